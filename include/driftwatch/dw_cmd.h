@@ -1,0 +1,14 @@
+/*
+ * dw_cmd.h - the subcommands of the driftwatch binary. Each takes the arguments after its
+ * name (argv[0] is the subcommand), prints --help, and returns the process exit code
+ * (0 ok, 1 runtime failure, 2 usage or configuration error).
+ */
+#ifndef DW_CMD_H
+#define DW_CMD_H
+
+int dw_cmd_run(int argc, char **argv);        /* dw_run.c: the consumer */
+int dw_cmd_gen(int argc, char **argv);        /* dw_gen.c: synthetic traffic */
+int dw_cmd_dev_broker(int argc, char **argv); /* dw_devbroker.c: mock Kafka cluster */
+int dw_cmd_inspect(int argc, char **argv);    /* dw_inspect.c: merged window state from Redis */
+
+#endif

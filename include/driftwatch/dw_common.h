@@ -1,0 +1,79 @@
+/*
+ * dw_common.h - conventions shared by every module.
+ *
+ * Errors: functions return 0 on success and -1 (or a negative value) on failure, and put the
+ * human-readable reason in a caller-provided `char *errstr, size_t errstr_size`, like
+ * librdkafka's constructors. Invariants go through dw_assert(), which records file and line
+ * (Redis's serverAssert). exit() is only called from main.c.
+ */
+#ifndef DW_COMMON_H
+#define DW_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DW_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define DW_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define DW_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/** @brief Aborts with file and line when an invariant does not hold. */
+#define dw_assert(cond)                                                                        \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            dw_assert_fail(#cond, __FILE__, __LINE__);                                         \
+        }                                                                                      \
+    } while (0)
+
+void dw_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
+
+/** @returns wall-clock time in milliseconds since the epoch. */
+int64_t dw_now_ms(void);
+
+/** @returns a monotonic clock reading in milliseconds (for timeouts and periods). */
+int64_t dw_mono_ms(void);
+
+/** @brief snprintf into errstr (NULL-safe); always returns -1 so callers can `return dw_err(...)`. */
+int dw_err(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/** @brief 64-bit FNV-1a hash of a byte string. */
+uint64_t dw_hash64(const void *data, size_t len);
+
+/** @brief malloc/calloc/realloc/strdup that abort on out-of-memory (never return NULL). */
+void *dw_malloc(size_t size);
+void *dw_calloc(size_t n, size_t size);
+void *dw_realloc(void *ptr, size_t size);
+char *dw_strdup(const char *s);
+char *dw_strndup(const char *s, size_t n);
+
+/**
+ * @brief Parses an RFC 3339 timestamp ("2026-11-22T10:15:03.120Z", offsets "+02:00" allowed,
+ *        fractional seconds to any precision, truncated to milliseconds).
+ * @returns 0 and *ms_out on success, -1 when the text is not RFC 3339.
+ */
+int dw_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out);
+
+/**
+ * @brief Formats epoch milliseconds as RFC 3339 UTC with a "Z" suffix, e.g.
+ *        "2026-11-22T10:15:00Z" (milliseconds shown only when non-zero).
+ */
+void dw_time_format_rfc3339(int64_t ms, char *buf, size_t buf_size);
+
+/**
+ * @brief Parses a duration: an integer or decimal with a unit suffix ms, s, m, h, d
+ *        ("1500ms", "30s", "5m", "1h"); a bare number means seconds.
+ * @returns 0 and *ms_out on success, -1 otherwise.
+ */
+int dw_duration_parse(const char *s, int64_t *ms_out);
+
+/** @brief floor(a / b) for b > 0, correct for negative a (window alignment). */
+static inline int64_t dw_floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) {
+        q--;
+    }
+    return q;
+}
+
+#endif

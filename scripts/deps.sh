@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages driftwatch needs to build, test and run the quick start.
+# Idempotent: quiet and fast when everything is already present.
+set -euo pipefail
+
+PKGS=(
+    build-essential cmake pkg-config
+    librdkafka-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev libcmocka-dev
+    libmicrohttpd-dev libyaml-dev libssl-dev zlib1g-dev
+    redis-server kcat prometheus python3 curl ca-certificates procps
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The redis-server package starts a system instance on 6379; tests start their own on free ports.

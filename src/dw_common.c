@@ -1,0 +1,251 @@
+/*
+ * dw_common.c - small helpers every module uses: clocks, errors, hashing, allocation that
+ * aborts on out-of-memory, RFC 3339 timestamps and durations.
+ */
+#define _GNU_SOURCE
+#include "driftwatch/dw_common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void dw_assert_fail(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "driftwatch: assertion failed: %s (%s:%d)\n", expr, file, line);
+    fflush(stderr);
+    abort();
+}
+
+int64_t dw_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t dw_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int dw_err(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+    if (errstr && errstr_size > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errstr, errstr_size, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+uint64_t dw_hash64(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 1469598103934665603ULL; /* FNV offset basis */
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL; /* FNV prime */
+    }
+    return h;
+}
+
+static void *oom_check(void *p)
+{
+    if (!p) {
+        fprintf(stderr, "driftwatch: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+void *dw_malloc(size_t size)
+{
+    return oom_check(malloc(size ? size : 1));
+}
+
+void *dw_calloc(size_t n, size_t size)
+{
+    return oom_check(calloc(n ? n : 1, size ? size : 1));
+}
+
+void *dw_realloc(void *ptr, size_t size)
+{
+    return oom_check(realloc(ptr, size ? size : 1));
+}
+
+char *dw_strdup(const char *s)
+{
+    return oom_check(strdup(s ? s : ""));
+}
+
+char *dw_strndup(const char *s, size_t n)
+{
+    char *d = dw_malloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t yy = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t dd = doy - (153 * mp + 2) / 5 + 1;
+    int64_t mm = mp + (mp < 10 ? 3 : -9);
+    *y = (int)(yy + (mm <= 2));
+    *m = (int)mm;
+    *d = (int)dd;
+}
+
+static int read_digits(const char *s, size_t len, size_t *pos, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (*pos >= len || s[*pos] < '0' || s[*pos] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[*pos] - '0');
+        (*pos)++;
+    }
+    *out = v;
+    return 0;
+}
+
+static int expect_char(const char *s, size_t len, size_t *pos, const char *set)
+{
+    if (*pos >= len || !strchr(set, s[*pos]) || s[*pos] == '\0') {
+        return -1;
+    }
+    (*pos)++;
+    return 0;
+}
+
+int dw_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    size_t pos = 0;
+    int y, mo, d, h, mi, sec, frac_ms = 0;
+    if (read_digits(s, len, &pos, 4, &y) || expect_char(s, len, &pos, "-") ||
+        read_digits(s, len, &pos, 2, &mo) || expect_char(s, len, &pos, "-") ||
+        read_digits(s, len, &pos, 2, &d) || expect_char(s, len, &pos, "Tt ") ||
+        read_digits(s, len, &pos, 2, &h) || expect_char(s, len, &pos, ":") ||
+        read_digits(s, len, &pos, 2, &mi) || expect_char(s, len, &pos, ":") ||
+        read_digits(s, len, &pos, 2, &sec)) {
+        return -1;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60) {
+        return -1;
+    }
+    if (pos < len && s[pos] == '.') {
+        pos++;
+        int ndig = 0;
+        while (pos < len && s[pos] >= '0' && s[pos] <= '9') {
+            if (ndig < 3) {
+                frac_ms = frac_ms * 10 + (s[pos] - '0');
+            }
+            ndig++;
+            pos++;
+        }
+        if (ndig == 0) {
+            return -1;
+        }
+        for (int i = ndig; i < 3; i++) {
+            frac_ms *= 10;
+        }
+    }
+    int64_t offset_min = 0;
+    if (pos < len && (s[pos] == 'Z' || s[pos] == 'z')) {
+        pos++;
+    } else if (pos < len && (s[pos] == '+' || s[pos] == '-')) {
+        int sign = s[pos] == '-' ? -1 : 1;
+        int oh, om;
+        pos++;
+        if (read_digits(s, len, &pos, 2, &oh) || expect_char(s, len, &pos, ":") ||
+            read_digits(s, len, &pos, 2, &om) || oh > 23 || om > 59) {
+            return -1;
+        }
+        offset_min = sign * (oh * 60 + om);
+    } else {
+        return -1;
+    }
+    if (pos != len) {
+        return -1;
+    }
+    int64_t days = days_from_civil(y, mo, d);
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + (sec == 60 ? 59 : sec) - offset_min * 60;
+    *ms_out = secs * 1000 + frac_ms;
+    return 0;
+}
+
+void dw_time_format_rfc3339(int64_t ms, char *buf, size_t buf_size)
+{
+    int64_t secs = dw_floor_div(ms, 1000);
+    int msec = (int)(ms - secs * 1000);
+    int64_t days = dw_floor_div(secs, 86400);
+    int64_t rem = secs - days * 86400;
+    int y, m, d;
+    civil_from_days(days, &y, &m, &d);
+    if (msec) {
+        snprintf(buf, buf_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, d, (int)(rem / 3600),
+                 (int)(rem % 3600 / 60), (int)(rem % 60), msec);
+    } else {
+        snprintf(buf, buf_size, "%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, (int)(rem / 3600),
+                 (int)(rem % 3600 / 60), (int)(rem % 60));
+    }
+}
+
+int dw_duration_parse(const char *s, int64_t *ms_out)
+{
+    if (!s || !*s) {
+        return -1;
+    }
+    errno = 0;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (errno || end == s || !isfinite(v) || v < 0) {
+        return -1;
+    }
+    double mult;
+    if (*end == '\0' || strcmp(end, "s") == 0) {
+        mult = 1000;
+    } else if (strcmp(end, "ms") == 0) {
+        mult = 1;
+    } else if (strcmp(end, "m") == 0) {
+        mult = 60000;
+    } else if (strcmp(end, "h") == 0) {
+        mult = 3600000;
+    } else if (strcmp(end, "d") == 0) {
+        mult = 86400000;
+    } else {
+        return -1;
+    }
+    double ms = v * mult;
+    if (ms > 9.0e15) {
+        return -1;
+    }
+    *ms_out = (int64_t)llround(ms);
+    return 0;
+}
