@@ -1,0 +1,390 @@
+/*
+ * test_http.c - the operations server over real HTTP on 127.0.0.1 (libcurl as the client):
+ * status codes, content types and bodies of every endpoint, liveness going stale and
+ * recovering, readiness and status updates, 404/405, bad listen addresses, port 0.
+ */
+#include "driftwatch/dw_common.h"
+#include "driftwatch/dw_http.h"
+#include "driftwatch/dw_metrics.h"
+
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+/* Liveness window used by the tests (milliseconds). */
+#define LIVE_WINDOW_MS 200
+
+/* Generous liveness window for tests that must not see a stall (milliseconds). */
+#define LONG_WINDOW_MS 60000
+
+struct reply {
+    long code;
+    char content_type[128];
+    char allow[128];
+    char *body;
+    size_t body_len;
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct reply *r = userdata;
+    size_t n = size * nmemb;
+    r->body = dw_realloc(r->body, r->body_len + n + 1);
+    memcpy(r->body + r->body_len, data, n);
+    r->body_len += n;
+    r->body[r->body_len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct reply *r = userdata;
+    size_t n = size * nmemb;
+    const char *name = "Allow:";
+    size_t nl = strlen(name);
+    if (n > nl && strncasecmp(data, name, nl) == 0) {
+        size_t start = nl;
+        while (start < n && data[start] == ' ') {
+            start++;
+        }
+        size_t end = n;
+        while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n')) {
+            end--;
+        }
+        snprintf(r->allow, sizeof(r->allow), "%.*s", (int)(end - start), data + start);
+    }
+    return n;
+}
+
+/* Performs one request on 127.0.0.1:port; fills *r (caller frees r->body). */
+static void request(int port, const char *method, const char *path, struct reply *r)
+{
+    char url[256];
+    memset(r, 0, sizeof(*r));
+    r->body = dw_strdup("");
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+
+    CURL *curl = curl_easy_init();
+    assert_non_null(curl);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "x=1");
+    } else if (strcmp(method, "GET") != 0) {
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    }
+    CURLcode rc = curl_easy_perform(curl);
+    if (rc != CURLE_OK) {
+        print_error("curl %s %s: %s\n", method, url, curl_easy_strerror(rc));
+    }
+    assert_int_equal(rc, CURLE_OK);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->code);
+    char *ct = NULL;
+    curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct);
+    snprintf(r->content_type, sizeof(r->content_type), "%s", ct ? ct : "");
+    curl_easy_cleanup(curl);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static struct dw_http *start(int64_t window_ms)
+{
+    char errstr[256] = "";
+    struct dw_http *http = dw_http_start("127.0.0.1:0", window_ms, errstr, sizeof(errstr));
+    if (!http) {
+        print_error("dw_http_start: %s\n", errstr);
+    }
+    assert_non_null(http);
+    assert_true(dw_http_port(http) > 0 && dw_http_port(http) <= 65535);
+    return http;
+}
+
+static void test_metrics_endpoint(void **state)
+{
+    dw_metrics_reset();
+    struct dw_metric *m = dw_metrics_series("driftwatch_messages_consumed_total",
+                                            "Messages consumed from Kafka, by topic.",
+                                            DW_METRIC_COUNTER, "topic=\"labels\"");
+    dw_metric_add(m, 7);
+    struct dw_http *http = start(LONG_WINDOW_MS);
+    struct reply r;
+
+    request(dw_http_port(http), "GET", "/metrics", &r);
+    assert_int_equal(r.code, 200);
+    assert_string_equal(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    char *want = dw_metrics_render();
+    assert_string_equal(r.body, want);
+    free(want);
+    assert_non_null(strstr(r.body, "driftwatch_messages_consumed_total{topic=\"labels\"} 7\n"));
+    assert_non_null(strstr(r.body, "driftwatch_build_info{version=\""));
+    free(r.body);
+
+    /* Updates show up on the next scrape. */
+    dw_metric_inc(m);
+    request(dw_http_port(http), "GET", "/metrics", &r);
+    assert_non_null(strstr(r.body, "driftwatch_messages_consumed_total{topic=\"labels\"} 8\n"));
+    free(r.body);
+
+    /* HEAD: same status and type, no body. */
+    request(dw_http_port(http), "HEAD", "/metrics", &r);
+    assert_int_equal(r.code, 200);
+    assert_string_equal(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert_int_equal(r.body_len, 0);
+    free(r.body);
+
+    /* A query string does not change the route. */
+    request(dw_http_port(http), "GET", "/metrics?x=1", &r);
+    assert_int_equal(r.code, 200);
+    free(r.body);
+
+    dw_http_stop(http);
+    dw_metrics_reset();
+}
+
+static void test_livez(void **state)
+{
+    struct dw_http *http = start(LIVE_WINDOW_MS);
+    int port = dw_http_port(http);
+    struct reply r;
+
+    /* Before the first tick the start time counts. */
+    request(port, "GET", "/livez", &r);
+    assert_int_equal(r.code, 200);
+    assert_string_equal(r.content_type, "text/plain; charset=utf-8");
+    assert_string_equal(r.body, "ok\n");
+    free(r.body);
+
+    sleep_ms(LIVE_WINDOW_MS * 2);
+    request(port, "GET", "/livez", &r);
+    assert_int_equal(r.code, 503);
+    const char *prefix = "main loop stalled for ";
+    assert_memory_equal(r.body, prefix, strlen(prefix));
+    char *end = NULL;
+    long long age = strtoll(r.body + strlen(prefix), &end, 10);
+    assert_true(age >= LIVE_WINDOW_MS * 2);
+    assert_string_equal(end, " ms\n");
+    free(r.body);
+
+    dw_http_tick(http);
+    request(port, "GET", "/livez", &r);
+    assert_int_equal(r.code, 200);
+    assert_string_equal(r.body, "ok\n");
+    free(r.body);
+
+    /* Ticking within the window keeps it live across several windows. */
+    for (int i = 0; i < 5; i++) {
+        sleep_ms(LIVE_WINDOW_MS / 4);
+        dw_http_tick(http);
+    }
+    request(port, "GET", "/livez", &r);
+    assert_int_equal(r.code, 200);
+    free(r.body);
+
+    /* And stalls again without ticks. */
+    sleep_ms(LIVE_WINDOW_MS + 100);
+    request(port, "GET", "/livez", &r);
+    assert_int_equal(r.code, 503);
+    free(r.body);
+
+    dw_http_stop(http);
+}
+
+static void test_readyz(void **state)
+{
+    struct dw_http *http = start(LONG_WINDOW_MS);
+    int port = dw_http_port(http);
+    struct reply r;
+
+    request(port, "GET", "/readyz", &r);
+    assert_int_equal(r.code, 503);
+    assert_string_equal(r.content_type, "text/plain; charset=utf-8");
+    assert_string_equal(r.body, "starting\n");
+    free(r.body);
+
+    dw_http_set_ready(http, 1, NULL);
+    request(port, "GET", "/readyz", &r);
+    assert_int_equal(r.code, 200);
+    assert_string_equal(r.body, "ready\n");
+    free(r.body);
+
+    dw_http_set_ready(http, 0, "redis unreachable: Connection refused");
+    request(port, "GET", "/readyz", &r);
+    assert_int_equal(r.code, 503);
+    assert_string_equal(r.body, "redis unreachable: Connection refused\n");
+    free(r.body);
+
+    /* Same state again (no change) and then a new reason. */
+    dw_http_set_ready(http, 0, "redis unreachable: Connection refused");
+    dw_http_set_ready(http, 0, "not in the consumer group");
+    request(port, "GET", "/readyz", &r);
+    assert_int_equal(r.code, 503);
+    assert_string_equal(r.body, "not in the consumer group\n");
+    free(r.body);
+
+    dw_http_set_ready(http, 1, "joined");
+    request(port, "GET", "/readyz", &r);
+    assert_int_equal(r.code, 200);
+    assert_string_equal(r.body, "ready\n");
+    free(r.body);
+
+    dw_http_stop(http);
+}
+
+static void test_status(void **state)
+{
+    struct dw_http *http = start(LONG_WINDOW_MS);
+    int port = dw_http_port(http);
+    struct reply r;
+
+    request(port, "GET", "/status", &r);
+    assert_int_equal(r.code, 200);
+    assert_string_equal(r.content_type, "application/json");
+    assert_string_equal(r.body, "{}");
+    free(r.body);
+
+    dw_http_set_status(http, "{\"windows\":[{\"model\":\"fraud\",\"verdict\":\"drift\"}]}");
+    request(port, "GET", "/status", &r);
+    assert_int_equal(r.code, 200);
+    assert_string_equal(r.body, "{\"windows\":[{\"model\":\"fraud\",\"verdict\":\"drift\"}]}");
+    free(r.body);
+
+    /* The document is copied: the caller's buffer may change afterwards. */
+    char doc[64];
+    snprintf(doc, sizeof(doc), "{\"windows\":[]}");
+    dw_http_set_status(http, doc);
+    memset(doc, 'x', sizeof(doc) - 1);
+    request(port, "GET", "/status", &r);
+    assert_string_equal(r.body, "{\"windows\":[]}");
+    free(r.body);
+
+    dw_http_stop(http);
+}
+
+static void test_not_found_and_method(void **state)
+{
+    struct dw_http *http = start(LONG_WINDOW_MS);
+    int port = dw_http_port(http);
+    struct reply r;
+
+    const char *missing[] = {"/", "/nope", "/metrics/extra", "/livezz", "/STATUS"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(missing); i++) {
+        request(port, "GET", missing[i], &r);
+        assert_int_equal(r.code, 404);
+        free(r.body);
+    }
+
+    const char *methods[] = {"POST", "PUT", "DELETE"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(methods); i++) {
+        request(port, methods[i], "/metrics", &r);
+        assert_int_equal(r.code, 405);
+        assert_string_equal(r.allow, "GET, HEAD");
+        free(r.body);
+    }
+    /* The server still works after refusing a request with a body. */
+    request(port, "GET", "/livez", &r);
+    assert_int_equal(r.code, 200);
+    free(r.body);
+
+    dw_http_stop(http);
+}
+
+static void test_bad_listen(void **state)
+{
+    const char *bad[] = {
+        "garbage",  "127.0.0.1",     "127.0.0.1:",   "127.0.0.1:65536", "127.0.0.1:-1",
+        "127.0.0.1:80x", "127.0.0.1:+80", "::1:9000", "[::1]9000", "[::1",
+        "[]:80",    "127.0.0.1:123456",
+    };
+    for (size_t i = 0; i < DW_ARRAY_SIZE(bad); i++) {
+        char errstr[256] = "";
+        struct dw_http *http = dw_http_start(bad[i], LONG_WINDOW_MS, errstr, sizeof(errstr));
+        if (http) {
+            print_error("accepted \"%s\"\n", bad[i]);
+        }
+        assert_null(http);
+        char quoted[64];
+        snprintf(quoted, sizeof(quoted), "\"%s\"", bad[i]);
+        if (!strstr(errstr, quoted)) {
+            print_error("errstr for %s: %s\n", bad[i], errstr);
+        }
+        assert_non_null(strstr(errstr, quoted));
+    }
+
+    char errstr[256] = "";
+    assert_null(dw_http_start("", LONG_WINDOW_MS, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "empty"));
+    errstr[0] = '\0';
+    assert_null(dw_http_start(NULL, LONG_WINDOW_MS, errstr, sizeof(errstr)));
+    assert_true(errstr[0] != '\0');
+    errstr[0] = '\0';
+    assert_null(dw_http_start("127.0.0.1:0", 0, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "window"));
+}
+
+static void test_port_zero_and_in_use(void **state)
+{
+    struct dw_http *a = start(LONG_WINDOW_MS);
+    struct dw_http *b = start(LONG_WINDOW_MS);
+    assert_int_not_equal(dw_http_port(a), dw_http_port(b));
+
+    /* Each answers on its own port with its own state. */
+    dw_http_set_status(a, "{\"server\":\"a\"}");
+    dw_http_set_status(b, "{\"server\":\"b\"}");
+    struct reply r;
+    request(dw_http_port(a), "GET", "/status", &r);
+    assert_string_equal(r.body, "{\"server\":\"a\"}");
+    free(r.body);
+    request(dw_http_port(b), "GET", "/status", &r);
+    assert_string_equal(r.body, "{\"server\":\"b\"}");
+    free(r.body);
+
+    /* A taken port fails with a reason naming the address. */
+    char listen[64];
+    char errstr[256] = "";
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", dw_http_port(a));
+    struct dw_http *c = dw_http_start(listen, LONG_WINDOW_MS, errstr, sizeof(errstr));
+    assert_null(c);
+    assert_non_null(strstr(errstr, listen));
+    assert_non_null(strstr(errstr, "Address already in use"));
+
+    dw_http_stop(a);
+    dw_http_stop(b);
+    dw_http_stop(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_metrics_endpoint),
+        cmocka_unit_test(test_livez),
+        cmocka_unit_test(test_readyz),
+        cmocka_unit_test(test_status),
+        cmocka_unit_test(test_not_found_and_method),
+        cmocka_unit_test(test_bad_listen),
+        cmocka_unit_test(test_port_zero_and_in_use),
+    };
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
