@@ -1,0 +1,1510 @@
+/*
+ * dw_config.c - the YAML configuration, declared once in a table.
+ *
+ * Why a table: like Fluent Bit's config maps, every scalar key is one row of `cfg_keys[]`
+ * (dotted name, type, default as text, offset into struct dw_config, bounds, help). The same
+ * rows give the defaults (parsed from their text by the same code that parses the file, so a
+ * default can never be something the parser would reject), the parser and its unknown-key
+ * errors, the dumped effective config (--check-config) and the Markdown reference in
+ * docs/configuration.md. Adding a key is adding a row and a struct field; nothing else.
+ *
+ * Parsing uses libyaml's document API: the file is loaded into a node tree and walked with a
+ * dotted prefix, so `window: {size: 60s}` and `window.size: 60s` both name "window.size". Two
+ * parts of the file are not fixed keys and have their own walkers:
+ *   - `kafka:` is flattened to librdkafka property names (nested maps joined with dots, a list
+ *     joined with commas) and each property is checked on a scratch rd_kafka_conf_t, so a typo
+ *     or a bad value stops start-up with librdkafka's own message instead of at connect time.
+ *     Properties driftwatch owns (group.id, offset commits) are refused with the reason.
+ *   - `models:` is a map of model name -> settings; the per-model scalar keys come from a
+ *     second table (`model_keys[]`, offsets into struct dw_model_cfg), features are a map.
+ *
+ * `${VAR}` in any scalar value is replaced by the environment variable before the value is
+ * converted; `$${` is a literal `${`. Values of secret keys never appear in an error message
+ * or in the dump.
+ */
+#include "driftwatch/dw_config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <librdkafka/rdkafka.h>
+#include <yaml.h>
+
+#include "driftwatch/dw_common.h"
+
+#define KEY_NAME_MAX 512 /* bytes: longest dotted key name accepted */
+
+enum cfg_type {
+    T_STRING = 0,
+    T_SECRET,   /* a string that is masked in the dump and never echoed in errors */
+    T_INT,      /* int or int64_t member, chosen by the member's size */
+    T_DOUBLE,
+    T_BOOL,     /* int member, 0 or 1 */
+    T_DURATION, /* int64_t member in milliseconds, parsed by dw_duration_parse() */
+    T_ENUM,     /* int-sized enum member: index into `choices` */
+};
+
+/* Row flags. */
+#define F_MIN 0x01          /* value >= min */
+#define F_MIN_EXCL 0x02     /* value > min */
+#define F_MAX 0x04          /* value <= max */
+#define F_MAX_EXCL 0x08     /* value < max */
+#define F_NONEMPTY 0x10     /* string must not be "" */
+#define F_JSON_POINTER 0x20 /* string is an RFC 6901 JSON pointer */
+#define F_HTTP_URL 0x40     /* string is "" or an http:// or https:// URL */
+#define F_WHOLE_MS 0x80     /* duration must be a whole number of milliseconds */
+
+struct cfg_key {
+    const char *name;    /* dotted name, e.g. "window.size" */
+    enum cfg_type type;
+    const char *def;     /* default, as it would be written in the YAML file */
+    size_t offset;       /* offsetof the member in its struct */
+    size_t size;         /* sizeof the member */
+    unsigned flags;
+    double min, max;     /* bounds for F_MIN* / F_MAX* (milliseconds for durations) */
+    const char *choices; /* "a|b|c" for T_ENUM and for strings limited to a set */
+    const char *help;
+};
+
+#define CFG(m) .offset = offsetof(struct dw_config, m), .size = sizeof(((struct dw_config *)0)->m)
+#define MODEL(m)                                                                               \
+    .offset = offsetof(struct dw_model_cfg, m), .size = sizeof(((struct dw_model_cfg *)0)->m)
+
+_Static_assert(sizeof(enum dw_task) == sizeof(int), "T_ENUM stores enums as int");
+
+/*
+ * The configuration. Keep the rows of one section together: the dump prints sections in the
+ * order their first key appears.
+ */
+static const struct cfg_key cfg_keys[] = {
+    {.name = "group", .type = T_STRING, .def = "driftwatch", CFG(group), .flags = F_NONEMPTY,
+     .help = "Kafka consumer group of the driftwatch pods and the namespace of their Redis keys "
+             "(`{dw:<group>:<topic>:<partition>}`); pods with the same group share the partitions."},
+
+    {.name = "topics.predictions", .type = T_STRING, .def = "predictions",
+     CFG(topic_predictions), .flags = F_NONEMPTY,
+     .help = "Topic of prediction events (JSON, keyed by prediction_id). Must have the same "
+             "partition count as topics.labels."},
+    {.name = "topics.labels", .type = T_STRING, .def = "labels", CFG(topic_labels),
+     .flags = F_NONEMPTY,
+     .help = "Topic of label (ground truth) events, keyed by prediction_id and co-partitioned "
+             "with topics.predictions; must differ from it."},
+    {.name = "topics.dead_letter", .type = T_STRING, .def = "driftwatch-dead-letter",
+     CFG(topic_dead_letter),
+     .help = "Topic that receives every unusable message with its error; \"\" disables it (bad "
+             "messages are then only counted and logged)."},
+    {.name = "topics.triggers", .type = T_STRING, .def = "driftwatch-triggers",
+     CFG(topic_triggers),
+     .help = "Topic that receives retraining triggers (JSON, keyed by model); \"\" disables "
+             "triggers."},
+
+    {.name = "redis.host", .type = T_STRING, .def = "127.0.0.1", CFG(redis_host),
+     .flags = F_NONEMPTY, .help = "Host name or address of the Redis server holding the state."},
+    {.name = "redis.port", .type = T_INT, .def = "6379", CFG(redis_port),
+     .flags = F_MIN | F_MAX, .min = 1, .max = 65535, .help = "TCP port of the Redis server."},
+    {.name = "redis.password", .type = T_SECRET, .def = "", CFG(redis_password),
+     .help = "Redis AUTH password; \"\" sends no AUTH. Write ${REDIS_PASSWORD} rather than the "
+             "password itself."},
+    {.name = "redis.db", .type = T_INT, .def = "0", CFG(redis_db), .flags = F_MIN, .min = 0,
+     .help = "Redis logical database number (SELECT)."},
+    {.name = "redis.timeout", .type = T_DURATION, .def = "2s", CFG(redis_timeout_ms),
+     .flags = F_MIN_EXCL, .min = 0,
+     .help = "Connect and command timeout for Redis; consumption pauses while Redis does not "
+             "answer."},
+
+    {.name = "input.max_message_bytes", .type = T_INT, .def = "262144", CFG(max_message_bytes),
+     .flags = F_MIN | F_MAX, .min = 1024, .max = 104857600,
+     .help = "Largest accepted message value, in bytes; larger messages go to the dead-letter "
+             "topic as too_large."},
+    {.name = "input.fields.prediction_id", .type = T_STRING, .def = "/prediction_id",
+     CFG(field_prediction_id), .flags = F_JSON_POINTER,
+     .help = "JSON pointer (RFC 6901) to the prediction id in a prediction event: the join "
+             "key."},
+    {.name = "input.fields.model", .type = T_STRING, .def = "/model", CFG(field_model),
+     .flags = F_JSON_POINTER,
+     .help = "JSON pointer to the model name in a prediction event; it must name a model under "
+             "models."},
+    {.name = "input.fields.model_version", .type = T_STRING, .def = "/model_version",
+     CFG(field_model_version), .flags = F_JSON_POINTER,
+     .help = "JSON pointer to the model version (text) in a prediction event."},
+    {.name = "input.fields.timestamp", .type = T_STRING, .def = "/timestamp",
+     CFG(field_timestamp), .flags = F_JSON_POINTER,
+     .help = "JSON pointer to the prediction's event time (RFC 3339, or epoch seconds or "
+             "milliseconds); when absent the Kafka message timestamp is used."},
+    {.name = "input.fields.features", .type = T_STRING, .def = "/features", CFG(field_features),
+     .flags = F_JSON_POINTER,
+     .help = "JSON pointer to the object of feature name -> value in a prediction event."},
+    {.name = "input.fields.prediction", .type = T_STRING, .def = "/prediction",
+     CFG(field_prediction), .flags = F_JSON_POINTER,
+     .help = "JSON pointer to the predicted class (classification) or value (regression)."},
+    {.name = "input.fields.score", .type = T_STRING, .def = "/score", CFG(field_score),
+     .flags = F_JSON_POINTER,
+     .help = "JSON pointer to the score: the positive class's probability, or an object of "
+             "class -> probability (optional in events)."},
+    {.name = "input.fields.latency_ms", .type = T_STRING, .def = "/latency_ms",
+     CFG(field_latency_ms), .flags = F_JSON_POINTER,
+     .help = "JSON pointer to the serving latency in milliseconds (optional in events)."},
+    {.name = "input.fields.label_id", .type = T_STRING, .def = "/prediction_id",
+     CFG(field_label_id), .flags = F_JSON_POINTER,
+     .help = "JSON pointer to the prediction id in a label event."},
+    {.name = "input.fields.label", .type = T_STRING, .def = "/label", CFG(field_label),
+     .flags = F_JSON_POINTER,
+     .help = "JSON pointer to the true class or value in a label event."},
+    {.name = "input.fields.label_timestamp", .type = T_STRING, .def = "/timestamp",
+     CFG(field_label_timestamp), .flags = F_JSON_POINTER,
+     .help = "JSON pointer to the label's event time; when absent the Kafka message timestamp "
+             "is used."},
+
+    {.name = "window.size", .type = T_DURATION, .def = "60s", CFG(window_size_ms),
+     .flags = F_MIN | F_WHOLE_MS, .min = 1000,
+     .help = "Length of the event-time tumbling windows, aligned to the epoch "
+             "(`[k*size, (k+1)*size)`); at least 1s, a whole number of milliseconds."},
+    {.name = "window.allowed_lateness", .type = T_DURATION, .def = "10s",
+     CFG(allowed_lateness_ms),
+     .help = "How far behind a partition's newest event time an event may be and still count: "
+             "a partition's watermark is its max event time minus this; a window closes when "
+             "every partition's watermark passed its end."},
+    {.name = "window.idle_timeout", .type = T_DURATION, .def = "30s", CFG(idle_timeout_ms),
+     .help = "A partition that reached the end of its log and received nothing for this long "
+             "stops holding windows open."},
+    {.name = "window.label_horizon", .type = T_DURATION, .def = "1h", CFG(label_horizon_ms),
+     .help = "Labels still update their prediction's window until this long after the window's "
+             "end; performance is reported again when it has passed."},
+    {.name = "window.retention", .type = T_INT, .def = "1440", CFG(retention_windows),
+     .flags = F_MIN, .min = 1,
+     .help = "Number of closed windows kept in Redis (1440 one-minute windows = one day)."},
+
+    {.name = "join.ttl", .type = T_DURATION, .def = "1h", CFG(join_ttl_ms), .flags = F_MIN_EXCL,
+     .min = 0,
+     .help = "Event time a prediction waits for its label, and a label for its prediction, "
+             "before the join record is dropped."},
+    {.name = "join.max_records", .type = T_INT, .def = "2000000", CFG(join_max_records),
+     .flags = F_MIN, .min = 1000,
+     .help = "Most join records (unmatched predictions and labels) one consumer keeps; bounds "
+             "the memory of the join."},
+
+    {.name = "checkpoint.interval", .type = T_DURATION, .def = "1s", CFG(checkpoint_interval_ms),
+     .flags = F_MIN, .min = 10,
+     .help = "Period of the Redis checkpoint (state and offsets in one MULTI/EXEC per "
+             "partition); at least 10ms."},
+    {.name = "evaluation.interval", .type = T_DURATION, .def = "1s", CFG(eval_interval_ms),
+     .flags = F_MIN, .min = 10,
+     .help = "Period at which closed windows are looked for and detectors run; at least 10ms."},
+
+    {.name = "reference.windows", .type = T_INT, .def = "3", CFG(reference_windows),
+     .flags = F_MIN, .min = 1,
+     .help = "When no profile is stored, the first N closed windows of a model form its "
+             "reference."},
+    {.name = "reference.bins", .type = T_INT, .def = "10", CFG(psi_bins),
+     .flags = F_MIN | F_MAX, .min = 2, .max = 100,
+     .help = "Number of quantile bins of the reference for numeric PSI (10 = deciles); 2..100."},
+
+    {.name = "detectors.psi_threshold", .type = T_DOUBLE, .def = "0.2", CFG(psi_threshold),
+     .flags = F_MIN_EXCL, .min = 0,
+     .help = "A feature drifts when its PSI against the reference exceeds this (0.1 slight, "
+             "0.2 significant)."},
+    {.name = "detectors.accuracy_drop", .type = T_DOUBLE, .def = "0.05", CFG(accuracy_drop),
+     .flags = F_MIN_EXCL | F_MAX_EXCL, .min = 0, .max = 1,
+     .help = "Relative accuracy drop that alerts: 0.05 = alert when accuracy falls more than 5 % "
+             "below the reference accuracy."},
+    {.name = "detectors.min_samples", .type = T_INT, .def = "100", CFG(min_samples),
+     .flags = F_MIN, .min = 0,
+     .help = "Windows with fewer predictions than this are reported but not judged."},
+
+    {.name = "http.listen", .type = T_STRING, .def = "127.0.0.1:8080", CFG(http_listen),
+     .help = "host:port of the HTTP server (/metrics, /livez, /readyz, /status); \"\" disables "
+             "it."},
+
+    {.name = "alerts.webhook.url", .type = T_SECRET, .def = "", CFG(webhook_url),
+     .flags = F_HTTP_URL,
+     .help = "URL that receives alerts as signed JSON POSTs (http:// or https://); \"\" disables "
+             "webhooks. Masked in the dump: URLs often carry tokens."},
+    {.name = "alerts.webhook.timeout", .type = T_DURATION, .def = "5s", CFG(webhook_timeout_ms),
+     .flags = F_MIN_EXCL, .min = 0, .help = "Timeout of one webhook delivery attempt."},
+    {.name = "alerts.webhook.max_attempts", .type = T_INT, .def = "10",
+     CFG(webhook_max_attempts), .flags = F_MIN, .min = 1,
+     .help = "Delivery attempts per alert before it is dropped and counted as failed."},
+    {.name = "alerts.webhook.backoff_initial", .type = T_DURATION, .def = "500ms",
+     CFG(webhook_backoff_initial_ms), .flags = F_MIN_EXCL, .min = 0,
+     .help = "Wait before the first retry; doubled on every further retry, with jitter."},
+    {.name = "alerts.webhook.backoff_max", .type = T_DURATION, .def = "30s",
+     CFG(webhook_backoff_max_ms), .flags = F_MIN_EXCL, .min = 0,
+     .help = "Longest wait between two retries; at least alerts.webhook.backoff_initial."},
+    {.name = "alerts.webhook.queue_size", .type = T_INT, .def = "1000", CFG(webhook_queue_size),
+     .flags = F_MIN, .min = 1,
+     .help = "Alerts waiting for delivery; when full, consumption pauses until there is room."},
+
+    {.name = "triggers.enabled", .type = T_BOOL, .def = "true", CFG(triggers_enabled),
+     .help = "Publish retraining triggers to topics.triggers when a model drifts."},
+    {.name = "triggers.cooldown", .type = T_DURATION, .def = "1h", CFG(trigger_cooldown_ms),
+     .help = "Least time between two retraining triggers for the same model."},
+
+    {.name = "log.level", .type = T_STRING, .def = "info", CFG(log_level),
+     .choices = "debug|info|warn|error",
+     .help = "Lowest level of the JSON log lines printed on stdout: debug, info, warn or "
+             "error."},
+    {.name = "log.bad_messages_per_second", .type = T_INT, .def = "5", CFG(log_bad_per_second),
+     .flags = F_MIN | F_MAX, .min = 0, .max = 100000,
+     .help = "Most log lines per second about unusable messages (the rest are counted); 0 logs "
+             "none."},
+};
+
+/* Scalar keys of one model, under models.<name>. */
+static const struct cfg_key model_keys[] = {
+    {.name = "task", .type = T_ENUM, .def = "classification", MODEL(task),
+     .choices = "classification|regression",
+     .help = "classification (prediction and label are classes) or regression (numbers)."},
+    {.name = "positive_class", .type = T_STRING, .def = "1", MODEL(positive_class),
+     .flags = F_NONEMPTY,
+     .help = "Class whose probability a numeric score is, for binary metrics; labels compare as "
+             "text, so 1 and \"1\" are the same class."},
+};
+
+/* Keys that are not scalars of a fixed name: documented in the reference only. */
+static const struct {
+    const char *name, *type, *def, *help;
+} open_keys[] = {
+    {"kafka.bootstrap.servers", "string", "(required)",
+     "Comma-separated host:port list of the Kafka brokers (librdkafka's bootstrap.servers)."},
+    {"kafka.<property>", "string", "",
+     "Any other librdkafka property, passed as-is to the consumer and the producers and checked "
+     "at load time. Nested maps join with dots. group.id, enable.auto.commit and "
+     "enable.auto.offset.store are refused: driftwatch sets them."},
+    {"models.<name>.features.<feature>", "enum", "",
+     "numeric or categorical: how a feature's values are sketched and tested."},
+};
+
+/* librdkafka properties driftwatch sets itself, with the reason shown to the user. */
+static const struct {
+    const char *key, *why;
+} kafka_forbidden[] = {
+    {"group.id", "set by driftwatch from `group:` (use `group:` instead)"},
+    {"enable.auto.commit",
+     "driftwatch stores offsets in its Redis checkpoints and must control commits"},
+    {"enable.auto.offset.store",
+     "driftwatch stores offsets in its Redis checkpoints and must control the offset store"},
+};
+
+/* Substrings of kafka property names whose values are masked in the dump. */
+static const char *kafka_secret_parts[] = {"password", "secret", "sasl.jaas", "ssl.key.pem",
+                                           "sasl.oauthbearer.config"};
+
+/*
+ * Small growable string.
+ */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static void sbuf_add(struct sbuf *sb, const char *s, size_t n)
+{
+    if (sb->len + n + 1 > sb->cap) {
+        size_t cap = sb->cap ? sb->cap : 64;
+        while (cap < sb->len + n + 1) {
+            cap *= 2;
+        }
+        sb->p = dw_realloc(sb->p, cap);
+        sb->cap = cap;
+    }
+    memcpy(sb->p + sb->len, s, n);
+    sb->len += n;
+    sb->p[sb->len] = '\0';
+}
+
+static char *sbuf_take(struct sbuf *sb)
+{
+    if (!sb->p) {
+        return dw_strdup("");
+    }
+    char *p = sb->p;
+    sb->p = NULL;
+    sb->len = sb->cap = 0;
+    return p;
+}
+
+/*
+ * Value conversion, shared by defaults and parsing.
+ */
+
+static int in_choices(const char *choices, const char *s, int *idx)
+{
+    size_t slen = strlen(s);
+    const char *p = choices;
+    for (int i = 0;; i++) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == slen && strncmp(p, s, n) == 0) {
+            if (idx) {
+                *idx = i;
+            }
+            return 1;
+        }
+        if (!bar) {
+            return 0;
+        }
+        p = bar + 1;
+    }
+}
+
+/* choices "a|b|c" -> "a, b, c" for messages. */
+static void choices_text(const char *choices, char *buf, size_t size)
+{
+    size_t o = 0;
+    for (const char *p = choices; *p && o + 3 < size; p++) {
+        if (*p == '|') {
+            buf[o++] = ',';
+            buf[o++] = ' ';
+        } else {
+            buf[o++] = *p;
+        }
+    }
+    buf[o] = '\0';
+}
+
+/* Shortest text for a duration in milliseconds that reads back exactly ("90s", "1h"). */
+static void format_duration(int64_t ms, char *buf, size_t size)
+{
+    if (ms != 0 && ms % 3600000 == 0) {
+        snprintf(buf, size, "%" PRId64 "h", ms / 3600000);
+    } else if (ms != 0 && ms % 60000 == 0) {
+        snprintf(buf, size, "%" PRId64 "m", ms / 60000);
+    } else if (ms != 0 && ms % 1000 == 0) {
+        snprintf(buf, size, "%" PRId64 "s", ms / 1000);
+    } else {
+        snprintf(buf, size, "%" PRId64 "ms", ms);
+    }
+}
+
+/* Shortest %g text that reads back as the same double. */
+static void format_double(double v, char *buf, size_t size)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) {
+            return;
+        }
+    }
+}
+
+/* Bound text for messages: "1..65535", ">= 1000", "> 0", "between 0 and 1 (exclusive)". */
+static void format_bound(const struct cfg_key *k, double v, char *buf, size_t size)
+{
+    if (k->type == T_DURATION) {
+        format_duration((int64_t)v, buf, size);
+    } else {
+        format_double(v, buf, size);
+    }
+}
+
+static void range_text(const struct cfg_key *k, char *buf, size_t size)
+{
+    char lo[32], hi[32];
+    format_bound(k, k->min, lo, sizeof(lo));
+    format_bound(k, k->max, hi, sizeof(hi));
+    int has_lo = (k->flags & (F_MIN | F_MIN_EXCL)) != 0;
+    int has_hi = (k->flags & (F_MAX | F_MAX_EXCL)) != 0;
+    if ((k->flags & F_MIN) && (k->flags & F_MAX)) {
+        snprintf(buf, size, "%s..%s", lo, hi);
+    } else if (has_lo && has_hi) {
+        snprintf(buf, size, "%s %s and %s %s", (k->flags & F_MIN_EXCL) ? ">" : ">=", lo,
+                 (k->flags & F_MAX_EXCL) ? "<" : "<=", hi);
+    } else if (has_lo) {
+        snprintf(buf, size, "%s %s", (k->flags & F_MIN_EXCL) ? ">" : ">=", lo);
+    } else if (has_hi) {
+        snprintf(buf, size, "%s %s", (k->flags & F_MAX_EXCL) ? "<" : "<=", hi);
+    } else {
+        snprintf(buf, size, "any");
+    }
+}
+
+static int in_range(const struct cfg_key *k, double v)
+{
+    if ((k->flags & F_MIN) && !(v >= k->min)) {
+        return 0;
+    }
+    if ((k->flags & F_MIN_EXCL) && !(v > k->min)) {
+        return 0;
+    }
+    if ((k->flags & F_MAX) && !(v <= k->max)) {
+        return 0;
+    }
+    if ((k->flags & F_MAX_EXCL) && !(v < k->max)) {
+        return 0;
+    }
+    return 1;
+}
+
+static int range_err(const struct cfg_key *k, const char *name, const char *text, char *errstr,
+                     size_t errstr_size)
+{
+    char range[96];
+    range_text(k, range, sizeof(range));
+    return dw_err(errstr, errstr_size, "%s: '%s' is out of range (must be %s)", name, text,
+                  range);
+}
+
+/* 1 when a duration text is a whole number of milliseconds ("1.5s" yes, "0.5ms" no). */
+static int duration_whole_ms(const char *s)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    double mult = 1000;
+    if (strcmp(end, "ms") == 0) {
+        mult = 1;
+    } else if (strcmp(end, "m") == 0) {
+        mult = 60000;
+    } else if (strcmp(end, "h") == 0) {
+        mult = 3600000;
+    } else if (strcmp(end, "d") == 0) {
+        mult = 86400000;
+    }
+    double ms = v * mult;
+    return fabs(ms - nearbyint(ms)) <= 1e-6 * DW_MAX(1.0, fabs(ms));
+}
+
+static int json_pointer_valid(const char *s)
+{
+    if (*s == '\0') {
+        return 1;
+    }
+    if (*s != '/') {
+        return 0;
+    }
+    for (const char *p = s; *p; p++) {
+        if (*p == '~' && p[1] != '0' && p[1] != '1') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *yes[] = {"true", "yes", "on"};
+    static const char *no[] = {"false", "no", "off"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(yes); i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/**
+ * @brief Converts `text` for key `k` and stores it into `base` (a struct dw_config or
+ *        struct dw_model_cfg). `name` is the full dotted name used in messages.
+ */
+static int key_set(const struct cfg_key *k, void *base, const char *name, const char *text,
+                   char *errstr, size_t errstr_size)
+{
+    char *dst = (char *)base + k->offset;
+    char choices[128];
+
+    switch (k->type) {
+    case T_STRING:
+    case T_SECRET: {
+        if ((k->flags & F_NONEMPTY) && *text == '\0') {
+            return dw_err(errstr, errstr_size, "%s: must not be empty", name);
+        }
+        if ((k->flags & F_JSON_POINTER) && !json_pointer_valid(text)) {
+            return dw_err(errstr, errstr_size,
+                          "%s: '%s' is not a JSON pointer (use \"\" or a path such as /%s; "
+                          "'~' must be written ~0 and '/' inside a name ~1)",
+                          name, text, strrchr(name, '.') ? strrchr(name, '.') + 1 : name);
+        }
+        if ((k->flags & F_HTTP_URL) && *text != '\0' && strncasecmp(text, "http://", 7) != 0 &&
+            strncasecmp(text, "https://", 8) != 0) {
+            return dw_err(errstr, errstr_size, "%s: must be \"\" or start with http:// or https://",
+                          name);
+        }
+        if (k->choices && !in_choices(k->choices, text, NULL)) {
+            choices_text(k->choices, choices, sizeof(choices));
+            return dw_err(errstr, errstr_size, "%s: '%s' is not one of %s", name, text, choices);
+        }
+        char **sp = (char **)(void *)dst;
+        free(*sp);
+        *sp = dw_strdup(text);
+        return 0;
+    }
+    case T_INT: {
+        errno = 0;
+        char *end = NULL;
+        long long v = strtoll(text, &end, 10);
+        if (end == text || *end != '\0') {
+            return dw_err(errstr, errstr_size, "%s: '%s' is not an integer", name, text);
+        }
+        if (errno == ERANGE || !in_range(k, (double)v)) {
+            return range_err(k, name, text, errstr, errstr_size);
+        }
+        if (k->size == sizeof(int)) {
+            if (v < INT_MIN || v > INT_MAX) {
+                return range_err(k, name, text, errstr, errstr_size);
+            }
+            int iv = (int)v;
+            memcpy(dst, &iv, sizeof(iv));
+        } else {
+            dw_assert(k->size == sizeof(int64_t));
+            int64_t lv = (int64_t)v;
+            memcpy(dst, &lv, sizeof(lv));
+        }
+        return 0;
+    }
+    case T_DOUBLE: {
+        errno = 0;
+        char *end = NULL;
+        double v = strtod(text, &end);
+        if (end == text || *end != '\0' || !isfinite(v)) {
+            return dw_err(errstr, errstr_size, "%s: '%s' is not a number", name, text);
+        }
+        if (!in_range(k, v)) {
+            return range_err(k, name, text, errstr, errstr_size);
+        }
+        memcpy(dst, &v, sizeof(v));
+        return 0;
+    }
+    case T_BOOL: {
+        int b = 0;
+        if (parse_bool(text, &b) < 0) {
+            return dw_err(errstr, errstr_size, "%s: '%s' is not a boolean (use true or false)",
+                          name, text);
+        }
+        memcpy(dst, &b, sizeof(b));
+        return 0;
+    }
+    case T_DURATION: {
+        int64_t ms = 0;
+        if (dw_duration_parse(text, &ms) < 0) {
+            return dw_err(errstr, errstr_size,
+                          "%s: '%s' is not a duration (use 500ms, 30s, 5m, 1h)", name, text);
+        }
+        if ((k->flags & F_WHOLE_MS) && !duration_whole_ms(text)) {
+            return dw_err(errstr, errstr_size, "%s: '%s' is not a whole number of milliseconds",
+                          name, text);
+        }
+        if (!in_range(k, (double)ms)) {
+            return range_err(k, name, text, errstr, errstr_size);
+        }
+        memcpy(dst, &ms, sizeof(ms));
+        return 0;
+    }
+    case T_ENUM: {
+        int idx = 0;
+        if (!in_choices(k->choices, text, &idx)) {
+            choices_text(k->choices, choices, sizeof(choices));
+            return dw_err(errstr, errstr_size, "%s: '%s' is not one of %s", name, text, choices);
+        }
+        memcpy(dst, &idx, sizeof(idx));
+        return 0;
+    }
+    }
+    return dw_err(errstr, errstr_size, "%s: unsupported key type", name);
+}
+
+static void model_defaults(struct dw_model_cfg *m)
+{
+    char err[256];
+    for (size_t i = 0; i < DW_ARRAY_SIZE(model_keys); i++) {
+        int rc = key_set(&model_keys[i], m, model_keys[i].name, model_keys[i].def, err,
+                         sizeof(err));
+        dw_assert(rc == 0);
+    }
+}
+
+void dw_config_defaults(struct dw_config *cfg)
+{
+    char err[256];
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
+        int rc = key_set(&cfg_keys[i], cfg, cfg_keys[i].name, cfg_keys[i].def, err, sizeof(err));
+        dw_assert(rc == 0);
+    }
+}
+
+void dw_config_free(struct dw_config *cfg)
+{
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
+        if (cfg_keys[i].type == T_STRING || cfg_keys[i].type == T_SECRET) {
+            char **sp = (char **)(void *)((char *)cfg + cfg_keys[i].offset);
+            free(*sp);
+        }
+    }
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        free(cfg->kafka[i].key);
+        free(cfg->kafka[i].value);
+    }
+    free(cfg->kafka);
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        struct dw_model_cfg *m = &cfg->models[i];
+        for (size_t j = 0; j < m->n_features; j++) {
+            free(m->features[j].name);
+        }
+        free(m->features);
+        free(m->positive_class);
+        free(m->name);
+    }
+    free(cfg->models);
+    free(cfg->path);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+/*
+ * YAML walking.
+ */
+
+struct parse_ctx {
+    struct dw_config *cfg;
+    yaml_document_t *doc;
+    rd_kafka_conf_t *kconf;   /* scratch conf to validate kafka.* properties */
+    unsigned char seen[DW_ARRAY_SIZE(cfg_keys)];
+    size_t kafka_cap, models_cap;
+    char *errstr;
+    size_t errstr_size;
+};
+
+static const char *node_type_name(const yaml_node_t *node)
+{
+    switch (node->type) {
+    case YAML_MAPPING_NODE:
+        return "a map";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    default:
+        return "a scalar";
+    }
+}
+
+/* A plain empty, "~" or "null" scalar: `key:` with nothing after it. */
+static int node_is_null(const yaml_node_t *node)
+{
+    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+        return 0;
+    }
+    const char *s = (const char *)node->data.scalar.value;
+    return *s == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+           strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+}
+
+/* The raw text of a scalar node; -1 for other nodes and for text with NUL bytes. */
+static int node_text(struct parse_ctx *ctx, const yaml_node_t *node, const char *name,
+                     const char **out)
+{
+    if (node->type != YAML_SCALAR_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: expected a single value, got %s",
+                      name, node_type_name(node));
+    }
+    const char *s = (const char *)node->data.scalar.value;
+    if (strlen(s) != node->data.scalar.length) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: contains a NUL byte", name);
+    }
+    *out = node_is_null(node) ? "" : s;
+    return 0;
+}
+
+/* Full dotted name: prefix "" -> key, else prefix.key. */
+static int join_name(struct parse_ctx *ctx, const char *prefix, const yaml_node_t *key,
+                     char *buf, size_t size)
+{
+    if (key->type != YAML_SCALAR_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s%skeys must be plain names, not %s",
+                      prefix, *prefix ? ": " : "", node_type_name(key));
+    }
+    const char *k = (const char *)key->data.scalar.value;
+    int n = snprintf(buf, size, "%s%s%s", prefix, *prefix ? "." : "", k);
+    if (n < 0 || (size_t)n >= size) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "key '%.64s...' is too long", buf);
+    }
+    if (*k == '\0') {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s%sempty key", prefix, *prefix ? ": " : "");
+    }
+    return 0;
+}
+
+/**
+ * @brief Replaces ${VAR} by the environment variable, $${ by a literal ${.
+ * @returns a new string or NULL with errstr naming the key.
+ */
+static char *expand_env(struct parse_ctx *ctx, const char *name, const char *in)
+{
+    struct sbuf sb = {0};
+    const char *p = in;
+    while (*p) {
+        if (p[0] == '$' && p[1] == '$' && p[2] == '{') {
+            sbuf_add(&sb, "${", 2);
+            p += 3;
+            continue;
+        }
+        if (p[0] != '$' || p[1] != '{') {
+            sbuf_add(&sb, p, 1);
+            p++;
+            continue;
+        }
+        const char *start = p + 2;
+        const char *close = strchr(start, '}');
+        if (!close) {
+            dw_err(ctx->errstr, ctx->errstr_size,
+                   "%s: unterminated ${ (write $${ for a literal ${)", name);
+            goto err;
+        }
+        size_t n = (size_t)(close - start);
+        int ok = n > 0 && (start[0] == '_' || (start[0] >= 'A' && start[0] <= 'Z') ||
+                           (start[0] >= 'a' && start[0] <= 'z'));
+        for (size_t i = 0; ok && i < n; i++) {
+            char c = start[i];
+            ok = c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                 (c >= '0' && c <= '9');
+        }
+        if (!ok) {
+            dw_err(ctx->errstr, ctx->errstr_size,
+                   "%s: '${%.*s}' is not a valid environment variable name", name, (int)n,
+                   start);
+            goto err;
+        }
+        char *var = dw_strndup(start, n);
+        const char *val = getenv(var);
+        if (!val) {
+            dw_err(ctx->errstr, ctx->errstr_size, "%s: environment variable %s is not set", name,
+                   var);
+            free(var);
+            goto err;
+        }
+        free(var);
+        sbuf_add(&sb, val, strlen(val));
+        p = close + 1;
+    }
+    return sbuf_take(&sb);
+
+err:
+    free(sb.p);
+    return NULL;
+}
+
+/* Converts one scalar node (after ${VAR} expansion) for key k into base. */
+static int scalar_set(struct parse_ctx *ctx, const struct cfg_key *k, void *base,
+                      const char *name, const yaml_node_t *node)
+{
+    const char *raw = NULL;
+    if (node_text(ctx, node, name, &raw) < 0) {
+        return -1;
+    }
+    char *text = expand_env(ctx, name, raw);
+    if (!text) {
+        return -1;
+    }
+    /* key_set() never quotes the value of a T_SECRET key in its messages */
+    int rc = key_set(k, base, name, text, ctx->errstr, ctx->errstr_size);
+    free(text);
+    return rc;
+}
+
+static const struct cfg_key *find_key(const char *name)
+{
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
+        if (strcmp(cfg_keys[i].name, name) == 0) {
+            return &cfg_keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* 1 when some key lives under "name." (a section such as "alerts" or "alerts.webhook"). */
+static int is_section(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
+        if (strncmp(cfg_keys[i].name, name, n) == 0 && cfg_keys[i].name[n] == '.') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int kafka_secret(const char *key)
+{
+    for (size_t i = 0; i < DW_ARRAY_SIZE(kafka_secret_parts); i++) {
+        if (strstr(key, kafka_secret_parts[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Checks and stores one librdkafka property (key without "kafka."). */
+static int kafka_add(struct parse_ctx *ctx, const char *key, const char *raw)
+{
+    struct dw_config *cfg = ctx->cfg;
+    char name[KEY_NAME_MAX + 8];
+    snprintf(name, sizeof(name), "kafka.%s", key);
+
+    for (size_t i = 0; i < DW_ARRAY_SIZE(kafka_forbidden); i++) {
+        if (strcmp(key, kafka_forbidden[i].key) == 0) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: not allowed: %s", name,
+                          kafka_forbidden[i].why);
+        }
+    }
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        if (strcmp(cfg->kafka[i].key, key) == 0) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+        }
+    }
+    char *value = expand_env(ctx, name, raw);
+    if (!value) {
+        return -1;
+    }
+    char kerr[512];
+    if (rd_kafka_conf_set(ctx->kconf, key, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+        free(value);
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: %s", name, kerr);
+    }
+    if (cfg->n_kafka == ctx->kafka_cap) {
+        ctx->kafka_cap = ctx->kafka_cap ? ctx->kafka_cap * 2 : 8;
+        cfg->kafka = dw_realloc(cfg->kafka, ctx->kafka_cap * sizeof(*cfg->kafka));
+    }
+    cfg->kafka[cfg->n_kafka].key = dw_strdup(key);
+    cfg->kafka[cfg->n_kafka].value = value;
+    cfg->n_kafka++;
+    return 0;
+}
+
+/* Flattens the kafka map: nested maps join with dots, a list of scalars joins with commas. */
+static int kafka_walk(struct parse_ctx *ctx, const char *prefix, yaml_node_t *node)
+{
+    char name[KEY_NAME_MAX];
+    if (node->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+             pair < node->data.mapping.pairs.top; pair++) {
+            yaml_node_t *key = yaml_document_get_node(ctx->doc, pair->key);
+            yaml_node_t *val = yaml_document_get_node(ctx->doc, pair->value);
+            if (join_name(ctx, prefix, key, name, sizeof(name)) < 0 ||
+                kafka_walk(ctx, name, val) < 0) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+    snprintf(name, sizeof(name), "kafka.%s", prefix);
+    if (*prefix == '\0') {
+        if (node_is_null(node)) {
+            return 0;
+        }
+        return dw_err(ctx->errstr, ctx->errstr_size, "kafka: expected a map of librdkafka "
+                                                     "properties, got %s",
+                      node_type_name(node));
+    }
+    if (node->type == YAML_SEQUENCE_NODE) {
+        struct sbuf sb = {0};
+        for (yaml_node_item_t *it = node->data.sequence.items.start;
+             it < node->data.sequence.items.top; it++) {
+            const char *text = NULL;
+            if (node_text(ctx, yaml_document_get_node(ctx->doc, *it), name, &text) < 0) {
+                free(sb.p);
+                return -1;
+            }
+            if (sb.len) {
+                sbuf_add(&sb, ",", 1);
+            }
+            sbuf_add(&sb, text, strlen(text));
+        }
+        char *joined = sbuf_take(&sb);
+        int rc = kafka_add(ctx, prefix, joined);
+        free(joined);
+        return rc;
+    }
+    const char *text = NULL;
+    if (node_text(ctx, node, name, &text) < 0) {
+        return -1;
+    }
+    return kafka_add(ctx, prefix, text);
+}
+
+static int features_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const char *prefix,
+                         yaml_node_t *node)
+{
+    if (node_is_null(node)) {
+        return 0;
+    }
+    if (node->type != YAML_MAPPING_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s: expected a map of feature name -> numeric|categorical, got %s", prefix,
+                      node_type_name(node));
+    }
+    size_t n = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
+    m->features = dw_calloc(n ? n : 1, sizeof(*m->features));
+    char name[KEY_NAME_MAX];
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = yaml_document_get_node(ctx->doc, pair->key);
+        yaml_node_t *val = yaml_document_get_node(ctx->doc, pair->value);
+        if (join_name(ctx, prefix, key, name, sizeof(name)) < 0) {
+            return -1;
+        }
+        const char *fname = (const char *)key->data.scalar.value;
+        for (size_t i = 0; i < m->n_features; i++) {
+            if (strcmp(m->features[i].name, fname) == 0) {
+                return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+            }
+        }
+        const char *raw = NULL;
+        if (node_text(ctx, val, name, &raw) < 0) {
+            return -1;
+        }
+        char *text = expand_env(ctx, name, raw);
+        if (!text) {
+            return -1;
+        }
+        enum dw_feature_type type;
+        if (strcmp(text, "numeric") == 0) {
+            type = DW_FEATURE_NUMERIC;
+        } else if (strcmp(text, "categorical") == 0) {
+            type = DW_FEATURE_CATEGORICAL;
+        } else {
+            dw_err(ctx->errstr, ctx->errstr_size, "%s: '%s' is not one of numeric, categorical",
+                   name, text);
+            free(text);
+            return -1;
+        }
+        free(text);
+        m->features[m->n_features].name = dw_strdup(fname);
+        m->features[m->n_features].type = type;
+        m->n_features++;
+    }
+    return 0;
+}
+
+static int model_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const char *prefix,
+                      yaml_node_t *node)
+{
+    if (node_is_null(node)) {
+        return 0;
+    }
+    if (node->type != YAML_MAPPING_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: expected a map (task, positive_class, "
+                                                     "features), got %s",
+                      prefix, node_type_name(node));
+    }
+    unsigned char seen[DW_ARRAY_SIZE(model_keys) + 1] = {0};
+    char name[KEY_NAME_MAX];
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = yaml_document_get_node(ctx->doc, pair->key);
+        yaml_node_t *val = yaml_document_get_node(ctx->doc, pair->value);
+        if (join_name(ctx, prefix, key, name, sizeof(name)) < 0) {
+            return -1;
+        }
+        const char *k = (const char *)key->data.scalar.value;
+        if (strcmp(k, "features") == 0) {
+            if (seen[DW_ARRAY_SIZE(model_keys)]++) {
+                return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+            }
+            if (features_walk(ctx, m, name, val) < 0) {
+                return -1;
+            }
+            continue;
+        }
+        size_t i = 0;
+        while (i < DW_ARRAY_SIZE(model_keys) && strcmp(model_keys[i].name, k) != 0) {
+            i++;
+        }
+        if (i == DW_ARRAY_SIZE(model_keys)) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "unknown key '%s'", name);
+        }
+        if (seen[i]++) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+        }
+        if (scalar_set(ctx, &model_keys[i], m, name, val) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int models_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    struct dw_config *cfg = ctx->cfg;
+    if (node_is_null(node)) {
+        return 0;
+    }
+    if (node->type != YAML_MAPPING_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "models: expected a map of model name -> settings, got %s",
+                      node_type_name(node));
+    }
+    char name[KEY_NAME_MAX];
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = yaml_document_get_node(ctx->doc, pair->key);
+        yaml_node_t *val = yaml_document_get_node(ctx->doc, pair->value);
+        if (join_name(ctx, "models", key, name, sizeof(name)) < 0) {
+            return -1;
+        }
+        const char *mname = (const char *)key->data.scalar.value;
+        if (dw_config_model(cfg, mname, strlen(mname))) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+        }
+        if (cfg->n_models == ctx->models_cap) {
+            ctx->models_cap = ctx->models_cap ? ctx->models_cap * 2 : 4;
+            cfg->models = dw_realloc(cfg->models, ctx->models_cap * sizeof(*cfg->models));
+        }
+        struct dw_model_cfg *m = &cfg->models[cfg->n_models++];
+        memset(m, 0, sizeof(*m));
+        m->name = dw_strdup(mname);
+        model_defaults(m);
+        if (model_walk(ctx, m, name, val) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Walks a map of fixed keys under `prefix` ("" for the top level). */
+static int map_walk(struct parse_ctx *ctx, const char *prefix, yaml_node_t *node)
+{
+    char name[KEY_NAME_MAX];
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = yaml_document_get_node(ctx->doc, pair->key);
+        yaml_node_t *val = yaml_document_get_node(ctx->doc, pair->value);
+        if (join_name(ctx, prefix, key, name, sizeof(name)) < 0) {
+            return -1;
+        }
+        if (strcmp(name, "kafka") == 0) {
+            if (kafka_walk(ctx, "", val) < 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (strncmp(name, "kafka.", 6) == 0) {
+            if (kafka_walk(ctx, name + 6, val) < 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (strcmp(name, "models") == 0) {
+            if (models_walk(ctx, val) < 0) {
+                return -1;
+            }
+            continue;
+        }
+        const struct cfg_key *k = find_key(name);
+        if (k) {
+            size_t idx = (size_t)(k - cfg_keys);
+            if (ctx->seen[idx]++) {
+                return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+            }
+            if (scalar_set(ctx, k, ctx->cfg, name, val) < 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (!is_section(name)) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "unknown key '%s'", name);
+        }
+        if (node_is_null(val)) {
+            continue; /* an empty section keeps its defaults */
+        }
+        if (val->type != YAML_MAPPING_NODE) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: expected a map, got %s", name,
+                          node_type_name(val));
+        }
+        if (map_walk(ctx, name, val) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Rules between keys, checked once everything is read. */
+static int cross_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
+{
+    const char *bootstrap = NULL;
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        if (strcmp(cfg->kafka[i].key, "bootstrap.servers") == 0) {
+            bootstrap = cfg->kafka[i].value;
+        }
+    }
+    if (!bootstrap || *bootstrap == '\0') {
+        return dw_err(errstr, errstr_size, "kafka.bootstrap.servers: required");
+    }
+    if (strcmp(cfg->topic_predictions, cfg->topic_labels) == 0) {
+        return dw_err(errstr, errstr_size, "topics.labels: must differ from topics.predictions "
+                                           "('%s')",
+                      cfg->topic_predictions);
+    }
+    const char *outs[] = {cfg->topic_dead_letter, cfg->topic_triggers};
+    const char *out_names[] = {"topics.dead_letter", "topics.triggers"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(outs); i++) {
+        if (strcmp(outs[i], cfg->topic_predictions) == 0 ||
+            strcmp(outs[i], cfg->topic_labels) == 0) {
+            return dw_err(errstr, errstr_size,
+                          "%s: must differ from topics.predictions and topics.labels "
+                          "(driftwatch would consume what it writes)",
+                          out_names[i]);
+        }
+    }
+    if (cfg->webhook_backoff_max_ms < cfg->webhook_backoff_initial_ms) {
+        return dw_err(errstr, errstr_size,
+                      "alerts.webhook.backoff_max: must be at least "
+                      "alerts.webhook.backoff_initial");
+    }
+    if (cfg->n_models == 0) {
+        return dw_err(errstr, errstr_size, "models: at least one model is required");
+    }
+    return 0;
+}
+
+/* Loads from an initialised parser; `src` names the input in syntax errors. */
+static int load_parser(struct dw_config *cfg, yaml_parser_t *parser, const char *src,
+                       char *errstr, size_t errstr_size)
+{
+    struct parse_ctx ctx = {.cfg = cfg, .errstr = errstr, .errstr_size = errstr_size};
+    yaml_document_t doc;
+    int have_doc = 0;
+
+    ctx.kconf = rd_kafka_conf_new();
+    if (!yaml_parser_load(parser, &doc)) {
+        const char *ctxt = parser->context ? parser->context : "";
+        dw_err(errstr, errstr_size, "%s: YAML syntax error at line %zu, column %zu: %s%s%s", src,
+               parser->problem_mark.line + 1, parser->problem_mark.column + 1,
+               parser->problem ? parser->problem : "unknown problem", *ctxt ? " " : "", ctxt);
+        goto err;
+    }
+    have_doc = 1;
+    ctx.doc = &doc;
+
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root && !node_is_null(root)) {
+        if (root->type != YAML_MAPPING_NODE) {
+            dw_err(errstr, errstr_size, "%s: the top level must be a map of keys, not %s", src,
+                   node_type_name(root));
+            goto err;
+        }
+        if (map_walk(&ctx, "", root) < 0) {
+            goto err;
+        }
+    }
+    if (cross_check(cfg, errstr, errstr_size) < 0) {
+        goto err;
+    }
+    yaml_document_delete(&doc);
+    rd_kafka_conf_destroy(ctx.kconf);
+    return 0;
+
+err:
+    if (have_doc) {
+        yaml_document_delete(&doc);
+    }
+    rd_kafka_conf_destroy(ctx.kconf);
+    dw_config_free(cfg);
+    return -1;
+}
+
+int dw_config_load_string(struct dw_config *cfg, const char *yaml, char *errstr,
+                          size_t errstr_size)
+{
+    yaml_parser_t parser;
+    dw_config_defaults(cfg);
+    if (!yaml_parser_initialize(&parser)) {
+        dw_config_free(cfg);
+        return dw_err(errstr, errstr_size, "config: cannot initialise the YAML parser");
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, strlen(yaml));
+    int rc = load_parser(cfg, &parser, "config", errstr, errstr_size);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+int dw_config_load(struct dw_config *cfg, const char *path, char *errstr, size_t errstr_size)
+{
+    yaml_parser_t parser;
+    FILE *fp = NULL;
+
+    dw_config_defaults(cfg);
+    fp = fopen(path, "rb");
+    if (!fp) {
+        dw_err(errstr, errstr_size, "%s: cannot open: %s", path, strerror(errno));
+        goto err;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        dw_err(errstr, errstr_size, "%s: cannot initialise the YAML parser", path);
+        goto err;
+    }
+    yaml_parser_set_input_file(&parser, fp);
+    int rc = load_parser(cfg, &parser, path, errstr, errstr_size);
+    yaml_parser_delete(&parser);
+    if (rc == 0 && ferror(fp)) {
+        dw_config_free(cfg);
+        dw_err(errstr, errstr_size, "%s: read error", path);
+        rc = -1;
+    }
+    fclose(fp);
+    if (rc == 0) {
+        cfg->path = dw_strdup(path);
+    }
+    return rc;
+
+err:
+    if (fp) {
+        fclose(fp);
+    }
+    dw_config_free(cfg);
+    return -1;
+}
+
+const struct dw_model_cfg *dw_config_model(const struct dw_config *cfg, const char *name,
+                                           size_t len)
+{
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const struct dw_model_cfg *m = &cfg->models[i];
+        if (strlen(m->name) == len && memcmp(m->name, name, len) == 0) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Dump and reference.
+ */
+
+/* A YAML double-quoted string. Values escape "${" as "$${" so the dump reads back the same. */
+static void yaml_quote(FILE *out, const char *s, int is_value)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            fputc('\\', out);
+            fputc(*p, out);
+        } else if (*p == '\n') {
+            fputs("\\n", out);
+        } else if (*p == '\t') {
+            fputs("\\t", out);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            fprintf(out, "\\x%02x", *p);
+        } else if (is_value && p[0] == '$' && p[1] == '{') {
+            fputs("$$", out);
+        } else {
+            fputc(*p, out);
+        }
+    }
+    fputc('"', out);
+}
+
+static void dump_value(FILE *out, const struct cfg_key *k, const void *base)
+{
+    const char *src = (const char *)base + k->offset;
+    char buf[64];
+    switch (k->type) {
+    case T_STRING: {
+        const char *s = *(char *const *)(const void *)src;
+        yaml_quote(out, s ? s : "", 1);
+        break;
+    }
+    case T_SECRET: {
+        const char *s = *(char *const *)(const void *)src;
+        yaml_quote(out, (s && *s) ? "***" : "", 1);
+        break;
+    }
+    case T_INT:
+        if (k->size == sizeof(int)) {
+            int v;
+            memcpy(&v, src, sizeof(v));
+            fprintf(out, "%d", v);
+        } else {
+            int64_t v;
+            memcpy(&v, src, sizeof(v));
+            fprintf(out, "%" PRId64, v);
+        }
+        break;
+    case T_DOUBLE: {
+        double v;
+        memcpy(&v, src, sizeof(v));
+        format_double(v, buf, sizeof(buf));
+        fputs(buf, out);
+        break;
+    }
+    case T_BOOL: {
+        int v;
+        memcpy(&v, src, sizeof(v));
+        fputs(v ? "true" : "false", out);
+        break;
+    }
+    case T_DURATION: {
+        int64_t v;
+        memcpy(&v, src, sizeof(v));
+        format_duration(v, buf, sizeof(buf));
+        fputs(buf, out);
+        break;
+    }
+    case T_ENUM: {
+        int v;
+        memcpy(&v, src, sizeof(v));
+        const char *p = k->choices;
+        for (int i = 0; i < v && p; i++) {
+            p = strchr(p, '|');
+            p = p ? p + 1 : NULL;
+        }
+        dw_assert(p != NULL);
+        const char *bar = strchr(p, '|');
+        fprintf(out, "%.*s", (int)(bar ? (size_t)(bar - p) : strlen(p)), p);
+        break;
+    }
+    }
+}
+
+/* Number of leading dotted components two names share (excluding the last of `b`). */
+static size_t common_sections(const char *a, const char *b)
+{
+    size_t n = 0;
+    for (size_t i = 0;; i++) {
+        if (a[i] != b[i] || a[i] == '\0') {
+            return n;
+        }
+        if (a[i] == '.') {
+            n++;
+        }
+    }
+}
+
+void dw_config_dump(const struct dw_config *cfg, FILE *out)
+{
+    fprintf(out, "# driftwatch effective configuration%s%s (secrets masked as \"***\")\n",
+            cfg->path ? " from " : "", cfg->path ? cfg->path : "");
+    const char *prev = "";
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
+        const struct cfg_key *k = &cfg_keys[i];
+        size_t common = common_sections(prev, k->name);
+        /* open the sections this key adds */
+        const char *p = k->name;
+        size_t depth = 0;
+        for (;;) {
+            const char *dot = strchr(p, '.');
+            if (!dot) {
+                break;
+            }
+            if (depth >= common) {
+                fprintf(out, "%*s%.*s:\n", (int)(2 * depth), "", (int)(dot - p), p);
+            }
+            depth++;
+            p = dot + 1;
+        }
+        fprintf(out, "%*s%s: ", (int)(2 * depth), "", p);
+        dump_value(out, k, cfg);
+        fputc('\n', out);
+        prev = k->name;
+    }
+
+    fputs(cfg->n_kafka ? "kafka:\n" : "kafka: {}\n", out);
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        fputs("  ", out);
+        yaml_quote(out, cfg->kafka[i].key, 0);
+        fputs(": ", out);
+        yaml_quote(out, kafka_secret(cfg->kafka[i].key) ? "***" : cfg->kafka[i].value, 1);
+        fputc('\n', out);
+    }
+
+    fputs(cfg->n_models ? "models:\n" : "models: {}\n", out);
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const struct dw_model_cfg *m = &cfg->models[i];
+        fputs("  ", out);
+        yaml_quote(out, m->name, 0);
+        fputs(":\n", out);
+        for (size_t j = 0; j < DW_ARRAY_SIZE(model_keys); j++) {
+            fprintf(out, "    %s: ", model_keys[j].name);
+            dump_value(out, &model_keys[j], m);
+            fputc('\n', out);
+        }
+        fputs(m->n_features ? "    features:\n" : "    features: {}\n", out);
+        for (size_t j = 0; j < m->n_features; j++) {
+            fputs("      ", out);
+            yaml_quote(out, m->features[j].name, 0);
+            fprintf(out, ": %s\n",
+                    m->features[j].type == DW_FEATURE_NUMERIC ? "numeric" : "categorical");
+        }
+    }
+}
+
+static const char *type_name(const struct cfg_key *k)
+{
+    if (k->choices) {
+        return "enum";
+    }
+    switch (k->type) {
+    case T_STRING:
+        return "string";
+    case T_SECRET:
+        return "secret-string";
+    case T_INT:
+        return "int";
+    case T_DOUBLE:
+        return "double";
+    case T_BOOL:
+        return "bool";
+    case T_DURATION:
+        return "duration";
+    case T_ENUM:
+        return "enum";
+    }
+    return "?";
+}
+
+/* Markdown table cell text: pipes escaped. */
+static void md_text(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|') {
+            fputs("\\|", out);
+        } else {
+            fputc(*s, out);
+        }
+    }
+}
+
+static void reference_row(FILE *out, const char *name, const char *type, const char *def,
+                          int def_is_code, const char *help)
+{
+    fprintf(out, "| `%s` | %s | ", name, type);
+    if (!def_is_code) {
+        md_text(out, def);
+    } else if (*def == '\0') {
+        fputs("`\"\"`", out);
+    } else {
+        fprintf(out, "`%s`", def);
+    }
+    fputs(" | ", out);
+    md_text(out, help);
+    fputs(" |\n", out);
+}
+
+void dw_config_reference(FILE *out)
+{
+    char name[128];
+    fputs("| key | type | default | description |\n", out);
+    fputs("|-----|------|---------|-------------|\n", out);
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
+        const struct cfg_key *k = &cfg_keys[i];
+        reference_row(out, k->name, type_name(k), k->def, 1, k->help);
+    }
+    reference_row(out, open_keys[0].name, open_keys[0].type, open_keys[0].def, 0,
+                  open_keys[0].help);
+    reference_row(out, open_keys[1].name, open_keys[1].type, open_keys[1].def, 0,
+                  open_keys[1].help);
+    for (size_t i = 0; i < DW_ARRAY_SIZE(model_keys); i++) {
+        snprintf(name, sizeof(name), "models.<name>.%s", model_keys[i].name);
+        reference_row(out, name, type_name(&model_keys[i]), model_keys[i].def, 1,
+                      model_keys[i].help);
+    }
+    for (size_t i = 2; i < DW_ARRAY_SIZE(open_keys); i++) {
+        reference_row(out, open_keys[i].name, open_keys[i].type, open_keys[i].def, 0,
+                      open_keys[i].help);
+    }
+}

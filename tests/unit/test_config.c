@@ -1,0 +1,560 @@
+/*
+ * test_config.c - the YAML configuration: defaults, parsing, errors that name the key,
+ * ${VAR} interpolation, kafka.* validation through librdkafka, models, dump and reference.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "driftwatch/dw_config.h"
+
+/* The smallest valid file: everything else comes from the defaults. */
+#define MINIMAL "kafka: {bootstrap.servers: 127.0.0.1:9092}\nmodels: {m: {}}\n"
+
+static char errstr[512];
+
+/* Loads yaml, expects failure, and checks the message contains `want`. */
+static void expect_error(const char *yaml, const char *want)
+{
+    struct dw_config cfg;
+    errstr[0] = '\0';
+    int rc = dw_config_load_string(&cfg, yaml, errstr, sizeof(errstr));
+    if (rc == 0) {
+        dw_config_free(&cfg);
+        fail_msg("expected an error containing \"%s\", but the config loaded", want);
+    }
+    if (!strstr(errstr, want)) {
+        fail_msg("error \"%s\" does not contain \"%s\"", errstr, want);
+    }
+    /* the config is freed on failure */
+    assert_null(cfg.models);
+    assert_null(cfg.kafka);
+    assert_null(cfg.group);
+}
+
+static void load_ok(struct dw_config *cfg, const char *yaml)
+{
+    errstr[0] = '\0';
+    int rc = dw_config_load_string(cfg, yaml, errstr, sizeof(errstr));
+    if (rc != 0) {
+        fail_msg("config did not load: %s", errstr);
+    }
+}
+
+static const char *kafka_get(const struct dw_config *cfg, const char *key)
+{
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        if (strcmp(cfg->kafka[i].key, key) == 0) {
+            return cfg->kafka[i].value;
+        }
+    }
+    return NULL;
+}
+
+/* dw_config_dump() into a string (caller frees). */
+static char *dump_to_string(const struct dw_config *cfg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    assert_non_null(fp);
+    dw_config_dump(cfg, fp);
+    fclose(fp);
+    return buf;
+}
+
+static void test_defaults(void **state)
+{
+    struct dw_config cfg;
+    dw_config_defaults(&cfg);
+    assert_string_equal(cfg.group, "driftwatch");
+    assert_string_equal(cfg.topic_predictions, "predictions");
+    assert_string_equal(cfg.topic_labels, "labels");
+    assert_string_equal(cfg.topic_dead_letter, "driftwatch-dead-letter");
+    assert_string_equal(cfg.topic_triggers, "driftwatch-triggers");
+    assert_string_equal(cfg.redis_host, "127.0.0.1");
+    assert_int_equal(cfg.redis_port, 6379);
+    assert_string_equal(cfg.redis_password, "");
+    assert_int_equal(cfg.redis_db, 0);
+    assert_int_equal(cfg.redis_timeout_ms, 2000);
+    assert_int_equal(cfg.max_message_bytes, 262144);
+    assert_string_equal(cfg.field_prediction_id, "/prediction_id");
+    assert_string_equal(cfg.field_model, "/model");
+    assert_string_equal(cfg.field_model_version, "/model_version");
+    assert_string_equal(cfg.field_timestamp, "/timestamp");
+    assert_string_equal(cfg.field_features, "/features");
+    assert_string_equal(cfg.field_prediction, "/prediction");
+    assert_string_equal(cfg.field_score, "/score");
+    assert_string_equal(cfg.field_latency_ms, "/latency_ms");
+    assert_string_equal(cfg.field_label_id, "/prediction_id");
+    assert_string_equal(cfg.field_label, "/label");
+    assert_string_equal(cfg.field_label_timestamp, "/timestamp");
+    assert_int_equal(cfg.window_size_ms, 60000);
+    assert_int_equal(cfg.allowed_lateness_ms, 10000);
+    assert_int_equal(cfg.idle_timeout_ms, 30000);
+    assert_int_equal(cfg.label_horizon_ms, 3600000);
+    assert_int_equal(cfg.retention_windows, 1440);
+    assert_int_equal(cfg.join_ttl_ms, 3600000);
+    assert_int_equal(cfg.join_max_records, 2000000);
+    assert_int_equal(cfg.checkpoint_interval_ms, 1000);
+    assert_int_equal(cfg.eval_interval_ms, 1000);
+    assert_int_equal(cfg.reference_windows, 3);
+    assert_int_equal(cfg.psi_bins, 10);
+    assert_true(cfg.psi_threshold == 0.2);
+    assert_true(cfg.accuracy_drop == 0.05);
+    assert_int_equal(cfg.min_samples, 100);
+    assert_string_equal(cfg.http_listen, "127.0.0.1:8080");
+    assert_string_equal(cfg.webhook_url, "");
+    assert_int_equal(cfg.webhook_timeout_ms, 5000);
+    assert_int_equal(cfg.webhook_max_attempts, 10);
+    assert_int_equal(cfg.webhook_backoff_initial_ms, 500);
+    assert_int_equal(cfg.webhook_backoff_max_ms, 30000);
+    assert_int_equal(cfg.webhook_queue_size, 1000);
+    assert_int_equal(cfg.triggers_enabled, 1);
+    assert_int_equal(cfg.trigger_cooldown_ms, 3600000);
+    assert_string_equal(cfg.log_level, "info");
+    assert_int_equal(cfg.log_bad_per_second, 5);
+    assert_int_equal(cfg.n_models, 0);
+    assert_int_equal(cfg.n_kafka, 0);
+    assert_null(cfg.path);
+    dw_config_free(&cfg);
+
+    /* a minimal file keeps every default */
+    load_ok(&cfg, MINIMAL);
+    assert_int_equal(cfg.window_size_ms, 60000);
+    assert_string_equal(cfg.group, "driftwatch");
+    assert_int_equal(cfg.n_models, 1);
+    assert_string_equal(cfg.models[0].name, "m");
+    assert_int_equal(cfg.models[0].task, DW_TASK_CLASSIFICATION);
+    assert_string_equal(cfg.models[0].positive_class, "1");
+    assert_int_equal(cfg.models[0].n_features, 0);
+    dw_config_free(&cfg);
+}
+
+static const char *full_yaml =
+    "group: g1\n"
+    "topics: {predictions: preds, labels: labs, dead_letter: '', triggers: trig}\n"
+    "kafka:\n"
+    "  bootstrap.servers: 127.0.0.1:9092\n"
+    "  auto.offset.reset: earliest\n"
+    "redis: {host: 127.0.0.1, port: 6380, password: pw, db: 2, timeout: 1500ms}\n"
+    "input:\n"
+    "  max_message_bytes: 4096\n"
+    "  fields:\n"
+    "    prediction_id: /meta/id\n"
+    "    model: /meta/model\n"
+    "    model_version: /meta/v\n"
+    "    timestamp: /ts\n"
+    "    features: /x\n"
+    "    prediction: /y\n"
+    "    score: /p\n"
+    "    latency_ms: /lat\n"
+    "    label_id: /id\n"
+    "    label: /truth\n"
+    "    label_timestamp: ''\n"
+    "window:\n"
+    "  size: 5m\n"
+    "  allowed_lateness: 0\n"
+    "  idle_timeout: 90\n"
+    "  label_horizon: 2h\n"
+    "  retention: 10\n"
+    "join: {ttl: 30m, max_records: 5000}\n"
+    "checkpoint: {interval: 250ms}\n"
+    "evaluation: {interval: 2s}\n"
+    "reference: {windows: 5, bins: 20}\n"
+    "detectors: {psi_threshold: 0.25, accuracy_drop: 0.1, min_samples: 0}\n"
+    "http: {listen: '127.0.0.1:9100'}\n"
+    "alerts:\n"
+    "  webhook:\n"
+    "    url: https://hooks.example/abc\n"
+    "    timeout: 3s\n"
+    "    max_attempts: 4\n"
+    "    backoff_initial: 100ms\n"
+    "    backoff_max: 10s\n"
+    "    queue_size: 50\n"
+    "triggers: {enabled: false, cooldown: 15m}\n"
+    "log: {level: debug, bad_messages_per_second: 0}\n"
+    "models:\n"
+    "  fraud:\n"
+    "    features: {amount: numeric, country: categorical}\n"
+    "  eta:\n"
+    "    task: regression\n";
+
+static void test_full_config(void **state)
+{
+    struct dw_config cfg;
+    load_ok(&cfg, full_yaml);
+    assert_string_equal(cfg.group, "g1");
+    assert_string_equal(cfg.topic_predictions, "preds");
+    assert_string_equal(cfg.topic_labels, "labs");
+    assert_string_equal(cfg.topic_dead_letter, "");
+    assert_string_equal(cfg.topic_triggers, "trig");
+    assert_int_equal(cfg.n_kafka, 2);
+    assert_string_equal(kafka_get(&cfg, "bootstrap.servers"), "127.0.0.1:9092");
+    assert_string_equal(kafka_get(&cfg, "auto.offset.reset"), "earliest");
+    assert_int_equal(cfg.redis_port, 6380);
+    assert_string_equal(cfg.redis_password, "pw");
+    assert_int_equal(cfg.redis_db, 2);
+    assert_int_equal(cfg.redis_timeout_ms, 1500);
+    assert_int_equal(cfg.max_message_bytes, 4096);
+    assert_string_equal(cfg.field_prediction_id, "/meta/id");
+    assert_string_equal(cfg.field_model, "/meta/model");
+    assert_string_equal(cfg.field_model_version, "/meta/v");
+    assert_string_equal(cfg.field_timestamp, "/ts");
+    assert_string_equal(cfg.field_features, "/x");
+    assert_string_equal(cfg.field_prediction, "/y");
+    assert_string_equal(cfg.field_score, "/p");
+    assert_string_equal(cfg.field_latency_ms, "/lat");
+    assert_string_equal(cfg.field_label_id, "/id");
+    assert_string_equal(cfg.field_label, "/truth");
+    assert_string_equal(cfg.field_label_timestamp, "");
+    assert_int_equal(cfg.window_size_ms, 300000);
+    assert_int_equal(cfg.allowed_lateness_ms, 0);
+    assert_int_equal(cfg.idle_timeout_ms, 90000); /* bare integer = seconds */
+    assert_int_equal(cfg.label_horizon_ms, 7200000);
+    assert_int_equal(cfg.retention_windows, 10);
+    assert_int_equal(cfg.join_ttl_ms, 1800000);
+    assert_int_equal(cfg.join_max_records, 5000);
+    assert_int_equal(cfg.checkpoint_interval_ms, 250);
+    assert_int_equal(cfg.eval_interval_ms, 2000);
+    assert_int_equal(cfg.reference_windows, 5);
+    assert_int_equal(cfg.psi_bins, 20);
+    assert_true(cfg.psi_threshold == 0.25);
+    assert_true(cfg.accuracy_drop == 0.1);
+    assert_int_equal(cfg.min_samples, 0);
+    assert_string_equal(cfg.http_listen, "127.0.0.1:9100");
+    assert_string_equal(cfg.webhook_url, "https://hooks.example/abc");
+    assert_int_equal(cfg.webhook_timeout_ms, 3000);
+    assert_int_equal(cfg.webhook_max_attempts, 4);
+    assert_int_equal(cfg.webhook_backoff_initial_ms, 100);
+    assert_int_equal(cfg.webhook_backoff_max_ms, 10000);
+    assert_int_equal(cfg.webhook_queue_size, 50);
+    assert_int_equal(cfg.triggers_enabled, 0);
+    assert_int_equal(cfg.trigger_cooldown_ms, 900000);
+    assert_string_equal(cfg.log_level, "debug");
+    assert_int_equal(cfg.log_bad_per_second, 0);
+    assert_int_equal(cfg.n_models, 2);
+    const struct dw_model_cfg *eta = dw_config_model(&cfg, "eta", 3);
+    assert_non_null(eta);
+    assert_int_equal(eta->task, DW_TASK_REGRESSION);
+    assert_int_equal(eta->n_features, 0);
+    dw_config_free(&cfg);
+
+    /* dotted keys at the top level name the same keys as nested maps */
+    load_ok(&cfg, "window.size: 2m\nredis.port: 7000\n" MINIMAL);
+    assert_int_equal(cfg.window_size_ms, 120000);
+    assert_int_equal(cfg.redis_port, 7000);
+    dw_config_free(&cfg);
+}
+
+static void test_unknown_keys(void **state)
+{
+    expect_error("window: {sise: 60s}\n" MINIMAL, "unknown key 'window.sise'");
+    expect_error("colour: blue\n" MINIMAL, "unknown key 'colour'");
+    expect_error("alerts: {webhook: {urll: ''}}\n" MINIMAL, "unknown key 'alerts.webhook.urll'");
+    expect_error(MINIMAL "models2: {}\n", "unknown key 'models2'");
+    expect_error("kafka: {bootstrap.servers: x}\nmodels: {m: {colour: red}}\n",
+                 "unknown key 'models.m.colour'");
+    /* a key given a map, a section given a scalar */
+    expect_error("window: {size: {a: 1}}\n" MINIMAL, "window.size: expected a single value");
+    expect_error("window: 60s\n" MINIMAL, "window: expected a map");
+    expect_error("window: {size: 60s}\nwindow.size: 30s\n" MINIMAL, "window.size: given twice");
+}
+
+static void test_value_errors(void **state)
+{
+    expect_error("window: {size: 10x}\n" MINIMAL,
+                 "window.size: '10x' is not a duration (use 500ms, 30s, 5m, 1h)");
+    expect_error("window: {size: 500ms}\n" MINIMAL, "window.size: '500ms' is out of range");
+    expect_error("window: {size: 1000.5ms}\n" MINIMAL,
+                 "window.size: '1000.5ms' is not a whole number of milliseconds");
+    expect_error("redis: {port: 70000}\n" MINIMAL, "redis.port: '70000' is out of range (must "
+                                                   "be 1..65535)");
+    expect_error("redis: {port: 0}\n" MINIMAL, "redis.port:");
+    expect_error("redis: {port: http}\n" MINIMAL, "redis.port: 'http' is not an integer");
+    expect_error("log: {level: verbose}\n" MINIMAL,
+                 "log.level: 'verbose' is not one of debug, info, warn, error");
+    expect_error("detectors: {accuracy_drop: 1}\n" MINIMAL, "detectors.accuracy_drop:");
+    expect_error("detectors: {psi_threshold: 0}\n" MINIMAL, "detectors.psi_threshold:");
+    expect_error("reference: {bins: 1}\n" MINIMAL, "reference.bins:");
+    expect_error("reference: {bins: 101}\n" MINIMAL, "reference.bins:");
+    expect_error("join: {max_records: 999}\n" MINIMAL, "join.max_records:");
+    expect_error("join: {ttl: 0}\n" MINIMAL, "join.ttl:");
+    expect_error("checkpoint: {interval: 5ms}\n" MINIMAL, "checkpoint.interval:");
+    expect_error("input: {max_message_bytes: 100}\n" MINIMAL, "input.max_message_bytes:");
+    expect_error("input: {fields: {score: score}}\n" MINIMAL,
+                 "input.fields.score: 'score' is not a JSON pointer");
+    expect_error("alerts: {webhook: {url: 'ftp://secret-token@x'}}\n" MINIMAL,
+                 "alerts.webhook.url: must be \"\" or start with http:// or https://");
+    assert_null(strstr(errstr, "secret-token")); /* a secret is never echoed */
+    expect_error("alerts: {webhook: {max_attempts: 0}}\n" MINIMAL, "alerts.webhook.max_attempts:");
+    expect_error("alerts: {webhook: {backoff_initial: 0}}\n" MINIMAL,
+                 "alerts.webhook.backoff_initial:");
+    expect_error("alerts: {webhook: {backoff_initial: 1m, backoff_max: 1s}}\n" MINIMAL,
+                 "alerts.webhook.backoff_max:");
+    expect_error("triggers: {enabled: maybe}\n" MINIMAL,
+                 "triggers.enabled: 'maybe' is not a boolean");
+    expect_error("topics: {labels: predictions}\n" MINIMAL,
+                 "topics.labels: must differ from topics.predictions");
+    expect_error("topics: {predictions: ''}\n" MINIMAL, "topics.predictions: must not be empty");
+    expect_error("group: ''\n" MINIMAL, "group: must not be empty");
+    expect_error("models: {m: {task: ranking}}\nkafka: {bootstrap.servers: x}\n",
+                 "models.m.task: 'ranking' is not one of classification, regression");
+    expect_error("models: {m: {features: {a: number}}}\nkafka: {bootstrap.servers: x}\n",
+                 "models.m.features.a: 'number' is not one of numeric, categorical");
+    expect_error("window: [1, 2]\n" MINIMAL, "window: expected a map, got a list");
+}
+
+static void test_syntax_error(void **state)
+{
+    expect_error("window:\n  size: 60s\n bad: [\n", "YAML syntax error at line");
+    expect_error("- a\n- b\n", "top level must be a map");
+
+    struct dw_config cfg;
+    assert_int_equal(dw_config_load(&cfg, "/nonexistent/driftwatch.yaml", errstr,
+                                    sizeof(errstr)),
+                     -1);
+    assert_non_null(strstr(errstr, "/nonexistent/driftwatch.yaml"));
+    assert_null(cfg.group);
+}
+
+static void test_env(void **state)
+{
+    struct dw_config cfg;
+    setenv("DW_TEST_PW", "s3cret", 1);
+    setenv("DW_TEST_HOST", "127.0.0.1", 1);
+    setenv("DW_TEST_PORT", "6390", 1);
+    load_ok(&cfg, "redis:\n"
+                  "  password: ${DW_TEST_PW}\n"
+                  "  host: '${DW_TEST_HOST}'\n"
+                  "  port: ${DW_TEST_PORT}\n"
+                  "group: 'pre-${DW_TEST_PW}-$${DW_TEST_PW}-$$x'\n" MINIMAL);
+    assert_string_equal(cfg.redis_password, "s3cret");
+    assert_string_equal(cfg.redis_host, "127.0.0.1");
+    assert_int_equal(cfg.redis_port, 6390);
+    assert_string_equal(cfg.group, "pre-s3cret-${DW_TEST_PW}-$$x");
+    dw_config_free(&cfg);
+
+    unsetenv("REDIS_PASSWORD_DW_UNSET");
+    expect_error("redis: {password: '${REDIS_PASSWORD_DW_UNSET}'}\n" MINIMAL,
+                 "redis.password: environment variable REDIS_PASSWORD_DW_UNSET is not set");
+    expect_error("group: 'a${DW_TEST_PW'\n" MINIMAL, "group: unterminated ${");
+    expect_error("group: 'a${1X}'\n" MINIMAL, "group: '${1X}' is not a valid environment");
+    /* in kafka values and model settings too */
+    setenv("DW_TEST_BOOT", "127.0.0.1:9093", 1);
+    load_ok(&cfg, "kafka: {bootstrap.servers: '${DW_TEST_BOOT}'}\n"
+                  "models: {m: {positive_class: '${DW_TEST_PW}'}}\n");
+    assert_string_equal(kafka_get(&cfg, "bootstrap.servers"), "127.0.0.1:9093");
+    assert_string_equal(cfg.models[0].positive_class, "s3cret");
+    dw_config_free(&cfg);
+    expect_error("kafka: {bootstrap.servers: '${DW_UNSET_BOOT_X}'}\nmodels: {m: {}}\n",
+                 "kafka.bootstrap.servers: environment variable DW_UNSET_BOOT_X is not set");
+}
+
+static void test_kafka(void **state)
+{
+    struct dw_config cfg;
+    load_ok(&cfg, "kafka:\n"
+                  "  bootstrap: {servers: [127.0.0.1:9092, 127.0.0.1:9093]}\n"
+                  "  session: {timeout: {ms: 6000}}\n"
+                  "  fetch.wait.max.ms: 100\n"
+                  "models: {m: {}}\n");
+    assert_int_equal(cfg.n_kafka, 3);
+    assert_string_equal(kafka_get(&cfg, "bootstrap.servers"), "127.0.0.1:9092,127.0.0.1:9093");
+    assert_string_equal(kafka_get(&cfg, "session.timeout.ms"), "6000");
+    assert_string_equal(kafka_get(&cfg, "fetch.wait.max.ms"), "100");
+    dw_config_free(&cfg);
+
+    expect_error("kafka: {bootstrap.servers: x, session.timeout.ms: banana}\nmodels: {m: {}}\n",
+                 "kafka.session.timeout.ms: ");
+    assert_non_null(strstr(errstr, "session.timeout.ms\"")); /* librdkafka's own message */
+    expect_error("kafka: {bootstrap.servers: x, no.such.property: 1}\nmodels: {m: {}}\n",
+                 "kafka.no.such.property: ");
+    expect_error("kafka: {client.id: x}\nmodels: {m: {}}\n", "kafka.bootstrap.servers: required");
+    expect_error("models: {m: {}}\n", "kafka.bootstrap.servers: required");
+    expect_error("kafka: {bootstrap.servers: x, group.id: mine}\nmodels: {m: {}}\n",
+                 "kafka.group.id: not allowed");
+    assert_non_null(strstr(errstr, "group:"));
+    expect_error("kafka: {bootstrap.servers: x, enable: {auto: {commit: true}}}\nmodels: {m: {}}\n",
+                 "kafka.enable.auto.commit: not allowed");
+    expect_error("kafka: {bootstrap.servers: x, enable.auto.offset.store: false}\n"
+                 "models: {m: {}}\n",
+                 "kafka.enable.auto.offset.store: not allowed");
+    expect_error("kafka: {bootstrap.servers: x, bootstrap: {servers: y}}\nmodels: {m: {}}\n",
+                 "kafka.bootstrap.servers: given twice");
+}
+
+static void test_models(void **state)
+{
+    struct dw_config cfg;
+    load_ok(&cfg, "kafka: {bootstrap.servers: x}\n"
+                  "models:\n"
+                  "  fraud:\n"
+                  "    task: classification\n"
+                  "    positive_class: 1\n"
+                  "    features:\n"
+                  "      amount: numeric\n"
+                  "      country: categorical\n"
+                  "  churn: {positive_class: 0.5, features: {}}\n"
+                  "  price: {task: regression}\n");
+    assert_int_equal(cfg.n_models, 3);
+    const struct dw_model_cfg *m = dw_config_model(&cfg, "fraudXYZ", 5); /* not NUL-terminated */
+    assert_non_null(m);
+    assert_string_equal(m->name, "fraud");
+    assert_string_equal(m->positive_class, "1"); /* YAML number taken as its text */
+    assert_int_equal(m->task, DW_TASK_CLASSIFICATION);
+    assert_int_equal(m->n_features, 2);
+    assert_string_equal(m->features[0].name, "amount");
+    assert_int_equal(m->features[0].type, DW_FEATURE_NUMERIC);
+    assert_string_equal(m->features[1].name, "country");
+    assert_int_equal(m->features[1].type, DW_FEATURE_CATEGORICAL);
+    m = dw_config_model(&cfg, "churn", 5);
+    assert_non_null(m);
+    assert_string_equal(m->positive_class, "0.5");
+    assert_int_equal(m->n_features, 0);
+    m = dw_config_model(&cfg, "price", 5);
+    assert_non_null(m);
+    assert_int_equal(m->task, DW_TASK_REGRESSION);
+    assert_null(dw_config_model(&cfg, "fra", 3));
+    assert_null(dw_config_model(&cfg, "pricey", 6));
+    dw_config_free(&cfg);
+
+    expect_error("kafka: {bootstrap.servers: x}\n", "models: at least one model is required");
+    expect_error("kafka: {bootstrap.servers: x}\nmodels: {}\n",
+                 "models: at least one model is required");
+    expect_error("kafka: {bootstrap.servers: x}\nmodels: {m: {features: {a: numeric, "
+                 "a: categorical}}}\n",
+                 "models.m.features.a: given twice");
+    expect_error("kafka: {bootstrap.servers: x}\nmodels: {m: {}, m: {}}\n", "models.m: given twice");
+    expect_error("kafka: {bootstrap.servers: x}\nmodels: {m: {positive_class: ''}}\n",
+                 "models.m.positive_class: must not be empty");
+}
+
+static void test_dump(void **state)
+{
+    struct dw_config cfg;
+    load_ok(&cfg, "redis: {password: hunter2}\n"
+                  "alerts: {webhook: {url: 'https://hooks.example/T0KEN'}}\n"
+                  "group: 'a\"b $${X'\n"
+                  "kafka:\n"
+                  "  bootstrap.servers: 127.0.0.1:9092\n"
+                  "  sasl.password: kpass\n"
+                  "  ssl.key.password: ksecret\n"
+                  "  client.id: visible-client\n"
+                  "models: {fraud: {positive_class: 1, features: {amount: numeric, c: "
+                  "categorical}}}\n"
+                  "window: {size: 90s}\n");
+    /* librdkafka refuses sasl.jaas.* at load time; the dump must still mask such keys */
+    cfg.kafka = realloc(cfg.kafka, (cfg.n_kafka + 1) * sizeof(*cfg.kafka));
+    assert_non_null(cfg.kafka);
+    cfg.kafka[cfg.n_kafka].key = strdup("sasl.jaas.config");
+    cfg.kafka[cfg.n_kafka].value = strdup("kjaas");
+    cfg.n_kafka++;
+    char *out = dump_to_string(&cfg);
+    assert_null(strstr(out, "hunter2"));
+    assert_null(strstr(out, "T0KEN"));
+    assert_null(strstr(out, "kpass"));
+    assert_null(strstr(out, "ksecret"));
+    assert_null(strstr(out, "kjaas"));
+    assert_non_null(strstr(out, "password: \"***\""));
+    assert_non_null(strstr(out, "url: \"***\""));
+    assert_non_null(strstr(out, "\"sasl.password\": \"***\""));
+    assert_non_null(strstr(out, "visible-client"));
+    assert_non_null(strstr(out, "size: 90s"));
+    assert_non_null(strstr(out, "\"amount\": numeric"));
+    dw_config_free(&cfg);
+    free(out);
+
+    /* the dump of a config without secrets reads back to the same config */
+    load_ok(&cfg, full_yaml);
+    free(cfg.webhook_url);
+    cfg.webhook_url = strdup("");
+    free(cfg.redis_password);
+    cfg.redis_password = strdup("");
+    free(cfg.group);
+    cfg.group = strdup("g ${NOT_EXPANDED} \"q\"");
+    out = dump_to_string(&cfg);
+    struct dw_config back;
+    load_ok(&back, out);
+    char *again = dump_to_string(&back);
+    assert_string_equal(out, again);
+    assert_string_equal(back.group, "g ${NOT_EXPANDED} \"q\"");
+    assert_int_equal(back.window_size_ms, cfg.window_size_ms);
+    assert_true(back.accuracy_drop == cfg.accuracy_drop);
+    assert_int_equal(back.n_models, 2);
+    assert_int_equal(back.models[0].n_features, 2);
+    dw_config_free(&back);
+    dw_config_free(&cfg);
+    free(out);
+    free(again);
+}
+
+static void test_reference(void **state)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    assert_non_null(fp);
+    dw_config_reference(fp);
+    fclose(fp);
+    assert_non_null(strstr(buf, "| key | type | default | description |"));
+    assert_non_null(strstr(buf, "| `window.size` | duration | `60s` | "));
+    assert_non_null(strstr(buf, "| `redis.password` | secret-string | `\"\"` | "));
+    assert_non_null(strstr(buf, "| `redis.port` | int | `6379` | "));
+    assert_non_null(strstr(buf, "| `log.level` | enum | `info` | "));
+    assert_non_null(strstr(buf, "`models.<name>.positive_class`"));
+    assert_non_null(strstr(buf, "`kafka.bootstrap.servers`"));
+    free(buf);
+}
+
+static void test_example_file(void **state)
+{
+    struct dw_config cfg;
+    setenv("REDIS_PASSWORD", "example-pw", 1);
+    setenv("KAFKA_BOOTSTRAP", "127.0.0.1:9092", 1);
+    int rc = dw_config_load(&cfg, "deploy/driftwatch.example.yaml", errstr, sizeof(errstr));
+    if (rc != 0) {
+        fail_msg("example config did not load: %s", errstr);
+    }
+    assert_string_equal(cfg.path, "deploy/driftwatch.example.yaml");
+    assert_string_equal(cfg.redis_password, "example-pw");
+    assert_string_equal(kafka_get(&cfg, "bootstrap.servers"), "127.0.0.1:9092");
+    const struct dw_model_cfg *m = dw_config_model(&cfg, "fraud", 5);
+    assert_non_null(m);
+    assert_int_equal(m->n_features, 4);
+    assert_string_equal(m->features[0].name, "amount");
+    assert_int_equal(m->features[0].type, DW_FEATURE_NUMERIC);
+    assert_string_equal(m->features[1].name, "age");
+    assert_int_equal(m->features[1].type, DW_FEATURE_NUMERIC);
+    assert_string_equal(m->features[2].name, "country");
+    assert_int_equal(m->features[2].type, DW_FEATURE_CATEGORICAL);
+    assert_string_equal(m->features[3].name, "merchant");
+    assert_int_equal(m->features[3].type, DW_FEATURE_CATEGORICAL);
+    assert_int_equal(cfg.window_size_ms, 60000);
+    dw_config_free(&cfg);
+
+    unsetenv("REDIS_PASSWORD");
+    rc = dw_config_load(&cfg, "deploy/driftwatch.example.yaml", errstr, sizeof(errstr));
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(errstr, "redis.password: environment variable REDIS_PASSWORD is not "
+                                   "set"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_full_config),
+        cmocka_unit_test(test_unknown_keys), cmocka_unit_test(test_value_errors),
+        cmocka_unit_test(test_syntax_error), cmocka_unit_test(test_env),
+        cmocka_unit_test(test_kafka),        cmocka_unit_test(test_models),
+        cmocka_unit_test(test_dump),         cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_example_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
