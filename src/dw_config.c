@@ -41,8 +41,8 @@
 
 enum cfg_type {
     T_STRING = 0,
-    T_SECRET,   /* a string that is masked in the dump and never echoed in errors */
-    T_INT,      /* int or int64_t member, chosen by the member's size */
+    T_SECRET, /* a string that is masked in the dump and never echoed in errors */
+    T_INT,    /* int or int64_t member, chosen by the member's size */
     T_DOUBLE,
     T_BOOL,     /* int member, 0 or 1 */
     T_DURATION, /* int64_t member in milliseconds, parsed by dw_duration_parse() */
@@ -60,11 +60,11 @@ enum cfg_type {
 #define F_WHOLE_MS 0x80     /* duration must be a whole number of milliseconds */
 
 struct cfg_key {
-    const char *name;    /* dotted name, e.g. "window.size" */
+    const char *name; /* dotted name, e.g. "window.size" */
     enum cfg_type type;
-    const char *def;     /* default, as it would be written in the YAML file */
-    size_t offset;       /* offsetof the member in its struct */
-    size_t size;         /* sizeof the member */
+    const char *def; /* default, as it would be written in the YAML file */
+    size_t offset;   /* offsetof the member in its struct */
+    size_t size;     /* sizeof the member */
     unsigned flags;
     double min, max;     /* bounds for F_MIN* / F_MAX* (milliseconds for durations) */
     const char *choices; /* "a|b|c" for T_ENUM and for strings limited to a set */
@@ -72,7 +72,7 @@ struct cfg_key {
 };
 
 #define CFG(m) .offset = offsetof(struct dw_config, m), .size = sizeof(((struct dw_config *)0)->m)
-#define MODEL(m)                                                                               \
+#define MODEL(m)                                                                                   \
     .offset = offsetof(struct dw_model_cfg, m), .size = sizeof(((struct dw_model_cfg *)0)->m)
 
 _Static_assert(sizeof(enum dw_task) == sizeof(int), "T_ENUM stores enums as int");
@@ -81,10 +81,13 @@ _Static_assert(sizeof(enum dw_task) == sizeof(int), "T_ENUM stores enums as int"
  * The configuration. Keep the rows of one section together: the dump prints sections in the
  * order their first key appears.
  */
+/* One key per row reads better than clang-format's one field per line. */
+/* clang-format off */
 static const struct cfg_key cfg_keys[] = {
     {.name = "group", .type = T_STRING, .def = "driftwatch", CFG(group), .flags = F_NONEMPTY,
      .help = "Kafka consumer group of the driftwatch pods and the namespace of their Redis keys "
-             "(`{dw:<group>:<topic>:<partition>}`); pods with the same group share the partitions."},
+             "(`{dw:<group>:<topic>:<partition>}`); pods with the same group share the "
+             "partitions."},
 
     {.name = "topics.predictions", .type = T_STRING, .def = "predictions",
      CFG(topic_predictions), .flags = F_NONEMPTY,
@@ -264,6 +267,7 @@ static const struct cfg_key model_keys[] = {
      .help = "Class whose probability a numeric score is, for binary metrics; labels compare as "
              "text, so 1 and \"1\" are the same class."},
 };
+/* clang-format on */
 
 /* Keys that are not scalars of a fixed name: documented in the reference only. */
 static const struct {
@@ -445,8 +449,7 @@ static int range_err(const struct cfg_key *k, const char *name, const char *text
 {
     char range[96];
     range_text(k, range, sizeof(range));
-    return dw_err(errstr, errstr_size, "%s: '%s' is out of range (must be %s)", name, text,
-                  range);
+    return dw_err(errstr, errstr_size, "%s: '%s' is out of range (must be %s)", name, text, range);
 }
 
 /* 1 when a duration text is a whole number of milliseconds ("1.5s" yes, "0.5ms" no). */
@@ -615,8 +618,8 @@ static void model_defaults(struct dw_model_cfg *m)
 {
     char err[256];
     for (size_t i = 0; i < DW_ARRAY_SIZE(model_keys); i++) {
-        int rc = key_set(&model_keys[i], m, model_keys[i].name, model_keys[i].def, err,
-                         sizeof(err));
+        int rc =
+            key_set(&model_keys[i], m, model_keys[i].name, model_keys[i].def, err, sizeof(err));
         dw_assert(rc == 0);
     }
 }
@@ -665,7 +668,7 @@ void dw_config_free(struct dw_config *cfg)
 struct parse_ctx {
     struct dw_config *cfg;
     yaml_document_t *doc;
-    rd_kafka_conf_t *kconf;   /* scratch conf to validate kafka.* properties */
+    rd_kafka_conf_t *kconf; /* scratch conf to validate kafka.* properties */
     unsigned char seen[DW_ARRAY_SIZE(cfg_keys)];
     size_t kafka_cap, models_cap;
     char *errstr;
@@ -691,8 +694,8 @@ static int node_is_null(const yaml_node_t *node)
         return 0;
     }
     const char *s = (const char *)node->data.scalar.value;
-    return *s == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
-           strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+    return *s == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
+           strcmp(s, "NULL") == 0;
 }
 
 /* The raw text of a scalar node; -1 for other nodes and for text with NUL bytes. */
@@ -700,8 +703,8 @@ static int node_text(struct parse_ctx *ctx, const yaml_node_t *node, const char 
                      const char **out)
 {
     if (node->type != YAML_SCALAR_NODE) {
-        return dw_err(ctx->errstr, ctx->errstr_size, "%s: expected a single value, got %s",
-                      name, node_type_name(node));
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: expected a single value, got %s", name,
+                      node_type_name(node));
     }
     const char *s = (const char *)node->data.scalar.value;
     if (strlen(s) != node->data.scalar.length) {
@@ -712,12 +715,12 @@ static int node_text(struct parse_ctx *ctx, const yaml_node_t *node, const char 
 }
 
 /* Full dotted name: prefix "" -> key, else prefix.key. */
-static int join_name(struct parse_ctx *ctx, const char *prefix, const yaml_node_t *key,
-                     char *buf, size_t size)
+static int join_name(struct parse_ctx *ctx, const char *prefix, const yaml_node_t *key, char *buf,
+                     size_t size)
 {
     if (key->type != YAML_SCALAR_NODE) {
-        return dw_err(ctx->errstr, ctx->errstr_size, "%s%skeys must be plain names, not %s",
-                      prefix, *prefix ? ": " : "", node_type_name(key));
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s%skeys must be plain names, not %s", prefix,
+                      *prefix ? ": " : "", node_type_name(key));
     }
     const char *k = (const char *)key->data.scalar.value;
     int n = snprintf(buf, size, "%s%s%s", prefix, *prefix ? "." : "", k);
@@ -766,8 +769,7 @@ static char *expand_env(struct parse_ctx *ctx, const char *name, const char *in)
         }
         if (!ok) {
             dw_err(ctx->errstr, ctx->errstr_size,
-                   "%s: '${%.*s}' is not a valid environment variable name", name, (int)n,
-                   start);
+                   "%s: '${%.*s}' is not a valid environment variable name", name, (int)n, start);
             goto err;
         }
         char *var = dw_strndup(start, n);
@@ -790,8 +792,8 @@ err:
 }
 
 /* Converts one scalar node (after ${VAR} expansion) for key k into base. */
-static int scalar_set(struct parse_ctx *ctx, const struct cfg_key *k, void *base,
-                      const char *name, const yaml_node_t *node)
+static int scalar_set(struct parse_ctx *ctx, const struct cfg_key *k, void *base, const char *name,
+                      const yaml_node_t *node)
 {
     const char *raw = NULL;
     if (node_text(ctx, node, name, &raw) < 0) {
@@ -897,8 +899,9 @@ static int kafka_walk(struct parse_ctx *ctx, const char *prefix, yaml_node_t *no
         if (node_is_null(node)) {
             return 0;
         }
-        return dw_err(ctx->errstr, ctx->errstr_size, "kafka: expected a map of librdkafka "
-                                                     "properties, got %s",
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "kafka: expected a map of librdkafka "
+                      "properties, got %s",
                       node_type_name(node));
     }
     if (node->type == YAML_SEQUENCE_NODE) {
@@ -988,8 +991,9 @@ static int model_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const char 
         return 0;
     }
     if (node->type != YAML_MAPPING_NODE) {
-        return dw_err(ctx->errstr, ctx->errstr_size, "%s: expected a map (task, positive_class, "
-                                                     "features), got %s",
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s: expected a map (task, positive_class, "
+                      "features), got %s",
                       prefix, node_type_name(node));
     }
     unsigned char seen[DW_ARRAY_SIZE(model_keys) + 1] = {0};
@@ -1136,8 +1140,9 @@ static int cross_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
         return dw_err(errstr, errstr_size, "kafka.bootstrap.servers: required");
     }
     if (strcmp(cfg->topic_predictions, cfg->topic_labels) == 0) {
-        return dw_err(errstr, errstr_size, "topics.labels: must differ from topics.predictions "
-                                           "('%s')",
+        return dw_err(errstr, errstr_size,
+                      "topics.labels: must differ from topics.predictions "
+                      "('%s')",
                       cfg->topic_predictions);
     }
     const char *outs[] = {cfg->topic_dead_letter, cfg->topic_triggers};
@@ -1163,8 +1168,8 @@ static int cross_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
 }
 
 /* Loads from an initialised parser; `src` names the input in syntax errors. */
-static int load_parser(struct dw_config *cfg, yaml_parser_t *parser, const char *src,
-                       char *errstr, size_t errstr_size)
+static int load_parser(struct dw_config *cfg, yaml_parser_t *parser, const char *src, char *errstr,
+                       size_t errstr_size)
 {
     struct parse_ctx ctx = {.cfg = cfg, .errstr = errstr, .errstr_size = errstr_size};
     yaml_document_t doc;
@@ -1208,8 +1213,7 @@ err:
     return -1;
 }
 
-int dw_config_load_string(struct dw_config *cfg, const char *yaml, char *errstr,
-                          size_t errstr_size)
+int dw_config_load_string(struct dw_config *cfg, const char *yaml, char *errstr, size_t errstr_size)
 {
     yaml_parser_t parser;
     dw_config_defaults(cfg);

@@ -317,8 +317,7 @@ static void test_syntax_error(void **state)
     expect_error("- a\n- b\n", "top level must be a map");
 
     struct dw_config cfg;
-    assert_int_equal(dw_config_load(&cfg, "/nonexistent/driftwatch.yaml", errstr,
-                                    sizeof(errstr)),
+    assert_int_equal(dw_config_load(&cfg, "/nonexistent/driftwatch.yaml", errstr, sizeof(errstr)),
                      -1);
     assert_non_null(strstr(errstr, "/nonexistent/driftwatch.yaml"));
     assert_null(cfg.group);
@@ -431,7 +430,8 @@ static void test_models(void **state)
     expect_error("kafka: {bootstrap.servers: x}\nmodels: {m: {features: {a: numeric, "
                  "a: categorical}}}\n",
                  "models.m.features.a: given twice");
-    expect_error("kafka: {bootstrap.servers: x}\nmodels: {m: {}, m: {}}\n", "models.m: given twice");
+    expect_error("kafka: {bootstrap.servers: x}\nmodels: {m: {}, m: {}}\n",
+                 "models.m: given twice");
     expect_error("kafka: {bootstrap.servers: x}\nmodels: {m: {positive_class: ''}}\n",
                  "models.m.positive_class: must not be empty");
 }
@@ -510,6 +510,20 @@ static void test_reference(void **state)
     assert_non_null(strstr(buf, "| `log.level` | enum | `info` | "));
     assert_non_null(strstr(buf, "`models.<name>.positive_class`"));
     assert_non_null(strstr(buf, "`kafka.bootstrap.servers`"));
+
+    /* docs/configuration.md carries the same table: it must not drift from the code */
+    FILE *doc = fopen("docs/configuration.md", "rb");
+    assert_non_null(doc);
+    char *text = calloc(1, 256 * 1024);
+    assert_non_null(text);
+    size_t n = fread(text, 1, 256 * 1024 - 1, doc);
+    fclose(doc);
+    assert_true(n > 0);
+    if (!strstr(text, buf)) {
+        fail_msg("docs/configuration.md does not contain the output of dw_config_reference(); "
+                 "paste it again");
+    }
+    free(text);
     free(buf);
 }
 
