@@ -27,14 +27,13 @@
  *
  * Shutdown: dw_webhook_destroy(flush_ms) lets the thread keep delivering until the queue is
  * empty or the deadline passes; a retry that would fall after the deadline is not scheduled
- * (the item is failed at once), and attempts started before the deadline are bounded by the
- * time left. What is still queued at the deadline is counted as failed and logged. The
+ * (the item is failed at once), and attempts started after destroy was called are bounded by
+ * the time left. What is still queued at the deadline is counted as failed and logged. The
  * destroy call therefore returns within about flush_ms + timeout_ms milliseconds.
  *
- * Metrics (label sink="webhook"): sent, failed, retried, dropped (queue full, or a key that
- * cannot go into a header) counters, the queue depth
- * gauge (moved by +-1 so that several instances add up) and the sum of enqueue-to-2xx
- * latencies in seconds.
+ * Metrics (label sink="webhook"): sent, failed, retried and dropped (queue full, or a key that
+ * cannot go into a header) counters, the queue depth gauge (moved by +-1 so that several
+ * instances add up) and the sum of enqueue-to-2xx latencies in seconds.
  *
  * curl_global_init runs once per process (pthread_once); curl_global_cleanup is never called
  * because other modules may still use libcurl at exit.
