@@ -1,0 +1,1004 @@
+/*
+ * test_decode.c - the event decoder: every rule of docs/messages.md, one reason code at a time.
+ *
+ * The configuration is built by hand (nothing from dw_config.c): three models, a binary
+ * classifier "fraud", a regression "price" and a multi-class "animal" whose positive class is
+ * "cat". The last test decodes 200k messages and prints the rate (informational only).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "driftwatch/dw_common.h"
+#include "driftwatch/dw_decode.h"
+
+#define KAFKA_TS 1700000000555LL /* milliseconds; the Kafka timestamp passed to every decode */
+
+static struct dw_feature_cfg fraud_features[] = {
+    {"amount", DW_FEATURE_NUMERIC},    {"country", DW_FEATURE_CATEGORICAL},
+    {"age", DW_FEATURE_NUMERIC},       {"is_new", DW_FEATURE_NUMERIC},
+    {"zip", DW_FEATURE_CATEGORICAL},   {"tier", DW_FEATURE_CATEGORICAL},
+    {"a/b~c", DW_FEATURE_CATEGORICAL},
+};
+
+static struct dw_feature_cfg price_features[] = {
+    {"sqft", DW_FEATURE_NUMERIC},
+    {"city", DW_FEATURE_CATEGORICAL},
+};
+
+static struct dw_feature_cfg animal_features[] = {
+    {"weight", DW_FEATURE_NUMERIC},
+};
+
+struct fixture {
+    struct dw_model_cfg models[3];
+    struct dw_config cfg;
+    struct dw_decoder *dec;
+    struct dw_prediction *p;
+    struct dw_label l;
+    char err[256];
+};
+
+static void default_config(struct fixture *fx)
+{
+    memset(&fx->cfg, 0, sizeof(fx->cfg));
+    memset(fx->models, 0, sizeof(fx->models));
+    fx->models[0].name = "fraud";
+    fx->models[0].task = DW_TASK_CLASSIFICATION;
+    fx->models[0].positive_class = "1";
+    fx->models[0].features = fraud_features;
+    fx->models[0].n_features = DW_ARRAY_SIZE(fraud_features);
+    fx->models[1].name = "price";
+    fx->models[1].task = DW_TASK_REGRESSION;
+    fx->models[1].positive_class = "1";
+    fx->models[1].features = price_features;
+    fx->models[1].n_features = DW_ARRAY_SIZE(price_features);
+    fx->models[2].name = "animal";
+    fx->models[2].task = DW_TASK_CLASSIFICATION;
+    fx->models[2].positive_class = "cat";
+    fx->models[2].features = animal_features;
+    fx->models[2].n_features = DW_ARRAY_SIZE(animal_features);
+    fx->cfg.models = fx->models;
+    fx->cfg.n_models = 3;
+    fx->cfg.max_message_bytes = 1048576;
+    fx->cfg.field_prediction_id = "/prediction_id";
+    fx->cfg.field_model = "/model";
+    fx->cfg.field_model_version = "/model_version";
+    fx->cfg.field_timestamp = "/timestamp";
+    fx->cfg.field_features = "/features";
+    fx->cfg.field_prediction = "/prediction";
+    fx->cfg.field_score = "/score";
+    fx->cfg.field_latency_ms = "/latency_ms";
+    fx->cfg.field_label_id = "/prediction_id";
+    fx->cfg.field_label = "/label";
+    fx->cfg.field_label_timestamp = "/timestamp";
+}
+
+static void open_decoder(struct fixture *fx)
+{
+    fx->dec = dw_decoder_new(&fx->cfg, fx->err, sizeof(fx->err));
+    assert_non_null(fx->dec);
+    fx->p = dw_prediction_new(fx->dec);
+    assert_non_null(fx->p);
+}
+
+static void close_decoder(struct fixture *fx)
+{
+    free(fx->p);
+    fx->p = NULL;
+    dw_decoder_destroy(fx->dec);
+    fx->dec = NULL;
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+    default_config(fx);
+    open_decoder(fx);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    close_decoder(fx);
+    free(fx);
+    return 0;
+}
+
+static enum dw_bad_reason pred(struct fixture *fx, const char *json)
+{
+    fx->err[0] = '\0';
+    return dw_decode_prediction(fx->dec, json, strlen(json), KAFKA_TS, fx->p, fx->err,
+                                sizeof(fx->err));
+}
+
+static enum dw_bad_reason label(struct fixture *fx, const char *json)
+{
+    fx->err[0] = '\0';
+    return dw_decode_label(fx->dec, json, strlen(json), KAFKA_TS, &fx->l, fx->err, sizeof(fx->err));
+}
+
+/* asserts that errstr contains a text (and prints errstr when it does not) */
+static void assert_err_has(const struct fixture *fx, const char *text)
+{
+    if (!strstr(fx->err, text)) {
+        fail_msg("errstr \"%s\" does not contain \"%s\"", fx->err, text);
+    }
+}
+
+static void assert_mem_str(const char *s, size_t len, const char *expected)
+{
+    assert_non_null(s);
+    if (len != strlen(expected) || memcmp(s, expected, len) != 0) {
+        fail_msg("got \"%.*s\" (%zu bytes), expected \"%s\"", (int)len, s, len, expected);
+    }
+}
+
+/* a prediction for "fraud" with one feature value (JSON text) for "zip" / "amount" etc. */
+static enum dw_bad_reason pred_feature(struct fixture *fx, const char *name, const char *value)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf),
+             "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,"
+             "\"features\":{\"%s\":%s}}",
+             name, value);
+    return pred(fx, buf);
+}
+
+static enum dw_bad_reason pred_value(struct fixture *fx, const char *model, const char *value)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "{\"prediction_id\":\"p\",\"model\":\"%s\",\"prediction\":%s}",
+             model, value);
+    return pred(fx, buf);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+
+static void test_full_prediction(void **state)
+{
+    struct fixture *fx = *state;
+    const char *msg =
+        "{\"prediction_id\": \"p-81723\", \"model\": \"fraud\", \"model_version\": \"1.4.0\","
+        " \"timestamp\": \"2026-11-22T10:15:03.120Z\","
+        " \"features\": {\"amount\": 132.5, \"country\": \"DE\", \"age\": null,"
+        " \"is_new\": true, \"zip\": 10115, \"unconfigured\": [1, 2]},"
+        " \"prediction\": 1, \"score\": 0.91, \"latency_ms\": 12.4}";
+    assert_int_equal(pred(fx, msg), DW_BAD_NONE);
+    assert_string_equal(fx->err, "");
+    struct dw_prediction *p = fx->p;
+    assert_mem_str(p->id, p->id_len, "p-81723");
+    assert_ptr_equal(p->model, &fx->models[0]);
+    assert_int_equal(p->model_idx, 0);
+    assert_mem_str(p->version, p->version_len, "1.4.0");
+    assert_int_equal(p->ts_ms, 1795342503120LL);
+    assert_string_equal(p->pred.text, "1");
+    assert_int_equal(p->pred.len, 1);
+    assert_true(p->pred.is_num);
+    assert_true(p->pred.num == 1.0);
+    assert_true(p->has_score);
+    assert_true(p->score == 0.91);
+    assert_true(p->has_latency);
+    assert_true(p->latency_ms == 12.4);
+    assert_int_equal(p->features[0].kind, DW_VAL_NUM);
+    assert_true(p->features[0].num == 132.5);
+    assert_int_equal(p->features[1].kind, DW_VAL_STR);
+    assert_mem_str(p->features[1].str, p->features[1].len, "DE");
+    assert_int_equal(p->features[2].kind, DW_VAL_MISSING);
+    assert_int_equal(p->features[3].kind, DW_VAL_NUM);
+    assert_true(p->features[3].num == 1.0);
+    assert_int_equal(p->features[4].kind, DW_VAL_STR);
+    assert_mem_str(p->features[4].str, p->features[4].len, "10115");
+    assert_int_equal(p->features[5].kind, DW_VAL_MISSING);
+    assert_int_equal(p->features[6].kind, DW_VAL_MISSING);
+    assert_int_equal(dw_decoder_max_features(fx->dec), DW_ARRAY_SIZE(fraud_features));
+}
+
+static void test_optional_fields_absent(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(
+        pred(fx, "{\"prediction_id\":\"x\",\"model\":\"animal\",\"prediction\":\"dog\"}"),
+        DW_BAD_NONE);
+    struct dw_prediction *p = fx->p;
+    assert_ptr_equal(p->model, &fx->models[2]);
+    assert_int_equal(p->model_idx, 2);
+    assert_mem_str(p->version, p->version_len, "");
+    assert_int_equal(p->ts_ms, KAFKA_TS);
+    assert_string_equal(p->pred.text, "dog");
+    assert_false(p->pred.is_num);
+    assert_false(p->has_score);
+    assert_false(p->has_latency);
+    assert_int_equal(p->features[0].kind, DW_VAL_MISSING);
+
+    /* null is the same as absent for optional fields */
+    assert_int_equal(pred(fx,
+                          "{\"prediction_id\":\"x\",\"model\":\"animal\",\"prediction\":\"dog\","
+                          "\"model_version\":null,\"timestamp\":null,\"score\":null,"
+                          "\"latency_ms\":null,\"features\":null}"),
+                     DW_BAD_NONE);
+    assert_mem_str(p->version, p->version_len, "");
+    assert_int_equal(p->ts_ms, KAFKA_TS);
+    assert_false(p->has_score);
+    assert_false(p->has_latency);
+    assert_int_equal(p->features[0].kind, DW_VAL_MISSING);
+}
+
+static void test_full_label(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(label(fx, "{\"prediction_id\": \"p-81723\", \"label\": 0, \"timestamp\": "
+                               "\"2026-11-22T10:15:03Z\"}"),
+                     DW_BAD_NONE);
+    assert_mem_str(fx->l.id, fx->l.id_len, "p-81723");
+    assert_int_equal(fx->l.ts_ms, 1795342503000LL);
+    assert_string_equal(fx->l.label.text, "0");
+    assert_int_equal(fx->l.label.len, 1);
+    assert_true(fx->l.label.is_num);
+    assert_true(fx->l.label.num == 0.0);
+
+    /* a regression target: number and text */
+    assert_int_equal(label(fx, "{\"prediction_id\": \"q\", \"label\": 250000.5}"), DW_BAD_NONE);
+    assert_int_equal(fx->l.ts_ms, KAFKA_TS);
+    assert_true(fx->l.label.is_num);
+    assert_true(fx->l.label.num == 250000.5);
+    assert_string_equal(fx->l.label.text, "250000.5");
+
+    /* string and boolean labels */
+    assert_int_equal(label(fx, "{\"prediction_id\": \"q\", \"label\": \"cat\"}"), DW_BAD_NONE);
+    assert_string_equal(fx->l.label.text, "cat");
+    assert_false(fx->l.label.is_num);
+    assert_int_equal(label(fx, "{\"prediction_id\": \"q\", \"label\": false}"), DW_BAD_NONE);
+    assert_string_equal(fx->l.label.text, "false");
+
+    /* required */
+    assert_int_equal(label(fx, "{\"prediction_id\": \"q\"}"), DW_BAD_MISSING_FIELD);
+    assert_err_has(fx, "label");
+    assert_int_equal(label(fx, "{\"prediction_id\": \"q\", \"label\": null}"),
+                     DW_BAD_MISSING_FIELD);
+    assert_int_equal(label(fx, "{\"prediction_id\": \"q\", \"label\": [0]}"), DW_BAD_WRONG_TYPE);
+    assert_err_has(fx, "label: expected a string, number or boolean, got array");
+    assert_int_equal(label(fx, "{\"label\": 1}"), DW_BAD_MISSING_ID);
+    assert_int_equal(label(fx, "{\"prediction_id\": \"q\", \"label\": 1, \"timestamp\": \"x\"}"),
+                     DW_BAD_TIMESTAMP);
+}
+
+static void test_id_integer(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(pred(fx, "{\"prediction_id\":81723,\"model\":\"fraud\",\"prediction\":0}"),
+                     DW_BAD_NONE);
+    assert_mem_str(fx->p->id, fx->p->id_len, "81723");
+    assert_int_equal(
+        pred(fx, "{\"prediction_id\":-9223372036854775807,\"model\":\"fraud\",\"prediction\":0}"),
+        DW_BAD_NONE);
+    assert_mem_str(fx->p->id, fx->p->id_len, "-9223372036854775807");
+    assert_int_equal(label(fx, "{\"prediction_id\":42,\"label\":1}"), DW_BAD_NONE);
+    assert_mem_str(fx->l.id, fx->l.id_len, "42");
+}
+
+static void test_missing_id(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(pred(fx, "{\"model\":\"fraud\",\"prediction\":0}"), DW_BAD_MISSING_ID);
+    assert_err_has(fx, "prediction_id: missing");
+    assert_int_equal(pred(fx, "{\"prediction_id\":null,\"model\":\"fraud\",\"prediction\":0}"),
+                     DW_BAD_MISSING_ID);
+    assert_err_has(fx, "prediction_id");
+}
+
+static void test_id_wrong_type(void **state)
+{
+    struct fixture *fx = *state;
+    const char *bad_ids[] = {"1.5", "true", "{}", "[\"a\"]", "\"\""};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(bad_ids); i++) {
+        char buf[128];
+        snprintf(buf, sizeof(buf), "{\"prediction_id\":%s,\"model\":\"fraud\",\"prediction\":0}",
+                 bad_ids[i]);
+        assert_int_equal(pred(fx, buf), DW_BAD_WRONG_TYPE);
+        assert_err_has(fx, "prediction_id: ");
+    }
+}
+
+static void test_id_too_long(void **state)
+{
+    struct fixture *fx = *state;
+    char id[DW_ID_MAX + 2];
+    char buf[DW_ID_MAX + 128];
+    memset(id, 'a', DW_ID_MAX);
+    id[DW_ID_MAX] = '\0';
+    snprintf(buf, sizeof(buf), "{\"prediction_id\":\"%s\",\"model\":\"fraud\",\"prediction\":0}",
+             id);
+    assert_int_equal(pred(fx, buf), DW_BAD_NONE);
+    assert_int_equal(fx->p->id_len, DW_ID_MAX);
+
+    id[DW_ID_MAX] = 'a';
+    id[DW_ID_MAX + 1] = '\0';
+    snprintf(buf, sizeof(buf), "{\"prediction_id\":\"%s\",\"model\":\"fraud\",\"prediction\":0}",
+             id);
+    assert_int_equal(pred(fx, buf), DW_BAD_WRONG_TYPE);
+    assert_err_has(fx, "prediction_id: 257 bytes, longer than 256");
+}
+
+static void test_model(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"spam\",\"prediction\":0}"),
+                     DW_BAD_UNKNOWN_MODEL);
+    assert_err_has(fx, "model: \"spam\"");
+    /* a prefix or an extension of a configured name is not that model */
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"frau\",\"prediction\":0}"),
+                     DW_BAD_UNKNOWN_MODEL);
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"fraudx\",\"prediction\":0}"),
+                     DW_BAD_UNKNOWN_MODEL);
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"prediction\":0}"), DW_BAD_MISSING_FIELD);
+    assert_err_has(fx, "model: missing");
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":null,\"prediction\":0}"),
+                     DW_BAD_MISSING_FIELD);
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":7,\"prediction\":0}"),
+                     DW_BAD_WRONG_TYPE);
+    assert_err_has(fx, "model: expected a string, got number");
+
+    /* a long unknown name is truncated in errstr */
+    char name[301];
+    char buf[512];
+    memset(name, 'm', 300);
+    name[300] = '\0';
+    snprintf(buf, sizeof(buf), "{\"prediction_id\":\"p\",\"model\":\"%s\",\"prediction\":0}", name);
+    assert_int_equal(pred(fx, buf), DW_BAD_UNKNOWN_MODEL);
+    assert_err_has(fx, "mmm...\"");
+    assert_true(strlen(fx->err) < 150);
+}
+
+static void test_model_version(void **state)
+{
+    struct fixture *fx = *state;
+    const char *base = "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":0,"
+                       "\"model_version\":%s}";
+    char buf[256];
+    snprintf(buf, sizeof(buf), base, "2");
+    assert_int_equal(pred(fx, buf), DW_BAD_NONE);
+    assert_mem_str(fx->p->version, fx->p->version_len, "2");
+    snprintf(buf, sizeof(buf), base, "1.5");
+    assert_int_equal(pred(fx, buf), DW_BAD_NONE);
+    assert_mem_str(fx->p->version, fx->p->version_len, "1.5");
+    snprintf(buf, sizeof(buf), base, "3.0");
+    assert_int_equal(pred(fx, buf), DW_BAD_NONE);
+    assert_mem_str(fx->p->version, fx->p->version_len, "3.0");
+    snprintf(buf, sizeof(buf), base, "true");
+    assert_int_equal(pred(fx, buf), DW_BAD_WRONG_TYPE);
+    assert_err_has(fx, "model_version: expected a string or a number, got boolean");
+    snprintf(buf, sizeof(buf), base, "[1]");
+    assert_int_equal(pred(fx, buf), DW_BAD_WRONG_TYPE);
+}
+
+static void test_features_wrong_type(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(
+        pred(fx, "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":0,\"features\":[1]}"),
+        DW_BAD_WRONG_TYPE);
+    assert_err_has(fx, "features: expected an object, got array");
+    assert_int_equal(
+        pred(fx,
+             "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":0,\"features\":\"x\"}"),
+        DW_BAD_WRONG_TYPE);
+
+    assert_int_equal(pred_feature(fx, "amount", "\"12.5\""), DW_BAD_WRONG_TYPE);
+    assert_string_equal(fx->err, "features.amount: expected a number, got string");
+    assert_int_equal(pred_feature(fx, "amount", "{\"v\":1}"), DW_BAD_WRONG_TYPE);
+    assert_err_has(fx, "features.amount: expected a number, got object");
+    assert_int_equal(pred_feature(fx, "country", "[\"DE\"]"), DW_BAD_WRONG_TYPE);
+    assert_err_has(fx, "features.country: expected a string, number or boolean, got array");
+    assert_int_equal(pred_feature(fx, "country", "{}"), DW_BAD_WRONG_TYPE);
+
+    /* keys that are not configured are ignored whatever their type */
+    assert_int_equal(pred_feature(fx, "other", "{\"deep\":[1,2,3]}"), DW_BAD_NONE);
+}
+
+static void test_bool_numeric_feature(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(pred_feature(fx, "is_new", "true"), DW_BAD_NONE);
+    assert_int_equal(fx->p->features[3].kind, DW_VAL_NUM);
+    assert_true(fx->p->features[3].num == 1.0);
+    assert_int_equal(pred_feature(fx, "is_new", "false"), DW_BAD_NONE);
+    assert_int_equal(fx->p->features[3].kind, DW_VAL_NUM);
+    assert_true(fx->p->features[3].num == 0.0);
+    assert_int_equal(pred_feature(fx, "is_new", "-7"), DW_BAD_NONE);
+    assert_true(fx->p->features[3].num == -7.0);
+    assert_int_equal(pred_feature(fx, "is_new", "null"), DW_BAD_NONE);
+    assert_int_equal(fx->p->features[3].kind, DW_VAL_MISSING);
+}
+
+static void test_categorical_number_text(void **state)
+{
+    struct fixture *fx = *state;
+    const struct {
+        const char *json;
+        const char *text;
+    } cases[] = {
+        {"1", "1"},
+        {"1.5", "1.5"},
+        {"1.0", "1.0"},
+        {"-0.0", "-0.0"},
+        {"100.0", "100.0"},
+        {"1e2", "100.0"},
+        {"0.1", "0.1"},
+        {"1e20", "1e+20"},
+        {"1e-5", "1e-05"},
+        {"1e15", "1000000000000000.0"},
+        {"1e16", "1e+16"},
+        {"123456789.125", "123456789.125"},
+        {"2.5e-7", "2.5e-07"},
+        {"0.30000000000000004", "0.30000000000000004"},
+        {"0.3333333333333333", "0.3333333333333333"},
+        {"true", "true"},
+        {"false", "false"},
+        {"\"DE\"", "DE"},
+        {"\"\"", ""},
+    };
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
+        assert_int_equal(pred_feature(fx, "zip", cases[i].json), DW_BAD_NONE);
+        assert_int_equal(fx->p->features[4].kind, DW_VAL_STR);
+        assert_mem_str(fx->p->features[4].str, fx->p->features[4].len, cases[i].text);
+    }
+
+    /* each categorical feature has its own scratch buffer */
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,"
+                              "\"features\":{\"country\":49,\"zip\":10115.0,\"tier\":2.5}}"),
+                     DW_BAD_NONE);
+    assert_mem_str(fx->p->features[1].str, fx->p->features[1].len, "49");
+    assert_mem_str(fx->p->features[4].str, fx->p->features[4].len, "10115.0");
+    assert_mem_str(fx->p->features[5].str, fx->p->features[5].len, "2.5");
+}
+
+static void test_class_text(void **state)
+{
+    struct fixture *fx = *state;
+    const struct {
+        const char *json;
+        const char *text;
+        int is_num;
+        double num;
+    } cases[] = {
+        {"1", "1", 1, 1.0},       {"\"1\"", "1", 0, 0.0},        {"1.0", "1.0", 1, 1.0},
+        {"true", "true", 0, 0.0}, {"false", "false", 0, 0.0},    {"0.1", "0.1", 1, 0.1},
+        {"-3", "-3", 1, -3.0},    {"1e300", "1e+300", 1, 1e300}, {"\"fraud\"", "fraud", 0, 0.0},
+        {"\"\"", "", 0, 0.0},
+    };
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
+        assert_int_equal(pred_value(fx, "fraud", cases[i].json), DW_BAD_NONE);
+        assert_string_equal(fx->p->pred.text, cases[i].text);
+        assert_int_equal(fx->p->pred.len, strlen(cases[i].text));
+        assert_int_equal(fx->p->pred.is_num, cases[i].is_num);
+        assert_true(fx->p->pred.num == cases[i].num);
+    }
+    /* the same class from a label */
+    assert_int_equal(label(fx, "{\"prediction_id\":\"p\",\"label\":1.0}"), DW_BAD_NONE);
+    assert_string_equal(fx->l.label.text, "1.0");
+    assert_int_equal(label(fx, "{\"prediction_id\":\"p\",\"label\":\"1\"}"), DW_BAD_NONE);
+    assert_string_equal(fx->l.label.text, "1");
+
+    assert_int_equal(pred_value(fx, "fraud", "{\"a\":1}"), DW_BAD_WRONG_TYPE);
+    assert_err_has(fx, "prediction: expected a string, number or boolean, got object");
+    assert_int_equal(pred_value(fx, "fraud", "[1]"), DW_BAD_WRONG_TYPE);
+    assert_int_equal(pred_value(fx, "fraud", "null"), DW_BAD_MISSING_FIELD);
+    assert_err_has(fx, "prediction: missing");
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"fraud\"}"),
+                     DW_BAD_MISSING_FIELD);
+
+    char cls[DW_CLASS_MAX + 2];
+    char buf[256];
+    memset(cls, 'c', DW_CLASS_MAX);
+    cls[DW_CLASS_MAX] = '\0';
+    snprintf(buf, sizeof(buf), "\"%s\"", cls);
+    assert_int_equal(pred_value(fx, "fraud", buf), DW_BAD_NONE);
+    assert_int_equal(fx->p->pred.len, DW_CLASS_MAX);
+    cls[DW_CLASS_MAX] = 'c';
+    cls[DW_CLASS_MAX + 1] = '\0';
+    snprintf(buf, sizeof(buf), "\"%s\"", cls);
+    assert_int_equal(pred_value(fx, "fraud", buf), DW_BAD_WRONG_TYPE);
+    assert_err_has(fx, "prediction: class label of 65 bytes");
+}
+
+static void test_regression(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(pred_value(fx, "price", "250000.5"), DW_BAD_NONE);
+    assert_true(fx->p->pred.is_num);
+    assert_true(fx->p->pred.num == 250000.5);
+    assert_int_equal(pred_value(fx, "price", "3"), DW_BAD_NONE);
+    assert_true(fx->p->pred.num == 3.0);
+    assert_string_equal(fx->p->pred.text, "3");
+    assert_int_equal(pred_value(fx, "price", "\"3.5\""), DW_BAD_WRONG_TYPE);
+    assert_err_has(fx, "prediction: expected a number (regression model), got string");
+    assert_int_equal(pred_value(fx, "price", "true"), DW_BAD_WRONG_TYPE);
+    assert_int_equal(pred_value(fx, "price", "null"), DW_BAD_MISSING_FIELD);
+}
+
+static void test_score(void **state)
+{
+    struct fixture *fx = *state;
+    const char *fraud = "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,"
+                        "\"score\":%s}";
+    const char *animal = "{\"prediction_id\":\"p\",\"model\":\"animal\",\"prediction\":\"cat\","
+                         "\"score\":%s}";
+    char buf[256];
+
+    snprintf(buf, sizeof(buf), animal, "{\"cat\":0.7,\"dog\":0.3}");
+    assert_int_equal(pred(fx, buf), DW_BAD_NONE);
+    assert_true(fx->p->has_score);
+    assert_true(fx->p->score == 0.7);
+    snprintf(buf, sizeof(buf), animal, "{\"dog\":0.3}");
+    assert_int_equal(pred(fx, buf), DW_BAD_NONE);
+    assert_false(fx->p->has_score);
+    snprintf(buf, sizeof(buf), animal, "{\"cat\":\"high\"}");
+    assert_int_equal(pred(fx, buf), DW_BAD_NONE);
+    assert_false(fx->p->has_score);
+    snprintf(buf, sizeof(buf), animal, "{\"cat\":1.5}");
+    assert_int_equal(pred(fx, buf), DW_BAD_NONE);
+    assert_false(fx->p->has_score);
+    snprintf(buf, sizeof(buf), fraud, "{\"0\":0.2,\"1\":0.8}");
+    assert_int_equal(pred(fx, buf), DW_BAD_NONE);
+    assert_true(fx->p->has_score);
+    assert_true(fx->p->score == 0.8);
+
+    snprintf(buf, sizeof(buf), fraud, "0");
+    assert_int_equal(pred(fx, buf), DW_BAD_NONE);
+    assert_true(fx->p->has_score);
+    assert_true(fx->p->score == 0.0);
+    snprintf(buf, sizeof(buf), fraud, "1");
+    assert_int_equal(pred(fx, buf), DW_BAD_NONE);
+    assert_true(fx->p->score == 1.0);
+
+    const char *bad_scores[] = {"1.5", "-0.1", "2", "\"0.5\"", "true", "[0.5]"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(bad_scores); i++) {
+        snprintf(buf, sizeof(buf), fraud, bad_scores[i]);
+        assert_int_equal(pred(fx, buf), DW_BAD_WRONG_TYPE);
+        assert_err_has(fx, "score: ");
+    }
+}
+
+static void test_latency(void **state)
+{
+    struct fixture *fx = *state;
+    const char *base = "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,"
+                       "\"latency_ms\":%s}";
+    char buf[256];
+    snprintf(buf, sizeof(buf), base, "0");
+    assert_int_equal(pred(fx, buf), DW_BAD_NONE);
+    assert_true(fx->p->has_latency);
+    assert_true(fx->p->latency_ms == 0.0);
+    snprintf(buf, sizeof(buf), base, "-1");
+    assert_int_equal(pred(fx, buf), DW_BAD_WRONG_TYPE);
+    assert_err_has(fx, "latency_ms: -1 is negative");
+    snprintf(buf, sizeof(buf), base, "\"12ms\"");
+    assert_int_equal(pred(fx, buf), DW_BAD_WRONG_TYPE);
+    assert_err_has(fx, "latency_ms: expected a number, got string");
+}
+
+static enum dw_bad_reason pred_ts(struct fixture *fx, const char *ts)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf),
+             "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"timestamp\":%s}", ts);
+    return pred(fx, buf);
+}
+
+static void test_timestamps(void **state)
+{
+    struct fixture *fx = *state;
+    const struct {
+        const char *json;
+        int64_t ms;
+    } good[] = {
+        {"\"2026-11-22T10:15:03Z\"", 1795342503000LL},
+        {"\"2026-11-22T10:15:03.120Z\"", 1795342503120LL},
+        {"\"2026-11-22T10:15:03.123456789Z\"", 1795342503123LL},
+        {"\"2026-11-22T12:15:03.5+02:00\"", 1795342503500LL},
+        {"\"2026-11-22T05:15:03-05:00\"", 1795342503000LL},
+        {"1795342503", 1795342503000LL},    /* epoch seconds */
+        {"1795342503.12", 1795342503120LL}, /* fraction -> milliseconds */
+        {"1795342503.123", 1795342503123LL},
+        {"1795342503.9999", 1795342503999LL}, /* rounded down */
+        {"1795342503120", 1795342503120LL},   /* epoch milliseconds */
+        {"1795342503120.7", 1795342503120LL},
+        {"1.79534250312e12", 1795342503120LL},
+        {"0", 0},
+        {"-1.5", -1500},
+    };
+    for (size_t i = 0; i < DW_ARRAY_SIZE(good); i++) {
+        assert_int_equal(pred_ts(fx, good[i].json), DW_BAD_NONE);
+        if (fx->p->ts_ms != good[i].ms) {
+            fail_msg("timestamp %s: got %lld, expected %lld", good[i].json, (long long)fx->p->ts_ms,
+                     (long long)good[i].ms);
+        }
+    }
+    assert_int_equal(pred_ts(fx, "null"), DW_BAD_NONE);
+    assert_int_equal(fx->p->ts_ms, KAFKA_TS);
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1}"),
+                     DW_BAD_NONE);
+    assert_int_equal(fx->p->ts_ms, KAFKA_TS);
+
+    const char *bad_ts[] = {"\"yesterday\"",
+                            "\"2026-11-22\"",
+                            "\"2026-13-01T00:00:00Z\"",
+                            "\"2026-11-22T10:15:03\"",
+                            "\"\"",
+                            "true",
+                            "{}",
+                            "[1]",
+                            "1e300"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(bad_ts); i++) {
+        assert_int_equal(pred_ts(fx, bad_ts[i]), DW_BAD_TIMESTAMP);
+        assert_err_has(fx, "timestamp: ");
+    }
+    assert_int_equal(pred_ts(fx, "\"yesterday\""), DW_BAD_TIMESTAMP);
+    assert_err_has(fx, "\"yesterday\" is not RFC 3339");
+}
+
+static void test_custom_paths(void **state)
+{
+    struct fixture *fx = *state;
+    close_decoder(fx);
+    fx->cfg.field_prediction_id = "/meta/id";
+    fx->cfg.field_model = "/meta/m~0odel";
+    fx->cfg.field_model_version = ""; /* not used */
+    fx->cfg.field_timestamp = "/meta/times/1";
+    fx->cfg.field_features = "/payload/x~1y";
+    fx->cfg.field_prediction = "/out/0";
+    fx->cfg.field_score = "/out/1/"; /* key "" inside out[1] */
+    fx->cfg.field_latency_ms = "";
+    fx->cfg.field_label_id = "/ids/0/pid";
+    fx->cfg.field_label = "/truth";
+    fx->cfg.field_label_timestamp = "";
+    open_decoder(fx);
+
+    const char *msg = "{\"meta\":{\"id\":\"n-1\",\"m~odel\":\"fraud\",\"times\":[0,1795342503]},"
+                      "\"model_version\":\"ignored\",\"latency_ms\":-5,"
+                      "\"payload\":{\"x/y\":{\"amount\":3,\"a/b~c\":\"k\"},\"x\":{\"y\":1}},"
+                      "\"out\":[1,{\"\":0.25}]}";
+    assert_int_equal(pred(fx, msg), DW_BAD_NONE);
+    assert_mem_str(fx->p->id, fx->p->id_len, "n-1");
+    assert_ptr_equal(fx->p->model, &fx->models[0]);
+    assert_mem_str(fx->p->version, fx->p->version_len, "");
+    assert_int_equal(fx->p->ts_ms, 1795342503000LL);
+    assert_string_equal(fx->p->pred.text, "1");
+    assert_true(fx->p->has_score);
+    assert_true(fx->p->score == 0.25);
+    assert_false(fx->p->has_latency);
+    assert_int_equal(fx->p->features[0].kind, DW_VAL_NUM);
+    assert_true(fx->p->features[0].num == 3.0);
+    assert_int_equal(fx->p->features[6].kind, DW_VAL_STR);
+    assert_mem_str(fx->p->features[6].str, fx->p->features[6].len, "k");
+
+    /* the old flat paths are not read any more */
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1}"),
+                     DW_BAD_MISSING_ID);
+    /* an index past the end, or into a non-array, is absent */
+    assert_int_equal(pred(fx, "{\"meta\":{\"id\":\"n\",\"m~odel\":\"fraud\"},\"out\":[]}"),
+                     DW_BAD_MISSING_FIELD);
+    assert_int_equal(pred(fx, "{\"meta\":{\"id\":\"n\",\"m~odel\":\"fraud\"},\"out\":\"s\"}"),
+                     DW_BAD_MISSING_FIELD);
+    /* index "0" into an object is the key "0" */
+    assert_int_equal(pred(fx, "{\"meta\":{\"id\":\"n\",\"m~odel\":\"fraud\"},\"out\":{\"0\":7}}"),
+                     DW_BAD_NONE);
+    assert_string_equal(fx->p->pred.text, "7");
+
+    assert_int_equal(label(fx, "{\"ids\":[{\"pid\":9}],\"truth\":\"yes\",\"timestamp\":5}"),
+                     DW_BAD_NONE);
+    assert_mem_str(fx->l.id, fx->l.id_len, "9");
+    assert_string_equal(fx->l.label.text, "yes");
+    assert_int_equal(fx->l.ts_ms, KAFKA_TS); /* label timestamp not used */
+
+    /* features "" is the whole document: flat events */
+    close_decoder(fx);
+    default_config(fx);
+    fx->cfg.field_features = "";
+    open_decoder(fx);
+    assert_int_equal(
+        pred(fx, "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"amount\":9.5}"),
+        DW_BAD_NONE);
+    assert_int_equal(fx->p->features[0].kind, DW_VAL_NUM);
+    assert_true(fx->p->features[0].num == 9.5);
+}
+
+static void test_bad_pointers(void **state)
+{
+    struct fixture *fx = *state;
+    close_decoder(fx);
+    char err[256];
+
+    fx->cfg.field_model = "model";
+    assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "input.fields.model"));
+
+    default_config(fx);
+    fx->cfg.field_features = "/a~2b";
+    assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "input.fields.features"));
+    fx->cfg.field_features = "/a/b~";
+    assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
+
+    default_config(fx);
+    fx->cfg.field_prediction_id = "";
+    assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "input.fields.prediction_id"));
+    fx->cfg.field_prediction_id = NULL;
+    assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
+
+    default_config(fx);
+    fx->cfg.field_score = NULL; /* optional: not used */
+    open_decoder(fx);
+}
+
+static void test_too_large(void **state)
+{
+    struct fixture *fx = *state;
+    close_decoder(fx);
+    fx->cfg.max_message_bytes = 64;
+    open_decoder(fx);
+    const char *ok =
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"x\":\"abcde\"}";
+    assert_int_equal(strlen(ok), 64);
+    assert_int_equal(pred(fx, ok), DW_BAD_NONE);
+    const char *big =
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"x\":\"abcdef\"}";
+    assert_int_equal(pred(fx, big), DW_BAD_TOO_LARGE);
+    assert_err_has(fx, "65 bytes");
+    /* size is checked before anything else */
+    char junk[100];
+    memset(junk, 0xff, sizeof(junk));
+    assert_int_equal(
+        dw_decode_label(fx->dec, junk, sizeof(junk), 0, &fx->l, fx->err, sizeof(fx->err)),
+        DW_BAD_TOO_LARGE);
+    assert_int_equal(dw_decode_label(fx->dec, junk, 64, 0, &fx->l, fx->err, sizeof(fx->err)),
+                     DW_BAD_UTF8);
+}
+
+static void test_utf8(void **state)
+{
+    struct fixture *fx = *state;
+    const struct {
+        const char *bytes;
+        int valid;
+    } cases[] = {
+        {"plain ascii, long enough for the 8-byte path", 1},
+        {"\xc3\xa9", 1},         /* U+00E9 */
+        {"\xe2\x82\xac", 1},     /* U+20AC */
+        {"\xf0\x9f\x98\x80", 1}, /* U+1F600 */
+        {"\xf4\x8f\xbf\xbf", 1}, /* U+10FFFF */
+        {"\xed\x9f\xbf", 1},     /* U+D7FF */
+        {"\xee\x80\x80", 1},     /* U+E000 */
+        {"abcdefgh\xc3\xa9xyz", 1},
+        {"\xc0\xaf", 0},         /* overlong '/' */
+        {"\xc1\xbf", 0},         /* overlong */
+        {"\xe0\x80\xaf", 0},     /* overlong 3-byte */
+        {"\xe0\x9f\xbf", 0},     /* overlong 3-byte */
+        {"\xf0\x80\x80\xaf", 0}, /* overlong 4-byte */
+        {"\xf0\x8f\xbf\xbf", 0}, /* overlong 4-byte */
+        {"\xed\xa0\x80", 0},     /* U+D800 */
+        {"\xed\xbf\xbf", 0},     /* U+DFFF */
+        {"\xf4\x90\x80\x80", 0}, /* U+110000 */
+        {"\xf5\x80\x80\x80", 0},
+        {"\xff", 0},
+        {"\xc3", 0},           /* truncated */
+        {"\xe2\x82", 0},       /* truncated */
+        {"\xf0\x9f\x98", 0},   /* truncated */
+        {"abc\xe2\x82", 0},    /* truncated at the end */
+        {"\xe2\x82x", 0},      /* bad continuation */
+        {"\x80", 0},           /* stray continuation */
+        {"abcdefghij\xbf", 0}, /* stray continuation after the fast path */
+    };
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
+        if (dw_utf8_valid(cases[i].bytes, strlen(cases[i].bytes)) != cases[i].valid) {
+            fail_msg("case %zu: expected %s", i, cases[i].valid ? "valid" : "invalid");
+        }
+    }
+    assert_true(dw_utf8_valid("", 0));
+    assert_true(dw_utf8_valid("a\0b", 3)); /* NUL is valid UTF-8 (JSON rejects it later) */
+
+    /* in a message */
+    assert_int_equal(
+        pred(fx, "{\"prediction_id\":\"p\xc0\xaf\",\"model\":\"fraud\",\"prediction\":1}"),
+        DW_BAD_UTF8);
+    assert_err_has(fx, "invalid UTF-8 at byte 19");
+    assert_int_equal(
+        pred(fx, "{\"prediction_id\":\"\xed\xa0\x80\",\"model\":\"fraud\",\"prediction\":1}"),
+        DW_BAD_UTF8);
+    assert_int_equal(
+        pred(fx, "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1}\xe2\x82"),
+        DW_BAD_UTF8);
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\x80\",\"model\":\"fraud\",\"prediction\":1}"),
+                     DW_BAD_UTF8);
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"\xf0\x9f\x98\x80-\xc3\xa9\",\"model\":"
+                              "\"fraud\",\"prediction\":\"\xe2\x82\xac\",\"features\":"
+                              "{\"country\":\"Z\xc3\xbcrich\"}}"),
+                     DW_BAD_NONE);
+    assert_mem_str(fx->p->id, fx->p->id_len, "\xf0\x9f\x98\x80-\xc3\xa9");
+    assert_string_equal(fx->p->pred.text, "\xe2\x82\xac");
+    assert_mem_str(fx->p->features[1].str, fx->p->features[1].len, "Z\xc3\xbcrich");
+}
+
+static void test_invalid_json(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(pred(fx, "{\"prediction_id\": \"p\",\n \"model\": }"), DW_BAD_JSON);
+    assert_err_has(fx, "invalid JSON at line 2, column");
+    assert_int_equal(pred(fx, ""), DW_BAD_JSON);
+    assert_int_equal(pred(fx, "{\"a\":1} trailing"), DW_BAD_JSON);
+    assert_int_equal(pred(fx, "{\"a\":NaN}"), DW_BAD_JSON);
+    assert_int_equal(pred(fx, "{\"a\":\"\\u0000\"}"), DW_BAD_JSON);
+    assert_int_equal(dw_decode_prediction(fx->dec, NULL, 0, 0, fx->p, fx->err, sizeof(fx->err)),
+                     DW_BAD_JSON);
+}
+
+static void test_not_object(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(pred(fx, "[{\"prediction_id\":\"p\"}]"), DW_BAD_NOT_OBJECT);
+    assert_err_has(fx, "top level is array");
+    assert_int_equal(pred(fx, "42"), DW_BAD_NOT_OBJECT);
+    assert_int_equal(pred(fx, "\"str\""), DW_BAD_NOT_OBJECT);
+    assert_int_equal(label(fx, "null"), DW_BAD_NOT_OBJECT);
+    assert_err_has(fx, "top level is null");
+}
+
+static void test_strings_valid_until_next_decode(void **state)
+{
+    struct fixture *fx = *state;
+    /* a second decoder to make allocations between the decode and the reads */
+    struct dw_decoder *other = dw_decoder_new(&fx->cfg, fx->err, sizeof(fx->err));
+    assert_non_null(other);
+    struct dw_prediction *op = dw_prediction_new(other);
+
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"first\",\"model\":\"fraud\",\"prediction\":"
+                              "\"yes\",\"model_version\":\"v1\",\"features\":{\"country\":\"FR\","
+                              "\"zip\":75001}}"),
+                     DW_BAD_NONE);
+    const char *id = fx->p->id;
+    const char *ver = fx->p->version;
+    const char *country = fx->p->features[1].str;
+    const char *zip = fx->p->features[4].str;
+    for (int i = 0; i < 100; i++) {
+        const char *m = "{\"prediction_id\":\"second\",\"model\":\"fraud\",\"prediction\":0,"
+                        "\"model_version\":\"v2\",\"features\":{\"country\":\"IT\",\"zip\":1}}";
+        assert_int_equal(dw_decode_prediction(other, m, strlen(m), 0, op, NULL, 0), DW_BAD_NONE);
+        char *noise = malloc(64);
+        memset(noise, 'x', 64);
+        free(noise);
+    }
+    assert_mem_str(id, fx->p->id_len, "first");
+    assert_mem_str(ver, fx->p->version_len, "v1");
+    assert_mem_str(country, fx->p->features[1].len, "FR");
+    assert_mem_str(zip, fx->p->features[4].len, "75001");
+    assert_mem_str(op->id, op->id_len, "second");
+    assert_mem_str(op->features[4].str, op->features[4].len, "1");
+
+    /* the class is a copy: it outlives the document */
+    struct dw_class c = fx->p->pred;
+    dw_decoder_reset(fx->dec);
+    dw_decoder_reset(fx->dec); /* idempotent */
+    assert_string_equal(c.text, "yes");
+    assert_string_equal(fx->p->pred.text, "yes");
+
+    free(op);
+    dw_decoder_destroy(other);
+    dw_decoder_destroy(NULL);
+}
+
+static void test_reason_names(void **state)
+{
+    (void)state;
+    const char *names[DW_BAD__COUNT] = {
+        "none",       "too_large",     "invalid_utf8", "invalid_json",  "not_object",
+        "missing_id", "missing_field", "wrong_type",   "unknown_model", "bad_timestamp"};
+    for (int r = 0; r < DW_BAD__COUNT; r++) {
+        assert_string_equal(dw_bad_reason_name((enum dw_bad_reason)r), names[r]);
+    }
+    assert_string_equal(dw_bad_reason_name(DW_BAD__COUNT), "unknown");
+}
+
+static void test_check_order(void **state)
+{
+    struct fixture *fx = *state;
+    /* the first failing field wins, in the documented order */
+    assert_int_equal(pred(fx, "{\"model\":\"nope\",\"prediction\":{}}"), DW_BAD_MISSING_ID);
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"nope\",\"timestamp\":\"x\"}"),
+                     DW_BAD_UNKNOWN_MODEL);
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"timestamp\":\"x\"}"),
+                     DW_BAD_TIMESTAMP);
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"score\":9}"),
+                     DW_BAD_MISSING_FIELD);
+}
+
+static void test_throughput(void **state)
+{
+    struct fixture *fx = *state;
+    /* a realistic ~400-byte, 15-feature event */
+    static struct dw_feature_cfg feats[15] = {
+        {"f00", DW_FEATURE_NUMERIC},     {"f01", DW_FEATURE_NUMERIC},
+        {"f02", DW_FEATURE_NUMERIC},     {"f03", DW_FEATURE_NUMERIC},
+        {"f04", DW_FEATURE_NUMERIC},     {"f05", DW_FEATURE_NUMERIC},
+        {"f06", DW_FEATURE_NUMERIC},     {"f07", DW_FEATURE_NUMERIC},
+        {"f08", DW_FEATURE_NUMERIC},     {"f09", DW_FEATURE_NUMERIC},
+        {"c10", DW_FEATURE_CATEGORICAL}, {"c11", DW_FEATURE_CATEGORICAL},
+        {"c12", DW_FEATURE_CATEGORICAL}, {"c13", DW_FEATURE_CATEGORICAL},
+        {"b14", DW_FEATURE_NUMERIC},
+    };
+    close_decoder(fx);
+    fx->models[1].features = feats;
+    fx->models[1].n_features = 15;
+    fx->models[1].task = DW_TASK_CLASSIFICATION;
+    open_decoder(fx);
+    const char *msg =
+        "{\"prediction_id\":\"7f9c2a4e-5b1d-4c3e-9a8f-0123456789ab\",\"model\":\"price\","
+        "\"model_version\":\"2.3.1\",\"timestamp\":\"2026-11-22T10:15:03.120Z\","
+        "\"features\":{\"f00\":132.5,\"f01\":0.0042,\"f02\":-17.25,\"f03\":1024,"
+        "\"f04\":3.14159,\"f05\":null,\"f06\":88,\"f07\":0.5,\"f08\":12345.678,\"f09\":7,"
+        "\"c10\":\"DE\",\"c11\":\"android\",\"c12\":3,\"c13\":\"gold\",\"b14\":true,\"extra\":"
+        "\"ignored\"},"
+        "\"prediction\":1,\"score\":0.91,\"latency_ms\":12.4,\"host\":\"scorer-7\"}";
+    size_t len = strlen(msg);
+    const int n = 200000;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; i++) {
+        if (dw_decode_prediction(fx->dec, msg, len, 0, fx->p, NULL, 0) != DW_BAD_NONE) {
+            fail_msg("decode %d failed", i);
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("[ INFO     ] decode: %d msgs of %zu bytes, 15 features in %.3f s: %.0f msgs/s "
+           "(%.1f MB/s)\n",
+           n, len, secs, n / secs, (double)n * (double)len / secs / 1e6);
+    assert_int_equal(fx->p->features[5].kind, DW_VAL_MISSING);
+    assert_mem_str(fx->p->features[12].str, fx->p->features[12].len, "3");
+    assert_true(fx->p->features[14].num == 1.0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_full_prediction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_optional_fields_absent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_label, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_id_integer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_id_wrong_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_id_too_long, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_features_wrong_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bool_numeric_feature, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_categorical_number_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_class_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_regression, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_score, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_latency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timestamps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_custom_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_pointers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_utf8, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_object, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strings_valid_until_next_decode, setup, teardown),
+        cmocka_unit_test(test_reason_names),
+        cmocka_unit_test_setup_teardown(test_check_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
