@@ -1,0 +1,117 @@
+/*
+ * dw_agg.h - the aggregate of one (model, window) on one partition, or merged across
+ * partitions. Plain structs, no I/O.
+ *
+ * An aggregate counts predictions and their joined labels (overall and per model version),
+ * duplicate and late events, and per feature: count, missing, Welford moments, min/max and,
+ * for categorical features, exact category counts up to DW_AGG_MAX_CATEGORIES (then "other").
+ * Everything is mergeable (counts add, moments merge with the parallel formula of Chan et al.),
+ * so the evaluator merges partitions and windows without going back to events.
+ */
+#ifndef DW_AGG_H
+#define DW_AGG_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driftwatch/dw_codec.h"
+#include "driftwatch/dw_config.h"
+#include "driftwatch/dw_decode.h"
+
+#define DW_AGG_MAX_VERSIONS 16      /* versions tracked per window; more fold into "other" */
+#define DW_AGG_MAX_CATEGORIES 1000  /* distinct categories per feature per window */
+#define DW_AGG_OTHER "__other__"    /* name of the version/category overflow bucket */
+
+/** @brief Performance counts of joined predictions (classification and regression). */
+struct dw_counts {
+    uint64_t predictions;
+    uint64_t labeled;
+    uint64_t correct;
+    uint64_t tp, fp, tn, fn;  /* binary view: positive = the model's positive_class */
+    uint64_t scored;          /* labeled predictions that carried a score */
+    double sum_brier;         /* Σ (score - y)^2 over scored */
+    double sum_logloss;       /* Σ -[y ln p + (1-y) ln(1-p)], p clipped to [1e-15, 1-1e-15] */
+    uint64_t regressed;       /* labeled predictions with numeric prediction and label */
+    double sum_abs_err, sum_sq_err, sum_label, sum_label_sq;
+    double sum_ape;           /* Σ |e| / max(|y|, DBL_EPSILON), sklearn's MAPE */
+};
+
+struct dw_version_stats {
+    char *name;
+    struct dw_counts c;
+};
+
+struct dw_category {
+    char *name;
+    uint64_t count;
+};
+
+struct dw_feat_stats {
+    enum dw_feature_type type;
+    uint64_t count;   /* non-missing values */
+    uint64_t missing; /* null or absent */
+    /* numeric */
+    double min, max, mean, m2;
+    /* categorical: open-addressing table of DW_AGG_MAX_CATEGORIES*2 slots, allocated lazily */
+    struct dw_category *cats;
+    size_t n_cats;
+    uint64_t other; /* values beyond the distinct-category bound */
+};
+
+struct dw_agg {
+    const struct dw_model_cfg *model;
+    int64_t start_ms;
+    struct dw_counts all;
+    struct dw_version_stats versions[DW_AGG_MAX_VERSIONS + 1]; /* last slot: "__other__" */
+    size_t n_versions;
+    uint64_t duplicate_labels; /* label events beyond the first for this window's predictions */
+    uint64_t conflicts;        /* duplicates whose label differs from the first */
+    uint64_t late_predictions; /* predictions that arrived after the window closed */
+    uint64_t late_labels;      /* labels that arrived after the label horizon */
+    struct dw_feat_stats *feats; /* model->n_features */
+    int dirty;                   /* changed since the last checkpoint */
+};
+
+/** @brief What a joined (prediction, label) pair contributes. */
+struct dw_outcome {
+    const char *pred;  /* class text */
+    const char *label; /* class text */
+    int pred_is_num, label_is_num;
+    double pred_num, label_num;
+    int has_score;
+    double score;
+};
+
+struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms);
+void dw_agg_free(struct dw_agg *agg);
+
+/** @returns the version slot for name (creating it; "__other__" beyond the bound). */
+size_t dw_agg_version_slot(struct dw_agg *agg, const char *name, size_t len);
+
+/** @brief Counts a prediction and its feature values into version slot vslot. */
+void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_prediction *ev);
+
+/** @brief Counts a joined label for a prediction of version slot vslot. */
+void dw_agg_add_outcome(struct dw_agg *agg, size_t vslot, const struct dw_outcome *o);
+
+/** @brief Adds src into dst (same model; versions and categories matched by name). */
+void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src);
+
+/** @brief Appends the versioned binary encoding (names, not indices, so config may change). */
+void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out);
+
+/**
+ * @brief Decodes an aggregate for model (features matched by name; unknown ones dropped).
+ * @returns NULL with errstr on a corrupt buffer.
+ */
+struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data, size_t len,
+                             char *errstr, size_t errstr_size);
+
+/** @brief Counts as JSON: predictions, labeled, correct, ..., versions, features. */
+json_t *dw_agg_to_json(const struct dw_agg *agg);
+
+/** @brief Population standard deviation of a numeric feature (0 when count < 1). */
+double dw_feat_std(const struct dw_feat_stats *fs);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * dw_redis.h - the Redis adapter: partition checkpoints, state loading and the few global keys
+ * the evaluator shares between pods. The only file that speaks hiredis.
+ *
+ * Key layout (G = group, T = predictions topic, P = partition; the braces are a Redis Cluster
+ * hash tag, so one partition's keys share a slot and its checkpoint is one MULTI/EXEC):
+ *   {dw:G:T:P}:meta                 hash: offsets, watermark, counters, owner
+ *   {dw:G:T:P}:open                 set of "<model>\t<window start ms>" windows in memory
+ *   {dw:G:T:P}:w:<model>:<start>    string: the partition's aggregate of that window
+ *   {dw:G:T:P}:join                 hash: prediction_id -> join record
+ *   dw:G:partitions                 partition count of the topics
+ *   dw:G:lock:eval                  the evaluator's lease (SET NX PX)
+ *   dw:G:cursor:<model>             next window start to evaluate
+ *   dw:G:ref:<model>                reference profile (JSON)
+ *   dw:G:report:<model>:<start>     last report of a window (JSON)
+ *   dw:G:trigger:last:<model>       window start of the last retraining trigger
+ */
+#ifndef DW_REDIS_H
+#define DW_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driftwatch/dw_agg.h"
+#include "driftwatch/dw_config.h"
+#include "driftwatch/dw_part.h"
+
+struct dw_redis;
+
+/** @brief What other pods need to know of a partition to close windows. */
+struct dw_part_meta {
+    int present;    /* the partition has a checkpoint */
+    int64_t max_ts; /* DW_NO_TS when no prediction yet */
+    int64_t min_ts;
+    int64_t eof_ms; /* wall clock since the partition is at the end of its log, 0 = not */
+};
+
+struct dw_redis *dw_redis_connect(const struct dw_config *cfg, char *errstr, size_t errstr_size);
+void dw_redis_free(struct dw_redis *r);
+
+/** @returns 0 when Redis answers PING (reconnecting if needed). */
+int dw_redis_ping(struct dw_redis *r);
+
+/** @brief Makes `owner` the partition's owner (fences checkpoints of any previous owner). */
+int dw_redis_claim(struct dw_redis *r, int32_t partition, const char *owner, char *errstr,
+                   size_t errstr_size);
+
+/**
+ * @brief Loads a partition's checkpoint into p (offsets, watermark, counters, open windows,
+ *        join records). @returns 1 when state was found, 0 when none, -1 on error.
+ */
+int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Writes the partition's changed state in one MULTI/EXEC, guarded by WATCH on the meta
+ *        key so a fenced (previous) owner cannot overwrite a new owner's state.
+ * @param eof_ms wall-clock time since which the partition is at the end of its log (0: not)
+ * @param bytes_out payload bytes written (may be NULL)
+ * @returns 0 ok, -1 Redis error (state kept dirty, retry later), -2 ownership lost.
+ */
+int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
+                        size_t *bytes_out, char *errstr, size_t errstr_size);
+
+/** @brief Stores/reads the partition count (dw:G:partitions). */
+int dw_redis_set_partitions(struct dw_redis *r, int n);
+int dw_redis_get_partitions(struct dw_redis *r, int *n);
+
+/** @brief Reads every partition's meta (pipelined). metas has n entries. */
+int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas);
+
+/**
+ * @brief Reads the aggregate of (model, start) from every partition and merges them.
+ * @returns a new aggregate (empty when no partition has data), NULL on error.
+ */
+struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cfg *model,
+                                    int64_t start_ms, int n_parts, char *errstr,
+                                    size_t errstr_size);
+
+/** @brief Lease dw:G:lock:<name>: SET NX PX, or extends it when we already hold it. 1 = held. */
+int dw_redis_lease(struct dw_redis *r, const char *name, const char *owner, int64_t ttl_ms);
+void dw_redis_release(struct dw_redis *r, const char *name, const char *owner);
+
+/** @brief Global integer key dw:G:<name>. get returns 1 found, 0 absent, -1 error. */
+int dw_redis_get_i64(struct dw_redis *r, const char *name, int64_t *out);
+int dw_redis_set_i64(struct dw_redis *r, const char *name, int64_t v);
+
+/** @brief Global string key dw:G:<name> (ttl_ms 0 = no expiry); get returns malloc'd or NULL. */
+int dw_redis_set_str(struct dw_redis *r, const char *name, const char *value, int64_t ttl_ms);
+char *dw_redis_get_str(struct dw_redis *r, const char *name);
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * dw_codec.c - little-endian buffer writer and bounds-checked reader (see dw_codec.h).
+ * Checkpoints are read back by other pods, possibly on other architectures, so nothing is
+ * written in host byte order.
+ */
+#include "driftwatch/dw_codec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "driftwatch/dw_common.h"
+
+void dw_buf_init(struct dw_buf *b)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void dw_buf_free(struct dw_buf *b)
+{
+    free(b->data);
+    dw_buf_init(b);
+}
+
+void dw_buf_reset(struct dw_buf *b)
+{
+    b->len = 0;
+}
+
+static void buf_reserve(struct dw_buf *b, size_t extra)
+{
+    if (b->len + extra <= b->cap) {
+        return;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra) {
+        cap *= 2;
+    }
+    b->data = dw_realloc(b->data, cap);
+    b->cap = cap;
+}
+
+void dw_buf_put(struct dw_buf *b, const void *data, size_t len)
+{
+    buf_reserve(b, len);
+    if (len) {
+        memcpy(b->data + b->len, data, len);
+    }
+    b->len += len;
+}
+
+static void put_le(struct dw_buf *b, uint64_t v, int bytes)
+{
+    buf_reserve(b, (size_t)bytes);
+    for (int i = 0; i < bytes; i++) {
+        b->data[b->len++] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+void dw_buf_put_u8(struct dw_buf *b, uint8_t v)
+{
+    put_le(b, v, 1);
+}
+
+void dw_buf_put_u16(struct dw_buf *b, uint16_t v)
+{
+    put_le(b, v, 2);
+}
+
+void dw_buf_put_u32(struct dw_buf *b, uint32_t v)
+{
+    put_le(b, v, 4);
+}
+
+void dw_buf_put_u64(struct dw_buf *b, uint64_t v)
+{
+    put_le(b, v, 8);
+}
+
+void dw_buf_put_i64(struct dw_buf *b, int64_t v)
+{
+    put_le(b, (uint64_t)v, 8);
+}
+
+void dw_buf_put_f64(struct dw_buf *b, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    put_le(b, bits, 8);
+}
+
+void dw_buf_put_str(struct dw_buf *b, const char *s, size_t len)
+{
+    dw_buf_put_u32(b, (uint32_t)len);
+    dw_buf_put(b, s, len);
+}
+
+void dw_reader_init(struct dw_reader *rd, const void *data, size_t len)
+{
+    rd->p = data;
+    rd->len = len;
+    rd->pos = 0;
+    rd->err = 0;
+}
+
+static uint64_t get_le(struct dw_reader *rd, int bytes)
+{
+    if (rd->err || rd->len - rd->pos < (size_t)bytes) {
+        rd->err = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) {
+        v |= (uint64_t)rd->p[rd->pos + (size_t)i] << (8 * i);
+    }
+    rd->pos += (size_t)bytes;
+    return v;
+}
+
+uint8_t dw_rd_u8(struct dw_reader *rd)
+{
+    return (uint8_t)get_le(rd, 1);
+}
+
+uint16_t dw_rd_u16(struct dw_reader *rd)
+{
+    return (uint16_t)get_le(rd, 2);
+}
+
+uint32_t dw_rd_u32(struct dw_reader *rd)
+{
+    return (uint32_t)get_le(rd, 4);
+}
+
+uint64_t dw_rd_u64(struct dw_reader *rd)
+{
+    return get_le(rd, 8);
+}
+
+int64_t dw_rd_i64(struct dw_reader *rd)
+{
+    return (int64_t)get_le(rd, 8);
+}
+
+double dw_rd_f64(struct dw_reader *rd)
+{
+    uint64_t bits = get_le(rd, 8);
+    double v;
+    memcpy(&v, &bits, sizeof(v));
+    return v;
+}
+
+const uint8_t *dw_rd_bytes(struct dw_reader *rd, size_t len)
+{
+    if (rd->err || rd->len - rd->pos < len) {
+        rd->err = 1;
+        return NULL;
+    }
+    const uint8_t *p = rd->p + rd->pos;
+    rd->pos += len;
+    return p;
+}
+
+size_t dw_rd_str(struct dw_reader *rd, const char **s)
+{
+    uint32_t len = dw_rd_u32(rd);
+    const uint8_t *p = dw_rd_bytes(rd, len);
+    *s = p ? (const char *)p : "";
+    return p ? len : 0;
+}

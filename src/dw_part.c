@@ -1,0 +1,347 @@
+/*
+ * dw_part.c - event processing for one partition: join, windows, watermark (see dw_part.h).
+ *
+ * Join rules (DESIGN.md §8): the first label to arrive for a prediction is the one used; later
+ * label events for it are duplicates (conflicts when they disagree with the first), counted in
+ * the prediction's window. A label that arrives before its prediction is parked in the join
+ * cache; its duplicates are remembered in the record and counted when the prediction arrives.
+ * Records expire join.ttl after their event time, measured on the partition's watermark (event
+ * time), so expiry replays identically after a restart.
+ */
+#include "driftwatch/dw_part.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "driftwatch/dw_common.h"
+
+struct dw_part *dw_part_new(const struct dw_config *cfg, int32_t partition)
+{
+    struct dw_part *p = dw_calloc(1, sizeof(*p));
+    p->cfg = cfg;
+    p->partition = partition;
+    p->off_pred = -1;
+    p->off_label = -1;
+    p->max_ts = DW_NO_TS;
+    p->min_ts = DW_NO_TS;
+    p->closed_upto_ms = DW_NO_TS;
+    dw_join_init(&p->join);
+    return p;
+}
+
+void dw_part_free(struct dw_part *p)
+{
+    if (!p) {
+        return;
+    }
+    for (size_t i = 0; i < p->n_wins; i++) {
+        dw_agg_free(p->wins[i]);
+    }
+    for (size_t i = 0; i < p->n_retired; i++) {
+        dw_agg_free(p->retired[i]);
+    }
+    free(p->wins);
+    free(p->retired);
+    dw_join_free(&p->join);
+    free(p);
+}
+
+int64_t dw_part_watermark(const struct dw_part *p)
+{
+    return p->max_ts == DW_NO_TS ? DW_NO_TS : p->max_ts - p->cfg->allowed_lateness_ms;
+}
+
+static int64_t window_start(const struct dw_part *p, int64_t ts)
+{
+    return dw_floor_div(ts, p->cfg->window_size_ms) * p->cfg->window_size_ms;
+}
+
+static int window_closed(const struct dw_part *p, int64_t start)
+{
+    int64_t end = start + p->cfg->window_size_ms;
+    int64_t wm = dw_part_watermark(p);
+    return (wm != DW_NO_TS && end <= wm) ||
+           (p->closed_upto_ms != DW_NO_TS && end <= p->closed_upto_ms);
+}
+
+struct dw_agg *dw_part_window(struct dw_part *p, const struct dw_model_cfg *model,
+                              int64_t start_ms)
+{
+    for (size_t i = p->n_wins; i-- > 0;) {
+        struct dw_agg *agg = p->wins[i];
+        if (agg->start_ms == start_ms && agg->model == model) {
+            return agg;
+        }
+    }
+    return NULL;
+}
+
+static void push_agg(struct dw_agg ***arr, size_t *n, size_t *cap, struct dw_agg *agg)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *arr = dw_realloc(*arr, *cap * sizeof(**arr));
+    }
+    (*arr)[(*n)++] = agg;
+}
+
+void dw_part_adopt_window(struct dw_part *p, struct dw_agg *agg)
+{
+    push_agg(&p->wins, &p->n_wins, &p->cap_wins, agg);
+}
+
+static void outcome_of(const struct dw_join_rec *rec, struct dw_outcome *o)
+{
+    o->pred = dw_strtab_get(rec->pred_cls);
+    o->label = dw_strtab_get(rec->label_cls);
+    o->pred_is_num = (rec->flags & DW_JREC_PRED_NUM) != 0;
+    o->label_is_num = (rec->flags & DW_JREC_LABEL_NUM) != 0;
+    o->pred_num = rec->pred_num;
+    o->label_num = rec->label_num;
+    o->has_score = (rec->flags & DW_JREC_SCORE) != 0;
+    o->score = rec->score;
+}
+
+/* Counts the joined label of rec into its window; the record is DONE afterwards. */
+static void count_join(struct dw_part *p, struct dw_join_rec *rec, uint64_t dups,
+                       uint64_t conflicts)
+{
+    const struct dw_model_cfg *model = &p->cfg->models[rec->model_idx];
+    struct dw_agg *agg = dw_part_window(p, model, rec->win_ms);
+    rec->state = DW_JOIN_DONE;
+    if (!agg || (rec->flags & DW_JREC_LATE)) {
+        p->ctr.late_labels += 1 + dups;
+        p->meta_dirty = 1;
+        return;
+    }
+    const char *version = dw_strtab_get(rec->version);
+    size_t vslot = dw_agg_version_slot(agg, version, strlen(version));
+    struct dw_outcome o;
+    outcome_of(rec, &o);
+    dw_agg_add_outcome(agg, vslot, &o);
+    agg->duplicate_labels += dups;
+    agg->conflicts += conflicts;
+}
+
+enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_prediction *ev)
+{
+    uint16_t pred_cls = dw_strtab_intern(ev->pred.text, ev->pred.len);
+    uint16_t version = dw_strtab_intern(ev->version, ev->version_len);
+    if (pred_cls == DW_STRTAB_NONE || version == DW_STRTAB_NONE) {
+        p->ctr.rejected_classes++;
+        p->meta_dirty = 1;
+        return DW_PART_REJECTED;
+    }
+    struct dw_join_rec *rec = dw_join_find(&p->join, ev->id, ev->id_len);
+    if (rec && rec->state != DW_JOIN_LABEL) {
+        p->ctr.duplicate_predictions++;
+        p->meta_dirty = 1;
+        return DW_PART_DUPLICATE;
+    }
+    p->ctr.predictions++;
+    p->meta_dirty = 1;
+    int64_t start = window_start(p, ev->ts_ms);
+    int late = window_closed(p, start);
+    if (p->max_ts == DW_NO_TS || ev->ts_ms > p->max_ts) {
+        p->max_ts = ev->ts_ms;
+    }
+    if (p->min_ts == DW_NO_TS || ev->ts_ms < p->min_ts) {
+        p->min_ts = ev->ts_ms;
+    }
+    struct dw_agg *agg = dw_part_window(p, ev->model, start);
+    if (late) {
+        if (agg) {
+            agg->late_predictions++;
+            agg->dirty = 1;
+        } else {
+            p->ctr.late_predictions++;
+        }
+    } else if (!agg) {
+        agg = dw_agg_new(ev->model, start);
+        push_agg(&p->wins, &p->n_wins, &p->cap_wins, agg);
+    }
+    if (!late) {
+        size_t vslot = dw_agg_version_slot(agg, ev->version, ev->version_len);
+        dw_agg_add_prediction(agg, vslot, ev);
+    }
+    uint16_t parked_label = DW_STRTAB_NONE;
+    uint64_t dups = 0, conflicts = 0;
+    int parked_num = 0;
+    double parked_num_v = 0;
+    if (rec) {
+        parked_label = rec->label_cls;
+        parked_num = (rec->flags & DW_JREC_LABEL_NUM) != 0;
+        parked_num_v = rec->label_num;
+        dups = rec->dups;
+        conflicts = rec->conflicts;
+        dw_join_touch(&p->join, rec);
+    } else {
+        rec = dw_join_insert(&p->join, ev->id, ev->id_len, DW_JOIN_PRED);
+    }
+    rec->state = DW_JOIN_PRED;
+    rec->ts_ms = ev->ts_ms;
+    rec->win_ms = start;
+    rec->model_idx = (uint16_t)ev->model_idx;
+    rec->version = version;
+    rec->pred_cls = pred_cls;
+    rec->label_cls = parked_label;
+    rec->flags = (uint8_t)((rec->flags & DW_JREC_DIRTY) | (late ? DW_JREC_LATE : 0));
+    if (parked_num) {
+        rec->flags |= DW_JREC_LABEL_NUM;
+        rec->label_num = parked_num_v;
+    }
+    if (ev->has_score) {
+        rec->flags |= DW_JREC_SCORE;
+        rec->score = ev->score;
+    }
+    if (ev->pred.is_num) {
+        rec->flags |= DW_JREC_PRED_NUM;
+        rec->pred_num = ev->pred.num;
+    }
+    rec->dups = 0;
+    rec->conflicts = 0;
+    if (parked_label != DW_STRTAB_NONE) {
+        count_join(p, rec, dups, conflicts);
+    }
+    return late ? DW_PART_LATE : DW_PART_OK;
+}
+
+enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *lab)
+{
+    uint16_t label_cls = dw_strtab_intern(lab->label.text, lab->label.len);
+    if (label_cls == DW_STRTAB_NONE) {
+        p->ctr.rejected_classes++;
+        p->meta_dirty = 1;
+        return DW_PART_REJECTED;
+    }
+    p->ctr.labels++;
+    p->meta_dirty = 1;
+    struct dw_join_rec *rec = dw_join_find(&p->join, lab->id, lab->id_len);
+    if (!rec) {
+        rec = dw_join_insert(&p->join, lab->id, lab->id_len, DW_JOIN_LABEL);
+        rec->ts_ms = lab->ts_ms;
+        rec->label_cls = label_cls;
+        if (lab->label.is_num) {
+            rec->flags |= DW_JREC_LABEL_NUM;
+            rec->label_num = lab->label.num;
+        }
+        return DW_PART_OK;
+    }
+    int conflict = rec->label_cls != label_cls;
+    if (rec->state == DW_JOIN_LABEL) {
+        rec->dups++;
+        rec->conflicts = (uint16_t)(rec->conflicts + conflict);
+        dw_join_touch(&p->join, rec);
+        return DW_PART_DUPLICATE;
+    }
+    if (rec->state == DW_JOIN_DONE) {
+        const struct dw_model_cfg *model = &p->cfg->models[rec->model_idx];
+        struct dw_agg *agg = dw_part_window(p, model, rec->win_ms);
+        if (agg && !(rec->flags & DW_JREC_LATE)) {
+            agg->duplicate_labels++;
+            agg->conflicts += (uint64_t)conflict;
+            agg->dirty = 1;
+        } else {
+            p->ctr.late_labels++;
+        }
+        return DW_PART_DUPLICATE;
+    }
+    rec->label_cls = label_cls;
+    if (lab->label.is_num) {
+        rec->flags |= DW_JREC_LABEL_NUM;
+        rec->label_num = lab->label.num;
+    }
+    dw_join_touch(&p->join, rec);
+    count_join(p, rec, 0, 0);
+    return DW_PART_OK;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void count_expired(struct dw_part *p, const struct dw_join_rec *rec)
+{
+    if (rec->state == DW_JOIN_PRED) {
+        p->ctr.expired_predictions++;
+    } else if (rec->state == DW_JOIN_LABEL) {
+        p->ctr.expired_labels++;
+    }
+}
+
+/* Deletes records with event time before `cutoff` (the oldest first when evicting). */
+static void join_sweep(struct dw_part *p, int64_t cutoff, int evicting)
+{
+    struct dw_join *j = &p->join;
+    for (size_t i = 0; i < j->n_used; i++) {
+        struct dw_join_rec *rec = &j->pool[i];
+        if (rec->state == DW_JOIN_FREE || rec->ts_ms >= cutoff) {
+            continue;
+        }
+        if (evicting) {
+            p->ctr.evicted++;
+        }
+        count_expired(p, rec);
+        dw_join_delete(j, rec);
+        p->meta_dirty = 1;
+    }
+}
+
+static void join_evict(struct dw_part *p, int64_t max_records)
+{
+    struct dw_join *j = &p->join;
+    if ((int64_t)j->count <= max_records) {
+        return;
+    }
+    /* Evict the oldest tenth (by event time) so eviction is not paid on every event. */
+    int64_t *ts = dw_malloc(j->count * sizeof(*ts));
+    size_t n = 0;
+    for (size_t i = 0; i < j->n_used; i++) {
+        if (j->pool[i].state != DW_JOIN_FREE) {
+            ts[n++] = j->pool[i].ts_ms;
+        }
+    }
+    qsort(ts, n, sizeof(*ts), cmp_i64);
+    size_t target = n - (size_t)(max_records * 9 / 10);
+    int64_t cutoff = ts[DW_MIN(target, n - 1)] + 1;
+    free(ts);
+    join_sweep(p, cutoff, 1);
+}
+
+void dw_part_maintain(struct dw_part *p, int64_t max_records)
+{
+    int64_t wm = dw_part_watermark(p);
+    if (wm != DW_NO_TS) {
+        join_sweep(p, wm - p->cfg->join_ttl_ms, 0);
+    }
+    join_evict(p, max_records);
+    if (wm == DW_NO_TS) {
+        return;
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < p->n_wins; i++) {
+        struct dw_agg *agg = p->wins[i];
+        int64_t retire_at = agg->start_ms + p->cfg->window_size_ms + p->cfg->label_horizon_ms;
+        if (retire_at <= wm) {
+            push_agg(&p->retired, &p->n_retired, &p->cap_retired, agg);
+        } else {
+            p->wins[keep++] = agg;
+        }
+    }
+    p->n_wins = keep;
+}
+
+void dw_part_checkpoint_done(struct dw_part *p)
+{
+    for (size_t i = 0; i < p->n_wins; i++) {
+        p->wins[i]->dirty = 0;
+    }
+    for (size_t i = 0; i < p->n_retired; i++) {
+        dw_agg_free(p->retired[i]);
+    }
+    p->n_retired = 0;
+    dw_join_clear_dirty(&p->join);
+    p->meta_dirty = 0;
+}
