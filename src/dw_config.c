@@ -1007,9 +1007,10 @@ static int model_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const char 
         }
         const char *k = (const char *)key->data.scalar.value;
         if (strcmp(k, "features") == 0) {
-            if (seen[DW_ARRAY_SIZE(model_keys)]++) {
+            if (seen[DW_ARRAY_SIZE(model_keys)]) {
                 return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
             }
+            seen[DW_ARRAY_SIZE(model_keys)] = 1;
             if (features_walk(ctx, m, name, val) < 0) {
                 return -1;
             }
@@ -1022,9 +1023,10 @@ static int model_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const char 
         if (i == DW_ARRAY_SIZE(model_keys)) {
             return dw_err(ctx->errstr, ctx->errstr_size, "unknown key '%s'", name);
         }
-        if (seen[i]++) {
+        if (seen[i]) {
             return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
         }
+        seen[i] = 1;
         if (scalar_set(ctx, &model_keys[i], m, name, val) < 0) {
             return -1;
         }
@@ -1102,9 +1104,10 @@ static int map_walk(struct parse_ctx *ctx, const char *prefix, yaml_node_t *node
         const struct cfg_key *k = find_key(name);
         if (k) {
             size_t idx = (size_t)(k - cfg_keys);
-            if (ctx->seen[idx]++) {
+            if (ctx->seen[idx]) {
                 return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
             }
+            ctx->seen[idx] = 1;
             if (scalar_set(ctx, k, ctx->cfg, name, val) < 0) {
                 return -1;
             }
