@@ -275,7 +275,7 @@ static size_t jv_number_text(const jv_t *v, char *buf, size_t size)
  * ------------------------------------------------------------------------------------------ */
 
 struct dw_decoder {
-    const struct dw_config *cfg; /* borrowed; must outlive the decoder */
+    const struct dw_config *cfg; /* borrowed; must outlive the decoder, unchanged */
     struct json_ptr p_id;
     struct json_ptr p_model;
     struct json_ptr p_version;
