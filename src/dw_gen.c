@@ -688,9 +688,11 @@ static void gen_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaqu
     }
 }
 
+/* @returns 0, -1 on a runtime failure, -2 when librdkafka rejects a property (usage error). */
 static int sink_open(const struct gen_opts *o, struct gen_sink *s, char *errstr,
                      size_t errstr_size)
 {
+    int rc = -1;
     memset(s, 0, sizeof(*s));
     if (!o->brokers) {
         if (o->predictions_out) {
@@ -725,6 +727,7 @@ static int sink_open(const struct gen_opts *o, struct gen_sink *s, char *errstr,
             RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
             dw_err(errstr, errstr_size, "kafka %s: %s", defaults[i][0], kerr);
+            rc = -2;
             goto err;
         }
     }
@@ -735,6 +738,7 @@ static int sink_open(const struct gen_opts *o, struct gen_sink *s, char *errstr,
         if (klen >= sizeof(key)) {
             rd_kafka_conf_destroy(conf);
             dw_err(errstr, errstr_size, "-X %s: key too long", o->xprops[i]);
+            rc = -2;
             goto err;
         }
         memcpy(key, o->xprops[i], klen);
@@ -742,6 +746,7 @@ static int sink_open(const struct gen_opts *o, struct gen_sink *s, char *errstr,
         if (rd_kafka_conf_set(conf, key, eq + 1, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
             dw_err(errstr, errstr_size, "-X %s: %s", key, kerr);
+            rc = -2;
             goto err;
         }
     }
@@ -759,7 +764,7 @@ err:
         fclose(s->f_pred);
         s->f_pred = NULL;
     }
-    return -1;
+    return rc;
 }
 
 static int sink_write(const struct gen_opts *o, struct gen_sink *s, enum gen_kind kind,
@@ -803,12 +808,18 @@ static int sink_write(const struct gen_opts *o, struct gen_sink *s, enum gen_kin
     return 0;
 }
 
-/* Flushes and closes; @returns -1 when a file could not be written or a delivery failed. */
-static int sink_close(const struct gen_opts *o, struct gen_sink *s, char *errstr,
+/*
+ * @brief Flushes and closes. With `abandon` (error path) queued messages are purged instead of
+ *        waited for. @returns -1 when a file could not be written or a delivery failed.
+ */
+static int sink_close(const struct gen_opts *o, struct gen_sink *s, int abandon, char *errstr,
                       size_t errstr_size)
 {
     int rc = 0;
     if (s->rk) {
+        if (abandon) {
+            rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        }
         rd_kafka_flush(s->rk, GEN_FLUSH_TIMEOUT_MS);
         int left = rd_kafka_outq_len(s->rk);
         if (left > 0) {
@@ -928,11 +939,11 @@ static int emit_all(const struct gen_opts *o, const struct gen_plan *p, struct g
             goto err;
         }
         if (o->rate > 0) {
+            /* Message n+1 is due (n+1)/rate seconds after the start. */
             int64_t due = t0 + (int64_t)((double)(n + 1) * 1000.0 / o->rate);
-            int64_t now = dw_mono_ms();
-            if (due > now) {
+            for (int64_t now = dw_mono_ms(); now < due; now = dw_mono_ms()) {
                 if (s->rk) {
-                    rd_kafka_poll(s->rk, (int)(due - now));
+                    rd_kafka_poll(s->rk, (int)(due - now)); /* serves delivery reports */
                 } else {
                     sleep_ms(due - now);
                 }
@@ -1524,6 +1535,16 @@ int dw_cmd_gen(int argc, char **argv)
         fprintf(stderr, "driftwatch gen: drift options given without --drift-at: no drift\n");
     }
 
+    /* Sinks first: a property librdkafka rejects is reported before any work. */
+    int has_sink = o.brokers || o.predictions_out || o.labels_out;
+    if (has_sink) {
+        int src = sink_open(&o, &sink, errstr, sizeof(errstr));
+        if (src != 0) {
+            rc = src == -2 ? 2 : 1;
+            goto err;
+        }
+        sink_opened = 1;
+    }
     if (o.truth_out) {
         truth = fopen(o.truth_out, "w");
         if (!truth) {
@@ -1542,17 +1563,18 @@ int dw_cmd_gen(int argc, char **argv)
             goto err;
         }
     }
-    if (o.brokers || o.predictions_out || o.labels_out) {
-        if (sink_open(&o, &sink, errstr, sizeof(errstr))) {
-            goto err;
-        }
-        sink_opened = 1;
+    if (has_sink) {
         if (emit_all(&o, &plan, &sink, errstr, sizeof(errstr))) {
             goto err;
         }
         sink_opened = 0;
-        if (sink_close(&o, &sink, errstr, sizeof(errstr))) {
+        if (sink_close(&o, &sink, 0, errstr, sizeof(errstr))) {
             goto err;
+        }
+        if (o.brokers && !o.quiet) {
+            dw_log(DW_LOG_INFO, "gen: delivered", "{s:s,s:I,s:I}", "brokers", o.brokers,
+                   "delivered", (json_int_t)sink.delivered, "oversize_rejected",
+                   (json_int_t)sink.oversize_rejected);
         }
         if (sink.oversize_rejected > 0) {
             dw_log(DW_LOG_WARN, "gen: oversize messages rejected by the broker", "{s:I}",
@@ -1573,7 +1595,7 @@ err:
         fprintf(stderr, "driftwatch gen: %s\n", errstr);
     }
     if (sink_opened) {
-        sink_close(&o, &sink, NULL, 0);
+        sink_close(&o, &sink, 1, NULL, 0);
     }
     if (truth) {
         fclose(truth);

@@ -613,6 +613,25 @@ static void test_fast_eps_and_epoch_start(void **state)
     dataset_free(&ds);
 }
 
+static void test_kafka_sink(void **state)
+{
+    /* librdkafka's in-process mock cluster (loopback): every message gets a delivery report. */
+    assert_int_equal(run_gen("--brokers", "127.0.0.1:1", "-X", "test.mock.num.brokers=1",
+                             "--count", "2000", "--duplicate-labels", "0.1", "--malformed",
+                             "0.05", "--oversize", "1", "--topic-predictions", "p",
+                             "--topic-labels", "l", NULL),
+                     0);
+    /* Nobody listens on 127.0.0.1:1: deliveries time out and the command fails with 1. */
+    assert_int_equal(run_gen("--brokers", "127.0.0.1:1", "-X", "message.timeout.ms=300",
+                             "--count", "5", NULL),
+                     1);
+    /* A property librdkafka rejects is a configuration error. */
+    assert_int_equal(run_gen("--brokers", "127.0.0.1:1", "-X", "no.such.property=1", "--count",
+                             "5", NULL),
+                     2);
+    assert_int_equal(run_gen("--brokers", "127.0.0.1:1", "-X", "novalue", NULL), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -622,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_truth_matches_files),
         cmocka_unit_test(test_drift),
         cmocka_unit_test(test_fast_eps_and_epoch_start),
+        cmocka_unit_test(test_kafka_sink),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
