@@ -40,17 +40,17 @@
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_log.h"
 
-#define GEN_N_CATS 8                   /* categories per categorical feature */
-#define GEN_POSITIVE_RATE 0.3          /* probability that the true label is 1 */
-#define GEN_LATENCY_BASE_MS 5.0        /* milliseconds, latency floor */
-#define GEN_LATENCY_MEAN_MS 10.0       /* milliseconds, mean of the exponential part */
-#define GEN_OVERSIZE_BYTES 1048576     /* bytes, size of one oversize message */
-#define GEN_MAX_COUNT 100000000        /* predictions, upper bound of --count */
-#define GEN_MAX_OVERSIZE 100000        /* messages, upper bound of --oversize */
-#define GEN_MAX_FEATURES 1000          /* features of each type */
-#define GEN_FLUSH_TIMEOUT_MS 60000     /* milliseconds to wait for delivery reports */
-#define GEN_POLL_MS 100                /* milliseconds per poll while the local queue is full */
-#define GEN_PROGRESS_MS 5000           /* milliseconds between progress log lines */
+#define GEN_N_CATS 8                     /* categories per categorical feature */
+#define GEN_POSITIVE_RATE 0.3            /* probability that the true label is 1 */
+#define GEN_LATENCY_BASE_MS 5.0          /* milliseconds, latency floor */
+#define GEN_LATENCY_MEAN_MS 10.0         /* milliseconds, mean of the exponential part */
+#define GEN_OVERSIZE_BYTES 1048576       /* bytes, size of one oversize message */
+#define GEN_MAX_COUNT 100000000          /* predictions, upper bound of --count */
+#define GEN_MAX_OVERSIZE 100000          /* messages, upper bound of --oversize */
+#define GEN_MAX_FEATURES 1000            /* features of each type */
+#define GEN_FLUSH_TIMEOUT_MS 60000       /* milliseconds to wait for delivery reports */
+#define GEN_POLL_MS 100                  /* milliseconds per poll while the local queue is full */
+#define GEN_PROGRESS_MS 5000             /* milliseconds between progress log lines */
 #define GEN_PRODUCER_MAX_BYTES "4194304" /* bytes, producer message.max.bytes (oversize fits) */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -235,10 +235,10 @@ struct gen_event {
     unsigned char *missing; /* n_numeric + n_categorical flags */
     int has_label;
     int early;
-    int64_t label_ts_ms;    /* timestamp (and arrival) of the first label */
+    int64_t label_ts_ms; /* timestamp (and arrival) of the first label */
     int has_dup;
     int dup_label;
-    int64_t dup_ts_ms;      /* timestamp (and arrival) of the duplicate */
+    int64_t dup_ts_ms; /* timestamp (and arrival) of the duplicate */
 };
 
 static void event_alloc(const struct gen_opts *o, struct gen_event *ev)
@@ -364,9 +364,8 @@ static const char *category_name(int feature, int j)
 enum gen_variant { VAR_VALID, VAR_NO_ID, VAR_WRONG_TYPE, VAR_BAD_UTF8, VAR_BAD_MODEL };
 
 /* Writes a prediction event as compact JSON (without closing brace when open_end is set). */
-static void format_prediction(const struct gen_opts *o, const struct gen_event *ev,
-                              const char *id, enum gen_variant var, int open_end,
-                              struct gen_buf *b)
+static void format_prediction(const struct gen_opts *o, const struct gen_event *ev, const char *id,
+                              enum gen_variant var, int open_end, struct gen_buf *b)
 {
     char ts[40];
     dw_time_format_rfc3339(ev->ts_ms, ts, sizeof(ts));
@@ -482,8 +481,8 @@ struct gen_window {
 
 static int truth_write_line(FILE *f, json_t *obj, char *errstr, size_t errstr_size);
 
-static int truth_flush_window(const struct gen_opts *o, struct gen_window *w, FILE *f,
-                              char *errstr, size_t errstr_size)
+static int truth_flush_window(const struct gen_opts *o, struct gen_window *w, FILE *f, char *errstr,
+                              size_t errstr_size)
 {
     if (!w->active || !f) {
         return 0;
@@ -511,8 +510,7 @@ static int truth_flush_window(const struct gen_opts *o, struct gen_window *w, FI
                              "predictions", (json_int_t)w->predictions, "labeled",
                              (json_int_t)w->labeled, "correct", (json_int_t)w->correct,
                              "duplicate_labels", (json_int_t)w->duplicate_labels, "conflicts",
-                             (json_int_t)w->conflicts, "versions", versions, "features",
-                             features);
+                             (json_int_t)w->conflicts, "versions", versions, "features", features);
     return truth_write_line(f, line, errstr, errstr_size);
 }
 
@@ -588,8 +586,7 @@ static int plan_build(const struct gen_opts *o, struct gen_plan *p, FILE *truth,
             p->junk_by_kind[next_junk % GEN_JUNK__COUNT]++;
             next_junk++;
         }
-        while (next_over < p->n_oversize &&
-               attached_to(next_over, p->n_oversize, o->count) == i) {
+        while (next_over < p->n_oversize && attached_to(next_over, p->n_oversize, o->count) == i) {
             plan_add(p, ev.ts_ms, KIND_OVERSIZE, (uint32_t)next_over);
             next_over++;
         }
@@ -631,12 +628,12 @@ static int plan_build(const struct gen_opts *o, struct gen_plan *p, FILE *truth,
         for (int k = 0; k < GEN_JUNK__COUNT; k++) {
             json_object_set_new(kinds, junk_names[k], json_integer(p->junk_by_kind[k]));
         }
-        json_t *summary = json_pack(
-            "{s:{s:I,s:I,s:I,s:I,s:I,s:o,s:I}}", "summary", "predictions", (json_int_t)o->count,
-            "labels", (json_int_t)p->labels, "label_events", (json_int_t)p->label_events,
-            "early_labels", (json_int_t)p->early_labels, "duplicate_labels",
-            (json_int_t)p->duplicate_labels, "malformed", kinds, "oversize",
-            (json_int_t)p->n_oversize);
+        json_t *summary =
+            json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:o,s:I}}", "summary", "predictions",
+                      (json_int_t)o->count, "labels", (json_int_t)p->labels, "label_events",
+                      (json_int_t)p->label_events, "early_labels", (json_int_t)p->early_labels,
+                      "duplicate_labels", (json_int_t)p->duplicate_labels, "malformed", kinds,
+                      "oversize", (json_int_t)p->n_oversize);
         if (truth_write_line(truth, summary, errstr, errstr_size)) {
             goto err;
         }
@@ -689,8 +686,7 @@ static void gen_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaqu
 }
 
 /* @returns 0, -1 on a runtime failure, -2 when librdkafka rejects a property (usage error). */
-static int sink_open(const struct gen_opts *o, struct gen_sink *s, char *errstr,
-                     size_t errstr_size)
+static int sink_open(const struct gen_opts *o, struct gen_sink *s, char *errstr, size_t errstr_size)
 {
     int rc = -1;
     memset(s, 0, sizeof(*s));
@@ -698,8 +694,7 @@ static int sink_open(const struct gen_opts *o, struct gen_sink *s, char *errstr,
         if (o->predictions_out) {
             s->f_pred = fopen(o->predictions_out, "w");
             if (!s->f_pred) {
-                return dw_err(errstr, errstr_size, "%s: %s", o->predictions_out,
-                              strerror(errno));
+                return dw_err(errstr, errstr_size, "%s: %s", o->predictions_out, strerror(errno));
             }
         }
         if (o->labels_out) {
@@ -1252,8 +1247,7 @@ static int apply_drift_lists(struct gen_opts *o, const char *shift_arg, const ch
 }
 
 /* @returns 0 ok, 1 when --help was printed, -1 on a usage error (message in errstr). */
-static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr,
-                      size_t errstr_size)
+static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, size_t errstr_size)
 {
     const char *shift_arg = NULL, *mix_arg = NULL, *versions_arg = "1.0.0";
     double drift_at_s = 0.0, window_s = 60.0;
@@ -1285,8 +1279,9 @@ static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr,
         }
         const char *arg = optarg;
         /* The option as typed, for messages about it. */
-        const char *name = longidx >= 0 ? long_options[longidx].name
-                           : (optind - 1 >= 1 && optind - 1 < argc ? argv[optind - 1] : "?");
+        const char *name = longidx >= 0
+                               ? long_options[longidx].name
+                               : (optind - 1 >= 1 && optind - 1 < argc ? argv[optind - 1] : "?");
         switch (opt) {
         case 'h':
             return 1;
@@ -1406,8 +1401,7 @@ static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr,
         }
         case OPT_LABEL_DELAY:
             if (parse_double(arg, 0.0, 1e9, &o->label_delay_s)) {
-                return dw_err(errstr, errstr_size, "--label-delay: '%s' is not seconds >= 0",
-                              arg);
+                return dw_err(errstr, errstr_size, "--label-delay: '%s' is not seconds >= 0", arg);
             }
             break;
         case OPT_OVERSIZE:
@@ -1498,8 +1492,7 @@ static void print_models(const struct gen_opts *o)
 {
     printf("models:\n  %s:\n    task: classification\n    features:\n", o->model);
     for (int k = 0; k < o->n_numeric + o->n_categorical; k++) {
-        printf("      %s: %s\n", o->feature_names[k],
-               k < o->n_numeric ? "numeric" : "categorical");
+        printf("      %s: %s\n", o->feature_names[k], k < o->n_numeric ? "numeric" : "categorical");
     }
     fflush(stdout);
 }
@@ -1582,12 +1575,11 @@ int dw_cmd_gen(int argc, char **argv)
         }
     }
     if (!o.quiet) {
-        dw_log(DW_LOG_INFO, "gen done",
-               "{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "predictions", (json_int_t)o.count, "labels",
-               (json_int_t)plan.labels, "label_events", (json_int_t)plan.label_events,
-               "early_labels", (json_int_t)plan.early_labels, "duplicate_labels",
-               (json_int_t)plan.duplicate_labels, "malformed", (json_int_t)plan.n_junk,
-               "oversize", (json_int_t)plan.n_oversize);
+        dw_log(DW_LOG_INFO, "gen done", "{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "predictions",
+               (json_int_t)o.count, "labels", (json_int_t)plan.labels, "label_events",
+               (json_int_t)plan.label_events, "early_labels", (json_int_t)plan.early_labels,
+               "duplicate_labels", (json_int_t)plan.duplicate_labels, "malformed",
+               (json_int_t)plan.n_junk, "oversize", (json_int_t)plan.n_oversize);
     }
     rc = 0;
 err:

@@ -144,7 +144,7 @@ struct pred {
 struct dataset {
     struct pred *preds;
     size_t n_preds;
-    json_t *ids; /* prediction_id -> index */
+    json_t *ids;     /* prediction_id -> index */
     int64_t junk[5]; /* invalid_json, missing_id, wrong_type, invalid_utf8, unknown_model */
     int64_t oversize;
     size_t pred_lines;
@@ -298,8 +298,7 @@ static json_t *dataset_truth(const struct dataset *ds, int64_t window_ms)
         int64_t np = 0, labeled = 0, correct = 0, dups = 0, conflicts = 0;
         int64_t fcount[N_FEATURES] = {0}, fmissing[N_FEATURES] = {0};
         json_t *versions = json_object();
-        for (; i < ds->n_preds && dw_floor_div(ds->preds[i].ts, window_ms) * window_ms == ws;
-             i++) {
+        for (; i < ds->n_preds && dw_floor_div(ds->preds[i].ts, window_ms) * window_ms == ws; i++) {
             const struct pred *p = &ds->preds[i];
             int is_labeled = p->n_labels > 0;
             int is_correct = is_labeled && p->first_label == p->prediction;
@@ -328,18 +327,17 @@ static json_t *dataset_truth(const struct dataset *ds, int64_t window_ms)
         json_t *features = json_object();
         for (int k = 0; k < N_FEATURES; k++) {
             json_object_set_new(features, feature_names[k],
-                                json_pack("{s:I,s:I}", "count", (json_int_t)fcount[k],
-                                          "missing", (json_int_t)fmissing[k]));
+                                json_pack("{s:I,s:I}", "count", (json_int_t)fcount[k], "missing",
+                                          (json_int_t)fmissing[k]));
         }
         char ts[40];
         dw_time_format_rfc3339(ws, ts, sizeof(ts));
         json_array_append_new(
             out, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o}", "model", "fraud",
-                           "window_start", ts, "window_start_ms", (json_int_t)ws,
-                           "predictions", (json_int_t)np, "labeled", (json_int_t)labeled,
-                           "correct", (json_int_t)correct, "duplicate_labels",
-                           (json_int_t)dups, "conflicts", (json_int_t)conflicts, "versions",
-                           versions, "features", features));
+                           "window_start", ts, "window_start_ms", (json_int_t)ws, "predictions",
+                           (json_int_t)np, "labeled", (json_int_t)labeled, "correct",
+                           (json_int_t)correct, "duplicate_labels", (json_int_t)dups, "conflicts",
+                           (json_int_t)conflicts, "versions", versions, "features", features));
     }
     int64_t labels = 0, dups = 0;
     for (size_t k = 0; k < ds->n_preds; k++) {
@@ -347,14 +345,14 @@ static json_t *dataset_truth(const struct dataset *ds, int64_t window_ms)
         dups += ds->preds[k].n_labels > 1 ? ds->preds[k].n_labels - 1 : 0;
     }
     json_array_append_new(
-        out, json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I},s:I}}", "summary",
-                       "predictions", (json_int_t)ds->n_preds, "labels", (json_int_t)labels,
-                       "label_events", (json_int_t)ds->label_events, "early_labels",
-                       (json_int_t)ds->early_labels, "duplicate_labels", (json_int_t)dups,
-                       "malformed", "invalid_json", (json_int_t)ds->junk[0], "missing_id",
-                       (json_int_t)ds->junk[1], "wrong_type", (json_int_t)ds->junk[2],
-                       "invalid_utf8", (json_int_t)ds->junk[3], "unknown_model",
-                       (json_int_t)ds->junk[4], "oversize", (json_int_t)ds->oversize));
+        out,
+        json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I},s:I}}", "summary", "predictions",
+                  (json_int_t)ds->n_preds, "labels", (json_int_t)labels, "label_events",
+                  (json_int_t)ds->label_events, "early_labels", (json_int_t)ds->early_labels,
+                  "duplicate_labels", (json_int_t)dups, "malformed", "invalid_json",
+                  (json_int_t)ds->junk[0], "missing_id", (json_int_t)ds->junk[1], "wrong_type",
+                  (json_int_t)ds->junk[2], "invalid_utf8", (json_int_t)ds->junk[3], "unknown_model",
+                  (json_int_t)ds->junk[4], "oversize", (json_int_t)ds->oversize));
     return out;
 }
 
@@ -393,14 +391,12 @@ static void test_help_and_usage_errors(void **state)
     assert_int_equal(run_gen("--versions", "1.0,,2.0", "--truth", path_of("t"), NULL), 2);
     assert_int_equal(run_gen("--model", "a\"b", "--truth", path_of("t"), NULL), 2);
     assert_int_equal(run_gen(NULL), 2); /* no sink */
-    assert_int_equal(run_gen("--brokers", "127.0.0.1:9", "--predictions-out", path_of("p"),
-                             NULL),
+    assert_int_equal(run_gen("--brokers", "127.0.0.1:9", "--predictions-out", path_of("p"), NULL),
                      2);
     /* Parsing state is reset between calls: a good call after bad ones works. */
     assert_int_equal(run_gen("--count", "10", "--truth", path_of("t"), NULL), 0);
     /* A runtime failure (unwritable file) is 1, not 2. */
-    assert_int_equal(run_gen("--count", "10", "--predictions-out", "/nonexistent/dir/p", NULL),
-                     1);
+    assert_int_equal(run_gen("--count", "10", "--predictions-out", "/nonexistent/dir/p", NULL), 1);
 }
 
 static void test_print_models(void **state)
@@ -411,8 +407,8 @@ static void test_print_models(void **state)
     FILE *f = fopen(out, "w");
     assert_non_null(f);
     dup2(fileno(f), STDOUT_FILENO);
-    int rc = run_gen("--print-models", "--model", "churn", "--numeric", "5", "--categorical",
-                     "4", NULL);
+    int rc =
+        run_gen("--print-models", "--model", "churn", "--numeric", "5", "--categorical", "4", NULL);
     fflush(stdout);
     dup2(saved, STDOUT_FILENO);
     close(saved);
@@ -441,8 +437,8 @@ static int files_equal(const char *a, const char *b)
 
 static void test_determinism(void **state)
 {
-#define COMMON                                                                                 \
-    "--count", "2000", "--versions", "a,b,c", "--missing", "0.1", "--early-labels", "0.1",      \
+#define COMMON                                                                                     \
+    "--count", "2000", "--versions", "a,b,c", "--missing", "0.1", "--early-labels", "0.1",         \
         "--duplicate-labels", "0.2", "--malformed", "0.05", "--label-share", "0.7"
     assert_int_equal(run_gen(COMMON, "--seed", "7", "--predictions-out", path_of("p1"),
                              "--labels-out", path_of("l1"), "--truth", path_of("t1"), NULL),
@@ -486,10 +482,10 @@ static void test_truth_matches_files(void **state)
     const char *pp = path_of("tp"), *lp = path_of("tl"), *tp = path_of("tt");
     assert_int_equal(run_gen("--seed", "42", "--count", "3000", "--eps", "7", "--versions",
                              "1.0.0,2.0.0", "--missing", "0.1", "--label-share", "0.8",
-                             "--early-labels", "0.1", "--duplicate-labels", "0.15",
-                             "--conflicts", "0.5", "--malformed", "0.02", "--oversize", "2",
-                             "--label-delay", "20", "--start", "2026-01-01T00:00:30Z",
-                             "--predictions-out", pp, "--labels-out", lp, "--truth", tp, NULL),
+                             "--early-labels", "0.1", "--duplicate-labels", "0.15", "--conflicts",
+                             "0.5", "--malformed", "0.02", "--oversize", "2", "--label-delay", "20",
+                             "--start", "2026-01-01T00:00:30Z", "--predictions-out", pp,
+                             "--labels-out", lp, "--truth", tp, NULL),
                      0);
     struct dataset ds;
     dataset_load(&ds, pp, lp);
@@ -499,8 +495,7 @@ static void test_truth_matches_files(void **state)
     /* Counts. */
     assert_int_equal(ds.n_preds, 3000);
     assert_int_equal(ds.pred_lines, 3000 + 60 + 2); /* valid + malformed + oversize */
-    json_t *summary = json_object_get(json_array_get(truth, json_array_size(truth) - 1),
-                                      "summary");
+    json_t *summary = json_object_get(json_array_get(truth, json_array_size(truth) - 1), "summary");
     assert_non_null(summary);
     json_int_t labels = json_integer_value(json_object_get(summary, "labels"));
     json_int_t dups = json_integer_value(json_object_get(summary, "duplicate_labels"));
@@ -537,10 +532,10 @@ static void test_truth_matches_files(void **state)
 static void test_drift(void **state)
 {
     const char *pp = path_of("dp"), *lp = path_of("dl");
-    assert_int_equal(run_gen("--seed", "3", "--count", "8000", "--eps", "10", "--drift-at",
-                             "400", "--drift-shift", "amount=3", "--drift-mix", "country",
-                             "--drift-accuracy", "0.6", "--predictions-out", pp, "--labels-out",
-                             lp, NULL),
+    assert_int_equal(run_gen("--seed", "3", "--count", "8000", "--eps", "10", "--drift-at", "400",
+                             "--drift-shift", "amount=3", "--drift-mix", "country",
+                             "--drift-accuracy", "0.6", "--predictions-out", pp, "--labels-out", lp,
+                             NULL),
                      0);
     struct dataset ds;
     dataset_load(&ds, pp, lp);
@@ -616,19 +611,18 @@ static void test_fast_eps_and_epoch_start(void **state)
 static void test_kafka_sink(void **state)
 {
     /* librdkafka's in-process mock cluster (loopback): every message gets a delivery report. */
-    assert_int_equal(run_gen("--brokers", "127.0.0.1:1", "-X", "test.mock.num.brokers=1",
-                             "--count", "2000", "--duplicate-labels", "0.1", "--malformed",
-                             "0.05", "--oversize", "1", "--topic-predictions", "p",
-                             "--topic-labels", "l", NULL),
+    assert_int_equal(run_gen("--brokers", "127.0.0.1:1", "-X", "test.mock.num.brokers=1", "--count",
+                             "2000", "--duplicate-labels", "0.1", "--malformed", "0.05",
+                             "--oversize", "1", "--topic-predictions", "p", "--topic-labels", "l",
+                             NULL),
                      0);
     /* Nobody listens on 127.0.0.1:1: deliveries time out and the command fails with 1. */
-    assert_int_equal(run_gen("--brokers", "127.0.0.1:1", "-X", "message.timeout.ms=300",
-                             "--count", "5", NULL),
-                     1);
+    assert_int_equal(
+        run_gen("--brokers", "127.0.0.1:1", "-X", "message.timeout.ms=300", "--count", "5", NULL),
+        1);
     /* A property librdkafka rejects is a configuration error. */
-    assert_int_equal(run_gen("--brokers", "127.0.0.1:1", "-X", "no.such.property=1", "--count",
-                             "5", NULL),
-                     2);
+    assert_int_equal(
+        run_gen("--brokers", "127.0.0.1:1", "-X", "no.such.property=1", "--count", "5", NULL), 2);
     assert_int_equal(run_gen("--brokers", "127.0.0.1:1", "-X", "novalue", NULL), 2);
 }
 
