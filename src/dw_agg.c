@@ -54,6 +54,7 @@ void dw_agg_free(struct dw_agg *agg)
             }
             free(fs->cats);
         }
+        dw_kll_destroy(fs->sk);
     }
     free(agg->feats);
     free(agg);
@@ -116,8 +117,20 @@ static void cat_add(struct dw_feat_stats *fs, const char *name, size_t len, uint
     }
 }
 
+/* Sketch seed: fixed, so that a replay after a restart makes the same coin flips. */
+#define SKETCH_SEED 0x64726966747761ULL
+
+static struct dw_kll *feat_sketch(struct dw_feat_stats *fs)
+{
+    if (!fs->sk) {
+        fs->sk = dw_kll_new(DW_AGG_SKETCH_K, DW_AGG_SKETCH_EXACT, SKETCH_SEED);
+    }
+    return fs->sk;
+}
+
 static void num_add(struct dw_feat_stats *fs, double x)
 {
+    dw_kll_update(feat_sketch(fs), x);
     fs->count++;
     double delta = x - fs->mean;
     fs->mean += delta / (double)fs->count;
@@ -225,6 +238,9 @@ static void feat_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s)
         d->count = n;
         d->min = DW_MIN(d->min, s->min);
         d->max = DW_MAX(d->max, s->max);
+        if (s->sk) {
+            dw_kll_merge(feat_sketch(d), s->sk);
+        }
         return;
     }
     d->count += s->count;
@@ -329,6 +345,14 @@ void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
         dw_buf_put_f64(out, fs->mean);
         dw_buf_put_f64(out, fs->m2);
         dw_buf_put_u64(out, fs->other);
+        size_t sk_len = fs->sk ? dw_kll_serialize(fs->sk, NULL, 0) : 0;
+        dw_buf_put_u32(out, (uint32_t)sk_len);
+        if (sk_len) {
+            uint8_t *tmp = dw_malloc(sk_len);
+            dw_kll_serialize(fs->sk, tmp, sk_len);
+            dw_buf_put(out, tmp, sk_len);
+            free(tmp);
+        }
         dw_buf_put_u32(out, (uint32_t)fs->n_cats);
         for (size_t s = 0; fs->cats && s < CAT_SLOTS; s++) {
             if (fs->cats[s].name) {
@@ -359,6 +383,14 @@ static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd)
     fs->mean = dw_rd_f64(rd);
     fs->m2 = dw_rd_f64(rd);
     fs->other = dw_rd_u64(rd);
+    uint32_t sk_len = dw_rd_u32(rd);
+    const uint8_t *sk_bytes = dw_rd_bytes(rd, sk_len);
+    if (sk_len && sk_bytes) {
+        fs->sk = dw_kll_deserialize(sk_bytes, sk_len, NULL, 0);
+        if (!fs->sk) {
+            rd->err = 1;
+        }
+    }
     uint32_t n_cats = dw_rd_u32(rd);
     for (uint32_t c = 0; c < n_cats && !rd->err; c++) {
         const char *cname;
@@ -407,11 +439,12 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
             fs = &agg->feats[idx];
         }
         feat_decode(fs, &rd);
-        if (fs == &scratch && scratch.cats) {
-            for (size_t s = 0; s < CAT_SLOTS; s++) {
+        if (fs == &scratch) {
+            for (size_t s = 0; scratch.cats && s < CAT_SLOTS; s++) {
                 free(scratch.cats[s].name);
             }
             free(scratch.cats);
+            dw_kll_destroy(scratch.sk);
         }
     }
     if (rd.err || rd.pos != rd.len) {

@@ -174,7 +174,8 @@ int dw_redis_claim(struct dw_redis *r, int32_t partition, const char *owner, cha
 {
     char key[512];
     part_tag(r, partition, "meta", key, sizeof(key));
-    redisReply *rep = cmdf(r, "HSET %s owner %s", key, owner);
+    /* eof_ms 0: the new owner has not reached the end of the log yet (not idle). */
+    redisReply *rep = cmdf(r, "HSET %s owner %s eof_ms 0", key, owner);
     int ok = reply_ok(rep);
     if (!ok) {
         dw_err(errstr, errstr_size, "redis HSET %s: %s", key,
@@ -700,6 +701,42 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
     }
     merged->dirty = 0;
     return merged;
+}
+
+int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model, int n_parts,
+                           int64_t **starts, size_t *n)
+{
+    size_t cap = 64;
+    *starts = dw_malloc(cap * sizeof(**starts));
+    *n = 0;
+    for (int p = 0; p < n_parts; p++) {
+        char pattern[600], suffix[400];
+        snprintf(suffix, sizeof(suffix), "w:%s:*", model->name);
+        part_tag(r, p, suffix, pattern, sizeof(pattern));
+        size_t prefix_len = strlen(pattern) - 1;
+        char cursor[32] = "0";
+        do {
+            redisReply *rep = cmdf(r, "SCAN %s MATCH %b COUNT 1000", cursor, pattern,
+                                   strlen(pattern));
+            if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+                freeReplyObject(rep);
+                free(*starts);
+                *starts = NULL;
+                return -1;
+            }
+            snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
+            for (size_t i = 0; i < rep->element[1]->elements; i++) {
+                const char *key = rep->element[1]->element[i]->str;
+                if (*n == cap) {
+                    cap *= 2;
+                    *starts = dw_realloc(*starts, cap * sizeof(**starts));
+                }
+                (*starts)[(*n)++] = strtoll(key + prefix_len, NULL, 10);
+            }
+            freeReplyObject(rep);
+        } while (strcmp(cursor, "0") != 0);
+    }
+    return 0;
 }
 
 int dw_redis_lease(struct dw_redis *r, const char *name, const char *owner, int64_t ttl_ms)

@@ -18,10 +18,13 @@
 #include "driftwatch/dw_codec.h"
 #include "driftwatch/dw_config.h"
 #include "driftwatch/dw_decode.h"
+#include "driftwatch/dw_kll.h"
 
 #define DW_AGG_MAX_VERSIONS 16      /* versions tracked per window; more fold into "other" */
 #define DW_AGG_MAX_CATEGORIES 1000  /* distinct categories per feature per window */
 #define DW_AGG_OTHER "__other__"    /* name of the version/category overflow bucket */
+#define DW_AGG_SKETCH_K DW_KLL_DEFAULT_K /* KLL accuracy parameter of per-window sketches */
+#define DW_AGG_SKETCH_EXACT 1024    /* values kept exactly per window before sketching */
 
 /** @brief Performance counts of joined predictions (classification and regression). */
 struct dw_counts {
@@ -53,6 +56,7 @@ struct dw_feat_stats {
     uint64_t missing; /* null or absent */
     /* numeric */
     double min, max, mean, m2;
+    struct dw_kll *sk; /* quantile sketch of the values (created on the first value) */
     /* categorical: open-addressing table of DW_AGG_MAX_CATEGORIES*2 slots, allocated lazily */
     struct dw_category *cats;
     size_t n_cats;

@@ -76,6 +76,10 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
                                     int64_t start_ms, int n_parts, char *errstr,
                                     size_t errstr_size);
 
+/** @brief Lists the window starts of a model present in any partition (malloc'd array). */
+int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model, int n_parts,
+                           int64_t **starts, size_t *n);
+
 /** @brief Lease dw:G:lock:<name>: SET NX PX, or extends it when we already hold it. 1 = held. */
 int dw_redis_lease(struct dw_redis *r, const char *name, const char *owner, int64_t ttl_ms);
 void dw_redis_release(struct dw_redis *r, const char *name, const char *owner);

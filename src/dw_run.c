@@ -1,0 +1,975 @@
+/*
+ * dw_run.c - `driftwatch run`: the consumer service.
+ *
+ * One event loop on the main thread (Redis's serverCron style): poll a batch of messages,
+ * decode, feed them to their partition's state, and on periods checkpoint to Redis (every
+ * checkpoint.interval) and evaluate closed windows (every evaluation.interval). Other threads:
+ * librdkafka's, the HTTP server's and the webhook delivery thread; a signal handler only sets
+ * a flag.
+ *
+ * Exactness: a partition's state and the offsets it reflects are written together in one
+ * MULTI/EXEC; on assignment the state is loaded and the consumer seeks to the stored offsets,
+ * so after a crash the events after the checkpoint are replayed into the state they left.
+ * Dead letters are flushed to Kafka before each checkpoint (at least once).
+ *
+ * Evaluation: one pod at a time holds the evaluator lease in Redis. It reads every partition's
+ * watermark, derives the global watermark (min over partitions that are not idle), and walks
+ * each model's cursor over the windows that closed: merge the partitions' aggregates, compare
+ * with the reference, report, alert, trigger, then advance the cursor (at least once).
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "driftwatch/dw_cmd.h"
+#include "driftwatch/dw_common.h"
+#include "driftwatch/dw_config.h"
+#include "driftwatch/dw_decode.h"
+#include "driftwatch/dw_eval.h"
+#include "driftwatch/dw_http.h"
+#include "driftwatch/dw_kafka.h"
+#include "driftwatch/dw_log.h"
+#include "driftwatch/dw_metrics.h"
+#include "driftwatch/dw_part.h"
+#include "driftwatch/dw_redis.h"
+#include "driftwatch/dw_webhook.h"
+
+#define RUN_BATCH 2048               /* messages per poll */
+#define RUN_POLL_MS 100              /* poll timeout, milliseconds */
+#define RUN_MAX_WINDOWS_PER_TICK 64  /* windows evaluated per model per evaluation tick */
+#define RUN_STATUS_REPORTS 10        /* last reports kept for /status */
+#define RUN_DLQ_PAYLOAD_MAX 1024     /* bytes of an oversize payload kept in its dead letter */
+#define RUN_FLUSH_MS 5000            /* producer flush before a checkpoint, milliseconds */
+#define RUN_SHUTDOWN_FLUSH_MS 3000   /* webhook flush at shutdown, milliseconds */
+#define RUN_LIVE_WINDOW_MS 30000     /* /livez fails when the loop stalls this long */
+
+static volatile sig_atomic_t run_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    run_stop = 1;
+}
+
+struct run_metrics {
+    struct dw_metric *consumed_pred, *consumed_label;
+    struct dw_metric *invalid[DW_BAD__COUNT];
+    struct dw_metric *dead_letters, *dead_letter_failures;
+    struct dw_metric *late, *duplicates;
+    struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
+    struct dw_metric *partitions, *windows_open, *join_records, *paused;
+    struct dw_metric *evaluated, *global_wm, *alerts_enqueued, *triggers, *trigger_failures;
+};
+
+struct model_rt {
+    struct dw_ref *ref;
+};
+
+struct runner {
+    struct dw_config cfg;
+    rd_kafka_t *consumer, *producer;
+    struct dw_redis *redis;
+    struct dw_decoder *dec;
+    struct dw_prediction *pev;
+    struct dw_http *http;
+    struct dw_webhook *wh;
+    int n_parts;
+    struct dw_part **parts;   /* by partition number; NULL when not owned */
+    int64_t *eof_ms;          /* wall clock since the predictions partition hit its end, 0 = not */
+    char owner[128];
+    int assigned;             /* an assignment was received */
+    int paused;               /* consumption paused because Redis is unavailable */
+    int64_t next_ckpt, next_eval;
+    int64_t global_wm;
+    struct model_rt *models;
+    json_t *reports;          /* last reports for /status */
+    struct run_metrics m;
+};
+
+/* ---- metrics ---- */
+
+static struct dw_metric *counter(const char *name, const char *help, const char *labels)
+{
+    return dw_metrics_series(name, help, DW_METRIC_COUNTER, labels);
+}
+
+static struct dw_metric *gauge(const char *name, const char *help)
+{
+    return dw_metrics_series(name, help, DW_METRIC_GAUGE, NULL);
+}
+
+static void metrics_init(struct run_metrics *m)
+{
+    const char *consumed = "Messages consumed from the input topics.";
+    m->consumed_pred = counter("driftwatch_messages_consumed_total", consumed,
+                               "topic=\"predictions\"");
+    m->consumed_label = counter("driftwatch_messages_consumed_total", consumed, "topic=\"labels\"");
+    for (int r = 1; r < DW_BAD__COUNT; r++) {
+        char labels[96];
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", dw_bad_reason_name(r));
+        m->invalid[r] = counter("driftwatch_messages_invalid_total",
+                                "Messages that could not be used, by reason.", labels);
+    }
+    m->dead_letters = counter("driftwatch_dead_letters_total",
+                              "Invalid messages written to the dead-letter topic.", NULL);
+    m->dead_letter_failures = counter("driftwatch_dead_letter_failures_total",
+                                      "Dead letters that could not be produced.", NULL);
+    m->late = counter("driftwatch_late_predictions_total",
+                      "Predictions whose window had already closed.", NULL);
+    m->duplicates = counter("driftwatch_duplicate_events_total",
+                            "Duplicate label events and repeated prediction ids.", NULL);
+    m->checkpoints = counter("driftwatch_checkpoints_total", "Partition checkpoints written.", NULL);
+    m->checkpoint_failures = counter("driftwatch_checkpoint_failures_total",
+                                     "Partition checkpoints that failed.", NULL);
+    m->checkpoint_seconds = gauge("driftwatch_checkpoint_duration_seconds",
+                                  "Duration of the last checkpoint of all owned partitions.");
+    m->checkpoint_bytes = counter("driftwatch_checkpoint_bytes_total",
+                                  "Bytes written to Redis by checkpoints.", NULL);
+    m->partitions = gauge("driftwatch_partitions_assigned", "Partitions owned by this consumer.");
+    m->windows_open = gauge("driftwatch_windows_open", "Windows held in memory.");
+    m->join_records = gauge("driftwatch_join_records", "Records in the join cache.");
+    m->paused = gauge("driftwatch_consumer_paused",
+                      "1 while consumption is paused because Redis is unavailable.");
+    m->evaluated = counter("driftwatch_windows_evaluated_total", "Window evaluations.", NULL);
+    m->global_wm = gauge("driftwatch_global_watermark_seconds",
+                         "Event time up to which windows are closed (epoch seconds).");
+    m->alerts_enqueued = counter("driftwatch_alerts_enqueued_total",
+                                 "Alert notifications handed to the webhook sink.", NULL);
+    m->triggers = counter("driftwatch_triggers_produced_total",
+                          "Retraining triggers produced.", NULL);
+    m->trigger_failures = counter("driftwatch_trigger_failures_total",
+                                  "Retraining triggers that could not be produced.", NULL);
+}
+
+/* ---- dead letters ---- */
+
+static void dead_letter(struct runner *rn, const rd_kafka_message_t *rkm, enum dw_bad_reason why,
+                        const char *err)
+{
+    dw_metric_inc(rn->m.invalid[why]);
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    dw_log_limited("bad_message", (int)rn->cfg.log_bad_per_second, DW_LOG_WARN, "invalid message",
+                   "{s:s,s:s,s:s,s:i,s:I}", "reason", dw_bad_reason_name(why), "error", err,
+                   "topic", topic, "partition", (int)rkm->partition, "offset",
+                   (json_int_t)rkm->offset);
+    if (!rn->cfg.topic_dead_letter[0]) {
+        return;
+    }
+    json_t *dl = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I}", "reason", dw_bad_reason_name(why),
+                           "error", err, "topic", topic, "partition", (int)rkm->partition,
+                           "offset", (json_int_t)rkm->offset, "payload_size",
+                           (json_int_t)rkm->len);
+    size_t keep = rkm->len;
+    if (why == DW_BAD_TOO_LARGE && keep > RUN_DLQ_PAYLOAD_MAX) {
+        keep = RUN_DLQ_PAYLOAD_MAX;
+        json_object_set_new(dl, "payload_truncated", json_true());
+    }
+    if (why != DW_BAD_UTF8 && why != DW_BAD_TOO_LARGE && dw_utf8_valid(rkm->payload, keep)) {
+        json_object_set_new(dl, "payload", json_stringn(rkm->payload, keep));
+    } else {
+        char *b64 = dw_malloc(4 * ((keep + 2) / 3) + 1);
+        EVP_EncodeBlock((unsigned char *)b64, rkm->payload, (int)keep);
+        json_object_set_new(dl, "payload_base64", json_string(b64));
+        free(b64);
+    }
+    char *text = json_dumps(dl, JSON_COMPACT);
+    json_decref(dl);
+    char errstr[256];
+    if (!text || dw_kafka_produce(rn->producer, rn->cfg.topic_dead_letter, rkm->key, rkm->key_len,
+                                  text, strlen(text), errstr, sizeof(errstr)) != 0) {
+        dw_metric_inc(rn->m.dead_letter_failures);
+    } else {
+        dw_metric_inc(rn->m.dead_letters);
+    }
+    free(text);
+}
+
+/* ---- messages ---- */
+
+static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
+{
+    int is_pred = strcmp(rd_kafka_topic_name(rkm->rkt), rn->cfg.topic_predictions) == 0;
+    int32_t p = rkm->partition;
+    if (p < 0 || p >= rn->n_parts || !rn->parts[p]) {
+        return;
+    }
+    struct dw_part *part = rn->parts[p];
+    if (rkm->err) {
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (is_pred && rn->eof_ms[p] == 0) {
+                rn->eof_ms[p] = dw_now_ms();
+            }
+            return;
+        }
+        dw_log_limited("consume_error", 5, DW_LOG_WARN, "consume error", "{s:s}", "error",
+                       rd_kafka_message_errstr(rkm));
+        return;
+    }
+    rd_kafka_timestamp_type_t tstype;
+    int64_t kts = rd_kafka_message_timestamp(rkm, &tstype);
+    if (kts < 0) {
+        kts = dw_now_ms();
+    }
+    char errstr[512];
+    enum dw_bad_reason bad;
+    if (is_pred) {
+        rn->eof_ms[p] = 0;
+        dw_metric_inc(rn->m.consumed_pred);
+        bad = dw_decode_prediction(rn->dec, rkm->payload, rkm->len, kts, rn->pev, errstr,
+                                   sizeof(errstr));
+        if (!bad) {
+            enum dw_part_result res = dw_part_on_prediction(part, rn->pev);
+            if (res == DW_PART_LATE) {
+                dw_metric_inc(rn->m.late);
+            } else if (res == DW_PART_DUPLICATE) {
+                dw_metric_inc(rn->m.duplicates);
+            }
+        }
+        part->off_pred = rkm->offset + 1;
+    } else {
+        struct dw_label lab;
+        dw_metric_inc(rn->m.consumed_label);
+        bad = dw_decode_label(rn->dec, rkm->payload, rkm->len, kts, &lab, errstr, sizeof(errstr));
+        if (!bad && dw_part_on_label(part, &lab) == DW_PART_DUPLICATE) {
+            dw_metric_inc(rn->m.duplicates);
+        }
+        part->off_label = rkm->offset + 1;
+    }
+    part->meta_dirty = 1;
+    if (bad) {
+        dead_letter(rn, rkm, bad, errstr);
+    }
+    dw_decoder_reset(rn->dec);
+}
+
+/* ---- checkpoints ---- */
+
+static size_t owned_count(const struct runner *rn)
+{
+    size_t n = 0;
+    for (int p = 0; p < rn->n_parts; p++) {
+        n += rn->parts[p] != NULL;
+    }
+    return n;
+}
+
+static void commit_offsets(struct runner *rn)
+{
+    rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(2 * rn->n_parts);
+    for (int p = 0; p < rn->n_parts; p++) {
+        struct dw_part *part = rn->parts[p];
+        if (part && part->off_pred >= 0) {
+            rd_kafka_topic_partition_list_add(offs, rn->cfg.topic_predictions, p)->offset =
+                part->off_pred;
+        }
+        if (part && part->off_label >= 0) {
+            rd_kafka_topic_partition_list_add(offs, rn->cfg.topic_labels, p)->offset =
+                part->off_label;
+        }
+    }
+    if (offs->cnt > 0) {
+        rd_kafka_commit(rn->consumer, offs, 1);
+    }
+    rd_kafka_topic_partition_list_destroy(offs);
+}
+
+static void drop_part(struct runner *rn, int p)
+{
+    dw_part_free(rn->parts[p]);
+    rn->parts[p] = NULL;
+    rn->eof_ms[p] = 0;
+}
+
+/* @returns 0 when every owned partition was written, -1 otherwise. */
+static int checkpoint_all(struct runner *rn)
+{
+    int64_t t0 = dw_mono_ms();
+    if (rd_kafka_flush(rn->producer, RUN_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        dw_log(DW_LOG_WARN, "producer flush timed out; checkpoint postponed", NULL);
+        return -1;
+    }
+    size_t owned = owned_count(rn);
+    int64_t per_part = owned ? rn->cfg.join_max_records / (int64_t)owned : 0;
+    int rc = 0;
+    for (int p = 0; p < rn->n_parts; p++) {
+        struct dw_part *part = rn->parts[p];
+        if (!part) {
+            continue;
+        }
+        dw_part_maintain(part, per_part);
+        char errstr[512];
+        size_t bytes = 0;
+        int res = dw_redis_checkpoint(rn->redis, part, rn->owner, rn->eof_ms[p], &bytes, errstr,
+                                      sizeof(errstr));
+        if (res == 0) {
+            dw_metric_inc(rn->m.checkpoints);
+            dw_metric_add(rn->m.checkpoint_bytes, (double)bytes);
+            continue;
+        }
+        dw_metric_inc(rn->m.checkpoint_failures);
+        dw_log(DW_LOG_ERROR, "checkpoint failed", "{s:i,s:s}", "partition", p, "error", errstr);
+        if (res == -2) {
+            drop_part(rn, p); /* fenced: another consumer owns it now */
+        } else {
+            rc = -1;
+            break;
+        }
+    }
+    dw_metric_set(rn->m.checkpoint_seconds, (double)(dw_mono_ms() - t0) / 1000.0);
+    if (rc == 0) {
+        commit_offsets(rn);
+    }
+    return rc;
+}
+
+static void set_paused(struct runner *rn, int paused)
+{
+    if (rn->paused == paused) {
+        return;
+    }
+    rd_kafka_topic_partition_list_t *asg = NULL;
+    if (rd_kafka_assignment(rn->consumer, &asg) == RD_KAFKA_RESP_ERR_NO_ERROR && asg) {
+        if (paused) {
+            rd_kafka_pause_partitions(rn->consumer, asg);
+        } else {
+            rd_kafka_resume_partitions(rn->consumer, asg);
+        }
+        rd_kafka_topic_partition_list_destroy(asg);
+    }
+    rn->paused = paused;
+    dw_metric_set(rn->m.paused, paused);
+    dw_log(paused ? DW_LOG_ERROR : DW_LOG_INFO,
+           paused ? "consumption paused: state cannot be checkpointed"
+                  : "consumption resumed: checkpoint succeeded",
+           NULL);
+}
+
+/* ---- rebalance ---- */
+
+static int load_part(struct runner *rn, int p)
+{
+    char errstr[512];
+    struct dw_part *part = dw_part_new(&rn->cfg, p);
+    if (dw_redis_claim(rn->redis, p, rn->owner, errstr, sizeof(errstr)) != 0) {
+        goto err;
+    }
+    int found = dw_redis_load_part(rn->redis, part, errstr, sizeof(errstr));
+    if (found < 0) {
+        goto err;
+    }
+    rn->parts[p] = part;
+    rn->eof_ms[p] = 0;
+    dw_log(DW_LOG_INFO, "partition assigned", "{s:i,s:b,s:I,s:I,s:i}", "partition", p,
+           "state_found", found, "offset_predictions", (json_int_t)part->off_pred,
+           "offset_labels", (json_int_t)part->off_label, "windows", (int)part->n_wins);
+    return 0;
+err:
+    dw_log(DW_LOG_ERROR, "cannot load partition state", "{s:i,s:s}", "partition", p, "error",
+           errstr);
+    dw_part_free(part);
+    return -1;
+}
+
+static int64_t start_offset(const struct runner *rn, int64_t stored)
+{
+    if (stored >= 0) {
+        return stored;
+    }
+    for (size_t i = 0; i < rn->cfg.n_kafka; i++) {
+        if (strcmp(rn->cfg.kafka[i].key, "auto.offset.reset") == 0 &&
+            (strcmp(rn->cfg.kafka[i].value, "latest") == 0 ||
+             strcmp(rn->cfg.kafka[i].value, "largest") == 0 ||
+             strcmp(rn->cfg.kafka[i].value, "end") == 0)) {
+            return RD_KAFKA_OFFSET_END;
+        }
+    }
+    return RD_KAFKA_OFFSET_BEGINNING;
+}
+
+static void on_assign(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        int p = parts->elems[i].partition;
+        if (p < 0 || p >= rn->n_parts) {
+            continue;
+        }
+        /* State must be loaded before consuming: retry while Redis is unavailable. */
+        while (!rn->parts[p] && load_part(rn, p) != 0 && !run_stop) {
+            sleep(1);
+        }
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        struct dw_part *part = tp->partition < rn->n_parts ? rn->parts[tp->partition] : NULL;
+        if (!part) {
+            continue;
+        }
+        int is_pred = strcmp(tp->topic, rn->cfg.topic_predictions) == 0;
+        tp->offset = start_offset(rn, is_pred ? part->off_pred : part->off_label);
+    }
+    rd_kafka_assign(rk, parts);
+    rn->assigned = 1;
+    rn->paused = 0;
+    dw_metric_set(rn->m.partitions, (double)owned_count(rn));
+}
+
+static void on_revoke(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+    for (int attempt = 0; attempt < 30 && checkpoint_all(rn) != 0; attempt++) {
+        sleep(1);
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        int p = parts->elems[i].partition;
+        if (p >= 0 && p < rn->n_parts && rn->parts[p]) {
+            drop_part(rn, p);
+            dw_log(DW_LOG_INFO, "partition revoked", "{s:i}", "partition", p);
+        }
+    }
+    rd_kafka_assign(rk, NULL);
+    dw_metric_set(rn->m.partitions, (double)owned_count(rn));
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct runner *rn = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        on_assign(rn, rk, parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        on_revoke(rn, rk, parts);
+    } else {
+        dw_log(DW_LOG_ERROR, "rebalance failed", "{s:s}", "error", rd_kafka_err2str(err));
+        on_revoke(rn, rk, parts);
+    }
+}
+
+/* ---- evaluation ---- */
+
+static int64_t global_watermark(struct runner *rn, int64_t *first_ts)
+{
+    struct dw_part_meta *metas = dw_calloc((size_t)rn->n_parts, sizeof(*metas));
+    int64_t wm = DW_NO_TS, idle_max = DW_NO_TS;
+    int holding = 0;
+    *first_ts = DW_NO_TS;
+    int64_t now = dw_now_ms();
+    if (dw_redis_read_metas(rn->redis, rn->n_parts, metas) != 0) {
+        free(metas);
+        return DW_NO_TS;
+    }
+    for (int p = 0; p < rn->n_parts; p++) {
+        const struct dw_part_meta *m = &metas[p];
+        int64_t pwm = m->max_ts == DW_NO_TS ? DW_NO_TS : m->max_ts - rn->cfg.allowed_lateness_ms;
+        if (m->min_ts != DW_NO_TS && (*first_ts == DW_NO_TS || m->min_ts < *first_ts)) {
+            *first_ts = m->min_ts;
+        }
+        int idle = m->present && m->eof_ms > 0 && now - m->eof_ms >= rn->cfg.idle_timeout_ms;
+        if (idle) {
+            if (pwm != DW_NO_TS && (idle_max == DW_NO_TS || pwm > idle_max)) {
+                idle_max = pwm;
+            }
+            continue;
+        }
+        if (pwm == DW_NO_TS) {
+            free(metas);
+            return DW_NO_TS; /* a live partition without data holds every window open */
+        }
+        wm = holding ? DW_MIN(wm, pwm) : pwm;
+        holding = 1;
+    }
+    free(metas);
+    return holding ? wm : idle_max;
+}
+
+static void remember_report(struct runner *rn, json_t *report)
+{
+    json_array_append(rn->reports, report);
+    while (json_array_size(rn->reports) > RUN_STATUS_REPORTS) {
+        json_array_remove(rn->reports, 0);
+    }
+}
+
+static void publish_trigger(struct runner *rn, const struct dw_model_cfg *m, json_t *report,
+                            json_t *findings)
+{
+    if (!rn->cfg.triggers_enabled || !rn->cfg.topic_triggers[0]) {
+        return;
+    }
+    int64_t start = json_integer_value(json_object_get(report, "window_start_ms"));
+    char name[512];
+    snprintf(name, sizeof(name), "trigger:last:%s", m->name);
+    int64_t last = 0;
+    int found = dw_redis_get_i64(rn->redis, name, &last);
+    if (found == 1 && start - last < rn->cfg.trigger_cooldown_ms && start >= last) {
+        dw_log(DW_LOG_INFO, "trigger suppressed by cooldown", "{s:s,s:I}", "model", m->name,
+               "window_start_ms", (json_int_t)start);
+        return;
+    }
+    json_t *trig = dw_eval_trigger(rn->cfg.group, report, findings, dw_now_ms());
+    char *text = json_dumps(trig, JSON_COMPACT);
+    char errstr[256];
+    if (dw_kafka_produce(rn->producer, rn->cfg.topic_triggers, m->name, strlen(m->name), text,
+                         strlen(text), errstr, sizeof(errstr)) != 0 ||
+        rd_kafka_flush(rn->producer, RUN_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        dw_metric_inc(rn->m.trigger_failures);
+        dw_log(DW_LOG_ERROR, "trigger not produced", "{s:s,s:s}", "model", m->name, "error",
+               errstr);
+    } else {
+        dw_metric_inc(rn->m.triggers);
+        dw_redis_set_i64(rn->redis, name, start);
+        dw_log(DW_LOG_INFO, "retraining trigger produced", "{s:s,s:O}", "model", m->name,
+               "trigger_id", json_object_get(trig, "trigger_id"));
+    }
+    free(text);
+    json_decref(trig);
+}
+
+/* Keeps only findings of one rule kind ("feature_drift" at close, "accuracy_drop" when final). */
+static json_t *filter_findings(json_t *all, int final)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *f;
+    json_array_foreach(all, i, f)
+    {
+        const char *rule = json_string_value(json_object_get(f, "rule"));
+        int is_acc = rule && strcmp(rule, "accuracy_drop") == 0;
+        if (is_acc == final) {
+            json_array_append(out, f);
+        }
+    }
+    return out;
+}
+
+static void act(struct runner *rn, const struct dw_model_cfg *m, json_t *report, int final)
+{
+    json_t *all = dw_eval_findings(report);
+    json_t *findings = filter_findings(all, final);
+    json_decref(all);
+    if (json_array_size(findings) > 0) {
+        json_t *alert = dw_eval_alert_payload(rn->cfg.group, report, findings);
+        char *body = json_dumps(alert, JSON_COMPACT);
+        const char *id = json_string_value(json_object_get(alert, "id"));
+        dw_log(DW_LOG_WARN, "alert", "{s:s,s:s,s:O}", "model", m->name, "id", id ? id : "",
+               "summary", json_object_get(alert, "summary"));
+        if (rn->wh && body && id) {
+            if (dw_webhook_enqueue(rn->wh, id, body) == 0) {
+                dw_metric_inc(rn->m.alerts_enqueued);
+            }
+        }
+        free(body);
+        json_decref(alert);
+        publish_trigger(rn, m, report, findings);
+    }
+    json_decref(findings);
+}
+
+static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
+                                    const struct dw_agg *agg)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    if (rn->models[mi].ref) {
+        return rn->models[mi].ref;
+    }
+    char name[512];
+    snprintf(name, sizeof(name), "ref:%s", m->name);
+    char *text = dw_redis_get_str(rn->redis, name);
+    if (text) {
+        json_t *doc = json_loads(text, 0, NULL);
+        char errstr[256];
+        rn->models[mi].ref = doc ? dw_ref_from_json(m, doc, errstr, sizeof(errstr)) : NULL;
+        json_decref(doc);
+        free(text);
+        return rn->models[mi].ref;
+    }
+    if (agg->all.predictions == 0) {
+        return NULL;
+    }
+    /* Still collecting: this non-empty window joins the reference windows. */
+    snprintf(name, sizeof(name), "refwins:%s", m->name);
+    char *list = dw_redis_get_str(rn->redis, name);
+    json_t *wins = list ? json_loads(list, 0, NULL) : NULL;
+    free(list);
+    if (!json_is_array(wins)) {
+        json_decref(wins);
+        wins = json_array();
+    }
+    json_array_append_new(wins, json_integer(start));
+    char *dump = json_dumps(wins, JSON_COMPACT);
+    dw_redis_set_str(rn->redis, name, dump, 0);
+    free(dump);
+    if ((int64_t)json_array_size(wins) >= rn->cfg.reference_windows) {
+        size_t n = json_array_size(wins);
+        struct dw_agg **aggs = dw_calloc(n, sizeof(*aggs));
+        int ok = 1;
+        for (size_t i = 0; i < n && ok; i++) {
+            char errstr[256];
+            aggs[i] = dw_redis_load_window(rn->redis, m,
+                                           json_integer_value(json_array_get(wins, i)),
+                                           rn->n_parts, errstr, sizeof(errstr));
+            ok = aggs[i] != NULL;
+        }
+        if (ok) {
+            struct dw_ref *ref = dw_ref_build(m, aggs, n, rn->cfg.psi_bins);
+            json_t *doc = dw_ref_to_json(ref);
+            char *rtext = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
+            snprintf(name, sizeof(name), "ref:%s", m->name);
+            dw_redis_set_str(rn->redis, name, rtext, 0);
+            free(rtext);
+            json_decref(doc);
+            dw_ref_free(ref);
+            dw_log(DW_LOG_INFO, "reference built", "{s:s,s:i}", "model", m->name, "windows",
+                   (int)n);
+        }
+        for (size_t i = 0; i < n; i++) {
+            dw_agg_free(aggs[i]);
+        }
+        free(aggs);
+    }
+    json_decref(wins);
+    return NULL; /* reference windows themselves are not judged */
+}
+
+static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int final)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    char errstr[512];
+    struct dw_agg *agg = dw_redis_load_window(rn->redis, m, start, rn->n_parts, errstr,
+                                              sizeof(errstr));
+    if (!agg) {
+        dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model", m->name, "error", errstr);
+        return -1;
+    }
+    struct dw_ref *ref = final ? rn->models[mi].ref : reference_for(rn, mi, start, agg);
+    json_t *report = dw_eval_window(&rn->cfg, m, agg, ref, final);
+    dw_agg_free(agg);
+    act(rn, m, report, final);
+    char name[512];
+    snprintf(name, sizeof(name), "report:%s:%" PRId64, m->name, start);
+    char *text = json_dumps(report, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    dw_redis_set_str(rn->redis, name, text,
+                     rn->cfg.retention_windows * rn->cfg.window_size_ms);
+    dw_log(DW_LOG_INFO, final ? "window final" : "window closed", "{s:s,s:O,s:O,s:O}", "model",
+           m->name, "window_start", json_object_get(report, "window_start"), "predictions",
+           json_object_get(report, "predictions"), "drift", json_object_get(report, "drift"));
+    free(text);
+    remember_report(rn, report);
+    json_decref(report);
+    dw_metric_inc(rn->m.evaluated);
+    return 0;
+}
+
+static void evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t first_ts)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    int64_t L = rn->cfg.window_size_ms;
+    int64_t delay = final ? rn->cfg.label_horizon_ms : 0;
+    char name[512];
+    snprintf(name, sizeof(name), "%s:%s", final ? "cursor_final" : "cursor", m->name);
+    int64_t cursor = 0;
+    int found = dw_redis_get_i64(rn->redis, name, &cursor);
+    if (found < 0) {
+        return;
+    }
+    if (found == 0) {
+        if (first_ts == DW_NO_TS) {
+            return;
+        }
+        cursor = dw_floor_div(first_ts, L) * L;
+    }
+    for (int i = 0; i < RUN_MAX_WINDOWS_PER_TICK && !run_stop; i++) {
+        if (cursor + L + delay > rn->global_wm) {
+            break;
+        }
+        if (final && !rn->models[mi].ref) {
+            break; /* performance is judged once the reference exists */
+        }
+        if (evaluate_window(rn, mi, cursor, final) != 0) {
+            break;
+        }
+        cursor += L;
+        dw_redis_set_i64(rn->redis, name, cursor);
+    }
+}
+
+static void evaluate(struct runner *rn)
+{
+    int64_t lease_ms = DW_MAX(5000, 10 * rn->cfg.eval_interval_ms);
+    if (dw_redis_lease(rn->redis, "eval", rn->owner, lease_ms) != 1) {
+        return;
+    }
+    int64_t first_ts;
+    int64_t wm = global_watermark(rn, &first_ts);
+    if (wm == DW_NO_TS) {
+        return;
+    }
+    rn->global_wm = wm;
+    dw_metric_set(rn->m.global_wm, (double)wm / 1000.0);
+    for (int p = 0; p < rn->n_parts; p++) {
+        if (rn->parts[p]) {
+            rn->parts[p]->closed_upto_ms = wm;
+        }
+    }
+    for (size_t mi = 0; mi < rn->cfg.n_models; mi++) {
+        evaluate_cursor(rn, mi, 0, first_ts);
+        evaluate_cursor(rn, mi, 1, first_ts);
+    }
+}
+
+/* ---- status ---- */
+
+static void publish_status(struct runner *rn)
+{
+    json_t *parts = json_array();
+    size_t wins = 0, records = 0;
+    for (int p = 0; p < rn->n_parts; p++) {
+        struct dw_part *part = rn->parts[p];
+        if (!part) {
+            continue;
+        }
+        wins += part->n_wins;
+        records += part->join.count;
+        int64_t wm = dw_part_watermark(part);
+        json_array_append_new(
+            parts, json_pack("{s:i,s:I,s:I,s:o,s:i,s:I,s:b}", "partition", p, "offset_predictions",
+                             (json_int_t)part->off_pred, "offset_labels",
+                             (json_int_t)part->off_label, "watermark_ms",
+                             wm == DW_NO_TS ? json_null() : json_integer(wm), "windows_open",
+                             (int)part->n_wins, "join_records", (json_int_t)part->join.count,
+                             "idle", rn->eof_ms[p] != 0));
+    }
+    dw_metric_set(rn->m.windows_open, (double)wins);
+    dw_metric_set(rn->m.join_records, (double)records);
+    json_t *st = json_pack("{s:s,s:s,s:o,s:b,s:o,s:O}", "group", rn->cfg.group, "owner", rn->owner,
+                           "global_watermark_ms",
+                           rn->global_wm == DW_NO_TS ? json_null() : json_integer(rn->global_wm),
+                           "paused", rn->paused, "partitions", parts, "reports", rn->reports);
+    char *text = json_dumps(st, JSON_COMPACT);
+    json_decref(st);
+    if (rn->http) {
+        dw_http_set_status(rn->http, text);
+        int redis_ok = !rn->paused;
+        dw_http_set_ready(rn->http, rn->assigned && redis_ok,
+                          !rn->assigned ? "waiting for partition assignment"
+                                        : "redis unavailable");
+    }
+    free(text);
+}
+
+/* ---- lifecycle ---- */
+
+static void run_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: driftwatch run -c FILE [--check-config]\n\n"
+            "Consumes the prediction and label topics, joins them, keeps windows in Redis,\n"
+            "detects drift and sends alerts and retraining triggers.\n\n"
+            "  -c, --config FILE   configuration (see deploy/driftwatch.example.yaml)\n"
+            "      --check-config  validate the configuration, print the effective config, exit\n"
+            "  -h, --help          this help\n"
+            "      --version       print the version\n");
+}
+
+static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
+{
+    /* Owner token: fences checkpoints of a previous owner of a partition (dw_redis_claim). */
+    char host[64] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0) {
+        snprintf(host, sizeof(host), "unknown");
+    }
+    snprintf(rn->owner, sizeof(rn->owner), "%.63s-%ld-%lld", host, (long)getpid(),
+             (long long)dw_now_ms());
+    metrics_init(&rn->m);
+    rn->reports = json_array();
+    rn->global_wm = DW_NO_TS;
+    rn->models = dw_calloc(rn->cfg.n_models, sizeof(*rn->models));
+    if (!(rn->dec = dw_decoder_new(&rn->cfg, errstr, errstr_size))) {
+        return -1;
+    }
+    rn->pev = dw_prediction_new(rn->dec);
+    if (!(rn->redis = dw_redis_connect(&rn->cfg, errstr, errstr_size))) {
+        return -1;
+    }
+    if (!(rn->producer = dw_kafka_producer_new(&rn->cfg, errstr, errstr_size))) {
+        return -1;
+    }
+    rn->consumer = dw_kafka_consumer_new(&rn->cfg, rebalance_cb, rn, errstr, errstr_size);
+    if (!rn->consumer) {
+        return -1;
+    }
+    if (dw_kafka_check_copartitioned(rn->consumer, &rn->cfg, &rn->n_parts, errstr,
+                                     errstr_size) != 0) {
+        return -1;
+    }
+    if (dw_redis_set_partitions(rn->redis, rn->n_parts) != 0) {
+        return dw_err(errstr, errstr_size, "redis: cannot store the partition count");
+    }
+    rn->parts = dw_calloc((size_t)rn->n_parts, sizeof(*rn->parts));
+    rn->eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->eof_ms));
+    if (rn->cfg.webhook_url[0]) {
+        struct dw_webhook_cfg wc = {rn->cfg.webhook_url, rn->cfg.webhook_timeout_ms,
+                                    rn->cfg.webhook_max_attempts, rn->cfg.webhook_backoff_initial_ms,
+                                    rn->cfg.webhook_backoff_max_ms, rn->cfg.webhook_queue_size};
+        if (!(rn->wh = dw_webhook_new(&wc, errstr, errstr_size))) {
+            return -1;
+        }
+    }
+    if (rn->cfg.http_listen[0] &&
+        !(rn->http = dw_http_start(rn->cfg.http_listen, RUN_LIVE_WINDOW_MS, errstr, errstr_size))) {
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(topics, rn->cfg.topic_predictions, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, rn->cfg.topic_labels, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(rn->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        return dw_err(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err));
+    }
+    return 0;
+}
+
+static void runner_loop(struct runner *rn)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rn->consumer);
+    rd_kafka_message_t **batch = dw_calloc(RUN_BATCH, sizeof(*batch));
+    rn->next_ckpt = dw_mono_ms() + rn->cfg.checkpoint_interval_ms;
+    rn->next_eval = dw_mono_ms() + rn->cfg.eval_interval_ms;
+    while (!run_stop) {
+        ssize_t n = rd_kafka_consume_batch_queue(q, RUN_POLL_MS, batch, RUN_BATCH);
+        for (ssize_t i = 0; i < n; i++) {
+            handle_message(rn, batch[i]);
+            rd_kafka_message_destroy(batch[i]);
+        }
+        if (n <= 0) {
+            /* Serve rebalance and error events when no message came. */
+            rd_kafka_consumer_poll(rn->consumer, 0);
+        }
+        int64_t now = dw_mono_ms();
+        if (now >= rn->next_ckpt) {
+            int ok = checkpoint_all(rn) == 0;
+            set_paused(rn, !ok);
+            rn->next_ckpt = now + rn->cfg.checkpoint_interval_ms;
+        }
+        if (now >= rn->next_eval) {
+            if (!rn->paused) {
+                evaluate(rn);
+            }
+            publish_status(rn);
+            rn->next_eval = now + rn->cfg.eval_interval_ms;
+        }
+        if (rn->http) {
+            dw_http_tick(rn->http);
+        }
+    }
+    free(batch);
+    rd_kafka_queue_destroy(q);
+}
+
+static void runner_stop(struct runner *rn)
+{
+    if (rn->consumer) {
+        if (rn->parts) {
+            checkpoint_all(rn);
+        }
+        rd_kafka_consumer_close(rn->consumer); /* revokes: checkpoints again, frees state */
+        rd_kafka_destroy(rn->consumer);
+    }
+    if (rn->producer) {
+        rd_kafka_flush(rn->producer, RUN_FLUSH_MS);
+        rd_kafka_destroy(rn->producer);
+    }
+    if (rn->wh) {
+        dw_webhook_destroy(rn->wh, RUN_SHUTDOWN_FLUSH_MS);
+    }
+    if (rn->http) {
+        dw_http_stop(rn->http);
+    }
+    for (int p = 0; p < rn->n_parts && rn->parts; p++) {
+        dw_part_free(rn->parts[p]);
+    }
+    for (size_t i = 0; rn->models && i < rn->cfg.n_models; i++) {
+        dw_ref_free(rn->models[i].ref);
+    }
+    free(rn->models);
+    free(rn->parts);
+    free(rn->eof_ms);
+    free(rn->pev);
+    dw_decoder_destroy(rn->dec);
+    dw_redis_free(rn->redis);
+    json_decref(rn->reports);
+    dw_config_free(&rn->cfg);
+}
+
+int dw_cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                          {"check-config", no_argument, NULL, 'C'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {"version", no_argument, NULL, 'V'},
+                                          {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    int check = 0, c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'C':
+            check = 1;
+            break;
+        case 'h':
+            run_usage(stdout);
+            return 0;
+        case 'V':
+            printf("driftwatch %s\n", DW_VERSION);
+            return 0;
+        default:
+            run_usage(stderr);
+            return 2;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "run: -c FILE is required\n");
+        run_usage(stderr);
+        return 2;
+    }
+    static struct runner rn;
+    memset(&rn, 0, sizeof(rn));
+    char errstr[1024];
+    if (dw_config_load(&rn.cfg, path, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "driftwatch: %s\n", errstr);
+        return 2;
+    }
+    if (check) {
+        dw_config_dump(&rn.cfg, stdout);
+        dw_config_free(&rn.cfg);
+        return 0;
+    }
+    dw_log_set_level(rn.cfg.log_level);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    run_stop = 0;
+    int rc = 0;
+    if (runner_start(&rn, errstr, sizeof(errstr)) != 0) {
+        dw_log(DW_LOG_ERROR, "cannot start", "{s:s}", "error", errstr);
+        fprintf(stderr, "driftwatch: %s\n", errstr);
+        rc = 1;
+    } else {
+        dw_log(DW_LOG_INFO, "started", "{s:s,s:s,s:i,s:s}", "version", DW_VERSION, "group",
+               rn.cfg.group, "partitions", rn.n_parts, "owner", rn.owner);
+        runner_loop(&rn);
+        dw_log(DW_LOG_INFO, "stopping", NULL);
+    }
+    runner_stop(&rn);
+    return rc;
+}
