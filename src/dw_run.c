@@ -553,6 +553,14 @@ static void act(struct runner *rn, const struct dw_model_cfg *m, json_t *report,
     json_decref(all);
     if (json_array_size(findings) > 0) {
         json_t *alert = dw_eval_alert_payload(rn->cfg.group, report, findings);
+        if (final) {
+            /* The final (label horizon) notification is another event than the one at close. */
+            char *key = dw_eval_idempotency_key(
+                rn->cfg.group, m->name,
+                json_integer_value(json_object_get(report, "window_start_ms")), "alert-final");
+            json_object_set_new(alert, "id", json_string(key));
+            free(key);
+        }
         char *body = json_dumps(alert, JSON_COMPACT);
         const char *id = json_string_value(json_object_get(alert, "id"));
         dw_log(DW_LOG_WARN, "alert", "{s:s,s:s,s:O}", "model", m->name, "id", id ? id : "",

@@ -1,0 +1,301 @@
+"""Integration harness: real redis-server, librdkafka's mock cluster (driftwatch dev-broker)
+over TCP, a real HTTP webhook receiver, and the real driftwatch binary. Loopback only.
+
+Every process started here is stopped by Env.close() (also at interpreter exit)."""
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("DRIFTWATCH_BIN") or os.path.join(ROOT, "build", "driftwatch")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, what, interval=0.2):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 recording every POST; can go down and come back."""
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.requests = []
+        self.lock = threading.Lock()
+        self.server = None
+        self.thread = None
+
+    def up(self):
+        rec = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                with rec.lock:
+                    rec.requests.append({"headers": dict(self.headers), "body": body,
+                                         "time": time.time()})
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def down(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def bodies(self):
+        with self.lock:
+            return [json.loads(r["body"]) for r in self.requests]
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/hook"
+
+
+class Env:
+    def __init__(self, partitions=4, name="test"):
+        self.dir = tempfile.mkdtemp(prefix=f"dw-{name}-")
+        self.procs = []
+        self.partitions = partitions
+        self.redis_port = free_port()
+        self.http_port = free_port()
+        self._start_redis()
+        self._start_broker()
+        atexit.register(self.close)
+
+    # ---- services ----
+    def _start_redis(self):
+        p = subprocess.Popen(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", self.dir],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(p)
+        wait_for(lambda: self.redis("PING") == "PONG", 10, "redis-server")
+
+    def redis(self, *args):
+        r = subprocess.run(["redis-cli", "-p", str(self.redis_port), *args], capture_output=True,
+                           text=True)
+        return r.stdout.strip()
+
+    def _start_broker(self):
+        topics = []
+        for t in ("predictions", "labels"):
+            topics += ["--topic", f"{t}:{self.partitions}"]
+        topics += ["--topic", "driftwatch-dead-letter:1", "--topic", "driftwatch-triggers:1"]
+        log = open(os.path.join(self.dir, "broker.log"), "w")
+        p = subprocess.Popen([BIN, "dev-broker", *topics], stdout=subprocess.PIPE, stderr=log,
+                             text=True)
+        self.procs.append(p)
+        line = p.stdout.readline().strip()
+        assert line.startswith("BOOTSTRAP="), f"dev-broker printed {line!r}"
+        self.bootstrap = line.split("=", 1)[1]
+
+    # ---- config and commands ----
+    def config(self, extra="", webhook_url="", models=None, **over):
+        settings = {
+            "window_size": "60s", "lateness": "5s", "idle": "30s", "horizon": "120s",
+            "checkpoint": "200ms", "evaluation": "200ms", "ref_windows": 2,
+            "min_samples": 50,
+        }
+        settings.update(over)
+        models = models or run_gen_models()
+        text = f"""group: dwtest
+kafka:
+  bootstrap.servers: "{self.bootstrap}"
+  session.timeout.ms: 6000
+  heartbeat.interval.ms: 500
+  topic.metadata.refresh.interval.ms: 1000
+redis:
+  host: 127.0.0.1
+  port: {self.redis_port}
+window:
+  size: {settings['window_size']}
+  allowed_lateness: {settings['lateness']}
+  idle_timeout: {settings['idle']}
+  label_horizon: {settings['horizon']}
+checkpoint:
+  interval: {settings['checkpoint']}
+evaluation:
+  interval: {settings['evaluation']}
+reference:
+  windows: {settings['ref_windows']}
+detectors:
+  min_samples: {settings['min_samples']}
+http:
+  listen: "127.0.0.1:{self.http_port}"
+alerts:
+  webhook:
+    url: "{webhook_url}"
+    backoff_initial: 200ms
+    backoff_max: 2s
+    max_attempts: 100
+{models}
+{extra}
+"""
+        path = os.path.join(self.dir, "driftwatch.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        self.config_path = path
+        return path
+
+    def gen(self, *args, truth=True):
+        cmd = [BIN, "gen", "--brokers", self.bootstrap, "-q", *args]
+        if truth:
+            cmd += ["--truth", os.path.join(self.dir, "truth.jsonl")]
+        subprocess.run(cmd, check=True, timeout=300)
+        return self.truth() if truth else None
+
+    def truth(self):
+        rows = [json.loads(l) for l in open(os.path.join(self.dir, "truth.jsonl"))]
+        return [r for r in rows if "summary" not in r], next(r["summary"] for r in rows
+                                                             if "summary" in r)
+
+    def start_run(self, name="run"):
+        log = open(os.path.join(self.dir, f"{name}.log"), "a")
+        p = subprocess.Popen([BIN, "run", "-c", self.config_path], stdout=log, stderr=log)
+        self.procs.append(p)
+        return p
+
+    def inspect(self):
+        r = subprocess.run([BIN, "inspect", "-c", self.config_path], capture_output=True,
+                           text=True, timeout=60)
+        if r.returncode != 0:
+            return None
+        return [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+
+    def http_get(self, path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}",
+                                        timeout=5) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except OSError:
+            return None, ""
+
+    def metric(self, name, labels=""):
+        status, text = self.http_get("/metrics")
+        if status != 200:
+            return None
+        key = name + ("{" + labels + "}" if labels else "")
+        for line in text.splitlines():
+            if line.startswith(key + " "):
+                return float(line.split()[-1])
+        return None
+
+    def kcat(self, topic):
+        r = subprocess.run(["kcat", "-b", self.bootstrap, "-C", "-t", topic, "-e", "-q",
+                            "-f", "%k\t%s\n"], capture_output=True, text=True, timeout=60)
+        out = []
+        for line in r.stdout.splitlines():
+            if "\t" in line:
+                k, v = line.split("\t", 1)
+                out.append((k, v))
+        return out
+
+    def close(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.procs = []
+        if os.environ.get("DW_KEEP_TMP") is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log(self, name="run"):
+        try:
+            return open(os.path.join(self.dir, f"{name}.log")).read()
+        except OSError:
+            return ""
+
+
+def run_gen_models(numeric=3, categorical=2):
+    r = subprocess.run([BIN, "gen", "--print-models", "--numeric", str(numeric),
+                        "--categorical", str(categorical)], capture_output=True, text=True,
+                       check=True)
+    return r.stdout
+
+
+def compare_with_truth(state, truth):
+    """Returns a list of differences between `driftwatch inspect` and gen's ground truth."""
+    diffs = []
+    by_start = {(s["model"], s["window_start_ms"]): s for s in (state or [])}
+    for t in truth:
+        s = by_start.pop((t["model"], t["window_start_ms"]), None)
+        if s is None:
+            diffs.append(f"window {t['window_start']} missing")
+            continue
+        for k in ("predictions", "labeled", "correct", "duplicate_labels", "conflicts"):
+            if s[k] != t[k]:
+                diffs.append(f"window {t['window_start']} {k}: got {s[k]} want {t[k]}")
+        for v, tv in t["versions"].items():
+            sv = s["versions"].get(v)
+            if sv is None:
+                diffs.append(f"window {t['window_start']} version {v} missing")
+                continue
+            for k in ("predictions", "labeled", "correct"):
+                if sv[k] != tv[k]:
+                    diffs.append(f"window {t['window_start']} version {v} {k}: {sv[k]} != {tv[k]}")
+        for f, tf in t["features"].items():
+            sf = s["features"].get(f, {})
+            for k in ("count", "missing"):
+                if sf.get(k) != tf[k]:
+                    diffs.append(f"window {t['window_start']} feature {f} {k}: "
+                                 f"{sf.get(k)} != {tf[k]}")
+    for key in by_start:
+        if by_start[key]["predictions"]:
+            diffs.append(f"unexpected window {key}")
+    return diffs
+
+
+def wait_exact(env, truth, timeout):
+    """Waits until Redis state equals the truth; returns [] or the last differences."""
+    deadline = time.time() + timeout
+    diffs = ["not checked"]
+    while time.time() < deadline:
+        diffs = compare_with_truth(env.inspect(), truth)
+        if not diffs:
+            return []
+        time.sleep(0.5)
+    return diffs
+
+
+def report(ok, name, detail=""):
+    print(f"{'PASS' if ok else 'FAIL'}: {name} {detail}".rstrip())
+    sys.stdout.flush()
+    return ok
