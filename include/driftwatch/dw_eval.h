@@ -1,0 +1,137 @@
+/*
+ * dw_eval.h - evaluation of a closed window against the model's frozen reference.
+ *
+ * Pure C over struct dw_agg, no I/O. The reference profile (struct dw_ref) is built from the
+ * first N closed windows of a model (reference.windows), stored in Redis as JSON and frozen;
+ * every later window is compared with it. dw_eval_window() produces the window report, the
+ * product's report format (used by /status, alerts, triggers and `driftwatch replay`);
+ * dw_eval_findings() turns a report into alert findings, and the payload builders wrap them
+ * for webhooks and the retraining-trigger topic with stable idempotency keys.
+ *
+ * Every statistic follows the definitions in docs/statistics.md (DESIGN.md §8).
+ */
+#ifndef DW_EVAL_H
+#define DW_EVAL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driftwatch/dw_agg.h"
+#include "driftwatch/dw_config.h"
+
+/* Proportion that replaces an empty bin's 0 on either side before PSI (a proportion). */
+#define DW_PSI_EPSILON 1e-4
+/* Share of evaluated features that must drift for the dataset to drift (a proportion). */
+#define DW_EVAL_DATASET_SHARE 0.5
+/* Version of the reference JSON document. */
+#define DW_REF_FORMAT_VERSION 1
+
+/** @brief Reference of one feature. */
+struct dw_ref_feature {
+    char *name;
+    enum dw_feature_type type;
+    uint64_t count; /* non-missing reference values; 0 = no reference for this feature */
+    /* numeric */
+    double *edges; /* n_edges strictly increasing bin edges */
+    size_t n_edges;
+    double *props; /* n_edges + 1 bin proportions: (-inf,e1), [e1,e2), ..., [ek,+inf) */
+    double mean, std, min, max; /* std: population */
+    /* categorical: names sorted by strcmp (binary search), with their proportions */
+    char **cats;
+    double *cat_props;
+    size_t n_cats;
+};
+
+/** @brief The frozen reference profile of one model. */
+struct dw_ref {
+    char *model;
+    int64_t windows; /* windows merged into it */
+    uint64_t predictions;
+    int64_t first_start_ms; /* start of the earliest / latest window merged */
+    int64_t last_start_ms;
+    int64_t bins; /* requested numeric bins (edges may be fewer after dedup) */
+    uint64_t labeled, correct;
+    struct dw_ref_feature *feats; /* one per model feature, in the model's order */
+    size_t n_feats;
+};
+
+/**
+ * @brief Builds the reference from n window aggregates of model m (merged into a scratch
+ *        aggregate; the inputs are not changed, but their sketches' sorted views may be built).
+ * @param bins numeric quantile bins (10 = deciles); values below 1 count as 1 (one bin).
+ * @returns the reference, or NULL when n is 0.
+ */
+struct dw_ref *dw_ref_build(const struct dw_model_cfg *m, struct dw_agg *const *aggs, size_t n,
+                            int64_t bins);
+
+/** @brief Frees the reference (NULL is a no-op). */
+void dw_ref_free(struct dw_ref *ref);
+
+/**
+ * @brief The reference as a JSON document (format in docs/statistics.md). Doubles are JSON
+ *        reals: callers that dump it must keep 17 significant digits (jansson's default, or
+ *        JSON_REAL_PRECISION(17)) so that dw_ref_from_json() gives back identical doubles.
+ */
+json_t *dw_ref_to_json(const struct dw_ref *ref);
+
+/**
+ * @brief Reads a reference of model m from its JSON document. Features are matched by name: a
+ *        model feature absent from the document has no reference (count 0); unknown ones are
+ *        ignored; a type mismatch or malformed field is an error naming the feature.
+ * @returns the reference, or NULL with errstr.
+ */
+struct dw_ref *dw_ref_from_json(const struct dw_model_cfg *m, json_t *doc, char *errstr,
+                                size_t errstr_size);
+
+/**
+ * @brief Population stability index of two distributions over the same n bins (proportions).
+ *        Each proportion that is 0 is replaced by DW_PSI_EPSILON first (no renormalisation);
+ *        PSI = Σ (c - r) ln(c / r).
+ */
+double dw_psi(const double *cur, const double *ref, size_t n);
+
+/**
+ * @brief Counts of a numeric sketch in the reference bins (n_edges + 1 counts), from
+ *        dw_kll_cdf(): bin0 = cdf[0], bin i = cdf[i] - cdf[i-1], last = count - cdf[k-1].
+ */
+void dw_eval_bin_counts(struct dw_kll *sk, const double *edges, size_t n_edges, uint64_t *counts);
+
+/**
+ * @brief The window report of agg (format in docs/statistics.md).
+ * @param ref   the model's reference, or NULL while there is none.
+ * @param final 1 when evaluated at the label horizon, 0 at window close.
+ * @returns a new JSON object.
+ */
+json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m,
+                       struct dw_agg *agg, const struct dw_ref *ref, int final);
+
+/**
+ * @brief Findings of a report: one per drifting feature ("feature_drift", detector "psi")
+ *        and one for an accuracy-drop alert ("accuracy_drop", detector "accuracy").
+ * @returns a new JSON array (empty when nothing fires).
+ */
+json_t *dw_eval_findings(const json_t *report);
+
+/**
+ * @returns a malloc'ed 32-hex-digit key, the first 128 bits of
+ *          SHA-256(group 0x1f model 0x1f window_start_ms 0x1f what): same window and rule
+ *          give the same key.
+ */
+char *dw_eval_idempotency_key(const char *group, const char *model, int64_t window_start_ms,
+                              const char *what);
+
+/**
+ * @brief The webhook alert: {"type":"driftwatch.alert","id",...,"summary","report"}.
+ * @returns a new JSON object, or NULL when findings is not a non-empty array.
+ */
+json_t *dw_eval_alert_payload(const char *group, const json_t *report, const json_t *findings);
+
+/**
+ * @brief The retraining trigger message: {"trigger_id","model","model_version",...}.
+ * @returns a new JSON object, or NULL when findings is not a non-empty array.
+ */
+json_t *dw_eval_trigger(const char *group, const json_t *report, const json_t *findings,
+                        int64_t created_ms);
+
+#endif

@@ -1,0 +1,985 @@
+/*
+ * dw_eval.c - reference profile, PSI, performance metrics, window report, alert payloads.
+ *
+ * Why it looks like this:
+ * - The reference is frozen, so it is derived once (dw_ref_build) into plain arrays: numeric
+ *   bin edges with the reference proportions per bin, categorical names sorted for binary
+ *   search. A window's evaluation then needs only its own aggregate: bin counts come from its
+ *   sketch's cdf at the reference edges, categories from its table. No event is revisited.
+ * - Every definition users compare with numpy / scipy / sklearn (type-7 quantiles, population
+ *   std, the 1e-4 rule of PSI, sklearn's zero_division = 0) lives here and nowhere else, and
+ *   is written down in docs/statistics.md. Change one, change the other.
+ * - The report is built as JSON directly: it is the product's format (/status, webhooks,
+ *   triggers, replay), and findings and payloads are derived from the report alone, so an
+ *   alert can always be explained by the report it carries.
+ * - Idempotency keys are SHA-256 of (group, model, window, what) truncated to 128 bits: the
+ *   same window and rule give the same key on every pod and after every restart.
+ */
+#include "driftwatch/dw_eval.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "driftwatch/dw_common.h"
+#include "driftwatch/dw_kll.h"
+
+/* Sum of squares about the mean below this share of Σy² is rounding noise: R² undefined. */
+#define R2_SST_REL_EPS (64.0 * DBL_EPSILON)
+
+/* ---------------------------------------------------------------- small helpers */
+
+/* A double as JSON: real, or null when NaN/infinite (undefined). */
+static json_t *jnum(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *juint(uint64_t v)
+{
+    return json_integer((json_int_t)v);
+}
+
+static json_t *jratio(uint64_t num, uint64_t den)
+{
+    return den > 0 ? json_real((double)num / (double)den) : json_null();
+}
+
+/* Growable string for summaries. */
+struct sbuf {
+    char *s;
+    size_t len, cap;
+};
+
+static void sb_printf(struct sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(struct sbuf *sb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        va_end(ap2);
+        return;
+    }
+    if (sb->len + (size_t)n + 1 > sb->cap) {
+        sb->cap = (sb->len + (size_t)n + 1) * 2;
+        sb->s = dw_realloc(sb->s, sb->cap);
+    }
+    vsnprintf(sb->s + sb->len, sb->cap - sb->len, fmt, ap2);
+    va_end(ap2);
+    sb->len += (size_t)n;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* ---------------------------------------------------------------- PSI and bins */
+
+double dw_psi(const double *cur, const double *ref, size_t n)
+{
+    double psi = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double c = cur[i] > 0.0 ? cur[i] : DW_PSI_EPSILON;
+        double r = ref[i] > 0.0 ? ref[i] : DW_PSI_EPSILON;
+        psi += (c - r) * log(c / r);
+    }
+    return psi;
+}
+
+void dw_eval_bin_counts(struct dw_kll *sk, const double *edges, size_t n_edges, uint64_t *counts)
+{
+    uint64_t total = dw_kll_count(sk);
+    if (n_edges == 0) {
+        counts[0] = total;
+        return;
+    }
+    uint64_t *lt = dw_malloc(n_edges * sizeof(*lt));
+    dw_kll_cdf(sk, edges, n_edges, lt);
+    counts[0] = lt[0];
+    for (size_t i = 1; i < n_edges; i++) {
+        counts[i] = lt[i] >= lt[i - 1] ? lt[i] - lt[i - 1] : 0;
+    }
+    counts[n_edges] = total >= lt[n_edges - 1] ? total - lt[n_edges - 1] : 0;
+    free(lt);
+}
+
+/* ---------------------------------------------------------------- reference */
+
+static void ref_feature_clear(struct dw_ref_feature *rf)
+{
+    free(rf->name);
+    free(rf->edges);
+    free(rf->props);
+    for (size_t i = 0; i < rf->n_cats; i++) {
+        free(rf->cats[i]);
+    }
+    free(rf->cats);
+    free(rf->cat_props);
+}
+
+void dw_ref_free(struct dw_ref *ref)
+{
+    if (!ref) {
+        return;
+    }
+    for (size_t i = 0; i < ref->n_feats; i++) {
+        ref_feature_clear(&ref->feats[i]);
+    }
+    free(ref->feats);
+    free(ref->model);
+    free(ref);
+}
+
+static void ref_numeric(struct dw_ref_feature *rf, struct dw_feat_stats *fs, int64_t bins)
+{
+    rf->mean = rf->std = rf->min = rf->max = NAN;
+    if (fs->count == 0 || !fs->sk || dw_kll_count(fs->sk) == 0) {
+        rf->count = 0;
+        return;
+    }
+    rf->count = fs->count;
+    rf->mean = fs->mean;
+    rf->std = dw_feat_std(fs);
+    rf->min = fs->min;
+    rf->max = fs->max;
+    size_t want = (size_t)(bins - 1);
+    rf->edges = dw_calloc(want ? want : 1, sizeof(*rf->edges));
+    for (size_t i = 1; i <= want; i++) {
+        double e = dw_kll_quantile(fs->sk, (double)i / (double)bins);
+        /* Quantiles are non-decreasing: keep only strictly larger ones (dedup). */
+        if (rf->n_edges == 0 || e > rf->edges[rf->n_edges - 1]) {
+            rf->edges[rf->n_edges++] = e;
+        }
+    }
+    uint64_t *counts = dw_calloc(rf->n_edges + 1, sizeof(*counts));
+    dw_eval_bin_counts(fs->sk, rf->edges, rf->n_edges, counts);
+    uint64_t total = dw_kll_count(fs->sk);
+    rf->props = dw_calloc(rf->n_edges + 1, sizeof(*rf->props));
+    for (size_t i = 0; i <= rf->n_edges; i++) {
+        rf->props[i] = (double)counts[i] / (double)total;
+    }
+    free(counts);
+}
+
+/* Category names and counts of a window feature (table slots plus the overflow bucket). */
+static size_t feat_categories(const struct dw_feat_stats *fs, char ***names, uint64_t **counts)
+{
+    size_t cap = fs->n_cats + 1, n = 0;
+    *names = dw_calloc(cap, sizeof(**names));
+    *counts = dw_calloc(cap, sizeof(**counts));
+    for (size_t s = 0; fs->cats && s < DW_AGG_MAX_CATEGORIES * 2 && n < fs->n_cats; s++) {
+        if (fs->cats[s].name && fs->cats[s].count > 0) {
+            (*names)[n] = fs->cats[s].name;
+            (*counts)[n] = fs->cats[s].count;
+            n++;
+        }
+    }
+    if (fs->other > 0) {
+        (*names)[n] = DW_AGG_OTHER;
+        (*counts)[n] = fs->other;
+        n++;
+    }
+    return n;
+}
+
+struct name_count {
+    const char *name;
+    uint64_t count;
+};
+
+static int cmp_name_count(const void *a, const void *b)
+{
+    return strcmp(((const struct name_count *)a)->name, ((const struct name_count *)b)->name);
+}
+
+static void ref_categorical(struct dw_ref_feature *rf, const struct dw_feat_stats *fs)
+{
+    char **names;
+    uint64_t *counts;
+    size_t n = feat_categories(fs, &names, &counts);
+    uint64_t total = 0;
+    struct name_count *nc = dw_calloc(n ? n : 1, sizeof(*nc));
+    for (size_t i = 0; i < n; i++) {
+        nc[i].name = names[i];
+        nc[i].count = counts[i];
+        total += counts[i];
+    }
+    qsort(nc, n, sizeof(*nc), cmp_name_count);
+    rf->count = total;
+    if (total > 0) {
+        rf->n_cats = n;
+        rf->cats = dw_calloc(n, sizeof(*rf->cats));
+        rf->cat_props = dw_calloc(n, sizeof(*rf->cat_props));
+        for (size_t i = 0; i < n; i++) {
+            rf->cats[i] = dw_strdup(nc[i].name);
+            rf->cat_props[i] = (double)nc[i].count / (double)total;
+        }
+    }
+    free(nc);
+    free(names);
+    free(counts);
+}
+
+struct dw_ref *dw_ref_build(const struct dw_model_cfg *m, struct dw_agg *const *aggs, size_t n,
+                            int64_t bins)
+{
+    if (n == 0) {
+        return NULL;
+    }
+    if (bins < 1) {
+        bins = 1;
+    }
+    struct dw_agg *all = dw_agg_new(m, aggs[0]->start_ms);
+    struct dw_ref *ref = dw_calloc(1, sizeof(*ref));
+    ref->first_start_ms = aggs[0]->start_ms;
+    ref->last_start_ms = aggs[0]->start_ms;
+    for (size_t i = 0; i < n; i++) {
+        dw_agg_merge(all, aggs[i]);
+        ref->first_start_ms = DW_MIN(ref->first_start_ms, aggs[i]->start_ms);
+        ref->last_start_ms = DW_MAX(ref->last_start_ms, aggs[i]->start_ms);
+    }
+    ref->model = dw_strdup(m->name);
+    ref->windows = (int64_t)n;
+    ref->bins = bins;
+    ref->predictions = all->all.predictions;
+    ref->labeled = all->all.labeled;
+    ref->correct = all->all.correct;
+    ref->n_feats = m->n_features;
+    ref->feats = dw_calloc(m->n_features ? m->n_features : 1, sizeof(*ref->feats));
+    for (size_t i = 0; i < m->n_features; i++) {
+        struct dw_ref_feature *rf = &ref->feats[i];
+        rf->name = dw_strdup(m->features[i].name);
+        rf->type = m->features[i].type;
+        if (rf->type == DW_FEATURE_NUMERIC) {
+            ref_numeric(rf, &all->feats[i], bins);
+        } else {
+            ref_categorical(rf, &all->feats[i]);
+        }
+    }
+    dw_agg_free(all);
+    return ref;
+}
+
+static json_t *jarray_reals(const double *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(a, json_real(v[i]));
+    }
+    return a;
+}
+
+json_t *dw_ref_to_json(const struct dw_ref *ref)
+{
+    char first[40], last[40];
+    dw_time_format_rfc3339(ref->first_start_ms, first, sizeof(first));
+    dw_time_format_rfc3339(ref->last_start_ms, last, sizeof(last));
+    json_t *doc = json_object();
+    json_object_set_new(doc, "format", json_integer(DW_REF_FORMAT_VERSION));
+    json_object_set_new(doc, "model", json_string(ref->model));
+    json_object_set_new(doc, "windows", json_integer(ref->windows));
+    json_object_set_new(doc, "predictions", juint(ref->predictions));
+    json_object_set_new(doc, "first_window_start", json_string(first));
+    json_object_set_new(doc, "last_window_start", json_string(last));
+    json_object_set_new(doc, "first_window_start_ms", json_integer(ref->first_start_ms));
+    json_object_set_new(doc, "last_window_start_ms", json_integer(ref->last_start_ms));
+    json_object_set_new(doc, "bins", json_integer(ref->bins));
+    json_object_set_new(doc, "labeled", juint(ref->labeled));
+    json_object_set_new(doc, "correct", juint(ref->correct));
+    json_t *feats = json_object();
+    for (size_t i = 0; i < ref->n_feats; i++) {
+        const struct dw_ref_feature *rf = &ref->feats[i];
+        json_t *f = json_object();
+        if (rf->type == DW_FEATURE_NUMERIC) {
+            json_object_set_new(f, "type", json_string("numeric"));
+            json_object_set_new(f, "count", juint(rf->count));
+            json_object_set_new(f, "mean", jnum(rf->mean));
+            json_object_set_new(f, "std", jnum(rf->std));
+            json_object_set_new(f, "min", jnum(rf->min));
+            json_object_set_new(f, "max", jnum(rf->max));
+            json_object_set_new(f, "edges", jarray_reals(rf->edges, rf->n_edges));
+            json_object_set_new(f, "proportions",
+                                jarray_reals(rf->props, rf->props ? rf->n_edges + 1 : 0));
+        } else {
+            json_object_set_new(f, "type", json_string("categorical"));
+            json_object_set_new(f, "count", juint(rf->count));
+            json_t *cats = json_object();
+            for (size_t c = 0; c < rf->n_cats; c++) {
+                json_object_set_new(cats, rf->cats[c], json_real(rf->cat_props[c]));
+            }
+            json_object_set_new(f, "categories", cats);
+        }
+        json_object_set_new(feats, rf->name, f);
+    }
+    json_object_set_new(doc, "features", feats);
+    return doc;
+}
+
+/* Non-negative integer member. */
+static int get_count(json_t *obj, const char *key, uint64_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        return -1;
+    }
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int get_i64(json_t *obj, const char *key, int64_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v)) {
+        return -1;
+    }
+    *out = (int64_t)json_integer_value(v);
+    return 0;
+}
+
+/* Number member, or null/absent as NaN. */
+static int get_num_or_null(json_t *obj, const char *key, double *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        *out = NAN;
+        return 0;
+    }
+    if (!json_is_number(v)) {
+        return -1;
+    }
+    *out = json_number_value(v);
+    return isfinite(*out) ? 0 : -1;
+}
+
+static int is_proportion(json_t *v)
+{
+    if (!json_is_number(v)) {
+        return 0;
+    }
+    double p = json_number_value(v);
+    return isfinite(p) && p >= 0.0 && p <= 1.0;
+}
+
+static int ref_numeric_from_json(struct dw_ref_feature *rf, json_t *f, char *errstr,
+                                 size_t errstr_size)
+{
+    if (get_num_or_null(f, "mean", &rf->mean) || get_num_or_null(f, "std", &rf->std) ||
+        get_num_or_null(f, "min", &rf->min) || get_num_or_null(f, "max", &rf->max)) {
+        return dw_err(errstr, errstr_size, "reference feature %s: mean/std/min/max not numbers",
+                      rf->name);
+    }
+    json_t *edges = json_object_get(f, "edges");
+    json_t *props = json_object_get(f, "proportions");
+    if (!json_is_array(edges) || !json_is_array(props)) {
+        return dw_err(errstr, errstr_size, "reference feature %s: edges/proportions missing",
+                      rf->name);
+    }
+    if (rf->count == 0) {
+        return 0; /* no reference distribution */
+    }
+    size_t ne = json_array_size(edges);
+    if (json_array_size(props) != ne + 1) {
+        return dw_err(errstr, errstr_size,
+                      "reference feature %s: %zu edges need %zu proportions, got %zu", rf->name, ne,
+                      ne + 1, json_array_size(props));
+    }
+    rf->edges = dw_calloc(ne ? ne : 1, sizeof(*rf->edges));
+    rf->props = dw_calloc(ne + 1, sizeof(*rf->props));
+    for (size_t i = 0; i < ne; i++) {
+        json_t *e = json_array_get(edges, i);
+        double v = json_number_value(e);
+        if (!json_is_number(e) || !isfinite(v) || (i > 0 && !(v > rf->edges[i - 1]))) {
+            return dw_err(errstr, errstr_size,
+                          "reference feature %s: edges must be finite and strictly increasing",
+                          rf->name);
+        }
+        rf->edges[i] = v;
+    }
+    rf->n_edges = ne;
+    for (size_t i = 0; i <= ne; i++) {
+        json_t *p = json_array_get(props, i);
+        if (!is_proportion(p)) {
+            return dw_err(errstr, errstr_size,
+                          "reference feature %s: proportions must be numbers in [0, 1]", rf->name);
+        }
+        rf->props[i] = json_number_value(p);
+    }
+    return 0;
+}
+
+static int ref_categorical_from_json(struct dw_ref_feature *rf, json_t *f, char *errstr,
+                                     size_t errstr_size)
+{
+    json_t *cats = json_object_get(f, "categories");
+    if (!json_is_object(cats)) {
+        return dw_err(errstr, errstr_size, "reference feature %s: categories missing", rf->name);
+    }
+    if (rf->count == 0) {
+        return 0;
+    }
+    size_t n = json_object_size(cats);
+    struct name_count *nc = dw_calloc(n ? n : 1, sizeof(*nc));
+    const char *key;
+    json_t *v;
+    size_t i = 0;
+    json_object_foreach(cats, key, v)
+    {
+        if (!is_proportion(v)) {
+            free(nc);
+            return dw_err(errstr, errstr_size,
+                          "reference feature %s: category %s: proportion not in [0, 1]", rf->name,
+                          key);
+        }
+        nc[i++].name = key;
+    }
+    qsort(nc, n, sizeof(*nc), cmp_name_count);
+    rf->cats = dw_calloc(n ? n : 1, sizeof(*rf->cats));
+    rf->cat_props = dw_calloc(n ? n : 1, sizeof(*rf->cat_props));
+    for (i = 0; i < n; i++) {
+        rf->cats[i] = dw_strdup(nc[i].name);
+        rf->cat_props[i] = json_number_value(json_object_get(cats, nc[i].name));
+    }
+    rf->n_cats = n;
+    free(nc);
+    return 0;
+}
+
+struct dw_ref *dw_ref_from_json(const struct dw_model_cfg *m, json_t *doc, char *errstr,
+                                size_t errstr_size)
+{
+    struct dw_ref *ref = NULL;
+    if (!json_is_object(doc)) {
+        dw_err(errstr, errstr_size, "reference: not a JSON object");
+        goto err;
+    }
+    json_t *fmt = json_object_get(doc, "format");
+    if (!json_is_integer(fmt) || json_integer_value(fmt) != DW_REF_FORMAT_VERSION) {
+        dw_err(errstr, errstr_size, "reference: unknown format (want %d)", DW_REF_FORMAT_VERSION);
+        goto err;
+    }
+    const char *model = json_string_value(json_object_get(doc, "model"));
+    if (!model || strcmp(model, m->name) != 0) {
+        dw_err(errstr, errstr_size, "reference: of model %s, not %s", model ? model : "(none)",
+               m->name);
+        goto err;
+    }
+    ref = dw_calloc(1, sizeof(*ref));
+    ref->model = dw_strdup(m->name);
+    ref->n_feats = m->n_features;
+    ref->feats = dw_calloc(m->n_features ? m->n_features : 1, sizeof(*ref->feats));
+    for (size_t i = 0; i < m->n_features; i++) {
+        ref->feats[i].name = dw_strdup(m->features[i].name);
+        ref->feats[i].type = m->features[i].type;
+        ref->feats[i].mean = ref->feats[i].std = NAN;
+        ref->feats[i].min = ref->feats[i].max = NAN;
+    }
+    if (get_i64(doc, "windows", &ref->windows) ||
+        get_count(doc, "predictions", &ref->predictions) ||
+        get_i64(doc, "first_window_start_ms", &ref->first_start_ms) ||
+        get_i64(doc, "last_window_start_ms", &ref->last_start_ms) ||
+        get_i64(doc, "bins", &ref->bins) || get_count(doc, "labeled", &ref->labeled) ||
+        get_count(doc, "correct", &ref->correct)) {
+        dw_err(errstr, errstr_size,
+               "reference: windows, predictions, first/last_window_start_ms, bins, labeled and "
+               "correct must be integers");
+        goto err;
+    }
+    json_t *feats = json_object_get(doc, "features");
+    if (!json_is_object(feats)) {
+        dw_err(errstr, errstr_size, "reference: features missing");
+        goto err;
+    }
+    for (size_t i = 0; i < ref->n_feats; i++) {
+        struct dw_ref_feature *rf = &ref->feats[i];
+        json_t *f = json_object_get(feats, rf->name);
+        if (!f) {
+            continue; /* a feature added after the reference: no reference for it */
+        }
+        const char *type = json_string_value(json_object_get(f, "type"));
+        const char *want = rf->type == DW_FEATURE_NUMERIC ? "numeric" : "categorical";
+        if (!type || strcmp(type, want) != 0) {
+            dw_err(errstr, errstr_size, "reference feature %s: type %s, configured %s", rf->name,
+                   type ? type : "(none)", want);
+            goto err;
+        }
+        if (get_count(f, "count", &rf->count)) {
+            dw_err(errstr, errstr_size, "reference feature %s: count not an integer", rf->name);
+            goto err;
+        }
+        int rc = rf->type == DW_FEATURE_NUMERIC
+                     ? ref_numeric_from_json(rf, f, errstr, errstr_size)
+                     : ref_categorical_from_json(rf, f, errstr, errstr_size);
+        if (rc != 0) {
+            goto err;
+        }
+    }
+    return ref;
+err:
+    dw_ref_free(ref);
+    return NULL;
+}
+
+static const struct dw_ref_feature *ref_feature(const struct dw_ref *ref, const char *name,
+                                                enum dw_feature_type type)
+{
+    for (size_t i = 0; ref && i < ref->n_feats; i++) {
+        if (strcmp(ref->feats[i].name, name) == 0) {
+            return ref->feats[i].type == type ? &ref->feats[i] : NULL;
+        }
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- performance */
+
+static json_t *perf_classification(const struct dw_counts *c)
+{
+    json_t *p = json_object();
+    if (c->labeled > 0) {
+        uint64_t tp = c->tp, fp = c->fp, fn = c->fn;
+        /* sklearn's zero_division: a 0/0 precision, recall or F1 is 0.0. */
+        json_object_set_new(p, "accuracy", jratio(c->correct, c->labeled));
+        json_object_set_new(p, "precision", tp + fp ? jratio(tp, tp + fp) : json_real(0.0));
+        json_object_set_new(p, "recall", tp + fn ? jratio(tp, tp + fn) : json_real(0.0));
+        json_object_set_new(p, "f1",
+                            2 * tp + fp + fn ? jratio(2 * tp, 2 * tp + fp + fn) : json_real(0.0));
+    } else {
+        json_object_set_new(p, "accuracy", json_null());
+        json_object_set_new(p, "precision", json_null());
+        json_object_set_new(p, "recall", json_null());
+        json_object_set_new(p, "f1", json_null());
+    }
+    double n = (double)c->scored;
+    json_object_set_new(p, "log_loss", c->scored ? jnum(c->sum_logloss / n) : json_null());
+    json_object_set_new(p, "brier", c->scored ? jnum(c->sum_brier / n) : json_null());
+    json_object_set_new(p, "confusion",
+                        json_pack("{s:o,s:o,s:o,s:o}", "tp", juint(c->tp), "fp", juint(c->fp), "tn",
+                                  juint(c->tn), "fn", juint(c->fn)));
+    return p;
+}
+
+static json_t *perf_regression(const struct dw_counts *c)
+{
+    json_t *p = json_object();
+    if (c->regressed == 0) {
+        json_object_set_new(p, "mae", json_null());
+        json_object_set_new(p, "rmse", json_null());
+        json_object_set_new(p, "mape", json_null());
+        json_object_set_new(p, "r2", json_null());
+        return p;
+    }
+    double n = (double)c->regressed;
+    double sst = c->sum_label_sq - c->sum_label * c->sum_label / n;
+    json_object_set_new(p, "mae", jnum(c->sum_abs_err / n));
+    json_object_set_new(p, "rmse", jnum(sqrt(c->sum_sq_err / n)));
+    json_object_set_new(p, "mape", jnum(c->sum_ape / n));
+    json_object_set_new(p, "r2",
+                        sst > R2_SST_REL_EPS * c->sum_label_sq ? jnum(1.0 - c->sum_sq_err / sst)
+                                                               : json_null());
+    return p;
+}
+
+static json_t *performance(const struct dw_model_cfg *m, const struct dw_counts *c)
+{
+    return m->task == DW_TASK_REGRESSION ? perf_regression(c) : perf_classification(c);
+}
+
+/* ---------------------------------------------------------------- features */
+
+/* PSI of a numeric window feature against its reference; NaN when not computable. */
+static double numeric_psi(const struct dw_feat_stats *fs, const struct dw_ref_feature *rf)
+{
+    if (!rf || rf->count == 0 || !rf->props || fs->count == 0 || !fs->sk ||
+        dw_kll_count(fs->sk) == 0) {
+        return NAN;
+    }
+    size_t nb = rf->n_edges + 1;
+    uint64_t *counts = dw_calloc(nb, sizeof(*counts));
+    double *cur = dw_calloc(nb, sizeof(*cur));
+    dw_eval_bin_counts(fs->sk, rf->edges, rf->n_edges, counts);
+    double total = (double)dw_kll_count(fs->sk);
+    for (size_t i = 0; i < nb; i++) {
+        cur[i] = (double)counts[i] / total;
+    }
+    double psi = dw_psi(cur, rf->props, nb);
+    free(cur);
+    free(counts);
+    return psi;
+}
+
+/* PSI over the union of categories; *unseen counts values absent from the reference. */
+static double categorical_psi(const struct dw_feat_stats *fs, const struct dw_ref_feature *rf,
+                              uint64_t *unseen)
+{
+    *unseen = 0;
+    if (!rf || rf->count == 0) {
+        return NAN;
+    }
+    char **names;
+    uint64_t *counts;
+    size_t n = feat_categories(fs, &names, &counts);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += counts[i];
+    }
+    size_t cap = n + rf->n_cats;
+    double *cur = dw_calloc(cap ? cap : 1, sizeof(*cur));
+    double *refp = dw_calloc(cap ? cap : 1, sizeof(*refp));
+    unsigned char *seen = dw_calloc(rf->n_cats ? rf->n_cats : 1, 1);
+    size_t nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        char **hit =
+            rf->n_cats ? bsearch(&names[i], rf->cats, rf->n_cats, sizeof(char *), cmp_str) : NULL;
+        cur[nb] = total ? (double)counts[i] / (double)total : 0.0;
+        if (hit) {
+            size_t idx = (size_t)(hit - rf->cats);
+            seen[idx] = 1;
+            refp[nb] = rf->cat_props[idx];
+        } else {
+            refp[nb] = 0.0;
+            *unseen += counts[i];
+        }
+        nb++;
+    }
+    for (size_t r = 0; r < rf->n_cats; r++) {
+        if (!seen[r]) {
+            cur[nb] = 0.0;
+            refp[nb] = rf->cat_props[r];
+            nb++;
+        }
+    }
+    double psi = total > 0 ? dw_psi(cur, refp, nb) : NAN;
+    free(seen);
+    free(refp);
+    free(cur);
+    free(names);
+    free(counts);
+    return psi;
+}
+
+/* ---------------------------------------------------------------- window report */
+
+json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m,
+                       struct dw_agg *agg, const struct dw_ref *ref, int final)
+{
+    char start[40], end[40];
+    dw_time_format_rfc3339(agg->start_ms, start, sizeof(start));
+    dw_time_format_rfc3339(agg->start_ms + cfg->window_size_ms, end, sizeof(end));
+    const struct dw_counts *c = &agg->all;
+    int empty = c->predictions == 0;
+    int classification = m->task != DW_TASK_REGRESSION;
+
+    json_t *rep = json_object();
+    json_object_set_new(rep, "model", json_string(m->name));
+    json_object_set_new(rep, "window_start", json_string(start));
+    json_object_set_new(rep, "window_end", json_string(end));
+    json_object_set_new(rep, "window_start_ms", json_integer(agg->start_ms));
+    json_object_set_new(rep, "final", json_boolean(final));
+    json_object_set_new(rep, "predictions", juint(c->predictions));
+    json_object_set_new(rep, "labeled", juint(c->labeled));
+    json_object_set_new(rep, "unlabeled_share",
+                        empty ? json_null()
+                              : jnum(1.0 - (double)c->labeled / (double)c->predictions));
+    json_object_set_new(rep, "duplicate_labels", juint(agg->duplicate_labels));
+    json_object_set_new(rep, "conflicts", juint(agg->conflicts));
+    json_object_set_new(rep, "late_predictions", juint(agg->late_predictions));
+    json_object_set_new(rep, "late_labels", juint(agg->late_labels));
+    json_object_set_new(rep, "performance", empty ? json_null() : performance(m, c));
+
+    json_t *versions = json_object();
+    for (size_t i = 0; !empty && i < agg->n_versions; i++) {
+        const struct dw_version_stats *v = &agg->versions[i];
+        json_object_set_new(versions, v->name,
+                            json_pack("{s:o,s:o,s:o}", "predictions", juint(v->c.predictions),
+                                      "labeled", juint(v->c.labeled), "performance",
+                                      performance(m, &v->c)));
+    }
+    json_object_set_new(rep, "versions", versions);
+
+    double ref_acc = NAN;
+    if (ref) {
+        if (classification && ref->labeled > 0) {
+            ref_acc = (double)ref->correct / (double)ref->labeled;
+        }
+        json_object_set_new(rep, "reference",
+                            json_pack("{s:I,s:o,s:o}", "windows", (json_int_t)ref->windows,
+                                      "predictions", juint(ref->predictions), "accuracy",
+                                      jnum(ref_acc)));
+    } else {
+        json_object_set_new(rep, "reference", json_null());
+    }
+
+    json_t *feats = json_object();
+    json_t *drifting = json_array();
+    size_t evaluated = 0;
+    int enough = (int64_t)c->predictions >= cfg->min_samples;
+    for (size_t i = 0; !empty && i < m->n_features; i++) {
+        const struct dw_feat_stats *fs = &agg->feats[i];
+        const char *name = m->features[i].name;
+        const struct dw_ref_feature *rf = ref_feature(ref, name, fs->type);
+        json_t *f = json_object();
+        double psi;
+        if (fs->type == DW_FEATURE_NUMERIC) {
+            int has = fs->count > 0;
+            json_object_set_new(f, "type", json_string("numeric"));
+            json_object_set_new(f, "count", juint(fs->count));
+            json_object_set_new(f, "missing", juint(fs->missing));
+            json_object_set_new(f, "mean", has ? jnum(fs->mean) : json_null());
+            json_object_set_new(f, "std", has ? jnum(dw_feat_std(fs)) : json_null());
+            json_object_set_new(f, "min", has ? jnum(fs->min) : json_null());
+            json_object_set_new(f, "max", has ? jnum(fs->max) : json_null());
+            psi = numeric_psi(fs, rf);
+        } else {
+            uint64_t unseen = 0;
+            json_object_set_new(f, "type", json_string("categorical"));
+            json_object_set_new(f, "count", juint(fs->count));
+            json_object_set_new(f, "missing", juint(fs->missing));
+            psi = categorical_psi(fs, rf, &unseen);
+            json_object_set_new(f, "unseen", rf && rf->count > 0 ? juint(unseen) : json_null());
+        }
+        json_object_set_new(f, "psi", jnum(psi));
+        json_object_set_new(f, "method", json_string("psi"));
+        json_object_set_new(f, "threshold", json_real(cfg->psi_threshold));
+        if (isfinite(psi)) {
+            int drift = psi >= cfg->psi_threshold && enough;
+            evaluated++;
+            if (drift) {
+                json_array_append_new(drifting, json_string(name));
+            }
+            json_object_set_new(f, "drift", json_boolean(drift));
+        } else {
+            json_object_set_new(f, "drift", json_null());
+        }
+        json_object_set_new(feats, name, f);
+    }
+    json_object_set_new(rep, "features", feats);
+
+    json_t *drop = NULL;
+    if (!empty && classification && isfinite(ref_acc) && ref_acc > 0.0 && c->labeled > 0) {
+        double acc = (double)c->correct / (double)c->labeled;
+        double value = (ref_acc - acc) / ref_acc;
+        int alert = value > cfg->accuracy_drop && (int64_t)c->labeled >= cfg->min_samples;
+        drop = json_pack("{s:o,s:o,s:o,s:o,s:b}", "value", jnum(value), "accuracy", jnum(acc),
+                         "reference", jnum(ref_acc), "threshold", json_real(cfg->accuracy_drop),
+                         "alert", alert);
+    }
+    json_object_set_new(rep, "accuracy_drop", drop ? drop : json_null());
+
+    double share = evaluated ? (double)json_array_size(drifting) / (double)evaluated : NAN;
+    json_object_set_new(rep, "drift",
+                        json_pack("{s:o,s:o,s:b}", "share", jnum(share), "features", drifting,
+                                  "dataset", isfinite(share) && share >= DW_EVAL_DATASET_SHARE));
+    return rep;
+}
+
+/* ---------------------------------------------------------------- findings and payloads */
+
+/*
+ * FNV-1a 64 with the standard offset basis 0xcbf29ce484222325 and prime 0x100000001b3.
+ * Fingerprints are seen by receivers (Alertmanager, PagerDuty dedup keys), so they are pinned
+ * here to the published definition rather than to dw_hash64(), whose offset basis
+ * (1469598103934665603) is not FNV's and may be corrected later without changing them.
+ */
+static uint64_t fnv1a64(const char *s, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static void fingerprint(const char *model, const char *rule, const char *feature, char out[17])
+{
+    struct sbuf sb = {0};
+    sb_printf(&sb, "%s\x1f%s\x1f%s", model, rule, feature ? feature : "");
+    snprintf(out, 17, "%016llx", (unsigned long long)fnv1a64(sb.s, sb.len));
+    free(sb.s);
+}
+
+static json_t *finding(const char *model, const char *rule, const char *feature,
+                       const char *detector, json_t *value, json_t *threshold, const char *severity)
+{
+    char fp[17];
+    fingerprint(model, rule, feature, fp);
+    /* "O" takes a reference: a member missing from a hand-made report becomes null. */
+    value = value ? value : json_null();
+    threshold = threshold ? threshold : json_null();
+    return json_pack("{s:s,s:o,s:s,s:O,s:O,s:s,s:s}", "rule", rule, "feature",
+                     feature ? json_string(feature) : json_null(), "detector", detector, "value",
+                     value, "threshold", threshold, "severity", severity, "fingerprint", fp);
+}
+
+json_t *dw_eval_findings(const json_t *report)
+{
+    json_t *out = json_array();
+    const char *model = json_string_value(json_object_get(report, "model"));
+    if (!model) {
+        return out;
+    }
+    json_t *drift = json_object_get(report, "drift");
+    json_t *feats = json_object_get(report, "features");
+    int dataset = json_is_true(json_object_get(drift, "dataset"));
+    json_t *names = json_object_get(drift, "features");
+    for (size_t i = 0; i < json_array_size(names); i++) {
+        const char *name = json_string_value(json_array_get(names, i));
+        json_t *f = json_object_get(feats, name ? name : "");
+        if (!name || !f) {
+            continue;
+        }
+        json_array_append_new(
+            out, finding(model, "feature_drift", name, "psi", json_object_get(f, "psi"),
+                         json_object_get(f, "threshold"), dataset ? "critical" : "warning"));
+    }
+    json_t *drop = json_object_get(report, "accuracy_drop");
+    if (json_is_true(json_object_get(drop, "alert"))) {
+        json_array_append_new(out, finding(model, "accuracy_drop", NULL, "accuracy",
+                                           json_object_get(drop, "value"),
+                                           json_object_get(drop, "threshold"), "critical"));
+    }
+    return out;
+}
+
+char *dw_eval_idempotency_key(const char *group, const char *model, int64_t window_start_ms,
+                              const char *what)
+{
+    struct sbuf sb = {0};
+    sb_printf(&sb, "%s\x1f%s\x1f%lld\x1f%s", group ? group : "", model ? model : "",
+              (long long)window_start_ms, what ? what : "");
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    int ok = EVP_Digest(sb.s, sb.len, md, &md_len, EVP_sha256(), NULL);
+    free(sb.s);
+    dw_assert(ok == 1 && md_len >= 16);
+    char *key = dw_malloc(33);
+    for (size_t i = 0; i < 16; i++) {
+        snprintf(key + 2 * i, 3, "%02x", md[i]);
+    }
+    return key;
+}
+
+static int window_ids(const json_t *report, const json_t *findings, const char **model,
+                      int64_t *start_ms)
+{
+    json_t *ms = json_object_get(report, "window_start_ms");
+    *model = json_string_value(json_object_get(report, "model"));
+    if (!*model || !json_is_integer(ms) || !json_is_array(findings) ||
+        json_array_size(findings) == 0) {
+        return -1;
+    }
+    *start_ms = (int64_t)json_integer_value(ms);
+    return 0;
+}
+
+static json_t *copy_member(const json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return v ? json_deep_copy(v) : json_null();
+}
+
+json_t *dw_eval_alert_payload(const char *group, const json_t *report, const json_t *findings)
+{
+    const char *model;
+    int64_t start_ms;
+    if (window_ids(report, findings, &model, &start_ms) != 0) {
+        return NULL;
+    }
+    const char *severity = "warning";
+    struct sbuf drift = {0};
+    double drop = NAN;
+    for (size_t i = 0; i < json_array_size(findings); i++) {
+        json_t *f = json_array_get(findings, i);
+        const char *sev = json_string_value(json_object_get(f, "severity"));
+        const char *rule = json_string_value(json_object_get(f, "rule"));
+        if (sev && strcmp(sev, "critical") == 0) {
+            severity = "critical";
+        }
+        if (rule && strcmp(rule, "feature_drift") == 0) {
+            const char *feature = json_string_value(json_object_get(f, "feature"));
+            sb_printf(&drift, "%s%s", drift.len ? ", " : "", feature ? feature : "?");
+        } else if (rule && strcmp(rule, "accuracy_drop") == 0) {
+            drop = json_number_value(json_object_get(f, "value"));
+        }
+    }
+    struct sbuf summary = {0};
+    sb_printf(&summary, "%s:", model);
+    if (drift.len) {
+        sb_printf(&summary, " drift in %s", drift.s);
+    }
+    if (isfinite(drop)) {
+        sb_printf(&summary, "%s accuracy fell %.1f %% below reference", drift.len ? ";" : "",
+                  drop * 100.0);
+    }
+    char *id = dw_eval_idempotency_key(group, model, start_ms, "alert");
+    json_t *out = json_object();
+    json_object_set_new(out, "type", json_string("driftwatch.alert"));
+    json_object_set_new(out, "id", json_string(id));
+    json_object_set_new(out, "group", json_string(group ? group : ""));
+    json_object_set_new(out, "model", json_string(model));
+    json_object_set_new(out, "window_start", copy_member(report, "window_start"));
+    json_object_set_new(out, "window_end", copy_member(report, "window_end"));
+    json_object_set_new(out, "severity", json_string(severity));
+    json_object_set_new(out, "findings", json_deep_copy(findings));
+    json_object_set_new(out, "summary", json_string(summary.s));
+    json_object_set_new(out, "report", json_deep_copy(report));
+    free(id);
+    free(summary.s);
+    free(drift.s);
+    return out;
+}
+
+json_t *dw_eval_trigger(const char *group, const json_t *report, const json_t *findings,
+                        int64_t created_ms)
+{
+    const char *model;
+    int64_t start_ms;
+    if (window_ids(report, findings, &model, &start_ms) != 0) {
+        return NULL;
+    }
+    /* The version that served most of the window (ties: the smallest name, deterministic). */
+    const char *best = NULL;
+    json_int_t best_n = -1;
+    const char *vname;
+    json_t *v;
+    json_object_foreach(json_object_get(report, "versions"), vname, v)
+    {
+        json_int_t n = json_integer_value(json_object_get(v, "predictions"));
+        if (n > best_n || (n == best_n && best && strcmp(vname, best) < 0)) {
+            best = vname;
+            best_n = n;
+        }
+    }
+    json_t *reasons = json_array();
+    for (size_t i = 0; i < json_array_size(findings); i++) {
+        json_t *f = json_array_get(findings, i);
+        json_array_append_new(
+            reasons, json_pack("{s:o,s:o,s:o,s:o}", "detector", copy_member(f, "detector"),
+                               "feature", copy_member(f, "feature"), "value",
+                               copy_member(f, "value"), "threshold", copy_member(f, "threshold")));
+    }
+    char created[40];
+    dw_time_format_rfc3339(created_ms, created, sizeof(created));
+    char *id = dw_eval_idempotency_key(group, model, start_ms, "trigger");
+    json_t *out = json_object();
+    json_object_set_new(out, "trigger_id", json_string(id));
+    json_object_set_new(out, "model", json_string(model));
+    json_object_set_new(out, "model_version", best ? json_string(best) : json_null());
+    json_object_set_new(out, "window_start", copy_member(report, "window_start"));
+    json_object_set_new(out, "window_end", copy_member(report, "window_end"));
+    json_object_set_new(out, "reasons", reasons);
+    json_object_set_new(out, "created_at", json_string(created));
+    free(id);
+    return out;
+}
