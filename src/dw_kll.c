@@ -42,6 +42,9 @@
 #define KLL_MIN_WIDTH 8
 /* Most levels a sketch can have: weights 2^h must fit a uint64_t count. */
 #define KLL_MAX_LEVELS 60
+/* Largest count a serialized sketch may claim (values): far beyond any stream, and it keeps
+ * the level count well under KLL_MAX_LEVELS. */
+#define KLL_MAX_COUNT (1ULL << 56)
 /* First allocation of a level's array in exact mode (items). */
 #define KLL_INITIAL_ALLOC 16
 /* Fixed part of the serialized form (bytes); see docs/sketches.md. */
@@ -194,8 +197,8 @@ static void compact_level(struct dw_kll *sk, uint32_t h)
 
     if (above_lim == raw_lim) {
         /* Level h+1 is empty: the survivors go straight to the top half of level h's range. */
-        for (uint32_t j = half; j-- > 0;) {
-            it[beg + half + j] = it[beg + 2 * j + offset];
+        for (uint32_t j = half; j > 0; j--) { /* backwards: writes stay ahead of reads */
+            it[beg + half + j - 1] = it[beg + 2 * (j - 1) + offset];
         }
     } else {
         /* Survivors to the bottom half, then a forward merge with level h+1 ending at its end
@@ -594,6 +597,7 @@ void dw_kll_cdf(struct dw_kll *sk, const double *edges, size_t n_edges, uint64_t
 void dw_kll_merge(struct dw_kll *dst, const struct dw_kll *src)
 {
     dw_assert(dst != src);
+    dw_assert(dst->n <= UINT64_MAX - src->n);
     if (src->n == 0) {
         return;
     }
@@ -629,7 +633,8 @@ void dw_kll_merge(struct dw_kll *dst, const struct dw_kll *src)
     uint32_t levels[KLL_MAX_LEVELS + 1];
     uint32_t pos = alloc;
     levels[dst->num_levels] = alloc;
-    for (uint32_t h = dst->num_levels; h-- > 0;) {
+    for (uint32_t top = dst->num_levels; top > 0; top--) {
+        uint32_t h = top - 1;
         uint32_t dn = level_size(dst, h);
         const double *d = dn ? dst->items + dst->levels[h] : NULL;
         const double *sp = h < src->num_levels ? src->items + src->levels[h] : NULL;
@@ -812,6 +817,10 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr,
         dw_err(errstr, errstr_size, "kll: bad level count %u", num_levels);
         goto err;
     }
+    if (n > KLL_MAX_COUNT) {
+        dw_err(errstr, errstr_size, "kll: count %llu beyond 2^56", (unsigned long long)n);
+        goto err;
+    }
     if (exact && (n > exact_capacity || min_k != k)) {
         dw_err(errstr, errstr_size, "kll: exact sketch with %llu values over capacity %u",
                (unsigned long long)n, exact_capacity);
@@ -858,6 +867,11 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr,
     }
     if (off != len) {
         dw_err(errstr, errstr_size, "kll: %zu trailing bytes", len - off);
+        goto err;
+    }
+    if (!exact && num_levels > 1 && counts[num_levels - 1] == 0) {
+        /* A level is only ever added by compacting into it. */
+        dw_err(errstr, errstr_size, "kll: empty top level %u", num_levels - 1);
         goto err;
     }
     if (weight != n) {

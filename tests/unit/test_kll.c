@@ -629,6 +629,50 @@ static void test_deserialize_corrupt(void **state)
     dw_kll_destroy(sk);
 }
 
+/* The byte layout of docs/sketches.md, written out by hand. */
+static void test_serialize_layout(void **state)
+{
+    const uint8_t want[] = {
+        0x4B, 0x01, 0x01, 0x01,                         /* format, version, exact, 1 level */
+        0x90, 0x01, 0x90, 0x01,                         /* k = 400, min_k = 400 */
+        0x00, 0x10, 0x00, 0x00,                         /* exact_capacity = 4096 */
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* n = 2 */
+        0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* seed */
+        0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* rng state (no flips yet) */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xF8, 0x3F, /* min = 1.5 */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x40, /* max = 2.5 */
+        0x02, 0x00, 0x00, 0x00,                         /* level 0: 2 items */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xF8, 0x3F, /* 1.5 */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x40, /* 2.5 */
+    };
+    struct dw_kll *sk = dw_kll_new(400, 4096, 0x0102030405060708ULL);
+    dw_kll_update(sk, 2.5);
+    dw_kll_update(sk, 1.5);
+    size_t len;
+    uint8_t *buf = serialize(sk, &len);
+    assert_int_equal(len, sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+
+    char err[256] = "";
+    struct dw_kll *back = dw_kll_deserialize(want, sizeof(want), err, sizeof(err));
+    assert_non_null(back);
+    assert_near(dw_kll_quantile(back, 0.5), 2.0, 0);
+
+    /* A count beyond 2^56 and an empty top level are refused. */
+    uint8_t bad[sizeof(want) + 4];
+    memcpy(bad, want, sizeof(want));
+    bad[19] = 0x02; /* n += 2^57 */
+    check_rejected(bad, sizeof(want));
+    memcpy(bad, want, sizeof(want));
+    bad[2] = 0x00; /* KLL mode */
+    bad[3] = 0x02; /* 2 levels, the top one empty */
+    memset(bad + sizeof(want), 0, 4);
+    check_rejected(bad, sizeof(bad));
+    free(buf);
+    dw_kll_destroy(back);
+    dw_kll_destroy(sk);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Determinism and throughput                                                                 */
 
@@ -708,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_merge_modes),
         cmocka_unit_test(test_serialize_round_trip),
         cmocka_unit_test(test_deserialize_corrupt),
+        cmocka_unit_test(test_serialize_layout),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_throughput),
     };
