@@ -10,16 +10,17 @@
  * KLL layout (as in Apache DataSketches' KllDoublesSketch). Level h holds items of weight
  * 2^h. With L levels, level h sits at depth d = L-1-h below the top and has capacity
  * max(8, round(k * (2/3)^d)): the top level holds k items, lower levels geometrically fewer,
- * so the whole sketch holds about 3k items + 8 per level, O(k + log(n/k)) (we keep one array per
- * level; each array only grows, so memory stays O(k log(n/k)) in the worst case).
- * Level 0 is an unsorted append buffer; levels >= 1 are kept sorted. When the retained items
+ * so the whole sketch holds about 3k items + 8 per level: O(k + log(n/k)) memory. All levels
+ * share one array packed at its end, sized to that total capacity; the free slots in front are
+ * where updates land. Level 0 is an unsorted append buffer; levels >= 1 are kept sorted.
+ * When the retained items
  * reach the total capacity, the lowest level at or over its capacity is compacted: it is sorted
  * (level 0 only), an odd item out (the smallest) stays, and of each adjacent pair one item - the
  * first or the second of every pair, by one seeded coin flip - moves up to level h+1 (merged
  * into its sorted array) with twice the weight. A compaction changes any rank estimate by at
  * most 2^h, with a random sign: that is where the KLL error bound comes from. Each compaction
  * frees at least 4 slots, so update is amortized O(log k) = O(1) in n, and allocation-free
- * except when a level's array grows (doubling).
+ * except when the array grows (doubling while exact; a little when a level is added).
  *
  * Determinism. The coin flips come from splitmix64 seeded by the sketch's seed, and the state
  * never depends on the order of items inside level 0 (compaction sorts it first and keeps the
@@ -27,8 +28,8 @@
  * bytes (level 0 written sorted) only depend on the seed and the input.
  *
  * Queries. Exact mode sorts level 0 and uses it directly. KLL mode builds a cached sorted view
- * (values with cumulative weights) by a multi-way merge of the levels; the cache is dropped on
- * the next update or merge.
+ * (values with cumulative weights) by a multi-way merge of the levels; the next update or merge
+ * invalidates it (its memory is kept for reuse).
  */
 #include "driftwatch/dw_kll.h"
 
@@ -45,7 +46,7 @@
 /* Largest count a serialized sketch may claim (values): far beyond any stream, and it keeps
  * the level count well under KLL_MAX_LEVELS. */
 #define KLL_MAX_COUNT (1ULL << 56)
-/* First allocation of a level's array in exact mode (items). */
+/* First allocation of the items array in exact mode (items). */
 #define KLL_INITIAL_ALLOC 16
 /* Fixed part of the serialized form (bytes); see docs/sketches.md. */
 #define KLL_HEADER_BYTES 52
@@ -108,7 +109,7 @@ static uint32_t level_capacity(uint32_t k, uint32_t depth)
         pow3 *= 3;
     }
     uint64_t twice = ((uint64_t)k << (depth + 1)) / pow3; /* 2 k 2^d / 3^d, floored */
-    uint64_t cap = (twice + 1) >> 1;                       /* rounded */
+    uint64_t cap = (twice + 1) >> 1;                      /* rounded */
     return cap < KLL_MIN_WIDTH ? KLL_MIN_WIDTH : (uint32_t)cap;
 }
 
@@ -330,9 +331,9 @@ void dw_kll_update(struct dw_kll *sk, double x)
     if (sk->levels[0] == 0) {
         /* No free slot: exact mode doubles up to exact_capacity, KLL grows to its capacity
          * (which rises a little each time a level is added). */
-        uint32_t want = sk->exact ? DW_MIN(DW_MAX(2 * sk->alloc, KLL_INITIAL_ALLOC),
-                                           sk->exact_capacity)
-                                  : sk->total_cap;
+        uint32_t want = sk->exact
+                            ? DW_MIN(DW_MAX(2 * sk->alloc, KLL_INITIAL_ALLOC), sk->exact_capacity)
+                            : sk->total_cap;
         resize_items(sk, DW_MAX(want, retained(sk) + 1));
     }
     note_minmax(sk, x, x);
@@ -770,8 +771,7 @@ size_t dw_kll_serialize(struct dw_kll *sk, uint8_t *buf, size_t cap)
     return need;
 }
 
-struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr,
-                                  size_t errstr_size)
+struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, size_t errstr_size)
 {
     struct dw_kll *sk = NULL;
 

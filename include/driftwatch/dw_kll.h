@@ -133,8 +133,7 @@ size_t dw_kll_serialize(struct dw_kll *sk, uint8_t *buf, size_t cap);
  * @returns the sketch, or NULL with errstr filled when the bytes are truncated, of another
  *          format or version, or inconsistent.
  */
-struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr,
-                                  size_t errstr_size);
+struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, size_t errstr_size);
 
 /** @returns the heap bytes the sketch currently uses (for memory accounting). */
 size_t dw_kll_memory_bytes(const struct dw_kll *sk);

@@ -67,8 +67,7 @@ static double rng_normal(uint64_t *s)
 
 enum dist { DIST_UNIFORM, DIST_NORMAL, DIST_LOGNORMAL, DIST_EXPONENTIAL, DIST_BIMODAL, DIST_N };
 
-static const char *dist_name[DIST_N] = {"uniform", "normal", "lognormal", "exponential",
-                                        "bimodal"};
+static const char *dist_name[DIST_N] = {"uniform", "normal", "lognormal", "exponential", "bimodal"};
 
 static void generate(enum dist d, uint64_t seed, double *out, size_t n)
 {
@@ -287,7 +286,7 @@ static void test_exact_random(void **state)
         assert_int_equal(counts[i], lt);
         assert_near(dw_kll_rank(sk, edges[i]), (double)lt / (double)n, 0);
         assert_near(dw_kll_rank_le(sk, edges[i]),
-                            (double)count_below(v, n, edges[i], 0) / (double)n, 0);
+                    (double)count_below(v, n, edges[i], 0) / (double)n, 0);
     }
 
     /* One more value crosses the exact capacity: estimated from here on. */
@@ -381,8 +380,7 @@ static void test_rank_error_and_merge(void **state)
         }
         dw_kll_cdf(merged, edges, 11, counts);
         for (int i = 0; i < 11; i++) {
-            assert_near((double)counts[i] / N_VALUES, dw_kll_rank(merged, edges[i]),
-                                1e-12);
+            assert_near((double)counts[i] / N_VALUES, dw_kll_rank(merged, edges[i]), 1e-12);
         }
         assert_near(edges[0], sorted[0], 0);
         assert_near(edges[10], sorted[N_VALUES - 1], 0);
@@ -744,6 +742,7 @@ static void test_throughput(void **state)
 
 int main(void)
 {
+    /* clang-format off */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_hand_checked),
         cmocka_unit_test(test_exact_random),
@@ -756,5 +755,6 @@ int main(void)
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_throughput),
     };
+    /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
