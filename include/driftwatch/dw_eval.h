@@ -58,7 +58,7 @@ struct dw_ref {
 
 /**
  * @brief Builds the reference from n window aggregates of model m (merged into a scratch
- *        aggregate; the inputs are not changed, but their sketches' sorted views may be built).
+ *        aggregate; the inputs are not changed).
  * @param bins numeric quantile bins (10 = deciles); values below 1 count as 1 (one bin).
  * @returns the reference, or NULL when n is 0.
  */

@@ -361,6 +361,36 @@ static void test_categorical_psi_new_and_vanished(void **state)
     dw_agg_free(r);
 }
 
+static void test_categorical_overflow_bucket(void **state)
+{
+    /* 1,001 distinct categories: the 1,001st goes to "__other__", a category like any other. */
+    struct dw_config cfg = make_cfg();
+    struct dw_agg *r = dw_agg_new(&g_model, START);
+    struct dw_agg *w = dw_agg_new(&g_model, START + SIZE);
+    char name[16];
+    for (int i = 0; i <= DW_AGG_MAX_CATEGORIES; i++) {
+        snprintf(name, sizeof(name), "c%04d", i);
+        add3(r, "v1", NAN, name, NAN);
+        add3(w, "v1", NAN, name, NAN);
+    }
+    struct dw_agg *aggs[] = {r};
+    struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
+    const struct dw_ref_feature *rf = &ref->feats[1];
+    assert_int_equal(rf->n_cats, DW_AGG_MAX_CATEGORIES + 1);
+    /* sorted, "__other__" < "c..."; c1000 itself is inside "__other__" */
+    assert_string_equal(rf->cats[rf->n_cats - 1], "c0999");
+    assert_string_equal(rf->cats[0], "__other__");
+    assert_float_equal(rf->cat_props[0], 1.0 / 1001.0, 1e-15);
+    json_t *rep = dw_eval_window(&cfg, &g_model, w, ref, 0);
+    json_t *f = jpath(rep, "features", "country");
+    assert_float_equal(jreal(f, "psi"), 0.0, 1e-15);
+    assert_int_equal(jint(f, "unseen"), 0);
+    json_decref(rep);
+    dw_ref_free(ref);
+    dw_agg_free(w);
+    dw_agg_free(r);
+}
+
 /* ------------------------------------------------------------------ accuracy drop */
 
 static void test_accuracy_drop_thresholds(void **state)
@@ -899,6 +929,7 @@ int main(void)
         cmocka_unit_test(test_bin_counts),
         cmocka_unit_test(test_numeric_psi_in_report),
         cmocka_unit_test(test_categorical_psi_new_and_vanished),
+        cmocka_unit_test(test_categorical_overflow_bucket),
         cmocka_unit_test(test_accuracy_drop_thresholds),
         cmocka_unit_test(test_binary_metrics),
         cmocka_unit_test(test_regression_metrics),
