@@ -48,7 +48,7 @@ int dw_err(char *errstr, size_t errstr_size, const char *fmt, ...)
 uint64_t dw_hash64(const void *data, size_t len)
 {
     const unsigned char *p = data;
-    uint64_t h = 1469598103934665603ULL; /* FNV offset basis */
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 offset basis */
     for (size_t i = 0; i < len; i++) {
         h ^= p[i];
         h *= 1099511628211ULL; /* FNV prime */

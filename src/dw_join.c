@@ -248,6 +248,7 @@ void dw_join_rec_encode(const struct dw_join_rec *rec, const char *model_name, s
     dw_buf_put_u8(out, rec->flags & (uint8_t)~DW_JREC_DIRTY);
     dw_buf_put_i64(out, rec->ts_ms);
     dw_buf_put_i64(out, rec->win_ms);
+    dw_buf_put_i64(out, rec->label_wm);
     dw_buf_put_f64(out, rec->score);
     dw_buf_put_f64(out, rec->pred_num);
     dw_buf_put_f64(out, rec->label_num);
@@ -280,6 +281,7 @@ int dw_join_rec_decode(struct dw_join *j, const char *id, size_t id_len, const v
     tmp.flags = dw_rd_u8(&rd);
     tmp.ts_ms = dw_rd_i64(&rd);
     tmp.win_ms = dw_rd_i64(&rd);
+    tmp.label_wm = dw_rd_i64(&rd);
     tmp.score = dw_rd_f64(&rd);
     tmp.pred_num = dw_rd_f64(&rd);
     tmp.label_num = dw_rd_f64(&rd);
@@ -303,6 +305,7 @@ int dw_join_rec_decode(struct dw_join *j, const char *id, size_t id_len, const v
     struct dw_join_rec *rec = dw_join_insert(j, id, id_len, tmp.state);
     rec->ts_ms = tmp.ts_ms;
     rec->win_ms = tmp.win_ms;
+    rec->label_wm = tmp.label_wm;
     rec->score = tmp.score;
     rec->pred_num = tmp.pred_num;
     rec->label_num = tmp.label_num;

@@ -15,6 +15,8 @@
 
 #include "driftwatch/dw_common.h"
 
+static void count_expired(struct dw_part *p, const struct dw_join_rec *rec);
+
 struct dw_part *dw_part_new(const struct dw_config *cfg, int32_t partition)
 {
     struct dw_part *p = dw_calloc(1, sizeof(*p));
@@ -24,6 +26,7 @@ struct dw_part *dw_part_new(const struct dw_config *cfg, int32_t partition)
     p->off_label = -1;
     p->max_ts = DW_NO_TS;
     p->min_ts = DW_NO_TS;
+    p->max_label_ts = DW_NO_TS;
     p->closed_upto_ms = DW_NO_TS;
     dw_join_init(&p->join);
     return p;
@@ -102,14 +105,21 @@ static void outcome_of(const struct dw_join_rec *rec, struct dw_outcome *o)
     o->score = rec->score;
 }
 
+/* A label seen at label watermark lwm is late for a prediction of window start win_ms. */
+static int label_late(const struct dw_part *p, int64_t win_ms, int64_t lwm)
+{
+    return lwm != DW_NO_TS &&
+           win_ms + p->cfg->window_size_ms + p->cfg->label_horizon_ms <= lwm;
+}
+
 /* Counts the joined label of rec into its window; the record is DONE afterwards. */
 static void count_join(struct dw_part *p, struct dw_join_rec *rec, uint64_t dups,
-                       uint64_t conflicts)
+                       uint64_t conflicts, int64_t lwm)
 {
     const struct dw_model_cfg *model = &p->cfg->models[rec->model_idx];
     struct dw_agg *agg = dw_part_window(p, model, rec->win_ms);
     rec->state = DW_JOIN_DONE;
-    if (!agg || (rec->flags & DW_JREC_LATE)) {
+    if (!agg || (rec->flags & DW_JREC_LATE) || label_late(p, rec->win_ms, lwm)) {
         p->ctr.late_labels += 1 + dups;
         p->meta_dirty = 1;
         return;
@@ -133,6 +143,12 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
         return DW_PART_REJECTED;
     }
     struct dw_join_rec *rec = dw_join_find(&p->join, ev->id, ev->id_len);
+    if (rec && rec->state == DW_JOIN_LABEL && p->max_ts != DW_NO_TS &&
+        rec->ts_ms + p->cfg->join_ttl_ms < p->max_ts) {
+        p->ctr.expired_labels++; /* parked too long: this prediction starts afresh */
+        dw_join_delete(&p->join, rec);
+        rec = NULL;
+    }
     if (rec && rec->state != DW_JOIN_LABEL) {
         p->ctr.duplicate_predictions++;
         p->meta_dirty = 1;
@@ -166,6 +182,7 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
     }
     uint16_t parked_label = DW_STRTAB_NONE;
     uint64_t dups = 0, conflicts = 0;
+    int64_t parked_lwm = DW_NO_TS;
     int parked_num = 0;
     double parked_num_v = 0;
     if (rec) {
@@ -174,6 +191,7 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
         parked_num_v = rec->label_num;
         dups = rec->dups;
         conflicts = rec->conflicts;
+        parked_lwm = rec->label_wm;
         dw_join_touch(&p->join, rec);
     } else {
         rec = dw_join_insert(&p->join, ev->id, ev->id_len, DW_JOIN_PRED);
@@ -201,7 +219,7 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
     rec->dups = 0;
     rec->conflicts = 0;
     if (parked_label != DW_STRTAB_NONE) {
-        count_join(p, rec, dups, conflicts);
+        count_join(p, rec, dups, conflicts, parked_lwm);
     }
     return late ? DW_PART_LATE : DW_PART_OK;
 }
@@ -216,10 +234,21 @@ enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *l
     }
     p->ctr.labels++;
     p->meta_dirty = 1;
+    int64_t lwm = p->max_label_ts;
+    if (p->max_label_ts == DW_NO_TS || lab->ts_ms > p->max_label_ts) {
+        p->max_label_ts = lab->ts_ms;
+    }
     struct dw_join_rec *rec = dw_join_find(&p->join, lab->id, lab->id_len);
+    if (rec && rec->state != DW_JOIN_LABEL && lwm != DW_NO_TS &&
+        rec->ts_ms + p->cfg->join_ttl_ms < lwm) {
+        count_expired(p, rec); /* the prediction waited longer than join.ttl */
+        dw_join_delete(&p->join, rec);
+        rec = NULL;
+    }
     if (!rec) {
         rec = dw_join_insert(&p->join, lab->id, lab->id_len, DW_JOIN_LABEL);
         rec->ts_ms = lab->ts_ms;
+        rec->label_wm = lwm;
         rec->label_cls = label_cls;
         if (lab->label.is_num) {
             rec->flags |= DW_JREC_LABEL_NUM;
@@ -237,7 +266,7 @@ enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *l
     if (rec->state == DW_JOIN_DONE) {
         const struct dw_model_cfg *model = &p->cfg->models[rec->model_idx];
         struct dw_agg *agg = dw_part_window(p, model, rec->win_ms);
-        if (agg && !(rec->flags & DW_JREC_LATE)) {
+        if (agg && !(rec->flags & DW_JREC_LATE) && !label_late(p, rec->win_ms, lwm)) {
             agg->duplicate_labels++;
             agg->conflicts += (uint64_t)conflict;
             agg->dirty = 1;
@@ -252,7 +281,7 @@ enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *l
         rec->label_num = lab->label.num;
     }
     dw_join_touch(&p->join, rec);
-    count_join(p, rec, 0, 0);
+    count_join(p, rec, 0, 0, lwm);
     return DW_PART_OK;
 }
 
@@ -271,13 +300,27 @@ static void count_expired(struct dw_part *p, const struct dw_join_rec *rec)
     }
 }
 
-/* Deletes records with event time before `cutoff` (the oldest first when evicting). */
+/* A record expires on the clock of the stream it waits for (see dw_part.h). */
+static int rec_expired(const struct dw_part *p, const struct dw_join_rec *rec)
+{
+    int64_t deadline = rec->ts_ms + p->cfg->join_ttl_ms;
+    if (rec->state == DW_JOIN_LABEL) {
+        return p->max_ts != DW_NO_TS && deadline < p->max_ts;
+    }
+    return (p->max_label_ts != DW_NO_TS && deadline < p->max_label_ts) ||
+           (p->labels_at_end && p->max_ts != DW_NO_TS && deadline < p->max_ts);
+}
+
+/* Deletes expired records, or when evicting every record with event time before cutoff. */
 static void join_sweep(struct dw_part *p, int64_t cutoff, int evicting)
 {
     struct dw_join *j = &p->join;
     for (size_t i = 0; i < j->n_used; i++) {
         struct dw_join_rec *rec = &j->pool[i];
-        if (rec->state == DW_JOIN_FREE || rec->ts_ms >= cutoff) {
+        if (rec->state == DW_JOIN_FREE) {
+            continue;
+        }
+        if (evicting ? rec->ts_ms >= cutoff : !rec_expired(p, rec)) {
             continue;
         }
         if (evicting) {
@@ -313,9 +356,7 @@ static void join_evict(struct dw_part *p, int64_t max_records)
 void dw_part_maintain(struct dw_part *p, int64_t max_records)
 {
     int64_t wm = dw_part_watermark(p);
-    if (wm != DW_NO_TS) {
-        join_sweep(p, wm - p->cfg->join_ttl_ms, 0);
-    }
+    join_sweep(p, 0, 0);
     join_evict(p, max_records);
     if (wm == DW_NO_TS) {
         return;
@@ -324,7 +365,9 @@ void dw_part_maintain(struct dw_part *p, int64_t max_records)
     for (size_t i = 0; i < p->n_wins; i++) {
         struct dw_agg *agg = p->wins[i];
         int64_t retire_at = agg->start_ms + p->cfg->window_size_ms + p->cfg->label_horizon_ms;
-        if (retire_at <= wm) {
+        int labels_past = p->labels_at_end ||
+                          (p->max_label_ts != DW_NO_TS && retire_at <= p->max_label_ts);
+        if (retire_at <= wm && labels_past) {
             push_agg(&p->retired, &p->n_retired, &p->cap_retired, agg);
         } else {
             p->wins[keep++] = agg;

@@ -175,7 +175,7 @@ int dw_redis_claim(struct dw_redis *r, int32_t partition, const char *owner, cha
     char key[512];
     part_tag(r, partition, "meta", key, sizeof(key));
     /* eof_ms 0: the new owner has not reached the end of the log yet (not idle). */
-    redisReply *rep = cmdf(r, "HSET %s owner %s eof_ms 0", key, owner);
+    redisReply *rep = cmdf(r, "HSET %s owner %s eof_ms 0 label_eof_ms 0", key, owner);
     int ok = reply_ok(rep);
     if (!ok) {
         dw_err(errstr, errstr_size, "redis HSET %s: %s", key,
@@ -218,6 +218,7 @@ static void load_meta(struct dw_part *p, redisReply *meta)
     p->off_label = field_i64(meta, "off_label", -1);
     p->max_ts = field_i64(meta, "max_ts", DW_NO_TS);
     p->min_ts = field_i64(meta, "min_ts", DW_NO_TS);
+    p->max_label_ts = field_i64(meta, "max_label_ts", DW_NO_TS);
 #define LOAD_CTR(name) p->ctr.name = (uint64_t)field_i64(meta, #name, 0);
     META_COUNTERS(LOAD_CTR)
 #undef LOAD_CTR
@@ -478,7 +479,7 @@ static int ck_send_join(struct dw_redis *r, struct dw_part *p, struct ckpt *ck)
 }
 
 static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
-                        const char *owner, int64_t eof_ms)
+                        const char *owner, int64_t eof_ms, int64_t label_eof_ms)
 {
     argv_pushs(&ck->a, "HSET");
     argv_pushs(&ck->a, ck_fmt(ck, "{dw:%s:%s:%d}:meta", r->cfg->group, r->cfg->topic_predictions,
@@ -492,7 +493,9 @@ static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
     PUT_I64("off_label", p->off_label);
     PUT_I64("max_ts", p->max_ts);
     PUT_I64("min_ts", p->min_ts);
+    PUT_I64("max_label_ts", p->max_label_ts);
     PUT_I64("eof_ms", eof_ms);
+    PUT_I64("label_eof_ms", label_eof_ms);
     PUT_I64("updated_ms", dw_now_ms());
 #define PUT_CTR(name) PUT_I64(#name, p->ctr.name);
     META_COUNTERS(PUT_CTR)
@@ -538,7 +541,8 @@ static int ck_check_owner(struct dw_redis *r, int32_t partition, const char *own
 }
 
 int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
-                        size_t *bytes_out, char *errstr, size_t errstr_size)
+                        int64_t label_eof_ms, size_t *bytes_out, char *errstr,
+                        size_t errstr_size)
 {
     if (ensure_conn(r, errstr, errstr_size) != 0) {
         return -1;
@@ -562,7 +566,7 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
     int rc = -1;
     argv_pushs(&ck.a, "MULTI");
     if (ck_send(r, &ck) == 0 && ck_send_windows(r, p, &ck, refs) == 0 &&
-        ck_send_join(r, p, &ck) == 0 && ck_send_meta(r, p, &ck, owner, eof_ms) == 0) {
+        ck_send_join(r, p, &ck) == 0 && ck_send_meta(r, p, &ck, owner, eof_ms, label_eof_ms) == 0) {
         argv_pushs(&ck.a, "EXEC");
         rc = ck_send(r, &ck);
     }
@@ -629,7 +633,8 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
     for (int p = 0; p < n; p++) {
         char key[512];
         part_tag(r, p, "meta", key, sizeof(key));
-        redisAppendCommand(r->c, "HMGET %s max_ts min_ts eof_ms off_pred", key);
+        redisAppendCommand(r->c, "HMGET %s max_ts min_ts eof_ms off_pred max_label_ts label_eof_ms",
+                           key);
     }
     int rc = 0;
     for (int p = 0; p < n; p++) {
@@ -640,7 +645,12 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
         }
         redisReply *rep = rep_v;
         memset(&metas[p], 0, sizeof(metas[p]));
-        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 4) {
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 6) {
+            metas[p].max_label_ts = rep->element[4]->str
+                                        ? strtoll(rep->element[4]->str, NULL, 10)
+                                        : DW_NO_TS;
+            metas[p].label_eof_ms =
+                rep->element[5]->str ? strtoll(rep->element[5]->str, NULL, 10) : 0;
             metas[p].present = rep->element[3]->type == REDIS_REPLY_STRING;
             metas[p].max_ts = rep->element[0]->str ? strtoll(rep->element[0]->str, NULL, 10)
                                                    : DW_NO_TS;

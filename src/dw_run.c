@@ -82,11 +82,13 @@ struct runner {
     int n_parts;
     struct dw_part **parts;   /* by partition number; NULL when not owned */
     int64_t *eof_ms;          /* wall clock since the predictions partition hit its end, 0 = not */
+    int64_t *label_eof_ms;    /* the same for the labels partition */
     char owner[128];
     int assigned;             /* an assignment was received */
     int paused;               /* consumption paused because Redis is unavailable */
     int64_t next_ckpt, next_eval;
-    int64_t global_wm;
+    int64_t global_wm;        /* predictions: windows ending before it are closed */
+    int64_t global_label_wm;  /* labels: windows ending before it - horizon are final */
     struct model_rt *models;
     json_t *reports;          /* last reports for /status */
     struct run_metrics m;
@@ -202,9 +204,11 @@ static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
     struct dw_part *part = rn->parts[p];
     if (rkm->err) {
         if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (is_pred && rn->eof_ms[p] == 0) {
-                rn->eof_ms[p] = dw_now_ms();
+            int64_t *eof = is_pred ? &rn->eof_ms[p] : &rn->label_eof_ms[p];
+            if (*eof == 0) {
+                *eof = dw_now_ms();
             }
+            part->labels_at_end = rn->label_eof_ms[p] != 0;
             return;
         }
         dw_log_limited("consume_error", 5, DW_LOG_WARN, "consume error", "{s:s}", "error",
@@ -234,6 +238,8 @@ static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
         part->off_pred = rkm->offset + 1;
     } else {
         struct dw_label lab;
+        rn->label_eof_ms[p] = 0;
+        part->labels_at_end = 0;
         dw_metric_inc(rn->m.consumed_label);
         bad = dw_decode_label(rn->dec, rkm->payload, rkm->len, kts, &lab, errstr, sizeof(errstr));
         if (!bad && dw_part_on_label(part, &lab) == DW_PART_DUPLICATE) {
@@ -284,6 +290,7 @@ static void drop_part(struct runner *rn, int p)
     dw_part_free(rn->parts[p]);
     rn->parts[p] = NULL;
     rn->eof_ms[p] = 0;
+    rn->label_eof_ms[p] = 0;
 }
 
 /* @returns 0 when every owned partition was written, -1 otherwise. */
@@ -305,8 +312,8 @@ static int checkpoint_all(struct runner *rn)
         dw_part_maintain(part, per_part);
         char errstr[512];
         size_t bytes = 0;
-        int res = dw_redis_checkpoint(rn->redis, part, rn->owner, rn->eof_ms[p], &bytes, errstr,
-                                      sizeof(errstr));
+        int res = dw_redis_checkpoint(rn->redis, part, rn->owner, rn->eof_ms[p],
+                                      rn->label_eof_ms[p], &bytes, errstr, sizeof(errstr));
         if (res == 0) {
             dw_metric_inc(rn->m.checkpoints);
             dw_metric_add(rn->m.checkpoint_bytes, (double)bytes);
@@ -365,6 +372,7 @@ static int load_part(struct runner *rn, int p)
     }
     rn->parts[p] = part;
     rn->eof_ms[p] = 0;
+    rn->label_eof_ms[p] = 0;
     dw_log(DW_LOG_INFO, "partition assigned", "{s:i,s:b,s:I,s:I,s:i}", "partition", p,
            "state_found", found, "offset_predictions", (json_int_t)part->off_pred,
            "offset_labels", (json_int_t)part->off_label, "windows", (int)part->n_wins);
@@ -451,39 +459,56 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- evaluation ---- */
 
-static int64_t global_watermark(struct runner *rn, int64_t *first_ts)
+/*
+ * Minimum over partitions that are not idle of a per-partition clock; idle partitions (at the
+ * end of their log for window.idle_timeout) stop holding windows open. When every partition is
+ * idle, the largest clock. DW_NO_TS while a live partition has no data yet.
+ */
+static int64_t min_over_live(const struct runner *rn, const struct dw_part_meta *metas,
+                             int labels, int64_t now)
 {
-    struct dw_part_meta *metas = dw_calloc((size_t)rn->n_parts, sizeof(*metas));
     int64_t wm = DW_NO_TS, idle_max = DW_NO_TS;
     int holding = 0;
-    *first_ts = DW_NO_TS;
-    int64_t now = dw_now_ms();
-    if (dw_redis_read_metas(rn->redis, rn->n_parts, metas) != 0) {
-        free(metas);
-        return DW_NO_TS;
-    }
     for (int p = 0; p < rn->n_parts; p++) {
         const struct dw_part_meta *m = &metas[p];
-        int64_t pwm = m->max_ts == DW_NO_TS ? DW_NO_TS : m->max_ts - rn->cfg.allowed_lateness_ms;
-        if (m->min_ts != DW_NO_TS && (*first_ts == DW_NO_TS || m->min_ts < *first_ts)) {
-            *first_ts = m->min_ts;
-        }
-        int idle = m->present && m->eof_ms > 0 && now - m->eof_ms >= rn->cfg.idle_timeout_ms;
-        if (idle) {
+        int64_t ts = labels ? m->max_label_ts : m->max_ts;
+        int64_t eof = labels ? m->label_eof_ms : m->eof_ms;
+        int64_t pwm = ts == DW_NO_TS ? DW_NO_TS : ts - (labels ? 0 : rn->cfg.allowed_lateness_ms);
+        if (m->present && eof > 0 && now - eof >= rn->cfg.idle_timeout_ms) {
             if (pwm != DW_NO_TS && (idle_max == DW_NO_TS || pwm > idle_max)) {
                 idle_max = pwm;
             }
             continue;
         }
         if (pwm == DW_NO_TS) {
-            free(metas);
-            return DW_NO_TS; /* a live partition without data holds every window open */
+            return DW_NO_TS;
         }
         wm = holding ? DW_MIN(wm, pwm) : pwm;
         holding = 1;
     }
-    free(metas);
     return holding ? wm : idle_max;
+}
+
+/* Reads every partition's clocks; sets rn->global_wm and rn->global_label_wm. */
+static int global_watermarks(struct runner *rn, int64_t *first_ts)
+{
+    struct dw_part_meta *metas = dw_calloc((size_t)rn->n_parts, sizeof(*metas));
+    *first_ts = DW_NO_TS;
+    if (dw_redis_read_metas(rn->redis, rn->n_parts, metas) != 0) {
+        free(metas);
+        return -1;
+    }
+    for (int p = 0; p < rn->n_parts; p++) {
+        int64_t t = metas[p].min_ts;
+        if (t != DW_NO_TS && (*first_ts == DW_NO_TS || t < *first_ts)) {
+            *first_ts = t;
+        }
+    }
+    int64_t now = dw_now_ms();
+    rn->global_wm = min_over_live(rn, metas, 0, now);
+    rn->global_label_wm = min_over_live(rn, metas, 1, now);
+    free(metas);
+    return 0;
 }
 
 static void remember_report(struct runner *rn, json_t *report)
@@ -691,8 +716,12 @@ static void evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t fir
         cursor = dw_floor_div(first_ts, L) * L;
     }
     for (int i = 0; i < RUN_MAX_WINDOWS_PER_TICK && !run_stop; i++) {
-        if (cursor + L + delay > rn->global_wm) {
+        int64_t due = cursor + L + delay;
+        if (rn->global_wm == DW_NO_TS || due > rn->global_wm) {
             break;
+        }
+        if (final && (rn->global_label_wm == DW_NO_TS || due > rn->global_label_wm)) {
+            break; /* labels of that window may still be on their way */
         }
         if (final && !rn->models[mi].ref) {
             break; /* performance is judged once the reference exists */
@@ -712,11 +741,10 @@ static void evaluate(struct runner *rn)
         return;
     }
     int64_t first_ts;
-    int64_t wm = global_watermark(rn, &first_ts);
-    if (wm == DW_NO_TS) {
+    if (global_watermarks(rn, &first_ts) != 0 || rn->global_wm == DW_NO_TS) {
         return;
     }
-    rn->global_wm = wm;
+    int64_t wm = rn->global_wm;
     dw_metric_set(rn->m.global_wm, (double)wm / 1000.0);
     for (int p = 0; p < rn->n_parts; p++) {
         if (rn->parts[p]) {
@@ -795,6 +823,7 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     metrics_init(&rn->m);
     rn->reports = json_array();
     rn->global_wm = DW_NO_TS;
+    rn->global_label_wm = DW_NO_TS;
     rn->models = dw_calloc(rn->cfg.n_models, sizeof(*rn->models));
     if (!(rn->dec = dw_decoder_new(&rn->cfg, errstr, errstr_size))) {
         return -1;
@@ -819,6 +848,7 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     }
     rn->parts = dw_calloc((size_t)rn->n_parts, sizeof(*rn->parts));
     rn->eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->eof_ms));
+    rn->label_eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->label_eof_ms));
     if (rn->cfg.webhook_url[0]) {
         struct dw_webhook_cfg wc = {rn->cfg.webhook_url, rn->cfg.webhook_timeout_ms,
                                     rn->cfg.webhook_max_attempts, rn->cfg.webhook_backoff_initial_ms,
@@ -907,6 +937,7 @@ static void runner_stop(struct runner *rn)
     free(rn->models);
     free(rn->parts);
     free(rn->eof_ms);
+    free(rn->label_eof_ms);
     free(rn->pev);
     dw_decoder_destroy(rn->dec);
     dw_redis_free(rn->redis);

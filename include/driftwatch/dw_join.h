@@ -43,6 +43,7 @@ struct dw_join_rec {
     uint64_t hash;
     int64_t ts_ms;  /* prediction event time; label event time while parked */
     int64_t win_ms; /* window start of the prediction */
+    int64_t label_wm; /* parked: the partition's label watermark when the label arrived */
     double score;
     double pred_num;
     double label_num;

@@ -12,6 +12,16 @@
  * The watermark follows predictions only: labels update their prediction's window and say
  * nothing about event-time progress. Because the prediction stream of a partition is replayed
  * in offset order after a restart, late/not-late decisions are the same on every replay.
+ *
+ * The two topics are consumed at their own pace (a backlog of labels may trail the
+ * predictions by minutes), so every decision about labels is taken on the label stream's own
+ * clock, the label watermark (max label event time seen), which replays identically too:
+ *   - a label is late when its prediction's window end + label_horizon <= label watermark
+ *     (for a label parked before its prediction: the label watermark when it arrived);
+ *   - a prediction waiting for its label expires when its time + join.ttl < label watermark;
+ *   - a parked label expires when its time + join.ttl < prediction watermark;
+ *   - a window retires when both watermarks passed its end + label_horizon (or the labels
+ *     partition is at the end of its log, so that no label backlog can be left behind).
  */
 #ifndef DW_PART_H
 #define DW_PART_H
@@ -46,6 +56,8 @@ struct dw_part {
     int64_t off_label; /* next offset to consume on the labels topic (-1: none yet) */
     int64_t max_ts;    /* max prediction event time seen (DW_NO_TS: none) */
     int64_t min_ts;    /* first (smallest) prediction event time seen */
+    int64_t max_label_ts; /* label watermark: max label event time seen (DW_NO_TS: none) */
+    int labels_at_end; /* set by the consumer: the labels partition is at the end of its log */
     int64_t closed_upto_ms; /* windows ending at or before this are closed globally */
     struct dw_part_counters ctr;
     struct dw_join join;

@@ -33,6 +33,8 @@ struct dw_part_meta {
     int64_t max_ts; /* DW_NO_TS when no prediction yet */
     int64_t min_ts;
     int64_t eof_ms; /* wall clock since the partition is at the end of its log, 0 = not */
+    int64_t max_label_ts; /* label watermark (DW_NO_TS when no label yet) */
+    int64_t label_eof_ms; /* same as eof_ms for the labels partition */
 };
 
 struct dw_redis *dw_redis_connect(const struct dw_config *cfg, char *errstr, size_t errstr_size);
@@ -55,11 +57,13 @@ int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *errstr, size
  * @brief Writes the partition's changed state in one MULTI/EXEC, guarded by WATCH on the meta
  *        key so a fenced (previous) owner cannot overwrite a new owner's state.
  * @param eof_ms wall-clock time since which the partition is at the end of its log (0: not)
+ * @param label_eof_ms the same for the labels partition
  * @param bytes_out payload bytes written (may be NULL)
  * @returns 0 ok, -1 Redis error (state kept dirty, retry later), -2 ownership lost.
  */
 int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
-                        size_t *bytes_out, char *errstr, size_t errstr_size);
+                        int64_t label_eof_ms, size_t *bytes_out, char *errstr,
+                        size_t errstr_size);
 
 /** @brief Stores/reads the partition count (dw:G:partitions). */
 int dw_redis_set_partitions(struct dw_redis *r, int n);

@@ -124,7 +124,7 @@ class Env:
     # ---- config and commands ----
     def config(self, extra="", webhook_url="", models=None, **over):
         settings = {
-            "window_size": "60s", "lateness": "5s", "idle": "30s", "horizon": "120s",
+            "window_size": "60s", "lateness": "5s", "idle": "30s", "horizon": "900s",
             "checkpoint": "200ms", "evaluation": "200ms", "ref_windows": 2,
             "min_samples": 50,
         }
