@@ -126,14 +126,14 @@ class Env:
         settings = {
             "window_size": "60s", "lateness": "5s", "idle": "30s", "horizon": "900s",
             "checkpoint": "200ms", "evaluation": "200ms", "ref_windows": 2,
-            "min_samples": 50,
+            "min_samples": 50, "session_timeout": 6000,
         }
         settings.update(over)
         models = models or run_gen_models()
         text = f"""group: dwtest
 kafka:
   bootstrap.servers: "{self.bootstrap}"
-  session.timeout.ms: 6000
+  session.timeout.ms: {settings['session_timeout']}
   heartbeat.interval.ms: 500
   topic.metadata.refresh.interval.ms: 1000
 redis:

@@ -12,12 +12,22 @@ import harness as h
 KILLS = 6
 
 
+def committed_offsets(env):
+    """Sum of the checkpointed prediction and label offsets over all partitions."""
+    total = 0
+    for p in range(env.partitions):
+        for field in ("off_pred", "off_label"):
+            v = env.redis("HGET", f"{{dw:dwtest:predictions:{p}}}:meta", field)
+            total += max(int(v), 0) if v.lstrip("-").isdigit() else 0
+    return total
+
+
 def main():
     rnd = random.Random(int(time.time()))
     env = h.Env(partitions=4, name="crash")
-    env.config(extra="", checkpoint="300ms")
-    # Traffic produced while the consumer runs (and dies): about 12 s of messages.
-    gen_args = ["--count", "60000", "--eps", "100", "--rate", "10000", "--early-labels", "0.1",
+    env.config(checkpoint="300ms", session_timeout=3000)
+    # Traffic produced while the consumer runs (and dies): about 50 s of messages.
+    gen_args = ["--count", "60000", "--eps", "100", "--rate", "2500", "--early-labels", "0.1",
                 "--duplicate-labels", "0.05", "--missing", "0.02", "--malformed", "0.005",
                 "--versions", "1.0.0,2.0.0", "--label-delay", "20"]
     done = {}
@@ -29,18 +39,32 @@ def main():
     producer.start()
     proc = env.start_run()
     kills = 0
+    progress = []
     while kills < KILLS:
-        time.sleep(rnd.uniform(0.5, 2.5))
+        # Kill only a consumer that owns its partitions and is working: wait for this run's
+        # assignment, then a random moment.
+        assigned = env.log().count("partition assigned")
+        h.wait_for(lambda: env.log().count("partition assigned") >= assigned + 4 or
+                   (kills == 0 and assigned >= 4), 60, "partition assignment")
+        time.sleep(rnd.uniform(0.3, 2.0))
         proc.kill()  # SIGKILL: no checkpoint, no goodbye
         proc.wait()
         kills += 1
-        print(f"killed the consumer ({kills}/{KILLS})", flush=True)
+        progress.append(committed_offsets(env))
+        print(f"killed the consumer ({kills}/{KILLS}) at checkpointed offsets {progress[-1]}",
+              flush=True)
         proc = env.start_run()
     producer.join()
     truth, _ = done["truth"]
     diffs = h.wait_exact(env, truth, 180)
     ok = h.report(not diffs, f"exact counts after {kills} kill -9 restarts",
                   f"({len(truth)} windows) {diffs[:5]}")
+    final = committed_offsets(env)
+    moved = sum(1 for a, b in zip(progress, progress[1:]) if b > a)
+    ok &= h.report(moved >= KILLS // 2, "consumer made progress between kills",
+                   f"({moved} of {KILLS - 1} intervals)")
+    ok &= h.report(progress[-1] < final, "kills happened before the stream was consumed",
+                   f"({progress[-1]} < {final})")
     if diffs:
         print(env.log()[-4000:])
     env.close()
