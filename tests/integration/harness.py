@@ -85,10 +85,11 @@ class Receiver:
 
 
 class Env:
-    def __init__(self, partitions=4, name="test"):
+    def __init__(self, partitions=4, name="test", extra_topics=()):
         self.dir = tempfile.mkdtemp(prefix=f"dw-{name}-")
         self.procs = []
         self.partitions = partitions
+        self.extra_topics = list(extra_topics)
         self.redis_port = free_port()
         self.http_port = free_port()
         self._start_redis()
@@ -113,6 +114,8 @@ class Env:
         for t in ("predictions", "labels"):
             topics += ["--topic", f"{t}:{self.partitions}"]
         topics += ["--topic", "driftwatch-dead-letter:1", "--topic", "driftwatch-triggers:1"]
+        for t in self.extra_topics:
+            topics += ["--topic", t]
         log = open(os.path.join(self.dir, "broker.log"), "w")
         p = subprocess.Popen([BIN, "dev-broker", *topics], stdout=subprocess.PIPE, stderr=log,
                              text=True)
@@ -298,4 +301,4 @@ def wait_exact(env, truth, timeout):
 def report(ok, name, detail=""):
     print(f"{'PASS' if ok else 'FAIL'}: {name} {detail}".rstrip())
     sys.stdout.flush()
-    return ok
+    return bool(ok)
