@@ -1,0 +1,764 @@
+/*
+ * test_join.c - the join cache: 100k ids inserted, found and deleted at random, checked against
+ * a plain reference array; ids longer than DW_JOIN_ID_INLINE; table growth at load 1/2;
+ * backward-shift deletion across the end of the table (ids picked so that their home slots
+ * collide at the wrap-around); the dirty list and the deleted-id buffer; record encode/decode
+ * (every state, flag and class) with unknown models and corrupt blobs; the string table.
+ *
+ * After every structural step the test checks the open-addressing invariants itself by walking
+ * j->slots: every live record is in exactly one slot, and no empty slot lies between a record's
+ * home slot and its actual slot (otherwise lookups would stop early and lose it).
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "driftwatch/dw_codec.h"
+#include "driftwatch/dw_common.h"
+#include "driftwatch/dw_join.h"
+
+/* Distinct ids in the randomized test (count). */
+#define N_IDS 100000
+/* Random insert/delete operations after the initial fill (count). */
+#define N_RANDOM_OPS 200000
+/* Slots of a fresh table (the first growth), restated from dw_join.c for the wrap test. */
+#define FIRST_SLOTS 1024
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static size_t make_id(char *buf, size_t cap, const char *prefix, size_t i)
+{
+    int n = snprintf(buf, cap, "%s-%07zu", prefix, i);
+    assert_true(n > 0 && (size_t)n < cap);
+    return (size_t)n;
+}
+
+static uint64_t f64_bits(double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    return bits;
+}
+
+/* Walks the table: slot/record consistency, no holes inside probe runs, counts. */
+static void check_table(struct dw_join *j)
+{
+    if (j->n_slots == 0) {
+        assert_int_equal(j->count, 0);
+        return;
+    }
+    assert_int_equal(j->n_slots & (j->n_slots - 1), 0); /* power of two */
+    assert_true(j->count * 2 <= j->n_slots);            /* load factor <= 1/2 */
+    size_t mask = j->n_slots - 1;
+    size_t occupied = 0;
+    unsigned char *seen = calloc(j->n_used ? j->n_used : 1, 1);
+    assert_non_null(seen);
+    for (size_t i = 0; i < j->n_slots; i++) {
+        uint32_t v = j->slots[i];
+        if (!v) {
+            continue;
+        }
+        occupied++;
+        assert_true(v - 1 < j->n_used);
+        assert_int_equal(seen[v - 1], 0); /* one slot per record */
+        seen[v - 1] = 1;
+        struct dw_join_rec *rec = &j->pool[v - 1];
+        assert_int_not_equal(rec->state, DW_JOIN_FREE);
+        for (size_t k = (size_t)rec->hash & mask; k != i; k = (k + 1) & mask) {
+            if (!j->slots[k]) {
+                fail_msg("hole at slot %zu in the probe run of slot %zu", k, i);
+            }
+        }
+        assert_ptr_equal(dw_join_find(j, dw_join_id(rec), rec->id_len), rec);
+    }
+    assert_int_equal(occupied, j->count);
+    /* Pool slots not in the table are free and on the free list. */
+    size_t n_free = 0;
+    for (size_t i = 0; i < j->n_used; i++) {
+        if (!seen[i]) {
+            assert_int_equal(j->pool[i].state, DW_JOIN_FREE);
+            n_free++;
+        }
+    }
+    assert_int_equal(n_free, j->n_free);
+    free(seen);
+}
+
+static void test_random_against_reference(void **state)
+{
+    (void)state;
+    struct dw_join j;
+    dw_join_init(&j);
+    assert_null(dw_join_find(&j, "x", 1)); /* empty table */
+    unsigned char *present = calloc(N_IDS, 1);
+    assert_non_null(present);
+    char id[64];
+    size_t live = 0, max_live = 0;
+    for (size_t i = 0; i < N_IDS; i++) {
+        size_t len = make_id(id, sizeof(id), "p", i);
+        struct dw_join_rec *rec = dw_join_insert(&j, id, len, DW_JOIN_PRED);
+        rec->ts_ms = (int64_t)i * 3 - 7; /* a tag to recognise the record by */
+        present[i] = 1;
+        live++;
+    }
+    max_live = live;
+    assert_int_equal(j.count, N_IDS);
+    check_table(&j);
+
+    /* Random deletes and re-inserts, mirrored in the reference. */
+    uint64_t seed = 42;
+    for (size_t op = 0; op < N_RANDOM_OPS; op++) {
+        size_t i = (size_t)(rng_next(&seed) % N_IDS);
+        size_t len = make_id(id, sizeof(id), "p", i);
+        struct dw_join_rec *rec = dw_join_find(&j, id, len);
+        if (present[i]) {
+            assert_non_null(rec);
+            assert_true(rec->ts_ms == (int64_t)i * 3 - 7);
+            dw_join_delete(&j, rec);
+            present[i] = 0;
+            live--;
+        } else {
+            assert_null(rec);
+            /* Re-insert only sometimes, so the table drifts away from full. */
+            if (rng_next(&seed) % 3 == 0) {
+                rec = dw_join_insert(&j, id, len, DW_JOIN_LABEL);
+                rec->ts_ms = (int64_t)i * 3 - 7;
+                present[i] = 1;
+                live++;
+            }
+        }
+        max_live = DW_MAX(max_live, live);
+    }
+    assert_int_equal(j.count, live);
+    assert_true(live < N_IDS / 2); /* the random walk really deleted most ids */
+    for (size_t i = 0; i < N_IDS; i++) {
+        size_t len = make_id(id, sizeof(id), "p", i);
+        struct dw_join_rec *rec = dw_join_find(&j, id, len);
+        if (present[i]) {
+            assert_non_null(rec);
+            assert_true(rec->ts_ms == (int64_t)i * 3 - 7);
+            assert_int_equal(rec->id_len, len);
+            assert_memory_equal(dw_join_id(rec), id, len);
+        } else if (rec) {
+            fail_msg("deleted id %s still found", id);
+        }
+    }
+    /* Freed pool slots are reused: the pool never outgrows the live high-water mark. */
+    assert_true(j.n_used <= max_live);
+    check_table(&j);
+    /* Ids never inserted are not found. */
+    for (size_t i = 0; i < 1000; i++) {
+        size_t len = make_id(id, sizeof(id), "q", i);
+        assert_null(dw_join_find(&j, id, len));
+    }
+    free(present);
+    dw_join_free(&j);
+    assert_null(j.pool);
+}
+
+static void test_long_ids(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {1, DW_JOIN_ID_INLINE - 1, DW_JOIN_ID_INLINE,
+                                  DW_JOIN_ID_INLINE + 1, 100, 256, 1000};
+    size_t n = sizeof(lens) / sizeof(lens[0]);
+    char *ids[2 * sizeof(lens) / sizeof(lens[0])];
+    struct dw_join j;
+    dw_join_init(&j);
+    /* Two ids per length that share every byte but the last (long ids share 40+ bytes). */
+    for (size_t k = 0; k < 2 * n; k++) {
+        size_t len = lens[k / 2];
+        ids[k] = malloc(len);
+        assert_non_null(ids[k]);
+        for (size_t b = 0; b < len; b++) {
+            ids[k][b] = (char)('a' + (b % 26));
+        }
+        ids[k][len - 1] = (char)('0' + (k % 2));
+        struct dw_join_rec *rec = dw_join_insert(&j, ids[k], len, DW_JOIN_PRED);
+        rec->win_ms = (int64_t)k;
+        if (len > DW_JOIN_ID_INLINE) {
+            assert_non_null(rec->id_long);
+        } else {
+            assert_null(rec->id_long);
+        }
+    }
+    check_table(&j);
+    for (size_t k = 0; k < 2 * n; k++) {
+        size_t len = lens[k / 2];
+        struct dw_join_rec *rec = dw_join_find(&j, ids[k], len);
+        assert_non_null(rec);
+        assert_true(rec->win_ms == (int64_t)k);
+        assert_int_equal(rec->id_len, len);
+        assert_memory_equal(dw_join_id(rec), ids[k], len);
+        /* A prefix of an id is another id. */
+        if (len > 1) {
+            assert_null(dw_join_find(&j, ids[k], len - 1));
+        }
+    }
+    /* Deleting a long id records its full bytes for the checkpoint. */
+    dw_join_clear_dirty(&j);
+    size_t k_long = 2 * (n - 1); /* the 1000-byte id */
+    dw_join_delete(&j, dw_join_find(&j, ids[k_long], 1000));
+    assert_null(dw_join_find(&j, ids[k_long], 1000));
+    assert_non_null(dw_join_find(&j, ids[k_long + 1], 1000));
+    assert_int_equal(j.n_deleted, 1);
+    struct dw_reader rd;
+    dw_reader_init(&rd, j.deleted.data, j.deleted.len);
+    const char *s;
+    assert_int_equal(dw_rd_str(&rd, &s), 1000);
+    assert_memory_equal(s, ids[k_long], 1000);
+    assert_int_equal(rd.pos, rd.len);
+    /* The freed slot takes a short id next: no stale long pointer. */
+    struct dw_join_rec *rec = dw_join_insert(&j, "short", 5, DW_JOIN_PRED);
+    assert_null(rec->id_long);
+    assert_memory_equal(dw_join_id(rec), "short", 5);
+    check_table(&j);
+    for (size_t k = 0; k < 2 * n; k++) {
+        free(ids[k]);
+    }
+    dw_join_free(&j); /* LeakSanitizer: the long ids are released */
+}
+
+static void test_growth(void **state)
+{
+    (void)state;
+    struct dw_join j;
+    dw_join_init(&j);
+    assert_int_equal(j.n_slots, 0);
+    char id[64];
+    size_t prev_slots = 0, growths = 0;
+    for (size_t i = 0; i < 5000; i++) {
+        size_t len = make_id(id, sizeof(id), "g", i);
+        struct dw_join_rec *rec = dw_join_insert(&j, id, len, DW_JOIN_PRED);
+        rec->ts_ms = (int64_t)i;
+        assert_int_equal(j.count, i + 1);
+        /* Load factor at most 1/2 after every insert; the table only doubles. */
+        assert_true(j.count * 2 <= j.n_slots);
+        if (j.n_slots != prev_slots) {
+            assert_true(prev_slots == 0 || j.n_slots == 2 * prev_slots);
+            growths++;
+            prev_slots = j.n_slots;
+            /* Right after a growth, everything inserted before is still there. */
+            for (size_t k = 0; k <= i; k++) {
+                size_t klen = make_id(id, sizeof(id), "g", k);
+                struct dw_join_rec *r = dw_join_find(&j, id, klen);
+                assert_non_null(r);
+                assert_true(r->ts_ms == (int64_t)k);
+            }
+        }
+    }
+    /* 1024 slots hold 512 records; 5000 need 16384 slots: 1024, 2048, ..., 16384. */
+    assert_int_equal(j.n_slots, 16384);
+    assert_int_equal(growths, 5);
+    assert_true(j.pool_cap >= 5000);
+    check_table(&j);
+    dw_join_free(&j);
+}
+
+/* Finds up to `want` ids "w-<n>" whose home slot (hash & (slots - 1)) is `home`. */
+static size_t ids_with_home(size_t home, size_t want, size_t *next, char ids[][32],
+                            size_t *lens)
+{
+    size_t got = 0;
+    while (got < want) {
+        size_t len = make_id(ids[got], sizeof(ids[got]), "w", (*next)++);
+        if ((dw_hash64(ids[got], len) & (FIRST_SLOTS - 1)) == home) {
+            lens[got] = len;
+            got++;
+        }
+    }
+    return got;
+}
+
+#define N_WRAP 12
+
+static void wrap_fill(struct dw_join *j, char ids[N_WRAP][32], size_t *lens)
+{
+    dw_join_init(j);
+    for (size_t i = 0; i < N_WRAP; i++) {
+        struct dw_join_rec *rec = dw_join_insert(j, ids[i], lens[i], DW_JOIN_PRED);
+        rec->ts_ms = (int64_t)i;
+    }
+    assert_int_equal(j->n_slots, FIRST_SLOTS);
+}
+
+static size_t slot_of(const struct dw_join *j, const struct dw_join_rec *rec)
+{
+    uint32_t v = (uint32_t)(rec - j->pool) + 1;
+    for (size_t i = 0; i < j->n_slots; i++) {
+        if (j->slots[i] == v) {
+            return i;
+        }
+    }
+    fail_msg("record not in the table");
+    return 0;
+}
+
+static void test_backward_shift_wraparound(void **state)
+{
+    (void)state;
+    /* Homes 1022 (x4), 1023 (x3), 0 (x3), 1 (x2): one probe run across the table's end. */
+    char ids[N_WRAP][32];
+    size_t lens[N_WRAP];
+    size_t next = 0;
+    ids_with_home(FIRST_SLOTS - 2, 4, &next, ids, lens);
+    ids_with_home(FIRST_SLOTS - 1, 3, &next, ids + 4, lens + 4);
+    ids_with_home(0, 3, &next, ids + 7, lens + 7);
+    ids_with_home(1, 2, &next, ids + 10, lens + 10);
+
+    struct dw_join j;
+    wrap_fill(&j, ids, lens);
+    /* The run really wraps: 1022..1023 then 0..9, all occupied, and every record with home 1022
+     * or 1023 sits at a slot below its home. */
+    size_t wrapped = 0;
+    for (size_t i = 0; i < N_WRAP; i++) {
+        struct dw_join_rec *rec = dw_join_find(&j, ids[i], lens[i]);
+        assert_non_null(rec);
+        size_t s = slot_of(&j, rec);
+        size_t home = (size_t)rec->hash & (FIRST_SLOTS - 1);
+        wrapped += s < home;
+    }
+    assert_int_equal(wrapped, 5); /* two of home 1022, all three of home 1023 */
+    for (size_t s = 0; s < 10; s++) {
+        assert_int_not_equal(j.slots[s], 0);
+    }
+    assert_int_not_equal(j.slots[FIRST_SLOTS - 2], 0);
+    assert_int_not_equal(j.slots[FIRST_SLOTS - 1], 0);
+    check_table(&j);
+    dw_join_free(&j);
+
+    /* Delete each id alone from a fresh fill, then the rest in a seeded random order: the
+     * others stay findable and the run stays compact after every step. */
+    uint64_t seed = 7;
+    for (size_t first = 0; first < N_WRAP; first++) {
+        wrap_fill(&j, ids, lens);
+        unsigned char gone[N_WRAP] = {0};
+        size_t order[N_WRAP];
+        order[0] = first;
+        size_t n_order = 1;
+        for (size_t i = 0; i < N_WRAP; i++) {
+            if (i != first) {
+                order[n_order++] = i;
+            }
+        }
+        for (size_t i = N_WRAP - 1; i > 1; i--) {
+            size_t k = 1 + (size_t)(rng_next(&seed) % i);
+            size_t t = order[i];
+            order[i] = order[k];
+            order[k] = t;
+        }
+        for (size_t step = 0; step < N_WRAP; step++) {
+            size_t victim = order[step];
+            struct dw_join_rec *rec = dw_join_find(&j, ids[victim], lens[victim]);
+            assert_non_null(rec);
+            dw_join_delete(&j, rec);
+            gone[victim] = 1;
+            for (size_t i = 0; i < N_WRAP; i++) {
+                rec = dw_join_find(&j, ids[i], lens[i]);
+                if (gone[i]) {
+                    assert_null(rec);
+                } else {
+                    if (!rec) {
+                        fail_msg("id %zu lost after deleting %zu (step %zu)", i, victim, step);
+                    }
+                    assert_true(rec->ts_ms == (int64_t)i);
+                }
+            }
+            check_table(&j);
+        }
+        /* Every slot is empty again: no stale entry was left behind. */
+        for (size_t s = 0; s < j.n_slots; s++) {
+            assert_int_equal(j.slots[s], 0);
+        }
+        dw_join_free(&j);
+    }
+}
+
+static void test_dirty_and_deleted(void **state)
+{
+    (void)state;
+    struct dw_join j;
+    dw_join_init(&j);
+    struct dw_join_rec *a = dw_join_insert(&j, "a", 1, DW_JOIN_PRED);
+    uint32_t ia = (uint32_t)(a - j.pool);
+    struct dw_join_rec *b = dw_join_insert(&j, "bb", 2, DW_JOIN_LABEL);
+    uint32_t ib = (uint32_t)(b - j.pool);
+    struct dw_join_rec *c = dw_join_insert(&j, "ccc", 3, DW_JOIN_DONE);
+    uint32_t ic = (uint32_t)(c - j.pool);
+    /* Fresh records are dirty, listed once each, in insertion order. */
+    assert_int_equal(j.n_dirty, 3);
+    assert_int_equal(j.dirty[0], ia);
+    assert_int_equal(j.dirty[1], ib);
+    assert_int_equal(j.dirty[2], ic);
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(j.pool[j.dirty[i]].flags & DW_JREC_DIRTY);
+    }
+    /* Insert leaves the id, state and empty classes in place. */
+    assert_int_equal(b->state, DW_JOIN_LABEL);
+    assert_int_equal(b->version, DW_STRTAB_NONE);
+    assert_int_equal(b->pred_cls, DW_STRTAB_NONE);
+    assert_int_equal(b->label_cls, DW_STRTAB_NONE);
+    /* Touching a dirty record does not list it twice. */
+    dw_join_touch(&j, a);
+    assert_int_equal(j.n_dirty, 3);
+
+    dw_join_clear_dirty(&j);
+    assert_int_equal(j.n_dirty, 0);
+    assert_int_equal(j.n_deleted, 0);
+    assert_int_equal(j.deleted.len, 0);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_false(j.pool[i].flags & DW_JREC_DIRTY);
+    }
+    /* Other flags survive the clearing. */
+    b->flags |= DW_JREC_SCORE | DW_JREC_LATE;
+    dw_join_touch(&j, b);
+    dw_join_touch(&j, b);
+    assert_int_equal(j.n_dirty, 1);
+    assert_int_equal(j.dirty[0], ib);
+    dw_join_clear_dirty(&j);
+    assert_int_equal(b->flags, DW_JREC_SCORE | DW_JREC_LATE);
+
+    /* Deletions: each id once, in order, as u32 length + bytes. */
+    dw_join_delete(&j, dw_join_find(&j, "ccc", 3));
+    dw_join_delete(&j, dw_join_find(&j, "a", 1));
+    assert_int_equal(j.n_deleted, 2);
+    assert_int_equal(j.count, 1);
+    static const uint8_t want[] = {3, 0, 0, 0, 'c', 'c', 'c', 1, 0, 0, 0, 'a'};
+    assert_int_equal(j.deleted.len, sizeof(want));
+    assert_memory_equal(j.deleted.data, want, sizeof(want));
+    assert_int_equal(j.n_dirty, 0); /* deleting does not dirty anything */
+    assert_null(dw_join_find(&j, "a", 1));
+    assert_non_null(dw_join_find(&j, "bb", 2));
+    /* A new record reuses a freed pool slot and is dirty. */
+    size_t used = j.n_used;
+    struct dw_join_rec *d = dw_join_insert(&j, "dddd", 4, DW_JOIN_PRED);
+    assert_int_equal(j.n_used, used);
+    assert_int_equal(j.n_dirty, 1);
+    assert_int_equal(j.dirty[0], (uint32_t)(d - j.pool));
+    assert_true(d->flags & DW_JREC_DIRTY);
+    dw_join_clear_dirty(&j);
+    assert_int_equal(j.deleted.len, 0);
+    assert_int_equal(j.n_deleted, 0);
+    assert_int_equal(j.n_dirty, 0);
+    assert_false(d->flags & DW_JREC_DIRTY);
+    check_table(&j);
+    dw_join_free(&j);
+}
+
+/* ---- record codec ---- */
+
+static long model_idx_of(const char *name, size_t len, void *opaque)
+{
+    int *calls = opaque;
+    (*calls)++;
+    if (len == 5 && memcmp(name, "churn", 5) == 0) {
+        return 0;
+    }
+    if (len == 5 && memcmp(name, "fraud", 5) == 0) {
+        return 1;
+    }
+    return -1;
+}
+
+static uint16_t intern(const char *s)
+{
+    uint16_t idx = dw_strtab_intern(s, strlen(s));
+    assert_int_not_equal(idx, DW_STRTAB_NONE);
+    return idx;
+}
+
+static void assert_same_class(uint16_t got, uint16_t want)
+{
+    if (want == DW_STRTAB_NONE) {
+        assert_int_equal(got, DW_STRTAB_NONE);
+    } else {
+        assert_int_not_equal(got, DW_STRTAB_NONE);
+        assert_string_equal(dw_strtab_get(got), dw_strtab_get(want));
+    }
+}
+
+/* Encodes src, decodes it into a fresh join under id, checks every field, re-encodes. */
+static void round_trip(const struct dw_join_rec *src, const char *model, uint16_t want_model)
+{
+    struct dw_buf b;
+    dw_buf_init(&b);
+    dw_join_rec_encode(src, model, &b);
+    assert_int_equal(b.data[0], 1); /* codec version */
+    assert_int_equal(b.data[1], src->state);
+    assert_int_equal(b.data[2], src->flags & (uint8_t)~DW_JREC_DIRTY);
+    struct dw_join j;
+    dw_join_init(&j);
+    int calls = 0;
+    const char *id = "round-trip-id-that-is-longer-than-forty-bytes-0123456789";
+    assert_int_equal(dw_join_rec_decode(&j, id, strlen(id), b.data, b.len, model_idx_of, &calls),
+                     0);
+    assert_int_equal(calls, 1);
+    struct dw_join_rec *rec = dw_join_find(&j, id, strlen(id));
+    assert_non_null(rec);
+    assert_int_equal(j.count, 1);
+    assert_int_equal(rec->state, src->state);
+    assert_int_equal(rec->flags, src->flags & (uint8_t)~DW_JREC_DIRTY);
+    assert_true(rec->ts_ms == src->ts_ms);
+    assert_true(rec->win_ms == src->win_ms);
+    assert_true(rec->label_wm == src->label_wm);
+    assert_true(f64_bits(rec->score) == f64_bits(src->score));
+    assert_true(f64_bits(rec->pred_num) == f64_bits(src->pred_num));
+    assert_true(f64_bits(rec->label_num) == f64_bits(src->label_num));
+    assert_int_equal(rec->dups, src->dups);
+    assert_int_equal(rec->conflicts, src->conflicts);
+    assert_int_equal(rec->model_idx, want_model);
+    if (src->state == DW_JOIN_LABEL) {
+        assert_int_equal(rec->version, DW_STRTAB_NONE); /* a parked label has no version */
+    } else {
+        assert_same_class(rec->version, src->version);
+    }
+    assert_same_class(rec->pred_cls, src->pred_cls);
+    assert_same_class(rec->label_cls, src->label_cls);
+    /* Loaded state is not dirty. */
+    assert_int_equal(j.n_dirty, 0);
+    assert_false(rec->flags & DW_JREC_DIRTY);
+    /* Re-encoding gives the same bytes. */
+    struct dw_buf b2;
+    dw_buf_init(&b2);
+    dw_join_rec_encode(rec, model, &b2);
+    assert_int_equal(b2.len, b.len);
+    assert_memory_equal(b2.data, b.data, b.len);
+    dw_buf_free(&b2);
+    dw_buf_free(&b);
+    dw_join_free(&j);
+}
+
+static void test_record_round_trip(void **state)
+{
+    (void)state;
+    struct dw_join_rec r;
+
+    /* A prediction waiting for its label: score, numeric prediction, negative times. */
+    memset(&r, 0, sizeof(r));
+    r.state = DW_JOIN_PRED;
+    r.flags = DW_JREC_SCORE | DW_JREC_PRED_NUM | DW_JREC_DIRTY;
+    r.ts_ms = -1794999900123LL;
+    r.win_ms = -1795000200000LL;
+    r.label_wm = INT64_MIN;
+    r.score = 0.91;
+    r.pred_num = -0.0;
+    r.label_num = 0;
+    r.version = intern("1.4.0");
+    r.pred_cls = intern("1");
+    r.label_cls = DW_STRTAB_NONE;
+    round_trip(&r, "fraud", 1);
+
+    /* A parked label: numeric label, duplicates and conflicts, label watermark. */
+    memset(&r, 0, sizeof(r));
+    r.state = DW_JOIN_LABEL;
+    r.flags = DW_JREC_LABEL_NUM;
+    r.ts_ms = 1794999900000LL;
+    r.label_wm = 1794999800000LL;
+    r.label_num = 2.5e300;
+    r.dups = 65535;
+    r.conflicts = 3;
+    r.version = DW_STRTAB_NONE;
+    r.pred_cls = DW_STRTAB_NONE;
+    r.label_cls = intern("fraudulent");
+    round_trip(&r, "churn", 0);
+
+    /* Joined, late, every flag, an empty-string class (present, not NONE). */
+    memset(&r, 0, sizeof(r));
+    r.state = DW_JOIN_DONE;
+    r.flags = DW_JREC_SCORE | DW_JREC_PRED_NUM | DW_JREC_LABEL_NUM | DW_JREC_LATE;
+    r.ts_ms = 5;
+    r.win_ms = 0;
+    r.label_wm = -1;
+    r.score = 1.0;
+    r.pred_num = INFINITY;
+    r.label_num = -INFINITY;
+    r.version = intern("");
+    r.pred_cls = intern("");
+    r.label_cls = intern("0");
+    round_trip(&r, "fraud", 1);
+
+    /* A parked label whose model field names an unknown model: kept (labels have no model). */
+    memset(&r, 0, sizeof(r));
+    r.state = DW_JOIN_LABEL;
+    r.label_cls = intern("1");
+    r.version = r.pred_cls = DW_STRTAB_NONE;
+    round_trip(&r, "retired-model", 0);
+}
+
+static void encode_sample(struct dw_buf *b, uint8_t state, const char *model)
+{
+    struct dw_join_rec r;
+    memset(&r, 0, sizeof(r));
+    r.state = state;
+    r.flags = DW_JREC_SCORE;
+    r.ts_ms = 123456;
+    r.win_ms = 120000;
+    r.score = 0.25;
+    r.version = intern("2.0");
+    r.pred_cls = intern("cat");
+    r.label_cls = state == DW_JOIN_PRED ? DW_STRTAB_NONE : intern("dog");
+    dw_join_rec_encode(&r, model, b);
+}
+
+static void test_record_unknown_model_and_corrupt(void **state)
+{
+    (void)state;
+    struct dw_join j;
+    dw_join_init(&j);
+    int calls = 0;
+    struct dw_buf b;
+    dw_buf_init(&b);
+
+    /* Unknown model: a prediction or joined record is dropped (1), nothing inserted. */
+    encode_sample(&b, DW_JOIN_PRED, "gone");
+    assert_int_equal(dw_join_rec_decode(&j, "x", 1, b.data, b.len, model_idx_of, &calls), 1);
+    dw_buf_reset(&b);
+    encode_sample(&b, DW_JOIN_DONE, "gone");
+    assert_int_equal(dw_join_rec_decode(&j, "x", 1, b.data, b.len, model_idx_of, &calls), 1);
+    assert_int_equal(j.count, 0);
+    assert_null(dw_join_find(&j, "x", 1));
+    assert_int_equal(j.n_dirty, 0);
+
+    /* A valid blob, then every truncation of it: -1, nothing inserted, no overread. */
+    dw_buf_reset(&b);
+    encode_sample(&b, DW_JOIN_DONE, "fraud");
+    for (size_t cut = 0; cut < b.len; cut++) {
+        uint8_t *copy = malloc(cut ? cut : 1);
+        assert_non_null(copy);
+        memcpy(copy, b.data, cut);
+        if (dw_join_rec_decode(&j, "t", 1, copy, cut, model_idx_of, &calls) != -1) {
+            fail_msg("truncated at %zu of %zu: not rejected", cut, b.len);
+        }
+        free(copy);
+    }
+    assert_int_equal(j.count, 0);
+    assert_int_equal(j.n_dirty, 0);
+
+    /* Trailing garbage. */
+    uint8_t *longer = malloc(b.len + 1);
+    assert_non_null(longer);
+    memcpy(longer, b.data, b.len);
+    longer[b.len] = 0;
+    assert_int_equal(dw_join_rec_decode(&j, "t", 1, longer, b.len + 1, model_idx_of, &calls),
+                     -1);
+    free(longer);
+
+    /* Unknown codec version, states out of range, empty id. */
+    uint8_t *bad = malloc(b.len);
+    assert_non_null(bad);
+    memcpy(bad, b.data, b.len);
+    bad[0] = 2;
+    assert_int_equal(dw_join_rec_decode(&j, "t", 1, bad, b.len, model_idx_of, &calls), -1);
+    bad[0] = 1;
+    bad[1] = DW_JOIN_FREE;
+    assert_int_equal(dw_join_rec_decode(&j, "t", 1, bad, b.len, model_idx_of, &calls), -1);
+    bad[1] = 4;
+    assert_int_equal(dw_join_rec_decode(&j, "t", 1, bad, b.len, model_idx_of, &calls), -1);
+    bad[1] = DW_JOIN_DONE;
+    assert_int_equal(dw_join_rec_decode(&j, "", 0, bad, b.len, model_idx_of, &calls), -1);
+    /* A string length running past the end: the model name's u32 length at offset 55. */
+    memcpy(bad, b.data, b.len);
+    bad[55] = 0xFF;
+    assert_int_equal(dw_join_rec_decode(&j, "t", 1, bad, b.len, model_idx_of, &calls), -1);
+    assert_int_equal(j.count, 0);
+
+    /* The DIRTY bit in a stored blob is not carried into memory. */
+    memcpy(bad, b.data, b.len);
+    bad[2] |= DW_JREC_DIRTY;
+    assert_int_equal(dw_join_rec_decode(&j, "t", 1, bad, b.len, model_idx_of, &calls), 0);
+    struct dw_join_rec *rec = dw_join_find(&j, "t", 1);
+    assert_non_null(rec);
+    assert_int_equal(rec->flags, DW_JREC_SCORE);
+    assert_int_equal(j.n_dirty, 0);
+    assert_string_equal(dw_strtab_get(rec->label_cls), "dog");
+    assert_string_equal(dw_strtab_get(rec->pred_cls), "cat");
+    assert_string_equal(dw_strtab_get(rec->version), "2.0");
+    assert_int_equal(rec->model_idx, 1);
+
+    /* An id already present is corrupt input: -1 and the record is untouched. */
+    dw_buf_reset(&b);
+    encode_sample(&b, DW_JOIN_PRED, "churn");
+    assert_int_equal(dw_join_rec_decode(&j, "t", 1, b.data, b.len, model_idx_of, &calls), -1);
+    rec = dw_join_find(&j, "t", 1);
+    assert_int_equal(rec->state, DW_JOIN_DONE);
+    assert_int_equal(rec->model_idx, 1);
+    assert_int_equal(j.count, 1);
+    free(bad);
+    dw_buf_free(&b);
+    dw_join_free(&j);
+}
+
+static void test_strtab(void **state)
+{
+    (void)state;
+    uint16_t a = dw_strtab_intern("alpha", 5);
+    uint16_t b = dw_strtab_intern("beta", 4);
+    uint16_t a2 = dw_strtab_intern("alpha", 5);
+    uint16_t pre = dw_strtab_intern("alph", 4);
+    uint16_t from_prefix = dw_strtab_intern("alphabet", 5); /* len 5: "alpha" */
+    uint16_t empty = dw_strtab_intern("", 0);
+    assert_int_not_equal(a, DW_STRTAB_NONE);
+    assert_int_not_equal(b, DW_STRTAB_NONE);
+    assert_int_not_equal(empty, DW_STRTAB_NONE);
+    assert_int_equal(a, a2);
+    assert_int_equal(a, from_prefix);
+    assert_int_not_equal(a, b);
+    assert_int_not_equal(a, pre);
+    assert_int_not_equal(a, empty);
+    assert_string_equal(dw_strtab_get(a), "alpha");
+    assert_string_equal(dw_strtab_get(b), "beta");
+    assert_string_equal(dw_strtab_get(pre), "alph");
+    assert_string_equal(dw_strtab_get(empty), "");
+    assert_string_equal(dw_strtab_get(DW_STRTAB_NONE), "");
+    /* Numbers as text: "1" and "1.0" are different classes. */
+    assert_int_not_equal(dw_strtab_intern("1", 1), dw_strtab_intern("1.0", 3));
+
+    /* Thousands of strings: the table grows, and earlier indices stay valid and distinct. */
+    enum { N = 3000 };
+    static uint16_t idx[N];
+    char s[32];
+    for (size_t i = 0; i < N; i++) {
+        int n = snprintf(s, sizeof(s), "class-%zu", i);
+        idx[i] = dw_strtab_intern(s, (size_t)n);
+        assert_int_not_equal(idx[i], DW_STRTAB_NONE);
+    }
+    for (size_t i = 0; i < N; i++) {
+        int n = snprintf(s, sizeof(s), "class-%zu", i);
+        assert_int_equal(dw_strtab_intern(s, (size_t)n), idx[i]);
+        assert_string_equal(dw_strtab_get(idx[i]), s);
+        if (i > 0) {
+            assert_int_not_equal(idx[i], idx[i - 1]);
+        }
+    }
+    assert_int_equal(dw_strtab_intern("alpha", 5), a);
+    assert_string_equal(dw_strtab_get(a), "alpha");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_against_reference),
+        cmocka_unit_test(test_long_ids),
+        cmocka_unit_test(test_growth),
+        cmocka_unit_test(test_backward_shift_wraparound),
+        cmocka_unit_test(test_dirty_and_deleted),
+        cmocka_unit_test(test_record_round_trip),
+        cmocka_unit_test(test_record_unknown_model_and_corrupt),
+        cmocka_unit_test(test_strtab),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
