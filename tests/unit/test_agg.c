@@ -1,0 +1,824 @@
+/*
+ * test_agg.c - window aggregates: counts and per-version slots (overflow into "__other__"),
+ * Welford moments against a two-pass long-double reference, merge of two halves against one
+ * pass, category tables up to DW_AGG_MAX_CATEGORIES then `other`, missing values, outcome
+ * metrics (confusion counts, Brier, clipped log loss, regression sums), and the checkpoint
+ * encoding: round trip to identical bytes, decoding under a changed feature list, and every
+ * truncation of a real blob rejected with a message. Expected values are computed here
+ * independently (hand sums, long double two-pass loops), never by the code under test.
+ */
+#include <float.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "driftwatch/dw_agg.h"
+#include "driftwatch/dw_codec.h"
+#include "driftwatch/dw_kll.h"
+
+/* Values in the moment and merge tests (count): past DW_AGG_SKETCH_EXACT, so sketches compact. */
+#define N_VALUES 20000
+/* Relative tolerance of moments against the two-pass reference. */
+#define REL_TOL 1e-12
+
+static struct dw_feature_cfg g_feats[] = {
+    {"x", DW_FEATURE_NUMERIC},
+    {"c", DW_FEATURE_CATEGORICAL},
+    {"y", DW_FEATURE_NUMERIC},
+};
+static struct dw_model_cfg g_model = {"fraud", DW_TASK_CLASSIFICATION, "1", g_feats, 3};
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static double rng_u01(uint64_t *s)
+{
+    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+}
+
+#define assert_rel(got, want, tol) assert_rel_at((got), (want), (tol), __FILE__, __LINE__)
+
+static void assert_rel_at(double got, double want, double tol, const char *file, int line)
+{
+    double scale = fabs(want) > 1.0 ? fabs(want) : 1.0;
+    if (!(fabs(got - want) <= tol * scale)) {
+        print_error("got %.17g, want %.17g (relative %g)\n", got, want, tol);
+        _fail(file, line);
+    }
+}
+
+static struct dw_prediction *pred_new(size_t n_features)
+{
+    struct dw_prediction *ev =
+        calloc(1, sizeof(struct dw_prediction) + n_features * sizeof(struct dw_val));
+    assert_non_null(ev);
+    return ev;
+}
+
+static void set_num(struct dw_prediction *ev, size_t i, double v)
+{
+    ev->features[i].kind = DW_VAL_NUM;
+    ev->features[i].num = v;
+}
+
+static void set_str(struct dw_prediction *ev, size_t i, const char *s)
+{
+    ev->features[i].kind = DW_VAL_STR;
+    ev->features[i].str = s;
+    ev->features[i].len = strlen(s);
+}
+
+static void set_missing(struct dw_prediction *ev, size_t i)
+{
+    ev->features[i].kind = DW_VAL_MISSING;
+    ev->features[i].str = NULL;
+    ev->features[i].len = 0;
+}
+
+/* The count of category name in fs (0 when absent), found by a plain scan of the table. */
+static uint64_t cat_count(const struct dw_feat_stats *fs, const char *name)
+{
+    if (!fs->cats) {
+        return 0;
+    }
+    size_t found = 0;
+    uint64_t count = 0;
+    for (size_t s = 0; s < 2 * DW_AGG_MAX_CATEGORIES; s++) {
+        if (fs->cats[s].name && strcmp(fs->cats[s].name, name) == 0) {
+            found++;
+            count = fs->cats[s].count;
+        }
+    }
+    assert_true(found <= 1);
+    return count;
+}
+
+static size_t cat_total(const struct dw_feat_stats *fs)
+{
+    size_t n = 0;
+    for (size_t s = 0; fs->cats && s < 2 * DW_AGG_MAX_CATEGORIES; s++) {
+        n += fs->cats[s].name != NULL;
+    }
+    return n;
+}
+
+static void test_versions(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = dw_agg_new(&g_model, 600000);
+    assert_true(agg->start_ms == 600000);
+    assert_ptr_equal(agg->model, &g_model);
+    struct dw_prediction *ev = pred_new(3);
+    for (size_t f = 0; f < 3; f++) {
+        set_missing(ev, f);
+    }
+    char name[16];
+    uint64_t want_other = 0, want_all = 0;
+    for (size_t k = 0; k < 20; k++) {
+        int n = snprintf(name, sizeof(name), "v%zu", k);
+        size_t slot = dw_agg_version_slot(agg, name, (size_t)n);
+        assert_int_equal(slot, k < DW_AGG_MAX_VERSIONS ? k : DW_AGG_MAX_VERSIONS);
+        for (size_t r = 0; r <= k; r++) {
+            dw_agg_add_prediction(agg, slot, ev);
+        }
+        want_all += k + 1;
+        if (k >= DW_AGG_MAX_VERSIONS) {
+            want_other += k + 1;
+        }
+    }
+    assert_int_equal(agg->n_versions, DW_AGG_MAX_VERSIONS + 1);
+    assert_string_equal(agg->versions[DW_AGG_MAX_VERSIONS].name, DW_AGG_OTHER);
+    for (size_t k = 0; k < DW_AGG_MAX_VERSIONS; k++) {
+        snprintf(name, sizeof(name), "v%zu", k);
+        assert_string_equal(agg->versions[k].name, name);
+        assert_int_equal(agg->versions[k].c.predictions, k + 1);
+    }
+    assert_int_equal(agg->versions[DW_AGG_MAX_VERSIONS].c.predictions, want_other);
+    assert_int_equal(agg->all.predictions, want_all);
+    /* Known versions keep their slot after the overflow; names compare by length. */
+    assert_int_equal(dw_agg_version_slot(agg, "v3", 2), 3);
+    assert_int_equal(dw_agg_version_slot(agg, "v1x", 2), 1);
+    assert_int_equal(dw_agg_version_slot(agg, "v99", 3), DW_AGG_MAX_VERSIONS);
+    assert_int_equal(agg->n_versions, DW_AGG_MAX_VERSIONS + 1);
+    /* Missing values: counted apart, never as values. */
+    for (size_t f = 0; f < 3; f++) {
+        assert_int_equal(agg->feats[f].missing, want_all);
+        assert_int_equal(agg->feats[f].count, 0);
+        assert_int_equal(agg->feats[f].n_cats, 0);
+    }
+    assert_null(agg->feats[0].sk);
+    assert_true(isinf(agg->feats[0].min) && agg->feats[0].min > 0);
+    assert_true(isinf(agg->feats[0].max) && agg->feats[0].max < 0);
+    assert_true(agg->dirty);
+    /* An outcome counts overall and in its version only. */
+    struct dw_outcome o = {.pred = "1", .label = "1"};
+    dw_agg_add_outcome(agg, 3, &o);
+    assert_int_equal(agg->all.labeled, 1);
+    assert_int_equal(agg->versions[3].c.labeled, 1);
+    assert_int_equal(agg->versions[2].c.labeled, 0);
+    free(ev);
+    dw_agg_free(agg);
+}
+
+/* Two-pass reference over the non-NaN entries of v (long double accumulators). */
+static void two_pass(const double *v, size_t n, double *mean, double *var)
+{
+    long double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        s += v[i];
+    }
+    long double m = s / (long double)n;
+    long double q = 0;
+    for (size_t i = 0; i < n; i++) {
+        q += ((long double)v[i] - m) * ((long double)v[i] - m);
+    }
+    *mean = (double)m;
+    *var = (double)(q / (long double)n);
+}
+
+static double *make_values(uint64_t seed, size_t n, double offset, double spread)
+{
+    double *v = malloc(n * sizeof(*v));
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++) {
+        /* Roughly normal: a sum of four uniforms. */
+        double u = rng_u01(&seed) + rng_u01(&seed) + rng_u01(&seed) + rng_u01(&seed) - 2.0;
+        v[i] = offset + spread * u;
+    }
+    return v;
+}
+
+static void test_numeric_moments(void **state)
+{
+    (void)state;
+    double *x = make_values(1, N_VALUES, 1000.0, 50.0);
+    double *y = make_values(2, N_VALUES, -3.5, 1e-3);
+    struct dw_agg *agg = dw_agg_new(&g_model, 0);
+    struct dw_prediction *ev = pred_new(3);
+    set_str(ev, 1, "k");
+    size_t n_missing = 0;
+    double *present = malloc(N_VALUES * sizeof(*present));
+    assert_non_null(present);
+    size_t n_present = 0;
+    double xmin = INFINITY, xmax = -INFINITY;
+    for (size_t i = 0; i < N_VALUES; i++) {
+        if (i % 7 == 3) {
+            set_missing(ev, 0);
+            n_missing++;
+        } else {
+            set_num(ev, 0, x[i]);
+            present[n_present++] = x[i];
+            xmin = x[i] < xmin ? x[i] : xmin;
+            xmax = x[i] > xmax ? x[i] : xmax;
+        }
+        set_num(ev, 2, y[i]);
+        dw_agg_add_prediction(agg, 0, ev);
+    }
+    double mean, var;
+    two_pass(present, n_present, &mean, &var);
+    const struct dw_feat_stats *fx = &agg->feats[0];
+    assert_int_equal(fx->type, DW_FEATURE_NUMERIC);
+    assert_int_equal(fx->count, n_present);
+    assert_int_equal(fx->missing, n_missing);
+    assert_rel(fx->mean, mean, REL_TOL);
+    assert_rel(fx->m2 / (double)fx->count, var, REL_TOL);
+    assert_rel(dw_feat_std(fx), sqrt(var), REL_TOL);
+    assert_true(fx->min == xmin);
+    assert_true(fx->max == xmax);
+    assert_non_null(fx->sk);
+    assert_true(dw_kll_count(fx->sk) == n_present);
+    assert_true(dw_kll_min(fx->sk) == xmin);
+
+    /* A feature with a large offset and a tiny spread (catastrophic cancellation for a naive
+     * sum of squares): Welford still matches. */
+    two_pass(y, N_VALUES, &mean, &var);
+    const struct dw_feat_stats *fy = &agg->feats[2];
+    assert_int_equal(fy->count, N_VALUES);
+    assert_rel(fy->mean, mean, REL_TOL);
+    assert_true(fabs(fy->m2 / (double)fy->count - var) <= 1e-9 * var);
+
+    /* Empty and single-value features. */
+    struct dw_agg *one = dw_agg_new(&g_model, 0);
+    assert_true(dw_feat_std(&one->feats[0]) == 0.0);
+    set_num(ev, 0, 42.0);
+    dw_agg_add_prediction(one, 0, ev);
+    assert_true(one->feats[0].mean == 42.0);
+    assert_true(one->feats[0].m2 == 0.0);
+    assert_true(one->feats[0].min == 42.0 && one->feats[0].max == 42.0);
+    assert_true(dw_feat_std(&one->feats[0]) == 0.0);
+    dw_agg_free(one);
+    free(present);
+    free(x);
+    free(y);
+    free(ev);
+    dw_agg_free(agg);
+}
+
+static void test_categories(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = dw_agg_new(&g_model, 0);
+    struct dw_prediction *ev = pred_new(3);
+    set_missing(ev, 0);
+    set_missing(ev, 2);
+    char name[32];
+    /* DW_AGG_MAX_CATEGORIES distinct values, value k seen (k % 3) + 1 times. */
+    uint64_t total = 0;
+    for (size_t k = 0; k < DW_AGG_MAX_CATEGORIES; k++) {
+        snprintf(name, sizeof(name), "cat-%zu", k);
+        for (size_t r = 0; r <= k % 3; r++) {
+            set_str(ev, 1, name);
+            dw_agg_add_prediction(agg, 0, ev);
+            total++;
+        }
+    }
+    const struct dw_feat_stats *fc = &agg->feats[1];
+    assert_int_equal(fc->n_cats, DW_AGG_MAX_CATEGORIES);
+    assert_int_equal(fc->other, 0);
+    /* New values beyond the bound go to `other` (each occurrence); known ones still count. */
+    for (size_t k = 0; k < 25; k++) {
+        snprintf(name, sizeof(name), "new-%zu", k % 10);
+        set_str(ev, 1, name);
+        dw_agg_add_prediction(agg, 0, ev);
+        set_str(ev, 1, "cat-0");
+        dw_agg_add_prediction(agg, 0, ev);
+        total += 2;
+    }
+    /* Missing values are not a category. */
+    for (size_t k = 0; k < 4; k++) {
+        set_missing(ev, 1);
+        dw_agg_add_prediction(agg, 0, ev);
+    }
+    /* A value given by length, not NUL: "cat-5" out of "cat-5xyz". */
+    ev->features[1].kind = DW_VAL_STR;
+    ev->features[1].str = "cat-5xyz";
+    ev->features[1].len = 5;
+    dw_agg_add_prediction(agg, 0, ev);
+    total++;
+
+    assert_int_equal(fc->n_cats, DW_AGG_MAX_CATEGORIES);
+    assert_int_equal(cat_total(fc), DW_AGG_MAX_CATEGORIES);
+    assert_int_equal(fc->other, 25);
+    assert_int_equal(fc->missing, 4);
+    assert_int_equal(fc->count, total);
+    assert_int_equal(cat_count(fc, "cat-0"), 1 + 25);
+    assert_int_equal(cat_count(fc, "cat-5"), 3 + 1);
+    assert_int_equal(cat_count(fc, "cat-7"), 2);
+    assert_int_equal(cat_count(fc, "new-0"), 0);
+    assert_int_equal(cat_count(fc, "cat-5xyz"), 0);
+    uint64_t sum = fc->other;
+    for (size_t s = 0; s < 2 * DW_AGG_MAX_CATEGORIES; s++) {
+        sum += fc->cats[s].name ? fc->cats[s].count : 0;
+    }
+    assert_int_equal(sum, fc->count);
+    free(ev);
+    dw_agg_free(agg);
+}
+
+static void test_outcomes_classification(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = dw_agg_new(&g_model, 0);
+    size_t v = dw_agg_version_slot(agg, "1.0", 3);
+    static const struct {
+        const char *pred, *label;
+        int has_score;
+        double score;
+    } rows[] = {
+        {"1", "1", 1, 0.9}, /* tp */
+        {"1", "0", 1, 0.6}, /* fp */
+        {"0", "1", 1, 0.3}, /* fn */
+        {"0", "0", 0, 0.0}, /* tn, unscored */
+        {"2", "2", 0, 0.0}, /* another class: correct, negative on both sides */
+        {"0", "1", 1, 0.0}, /* fn, p clipped to 1e-15 */
+        {"1", "0", 1, 1.0}, /* fp, p clipped to 1 - 1e-15 */
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct dw_outcome o = {.pred = rows[i].pred,
+                               .label = rows[i].label,
+                               .has_score = rows[i].has_score,
+                               .score = rows[i].score};
+        dw_agg_add_outcome(agg, v, &o);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        const struct dw_counts *c = pass ? &agg->versions[v].c : &agg->all;
+        assert_int_equal(c->labeled, 7);
+        assert_int_equal(c->correct, 3);
+        assert_int_equal(c->tp, 1);
+        assert_int_equal(c->fp, 2);
+        assert_int_equal(c->fn, 2);
+        assert_int_equal(c->tn, 2);
+        assert_int_equal(c->scored, 5);
+        assert_int_equal(c->predictions, 0); /* outcomes do not count predictions */
+        assert_int_equal(c->regressed, 0);
+        /* (0.9-1)^2 + 0.6^2 + (0.3-1)^2 + (0-1)^2 + 1^2 */
+        assert_rel(c->sum_brier, 0.01 + 0.36 + 0.49 + 1.0 + 1.0, 1e-14);
+        /* -ln .9 - ln .4 - ln .3, and the clipped terms: -ln 1e-15 = 15 ln 10, and
+         * -ln(1 - p) with p = 1 - 1e-15 rounded to a double, 1 - 9 * 2^-53 (Python:
+         * 1 - (1 - 1e-15) = 9.992007221626409e-16, -ln of it 34.53957599234088). */
+        double clip_lo = 15.0 * 2.302585092994045684;
+        double clip_hi = 34.53957599234088;
+        double want = 0.105360515657826301 + 0.916290731874155065 + 1.203972804325935993 +
+                      clip_lo + clip_hi;
+        assert_true(isfinite(c->sum_logloss));
+        assert_rel(c->sum_logloss, want, 1e-12);
+    }
+
+    /* The positive class is the model's, not "1". */
+    struct dw_model_cfg yes = g_model;
+    yes.positive_class = "yes";
+    struct dw_agg *ay = dw_agg_new(&yes, 0);
+    struct dw_outcome o1 = {.pred = "yes", .label = "yes", .has_score = 1, .score = 0.75};
+    struct dw_outcome o2 = {.pred = "1", .label = "yes", .has_score = 1, .score = 0.25};
+    struct dw_outcome o3 = {.pred = "yes", .label = "1"};
+    dw_agg_add_outcome(ay, 0, &o1);
+    dw_agg_add_outcome(ay, 0, &o2);
+    dw_agg_add_outcome(ay, 0, &o3);
+    assert_int_equal(ay->all.tp, 1);
+    assert_int_equal(ay->all.fn, 1);
+    assert_int_equal(ay->all.fp, 1);
+    assert_int_equal(ay->all.tn, 0);
+    assert_int_equal(ay->all.correct, 1);
+    /* y = 1 for both scored rows: (0.25)^2 + (0.75)^2, -ln .75 - ln .25 */
+    assert_rel(ay->all.sum_brier, 0.0625 + 0.5625, 1e-15);
+    assert_rel(ay->all.sum_logloss, 0.287682072451780927 + 1.386294361119890618, 1e-12);
+    dw_agg_free(ay);
+    dw_agg_free(agg);
+}
+
+static void test_outcomes_regression(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = dw_agg_new(&g_model, 0);
+    struct {
+        double pred, label;
+        int pred_is_num, label_is_num;
+    } rows[] = {
+        {3.0, 2.0, 1, 1},   /* e = 1, ape = 1/2 */
+        {1.5, -0.5, 1, 1},  /* e = 2, ape = 4 */
+        {4.0, 0.0, 1, 1},   /* e = 4, ape = 4 / DBL_EPSILON */
+        {9.0, 1.0, 1, 0},   /* label not numeric: not regressed */
+        {9.0, 1.0, 0, 1},   /* prediction not numeric: not regressed */
+        {-1.0, -3.0, 1, 1}, /* e = 2, ape = 2/3 */
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct dw_outcome o = {.pred = "x",
+                               .label = "y",
+                               .pred_is_num = rows[i].pred_is_num,
+                               .label_is_num = rows[i].label_is_num,
+                               .pred_num = rows[i].pred,
+                               .label_num = rows[i].label};
+        dw_agg_add_outcome(agg, 0, &o);
+    }
+    const struct dw_counts *c = &agg->all;
+    assert_int_equal(c->labeled, 6);
+    assert_int_equal(c->regressed, 4);
+    assert_true(c->sum_abs_err == 9.0);
+    assert_true(c->sum_sq_err == 1.0 + 4.0 + 16.0 + 4.0);
+    assert_true(c->sum_label == 2.0 - 0.5 + 0.0 - 3.0);
+    assert_true(c->sum_label_sq == 4.0 + 0.25 + 0.0 + 9.0);
+    assert_rel(c->sum_ape, 0.5 + 4.0 + 4.0 / DBL_EPSILON + 2.0 / 3.0, 1e-15);
+    assert_int_equal(c->scored, 0);
+    assert_true(c->sum_brier == 0.0);
+    dw_agg_free(agg);
+}
+
+/* Fills agg with rows [from, to) of a fixed pseudo-random stream of events. */
+static void fill_rows(struct dw_agg *agg, size_t from, size_t to, const double *x)
+{
+    struct dw_prediction *ev = pred_new(3);
+    char cat[32];
+    for (size_t i = from; i < to; i++) {
+        const char *version = (i % 5 == 0) ? "2.0" : (i % 5 == 1 ? "2.1-canary" : "1.9");
+        size_t v = dw_agg_version_slot(agg, version, strlen(version));
+        if (i % 11 == 0) {
+            set_missing(ev, 0);
+        } else {
+            set_num(ev, 0, x[i]);
+        }
+        snprintf(cat, sizeof(cat), "c%zu", (i * 7919) % 37);
+        set_str(ev, 1, cat);
+        if (i % 13 == 0) {
+            set_missing(ev, 1);
+        }
+        set_num(ev, 2, (double)(i % 17) - 8.0);
+        dw_agg_add_prediction(agg, v, ev);
+        if (i % 3 != 2) {
+            struct dw_outcome o = {.pred = (i % 4) ? "1" : "0",
+                                   .label = (i % 6) ? "1" : "0",
+                                   .has_score = (i % 2) == 0,
+                                   .score = (double)(i % 8) / 8.0};
+            dw_agg_add_outcome(agg, v, &o);
+        }
+    }
+    free(ev);
+}
+
+static void test_merge_halves(void **state)
+{
+    (void)state;
+    double *x = make_values(5, N_VALUES, 250.0, 40.0);
+    struct dw_agg *whole = dw_agg_new(&g_model, 0);
+    fill_rows(whole, 0, N_VALUES, x);
+    whole->duplicate_labels = 7;
+    whole->conflicts = 3;
+    whole->late_predictions = 11;
+    whole->late_labels = 13;
+
+    const size_t cut = 6173;
+    struct dw_agg *a = dw_agg_new(&g_model, 0);
+    struct dw_agg *b = dw_agg_new(&g_model, 0);
+    /* b sees the versions in another order than a: merge matches them by name. */
+    fill_rows(b, cut, N_VALUES, x);
+    fill_rows(a, 0, cut, x);
+    a->duplicate_labels = 4;
+    b->duplicate_labels = 3;
+    a->conflicts = 1;
+    b->conflicts = 2;
+    a->late_predictions = 5;
+    b->late_predictions = 6;
+    a->late_labels = 6;
+    b->late_labels = 7;
+    a->dirty = 0;
+    dw_agg_merge(a, b);
+    assert_true(a->dirty);
+
+    /* Counts: exact. */
+    assert_memory_equal(&a->all.predictions, &whole->all.predictions, 8 * sizeof(uint64_t));
+    assert_int_equal(a->all.regressed, whole->all.regressed);
+    assert_rel(a->all.sum_brier, whole->all.sum_brier, 1e-12);
+    assert_rel(a->all.sum_logloss, whole->all.sum_logloss, 1e-12);
+    assert_int_equal(a->n_versions, whole->n_versions);
+    for (size_t i = 0; i < whole->n_versions; i++) {
+        const char *name = whole->versions[i].name;
+        size_t slot = dw_agg_version_slot(a, name, strlen(name));
+        assert_int_equal(a->versions[slot].c.predictions, whole->versions[i].c.predictions);
+        assert_int_equal(a->versions[slot].c.labeled, whole->versions[i].c.labeled);
+        assert_int_equal(a->versions[slot].c.tp, whole->versions[i].c.tp);
+    }
+    assert_int_equal(a->n_versions, whole->n_versions); /* the lookups created nothing */
+    assert_int_equal(a->duplicate_labels, 7);
+    assert_int_equal(a->conflicts, 3);
+    assert_int_equal(a->late_predictions, 11);
+    assert_int_equal(a->late_labels, 13);
+
+    /* Numeric features: counts exact, moments within 1e-12, min/max exact, sketch count. */
+    for (size_t f = 0; f < 3; f += 2) {
+        const struct dw_feat_stats *m = &a->feats[f], *w = &whole->feats[f];
+        assert_int_equal(m->count, w->count);
+        assert_int_equal(m->missing, w->missing);
+        assert_rel(m->mean, w->mean, REL_TOL);
+        assert_rel(m->m2, w->m2, REL_TOL);
+        assert_true(m->min == w->min);
+        assert_true(m->max == w->max);
+        assert_true(dw_kll_count(m->sk) == w->count);
+        assert_true(dw_kll_min(m->sk) == w->min);
+        assert_true(dw_kll_max(m->sk) == w->max);
+    }
+    /* Categorical: every category count and the missing count. */
+    const struct dw_feat_stats *mc = &a->feats[1], *wc = &whole->feats[1];
+    assert_int_equal(mc->count, wc->count);
+    assert_int_equal(mc->missing, wc->missing);
+    assert_int_equal(mc->n_cats, wc->n_cats);
+    assert_int_equal(mc->n_cats, 37);
+    char cat[32];
+    for (size_t k = 0; k < 37; k++) {
+        snprintf(cat, sizeof(cat), "c%zu", k);
+        assert_int_equal(cat_count(mc, cat), cat_count(wc, cat));
+    }
+    /* Merging into an empty aggregate copies; merging an empty one changes nothing. */
+    struct dw_agg *empty = dw_agg_new(&g_model, 0);
+    struct dw_agg *copy = dw_agg_new(&g_model, 0);
+    dw_agg_merge(copy, whole);
+    dw_agg_merge(copy, empty);
+    assert_int_equal(copy->feats[0].count, whole->feats[0].count);
+    assert_true(copy->feats[0].mean == whole->feats[0].mean);
+    assert_true(copy->feats[0].m2 == whole->feats[0].m2);
+    assert_true(copy->feats[0].min == whole->feats[0].min);
+    assert_int_equal(copy->all.labeled, whole->all.labeled);
+    assert_int_equal(cat_count(&copy->feats[1], "c3"), cat_count(wc, "c3"));
+    dw_agg_free(copy);
+    dw_agg_free(empty);
+    dw_agg_free(a);
+    dw_agg_free(b);
+    dw_agg_free(whole);
+    free(x);
+}
+
+/* A rich aggregate: versions past the bound, a compacted sketch, a full category table. */
+static struct dw_agg *rich_agg(const struct dw_model_cfg *model, size_t n_rows, size_t n_cats)
+{
+    struct dw_agg *agg = dw_agg_new(model, -1794999900000LL);
+    double *x = make_values(9, n_rows, 10.0, 3.0);
+    fill_rows(agg, 0, n_rows, x);
+    free(x);
+    char name[32];
+    for (size_t k = 0; k < DW_AGG_MAX_VERSIONS + 2; k++) {
+        snprintf(name, sizeof(name), "v%zu", k);
+        dw_agg_version_slot(agg, name, strlen(name));
+    }
+    struct dw_prediction *ev = pred_new(3);
+    set_missing(ev, 0);
+    set_missing(ev, 2);
+    for (size_t k = 0; k < n_cats; k++) {
+        snprintf(name, sizeof(name), "cat-%zu", k);
+        set_str(ev, 1, name);
+        dw_agg_add_prediction(agg, 0, ev);
+    }
+    free(ev);
+    struct dw_outcome o = {.pred = "1.5", .label = "2.5", .pred_is_num = 1, .label_is_num = 1,
+                           .pred_num = 1.5, .label_num = 2.5};
+    dw_agg_add_outcome(agg, DW_AGG_MAX_VERSIONS, &o);
+    agg->duplicate_labels = 17;
+    agg->conflicts = 5;
+    agg->late_predictions = 19;
+    agg->late_labels = 23;
+    return agg;
+}
+
+static void assert_counts_equal(const struct dw_counts *a, const struct dw_counts *b)
+{
+    /* Integer and double fields alike: bit-identical after a round trip. */
+    assert_memory_equal(a, b, sizeof(*a));
+}
+
+/* Encodes agg, decodes it, checks every field; returns the decoded aggregate. */
+static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names,
+                                 struct dw_buf *b1)
+{
+    dw_agg_encode(agg, b1);
+    assert_int_equal(b1->data[0], 1); /* codec version */
+    char err[256] = "";
+    struct dw_agg *back = dw_agg_decode(agg->model, b1->data, b1->len, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode: %s", err);
+    }
+    assert_false(back->dirty);
+    assert_true(back->start_ms == agg->start_ms);
+    assert_ptr_equal(back->model, agg->model);
+    assert_counts_equal(&back->all, &agg->all);
+    assert_int_equal(back->n_versions, agg->n_versions);
+    for (size_t i = 0; i < agg->n_versions; i++) {
+        assert_string_equal(back->versions[i].name, agg->versions[i].name);
+        assert_counts_equal(&back->versions[i].c, &agg->versions[i].c);
+    }
+    assert_int_equal(back->duplicate_labels, 17);
+    assert_int_equal(back->conflicts, 5);
+    assert_int_equal(back->late_predictions, 19);
+    assert_int_equal(back->late_labels, 23);
+    for (size_t f = 0; f < agg->model->n_features; f++) {
+        const struct dw_feat_stats *o = &agg->feats[f], *n = &back->feats[f];
+        assert_int_equal(n->type, o->type);
+        assert_int_equal(n->count, o->count);
+        assert_int_equal(n->missing, o->missing);
+        assert_memory_equal(&n->min, &o->min, sizeof(double));
+        assert_memory_equal(&n->max, &o->max, sizeof(double));
+        assert_memory_equal(&n->mean, &o->mean, sizeof(double));
+        assert_memory_equal(&n->m2, &o->m2, sizeof(double));
+        assert_int_equal(n->other, o->other);
+        assert_int_equal(n->n_cats, o->n_cats);
+        if (o->sk) {
+            assert_true(dw_kll_count(n->sk) == dw_kll_count(o->sk));
+            assert_true(dw_kll_is_exact(n->sk) == dw_kll_is_exact(o->sk));
+        } else {
+            assert_null(n->sk);
+        }
+    }
+    char name[32];
+    for (size_t k = 0; k < n_cat_names; k++) {
+        snprintf(name, sizeof(name), "cat-%zu", k);
+        assert_int_equal(cat_count(&back->feats[1], name), cat_count(&agg->feats[1], name));
+    }
+    return back;
+}
+
+static void test_encode_round_trip(void **state)
+{
+    (void)state;
+    struct dw_buf b1, b2;
+    dw_buf_init(&b1);
+    dw_buf_init(&b2);
+
+    /* A full category table (and `other`): every field and category count comes back. */
+    struct dw_agg *full = rich_agg(&g_model, 300, DW_AGG_MAX_CATEGORIES + 50);
+    assert_int_equal(full->feats[1].n_cats, DW_AGG_MAX_CATEGORIES);
+    assert_true(full->feats[1].other > 0);
+    struct dw_agg *back = round_trip(full, DW_AGG_MAX_CATEGORIES + 50, &b1);
+    dw_agg_free(back);
+    dw_agg_free(full);
+
+    /* A compacted sketch and a few hundred categories: re-encoding gives the same bytes. */
+    dw_buf_reset(&b1);
+    struct dw_agg *agg = rich_agg(&g_model, 5000, 300);
+    assert_false(dw_kll_is_exact(agg->feats[0].sk)); /* the sketch really compacted */
+    back = round_trip(agg, 300, &b1);
+    dw_agg_encode(back, &b2);
+    assert_int_equal(b2.len, b1.len);
+    assert_memory_equal(b2.data, b1.data, b1.len);
+    dw_agg_free(back);
+    dw_agg_free(agg);
+
+    /* An empty aggregate round-trips too (no sketch, no categories). */
+    char err[256] = "";
+    struct dw_agg *empty = dw_agg_new(&g_model, 0);
+    dw_buf_reset(&b1);
+    dw_buf_reset(&b2);
+    dw_agg_encode(empty, &b1);
+    struct dw_agg *eback = dw_agg_decode(&g_model, b1.data, b1.len, err, sizeof(err));
+    assert_non_null(eback);
+    assert_null(eback->feats[0].sk);
+    assert_true(isinf(eback->feats[0].min));
+    dw_agg_encode(eback, &b2);
+    assert_int_equal(b2.len, b1.len);
+    assert_memory_equal(b2.data, b1.data, b1.len);
+    dw_agg_free(eback);
+    dw_agg_free(empty);
+    dw_buf_free(&b1);
+    dw_buf_free(&b2);
+}
+
+static void test_decode_changed_model(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = rich_agg(&g_model, 300, 20);
+    struct dw_buf b;
+    dw_buf_init(&b);
+    dw_agg_encode(agg, &b);
+
+    /* "y" renamed to "y2", a new feature "z", the order changed; "x" and "c" kept. */
+    struct dw_feature_cfg feats2[] = {
+        {"z", DW_FEATURE_NUMERIC},
+        {"c", DW_FEATURE_CATEGORICAL},
+        {"y2", DW_FEATURE_NUMERIC},
+        {"x", DW_FEATURE_NUMERIC},
+    };
+    struct dw_model_cfg model2 = {"fraud", DW_TASK_CLASSIFICATION, "1", feats2, 4};
+    char err[256] = "";
+    struct dw_agg *back = dw_agg_decode(&model2, b.data, b.len, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode: %s", err);
+    }
+    assert_ptr_equal(back->model, &model2);
+    /* x and c carried over by name. */
+    assert_int_equal(back->feats[3].count, agg->feats[0].count);
+    assert_int_equal(back->feats[3].missing, agg->feats[0].missing);
+    assert_true(back->feats[3].mean == agg->feats[0].mean);
+    assert_true(back->feats[3].m2 == agg->feats[0].m2);
+    assert_true(dw_kll_count(back->feats[3].sk) == agg->feats[0].count);
+    assert_int_equal(back->feats[1].count, agg->feats[1].count);
+    assert_int_equal(back->feats[1].n_cats, agg->feats[1].n_cats);
+    assert_int_equal(cat_count(&back->feats[1], "cat-7"), 1);
+    assert_int_equal(cat_count(&back->feats[1], "c5"), cat_count(&agg->feats[1], "c5"));
+    /* The renamed and the new feature start empty; the dropped one went nowhere. */
+    for (size_t f = 0; f < 4; f += 2) {
+        assert_int_equal(back->feats[f].count, 0);
+        assert_int_equal(back->feats[f].missing, 0);
+        assert_null(back->feats[f].sk);
+        assert_true(isinf(back->feats[f].min));
+    }
+    assert_int_equal(back->all.predictions, agg->all.predictions);
+    dw_agg_free(back);
+
+    /* A feature whose type changed is not carried over either. */
+    struct dw_feature_cfg feats3[] = {
+        {"x", DW_FEATURE_CATEGORICAL},
+        {"c", DW_FEATURE_NUMERIC},
+    };
+    struct dw_model_cfg model3 = {"fraud", DW_TASK_CLASSIFICATION, "1", feats3, 2};
+    back = dw_agg_decode(&model3, b.data, b.len, err, sizeof(err));
+    assert_non_null(back);
+    assert_int_equal(back->feats[0].count, 0);
+    assert_int_equal(back->feats[0].n_cats, 0);
+    assert_int_equal(back->feats[1].count, 0);
+    assert_null(back->feats[1].sk);
+    assert_int_equal(back->all.labeled, agg->all.labeled);
+    dw_agg_free(back);
+    dw_buf_free(&b);
+    dw_agg_free(agg);
+}
+
+static void test_decode_corrupt(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = rich_agg(&g_model, 40, 12);
+    struct dw_buf b;
+    dw_buf_init(&b);
+    dw_agg_encode(agg, &b);
+    char err[256];
+    /* Every truncation, each in an exactly-sized heap copy (ASan sees any overread). */
+    for (size_t cut = 0; cut < b.len; cut++) {
+        uint8_t *copy = malloc(cut ? cut : 1);
+        assert_non_null(copy);
+        memcpy(copy, b.data, cut);
+        err[0] = '\0';
+        struct dw_agg *back = dw_agg_decode(&g_model, copy, cut, err, sizeof(err));
+        if (back) {
+            fail_msg("truncated at %zu of %zu bytes: accepted", cut, b.len);
+        }
+        assert_true(strlen(err) > 0);
+        free(copy);
+    }
+    /* Trailing bytes. */
+    uint8_t *longer = malloc(b.len + 1);
+    assert_non_null(longer);
+    memcpy(longer, b.data, b.len);
+    longer[b.len] = 0;
+    err[0] = '\0';
+    assert_null(dw_agg_decode(&g_model, longer, b.len + 1, err, sizeof(err)));
+    assert_true(strlen(err) > 0);
+    /* Unknown version. */
+    longer[0] = 2;
+    err[0] = '\0';
+    assert_null(dw_agg_decode(&g_model, longer, b.len, err, sizeof(err)));
+    assert_non_null(strstr(err, "version"));
+    free(longer);
+    /* A corrupt sketch inside (its format byte, right after the first feature's header). */
+    static const char first_feat[] = "x";
+    size_t at = 0;
+    for (size_t i = 0; i + 6 <= b.len; i++) {
+        if (memcmp(b.data + i, "\x01\x00\x00\x00x\x00", 6) == 0) {
+            at = i + 4 + strlen(first_feat) + 1 + 7 * 8 + 4; /* name, type, 7 fields, len */
+            break;
+        }
+    }
+    assert_true(at > 0 && at < b.len);
+    assert_int_equal(b.data[at], DW_KLL_FORMAT);
+    uint8_t *bad = malloc(b.len);
+    assert_non_null(bad);
+    memcpy(bad, b.data, b.len);
+    bad[at] = 0;
+    err[0] = '\0';
+    assert_null(dw_agg_decode(&g_model, bad, b.len, err, sizeof(err)));
+    assert_true(strlen(err) > 0);
+    free(bad);
+    dw_buf_free(&b);
+    dw_agg_free(agg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_versions),
+        cmocka_unit_test(test_numeric_moments),
+        cmocka_unit_test(test_categories),
+        cmocka_unit_test(test_outcomes_classification),
+        cmocka_unit_test(test_outcomes_regression),
+        cmocka_unit_test(test_merge_halves),
+        cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_decode_changed_model),
+        cmocka_unit_test(test_decode_corrupt),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
