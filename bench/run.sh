@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# End-to-end throughput of `driftwatch run`: loads N predictions (~400 bytes, 15 features) and
+# their N labels into dev-broker, then starts driftwatch and measures messages per second from
+# start to caught up (every message consumed and checkpointed), then checks the Redis state
+# against gen's ground truth. Run by hand; figures go to bench/RESULTS.md.
+#   bench/run.sh [N]          (default 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000000}
+PARTS=${BENCH_PARTITIONS:-128}   # the mock cluster keeps ~5 MiB per partition
+bash scripts/deps.sh
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-bench -j"$(nproc)" >/dev/null
+DW=$PWD/build-bench/driftwatch
+WORK=$(mktemp -d /tmp/driftwatch-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+RP=$(port); HP=$(port)
+redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" >/dev/null 2>&1 &
+PIDS+=($!)
+"$DW" dev-broker --topic predictions:$PARTS --topic labels:$PARTS \
+    --topic driftwatch-dead-letter:1 --topic driftwatch-triggers:1 >"$WORK/broker.out" 2>/dev/null &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q BOOTSTRAP "$WORK/broker.out" && break; sleep 0.1; done
+B=$(sed -n 's/^BOOTSTRAP=//p' "$WORK/broker.out")
+echo "bench: loading $N predictions and $N labels into $PARTS partitions per topic"
+t0=$(date +%s.%N)
+"$DW" gen --brokers "$B" -q --count "$N" --eps 1000 --numeric 10 --categorical 5 \
+    --versions 1.0.0,1.1.0 --label-delay 30 --truth "$WORK/truth.jsonl"
+t1=$(date +%s.%N)
+cat >"$WORK/dw.yaml" <<YAML
+group: bench
+kafka:
+  bootstrap.servers: "$B"
+redis: {host: 127.0.0.1, port: $RP}
+window: {size: 60s, allowed_lateness: 5s, idle_timeout: 30s, label_horizon: 1h}
+checkpoint: {interval: 1s}
+http: {listen: "127.0.0.1:$HP"}
+$("$DW" gen --print-models --numeric 10 --categorical 5)
+YAML
+TOTAL=$((2 * N))
+echo "bench: produced in $(echo "$t1 - $t0" | bc) s; starting driftwatch run"
+start=$(date +%s.%N)
+"$DW" run -c "$WORK/dw.yaml" >"$WORK/run.log" 2>&1 &
+RUN=$!
+PIDS+=($RUN)
+consumed() {
+    curl -s "http://127.0.0.1:$HP/metrics" | awk '/^driftwatch_messages_consumed_total/ {s += $2} END {print s + 0}'
+}
+while :; do
+    c=$(consumed)
+    [ "${c%.*}" -ge "$TOTAL" ] && break
+    kill -0 $RUN || { echo "driftwatch exited"; tail "$WORK/run.log"; exit 1; }
+    sleep 0.2
+done
+end=$(date +%s.%N)
+rss=$(ps -o rss= -p $RUN)
+secs=$(echo "$end - $start" | bc)
+echo "bench: $TOTAL messages in $secs s = $(echo "$TOTAL / $secs" | bc) msgs/s (includes group join); RSS ${rss} KiB"
+sleep 2
+"$DW" inspect -c "$WORK/dw.yaml" >"$WORK/state.jsonl"
+python3 - "$WORK/truth.jsonl" "$WORK/state.jsonl" <<'PY'
+import json, sys
+truth = {r["window_start_ms"]: r for r in map(json.loads, open(sys.argv[1])) if "summary" not in r}
+state = {r["window_start_ms"]: r for r in map(json.loads, open(sys.argv[2]))}
+bad = [k for k, t in truth.items() if any(state.get(k, {}).get(f) != t[f] for f in ("predictions", "labeled", "correct"))]
+print(f"bench: state check: {len(truth) - len(bad)}/{len(truth)} windows exact")
+PY
