@@ -292,6 +292,10 @@ static const struct {
      "driftwatch stores offsets in its Redis checkpoints and must control commits"},
     {"enable.auto.offset.store",
      "driftwatch stores offsets in its Redis checkpoints and must control the offset store"},
+    {"partition.assignment.strategy",
+     "driftwatch uses the range assignor so that one pod owns partition P of both topics "
+     "(docs/design.md)"},
+    {"enable.partition.eof", "driftwatch needs partition EOF events to detect idle partitions"},
 };
 
 /* Substrings of kafka property names whose values are masked in the dump. */

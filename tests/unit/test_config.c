@@ -385,6 +385,12 @@ static void test_kafka(void **state)
     expect_error("kafka: {bootstrap.servers: x, enable.auto.offset.store: false}\n"
                  "models: {m: {}}\n",
                  "kafka.enable.auto.offset.store: not allowed");
+    expect_error("kafka: {bootstrap.servers: x, partition.assignment.strategy: "
+                 "cooperative-sticky}\nmodels: {m: {}}\n",
+                 "kafka.partition.assignment.strategy: not allowed");
+    assert_non_null(strstr(errstr, "range"));
+    expect_error("kafka: {bootstrap.servers: x, enable.partition.eof: false}\nmodels: {m: {}}\n",
+                 "kafka.enable.partition.eof: not allowed");
     expect_error("kafka: {bootstrap.servers: x, bootstrap: {servers: y}}\nmodels: {m: {}}\n",
                  "kafka.bootstrap.servers: given twice");
 }
