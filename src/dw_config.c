@@ -277,8 +277,9 @@ static const struct {
      "Comma-separated host:port list of the Kafka brokers (librdkafka's bootstrap.servers)."},
     {"kafka.<property>", "string", "",
      "Any other librdkafka property, passed as-is to the consumer and the producers and checked "
-     "at load time. Nested maps join with dots. group.id, enable.auto.commit and "
-     "enable.auto.offset.store are refused: driftwatch sets them."},
+     "at load time. Nested maps join with dots. group.id, enable.auto.commit, "
+     "enable.auto.offset.store, enable.partition.eof and partition.assignment.strategy are "
+     "refused: driftwatch sets them."},
     {"models.<name>.features.<feature>", "enum", "",
      "numeric or categorical: how a feature's values are sketched and tested."},
 };
