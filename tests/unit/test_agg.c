@@ -370,8 +370,8 @@ static void test_outcomes_classification(void **state)
          * 1 - (1 - 1e-15) = 9.992007221626409e-16, -ln of it 34.53957599234088). */
         double clip_lo = 15.0 * 2.302585092994045684;
         double clip_hi = 34.53957599234088;
-        double want = 0.105360515657826301 + 0.916290731874155065 + 1.203972804325935993 +
-                      clip_lo + clip_hi;
+        double want =
+            0.105360515657826301 + 0.916290731874155065 + 1.203972804325935993 + clip_lo + clip_hi;
         assert_true(isfinite(c->sum_logloss));
         assert_rel(c->sum_logloss, want, 1e-12);
     }
@@ -578,8 +578,12 @@ static struct dw_agg *rich_agg(const struct dw_model_cfg *model, size_t n_rows, 
         dw_agg_add_prediction(agg, 0, ev);
     }
     free(ev);
-    struct dw_outcome o = {.pred = "1.5", .label = "2.5", .pred_is_num = 1, .label_is_num = 1,
-                           .pred_num = 1.5, .label_num = 2.5};
+    struct dw_outcome o = {.pred = "1.5",
+                           .label = "2.5",
+                           .pred_is_num = 1,
+                           .label_is_num = 1,
+                           .pred_num = 1.5,
+                           .label_num = 2.5};
     dw_agg_add_outcome(agg, DW_AGG_MAX_VERSIONS, &o);
     agg->duplicate_labels = 17;
     agg->conflicts = 5;
@@ -595,8 +599,7 @@ static void assert_counts_equal(const struct dw_counts *a, const struct dw_count
 }
 
 /* Encodes agg, decodes it, checks every field; returns the decoded aggregate. */
-static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names,
-                                 struct dw_buf *b1)
+static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names, struct dw_buf *b1)
 {
     dw_agg_encode(agg, b1);
     assert_int_equal(b1->data[0], 1); /* codec version */

@@ -173,8 +173,8 @@ static void test_random_against_reference(void **state)
 static void test_long_ids(void **state)
 {
     (void)state;
-    static const size_t lens[] = {1, DW_JOIN_ID_INLINE - 1, DW_JOIN_ID_INLINE,
-                                  DW_JOIN_ID_INLINE + 1, 100, 256, 1000};
+    static const size_t lens[] = {
+        1, DW_JOIN_ID_INLINE - 1, DW_JOIN_ID_INLINE, DW_JOIN_ID_INLINE + 1, 100, 256, 1000};
     size_t n = sizeof(lens) / sizeof(lens[0]);
     char *ids[2 * sizeof(lens) / sizeof(lens[0])];
     struct dw_join j;
@@ -270,8 +270,7 @@ static void test_growth(void **state)
 }
 
 /* Finds up to `want` ids "w-<n>" whose home slot (hash & (slots - 1)) is `home`. */
-static size_t ids_with_home(size_t home, size_t want, size_t *next, char ids[][32],
-                            size_t *lens)
+static size_t ids_with_home(size_t home, size_t want, size_t *next, char ids[][32], size_t *lens)
 {
     size_t got = 0;
     while (got < want) {
@@ -653,8 +652,7 @@ static void test_record_unknown_model_and_corrupt(void **state)
     assert_non_null(longer);
     memcpy(longer, b.data, b.len);
     longer[b.len] = 0;
-    assert_int_equal(dw_join_rec_decode(&j, "t", 1, longer, b.len + 1, model_idx_of, &calls),
-                     -1);
+    assert_int_equal(dw_join_rec_decode(&j, "t", 1, longer, b.len + 1, model_idx_of, &calls), -1);
     free(longer);
 
     /* Unknown codec version, states out of range, empty id. */

@@ -1,0 +1,1017 @@
+/*
+ * test_part.c - the state of one partition: epoch-aligned event-time windows (negative times,
+ * exact boundaries), the watermark, late predictions, the join rules (first label wins,
+ * duplicates and conflicts, labels parked before their prediction, repeated prediction ids),
+ * label lateness and join expiry on the label stream's own clock, window retirement,
+ * dw_part_checkpoint_done and join.max_records eviction.
+ *
+ * The core exactness property is checked directly: one fixed prediction stream and one fixed
+ * label stream, merged in many different interleavings (seeded), give the same window
+ * aggregates byte for byte (dw_agg_encode), the same counters and the same join state, as long
+ * as no label passes the horizon and no record its TTL. Scores are multiples of 1/4 and
+ * regression values small integers so that every floating sum is exact in any order; only the
+ * log loss (ln of the score) is order-dependent in its last bits and is compared apart.
+ *
+ * Expected values are worked out by hand in the comments next to each assertion.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "driftwatch/dw_agg.h"
+#include "driftwatch/dw_codec.h"
+#include "driftwatch/dw_config.h"
+#include "driftwatch/dw_join.h"
+#include "driftwatch/dw_part.h"
+
+#define W 60000LL        /* window size, milliseconds */
+#define LATENESS 10000LL /* allowed lateness, milliseconds */
+#define HORIZON 120000LL /* label horizon, milliseconds */
+#define TTL 300000LL     /* join TTL, milliseconds */
+#define NO_SCORE (-1.0)  /* helper argument: the prediction carries no score */
+
+/* Interleavings compared in the exactness test (count), besides the two extreme orders. */
+#define N_INTERLEAVINGS 8
+/* Distinct predictions in the exactness test (count). */
+#define N_EXACT_PREDS 600
+
+static struct dw_feature_cfg g_clf_feats[] = {
+    {"amount", DW_FEATURE_NUMERIC},
+    {"country", DW_FEATURE_CATEGORICAL},
+};
+static struct dw_feature_cfg g_reg_feats[] = {{"x", DW_FEATURE_NUMERIC}};
+static struct dw_model_cfg g_models[] = {
+    {"fraud", DW_TASK_CLASSIFICATION, "1", g_clf_feats, 2},
+    {"price", DW_TASK_REGRESSION, "1", g_reg_feats, 1},
+};
+static struct dw_config g_cfg;
+static struct dw_prediction *g_ev;
+
+#define FRAUD 0
+#define PRICE 1
+
+static void cfg_reset(void)
+{
+    memset(&g_cfg, 0, sizeof(g_cfg));
+    g_cfg.window_size_ms = W;
+    g_cfg.allowed_lateness_ms = LATENESS;
+    g_cfg.label_horizon_ms = HORIZON;
+    g_cfg.join_ttl_ms = TTL;
+    g_cfg.join_max_records = 1000000;
+    g_cfg.models = g_models;
+    g_cfg.n_models = 2;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    cfg_reset();
+    g_ev = calloc(1, sizeof(struct dw_prediction) + 2 * sizeof(struct dw_val));
+    return g_ev ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    free(g_ev);
+    g_ev = NULL;
+    return 0;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void set_class(struct dw_class *c, const char *text, int is_num)
+{
+    size_t len = strlen(text);
+    assert_true(len <= DW_CLASS_MAX);
+    memcpy(c->text, text, len + 1);
+    c->len = len;
+    c->is_num = is_num;
+    c->num = is_num ? strtod(text, NULL) : 0.0;
+}
+
+/*
+ * A prediction of model `model` (FRAUD: class text, score unless NO_SCORE, features amount =
+ * x and country, missing when NULL; PRICE: numeric prediction `cls`, feature x).
+ */
+static enum dw_part_result predict_full(struct dw_part *p, int model, const char *id, int64_t ts,
+                                        const char *cls, const char *version, double score,
+                                        double x, const char *country)
+{
+    struct dw_prediction *ev = g_ev;
+    ev->id = id;
+    ev->id_len = strlen(id);
+    ev->model = &g_models[model];
+    ev->model_idx = (size_t)model;
+    ev->version = version;
+    ev->version_len = strlen(version);
+    ev->ts_ms = ts;
+    set_class(&ev->pred, cls, model == PRICE);
+    ev->has_score = score >= 0;
+    ev->score = score >= 0 ? score : 0.0;
+    ev->has_latency = 0;
+    ev->features[0].kind = DW_VAL_NUM;
+    ev->features[0].num = x;
+    ev->features[1].kind = country ? DW_VAL_STR : DW_VAL_MISSING;
+    ev->features[1].str = country;
+    ev->features[1].len = country ? strlen(country) : 0;
+    return dw_part_on_prediction(p, ev);
+}
+
+static enum dw_part_result predict(struct dw_part *p, const char *id, int64_t ts, const char *cls)
+{
+    return predict_full(p, FRAUD, id, ts, cls, "1.0", NO_SCORE, 1.0, "DE");
+}
+
+static enum dw_part_result label_full(struct dw_part *p, const char *id, int64_t ts,
+                                      const char *cls, int is_num)
+{
+    struct dw_label lab;
+    memset(&lab, 0, sizeof(lab));
+    lab.id = id;
+    lab.id_len = strlen(id);
+    lab.ts_ms = ts;
+    set_class(&lab.label, cls, is_num);
+    return dw_part_on_label(p, &lab);
+}
+
+static enum dw_part_result label(struct dw_part *p, const char *id, int64_t ts, const char *cls)
+{
+    return label_full(p, id, ts, cls, 0);
+}
+
+static struct dw_agg *win(struct dw_part *p, int model, int64_t start)
+{
+    return dw_part_window(p, &g_models[model], start);
+}
+
+static struct dw_join_rec *rec_of(struct dw_part *p, const char *id)
+{
+    return dw_join_find(&p->join, id, strlen(id));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_windows_epoch_aligned(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 3);
+    assert_int_equal(p->partition, 3);
+    assert_true(dw_part_watermark(p) == DW_NO_TS);
+    assert_true(p->max_ts == DW_NO_TS && p->min_ts == DW_NO_TS && p->max_label_ts == DW_NO_TS);
+    assert_true(p->off_pred == -1 && p->off_label == -1);
+
+    /* In increasing time so that nothing is late. Windows [k*60000, (k+1)*60000). */
+    static const struct {
+        int64_t ts, start, wm;
+    } evs[] = {
+        {-60001, -120000, -70001}, {-60000, -60000, -70000}, {-1, -60000, -10001}, {0, 0, -10000},
+        {59999, 0, 49999},         {60000, 60000, 50000},
+    };
+    char id[16];
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+        snprintf(id, sizeof(id), "w%zu", i);
+        assert_int_equal(predict(p, id, evs[i].ts, "1"), DW_PART_OK);
+        assert_true(dw_part_watermark(p) == evs[i].wm);
+        struct dw_join_rec *rec = rec_of(p, id);
+        assert_non_null(rec);
+        assert_true(rec->win_ms == evs[i].start);
+        assert_true(rec->ts_ms == evs[i].ts);
+        assert_int_equal(rec->state, DW_JOIN_PRED);
+    }
+    assert_int_equal(p->n_wins, 4);
+    assert_int_equal(win(p, FRAUD, -120000)->all.predictions, 1);
+    assert_int_equal(win(p, FRAUD, -60000)->all.predictions, 2);
+    assert_int_equal(win(p, FRAUD, 0)->all.predictions, 2);
+    assert_int_equal(win(p, FRAUD, 60000)->all.predictions, 1);
+    assert_null(win(p, FRAUD, 120000));
+    assert_null(win(p, FRAUD, 30000)); /* only aligned starts exist */
+    assert_true(win(p, FRAUD, 0)->start_ms == 0);
+    assert_true(p->max_ts == 60000 && p->min_ts == -60001);
+    assert_int_equal(p->ctr.predictions, 6);
+    assert_true(p->meta_dirty);
+
+    /* Another model has its own window at the same start. */
+    assert_int_equal(predict_full(p, PRICE, "r1", 60001, "2.5", "", NO_SCORE, 3.0, NULL),
+                     DW_PART_OK);
+    assert_int_equal(p->n_wins, 5);
+    struct dw_agg *pw = win(p, PRICE, 60000);
+    assert_non_null(pw);
+    assert_ptr_equal(pw->model, &g_models[PRICE]);
+    assert_int_equal(pw->all.predictions, 1);
+    assert_int_equal(win(p, FRAUD, 60000)->all.predictions, 1);
+    /* The window counts the features: one numeric value. */
+    assert_int_equal(pw->feats[0].count, 1);
+    assert_true(pw->feats[0].mean == 3.0);
+    /* The version slot of an absent version is "". */
+    assert_int_equal(pw->n_versions, 1);
+    assert_string_equal(pw->versions[0].name, "");
+
+    /* A far-future prediction moves the watermark; one far in the past is late. */
+    assert_int_equal(predict(p, "far", 3600000 * 24LL, "0"), DW_PART_OK);
+    assert_true(dw_part_watermark(p) == 3600000 * 24LL - LATENESS);
+    dw_part_free(p);
+}
+
+static void test_late_predictions(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    assert_int_equal(predict(p, "a", 1000, "1"), DW_PART_OK);
+    /* max 69999: watermark 59999 < end of window 0 (60000): still open. */
+    assert_int_equal(predict(p, "b", 69999, "1"), DW_PART_OK);
+    assert_int_equal(predict(p, "c", 5000, "1"), DW_PART_OK);
+    assert_int_equal(win(p, FRAUD, 0)->all.predictions, 2);
+    /* max 70000: watermark 60000 = window end: closed. */
+    assert_int_equal(predict(p, "d", 70000, "1"), DW_PART_OK);
+    struct dw_agg *w0 = win(p, FRAUD, 0);
+    w0->dirty = 0;
+    assert_int_equal(predict_full(p, FRAUD, "e", 59999, "1", "1.0", 0.5, 77.0, "FR"), DW_PART_LATE);
+    /* Counted in the window as late, not as a prediction; features untouched. */
+    assert_int_equal(w0->late_predictions, 1);
+    assert_int_equal(w0->all.predictions, 2);
+    assert_int_equal(w0->feats[0].count, 2);
+    assert_int_equal(w0->feats[1].count, 2);
+    assert_true(w0->dirty);
+    assert_int_equal(p->ctr.late_predictions, 0);
+    assert_int_equal(p->ctr.predictions, 5);
+    struct dw_join_rec *rec = rec_of(p, "e");
+    assert_non_null(rec);
+    assert_true(rec->flags & DW_JREC_LATE);
+    /* A late prediction does not move the watermark back. */
+    assert_true(dw_part_watermark(p) == 60000);
+
+    /* A late prediction for a window that is not in memory: counted on the partition, and no
+     * window is created for it. */
+    assert_int_equal(predict(p, "f", -30000, "0"), DW_PART_LATE);
+    assert_int_equal(p->ctr.late_predictions, 1);
+    assert_null(win(p, FRAUD, -60000));
+    assert_int_equal(p->n_wins, 2);
+    assert_true(p->min_ts == -30000);
+
+    /* Its label is late too (the prediction was): counted on the partition. */
+    assert_int_equal(label(p, "e", 80000, "1"), DW_PART_OK);
+    assert_int_equal(w0->all.labeled, 0);
+    assert_int_equal(p->ctr.late_labels, 1);
+    assert_int_equal(rec_of(p, "e")->state, DW_JOIN_DONE);
+    /* ... and so are its duplicates. */
+    assert_int_equal(label(p, "e", 80001, "0"), DW_PART_DUPLICATE);
+    assert_int_equal(p->ctr.late_labels, 2);
+    assert_int_equal(w0->duplicate_labels, 0);
+    assert_int_equal(w0->conflicts, 0);
+
+    /* Windows closed globally (closed_upto_ms, set by the consumer) take late predictions even
+     * while this partition's watermark is behind. */
+    struct dw_part *q = dw_part_new(&g_cfg, 1);
+    q->closed_upto_ms = 120000;
+    assert_int_equal(predict(q, "g", 61000, "1"), DW_PART_LATE); /* window end 120000 */
+    assert_int_equal(predict(q, "h", 120000, "1"), DW_PART_OK);
+    assert_int_equal(q->ctr.late_predictions, 1);
+    assert_null(win(q, FRAUD, 60000));
+    dw_part_free(q);
+    dw_part_free(p);
+}
+
+static void test_first_label_wins(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    /* pred/label pairs: tp (score .75), fp (.5), fn (.25), tn (none), "2"/"2" correct. */
+    assert_int_equal(predict_full(p, FRAUD, "tp", 1000, "1", "1.0", 0.75, 1, "DE"), DW_PART_OK);
+    assert_int_equal(predict_full(p, FRAUD, "fp", 2000, "1", "1.1", 0.5, 2, "DE"), DW_PART_OK);
+    assert_int_equal(predict_full(p, FRAUD, "fn", 3000, "0", "1.0", 0.25, 3, NULL), DW_PART_OK);
+    assert_int_equal(predict_full(p, FRAUD, "tn", 4000, "0", "1.0", NO_SCORE, 4, "FR"), DW_PART_OK);
+    assert_int_equal(predict_full(p, FRAUD, "mc", 5000, "2", "1.1", NO_SCORE, 5, "FR"), DW_PART_OK);
+    assert_int_equal(label(p, "tp", 10000, "1"), DW_PART_OK);
+    assert_int_equal(label(p, "fp", 10001, "0"), DW_PART_OK);
+    assert_int_equal(label(p, "fn", 10002, "1"), DW_PART_OK);
+    assert_int_equal(label(p, "tn", 10003, "0"), DW_PART_OK);
+    assert_int_equal(label(p, "mc", 10004, "2"), DW_PART_OK);
+    struct dw_agg *w0 = win(p, FRAUD, 0);
+    const struct dw_counts *c = &w0->all;
+    assert_int_equal(c->predictions, 5);
+    assert_int_equal(c->labeled, 5);
+    assert_int_equal(c->correct, 3);
+    assert_int_equal(c->tp, 1);
+    assert_int_equal(c->fp, 1);
+    assert_int_equal(c->fn, 1);
+    assert_int_equal(c->tn, 2);
+    assert_int_equal(c->scored, 3);
+    /* (.75-1)^2 + .5^2 + (.25-1)^2 = .0625 + .25 + .5625: exact in binary. */
+    assert_true(c->sum_brier == 0.875);
+    /* -ln .75 - ln .5 - ln .25 */
+    assert_true(fabs(c->sum_logloss -
+                     (0.287682072451780927 + 0.693147180559945309 + 1.386294361119890618)) < 1e-12);
+    /* Per version: 1.0 = tp, fn, tn; 1.1 = fp, mc. */
+    size_t v10 = dw_agg_version_slot(w0, "1.0", 3), v11 = dw_agg_version_slot(w0, "1.1", 3);
+    assert_int_equal(w0->n_versions, 2);
+    assert_int_equal(w0->versions[v10].c.predictions, 3);
+    assert_int_equal(w0->versions[v10].c.labeled, 3);
+    assert_int_equal(w0->versions[v10].c.correct, 2);
+    assert_int_equal(w0->versions[v11].c.labeled, 2);
+    assert_int_equal(w0->versions[v11].c.fp, 1);
+    assert_int_equal(w0->versions[v11].c.correct, 1);
+    assert_int_equal(rec_of(p, "tp")->state, DW_JOIN_DONE);
+    assert_string_equal(dw_strtab_get(rec_of(p, "tp")->label_cls), "1");
+
+    /* Later labels: duplicates; conflicts when they differ from the first (kept) label. */
+    assert_int_equal(label(p, "tp", 11000, "0"), DW_PART_DUPLICATE); /* conflict */
+    assert_int_equal(label(p, "tp", 11001, "1"), DW_PART_DUPLICATE); /* agrees with first */
+    assert_int_equal(label(p, "fp", 11002, "1"), DW_PART_DUPLICATE); /* conflict */
+    assert_int_equal(w0->duplicate_labels, 3);
+    assert_int_equal(w0->conflicts, 2);
+    /* The first label still counts, once. */
+    assert_int_equal(c->labeled, 5);
+    assert_int_equal(c->correct, 3);
+    assert_int_equal(c->tp, 1);
+    assert_int_equal(c->fp, 1);
+    assert_string_equal(dw_strtab_get(rec_of(p, "tp")->label_cls), "1");
+    assert_int_equal(p->ctr.labels, 8);
+    assert_int_equal(p->ctr.late_labels, 0);
+
+    /* Another positive class: "yes". */
+    struct dw_model_cfg yes_models[2];
+    memcpy(yes_models, g_models, sizeof(yes_models));
+    yes_models[0].positive_class = "yes";
+    struct dw_config cfg2 = g_cfg;
+    cfg2.models = yes_models;
+    struct dw_part *q = dw_part_new(&cfg2, 0);
+    g_ev->model = &yes_models[0];
+    g_ev->model_idx = 0;
+    g_ev->id = "y1";
+    g_ev->id_len = 2;
+    set_class(&g_ev->pred, "yes", 0);
+    g_ev->has_score = 0;
+    g_ev->ts_ms = 100;
+    assert_int_equal(dw_part_on_prediction(q, g_ev), DW_PART_OK);
+    g_ev->id = "y2";
+    set_class(&g_ev->pred, "1", 0);
+    assert_int_equal(dw_part_on_prediction(q, g_ev), DW_PART_OK);
+    assert_int_equal(label(q, "y1", 200, "yes"), DW_PART_OK);
+    assert_int_equal(label(q, "y2", 201, "yes"), DW_PART_OK);
+    struct dw_agg *qw = dw_part_window(q, &yes_models[0], 0);
+    assert_non_null(qw);
+    assert_int_equal(qw->all.tp, 1);
+    assert_int_equal(qw->all.fn, 1); /* "1" is not positive for this model */
+    assert_int_equal(qw->all.correct, 1);
+    dw_part_free(q);
+    dw_part_free(p);
+}
+
+static void test_label_before_prediction(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    /* Three labels for "early" before its prediction: parked, duplicates remembered. */
+    assert_int_equal(label(p, "early", 5000, "1"), DW_PART_OK);
+    struct dw_join_rec *rec = rec_of(p, "early");
+    assert_non_null(rec);
+    assert_int_equal(rec->state, DW_JOIN_LABEL);
+    assert_true(rec->ts_ms == 5000);
+    assert_true(rec->label_wm == DW_NO_TS); /* label watermark before it: none */
+    assert_int_equal(label(p, "early", 6000, "0"), DW_PART_DUPLICATE); /* conflict */
+    assert_int_equal(label(p, "early", 7000, "1"), DW_PART_DUPLICATE);
+    assert_int_equal(label(p, "early", 7500, "0"), DW_PART_DUPLICATE); /* conflict */
+    rec = rec_of(p, "early");
+    assert_int_equal(rec->dups, 3);
+    assert_int_equal(rec->conflicts, 2);
+    assert_string_equal(dw_strtab_get(rec->label_cls), "1");
+    assert_int_equal(p->n_wins, 0); /* labels create no window */
+    assert_true(p->max_ts == DW_NO_TS);
+    assert_true(p->max_label_ts == 7500);
+    assert_int_equal(p->ctr.labels, 4);
+
+    /* The prediction joins the parked label: counted once, duplicates moved into the window. */
+    assert_int_equal(predict_full(p, FRAUD, "early", 1000, "1", "2.0", 0.75, 9.0, "IT"),
+                     DW_PART_OK);
+    struct dw_agg *w0 = win(p, FRAUD, 0);
+    assert_non_null(w0);
+    assert_int_equal(w0->all.predictions, 1);
+    assert_int_equal(w0->all.labeled, 1);
+    assert_int_equal(w0->all.correct, 1);
+    assert_int_equal(w0->all.tp, 1);
+    assert_int_equal(w0->all.scored, 1);
+    assert_true(w0->all.sum_brier == 0.0625);
+    assert_int_equal(w0->duplicate_labels, 3);
+    assert_int_equal(w0->conflicts, 2);
+    assert_int_equal(w0->versions[0].c.labeled, 1);
+    rec = rec_of(p, "early");
+    assert_int_equal(rec->state, DW_JOIN_DONE);
+    assert_true(rec->ts_ms == 1000);
+    assert_true(rec->win_ms == 0);
+    assert_int_equal(rec->dups, 0);
+    assert_int_equal(rec->conflicts, 0);
+    assert_string_equal(dw_strtab_get(rec->version), "2.0");
+    assert_string_equal(dw_strtab_get(rec->pred_cls), "1");
+    /* One more label after the join: a duplicate in the window. */
+    assert_int_equal(label(p, "early", 8000, "0"), DW_PART_DUPLICATE);
+    assert_int_equal(w0->duplicate_labels, 4);
+    assert_int_equal(w0->conflicts, 3);
+    assert_int_equal(w0->all.labeled, 1);
+
+    /* Regression: a numeric label parked, then the prediction. */
+    assert_int_equal(label_full(p, "r", 9000, "4", 1), DW_PART_OK);
+    assert_true(rec_of(p, "r")->flags & DW_JREC_LABEL_NUM);
+    assert_int_equal(predict_full(p, PRICE, "r", 2000, "1.5", "", NO_SCORE, 0.0, NULL), DW_PART_OK);
+    struct dw_agg *pw = win(p, PRICE, 0);
+    assert_int_equal(pw->all.regressed, 1);
+    assert_true(pw->all.sum_abs_err == 2.5);
+    assert_true(pw->all.sum_sq_err == 6.25);
+    assert_true(pw->all.sum_label == 4.0);
+    assert_true(pw->all.sum_ape == 2.5 / 4.0);
+    assert_int_equal(p->ctr.late_labels, 0);
+    dw_part_free(p);
+}
+
+static void test_duplicate_prediction(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    assert_int_equal(predict_full(p, FRAUD, "d", 1000, "1", "1.0", 0.5, 10.0, "DE"), DW_PART_OK);
+    /* Again, with other values, even in another window and version: ignored. */
+    assert_int_equal(predict_full(p, FRAUD, "d", 61000, "0", "9.9", 0.25, 99.0, "XX"),
+                     DW_PART_DUPLICATE);
+    assert_int_equal(p->ctr.duplicate_predictions, 1);
+    assert_int_equal(p->ctr.predictions, 1);
+    struct dw_agg *w0 = win(p, FRAUD, 0);
+    assert_int_equal(w0->all.predictions, 1);
+    assert_int_equal(w0->n_versions, 1);
+    assert_int_equal(w0->feats[0].count, 1);
+    assert_true(w0->feats[0].max == 10.0);
+    assert_null(win(p, FRAUD, 60000));
+    assert_true(p->max_ts == 1000); /* a duplicate does not move the watermark */
+    struct dw_join_rec *rec = rec_of(p, "d");
+    assert_string_equal(dw_strtab_get(rec->pred_cls), "1");
+    assert_true(rec->ts_ms == 1000);
+    /* After the join too. */
+    assert_int_equal(label(p, "d", 2000, "1"), DW_PART_OK);
+    assert_int_equal(predict(p, "d", 1500, "0"), DW_PART_DUPLICATE);
+    assert_int_equal(p->ctr.duplicate_predictions, 2);
+    assert_int_equal(w0->all.predictions, 1);
+    assert_int_equal(w0->all.labeled, 1);
+    assert_int_equal(w0->all.correct, 1);
+    dw_part_free(p);
+}
+
+static void test_label_lateness(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    /* Window 0 ends at 60000; its labels are late once the label watermark reaches
+     * 60000 + 120000 = 180000. The prediction clock stays low (nothing closes). */
+    assert_int_equal(predict(p, "a", 1000, "1"), DW_PART_OK);
+    assert_int_equal(predict(p, "b", 2000, "1"), DW_PART_OK);
+    assert_int_equal(predict(p, "c", 3000, "1"), DW_PART_OK);
+    assert_int_equal(predict(p, "d", 4000, "1"), DW_PART_OK);
+    struct dw_agg *w0 = win(p, FRAUD, 0);
+    /* A label's own time does not count, only the watermark before it. */
+    assert_int_equal(label(p, "a", 179999, "1"), DW_PART_OK);
+    assert_int_equal(w0->all.labeled, 1);
+    /* Watermark 179999: one below the limit, still on time. */
+    assert_int_equal(label(p, "b", 180000, "1"), DW_PART_OK);
+    assert_int_equal(w0->all.labeled, 2);
+    /* Watermark 180000 = end + horizon: late. */
+    assert_int_equal(label(p, "c", 170000, "1"), DW_PART_OK);
+    assert_int_equal(w0->all.labeled, 2);
+    assert_int_equal(p->ctr.late_labels, 1);
+    assert_int_equal(rec_of(p, "c")->state, DW_JOIN_DONE);
+    /* Duplicates of an on-time label arriving after the horizon are late, not duplicates. */
+    assert_int_equal(label(p, "a", 180001, "0"), DW_PART_DUPLICATE);
+    assert_int_equal(p->ctr.late_labels, 2);
+    assert_int_equal(w0->duplicate_labels, 0);
+    assert_int_equal(w0->conflicts, 0);
+    /* A label parked now (watermark 180001) is late when its prediction for window 0 comes,
+     * together with its duplicates. */
+    assert_int_equal(label(p, "e", 190000, "1"), DW_PART_OK);
+    assert_true(rec_of(p, "e")->label_wm == 180001);
+    assert_int_equal(label(p, "e", 190001, "1"), DW_PART_DUPLICATE);
+    assert_int_equal(predict(p, "e", 5000, "1"), DW_PART_OK);
+    assert_int_equal(w0->all.predictions, 5);
+    assert_int_equal(w0->all.labeled, 2);
+    assert_int_equal(w0->duplicate_labels, 0);
+    assert_int_equal(p->ctr.late_labels, 4);
+    /* A label parked while the watermark was below the limit stays on time even though the
+     * watermark has moved on when its prediction arrives (decided at the label's arrival). */
+    struct dw_part *q = dw_part_new(&g_cfg, 1);
+    assert_int_equal(label(q, "f", 100000, "0"), DW_PART_OK); /* watermark before: none */
+    assert_int_equal(label(q, "g", 200000, "0"), DW_PART_OK); /* watermark before: 100000 */
+    assert_int_equal(label(q, "x", 250000, "0"), DW_PART_OK); /* watermark 200000 > 180000 */
+    assert_int_equal(predict(q, "f", 1000, "0"), DW_PART_OK);
+    assert_int_equal(predict(q, "g", 2000, "0"), DW_PART_OK);
+    struct dw_agg *q0 = win(q, FRAUD, 0);
+    assert_int_equal(q0->all.labeled, 2);
+    assert_int_equal(q0->all.tn, 2);
+    assert_int_equal(q->ctr.late_labels, 0);
+    /* Window 60000 (end + horizon = 240000) for a label parked at watermark 250000: late. */
+    assert_int_equal(label(q, "h", 260000, "0"), DW_PART_OK);
+    assert_int_equal(predict(q, "h", 61000, "0"), DW_PART_OK);
+    assert_int_equal(win(q, FRAUD, 60000)->all.labeled, 0);
+    assert_int_equal(q->ctr.late_labels, 1);
+    dw_part_free(q);
+    dw_part_free(p);
+}
+
+static void test_expiry(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    /* A prediction at 1000 waits for its label until 1000 + TTL = 301000 on the label clock. */
+    assert_int_equal(predict(p, "p1", 1000, "1"), DW_PART_OK);
+    assert_int_equal(label(p, "q1", 301000, "1"), DW_PART_OK); /* parked, label clock 301000 */
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_non_null(rec_of(p, "p1")); /* deadline 301000 is not < 301000 */
+    assert_int_equal(p->ctr.expired_predictions, 0);
+    assert_int_equal(label(p, "q2", 301001, "1"), DW_PART_OK);
+    dw_join_clear_dirty(&p->join);
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_null(rec_of(p, "p1"));
+    assert_int_equal(p->ctr.expired_predictions, 1);
+    assert_int_equal(p->ctr.expired_labels, 0);
+    /* The deleted id is kept for the checkpoint. */
+    assert_int_equal(p->join.n_deleted, 1);
+    struct dw_reader rd;
+    dw_reader_init(&rd, p->join.deleted.data, p->join.deleted.len);
+    const char *s;
+    assert_int_equal(dw_rd_str(&rd, &s), 2);
+    assert_memory_equal(s, "p1", 2);
+    /* Its window keeps the prediction, unlabeled. */
+    assert_int_equal(win(p, FRAUD, 0)->all.predictions, 1);
+    assert_int_equal(win(p, FRAUD, 0)->all.labeled, 0);
+
+    /* Parked labels wait on the prediction clock: q1 (301000) until 601000, q2 until 601001. */
+    assert_int_equal(predict(p, "z1", 601000, "1"), DW_PART_OK);
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_non_null(rec_of(p, "q1"));
+    assert_int_equal(p->ctr.expired_labels, 0);
+    assert_int_equal(predict(p, "z2", 601001, "1"), DW_PART_OK);
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_null(rec_of(p, "q1"));
+    assert_non_null(rec_of(p, "q2"));
+    assert_int_equal(p->ctr.expired_labels, 1);
+    /* The predictions at 601000 are not expired by the label clock (301001). */
+    assert_non_null(rec_of(p, "z1"));
+    assert_int_equal(p->ctr.expired_predictions, 1);
+    dw_part_free(p);
+
+    /* Joined records go silently after their TTL (no expiry counted). */
+    p = dw_part_new(&g_cfg, 0);
+    assert_int_equal(predict(p, "j", 1000, "1"), DW_PART_OK);
+    assert_int_equal(label(p, "j", 2000, "1"), DW_PART_OK);
+    assert_int_equal(label(p, "k", 400000, "1"), DW_PART_OK);
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_null(rec_of(p, "j"));
+    assert_int_equal(p->ctr.expired_predictions, 0);
+    assert_int_equal(p->ctr.expired_labels, 0);
+    dw_part_free(p);
+
+    /* With the labels partition at its end, predictions expire on the prediction clock. */
+    p = dw_part_new(&g_cfg, 0);
+    assert_int_equal(predict(p, "a", 1000, "1"), DW_PART_OK);
+    assert_int_equal(predict(p, "b", 301001, "1"), DW_PART_OK);
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_non_null(rec_of(p, "a")); /* no label clock yet, labels not at end */
+    p->labels_at_end = 1;
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_null(rec_of(p, "a"));
+    assert_non_null(rec_of(p, "b"));
+    assert_int_equal(p->ctr.expired_predictions, 1);
+    dw_part_free(p);
+}
+
+/* The same expiry decided when the late event arrives (before any maintenance). */
+static void test_expiry_on_arrival(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    /* Prediction waited too long: its label arrives after the label clock passed 301000. */
+    assert_int_equal(predict(p, "a", 1000, "1"), DW_PART_OK);
+    assert_int_equal(label(p, "other", 301001, "1"), DW_PART_OK);
+    assert_int_equal(label(p, "a", 301002, "1"), DW_PART_OK);
+    assert_int_equal(p->ctr.expired_predictions, 1);
+    struct dw_join_rec *rec = rec_of(p, "a");
+    assert_int_equal(rec->state, DW_JOIN_LABEL); /* parked afresh */
+    assert_int_equal(win(p, FRAUD, 0)->all.labeled, 0);
+    assert_int_equal(p->ctr.late_labels, 0);
+
+    /* A parked label waited too long: the prediction starts afresh, unjoined. */
+    struct dw_part *q = dw_part_new(&g_cfg, 1);
+    assert_int_equal(label(q, "b", 1000, "1"), DW_PART_OK);
+    assert_int_equal(predict(q, "c", 301001, "1"), DW_PART_OK);
+    assert_int_equal(predict(q, "b", 301002, "1"), DW_PART_OK);
+    assert_int_equal(q->ctr.expired_labels, 1);
+    rec = rec_of(q, "b");
+    assert_int_equal(rec->state, DW_JOIN_PRED);
+    assert_int_equal(rec->label_cls, DW_STRTAB_NONE);
+    assert_int_equal(win(q, FRAUD, 300000)->all.labeled, 0);
+    assert_int_equal(win(q, FRAUD, 300000)->all.predictions, 2);
+    dw_part_free(q);
+    dw_part_free(p);
+}
+
+static void test_retirement(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    /* Window 0 retires when both clocks reach 60000 + 120000 = 180000 (prediction clock:
+     * the watermark, max - 10000). */
+    assert_int_equal(predict(p, "a", 1000, "1"), DW_PART_OK);
+    assert_int_equal(predict(p, "b", 61000, "1"), DW_PART_OK);
+    assert_int_equal(label(p, "x", 180000, "1"), DW_PART_OK);   /* label clock at the limit */
+    assert_int_equal(predict(p, "c", 189999, "1"), DW_PART_OK); /* watermark 179999 */
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_int_equal(p->n_retired, 0);
+    assert_non_null(win(p, FRAUD, 0));
+    assert_int_equal(predict(p, "d", 190000, "1"), DW_PART_OK); /* watermark 180000 */
+    struct dw_agg *w0 = win(p, FRAUD, 0);
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_int_equal(p->n_retired, 1);
+    assert_ptr_equal(p->retired[0], w0);
+    assert_int_equal(p->retired[0]->all.predictions, 1);
+    assert_null(win(p, FRAUD, 0));
+    assert_non_null(win(p, FRAUD, 60000)); /* retires at 240000 */
+    assert_int_equal(p->n_wins, 2);        /* 60000 and 180000 */
+    /* Events for the retired window: late, counted on the partition. */
+    assert_int_equal(predict(p, "e", 2000, "1"), DW_PART_LATE);
+    assert_int_equal(p->ctr.late_predictions, 1);
+    assert_null(win(p, FRAUD, 0));
+    assert_int_equal(label(p, "a", 180001, "1"), DW_PART_OK);
+    assert_int_equal(p->ctr.late_labels, 1);
+    assert_int_equal(w0->all.labeled, 0);
+
+    /* Checkpoint done: retired windows freed (ASan checks), dirty marks cleared. */
+    assert_true(win(p, FRAUD, 60000)->dirty);
+    assert_true(p->join.n_dirty > 0);
+    dw_part_checkpoint_done(p);
+    assert_int_equal(p->n_retired, 0);
+    assert_int_equal(p->n_wins, 2);
+    for (size_t i = 0; i < p->n_wins; i++) {
+        assert_false(p->wins[i]->dirty);
+    }
+    assert_int_equal(p->join.n_dirty, 0);
+    assert_int_equal(p->join.n_deleted, 0);
+    assert_false(p->meta_dirty);
+    assert_false(rec_of(p, "b")->flags & DW_JREC_DIRTY);
+    /* A label dirties its window and record again. */
+    assert_int_equal(label(p, "b", 180002, "1"), DW_PART_OK);
+    assert_true(win(p, FRAUD, 60000)->dirty);
+    assert_true(rec_of(p, "b")->flags & DW_JREC_DIRTY);
+    assert_true(p->meta_dirty);
+    dw_part_free(p);
+
+    /* The label clock holds retirement back; reaching the limit exactly releases it. */
+    p = dw_part_new(&g_cfg, 0);
+    assert_int_equal(predict(p, "a", 1000, "1"), DW_PART_OK);
+    assert_int_equal(predict(p, "b", 400000, "1"), DW_PART_OK); /* watermark 390000 */
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_int_equal(p->n_retired, 0); /* no label clock at all */
+    assert_int_equal(label(p, "y", 179999, "1"), DW_PART_OK);
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_int_equal(p->n_retired, 0);
+    assert_non_null(win(p, FRAUD, 0));
+    assert_int_equal(label(p, "z", 180000, "1"), DW_PART_OK);
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_int_equal(p->n_retired, 1);
+    assert_null(win(p, FRAUD, 0));
+    dw_part_checkpoint_done(p);
+    dw_part_free(p);
+
+    /* Labels at the end of their log: the prediction watermark alone retires windows. */
+    p = dw_part_new(&g_cfg, 0);
+    assert_int_equal(predict(p, "a", 1000, "1"), DW_PART_OK);
+    assert_int_equal(predict(p, "b", 190000, "1"), DW_PART_OK);
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_int_equal(p->n_retired, 0);
+    p->labels_at_end = 1;
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_int_equal(p->n_retired, 1);
+    assert_true(p->retired[0]->start_ms == 0);
+    /* Retired windows not yet checkpointed are freed with the partition (no leak). */
+    dw_part_free(p);
+}
+
+static void test_eviction(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    char id[32];
+    /* 100 records: 80 predictions at 0..79000, 20 parked labels at 80000..99000. */
+    for (int i = 0; i < 80; i++) {
+        snprintf(id, sizeof(id), "e%02d", i);
+        assert_int_equal(predict(p, id, (int64_t)i * 1000, "1"), DW_PART_OK);
+    }
+    for (int i = 80; i < 100; i++) {
+        snprintf(id, sizeof(id), "e%02d", i);
+        assert_int_equal(label(p, id, (int64_t)i * 1000, "1"), DW_PART_OK);
+    }
+    assert_int_equal(p->join.count, 100);
+    dw_part_maintain(p, 100); /* at the bound: nothing evicted */
+    assert_int_equal(p->join.count, 100);
+    assert_int_equal(p->ctr.evicted, 0);
+    dw_join_clear_dirty(&p->join);
+
+    dw_part_maintain(p, 50);
+    size_t left = p->join.count;
+    assert_true(left <= 45); /* evicted below 90 % of the bound, so not on every event */
+    assert_true(left > 0);
+    assert_int_equal(p->ctr.evicted, 100 - left);
+    assert_int_equal(p->join.n_deleted, 100 - left);
+    /* The oldest went: every survivor is newer than every evicted record. */
+    int64_t oldest_left = INT64_MAX;
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof(id), "e%02d", i);
+        struct dw_join_rec *rec = rec_of(p, id);
+        if (rec) {
+            oldest_left = rec->ts_ms < oldest_left ? rec->ts_ms : oldest_left;
+        }
+    }
+    assert_true(oldest_left == (int64_t)(100 - left) * 1000);
+    /* Windows are not touched by eviction. */
+    assert_int_equal(win(p, FRAUD, 0)->all.predictions, 60);
+    assert_int_equal(win(p, FRAUD, 60000)->all.predictions, 20);
+    dw_part_free(p);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Exactness: the same two streams in different interleavings give the same state.           */
+
+enum { EV_PRED, EV_LABEL };
+
+struct tev {
+    int kind;
+    int model;
+    char id[16];
+    int64_t ts;
+    char cls[16];
+    int cls_num;
+    const char *version;
+    double score;
+    double x;
+    const char *country;
+};
+
+static const char *const g_countries[] = {"DE", "FR", "IT", "ES", "PL"};
+
+/* Builds the two streams: predictions in offset order, labels in their own order. */
+static void make_streams(uint64_t seed, struct tev **preds, size_t *n_preds, struct tev **labels,
+                         size_t *n_labels)
+{
+    *preds = calloc(2 * N_EXACT_PREDS, sizeof(**preds));
+    *labels = calloc(3 * N_EXACT_PREDS, sizeof(**labels));
+    assert_non_null(*preds);
+    assert_non_null(*labels);
+    size_t np = 0, nl = 0;
+    for (size_t i = 0; i < N_EXACT_PREDS; i++) {
+        struct tev *e = &(*preds)[np++];
+        e->kind = EV_PRED;
+        e->model = (i % 4 == 3) ? PRICE : FRAUD;
+        snprintf(e->id, sizeof(e->id), "x%zu", i);
+        /* Mostly increasing, jittered by up to 30 s: some land in closed windows. */
+        e->ts = 100000 + (int64_t)i * 400 - (int64_t)(rng_next(&seed) % 30000);
+        e->version = (i % 3 == 0) ? "1.1" : "1.0";
+        if (e->model == FRAUD) {
+            snprintf(e->cls, sizeof(e->cls), "%d", (int)(rng_next(&seed) % 2));
+            e->score = (i % 5 == 0) ? NO_SCORE : 0.25 * (double)(1 + rng_next(&seed) % 3);
+            e->country = (i % 9 == 0) ? NULL : g_countries[rng_next(&seed) % 5];
+        } else {
+            snprintf(e->cls, sizeof(e->cls), "%d", (int)(rng_next(&seed) % 11) - 5);
+            e->cls_num = 1;
+            e->score = NO_SCORE;
+        }
+        e->x = (double)(rng_next(&seed) % 1000) / 8.0;
+        /* Now and then the producer sends a prediction id again. */
+        if (i % 30 == 29) {
+            struct tev *d = &(*preds)[np++];
+            *d = (*preds)[np - 1 - 1 - (rng_next(&seed) % 5)];
+            d->ts += 777;
+            d->x += 1.0;
+        }
+        /* Labels: 85 % labeled, some twice (half of those conflicting). */
+        if (rng_next(&seed) % 100 < 85) {
+            int copies = (rng_next(&seed) % 100 < 15) ? 2 : 1;
+            for (int k = 0; k < copies; k++) {
+                struct tev *l = &(*labels)[nl++];
+                l->kind = EV_LABEL;
+                snprintf(l->id, sizeof(l->id), "%s", e->id);
+                l->ts = e->ts + (int64_t)(rng_next(&seed) % 30000) + k * 5000;
+                if (e->model == FRAUD) {
+                    snprintf(l->cls, sizeof(l->cls), "%d", (int)(rng_next(&seed) % 2));
+                } else {
+                    static const int ys[] = {1, 2, 4, 8, -2};
+                    snprintf(l->cls, sizeof(l->cls), "%d", ys[rng_next(&seed) % 5]);
+                    l->cls_num = 1;
+                }
+            }
+        }
+    }
+    /* Labels for predictions that never come. */
+    for (size_t i = 0; i < 20; i++) {
+        struct tev *l = &(*labels)[nl++];
+        l->kind = EV_LABEL;
+        snprintf(l->id, sizeof(l->id), "orphan%zu", i);
+        l->ts = 100000 + (int64_t)i * 9000;
+        snprintf(l->cls, sizeof(l->cls), "1");
+    }
+    /* The label topic: roughly in time order (insertion sort by ts, then local swaps). */
+    for (size_t i = 1; i < nl; i++) {
+        struct tev t = (*labels)[i];
+        size_t k = i;
+        while (k > 0 && (*labels)[k - 1].ts > t.ts) {
+            (*labels)[k] = (*labels)[k - 1];
+            k--;
+        }
+        (*labels)[k] = t;
+    }
+    for (size_t i = 0; i + 1 < nl; i += 1 + rng_next(&seed) % 4) {
+        struct tev t = (*labels)[i];
+        (*labels)[i] = (*labels)[i + 1];
+        (*labels)[i + 1] = t;
+    }
+    *n_preds = np;
+    *n_labels = nl;
+}
+
+static void apply(struct dw_part *p, const struct tev *e)
+{
+    if (e->kind == EV_PRED) {
+        predict_full(p, e->model, e->id, e->ts, e->cls, e->version, e->score, e->x, e->country);
+    } else {
+        label_full(p, e->id, e->ts, e->cls, e->cls_num);
+    }
+}
+
+static int cmp_agg(const void *a, const void *b)
+{
+    const struct dw_agg *x = *(struct dw_agg *const *)a, *y = *(struct dw_agg *const *)b;
+    if (x->model != y->model) {
+        return x->model < y->model ? -1 : 1;
+    }
+    return (x->start_ms > y->start_ms) - (x->start_ms < y->start_ms);
+}
+
+/* What an interleaving leaves behind, in comparable form. */
+struct outcome_state {
+    struct dw_buf wins;   /* windows sorted by (model, start), encoded, log loss zeroed */
+    double logloss[4096]; /* the zeroed log-loss sums, in the same order */
+    size_t n_logloss;
+    struct dw_part_counters ctr;
+    size_t by_state[4]; /* join records per state */
+    int64_t max_ts, max_label_ts;
+    uint64_t late_in_windows, dups, conflicts, labeled; /* sums over the windows */
+};
+
+static void capture(struct dw_part *p, struct outcome_state *st)
+{
+    dw_buf_init(&st->wins);
+    st->n_logloss = 0;
+    st->late_in_windows = st->dups = st->conflicts = st->labeled = 0;
+    struct dw_agg **sorted = malloc(p->n_wins * sizeof(*sorted));
+    assert_non_null(sorted);
+    memcpy(sorted, p->wins, p->n_wins * sizeof(*sorted));
+    qsort(sorted, p->n_wins, sizeof(*sorted), cmp_agg);
+    for (size_t i = 0; i < p->n_wins; i++) {
+        struct dw_agg *agg = sorted[i];
+        assert_true(st->n_logloss + 1 + agg->n_versions <= 4096);
+        st->logloss[st->n_logloss++] = agg->all.sum_logloss;
+        agg->all.sum_logloss = 0;
+        /* Versions are slotted in first-seen order, the same in every interleaving, since
+         * predictions (which create them) keep their order. */
+        for (size_t v = 0; v < agg->n_versions; v++) {
+            st->logloss[st->n_logloss++] = agg->versions[v].c.sum_logloss;
+            agg->versions[v].c.sum_logloss = 0;
+        }
+        st->late_in_windows += agg->late_predictions;
+        st->dups += agg->duplicate_labels;
+        st->conflicts += agg->conflicts;
+        st->labeled += agg->all.labeled;
+        dw_buf_put_str(&st->wins, agg->model->name, strlen(agg->model->name));
+        dw_agg_encode(agg, &st->wins);
+    }
+    free(sorted);
+    st->ctr = p->ctr;
+    memset(st->by_state, 0, sizeof(st->by_state));
+    for (size_t i = 0; i < p->join.n_used; i++) {
+        st->by_state[p->join.pool[i].state]++;
+    }
+    st->max_ts = p->max_ts;
+    st->max_label_ts = p->max_label_ts;
+}
+
+static void assert_same_state(const struct outcome_state *a, const struct outcome_state *b,
+                              size_t which)
+{
+    if (a->wins.len != b->wins.len || memcmp(a->wins.data, b->wins.data, a->wins.len) != 0) {
+        fail_msg("interleaving %zu: window aggregates differ (%zu vs %zu bytes)", which,
+                 a->wins.len, b->wins.len);
+    }
+    assert_int_equal(a->n_logloss, b->n_logloss);
+    for (size_t i = 0; i < a->n_logloss; i++) {
+        double tol = 1e-12 * (fabs(a->logloss[i]) > 1 ? fabs(a->logloss[i]) : 1);
+        if (fabs(a->logloss[i] - b->logloss[i]) > tol) {
+            fail_msg("interleaving %zu: log loss %zu: %.17g vs %.17g", which, i, a->logloss[i],
+                     b->logloss[i]);
+        }
+    }
+    assert_memory_equal(&a->ctr, &b->ctr, sizeof(a->ctr));
+    assert_memory_equal(a->by_state, b->by_state, sizeof(a->by_state));
+    assert_true(a->max_ts == b->max_ts);
+    assert_true(a->max_label_ts == b->max_label_ts);
+}
+
+/* Runs one interleaving: mode 0 = predictions first, 1 = labels first, else random with a
+ * prediction share of p_pred percent. */
+static void run_interleaving(const struct tev *preds, size_t np, const struct tev *labels,
+                             size_t nl, int mode, unsigned p_pred, uint64_t seed,
+                             struct outcome_state *st)
+{
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    size_t i = 0, k = 0;
+    while (i < np || k < nl) {
+        int take_pred;
+        if (i == np) {
+            take_pred = 0;
+        } else if (k == nl) {
+            take_pred = 1;
+        } else if (mode == 0) {
+            take_pred = 1;
+        } else if (mode == 1) {
+            take_pred = 0;
+        } else {
+            take_pred = rng_next(&seed) % 100 < p_pred;
+        }
+        apply(p, take_pred ? &preds[i++] : &labels[k++]);
+    }
+    capture(p, st);
+    dw_part_free(p);
+}
+
+static void test_interleavings_exact(void **state)
+{
+    (void)state;
+    /* Within the horizon and the TTL: neither passes during the streams (spanning ~5 min). */
+    g_cfg.label_horizon_ms = 24 * 3600000LL;
+    g_cfg.join_ttl_ms = 24 * 3600000LL;
+    struct tev *preds, *labels;
+    size_t np, nl;
+    make_streams(2026, &preds, &np, &labels, &nl);
+
+    static struct outcome_state ref, other;
+    run_interleaving(preds, np, labels, nl, 0, 0, 0, &ref);
+    /* The streams exercise what they should: late predictions (and their labels), duplicate
+     * predictions and labels, conflicts, orphan labels left parked. */
+    assert_int_equal(ref.ctr.predictions, N_EXACT_PREDS);
+    assert_true(ref.ctr.duplicate_predictions >= 15);
+    assert_true(ref.ctr.late_labels > 0); /* labels of late predictions */
+    assert_true(ref.by_state[DW_JOIN_LABEL] == 20);
+    assert_true(ref.by_state[DW_JOIN_DONE] > 300);
+    assert_true(ref.late_in_windows > 0);
+    assert_true(ref.dups > 10);
+    assert_true(ref.conflicts > 3);
+    assert_true(ref.labeled > 300);
+
+    /* Labels first: every label is parked, then joined by its prediction. */
+    run_interleaving(preds, np, labels, nl, 1, 0, 0, &other);
+    assert_same_state(&ref, &other, 1);
+    dw_buf_free(&other.wins);
+    static const unsigned shares[N_INTERLEAVINGS] = {5, 20, 35, 50, 50, 65, 80, 95};
+    for (size_t t = 0; t < N_INTERLEAVINGS; t++) {
+        run_interleaving(preds, np, labels, nl, 2, shares[t], 1000 + t, &other);
+        assert_same_state(&ref, &other, 2 + t);
+        dw_buf_free(&other.wins);
+    }
+    dw_buf_free(&ref.wins);
+    free(preds);
+    free(labels);
+    cfg_reset();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_windows_epoch_aligned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_predictions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_label_wins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_label_before_prediction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_prediction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_label_lateness, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_on_arrival, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retirement, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interleavings_exact, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
