@@ -217,6 +217,22 @@ void dw_time_format_rfc3339(int64_t ms, char *buf, size_t buf_size)
     }
 }
 
+int dw_duration_unit(const char *suffix, double *ms_per_unit)
+{
+    static const struct {
+        const char *suffix;
+        double ms;
+    } units[] = {{"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000}, {"h", 3600000},
+                 {"d", 86400000}};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(units); i++) {
+        if (strcmp(suffix, units[i].suffix) == 0) {
+            *ms_per_unit = units[i].ms;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 int dw_duration_parse(const char *s, int64_t *ms_out)
 {
     if (!s || !*s) {
@@ -229,17 +245,7 @@ int dw_duration_parse(const char *s, int64_t *ms_out)
         return -1;
     }
     double mult;
-    if (*end == '\0' || strcmp(end, "s") == 0) {
-        mult = 1000;
-    } else if (strcmp(end, "ms") == 0) {
-        mult = 1;
-    } else if (strcmp(end, "m") == 0) {
-        mult = 60000;
-    } else if (strcmp(end, "h") == 0) {
-        mult = 3600000;
-    } else if (strcmp(end, "d") == 0) {
-        mult = 86400000;
-    } else {
+    if (dw_duration_unit(end, &mult) != 0) {
         return -1;
     }
     double ms = v * mult;

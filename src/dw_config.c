@@ -463,15 +463,7 @@ static int duration_whole_ms(const char *s)
     char *end = NULL;
     double v = strtod(s, &end);
     double mult = 1000;
-    if (strcmp(end, "ms") == 0) {
-        mult = 1;
-    } else if (strcmp(end, "m") == 0) {
-        mult = 60000;
-    } else if (strcmp(end, "h") == 0) {
-        mult = 3600000;
-    } else if (strcmp(end, "d") == 0) {
-        mult = 86400000;
-    }
+    dw_duration_unit(end, &mult);
     double ms = v * mult;
     return fabs(ms - nearbyint(ms)) <= 1e-6 * DW_MAX(1.0, fabs(ms));
 }

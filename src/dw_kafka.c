@@ -73,6 +73,20 @@ err:
     return NULL;
 }
 
+/* rd_kafka_new() that owns conf on success and frees it on failure. */
+static rd_kafka_t *new_client(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errstr,
+                              size_t errstr_size)
+{
+    char kerr[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, kerr, sizeof(kerr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        dw_err(errstr, errstr_size, "kafka %s: %s",
+               type == RD_KAFKA_CONSUMER ? "consumer" : "producer", kerr);
+    }
+    return rk;
+}
+
 rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t *rebalance_cb,
                                   void *opaque, char *errstr, size_t errstr_size)
 {
@@ -94,14 +108,10 @@ rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t
     }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, opaque);
-    char kerr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        dw_err(errstr, errstr_size, "kafka consumer: %s", kerr);
-        return NULL;
+    rd_kafka_t *rk = new_client(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+    if (rk) {
+        rd_kafka_poll_set_consumer(rk);
     }
-    rd_kafka_poll_set_consumer(rk);
     return rk;
 }
 
@@ -127,14 +137,7 @@ rd_kafka_t *dw_kafka_producer_new(const struct dw_config *cfg, char *errstr, siz
         return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    char kerr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof(kerr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        dw_err(errstr, errstr_size, "kafka producer: %s", kerr);
-        return NULL;
-    }
-    return rk;
+    return new_client(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
 }
 
 static int topic_partitions(const rd_kafka_metadata_t *md, const char *topic, char *errstr,

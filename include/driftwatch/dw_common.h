@@ -66,6 +66,9 @@ void dw_time_format_rfc3339(int64_t ms, char *buf, size_t buf_size);
  */
 int dw_duration_parse(const char *s, int64_t *ms_out);
 
+/** @brief Milliseconds per unit of a duration suffix ("", "s", "ms", "m", "h", "d"); 0/-1. */
+int dw_duration_unit(const char *suffix, double *ms_per_unit);
+
 /** @brief floor(a / b) for b > 0, correct for negative a (window alignment). */
 static inline int64_t dw_floor_div(int64_t a, int64_t b)
 {
