@@ -318,6 +318,34 @@ static void counts_decode(struct dw_counts *c, struct dw_reader *rd)
     c->sum_ape = dw_rd_f64(rd);
 }
 
+static int cmp_category(const void *a, const void *b)
+{
+    const struct dw_category *x = *(const struct dw_category *const *)a;
+    const struct dw_category *y = *(const struct dw_category *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+/* Categories in name order, so equal aggregates always encode to equal bytes. */
+static void cats_encode(const struct dw_feat_stats *fs, struct dw_buf *out)
+{
+    if (!fs->cats || fs->n_cats == 0) {
+        return;
+    }
+    const struct dw_category **sorted = dw_malloc(fs->n_cats * sizeof(*sorted));
+    size_t n = 0;
+    for (size_t s = 0; s < CAT_SLOTS; s++) {
+        if (fs->cats[s].name) {
+            sorted[n++] = &fs->cats[s];
+        }
+    }
+    qsort(sorted, n, sizeof(*sorted), cmp_category);
+    for (size_t i = 0; i < n; i++) {
+        dw_buf_put_str(out, sorted[i]->name, strlen(sorted[i]->name));
+        dw_buf_put_u64(out, sorted[i]->count);
+    }
+    free(sorted);
+}
+
 void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
 {
     dw_buf_put_u8(out, AGG_CODEC_VERSION);
@@ -354,12 +382,7 @@ void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
             free(tmp);
         }
         dw_buf_put_u32(out, (uint32_t)fs->n_cats);
-        for (size_t s = 0; fs->cats && s < CAT_SLOTS; s++) {
-            if (fs->cats[s].name) {
-                dw_buf_put_str(out, fs->cats[s].name, strlen(fs->cats[s].name));
-                dw_buf_put_u64(out, fs->cats[s].count);
-            }
-        }
+        cats_encode(fs, out);
     }
 }
 

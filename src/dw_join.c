@@ -94,6 +94,7 @@ void dw_join_free(struct dw_join *j)
 {
     for (size_t i = 0; i < j->n_used; i++) {
         free(j->pool[i].id_long);
+        free(j->pool[i].dups);
     }
     free(j->pool);
     free(j->free_list);
@@ -223,9 +224,22 @@ void dw_join_delete(struct dw_join *j, struct dw_join_rec *rec)
     dw_buf_put_str(&j->deleted, dw_join_id(rec), rec->id_len);
     j->n_deleted++;
     free(rec->id_long);
+    free(rec->dups);
     memset(rec, 0, sizeof(*rec));
     j->free_list[j->n_free++] = idx;
     j->count--;
+}
+
+int dw_join_add_dup(struct dw_join_rec *rec, int64_t label_wm, int conflict)
+{
+    if (rec->n_dups >= DW_JOIN_MAX_DUPS) {
+        return -1;
+    }
+    rec->dups = dw_realloc(rec->dups, (rec->n_dups + 1u) * sizeof(*rec->dups));
+    rec->dups[rec->n_dups].label_wm = label_wm;
+    rec->dups[rec->n_dups].conflict = (uint8_t)(conflict != 0);
+    rec->n_dups++;
+    return 0;
 }
 
 void dw_join_clear_dirty(struct dw_join *j)
@@ -252,8 +266,11 @@ void dw_join_rec_encode(const struct dw_join_rec *rec, const char *model_name, s
     dw_buf_put_f64(out, rec->score);
     dw_buf_put_f64(out, rec->pred_num);
     dw_buf_put_f64(out, rec->label_num);
-    dw_buf_put_u16(out, rec->dups);
-    dw_buf_put_u16(out, rec->conflicts);
+    dw_buf_put_u16(out, rec->n_dups);
+    for (uint16_t i = 0; i < rec->n_dups; i++) {
+        dw_buf_put_i64(out, rec->dups[i].label_wm);
+        dw_buf_put_u8(out, rec->dups[i].conflict);
+    }
     dw_buf_put_str(out, model_name, strlen(model_name));
     dw_buf_put_str(out, version, rec->version == DW_STRTAB_NONE ? 0 : strlen(version));
     dw_buf_put_str(out, pred, rec->pred_cls == DW_STRTAB_NONE ? 0 : strlen(pred));
@@ -285,8 +302,8 @@ int dw_join_rec_decode(struct dw_join *j, const char *id, size_t id_len, const v
     tmp.score = dw_rd_f64(&rd);
     tmp.pred_num = dw_rd_f64(&rd);
     tmp.label_num = dw_rd_f64(&rd);
-    tmp.dups = dw_rd_u16(&rd);
-    tmp.conflicts = dw_rd_u16(&rd);
+    uint16_t n_dups = dw_rd_u16(&rd);
+    const uint8_t *dups_at = dw_rd_bytes(&rd, (size_t)n_dups * 9); /* i64 + u8 each */
     const char *model, *version, *pred, *label;
     size_t model_len = dw_rd_str(&rd, &model);
     size_t version_len = dw_rd_str(&rd, &version);
@@ -294,7 +311,7 @@ int dw_join_rec_decode(struct dw_join *j, const char *id, size_t id_len, const v
     int has_pred = dw_rd_u8(&rd);
     size_t label_len = dw_rd_str(&rd, &label);
     int has_label = dw_rd_u8(&rd);
-    if (rd.err || rd.pos != rd.len || tmp.state < DW_JOIN_PRED || tmp.state > DW_JOIN_DONE ||
+    if (rd.err || rd.pos != rd.len || n_dups > DW_JOIN_MAX_DUPS || tmp.state < DW_JOIN_PRED || tmp.state > DW_JOIN_DONE ||
         id_len == 0 || id_len > UINT16_MAX || dw_join_find(j, id, id_len)) {
         return -1;
     }
@@ -309,8 +326,12 @@ int dw_join_rec_decode(struct dw_join *j, const char *id, size_t id_len, const v
     rec->score = tmp.score;
     rec->pred_num = tmp.pred_num;
     rec->label_num = tmp.label_num;
-    rec->dups = tmp.dups;
-    rec->conflicts = tmp.conflicts;
+    struct dw_reader drd;
+    dw_reader_init(&drd, dups_at, (size_t)n_dups * 9);
+    for (uint16_t i = 0; i < n_dups; i++) {
+        int64_t wm = dw_rd_i64(&drd);
+        dw_join_add_dup(rec, wm, dw_rd_u8(&drd));
+    }
     rec->flags = (uint8_t)(tmp.flags & (uint8_t)~DW_JREC_DIRTY);
     rec->model_idx = (uint16_t)(midx < 0 ? 0 : midx);
     rec->version = intern_opt(version, version_len, tmp.state != DW_JOIN_LABEL);

@@ -4,9 +4,11 @@
  * Join rules (DESIGN.md §8): the first label to arrive for a prediction is the one used; later
  * label events for it are duplicates (conflicts when they disagree with the first), counted in
  * the prediction's window. A label that arrives before its prediction is parked in the join
- * cache; its duplicates are remembered in the record and counted when the prediction arrives.
- * Records expire join.ttl after their event time, measured on the partition's watermark (event
- * time), so expiry replays identically after a restart.
+ * cache; its duplicates are remembered in the record (with the label watermark at their
+ * arrival) and counted when the prediction arrives, so that each label event is judged late
+ * or not by the same rule whichever topic was read first. Records expire join.ttl after their
+ * event time, on the clock of the stream they wait for (dw_part.h), so expiry replays
+ * identically after a restart.
  */
 #include "driftwatch/dw_part.h"
 
@@ -112,15 +114,30 @@ static int label_late(const struct dw_part *p, int64_t win_ms, int64_t lwm)
            win_ms + p->cfg->window_size_ms + p->cfg->label_horizon_ms <= lwm;
 }
 
+/* Counts a duplicate label event (seen at label watermark lwm) of a joined record. */
+static void count_duplicate(struct dw_part *p, const struct dw_join_rec *rec, int64_t lwm,
+                            int conflict)
+{
+    const struct dw_model_cfg *model = &p->cfg->models[rec->model_idx];
+    struct dw_agg *agg = dw_part_window(p, model, rec->win_ms);
+    if (agg && !(rec->flags & DW_JREC_LATE) && !label_late(p, rec->win_ms, lwm)) {
+        agg->duplicate_labels++;
+        agg->conflicts += (uint64_t)(conflict != 0);
+        agg->dirty = 1;
+    } else {
+        p->ctr.late_labels++;
+        p->meta_dirty = 1;
+    }
+}
+
 /* Counts the joined label of rec into its window; the record is DONE afterwards. */
-static void count_join(struct dw_part *p, struct dw_join_rec *rec, uint64_t dups,
-                       uint64_t conflicts, int64_t lwm)
+static void count_join(struct dw_part *p, struct dw_join_rec *rec, int64_t lwm)
 {
     const struct dw_model_cfg *model = &p->cfg->models[rec->model_idx];
     struct dw_agg *agg = dw_part_window(p, model, rec->win_ms);
     rec->state = DW_JOIN_DONE;
     if (!agg || (rec->flags & DW_JREC_LATE) || label_late(p, rec->win_ms, lwm)) {
-        p->ctr.late_labels += 1 + dups;
+        p->ctr.late_labels++;
         p->meta_dirty = 1;
         return;
     }
@@ -129,8 +146,6 @@ static void count_join(struct dw_part *p, struct dw_join_rec *rec, uint64_t dups
     struct dw_outcome o;
     outcome_of(rec, &o);
     dw_agg_add_outcome(agg, vslot, &o);
-    agg->duplicate_labels += dups;
-    agg->conflicts += conflicts;
 }
 
 enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_prediction *ev)
@@ -181,7 +196,8 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
         dw_agg_add_prediction(agg, vslot, ev);
     }
     uint16_t parked_label = DW_STRTAB_NONE;
-    uint64_t dups = 0, conflicts = 0;
+    struct dw_join_dup *dups = NULL;
+    uint16_t n_dups = 0;
     int64_t parked_lwm = DW_NO_TS;
     int parked_num = 0;
     double parked_num_v = 0;
@@ -189,8 +205,10 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
         parked_label = rec->label_cls;
         parked_num = (rec->flags & DW_JREC_LABEL_NUM) != 0;
         parked_num_v = rec->label_num;
-        dups = rec->dups;
-        conflicts = rec->conflicts;
+        dups = rec->dups; /* taken over: counted below, then freed */
+        n_dups = rec->n_dups;
+        rec->dups = NULL;
+        rec->n_dups = 0;
         parked_lwm = rec->label_wm;
         dw_join_touch(&p->join, rec);
     } else {
@@ -216,11 +234,13 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
         rec->flags |= DW_JREC_PRED_NUM;
         rec->pred_num = ev->pred.num;
     }
-    rec->dups = 0;
-    rec->conflicts = 0;
     if (parked_label != DW_STRTAB_NONE) {
-        count_join(p, rec, dups, conflicts, parked_lwm);
+        count_join(p, rec, parked_lwm);
+        for (uint16_t i = 0; i < n_dups; i++) {
+            count_duplicate(p, rec, dups[i].label_wm, dups[i].conflict);
+        }
     }
+    free(dups);
     return late ? DW_PART_LATE : DW_PART_OK;
 }
 
@@ -258,21 +278,14 @@ enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *l
     }
     int conflict = rec->label_cls != label_cls;
     if (rec->state == DW_JOIN_LABEL) {
-        rec->dups++;
-        rec->conflicts = (uint16_t)(rec->conflicts + conflict);
+        if (dw_join_add_dup(rec, lwm, conflict) != 0) {
+            p->ctr.late_labels++; /* beyond DW_JOIN_MAX_DUPS: counted, not kept */
+        }
         dw_join_touch(&p->join, rec);
         return DW_PART_DUPLICATE;
     }
     if (rec->state == DW_JOIN_DONE) {
-        const struct dw_model_cfg *model = &p->cfg->models[rec->model_idx];
-        struct dw_agg *agg = dw_part_window(p, model, rec->win_ms);
-        if (agg && !(rec->flags & DW_JREC_LATE) && !label_late(p, rec->win_ms, lwm)) {
-            agg->duplicate_labels++;
-            agg->conflicts += (uint64_t)conflict;
-            agg->dirty = 1;
-        } else {
-            p->ctr.late_labels++;
-        }
+        count_duplicate(p, rec, lwm, conflict);
         return DW_PART_DUPLICATE;
     }
     rec->label_cls = label_cls;
@@ -281,7 +294,7 @@ enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *l
         rec->label_num = lab->label.num;
     }
     dw_join_touch(&p->join, rec);
-    count_join(p, rec, 0, 0, lwm);
+    count_join(p, rec, lwm);
     return DW_PART_OK;
 }
 
@@ -325,8 +338,9 @@ static void join_sweep(struct dw_part *p, int64_t cutoff, int evicting)
         }
         if (evicting) {
             p->ctr.evicted++;
+        } else {
+            count_expired(p, rec);
         }
-        count_expired(p, rec);
         dw_join_delete(j, rec);
         p->meta_dirty = 1;
     }

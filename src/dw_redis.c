@@ -422,8 +422,26 @@ static int ck_send_join(struct dw_redis *r, struct dw_part *p, struct ckpt *ck)
     struct dw_join *j = &p->join;
     const char *jkey = ck_fmt(ck, "{dw:%s:%s:%d}:join", r->cfg->group, r->cfg->topic_predictions,
                               (int)p->partition);
+    /* Deletions first: an id deleted and inserted again since the last checkpoint is both in
+     * the deleted list and live, and must end up present. */
+    struct dw_reader rd;
+    dw_reader_init(&rd, j->deleted.data, j->deleted.len);
+    for (size_t i = 0; i < j->n_deleted; i++) {
+        if (ck->a.n == 0) {
+            argv_pushs(&ck->a, "HDEL");
+            argv_pushs(&ck->a, jkey);
+        }
+        const char *id;
+        size_t len = dw_rd_str(&rd, &id);
+        argv_push(&ck->a, id, len);
+        if (ck->a.n >= 2 + JOIN_BATCH && ck_send(r, ck) != 0) {
+            return -1;
+        }
+    }
+    if (ck->a.n && ck_send(r, ck) != 0) {
+        return -1;
+    }
     /* Encode every dirty record first (the blob buffer must not move while argv points in). */
-    size_t base = ck->blobs.len;
     size_t *offs = dw_malloc((j->n_dirty + 1) * sizeof(*offs));
     size_t n = 0;
     for (size_t i = 0; i < j->n_dirty; i++) {
@@ -435,7 +453,6 @@ static int ck_send_join(struct dw_redis *r, struct dw_part *p, struct ckpt *ck)
         dw_join_rec_encode(rec, r->cfg->models[rec->model_idx].name, &ck->blobs);
     }
     offs[n] = ck->blobs.len;
-    (void)base;
     size_t k = 0;
     for (size_t i = 0; i < j->n_dirty; i++) {
         struct dw_join_rec *rec = &j->pool[j->dirty[i]];
@@ -457,20 +474,6 @@ static int ck_send_join(struct dw_redis *r, struct dw_part *p, struct ckpt *ck)
     free(offs);
     if (ck->a.n && ck_send(r, ck) != 0) {
         return -1;
-    }
-    struct dw_reader rd;
-    dw_reader_init(&rd, j->deleted.data, j->deleted.len);
-    for (size_t i = 0; i < j->n_deleted; i++) {
-        if (ck->a.n == 0) {
-            argv_pushs(&ck->a, "HDEL");
-            argv_pushs(&ck->a, jkey);
-        }
-        const char *id;
-        size_t len = dw_rd_str(&rd, &id);
-        argv_push(&ck->a, id, len);
-        if (ck->a.n >= 2 + JOIN_BATCH && ck_send(r, ck) != 0) {
-            return -1;
-        }
     }
     if (ck->a.n && ck_send(r, ck) != 0) {
         return -1;
@@ -562,7 +565,8 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
     struct blob_ref *refs = NULL;
     size_t n_refs = 0;
     ck_windows(r, p, &ck, &refs, &n_refs);
-    /* Join blobs are appended after window blobs; reserve now so pointers stay valid. */
+    /* Each command is copied into hiredis's buffer when appended (ck_send), so argv may point
+     * into ck.blobs even though later encodings grow (and move) it. */
     int rc = -1;
     argv_pushs(&ck.a, "MULTI");
     if (ck_send(r, &ck) == 0 && ck_send_windows(r, p, &ck, refs) == 0 &&

@@ -39,6 +39,14 @@ enum dw_join_state { DW_JOIN_FREE = 0, DW_JOIN_PRED = 1, DW_JOIN_LABEL = 2, DW_J
 #define DW_JREC_LATE 0x08      /* the prediction was late: its labels are late too */
 #define DW_JREC_DIRTY 0x80     /* changed since the last checkpoint */
 
+/** @brief A duplicate of a parked label: its label watermark and whether it disagreed. */
+struct dw_join_dup {
+    int64_t label_wm;
+    uint8_t conflict;
+};
+
+#define DW_JOIN_MAX_DUPS 1000 /* duplicates remembered per parked label; more are dropped */
+
 struct dw_join_rec {
     uint64_t hash;
     int64_t ts_ms;  /* prediction event time; label event time while parked */
@@ -54,8 +62,8 @@ struct dw_join_rec {
     uint16_t version;   /* dw_strtab index */
     uint16_t pred_cls;  /* dw_strtab index */
     uint16_t label_cls; /* dw_strtab index */
-    uint16_t dups;      /* parked: label events beyond the first */
-    uint16_t conflicts; /* parked: of which disagreeing with the first */
+    uint16_t n_dups;    /* parked: label events beyond the first */
+    struct dw_join_dup *dups; /* parked: those duplicates (allocated on the first one) */
     uint8_t state;
     uint8_t flags;
 };
@@ -86,6 +94,9 @@ struct dw_join_rec *dw_join_insert(struct dw_join *j, const char *id, size_t len
 
 /** @brief Deletes a record, remembering its id for the checkpoint. */
 void dw_join_delete(struct dw_join *j, struct dw_join_rec *rec);
+
+/** @brief Remembers a duplicate of a parked label. @returns 0, -1 beyond DW_JOIN_MAX_DUPS. */
+int dw_join_add_dup(struct dw_join_rec *rec, int64_t label_wm, int conflict);
 
 /** @brief Marks a record changed since the last checkpoint. */
 void dw_join_touch(struct dw_join *j, struct dw_join_rec *rec);

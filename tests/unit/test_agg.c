@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "driftwatch/dw_agg.h"
+#include "driftwatch/dw_common.h"
 #include "driftwatch/dw_codec.h"
 #include "driftwatch/dw_kll.h"
 
@@ -810,6 +811,46 @@ static void test_decode_corrupt(void **state)
     dw_agg_free(agg);
 }
 
+/*
+ * Regression: two categories with the same home slot, the second wrapping around the table,
+ * change places when decoded; the encoding sorts categories so the bytes do not change.
+ */
+static void test_encode_canonical_categories(void **state)
+{
+    (void)state;
+    static struct dw_feature_cfg feats[] = {{"c", DW_FEATURE_CATEGORICAL}};
+    static struct dw_model_cfg model = {"m", DW_TASK_CLASSIFICATION, "1", feats, 1};
+    size_t slots = 2 * DW_AGG_MAX_CATEGORIES;
+    char names[2][32] = {"", ""};
+    for (int i = 0; !names[1][0]; i++) {
+        char name[32];
+        int n = snprintf(name, sizeof(name), "k%d", i);
+        if (dw_hash64(name, (size_t)n) % slots == slots - 1) {
+            snprintf(names[names[0][0] ? 1 : 0], sizeof(names[0]), "%s", name);
+        }
+    }
+    struct dw_agg *agg = dw_agg_new(&model, 0);
+    struct dw_prediction *ev = pred_new(1);
+    for (int i = 0; i < 2; i++) {
+        set_str(ev, 0, names[i]);
+        dw_agg_add_prediction(agg, 0, ev);
+    }
+    struct dw_buf b1, b2;
+    dw_buf_init(&b1);
+    dw_buf_init(&b2);
+    dw_agg_encode(agg, &b1);
+    struct dw_agg *back = dw_agg_decode(&model, b1.data, b1.len, NULL, 0);
+    assert_non_null(back);
+    dw_agg_encode(back, &b2);
+    assert_int_equal(b1.len, b2.len);
+    assert_memory_equal(b1.data, b2.data, b1.len);
+    dw_buf_free(&b1);
+    dw_buf_free(&b2);
+    dw_agg_free(back);
+    dw_agg_free(agg);
+    free(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -822,6 +863,7 @@ int main(void)
         cmocka_unit_test(test_encode_round_trip),
         cmocka_unit_test(test_decode_changed_model),
         cmocka_unit_test(test_decode_corrupt),
+        cmocka_unit_test(test_encode_canonical_categories),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -187,7 +187,7 @@ static void test_long_ids(void **state)
         for (size_t b = 0; b < len; b++) {
             ids[k][b] = (char)('a' + (b % 26));
         }
-        ids[k][len - 1] = (char)('0' + (k % 2));
+        ids[k][len ? len - 1 : 0] = (char)('0' + (k % 2));
         struct dw_join_rec *rec = dw_join_insert(&j, ids[k], len, DW_JOIN_PRED);
         rec->win_ms = (int64_t)k;
         if (len > DW_JOIN_ID_INLINE) {
@@ -517,8 +517,11 @@ static void round_trip(const struct dw_join_rec *src, const char *model, uint16_
     assert_true(f64_bits(rec->score) == f64_bits(src->score));
     assert_true(f64_bits(rec->pred_num) == f64_bits(src->pred_num));
     assert_true(f64_bits(rec->label_num) == f64_bits(src->label_num));
-    assert_int_equal(rec->dups, src->dups);
-    assert_int_equal(rec->conflicts, src->conflicts);
+    assert_int_equal(rec->n_dups, src->n_dups);
+    for (uint16_t d = 0; d < src->n_dups; d++) {
+        assert_true(rec->dups[d].label_wm == src->dups[d].label_wm);
+        assert_int_equal(rec->dups[d].conflict, src->dups[d].conflict);
+    }
     assert_int_equal(rec->model_idx, want_model);
     if (src->state == DW_JOIN_LABEL) {
         assert_int_equal(rec->version, DW_STRTAB_NONE); /* a parked label has no version */
@@ -568,8 +571,9 @@ static void test_record_round_trip(void **state)
     r.ts_ms = 1794999900000LL;
     r.label_wm = 1794999800000LL;
     r.label_num = 2.5e300;
-    r.dups = 65535;
-    r.conflicts = 3;
+    struct dw_join_dup dups[3] = {{1794999800001LL, 1}, {INT64_MIN, 0}, {-5, 1}};
+    r.dups = dups;
+    r.n_dups = 3;
     r.version = DW_STRTAB_NONE;
     r.pred_cls = DW_STRTAB_NONE;
     r.label_cls = intern("fraudulent");

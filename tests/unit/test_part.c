@@ -387,8 +387,11 @@ static void test_label_before_prediction(void **state)
     assert_int_equal(label(p, "early", 7000, "1"), DW_PART_DUPLICATE);
     assert_int_equal(label(p, "early", 7500, "0"), DW_PART_DUPLICATE); /* conflict */
     rec = rec_of(p, "early");
-    assert_int_equal(rec->dups, 3);
-    assert_int_equal(rec->conflicts, 2);
+    assert_int_equal(rec->n_dups, 3);
+    /* Each duplicate remembers the label watermark before it and whether it disagreed. */
+    assert_true(rec->dups[0].label_wm == 5000 && rec->dups[0].conflict == 1);
+    assert_true(rec->dups[1].label_wm == 6000 && rec->dups[1].conflict == 0);
+    assert_true(rec->dups[2].label_wm == 7000 && rec->dups[2].conflict == 1);
     assert_string_equal(dw_strtab_get(rec->label_cls), "1");
     assert_int_equal(p->n_wins, 0); /* labels create no window */
     assert_true(p->max_ts == DW_NO_TS);
@@ -413,8 +416,8 @@ static void test_label_before_prediction(void **state)
     assert_int_equal(rec->state, DW_JOIN_DONE);
     assert_true(rec->ts_ms == 1000);
     assert_true(rec->win_ms == 0);
-    assert_int_equal(rec->dups, 0);
-    assert_int_equal(rec->conflicts, 0);
+    assert_int_equal(rec->n_dups, 0);
+    assert_null(rec->dups);
     assert_string_equal(dw_strtab_get(rec->version), "2.0");
     assert_string_equal(dw_strtab_get(rec->pred_cls), "1");
     /* One more label after the join: a duplicate in the window. */
@@ -998,6 +1001,58 @@ static void test_interleavings_exact(void **state)
     cfg_reset();
 }
 
+/*
+ * Regression: a duplicate label that arrives after the label horizon is late whichever topic
+ * was read first. Before the fix, duplicates of a parked label took the first label's
+ * watermark and were counted in the window when the labels came first.
+ */
+static void test_parked_duplicate_after_horizon(void **state)
+{
+    (void)state;
+    int64_t after = W + HORIZON; /* label watermark at which window 0's labels are late */
+    struct dw_part *a = dw_part_new(&g_cfg, 0); /* prediction first */
+    predict(a, "p1", 1000, "1");
+    label(a, "p1", 2000, "1");
+    label(a, "q", after, "1");
+    label(a, "p1", after + 1, "0");
+    struct dw_part *b = dw_part_new(&g_cfg, 0); /* labels first */
+    label(b, "p1", 2000, "1");
+    label(b, "q", after, "1");
+    label(b, "p1", after + 1, "0");
+    predict(b, "p1", 1000, "1");
+    struct dw_agg *wa = win(a, FRAUD, 0), *wb = win(b, FRAUD, 0);
+    assert_int_equal(wa->all.labeled, 1);
+    assert_int_equal(wb->all.labeled, 1);
+    assert_int_equal(wa->duplicate_labels, 0);
+    assert_int_equal(wb->duplicate_labels, 0);
+    assert_int_equal(wb->conflicts, 0);
+    assert_int_equal(a->ctr.late_labels, 1);
+    assert_int_equal(b->ctr.late_labels, 1);
+    dw_part_free(a);
+    dw_part_free(b);
+}
+
+/*
+ * An id deleted (expired) and inserted again before the next checkpoint is in the deleted list
+ * and live: the checkpoint sends deletions before updates (dw_redis.c), so it must be dirty.
+ */
+static void test_delete_then_reinsert_same_id(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    label(p, "x", 1000, "1"); /* parked */
+    dw_part_checkpoint_done(p);
+    predict(p, "y", 1000 + TTL + 1, "1"); /* prediction clock past x's TTL */
+    predict(p, "x", 1000 + TTL + 2, "1"); /* x expires on arrival and starts afresh */
+    struct dw_join_rec *rec = rec_of(p, "x");
+    assert_non_null(rec);
+    assert_int_equal(rec->state, DW_JOIN_PRED);
+    assert_true(rec->flags & DW_JREC_DIRTY);
+    assert_int_equal(p->join.n_deleted, 1);
+    assert_int_equal(p->ctr.expired_labels, 1);
+    dw_part_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1012,6 +1067,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retirement, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interleavings_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parked_duplicate_after_horizon, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_then_reinsert_same_id, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,236 @@
+/*
+ * test_checkpoint_redis.c - partition checkpoints against a real redis-server (started here on
+ * a free loopback port): a checkpoint loaded by a new owner gives back the same state; an id
+ * deleted and inserted again between two checkpoints survives; a fenced owner cannot write.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "driftwatch/dw_common.h"
+#include "driftwatch/dw_part.h"
+#include "driftwatch/dw_redis.h"
+
+static struct dw_feature_cfg g_feats[] = {{"amount", DW_FEATURE_NUMERIC},
+                                          {"country", DW_FEATURE_CATEGORICAL}};
+static struct dw_model_cfg g_models[] = {{"fraud", DW_TASK_CLASSIFICATION, "1", g_feats, 2}};
+static struct dw_config g_cfg;
+static pid_t g_redis_pid;
+static struct dw_prediction *g_ev;
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int start_redis(void **state)
+{
+    (void)state;
+    int port = free_port();
+    char port_s[16];
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    g_redis_pid = fork();
+    if (g_redis_pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--save",
+               "", "--appendonly", "no", (char *)NULL);
+        _exit(127);
+    }
+    memset(&g_cfg, 0, sizeof(g_cfg));
+    g_cfg.group = "ckpt";
+    g_cfg.topic_predictions = "predictions";
+    g_cfg.redis_host = "127.0.0.1";
+    g_cfg.redis_port = port;
+    g_cfg.redis_password = "";
+    g_cfg.redis_timeout_ms = 2000;
+    g_cfg.window_size_ms = 60000;
+    g_cfg.allowed_lateness_ms = 10000;
+    g_cfg.label_horizon_ms = 120000;
+    g_cfg.join_ttl_ms = 300000;
+    g_cfg.retention_windows = 100;
+    g_cfg.models = g_models;
+    g_cfg.n_models = 1;
+    g_ev = calloc(1, sizeof(struct dw_prediction) + 2 * sizeof(struct dw_val));
+    for (int i = 0; i < 100; i++) {
+        struct dw_redis *r = dw_redis_connect(&g_cfg, NULL, 0);
+        if (r && dw_redis_ping(r) == 0) {
+            dw_redis_free(r);
+            return 0;
+        }
+        dw_redis_free(r);
+        usleep(50 * 1000);
+    }
+    return -1;
+}
+
+static int stop_redis(void **state)
+{
+    (void)state;
+    kill(g_redis_pid, SIGTERM);
+    waitpid(g_redis_pid, NULL, 0);
+    free(g_ev);
+    return 0;
+}
+
+static void predict(struct dw_part *p, const char *id, int64_t ts, const char *country)
+{
+    struct dw_prediction *ev = g_ev;
+    ev->id = id;
+    ev->id_len = strlen(id);
+    ev->model = &g_models[0];
+    ev->model_idx = 0;
+    ev->version = "1.0";
+    ev->version_len = 3;
+    ev->ts_ms = ts;
+    snprintf(ev->pred.text, sizeof(ev->pred.text), "1");
+    ev->pred.len = 1;
+    ev->features[0].kind = DW_VAL_NUM;
+    ev->features[0].num = (double)(ts % 1000);
+    ev->features[1].kind = DW_VAL_STR;
+    ev->features[1].str = country;
+    ev->features[1].len = strlen(country);
+    dw_part_on_prediction(p, ev);
+    p->off_pred++;
+}
+
+static void label(struct dw_part *p, const char *id, int64_t ts, const char *cls)
+{
+    struct dw_label lab;
+    memset(&lab, 0, sizeof(lab));
+    lab.id = id;
+    lab.id_len = strlen(id);
+    lab.ts_ms = ts;
+    lab.label.len = strlen(cls);
+    memcpy(lab.label.text, cls, lab.label.len + 1);
+    dw_part_on_label(p, &lab);
+    p->off_label++;
+}
+
+static void checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int want)
+{
+    char errstr[256] = "";
+    int rc = dw_redis_checkpoint(r, p, owner, 0, 0, NULL, errstr, sizeof(errstr));
+    if (rc != want) {
+        fail_msg("checkpoint returned %d, want %d: %s", rc, want, errstr);
+    }
+}
+
+static void assert_same_window(struct dw_part *a, struct dw_part *b, int64_t start)
+{
+    struct dw_agg *wa = dw_part_window(a, &g_models[0], start);
+    struct dw_agg *wb = dw_part_window(b, &g_models[0], start);
+    assert_non_null(wa);
+    assert_non_null(wb);
+    struct dw_buf ba, bb;
+    dw_buf_init(&ba);
+    dw_buf_init(&bb);
+    dw_agg_encode(wa, &ba);
+    dw_agg_encode(wb, &bb);
+    assert_int_equal(ba.len, bb.len);
+    assert_memory_equal(ba.data, bb.data, ba.len);
+    dw_buf_free(&ba);
+    dw_buf_free(&bb);
+}
+
+static void test_round_trip_and_reinsert(void **state)
+{
+    (void)state;
+    char errstr[256];
+    struct dw_redis *r = dw_redis_connect(&g_cfg, errstr, sizeof(errstr));
+    assert_non_null(r);
+    struct dw_part *p = dw_part_new(&g_cfg, 3);
+    p->off_pred = p->off_label = 0;
+    assert_int_equal(dw_redis_claim(r, 3, "owner-a", errstr, sizeof(errstr)), 0);
+    label(p, "x", 1000, "1"); /* parked */
+    label(p, "x", 1500, "0"); /* a parked duplicate that disagrees */
+    predict(p, "a", 2000, "DE");
+    label(p, "a", 2500, "1");
+    checkpoint(r, p, "owner-a", 0);
+    /* x's parked label expires on the prediction clock and x comes back as a prediction. */
+    predict(p, "y", 1000 + g_cfg.join_ttl_ms + 1, "FR");
+    predict(p, "x", 1000 + g_cfg.join_ttl_ms + 2, "FR");
+    checkpoint(r, p, "owner-a", 0);
+
+    struct dw_part *q = dw_part_new(&g_cfg, 3);
+    assert_int_equal(dw_redis_claim(r, 3, "owner-b", errstr, sizeof(errstr)), 0);
+    assert_int_equal(dw_redis_load_part(r, q, errstr, sizeof(errstr)), 1);
+    assert_true(q->off_pred == p->off_pred && q->off_label == p->off_label);
+    assert_true(q->max_ts == p->max_ts && q->min_ts == p->min_ts);
+    assert_true(q->max_label_ts == p->max_label_ts);
+    assert_int_equal(q->ctr.expired_labels, 1);
+    assert_int_equal(q->join.count, p->join.count);
+    struct dw_join_rec *x = dw_join_find(&q->join, "x", 1);
+    assert_non_null(x); /* survived: deleted and inserted again between checkpoints */
+    assert_int_equal(x->state, DW_JOIN_PRED);
+    assert_int_equal(q->n_wins, p->n_wins);
+    assert_same_window(p, q, 0);
+    assert_same_window(p, q, 300000);
+
+    /* The previous owner is fenced: its checkpoint is refused and changes nothing. */
+    predict(p, "z", 301000, "IT");
+    checkpoint(r, p, "owner-a", -2);
+    struct dw_part *again = dw_part_new(&g_cfg, 3);
+    assert_int_equal(dw_redis_load_part(r, again, errstr, sizeof(errstr)), 1);
+    assert_null(dw_join_find(&again->join, "z", 1));
+    dw_part_free(again);
+    dw_part_free(q);
+    dw_part_free(p);
+    dw_redis_free(r);
+}
+
+static void test_merged_window(void **state)
+{
+    (void)state;
+    char errstr[256];
+    struct dw_redis *r = dw_redis_connect(&g_cfg, errstr, sizeof(errstr));
+    assert_non_null(r);
+    struct dw_part *parts[2];
+    for (int i = 0; i < 2; i++) {
+        parts[i] = dw_part_new(&g_cfg, 10 + i);
+        assert_int_equal(dw_redis_claim(r, 10 + i, "o", errstr, sizeof(errstr)), 0);
+    }
+    predict(parts[0], "m1", 605000, "DE"); /* window 600000: no other test writes there */
+    predict(parts[1], "m2", 606000, "DE");
+    predict(parts[1], "m3", 607000, "FR");
+    label(parts[1], "m3", 608000, "1");
+    for (int i = 0; i < 2; i++) {
+        checkpoint(r, parts[i], "o", 0);
+    }
+    /* Partitions 0..11 exist; only 10 and 11 have data. */
+    struct dw_agg *m = dw_redis_load_window(r, &g_models[0], 600000, 12, errstr, sizeof(errstr));
+    assert_non_null(m);
+    assert_int_equal(m->all.predictions, 3);
+    assert_int_equal(m->all.labeled, 1);
+    assert_int_equal(m->feats[1].count, 3);
+    dw_agg_free(m);
+    for (int i = 0; i < 2; i++) {
+        dw_part_free(parts[i]);
+    }
+    dw_redis_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_and_reinsert),
+        cmocka_unit_test(test_merged_window),
+    };
+    return cmocka_run_group_tests(tests, start_redis, stop_redis);
+}
