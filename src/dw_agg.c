@@ -162,7 +162,8 @@ void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_pre
     agg->dirty = 1;
 }
 
-static void counts_add_outcome(struct dw_counts *c, const char *positive, const struct dw_outcome *o)
+static void counts_add_outcome(struct dw_counts *c, const char *positive,
+                               const struct dw_outcome *o)
 {
     c->labeled++;
     int pred_pos = strcmp(o->pred, positive) == 0;

@@ -222,8 +222,7 @@ int dw_duration_unit(const char *suffix, double *ms_per_unit)
     static const struct {
         const char *suffix;
         double ms;
-    } units[] = {{"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000}, {"h", 3600000},
-                 {"d", 86400000}};
+    } units[] = {{"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     for (size_t i = 0; i < DW_ARRAY_SIZE(units); i++) {
         if (strcmp(suffix, units[i].suffix) == 0) {
             *ms_per_unit = units[i].ms;

@@ -29,14 +29,13 @@ static void on_signal(int sig)
 
 static void devbroker_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: driftwatch dev-broker [--brokers N] [--topic NAME:PARTITIONS]...\n\n"
-            "Runs an in-process Kafka cluster (librdkafka's mock cluster) on loopback,\n"
-            "prints BOOTSTRAP=host:port,... and serves until SIGTERM or SIGINT.\n\n"
-            "  --brokers N              number of brokers (default 1)\n"
-            "  --topic NAME:PARTITIONS  create a topic (repeatable); other topics are\n"
-            "                           auto-created with 1 partition on first use\n"
-            "  -h, --help               this help\n");
+    fprintf(out, "usage: driftwatch dev-broker [--brokers N] [--topic NAME:PARTITIONS]...\n\n"
+                 "Runs an in-process Kafka cluster (librdkafka's mock cluster) on loopback,\n"
+                 "prints BOOTSTRAP=host:port,... and serves until SIGTERM or SIGINT.\n\n"
+                 "  --brokers N              number of brokers (default 1)\n"
+                 "  --topic NAME:PARTITIONS  create a topic (repeatable); other topics are\n"
+                 "                           auto-created with 1 partition on first use\n"
+                 "  -h, --help               this help\n");
 }
 
 struct topic_spec {
@@ -64,10 +63,10 @@ static int parse_topic(const char *arg, struct topic_spec *t)
 int dw_cmd_dev_broker(int argc, char **argv)
 {
     static const struct option opts[] = {{"brokers", required_argument, NULL, 'b'},
-                                          {"topic", required_argument, NULL, 't'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {"version", no_argument, NULL, 'V'},
-                                          {NULL, 0, NULL, 0}};
+                                         {"topic", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
     struct topic_spec topics[DEVBROKER_MAX_TOPICS];
     int n_topics = 0, brokers = 1, c;
     optind = 0;
@@ -114,8 +113,8 @@ int dw_cmd_dev_broker(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < n_topics; i++) {
-        rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(mc, topics[i].name,
-                                                             topics[i].partitions, 1);
+        rd_kafka_resp_err_t err =
+            rd_kafka_mock_topic_create(mc, topics[i].name, topics[i].partitions, 1);
         if (err) {
             fprintf(stderr, "dev-broker: topic %s: %s\n", topics[i].name, rd_kafka_err2str(err));
             rd_kafka_mock_cluster_destroy(mc);

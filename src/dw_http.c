@@ -55,8 +55,8 @@ struct dw_http {
 
     pthread_mutex_t lock; /* guards the fields below */
     int ready;
-    char *reason; /* why not ready */
-    char *status; /* the /status document */
+    char *reason;         /* why not ready */
+    char *status;         /* the /status document */
     char last_error[256]; /* last message from MHD's logger */
 };
 
@@ -94,8 +94,7 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     }
     if (listen[0] == '[') {
         const char *rb = strchr(listen, ']');
-        if (!rb || rb[1] != ':' || (size_t)(rb - listen - 1) >= sizeof(host) ||
-            rb == listen + 1) {
+        if (!rb || rb[1] != ':' || (size_t)(rb - listen - 1) >= sizeof(host) || rb == listen + 1) {
             goto bad;
         }
         memcpy(host, listen + 1, (size_t)(rb - listen - 1));
@@ -224,9 +223,8 @@ static enum MHD_Result serve_status(struct dw_http *http, struct MHD_Connection 
 
 /* MHD access handler. @locality MHD's polling thread */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     struct dw_http *http = cls;
 
@@ -277,9 +275,8 @@ struct dw_http *dw_http_start(const char *listen, int64_t live_window_ms, char *
         flags |= MHD_USE_IPv6;
     }
     /* MHD ignores the port argument when given a sockaddr but quotes it in its messages. */
-    uint16_t want_port = ss.ss_family == AF_INET6
-                             ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                             : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    uint16_t want_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                                  : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     /* The logger goes first so that MHD routes every later message through it. */
     http->daemon = MHD_start_daemon(
         flags, want_port, NULL, NULL, on_request, http, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
@@ -292,15 +289,13 @@ struct dw_http *dw_http_start(const char *listen, int64_t live_window_ms, char *
         goto err;
     }
 
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(http->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(http->daemon, MHD_DAEMON_INFO_BIND_PORT);
     if (!info || info->port == 0) {
         dw_err(errstr, errstr_size, "http server on \"%s\": cannot read the bound port", listen);
         goto err;
     }
     http->port = info->port;
-    dw_log(DW_LOG_INFO, "http server listening", "{s:s,s:i}", "listen", listen, "port",
-           http->port);
+    dw_log(DW_LOG_INFO, "http server listening", "{s:s,s:i}", "listen", listen, "port", http->port);
     return http;
 
 err:

@@ -45,8 +45,7 @@ static int inspect_model(struct dw_redis *r, const struct dw_model_cfg *m, int n
             continue;
         }
         char errstr[512];
-        struct dw_agg *agg = dw_redis_load_window(r, m, starts[i], n_parts, errstr,
-                                                  sizeof(errstr));
+        struct dw_agg *agg = dw_redis_load_window(r, m, starts[i], n_parts, errstr, sizeof(errstr));
         if (!agg) {
             fprintf(stderr, "inspect: %s\n", errstr);
             rc = -1;
@@ -66,10 +65,10 @@ static int inspect_model(struct dw_redis *r, const struct dw_model_cfg *m, int n
 int dw_cmd_inspect(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                          {"model", required_argument, NULL, 'm'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {"version", no_argument, NULL, 'V'},
-                                          {NULL, 0, NULL, 0}};
+                                         {"model", required_argument, NULL, 'm'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
     const char *path = NULL, *model = NULL;
     int c;
     optind = 0;

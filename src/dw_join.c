@@ -311,8 +311,9 @@ int dw_join_rec_decode(struct dw_join *j, const char *id, size_t id_len, const v
     int has_pred = dw_rd_u8(&rd);
     size_t label_len = dw_rd_str(&rd, &label);
     int has_label = dw_rd_u8(&rd);
-    if (rd.err || rd.pos != rd.len || n_dups > DW_JOIN_MAX_DUPS || tmp.state < DW_JOIN_PRED || tmp.state > DW_JOIN_DONE ||
-        id_len == 0 || id_len > UINT16_MAX || dw_join_find(j, id, id_len)) {
+    if (rd.err || rd.pos != rd.len || n_dups > DW_JOIN_MAX_DUPS || tmp.state < DW_JOIN_PRED ||
+        tmp.state > DW_JOIN_DONE || id_len == 0 || id_len > UINT16_MAX ||
+        dw_join_find(j, id, id_len)) {
         return -1;
     }
     long midx = model_idx_of(model, model_len, opaque);

@@ -15,7 +15,7 @@
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_log.h"
 
-#define PRODUCE_RETRY_MS 100  /* poll time when the local producer queue is full */
+#define PRODUCE_RETRY_MS 100 /* poll time when the local producer queue is full */
 #define PRODUCE_MAX_RETRIES 300
 
 static atomic_long delivery_failures;
@@ -47,8 +47,10 @@ static int has_key(const struct dw_config *cfg, const char *key)
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    dw_log(level <= 3 ? DW_LOG_ERROR : level <= 5 ? DW_LOG_WARN : DW_LOG_DEBUG, buf,
-           "{s:s,s:s}", "component", "librdkafka", "facility", fac);
+    dw_log(level <= 3   ? DW_LOG_ERROR
+           : level <= 5 ? DW_LOG_WARN
+                        : DW_LOG_DEBUG,
+           buf, "{s:s,s:s}", "component", "librdkafka", "facility", fac);
 }
 
 static rd_kafka_conf_t *base_conf(const struct dw_config *cfg, const char *const *defaults,
@@ -90,9 +92,8 @@ static rd_kafka_t *new_client(rd_kafka_type_t type, rd_kafka_conf_t *conf, char 
 rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t *rebalance_cb,
                                   void *opaque, char *errstr, size_t errstr_size)
 {
-    static const char *const defaults[] = {"auto.offset.reset", "earliest",
-                                           "client.id", "driftwatch",
-                                           NULL};
+    static const char *const defaults[] = {"auto.offset.reset", "earliest", "client.id",
+                                           "driftwatch", NULL};
     rd_kafka_conf_t *conf = base_conf(cfg, defaults, errstr, errstr_size);
     if (!conf) {
         return NULL;
@@ -120,17 +121,14 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaqu
     if (rkm->err) {
         atomic_fetch_add(&delivery_failures, 1);
         dw_log_limited("kafka_delivery", 5, DW_LOG_ERROR, "kafka delivery failed", "{s:s,s:s}",
-                       "topic", rd_kafka_topic_name(rkm->rkt), "error",
-                       rd_kafka_err2str(rkm->err));
+                       "topic", rd_kafka_topic_name(rkm->rkt), "error", rd_kafka_err2str(rkm->err));
     }
 }
 
 rd_kafka_t *dw_kafka_producer_new(const struct dw_config *cfg, char *errstr, size_t errstr_size)
 {
-    static const char *const defaults[] = {"enable.idempotence", "true",
-                                           "linger.ms", "20",
-                                           "client.id", "driftwatch",
-                                           NULL};
+    static const char *const defaults[] = {"enable.idempotence", "true",       "linger.ms", "20",
+                                           "client.id",          "driftwatch", NULL};
     /* Consumer-only keys from kafka.* would make the producer warn; they are harmless. */
     rd_kafka_conf_t *conf = base_conf(cfg, defaults, errstr, errstr_size);
     if (!conf) {
@@ -162,8 +160,7 @@ int dw_kafka_check_copartitioned(rd_kafka_t *rk, const struct dw_config *cfg, in
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, 10000);
     if (err) {
-        return dw_err(errstr, errstr_size, "cannot read Kafka metadata: %s",
-                      rd_kafka_err2str(err));
+        return dw_err(errstr, errstr_size, "cannot read Kafka metadata: %s", rd_kafka_err2str(err));
     }
     int np = topic_partitions(md, cfg->topic_predictions, errstr, errstr_size);
     int nl = np < 0 ? -1 : topic_partitions(md, cfg->topic_labels, errstr, errstr_size);
@@ -187,16 +184,15 @@ int dw_kafka_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t 
                      const void *value, size_t value_len, char *errstr, size_t errstr_size)
 {
     for (int attempt = 0; attempt < PRODUCE_MAX_RETRIES; attempt++) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, key_len),
-            RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, key_len),
+                              RD_KAFKA_V_VALUE((void *)value, value_len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (!err) {
             return 0;
         }
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            return dw_err(errstr, errstr_size, "produce to %s: %s", topic,
-                          rd_kafka_err2str(err));
+            return dw_err(errstr, errstr_size, "produce to %s: %s", topic, rd_kafka_err2str(err));
         }
         rd_kafka_poll(rk, PRODUCE_RETRY_MS);
     }

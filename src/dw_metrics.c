@@ -55,9 +55,9 @@ struct dw_family;
 struct dw_metric {
     _Atomic uint64_t bits; /* the double value, as its IEEE-754 bits */
     struct dw_family *fam;
-    char *labels;           /* exposition text without braces, "" when none */
-    uint64_t hash;          /* of name and labels */
-    struct dw_metric *next; /* next series of the family, in registration order */
+    char *labels;            /* exposition text without braces, "" when none */
+    uint64_t hash;           /* of name and labels */
+    struct dw_metric *next;  /* next series of the family, in registration order */
     struct dw_metric *hnext; /* next series in the same hash bucket */
 };
 

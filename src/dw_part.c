@@ -69,8 +69,7 @@ static int window_closed(const struct dw_part *p, int64_t start)
            (p->closed_upto_ms != DW_NO_TS && end <= p->closed_upto_ms);
 }
 
-struct dw_agg *dw_part_window(struct dw_part *p, const struct dw_model_cfg *model,
-                              int64_t start_ms)
+struct dw_agg *dw_part_window(struct dw_part *p, const struct dw_model_cfg *model, int64_t start_ms)
 {
     for (size_t i = p->n_wins; i-- > 0;) {
         struct dw_agg *agg = p->wins[i];
@@ -110,8 +109,7 @@ static void outcome_of(const struct dw_join_rec *rec, struct dw_outcome *o)
 /* A label seen at label watermark lwm is late for a prediction of window start win_ms. */
 static int label_late(const struct dw_part *p, int64_t win_ms, int64_t lwm)
 {
-    return lwm != DW_NO_TS &&
-           win_ms + p->cfg->window_size_ms + p->cfg->label_horizon_ms <= lwm;
+    return lwm != DW_NO_TS && win_ms + p->cfg->window_size_ms + p->cfg->label_horizon_ms <= lwm;
 }
 
 /* Counts a duplicate label event (seen at label watermark lwm) of a joined record. */
@@ -379,8 +377,8 @@ void dw_part_maintain(struct dw_part *p, int64_t max_records)
     for (size_t i = 0; i < p->n_wins; i++) {
         struct dw_agg *agg = p->wins[i];
         int64_t retire_at = agg->start_ms + p->cfg->window_size_ms + p->cfg->label_horizon_ms;
-        int labels_past = p->labels_at_end ||
-                          (p->max_label_ts != DW_NO_TS && retire_at <= p->max_label_ts);
+        int labels_past =
+            p->labels_at_end || (p->max_label_ts != DW_NO_TS && retire_at <= p->max_label_ts);
         if (retire_at <= wm && labels_past) {
             push_agg(&p->retired, &p->n_retired, &p->cap_retired, agg);
         } else {

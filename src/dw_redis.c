@@ -18,7 +18,7 @@
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_log.h"
 
-#define JOIN_BATCH 4096  /* field/value pairs per HSET / HDEL command */
+#define JOIN_BATCH 4096 /* field/value pairs per HSET / HDEL command */
 #define HSCAN_COUNT "2000"
 
 struct dw_redis {
@@ -93,8 +93,7 @@ static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
         redisReply *rep = redisCommand(c, "AUTH %s", cfg->redis_password);
         int ok = reply_ok(rep);
         if (!ok) {
-            dw_err(errstr, errstr_size, "redis AUTH failed: %s",
-                   rep ? rep->str : c->errstr);
+            dw_err(errstr, errstr_size, "redis AUTH failed: %s", rep ? rep->str : c->errstr);
         }
         freeReplyObject(rep);
         if (!ok) {
@@ -178,8 +177,7 @@ int dw_redis_claim(struct dw_redis *r, int32_t partition, const char *owner, cha
     redisReply *rep = cmdf(r, "HSET %s owner %s eof_ms 0 label_eof_ms 0", key, owner);
     int ok = reply_ok(rep);
     if (!ok) {
-        dw_err(errstr, errstr_size, "redis HSET %s: %s", key,
-               rep ? rep->str : "connection lost");
+        dw_err(errstr, errstr_size, "redis HSET %s: %s", key, rep ? rep->str : "connection lost");
     }
     freeReplyObject(rep);
     return ok ? 0 : -1;
@@ -208,9 +206,10 @@ static long model_index(const char *name, size_t len, void *opaque)
     return -1;
 }
 
-#define META_COUNTERS(X)                                                                       \
-    X(predictions) X(labels) X(late_predictions) X(late_labels) X(duplicate_predictions)      \
-    X(expired_predictions) X(expired_labels) X(evicted) X(rejected_classes)
+#define META_COUNTERS(X)                                                                           \
+    X(predictions)                                                                                 \
+    X(labels) X(late_predictions) X(late_labels) X(duplicate_predictions) X(expired_predictions)   \
+        X(expired_labels) X(evicted) X(rejected_classes)
 
 static void load_meta(struct dw_part *p, redisReply *meta)
 {
@@ -242,8 +241,8 @@ static int load_windows(struct dw_redis *r, struct dw_part *p, char *errstr, siz
         }
         long midx = model_index(member, (size_t)(tab - member), (void *)r->cfg);
         if (midx < 0) {
-            dw_log(DW_LOG_WARN, "checkpointed window of an unconfigured model ignored",
-                   "{s:s,s:i}", "window", member, "partition", (int)p->partition);
+            dw_log(DW_LOG_WARN, "checkpointed window of an unconfigured model ignored", "{s:s,s:i}",
+                   "window", member, "partition", (int)p->partition);
             continue;
         }
         char wkey[600];
@@ -254,8 +253,8 @@ static int load_windows(struct dw_redis *r, struct dw_part *p, char *errstr, siz
         if (!reply_ok(blob)) {
             rc = dw_err(errstr, errstr_size, "redis GET %s failed", wkey);
         } else if (blob->type == REDIS_REPLY_STRING) {
-            struct dw_agg *agg = dw_agg_decode(&r->cfg->models[midx], blob->str,
-                                               (size_t)blob->len, errstr, errstr_size);
+            struct dw_agg *agg = dw_agg_decode(&r->cfg->models[midx], blob->str, (size_t)blob->len,
+                                               errstr, errstr_size);
             if (!agg) {
                 rc = -1;
             } else {
@@ -282,10 +281,9 @@ static int load_join(struct dw_redis *r, struct dw_part *p, char *errstr, size_t
         snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
         redisReply *kv = rep->element[1];
         for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-            int rc = dw_join_rec_decode(&p->join, kv->element[i]->str,
-                                        (size_t)kv->element[i]->len, kv->element[i + 1]->str,
-                                        (size_t)kv->element[i + 1]->len, model_index,
-                                        (void *)r->cfg);
+            int rc = dw_join_rec_decode(&p->join, kv->element[i]->str, (size_t)kv->element[i]->len,
+                                        kv->element[i + 1]->str, (size_t)kv->element[i + 1]->len,
+                                        model_index, (void *)r->cfg);
             if (rc < 0) {
                 freeReplyObject(rep);
                 return dw_err(errstr, errstr_size, "corrupt join record in %s", key);
@@ -311,8 +309,7 @@ int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *errstr, size
     }
     load_meta(p, meta);
     freeReplyObject(meta);
-    if (load_windows(r, p, errstr, errstr_size) != 0 ||
-        load_join(r, p, errstr, errstr_size) != 0) {
+    if (load_windows(r, p, errstr, errstr_size) != 0 || load_join(r, p, errstr, errstr_size) != 0) {
         return -1;
     }
     dw_join_clear_dirty(&p->join);
@@ -481,16 +478,16 @@ static int ck_send_join(struct dw_redis *r, struct dw_part *p, struct ckpt *ck)
     return 0;
 }
 
-static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
-                        const char *owner, int64_t eof_ms, int64_t label_eof_ms)
+static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck, const char *owner,
+                        int64_t eof_ms, int64_t label_eof_ms)
 {
     argv_pushs(&ck->a, "HSET");
     argv_pushs(&ck->a, ck_fmt(ck, "{dw:%s:%s:%d}:meta", r->cfg->group, r->cfg->topic_predictions,
                               (int)p->partition));
-#define PUT_I64(name, v)                                                                       \
-    do {                                                                                       \
-        argv_pushs(&ck->a, name);                                                              \
-        argv_pushs(&ck->a, ck_fmt(ck, "%" PRId64, (int64_t)(v)));                              \
+#define PUT_I64(name, v)                                                                           \
+    do {                                                                                           \
+        argv_pushs(&ck->a, name);                                                                  \
+        argv_pushs(&ck->a, ck_fmt(ck, "%" PRId64, (int64_t)(v)));                                  \
     } while (0)
     PUT_I64("off_pred", p->off_pred);
     PUT_I64("off_label", p->off_label);
@@ -544,8 +541,7 @@ static int ck_check_owner(struct dw_redis *r, int32_t partition, const char *own
 }
 
 int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
-                        int64_t label_eof_ms, size_t *bytes_out, char *errstr,
-                        size_t errstr_size)
+                        int64_t label_eof_ms, size_t *bytes_out, char *errstr, size_t errstr_size)
 {
     if (ensure_conn(r, errstr, errstr_size) != 0) {
         return -1;
@@ -650,16 +646,15 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
         redisReply *rep = rep_v;
         memset(&metas[p], 0, sizeof(metas[p]));
         if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 6) {
-            metas[p].max_label_ts = rep->element[4]->str
-                                        ? strtoll(rep->element[4]->str, NULL, 10)
-                                        : DW_NO_TS;
+            metas[p].max_label_ts =
+                rep->element[4]->str ? strtoll(rep->element[4]->str, NULL, 10) : DW_NO_TS;
             metas[p].label_eof_ms =
                 rep->element[5]->str ? strtoll(rep->element[5]->str, NULL, 10) : 0;
             metas[p].present = rep->element[3]->type == REDIS_REPLY_STRING;
-            metas[p].max_ts = rep->element[0]->str ? strtoll(rep->element[0]->str, NULL, 10)
-                                                   : DW_NO_TS;
-            metas[p].min_ts = rep->element[1]->str ? strtoll(rep->element[1]->str, NULL, 10)
-                                                   : DW_NO_TS;
+            metas[p].max_ts =
+                rep->element[0]->str ? strtoll(rep->element[0]->str, NULL, 10) : DW_NO_TS;
+            metas[p].min_ts =
+                rep->element[1]->str ? strtoll(rep->element[1]->str, NULL, 10) : DW_NO_TS;
             metas[p].eof_ms = rep->element[2]->str ? strtoll(rep->element[2]->str, NULL, 10) : 0;
         } else {
             rc = -1;
@@ -670,8 +665,7 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
 }
 
 struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cfg *model,
-                                    int64_t start_ms, int n_parts, char *errstr,
-                                    size_t errstr_size)
+                                    int64_t start_ms, int n_parts, char *errstr, size_t errstr_size)
 {
     if (ensure_conn(r, errstr, errstr_size) != 0) {
         return NULL;
@@ -730,8 +724,8 @@ int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model,
         size_t prefix_len = strlen(pattern) - 1;
         char cursor[32] = "0";
         do {
-            redisReply *rep = cmdf(r, "SCAN %s MATCH %b COUNT 1000", cursor, pattern,
-                                   strlen(pattern));
+            redisReply *rep =
+                cmdf(r, "SCAN %s MATCH %b COUNT 1000", cursor, pattern, strlen(pattern));
             if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
                 freeReplyObject(rep);
                 free(*starts);

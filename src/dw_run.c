@@ -40,14 +40,14 @@
 #include "driftwatch/dw_redis.h"
 #include "driftwatch/dw_webhook.h"
 
-#define RUN_BATCH 2048               /* messages per poll */
-#define RUN_POLL_MS 100              /* poll timeout, milliseconds */
-#define RUN_MAX_WINDOWS_PER_TICK 64  /* windows evaluated per model per evaluation tick */
-#define RUN_STATUS_REPORTS 10        /* last reports kept for /status */
-#define RUN_DLQ_PAYLOAD_MAX 1024     /* bytes of an oversize payload kept in its dead letter */
-#define RUN_FLUSH_MS 5000            /* producer flush before a checkpoint, milliseconds */
-#define RUN_SHUTDOWN_FLUSH_MS 3000   /* webhook flush at shutdown, milliseconds */
-#define RUN_LIVE_WINDOW_MS 30000     /* /livez fails when the loop stalls this long */
+#define RUN_BATCH 2048              /* messages per poll */
+#define RUN_POLL_MS 100             /* poll timeout, milliseconds */
+#define RUN_MAX_WINDOWS_PER_TICK 64 /* windows evaluated per model per evaluation tick */
+#define RUN_STATUS_REPORTS 10       /* last reports kept for /status */
+#define RUN_DLQ_PAYLOAD_MAX 1024    /* bytes of an oversize payload kept in its dead letter */
+#define RUN_FLUSH_MS 5000           /* producer flush before a checkpoint, milliseconds */
+#define RUN_SHUTDOWN_FLUSH_MS 3000  /* webhook flush at shutdown, milliseconds */
+#define RUN_LIVE_WINDOW_MS 30000    /* /livez fails when the loop stalls this long */
 
 static volatile sig_atomic_t run_stop;
 
@@ -80,17 +80,17 @@ struct runner {
     struct dw_http *http;
     struct dw_webhook *wh;
     int n_parts;
-    struct dw_part **parts;   /* by partition number; NULL when not owned */
-    int64_t *eof_ms;          /* wall clock since the predictions partition hit its end, 0 = not */
-    int64_t *label_eof_ms;    /* the same for the labels partition */
+    struct dw_part **parts; /* by partition number; NULL when not owned */
+    int64_t *eof_ms;        /* wall clock since the predictions partition hit its end, 0 = not */
+    int64_t *label_eof_ms;  /* the same for the labels partition */
     char owner[128];
-    int assigned;             /* an assignment was received */
-    int paused;               /* consumption paused because Redis is unavailable */
+    int assigned; /* an assignment was received */
+    int paused;   /* consumption paused because Redis is unavailable */
     int64_t next_ckpt, next_eval;
-    int64_t global_wm;        /* predictions: windows ending before it are closed */
-    int64_t global_label_wm;  /* labels: windows ending before it - horizon are final */
+    int64_t global_wm;       /* predictions: windows ending before it are closed */
+    int64_t global_label_wm; /* labels: windows ending before it - horizon are final */
     struct model_rt *models;
-    json_t *reports;          /* last reports for /status */
+    json_t *reports; /* last reports for /status */
     struct run_metrics m;
 };
 
@@ -109,8 +109,8 @@ static struct dw_metric *gauge(const char *name, const char *help)
 static void metrics_init(struct run_metrics *m)
 {
     const char *consumed = "Messages consumed from the input topics.";
-    m->consumed_pred = counter("driftwatch_messages_consumed_total", consumed,
-                               "topic=\"predictions\"");
+    m->consumed_pred =
+        counter("driftwatch_messages_consumed_total", consumed, "topic=\"predictions\"");
     m->consumed_label = counter("driftwatch_messages_consumed_total", consumed, "topic=\"labels\"");
     for (int r = 1; r < DW_BAD__COUNT; r++) {
         char labels[96];
@@ -126,9 +126,10 @@ static void metrics_init(struct run_metrics *m)
                       "Predictions whose window had already closed.", NULL);
     m->duplicates = counter("driftwatch_duplicate_events_total",
                             "Duplicate label events and repeated prediction ids.", NULL);
-    m->checkpoints = counter("driftwatch_checkpoints_total", "Partition checkpoints written.", NULL);
-    m->checkpoint_failures = counter("driftwatch_checkpoint_failures_total",
-                                     "Partition checkpoints that failed.", NULL);
+    m->checkpoints =
+        counter("driftwatch_checkpoints_total", "Partition checkpoints written.", NULL);
+    m->checkpoint_failures =
+        counter("driftwatch_checkpoint_failures_total", "Partition checkpoints that failed.", NULL);
     m->checkpoint_seconds = gauge("driftwatch_checkpoint_duration_seconds",
                                   "Duration of the last checkpoint of all owned partitions.");
     m->checkpoint_bytes = counter("driftwatch_checkpoint_bytes_total",
@@ -143,8 +144,8 @@ static void metrics_init(struct run_metrics *m)
                          "Event time up to which windows are closed (epoch seconds).");
     m->alerts_enqueued = counter("driftwatch_alerts_enqueued_total",
                                  "Alert notifications handed to the webhook sink.", NULL);
-    m->triggers = counter("driftwatch_triggers_produced_total",
-                          "Retraining triggers produced.", NULL);
+    m->triggers =
+        counter("driftwatch_triggers_produced_total", "Retraining triggers produced.", NULL);
     m->trigger_failures = counter("driftwatch_trigger_failures_total",
                                   "Retraining triggers that could not be produced.", NULL);
 }
@@ -163,10 +164,9 @@ static void dead_letter(struct runner *rn, const rd_kafka_message_t *rkm, enum d
     if (!rn->cfg.topic_dead_letter[0]) {
         return;
     }
-    json_t *dl = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I}", "reason", dw_bad_reason_name(why),
-                           "error", err, "topic", topic, "partition", (int)rkm->partition,
-                           "offset", (json_int_t)rkm->offset, "payload_size",
-                           (json_int_t)rkm->len);
+    json_t *dl = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I}", "reason", dw_bad_reason_name(why), "error",
+                           err, "topic", topic, "partition", (int)rkm->partition, "offset",
+                           (json_int_t)rkm->offset, "payload_size", (json_int_t)rkm->len);
     size_t keep = rkm->len;
     if (why == DW_BAD_TOO_LARGE && keep > RUN_DLQ_PAYLOAD_MAX) {
         keep = RUN_DLQ_PAYLOAD_MAX;
@@ -374,8 +374,8 @@ static int load_part(struct runner *rn, int p)
     rn->eof_ms[p] = 0;
     rn->label_eof_ms[p] = 0;
     dw_log(DW_LOG_INFO, "partition assigned", "{s:i,s:b,s:I,s:I,s:i}", "partition", p,
-           "state_found", found, "offset_predictions", (json_int_t)part->off_pred,
-           "offset_labels", (json_int_t)part->off_label, "windows", (int)part->n_wins);
+           "state_found", found, "offset_predictions", (json_int_t)part->off_pred, "offset_labels",
+           (json_int_t)part->off_label, "windows", (int)part->n_wins);
     return 0;
 err:
     dw_log(DW_LOG_ERROR, "cannot load partition state", "{s:i,s:s}", "partition", p, "error",
@@ -464,8 +464,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * end of their log for window.idle_timeout) stop holding windows open. When every partition is
  * idle, the largest clock. DW_NO_TS while a live partition has no data yet.
  */
-static int64_t min_over_live(const struct runner *rn, const struct dw_part_meta *metas,
-                             int labels, int64_t now)
+static int64_t min_over_live(const struct runner *rn, const struct dw_part_meta *metas, int labels,
+                             int64_t now)
 {
     int64_t wm = DW_NO_TS, idle_max = DW_NO_TS;
     int holding = 0;
@@ -642,9 +642,9 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
         int ok = 1;
         for (size_t i = 0; i < n && ok; i++) {
             char errstr[256];
-            aggs[i] = dw_redis_load_window(rn->redis, m,
-                                           json_integer_value(json_array_get(wins, i)),
-                                           rn->n_parts, errstr, sizeof(errstr));
+            aggs[i] =
+                dw_redis_load_window(rn->redis, m, json_integer_value(json_array_get(wins, i)),
+                                     rn->n_parts, errstr, sizeof(errstr));
             ok = aggs[i] != NULL;
         }
         if (ok) {
@@ -672,8 +672,8 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int fina
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
     char errstr[512];
-    struct dw_agg *agg = dw_redis_load_window(rn->redis, m, start, rn->n_parts, errstr,
-                                              sizeof(errstr));
+    struct dw_agg *agg =
+        dw_redis_load_window(rn->redis, m, start, rn->n_parts, errstr, sizeof(errstr));
     if (!agg) {
         dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model", m->name, "error", errstr);
         return -1;
@@ -685,8 +685,7 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int fina
     char name[512];
     snprintf(name, sizeof(name), "report:%s:%" PRId64, m->name, start);
     char *text = json_dumps(report, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    dw_redis_set_str(rn->redis, name, text,
-                     rn->cfg.retention_windows * rn->cfg.window_size_ms);
+    dw_redis_set_str(rn->redis, name, text, rn->cfg.retention_windows * rn->cfg.window_size_ms);
     dw_log(DW_LOG_INFO, final ? "window final" : "window closed", "{s:s,s:O,s:O,s:O}", "model",
            m->name, "window_start", json_object_get(report, "window_start"), "predictions",
            json_object_get(report, "predictions"), "drift", json_object_get(report, "drift"));
@@ -772,12 +771,12 @@ static void publish_status(struct runner *rn)
         records += part->join.count;
         int64_t wm = dw_part_watermark(part);
         json_array_append_new(
-            parts, json_pack("{s:i,s:I,s:I,s:o,s:i,s:I,s:b}", "partition", p, "offset_predictions",
-                             (json_int_t)part->off_pred, "offset_labels",
-                             (json_int_t)part->off_label, "watermark_ms",
-                             wm == DW_NO_TS ? json_null() : json_integer(wm), "windows_open",
-                             (int)part->n_wins, "join_records", (json_int_t)part->join.count,
-                             "idle", rn->eof_ms[p] != 0));
+            parts,
+            json_pack("{s:i,s:I,s:I,s:o,s:i,s:I,s:b}", "partition", p, "offset_predictions",
+                      (json_int_t)part->off_pred, "offset_labels", (json_int_t)part->off_label,
+                      "watermark_ms", wm == DW_NO_TS ? json_null() : json_integer(wm),
+                      "windows_open", (int)part->n_wins, "join_records",
+                      (json_int_t)part->join.count, "idle", rn->eof_ms[p] != 0));
     }
     dw_metric_set(rn->m.windows_open, (double)wins);
     dw_metric_set(rn->m.join_records, (double)records);
@@ -791,8 +790,7 @@ static void publish_status(struct runner *rn)
         dw_http_set_status(rn->http, text);
         int redis_ok = !rn->paused;
         dw_http_set_ready(rn->http, rn->assigned && redis_ok,
-                          !rn->assigned ? "waiting for partition assignment"
-                                        : "redis unavailable");
+                          !rn->assigned ? "waiting for partition assignment" : "redis unavailable");
     }
     free(text);
 }
@@ -839,8 +837,8 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     if (!rn->consumer) {
         return -1;
     }
-    if (dw_kafka_check_copartitioned(rn->consumer, &rn->cfg, &rn->n_parts, errstr,
-                                     errstr_size) != 0) {
+    if (dw_kafka_check_copartitioned(rn->consumer, &rn->cfg, &rn->n_parts, errstr, errstr_size) !=
+        0) {
         return -1;
     }
     if (dw_redis_set_partitions(rn->redis, rn->n_parts) != 0) {
@@ -850,9 +848,12 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     rn->eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->eof_ms));
     rn->label_eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->label_eof_ms));
     if (rn->cfg.webhook_url[0]) {
-        struct dw_webhook_cfg wc = {rn->cfg.webhook_url, rn->cfg.webhook_timeout_ms,
-                                    rn->cfg.webhook_max_attempts, rn->cfg.webhook_backoff_initial_ms,
-                                    rn->cfg.webhook_backoff_max_ms, rn->cfg.webhook_queue_size};
+        struct dw_webhook_cfg wc = {rn->cfg.webhook_url,
+                                    rn->cfg.webhook_timeout_ms,
+                                    rn->cfg.webhook_max_attempts,
+                                    rn->cfg.webhook_backoff_initial_ms,
+                                    rn->cfg.webhook_backoff_max_ms,
+                                    rn->cfg.webhook_queue_size};
         if (!(rn->wh = dw_webhook_new(&wc, errstr, errstr_size))) {
             return -1;
         }
@@ -948,10 +949,10 @@ static void runner_stop(struct runner *rn)
 int dw_cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                          {"check-config", no_argument, NULL, 'C'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {"version", no_argument, NULL, 'V'},
-                                          {NULL, 0, NULL, 0}};
+                                         {"check-config", no_argument, NULL, 'C'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
     const char *path = NULL;
     int check = 0, c;
     optind = 0;

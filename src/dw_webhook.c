@@ -297,8 +297,8 @@ static size_t pick_next(const struct dw_webhook *wh)
 /* Logs an item given up for good and frees it. Called without the lock (logging does I/O). */
 static void log_failed(struct dw_webhook *wh, struct wh_item *it, const char *error)
 {
-    dw_log(DW_LOG_WARN, "webhook delivery failed", "{s:s,s:s,s:i,s:s}", "key", it->key,
-           "endpoint", wh->endpoint, "attempts", (int)it->attempts, "error", error);
+    dw_log(DW_LOG_WARN, "webhook delivery failed", "{s:s,s:s,s:i,s:s}", "key", it->key, "endpoint",
+           wh->endpoint, "attempts", (int)it->attempts, "error", error);
     item_free(it);
 }
 
@@ -385,8 +385,8 @@ static void *delivery_main(void *arg)
             if (st == WH_FAILED) {
                 log_failed(wh, it, out.error);
             } else {
-                dw_log(DW_LOG_DEBUG, "webhook delivered", "{s:s,s:i}", "key", it->key,
-                       "attempts", (int)it->attempts);
+                dw_log(DW_LOG_DEBUG, "webhook delivered", "{s:s,s:i}", "key", it->key, "attempts",
+                       (int)it->attempts);
                 item_free(it);
             }
             pthread_mutex_lock(&wh->lock);
@@ -400,8 +400,9 @@ static void *delivery_main(void *arg)
     pthread_mutex_unlock(&wh->lock);
     for (size_t i = 0; i < left; i++) {
         struct wh_item *it = wh->items[i];
-        log_failed(wh, it, it->attempts > 0 ? "shutdown before a successful retry"
-                                            : "shutdown before the first attempt");
+        log_failed(wh, it,
+                   it->attempts > 0 ? "shutdown before a successful retry"
+                                    : "shutdown before the first attempt");
     }
     return NULL;
 }
@@ -478,21 +479,20 @@ struct dw_webhook *dw_webhook_new(const struct dw_webhook_cfg *cfg, char *errstr
     curl_easy_setopt(wh->curl, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(wh->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 
-    wh->m_sent = dw_metrics_series("driftwatch_alerts_sent_total",
-                                   "Alerts delivered (2xx answer).", DW_METRIC_COUNTER,
-                                   DW_WEBHOOK_LABELS);
+    wh->m_sent = dw_metrics_series("driftwatch_alerts_sent_total", "Alerts delivered (2xx answer).",
+                                   DW_METRIC_COUNTER, DW_WEBHOOK_LABELS);
     wh->m_failed = dw_metrics_series("driftwatch_alerts_failed_total",
                                      "Alerts given up after a final error or the last attempt.",
                                      DW_METRIC_COUNTER, DW_WEBHOOK_LABELS);
-    wh->m_retried = dw_metrics_series("driftwatch_alerts_retried_total",
-                                      "Alert delivery retries scheduled.", DW_METRIC_COUNTER,
-                                      DW_WEBHOOK_LABELS);
+    wh->m_retried =
+        dw_metrics_series("driftwatch_alerts_retried_total", "Alert delivery retries scheduled.",
+                          DW_METRIC_COUNTER, DW_WEBHOOK_LABELS);
     wh->m_dropped = dw_metrics_series("driftwatch_alerts_dropped_total",
                                       "Alerts rejected because the delivery queue was full.",
                                       DW_METRIC_COUNTER, DW_WEBHOOK_LABELS);
-    wh->m_depth = dw_metrics_series("driftwatch_alert_queue_depth",
-                                    "Alerts queued or being delivered.", DW_METRIC_GAUGE,
-                                    DW_WEBHOOK_LABELS);
+    wh->m_depth =
+        dw_metrics_series("driftwatch_alert_queue_depth", "Alerts queued or being delivered.",
+                          DW_METRIC_GAUGE, DW_WEBHOOK_LABELS);
     wh->m_seconds = dw_metrics_series("driftwatch_alert_delivery_seconds_total",
                                       "Sum of enqueue-to-2xx latencies of delivered alerts.",
                                       DW_METRIC_COUNTER, DW_WEBHOOK_LABELS);

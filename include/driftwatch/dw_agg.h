@@ -20,24 +20,24 @@
 #include "driftwatch/dw_decode.h"
 #include "driftwatch/dw_kll.h"
 
-#define DW_AGG_MAX_VERSIONS 16      /* versions tracked per window; more fold into "other" */
-#define DW_AGG_MAX_CATEGORIES 1000  /* distinct categories per feature per window */
-#define DW_AGG_OTHER "__other__"    /* name of the version/category overflow bucket */
+#define DW_AGG_MAX_VERSIONS 16           /* versions tracked per window; more fold into "other" */
+#define DW_AGG_MAX_CATEGORIES 1000       /* distinct categories per feature per window */
+#define DW_AGG_OTHER "__other__"         /* name of the version/category overflow bucket */
 #define DW_AGG_SKETCH_K DW_KLL_DEFAULT_K /* KLL accuracy parameter of per-window sketches */
-#define DW_AGG_SKETCH_EXACT 1024    /* values kept exactly per window before sketching */
+#define DW_AGG_SKETCH_EXACT 1024         /* values kept exactly per window before sketching */
 
 /** @brief Performance counts of joined predictions (classification and regression). */
 struct dw_counts {
     uint64_t predictions;
     uint64_t labeled;
     uint64_t correct;
-    uint64_t tp, fp, tn, fn;  /* binary view: positive = the model's positive_class */
-    uint64_t scored;          /* labeled predictions that carried a score */
-    double sum_brier;         /* Σ (score - y)^2 over scored */
-    double sum_logloss;       /* Σ -[y ln p + (1-y) ln(1-p)], p clipped to [1e-15, 1-1e-15] */
-    uint64_t regressed;       /* labeled predictions with numeric prediction and label */
+    uint64_t tp, fp, tn, fn; /* binary view: positive = the model's positive_class */
+    uint64_t scored;         /* labeled predictions that carried a score */
+    double sum_brier;        /* Σ (score - y)^2 over scored */
+    double sum_logloss;      /* Σ -[y ln p + (1-y) ln(1-p)], p clipped to [1e-15, 1-1e-15] */
+    uint64_t regressed;      /* labeled predictions with numeric prediction and label */
     double sum_abs_err, sum_sq_err, sum_label, sum_label_sq;
-    double sum_ape;           /* Σ |e| / max(|y|, DBL_EPSILON), sklearn's MAPE */
+    double sum_ape; /* Σ |e| / max(|y|, DBL_EPSILON), sklearn's MAPE */
 };
 
 struct dw_version_stats {
@@ -69,10 +69,10 @@ struct dw_agg {
     struct dw_counts all;
     struct dw_version_stats versions[DW_AGG_MAX_VERSIONS + 1]; /* last slot: "__other__" */
     size_t n_versions;
-    uint64_t duplicate_labels; /* label events beyond the first for this window's predictions */
-    uint64_t conflicts;        /* duplicates whose label differs from the first */
-    uint64_t late_predictions; /* predictions that arrived after the window closed */
-    uint64_t late_labels;      /* labels that arrived after the label horizon */
+    uint64_t duplicate_labels;   /* label events beyond the first for this window's predictions */
+    uint64_t conflicts;          /* duplicates whose label differs from the first */
+    uint64_t late_predictions;   /* predictions that arrived after the window closed */
+    uint64_t late_labels;        /* labels that arrived after the label horizon */
     struct dw_feat_stats *feats; /* model->n_features */
     int dirty;                   /* changed since the last checkpoint */
 };

@@ -17,11 +17,11 @@
 #define DW_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /** @brief Aborts with file and line when an invariant does not hold. */
-#define dw_assert(cond)                                                                        \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            dw_assert_fail(#cond, __FILE__, __LINE__);                                         \
-        }                                                                                      \
+#define dw_assert(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            dw_assert_fail(#cond, __FILE__, __LINE__);                                             \
+        }                                                                                          \
     } while (0)
 
 void dw_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
@@ -32,7 +32,8 @@ int64_t dw_now_ms(void);
 /** @returns a monotonic clock reading in milliseconds (for timeouts and periods). */
 int64_t dw_mono_ms(void);
 
-/** @brief snprintf into errstr (NULL-safe); always returns -1 so callers can `return dw_err(...)`. */
+/** @brief snprintf into errstr (NULL-safe); always returns -1 so callers can `return dw_err(...)`.
+ */
 int dw_err(char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

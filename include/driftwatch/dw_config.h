@@ -25,8 +25,8 @@ struct dw_feature_cfg {
 
 struct dw_model_cfg {
     char *name;
-    enum dw_task task;            /* models.<m>.task, default classification */
-    char *positive_class;         /* models.<m>.positive_class, default "1" */
+    enum dw_task task;               /* models.<m>.task, default classification */
+    char *positive_class;            /* models.<m>.positive_class, default "1" */
     struct dw_feature_cfg *features; /* models.<m>.features: map name -> numeric|categorical */
     size_t n_features;
 };
@@ -37,72 +37,72 @@ struct dw_kv {
 };
 
 struct dw_config {
-    char *path;                 /* file the config was read from (not a key) */
+    char *path; /* file the config was read from (not a key) */
 
-    char *group;                /* group: consumer group id and Redis key namespace */
+    char *group; /* group: consumer group id and Redis key namespace */
 
-    char *topic_predictions;    /* topics.predictions */
-    char *topic_labels;         /* topics.labels */
-    char *topic_dead_letter;    /* topics.dead_letter ("" disables the dead-letter topic) */
-    char *topic_triggers;       /* topics.triggers ("" disables triggers) */
+    char *topic_predictions; /* topics.predictions */
+    char *topic_labels;      /* topics.labels */
+    char *topic_dead_letter; /* topics.dead_letter ("" disables the dead-letter topic) */
+    char *topic_triggers;    /* topics.triggers ("" disables triggers) */
 
-    struct dw_kv *kafka;        /* kafka.*: passed to librdkafka as-is (without "kafka.") */
+    struct dw_kv *kafka; /* kafka.*: passed to librdkafka as-is (without "kafka.") */
     size_t n_kafka;
 
-    char *redis_host;           /* redis.host */
-    int redis_port;             /* redis.port */
-    char *redis_password;       /* redis.password ("" = none) */
-    int redis_db;               /* redis.db */
-    int64_t redis_timeout_ms;   /* redis.timeout (duration) */
+    char *redis_host;         /* redis.host */
+    int redis_port;           /* redis.port */
+    char *redis_password;     /* redis.password ("" = none) */
+    int redis_db;             /* redis.db */
+    int64_t redis_timeout_ms; /* redis.timeout (duration) */
 
-    int64_t max_message_bytes;  /* input.max_message_bytes */
-    char *field_prediction_id;  /* input.fields.prediction_id (JSON pointer) */
-    char *field_model;          /* input.fields.model */
-    char *field_model_version;  /* input.fields.model_version */
-    char *field_timestamp;      /* input.fields.timestamp */
-    char *field_features;       /* input.fields.features */
-    char *field_prediction;     /* input.fields.prediction */
-    char *field_score;          /* input.fields.score */
-    char *field_latency_ms;     /* input.fields.latency_ms */
-    char *field_label_id;       /* input.fields.label_id */
-    char *field_label;          /* input.fields.label */
-    char *field_label_timestamp;/* input.fields.label_timestamp */
+    int64_t max_message_bytes;   /* input.max_message_bytes */
+    char *field_prediction_id;   /* input.fields.prediction_id (JSON pointer) */
+    char *field_model;           /* input.fields.model */
+    char *field_model_version;   /* input.fields.model_version */
+    char *field_timestamp;       /* input.fields.timestamp */
+    char *field_features;        /* input.fields.features */
+    char *field_prediction;      /* input.fields.prediction */
+    char *field_score;           /* input.fields.score */
+    char *field_latency_ms;      /* input.fields.latency_ms */
+    char *field_label_id;        /* input.fields.label_id */
+    char *field_label;           /* input.fields.label */
+    char *field_label_timestamp; /* input.fields.label_timestamp */
 
-    int64_t window_size_ms;       /* window.size */
-    int64_t allowed_lateness_ms;  /* window.allowed_lateness */
-    int64_t idle_timeout_ms;      /* window.idle_timeout */
-    int64_t label_horizon_ms;     /* window.label_horizon */
-    int64_t retention_windows;    /* window.retention: closed windows kept in Redis */
+    int64_t window_size_ms;      /* window.size */
+    int64_t allowed_lateness_ms; /* window.allowed_lateness */
+    int64_t idle_timeout_ms;     /* window.idle_timeout */
+    int64_t label_horizon_ms;    /* window.label_horizon */
+    int64_t retention_windows;   /* window.retention: closed windows kept in Redis */
 
-    int64_t join_ttl_ms;          /* join.ttl */
-    int64_t join_max_records;     /* join.max_records (per consumer) */
+    int64_t join_ttl_ms;      /* join.ttl */
+    int64_t join_max_records; /* join.max_records (per consumer) */
 
     int64_t checkpoint_interval_ms; /* checkpoint.interval */
     int64_t eval_interval_ms;       /* evaluation.interval */
 
-    int64_t reference_windows;    /* reference.windows: first N closed windows form the reference */
-    int64_t psi_bins;             /* reference.bins: quantile bins for numeric PSI (10 = deciles) */
+    int64_t reference_windows; /* reference.windows: first N closed windows form the reference */
+    int64_t psi_bins;          /* reference.bins: quantile bins for numeric PSI (10 = deciles) */
 
-    double psi_threshold;         /* detectors.psi_threshold */
-    double accuracy_drop;         /* detectors.accuracy_drop: relative drop that alerts */
-    int64_t min_samples;          /* detectors.min_samples: windows with fewer are not judged */
+    double psi_threshold; /* detectors.psi_threshold */
+    double accuracy_drop; /* detectors.accuracy_drop: relative drop that alerts */
+    int64_t min_samples;  /* detectors.min_samples: windows with fewer are not judged */
 
-    char *http_listen;            /* http.listen: "host:port" ("" disables) */
+    char *http_listen; /* http.listen: "host:port" ("" disables) */
 
-    char *webhook_url;            /* alerts.webhook.url ("" disables) */
-    int64_t webhook_timeout_ms;   /* alerts.webhook.timeout */
-    int64_t webhook_max_attempts; /* alerts.webhook.max_attempts */
+    char *webhook_url;                  /* alerts.webhook.url ("" disables) */
+    int64_t webhook_timeout_ms;         /* alerts.webhook.timeout */
+    int64_t webhook_max_attempts;       /* alerts.webhook.max_attempts */
     int64_t webhook_backoff_initial_ms; /* alerts.webhook.backoff_initial */
     int64_t webhook_backoff_max_ms;     /* alerts.webhook.backoff_max */
-    int64_t webhook_queue_size;   /* alerts.webhook.queue_size */
+    int64_t webhook_queue_size;         /* alerts.webhook.queue_size */
 
-    int triggers_enabled;         /* triggers.enabled */
-    int64_t trigger_cooldown_ms;  /* triggers.cooldown */
+    int triggers_enabled;        /* triggers.enabled */
+    int64_t trigger_cooldown_ms; /* triggers.cooldown */
 
-    char *log_level;              /* log.level */
-    int64_t log_bad_per_second;   /* log.bad_messages_per_second */
+    char *log_level;            /* log.level */
+    int64_t log_bad_per_second; /* log.bad_messages_per_second */
 
-    struct dw_model_cfg *models;  /* models: map name -> model */
+    struct dw_model_cfg *models; /* models: map name -> model */
     size_t n_models;
 };
 

@@ -16,8 +16,8 @@
 
 #include "driftwatch/dw_config.h"
 
-#define DW_ID_MAX 256    /* bytes; a longer prediction_id is rejected (reason wrong_type) */
-#define DW_CLASS_MAX 64  /* bytes; a longer class label is rejected (reason wrong_type) */
+#define DW_ID_MAX 256   /* bytes; a longer prediction_id is rejected (reason wrong_type) */
+#define DW_CLASS_MAX 64 /* bytes; a longer class label is rejected (reason wrong_type) */
 
 enum dw_bad_reason {
     DW_BAD_NONE = 0,
@@ -61,10 +61,10 @@ struct dw_prediction {
     size_t model_idx;                 /* index into cfg->models */
     const char *version;              /* "" when absent */
     size_t version_len;
-    int64_t ts_ms;                    /* event time; the Kafka timestamp when absent */
+    int64_t ts_ms; /* event time; the Kafka timestamp when absent */
     struct dw_class pred;
     int has_score;
-    double score;                     /* positive-class probability (binary) */
+    double score; /* positive-class probability (binary) */
     int has_latency;
     double latency_ms;
     struct dw_val features[]; /* flexible array sized by dw_decoder_max_features() */
@@ -73,7 +73,7 @@ struct dw_prediction {
 struct dw_label {
     const char *id;
     size_t id_len;
-    int64_t ts_ms;                    /* the Kafka timestamp when absent */
+    int64_t ts_ms; /* the Kafka timestamp when absent */
     struct dw_class label;
 };
 

@@ -49,8 +49,8 @@ struct dw_join_dup {
 
 struct dw_join_rec {
     uint64_t hash;
-    int64_t ts_ms;  /* prediction event time; label event time while parked */
-    int64_t win_ms; /* window start of the prediction */
+    int64_t ts_ms;    /* prediction event time; label event time while parked */
+    int64_t win_ms;   /* window start of the prediction */
     int64_t label_wm; /* parked: the partition's label watermark when the label arrived */
     double score;
     double pred_num;
@@ -59,10 +59,10 @@ struct dw_join_rec {
     char id[DW_JOIN_ID_INLINE];
     uint16_t id_len;
     uint16_t model_idx;
-    uint16_t version;   /* dw_strtab index */
-    uint16_t pred_cls;  /* dw_strtab index */
-    uint16_t label_cls; /* dw_strtab index */
-    uint16_t n_dups;    /* parked: label events beyond the first */
+    uint16_t version;         /* dw_strtab index */
+    uint16_t pred_cls;        /* dw_strtab index */
+    uint16_t label_cls;       /* dw_strtab index */
+    uint16_t n_dups;          /* parked: label events beyond the first */
     struct dw_join_dup *dups; /* parked: those duplicates (allocated on the first one) */
     uint8_t state;
     uint8_t flags;
@@ -73,7 +73,7 @@ struct dw_join {
     size_t pool_cap;
     uint32_t *free_list; /* indices of free pool slots */
     size_t n_free;
-    size_t n_used; /* high-water mark of the pool */
+    size_t n_used;   /* high-water mark of the pool */
     uint32_t *slots; /* hash table: pool index + 1, 0 = empty */
     size_t n_slots;  /* power of two */
     size_t count;    /* live records */

@@ -52,12 +52,12 @@ struct dw_part_counters {
 struct dw_part {
     const struct dw_config *cfg;
     int32_t partition;
-    int64_t off_pred;  /* next offset to consume on the predictions topic (-1: none yet) */
-    int64_t off_label; /* next offset to consume on the labels topic (-1: none yet) */
-    int64_t max_ts;    /* max prediction event time seen (DW_NO_TS: none) */
-    int64_t min_ts;    /* first (smallest) prediction event time seen */
-    int64_t max_label_ts; /* label watermark: max label event time seen (DW_NO_TS: none) */
-    int labels_at_end; /* set by the consumer: the labels partition is at the end of its log */
+    int64_t off_pred;       /* next offset to consume on the predictions topic (-1: none yet) */
+    int64_t off_label;      /* next offset to consume on the labels topic (-1: none yet) */
+    int64_t max_ts;         /* max prediction event time seen (DW_NO_TS: none) */
+    int64_t min_ts;         /* first (smallest) prediction event time seen */
+    int64_t max_label_ts;   /* label watermark: max label event time seen (DW_NO_TS: none) */
+    int labels_at_end;      /* set by the consumer: the labels partition is at the end of its log */
     int64_t closed_upto_ms; /* windows ending at or before this are closed globally */
     struct dw_part_counters ctr;
     struct dw_join join;

@@ -32,7 +32,7 @@ struct dw_part_meta {
     int present;    /* the partition has a checkpoint */
     int64_t max_ts; /* DW_NO_TS when no prediction yet */
     int64_t min_ts;
-    int64_t eof_ms; /* wall clock since the partition is at the end of its log, 0 = not */
+    int64_t eof_ms;       /* wall clock since the partition is at the end of its log, 0 = not */
     int64_t max_label_ts; /* label watermark (DW_NO_TS when no label yet) */
     int64_t label_eof_ms; /* same as eof_ms for the labels partition */
 };
@@ -62,8 +62,7 @@ int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *errstr, size
  * @returns 0 ok, -1 Redis error (state kept dirty, retry later), -2 ownership lost.
  */
 int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
-                        int64_t label_eof_ms, size_t *bytes_out, char *errstr,
-                        size_t errstr_size);
+                        int64_t label_eof_ms, size_t *bytes_out, char *errstr, size_t errstr_size);
 
 /** @brief Stores/reads the partition count (dw:G:partitions). */
 int dw_redis_set_partitions(struct dw_redis *r, int n);

@@ -28,9 +28,9 @@
 #define N_THREADS 4
 #define N_INCS 100000
 
-#define BUILD_INFO                                                                             \
-    "# HELP driftwatch_build_info Build information of this driftwatch binary; always 1.\n"    \
-    "# TYPE driftwatch_build_info gauge\n"                                                     \
+#define BUILD_INFO                                                                                 \
+    "# HELP driftwatch_build_info Build information of this driftwatch binary; always 1.\n"        \
+    "# TYPE driftwatch_build_info gauge\n"                                                         \
     "driftwatch_build_info{version=\"" DW_VERSION "\"} 1\n"
 
 static int setup(void **state)
@@ -41,12 +41,12 @@ static int setup(void **state)
 
 static void test_counter_and_gauge(void **state)
 {
-    struct dw_metric *c = dw_metrics_series("driftwatch_messages_consumed_total",
-                                            "Messages consumed.", DW_METRIC_COUNTER,
-                                            "topic=\"labels\"");
-    struct dw_metric *g = dw_metrics_series("driftwatch_checkpoint_duration_seconds",
-                                            "Duration of the last checkpoint.", DW_METRIC_GAUGE,
-                                            NULL);
+    struct dw_metric *c =
+        dw_metrics_series("driftwatch_messages_consumed_total", "Messages consumed.",
+                          DW_METRIC_COUNTER, "topic=\"labels\"");
+    struct dw_metric *g =
+        dw_metrics_series("driftwatch_checkpoint_duration_seconds",
+                          "Duration of the last checkpoint.", DW_METRIC_GAUGE, NULL);
     assert_non_null(c);
     assert_non_null(g);
     assert_true(dw_metric_get(c) == 0.0);
@@ -86,16 +86,16 @@ static void test_render_exact(void **state)
     struct dw_metric *pred = dw_metrics_series("driftwatch_messages_consumed_total",
                                                "Messages consumed from Kafka, by topic.",
                                                DW_METRIC_COUNTER, "topic=\"predictions\"");
-    struct dw_metric *ckpt = dw_metrics_series("driftwatch_checkpoint_duration_seconds",
-                                               "Duration of the last Redis checkpoint.",
-                                               DW_METRIC_GAUGE, NULL);
+    struct dw_metric *ckpt =
+        dw_metrics_series("driftwatch_checkpoint_duration_seconds",
+                          "Duration of the last Redis checkpoint.", DW_METRIC_GAUGE, NULL);
     /* Registered after another family: must still be grouped under its own family. */
     struct dw_metric *lab = dw_metrics_series("driftwatch_messages_consumed_total",
                                               "Messages consumed from Kafka, by topic.",
                                               DW_METRIC_COUNTER, "topic=\"labels\"");
-    struct dw_metric *bad = dw_metrics_series(
-        "driftwatch_bad_messages_total", "Unusable messages, by reason.", DW_METRIC_COUNTER,
-        "reason=\"invalid_json\",topic=\"predictions\"");
+    struct dw_metric *bad =
+        dw_metrics_series("driftwatch_bad_messages_total", "Unusable messages, by reason.",
+                          DW_METRIC_COUNTER, "reason=\"invalid_json\",topic=\"predictions\"");
     dw_metric_add(pred, 1234567);
     dw_metric_set(ckpt, 0.25);
     dw_metric_inc(lab);
@@ -113,8 +113,8 @@ static void test_render_exact(void **state)
         "driftwatch_checkpoint_duration_seconds 0.25\n"
         "# HELP driftwatch_bad_messages_total Unusable messages, by reason.\n"
         "# TYPE driftwatch_bad_messages_total counter\n"
-        "driftwatch_bad_messages_total{reason=\"invalid_json\",topic=\"predictions\"} 0\n"
-        BUILD_INFO;
+        "driftwatch_bad_messages_total{reason=\"invalid_json\",topic=\"predictions\"} "
+        "0\n" BUILD_INFO;
     assert_string_equal(text, want);
     free(text);
 
@@ -196,8 +196,8 @@ static void test_escape(void **state)
     dw_metrics_escape("fraud \"v2\"\nbeta", buf, sizeof(buf));
     char labels[128];
     snprintf(labels, sizeof(labels), "model=\"%s\"", buf);
-    struct dw_metric *m = dw_metrics_series("driftwatch_model_up", "Model seen.", DW_METRIC_GAUGE,
-                                            labels);
+    struct dw_metric *m =
+        dw_metrics_series("driftwatch_model_up", "Model seen.", DW_METRIC_GAUGE, labels);
     dw_metric_set(m, 1);
     char *text = dw_metrics_render();
     assert_non_null(strstr(text, "driftwatch_model_up{model=\"fraud \\\"v2\\\"\\nbeta\"} 1\n"));
@@ -223,8 +223,8 @@ static void *worker(void *p)
     /* Every thread looks the series up itself: registration races must yield one series. */
     struct dw_metric *c = dw_metrics_series("driftwatch_messages_consumed_total", "Messages.",
                                             DW_METRIC_COUNTER, "topic=\"predictions\"");
-    struct dw_metric *g = dw_metrics_series("driftwatch_lag_seconds_sum", "Sum.",
-                                            DW_METRIC_GAUGE, NULL);
+    struct dw_metric *g =
+        dw_metrics_series("driftwatch_lag_seconds_sum", "Sum.", DW_METRIC_GAUGE, NULL);
     arg->got = c;
     for (int i = 0; i < N_INCS; i++) {
         dw_metric_inc(c);
@@ -255,8 +255,8 @@ static void test_concurrent_increments(void **state)
         assert_ptr_equal(args[i].got, args[0].got);
     }
     assert_true(dw_metric_get(args[0].got) == (double)N_THREADS * N_INCS);
-    struct dw_metric *g = dw_metrics_series("driftwatch_lag_seconds_sum", "Sum.",
-                                            DW_METRIC_GAUGE, NULL);
+    struct dw_metric *g =
+        dw_metrics_series("driftwatch_lag_seconds_sum", "Sum.", DW_METRIC_GAUGE, NULL);
     /* 0.5 and 0.25 are exact in binary, so the sum is exact too. */
     assert_true(dw_metric_get(g) == (double)N_THREADS * N_INCS * 0.25);
 

@@ -86,9 +86,8 @@ static void sleep_ms(int64_t ms)
 }
 
 static enum MHD_Result rx_handler(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     struct receiver *rx = cls;
     struct rx_conn *c = *con_cls;
@@ -121,8 +120,7 @@ static enum MHD_Result rx_handler(void *cls, struct MHD_Connection *conn, const 
         r->idem = dup_or_null(idem);
         r->whid = dup_or_null(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "webhook-id"));
         r->ua = dup_or_null(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent"));
-        r->ctype =
-            dup_or_null(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"));
+        r->ctype = dup_or_null(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"));
         r->status = step.status;
         r->at_ms = dw_mono_ms();
     }
@@ -174,11 +172,10 @@ static void rx_start(struct receiver *rx, uint16_t port)
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    rx->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                 MHD_USE_ERROR_LOG,
-                             0, NULL, NULL, rx_handler, rx, MHD_OPTION_SOCK_ADDR,
-                             (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, rx_completed,
-                             rx, MHD_OPTION_END);
+    rx->d = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+        NULL, NULL, rx_handler, rx, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_NOTIFY_COMPLETED, rx_completed, rx, MHD_OPTION_END);
     assert_non_null(rx->d);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(rx->d, MHD_DAEMON_INFO_BIND_PORT);
     assert_non_null(info);
@@ -256,27 +253,22 @@ struct counters {
 static void read_counters(struct counters *c)
 {
     const char *l = "sink=\"webhook\"";
-    c->sent = dw_metric_get(dw_metrics_series("driftwatch_alerts_sent_total",
-                                              "Alerts delivered (2xx answer).",
-                                              DW_METRIC_COUNTER, l));
-    c->failed = dw_metric_get(
-        dw_metrics_series("driftwatch_alerts_failed_total",
-                          "Alerts given up after a final error or the last attempt.",
-                          DW_METRIC_COUNTER, l));
-    c->retried = dw_metric_get(dw_metrics_series("driftwatch_alerts_retried_total",
-                                                 "Alert delivery retries scheduled.",
-                                                 DW_METRIC_COUNTER, l));
-    c->dropped = dw_metric_get(
-        dw_metrics_series("driftwatch_alerts_dropped_total",
-                          "Alerts rejected because the delivery queue was full.",
-                          DW_METRIC_COUNTER, l));
-    c->depth = dw_metric_get(dw_metrics_series("driftwatch_alert_queue_depth",
-                                               "Alerts queued or being delivered.",
-                                               DW_METRIC_GAUGE, l));
-    c->seconds = dw_metric_get(
-        dw_metrics_series("driftwatch_alert_delivery_seconds_total",
-                          "Sum of enqueue-to-2xx latencies of delivered alerts.",
-                          DW_METRIC_COUNTER, l));
+    c->sent = dw_metric_get(dw_metrics_series(
+        "driftwatch_alerts_sent_total", "Alerts delivered (2xx answer).", DW_METRIC_COUNTER, l));
+    c->failed = dw_metric_get(dw_metrics_series(
+        "driftwatch_alerts_failed_total",
+        "Alerts given up after a final error or the last attempt.", DW_METRIC_COUNTER, l));
+    c->retried =
+        dw_metric_get(dw_metrics_series("driftwatch_alerts_retried_total",
+                                        "Alert delivery retries scheduled.", DW_METRIC_COUNTER, l));
+    c->dropped = dw_metric_get(dw_metrics_series(
+        "driftwatch_alerts_dropped_total", "Alerts rejected because the delivery queue was full.",
+        DW_METRIC_COUNTER, l));
+    c->depth = dw_metric_get(dw_metrics_series(
+        "driftwatch_alert_queue_depth", "Alerts queued or being delivered.", DW_METRIC_GAUGE, l));
+    c->seconds = dw_metric_get(dw_metrics_series(
+        "driftwatch_alert_delivery_seconds_total",
+        "Sum of enqueue-to-2xx latencies of delivered alerts.", DW_METRIC_COUNTER, l));
 }
 
 /* ---- helpers ---- */
@@ -804,20 +796,13 @@ static void test_bad_key_rejected(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_config),
-        cmocka_unit_test(test_first_try),
-        cmocka_unit_test(test_retry_5xx),
-        cmocka_unit_test(test_4xx_not_retried),
-        cmocka_unit_test(test_timeout_retried),
-        cmocka_unit_test(test_connection_refused_then_up),
-        cmocka_unit_test(test_queue_bound),
-        cmocka_unit_test(test_no_head_of_line),
-        cmocka_unit_test(test_retry_after),
-        cmocka_unit_test(test_retry_after_capped),
-        cmocka_unit_test(test_max_attempts),
-        cmocka_unit_test(test_destroy_flushes),
-        cmocka_unit_test(test_destroy_deadline),
-        cmocka_unit_test(test_enqueue_never_blocks),
+        cmocka_unit_test(test_bad_config),       cmocka_unit_test(test_first_try),
+        cmocka_unit_test(test_retry_5xx),        cmocka_unit_test(test_4xx_not_retried),
+        cmocka_unit_test(test_timeout_retried),  cmocka_unit_test(test_connection_refused_then_up),
+        cmocka_unit_test(test_queue_bound),      cmocka_unit_test(test_no_head_of_line),
+        cmocka_unit_test(test_retry_after),      cmocka_unit_test(test_retry_after_capped),
+        cmocka_unit_test(test_max_attempts),     cmocka_unit_test(test_destroy_flushes),
+        cmocka_unit_test(test_destroy_deadline), cmocka_unit_test(test_enqueue_never_blocks),
         cmocka_unit_test(test_bad_key_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
