@@ -7,10 +7,11 @@
  * the parallel formula (Chan, Golub, LeVeque 1979), so merge(a, b) equals one pass over a ∪ b
  * up to floating-point rounding.
  *
- * Encoding (version 1, little-endian, see dw_codec.h):
+ * Encoding (version 2, little-endian, see dw_codec.h):
  *   u8 version, i64 start_ms, counts, u16 n_versions {str name, counts}, u64 duplicate_labels,
- *   conflicts, late_predictions, late_labels, u16 n_features {str name, u8 type, u64 count,
- *   missing, f64 min, max, mean, m2, u64 other, u32 n_cats {str name, u64 count}}
+ *   conflicts, late_predictions, late_labels, perf (dw_perf.c), u16 n_features {str name,
+ *   u8 type, u64 count, missing, f64 min, max, mean, m2, u64 other, u32 sketch length + bytes,
+ *   u32 n_cats {str name, u64 count} in name order}
  */
 #include "driftwatch/dw_agg.h"
 
@@ -21,7 +22,7 @@
 
 #include "driftwatch/dw_common.h"
 
-#define AGG_CODEC_VERSION 1
+#define AGG_CODEC_VERSION 2
 #define CAT_SLOTS (DW_AGG_MAX_CATEGORIES * 2) /* open addressing, load factor <= 0.5 */
 
 struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms)
@@ -35,6 +36,7 @@ struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms)
         agg->feats[i].min = INFINITY;
         agg->feats[i].max = -INFINITY;
     }
+    dw_perf_init(&agg->perf);
     return agg;
 }
 
@@ -57,6 +59,7 @@ void dw_agg_free(struct dw_agg *agg)
         dw_kll_destroy(fs->sk);
     }
     free(agg->feats);
+    dw_perf_free(&agg->perf);
     free(agg);
 }
 
@@ -145,6 +148,9 @@ static void num_add(struct dw_feat_stats *fs, double x)
 
 void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_prediction *ev)
 {
+    if (ev->has_latency) {
+        dw_perf_add_latency(&agg->perf, ev->latency_ms);
+    }
     agg->all.predictions++;
     agg->versions[vslot].c.predictions++;
     for (size_t i = 0; i < agg->model->n_features; i++) {
@@ -202,6 +208,11 @@ void dw_agg_add_outcome(struct dw_agg *agg, size_t vslot, const struct dw_outcom
 {
     counts_add_outcome(&agg->all, agg->model->positive_class, o);
     counts_add_outcome(&agg->versions[vslot].c, agg->model->positive_class, o);
+    if (agg->model->task != DW_TASK_REGRESSION) {
+        dw_perf_add_outcome(&agg->perf, o->pred, o->label,
+                            strcmp(o->label, agg->model->positive_class) == 0, o->has_score,
+                            o->score);
+    }
     agg->dirty = 1;
 }
 
@@ -268,6 +279,7 @@ void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src)
     dst->conflicts += src->conflicts;
     dst->late_predictions += src->late_predictions;
     dst->late_labels += src->late_labels;
+    dw_perf_merge(&dst->perf, &src->perf);
     for (size_t i = 0; i < dst->model->n_features; i++) {
         feat_merge(&dst->feats[i], &src->feats[i]);
     }
@@ -361,6 +373,7 @@ void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
     dw_buf_put_u64(out, agg->conflicts);
     dw_buf_put_u64(out, agg->late_predictions);
     dw_buf_put_u64(out, agg->late_labels);
+    dw_perf_encode(&agg->perf, out);
     dw_buf_put_u16(out, (uint16_t)agg->model->n_features);
     for (size_t i = 0; i < agg->model->n_features; i++) {
         const struct dw_feat_stats *fs = &agg->feats[i];
@@ -451,6 +464,7 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
     agg->conflicts = dw_rd_u64(&rd);
     agg->late_predictions = dw_rd_u64(&rd);
     agg->late_labels = dw_rd_u64(&rd);
+    dw_perf_decode(&agg->perf, &rd);
     uint16_t n_features = dw_rd_u16(&rd);
     for (uint16_t i = 0; i < n_features && !rd.err; i++) {
         const char *name;

@@ -543,7 +543,25 @@ static const struct dw_ref_feature *ref_feature(const struct dw_ref *ref, const 
 
 /* ---------------------------------------------------------------- performance */
 
-static json_t *perf_classification(const struct dw_counts *c)
+/* Window-level extras from dw_perf: ROC AUC, macro/micro F1 (NULL perf: none, for versions). */
+static void perf_extras(json_t *p, const struct dw_perf *perf)
+{
+    if (!perf) {
+        return;
+    }
+    double bound = 0.0;
+    double auc = dw_perf_roc_auc(perf, &bound);
+    json_object_set_new(p, "roc_auc", jnum(auc));
+    if (bound > 0.0) {
+        json_object_set_new(p, "roc_auc_error_bound", jnum(bound));
+    }
+    double macro, micro;
+    int ok = dw_perf_f1(perf, &macro, &micro) == 0;
+    json_object_set_new(p, "f1_macro", ok ? jnum(macro) : json_null());
+    json_object_set_new(p, "f1_micro", ok ? jnum(micro) : json_null());
+}
+
+static json_t *perf_classification(const struct dw_counts *c, const struct dw_perf *perf)
 {
     json_t *p = json_object();
     if (c->labeled > 0) {
@@ -566,6 +584,7 @@ static json_t *perf_classification(const struct dw_counts *c)
     json_object_set_new(p, "confusion",
                         json_pack("{s:o,s:o,s:o,s:o}", "tp", juint(c->tp), "fp", juint(c->fp), "tn",
                                   juint(c->tn), "fn", juint(c->fn)));
+    perf_extras(p, perf);
     return p;
 }
 
@@ -590,9 +609,22 @@ static json_t *perf_regression(const struct dw_counts *c)
     return p;
 }
 
-static json_t *performance(const struct dw_model_cfg *m, const struct dw_counts *c)
+static json_t *performance(const struct dw_model_cfg *m, const struct dw_counts *c,
+                           const struct dw_perf *perf)
 {
-    return m->task == DW_TASK_REGRESSION ? perf_regression(c) : perf_classification(c);
+    return m->task == DW_TASK_REGRESSION ? perf_regression(c) : perf_classification(c, perf);
+}
+
+/* Latency percentiles of the window's predictions that carried latency_ms, or null. */
+static json_t *latency_json(const struct dw_perf *perf)
+{
+    if (!perf->latency || dw_kll_count(perf->latency) == 0) {
+        return json_null();
+    }
+    return json_pack("{s:o,s:o,s:o,s:o}", "count", juint(dw_kll_count(perf->latency)), "p50",
+                     jnum(dw_perf_latency_quantile(perf, 0.50)), "p95",
+                     jnum(dw_perf_latency_quantile(perf, 0.95)), "p99",
+                     jnum(dw_perf_latency_quantile(perf, 0.99)));
 }
 
 /* ---------------------------------------------------------------- features */
@@ -695,7 +727,8 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     json_object_set_new(rep, "conflicts", juint(agg->conflicts));
     json_object_set_new(rep, "late_predictions", juint(agg->late_predictions));
     json_object_set_new(rep, "late_labels", juint(agg->late_labels));
-    json_object_set_new(rep, "performance", empty ? json_null() : performance(m, c));
+    json_object_set_new(rep, "performance", empty ? json_null() : performance(m, c, &agg->perf));
+    json_object_set_new(rep, "latency_ms", latency_json(&agg->perf));
 
     json_t *versions = json_object();
     for (size_t i = 0; !empty && i < agg->n_versions; i++) {
@@ -703,7 +736,7 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
         json_object_set_new(versions, v->name,
                             json_pack("{s:o,s:o,s:o}", "predictions", juint(v->c.predictions),
                                       "labeled", juint(v->c.labeled), "performance",
-                                      performance(m, &v->c)));
+                                      performance(m, &v->c, NULL)));
     }
     json_object_set_new(rep, "versions", versions);
 

@@ -19,6 +19,7 @@
 #include "driftwatch/dw_config.h"
 #include "driftwatch/dw_decode.h"
 #include "driftwatch/dw_kll.h"
+#include "driftwatch/dw_perf.h"
 
 #define DW_AGG_MAX_VERSIONS 16           /* versions tracked per window; more fold into "other" */
 #define DW_AGG_MAX_CATEGORIES 1000       /* distinct categories per feature per window */
@@ -74,6 +75,7 @@ struct dw_agg {
     uint64_t late_predictions;   /* predictions that arrived after the window closed */
     uint64_t late_labels;        /* labels that arrived after the label horizon */
     struct dw_feat_stats *feats; /* model->n_features */
+    struct dw_perf perf;         /* confusion by class, scores by class, latency */
     int dirty;                   /* changed since the last checkpoint */
 };
 

@@ -603,7 +603,7 @@ static void assert_counts_equal(const struct dw_counts *a, const struct dw_count
 static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names, struct dw_buf *b1)
 {
     dw_agg_encode(agg, b1);
-    assert_int_equal(b1->data[0], 1); /* codec version */
+    assert_int_equal(b1->data[0], 2); /* codec version */
     char err[256] = "";
     struct dw_agg *back = dw_agg_decode(agg->model, b1->data, b1->len, err, sizeof(err));
     if (!back) {
@@ -783,7 +783,7 @@ static void test_decode_corrupt(void **state)
     assert_null(dw_agg_decode(&g_model, longer, b.len + 1, err, sizeof(err)));
     assert_true(strlen(err) > 0);
     /* Unknown version. */
-    longer[0] = 2;
+    longer[0] = 99;
     err[0] = '\0';
     assert_null(dw_agg_decode(&g_model, longer, b.len, err, sizeof(err)));
     assert_non_null(strstr(err, "version"));

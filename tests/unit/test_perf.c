@@ -1,0 +1,171 @@
+/*
+ * test_perf.c - ROC AUC (exact and from histograms), macro/micro F1, latency quantiles, merge
+ * and encoding of struct dw_perf. Expected values computed by hand (sklearn definitions).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "driftwatch/dw_perf.h"
+
+static void add_scored(struct dw_perf *p, const int *y, const double *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        dw_perf_add_outcome(p, y[i] ? "1" : "0", y[i] ? "1" : "0", y[i], 1, s[i]);
+    }
+}
+
+static void test_auc_exact(void **state)
+{
+    (void)state;
+    struct dw_perf p;
+    dw_perf_init(&p);
+    /* sklearn.metrics.roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75 */
+    const int y[] = {0, 0, 1, 1};
+    const double s[] = {0.1, 0.4, 0.35, 0.8};
+    add_scored(&p, y, s, 4);
+    double bound = -1;
+    assert_true(fabs(dw_perf_roc_auc(&p, &bound) - 0.75) < 1e-15);
+    assert_true(bound == 0.0);
+    dw_perf_free(&p);
+    /* Ties count one half: pos {0.5, 0.9}, neg {0.5, 0.2} -> (0.5 + 1 + 1 + 1) / 4. */
+    dw_perf_init(&p);
+    const int y2[] = {0, 1, 0, 1};
+    const double s2[] = {0.5, 0.5, 0.2, 0.9};
+    add_scored(&p, y2, s2, 4);
+    assert_true(fabs(dw_perf_roc_auc(&p, NULL) - 0.875) < 1e-15);
+    dw_perf_free(&p);
+    /* One class only: undefined. */
+    dw_perf_init(&p);
+    add_scored(&p, y, s, 2);
+    assert_true(isnan(dw_perf_roc_auc(&p, NULL)));
+    dw_perf_free(&p);
+}
+
+static uint64_t rng(uint64_t *x)
+{
+    *x += 0x9E3779B97F4A7C15ULL;
+    uint64_t z = *x;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Beyond the exact capacity the histogram answers within its stated bound. */
+static void test_auc_histogram(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    static double pos[N], neg[N];
+    uint64_t seed = 7;
+    struct dw_perf a, b;
+    dw_perf_init(&a);
+    dw_perf_init(&b);
+    for (int i = 0; i < N; i++) {
+        pos[i] = (double)(rng(&seed) >> 11) / 9007199254740992.0 * 0.7 + 0.3;
+        neg[i] = (double)(rng(&seed) >> 11) / 9007199254740992.0 * 0.7;
+        struct dw_perf *half = i % 2 ? &a : &b; /* two partitions, merged below */
+        dw_perf_add_outcome(half, "1", "1", 1, 1, pos[i]);
+        dw_perf_add_outcome(half, "0", "0", 0, 1, neg[i]);
+    }
+    dw_perf_merge(&a, &b);
+    assert_true(a.inexact);
+    /* Exact Mann-Whitney by brute force on sorted arrays. */
+    qsort(neg, N, sizeof(double), cmp_double);
+    double u = 0;
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < N && neg[j] <= pos[i]; j++) {
+            u += neg[j] < pos[i] ? 1.0 : 0.5;
+        }
+    }
+    double exact = u / ((double)N * N), bound = 0;
+    double got = dw_perf_roc_auc(&a, &bound);
+    assert_true(bound > 0 && bound < 0.01);
+    assert_true(fabs(got - exact) <= bound);
+    dw_perf_free(&a);
+    dw_perf_free(&b);
+}
+
+static void test_f1_macro_micro(void **state)
+{
+    (void)state;
+    struct dw_perf p;
+    dw_perf_init(&p);
+    /* f1_score(["a","b","c","a"], ["a","c","c","b"], average="macro") = (2/3 + 0 + 2/3) / 3 */
+    const char *truth[] = {"a", "b", "c", "a"}, *pred[] = {"a", "c", "c", "b"};
+    for (int i = 0; i < 4; i++) {
+        dw_perf_add_outcome(&p, pred[i], truth[i], 0, 0, 0);
+    }
+    double macro = 0, micro = 0;
+    assert_int_equal(dw_perf_f1(&p, &macro, &micro), 0);
+    assert_true(fabs(macro - 4.0 / 9.0) < 1e-15);
+    assert_true(fabs(micro - 0.5) < 1e-15);
+    dw_perf_free(&p);
+    dw_perf_init(&p);
+    assert_int_equal(dw_perf_f1(&p, &macro, &micro), -1);
+    dw_perf_free(&p);
+}
+
+static void test_latency_and_codec(void **state)
+{
+    (void)state;
+    struct dw_perf p, back;
+    dw_perf_init(&p);
+    dw_perf_init(&back);
+    for (int i = 1; i <= 100; i++) {
+        dw_perf_add_latency(&p, (double)i);
+    }
+    /* numpy.percentile(range(1, 101), 95) == 95.05 */
+    assert_true(fabs(dw_perf_latency_quantile(&p, 0.95) - 95.05) < 1e-12);
+    const int y[] = {0, 1, 1};
+    const double s[] = {0.2, 0.7, 0.1};
+    add_scored(&p, y, s, 3);
+    dw_perf_add_outcome(&p, "1", "0", 0, 0, 0);
+    struct dw_buf b1, b2;
+    dw_buf_init(&b1);
+    dw_buf_init(&b2);
+    dw_perf_encode(&p, &b1);
+    struct dw_reader rd;
+    dw_reader_init(&rd, b1.data, b1.len);
+    assert_int_equal(dw_perf_decode(&back, &rd), 0);
+    assert_int_equal(rd.pos, b1.len);
+    dw_perf_encode(&back, &b2);
+    assert_int_equal(b1.len, b2.len);
+    assert_memory_equal(b1.data, b2.data, b1.len);
+    assert_true(dw_perf_roc_auc(&back, NULL) == dw_perf_roc_auc(&p, NULL));
+    assert_true(dw_perf_latency_quantile(&back, 0.5) == dw_perf_latency_quantile(&p, 0.5));
+    for (size_t cut = 0; cut < b1.len; cut += 7) {
+        struct dw_perf t;
+        dw_perf_init(&t);
+        dw_reader_init(&rd, b1.data, cut);
+        assert_int_equal(dw_perf_decode(&t, &rd), -1);
+        dw_perf_free(&t);
+    }
+    dw_buf_free(&b1);
+    dw_buf_free(&b2);
+    dw_perf_free(&p);
+    dw_perf_free(&back);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_auc_exact),
+        cmocka_unit_test(test_auc_histogram),
+        cmocka_unit_test(test_f1_macro_micro),
+        cmocka_unit_test(test_latency_and_codec),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
