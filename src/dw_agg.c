@@ -27,7 +27,14 @@
 
 struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms)
 {
+    return dw_agg_new_exact(model, start_ms, DW_AGG_SKETCH_EXACT);
+}
+
+struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_ms,
+                                uint32_t exact)
+{
     struct dw_agg *agg = dw_calloc(1, sizeof(*agg));
+    agg->sketch_exact = exact;
     agg->model = model;
     agg->start_ms = start_ms;
     agg->feats = dw_calloc(model->n_features ? model->n_features : 1, sizeof(*agg->feats));
@@ -123,17 +130,17 @@ static void cat_add(struct dw_feat_stats *fs, const char *name, size_t len, uint
 /* Sketch seed: fixed, so that a replay after a restart makes the same coin flips. */
 #define SKETCH_SEED 0x64726966747761ULL
 
-static struct dw_kll *feat_sketch(struct dw_feat_stats *fs)
+static struct dw_kll *feat_sketch(struct dw_feat_stats *fs, uint32_t exact)
 {
     if (!fs->sk) {
-        fs->sk = dw_kll_new(DW_AGG_SKETCH_K, DW_AGG_SKETCH_EXACT, SKETCH_SEED);
+        fs->sk = dw_kll_new(DW_AGG_SKETCH_K, exact, SKETCH_SEED);
     }
     return fs->sk;
 }
 
-static void num_add(struct dw_feat_stats *fs, double x)
+static void num_add(struct dw_feat_stats *fs, double x, uint32_t exact)
 {
-    dw_kll_update(feat_sketch(fs), x);
+    dw_kll_update(feat_sketch(fs, exact), x);
     fs->count++;
     double delta = x - fs->mean;
     fs->mean += delta / (double)fs->count;
@@ -159,7 +166,7 @@ void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_pre
         if (v->kind == DW_VAL_MISSING) {
             fs->missing++;
         } else if (fs->type == DW_FEATURE_NUMERIC) {
-            num_add(fs, v->num);
+            num_add(fs, v->num, agg->sketch_exact);
         } else {
             fs->count++;
             cat_add(fs, v->str, v->len, 1);
@@ -236,7 +243,7 @@ static void counts_merge(struct dw_counts *d, const struct dw_counts *s)
     d->sum_ape += s->sum_ape;
 }
 
-static void feat_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s)
+static void feat_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s, uint32_t exact)
 {
     d->missing += s->missing;
     if (d->type == DW_FEATURE_NUMERIC) {
@@ -251,7 +258,7 @@ static void feat_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s)
         d->min = DW_MIN(d->min, s->min);
         d->max = DW_MAX(d->max, s->max);
         if (s->sk) {
-            dw_kll_merge(feat_sketch(d), s->sk);
+            dw_kll_merge(feat_sketch(d, exact), s->sk);
         }
         return;
     }
@@ -281,7 +288,7 @@ void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src)
     dst->late_labels += src->late_labels;
     dw_perf_merge(&dst->perf, &src->perf);
     for (size_t i = 0; i < dst->model->n_features; i++) {
-        feat_merge(&dst->feats[i], &src->feats[i]);
+        feat_merge(&dst->feats[i], &src->feats[i], dst->sketch_exact);
     }
     dst->dirty = 1;
 }

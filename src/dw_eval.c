@@ -240,7 +240,7 @@ struct dw_ref *dw_ref_build(const struct dw_model_cfg *m, struct dw_agg *const *
     if (bins < 1) {
         bins = 1;
     }
-    struct dw_agg *all = dw_agg_new(m, aggs[0]->start_ms);
+    struct dw_agg *all = dw_agg_new_exact(m, aggs[0]->start_ms, DW_AGG_MERGE_EXACT);
     struct dw_ref *ref = dw_calloc(1, sizeof(*ref));
     ref->first_start_ms = aggs[0]->start_ms;
     ref->last_start_ms = aggs[0]->start_ms;

@@ -677,7 +677,7 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
         part_tag(r, p, suffix, key, sizeof(key));
         redisAppendCommand(r->c, "GET %s", key);
     }
-    struct dw_agg *merged = dw_agg_new(model, start_ms);
+    struct dw_agg *merged = dw_agg_new_exact(model, start_ms, DW_AGG_MERGE_EXACT);
     int failed = 0;
     for (int p = 0; p < n_parts; p++) {
         void *rep_v = NULL;

@@ -26,6 +26,7 @@
 #define DW_AGG_OTHER "__other__"         /* name of the version/category overflow bucket */
 #define DW_AGG_SKETCH_K DW_KLL_DEFAULT_K /* KLL accuracy parameter of per-window sketches */
 #define DW_AGG_SKETCH_EXACT 1024         /* values kept exactly per window before sketching */
+#define DW_AGG_MERGE_EXACT (1u << 20)     /* exact capacity of merged (evaluation) aggregates */
 
 /** @brief Performance counts of joined predictions (classification and regression). */
 struct dw_counts {
@@ -76,6 +77,7 @@ struct dw_agg {
     uint64_t late_labels;        /* labels that arrived after the label horizon */
     struct dw_feat_stats *feats; /* model->n_features */
     struct dw_perf perf;         /* confusion by class, scores by class, latency */
+    uint32_t sketch_exact;       /* values a new feature sketch keeps exactly */
     int dirty;                   /* changed since the last checkpoint */
 };
 
@@ -90,6 +92,14 @@ struct dw_outcome {
 };
 
 struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms);
+
+/**
+ * @brief An aggregate whose sketches stay exact up to `exact` values: for merged views
+ *        (partitions of a window, reference windows, training data), so that merging exact
+ *        sketches stays exact. Per-partition windows use DW_AGG_SKETCH_EXACT.
+ */
+struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_ms,
+                                uint32_t exact);
 void dw_agg_free(struct dw_agg *agg);
 
 /** @returns the version slot for name (creating it; "__other__" beyond the bound). */
