@@ -1,0 +1,557 @@
+/*
+ * test_stats.c - dw_stats against scipy 1.10 (fixtures made by
+ * tests/fixtures/make_stats_fixtures.py, read from the repo root) and against hand values.
+ *
+ * Tolerances: 1e-10 relative for special functions, 1e-9 relative for tests and distances;
+ * probabilities below 1e-300 compare absolutely (1e-300 floor), and values that are exactly
+ * 0 in both tools (distances of identical inputs) need an absolute 1e-15.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "driftwatch/dw_common.h"
+#include "driftwatch/dw_stats.h"
+
+#define REL_SPECIAL 1e-10
+#define REL_STATS 1e-9
+#define ABS_PROB 1e-300
+#define ABS_ZERO 1e-15
+
+static json_t *load_fixture(const char *name)
+{
+    char path[256];
+    json_error_t jerr;
+    snprintf(path, sizeof(path), "tests/fixtures/%s", name);
+    json_t *doc = json_load_file(path, 0, &jerr);
+    if (doc == NULL) {
+        fail_msg("cannot read %s: %s (run the test from the repo root)", path, jerr.text);
+    }
+    return doc;
+}
+
+static int close_enough(double got, double want, double rel, double abs_floor)
+{
+    if (isnan(want) || isnan(got)) {
+        return isnan(want) && isnan(got);
+    }
+    return fabs(got - want) <= rel * fmax(fabs(got), fabs(want)) || fabs(got - want) <= abs_floor;
+}
+
+static void check_close(const char *what, double got, double want, double rel, double abs_floor)
+{
+    if (!close_enough(got, want, rel, abs_floor)) {
+        fail_msg("%s: got %.17g, scipy %.17g (rel err %.3g)", what, got, want,
+                 fabs(got - want) / fmax(fabs(want), 1e-320));
+    }
+}
+
+/* A fixture sample: sorted values with optional counts. */
+struct sample {
+    double *v;
+    uint64_t *w; /* NULL: all 1 */
+    size_t len;
+    uint64_t n;
+};
+
+static void sample_load(const json_t *obj, struct sample *s)
+{
+    const json_t *vals = json_object_get(obj, "values");
+    const json_t *counts = json_object_get(obj, "counts");
+    assert_non_null(vals);
+    s->len = json_array_size(vals);
+    s->v = dw_malloc(s->len * sizeof(double));
+    s->w = counts != NULL ? dw_malloc(s->len * sizeof(uint64_t)) : NULL;
+    s->n = 0;
+    for (size_t i = 0; i < s->len; i++) {
+        s->v[i] = json_number_value(json_array_get(vals, i));
+        if (s->w != NULL) {
+            s->w[i] = (uint64_t)json_integer_value(json_array_get(counts, i));
+        }
+        s->n += s->w != NULL ? s->w[i] : 1;
+    }
+    assert_int_equal(s->n, json_integer_value(json_object_get(obj, "n")));
+}
+
+static void sample_free(struct sample *s)
+{
+    free(s->v);
+    free(s->w);
+}
+
+static double jnum(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (v == NULL) {
+        fail_msg("fixture lacks %s", key);
+    }
+    return json_number_value(v);
+}
+
+/* ------------------------------------------------------------------ special functions */
+
+static void test_chi2_sf_fixture(void **state)
+{
+    json_t *doc = load_fixture("stats_special.json");
+    const json_t *rows = json_object_get(doc, "chi2_sf");
+    size_t i;
+    const json_t *row;
+    assert_true(json_array_size(rows) > 400);
+    int tiny = 0;
+    json_array_foreach(rows, i, row)
+    {
+        double dof = json_number_value(json_array_get(row, 0));
+        double x = json_number_value(json_array_get(row, 1));
+        double want = json_number_value(json_array_get(row, 2));
+        char what[96];
+        snprintf(what, sizeof(what), "chi2.sf(%g, %g)", x, dof);
+        check_close(what, dw_stats_chi2_sf(x, dof), want, REL_SPECIAL, ABS_PROB);
+        tiny += want > 0 && want < 1e-250;
+    }
+    assert_true(tiny >= 3); /* the fixture does reach the 1e-300 range */
+    json_decref(doc);
+}
+
+static void test_kstwobign_fixture(void **state)
+{
+    json_t *doc = load_fixture("stats_special.json");
+    const json_t *rows = json_object_get(doc, "kstwobign_sf");
+    size_t i;
+    const json_t *row;
+    assert_true(json_array_size(rows) > 40);
+    json_array_foreach(rows, i, row)
+    {
+        double x = json_number_value(json_array_get(row, 0));
+        double want = json_number_value(json_array_get(row, 1));
+        char what[64];
+        snprintf(what, sizeof(what), "kstwobign.sf(%g)", x);
+        check_close(what, dw_stats_kolmogorov_sf(x), want, REL_SPECIAL, ABS_PROB);
+    }
+    json_decref(doc);
+}
+
+static void test_kstwo_fixture(void **state)
+{
+    json_t *doc = load_fixture("stats_special.json");
+    const json_t *rows = json_object_get(doc, "kstwo_sf");
+    size_t i;
+    const json_t *row;
+    assert_true(json_array_size(rows) > 300);
+    json_array_foreach(rows, i, row)
+    {
+        uint64_t n = (uint64_t)json_number_value(json_array_get(row, 0));
+        double d = json_number_value(json_array_get(row, 1));
+        double want = json_number_value(json_array_get(row, 2));
+        char what[96];
+        snprintf(what, sizeof(what), "kstwo.sf(%.17g, %llu)", d, (unsigned long long)n);
+        check_close(what, dw_stats_kstwo_sf(d, n), want, REL_SPECIAL, ABS_PROB);
+    }
+    json_decref(doc);
+}
+
+static void test_smirnov_fixture(void **state)
+{
+    json_t *doc = load_fixture("stats_special.json");
+    const json_t *rows = json_object_get(doc, "smirnov");
+    size_t i;
+    const json_t *row;
+    assert_true(json_array_size(rows) > 60);
+    json_array_foreach(rows, i, row)
+    {
+        uint64_t n = (uint64_t)json_number_value(json_array_get(row, 0));
+        double d = json_number_value(json_array_get(row, 1));
+        double want = json_number_value(json_array_get(row, 2));
+        char what[96];
+        snprintf(what, sizeof(what), "smirnov(%llu, %.17g)", (unsigned long long)n, d);
+        check_close(what, dw_stats_smirnov_sf(n, d), want, REL_SPECIAL, ABS_PROB);
+    }
+    json_decref(doc);
+}
+
+static void test_special_hand_values(void **state)
+{
+    /* chi2 with 2 dof is exp(-x/2); with 1 dof it is erfc(sqrt(x/2)). */
+    check_close("chi2 dof 2", dw_stats_chi2_sf(3.0, 2.0), exp(-1.5), 1e-14, 0);
+    check_close("chi2 dof 1", dw_stats_chi2_sf(3.84, 1.0), erfc(sqrt(1.92)), 1e-13, 0);
+    check_close("gamma_q(1, x)", dw_stats_gamma_q(1.0, 700.0), exp(-700.0), 1e-13, 0);
+    assert_true(dw_stats_chi2_sf(0.0, 3.0) == 1.0);
+    assert_true(dw_stats_chi2_sf(-1.0, 3.0) == 1.0);
+    assert_true(isnan(dw_stats_chi2_sf(1.0, 0.0)));
+    assert_true(isnan(dw_stats_gamma_q(-1.0, 1.0)));
+    /* K(x) ~ 2 exp(-2x²) for large x; K(0) = 1 */
+    check_close("kolmogorov(5)", dw_stats_kolmogorov_sf(5.0), 2.0 * exp(-50.0), 1e-13, 0);
+    assert_true(dw_stats_kolmogorov_sf(0.0) == 1.0);
+    /* kstwo: P(D_n >= d) for d >= 1 is 0; n = 1: D_1 >= d has probability 2(1-d) (d>=1/2) */
+    assert_true(dw_stats_kstwo_sf(1.0, 10) == 0.0);
+    check_close("kstwo n=1", dw_stats_kstwo_sf(0.75, 1), 0.5, 1e-15, 0);
+    /* Smirnov n = 1: P(D+ >= d) = 1 - d */
+    check_close("smirnov n=1", dw_stats_smirnov_sf(1, 0.3), 0.7, 1e-15, 0);
+    assert_true(isnan(dw_stats_smirnov_sf(0, 0.3)));
+}
+
+/* ------------------------------------------------------------------ numeric samples */
+
+static void test_numeric_fixture(void **state)
+{
+    json_t *doc = load_fixture("stats_numeric.json");
+    const json_t *cases = json_object_get(doc, "cases");
+    size_t i;
+    const json_t *c;
+    char err[128];
+    assert_true(json_array_size(cases) >= 30);
+    size_t n_exact = 0;
+    size_t n_asymp = 0;
+    json_array_foreach(cases, i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        struct sample x;
+        struct sample y;
+        struct dw_stats_ks ks;
+        double wd;
+        char what[128];
+        sample_load(json_object_get(c, "x"), &x);
+        sample_load(json_object_get(c, "y"), &y);
+        assert_int_equal(
+            dw_stats_ks_2samp(x.v, x.w, x.len, y.v, y.w, y.len, &ks, err, sizeof(err)), 0);
+        snprintf(what, sizeof(what), "%s ks statistic", name);
+        check_close(what, ks.statistic, jnum(c, "ks_statistic"), REL_STATS, ABS_ZERO);
+        snprintf(what, sizeof(what), "%s ks p-value", name);
+        check_close(what, ks.p_value, jnum(c, "ks_pvalue"), REL_STATS, ABS_PROB);
+        /* scipy's exact path never fell back on these; the flag must follow the size rule */
+        assert_int_equal(ks.exact, json_is_true(json_object_get(c, "ks_auto_exact")));
+        n_exact += ks.exact;
+        n_asymp += !ks.exact;
+        assert_int_equal(dw_stats_wasserstein(x.v, x.w, x.len, y.v, y.w, y.len, &wd, err,
+                                              sizeof(err)),
+                         0);
+        snprintf(what, sizeof(what), "%s wasserstein", name);
+        check_close(what, wd, jnum(c, "wasserstein"), REL_STATS, ABS_ZERO);
+        sample_free(&y);
+        sample_free(&x);
+    }
+    assert_true(n_exact >= 15);
+    assert_true(n_asymp >= 10);
+    json_decref(doc);
+}
+
+/* A weighted view gives the same answers as the sample it stands for, and order of args
+ * only flips nothing (both statistics are symmetric). */
+static void test_weighted_view_equals_expanded(void **state)
+{
+    const double v1[] = {1.0, 2.0, 2.0, 3.5, 7.0};
+    const uint64_t w1[] = {3, 1, 2, 0, 4};
+    const double v2[] = {0.5, 2.0, 3.0, 7.0};
+    const uint64_t w2[] = {1, 5, 2, 1};
+    double e1[10];
+    double e2[9];
+    size_t n1 = 0;
+    size_t n2 = 0;
+    for (size_t i = 0; i < DW_ARRAY_SIZE(v1); i++) {
+        for (uint64_t k = 0; k < w1[i]; k++) {
+            e1[n1++] = v1[i];
+        }
+    }
+    for (size_t i = 0; i < DW_ARRAY_SIZE(v2); i++) {
+        for (uint64_t k = 0; k < w2[i]; k++) {
+            e2[n2++] = v2[i];
+        }
+    }
+    assert_int_equal(n1, 10);
+    assert_int_equal(n2, 9);
+    struct dw_stats_ks a;
+    struct dw_stats_ks b;
+    struct dw_stats_ks c;
+    double wa;
+    double wb;
+    double wc;
+    assert_int_equal(dw_stats_ks_2samp(v1, w1, 5, v2, w2, 4, &a, NULL, 0), 0);
+    assert_int_equal(dw_stats_ks_2samp(e1, NULL, n1, e2, NULL, n2, &b, NULL, 0), 0);
+    assert_int_equal(dw_stats_ks_2samp(e2, NULL, n2, e1, NULL, n1, &c, NULL, 0), 0);
+    assert_true(a.statistic == b.statistic && a.p_value == b.p_value);
+    assert_true(c.statistic == b.statistic && c.p_value == b.p_value);
+    assert_int_equal(dw_stats_wasserstein(v1, w1, 5, v2, w2, 4, &wa, NULL, 0), 0);
+    assert_int_equal(dw_stats_wasserstein(e1, NULL, n1, e2, NULL, n2, &wb, NULL, 0), 0);
+    assert_int_equal(dw_stats_wasserstein(e2, NULL, n2, e1, NULL, n1, &wc, NULL, 0), 0);
+    check_close("wasserstein weighted", wa, wb, 1e-15, 0);
+    check_close("wasserstein symmetric", wc, wb, 1e-15, 0);
+    /* Ties: F1 after all 2.0s is 6/10, F2 is 6/9; D is evaluated only after equal values:
+     * at 1.0: 3/10 - 1/9 = 0.18888, at 7: 0. Largest |diff| is at 3.0: 6/10 vs 8/9. */
+    check_close("ks ties", a.statistic, 8.0 / 9.0 - 0.6, 1e-12, 0);
+}
+
+static void test_ks_hand_cases(void **state)
+{
+    /* Disjoint 3 vs 3: D = 1, exact p = 2 / C(6,3) = 0.1 (scipy: 0.1). */
+    const double a[] = {1, 2, 3};
+    const double b[] = {4, 5, 6};
+    struct dw_stats_ks ks;
+    char err[128];
+    assert_int_equal(dw_stats_ks_2samp(a, NULL, 3, b, NULL, 3, &ks, err, sizeof(err)), 0);
+    check_close("D", ks.statistic, 1.0, 0, 0);
+    check_close("p", ks.p_value, 0.1, 1e-14, 0);
+    assert_true(ks.exact);
+    /* Disjoint 2 vs 3: p = 2 / C(5,2) = 0.2 (the unequal-size recursion). */
+    assert_int_equal(dw_stats_ks_2samp(a, NULL, 2, b, NULL, 3, &ks, err, sizeof(err)), 0);
+    check_close("p 2v3", ks.p_value, 0.2, 1e-14, 0);
+    /* Same sample: D = 0, p = 1. */
+    assert_int_equal(dw_stats_ks_2samp(a, NULL, 3, a, NULL, 3, &ks, err, sizeof(err)), 0);
+    assert_true(ks.statistic == 0.0 && ks.p_value == 1.0);
+    /* Large weights switch to the asymptotic distribution: 20000 vs 20000 at one point each
+     * side, D = 1 -> kstwo.sf(1, 10000) = 0. */
+    const uint64_t big[] = {20000};
+    assert_int_equal(dw_stats_ks_2samp(a, big, 1, b, big, 1, &ks, err, sizeof(err)), 0);
+    assert_false(ks.exact);
+    assert_true(ks.statistic == 1.0 && ks.p_value == 0.0);
+    /* Errors: empty, unsorted, NaN, zero total weight. */
+    const double unsorted[] = {3, 1};
+    const double withnan[] = {1, NAN};
+    const uint64_t zeros[] = {0, 0};
+    assert_int_equal(dw_stats_ks_2samp(a, NULL, 0, b, NULL, 3, &ks, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "empty"));
+    assert_int_equal(dw_stats_ks_2samp(a, NULL, 3, unsorted, NULL, 2, &ks, err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "ascending"));
+    assert_int_equal(dw_stats_ks_2samp(withnan, NULL, 2, b, NULL, 3, &ks, err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "finite"));
+    assert_int_equal(dw_stats_wasserstein(a, zeros, 2, b, NULL, 3, &ks.statistic, err,
+                                          sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "weight 0"));
+}
+
+static void test_wasserstein_hand_cases(void **state)
+{
+    /* scipy: wasserstein_distance([0, 1], [1]) = 0.5; shifting by c costs c. */
+    const double a[] = {0, 1};
+    const double b[] = {1};
+    const double c[] = {10, 11};
+    double w;
+    assert_int_equal(dw_stats_wasserstein(a, NULL, 2, b, NULL, 1, &w, NULL, 0), 0);
+    check_close("w([0,1],[1])", w, 0.5, 1e-15, 0);
+    assert_int_equal(dw_stats_wasserstein(a, NULL, 2, c, NULL, 2, &w, NULL, 0), 0);
+    check_close("shift 10", w, 10.0, 1e-15, 0);
+    assert_int_equal(dw_stats_wasserstein(a, NULL, 2, a, NULL, 2, &w, NULL, 0), 0);
+    assert_true(w == 0.0);
+}
+
+/* ------------------------------------------------------------------ categorical */
+
+static void load_counts(const json_t *arr, uint64_t *out, double *dout)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        out[i] = (uint64_t)json_integer_value(v);
+        dout[i] = (double)out[i];
+    }
+}
+
+static void check_test(const char *name, const char *which, const struct dw_stats_chi2 *got,
+                       const json_t *want)
+{
+    char what[128];
+    snprintf(what, sizeof(what), "%s %s statistic", name, which);
+    check_close(what, got->statistic, jnum(want, "statistic"), REL_STATS, ABS_ZERO);
+    snprintf(what, sizeof(what), "%s %s p-value", name, which);
+    check_close(what, got->p_value, jnum(want, "p_value"), REL_STATS, ABS_PROB);
+    if (got->dof != (int)json_integer_value(json_object_get(want, "dof"))) {
+        fail_msg("%s %s dof: got %d, scipy %d", name, which, got->dof,
+                 (int)json_integer_value(json_object_get(want, "dof")));
+    }
+}
+
+static void test_categorical_fixture(void **state)
+{
+    json_t *doc = load_fixture("stats_categorical.json");
+    const json_t *cases = json_object_get(doc, "cases");
+    size_t i;
+    const json_t *c;
+    char err[128];
+    assert_true(json_array_size(cases) >= 15);
+    json_array_foreach(cases, i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        const json_t *ref = json_object_get(c, "ref");
+        size_t k = json_array_size(ref);
+        assert_int_equal(k, json_array_size(json_object_get(c, "labels")));
+        uint64_t *rc = dw_malloc(k * sizeof(uint64_t));
+        uint64_t *cc = dw_malloc(k * sizeof(uint64_t));
+        double *rd = dw_malloc(k * sizeof(double));
+        double *cd = dw_malloc(k * sizeof(double));
+        char what[128];
+        load_counts(ref, rc, rd);
+        load_counts(json_object_get(c, "cur"), cc, cd);
+
+        snprintf(what, sizeof(what), "%s kl", name);
+        check_close(what, dw_stats_kl(cd, rd, k), jnum(c, "kl"), REL_STATS, ABS_ZERO);
+        snprintf(what, sizeof(what), "%s js", name);
+        check_close(what, dw_stats_js(cd, rd, k), jnum(c, "js"), REL_STATS, ABS_ZERO);
+        snprintf(what, sizeof(what), "%s hellinger", name);
+        check_close(what, dw_stats_hellinger(cd, rd, k), jnum(c, "hellinger"), REL_STATS,
+                    ABS_ZERO);
+        snprintf(what, sizeof(what), "%s tvd", name);
+        check_close(what, dw_stats_tvd(cd, rd, k), jnum(c, "tvd"), REL_STATS, ABS_ZERO);
+
+        struct dw_stats_chi2 t;
+        assert_int_equal(dw_stats_chi2_test(rc, cc, k, false, &t, err, sizeof(err)), 0);
+        check_test(name, "chi2", &t, json_object_get(c, "chi2"));
+        assert_int_equal(dw_stats_chi2_test(rc, cc, k, true, &t, err, sizeof(err)), 0);
+        check_test(name, "chi2 yates", &t, json_object_get(c, "chi2_yates"));
+        assert_int_equal(dw_stats_g_test(rc, cc, k, false, &t, err, sizeof(err)), 0);
+        check_test(name, "g", &t, json_object_get(c, "g_test"));
+        assert_int_equal(dw_stats_g_test(rc, cc, k, true, &t, err, sizeof(err)), 0);
+        check_test(name, "g yates", &t, json_object_get(c, "g_test_yates"));
+        free(cd);
+        free(rd);
+        free(cc);
+        free(rc);
+    }
+    json_decref(doc);
+}
+
+static void test_categorical_hand_cases(void **state)
+{
+    /* The PSI example of docs/statistics.md, as KL: c = [.5,.5,0] -> [.5,.5,1e-4],
+     * r = [.25,.25,.5]: KL = ln 2 + 1e-4 ln(1e-4/0.5). Counts give the same as proportions. */
+    const double c[] = {0.5, 0.5, 0.0};
+    const double r[] = {0.25, 0.25, 0.5};
+    const double c_counts[] = {50, 50, 0};
+    double want = log(2.0) + 1e-4 * log(1e-4 / 0.5);
+    check_close("kl", dw_stats_kl(c, r, 3), want, 1e-14, 0);
+    check_close("kl counts", dw_stats_kl(c_counts, r, 3), want, 1e-14, 0);
+    /* Disjoint supports: JS = 1 (base 2), TVD = 1, Hellinger = 1. Equal: all 0. */
+    const double p[] = {1, 0};
+    const double q[] = {0, 1};
+    check_close("js disjoint", dw_stats_js(p, q, 2), 1.0, 1e-15, 0);
+    check_close("tvd disjoint", dw_stats_tvd(p, q, 2), 1.0, 1e-15, 0);
+    check_close("hellinger disjoint", dw_stats_hellinger(p, q, 2), 1.0, 1e-15, 0);
+    assert_true(dw_stats_js(r, r, 3) == 0.0);
+    assert_true(dw_stats_tvd(r, r, 3) == 0.0);
+    assert_true(dw_stats_hellinger(r, r, 3) == 0.0);
+    /* Hellinger's two forms agree: sqrt(1 - sum sqrt(p q)). */
+    const double h1[] = {0.1, 0.2, 0.7};
+    const double h2[] = {0.3, 0.3, 0.4};
+    double bc = sqrt(0.03) + sqrt(0.06) + sqrt(0.28);
+    check_close("hellinger BC form", dw_stats_hellinger(h1, h2, 3), sqrt(1.0 - bc), 1e-12, 0);
+    /* Undefined inputs. */
+    const double zero[] = {0, 0, 0};
+    const double neg[] = {1, -1, 1};
+    assert_true(isnan(dw_stats_js(zero, r, 3)));
+    assert_true(isnan(dw_stats_kl(neg, r, 3)));
+    assert_true(isnan(dw_stats_tvd(r, r, 0)));
+
+    /* 2x2 by hand: [[10, 20], [20, 10]], E = 15 everywhere, chi2 = 4 * 25/15 = 20/3,
+     * Yates: |O-E| - 0.5 = 4.5 -> 4 * 20.25/15 = 5.4. Zero columns are dropped (dof 1). */
+    const uint64_t a[] = {10, 0, 20};
+    const uint64_t b[] = {20, 0, 10};
+    struct dw_stats_chi2 t;
+    char err[128];
+    assert_int_equal(dw_stats_chi2_test(a, b, 3, false, &t, err, sizeof(err)), 0);
+    check_close("chi2 2x2", t.statistic, 20.0 / 3.0, 1e-14, 0);
+    assert_int_equal(t.dof, 1);
+    assert_int_equal(t.columns, 2);
+    check_close("chi2 2x2 p", t.p_value, erfc(sqrt(10.0 / 3.0)), 1e-12, 0);
+    assert_int_equal(dw_stats_chi2_test(a, b, 3, true, &t, err, sizeof(err)), 0);
+    check_close("chi2 yates", t.statistic, 5.4, 1e-14, 0);
+    /* G = 2 sum O ln(O/E) = 4 (10 ln(10/15) + 20 ln(20/15)) */
+    assert_int_equal(dw_stats_g_test(a, b, 3, false, &t, err, sizeof(err)), 0);
+    check_close("g 2x2", t.statistic, 4.0 * (10 * log(10.0 / 15) + 20 * log(20.0 / 15)), 1e-13,
+                0);
+    /* One non-empty column: scipy's degenerate case. */
+    const uint64_t one_a[] = {5, 0};
+    const uint64_t one_b[] = {7, 0};
+    assert_int_equal(dw_stats_chi2_test(one_a, one_b, 2, false, &t, err, sizeof(err)), 0);
+    assert_true(t.statistic == 0.0 && t.p_value == 1.0 && t.dof == 0);
+    /* An empty row is refused. */
+    const uint64_t empty[] = {0, 0, 0};
+    assert_int_equal(dw_stats_chi2_test(a, empty, 3, false, &t, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "second row"));
+    assert_int_equal(dw_stats_g_test(a, b, 0, false, &t, err, sizeof(err)), -1);
+}
+
+/* ------------------------------------------------------------------ Benjamini-Hochberg */
+
+static void test_bh_fixture(void **state)
+{
+    json_t *doc = load_fixture("stats_categorical.json");
+    const json_t *sets = json_object_get(doc, "bh");
+    size_t i;
+    const json_t *set;
+    assert_true(json_array_size(sets) >= 5);
+    json_array_foreach(sets, i, set)
+    {
+        const json_t *ps = json_object_get(set, "p");
+        size_t n = json_array_size(ps);
+        double *p = dw_malloc(n * sizeof(double));
+        double *adj = dw_malloc(n * sizeof(double));
+        bool *rej = dw_malloc(n * sizeof(bool));
+        size_t want_rej = 0;
+        for (size_t k = 0; k < n; k++) {
+            p[k] = json_number_value(json_array_get(ps, k));
+        }
+        dw_stats_bh_adjust(p, n, adj);
+        size_t nrej = dw_stats_bh_reject(p, n, 0.05, rej);
+        for (size_t k = 0; k < n; k++) {
+            char what[64];
+            snprintf(what, sizeof(what), "bh set %zu p[%zu]", i, k);
+            check_close(what, adj[k],
+                        json_number_value(json_array_get(json_object_get(set, "adjusted"), k)),
+                        1e-15, 0);
+            bool want = json_is_true(json_array_get(json_object_get(set, "reject_005"), k));
+            assert_int_equal(rej[k], want);
+            want_rej += want;
+        }
+        assert_int_equal(nrej, want_rej);
+        free(rej);
+        free(adj);
+        free(p);
+    }
+    json_decref(doc);
+}
+
+static void test_bh_hand(void **state)
+{
+    /* m = 4: p = .01 .02 .03 .5 -> .04 .04 .04 .5 (step-up: .01 and .02 share .03's
+     * verdict); three rejections at alpha .041, none at .039. In place works. */
+    double p[] = {0.5, 0.03, 0.01, 0.02};
+    bool rej[4];
+    assert_int_equal(dw_stats_bh_reject(p, 4, 0.041, rej), 3);
+    assert_false(rej[0]);
+    assert_true(rej[1] && rej[2] && rej[3]);
+    assert_int_equal(dw_stats_bh_reject(p, 4, 0.039, NULL), 0);
+    dw_stats_bh_adjust(p, 4, p);
+    check_close("bh 0", p[0], 0.5, 1e-15, 0);
+    check_close("bh 1", p[1], 0.04, 1e-15, 0);
+    check_close("bh 2", p[2], 0.04, 1e-15, 0);
+    assert_int_equal(dw_stats_bh_reject(p, 0, 0.05, NULL), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chi2_sf_fixture),
+        cmocka_unit_test(test_kstwobign_fixture),
+        cmocka_unit_test(test_kstwo_fixture),
+        cmocka_unit_test(test_smirnov_fixture),
+        cmocka_unit_test(test_special_hand_values),
+        cmocka_unit_test(test_numeric_fixture),
+        cmocka_unit_test(test_weighted_view_equals_expanded),
+        cmocka_unit_test(test_ks_hand_cases),
+        cmocka_unit_test(test_wasserstein_hand_cases),
+        cmocka_unit_test(test_categorical_fixture),
+        cmocka_unit_test(test_categorical_hand_cases),
+        cmocka_unit_test(test_bh_fixture),
+        cmocka_unit_test(test_bh_hand),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
