@@ -70,6 +70,7 @@ struct dw_kll {
     uint32_t num_levels;
     uint32_t total_cap; /* sum of the level capacities (items), cached per level count */
     bool level0_sorted; /* level 0 currently ascending */
+    uint32_t l0_sorted_tail; /* the last l0_sorted_tail items of level 0 are ascending */
 
     /* Cached sorted view (KLL mode only): values ascending with cumulative weights. */
     double *view_vals;
@@ -164,14 +165,34 @@ static void add_level(struct dw_kll *sk)
     update_total_capacity(sk);
 }
 
+/*
+ * Sorts level 0. New items are prepended in front of what the last sort left ascending, so
+ * only the new head is sorted and then merged with the sorted tail: a sketch serialised at
+ * every checkpoint pays for the items added since, not for the whole level again.
+ */
 static void sort_level0(struct dw_kll *sk)
 {
-    if (!sk->level0_sorted) {
-        if (level_size(sk, 0) > 1) {
-            qsort(sk->items + sk->levels[0], level_size(sk, 0), sizeof(double), cmp_double);
+    uint32_t n = level_size(sk, 0);
+    if (!sk->level0_sorted && n > 1) {
+        double *base = sk->items + sk->levels[0];
+        uint32_t tail = DW_MIN(sk->l0_sorted_tail, n);
+        uint32_t head = n - tail;
+        qsort(base, head, sizeof(double), cmp_double);
+        if (head > 0 && tail > 0 && base[head - 1] > base[head]) {
+            double *scratch = dw_malloc((size_t)head * sizeof(double));
+            memcpy(scratch, base, (size_t)head * sizeof(double));
+            uint32_t i = 0, j = head, out = 0;
+            while (i < head && j < n) {
+                base[out++] = scratch[i] <= base[j] ? scratch[i++] : base[j++];
+            }
+            while (i < head) {
+                base[out++] = scratch[i++];
+            }
+            free(scratch);
         }
-        sk->level0_sorted = true;
     }
+    sk->level0_sorted = true;
+    sk->l0_sorted_tail = n;
 }
 
 /*
@@ -233,6 +254,7 @@ static void compact_level(struct dw_kll *sk, uint32_t h)
     }
     if (h == 0) {
         sk->level0_sorted = true; /* zero or one item */
+        sk->l0_sorted_tail = level_size(sk, 0);
     }
 }
 
@@ -310,6 +332,7 @@ void dw_kll_reset(struct dw_kll *sk)
     sk->levels[1] = sk->alloc;
     update_total_capacity(sk);
     sk->level0_sorted = true;
+    sk->l0_sorted_tail = 0;
     sk->exact = true;
     sk->n = 0;
     sk->min = NAN;
@@ -667,6 +690,7 @@ void dw_kll_merge(struct dw_kll *dst, const struct dw_kll *src)
     dst->alloc = alloc;
     memcpy(dst->levels, levels, (size_t)(dst->num_levels + 1) * sizeof(uint32_t));
     dst->level0_sorted = level_size(dst, 0) <= 1;
+    dst->l0_sorted_tail = dst->level0_sorted ? level_size(dst, 0) : 0;
     note_minmax(dst, src->min, src->max);
     dst->n += src->n;
     if (src->min_k < dst->min_k) {
@@ -905,6 +929,7 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, 
     }
     sk->levels[num_levels] = at;
     sk->level0_sorted = true;
+    sk->l0_sorted_tail = level_size(sk, 0);
     return sk;
 
 err:

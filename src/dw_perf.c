@@ -2,9 +2,10 @@
  * dw_perf.c - confusion by class, scores by true class and latency of a window (dw_perf.h).
  *
  * Encoding (inside an aggregate's encoding): u32 n_pairs {str pred, str label, u64 count},
- * u64 pairs_other, u8 has_hist [2*BINS u64], u8 inexact, 2 x {u32 n, n f64}, u32 latency
- * sketch length + bytes (dw_kll serialisation). Pairs are written in (pred, label) order so
- * equal contents encode to equal bytes.
+ * u64 pairs_other, u8 has_hist [u16 nonzero bins {u16 bin, u64 count}], u8 inexact,
+ * 2 x {u32 n, n f64 ascending}, u32 latency sketch length + bytes (dw_kll serialisation).
+ * Pairs are written in (pred, label) order and scores ascending, so equal contents encode to
+ * equal bytes whatever the order labels arrived in.
  */
 #include "driftwatch/dw_perf.h"
 
@@ -77,6 +78,7 @@ static void exact_add(struct dw_perf *p, int cls, double score)
         free(p->exact[1]);
         p->exact[0] = p->exact[1] = NULL;
         p->n_exact[0] = p->n_exact[1] = 0;
+        p->n_sorted[0] = p->n_sorted[1] = 0;
         return;
     }
     if (!p->exact[cls]) {
@@ -130,6 +132,7 @@ void dw_perf_merge(struct dw_perf *dst, const struct dw_perf *src)
         free(dst->exact[1]);
         dst->exact[0] = dst->exact[1] = NULL;
         dst->n_exact[0] = dst->n_exact[1] = 0;
+        dst->n_sorted[0] = dst->n_sorted[1] = 0;
     }
     for (int cls = 0; cls < 2 && !dst->inexact; cls++) {
         for (uint32_t i = 0; i < src->n_exact[cls]; i++) {
@@ -158,6 +161,32 @@ static int cmp_pair(const void *a, const void *b)
     return c ? c : strcmp(x->label, y->label);
 }
 
+/*
+ * Sorts the exact scores of one class: only the scores added since the last sort are sorted,
+ * then merged with the ascending prefix (an encoding at every checkpoint stays cheap).
+ */
+static void sort_exact(struct dw_perf *p, int cls)
+{
+    uint32_t n = p->n_exact[cls], s = DW_MIN(p->n_sorted[cls], n);
+    double *v = p->exact[cls];
+    if (n - s > 0) {
+        qsort(v + s, n - s, sizeof(double), cmp_double);
+    }
+    if (s > 0 && n > s && v[s - 1] > v[s]) {
+        double *prefix = dw_malloc((size_t)s * sizeof(double));
+        memcpy(prefix, v, (size_t)s * sizeof(double));
+        uint32_t i = 0, j = s, out = 0;
+        while (i < s && j < n) {
+            v[out++] = prefix[i] <= v[j] ? prefix[i++] : v[j++];
+        }
+        while (i < s) {
+            v[out++] = prefix[i++];
+        }
+        free(prefix);
+    }
+    p->n_sorted[cls] = n;
+}
+
 /* The pairs in (pred, label) order; the caller frees the array. */
 static const struct dw_class_pair **sorted_pairs(const struct dw_perf *p)
 {
@@ -184,23 +213,28 @@ void dw_perf_encode(const struct dw_perf *p, struct dw_buf *out)
     free(v);
     dw_buf_put_u64(out, p->pairs_other);
     dw_buf_put_u8(out, p->hist != NULL);
-    for (size_t i = 0; p->hist && i < 2 * DW_PERF_SCORE_BINS; i++) {
-        dw_buf_put_u64(out, p->hist[i]);
+    if (p->hist) {
+        uint16_t nonzero = 0;
+        for (size_t i = 0; i < 2 * DW_PERF_SCORE_BINS; i++) {
+            nonzero = (uint16_t)(nonzero + (p->hist[i] != 0));
+        }
+        dw_buf_put_u16(out, nonzero);
+        for (size_t i = 0; i < 2 * DW_PERF_SCORE_BINS; i++) {
+            if (p->hist[i]) {
+                dw_buf_put_u16(out, (uint16_t)i);
+                dw_buf_put_u64(out, p->hist[i]);
+            }
+        }
     }
     dw_buf_put_u8(out, (uint8_t)p->inexact);
     for (int cls = 0; cls < 2; cls++) {
-        /* Sorted: the arrival order of labels differs between replays, the multiset not. */
-        uint32_t n = p->n_exact[cls];
-        double *sorted = dw_malloc((n + 1) * sizeof(double));
-        if (n) {
-            memcpy(sorted, p->exact[cls], n * sizeof(double));
+        /* Ascending: the arrival order of labels differs between replays, the multiset not. */
+        /* Logically const: reorders the stored multiset, which is not observable. */
+        sort_exact((struct dw_perf *)p, cls);
+        dw_buf_put_u32(out, p->n_exact[cls]);
+        for (uint32_t i = 0; i < p->n_exact[cls]; i++) {
+            dw_buf_put_f64(out, p->exact[cls][i]);
         }
-        qsort(sorted, n, sizeof(double), cmp_double);
-        dw_buf_put_u32(out, n);
-        for (uint32_t i = 0; i < n; i++) {
-            dw_buf_put_f64(out, sorted[i]);
-        }
-        free(sorted);
     }
     size_t len = p->latency ? dw_kll_serialize(p->latency, NULL, 0) : 0;
     dw_buf_put_u32(out, (uint32_t)len);
@@ -230,8 +264,15 @@ int dw_perf_decode(struct dw_perf *p, struct dw_reader *rd)
     p->pairs_other = dw_rd_u64(rd);
     if (dw_rd_u8(rd)) {
         p->hist = dw_calloc(2 * DW_PERF_SCORE_BINS, sizeof(*p->hist));
-        for (size_t i = 0; i < 2 * DW_PERF_SCORE_BINS; i++) {
-            p->hist[i] = dw_rd_u64(rd);
+        uint16_t nonzero = dw_rd_u16(rd);
+        for (uint16_t i = 0; i < nonzero && !rd->err; i++) {
+            uint16_t bin = dw_rd_u16(rd);
+            uint64_t count = dw_rd_u64(rd);
+            if (bin >= 2 * DW_PERF_SCORE_BINS) {
+                rd->err = 1;
+            } else {
+                p->hist[bin] = count;
+            }
         }
     }
     p->inexact = dw_rd_u8(rd) != 0;

@@ -21,17 +21,31 @@
 #define JOIN_BATCH 4096 /* field/value pairs per HSET / HDEL command */
 #define HSCAN_COUNT "2000"
 
-struct dw_redis {
-    const struct dw_config *cfg;
-    redisContext *c;
-};
-
 /* A growable argv for binary-safe commands. */
 struct argv {
     const char **v;
     size_t *len;
     size_t n, cap;
 };
+
+struct ckpt {
+    struct argv a;       /* reused per command */
+    struct dw_buf blobs; /* every value of this checkpoint, appended */
+    char **strs;         /* formatted strings to free */
+    size_t n_strs, cap_strs;
+    int n_cmds;
+    size_t bytes;
+};
+
+static void ck_free(struct ckpt *ck);
+
+struct dw_redis {
+    const struct dw_config *cfg;
+    redisContext *c;
+    struct ckpt ck; /* reused by every checkpoint: no large allocation per checkpoint */
+};
+
+
 
 static void argv_push(struct argv *a, const void *s, size_t len)
 {
@@ -145,6 +159,7 @@ void dw_redis_free(struct dw_redis *r)
         return;
     }
     drop_conn(r);
+    ck_free(&r->ck);
     free(r);
 }
 
@@ -318,14 +333,7 @@ int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *errstr, size
 
 /* ---- checkpoint ---- */
 
-struct ckpt {
-    struct argv a;       /* reused per command */
-    struct dw_buf blobs; /* every value of this checkpoint, appended */
-    char **strs;         /* formatted strings to free */
-    size_t n_strs, cap_strs;
-    int n_cmds;
-    size_t bytes;
-};
+
 
 static const char *ck_fmt(struct ckpt *ck, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -506,11 +514,22 @@ static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck, 
     return ck_send(r, ck);
 }
 
-static void ck_free(struct ckpt *ck)
+/* Empties the checkpoint buffers, keeping their memory for the next checkpoint. */
+static void ck_reset(struct ckpt *ck)
 {
     for (size_t i = 0; i < ck->n_strs; i++) {
         free(ck->strs[i]);
     }
+    ck->n_strs = 0;
+    ck->a.n = 0;
+    dw_buf_reset(&ck->blobs);
+    ck->n_cmds = 0;
+    ck->bytes = 0;
+}
+
+static void ck_free(struct ckpt *ck)
+{
+    ck_reset(ck);
     free(ck->strs);
     argv_free(&ck->a);
     dw_buf_free(&ck->blobs);
@@ -556,29 +575,29 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
                (int)p->partition);
         return -2;
     }
-    struct ckpt ck = {0};
-    dw_buf_init(&ck.blobs);
+    struct ckpt *ck = &r->ck;
+    ck_reset(ck);
     struct blob_ref *refs = NULL;
     size_t n_refs = 0;
-    ck_windows(r, p, &ck, &refs, &n_refs);
+    ck_windows(r, p, ck, &refs, &n_refs);
     /* Each command is copied into hiredis's buffer when appended (ck_send), so argv may point
-     * into ck.blobs even though later encodings grow (and move) it. */
+     * into ck->blobs even though later encodings grow (and move) it. */
     int rc = -1;
-    argv_pushs(&ck.a, "MULTI");
-    if (ck_send(r, &ck) == 0 && ck_send_windows(r, p, &ck, refs) == 0 &&
-        ck_send_join(r, p, &ck) == 0 && ck_send_meta(r, p, &ck, owner, eof_ms, label_eof_ms) == 0) {
-        argv_pushs(&ck.a, "EXEC");
-        rc = ck_send(r, &ck);
+    argv_pushs(&ck->a, "MULTI");
+    if (ck_send(r, ck) == 0 && ck_send_windows(r, p, ck, refs) == 0 &&
+        ck_send_join(r, p, ck) == 0 && ck_send_meta(r, p, ck, owner, eof_ms, label_eof_ms) == 0) {
+        argv_pushs(&ck->a, "EXEC");
+        rc = ck_send(r, ck);
     }
     free(refs);
     if (rc != 0) {
-        ck_free(&ck);
+        ck_reset(ck);
         drop_conn(r);
         return dw_err(errstr, errstr_size, "redis: cannot send checkpoint");
     }
     /* Replies: +OK for MULTI, +QUEUED per command, then EXEC's array (nil when aborted). */
     int result = 0;
-    for (int i = 0; i < ck.n_cmds; i++) {
+    for (int i = 0; i < ck->n_cmds; i++) {
         void *rep_v = NULL;
         if (redisGetReply(r->c, &rep_v) != REDIS_OK) {
             drop_conn(r);
@@ -586,7 +605,7 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
             break;
         }
         redisReply *rep = rep_v;
-        if (i == ck.n_cmds - 1) {
+        if (i == ck->n_cmds - 1) {
             if (rep->type == REDIS_REPLY_NIL) {
                 result = -2;
                 dw_err(errstr, errstr_size, "partition %d: ownership changed during checkpoint",
@@ -601,9 +620,9 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
         freeReplyObject(rep);
     }
     if (bytes_out) {
-        *bytes_out = ck.bytes;
+        *bytes_out = ck->bytes;
     }
-    ck_free(&ck);
+    ck_reset(ck);
     if (result == 0) {
         dw_part_checkpoint_done(p);
     }
