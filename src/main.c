@@ -18,6 +18,8 @@ static const struct command commands[] = {
     {"gen", dw_cmd_gen, "produce synthetic prediction and label traffic with injected drift"},
     {"dev-broker", dw_cmd_dev_broker, "run an in-process Kafka cluster on loopback (tests)"},
     {"inspect", dw_cmd_inspect, "print the merged per-window state kept in Redis"},
+    {"profile", dw_cmd_profile, "build a reference profile from training data (CSV, JSON lines)"},
+    {"replay", dw_cmd_replay, "run the pipeline over JSON-lines files, one report per window"},
 };
 
 static void usage(FILE *out)
