@@ -385,6 +385,9 @@ static int load_reference(struct replayer *rp, char *errstr, size_t errstr_size)
 {
     json_error_t jerr;
     rp->ref_doc = json_load_file(rp->o->reference, 0, &jerr);
+    if (!rp->ref_doc && jerr.line < 1) {
+        return dw_err(errstr, errstr_size, "%s", jerr.text); /* names the file */
+    }
     if (!rp->ref_doc) {
         return dw_err(errstr, errstr_size, "%s:%d: column %d: %s", rp->o->reference, jerr.line,
                       jerr.column, jerr.text);

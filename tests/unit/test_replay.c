@@ -1,0 +1,333 @@
+/*
+ * test_replay.c - `driftwatch replay` through its entry point, on JSON-lines files written by
+ * the test: window placement at the edges, the first label wins (later ones are duplicates
+ * and conflicts), labels stamped before their predictions, empty windows in the middle
+ * reported with predictions 0, bad lines counted without stopping the replay, models inferred
+ * without a config, gzip input, and the reference taken from the first window versus from a
+ * profile given with --reference.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "driftwatch/dw_cmd.h"
+#include "driftwatch/dw_common.h"
+
+#define MAX_ARGS 32
+#define MAX_REPORTS 64
+
+static char tmpdir[64];
+
+static int setup(void **state)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/dw_test_replay_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *path_of(const char *name)
+{
+    static char bufs[8][160];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof(bufs[0]), "%s/%s", tmpdir, name);
+    return b;
+}
+
+static FILE *open_w(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    return f;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = open_w(path);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int run_cmd(int (*fn)(int, char **), const char *name, const char *first, ...)
+{
+    char *argv[MAX_ARGS];
+    int argc = 0;
+    argv[argc++] = strdup(name);
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a; a = va_arg(ap, const char *)) {
+        assert_true(argc < MAX_ARGS - 1);
+        argv[argc++] = strdup(a);
+    }
+    va_end(ap);
+    argv[argc] = NULL;
+    int rc = fn(argc, argv);
+    for (int i = 0; i < argc; i++) {
+        free(argv[i]);
+    }
+    return rc;
+}
+
+/* Reads the reports (one JSON object per line). @returns how many. */
+static size_t load_reports(const char *path, json_t **out)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[65536];
+    size_t n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        assert_true(n < MAX_REPORTS);
+        json_error_t err;
+        out[n] = json_loads(line, 0, &err);
+        if (!out[n]) {
+            fail_msg("report %zu: %s", n, err.text);
+        }
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+static void free_reports(json_t **r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_decref(r[i]);
+    }
+}
+
+static json_int_t geti(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v)) {
+        fail_msg("%s is not an integer", key);
+    }
+    return json_integer_value(v);
+}
+
+static const char *gets_(json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    if (!s) {
+        fail_msg("%s is not a string", key);
+    }
+    return s;
+}
+
+static json_t *feat(json_t *report, const char *name)
+{
+    return json_object_get(json_object_get(report, "features"), name);
+}
+
+/* A config written for `run` (replay needs no broker but the file names one). */
+static const char *CONFIG = "kafka:\n"
+                            "  bootstrap.servers: 127.0.0.1:9092\n"
+                            "models:\n"
+                            "  fraud:\n"
+                            "    features:\n"
+                            "      amount: numeric\n"
+                            "      country: categorical\n";
+
+static void pred(FILE *f, const char *id, const char *ts, double amount, const char *country,
+                 int prediction)
+{
+    fprintf(f,
+            "{\"prediction_id\":\"%s\",\"model\":\"fraud\",\"model_version\":\"1\","
+            "\"timestamp\":\"%s\",\"features\":{\"amount\":%.4f,\"country\":\"%s\"},"
+            "\"prediction\":%d,\"score\":%.2f}\n",
+            id, ts, amount, country, prediction, prediction ? 0.9 : 0.1);
+}
+
+static void test_windows_labels_and_gaps(void **state)
+{
+    const char *cfg = path_of("c.yaml");
+    const char *preds = path_of("p.jsonl");
+    const char *labels = path_of("l.jsonl");
+    const char *out = path_of("r.jsonl");
+    write_file(cfg, CONFIG);
+    FILE *f = open_w(preds);
+    pred(f, "p1", "2026-01-01T00:00:00Z", 1, "DE", 1);
+    pred(f, "p2", "2026-01-01T00:00:59.999Z", 2, "FR", 0);
+    fputs("this is not json\n", f);
+    pred(f, "p3", "2026-01-01T00:01:00Z", 3, "DE", 1);
+    pred(f, "p1", "2026-01-01T00:03:00Z", 9, "DE", 0); /* duplicate id: ignored */
+    pred(f, "p4", "2026-01-01T00:04:30Z", 4, "US", 1);
+    fclose(f);
+    f = open_w(labels);
+    /* p4's label is stamped (and listed) long before its prediction */
+    fputs("{\"prediction_id\":\"p4\",\"label\":1,\"timestamp\":\"2026-01-01T00:00:10Z\"}\n", f);
+    fputs("{\"prediction_id\":\"p1\",\"label\":1,\"timestamp\":\"2026-01-01T00:05:00Z\"}\n", f);
+    fputs("{\"prediction_id\":\"p1\",\"label\":0,\"timestamp\":\"2026-01-01T00:06:00Z\"}\n", f);
+    fputs("{\"prediction_id\":\"p2\",\"label\":0}\n", f);
+    fputs("{\"prediction_id\":\"zz\",\"label\":1}\n", f);
+    fputs("{\"label\":1}\n", f);
+    fclose(f);
+    assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--labels", labels,
+                             "-c", cfg, "--window", "60", "--output", out, NULL),
+                     0);
+    json_t *r[MAX_REPORTS];
+    size_t n = load_reports(out, r);
+    assert_int_equal(n, 5); /* 00:00 .. 00:04, two empty windows in the middle */
+    static const char *const starts[] = {"2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z",
+                                         "2026-01-01T00:02:00Z", "2026-01-01T00:03:00Z",
+                                         "2026-01-01T00:04:00Z"};
+    static const json_int_t npred[] = {2, 1, 0, 0, 1};
+    static const json_int_t nlab[] = {2, 0, 0, 0, 1};
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(gets_(r[i], "model"), "fraud");
+        assert_string_equal(gets_(r[i], "window_start"), starts[i]);
+        assert_int_equal(geti(r[i], "predictions"), npred[i]);
+        assert_int_equal(geti(r[i], "labeled"), nlab[i]);
+        assert_true(json_is_true(json_object_get(r[i], "final")));
+    }
+    assert_string_equal(gets_(r[0], "window_end"), "2026-01-01T00:01:00Z");
+    /* first label wins: p1 labelled 1 (correct), the 0 after it is a conflicting duplicate */
+    assert_int_equal(geti(r[0], "duplicate_labels"), 1);
+    assert_int_equal(geti(r[0], "conflicts"), 1);
+    json_t *perf = json_object_get(r[0], "performance");
+    assert_true(json_real_value(json_object_get(perf, "accuracy")) == 1.0);
+    assert_int_equal(geti(json_object_get(perf, "confusion"), "tp"), 1);
+    assert_int_equal(geti(json_object_get(perf, "confusion"), "tn"), 1);
+    /* the duplicate prediction id did not count in window 00:03 */
+    assert_int_equal(geti(r[3], "predictions"), 0);
+    assert_true(json_is_null(json_object_get(r[2], "performance")));
+    assert_int_equal(json_object_size(json_object_get(r[2], "features")), 0);
+    /* the early label joined p4 */
+    assert_true(json_real_value(json_object_get(json_object_get(r[4], "performance"),
+                                                "accuracy")) == 1.0);
+    /* window 0 is the reference (not judged); later windows are compared with it */
+    assert_true(json_is_null(json_object_get(r[0], "reference")));
+    assert_int_equal(geti(json_object_get(r[1], "reference"), "windows"), 1);
+    assert_int_equal(geti(feat(r[0], "amount"), "count"), 2);
+    assert_true(json_is_null(json_object_get(feat(r[0], "amount"), "psi")));
+    assert_true(json_is_number(json_object_get(feat(r[1], "amount"), "psi")));
+    free_reports(r, n);
+
+    /* --window changes the placement: one 5-minute window holds all four predictions */
+    assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--labels", labels,
+                             "-c", cfg, "--window", "5m", "--output", out, NULL),
+                     0);
+    n = load_reports(out, r);
+    assert_int_equal(n, 1);
+    assert_int_equal(geti(r[0], "predictions"), 4);
+    assert_int_equal(geti(r[0], "labeled"), 3);
+    free_reports(r, n);
+}
+
+/* Two windows: amount ~ 0..99 then 1000..1099. */
+static void write_shift(const char *path, int gz)
+{
+    char line[512];
+    gzFile g = gz ? gzopen(path, "wb") : NULL;
+    FILE *f = gz ? NULL : open_w(path);
+    for (int w = 0; w < 2; w++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(line, sizeof(line),
+                     "{\"prediction_id\":\"w%d-%d\",\"model\":\"m\",\"timestamp\":%lld,"
+                     "\"features\":{\"amount\":%d,\"country\":\"%s\"},\"prediction\":1}\n",
+                     w, i, 1767225600000LL + w * 60000LL + i * 100LL, w * 1000 + i,
+                     i % 2 ? "DE" : "FR");
+            if (gz) {
+                gzputs(g, line);
+            } else {
+                fputs(line, f);
+            }
+        }
+    }
+    if (gz) {
+        assert_int_equal(gzclose(g), Z_OK);
+    } else {
+        assert_int_equal(fclose(f), 0);
+    }
+}
+
+static void test_reference_first_window_vs_profile(void **state)
+{
+    const char *preds = path_of("shift.jsonl.gz");
+    const char *out = path_of("shift.out");
+    write_shift(preds, 1);
+    /* no -c: the model "m" and its types come from the data; no --reference: window 0 */
+    assert_int_equal(
+        run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--output", out, NULL), 0);
+    json_t *r[MAX_REPORTS];
+    size_t n = load_reports(out, r);
+    assert_int_equal(n, 2);
+    assert_string_equal(gets_(r[0], "model"), "m");
+    assert_string_equal(gets_(feat(r[0], "amount"), "type"), "numeric");
+    assert_string_equal(gets_(feat(r[0], "country"), "type"), "categorical");
+    assert_true(json_is_null(json_object_get(r[0], "reference")));
+    assert_true(json_is_null(json_object_get(feat(r[0], "amount"), "psi")));
+    double psi1 = json_real_value(json_object_get(feat(r[1], "amount"), "psi"));
+    assert_true(psi1 > 1.0); /* every value beyond the reference's last edge */
+    assert_true(json_is_true(json_object_get(feat(r[1], "amount"), "drift")));
+    assert_true(json_real_value(json_object_get(feat(r[1], "country"), "psi")) < 1e-12);
+    free_reports(r, n);
+
+    /* a profile of 1000..1099 as the reference: window 0 drifts, window 1 does not */
+    const char *csv = path_of("train.csv");
+    const char *prof = path_of("train.json");
+    FILE *f = open_w(csv);
+    fputs("amount,country\n", f);
+    for (int i = 0; i < 100; i++) {
+        fprintf(f, "%d,%s\n", 1000 + i, i % 2 ? "DE" : "FR");
+    }
+    fclose(f);
+    assert_int_equal(run_cmd(dw_cmd_profile, "profile", "--input", csv, "--output", prof,
+                             "--model", "m", NULL),
+                     0);
+    assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--reference", prof,
+                             "--output", out, NULL),
+                     0);
+    n = load_reports(out, r);
+    assert_int_equal(n, 2);
+    assert_false(json_is_null(json_object_get(r[0], "reference")));
+    assert_int_equal(geti(json_object_get(r[0], "reference"), "predictions"), 100);
+    assert_true(json_real_value(json_object_get(feat(r[0], "amount"), "psi")) > 1.0);
+    assert_true(json_is_true(json_object_get(feat(r[0], "amount"), "drift")));
+    assert_true(json_real_value(json_object_get(feat(r[1], "amount"), "psi")) < 1e-12);
+    assert_true(json_is_false(json_object_get(feat(r[1], "amount"), "drift")));
+    free_reports(r, n);
+}
+
+static void test_usage_and_missing_files(void **state)
+{
+    assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--help", NULL), 0);
+    assert_int_equal(run_cmd(dw_cmd_replay, "replay", NULL), 2);
+    assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", path_of("nope.jsonl"),
+                             NULL),
+                     1);
+    const char *preds = path_of("one.jsonl");
+    write_file(preds, "{\"prediction_id\":\"a\",\"model\":\"m\",\"timestamp\":0,"
+                      "\"features\":{},\"prediction\":1}\n");
+    assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--window", "0",
+                             NULL),
+                     2);
+    assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--reference",
+                             path_of("nope.json"), NULL),
+                     2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_windows_labels_and_gaps),
+        cmocka_unit_test(test_reference_first_window_vs_profile),
+        cmocka_unit_test(test_usage_and_missing_files),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
