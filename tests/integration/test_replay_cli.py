@@ -1,0 +1,133 @@
+"""The real binary, no servers: `driftwatch gen` writes predictions, labels and the ground truth
+to files, `driftwatch replay` must report exactly the truth's predictions, labeled and
+duplicate_labels for every window, and a drifted feature's PSI must cross the threshold only
+from --drift-at on. Then `driftwatch profile` on a CSV: exact quantiles (numpy's type 7,
+computed here by hand) and the counts per reference bin."""
+import gzip
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+
+import harness as h
+
+WINDOW_S = 60
+DRIFT_AT_S = 600
+EPS = 20  # predictions per second of event time: 1200 per window
+
+
+def run(*args, **kw):
+    p = subprocess.run([h.BIN, *args], capture_output=True, text=True, timeout=300, **kw)
+    if p.returncode != 0:
+        raise AssertionError(f"{args[0]} exited {p.returncode}: {p.stderr[-2000:]}")
+    return p
+
+
+def quantile7(sorted_vals, q):
+    hh = (len(sorted_vals) - 1) * q
+    lo = math.floor(hh)
+    hi = min(lo + 1, len(sorted_vals) - 1)
+    return sorted_vals[lo] + (hh - lo) * (sorted_vals[hi] - sorted_vals[lo])
+
+
+def check_replay(tmp):
+    pred, lab, truth_path = (os.path.join(tmp, n) for n in ("p.jsonl.gz", "l.jsonl", "t.jsonl"))
+    plain = os.path.join(tmp, "p.jsonl")
+    run("gen", "-q", "--count", "24000", "--eps", str(EPS), "--predictions-out", plain,
+        "--labels-out", lab, "--truth", truth_path, "--window", str(WINDOW_S),
+        "--duplicate-labels", "0.05", "--early-labels", "0.1", "--label-share", "0.9",
+        "--missing", "0.02", "--versions", "1.0.0,1.1.0",
+        "--drift-at", str(DRIFT_AT_S), "--drift-shift", "amount=2")
+    with open(plain, "rb") as src, gzip.open(pred, "wb") as dst:
+        dst.write(src.read())
+    truth = [json.loads(l) for l in open(truth_path)]
+    truth = [t for t in truth if "summary" not in t]
+    p = run("replay", "--predictions", pred, "--labels", lab, "--window", str(WINDOW_S))
+    reports = [json.loads(l) for l in p.stdout.splitlines()]
+    ok = h.report(len(reports) == len(truth), "one report per window",
+                  f"{len(reports)} reports, {len(truth)} truth windows")
+    diffs = []
+    for r, t in zip(reports, truth):
+        for key in ("model", "window_start", "predictions", "labeled", "duplicate_labels",
+                    "conflicts"):
+            if r[key] != t[key]:
+                diffs.append((t["window_start"], key, r[key], t[key]))
+        for v, tv in t["versions"].items():
+            rv = r["versions"].get(v, {})
+            if rv.get("predictions") != tv["predictions"] or rv.get("labeled") != tv["labeled"]:
+                diffs.append((t["window_start"], "version " + v, rv, tv))
+        for name, tf in t["features"].items():
+            rf = r["features"][name]
+            if rf["count"] != tf["count"] or rf["missing"] != tf["missing"]:
+                diffs.append((t["window_start"], name, rf, tf))
+    ok &= h.report(not diffs, "replay equals the ground truth", str(diffs[:5]))
+    schema = {"model", "window_start", "window_end", "predictions", "labeled",
+              "duplicate_labels", "performance", "versions", "features", "drift"}
+    missing = [k for k in schema if k not in reports[0]]
+    ok &= h.report(not missing, "report fields", str(missing))
+
+    start_ms = reports[0]["window_start_ms"]
+    drift_ms = start_ms + DRIFT_AT_S * 1000
+    bad = []
+    for r in reports[1:]:  # reports[0] is the reference window
+        f = r["features"]["amount"]
+        after = r["window_start_ms"] >= drift_ms
+        crossed = f["psi"] is not None and f["psi"] >= f["threshold"]
+        if crossed != after or bool(f["drift"]) != after:
+            bad.append((r["window_start"], f["psi"], f["drift"]))
+        age = r["features"]["age"]
+        if age["drift"]:
+            bad.append((r["window_start"], "age", age["psi"]))
+    ok &= h.report(not bad, "amount drifts only from --drift-at on", str(bad[:5]))
+    summary = json.loads(p.stderr.strip().splitlines()[-1])["replay"]
+    ok &= h.report(summary["bad"] == {}, "no bad lines", str(summary))
+    return ok
+
+
+def check_profile(tmp):
+    rnd = random.Random(7)
+    xs = [round(rnd.gauss(50, 10), 3) for _ in range(5000)]
+    csv = os.path.join(tmp, "train.csv")
+    out = os.path.join(tmp, "train.json")
+    with open(csv, "w") as f:
+        f.write("amount,country,code\n")
+        for i, x in enumerate(xs):
+            cell = "" if i % 100 == 0 else repr(x)
+            f.write(f'{cell},"{rnd.choice(["DE", "FR", "US"])}",{i % 7}\n')
+    run("profile", "--input", csv, "--output", out, "--model", "fraud", "--categorical", "code")
+    doc = json.load(open(out))
+    vals = sorted(x for i, x in enumerate(xs) if i % 100 != 0)
+    feat = doc["features"]["amount"]
+    ok = h.report(feat["count"] == len(vals) and feat["missing"] == 50, "counts",
+                  f"{feat['count']} {feat['missing']}")
+    got = feat["quantiles"]["values"]
+    err = max(abs(got[p] - quantile7(vals, p / 100)) for p in range(101))
+    ok &= h.report(err < 1e-9, "exact quantiles (type 7)", f"max error {err}")
+    edges = [quantile7(vals, i / 10) for i in range(1, 10)]
+    e_err = max(abs(a - b) for a, b in zip(feat["edges"], edges))
+    counts = [0] * 10
+    for x in vals:
+        counts[sum(1 for e in feat["edges"] if x >= e)] += 1
+    ok &= h.report(e_err < 1e-9 and counts == feat["bin_counts"], "decile edges and bin counts",
+                   f"{e_err} {counts} {feat['bin_counts']}")
+    code = doc["features"]["code"]
+    ok &= h.report(code["type"] == "categorical" and sum(code["category_counts"].values()) == 5000,
+                   "--categorical column of numbers", str(code["category_counts"]))
+    mean = sum(vals) / len(vals)
+    std = math.sqrt(sum((x - mean) ** 2 for x in vals) / len(vals))
+    ok &= h.report(abs(feat["mean"] - mean) < 1e-9 and abs(feat["std"] - std) < 1e-9, "moments")
+    return ok
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="dw_replay_cli_") as tmp:
+        ok = check_replay(tmp)
+        ok &= check_profile(tmp)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
