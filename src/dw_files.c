@@ -59,8 +59,8 @@ int dw_files_read_line(struct dw_files *f, char **line, size_t *len, char *errst
     for (;;) {
         if (f->cap - n < 2) {
             if (f->cap >= DW_FILES_MAX_LINE) {
-                return dw_err(errstr, errstr_size, "%s:%llu: line longer than %u bytes",
-                              f->path, (unsigned long long)(f->line_no + 1), DW_FILES_MAX_LINE);
+                return dw_err(errstr, errstr_size, "%s:%llu: line longer than %u bytes", f->path,
+                              (unsigned long long)(f->line_no + 1), DW_FILES_MAX_LINE);
             }
             f->cap *= 2;
             f->buf = dw_realloc(f->buf, f->cap);
@@ -129,8 +129,7 @@ static int ends_with(const char *s, size_t n, const char *suffix)
     return n >= k && strncmp(s + n - k, suffix, k) == 0;
 }
 
-int dw_files_detect(const char *path, enum dw_files_format *fmt, char *errstr,
-                    size_t errstr_size)
+int dw_files_detect(const char *path, enum dw_files_format *fmt, char *errstr, size_t errstr_size)
 {
     size_t n = strlen(path);
     if (ends_with(path, n, ".gz")) {
@@ -148,8 +147,7 @@ int dw_files_detect(const char *path, enum dw_files_format *fmt, char *errstr,
     errno = 0;
     gzFile gz = gzopen(path, "rb");
     if (!gz) {
-        return dw_err(errstr, errstr_size, "%s: %s", path,
-                      errno ? strerror(errno) : "cannot open");
+        return dw_err(errstr, errstr_size, "%s: %s", path, errno ? strerror(errno) : "cannot open");
     }
     char buf[FILES_SNIFF];
     int got = gzread(gz, buf, sizeof(buf));
@@ -520,8 +518,7 @@ int dw_files_tally_features(const struct dw_files_tally *t, const char *categori
         int cat = dw_files_list_has(categorical, t->names[i]);
         int num = dw_files_list_has(numeric, t->names[i]);
         if (cat && num) {
-            dw_err(errstr, errstr_size, "'%s' is in both --categorical and --numeric",
-                   t->names[i]);
+            dw_err(errstr, errstr_size, "'%s' is in both --categorical and --numeric", t->names[i]);
             dw_files_features_free(feats, i);
             return -1;
         }

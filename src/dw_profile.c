@@ -32,9 +32,9 @@
 #include "driftwatch/dw_files.h"
 #include "driftwatch/dw_kll.h"
 
-#define PROFILE_QUANTILE_STEPS 100     /* quantiles at q = i/100, i = 0..100 */
+#define PROFILE_QUANTILE_STEPS 100        /* quantiles at q = i/100, i = 0..100 */
 #define PROFILE_SKETCH_SEED 0x70726f66ULL /* fixed: the same data gives the same sketch bytes */
-#define PROFILE_NUM_TEXT 32            /* bytes of a JSON number's text (categorical value) */
+#define PROFILE_NUM_TEXT 32               /* bytes of a JSON number's text (categorical value) */
 
 struct profile_opts {
     const char *input, *output, *model, *categorical, *numeric, *config;
@@ -118,8 +118,8 @@ static int json_value(struct profiler *pr, size_t i, const json_t *v, struct dw_
         val->len = strlen(val->str);
     } else {
         return dw_err(errstr, errstr_size,
-                      "%s:%llu: feature '%s': expected a string, number or boolean",
-                      pr->o->input, (unsigned long long)line, f->name);
+                      "%s:%llu: feature '%s': expected a string, number or boolean", pr->o->input,
+                      (unsigned long long)line, f->name);
     }
     val->kind = DW_VAL_STR;
     return 0;
@@ -157,8 +157,8 @@ static int scan_csv(struct profiler *pr, row_fn fn, char *errstr, size_t errstr_
                 for (size_t j = 0; j < i && rc == 0; j++) {
                     if (strcmp(cells[i], cells[j]) == 0) {
                         rc = dw_err(errstr, errstr_size,
-                                    "%s:%llu: column %zu: header '%s' given twice",
-                                    pr->o->input, (unsigned long long)line, i + 1, cells[i]);
+                                    "%s:%llu: column %zu: header '%s' given twice", pr->o->input,
+                                    (unsigned long long)line, i + 1, cells[i]);
                     }
                 }
                 if (cells[i][0] == '\0') {
@@ -210,8 +210,8 @@ static int scan_jsonl(struct profiler *pr, row_fn fn, char *errstr, size_t errst
         json_error_t jerr;
         json_t *doc = json_loadb(text, len, 0, &jerr);
         if (!doc) {
-            rc = dw_err(errstr, errstr_size, "%s:%llu: column %d: invalid JSON: %s",
-                        pr->o->input, (unsigned long long)line, jerr.column, jerr.text);
+            rc = dw_err(errstr, errstr_size, "%s:%llu: column %d: invalid JSON: %s", pr->o->input,
+                        (unsigned long long)line, jerr.column, jerr.text);
             break;
         }
         if (!json_is_object(doc)) {
@@ -235,8 +235,8 @@ static int scan_jsonl(struct profiler *pr, row_fn fn, char *errstr, size_t errst
             feats = dw_files_pointer(doc, feat_ptr);
             if (feats && !json_is_object(feats) && !json_is_null(feats)) {
                 json_decref(doc);
-                rc = dw_err(errstr, errstr_size, "%s:%llu: %s: expected an object",
-                            pr->o->input, (unsigned long long)line, feat_ptr);
+                rc = dw_err(errstr, errstr_size, "%s:%llu: %s: expected an object", pr->o->input,
+                            (unsigned long long)line, feat_ptr);
                 break;
             }
             if (!json_is_object(feats)) {
@@ -270,7 +270,7 @@ static int pass_tally(struct profiler *pr, char **cells, size_t n_cells, json_t 
         for (size_t i = 0; i < n_cells; i++) {
             size_t idx = dw_files_tally_index(&pr->tally, pr->header[i], strlen(pr->header[i]));
             double x;
-            enum dw_files_kind k = cells[i][0] == '\0'                          ? DW_FILES_MISSING
+            enum dw_files_kind k = cells[i][0] == '\0' ? DW_FILES_MISSING
                                    : dw_files_parse_number(cells[i], strlen(cells[i]), &x) == 0
                                        ? DW_FILES_NUMBER
                                        : DW_FILES_TEXT;
@@ -289,8 +289,8 @@ static int pass_tally(struct profiler *pr, char **cells, size_t n_cells, json_t 
 }
 
 /* Pass 2: one prediction per row into the aggregate. */
-static int pass_add(struct profiler *pr, char **cells, size_t n_cells, json_t *feats,
-                    uint64_t line, char *errstr, size_t errstr_size)
+static int pass_add(struct profiler *pr, char **cells, size_t n_cells, json_t *feats, uint64_t line,
+                    char *errstr, size_t errstr_size)
 {
     pr->rows++;
     const struct dw_model_cfg *m = &pr->model;
@@ -372,8 +372,7 @@ static json_t *sketch_b64(struct dw_kll *sk)
     return s;
 }
 
-static void add_numeric_extras(json_t *f, const struct dw_ref_feature *rf,
-                               struct dw_feat_stats *fs)
+static void add_numeric_extras(json_t *f, const struct dw_ref_feature *rf, struct dw_feat_stats *fs)
 {
     json_object_set_new(f, "missing", json_integer((json_int_t)fs->missing));
     json_t *q = json_array();
@@ -382,7 +381,7 @@ static void add_numeric_extras(json_t *f, const struct dw_ref_feature *rf,
         double level = (double)i / PROFILE_QUANTILE_STEPS;
         json_array_append_new(q, json_integer(i));
         json_array_append_new(qv, fs->sk && fs->count ? json_real(dw_kll_quantile(fs->sk, level))
-                                                       : json_null());
+                                                      : json_null());
     }
     json_object_set_new(f, "quantiles", json_pack("{s:o,s:o}", "percent", q, "values", qv));
     json_t *bc = json_array();
@@ -441,13 +440,13 @@ static json_t *build_doc(struct profiler *pr)
     }
     char now[40];
     dw_time_format_rfc3339(dw_now_ms(), now, sizeof(now));
-    json_object_set_new(doc, "task", json_string(m->task == DW_TASK_REGRESSION ? "regression"
-                                                                             : "classification"));
     json_object_set_new(
-        doc, "source",
-        json_pack("{s:s,s:s,s:I,s:I,s:s}", "file", pr->o->input, "format",
-                  pr->fmt == DW_FILES_CSV ? "csv" : "jsonl", "rows", (json_int_t)pr->rows,
-                  "skipped_rows", (json_int_t)pr->skipped, "created_at", now));
+        doc, "task", json_string(m->task == DW_TASK_REGRESSION ? "regression" : "classification"));
+    json_object_set_new(doc, "source",
+                        json_pack("{s:s,s:s,s:I,s:I,s:s}", "file", pr->o->input, "format",
+                                  pr->fmt == DW_FILES_CSV ? "csv" : "jsonl", "rows",
+                                  (json_int_t)pr->rows, "skipped_rows", (json_int_t)pr->skipped,
+                                  "created_at", now));
     dw_ref_free(ref);
     return doc;
 }
@@ -577,8 +576,8 @@ static int profile(const struct profile_opts *o, char *errstr, size_t errstr_siz
     }
     if (pr.rows > DW_KLL_MAX_EXACT_CAPACITY) {
         dw_err(errstr, errstr_size,
-               "%s: %llu rows: exact quantiles are limited to %u rows; profile a sample",
-               o->input, (unsigned long long)pr.rows, DW_KLL_MAX_EXACT_CAPACITY);
+               "%s: %llu rows: exact quantiles are limited to %u rows; profile a sample", o->input,
+               (unsigned long long)pr.rows, DW_KLL_MAX_EXACT_CAPACITY);
         goto err;
     }
     if (setup_model(&pr, errstr, errstr_size) != 0) {
@@ -605,9 +604,8 @@ static int profile(const struct profile_opts *o, char *errstr, size_t errstr_siz
         remove(tmp);
         goto err;
     }
-    fprintf(stderr, "driftwatch profile: %s: model %s, %llu rows, %zu features -> %s\n",
-            o->input, pr.model.name, (unsigned long long)pr.rows, pr.model.n_features,
-            o->output);
+    fprintf(stderr, "driftwatch profile: %s: model %s, %llu rows, %zu features -> %s\n", o->input,
+            pr.model.name, (unsigned long long)pr.rows, pr.model.n_features, o->output);
     rc = 0;
 err:
     free(tmp);
@@ -619,10 +617,14 @@ err:
 int dw_cmd_profile(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"input", required_argument, NULL, 'i'},   {"output", required_argument, NULL, 'o'},
-        {"model", required_argument, NULL, 'm'},   {"categorical", required_argument, NULL, 'C'},
-        {"numeric", required_argument, NULL, 'N'}, {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
+        {"input", required_argument, NULL, 'i'},
+        {"output", required_argument, NULL, 'o'},
+        {"model", required_argument, NULL, 'm'},
+        {"categorical", required_argument, NULL, 'C'},
+        {"numeric", required_argument, NULL, 'N'},
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     struct profile_opts o;

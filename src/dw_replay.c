@@ -46,9 +46,9 @@
 /* "Infinite" lateness, label horizon and join TTL, milliseconds (some 73 million years): far
  * beyond any event time, yet small enough that time + it never overflows int64. */
 #define REPLAY_INFINITE_MS (INT64_MAX / 4)
-#define REPLAY_BAD_SHOWN 10          /* bad lines described on stderr (the rest are counted) */
-#define REPLAY_CLEAN_EVERY 65536     /* lines between clearing dw_part's dirty lists */
-#define REPLAY_EXTRA_MISSING_TS DW_BAD__COUNT /* reason index: no timestamp in the event */
+#define REPLAY_BAD_SHOWN 10      /* bad lines described on stderr (the rest are counted) */
+#define REPLAY_CLEAN_EVERY 65536 /* lines between clearing dw_part's dirty lists */
+#define REPLAY_EXTRA_MISSING_TS DW_BAD__COUNT     /* reason index: no timestamp in the event */
 #define REPLAY_EXTRA_REJECTED (DW_BAD__COUNT + 1) /* reason index: class table full */
 #define REPLAY_N_REASONS (DW_BAD__COUNT + 2)
 
@@ -210,7 +210,7 @@ static int models_from_data(struct replayer *rp, char *errstr, size_t errstr_siz
             /* Production logs may hold bad events: numbers in the majority make a numeric
              * feature, and the other values are then counted as wrong_type, as run would. */
             int numeric = in->tally.texts[k] * 2 < in->tally.values[k] || in->tally.values[k] == 0;
-            enum dw_feature_type t = pt >= 0 ? (enum dw_feature_type)pt
+            enum dw_feature_type t = pt >= 0   ? (enum dw_feature_type)pt
                                      : numeric ? DW_FEATURE_NUMERIC
                                                : DW_FEATURE_CATEGORICAL;
             add_feature(m, in->tally.names[k], t);
@@ -259,7 +259,8 @@ static int read_predictions(struct replayer *rp, char *errstr, size_t errstr_siz
         if (bad != DW_BAD_NONE) {
             count_bad(rp, (int)bad, f, msg);
         } else if (rp->pev->ts_ms == DW_NO_TS) {
-            count_bad(rp, REPLAY_EXTRA_MISSING_TS, f, "no timestamp (no Kafka time to fall back on)");
+            count_bad(rp, REPLAY_EXTRA_MISSING_TS, f,
+                      "no timestamp (no Kafka time to fall back on)");
         } else {
             int64_t start = dw_floor_div(rp->pev->ts_ms, L) * L;
             if (!dw_part_window(rp->part, rp->pev->model, start)) {
@@ -326,8 +327,9 @@ static int write_report(struct replayer *rp, json_t *report, char *errstr, size_
     char *text = json_dumps(report, JSON_COMPACT | JSON_REAL_PRECISION(17));
     int ok = text && fputs(text, rp->out) >= 0 && fputc('\n', rp->out) != EOF;
     free(text);
-    return ok ? 0 : dw_err(errstr, errstr_size, "%s: write failed",
-                           rp->o->output ? rp->o->output : "stdout");
+    return ok ? 0
+              : dw_err(errstr, errstr_size, "%s: write failed",
+                       rp->o->output ? rp->o->output : "stdout");
 }
 
 static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, size_t errstr_size)
@@ -470,13 +472,12 @@ static void summary(struct replayer *rp, uint64_t n_reports)
     for (size_t i = 0; i < rp->part->join.n_used; i++) {
         unmatched += (uint64_t)(rp->part->join.pool[i].state == DW_JOIN_LABEL);
     }
-    json_t *s = json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}}", "replay", "prediction_lines",
-                          (json_int_t)rp->pred_lines, "predictions",
-                          (json_int_t)rp->part->ctr.predictions, "duplicate_predictions",
-                          (json_int_t)rp->duplicate_predictions, "label_lines",
-                          (json_int_t)rp->label_lines, "duplicate_labels",
-                          (json_int_t)rp->duplicate_labels, "unmatched_labels",
-                          (json_int_t)unmatched, "reports", (json_int_t)n_reports, "bad", bad);
+    json_t *s = json_pack(
+        "{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}}", "replay", "prediction_lines",
+        (json_int_t)rp->pred_lines, "predictions", (json_int_t)rp->part->ctr.predictions,
+        "duplicate_predictions", (json_int_t)rp->duplicate_predictions, "label_lines",
+        (json_int_t)rp->label_lines, "duplicate_labels", (json_int_t)rp->duplicate_labels,
+        "unmatched_labels", (json_int_t)unmatched, "reports", (json_int_t)n_reports, "bad", bad);
     char *text = json_dumps(s, JSON_COMPACT);
     if (text) {
         fprintf(stderr, "%s\n", text);

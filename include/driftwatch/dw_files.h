@@ -55,8 +55,7 @@ enum dw_files_format { DW_FILES_CSV = 0, DW_FILES_JSONL = 1 };
  *        lines, anything else is CSV).
  * @returns 0, or -1 with errstr when the file cannot be read or is empty.
  */
-int dw_files_detect(const char *path, enum dw_files_format *fmt, char *errstr,
-                    size_t errstr_size);
+int dw_files_detect(const char *path, enum dw_files_format *fmt, char *errstr, size_t errstr_size);
 
 /* ---- CSV ---- */
 

@@ -139,8 +139,8 @@ static void test_csv_quoting_missing_forced(void **state)
                    "2.5,FR,,\"multi\nline \"\"quoted\"\"\"\n"
                    ",US,20095,x\n"
                    "10,DE,10115,\n");
-    assert_int_equal(run_profile("--input", in, "--output", out, "--categorical", "zip",
-                                 "--model", "fraud", NULL),
+    assert_int_equal(run_profile("--input", in, "--output", out, "--categorical", "zip", "--model",
+                                 "fraud", NULL),
                      0);
     json_t *doc = load(out);
     assert_string_equal(json_string_value(json_object_get(doc, "model")), "fraud");
@@ -182,8 +182,7 @@ static void test_csv_type_inference(void **state)
     assert_string_equal(ftype(doc, "empty"), "numeric");   /* no values at all */
     assert_int_equal(fint(doc, "empty", "missing"), 2);
     assert_string_equal(ftype(doc, "mixed"), "categorical");
-    assert_double_equal(json_real_value(json_object_get(feature(doc, "sci"), "max")), 1000.0,
-                        0);
+    assert_double_equal(json_real_value(json_object_get(feature(doc, "sci"), "max")), 1000.0, 0);
     /* no --model: the default name */
     assert_string_equal(json_string_value(json_object_get(doc, "model")), "default");
     json_decref(doc);
@@ -213,16 +212,14 @@ static void test_jsonl_events_and_flat(void **state)
 {
     const char *in = path_of("ev.jsonl");
     const char *out = path_of("ev.json");
-    write_file(in,
-               "{\"prediction_id\":\"p1\",\"model\":\"fraud\",\"features\":{\"amount\":1,"
-               "\"country\":\"DE\",\"code\":7,\"flag\":true,\"age\":null}}\n"
-               "\n"
-               "{\"prediction_id\":\"p2\",\"model\":\"fraud\",\"features\":{\"amount\":3.5,"
-               "\"country\":\"FR\",\"code\":7,\"flag\":false}}\n"
-               "{\"prediction_id\":\"p3\",\"model\":\"other\",\"features\":{\"amount\":1000,"
-               "\"country\":\"XX\"}}\n");
-    assert_int_equal(run_profile("--input", in, "--output", out, "--categorical", "code", NULL),
-                     0);
+    write_file(in, "{\"prediction_id\":\"p1\",\"model\":\"fraud\",\"features\":{\"amount\":1,"
+                   "\"country\":\"DE\",\"code\":7,\"flag\":true,\"age\":null}}\n"
+                   "\n"
+                   "{\"prediction_id\":\"p2\",\"model\":\"fraud\",\"features\":{\"amount\":3.5,"
+                   "\"country\":\"FR\",\"code\":7,\"flag\":false}}\n"
+                   "{\"prediction_id\":\"p3\",\"model\":\"other\",\"features\":{\"amount\":1000,"
+                   "\"country\":\"XX\"}}\n");
+    assert_int_equal(run_profile("--input", in, "--output", out, "--categorical", "code", NULL), 0);
     json_t *doc = load(out);
     assert_string_equal(json_string_value(json_object_get(doc, "model")), "fraud");
     assert_string_equal(ftype(doc, "amount"), "numeric");
@@ -247,9 +244,8 @@ static void test_jsonl_events_and_flat(void **state)
     assert_string_equal(ftype(doc, "x"), "numeric");
     assert_int_equal(fint(doc, "x", "count"), 3);
     assert_int_equal(fint(doc, "c", "missing"), 1);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "source"),
-                                                          "format")),
-                        "jsonl");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(doc, "source"), "format")), "jsonl");
     json_decref(doc);
 
     /* invalid JSON names the line */
@@ -318,9 +314,8 @@ static void test_exact_quantiles_1_to_1000(void **state)
     static const struct {
         int pct;
         double want;
-    } cases[] = {{0, 1.0},      {1, 10.99},    {5, 50.95},   {10, 100.9},  {25, 250.75},
-                 {50, 500.5},   {75, 750.25},  {90, 900.1},  {95, 950.05}, {99, 990.01},
-                 {100, 1000.0}};
+    } cases[] = {{0, 1.0},     {1, 10.99},  {5, 50.95},   {10, 100.9},  {25, 250.75}, {50, 500.5},
+                 {75, 750.25}, {90, 900.1}, {95, 950.05}, {99, 990.01}, {100, 1000.0}};
     for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
         assert_double_equal(quantile_at(f, cases[i].pct), cases[i].want, 1e-9);
     }
@@ -338,8 +333,7 @@ static void test_exact_quantiles_1_to_1000(void **state)
         assert_double_equal(json_real_value(json_array_get(props, i)), 0.1, 1e-15);
     }
     /* population std of 1..1000: sqrt((1000^2 - 1) / 12) */
-    assert_double_equal(json_real_value(json_object_get(f, "std")), sqrt((1e6 - 1.0) / 12.0),
-                        1e-9);
+    assert_double_equal(json_real_value(json_object_get(f, "std")), sqrt((1e6 - 1.0) / 12.0), 1e-9);
 
     /* the sketch decodes to an exact sketch of the same 1000 values */
     const char *b64 = json_string_value(json_object_get(f, "sketch"));
@@ -347,8 +341,7 @@ static void test_exact_quantiles_1_to_1000(void **state)
     size_t blen = strlen(b64);
     unsigned char *bytes = malloc(blen);
     /* tiny base64 decoder: the profile's alphabet is RFC 4648 with '=' padding */
-    static const char alpha[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t nb = 0;
     uint32_t acc = 0;
     int bits = 0;
@@ -384,8 +377,8 @@ static void test_round_trip_through_ref_from_json(void **state)
     json_t *doc = load(out);
     struct dw_feature_cfg feats[] = {{"amount", DW_FEATURE_NUMERIC},
                                      {"country", DW_FEATURE_CATEGORICAL}};
-    struct dw_model_cfg m = {.name = "fraud", .positive_class = "1", .features = feats,
-                             .n_features = 2};
+    struct dw_model_cfg m = {
+        .name = "fraud", .positive_class = "1", .features = feats, .n_features = 2};
     char err[256];
     struct dw_ref *ref = dw_ref_from_json(&m, doc, err, sizeof(err));
     if (!ref) {

@@ -208,8 +208,8 @@ static void test_windows_labels_and_gaps(void **state)
     assert_true(json_is_null(json_object_get(r[2], "performance")));
     assert_int_equal(json_object_size(json_object_get(r[2], "features")), 0);
     /* the early label joined p4 */
-    assert_true(json_real_value(json_object_get(json_object_get(r[4], "performance"),
-                                                "accuracy")) == 1.0);
+    assert_true(
+        json_real_value(json_object_get(json_object_get(r[4], "performance"), "accuracy")) == 1.0);
     /* window 0 is the reference (not judged); later windows are compared with it */
     assert_true(json_is_null(json_object_get(r[0], "reference")));
     assert_int_equal(geti(json_object_get(r[1], "reference"), "windows"), 1);
@@ -287,9 +287,9 @@ static void test_reference_first_window_vs_profile(void **state)
         fprintf(f, "%d,%s\n", 1000 + i, i % 2 ? "DE" : "FR");
     }
     fclose(f);
-    assert_int_equal(run_cmd(dw_cmd_profile, "profile", "--input", csv, "--output", prof,
-                             "--model", "m", NULL),
-                     0);
+    assert_int_equal(
+        run_cmd(dw_cmd_profile, "profile", "--input", csv, "--output", prof, "--model", "m", NULL),
+        0);
     assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--reference", prof,
                              "--output", out, NULL),
                      0);
@@ -308,15 +308,13 @@ static void test_usage_and_missing_files(void **state)
 {
     assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--help", NULL), 0);
     assert_int_equal(run_cmd(dw_cmd_replay, "replay", NULL), 2);
-    assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", path_of("nope.jsonl"),
-                             NULL),
+    assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", path_of("nope.jsonl"), NULL),
                      1);
     const char *preds = path_of("one.jsonl");
     write_file(preds, "{\"prediction_id\":\"a\",\"model\":\"m\",\"timestamp\":0,"
                       "\"features\":{},\"prediction\":1}\n");
-    assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--window", "0",
-                             NULL),
-                     2);
+    assert_int_equal(
+        run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--window", "0", NULL), 2);
     assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--reference",
                              path_of("nope.json"), NULL),
                      2);
