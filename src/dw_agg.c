@@ -23,7 +23,7 @@
 #include "driftwatch/dw_common.h"
 
 #define AGG_CODEC_VERSION 2
-#define CAT_SLOTS (DW_AGG_MAX_CATEGORIES * 2) /* open addressing, load factor <= 0.5 */
+#define CAT_SLOTS_MIN 16 /* first category table; doubles up to DW_AGG_CAT_SLOTS */
 
 struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms)
 {
@@ -47,6 +47,16 @@ struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_
     return agg;
 }
 
+static void cats_free(struct dw_feat_stats *fs)
+{
+    for (size_t s = 0; fs->cats && s < fs->cat_cap; s++) {
+        free(fs->cats[s].name);
+    }
+    free(fs->cats);
+    fs->cats = NULL;
+    fs->cat_cap = 0;
+}
+
 void dw_agg_free(struct dw_agg *agg)
 {
     if (!agg) {
@@ -57,12 +67,7 @@ void dw_agg_free(struct dw_agg *agg)
     }
     for (size_t i = 0; i < agg->model->n_features; i++) {
         struct dw_feat_stats *fs = &agg->feats[i];
-        if (fs->cats) {
-            for (size_t s = 0; s < CAT_SLOTS; s++) {
-                free(fs->cats[s].name);
-            }
-            free(fs->cats);
-        }
+        cats_free(fs);
         dw_kll_destroy(fs->sk);
     }
     free(agg->feats);
@@ -90,16 +95,35 @@ size_t dw_agg_version_slot(struct dw_agg *agg, const char *name, size_t len)
     return DW_AGG_MAX_VERSIONS;
 }
 
+/* Doubles the category table (a window starts small: most features have few categories). */
+static void cats_grow(struct dw_feat_stats *fs)
+{
+    size_t cap = fs->cat_cap ? fs->cat_cap * 2 : CAT_SLOTS_MIN;
+    struct dw_category *cats = dw_calloc(cap, sizeof(*cats));
+    for (size_t s = 0; s < fs->cat_cap; s++) {
+        if (fs->cats[s].name) {
+            size_t i = (size_t)dw_hash64(fs->cats[s].name, strlen(fs->cats[s].name)) & (cap - 1);
+            while (cats[i].name) {
+                i = (i + 1) & (cap - 1);
+            }
+            cats[i] = fs->cats[s];
+        }
+    }
+    free(fs->cats);
+    fs->cats = cats;
+    fs->cat_cap = cap;
+}
+
 static struct dw_category *cat_slot(struct dw_feat_stats *fs, const char *name, size_t len,
                                     int create)
 {
-    if (!fs->cats) {
-        if (!create) {
-            return NULL;
-        }
-        fs->cats = dw_calloc(CAT_SLOTS, sizeof(*fs->cats));
+    if (!fs->cats && !create) {
+        return NULL;
     }
-    size_t i = (size_t)(dw_hash64(name, len) % CAT_SLOTS);
+    if (create && (fs->n_cats + 1) * 2 > fs->cat_cap && fs->cat_cap < DW_AGG_CAT_SLOTS) {
+        cats_grow(fs);
+    }
+    size_t i = (size_t)dw_hash64(name, len) & (fs->cat_cap - 1);
     for (;;) {
         struct dw_category *c = &fs->cats[i];
         if (!c->name) {
@@ -113,7 +137,7 @@ static struct dw_category *cat_slot(struct dw_feat_stats *fs, const char *name, 
         if (strlen(c->name) == len && memcmp(c->name, name, len) == 0) {
             return c;
         }
-        i = (i + 1) % CAT_SLOTS;
+        i = (i + 1) & (fs->cat_cap - 1);
     }
 }
 
@@ -267,7 +291,7 @@ static void feat_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s, u
     if (!s->cats) {
         return;
     }
-    for (size_t i = 0; i < CAT_SLOTS; i++) {
+    for (size_t i = 0; i < s->cat_cap; i++) {
         if (s->cats[i].name) {
             cat_add(d, s->cats[i].name, strlen(s->cats[i].name), s->cats[i].count);
         }
@@ -353,7 +377,7 @@ static void cats_encode(const struct dw_feat_stats *fs, struct dw_buf *out)
     }
     const struct dw_category **sorted = dw_malloc(fs->n_cats * sizeof(*sorted));
     size_t n = 0;
-    for (size_t s = 0; s < CAT_SLOTS; s++) {
+    for (size_t s = 0; s < fs->cat_cap; s++) {
         if (fs->cats[s].name) {
             sorted[n++] = &fs->cats[s];
         }
@@ -485,10 +509,7 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
         }
         feat_decode(fs, &rd);
         if (fs == &scratch) {
-            for (size_t s = 0; scratch.cats && s < CAT_SLOTS; s++) {
-                free(scratch.cats[s].name);
-            }
-            free(scratch.cats);
+            cats_free(&scratch);
             dw_kll_destroy(scratch.sk);
         }
     }

@@ -254,3 +254,64 @@ int dw_duration_parse(const char *s, int64_t *ms_out)
     *ms_out = (int64_t)llround(ms);
     return 0;
 }
+
+/* Order-preserving map of a double's bits to an unsigned key (negatives flipped). */
+static uint64_t sort_key(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof(u));
+    return (u >> 63) ? ~u : (u | 0x8000000000000000ULL);
+}
+
+static double sort_unkey(uint64_t k)
+{
+    uint64_t u = (k >> 63) ? (k & 0x7FFFFFFFFFFFFFFFULL) : ~k;
+    double d;
+    memcpy(&d, &u, sizeof(d));
+    return d;
+}
+
+#define SORT_SMALL 64 /* elements: insertion sort below this, radix sort above */
+
+void dw_sort_doubles(double *v, size_t n)
+{
+    if (n < SORT_SMALL) {
+        for (size_t i = 1; i < n; i++) {
+            double x = v[i];
+            size_t j = i;
+            for (; j > 0 && v[j - 1] > x; j--) {
+                v[j] = v[j - 1];
+            }
+            v[j] = x;
+        }
+        return;
+    }
+    /* LSD radix sort, 8 passes of 8 bits; a pass where every key shares the byte is skipped. */
+    uint64_t *a = dw_malloc(n * sizeof(*a)), *b = dw_malloc(n * sizeof(*b));
+    for (size_t i = 0; i < n; i++) {
+        a[i] = sort_key(v[i]);
+    }
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++) {
+            count[((a[i] >> shift) & 0xFF) + 1]++;
+        }
+        if (count[((a[0] >> shift) & 0xFF) + 1] == n) {
+            continue;
+        }
+        for (size_t d = 1; d < 257; d++) {
+            count[d] += count[d - 1];
+        }
+        for (size_t i = 0; i < n; i++) {
+            b[count[(a[i] >> shift) & 0xFF]++] = a[i];
+        }
+        uint64_t *t = a;
+        a = b;
+        b = t;
+    }
+    for (size_t i = 0; i < n; i++) {
+        v[i] = sort_unkey(a[i]);
+    }
+    free(a);
+    free(b);
+}

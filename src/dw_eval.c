@@ -178,7 +178,7 @@ static size_t feat_categories(const struct dw_feat_stats *fs, char ***names, uin
     size_t cap = fs->n_cats + 1, n = 0;
     *names = dw_calloc(cap, sizeof(**names));
     *counts = dw_calloc(cap, sizeof(**counts));
-    for (size_t s = 0; fs->cats && s < DW_AGG_MAX_CATEGORIES * 2 && n < fs->n_cats; s++) {
+    for (size_t s = 0; fs->cats && s < fs->cat_cap && n < fs->n_cats; s++) {
         if (fs->cats[s].name && fs->cats[s].count > 0) {
             (*names)[n] = fs->cats[s].name;
             (*counts)[n] = fs->cats[s].count;

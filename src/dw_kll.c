@@ -91,13 +91,6 @@ static uint64_t splitmix64(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Capacity of a level at this depth below the top: max(8, round(k * (2/3)^depth)), computed
  * in integers like DataSketches so every platform agrees. */
 static uint32_t level_capacity(uint32_t k, uint32_t depth)
@@ -177,7 +170,7 @@ static void sort_level0(struct dw_kll *sk)
         double *base = sk->items + sk->levels[0];
         uint32_t tail = DW_MIN(sk->l0_sorted_tail, n);
         uint32_t head = n - tail;
-        qsort(base, head, sizeof(double), cmp_double);
+        dw_sort_doubles(base, head);
         if (head > 0 && tail > 0 && base[head - 1] > base[head]) {
             double *scratch = dw_malloc((size_t)head * sizeof(double));
             memcpy(scratch, base, (size_t)head * sizeof(double));

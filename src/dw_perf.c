@@ -147,12 +147,6 @@ void dw_perf_merge(struct dw_perf *dst, const struct dw_perf *src)
     }
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static int cmp_pair(const void *a, const void *b)
 {
     const struct dw_class_pair *x = *(const struct dw_class_pair *const *)a;
@@ -170,7 +164,7 @@ static void sort_exact(struct dw_perf *p, int cls)
     uint32_t n = p->n_exact[cls], s = DW_MIN(p->n_sorted[cls], n);
     double *v = p->exact[cls];
     if (n - s > 0) {
-        qsort(v + s, n - s, sizeof(double), cmp_double);
+        dw_sort_doubles(v + s, n - s);
     }
     if (s > 0 && n > s && v[s - 1] > v[s]) {
         double *prefix = dw_malloc((size_t)s * sizeof(double));
@@ -305,8 +299,8 @@ static double auc_exact(const struct dw_perf *p)
     double *pos = dw_malloc((np + 1) * sizeof(double));
     memcpy(neg, p->exact[0], nn * sizeof(double));
     memcpy(pos, p->exact[1], np * sizeof(double));
-    qsort(neg, nn, sizeof(double), cmp_double);
-    qsort(pos, np, sizeof(double), cmp_double);
+    dw_sort_doubles(neg, nn);
+    dw_sort_doubles(pos, np);
     double u = 0.0;
     uint32_t lo = 0, hi = 0; /* neg[0..lo) < s, neg[0..hi) <= s */
     for (uint32_t i = 0; i < np; i++) {

@@ -19,6 +19,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <librdkafka/rdkafka.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -48,6 +49,8 @@
 #define RUN_FLUSH_MS 5000           /* producer flush before a checkpoint, milliseconds */
 #define RUN_SHUTDOWN_FLUSH_MS 3000  /* webhook flush at shutdown, milliseconds */
 #define RUN_LIVE_WINDOW_MS 30000    /* /livez fails when the loop stalls this long */
+#define RUN_MMAP_THRESHOLD (64 << 20)  /* bytes: larger blocks come from mmap */
+#define RUN_TRIM_THRESHOLD (256 << 20) /* bytes of free heap kept before returning it */
 
 static volatile sig_atomic_t run_stop;
 
@@ -993,6 +996,10 @@ int dw_cmd_run(int argc, char **argv)
         return 0;
     }
     dw_log_set_level(rn.cfg.log_level);
+    /* Checkpoint and evaluation buffers of a few MB come and go every second: keep them on the
+     * heap instead of mapping and zeroing fresh pages each time (glibc's defaults). */
+    mallopt(M_MMAP_THRESHOLD, RUN_MMAP_THRESHOLD);
+    mallopt(M_TRIM_THRESHOLD, RUN_TRIM_THRESHOLD);
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);

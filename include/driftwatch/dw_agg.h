@@ -22,7 +22,8 @@
 #include "driftwatch/dw_perf.h"
 
 #define DW_AGG_MAX_VERSIONS 16           /* versions tracked per window; more fold into "other" */
-#define DW_AGG_MAX_CATEGORIES 1000       /* distinct categories per feature per window */
+#define DW_AGG_MAX_CATEGORIES 1000  /* distinct categories per feature per window */
+#define DW_AGG_CAT_SLOTS 2048       /* largest category table (load factor below 1/2) */
 #define DW_AGG_OTHER "__other__"         /* name of the version/category overflow bucket */
 #define DW_AGG_SKETCH_K DW_KLL_DEFAULT_K /* KLL accuracy parameter of per-window sketches */
 #define DW_AGG_SKETCH_EXACT 1024         /* values kept exactly per window before sketching */
@@ -59,9 +60,11 @@ struct dw_feat_stats {
     /* numeric */
     double min, max, mean, m2;
     struct dw_kll *sk; /* quantile sketch of the values (created on the first value) */
-    /* categorical: open-addressing table of DW_AGG_MAX_CATEGORIES*2 slots, allocated lazily */
+    /* categorical: open-addressing table of cat_cap slots (a power of two, grown as categories
+     * arrive, at most DW_AGG_CAT_SLOTS); iterate slots 0..cat_cap-1 with a non-NULL name */
     struct dw_category *cats;
     size_t n_cats;
+    size_t cat_cap;
     uint64_t other; /* values beyond the distinct-category bound */
 };
 

@@ -70,6 +70,12 @@ int dw_duration_parse(const char *s, int64_t *ms_out);
 /** @brief Milliseconds per unit of a duration suffix ("", "s", "ms", "m", "h", "d"); 0/-1. */
 int dw_duration_unit(const char *suffix, double *ms_per_unit);
 
+/**
+ * @brief Sorts doubles ascending (no NaN): insertion sort when short, LSD radix sort on the
+ *        IEEE-754 bits otherwise (-0.0 before +0.0). Several times faster than qsort.
+ */
+void dw_sort_doubles(double *v, size_t n);
+
 /** @brief floor(a / b) for b > 0, correct for negative a (window alignment). */
 static inline int64_t dw_floor_div(int64_t a, int64_t b)
 {

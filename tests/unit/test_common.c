@@ -1,0 +1,115 @@
+/*
+ * test_common.c - the shared helpers: RFC 3339 parsing and formatting, durations, the FNV-1a
+ * hash and the double sort.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "driftwatch/dw_common.h"
+
+static void test_rfc3339(void **state)
+{
+    (void)state;
+    int64_t ms = 0;
+    const char *t = "2026-11-22T10:15:03.120Z";
+    assert_int_equal(dw_time_parse_rfc3339(t, strlen(t), &ms), 0);
+    assert_true(ms == 1795342503120LL); /* date -d 2026-11-22T10:15:03Z +%s -> 1795342503 */
+    t = "2026-11-22T12:15:03.12+02:00";
+    assert_int_equal(dw_time_parse_rfc3339(t, strlen(t), &ms), 0);
+    assert_true(ms == 1795342503120LL);
+    t = "1969-12-31T23:59:59.5Z";
+    assert_int_equal(dw_time_parse_rfc3339(t, strlen(t), &ms), 0);
+    assert_true(ms == -500);
+    const char *bad[] = {"2026-02-30T00:00:00Z", "2026-11-22T10:15:03", "2026-11-22 10:15Z",
+                         "2026-11-22T10:15:03.Z", "x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(dw_time_parse_rfc3339(bad[i], strlen(bad[i]), &ms), -1);
+    }
+    char buf[40];
+    dw_time_format_rfc3339(1795342503120LL, buf, sizeof(buf));
+    assert_string_equal(buf, "2026-11-22T10:15:03.120Z");
+    dw_time_format_rfc3339(-500, buf, sizeof(buf));
+    assert_string_equal(buf, "1969-12-31T23:59:59.500Z");
+    dw_time_format_rfc3339(0, buf, sizeof(buf));
+    assert_string_equal(buf, "1970-01-01T00:00:00Z");
+}
+
+static void test_durations(void **state)
+{
+    (void)state;
+    int64_t ms = 0;
+    assert_int_equal(dw_duration_parse("1500ms", &ms), 0);
+    assert_true(ms == 1500);
+    assert_int_equal(dw_duration_parse("1.5s", &ms), 0);
+    assert_true(ms == 1500);
+    assert_int_equal(dw_duration_parse("2", &ms), 0);
+    assert_true(ms == 2000);
+    assert_int_equal(dw_duration_parse("5m", &ms), 0);
+    assert_true(ms == 300000);
+    assert_int_equal(dw_duration_parse("1d", &ms), 0);
+    assert_true(ms == 86400000);
+    assert_int_equal(dw_duration_parse("10x", &ms), -1);
+    assert_int_equal(dw_duration_parse("-1s", &ms), -1);
+    assert_int_equal(dw_duration_parse("", &ms), -1);
+}
+
+static void test_fnv1a(void **state)
+{
+    (void)state;
+    /* Published FNV-1a 64 test vectors. */
+    assert_true(dw_hash64("", 0) == 0xcbf29ce484222325ULL);
+    assert_true(dw_hash64("a", 1) == 0xaf63dc4c8601ec8cULL);
+    assert_true(dw_hash64("foobar", 6) == 0x85944171f73967e8ULL);
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_sort_doubles(void **state)
+{
+    (void)state;
+    uint64_t s = 42;
+    for (size_t n = 0; n < 3000; n = n * 2 + 1) {
+        double *v = malloc((n + 1) * sizeof(double)), *w = malloc((n + 1) * sizeof(double));
+        for (size_t i = 0; i < n; i++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            double x = (double)(int64_t)(s >> 20) / 1e6;
+            v[i] = (i % 7 == 0) ? -x : (i % 11 == 0 ? 0.0 : x);
+            if (i % 13 == 0) {
+                v[i] = i % 2 ? INFINITY : -INFINITY;
+            }
+            if (i % 17 == 0) {
+                v[i] = 1e-310; /* subnormal */
+            }
+        }
+        memcpy(w, v, n * sizeof(double));
+        dw_sort_doubles(v, n);
+        qsort(w, n, sizeof(double), cmp);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(v[i] == w[i]);
+        }
+        free(v);
+        free(w);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_fnv1a),
+        cmocka_unit_test(test_sort_doubles),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
