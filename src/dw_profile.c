@@ -406,7 +406,7 @@ static void add_categorical_extras(json_t *f, const struct dw_ref_feature *rf,
     json_t *counts = json_object();
     for (size_t c = 0; c < rf->n_cats; c++) { /* the reference's order: sorted by name */
         uint64_t n = strcmp(rf->cats[c], DW_AGG_OTHER) == 0 ? fs->other : 0;
-        for (size_t s = 0; n == 0 && fs->cats && s < DW_AGG_MAX_CATEGORIES * 2; s++) {
+        for (size_t s = 0; n == 0 && fs->cats && s < fs->cat_cap; s++) {
             if (fs->cats[s].name && strcmp(fs->cats[s].name, rf->cats[c]) == 0) {
                 n = fs->cats[s].count;
             }
