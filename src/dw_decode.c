@@ -1212,10 +1212,76 @@ static long long jv_int(const struct dw_decoder *dec, jv_t v)
     return (long long)u;
 }
 
+/*
+ * Clinger's fast path: a decimal whose significand has at most 15 digits and whose power of
+ * ten is within 10^±22 converts with one correctly rounded operation, because both the
+ * significand and 10^k are exact doubles. Most feature values qualify; others go to strtod.
+ * @returns 1 with *out set, 0 when the fast path does not apply.
+ */
+static int fast_real(const char *p, size_t n, double *out)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    int neg = 0;
+    if (i < n && p[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    uint64_t m = 0;
+    int digits = 0, exp10 = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        if (m || p[i] != '0') {
+            if (++digits > 15) {
+                return 0;
+            }
+        }
+        m = m * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (i < n && p[i] == '.') {
+        for (i++; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+            if (m || p[i] != '0') {
+                if (++digits > 15) {
+                    return 0;
+                }
+            }
+            m = m * 10 + (uint64_t)(p[i] - '0');
+            exp10--;
+        }
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        int eneg = 0, ev = 0;
+        if (i < n && (p[i] == '+' || p[i] == '-')) {
+            eneg = p[i] == '-';
+            i++;
+        }
+        for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+            if (ev > 1000) {
+                return 0;
+            }
+            ev = ev * 10 + (p[i] - '0');
+        }
+        exp10 += eneg ? -ev : ev;
+    }
+    if (i != n || exp10 < -22 || exp10 > 22) {
+        return 0;
+    }
+    double d = (double)m;
+    d = exp10 < 0 ? d / pow10[-exp10] : d * pow10[exp10];
+    *out = neg ? -d : d;
+    return 1;
+}
+
 static double jv_real(struct dw_decoder *dec, jv_t v)
 {
     size_t s = (size_t)dec->toks[v].start;
     size_t e = (size_t)dec->toks[v].end;
+    double fast;
+    if (fast_real(dec->msg + s, e - s, &fast)) {
+        return fast;
+    }
     /* strtod needs a terminator: copy to the shadow buffer, where no string lives here */
     memcpy(dec->shadow + s, dec->msg + s, e - s);
     dec->shadow[e] = '\0';

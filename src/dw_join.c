@@ -8,7 +8,6 @@
  */
 #include "driftwatch/dw_join.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +18,6 @@
 
 /* ---- process-wide string table ---- */
 
-static pthread_mutex_t strtab_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **strtab_strs;
 static size_t strtab_n;
 static uint32_t *strtab_slots; /* index + 1 */
@@ -44,7 +42,6 @@ static void strtab_grow(void)
 
 uint16_t dw_strtab_intern(const char *s, size_t len)
 {
-    pthread_mutex_lock(&strtab_lock);
     if (strtab_n + 1 > strtab_nslots / 2) {
         strtab_grow();
     }
@@ -67,7 +64,6 @@ uint16_t dw_strtab_intern(const char *s, size_t len)
         }
         h = (h + 1) & (strtab_nslots - 1);
     }
-    pthread_mutex_unlock(&strtab_lock);
     return idx;
 }
 
@@ -76,13 +72,15 @@ const char *dw_strtab_get(uint16_t idx)
     if (idx == DW_STRTAB_NONE) {
         return "";
     }
-    pthread_mutex_lock(&strtab_lock);
-    const char *s = idx < strtab_n ? strtab_strs[idx] : "";
-    pthread_mutex_unlock(&strtab_lock);
-    return s;
+    return idx < strtab_n ? strtab_strs[idx] : "";
 }
 
 /* ---- join table ---- */
+
+/* A slot holds the upper 32 bits of the id's hash and the pool index + 1 (0 = empty). */
+#define SLOT_MAKE(hash, idx) ((((hash) >> 32) << 32) | ((uint64_t)(idx) + 1))
+#define SLOT_TAG(v) ((v) >> 32)
+#define SLOT_IDX(v) ((uint32_t)((v)&0xFFFFFFFFu) - 1)
 
 void dw_join_init(struct dw_join *j)
 {
@@ -122,12 +120,13 @@ struct dw_join_rec *dw_join_find(struct dw_join *j, const char *id, size_t len)
     uint64_t h = dw_hash64(id, len);
     size_t mask = j->n_slots - 1;
     for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-        uint32_t v = j->slots[i];
+        uint64_t v = j->slots[i];
         if (!v) {
             return NULL;
         }
-        if (rec_matches(&j->pool[v - 1], h, id, len)) {
-            return &j->pool[v - 1];
+        /* The slot's hash tag settles most mismatches without touching the record. */
+        if (SLOT_TAG(v) == (h >> 32) && rec_matches(&j->pool[SLOT_IDX(v)], h, id, len)) {
+            return &j->pool[SLOT_IDX(v)];
         }
     }
 }
@@ -139,7 +138,7 @@ static void table_place(struct dw_join *j, uint32_t pool_idx)
     while (j->slots[i]) {
         i = (i + 1) & mask;
     }
-    j->slots[i] = pool_idx + 1;
+    j->slots[i] = SLOT_MAKE(j->pool[pool_idx].hash, pool_idx);
 }
 
 static void table_grow(struct dw_join *j)
@@ -207,13 +206,13 @@ void dw_join_delete(struct dw_join *j, struct dw_join_rec *rec)
     uint32_t idx = (uint32_t)(rec - j->pool);
     size_t mask = j->n_slots - 1;
     size_t i = (size_t)rec->hash & mask;
-    while (j->slots[i] != idx + 1) {
+    while (SLOT_IDX(j->slots[i]) != idx || !j->slots[i]) {
         i = (i + 1) & mask;
     }
     /* Backward-shift deletion: move later members of the probe run into the hole. */
     size_t hole = i;
     for (size_t k = (hole + 1) & mask; j->slots[k]; k = (k + 1) & mask) {
-        size_t home = (size_t)j->pool[j->slots[k] - 1].hash & mask;
+        size_t home = (size_t)j->pool[SLOT_IDX(j->slots[k])].hash & mask;
         int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
         if (movable) {
             j->slots[hole] = j->slots[k];

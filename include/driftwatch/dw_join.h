@@ -23,7 +23,10 @@
 
 #define DW_JOIN_ID_INLINE 40 /* bytes of prediction_id stored inside the record */
 
-/* ---- interned strings (classes, versions), shared by every partition of the process ---- */
+/*
+ * ---- interned strings (classes, versions), shared by every partition of the process ----
+ * @locality the thread that processes events (the main loop): no lock on the hot path.
+ */
 
 #define DW_STRTAB_NONE 0xFFFF
 /** @returns the index of s (interning it), or DW_STRTAB_NONE when the table is full. */
@@ -74,7 +77,7 @@ struct dw_join {
     uint32_t *free_list; /* indices of free pool slots */
     size_t n_free;
     size_t n_used;   /* high-water mark of the pool */
-    uint32_t *slots; /* hash table: pool index + 1, 0 = empty */
+    uint64_t *slots; /* hash table: hash tag << 32 | pool index + 1, 0 = empty */
     size_t n_slots;  /* power of two */
     size_t count;    /* live records */
     uint32_t *dirty; /* pool indices changed since the last checkpoint */

@@ -68,11 +68,12 @@ static void check_table(struct dw_join *j)
     unsigned char *seen = calloc(j->n_used ? j->n_used : 1, 1);
     assert_non_null(seen);
     for (size_t i = 0; i < j->n_slots; i++) {
-        uint32_t v = j->slots[i];
+        uint32_t v = (uint32_t)j->slots[i]; /* low half: pool index + 1; high: hash tag */
         if (!v) {
             continue;
         }
         occupied++;
+        assert_true((j->slots[i] >> 32) == (j->pool[v - 1].hash >> 32));
         assert_true(v - 1 < j->n_used);
         assert_int_equal(seen[v - 1], 0); /* one slot per record */
         seen[v - 1] = 1;
@@ -299,7 +300,7 @@ static size_t slot_of(const struct dw_join *j, const struct dw_join_rec *rec)
 {
     uint32_t v = (uint32_t)(rec - j->pool) + 1;
     for (size_t i = 0; i < j->n_slots; i++) {
-        if (j->slots[i] == v) {
+        if ((uint32_t)j->slots[i] == v) {
             return i;
         }
     }
