@@ -285,7 +285,7 @@ double dw_stats_smirnov_sf(uint64_t n, double d)
 /* log(n! / n^n) by Stirling's series with n log n removed up front. */
 static double log_nfact_div_npown(double n)
 {
-    static const double stirling[] = {-2.955065359477124183e-2, 6.4102564102564102564e-3,
+    static const double stirling[] = {-2.955065359477124183e-2,  6.4102564102564102564e-3,
                                       -1.9175269175269175269e-3, 8.4175084175084175084e-4,
                                       -5.952380952380952381e-4,  7.9365079365079365079e-4,
                                       -2.7777777777777777778e-3, 8.3333333333333333333e-2};
@@ -754,8 +754,7 @@ static int check_view(const char *what, const double *x, const uint64_t *w, size
             return dw_err(errstr, errstr_size, "%s sample: value %zu is not finite", what, i);
         }
         if (i > 0 && x[i] < x[i - 1]) {
-            return dw_err(errstr, errstr_size, "%s sample: values not ascending at %zu", what,
-                          i);
+            return dw_err(errstr, errstr_size, "%s sample: values not ascending at %zu", what, i);
         }
         sum += w != NULL ? w[i] : 1;
     }

@@ -219,8 +219,8 @@ static void test_numeric_fixture(void **state)
         char what[128];
         sample_load(json_object_get(c, "x"), &x);
         sample_load(json_object_get(c, "y"), &y);
-        assert_int_equal(
-            dw_stats_ks_2samp(x.v, x.w, x.len, y.v, y.w, y.len, &ks, err, sizeof(err)), 0);
+        assert_int_equal(dw_stats_ks_2samp(x.v, x.w, x.len, y.v, y.w, y.len, &ks, err, sizeof(err)),
+                         0);
         snprintf(what, sizeof(what), "%s ks statistic", name);
         check_close(what, ks.statistic, jnum(c, "ks_statistic"), REL_STATS, ABS_ZERO);
         snprintf(what, sizeof(what), "%s ks p-value", name);
@@ -229,9 +229,8 @@ static void test_numeric_fixture(void **state)
         assert_int_equal(ks.exact, json_is_true(json_object_get(c, "ks_auto_exact")));
         n_exact += ks.exact;
         n_asymp += !ks.exact;
-        assert_int_equal(dw_stats_wasserstein(x.v, x.w, x.len, y.v, y.w, y.len, &wd, err,
-                                              sizeof(err)),
-                         0);
+        assert_int_equal(
+            dw_stats_wasserstein(x.v, x.w, x.len, y.v, y.w, y.len, &wd, err, sizeof(err)), 0);
         snprintf(what, sizeof(what), "%s wasserstein", name);
         check_close(what, wd, jnum(c, "wasserstein"), REL_STATS, ABS_ZERO);
         sample_free(&y);
@@ -316,14 +315,11 @@ static void test_ks_hand_cases(void **state)
     const uint64_t zeros[] = {0, 0};
     assert_int_equal(dw_stats_ks_2samp(a, NULL, 0, b, NULL, 3, &ks, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "empty"));
-    assert_int_equal(dw_stats_ks_2samp(a, NULL, 3, unsorted, NULL, 2, &ks, err, sizeof(err)),
-                     -1);
+    assert_int_equal(dw_stats_ks_2samp(a, NULL, 3, unsorted, NULL, 2, &ks, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "ascending"));
-    assert_int_equal(dw_stats_ks_2samp(withnan, NULL, 2, b, NULL, 3, &ks, err, sizeof(err)),
-                     -1);
+    assert_int_equal(dw_stats_ks_2samp(withnan, NULL, 2, b, NULL, 3, &ks, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "finite"));
-    assert_int_equal(dw_stats_wasserstein(a, zeros, 2, b, NULL, 3, &ks.statistic, err,
-                                          sizeof(err)),
+    assert_int_equal(dw_stats_wasserstein(a, zeros, 2, b, NULL, 3, &ks.statistic, err, sizeof(err)),
                      -1);
     assert_non_null(strstr(err, "weight 0"));
 }
@@ -397,8 +393,7 @@ static void test_categorical_fixture(void **state)
         snprintf(what, sizeof(what), "%s js", name);
         check_close(what, dw_stats_js(cd, rd, k), jnum(c, "js"), REL_STATS, ABS_ZERO);
         snprintf(what, sizeof(what), "%s hellinger", name);
-        check_close(what, dw_stats_hellinger(cd, rd, k), jnum(c, "hellinger"), REL_STATS,
-                    ABS_ZERO);
+        check_close(what, dw_stats_hellinger(cd, rd, k), jnum(c, "hellinger"), REL_STATS, ABS_ZERO);
         snprintf(what, sizeof(what), "%s tvd", name);
         check_close(what, dw_stats_tvd(cd, rd, k), jnum(c, "tvd"), REL_STATS, ABS_ZERO);
 
@@ -465,8 +460,7 @@ static void test_categorical_hand_cases(void **state)
     check_close("chi2 yates", t.statistic, 5.4, 1e-14, 0);
     /* G = 2 sum O ln(O/E) = 4 (10 ln(10/15) + 20 ln(20/15)) */
     assert_int_equal(dw_stats_g_test(a, b, 3, false, &t, err, sizeof(err)), 0);
-    check_close("g 2x2", t.statistic, 4.0 * (10 * log(10.0 / 15) + 20 * log(20.0 / 15)), 1e-13,
-                0);
+    check_close("g 2x2", t.statistic, 4.0 * (10 * log(10.0 / 15) + 20 * log(20.0 / 15)), 1e-13, 0);
     /* One non-empty column: scipy's degenerate case. */
     const uint64_t one_a[] = {5, 0};
     const uint64_t one_b[] = {7, 0};
