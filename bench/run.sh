@@ -20,15 +20,20 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 RP=$(port); HP=$(port)
 redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" >/dev/null 2>&1 &
 PIDS+=($!)
+REDIS_PID=$!
 "$DW" dev-broker --topic predictions:$PARTS --topic labels:$PARTS \
     --topic driftwatch-dead-letter:1 --topic driftwatch-triggers:1 >"$WORK/broker.out" 2>/dev/null &
 PIDS+=($!)
+BROKER_PID=$!
 for _ in $(seq 100); do grep -q BOOTSTRAP "$WORK/broker.out" && break; sleep 0.1; done
 B=$(sed -n 's/^BOOTSTRAP=//p' "$WORK/broker.out")
 echo "bench: loading $N predictions and $N labels into $PARTS partitions per topic"
 t0=$(date +%s.%N)
+# Large producer batches: librdkafka's mock broker serves one message set per partition per
+# fetch, so small batches make the mock (not driftwatch) the bottleneck (bench/RESULTS.md).
 "$DW" gen --brokers "$B" -q --count "$N" --eps 1000 --numeric 10 --categorical 5 \
-    --versions 1.0.0,1.1.0 --label-delay 30 --truth "$WORK/truth.jsonl"
+    --versions 1.0.0,1.1.0 --label-delay 30 --truth "$WORK/truth.jsonl" \
+    -X linger.ms=${BENCH_LINGER_MS:-1000} -X batch.size=4000000 -X batch.num.messages=100000
 t1=$(date +%s.%N)
 cat >"$WORK/dw.yaml" <<YAML
 group: bench
@@ -41,6 +46,9 @@ http: {listen: "127.0.0.1:$HP"}
 $("$DW" gen --print-models --numeric 10 --categorical 5)
 YAML
 TOTAL=$((2 * N))
+# CPU seconds (user + system) a process has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+broker0=$(cpu $BROKER_PID); redis0=$(cpu $REDIS_PID)
 echo "bench: produced in $(echo "$t1 - $t0" | bc) s; starting driftwatch run"
 start=$(date +%s.%N)
 "$DW" run -c "$WORK/dw.yaml" >"$WORK/run.log" 2>&1 &
@@ -64,10 +72,12 @@ while :; do
 done
 end=$(date +%s.%N)
 rss=$(ps -o rss= -p $RUN)
+c_run=$(cpu $RUN); c_broker=$(echo "$(cpu $BROKER_PID) - $broker0" | bc); c_redis=$(echo "$(cpu $REDIS_PID) - $redis0" | bc)
 secs=$(echo "$end - $start" | bc)
 busy=$(echo "$end - $first" | bc)
 echo "bench: $TOTAL messages in $secs s from start = $(echo "$TOTAL / $secs" | bc) msgs/s"
 echo "bench: from the first message consumed: $busy s = $(echo "$TOTAL / $busy" | bc) msgs/s; RSS ${rss} KiB"
+echo "bench: CPU seconds while consuming: driftwatch $c_run, dev-broker $c_broker, redis-server $c_redis (2 cores shared); $(echo "$TOTAL / $c_run" | bc) msgs per driftwatch CPU-second"
 sleep 2
 "$DW" inspect -c "$WORK/dw.yaml" >"$WORK/state.jsonl"
 python3 - "$WORK/truth.jsonl" "$WORK/state.jsonl" <<'PY'
