@@ -16,7 +16,9 @@
  *     or a bad value stops start-up with librdkafka's own message instead of at connect time.
  *     Properties driftwatch owns (group.id, offset commits) are refused with the reason.
  *   - `models:` is a map of model name -> settings; the per-model scalar keys come from a
- *     second table (`model_keys[]`, offsets into struct dw_model_cfg), features are a map.
+ *     second table (`model_keys[]`, offsets into struct dw_model_cfg), features are a map of
+ *     name -> type (`amount: numeric`) or name -> {type, method, threshold}, the detector of
+ *     that feature; the scalar form keeps method auto and the detectors.* thresholds.
  *
  * `${VAR}` in any scalar value is replaced by the environment variable before the value is
  * converted; `$${` is a literal `${`. Values of secret keys never appear in an error message
@@ -209,8 +211,8 @@ static const struct cfg_key cfg_keys[] = {
 
     {.name = "detectors.psi_threshold", .type = T_DOUBLE, .def = "0.2", CFG(psi_threshold),
      .flags = F_MIN_EXCL, .min = 0,
-     .help = "A feature drifts when its PSI against the reference exceeds this (0.1 slight, "
-             "0.2 significant)."},
+     .help = "Method psi: a feature drifts when its PSI against the reference is at least this "
+             "(0.1 slight, 0.2 significant)."},
     {.name = "detectors.accuracy_drop", .type = T_DOUBLE, .def = "0.05", CFG(accuracy_drop),
      .flags = F_MIN_EXCL | F_MAX_EXCL, .min = 0, .max = 1,
      .help = "Relative accuracy drop that alerts: 0.05 = alert when accuracy falls more than 5 % "
@@ -218,6 +220,41 @@ static const struct cfg_key cfg_keys[] = {
     {.name = "detectors.min_samples", .type = T_INT, .def = "100", CFG(min_samples),
      .flags = F_MIN, .min = 0,
      .help = "Windows with fewer predictions than this are reported but not judged."},
+    {.name = "detectors.drift_share", .type = T_DOUBLE, .def = "0.5", CFG(drift_share),
+     .flags = F_MIN_EXCL | F_MAX, .min = 0, .max = 1,
+     .help = "A model (dataset) drifts when at least this share of its judged features drift."},
+    {.name = "detectors.alpha", .type = T_DOUBLE, .def = "0.05", CFG(alpha),
+     .flags = F_MIN_EXCL | F_MAX_EXCL, .min = 0, .max = 1,
+     .help = "Significance level of the p-value tests (ks, chi2, g_test): a feature drifts when "
+             "its p-value, adjusted by Benjamini-Hochberg across the model's features tested "
+             "in the window, is below this."},
+    {.name = "detectors.auto_max_sample", .type = T_INT, .def = "1000", CFG(auto_max_sample),
+     .flags = F_MIN, .min = 0,
+     .help = "Method auto uses a p-value test (ks numeric, chi2 categorical) when the smaller "
+             "of the window's and the reference's value counts is at most this, else a "
+             "distance (wasserstein numeric, js categorical): large samples make every tiny "
+             "difference significant."},
+    {.name = "detectors.wasserstein_threshold", .type = T_DOUBLE, .def = "0.1",
+     CFG(wasserstein_threshold), .flags = F_MIN_EXCL, .min = 0,
+     .help = "Method wasserstein: drift when the Wasserstein-1 distance divided by the "
+             "reference's standard deviation (wasserstein_norm) is at least this."},
+    {.name = "detectors.js_threshold", .type = T_DOUBLE, .def = "0.1", CFG(js_threshold),
+     .flags = F_MIN_EXCL | F_MAX, .min = 0, .max = 1,
+     .help = "Method js: drift when the Jensen-Shannon distance (base 2) is at least this."},
+    {.name = "detectors.kl_threshold", .type = T_DOUBLE, .def = "0.1", CFG(kl_threshold),
+     .flags = F_MIN_EXCL, .min = 0,
+     .help = "Method kl: drift when the KL divergence of the window from the reference (natural "
+             "log, reference bins) is at least this."},
+    {.name = "detectors.hellinger_threshold", .type = T_DOUBLE, .def = "0.1",
+     CFG(hellinger_threshold), .flags = F_MIN_EXCL | F_MAX, .min = 0, .max = 1,
+     .help = "Method hellinger: drift when the Hellinger distance (reference bins) is at least "
+             "this."},
+    {.name = "detectors.tvd_threshold", .type = T_DOUBLE, .def = "0.1", CFG(tvd_threshold),
+     .flags = F_MIN_EXCL | F_MAX, .min = 0, .max = 1,
+     .help = "Method tvd: drift when the total variation distance is at least this."},
+    {.name = "detectors.chi2_correction", .type = T_BOOL, .def = "false", CFG(chi2_correction),
+     .help = "Apply Yates' continuity correction to chi2 and g_test when the table has one "
+             "degree of freedom (scipy's correction=True)."},
 
     {.name = "http.listen", .type = T_STRING, .def = "127.0.0.1:8080", CFG(http_listen),
      .help = "host:port of the HTTP server (/metrics, /livez, /readyz, /status); \"\" disables "
@@ -280,8 +317,18 @@ static const struct {
      "at load time. Nested maps join with dots. group.id, enable.auto.commit, "
      "enable.auto.offset.store, enable.partition.eof and partition.assignment.strategy are "
      "refused: driftwatch sets them."},
-    {"models.<name>.features.<feature>", "enum", "",
-     "numeric or categorical: how a feature's values are sketched and tested."},
+    {"models.<name>.features.<feature>", "enum or map", "",
+     "numeric or categorical: how a feature's values are sketched and tested; or a map "
+     "{type: numeric, method: ks, threshold: 0.01} to choose the feature's detector."},
+    {"models.<name>.features.<feature>.type", "enum", "(required)",
+     "numeric or categorical (in the map form)."},
+    {"models.<name>.features.<feature>.method", "enum", "auto",
+     "Detector that decides the feature's drift: auto, ks, psi, wasserstein, js, kl, hellinger "
+     "(numeric); auto, chi2, g_test, psi, js, tvd (categorical). auto: ks or chi2 for small "
+     "samples, wasserstein or js above detectors.auto_max_sample."},
+    {"models.<name>.features.<feature>.threshold", "double", "(detectors.*)",
+     "The feature's alpha (ks, chi2, g_test: 0 < alpha < 1) or distance threshold (> 0; at most "
+     "1 for js, hellinger, tvd), instead of the detectors.* default; not with method auto."},
 };
 
 /* librdkafka properties driftwatch sets itself, with the reason shown to the user. */
@@ -927,6 +974,179 @@ static int kafka_walk(struct parse_ctx *ctx, const char *prefix, yaml_node_t *no
     return kafka_add(ctx, prefix, text);
 }
 
+/* Method names in the file, indexed by enum dw_method. */
+static const char *const method_names[DW_METHOD_COUNT] = {
+    "auto", "ks", "psi", "wasserstein", "js", "chi2", "g_test", "kl", "hellinger", "tvd",
+};
+
+/* 1 when method m applies to features of type t (the report holds its statistic). */
+static int method_fits(enum dw_method m, enum dw_feature_type t)
+{
+    switch (m) {
+    case DW_METHOD_AUTO:
+    case DW_METHOD_PSI:
+    case DW_METHOD_JS:
+        return 1;
+    case DW_METHOD_KS:
+    case DW_METHOD_WASSERSTEIN:
+    case DW_METHOD_KL:
+    case DW_METHOD_HELLINGER:
+        return t == DW_FEATURE_NUMERIC;
+    case DW_METHOD_CHI2:
+    case DW_METHOD_G_TEST:
+    case DW_METHOD_TVD:
+        return t == DW_FEATURE_CATEGORICAL;
+    case DW_METHOD_COUNT:
+        break;
+    }
+    return 0;
+}
+
+/* Text of a scalar node after ${VAR} expansion (a new string), or NULL with errstr. */
+static char *scalar_text(struct parse_ctx *ctx, const char *name, const yaml_node_t *node)
+{
+    const char *raw = NULL;
+    if (node_text(ctx, node, name, &raw) < 0) {
+        return NULL;
+    }
+    return expand_env(ctx, name, raw);
+}
+
+static int feature_type_set(struct parse_ctx *ctx, const char *name, const yaml_node_t *node,
+                            enum dw_feature_type *type)
+{
+    char *text = scalar_text(ctx, name, node);
+    if (!text) {
+        return -1;
+    }
+    int rc = 0;
+    if (strcmp(text, "numeric") == 0) {
+        *type = DW_FEATURE_NUMERIC;
+    } else if (strcmp(text, "categorical") == 0) {
+        *type = DW_FEATURE_CATEGORICAL;
+    } else {
+        rc = dw_err(ctx->errstr, ctx->errstr_size, "%s: '%s' is not one of numeric, categorical",
+                    name, text);
+    }
+    free(text);
+    return rc;
+}
+
+/*
+ * The map form of a feature: {type: numeric|categorical, method: ..., threshold: ...}. The
+ * method must fit the type, and the threshold the method (an alpha in (0, 1) for p-value
+ * tests, a positive distance, at most 1 for the bounded distances); auto takes no threshold
+ * because it switches between a test and a distance.
+ */
+static int feature_map(struct parse_ctx *ctx, struct dw_feature_cfg *f, const char *prefix,
+                       yaml_node_t *node)
+{
+    char name[KEY_NAME_MAX];
+    char tname[KEY_NAME_MAX];
+    int seen_type = 0, seen_method = 0, seen_threshold = 0;
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = yaml_document_get_node(ctx->doc, pair->key);
+        yaml_node_t *val = yaml_document_get_node(ctx->doc, pair->value);
+        if (join_name(ctx, prefix, key, name, sizeof(name)) < 0) {
+            return -1;
+        }
+        const char *k = (const char *)key->data.scalar.value;
+        int *seen = strcmp(k, "type") == 0        ? &seen_type
+                    : strcmp(k, "method") == 0    ? &seen_method
+                    : strcmp(k, "threshold") == 0 ? &seen_threshold
+                                                  : NULL;
+        if (!seen) {
+            return dw_err(ctx->errstr, ctx->errstr_size,
+                          "unknown key '%s' (a feature has type, method, threshold)", name);
+        }
+        if (*seen) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+        }
+        *seen = 1;
+        if (seen == &seen_type) {
+            if (feature_type_set(ctx, name, val, &f->type) < 0) {
+                return -1;
+            }
+            continue;
+        }
+        char *text = scalar_text(ctx, name, val);
+        if (!text) {
+            return -1;
+        }
+        if (seen == &seen_method) {
+            size_t i = 0;
+            while (i < DW_METHOD_COUNT && strcmp(method_names[i], text) != 0) {
+                i++;
+            }
+            if (i == DW_METHOD_COUNT) {
+                dw_err(ctx->errstr, ctx->errstr_size,
+                       "%s: unknown method '%s' (auto, ks, psi, wasserstein, js, kl, hellinger, "
+                       "chi2, g_test, tvd)",
+                       name, text);
+                free(text);
+                return -1;
+            }
+            f->method = (enum dw_method)i;
+        } else {
+            char *end = NULL;
+            errno = 0;
+            double v = strtod(text, &end);
+            if (end == text || *end != '\0' || !isfinite(v)) {
+                dw_err(ctx->errstr, ctx->errstr_size, "%s: '%s' is not a number", name, text);
+                free(text);
+                return -1;
+            }
+            f->threshold = v;
+            snprintf(tname, sizeof(tname), "%s", name);
+        }
+        free(text);
+    }
+    if (!seen_type) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s.type: required (numeric or categorical)",
+                      prefix);
+    }
+    if (!method_fits(f->method, f->type)) {
+        return dw_err(
+            ctx->errstr, ctx->errstr_size, "%s.method: '%s' does not apply to %s features", prefix,
+            method_names[f->method], f->type == DW_FEATURE_NUMERIC ? "numeric" : "categorical");
+    }
+    if (!seen_threshold) {
+        return 0;
+    }
+    double t = f->threshold;
+    switch (f->method) {
+    case DW_METHOD_AUTO:
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s: needs a method other than auto (auto switches between a p-value test "
+                      "and a distance; set detectors.alpha and detectors.*_threshold instead)",
+                      tname);
+    case DW_METHOD_KS:
+    case DW_METHOD_CHI2:
+    case DW_METHOD_G_TEST:
+        if (!(t > 0.0 && t < 1.0)) {
+            return dw_err(ctx->errstr, ctx->errstr_size,
+                          "%s: %g is out of range (an alpha: must be > 0 and < 1)", tname, t);
+        }
+        break;
+    case DW_METHOD_JS:
+    case DW_METHOD_HELLINGER:
+    case DW_METHOD_TVD:
+        if (!(t > 0.0 && t <= 1.0)) {
+            return dw_err(ctx->errstr, ctx->errstr_size,
+                          "%s: %g is out of range (must be > 0 and <= 1)", tname, t);
+        }
+        break;
+    default:
+        if (!(t > 0.0)) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: %g is out of range (must be > 0)",
+                          tname, t);
+        }
+        break;
+    }
+    return 0;
+}
+
 static int features_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const char *prefix,
                          yaml_node_t *node)
 {
@@ -954,29 +1174,14 @@ static int features_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const ch
                 return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
             }
         }
-        const char *raw = NULL;
-        if (node_text(ctx, val, name, &raw) < 0) {
+        struct dw_feature_cfg f = {.method = DW_METHOD_AUTO, .threshold = NAN};
+        int rc = val->type == YAML_MAPPING_NODE ? feature_map(ctx, &f, name, val)
+                                                : feature_type_set(ctx, name, val, &f.type);
+        if (rc < 0) {
             return -1;
         }
-        char *text = expand_env(ctx, name, raw);
-        if (!text) {
-            return -1;
-        }
-        enum dw_feature_type type;
-        if (strcmp(text, "numeric") == 0) {
-            type = DW_FEATURE_NUMERIC;
-        } else if (strcmp(text, "categorical") == 0) {
-            type = DW_FEATURE_CATEGORICAL;
-        } else {
-            dw_err(ctx->errstr, ctx->errstr_size, "%s: '%s' is not one of numeric, categorical",
-                   name, text);
-            free(text);
-            return -1;
-        }
-        free(text);
-        m->features[m->n_features].name = dw_strdup(fname);
-        m->features[m->n_features].type = type;
-        m->n_features++;
+        f.name = dw_strdup(fname);
+        m->features[m->n_features++] = f;
     }
     return 0;
 }
@@ -1429,10 +1634,21 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
         }
         fputs(m->n_features ? "    features:\n" : "    features: {}\n", out);
         for (size_t j = 0; j < m->n_features; j++) {
+            const struct dw_feature_cfg *f = &m->features[j];
+            const char *type = f->type == DW_FEATURE_NUMERIC ? "numeric" : "categorical";
             fputs("      ", out);
-            yaml_quote(out, m->features[j].name, 0);
-            fprintf(out, ": %s\n",
-                    m->features[j].type == DW_FEATURE_NUMERIC ? "numeric" : "categorical");
+            yaml_quote(out, f->name, 0);
+            if (f->method == DW_METHOD_AUTO && !(f->threshold > 0.0)) {
+                fprintf(out, ": %s\n", type);
+                continue;
+            }
+            fprintf(out, ": {type: %s, method: %s", type, method_names[f->method]);
+            if (f->threshold > 0.0) {
+                char num[64];
+                format_double(f->threshold, num, sizeof(num));
+                fprintf(out, ", threshold: %s", num);
+            }
+            fputs("}\n", out);
         }
     }
 }

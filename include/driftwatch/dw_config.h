@@ -18,16 +18,41 @@
 enum dw_feature_type { DW_FEATURE_NUMERIC = 0, DW_FEATURE_CATEGORICAL = 1 };
 enum dw_task { DW_TASK_CLASSIFICATION = 0, DW_TASK_REGRESSION = 1 };
 
+/*
+ * Drift detector of a feature (models.<m>.features.<f>.method). AUTO picks a p-value test for
+ * small samples and a distance for large ones (detectors.auto_max_sample). KS, WASSERSTEIN, KL
+ * and HELLINGER apply to numeric features, CHI2, G_TEST and TVD to categorical ones, PSI and
+ * JS to both. The names in the file are the lower-case ones ("g_test").
+ */
+enum dw_method {
+    DW_METHOD_AUTO = 0,
+    DW_METHOD_KS,
+    DW_METHOD_PSI,
+    DW_METHOD_WASSERSTEIN,
+    DW_METHOD_JS,
+    DW_METHOD_CHI2,
+    DW_METHOD_G_TEST,
+    DW_METHOD_KL,
+    DW_METHOD_HELLINGER,
+    DW_METHOD_TVD,
+    DW_METHOD_COUNT /* number of methods, not a method */
+};
+
 struct dw_feature_cfg {
     char *name;
     enum dw_feature_type type;
+    /* models.<m>.features.<f>.method; 0 (a zero-initialised struct) is AUTO */
+    enum dw_method method;
+    /* models.<m>.features.<f>.threshold: the alpha of a p-value test or the distance that
+     * drifts; NaN = the detectors.* default (0, from a zero-initialised struct, too) */
+    double threshold;
 };
 
 struct dw_model_cfg {
     char *name;
     enum dw_task task;               /* models.<m>.task, default classification */
     char *positive_class;            /* models.<m>.positive_class, default "1" */
-    struct dw_feature_cfg *features; /* models.<m>.features: map name -> numeric|categorical */
+    struct dw_feature_cfg *features; /* models.<m>.features: name -> type or {type, method} */
     size_t n_features;
 };
 
@@ -83,9 +108,18 @@ struct dw_config {
     int64_t reference_windows; /* reference.windows: first N closed windows form the reference */
     int64_t psi_bins;          /* reference.bins: quantile bins for numeric PSI (10 = deciles) */
 
-    double psi_threshold; /* detectors.psi_threshold */
-    double accuracy_drop; /* detectors.accuracy_drop: relative drop that alerts */
-    int64_t min_samples;  /* detectors.min_samples: windows with fewer are not judged */
+    double psi_threshold;         /* detectors.psi_threshold */
+    double accuracy_drop;         /* detectors.accuracy_drop: relative drop that alerts */
+    int64_t min_samples;          /* detectors.min_samples: windows with fewer are not judged */
+    double drift_share;           /* detectors.drift_share: share of drifting features */
+    double alpha;                 /* detectors.alpha: p-value tests, after Benjamini-Hochberg */
+    int64_t auto_max_sample;      /* detectors.auto_max_sample: values, auto's p-value limit */
+    double wasserstein_threshold; /* detectors.wasserstein_threshold (on wasserstein_norm) */
+    double js_threshold;          /* detectors.js_threshold */
+    double kl_threshold;          /* detectors.kl_threshold */
+    double hellinger_threshold;   /* detectors.hellinger_threshold */
+    double tvd_threshold;         /* detectors.tvd_threshold */
+    int chi2_correction;          /* detectors.chi2_correction: Yates' correction when dof 1 */
 
     char *http_listen; /* http.listen: "host:port" ("" disables) */
 

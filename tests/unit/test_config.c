@@ -2,6 +2,7 @@
  * test_config.c - the YAML configuration: defaults, parsing, errors that name the key,
  * ${VAR} interpolation, kafka.* validation through librdkafka, models, dump and reference.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -120,6 +121,15 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.trigger_cooldown_ms, 3600000);
     assert_string_equal(cfg.log_level, "info");
     assert_int_equal(cfg.log_bad_per_second, 5);
+    assert_true(cfg.drift_share == 0.5);
+    assert_true(cfg.alpha == 0.05);
+    assert_int_equal(cfg.auto_max_sample, 1000);
+    assert_true(cfg.wasserstein_threshold == 0.1);
+    assert_true(cfg.js_threshold == 0.1);
+    assert_true(cfg.kl_threshold == 0.1);
+    assert_true(cfg.hellinger_threshold == 0.1);
+    assert_true(cfg.tvd_threshold == 0.1);
+    assert_int_equal(cfg.chi2_correction, 0);
     assert_int_equal(cfg.n_models, 0);
     assert_int_equal(cfg.n_kafka, 0);
     assert_null(cfg.path);
@@ -168,7 +178,10 @@ static const char *full_yaml =
     "checkpoint: {interval: 250ms}\n"
     "evaluation: {interval: 2s}\n"
     "reference: {windows: 5, bins: 20}\n"
-    "detectors: {psi_threshold: 0.25, accuracy_drop: 0.1, min_samples: 0}\n"
+    "detectors: {psi_threshold: 0.25, accuracy_drop: 0.1, min_samples: 0, drift_share: 0.3,\n"
+    "            alpha: 0.01, auto_max_sample: 500, wasserstein_threshold: 0.2,\n"
+    "            js_threshold: 0.15, kl_threshold: 0.3, hellinger_threshold: 0.4,\n"
+    "            tvd_threshold: 0.25, chi2_correction: true}\n"
     "http: {listen: '127.0.0.1:9100'}\n"
     "alerts:\n"
     "  webhook:\n"
@@ -182,7 +195,7 @@ static const char *full_yaml =
     "log: {level: debug, bad_messages_per_second: 0}\n"
     "models:\n"
     "  fraud:\n"
-    "    features: {amount: numeric, country: categorical}\n"
+    "    features: {amount: {type: numeric, method: ks, threshold: 0.01}, country: categorical}\n"
     "  eta:\n"
     "    task: regression\n";
 
@@ -228,6 +241,15 @@ static void test_full_config(void **state)
     assert_true(cfg.psi_threshold == 0.25);
     assert_true(cfg.accuracy_drop == 0.1);
     assert_int_equal(cfg.min_samples, 0);
+    assert_true(cfg.drift_share == 0.3);
+    assert_true(cfg.alpha == 0.01);
+    assert_int_equal(cfg.auto_max_sample, 500);
+    assert_true(cfg.wasserstein_threshold == 0.2);
+    assert_true(cfg.js_threshold == 0.15);
+    assert_true(cfg.kl_threshold == 0.3);
+    assert_true(cfg.hellinger_threshold == 0.4);
+    assert_true(cfg.tvd_threshold == 0.25);
+    assert_int_equal(cfg.chi2_correction, 1);
     assert_string_equal(cfg.http_listen, "127.0.0.1:9100");
     assert_string_equal(cfg.webhook_url, "https://hooks.example/abc");
     assert_int_equal(cfg.webhook_timeout_ms, 3000);
@@ -240,6 +262,11 @@ static void test_full_config(void **state)
     assert_string_equal(cfg.log_level, "debug");
     assert_int_equal(cfg.log_bad_per_second, 0);
     assert_int_equal(cfg.n_models, 2);
+    const struct dw_model_cfg *fraud = dw_config_model(&cfg, "fraud", 5);
+    assert_non_null(fraud);
+    assert_int_equal(fraud->features[0].method, DW_METHOD_KS);
+    assert_true(fraud->features[0].threshold == 0.01);
+    assert_int_equal(fraud->features[1].method, DW_METHOD_AUTO);
     const struct dw_model_cfg *eta = dw_config_model(&cfg, "eta", 3);
     assert_non_null(eta);
     assert_int_equal(eta->task, DW_TASK_REGRESSION);
@@ -282,6 +309,19 @@ static void test_value_errors(void **state)
                  "log.level: 'verbose' is not one of debug, info, warn, error");
     expect_error("detectors: {accuracy_drop: 1}\n" MINIMAL, "detectors.accuracy_drop:");
     expect_error("detectors: {psi_threshold: 0}\n" MINIMAL, "detectors.psi_threshold:");
+    expect_error("detectors: {alpha: 1}\n" MINIMAL, "detectors.alpha:");
+    expect_error("detectors: {alpha: 0}\n" MINIMAL, "detectors.alpha:");
+    expect_error("detectors: {drift_share: 0}\n" MINIMAL, "detectors.drift_share:");
+    expect_error("detectors: {drift_share: 1.5}\n" MINIMAL, "detectors.drift_share:");
+    expect_error("detectors: {auto_max_sample: -1}\n" MINIMAL, "detectors.auto_max_sample:");
+    expect_error("detectors: {auto_max_sample: lots}\n" MINIMAL,
+                 "detectors.auto_max_sample: 'lots' is not an integer");
+    expect_error("detectors: {wasserstein_threshold: 0}\n" MINIMAL,
+                 "detectors.wasserstein_threshold:");
+    expect_error("detectors: {js_threshold: 1.1}\n" MINIMAL, "detectors.js_threshold:");
+    expect_error("detectors: {tvd_threshold: -0.1}\n" MINIMAL, "detectors.tvd_threshold:");
+    expect_error("detectors: {chi2_correction: sometimes}\n" MINIMAL,
+                 "detectors.chi2_correction: 'sometimes' is not a boolean");
     expect_error("reference: {bins: 1}\n" MINIMAL, "reference.bins:");
     expect_error("reference: {bins: 101}\n" MINIMAL, "reference.bins:");
     expect_error("join: {max_records: 999}\n" MINIMAL, "join.max_records:");
@@ -442,6 +482,105 @@ static void test_models(void **state)
                  "models.m.positive_class: must not be empty");
 }
 
+/* models.<m>.features.<f> as a map: {type, method, threshold}; the scalar form keeps working */
+static void test_feature_map_form(void **state)
+{
+    struct dw_config cfg;
+    load_ok(&cfg, "kafka: {bootstrap.servers: x}\n"
+                  "models:\n"
+                  "  fraud:\n"
+                  "    features:\n"
+                  "      amount: {type: numeric, method: ks, threshold: 0.01}\n"
+                  "      age:\n"
+                  "        type: numeric\n"
+                  "        method: wasserstein\n"
+                  "        threshold: 0.25\n"
+                  "      score: {type: numeric, method: hellinger}\n"
+                  "      country: {type: categorical, method: g_test}\n"
+                  "      city: {type: categorical}\n"
+                  "      merchant: categorical\n"
+                  "      device: {type: categorical, method: tvd, threshold: 1}\n");
+    const struct dw_model_cfg *m = dw_config_model(&cfg, "fraud", 5);
+    assert_non_null(m);
+    assert_int_equal(m->n_features, 7);
+    assert_string_equal(m->features[0].name, "amount");
+    assert_int_equal(m->features[0].type, DW_FEATURE_NUMERIC);
+    assert_int_equal(m->features[0].method, DW_METHOD_KS);
+    assert_true(m->features[0].threshold == 0.01);
+    assert_int_equal(m->features[1].method, DW_METHOD_WASSERSTEIN);
+    assert_true(m->features[1].threshold == 0.25);
+    assert_int_equal(m->features[2].method, DW_METHOD_HELLINGER);
+    assert_true(isnan(m->features[2].threshold)); /* the detectors.* default */
+    assert_int_equal(m->features[3].type, DW_FEATURE_CATEGORICAL);
+    assert_int_equal(m->features[3].method, DW_METHOD_G_TEST);
+    assert_int_equal(m->features[4].type, DW_FEATURE_CATEGORICAL);
+    assert_int_equal(m->features[4].method, DW_METHOD_AUTO);
+    assert_true(isnan(m->features[4].threshold));
+    assert_int_equal(m->features[5].type, DW_FEATURE_CATEGORICAL); /* scalar form */
+    assert_int_equal(m->features[5].method, DW_METHOD_AUTO);
+    assert_true(isnan(m->features[5].threshold));
+    assert_int_equal(m->features[6].method, DW_METHOD_TVD);
+    assert_true(m->features[6].threshold == 1.0);
+
+    /* the dump writes the map form back, and it reads back to the same features */
+    char *out = dump_to_string(&cfg);
+    assert_non_null(strstr(out, "\"amount\": {type: numeric, method: ks, threshold: 0.01}"));
+    assert_non_null(strstr(out, "\"score\": {type: numeric, method: hellinger}"));
+    assert_non_null(strstr(out, "\"merchant\": categorical"));
+    assert_non_null(strstr(out, "\"city\": categorical"));
+    struct dw_config back;
+    load_ok(&back, out);
+    const struct dw_model_cfg *b = dw_config_model(&back, "fraud", 5);
+    assert_non_null(b);
+    assert_int_equal(b->n_features, 7);
+    for (size_t i = 0; i < 7; i++) {
+        assert_string_equal(b->features[i].name, m->features[i].name);
+        assert_int_equal(b->features[i].type, m->features[i].type);
+        assert_int_equal(b->features[i].method, m->features[i].method);
+        assert_true(b->features[i].threshold == m->features[i].threshold ||
+                    (isnan(b->features[i].threshold) && isnan(m->features[i].threshold)));
+    }
+    dw_config_free(&back);
+    free(out);
+    dw_config_free(&cfg);
+
+#define K "kafka: {bootstrap.servers: x}\n"
+    expect_error(K "models: {fraud: {features: {amount: {type: numeric, method: foo}}}}\n",
+                 "models.fraud.features.amount.method: unknown method 'foo'");
+    expect_error(K "models: {fraud: {features: {amount: {method: ks}}}}\n",
+                 "models.fraud.features.amount.type: required");
+    expect_error(K "models: {fraud: {features: {amount: {type: number}}}}\n",
+                 "models.fraud.features.amount.type: 'number' is not one of numeric, categorical");
+    expect_error(K "models: {fraud: {features: {amount: {type: numeric, colour: red}}}}\n",
+                 "unknown key 'models.fraud.features.amount.colour'");
+    expect_error(K "models: {fraud: {features: {amount: {type: numeric, method: chi2}}}}\n",
+                 "models.fraud.features.amount.method: 'chi2' does not apply to numeric "
+                 "features");
+    expect_error(K "models: {fraud: {features: {c: {type: categorical, method: ks}}}}\n",
+                 "models.fraud.features.c.method: 'ks' does not apply to categorical features");
+    expect_error(K "models: {fraud: {features: {c: {type: categorical, method: kl}}}}\n",
+                 "models.fraud.features.c.method: 'kl' does not apply to categorical features");
+    expect_error(K "models: {fraud: {features: {amount: {type: numeric, method: ks, "
+                   "threshold: 1}}}}\n",
+                 "models.fraud.features.amount.threshold: 1 is out of range (an alpha");
+    expect_error(K "models: {fraud: {features: {amount: {type: numeric, method: psi, "
+                   "threshold: 0}}}}\n",
+                 "models.fraud.features.amount.threshold: 0 is out of range");
+    expect_error(K "models: {fraud: {features: {amount: {type: numeric, method: js, "
+                   "threshold: 2}}}}\n",
+                 "models.fraud.features.amount.threshold: 2 is out of range");
+    expect_error(K "models: {fraud: {features: {amount: {type: numeric, method: psi, "
+                   "threshold: high}}}}\n",
+                 "models.fraud.features.amount.threshold: 'high' is not a number");
+    expect_error(K "models: {fraud: {features: {amount: {type: numeric, threshold: 0.1}}}}\n",
+                 "models.fraud.features.amount.threshold: needs a method other than auto");
+    expect_error(K "models: {fraud: {features: {amount: {type: numeric, type: numeric}}}}\n",
+                 "models.fraud.features.amount.type: given twice");
+    expect_error(K "models: {fraud: {features: {amount: [numeric]}}}\n",
+                 "models.fraud.features.amount: expected a single value, got a list");
+#undef K
+}
+
 static void test_dump(void **state)
 {
     struct dw_config cfg;
@@ -556,6 +695,10 @@ static void test_example_file(void **state)
     assert_int_equal(m->features[2].type, DW_FEATURE_CATEGORICAL);
     assert_string_equal(m->features[3].name, "merchant");
     assert_int_equal(m->features[3].type, DW_FEATURE_CATEGORICAL);
+    assert_int_equal(m->features[0].method, DW_METHOD_KS);
+    assert_true(m->features[0].threshold == 0.01);
+    assert_int_equal(m->features[3].method, DW_METHOD_JS);
+    assert_true(cfg.alpha == 0.05 && cfg.drift_share == 0.5);
     assert_int_equal(cfg.window_size_ms, 60000);
     dw_config_free(&cfg);
 
@@ -569,11 +712,17 @@ static void test_example_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_full_config),
-        cmocka_unit_test(test_unknown_keys), cmocka_unit_test(test_value_errors),
-        cmocka_unit_test(test_syntax_error), cmocka_unit_test(test_env),
-        cmocka_unit_test(test_kafka),        cmocka_unit_test(test_models),
-        cmocka_unit_test(test_dump),         cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_full_config),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_value_errors),
+        cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_kafka),
+        cmocka_unit_test(test_models),
+        cmocka_unit_test(test_feature_map_form),
+        cmocka_unit_test(test_dump),
+        cmocka_unit_test(test_reference),
         cmocka_unit_test(test_example_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
