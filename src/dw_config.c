@@ -701,6 +701,11 @@ void dw_config_free(struct dw_config *cfg)
         free(m->name);
     }
     free(cfg->models);
+    for (size_t i = 0; i < cfg->n_detectors; i++) {
+        free(cfg->detectors[i].model);
+        free(cfg->detectors[i].feature);
+    }
+    free(cfg->detectors);
     free(cfg->path);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -714,7 +719,7 @@ struct parse_ctx {
     yaml_document_t *doc;
     rd_kafka_conf_t *kconf; /* scratch conf to validate kafka.* properties */
     unsigned char seen[DW_ARRAY_SIZE(cfg_keys)];
-    size_t kafka_cap, models_cap;
+    size_t kafka_cap, models_cap, detectors_cap;
     char *errstr;
     size_t errstr_size;
 };
@@ -1038,7 +1043,13 @@ static int feature_type_set(struct parse_ctx *ctx, const char *name, const yaml_
  * tests, a positive distance, at most 1 for the bounded distances); auto takes no threshold
  * because it switches between a test and a distance.
  */
-static int feature_map(struct parse_ctx *ctx, struct dw_feature_cfg *f, const char *prefix,
+struct feature_spec {
+    enum dw_feature_type type;
+    enum dw_method method;
+    double threshold; /* NaN: not given */
+};
+
+static int feature_map(struct parse_ctx *ctx, struct feature_spec *f, const char *prefix,
                        yaml_node_t *node)
 {
     char name[KEY_NAME_MAX];
@@ -1174,14 +1185,28 @@ static int features_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const ch
                 return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
             }
         }
-        struct dw_feature_cfg f = {.method = DW_METHOD_AUTO, .threshold = NAN};
+        struct feature_spec f = {.method = DW_METHOD_AUTO, .threshold = NAN};
         int rc = val->type == YAML_MAPPING_NODE ? feature_map(ctx, &f, name, val)
                                                 : feature_type_set(ctx, name, val, &f.type);
         if (rc < 0) {
             return -1;
         }
-        f.name = dw_strdup(fname);
-        m->features[m->n_features++] = f;
+        m->features[m->n_features].name = dw_strdup(fname);
+        m->features[m->n_features].type = f.type;
+        m->n_features++;
+        if (f.method != DW_METHOD_AUTO || !isnan(f.threshold)) {
+            struct dw_config *cfg = ctx->cfg;
+            if (cfg->n_detectors == ctx->detectors_cap) {
+                ctx->detectors_cap = ctx->detectors_cap ? ctx->detectors_cap * 2 : 8;
+                cfg->detectors =
+                    dw_realloc(cfg->detectors, ctx->detectors_cap * sizeof(*cfg->detectors));
+            }
+            struct dw_feature_detector *d = &cfg->detectors[cfg->n_detectors++];
+            d->model = dw_strdup(m->name);
+            d->feature = dw_strdup(fname);
+            d->method = f.method;
+            d->threshold = f.threshold;
+        }
     }
     return 0;
 }
@@ -1636,16 +1661,23 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
         for (size_t j = 0; j < m->n_features; j++) {
             const struct dw_feature_cfg *f = &m->features[j];
             const char *type = f->type == DW_FEATURE_NUMERIC ? "numeric" : "categorical";
+            const struct dw_feature_detector *d = NULL;
+            for (size_t k = 0; !d && k < cfg->n_detectors; k++) {
+                if (strcmp(cfg->detectors[k].model, m->name) == 0 &&
+                    strcmp(cfg->detectors[k].feature, f->name) == 0) {
+                    d = &cfg->detectors[k];
+                }
+            }
             fputs("      ", out);
             yaml_quote(out, f->name, 0);
-            if (f->method == DW_METHOD_AUTO && !(f->threshold > 0.0)) {
+            if (!d) {
                 fprintf(out, ": %s\n", type);
                 continue;
             }
-            fprintf(out, ": {type: %s, method: %s", type, method_names[f->method]);
-            if (f->threshold > 0.0) {
+            fprintf(out, ": {type: %s, method: %s", type, method_names[d->method]);
+            if (!isnan(d->threshold)) {
                 char num[64];
-                format_double(f->threshold, num, sizeof(num));
+                format_double(d->threshold, num, sizeof(num));
                 fprintf(out, ", threshold: %s", num);
             }
             fputs("}\n", out);

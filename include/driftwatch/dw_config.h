@@ -41,18 +41,26 @@ enum dw_method {
 struct dw_feature_cfg {
     char *name;
     enum dw_feature_type type;
-    /* models.<m>.features.<f>.method; 0 (a zero-initialised struct) is AUTO */
+};
+
+/*
+ * The detector chosen for one feature in the map form (models.<model>.features.<feature>:
+ * {type, method, threshold}). Kept beside the models rather than in struct dw_feature_cfg,
+ * whose two-member positional initialisers are used across the code base. A feature without
+ * an entry uses method auto and the detectors.* thresholds.
+ */
+struct dw_feature_detector {
+    char *model;
+    char *feature;
     enum dw_method method;
-    /* models.<m>.features.<f>.threshold: the alpha of a p-value test or the distance that
-     * drifts; NaN = the detectors.* default (0, from a zero-initialised struct, too) */
-    double threshold;
+    double threshold; /* the alpha of a p-value test or the distance; NaN = detectors.* default */
 };
 
 struct dw_model_cfg {
     char *name;
     enum dw_task task;               /* models.<m>.task, default classification */
     char *positive_class;            /* models.<m>.positive_class, default "1" */
-    struct dw_feature_cfg *features; /* models.<m>.features: name -> type or {type, method} */
+    struct dw_feature_cfg *features; /* models.<m>.features: map name -> numeric|categorical */
     size_t n_features;
 };
 
@@ -138,6 +146,9 @@ struct dw_config {
 
     struct dw_model_cfg *models; /* models: map name -> model */
     size_t n_models;
+
+    struct dw_feature_detector *detectors; /* features given with a method or threshold */
+    size_t n_detectors;
 };
 
 /** @brief Fills every key with its default (no models, no kafka keys). */

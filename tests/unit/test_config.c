@@ -35,6 +35,7 @@ static void expect_error(const char *yaml, const char *want)
     }
     /* the config is freed on failure */
     assert_null(cfg.models);
+    assert_null(cfg.detectors);
     assert_null(cfg.kafka);
     assert_null(cfg.group);
 }
@@ -145,6 +146,18 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.models[0].positive_class, "1");
     assert_int_equal(cfg.models[0].n_features, 0);
     dw_config_free(&cfg);
+}
+
+static const struct dw_feature_detector *detector(const struct dw_config *cfg, const char *model,
+                                                  const char *feature)
+{
+    for (size_t i = 0; i < cfg->n_detectors; i++) {
+        if (strcmp(cfg->detectors[i].model, model) == 0 &&
+            strcmp(cfg->detectors[i].feature, feature) == 0) {
+            return &cfg->detectors[i];
+        }
+    }
+    return NULL;
 }
 
 static const char *full_yaml =
@@ -264,9 +277,11 @@ static void test_full_config(void **state)
     assert_int_equal(cfg.n_models, 2);
     const struct dw_model_cfg *fraud = dw_config_model(&cfg, "fraud", 5);
     assert_non_null(fraud);
-    assert_int_equal(fraud->features[0].method, DW_METHOD_KS);
-    assert_true(fraud->features[0].threshold == 0.01);
-    assert_int_equal(fraud->features[1].method, DW_METHOD_AUTO);
+    assert_int_equal(fraud->n_features, 2);
+    assert_int_equal(cfg.n_detectors, 1);
+    assert_int_equal(detector(&cfg, "fraud", "amount")->method, DW_METHOD_KS);
+    assert_true(detector(&cfg, "fraud", "amount")->threshold == 0.01);
+    assert_null(detector(&cfg, "fraud", "country"));
     const struct dw_model_cfg *eta = dw_config_model(&cfg, "eta", 3);
     assert_non_null(eta);
     assert_int_equal(eta->task, DW_TASK_REGRESSION);
@@ -505,22 +520,27 @@ static void test_feature_map_form(void **state)
     assert_int_equal(m->n_features, 7);
     assert_string_equal(m->features[0].name, "amount");
     assert_int_equal(m->features[0].type, DW_FEATURE_NUMERIC);
-    assert_int_equal(m->features[0].method, DW_METHOD_KS);
-    assert_true(m->features[0].threshold == 0.01);
-    assert_int_equal(m->features[1].method, DW_METHOD_WASSERSTEIN);
-    assert_true(m->features[1].threshold == 0.25);
-    assert_int_equal(m->features[2].method, DW_METHOD_HELLINGER);
-    assert_true(isnan(m->features[2].threshold)); /* the detectors.* default */
+    assert_int_equal(m->features[1].type, DW_FEATURE_NUMERIC);
     assert_int_equal(m->features[3].type, DW_FEATURE_CATEGORICAL);
-    assert_int_equal(m->features[3].method, DW_METHOD_G_TEST);
     assert_int_equal(m->features[4].type, DW_FEATURE_CATEGORICAL);
-    assert_int_equal(m->features[4].method, DW_METHOD_AUTO);
-    assert_true(isnan(m->features[4].threshold));
     assert_int_equal(m->features[5].type, DW_FEATURE_CATEGORICAL); /* scalar form */
-    assert_int_equal(m->features[5].method, DW_METHOD_AUTO);
-    assert_true(isnan(m->features[5].threshold));
-    assert_int_equal(m->features[6].method, DW_METHOD_TVD);
-    assert_true(m->features[6].threshold == 1.0);
+    /* one detector entry per feature that names a method or a threshold, in file order */
+    assert_int_equal(cfg.n_detectors, 5);
+    const struct dw_feature_detector *d = detector(&cfg, "fraud", "amount");
+    assert_int_equal(d->method, DW_METHOD_KS);
+    assert_true(d->threshold == 0.01);
+    d = detector(&cfg, "fraud", "age");
+    assert_int_equal(d->method, DW_METHOD_WASSERSTEIN);
+    assert_true(d->threshold == 0.25);
+    d = detector(&cfg, "fraud", "score");
+    assert_int_equal(d->method, DW_METHOD_HELLINGER);
+    assert_true(isnan(d->threshold)); /* the detectors.* default */
+    assert_int_equal(detector(&cfg, "fraud", "country")->method, DW_METHOD_G_TEST);
+    assert_null(detector(&cfg, "fraud", "city"));     /* {type: categorical}: auto */
+    assert_null(detector(&cfg, "fraud", "merchant")); /* scalar form: auto */
+    d = detector(&cfg, "fraud", "device");
+    assert_int_equal(d->method, DW_METHOD_TVD);
+    assert_true(d->threshold == 1.0);
 
     /* the dump writes the map form back, and it reads back to the same features */
     char *out = dump_to_string(&cfg);
@@ -536,9 +556,14 @@ static void test_feature_map_form(void **state)
     for (size_t i = 0; i < 7; i++) {
         assert_string_equal(b->features[i].name, m->features[i].name);
         assert_int_equal(b->features[i].type, m->features[i].type);
-        assert_int_equal(b->features[i].method, m->features[i].method);
-        assert_true(b->features[i].threshold == m->features[i].threshold ||
-                    (isnan(b->features[i].threshold) && isnan(m->features[i].threshold)));
+    }
+    assert_int_equal(back.n_detectors, cfg.n_detectors);
+    for (size_t i = 0; i < cfg.n_detectors; i++) {
+        const struct dw_feature_detector *x = &cfg.detectors[i], *y = &back.detectors[i];
+        assert_string_equal(x->model, y->model);
+        assert_string_equal(x->feature, y->feature);
+        assert_int_equal(x->method, y->method);
+        assert_true(x->threshold == y->threshold || (isnan(x->threshold) && isnan(y->threshold)));
     }
     dw_config_free(&back);
     free(out);
@@ -695,9 +720,10 @@ static void test_example_file(void **state)
     assert_int_equal(m->features[2].type, DW_FEATURE_CATEGORICAL);
     assert_string_equal(m->features[3].name, "merchant");
     assert_int_equal(m->features[3].type, DW_FEATURE_CATEGORICAL);
-    assert_int_equal(m->features[0].method, DW_METHOD_KS);
-    assert_true(m->features[0].threshold == 0.01);
-    assert_int_equal(m->features[3].method, DW_METHOD_JS);
+    assert_int_equal(detector(&cfg, "fraud", "amount")->method, DW_METHOD_KS);
+    assert_true(detector(&cfg, "fraud", "amount")->threshold == 0.01);
+    assert_int_equal(detector(&cfg, "fraud", "merchant")->method, DW_METHOD_JS);
+    assert_null(detector(&cfg, "fraud", "age"));
     assert_true(cfg.alpha == 0.05 && cfg.drift_share == 0.5);
     assert_int_equal(cfg.window_size_ms, 60000);
     dw_config_free(&cfg);
