@@ -28,6 +28,7 @@
 
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_kll.h"
+#include "driftwatch/dw_stats.h"
 
 /* Sum of squares about the mean below this share of Σy² is rounding noise: R² undefined. */
 #define R2_SST_REL_EPS (64.0 * DBL_EPSILON)
@@ -114,6 +115,46 @@ void dw_eval_bin_counts(struct dw_kll *sk, const double *edges, size_t n_edges, 
     free(lt);
 }
 
+/*
+ * The weighted sorted sample of a sketch with equal values merged (values strictly increasing,
+ * weights summing to the sketch's count). Merging ties changes nothing for KS (D is taken after
+ * all values equal to a point) nor for Wasserstein, and shrinks the reference document and the
+ * work for samples with few distinct values. Returns the length (0 and NULLs when empty).
+ */
+static size_t sorted_sample(struct dw_kll *sk, double **values, uint64_t **weights)
+{
+    *values = NULL;
+    *weights = NULL;
+    size_t n = sk ? dw_kll_sorted_view(sk, NULL, NULL, 0) : 0;
+    if (n == 0) {
+        return 0;
+    }
+    double *v = dw_malloc(n * sizeof(*v));
+    uint64_t *w = dw_malloc(n * sizeof(*w));
+    dw_kll_sorted_view(sk, v, w, n);
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w[i] == 0) {
+            continue;
+        }
+        if (out > 0 && v[i] == v[out - 1]) {
+            w[out - 1] += w[i];
+        } else {
+            v[out] = v[i];
+            w[out] = w[i];
+            out++;
+        }
+    }
+    if (out == 0) {
+        free(v);
+        free(w);
+        return 0;
+    }
+    *values = v;
+    *weights = w;
+    return out;
+}
+
 /* ---------------------------------------------------------------- reference */
 
 static void ref_feature_clear(struct dw_ref_feature *rf)
@@ -121,6 +162,9 @@ static void ref_feature_clear(struct dw_ref_feature *rf)
     free(rf->name);
     free(rf->edges);
     free(rf->props);
+    free(rf->sample);
+    free(rf->sample_w);
+    free(rf->cat_counts);
     for (size_t i = 0; i < rf->n_cats; i++) {
         free(rf->cats[i]);
     }
@@ -170,6 +214,7 @@ static void ref_numeric(struct dw_ref_feature *rf, struct dw_feat_stats *fs, int
         rf->props[i] = (double)counts[i] / (double)total;
     }
     free(counts);
+    rf->n_sample = sorted_sample(fs->sk, &rf->sample, &rf->sample_w);
 }
 
 /* Category names and counts of a window feature (table slots plus the overflow bucket). */
@@ -221,9 +266,11 @@ static void ref_categorical(struct dw_ref_feature *rf, const struct dw_feat_stat
         rf->n_cats = n;
         rf->cats = dw_calloc(n, sizeof(*rf->cats));
         rf->cat_props = dw_calloc(n, sizeof(*rf->cat_props));
+        rf->cat_counts = dw_calloc(n, sizeof(*rf->cat_counts));
         for (size_t i = 0; i < n; i++) {
             rf->cats[i] = dw_strdup(nc[i].name);
             rf->cat_props[i] = (double)nc[i].count / (double)total;
+            rf->cat_counts[i] = nc[i].count;
         }
     }
     free(nc);
@@ -311,6 +358,16 @@ json_t *dw_ref_to_json(const struct dw_ref *ref)
             json_object_set_new(f, "edges", jarray_reals(rf->edges, rf->n_edges));
             json_object_set_new(f, "proportions",
                                 jarray_reals(rf->props, rf->props ? rf->n_edges + 1 : 0));
+            if (rf->sample) {
+                json_t *w = json_array();
+                for (size_t k = 0; k < rf->n_sample; k++) {
+                    json_array_append_new(w, juint(rf->sample_w[k]));
+                }
+                json_object_set_new(f, "sample",
+                                    json_pack("{s:o,s:o}", "values",
+                                              jarray_reals(rf->sample, rf->n_sample), "weights",
+                                              w));
+            }
         } else {
             json_object_set_new(f, "type", json_string("categorical"));
             json_object_set_new(f, "count", juint(rf->count));
@@ -319,6 +376,13 @@ json_t *dw_ref_to_json(const struct dw_ref *ref)
                 json_object_set_new(cats, rf->cats[c], json_real(rf->cat_props[c]));
             }
             json_object_set_new(f, "categories", cats);
+            if (rf->cat_counts) {
+                json_t *counts = json_object();
+                for (size_t c = 0; c < rf->n_cats; c++) {
+                    json_object_set_new(counts, rf->cats[c], juint(rf->cat_counts[c]));
+                }
+                json_object_set_new(f, "category_counts", counts);
+            }
         }
         json_object_set_new(feats, rf->name, f);
     }
@@ -371,6 +435,54 @@ static int is_proportion(json_t *v)
     return isfinite(p) && p >= 0.0 && p <= 1.0;
 }
 
+/* The optional "sample": {"values": [...], "weights": [...]} of a numeric feature. */
+static int ref_sample_from_json(struct dw_ref_feature *rf, json_t *s, char *errstr,
+                                size_t errstr_size)
+{
+    if (!s || json_is_null(s)) {
+        return 0; /* a document from before samples: KS and Wasserstein are then null */
+    }
+    json_t *vals = json_object_get(s, "values");
+    json_t *wts = json_object_get(s, "weights");
+    size_t n = json_array_size(vals);
+    if (!json_is_array(vals) || !json_is_array(wts) || json_array_size(wts) != n || n == 0) {
+        return dw_err(errstr, errstr_size,
+                      "reference feature %s: sample needs values and weights of the same, "
+                      "non-zero length",
+                      rf->name);
+    }
+    double *v = dw_malloc(n * sizeof(*v));
+    uint64_t *w = dw_malloc(n * sizeof(*w));
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *x = json_array_get(vals, i);
+        json_t *y = json_array_get(wts, i);
+        v[i] = json_number_value(x);
+        if (!json_is_number(x) || !isfinite(v[i]) || (i > 0 && !(v[i] >= v[i - 1])) ||
+            !json_is_integer(y) || json_integer_value(y) <= 0) {
+            free(v);
+            free(w);
+            return dw_err(errstr, errstr_size,
+                          "reference feature %s: sample values must be finite and ascending, "
+                          "weights positive integers",
+                          rf->name);
+        }
+        w[i] = (uint64_t)json_integer_value(y);
+        total += w[i];
+    }
+    if (total != rf->count) {
+        free(v);
+        free(w);
+        return dw_err(errstr, errstr_size,
+                      "reference feature %s: sample weights sum to %llu, count is %llu", rf->name,
+                      (unsigned long long)total, (unsigned long long)rf->count);
+    }
+    rf->sample = v;
+    rf->sample_w = w;
+    rf->n_sample = n;
+    return 0;
+}
+
 static int ref_numeric_from_json(struct dw_ref_feature *rf, json_t *f, char *errstr,
                                  size_t errstr_size)
 {
@@ -415,7 +527,7 @@ static int ref_numeric_from_json(struct dw_ref_feature *rf, json_t *f, char *err
         }
         rf->props[i] = json_number_value(p);
     }
-    return 0;
+    return ref_sample_from_json(rf, json_object_get(f, "sample"), errstr, errstr_size);
 }
 
 static int ref_categorical_from_json(struct dw_ref_feature *rf, json_t *f, char *errstr,
@@ -452,6 +564,32 @@ static int ref_categorical_from_json(struct dw_ref_feature *rf, json_t *f, char 
     }
     rf->n_cats = n;
     free(nc);
+    /* Optional counts (absent from documents written before them: no chi2 / G-test). */
+    json_t *counts = json_object_get(f, "category_counts");
+    if (!counts || json_is_null(counts)) {
+        return 0;
+    }
+    if (!json_is_object(counts) || json_object_size(counts) != n) {
+        return dw_err(errstr, errstr_size,
+                      "reference feature %s: category_counts must have the categories' names",
+                      rf->name);
+    }
+    rf->cat_counts = dw_calloc(n ? n : 1, sizeof(*rf->cat_counts));
+    uint64_t total = 0;
+    for (i = 0; i < n; i++) {
+        if (get_count(counts, rf->cats[i], &rf->cat_counts[i]) != 0) {
+            return dw_err(errstr, errstr_size,
+                          "reference feature %s: category %s: count missing or not a "
+                          "non-negative integer",
+                          rf->name, rf->cats[i]);
+        }
+        total += rf->cat_counts[i];
+    }
+    if (total != rf->count) {
+        return dw_err(errstr, errstr_size,
+                      "reference feature %s: category counts sum to %llu, count is %llu", rf->name,
+                      (unsigned long long)total, (unsigned long long)rf->count);
+    }
     return 0;
 }
 
@@ -629,34 +767,113 @@ static json_t *latency_json(const struct dw_perf *perf)
 
 /* ---------------------------------------------------------------- features */
 
-/* PSI of a numeric window feature against its reference; NaN when not computable. */
-static double numeric_psi(const struct dw_feat_stats *fs, const struct dw_ref_feature *rf)
+/* Method names in reports and findings, indexed by enum dw_method (as in the config file). */
+static const char *const method_names[DW_METHOD_COUNT] = {
+    "auto", "ks", "psi", "wasserstein", "js", "chi2", "g_test", "kl", "hellinger", "tvd",
+};
+
+static int method_is_test(enum dw_method m)
 {
-    if (!rf || rf->count == 0 || !rf->props || fs->count == 0 || !fs->sk ||
-        dw_kll_count(fs->sk) == 0) {
-        return NAN;
-    }
-    size_t nb = rf->n_edges + 1;
-    uint64_t *counts = dw_calloc(nb, sizeof(*counts));
-    double *cur = dw_calloc(nb, sizeof(*cur));
-    dw_eval_bin_counts(fs->sk, rf->edges, rf->n_edges, counts);
-    double total = (double)dw_kll_count(fs->sk);
-    for (size_t i = 0; i < nb; i++) {
-        cur[i] = (double)counts[i] / total;
-    }
-    double psi = dw_psi(cur, rf->props, nb);
-    free(cur);
-    free(counts);
-    return psi;
+    return m == DW_METHOD_KS || m == DW_METHOD_CHI2 || m == DW_METHOD_G_TEST;
 }
 
-/* PSI over the union of categories; *unseen counts values absent from the reference. */
-static double categorical_psi(const struct dw_feat_stats *fs, const struct dw_ref_feature *rf,
-                              uint64_t *unseen)
+/* The statistics of one feature in one window; NaN where undefined. */
+struct feat_stats {
+    /* numeric */
+    double ks_d, ks_p, wasserstein, wasserstein_norm, kl, hellinger, out_of_range;
+    /* categorical */
+    double chi2, chi2_p, g, g_p, tvd, unseen_share;
+    int chi2_dof, g_dof;
+    uint64_t unseen;
+    /* both */
+    double psi, js;
+};
+
+static void feat_stats_init(struct feat_stats *st)
 {
-    *unseen = 0;
+    memset(st, 0, sizeof(*st));
+    st->ks_d = st->ks_p = st->wasserstein = st->wasserstein_norm = NAN;
+    st->kl = st->hellinger = st->out_of_range = NAN;
+    st->chi2 = st->chi2_p = st->g = st->g_p = st->tvd = st->unseen_share = NAN;
+    st->psi = st->js = NAN;
+}
+
+/*
+ * Numeric: PSI, KL, JS and Hellinger over the reference bins (the window's counts in them from
+ * its sketch's cdf); KS and Wasserstein between the window's and the reference's weighted
+ * sorted samples (current first, as scipy's ks_2samp(current, reference)); out-of-range share
+ * from the window's sample against the reference's [min, max].
+ */
+static void numeric_stats(const struct dw_feat_stats *fs, const struct dw_ref_feature *rf,
+                          struct feat_stats *st)
+{
+    if (!rf || rf->count == 0 || fs->count == 0 || !fs->sk || dw_kll_count(fs->sk) == 0) {
+        return;
+    }
+    if (rf->props) {
+        size_t nb = rf->n_edges + 1;
+        uint64_t *counts = dw_calloc(nb, sizeof(*counts));
+        double *cur = dw_calloc(nb, sizeof(*cur));
+        dw_eval_bin_counts(fs->sk, rf->edges, rf->n_edges, counts);
+        double total = (double)dw_kll_count(fs->sk);
+        for (size_t i = 0; i < nb; i++) {
+            cur[i] = (double)counts[i] / total;
+        }
+        st->psi = dw_psi(cur, rf->props, nb);
+        st->kl = dw_stats_kl(cur, rf->props, nb);
+        st->js = dw_stats_js(cur, rf->props, nb);
+        st->hellinger = dw_stats_hellinger(cur, rf->props, nb);
+        free(cur);
+        free(counts);
+    }
+    double *v;
+    uint64_t *w;
+    size_t n = sorted_sample(fs->sk, &v, &w);
+    if (n == 0) {
+        return;
+    }
+    if (isfinite(rf->min) && isfinite(rf->max)) {
+        uint64_t out = 0, all = 0;
+        for (size_t i = 0; i < n; i++) {
+            all += w[i];
+            if (v[i] < rf->min || v[i] > rf->max) {
+                out += w[i];
+            }
+        }
+        st->out_of_range = (double)out / (double)all;
+    }
+    if (rf->sample) {
+        char err[256];
+        struct dw_stats_ks ks;
+        if (dw_stats_ks_2samp(v, w, n, rf->sample, rf->sample_w, rf->n_sample, &ks, err,
+                              sizeof(err)) == 0) {
+            st->ks_d = ks.statistic;
+            st->ks_p = ks.p_value;
+        }
+        double wd;
+        if (dw_stats_wasserstein(v, w, n, rf->sample, rf->sample_w, rf->n_sample, &wd, err,
+                                 sizeof(err)) == 0) {
+            st->wasserstein = wd;
+            if (isfinite(rf->std) && rf->std > 0.0) {
+                st->wasserstein_norm = wd / rf->std;
+            }
+        }
+    }
+    free(v);
+    free(w);
+}
+
+/*
+ * Categorical: the bins are the union of the window's and the reference's categories. PSI, JS
+ * and TVD on their proportions; the chi-squared and G-tests on the 2 x K table of counts
+ * (reference row, window row) when the reference has counts. *unseen counts window values
+ * whose category the reference does not have.
+ */
+static void categorical_stats(const struct dw_config *cfg, const struct dw_feat_stats *fs,
+                              const struct dw_ref_feature *rf, struct feat_stats *st)
+{
     if (!rf || rf->count == 0) {
-        return NAN;
+        return;
     }
     char **names;
     uint64_t *counts;
@@ -665,39 +882,301 @@ static double categorical_psi(const struct dw_feat_stats *fs, const struct dw_re
     for (size_t i = 0; i < n; i++) {
         total += counts[i];
     }
-    size_t cap = n + rf->n_cats;
-    double *cur = dw_calloc(cap ? cap : 1, sizeof(*cur));
-    double *refp = dw_calloc(cap ? cap : 1, sizeof(*refp));
+    size_t cap = n + rf->n_cats ? n + rf->n_cats : 1;
+    double *cur = dw_calloc(cap, sizeof(*cur));
+    double *refp = dw_calloc(cap, sizeof(*refp));
+    uint64_t *cur_n = dw_calloc(cap, sizeof(*cur_n));
+    uint64_t *ref_n = dw_calloc(cap, sizeof(*ref_n));
     unsigned char *seen = dw_calloc(rf->n_cats ? rf->n_cats : 1, 1);
     size_t nb = 0;
     for (size_t i = 0; i < n; i++) {
         char **hit =
             rf->n_cats ? bsearch(&names[i], rf->cats, rf->n_cats, sizeof(char *), cmp_str) : NULL;
         cur[nb] = total ? (double)counts[i] / (double)total : 0.0;
+        cur_n[nb] = counts[i];
         if (hit) {
             size_t idx = (size_t)(hit - rf->cats);
             seen[idx] = 1;
             refp[nb] = rf->cat_props[idx];
+            ref_n[nb] = rf->cat_counts ? rf->cat_counts[idx] : 0;
         } else {
-            refp[nb] = 0.0;
-            *unseen += counts[i];
+            st->unseen += counts[i];
         }
         nb++;
     }
     for (size_t r = 0; r < rf->n_cats; r++) {
         if (!seen[r]) {
-            cur[nb] = 0.0;
             refp[nb] = rf->cat_props[r];
+            ref_n[nb] = rf->cat_counts ? rf->cat_counts[r] : 0;
             nb++;
         }
     }
-    double psi = total > 0 ? dw_psi(cur, refp, nb) : NAN;
+    if (total > 0) {
+        st->unseen_share = (double)st->unseen / (double)total;
+        st->psi = dw_psi(cur, refp, nb);
+        st->js = dw_stats_js(cur, refp, nb);
+        st->tvd = dw_stats_tvd(cur, refp, nb);
+        char err[256];
+        struct dw_stats_chi2 t;
+        bool yates = cfg->chi2_correction != 0;
+        if (rf->cat_counts &&
+            dw_stats_chi2_test(ref_n, cur_n, nb, yates, &t, err, sizeof(err)) == 0) {
+            st->chi2 = t.statistic;
+            st->chi2_p = t.p_value;
+            st->chi2_dof = t.dof;
+        }
+        if (rf->cat_counts && dw_stats_g_test(ref_n, cur_n, nb, yates, &t, err, sizeof(err)) == 0) {
+            st->g = t.statistic;
+            st->g_p = t.p_value;
+            st->g_dof = t.dof;
+        }
+    }
     free(seen);
+    free(ref_n);
+    free(cur_n);
     free(refp);
     free(cur);
     free(names);
     free(counts);
-    return psi;
+}
+
+static json_t *test_json(double statistic, int dof, double p, int with_dof)
+{
+    if (!isfinite(statistic) || !isfinite(p)) {
+        return json_null();
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "statistic", json_real(statistic));
+    if (with_dof) {
+        json_object_set_new(o, "dof", json_integer(dof));
+    }
+    json_object_set_new(o, "p_value", json_real(p));
+    return o;
+}
+
+/*
+ * The method that judges a feature. auto: a p-value test (KS, chi-squared) while the smaller
+ * of the two samples (window values, reference values) is at most detectors.auto_max_sample,
+ * else a distance (normalised Wasserstein, Jensen-Shannon). auto falls back when the reference
+ * cannot feed its choice: KS instead of Wasserstein when the reference std is 0 (nothing to
+ * normalise by), PSI (numeric) or JS (categorical) when the reference document has no sample
+ * or no counts (written before them).
+ */
+static enum dw_method resolve_method(const struct dw_config *cfg,
+                                     const struct dw_feature_detector *det,
+                                     const struct dw_feat_stats *fs,
+                                     const struct dw_ref_feature *rf)
+{
+    if (det && det->method != DW_METHOD_AUTO && det->method < DW_METHOD_COUNT) {
+        return det->method;
+    }
+    uint64_t n_ref = rf ? rf->count : 0;
+    uint64_t n_small = DW_MIN(fs->count, n_ref);
+    int small = (int64_t)n_small <= cfg->auto_max_sample;
+    if (fs->type == DW_FEATURE_NUMERIC) {
+        if (rf && rf->count > 0 && !rf->sample) {
+            return DW_METHOD_PSI;
+        }
+        if (small || (rf && !(rf->std > 0.0))) {
+            return DW_METHOD_KS;
+        }
+        return DW_METHOD_WASSERSTEIN;
+    }
+    if (rf && rf->count > 0 && !rf->cat_counts) {
+        return DW_METHOD_JS;
+    }
+    return small ? DW_METHOD_CHI2 : DW_METHOD_JS;
+}
+
+/* The raw score of a method: a p-value for the tests, the distance otherwise; NaN if none. */
+static double method_score(enum dw_method m, const struct feat_stats *st)
+{
+    switch (m) {
+    case DW_METHOD_KS:
+        return st->ks_p;
+    case DW_METHOD_CHI2:
+        return st->chi2_p;
+    case DW_METHOD_G_TEST:
+        return st->g_p;
+    case DW_METHOD_PSI:
+        return st->psi;
+    case DW_METHOD_WASSERSTEIN:
+        return st->wasserstein_norm;
+    case DW_METHOD_JS:
+        return st->js;
+    case DW_METHOD_KL:
+        return st->kl;
+    case DW_METHOD_HELLINGER:
+        return st->hellinger;
+    case DW_METHOD_TVD:
+        return st->tvd;
+    default:
+        return NAN;
+    }
+}
+
+/* The feature's threshold, else the detectors.* default of the method (alpha for tests). */
+static double method_threshold(const struct dw_config *cfg, enum dw_method m, double feature)
+{
+    if (isfinite(feature) && feature > 0.0) {
+        return feature;
+    }
+    switch (m) {
+    case DW_METHOD_KS:
+    case DW_METHOD_CHI2:
+    case DW_METHOD_G_TEST:
+        return cfg->alpha;
+    case DW_METHOD_PSI:
+        return cfg->psi_threshold;
+    case DW_METHOD_WASSERSTEIN:
+        return cfg->wasserstein_threshold;
+    case DW_METHOD_JS:
+        return cfg->js_threshold;
+    case DW_METHOD_KL:
+        return cfg->kl_threshold;
+    case DW_METHOD_HELLINGER:
+        return cfg->hellinger_threshold;
+    case DW_METHOD_TVD:
+        return cfg->tvd_threshold;
+    default:
+        return NAN;
+    }
+}
+
+/* The detector configured for a feature of model m (the map form), or NULL: auto. */
+static const struct dw_feature_detector *feature_detector(const struct dw_config *cfg,
+                                                          const char *model, const char *feature)
+{
+    for (size_t i = 0; i < cfg->n_detectors; i++) {
+        const struct dw_feature_detector *d = &cfg->detectors[i];
+        if (strcmp(d->model, model) == 0 && strcmp(d->feature, feature) == 0) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+/* The report object of one feature, without its verdict (method ... drift come later). */
+static json_t *feature_json(const struct dw_feat_stats *fs, const struct dw_ref_feature *rf,
+                            const struct feat_stats *st)
+{
+    json_t *f = json_object();
+    int has = fs->count > 0;
+    int has_ref = rf && rf->count > 0;
+    uint64_t seen = fs->count + fs->missing;
+    json_t *missing_share = seen ? jratio(fs->missing, seen) : json_null();
+    if (fs->type == DW_FEATURE_NUMERIC) {
+        json_object_set_new(f, "type", json_string("numeric"));
+        json_object_set_new(f, "count", juint(fs->count));
+        json_object_set_new(f, "missing", juint(fs->missing));
+        json_object_set_new(f, "mean", has ? jnum(fs->mean) : json_null());
+        json_object_set_new(f, "std", has ? jnum(dw_feat_std(fs)) : json_null());
+        json_object_set_new(f, "min", has ? jnum(fs->min) : json_null());
+        json_object_set_new(f, "max", has ? jnum(fs->max) : json_null());
+        json_object_set_new(f, "ks", test_json(st->ks_d, 0, st->ks_p, 0));
+        json_object_set_new(f, "psi", jnum(st->psi));
+        json_object_set_new(f, "wasserstein", jnum(st->wasserstein));
+        json_object_set_new(f, "wasserstein_norm", jnum(st->wasserstein_norm));
+        json_object_set_new(f, "js", jnum(st->js));
+        json_object_set_new(f, "kl", jnum(st->kl));
+        json_object_set_new(f, "hellinger", jnum(st->hellinger));
+        json_object_set_new(f, "missing_share", missing_share);
+        json_object_set_new(f, "out_of_range_share", jnum(st->out_of_range));
+    } else {
+        json_object_set_new(f, "type", json_string("categorical"));
+        json_object_set_new(f, "count", juint(fs->count));
+        json_object_set_new(f, "missing", juint(fs->missing));
+        json_object_set_new(f, "unseen", has_ref ? juint(st->unseen) : json_null());
+        json_object_set_new(f, "unseen_share", jnum(st->unseen_share));
+        json_object_set_new(f, "chi2", test_json(st->chi2, st->chi2_dof, st->chi2_p, 1));
+        json_object_set_new(f, "g_test", test_json(st->g, st->g_dof, st->g_p, 1));
+        json_object_set_new(f, "psi", jnum(st->psi));
+        json_object_set_new(f, "js", jnum(st->js));
+        json_object_set_new(f, "tvd", jnum(st->tvd));
+        json_object_set_new(f, "missing_share", missing_share);
+    }
+    return f;
+}
+
+/*
+ * The "features" object of a report and the verdicts. Two passes: the statistics of every
+ * feature first, then the verdicts, because the p-value tests of a window are adjusted
+ * together (Benjamini-Hochberg over the model's features whose method is a test and whose
+ * p-value is defined). A feature is judged (drift true or false) when its score is defined;
+ * it never drifts in a window of fewer than detectors.min_samples predictions. *drifting gets
+ * the names of the drifting features, *share their share of the judged ones (NaN: none).
+ */
+static json_t *features_json(const struct dw_config *cfg, const struct dw_model_cfg *m,
+                             struct dw_agg *agg, const struct dw_ref *ref, json_t **drifting,
+                             double *share)
+{
+    json_t *feats = json_object();
+    *share = NAN;
+    if (agg->all.predictions == 0) {
+        return feats;
+    }
+    size_t n = m->n_features;
+    enum dw_method *method = dw_calloc(n ? n : 1, sizeof(*method));
+    double *score = dw_calloc(n ? n : 1, sizeof(*score));
+    double *pvals = dw_calloc(n ? n : 1, sizeof(*pvals));
+    size_t *pidx = dw_calloc(n ? n : 1, sizeof(*pidx));
+    json_t **objs = dw_calloc(n ? n : 1, sizeof(*objs));
+    const struct dw_feature_detector **dets = dw_calloc(n ? n : 1, sizeof(*dets));
+    size_t n_tests = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct dw_feat_stats *fs = &agg->feats[i];
+        const struct dw_ref_feature *rf = ref_feature(ref, m->features[i].name, fs->type);
+        struct feat_stats st;
+        feat_stats_init(&st);
+        if (fs->type == DW_FEATURE_NUMERIC) {
+            numeric_stats(fs, rf, &st);
+        } else {
+            categorical_stats(cfg, fs, rf, &st);
+        }
+        objs[i] = feature_json(fs, rf, &st);
+        dets[i] = feature_detector(cfg, m->name, m->features[i].name);
+        method[i] = resolve_method(cfg, dets[i], fs, rf);
+        score[i] = rf && rf->count > 0 ? method_score(method[i], &st) : NAN;
+        if (method_is_test(method[i]) && isfinite(score[i])) {
+            pvals[n_tests] = score[i];
+            pidx[n_tests] = i;
+            n_tests++;
+        }
+    }
+    dw_stats_bh_adjust(pvals, n_tests, pvals);
+    for (size_t k = 0; k < n_tests; k++) {
+        score[pidx[k]] = pvals[k];
+    }
+    int enough = (int64_t)agg->all.predictions >= cfg->min_samples;
+    size_t judged = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *f = objs[i];
+        double thr = method_threshold(cfg, method[i], dets[i] ? dets[i]->threshold : NAN);
+        json_object_set_new(f, "method", json_string(method_names[method[i]]));
+        json_object_set_new(f, "score", jnum(score[i]));
+        json_object_set_new(f, "threshold", jnum(thr));
+        if (isfinite(score[i])) {
+            int drift = enough && (method_is_test(method[i]) ? score[i] < thr : score[i] >= thr);
+            judged++;
+            if (drift) {
+                json_array_append_new(*drifting, json_string(m->features[i].name));
+            }
+            json_object_set_new(f, "drift", json_boolean(drift));
+        } else {
+            json_object_set_new(f, "drift", json_null());
+        }
+        json_object_set_new(feats, m->features[i].name, f);
+    }
+    if (judged > 0) {
+        *share = (double)json_array_size(*drifting) / (double)judged;
+    }
+    free(dets);
+    free(objs);
+    free(pidx);
+    free(pvals);
+    free(score);
+    free(method);
+    return feats;
 }
 
 /* ---------------------------------------------------------------- window report */
@@ -712,6 +1191,8 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     int empty = c->predictions == 0;
     int classification = m->task != DW_TASK_REGRESSION;
 
+    json_t *drifting = json_array();
+    double share = NAN;
     json_t *rep = json_object();
     json_object_set_new(rep, "model", json_string(m->name));
     json_object_set_new(rep, "window_start", json_string(start));
@@ -753,50 +1234,7 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
         json_object_set_new(rep, "reference", json_null());
     }
 
-    json_t *feats = json_object();
-    json_t *drifting = json_array();
-    size_t evaluated = 0;
-    int enough = (int64_t)c->predictions >= cfg->min_samples;
-    for (size_t i = 0; !empty && i < m->n_features; i++) {
-        const struct dw_feat_stats *fs = &agg->feats[i];
-        const char *name = m->features[i].name;
-        const struct dw_ref_feature *rf = ref_feature(ref, name, fs->type);
-        json_t *f = json_object();
-        double psi;
-        if (fs->type == DW_FEATURE_NUMERIC) {
-            int has = fs->count > 0;
-            json_object_set_new(f, "type", json_string("numeric"));
-            json_object_set_new(f, "count", juint(fs->count));
-            json_object_set_new(f, "missing", juint(fs->missing));
-            json_object_set_new(f, "mean", has ? jnum(fs->mean) : json_null());
-            json_object_set_new(f, "std", has ? jnum(dw_feat_std(fs)) : json_null());
-            json_object_set_new(f, "min", has ? jnum(fs->min) : json_null());
-            json_object_set_new(f, "max", has ? jnum(fs->max) : json_null());
-            psi = numeric_psi(fs, rf);
-        } else {
-            uint64_t unseen = 0;
-            json_object_set_new(f, "type", json_string("categorical"));
-            json_object_set_new(f, "count", juint(fs->count));
-            json_object_set_new(f, "missing", juint(fs->missing));
-            psi = categorical_psi(fs, rf, &unseen);
-            json_object_set_new(f, "unseen", rf && rf->count > 0 ? juint(unseen) : json_null());
-        }
-        json_object_set_new(f, "psi", jnum(psi));
-        json_object_set_new(f, "method", json_string("psi"));
-        json_object_set_new(f, "threshold", json_real(cfg->psi_threshold));
-        if (isfinite(psi)) {
-            int drift = psi >= cfg->psi_threshold && enough;
-            evaluated++;
-            if (drift) {
-                json_array_append_new(drifting, json_string(name));
-            }
-            json_object_set_new(f, "drift", json_boolean(drift));
-        } else {
-            json_object_set_new(f, "drift", json_null());
-        }
-        json_object_set_new(feats, name, f);
-    }
-    json_object_set_new(rep, "features", feats);
+    json_object_set_new(rep, "features", features_json(cfg, m, agg, ref, &drifting, &share));
 
     json_t *drop = NULL;
     if (!empty && classification && isfinite(ref_acc) && ref_acc > 0.0 && c->labeled > 0) {
@@ -809,10 +1247,9 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     }
     json_object_set_new(rep, "accuracy_drop", drop ? drop : json_null());
 
-    double share = evaluated ? (double)json_array_size(drifting) / (double)evaluated : NAN;
     json_object_set_new(rep, "drift",
                         json_pack("{s:o,s:o,s:b}", "share", jnum(share), "features", drifting,
-                                  "dataset", isfinite(share) && share >= DW_EVAL_DATASET_SHARE));
+                                  "dataset", isfinite(share) && share >= cfg->drift_share));
     return rep;
 }
 
@@ -872,8 +1309,11 @@ json_t *dw_eval_findings(const json_t *report)
         if (!name || !f) {
             continue;
         }
+        /* A report from before per-feature methods has only "psi". */
+        const char *detector = json_string_value(json_object_get(f, "method"));
+        json_t *value = json_object_get(f, detector ? "score" : "psi");
         json_array_append_new(
-            out, finding(model, "feature_drift", name, "psi", json_object_get(f, "psi"),
+            out, finding(model, "feature_drift", name, detector ? detector : "psi", value,
                          json_object_get(f, "threshold"), dataset ? "critical" : "warning"));
     }
     json_t *drop = json_object_get(report, "accuracy_drop");

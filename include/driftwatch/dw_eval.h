@@ -22,8 +22,6 @@
 
 /* Proportion that replaces an empty bin's 0 on either side before PSI (a proportion). */
 #define DW_PSI_EPSILON 1e-4
-/* Share of evaluated features that must drift for the dataset to drift (a proportion). */
-#define DW_EVAL_DATASET_SHARE 0.5
 /* Version of the reference JSON document. */
 #define DW_REF_FORMAT_VERSION 1
 
@@ -37,9 +35,18 @@ struct dw_ref_feature {
     size_t n_edges;
     double *props; /* n_edges + 1 bin proportions: (-inf,e1), [e1,e2), ..., [ek,+inf) */
     double mean, std, min, max; /* std: population */
-    /* categorical: names sorted by strcmp (binary search), with their proportions */
+    /* numeric: the reference's weighted sorted sample for KS and Wasserstein, from the merged
+     * reference sketch's dw_kll_sorted_view() (exact up to DW_AGG_MERGE_EXACT values), equal
+     * values merged: sample[] strictly increasing, sample_w[] > 0 summing to count. NULL (and
+     * n_sample 0) when unknown, as in a reference document written before it existed. */
+    double *sample;
+    uint64_t *sample_w;
+    size_t n_sample;
+    /* categorical: names sorted by strcmp (binary search), with their proportions and counts
+     * (cat_counts NULL when unknown: the chi-squared and G-tests then have no table) */
     char **cats;
     double *cat_props;
+    uint64_t *cat_counts;
     size_t n_cats;
 };
 

@@ -47,8 +47,24 @@ static struct dw_config make_cfg(void)
     cfg.min_samples = 10;
     cfg.psi_bins = 10;
     cfg.reference_windows = 1;
+    /* the detectors.* defaults */
+    cfg.drift_share = 0.5;
+    cfg.alpha = 0.05;
+    cfg.auto_max_sample = 1000;
+    cfg.wasserstein_threshold = 0.1;
+    cfg.js_threshold = 0.1;
+    cfg.kl_threshold = 0.1;
+    cfg.hellinger_threshold = 0.1;
+    cfg.tvd_threshold = 0.1;
     return cfg;
 }
+
+/* Every feature of g_model judged by PSI (models.fraud.features.<f>: {method: psi}). */
+static struct dw_feature_detector g_psi_dets[] = {
+    {"fraud", "amount", DW_METHOD_PSI, NAN},
+    {"fraud", "country", DW_METHOD_PSI, NAN},
+    {"fraud", "age", DW_METHOD_PSI, NAN},
+};
 
 /* One prediction of model g_model: NaN amount/age or NULL country = missing. */
 static void add3(struct dw_agg *agg, const char *version, double amount, const char *country,
@@ -257,6 +273,8 @@ static void test_numeric_psi_in_report(void **state)
 {
     struct dw_config cfg = make_cfg();
     cfg.min_samples = 5;
+    cfg.detectors = g_psi_dets;
+    cfg.n_detectors = 3;
     struct dw_agg *r = dw_agg_new(&g_model, START);
     for (int i = 1; i <= 100; i++) {
         add3(r, "v1", (double)i, "DE", NAN);
@@ -763,12 +781,16 @@ static void test_findings_and_fingerprint(void **state)
     json_t *f0 = json_array_get(fs, 0), *f1 = json_array_get(fs, 1), *f2 = json_array_get(fs, 2);
     assert_string_equal(jstr(f0, "rule"), "feature_drift");
     assert_string_equal(jstr(f0, "feature"), "amount");
-    assert_string_equal(jstr(f0, "detector"), "psi");
+    /* 200 vs 100 values: method auto runs KS (numeric) and chi-squared (categorical) */
+    assert_string_equal(jstr(f0, "detector"), "ks");
     assert_string_equal(jstr(f0, "severity"), "critical"); /* dataset drift: 2 of 3 */
-    assert_float_equal(jreal(f0, "value"), jreal(jpath(rep, "features", "amount"), "psi"), 0.0);
-    assert_float_equal(jreal(f0, "threshold"), 0.2, 0.0);
+    assert_float_equal(jreal(f0, "value"), jreal(jpath(rep, "features", "amount"), "score"), 0.0);
+    assert_true(jreal(f0, "value") < 1e-10);
+    assert_float_equal(jreal(f0, "threshold"), 0.05, 0.0);
     assert_string_equal(jstr(f0, "fingerprint"), "78fb2b4f3704b129");
     assert_string_equal(jstr(f1, "feature"), "country");
+    assert_string_equal(jstr(f1, "detector"), "chi2");
+    assert_float_equal(jreal(f1, "value"), jreal(jpath(rep, "features", "country"), "score"), 0.0);
     assert_true(fnv1a("a", 1) == 0xaf63dc4c8601ec8cULL);
     char want[17];
     snprintf(want, sizeof(want), "%016llx",
@@ -904,9 +926,9 @@ static void test_trigger(void **state)
     json_t *reasons = json_object_get(t, "reasons");
     assert_int_equal(json_array_size(reasons), 3);
     json_t *r0 = json_array_get(reasons, 0);
-    assert_string_equal(jstr(r0, "detector"), "psi");
+    assert_string_equal(jstr(r0, "detector"), "ks");
     assert_string_equal(jstr(r0, "feature"), "amount");
-    assert_float_equal(jreal(r0, "threshold"), 0.2, 0.0);
+    assert_float_equal(jreal(r0, "threshold"), 0.05, 0.0);
     json_t *r2 = json_array_get(reasons, 2);
     assert_string_equal(jstr(r2, "detector"), "accuracy");
     assert_true(json_is_null(json_object_get(r2, "feature")));
