@@ -21,6 +21,7 @@
 #include "driftwatch/dw_agg.h"
 #include "driftwatch/dw_eval.h"
 #include "driftwatch/dw_kll.h"
+#include "driftwatch/dw_stats.h"
 
 #define START 1794999900000LL /* 2026-11-18T11:05:00Z */
 #define SIZE 300000LL         /* window size, milliseconds (5 minutes) */
@@ -703,6 +704,74 @@ static void test_ref_json_round_trip(void **state)
     assert_true(jreal(jpath(r1, "features", "country"), "psi") ==
                 jreal(jpath(r2, "features", "country"), "psi"));
     assert_true(json_equal(r1, r2));
+    /* the sample and the category counts come back identical, and so does KS */
+    assert_true(a->n_sample > 0 && a->n_sample == b->n_sample);
+    for (size_t i = 0; i < a->n_sample; i++) {
+        assert_true(a->sample[i] == b->sample[i]);
+        assert_true(a->sample_w[i] == b->sample_w[i]);
+    }
+    assert_non_null(ref2->feats[1].cat_counts);
+    assert_int_equal(ref2->feats[1].cat_counts[0], 200); /* DE */
+    assert_int_equal(ref2->feats[1].cat_counts[1], 100); /* FR */
+    json_t *ks1 = json_object_get(jpath(r1, "features", "amount"), "ks");
+    json_t *ks2 = json_object_get(jpath(r2, "features", "amount"), "ks");
+    assert_true(json_is_object(ks1));
+    assert_true(jreal(ks1, "statistic") == jreal(ks2, "statistic"));
+    assert_true(jreal(ks1, "p_value") == jreal(ks2, "p_value"));
+    assert_true(jreal(jpath(r1, "features", "amount"), "wasserstein") ==
+                jreal(jpath(r2, "features", "amount"), "wasserstein"));
+    assert_true(json_is_object(json_object_get(jpath(r2, "features", "country"), "chi2")));
+
+    /* a reference document from before samples and counts still loads: KS, Wasserstein,
+     * chi2 and G are null, the binned statistics unchanged, auto falls back to psi / js */
+    json_t *old = json_deep_copy(back);
+    json_object_del(jpath(old, "features", "amount"), "sample");
+    json_object_del(jpath(old, "features", "country"), "category_counts");
+    struct dw_ref *ref3 = dw_ref_from_json(&g_model, old, err, sizeof(err));
+    if (!ref3) {
+        fail_msg("old document: %s", err);
+    }
+    assert_null(ref3->feats[0].sample);
+    assert_null(ref3->feats[1].cat_counts);
+    json_t *r3 = dw_eval_window(&cfg, &g_model, w, ref3, 0);
+    json_t *a3 = jpath(r3, "features", "amount"), *c3 = jpath(r3, "features", "country");
+    assert_true(json_is_null(json_object_get(a3, "ks")));
+    assert_true(json_is_null(json_object_get(a3, "wasserstein")));
+    assert_true(json_is_null(json_object_get(a3, "wasserstein_norm")));
+    assert_true(json_is_null(json_object_get(c3, "chi2")));
+    assert_true(json_is_null(json_object_get(c3, "g_test")));
+    assert_true(jreal(a3, "psi") == jreal(jpath(r1, "features", "amount"), "psi"));
+    assert_true(jreal(a3, "js") == jreal(jpath(r1, "features", "amount"), "js"));
+    assert_true(jreal(c3, "tvd") == jreal(jpath(r1, "features", "country"), "tvd"));
+    assert_string_equal(jstr(a3, "method"), "psi");
+    assert_float_equal(jreal(a3, "threshold"), 0.2, 0.0);
+    assert_true(jreal(a3, "score") == jreal(a3, "psi"));
+    assert_string_equal(jstr(c3, "method"), "js");
+    assert_true(json_is_boolean(json_object_get(c3, "drift")));
+    json_decref(r3);
+    dw_ref_free(ref3);
+
+    /* a malformed sample or counts is an error naming the feature */
+    json_decref(old);
+    old = json_deep_copy(back);
+    json_t *sample = json_object_get(jpath(old, "features", "amount"), "sample");
+    json_array_set_new(json_object_get(sample, "weights"), 0, json_integer(2));
+    assert_null(dw_ref_from_json(&g_model, old, err, sizeof(err)));
+    assert_non_null(strstr(err, "amount"));
+    assert_non_null(strstr(err, "sum"));
+    json_decref(old);
+    old = json_deep_copy(back);
+    sample = json_object_get(jpath(old, "features", "amount"), "sample");
+    json_array_set_new(json_object_get(sample, "values"), 1, json_real(-1e9));
+    assert_null(dw_ref_from_json(&g_model, old, err, sizeof(err)));
+    assert_non_null(strstr(err, "ascending"));
+    json_decref(old);
+    old = json_deep_copy(back);
+    json_object_set_new(json_object_get(jpath(old, "features", "country"), "category_counts"), "DE",
+                        json_integer(-1));
+    assert_null(dw_ref_from_json(&g_model, old, err, sizeof(err)));
+    assert_non_null(strstr(err, "country"));
+    json_decref(old);
     json_decref(r1);
     json_decref(r2);
 
@@ -825,6 +894,443 @@ static void test_findings_and_fingerprint(void **state)
     json_decref(sf);
     json_decref(small);
     json_decref(fs);
+    json_decref(rep);
+}
+
+/* ------------------------------------------------------------------ detectors */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* |a - b| within rel relative to |b| (absolute below 1). */
+static void assert_close(double a, double b, double rel)
+{
+    double tol = rel * (fabs(b) > 1.0 ? fabs(b) : 1.0);
+    if (!(fabs(a - b) <= tol)) {
+        fail_msg("%.17g != %.17g (tolerance %g)", a, b, tol);
+    }
+}
+
+/* Population standard deviation, written out for the tests. */
+static double pop_std(const double *x, size_t n)
+{
+    double mean = 0, ss = 0;
+    for (size_t i = 0; i < n; i++) {
+        mean += x[i];
+    }
+    mean /= (double)n;
+    for (size_t i = 0; i < n; i++) {
+        ss += (x[i] - mean) * (x[i] - mean);
+    }
+    return sqrt(ss / (double)n);
+}
+
+/* Every numeric statistic of the report is the dw_stats function on the same data: the sorted
+ * samples of the window and of the reference, and the window's proportions in the reference
+ * bins (counted here from the edges, bins (-inf,e1), [e1,e2), ..., [ek,+inf)). */
+static void test_numeric_stats_equal_dw_stats(void **state)
+{
+    struct dw_config cfg = make_cfg();
+    enum { NR = 300, NW = 250, MISS = 10 };
+    double r[NR], w[NW];
+    struct dw_agg *ra = dw_agg_new(&g_model, START);
+    for (int i = 0; i < NR; i++) {
+        r[i] = 40.0 + 0.37 * i + 5.0 * sin((double)i);
+        add3(ra, "v1", r[i], "DE", NAN);
+    }
+    struct dw_agg *aggs[] = {ra};
+    struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
+    struct dw_agg *wa = dw_agg_new(&g_model, START + SIZE);
+    for (int i = 0; i < NW; i++) {
+        w[i] = 55.0 + 0.41 * i + 4.0 * cos((double)i);
+        add3(wa, "v1", w[i], "DE", NAN);
+    }
+    for (int i = 0; i < MISS; i++) {
+        add3(wa, "v1", NAN, "DE", NAN);
+    }
+    json_t *rep = dw_eval_window(&cfg, &g_model, wa, ref, 0);
+    json_t *f = jpath(rep, "features", "amount");
+
+    qsort(r, NR, sizeof(double), cmp_double);
+    qsort(w, NW, sizeof(double), cmp_double);
+    char err[256];
+    struct dw_stats_ks ks;
+    assert_int_equal(dw_stats_ks_2samp(w, NULL, NW, r, NULL, NR, &ks, err, sizeof(err)), 0);
+    json_t *jks = json_object_get(f, "ks");
+    assert_close(jreal(jks, "statistic"), ks.statistic, 1e-12);
+    assert_close(jreal(jks, "p_value"), ks.p_value, 1e-12);
+    assert_true(ks.p_value < 0.05); /* a real difference: the test means something */
+    double wd;
+    assert_int_equal(dw_stats_wasserstein(w, NULL, NW, r, NULL, NR, &wd, err, sizeof(err)), 0);
+    assert_close(jreal(f, "wasserstein"), wd, 1e-12);
+    assert_close(jreal(f, "wasserstein_norm"), wd / pop_std(r, NR), 1e-12);
+
+    const struct dw_ref_feature *rf = &ref->feats[0];
+    size_t nb = rf->n_edges + 1;
+    assert_int_equal(nb, 10);
+    double cur[10] = {0};
+    for (int i = 0; i < NW; i++) {
+        size_t b = 0;
+        while (b < rf->n_edges && w[i] >= rf->edges[b]) {
+            b++;
+        }
+        cur[b] += 1.0 / NW;
+    }
+    assert_close(jreal(f, "psi"), psi_by_hand(cur, rf->props, nb), 1e-12);
+    assert_close(jreal(f, "kl"), dw_stats_kl(cur, rf->props, nb), 1e-12);
+    assert_close(jreal(f, "js"), dw_stats_js(cur, rf->props, nb), 1e-12);
+    assert_close(jreal(f, "hellinger"), dw_stats_hellinger(cur, rf->props, nb), 1e-12);
+    assert_close(jreal(f, "missing_share"), (double)MISS / (NW + MISS), 1e-15);
+    int out = 0;
+    for (int i = 0; i < NW; i++) {
+        out += w[i] < r[0] || w[i] > r[NR - 1];
+    }
+    assert_true(out > 0);
+    assert_close(jreal(f, "out_of_range_share"), (double)out / NW, 1e-15);
+
+    /* 250 vs 300 values: auto runs KS; country (DE only on both sides: chi2 p = 1) is the
+     * other p-value test of the window, so the score is BH over the two */
+    assert_string_equal(jstr(f, "method"), "ks");
+    json_t *country = jpath(rep, "features", "country");
+    assert_string_equal(jstr(country, "method"), "chi2");
+    double p[2] = {ks.p_value, jreal(json_object_get(country, "chi2"), "p_value")};
+    assert_float_equal(p[1], 1.0, 0.0);
+    double adj[2];
+    dw_stats_bh_adjust(p, 2, adj);
+    assert_close(jreal(f, "score"), adj[0], 1e-12);
+    assert_close(jreal(f, "score"), 2.0 * ks.p_value, 1e-12);
+    assert_float_equal(jreal(f, "threshold"), 0.05, 0.0);
+    assert_true(json_is_true(json_object_get(f, "drift")));
+    /* age has neither values nor reference: every statistic null */
+    json_t *age = jpath(rep, "features", "age");
+    const char *nulls[] = {"ks",    "psi",   "wasserstein", "wasserstein_norm",
+                           "js",    "kl",    "hellinger",   "out_of_range_share",
+                           "score", "drift", "mean"};
+    for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++) {
+        if (!json_is_null(json_object_get(age, nulls[i]))) {
+            fail_msg("age.%s is not null", nulls[i]);
+        }
+    }
+    assert_close(jreal(age, "missing_share"), 1.0, 0.0);
+    json_decref(rep);
+    dw_agg_free(wa);
+    dw_ref_free(ref);
+    dw_agg_free(ra);
+}
+
+/* A constant reference has std 0: wasserstein_norm is null, and auto keeps KS for it. */
+static void test_constant_reference(void **state)
+{
+    struct dw_config cfg = make_cfg();
+    cfg.auto_max_sample = 10; /* large samples: auto would take Wasserstein */
+    struct dw_agg *ra = dw_agg_new(&g_model, START);
+    struct dw_agg *wa = dw_agg_new(&g_model, START + SIZE);
+    for (int i = 0; i < 100; i++) {
+        add3(ra, "v1", 5.0, "DE", NAN);
+        add3(wa, "v1", i < 90 ? 5.0 : 6.0, "DE", NAN);
+    }
+    struct dw_agg *aggs[] = {ra};
+    struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
+    assert_int_equal(ref->feats[0].n_sample, 1); /* 100 equal values merged into one */
+    assert_int_equal(ref->feats[0].sample_w[0], 100);
+    json_t *rep = dw_eval_window(&cfg, &g_model, wa, ref, 0);
+    json_t *f = jpath(rep, "features", "amount");
+    assert_close(jreal(f, "wasserstein"), 0.1, 1e-15);
+    assert_true(json_is_null(json_object_get(f, "wasserstein_norm")));
+    assert_string_equal(jstr(f, "method"), "ks");
+    assert_close(jreal(json_object_get(f, "ks"), "statistic"), 0.1, 1e-15);
+    assert_close(jreal(f, "out_of_range_share"), 0.1, 1e-15);
+    json_decref(rep);
+    dw_ref_free(ref);
+    dw_agg_free(wa);
+    dw_agg_free(ra);
+}
+
+/* Categorical: chi2 and the G-test on the 2 x K table of counts over the union of categories,
+ * JS and TVD on its proportions, unseen and missing shares. */
+static void test_categorical_stats_equal_dw_stats(void **state)
+{
+    struct dw_config cfg = make_cfg();
+    struct dw_agg *ra = dw_agg_new(&g_model, START);
+    for (int i = 0; i < 100; i++) {
+        add3(ra, "v1", NAN, i < 50 ? "DE" : i < 80 ? "FR" : "IT", NAN);
+    }
+    struct dw_agg *aggs[] = {ra};
+    struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
+    assert_non_null(ref->feats[1].cat_counts);
+    assert_int_equal(ref->feats[1].cat_counts[1], 30); /* FR, names sorted */
+    struct dw_agg *wa = dw_agg_new(&g_model, START + SIZE);
+    for (int i = 0; i < 100; i++) {
+        add3(wa, "v1", NAN, i < 40 ? "DE" : i < 75 ? "FR" : i < 80 ? "IT" : "XX", NAN);
+    }
+    for (int i = 0; i < 5; i++) {
+        add3(wa, "v1", NAN, NULL, NAN);
+    }
+    json_t *rep = dw_eval_window(&cfg, &g_model, wa, ref, 0);
+    json_t *f = jpath(rep, "features", "country");
+    /* columns DE FR IT XX */
+    const uint64_t rc[] = {50, 30, 20, 0}, cc[] = {40, 35, 5, 20};
+    const double rp[] = {.5, .3, .2, 0}, cp[] = {.4, .35, .05, .2};
+    char err[256];
+    struct dw_stats_chi2 chi, g;
+    assert_int_equal(dw_stats_chi2_test(rc, cc, 4, false, &chi, err, sizeof(err)), 0);
+    assert_int_equal(dw_stats_g_test(rc, cc, 4, false, &g, err, sizeof(err)), 0);
+    json_t *jc = json_object_get(f, "chi2"), *jg = json_object_get(f, "g_test");
+    assert_close(jreal(jc, "statistic"), chi.statistic, 1e-12);
+    assert_close(jreal(jc, "p_value"), chi.p_value, 1e-12);
+    assert_int_equal(jint(jc, "dof"), 3);
+    assert_close(jreal(jg, "statistic"), g.statistic, 1e-12);
+    assert_close(jreal(jg, "p_value"), g.p_value, 1e-12);
+    assert_int_equal(jint(jg, "dof"), 3);
+    assert_close(jreal(f, "js"), dw_stats_js(cp, rp, 4), 1e-12);
+    assert_close(jreal(f, "tvd"), dw_stats_tvd(cp, rp, 4), 1e-12);
+    assert_close(jreal(f, "tvd"), 0.5 * (0.1 + 0.05 + 0.15 + 0.2), 1e-12);
+    assert_close(jreal(f, "psi"), psi_by_hand(cp, rp, 4), 1e-12);
+    assert_int_equal(jint(f, "unseen"), 20);
+    assert_close(jreal(f, "unseen_share"), 0.2, 1e-15);
+    assert_close(jreal(f, "missing_share"), 5.0 / 105.0, 1e-15);
+    assert_string_equal(jstr(f, "method"), "chi2");
+    assert_close(jreal(f, "score"), chi.p_value, 1e-12);
+    json_decref(rep);
+
+    /* Yates' correction when configured (a 2 x 2 table: DE and FR only) */
+    struct dw_agg *w2 = dw_agg_new(&g_model, START + SIZE);
+    struct dw_agg *r2 = dw_agg_new(&g_model, START);
+    for (int i = 0; i < 60; i++) {
+        add3(r2, "v1", NAN, i < 30 ? "DE" : "FR", NAN);
+        add3(w2, "v1", NAN, i < 40 ? "DE" : "FR", NAN);
+    }
+    struct dw_agg *aggs2[] = {r2};
+    struct dw_ref *ref2 = dw_ref_build(&g_model, aggs2, 1, 10);
+    cfg.chi2_correction = 1;
+    rep = dw_eval_window(&cfg, &g_model, w2, ref2, 0);
+    const uint64_t a2[] = {30, 30}, b2[] = {40, 20};
+    assert_int_equal(dw_stats_chi2_test(a2, b2, 2, true, &chi, err, sizeof(err)), 0);
+    assert_close(jreal(json_object_get(jpath(rep, "features", "country"), "chi2"), "statistic"),
+                 chi.statistic, 1e-12);
+    assert_int_equal(dw_stats_chi2_test(a2, b2, 2, false, &g, err, sizeof(err)), 0);
+    assert_true(chi.statistic < g.statistic); /* the correction made a difference */
+    json_decref(rep);
+    dw_ref_free(ref2);
+    dw_agg_free(r2);
+    dw_agg_free(w2);
+    dw_agg_free(wa);
+    dw_ref_free(ref);
+    dw_agg_free(ra);
+}
+
+/* auto: a p-value test while the smaller sample is at most auto_max_sample (1000), else a
+ * distance; 1000 vs 1001 window values against a 1500-value reference. */
+static void test_auto_boundary(void **state)
+{
+    struct dw_config cfg = make_cfg();
+    struct dw_agg *ra = dw_agg_new_exact(&g_model, START, DW_AGG_MERGE_EXACT);
+    for (int i = 0; i < 1500; i++) {
+        add3(ra, "v1", (double)(i % 97) + 0.5 * (i % 7), i % 3 ? "DE" : "FR", NAN);
+    }
+    struct dw_agg *aggs[] = {ra};
+    struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
+    for (int n = 1000; n <= 1001; n++) {
+        struct dw_agg *wa = dw_agg_new_exact(&g_model, START + SIZE, DW_AGG_MERGE_EXACT);
+        for (int i = 0; i < n; i++) {
+            add3(wa, "v1", (double)(i % 89) + 0.25 * (i % 5), i % 4 ? "DE" : "FR", NAN);
+        }
+        json_t *rep = dw_eval_window(&cfg, &g_model, wa, ref, 0);
+        json_t *amount = jpath(rep, "features", "amount");
+        json_t *country = jpath(rep, "features", "country");
+        if (n == 1000) {
+            assert_string_equal(jstr(amount, "method"), "ks");
+            assert_string_equal(jstr(country, "method"), "chi2");
+            assert_float_equal(jreal(amount, "threshold"), 0.05, 0.0);
+        } else {
+            assert_string_equal(jstr(amount, "method"), "wasserstein");
+            assert_string_equal(jstr(country, "method"), "js");
+            assert_true(jreal(amount, "score") == jreal(amount, "wasserstein_norm"));
+            assert_true(jreal(country, "score") == jreal(country, "js"));
+            assert_float_equal(jreal(amount, "threshold"), 0.1, 0.0);
+            assert_float_equal(jreal(country, "threshold"), 0.1, 0.0);
+            assert_true(json_is_boolean(json_object_get(amount, "drift")));
+            assert_true(json_is_true(json_object_get(amount, "drift")) ==
+                        (jreal(amount, "wasserstein_norm") >= 0.1));
+        }
+        json_decref(rep);
+        /* the limit is configurable, and it is the smaller sample that counts */
+        cfg.auto_max_sample = 999;
+        rep = dw_eval_window(&cfg, &g_model, wa, ref, 0);
+        assert_string_equal(jstr(jpath(rep, "features", "amount"), "method"), "wasserstein");
+        json_decref(rep);
+        cfg.auto_max_sample = 1000;
+        dw_agg_free(wa);
+    }
+    dw_ref_free(ref);
+    dw_agg_free(ra);
+}
+
+/* The borderline window of test_bh_borderline: amount shifted by 19.5 (KS p = 0.036 on 100 vs
+ * 100 values), age and country as in the reference (p = 1). */
+static void bh_data(struct dw_agg **ra, struct dw_ref **ref, struct dw_agg **wa)
+{
+    *ra = dw_agg_new(&g_model, START);
+    *wa = dw_agg_new(&g_model, START + SIZE);
+    for (int i = 1; i <= 100; i++) {
+        add3(*ra, "v1", (double)i, i % 2 ? "DE" : "FR", (double)i);
+        add3(*wa, "v1", i + 19.5, i % 2 ? "DE" : "FR", (double)i);
+    }
+    struct dw_agg *aggs[] = {*ra};
+    *ref = dw_ref_build(&g_model, aggs, 1, 10);
+}
+
+static void test_bh_borderline(void **state)
+{
+    struct dw_config cfg = make_cfg();
+    struct dw_agg *ra, *wa;
+    struct dw_ref *ref;
+    bh_data(&ra, &ref, &wa);
+    /* three p-value tests (auto: ks, chi2, ks): BH lifts amount's 0.036 to 3 x 0.036 */
+    json_t *rep = dw_eval_window(&cfg, &g_model, wa, ref, 0);
+    json_t *amount = jpath(rep, "features", "amount");
+    double p[3] = {jreal(json_object_get(amount, "ks"), "p_value"),
+                   jreal(json_object_get(jpath(rep, "features", "country"), "chi2"), "p_value"),
+                   jreal(json_object_get(jpath(rep, "features", "age"), "ks"), "p_value")};
+    assert_true(p[0] > 0.05 / 3 && p[0] < 0.05); /* borderline: significant alone */
+    double adj[3];
+    dw_stats_bh_adjust(p, 3, adj);
+    assert_close(jreal(amount, "score"), adj[0], 1e-15);
+    assert_close(jreal(jpath(rep, "features", "country"), "score"), adj[1], 1e-15);
+    assert_close(jreal(jpath(rep, "features", "age"), "score"), adj[2], 1e-15);
+    assert_close(adj[0], 3.0 * p[0], 1e-12);
+    assert_true(json_is_false(json_object_get(amount, "drift")));
+    assert_int_equal(json_array_size(jpath(rep, "drift", "features")), 0);
+    json_decref(rep);
+
+    /* the same data with age and country judged by distances: amount is the only test */
+    static struct dw_feature_detector dets[] = {{"fraud", "country", DW_METHOD_JS, NAN},
+                                                {"fraud", "age", DW_METHOD_PSI, NAN}};
+    cfg.detectors = dets;
+    cfg.n_detectors = 2;
+    rep = dw_eval_window(&cfg, &g_model, wa, ref, 0);
+    amount = jpath(rep, "features", "amount");
+    assert_close(jreal(amount, "score"), p[0], 1e-15);
+    assert_true(json_is_true(json_object_get(amount, "drift")));
+    assert_float_equal(jreal(json_object_get(rep, "drift"), "share"), 1.0 / 3.0, 1e-15);
+    assert_true(json_is_false(jpath(rep, "drift", "dataset")));
+    json_t *fs = dw_eval_findings(rep);
+    assert_int_equal(json_array_size(fs), 1);
+    assert_string_equal(jstr(json_array_get(fs, 0), "detector"), "ks");
+    assert_string_equal(jstr(json_array_get(fs, 0), "severity"), "warning");
+    assert_close(jreal(json_array_get(fs, 0), "value"), p[0], 1e-15);
+    json_decref(fs);
+    json_decref(rep);
+    dw_ref_free(ref);
+    dw_agg_free(wa);
+    dw_agg_free(ra);
+}
+
+/* min_samples: a window with fewer predictions is reported (scores and all) but nothing
+ * drifts; drift_share decides the dataset verdict (at least the share). */
+static void test_min_samples_and_drift_share(void **state)
+{
+    struct dw_config cfg = make_cfg();
+    cfg.min_samples = 201; /* drifting_report has 200 predictions */
+    json_t *rep = drifting_report(&cfg);
+    json_t *amount = jpath(rep, "features", "amount");
+    assert_true(jreal(amount, "score") < 1e-10);
+    assert_true(json_is_false(json_object_get(amount, "drift")));
+    assert_true(json_is_false(json_object_get(jpath(rep, "features", "country"), "drift")));
+    assert_int_equal(json_array_size(jpath(rep, "drift", "features")), 0);
+    assert_float_equal(jreal(json_object_get(rep, "drift"), "share"), 0.0, 0.0);
+    assert_true(json_is_false(jpath(rep, "drift", "dataset")));
+    json_t *fs = dw_eval_findings(rep);
+    for (size_t i = 0; i < json_array_size(fs); i++) {
+        assert_string_not_equal(jstr(json_array_get(fs, i), "rule"), "feature_drift");
+    }
+    json_decref(fs);
+    json_decref(rep);
+
+    cfg.min_samples = 200;
+    rep = drifting_report(&cfg);
+    assert_true(json_is_true(json_object_get(jpath(rep, "features", "amount"), "drift")));
+    assert_float_equal(jreal(json_object_get(rep, "drift"), "share"), 2.0 / 3.0, 1e-15);
+    assert_true(json_is_true(jpath(rep, "drift", "dataset")));
+    json_decref(rep);
+    cfg.drift_share = 2.0 / 3.0; /* reached exactly: drifts */
+    rep = drifting_report(&cfg);
+    assert_true(json_is_true(jpath(rep, "drift", "dataset")));
+    json_decref(rep);
+    cfg.drift_share = 0.7;
+    rep = drifting_report(&cfg);
+    assert_true(json_is_false(jpath(rep, "drift", "dataset")));
+    fs = dw_eval_findings(rep); /* no dataset drift: the feature findings are warnings */
+    assert_string_equal(jstr(json_array_get(fs, 0), "severity"), "warning");
+    json_decref(fs);
+    json_decref(rep);
+}
+
+/* models.<m>.features.<f>: {method, threshold} decide the verdict and what is reported. */
+static void test_method_threshold_from_config(void **state)
+{
+    struct dw_config cfg = make_cfg();
+    static struct dw_feature_detector d1[] = {{"fraud", "amount", DW_METHOD_PSI, 1e6},
+                                              {"fraud", "country", DW_METHOD_TVD, NAN},
+                                              {"fraud", "age", DW_METHOD_KS, 0.01}};
+    cfg.detectors = d1;
+    cfg.n_detectors = 3;
+    json_t *rep = drifting_report(&cfg);
+    json_t *amount = jpath(rep, "features", "amount");
+    json_t *country = jpath(rep, "features", "country");
+    json_t *age = jpath(rep, "features", "age");
+    assert_string_equal(jstr(amount, "method"), "psi");
+    assert_true(jreal(amount, "score") == jreal(amount, "psi"));
+    assert_float_equal(jreal(amount, "threshold"), 1e6, 0.0);
+    assert_true(json_is_false(json_object_get(amount, "drift"))); /* psi 8.3 < 1e6 */
+    assert_string_equal(jstr(country, "method"), "tvd");
+    assert_float_equal(jreal(country, "score"), 1.0, 1e-15); /* XX against DE/FR */
+    assert_float_equal(jreal(country, "threshold"), 0.1, 0.0);
+    assert_true(json_is_true(json_object_get(country, "drift")));
+    assert_string_equal(jstr(age, "method"), "ks");
+    assert_float_equal(jreal(age, "threshold"), 0.01, 0.0);
+    assert_float_equal(jreal(age, "score"), 1.0, 1e-12); /* the same distribution */
+    assert_true(json_is_false(json_object_get(age, "drift")));
+    json_t *fs = dw_eval_findings(rep);
+    assert_string_equal(jstr(json_array_get(fs, 0), "feature"), "country");
+    assert_string_equal(jstr(json_array_get(fs, 0), "detector"), "tvd");
+    assert_float_equal(jreal(json_array_get(fs, 0), "threshold"), 0.1, 0.0);
+    json_decref(fs);
+    json_decref(rep);
+
+    static struct dw_feature_detector d2[] = {{"fraud", "amount", DW_METHOD_WASSERSTEIN, 5.0},
+                                              {"fraud", "country", DW_METHOD_G_TEST, NAN},
+                                              {"fraud", "age", DW_METHOD_HELLINGER, NAN}};
+    cfg.detectors = d2;
+    cfg.psi_threshold = 123.0; /* not used by any feature now */
+    rep = drifting_report(&cfg);
+    amount = jpath(rep, "features", "amount");
+    country = jpath(rep, "features", "country");
+    age = jpath(rep, "features", "age");
+    assert_string_equal(jstr(amount, "method"), "wasserstein");
+    assert_true(jreal(amount, "score") == jreal(amount, "wasserstein_norm"));
+    assert_float_equal(jreal(amount, "threshold"), 5.0, 0.0);
+    /* reference 1..100 (std 28.866), window all 1000: W1 = 949.5, normalised 32.9 */
+    assert_close(jreal(amount, "wasserstein"), 949.5, 1e-12);
+    assert_true(json_is_true(json_object_get(amount, "drift")));
+    assert_string_equal(jstr(country, "method"), "g_test");
+    /* the only p-value test of the window: its score is its own p-value */
+    assert_true(jreal(country, "score") == jreal(json_object_get(country, "g_test"), "p_value"));
+    assert_float_equal(jreal(country, "threshold"), 0.05, 0.0);
+    assert_string_equal(jstr(age, "method"), "hellinger");
+    assert_true(jreal(age, "score") == jreal(age, "hellinger"));
+    assert_float_equal(jreal(age, "threshold"), 0.1, 0.0);
+    json_decref(rep);
+
+    /* a detector of another model changes nothing */
+    static struct dw_feature_detector d3[] = {{"churn", "amount", DW_METHOD_PSI, NAN}};
+    cfg.detectors = d3;
+    cfg.n_detectors = 1;
+    rep = drifting_report(&cfg);
+    assert_string_equal(jstr(jpath(rep, "features", "amount"), "method"), "ks");
     json_decref(rep);
 }
 
@@ -961,6 +1467,13 @@ int main(void)
         cmocka_unit_test(test_idempotency_key),
         cmocka_unit_test(test_alert_payload),
         cmocka_unit_test(test_trigger),
+        cmocka_unit_test(test_numeric_stats_equal_dw_stats),
+        cmocka_unit_test(test_constant_reference),
+        cmocka_unit_test(test_categorical_stats_equal_dw_stats),
+        cmocka_unit_test(test_auto_boundary),
+        cmocka_unit_test(test_bh_borderline),
+        cmocka_unit_test(test_min_samples_and_drift_share),
+        cmocka_unit_test(test_method_threshold_from_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
