@@ -1,5 +1,6 @@
 /*
- * dw_eval.c - reference profile, PSI, performance metrics, window report, alert payloads.
+ * dw_eval.c - reference profile, PSI, performance metrics, window report with every drift
+ * detector and its verdict, alert payloads.
  *
  * Why it looks like this:
  * - The reference is frozen, so it is derived once (dw_ref_build) into plain arrays: numeric
@@ -7,8 +8,17 @@
  *   search. A window's evaluation then needs only its own aggregate: bin counts come from its
  *   sketch's cdf at the reference edges, categories from its table. No event is revisited.
  * - Every definition users compare with numpy / scipy / sklearn (type-7 quantiles, population
- *   std, the 1e-4 rule of PSI, sklearn's zero_division = 0) lives here and nowhere else, and
- *   is written down in docs/statistics.md. Change one, change the other.
+ *   std, the 1e-4 rule of PSI, sklearn's zero_division = 0) lives here and nowhere else (the
+ *   tests and distances themselves in dw_stats.c), and is written down in
+ *   docs/statistics.md. Change one, change the other.
+ * - Every statistic of a feature is computed for every window (KS, Wasserstein, binned
+ *   distances, tests on the table of counts): the report explains a verdict with all the
+ *   numbers users compare with, whichever detector decided. KS and Wasserstein need the
+ *   reference data itself, so the reference keeps its weighted sorted sample (ties merged)
+ *   and its category counts; the verdict then uses one method per feature (configured, or
+ *   auto: a p-value test for small samples, a distance for large ones, where every tiny
+ *   difference is significant), with Benjamini-Hochberg across the model's tests so that a
+ *   model with many features does not page on chance alone.
  * - The report is built as JSON directly: it is the product's format (/status, webhooks,
  *   triggers, replay), and findings and payloads are derived from the report alone, so an
  *   alert can always be explained by the report it carries.

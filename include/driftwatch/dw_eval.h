@@ -85,7 +85,9 @@ json_t *dw_ref_to_json(const struct dw_ref *ref);
 /**
  * @brief Reads a reference of model m from its JSON document. Features are matched by name: a
  *        model feature absent from the document has no reference (count 0); unknown ones are
- *        ignored; a type mismatch or malformed field is an error naming the feature.
+ *        ignored; a type mismatch or malformed field is an error naming the feature. "sample"
+ *        (numeric) and "category_counts" (categorical) are optional: without them the
+ *        feature's sample / cat_counts are NULL (older documents).
  * @returns the reference, or NULL with errstr.
  */
 struct dw_ref *dw_ref_from_json(const struct dw_model_cfg *m, json_t *doc, char *errstr,
@@ -105,7 +107,14 @@ double dw_psi(const double *cur, const double *ref, size_t n);
 void dw_eval_bin_counts(struct dw_kll *sk, const double *edges, size_t n_edges, uint64_t *counts);
 
 /**
- * @brief The window report of agg (format in docs/statistics.md).
+ * @brief The window report of agg (format in docs/statistics.md): every statistic of every
+ *        feature against the reference, and the verdicts. Each feature is judged by its
+ *        method (cfg->detectors, else auto: KS / chi2 while the smaller sample is at most
+ *        cfg->auto_max_sample, else normalised Wasserstein / JS); p-values are adjusted by
+ *        Benjamini-Hochberg across the model's tested features and drift below cfg->alpha,
+ *        distances drift at or above their threshold; nothing drifts in a window of fewer
+ *        than cfg->min_samples predictions; the dataset drifts when the share of drifting
+ *        features is at least cfg->drift_share.
  * @param ref   the model's reference, or NULL while there is none.
  * @param final 1 when evaluated at the label horizon, 0 at window close.
  * @returns a new JSON object.
@@ -114,8 +123,9 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
                        struct dw_agg *agg, const struct dw_ref *ref, int final);
 
 /**
- * @brief Findings of a report: one per drifting feature ("feature_drift", detector "psi")
- *        and one for an accuracy-drop alert ("accuracy_drop", detector "accuracy").
+ * @brief Findings of a report: one per drifting feature ("feature_drift", detector = the
+ *        feature's method, value = its score) and one for an accuracy-drop alert
+ *        ("accuracy_drop", detector "accuracy").
  * @returns a new JSON array (empty when nothing fires).
  */
 json_t *dw_eval_findings(const json_t *report);
