@@ -418,14 +418,7 @@ void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
         dw_buf_put_f64(out, fs->mean);
         dw_buf_put_f64(out, fs->m2);
         dw_buf_put_u64(out, fs->other);
-        size_t sk_len = fs->sk ? dw_kll_serialize(fs->sk, NULL, 0) : 0;
-        dw_buf_put_u32(out, (uint32_t)sk_len);
-        if (sk_len) {
-            uint8_t *tmp = dw_malloc(sk_len);
-            dw_kll_serialize(fs->sk, tmp, sk_len);
-            dw_buf_put(out, tmp, sk_len);
-            free(tmp);
-        }
+        dw_kll_put(out, fs->sk);
         dw_buf_put_u32(out, (uint32_t)fs->n_cats);
         cats_encode(fs, out);
     }
@@ -451,14 +444,7 @@ static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd)
     fs->mean = dw_rd_f64(rd);
     fs->m2 = dw_rd_f64(rd);
     fs->other = dw_rd_u64(rd);
-    uint32_t sk_len = dw_rd_u32(rd);
-    const uint8_t *sk_bytes = dw_rd_bytes(rd, sk_len);
-    if (sk_len && sk_bytes) {
-        fs->sk = dw_kll_deserialize(sk_bytes, sk_len, NULL, 0);
-        if (!fs->sk) {
-            rd->err = 1;
-        }
-    }
+    dw_kll_get(rd, &fs->sk);
     uint32_t n_cats = dw_rd_u32(rd);
     for (uint32_t c = 0; c < n_cats && !rd->err; c++) {
         const char *cname;

@@ -58,6 +58,14 @@ static void put_le(struct dw_buf *b, uint64_t v, int bytes)
     }
 }
 
+uint8_t *dw_buf_extend(struct dw_buf *b, size_t len)
+{
+    buf_reserve(b, len);
+    uint8_t *at = b->data + b->len;
+    b->len += len;
+    return at;
+}
+
 void dw_buf_put_u8(struct dw_buf *b, uint8_t v)
 {
     put_le(b, v, 1);

@@ -929,3 +929,26 @@ err:
     dw_kll_destroy(sk);
     return NULL;
 }
+
+void dw_kll_put(struct dw_buf *out, struct dw_kll *sk)
+{
+    size_t len = sk ? dw_kll_serialize(sk, NULL, 0) : 0;
+    dw_buf_put_u32(out, (uint32_t)len);
+    if (len) {
+        dw_kll_serialize(sk, dw_buf_extend(out, len), len);
+    }
+}
+
+int dw_kll_get(struct dw_reader *rd, struct dw_kll **out)
+{
+    *out = NULL;
+    uint32_t len = dw_rd_u32(rd);
+    const uint8_t *bytes = dw_rd_bytes(rd, len);
+    if (len && bytes) {
+        *out = dw_kll_deserialize(bytes, len, NULL, 0);
+        if (!*out) {
+            rd->err = 1;
+        }
+    }
+    return rd->err ? -1 : 0;
+}

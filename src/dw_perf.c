@@ -230,14 +230,7 @@ void dw_perf_encode(const struct dw_perf *p, struct dw_buf *out)
             dw_buf_put_f64(out, p->exact[cls][i]);
         }
     }
-    size_t len = p->latency ? dw_kll_serialize(p->latency, NULL, 0) : 0;
-    dw_buf_put_u32(out, (uint32_t)len);
-    if (len) {
-        uint8_t *tmp = dw_malloc(len);
-        dw_kll_serialize(p->latency, tmp, len);
-        dw_buf_put(out, tmp, len);
-        free(tmp);
-    }
+    dw_kll_put(out, p->latency);
 }
 
 int dw_perf_decode(struct dw_perf *p, struct dw_reader *rd)
@@ -280,14 +273,7 @@ int dw_perf_decode(struct dw_perf *p, struct dw_reader *rd)
             exact_add(p, cls, dw_rd_f64(rd));
         }
     }
-    uint32_t len = dw_rd_u32(rd);
-    const uint8_t *bytes = dw_rd_bytes(rd, len);
-    if (len && bytes) {
-        p->latency = dw_kll_deserialize(bytes, len, NULL, 0);
-        if (!p->latency) {
-            rd->err = 1;
-        }
-    }
+    dw_kll_get(rd, &p->latency);
     return rd->err ? -1 : 0;
 }
 

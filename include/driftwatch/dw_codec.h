@@ -28,6 +28,8 @@ void dw_buf_put_u64(struct dw_buf *b, uint64_t v);
 void dw_buf_put_i64(struct dw_buf *b, int64_t v);
 void dw_buf_put_f64(struct dw_buf *b, double v);
 void dw_buf_put_str(struct dw_buf *b, const char *s, size_t len);
+/** @brief Appends len bytes and returns where they start, for the caller to fill in place. */
+uint8_t *dw_buf_extend(struct dw_buf *b, size_t len);
 
 struct dw_reader {
     const uint8_t *p;

@@ -17,6 +17,8 @@
 #define DW_KLL_H
 
 #include <stdbool.h>
+
+#include "driftwatch/dw_codec.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -137,5 +139,17 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, 
 
 /** @returns the heap bytes the sketch currently uses (for memory accounting). */
 size_t dw_kll_memory_bytes(const struct dw_kll *sk);
+
+/**
+ * @brief Appends a sketch inside a larger encoding: u32 length, then dw_kll_serialize()'s bytes
+ *        (length 0 for a NULL sketch).
+ */
+void dw_kll_put(struct dw_buf *out, struct dw_kll *sk);
+
+/**
+ * @brief Reads what dw_kll_put() wrote. *out is NULL for length 0.
+ * @returns 0, or -1 with rd->err set on a truncated or invalid sketch.
+ */
+int dw_kll_get(struct dw_reader *rd, struct dw_kll **out);
 
 #endif
