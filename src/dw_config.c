@@ -200,6 +200,11 @@ static const struct cfg_key cfg_keys[] = {
     {.name = "evaluation.interval", .type = T_DURATION, .def = "1s", CFG(eval_interval_ms),
      .flags = F_MIN, .min = 10,
      .help = "Period at which closed windows are looked for and detectors run; at least 10ms."},
+    {.name = "evaluation.rolling_windows", .type = T_INT, .def = "6", CFG(rolling_windows),
+     .flags = F_MIN | F_MAX, .min = 0, .max = 24,
+     .help = "Each window report adds `rolling`: performance over the last N windows ending "
+             "with it (fewer at the start; empty windows count), merged from their aggregates; "
+             "0 disables it. 0..24, and at most window.retention."},
 
     {.name = "reference.windows", .type = T_INT, .def = "3", CFG(reference_windows),
      .flags = F_MIN, .min = 1,
@@ -1390,6 +1395,12 @@ static int cross_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
         return dw_err(errstr, errstr_size,
                       "alerts.webhook.backoff_max: must be at least "
                       "alerts.webhook.backoff_initial");
+    }
+    if (cfg->rolling_windows > cfg->retention_windows) {
+        return dw_err(errstr, errstr_size,
+                      "evaluation.rolling_windows: must be at most window.retention (%" PRId64
+                      "): older windows are gone from Redis",
+                      cfg->retention_windows);
     }
     if (cfg->n_models == 0) {
         return dw_err(errstr, errstr_size, "models: at least one model is required");

@@ -149,6 +149,8 @@ struct dw_config {
 
     struct dw_feature_detector *detectors; /* features given with a method or threshold */
     size_t n_detectors;
+
+    int64_t rolling_windows; /* evaluation.rolling_windows: windows of the rolling view, 0 = off */
 };
 
 /** @brief Fills every key with its default (no models, no kafka keys). */

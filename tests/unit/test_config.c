@@ -106,6 +106,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.join_max_records, 2000000);
     assert_int_equal(cfg.checkpoint_interval_ms, 1000);
     assert_int_equal(cfg.eval_interval_ms, 1000);
+    assert_int_equal(cfg.rolling_windows, 6);
     assert_int_equal(cfg.reference_windows, 3);
     assert_int_equal(cfg.psi_bins, 10);
     assert_true(cfg.psi_threshold == 0.2);
@@ -189,7 +190,7 @@ static const char *full_yaml =
     "  retention: 10\n"
     "join: {ttl: 30m, max_records: 5000}\n"
     "checkpoint: {interval: 250ms}\n"
-    "evaluation: {interval: 2s}\n"
+    "evaluation: {interval: 2s, rolling_windows: 4}\n"
     "reference: {windows: 5, bins: 20}\n"
     "detectors: {psi_threshold: 0.25, accuracy_drop: 0.1, min_samples: 0, drift_share: 0.3,\n"
     "            alpha: 0.01, auto_max_sample: 500, wasserstein_threshold: 0.2,\n"
@@ -249,6 +250,7 @@ static void test_full_config(void **state)
     assert_int_equal(cfg.join_max_records, 5000);
     assert_int_equal(cfg.checkpoint_interval_ms, 250);
     assert_int_equal(cfg.eval_interval_ms, 2000);
+    assert_int_equal(cfg.rolling_windows, 4);
     assert_int_equal(cfg.reference_windows, 5);
     assert_int_equal(cfg.psi_bins, 20);
     assert_true(cfg.psi_threshold == 0.25);
@@ -337,6 +339,13 @@ static void test_value_errors(void **state)
     expect_error("detectors: {tvd_threshold: -0.1}\n" MINIMAL, "detectors.tvd_threshold:");
     expect_error("detectors: {chi2_correction: sometimes}\n" MINIMAL,
                  "detectors.chi2_correction: 'sometimes' is not a boolean");
+    expect_error("evaluation: {rolling_windows: -1}\n" MINIMAL,
+                 "evaluation.rolling_windows: '-1' is out of range (must be 0..24)");
+    expect_error("evaluation: {rolling_windows: 25}\n" MINIMAL, "evaluation.rolling_windows:");
+    expect_error("evaluation: {rolling_windows: 2.5}\n" MINIMAL,
+                 "evaluation.rolling_windows: '2.5' is not an integer");
+    expect_error("evaluation: {rolling_windows: 8}\nwindow: {retention: 7}\n" MINIMAL,
+                 "evaluation.rolling_windows: must be at most window.retention (7)");
     expect_error("reference: {bins: 1}\n" MINIMAL, "reference.bins:");
     expect_error("reference: {bins: 101}\n" MINIMAL, "reference.bins:");
     expect_error("join: {max_records: 999}\n" MINIMAL, "join.max_records:");
@@ -364,6 +373,19 @@ static void test_value_errors(void **state)
     expect_error("models: {m: {features: {a: number}}}\nkafka: {bootstrap.servers: x}\n",
                  "models.m.features.a: 'number' is not one of numeric, categorical");
     expect_error("window: [1, 2]\n" MINIMAL, "window: expected a map, got a list");
+}
+
+/* evaluation.rolling_windows: 0 disables it, and it may equal window.retention */
+static void test_rolling_windows(void **state)
+{
+    struct dw_config cfg;
+    load_ok(&cfg, "evaluation: {rolling_windows: 0}\n" MINIMAL);
+    assert_int_equal(cfg.rolling_windows, 0);
+    dw_config_free(&cfg);
+    load_ok(&cfg, "evaluation: {rolling_windows: 24}\nwindow: {retention: 24}\n" MINIMAL);
+    assert_int_equal(cfg.rolling_windows, 24);
+    assert_int_equal(cfg.retention_windows, 24);
+    dw_config_free(&cfg);
 }
 
 static void test_syntax_error(void **state)
@@ -742,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_value_errors),
+        cmocka_unit_test(test_rolling_windows),
         cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_env),
         cmocka_unit_test(test_kafka),
