@@ -22,6 +22,10 @@
  * - The report is built as JSON directly: it is the product's format (/status, webhooks,
  *   triggers, replay), and findings and payloads are derived from the report alone, so an
  *   alert can always be explained by the report it carries.
+ * - The rolling view (dw_eval_add_rolling) is the merge of the last N window aggregates, so it
+ *   equals the performance of one window spanning them (counts add; ROC AUC from the merged
+ *   scores). It reports performance only, so the merge runs over a copy of the model without
+ *   features: the feature sketches, the costly part of a merge, are never touched.
  * - Idempotency keys are SHA-256 of (group, model, window, what) truncated to 128 bits: the
  *   same window and rule give the same key on every pod and after every restart.
  */
@@ -1261,6 +1265,42 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
                         json_pack("{s:o,s:o,s:b}", "share", jnum(share), "features", drifting,
                                   "dataset", isfinite(share) && share >= cfg->drift_share));
     return rep;
+}
+
+/* ---------------------------------------------------------------- rolling performance */
+
+void dw_eval_add_rolling(json_t *report, const struct dw_config *cfg, const struct dw_model_cfg *m,
+                         struct dw_agg *const *aggs, size_t n)
+{
+    if (!report || cfg->rolling_windows <= 0 || n == 0) {
+        return;
+    }
+    size_t k = DW_MIN(n, (size_t)cfg->rolling_windows);
+    struct dw_agg *const *first = aggs + (n - k);
+    /* Performance only: a feature-less copy of the model keeps dw_agg_merge off the sketches. */
+    struct dw_model_cfg counts_only = *m;
+    counts_only.features = NULL;
+    counts_only.n_features = 0;
+    struct dw_agg *sum = dw_agg_new_exact(&counts_only, first[0]->start_ms, DW_AGG_MERGE_EXACT);
+    for (size_t i = 0; i < k; i++) {
+        dw_agg_merge(sum, first[i]);
+    }
+    const struct dw_counts *c = &sum->all;
+    int empty = c->predictions == 0;
+    char start[40];
+    dw_time_format_rfc3339(first[0]->start_ms, start, sizeof(start));
+    json_t *rolling = json_object();
+    json_object_set_new(rolling, "windows", juint(k));
+    json_object_set_new(rolling, "window_start", json_string(start));
+    json_object_set_new(rolling, "predictions", juint(c->predictions));
+    json_object_set_new(rolling, "labeled", juint(c->labeled));
+    json_object_set_new(rolling, "unlabeled_share",
+                        empty ? json_null()
+                              : jnum(1.0 - (double)c->labeled / (double)c->predictions));
+    json_object_set_new(rolling, "performance",
+                        empty ? json_null() : performance(m, c, &sum->perf));
+    json_object_set_new(report, "rolling", rolling);
+    dw_agg_free(sum);
 }
 
 /* ---------------------------------------------------------------- findings and payloads */

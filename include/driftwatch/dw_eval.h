@@ -123,6 +123,20 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
                        struct dw_agg *agg, const struct dw_ref *ref, int final);
 
 /**
+ * @brief Adds "rolling" to a window report: {"windows": k, "window_start" (RFC 3339, the
+ *        first included window's start), "predictions", "labeled", "unlabeled_share",
+ *        "performance" (the window's shape; null when the k windows hold no prediction)},
+ *        the performance of the merge of the last k = min(n, cfg->rolling_windows) aggregates
+ *        (empty windows count as windows). Does nothing when cfg->rolling_windows is 0 or n
+ *        is 0. The inputs are not changed.
+ * @param aggs the model's n latest windows, oldest first, ending with the report's window
+ *             (fewer than cfg->rolling_windows at the start); none NULL (pass an empty
+ *             aggregate for a window without data).
+ */
+void dw_eval_add_rolling(json_t *report, const struct dw_config *cfg, const struct dw_model_cfg *m,
+                         struct dw_agg *const *aggs, size_t n);
+
+/**
  * @brief Findings of a report: one per drifting feature ("feature_drift", detector = the
  *        feature's method, value = its score) and one for an accuracy-drop alert
  *        ("accuracy_drop", detector "accuracy").

@@ -655,6 +655,180 @@ static void test_empty_window(void **state)
     dw_agg_free(r);
 }
 
+/* ------------------------------------------------------------------ rolling */
+
+/* The rolling block of a report for aggs[0..n-1] (oldest first, the last is the window). */
+static json_t *rolling_report(const struct dw_config *cfg, const struct dw_model_cfg *m,
+                              struct dw_agg *const *aggs, size_t n)
+{
+    json_t *rep = dw_eval_window(cfg, m, aggs[n - 1], NULL, 1);
+    dw_eval_add_rolling(rep, cfg, m, aggs, n);
+    return rep;
+}
+
+static void test_rolling_counts(void **state)
+{
+    struct dw_config cfg = make_cfg();
+    cfg.rolling_windows = 3;
+    /* w0: 10 labelled (8 right: tp 8, fp 2) + 2 unlabelled; w1: empty; w2: 20 labelled (5 right);
+     * w3: 30 labelled (27 right); every prediction is class "1". */
+    struct dw_agg *w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = dw_agg_new(&g_model, START + i * SIZE);
+    }
+    add_labeled(w[0], "v1", 10, 8, 0.0);
+    add3(w[0], "v1", 1.0, "DE", NAN);
+    add3(w[0], "v2", 1.0, "DE", NAN);
+    add_labeled(w[2], "v1", 20, 5, 0.0);
+    add_labeled(w[3], "v1", 30, 27, 0.0);
+
+    /* the first window: one window, its own numbers */
+    json_t *rep = rolling_report(&cfg, &g_model, w, 1);
+    json_t *ro = json_object_get(rep, "rolling");
+    assert_int_equal(jint(ro, "windows"), 1);
+    assert_string_equal(jstr(ro, "window_start"), "2026-11-18T11:05:00Z");
+    assert_int_equal(jint(ro, "predictions"), 12);
+    assert_int_equal(jint(ro, "labeled"), 10);
+    assert_float_equal(jreal(ro, "unlabeled_share"), 2.0 / 12.0, 1e-15);
+    assert_float_equal(jreal(json_object_get(ro, "performance"), "accuracy"), 0.8, 1e-15);
+    json_decref(rep);
+
+    /* the empty window counts as a window; its own performance is null, the rolling one not */
+    rep = rolling_report(&cfg, &g_model, w, 2);
+    ro = json_object_get(rep, "rolling");
+    assert_true(json_is_null(json_object_get(rep, "performance")));
+    assert_int_equal(jint(ro, "windows"), 2);
+    assert_string_equal(jstr(ro, "window_start"), "2026-11-18T11:05:00Z");
+    assert_int_equal(jint(ro, "predictions"), 12);
+    assert_float_equal(jreal(json_object_get(ro, "performance"), "accuracy"), 0.8, 1e-15);
+    json_decref(rep);
+
+    /* three windows: (8 + 0 + 5) / (10 + 0 + 20) */
+    rep = rolling_report(&cfg, &g_model, w, 3);
+    ro = json_object_get(rep, "rolling");
+    assert_int_equal(jint(ro, "windows"), 3);
+    assert_string_equal(jstr(ro, "window_start"), "2026-11-18T11:05:00Z");
+    assert_int_equal(jint(ro, "predictions"), 32);
+    assert_int_equal(jint(ro, "labeled"), 30);
+    json_t *p = json_object_get(ro, "performance");
+    assert_float_equal(jreal(p, "accuracy"), 13.0 / 30.0, 1e-15);
+    assert_int_equal(jint(json_object_get(p, "confusion"), "tp"), 13);
+    assert_int_equal(jint(json_object_get(p, "confusion"), "fp"), 17);
+    assert_float_equal(jreal(p, "precision"), 13.0 / 30.0, 1e-15);
+    /* the window's own accuracy stays its own */
+    assert_float_equal(jreal(json_object_get(rep, "performance"), "accuracy"), 0.25, 1e-15);
+    json_decref(rep);
+
+    /* four windows given, three kept: w1 (empty) .. w3, w0 left out */
+    rep = rolling_report(&cfg, &g_model, w, 4);
+    ro = json_object_get(rep, "rolling");
+    assert_int_equal(jint(ro, "windows"), 3);
+    assert_string_equal(jstr(ro, "window_start"), "2026-11-18T11:10:00Z");
+    assert_int_equal(jint(ro, "predictions"), 50);
+    assert_int_equal(jint(ro, "labeled"), 50);
+    assert_float_equal(jreal(ro, "unlabeled_share"), 0.0, 0.0);
+    p = json_object_get(ro, "performance");
+    assert_float_equal(jreal(p, "accuracy"), 32.0 / 50.0, 1e-15);
+    assert_int_equal(jint(json_object_get(p, "confusion"), "tp"), 32);
+    assert_int_equal(jint(json_object_get(p, "confusion"), "fp"), 18);
+    assert_int_equal(jint(json_object_get(p, "confusion"), "fn"), 0);
+    assert_float_equal(jreal(p, "recall"), 1.0, 0.0);
+    json_decref(rep);
+
+    /* the inputs are not changed by the merge */
+    assert_int_equal(w[0]->all.predictions, 12);
+    assert_int_equal(w[1]->all.predictions, 0);
+    assert_int_equal(w[2]->feats[0].count, 20);
+
+    /* only empty windows: counts 0, performance null */
+    struct dw_agg *e[2] = {dw_agg_new(&g_model, START), dw_agg_new(&g_model, START + SIZE)};
+    rep = rolling_report(&cfg, &g_model, e, 2);
+    ro = json_object_get(rep, "rolling");
+    assert_int_equal(jint(ro, "windows"), 2);
+    assert_int_equal(jint(ro, "predictions"), 0);
+    assert_true(json_is_null(json_object_get(ro, "performance")));
+    assert_true(json_is_null(json_object_get(ro, "unlabeled_share")));
+    json_decref(rep);
+
+    /* rolling_windows 0: no rolling block */
+    cfg.rolling_windows = 0;
+    rep = rolling_report(&cfg, &g_model, w, 4);
+    assert_null(json_object_get(rep, "rolling"));
+    json_decref(rep);
+    /* rolling_windows 1: the window alone */
+    cfg.rolling_windows = 1;
+    rep = rolling_report(&cfg, &g_model, w, 4);
+    ro = json_object_get(rep, "rolling");
+    assert_int_equal(jint(ro, "windows"), 1);
+    assert_string_equal(jstr(ro, "window_start"), "2026-11-18T11:20:00Z");
+    assert_float_equal(jreal(json_object_get(ro, "performance"), "accuracy"), 0.9, 1e-15);
+    json_decref(rep);
+
+    dw_agg_free(e[0]);
+    dw_agg_free(e[1]);
+    for (int i = 0; i < 4; i++) {
+        dw_agg_free(w[i]);
+    }
+}
+
+/* ROC AUC, log loss and regression metrics of the merge equal those of the pooled data, not
+ * an average of the windows'. */
+static void test_rolling_pooled_metrics(void **state)
+{
+    struct dw_config cfg = make_cfg();
+    cfg.rolling_windows = 6;
+    /* a: positive .9, negative .8; b: positive .2, negative .1. Each window alone has AUC 1;
+     * pooled, 3 of the 4 (positive, negative) pairs are ordered right: 0.75. */
+    struct dw_agg *a = dw_agg_new(&g_model, START);
+    struct dw_agg *b = dw_agg_new(&g_model, START + SIZE);
+    add3(a, "v1", 1.0, "DE", NAN);
+    outcome(a, "v1", "1", "1", 0.9);
+    add3(a, "v1", 1.0, "DE", NAN);
+    outcome(a, "v1", "1", "0", 0.8);
+    add3(b, "v1", 1.0, "DE", NAN);
+    outcome(b, "v1", "0", "1", 0.2);
+    add3(b, "v1", 1.0, "DE", NAN);
+    outcome(b, "v1", "0", "0", 0.1);
+    struct dw_agg *ab[] = {a, b};
+    json_t *rep = rolling_report(&cfg, &g_model, ab, 2);
+    assert_float_equal(jreal(json_object_get(rep, "performance"), "roc_auc"), 1.0, 0.0);
+    json_t *p = jpath(rep, "rolling", "performance");
+    assert_float_equal(jreal(p, "roc_auc"), 0.75, 1e-15);
+    assert_float_equal(jreal(p, "accuracy"), 0.5, 0.0);
+    /* log loss: -(ln .9 + ln .2 + ln .2 + ln .9) / 4; Brier: (.01 + .64 + .64 + .01) / 4 */
+    assert_float_equal(jreal(p, "log_loss"), -(2 * log(0.9) + 2 * log(0.2)) / 4.0, 1e-12);
+    assert_float_equal(jreal(p, "brier"), 1.3 / 4.0, 1e-12);
+    json_t *cm = json_object_get(p, "confusion");
+    assert_int_equal(jint(cm, "tp"), 1);
+    assert_int_equal(jint(cm, "fp"), 1);
+    assert_int_equal(jint(cm, "fn"), 1);
+    assert_int_equal(jint(cm, "tn"), 1);
+    json_decref(rep);
+    dw_agg_free(a);
+    dw_agg_free(b);
+
+    /* regression: sklearn's example y=[3,-0.5,2,7], p=[2.5,0,2,8] split over two windows */
+    struct dw_agg *r1 = dw_agg_new(&g_reg_model, START);
+    struct dw_agg *r2 = dw_agg_new(&g_reg_model, START + SIZE);
+    reg_add(r1, 2.5, 3);
+    reg_add(r1, 0.0, -0.5);
+    reg_add(r2, 2, 2);
+    reg_add(r2, 8, 7);
+    struct dw_agg *rr[] = {r1, r2};
+    rep = rolling_report(&cfg, &g_reg_model, rr, 2);
+    p = jpath(rep, "rolling", "performance");
+    assert_float_equal(jreal(p, "mae"), 0.5, 1e-15);
+    assert_float_equal(jreal(p, "rmse"), 0.6123724356957945, 1e-12);
+    assert_float_equal(jreal(p, "r2"), 0.9486081370449679, 1e-12);
+    assert_float_equal(jreal(p, "mape"), 0.3273809523809524, 1e-12);
+    assert_null(json_object_get(p, "accuracy"));
+    /* the window alone: (2, 2) and (8, 7): MAE 0.5, RMSE sqrt(1/2) */
+    assert_float_equal(jreal(json_object_get(rep, "performance"), "rmse"), sqrt(0.5), 1e-15);
+    json_decref(rep);
+    dw_agg_free(r1);
+    dw_agg_free(r2);
+}
+
 /* ------------------------------------------------------------------ reference JSON */
 
 static void test_ref_json_round_trip(void **state)
@@ -1462,6 +1636,8 @@ int main(void)
         cmocka_unit_test(test_binary_metrics),
         cmocka_unit_test(test_regression_metrics),
         cmocka_unit_test(test_empty_window),
+        cmocka_unit_test(test_rolling_counts),
+        cmocka_unit_test(test_rolling_pooled_metrics),
         cmocka_unit_test(test_ref_json_round_trip),
         cmocka_unit_test(test_findings_and_fingerprint),
         cmocka_unit_test(test_idempotency_key),
