@@ -24,6 +24,9 @@
  *   expected clean (one text value makes a column categorical, and a forced type names the
  *   bad line), production logs may hold a few malformed events: a feature is numeric when
  *   most of its values are JSON numbers, and the events that disagree count as wrong_type.
+ * - Rolling performance (evaluation.rolling_windows) comes from the aggregates already in
+ *   memory: each model keeps its last N windows (empty ones included, as run counts them),
+ *   starting with its first reported window, and dw_eval_add_rolling() merges them.
  * - stdout carries only reports; bad lines are counted by reason and summarised on stderr.
  */
 #include <getopt.h>
@@ -332,6 +335,40 @@ static int write_report(struct replayer *rp, json_t *report, char *errstr, size_
                        rp->o->output ? rp->o->output : "stdout");
 }
 
+/* A model's latest windows, oldest first, for the rolling view. Empty windows have no
+ * aggregate in dw_part: they are created for their report and owned here. */
+struct recent {
+    struct dw_agg **aggs;
+    int *owned;
+    size_t n, cap;
+};
+
+static void recent_push(struct recent *r, struct dw_agg *agg, int owned)
+{
+    if (r->n == r->cap) {
+        if (r->owned[0]) {
+            dw_agg_free(r->aggs[0]);
+        }
+        memmove(r->aggs, r->aggs + 1, (r->n - 1) * sizeof(*r->aggs));
+        memmove(r->owned, r->owned + 1, (r->n - 1) * sizeof(*r->owned));
+        r->n--;
+    }
+    r->aggs[r->n] = agg;
+    r->owned[r->n] = owned;
+    r->n++;
+}
+
+static void recent_free(struct recent *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->owned[i]) {
+            dw_agg_free(r->aggs[i]);
+        }
+    }
+    free(r->aggs);
+    free(r->owned);
+}
+
 static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, size_t errstr_size)
 {
     const struct dw_config *cfg = &rp->cfg;
@@ -355,6 +392,13 @@ static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, si
             all_hi = DW_MAX(all_hi, hi[mi]);
         }
     }
+    size_t n_roll = cfg->rolling_windows > 0 ? (size_t)cfg->rolling_windows : 0;
+    struct recent *recent = dw_calloc(nm ? nm : 1, sizeof(*recent));
+    for (size_t mi = 0; mi < nm && n_roll > 0; mi++) {
+        recent[mi].aggs = dw_calloc(n_roll, sizeof(*recent[mi].aggs));
+        recent[mi].owned = dw_calloc(n_roll, sizeof(*recent[mi].owned));
+        recent[mi].cap = n_roll;
+    }
     int rc = 0;
     for (int64_t start = all_lo; rc == 0 && all_lo <= all_hi && start <= all_hi; start += L) {
         for (size_t mi = 0; rc == 0 && mi < nm; mi++) {
@@ -370,12 +414,21 @@ static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, si
                 rp->refs[mi] = dw_ref_build(m, &agg, 1, cfg->psi_bins);
             }
             json_t *report = dw_eval_window(cfg, m, agg ? agg : empty, ref, 1);
+            if (n_roll > 0) {
+                recent_push(&recent[mi], agg ? agg : empty, empty != NULL);
+                dw_eval_add_rolling(report, cfg, m, recent[mi].aggs, recent[mi].n);
+            } else {
+                dw_agg_free(empty);
+            }
             rc = write_report(rp, report, errstr, errstr_size);
             json_decref(report);
-            dw_agg_free(empty);
             (*n_reports)++;
         }
     }
+    for (size_t mi = 0; mi < nm; mi++) {
+        recent_free(&recent[mi]);
+    }
+    free(recent);
     free(lo);
     free(hi);
     return rc;
