@@ -16,6 +16,9 @@
  * watermark, derives the global watermark (min over partitions that are not idle), and walks
  * each model's cursor over the windows that closed: merge the partitions' aggregates, compare
  * with the reference, report, alert, trigger, then advance the cursor (at least once).
+ * Each report carries the rolling performance of the model's last evaluation.rolling_windows
+ * windows: the earlier ones are read back from Redis (kept there for window.retention windows)
+ * at both the close and the final evaluation, so late labels reach the rolling view too.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -671,6 +674,76 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
     return NULL; /* reference windows themselves are not judged */
 }
 
+/*
+ * The windows of the rolling view ending with `cur` (window `start`), oldest first, `cur`
+ * last: up to evaluation.rolling_windows, counted from the model's first evaluated window
+ * (Redis key rolling_first:<model>, set on the first evaluation) as replay counts from the
+ * first reported one. The earlier windows are read from Redis (a missing one is empty) and
+ * reduced to copies over `counts_only`, a feature-less copy of the model, so that holding 23
+ * of them costs their counts, not their sketches; at most one full window is held at a time.
+ * @returns 0 with *aggs (free with free_recent) and *n (0 when disabled), -1 on a Redis error.
+ */
+static int load_recent(struct runner *rn, size_t mi, int64_t start, struct dw_agg *cur,
+                       struct dw_model_cfg *counts_only, struct dw_agg ***aggs, size_t *n)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    int64_t L = rn->cfg.window_size_ms;
+    *aggs = NULL;
+    *n = 0;
+    if (rn->cfg.rolling_windows <= 0) {
+        return 0;
+    }
+    char name[512];
+    snprintf(name, sizeof(name), "rolling_first:%s", m->name);
+    int64_t first = start;
+    int found = dw_redis_get_i64(rn->redis, name, &first);
+    if (found < 0) {
+        return -1;
+    }
+    if (found == 0 || first > start) {
+        first = start;
+        if (dw_redis_set_i64(rn->redis, name, first) != 0) {
+            return -1;
+        }
+    }
+    int64_t k = DW_MIN(rn->cfg.rolling_windows, (start - first) / L + 1);
+    *counts_only = *m;
+    counts_only->features = NULL;
+    counts_only->n_features = 0;
+    struct dw_agg **recent = dw_calloc((size_t)k, sizeof(*recent));
+    for (int64_t i = 0; i < k - 1; i++) {
+        int64_t ws = start - (k - 1 - i) * L;
+        char errstr[512];
+        struct dw_agg *full =
+            dw_redis_load_window(rn->redis, m, ws, rn->n_parts, errstr, sizeof(errstr));
+        if (!full) {
+            dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:I,s:s}", "model", m->name,
+                   "window_start_ms", (json_int_t)ws, "error", errstr);
+            for (int64_t j = 0; j < i; j++) {
+                dw_agg_free(recent[j]);
+            }
+            free(recent);
+            return -1;
+        }
+        recent[i] = dw_agg_new_exact(counts_only, ws, DW_AGG_MERGE_EXACT);
+        dw_agg_merge(recent[i], full);
+        dw_agg_free(full);
+    }
+    recent[k - 1] = cur;
+    *aggs = recent;
+    *n = (size_t)k;
+    return 0;
+}
+
+/* Frees what load_recent() returned, except the last entry (the caller's window). */
+static void free_recent(struct dw_agg **aggs, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        dw_agg_free(aggs[i]);
+    }
+    free(aggs);
+}
+
 static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int final)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
@@ -681,8 +754,18 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int fina
         dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model", m->name, "error", errstr);
         return -1;
     }
+    /* Before reference_for(), which records reference windows: a failure here is retried. */
+    struct dw_model_cfg counts_only;
+    struct dw_agg **recent = NULL;
+    size_t n_recent = 0;
+    if (load_recent(rn, mi, start, agg, &counts_only, &recent, &n_recent) != 0) {
+        dw_agg_free(agg);
+        return -1;
+    }
     struct dw_ref *ref = final ? rn->models[mi].ref : reference_for(rn, mi, start, agg);
     json_t *report = dw_eval_window(&rn->cfg, m, agg, ref, final);
+    dw_eval_add_rolling(report, &rn->cfg, m, recent, n_recent);
+    free_recent(recent, n_recent);
     dw_agg_free(agg);
     act(rn, m, report, final);
     char name[512];
