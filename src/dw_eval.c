@@ -1170,7 +1170,7 @@ static json_t *features_json(const struct dw_config *cfg, const struct dw_model_
         json_object_set_new(f, "score", jnum(score[i]));
         json_object_set_new(f, "threshold", jnum(thr));
         if (isfinite(score[i])) {
-            int drift = enough && (method_is_test(method[i]) ? score[i] < thr : score[i] >= thr);
+            int drift = enough && (method_is_test(method[i]) ? score[i] <= thr : score[i] >= thr);
             judged++;
             if (drift) {
                 json_array_append_new(*drifting, json_string(m->features[i].name));
