@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# House style: formatting by machine (.clang-format); a diff fails the run.
+find src include tests -name '*.[ch]' -print0 | xargs -0 clang-format --dry-run --Werror
+
 # Sanitizer build: every unit test, and the exact-count end-to-end run, under ASan + UBSan.
 cmake -S . -B build-asan -DDW_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$jobs"

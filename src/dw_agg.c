@@ -30,8 +30,7 @@ struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms)
     return dw_agg_new_exact(model, start_ms, DW_AGG_SKETCH_EXACT);
 }
 
-struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_ms,
-                                uint32_t exact)
+struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_ms, uint32_t exact)
 {
     struct dw_agg *agg = dw_calloc(1, sizeof(*agg));
     agg->sketch_exact = exact;

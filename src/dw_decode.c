@@ -189,7 +189,6 @@ err:
     return -1;
 }
 
-
 /*
  * Shortest text of a real that reads back to the same double, printed like Python's repr:
  * fixed notation for 1e-4 <= |v| < 1e16 with ".0" on integral values, otherwise "1.5e+16".
@@ -232,7 +231,6 @@ static size_t real_text(double v, char *buf, size_t size)
     return n < 0 ? 0 : DW_MIN((size_t)n, size - 1);
 }
 
-
 /* --------------------------------------------------------------------------------------------
  * Decoder
  * ------------------------------------------------------------------------------------------ */
@@ -242,18 +240,18 @@ enum jv_kind { JV_NULL, JV_FALSE, JV_TRUE, JV_INT, JV_REAL, JV_STR, JV_OBJ, JV_A
 
 /* per token, beside jsmn's token: filled by doc_check() */
 struct tok_aux {
-    int next;      /* index of the first token after this value's subtree */
-    uint8_t kind;  /* enum jv_kind */
-    uint8_t esc;   /* a string with a backslash: unescape before use */
+    int next;     /* index of the first token after this value's subtree */
+    uint8_t kind; /* enum jv_kind */
+    uint8_t esc;  /* a string with a backslash: unescape before use */
 };
 
 /* feature name -> index for one model, open addressing with linear probing */
 struct feat_map {
-    uint32_t mask;     /* number of slots - 1; slots is a power of two >= 2 * n_features */
-    int *slot;         /* feature index, or -1 for an empty slot */
-    uint32_t *hash;    /* per feature: FNV-1a of its name */
-    size_t *name_len;  /* per feature: strlen(name) */
-    size_t *alias;     /* per feature: the first feature with the same name (usually itself) */
+    uint32_t mask;    /* number of slots - 1; slots is a power of two >= 2 * n_features */
+    int *slot;        /* feature index, or -1 for an empty slot */
+    uint32_t *hash;   /* per feature: FNV-1a of its name */
+    size_t *name_len; /* per feature: strlen(name) */
+    size_t *alias;    /* per feature: the first feature with the same name (usually itself) */
 };
 
 struct dw_decoder {
@@ -277,11 +275,11 @@ struct dw_decoder {
     /* the current document (msg == NULL: none) */
     const char *msg;
     size_t msg_len;
-    jsmntok_t *toks;      /* tok_cap tokens, n_toks used */
-    struct tok_aux *aux;  /* tok_cap entries */
+    jsmntok_t *toks;     /* tok_cap tokens, n_toks used */
+    struct tok_aux *aux; /* tok_cap entries */
     unsigned int tok_cap;
     int n_toks;
-    char *shadow;         /* shadow_cap >= msg_len + 1 bytes: unescaped strings, number copies */
+    char *shadow; /* shadow_cap >= msg_len + 1 bytes: unescaped strings, number copies */
     size_t shadow_cap;
 
     char id_buf[NUM_TEXT_MAX]; /* an integer id as decimal text */
@@ -364,7 +362,6 @@ static void map_build(struct feat_map *m, const struct dw_model_cfg *model)
         m->slot[i] = (int)f;
     }
 }
-
 
 const char *dw_bad_reason_name(enum dw_bad_reason r)
 {
@@ -1023,7 +1020,6 @@ static int doc_check(struct dw_decoder *dec, const char *js, size_t len, enum jv
     return 0;
 }
 
-
 static enum dw_bad_reason doc_load(struct dw_decoder *dec, const void *buf, size_t len,
                                    char *errstr, size_t errstr_size)
 {
@@ -1073,8 +1069,7 @@ static enum dw_bad_reason doc_load(struct dw_decoder *dec, const void *buf, size
     }
     if (top != JV_OBJ) {
         dec->n_toks = 0;
-        dw_err(errstr, errstr_size, "message: top level is %s, expected an object",
-               kind_name(top));
+        dw_err(errstr, errstr_size, "message: top level is %s, expected an object", kind_name(top));
         return DW_BAD_NOT_OBJECT;
     }
     dec->msg = js;
@@ -1350,7 +1345,6 @@ static jv_t ptr_get(struct dw_decoder *dec, const struct json_ptr *p)
     return v;
 }
 
-
 /* --------------------------------------------------------------------------------------------
  * Field extraction: only the value layer above, never the tokens.
  * ------------------------------------------------------------------------------------------ */
@@ -1458,8 +1452,7 @@ static enum dw_bad_reason get_timestamp(struct dw_decoder *dec, jv_t v, int64_t 
             return DW_BAD_NONE;
         }
         if ((double)i < -EPOCH_MS_LIMIT || (double)i > EPOCH_MS_LIMIT) {
-            return bad(DW_BAD_TIMESTAMP, errstr, errstr_size, "%s: %lld is out of range", field,
-                       i);
+            return bad(DW_BAD_TIMESTAMP, errstr, errstr_size, "%s: %lld is out of range", field, i);
         }
         *ts_ms = (int64_t)i;
         return DW_BAD_NONE;
@@ -1514,8 +1507,7 @@ static enum dw_bad_reason get_class(struct dw_decoder *dec, jv_t v, const char *
     }
     if (regression) {
         return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size,
-                   "%s: expected a number (regression model), got %s", field,
-                   jv_type_name(dec, v));
+                   "%s: expected a number (regression model), got %s", field, jv_type_name(dec, v));
     }
     if (jv_kind(dec, v) == JV_STR) {
         size_t len;
@@ -1706,13 +1698,12 @@ enum dw_bad_reason dw_decode_prediction(struct dw_decoder *dec, const void *buf,
     if (r != DW_BAD_NONE) {
         return r;
     }
-    r = get_timestamp(dec, ptr_get(dec, &dec->p_ts), kafka_ts_ms, &out->ts_ms, errstr,
-                      errstr_size);
+    r = get_timestamp(dec, ptr_get(dec, &dec->p_ts), kafka_ts_ms, &out->ts_ms, errstr, errstr_size);
     if (r != DW_BAD_NONE) {
         return r;
     }
-    r = get_class(dec, ptr_get(dec, &dec->p_pred), "prediction",
-                  model->task == DW_TASK_REGRESSION, &out->pred, errstr, errstr_size);
+    r = get_class(dec, ptr_get(dec, &dec->p_pred), "prediction", model->task == DW_TASK_REGRESSION,
+                  &out->pred, errstr, errstr_size);
     if (r != DW_BAD_NONE) {
         return r;
     }

@@ -68,8 +68,8 @@ struct dw_kll {
     uint32_t alloc; /* items allocated; levels[num_levels] == alloc */
     uint32_t levels[KLL_MAX_LEVELS + 1];
     uint32_t num_levels;
-    uint32_t total_cap; /* sum of the level capacities (items), cached per level count */
-    bool level0_sorted; /* level 0 currently ascending */
+    uint32_t total_cap;      /* sum of the level capacities (items), cached per level count */
+    bool level0_sorted;      /* level 0 currently ascending */
     uint32_t l0_sorted_tail; /* the last l0_sorted_tail items of level 0 are ascending */
 
     /* Cached sorted view (KLL mode only): values ascending with cumulative weights. */

@@ -45,8 +45,6 @@ struct dw_redis {
     struct ckpt ck; /* reused by every checkpoint: no large allocation per checkpoint */
 };
 
-
-
 static void argv_push(struct argv *a, const void *s, size_t len)
 {
     if (a->n == a->cap) {
@@ -223,7 +221,8 @@ static long model_index(const char *name, size_t len, void *opaque)
 
 #define META_COUNTERS(X)                                                                           \
     X(predictions)                                                                                 \
-    X(labels) X(late_predictions) X(late_labels) X(duplicate_predictions) X(expired_predictions)   \
+    X(labels)                                                                                      \
+    X(late_predictions) X(late_labels) X(duplicate_predictions) X(expired_predictions)             \
         X(expired_labels) X(evicted) X(rejected_classes)
 
 static void load_meta(struct dw_part *p, redisReply *meta)
@@ -332,8 +331,6 @@ int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *errstr, size
 }
 
 /* ---- checkpoint ---- */
-
-
 
 static const char *ck_fmt(struct ckpt *ck, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -44,14 +44,14 @@
 #include "driftwatch/dw_redis.h"
 #include "driftwatch/dw_webhook.h"
 
-#define RUN_BATCH 2048              /* messages per poll */
-#define RUN_POLL_MS 100             /* poll timeout, milliseconds */
-#define RUN_MAX_WINDOWS_PER_TICK 64 /* windows evaluated per model per evaluation tick */
-#define RUN_STATUS_REPORTS 10       /* last reports kept for /status */
-#define RUN_DLQ_PAYLOAD_MAX 1024    /* bytes of an oversize payload kept in its dead letter */
-#define RUN_FLUSH_MS 5000           /* producer flush before a checkpoint, milliseconds */
-#define RUN_SHUTDOWN_FLUSH_MS 3000  /* webhook flush at shutdown, milliseconds */
-#define RUN_LIVE_WINDOW_MS 30000    /* /livez fails when the loop stalls this long */
+#define RUN_BATCH 2048                 /* messages per poll */
+#define RUN_POLL_MS 100                /* poll timeout, milliseconds */
+#define RUN_MAX_WINDOWS_PER_TICK 64    /* windows evaluated per model per evaluation tick */
+#define RUN_STATUS_REPORTS 10          /* last reports kept for /status */
+#define RUN_DLQ_PAYLOAD_MAX 1024       /* bytes of an oversize payload kept in its dead letter */
+#define RUN_FLUSH_MS 5000              /* producer flush before a checkpoint, milliseconds */
+#define RUN_SHUTDOWN_FLUSH_MS 3000     /* webhook flush at shutdown, milliseconds */
+#define RUN_LIVE_WINDOW_MS 30000       /* /livez fails when the loop stalls this long */
 #define RUN_MMAP_THRESHOLD (64 << 20)  /* bytes: larger blocks come from mmap */
 #define RUN_TRIM_THRESHOLD (256 << 20) /* bytes of free heap kept before returning it */
 

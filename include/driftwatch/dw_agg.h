@@ -22,12 +22,12 @@
 #include "driftwatch/dw_perf.h"
 
 #define DW_AGG_MAX_VERSIONS 16           /* versions tracked per window; more fold into "other" */
-#define DW_AGG_MAX_CATEGORIES 1000  /* distinct categories per feature per window */
-#define DW_AGG_CAT_SLOTS 2048       /* largest category table (load factor below 1/2) */
+#define DW_AGG_MAX_CATEGORIES 1000       /* distinct categories per feature per window */
+#define DW_AGG_CAT_SLOTS 2048            /* largest category table (load factor below 1/2) */
 #define DW_AGG_OTHER "__other__"         /* name of the version/category overflow bucket */
 #define DW_AGG_SKETCH_K DW_KLL_DEFAULT_K /* KLL accuracy parameter of per-window sketches */
 #define DW_AGG_SKETCH_EXACT 1024         /* values kept exactly per window before sketching */
-#define DW_AGG_MERGE_EXACT (1u << 20)     /* exact capacity of merged (evaluation) aggregates */
+#define DW_AGG_MERGE_EXACT (1u << 20)    /* exact capacity of merged (evaluation) aggregates */
 
 /** @brief Performance counts of joined predictions (classification and regression). */
 struct dw_counts {
@@ -101,8 +101,7 @@ struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms);
  *        (partitions of a window, reference windows, training data), so that merging exact
  *        sketches stays exact. Per-partition windows use DW_AGG_SKETCH_EXACT.
  */
-struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_ms,
-                                uint32_t exact);
+struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_ms, uint32_t exact);
 void dw_agg_free(struct dw_agg *agg);
 
 /** @returns the version slot for name (creating it; "__other__" beyond the bound). */

@@ -32,12 +32,12 @@ struct dw_class_pair {
 struct dw_perf {
     struct dw_class_pair *pairs; /* open addressing, 2 * DW_PERF_MAX_PAIRS slots, lazily */
     size_t n_pairs;
-    uint64_t pairs_other;  /* outcomes beyond the pair bound */
-    uint64_t *hist;        /* [0, BINS): true negatives, [BINS, 2 BINS): true positives */
-    double *exact[2];      /* scores by true class (0 negative, 1 positive) */
+    uint64_t pairs_other; /* outcomes beyond the pair bound */
+    uint64_t *hist;       /* [0, BINS): true negatives, [BINS, 2 BINS): true positives */
+    double *exact[2];     /* scores by true class (0 negative, 1 positive) */
     uint32_t n_exact[2];
-    uint32_t n_sorted[2];  /* exact[c][0 .. n_sorted[c]) is ascending */
-    int inexact;           /* a class overflowed: only the histogram is valid */
+    uint32_t n_sorted[2];   /* exact[c][0 .. n_sorted[c]) is ascending */
+    int inexact;            /* a class overflowed: only the histogram is valid */
     struct dw_kll *latency; /* latency_ms of predictions */
 };
 

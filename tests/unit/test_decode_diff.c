@@ -46,9 +46,9 @@
  * ------------------------------------------------------------------------------------------- */
 
 static struct dw_feature_cfg fraud_features[] = {
-    {"amount", DW_FEATURE_NUMERIC},  {"country", DW_FEATURE_CATEGORICAL},
-    {"age", DW_FEATURE_NUMERIC},     {"is_new", DW_FEATURE_NUMERIC},
-    {"zip", DW_FEATURE_CATEGORICAL}, {"tier", DW_FEATURE_CATEGORICAL},
+    {"amount", DW_FEATURE_NUMERIC},    {"country", DW_FEATURE_CATEGORICAL},
+    {"age", DW_FEATURE_NUMERIC},       {"is_new", DW_FEATURE_NUMERIC},
+    {"zip", DW_FEATURE_CATEGORICAL},   {"tier", DW_FEATURE_CATEGORICAL},
     {"a/b~c", DW_FEATURE_CATEGORICAL}, {"caf\xc3\xa9", DW_FEATURE_NUMERIC},
     {"zip", DW_FEATURE_NUMERIC}, /* the same key read twice, as another type */
 };
@@ -63,11 +63,14 @@ static struct dw_feature_cfg animal_features[] = {
 };
 
 static struct dw_feature_cfg bench_features[15] = {
-    {"f00", DW_FEATURE_NUMERIC},     {"f01", DW_FEATURE_NUMERIC},     {"f02", DW_FEATURE_NUMERIC},
-    {"f03", DW_FEATURE_NUMERIC},     {"f04", DW_FEATURE_NUMERIC},     {"f05", DW_FEATURE_NUMERIC},
-    {"f06", DW_FEATURE_NUMERIC},     {"f07", DW_FEATURE_NUMERIC},     {"f08", DW_FEATURE_NUMERIC},
-    {"f09", DW_FEATURE_NUMERIC},     {"c10", DW_FEATURE_CATEGORICAL}, {"c11", DW_FEATURE_CATEGORICAL},
-    {"c12", DW_FEATURE_CATEGORICAL}, {"c13", DW_FEATURE_CATEGORICAL}, {"b14", DW_FEATURE_NUMERIC},
+    {"f00", DW_FEATURE_NUMERIC},     {"f01", DW_FEATURE_NUMERIC},
+    {"f02", DW_FEATURE_NUMERIC},     {"f03", DW_FEATURE_NUMERIC},
+    {"f04", DW_FEATURE_NUMERIC},     {"f05", DW_FEATURE_NUMERIC},
+    {"f06", DW_FEATURE_NUMERIC},     {"f07", DW_FEATURE_NUMERIC},
+    {"f08", DW_FEATURE_NUMERIC},     {"f09", DW_FEATURE_NUMERIC},
+    {"c10", DW_FEATURE_CATEGORICAL}, {"c11", DW_FEATURE_CATEGORICAL},
+    {"c12", DW_FEATURE_CATEGORICAL}, {"c13", DW_FEATURE_CATEGORICAL},
+    {"b14", DW_FEATURE_NUMERIC},
 };
 
 struct setup {
@@ -80,17 +83,25 @@ struct setup {
 static void make_config(struct setup *s, int variant)
 {
     memset(s, 0, sizeof(*s));
-    s->models[0] = (struct dw_model_cfg){.name = "fraud", .task = DW_TASK_CLASSIFICATION,
-                                         .positive_class = "1", .features = fraud_features,
+    s->models[0] = (struct dw_model_cfg){.name = "fraud",
+                                         .task = DW_TASK_CLASSIFICATION,
+                                         .positive_class = "1",
+                                         .features = fraud_features,
                                          .n_features = DW_ARRAY_SIZE(fraud_features)};
-    s->models[1] = (struct dw_model_cfg){.name = "price", .task = DW_TASK_REGRESSION,
-                                         .positive_class = "1", .features = price_features,
+    s->models[1] = (struct dw_model_cfg){.name = "price",
+                                         .task = DW_TASK_REGRESSION,
+                                         .positive_class = "1",
+                                         .features = price_features,
                                          .n_features = DW_ARRAY_SIZE(price_features)};
-    s->models[2] = (struct dw_model_cfg){.name = "animal", .task = DW_TASK_CLASSIFICATION,
-                                         .positive_class = "cat", .features = animal_features,
+    s->models[2] = (struct dw_model_cfg){.name = "animal",
+                                         .task = DW_TASK_CLASSIFICATION,
+                                         .positive_class = "cat",
+                                         .features = animal_features,
                                          .n_features = DW_ARRAY_SIZE(animal_features)};
-    s->models[3] = (struct dw_model_cfg){.name = "bench", .task = DW_TASK_CLASSIFICATION,
-                                         .positive_class = "1", .features = bench_features,
+    s->models[3] = (struct dw_model_cfg){.name = "bench",
+                                         .task = DW_TASK_CLASSIFICATION,
+                                         .positive_class = "1",
+                                         .features = bench_features,
                                          .n_features = DW_ARRAY_SIZE(bench_features)};
     s->cfg.models = s->models;
     s->cfg.n_models = 4;
@@ -254,8 +265,8 @@ static const json_t *ref_ptr(const json_t *root, const char *ptr)
         if (json_is_object(v)) {
             v = json_object_getn(v, key, n);
         } else if (json_is_array(v)) {
-            int index_ok = n > 0 && n < 10 && !(n > 1 && key[0] == '0') &&
-                           strspn(key, "0123456789") == n;
+            int index_ok =
+                n > 0 && n < 10 && !(n > 1 && key[0] == '0') && strspn(key, "0123456789") == n;
             v = index_ok ? json_array_get(v, (size_t)strtoul(key, NULL, 10)) : NULL;
         } else {
             v = NULL;
@@ -349,8 +360,8 @@ static enum dw_bad_reason ref_class(const json_t *v, int regression, struct ref_
         return DW_BAD_NONE;
     }
     if (json_is_boolean(v)) {
-        c->len = (size_t)snprintf(c->text, sizeof(c->text), "%s",
-                                  json_is_true(v) ? "true" : "false");
+        c->len =
+            (size_t)snprintf(c->text, sizeof(c->text), "%s", json_is_true(v) ? "true" : "false");
         return DW_BAD_NONE;
     }
     return DW_BAD_WRONG_TYPE;
@@ -557,8 +568,8 @@ static void check_message(struct setup *s, const char *msg, size_t len, struct s
     static struct ref_pred rp;
     char err[512];
     enum dw_bad_reason want = expect_doc ? expect_doc : ref_prediction(&s->cfg, root, &rp);
-    enum dw_bad_reason got = dw_decode_prediction(s->dec, msg, len, KAFKA_TS, s->p, err,
-                                                  sizeof(err));
+    enum dw_bad_reason got =
+        dw_decode_prediction(s->dec, msg, len, KAFKA_TS, s->p, err, sizeof(err));
     if (got != want) {
         fail_msg("prediction: decoder says %s (%s), reference %s%s%s\nmessage (%zu bytes): %.*s",
                  reason(got), err, reason(want), want == DW_BAD_JSON ? ": " : "",
@@ -575,8 +586,8 @@ static void check_message(struct setup *s, const char *msg, size_t len, struct s
         assert_ptr_equal(p->model, &s->cfg.models[rp.model_idx]);
         same_bytes("version", msg, len, p->version, p->version_len, rp.version, rp.version_len);
         if (p->ts_ms != rp.ts_ms) {
-            fail_msg("timestamp: decoder %lld, reference %lld\nmessage: %.*s",
-                     (long long)p->ts_ms, (long long)rp.ts_ms, (int)len, msg);
+            fail_msg("timestamp: decoder %lld, reference %lld\nmessage: %.*s", (long long)p->ts_ms,
+                     (long long)rp.ts_ms, (int)len, msg);
         }
         same_class("prediction", msg, len, &p->pred, &rp.pred);
         assert_int_equal(p->has_score, rp.has_score);
@@ -590,8 +601,8 @@ static void check_message(struct setup *s, const char *msg, size_t len, struct s
             char what[128];
             snprintf(what, sizeof(what), "features.%s", model->features[i].name);
             if (v->kind != r->kind) {
-                fail_msg("%s: decoder kind %d, reference %d\nmessage: %.*s", what, v->kind,
-                         r->kind, (int)len, msg);
+                fail_msg("%s: decoder kind %d, reference %d\nmessage: %.*s", what, v->kind, r->kind,
+                         (int)len, msg);
             }
             if (v->kind == DW_VAL_NUM) {
                 same_num(what, msg, len, v->num, r->num);
@@ -665,51 +676,151 @@ static void sb_add(struct sb *b, const char *s)
 static const char *const ws_pool[] = {"", "", "", " ", "\n", "\t", "\r\n  "};
 
 static const char *const string_pool[] = {
-    "\"p-1\"", "\"\"", "\"fraud\"", "\"price\"", "\"animal\"", "\"bench\"", "\"fr\\u0061ud\"",
-    "\"\\u00e9t\\u00e9\"", "\"\\ud83d\\ude00\"", "\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\"",
-    "\"2026-11-22T10:15:03.120Z\"", "\"2026-11-22T12:15:03.5+02:00\"", "\"yesterday\"", "\"1\"",
-    "\"cat\"", "\"DE\"", "\"Z\xc3\xbcrich\"", "\"\\u0031\"", "\"7f9c2a4e-5b1d\"", "\"\\/\"",
-    "\"\x7f\"", "\"\\uDBFF\\uDFFF\"",
+    "\"p-1\"",
+    "\"\"",
+    "\"fraud\"",
+    "\"price\"",
+    "\"animal\"",
+    "\"bench\"",
+    "\"fr\\u0061ud\"",
+    "\"\\u00e9t\\u00e9\"",
+    "\"\\ud83d\\ude00\"",
+    "\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\"",
+    "\"2026-11-22T10:15:03.120Z\"",
+    "\"2026-11-22T12:15:03.5+02:00\"",
+    "\"yesterday\"",
+    "\"1\"",
+    "\"cat\"",
+    "\"DE\"",
+    "\"Z\xc3\xbcrich\"",
+    "\"\\u0031\"",
+    "\"7f9c2a4e-5b1d\"",
+    "\"\\/\"",
+    "\"\x7f\"",
+    "\"\\uDBFF\\uDFFF\"",
     "\"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"",
 };
 
 static const char *const number_pool[] = {
-    "0", "-0", "1", "-1", "0.5", "1.0", "-0.0", "1e2", "1E-5", "0.91", "12.4", "1795342503",
-    "1795342503.123", "1795342503120", "-1.5", "1e308", "1.7976931348623157e308", "1e300",
-    "9223372036854775807", "-9223372036854775808", "123456789.125", "2.5e-7",
-    "0.30000000000000004", "1e-400", "4.9e-324", "100000000000", "99999999999", "9e15",
-    "9.000000000000001e15", "1e16", "2", "1.5", "1e15", "0e999999999999", "0.000001e313",
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "0.5",
+    "1.0",
+    "-0.0",
+    "1e2",
+    "1E-5",
+    "0.91",
+    "12.4",
+    "1795342503",
+    "1795342503.123",
+    "1795342503120",
+    "-1.5",
+    "1e308",
+    "1.7976931348623157e308",
+    "1e300",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "123456789.125",
+    "2.5e-7",
+    "0.30000000000000004",
+    "1e-400",
+    "4.9e-324",
+    "100000000000",
+    "99999999999",
+    "9e15",
+    "9.000000000000001e15",
+    "1e16",
+    "2",
+    "1.5",
+    "1e15",
+    "0e999999999999",
+    "0.000001e313",
     "17976931348623157e292",
 };
 
 static const char *const literal_pool[] = {"true", "false", "null"};
 
 static const char *const container_pool[] = {
-    "{}", "[]", "[1,2]", "{\"cat\":0.7,\"dog\":0.3}", "{\"1\":0.8}", "{\"1\":1.5}", "{\"1\":\"x\"}",
-    "{\"1\":0.2,\"1\":0.9}", "{\"1\":0.9,\"1\":null}", "[[[]]]", "{\"a\":{\"b\":[null,{}]}}",
-    "[0.1,0.9]", "[0.1,{\"x\":1}]", "{\"\\u0031\":0.25}", "{\"c\\u0061t\":0.6}",
+    "{}",
+    "[]",
+    "[1,2]",
+    "{\"cat\":0.7,\"dog\":0.3}",
+    "{\"1\":0.8}",
+    "{\"1\":1.5}",
+    "{\"1\":\"x\"}",
+    "{\"1\":0.2,\"1\":0.9}",
+    "{\"1\":0.9,\"1\":null}",
+    "[[[]]]",
+    "{\"a\":{\"b\":[null,{}]}}",
+    "[0.1,0.9]",
+    "[0.1,{\"x\":1}]",
+    "{\"\\u0031\":0.25}",
+    "{\"c\\u0061t\":0.6}",
 };
 
 /* values that make the whole message invalid JSON */
 static const char *const bad_pool[] = {
-    "\"x\\u00\"", "\"tab\tinside\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"",
-    "\"\\u0000\"", "\"\\x\"", "\"\\U00e9\"", "17976931348623159e292", "0.1e310", "1e309",
-    "-1e309", "9223372036854775808", "-9223372036854775809", "12345678901234567890", "01", "1.",
-    ".5", "+1", "-", "1e", "1e+", "2.e3", "0x10", "1_000", "-01", "00", "tru", "nul", "NaN",
-    "Infinity", "True", "nulll", "[1,]", "{\"a\":1,}", "{\"a\"}", "[1 2]", "{\"a\" 1}", "{,}",
-    "[,1]", "{\"a\":1 \"b\":2}", "{\"a\"::1}", "{1:2}", "[\"a\":1]", "{\"a\":[}", "[{]}",
+    "\"x\\u00\"",
+    "\"tab\tinside\"",
+    "\"\\ud800\"",
+    "\"\\udc00\"",
+    "\"\\ud800\\u0041\"",
+    "\"\\u0000\"",
+    "\"\\x\"",
+    "\"\\U00e9\"",
+    "17976931348623159e292",
+    "0.1e310",
+    "1e309",
+    "-1e309",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "12345678901234567890",
+    "01",
+    "1.",
+    ".5",
+    "+1",
+    "-",
+    "1e",
+    "1e+",
+    "2.e3",
+    "0x10",
+    "1_000",
+    "-01",
+    "00",
+    "tru",
+    "nul",
+    "NaN",
+    "Infinity",
+    "True",
+    "nulll",
+    "[1,]",
+    "{\"a\":1,}",
+    "{\"a\"}",
+    "[1 2]",
+    "{\"a\" 1}",
+    "{,}",
+    "[,1]",
+    "{\"a\":1 \"b\":2}",
+    "{\"a\"::1}",
+    "{1:2}",
+    "[\"a\":1]",
+    "{\"a\":[}",
+    "[{]}",
 };
 
 static const char *const key_pool[] = {
-    "prediction_id", "model", "model_version", "timestamp", "features", "prediction", "score",
-    "latency_ms", "label", "scores", "label_ts", "host", "extra", "amount", "zip", "f00", "c10",
+    "prediction_id", "model",      "model_version", "timestamp", "features", "prediction",
+    "score",         "latency_ms", "label",         "scores",    "label_ts", "host",
+    "extra",         "amount",     "zip",           "f00",       "c10",
 };
 
 static const char *const feature_keys[] = {
-    "\"amount\"", "\"country\"", "\"age\"", "\"is_new\"", "\"zip\"", "\"tier\"", "\"a/b~c\"",
-    "\"caf\xc3\xa9\"", "\"caf\\u00e9\"", "\"am\\u006fount\"", "\"sqft\"", "\"city\"",
-    "\"weight\"", "\"f00\"", "\"f01\"", "\"f05\"", "\"f09\"", "\"c10\"", "\"c12\"", "\"b14\"",
-    "\"junk\"", "\"Amount\"", "\"zip \"",
+    "\"amount\"", "\"country\"",     "\"age\"",        "\"is_new\"",        "\"zip\"",  "\"tier\"",
+    "\"a/b~c\"",  "\"caf\xc3\xa9\"", "\"caf\\u00e9\"", "\"am\\u006fount\"", "\"sqft\"", "\"city\"",
+    "\"weight\"", "\"f00\"",         "\"f01\"",        "\"f05\"",           "\"f09\"",  "\"c10\"",
+    "\"c12\"",    "\"b14\"",         "\"junk\"",       "\"Amount\"",        "\"zip \"",
 };
 
 static void gen_value(struct sb *b, int depth);
@@ -753,8 +864,8 @@ static void gen_value(struct sb *b, int depth)
     }
 }
 
-static const char *const model_pool[] = {"\"fraud\"", "\"price\"", "\"animal\"", "\"bench\"",
-                                         "\"bench\"", "\"fraud\""};
+static const char *const model_pool[] = {"\"fraud\"", "\"price\"", "\"animal\"",
+                                         "\"bench\"", "\"bench\"", "\"fraud\""};
 
 /* a prediction or label event with random fields, values and order */
 static void gen_event(struct sb *b)
@@ -829,9 +940,28 @@ static const char *const base_events[] = {
 static const char mut_bytes[] = "{}[]\":,\\ \n\t-+.eE0123456789tfnrulsaxu/\x01\x1f\x7f";
 
 static const char *const splices[] = {
-    "\\u00e9", "\\ud83d\\ude00", "\\ud800", "\\u0000", "1e309", "-0", "99999999999999999999",
-    ",", "]", "}", "{\"x\":[1,{}]}", "null", "\"", "\\", "\xc3\xa9", "\xe2\x82\xac", " ",
-    "\"model\":\"fraud\",", "\"prediction\":1,", "\"features\":{},", "[", "{",
+    "\\u00e9",
+    "\\ud83d\\ude00",
+    "\\ud800",
+    "\\u0000",
+    "1e309",
+    "-0",
+    "99999999999999999999",
+    ",",
+    "]",
+    "}",
+    "{\"x\":[1,{}]}",
+    "null",
+    "\"",
+    "\\",
+    "\xc3\xa9",
+    "\xe2\x82\xac",
+    " ",
+    "\"model\":\"fraud\",",
+    "\"prediction\":1,",
+    "\"features\":{},",
+    "[",
+    "{",
 };
 
 static void mutate(struct sb *b)
@@ -901,34 +1031,96 @@ static void mutate(struct sb *b)
 
 static const char *const edge_cases[] = {
     /* whitespace, empty, top level */
-    "", " ", "\n\t\r ", "{}", " {} ", "\n{\n}\n", "[]", "[{}]", "42", " 42 ", "-0", "\"str\"",
-    "null", "true", "false", "1e309", "\"\\ud800\"", "{}{}", "{} {}", "{},", "{}]", "{}}",
-    "[]]", "{} x", "x", "{", "}", "[", "\"", "\"abc", "{\"a\"", "{\"a\":", "{\"a\":1",
-    "\f{}", "{}\f", "{}\v", "\xef\xbb\xbf{}", "42 43", "42,", "1 }",
+    "",
+    " ",
+    "\n\t\r ",
+    "{}",
+    " {} ",
+    "\n{\n}\n",
+    "[]",
+    "[{}]",
+    "42",
+    " 42 ",
+    "-0",
+    "\"str\"",
+    "null",
+    "true",
+    "false",
+    "1e309",
+    "\"\\ud800\"",
+    "{}{}",
+    "{} {}",
+    "{},",
+    "{}]",
+    "{}}",
+    "[]]",
+    "{} x",
+    "x",
+    "{",
+    "}",
+    "[",
+    "\"",
+    "\"abc",
+    "{\"a\"",
+    "{\"a\":",
+    "{\"a\":1",
+    "\f{}",
+    "{}\f",
+    "{}\v",
+    "\xef\xbb\xbf{}",
+    "42 43",
+    "42,",
+    "1 }",
     /* the grammar jsmn does not check */
-    "{\"a\":1,}", "{,\"a\":1}", "{\"a\" 1}", "{\"a\":1 \"b\":2}", "{\"a\"::1}", "{\"a\":1,,\"b\":2}",
-    "[1,]", "[,1]", "[1 2]", "[1,,2]", "{\"a\"}", "{\"a\",\"b\"}", "{1:2}", "{true:1}",
-    "[\"a\":1]", "{\"a\":[1,2}", "{\"a\":{\"b\":1]}", "[{\"a\":1]}", "{\"a\":{}}}",
+    "{\"a\":1,}",
+    "{,\"a\":1}",
+    "{\"a\" 1}",
+    "{\"a\":1 \"b\":2}",
+    "{\"a\"::1}",
+    "{\"a\":1,,\"b\":2}",
+    "[1,]",
+    "[,1]",
+    "[1 2]",
+    "[1,,2]",
+    "{\"a\"}",
+    "{\"a\",\"b\"}",
+    "{1:2}",
+    "{true:1}",
+    "[\"a\":1]",
+    "{\"a\":[1,2}",
+    "{\"a\":{\"b\":1]}",
+    "[{\"a\":1]}",
+    "{\"a\":{}}}",
     "{\"prediction_id\":\"p\" , \"model\" : \"fraud\" , \"prediction\" : 1 }",
     /* strings */
     "{\"prediction_id\":\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\",\"label\":1}",
     "{\"prediction_id\":\"\\u00e9\\u20ac\\ud83d\\ude00\",\"label\":\"\\u0031\"}",
-    "{\"prediction_id\":\"\\ud800\",\"label\":1}", "{\"prediction_id\":\"\\udc00\",\"label\":1}",
+    "{\"prediction_id\":\"\\ud800\",\"label\":1}",
+    "{\"prediction_id\":\"\\udc00\",\"label\":1}",
     "{\"prediction_id\":\"\\ud800\\u0041\",\"label\":1}",
     "{\"prediction_id\":\"\\ud800\\\\\",\"label\":1}",
     "{\"prediction_id\":\"\\ud83d\\ude00\\ude00\",\"label\":1}",
     "{\"prediction_id\":\"\\uDBFF\\uDFFF\",\"label\":1}",
-    "{\"prediction_id\":\"\\u0000\",\"label\":1}", "{\"\\u0000\":1}",
-    "{\"prediction_id\":\"\\x41\",\"label\":1}", "{\"prediction_id\":\"\\u12\",\"label\":1}",
-    "{\"prediction_id\":\"\\u12G4\",\"label\":1}", "{\"prediction_id\":\"\\\",\"label\":1}",
-    "{\"prediction_id\":\"a\x01z\",\"label\":1}", "{\"prediction_id\":\"a\x1fz\",\"label\":1}",
-    "{\"prediction_id\":\"a\nz\",\"label\":1}", "{\"prediction_id\":\"a\x7fz\",\"label\":1}",
-    "{\"prediction_id\":\"\\'\",\"label\":1}", "{\"prediction_id\":'p',\"label\":1}",
+    "{\"prediction_id\":\"\\u0000\",\"label\":1}",
+    "{\"\\u0000\":1}",
+    "{\"prediction_id\":\"\\x41\",\"label\":1}",
+    "{\"prediction_id\":\"\\u12\",\"label\":1}",
+    "{\"prediction_id\":\"\\u12G4\",\"label\":1}",
+    "{\"prediction_id\":\"\\\",\"label\":1}",
+    "{\"prediction_id\":\"a\x01z\",\"label\":1}",
+    "{\"prediction_id\":\"a\x1fz\",\"label\":1}",
+    "{\"prediction_id\":\"a\nz\",\"label\":1}",
+    "{\"prediction_id\":\"a\x7fz\",\"label\":1}",
+    "{\"prediction_id\":\"\\'\",\"label\":1}",
+    "{\"prediction_id\":'p',\"label\":1}",
     "{\"pre\\u0064iction_id\":\"esc-key\",\"l\\u0061bel\":\"x\"}",
     /* numbers */
-    "{\"prediction_id\":1,\"label\":-0}", "{\"prediction_id\":1,\"label\":-0.0}",
-    "{\"prediction_id\":1,\"label\":1e308}", "{\"prediction_id\":1,\"label\":1e309}",
-    "{\"prediction_id\":1,\"label\":-1e309}", "{\"prediction_id\":1,\"label\":1e-400}",
+    "{\"prediction_id\":1,\"label\":-0}",
+    "{\"prediction_id\":1,\"label\":-0.0}",
+    "{\"prediction_id\":1,\"label\":1e308}",
+    "{\"prediction_id\":1,\"label\":1e309}",
+    "{\"prediction_id\":1,\"label\":-1e309}",
+    "{\"prediction_id\":1,\"label\":1e-400}",
     "{\"prediction_id\":1,\"label\":1.7976931348623157e308}",
     "{\"prediction_id\":1,\"label\":1.7976931348623158e308}",
     "{\"prediction_id\":1,\"label\":1.7976931348623159e308}",
@@ -943,16 +1135,26 @@ static const char *const edge_cases[] = {
     "{\"prediction_id\":-9223372036854775808,\"label\":1}",
     "{\"prediction_id\":-9223372036854775809,\"label\":1}",
     "{\"prediction_id\":123456789012345678901234567890,\"label\":1}",
-    "{\"prediction_id\":1,\"label\":01}", "{\"prediction_id\":1,\"label\":-01}",
-    "{\"prediction_id\":1,\"label\":00}", "{\"prediction_id\":1,\"label\":1.}",
-    "{\"prediction_id\":1,\"label\":.5}", "{\"prediction_id\":1,\"label\":+1}",
-    "{\"prediction_id\":1,\"label\":1e}", "{\"prediction_id\":1,\"label\":1e+}",
-    "{\"prediction_id\":1,\"label\":1E+2}", "{\"prediction_id\":1,\"label\":1e-2}",
-    "{\"prediction_id\":1,\"label\":-}", "{\"prediction_id\":1,\"label\":0x1}",
-    "{\"prediction_id\":1,\"label\":NaN}", "{\"prediction_id\":1,\"label\":Infinity}",
-    "{\"prediction_id\":1,\"label\":-Infinity}", "{\"prediction_id\":1,\"label\":tru}",
-    "{\"prediction_id\":1,\"label\":truee}", "{\"prediction_id\":1,\"label\":nul}",
-    "{\"prediction_id\":1,\"label\":1.0e+01}", "{\"prediction_id\":1,\"label\":0e99999999999}",
+    "{\"prediction_id\":1,\"label\":01}",
+    "{\"prediction_id\":1,\"label\":-01}",
+    "{\"prediction_id\":1,\"label\":00}",
+    "{\"prediction_id\":1,\"label\":1.}",
+    "{\"prediction_id\":1,\"label\":.5}",
+    "{\"prediction_id\":1,\"label\":+1}",
+    "{\"prediction_id\":1,\"label\":1e}",
+    "{\"prediction_id\":1,\"label\":1e+}",
+    "{\"prediction_id\":1,\"label\":1E+2}",
+    "{\"prediction_id\":1,\"label\":1e-2}",
+    "{\"prediction_id\":1,\"label\":-}",
+    "{\"prediction_id\":1,\"label\":0x1}",
+    "{\"prediction_id\":1,\"label\":NaN}",
+    "{\"prediction_id\":1,\"label\":Infinity}",
+    "{\"prediction_id\":1,\"label\":-Infinity}",
+    "{\"prediction_id\":1,\"label\":tru}",
+    "{\"prediction_id\":1,\"label\":truee}",
+    "{\"prediction_id\":1,\"label\":nul}",
+    "{\"prediction_id\":1,\"label\":1.0e+01}",
+    "{\"prediction_id\":1,\"label\":0e99999999999}",
     /* duplicate keys: the last one wins */
     "{\"prediction_id\":\"a\",\"prediction_id\":\"b\",\"label\":1,\"label\":\"z\"}",
     "{\"prediction_id\":\"a\",\"label\":1,\"label\":null}",
@@ -1042,9 +1244,9 @@ static void test_deep_nesting(void **state)
     memset(deep, '[', sizeof(deep));
     make_config(&s, 0);
     char err[256];
-    assert_int_equal(dw_decode_label(s.dec, deep, sizeof(deep), 0, &(struct dw_label){0}, err,
-                                     sizeof(err)),
-                     DW_BAD_JSON);
+    assert_int_equal(
+        dw_decode_label(s.dec, deep, sizeof(deep), 0, &(struct dw_label){0}, err, sizeof(err)),
+        DW_BAD_JSON);
     free_config(&s);
 }
 
