@@ -219,11 +219,12 @@ static long model_index(const char *name, size_t len, void *opaque)
     return -1;
 }
 
-#define META_COUNTERS(X)                                                                           \
-    X(predictions)                                                                                 \
-    X(labels)                                                                                      \
-    X(late_predictions) X(late_labels) X(duplicate_predictions) X(expired_predictions)             \
-        X(expired_labels) X(evicted) X(rejected_classes)
+/* The partition counters stored in the meta hash, one X(name) per field of dw_part_counters. */
+/* clang-format off */
+#define META_COUNTERS(X) \
+    X(predictions) X(labels) X(late_predictions) X(late_labels) X(duplicate_predictions) \
+    X(expired_predictions) X(expired_labels) X(evicted) X(rejected_classes)
+/* clang-format on */
 
 static void load_meta(struct dw_part *p, redisReply *meta)
 {
