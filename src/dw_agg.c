@@ -434,7 +434,8 @@ static long feature_index(const struct dw_model_cfg *model, const char *name, si
     return -1;
 }
 
-static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd)
+/* keep 0: a feature the model no longer has; its sketch is skipped, not deserialised. */
+static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd, int keep)
 {
     fs->count = dw_rd_u64(rd);
     fs->missing = dw_rd_u64(rd);
@@ -443,7 +444,11 @@ static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd)
     fs->mean = dw_rd_f64(rd);
     fs->m2 = dw_rd_f64(rd);
     fs->other = dw_rd_u64(rd);
-    dw_kll_get(rd, &fs->sk);
+    if (keep) {
+        dw_kll_get(rd, &fs->sk);
+    } else {
+        dw_rd_bytes(rd, dw_rd_u32(rd));
+    }
     uint32_t n_cats = dw_rd_u32(rd);
     for (uint32_t c = 0; c < n_cats && !rd->err; c++) {
         const char *cname;
@@ -492,7 +497,7 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
         if (idx >= 0 && agg->feats[idx].type == (enum dw_feature_type)type) {
             fs = &agg->feats[idx];
         }
-        feat_decode(fs, &rd);
+        feat_decode(fs, &rd, fs != &scratch);
         if (fs == &scratch) {
             cats_free(&scratch);
             dw_kll_destroy(scratch.sk);

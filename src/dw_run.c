@@ -678,9 +678,9 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
  * The windows of the rolling view ending with `cur` (window `start`), oldest first, `cur`
  * last: up to evaluation.rolling_windows, counted from the model's first evaluated window
  * (Redis key rolling_first:<model>, set on the first evaluation) as replay counts from the
- * first reported one. The earlier windows are read from Redis (a missing one is empty) and
- * reduced to copies over `counts_only`, a feature-less copy of the model, so that holding 23
- * of them costs their counts, not their sketches; at most one full window is held at a time.
+ * first reported one. The earlier windows are read from Redis (a missing one is empty) through
+ * `counts_only`, a feature-less copy of the model: their feature statistics and sketches are
+ * skipped while decoding, so holding 23 of them costs their counts only.
  * @returns 0 with *aggs (free with free_recent) and *n (0 when disabled), -1 on a Redis error.
  */
 static int load_recent(struct runner *rn, size_t mi, int64_t start, struct dw_agg *cur,
@@ -714,8 +714,9 @@ static int load_recent(struct runner *rn, size_t mi, int64_t start, struct dw_ag
     for (int64_t i = 0; i < k - 1; i++) {
         int64_t ws = start - (k - 1 - i) * L;
         char errstr[512];
+        /* Read through the feature-less model: sketches are skipped, not decoded. */
         struct dw_agg *full =
-            dw_redis_load_window(rn->redis, m, ws, rn->n_parts, errstr, sizeof(errstr));
+            dw_redis_load_window(rn->redis, counts_only, ws, rn->n_parts, errstr, sizeof(errstr));
         if (!full) {
             dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:I,s:s}", "model", m->name,
                    "window_start_ms", (json_int_t)ws, "error", errstr);
@@ -725,9 +726,7 @@ static int load_recent(struct runner *rn, size_t mi, int64_t start, struct dw_ag
             free(recent);
             return -1;
         }
-        recent[i] = dw_agg_new_exact(counts_only, ws, DW_AGG_MERGE_EXACT);
-        dw_agg_merge(recent[i], full);
-        dw_agg_free(full);
+        recent[i] = full;
     }
     recent[k - 1] = cur;
     *aggs = recent;
