@@ -21,35 +21,11 @@
 #include "driftwatch/dw_cmd.h"
 #include "driftwatch/dw_common.h"
 
+#define DW_TEST_NAME "gen"
+#include "dw_test_tmpdir.h"
+
 #define MAX_ARGS 64
 #define OVERSIZE_LIMIT 1000000 /* bytes; larger messages count as oversize */
-
-static char tmpdir[64];
-
-static int setup(void **state)
-{
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/dw_test_gen_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *path_of(const char *name)
-{
-    static char bufs[8][160];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, sizeof(bufs[0]), "%s/%s", tmpdir, name);
-    return b;
-}
 
 /* Runs `gen` with NULL-terminated arguments; always adds -q. @returns its exit code. */
 static int run_gen(const char *first, ...)
@@ -637,5 +613,5 @@ int main(void)
         cmocka_unit_test(test_fast_eps_and_epoch_start),
         cmocka_unit_test(test_kafka_sink),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, dw_tmp_setup, dw_tmp_teardown);
 }

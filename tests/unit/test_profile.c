@@ -26,6 +26,9 @@
 #include "driftwatch/dw_files.h"
 #include "driftwatch/dw_kll.h"
 
+#define DW_TEST_NAME "profile"
+#include "dw_test_tmpdir.h"
+
 #define MAX_ARGS 32
 
 /* |a - b| <= eps (cmocka 1.1.5 has no double assertion). */
@@ -36,30 +39,6 @@ static void assert_near_impl(double a, double b, double eps, const char *file, i
     if (!(fabs(a - b) <= eps)) {
         fail_msg("%s:%d: %.17g != %.17g (eps %g)", file, line, a, b, eps);
     }
-}
-
-static char tmpdir[64];
-
-static int setup(void **state)
-{
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/dw_test_profile_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *path_of(const char *name)
-{
-    static char bufs[8][160];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, sizeof(bufs[0]), "%s/%s", tmpdir, name);
-    return b;
 }
 
 static void write_file(const char *path, const char *text)
@@ -446,5 +425,5 @@ int main(void)
         cmocka_unit_test(test_round_trip_through_ref_from_json),
         cmocka_unit_test(test_files_numbers_and_pointers),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, dw_tmp_setup, dw_tmp_teardown);
 }

@@ -23,32 +23,11 @@
 #include "driftwatch/dw_cmd.h"
 #include "driftwatch/dw_common.h"
 
+#define DW_TEST_NAME "replay"
+#include "dw_test_tmpdir.h"
+
 #define MAX_ARGS 32
 #define MAX_REPORTS 64
-
-static char tmpdir[64];
-
-static int setup(void **state)
-{
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/dw_test_replay_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *path_of(const char *name)
-{
-    static char bufs[8][160];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, sizeof(bufs[0]), "%s/%s", tmpdir, name);
-    return b;
-}
 
 static FILE *open_w(const char *path)
 {
@@ -327,5 +306,5 @@ int main(void)
         cmocka_unit_test(test_reference_first_window_vs_profile),
         cmocka_unit_test(test_usage_and_missing_files),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, dw_tmp_setup, dw_tmp_teardown);
 }
