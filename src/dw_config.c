@@ -232,7 +232,7 @@ static const struct cfg_key cfg_keys[] = {
      .flags = F_MIN_EXCL | F_MAX_EXCL, .min = 0, .max = 1,
      .help = "Significance level of the p-value tests (ks, chi2, g_test): a feature drifts when "
              "its p-value, adjusted by Benjamini-Hochberg across the model's features tested "
-             "in the window, is below this."},
+             "in the window, is at most this."},
     {.name = "detectors.auto_max_sample", .type = T_INT, .def = "1000", CFG(auto_max_sample),
      .flags = F_MIN, .min = 0,
      .help = "Method auto uses a p-value test (ks numeric, chi2 categorical) when the smaller "

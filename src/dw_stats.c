@@ -765,6 +765,18 @@ static int check_view(const char *what, const double *x, const uint64_t *w, size
     return 0;
 }
 
+/* Both samples of a two-sample statistic, as check_view(); their totals in *n1 and *n2. */
+static int check_views(const double *x1, const uint64_t *w1, size_t len1, uint64_t *n1,
+                       const double *x2, const uint64_t *w2, size_t len2, uint64_t *n2,
+                       char *errstr, size_t errstr_size)
+{
+    if (check_view("first", x1, w1, len1, n1, errstr, errstr_size) != 0 ||
+        check_view("second", x2, w2, len2, n2, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * Walks the union of the two views in ascending order. At each distinct value v it moves
  * past every item equal to v on both sides, then reports the cumulative weights c1, c2
@@ -817,8 +829,7 @@ int dw_stats_ks_2samp(const double *x1, const uint64_t *w1, size_t len1, const d
 {
     uint64_t n1;
     uint64_t n2;
-    if (check_view("first", x1, w1, len1, &n1, errstr, errstr_size) != 0 ||
-        check_view("second", x2, w2, len2, &n2, errstr, errstr_size) != 0) {
+    if (check_views(x1, w1, len1, &n1, x2, w2, len2, &n2, errstr, errstr_size) != 0) {
         return -1;
     }
     struct merge_walk mw = {x1, x2, w1, w2, len1, len2, 0, 0, 0, 0};
@@ -870,8 +881,7 @@ int dw_stats_wasserstein(const double *x1, const uint64_t *w1, size_t len1, cons
 {
     uint64_t n1;
     uint64_t n2;
-    if (check_view("first", x1, w1, len1, &n1, errstr, errstr_size) != 0 ||
-        check_view("second", x2, w2, len2, &n2, errstr, errstr_size) != 0) {
+    if (check_views(x1, w1, len1, &n1, x2, w2, len2, &n2, errstr, errstr_size) != 0) {
         return -1;
     }
     struct merge_walk mw = {x1, x2, w1, w2, len1, len2, 0, 0, 0, 0};
