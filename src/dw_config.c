@@ -308,6 +308,11 @@ static const struct cfg_key model_keys[] = {
      .flags = F_NONEMPTY,
      .help = "Class whose probability a numeric score is, for binary metrics; labels compare as "
              "text, so 1 and \"1\" are the same class."},
+    {.name = "max_categories", .type = T_INT, .def = "1000", MODEL(max_categories),
+     .flags = F_MIN | F_MAX, .min = 1, .max = 100000,
+     .help = "Distinct values of a categorical feature counted exactly per window; beyond it "
+             "the most frequent values are tracked as heavy hitters (SpaceSaving) and the rest "
+             "count as \"__other__\"."},
 };
 /* clang-format on */
 

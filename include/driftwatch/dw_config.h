@@ -60,6 +60,7 @@ struct dw_model_cfg {
     char *name;
     enum dw_task task;               /* models.<m>.task, default classification */
     char *positive_class;            /* models.<m>.positive_class, default "1" */
+    int64_t max_categories;          /* models.<m>.max_categories: exact categories per feature */
     struct dw_feature_cfg *features; /* models.<m>.features: map name -> numeric|categorical */
     size_t n_features;
 };

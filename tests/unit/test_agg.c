@@ -34,7 +34,7 @@ static struct dw_feature_cfg g_feats[] = {
     {"c", DW_FEATURE_CATEGORICAL},
     {"y", DW_FEATURE_NUMERIC},
 };
-static struct dw_model_cfg g_model = {"fraud", DW_TASK_CLASSIFICATION, "1", g_feats, 3};
+static struct dw_model_cfg g_model = {.name = "fraud", .task = DW_TASK_CLASSIFICATION, .positive_class = "1", .features = g_feats, .n_features = 3};
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -708,7 +708,7 @@ static void test_decode_changed_model(void **state)
         {"y2", DW_FEATURE_NUMERIC},
         {"x", DW_FEATURE_NUMERIC},
     };
-    struct dw_model_cfg model2 = {"fraud", DW_TASK_CLASSIFICATION, "1", feats2, 4};
+    struct dw_model_cfg model2 = {.name = "fraud", .task = DW_TASK_CLASSIFICATION, .positive_class = "1", .features = feats2, .n_features = 4};
     char err[256] = "";
     struct dw_agg *back = dw_agg_decode(&model2, b.data, b.len, err, sizeof(err));
     if (!back) {
@@ -740,7 +740,7 @@ static void test_decode_changed_model(void **state)
         {"x", DW_FEATURE_CATEGORICAL},
         {"c", DW_FEATURE_NUMERIC},
     };
-    struct dw_model_cfg model3 = {"fraud", DW_TASK_CLASSIFICATION, "1", feats3, 2};
+    struct dw_model_cfg model3 = {.name = "fraud", .task = DW_TASK_CLASSIFICATION, .positive_class = "1", .features = feats3, .n_features = 2};
     back = dw_agg_decode(&model3, b.data, b.len, err, sizeof(err));
     assert_non_null(back);
     assert_int_equal(back->feats[0].count, 0);
@@ -819,7 +819,7 @@ static void test_encode_canonical_categories(void **state)
 {
     (void)state;
     static struct dw_feature_cfg feats[] = {{"c", DW_FEATURE_CATEGORICAL}};
-    static struct dw_model_cfg model = {"m", DW_TASK_CLASSIFICATION, "1", feats, 1};
+    static struct dw_model_cfg model = {.name = "m", .task = DW_TASK_CLASSIFICATION, .positive_class = "1", .features = feats, .n_features = 1};
     size_t slots = 16; /* the first table: both names share its last slot, the 2nd wraps */
     char names[2][32] = {"", ""};
     for (int i = 0; !names[1][0]; i++) {
