@@ -1,0 +1,152 @@
+/*
+ * dw_rules.h - alert rules with on-call semantics over window reports (pure C, no I/O).
+ *
+ * A rule is a condition on the window report of dw_eval_window() (the object `replay` prints):
+ * a dotted path into the report, optionally compared with a number:
+ *
+ *     features.*.drift                   true when the value is JSON true; `*` = one alert
+ *                                        instance per feature (the key of "features")
+ *     drift.dataset                      dataset drift
+ *     performance.accuracy < 0.8         op is one of < <= > >= == !=
+ *     accuracy_drop.value > 0.05         relative accuracy drop against the reference
+ *     latency_ms.p95 > 250
+ *     predictions == 0                   no data (with `for: 3`: three empty windows)
+ *
+ * A path that is missing or null in a report, or a comparison with a non-number, is "no value":
+ * the instance counts as inactive in that window.
+ *
+ * Time is the windows' own: each (model, window, stage) report is one evaluation step, so a
+ * replay, a restart or a second pod gives the same transitions. `for` and `keep_firing_for`
+ * count windows, `repeat_interval` is compared with window start times.
+ *
+ * States of an instance (fingerprint = model, rule, feature):
+ *   inactive -> pending      condition true, fewer than `for` consecutive windows so far
+ *   pending  -> firing       condition true in `for` consecutive windows   => notify "firing"
+ *   pending  -> inactive     condition false (no notification)
+ *   firing   -> firing       condition true; re-notify when repeat_interval has passed since
+ *                            the last notification (window start times)
+ *   firing   -> firing       condition false for at most keep_firing_for windows
+ *   firing   -> inactive     condition false for keep_firing_for + 1 windows => notify "resolved"
+ *                            (only when its firing was notified)
+ * Inhibition: while an instance of a rule with `inhibits_features` fires for a model, that
+ * model's per-feature instances (rules whose path has `*`) still change state but are not
+ * notified; a firing instance not yet notified is notified in the first step it is no longer
+ * inhibited; a resolved notice is sent only for an instance whose firing was notified.
+ * Grouping: one step returns one notification holding every alert of that (model, window).
+ */
+#ifndef DW_RULES_H
+#define DW_RULES_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DW_RULE_PATH_MAX 256 /* bytes of a condition's path */
+
+enum dw_severity { DW_SEV_WARNING = 0, DW_SEV_CRITICAL = 1 };
+
+/* Which report of a window a rule reads: the one at window close or the one at the label
+ * horizon ("final": performance with its labels). AUTO = FINAL when the path starts with
+ * performance, accuracy_drop, rolling, versions, labeled or unlabeled_share; else CLOSE. */
+enum dw_rule_stage { DW_STAGE_AUTO = 0, DW_STAGE_CLOSE = 1, DW_STAGE_FINAL = 2 };
+
+enum dw_rule_op { DW_OP_TRUE = 0, DW_OP_LT, DW_OP_LE, DW_OP_GT, DW_OP_GE, DW_OP_EQ, DW_OP_NE };
+
+/** @brief A parsed condition. */
+struct dw_rule_expr {
+    char path[DW_RULE_PATH_MAX]; /* dotted path, at most one "*" segment */
+    enum dw_rule_op op;          /* DW_OP_TRUE: the value must be JSON true */
+    double threshold;            /* compared with (value op threshold) */
+};
+
+struct dw_rule_label {
+    char *key;
+    char *value;
+};
+
+/** @brief One rule of `alerting.rules` (owned by struct dw_config). */
+struct dw_rule {
+    char *name;  /* alerting.rules[i].name: unique, [A-Za-z0-9_:-]+ */
+    char *model; /* alerting.rules[i].model: NULL = every model */
+    char *expr_text;
+    struct dw_rule_expr expr;
+    enum dw_rule_stage stage;
+    int64_t for_windows;         /* >= 1: consecutive windows before firing */
+    int64_t keep_firing_windows; /* >= 0 */
+    int64_t repeat_interval_ms;  /* >= 0; 0 = never repeat */
+    enum dw_severity severity;
+    struct dw_rule_label *labels; /* extra labels, sent with the alert */
+    size_t n_labels;
+    char *summary;     /* annotation templates (NULL = built-in text) */
+    char *description; /* NULL = none */
+    char *runbook_url; /* NULL = none */
+    int inhibits_features; /* while firing, mutes the model's per-feature alerts */
+};
+
+/**
+ * @brief Parses a condition ("features.*.drift", "performance.accuracy < 0.8").
+ * @returns 0, or -1 with errstr naming what is wrong (the text itself is quoted).
+ */
+int dw_rule_expr_parse(const char *text, struct dw_rule_expr *out, char *errstr,
+                       size_t errstr_size);
+
+/** @returns the stage a rule reads (DW_STAGE_AUTO resolved to CLOSE or FINAL). */
+enum dw_rule_stage dw_rule_stage_of(const struct dw_rule *rule);
+
+/** @returns "warning" or "critical". */
+const char *dw_severity_name(enum dw_severity s);
+
+/**
+ * @brief The built-in rules used when the config has none: feature_drift (features.*.drift,
+ *        warning), dataset_drift (drift.dataset, critical, inhibits features), accuracy_drop
+ *        (accuracy_drop.alert, critical). Each with for 1, keep_firing_for 0, repeat 0.
+ * @returns a malloc'ed array of *n rules (free with dw_rules_free).
+ */
+struct dw_rule *dw_rules_defaults(size_t *n);
+
+/** @brief Frees an array of n rules (members and the array). */
+void dw_rules_free(struct dw_rule *rules, size_t n);
+
+/**
+ * @returns the 16-hex-digit fingerprint of (model, rule, feature) in buf (>= 17 bytes):
+ *          the first 64 bits of SHA-256(model 0x1f rule 0x1f feature); feature "" for rules
+ *          without "*".
+ */
+void dw_rule_fingerprint(const char *model, const char *rule, const char *feature, char *buf);
+
+/**
+ * @brief The alert state of one model: JSON object fingerprint -> instance
+ *        {"rule","feature","state":"pending"|"firing","active":n,"inactive":n,
+ *         "active_since_ms","fired_ms","notified":bool,"last_sent_ms","value"}.
+ *        Inactive instances are not kept. Stored in Redis as text between steps.
+ */
+
+/**
+ * @brief One evaluation step for one model and one report (the report's "model",
+ *        "window_start_ms" and "final" say which). Rules of the other stage, and rules
+ *        for another model, are skipped. `state` (a JSON object as above, may be empty) is
+ *        updated in place.
+ * @param group consumer group (part of the notification id)
+ * @returns a new notification, or NULL when both "alerts" and "firing" are empty:
+ *   {"id": 32 hex (dw_eval_idempotency_key(group, model, window_start_ms, "alerts-close" or
+ *          "alerts-final")),
+ *    "model", "window_start", "window_end" (RFC 3339), "window_start_ms", "stage":"close"|"final",
+ *    "alerts": [ {"fingerprint", "rule", "feature" (or null), "status":"firing"|"resolved",
+ *                 "severity", "repeat": bool, "value" (number or bool, null when none),
+ *                 "threshold" (number or null), "starts_at" (RFC 3339, the window that fired),
+ *                 "ends_at" (RFC 3339 window end of the resolving step; resolved only),
+ *                 "labels": {"alertname": rule, "model", "feature" (when any), "severity",
+ *                            ...rule labels},
+ *                 "annotations": {"summary", "description"?, "runbook_url"?}} ... ],
+ *    "firing": [ the same objects for every instance firing after this step and not
+ *                inhibited, whether notified in this step or earlier (Alertmanager re-sends
+ *                them) ]}
+ *   "alerts" lists, in rule order then feature name order, the instances notified in this
+ *   step. Templates: "{{model}}", "{{feature}}", "{{rule}}", "{{value}}", "{{threshold}}",
+ *   "{{severity}}", "{{window_start}}", "{{window_end}}", "{{labels.KEY}}" are replaced; an
+ *   unknown name is left as written.
+ */
+json_t *dw_rules_step(const char *group, const struct dw_rule *rules, size_t n_rules,
+                      const json_t *report, json_t *state);
+
+#endif
