@@ -178,7 +178,12 @@ static void part_tag(const struct dw_redis *r, int32_t partition, const char *su
 
 static void global_key(const struct dw_redis *r, const char *name, char *buf, size_t size)
 {
-    snprintf(buf, size, "dw:%s:%s", r->cfg->group, name);
+    snprintf(buf, size, "{dw:%s}:%s", r->cfg->group, name);
+}
+
+void dw_redis_global_key(const struct dw_redis *r, const char *name, char *buf, size_t size)
+{
+    global_key(r, name, buf, size);
 }
 
 int dw_redis_claim(struct dw_redis *r, int32_t partition, const char *owner, char *errstr,
@@ -628,6 +633,77 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
 }
 
 /* ---- global keys ---- */
+
+/* Sends one command of a transaction; counts it. 0, or -1 when the connection failed. */
+static int tx_append(struct dw_redis *r, int *n_cmds, int argc, const char **argv,
+                     const size_t *lens)
+{
+    (*n_cmds)++;
+    return redisAppendCommandArgv(r->c, argc, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_redis_kv *sets,
+                         size_t n_sets, const char *hash, const struct dw_redis_kv *fields,
+                         size_t n_fields, char *errstr, size_t errstr_size)
+{
+    if (ensure_conn(r, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    char lock[512];
+    global_key(r, "lock:eval", lock, sizeof(lock));
+    freeReplyObject(cmdf(r, "WATCH %s", lock));
+    redisReply *o = cmdf(r, "GET %s", lock);
+    if (!reply_ok(o)) {
+        freeReplyObject(o);
+        drop_conn(r);
+        return dw_err(errstr, errstr_size, "redis: connection lost before the evaluation commit");
+    }
+    int held = o->type == REDIS_REPLY_STRING && strcmp(o->str, owner) == 0;
+    freeReplyObject(o);
+    if (!held) {
+        freeReplyObject(cmdf(r, "UNWATCH"));
+        dw_err(errstr, errstr_size, "the evaluator lease is held by another pod now");
+        return 1;
+    }
+    int n_cmds = 0, rc = 0;
+    const char *multi[] = {"MULTI"};
+    rc |= tx_append(r, &n_cmds, 1, multi, NULL);
+    char key[512], hkey[512];
+    for (size_t i = 0; i < n_sets && rc == 0; i++) {
+        global_key(r, sets[i].name, key, sizeof(key));
+        const char *argv[] = {sets[i].value ? "SET" : "DEL", key, sets[i].value};
+        size_t lens[] = {strlen(argv[0]), strlen(key), sets[i].value ? strlen(sets[i].value) : 0};
+        rc |= tx_append(r, &n_cmds, sets[i].value ? 3 : 2, argv, lens);
+    }
+    global_key(r, hash ? hash : "", hkey, sizeof(hkey));
+    for (size_t i = 0; i < n_fields && rc == 0; i++) {
+        const char *argv[] = {"HSET", hkey, fields[i].name, fields[i].value};
+        size_t lens[] = {4, strlen(hkey), strlen(fields[i].name), strlen(fields[i].value)};
+        rc |= tx_append(r, &n_cmds, 4, argv, lens);
+    }
+    const char *exec[] = {"EXEC"};
+    rc |= tx_append(r, &n_cmds, 1, exec, NULL);
+    int result = rc == 0 ? 0 : dw_err(errstr, errstr_size, "redis: cannot send the commit");
+    for (int i = 0; i < n_cmds && rc == 0; i++) {
+        void *rep_v = NULL;
+        if (redisGetReply(r->c, &rep_v) != REDIS_OK) {
+            result = dw_err(errstr, errstr_size, "redis: connection lost during the commit");
+            break;
+        }
+        redisReply *rep = rep_v;
+        if (i == n_cmds - 1 && rep->type == REDIS_REPLY_NIL) {
+            result = 1;
+            dw_err(errstr, errstr_size, "the evaluator lease changed during the commit");
+        } else if (rep->type == REDIS_REPLY_ERROR && result == 0) {
+            result = dw_err(errstr, errstr_size, "redis commit command failed: %s", rep->str);
+        }
+        freeReplyObject(rep);
+    }
+    if (result < 0) {
+        drop_conn(r);
+    }
+    return result;
+}
 
 int dw_redis_set_partitions(struct dw_redis *r, int n)
 {

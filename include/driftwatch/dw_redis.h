@@ -8,12 +8,15 @@
  *   {dw:G:T:P}:open                 set of "<model>\t<window start ms>" windows in memory
  *   {dw:G:T:P}:w:<model>:<start>    string: the partition's aggregate of that window
  *   {dw:G:T:P}:join                 hash: prediction_id -> join record
- *   dw:G:partitions                 partition count of the topics
- *   dw:G:lock:eval                  the evaluator's lease (SET NX PX)
- *   dw:G:cursor:<model>             next window start to evaluate
- *   dw:G:ref:<model>                reference profile (JSON)
- *   dw:G:report:<model>:<start>     last report of a window (JSON)
- *   dw:G:trigger:last:<model>       window start of the last retraining trigger
+ * Global keys share the hash tag {dw:G}, so that an evaluation commit is one MULTI/EXEC too:
+ *   {dw:G}:partitions               partition count of the topics
+ *   {dw:G}:lock:eval                the evaluator's lease (SET NX PX)
+ *   {dw:G}:cursor:<model>           next window start to evaluate (cursor_final: label horizon)
+ *   {dw:G}:ref:<model>              reference profile (JSON)
+ *   {dw:G}:report:<model>:<start>   last report of a window (JSON)
+ *   {dw:G}:alerts:<model>           alert state of the model's rule instances (JSON)
+ *   {dw:G}:trigger:<model>          trigger guardrail state (JSON: last window, day, count)
+ *   {dw:G}:deliveries               hash: "<sink>/<message id>" -> message not yet delivered
  */
 #ifndef DW_REDIS_H
 #define DW_REDIS_H
@@ -64,7 +67,7 @@ int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *errstr, size
 int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
                         int64_t label_eof_ms, size_t *bytes_out, char *errstr, size_t errstr_size);
 
-/** @brief Stores/reads the partition count (dw:G:partitions). */
+/** @brief Stores/reads the partition count ({dw:G}:partitions). */
 int dw_redis_set_partitions(struct dw_redis *r, int n);
 int dw_redis_get_partitions(struct dw_redis *r, int *n);
 
@@ -83,16 +86,36 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
 int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model, int n_parts,
                            int64_t **starts, size_t *n);
 
-/** @brief Lease dw:G:lock:<name>: SET NX PX, or extends it when we already hold it. 1 = held. */
+/** @brief Lease {dw:G}:lock:<name>: SET NX PX, or extends it when we already hold it. 1 = held. */
 int dw_redis_lease(struct dw_redis *r, const char *name, const char *owner, int64_t ttl_ms);
 void dw_redis_release(struct dw_redis *r, const char *name, const char *owner);
 
-/** @brief Global integer key dw:G:<name>. get returns 1 found, 0 absent, -1 error. */
+/** @brief Global integer key {dw:G}:<name>. get returns 1 found, 0 absent, -1 error. */
 int dw_redis_get_i64(struct dw_redis *r, const char *name, int64_t *out);
 int dw_redis_set_i64(struct dw_redis *r, const char *name, int64_t v);
 
-/** @brief Global string key dw:G:<name> (ttl_ms 0 = no expiry); get returns malloc'd or NULL. */
+/** @brief Global string key {dw:G}:<name> (ttl_ms 0 = no expiry); get returns malloc'd or NULL. */
 int dw_redis_set_str(struct dw_redis *r, const char *name, const char *value, int64_t ttl_ms);
 char *dw_redis_get_str(struct dw_redis *r, const char *name);
+
+/** @brief A global key (or hash field) and its value; value NULL deletes the key. */
+struct dw_redis_kv {
+    const char *name;
+    const char *value;
+};
+
+/**
+ * @brief One MULTI/EXEC of evaluation state, fenced by the evaluator lease (WATCH on
+ *        {dw:G}:lock:eval, which must hold `owner`): SET (or DEL) each global key of `sets`,
+ *        then HSET each field of `fields` into the global hash `hash`.
+ * @returns 0 committed, 1 not committed because the lease is not ours (errstr says so),
+ *          -1 Redis error.
+ */
+int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_redis_kv *sets,
+                         size_t n_sets, const char *hash, const struct dw_redis_kv *fields,
+                         size_t n_fields, char *errstr, size_t errstr_size);
+
+/** @brief The full name of global key `name`: "{dw:G}:name". */
+void dw_redis_global_key(const struct dw_redis *r, const char *name, char *buf, size_t size);
 
 #endif
