@@ -211,9 +211,14 @@ static char *json_text(const json_t *v)
     return r;
 }
 
-/* A scalar for human text: like json_text, "none" for null/absent. */
+/* A scalar for human text: like json_text but reals with %.6g (as the rules' summaries), "none"
+ * for null/absent. */
 static void json_human(const json_t *v, char *buf, size_t n)
 {
+    if (json_is_real(v)) {
+        snprintf(buf, n, "%.6g", json_real_value(v));
+        return;
+    }
     char *t = json_text(v);
     snprintf(buf, n, "%s", t != NULL ? t : "none");
     free(t);
@@ -504,6 +509,15 @@ static json_t *slack_section(const json_t *alert, const char *model)
     sb_adds(&sb, "\n");
     sb_add_slack(&sb, sum);
     free(sum);
+    const char *desc = str_member(json_object_get(alert, "annotations"), "description");
+    if (desc != NULL && desc[0] != '\0') {
+        char *d = dw_strdup(desc);
+        utf8_truncate(d, DW_SLACK_SUMMARY_MAX / 2);
+        sb_adds(&sb, "\n_");
+        sb_add_slack(&sb, d);
+        sb_adds(&sb, "_");
+        free(d);
+    }
     char v[64];
     char t[64];
     json_human(json_object_get(alert, "value"), v, sizeof(v));

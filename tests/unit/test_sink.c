@@ -453,6 +453,7 @@ static void test_slack_render(void **state)
                             "\nvalue 0.31, threshold 0.2\n<" RUNBOOK "|Runbook>");
     const char *t2 = jstr(json_object_get(json_array_get(blocks, 3), "text"), "text");
     assert_null(strstr(t2, "Runbook")); /* no runbook_url on that alert */
+    assert_null(strstr(t2, "\n_")); /* nor a description */
     assert_non_null(strstr(t2, "*FIRING* *dataset_drift* (critical)"));
     json_decref(p);
     dw_sink_msgs_free(msgs, 1);
@@ -480,9 +481,12 @@ static void test_slack_many_and_escaping(void **state)
         snprintf(fp, sizeof(fp), "%016x", i);
         snprintf(feat, sizeof(feat), i == 0 ? "a<b&c" : "f%02d", i);
         json_array_append_new(alerts, alert_new(fp, "feature_drift", feat,
-                                                i < 3 ? "resolved" : "firing", "warning", 0.5,
+                                                i < 3 ? "resolved" : "firing", "warning",
+                                                i == 0 ? 0.0031234567891 : 0.5,
                                                 i == 0 ? "x > y" : "s", NULL));
     }
+    json_object_set_new(json_object_get(json_array_get(alerts, 0), "annotations"),
+                        "description", json_string("Check the <amount> feed"));
     json_t *n = notif_new(alerts, NULL);
     /* a window across midnight shows dates */
     json_object_set_new(n, "window_start", json_string("2026-11-22T23:00:00Z"));
@@ -507,8 +511,10 @@ static void test_slack_many_and_escaping(void **state)
     assert_string_equal(jstr(json_array_get(json_object_get(last, "elements"), 0), "text"),
                         "and 5 more");
     const char *s0 = jstr(json_object_get(json_array_get(blocks, 2), "text"), "text");
+    assert_non_null(strstr(s0, "\n_Check the &lt;amount&gt; feed_"));
     assert_non_null(strstr(s0, "*RESOLVED* *feature_drift a&lt;b&amp;c*"));
     assert_non_null(strstr(s0, "x &gt; y"));
+    assert_non_null(strstr(s0, "\nvalue 0.00312346, threshold 0.2"));
     assert_null(strstr(s0, "a<b"));
     assert_string_equal(jstr(json_object_get(json_array_get(blocks, 0), "text"), "text"),
                         "[TEST] [FIRING:22 RESOLVED:3] fraud: 25 alerts");
@@ -669,6 +675,7 @@ static void test_alertmanager_render(void **state)
     json_object_set_new(l, "tier", json_integer(2));
     json_object_set_new(l, "shadow", json_true());
     json_object_set_new(l, "ratio", json_real(0.1));
+    json_object_set_new(l, "pvalue", json_real(0.0031234567891));
     json_object_set_new(l, "owner", json_null());
     json_object_set_new(l, "team-name", json_string("risk"));
     json_array_append_new(alerts, newf);
@@ -701,6 +708,7 @@ static void test_alertmanager_render(void **state)
     assert_string_equal(jstr(labels, "tier"), "2");
     assert_string_equal(jstr(labels, "shadow"), "true");
     assert_string_equal(jstr(labels, "ratio"), "0.1");
+    assert_string_equal(jstr(labels, "pvalue"), "0.0031234567891"); /* round-trip digits */
     assert_string_equal(jstr(labels, "team_name"), "risk");
     assert_string_equal(jstr(labels, "severity"), "warning");
     assert_string_equal(jstr(labels, "model"), "fraud");
