@@ -364,9 +364,9 @@ static size_t render_webhook(const struct dw_sink_cfg *s, const json_t *n, const
         }
     }
     json_t *p = json_object();
-    json_object_set_new(p, "type", json_string(json_is_true(json_object_get(n, "test"))
-                                                   ? "driftwatch.test"
-                                                   : "driftwatch.alert"));
+    json_object_set_new(p, "type",
+                        json_string(json_is_true(json_object_get(n, "test")) ? "driftwatch.test"
+                                                                             : "driftwatch.alert"));
     json_object_set_new(p, "id", json_string(id));
     json_object_set_new(p, "model", copy_member(n, "model"));
     json_object_set_new(p, "window_start", copy_member(n, "window_start"));
@@ -602,9 +602,9 @@ static size_t render_slack(const struct dw_sink_cfg *s, const json_t *n, const c
         sb_addf(&sb, "%zu alerts", total);
     }
     char *header = sb_take(&sb);
-    json_array_append_new(blocks, json_pack("{s:s,s:o}", "type", "header", "text",
-                                            slack_text_obj("plain_text", header,
-                                                           DW_SLACK_HEADER_MAX)));
+    json_array_append_new(blocks,
+                          json_pack("{s:s,s:o}", "type", "header", "text",
+                                    slack_text_obj("plain_text", header, DW_SLACK_HEADER_MAX)));
     free(header);
 
     sb_adds(&sb, "Window ");
@@ -687,9 +687,9 @@ static json_t *pd_event(const struct dw_sink_cfg *s, const json_t *n, const json
     json_t *payload = json_object();
     json_object_set_new(payload, "summary", json_string(sum));
     json_object_set_new(payload, "source", json_string("driftwatch"));
-    json_object_set_new(payload, "severity",
-                        json_string(sev != NULL && strcmp(sev, "critical") == 0 ? "critical"
-                                                                                : "warning"));
+    json_object_set_new(
+        payload, "severity",
+        json_string(sev != NULL && strcmp(sev, "critical") == 0 ? "critical" : "warning"));
     if (starts != NULL) {
         json_object_set_new(payload, "timestamp", json_string(starts));
     }
@@ -706,16 +706,16 @@ static json_t *pd_event(const struct dw_sink_cfg *s, const json_t *n, const json
     json_object_set_new(payload, "custom_details", details);
     free(sum);
 
-    json_t *ev = json_pack("{s:s,s:s,s:o}", "event_action", "trigger", "dedup_key", fp,
-                           "payload", payload);
+    json_t *ev =
+        json_pack("{s:s,s:s,s:o}", "event_action", "trigger", "dedup_key", fp, "payload", payload);
     json_t *links = json_array();
     const char *runbook = str_member(json_object_get(alert, "annotations"), "runbook_url");
     if (runbook != NULL && runbook[0] != '\0') {
         json_array_append_new(links, json_pack("{s:s,s:s}", "href", runbook, "text", "Runbook"));
     }
     if (s->generator_url != NULL && s->generator_url[0] != '\0') {
-        json_array_append_new(links, json_pack("{s:s,s:s}", "href", s->generator_url, "text",
-                                               "driftwatch"));
+        json_array_append_new(
+            links, json_pack("{s:s,s:s}", "href", s->generator_url, "text", "driftwatch"));
     }
     if (json_array_size(links) > 0) {
         json_object_set_new(ev, "links", links);
@@ -779,8 +779,8 @@ static char *am_label_name(const char *key)
     }
     for (size_t i = 0; i < len; i++) {
         char c = key[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '_';
+        int ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
         out[j++] = ok ? c : '_';
     }
     out[j] = '\0';
@@ -1097,11 +1097,10 @@ int dw_sink_prepare(const struct dw_sink_cfg *s, const char *msg_id, const char 
         req_add_header(req, "webhook-timestamp: %lld", (long long)now_s);
         if (s->secret != NULL && s->secret[0] != '\0') {
             char sig[64];
-            if (dw_sign_standard(s->secret, msg_id, now_s, body, strlen(body), sig,
-                                 sizeof(sig)) != 0) {
+            if (dw_sign_standard(s->secret, msg_id, now_s, body, strlen(body), sig, sizeof(sig)) !=
+                0) {
                 dw_err(errstr, errstr_size,
-                       "sink %s: the webhook secret is not \"whsec_\" followed by base64",
-                       name);
+                       "sink %s: the webhook secret is not \"whsec_\" followed by base64", name);
                 goto err;
             }
             req_add_header(req, "webhook-signature: %s", sig);

@@ -3,7 +3,8 @@
  *
  * A notification (the JSON object of dw_rules_step(), optionally with a "report" member added
  * by the caller: the window report, the alert's evidence) becomes, per sink:
- *   - webhook      one message: the documented driftwatch payload (docs/alerting.md), signed
+ *   - webhook      one message: the documented driftwatch payload (every sink's payload is
+ *                  documented field by field in docs/alerting-payloads.md), signed
  *                  at send time per Standard Webhooks (webhook-id, webhook-timestamp,
  *                  webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">);
  *   - slack        one message: {"text", "blocks"} for an incoming webhook;

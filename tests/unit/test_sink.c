@@ -33,12 +33,11 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Fixtures                                                                                  */
 
-static json_t *alert_new(const char *fp, const char *rule, const char *feature,
-                         const char *status, const char *sev, double value, const char *summary,
-                         const char *runbook)
+static json_t *alert_new(const char *fp, const char *rule, const char *feature, const char *status,
+                         const char *sev, double value, const char *summary, const char *runbook)
 {
-    json_t *labels = json_pack("{s:s,s:s,s:s,s:s}", "alertname", rule, "model", "fraud",
-                               "severity", sev, "team", "risk");
+    json_t *labels = json_pack("{s:s,s:s,s:s,s:s}", "alertname", rule, "model", "fraud", "severity",
+                               sev, "team", "risk");
     if (feature != NULL) {
         json_object_set_new(labels, "feature", json_string(feature));
     }
@@ -46,12 +45,11 @@ static json_t *alert_new(const char *fp, const char *rule, const char *feature,
     if (runbook != NULL) {
         json_object_set_new(ann, "runbook_url", json_string(runbook));
     }
-    json_t *a = json_pack("{s:s,s:s,s:o,s:s,s:s,s:b,s:f,s:f,s:s,s:o,s:o}", "fingerprint", fp,
-                          "rule", rule, "feature",
-                          feature != NULL ? json_string(feature) : json_null(), "status",
-                          status, "severity", sev, "repeat", 0, "value", value, "threshold",
-                          0.2, "starts_at", "2026-11-22T10:15:00Z", "labels", labels,
-                          "annotations", ann);
+    json_t *a =
+        json_pack("{s:s,s:s,s:o,s:s,s:s,s:b,s:f,s:f,s:s,s:o,s:o}", "fingerprint", fp, "rule", rule,
+                  "feature", feature != NULL ? json_string(feature) : json_null(), "status", status,
+                  "severity", sev, "repeat", 0, "value", value, "threshold", 0.2, "starts_at",
+                  "2026-11-22T10:15:00Z", "labels", labels, "annotations", ann);
     assert_non_null(a);
     if (strcmp(status, "resolved") == 0) {
         json_object_set_new(a, "ends_at", json_string("2026-11-22T10:20:00Z"));
@@ -61,11 +59,11 @@ static json_t *alert_new(const char *fp, const char *rule, const char *feature,
 
 static json_t *notif_new(json_t *alerts, json_t *firing)
 {
-    json_t *n = json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:o,s:o}", "id", NOTIF_ID, "model", "fraud",
-                          "window_start", "2026-11-22T10:15:00Z", "window_end",
-                          "2026-11-22T10:16:00Z", "window_start_ms", (json_int_t)1795255500000,
-                          "stage", "close", "alerts", alerts, "firing",
-                          firing != NULL ? firing : json_array());
+    json_t *n =
+        json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:o,s:o}", "id", NOTIF_ID, "model", "fraud",
+                  "window_start", "2026-11-22T10:15:00Z", "window_end", "2026-11-22T10:16:00Z",
+                  "window_start_ms", (json_int_t)1795255500000, "stage", "close", "alerts", alerts,
+                  "firing", firing != NULL ? firing : json_array());
     assert_non_null(n);
     return n;
 }
@@ -74,9 +72,8 @@ static json_t *notif_new(json_t *alerts, json_t *firing)
 static json_t *notif_firing(void)
 {
     json_t *alerts = json_array();
-    json_array_append_new(alerts, alert_new("aaaaaaaaaaaaaaaa", "feature_drift", "amount",
-                                            "firing", "warning", 0.31,
-                                            "amount drifted on fraud", RUNBOOK));
+    json_array_append_new(alerts, alert_new("aaaaaaaaaaaaaaaa", "feature_drift", "amount", "firing",
+                                            "warning", 0.31, "amount drifted on fraud", RUNBOOK));
     json_array_append_new(alerts, alert_new("bbbbbbbbbbbbbbbb", "dataset_drift", NULL, "firing",
                                             "critical", 1.0, "fraud dataset drift", NULL));
     return notif_new(alerts, json_deep_copy(alerts));
@@ -139,8 +136,8 @@ static void test_sign_standard_vector(void **state)
     (void)state;
     const char *body = "{\"test\": 2432232314}";
     char sig[64];
-    assert_int_equal(dw_sign_standard(SIGN_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
-                                      body, strlen(body), sig, sizeof(sig)),
+    assert_int_equal(dw_sign_standard(SIGN_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body,
+                                      strlen(body), sig, sizeof(sig)),
                      0);
     assert_string_equal(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 
@@ -153,8 +150,8 @@ static void test_sign_standard_vector(void **state)
     assert_string_equal(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 
     /* Another timestamp, another signature. */
-    assert_int_equal(dw_sign_standard(SIGN_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331,
-                                      body, strlen(body), sig, sizeof(sig)),
+    assert_int_equal(dw_sign_standard(SIGN_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331, body,
+                                      strlen(body), sig, sizeof(sig)),
                      0);
     assert_string_not_equal(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 
@@ -196,8 +193,9 @@ static void test_sign_standard_bad_secret(void **state)
 {
     (void)state;
     char sig[64];
-    const char *bad[] = {"whsec_", "", "whsec_not base64!", "whsec_abcde", "whsec_ab=c",
-                         "whsec_****", "whsec_abcd==", "whsec_abc==", "whsec_ab==="};
+    const char *bad[] = {"whsec_",     "",           "whsec_not base64!", "whsec_abcde",
+                         "whsec_ab=c", "whsec_****", "whsec_abcd==",      "whsec_abc==",
+                         "whsec_ab==="};
     for (size_t i = 0; i < DW_ARRAY_SIZE(bad); i++) {
         assert_int_equal(dw_sign_standard(bad[i], "m", 1, "{}", 2, sig, sizeof(sig)), -1);
     }
@@ -207,19 +205,16 @@ static void test_sign_github_vector(void **state)
 {
     (void)state;
     char sig[80];
-    assert_int_equal(dw_sign_github("It's a Secret to Everybody", "Hello, World!", 13, sig,
-                                    sizeof(sig)),
-                     0);
+    assert_int_equal(
+        dw_sign_github("It's a Secret to Everybody", "Hello, World!", 13, sig, sizeof(sig)), 0);
     assert_string_equal(sig,
                         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
-    assert_int_equal(dw_sign_github("It's a Secret to Everybody", "Hello, World!", 13, sig, 72),
-                     0);
+    assert_int_equal(dw_sign_github("It's a Secret to Everybody", "Hello, World!", 13, sig, 72), 0);
     assert_int_equal(dw_sign_github("It's a Secret to Everybody", "Hello, World!", 13, sig, 71),
                      -1);
     /* Only body_len bytes are signed. */
-    assert_int_equal(dw_sign_github("It's a Secret to Everybody", "Hello, World!XYZ", 13, sig,
-                                    sizeof(sig)),
-                     0);
+    assert_int_equal(
+        dw_sign_github("It's a Secret to Everybody", "Hello, World!XYZ", 13, sig, sizeof(sig)), 0);
     assert_string_equal(sig,
                         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17");
 }
@@ -249,8 +244,8 @@ static void test_routes(void **state)
     (void)state;
     json_t *warn = alert_new("aaaaaaaaaaaaaaaa", "feature_drift", "amount", "firing", "warning",
                              0.3, "s", NULL);
-    json_t *crit = alert_new("bbbbbbbbbbbbbbbb", "dataset_drift", NULL, "firing", "critical",
-                             1.0, "s", NULL);
+    json_t *crit =
+        alert_new("bbbbbbbbbbbbbbbb", "dataset_drift", NULL, "firing", "critical", 1.0, "s", NULL);
     json_object_set_new(json_object_get(crit, "labels"), "tier", json_integer(2));
     struct dw_sink_cfg s = sink_cfg(DW_SINK_WEBHOOK);
 
@@ -293,8 +288,7 @@ static void test_webhook_render(void **state)
 {
     (void)state;
     json_t *n = notif_firing();
-    json_object_set_new(n, "report", json_pack("{s:s,s:i}", "model", "fraud", "predictions",
-                                               1200));
+    json_object_set_new(n, "report", json_pack("{s:s,s:i}", "model", "fraud", "predictions", 1200));
     struct dw_sink_cfg s = sink_cfg(DW_SINK_WEBHOOK);
     struct dw_sink_msg *msgs = NULL;
     assert_int_equal(dw_sink_render(&s, n, 0, &msgs), 1);
@@ -315,9 +309,8 @@ static void test_webhook_render(void **state)
     assert_int_equal(json_array_size(alerts), 2);
     /* the alerts are those of the notification, unchanged */
     assert_true(json_equal(alerts, json_object_get(n, "alerts")));
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(p, "report"),
-                                                        "predictions")),
-                     1200);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(p, "report"), "predictions")), 1200);
     json_decref(p);
     dw_sink_msgs_free(msgs, 1);
 
@@ -453,7 +446,7 @@ static void test_slack_render(void **state)
                             "\nvalue 0.31, threshold 0.2\n<" RUNBOOK "|Runbook>");
     const char *t2 = jstr(json_object_get(json_array_get(blocks, 3), "text"), "text");
     assert_null(strstr(t2, "Runbook")); /* no runbook_url on that alert */
-    assert_null(strstr(t2, "\n_")); /* nor a description */
+    assert_null(strstr(t2, "\n_"));     /* nor a description */
     assert_non_null(strstr(t2, "*FIRING* *dataset_drift* (critical)"));
     json_decref(p);
     dw_sink_msgs_free(msgs, 1);
@@ -462,8 +455,8 @@ static void test_slack_render(void **state)
     s.severities = 1u << DW_SEV_CRITICAL;
     assert_int_equal(dw_sink_render(&s, n, 0, &msgs), 1);
     p = parse(msgs[0].body);
-    assert_string_equal(jstr(p, "text"),
-                        "[FIRING:1] fraud window 10:15\xE2\x80\x93" "10:16 UTC: dataset_drift");
+    assert_string_equal(jstr(p, "text"), "[FIRING:1] fraud window 10:15\xE2\x80\x93"
+                                         "10:16 UTC: dataset_drift");
     json_decref(p);
     dw_sink_msgs_free(msgs, 1);
     assert_int_equal(dw_sink_render(&s, n, 1, &msgs), 0);
@@ -480,13 +473,12 @@ static void test_slack_many_and_escaping(void **state)
         char feat[32];
         snprintf(fp, sizeof(fp), "%016x", i);
         snprintf(feat, sizeof(feat), i == 0 ? "a<b&c" : "f%02d", i);
-        json_array_append_new(alerts, alert_new(fp, "feature_drift", feat,
-                                                i < 3 ? "resolved" : "firing", "warning",
-                                                i == 0 ? 0.0031234567891 : 0.5,
-                                                i == 0 ? "x > y" : "s", NULL));
+        json_array_append_new(
+            alerts, alert_new(fp, "feature_drift", feat, i < 3 ? "resolved" : "firing", "warning",
+                              i == 0 ? 0.0031234567891 : 0.5, i == 0 ? "x > y" : "s", NULL));
     }
-    json_object_set_new(json_object_get(json_array_get(alerts, 0), "annotations"),
-                        "description", json_string("Check the <amount> feed"));
+    json_object_set_new(json_object_get(json_array_get(alerts, 0), "annotations"), "description",
+                        json_string("Check the <amount> feed"));
     json_t *n = notif_new(alerts, NULL);
     /* a window across midnight shows dates */
     json_object_set_new(n, "window_start", json_string("2026-11-22T23:00:00Z"));
@@ -549,8 +541,8 @@ static void test_pagerduty_render(void **state)
                                             "critical", 1.0, "fraud dataset drift", RUNBOOK));
     json_array_append_new(alerts, alert_new("aaaaaaaaaaaaaaaa", "feature_drift", "amount",
                                             "resolved", "warning", 0.01, "ok", NULL));
-    json_array_append_new(alerts, alert_new("cccccccccccccccc", "feature_drift", "age",
-                                            "firing", "warning", 0.4, "age drifted", NULL));
+    json_array_append_new(alerts, alert_new("cccccccccccccccc", "feature_drift", "age", "firing",
+                                            "warning", 0.4, "age drifted", NULL));
     json_t *n = notif_new(alerts, NULL);
     struct dw_sink_cfg s = sink_cfg(DW_SINK_PAGERDUTY);
     struct dw_sink_msg *msgs = NULL;
@@ -624,8 +616,8 @@ static void test_pagerduty_long_summary(void **state)
     }
     sum[1400] = '\0';
     json_t *alerts = json_array();
-    json_array_append_new(alerts, alert_new("aaaaaaaaaaaaaaaa", "feature_drift", "amount",
-                                            "firing", "warning", 0.3, sum, NULL));
+    json_array_append_new(alerts, alert_new("aaaaaaaaaaaaaaaa", "feature_drift", "amount", "firing",
+                                            "warning", 0.3, sum, NULL));
     json_t *n = notif_new(alerts, NULL);
     json_object_set_new(n, "test", json_true());
     struct dw_sink_cfg s = sink_cfg(DW_SINK_PAGERDUTY);
@@ -669,8 +661,8 @@ static void test_alertmanager_render(void **state)
 {
     (void)state;
     json_t *alerts = json_array();
-    json_t *newf = alert_new("cccccccccccccccc", "feature_drift", "age", "firing", "warning",
-                             0.4, "age drifted", RUNBOOK);
+    json_t *newf = alert_new("cccccccccccccccc", "feature_drift", "age", "firing", "warning", 0.4,
+                             "age drifted", RUNBOOK);
     json_t *l = json_object_get(newf, "labels");
     json_object_set_new(l, "tier", json_integer(2));
     json_object_set_new(l, "shadow", json_true());
@@ -796,8 +788,7 @@ static void test_prepare_webhook(void **state)
     struct dw_sink_msg *msgs = NULL;
     assert_int_equal(dw_sink_render(&s, n, 0, &msgs), 1);
     int64_t now_s = 1795255561;
-    assert_int_equal(dw_sink_prepare(&s, msgs[0].id, msgs[0].body, now_s, &req, err,
-                                     sizeof(err)),
+    assert_int_equal(dw_sink_prepare(&s, msgs[0].id, msgs[0].body, now_s, &req, err, sizeof(err)),
                      0);
     assert_string_equal(req.body, msgs[0].body);
     assert_string_equal(header_value(&req, "webhook-id"), msgs[0].id);
@@ -819,16 +810,14 @@ static void test_prepare_webhook(void **state)
 
     /* unsigned sink: no signature header */
     s.secret = "";
-    assert_int_equal(dw_sink_prepare(&s, msgs[0].id, msgs[0].body, now_s, &req, err,
-                                     sizeof(err)),
+    assert_int_equal(dw_sink_prepare(&s, msgs[0].id, msgs[0].body, now_s, &req, err, sizeof(err)),
                      0);
     assert_null(header_value(&req, "webhook-signature"));
     assert_non_null(header_value(&req, "webhook-id"));
     assert_int_equal(req.n_headers, 4);
     dw_sink_request_free(&req);
     s.secret = NULL;
-    assert_int_equal(dw_sink_prepare(&s, msgs[0].id, msgs[0].body, now_s, &req, err,
-                                     sizeof(err)),
+    assert_int_equal(dw_sink_prepare(&s, msgs[0].id, msgs[0].body, now_s, &req, err, sizeof(err)),
                      0);
     assert_null(header_value(&req, "webhook-signature"));
     dw_sink_request_free(&req);
@@ -867,8 +856,7 @@ static void test_prepare_pagerduty(void **state)
     assert_int_equal(dw_sink_render(&s, n, 0, &msgs), 2);
     struct dw_sink_request req;
     char err[256];
-    assert_int_equal(dw_sink_prepare(&s, msgs[0].id, msgs[0].body, 100, &req, err, sizeof(err)),
-                     0);
+    assert_int_equal(dw_sink_prepare(&s, msgs[0].id, msgs[0].body, 100, &req, err, sizeof(err)), 0);
     assert_int_equal(req.n_headers, 1);
     assert_string_equal(header_value(&req, "Content-Type"), "application/json");
     json_t *full = parse(req.body);
@@ -935,14 +923,14 @@ static void test_classify(void **state)
         long status;
         enum dw_sink_outcome want;
     } table[] = {
-        {0, DW_SINK_RETRY},        {200, DW_SINK_DELIVERED}, {201, DW_SINK_DELIVERED},
-        {202, DW_SINK_DELIVERED},  {204, DW_SINK_DELIVERED}, {299, DW_SINK_DELIVERED},
-        {100, DW_SINK_REJECTED},   {301, DW_SINK_REJECTED},  {302, DW_SINK_REJECTED},
-        {400, DW_SINK_REJECTED},   {401, DW_SINK_REJECTED},  {403, DW_SINK_REJECTED},
-        {404, DW_SINK_REJECTED},   {408, DW_SINK_RETRY},     {409, DW_SINK_REJECTED},
-        {413, DW_SINK_REJECTED},   {422, DW_SINK_REJECTED},  {429, DW_SINK_RETRY},
-        {500, DW_SINK_RETRY},      {502, DW_SINK_RETRY},     {503, DW_SINK_RETRY},
-        {504, DW_SINK_RETRY},      {599, DW_SINK_RETRY},
+        {0, DW_SINK_RETRY},       {200, DW_SINK_DELIVERED}, {201, DW_SINK_DELIVERED},
+        {202, DW_SINK_DELIVERED}, {204, DW_SINK_DELIVERED}, {299, DW_SINK_DELIVERED},
+        {100, DW_SINK_REJECTED},  {301, DW_SINK_REJECTED},  {302, DW_SINK_REJECTED},
+        {400, DW_SINK_REJECTED},  {401, DW_SINK_REJECTED},  {403, DW_SINK_REJECTED},
+        {404, DW_SINK_REJECTED},  {408, DW_SINK_RETRY},     {409, DW_SINK_REJECTED},
+        {413, DW_SINK_REJECTED},  {422, DW_SINK_REJECTED},  {429, DW_SINK_RETRY},
+        {500, DW_SINK_RETRY},     {502, DW_SINK_RETRY},     {503, DW_SINK_RETRY},
+        {504, DW_SINK_RETRY},     {599, DW_SINK_RETRY},
     };
     for (int t = DW_SINK_WEBHOOK; t <= DW_SINK_ALERTMANAGER; t++) {
         struct dw_sink_cfg s = sink_cfg((enum dw_sink_type)t);
