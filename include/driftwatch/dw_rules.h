@@ -32,7 +32,32 @@
  * model's per-feature instances (rules whose path has `*`) still change state but are not
  * notified; a firing instance not yet notified is notified in the first step it is no longer
  * inhibited; a resolved notice is sent only for an instance whose firing was notified.
+ * Inhibition mutes firing notices (and repeats) only: the resolved notice of an instance whose
+ * firing was notified is sent even while inhibited, so no receiver keeps an incident open.
+ * The inhibiting rules themselves (those with `inhibits_features`) are never muted.
  * Grouping: one step returns one notification holding every alert of that (model, window).
+ *
+ * An instance remembers the last window it was evaluated in: a report for a window not later
+ * than that one (the same report stepped twice) leaves it unchanged.
+ *
+ * Value and threshold of an alert:
+ *   - comparison (`path op number`): value = the number at the path, threshold = the number;
+ *   - DW_OP_TRUE: value = the numeric member "score" of the object holding the last path
+ *     segment, else its numeric "value", else the boolean at the path; threshold = that
+ *     object's numeric "threshold", else null. So `features.*.drift` reports the feature's
+ *     score and threshold, `accuracy_drop.alert` the drop and its threshold, `drift.dataset`
+ *     true and null.
+ *   Both are those of the latest evaluated window (null when it had no value).
+ *
+ * Built-in summary (rule->summary NULL), numbers with %.6g:
+ *   firing    "fraud: feature amount drifted (ks 0.003 <= 0.05)"   (a `*` rule on ".drift";
+ *                                  "<=" or ">=" as the score stands to the threshold)
+ *             "fraud: drift.dataset is true"  ("... is true (value 0.12, threshold 0.05)" when
+ *                                  value is a number)
+ *             "fraud: performance.accuracy 0.71 < 0.8"  (`*` replaced by the feature name)
+ *   resolved  "fraud: feature amount no longer drifting (now 0.4)",
+ *             "fraud: drift.dataset no longer true", "fraud: performance.accuracy < 0.8
+ *             resolved (now 0.85)"  ("(now ...)" only when the value is a number)
  */
 #ifndef DW_RULES_H
 #define DW_RULES_H
@@ -117,8 +142,13 @@ void dw_rule_fingerprint(const char *model, const char *rule, const char *featur
 /**
  * @brief The alert state of one model: JSON object fingerprint -> instance
  *        {"rule","feature","state":"pending"|"firing","active":n,"inactive":n,
- *         "active_since_ms","fired_ms","notified":bool,"last_sent_ms","value"}.
- *        Inactive instances are not kept. Stored in Redis as text between steps.
+ *         "active_since_ms","fired_ms","notified":bool,"last_sent_ms","value",
+ *         "threshold","method"? (the feature's method, for the summary),
+ *         "last_ms" (window_start_ms of the last window evaluated)}.
+ *        "feature" is null for rules without "*". Inactive instances are not kept, nor
+ *        instances of a rule the model no longer has (removed without notice). Stored in
+ *        Redis as text between steps (json_dumps keeps 17 digits: a round trip changes
+ *        nothing).
  */
 
 /**
@@ -142,9 +172,16 @@ void dw_rule_fingerprint(const char *model, const char *rule, const char *featur
  *                inhibited, whether notified in this step or earlier (Alertmanager re-sends
  *                them) ]}
  *   "alerts" lists, in rule order then feature name order, the instances notified in this
- *   step. Templates: "{{model}}", "{{feature}}", "{{rule}}", "{{value}}", "{{threshold}}",
- *   "{{severity}}", "{{window_start}}", "{{window_end}}", "{{labels.KEY}}" are replaced; an
- *   unknown name is left as written.
+ *   step. "firing" holds the instances of both stages' rules, in the same order (an instance
+ *   of the other stage that was waiting for its inhibition to end is notified here too).
+ *   Labels: the built-in ones win over a rule label of the same name.
+ *   Templates (summary, description, runbook_url): "{{model}}", "{{feature}}" ("" when none),
+ *   "{{rule}}", "{{value}}", "{{threshold}}" (%.6g, true/false, "none" when null),
+ *   "{{severity}}", "{{window_start}}", "{{window_end}}", "{{labels.KEY}}" (the alert's
+ *   labels) are replaced, with blanks allowed inside the braces ("{{ model }}"); an unknown
+ *   name is left as written.
+ *   NULL too when the report has no string "model" or integer "window_start_ms", or state is
+ *   not an object (nothing changed).
  */
 json_t *dw_rules_step(const char *group, const struct dw_rule *rules, size_t n_rules,
                       const json_t *report, json_t *state);
