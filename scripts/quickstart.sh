@@ -75,9 +75,12 @@ detectors:
   min_samples: 100
 http:
   listen: "127.0.0.1:$HTTP_PORT"
-alerts:
-  webhook:
-    url: "http://127.0.0.1:$HOOK_PORT/alerts"
+alerting:
+  sinks:
+    webhook:
+      type: webhook
+      url: "http://127.0.0.1:$HOOK_PORT/alerts"
+      secret: "whsec_ZHJpZnR3YXRjaC1xdWlja3N0YXJ0LXNlY3JldA=="
 $("$DW" gen --print-models)
 YAML
 

@@ -26,6 +26,7 @@
  */
 #include "driftwatch/dw_config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -265,29 +266,22 @@ static const struct cfg_key cfg_keys[] = {
      .help = "host:port of the HTTP server (/metrics, /livez, /readyz, /status); \"\" disables "
              "it."},
 
-    {.name = "alerts.webhook.url", .type = T_SECRET, .def = "", CFG(webhook_url),
-     .flags = F_HTTP_URL,
-     .help = "URL that receives alerts as signed JSON POSTs (http:// or https://); \"\" disables "
-             "webhooks. Masked in the dump: URLs often carry tokens."},
-    {.name = "alerts.webhook.timeout", .type = T_DURATION, .def = "5s", CFG(webhook_timeout_ms),
-     .flags = F_MIN_EXCL, .min = 0, .help = "Timeout of one webhook delivery attempt."},
-    {.name = "alerts.webhook.max_attempts", .type = T_INT, .def = "10",
-     CFG(webhook_max_attempts), .flags = F_MIN, .min = 1,
-     .help = "Delivery attempts per alert before it is dropped and counted as failed."},
-    {.name = "alerts.webhook.backoff_initial", .type = T_DURATION, .def = "500ms",
-     CFG(webhook_backoff_initial_ms), .flags = F_MIN_EXCL, .min = 0,
-     .help = "Wait before the first retry; doubled on every further retry, with jitter."},
-    {.name = "alerts.webhook.backoff_max", .type = T_DURATION, .def = "30s",
-     CFG(webhook_backoff_max_ms), .flags = F_MIN_EXCL, .min = 0,
-     .help = "Longest wait between two retries; at least alerts.webhook.backoff_initial."},
-    {.name = "alerts.webhook.queue_size", .type = T_INT, .def = "1000", CFG(webhook_queue_size),
+    {.name = "alerting.queue_size", .type = T_INT, .def = "1000", CFG(alert_queue_size),
      .flags = F_MIN, .min = 1,
-     .help = "Alerts waiting for delivery; when full, consumption pauses until there is room."},
+     .help = "Alert messages waiting for delivery or being retried, all sinks together; beyond "
+             "it a message is dropped and counted (driftwatch_alert_deliveries_dropped_total)."},
 
     {.name = "triggers.enabled", .type = T_BOOL, .def = "true", CFG(triggers_enabled),
-     .help = "Publish retraining triggers to topics.triggers when a model drifts."},
+     .help = "Publish retraining triggers to topics.triggers when a trigger rule fires."},
     {.name = "triggers.cooldown", .type = T_DURATION, .def = "1h", CFG(trigger_cooldown_ms),
-     .help = "Least time between two retraining triggers for the same model."},
+     .help = "Least time between the windows of two retraining triggers for the same model "
+             "(window time, so a replay or a restart decides the same)."},
+    {.name = "triggers.min_samples", .type = T_INT, .def = "100", CFG(trigger_min_samples),
+     .flags = F_MIN, .min = 0,
+     .help = "No trigger for a window with fewer predictions than this."},
+    {.name = "triggers.max_per_day", .type = T_INT, .def = "4", CFG(trigger_max_per_day),
+     .flags = F_MIN, .min = 1,
+     .help = "Most retraining triggers per model per UTC day (of the window start)."},
 
     {.name = "log.level", .type = T_STRING, .def = "info", CFG(log_level),
      .choices = "debug|info|warn|error",
@@ -316,6 +310,89 @@ static const struct cfg_key model_keys[] = {
 };
 /* clang-format on */
 
+#define RULE(m) .offset = offsetof(struct dw_rule, m), .size = sizeof(((struct dw_rule *)0)->m)
+#define SINK(m)                                                                                    \
+    .offset = offsetof(struct dw_sink_cfg, m), .size = sizeof(((struct dw_sink_cfg *)0)->m)
+
+_Static_assert(sizeof(enum dw_severity) == sizeof(int), "T_ENUM stores enums as int");
+_Static_assert(sizeof(enum dw_rule_stage) == sizeof(int), "T_ENUM stores enums as int");
+_Static_assert(sizeof(enum dw_sink_type) == sizeof(int), "T_ENUM stores enums as int");
+
+/* clang-format off */
+/* Scalar keys of one rule, an element of the list alerting.rules. */
+static const struct cfg_key rule_keys[] = {
+    {.name = "name", .type = T_STRING, .def = "", RULE(name), .flags = F_NONEMPTY,
+     .help = "Rule name (letters, digits, _ : -), unique; the alert's alertname label."},
+    {.name = "condition", .type = T_STRING, .def = "", RULE(expr_text), .flags = F_NONEMPTY,
+     .help = "A path into the window report, true when the value is true "
+             "(`features.*.drift`, `drift.dataset`), or compared with a number "
+             "(`performance.accuracy < 0.8`, `latency_ms.p95 > 250`, `predictions == 0`); `*` "
+             "makes one alert per feature. Operators < <= > >= == !=. See docs/alerting.md."},
+    {.name = "model", .type = T_STRING, .def = "", RULE(model),
+     .help = "Only this model (\"\" = every model)."},
+    {.name = "stage", .type = T_ENUM, .def = "auto", RULE(stage), .choices = "auto|close|final",
+     .help = "Report the rule reads: close (when the window closes) or final (after "
+             "window.label_horizon, with its labels); auto = final for performance, accuracy_drop, "
+             "rolling, versions, labeled and unlabeled_share, close otherwise."},
+    {.name = "for", .type = T_INT, .def = "1", RULE(for_windows), .flags = F_MIN | F_MAX,
+     .min = 1, .max = 10000,
+     .help = "Consecutive windows the condition must hold before the alert fires."},
+    {.name = "keep_firing_for", .type = T_INT, .def = "0", RULE(keep_firing_windows),
+     .flags = F_MIN | F_MAX, .min = 0, .max = 10000,
+     .help = "Windows a firing alert stays firing after its condition cleared; it resolves "
+             "in the next one."},
+    {.name = "repeat_interval", .type = T_DURATION, .def = "0s", RULE(repeat_interval_ms),
+     .help = "Re-notify a still-firing alert when this much window time passed since its last "
+             "notification; 0s = never."},
+    {.name = "severity", .type = T_ENUM, .def = "warning", RULE(severity),
+     .choices = "warning|critical", .help = "warning or critical; sinks route by it."},
+    {.name = "summary", .type = T_STRING, .def = "", RULE(summary),
+     .help = "Summary template ({{model}}, {{feature}}, {{rule}}, {{value}}, {{threshold}}, "
+             "{{severity}}, {{window_start}}, {{window_end}}, {{labels.KEY}}); \"\" = a "
+             "built-in sentence."},
+    {.name = "description", .type = T_STRING, .def = "", RULE(description),
+     .help = "Description template (same names as summary); \"\" = none."},
+    {.name = "runbook_url", .type = T_STRING, .def = "", RULE(runbook_url),
+     .help = "Runbook link, sent as the runbook_url annotation and in Slack and PagerDuty."},
+    {.name = "inhibits_features", .type = T_BOOL, .def = "false", RULE(inhibits_features),
+     .help = "While this rule fires for a model, that model's per-feature alerts (rules with "
+             "`*`) are not notified."},
+};
+
+/* Scalar keys of one sink, under alerting.sinks.<name>. */
+static const struct cfg_key sink_keys[] = {
+    {.name = "type", .type = T_ENUM, .def = "webhook", SINK(type),
+     .choices = "webhook|slack|pagerduty|alertmanager",
+     .help = "webhook (signed JSON, Standard Webhooks), slack (incoming webhook), pagerduty "
+             "(Events API v2) or alertmanager (POST /api/v2/alerts)."},
+    {.name = "url", .type = T_SECRET, .def = "", SINK(url), .flags = F_HTTP_URL | F_NONEMPTY,
+     .help = "Where to POST (alertmanager: its base URL, /api/v2/alerts is added; pagerduty: "
+             "https://events.pagerduty.com/v2/enqueue). Secret: use ${VAR} or file://PATH; never "
+             "logged."},
+    {.name = "secret", .type = T_SECRET, .def = "", SINK(secret),
+     .help = "webhook: signing secret whsec_<base64> (Standard Webhooks); \"\" = unsigned."},
+    {.name = "routing_key", .type = T_SECRET, .def = "", SINK(routing_key),
+     .help = "pagerduty: the integration's routing key (required)."},
+    {.name = "timeout", .type = T_DURATION, .def = "5s", SINK(timeout_ms), .flags = F_MIN_EXCL,
+     .min = 0, .help = "Timeout of one delivery attempt."},
+    {.name = "max_attempts", .type = T_INT, .def = "10", SINK(max_attempts),
+     .flags = F_MIN | F_MAX, .min = 1, .max = 1000,
+     .help = "Attempts per message before it is counted as failed."},
+    {.name = "backoff_initial", .type = T_DURATION, .def = "500ms", SINK(backoff_initial_ms),
+     .flags = F_MIN_EXCL, .min = 0,
+     .help = "Wait before the first retry; doubled on every further retry, with jitter."},
+    {.name = "backoff_max", .type = T_DURATION, .def = "30s", SINK(backoff_max_ms),
+     .flags = F_MIN_EXCL, .min = 0,
+     .help = "Longest wait between two retries; at least backoff_initial."},
+    {.name = "resend_interval", .type = T_DURATION, .def = "1m", SINK(resend_interval_ms),
+     .flags = F_MIN_EXCL, .min = 0,
+     .help = "alertmanager: firing alerts are sent again this often (keep it below "
+             "Alertmanager's resolve_timeout, 5m by default)."},
+    {.name = "generator_url", .type = T_STRING, .def = "", SINK(generator_url),
+     .help = "alertmanager: generatorURL of the alerts (a link back, e.g. to /status)."},
+};
+/* clang-format on */
+
 /* Keys that are not scalars of a fixed name: documented in the reference only. */
 static const struct {
     const char *name, *type, *def, *help;
@@ -339,6 +416,28 @@ static const struct {
     {"models.<name>.features.<feature>.threshold", "double", "(detectors.*)",
      "The feature's alpha (ks, chi2, g_test: 0 < alpha < 1) or distance threshold (> 0; at most "
      "1 for js, hellinger, tvd), instead of the detectors.* default; not with method auto."},
+};
+
+/* The list- and map-valued alerting keys: documented in the reference only. */
+static const struct {
+    const char *name, *type, *def, *help;
+} alerting_open_keys[] = {
+    {"alerting.rules", "list of maps", "(built-in rules)",
+     "Alert rules. When absent: feature_drift (features.*.drift, warning), dataset_drift "
+     "(drift.dataset, critical, inhibits_features) and accuracy_drop (accuracy_drop.alert, "
+     "critical). See docs/alerting.md."},
+    {"alerting.rules[].labels", "map", "{}",
+     "Extra labels of the rule's alerts (name -> value), used by sink routing and sent along."},
+    {"alerting.sinks", "map", "{}",
+     "Where alerts go: sink name -> settings. None: alerts are only logged and shown in "
+     "/status."},
+    {"alerting.sinks.<name>.severities", "list", "[warning, critical]",
+     "Severities this sink receives."},
+    {"alerting.sinks.<name>.match", "map", "{}",
+     "Label matchers (name -> value): the sink receives an alert only when every one equals the "
+     "alert's label."},
+    {"triggers.rules", "list", "[]",
+     "Names of the rules whose firing asks for a retraining trigger; [] = every rule."},
 };
 
 /* librdkafka properties driftwatch sets itself, with the reason shown to the user. */
@@ -716,6 +815,25 @@ void dw_config_free(struct dw_config *cfg)
         free(cfg->detectors[i].feature);
     }
     free(cfg->detectors);
+    dw_rules_free(cfg->rules, cfg->n_rules);
+    for (size_t i = 0; i < cfg->n_sinks; i++) {
+        struct dw_sink_cfg *sk = &cfg->sinks[i];
+        free(sk->name);
+        free(sk->url);
+        free(sk->secret);
+        free(sk->routing_key);
+        free(sk->generator_url);
+        for (size_t j = 0; j < sk->n_match; j++) {
+            free(sk->match[j].key);
+            free(sk->match[j].value);
+        }
+        free(sk->match);
+    }
+    free(cfg->sinks);
+    for (size_t i = 0; i < cfg->n_trigger_rules; i++) {
+        free(cfg->trigger_rules[i]);
+    }
+    free(cfg->trigger_rules);
     free(cfg->path);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -850,6 +968,38 @@ err:
     return NULL;
 }
 
+#define SECRET_FILE_MAX 65536 /* bytes: largest file:// secret */
+
+/*
+ * A secret given as file://PATH (a Kubernetes secret volume): the file's content without its
+ * trailing newline. Errors name the key and the path, never the content.
+ */
+static char *secret_file(struct parse_ctx *ctx, const char *name, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        dw_err(ctx->errstr, ctx->errstr_size, "%s: cannot read file://%s: %s", name, path,
+               strerror(errno));
+        return NULL;
+    }
+    char *buf = dw_malloc(SECRET_FILE_MAX + 1);
+    size_t n = fread(buf, 1, SECRET_FILE_MAX + 1, f);
+    int bad = ferror(f) || n > SECRET_FILE_MAX || memchr(buf, '\0', n) != NULL;
+    fclose(f);
+    if (bad) {
+        free(buf);
+        dw_err(ctx->errstr, ctx->errstr_size,
+               "%s: file://%s is not a text file of at most %d bytes", name, path,
+               SECRET_FILE_MAX);
+        return NULL;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        n--;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 /* Converts one scalar node (after ${VAR} expansion) for key k into base. */
 static int scalar_set(struct parse_ctx *ctx, const struct cfg_key *k, void *base, const char *name,
                       const yaml_node_t *node)
@@ -861,6 +1011,14 @@ static int scalar_set(struct parse_ctx *ctx, const struct cfg_key *k, void *base
     char *text = expand_env(ctx, name, raw);
     if (!text) {
         return -1;
+    }
+    if (k->type == T_SECRET && strncmp(text, "file://", 7) == 0) {
+        char *content = secret_file(ctx, name, text + 7);
+        free(text);
+        if (!content) {
+            return -1;
+        }
+        text = content;
     }
     /* key_set() never quotes the value of a T_SECRET key in its messages */
     int rc = key_set(k, base, name, text, ctx->errstr, ctx->errstr_size);
@@ -1309,6 +1467,326 @@ static int models_walk(struct parse_ctx *ctx, yaml_node_t *node)
     return 0;
 }
 
+/*
+ * Alerting: alerting.rules (a list of maps), alerting.sinks (a map of name -> map) and
+ * triggers.rules (a list of rule names). Rules and sinks are sub-tables of fixed scalar keys
+ * (rule_keys[], sink_keys[]) plus a few keys of their own (labels, severities, match), walked
+ * by table_walk().
+ */
+
+/* A key of a sub-table that is not one of its scalar rows. 1 handled, 0 unknown, -1 error. */
+typedef int (*extra_key_fn)(struct parse_ctx *ctx, void *base, const char *key, const char *name,
+                            yaml_node_t *val);
+
+static int table_walk(struct parse_ctx *ctx, const struct cfg_key *keys, size_t n_keys, void *base,
+                      const char *prefix, yaml_node_t *node, extra_key_fn extra)
+{
+    if (node->type != YAML_MAPPING_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: expected a map, got %s", prefix,
+                      node_type_name(node));
+    }
+    unsigned char seen[64] = {0};
+    dw_assert(n_keys <= sizeof(seen));
+    char name[KEY_NAME_MAX];
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = yaml_document_get_node(ctx->doc, pair->key);
+        yaml_node_t *val = yaml_document_get_node(ctx->doc, pair->value);
+        if (join_name(ctx, prefix, key, name, sizeof(name)) < 0) {
+            return -1;
+        }
+        const char *k = (const char *)key->data.scalar.value;
+        size_t i = 0;
+        while (i < n_keys && strcmp(keys[i].name, k) != 0) {
+            i++;
+        }
+        if (i == n_keys) {
+            int rc = extra ? extra(ctx, base, k, name, val) : 0;
+            if (rc < 0) {
+                return -1;
+            }
+            if (rc == 0) {
+                return dw_err(ctx->errstr, ctx->errstr_size, "unknown key '%s'", name);
+            }
+            continue;
+        }
+        if (seen[i]) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+        }
+        seen[i] = 1;
+        if (scalar_set(ctx, &keys[i], base, name, val) < 0) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < n_keys; i++) {
+        if ((keys[i].flags & F_NONEMPTY) && !seen[i]) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s.%s: required", prefix, keys[i].name);
+        }
+    }
+    return 0;
+}
+
+/* Defaults of a sub-table; required strings (F_NONEMPTY without a default) stay NULL. */
+static void table_defaults(const struct cfg_key *keys, size_t n_keys, void *base)
+{
+    char err[256];
+    for (size_t i = 0; i < n_keys; i++) {
+        if ((keys[i].flags & F_NONEMPTY) && keys[i].def[0] == '\0') {
+            continue;
+        }
+        int rc = key_set(&keys[i], base, keys[i].name, keys[i].def, err, sizeof(err));
+        dw_assert(rc == 0);
+    }
+}
+
+/* A map of string -> string (rule labels, sink matchers), values ${VAR}-expanded. */
+static int labels_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *node,
+                       struct dw_rule_label **out, size_t *n_out)
+{
+    if (*out) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+    }
+    if (node->type != YAML_MAPPING_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: expected a map of name -> value, got %s",
+                      name, node_type_name(node));
+    }
+    size_t n = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
+    *out = dw_calloc(n ? n : 1, sizeof(**out));
+    char lname[KEY_NAME_MAX];
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = yaml_document_get_node(ctx->doc, pair->key);
+        yaml_node_t *val = yaml_document_get_node(ctx->doc, pair->value);
+        if (join_name(ctx, name, key, lname, sizeof(lname)) < 0) {
+            return -1;
+        }
+        char *text = scalar_text(ctx, lname, val);
+        if (!text) {
+            return -1;
+        }
+        (*out)[*n_out].key = dw_strdup((const char *)key->data.scalar.value);
+        (*out)[*n_out].value = text;
+        (*n_out)++;
+    }
+    return 0;
+}
+
+static int rule_extra(struct parse_ctx *ctx, void *base, const char *key, const char *name,
+                      yaml_node_t *val)
+{
+    struct dw_rule *r = base;
+    if (strcmp(key, "labels") != 0) {
+        return 0;
+    }
+    return labels_walk(ctx, name, val, &r->labels, &r->n_labels) < 0 ? -1 : 1;
+}
+
+static int severity_add(struct parse_ctx *ctx, struct dw_sink_cfg *s, const char *name,
+                        const yaml_node_t *node)
+{
+    char *text = scalar_text(ctx, name, node);
+    if (!text) {
+        return -1;
+    }
+    int rc = 0;
+    if (strcmp(text, "warning") == 0) {
+        s->severities |= 1u << DW_SEV_WARNING;
+    } else if (strcmp(text, "critical") == 0) {
+        s->severities |= 1u << DW_SEV_CRITICAL;
+    } else {
+        rc = dw_err(ctx->errstr, ctx->errstr_size, "%s: '%s' is not one of warning, critical",
+                    name, text);
+    }
+    free(text);
+    return rc;
+}
+
+/* severities: one name or a list of names. */
+static int severities_set(struct parse_ctx *ctx, struct dw_sink_cfg *s, const char *name,
+                          yaml_node_t *val)
+{
+    s->severities = 0;
+    if (val->type != YAML_SEQUENCE_NODE) {
+        return severity_add(ctx, s, name, val);
+    }
+    for (yaml_node_item_t *it = val->data.sequence.items.start; it < val->data.sequence.items.top;
+         it++) {
+        if (severity_add(ctx, s, name, yaml_document_get_node(ctx->doc, *it)) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int sink_extra(struct parse_ctx *ctx, void *base, const char *key, const char *name,
+                      yaml_node_t *val)
+{
+    struct dw_sink_cfg *s = base;
+    if (strcmp(key, "match") == 0) {
+        return labels_walk(ctx, name, val, &s->match, &s->n_match) < 0 ? -1 : 1;
+    }
+    if (strcmp(key, "severities") == 0) {
+        return severities_set(ctx, s, name, val) < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
+/* An optional string member given as "" means "not set": NULL for the modules that read it. */
+static void empty_to_null(char **sp)
+{
+    if (*sp && **sp == '\0') {
+        free(*sp);
+        *sp = NULL;
+    }
+}
+
+static int name_chars_ok(const char *s)
+{
+    for (; *s; s++) {
+        if (!(isalnum((unsigned char)*s) || *s == '_' || *s == '-' || *s == ':')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int rules_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    struct dw_config *cfg = ctx->cfg;
+    if (node->type != YAML_SEQUENCE_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "alerting.rules: expected a list of rules, got %s", node_type_name(node));
+    }
+    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    cfg->rules = dw_calloc(n ? n : 1, sizeof(*cfg->rules));
+    cfg->n_rules = 0;
+    char prefix[KEY_NAME_MAX];
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = yaml_document_get_node(ctx->doc, node->data.sequence.items.start[i]);
+        struct dw_rule *r = &cfg->rules[cfg->n_rules++];
+        table_defaults(rule_keys, DW_ARRAY_SIZE(rule_keys), r);
+        snprintf(prefix, sizeof(prefix), "alerting.rules[%zu]", i);
+        if (table_walk(ctx, rule_keys, DW_ARRAY_SIZE(rule_keys), r, prefix, item, rule_extra) <
+            0) {
+            return -1;
+        }
+        if (!name_chars_ok(r->name)) {
+            return dw_err(ctx->errstr, ctx->errstr_size,
+                          "%s.name: '%s' may only hold letters, digits, _ : -", prefix, r->name);
+        }
+        for (size_t j = 0; j + 1 < cfg->n_rules; j++) {
+            if (strcmp(cfg->rules[j].name, r->name) == 0) {
+                return dw_err(ctx->errstr, ctx->errstr_size,
+                              "%s.name: '%s' is already the name of alerting.rules[%zu]", prefix,
+                              r->name, j);
+            }
+        }
+        char err[256];
+        if (dw_rule_expr_parse(r->expr_text, &r->expr, err, sizeof(err)) < 0) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s.condition: %s", prefix, err);
+        }
+        empty_to_null(&r->model);
+        empty_to_null(&r->summary);
+        empty_to_null(&r->description);
+        empty_to_null(&r->runbook_url);
+    }
+    return 0;
+}
+
+static int sinks_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    struct dw_config *cfg = ctx->cfg;
+    if (node->type != YAML_MAPPING_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "alerting.sinks: expected a map of sink name -> settings, got %s",
+                      node_type_name(node));
+    }
+    size_t n = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
+    cfg->sinks = dw_calloc(n ? n : 1, sizeof(*cfg->sinks));
+    cfg->n_sinks = 0;
+    char prefix[KEY_NAME_MAX];
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = yaml_document_get_node(ctx->doc, pair->key);
+        yaml_node_t *val = yaml_document_get_node(ctx->doc, pair->value);
+        if (join_name(ctx, "alerting.sinks", key, prefix, sizeof(prefix)) < 0) {
+            return -1;
+        }
+        const char *sname = (const char *)key->data.scalar.value;
+        if (strlen(sname) >= DW_SINK_NAME_MAX || !name_chars_ok(sname) || strchr(sname, ':')) {
+            return dw_err(ctx->errstr, ctx->errstr_size,
+                          "%s: a sink name is 1 to %d letters, digits, _ or -", prefix,
+                          DW_SINK_NAME_MAX - 1);
+        }
+        struct dw_sink_cfg *s = &cfg->sinks[cfg->n_sinks++];
+        table_defaults(sink_keys, DW_ARRAY_SIZE(sink_keys), s);
+        s->name = dw_strdup(sname);
+        if (table_walk(ctx, sink_keys, DW_ARRAY_SIZE(sink_keys), s, prefix, val, sink_extra) < 0) {
+            return -1;
+        }
+        empty_to_null(&s->secret);
+        empty_to_null(&s->routing_key);
+        empty_to_null(&s->generator_url);
+    }
+    return 0;
+}
+
+static int trigger_rules_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    struct dw_config *cfg = ctx->cfg;
+    if (node->type != YAML_SEQUENCE_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "triggers.rules: expected a list of rule names, got %s",
+                      node_type_name(node));
+    }
+    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    cfg->trigger_rules = dw_calloc(n ? n : 1, sizeof(*cfg->trigger_rules));
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = yaml_document_get_node(ctx->doc, node->data.sequence.items.start[i]);
+        char *text = scalar_text(ctx, "triggers.rules", item);
+        if (!text) {
+            return -1;
+        }
+        cfg->trigger_rules[cfg->n_trigger_rules++] = text;
+    }
+    return 0;
+}
+
+/* The list- and map-valued keys of the top level. 1 handled, 0 not one of them, -1 error. */
+static int open_key_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *val)
+{
+    static const char *const open[] = {"alerting.rules", "alerting.sinks", "triggers.rules"};
+    size_t i = 0;
+    while (i < DW_ARRAY_SIZE(open) && strcmp(open[i], name) != 0) {
+        i++;
+    }
+    if (i == DW_ARRAY_SIZE(open)) {
+        return 0;
+    }
+    if (node_is_null(val)) {
+        return 1; /* `rules:` with nothing: the defaults */
+    }
+    if (strcmp(name, "alerting.rules") == 0) {
+        if (ctx->cfg->rules) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+        }
+        return rules_walk(ctx, val) < 0 ? -1 : 1;
+    }
+    if (strcmp(name, "alerting.sinks") == 0) {
+        if (ctx->cfg->sinks) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+        }
+        return sinks_walk(ctx, val) < 0 ? -1 : 1;
+    }
+    if (strcmp(name, "triggers.rules") == 0) {
+        if (ctx->cfg->trigger_rules) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+        }
+        return trigger_rules_walk(ctx, val) < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
 /* Walks a map of fixed keys under `prefix` ("" for the top level). */
 static int map_walk(struct parse_ctx *ctx, const char *prefix, yaml_node_t *node)
 {
@@ -1338,6 +1816,13 @@ static int map_walk(struct parse_ctx *ctx, const char *prefix, yaml_node_t *node
             }
             continue;
         }
+        int open = open_key_walk(ctx, name, val);
+        if (open < 0) {
+            return -1;
+        }
+        if (open) {
+            continue;
+        }
         const struct cfg_key *k = find_key(name);
         if (k) {
             size_t idx = (size_t)(k - cfg_keys);
@@ -1362,6 +1847,63 @@ static int map_walk(struct parse_ctx *ctx, const char *prefix, yaml_node_t *node
         }
         if (map_walk(ctx, name, val) < 0) {
             return -1;
+        }
+    }
+    return 0;
+}
+
+static int sink_check(const struct dw_sink_cfg *s, char *errstr, size_t errstr_size)
+{
+    if (s->backoff_max_ms < s->backoff_initial_ms) {
+        return dw_err(errstr, errstr_size,
+                      "alerting.sinks.%s.backoff_max: must be at least backoff_initial", s->name);
+    }
+    if (s->type == DW_SINK_PAGERDUTY && !s->routing_key) {
+        return dw_err(errstr, errstr_size, "alerting.sinks.%s.routing_key: required by pagerduty",
+                      s->name);
+    }
+    if (s->type != DW_SINK_WEBHOOK && s->secret) {
+        return dw_err(errstr, errstr_size,
+                      "alerting.sinks.%s.secret: only webhook sinks sign their messages",
+                      s->name);
+    }
+    char sig[128];
+    if (s->secret && dw_sign_standard(s->secret, "msg", 0, "", 0, sig, sizeof(sig)) < 0) {
+        /* never quote the secret */
+        return dw_err(errstr, errstr_size,
+                      "alerting.sinks.%s.secret: not a signing secret (expected whsec_ followed "
+                      "by base64)",
+                      s->name);
+    }
+    return 0;
+}
+
+/* Rules and sinks against each other and the models; the built-in rules when none given. */
+static int alerting_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
+{
+    if (!cfg->rules) {
+        cfg->rules = dw_rules_defaults(&cfg->n_rules);
+    }
+    for (size_t i = 0; i < cfg->n_rules; i++) {
+        const char *model = cfg->rules[i].model;
+        if (model && !dw_config_model(cfg, model, strlen(model))) {
+            return dw_err(errstr, errstr_size,
+                          "alerting.rules[%zu].model: '%s' is not one of the models", i, model);
+        }
+    }
+    for (size_t i = 0; i < cfg->n_sinks; i++) {
+        if (sink_check(&cfg->sinks[i], errstr, errstr_size) < 0) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_trigger_rules; i++) {
+        size_t j = 0;
+        while (j < cfg->n_rules && strcmp(cfg->rules[j].name, cfg->trigger_rules[i]) != 0) {
+            j++;
+        }
+        if (j == cfg->n_rules) {
+            return dw_err(errstr, errstr_size, "triggers.rules: '%s' is not the name of a rule",
+                          cfg->trigger_rules[i]);
         }
     }
     return 0;
@@ -1396,10 +1938,8 @@ static int cross_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
                           out_names[i]);
         }
     }
-    if (cfg->webhook_backoff_max_ms < cfg->webhook_backoff_initial_ms) {
-        return dw_err(errstr, errstr_size,
-                      "alerts.webhook.backoff_max: must be at least "
-                      "alerts.webhook.backoff_initial");
+    if (alerting_check(cfg, errstr, errstr_size) < 0) {
+        return -1;
     }
     if (cfg->rolling_windows > cfg->retention_windows) {
         return dw_err(errstr, errstr_size,
@@ -1625,6 +2165,59 @@ static size_t common_sections(const char *a, const char *b)
     }
 }
 
+static void dump_labels(FILE *out, const char *indent, const char *key,
+                        const struct dw_rule_label *labels, size_t n)
+{
+    fprintf(out, "%s%s:%s\n", indent, key, n ? "" : " {}");
+    for (size_t i = 0; i < n; i++) {
+        fprintf(out, "%s  ", indent);
+        yaml_quote(out, labels[i].key, 0);
+        fputs(": ", out);
+        yaml_quote(out, labels[i].value, 1);
+        fputc('\n', out);
+    }
+}
+
+static void dump_table(FILE *out, const char *first, const char *indent,
+                       const struct cfg_key *keys, size_t n_keys, const void *base)
+{
+    for (size_t j = 0; j < n_keys; j++) {
+        fprintf(out, "%s%s: ", j == 0 ? first : indent, keys[j].name);
+        dump_value(out, &keys[j], base);
+        fputc('\n', out);
+    }
+}
+
+/* alerting.rules, alerting.sinks and triggers.rules, after the scalar keys. */
+static void dump_alerting(const struct dw_config *cfg, FILE *out)
+{
+    fputs("alerting.rules:\n", out);
+    for (size_t i = 0; i < cfg->n_rules; i++) {
+        const struct dw_rule *r = &cfg->rules[i];
+        dump_table(out, "  - ", "    ", rule_keys, DW_ARRAY_SIZE(rule_keys), r);
+        dump_labels(out, "    ", "labels", r->labels, r->n_labels);
+    }
+    fputs(cfg->n_sinks ? "alerting.sinks:\n" : "alerting.sinks: {}\n", out);
+    for (size_t i = 0; i < cfg->n_sinks; i++) {
+        const struct dw_sink_cfg *sk = &cfg->sinks[i];
+        fputs("  ", out);
+        yaml_quote(out, sk->name, 0);
+        fputs(":\n", out);
+        dump_table(out, "    ", "    ", sink_keys, DW_ARRAY_SIZE(sink_keys), sk);
+        fprintf(out, "    severities: [%s%s%s]\n",
+                (!sk->severities || (sk->severities & 1u)) ? "warning" : "",
+                !sk->severities || sk->severities == 3u ? ", " : "",
+                (!sk->severities || (sk->severities & 2u)) ? "critical" : "");
+        dump_labels(out, "    ", "match", sk->match, sk->n_match);
+    }
+    fputs(cfg->n_trigger_rules ? "triggers.rules:\n" : "triggers.rules: []\n", out);
+    for (size_t i = 0; i < cfg->n_trigger_rules; i++) {
+        fputs("  - ", out);
+        yaml_quote(out, cfg->trigger_rules[i], 1);
+        fputc('\n', out);
+    }
+}
+
 void dw_config_dump(const struct dw_config *cfg, FILE *out)
 {
     fprintf(out, "# driftwatch effective configuration%s%s (secrets masked as \"***\")\n",
@@ -1699,6 +2292,7 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
             fputs("}\n", out);
         }
     }
+    dump_alerting(cfg, out);
 }
 
 static const char *type_name(const struct cfg_key *k)
@@ -1774,5 +2368,21 @@ void dw_config_reference(FILE *out)
     for (size_t i = 2; i < DW_ARRAY_SIZE(open_keys); i++) {
         reference_row(out, open_keys[i].name, open_keys[i].type, open_keys[i].def, 0,
                       open_keys[i].help);
+    }
+    for (size_t i = 0; i < DW_ARRAY_SIZE(rule_keys); i++) {
+        snprintf(name, sizeof(name), "alerting.rules[].%s", rule_keys[i].name);
+        reference_row(out, name, type_name(&rule_keys[i]),
+                      rule_keys[i].flags & F_NONEMPTY ? "(required)" : rule_keys[i].def,
+                      !(rule_keys[i].flags & F_NONEMPTY), rule_keys[i].help);
+    }
+    for (size_t i = 0; i < DW_ARRAY_SIZE(sink_keys); i++) {
+        snprintf(name, sizeof(name), "alerting.sinks.<name>.%s", sink_keys[i].name);
+        reference_row(out, name, type_name(&sink_keys[i]),
+                      sink_keys[i].flags & F_NONEMPTY ? "(required)" : sink_keys[i].def,
+                      !(sink_keys[i].flags & F_NONEMPTY), sink_keys[i].help);
+    }
+    for (size_t i = 0; i < DW_ARRAY_SIZE(alerting_open_keys); i++) {
+        reference_row(out, alerting_open_keys[i].name, alerting_open_keys[i].type,
+                      alerting_open_keys[i].def, 0, alerting_open_keys[i].help);
     }
 }

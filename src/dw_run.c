@@ -31,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "driftwatch/dw_actions.h"
 #include "driftwatch/dw_cmd.h"
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_config.h"
@@ -42,7 +43,6 @@
 #include "driftwatch/dw_metrics.h"
 #include "driftwatch/dw_part.h"
 #include "driftwatch/dw_redis.h"
-#include "driftwatch/dw_webhook.h"
 
 #define RUN_BATCH 2048                 /* messages per poll */
 #define RUN_POLL_MS 100                /* poll timeout, milliseconds */
@@ -70,7 +70,7 @@ struct run_metrics {
     struct dw_metric *late, *duplicates;
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
     struct dw_metric *partitions, *windows_open, *join_records, *paused;
-    struct dw_metric *evaluated, *global_wm, *alerts_enqueued, *triggers, *trigger_failures;
+    struct dw_metric *evaluated, *global_wm;
 };
 
 struct model_rt {
@@ -84,7 +84,8 @@ struct runner {
     struct dw_decoder *dec;
     struct dw_prediction *pev;
     struct dw_http *http;
-    struct dw_webhook *wh;
+    struct dw_actions *actions; /* alert rules, sinks, triggers (evaluator) */
+    int eval_lease;             /* held the evaluator lease at the last tick */
     int n_parts;
     struct dw_part **parts; /* by partition number; NULL when not owned */
     int64_t *eof_ms;        /* wall clock since the predictions partition hit its end, 0 = not */
@@ -148,12 +149,6 @@ static void metrics_init(struct run_metrics *m)
     m->evaluated = counter("driftwatch_windows_evaluated_total", "Window evaluations.", NULL);
     m->global_wm = gauge("driftwatch_global_watermark_seconds",
                          "Event time up to which windows are closed (epoch seconds).");
-    m->alerts_enqueued = counter("driftwatch_alerts_enqueued_total",
-                                 "Alert notifications handed to the webhook sink.", NULL);
-    m->triggers =
-        counter("driftwatch_triggers_produced_total", "Retraining triggers produced.", NULL);
-    m->trigger_failures = counter("driftwatch_trigger_failures_total",
-                                  "Retraining triggers that could not be produced.", NULL);
 }
 
 /* ---- dead letters ---- */
@@ -525,89 +520,6 @@ static void remember_report(struct runner *rn, json_t *report)
     }
 }
 
-static void publish_trigger(struct runner *rn, const struct dw_model_cfg *m, json_t *report,
-                            json_t *findings)
-{
-    if (!rn->cfg.triggers_enabled || !rn->cfg.topic_triggers[0]) {
-        return;
-    }
-    int64_t start = json_integer_value(json_object_get(report, "window_start_ms"));
-    char name[512];
-    snprintf(name, sizeof(name), "trigger:last:%s", m->name);
-    int64_t last = 0;
-    int found = dw_redis_get_i64(rn->redis, name, &last);
-    if (found == 1 && start - last < rn->cfg.trigger_cooldown_ms && start >= last) {
-        dw_log(DW_LOG_INFO, "trigger suppressed by cooldown", "{s:s,s:I}", "model", m->name,
-               "window_start_ms", (json_int_t)start);
-        return;
-    }
-    json_t *trig = dw_eval_trigger(rn->cfg.group, report, findings, dw_now_ms());
-    char *text = json_dumps(trig, JSON_COMPACT);
-    char errstr[256];
-    if (dw_kafka_produce(rn->producer, rn->cfg.topic_triggers, m->name, strlen(m->name), text,
-                         strlen(text), errstr, sizeof(errstr)) != 0 ||
-        rd_kafka_flush(rn->producer, RUN_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        dw_metric_inc(rn->m.trigger_failures);
-        dw_log(DW_LOG_ERROR, "trigger not produced", "{s:s,s:s}", "model", m->name, "error",
-               errstr);
-    } else {
-        dw_metric_inc(rn->m.triggers);
-        dw_redis_set_i64(rn->redis, name, start);
-        dw_log(DW_LOG_INFO, "retraining trigger produced", "{s:s,s:O}", "model", m->name,
-               "trigger_id", json_object_get(trig, "trigger_id"));
-    }
-    free(text);
-    json_decref(trig);
-}
-
-/* Keeps only findings of one rule kind ("feature_drift" at close, "accuracy_drop" when final). */
-static json_t *filter_findings(json_t *all, int final)
-{
-    json_t *out = json_array();
-    size_t i;
-    json_t *f;
-    json_array_foreach(all, i, f)
-    {
-        const char *rule = json_string_value(json_object_get(f, "rule"));
-        int is_acc = rule && strcmp(rule, "accuracy_drop") == 0;
-        if (is_acc == final) {
-            json_array_append(out, f);
-        }
-    }
-    return out;
-}
-
-static void act(struct runner *rn, const struct dw_model_cfg *m, json_t *report, int final)
-{
-    json_t *all = dw_eval_findings(report);
-    json_t *findings = filter_findings(all, final);
-    json_decref(all);
-    if (json_array_size(findings) > 0) {
-        json_t *alert = dw_eval_alert_payload(rn->cfg.group, report, findings);
-        if (final) {
-            /* The final (label horizon) notification is another event than the one at close. */
-            char *key = dw_eval_idempotency_key(
-                rn->cfg.group, m->name,
-                json_integer_value(json_object_get(report, "window_start_ms")), "alert-final");
-            json_object_set_new(alert, "id", json_string(key));
-            free(key);
-        }
-        char *body = json_dumps(alert, JSON_COMPACT);
-        const char *id = json_string_value(json_object_get(alert, "id"));
-        dw_log(DW_LOG_WARN, "alert", "{s:s,s:s,s:O}", "model", m->name, "id", id ? id : "",
-               "summary", json_object_get(alert, "summary"));
-        if (rn->wh && body && id) {
-            if (dw_webhook_enqueue(rn->wh, id, body) == 0) {
-                dw_metric_inc(rn->m.alerts_enqueued);
-            }
-        }
-        free(body);
-        json_decref(alert);
-        publish_trigger(rn, m, report, findings);
-    }
-    json_decref(findings);
-}
-
 static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
                                     const struct dw_agg *agg)
 {
@@ -743,7 +655,9 @@ static void free_recent(struct dw_agg **aggs, size_t n)
     free(aggs);
 }
 
-static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int final)
+/* Evaluates one window; its alerts and trigger are committed with cursor_name := start + L. */
+static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int final,
+                           const char *cursor_name)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
     char errstr[512];
@@ -766,7 +680,6 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int fina
     dw_eval_add_rolling(report, &rn->cfg, m, recent, n_recent);
     free_recent(recent, n_recent);
     dw_agg_free(agg);
-    act(rn, m, report, final);
     char name[512];
     snprintf(name, sizeof(name), "report:%s:%" PRId64, m->name, start);
     char *text = json_dumps(report, JSON_COMPACT | JSON_REAL_PRECISION(17));
@@ -775,6 +688,11 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int fina
            m->name, "window_start", json_object_get(report, "window_start"), "predictions",
            json_object_get(report, "predictions"), "drift", json_object_get(report, "drift"));
     free(text);
+    if (dw_actions_window(rn->actions, m, report, cursor_name, start + rn->cfg.window_size_ms) !=
+        0) {
+        json_decref(report);
+        return -1;
+    }
     remember_report(rn, report);
     json_decref(report);
     dw_metric_inc(rn->m.evaluated);
@@ -810,11 +728,10 @@ static void evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t fir
         if (final && !rn->models[mi].ref) {
             break; /* performance is judged once the reference exists */
         }
-        if (evaluate_window(rn, mi, cursor, final) != 0) {
+        if (evaluate_window(rn, mi, cursor, final, name) != 0) {
             break;
         }
         cursor += L;
-        dw_redis_set_i64(rn->redis, name, cursor);
     }
 }
 
@@ -822,8 +739,15 @@ static void evaluate(struct runner *rn)
 {
     int64_t lease_ms = DW_MAX(5000, 10 * rn->cfg.eval_interval_ms);
     if (dw_redis_lease(rn->redis, "eval", rn->owner, lease_ms) != 1) {
+        rn->eval_lease = 0;
         return;
     }
+    if (!rn->eval_lease) {
+        /* Just became the evaluator: deliver what the previous one left pending. */
+        rn->eval_lease = 1;
+        dw_actions_resume(rn->actions);
+    }
+    dw_actions_tick(rn->actions, dw_now_ms());
     int64_t first_ts;
     if (global_watermarks(rn, &first_ts) != 0 || rn->global_wm == DW_NO_TS) {
         return;
@@ -932,16 +856,9 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     rn->parts = dw_calloc((size_t)rn->n_parts, sizeof(*rn->parts));
     rn->eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->eof_ms));
     rn->label_eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->label_eof_ms));
-    if (rn->cfg.webhook_url[0]) {
-        struct dw_webhook_cfg wc = {rn->cfg.webhook_url,
-                                    rn->cfg.webhook_timeout_ms,
-                                    rn->cfg.webhook_max_attempts,
-                                    rn->cfg.webhook_backoff_initial_ms,
-                                    rn->cfg.webhook_backoff_max_ms,
-                                    rn->cfg.webhook_queue_size};
-        if (!(rn->wh = dw_webhook_new(&wc, errstr, errstr_size))) {
-            return -1;
-        }
+    if (!(rn->actions = dw_actions_new(&rn->cfg, rn->redis, rn->producer, rn->owner, errstr,
+                                       errstr_size))) {
+        return -1;
     }
     if (rn->cfg.http_listen[0] &&
         !(rn->http = dw_http_start(rn->cfg.http_listen, RUN_LIVE_WINDOW_MS, errstr, errstr_size))) {
@@ -1008,9 +925,7 @@ static void runner_stop(struct runner *rn)
         rd_kafka_flush(rn->producer, RUN_FLUSH_MS);
         rd_kafka_destroy(rn->producer);
     }
-    if (rn->wh) {
-        dw_webhook_destroy(rn->wh, RUN_SHUTDOWN_FLUSH_MS);
-    }
+    dw_actions_free(rn->actions, RUN_SHUTDOWN_FLUSH_MS);
     if (rn->http) {
         dw_http_stop(rn->http);
     }

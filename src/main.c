@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"inspect", dw_cmd_inspect, "print the merged per-window state kept in Redis"},
     {"profile", dw_cmd_profile, "build a reference profile from training data (CSV, JSON lines)"},
     {"replay", dw_cmd_replay, "run the pipeline over JSON-lines files, one report per window"},
+    {"alerts", dw_cmd_alerts, "alerts test: send a test notification through the sinks"},
 };
 
 static void usage(FILE *out)

@@ -15,6 +15,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "driftwatch/dw_rules.h"
+#include "driftwatch/dw_sink.h"
+
 enum dw_feature_type { DW_FEATURE_NUMERIC = 0, DW_FEATURE_CATEGORICAL = 1 };
 enum dw_task { DW_TASK_CLASSIFICATION = 0, DW_TASK_REGRESSION = 1 };
 
@@ -132,15 +135,18 @@ struct dw_config {
 
     char *http_listen; /* http.listen: "host:port" ("" disables) */
 
-    char *webhook_url;                  /* alerts.webhook.url ("" disables) */
-    int64_t webhook_timeout_ms;         /* alerts.webhook.timeout */
-    int64_t webhook_max_attempts;       /* alerts.webhook.max_attempts */
-    int64_t webhook_backoff_initial_ms; /* alerts.webhook.backoff_initial */
-    int64_t webhook_backoff_max_ms;     /* alerts.webhook.backoff_max */
-    int64_t webhook_queue_size;         /* alerts.webhook.queue_size */
+    int64_t alert_queue_size;    /* alerting.queue_size: messages waiting for delivery */
+    struct dw_rule *rules;       /* alerting.rules (the built-in rules when not given) */
+    size_t n_rules;
+    struct dw_sink_cfg *sinks;   /* alerting.sinks: map name -> sink */
+    size_t n_sinks;
 
     int triggers_enabled;        /* triggers.enabled */
-    int64_t trigger_cooldown_ms; /* triggers.cooldown */
+    int64_t trigger_cooldown_ms; /* triggers.cooldown (window time) */
+    int64_t trigger_min_samples; /* triggers.min_samples: predictions in the window */
+    int64_t trigger_max_per_day; /* triggers.max_per_day (UTC day of the window) */
+    char **trigger_rules;        /* triggers.rules: rule names; none = every rule */
+    size_t n_trigger_rules;
 
     char *log_level;            /* log.level */
     int64_t log_bad_per_second; /* log.bad_messages_per_second */

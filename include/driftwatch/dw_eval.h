@@ -152,17 +152,5 @@ json_t *dw_eval_findings(const json_t *report);
 char *dw_eval_idempotency_key(const char *group, const char *model, int64_t window_start_ms,
                               const char *what);
 
-/**
- * @brief The webhook alert: {"type":"driftwatch.alert","id",...,"summary","report"}.
- * @returns a new JSON object, or NULL when findings is not a non-empty array.
- */
-json_t *dw_eval_alert_payload(const char *group, const json_t *report, const json_t *findings);
-
-/**
- * @brief The retraining trigger message: {"trigger_id","model","model_version",...}.
- * @returns a new JSON object, or NULL when findings is not a non-empty array.
- */
-json_t *dw_eval_trigger(const char *group, const json_t *report, const json_t *findings,
-                        int64_t created_ms);
 
 #endif

@@ -43,6 +43,8 @@ class Receiver:
     def __init__(self, port=None):
         self.port = port or free_port()
         self.requests = []
+        # Scripted answers, consumed one per POST: (status, delay_seconds); then 200 at once.
+        self.answers = []
         self.lock = threading.Lock()
         self.server = None
         self.thread = None
@@ -55,11 +57,20 @@ class Receiver:
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
                 with rec.lock:
-                    rec.requests.append({"headers": dict(self.headers), "body": body,
-                                         "time": time.time()})
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                    status, delay = rec.answers.pop(0) if rec.answers else (200, 0)
+                    # a delayed answer outlives the client's timeout: recorded as status 0
+                    rec.requests.append({"headers": {k.lower(): v for k, v in
+                                                     self.headers.items()},
+                                         "body": body, "time": time.time(),
+                                         "status": 0 if delay else status, "path": self.path})
+                if delay:
+                    time.sleep(delay)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass  # the client gave up (timeout)
 
             def log_message(self, *args):
                 pass
@@ -75,13 +86,73 @@ class Receiver:
             self.server.server_close()
             self.server = None
 
-    def bodies(self):
+    def bodies(self, accepted_only=False):
         with self.lock:
-            return [json.loads(r["body"]) for r in self.requests]
+            return [json.loads(r["body"]) for r in self.requests
+                    if not accepted_only or r["status"] < 300]
+
+    def accepted(self):
+        """Requests answered 2xx (a delayed answer may have timed out on the client's side)."""
+        with self.lock:
+            return [r for r in self.requests if r["status"] < 300]
 
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}/hook"
+
+
+class Alertmanager:
+    """A real Prometheus Alertmanager on loopback (Debian prometheus-alertmanager), routing
+    every alert to `webhook_url` with send_resolved, grouping and waits of one second."""
+
+    def __init__(self, directory, webhook_url):
+        self.port = free_port()
+        cfg = os.path.join(directory, "alertmanager.yml")
+        with open(cfg, "w") as f:
+            f.write(f"""global:
+  resolve_timeout: 5m
+route:
+  receiver: test
+  group_by: [alertname, model, feature]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: test
+    webhook_configs:
+      - url: "{webhook_url}"
+        send_resolved: true
+""")
+        log = open(os.path.join(directory, "alertmanager.log"), "w")
+        self.proc = subprocess.Popen(
+            ["prometheus-alertmanager", f"--config.file={cfg}",
+             f"--storage.path={os.path.join(directory, 'am-data')}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=",
+             "--log.level=info"], stdout=log, stderr=log)
+        wait_for(lambda: self._ready(), 30, "alertmanager")
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _ready(self):
+        try:
+            with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def alerts(self):
+        """Alertmanager's own list (GET /api/v2/alerts), active and resolved-not-yet-expired."""
+        with urllib.request.urlopen(self.url + "/api/v2/alerts", timeout=5) as r:
+            return json.loads(r.read())
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 class Env:
@@ -125,7 +196,11 @@ class Env:
         self.bootstrap = line.split("=", 1)[1]
 
     # ---- config and commands ----
-    def config(self, extra="", webhook_url="", models=None, **over):
+    def config(self, extra="", webhook_url="", models=None, sinks="", rules="", triggers="",
+               **over):
+        """The test config. webhook_url adds a generic webhook sink named "webhook"; sinks,
+        rules and triggers are YAML text placed under alerting.sinks, alerting.rules and
+        triggers (indented by the caller as under those keys, two spaces deeper)."""
         settings = {
             "window_size": "60s", "lateness": "5s", "idle": "30s", "horizon": "900s",
             "checkpoint": "200ms", "evaluation": "200ms", "ref_windows": 2,
@@ -133,6 +208,18 @@ class Env:
         }
         settings.update(over)
         models = models or run_gen_models()
+        if webhook_url:
+            sinks = f"""    webhook:
+      type: webhook
+      url: "{webhook_url}"
+      backoff_initial: 200ms
+      backoff_max: 2s
+      max_attempts: 100
+""" + sinks
+        alerting = "alerting:\n"
+        alerting += ("  sinks:\n" + sinks) if sinks else ""
+        alerting += ("  rules:\n" + rules) if rules else ""
+        alerting += ("triggers:\n" + triggers) if triggers else ""
         text = f"""group: dwtest
 kafka:
   bootstrap.servers: "{self.bootstrap}"
@@ -157,12 +244,7 @@ detectors:
   min_samples: {settings['min_samples']}
 http:
   listen: "127.0.0.1:{self.http_port}"
-alerts:
-  webhook:
-    url: "{webhook_url}"
-    backoff_initial: 200ms
-    backoff_max: 2s
-    max_attempts: 100
+{alerting}
 {models}
 {extra}
 """
@@ -172,12 +254,23 @@ alerts:
         self.config_path = path
         return path
 
-    def gen(self, *args, truth=True):
+    def gen(self, *args, truth=True, background=False):
+        """Produces traffic; returns gen's truth, or with background=True the running
+        process (read the truth with gen_wait once it ends)."""
         cmd = [BIN, "gen", "--brokers", self.bootstrap, "-q", *args]
         if truth:
             cmd += ["--truth", os.path.join(self.dir, "truth.jsonl")]
+        if background:
+            p = subprocess.Popen(cmd)
+            self.procs.append(p)
+            return p
         subprocess.run(cmd, check=True, timeout=300)
         return self.truth() if truth else None
+
+    def gen_wait(self, p, timeout=300):
+        """Waits for a background gen; returns its truth."""
+        assert p.wait(timeout) == 0, "gen failed"
+        return self.truth()
 
     def truth(self):
         rows = [json.loads(l) for l in open(os.path.join(self.dir, "truth.jsonl"))]

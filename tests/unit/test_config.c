@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -113,14 +114,13 @@ static void test_defaults(void **state)
     assert_true(cfg.accuracy_drop == 0.05);
     assert_int_equal(cfg.min_samples, 100);
     assert_string_equal(cfg.http_listen, "127.0.0.1:8080");
-    assert_string_equal(cfg.webhook_url, "");
-    assert_int_equal(cfg.webhook_timeout_ms, 5000);
-    assert_int_equal(cfg.webhook_max_attempts, 10);
-    assert_int_equal(cfg.webhook_backoff_initial_ms, 500);
-    assert_int_equal(cfg.webhook_backoff_max_ms, 30000);
-    assert_int_equal(cfg.webhook_queue_size, 1000);
+    assert_int_equal(cfg.alert_queue_size, 1000);
+    assert_int_equal(cfg.n_sinks, 0);
     assert_int_equal(cfg.triggers_enabled, 1);
     assert_int_equal(cfg.trigger_cooldown_ms, 3600000);
+    assert_int_equal(cfg.trigger_min_samples, 100);
+    assert_int_equal(cfg.trigger_max_per_day, 4);
+    assert_int_equal(cfg.n_trigger_rules, 0);
     assert_string_equal(cfg.log_level, "info");
     assert_int_equal(cfg.log_bad_per_second, 5);
     assert_true(cfg.drift_share == 0.5);
@@ -197,15 +197,16 @@ static const char *full_yaml =
     "            js_threshold: 0.15, kl_threshold: 0.3, hellinger_threshold: 0.4,\n"
     "            tvd_threshold: 0.25, chi2_correction: true}\n"
     "http: {listen: '127.0.0.1:9100'}\n"
-    "alerts:\n"
-    "  webhook:\n"
-    "    url: https://hooks.example/abc\n"
-    "    timeout: 3s\n"
-    "    max_attempts: 4\n"
-    "    backoff_initial: 100ms\n"
-    "    backoff_max: 10s\n"
-    "    queue_size: 50\n"
-    "triggers: {enabled: false, cooldown: 15m}\n"
+    "alerting:\n"
+    "  queue_size: 50\n"
+    "  sinks:\n"
+    "    hook:\n"
+    "      url: https://hooks.example/abc\n"
+    "      timeout: 3s\n"
+    "      max_attempts: 4\n"
+    "      backoff_initial: 100ms\n"
+    "      backoff_max: 10s\n"
+    "triggers: {enabled: false, cooldown: 15m, min_samples: 10, max_per_day: 2}\n"
     "log: {level: debug, bad_messages_per_second: 0}\n"
     "models:\n"
     "  fraud:\n"
@@ -266,14 +267,20 @@ static void test_full_config(void **state)
     assert_true(cfg.tvd_threshold == 0.25);
     assert_int_equal(cfg.chi2_correction, 1);
     assert_string_equal(cfg.http_listen, "127.0.0.1:9100");
-    assert_string_equal(cfg.webhook_url, "https://hooks.example/abc");
-    assert_int_equal(cfg.webhook_timeout_ms, 3000);
-    assert_int_equal(cfg.webhook_max_attempts, 4);
-    assert_int_equal(cfg.webhook_backoff_initial_ms, 100);
-    assert_int_equal(cfg.webhook_backoff_max_ms, 10000);
-    assert_int_equal(cfg.webhook_queue_size, 50);
+    assert_int_equal(cfg.alert_queue_size, 50);
+    assert_int_equal(cfg.n_sinks, 1);
+    assert_string_equal(cfg.sinks[0].name, "hook");
+    assert_int_equal(cfg.sinks[0].type, DW_SINK_WEBHOOK);
+    assert_string_equal(cfg.sinks[0].url, "https://hooks.example/abc");
+    assert_int_equal(cfg.sinks[0].timeout_ms, 3000);
+    assert_int_equal(cfg.sinks[0].max_attempts, 4);
+    assert_int_equal(cfg.sinks[0].backoff_initial_ms, 100);
+    assert_int_equal(cfg.sinks[0].backoff_max_ms, 10000);
+    assert_null(cfg.sinks[0].secret);
     assert_int_equal(cfg.triggers_enabled, 0);
     assert_int_equal(cfg.trigger_cooldown_ms, 900000);
+    assert_int_equal(cfg.trigger_min_samples, 10);
+    assert_int_equal(cfg.trigger_max_per_day, 2);
     assert_string_equal(cfg.log_level, "debug");
     assert_int_equal(cfg.log_bad_per_second, 0);
     assert_int_equal(cfg.n_models, 2);
@@ -301,7 +308,9 @@ static void test_unknown_keys(void **state)
 {
     expect_error("window: {sise: 60s}\n" MINIMAL, "unknown key 'window.sise'");
     expect_error("colour: blue\n" MINIMAL, "unknown key 'colour'");
-    expect_error("alerts: {webhook: {urll: ''}}\n" MINIMAL, "unknown key 'alerts.webhook.urll'");
+    expect_error("alerts: {webhook: {url: ''}}\n" MINIMAL, "unknown key 'alerts'");
+    expect_error("alerting: {sinks: {h: {urll: ''}}}\n" MINIMAL,
+                 "unknown key 'alerting.sinks.h.urll'");
     expect_error(MINIMAL "models2: {}\n", "unknown key 'models2'");
     expect_error("kafka: {bootstrap.servers: x}\nmodels: {m: {colour: red}}\n",
                  "unknown key 'models.m.colour'");
@@ -354,14 +363,13 @@ static void test_value_errors(void **state)
     expect_error("input: {max_message_bytes: 100}\n" MINIMAL, "input.max_message_bytes:");
     expect_error("input: {fields: {score: score}}\n" MINIMAL,
                  "input.fields.score: 'score' is not a JSON pointer");
-    expect_error("alerts: {webhook: {url: 'ftp://secret-token@x'}}\n" MINIMAL,
-                 "alerts.webhook.url: must be \"\" or start with http:// or https://");
+    expect_error("alerting: {sinks: {h: {url: 'ftp://secret-token@x'}}}\n" MINIMAL,
+                 "alerting.sinks.h.url: must be \"\" or start with http:// or https://");
     assert_null(strstr(errstr, "secret-token")); /* a secret is never echoed */
-    expect_error("alerts: {webhook: {max_attempts: 0}}\n" MINIMAL, "alerts.webhook.max_attempts:");
-    expect_error("alerts: {webhook: {backoff_initial: 0}}\n" MINIMAL,
-                 "alerts.webhook.backoff_initial:");
-    expect_error("alerts: {webhook: {backoff_initial: 1m, backoff_max: 1s}}\n" MINIMAL,
-                 "alerts.webhook.backoff_max:");
+    expect_error("alerting: {sinks: {h: {url: 'http://x', max_attempts: 0}}}\n" MINIMAL,
+                 "alerting.sinks.h.max_attempts:");
+    expect_error("alerting: {sinks: {h: {url: 'http://x', backoff_initial: 0}}}\n" MINIMAL,
+                 "alerting.sinks.h.backoff_initial:");
     expect_error("triggers: {enabled: maybe}\n" MINIMAL,
                  "triggers.enabled: 'maybe' is not a boolean");
     expect_error("topics: {labels: predictions}\n" MINIMAL,
@@ -632,7 +640,8 @@ static void test_dump(void **state)
 {
     struct dw_config cfg;
     load_ok(&cfg, "redis: {password: hunter2}\n"
-                  "alerts: {webhook: {url: 'https://hooks.example/T0KEN'}}\n"
+                  "alerting: {sinks: {pd: {type: pagerduty, url: 'https://pd.example/T0KEN',\n"
+                  "                         routing_key: R0UTING}}}\n"
                   "group: 'a\"b $${X'\n"
                   "kafka:\n"
                   "  bootstrap.servers: 127.0.0.1:9092\n"
@@ -651,6 +660,8 @@ static void test_dump(void **state)
     char *out = dump_to_string(&cfg);
     assert_null(strstr(out, "hunter2"));
     assert_null(strstr(out, "T0KEN"));
+    assert_null(strstr(out, "R0UTING"));
+    assert_non_null(strstr(out, "routing_key: \"***\""));
     assert_null(strstr(out, "kpass"));
     assert_null(strstr(out, "ksecret"));
     assert_null(strstr(out, "kjaas"));
@@ -665,8 +676,14 @@ static void test_dump(void **state)
 
     /* the dump of a config without secrets reads back to the same config */
     load_ok(&cfg, full_yaml);
-    free(cfg.webhook_url);
-    cfg.webhook_url = strdup("");
+    /* sink URLs are secrets (masked): keep the sink, with no URL to mask, by type only */
+    for (size_t i = 0; i < cfg.n_sinks; i++) {
+        free(cfg.sinks[i].name);
+        free(cfg.sinks[i].url);
+    }
+    free(cfg.sinks);
+    cfg.sinks = NULL;
+    cfg.n_sinks = 0;
     free(cfg.redis_password);
     cfg.redis_password = strdup("");
     free(cfg.group);
@@ -719,11 +736,126 @@ static void test_reference(void **state)
     free(buf);
 }
 
+#define KA "kafka: {bootstrap.servers: x}\nmodels: {fraud: {features: {amount: numeric}}}\n"
+static void test_alerting(void **state)
+{
+    struct dw_config cfg;
+    char path[] = "/tmp/dw_config_secretXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "file-routing-key\n", 17), 17);
+    close(fd);
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml),
+             KA "alerting:\n"
+               "  rules:\n"
+               "    - name: acc_low\n"
+               "      condition: performance.accuracy < 0.8\n"
+               "      for: 3\n"
+               "      keep_firing_for: 2\n"
+               "      repeat_interval: 4h\n"
+               "      severity: critical\n"
+               "      labels: {team: ml, tier: '1'}\n"
+               "      summary: '{{model}} accuracy {{value}}'\n"
+               "    - {name: drift, condition: 'features.*.drift', model: fraud}\n"
+               "  sinks:\n"
+               "    pd:\n"
+               "      type: pagerduty\n"
+               "      url: https://events.pagerduty.com/v2/enqueue\n"
+               "      routing_key: file://%s\n"
+               "      severities: critical\n"
+               "    am:\n"
+               "      type: alertmanager\n"
+               "      url: http://127.0.0.1:9093\n"
+               "      severities: [warning, critical]\n"
+               "      match: {team: ml}\n"
+               "      resend_interval: 30s\n"
+               "triggers: {rules: [acc_low]}\n",
+             path);
+    load_ok(&cfg, yaml);
+    unlink(path);
+    assert_int_equal(cfg.n_rules, 2);
+    const struct dw_rule *r = &cfg.rules[0];
+    assert_string_equal(r->name, "acc_low");
+    assert_string_equal(r->expr.path, "performance.accuracy");
+    assert_int_equal(r->expr.op, DW_OP_LT);
+    assert_true(r->expr.threshold == 0.8);
+    assert_int_equal(r->for_windows, 3);
+    assert_int_equal(r->keep_firing_windows, 2);
+    assert_int_equal(r->repeat_interval_ms, 4 * 3600000);
+    assert_int_equal(r->severity, DW_SEV_CRITICAL);
+    assert_int_equal(r->n_labels, 2);
+    assert_string_equal(r->labels[1].key, "tier");
+    assert_string_equal(r->labels[1].value, "1");
+    assert_string_equal(r->summary, "{{model}} accuracy {{value}}");
+    assert_null(r->model);
+    assert_null(r->description);
+    assert_string_equal(cfg.rules[1].model, "fraud");
+    assert_int_equal(cfg.rules[1].for_windows, 1);
+    assert_int_equal(cfg.rules[1].severity, DW_SEV_WARNING);
+    assert_int_equal(cfg.n_sinks, 2);
+    assert_int_equal(cfg.sinks[0].type, DW_SINK_PAGERDUTY);
+    assert_string_equal(cfg.sinks[0].routing_key, "file-routing-key");
+    assert_int_equal(cfg.sinks[0].severities, 1u << DW_SEV_CRITICAL);
+    assert_int_equal(cfg.sinks[1].type, DW_SINK_ALERTMANAGER);
+    assert_int_equal(cfg.sinks[1].severities, 3u);
+    assert_int_equal(cfg.sinks[1].n_match, 1);
+    assert_int_equal(cfg.sinks[1].resend_interval_ms, 30000);
+    assert_int_equal(cfg.n_trigger_rules, 1);
+    char *out = dump_to_string(&cfg);
+    assert_null(strstr(out, "file-routing-key"));
+    assert_non_null(strstr(out, "condition: \"performance.accuracy < 0.8\""));
+    free(out);
+    dw_config_free(&cfg);
+
+    /* no rules given: the built-in ones */
+    load_ok(&cfg, KA "");
+    assert_int_equal(cfg.n_rules, 3);
+    dw_config_free(&cfg);
+
+    expect_error(KA "alerting: {rules: [{name: a}]}\n", "alerting.rules[0].condition: required");
+    expect_error(KA "alerting: {rules: [{name: a, condition: x, bogus: 1}]}\n",
+                 "unknown key 'alerting.rules[0].bogus'");
+    expect_error(KA "alerting: {rules: [{name: a, condition: 'x =< 1'}]}\n",
+                 "alerting.rules[0].condition: ");
+    expect_error(KA "alerting: {rules: [{name: a, condition: x}, {name: a, condition: y}]}\n",
+                 "alerting.rules[1].name: 'a' is already the name of alerting.rules[0]");
+    expect_error(KA "alerting: {rules: [{name: a, condition: x, model: nope}]}\n",
+                 "alerting.rules[0].model: 'nope' is not one of the models");
+    expect_error(KA "alerting: {rules: [{name: a, condition: x, severity: page}]}\n",
+                 "alerting.rules[0].severity: 'page' is not one of");
+    expect_error(KA "alerting: {rules: [{name: a, condition: x}]}\ntriggers: {rules: [b]}\n",
+                 "triggers.rules: 'b' is not the name of a rule");
+    expect_error(KA "alerting: {sinks: {pd: {type: pagerduty, url: 'https://x'}}}\n",
+                 "alerting.sinks.pd.routing_key: required by pagerduty");
+    expect_error(KA "alerting: {sinks: {h: {type: webhook}}}\n", "alerting.sinks.h.url: required");
+    expect_error(KA "alerting: {sinks: {h: {url: 'ftp://x'}}}\n",
+                 "alerting.sinks.h.url: must be \"\" or start with http:// or https://");
+    expect_error(KA "alerting: {sinks: {h: {url: 'http://x', severities: [info]}}}\n",
+                 "alerting.sinks.h.severities: 'info' is not one of warning, critical");
+    expect_error(KA "alerting: {sinks: {h: {url: 'http://x', backoff_initial: 2s, backoff_max: "
+                   "1s}}}\n",
+                 "alerting.sinks.h.backoff_max: must be at least backoff_initial");
+    expect_error(KA "alerting: {sinks: {h: {url: 'http://x', routing_key: file:///nonexistent/k}}}\n",
+                 "alerting.sinks.h.routing_key: cannot read file:///nonexistent/k");
+    /* a malformed secret is refused without being quoted */
+    struct dw_config bad;
+    int rc = dw_config_load_string(
+        &bad, KA "alerting: {sinks: {h: {url: 'http://x', secret: 'whsec_not*base64!S3CR3T'}}}\n",
+        errstr, sizeof(errstr));
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(errstr, "alerting.sinks.h.secret: not a signing secret"));
+    assert_null(strstr(errstr, "S3CR3T"));
+}
+#undef KA
+
 static void test_example_file(void **state)
 {
     struct dw_config cfg;
     setenv("REDIS_PASSWORD", "example-pw", 1);
     setenv("KAFKA_BOOTSTRAP", "127.0.0.1:9092", 1);
+    setenv("ALERT_WEBHOOK_URL", "https://hooks.example/x", 1);
+    setenv("ALERT_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 1);
     int rc = dw_config_load(&cfg, "deploy/driftwatch.example.yaml", errstr, sizeof(errstr));
     if (rc != 0) {
         fail_msg("example config did not load: %s", errstr);
@@ -748,6 +880,11 @@ static void test_example_file(void **state)
     assert_null(detector(&cfg, "fraud", "age"));
     assert_true(cfg.alpha == 0.05 && cfg.drift_share == 0.5);
     assert_int_equal(cfg.window_size_ms, 60000);
+    assert_int_equal(cfg.n_rules, 3);
+    assert_string_equal(cfg.rules[0].name, "feature_drift");
+    assert_int_equal(cfg.n_sinks, 1);
+    assert_string_equal(cfg.sinks[0].secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    assert_int_equal(cfg.n_trigger_rules, 2);
     dw_config_free(&cfg);
 
     unsetenv("REDIS_PASSWORD");
@@ -772,6 +909,7 @@ int main(void)
         cmocka_unit_test(test_feature_map_form),
         cmocka_unit_test(test_dump),
         cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_alerting),
         cmocka_unit_test(test_example_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

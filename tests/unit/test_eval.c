@@ -646,8 +646,6 @@ static void test_empty_window(void **state)
     assert_int_equal(jint(json_object_get(rep, "reference"), "predictions"), 50);
     json_t *findings = dw_eval_findings(rep);
     assert_int_equal(json_array_size(findings), 0);
-    assert_null(dw_eval_alert_payload("prod", rep, findings));
-    assert_null(dw_eval_trigger("prod", rep, findings, START));
     json_decref(findings);
     json_decref(rep);
     dw_agg_free(w);
@@ -1546,82 +1544,6 @@ static void test_idempotency_key(void **state)
     free(k6);
 }
 
-static void test_alert_payload(void **state)
-{
-    struct dw_config cfg = make_cfg();
-    json_t *rep = drifting_report(&cfg);
-    json_t *fs = dw_eval_findings(rep);
-    json_t *a = dw_eval_alert_payload("prod", rep, fs);
-    assert_non_null(a);
-    assert_string_equal(jstr(a, "type"), "driftwatch.alert");
-    assert_string_equal(jstr(a, "id"), "453ce2a47d0b3648c65ec70ec60c1dc5");
-    assert_string_equal(jstr(a, "group"), "prod");
-    assert_string_equal(jstr(a, "model"), "fraud");
-    assert_string_equal(jstr(a, "window_start"), "2026-11-18T11:05:00Z");
-    assert_string_equal(jstr(a, "window_end"), "2026-11-18T11:10:00Z");
-    assert_string_equal(jstr(a, "severity"), "critical");
-    assert_string_equal(jstr(a, "summary"),
-                        "fraud: drift in amount, country; accuracy fell 23.1 % below reference");
-    assert_true(json_equal(json_object_get(a, "findings"), fs));
-    assert_true(json_equal(json_object_get(a, "report"), rep));
-    json_decref(a);
-
-    /* summaries with one kind of finding, severity of warnings only */
-    json_t *r2 = json_loads("{\"model\":\"m\",\"window_start_ms\":0,"
-                            "\"window_start\":\"1970-01-01T00:00:00Z\"}",
-                            0, NULL);
-    json_t *f2 = json_loads("[{\"rule\":\"feature_drift\",\"feature\":\"a\",\"severity\":"
-                            "\"warning\",\"value\":0.3}]",
-                            0, NULL);
-    a = dw_eval_alert_payload("g", r2, f2);
-    assert_string_equal(jstr(a, "summary"), "m: drift in a");
-    assert_string_equal(jstr(a, "severity"), "warning");
-    json_decref(a);
-    json_decref(f2);
-    f2 = json_loads("[{\"rule\":\"accuracy_drop\",\"feature\":null,\"severity\":\"critical\","
-                    "\"value\":0.1}]",
-                    0, NULL);
-    a = dw_eval_alert_payload("g", r2, f2);
-    assert_string_equal(jstr(a, "summary"), "m: accuracy fell 10.0 % below reference");
-    json_decref(a);
-    json_decref(f2);
-    json_decref(r2);
-    json_decref(fs);
-    json_decref(rep);
-}
-
-static void test_trigger(void **state)
-{
-    struct dw_config cfg = make_cfg();
-    json_t *rep = drifting_report(&cfg);
-    json_t *fs = dw_eval_findings(rep);
-    json_t *t = dw_eval_trigger("prod", rep, fs, START + 2 * SIZE);
-    assert_non_null(t);
-    assert_string_equal(jstr(t, "trigger_id"), "d68b1af1bba6166f1a6bffeecf388f27");
-    assert_string_equal(jstr(t, "model"), "fraud");
-    assert_string_equal(jstr(t, "model_version"), "1.4.0"); /* 150 of 200 predictions */
-    assert_string_equal(jstr(t, "window_start"), "2026-11-18T11:05:00Z");
-    assert_string_equal(jstr(t, "window_end"), "2026-11-18T11:10:00Z");
-    assert_string_equal(jstr(t, "created_at"), "2026-11-18T11:15:00Z");
-    json_t *reasons = json_object_get(t, "reasons");
-    assert_int_equal(json_array_size(reasons), 3);
-    json_t *r0 = json_array_get(reasons, 0);
-    assert_string_equal(jstr(r0, "detector"), "ks");
-    assert_string_equal(jstr(r0, "feature"), "amount");
-    assert_float_equal(jreal(r0, "threshold"), 0.05, 0.0);
-    json_t *r2 = json_array_get(reasons, 2);
-    assert_string_equal(jstr(r2, "detector"), "accuracy");
-    assert_true(json_is_null(json_object_get(r2, "feature")));
-    assert_float_equal(jreal(r2, "value"), 0.23125, 1e-12);
-    /* same window and rule: same id on a second evaluation */
-    json_t *t2 = dw_eval_trigger("prod", rep, fs, START + 3 * SIZE);
-    assert_string_equal(jstr(t, "trigger_id"), jstr(t2, "trigger_id"));
-    json_decref(t2);
-    json_decref(t);
-    json_decref(fs);
-    json_decref(rep);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1641,8 +1563,6 @@ int main(void)
         cmocka_unit_test(test_ref_json_round_trip),
         cmocka_unit_test(test_findings_and_fingerprint),
         cmocka_unit_test(test_idempotency_key),
-        cmocka_unit_test(test_alert_payload),
-        cmocka_unit_test(test_trigger),
         cmocka_unit_test(test_numeric_stats_equal_dw_stats),
         cmocka_unit_test(test_constant_reference),
         cmocka_unit_test(test_categorical_stats_equal_dw_stats),

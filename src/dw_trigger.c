@@ -1,0 +1,169 @@
+/*
+ * dw_trigger.c - retraining triggers: guardrails and the message.
+ *
+ * Why window time: the guardrails compare window starts, never the wall clock, because the
+ * evaluation of a window may run twice (at least once: a crash between the trigger and the
+ * commit of its state) or late (a pod restarted after an hour). Counting by window keeps the
+ * decision a function of the data, so every pod and every replay agrees, and the message's
+ * trigger_id (hash of group, model, window) lets consumers drop a repeat.
+ */
+#include "driftwatch/dw_trigger.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "driftwatch/dw_common.h"
+#include "driftwatch/dw_eval.h"
+#include "driftwatch/dw_part.h"
+
+#define MS_PER_DAY 86400000LL /* milliseconds */
+
+void dw_trigger_state_load(struct dw_trigger_state *st, const char *text)
+{
+    st->last_start_ms = DW_NO_TS;
+    st->day = 0;
+    st->count = 0;
+    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+    json_t *last = json_object_get(doc, "last_start_ms");
+    if (json_is_integer(last)) {
+        st->last_start_ms = (int64_t)json_integer_value(last);
+        st->day = (int64_t)json_integer_value(json_object_get(doc, "day"));
+        st->count = (int64_t)json_integer_value(json_object_get(doc, "count"));
+    }
+    json_decref(doc);
+}
+
+char *dw_trigger_state_dump(const struct dw_trigger_state *st)
+{
+    json_t *doc = st->last_start_ms == DW_NO_TS
+                      ? json_object()
+                      : json_pack("{s:I,s:I,s:I}", "last_start_ms", (json_int_t)st->last_start_ms,
+                                  "day", (json_int_t)st->day, "count", (json_int_t)st->count);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    return text;
+}
+
+static int is_trigger_rule(const struct dw_config *cfg, const char *rule)
+{
+    if (cfg->n_trigger_rules == 0) {
+        return 1;
+    }
+    for (size_t i = 0; i < cfg->n_trigger_rules; i++) {
+        if (rule && strcmp(cfg->trigger_rules[i], rule) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static json_t *member_or_null(const json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return v ? json_deep_copy(v) : json_null();
+}
+
+/* The firing alerts of trigger rules, as reasons. */
+static json_t *trigger_reasons(const struct dw_config *cfg, const json_t *firing)
+{
+    json_t *reasons = json_array();
+    size_t i;
+    json_t *a;
+    json_array_foreach(firing, i, a)
+    {
+        if (!is_trigger_rule(cfg, json_string_value(json_object_get(a, "rule")))) {
+            continue;
+        }
+        json_t *r = json_object();
+        static const char *const keys[] = {"rule",  "feature",   "severity",
+                                           "value", "threshold", "starts_at"};
+        for (size_t k = 0; k < DW_ARRAY_SIZE(keys); k++) {
+            json_object_set_new(r, keys[k], member_or_null(a, keys[k]));
+        }
+        json_array_append_new(reasons, r);
+    }
+    return reasons;
+}
+
+json_t *dw_trigger_decide(const struct dw_config *cfg, const json_t *report, const json_t *firing,
+                          struct dw_trigger_state *st, const char **why)
+{
+    *why = NULL;
+    if (!cfg->triggers_enabled) {
+        *why = "triggers.enabled is false";
+        return NULL;
+    }
+    json_t *reasons = trigger_reasons(cfg, firing);
+    if (json_array_size(reasons) == 0) {
+        json_decref(reasons);
+        return NULL;
+    }
+    int64_t start = (int64_t)json_integer_value(json_object_get(report, "window_start_ms"));
+    int64_t n = (int64_t)json_integer_value(json_object_get(report, "predictions"));
+    int64_t day = dw_floor_div(start, MS_PER_DAY);
+    if (n < cfg->trigger_min_samples) {
+        *why = "triggers.min_samples";
+    } else if (st->last_start_ms != DW_NO_TS && start >= st->last_start_ms &&
+               start - st->last_start_ms < cfg->trigger_cooldown_ms) {
+        *why = "triggers.cooldown";
+    } else if (st->last_start_ms != DW_NO_TS && start <= st->last_start_ms) {
+        *why = "an earlier or the same window was already triggered";
+    } else if (st->last_start_ms != DW_NO_TS && day == st->day &&
+               st->count >= cfg->trigger_max_per_day) {
+        *why = "triggers.max_per_day";
+    }
+    if (*why) {
+        json_decref(reasons);
+        return NULL;
+    }
+    st->count = (st->last_start_ms != DW_NO_TS && day == st->day) ? st->count + 1 : 1;
+    st->day = day;
+    st->last_start_ms = start;
+    return reasons;
+}
+
+/* The version that served most of the window (ties: the smallest name, deterministic). */
+static const char *main_version(const json_t *report)
+{
+    const char *best = NULL;
+    json_int_t best_n = -1;
+    const char *vname;
+    json_t *v;
+    json_object_foreach((json_t *)json_object_get(report, "versions"), vname, v)
+    {
+        json_int_t n = json_integer_value(json_object_get(v, "predictions"));
+        if (n > best_n || (n == best_n && best && strcmp(vname, best) < 0)) {
+            best = vname;
+            best_n = n;
+        }
+    }
+    return best;
+}
+
+json_t *dw_trigger_message(const char *group, const json_t *report, json_t *reasons,
+                           int64_t created_ms)
+{
+    const char *model = json_string_value(json_object_get(report, "model"));
+    int64_t start = (int64_t)json_integer_value(json_object_get(report, "window_start_ms"));
+    const char *version = main_version(report);
+    char created[40];
+    dw_time_format_rfc3339(created_ms, created, sizeof(created));
+    char *id = dw_eval_idempotency_key(group, model ? model : "", start, "trigger");
+    json_t *evidence = json_object();
+    static const char *const keys[] = {"predictions", "labeled", "drift", "performance"};
+    for (size_t k = 0; k < DW_ARRAY_SIZE(keys); k++) {
+        json_object_set_new(evidence, keys[k], member_or_null(report, keys[k]));
+    }
+    json_t *out = json_object();
+    json_object_set_new(out, "trigger_id", json_string(id));
+    json_object_set_new(out, "group", json_string(group));
+    json_object_set_new(out, "model", model ? json_string(model) : json_null());
+    json_object_set_new(out, "model_version", version ? json_string(version) : json_null());
+    json_object_set_new(out, "window_start", member_or_null(report, "window_start"));
+    json_object_set_new(out, "window_end", member_or_null(report, "window_end"));
+    json_object_set(out, "reasons", reasons);
+    json_object_set_new(out, "evidence", evidence);
+    json_object_set_new(out, "created_at", json_string(created));
+    free(id);
+    return out;
+}
