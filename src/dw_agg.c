@@ -3,15 +3,25 @@
  *
  * Hot path: dw_agg_add_prediction() runs once per prediction and touches each configured
  * feature once; it allocates only when a window meets a new category or version (bounded by
- * DW_AGG_MAX_CATEGORIES and DW_AGG_MAX_VERSIONS). Moments use Welford's update; merging uses
- * the parallel formula (Chan, Golub, LeVeque 1979), so merge(a, b) equals one pass over a ∪ b
- * up to floating-point rounding.
+ * the model's max_categories and DW_AGG_MAX_VERSIONS). Moments use Welford's update; merging
+ * uses the parallel formula (Chan, Golub, LeVeque 1979), so merge(a, b) equals one pass over
+ * a ∪ b up to floating-point rounding.
  *
- * Encoding (version 2, little-endian, see dw_codec.h):
+ * Categories: the first `bound` distinct values of a window are counted exactly; later values
+ * go through SpaceSaving (Metwally, Agrawal, El Abbadi 2005) with `bound` counters, O(log k)
+ * per value through a min-heap. A counter is reported as a category (it leaves "other") once
+ * its estimate exceeds count / k, so a frequent late category shows up with an over-estimate
+ * of at most N_over / k while the long tail stays in "__other__"; the table plus "other"
+ * always adds up to the non-missing count. docs/sketches.md has the guarantees and the merge.
+ *
+ * Encoding (version 3, little-endian, see dw_codec.h):
  *   u8 version, i64 start_ms, counts, u16 n_versions {str name, counts}, u64 duplicate_labels,
  *   conflicts, late_predictions, late_labels, perf (dw_perf.c), u16 n_features {str name,
  *   u8 type, u64 count, missing, f64 min, max, mean, m2, u64 other, u32 sketch length + bytes,
- *   u32 n_cats {str name, u64 count} in name order}
+ *   u32 bound, u32 hh_cap, u64 hh_total, u64 hh_floor, u32 n_cats {str name, u8 flags,
+ *   u64 count, and when flags has DW_CAT_MONITORED: u64 hh, u64 hh_err} in name order}.
+ * Version 2 (no heavy hitters: u32 n_cats {str name, u64 count} after the sketch) is still
+ * decoded: its categories are counted again with cat_add, its "other" stays unattributed.
  */
 #include "driftwatch/dw_agg.h"
 
@@ -22,8 +32,26 @@
 
 #include "driftwatch/dw_common.h"
 
-#define AGG_CODEC_VERSION 2
-#define CAT_SLOTS_MIN 16 /* first category table; doubles up to DW_AGG_CAT_SLOTS */
+#define AGG_CODEC_VERSION 3    /* written */
+#define AGG_CODEC_VERSION_V2 2 /* still read: categories without heavy hitters */
+#define CAT_SLOTS_MIN 16 /* first category table (slots); doubles up to dw_agg_cat_slots() */
+
+uint32_t dw_agg_max_categories(const struct dw_model_cfg *model)
+{
+    if (model->max_categories <= 0) {
+        return DW_AGG_MAX_CATEGORIES;
+    }
+    return (uint32_t)DW_MIN(model->max_categories, (int64_t)DW_AGG_CATEGORIES_LIMIT);
+}
+
+size_t dw_agg_cat_slots(uint32_t bound)
+{
+    size_t slots = CAT_SLOTS_MIN;
+    while (slots < 4 * (size_t)bound) { /* 2 * bound entries at a load factor of 1/2 */
+        slots *= 2;
+    }
+    return slots;
+}
 
 struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms)
 {
@@ -37,8 +65,11 @@ struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_
     agg->model = model;
     agg->start_ms = start_ms;
     agg->feats = dw_calloc(model->n_features ? model->n_features : 1, sizeof(*agg->feats));
+    uint32_t bound = dw_agg_max_categories(model);
     for (size_t i = 0; i < model->n_features; i++) {
         agg->feats[i].type = model->features[i].type;
+        agg->feats[i].bound = bound;
+        agg->feats[i].hh_cap = bound;
         agg->feats[i].min = INFINITY;
         agg->feats[i].max = -INFINITY;
     }
@@ -52,8 +83,13 @@ static void cats_free(struct dw_feat_stats *fs)
         free(fs->cats[s].name);
     }
     free(fs->cats);
+    free(fs->hh_heap);
     fs->cats = NULL;
+    fs->hh_heap = NULL;
     fs->cat_cap = 0;
+    fs->n_cats = 0;
+    fs->n_exact = 0;
+    fs->n_hh = 0;
 }
 
 void dw_agg_free(struct dw_agg *agg)
@@ -94,60 +130,252 @@ size_t dw_agg_version_slot(struct dw_agg *agg, const char *name, size_t len)
     return DW_AGG_MAX_VERSIONS;
 }
 
+/*
+ * Category table. One open-addressing table (linear probing, load factor at most 1/2) holds
+ * both kinds of entries, so a value costs one lookup whatever it is:
+ * - exact entries (DW_CAT_EXACT): the first `bound` distinct values of the window;
+ * - SpaceSaving counters (DW_CAT_MONITORED): at most hh_cap of the later values, with a
+ *   min-heap of their slots ordered by (hh, name) - the name breaks ties so that the victim of
+ *   an eviction does not depend on the table layout (a decoded aggregate evicts the same one).
+ * An exact entry can also carry a counter after a merge (the other side saw the value late).
+ * A counter that is evicted loses its entry unless the entry is exact; deletion shifts the
+ * following entries back (no tombstones) and keeps their heap positions up to date.
+ */
+#define CAT_NONE SIZE_MAX
+
+static size_t cat_home(const struct dw_feat_stats *fs, const char *name, size_t len)
+{
+    return (size_t)dw_hash64(name, len) & (fs->cat_cap - 1);
+}
+
 /* Doubles the category table (a window starts small: most features have few categories). */
 static void cats_grow(struct dw_feat_stats *fs)
 {
-    size_t cap = fs->cat_cap ? fs->cat_cap * 2 : CAT_SLOTS_MIN;
-    struct dw_category *cats = dw_calloc(cap, sizeof(*cats));
-    for (size_t s = 0; s < fs->cat_cap; s++) {
-        if (fs->cats[s].name) {
-            size_t i = (size_t)dw_hash64(fs->cats[s].name, strlen(fs->cats[s].name)) & (cap - 1);
-            while (cats[i].name) {
-                i = (i + 1) & (cap - 1);
+    size_t old_cap = fs->cat_cap;
+    struct dw_category *old = fs->cats;
+    fs->cat_cap = old_cap ? old_cap * 2 : CAT_SLOTS_MIN;
+    fs->cats = dw_calloc(fs->cat_cap, sizeof(*fs->cats));
+    for (size_t s = 0; s < old_cap; s++) {
+        if (old[s].name) {
+            size_t i = cat_home(fs, old[s].name, strlen(old[s].name));
+            while (fs->cats[i].name) {
+                i = (i + 1) & (fs->cat_cap - 1);
             }
-            cats[i] = fs->cats[s];
+            fs->cats[i] = old[s];
+            if (old[s].heap) {
+                fs->hh_heap[old[s].heap - 1] = (uint32_t)i;
+            }
         }
     }
-    free(fs->cats);
-    fs->cats = cats;
-    fs->cat_cap = cap;
+    free(old);
 }
 
-static struct dw_category *cat_slot(struct dw_feat_stats *fs, const char *name, size_t len,
-                                    int create)
+static size_t cat_find(const struct dw_feat_stats *fs, const char *name, size_t len)
 {
-    if (!fs->cats && !create) {
-        return NULL;
+    if (!fs->cats) {
+        return CAT_NONE;
     }
-    if (create && (fs->n_cats + 1) * 2 > fs->cat_cap && fs->cat_cap < DW_AGG_CAT_SLOTS) {
-        cats_grow(fs);
-    }
-    size_t i = (size_t)dw_hash64(name, len) & (fs->cat_cap - 1);
-    for (;;) {
-        struct dw_category *c = &fs->cats[i];
-        if (!c->name) {
-            if (!create || fs->n_cats >= DW_AGG_MAX_CATEGORIES) {
-                return NULL;
-            }
-            c->name = dw_strndup(name, len);
-            fs->n_cats++;
-            return c;
-        }
-        if (strlen(c->name) == len && memcmp(c->name, name, len) == 0) {
-            return c;
+    size_t i = cat_home(fs, name, len);
+    while (fs->cats[i].name) {
+        const char *c = fs->cats[i].name;
+        if (strlen(c) == len && memcmp(c, name, len) == 0) {
+            return i;
         }
         i = (i + 1) & (fs->cat_cap - 1);
     }
+    return CAT_NONE;
 }
 
-static void cat_add(struct dw_feat_stats *fs, const char *name, size_t len, uint64_t n)
+/* A new, zeroed entry for a name that is not in the table; @returns its slot. */
+static size_t cat_insert(struct dw_feat_stats *fs, const char *name, size_t len)
 {
-    struct dw_category *c = cat_slot(fs, name, len, 1);
-    if (c) {
-        c->count += n;
-    } else {
-        fs->other += n;
+    if ((fs->n_cats + 1) * 2 > fs->cat_cap) {
+        cats_grow(fs);
     }
+    size_t i = cat_home(fs, name, len);
+    while (fs->cats[i].name) {
+        i = (i + 1) & (fs->cat_cap - 1);
+    }
+    memset(&fs->cats[i], 0, sizeof(fs->cats[i]));
+    fs->cats[i].name = dw_strndup(name, len);
+    fs->n_cats++;
+    return i;
+}
+
+/* Removes the entry in slot (not in the heap), shifting the rest of its cluster back. */
+static void cat_delete(struct dw_feat_stats *fs, size_t slot)
+{
+    size_t mask = fs->cat_cap - 1, i = slot, j = slot;
+    free(fs->cats[slot].name);
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!fs->cats[j].name) {
+            break;
+        }
+        size_t k = cat_home(fs, fs->cats[j].name, strlen(fs->cats[j].name));
+        /* j stays when its home lies cyclically in (i, j]. */
+        int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            fs->cats[i] = fs->cats[j];
+            if (fs->cats[i].heap) {
+                fs->hh_heap[fs->cats[i].heap - 1] = (uint32_t)i;
+            }
+            i = j;
+        }
+    }
+    memset(&fs->cats[i], 0, sizeof(fs->cats[i]));
+    fs->n_cats--;
+}
+
+static int hh_less(const struct dw_feat_stats *fs, uint32_t a, uint32_t b)
+{
+    const struct dw_category *x = &fs->cats[a], *y = &fs->cats[b];
+    if (x->hh != y->hh) {
+        return x->hh < y->hh;
+    }
+    return strcmp(x->name, y->name) < 0;
+}
+
+static void heap_put(struct dw_feat_stats *fs, size_t pos, uint32_t slot)
+{
+    fs->hh_heap[pos] = slot;
+    fs->cats[slot].heap = (uint32_t)pos + 1;
+}
+
+static void heap_up(struct dw_feat_stats *fs, size_t pos)
+{
+    uint32_t slot = fs->hh_heap[pos];
+    while (pos > 0) {
+        size_t parent = (pos - 1) / 2;
+        if (!hh_less(fs, slot, fs->hh_heap[parent])) {
+            break;
+        }
+        heap_put(fs, pos, fs->hh_heap[parent]);
+        pos = parent;
+    }
+    heap_put(fs, pos, slot);
+}
+
+static void heap_down(struct dw_feat_stats *fs, size_t pos)
+{
+    uint32_t slot = fs->hh_heap[pos];
+    for (;;) {
+        size_t child = 2 * pos + 1;
+        if (child >= fs->n_hh) {
+            break;
+        }
+        if (child + 1 < fs->n_hh && hh_less(fs, fs->hh_heap[child + 1], fs->hh_heap[child])) {
+            child++;
+        }
+        if (!hh_less(fs, fs->hh_heap[child], slot)) {
+            break;
+        }
+        heap_put(fs, pos, fs->hh_heap[child]);
+        pos = child;
+    }
+    heap_put(fs, pos, slot);
+}
+
+static void heap_push(struct dw_feat_stats *fs, size_t slot)
+{
+    if (!fs->hh_heap) {
+        fs->hh_heap = dw_calloc(fs->hh_cap, sizeof(*fs->hh_heap));
+    }
+    fs->n_hh++;
+    heap_put(fs, fs->n_hh - 1, (uint32_t)slot);
+    heap_up(fs, fs->n_hh - 1);
+}
+
+static size_t heap_pop(struct dw_feat_stats *fs)
+{
+    uint32_t root = fs->hh_heap[0];
+    fs->n_hh--;
+    if (fs->n_hh > 0) {
+        heap_put(fs, 0, fs->hh_heap[fs->n_hh]);
+        heap_down(fs, 0);
+    }
+    fs->cats[root].heap = 0;
+    return root;
+}
+
+/* Reported: the counter's estimate exceeds count / k (the φ = 1/k heavy-hitter threshold). */
+static void hh_maybe_report(struct dw_feat_stats *fs, struct dw_category *c)
+{
+    if (!(c->flags & DW_CAT_REPORTED) && c->hh > fs->count / fs->hh_cap) {
+        c->flags |= DW_CAT_REPORTED;
+        c->count += c->hh;
+        fs->other -= c->hh;
+    }
+}
+
+/* Takes the counter off an entry (popped from the heap already); drops a non-exact entry. */
+static void hh_release(struct dw_feat_stats *fs, size_t slot)
+{
+    struct dw_category *c = &fs->cats[slot];
+    if (c->flags & DW_CAT_REPORTED) {
+        c->count -= c->hh;
+        fs->other += c->hh;
+    }
+    c->flags &= (uint8_t)~(DW_CAT_MONITORED | DW_CAT_REPORTED);
+    c->hh = 0;
+    c->hh_err = 0;
+    if (!(c->flags & DW_CAT_EXACT)) {
+        cat_delete(fs, slot);
+    }
+}
+
+/* SpaceSaving update by w (Metwally et al.): a monitored value adds w; a new one takes a free
+ * counter, or replaces the smallest counter m and starts at m + w with error m. */
+static void hh_add(struct dw_feat_stats *fs, size_t slot, const char *name, size_t len,
+                   uint64_t w)
+{
+    fs->hh_total += w;
+    if (slot != CAT_NONE) { /* a non-exact entry is always monitored */
+        struct dw_category *c = &fs->cats[slot];
+        c->hh += w;
+        if (c->flags & DW_CAT_REPORTED) {
+            c->count += w;
+        } else {
+            fs->other += w;
+            hh_maybe_report(fs, c);
+        }
+        heap_down(fs, c->heap - 1);
+        return;
+    }
+    fs->other += w;
+    uint64_t base = 0;
+    if (fs->n_hh >= fs->hh_cap) {
+        size_t victim = heap_pop(fs);
+        base = fs->cats[victim].hh;
+        fs->hh_floor = DW_MAX(fs->hh_floor, base);
+        hh_release(fs, victim);
+    }
+    slot = cat_insert(fs, name, len);
+    struct dw_category *c = &fs->cats[slot];
+    c->flags = DW_CAT_MONITORED;
+    c->hh = base + w;
+    c->hh_err = base;
+    heap_push(fs, slot);
+    hh_maybe_report(fs, &fs->cats[slot]);
+}
+
+/* Counts w occurrences of a value (already in fs->count): exact while the value has (or can
+ * get) an exact entry, SpaceSaving otherwise. */
+static void cat_add(struct dw_feat_stats *fs, const char *name, size_t len, uint64_t w)
+{
+    size_t slot = cat_find(fs, name, len);
+    if (slot != CAT_NONE && (fs->cats[slot].flags & DW_CAT_EXACT)) {
+        fs->cats[slot].count += w;
+        return;
+    }
+    if (slot == CAT_NONE && fs->n_exact < fs->bound) {
+        slot = cat_insert(fs, name, len);
+        fs->cats[slot].flags = DW_CAT_EXACT;
+        fs->cats[slot].count = w;
+        fs->n_exact++;
+        return;
+    }
+    hh_add(fs, slot, name, len, w);
 }
 
 /* Sketch seed: fixed, so that a replay after a restart makes the same coin flips. */
@@ -266,6 +494,134 @@ static void counts_merge(struct dw_counts *d, const struct dw_counts *s)
     d->sum_ape += s->sum_ape;
 }
 
+/* A value of the union of summaries in a merge: its lower bound (Agarwal et al.'s count). */
+struct hh_item {
+    char *name;
+    uint64_t lo;
+};
+
+static int cmp_item_name(const void *a, const void *b)
+{
+    return strcmp(((const struct hh_item *)a)->name, ((const struct hh_item *)b)->name);
+}
+
+static int cmp_item_lo_desc(const void *a, const void *b)
+{
+    const struct hh_item *x = a, *y = b;
+    if (x->lo != y->lo) {
+        return x->lo < y->lo ? 1 : -1;
+    }
+    return strcmp(x->name, y->name);
+}
+
+/*
+ * Category merge (d->count already includes s->count). Exact parts of s add exactly where d has
+ * (or can still make) an exact entry; everything else forms the union of three summaries: d's
+ * counters, s's counters, and s's exact values that d cannot hold exactly ("spill", exact).
+ *
+ * Mergeable summaries (Agarwal, Cormode, Huang, Phillips, Wei, Yi, PODS 2012): a SpaceSaving
+ * summary with floor m is the Misra-Gries summary lo = hh - m with error m. The MG merge adds
+ * lo by value, subtracts the (k+1)-th largest lo, C, from all and keeps the k largest; the
+ * error of the result is Δ = m_d + m_s + C, and Σ lo' + k Δ ≤ N_over (each input has
+ * N_i - Σ lo_i ≥ k_i m_i, and the prune removes at least k C). Back in SpaceSaving form, a kept
+ * value gets hh = lo' + Δ, hh_err = Δ, and Δ becomes the floor: every estimate is still an
+ * over-estimate, the counters still sum to at most N_over (so `other` stays ≥ 0), and
+ * Δ ≤ N_over / k. With different bounds the result keeps the smaller number of counters, for
+ * which the same argument holds.
+ */
+static void cats_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s)
+{
+    size_t cap = s->n_exact + s->n_hh + d->n_hh, n = 0;
+    struct hh_item *items = dw_calloc(cap ? cap : 1, sizeof(*items));
+    uint64_t spill = 0;
+    for (size_t i = 0; s->cats && i < s->cat_cap; i++) {
+        const struct dw_category *c = &s->cats[i];
+        if (!c->name || !(c->flags & DW_CAT_EXACT)) {
+            continue;
+        }
+        uint64_t part = c->count - ((c->flags & DW_CAT_REPORTED) ? c->hh : 0);
+        size_t len = strlen(c->name), slot = cat_find(d, c->name, len);
+        if (part == 0) {
+            continue;
+        }
+        if (slot != CAT_NONE && (d->cats[slot].flags & DW_CAT_EXACT)) {
+            d->cats[slot].count += part;
+        } else if (slot == CAT_NONE && d->n_exact < d->bound) {
+            slot = cat_insert(d, c->name, len);
+            d->cats[slot].flags = DW_CAT_EXACT;
+            d->cats[slot].count = part;
+            d->n_exact++;
+        } else {
+            items[n].name = dw_strdup(c->name);
+            items[n++].lo = part;
+            spill += part;
+        }
+    }
+    uint64_t n_over = d->hh_total + s->hh_total + spill;
+    if (n == 0 && s->n_hh == 0) {
+        /* Nothing to attribute: s's overflow (if any) had no counters, it stays "other". */
+        d->hh_total = n_over;
+        d->other += s->other;
+        free(items);
+        return;
+    }
+    for (size_t i = 0; i < s->n_hh; i++) {
+        const struct dw_category *c = &s->cats[s->hh_heap[i]];
+        items[n].name = dw_strdup(c->name);
+        items[n++].lo = c->hh - s->hh_floor;
+    }
+    while (d->n_hh > 0) {
+        size_t slot = heap_pop(d);
+        items[n].name = dw_strdup(d->cats[slot].name);
+        items[n++].lo = d->cats[slot].hh - d->hh_floor;
+        hh_release(d, slot);
+    }
+    size_t k = d->hh_cap;
+    if (s->n_hh > 0 && s->hh_cap < k) {
+        k = s->hh_cap;
+    }
+    /* Add up equal names, then the k largest lower bounds. */
+    qsort(items, n, sizeof(*items), cmp_item_name);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (u > 0 && strcmp(items[u - 1].name, items[i].name) == 0) {
+            items[u - 1].lo += items[i].lo;
+            free(items[i].name);
+        } else {
+            items[u++] = items[i];
+        }
+    }
+    qsort(items, u, sizeof(*items), cmp_item_lo_desc);
+    uint64_t cut = u > k ? items[k].lo : 0;
+    uint64_t delta = d->hh_floor + s->hh_floor + cut;
+    size_t kept = DW_MIN(u, k);
+    uint64_t reported = 0;
+    d->hh_cap = (uint32_t)k;
+    d->hh_total = n_over;
+    d->hh_floor = delta;
+    for (size_t i = 0; i < kept; i++) {
+        size_t len = strlen(items[i].name), slot = cat_find(d, items[i].name, len);
+        if (slot == CAT_NONE) {
+            slot = cat_insert(d, items[i].name, len);
+        }
+        struct dw_category *c = &d->cats[slot];
+        c->flags |= DW_CAT_MONITORED;
+        c->hh = items[i].lo - cut + delta;
+        c->hh_err = delta;
+        if (c->hh > d->count / k) {
+            c->flags |= DW_CAT_REPORTED;
+            c->count += c->hh;
+            reported += c->hh;
+        }
+        heap_push(d, slot);
+    }
+    d->other = n_over - reported;
+    for (size_t i = 0; i < u; i++) {
+        free(items[i].name);
+    }
+    free(items);
+}
+
 static void feat_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s, uint32_t exact)
 {
     d->missing += s->missing;
@@ -286,15 +642,7 @@ static void feat_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s, u
         return;
     }
     d->count += s->count;
-    d->other += s->other;
-    if (!s->cats) {
-        return;
-    }
-    for (size_t i = 0; i < s->cat_cap; i++) {
-        if (s->cats[i].name) {
-            cat_add(d, s->cats[i].name, strlen(s->cats[i].name), s->cats[i].count);
-        }
-    }
+    cats_merge(d, s);
 }
 
 void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src)
@@ -371,6 +719,11 @@ static int cmp_category(const void *a, const void *b)
 /* Categories in name order, so equal aggregates always encode to equal bytes. */
 static void cats_encode(const struct dw_feat_stats *fs, struct dw_buf *out)
 {
+    dw_buf_put_u32(out, fs->bound);
+    dw_buf_put_u32(out, fs->hh_cap);
+    dw_buf_put_u64(out, fs->hh_total);
+    dw_buf_put_u64(out, fs->hh_floor);
+    dw_buf_put_u32(out, (uint32_t)fs->n_cats);
     if (!fs->cats || fs->n_cats == 0) {
         return;
     }
@@ -383,8 +736,14 @@ static void cats_encode(const struct dw_feat_stats *fs, struct dw_buf *out)
     }
     qsort(sorted, n, sizeof(*sorted), cmp_category);
     for (size_t i = 0; i < n; i++) {
-        dw_buf_put_str(out, sorted[i]->name, strlen(sorted[i]->name));
-        dw_buf_put_u64(out, sorted[i]->count);
+        const struct dw_category *c = sorted[i];
+        dw_buf_put_str(out, c->name, strlen(c->name));
+        dw_buf_put_u8(out, c->flags);
+        dw_buf_put_u64(out, c->count);
+        if (c->flags & DW_CAT_MONITORED) {
+            dw_buf_put_u64(out, c->hh);
+            dw_buf_put_u64(out, c->hh_err);
+        }
     }
     free(sorted);
 }
@@ -418,7 +777,6 @@ void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
         dw_buf_put_f64(out, fs->m2);
         dw_buf_put_u64(out, fs->other);
         dw_kll_put(out, fs->sk);
-        dw_buf_put_u32(out, (uint32_t)fs->n_cats);
         cats_encode(fs, out);
     }
 }
@@ -434,8 +792,97 @@ static long feature_index(const struct dw_model_cfg *model, const char *name, si
     return -1;
 }
 
+/* Version 2 categories: exact counts and an "other" without counters. They go through
+ * cat_add (so a smaller bound spills into SpaceSaving); the old "other" stays unattributed
+ * overflow, which no counter covers (docs/sketches.md). */
+static void cats_decode_v2(struct dw_feat_stats *fs, struct dw_reader *rd, int keep,
+                           uint64_t other)
+{
+    uint32_t n_cats = dw_rd_u32(rd);
+    for (uint32_t c = 0; c < n_cats && !rd->err; c++) {
+        const char *cname;
+        size_t clen = dw_rd_str(rd, &cname);
+        uint64_t cnt = dw_rd_u64(rd);
+        if (!rd->err && keep && cnt > 0) {
+            cat_add(fs, cname, clen, cnt);
+        }
+    }
+    if (keep) {
+        fs->hh_total += other;
+        fs->other += other;
+    }
+}
+
+/* Version 3 categories: the table restored entry by entry, then checked for consistency. */
+static void cats_decode_v3(struct dw_feat_stats *fs, struct dw_reader *rd, int keep,
+                           uint64_t other)
+{
+    uint32_t bound = dw_rd_u32(rd), hh_cap = dw_rd_u32(rd);
+    uint64_t hh_total = dw_rd_u64(rd), hh_floor = dw_rd_u64(rd);
+    uint32_t n_cats = dw_rd_u32(rd);
+    if (bound < 1 || bound > DW_AGG_CATEGORIES_LIMIT || hh_cap < 1 || hh_cap > bound) {
+        rd->err = 1;
+        return;
+    }
+    if (keep) {
+        fs->bound = bound;
+        fs->hh_cap = hh_cap;
+        fs->hh_total = hh_total;
+        fs->hh_floor = hh_floor;
+        fs->other = other;
+    }
+    uint64_t exact_sum = 0, reported = 0, hh_sum = 0;
+    for (uint32_t i = 0; i < n_cats && !rd->err; i++) {
+        const char *cname;
+        size_t clen = dw_rd_str(rd, &cname);
+        uint8_t flags = dw_rd_u8(rd);
+        uint64_t count = dw_rd_u64(rd), hh = 0, hh_err = 0;
+        if (flags & DW_CAT_MONITORED) {
+            hh = dw_rd_u64(rd);
+            hh_err = dw_rd_u64(rd);
+        }
+        uint64_t rep = (flags & DW_CAT_REPORTED) ? hh : 0;
+        int bad = (flags & ~(DW_CAT_EXACT | DW_CAT_MONITORED | DW_CAT_REPORTED)) ||
+                  !(flags & (DW_CAT_EXACT | DW_CAT_MONITORED)) ||
+                  ((flags & DW_CAT_REPORTED) && !(flags & DW_CAT_MONITORED)) ||
+                  ((flags & DW_CAT_MONITORED) && (hh == 0 || hh_err > hh)) || count < rep;
+        if (bad) {
+            rd->err = 1;
+        }
+        if (rd->err || !keep) {
+            continue;
+        }
+        if (cat_find(fs, cname, clen) != CAT_NONE || ((flags & DW_CAT_EXACT) &&
+                                                        fs->n_exact >= bound) ||
+            ((flags & DW_CAT_MONITORED) && fs->n_hh >= hh_cap)) {
+            rd->err = 1;
+            continue;
+        }
+        size_t slot = cat_insert(fs, cname, clen);
+        struct dw_category *c = &fs->cats[slot];
+        c->flags = flags;
+        c->count = count;
+        c->hh = hh;
+        c->hh_err = hh_err;
+        fs->n_exact += (flags & DW_CAT_EXACT) != 0;
+        if (flags & DW_CAT_MONITORED) {
+            heap_push(fs, slot);
+        }
+        exact_sum += count - rep;
+        reported += rep;
+        hh_sum += hh;
+    }
+    /* The totals the encoder guarantees: exact + overflow = count, other = overflow - reported,
+     * counters sum to at most the overflow, and a floor only once every counter is taken. */
+    if (keep && fs->type == DW_FEATURE_CATEGORICAL && !rd->err &&
+        (exact_sum + hh_total != fs->count || reported + other != hh_total ||
+         hh_sum > hh_total || (hh_floor > 0 && fs->n_hh != hh_cap))) {
+        rd->err = 1;
+    }
+}
+
 /* keep 0: a feature the model no longer has; its sketch is skipped, not deserialised. */
-static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd, int keep)
+static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd, int keep, int version)
 {
     fs->count = dw_rd_u64(rd);
     fs->missing = dw_rd_u64(rd);
@@ -443,20 +890,17 @@ static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd, int keep
     fs->max = dw_rd_f64(rd);
     fs->mean = dw_rd_f64(rd);
     fs->m2 = dw_rd_f64(rd);
-    fs->other = dw_rd_u64(rd);
+    uint64_t other = dw_rd_u64(rd);
     if (keep) {
         dw_kll_get(rd, &fs->sk);
     } else {
         dw_rd_bytes(rd, dw_rd_u32(rd));
     }
-    uint32_t n_cats = dw_rd_u32(rd);
-    for (uint32_t c = 0; c < n_cats && !rd->err; c++) {
-        const char *cname;
-        size_t clen = dw_rd_str(rd, &cname);
-        uint64_t cnt = dw_rd_u64(rd);
-        if (!rd->err && fs->type == DW_FEATURE_CATEGORICAL) {
-            cat_add(fs, cname, clen, cnt);
-        }
+    int cats = keep && fs->type == DW_FEATURE_CATEGORICAL;
+    if (version == AGG_CODEC_VERSION_V2) {
+        cats_decode_v2(fs, rd, cats, other);
+    } else {
+        cats_decode_v3(fs, rd, cats, other);
     }
 }
 
@@ -465,7 +909,8 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
 {
     struct dw_reader rd;
     dw_reader_init(&rd, data, len);
-    if (dw_rd_u8(&rd) != AGG_CODEC_VERSION) {
+    uint8_t version = dw_rd_u8(&rd);
+    if (version != AGG_CODEC_VERSION && version != AGG_CODEC_VERSION_V2) {
         dw_err(errstr, errstr_size, "window aggregate: unknown encoding version");
         return NULL;
     }
@@ -497,7 +942,7 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
         if (idx >= 0 && agg->feats[idx].type == (enum dw_feature_type)type) {
             fs = &agg->feats[idx];
         }
-        feat_decode(fs, &rd, fs != &scratch);
+        feat_decode(fs, &rd, fs != &scratch, version);
         if (fs == &scratch) {
             cats_free(&scratch);
             dw_kll_destroy(scratch.sk);

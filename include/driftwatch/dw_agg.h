@@ -4,9 +4,22 @@
  *
  * An aggregate counts predictions and their joined labels (overall and per model version),
  * duplicate and late events, and per feature: count, missing, Welford moments, min/max and,
- * for categorical features, exact category counts up to DW_AGG_MAX_CATEGORIES (then "other").
- * Everything is mergeable (counts add, moments merge with the parallel formula of Chan et al.),
- * so the evaluator merges partitions and windows without going back to events.
+ * for categorical features, a category table: exact counts for the first `bound` distinct values
+ * (models.<m>.max_categories, default DW_AGG_MAX_CATEGORIES), then a SpaceSaving summary of
+ * `bound` counters over the later ("overflow") values, and an "other" bucket.
+ * Everything is mergeable (counts add, moments merge with the parallel formula of Chan et al.,
+ * SpaceSaving summaries with the mergeable-summaries rule of Agarwal et al.), so the evaluator
+ * merges partitions and windows without going back to events.
+ *
+ * Categorical guarantees (docs/sketches.md, "Categorical sketch"), with N_over the number of
+ * overflow values (fs->hh_total) and k the counters (fs->hh_cap):
+ * - totals are exact: the sum of `count` over the table plus `other` equals `fs->count`, the
+ *   non-missing values; no value is counted twice.
+ * - an exact entry (DW_CAT_EXACT) counts its value exactly (in one stream; after a merge it
+ *   also carries the other side's heavy-hitter estimate, see below);
+ * - a reported heavy hitter (DW_CAT_REPORTED) has count - hh_err <= true <= count and
+ *   hh_err <= hh_floor <= N_over / k; every late category whose true count exceeds
+ *   fs->count / k is reported; everything else of the overflow is in `other`.
  */
 #ifndef DW_AGG_H
 #define DW_AGG_H
@@ -22,8 +35,8 @@
 #include "driftwatch/dw_perf.h"
 
 #define DW_AGG_MAX_VERSIONS 16           /* versions tracked per window; more fold into "other" */
-#define DW_AGG_MAX_CATEGORIES 1000       /* distinct categories per feature per window */
-#define DW_AGG_CAT_SLOTS 2048            /* largest category table (load factor below 1/2) */
+#define DW_AGG_MAX_CATEGORIES 1000       /* default exact categories (max_categories = 0) */
+#define DW_AGG_CATEGORIES_LIMIT 100000   /* largest bound (categories; as the config allows) */
 #define DW_AGG_OTHER "__other__"         /* name of the version/category overflow bucket */
 #define DW_AGG_SKETCH_K DW_KLL_DEFAULT_K /* KLL accuracy parameter of per-window sketches */
 #define DW_AGG_SKETCH_EXACT 1024         /* values kept exactly per window before sketching */
@@ -48,9 +61,17 @@ struct dw_version_stats {
     struct dw_counts c;
 };
 
+#define DW_CAT_EXACT 0x1     /* one of the first `bound` distinct values: counted exactly */
+#define DW_CAT_MONITORED 0x2 /* holds a SpaceSaving counter (hh, hh_err) */
+#define DW_CAT_REPORTED 0x4  /* the counter is reported: included in count, not in other */
+
 struct dw_category {
     char *name;
-    uint64_t count;
+    uint64_t count;  /* reported count: exact part + (REPORTED ? hh : 0); 0 = not reported */
+    uint64_t hh;     /* SpaceSaving counter (MONITORED): over-estimate of the overflow values */
+    uint64_t hh_err; /* hh - hh_err <= true overflow count <= hh */
+    uint32_t heap;   /* 1 + position in the counters' min-heap (0: not monitored) */
+    uint8_t flags;   /* DW_CAT_* */
 };
 
 struct dw_feat_stats {
@@ -61,11 +82,21 @@ struct dw_feat_stats {
     double min, max, mean, m2;
     struct dw_kll *sk; /* quantile sketch of the values (created on the first value) */
     /* categorical: open-addressing table of cat_cap slots (a power of two, grown as categories
-     * arrive, at most DW_AGG_CAT_SLOTS); iterate slots 0..cat_cap-1 with a non-NULL name */
+     * arrive, load factor at most 1/2, so at most dw_agg_cat_slots(bound) slots); iterate
+     * slots 0..cat_cap-1 with a non-NULL name; entries with count 0 are unreported counters */
     struct dw_category *cats;
-    size_t n_cats;
-    size_t cat_cap;
-    uint64_t other; /* values beyond the distinct-category bound */
+    size_t n_cats;  /* entries: exact ones plus monitored ones */
+    size_t cat_cap; /* slots */
+    size_t n_exact; /* DW_CAT_EXACT entries, at most bound */
+    size_t n_hh;    /* DW_CAT_MONITORED entries, at most hh_cap */
+    uint32_t bound; /* exact categories (the model's max_categories when created) */
+    uint32_t hh_cap; /* SpaceSaving counters k (= bound; the smaller one after merges) */
+    uint32_t *hh_heap; /* slots of the monitored entries, min-heap by (hh, name) */
+    uint64_t hh_total; /* N_over: values that went through SpaceSaving (not exact) */
+    uint64_t hh_floor; /* error floor: every counter's hh_err and every unmonitored late
+                        * category's overflow count are at most this; <= N_over / hh_cap */
+    uint64_t other;    /* overflow values not in a reported counter: hh_total - sum of
+                        * reported hh (the long tail, "__other__") */
 };
 
 struct dw_agg {
@@ -94,6 +125,13 @@ struct dw_outcome {
     double score;
 };
 
+/** @returns the exact-category bound of model (max_categories, 0 meaning the default). */
+uint32_t dw_agg_max_categories(const struct dw_model_cfg *model);
+
+/** @returns the largest category table for a bound: bound exact entries plus bound counters
+ *           at a load factor below 1/2 (slots, a power of two). */
+size_t dw_agg_cat_slots(uint32_t bound);
+
 struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms);
 
 /**
@@ -113,7 +151,11 @@ void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_pre
 /** @brief Counts a joined label for a prediction of version slot vslot. */
 void dw_agg_add_outcome(struct dw_agg *agg, size_t vslot, const struct dw_outcome *o);
 
-/** @brief Adds src into dst (same model; versions and categories matched by name). */
+/**
+ * @brief Adds src into dst (same model; versions and categories matched by name). Exact
+ *        categories add exactly while dst has room for them; the rest, and both SpaceSaving
+ *        summaries, merge with the rule of Agarwal et al. (docs/sketches.md).
+ */
 void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src);
 
 /** @brief Appends the versioned binary encoding (names, not indices, so config may change). */

@@ -309,15 +309,24 @@ static void test_categories(void **state)
     dw_agg_add_prediction(agg, 0, ev);
     total++;
 
-    assert_int_equal(fc->n_cats, DW_AGG_MAX_CATEGORIES);
-    assert_int_equal(cat_total(fc), DW_AGG_MAX_CATEGORIES);
-    assert_int_equal(fc->other, 25);
+    /* The 10 late values hold SpaceSaving counters (1000 of them: none evicted, so exact).
+     * new-0..4 come 3 times, new-5..9 twice, at counts 2000..2049: a counter is reported once
+     * it exceeds count / 1000 = 2, so new-0..4 are categories and new-5..9 stay in `other`. */
+    assert_int_equal(fc->n_exact, DW_AGG_MAX_CATEGORIES);
+    assert_int_equal(fc->n_hh, 10);
+    assert_int_equal(fc->n_cats, DW_AGG_MAX_CATEGORIES + 10);
+    assert_int_equal(cat_total(fc), DW_AGG_MAX_CATEGORIES + 10);
+    assert_int_equal(fc->hh_total, 25);
+    assert_int_equal(fc->hh_floor, 0);
+    assert_int_equal(fc->other, 10);
     assert_int_equal(fc->missing, 4);
     assert_int_equal(fc->count, total);
     assert_int_equal(cat_count(fc, "cat-0"), 1 + 25);
     assert_int_equal(cat_count(fc, "cat-5"), 3 + 1);
     assert_int_equal(cat_count(fc, "cat-7"), 2);
-    assert_int_equal(cat_count(fc, "new-0"), 0);
+    assert_int_equal(cat_count(fc, "new-0"), 3);
+    assert_int_equal(cat_count(fc, "new-4"), 3);
+    assert_int_equal(cat_count(fc, "new-7"), 0);
     assert_int_equal(cat_count(fc, "cat-5xyz"), 0);
     uint64_t sum = fc->other;
     for (size_t s = 0; s < fc->cat_cap; s++) {
@@ -603,7 +612,7 @@ static void assert_counts_equal(const struct dw_counts *a, const struct dw_count
 static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names, struct dw_buf *b1)
 {
     dw_agg_encode(agg, b1);
-    assert_int_equal(b1->data[0], 2); /* codec version */
+    assert_int_equal(b1->data[0], 3); /* codec version */
     char err[256] = "";
     struct dw_agg *back = dw_agg_decode(agg->model, b1->data, b1->len, err, sizeof(err));
     if (!back) {
@@ -633,6 +642,28 @@ static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names, s
         assert_memory_equal(&n->m2, &o->m2, sizeof(double));
         assert_int_equal(n->other, o->other);
         assert_int_equal(n->n_cats, o->n_cats);
+        assert_int_equal(n->n_exact, o->n_exact);
+        assert_int_equal(n->n_hh, o->n_hh);
+        assert_int_equal(n->bound, o->bound);
+        assert_int_equal(n->hh_cap, o->hh_cap);
+        assert_int_equal(n->hh_total, o->hh_total);
+        assert_int_equal(n->hh_floor, o->hh_floor);
+        for (size_t s = 0; o->cats && s < o->cat_cap; s++) {
+            const struct dw_category *oc = &o->cats[s], *nc = NULL;
+            if (!oc->name) {
+                continue;
+            }
+            for (size_t t = 0; t < n->cat_cap; t++) {
+                if (n->cats[t].name && strcmp(n->cats[t].name, oc->name) == 0) {
+                    nc = &n->cats[t];
+                }
+            }
+            assert_non_null(nc);
+            assert_int_equal(nc->count, oc->count);
+            assert_int_equal(nc->flags, oc->flags);
+            assert_int_equal(nc->hh, oc->hh);
+            assert_int_equal(nc->hh_err, oc->hh_err);
+        }
         if (o->sk) {
             assert_true(dw_kll_count(n->sk) == dw_kll_count(o->sk));
             assert_true(dw_kll_is_exact(n->sk) == dw_kll_is_exact(o->sk));
@@ -657,7 +688,9 @@ static void test_encode_round_trip(void **state)
 
     /* A full category table (and `other`): every field and category count comes back. */
     struct dw_agg *full = rich_agg(&g_model, 300, DW_AGG_MAX_CATEGORIES + 50);
-    assert_int_equal(full->feats[1].n_cats, DW_AGG_MAX_CATEGORIES);
+    assert_int_equal(full->feats[1].n_exact, DW_AGG_MAX_CATEGORIES);
+    /* fill_rows's 37 values came first: 963 cat-k fit, 87 values are late */
+    assert_int_equal(full->feats[1].n_hh, 37 + 50);
     assert_true(full->feats[1].other > 0);
     struct dw_agg *back = round_trip(full, DW_AGG_MAX_CATEGORIES + 50, &b1);
     dw_agg_free(back);
@@ -851,6 +884,430 @@ static void test_encode_canonical_categories(void **state)
     free(ev);
 }
 
+/* ------------------------------------------------------------------ heavy hitters */
+
+/* A model of one categorical feature whose bound is 5 (models.<m>.max_categories). */
+static struct dw_feature_cfg g_cat_feats[] = {{"c", DW_FEATURE_CATEGORICAL}};
+static struct dw_model_cfg g_small = {.name = "small",
+                                      .task = DW_TASK_CLASSIFICATION,
+                                      .positive_class = "1",
+                                      .features = g_cat_feats,
+                                      .n_features = 1,
+                                      .max_categories = 5};
+#define SMALL_K 5
+
+static void add_cat(struct dw_agg *agg, const char *name)
+{
+    struct dw_prediction *ev = pred_new(1);
+    set_str(ev, 0, name);
+    dw_agg_add_prediction(agg, 0, ev);
+    free(ev);
+}
+
+static const struct dw_category *cat_entry(const struct dw_feat_stats *fs, const char *name)
+{
+    for (size_t s = 0; fs->cats && s < fs->cat_cap; s++) {
+        if (fs->cats[s].name && strcmp(fs->cats[s].name, name) == 0) {
+            return &fs->cats[s];
+        }
+    }
+    return NULL;
+}
+
+/* Table + other == non-missing count, and the bookkeeping fields agree with the table. */
+static void assert_totals(const struct dw_feat_stats *fs)
+{
+    uint64_t sum = fs->other, reported = 0, hh_sum = 0;
+    size_t n = 0, n_exact = 0, n_hh = 0;
+    for (size_t s = 0; fs->cats && s < fs->cat_cap; s++) {
+        const struct dw_category *c = &fs->cats[s];
+        if (!c->name) {
+            continue;
+        }
+        n++;
+        sum += c->count;
+        n_exact += (c->flags & DW_CAT_EXACT) != 0;
+        if (c->flags & DW_CAT_MONITORED) {
+            n_hh++;
+            hh_sum += c->hh;
+            assert_true(c->hh_err <= fs->hh_floor);
+            assert_true(c->heap >= 1 && c->heap <= fs->n_hh);
+            assert_int_equal(fs->hh_heap[c->heap - 1], s);
+        }
+        if (c->flags & DW_CAT_REPORTED) {
+            reported += c->hh;
+        }
+    }
+    assert_int_equal(sum, fs->count);
+    assert_int_equal(n, fs->n_cats);
+    assert_int_equal(n_exact, fs->n_exact);
+    assert_int_equal(n_hh, fs->n_hh);
+    assert_true(fs->n_exact <= fs->bound);
+    assert_true(fs->n_hh <= fs->hh_cap);
+    assert_int_equal(fs->other + reported, fs->hh_total);
+    assert_true(hh_sum <= fs->hh_total);
+    /* The documented bound: floor <= N_over / k. */
+    assert_true(fs->hh_floor * fs->hh_cap <= fs->hh_total);
+    assert_true(fs->cat_cap <= dw_agg_cat_slots(fs->bound));
+}
+
+static void test_bound_from_model(void **state)
+{
+    (void)state;
+    struct dw_model_cfg m = g_small;
+    assert_int_equal(dw_agg_max_categories(&m), 5);
+    m.max_categories = 0; /* a struct built by hand: the default */
+    assert_int_equal(dw_agg_max_categories(&m), DW_AGG_MAX_CATEGORIES);
+    m.max_categories = 100000;
+    assert_int_equal(dw_agg_max_categories(&m), 100000);
+    assert_int_equal(dw_agg_cat_slots(5), 32);       /* 10 entries at load <= 1/2 */
+    assert_int_equal(dw_agg_cat_slots(1000), 4096);  /* 2000 entries */
+    struct dw_agg *agg = dw_agg_new(&g_small, 0);
+    assert_int_equal(agg->feats[0].bound, 5);
+    assert_int_equal(agg->feats[0].hh_cap, 5);
+    /* Below the bound: every count exact, nothing in other, no counter. */
+    static const char *const names[] = {"a", "b", "c", "d", "e"};
+    for (size_t i = 0; i < 5; i++) {
+        for (size_t r = 0; r <= i * 3; r++) {
+            add_cat(agg, names[i]);
+        }
+    }
+    const struct dw_feat_stats *fs = &agg->feats[0];
+    for (size_t i = 0; i < 5; i++) {
+        const struct dw_category *c = cat_entry(fs, names[i]);
+        assert_non_null(c);
+        assert_int_equal(c->count, i * 3 + 1);
+        assert_int_equal(c->flags, DW_CAT_EXACT);
+    }
+    assert_int_equal(fs->n_exact, 5);
+    assert_int_equal(fs->n_hh, 0);
+    assert_int_equal(fs->other, 0);
+    assert_int_equal(fs->hh_total, 0);
+    assert_totals(fs);
+    /* The sixth distinct value is the first late one. */
+    add_cat(agg, "f");
+    assert_int_equal(fs->n_exact, 5);
+    assert_int_equal(fs->n_hh, 1);
+    assert_int_equal(fs->hh_total, 1);
+    assert_int_equal(fs->other, 1); /* 1 is not above count / k = 36 / 5 */
+    assert_totals(fs);
+    /* An aggregate of the default model keeps the default bound. */
+    struct dw_agg *def = dw_agg_new(&g_model, 0);
+    assert_int_equal(def->feats[1].bound, DW_AGG_MAX_CATEGORIES);
+    dw_agg_free(def);
+    dw_agg_free(agg);
+}
+
+/*
+ * The skewed stream: 5 exact values a..e (10 each), then N_SKEW late values: "hot" 40 %,
+ * "warm" 10 %, and a tail of values seen once. truth() gives every value's true count.
+ */
+#define N_SKEW 2000
+
+static const char *skew_value(size_t i, char *buf, size_t size)
+{
+    if (i % 5 == 0 || i % 5 == 2) {
+        return "hot";
+    }
+    if (i % 10 == 1) {
+        return "warm";
+    }
+    snprintf(buf, size, "t%zu", i);
+    return buf;
+}
+
+static uint64_t truth(const char *name, size_t from, size_t to, size_t step, size_t phase)
+{
+    uint64_t n = 0;
+    char buf[32];
+    for (size_t i = from; i < to; i++) {
+        if (i % step == phase && strcmp(skew_value(i, buf, sizeof(buf)), name) == 0) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Every entry against the true overflow and exact counts of the whole stream. */
+static void assert_bounds(const struct dw_feat_stats *fs, uint64_t hot, uint64_t warm,
+                          uint64_t exact_each)
+{
+    static const char *const exact[] = {"a", "b", "c", "d", "e"};
+    for (size_t i = 0; i < 5; i++) {
+        const struct dw_category *c = cat_entry(fs, exact[i]);
+        assert_non_null(c);
+        assert_true(c->flags & DW_CAT_EXACT);
+        assert_int_equal(c->count, exact_each);
+    }
+    const char *names[] = {"hot", "warm"};
+    uint64_t want[] = {hot, warm};
+    for (size_t i = 0; i < 2; i++) {
+        const struct dw_category *c = cat_entry(fs, names[i]);
+        if (c && (c->flags & DW_CAT_MONITORED)) {
+            assert_true(c->hh - c->hh_err <= want[i]);
+            assert_true(want[i] <= c->hh);
+        } else {
+            assert_true(want[i] <= fs->hh_floor); /* not monitored: a small count */
+        }
+    }
+    /* "hot" is over count / k: it must be reported, over-estimated by at most N_over / k. */
+    const struct dw_category *h = cat_entry(fs, "hot");
+    assert_non_null(h);
+    assert_true(hot * fs->hh_cap > fs->count);
+    assert_true(h->flags & DW_CAT_REPORTED);
+    assert_true(h->count >= hot);
+    assert_true(h->count - hot <= h->hh_err);
+    assert_true((h->count - hot) * fs->hh_cap <= fs->hh_total);
+    /* Tail values are seen once: monitored ones hold at least that, others are under floor. */
+    char buf[32];
+    for (size_t i = 0; i < N_SKEW; i++) {
+        const char *v = skew_value(i, buf, sizeof(buf));
+        if (v[0] != 't') {
+            continue;
+        }
+        const struct dw_category *c = cat_entry(fs, v);
+        if (c) {
+            assert_true(c->hh >= 1 && c->hh - c->hh_err <= 1);
+        } else {
+            assert_true(fs->hh_floor >= 1);
+        }
+    }
+    assert_totals(fs);
+}
+
+static void fill_skew(struct dw_agg *agg, size_t from, size_t to, size_t step, size_t phase)
+{
+    char buf[32];
+    for (size_t i = from; i < to; i++) {
+        if (i % step == phase) {
+            add_cat(agg, skew_value(i, buf, sizeof(buf)));
+        }
+    }
+}
+
+static void fill_exact(struct dw_agg *agg, size_t times, size_t rotate)
+{
+    static const char *const exact[] = {"a", "b", "c", "d", "e"};
+    for (size_t r = 0; r < times; r++) {
+        for (size_t i = 0; i < 5; i++) {
+            add_cat(agg, exact[(i + rotate) % 5]);
+        }
+    }
+}
+
+static void test_heavy_hitters_skewed(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = dw_agg_new(&g_small, 0);
+    fill_exact(agg, 10, 0);
+    fill_skew(agg, 0, N_SKEW, 1, 0);
+    const struct dw_feat_stats *fs = &agg->feats[0];
+    assert_int_equal(fs->count, 50 + N_SKEW);
+    assert_int_equal(fs->hh_total, N_SKEW);
+    assert_int_equal(fs->n_hh, SMALL_K);
+    assert_true(fs->hh_floor > 0); /* the tail really evicted counters */
+    assert_int_equal(truth("hot", 0, N_SKEW, 1, 0), 800);
+    assert_int_equal(truth("warm", 0, N_SKEW, 1, 0), 200);
+    assert_bounds(fs, 800, 200, 10);
+    /* The long tail is in other: at least the 1000 values seen once that no counter reports. */
+    assert_true(fs->other >= 1000 - SMALL_K);
+    dw_agg_free(agg);
+}
+
+/* Four partitions of the stream, each seeing the exact values in another order, and one seeing
+ * "hot" before its table fills (so "hot" is exact there and late elsewhere). */
+static void test_heavy_hitters_merge(void **state)
+{
+    (void)state;
+    struct dw_agg *parts[4];
+    for (size_t p = 0; p < 4; p++) {
+        parts[p] = dw_agg_new(&g_small, 0);
+        if (p == 3) {
+            add_cat(parts[p], "hot");
+        }
+        fill_exact(parts[p], 10, p);
+        fill_skew(parts[p], 0, N_SKEW, 4, p);
+        assert_totals(&parts[p]->feats[0]);
+    }
+    /* p = 3: "hot" entered the exact table; of d, e, a, b, c (rotated by 3) "c" went late. */
+    assert_true(cat_entry(&parts[3]->feats[0], "hot")->flags & DW_CAT_EXACT);
+    const struct dw_category *late = cat_entry(&parts[3]->feats[0], "c");
+    assert_true(late == NULL || !(late->flags & DW_CAT_EXACT));
+    struct dw_agg *all = dw_agg_new_exact(&g_small, 0, DW_AGG_MERGE_EXACT);
+    for (size_t p = 0; p < 4; p++) {
+        dw_agg_merge(all, parts[p]);
+        assert_totals(&all->feats[0]);
+    }
+    const struct dw_feat_stats *fs = &all->feats[0];
+    uint64_t hot = 1 + truth("hot", 0, N_SKEW, 1, 0);
+    assert_int_equal(fs->count, 4 * 50 + N_SKEW + 1);
+    /* Values counted exactly on every side stay exact (a, b, d, e); "c" was late in one
+     * partition: its 10 values there are estimated (within the floor) or in other. */
+    for (size_t i = 0; i < 4; i++) {
+        static const char *const exact[] = {"a", "b", "d", "e"};
+        const struct dw_category *c = cat_entry(fs, exact[i]);
+        assert_non_null(c);
+        assert_int_equal(c->count, 40);
+        assert_int_equal(c->flags, DW_CAT_EXACT);
+    }
+    const struct dw_category *lc = cat_entry(fs, "c");
+    assert_non_null(lc);
+    assert_true(lc->flags & DW_CAT_EXACT);
+    assert_true(lc->count >= 30);
+    if (lc->flags & DW_CAT_REPORTED) {
+        assert_true(lc->count >= 40 && lc->count - 40 <= lc->hh_err);
+    } else if (lc->flags & DW_CAT_MONITORED) {
+        assert_int_equal(lc->count, 30);
+        assert_true(lc->hh >= 10 && lc->hh - lc->hh_err <= 10);
+    } else {
+        assert_int_equal(lc->count, 30);
+        assert_true(10 <= fs->hh_floor);
+    }
+    const struct dw_category *h = cat_entry(fs, "hot");
+    assert_non_null(h);
+    assert_true(h->flags & DW_CAT_REPORTED);
+    assert_true(h->count >= hot);
+    assert_true(h->count - hot <= h->hh_err);
+    assert_true(h->hh_err <= fs->hh_floor);
+    assert_true(fs->hh_floor * fs->hh_cap <= fs->hh_total);
+    const struct dw_category *w = cat_entry(fs, "warm");
+    if (w && (w->flags & DW_CAT_MONITORED)) {
+        assert_true(w->hh - w->hh_err <= 200 && 200 <= w->hh);
+    } else {
+        assert_true(200 <= fs->hh_floor);
+    }
+    /* Merging the same parts in another order gives the same guarantees. */
+    struct dw_agg *rev = dw_agg_new_exact(&g_small, 0, DW_AGG_MERGE_EXACT);
+    for (size_t p = 4; p-- > 0;) {
+        dw_agg_merge(rev, parts[p]);
+    }
+    assert_totals(&rev->feats[0]);
+    h = cat_entry(&rev->feats[0], "hot");
+    assert_non_null(h);
+    assert_true(h->flags & DW_CAT_REPORTED);
+    assert_true(h->count >= hot && h->count - hot <= h->hh_err);
+    assert_int_equal(rev->feats[0].count, fs->count);
+    dw_agg_free(rev);
+    /* Two summaries that never evicted (small, disjoint) merge without any error. */
+    struct dw_agg *x = dw_agg_new(&g_small, 0), *y = dw_agg_new(&g_small, 0);
+    fill_exact(x, 2, 0);
+    fill_exact(y, 2, 0);
+    add_cat(x, "p");
+    add_cat(x, "p");
+    add_cat(y, "q");
+    dw_agg_merge(x, y);
+    assert_int_equal(x->feats[0].hh_floor, 0);
+    assert_int_equal(cat_entry(&x->feats[0], "p")->hh, 2);
+    assert_int_equal(cat_entry(&x->feats[0], "q")->hh, 1);
+    assert_int_equal(cat_entry(&x->feats[0], "a")->count, 4);
+    assert_totals(&x->feats[0]);
+    dw_agg_free(x);
+    dw_agg_free(y);
+    dw_agg_free(all);
+    for (size_t p = 0; p < 4; p++) {
+        dw_agg_free(parts[p]);
+    }
+}
+
+static void test_heavy_hitters_encode(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = dw_agg_new(&g_small, 0);
+    fill_exact(agg, 10, 0);
+    fill_skew(agg, 0, N_SKEW / 2, 1, 0);
+    struct dw_buf b1, b2;
+    dw_buf_init(&b1);
+    dw_buf_init(&b2);
+    dw_agg_encode(agg, &b1);
+    assert_int_equal(b1.data[0], 3);
+    char err[256] = "";
+    struct dw_agg *back = dw_agg_decode(&g_small, b1.data, b1.len, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode: %s", err);
+    }
+    const struct dw_feat_stats *o = &agg->feats[0], *n = &back->feats[0];
+    assert_int_equal(n->hh_total, o->hh_total);
+    assert_int_equal(n->hh_floor, o->hh_floor);
+    assert_int_equal(n->n_hh, o->n_hh);
+    assert_int_equal(n->other, o->other);
+    assert_totals(n);
+    dw_agg_encode(back, &b2);
+    assert_int_equal(b2.len, b1.len);
+    assert_memory_equal(b2.data, b1.data, b1.len);
+    /* Both continue alike: same evictions (ties broken by name, not by table layout). */
+    fill_skew(agg, N_SKEW / 2, N_SKEW, 1, 0);
+    fill_skew(back, N_SKEW / 2, N_SKEW, 1, 0);
+    assert_bounds(&back->feats[0], 800, 200, 10);
+    dw_buf_reset(&b1);
+    dw_buf_reset(&b2);
+    dw_agg_encode(agg, &b1);
+    dw_agg_encode(back, &b2);
+    assert_int_equal(b2.len, b1.len);
+    assert_memory_equal(b2.data, b1.data, b1.len);
+    /* Inconsistent totals are refused: flip the first entry's count (its last byte). */
+    size_t at = 0;
+    for (size_t i = 0; i + 6 <= b1.len; i++) {
+        if (memcmp(b1.data + i, "\x01\x00\x00\x00" "a" "\x01", 6) == 0) {
+            at = i + 6; /* name "a", flags EXACT, then its u64 count */
+        }
+    }
+    assert_true(at > 0);
+    assert_int_equal(b1.data[at], 10);
+    b1.data[at] = 11;
+    assert_null(dw_agg_decode(&g_small, b1.data, b1.len, err, sizeof(err)));
+    assert_non_null(strstr(err, "corrupt"));
+    dw_agg_free(back);
+    dw_agg_free(agg);
+    dw_buf_free(&b1);
+    dw_buf_free(&b2);
+}
+
+/* A version 2 blob (categories without counters) still decodes: its categories beyond the
+ * bound go through SpaceSaving and its old "other" stays other. The blob is a version 3 one
+ * whose category section is replaced by the version 2 layout. */
+static void test_decode_v2(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = dw_agg_new(&g_small, 0);
+    fill_exact(agg, 3, 0);    /* a..e, 3 each: exact entries only */
+    agg->feats[0].count += 3; /* "f", 3 times: a sixth category, in the version 2 table */
+    agg->feats[0].count += 4; /* and 4 values that version 2 had put in other */
+    agg->feats[0].other = 4;
+    struct dw_buf b, v2;
+    dw_buf_init(&b);
+    dw_buf_init(&v2);
+    dw_agg_encode(agg, &b);
+    /* v3 ends with the category section: 28 bytes and 5 x (u32 len, 1 byte name, u8, u64). */
+    size_t v3_cats = 28 + 5 * (4 + 1 + 1 + 8);
+    dw_buf_put(&v2, b.data, b.len - v3_cats);
+    v2.data[0] = 2;
+    dw_buf_put_u32(&v2, 6);
+    static const char *const names[] = {"a", "b", "c", "d", "e", "f"};
+    for (size_t i = 0; i < 6; i++) {
+        dw_buf_put_str(&v2, names[i], 1);
+        dw_buf_put_u64(&v2, 3);
+    }
+    char err[256] = "";
+    struct dw_agg *back = dw_agg_decode(&g_small, v2.data, v2.len, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode v2: %s", err);
+    }
+    const struct dw_feat_stats *fs = &back->feats[0];
+    assert_int_equal(fs->count, 15 + 3 + 4);
+    assert_int_equal(fs->n_exact, 5);
+    assert_int_equal(cat_entry(fs, "a")->count, 3);
+    assert_true(cat_entry(fs, "f")->flags & DW_CAT_MONITORED);
+    assert_int_equal(cat_entry(fs, "f")->hh, 3);
+    assert_int_equal(cat_entry(fs, "f")->hh_err, 0);
+    assert_int_equal(fs->hh_total, 3 + 4);
+    assert_int_equal(fs->other, 3 + 4); /* 3 is not above count / k = 22 / 5 */
+    assert_totals(fs);
+    dw_agg_free(back);
+    dw_agg_free(agg);
+    dw_buf_free(&b);
+    dw_buf_free(&v2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -864,6 +1321,11 @@ int main(void)
         cmocka_unit_test(test_decode_changed_model),
         cmocka_unit_test(test_decode_corrupt),
         cmocka_unit_test(test_encode_canonical_categories),
+        cmocka_unit_test(test_bound_from_model),
+        cmocka_unit_test(test_heavy_hitters_skewed),
+        cmocka_unit_test(test_heavy_hitters_merge),
+        cmocka_unit_test(test_heavy_hitters_encode),
+        cmocka_unit_test(test_decode_v2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
