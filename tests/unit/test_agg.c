@@ -1,7 +1,9 @@
 /*
  * test_agg.c - window aggregates: counts and per-version slots (overflow into "__other__"),
  * Welford moments against a two-pass long-double reference, merge of two halves against one
- * pass, category tables up to DW_AGG_MAX_CATEGORIES then `other`, missing values, outcome
+ * pass, category tables (exact up to the model's bound, then SpaceSaving heavy hitters and
+ * `other`: totals, error bounds against true counts, merges of several partitions, round trips,
+ * version 2 blobs), missing values, outcome
  * metrics (confusion counts, Brier, clipped log loss, regression sums), and the checkpoint
  * encoding: round trip to identical bytes, decoding under a changed feature list, and every
  * truncation of a real blob rejected with a message. Expected values are computed here
@@ -1188,6 +1190,43 @@ static void test_heavy_hitters_merge(void **state)
     assert_true(h->count >= hot && h->count - hot <= h->hh_err);
     assert_int_equal(rev->feats[0].count, fs->count);
     dw_agg_free(rev);
+    /* Pruning: two sides with 5 frequent late values each (x: 100, y: 50 times) leave room for
+     * 5 counters. The y values dropped have 50 occurrences each: the merged floor must cover
+     * them, and every kept x must still be over-estimated. */
+    struct dw_agg *xs = dw_agg_new(&g_small, 0), *ys = dw_agg_new(&g_small, 0);
+    fill_exact(xs, 1, 0);
+    fill_exact(ys, 1, 0);
+    char nm[8];
+    for (size_t r = 0; r < 100; r++) {
+        for (size_t j = 0; j < 5; j++) {
+            snprintf(nm, sizeof(nm), "x%zu", j);
+            add_cat(xs, nm);
+            if (r < 50) {
+                snprintf(nm, sizeof(nm), "y%zu", j);
+                add_cat(ys, nm);
+            }
+        }
+    }
+    dw_agg_merge(xs, ys);
+    const struct dw_feat_stats *fx = &xs->feats[0];
+    assert_totals(fx);
+    assert_int_equal(fx->n_hh, SMALL_K);
+    assert_true(fx->hh_floor >= 50);
+    for (size_t j = 0; j < 5; j++) {
+        snprintf(nm, sizeof(nm), "x%zu", j);
+        const struct dw_category *c = cat_entry(fx, nm);
+        assert_non_null(c);
+        assert_true(c->hh >= 100 && c->hh - c->hh_err <= 100);
+        snprintf(nm, sizeof(nm), "y%zu", j);
+        c = cat_entry(fx, nm);
+        if (c) {
+            assert_true(c->hh >= 50 && c->hh - c->hh_err <= 50);
+        } else {
+            assert_true(50 <= fx->hh_floor);
+        }
+    }
+    dw_agg_free(xs);
+    dw_agg_free(ys);
     /* Two summaries that never evicted (small, disjoint) merge without any error. */
     struct dw_agg *x = dw_agg_new(&g_small, 0), *y = dw_agg_new(&g_small, 0);
     fill_exact(x, 2, 0);
