@@ -1852,8 +1852,30 @@ static int map_walk(struct parse_ctx *ctx, const char *prefix, yaml_node_t *node
     return 0;
 }
 
-static int sink_check(const struct dw_sink_cfg *s, char *errstr, size_t errstr_size)
+#define AM_ALERTS_PATH "/api/v2/alerts"
+
+/* An Alertmanager sink is given its base URL: the alerts endpoint is added to it. */
+static void alertmanager_url(struct dw_sink_cfg *s)
 {
+    size_t n = strlen(s->url), p = strlen(AM_ALERTS_PATH);
+    if (n >= p && strcmp(s->url + n - p, AM_ALERTS_PATH) == 0) {
+        return;
+    }
+    while (n > 0 && s->url[n - 1] == '/') {
+        n--;
+    }
+    char *url = dw_malloc(n + p + 1);
+    memcpy(url, s->url, n);
+    memcpy(url + n, AM_ALERTS_PATH, p + 1);
+    free(s->url);
+    s->url = url;
+}
+
+static int sink_check(struct dw_sink_cfg *s, char *errstr, size_t errstr_size)
+{
+    if (s->type == DW_SINK_ALERTMANAGER) {
+        alertmanager_url(s);
+    }
     if (s->backoff_max_ms < s->backoff_initial_ms) {
         return dw_err(errstr, errstr_size,
                       "alerting.sinks.%s.backoff_max: must be at least backoff_initial", s->name);

@@ -89,12 +89,12 @@ class Receiver:
     def bodies(self, accepted_only=False):
         with self.lock:
             return [json.loads(r["body"]) for r in self.requests
-                    if not accepted_only or r["status"] < 300]
+                    if not accepted_only or 200 <= r["status"] < 300]
 
     def accepted(self):
         """Requests answered 2xx (a delayed answer may have timed out on the client's side)."""
         with self.lock:
-            return [r for r in self.requests if r["status"] < 300]
+            return [r for r in self.requests if 200 <= r["status"] < 300]
 
     @property
     def url(self):

@@ -801,6 +801,7 @@ static void test_alerting(void **state)
     assert_int_equal(cfg.sinks[1].severities, 3u);
     assert_int_equal(cfg.sinks[1].n_match, 1);
     assert_int_equal(cfg.sinks[1].resend_interval_ms, 30000);
+    assert_string_equal(cfg.sinks[1].url, "http://127.0.0.1:9093/api/v2/alerts");
     assert_int_equal(cfg.n_trigger_rules, 1);
     char *out = dump_to_string(&cfg);
     assert_null(strstr(out, "file-routing-key"));

@@ -1,0 +1,172 @@
+/*
+ * test_trigger.c - retraining trigger guardrails and message (dw_trigger).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "driftwatch/dw_config.h"
+#include "driftwatch/dw_part.h"
+#include "driftwatch/dw_trigger.h"
+
+#define MIN_MS 60000LL
+#define DAY_MS 86400000LL
+#define T0 1767225600000LL /* 2026-01-01T00:00:00Z */
+
+static json_t *report(int64_t start, int64_t predictions)
+{
+    return json_pack("{s:s,s:I,s:s,s:s,s:I,s:I,s:{s:{s:I}},s:{s:b}}", "model", "fraud",
+                     "window_start_ms", (json_int_t)start, "window_start", "x", "window_end", "y",
+                     "predictions", (json_int_t)predictions, "labeled", (json_int_t)0,
+                     "versions", "1.0.0", "predictions", (json_int_t)predictions, "drift",
+                     "dataset", 1);
+}
+
+static json_t *firing(const char *rule)
+{
+    return json_pack("[{s:s,s:n,s:s,s:b,s:n,s:s}]", "rule", rule, "feature", "severity",
+                     "critical", "value", 1, "threshold", "starts_at", "2026-01-01T00:00:00Z");
+}
+
+static void config(struct dw_config *cfg)
+{
+    dw_config_defaults(cfg);
+    cfg->trigger_cooldown_ms = 60 * MIN_MS;
+    cfg->trigger_min_samples = 100;
+    cfg->trigger_max_per_day = 2;
+}
+
+/* Decides window `start`; returns 1 when it triggers (and checks why is NULL then). */
+static int decide(const struct dw_config *cfg, struct dw_trigger_state *st, int64_t start,
+                  int64_t n, const char *rule, const char **why)
+{
+    json_t *rep = report(start, n);
+    json_t *f = firing(rule);
+    json_t *reasons = dw_trigger_decide(cfg, rep, f, st, why);
+    int fired = reasons != NULL;
+    if (fired) {
+        assert_null(*why);
+        assert_int_equal(json_array_size(reasons), 1);
+    }
+    json_decref(reasons);
+    json_decref(f);
+    json_decref(rep);
+    return fired;
+}
+
+static void test_cooldown_one_trigger_for_ten_windows(void **state)
+{
+    struct dw_config cfg;
+    config(&cfg);
+    struct dw_trigger_state st;
+    dw_trigger_state_load(&st, NULL);
+    const char *why;
+    int fired = 0;
+    for (int i = 0; i < 10; i++) {
+        fired += decide(&cfg, &st, T0 + i * MIN_MS, 500, "dataset_drift", &why);
+        if (i > 0) {
+            assert_string_equal(why, "triggers.cooldown");
+        }
+    }
+    assert_int_equal(fired, 1);
+    /* the same windows again (an evaluation repeated after a crash, state reloaded) */
+    char *text = dw_trigger_state_dump(&st);
+    struct dw_trigger_state back;
+    dw_trigger_state_load(&back, text);
+    free(text);
+    assert_int_equal(back.last_start_ms, T0);
+    assert_false(decide(&cfg, &back, T0 + 5 * MIN_MS, 500, "dataset_drift", &why));
+    /* a window after the cooldown triggers again */
+    assert_true(decide(&cfg, &back, T0 + 60 * MIN_MS, 500, "dataset_drift", &why));
+    /* an earlier window re-evaluated never triggers twice */
+    assert_false(decide(&cfg, &back, T0, 500, "dataset_drift", &why));
+    dw_config_free(&cfg);
+}
+
+static void test_min_samples_and_max_per_day(void **state)
+{
+    struct dw_config cfg;
+    config(&cfg);
+    cfg.trigger_cooldown_ms = 0;
+    struct dw_trigger_state st;
+    dw_trigger_state_load(&st, "not json");
+    assert_int_equal(st.last_start_ms, DW_NO_TS);
+    const char *why;
+    assert_false(decide(&cfg, &st, T0, 99, "dataset_drift", &why));
+    assert_string_equal(why, "triggers.min_samples");
+    assert_int_equal(st.last_start_ms, DW_NO_TS); /* a suppressed window changes nothing */
+    assert_true(decide(&cfg, &st, T0 + MIN_MS, 100, "dataset_drift", &why));
+    assert_true(decide(&cfg, &st, T0 + 2 * MIN_MS, 100, "dataset_drift", &why));
+    assert_false(decide(&cfg, &st, T0 + 3 * MIN_MS, 100, "dataset_drift", &why));
+    assert_string_equal(why, "triggers.max_per_day");
+    assert_int_equal(st.count, 2);
+    /* the next UTC day starts a new count */
+    assert_true(decide(&cfg, &st, T0 + DAY_MS, 100, "dataset_drift", &why));
+    assert_int_equal(st.count, 1);
+    dw_config_free(&cfg);
+}
+
+static void test_trigger_rules_and_disabled(void **state)
+{
+    struct dw_config cfg;
+    config(&cfg);
+    char *rules[] = {strdup("accuracy_drop")};
+    cfg.trigger_rules = rules;
+    cfg.n_trigger_rules = 1;
+    struct dw_trigger_state st;
+    dw_trigger_state_load(&st, NULL);
+    const char *why = "x";
+    assert_false(decide(&cfg, &st, T0, 500, "feature_drift", &why));
+    assert_null(why); /* not a trigger rule: nothing to suppress */
+    assert_true(decide(&cfg, &st, T0, 500, "accuracy_drop", &why));
+    cfg.triggers_enabled = 0;
+    assert_false(decide(&cfg, &st, T0 + DAY_MS, 500, "accuracy_drop", &why));
+    assert_string_equal(why, "triggers.enabled is false");
+    free(rules[0]);
+    cfg.trigger_rules = NULL;
+    cfg.n_trigger_rules = 0;
+    dw_config_free(&cfg);
+}
+
+static void test_message(void **state)
+{
+    json_t *rep = report(T0, 500);
+    json_t *reasons = firing("dataset_drift");
+    json_t *m1 = dw_trigger_message("prod", rep, reasons, T0 + 5 * MIN_MS);
+    json_t *m2 = dw_trigger_message("prod", rep, reasons, T0 + 9 * MIN_MS);
+    const char *id = json_string_value(json_object_get(m1, "trigger_id"));
+    assert_int_equal(strlen(id), 32);
+    /* deterministic: same group, model and window give the same id */
+    assert_string_equal(id, json_string_value(json_object_get(m2, "trigger_id")));
+    assert_string_equal(json_string_value(json_object_get(m1, "model_version")), "1.0.0");
+    assert_string_equal(json_string_value(json_object_get(m1, "created_at")),
+                        "2026-01-01T00:05:00Z");
+    assert_true(json_equal(json_object_get(m1, "reasons"), reasons));
+    json_t *ev = json_object_get(m1, "evidence");
+    assert_int_equal(json_integer_value(json_object_get(ev, "predictions")), 500);
+    assert_true(json_is_true(json_object_get(json_object_get(ev, "drift"), "dataset")));
+    assert_int_equal(json_object_size(m1), 9);
+    json_t *m3 = dw_trigger_message("staging", rep, reasons, T0);
+    assert_string_not_equal(id, json_string_value(json_object_get(m3, "trigger_id")));
+    json_decref(m1);
+    json_decref(m2);
+    json_decref(m3);
+    json_decref(reasons);
+    json_decref(rep);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cooldown_one_trigger_for_ten_windows),
+        cmocka_unit_test(test_min_samples_and_max_per_day),
+        cmocka_unit_test(test_trigger_rules_and_disabled),
+        cmocka_unit_test(test_message),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
