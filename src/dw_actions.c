@@ -48,8 +48,8 @@ struct dw_actions {
     rd_kafka_t *producer;
     const char *owner;
     struct dw_deliver *deliver;
-    json_t **firing;           /* per model: last notification with firing alerts, or NULL */
-    int64_t *resent_ms;        /* per model: wall clock of the last Alertmanager re-send */
+    json_t **firing;    /* per model: last notification with firing alerts, or NULL */
+    int64_t *resent_ms; /* per model: wall clock of the last Alertmanager re-send */
     struct dw_metric *notes, *triggers, *trigger_failures, *commit_failures;
 };
 
@@ -87,14 +87,13 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
     a->triggers = dw_metrics_series("driftwatch_triggers_produced_total",
                                     "Retraining triggers produced (delivery report received).",
                                     DW_METRIC_COUNTER, NULL);
-    a->trigger_failures =
-        dw_metrics_series("driftwatch_trigger_failures_total",
-                          "Retraining triggers that could not be produced (retried later).",
+    a->trigger_failures = dw_metrics_series(
+        "driftwatch_trigger_failures_total",
+        "Retraining triggers that could not be produced (retried later).", DW_METRIC_COUNTER, NULL);
+    a->commit_failures =
+        dw_metrics_series("driftwatch_evaluation_commit_failures_total",
+                          "Window evaluations whose alert state could not be committed (retried).",
                           DW_METRIC_COUNTER, NULL);
-    a->commit_failures = dw_metrics_series(
-        "driftwatch_evaluation_commit_failures_total",
-        "Window evaluations whose alert state could not be committed (retried).",
-        DW_METRIC_COUNTER, NULL);
     return a;
 }
 
@@ -164,8 +163,8 @@ static int produce_trigger(struct dw_actions *a, const char *model, json_t *trig
     if (rc != 0) {
         dw_metric_inc(a->trigger_failures);
         dw_log(DW_LOG_ERROR, "retraining trigger not produced; the window is evaluated again",
-               "{s:s,s:O,s:s}", "model", model, "trigger_id",
-               json_object_get(trig, "trigger_id"), "error", errstr);
+               "{s:s,s:O,s:s}", "model", model, "trigger_id", json_object_get(trig, "trigger_id"),
+               "error", errstr);
         return -1;
     }
     dw_metric_inc(a->triggers);
@@ -203,10 +202,9 @@ static void log_note(const json_t *note)
     {
         dw_log(DW_LOG_WARN, "alert", "{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?}", "model",
                json_object_get(note, "model"), "rule", json_object_get(al, "rule"), "feature",
-               json_object_get(al, "feature"), "status", json_object_get(al, "status"),
-               "severity", json_object_get(al, "severity"), "fingerprint",
-               json_object_get(al, "fingerprint"), "window_start",
-               json_object_get(note, "window_start"));
+               json_object_get(al, "feature"), "status", json_object_get(al, "status"), "severity",
+               json_object_get(al, "severity"), "fingerprint", json_object_get(al, "fingerprint"),
+               "window_start", json_object_get(note, "window_start"));
     }
 }
 
@@ -269,8 +267,10 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
     struct commit c = {0};
     char cursor_text[32];
     snprintf(cursor_text, sizeof(cursor_text), "%" PRId64, next_cursor);
-    c.sets[c.n_sets++] = (struct dw_redis_kv){alerts_key, commit_keep(&c, json_dumps(state, JSON_COMPACT))};
-    c.sets[c.n_sets++] = (struct dw_redis_kv){trig_key, commit_keep(&c, dw_trigger_state_dump(&st))};
+    c.sets[c.n_sets++] =
+        (struct dw_redis_kv){alerts_key, commit_keep(&c, json_dumps(state, JSON_COMPACT))};
+    c.sets[c.n_sets++] =
+        (struct dw_redis_kv){trig_key, commit_keep(&c, dw_trigger_state_dump(&st))};
     json_t *firing = note ? json_object_get(note, "firing") : NULL;
     json_t *am = NULL;
     if (json_array_size(firing) > 0) {
@@ -278,15 +278,15 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
         json_object_del(am, "report");
         json_object_set_new(am, "alerts", json_array());
     }
-    c.sets[c.n_sets++] = (struct dw_redis_kv){
-        firing_key, am ? commit_keep(&c, json_dumps(am, JSON_COMPACT)) : NULL};
+    c.sets[c.n_sets++] =
+        (struct dw_redis_kv){firing_key, am ? commit_keep(&c, json_dumps(am, JSON_COMPACT)) : NULL};
     c.sets[c.n_sets++] = (struct dw_redis_kv){cursor_name, cursor_text};
     c.fields = dw_calloc(n_msgs ? n_msgs : 1, sizeof(*c.fields));
     int64_t now = dw_now_ms();
     for (size_t i = 0; i < n_msgs; i++) {
         c.fields[i].name = commit_keep(&c, dw_deliver_field(msgs[i].sink, msgs[i].msg.id));
-        c.fields[i].value = commit_keep(
-            &c, dw_deliver_record(msgs[i].sink, msgs[i].msg.id, msgs[i].msg.body, now));
+        c.fields[i].value =
+            commit_keep(&c, dw_deliver_record(msgs[i].sink, msgs[i].msg.id, msgs[i].msg.body, now));
     }
     char errstr[256];
     int rc = dw_redis_eval_commit(a->redis, a->owner, c.sets, c.n_sets, "deliveries", c.fields,
@@ -408,14 +408,14 @@ static json_t *test_note(const char *id, int64_t now, int resolved)
 {
     char ts[40];
     dw_time_format_rfc3339(now, ts, sizeof(ts));
-    json_t *alert = json_pack(
-        "{s:s,s:s,s:n,s:s,s:s,s:b,s:n,s:n,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s,s:s}}", "fingerprint",
-        "0000000000000000", "rule", "driftwatch_test", "feature", "status",
-        resolved ? "resolved" : "firing", "severity", "critical", "repeat", 0, "value",
-        "threshold", "starts_at", ts, "labels", "alertname", "driftwatch_test", "model",
-        "driftwatch-test", "severity", "critical", "test", "true", "annotations", "summary",
-        "driftwatch test notification: not a real alert", "description",
-        "Sent by `driftwatch alerts test` to check the wiring of this sink.");
+    json_t *alert =
+        json_pack("{s:s,s:s,s:n,s:s,s:s,s:b,s:n,s:n,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s,s:s}}",
+                  "fingerprint", "0000000000000000", "rule", "driftwatch_test", "feature", "status",
+                  resolved ? "resolved" : "firing", "severity", "critical", "repeat", 0, "value",
+                  "threshold", "starts_at", ts, "labels", "alertname", "driftwatch_test", "model",
+                  "driftwatch-test", "severity", "critical", "test", "true", "annotations",
+                  "summary", "driftwatch test notification: not a real alert", "description",
+                  "Sent by `driftwatch alerts test` to check the wiring of this sink.");
     if (resolved) {
         json_object_set_new(alert, "ends_at", json_string(ts));
     }
@@ -460,8 +460,8 @@ static int test_sink(const struct dw_sink_cfg *orig)
         }
         dw_sink_msgs_free(msgs, n);
         json_decref(note);
-        rc = dw_deliver_result(d, s.name, s.timeout_ms + TEST_WAIT_SLACK_MS, result,
-                               sizeof(result));
+        rc =
+            dw_deliver_result(d, s.name, s.timeout_ms + TEST_WAIT_SLACK_MS, result, sizeof(result));
     }
     printf("%s (%s): %s\n", s.name, dw_sink_type_name(s.type), result);
     dw_deliver_destroy(d, 0);

@@ -34,7 +34,7 @@
 
 #define AGG_CODEC_VERSION 3    /* written */
 #define AGG_CODEC_VERSION_V2 2 /* still read: categories without heavy hitters */
-#define CAT_SLOTS_MIN 16 /* first category table (slots); doubles up to dw_agg_cat_slots() */
+#define CAT_SLOTS_MIN 16       /* first category table (slots); doubles up to dw_agg_cat_slots() */
 
 uint32_t dw_agg_max_categories(const struct dw_model_cfg *model)
 {
@@ -316,7 +316,7 @@ static void hh_release(struct dw_feat_stats *fs, size_t slot)
         c->count -= c->hh;
         fs->other += c->hh;
     }
-    c->flags &= (uint8_t)~(DW_CAT_MONITORED | DW_CAT_REPORTED);
+    c->flags &= (uint8_t) ~(DW_CAT_MONITORED | DW_CAT_REPORTED);
     c->hh = 0;
     c->hh_err = 0;
     if (!(c->flags & DW_CAT_EXACT)) {
@@ -326,8 +326,7 @@ static void hh_release(struct dw_feat_stats *fs, size_t slot)
 
 /* SpaceSaving update by w (Metwally et al.): a monitored value adds w; a new one takes a free
  * counter, or replaces the smallest counter m and starts at m + w with error m. */
-static void hh_add(struct dw_feat_stats *fs, size_t slot, const char *name, size_t len,
-                   uint64_t w)
+static void hh_add(struct dw_feat_stats *fs, size_t slot, const char *name, size_t len, uint64_t w)
 {
     fs->hh_total += w;
     if (slot != CAT_NONE) { /* a non-exact entry is always monitored */
@@ -795,8 +794,7 @@ static long feature_index(const struct dw_model_cfg *model, const char *name, si
 /* Version 2 categories: exact counts and an "other" without counters. They go through
  * cat_add (so a smaller bound spills into SpaceSaving); the old "other" stays unattributed
  * overflow, which no counter covers (docs/sketches.md). */
-static void cats_decode_v2(struct dw_feat_stats *fs, struct dw_reader *rd, int keep,
-                           uint64_t other)
+static void cats_decode_v2(struct dw_feat_stats *fs, struct dw_reader *rd, int keep, uint64_t other)
 {
     uint32_t n_cats = dw_rd_u32(rd);
     for (uint32_t c = 0; c < n_cats && !rd->err; c++) {
@@ -814,8 +812,7 @@ static void cats_decode_v2(struct dw_feat_stats *fs, struct dw_reader *rd, int k
 }
 
 /* Version 3 categories: the table restored entry by entry, then checked for consistency. */
-static void cats_decode_v3(struct dw_feat_stats *fs, struct dw_reader *rd, int keep,
-                           uint64_t other)
+static void cats_decode_v3(struct dw_feat_stats *fs, struct dw_reader *rd, int keep, uint64_t other)
 {
     uint32_t bound = dw_rd_u32(rd), hh_cap = dw_rd_u32(rd);
     uint64_t hh_total = dw_rd_u64(rd), hh_floor = dw_rd_u64(rd);
@@ -852,8 +849,8 @@ static void cats_decode_v3(struct dw_feat_stats *fs, struct dw_reader *rd, int k
         if (rd->err || !keep) {
             continue;
         }
-        if (cat_find(fs, cname, clen) != CAT_NONE || ((flags & DW_CAT_EXACT) &&
-                                                        fs->n_exact >= bound) ||
+        if (cat_find(fs, cname, clen) != CAT_NONE ||
+            ((flags & DW_CAT_EXACT) && fs->n_exact >= bound) ||
             ((flags & DW_CAT_MONITORED) && fs->n_hh >= hh_cap)) {
             rd->err = 1;
             continue;
@@ -875,8 +872,8 @@ static void cats_decode_v3(struct dw_feat_stats *fs, struct dw_reader *rd, int k
     /* The totals the encoder guarantees: exact + overflow = count, other = overflow - reported,
      * counters sum to at most the overflow, and a floor only once every counter is taken. */
     if (keep && fs->type == DW_FEATURE_CATEGORICAL && !rd->err &&
-        (exact_sum + hh_total != fs->count || reported + other != hh_total ||
-         hh_sum > hh_total || (hh_floor > 0 && fs->n_hh != hh_cap))) {
+        (exact_sum + hh_total != fs->count || reported + other != hh_total || hh_sum > hh_total ||
+         (hh_floor > 0 && fs->n_hh != hh_cap))) {
         rd->err = 1;
     }
 }

@@ -989,8 +989,7 @@ static char *secret_file(struct parse_ctx *ctx, const char *name, const char *pa
     if (bad) {
         free(buf);
         dw_err(ctx->errstr, ctx->errstr_size,
-               "%s: file://%s is not a text file of at most %d bytes", name, path,
-               SECRET_FILE_MAX);
+               "%s: file://%s is not a text file of at most %d bytes", name, path, SECRET_FILE_MAX);
         return NULL;
     }
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
@@ -1594,8 +1593,8 @@ static int severity_add(struct parse_ctx *ctx, struct dw_sink_cfg *s, const char
     } else if (strcmp(text, "critical") == 0) {
         s->severities |= 1u << DW_SEV_CRITICAL;
     } else {
-        rc = dw_err(ctx->errstr, ctx->errstr_size, "%s: '%s' is not one of warning, critical",
-                    name, text);
+        rc = dw_err(ctx->errstr, ctx->errstr_size, "%s: '%s' is not one of warning, critical", name,
+                    text);
     }
     free(text);
     return rc;
@@ -1666,8 +1665,7 @@ static int rules_walk(struct parse_ctx *ctx, yaml_node_t *node)
         struct dw_rule *r = &cfg->rules[cfg->n_rules++];
         table_defaults(rule_keys, DW_ARRAY_SIZE(rule_keys), r);
         snprintf(prefix, sizeof(prefix), "alerting.rules[%zu]", i);
-        if (table_walk(ctx, rule_keys, DW_ARRAY_SIZE(rule_keys), r, prefix, item, rule_extra) <
-            0) {
+        if (table_walk(ctx, rule_keys, DW_ARRAY_SIZE(rule_keys), r, prefix, item, rule_extra) < 0) {
             return -1;
         }
         if (!name_chars_ok(r->name)) {
@@ -1886,8 +1884,7 @@ static int sink_check(struct dw_sink_cfg *s, char *errstr, size_t errstr_size)
     }
     if (s->type != DW_SINK_WEBHOOK && s->secret) {
         return dw_err(errstr, errstr_size,
-                      "alerting.sinks.%s.secret: only webhook sinks sign their messages",
-                      s->name);
+                      "alerting.sinks.%s.secret: only webhook sinks sign their messages", s->name);
     }
     char sig[128];
     if (s->secret && dw_sign_standard(s->secret, "msg", 0, "", 0, sig, sizeof(sig)) < 0) {
@@ -2200,8 +2197,8 @@ static void dump_labels(FILE *out, const char *indent, const char *key,
     }
 }
 
-static void dump_table(FILE *out, const char *first, const char *indent,
-                       const struct cfg_key *keys, size_t n_keys, const void *base)
+static void dump_table(FILE *out, const char *first, const char *indent, const struct cfg_key *keys,
+                       size_t n_keys, const void *base)
 {
     for (size_t j = 0; j < n_keys; j++) {
         fprintf(out, "%s%s: ", j == 0 ? first : indent, keys[j].name);

@@ -1392,4 +1392,3 @@ char *dw_eval_idempotency_key(const char *group, const char *model, int64_t wind
     }
     return key;
 }
-

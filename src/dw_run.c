@@ -49,6 +49,7 @@
 #define RUN_MAX_WINDOWS_PER_TICK 64    /* windows evaluated per model per evaluation tick */
 #define RUN_STATUS_REPORTS 10          /* last reports kept for /status */
 #define RUN_DLQ_PAYLOAD_MAX 1024       /* bytes of an oversize payload kept in its dead letter */
+#define RUN_REVOKE_ATTEMPTS 30        /* checkpoint attempts before giving partitions up */
 #define RUN_FLUSH_MS 5000              /* producer flush before a checkpoint, milliseconds */
 #define RUN_SHUTDOWN_FLUSH_MS 3000     /* webhook flush at shutdown, milliseconds */
 #define RUN_LIVE_WINDOW_MS 30000       /* /livez fails when the loop stalls this long */
@@ -299,7 +300,8 @@ static int checkpoint_all(struct runner *rn)
 {
     int64_t t0 = dw_mono_ms();
     if (rd_kafka_flush(rn->producer, RUN_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        dw_log(DW_LOG_WARN, "producer flush timed out; checkpoint postponed", NULL);
+        dw_log(DW_LOG_WARN, "producer flush timed out; checkpoint postponed", "{s:i}",
+               "messages_queued", rd_kafka_outq_len(rn->producer));
         return -1;
     }
     size_t owned = owned_count(rn);
@@ -430,7 +432,11 @@ static void on_assign(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partitio
 
 static void on_revoke(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 {
-    for (int attempt = 0; attempt < 30 && checkpoint_all(rn) != 0; attempt++) {
+    /* At shutdown one attempt: what is not checkpointed is read again from Kafka by the
+     * next owner (the Redis state and offsets stay consistent), and SIGTERM must not wait for
+     * a broker that is gone. */
+    int attempts = run_stop ? 1 : RUN_REVOKE_ATTEMPTS;
+    for (int attempt = 0; attempt < attempts && checkpoint_all(rn) != 0; attempt++) {
         sleep(1);
     }
     for (int i = 0; i < parts->cnt; i++) {
@@ -856,8 +862,8 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     rn->parts = dw_calloc((size_t)rn->n_parts, sizeof(*rn->parts));
     rn->eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->eof_ms));
     rn->label_eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->label_eof_ms));
-    if (!(rn->actions = dw_actions_new(&rn->cfg, rn->redis, rn->producer, rn->owner, errstr,
-                                       errstr_size))) {
+    if (!(rn->actions =
+              dw_actions_new(&rn->cfg, rn->redis, rn->producer, rn->owner, errstr, errstr_size))) {
         return -1;
     }
     if (rn->cfg.http_listen[0] &&

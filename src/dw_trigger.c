@@ -44,8 +44,17 @@ char *dw_trigger_state_dump(const struct dw_trigger_state *st)
     return text;
 }
 
-static int is_trigger_rule(const struct dw_config *cfg, const char *rule)
+/* A trigger rule of the report's stage: the other stage's alerts are judged with its reports. */
+static int is_trigger_rule(const struct dw_config *cfg, const char *rule, int final)
 {
+    enum dw_rule_stage want = final ? DW_STAGE_FINAL : DW_STAGE_CLOSE;
+    size_t r = 0;
+    while (r < cfg->n_rules && !(rule && strcmp(cfg->rules[r].name, rule) == 0)) {
+        r++;
+    }
+    if (r == cfg->n_rules || dw_rule_stage_of(&cfg->rules[r]) != want) {
+        return 0;
+    }
     if (cfg->n_trigger_rules == 0) {
         return 1;
     }
@@ -64,14 +73,14 @@ static json_t *member_or_null(const json_t *obj, const char *key)
 }
 
 /* The firing alerts of trigger rules, as reasons. */
-static json_t *trigger_reasons(const struct dw_config *cfg, const json_t *firing)
+static json_t *trigger_reasons(const struct dw_config *cfg, const json_t *firing, int final)
 {
     json_t *reasons = json_array();
     size_t i;
     json_t *a;
     json_array_foreach(firing, i, a)
     {
-        if (!is_trigger_rule(cfg, json_string_value(json_object_get(a, "rule")))) {
+        if (!is_trigger_rule(cfg, json_string_value(json_object_get(a, "rule")), final)) {
             continue;
         }
         json_t *r = json_object();
@@ -93,7 +102,8 @@ json_t *dw_trigger_decide(const struct dw_config *cfg, const json_t *report, con
         *why = "triggers.enabled is false";
         return NULL;
     }
-    json_t *reasons = trigger_reasons(cfg, firing);
+    json_t *reasons =
+        trigger_reasons(cfg, firing, json_is_true(json_object_get(report, "final")));
     if (json_array_size(reasons) == 0) {
         json_decref(reasons);
         return NULL;

@@ -85,12 +85,12 @@ struct dw_feat_stats {
      * arrive, load factor at most 1/2, so at most dw_agg_cat_slots(bound) slots); iterate
      * slots 0..cat_cap-1 with a non-NULL name; entries with count 0 are unreported counters */
     struct dw_category *cats;
-    size_t n_cats;  /* entries: exact ones plus monitored ones */
-    size_t cat_cap; /* slots */
-    size_t n_exact; /* DW_CAT_EXACT entries, at most bound */
-    size_t n_hh;    /* DW_CAT_MONITORED entries, at most hh_cap */
-    uint32_t bound; /* exact categories (the model's max_categories when created) */
-    uint32_t hh_cap; /* SpaceSaving counters k (= bound; the smaller one after merges) */
+    size_t n_cats;     /* entries: exact ones plus monitored ones */
+    size_t cat_cap;    /* slots */
+    size_t n_exact;    /* DW_CAT_EXACT entries, at most bound */
+    size_t n_hh;       /* DW_CAT_MONITORED entries, at most hh_cap */
+    uint32_t bound;    /* exact categories (the model's max_categories when created) */
+    uint32_t hh_cap;   /* SpaceSaving counters k (= bound; the smaller one after merges) */
     uint32_t *hh_heap; /* slots of the monitored entries, min-heap by (hh, name) */
     uint64_t hh_total; /* N_over: values that went through SpaceSaving (not exact) */
     uint64_t hh_floor; /* error floor: every counter's hh_err and every unmonitored late

@@ -135,10 +135,10 @@ struct dw_config {
 
     char *http_listen; /* http.listen: "host:port" ("" disables) */
 
-    int64_t alert_queue_size;    /* alerting.queue_size: messages waiting for delivery */
-    struct dw_rule *rules;       /* alerting.rules (the built-in rules when not given) */
+    int64_t alert_queue_size; /* alerting.queue_size: messages waiting for delivery */
+    struct dw_rule *rules;    /* alerting.rules (the built-in rules when not given) */
     size_t n_rules;
-    struct dw_sink_cfg *sinks;   /* alerting.sinks: map name -> sink */
+    struct dw_sink_cfg *sinks; /* alerting.sinks: map name -> sink */
     size_t n_sinks;
 
     int triggers_enabled;        /* triggers.enabled */

@@ -152,5 +152,4 @@ json_t *dw_eval_findings(const json_t *report);
 char *dw_eval_idempotency_key(const char *group, const char *model, int64_t window_start_ms,
                               const char *what);
 
-
 #endif

@@ -102,9 +102,9 @@ struct dw_rule {
     enum dw_severity severity;
     struct dw_rule_label *labels; /* extra labels, sent with the alert */
     size_t n_labels;
-    char *summary;     /* annotation templates (NULL = built-in text) */
-    char *description; /* NULL = none */
-    char *runbook_url; /* NULL = none */
+    char *summary;         /* annotation templates (NULL = built-in text) */
+    char *description;     /* NULL = none */
+    char *runbook_url;     /* NULL = none */
     int inhibits_features; /* while firing, mutes the model's per-feature alerts */
 };
 

@@ -43,11 +43,11 @@ enum dw_sink_type {
 struct dw_sink_cfg {
     char *name;
     enum dw_sink_type type;
-    char *url;         /* secret: from ${VAR} or file:// in the config */
-    char *secret;      /* webhook: "whsec_<base64>" signs the messages; NULL or "" = unsigned */
-    char *routing_key; /* pagerduty: the integration key (secret) */
-    unsigned severities;           /* bit (1u << DW_SEV_x) per severity sent; 0 = all */
-    struct dw_rule_label *match;   /* label matchers: all must equal */
+    char *url;           /* secret: from ${VAR} or file:// in the config */
+    char *secret;        /* webhook: "whsec_<base64>" signs the messages; NULL or "" = unsigned */
+    char *routing_key;   /* pagerduty: the integration key (secret) */
+    unsigned severities; /* bit (1u << DW_SEV_x) per severity sent; 0 = all */
+    struct dw_rule_label *match; /* label matchers: all must equal */
     size_t n_match;
     int64_t timeout_ms;         /* per attempt */
     int64_t max_attempts;       /* >= 1 */
@@ -65,8 +65,8 @@ struct dw_sink_msg {
 
 /** @brief An HTTP request ready for libcurl. */
 struct dw_sink_request {
-    char *body;       /* malloc'ed */
-    char **headers;   /* malloc'ed "Name: value" lines, Content-Type included */
+    char *body;     /* malloc'ed */
+    char **headers; /* malloc'ed "Name: value" lines, Content-Type included */
     size_t n_headers;
 };
 

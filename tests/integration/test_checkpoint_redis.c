@@ -24,7 +24,11 @@
 
 static struct dw_feature_cfg g_feats[] = {{"amount", DW_FEATURE_NUMERIC},
                                           {"country", DW_FEATURE_CATEGORICAL}};
-static struct dw_model_cfg g_models[] = {{.name = "fraud", .task = DW_TASK_CLASSIFICATION, .positive_class = "1", .features = g_feats, .n_features = 2}};
+static struct dw_model_cfg g_models[] = {{.name = "fraud",
+                                          .task = DW_TASK_CLASSIFICATION,
+                                          .positive_class = "1",
+                                          .features = g_feats,
+                                          .n_features = 2}};
 static struct dw_config g_cfg;
 static pid_t g_redis_pid;
 static struct dw_prediction *g_ev;

@@ -36,7 +36,11 @@ static struct dw_feature_cfg g_feats[] = {
     {"c", DW_FEATURE_CATEGORICAL},
     {"y", DW_FEATURE_NUMERIC},
 };
-static struct dw_model_cfg g_model = {.name = "fraud", .task = DW_TASK_CLASSIFICATION, .positive_class = "1", .features = g_feats, .n_features = 3};
+static struct dw_model_cfg g_model = {.name = "fraud",
+                                      .task = DW_TASK_CLASSIFICATION,
+                                      .positive_class = "1",
+                                      .features = g_feats,
+                                      .n_features = 3};
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -743,7 +747,11 @@ static void test_decode_changed_model(void **state)
         {"y2", DW_FEATURE_NUMERIC},
         {"x", DW_FEATURE_NUMERIC},
     };
-    struct dw_model_cfg model2 = {.name = "fraud", .task = DW_TASK_CLASSIFICATION, .positive_class = "1", .features = feats2, .n_features = 4};
+    struct dw_model_cfg model2 = {.name = "fraud",
+                                  .task = DW_TASK_CLASSIFICATION,
+                                  .positive_class = "1",
+                                  .features = feats2,
+                                  .n_features = 4};
     char err[256] = "";
     struct dw_agg *back = dw_agg_decode(&model2, b.data, b.len, err, sizeof(err));
     if (!back) {
@@ -775,7 +783,11 @@ static void test_decode_changed_model(void **state)
         {"x", DW_FEATURE_CATEGORICAL},
         {"c", DW_FEATURE_NUMERIC},
     };
-    struct dw_model_cfg model3 = {.name = "fraud", .task = DW_TASK_CLASSIFICATION, .positive_class = "1", .features = feats3, .n_features = 2};
+    struct dw_model_cfg model3 = {.name = "fraud",
+                                  .task = DW_TASK_CLASSIFICATION,
+                                  .positive_class = "1",
+                                  .features = feats3,
+                                  .n_features = 2};
     back = dw_agg_decode(&model3, b.data, b.len, err, sizeof(err));
     assert_non_null(back);
     assert_int_equal(back->feats[0].count, 0);
@@ -854,7 +866,11 @@ static void test_encode_canonical_categories(void **state)
 {
     (void)state;
     static struct dw_feature_cfg feats[] = {{"c", DW_FEATURE_CATEGORICAL}};
-    static struct dw_model_cfg model = {.name = "m", .task = DW_TASK_CLASSIFICATION, .positive_class = "1", .features = feats, .n_features = 1};
+    static struct dw_model_cfg model = {.name = "m",
+                                        .task = DW_TASK_CLASSIFICATION,
+                                        .positive_class = "1",
+                                        .features = feats,
+                                        .n_features = 1};
     size_t slots = 16; /* the first table: both names share its last slot, the 2nd wraps */
     char names[2][32] = {"", ""};
     for (int i = 0; !names[1][0]; i++) {
@@ -962,8 +978,8 @@ static void test_bound_from_model(void **state)
     assert_int_equal(dw_agg_max_categories(&m), DW_AGG_MAX_CATEGORIES);
     m.max_categories = 100000;
     assert_int_equal(dw_agg_max_categories(&m), 100000);
-    assert_int_equal(dw_agg_cat_slots(5), 32);       /* 10 entries at load <= 1/2 */
-    assert_int_equal(dw_agg_cat_slots(1000), 4096);  /* 2000 entries */
+    assert_int_equal(dw_agg_cat_slots(5), 32);      /* 10 entries at load <= 1/2 */
+    assert_int_equal(dw_agg_cat_slots(1000), 4096); /* 2000 entries */
     struct dw_agg *agg = dw_agg_new(&g_small, 0);
     assert_int_equal(agg->feats[0].bound, 5);
     assert_int_equal(agg->feats[0].hh_cap, 5);
@@ -1286,7 +1302,11 @@ static void test_heavy_hitters_encode(void **state)
     /* Inconsistent totals are refused: flip the first entry's count (its last byte). */
     size_t at = 0;
     for (size_t i = 0; i + 6 <= b1.len; i++) {
-        if (memcmp(b1.data + i, "\x01\x00\x00\x00" "a" "\x01", 6) == 0) {
+        if (memcmp(b1.data + i,
+                   "\x01\x00\x00\x00"
+                   "a"
+                   "\x01",
+                   6) == 0) {
             at = i + 6; /* name "a", flags EXACT, then its u64 count */
         }
     }

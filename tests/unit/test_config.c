@@ -748,29 +748,29 @@ static void test_alerting(void **state)
     char yaml[2048];
     snprintf(yaml, sizeof(yaml),
              KA "alerting:\n"
-               "  rules:\n"
-               "    - name: acc_low\n"
-               "      condition: performance.accuracy < 0.8\n"
-               "      for: 3\n"
-               "      keep_firing_for: 2\n"
-               "      repeat_interval: 4h\n"
-               "      severity: critical\n"
-               "      labels: {team: ml, tier: '1'}\n"
-               "      summary: '{{model}} accuracy {{value}}'\n"
-               "    - {name: drift, condition: 'features.*.drift', model: fraud}\n"
-               "  sinks:\n"
-               "    pd:\n"
-               "      type: pagerduty\n"
-               "      url: https://events.pagerduty.com/v2/enqueue\n"
-               "      routing_key: file://%s\n"
-               "      severities: critical\n"
-               "    am:\n"
-               "      type: alertmanager\n"
-               "      url: http://127.0.0.1:9093\n"
-               "      severities: [warning, critical]\n"
-               "      match: {team: ml}\n"
-               "      resend_interval: 30s\n"
-               "triggers: {rules: [acc_low]}\n",
+                "  rules:\n"
+                "    - name: acc_low\n"
+                "      condition: performance.accuracy < 0.8\n"
+                "      for: 3\n"
+                "      keep_firing_for: 2\n"
+                "      repeat_interval: 4h\n"
+                "      severity: critical\n"
+                "      labels: {team: ml, tier: '1'}\n"
+                "      summary: '{{model}} accuracy {{value}}'\n"
+                "    - {name: drift, condition: 'features.*.drift', model: fraud}\n"
+                "  sinks:\n"
+                "    pd:\n"
+                "      type: pagerduty\n"
+                "      url: https://events.pagerduty.com/v2/enqueue\n"
+                "      routing_key: file://%s\n"
+                "      severities: critical\n"
+                "    am:\n"
+                "      type: alertmanager\n"
+                "      url: http://127.0.0.1:9093\n"
+                "      severities: [warning, critical]\n"
+                "      match: {team: ml}\n"
+                "      resend_interval: 30s\n"
+                "triggers: {rules: [acc_low]}\n",
              path);
     load_ok(&cfg, yaml);
     unlink(path);
@@ -835,9 +835,10 @@ static void test_alerting(void **state)
     expect_error(KA "alerting: {sinks: {h: {url: 'http://x', severities: [info]}}}\n",
                  "alerting.sinks.h.severities: 'info' is not one of warning, critical");
     expect_error(KA "alerting: {sinks: {h: {url: 'http://x', backoff_initial: 2s, backoff_max: "
-                   "1s}}}\n",
+                    "1s}}}\n",
                  "alerting.sinks.h.backoff_max: must be at least backoff_initial");
-    expect_error(KA "alerting: {sinks: {h: {url: 'http://x', routing_key: file:///nonexistent/k}}}\n",
+    expect_error(KA
+                 "alerting: {sinks: {h: {url: 'http://x', routing_key: file:///nonexistent/k}}}\n",
                  "alerting.sinks.h.routing_key: cannot read file:///nonexistent/k");
     /* a malformed secret is refused without being quoted */
     struct dw_config bad;

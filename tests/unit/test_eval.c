@@ -32,10 +32,18 @@ static struct dw_feature_cfg g_feats[] = {
     {"country", DW_FEATURE_CATEGORICAL},
     {"age", DW_FEATURE_NUMERIC},
 };
-static struct dw_model_cfg g_model = {.name = "fraud", .task = DW_TASK_CLASSIFICATION, .positive_class = "1", .features = g_feats, .n_features = 3};
+static struct dw_model_cfg g_model = {.name = "fraud",
+                                      .task = DW_TASK_CLASSIFICATION,
+                                      .positive_class = "1",
+                                      .features = g_feats,
+                                      .n_features = 3};
 
 static struct dw_feature_cfg g_reg_feats[] = {{"x", DW_FEATURE_NUMERIC}};
-static struct dw_model_cfg g_reg_model = {.name = "price", .task = DW_TASK_REGRESSION, .positive_class = "1", .features = g_reg_feats, .n_features = 1};
+static struct dw_model_cfg g_reg_model = {.name = "price",
+                                          .task = DW_TASK_REGRESSION,
+                                          .positive_class = "1",
+                                          .features = g_reg_feats,
+                                          .n_features = 1};
 
 static struct dw_config make_cfg(void)
 {

@@ -49,8 +49,16 @@ static struct dw_feature_cfg g_clf_feats[] = {
 };
 static struct dw_feature_cfg g_reg_feats[] = {{"x", DW_FEATURE_NUMERIC}};
 static struct dw_model_cfg g_models[] = {
-    {.name = "fraud", .task = DW_TASK_CLASSIFICATION, .positive_class = "1", .features = g_clf_feats, .n_features = 2},
-    {.name = "price", .task = DW_TASK_REGRESSION, .positive_class = "1", .features = g_reg_feats, .n_features = 1},
+    {.name = "fraud",
+     .task = DW_TASK_CLASSIFICATION,
+     .positive_class = "1",
+     .features = g_clf_feats,
+     .n_features = 2},
+    {.name = "price",
+     .task = DW_TASK_REGRESSION,
+     .positive_class = "1",
+     .features = g_reg_feats,
+     .n_features = 1},
 };
 static struct dw_config g_cfg;
 static struct dw_prediction *g_ev;

@@ -18,24 +18,28 @@
 #define DAY_MS 86400000LL
 #define T0 1767225600000LL /* 2026-01-01T00:00:00Z */
 
+static int g_final; /* stage of the reports built by report() */
+
 static json_t *report(int64_t start, int64_t predictions)
 {
-    return json_pack("{s:s,s:I,s:s,s:s,s:I,s:I,s:{s:{s:I}},s:{s:b}}", "model", "fraud",
+    return json_pack("{s:s,s:b,s:I,s:s,s:s,s:I,s:I,s:{s:{s:I}},s:{s:b}}", "model", "fraud",
+                     "final", g_final,
                      "window_start_ms", (json_int_t)start, "window_start", "x", "window_end", "y",
-                     "predictions", (json_int_t)predictions, "labeled", (json_int_t)0,
-                     "versions", "1.0.0", "predictions", (json_int_t)predictions, "drift",
-                     "dataset", 1);
+                     "predictions", (json_int_t)predictions, "labeled", (json_int_t)0, "versions",
+                     "1.0.0", "predictions", (json_int_t)predictions, "drift", "dataset", 1);
 }
 
 static json_t *firing(const char *rule)
 {
-    return json_pack("[{s:s,s:n,s:s,s:b,s:n,s:s}]", "rule", rule, "feature", "severity",
-                     "critical", "value", 1, "threshold", "starts_at", "2026-01-01T00:00:00Z");
+    return json_pack("[{s:s,s:n,s:s,s:b,s:n,s:s}]", "rule", rule, "feature", "severity", "critical",
+                     "value", 1, "threshold", "starts_at", "2026-01-01T00:00:00Z");
 }
 
 static void config(struct dw_config *cfg)
 {
     dw_config_defaults(cfg);
+    cfg->rules = dw_rules_defaults(&cfg->n_rules);
+    g_final = 0;
     cfg->trigger_cooldown_ms = 60 * MIN_MS;
     cfg->trigger_min_samples = 100;
     cfg->trigger_max_per_day = 2;
@@ -123,13 +127,20 @@ static void test_trigger_rules_and_disabled(void **state)
     const char *why = "x";
     assert_false(decide(&cfg, &st, T0, 500, "feature_drift", &why));
     assert_null(why); /* not a trigger rule: nothing to suppress */
+    /* accuracy_drop reads the final report: its alerts trigger with final reports only */
+    assert_false(decide(&cfg, &st, T0, 500, "accuracy_drop", &why));
+    assert_null(why);
+    g_final = 1;
     assert_true(decide(&cfg, &st, T0, 500, "accuracy_drop", &why));
-    cfg.triggers_enabled = 0;
-    assert_false(decide(&cfg, &st, T0 + DAY_MS, 500, "accuracy_drop", &why));
-    assert_string_equal(why, "triggers.enabled is false");
+    /* every rule (no triggers.rules): a close-stage alert seen in a final report is not one */
     free(rules[0]);
     cfg.trigger_rules = NULL;
     cfg.n_trigger_rules = 0;
+    assert_false(decide(&cfg, &st, T0 + DAY_MS, 500, "feature_drift", &why));
+    assert_null(why);
+    cfg.triggers_enabled = 0;
+    assert_false(decide(&cfg, &st, T0 + DAY_MS, 500, "accuracy_drop", &why));
+    assert_string_equal(why, "triggers.enabled is false");
     dw_config_free(&cfg);
 }
 
