@@ -27,6 +27,7 @@
 #include "driftwatch/dw_cmd.h"
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_deliver.h"
+#include "driftwatch/dw_errstream.h"
 #include "driftwatch/dw_kafka.h"
 #include "driftwatch/dw_log.h"
 #include "driftwatch/dw_metrics.h"
@@ -210,7 +211,7 @@ static void log_note(const json_t *note)
 
 /* The keys and fields of one commit, and the texts they point to. */
 struct commit {
-    struct dw_redis_kv sets[4];
+    struct dw_redis_kv sets[5];
     size_t n_sets;
     struct dw_redis_kv *fields;
     char **texts;
@@ -233,9 +234,35 @@ static void commit_free(struct commit *c)
     free(c->fields);
 }
 
+/*
+ * The final report of a window feeds the model's error stream (change detectors) and carries
+ * their verdicts as "change_detectors", so that rules can use them. @returns the new state text
+ * to commit (malloc'ed), or NULL for a close-stage report.
+ */
+static char *errstream_step(struct dw_actions *a, const struct dw_model_cfg *m, json_t *report)
+{
+    if (!json_is_true(json_object_get(report, "final"))) {
+        return NULL;
+    }
+    char key[KEY_MAX], errstr[256];
+    snprintf(key, sizeof(key), "errstream:%s", m->name);
+    char *text = dw_redis_get_str(a->redis, key);
+    struct dw_errstream es;
+    if (dw_errstream_load(&es, text, errstr, sizeof(errstr)) != 0 && text) {
+        dw_log(DW_LOG_ERROR, "change detector state unreadable; starting afresh", "{s:s,s:s}",
+               "model", m->name, "error", errstr);
+    }
+    free(text);
+    json_object_set_new(report, "change_detectors", dw_errstream_feed_report(&es, m, report));
+    char *out = dw_errstream_dump(&es);
+    dw_errstream_free(&es);
+    return out;
+}
+
 int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t *report,
                       const char *cursor_name, int64_t next_cursor)
 {
+    char *es_text = errstream_step(a, m, report);
     char alerts_key[KEY_MAX], trig_key[KEY_MAX], firing_key[KEY_MAX];
     snprintf(alerts_key, sizeof(alerts_key), "alerts:%s", m->name);
     snprintf(trig_key, sizeof(trig_key), "trigger:%s", m->name);
@@ -258,6 +285,7 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
         render_all(a, note, 0, &msgs, &n_msgs);
     }
     if (trigger_step(a, m->name, report, note, &st) != 0) {
+        free(es_text);
         free_msgs(msgs, n_msgs);
         json_decref(note);
         json_decref(state);
@@ -281,6 +309,12 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
     c.sets[c.n_sets++] =
         (struct dw_redis_kv){firing_key, am ? commit_keep(&c, json_dumps(am, JSON_COMPACT)) : NULL};
     c.sets[c.n_sets++] = (struct dw_redis_kv){cursor_name, cursor_text};
+    if (es_text) {
+        char es_key[KEY_MAX];
+        snprintf(es_key, sizeof(es_key), "errstream:%s", m->name);
+        c.sets[c.n_sets++] =
+            (struct dw_redis_kv){commit_keep(&c, dw_strdup(es_key)), commit_keep(&c, es_text)};
+    }
     c.fields = dw_calloc(n_msgs ? n_msgs : 1, sizeof(*c.fields));
     int64_t now = dw_now_ms();
     for (size_t i = 0; i < n_msgs; i++) {

@@ -1215,6 +1215,9 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     json_object_set_new(rep, "final", json_boolean(final));
     json_object_set_new(rep, "predictions", juint(c->predictions));
     json_object_set_new(rep, "labeled", juint(c->labeled));
+    if (classification) {
+        json_object_set_new(rep, "correct", juint(c->correct));
+    }
     json_object_set_new(rep, "unlabeled_share",
                         empty ? json_null()
                               : jnum(1.0 - (double)c->labeled / (double)c->predictions));

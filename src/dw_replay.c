@@ -42,6 +42,7 @@
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_config.h"
 #include "driftwatch/dw_decode.h"
+#include "driftwatch/dw_errstream.h"
 #include "driftwatch/dw_eval.h"
 #include "driftwatch/dw_files.h"
 #include "driftwatch/dw_part.h"
@@ -399,6 +400,11 @@ static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, si
         recent[mi].owned = dw_calloc(n_roll, sizeof(*recent[mi].owned));
         recent[mi].cap = n_roll;
     }
+    /* Each model's error stream feeds the change detectors window after window, as in run. */
+    struct dw_errstream *streams = dw_calloc(nm ? nm : 1, sizeof(*streams));
+    for (size_t mi = 0; mi < nm; mi++) {
+        dw_errstream_init(&streams[mi]);
+    }
     int rc = 0;
     for (int64_t start = all_lo; rc == 0 && all_lo <= all_hi && start <= all_hi; start += L) {
         for (size_t mi = 0; rc == 0 && mi < nm; mi++) {
@@ -420,6 +426,8 @@ static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, si
             } else {
                 dw_agg_free(empty);
             }
+            json_object_set_new(report, "change_detectors",
+                                dw_errstream_feed_report(&streams[mi], m, report));
             rc = write_report(rp, report, errstr, errstr_size);
             json_decref(report);
             (*n_reports)++;
@@ -427,7 +435,9 @@ static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, si
     }
     for (size_t mi = 0; mi < nm; mi++) {
         recent_free(&recent[mi]);
+        dw_errstream_free(&streams[mi]);
     }
+    free(streams);
     free(recent);
     free(lo);
     free(hi);

@@ -49,7 +49,7 @@
 #define RUN_MAX_WINDOWS_PER_TICK 64    /* windows evaluated per model per evaluation tick */
 #define RUN_STATUS_REPORTS 10          /* last reports kept for /status */
 #define RUN_DLQ_PAYLOAD_MAX 1024       /* bytes of an oversize payload kept in its dead letter */
-#define RUN_REVOKE_ATTEMPTS 30        /* checkpoint attempts before giving partitions up */
+#define RUN_REVOKE_ATTEMPTS 30         /* checkpoint attempts before giving partitions up */
 #define RUN_FLUSH_MS 5000              /* producer flush before a checkpoint, milliseconds */
 #define RUN_SHUTDOWN_FLUSH_MS 3000     /* webhook flush at shutdown, milliseconds */
 #define RUN_LIVE_WINDOW_MS 30000       /* /livez fails when the loop stalls this long */
@@ -686,6 +686,12 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int fina
     dw_eval_add_rolling(report, &rn->cfg, m, recent, n_recent);
     free_recent(recent, n_recent);
     dw_agg_free(agg);
+    /* Actions first: they add the change detectors' verdicts to a final report. */
+    if (dw_actions_window(rn->actions, m, report, cursor_name, start + rn->cfg.window_size_ms) !=
+        0) {
+        json_decref(report);
+        return -1;
+    }
     char name[512];
     snprintf(name, sizeof(name), "report:%s:%" PRId64, m->name, start);
     char *text = json_dumps(report, JSON_COMPACT | JSON_REAL_PRECISION(17));
@@ -694,11 +700,6 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int fina
            m->name, "window_start", json_object_get(report, "window_start"), "predictions",
            json_object_get(report, "predictions"), "drift", json_object_get(report, "drift"));
     free(text);
-    if (dw_actions_window(rn->actions, m, report, cursor_name, start + rn->cfg.window_size_ms) !=
-        0) {
-        json_decref(report);
-        return -1;
-    }
     remember_report(rn, report);
     json_decref(report);
     dw_metric_inc(rn->m.evaluated);
@@ -815,11 +816,13 @@ static void publish_status(struct runner *rn)
 static void run_usage(FILE *out)
 {
     fprintf(out,
-            "usage: driftwatch run -c FILE [--check-config]\n\n"
+            "usage: driftwatch run -c FILE [--check-config]\n"
+            "       driftwatch run --config-reference\n\n"
             "Consumes the prediction and label topics, joins them, keeps windows in Redis,\n"
             "detects drift and sends alerts and retraining triggers.\n\n"
             "  -c, --config FILE   configuration (see deploy/driftwatch.example.yaml)\n"
             "      --check-config  validate the configuration, print the effective config, exit\n"
+            "      --config-reference  print every configuration key (Markdown table), exit\n"
             "  -h, --help          this help\n"
             "      --version       print the version\n");
 }
@@ -954,11 +957,10 @@ static void runner_stop(struct runner *rn)
 
 int dw_cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check-config", no_argument, NULL, 'C'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},     {"check-config", no_argument, NULL, 'C'},
+        {"config-reference", no_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
     const char *path = NULL;
     int check = 0, c;
     optind = 0;
@@ -970,6 +972,9 @@ int dw_cmd_run(int argc, char **argv)
         case 'C':
             check = 1;
             break;
+        case 'R':
+            dw_config_reference(stdout);
+            return 0;
         case 'h':
             run_usage(stdout);
             return 0;

@@ -29,6 +29,26 @@ def alerts_logged(env, name):
     return out
 
 
+def check_error_stream(env, truth):
+    """Final reports carry the change detectors; across the kill their error stream neither
+    lost nor repeated a window: its length after each window is the running sum of labeled."""
+    # final once the label watermark passed window end + label_horizon (60 s)
+    last_label = max(t["window_start_ms"] for t in truth) + 60000
+    closed = [t for t in truth if t["window_start_ms"] + 120000 <= last_label - 1000]
+    h.wait_for(lambda: int(env.redis("GET", "{dw:dwtest}:cursor_final:fraud") or 0) >=
+               closed[-1]["window_start_ms"] + 60000, 60, "final reports")
+    running, bad = 0, []
+    for t in closed:
+        rep = json.loads(env.redis("GET", f"{{dw:dwtest}}:report:fraud:{t['window_start_ms']}"))
+        running += rep["labeled"]
+        cd = rep.get("change_detectors") or {}
+        if cd.get("stream_elements") != running or cd.get("elements") != rep["labeled"]:
+            bad.append((t["window_start"], cd.get("elements"), cd.get("stream_elements"),
+                        running))
+    return h.report(not bad and running > 0, "error stream fed once per window across kill -9",
+                    f"{bad[:3]} ({running} elements)")
+
+
 def main():
     env = h.Env(partitions=2, name="alertrestart")
     receiver = h.Receiver()  # not listening: deliveries fail and stay pending
@@ -40,7 +60,7 @@ def main():
       backoff_max: 1s
       max_attempts: 1000
 """
-    env.config(sinks=sinks, ref_windows=2)
+    env.config(sinks=sinks, ref_windows=2, horizon="60s")
     truth, _ = env.gen("--count", "18000", "--eps", "50", "--label-delay", "5",
                        "--drift-at", "180", "--drift-shift", "amount=2", "--drift-mix", "country")
     run = env.start_run("run1")
@@ -71,6 +91,7 @@ def main():
     ok &= h.report(fired1 and not (fired1 & fired2),
                    "restart did not re-fire an alert of run 1",
                    f"({len(fired1)} before, {len(fired2)} new after)")
+    ok &= check_error_stream(env, truth)
     receiver.down()
     env.close()
     return 0 if ok else 1

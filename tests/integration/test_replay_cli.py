@@ -87,6 +87,30 @@ def check_replay(tmp):
     return ok
 
 
+def check_change_detectors(tmp):
+    """The joined error stream: accuracy falls from 0.9 to 0.6 at minute 5; Page-Hinkley,
+    ADWIN and DDM stay quiet before and each detect in the first window after."""
+    pred, lab = os.path.join(tmp, "cd_p.jsonl"), os.path.join(tmp, "cd_l.jsonl")
+    run("gen", "-q", "--seed", "3", "--count", "30000", "--eps", "50", "--predictions-out", pred,
+        "--labels-out", lab, "--label-delay", "5", "--drift-at", "300", "--drift-accuracy", "0.6")
+    p = run("replay", "--predictions", pred, "--labels", lab)
+    reports = [json.loads(l) for l in p.stdout.splitlines()]
+    first = {}
+    total = 0
+    for i, r in enumerate(reports):
+        cd = r["change_detectors"]
+        total += cd["elements"]
+        for det in ("page_hinkley", "adwin", "ddm"):
+            if cd[det]["drift"] and det not in first:
+                first[det] = i
+    ok = h.report(first == {"page_hinkley": 5, "adwin": 5, "ddm": 5},
+                  "change detectors quiet before the accuracy drop, alarm in its window",
+                  f"{first}")
+    ok &= h.report(total == sum(r["labeled"] for r in reports) == 30000,
+                   "every labeled prediction fed once", f"({total})")
+    return ok
+
+
 def check_profile(tmp):
     rnd = random.Random(7)
     xs = [round(rnd.gauss(50, 10), 3) for _ in range(5000)]
@@ -125,6 +149,7 @@ def check_profile(tmp):
 def main():
     with tempfile.TemporaryDirectory(prefix="dw_replay_cli_") as tmp:
         ok = check_replay(tmp)
+        ok &= check_change_detectors(tmp)
         ok &= check_profile(tmp)
     sys.exit(0 if ok else 1)
 
