@@ -333,7 +333,8 @@ static const struct cfg_key rule_keys[] = {
     {.name = "stage", .type = T_ENUM, .def = "auto", RULE(stage), .choices = "auto|close|final",
      .help = "Report the rule reads: close (when the window closes) or final (after "
              "window.label_horizon, with its labels); auto = final for performance, accuracy_drop, "
-             "rolling, versions, labeled and unlabeled_share, close otherwise."},
+             "rolling, versions, labeled, correct, unlabeled_share and change_detectors, close "
+             "otherwise."},
     {.name = "for", .type = T_INT, .def = "1", RULE(for_windows), .flags = F_MIN | F_MAX,
      .min = 1, .max = 10000,
      .help = "Consecutive windows the condition must hold before the alert fires."},

@@ -313,8 +313,9 @@ int dw_rule_expr_parse(const char *text, struct dw_rule_expr *out, char *errstr,
 
 enum dw_rule_stage dw_rule_stage_of(const struct dw_rule *rule)
 {
-    static const char *const final_roots[] = {"performance", "accuracy_drop", "rolling",
-                                              "versions",    "labeled",       "unlabeled_share"};
+    static const char *const final_roots[] = {
+        "performance", "accuracy_drop",   "rolling",          "versions",
+        "labeled",     "unlabeled_share", "change_detectors", "correct"};
     if (rule->stage != DW_STAGE_AUTO) {
         return rule->stage;
     }

@@ -102,8 +102,7 @@ json_t *dw_trigger_decide(const struct dw_config *cfg, const json_t *report, con
         *why = "triggers.enabled is false";
         return NULL;
     }
-    json_t *reasons =
-        trigger_reasons(cfg, firing, json_is_true(json_object_get(report, "final")));
+    json_t *reasons = trigger_reasons(cfg, firing, json_is_true(json_object_get(report, "final")));
     if (json_array_size(reasons) == 0) {
         json_decref(reasons);
         return NULL;

@@ -72,7 +72,8 @@ enum dw_severity { DW_SEV_WARNING = 0, DW_SEV_CRITICAL = 1 };
 
 /* Which report of a window a rule reads: the one at window close or the one at the label
  * horizon ("final": performance with its labels). AUTO = FINAL when the path starts with
- * performance, accuracy_drop, rolling, versions, labeled or unlabeled_share; else CLOSE. */
+ * performance, accuracy_drop, rolling, versions, labeled, correct, unlabeled_share or
+ * change_detectors; else CLOSE. */
 enum dw_rule_stage { DW_STAGE_AUTO = 0, DW_STAGE_CLOSE = 1, DW_STAGE_FINAL = 2 };
 
 enum dw_rule_op { DW_OP_TRUE = 0, DW_OP_LT, DW_OP_LE, DW_OP_GT, DW_OP_GE, DW_OP_EQ, DW_OP_NE };

@@ -730,7 +730,7 @@ static void test_reference(void **state)
     assert_true(n > 0);
     if (!strstr(text, buf)) {
         fail_msg("docs/configuration.md does not contain the output of dw_config_reference(); "
-                 "paste it again");
+                 "regenerate it with driftwatch run --config-reference");
     }
     free(text);
     free(buf);

@@ -300,6 +300,7 @@ static void test_stage_severity_defaults_fingerprint(void **unused)
         {"rolling.performance.f1 < 0.5", DW_STAGE_FINAL},
         {"labeled < 10", DW_STAGE_FINAL},
         {"unlabeled_share > 0.5", DW_STAGE_FINAL},
+        {"change_detectors.adwin.drift", DW_STAGE_FINAL},
         {"versions.a.labeled < 1", DW_STAGE_FINAL},
         {"labeledx < 10", DW_STAGE_CLOSE},
         {"features.*.drift", DW_STAGE_CLOSE},

@@ -22,11 +22,11 @@ static int g_final; /* stage of the reports built by report() */
 
 static json_t *report(int64_t start, int64_t predictions)
 {
-    return json_pack("{s:s,s:b,s:I,s:s,s:s,s:I,s:I,s:{s:{s:I}},s:{s:b}}", "model", "fraud",
-                     "final", g_final,
-                     "window_start_ms", (json_int_t)start, "window_start", "x", "window_end", "y",
-                     "predictions", (json_int_t)predictions, "labeled", (json_int_t)0, "versions",
-                     "1.0.0", "predictions", (json_int_t)predictions, "drift", "dataset", 1);
+    return json_pack("{s:s,s:b,s:I,s:s,s:s,s:I,s:I,s:{s:{s:I}},s:{s:b}}", "model", "fraud", "final",
+                     g_final, "window_start_ms", (json_int_t)start, "window_start", "x",
+                     "window_end", "y", "predictions", (json_int_t)predictions, "labeled",
+                     (json_int_t)0, "versions", "1.0.0", "predictions", (json_int_t)predictions,
+                     "drift", "dataset", 1);
 }
 
 static json_t *firing(const char *rule)
