@@ -127,6 +127,12 @@ static const struct cfg_key cfg_keys[] = {
      .flags = F_MIN | F_MAX, .min = 1024, .max = 104857600,
      .help = "Largest accepted message value, in bytes; larger messages go to the dead-letter "
              "topic as too_large."},
+    {.name = "input.non_finite", .type = T_ENUM, .def = "count", CFG(non_finite),
+     .choices = "reject|count",
+     .help = "NaN, Infinity and -Infinity (not JSON, but what Python's json module writes): "
+             "count = accepted as values of numeric features and counted per feature (nan, "
+             "inf), never in the sketches or moments; anywhere else they are invalid JSON. "
+             "reject = the message is invalid_json."},
     {.name = "input.fields.prediction_id", .type = T_STRING, .def = "/prediction_id",
      CFG(field_prediction_id), .flags = F_JSON_POINTER,
      .help = "JSON pointer (RFC 6901) to the prediction id in a prediction event: the join "

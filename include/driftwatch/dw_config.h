@@ -19,6 +19,9 @@
 #include "driftwatch/dw_sink.h"
 
 enum dw_feature_type { DW_FEATURE_NUMERIC = 0, DW_FEATURE_CATEGORICAL = 1 };
+
+/* input.non_finite: what NaN / Infinity / -Infinity tokens in a message mean */
+enum dw_non_finite { DW_NON_FINITE_REJECT = 0, DW_NON_FINITE_COUNT = 1 };
 enum dw_task { DW_TASK_CLASSIFICATION = 0, DW_TASK_REGRESSION = 1 };
 
 /*
@@ -93,6 +96,7 @@ struct dw_config {
     int64_t redis_timeout_ms; /* redis.timeout (duration) */
 
     int64_t max_message_bytes;   /* input.max_message_bytes */
+    enum dw_non_finite non_finite; /* input.non_finite */
     char *field_prediction_id;   /* input.fields.prediction_id (JSON pointer) */
     char *field_model;           /* input.fields.model */
     char *field_model_version;   /* input.fields.model_version */
