@@ -44,6 +44,8 @@
 #include "driftwatch/dw_decode.h"
 #include "driftwatch/dw_errstream.h"
 #include "driftwatch/dw_eval.h"
+#include "driftwatch/dw_rules.h"
+#include "driftwatch/dw_trigger.h"
 #include "driftwatch/dw_files.h"
 #include "driftwatch/dw_part.h"
 
@@ -57,7 +59,7 @@
 #define REPLAY_N_REASONS (DW_BAD__COUNT + 2)
 
 struct replay_opts {
-    const char *predictions, *labels, *reference, *config, *output, *window;
+    const char *predictions, *labels, *reference, *config, *output, *window, *alerts;
 };
 
 struct inferred {
@@ -76,6 +78,10 @@ struct replayer {
     struct dw_part *part;
     struct dw_ref **refs; /* per model */
     int *ref_given;       /* per model: refs[i] came from --reference */
+    FILE *alerts_out;                /* --alerts: notifications and triggers (backtest) */
+    json_t **alert_state;            /* per model: the rules' instances (as in Redis) */
+    struct dw_trigger_state *trig;   /* per model: trigger guardrails */
+    uint64_t notifications, triggers;
     uint64_t bad[REPLAY_N_REASONS];
     uint64_t bad_shown;
     uint64_t pred_lines, label_lines, duplicate_predictions, duplicate_labels;
@@ -336,6 +342,64 @@ static int write_report(struct replayer *rp, json_t *report, char *errstr, size_
                        rp->o->output ? rp->o->output : "stdout");
 }
 
+/* Writes {"<kind>": obj} as one line of the --alerts file. */
+static int write_alert_line(struct replayer *rp, const char *kind, json_t *obj, char *errstr,
+                            size_t errstr_size)
+{
+    json_t *line = json_pack("{s:O}", kind, obj);
+    char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(line);
+    int ok = text && fputs(text, rp->alerts_out) >= 0 && fputc('\n', rp->alerts_out) != EOF;
+    free(text);
+    return ok ? 0 : dw_err(errstr, errstr_size, "%s: write failed", rp->o->alerts);
+}
+
+/* One alert step of a model on a report, then the trigger decision, as `run` takes them. */
+static int backtest_stage(struct replayer *rp, size_t mi, json_t *report, char *errstr,
+                          size_t errstr_size)
+{
+    const struct dw_config *cfg = &rp->cfg;
+    json_t *note = dw_rules_step(cfg->group, cfg->rules, cfg->n_rules, report,
+                                 rp->alert_state[mi]);
+    int rc = 0;
+    if (note && json_array_size(json_object_get(note, "alerts")) > 0) {
+        rp->notifications++;
+        rc = write_alert_line(rp, "notification", note, errstr, errstr_size);
+    }
+    const char *why = NULL;
+    json_t *reasons =
+        dw_trigger_decide(cfg, report, json_object_get(note, "firing"), &rp->trig[mi], &why);
+    if (reasons && rc == 0) {
+        /* created_at = the window's end: a backtest's output depends on its input only */
+        int64_t end = json_integer_value(json_object_get(report, "window_start_ms")) +
+                      cfg->window_size_ms;
+        json_t *msg = dw_trigger_message(cfg->group, report, reasons, end);
+        rp->triggers++;
+        rc = write_alert_line(rp, "trigger", msg, errstr, errstr_size);
+        json_decref(msg);
+    }
+    json_decref(reasons);
+    json_decref(note);
+    return rc;
+}
+
+/*
+ * --alerts: every window's report is complete in a replay, so the rules of both stages read
+ * it: first as the close report (final false), then as the final one.
+ */
+static int backtest(struct replayer *rp, size_t mi, json_t *report, char *errstr,
+                    size_t errstr_size)
+{
+    if (!rp->alerts_out) {
+        return 0;
+    }
+    json_t *at_close = json_copy(report);
+    json_object_set_new(at_close, "final", json_false());
+    int rc = backtest_stage(rp, mi, at_close, errstr, errstr_size);
+    json_decref(at_close);
+    return rc == 0 ? backtest_stage(rp, mi, report, errstr, errstr_size) : rc;
+}
+
 /* A model's latest windows, oldest first, for the rolling view. Empty windows have no
  * aggregate in dw_part: they are created for their report and owned here. */
 struct recent {
@@ -428,7 +492,8 @@ static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, si
             }
             json_object_set_new(report, "change_detectors",
                                 dw_errstream_feed_report(&streams[mi], m, report));
-            rc = write_report(rp, report, errstr, errstr_size);
+            rc = backtest(rp, mi, report, errstr, errstr_size);
+            rc = rc == 0 ? write_report(rp, report, errstr, errstr_size) : rc;
             json_decref(report);
             (*n_reports)++;
         }
@@ -504,9 +569,31 @@ static void replay_usage(FILE *out)
             "  -w, --window SECONDS    window length (a duration: 60, 30s, 5m; default the\n"
             "                          config's window.size, 60s)\n"
             "  -o, --output FILE       write the reports there instead of stdout\n"
+            "  -a, --alerts FILE       backtest: run the config's alert rules and trigger\n"
+            "                          guardrails over the windows and write each\n"
+            "                          {\"notification\": ...} and {\"trigger\": ...} there\n"
             "  -h, --help              this help\n"
             "      --version           print the version\n\n"
             "Bad lines are counted by reason; the summary is one JSON line on stderr.\n");
+}
+
+/* --alerts: the output file and each model's fresh alert and trigger state. */
+static int open_alerts(struct replayer *rp, char *errstr, size_t errstr_size)
+{
+    if (!(rp->alerts_out = fopen(rp->o->alerts, "w"))) {
+        return dw_err(errstr, errstr_size, "%s: cannot open for writing", rp->o->alerts);
+    }
+    if (!rp->cfg.rules) { /* no config file: the built-in rules */
+        rp->cfg.rules = dw_rules_defaults(&rp->cfg.n_rules);
+    }
+    size_t n = rp->cfg.n_models ? rp->cfg.n_models : 1;
+    rp->alert_state = dw_calloc(n, sizeof(*rp->alert_state));
+    rp->trig = dw_calloc(n, sizeof(*rp->trig));
+    for (size_t i = 0; i < rp->cfg.n_models; i++) {
+        rp->alert_state[i] = json_object();
+        dw_trigger_state_load(&rp->trig[i], NULL);
+    }
+    return 0;
 }
 
 static void replayer_free(struct replayer *rp)
@@ -516,6 +603,11 @@ static void replayer_free(struct replayer *rp)
     }
     free(rp->refs);
     free(rp->ref_given);
+    for (size_t i = 0; rp->alert_state && i < rp->cfg.n_models; i++) {
+        json_decref(rp->alert_state[i]);
+    }
+    free(rp->alert_state);
+    free(rp->trig);
     dw_part_free(rp->part);
     free(rp->pev);
     dw_decoder_destroy(rp->dec);
@@ -541,6 +633,11 @@ static void summary(struct replayer *rp, uint64_t n_reports)
         "duplicate_predictions", (json_int_t)rp->duplicate_predictions, "label_lines",
         (json_int_t)rp->label_lines, "duplicate_labels", (json_int_t)rp->duplicate_labels,
         "unmatched_labels", (json_int_t)unmatched, "reports", (json_int_t)n_reports, "bad", bad);
+    if (rp->alerts_out) {
+        json_t *r = json_object_get(s, "replay");
+        json_object_set_new(r, "notifications", json_integer((json_int_t)rp->notifications));
+        json_object_set_new(r, "triggers", json_integer((json_int_t)rp->triggers));
+    }
     char *text = json_dumps(s, JSON_COMPACT);
     if (text) {
         fprintf(stderr, "%s\n", text);
@@ -599,6 +696,9 @@ static int replay(const struct replay_opts *o, char *errstr, size_t errstr_size)
         dw_err(errstr, errstr_size, "%s: cannot open for writing", o->output);
         goto err;
     }
+    if (o->alerts && open_alerts(&rp, errstr, errstr_size) != 0) {
+        goto err;
+    }
     if (read_predictions(&rp, errstr, errstr_size) != 0) {
         goto err;
     }
@@ -618,6 +718,9 @@ err:
     if (rp.out != stdout && fclose(rp.out) != 0 && rc == 0) {
         rc = dw_err(errstr, errstr_size, "%s: write failed", o->output);
     }
+    if (rp.alerts_out && fclose(rp.alerts_out) != 0 && rc == 0) {
+        rc = dw_err(errstr, errstr_size, "%s: write failed", o->alerts);
+    }
     replayer_free(&rp);
     return rc;
 }
@@ -631,6 +734,7 @@ int dw_cmd_replay(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"window", required_argument, NULL, 'w'},
         {"output", required_argument, NULL, 'o'},
+        {"alerts", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -639,7 +743,7 @@ int dw_cmd_replay(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     int c;
     optind = 0; /* glibc: 0 fully re-initialises getopt (tests call us repeatedly) */
-    while ((c = getopt_long(argc, argv, "p:l:r:c:w:o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:l:r:c:w:o:a:h", opts, NULL)) != -1) {
         switch (c) {
         case 'p':
             o.predictions = optarg;
@@ -658,6 +762,9 @@ int dw_cmd_replay(int argc, char **argv)
             break;
         case 'o':
             o.output = optarg;
+            break;
+        case 'a':
+            o.alerts = optarg;
             break;
         case 'h':
             replay_usage(stdout);

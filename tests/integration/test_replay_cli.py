@@ -108,6 +108,20 @@ def check_change_detectors(tmp):
                   f"{first}")
     ok &= h.report(total == sum(r["labeled"] for r in reports) == 30000,
                    "every labeled prediction fed once", f"({total})")
+
+    # backtest: the built-in rules and trigger guardrails over the same windows
+    alerts = os.path.join(tmp, "cd_alerts.jsonl")
+    run("replay", "--predictions", pred, "--labels", lab, "--alerts", alerts)
+    lines = [json.loads(l) for l in open(alerts)]
+    notes = [(l["notification"]["window_start"], l["notification"]["stage"], a["rule"],
+              a["status"]) for l in lines if "notification" in l
+             for a in l["notification"]["alerts"]]
+    trig = [l["trigger"] for l in lines if "trigger" in l]
+    ok &= h.report(notes == [("2026-01-01T00:05:00Z", "final", "accuracy_drop", "firing")],
+                   "backtest: one accuracy_drop page, in the window of the drop", f"{notes}")
+    ok &= h.report(len(trig) == 1 and trig[0]["window_start"] == "2026-01-01T00:05:00Z" and
+                   trig[0]["reasons"][0]["rule"] == "accuracy_drop",
+                   "backtest: one retraining trigger (cooldown)", f"{trig[:1]}")
     return ok
 
 
