@@ -114,7 +114,7 @@ static const struct {
     {"driftwatch_alert_deliveries_retried_total", "Alert delivery retries scheduled."},
     {"driftwatch_alert_deliveries_dropped_total",
      "Alert messages dropped at submit (queue full or invalid id)."},
-    /* Same help as dw_webhook.c, which registers the same family while both exist. */
+    /* Seconds from submit to the sink's 2xx, summed; the mean latency is total / count. */
     {"driftwatch_alert_delivery_seconds_total",
      "Sum of enqueue-to-2xx latencies of delivered alerts."},
     {"driftwatch_alert_delivery_seconds_count",
