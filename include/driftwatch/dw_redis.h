@@ -12,10 +12,14 @@
  *   {dw:G}:partitions               partition count of the topics
  *   {dw:G}:lock:eval                the evaluator's lease (SET NX PX)
  *   {dw:G}:cursor:<model>           next window start to evaluate (cursor_final: label horizon)
+ *   {dw:G}:refwins:<model>          windows merged into the reference so far (JSON list)
  *   {dw:G}:ref:<model>              reference profile (JSON)
+ *   {dw:G}:rolling_first:<model>    first evaluated window (start of the rolling view)
  *   {dw:G}:report:<model>:<start>   last report of a window (JSON)
  *   {dw:G}:alerts:<model>           alert state of the model's rule instances (JSON)
  *   {dw:G}:trigger:<model>          trigger guardrail state (JSON: last window, day, count)
+ *   {dw:G}:firing:<model>           last notification with firing alerts (Alertmanager resends)
+ *   {dw:G}:errstream:<model>        change detectors of the joined error stream (text)
  *   {dw:G}:deliveries               hash: "<sink>/<message id>" -> message not yet delivered
  */
 #ifndef DW_REDIS_H
