@@ -93,6 +93,57 @@ char *dw_strndup(const char *s, size_t n)
     return d;
 }
 
+/* Room for n more bytes and the NUL. */
+static void sbuf_grow(struct dw_sbuf *sb, size_t n)
+{
+    if (sb->len + n + 1 <= sb->cap) {
+        return;
+    }
+    size_t cap = sb->cap ? sb->cap : 64;
+    while (cap < sb->len + n + 1) {
+        cap *= 2;
+    }
+    sb->s = dw_realloc(sb->s, cap);
+    sb->cap = cap;
+}
+
+void dw_sbuf_add(struct dw_sbuf *sb, const char *s, size_t n)
+{
+    sbuf_grow(sb, n);
+    memcpy(sb->s + sb->len, s, n);
+    sb->len += n;
+    sb->s[sb->len] = '\0';
+}
+
+void dw_sbuf_adds(struct dw_sbuf *sb, const char *s)
+{
+    dw_sbuf_add(sb, s, strlen(s));
+}
+
+void dw_sbuf_printf(struct dw_sbuf *sb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    sbuf_grow(sb, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(sb->s + sb->len, sb->cap - sb->len, fmt, ap);
+    va_end(ap);
+    sb->len += (size_t)n;
+}
+
+char *dw_sbuf_take(struct dw_sbuf *sb)
+{
+    char *s = sb->s ? sb->s : dw_strdup("");
+    sb->s = NULL;
+    sb->len = sb->cap = 0;
+    return s;
+}
+
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 {

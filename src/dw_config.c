@@ -467,40 +467,6 @@ static const char *kafka_secret_parts[] = {"password", "secret", "sasl.jaas", "s
                                            "sasl.oauthbearer.config"};
 
 /*
- * Small growable string.
- */
-struct sbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static void sbuf_add(struct sbuf *sb, const char *s, size_t n)
-{
-    if (sb->len + n + 1 > sb->cap) {
-        size_t cap = sb->cap ? sb->cap : 64;
-        while (cap < sb->len + n + 1) {
-            cap *= 2;
-        }
-        sb->p = dw_realloc(sb->p, cap);
-        sb->cap = cap;
-    }
-    memcpy(sb->p + sb->len, s, n);
-    sb->len += n;
-    sb->p[sb->len] = '\0';
-}
-
-static char *sbuf_take(struct sbuf *sb)
-{
-    if (!sb->p) {
-        return dw_strdup("");
-    }
-    char *p = sb->p;
-    sb->p = NULL;
-    sb->len = sb->cap = 0;
-    return p;
-}
-
-/*
  * Value conversion, shared by defaults and parsing.
  */
 
@@ -923,16 +889,16 @@ static int join_name(struct parse_ctx *ctx, const char *prefix, const yaml_node_
  */
 static char *expand_env(struct parse_ctx *ctx, const char *name, const char *in)
 {
-    struct sbuf sb = {0};
+    struct dw_sbuf sb = {0};
     const char *p = in;
     while (*p) {
         if (p[0] == '$' && p[1] == '$' && p[2] == '{') {
-            sbuf_add(&sb, "${", 2);
+            dw_sbuf_add(&sb, "${", 2);
             p += 3;
             continue;
         }
         if (p[0] != '$' || p[1] != '{') {
-            sbuf_add(&sb, p, 1);
+            dw_sbuf_add(&sb, p, 1);
             p++;
             continue;
         }
@@ -965,13 +931,13 @@ static char *expand_env(struct parse_ctx *ctx, const char *name, const char *in)
             goto err;
         }
         free(var);
-        sbuf_add(&sb, val, strlen(val));
+        dw_sbuf_add(&sb, val, strlen(val));
         p = close + 1;
     }
-    return sbuf_take(&sb);
+    return dw_sbuf_take(&sb);
 
 err:
-    free(sb.p);
+    free(sb.s);
     return NULL;
 }
 
@@ -1128,20 +1094,20 @@ static int kafka_walk(struct parse_ctx *ctx, const char *prefix, yaml_node_t *no
                       node_type_name(node));
     }
     if (node->type == YAML_SEQUENCE_NODE) {
-        struct sbuf sb = {0};
+        struct dw_sbuf sb = {0};
         for (yaml_node_item_t *it = node->data.sequence.items.start;
              it < node->data.sequence.items.top; it++) {
             const char *text = NULL;
             if (node_text(ctx, yaml_document_get_node(ctx->doc, *it), name, &text) < 0) {
-                free(sb.p);
+                free(sb.s);
                 return -1;
             }
             if (sb.len) {
-                sbuf_add(&sb, ",", 1);
+                dw_sbuf_add(&sb, ",", 1);
             }
-            sbuf_add(&sb, text, strlen(text));
+            dw_sbuf_add(&sb, text, strlen(text));
         }
-        char *joined = sbuf_take(&sb);
+        char *joined = dw_sbuf_take(&sb);
         int rc = kafka_add(ctx, prefix, joined);
         free(joined);
         return rc;

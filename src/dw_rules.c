@@ -45,55 +45,6 @@
  * Small helpers
  */
 
-/* Growable string. */
-struct sbuf {
-    char *s;
-    size_t len, cap;
-};
-
-static void sb_append(struct sbuf *sb, const char *p, size_t n)
-{
-    if (sb->len + n + 1 > sb->cap) {
-        sb->cap = (sb->len + n + 1) * 2;
-        sb->s = dw_realloc(sb->s, sb->cap);
-    }
-    memcpy(sb->s + sb->len, p, n);
-    sb->len += n;
-    sb->s[sb->len] = '\0';
-}
-
-static void sb_printf(struct sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(struct sbuf *sb, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        va_end(ap2);
-        return;
-    }
-    if (sb->len + (size_t)n + 1 > sb->cap) {
-        sb->cap = (sb->len + (size_t)n + 1) * 2;
-        sb->s = dw_realloc(sb->s, sb->cap);
-    }
-    vsnprintf(sb->s + sb->len, sb->cap - sb->len, fmt, ap2);
-    va_end(ap2);
-    sb->len += (size_t)n;
-}
-
-/* The buffer's text, never NULL (the caller frees it). */
-static char *sb_take(struct sbuf *sb)
-{
-    if (!sb->s) {
-        return dw_strdup("");
-    }
-    return sb->s;
-}
-
 static int64_t jint(const json_t *obj, const char *key, int64_t dflt)
 {
     json_t *v = json_object_get(obj, key);
@@ -387,13 +338,13 @@ void dw_rules_free(struct dw_rule *rules, size_t n)
 
 void dw_rule_fingerprint(const char *model, const char *rule, const char *feature, char *buf)
 {
-    struct sbuf sb = {0};
+    struct dw_sbuf sb = {0};
     const char *parts[3] = {model ? model : "", rule ? rule : "", feature ? feature : ""};
     for (size_t i = 0; i < 3; i++) {
         if (i > 0) {
-            sb_append(&sb, "\x1f", 1);
+            dw_sbuf_add(&sb, "\x1f", 1);
         }
-        sb_append(&sb, parts[i], strlen(parts[i]));
+        dw_sbuf_add(&sb, parts[i], strlen(parts[i]));
     }
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
@@ -603,19 +554,19 @@ static void observe(const struct rview *rv, json_t *report, const char *feature,
 }
 
 /* The rule's path with its "*" segment replaced by the feature name. */
-static void concrete_path(const struct rview *rv, const char *feature, struct sbuf *sb)
+static void concrete_path(const struct rview *rv, const char *feature, struct dw_sbuf *sb)
 {
     const char *path = rv->rule->expr.path;
     if (!rv->star || !feature) {
-        sb_printf(sb, "%s", path);
+        dw_sbuf_printf(sb, "%s", path);
         return;
     }
     if (rv->pre_len > 0) {
-        sb_printf(sb, "%.*s.", (int)rv->pre_len, path);
+        dw_sbuf_printf(sb, "%.*s.", (int)rv->pre_len, path);
     }
-    sb_printf(sb, "%s", feature);
+    dw_sbuf_printf(sb, "%s", feature);
     if (rv->suf[0]) {
-        sb_printf(sb, ".%s", rv->suf);
+        dw_sbuf_printf(sb, ".%s", rv->suf);
     }
 }
 
@@ -638,46 +589,47 @@ static char *default_summary(const struct step_ctx *cx, const struct rview *rv, 
     fmt_scalar(value, vs, sizeof(vs));
     fmt_scalar(thr, ts, sizeof(ts));
     int feature_drift = e->op == DW_OP_TRUE && feature && path_ends_with_drift(e->path);
-    struct sbuf sb = {0};
-    struct sbuf path = {0};
+    struct dw_sbuf sb = {0};
+    struct dw_sbuf path = {0};
     concrete_path(rv, feature, &path);
 
-    sb_printf(&sb, "%s: ", cx->model);
+    dw_sbuf_printf(&sb, "%s: ", cx->model);
     if (!resolved) {
         if (feature_drift) {
-            sb_printf(&sb, "feature %s drifted", feature);
+            dw_sbuf_printf(&sb, "feature %s drifted", feature);
             if (json_is_number(value) && json_is_number(thr)) {
-                sb_printf(&sb, " (%s %s %s %s)", method ? method : "score", vs,
-                          json_number_value(value) <= json_number_value(thr) ? "<=" : ">=", ts);
+                dw_sbuf_printf(
+                    &sb, " (%s %s %s %s)", method ? method : "score", vs,
+                    json_number_value(value) <= json_number_value(thr) ? "<=" : ">=", ts);
             } else if (json_is_number(value)) {
-                sb_printf(&sb, " (%s %s)", method ? method : "score", vs);
+                dw_sbuf_printf(&sb, " (%s %s)", method ? method : "score", vs);
             }
         } else if (e->op == DW_OP_TRUE) {
-            sb_printf(&sb, "%s is true", path.s);
+            dw_sbuf_printf(&sb, "%s is true", path.s);
             if (json_is_number(value)) {
-                sb_printf(&sb, " (value %s", vs);
+                dw_sbuf_printf(&sb, " (value %s", vs);
                 if (json_is_number(thr)) {
-                    sb_printf(&sb, ", threshold %s", ts);
+                    dw_sbuf_printf(&sb, ", threshold %s", ts);
                 }
-                sb_printf(&sb, ")");
+                dw_sbuf_printf(&sb, ")");
             }
         } else {
-            sb_printf(&sb, "%s %s %s %s", path.s, vs, op_text(e->op), ts);
+            dw_sbuf_printf(&sb, "%s %s %s %s", path.s, vs, op_text(e->op), ts);
         }
     } else {
         if (feature_drift) {
-            sb_printf(&sb, "feature %s no longer drifting", feature);
+            dw_sbuf_printf(&sb, "feature %s no longer drifting", feature);
         } else if (e->op == DW_OP_TRUE) {
-            sb_printf(&sb, "%s no longer true", path.s);
+            dw_sbuf_printf(&sb, "%s no longer true", path.s);
         } else {
-            sb_printf(&sb, "%s %s %s resolved", path.s, op_text(e->op), ts);
+            dw_sbuf_printf(&sb, "%s %s %s resolved", path.s, op_text(e->op), ts);
         }
         if (json_is_number(value)) {
-            sb_printf(&sb, " (now %s)", vs);
+            dw_sbuf_printf(&sb, " (now %s)", vs);
         }
     }
     free(path.s);
-    return sb_take(&sb);
+    return dw_sbuf_take(&sb);
 }
 
 /* What a template can name. */
@@ -736,18 +688,18 @@ static const char *tpl_lookup(const struct tpl_ctx *t, const char *name, size_t 
 /* Replaces every known {{ name }} of tpl; unknown names and unclosed braces stay as written. */
 static char *render(const char *tpl, const struct tpl_ctx *t)
 {
-    struct sbuf sb = {0};
+    struct dw_sbuf sb = {0};
     const char *p = tpl;
     while (*p) {
         const char *open = strstr(p, "{{");
         if (!open) {
-            sb_append(&sb, p, strlen(p));
+            dw_sbuf_add(&sb, p, strlen(p));
             break;
         }
-        sb_append(&sb, p, (size_t)(open - p));
+        dw_sbuf_add(&sb, p, (size_t)(open - p));
         const char *close = strstr(open + 2, "}}");
         if (!close) {
-            sb_append(&sb, open, strlen(open));
+            dw_sbuf_add(&sb, open, strlen(open));
             break;
         }
         const char *name = open + 2;
@@ -760,13 +712,13 @@ static char *render(const char *tpl, const struct tpl_ctx *t)
         }
         const char *rep = tpl_lookup(t, name, (size_t)(name_end - name));
         if (rep) {
-            sb_append(&sb, rep, strlen(rep));
+            dw_sbuf_add(&sb, rep, strlen(rep));
         } else {
-            sb_append(&sb, open, (size_t)(close + 2 - open));
+            dw_sbuf_add(&sb, open, (size_t)(close + 2 - open));
         }
         p = close + 2;
     }
-    return sb_take(&sb);
+    return dw_sbuf_take(&sb);
 }
 
 static json_t *copy_or_null(json_t *v)

@@ -69,82 +69,20 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Small string builder                                                                      */
 
-struct sbuf {
-    char *s;
-    size_t len;
-    size_t cap;
-};
-
-static void sb_add(struct sbuf *sb, const char *s, size_t n)
-{
-    if (sb->len + n + 1 > sb->cap) {
-        size_t cap = sb->cap == 0 ? 128 : sb->cap;
-        while (sb->len + n + 1 > cap) {
-            cap *= 2;
-        }
-        sb->s = dw_realloc(sb->s, cap);
-        sb->cap = cap;
-    }
-    memcpy(sb->s + sb->len, s, n);
-    sb->len += n;
-    sb->s[sb->len] = '\0';
-}
-
-static void sb_adds(struct sbuf *sb, const char *s)
-{
-    sb_add(sb, s, strlen(s));
-}
-
-static void sb_addf(struct sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_addf(struct sbuf *sb, const char *fmt, ...)
-{
-    char small[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        return;
-    }
-    if ((size_t)n < sizeof(small)) {
-        sb_add(sb, small, (size_t)n);
-        return;
-    }
-    char *big = dw_malloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb_add(sb, big, (size_t)n);
-    free(big);
-}
-
 /* Slack mrkdwn: &, < and > are control characters and must be escaped in any user text. */
-static void sb_add_slack(struct sbuf *sb, const char *s)
+static void sb_add_slack(struct dw_sbuf *sb, const char *s)
 {
     for (; *s != '\0'; s++) {
         if (*s == '&') {
-            sb_adds(sb, "&amp;");
+            dw_sbuf_adds(sb, "&amp;");
         } else if (*s == '<') {
-            sb_adds(sb, "&lt;");
+            dw_sbuf_adds(sb, "&lt;");
         } else if (*s == '>') {
-            sb_adds(sb, "&gt;");
+            dw_sbuf_adds(sb, "&gt;");
         } else {
-            sb_add(sb, s, 1);
+            dw_sbuf_add(sb, s, 1);
         }
     }
-}
-
-/* Returns the finished string (never NULL). */
-static char *sb_take(struct sbuf *sb)
-{
-    if (sb->s == NULL) {
-        return dw_strdup("");
-    }
-    char *s = sb->s;
-    sb->s = NULL;
-    sb->len = sb->cap = 0;
-    return s;
 }
 
 /*
@@ -434,21 +372,21 @@ static void fmt_window(const char *ws, const char *we, char *buf, size_t n)
 }
 
 /* "feature_drift amount" or "dataset_drift". */
-static void alert_name(const json_t *alert, struct sbuf *sb, int slack_escape)
+static void alert_name(const json_t *alert, struct dw_sbuf *sb, int slack_escape)
 {
     const char *rule = str_member(alert, "rule");
     const char *feature = str_member(alert, "feature");
     if (slack_escape) {
         sb_add_slack(sb, rule != NULL ? rule : "alert");
     } else {
-        sb_adds(sb, rule != NULL ? rule : "alert");
+        dw_sbuf_adds(sb, rule != NULL ? rule : "alert");
     }
     if (feature != NULL && feature[0] != '\0') {
-        sb_adds(sb, " ");
+        dw_sbuf_adds(sb, " ");
         if (slack_escape) {
             sb_add_slack(sb, feature);
         } else {
-            sb_adds(sb, feature);
+            dw_sbuf_adds(sb, feature);
         }
     }
 }
@@ -460,14 +398,14 @@ static char *alert_summary(const json_t *alert, const char *model)
     if (sum != NULL && sum[0] != '\0') {
         return dw_strdup(sum);
     }
-    struct sbuf sb = {0};
+    struct dw_sbuf sb = {0};
     char v[64];
     char t[64];
     json_human(json_object_get(alert, "value"), v, sizeof(v));
     json_human(json_object_get(alert, "threshold"), t, sizeof(t));
     alert_name(alert, &sb, 0);
-    sb_addf(&sb, " on %s: value %s, threshold %s", model != NULL ? model : "?", v, t);
-    return sb_take(&sb);
+    dw_sbuf_printf(&sb, " on %s: value %s, threshold %s", model != NULL ? model : "?", v, t);
+    return dw_sbuf_take(&sb);
 }
 
 /* "[FIRING:2]", "[RESOLVED:1]" or "[FIRING:2 RESOLVED:1]". */
@@ -490,49 +428,49 @@ static json_t *slack_text_obj(const char *type, char *text, size_t max)
 
 static json_t *slack_section(const json_t *alert, const char *model)
 {
-    struct sbuf sb = {0};
+    struct dw_sbuf sb = {0};
     const char *sev = str_member(alert, "severity");
-    sb_adds(&sb, alert_is_firing(alert) ? "*FIRING* " : "*RESOLVED* ");
-    sb_adds(&sb, "*");
+    dw_sbuf_adds(&sb, alert_is_firing(alert) ? "*FIRING* " : "*RESOLVED* ");
+    dw_sbuf_adds(&sb, "*");
     alert_name(alert, &sb, 1);
-    sb_adds(&sb, "*");
+    dw_sbuf_adds(&sb, "*");
     if (sev != NULL) {
-        sb_adds(&sb, " (");
+        dw_sbuf_adds(&sb, " (");
         sb_add_slack(&sb, sev);
-        sb_adds(&sb, ")");
+        dw_sbuf_adds(&sb, ")");
     }
     if (json_is_true(json_object_get(alert, "repeat"))) {
-        sb_adds(&sb, " (repeat)");
+        dw_sbuf_adds(&sb, " (repeat)");
     }
     char *sum = alert_summary(alert, model);
     utf8_truncate(sum, DW_SLACK_SUMMARY_MAX);
-    sb_adds(&sb, "\n");
+    dw_sbuf_adds(&sb, "\n");
     sb_add_slack(&sb, sum);
     free(sum);
     const char *desc = str_member(json_object_get(alert, "annotations"), "description");
     if (desc != NULL && desc[0] != '\0') {
         char *d = dw_strdup(desc);
         utf8_truncate(d, DW_SLACK_SUMMARY_MAX / 2);
-        sb_adds(&sb, "\n_");
+        dw_sbuf_adds(&sb, "\n_");
         sb_add_slack(&sb, d);
-        sb_adds(&sb, "_");
+        dw_sbuf_adds(&sb, "_");
         free(d);
     }
     char v[64];
     char t[64];
     json_human(json_object_get(alert, "value"), v, sizeof(v));
     json_human(json_object_get(alert, "threshold"), t, sizeof(t));
-    sb_adds(&sb, "\nvalue ");
+    dw_sbuf_adds(&sb, "\nvalue ");
     sb_add_slack(&sb, v);
-    sb_adds(&sb, ", threshold ");
+    dw_sbuf_adds(&sb, ", threshold ");
     sb_add_slack(&sb, t);
     const char *runbook = str_member(json_object_get(alert, "annotations"), "runbook_url");
     if (runbook != NULL && runbook[0] != '\0' && strlen(runbook) < 1000) {
-        sb_adds(&sb, "\n<");
+        dw_sbuf_adds(&sb, "\n<");
         sb_add_slack(&sb, runbook);
-        sb_adds(&sb, "|Runbook>");
+        dw_sbuf_adds(&sb, "|Runbook>");
     }
-    char *text = sb_take(&sb);
+    char *text = dw_sbuf_take(&sb);
     json_t *sec = json_pack("{s:s,s:o}", "type", "section", "text",
                             slack_text_obj("mrkdwn", text, DW_SLACK_TEXT_MAX));
     free(text);
@@ -573,65 +511,65 @@ static size_t render_slack(const struct dw_sink_cfg *s, const json_t *n, const c
     fmt_window(ws, we, win, sizeof(win));
 
     /* text: "[FIRING:2] fraud window 10:15–10:16 UTC: feature_drift amount, dataset_drift" */
-    struct sbuf sb = {0};
+    struct dw_sbuf sb = {0};
     if (test) {
-        sb_adds(&sb, "[TEST] ");
+        dw_sbuf_adds(&sb, "[TEST] ");
     }
-    sb_addf(&sb, "%s ", tag);
+    dw_sbuf_printf(&sb, "%s ", tag);
     sb_add_slack(&sb, model != NULL ? model : "?");
-    sb_addf(&sb, " window %s: ", win);
+    dw_sbuf_printf(&sb, " window %s: ", win);
     json_array_foreach(alerts, i, a)
     {
         if (i == DW_SLACK_TEXT_ITEMS) {
-            sb_addf(&sb, " and %zu more", total - i);
+            dw_sbuf_printf(&sb, " and %zu more", total - i);
             break;
         }
         if (i > 0) {
-            sb_adds(&sb, ", ");
+            dw_sbuf_adds(&sb, ", ");
         }
         alert_name(a, &sb, 1);
     }
-    char *text = sb_take(&sb);
+    char *text = dw_sbuf_take(&sb);
     utf8_truncate(text, DW_SLACK_TEXT_MAX);
 
     json_t *blocks = json_array();
-    sb_addf(&sb, "%s%s ", test ? "[TEST] " : "", tag);
-    sb_adds(&sb, model != NULL ? model : "?");
-    sb_adds(&sb, total == 1 ? ": 1 alert" : ": ");
+    dw_sbuf_printf(&sb, "%s%s ", test ? "[TEST] " : "", tag);
+    dw_sbuf_adds(&sb, model != NULL ? model : "?");
+    dw_sbuf_adds(&sb, total == 1 ? ": 1 alert" : ": ");
     if (total != 1) {
-        sb_addf(&sb, "%zu alerts", total);
+        dw_sbuf_printf(&sb, "%zu alerts", total);
     }
-    char *header = sb_take(&sb);
+    char *header = dw_sbuf_take(&sb);
     json_array_append_new(blocks,
                           json_pack("{s:s,s:o}", "type", "header", "text",
                                     slack_text_obj("plain_text", header, DW_SLACK_HEADER_MAX)));
     free(header);
 
-    sb_adds(&sb, "Window ");
+    dw_sbuf_adds(&sb, "Window ");
     sb_add_slack(&sb, ws != NULL ? ws : "?");
-    sb_adds(&sb, " \xE2\x80\x93 ");
+    dw_sbuf_adds(&sb, " \xE2\x80\x93 ");
     sb_add_slack(&sb, we != NULL ? we : "?");
     const char *stage = str_member(n, "stage");
     if (stage != NULL) {
-        sb_adds(&sb, " \xC2\xB7 stage ");
+        dw_sbuf_adds(&sb, " \xC2\xB7 stage ");
         sb_add_slack(&sb, stage);
     }
-    sb_adds(&sb, " \xC2\xB7 id ");
+    dw_sbuf_adds(&sb, " \xC2\xB7 id ");
     sb_add_slack(&sb, id);
     if (s->generator_url != NULL && s->generator_url[0] != '\0') {
-        sb_adds(&sb, " \xC2\xB7 <");
+        dw_sbuf_adds(&sb, " \xC2\xB7 <");
         sb_add_slack(&sb, s->generator_url);
-        sb_adds(&sb, "|driftwatch>");
+        dw_sbuf_adds(&sb, "|driftwatch>");
     }
-    char *ctx = sb_take(&sb);
+    char *ctx = dw_sbuf_take(&sb);
     json_array_append_new(blocks, slack_context(ctx));
     free(ctx);
 
     json_array_foreach(alerts, i, a)
     {
         if (i == DW_SLACK_MAX_SECTIONS) {
-            sb_addf(&sb, "and %zu more", total - i);
-            char *more = sb_take(&sb);
+            dw_sbuf_printf(&sb, "and %zu more", total - i);
+            char *more = dw_sbuf_take(&sb);
             json_array_append_new(blocks, slack_context(more));
             free(more);
             break;

@@ -47,6 +47,21 @@ void *dw_realloc(void *ptr, size_t size);
 char *dw_strdup(const char *s);
 char *dw_strndup(const char *s, size_t n);
 
+/** @brief A growable NUL-terminated string; zero-initialise ({0}) before use. */
+struct dw_sbuf {
+    char *s; /* NULL until something is added */
+    size_t len, cap;
+};
+
+/** @brief Appends n bytes. */
+void dw_sbuf_add(struct dw_sbuf *sb, const char *s, size_t n);
+/** @brief Appends a NUL-terminated string. */
+void dw_sbuf_adds(struct dw_sbuf *sb, const char *s);
+/** @brief Appends printf-formatted text. */
+void dw_sbuf_printf(struct dw_sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** @returns the text (malloc'ed, "" when empty; the caller frees it) and empties sb. */
+char *dw_sbuf_take(struct dw_sbuf *sb);
+
 /**
  * @brief Parses an RFC 3339 timestamp ("2026-11-22T10:15:03.120Z", offsets "+02:00" allowed,
  *        fractional seconds to any precision, truncated to milliseconds).
