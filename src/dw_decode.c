@@ -31,6 +31,14 @@
  *
  * - Duplicate keys: the last occurrence wins, as in jansson without JSON_REJECT_DUPLICATES.
  *
+ * - Non-finite numbers (input.non_finite): Python's json module writes NaN, Infinity and
+ *   -Infinity by default, so real services emit them. With "count" (the default) these three
+ *   exact tokens are accepted anywhere a value may stand, as kinds of their own (tokenize()
+ *   explains how jsmn is made to cut them); a numeric feature reads them as NAN / +-INFINITY
+ *   (counted apart by dw_agg.c), a categorical one as their text, and every other field refuses
+ *   them as it refuses any value of the wrong type, naming the field. With "reject" nothing of
+ *   this runs and the decoder is exactly jansson's RFC 8259 (the differential test pins it).
+ *
  * - Classes are compared as text everywhere in driftwatch (DESIGN.md section 8): a string as it
  *   is, a number or boolean as its JSON text. Reals print like Python's repr / json.dumps
  *   (shortest digits that round-trip, fixed notation for 1e-4 <= |v| < 1e16, and ".0" on
@@ -235,8 +243,21 @@ static size_t real_text(double v, char *buf, size_t size)
  * Decoder
  * ------------------------------------------------------------------------------------------ */
 
-/* what a token is, decided by doc_check() */
-enum jv_kind { JV_NULL, JV_FALSE, JV_TRUE, JV_INT, JV_REAL, JV_STR, JV_OBJ, JV_ARR };
+/* what a token is, decided by doc_check(); JV_NAN, JV_PINF and JV_NINF are the bare tokens
+ * NaN, Infinity and -Infinity, which exist only with input.non_finite = count */
+enum jv_kind {
+    JV_NULL,
+    JV_FALSE,
+    JV_TRUE,
+    JV_INT,
+    JV_REAL,
+    JV_STR,
+    JV_OBJ,
+    JV_ARR,
+    JV_NAN,
+    JV_PINF,
+    JV_NINF
+};
 
 /* per token, beside jsmn's token: filled by doc_check() */
 struct tok_aux {
@@ -698,13 +719,29 @@ static int check_string(const char *js, size_t s, size_t e, uint8_t *esc, struct
  * A primitive token js[s..e): true, false, null or a number as RFC 8259 writes it
  * (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?). An integer (no '.', 'e', 'E') must fit in
  * int64 and a real must be finite: both are invalid JSON for jansson ("too big integer",
- * "real number overflow"). shadow has room for js[s..e) plus a NUL at the same offsets.
+ * "real number overflow"). With non_finite set (input.non_finite = count), also the exact
+ * tokens NaN, Infinity and -Infinity that Python's json module writes. shadow has room for
+ * js[s..e) plus a NUL at the same offsets.
  */
-static int check_primitive(const char *js, size_t s, size_t e, char *shadow, uint8_t *kind,
-                           struct json_err *err)
+static int check_primitive(const char *js, size_t s, size_t e, char *shadow, int non_finite,
+                           uint8_t *kind, struct json_err *err)
 {
     const char *p = js + s;
     size_t n = e - s;
+    if (non_finite) {
+        if (n == 3 && memcmp(p, "NaN", 3) == 0) {
+            *kind = JV_NAN;
+            return 0;
+        }
+        if (n == 8 && memcmp(p, "Infinity", 8) == 0) {
+            *kind = JV_PINF;
+            return 0;
+        }
+        if (n == 9 && memcmp(p, "-Infinity", 9) == 0) {
+            *kind = JV_NINF;
+            return 0;
+        }
+    }
     if (n == 4 && memcmp(p, "true", 4) == 0) {
         *kind = JV_TRUE;
         return 0;
@@ -813,6 +850,7 @@ struct walk {
     struct tok_aux *aux;
     int n_toks;
     char *shadow;
+    int non_finite; /* accept NaN, Infinity, -Infinity (input.non_finite = count) */
     struct json_err err;
 };
 
@@ -855,8 +893,8 @@ static int walk_value(struct walk *w, int t, size_t pos, int depth, int *next, s
         return json_fail(&w->err, pos, "value expected");
     }
     if (tk->type == JSMN_PRIMITIVE) {
-        if (check_primitive(w->js, pos, (size_t)tk->end, w->shadow, &w->aux[t].kind, &w->err) !=
-            0) {
+        if (check_primitive(w->js, pos, (size_t)tk->end, w->shadow, w->non_finite, &w->aux[t].kind,
+                            &w->err) != 0) {
             return -1;
         }
         w->aux[t].next = t + 1;
@@ -921,16 +959,38 @@ static int walk_value(struct walk *w, int t, size_t pos, int depth, int *next, s
     return 0;
 }
 
-/* the grow-and-resume loop around jsmn_parse(); 0, or -1 with err */
-static int tokenize(struct dw_decoder *dec, const char *js, size_t len, struct json_err *err)
+/*
+ * The grow-and-resume loop around jsmn_parse(); 0, or -1 with err.
+ *
+ * non_finite: jsmn's strict mode starts a primitive only on '-', a digit, 't', 'f' or 'n', so
+ * it stops with JSMN_ERROR_INVAL on the 'N' of NaN and the 'I' of Infinity (-Infinity starts
+ * with '-' and needs nothing). jsmn leaves its state as it was before that byte and only ever
+ * reads forward, so the parse resumes over a copy of the rest of the message in the shadow
+ * buffer (free until doc_check() is done) with that byte changed to 'n': jsmn then makes a
+ * primitive token of the word, with the message's offsets, and check_primitive() judges the
+ * original text. A byte that is still refused after the change (NaN as an object key) is a
+ * real error. Messages without such a byte never take this path.
+ */
+static int tokenize(struct dw_decoder *dec, const char *js, size_t len, int non_finite,
+                    struct json_err *err)
 {
     jsmn_parser parser;
     jsmn_init(&parser);
+    const char *src = js;
     for (;;) {
-        int r = jsmn_parse(&parser, js, len, dec->toks, dec->tok_cap);
+        int r = jsmn_parse(&parser, src, len, dec->toks, dec->tok_cap);
         if (r >= 0) {
             dec->n_toks = (int)parser.toknext;
             return 0;
+        }
+        size_t at = parser.pos;
+        if (r == JSMN_ERROR_INVAL && non_finite && at < len && (src[at] == 'N' || src[at] == 'I')) {
+            if (src == js) {
+                memcpy(dec->shadow + at, js + at, len - at);
+                src = dec->shadow;
+            }
+            dec->shadow[at] = 'n';
+            continue;
         }
         if (r == JSMN_ERROR_PART) {
             return json_fail(err, DW_MIN((size_t)parser.pos, len),
@@ -964,6 +1024,12 @@ static const char *kind_name(enum jv_kind k)
         return "boolean";
     case JV_NULL:
         return "null";
+    case JV_NAN:
+        return "NaN";
+    case JV_PINF:
+        return "Infinity";
+    case JV_NINF:
+        return "-Infinity";
     }
     return "unknown";
 }
@@ -982,6 +1048,7 @@ static int doc_check(struct dw_decoder *dec, const char *js, size_t len, enum jv
     if (nul) {
         return json_fail(err, (size_t)(nul - js), "NUL byte");
     }
+    int non_finite = dec->cfg->non_finite == DW_NON_FINITE_COUNT;
     size_t pos = skip_ws(js, 0, len);
     if (pos == len) {
         return json_fail(err, len, "no value (empty or only whitespace)");
@@ -992,7 +1059,7 @@ static int doc_check(struct dw_decoder *dec, const char *js, size_t len, enum jv
             end++;
         }
         uint8_t kind;
-        if (check_primitive(js, pos, end, dec->shadow, &kind, err) != 0) {
+        if (check_primitive(js, pos, end, dec->shadow, non_finite, &kind, err) != 0) {
             return -1;
         }
         if (skip_ws(js, end, len) != len) {
@@ -1001,10 +1068,10 @@ static int doc_check(struct dw_decoder *dec, const char *js, size_t len, enum jv
         *top = (enum jv_kind)kind;
         return 0;
     }
-    if (tokenize(dec, js, len, err) != 0) {
+    if (tokenize(dec, js, len, non_finite, err) != 0) {
         return -1;
     }
-    struct walk w = {js, len, dec->toks, dec->aux, dec->n_toks, dec->shadow, {0, NULL}};
+    struct walk w = {js, len, dec->toks, dec->aux, dec->n_toks, dec->shadow, non_finite, {0, NULL}};
     int next;
     size_t after;
     if (walk_value(&w, 0, pos, 1, &next, &after) != 0) {
@@ -1635,6 +1702,10 @@ static enum dw_bad_reason get_features(struct dw_decoder *dec, jv_t obj, size_t 
                 val->num = jv_number(dec, v);
             } else if (k == JV_TRUE || k == JV_FALSE) {
                 val->num = k == JV_TRUE ? 1.0 : 0.0;
+            } else if (k == JV_NAN) {
+                val->num = NAN;
+            } else if (k == JV_PINF || k == JV_NINF) {
+                val->num = k == JV_PINF ? INFINITY : -INFINITY;
             } else {
                 return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size,
                            "features.%s: expected a number, got %s", f->name, kind_name(k));
@@ -1650,6 +1721,9 @@ static enum dw_bad_reason get_features(struct dw_decoder *dec, jv_t obj, size_t 
             val->str = buf;
         } else if (k == JV_TRUE || k == JV_FALSE) {
             val->str = k == JV_TRUE ? "true" : "false";
+            val->len = strlen(val->str);
+        } else if (k == JV_NAN || k == JV_PINF || k == JV_NINF) {
+            val->str = kind_name(k); /* the token's own text: "NaN", "Infinity", "-Infinity" */
             val->len = strlen(val->str);
         } else {
             return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size,

@@ -41,8 +41,10 @@ enum dw_val_kind { DW_VAL_MISSING = 0, DW_VAL_NUM, DW_VAL_STR };
 /** @brief One feature value, typed by the model's configuration. */
 struct dw_val {
     enum dw_val_kind kind; /* MISSING for null or absent key */
-    double num;            /* numeric features (NaN / inf impossible from JSON) */
-    const char *str;       /* categorical features: text (a number/bool as its JSON text) */
+    double num;            /* numeric features; NAN, +INFINITY or -INFINITY for the tokens NaN,
+                            * Infinity, -Infinity (only with input.non_finite = count) */
+    const char *str;       /* categorical features: text (a number/bool as its JSON text, a
+                            * non-finite token as its text: "NaN", "Infinity", "-Infinity") */
     size_t len;
 };
 

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -969,6 +970,187 @@ static void test_throughput(void **state)
     assert_true(fx->p->features[14].num == 1.0);
 }
 
+/* ---------------------------------------------------------- input.non_finite */
+
+static int setup_count(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+    default_config(fx);
+    fx->cfg.non_finite = DW_NON_FINITE_COUNT;
+    open_decoder(fx);
+    *state = fx;
+    return 0;
+}
+
+static void test_non_finite_numeric_feature(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(pred_feature(fx, "amount", "NaN"), DW_BAD_NONE);
+    assert_int_equal(fx->p->features[0].kind, DW_VAL_NUM);
+    assert_true(isnan(fx->p->features[0].num));
+    assert_int_equal(pred_feature(fx, "amount", "Infinity"), DW_BAD_NONE);
+    assert_int_equal(fx->p->features[0].kind, DW_VAL_NUM);
+    assert_true(isinf(fx->p->features[0].num) && fx->p->features[0].num > 0);
+    assert_int_equal(pred_feature(fx, "amount", "-Infinity"), DW_BAD_NONE);
+    assert_int_equal(fx->p->features[0].kind, DW_VAL_NUM);
+    assert_true(isinf(fx->p->features[0].num) && fx->p->features[0].num < 0);
+
+    /* as Python writes them: spaces after ':' and ','; several in one message, first,
+     * middle and last member; the values around them read normally */
+    assert_int_equal(pred(fx, "{\"features\": {\"amount\": NaN, \"country\": \"Z\\u00fcrich\", "
+                              "\"age\": -Infinity, \"is_new\": Infinity}, \"prediction_id\": "
+                              "\"p\", \"model\": \"fraud\", \"prediction\": 1, \"score\": 0.5}"),
+                     DW_BAD_NONE);
+    assert_true(isnan(fx->p->features[0].num));
+    assert_mem_str(fx->p->features[1].str, fx->p->features[1].len, "Z\xc3\xbcrich");
+    assert_true(isinf(fx->p->features[2].num) && fx->p->features[2].num < 0);
+    assert_true(isinf(fx->p->features[3].num) && fx->p->features[3].num > 0);
+    assert_true(fx->p->has_score && fx->p->score == 0.5);
+    assert_mem_str(fx->p->id, fx->p->id_len, "p");
+
+    /* a finite value after a non-finite one in the same decoder is finite again */
+    assert_int_equal(pred_feature(fx, "amount", "12.5"), DW_BAD_NONE);
+    assert_true(fx->p->features[0].num == 12.5);
+}
+
+static void test_non_finite_categorical_feature(void **state)
+{
+    struct fixture *fx = *state;
+    const char *texts[] = {"NaN", "Infinity", "-Infinity"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(texts); i++) {
+        assert_int_equal(pred_feature(fx, "zip", texts[i]), DW_BAD_NONE);
+        assert_int_equal(fx->p->features[4].kind, DW_VAL_STR);
+        assert_mem_str(fx->p->features[4].str, fx->p->features[4].len, texts[i]);
+    }
+    /* the same category as the string "NaN" */
+    assert_int_equal(pred_feature(fx, "zip", "\"NaN\""), DW_BAD_NONE);
+    assert_mem_str(fx->p->features[4].str, fx->p->features[4].len, "NaN");
+}
+
+/* every field but a feature refuses them, naming the field and the token */
+static void test_non_finite_other_fields(void **state)
+{
+    struct fixture *fx = *state;
+    const struct {
+        const char *json;
+        enum dw_bad_reason reason;
+        const char *err;
+    } cases[] = {
+        {"{\"prediction_id\":NaN,\"model\":\"fraud\",\"prediction\":1}", DW_BAD_WRONG_TYPE,
+         "prediction_id: expected a string or an integer, got NaN"},
+        {"{\"prediction_id\":\"p\",\"model\":Infinity,\"prediction\":1}", DW_BAD_WRONG_TYPE,
+         "model: expected a string, got Infinity"},
+        {"{\"prediction_id\":\"p\",\"model\":\"fraud\",\"model_version\":NaN,\"prediction\":1}",
+         DW_BAD_WRONG_TYPE, "model_version: expected a string or a number, got NaN"},
+        {"{\"prediction_id\":\"p\",\"model\":\"fraud\",\"timestamp\":Infinity,\"prediction\":1}",
+         DW_BAD_TIMESTAMP,
+         "timestamp: expected an RFC 3339 string or an epoch number, got "
+         "Infinity"},
+        {"{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":NaN}", DW_BAD_WRONG_TYPE,
+         "prediction: expected a string, number or boolean, got NaN"},
+        {"{\"prediction_id\":\"p\",\"model\":\"price\",\"prediction\":-Infinity}",
+         DW_BAD_WRONG_TYPE, "prediction: expected a number (regression model), got -Infinity"},
+        {"{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"score\":NaN}",
+         DW_BAD_WRONG_TYPE, "score: expected a number or an object, got NaN"},
+        {"{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"latency_ms\":Infinity}",
+         DW_BAD_WRONG_TYPE, "latency_ms: expected a number, got Infinity"},
+        {"{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"features\":NaN}",
+         DW_BAD_WRONG_TYPE, "features: expected an object, got NaN"},
+    };
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
+        assert_int_equal(pred(fx, cases[i].json), cases[i].reason);
+        assert_string_equal(fx->err, cases[i].err);
+    }
+    assert_int_equal(label(fx, "{\"prediction_id\":\"p\",\"label\":NaN}"), DW_BAD_WRONG_TYPE);
+    assert_string_equal(fx->err, "label: expected a string, number or boolean, got NaN");
+    assert_int_equal(label(fx, "{\"prediction_id\":-Infinity,\"label\":1}"), DW_BAD_WRONG_TYPE);
+    assert_string_equal(fx->err, "prediction_id: expected a string or an integer, got -Infinity");
+    assert_int_equal(label(fx, "{\"prediction_id\":\"p\",\"label\":1,\"timestamp\":NaN}"),
+                     DW_BAD_TIMESTAMP);
+
+    /* a positive-class probability that is not a number is no score, as "high" is */
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"animal\",\"prediction\":"
+                              "\"cat\",\"score\":{\"cat\":NaN,\"dog\":0.5}}"),
+                     DW_BAD_NONE);
+    assert_false(fx->p->has_score);
+
+    /* the top level is never an object */
+    assert_int_equal(pred(fx, "NaN"), DW_BAD_NOT_OBJECT);
+    assert_string_equal(fx->err, "message: top level is NaN, expected an object");
+    assert_int_equal(label(fx, " -Infinity\n"), DW_BAD_NOT_OBJECT);
+    assert_string_equal(fx->err, "message: top level is -Infinity, expected an object");
+
+    /* fields that are not read may hold them anywhere */
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,"
+                              "\"extra\":[NaN,Infinity,-Infinity,{\"x\":[NaN]}],"
+                              "\"features\":{\"other\":NaN,\"amount\":1}}"),
+                     DW_BAD_NONE);
+    assert_true(fx->p->features[0].num == 1.0);
+}
+
+/* only the three exact tokens, and only where a value may stand */
+static void test_non_finite_still_invalid(void **state)
+{
+    struct fixture *fx = *state;
+    const char *values[] = {"nan",     "NAN", "NaNa", "-NaN",      "+Infinity",
+                            "Infinit", "inf", "-inf", "Infinityy", "-Infinity1",
+                            "N",       "I",   "Nan",  "infinity",  "- Infinity"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(values); i++) {
+        if (pred_feature(fx, "amount", values[i]) != DW_BAD_JSON) {
+            fail_msg("amount: %s: got %s, expected invalid_json", values[i],
+                     dw_bad_reason_name(pred_feature(fx, "amount", values[i])));
+        }
+    }
+    const char *docs[] = {
+        "{NaN:1}",      "{\"a\":1,Infinity:2}", "[1 NaN]", "[NaN NaN]", "{\"a\":NaN \"b\":1}",
+        "{\"a\":NaN,}", "{\"a\":[NaN}",         "NaN NaN", "Infinity]", "{\"a\":NaN",
+    };
+    for (size_t i = 0; i < DW_ARRAY_SIZE(docs); i++) {
+        if (pred(fx, docs[i]) != DW_BAD_JSON) {
+            fail_msg("%s: got %s, expected invalid_json", docs[i],
+                     dw_bad_reason_name(pred(fx, docs[i])));
+        }
+    }
+}
+
+/* more tokens than the initial token array: the parse resumes after growing, over the copy */
+static void test_non_finite_many_tokens(void **state)
+{
+    struct fixture *fx = *state;
+    size_t cap = 64 * 1024;
+    char *buf = malloc(cap);
+    size_t n = (size_t)snprintf(buf, cap,
+                                "{\"prediction_id\":\"p\",\"model\":\"fraud\","
+                                "\"prediction\":1,\"extra\":[");
+    for (int i = 0; i < 3000; i++) {
+        const char *t = i % 3 == 0 ? "NaN" : i % 3 == 1 ? "Infinity" : "-Infinity";
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? "," : "", t);
+    }
+    snprintf(buf + n, cap - n,
+             "],\"features\":{\"amount\":Infinity,\"country\":\"a\\\"b\",\"zip\":NaN}}");
+    assert_int_equal(pred(fx, buf), DW_BAD_NONE);
+    assert_true(isinf(fx->p->features[0].num) && fx->p->features[0].num > 0);
+    assert_mem_str(fx->p->features[1].str, fx->p->features[1].len, "a\"b");
+    assert_mem_str(fx->p->features[4].str, fx->p->features[4].len, "NaN");
+    free(buf);
+}
+
+/* input.non_finite = reject: today's strict JSON, -Infinity included */
+static void test_non_finite_reject(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(fx->cfg.non_finite, DW_NON_FINITE_REJECT);
+    const char *values[] = {"NaN", "Infinity", "-Infinity"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(values); i++) {
+        assert_int_equal(pred_feature(fx, "amount", values[i]), DW_BAD_JSON);
+        assert_err_has(fx, "invalid JSON");
+        assert_int_equal(pred_feature(fx, "zip", values[i]), DW_BAD_JSON);
+        assert_int_equal(pred_feature(fx, "other", values[i]), DW_BAD_JSON);
+    }
+    assert_int_equal(pred(fx, "NaN"), DW_BAD_JSON);
+    assert_int_equal(pred(fx, "-Infinity"), DW_BAD_JSON);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -998,6 +1180,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_strings_valid_until_next_decode, setup, teardown),
         cmocka_unit_test(test_reason_names),
         cmocka_unit_test_setup_teardown(test_check_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_finite_numeric_feature, setup_count, teardown),
+        cmocka_unit_test_setup_teardown(test_non_finite_categorical_feature, setup_count, teardown),
+        cmocka_unit_test_setup_teardown(test_non_finite_other_fields, setup_count, teardown),
+        cmocka_unit_test_setup_teardown(test_non_finite_still_invalid, setup_count, teardown),
+        cmocka_unit_test_setup_teardown(test_non_finite_many_tokens, setup_count, teardown),
+        cmocka_unit_test_setup_teardown(test_non_finite_reject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

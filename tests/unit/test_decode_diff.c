@@ -106,6 +106,8 @@ static void make_config(struct setup *s, int variant)
     s->cfg.models = s->models;
     s->cfg.n_models = 4;
     s->cfg.max_message_bytes = 1048576;
+    /* jansson knows no NaN / Infinity: compare with the strict RFC 8259 decoder */
+    s->cfg.non_finite = DW_NON_FINITE_REJECT;
     s->cfg.field_prediction_id = "/prediction_id";
     s->cfg.field_model = "/model";
     s->cfg.field_model_version = "/model_version";
