@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "dw_test_redis.h"
+
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_part.h"
 #include "driftwatch/dw_redis.h"
@@ -33,30 +35,11 @@ static struct dw_config g_cfg;
 static pid_t g_redis_pid;
 static struct dw_prediction *g_ev;
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static int start_redis(void **state)
 {
     (void)state;
-    int port = free_port();
-    char port_s[16];
-    snprintf(port_s, sizeof(port_s), "%d", port);
-    g_redis_pid = fork();
-    if (g_redis_pid == 0) {
-        freopen("/dev/null", "w", stdout);
-        execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", (char *)NULL);
-        _exit(127);
-    }
+    int port = dw_test_free_port();
+    g_redis_pid = dw_test_redis_start(port, NULL);
     memset(&g_cfg, 0, sizeof(g_cfg));
     g_cfg.group = "ckpt";
     g_cfg.topic_predictions = "predictions";

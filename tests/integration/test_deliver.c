@@ -30,6 +30,8 @@
 #include <hiredis/hiredis.h>
 #include <microhttpd.h>
 
+#include "dw_test_redis.h"
+
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_deliver.h"
 #include "driftwatch/dw_metrics.h"
@@ -233,17 +235,6 @@ static int count_of(const char *path)
 
 /* ---- Redis and processes ---------------------------------------------------------------- */
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static redisContext *redis_login(void)
 {
     struct timeval tv = {.tv_sec = 2};
@@ -269,18 +260,8 @@ static redisContext *redis_login(void)
 
 static int setup(void **state)
 {
-    char port_s[16];
-    g_redis_port = free_port();
-    snprintf(port_s, sizeof(port_s), "%d", g_redis_port);
-    g_redis_pid = fork();
-    if (g_redis_pid == 0) {
-        if (!freopen("/dev/null", "w", stdout)) {
-            _exit(126);
-        }
-        execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--requirepass", REDIS_PASSWORD, (char *)NULL);
-        _exit(127);
-    }
+    g_redis_port = dw_test_free_port();
+    g_redis_pid = dw_test_redis_start(g_redis_port, REDIS_PASSWORD);
     for (int i = 0; i < 100 && !g_rc; i++) {
         g_rc = redis_login();
         if (!g_rc) {
@@ -557,7 +538,7 @@ static void test_connection_refused(void **state)
     const char *key = "{dw:t}:refused";
     struct dw_sink_cfg sink;
     /* A port nothing listens on. */
-    sink_init(&sink, "refused", DW_SINK_WEBHOOK, "/x", free_port(), 1000, 3);
+    sink_init(&sink, "refused", DW_SINK_WEBHOOK, "/x", dw_test_free_port(), 1000, 3);
     struct dw_deliver *d = deliver_new(&sink, 1, 10, key);
 
     persist(key, "refused", "n-ref", "{}");
@@ -777,7 +758,7 @@ static void test_destroy_leaves_undelivered_in_redis(void **state)
     const char *key = "{dw:t}:leave";
     struct dw_sink_cfg sink;
     /* Nothing listens; long backoff: the retry falls after the flush deadline. */
-    sink_init(&sink, "leave", DW_SINK_WEBHOOK, "/x", free_port(), 1000, 5);
+    sink_init(&sink, "leave", DW_SINK_WEBHOOK, "/x", dw_test_free_port(), 1000, 5);
     sink.backoff_initial_ms = 60000;
     sink.backoff_max_ms = 60000;
     struct dw_deliver *d = deliver_new(&sink, 1, 10, key);
