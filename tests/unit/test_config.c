@@ -851,6 +851,48 @@ static void test_alerting(void **state)
 }
 #undef KA
 
+/* The example config explains every key: each row of the reference names a key whose last
+ * part is written in the example (placeholders like <name> and the kafka.* pass-through
+ * aside). */
+static void test_example_has_every_key(void **state)
+{
+    char *ref = NULL;
+    size_t ref_len = 0;
+    FILE *mem = open_memstream(&ref, &ref_len);
+    assert_non_null(mem);
+    dw_config_reference(mem);
+    fclose(mem);
+    FILE *f = fopen("deploy/driftwatch.example.yaml", "rb");
+    assert_non_null(f);
+    char *ex = calloc(1, 256 * 1024);
+    assert_non_null(ex);
+    assert_true(fread(ex, 1, 256 * 1024 - 1, f) > 0);
+    fclose(f);
+    int missing = 0;
+    for (char *row = strstr(ref, "\n| `"); row; row = strstr(row + 1, "\n| `")) {
+        char key[256];
+        if (sscanf(row, "\n| `%255[^`]`", key) != 1 || strchr(key, '<') ||
+            strncmp(key, "kafka.", 6) == 0) {
+            continue;
+        }
+        const char *leaf = key;
+        for (const char *p = key; *p; p++) {
+            if (*p == '.' || *p == ']') {
+                leaf = p + 1;
+            }
+        }
+        char want[300];
+        snprintf(want, sizeof(want), "%s:", leaf);
+        if (!strstr(ex, want)) {
+            print_error("deploy/driftwatch.example.yaml does not explain %s\n", key);
+            missing++;
+        }
+    }
+    assert_int_equal(missing, 0);
+    free(ex);
+    free(ref);
+}
+
 static void test_example_file(void **state)
 {
     struct dw_config cfg;
@@ -913,6 +955,7 @@ int main(void)
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_alerting),
         cmocka_unit_test(test_example_file),
+        cmocka_unit_test(test_example_has_every_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
