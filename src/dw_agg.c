@@ -14,12 +14,20 @@
  * of at most N_over / k while the long tail stays in "__other__"; the table plus "other"
  * always adds up to the non-missing count. docs/sketches.md has the guarantees and the merge.
  *
- * Encoding (version 3, little-endian, see dw_codec.h):
+ * Non-finite values: a numeric feature's NaN, +inf or -inf (the tokens NaN, Infinity,
+ * -Infinity that input.non_finite = count lets through) is counted in `nan` or `inf` and
+ * nowhere else: `count`, the moments, min/max and the sketch cover finite values only, so one
+ * Infinity cannot turn a window's mean, std, Wasserstein distance or quantiles into inf/NaN,
+ * and every value of a feature is in exactly one of count, missing, nan and inf.
+ *
+ * Encoding (version 4, little-endian, see dw_codec.h):
  *   u8 version, i64 start_ms, counts, u16 n_versions {str name, counts}, u64 duplicate_labels,
  *   conflicts, late_predictions, late_labels, perf (dw_perf.c), u16 n_features {str name,
  *   u8 type, u64 count, missing, f64 min, max, mean, m2, u64 other, u32 sketch length + bytes,
  *   u32 bound, u32 hh_cap, u64 hh_total, u64 hh_floor, u32 n_cats {str name, u8 flags,
- *   u64 count, and when flags has DW_CAT_MONITORED: u64 hh, u64 hh_err} in name order}.
+ *   u64 count, and when flags has DW_CAT_MONITORED: u64 hh, u64 hh_err} in name order,
+ *   u64 nan, u64 inf}.
+ * Version 3 (the same without the trailing nan and inf) is still decoded, with nan = inf = 0.
  * Version 2 (no heavy hitters: u32 n_cats {str name, u64 count} after the sketch) is still
  * decoded: its categories are counted again with cat_add, its "other" stays unattributed.
  */
@@ -32,7 +40,8 @@
 
 #include "driftwatch/dw_common.h"
 
-#define AGG_CODEC_VERSION 3    /* written */
+#define AGG_CODEC_VERSION 4    /* written */
+#define AGG_CODEC_VERSION_V3 3 /* still read: no nan / inf counts */
 #define AGG_CODEC_VERSION_V2 2 /* still read: categories without heavy hitters */
 #define CAT_SLOTS_MIN 16       /* first category table (slots); doubles up to dw_agg_cat_slots() */
 
@@ -416,7 +425,13 @@ void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_pre
         if (v->kind == DW_VAL_MISSING) {
             fs->missing++;
         } else if (fs->type == DW_FEATURE_NUMERIC) {
-            num_add(fs, v->num, agg->sketch_exact);
+            if (isnan(v->num)) {
+                fs->nan++;
+            } else if (isinf(v->num)) {
+                fs->inf++;
+            } else {
+                num_add(fs, v->num, agg->sketch_exact);
+            }
         } else {
             fs->count++;
             cat_add(fs, v->str, v->len, 1);
@@ -624,6 +639,8 @@ static void cats_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s)
 static void feat_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s, uint32_t exact)
 {
     d->missing += s->missing;
+    d->nan += s->nan;
+    d->inf += s->inf;
     if (d->type == DW_FEATURE_NUMERIC) {
         if (s->count == 0) {
             return;
@@ -777,6 +794,8 @@ void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
         dw_buf_put_u64(out, fs->other);
         dw_kll_put(out, fs->sk);
         cats_encode(fs, out);
+        dw_buf_put_u64(out, fs->nan);
+        dw_buf_put_u64(out, fs->inf);
     }
 }
 
@@ -899,6 +918,14 @@ static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd, int keep
     } else {
         cats_decode_v3(fs, rd, cats, other);
     }
+    if (version == AGG_CODEC_VERSION) {
+        fs->nan = dw_rd_u64(rd);
+        fs->inf = dw_rd_u64(rd);
+        /* a categorical feature's NaN is a category: only numeric ones count them */
+        if (fs->type != DW_FEATURE_NUMERIC && (fs->nan || fs->inf)) {
+            rd->err = 1;
+        }
+    }
 }
 
 struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data, size_t len,
@@ -907,7 +934,8 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
     struct dw_reader rd;
     dw_reader_init(&rd, data, len);
     uint8_t version = dw_rd_u8(&rd);
-    if (version != AGG_CODEC_VERSION && version != AGG_CODEC_VERSION_V2) {
+    if (version != AGG_CODEC_VERSION && version != AGG_CODEC_VERSION_V3 &&
+        version != AGG_CODEC_VERSION_V2) {
         dw_err(errstr, errstr_size, "window aggregate: unknown encoding version");
         return NULL;
     }
@@ -982,6 +1010,10 @@ json_t *dw_agg_to_json(const struct dw_agg *agg)
         const struct dw_feat_stats *fs = &agg->feats[i];
         json_t *f = json_pack("{s:I,s:I}", "count", (json_int_t)fs->count, "missing",
                               (json_int_t)fs->missing);
+        if (fs->type == DW_FEATURE_NUMERIC) {
+            json_object_set_new(f, "nan", json_integer((json_int_t)fs->nan));
+            json_object_set_new(f, "inf", json_integer((json_int_t)fs->inf));
+        }
         json_object_set_new(feats, agg->model->features[i].name, f);
     }
     json_object_set_new(obj, "features", feats);

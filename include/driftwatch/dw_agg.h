@@ -3,7 +3,8 @@
  * partitions. Plain structs, no I/O.
  *
  * An aggregate counts predictions and their joined labels (overall and per model version),
- * duplicate and late events, and per feature: count, missing, Welford moments, min/max and,
+ * duplicate and late events, and per feature: count, missing, NaN and infinite values (numeric
+ * features; counted apart, never in count, moments or sketch), Welford moments, min/max and,
  * for categorical features, a category table: exact counts for the first `bound` distinct values
  * (models.<m>.max_categories, default DW_AGG_MAX_CATEGORIES), then a SpaceSaving summary of
  * `bound` counters over the later ("overflow") values, and an "other" bucket.
@@ -76,8 +77,10 @@ struct dw_category {
 
 struct dw_feat_stats {
     enum dw_feature_type type;
-    uint64_t count;   /* non-missing values */
+    uint64_t count;   /* non-missing values; numeric: the finite ones (in moments and sketch) */
     uint64_t missing; /* null or absent */
+    uint64_t nan;     /* numeric: NaN values (input.non_finite = count), not in count */
+    uint64_t inf;     /* numeric: +inf and -inf values, not in count */
     /* numeric */
     double min, max, mean, m2;
     struct dw_kll *sk; /* quantile sketch of the values (created on the first value) */

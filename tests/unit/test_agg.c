@@ -3,7 +3,8 @@
  * Welford moments against a two-pass long-double reference, merge of two halves against one
  * pass, category tables (exact up to the model's bound, then SpaceSaving heavy hitters and
  * `other`: totals, error bounds against true counts, merges of several partitions, round trips,
- * version 2 blobs), missing values, outcome
+ * version 2 and 3 blobs), missing values, NaN and infinite values (counted apart, never in the
+ * moments or sketch), outcome
  * metrics (confusion counts, Brier, clipped log loss, regression sums), and the checkpoint
  * encoding: round trip to identical bytes, decoding under a changed feature list, and every
  * truncation of a real blob rejected with a message. Expected values are computed here
@@ -461,6 +462,10 @@ static void fill_rows(struct dw_agg *agg, size_t from, size_t to, const double *
         size_t v = dw_agg_version_slot(agg, version, strlen(version));
         if (i % 11 == 0) {
             set_missing(ev, 0);
+        } else if (i % 19 == 5) {
+            set_num(ev, 0, NAN);
+        } else if (i % 23 == 7) {
+            set_num(ev, 0, i % 2 ? INFINITY : -INFINITY);
         } else {
             set_num(ev, 0, x[i]);
         }
@@ -535,6 +540,8 @@ static void test_merge_halves(void **state)
         const struct dw_feat_stats *m = &a->feats[f], *w = &whole->feats[f];
         assert_int_equal(m->count, w->count);
         assert_int_equal(m->missing, w->missing);
+        assert_int_equal(m->nan, w->nan);
+        assert_int_equal(m->inf, w->inf);
         assert_rel(m->mean, w->mean, REL_TOL);
         assert_rel(m->m2, w->m2, REL_TOL);
         assert_true(m->min == w->min);
@@ -543,6 +550,18 @@ static void test_merge_halves(void **state)
         assert_true(dw_kll_min(m->sk) == w->min);
         assert_true(dw_kll_max(m->sk) == w->max);
     }
+    /* fill_rows's non-finite x values (i % 19 == 5, i % 23 == 7, not missing), counted by hand */
+    uint64_t want_nan = 0, want_inf = 0;
+    for (size_t i = 0; i < N_VALUES; i++) {
+        want_nan += i % 11 != 0 && i % 19 == 5;
+        want_inf += i % 11 != 0 && i % 19 != 5 && i % 23 == 7;
+    }
+    assert_true(want_nan > 0 && want_inf > 0);
+    assert_int_equal(a->feats[0].nan, want_nan);
+    assert_int_equal(a->feats[0].inf, want_inf);
+    assert_int_equal(a->feats[0].count + a->feats[0].missing + want_nan + want_inf, N_VALUES);
+    assert_true(isfinite(a->feats[0].mean) && isfinite(a->feats[0].m2));
+    assert_int_equal(a->feats[2].nan + a->feats[2].inf, 0);
     /* Categorical: every category count and the missing count. */
     const struct dw_feat_stats *mc = &a->feats[1], *wc = &whole->feats[1];
     assert_int_equal(mc->count, wc->count);
@@ -618,7 +637,7 @@ static void assert_counts_equal(const struct dw_counts *a, const struct dw_count
 static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names, struct dw_buf *b1)
 {
     dw_agg_encode(agg, b1);
-    assert_int_equal(b1->data[0], 3); /* codec version */
+    assert_int_equal(b1->data[0], 4); /* codec version */
     char err[256] = "";
     struct dw_agg *back = dw_agg_decode(agg->model, b1->data, b1->len, err, sizeof(err));
     if (!back) {
@@ -642,6 +661,8 @@ static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names, s
         assert_int_equal(n->type, o->type);
         assert_int_equal(n->count, o->count);
         assert_int_equal(n->missing, o->missing);
+        assert_int_equal(n->nan, o->nan);
+        assert_int_equal(n->inf, o->inf);
         assert_memory_equal(&n->min, &o->min, sizeof(double));
         assert_memory_equal(&n->max, &o->max, sizeof(double));
         assert_memory_equal(&n->mean, &o->mean, sizeof(double));
@@ -698,6 +719,7 @@ static void test_encode_round_trip(void **state)
     /* fill_rows's 37 values came first: 963 cat-k fit, 87 values are late */
     assert_int_equal(full->feats[1].n_hh, 37 + 50);
     assert_true(full->feats[1].other > 0);
+    assert_true(full->feats[0].nan > 0 && full->feats[0].inf > 0); /* they travel too */
     struct dw_agg *back = round_trip(full, DW_AGG_MAX_CATEGORIES + 50, &b1);
     dw_agg_free(back);
     dw_agg_free(full);
@@ -1274,7 +1296,7 @@ static void test_heavy_hitters_encode(void **state)
     dw_buf_init(&b1);
     dw_buf_init(&b2);
     dw_agg_encode(agg, &b1);
-    assert_int_equal(b1.data[0], 3);
+    assert_int_equal(b1.data[0], 4);
     char err[256] = "";
     struct dw_agg *back = dw_agg_decode(&g_small, b1.data, b1.len, err, sizeof(err));
     if (!back) {
@@ -1336,9 +1358,10 @@ static void test_decode_v2(void **state)
     dw_buf_init(&b);
     dw_buf_init(&v2);
     dw_agg_encode(agg, &b);
-    /* v3 ends with the category section: 28 bytes and 5 x (u32 len, 1 byte name, u8, u64). */
+    /* v4 ends with the category section, 28 bytes and 5 x (u32 len, 1 byte name, u8, u64),
+     * then u64 nan and inf. */
     size_t v3_cats = 28 + 5 * (4 + 1 + 1 + 8);
-    dw_buf_put(&v2, b.data, b.len - v3_cats);
+    dw_buf_put(&v2, b.data, b.len - 16 - v3_cats);
     v2.data[0] = 2;
     dw_buf_put_u32(&v2, 6);
     static const char *const names[] = {"a", "b", "c", "d", "e", "f"};
@@ -1367,6 +1390,153 @@ static void test_decode_v2(void **state)
     dw_buf_free(&v2);
 }
 
+/* ------------------------------------------------------------------ non-finite values */
+
+static struct dw_feature_cfg g_num_feats[] = {{"x", DW_FEATURE_NUMERIC}};
+static struct dw_model_cfg g_num = {.name = "num",
+                                    .task = DW_TASK_CLASSIFICATION,
+                                    .positive_class = "1",
+                                    .features = g_num_feats,
+                                    .n_features = 1};
+
+/*
+ * NaN and +-inf of a numeric feature are counted in nan / inf and nowhere else: count, moments,
+ * min/max and the sketch are those of the finite values alone, exactly as if the non-finite
+ * ones had never come. A categorical feature takes "NaN" as any other text.
+ */
+static void test_non_finite_values(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = dw_agg_new(&g_model, 0);
+    struct dw_agg *finite = dw_agg_new(&g_model, 0); /* the same finite values only */
+    struct dw_prediction *ev = pred_new(3);
+    static const double xs[] = {3.0, NAN, 1.0, INFINITY, -INFINITY, 8.0, NAN, -2.0, NAN};
+    size_t n_finite = 0;
+    for (size_t i = 0; i < DW_ARRAY_SIZE(xs); i++) {
+        set_num(ev, 0, xs[i]);
+        set_str(ev, 1, i % 2 ? "NaN" : "Infinity");
+        set_num(ev, 2, (double)i);
+        dw_agg_add_prediction(agg, 0, ev);
+        if (isfinite(xs[i])) {
+            dw_agg_add_prediction(finite, 0, ev);
+            n_finite++;
+        }
+    }
+    set_missing(ev, 0);
+    dw_agg_add_prediction(agg, 0, ev);
+    const struct dw_feat_stats *fs = &agg->feats[0], *ff = &finite->feats[0];
+    assert_int_equal(fs->count, n_finite);
+    assert_int_equal(fs->count, 4);
+    assert_int_equal(fs->nan, 3);
+    assert_int_equal(fs->inf, 2);
+    assert_int_equal(fs->missing, 1);
+    assert_int_equal(fs->count + fs->missing + fs->nan + fs->inf, agg->all.predictions);
+    assert_true(fs->mean == 2.5); /* (3 + 1 + 8 - 2) / 4 */
+    assert_true(fs->mean == ff->mean && fs->m2 == ff->m2);
+    assert_true(fs->min == -2.0 && fs->max == 8.0);
+    assert_true(dw_kll_count(fs->sk) == 4);
+    assert_true(dw_kll_min(fs->sk) == -2.0 && dw_kll_max(fs->sk) == 8.0);
+    /* categorical: text; the other numeric feature: all finite */
+    assert_int_equal(cat_count(&agg->feats[1], "NaN"), 4);      /* odd i */
+    assert_int_equal(cat_count(&agg->feats[1], "Infinity"), 6); /* even i and the last event */
+    assert_int_equal(agg->feats[1].nan + agg->feats[1].inf, 0);
+    assert_int_equal(agg->feats[2].count, DW_ARRAY_SIZE(xs) + 1);
+
+    /* merge adds them; a side with only non-finite values leaves the moments alone */
+    struct dw_agg *only = dw_agg_new(&g_model, 0);
+    set_num(ev, 0, INFINITY);
+    dw_agg_add_prediction(only, 0, ev);
+    set_num(ev, 0, NAN);
+    dw_agg_add_prediction(only, 0, ev);
+    assert_int_equal(only->feats[0].count, 0);
+    assert_null(only->feats[0].sk);
+    dw_agg_merge(agg, only);
+    assert_int_equal(fs->nan, 4);
+    assert_int_equal(fs->inf, 3);
+    assert_int_equal(fs->count, 4);
+    assert_true(fs->mean == 2.5 && fs->min == -2.0 && fs->max == 8.0);
+    struct dw_agg *into = dw_agg_new(&g_model, 0);
+    dw_agg_merge(into, only);
+    assert_int_equal(into->feats[0].nan, 1);
+    assert_int_equal(into->feats[0].inf, 1);
+    assert_true(isinf(into->feats[0].min) && into->feats[0].min > 0); /* still empty */
+
+    /* inspect's JSON shows them for numeric features */
+    json_t *j = dw_agg_to_json(agg);
+    json_t *jx = json_object_get(json_object_get(j, "features"), "x");
+    assert_int_equal(json_integer_value(json_object_get(jx, "count")), 4);
+    assert_int_equal(json_integer_value(json_object_get(jx, "nan")), 4);
+    assert_int_equal(json_integer_value(json_object_get(jx, "inf")), 3);
+    json_t *jc = json_object_get(json_object_get(j, "features"), "c");
+    assert_non_null(jc);
+    assert_null(json_object_get(jc, "nan"));
+    json_decref(j);
+
+    dw_agg_free(into);
+    dw_agg_free(only);
+    dw_agg_free(finite);
+    dw_agg_free(agg);
+    free(ev);
+}
+
+/* A version 3 blob (no nan / inf) still decodes, with both 0; a version 4 one carries them. */
+static void test_decode_v3(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = dw_agg_new(&g_num, 0);
+    struct dw_prediction *ev = pred_new(1);
+    static const double xs[] = {1.5, NAN, 2.5, INFINITY, NAN};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(xs); i++) {
+        set_num(ev, 0, xs[i]);
+        dw_agg_add_prediction(agg, 0, ev);
+    }
+    struct dw_buf b;
+    dw_buf_init(&b);
+    dw_agg_encode(agg, &b);
+    assert_int_equal(b.data[0], 4);
+    char err[256] = "";
+    struct dw_agg *back = dw_agg_decode(&g_num, b.data, b.len, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode v4: %s", err);
+    }
+    assert_int_equal(back->feats[0].nan, 2);
+    assert_int_equal(back->feats[0].inf, 1);
+    assert_int_equal(back->feats[0].count, 2);
+    dw_agg_free(back);
+
+    /* the same record as version 3: the one feature's trailing u64 nan, u64 inf dropped */
+    b.data[0] = 3;
+    back = dw_agg_decode(&g_num, b.data, b.len - 16, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode v3: %s", err);
+    }
+    assert_int_equal(back->feats[0].nan, 0);
+    assert_int_equal(back->feats[0].inf, 0);
+    assert_int_equal(back->feats[0].count, 2);
+    assert_true(back->feats[0].mean == 2.0);
+    assert_true(dw_kll_count(back->feats[0].sk) == 2);
+    dw_agg_free(back);
+    /* version 4 read as version 3 leaves 16 bytes over: corrupt, not silently misread */
+    assert_null(dw_agg_decode(&g_num, b.data, b.len, err, sizeof(err)));
+    dw_buf_free(&b);
+    dw_agg_free(agg);
+
+    /* a categorical feature with a nan count is corrupt (its NaN is a category) */
+    struct dw_agg *cat = dw_agg_new(&g_small, 0);
+    add_cat(cat, "NaN");
+    dw_buf_init(&b);
+    dw_agg_encode(cat, &b);
+    b.data[b.len - 16] = 1; /* low byte of nan */
+    assert_null(dw_agg_decode(&g_small, b.data, b.len, err, sizeof(err)));
+    b.data[b.len - 16] = 0;
+    back = dw_agg_decode(&g_small, b.data, b.len, err, sizeof(err));
+    assert_non_null(back);
+    dw_agg_free(back);
+    dw_buf_free(&b);
+    dw_agg_free(cat);
+    free(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1385,6 +1555,8 @@ int main(void)
         cmocka_unit_test(test_heavy_hitters_merge),
         cmocka_unit_test(test_heavy_hitters_encode),
         cmocka_unit_test(test_decode_v2),
+        cmocka_unit_test(test_non_finite_values),
+        cmocka_unit_test(test_decode_v3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
