@@ -1077,12 +1077,16 @@ static json_t *feature_json(const struct dw_feat_stats *fs, const struct dw_ref_
     json_t *f = json_object();
     int has = fs->count > 0;
     int has_ref = rf && rf->count > 0;
-    uint64_t seen = fs->count + fs->missing;
+    /* every value of the window's feature is in exactly one of count (finite or categorical),
+     * missing, nan and inf (numeric only): the shares are over all of them */
+    uint64_t seen = fs->count + fs->missing + fs->nan + fs->inf;
     json_t *missing_share = seen ? jratio(fs->missing, seen) : json_null();
     if (fs->type == DW_FEATURE_NUMERIC) {
         json_object_set_new(f, "type", json_string("numeric"));
         json_object_set_new(f, "count", juint(fs->count));
         json_object_set_new(f, "missing", juint(fs->missing));
+        json_object_set_new(f, "nan", juint(fs->nan));
+        json_object_set_new(f, "inf", juint(fs->inf));
         json_object_set_new(f, "mean", has ? jnum(fs->mean) : json_null());
         json_object_set_new(f, "std", has ? jnum(dw_feat_std(fs)) : json_null());
         json_object_set_new(f, "min", has ? jnum(fs->min) : json_null());
@@ -1095,6 +1099,8 @@ static json_t *feature_json(const struct dw_feat_stats *fs, const struct dw_ref_
         json_object_set_new(f, "kl", jnum(st->kl));
         json_object_set_new(f, "hellinger", jnum(st->hellinger));
         json_object_set_new(f, "missing_share", missing_share);
+        json_object_set_new(f, "nan_share", seen ? jratio(fs->nan, seen) : json_null());
+        json_object_set_new(f, "inf_share", seen ? jratio(fs->inf, seen) : json_null());
         json_object_set_new(f, "out_of_range_share", jnum(st->out_of_range));
     } else {
         json_object_set_new(f, "type", json_string("categorical"));

@@ -1552,6 +1552,111 @@ static void test_idempotency_key(void **state)
     free(k6);
 }
 
+/* One prediction whose amount is a raw value (NaN and +-inf as values, not "missing"). */
+static void add_raw_amount(struct dw_agg *agg, double amount)
+{
+    struct dw_prediction *p = calloc(1, sizeof(*p) + 3 * sizeof(struct dw_val));
+    assert_non_null(p);
+    p->model = &g_model;
+    p->features[0].kind = DW_VAL_NUM;
+    p->features[0].num = amount;
+    p->features[1].kind = DW_VAL_STR;
+    p->features[1].str = "NaN"; /* a categorical feature's NaN is a category */
+    p->features[1].len = 3;
+    p->features[2].kind = DW_VAL_MISSING;
+    dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "v1", 2), p);
+    free(p);
+}
+
+/*
+ * Non-finite values of a numeric feature: counted in nan / inf with their shares of all the
+ * feature's values (count + missing + nan + inf, missing_share too); every statistic is that
+ * of the finite values alone, equal to the report of the same window without them.
+ */
+static void test_non_finite_report(void **state)
+{
+    struct dw_config cfg = make_cfg();
+    struct dw_agg *ra = dw_agg_new(&g_model, START);
+    for (int i = 0; i < 200; i++) {
+        add3(ra, "v1", 10.0 + 0.5 * i, "DE", NAN);
+    }
+    struct dw_agg *aggs[] = {ra};
+    struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
+    struct dw_agg *wa = dw_agg_new(&g_model, START + SIZE); /* with non-finite values */
+    struct dw_agg *wf = dw_agg_new(&g_model, START + SIZE); /* the same without them */
+    for (int i = 0; i < 150; i++) {
+        double v = 30.0 + 0.7 * i;
+        add_raw_amount(wa, v);
+        add_raw_amount(wf, v);
+    }
+    for (int i = 0; i < 10; i++) {
+        add3(wa, "v1", NAN, "DE", NAN); /* missing */
+        add3(wf, "v1", NAN, "DE", NAN);
+    }
+    for (int i = 0; i < 24; i++) {
+        add_raw_amount(wa, NAN);
+    }
+    for (int i = 0; i < 16; i++) {
+        add_raw_amount(wa, i % 4 ? INFINITY : -INFINITY);
+    }
+    json_t *rep = dw_eval_window(&cfg, &g_model, wa, ref, 0);
+    json_t *base = dw_eval_window(&cfg, &g_model, wf, ref, 0);
+    json_t *f = jpath(rep, "features", "amount");
+    json_t *b = jpath(base, "features", "amount");
+    assert_int_equal(jint(f, "count"), 150);
+    assert_int_equal(jint(f, "missing"), 10);
+    assert_int_equal(jint(f, "nan"), 24);
+    assert_int_equal(jint(f, "inf"), 16);
+    assert_close(jreal(f, "missing_share"), 10.0 / 200.0, 1e-15);
+    assert_close(jreal(f, "nan_share"), 24.0 / 200.0, 1e-15);
+    assert_close(jreal(f, "inf_share"), 16.0 / 200.0, 1e-15);
+    assert_int_equal(jint(b, "nan"), 0);
+    assert_int_equal(jint(b, "inf"), 0);
+    assert_close(jreal(b, "nan_share"), 0.0, 0.0);
+    assert_close(jreal(b, "missing_share"), 10.0 / 160.0, 1e-15);
+    const char *same[] = {"mean",
+                          "std",
+                          "min",
+                          "max",
+                          "psi",
+                          "wasserstein",
+                          "wasserstein_norm",
+                          "js",
+                          "kl",
+                          "hellinger",
+                          "out_of_range_share",
+                          "score"};
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        json_t *x = json_object_get(f, same[i]);
+        if (!json_is_real(x) || !isfinite(json_real_value(x)) ||
+            !json_equal(x, json_object_get(b, same[i]))) {
+            fail_msg("amount.%s differs from the window without non-finite values", same[i]);
+        }
+    }
+    assert_true(json_equal(json_object_get(f, "ks"), json_object_get(b, "ks")));
+    assert_true(json_equal(json_object_get(f, "drift"), json_object_get(b, "drift")));
+    /* the categorical feature counts "NaN" as a category and has no nan / inf fields */
+    json_t *c = jpath(rep, "features", "country");
+    assert_int_equal(jint(c, "count"), 200);
+    assert_null(json_object_get(c, "nan"));
+    assert_null(json_object_get(c, "nan_share"));
+    /* a feature with no value at all: shares null */
+    struct dw_agg *empty = dw_agg_new(&g_model, START + 2 * SIZE);
+    add3(empty, "v1", NAN, NULL, NAN);
+    json_t *re = dw_eval_window(&cfg, &g_model, empty, ref, 0);
+    json_t *age = jpath(re, "features", "age");
+    assert_close(jreal(age, "missing_share"), 1.0, 0.0);
+    assert_close(jreal(age, "nan_share"), 0.0, 0.0);
+    json_decref(re);
+    dw_agg_free(empty);
+    json_decref(base);
+    json_decref(rep);
+    dw_agg_free(wf);
+    dw_agg_free(wa);
+    dw_ref_free(ref);
+    dw_agg_free(ra);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1574,6 +1679,7 @@ int main(void)
         cmocka_unit_test(test_numeric_stats_equal_dw_stats),
         cmocka_unit_test(test_constant_reference),
         cmocka_unit_test(test_categorical_stats_equal_dw_stats),
+        cmocka_unit_test(test_non_finite_report),
         cmocka_unit_test(test_auto_boundary),
         cmocka_unit_test(test_bh_borderline),
         cmocka_unit_test(test_min_samples_and_drift_share),
