@@ -130,9 +130,10 @@ static const struct cfg_key cfg_keys[] = {
     {.name = "input.non_finite", .type = T_ENUM, .def = "count", CFG(non_finite),
      .choices = "reject|count",
      .help = "NaN, Infinity and -Infinity (not JSON, but what Python's json module writes): "
-             "count = accepted as values of numeric features and counted per feature (nan, "
-             "inf), never in the sketches or moments; anywhere else they are invalid JSON. "
-             "reject = the message is invalid_json."},
+             "count = accepted; a numeric feature's value is counted per feature (nan, inf) "
+             "and never enters the sketches or moments, a categorical feature takes the "
+             "token's text, any other field read from the event is wrong_type (bad_timestamp "
+             "for the timestamp). reject = the message is invalid_json."},
     {.name = "input.fields.prediction_id", .type = T_STRING, .def = "/prediction_id",
      CFG(field_prediction_id), .flags = F_JSON_POINTER,
      .help = "JSON pointer (RFC 6901) to the prediction id in a prediction event: the join "
