@@ -1312,77 +1312,7 @@ void dw_eval_add_rolling(json_t *report, const struct dw_config *cfg, const stru
     dw_agg_free(sum);
 }
 
-/* ---------------------------------------------------------------- findings and payloads */
-
-/*
- * FNV-1a 64 with the standard offset basis 0xcbf29ce484222325 and prime 0x100000001b3.
- * Fingerprints are seen by receivers (Alertmanager, PagerDuty dedup keys), so they are pinned
- * here to the published definition rather than to dw_hash64(), whose offset basis
- * (1469598103934665603) is not FNV's and may be corrected later without changing them.
- */
-static uint64_t fnv1a64(const char *s, size_t len)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-static void fingerprint(const char *model, const char *rule, const char *feature, char out[17])
-{
-    struct sbuf sb = {0};
-    sb_printf(&sb, "%s\x1f%s\x1f%s", model, rule, feature ? feature : "");
-    snprintf(out, 17, "%016llx", (unsigned long long)fnv1a64(sb.s, sb.len));
-    free(sb.s);
-}
-
-static json_t *finding(const char *model, const char *rule, const char *feature,
-                       const char *detector, json_t *value, json_t *threshold, const char *severity)
-{
-    char fp[17];
-    fingerprint(model, rule, feature, fp);
-    /* "O" takes a reference: a member missing from a hand-made report becomes null. */
-    value = value ? value : json_null();
-    threshold = threshold ? threshold : json_null();
-    return json_pack("{s:s,s:o,s:s,s:O,s:O,s:s,s:s}", "rule", rule, "feature",
-                     feature ? json_string(feature) : json_null(), "detector", detector, "value",
-                     value, "threshold", threshold, "severity", severity, "fingerprint", fp);
-}
-
-json_t *dw_eval_findings(const json_t *report)
-{
-    json_t *out = json_array();
-    const char *model = json_string_value(json_object_get(report, "model"));
-    if (!model) {
-        return out;
-    }
-    json_t *drift = json_object_get(report, "drift");
-    json_t *feats = json_object_get(report, "features");
-    int dataset = json_is_true(json_object_get(drift, "dataset"));
-    json_t *names = json_object_get(drift, "features");
-    for (size_t i = 0; i < json_array_size(names); i++) {
-        const char *name = json_string_value(json_array_get(names, i));
-        json_t *f = json_object_get(feats, name ? name : "");
-        if (!name || !f) {
-            continue;
-        }
-        /* A report from before per-feature methods has only "psi". */
-        const char *detector = json_string_value(json_object_get(f, "method"));
-        json_t *value = json_object_get(f, detector ? "score" : "psi");
-        json_array_append_new(
-            out, finding(model, "feature_drift", name, detector ? detector : "psi", value,
-                         json_object_get(f, "threshold"), dataset ? "critical" : "warning"));
-    }
-    json_t *drop = json_object_get(report, "accuracy_drop");
-    if (json_is_true(json_object_get(drop, "alert"))) {
-        json_array_append_new(out, finding(model, "accuracy_drop", NULL, "accuracy",
-                                           json_object_get(drop, "value"),
-                                           json_object_get(drop, "threshold"), "critical"));
-    }
-    return out;
-}
+/* ---------------------------------------------------------------- idempotency keys */
 
 char *dw_eval_idempotency_key(const char *group, const char *model, int64_t window_start_ms,
                               const char *what)

@@ -4,9 +4,9 @@
  * Pure C over struct dw_agg, no I/O. The reference profile (struct dw_ref) is built from the
  * first N closed windows of a model (reference.windows), stored in Redis as JSON and frozen;
  * every later window is compared with it. dw_eval_window() produces the window report, the
- * product's report format (used by /status, alerts, triggers and `driftwatch replay`);
- * dw_eval_findings() turns a report into alert findings, and the payload builders wrap them
- * for webhooks and the retraining-trigger topic with stable idempotency keys.
+ * product's report format (used by /status, the alert rules of dw_rules.h, triggers and
+ * `driftwatch replay`); dw_eval_idempotency_key() gives notifications and triggers their
+ * stable ids.
  *
  * Every statistic follows the definitions in docs/statistics.md (DESIGN.md §8).
  */
@@ -135,14 +135,6 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
  */
 void dw_eval_add_rolling(json_t *report, const struct dw_config *cfg, const struct dw_model_cfg *m,
                          struct dw_agg *const *aggs, size_t n);
-
-/**
- * @brief Findings of a report: one per drifting feature ("feature_drift", detector = the
- *        feature's method, value = its score) and one for an accuracy-drop alert
- *        ("accuracy_drop", detector "accuracy").
- * @returns a new JSON array (empty when nothing fires).
- */
-json_t *dw_eval_findings(const json_t *report);
 
 /**
  * @returns a malloc'ed 32-hex-digit key, the first 128 bits of

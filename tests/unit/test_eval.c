@@ -20,6 +20,7 @@
 
 #include "driftwatch/dw_agg.h"
 #include "driftwatch/dw_eval.h"
+#include "driftwatch/dw_rules.h"
 #include "driftwatch/dw_kll.h"
 #include "driftwatch/dw_stats.h"
 
@@ -652,9 +653,6 @@ static void test_empty_window(void **state)
     assert_int_equal(json_array_size(jpath(rep, "drift", "features")), 0);
     assert_true(json_is_false(jpath(rep, "drift", "dataset")));
     assert_int_equal(jint(json_object_get(rep, "reference"), "predictions"), 50);
-    json_t *findings = dw_eval_findings(rep);
-    assert_int_equal(json_array_size(findings), 0);
-    json_decref(findings);
     json_decref(rep);
     dw_agg_free(w);
     dw_ref_free(ref);
@@ -980,19 +978,7 @@ static void test_ref_json_round_trip(void **state)
     dw_agg_free(r);
 }
 
-/* ------------------------------------------------------------------ findings and payloads */
-
-/* FNV-1a 64 written out again for the test. */
-static uint64_t fnv1a(const char *s, size_t len)
-{
-    /* published test vector: FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c */
-    uint64_t h = 14695981039346656037ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
+/* ------------------------------------------------------------------ verdicts and rules */
 
 /* Reference: amount and age 1..100, country DE/FR, accuracy .8. Current: 200 predictions of
  * version 1.4.0 (150) and 1.5.0 (50), amount 1000, country XX, age as before, 123 right:
@@ -1019,61 +1005,49 @@ static json_t *drifting_report(struct dw_config *cfg)
     return rep;
 }
 
-static void test_findings_and_fingerprint(void **state)
+/* The verdicts of a drifting window, and what the built-in alert rules make of them (the
+ * production path: dw_rules_step over the report, close then final). */
+static void test_verdicts_and_default_rules(void **state)
 {
     struct dw_config cfg = make_cfg();
     json_t *rep = drifting_report(&cfg);
+    json_t *amount = jpath(rep, "features", "amount");
+    json_t *country = jpath(rep, "features", "country");
     assert_float_equal(jreal(jpath(rep, "features", "age"), "psi"), 0.0, 1e-15);
     assert_float_equal(jreal(json_object_get(rep, "drift"), "share"), 2.0 / 3.0, 1e-15);
-    json_t *fs = dw_eval_findings(rep);
-    assert_int_equal(json_array_size(fs), 3);
-    json_t *f0 = json_array_get(fs, 0), *f1 = json_array_get(fs, 1), *f2 = json_array_get(fs, 2);
-    assert_string_equal(jstr(f0, "rule"), "feature_drift");
-    assert_string_equal(jstr(f0, "feature"), "amount");
     /* 200 vs 100 values: method auto runs KS (numeric) and chi-squared (categorical) */
-    assert_string_equal(jstr(f0, "detector"), "ks");
-    assert_string_equal(jstr(f0, "severity"), "critical"); /* dataset drift: 2 of 3 */
-    assert_float_equal(jreal(f0, "value"), jreal(jpath(rep, "features", "amount"), "score"), 0.0);
-    assert_true(jreal(f0, "value") < 1e-10);
-    assert_float_equal(jreal(f0, "threshold"), 0.05, 0.0);
-    assert_string_equal(jstr(f0, "fingerprint"), "78fb2b4f3704b129");
-    assert_string_equal(jstr(f1, "feature"), "country");
-    assert_string_equal(jstr(f1, "detector"), "chi2");
-    assert_float_equal(jreal(f1, "value"), jreal(jpath(rep, "features", "country"), "score"), 0.0);
-    assert_true(fnv1a("a", 1) == 0xaf63dc4c8601ec8cULL);
-    char want[17];
-    snprintf(want, sizeof(want), "%016llx",
-             (unsigned long long)fnv1a("fraud\x1f"
-                                       "feature_drift\x1f"
-                                       "country",
-                                       27));
-    assert_string_equal(jstr(f1, "fingerprint"), want);
-    assert_string_equal(jstr(f2, "rule"), "accuracy_drop");
-    assert_true(json_is_null(json_object_get(f2, "feature")));
-    assert_string_equal(jstr(f2, "detector"), "accuracy");
-    assert_string_equal(jstr(f2, "severity"), "critical");
-    assert_float_equal(jreal(f2, "value"), 0.23125, 1e-12);
-    assert_float_equal(jreal(f2, "threshold"), 0.05, 0.0);
-    assert_string_equal(jstr(f2, "fingerprint"), "7c1cd1f0300a693e");
+    assert_string_equal(jstr(amount, "method"), "ks");
+    assert_true(jreal(amount, "score") < 1e-10);
+    assert_float_equal(jreal(amount, "threshold"), 0.05, 0.0);
+    assert_true(json_is_true(json_object_get(amount, "drift")));
+    assert_string_equal(jstr(country, "method"), "chi2");
+    assert_true(json_is_true(json_object_get(country, "drift")));
+    assert_float_equal(jreal(json_object_get(rep, "accuracy_drop"), "value"), 0.23125, 1e-12);
+    assert_true(json_is_true(json_object_get(json_object_get(rep, "accuracy_drop"), "alert")));
 
-    /* stable: the same report gives the same findings */
-    json_t *again = dw_eval_findings(rep);
-    assert_true(json_equal(fs, again));
-    json_decref(again);
-
-    /* one drifting feature of three: warning */
-    json_t *small = json_loads("{\"model\":\"m\",\"window_start_ms\":0,"
-                               "\"features\":{\"a\":{\"psi\":0.3,\"threshold\":0.2}},"
-                               "\"drift\":{\"features\":[\"a\"],\"dataset\":false},"
-                               "\"accuracy_drop\":null}",
-                               0, NULL);
-    assert_non_null(small);
-    json_t *sf = dw_eval_findings(small);
-    assert_int_equal(json_array_size(sf), 1);
-    assert_string_equal(jstr(json_array_get(sf, 0), "severity"), "warning");
-    json_decref(sf);
-    json_decref(small);
-    json_decref(fs);
+    size_t n_rules = 0;
+    struct dw_rule *rules = dw_rules_defaults(&n_rules);
+    json_t *state_json = json_object();
+    json_t *at_close = json_copy(rep);
+    json_object_set_new(at_close, "final", json_false());
+    json_t *note = dw_rules_step("prod", rules, n_rules, at_close, state_json);
+    /* dataset drift (2 of 3 features) fires and mutes the per-feature alerts */
+    json_t *alerts = json_object_get(note, "alerts");
+    assert_int_equal(json_array_size(alerts), 1);
+    assert_string_equal(jstr(json_array_get(alerts, 0), "rule"), "dataset_drift");
+    assert_string_equal(jstr(json_array_get(alerts, 0), "severity"), "critical");
+    json_decref(note);
+    json_decref(at_close);
+    note = dw_rules_step("prod", rules, n_rules, rep, state_json);
+    alerts = json_object_get(note, "alerts");
+    assert_int_equal(json_array_size(alerts), 1);
+    json_t *acc = json_array_get(alerts, 0);
+    assert_string_equal(jstr(acc, "rule"), "accuracy_drop");
+    assert_float_equal(jreal(acc, "value"), 0.23125, 1e-12);
+    assert_float_equal(jreal(acc, "threshold"), 0.05, 0.0);
+    json_decref(note);
+    json_decref(state_json);
+    dw_rules_free(rules, n_rules);
     json_decref(rep);
 }
 
@@ -1397,12 +1371,7 @@ static void test_bh_borderline(void **state)
     assert_true(json_is_true(json_object_get(amount, "drift")));
     assert_float_equal(jreal(json_object_get(rep, "drift"), "share"), 1.0 / 3.0, 1e-15);
     assert_true(json_is_false(jpath(rep, "drift", "dataset")));
-    json_t *fs = dw_eval_findings(rep);
-    assert_int_equal(json_array_size(fs), 1);
-    assert_string_equal(jstr(json_array_get(fs, 0), "detector"), "ks");
-    assert_string_equal(jstr(json_array_get(fs, 0), "severity"), "warning");
-    assert_close(jreal(json_array_get(fs, 0), "value"), p[0], 1e-15);
-    json_decref(fs);
+    assert_string_equal(jstr(amount, "method"), "ks");
     json_decref(rep);
     dw_ref_free(ref);
     dw_agg_free(wa);
@@ -1423,11 +1392,6 @@ static void test_min_samples_and_drift_share(void **state)
     assert_int_equal(json_array_size(jpath(rep, "drift", "features")), 0);
     assert_float_equal(jreal(json_object_get(rep, "drift"), "share"), 0.0, 0.0);
     assert_true(json_is_false(jpath(rep, "drift", "dataset")));
-    json_t *fs = dw_eval_findings(rep);
-    for (size_t i = 0; i < json_array_size(fs); i++) {
-        assert_string_not_equal(jstr(json_array_get(fs, i), "rule"), "feature_drift");
-    }
-    json_decref(fs);
     json_decref(rep);
 
     cfg.min_samples = 200;
@@ -1443,9 +1407,7 @@ static void test_min_samples_and_drift_share(void **state)
     cfg.drift_share = 0.7;
     rep = drifting_report(&cfg);
     assert_true(json_is_false(jpath(rep, "drift", "dataset")));
-    fs = dw_eval_findings(rep); /* no dataset drift: the feature findings are warnings */
-    assert_string_equal(jstr(json_array_get(fs, 0), "severity"), "warning");
-    json_decref(fs);
+    assert_int_equal(json_array_size(jpath(rep, "drift", "features")), 2);
     json_decref(rep);
 }
 
@@ -1474,11 +1436,9 @@ static void test_method_threshold_from_config(void **state)
     assert_float_equal(jreal(age, "threshold"), 0.01, 0.0);
     assert_float_equal(jreal(age, "score"), 1.0, 1e-12); /* the same distribution */
     assert_true(json_is_false(json_object_get(age, "drift")));
-    json_t *fs = dw_eval_findings(rep);
-    assert_string_equal(jstr(json_array_get(fs, 0), "feature"), "country");
-    assert_string_equal(jstr(json_array_get(fs, 0), "detector"), "tvd");
-    assert_float_equal(jreal(json_array_get(fs, 0), "threshold"), 0.1, 0.0);
-    json_decref(fs);
+    assert_int_equal(json_array_size(jpath(rep, "drift", "features")), 1);
+    assert_string_equal(json_string_value(json_array_get(jpath(rep, "drift", "features"), 0)),
+                        "country");
     json_decref(rep);
 
     static struct dw_feature_detector d2[] = {{"fraud", "amount", DW_METHOD_WASSERSTEIN, 5.0},
@@ -1674,7 +1634,7 @@ int main(void)
         cmocka_unit_test(test_rolling_counts),
         cmocka_unit_test(test_rolling_pooled_metrics),
         cmocka_unit_test(test_ref_json_round_trip),
-        cmocka_unit_test(test_findings_and_fingerprint),
+        cmocka_unit_test(test_verdicts_and_default_rules),
         cmocka_unit_test(test_idempotency_key),
         cmocka_unit_test(test_numeric_stats_equal_dw_stats),
         cmocka_unit_test(test_constant_reference),
