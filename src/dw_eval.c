@@ -20,7 +20,7 @@
  *   difference is significant), with Benjamini-Hochberg across the model's tests so that a
  *   model with many features does not page on chance alone.
  * - The report is built as JSON directly: it is the product's format (/status, webhooks,
- *   triggers, replay), and findings and payloads are derived from the report alone, so an
+ *   triggers, replay), and the alert rules (dw_rules.c) read the report alone, so an
  *   alert can always be explained by the report it carries.
  * - The rolling view (dw_eval_add_rolling) is the merge of the last N window aggregates, so it
  *   equals the performance of one window spanning them (counts add; ROC AUC from the merged
@@ -781,7 +781,7 @@ static json_t *latency_json(const struct dw_perf *perf)
 
 /* ---------------------------------------------------------------- features */
 
-/* Method names in reports and findings, indexed by enum dw_method (as in the config file). */
+/* Method names in reports, indexed by enum dw_method (as in the config file). */
 static const char *const method_names[DW_METHOD_COUNT] = {
     "auto", "ks", "psi", "wasserstein", "js", "chi2", "g_test", "kl", "hellinger", "tvd",
 };
