@@ -19,7 +19,6 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +32,6 @@
 #include "driftwatch/dw_kll.h"
 
 #define PROFILE_QUANTILE_STEPS 100        /* quantiles at q = i/100, i = 0..100 */
-#define PROFILE_SKETCH_SEED 0x70726f66ULL /* fixed: the same data gives the same sketch bytes */
 #define PROFILE_NUM_TEXT 32               /* bytes of a JSON number's text (categorical value) */
 
 struct profile_opts {
@@ -355,23 +353,6 @@ static void exact_bins(struct dw_ref_feature *rf, struct dw_kll *sk, int64_t bin
     free(counts);
 }
 
-static json_t *sketch_b64(struct dw_kll *sk)
-{
-    /* Exact up to DW_AGG_MERGE_EXACT values (what run's merged views keep), KLL beyond. */
-    struct dw_kll *copy = dw_kll_new(DW_AGG_SKETCH_K, DW_AGG_MERGE_EXACT, PROFILE_SKETCH_SEED);
-    dw_kll_merge(copy, sk);
-    size_t n = dw_kll_serialize(copy, NULL, 0);
-    uint8_t *bytes = dw_malloc(n ? n : 1);
-    dw_kll_serialize(copy, bytes, n);
-    char *b64 = dw_malloc(4 * ((n + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)b64, bytes, (int)n);
-    json_t *s = json_string(b64);
-    free(b64);
-    free(bytes);
-    dw_kll_destroy(copy);
-    return s;
-}
-
 static void add_numeric_extras(json_t *f, const struct dw_ref_feature *rf, struct dw_feat_stats *fs)
 {
     json_object_set_new(f, "missing", json_integer((json_int_t)fs->missing));
@@ -396,7 +377,6 @@ static void add_numeric_extras(json_t *f, const struct dw_ref_feature *rf, struc
     json_object_set_new(f, "bin_counts", bc);
     json_object_set_new(f, "variance",
                         fs->count ? json_real(fs->m2 / (double)fs->count) : json_null());
-    json_object_set_new(f, "sketch", fs->sk && fs->count ? sketch_b64(fs->sk) : json_null());
 }
 
 static void add_categorical_extras(json_t *f, const struct dw_ref_feature *rf,
