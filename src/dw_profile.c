@@ -31,8 +31,8 @@
 #include "driftwatch/dw_files.h"
 #include "driftwatch/dw_kll.h"
 
-#define PROFILE_QUANTILE_STEPS 100        /* quantiles at q = i/100, i = 0..100 */
-#define PROFILE_NUM_TEXT 32               /* bytes of a JSON number's text (categorical value) */
+#define PROFILE_QUANTILE_STEPS 100 /* quantiles at q = i/100, i = 0..100 */
+#define PROFILE_NUM_TEXT 32        /* bytes of a JSON number's text (categorical value) */
 
 struct profile_opts {
     const char *input, *output, *model, *categorical, *numeric, *config;

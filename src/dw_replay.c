@@ -76,11 +76,11 @@ struct replayer {
     struct dw_decoder *dec;
     struct dw_prediction *pev;
     struct dw_part *part;
-    struct dw_ref **refs; /* per model */
-    int *ref_given;       /* per model: refs[i] came from --reference */
-    FILE *alerts_out;                /* --alerts: notifications and triggers (backtest) */
-    json_t **alert_state;            /* per model: the rules' instances (as in Redis) */
-    struct dw_trigger_state *trig;   /* per model: trigger guardrails */
+    struct dw_ref **refs;          /* per model */
+    int *ref_given;                /* per model: refs[i] came from --reference */
+    FILE *alerts_out;              /* --alerts: notifications and triggers (backtest) */
+    json_t **alert_state;          /* per model: the rules' instances (as in Redis) */
+    struct dw_trigger_state *trig; /* per model: trigger guardrails */
     uint64_t notifications, triggers;
     uint64_t bad[REPLAY_N_REASONS];
     uint64_t bad_shown;
@@ -359,8 +359,7 @@ static int backtest_stage(struct replayer *rp, size_t mi, json_t *report, char *
                           size_t errstr_size)
 {
     const struct dw_config *cfg = &rp->cfg;
-    json_t *note = dw_rules_step(cfg->group, cfg->rules, cfg->n_rules, report,
-                                 rp->alert_state[mi]);
+    json_t *note = dw_rules_step(cfg->group, cfg->rules, cfg->n_rules, report, rp->alert_state[mi]);
     int rc = 0;
     if (note && json_array_size(json_object_get(note, "alerts")) > 0) {
         rp->notifications++;
@@ -371,8 +370,8 @@ static int backtest_stage(struct replayer *rp, size_t mi, json_t *report, char *
         dw_trigger_decide(cfg, report, json_object_get(note, "firing"), &rp->trig[mi], &why);
     if (reasons && rc == 0) {
         /* created_at = the window's end: a backtest's output depends on its input only */
-        int64_t end = json_integer_value(json_object_get(report, "window_start_ms")) +
-                      cfg->window_size_ms;
+        int64_t end =
+            json_integer_value(json_object_get(report, "window_start_ms")) + cfg->window_size_ms;
         json_t *msg = dw_trigger_message(cfg->group, report, reasons, end);
         rp->triggers++;
         rc = write_alert_line(rp, "trigger", msg, errstr, errstr_size);
@@ -728,16 +727,11 @@ err:
 int dw_cmd_replay(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"predictions", required_argument, NULL, 'p'},
-        {"labels", required_argument, NULL, 'l'},
-        {"reference", required_argument, NULL, 'r'},
-        {"config", required_argument, NULL, 'c'},
-        {"window", required_argument, NULL, 'w'},
-        {"output", required_argument, NULL, 'o'},
-        {"alerts", required_argument, NULL, 'a'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"predictions", required_argument, NULL, 'p'}, {"labels", required_argument, NULL, 'l'},
+        {"reference", required_argument, NULL, 'r'},   {"config", required_argument, NULL, 'c'},
+        {"window", required_argument, NULL, 'w'},      {"output", required_argument, NULL, 'o'},
+        {"alerts", required_argument, NULL, 'a'},      {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},           {NULL, 0, NULL, 0},
     };
     struct replay_opts o;
     memset(&o, 0, sizeof(o));

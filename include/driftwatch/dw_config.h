@@ -95,19 +95,19 @@ struct dw_config {
     int redis_db;             /* redis.db */
     int64_t redis_timeout_ms; /* redis.timeout (duration) */
 
-    int64_t max_message_bytes;   /* input.max_message_bytes */
+    int64_t max_message_bytes;     /* input.max_message_bytes */
     enum dw_non_finite non_finite; /* input.non_finite */
-    char *field_prediction_id;   /* input.fields.prediction_id (JSON pointer) */
-    char *field_model;           /* input.fields.model */
-    char *field_model_version;   /* input.fields.model_version */
-    char *field_timestamp;       /* input.fields.timestamp */
-    char *field_features;        /* input.fields.features */
-    char *field_prediction;      /* input.fields.prediction */
-    char *field_score;           /* input.fields.score */
-    char *field_latency_ms;      /* input.fields.latency_ms */
-    char *field_label_id;        /* input.fields.label_id */
-    char *field_label;           /* input.fields.label */
-    char *field_label_timestamp; /* input.fields.label_timestamp */
+    char *field_prediction_id;     /* input.fields.prediction_id (JSON pointer) */
+    char *field_model;             /* input.fields.model */
+    char *field_model_version;     /* input.fields.model_version */
+    char *field_timestamp;         /* input.fields.timestamp */
+    char *field_features;          /* input.fields.features */
+    char *field_prediction;        /* input.fields.prediction */
+    char *field_score;             /* input.fields.score */
+    char *field_latency_ms;        /* input.fields.latency_ms */
+    char *field_label_id;          /* input.fields.label_id */
+    char *field_label;             /* input.fields.label */
+    char *field_label_timestamp;   /* input.fields.label_timestamp */
 
     int64_t window_size_ms;      /* window.size */
     int64_t allowed_lateness_ms; /* window.allowed_lateness */
