@@ -535,14 +535,8 @@ int dw_cmd_alerts(int argc, char **argv)
             return 2;
         }
     }
-    if (!path) {
-        fprintf(stderr, "alerts test: -c FILE is required\n");
-        return 2;
-    }
     struct dw_config cfg;
-    char errstr[1024];
-    if (dw_config_load(&cfg, path, errstr, sizeof(errstr)) != 0) {
-        fprintf(stderr, "driftwatch: %s\n", errstr);
+    if (dw_config_load_cli(&cfg, "alerts test", path) != 0) {
         return 2;
     }
     int rc = 0, found = 0;

@@ -2006,6 +2006,20 @@ int dw_config_load_string(struct dw_config *cfg, const char *yaml, char *errstr,
     return rc;
 }
 
+int dw_config_load_cli(struct dw_config *cfg, const char *command, const char *path)
+{
+    char errstr[1024];
+    if (!path) {
+        fprintf(stderr, "%s: -c FILE is required\n", command);
+        return 2;
+    }
+    if (dw_config_load(cfg, path, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "driftwatch: %s\n", errstr);
+        return 2;
+    }
+    return 0;
+}
+
 int dw_config_load(struct dw_config *cfg, const char *path, char *errstr, size_t errstr_size)
 {
     yaml_parser_t parser;

@@ -91,14 +91,9 @@ int dw_cmd_inspect(int argc, char **argv)
             return 2;
         }
     }
-    if (!path) {
-        fprintf(stderr, "inspect: -c FILE is required\n");
-        return 2;
-    }
     struct dw_config cfg;
     char errstr[1024];
-    if (dw_config_load(&cfg, path, errstr, sizeof(errstr)) != 0) {
-        fprintf(stderr, "driftwatch: %s\n", errstr);
+    if (dw_config_load_cli(&cfg, "inspect", path) != 0) {
         return 2;
     }
     int rc = 1;

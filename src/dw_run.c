@@ -986,16 +986,12 @@ int dw_cmd_run(int argc, char **argv)
             return 2;
         }
     }
-    if (!path) {
-        fprintf(stderr, "run: -c FILE is required\n");
-        run_usage(stderr);
-        return 2;
-    }
     static struct runner rn;
     memset(&rn, 0, sizeof(rn));
-    char errstr[1024];
-    if (dw_config_load(&rn.cfg, path, errstr, sizeof(errstr)) != 0) {
-        fprintf(stderr, "driftwatch: %s\n", errstr);
+    if (dw_config_load_cli(&rn.cfg, "run", path) != 0) {
+        if (!path) {
+            run_usage(stderr);
+        }
         return 2;
     }
     if (check) {
@@ -1015,6 +1011,7 @@ int dw_cmd_run(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     run_stop = 0;
     int rc = 0;
+    char errstr[1024];
     if (runner_start(&rn, errstr, sizeof(errstr)) != 0) {
         dw_log(DW_LOG_ERROR, "cannot start", "{s:s}", "error", errstr);
         fprintf(stderr, "driftwatch: %s\n", errstr);

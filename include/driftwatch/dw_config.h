@@ -174,6 +174,13 @@ void dw_config_defaults(struct dw_config *cfg);
  */
 int dw_config_load(struct dw_config *cfg, const char *path, char *errstr, size_t errstr_size);
 
+/**
+ * @brief dw_config_load() for a command's -c option: prints "<command>: -c FILE is required"
+ *        when path is NULL, or "driftwatch: <error naming the key>", on stderr.
+ * @returns 0, or 2 (the commands' exit status for a usage or configuration error).
+ */
+int dw_config_load_cli(struct dw_config *cfg, const char *command, const char *path);
+
 /** @brief Same as dw_config_load() over a YAML text in memory (tests). */
 int dw_config_load_string(struct dw_config *cfg, const char *yaml, char *errstr,
                           size_t errstr_size);
