@@ -207,6 +207,22 @@ static int msg_set(struct dw_sink_msg *m, const char *id, const json_t *body)
     return 0;
 }
 
+/* One message (id, body) in *out; takes the body's reference. @returns 1, or 0 (*out NULL)
+ * when the body is NULL or cannot be serialised. */
+static size_t single_msg(const char *id, json_t *body, struct dw_sink_msg **out)
+{
+    struct dw_sink_msg *msgs = dw_calloc(1, sizeof(*msgs));
+    size_t count = 1;
+    if (body == NULL || msg_set(&msgs[0], id, body) != 0) {
+        free(msgs);
+        msgs = NULL;
+        count = 0;
+    }
+    json_decref(body);
+    *out = msgs;
+    return count;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Names and routing                                                                         */
 
@@ -316,16 +332,7 @@ static size_t render_webhook(const struct dw_sink_cfg *s, const json_t *n, const
     if (json_is_object(report)) {
         json_object_set_new(p, "report", json_deep_copy(report));
     }
-    struct dw_sink_msg *msgs = dw_calloc(1, sizeof(*msgs));
-    size_t count = 1;
-    if (msg_set(&msgs[0], id, p) != 0) {
-        free(msgs);
-        msgs = NULL;
-        count = 0;
-    }
-    json_decref(p);
-    *out = msgs;
-    return count;
+    return single_msg(id, p, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -580,16 +587,7 @@ static size_t render_slack(const struct dw_sink_cfg *s, const json_t *n, const c
     json_t *p = json_pack("{s:s,s:o}", "text", text, "blocks", blocks);
     free(text);
     json_decref(alerts);
-    struct dw_sink_msg *msgs = dw_calloc(1, sizeof(*msgs));
-    size_t count = 1;
-    if (p == NULL || msg_set(&msgs[0], id, p) != 0) {
-        free(msgs);
-        msgs = NULL;
-        count = 0;
-    }
-    json_decref(p);
-    *out = msgs;
-    return count;
+    return single_msg(id, p, out);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -796,16 +794,8 @@ static size_t render_alertmanager(const struct dw_sink_cfg *s, const json_t *n, 
     size_t idlen = strlen(id) + 3;
     char *mid = dw_malloc(idlen);
     snprintf(mid, idlen, "%s%s", id, resend ? "-r" : "");
-    struct dw_sink_msg *msgs = dw_calloc(1, sizeof(*msgs));
-    size_t count = 1;
-    if (msg_set(&msgs[0], mid, arr) != 0) {
-        free(msgs);
-        msgs = NULL;
-        count = 0;
-    }
+    size_t count = single_msg(mid, arr, out);
     free(mid);
-    json_decref(arr);
-    *out = msgs;
     return count;
 }
 
