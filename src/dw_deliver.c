@@ -981,6 +981,21 @@ static void *deliver_main(void *arg)
 
 /* ---- API -------------------------------------------------------------------------------- */
 
+/* Frees the memory of d (threads, locks, curl and Redis already released). */
+static void deliver_free(struct dw_deliver *d)
+{
+    fields_free(&d->hdel);
+    fields_free(&d->orphans);
+    free(d->redis_password);
+    free(d->redis_host);
+    free(d->key);
+    free(d->done);
+    free(d->starts);
+    free(d->items);
+    free(d->sinks);
+    free(d);
+}
+
 struct dw_deliver *dw_deliver_new(const struct dw_deliver_cfg *cfg, char *errstr,
                                   size_t errstr_size)
 {
@@ -1082,14 +1097,7 @@ err:
         curl_multi_cleanup(d->multi);
     }
     redis_drop(d);
-    free(d->redis_password);
-    free(d->redis_host);
-    free(d->key);
-    free(d->done);
-    free(d->starts);
-    free(d->items);
-    free(d->sinks);
-    free(d);
+    deliver_free(d);
     return NULL;
 }
 
@@ -1326,14 +1334,5 @@ void dw_deliver_destroy(struct dw_deliver *d, int64_t flush_ms)
     pthread_cond_destroy(&d->settled);
     pthread_mutex_destroy(&d->rlock);
     pthread_mutex_destroy(&d->lock);
-    fields_free(&d->hdel);
-    fields_free(&d->orphans);
-    free(d->redis_password);
-    free(d->redis_host);
-    free(d->key);
-    free(d->done);
-    free(d->starts);
-    free(d->items);
-    free(d->sinks);
-    free(d);
+    deliver_free(d);
 }
