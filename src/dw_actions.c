@@ -49,8 +49,9 @@ struct dw_actions {
     rd_kafka_t *producer;
     const char *owner;
     struct dw_deliver *deliver;
-    json_t **firing;    /* per model: last notification with firing alerts, or NULL */
-    int64_t *resent_ms; /* per model: wall clock of the last Alertmanager re-send */
+    json_t **firing;                 /* per model: last notification with firing alerts, or NULL */
+    struct dw_metric **firing_gauge; /* per model: driftwatch_alerts_firing{model} */
+    int64_t *resent_ms;              /* per model: wall clock of the last Alertmanager re-send */
     struct dw_metric *notes, *triggers, *trigger_failures, *commit_failures;
 };
 
@@ -81,6 +82,16 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
     }
     a->firing = dw_calloc(cfg->n_models ? cfg->n_models : 1, sizeof(*a->firing));
     a->resent_ms = dw_calloc(cfg->n_models ? cfg->n_models : 1, sizeof(*a->resent_ms));
+    a->firing_gauge = dw_calloc(cfg->n_models ? cfg->n_models : 1, sizeof(*a->firing_gauge));
+    for (size_t mi = 0; mi < cfg->n_models; mi++) {
+        char esc[256], labels[300];
+        dw_metrics_escape(cfg->models[mi].name, esc, sizeof(esc));
+        snprintf(labels, sizeof(labels), "model=\"%s\"", esc);
+        a->firing_gauge[mi] = dw_metrics_series(
+            "driftwatch_alerts_firing",
+            "Alerts firing (not inhibited) after the model's last evaluation step on this pod.",
+            DW_METRIC_GAUGE, labels);
+    }
     a->notes = dw_metrics_series("driftwatch_alert_notifications_total",
                                  "Alert notifications (one per model and window with alerts to "
                                  "send), before routing to sinks.",
@@ -343,6 +354,7 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
         json_decref(a->firing[mi]);
         a->firing[mi] = am;
         a->resent_ms[mi] = dw_now_ms();
+        dw_metric_set(a->firing_gauge[mi], (double)json_array_size(json_object_get(am, "firing")));
     }
     free_msgs(msgs, n_msgs);
     json_decref(note);
@@ -362,6 +374,8 @@ void dw_actions_resume(struct dw_actions *a)
         json_decref(a->firing[mi]);
         a->firing[mi] = load_json(a, key);
         a->resent_ms[mi] = 0;
+        dw_metric_set(a->firing_gauge[mi],
+                      (double)json_array_size(json_object_get(a->firing[mi], "firing")));
     }
 }
 
@@ -399,6 +413,29 @@ void dw_actions_tick(struct dw_actions *a, int64_t now_ms)
     }
 }
 
+json_t *dw_actions_status(const struct dw_actions *a)
+{
+    static const char *const keys[] = {"rule",  "feature",   "severity",
+                                       "value", "threshold", "starts_at"};
+    json_t *out = json_object();
+    for (size_t mi = 0; a && mi < a->cfg->n_models; mi++) {
+        json_t *list = json_array();
+        size_t i;
+        json_t *al;
+        json_array_foreach(json_object_get(a->firing[mi], "firing"), i, al)
+        {
+            json_t *o = json_object();
+            for (size_t k = 0; k < DW_ARRAY_SIZE(keys); k++) {
+                json_t *v = json_object_get(al, keys[k]);
+                json_object_set_new(o, keys[k], v ? json_deep_copy(v) : json_null());
+            }
+            json_array_append_new(list, o);
+        }
+        json_object_set_new(out, a->cfg->models[mi].name, list);
+    }
+    return out;
+}
+
 size_t dw_actions_pending(struct dw_actions *a)
 {
     return dw_deliver_pending(a->deliver);
@@ -414,6 +451,7 @@ void dw_actions_free(struct dw_actions *a, int64_t flush_ms)
         json_decref(a->firing[mi]);
     }
     free(a->firing);
+    free(a->firing_gauge);
     free(a->resent_ms);
     free(a);
 }

@@ -796,10 +796,12 @@ static void publish_status(struct runner *rn)
     }
     dw_metric_set(rn->m.windows_open, (double)wins);
     dw_metric_set(rn->m.join_records, (double)records);
-    json_t *st = json_pack("{s:s,s:s,s:o,s:b,s:o,s:O}", "group", rn->cfg.group, "owner", rn->owner,
-                           "global_watermark_ms",
-                           rn->global_wm == DW_NO_TS ? json_null() : json_integer(rn->global_wm),
-                           "paused", rn->paused, "partitions", parts, "reports", rn->reports);
+    json_t *st =
+        json_pack("{s:s,s:s,s:o,s:b,s:o,s:O,s:b,s:o}", "group", rn->cfg.group, "owner", rn->owner,
+                  "global_watermark_ms",
+                  rn->global_wm == DW_NO_TS ? json_null() : json_integer(rn->global_wm), "paused",
+                  rn->paused, "partitions", parts, "reports", rn->reports, "evaluator",
+                  rn->eval_lease, "alerts_firing", dw_actions_status(rn->actions));
     char *text = json_dumps(st, JSON_COMPACT);
     json_decref(st);
     if (rn->http) {

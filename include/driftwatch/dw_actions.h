@@ -53,6 +53,13 @@ void dw_actions_resume(struct dw_actions *a);
 /** @brief Periodic work: Alertmanager re-sends of firing alerts. */
 void dw_actions_tick(struct dw_actions *a, int64_t now_ms);
 
+/**
+ * @returns the alerts firing per model as this pod last committed or loaded them (a new
+ *          object model -> [{rule, feature, severity, value, threshold, starts_at}], for
+ *          /status; empty on a pod that is not the evaluator).
+ */
+json_t *dw_actions_status(const struct dw_actions *a);
+
 /** @returns messages waiting for delivery. */
 size_t dw_actions_pending(struct dw_actions *a);
 

@@ -1,6 +1,7 @@
 """A real Prometheus Alertmanager (Debian prometheus-alertmanager) on loopback: a drift alert
 fired by driftwatch is listed by Alertmanager's /api/v2/alerts, Alertmanager routes it to the
 test's webhook receiver, and when the drift ends the alert resolves there too."""
+import json
 import sys
 import time
 
@@ -65,6 +66,16 @@ def main():
                        a.get("generatorURL") == "http://driftwatch.test/status",
                        "labels, annotations and generatorURL as configured",
                        f"{a['labels']} {a['annotations']}")
+    def firing_in_status():
+        status = json.loads(env.http_get("/status")[1] or "{}")
+        return [(a["rule"], a["feature"]) for a in status.get("alerts_firing", {}).get("fraud", [])]
+
+    # /status is published once per evaluation tick: it may trail the notification a little
+    h.wait_for(lambda: ("feature_drift", "amount") in firing_in_status(), 10, "/status firing")
+    firing_now = firing_in_status()
+    ok &= h.report(("feature_drift", "amount") in firing_now and
+                   env.metric("driftwatch_alerts_firing", 'model="fraud"') == len(firing_now),
+                   "/status and driftwatch_alerts_firing show the firing alert", f"{firing_now}")
     # the drift ends: clean traffic continues the stream
     env.gen("--seed", "2", "--start", T_CLEAN, "--count", "15000", "--eps", "50",
             "--label-delay", "5", truth=False)
@@ -78,6 +89,11 @@ def main():
              if a["labels"].get("feature") == "amount"]
     ok &= h.report(all(s != "active" for s in state), "Alertmanager no longer lists it active",
                    f"{state}")
+    h.wait_for(lambda: env.metric("driftwatch_alerts_firing", 'model="fraud"') == 0, 30,
+               "no alert firing")
+    status = json.loads(env.http_get("/status")[1])
+    ok &= h.report(status["alerts_firing"] == {"fraud": []}, "/status: nothing firing after",
+                   f"{status['alerts_firing']}")
     sent = env.metric("driftwatch_alert_deliveries_sent_total", 'sink="am"') or 0
     ok &= h.report(sent >= 2, "deliveries to Alertmanager counted", f"({sent:.0f})")
     run.terminate()
