@@ -68,7 +68,7 @@ struct run_metrics {
     struct dw_metric *consumed_pred, *consumed_label;
     struct dw_metric *invalid[DW_BAD__COUNT];
     struct dw_metric *dead_letters, *dead_letter_failures;
-    struct dw_metric *late, *duplicates;
+    struct dw_metric *late, *duplicates, *labels_held, *label_holds;
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
     struct dw_metric *partitions, *windows_open, *join_records, *paused;
     struct dw_metric *evaluated, *global_wm;
@@ -91,6 +91,7 @@ struct runner {
     struct dw_part **parts; /* by partition number; NULL when not owned */
     int64_t *eof_ms;        /* wall clock since the predictions partition hit its end, 0 = not */
     int64_t *label_eof_ms;  /* the same for the labels partition */
+    unsigned char *held;    /* labels partition paused by event-time alignment (align_labels) */
     char owner[128];
     int assigned; /* an assignment was received */
     int paused;   /* consumption paused because Redis is unavailable */
@@ -147,6 +148,11 @@ static void metrics_init(struct run_metrics *m)
     m->join_records = gauge("driftwatch_join_records", "Records in the join cache.");
     m->paused = gauge("driftwatch_consumer_paused",
                       "1 while consumption is paused because Redis is unavailable.");
+    m->labels_held = gauge("driftwatch_label_partitions_held",
+                           "Labels partitions paused because their event time ran more than a "
+                           "window ahead of their predictions' (event-time alignment).");
+    m->label_holds = counter("driftwatch_label_holds_total",
+                             "Times a labels partition was paused by event-time alignment.", NULL);
     m->evaluated = counter("driftwatch_windows_evaluated_total", "Window evaluations.", NULL);
     m->global_wm = gauge("driftwatch_global_watermark_seconds",
                          "Event time up to which windows are closed (epoch seconds).");
@@ -293,6 +299,10 @@ static void drop_part(struct runner *rn, int p)
     rn->parts[p] = NULL;
     rn->eof_ms[p] = 0;
     rn->label_eof_ms[p] = 0;
+    if (rn->held[p]) {
+        rn->held[p] = 0;
+        dw_metric_add(rn->m.labels_held, -1.0);
+    }
 }
 
 /* @returns 0 when every owned partition was written, -1 otherwise. */
@@ -338,6 +348,15 @@ static int checkpoint_all(struct runner *rn)
     return rc;
 }
 
+/* Forgets the alignment pauses (their partitions were resumed or unassigned). */
+static void release_holds(struct runner *rn)
+{
+    if (rn->held) {
+        memset(rn->held, 0, (size_t)rn->n_parts);
+    }
+    dw_metric_set(rn->m.labels_held, 0.0);
+}
+
 static void set_paused(struct runner *rn, int paused)
 {
     if (rn->paused == paused) {
@@ -349,6 +368,7 @@ static void set_paused(struct runner *rn, int paused)
             rd_kafka_pause_partitions(rn->consumer, asg);
         } else {
             rd_kafka_resume_partitions(rn->consumer, asg);
+            release_holds(rn);
         }
         rd_kafka_topic_partition_list_destroy(asg);
     }
@@ -425,6 +445,10 @@ static void on_assign(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partitio
         tp->offset = start_offset(rn, is_pred ? part->off_pred : part->off_label);
     }
     rd_kafka_assign(rk, parts);
+    /* A partition paused by an earlier owner of this process starts unpaused (align_labels
+     * pauses it again if its labels still run ahead). */
+    rd_kafka_resume_partitions(rk, parts);
+    release_holds(rn);
     rn->assigned = 1;
     rn->paused = 0;
     dw_metric_set(rn->m.partitions, (double)owned_count(rn));
@@ -866,6 +890,7 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     }
     rn->parts = dw_calloc((size_t)rn->n_parts, sizeof(*rn->parts));
     rn->eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->eof_ms));
+    rn->held = dw_calloc((size_t)rn->n_parts, sizeof(*rn->held));
     rn->label_eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->label_eof_ms));
     if (!(rn->actions =
               dw_actions_new(&rn->cfg, rn->redis, rn->producer, rn->owner, errstr, errstr_size))) {
@@ -886,6 +911,53 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* Pauses or resumes the labels partition p (event-time alignment). */
+static void hold_labels(struct runner *rn, int p, int hold)
+{
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tp, rn->cfg.topic_labels, p);
+    rd_kafka_resp_err_t err = hold ? rd_kafka_pause_partitions(rn->consumer, tp)
+                                   : rd_kafka_resume_partitions(rn->consumer, tp);
+    rd_kafka_topic_partition_list_destroy(tp);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rn->held[p] = (unsigned char)hold;
+        dw_metric_add(rn->m.labels_held, hold ? 1.0 : -1.0);
+        if (hold) {
+            dw_metric_inc(rn->m.label_holds);
+        }
+    }
+}
+
+/*
+ * Event-time alignment of the two topics of a partition (as Flink's watermark alignment): when
+ * the labels' clock runs more than one window ahead of the predictions' (a backlog: label
+ * messages are smaller, so librdkafka fetches them faster), the labels partition is paused
+ * until the predictions catch up to half a window behind, or reach the end of their log, or
+ * have no event yet. Otherwise every label of the backlog would wait parked in the join cache
+ * for its prediction: memory and CPU spent for nothing. The results do not depend on it (the
+ * two clocks make every interleaving give the same state); only memory and speed do.
+ */
+static void align_labels(struct runner *rn)
+{
+    int64_t slack = rn->cfg.window_size_ms;
+    for (int p = 0; p < rn->n_parts && !rn->paused; p++) {
+        struct dw_part *part = rn->parts[p];
+        if (!part) {
+            continue;
+        }
+        int ahead_by_more = 0, caught_up = 1;
+        if (part->max_ts != DW_NO_TS && part->max_label_ts != DW_NO_TS && rn->eof_ms[p] == 0) {
+            ahead_by_more = part->max_label_ts > part->max_ts + slack;
+            caught_up = part->max_label_ts <= part->max_ts + slack / 2;
+        }
+        if (!rn->held[p] && ahead_by_more) {
+            hold_labels(rn, p, 1);
+        } else if (rn->held[p] && caught_up) {
+            hold_labels(rn, p, 0);
+        }
+    }
+}
+
 static void runner_loop(struct runner *rn)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rn->consumer);
@@ -902,6 +974,7 @@ static void runner_loop(struct runner *rn)
             /* Serve rebalance and error events when no message came. */
             rd_kafka_consumer_poll(rn->consumer, 0);
         }
+        align_labels(rn);
         int64_t now = dw_mono_ms();
         if (now >= rn->next_ckpt) {
             int ok = checkpoint_all(rn) == 0;
@@ -950,6 +1023,7 @@ static void runner_stop(struct runner *rn)
     free(rn->parts);
     free(rn->eof_ms);
     free(rn->label_eof_ms);
+    free(rn->held);
     free(rn->pev);
     dw_decoder_destroy(rn->dec);
     dw_redis_free(rn->redis);
