@@ -341,7 +341,50 @@ static json_t *jarray_reals(const double *v, size_t n)
     return a;
 }
 
+#define SAMPLE_PACKED "base64-f64le-u64le" /* "encoding" of a packed sample */
+
+static json_t *ref_to_json(const struct dw_ref *ref, int packed);
+
+/* The sample as base64 of n (f64 value, u64 weight) little-endian pairs: the reference kept in
+ * Redis holds up to 2^20 values per feature, and printing and parsing them as decimal text
+ * costs seconds on the evaluator's loop. */
+static json_t *sample_packed(const struct dw_ref_feature *rf)
+{
+    struct dw_buf b;
+    dw_buf_init(&b);
+    for (size_t k = 0; k < rf->n_sample; k++) {
+        dw_buf_put_f64(&b, rf->sample[k]);
+        dw_buf_put_u64(&b, rf->sample_w[k]);
+    }
+    char *b64 = dw_malloc(4 * ((b.len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)b64, b.data, (int)b.len);
+    json_t *out = json_pack("{s:s,s:I,s:s}", "encoding", SAMPLE_PACKED, "n",
+                            (json_int_t)rf->n_sample, "data", b64);
+    free(b64);
+    dw_buf_free(&b);
+    return out;
+}
+
+static json_t *sample_arrays(const struct dw_ref_feature *rf)
+{
+    json_t *w = json_array();
+    for (size_t k = 0; k < rf->n_sample; k++) {
+        json_array_append_new(w, juint(rf->sample_w[k]));
+    }
+    return json_pack("{s:o,s:o}", "values", jarray_reals(rf->sample, rf->n_sample), "weights", w);
+}
+
+json_t *dw_ref_to_json_packed(const struct dw_ref *ref)
+{
+    return ref_to_json(ref, 1);
+}
+
 json_t *dw_ref_to_json(const struct dw_ref *ref)
+{
+    return ref_to_json(ref, 0);
+}
+
+static json_t *ref_to_json(const struct dw_ref *ref, int packed)
 {
     char first[40], last[40];
     dw_time_format_rfc3339(ref->first_start_ms, first, sizeof(first));
@@ -373,14 +416,7 @@ json_t *dw_ref_to_json(const struct dw_ref *ref)
             json_object_set_new(f, "proportions",
                                 jarray_reals(rf->props, rf->props ? rf->n_edges + 1 : 0));
             if (rf->sample) {
-                json_t *w = json_array();
-                for (size_t k = 0; k < rf->n_sample; k++) {
-                    json_array_append_new(w, juint(rf->sample_w[k]));
-                }
-                json_object_set_new(f, "sample",
-                                    json_pack("{s:o,s:o}", "values",
-                                              jarray_reals(rf->sample, rf->n_sample), "weights",
-                                              w));
+                json_object_set_new(f, "sample", packed ? sample_packed(rf) : sample_arrays(rf));
             }
         } else {
             json_object_set_new(f, "type", json_string("categorical"));
@@ -450,30 +486,83 @@ static int is_proportion(json_t *v)
 }
 
 /* The optional "sample": {"values": [...], "weights": [...]} of a numeric feature. */
+/* The sample as two JSON arrays (profiles). */
+static int sample_unarray(const struct dw_ref_feature *rf, json_t *s, double **v, uint64_t **w,
+                          size_t *n, char *errstr, size_t errstr_size)
+{
+    json_t *vals = json_object_get(s, "values");
+    json_t *wts = json_object_get(s, "weights");
+    *n = json_array_size(vals);
+    if (!json_is_array(vals) || !json_is_array(wts) || json_array_size(wts) != *n || *n == 0) {
+        return dw_err(errstr, errstr_size,
+                      "reference feature %s: sample needs values and weights of the same, "
+                      "non-zero length",
+                      rf->name);
+    }
+    *v = dw_malloc(*n * sizeof(**v));
+    *w = dw_malloc(*n * sizeof(**w));
+    for (size_t i = 0; i < *n; i++) {
+        json_t *x = json_array_get(vals, i);
+        json_t *y = json_array_get(wts, i);
+        int ok = json_is_number(x) && json_is_integer(y) && json_integer_value(y) > 0;
+        (*v)[i] = ok ? json_number_value(x) : NAN; /* NaN fails the caller's checks */
+        (*w)[i] = ok ? (uint64_t)json_integer_value(y) : 0;
+    }
+    return 0;
+}
+
+/* The packed sample (SAMPLE_PACKED: the reference in Redis). */
+static int sample_unpack(const struct dw_ref_feature *rf, json_t *s, double **v, uint64_t **w,
+                         size_t *n, char *errstr, size_t errstr_size)
+{
+    const char *enc = json_string_value(json_object_get(s, "encoding"));
+    const char *data = json_string_value(json_object_get(s, "data"));
+    json_t *jn = json_object_get(s, "n");
+    size_t len = data ? strlen(data) : 0;
+    if (!enc || strcmp(enc, SAMPLE_PACKED) != 0 || !data || !json_is_integer(jn) ||
+        json_integer_value(jn) <= 0 || len % 4 != 0 ||
+        (uint64_t)json_integer_value(jn) != (uint64_t)len / 4 * 3 / 16) {
+        return dw_err(errstr, errstr_size, "reference feature %s: malformed packed sample",
+                      rf->name);
+    }
+    *n = (size_t)json_integer_value(jn);
+    uint8_t *bytes = dw_malloc(len / 4 * 3 + 1);
+    int got = EVP_DecodeBlock(bytes, (const unsigned char *)data, (int)len);
+    if (got < 0 || (size_t)got < *n * 16) {
+        free(bytes);
+        return dw_err(errstr, errstr_size, "reference feature %s: packed sample is not base64",
+                      rf->name);
+    }
+    struct dw_reader rd;
+    dw_reader_init(&rd, bytes, *n * 16);
+    *v = dw_malloc(*n * sizeof(**v));
+    *w = dw_malloc(*n * sizeof(**w));
+    for (size_t i = 0; i < *n; i++) {
+        (*v)[i] = dw_rd_f64(&rd);
+        (*w)[i] = dw_rd_u64(&rd);
+    }
+    free(bytes);
+    return 0;
+}
+
 static int ref_sample_from_json(struct dw_ref_feature *rf, json_t *s, char *errstr,
                                 size_t errstr_size)
 {
     if (!s || json_is_null(s)) {
         return 0; /* a document from before samples: KS and Wasserstein are then null */
     }
-    json_t *vals = json_object_get(s, "values");
-    json_t *wts = json_object_get(s, "weights");
-    size_t n = json_array_size(vals);
-    if (!json_is_array(vals) || !json_is_array(wts) || json_array_size(wts) != n || n == 0) {
-        return dw_err(errstr, errstr_size,
-                      "reference feature %s: sample needs values and weights of the same, "
-                      "non-zero length",
-                      rf->name);
+    double *v = NULL;
+    uint64_t *w = NULL;
+    size_t n = 0;
+    int rc = json_object_get(s, "encoding")
+                 ? sample_unpack(rf, s, &v, &w, &n, errstr, errstr_size)
+                 : sample_unarray(rf, s, &v, &w, &n, errstr, errstr_size);
+    if (rc != 0) {
+        return -1;
     }
-    double *v = dw_malloc(n * sizeof(*v));
-    uint64_t *w = dw_malloc(n * sizeof(*w));
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        json_t *x = json_array_get(vals, i);
-        json_t *y = json_array_get(wts, i);
-        v[i] = json_number_value(x);
-        if (!json_is_number(x) || !isfinite(v[i]) || (i > 0 && !(v[i] >= v[i - 1])) ||
-            !json_is_integer(y) || json_integer_value(y) <= 0) {
+        if (!isfinite(v[i]) || (i > 0 && !(v[i] >= v[i - 1])) || w[i] == 0) {
             free(v);
             free(w);
             return dw_err(errstr, errstr_size,
@@ -481,7 +570,6 @@ static int ref_sample_from_json(struct dw_ref_feature *rf, json_t *s, char *errs
                           "weights positive integers",
                           rf->name);
         }
-        w[i] = (uint64_t)json_integer_value(y);
         total += w[i];
     }
     if (total != rf->count) {

@@ -597,13 +597,19 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
         }
         if (ok) {
             struct dw_ref *ref = dw_ref_build(m, aggs, n, rn->cfg.psi_bins);
-            json_t *doc = dw_ref_to_json(ref);
+            json_t *doc = dw_ref_to_json_packed(ref);
             char *rtext = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
             snprintf(name, sizeof(name), "ref:%s", m->name);
-            dw_redis_set_str(rn->redis, name, rtext, 0);
+            /* Kept in memory once stored: reading back the document it was just written as
+             * (up to 2^20 values per numeric feature) would stall the loop for seconds. The
+             * JSON round trip is exact (17 digits; tests/unit/test_eval.c). */
+            if (dw_redis_set_str(rn->redis, name, rtext, 0) == 0) {
+                rn->models[mi].ref = ref;
+            } else {
+                dw_ref_free(ref);
+            }
             free(rtext);
             json_decref(doc);
-            dw_ref_free(ref);
             dw_log(DW_LOG_INFO, "reference built", "{s:s,s:i}", "model", m->name, "windows",
                    (int)n);
         }

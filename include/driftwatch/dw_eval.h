@@ -83,6 +83,14 @@ void dw_ref_free(struct dw_ref *ref);
 json_t *dw_ref_to_json(const struct dw_ref *ref);
 
 /**
+ * @brief The same document with each numeric "sample" packed: {"encoding":
+ *        "base64-f64le-u64le", "n", "data": base64 of n (value, weight) little-endian pairs}.
+ *        What run keeps in Redis: a reference holds up to 2^20 values per feature, and their
+ *        decimal text costs seconds to print and parse. dw_ref_from_json() reads both forms.
+ */
+json_t *dw_ref_to_json_packed(const struct dw_ref *ref);
+
+/**
  * @brief Reads a reference of model m from its JSON document. Features are matched by name: a
  *        model feature absent from the document has no reference (count 0); unknown ones are
  *        ignored; a type mismatch or malformed field is an error naming the feature. "sample"

@@ -900,6 +900,32 @@ static void test_ref_json_round_trip(void **state)
                 jreal(jpath(r2, "features", "amount"), "wasserstein"));
     assert_true(json_is_object(json_object_get(jpath(r2, "features", "country"), "chi2")));
 
+    /* the packed form (what run keeps in Redis) gives the same reference, hence the same
+     * report; a malformed packed sample is refused with the feature's name */
+    json_t *pdoc = dw_ref_to_json_packed(ref);
+    char *ptext = json_dumps(pdoc, JSON_COMPACT);
+    json_t *pback = json_loads(ptext, 0, &jerr);
+    struct dw_ref *pref = dw_ref_from_json(&g_model, pback, err, sizeof(err));
+    if (!pref) {
+        fail_msg("from_json (packed): %s", err);
+    }
+    json_t *rp = dw_eval_window(&cfg, &g_model, w, pref, 0);
+    assert_true(json_equal(r1, rp));
+    json_t *psample = json_object_get(jpath(pback, "features", "amount"), "sample");
+    assert_string_equal(jstr(psample, "encoding"), "base64-f64le-u64le");
+    json_object_set_new(psample, "n",
+                        json_integer(json_integer_value(json_object_get(psample, "n")) + 1));
+    assert_null(dw_ref_from_json(&g_model, pback, err, sizeof(err)));
+    assert_non_null(strstr(err, "reference feature amount: malformed packed sample"));
+    json_object_set_new(psample, "n", json_integer((json_int_t)a->n_sample));
+    json_object_set_new(psample, "data", json_string("!!!!"));
+    assert_null(dw_ref_from_json(&g_model, pback, err, sizeof(err)));
+    json_decref(rp);
+    dw_ref_free(pref);
+    json_decref(pback);
+    free(ptext);
+    json_decref(pdoc);
+
     /* a reference document from before samples and counts still loads: KS, Wasserstein,
      * chi2 and G are null, the binned statistics unchanged, auto falls back to psi / js */
     json_t *old = json_deep_copy(back);
