@@ -704,7 +704,8 @@ static void test_dump(void **state)
     free(again);
 }
 
-static void test_reference(void **state)
+/* The output of dw_config_reference() (malloc'ed). */
+static char *reference_text(void)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -712,6 +713,24 @@ static void test_reference(void **state)
     assert_non_null(fp);
     dw_config_reference(fp);
     fclose(fp);
+    return buf;
+}
+
+/* A repository file's text (malloc'ed; at most 256 KiB). */
+static char *file_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *text = calloc(1, 256 * 1024);
+    assert_non_null(text);
+    assert_true(fread(text, 1, 256 * 1024 - 1, f) > 0);
+    fclose(f);
+    return text;
+}
+
+static void test_reference(void **state)
+{
+    char *buf = reference_text();
     assert_non_null(strstr(buf, "| key | type | default | description |"));
     assert_non_null(strstr(buf, "| `window.size` | duration | `60s` | "));
     assert_non_null(strstr(buf, "| `redis.password` | secret-string | `\"\"` | "));
@@ -721,13 +740,7 @@ static void test_reference(void **state)
     assert_non_null(strstr(buf, "`kafka.bootstrap.servers`"));
 
     /* docs/configuration.md carries the same table: it must not drift from the code */
-    FILE *doc = fopen("docs/configuration.md", "rb");
-    assert_non_null(doc);
-    char *text = calloc(1, 256 * 1024);
-    assert_non_null(text);
-    size_t n = fread(text, 1, 256 * 1024 - 1, doc);
-    fclose(doc);
-    assert_true(n > 0);
+    char *text = file_text("docs/configuration.md");
     if (!strstr(text, buf)) {
         fail_msg("docs/configuration.md does not contain the output of dw_config_reference(); "
                  "regenerate it with driftwatch run --config-reference");
@@ -856,18 +869,8 @@ static void test_alerting(void **state)
  * aside). */
 static void test_example_has_every_key(void **state)
 {
-    char *ref = NULL;
-    size_t ref_len = 0;
-    FILE *mem = open_memstream(&ref, &ref_len);
-    assert_non_null(mem);
-    dw_config_reference(mem);
-    fclose(mem);
-    FILE *f = fopen("deploy/driftwatch.example.yaml", "rb");
-    assert_non_null(f);
-    char *ex = calloc(1, 256 * 1024);
-    assert_non_null(ex);
-    assert_true(fread(ex, 1, 256 * 1024 - 1, f) > 0);
-    fclose(f);
+    char *ref = reference_text();
+    char *ex = file_text("deploy/driftwatch.example.yaml");
     int missing = 0;
     for (char *row = strstr(ref, "\n| `"); row; row = strstr(row + 1, "\n| `")) {
         char key[256];
