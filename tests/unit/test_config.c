@@ -713,7 +713,10 @@ static char *reference_text(void)
     assert_non_null(fp);
     dw_config_reference(fp);
     fclose(fp);
-    return buf;
+    char *text = strdup(buf); /* not buf itself: GCC 12 then sees a pointer to a local */
+    free(buf);
+    assert_non_null(text);
+    return text;
 }
 
 /* A repository file's text (malloc'ed; at most 256 KiB). */
