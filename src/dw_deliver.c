@@ -17,9 +17,12 @@
  * hundreds of sockets), then sleeps in curl_multi_poll() until a socket is ready, the next
  * retry is due or a submit wakes it. A message waiting for its backoff never holds back the
  * ones behind it (no head-of-line blocking); the price is that the messages of one sink may
- * arrive out of order when one of them is retried. The duplicate check of a submit and the
- * scans of the thread are linear: queue_size is tens to a few thousand and each scan is
- * dwarfed by the HTTP round trips.
+ * arrive out of order when one of them is retried. The exception is PagerDuty, which keys an
+ * incident by dedup_key: a resolve that overtook the retry of its trigger would leave the
+ * incident open for good, so a PagerDuty message waits while an older one with the same key
+ * (the message id's last "-" part, the fingerprint) is still queued (overtakes()). The duplicate
+ * check of a submit and the scans of the thread are linear: queue_size is tens to a few thousand
+ * and each scan is dwarfed by the HTTP round trips.
  *
  * Retries: dw_sink_classify() decides (transport errors, timeouts, 408, 429 and 5xx are
  * retried; other answers are final). The delay after the n-th failed attempt is
@@ -739,6 +742,33 @@ static int64_t backoff_delay(struct dw_deliver *d, const struct dw_sink_cfg *cfg
  * here, before the message leaves the queue, so pending() == 0 implies they are final.
  * Caller holds the lock.
  */
+/* The dedup key of a PagerDuty message id "<notification id>-<fingerprint>". */
+static const char *order_key(const char *id)
+{
+    const char *dash = strrchr(id, '-');
+    return dash ? dash + 1 : id;
+}
+
+/*
+ * 1 when starting items[i] would let it overtake an older queued message of the same
+ * PagerDuty sink and dedup key (in flight or waiting for a retry). Caller holds the lock.
+ */
+static int overtakes(const struct dw_deliver *d, size_t i)
+{
+    const struct dv_msg *m = d->items[i];
+    if (d->sinks[m->sink].cfg->type != DW_SINK_PAGERDUTY) {
+        return 0;
+    }
+    const char *key = order_key(m->id);
+    for (size_t j = 0; j < i; j++) {
+        const struct dv_msg *o = d->items[j];
+        if (o->sink == m->sink && !o->final && strcmp(order_key(o->id), key) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void settle(struct dw_deliver *d, struct dv_msg *m, const struct dv_result *r)
 {
     struct dv_sink *s = &d->sinks[m->sink];
@@ -926,7 +956,7 @@ static void *deliver_main(void *arg)
             }
             if (m->next_at > now) {
                 wake = DW_MIN(wake, m->next_at);
-            } else if (s->in_flight < DV_SINK_INFLIGHT_MAX) {
+            } else if (s->in_flight < DV_SINK_INFLIGHT_MAX && !overtakes(d, i)) {
                 /* Due and the sink has room; a due message of a full sink waits for a
                  * transfer of its sink to finish, which wakes the poll below. */
                 m->in_flight = 1;

@@ -580,6 +580,38 @@ static void test_pagerduty_400_not_retried(void **state)
     sink_clear(&sink);
 }
 
+/* A PagerDuty resolve never overtakes the retry of its trigger (same dedup key): the incident
+ * would stay open. Another incident's message is not held back. */
+static void test_pagerduty_keeps_order_per_key(void **state)
+{
+    const struct step steps[] = {{.status = 500}};
+    script("/pdo", steps, 1);
+    struct dw_sink_cfg sink;
+    sink_init(&sink, "pdo", DW_SINK_PAGERDUTY, "/pdo", g_http_port, 2000, 5);
+    sink.backoff_initial_ms = 300;
+    sink.backoff_max_ms = 300;
+    struct dw_deliver *d = deliver_new(&sink, 1, 10, NULL);
+    const char *trig = "{\"event_action\":\"trigger\",\"dedup_key\":\"fpA\",\"payload\":{}}";
+    const char *res = "{\"event_action\":\"resolve\",\"dedup_key\":\"fpA\"}";
+    const char *other = "{\"event_action\":\"trigger\",\"dedup_key\":\"fpB\",\"payload\":{}}";
+    assert_int_equal(dw_deliver_submit(d, "pdo", "n1-fpA", trig), 0);
+    wait_requests("/pdo", 1); /* the trigger got its 500 and waits 300 ms for the retry */
+    assert_int_equal(dw_deliver_submit(d, "pdo", "n2-fpA", res), 0);
+    assert_int_equal(dw_deliver_submit(d, "pdo", "n3-fpB", other), 0);
+    wait_drained(d);
+    struct rec recs[4];
+    assert_int_equal(recs_of("/pdo", recs, 4), 4);
+    /* fpB went out during the trigger's backoff; the resolve only after the trigger's 202 */
+    assert_non_null(strstr(recs[0].body, "\"fpA\""));
+    assert_non_null(strstr(recs[1].body, "\"fpB\""));
+    assert_non_null(strstr(recs[2].body, "\"trigger\""));
+    assert_non_null(strstr(recs[3].body, "\"resolve\""));
+    assert_true(recs[2].answer_seq < recs[3].arrive_seq);
+    assert_metrics("pdo", 3, 0, 1, 0);
+    dw_deliver_destroy(d, 1000);
+    sink_clear(&sink);
+}
+
 static void test_queue_full(void **state)
 {
     const char *key = "{dw:t}:full";
@@ -800,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_timeout_then_success),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_pagerduty_400_not_retried),
+        cmocka_unit_test(test_pagerduty_keeps_order_per_key),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_slow_sink_does_not_delay_fast),
