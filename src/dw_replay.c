@@ -248,82 +248,73 @@ static int models_from_data(struct replayer *rp, char *errstr, size_t errstr_siz
 
 /* ---- the passes ---- */
 
-static int read_predictions(struct replayer *rp, char *errstr, size_t errstr_size)
+/* One prediction line: decoded, placed in its (exact) window. */
+static void on_prediction(struct replayer *rp, struct dw_files *f, const char *text, size_t len)
 {
-    struct dw_files *f = dw_files_open(rp->o->predictions, errstr, errstr_size);
-    if (!f) {
-        return -1;
-    }
-    int64_t L = rp->cfg.window_size_ms;
-    char *text;
-    size_t len;
-    int got;
     char msg[512];
-    while ((got = dw_files_read_line(f, &text, &len, errstr, errstr_size)) > 0) {
-        if (strspn(text, " \t\r") == len) {
-            continue;
-        }
-        rp->pred_lines++;
-        enum dw_bad_reason bad =
-            dw_decode_prediction(rp->dec, text, len, DW_NO_TS, rp->pev, msg, sizeof(msg));
-        if (bad != DW_BAD_NONE) {
-            count_bad(rp, (int)bad, f, msg);
-        } else if (rp->pev->ts_ms == DW_NO_TS) {
-            count_bad(rp, REPLAY_EXTRA_MISSING_TS, f,
-                      "no timestamp (no Kafka time to fall back on)");
-        } else {
-            int64_t start = dw_floor_div(rp->pev->ts_ms, L) * L;
-            if (!dw_part_window(rp->part, rp->pev->model, start)) {
-                dw_part_adopt_window(rp->part,
-                                     dw_agg_new_exact(rp->pev->model, start, DW_AGG_MERGE_EXACT));
-            }
-            enum dw_part_result res = dw_part_on_prediction(rp->part, rp->pev);
-            if (res == DW_PART_DUPLICATE) {
-                rp->duplicate_predictions++;
-            } else if (res == DW_PART_REJECTED) {
-                count_bad(rp, REPLAY_EXTRA_REJECTED, f, "too many distinct classes or versions");
-            }
-        }
-        dw_decoder_reset(rp->dec);
-        if (rp->pred_lines % REPLAY_CLEAN_EVERY == 0) {
-            dw_part_checkpoint_done(rp->part); /* nothing is written: drop the dirty lists */
-        }
+    int64_t L = rp->cfg.window_size_ms;
+    enum dw_bad_reason bad =
+        dw_decode_prediction(rp->dec, text, len, DW_NO_TS, rp->pev, msg, sizeof(msg));
+    if (bad != DW_BAD_NONE) {
+        count_bad(rp, (int)bad, f, msg);
+        return;
     }
-    dw_files_close(f);
-    return got < 0 ? -1 : 0;
+    if (rp->pev->ts_ms == DW_NO_TS) {
+        count_bad(rp, REPLAY_EXTRA_MISSING_TS, f, "no timestamp (no Kafka time to fall back on)");
+        return;
+    }
+    int64_t start = dw_floor_div(rp->pev->ts_ms, L) * L;
+    if (!dw_part_window(rp->part, rp->pev->model, start)) {
+        dw_part_adopt_window(rp->part, dw_agg_new_exact(rp->pev->model, start, DW_AGG_MERGE_EXACT));
+    }
+    enum dw_part_result res = dw_part_on_prediction(rp->part, rp->pev);
+    if (res == DW_PART_DUPLICATE) {
+        rp->duplicate_predictions++;
+    } else if (res == DW_PART_REJECTED) {
+        count_bad(rp, REPLAY_EXTRA_REJECTED, f, "too many distinct classes or versions");
+    }
 }
 
-static int read_labels(struct replayer *rp, char *errstr, size_t errstr_size)
+/* One label line: joined with its prediction, without a time limit. */
+static void on_label(struct replayer *rp, struct dw_files *f, const char *text, size_t len)
 {
-    struct dw_files *f = dw_files_open(rp->o->labels, errstr, errstr_size);
+    char msg[512];
+    struct dw_label lab;
+    /* A label's own time only moves the label watermark, which decides nothing here. */
+    enum dw_bad_reason bad = dw_decode_label(rp->dec, text, len, 0, &lab, msg, sizeof(msg));
+    if (bad != DW_BAD_NONE) {
+        count_bad(rp, (int)bad, f, msg);
+        return;
+    }
+    enum dw_part_result res = dw_part_on_label(rp->part, &lab);
+    if (res == DW_PART_DUPLICATE) {
+        rp->duplicate_labels++;
+    } else if (res == DW_PART_REJECTED) {
+        count_bad(rp, REPLAY_EXTRA_REJECTED, f, "too many distinct classes");
+    }
+}
+
+/* Feeds every non-blank line of path to on_line, counting the lines in *lines. */
+static int read_events(struct replayer *rp, const char *path, uint64_t *lines,
+                       void (*on_line)(struct replayer *, struct dw_files *, const char *, size_t),
+                       char *errstr, size_t errstr_size)
+{
+    struct dw_files *f = dw_files_open(path, errstr, errstr_size);
     if (!f) {
         return -1;
     }
     char *text;
     size_t len;
     int got;
-    char msg[512];
     while ((got = dw_files_read_line(f, &text, &len, errstr, errstr_size)) > 0) {
         if (strspn(text, " \t\r") == len) {
             continue;
         }
-        rp->label_lines++;
-        struct dw_label lab;
-        /* A label's own time only moves the label watermark, which decides nothing here. */
-        enum dw_bad_reason bad = dw_decode_label(rp->dec, text, len, 0, &lab, msg, sizeof(msg));
-        if (bad != DW_BAD_NONE) {
-            count_bad(rp, (int)bad, f, msg);
-        } else {
-            enum dw_part_result res = dw_part_on_label(rp->part, &lab);
-            if (res == DW_PART_DUPLICATE) {
-                rp->duplicate_labels++;
-            } else if (res == DW_PART_REJECTED) {
-                count_bad(rp, REPLAY_EXTRA_REJECTED, f, "too many distinct classes");
-            }
-        }
+        (*lines)++;
+        on_line(rp, f, text, len);
         dw_decoder_reset(rp->dec);
-        if (rp->label_lines % REPLAY_CLEAN_EVERY == 0) {
-            dw_part_checkpoint_done(rp->part);
+        if (*lines % REPLAY_CLEAN_EVERY == 0) {
+            dw_part_checkpoint_done(rp->part); /* nothing is written: drop the dirty lists */
         }
     }
     dw_files_close(f);
@@ -698,10 +689,11 @@ static int replay(const struct replay_opts *o, char *errstr, size_t errstr_size)
     if (o->alerts && open_alerts(&rp, errstr, errstr_size) != 0) {
         goto err;
     }
-    if (read_predictions(&rp, errstr, errstr_size) != 0) {
+    if (read_events(&rp, o->predictions, &rp.pred_lines, on_prediction, errstr, errstr_size) != 0) {
         goto err;
     }
-    if (o->labels && read_labels(&rp, errstr, errstr_size) != 0) {
+    if (o->labels &&
+        read_events(&rp, o->labels, &rp.label_lines, on_label, errstr, errstr_size) != 0) {
         goto err;
     }
     if (report_all(&rp, &n_reports, errstr, errstr_size) != 0) {
