@@ -24,28 +24,15 @@
 #define DW_TEST_NAME "gen"
 #include "dw_test_tmpdir.h"
 
-#define MAX_ARGS 64
 #define OVERSIZE_LIMIT 1000000 /* bytes; larger messages count as oversize */
 
 /* Runs `gen` with NULL-terminated arguments; always adds -q. @returns its exit code. */
 static int run_gen(const char *first, ...)
 {
-    char *argv[MAX_ARGS];
-    int argc = 0;
-    argv[argc++] = strdup("gen");
-    argv[argc++] = strdup("-q");
     va_list ap;
     va_start(ap, first);
-    for (const char *a = first; a; a = va_arg(ap, const char *)) {
-        assert_true(argc < MAX_ARGS - 1);
-        argv[argc++] = strdup(a);
-    }
+    int rc = dw_test_vcmd(dw_cmd_gen, "gen", "-q", first, ap);
     va_end(ap);
-    argv[argc] = NULL;
-    int rc = dw_cmd_gen(argc, argv);
-    for (int i = 0; i < argc; i++) {
-        free(argv[i]);
-    }
     return rc;
 }
 

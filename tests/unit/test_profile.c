@@ -29,8 +29,6 @@
 #define DW_TEST_NAME "profile"
 #include "dw_test_tmpdir.h"
 
-#define MAX_ARGS 32
-
 /* |a - b| <= eps (cmocka 1.1.5 has no double assertion). */
 #define assert_double_equal(a, b, eps) assert_near_impl((a), (b), (eps), __FILE__, __LINE__)
 
@@ -52,21 +50,10 @@ static void write_file(const char *path, const char *text)
 /* Runs `profile` with NULL-terminated arguments. @returns its exit code. */
 static int run_profile(const char *first, ...)
 {
-    char *argv[MAX_ARGS];
-    int argc = 0;
-    argv[argc++] = strdup("profile");
     va_list ap;
     va_start(ap, first);
-    for (const char *a = first; a; a = va_arg(ap, const char *)) {
-        assert_true(argc < MAX_ARGS - 1);
-        argv[argc++] = strdup(a);
-    }
+    int rc = dw_test_vcmd(dw_cmd_profile, "profile", NULL, first, ap);
     va_end(ap);
-    argv[argc] = NULL;
-    int rc = dw_cmd_profile(argc, argv);
-    for (int i = 0; i < argc; i++) {
-        free(argv[i]);
-    }
     return rc;
 }
 

@@ -26,7 +26,6 @@
 #define DW_TEST_NAME "replay"
 #include "dw_test_tmpdir.h"
 
-#define MAX_ARGS 32
 #define MAX_REPORTS 64
 
 static FILE *open_w(const char *path)
@@ -45,21 +44,10 @@ static void write_file(const char *path, const char *text)
 
 static int run_cmd(int (*fn)(int, char **), const char *name, const char *first, ...)
 {
-    char *argv[MAX_ARGS];
-    int argc = 0;
-    argv[argc++] = strdup(name);
     va_list ap;
     va_start(ap, first);
-    for (const char *a = first; a; a = va_arg(ap, const char *)) {
-        assert_true(argc < MAX_ARGS - 1);
-        argv[argc++] = strdup(a);
-    }
+    int rc = dw_test_vcmd(fn, name, NULL, first, ap);
     va_end(ap);
-    argv[argc] = NULL;
-    int rc = fn(argc, argv);
-    for (int i = 0; i < argc; i++) {
-        free(argv[i]);
-    }
     return rc;
 }
 
