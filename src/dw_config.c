@@ -402,9 +402,12 @@ static const struct cfg_key sink_keys[] = {
 /* clang-format on */
 
 /* Keys that are not scalars of a fixed name: documented in the reference only. */
-static const struct {
+/* A key documented in the reference only (not a scalar row of a table). */
+struct open_key {
     const char *name, *type, *def, *help;
-} open_keys[] = {
+};
+
+static const struct open_key open_keys[] = {
     {"kafka.bootstrap.servers", "string", "(required)",
      "Comma-separated host:port list of the Kafka brokers (librdkafka's bootstrap.servers)."},
     {"kafka.<property>", "string", "",
@@ -427,9 +430,7 @@ static const struct {
 };
 
 /* The list- and map-valued alerting keys: documented in the reference only. */
-static const struct {
-    const char *name, *type, *def, *help;
-} alerting_open_keys[] = {
+static const struct open_key alerting_open_keys[] = {
     {"alerting.rules", "list of maps", "(built-in rules)",
      "Alert rules. When absent: feature_drift (features.*.drift, warning), dataset_drift "
      "(drift.dataset, critical, inhibits_features) and accuracy_drop (accuracy_drop.alert, "
@@ -1352,6 +1353,32 @@ static int features_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const ch
     return 0;
 }
 
+/* A key that must be given: a non-empty string without a default. */
+static int key_required(const struct cfg_key *k)
+{
+    return (k->flags & F_NONEMPTY) && k->def[0] == '\0';
+}
+
+/* A key of a sub-table that is not one of its scalar rows. 1 handled, 0 unknown, -1 error. */
+typedef int (*extra_key_fn)(struct parse_ctx *ctx, void *base, const char *key, const char *name,
+                            yaml_node_t *val);
+static int table_walk(struct parse_ctx *ctx, const struct cfg_key *keys, size_t n_keys, void *base,
+                      const char *prefix, yaml_node_t *node, extra_key_fn extra);
+
+/* `features` of a model, beside its scalar keys. */
+static int model_extra(struct parse_ctx *ctx, void *base, const char *key, const char *name,
+                       yaml_node_t *val)
+{
+    struct dw_model_cfg *m = base;
+    if (strcmp(key, "features") != 0) {
+        return 0;
+    }
+    if (m->features) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+    }
+    return features_walk(ctx, m, name, val) < 0 ? -1 : 1;
+}
+
 static int model_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const char *prefix,
                       yaml_node_t *node)
 {
@@ -1360,84 +1387,58 @@ static int model_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const char 
     }
     if (node->type != YAML_MAPPING_NODE) {
         return dw_err(ctx->errstr, ctx->errstr_size,
-                      "%s: expected a map (task, positive_class, "
-                      "features), got %s",
+                      "%s: expected a map (task, positive_class, max_categories, features), got %s",
                       prefix, node_type_name(node));
     }
-    unsigned char seen[DW_ARRAY_SIZE(model_keys) + 1] = {0};
-    char name[KEY_NAME_MAX];
+    return table_walk(ctx, model_keys, DW_ARRAY_SIZE(model_keys), m, prefix, node, model_extra);
+}
+
+/* One entry of a map of name -> settings: name is the key, full the dotted key name. */
+typedef int (*named_fn)(struct parse_ctx *ctx, const char *name, const char *full,
+                        yaml_node_t *val);
+
+/* Walks `section` (models, alerting.sinks): a map of `what` name -> settings. */
+static int named_walk(struct parse_ctx *ctx, const char *section, const char *what,
+                      yaml_node_t *node, named_fn one)
+{
+    if (node->type != YAML_MAPPING_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s: expected a map of %s name -> settings, got %s", section, what,
+                      node_type_name(node));
+    }
+    char full[KEY_NAME_MAX];
     for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
          pair < node->data.mapping.pairs.top; pair++) {
         yaml_node_t *key = yaml_document_get_node(ctx->doc, pair->key);
         yaml_node_t *val = yaml_document_get_node(ctx->doc, pair->value);
-        if (join_name(ctx, prefix, key, name, sizeof(name)) < 0) {
-            return -1;
-        }
-        const char *k = (const char *)key->data.scalar.value;
-        if (strcmp(k, "features") == 0) {
-            if (seen[DW_ARRAY_SIZE(model_keys)]) {
-                return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
-            }
-            seen[DW_ARRAY_SIZE(model_keys)] = 1;
-            if (features_walk(ctx, m, name, val) < 0) {
-                return -1;
-            }
-            continue;
-        }
-        size_t i = 0;
-        while (i < DW_ARRAY_SIZE(model_keys) && strcmp(model_keys[i].name, k) != 0) {
-            i++;
-        }
-        if (i == DW_ARRAY_SIZE(model_keys)) {
-            return dw_err(ctx->errstr, ctx->errstr_size, "unknown key '%s'", name);
-        }
-        if (seen[i]) {
-            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
-        }
-        seen[i] = 1;
-        if (scalar_set(ctx, &model_keys[i], m, name, val) < 0) {
+        if (join_name(ctx, section, key, full, sizeof(full)) < 0 ||
+            one(ctx, (const char *)key->data.scalar.value, full, val) < 0) {
             return -1;
         }
     }
     return 0;
 }
 
-static int models_walk(struct parse_ctx *ctx, yaml_node_t *node)
+static int model_one(struct parse_ctx *ctx, const char *mname, const char *full, yaml_node_t *val)
 {
     struct dw_config *cfg = ctx->cfg;
-    if (node_is_null(node)) {
-        return 0;
+    if (dw_config_model(cfg, mname, strlen(mname))) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", full);
     }
-    if (node->type != YAML_MAPPING_NODE) {
-        return dw_err(ctx->errstr, ctx->errstr_size,
-                      "models: expected a map of model name -> settings, got %s",
-                      node_type_name(node));
+    if (cfg->n_models == ctx->models_cap) {
+        ctx->models_cap = ctx->models_cap ? ctx->models_cap * 2 : 4;
+        cfg->models = dw_realloc(cfg->models, ctx->models_cap * sizeof(*cfg->models));
     }
-    char name[KEY_NAME_MAX];
-    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
-         pair < node->data.mapping.pairs.top; pair++) {
-        yaml_node_t *key = yaml_document_get_node(ctx->doc, pair->key);
-        yaml_node_t *val = yaml_document_get_node(ctx->doc, pair->value);
-        if (join_name(ctx, "models", key, name, sizeof(name)) < 0) {
-            return -1;
-        }
-        const char *mname = (const char *)key->data.scalar.value;
-        if (dw_config_model(cfg, mname, strlen(mname))) {
-            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
-        }
-        if (cfg->n_models == ctx->models_cap) {
-            ctx->models_cap = ctx->models_cap ? ctx->models_cap * 2 : 4;
-            cfg->models = dw_realloc(cfg->models, ctx->models_cap * sizeof(*cfg->models));
-        }
-        struct dw_model_cfg *m = &cfg->models[cfg->n_models++];
-        memset(m, 0, sizeof(*m));
-        m->name = dw_strdup(mname);
-        model_defaults(m);
-        if (model_walk(ctx, m, name, val) < 0) {
-            return -1;
-        }
-    }
-    return 0;
+    struct dw_model_cfg *m = &cfg->models[cfg->n_models++];
+    memset(m, 0, sizeof(*m));
+    m->name = dw_strdup(mname);
+    model_defaults(m);
+    return model_walk(ctx, m, full, val);
+}
+
+static int models_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    return node_is_null(node) ? 0 : named_walk(ctx, "models", "model", node, model_one);
 }
 
 /*
@@ -1446,10 +1447,6 @@ static int models_walk(struct parse_ctx *ctx, yaml_node_t *node)
  * (rule_keys[], sink_keys[]) plus a few keys of their own (labels, severities, match), walked
  * by table_walk().
  */
-
-/* A key of a sub-table that is not one of its scalar rows. 1 handled, 0 unknown, -1 error. */
-typedef int (*extra_key_fn)(struct parse_ctx *ctx, void *base, const char *key, const char *name,
-                            yaml_node_t *val);
 
 static int table_walk(struct parse_ctx *ctx, const struct cfg_key *keys, size_t n_keys, void *base,
                       const char *prefix, yaml_node_t *node, extra_key_fn extra)
@@ -1492,19 +1489,19 @@ static int table_walk(struct parse_ctx *ctx, const struct cfg_key *keys, size_t 
         }
     }
     for (size_t i = 0; i < n_keys; i++) {
-        if ((keys[i].flags & F_NONEMPTY) && !seen[i]) {
+        if (key_required(&keys[i]) && !seen[i]) {
             return dw_err(ctx->errstr, ctx->errstr_size, "%s.%s: required", prefix, keys[i].name);
         }
     }
     return 0;
 }
 
-/* Defaults of a sub-table; required strings (F_NONEMPTY without a default) stay NULL. */
+/* Defaults of a sub-table; required strings stay NULL. */
 static void table_defaults(const struct cfg_key *keys, size_t n_keys, void *base)
 {
     char err[256];
     for (size_t i = 0; i < n_keys; i++) {
-        if ((keys[i].flags & F_NONEMPTY) && keys[i].def[0] == '\0') {
+        if (key_required(&keys[i])) {
             continue;
         }
         int rc = key_set(&keys[i], base, keys[i].name, keys[i].def, err, sizeof(err));
@@ -1665,42 +1662,32 @@ static int rules_walk(struct parse_ctx *ctx, yaml_node_t *node)
     return 0;
 }
 
-static int sinks_walk(struct parse_ctx *ctx, yaml_node_t *node)
+static int sink_one(struct parse_ctx *ctx, const char *sname, const char *full, yaml_node_t *val)
 {
     struct dw_config *cfg = ctx->cfg;
-    if (node->type != YAML_MAPPING_NODE) {
+    if (strlen(sname) >= DW_SINK_NAME_MAX || !name_chars_ok(sname) || strchr(sname, ':')) {
         return dw_err(ctx->errstr, ctx->errstr_size,
-                      "alerting.sinks: expected a map of sink name -> settings, got %s",
-                      node_type_name(node));
+                      "%s: a sink name is 1 to %d letters, digits, _ or -", full,
+                      DW_SINK_NAME_MAX - 1);
     }
-    size_t n = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
-    cfg->sinks = dw_calloc(n ? n : 1, sizeof(*cfg->sinks));
-    cfg->n_sinks = 0;
-    char prefix[KEY_NAME_MAX];
-    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
-         pair < node->data.mapping.pairs.top; pair++) {
-        yaml_node_t *key = yaml_document_get_node(ctx->doc, pair->key);
-        yaml_node_t *val = yaml_document_get_node(ctx->doc, pair->value);
-        if (join_name(ctx, "alerting.sinks", key, prefix, sizeof(prefix)) < 0) {
-            return -1;
-        }
-        const char *sname = (const char *)key->data.scalar.value;
-        if (strlen(sname) >= DW_SINK_NAME_MAX || !name_chars_ok(sname) || strchr(sname, ':')) {
-            return dw_err(ctx->errstr, ctx->errstr_size,
-                          "%s: a sink name is 1 to %d letters, digits, _ or -", prefix,
-                          DW_SINK_NAME_MAX - 1);
-        }
-        struct dw_sink_cfg *s = &cfg->sinks[cfg->n_sinks++];
-        table_defaults(sink_keys, DW_ARRAY_SIZE(sink_keys), s);
-        s->name = dw_strdup(sname);
-        if (table_walk(ctx, sink_keys, DW_ARRAY_SIZE(sink_keys), s, prefix, val, sink_extra) < 0) {
-            return -1;
-        }
-        empty_to_null(&s->secret);
-        empty_to_null(&s->routing_key);
-        empty_to_null(&s->generator_url);
+    cfg->sinks = dw_realloc(cfg->sinks, (cfg->n_sinks + 1) * sizeof(*cfg->sinks));
+    struct dw_sink_cfg *s = &cfg->sinks[cfg->n_sinks++];
+    memset(s, 0, sizeof(*s));
+    table_defaults(sink_keys, DW_ARRAY_SIZE(sink_keys), s);
+    s->name = dw_strdup(sname);
+    if (table_walk(ctx, sink_keys, DW_ARRAY_SIZE(sink_keys), s, full, val, sink_extra) < 0) {
+        return -1;
     }
+    empty_to_null(&s->secret);
+    empty_to_null(&s->routing_key);
+    empty_to_null(&s->generator_url);
     return 0;
+}
+
+static int sinks_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    ctx->cfg->sinks = dw_calloc(1, sizeof(*ctx->cfg->sinks)); /* non-NULL: "given twice" */
+    return named_walk(ctx, "alerting.sinks", "sink", node, sink_one);
 }
 
 static int trigger_rules_walk(struct parse_ctx *ctx, yaml_node_t *node)
@@ -2354,42 +2341,34 @@ static void reference_row(FILE *out, const char *name, const char *type, const c
     fputs(" |\n", out);
 }
 
-void dw_config_reference(FILE *out)
+/* Rows of a key table, named prefix + key; a required key shows "(required)". */
+static void reference_keys(FILE *out, const char *prefix, const struct cfg_key *keys, size_t n)
 {
     char name[128];
+    for (size_t i = 0; i < n; i++) {
+        const struct cfg_key *k = &keys[i];
+        snprintf(name, sizeof(name), "%s%s", prefix, k->name);
+        reference_row(out, name, type_name(k), key_required(k) ? "(required)" : k->def,
+                      !key_required(k), k->help);
+    }
+}
+
+static void reference_open(FILE *out, const struct open_key *keys, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        reference_row(out, keys[i].name, keys[i].type, keys[i].def, 0, keys[i].help);
+    }
+}
+
+void dw_config_reference(FILE *out)
+{
     fputs("| key | type | default | description |\n", out);
     fputs("|-----|------|---------|-------------|\n", out);
-    for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
-        const struct cfg_key *k = &cfg_keys[i];
-        reference_row(out, k->name, type_name(k), k->def, 1, k->help);
-    }
-    reference_row(out, open_keys[0].name, open_keys[0].type, open_keys[0].def, 0,
-                  open_keys[0].help);
-    reference_row(out, open_keys[1].name, open_keys[1].type, open_keys[1].def, 0,
-                  open_keys[1].help);
-    for (size_t i = 0; i < DW_ARRAY_SIZE(model_keys); i++) {
-        snprintf(name, sizeof(name), "models.<name>.%s", model_keys[i].name);
-        reference_row(out, name, type_name(&model_keys[i]), model_keys[i].def, 1,
-                      model_keys[i].help);
-    }
-    for (size_t i = 2; i < DW_ARRAY_SIZE(open_keys); i++) {
-        reference_row(out, open_keys[i].name, open_keys[i].type, open_keys[i].def, 0,
-                      open_keys[i].help);
-    }
-    for (size_t i = 0; i < DW_ARRAY_SIZE(rule_keys); i++) {
-        snprintf(name, sizeof(name), "alerting.rules[].%s", rule_keys[i].name);
-        reference_row(out, name, type_name(&rule_keys[i]),
-                      rule_keys[i].flags & F_NONEMPTY ? "(required)" : rule_keys[i].def,
-                      !(rule_keys[i].flags & F_NONEMPTY), rule_keys[i].help);
-    }
-    for (size_t i = 0; i < DW_ARRAY_SIZE(sink_keys); i++) {
-        snprintf(name, sizeof(name), "alerting.sinks.<name>.%s", sink_keys[i].name);
-        reference_row(out, name, type_name(&sink_keys[i]),
-                      sink_keys[i].flags & F_NONEMPTY ? "(required)" : sink_keys[i].def,
-                      !(sink_keys[i].flags & F_NONEMPTY), sink_keys[i].help);
-    }
-    for (size_t i = 0; i < DW_ARRAY_SIZE(alerting_open_keys); i++) {
-        reference_row(out, alerting_open_keys[i].name, alerting_open_keys[i].type,
-                      alerting_open_keys[i].def, 0, alerting_open_keys[i].help);
-    }
+    reference_keys(out, "", cfg_keys, DW_ARRAY_SIZE(cfg_keys));
+    reference_open(out, open_keys, 0, 2); /* kafka.* */
+    reference_keys(out, "models.<name>.", model_keys, DW_ARRAY_SIZE(model_keys));
+    reference_open(out, open_keys, 2, DW_ARRAY_SIZE(open_keys));
+    reference_keys(out, "alerting.rules[].", rule_keys, DW_ARRAY_SIZE(rule_keys));
+    reference_keys(out, "alerting.sinks.<name>.", sink_keys, DW_ARRAY_SIZE(sink_keys));
+    reference_open(out, alerting_open_keys, 0, DW_ARRAY_SIZE(alerting_open_keys));
 }
