@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 void dw_assert_fail(const char *expr, const char *file, int line)
 {
     fprintf(stderr, "driftwatch: assertion failed: %s (%s:%d)\n", expr, file, line);
@@ -91,6 +93,33 @@ char *dw_strndup(const char *s, size_t n)
     memcpy(d, s, n);
     d[n] = '\0';
     return d;
+}
+
+void dw_hex(const void *bytes, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *b = bytes;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void dw_sha256_hex(const void *data, size_t len, size_t n_bytes, char *out)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    int ok = EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL);
+    dw_assert(ok == 1 && n_bytes <= md_len);
+    dw_hex(md, n_bytes, out);
+}
+
+char *dw_base64(const void *data, size_t n)
+{
+    char *out = dw_malloc(4 * ((n + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, data, (int)n);
+    return out;
 }
 
 /* Room for n more bytes and the NUL. */

@@ -120,12 +120,7 @@ char *dw_errstream_dump(const struct dw_errstream *es)
     size_t prefix = strlen(STATE_PREFIX);
     char *text = dw_malloc(prefix + 2 * b.len + 1);
     memcpy(text, STATE_PREFIX, prefix);
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < b.len; i++) {
-        text[prefix + 2 * i] = hex[b.data[i] >> 4];
-        text[prefix + 2 * i + 1] = hex[b.data[i] & 15];
-    }
-    text[prefix + 2 * b.len] = '\0';
+    dw_hex(b.data, b.len, text + prefix);
     dw_buf_free(&b);
     return text;
 }

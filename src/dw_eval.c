@@ -356,8 +356,7 @@ static json_t *sample_packed(const struct dw_ref_feature *rf)
         dw_buf_put_f64(&b, rf->sample[k]);
         dw_buf_put_u64(&b, rf->sample_w[k]);
     }
-    char *b64 = dw_malloc(4 * ((b.len + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)b64, b.data, (int)b.len);
+    char *b64 = dw_base64(b.data, b.len);
     json_t *out = json_pack("{s:s,s:I,s:s}", "encoding", SAMPLE_PACKED, "n",
                             (json_int_t)rf->n_sample, "data", b64);
     free(b64);
@@ -1408,14 +1407,8 @@ char *dw_eval_idempotency_key(const char *group, const char *model, int64_t wind
     struct sbuf sb = {0};
     sb_printf(&sb, "%s\x1f%s\x1f%lld\x1f%s", group ? group : "", model ? model : "",
               (long long)window_start_ms, what ? what : "");
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    int ok = EVP_Digest(sb.s, sb.len, md, &md_len, EVP_sha256(), NULL);
-    free(sb.s);
-    dw_assert(ok == 1 && md_len >= 16);
     char *key = dw_malloc(33);
-    for (size_t i = 0; i < 16; i++) {
-        snprintf(key + 2 * i, 3, "%02x", md[i]);
-    }
+    dw_sha256_hex(sb.s, sb.len, 16, key);
+    free(sb.s);
     return key;
 }

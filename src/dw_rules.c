@@ -32,8 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_eval.h"
 
@@ -346,14 +344,8 @@ void dw_rule_fingerprint(const char *model, const char *rule, const char *featur
         }
         dw_sbuf_add(&sb, parts[i], strlen(parts[i]));
     }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    int ok = EVP_Digest(sb.s, sb.len, md, &md_len, EVP_sha256(), NULL);
+    dw_sha256_hex(sb.s, sb.len, FP_BYTES, buf);
     free(sb.s);
-    dw_assert(ok == 1 && md_len >= FP_BYTES);
-    for (size_t i = 0; i < FP_BYTES; i++) {
-        snprintf(buf + 2 * i, 3, "%02x", md[i]);
-    }
 }
 
 /* ---------------------------------------------------------------------------------------------

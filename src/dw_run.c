@@ -24,7 +24,6 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <librdkafka/rdkafka.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,8 +182,7 @@ static void dead_letter(struct runner *rn, const rd_kafka_message_t *rkm, enum d
     if (why != DW_BAD_UTF8 && why != DW_BAD_TOO_LARGE && dw_utf8_valid(rkm->payload, keep)) {
         json_object_set_new(dl, "payload", json_stringn(rkm->payload, keep));
     } else {
-        char *b64 = dw_malloc(4 * ((keep + 2) / 3) + 1);
-        EVP_EncodeBlock((unsigned char *)b64, rkm->payload, (int)keep);
+        char *b64 = dw_base64(rkm->payload, keep);
         json_object_set_new(dl, "payload_base64", json_string(b64));
         free(b64);
     }

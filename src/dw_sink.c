@@ -960,13 +960,8 @@ int dw_sign_github(const char *secret, const char *body, size_t body_len, char *
         mac_len != 32) {
         return -1;
     }
-    static const char hex[] = "0123456789abcdef";
     memcpy(out, "sha256=", 7);
-    for (unsigned int i = 0; i < mac_len; i++) {
-        out[7 + 2 * i] = hex[mac[i] >> 4];
-        out[7 + 2 * i + 1] = hex[mac[i] & 0x0f];
-    }
-    out[7 + 2 * mac_len] = '\0';
+    dw_hex(mac, mac_len, out + 7);
     return 0;
 }
 

@@ -47,6 +47,15 @@ void *dw_realloc(void *ptr, size_t size);
 char *dw_strdup(const char *s);
 char *dw_strndup(const char *s, size_t n);
 
+/** @brief Lower-case hex of n bytes into out (2 n + 1 bytes, NUL-terminated). */
+void dw_hex(const void *bytes, size_t n, char *out);
+
+/** @brief The first n_bytes (at most 32) of SHA-256(data) as hex into out (2 n_bytes + 1). */
+void dw_sha256_hex(const void *data, size_t len, size_t n_bytes, char *out);
+
+/** @returns the base64 (RFC 4648, padded) of n bytes, malloc'ed. */
+char *dw_base64(const void *data, size_t n);
+
 /** @brief A growable NUL-terminated string; zero-initialise ({0}) before use. */
 struct dw_sbuf {
     char *s; /* NULL until something is added */
