@@ -122,6 +122,45 @@ char *dw_base64(const void *data, size_t n)
     return out;
 }
 
+long dw_base64_decode(const char *text, unsigned char **out)
+{
+    size_t len = strlen(text);
+    *out = NULL;
+    /* The alphabet, then at most two '=' that end the text. */
+    size_t data_len = len;
+    while (data_len > 0 && len - data_len < 2 && text[data_len - 1] == '=') {
+        data_len--;
+    }
+    for (size_t i = 0; i < data_len; i++) {
+        char c = text[i];
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '+' || c == '/';
+        if (!ok) {
+            return -1;
+        }
+    }
+    if (data_len == 0 || data_len % 4 == 1 || (data_len != len && len % 4 != 0)) {
+        return -1;
+    }
+    /* EVP_DecodeBlock wants whole quanta and returns 3 bytes per 4 characters, padding
+     * included: pad the text, then subtract the '=' count. */
+    size_t padded = (len + 3) / 4 * 4;
+    char *in = dw_malloc(padded + 1);
+    memcpy(in, text, len);
+    memset(in + len, '=', padded - len);
+    in[padded] = '\0';
+    size_t pad = padded - data_len;
+    unsigned char *bytes = dw_malloc(padded / 4 * 3 + 1);
+    int n = EVP_DecodeBlock(bytes, (const unsigned char *)in, (int)padded);
+    free(in);
+    if (n < 0 || (size_t)n <= pad) {
+        free(bytes);
+        return -1;
+    }
+    *out = bytes;
+    return n - (long)pad;
+}
+
 /* Room for n more bytes and the NUL. */
 static void sbuf_grow(struct dw_sbuf *sb, size_t n)
 {

@@ -38,8 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_kll.h"
 #include "driftwatch/dw_stats.h"
@@ -516,24 +514,19 @@ static int sample_unpack(const struct dw_ref_feature *rf, json_t *s, double **v,
 {
     const char *enc = json_string_value(json_object_get(s, "encoding"));
     const char *data = json_string_value(json_object_get(s, "data"));
-    json_t *jn = json_object_get(s, "n");
-    size_t len = data ? strlen(data) : 0;
-    if (!enc || strcmp(enc, SAMPLE_PACKED) != 0 || !data || !json_is_integer(jn) ||
-        json_integer_value(jn) <= 0 || len % 4 != 0 ||
-        (uint64_t)json_integer_value(jn) != (uint64_t)len / 4 * 3 / 16) {
+    json_int_t jn = json_integer_value(json_object_get(s, "n"));
+    unsigned char *bytes = NULL;
+    long got = enc && strcmp(enc, SAMPLE_PACKED) == 0 && data && jn > 0
+                   ? dw_base64_decode(data, &bytes)
+                   : -1;
+    if (got < 0 || (uint64_t)got != (uint64_t)jn * 16) {
+        free(bytes);
         return dw_err(errstr, errstr_size, "reference feature %s: malformed packed sample",
                       rf->name);
     }
-    *n = (size_t)json_integer_value(jn);
-    uint8_t *bytes = dw_malloc(len / 4 * 3 + 1);
-    int got = EVP_DecodeBlock(bytes, (const unsigned char *)data, (int)len);
-    if (got < 0 || (size_t)got < *n * 16) {
-        free(bytes);
-        return dw_err(errstr, errstr_size, "reference feature %s: packed sample is not base64",
-                      rf->name);
-    }
+    *n = (size_t)jn;
     struct dw_reader rd;
-    dw_reader_init(&rd, bytes, *n * 16);
+    dw_reader_init(&rd, bytes, (size_t)got);
     *v = dw_malloc(*n * sizeof(**v));
     *w = dw_malloc(*n * sizeof(**w));
     for (size_t i = 0; i < *n; i++) {

@@ -855,54 +855,6 @@ void dw_sink_msgs_free(struct dw_sink_msg *msgs, size_t n)
 /* ---------------------------------------------------------------------------------------- */
 /* Signatures                                                                                */
 
-/*
- * Decodes standard base64 (padding optional) into a malloc'ed key. EVP_DecodeBlock returns
- * 3 bytes per 4 characters, padding included, so the '=' count is subtracted.
- * @returns the key length, or -1 when the text is not base64 or decodes to nothing.
- */
-static int b64_decode(const char *text, unsigned char **key_out)
-{
-    size_t len = strlen(text);
-    *key_out = NULL;
-    if (len == 0 || len > DW_SECRET_MAX) {
-        return -1;
-    }
-    /* The alphabet, then at most two '=' that end the text. */
-    size_t data_len = len;
-    while (data_len > 0 && len - data_len < 2 && text[data_len - 1] == '=') {
-        data_len--;
-    }
-    for (size_t i = 0; i < data_len; i++) {
-        char c = text[i];
-        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                 c == '+' || c == '/';
-        if (!ok) {
-            return -1;
-        }
-    }
-    if (data_len == 0 || data_len % 4 == 1 || (data_len != len && len % 4 != 0)) {
-        return -1;
-    }
-    size_t padded = (len + 3) / 4 * 4;
-    char *in = dw_malloc(padded + 1);
-    memcpy(in, text, len);
-    memset(in + len, '=', padded - len);
-    in[padded] = '\0';
-    size_t pad = 0;
-    while (pad < 2 && in[padded - 1 - pad] == '=') {
-        pad++;
-    }
-    unsigned char *key = dw_malloc(padded / 4 * 3 + 1);
-    int n = EVP_DecodeBlock(key, (const unsigned char *)in, (int)padded);
-    free(in);
-    if (n < 0 || (size_t)n <= pad) {
-        free(key);
-        return -1;
-    }
-    *key_out = key;
-    return n - (int)pad;
-}
-
 int dw_sign_standard(const char *secret, const char *msg_id, int64_t ts, const char *body,
                      size_t body_len, char *out, size_t out_size)
 {
@@ -914,7 +866,7 @@ int dw_sign_standard(const char *secret, const char *msg_id, int64_t ts, const c
     }
     const char *b64 = strncmp(secret, "whsec_", 6) == 0 ? secret + 6 : secret;
     unsigned char *key = NULL;
-    int key_len = b64_decode(b64, &key);
+    long key_len = strlen(b64) <= DW_SECRET_MAX ? dw_base64_decode(b64, &key) : -1;
     if (key_len <= 0) {
         return -1;
     }
@@ -932,7 +884,7 @@ int dw_sign_standard(const char *secret, const char *msg_id, int64_t ts, const c
     }
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
-    unsigned char *r = HMAC(EVP_sha256(), key, key_len, m, mlen, mac, &mac_len);
+    unsigned char *r = HMAC(EVP_sha256(), key, (int)key_len, m, mlen, mac, &mac_len);
     OPENSSL_cleanse(key, (size_t)key_len);
     free(key);
     free(m);

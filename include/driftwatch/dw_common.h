@@ -56,6 +56,12 @@ void dw_sha256_hex(const void *data, size_t len, size_t n_bytes, char *out);
 /** @returns the base64 (RFC 4648, padded) of n bytes, malloc'ed. */
 char *dw_base64(const void *data, size_t n);
 
+/**
+ * @brief Decodes standard base64 (padding optional) into *out (malloc'ed).
+ * @returns the byte count, or -1 (*out NULL) when the text is not base64 or decodes to nothing.
+ */
+long dw_base64_decode(const char *text, unsigned char **out);
+
 /** @brief A growable NUL-terminated string; zero-initialise ({0}) before use. */
 struct dw_sbuf {
     char *s; /* NULL until something is added */
