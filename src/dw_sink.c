@@ -328,9 +328,9 @@ static size_t render_webhook(const struct dw_sink_cfg *s, const json_t *n, const
     json_object_set_new(p, "stage", copy_member(n, "stage"));
     json_object_set_new(p, "status", json_string(firing ? "firing" : "resolved"));
     json_object_set_new(p, "alerts", alerts);
-    const json_t *report = json_object_get(n, "report");
+    json_t *report = json_object_get(n, "report");
     if (json_is_object(report)) {
-        json_object_set_new(p, "report", json_deep_copy(report));
+        json_object_set(p, "report", report); /* shared, only serialised: no copy */
     }
     return single_msg(id, p, out);
 }
