@@ -415,8 +415,6 @@ void dw_actions_tick(struct dw_actions *a, int64_t now_ms)
 
 json_t *dw_actions_status(const struct dw_actions *a)
 {
-    static const char *const keys[] = {"rule",  "feature",   "severity",
-                                       "value", "threshold", "starts_at"};
     json_t *out = json_object();
     for (size_t mi = 0; a && mi < a->cfg->n_models; mi++) {
         json_t *list = json_array();
@@ -424,12 +422,7 @@ json_t *dw_actions_status(const struct dw_actions *a)
         json_t *al;
         json_array_foreach(json_object_get(a->firing[mi], "firing"), i, al)
         {
-            json_t *o = json_object();
-            for (size_t k = 0; k < DW_ARRAY_SIZE(keys); k++) {
-                json_t *v = json_object_get(al, keys[k]);
-                json_object_set_new(o, keys[k], v ? json_deep_copy(v) : json_null());
-            }
-            json_array_append_new(list, o);
+            json_array_append_new(list, dw_rules_alert_summary(al));
         }
         json_object_set_new(out, a->cfg->models[mi].name, list);
     }

@@ -1054,3 +1054,15 @@ json_t *dw_rules_step(const char *group, const struct dw_rule *rules, size_t n_r
     json_object_set_new(out, "firing", items_to_array(&firing));
     return out;
 }
+
+json_t *dw_rules_alert_summary(const json_t *alert)
+{
+    static const char *const keys[] = {"rule",  "feature",   "severity",
+                                       "value", "threshold", "starts_at"};
+    json_t *out = json_object();
+    for (size_t k = 0; k < DW_ARRAY_SIZE(keys); k++) {
+        json_t *v = json_object_get(alert, keys[k]);
+        json_object_set_new(out, keys[k], v ? json_deep_copy(v) : json_null());
+    }
+    return out;
+}

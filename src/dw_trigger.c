@@ -15,6 +15,7 @@
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_eval.h"
 #include "driftwatch/dw_part.h"
+#include "driftwatch/dw_rules.h"
 
 #define MS_PER_DAY 86400000LL /* milliseconds */
 
@@ -83,13 +84,7 @@ static json_t *trigger_reasons(const struct dw_config *cfg, const json_t *firing
         if (!is_trigger_rule(cfg, json_string_value(json_object_get(a, "rule")), final)) {
             continue;
         }
-        json_t *r = json_object();
-        static const char *const keys[] = {"rule",  "feature",   "severity",
-                                           "value", "threshold", "starts_at"};
-        for (size_t k = 0; k < DW_ARRAY_SIZE(keys); k++) {
-            json_object_set_new(r, keys[k], member_or_null(a, keys[k]));
-        }
-        json_array_append_new(reasons, r);
+        json_array_append_new(reasons, dw_rules_alert_summary(a));
     }
     return reasons;
 }

@@ -184,6 +184,13 @@ void dw_rule_fingerprint(const char *model, const char *rule, const char *featur
  *   NULL too when the report has no string "model" or integer "window_start_ms", or state is
  *   not an object (nothing changed).
  */
+/**
+ * @returns the summary of an alert object (an element of "alerts" or "firing"):
+ *          {"rule", "feature", "severity", "value", "threshold", "starts_at"} (null when
+ *          absent); the reasons of a retraining trigger and the alerts of /status.
+ */
+json_t *dw_rules_alert_summary(const json_t *alert);
+
 json_t *dw_rules_step(const char *group, const struct dw_rule *rules, size_t n_rules,
                       const json_t *report, json_t *state);
 
