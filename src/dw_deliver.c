@@ -19,8 +19,8 @@
  * ones behind it (no head-of-line blocking); the price is that the messages of one sink may
  * arrive out of order when one of them is retried. The exception is PagerDuty, which keys an
  * incident by dedup_key: a resolve that overtook the retry of its trigger would leave the
- * incident open for good, so a PagerDuty message waits while an older one with the same key
- * (the message id's last "-" part, the fingerprint) is still queued (overtakes()). The duplicate
+ * incident open for good, so a message waits while an older one with the same order key
+ * (dw_sink_order_key: the fingerprint, for PagerDuty) is still queued (overtakes()). The duplicate
  * check of a submit and the scans of the thread are linear: queue_size is tens to a few thousand
  * and each scan is dwarfed by the HTTP round trips.
  *
@@ -742,27 +742,19 @@ static int64_t backoff_delay(struct dw_deliver *d, const struct dw_sink_cfg *cfg
  * here, before the message leaves the queue, so pending() == 0 implies they are final.
  * Caller holds the lock.
  */
-/* The dedup key of a PagerDuty message id "<notification id>-<fingerprint>". */
-static const char *order_key(const char *id)
-{
-    const char *dash = strrchr(id, '-');
-    return dash ? dash + 1 : id;
-}
-
 /*
- * 1 when starting items[i] would let it overtake an older queued message of the same
- * PagerDuty sink and dedup key (in flight or waiting for a retry). Caller holds the lock.
+ * 1 when starting items[i] would let it overtake an older queued message (in flight or waiting
+ * for a retry) of the same sink and order key (dw_sink_order_key). Caller holds the lock.
  */
 static int overtakes(const struct dw_deliver *d, size_t i)
 {
     const struct dv_msg *m = d->items[i];
-    if (d->sinks[m->sink].cfg->type != DW_SINK_PAGERDUTY) {
-        return 0;
-    }
-    const char *key = order_key(m->id);
-    for (size_t j = 0; j < i; j++) {
+    const struct dw_sink_cfg *cfg = d->sinks[m->sink].cfg;
+    const char *key = dw_sink_order_key(cfg, m->id);
+    for (size_t j = 0; key && j < i; j++) {
         const struct dv_msg *o = d->items[j];
-        if (o->sink == m->sink && !o->final && strcmp(order_key(o->id), key) == 0) {
+        const char *k = o->sink == m->sink && !o->final ? dw_sink_order_key(cfg, o->id) : NULL;
+        if (k && strcmp(k, key) == 0) {
             return 1;
         }
     }

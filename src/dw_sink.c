@@ -840,6 +840,15 @@ size_t dw_sink_render(const struct dw_sink_cfg *s, const json_t *notification, i
     return count;
 }
 
+const char *dw_sink_order_key(const struct dw_sink_cfg *s, const char *msg_id)
+{
+    if (s->type != DW_SINK_PAGERDUTY) {
+        return NULL;
+    }
+    const char *dash = strrchr(msg_id, '-');
+    return dash ? dash + 1 : msg_id;
+}
+
 void dw_sink_msgs_free(struct dw_sink_msg *msgs, size_t n)
 {
     if (msgs == NULL) {

@@ -95,6 +95,13 @@ int dw_sink_routes(const struct dw_sink_cfg *s, const json_t *alert);
 size_t dw_sink_render(const struct dw_sink_cfg *s, const json_t *notification, int resend,
                       struct dw_sink_msg **out);
 
+/**
+ * @returns the key under which the sink needs a message delivered in order, or NULL when its
+ *          messages may overtake each other. PagerDuty keys an incident by dedup_key: its
+ *          message ids are "<notification id>-<fingerprint>", and the fingerprint is returned.
+ */
+const char *dw_sink_order_key(const struct dw_sink_cfg *s, const char *msg_id);
+
 /** @brief Frees n messages and the array. */
 void dw_sink_msgs_free(struct dw_sink_msg *msgs, size_t n);
 
