@@ -95,6 +95,19 @@ char *dw_strndup(const char *s, size_t n)
     return d;
 }
 
+uint64_t dw_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+double dw_rand_u01(uint64_t *state)
+{
+    return (double)(dw_splitmix64(state) >> 11) * 0x1.0p-53;
+}
+
 void dw_hex(const void *bytes, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

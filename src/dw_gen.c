@@ -145,21 +145,13 @@ struct gen_rng {
     uint64_t s[4];
 };
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 static void rng_seed(struct gen_rng *r, uint64_t seed, uint64_t i)
 {
     uint64_t x = seed ^ 0x6A09E667F3BCC909ULL;
-    uint64_t mixed = splitmix64(&x);
+    uint64_t mixed = dw_splitmix64(&x);
     x = mixed ^ (i * 0xD1B54A32D192ED03ULL);
     for (int k = 0; k < 4; k++) {
-        r->s[k] = splitmix64(&x);
+        r->s[k] = dw_splitmix64(&x);
     }
 }
 

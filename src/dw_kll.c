@@ -83,14 +83,6 @@ struct dw_kll {
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers                                                                                    */
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 /* Capacity of a level at this depth below the top: max(8, round(k * (2/3)^depth)), computed
  * in integers like DataSketches so every platform agrees. */
 static uint32_t level_capacity(uint32_t k, uint32_t depth)
@@ -208,7 +200,7 @@ static void compact_level(struct dw_kll *sk, uint32_t h)
     uint32_t half = (raw_lim - beg) / 2;
     uint32_t above_lim = sk->levels[h + 2];
     uint32_t below = sk->levels[0];
-    uint32_t offset = (uint32_t)(splitmix64(&sk->rng) >> 63);
+    uint32_t offset = (uint32_t)(dw_splitmix64(&sk->rng) >> 63);
 
     if (above_lim == raw_lim) {
         /* Level h+1 is empty: the survivors go straight to the top half of level h's range. */

@@ -47,6 +47,15 @@ void *dw_realloc(void *ptr, size_t size);
 char *dw_strdup(const char *s);
 char *dw_strndup(const char *s, size_t n);
 
+/**
+ * @brief SplitMix64 (Steele, Lea and Flood): the next 64 random bits of the sequence `state`
+ *        walks. Deterministic per seed; what sketches, generators and tests draw from.
+ */
+uint64_t dw_splitmix64(uint64_t *state);
+
+/** @returns a uniform double in [0, 1) from dw_splitmix64 (53 bits). */
+double dw_rand_u01(uint64_t *state);
+
 /** @brief Lower-case hex of n bytes into out (2 n + 1 bytes, NUL-terminated). */
 void dw_hex(const void *bytes, size_t n, char *out);
 

@@ -43,19 +43,6 @@ static struct dw_model_cfg g_model = {.name = "fraud",
                                       .features = g_feats,
                                       .n_features = 3};
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static double rng_u01(uint64_t *s)
-{
-    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
-}
-
 #define assert_rel(got, want, tol) assert_rel_at((got), (want), (tol), __FILE__, __LINE__)
 
 static void assert_rel_at(double got, double want, double tol, const char *file, int line)
@@ -202,7 +189,8 @@ static double *make_values(uint64_t seed, size_t n, double offset, double spread
     assert_non_null(v);
     for (size_t i = 0; i < n; i++) {
         /* Roughly normal: a sum of four uniforms. */
-        double u = rng_u01(&seed) + rng_u01(&seed) + rng_u01(&seed) + rng_u01(&seed) - 2.0;
+        double u =
+            dw_rand_u01(&seed) + dw_rand_u01(&seed) + dw_rand_u01(&seed) + dw_rand_u01(&seed) - 2.0;
         v[i] = offset + spread * u;
     }
     return v;

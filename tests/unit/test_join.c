@@ -32,14 +32,6 @@
 /* Slots of a fresh table (the first growth), restated from dw_join.c for the wrap test. */
 #define FIRST_SLOTS 1024
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 static size_t make_id(char *buf, size_t cap, const char *prefix, size_t i)
 {
     int n = snprintf(buf, cap, "%s-%07zu", prefix, i);
@@ -123,7 +115,7 @@ static void test_random_against_reference(void **state)
     /* Random deletes and re-inserts, mirrored in the reference. */
     uint64_t seed = 42;
     for (size_t op = 0; op < N_RANDOM_OPS; op++) {
-        size_t i = (size_t)(rng_next(&seed) % N_IDS);
+        size_t i = (size_t)(dw_splitmix64(&seed) % N_IDS);
         size_t len = make_id(id, sizeof(id), "p", i);
         struct dw_join_rec *rec = dw_join_find(&j, id, len);
         if (present[i]) {
@@ -135,7 +127,7 @@ static void test_random_against_reference(void **state)
         } else {
             assert_null(rec);
             /* Re-insert only sometimes, so the table drifts away from full. */
-            if (rng_next(&seed) % 3 == 0) {
+            if (dw_splitmix64(&seed) % 3 == 0) {
                 rec = dw_join_insert(&j, id, len, DW_JOIN_LABEL);
                 rec->ts_ms = (int64_t)i * 3 - 7;
                 present[i] = 1;
@@ -356,7 +348,7 @@ static void test_backward_shift_wraparound(void **state)
             }
         }
         for (size_t i = N_WRAP - 1; i > 1; i--) {
-            size_t k = 1 + (size_t)(rng_next(&seed) % i);
+            size_t k = 1 + (size_t)(dw_splitmix64(&seed) % i);
             size_t t = order[i];
             order[i] = order[k];
             order[k] = t;

@@ -44,24 +44,10 @@ static void assert_near_at(double got, double want, double eps, const char *file
 /* ------------------------------------------------------------------------------------------ */
 /* Seeded data                                                                                */
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1). */
-static double rng_u01(uint64_t *s)
-{
-    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
-}
-
 static double rng_normal(uint64_t *s)
 {
-    double u1 = 1.0 - rng_u01(s); /* (0, 1] */
-    double u2 = rng_u01(s);
+    double u1 = 1.0 - dw_rand_u01(s); /* (0, 1] */
+    double u2 = dw_rand_u01(s);
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
@@ -75,7 +61,7 @@ static void generate(enum dist d, uint64_t seed, double *out, size_t n)
     for (size_t i = 0; i < n; i++) {
         switch (d) {
         case DIST_UNIFORM:
-            out[i] = -50.0 + 100.0 * rng_u01(&s);
+            out[i] = -50.0 + 100.0 * dw_rand_u01(&s);
             break;
         case DIST_NORMAL:
             out[i] = 10.0 + 3.0 * rng_normal(&s);
@@ -84,10 +70,10 @@ static void generate(enum dist d, uint64_t seed, double *out, size_t n)
             out[i] = exp(1.0 + 1.5 * rng_normal(&s));
             break;
         case DIST_EXPONENTIAL:
-            out[i] = -log(1.0 - rng_u01(&s)) / 0.25;
+            out[i] = -log(1.0 - dw_rand_u01(&s)) / 0.25;
             break;
         default: /* bimodal: 70 % N(0, 1), 30 % N(8, 0.5) */
-            if (rng_u01(&s) < 0.7) {
+            if (dw_rand_u01(&s) < 0.7) {
                 out[i] = rng_normal(&s);
             } else {
                 out[i] = 8.0 + 0.5 * rng_normal(&s);
@@ -146,9 +132,9 @@ static double max_rank_error(struct dw_kll *sk, const double *sorted, size_t n, 
         if (i <= 200) {
             x = sorted[(size_t)((double)i / 200.0 * (double)(n - 1))];
         } else if (i <= 300) {
-            x = sorted[rng_next(&s) % n];
+            x = sorted[dw_splitmix64(&s) % n];
         } else {
-            x = sorted[0] + rng_u01(&s) * (sorted[n - 1] - sorted[0]);
+            x = sorted[0] + dw_rand_u01(&s) * (sorted[n - 1] - sorted[0]);
         }
         double lt = (double)count_below(sorted, n, x, 1) / (double)n;
         double le = (double)count_below(sorted, n, x, 0) / (double)n;
@@ -563,11 +549,11 @@ static void test_deserialize_corrupt(void **state)
     struct dw_kll *sk = dw_kll_new(0, 0, 9);
     uint64_t s = 3;
     for (int i = 0; i < 30000; i++) {
-        dw_kll_update(sk, rng_u01(&s));
+        dw_kll_update(sk, dw_rand_u01(&s));
     }
     struct dw_kll *ex = dw_kll_new(0, 0, 9);
     for (int i = 0; i < 100; i++) {
-        dw_kll_update(ex, rng_u01(&s));
+        dw_kll_update(ex, dw_rand_u01(&s));
     }
     struct dw_kll *sks[2] = {sk, ex};
     for (int t = 0; t < 2; t++) {
@@ -613,9 +599,9 @@ static void test_deserialize_corrupt(void **state)
     /* Random garbage of random lengths, raw and behind a valid-looking header. */
     uint8_t junk[4096];
     for (int i = 0; i < 2000; i++) {
-        size_t len = (size_t)(rng_next(&s) % sizeof(junk));
+        size_t len = (size_t)(dw_splitmix64(&s) % sizeof(junk));
         for (size_t j = 0; j < len; j++) {
-            junk[j] = (uint8_t)rng_next(&s);
+            junk[j] = (uint8_t)dw_splitmix64(&s);
         }
         if (i % 2 == 1 && len >= 2) {
             junk[0] = DW_KLL_FORMAT;

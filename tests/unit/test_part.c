@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "driftwatch/dw_common.h"
 #include "driftwatch/dw_agg.h"
 #include "driftwatch/dw_codec.h"
 #include "driftwatch/dw_config.h"
@@ -92,14 +93,6 @@ static int teardown(void **state)
     free(g_ev);
     g_ev = NULL;
     return 0;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
 }
 
 static void set_class(struct dw_class *c, const char *text, int is_num)
@@ -791,38 +784,38 @@ static void make_streams(uint64_t seed, struct tev **preds, size_t *n_preds, str
         e->model = (i % 4 == 3) ? PRICE : FRAUD;
         snprintf(e->id, sizeof(e->id), "x%zu", i);
         /* Mostly increasing, jittered by up to 30 s: some land in closed windows. */
-        e->ts = 100000 + (int64_t)i * 400 - (int64_t)(rng_next(&seed) % 30000);
+        e->ts = 100000 + (int64_t)i * 400 - (int64_t)(dw_splitmix64(&seed) % 30000);
         e->version = (i % 3 == 0) ? "1.1" : "1.0";
         if (e->model == FRAUD) {
-            snprintf(e->cls, sizeof(e->cls), "%d", (int)(rng_next(&seed) % 2));
-            e->score = (i % 5 == 0) ? NO_SCORE : 0.25 * (double)(1 + rng_next(&seed) % 3);
-            e->country = (i % 9 == 0) ? NULL : g_countries[rng_next(&seed) % 5];
+            snprintf(e->cls, sizeof(e->cls), "%d", (int)(dw_splitmix64(&seed) % 2));
+            e->score = (i % 5 == 0) ? NO_SCORE : 0.25 * (double)(1 + dw_splitmix64(&seed) % 3);
+            e->country = (i % 9 == 0) ? NULL : g_countries[dw_splitmix64(&seed) % 5];
         } else {
-            snprintf(e->cls, sizeof(e->cls), "%d", (int)(rng_next(&seed) % 11) - 5);
+            snprintf(e->cls, sizeof(e->cls), "%d", (int)(dw_splitmix64(&seed) % 11) - 5);
             e->cls_num = 1;
             e->score = NO_SCORE;
         }
-        e->x = (double)(rng_next(&seed) % 1000) / 8.0;
+        e->x = (double)(dw_splitmix64(&seed) % 1000) / 8.0;
         /* Now and then the producer sends a prediction id again. */
         if (i % 30 == 29) {
             struct tev *d = &(*preds)[np++];
-            *d = (*preds)[np - 1 - 1 - (rng_next(&seed) % 5)];
+            *d = (*preds)[np - 1 - 1 - (dw_splitmix64(&seed) % 5)];
             d->ts += 777;
             d->x += 1.0;
         }
         /* Labels: 85 % labeled, some twice (half of those conflicting). */
-        if (rng_next(&seed) % 100 < 85) {
-            int copies = (rng_next(&seed) % 100 < 15) ? 2 : 1;
+        if (dw_splitmix64(&seed) % 100 < 85) {
+            int copies = (dw_splitmix64(&seed) % 100 < 15) ? 2 : 1;
             for (int k = 0; k < copies; k++) {
                 struct tev *l = &(*labels)[nl++];
                 l->kind = EV_LABEL;
                 snprintf(l->id, sizeof(l->id), "%s", e->id);
-                l->ts = e->ts + (int64_t)(rng_next(&seed) % 30000) + k * 5000;
+                l->ts = e->ts + (int64_t)(dw_splitmix64(&seed) % 30000) + k * 5000;
                 if (e->model == FRAUD) {
-                    snprintf(l->cls, sizeof(l->cls), "%d", (int)(rng_next(&seed) % 2));
+                    snprintf(l->cls, sizeof(l->cls), "%d", (int)(dw_splitmix64(&seed) % 2));
                 } else {
                     static const int ys[] = {1, 2, 4, 8, -2};
-                    snprintf(l->cls, sizeof(l->cls), "%d", ys[rng_next(&seed) % 5]);
+                    snprintf(l->cls, sizeof(l->cls), "%d", ys[dw_splitmix64(&seed) % 5]);
                     l->cls_num = 1;
                 }
             }
@@ -846,7 +839,7 @@ static void make_streams(uint64_t seed, struct tev **preds, size_t *n_preds, str
         }
         (*labels)[k] = t;
     }
-    for (size_t i = 0; i + 1 < nl; i += 1 + rng_next(&seed) % 4) {
+    for (size_t i = 0; i + 1 < nl; i += 1 + dw_splitmix64(&seed) % 4) {
         struct tev t = (*labels)[i];
         (*labels)[i] = (*labels)[i + 1];
         (*labels)[i + 1] = t;
@@ -961,7 +954,7 @@ static void run_interleaving(const struct tev *preds, size_t np, const struct te
         } else if (mode == 1) {
             take_pred = 0;
         } else {
-            take_pred = rng_next(&seed) % 100 < p_pred;
+            take_pred = dw_splitmix64(&seed) % 100 < p_pred;
         }
         apply(p, take_pred ? &preds[i++] : &labels[k++]);
     }

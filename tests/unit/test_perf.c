@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "driftwatch/dw_common.h"
 #include "driftwatch/dw_perf.h"
 
 static void add_scored(struct dw_perf *p, const int *y, const double *s, size_t n)
@@ -48,15 +49,6 @@ static void test_auc_exact(void **state)
     dw_perf_free(&p);
 }
 
-static uint64_t rng(uint64_t *x)
-{
-    *x += 0x9E3779B97F4A7C15ULL;
-    uint64_t z = *x;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -74,8 +66,8 @@ static void test_auc_histogram(void **state)
     dw_perf_init(&a);
     dw_perf_init(&b);
     for (int i = 0; i < N; i++) {
-        pos[i] = (double)(rng(&seed) >> 11) / 9007199254740992.0 * 0.7 + 0.3;
-        neg[i] = (double)(rng(&seed) >> 11) / 9007199254740992.0 * 0.7;
+        pos[i] = (double)(dw_splitmix64(&seed) >> 11) / 9007199254740992.0 * 0.7 + 0.3;
+        neg[i] = (double)(dw_splitmix64(&seed) >> 11) / 9007199254740992.0 * 0.7;
         struct dw_perf *half = i % 2 ? &a : &b; /* two partitions, merged below */
         dw_perf_add_outcome(half, "1", "1", 1, 1, pos[i]);
         dw_perf_add_outcome(half, "0", "0", 0, 1, neg[i]);
