@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-    build-essential cmake pkg-config clang-format
+    build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
     librdkafka-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev libcmocka-dev
     libmicrohttpd-dev libyaml-dev libssl-dev zlib1g-dev libjsmn-dev libcsv-dev
     redis-server kcat prometheus prometheus-alertmanager python3 curl ca-certificates procps

@@ -1,0 +1,31 @@
+/*
+ * dw_fuzz.h - the contract of a fuzz harness (tests/fuzz/fuzz_<name>.c).
+ *
+ * Each harness defines two functions:
+ *   - LLVMFuzzerTestOneInput(): feeds one input to the parser under test. It must never crash,
+ *     leak or hang, whatever the bytes; it returns 0.
+ *   - dw_fuzz_seeds(): writes the seed corpus into a directory through dw_fuzz_write_seed().
+ *     Seeds are made by the project's own encoders (and gen), so they start the fuzzer on
+ *     inputs the parser accepts, and follow the formats when they change.
+ *
+ * Two builds of every harness (CMakeLists.txt):
+ *   - fuzz_<name> (any compiler, also under ASan+UBSan): driver.c supplies main(). In ctest it
+ *     runs every seed and every committed reproducer (tests/fuzz/reproducers/<name>/) once:
+ *     the reproducers of fixed bugs are regression tests.
+ *   - fuzz_<name>_libfuzzer (DW_FUZZ=ON with clang): libFuzzer's main(), for scripts/fuzz.sh.
+ */
+#ifndef DW_FUZZ_H
+#define DW_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/** @brief Writes this harness's seed inputs into the directory `dir` (which exists). */
+void dw_fuzz_seeds(const char *dir);
+
+/** @brief Writes one seed file `dir`/`name` (helper for dw_fuzz_seeds). */
+void dw_fuzz_write_seed(const char *dir, const char *name, const void *data, size_t len);
+
+#endif
