@@ -538,7 +538,28 @@ static void ck_free(struct ckpt *ck)
     dw_buf_free(&ck->blobs);
 }
 
-/* WATCH the meta key and check we still own the partition. 1 owned, 0 fenced, -1 error. */
+/*
+ * Who owns the partition now, read from its meta hash: 1 `owner`, 0 another consumer, 2 nobody
+ * (the meta hash is gone: the state was lost), -1 no answer (connection lost, or Redis still
+ * loading its dataset: -LOADING). Redis errors drop the connection, which also discards any
+ * WATCH of this connection.
+ */
+static int read_owner(struct dw_redis *r, int32_t partition, const char *owner)
+{
+    char key[512];
+    part_tag(r, partition, "meta", key, sizeof(key));
+    redisReply *o = cmdf(r, "HGET %s owner", key);
+    if (!reply_ok(o)) {
+        freeReplyObject(o);
+        drop_conn(r);
+        return -1;
+    }
+    int who = o->type == REDIS_REPLY_STRING ? strcmp(o->str, owner) == 0 : 2;
+    freeReplyObject(o);
+    return who;
+}
+
+/* WATCH the meta key, then read_owner(); the WATCH is kept only when `owner` owns it. */
 static int ck_check_owner(struct dw_redis *r, int32_t partition, const char *owner)
 {
     char key[512];
@@ -547,19 +568,27 @@ static int ck_check_owner(struct dw_redis *r, int32_t partition, const char *own
     int ok = reply_ok(w);
     freeReplyObject(w);
     if (!ok) {
+        drop_conn(r);
         return -1;
     }
-    redisReply *o = cmdf(r, "HGET %s owner", key);
-    if (!reply_ok(o)) {
-        freeReplyObject(o);
-        return -1;
-    }
-    int owned = o->type == REDIS_REPLY_STRING && strcmp(o->str, owner) == 0;
-    freeReplyObject(o);
-    if (!owned) {
+    int who = read_owner(r, partition, owner);
+    if (who == 0 || who == 2) {
         freeReplyObject(cmdf(r, "UNWATCH"));
     }
-    return owned;
+    return who;
+}
+
+/* The checkpoint result for an owner check that did not find `owner` (who: 0 or 2). */
+static int not_owned(int32_t partition, int who, char *errstr, size_t errstr_size)
+{
+    if (who == 2) {
+        dw_err(errstr, errstr_size,
+               "partition %d: its state is gone from Redis (restarted empty, flushed or evicted)",
+               (int)partition);
+        return -3;
+    }
+    dw_err(errstr, errstr_size, "partition %d is owned by another consumer now", (int)partition);
+    return -2;
 }
 
 int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
@@ -570,13 +599,12 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
     }
     int owned = ck_check_owner(r, p->partition, owner);
     if (owned < 0) {
-        return dw_err(errstr, errstr_size, "redis: checkpoint of partition %d: connection lost",
+        return dw_err(errstr, errstr_size,
+                      "redis: checkpoint of partition %d: no answer to the owner check",
                       (int)p->partition);
     }
-    if (owned == 0) {
-        dw_err(errstr, errstr_size, "partition %d is owned by another consumer now",
-               (int)p->partition);
-        return -2;
+    if (owned != 1) {
+        return not_owned(p->partition, owned, errstr, errstr_size);
     }
     struct ckpt *ck = &r->ck;
     ck_reset(ck);
@@ -610,9 +638,7 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
         redisReply *rep = rep_v;
         if (i == ck->n_cmds - 1) {
             if (rep->type == REDIS_REPLY_NIL) {
-                result = -2;
-                dw_err(errstr, errstr_size, "partition %d: ownership changed during checkpoint",
-                       (int)p->partition);
+                result = 1; /* aborted: the watched meta key changed; decided below */
             } else if (rep->type != REDIS_REPLY_ARRAY) {
                 result = dw_err(errstr, errstr_size, "redis EXEC failed: %s",
                                 rep->str ? rep->str : "unexpected reply");
@@ -626,6 +652,17 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
         *bytes_out = ck->bytes;
     }
     ck_reset(ck);
+    if (result == 1) {
+        /* An aborted transaction is no proof of lost ownership: anything that touched the
+         * meta key aborts it, a Redis replaying its AOF after a restart too. Ask again. */
+        int who = r->c ? read_owner(r, p->partition, owner) : -1;
+        result = who == 1 || who < 0
+                     ? dw_err(errstr, errstr_size,
+                              "partition %d: checkpoint aborted by a concurrent change of its "
+                              "meta key; the owner is unchanged, retrying",
+                              (int)p->partition)
+                     : not_owned(p->partition, who, errstr, errstr_size);
+    }
     if (result == 0) {
         dw_part_checkpoint_done(p);
     }

@@ -26,24 +26,43 @@ static int dw_test_free_port(void)
 }
 
 /*
- * Starts redis-server on 127.0.0.1:port, requiring `password` when not NULL.
+ * Starts redis-server with `argv` (argv[0] "redis-server", NULL-terminated), stdout discarded.
  * @returns the child's pid (-1 when fork failed).
  */
-static pid_t dw_test_redis_start(int port, const char *password)
+static inline pid_t dw_test_redis_spawn(char *const *argv)
 {
-    char port_s[16];
-    snprintf(port_s, sizeof(port_s), "%d", port);
     pid_t pid = fork();
     if (pid == 0) {
         if (!freopen("/dev/null", "w", stdout)) {
             _exit(126);
         }
-        execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", password ? "--requirepass" : (char *)NULL, password,
-               (char *)NULL);
+        execvp("redis-server", argv);
         _exit(127);
     }
     return pid;
+}
+
+/*
+ * Starts redis-server on 127.0.0.1:port, requiring `password` when not NULL.
+ * @returns the child's pid (-1 when fork failed).
+ */
+static inline pid_t dw_test_redis_start(int port, const char *password)
+{
+    char port_s[16];
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    char *argv[] = {"redis-server",
+                    "--port",
+                    port_s,
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    (char *)password ? "--requirepass" : NULL,
+                    (char *)password,
+                    NULL};
+    return dw_test_redis_spawn(argv);
 }
 
 #endif
