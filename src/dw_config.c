@@ -205,6 +205,16 @@ static const struct cfg_key cfg_keys[] = {
      .flags = F_MIN, .min = 10,
      .help = "Period of the Redis checkpoint (state and offsets in one MULTI/EXEC per "
              "partition); at least 10ms."},
+    {.name = "state.on_loss", .type = T_ENUM, .def = "stop", CFG(on_loss),
+     .choices = "stop|resume_from_committed|rebuild_from_earliest",
+     .help = "What a consumer does with a partition whose state is gone from Redis (Redis "
+             "restarted empty, was flushed, or evicted keys) while Kafka holds offsets "
+             "committed after a checkpoint: stop = the partition is not consumed and /readyz "
+             "fails until an operator decides; resume_from_committed = start from the "
+             "committed offsets with empty state (the windows open at the loss are partial); "
+             "rebuild_from_earliest = re-read the topics from the earliest offset (complete "
+             "only while Kafka's retention still holds every message). Every loss is counted "
+             "(driftwatch_state_losses_total) and logged."},
     {.name = "evaluation.interval", .type = T_DURATION, .def = "1s", CFG(eval_interval_ms),
      .flags = F_MIN, .min = 10,
      .help = "Period at which closed windows are looked for and detectors run; at least 10ms."},

@@ -238,6 +238,7 @@ static void load_meta(struct dw_part *p, redisReply *meta)
     p->max_ts = field_i64(meta, "max_ts", DW_NO_TS);
     p->min_ts = field_i64(meta, "min_ts", DW_NO_TS);
     p->max_label_ts = field_i64(meta, "max_label_ts", DW_NO_TS);
+    p->ckpt_seq = (uint64_t)field_i64(meta, "ckpt_seq", 0);
 #define LOAD_CTR(name) p->ctr.name = (uint64_t)field_i64(meta, #name, 0);
     META_COUNTERS(LOAD_CTR)
 #undef LOAD_CTR
@@ -508,6 +509,7 @@ static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck, 
     PUT_I64("eof_ms", eof_ms);
     PUT_I64("label_eof_ms", label_eof_ms);
     PUT_I64("updated_ms", dw_now_ms());
+    PUT_I64("ckpt_seq", p->ckpt_seq + 1);
 #define PUT_CTR(name) PUT_I64(#name, p->ctr.name);
     META_COUNTERS(PUT_CTR)
 #undef PUT_CTR
@@ -538,32 +540,45 @@ static void ck_free(struct ckpt *ck)
     dw_buf_free(&ck->blobs);
 }
 
+/* Results of the owner check (read_owner). */
+enum { OWNER_NO_ANSWER = -1, OWNER_OTHER = 0, OWNER_US = 1, OWNER_NONE = 2, OWNER_ROLLED_BACK = 3 };
+
 /*
- * Who owns the partition now, read from its meta hash: 1 `owner`, 0 another consumer, 2 nobody
- * (the meta hash is gone: the state was lost), -1 no answer (connection lost, or Redis still
+ * Who owns partition p now, read from its meta hash: OWNER_US, OWNER_OTHER, OWNER_NONE (the
+ * meta hash is gone: the state was lost), OWNER_ROLLED_BACK (ours, but its checkpoint count is
+ * not the one this process wrote last: Redis lost acknowledged writes, as a restart from an
+ * AOF written with appendfsync everysec can), OWNER_NO_ANSWER (connection lost, or Redis still
  * loading its dataset: -LOADING). Redis errors drop the connection, which also discards any
  * WATCH of this connection.
  */
-static int read_owner(struct dw_redis *r, int32_t partition, const char *owner)
+static int read_owner(struct dw_redis *r, const struct dw_part *p, const char *owner)
 {
     char key[512];
-    part_tag(r, partition, "meta", key, sizeof(key));
-    redisReply *o = cmdf(r, "HGET %s owner", key);
-    if (!reply_ok(o)) {
+    part_tag(r, p->partition, "meta", key, sizeof(key));
+    redisReply *o = cmdf(r, "HMGET %s owner ckpt_seq", key);
+    if (!reply_ok(o) || o->type != REDIS_REPLY_ARRAY || o->elements != 2) {
         freeReplyObject(o);
         drop_conn(r);
-        return -1;
+        return OWNER_NO_ANSWER;
     }
-    int who = o->type == REDIS_REPLY_STRING ? strcmp(o->str, owner) == 0 : 2;
+    int who = OWNER_NONE;
+    if (o->element[0]->type == REDIS_REPLY_STRING) {
+        who = strcmp(o->element[0]->str, owner) == 0 ? OWNER_US : OWNER_OTHER;
+    }
+    uint64_t seq =
+        o->element[1]->type == REDIS_REPLY_STRING ? strtoull(o->element[1]->str, NULL, 10) : 0;
+    if (who == OWNER_US && seq != p->ckpt_seq) {
+        who = OWNER_ROLLED_BACK;
+    }
     freeReplyObject(o);
     return who;
 }
 
 /* WATCH the meta key, then read_owner(); the WATCH is kept only when `owner` owns it. */
-static int ck_check_owner(struct dw_redis *r, int32_t partition, const char *owner)
+static int ck_check_owner(struct dw_redis *r, const struct dw_part *p, const char *owner)
 {
     char key[512];
-    part_tag(r, partition, "meta", key, sizeof(key));
+    part_tag(r, p->partition, "meta", key, sizeof(key));
     redisReply *w = cmdf(r, "WATCH %s", key);
     int ok = reply_ok(w);
     freeReplyObject(w);
@@ -571,17 +586,24 @@ static int ck_check_owner(struct dw_redis *r, int32_t partition, const char *own
         drop_conn(r);
         return -1;
     }
-    int who = read_owner(r, partition, owner);
-    if (who == 0 || who == 2) {
+    int who = read_owner(r, p, owner);
+    if (who != OWNER_US && who != OWNER_NO_ANSWER) {
         freeReplyObject(cmdf(r, "UNWATCH"));
     }
     return who;
 }
 
-/* The checkpoint result for an owner check that did not find `owner` (who: 0 or 2). */
+/* The checkpoint result for an owner check that did not find this process's last checkpoint. */
 static int not_owned(int32_t partition, int who, char *errstr, size_t errstr_size)
 {
-    if (who == 2) {
+    if (who == OWNER_ROLLED_BACK) {
+        dw_err(errstr, errstr_size,
+               "partition %d: Redis lost acknowledged checkpoints (restarted from an older "
+               "dataset); the stored state must be loaded again",
+               (int)partition);
+        return -4;
+    }
+    if (who == OWNER_NONE) {
         dw_err(errstr, errstr_size,
                "partition %d: its state is gone from Redis (restarted empty, flushed or evicted)",
                (int)partition);
@@ -597,13 +619,13 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
     if (ensure_conn(r, errstr, errstr_size) != 0) {
         return -1;
     }
-    int owned = ck_check_owner(r, p->partition, owner);
-    if (owned < 0) {
+    int owned = ck_check_owner(r, p, owner);
+    if (owned == OWNER_NO_ANSWER) {
         return dw_err(errstr, errstr_size,
                       "redis: checkpoint of partition %d: no answer to the owner check",
                       (int)p->partition);
     }
-    if (owned != 1) {
+    if (owned != OWNER_US) {
         return not_owned(p->partition, owned, errstr, errstr_size);
     }
     struct ckpt *ck = &r->ck;
@@ -655,8 +677,8 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
     if (result == 1) {
         /* An aborted transaction is no proof of lost ownership: anything that touched the
          * meta key aborts it, a Redis replaying its AOF after a restart too. Ask again. */
-        int who = r->c ? read_owner(r, p->partition, owner) : -1;
-        result = who == 1 || who < 0
+        int who = r->c ? read_owner(r, p, owner) : OWNER_NO_ANSWER;
+        result = who == OWNER_US || who == OWNER_NO_ANSWER
                      ? dw_err(errstr, errstr_size,
                               "partition %d: checkpoint aborted by a concurrent change of its "
                               "meta key; the owner is unchanged, retrying",
@@ -664,6 +686,7 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
                      : not_owned(p->partition, who, errstr, errstr_size);
     }
     if (result == 0) {
+        p->ckpt_seq++;
         dw_part_checkpoint_done(p);
     }
     return result;

@@ -49,6 +49,8 @@
 #define RUN_STATUS_REPORTS 10          /* last reports kept for /status */
 #define RUN_DLQ_PAYLOAD_MAX 1024       /* bytes of an oversize payload kept in its dead letter */
 #define RUN_REVOKE_ATTEMPTS 30         /* checkpoint attempts before giving partitions up */
+#define RUN_REACQUIRE_MS 30000         /* a held partition is tried again after, milliseconds */
+#define RUN_COMMITTED_TIMEOUT_MS 10000 /* wait for the group's committed offsets, milliseconds */
 #define RUN_FLUSH_MS 5000              /* producer flush before a checkpoint, milliseconds */
 #define RUN_SHUTDOWN_FLUSH_MS 3000     /* webhook flush at shutdown, milliseconds */
 #define RUN_LIVE_WINDOW_MS 30000       /* /livez fails when the loop stalls this long */
@@ -71,7 +73,21 @@ struct run_metrics {
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
     struct dw_metric *partitions, *windows_open, *join_records, *paused;
     struct dw_metric *evaluated, *global_wm;
+    struct dw_metric *fenced, *state_lost, *fencings, *state_losses;
 };
+
+/*
+ * Why a partition Kafka assigned to this consumer has no state here (rn->nostate). Such a
+ * partition is paused, never consumed and discarded: its messages stay in Kafka until it is
+ * acquired again (RUN_REACQUIRE_MS later, or at the next assignment) and the consumer seeks to
+ * the offsets of the state it then loads.
+ */
+enum run_nostate {
+    NOSTATE_NONE = 0,
+    NOSTATE_FENCED, /* another consumer claimed it in Redis (a rebalance under way) */
+    NOSTATE_LOST    /* its state is gone from Redis and state.on_loss is stop */
+};
+static const char *const nostate_names[] = {"", "fenced", "state_lost"};
 
 struct model_rt {
     struct dw_ref *ref;
@@ -91,6 +107,8 @@ struct runner {
     int64_t *eof_ms;        /* wall clock since the predictions partition hit its end, 0 = not */
     int64_t *label_eof_ms;  /* the same for the labels partition */
     unsigned char *held;    /* labels partition paused by event-time alignment (align_labels) */
+    unsigned char *nostate; /* enum run_nostate: assigned here, but held without state */
+    int64_t *nostate_ms;    /* monotonic time of the last attempt to acquire a held partition */
     char owner[128];
     int assigned; /* an assignment was received */
     int paused;   /* consumption paused because Redis is unavailable */
@@ -155,6 +173,19 @@ static void metrics_init(struct run_metrics *m)
     m->evaluated = counter("driftwatch_windows_evaluated_total", "Window evaluations.", NULL);
     m->global_wm = gauge("driftwatch_global_watermark_seconds",
                          "Event time up to which windows are closed (epoch seconds).");
+    m->fenced = gauge("driftwatch_partitions_fenced",
+                      "Assigned partitions held without state because another consumer "
+                      "claimed them in Redis (paused, not consumed).");
+    m->state_lost = gauge("driftwatch_partitions_state_lost",
+                          "Assigned partitions held because their state is gone from Redis and "
+                          "state.on_loss is stop (paused, not consumed).");
+    m->fencings =
+        counter("driftwatch_partition_fencings_total",
+                "Checkpoints refused because another consumer owned the partition.", NULL);
+    m->state_losses = counter("driftwatch_state_losses_total",
+                              "Partitions found without state in Redis although Kafka held "
+                              "offsets committed after a checkpoint of theirs.",
+                              NULL);
 }
 
 /* ---- dead letters ---- */
@@ -303,6 +334,75 @@ static void drop_part(struct runner *rn, int p)
     }
 }
 
+static void count_nostate(struct runner *rn)
+{
+    int fenced = 0, lost = 0;
+    for (int p = 0; p < rn->n_parts; p++) {
+        fenced += rn->nostate[p] == NOSTATE_FENCED;
+        lost += rn->nostate[p] == NOSTATE_LOST;
+    }
+    dw_metric_set(rn->m.fenced, fenced);
+    dw_metric_set(rn->m.state_lost, lost);
+}
+
+static void set_nostate(struct runner *rn, int p, enum run_nostate why)
+{
+    rn->nostate[p] = (unsigned char)why;
+    rn->nostate_ms[p] = dw_mono_ms();
+    count_nostate(rn);
+}
+
+/* Forgets partition p's state and pauses it: it is held until acquire_held() succeeds. */
+static void hold_part(struct runner *rn, int p, enum run_nostate why)
+{
+    drop_part(rn, p);
+    dw_kafka_pause_pair(rn->consumer, rn->cfg.topic_predictions, rn->cfg.topic_labels, p, 1);
+    set_nostate(rn, p, why);
+    dw_log(DW_LOG_WARN, "partition held without state: paused until acquired again",
+           "{s:i,s:s,s:i}", "partition", p, "reason", nostate_names[why], "retry_ms",
+           RUN_REACQUIRE_MS);
+}
+
+static int acquire(struct runner *rn, int p, int64_t *off_pred, int64_t *off_label);
+
+/* Tries to acquire a held partition again: load its state, seek to its offsets, resume. */
+static void acquire_held(struct runner *rn, int p)
+{
+    int64_t off_pred, off_label;
+    rn->nostate_ms[p] = dw_mono_ms();
+    int res = acquire(rn, p, &off_pred, &off_label);
+    if (res < 0) {
+        return; /* Redis or the coordinator did not answer: next time */
+    }
+    if (res == 1) {
+        set_nostate(rn, p, NOSTATE_LOST);
+        return;
+    }
+    char errstr[256];
+    if (dw_kafka_rewind(rn->consumer, rn->cfg.topic_predictions, off_pred, rn->cfg.topic_labels,
+                        off_label, p, errstr, sizeof(errstr)) != 0) {
+        dw_log(DW_LOG_ERROR, "cannot seek a re-acquired partition", "{s:i,s:s}", "partition", p,
+               "error", errstr);
+        hold_part(rn, p, NOSTATE_FENCED);
+        return;
+    }
+    set_nostate(rn, p, NOSTATE_NONE);
+    dw_metric_set(rn->m.partitions, (double)owned_count(rn));
+    dw_log(DW_LOG_INFO, "partition acquired again", "{s:i,s:I,s:I}", "partition", p,
+           "offset_predictions", (json_int_t)off_pred, "offset_labels", (json_int_t)off_label);
+}
+
+/* The periodic retry of held partitions (from the checkpoint tick). */
+static void retry_held(struct runner *rn)
+{
+    int64_t now = dw_mono_ms();
+    for (int p = 0; p < rn->n_parts; p++) {
+        if (rn->nostate[p] != NOSTATE_NONE && now - rn->nostate_ms[p] >= RUN_REACQUIRE_MS) {
+            acquire_held(rn, p);
+        }
+    }
+}
+
 /* @returns 0 when every owned partition was written, -1 otherwise. */
 static int checkpoint_all(struct runner *rn)
 {
@@ -333,7 +433,13 @@ static int checkpoint_all(struct runner *rn)
         dw_metric_inc(rn->m.checkpoint_failures);
         dw_log(DW_LOG_ERROR, "checkpoint failed", "{s:i,s:s}", "partition", p, "error", errstr);
         if (res == -2) {
-            drop_part(rn, p); /* fenced: another consumer owns it now */
+            dw_metric_inc(rn->m.fencings);
+            hold_part(rn, p, NOSTATE_FENCED);
+        } else if (res == -3 || res == -4) {
+            /* Gone from Redis, or rolled back to an older checkpoint: acquired again at once,
+             * as on assignment (the older state and its offsets, or state.on_loss). */
+            hold_part(rn, p, NOSTATE_FENCED);
+            acquire_held(rn, p);
         } else {
             rc = -1;
             break;
@@ -397,7 +503,7 @@ static int load_part(struct runner *rn, int p)
     dw_log(DW_LOG_INFO, "partition assigned", "{s:i,s:b,s:I,s:I,s:i}", "partition", p,
            "state_found", found, "offset_predictions", (json_int_t)part->off_pred, "offset_labels",
            (json_int_t)part->off_label, "windows", (int)part->n_wins);
-    return 0;
+    return found;
 err:
     dw_log(DW_LOG_ERROR, "cannot load partition state", "{s:i,s:s}", "partition", p, "error",
            errstr);
@@ -405,6 +511,7 @@ err:
     return -1;
 }
 
+/* Where a partition without a stored offset starts: auto.offset.reset (earliest by default). */
 static int64_t start_offset(const struct runner *rn, int64_t stored)
 {
     if (stored >= 0) {
@@ -421,32 +528,125 @@ static int64_t start_offset(const struct runner *rn, int64_t stored)
     return RD_KAFKA_OFFSET_BEGINNING;
 }
 
+/* The first offset Kafka still holds of partition p of `topic` (-1 when it does not answer). */
+static int64_t earliest_offset(struct runner *rn, const char *topic, int p)
+{
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_query_watermark_offsets(rn->consumer, topic, p, &lo, &hi,
+                                         RUN_COMMITTED_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return -1;
+    }
+    return lo;
+}
+
+/*
+ * Partition p's state was not in Redis. Kafka offsets are committed only after a checkpoint
+ * of every partition they name, so an offset committed by the group proves that state existed
+ * and is gone: state loss, handled by state.on_loss and never silently. Without a committed
+ * offset the partition is new to the group. The chosen offsets are also the state's offsets,
+ * so that its first checkpoint records where it really started.
+ * @returns 0 with part's offsets set, 1 when the partition must be held (stop), -1 when Kafka
+ *          did not answer.
+ */
+static int start_without_state(struct runner *rn, struct dw_part *part, int p)
+{
+    int64_t c_pred = -1, c_label = -1;
+    if (dw_kafka_committed(rn->consumer, rn->cfg.topic_predictions, rn->cfg.topic_labels, p,
+                           RUN_COMMITTED_TIMEOUT_MS, &c_pred, &c_label) != 0) {
+        dw_log(DW_LOG_ERROR, "cannot read the group's committed offsets", "{s:i}", "partition", p);
+        return -1;
+    }
+    if (c_pred < 0 && c_label < 0) {
+        return 0;
+    }
+    static const char *const policies[] = {"stop", "resume_from_committed",
+                                           "rebuild_from_earliest"};
+    if (dw_redis_set_partitions(rn->redis, rn->n_parts) != 0) {
+        return -1; /* the global keys went with it: `inspect` and the evaluator read this one */
+    }
+    if (rn->nostate[p] != NOSTATE_LOST) {
+        dw_metric_inc(rn->m.state_losses);
+        dw_log(DW_LOG_ERROR,
+               "state loss: the partition's state is gone from Redis but the group committed "
+               "offsets after checkpointing it",
+               "{s:i,s:I,s:I,s:s}", "partition", p, "committed_predictions", (json_int_t)c_pred,
+               "committed_labels", (json_int_t)c_label, "on_loss", policies[rn->cfg.on_loss]);
+    }
+    switch (rn->cfg.on_loss) {
+    case DW_ON_LOSS_STOP:
+        return 1;
+    case DW_ON_LOSS_RESUME_FROM_COMMITTED:
+        part->off_pred = c_pred;
+        part->off_label = c_label;
+        return 0;
+    case DW_ON_LOSS_REBUILD_FROM_EARLIEST:
+        part->off_pred = earliest_offset(rn, rn->cfg.topic_predictions, p);
+        part->off_label = earliest_offset(rn, rn->cfg.topic_labels, p);
+        return part->off_pred < 0 || part->off_label < 0 ? -1 : 0;
+    }
+    return 1;
+}
+
+/*
+ * Acquires partition p: claims it in Redis, loads its state and decides where to consume from.
+ * @returns 0 with the offsets (rn->parts[p] set), 1 when it must be held because its state is
+ *          lost (state.on_loss: stop), -1 when Redis or Kafka did not answer (try again).
+ */
+static int acquire(struct runner *rn, int p, int64_t *off_pred, int64_t *off_label)
+{
+    int found = load_part(rn, p);
+    if (found < 0) {
+        return -1;
+    }
+    struct dw_part *part = rn->parts[p];
+    if (!found) {
+        int res = start_without_state(rn, part, p);
+        if (res != 0) {
+            drop_part(rn, p);
+            return res;
+        }
+        part->meta_dirty = 1;
+    }
+    *off_pred = start_offset(rn, part->off_pred);
+    *off_label = start_offset(rn, part->off_label);
+    return 0;
+}
+
 static void on_assign(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 {
+    int64_t *offs = dw_calloc((size_t)rn->n_parts * 2, sizeof(*offs));
     for (int i = 0; i < parts->cnt; i++) {
         int p = parts->elems[i].partition;
-        if (p < 0 || p >= rn->n_parts) {
+        if (p < 0 || p >= rn->n_parts || rn->parts[p] || rn->nostate[p]) {
             continue;
         }
         /* State must be loaded before consuming: retry while Redis is unavailable. */
-        while (!rn->parts[p] && load_part(rn, p) != 0 && !run_stop) {
+        int res;
+        while ((res = acquire(rn, p, &offs[2 * p], &offs[2 * p + 1])) < 0 && !run_stop) {
             sleep(1);
+        }
+        if (res == 1) {
+            set_nostate(rn, p, NOSTATE_LOST);
         }
     }
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
-        struct dw_part *part = tp->partition < rn->n_parts ? rn->parts[tp->partition] : NULL;
-        if (!part) {
-            continue;
+        int p = tp->partition;
+        if (p >= 0 && p < rn->n_parts && rn->parts[p]) {
+            tp->offset = offs[2 * p + (strcmp(tp->topic, rn->cfg.topic_predictions) != 0)];
         }
-        int is_pred = strcmp(tp->topic, rn->cfg.topic_predictions) == 0;
-        tp->offset = start_offset(rn, is_pred ? part->off_pred : part->off_label);
     }
+    free(offs);
     rd_kafka_assign(rk, parts);
     /* A partition paused by an earlier owner of this process starts unpaused (align_labels
-     * pauses it again if its labels still run ahead). */
+     * pauses it again if its labels still run ahead); a held one stays paused. */
     rd_kafka_resume_partitions(rk, parts);
     release_holds(rn);
+    for (int p = 0; p < rn->n_parts; p++) {
+        if (rn->nostate[p]) {
+            dw_kafka_pause_pair(rk, rn->cfg.topic_predictions, rn->cfg.topic_labels, p, 1);
+        }
+    }
     rn->assigned = 1;
     rn->paused = 0;
     dw_metric_set(rn->m.partitions, (double)owned_count(rn));
@@ -466,6 +666,9 @@ static void on_revoke(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partitio
         if (p >= 0 && p < rn->n_parts && rn->parts[p]) {
             drop_part(rn, p);
             dw_log(DW_LOG_INFO, "partition revoked", "{s:i}", "partition", p);
+        }
+        if (p >= 0 && p < rn->n_parts && rn->nostate[p]) {
+            set_nostate(rn, p, NOSTATE_NONE);
         }
     }
     rd_kafka_assign(rk, NULL);
@@ -802,6 +1005,31 @@ static void evaluate(struct runner *rn)
 
 /* ---- status ---- */
 
+/* @returns 1 when ready; else 0 with the reason in why. */
+static int readiness(const struct runner *rn, char *why, size_t why_size)
+{
+    if (!rn->assigned) {
+        snprintf(why, why_size, "waiting for partition assignment");
+        return 0;
+    }
+    if (rn->paused) {
+        snprintf(why, why_size, "redis unavailable");
+        return 0;
+    }
+    struct dw_sbuf b = {0};
+    for (int p = 0; p < rn->n_parts; p++) {
+        if (rn->nostate[p]) {
+            dw_sbuf_printf(&b, "%s%d (%s)", b.len ? ", " : "partitions held without state: ", p,
+                           nostate_names[rn->nostate[p]]);
+        }
+    }
+    int ready = b.len == 0;
+    char *text = dw_sbuf_take(&b);
+    snprintf(why, why_size, "%s", text);
+    free(text);
+    return ready;
+}
+
 static void publish_status(struct runner *rn)
 {
     json_t *parts = json_array();
@@ -834,9 +1062,9 @@ static void publish_status(struct runner *rn)
     json_decref(st);
     if (rn->http) {
         dw_http_set_status(rn->http, text);
-        int redis_ok = !rn->paused;
-        dw_http_set_ready(rn->http, rn->assigned && redis_ok,
-                          !rn->assigned ? "waiting for partition assignment" : "redis unavailable");
+        char why[256];
+        int ready = readiness(rn, why, sizeof(why));
+        dw_http_set_ready(rn->http, ready, why);
     }
     free(text);
 }
@@ -895,6 +1123,8 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     rn->parts = dw_calloc((size_t)rn->n_parts, sizeof(*rn->parts));
     rn->eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->eof_ms));
     rn->held = dw_calloc((size_t)rn->n_parts, sizeof(*rn->held));
+    rn->nostate = dw_calloc((size_t)rn->n_parts, sizeof(*rn->nostate));
+    rn->nostate_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->nostate_ms));
     rn->label_eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->label_eof_ms));
     if (!(rn->actions =
               dw_actions_new(&rn->cfg, rn->redis, rn->producer, rn->owner, errstr, errstr_size))) {
@@ -983,6 +1213,7 @@ static void runner_loop(struct runner *rn)
         if (now >= rn->next_ckpt) {
             int ok = checkpoint_all(rn) == 0;
             set_paused(rn, !ok);
+            retry_held(rn);
             rn->next_ckpt = now + rn->cfg.checkpoint_interval_ms;
         }
         if (now >= rn->next_eval) {
@@ -1028,6 +1259,8 @@ static void runner_stop(struct runner *rn)
     free(rn->eof_ms);
     free(rn->label_eof_ms);
     free(rn->held);
+    free(rn->nostate);
+    free(rn->nostate_ms);
     free(rn->pev);
     dw_decoder_destroy(rn->dec);
     dw_redis_free(rn->redis);

@@ -22,6 +22,13 @@ enum dw_feature_type { DW_FEATURE_NUMERIC = 0, DW_FEATURE_CATEGORICAL = 1 };
 
 /* input.non_finite: what NaN / Infinity / -Infinity tokens in a message mean */
 enum dw_non_finite { DW_NON_FINITE_REJECT = 0, DW_NON_FINITE_COUNT = 1 };
+/* state.on_loss: what a consumer does with a partition whose Redis state is gone although Kafka
+ * holds offsets committed after it was checkpointed (the order of values is the choices') */
+enum dw_on_loss {
+    DW_ON_LOSS_STOP = 0,
+    DW_ON_LOSS_RESUME_FROM_COMMITTED = 1,
+    DW_ON_LOSS_REBUILD_FROM_EARLIEST = 2
+};
 enum dw_task { DW_TASK_CLASSIFICATION = 0, DW_TASK_REGRESSION = 1 };
 
 /*
@@ -119,6 +126,7 @@ struct dw_config {
     int64_t join_max_records; /* join.max_records (per consumer) */
 
     int64_t checkpoint_interval_ms; /* checkpoint.interval */
+    enum dw_on_loss on_loss;        /* state.on_loss */
     int64_t eval_interval_ms;       /* evaluation.interval */
 
     int64_t reference_windows; /* reference.windows: first N closed windows form the reference */

@@ -66,6 +66,7 @@ struct dw_part {
     struct dw_agg **retired; /* retired windows waiting for their last checkpoint */
     size_t n_retired, cap_retired;
     int meta_dirty;
+    uint64_t ckpt_seq; /* checkpoints written (meta field ckpt_seq): detects a Redis rollback */
 };
 
 struct dw_part *dw_part_new(const struct dw_config *cfg, int32_t partition);

@@ -68,7 +68,9 @@ int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *errstr, size
  * @param bytes_out payload bytes written (may be NULL)
  * @returns 0 ok, -1 Redis error or aborted transaction (state kept dirty, retry later), -2
  *          another consumer owns the partition now, -3 the partition's state is gone from Redis
- *          (its meta hash is missing: Redis restarted empty, was flushed, or evicted it).
+ *          (its meta hash is missing: Redis restarted empty, was flushed, or evicted it), -4
+ *          Redis lost checkpoints it had acknowledged (the stored ckpt_seq is not the last one
+ *          this process wrote): the stored, older state must be loaded again.
  */
 int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
                         int64_t label_eof_ms, size_t *bytes_out, char *errstr, size_t errstr_size);
