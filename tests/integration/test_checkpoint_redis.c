@@ -157,7 +157,7 @@ static void test_round_trip_and_reinsert(void **state)
 
     struct dw_part *q = dw_part_new(&g_cfg, 3);
     assert_int_equal(dw_redis_claim(r, 3, "owner-b", errstr, sizeof(errstr)), 0);
-    assert_int_equal(dw_redis_load_part(r, q, errstr, sizeof(errstr)), 1);
+    assert_int_equal(dw_redis_load_part(r, q, NULL, 0, errstr, sizeof(errstr)), 1);
     assert_true(q->off_pred == p->off_pred && q->off_label == p->off_label);
     assert_true(q->max_ts == p->max_ts && q->min_ts == p->min_ts);
     assert_true(q->max_label_ts == p->max_label_ts);
@@ -174,7 +174,7 @@ static void test_round_trip_and_reinsert(void **state)
     predict(p, "z", 301000, "IT");
     checkpoint(r, p, "owner-a", -2);
     struct dw_part *again = dw_part_new(&g_cfg, 3);
-    assert_int_equal(dw_redis_load_part(r, again, errstr, sizeof(errstr)), 1);
+    assert_int_equal(dw_redis_load_part(r, again, NULL, 0, errstr, sizeof(errstr)), 1);
     assert_null(dw_join_find(&again->join, "z", 1));
     dw_part_free(again);
     dw_part_free(q);
