@@ -205,6 +205,11 @@ static const struct cfg_key cfg_keys[] = {
      .flags = F_MIN, .min = 10,
      .help = "Period of the Redis checkpoint (state and offsets in one MULTI/EXEC per "
              "partition); at least 10ms."},
+    {.name = "state.quarantine_recheck", .type = T_DURATION, .def = "30s",
+     CFG(quarantine_recheck_ms),
+     .help = "A partition whose stored state is corrupt is quarantined (assigned but not "
+             "consumed); its state is loaded again this often, so that a repair (`driftwatch "
+             "state drop`) takes effect without a restart. 0: only at the next assignment."},
     {.name = "evaluation.interval", .type = T_DURATION, .def = "1s", CFG(eval_interval_ms),
      .flags = F_MIN, .min = 10,
      .help = "Period at which closed windows are looked for and detectors run; at least 10ms."},

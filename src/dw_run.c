@@ -54,6 +54,9 @@
 #define RUN_LIVE_WINDOW_MS 30000       /* /livez fails when the loop stalls this long */
 #define RUN_MMAP_THRESHOLD (64 << 20)  /* bytes: larger blocks come from mmap */
 #define RUN_TRIM_THRESHOLD (256 << 20) /* bytes of free heap kept before returning it */
+#define RUN_ASSIGN_LOAD_MS 10000       /* loading retried in the rebalance callback, milliseconds */
+#define RUN_LOAD_RETRY_MS 1000         /* retry of a load that found Redis unavailable, ms */
+#define RUN_SEEK_MS 5000               /* seek of a partition whose state was loaded late, ms */
 
 static volatile sig_atomic_t run_stop;
 
@@ -71,6 +74,22 @@ struct run_metrics {
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
     struct dw_metric *partitions, *windows_open, *join_records, *paused;
     struct dw_metric *evaluated, *global_wm;
+    struct dw_metric *quarantined, *quarantines, *loading;
+};
+
+/* Why a partition assigned by Kafka has no state in memory (struct runner.pend). */
+enum pend_kind {
+    PEND_NONE = 0,
+    PEND_UNAVAILABLE, /* Redis did not answer: retried every RUN_LOAD_RETRY_MS */
+    PEND_CORRUPT,     /* quarantined: retried every state.quarantine_recheck and on rebalance */
+};
+
+struct pending {
+    enum pend_kind kind;
+    int64_t since_ms; /* wall clock of the first failure */
+    int64_t next_try; /* monotonic clock of the next load attempt */
+    char key[600];    /* the key at fault (corrupt) */
+    char error[600];  /* what is wrong */
 };
 
 struct model_rt {
@@ -91,6 +110,8 @@ struct runner {
     int64_t *eof_ms;        /* wall clock since the predictions partition hit its end, 0 = not */
     int64_t *label_eof_ms;  /* the same for the labels partition */
     unsigned char *held;    /* labels partition paused by event-time alignment (align_labels) */
+    struct pending *pend;   /* assigned partitions whose state is not loaded (paused) */
+    json_t *windows_held;   /* partitions whose state holds windows open, from the last read */
     char owner[128];
     int assigned; /* an assignment was received */
     int paused;   /* consumption paused because Redis is unavailable */
@@ -155,6 +176,14 @@ static void metrics_init(struct run_metrics *m)
     m->evaluated = counter("driftwatch_windows_evaluated_total", "Window evaluations.", NULL);
     m->global_wm = gauge("driftwatch_global_watermark_seconds",
                          "Event time up to which windows are closed (epoch seconds).");
+    m->quarantined = gauge("driftwatch_partitions_quarantined",
+                           "Assigned partitions not consumed because their stored state is "
+                           "corrupt (see /status and `driftwatch state check`).");
+    m->quarantines = counter("driftwatch_partition_quarantines_total",
+                             "Times a partition was quarantined for corrupt state.", NULL);
+    m->loading = gauge("driftwatch_partitions_loading",
+                       "Assigned partitions not consumed yet because Redis did not answer while "
+                       "their state was loaded.");
 }
 
 /* ---- dead letters ---- */
@@ -355,6 +384,8 @@ static void release_holds(struct runner *rn)
     dw_metric_set(rn->m.labels_held, 0.0);
 }
 
+static void pause_pending(struct runner *rn);
+
 static void set_paused(struct runner *rn, int paused)
 {
     if (rn->paused == paused) {
@@ -367,6 +398,7 @@ static void set_paused(struct runner *rn, int paused)
         } else {
             rd_kafka_resume_partitions(rn->consumer, asg);
             release_holds(rn);
+            pause_pending(rn);
         }
         rd_kafka_topic_partition_list_destroy(asg);
     }
@@ -380,29 +412,120 @@ static void set_paused(struct runner *rn, int paused)
 
 /* ---- rebalance ---- */
 
-static int load_part(struct runner *rn, int p)
+/*
+ * Loads partition p's state into *out. Redis unavailable and state corrupt are told apart
+ * (dw_redis_load_part): the first is retried, the second quarantines the partition.
+ * @returns 0 (state loaded or none stored), DW_LOAD_UNAVAILABLE or DW_LOAD_CORRUPT, with the
+ *          fault in rn->pend[p].
+ */
+static int load_part(struct runner *rn, int p, struct dw_part **out)
 {
-    char errstr[512];
+    struct pending *pd = &rn->pend[p];
+    char key[sizeof(pd->key)] = "", errstr[sizeof(pd->error)] = "";
     struct dw_part *part = dw_part_new(&rn->cfg, p);
-    if (dw_redis_claim(rn->redis, p, rn->owner, errstr, sizeof(errstr)) != 0) {
-        goto err;
+    *out = NULL;
+    int found = DW_LOAD_UNAVAILABLE;
+    if (dw_redis_claim(rn->redis, p, rn->owner, errstr, sizeof(errstr)) == 0) {
+        found = dw_redis_load_part(rn->redis, part, key, sizeof(key), errstr, sizeof(errstr));
     }
-    int found = dw_redis_load_part(rn->redis, part, errstr, sizeof(errstr));
+    if (found >= 0 && pd->kind == PEND_CORRUPT &&
+        dw_redis_quarantine(rn->redis, p, NULL, errstr, sizeof(errstr)) != 0) {
+        found = DW_LOAD_UNAVAILABLE; /* the mark must go before the partition counts again */
+    }
     if (found < 0) {
-        goto err;
+        dw_part_free(part);
+        snprintf(pd->key, sizeof(pd->key), "%s", key);
+        snprintf(pd->error, sizeof(pd->error), "%s", errstr);
+        return found;
     }
-    rn->parts[p] = part;
-    rn->eof_ms[p] = 0;
-    rn->label_eof_ms[p] = 0;
+    *out = part;
     dw_log(DW_LOG_INFO, "partition assigned", "{s:i,s:b,s:I,s:I,s:i}", "partition", p,
            "state_found", found, "offset_predictions", (json_int_t)part->off_pred, "offset_labels",
            (json_int_t)part->off_label, "windows", (int)part->n_wins);
     return 0;
-err:
-    dw_log(DW_LOG_ERROR, "cannot load partition state", "{s:i,s:s}", "partition", p, "error",
-           errstr);
-    dw_part_free(part);
-    return -1;
+}
+
+/* Counts the partitions waiting for their state into the gauges. */
+static void pend_metrics(struct runner *rn)
+{
+    int corrupt = 0, loading = 0;
+    for (int p = 0; p < rn->n_parts; p++) {
+        corrupt += rn->pend[p].kind == PEND_CORRUPT;
+        loading += rn->pend[p].kind == PEND_UNAVAILABLE;
+    }
+    dw_metric_set(rn->m.quarantined, corrupt);
+    dw_metric_set(rn->m.loading, loading);
+}
+
+/* Pauses (or resumes) both topic-partitions of partition p. */
+static void pause_part(struct runner *rn, int p, int pause)
+{
+    rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(tps, rn->cfg.topic_predictions, p);
+    rd_kafka_topic_partition_list_add(tps, rn->cfg.topic_labels, p);
+    if (pause) {
+        rd_kafka_pause_partitions(rn->consumer, tps);
+    } else {
+        rd_kafka_resume_partitions(rn->consumer, tps);
+    }
+    rd_kafka_topic_partition_list_destroy(tps);
+}
+
+/* Pauses again every partition without state (after the whole assignment was resumed). */
+static void pause_pending(struct runner *rn)
+{
+    for (int p = 0; p < rn->n_parts; p++) {
+        if (rn->pend[p].kind != PEND_NONE) {
+            pause_part(rn, p, 1);
+        }
+    }
+}
+
+/*
+ * Records that partition p's state could not be loaded (fault `why`, details in pend[p]): it
+ * stays assigned but paused, neither consumed nor checkpointed, until a later load succeeds.
+ * Corrupt state is quarantined: logged with the partition and the key, counted, shown in
+ * /readyz and /status, and marked in Redis so that every pod's evaluator holds the windows
+ * this partition has not read.
+ */
+static void pend_set(struct runner *rn, int p, int why)
+{
+    struct pending *pd = &rn->pend[p];
+    enum pend_kind kind = why == DW_LOAD_CORRUPT ? PEND_CORRUPT : PEND_UNAVAILABLE;
+    int64_t mono = dw_mono_ms();
+    if (kind == PEND_CORRUPT) {
+        int64_t every = rn->cfg.quarantine_recheck_ms;
+        pd->next_try = every > 0 ? mono + every : INT64_MAX;
+        if (pd->kind != PEND_CORRUPT) {
+            pd->since_ms = dw_now_ms();
+            dw_metric_inc(rn->m.quarantines);
+            dw_log(DW_LOG_ERROR, "partition quarantined", "{s:i,s:s,s:s,s:s}", "partition", p,
+                   "key", pd->key, "error", pd->error, "repair",
+                   "driftwatch state check, then driftwatch state drop --partition P "
+                   "(docs/operations.md)");
+        }
+        char errstr[256];
+        if (dw_redis_quarantine(rn->redis, p, pd->error, errstr, sizeof(errstr)) != 0) {
+            dw_log(DW_LOG_WARN, "cannot mark the partition quarantined in Redis", "{s:i,s:s}",
+                   "partition", p, "error", errstr);
+        }
+    } else {
+        pd->next_try = mono + RUN_LOAD_RETRY_MS;
+        if (pd->kind == PEND_NONE) {
+            pd->since_ms = dw_now_ms();
+        }
+        dw_log_limited("state_unavailable", 1, DW_LOG_ERROR,
+                       "cannot load partition state: Redis unavailable; partition paused",
+                       "{s:i,s:s}", "partition", p, "error", pd->error);
+    }
+    pd->kind = kind;
+    pend_metrics(rn);
+}
+
+static void pend_clear(struct runner *rn, int p)
+{
+    memset(&rn->pend[p], 0, sizeof(rn->pend[p]));
+    pend_metrics(rn);
 }
 
 static int64_t start_offset(const struct runner *rn, int64_t stored)
@@ -421,23 +544,103 @@ static int64_t start_offset(const struct runner *rn, int64_t stored)
     return RD_KAFKA_OFFSET_BEGINNING;
 }
 
-static void on_assign(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+/*
+ * Starts consuming partition p, whose state was loaded after its assignment: seek both
+ * topic-partitions to the state's offsets (the wait guarantees that no message fetched before
+ * is delivered), then resume them. @returns 0, or -1 (part freed) when the seek failed.
+ */
+static int activate_part(struct runner *rn, int p, struct dw_part *part)
 {
-    for (int i = 0; i < parts->cnt; i++) {
-        int p = parts->elems[i].partition;
-        if (p < 0 || p >= rn->n_parts) {
+    rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(tps, rn->cfg.topic_predictions, p)->offset =
+        start_offset(rn, part->off_pred);
+    rd_kafka_topic_partition_list_add(tps, rn->cfg.topic_labels, p)->offset =
+        start_offset(rn, part->off_label);
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(rn->consumer, tps, RUN_SEEK_MS);
+    char why[256] = "";
+    if (error) {
+        snprintf(why, sizeof(why), "%s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    for (int i = 0; i < tps->cnt && !why[0]; i++) {
+        if (tps->elems[i].err) {
+            snprintf(why, sizeof(why), "%s [%d]: %s", tps->elems[i].topic, p,
+                     rd_kafka_err2str(tps->elems[i].err));
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(tps);
+    if (why[0]) {
+        dw_log(DW_LOG_ERROR, "cannot seek a partition whose state was loaded; retried", "{s:i,s:s}",
+               "partition", p, "error", why);
+        dw_part_free(part);
+        return -1;
+    }
+    rn->parts[p] = part;
+    rn->eof_ms[p] = 0;
+    rn->label_eof_ms[p] = 0;
+    pause_part(rn, p, rn->paused);
+    dw_metric_set(rn->m.partitions, (double)owned_count(rn));
+    return 0;
+}
+
+/* Retries the partitions without state whose time has come (main loop). */
+static void retry_pending(struct runner *rn)
+{
+    int64_t now = dw_mono_ms();
+    for (int p = 0; p < rn->n_parts && !run_stop; p++) {
+        struct pending *pd = &rn->pend[p];
+        if (pd->kind == PEND_NONE || now < pd->next_try) {
             continue;
         }
-        /* State must be loaded before consuming: retry while Redis is unavailable. */
-        while (!rn->parts[p] && load_part(rn, p) != 0 && !run_stop) {
+        enum pend_kind was = pd->kind;
+        struct dw_part *part;
+        int rc = load_part(rn, p, &part);
+        if (rc != 0) {
+            pend_set(rn, p, rc);
+            continue;
+        }
+        if (activate_part(rn, p, part) != 0) {
+            pd->next_try = now + RUN_LOAD_RETRY_MS;
+            continue;
+        }
+        dw_log(DW_LOG_INFO,
+               was == PEND_CORRUPT ? "partition out of quarantine: state loaded"
+                                   : "partition state loaded: Redis answered",
+               "{s:i,s:I}", "partition", p, "waited_ms", (json_int_t)(dw_now_ms() - pd->since_ms));
+        pend_clear(rn, p);
+    }
+}
+
+static void on_assign(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+    /* Bounded: a partition whose state is corrupt is quarantined at once, and Redis is waited
+     * for RUN_ASSIGN_LOAD_MS at most; the rest is retried from the main loop (retry_pending),
+     * which keeps serving /livez, /readyz and the other partitions meanwhile. */
+    int64_t deadline = dw_mono_ms() + RUN_ASSIGN_LOAD_MS;
+    for (int i = 0; i < parts->cnt; i++) {
+        int p = parts->elems[i].partition;
+        if (p < 0 || p >= rn->n_parts || rn->parts[p] || rn->pend[p].kind != PEND_NONE) {
+            continue;
+        }
+        struct dw_part *part = NULL;
+        int rc;
+        while ((rc = load_part(rn, p, &part)) == DW_LOAD_UNAVAILABLE && !run_stop &&
+               dw_mono_ms() < deadline) {
             sleep(1);
+        }
+        if (rc == 0) {
+            rn->parts[p] = part;
+            rn->eof_ms[p] = 0;
+            rn->label_eof_ms[p] = 0;
+        } else {
+            pend_set(rn, p, rc);
         }
     }
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         struct dw_part *part = tp->partition < rn->n_parts ? rn->parts[tp->partition] : NULL;
         if (!part) {
-            continue;
+            continue; /* without state: paused below, sought when its state is loaded */
         }
         int is_pred = strcmp(tp->topic, rn->cfg.topic_predictions) == 0;
         tp->offset = start_offset(rn, is_pred ? part->off_pred : part->off_label);
@@ -447,6 +650,7 @@ static void on_assign(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partitio
      * pauses it again if its labels still run ahead). */
     rd_kafka_resume_partitions(rk, parts);
     release_holds(rn);
+    pause_pending(rn);
     rn->assigned = 1;
     rn->paused = 0;
     dw_metric_set(rn->m.partitions, (double)owned_count(rn));
@@ -466,6 +670,11 @@ static void on_revoke(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partitio
         if (p >= 0 && p < rn->n_parts && rn->parts[p]) {
             drop_part(rn, p);
             dw_log(DW_LOG_INFO, "partition revoked", "{s:i}", "partition", p);
+        }
+        if (p >= 0 && p < rn->n_parts && rn->pend[p].kind != PEND_NONE) {
+            pend_clear(rn, p); /* the next owner loads it again */
+            dw_log(DW_LOG_INFO, "partition revoked before its state was loaded", "{s:i}",
+                   "partition", p);
         }
     }
     rd_kafka_assign(rk, NULL);
@@ -491,7 +700,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /*
  * Minimum over partitions that are not idle of a per-partition clock; idle partitions (at the
  * end of their log for window.idle_timeout) stop holding windows open. When every partition is
- * idle, the largest clock. DW_NO_TS while a live partition has no data yet.
+ * idle, the largest clock. DW_NO_TS while a live partition has no data yet or its meta is
+ * corrupt; a quarantined partition counts as live with its last checkpointed clock.
  */
 static int64_t min_over_live(const struct runner *rn, const struct dw_part_meta *metas, int labels,
                              int64_t now)
@@ -500,10 +710,14 @@ static int64_t min_over_live(const struct runner *rn, const struct dw_part_meta 
     int holding = 0;
     for (int p = 0; p < rn->n_parts; p++) {
         const struct dw_part_meta *m = &metas[p];
+        if (m->corrupt) {
+            return DW_NO_TS; /* its clock is unknown: no window may close */
+        }
         int64_t ts = labels ? m->max_label_ts : m->max_ts;
         int64_t eof = labels ? m->label_eof_ms : m->eof_ms;
         int64_t pwm = ts == DW_NO_TS ? DW_NO_TS : ts - (labels ? 0 : rn->cfg.allowed_lateness_ms);
-        if (m->present && eof > 0 && now - eof >= rn->cfg.idle_timeout_ms) {
+        /* A quarantined partition is never idle: it holds the windows it has not read. */
+        if (m->present && !m->quarantined && eof > 0 && now - eof >= rn->cfg.idle_timeout_ms) {
             if (pwm != DW_NO_TS && (idle_max == DW_NO_TS || pwm > idle_max)) {
                 idle_max = pwm;
             }
@@ -516,6 +730,36 @@ static int64_t min_over_live(const struct runner *rn, const struct dw_part_meta 
         holding = 1;
     }
     return holding ? wm : idle_max;
+}
+
+/*
+ * Records in /status (and logs when it changes) the partitions whose state holds windows open
+ * because it is unknown: a corrupt meta holds every window, a quarantined partition the windows
+ * past its last checkpoint.
+ */
+static void note_windows_held(struct runner *rn, const struct dw_part_meta *metas)
+{
+    json_t *held = json_array();
+    for (int p = 0; p < rn->n_parts; p++) {
+        if (metas[p].corrupt || metas[p].quarantined) {
+            json_array_append_new(
+                held, json_pack("{s:i,s:s}", "partition", p, "reason", metas[p].problem));
+        }
+    }
+    if (json_array_size(held) == 0) {
+        json_decref(held);
+        held = NULL;
+    }
+    if (!json_equal(held, rn->windows_held) && (held || rn->windows_held)) {
+        if (held) {
+            dw_log(DW_LOG_WARN, "windows held: partition state unknown", "{s:O}", "partitions",
+                   held);
+        } else {
+            dw_log(DW_LOG_INFO, "windows no longer held by partition state", NULL);
+        }
+    }
+    json_decref(rn->windows_held);
+    rn->windows_held = held;
 }
 
 /* Reads every partition's clocks; sets rn->global_wm and rn->global_label_wm. */
@@ -536,6 +780,7 @@ static int global_watermarks(struct runner *rn, int64_t *first_ts)
     int64_t now = dw_now_ms();
     rn->global_wm = min_over_live(rn, metas, 0, now);
     rn->global_label_wm = min_over_live(rn, metas, 1, now);
+    note_windows_held(rn, metas);
     free(metas);
     return 0;
 }
@@ -802,6 +1047,25 @@ static void evaluate(struct runner *rn)
 
 /* ---- status ---- */
 
+/* The partitions waiting for their state for `kind`, as /status entries; their numbers
+ * ("1,2") appended to *list. */
+static json_t *pending_json(const struct runner *rn, enum pend_kind kind, struct dw_sbuf *list)
+{
+    json_t *arr = json_array();
+    for (int p = 0; p < rn->n_parts; p++) {
+        const struct pending *pd = &rn->pend[p];
+        if (pd->kind != kind) {
+            continue;
+        }
+        char since[40];
+        dw_time_format_rfc3339(pd->since_ms, since, sizeof(since));
+        json_array_append_new(arr, json_pack("{s:i,s:s,s:s,s:s}", "partition", p, "key", pd->key,
+                                             "error", pd->error, "since", since));
+        dw_sbuf_printf(list, "%s%d", list->len ? "," : "", p);
+    }
+    return arr;
+}
+
 static void publish_status(struct runner *rn)
 {
     json_t *parts = json_array();
@@ -830,14 +1094,32 @@ static void publish_status(struct runner *rn)
                   rn->global_wm == DW_NO_TS ? json_null() : json_integer(rn->global_wm), "paused",
                   rn->paused, "partitions", parts, "reports", rn->reports, "evaluator",
                   rn->eval_lease, "alerts_firing", dw_actions_status(rn->actions));
+    struct dw_sbuf quarantined = {0}, loading = {0};
+    json_object_set_new(st, "quarantined", pending_json(rn, PEND_CORRUPT, &quarantined));
+    json_object_set_new(st, "loading", pending_json(rn, PEND_UNAVAILABLE, &loading));
+    json_object_set(st, "windows_held", rn->windows_held ? rn->windows_held : json_null());
     char *text = json_dumps(st, JSON_COMPACT);
     json_decref(st);
     if (rn->http) {
         dw_http_set_status(rn->http, text);
-        int redis_ok = !rn->paused;
-        dw_http_set_ready(rn->http, rn->assigned && redis_ok,
-                          !rn->assigned ? "waiting for partition assignment" : "redis unavailable");
+        char reason[512] = "";
+        if (!rn->assigned) {
+            snprintf(reason, sizeof(reason), "waiting for partition assignment");
+        } else if (rn->paused) {
+            snprintf(reason, sizeof(reason), "redis unavailable");
+        } else if (quarantined.len) {
+            snprintf(reason, sizeof(reason),
+                     "partitions quarantined (corrupt state): %s; see /status and "
+                     "`driftwatch state check`",
+                     quarantined.s);
+        } else if (loading.len) {
+            snprintf(reason, sizeof(reason), "redis unavailable: state of partitions %s not loaded",
+                     loading.s);
+        }
+        dw_http_set_ready(rn->http, reason[0] == '\0', reason);
     }
+    free(quarantined.s);
+    free(loading.s);
     free(text);
 }
 
@@ -895,6 +1177,7 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     rn->parts = dw_calloc((size_t)rn->n_parts, sizeof(*rn->parts));
     rn->eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->eof_ms));
     rn->held = dw_calloc((size_t)rn->n_parts, sizeof(*rn->held));
+    rn->pend = dw_calloc((size_t)rn->n_parts, sizeof(*rn->pend));
     rn->label_eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->label_eof_ms));
     if (!(rn->actions =
               dw_actions_new(&rn->cfg, rn->redis, rn->producer, rn->owner, errstr, errstr_size))) {
@@ -979,6 +1262,7 @@ static void runner_loop(struct runner *rn)
             rd_kafka_consumer_poll(rn->consumer, 0);
         }
         align_labels(rn);
+        retry_pending(rn);
         int64_t now = dw_mono_ms();
         if (now >= rn->next_ckpt) {
             int ok = checkpoint_all(rn) == 0;
@@ -1028,6 +1312,8 @@ static void runner_stop(struct runner *rn)
     free(rn->eof_ms);
     free(rn->label_eof_ms);
     free(rn->held);
+    free(rn->pend);
+    json_decref(rn->windows_held);
     free(rn->pev);
     dw_decoder_destroy(rn->dec);
     dw_redis_free(rn->redis);
