@@ -866,6 +866,26 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
 }
 
 /*
+ * Reads the evaluator's global key `name` holding an event time (a cursor, a rolling start).
+ * A value that is not one is corruption: logged with the key, and the model's windows wait
+ * (a cursor read as 0 would walk from 1970); `driftwatch state check` names it too.
+ * @returns 1 found, 0 absent, -1 Redis error or corrupt.
+ */
+static int get_event_time(struct runner *rn, const char *name, int64_t *out)
+{
+    int found = dw_redis_get_i64(rn->redis, name, out);
+    if (found == -2 || (found == 1 && (*out < -DW_TS_LIMIT_MS || *out > DW_TS_LIMIT_MS))) {
+        char key[600];
+        dw_redis_global_key(rn->redis, name, key, sizeof(key));
+        dw_log_limited("corrupt_cursor", 1, DW_LOG_ERROR,
+                       "corrupt evaluator state: not an event time; windows held", "{s:s}", "key",
+                       key);
+        return -1;
+    }
+    return found;
+}
+
+/*
  * The windows of the rolling view ending with `cur` (window `start`), oldest first, `cur`
  * last: up to evaluation.rolling_windows, counted from the model's first evaluated window
  * (Redis key rolling_first:<model>, set on the first evaluation) as replay counts from the
@@ -887,7 +907,7 @@ static int load_recent(struct runner *rn, size_t mi, int64_t start, struct dw_ag
     char name[512];
     snprintf(name, sizeof(name), "rolling_first:%s", m->name);
     int64_t first = start;
-    int found = dw_redis_get_i64(rn->redis, name, &first);
+    int found = get_event_time(rn, name, &first);
     if (found < 0) {
         return -1;
     }
@@ -987,7 +1007,7 @@ static void evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t fir
     char name[512];
     snprintf(name, sizeof(name), "%s:%s", final ? "cursor_final" : "cursor", m->name);
     int64_t cursor = 0;
-    int found = dw_redis_get_i64(rn->redis, name, &cursor);
+    int found = get_event_time(rn, name, &cursor);
     if (found < 0) {
         return;
     }
