@@ -184,10 +184,10 @@ def main():
     ok &= h.report(r.returncode == 0 and
                    all(l["status"] == "ok" for l in check_lines(r) if "partition" in l),
                    "state check: all ok", r.stdout.strip()[:300])
+    proc.terminate()
+    ok &= h.report(proc.wait(30) == 0, "consumer stopped cleanly")
     if not ok:
         print(env.log()[-4000:])
-    proc.terminate()
-    proc.wait(30)
     env.close()
     return 0 if ok else 1
 
