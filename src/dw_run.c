@@ -614,8 +614,9 @@ static void retry_pending(struct runner *rn)
 static void on_assign(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 {
     /* Bounded: a partition whose state is corrupt is quarantined at once, and Redis is waited
-     * for RUN_ASSIGN_LOAD_MS at most; the rest is retried from the main loop (retry_pending),
-     * which keeps serving /livez, /readyz and the other partitions meanwhile. */
+     * for RUN_ASSIGN_LOAD_MS at most over the whole assignment (each attempt is bounded by
+     * redis.timeout); the partitions still without state are paused and retried from the main
+     * loop (retry_pending), which keeps serving /livez, /readyz and the other partitions. */
     int64_t deadline = dw_mono_ms() + RUN_ASSIGN_LOAD_MS;
     for (int i = 0; i < parts->cnt; i++) {
         int p = parts->elems[i].partition;
@@ -623,9 +624,19 @@ static void on_assign(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partitio
             continue;
         }
         struct dw_part *part = NULL;
-        int rc;
-        while ((rc = load_part(rn, p, &part)) == DW_LOAD_UNAVAILABLE && !run_stop &&
-               dw_mono_ms() < deadline) {
+        int rc = DW_LOAD_UNAVAILABLE;
+        snprintf(rn->pend[p].error, sizeof(rn->pend[p].error),
+                 "not loaded within %d s of the assignment: Redis unavailable",
+                 RUN_ASSIGN_LOAD_MS / 1000);
+        for (int attempt = 0; !run_stop && dw_mono_ms() < deadline; attempt++) {
+            rc = load_part(rn, p, &part);
+            if (rc != DW_LOAD_UNAVAILABLE) {
+                break;
+            }
+            if (attempt == 0) {
+                dw_log(DW_LOG_WARN, "cannot load partition state: Redis unavailable; retrying",
+                       "{s:i,s:s}", "partition", p, "error", rn->pend[p].error);
+            }
             sleep(1);
         }
         if (rc == 0) {
