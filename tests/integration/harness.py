@@ -391,6 +391,17 @@ def wait_exact(env, truth, timeout):
     return diffs
 
 
+def finish(env, proc, ok):
+    """Stops the consumer (it must exit 0: sanitizer builds fail on a leak at exit), prints its
+    log's tail when something failed, stops every service; returns the exit code."""
+    proc.terminate()
+    ok &= report(proc.wait(30) == 0, "consumer stopped cleanly")
+    if not ok:
+        print(env.log()[-4000:])
+    env.close()
+    return 0 if ok else 1
+
+
 def report(ok, name, detail=""):
     print(f"{'PASS' if ok else 'FAIL'}: {name} {detail}".rstrip())
     sys.stdout.flush()

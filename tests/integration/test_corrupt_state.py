@@ -184,12 +184,7 @@ def main():
     ok &= h.report(r.returncode == 0 and
                    all(l["status"] == "ok" for l in check_lines(r) if "partition" in l),
                    "state check: all ok", r.stdout.strip()[:300])
-    proc.terminate()
-    ok &= h.report(proc.wait(30) == 0, "consumer stopped cleanly")
-    if not ok:
-        print(env.log()[-4000:])
-    env.close()
-    return 0 if ok else 1
+    return h.finish(env, proc, ok)
 
 
 if __name__ == "__main__":

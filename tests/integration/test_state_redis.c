@@ -41,31 +41,11 @@ static int start_redis(void **state)
     (void)state;
     int port = dw_test_free_port();
     g_redis_pid = dw_test_redis_start(port, NULL);
-    memset(&g_cfg, 0, sizeof(g_cfg));
-    g_cfg.group = "st*[x]"; /* glob characters: SCAN patterns must escape them */
-    g_cfg.topic_predictions = "predictions";
-    g_cfg.redis_host = "127.0.0.1";
-    g_cfg.redis_port = port;
-    g_cfg.redis_password = "";
-    g_cfg.redis_timeout_ms = 2000;
-    g_cfg.window_size_ms = 60000;
-    g_cfg.allowed_lateness_ms = 10000;
-    g_cfg.label_horizon_ms = 120000;
-    g_cfg.join_ttl_ms = 300000;
-    g_cfg.retention_windows = 100;
-    g_cfg.models = g_models;
-    g_cfg.n_models = 1;
-    for (int i = 0; i < 100; i++) {
-        g_r = dw_redis_connect(&g_cfg, NULL, 0);
-        if (g_r && dw_redis_ping(g_r) == 0) {
-            g_raw = redisConnect("127.0.0.1", port);
-            return g_raw && !g_raw->err ? 0 : -1;
-        }
-        dw_redis_free(g_r);
-        g_r = NULL;
-        usleep(50 * 1000);
-    }
-    return -1;
+    /* glob characters in the group: SCAN patterns must escape them */
+    dw_test_redis_config(&g_cfg, port, "st*[x]", g_models, 1);
+    g_r = dw_test_redis_wait(&g_cfg);
+    g_raw = g_r ? redisConnect("127.0.0.1", port) : NULL;
+    return g_raw && !g_raw->err ? 0 : -1;
 }
 
 static int stop_redis(void **state)
@@ -235,13 +215,7 @@ static void test_unavailable_is_not_corrupt(void **state)
     struct dw_config cfg = g_cfg;
     cfg.redis_port = dw_test_free_port();
     pid_t pid = dw_test_redis_start(cfg.redis_port, NULL);
-    struct dw_redis *r = NULL;
-    for (int i = 0; i < 100 && !r; i++) {
-        r = dw_redis_connect(&cfg, NULL, 0);
-        if (!r) {
-            usleep(50 * 1000);
-        }
-    }
+    struct dw_redis *r = dw_test_redis_wait(&cfg);
     assert_non_null(r);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);

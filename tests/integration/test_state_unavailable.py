@@ -48,12 +48,7 @@ def main():
     lines = [json.loads(l) for l in env.log().splitlines() if l.startswith("{")]
     ok &= h.report(any(l["msg"] == "partition state loaded: Redis answered" for l in lines),
                    "the late load is logged")
-    proc.terminate()
-    ok &= h.report(proc.wait(30) == 0, "consumer stopped cleanly")
-    if not ok:
-        print(env.log()[-4000:])
-    env.close()
-    return 0 if ok else 1
+    return h.finish(env, proc, ok)
 
 
 if __name__ == "__main__":
