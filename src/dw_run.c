@@ -428,9 +428,10 @@ static int load_part(struct runner *rn, int p, struct dw_part **out)
     if (dw_redis_claim(rn->redis, p, rn->owner, errstr, sizeof(errstr)) == 0) {
         found = dw_redis_load_part(rn->redis, part, key, sizeof(key), errstr, sizeof(errstr));
     }
-    if (found >= 0 && pd->kind == PEND_CORRUPT &&
-        dw_redis_quarantine(rn->redis, p, NULL, errstr, sizeof(errstr)) != 0) {
-        found = DW_LOAD_UNAVAILABLE; /* the mark must go before the partition counts again */
+    /* A mark left by any pod (this one, or one before a repair by hand) must go before the
+     * partition counts again: the evaluator would hold windows for it for ever. */
+    if (found >= 0 && dw_redis_quarantine(rn->redis, p, NULL, errstr, sizeof(errstr)) != 0) {
+        found = DW_LOAD_UNAVAILABLE;
     }
     if (found < 0) {
         dw_part_free(part);
