@@ -364,6 +364,37 @@ int dw_duration_unit(const char *suffix, double *ms_per_unit)
     return -1;
 }
 
+int dw_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
+{
+    if (!s || len == 0) {
+        return -1;
+    }
+    int neg = s[0] == '-';
+    size_t i = (size_t)neg;
+    if (i == len) {
+        return -1;
+    }
+    /* Magnitude limit: 2^63 for a negative number, 2^63 - 1 otherwise. */
+    uint64_t limit = neg ? (uint64_t)INT64_MAX + 1u : (uint64_t)INT64_MAX;
+    uint64_t mag = 0;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (mag > (limit - d) / 10) {
+            return -1;
+        }
+        mag = mag * 10 + d;
+    }
+    int64_t v = neg ? (mag == (uint64_t)INT64_MAX + 1u ? INT64_MIN : -(int64_t)mag) : (int64_t)mag;
+    if (v < min || v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int dw_duration_parse(const char *s, int64_t *ms_out)
 {
     if (!s || !*s) {

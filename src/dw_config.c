@@ -215,6 +215,11 @@ static const struct cfg_key cfg_keys[] = {
              "rebuild_from_earliest = re-read the topics from the earliest offset (complete "
              "only while Kafka's retention still holds every message). Every loss is counted "
              "(driftwatch_state_losses_total) and logged."},
+    {.name = "state.quarantine_recheck", .type = T_DURATION, .def = "30s",
+     CFG(quarantine_recheck_ms),
+     .help = "A partition whose stored state is corrupt is quarantined (assigned but not "
+             "consumed); its state is loaded again this often, so that a repair (`driftwatch "
+             "state drop`) takes effect without a restart. 0: only at the next assignment."},
     {.name = "evaluation.interval", .type = T_DURATION, .def = "1s", CFG(eval_interval_ms),
      .flags = F_MIN, .min = 10,
      .help = "Period at which closed windows are looked for and detectors run; at least 10ms."},

@@ -17,7 +17,6 @@
 
 #define PRODUCE_RETRY_MS 100 /* poll time when the local producer queue is full */
 #define PRODUCE_MAX_RETRIES 300
-#define SEEK_TIMEOUT_MS 5000 /* milliseconds a seek of a paused partition may take */
 
 static atomic_long delivery_failures;
 
@@ -211,48 +210,4 @@ int dw_kafka_committed(rd_kafka_t *rk, const char *topic_a, const char *topic_b,
     *off_b = l->elems[1].err || l->elems[1].offset < 0 ? -1 : l->elems[1].offset;
     rd_kafka_topic_partition_list_destroy(l);
     return err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
-}
-
-static rd_kafka_topic_partition_list_t *pair_list(const char *topic_a, int64_t off_a,
-                                                  const char *topic_b, int64_t off_b, int32_t p)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
-    rd_kafka_topic_partition_list_add(l, topic_a, p)->offset = off_a;
-    rd_kafka_topic_partition_list_add(l, topic_b, p)->offset = off_b;
-    return l;
-}
-
-void dw_kafka_pause_pair(rd_kafka_t *rk, const char *topic_a, const char *topic_b, int32_t p,
-                         int pause)
-{
-    rd_kafka_topic_partition_list_t *l = pair_list(topic_a, 0, topic_b, 0, p);
-    if (pause) {
-        rd_kafka_pause_partitions(rk, l);
-    } else {
-        rd_kafka_resume_partitions(rk, l);
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
-int dw_kafka_rewind(rd_kafka_t *rk, const char *topic_a, int64_t off_a, const char *topic_b,
-                    int64_t off_b, int32_t p, char *errstr, size_t errstr_size)
-{
-    rd_kafka_topic_partition_list_t *l = pair_list(topic_a, off_a, topic_b, off_b, p);
-    rd_kafka_error_t *error = rd_kafka_seek_partitions(rk, l, SEEK_TIMEOUT_MS);
-    int rc = 0;
-    if (error) {
-        rc = dw_err(errstr, errstr_size, "seek: %s", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    }
-    for (int i = 0; i < l->cnt && rc == 0; i++) {
-        if (l->elems[i].err) {
-            rc = dw_err(errstr, errstr_size, "seek %s [%d]: %s", l->elems[i].topic, (int)p,
-                        rd_kafka_err2str(l->elems[i].err));
-        }
-    }
-    if (rc == 0) {
-        rd_kafka_resume_partitions(rk, l);
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    return rc;
 }

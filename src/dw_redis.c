@@ -203,14 +203,137 @@ int dw_redis_claim(struct dw_redis *r, int32_t partition, const char *owner, cha
 
 /* ---- loading ---- */
 
-static int64_t field_i64(redisReply *arr, const char *name, int64_t dflt)
+/*
+ * Loading tells two failures apart, because they need opposite responses:
+ *   DW_LOAD_UNAVAILABLE  no reply, or a server error such as LOADING or BUSY: Redis may answer
+ *                        the same question correctly in a second, so the caller retries and
+ *                        consumes nothing meanwhile (state must be loaded before consuming);
+ *   DW_LOAD_CORRUPT      Redis answered and what it holds is unusable: a decoder rejected the
+ *                        bytes, a number failed its strict parse or range, a key holds the
+ *                        wrong Redis type (WRONGTYPE). Asking again gives the same answer, so
+ *                        the caller quarantines the partition instead of retrying for ever.
+ * Every number is parsed strictly (dw_parse_i64: digits only, range-checked): a garbage offset
+ * read as 0 would silently re-read a partition from its start.
+ */
+
+/* bytes of a stored value or id quoted in an error message */
+#define QUOTE_MAX 48
+
+/* Ranges of the numbers a checkpoint stores (DW_NO_TS is allowed besides NUM_TS's range). */
+enum num_kind {
+    NUM_OFFSET, /* next offset to consume: -1 (none yet) or more */
+    NUM_TS,     /* event time, ms: within the decoder's bounds, or DW_NO_TS */
+    NUM_CLOCK,  /* wall-clock ms: 0 (not set) or a time */
+    NUM_COUNT,  /* counter: 0 or more */
+};
+
+static int num_parse(const char *s, size_t len, enum num_kind kind, int64_t *out)
 {
-    for (size_t i = 0; i + 1 < arr->elements; i += 2) {
-        if (strcmp(arr->element[i]->str, name) == 0 && arr->element[i + 1]->str) {
-            return strtoll(arr->element[i + 1]->str, NULL, 10);
+    switch (kind) {
+    case NUM_OFFSET:
+        return dw_parse_i64(s, len, -1, INT64_MAX, out);
+    case NUM_TS:
+        if (dw_parse_i64(s, len, DW_NO_TS, DW_NO_TS, out) == 0) {
+            return 0;
+        }
+        return dw_parse_i64(s, len, -DW_TS_LIMIT_MS, DW_TS_LIMIT_MS, out);
+    case NUM_CLOCK:
+        return dw_parse_i64(s, len, 0, DW_TS_LIMIT_MS, out);
+    case NUM_COUNT:
+        return dw_parse_i64(s, len, 0, INT64_MAX, out);
+    }
+    return -1;
+}
+
+/* Printable ASCII of s (at most QUOTE_MAX bytes, others as \xHH) into buf. */
+static void quote_bytes(const char *s, size_t len, char *buf, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && i < QUOTE_MAX && o + 5 < size; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
+            buf[o++] = (char)c;
+        } else {
+            o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
         }
     }
-    return dflt;
+    if (len > QUOTE_MAX && o + 4 < size) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o < size ? o : size - 1] = '\0';
+}
+
+/* Records a fault: *badkey := key, errstr := "key: what". @returns DW_LOAD_CORRUPT. */
+static int corrupt(char *badkey, size_t badkey_size, char *errstr, size_t errstr_size,
+                   const char *key, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int corrupt(char *badkey, size_t badkey_size, char *errstr, size_t errstr_size,
+                   const char *key, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (badkey && badkey_size) {
+        snprintf(badkey, badkey_size, "%s", key);
+    }
+    dw_err(errstr, errstr_size, "%s: %s", key, what);
+    return DW_LOAD_CORRUPT;
+}
+
+/*
+ * Classifies a reply that is not the expected kind: WRONGTYPE is corruption, anything else
+ * (no reply, LOADING, BUSY, ...) unavailability. @returns the dw_load_result, errstr set.
+ */
+static int reply_fault(redisReply *rep, const char *cmd, const char *key, char *badkey,
+                       size_t badkey_size, char *errstr, size_t errstr_size)
+{
+    if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "WRONGTYPE", 9) == 0) {
+        return corrupt(badkey, badkey_size, errstr, errstr_size, key,
+                       "holds the wrong Redis type for %s", cmd);
+    }
+    dw_err(errstr, errstr_size, "redis %s %s: %s", cmd, key,
+           rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "connection lost");
+    return DW_LOAD_UNAVAILABLE;
+}
+
+/* The value of field `name` of an HGETALL reply, or NULL. */
+static const redisReply *field_get(const redisReply *arr, const char *name)
+{
+    for (size_t i = 0; i + 1 < arr->elements; i += 2) {
+        const redisReply *k = arr->element[i];
+        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0) {
+            return arr->element[i + 1];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Strictly parses one number: absent (NULL or nil) gives dflt; present and not a number of its
+ * kind is corruption. @returns 0, or -1 with errstr naming the field and quoting the value.
+ */
+static int num_field(const redisReply *v, const char *name, enum num_kind kind, int64_t dflt,
+                     int64_t *out, char *errstr, size_t errstr_size)
+{
+    if (!v || v->type == REDIS_REPLY_NIL) {
+        *out = dflt;
+        return 0;
+    }
+    if (v->type == REDIS_REPLY_STRING && num_parse(v->str, v->len, kind, out) == 0) {
+        return 0;
+    }
+    char q[4 * QUOTE_MAX + 8] = "";
+    if (v->type == REDIS_REPLY_STRING) {
+        quote_bytes(v->str, v->len, q, sizeof(q));
+    }
+    static const char *const kinds[] = {[NUM_OFFSET] = "an offset (-1 or more)",
+                                        [NUM_TS] = "an event time in milliseconds",
+                                        [NUM_CLOCK] = "a wall-clock time in milliseconds",
+                                        [NUM_COUNT] = "a count (0 or more)"};
+    return dw_err(errstr, errstr_size, "field %s = \"%s\" is not %s", name, q, kinds[kind]);
 }
 
 static long model_index(const char *name, size_t len, void *opaque)
@@ -231,64 +354,143 @@ static long model_index(const char *name, size_t len, void *opaque)
     X(expired_predictions) X(expired_labels) X(evicted) X(rejected_classes)
 /* clang-format on */
 
-static void load_meta(struct dw_part *p, redisReply *meta)
+/* @returns 0, or -1 with errstr naming the bad field. */
+static int load_meta(struct dw_part *p, const redisReply *meta, char *errstr, size_t errstr_size)
 {
-    p->off_pred = field_i64(meta, "off_pred", -1);
-    p->off_label = field_i64(meta, "off_label", -1);
-    p->max_ts = field_i64(meta, "max_ts", DW_NO_TS);
-    p->min_ts = field_i64(meta, "min_ts", DW_NO_TS);
-    p->max_label_ts = field_i64(meta, "max_label_ts", DW_NO_TS);
-    p->ckpt_seq = (uint64_t)field_i64(meta, "ckpt_seq", 0);
-#define LOAD_CTR(name) p->ctr.name = (uint64_t)field_i64(meta, #name, 0);
+    int64_t v;
+#define NUM(field, name, kind, dflt)                                                               \
+    do {                                                                                           \
+        if (num_field(field_get(meta, name), name, kind, dflt, &v, errstr, errstr_size) != 0) {    \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+    NUM(off_pred, "off_pred", NUM_OFFSET, -1);
+    p->off_pred = v;
+    NUM(off_label, "off_label", NUM_OFFSET, -1);
+    p->off_label = v;
+    NUM(max_ts, "max_ts", NUM_TS, DW_NO_TS);
+    p->max_ts = v;
+    NUM(min_ts, "min_ts", NUM_TS, DW_NO_TS);
+    p->min_ts = v;
+    NUM(max_label_ts, "max_label_ts", NUM_TS, DW_NO_TS);
+    p->max_label_ts = v;
+    NUM(ckpt_seq, "ckpt_seq", NUM_COUNT, 0);
+    p->ckpt_seq = (uint64_t)v;
+#define LOAD_CTR(name)                                                                             \
+    NUM(name, #name, NUM_COUNT, 0);                                                                \
+    p->ctr.name = (uint64_t)v;
     META_COUNTERS(LOAD_CTR)
 #undef LOAD_CTR
+#undef NUM
+    return 0;
 }
 
-static int load_windows(struct dw_redis *r, struct dw_part *p, char *errstr, size_t errstr_size)
+/* Splits an open-set member "<model>\t<start ms>". @returns 0, or -1 when malformed. */
+static int open_member(const redisReply *m, size_t *model_len, int64_t *start)
+{
+    if (m->type != REDIS_REPLY_STRING) {
+        return -1;
+    }
+    const char *tab = memchr(m->str, '\t', m->len);
+    if (!tab || tab == m->str) {
+        return -1;
+    }
+    *model_len = (size_t)(tab - m->str);
+    return num_parse(tab + 1, m->len - *model_len - 1, NUM_TS, start) == 0 && *start != DW_NO_TS
+               ? 0
+               : -1;
+}
+
+/*
+ * Decodes the window blob of `wkey` (model m, start) into *out. @returns DW_LOAD_FOUND,
+ * DW_LOAD_NONE (no such key: expired), or a fault.
+ */
+static int load_blob(struct dw_redis *r, const char *wkey, const struct dw_model_cfg *m,
+                     int64_t start, struct dw_agg **out, char *badkey, size_t badkey_size,
+                     char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    redisReply *blob = cmdf(r, "GET %s", wkey);
+    int rc = DW_LOAD_FOUND;
+    if (!reply_ok(blob)) {
+        rc = reply_fault(blob, "GET", wkey, badkey, badkey_size, errstr, errstr_size);
+    } else if (blob->type != REDIS_REPLY_STRING) {
+        rc = DW_LOAD_NONE;
+    } else {
+        char why[256] = "";
+        *out = dw_agg_decode(m, blob->str, (size_t)blob->len, why, sizeof(why));
+        if (!*out) {
+            rc = corrupt(badkey, badkey_size, errstr, errstr_size, wkey, "%s (%zu bytes)", why,
+                         (size_t)blob->len);
+        } else if ((*out)->start_ms != start) {
+            rc = corrupt(badkey, badkey_size, errstr, errstr_size, wkey,
+                         "holds the window starting at %" PRId64, (*out)->start_ms);
+            dw_agg_free(*out);
+            *out = NULL;
+        }
+    }
+    freeReplyObject(blob);
+    return rc;
+}
+
+static int load_windows(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
+                        char *errstr, size_t errstr_size)
 {
     char key[512];
     part_tag(r, p->partition, "open", key, sizeof(key));
     redisReply *set = cmdf(r, "SMEMBERS %s", key);
     if (!reply_ok(set) || set->type != REDIS_REPLY_ARRAY) {
+        int rc = reply_fault(set, "SMEMBERS", key, badkey, badkey_size, errstr, errstr_size);
         freeReplyObject(set);
-        return dw_err(errstr, errstr_size, "redis SMEMBERS %s failed", key);
+        return rc;
     }
     int rc = 0;
     for (size_t i = 0; i < set->elements && rc == 0; i++) {
-        const char *member = set->element[i]->str;
-        const char *tab = strchr(member, '\t');
-        if (!tab) {
-            continue;
+        const redisReply *member = set->element[i];
+        size_t mlen;
+        int64_t start;
+        if (open_member(member, &mlen, &start) != 0) {
+            char q[4 * QUOTE_MAX + 8] = "";
+            quote_bytes(member->str, member->len, q, sizeof(q));
+            rc = corrupt(badkey, badkey_size, errstr, errstr_size, key,
+                         "member \"%s\" is not <model>\\t<window start ms>", q);
+            break;
         }
-        long midx = model_index(member, (size_t)(tab - member), (void *)r->cfg);
+        long midx = model_index(member->str, mlen, (void *)r->cfg);
         if (midx < 0) {
             dw_log(DW_LOG_WARN, "checkpointed window of an unconfigured model ignored", "{s:s,s:i}",
-                   "window", member, "partition", (int)p->partition);
+                   "window", member->str, "partition", (int)p->partition);
             continue;
         }
+        const struct dw_model_cfg *m = &r->cfg->models[midx];
         char wkey[600];
         char suffix[400];
-        snprintf(suffix, sizeof(suffix), "w:%.*s:%s", (int)(tab - member), member, tab + 1);
+        snprintf(suffix, sizeof(suffix), "w:%s:%" PRId64, m->name, start);
         part_tag(r, p->partition, suffix, wkey, sizeof(wkey));
-        redisReply *blob = cmdf(r, "GET %s", wkey);
-        if (!reply_ok(blob)) {
-            rc = dw_err(errstr, errstr_size, "redis GET %s failed", wkey);
-        } else if (blob->type == REDIS_REPLY_STRING) {
-            struct dw_agg *agg = dw_agg_decode(&r->cfg->models[midx], blob->str, (size_t)blob->len,
-                                               errstr, errstr_size);
-            if (!agg) {
-                rc = -1;
-            } else {
-                dw_part_adopt_window(p, agg);
-            }
+        if (dw_part_window(p, m, start)) {
+            rc = corrupt(badkey, badkey_size, errstr, errstr_size, key, "window %s listed twice",
+                         suffix);
+            break;
         }
-        freeReplyObject(blob);
+        struct dw_agg *agg;
+        int got = load_blob(r, wkey, m, start, &agg, badkey, badkey_size, errstr, errstr_size);
+        if (got == DW_LOAD_FOUND) {
+            dw_part_adopt_window(p, agg);
+        } else if (got == DW_LOAD_NONE) {
+            /* Expired (window.retention passed while no consumer ran): its counts of this
+             * partition are gone; say so rather than lose them silently. */
+            dw_log(DW_LOG_WARN, "open window missing from Redis: its counts are lost", "{s:i,s:s}",
+                   "partition", (int)p->partition, "key", wkey);
+        } else {
+            rc = got;
+        }
     }
     freeReplyObject(set);
     return rc;
 }
 
-static int load_join(struct dw_redis *r, struct dw_part *p, char *errstr, size_t errstr_size)
+static int load_join(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
+                     char *errstr, size_t errstr_size)
 {
     char key[512];
     part_tag(r, p->partition, "join", key, sizeof(key));
@@ -296,18 +498,28 @@ static int load_join(struct dw_redis *r, struct dw_part *p, char *errstr, size_t
     do {
         redisReply *rep = cmdf(r, "HSCAN %s %s COUNT " HSCAN_COUNT, key, cursor);
         if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+            int rc = reply_fault(rep, "HSCAN", key, badkey, badkey_size, errstr, errstr_size);
             freeReplyObject(rep);
-            return dw_err(errstr, errstr_size, "redis HSCAN %s failed", key);
+            return rc;
         }
         snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
         redisReply *kv = rep->element[1];
         for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-            int rc = dw_join_rec_decode(&p->join, kv->element[i]->str, (size_t)kv->element[i]->len,
-                                        kv->element[i + 1]->str, (size_t)kv->element[i + 1]->len,
-                                        model_index, (void *)r->cfg);
+            const redisReply *id = kv->element[i], *val = kv->element[i + 1];
+            /* HSCAN may return an element twice (a rehash between calls): the first wins. */
+            if (id->len > 0 && dw_join_find(&p->join, id->str, (size_t)id->len)) {
+                continue;
+            }
+            int rc = dw_join_rec_decode(&p->join, id->str, (size_t)id->len, val->str,
+                                        (size_t)val->len, model_index, (void *)r->cfg);
             if (rc < 0) {
+                char q[4 * QUOTE_MAX + 8];
+                quote_bytes(id->str, id->len, q, sizeof(q));
+                rc = corrupt(badkey, badkey_size, errstr, errstr_size, key,
+                             "join record \"%s\" (%zu bytes) is truncated or corrupt", q,
+                             (size_t)val->len);
                 freeReplyObject(rep);
-                return dw_err(errstr, errstr_size, "corrupt join record in %s", key);
+                return rc;
             }
         }
         freeReplyObject(rep);
@@ -315,26 +527,247 @@ static int load_join(struct dw_redis *r, struct dw_part *p, char *errstr, size_t
     return 0;
 }
 
-int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *errstr, size_t errstr_size)
+int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
+                       char *errstr, size_t errstr_size)
 {
     char key[512];
     part_tag(r, p->partition, "meta", key, sizeof(key));
+    if (badkey && badkey_size) {
+        badkey[0] = '\0';
+    }
     redisReply *meta = cmdf(r, "HGETALL %s", key);
     if (!reply_ok(meta) || meta->type != REDIS_REPLY_ARRAY) {
+        int rc = reply_fault(meta, "HGETALL", key, badkey, badkey_size, errstr, errstr_size);
         freeReplyObject(meta);
-        return dw_err(errstr, errstr_size, "redis HGETALL %s failed", key);
+        return rc;
     }
-    if (field_i64(meta, "off_pred", -2) == -2) {
+    if (!field_get(meta, "off_pred")) {
         freeReplyObject(meta);
-        return 0; /* no checkpoint yet (maybe just an owner field) */
+        /* No checkpoint yet (maybe just an owner field). Windows or join records without one
+         * are the remains of a partial deletion: loading nothing would count them again. */
+        char open[512], join[512];
+        part_tag(r, p->partition, "open", open, sizeof(open));
+        part_tag(r, p->partition, "join", join, sizeof(join));
+        redisReply *ex = cmdf(r, "EXISTS %s %s", open, join);
+        if (!reply_ok(ex) || ex->type != REDIS_REPLY_INTEGER) {
+            int rc = reply_fault(ex, "EXISTS", open, badkey, badkey_size, errstr, errstr_size);
+            freeReplyObject(ex);
+            return rc;
+        }
+        long long n = ex->integer;
+        freeReplyObject(ex);
+        if (n > 0) {
+            return corrupt(badkey, badkey_size, errstr, errstr_size, key,
+                           "no off_pred, but the partition's open windows or join records "
+                           "exist (partial state)");
+        }
+        return DW_LOAD_NONE;
     }
-    load_meta(p, meta);
+    char why[512];
+    int bad = load_meta(p, meta, why, sizeof(why));
     freeReplyObject(meta);
-    if (load_windows(r, p, errstr, errstr_size) != 0 || load_join(r, p, errstr, errstr_size) != 0) {
-        return -1;
+    if (bad) {
+        return corrupt(badkey, badkey_size, errstr, errstr_size, key, "%s", why);
+    }
+    int rc = load_windows(r, p, badkey, badkey_size, errstr, errstr_size);
+    if (rc == 0) {
+        rc = load_join(r, p, badkey, badkey_size, errstr, errstr_size);
+    }
+    if (rc != 0) {
+        return rc;
     }
     dw_join_clear_dirty(&p->join);
-    return 1;
+    return DW_LOAD_FOUND;
+}
+
+int dw_redis_quarantine(struct dw_redis *r, int32_t partition, const char *reason, char *errstr,
+                        size_t errstr_size)
+{
+    char key[512];
+    part_tag(r, partition, "meta", key, sizeof(key));
+    /* eof 0: a quarantined partition is never idle, so it holds the windows it has not read. */
+    redisReply *rep = reason
+                          ? cmdf(r, "HSET %s quarantined %s eof_ms 0 label_eof_ms 0", key, reason)
+                          : cmdf(r, "HDEL %s quarantined", key);
+    int ok = reply_ok(rep);
+    if (!ok) {
+        dw_err(errstr, errstr_size, "redis %s %s: %s", reason ? "HSET" : "HDEL", key,
+               rep ? rep->str : "connection lost");
+    }
+    freeReplyObject(rep);
+    return ok ? 0 : -1;
+}
+
+/*
+ * Calls fn for every key that starts with `prefix` (SCAN MATCH with the prefix's glob
+ * characters escaped). @returns 0, -1 when Redis failed, or fn's non-zero return.
+ */
+static int scan_prefix(struct dw_redis *r, const char *prefix,
+                       int (*fn)(void *opaque, const char *key, size_t len), void *opaque)
+{
+    char pattern[1300];
+    size_t o = 0;
+    for (const char *s = prefix; *s && o + 3 < sizeof(pattern); s++) {
+        if (strchr("*?[]\\", *s)) {
+            pattern[o++] = '\\';
+        }
+        pattern[o++] = *s;
+    }
+    pattern[o++] = '*';
+    pattern[o] = '\0';
+    char cursor[32] = "0";
+    do {
+        redisReply *rep = cmdf(r, "SCAN %s MATCH %b COUNT 1000", cursor, pattern, o);
+        if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+            freeReplyObject(rep);
+            return -1;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
+        int rc = 0;
+        for (size_t i = 0; i < rep->element[1]->elements && rc == 0; i++) {
+            const redisReply *k = rep->element[1]->element[i];
+            rc = fn(opaque, k->str, (size_t)k->len);
+        }
+        freeReplyObject(rep);
+        if (rc != 0) {
+            return rc;
+        }
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+struct check_acc {
+    struct dw_redis *r;
+    size_t prefix_len, n;
+    char *badkey, *errstr;
+    size_t badkey_size, errstr_size;
+};
+
+static int check_window(void *opaque, const char *key, size_t len)
+{
+    struct check_acc *a = opaque;
+    const char *name = key + a->prefix_len;
+    const char *colon = NULL;
+    for (const char *s = name; s < key + len; s++) {
+        colon = *s == ':' ? s : colon;
+    }
+    int64_t start;
+    if (!colon || num_parse(colon + 1, (size_t)(key + len - colon - 1), NUM_TS, &start) != 0 ||
+        start == DW_NO_TS) {
+        return corrupt(a->badkey, a->badkey_size, a->errstr, a->errstr_size, key,
+                       "not a window key (w:<model>:<start ms>)");
+    }
+    long midx = model_index(name, (size_t)(colon - name), (void *)a->r->cfg);
+    if (midx < 0) {
+        return 0; /* a model no longer configured: neither run nor the evaluator reads it */
+    }
+    struct dw_agg *agg;
+    int rc = load_blob(a->r, key, &a->r->cfg->models[midx], start, &agg, a->badkey, a->badkey_size,
+                       a->errstr, a->errstr_size);
+    dw_agg_free(agg);
+    a->n += rc == DW_LOAD_FOUND;
+    return rc == DW_LOAD_FOUND || rc == DW_LOAD_NONE ? 0 : rc;
+}
+
+int dw_redis_check_windows(struct dw_redis *r, int32_t partition, size_t *n_windows, char *badkey,
+                           size_t badkey_size, char *errstr, size_t errstr_size)
+{
+    char prefix[512];
+    part_tag(r, partition, "w:", prefix, sizeof(prefix));
+    struct check_acc a = {.r = r,
+                          .prefix_len = strlen(prefix),
+                          .badkey = badkey,
+                          .badkey_size = badkey_size,
+                          .errstr = errstr,
+                          .errstr_size = errstr_size};
+    int rc = scan_prefix(r, prefix, check_window, &a);
+    *n_windows = a.n;
+    if (rc == -1 && !(errstr && errstr[0])) {
+        dw_err(errstr, errstr_size, "redis SCAN %s*: connection lost", prefix);
+    }
+    return rc != 0 ? rc : a.n > 0 ? DW_LOAD_FOUND : DW_LOAD_NONE;
+}
+
+struct drop_acc {
+    struct dw_redis *r;
+    int dry_run;
+    long n;
+};
+
+static int drop_key(void *opaque, const char *key, size_t len)
+{
+    struct drop_acc *a = opaque;
+    if (!a->dry_run) {
+        redisReply *rep = cmdf(a->r, "DEL %b", key, len);
+        int ok = reply_ok(rep);
+        freeReplyObject(rep);
+        if (!ok) {
+            return -1;
+        }
+    }
+    a->n++;
+    return 0;
+}
+
+long dw_redis_drop_part(struct dw_redis *r, int32_t partition, int dry_run, char *errstr,
+                        size_t errstr_size)
+{
+    char prefix[512];
+    part_tag(r, partition, "", prefix, sizeof(prefix));
+    struct drop_acc a = {.r = r, .dry_run = dry_run};
+    if (scan_prefix(r, prefix, drop_key, &a) != 0) {
+        return dw_err(errstr, errstr_size, "redis: cannot %s the keys %s* (%ld %s)",
+                      dry_run ? "list" : "delete", prefix, a.n, dry_run ? "listed" : "deleted");
+    }
+    if (!dry_run) {
+        /* The tombstone tells the next owner that the loss was chosen (dw_redis_part_dropped):
+         * it rebuilds the partition instead of applying state.on_loss. */
+        char key[512];
+        part_tag(r, partition, "meta", key, sizeof(key));
+        redisReply *rep = cmdf(r, "HSET %s dropped_ms %lld", key, (long long)dw_now_ms());
+        int ok = reply_ok(rep);
+        freeReplyObject(rep);
+        if (!ok) {
+            return dw_err(errstr, errstr_size, "redis: cannot write the tombstone of %s", key);
+        }
+    }
+    return a.n;
+}
+
+int dw_redis_part_dropped(struct dw_redis *r, int32_t partition)
+{
+    char key[512];
+    part_tag(r, partition, "meta", key, sizeof(key));
+    redisReply *rep = cmdf(r, "HEXISTS %s dropped_ms", key);
+    int res = reply_ok(rep) && rep->type == REDIS_REPLY_INTEGER ? rep->integer != 0 : -1;
+    freeReplyObject(rep);
+    return res;
+}
+
+int dw_redis_part_owner(struct dw_redis *r, int32_t partition, struct dw_part_owner *out)
+{
+    char key[512];
+    part_tag(r, partition, "meta", key, sizeof(key));
+    memset(out, 0, sizeof(*out));
+    redisReply *rep = cmdf(r, "HMGET %s owner updated_ms quarantined", key);
+    if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
+        int wrongtype = rep && rep->type == REDIS_REPLY_ERROR;
+        freeReplyObject(rep);
+        return wrongtype ? 0 : -1; /* a meta of the wrong type has no owner to protect */
+    }
+    redisReply **e = rep->element;
+    if (e[0]->type == REDIS_REPLY_STRING) {
+        snprintf(out->owner, sizeof(out->owner), "%s", e[0]->str);
+    }
+    if (e[1]->type != REDIS_REPLY_STRING ||
+        num_parse(e[1]->str, e[1]->len, NUM_CLOCK, &out->updated_ms) != 0) {
+        out->updated_ms = 0;
+    }
+    if (e[2]->type == REDIS_REPLY_STRING) {
+        snprintf(out->quarantined, sizeof(out->quarantined), "%s", e[2]->str);
+    }
+    freeReplyObject(rep);
+    return 0;
 }
 
 /* ---- checkpoint ---- */
@@ -774,7 +1207,10 @@ int dw_redis_get_partitions(struct dw_redis *r, int *n)
 {
     int64_t v = 0;
     int rc = dw_redis_get_i64(r, "partitions", &v);
-    *n = (int)v;
+    if (rc == 1 && (v < 1 || v > DW_MAX_PARTITIONS)) {
+        rc = -2;
+    }
+    *n = rc == 1 ? (int)v : 0;
     return rc;
 }
 
@@ -786,7 +1222,9 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
     for (int p = 0; p < n; p++) {
         char key[512];
         part_tag(r, p, "meta", key, sizeof(key));
-        redisAppendCommand(r->c, "HMGET %s max_ts min_ts eof_ms off_pred max_label_ts label_eof_ms",
+        redisAppendCommand(r->c,
+                           "HMGET %s max_ts min_ts eof_ms off_pred max_label_ts label_eof_ms "
+                           "quarantined",
                            key);
     }
     int rc = 0;
@@ -797,18 +1235,35 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
             return -1;
         }
         redisReply *rep = rep_v;
-        memset(&metas[p], 0, sizeof(metas[p]));
-        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 6) {
-            metas[p].max_label_ts =
-                rep->element[4]->str ? strtoll(rep->element[4]->str, NULL, 10) : DW_NO_TS;
-            metas[p].label_eof_ms =
-                rep->element[5]->str ? strtoll(rep->element[5]->str, NULL, 10) : 0;
-            metas[p].present = rep->element[3]->type == REDIS_REPLY_STRING;
-            metas[p].max_ts =
-                rep->element[0]->str ? strtoll(rep->element[0]->str, NULL, 10) : DW_NO_TS;
-            metas[p].min_ts =
-                rep->element[1]->str ? strtoll(rep->element[1]->str, NULL, 10) : DW_NO_TS;
-            metas[p].eof_ms = rep->element[2]->str ? strtoll(rep->element[2]->str, NULL, 10) : 0;
+        struct dw_part_meta *m = &metas[p];
+        memset(m, 0, sizeof(*m));
+        m->max_ts = m->min_ts = m->max_label_ts = DW_NO_TS;
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 7) {
+            redisReply **e = rep->element;
+            char why[200];
+            int64_t off;
+            m->present = e[3]->type == REDIS_REPLY_STRING;
+            if (num_field(e[0], "max_ts", NUM_TS, DW_NO_TS, &m->max_ts, why, sizeof(why)) ||
+                num_field(e[1], "min_ts", NUM_TS, DW_NO_TS, &m->min_ts, why, sizeof(why)) ||
+                num_field(e[2], "eof_ms", NUM_CLOCK, 0, &m->eof_ms, why, sizeof(why)) ||
+                num_field(e[3], "off_pred", NUM_OFFSET, -1, &off, why, sizeof(why)) ||
+                num_field(e[4], "max_label_ts", NUM_TS, DW_NO_TS, &m->max_label_ts, why,
+                          sizeof(why)) ||
+                num_field(e[5], "label_eof_ms", NUM_CLOCK, 0, &m->label_eof_ms, why, sizeof(why))) {
+                char key[512];
+                part_tag(r, p, "meta", key, sizeof(key));
+                m->corrupt = 1;
+                snprintf(m->problem, sizeof(m->problem), "%.120s: %s", key, why);
+            } else if (e[6]->type == REDIS_REPLY_STRING) {
+                m->quarantined = 1;
+                snprintf(m->problem, sizeof(m->problem), "quarantined: %s", e[6]->str);
+            }
+        } else if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "WRONGTYPE", 9) == 0) {
+            char key[512];
+            part_tag(r, p, "meta", key, sizeof(key));
+            m->present = 1;
+            m->corrupt = 1;
+            snprintf(m->problem, sizeof(m->problem), "%.120s: not a hash", key);
         } else {
             rc = -1;
         }
@@ -864,39 +1319,47 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
     return merged;
 }
 
+struct starts_acc {
+    size_t prefix_len, n, cap;
+    int64_t *v;
+};
+
+static int add_start(void *opaque, const char *key, size_t len)
+{
+    struct starts_acc *a = opaque;
+    int64_t start;
+    /* A suffix that is not a window start belongs to a model whose name extends this one's
+     * ("a" and "a:b"): not this model's window. */
+    if (num_parse(key + a->prefix_len, len - a->prefix_len, NUM_TS, &start) != 0 ||
+        start == DW_NO_TS) {
+        return 0;
+    }
+    if (a->n == a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 64;
+        a->v = dw_realloc(a->v, a->cap * sizeof(*a->v));
+    }
+    a->v[a->n++] = start;
+    return 0;
+}
+
 int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model, int n_parts,
                            int64_t **starts, size_t *n)
 {
-    size_t cap = 64;
-    *starts = dw_malloc(cap * sizeof(**starts));
-    *n = 0;
+    struct starts_acc a = {0};
     for (int p = 0; p < n_parts; p++) {
-        char pattern[600], suffix[400];
-        snprintf(suffix, sizeof(suffix), "w:%s:*", model->name);
-        part_tag(r, p, suffix, pattern, sizeof(pattern));
-        size_t prefix_len = strlen(pattern) - 1;
-        char cursor[32] = "0";
-        do {
-            redisReply *rep =
-                cmdf(r, "SCAN %s MATCH %b COUNT 1000", cursor, pattern, strlen(pattern));
-            if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-                freeReplyObject(rep);
-                free(*starts);
-                *starts = NULL;
-                return -1;
-            }
-            snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
-            for (size_t i = 0; i < rep->element[1]->elements; i++) {
-                const char *key = rep->element[1]->element[i]->str;
-                if (*n == cap) {
-                    cap *= 2;
-                    *starts = dw_realloc(*starts, cap * sizeof(**starts));
-                }
-                (*starts)[(*n)++] = strtoll(key + prefix_len, NULL, 10);
-            }
-            freeReplyObject(rep);
-        } while (strcmp(cursor, "0") != 0);
+        char prefix[600], suffix[400];
+        snprintf(suffix, sizeof(suffix), "w:%s:", model->name);
+        part_tag(r, p, suffix, prefix, sizeof(prefix));
+        a.prefix_len = strlen(prefix);
+        if (scan_prefix(r, prefix, add_start, &a) != 0) {
+            free(a.v);
+            *starts = NULL;
+            *n = 0;
+            return -1;
+        }
     }
+    *starts = a.v ? a.v : dw_malloc(sizeof(**starts));
+    *n = a.n;
     return 0;
 }
 
@@ -943,12 +1406,13 @@ int dw_redis_get_i64(struct dw_redis *r, const char *name, int64_t *out)
     global_key(r, name, key, sizeof(key));
     redisReply *rep = cmdf(r, "GET %s", key);
     if (!reply_ok(rep)) {
+        int wrongtype = rep && strncmp(rep->str, "WRONGTYPE", 9) == 0;
         freeReplyObject(rep);
-        return -1;
+        return wrongtype ? -2 : -1;
     }
     int found = rep->type == REDIS_REPLY_STRING;
-    if (found) {
-        *out = strtoll(rep->str, NULL, 10);
+    if (found && dw_parse_i64(rep->str, rep->len, INT64_MIN, INT64_MAX, out) != 0) {
+        found = -2;
     }
     freeReplyObject(rep);
     return found;

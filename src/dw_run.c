@@ -49,13 +49,17 @@
 #define RUN_STATUS_REPORTS 10          /* last reports kept for /status */
 #define RUN_DLQ_PAYLOAD_MAX 1024       /* bytes of an oversize payload kept in its dead letter */
 #define RUN_REVOKE_ATTEMPTS 30         /* checkpoint attempts before giving partitions up */
-#define RUN_REACQUIRE_MS 30000         /* a held partition is tried again after, milliseconds */
-#define RUN_COMMITTED_TIMEOUT_MS 10000 /* wait for the group's committed offsets, milliseconds */
 #define RUN_FLUSH_MS 5000              /* producer flush before a checkpoint, milliseconds */
 #define RUN_SHUTDOWN_FLUSH_MS 3000     /* webhook flush at shutdown, milliseconds */
 #define RUN_LIVE_WINDOW_MS 30000       /* /livez fails when the loop stalls this long */
 #define RUN_MMAP_THRESHOLD (64 << 20)  /* bytes: larger blocks come from mmap */
 #define RUN_TRIM_THRESHOLD (256 << 20) /* bytes of free heap kept before returning it */
+#define RUN_ASSIGN_LOAD_MS 10000       /* loading retried in the rebalance callback, milliseconds */
+#define RUN_LOAD_RETRY_MS 1000         /* retry of a load that found Redis unavailable, ms */
+#define RUN_REACQUIRE_MS 30000         /* a fenced or lost partition is tried again after, ms */
+#define RUN_COMMITTED_TIMEOUT_MS 10000 /* wait for the group's committed offsets, milliseconds */
+#define RUN_LOAD_LOST (-10)            /* load_part: state lost and state.on_loss is stop */
+#define RUN_SEEK_MS 5000               /* seek of a partition whose state was loaded late, ms */
 
 static volatile sig_atomic_t run_stop;
 
@@ -73,21 +77,28 @@ struct run_metrics {
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
     struct dw_metric *partitions, *windows_open, *join_records, *paused;
     struct dw_metric *evaluated, *global_wm;
+    struct dw_metric *quarantined, *quarantines, *loading;
     struct dw_metric *fenced, *state_lost, *fencings, *state_losses;
 };
 
-/*
- * Why a partition Kafka assigned to this consumer has no state here (rn->nostate). Such a
- * partition is paused, never consumed and discarded: its messages stay in Kafka until it is
- * acquired again (RUN_REACQUIRE_MS later, or at the next assignment) and the consumer seeks to
- * the offsets of the state it then loads.
- */
-enum run_nostate {
-    NOSTATE_NONE = 0,
-    NOSTATE_FENCED, /* another consumer claimed it in Redis (a rebalance under way) */
-    NOSTATE_LOST    /* its state is gone from Redis and state.on_loss is stop */
+/* Why a partition assigned by Kafka has no state in memory (struct runner.pend). */
+enum pend_kind {
+    PEND_NONE = 0,
+    PEND_UNAVAILABLE, /* Redis did not answer: retried every RUN_LOAD_RETRY_MS */
+    PEND_CORRUPT,     /* quarantined: retried every state.quarantine_recheck and on rebalance */
+    PEND_FENCED,      /* another consumer claimed it in Redis (a rebalance under way), or
+                         Redis lost or rolled back its state: retried every RUN_REACQUIRE_MS */
+    PEND_LOST,        /* its state is gone from Redis and state.on_loss is stop: retried every
+                         RUN_REACQUIRE_MS (a restored Redis, or a restart with another policy) */
 };
-static const char *const nostate_names[] = {"", "fenced", "state_lost"};
+
+struct pending {
+    enum pend_kind kind;
+    int64_t since_ms; /* wall clock of the first failure */
+    int64_t next_try; /* monotonic clock of the next load attempt */
+    char key[600];    /* the key at fault (corrupt) */
+    char error[600];  /* what is wrong */
+};
 
 struct model_rt {
     struct dw_ref *ref;
@@ -107,8 +118,8 @@ struct runner {
     int64_t *eof_ms;        /* wall clock since the predictions partition hit its end, 0 = not */
     int64_t *label_eof_ms;  /* the same for the labels partition */
     unsigned char *held;    /* labels partition paused by event-time alignment (align_labels) */
-    unsigned char *nostate; /* enum run_nostate: assigned here, but held without state */
-    int64_t *nostate_ms;    /* monotonic time of the last attempt to acquire a held partition */
+    struct pending *pend;   /* assigned partitions whose state is not loaded (paused) */
+    json_t *windows_held;   /* partitions whose state holds windows open, from the last read */
     char owner[128];
     int assigned; /* an assignment was received */
     int paused;   /* consumption paused because Redis is unavailable */
@@ -173,6 +184,9 @@ static void metrics_init(struct run_metrics *m)
     m->evaluated = counter("driftwatch_windows_evaluated_total", "Window evaluations.", NULL);
     m->global_wm = gauge("driftwatch_global_watermark_seconds",
                          "Event time up to which windows are closed (epoch seconds).");
+    m->quarantined = gauge("driftwatch_partitions_quarantined",
+                           "Assigned partitions not consumed because their stored state is "
+                           "corrupt (see /status and `driftwatch state check`).");
     m->fenced = gauge("driftwatch_partitions_fenced",
                       "Assigned partitions held without state because another consumer "
                       "claimed them in Redis (paused, not consumed).");
@@ -186,6 +200,11 @@ static void metrics_init(struct run_metrics *m)
                               "Partitions found without state in Redis although Kafka held "
                               "offsets committed after a checkpoint of theirs.",
                               NULL);
+    m->quarantines = counter("driftwatch_partition_quarantines_total",
+                             "Times a partition was quarantined for corrupt state.", NULL);
+    m->loading = gauge("driftwatch_partitions_loading",
+                       "Assigned partitions not consumed yet because Redis did not answer while "
+                       "their state was loaded.");
 }
 
 /* ---- dead letters ---- */
@@ -334,74 +353,7 @@ static void drop_part(struct runner *rn, int p)
     }
 }
 
-static void count_nostate(struct runner *rn)
-{
-    int fenced = 0, lost = 0;
-    for (int p = 0; p < rn->n_parts; p++) {
-        fenced += rn->nostate[p] == NOSTATE_FENCED;
-        lost += rn->nostate[p] == NOSTATE_LOST;
-    }
-    dw_metric_set(rn->m.fenced, fenced);
-    dw_metric_set(rn->m.state_lost, lost);
-}
-
-static void set_nostate(struct runner *rn, int p, enum run_nostate why)
-{
-    rn->nostate[p] = (unsigned char)why;
-    rn->nostate_ms[p] = dw_mono_ms();
-    count_nostate(rn);
-}
-
-/* Forgets partition p's state and pauses it: it is held until acquire_held() succeeds. */
-static void hold_part(struct runner *rn, int p, enum run_nostate why)
-{
-    drop_part(rn, p);
-    dw_kafka_pause_pair(rn->consumer, rn->cfg.topic_predictions, rn->cfg.topic_labels, p, 1);
-    set_nostate(rn, p, why);
-    dw_log(DW_LOG_WARN, "partition held without state: paused until acquired again",
-           "{s:i,s:s,s:i}", "partition", p, "reason", nostate_names[why], "retry_ms",
-           RUN_REACQUIRE_MS);
-}
-
-static int acquire(struct runner *rn, int p, int64_t *off_pred, int64_t *off_label);
-
-/* Tries to acquire a held partition again: load its state, seek to its offsets, resume. */
-static void acquire_held(struct runner *rn, int p)
-{
-    int64_t off_pred, off_label;
-    rn->nostate_ms[p] = dw_mono_ms();
-    int res = acquire(rn, p, &off_pred, &off_label);
-    if (res < 0) {
-        return; /* Redis or the coordinator did not answer: next time */
-    }
-    if (res == 1) {
-        set_nostate(rn, p, NOSTATE_LOST);
-        return;
-    }
-    char errstr[256];
-    if (dw_kafka_rewind(rn->consumer, rn->cfg.topic_predictions, off_pred, rn->cfg.topic_labels,
-                        off_label, p, errstr, sizeof(errstr)) != 0) {
-        dw_log(DW_LOG_ERROR, "cannot seek a re-acquired partition", "{s:i,s:s}", "partition", p,
-               "error", errstr);
-        hold_part(rn, p, NOSTATE_FENCED);
-        return;
-    }
-    set_nostate(rn, p, NOSTATE_NONE);
-    dw_metric_set(rn->m.partitions, (double)owned_count(rn));
-    dw_log(DW_LOG_INFO, "partition acquired again", "{s:i,s:I,s:I}", "partition", p,
-           "offset_predictions", (json_int_t)off_pred, "offset_labels", (json_int_t)off_label);
-}
-
-/* The periodic retry of held partitions (from the checkpoint tick). */
-static void retry_held(struct runner *rn)
-{
-    int64_t now = dw_mono_ms();
-    for (int p = 0; p < rn->n_parts; p++) {
-        if (rn->nostate[p] != NOSTATE_NONE && now - rn->nostate_ms[p] >= RUN_REACQUIRE_MS) {
-            acquire_held(rn, p);
-        }
-    }
-}
+static void hold_part(struct runner *rn, int p, int64_t retry_in_ms, const char *why);
 
 /* @returns 0 when every owned partition was written, -1 otherwise. */
 static int checkpoint_all(struct runner *rn)
@@ -432,14 +384,15 @@ static int checkpoint_all(struct runner *rn)
         }
         dw_metric_inc(rn->m.checkpoint_failures);
         dw_log(DW_LOG_ERROR, "checkpoint failed", "{s:i,s:s}", "partition", p, "error", errstr);
-        if (res == -2) {
-            dw_metric_inc(rn->m.fencings);
-            hold_part(rn, p, NOSTATE_FENCED);
-        } else if (res == -3 || res == -4) {
-            /* Gone from Redis, or rolled back to an older checkpoint: acquired again at once,
-             * as on assignment (the older state and its offsets, or state.on_loss). */
-            hold_part(rn, p, NOSTATE_FENCED);
-            acquire_held(rn, p);
+        if (res == -2 || res == -3 || res == -4) {
+            /* Fenced, or gone from Redis, or rolled back to an older checkpoint: held paused,
+             * never consumed and discarded; acquired again as on assignment (the stored
+             * state and its offsets, or state.on_loss), at once unless another consumer
+             * claimed it. */
+            if (res == -2) {
+                dw_metric_inc(rn->m.fencings);
+            }
+            hold_part(rn, p, res == -2 ? RUN_REACQUIRE_MS : 0, errstr);
         } else {
             rc = -1;
             break;
@@ -461,6 +414,8 @@ static void release_holds(struct runner *rn)
     dw_metric_set(rn->m.labels_held, 0.0);
 }
 
+static void pause_pending(struct runner *rn);
+
 static void set_paused(struct runner *rn, int paused)
 {
     if (rn->paused == paused) {
@@ -473,6 +428,7 @@ static void set_paused(struct runner *rn, int paused)
         } else {
             rd_kafka_resume_partitions(rn->consumer, asg);
             release_holds(rn);
+            pause_pending(rn);
         }
         rd_kafka_topic_partition_list_destroy(asg);
     }
@@ -485,31 +441,6 @@ static void set_paused(struct runner *rn, int paused)
 }
 
 /* ---- rebalance ---- */
-
-static int load_part(struct runner *rn, int p)
-{
-    char errstr[512];
-    struct dw_part *part = dw_part_new(&rn->cfg, p);
-    if (dw_redis_claim(rn->redis, p, rn->owner, errstr, sizeof(errstr)) != 0) {
-        goto err;
-    }
-    int found = dw_redis_load_part(rn->redis, part, errstr, sizeof(errstr));
-    if (found < 0) {
-        goto err;
-    }
-    rn->parts[p] = part;
-    rn->eof_ms[p] = 0;
-    rn->label_eof_ms[p] = 0;
-    dw_log(DW_LOG_INFO, "partition assigned", "{s:i,s:b,s:I,s:I,s:i}", "partition", p,
-           "state_found", found, "offset_predictions", (json_int_t)part->off_pred, "offset_labels",
-           (json_int_t)part->off_label, "windows", (int)part->n_wins);
-    return found;
-err:
-    dw_log(DW_LOG_ERROR, "cannot load partition state", "{s:i,s:s}", "partition", p, "error",
-           errstr);
-    dw_part_free(part);
-    return -1;
-}
 
 /* Where a partition without a stored offset starts: auto.offset.reset (earliest by default). */
 static int64_t start_offset(const struct runner *rn, int64_t stored)
@@ -543,110 +474,340 @@ static int64_t earliest_offset(struct runner *rn, const char *topic, int p)
  * Partition p's state was not in Redis. Kafka offsets are committed only after a checkpoint
  * of every partition they name, so an offset committed by the group proves that state existed
  * and is gone: state loss, handled by state.on_loss and never silently. Without a committed
- * offset the partition is new to the group. The chosen offsets are also the state's offsets,
+ * offset the partition is new to the group; after `driftwatch state drop` (a tombstone in its
+ * meta hash) the operator chose to rebuild it. The offsets chosen are also the state's offsets,
  * so that its first checkpoint records where it really started.
- * @returns 0 with part's offsets set, 1 when the partition must be held (stop), -1 when Kafka
- *          did not answer.
+ * @returns DW_LOAD_NONE with part's offsets set, RUN_LOAD_LOST (hold: stop), or
+ *          DW_LOAD_UNAVAILABLE when Redis or Kafka did not answer.
  */
-static int start_without_state(struct runner *rn, struct dw_part *part, int p)
+static int start_without_state(struct runner *rn, struct dw_part *part, int p, char *errstr,
+                               size_t errstr_size)
 {
+    int dropped = dw_redis_part_dropped(rn->redis, p);
+    if (dropped != 0) {
+        if (dropped < 0) {
+            dw_err(errstr, errstr_size, "redis: cannot read partition %d's meta", p);
+        }
+        return dropped < 0 ? DW_LOAD_UNAVAILABLE : DW_LOAD_NONE;
+    }
     int64_t c_pred = -1, c_label = -1;
     if (dw_kafka_committed(rn->consumer, rn->cfg.topic_predictions, rn->cfg.topic_labels, p,
                            RUN_COMMITTED_TIMEOUT_MS, &c_pred, &c_label) != 0) {
-        dw_log(DW_LOG_ERROR, "cannot read the group's committed offsets", "{s:i}", "partition", p);
-        return -1;
+        dw_err(errstr, errstr_size, "kafka: the group's committed offsets did not arrive");
+        return DW_LOAD_UNAVAILABLE;
     }
     if (c_pred < 0 && c_label < 0) {
-        return 0;
+        return DW_LOAD_NONE;
+    }
+    if (dw_redis_set_partitions(rn->redis, rn->n_parts) != 0) {
+        /* the global keys went with it: `inspect` and the evaluator read this one */
+        dw_err(errstr, errstr_size, "redis: cannot store the partition count");
+        return DW_LOAD_UNAVAILABLE;
     }
     static const char *const policies[] = {"stop", "resume_from_committed",
                                            "rebuild_from_earliest"};
-    if (dw_redis_set_partitions(rn->redis, rn->n_parts) != 0) {
-        return -1; /* the global keys went with it: `inspect` and the evaluator read this one */
-    }
-    if (rn->nostate[p] != NOSTATE_LOST) {
+    dw_err(errstr, errstr_size,
+           "state loss: partition %d has no state in Redis although the group committed offsets "
+           "%" PRId64 " (predictions) and %" PRId64 " (labels) after checkpointing it; "
+           "state.on_loss is %s",
+           p, c_pred, c_label, policies[rn->cfg.on_loss]);
+    if (rn->pend[p].kind != PEND_LOST) {
         dw_metric_inc(rn->m.state_losses);
-        dw_log(DW_LOG_ERROR,
-               "state loss: the partition's state is gone from Redis but the group committed "
-               "offsets after checkpointing it",
-               "{s:i,s:I,s:I,s:s}", "partition", p, "committed_predictions", (json_int_t)c_pred,
-               "committed_labels", (json_int_t)c_label, "on_loss", policies[rn->cfg.on_loss]);
+        dw_log(DW_LOG_ERROR, "state loss", "{s:i,s:s,s:s}", "partition", p, "error", errstr,
+               "on_loss", policies[rn->cfg.on_loss]);
     }
     switch (rn->cfg.on_loss) {
     case DW_ON_LOSS_STOP:
-        return 1;
+        return RUN_LOAD_LOST;
     case DW_ON_LOSS_RESUME_FROM_COMMITTED:
         part->off_pred = c_pred;
         part->off_label = c_label;
-        return 0;
+        break;
     case DW_ON_LOSS_REBUILD_FROM_EARLIEST:
         part->off_pred = earliest_offset(rn, rn->cfg.topic_predictions, p);
         part->off_label = earliest_offset(rn, rn->cfg.topic_labels, p);
-        return part->off_pred < 0 || part->off_label < 0 ? -1 : 0;
+        if (part->off_pred < 0 || part->off_label < 0) {
+            dw_err(errstr, errstr_size, "kafka: the earliest offsets did not arrive");
+            return DW_LOAD_UNAVAILABLE;
+        }
+        break;
     }
-    return 1;
+    part->meta_dirty = 1;
+    return DW_LOAD_NONE;
 }
 
 /*
- * Acquires partition p: claims it in Redis, loads its state and decides where to consume from.
- * @returns 0 with the offsets (rn->parts[p] set), 1 when it must be held because its state is
- *          lost (state.on_loss: stop), -1 when Redis or Kafka did not answer (try again).
+ * Loads partition p's state into *out. Redis unavailable and state corrupt are told apart
+ * (dw_redis_load_part): the first is retried, the second quarantines the partition.
+ * @returns 0 (state loaded or none stored), DW_LOAD_UNAVAILABLE or DW_LOAD_CORRUPT, with the
+ *          fault in rn->pend[p].
  */
-static int acquire(struct runner *rn, int p, int64_t *off_pred, int64_t *off_label)
+static int load_part(struct runner *rn, int p, struct dw_part **out)
 {
-    int found = load_part(rn, p);
+    struct pending *pd = &rn->pend[p];
+    char key[sizeof(pd->key)] = "", errstr[sizeof(pd->error)] = "";
+    struct dw_part *part = dw_part_new(&rn->cfg, p);
+    *out = NULL;
+    int found = DW_LOAD_UNAVAILABLE;
+    if (dw_redis_claim(rn->redis, p, rn->owner, errstr, sizeof(errstr)) == 0) {
+        found = dw_redis_load_part(rn->redis, part, key, sizeof(key), errstr, sizeof(errstr));
+    }
+    /* A mark left by any pod (this one, or one before a repair by hand) must go before the
+     * partition counts again: the evaluator would hold windows for it for ever. */
+    if (found >= 0 && dw_redis_quarantine(rn->redis, p, NULL, errstr, sizeof(errstr)) != 0) {
+        found = DW_LOAD_UNAVAILABLE;
+    }
+    if (found == DW_LOAD_NONE) {
+        found = start_without_state(rn, part, p, errstr, sizeof(errstr));
+    }
     if (found < 0) {
+        dw_part_free(part);
+        snprintf(pd->key, sizeof(pd->key), "%s", key);
+        snprintf(pd->error, sizeof(pd->error), "%s", errstr);
+        return found;
+    }
+    *out = part;
+    dw_log(DW_LOG_INFO, "partition assigned", "{s:i,s:b,s:I,s:I,s:i}", "partition", p,
+           "state_found", found, "offset_predictions", (json_int_t)part->off_pred, "offset_labels",
+           (json_int_t)part->off_label, "windows", (int)part->n_wins);
+    return 0;
+}
+
+/* Counts the partitions waiting for their state into the gauges. */
+static void pend_metrics(struct runner *rn)
+{
+    int n[PEND_LOST + 1] = {0};
+    for (int p = 0; p < rn->n_parts; p++) {
+        n[rn->pend[p].kind]++;
+    }
+    dw_metric_set(rn->m.quarantined, n[PEND_CORRUPT]);
+    dw_metric_set(rn->m.loading, n[PEND_UNAVAILABLE]);
+    dw_metric_set(rn->m.fenced, n[PEND_FENCED]);
+    dw_metric_set(rn->m.state_lost, n[PEND_LOST]);
+}
+
+/* Pauses (or resumes) both topic-partitions of partition p. */
+static void pause_part(struct runner *rn, int p, int pause)
+{
+    rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(tps, rn->cfg.topic_predictions, p);
+    rd_kafka_topic_partition_list_add(tps, rn->cfg.topic_labels, p);
+    if (pause) {
+        rd_kafka_pause_partitions(rn->consumer, tps);
+    } else {
+        rd_kafka_resume_partitions(rn->consumer, tps);
+    }
+    rd_kafka_topic_partition_list_destroy(tps);
+}
+
+/* Pauses again every partition without state (after the whole assignment was resumed). */
+static void pause_pending(struct runner *rn)
+{
+    for (int p = 0; p < rn->n_parts; p++) {
+        if (rn->pend[p].kind != PEND_NONE) {
+            pause_part(rn, p, 1);
+        }
+    }
+}
+
+/*
+ * Records that partition p's state could not be loaded (fault `why`, details in pend[p]): it
+ * stays assigned but paused, neither consumed nor checkpointed, until a later load succeeds.
+ * Corrupt state is quarantined: logged with the partition and the key, counted, shown in
+ * /readyz and /status, and marked in Redis so that every pod's evaluator holds the windows
+ * this partition has not read.
+ */
+static void pend_set(struct runner *rn, int p, int why)
+{
+    struct pending *pd = &rn->pend[p];
+    enum pend_kind kind = why == DW_LOAD_CORRUPT ? PEND_CORRUPT
+                          : why == RUN_LOAD_LOST ? PEND_LOST
+                                                 : PEND_UNAVAILABLE;
+    int64_t mono = dw_mono_ms();
+    if (kind == PEND_LOST) {
+        pd->next_try = mono + RUN_REACQUIRE_MS;
+        if (pd->kind != PEND_LOST) {
+            pd->since_ms = dw_now_ms();
+            dw_log(DW_LOG_ERROR, "partition held: its state is lost and state.on_loss is stop",
+                   "{s:i,s:s,s:s}", "partition", p, "error", pd->error, "what_to_do",
+                   "restore Redis, or choose state.on_loss and restart (docs/operations.md)");
+        }
+    } else if (kind == PEND_CORRUPT) {
+        int64_t every = rn->cfg.quarantine_recheck_ms;
+        pd->next_try = every > 0 ? mono + every : INT64_MAX;
+        if (pd->kind != PEND_CORRUPT) {
+            pd->since_ms = dw_now_ms();
+            dw_metric_inc(rn->m.quarantines);
+            dw_log(DW_LOG_ERROR, "partition quarantined", "{s:i,s:s,s:s,s:s}", "partition", p,
+                   "key", pd->key, "error", pd->error, "repair",
+                   "driftwatch state check, then driftwatch state drop --partition P "
+                   "(docs/operations.md)");
+        }
+        char errstr[256];
+        if (dw_redis_quarantine(rn->redis, p, pd->error, errstr, sizeof(errstr)) != 0) {
+            dw_log(DW_LOG_WARN, "cannot mark the partition quarantined in Redis", "{s:i,s:s}",
+                   "partition", p, "error", errstr);
+        }
+    } else {
+        pd->next_try = mono + RUN_LOAD_RETRY_MS;
+        if (pd->kind == PEND_NONE) {
+            pd->since_ms = dw_now_ms();
+        }
+        dw_log_limited("state_unavailable", 1, DW_LOG_ERROR,
+                       "cannot load partition state: Redis unavailable; partition paused",
+                       "{s:i,s:s}", "partition", p, "error", pd->error);
+    }
+    pd->kind = kind;
+    pend_metrics(rn);
+}
+
+static void pend_clear(struct runner *rn, int p)
+{
+    memset(&rn->pend[p], 0, sizeof(rn->pend[p]));
+    pend_metrics(rn);
+}
+
+/*
+ * Forgets partition p's state after a checkpoint found it fenced, gone or rolled back (`why`)
+ * and holds it paused: retry_pending() acquires it again in retry_in_ms, loading what Redis
+ * has and seeking to its offsets, so nothing consumed meanwhile is lost or counted twice.
+ */
+static void hold_part(struct runner *rn, int p, int64_t retry_in_ms, const char *why)
+{
+    struct pending *pd = &rn->pend[p];
+    drop_part(rn, p);
+    pause_part(rn, p, 1);
+    pd->kind = PEND_FENCED;
+    pd->since_ms = dw_now_ms();
+    pd->next_try = dw_mono_ms() + retry_in_ms;
+    pd->key[0] = '\0';
+    snprintf(pd->error, sizeof(pd->error), "%s", why);
+    pend_metrics(rn);
+    dw_log(DW_LOG_WARN, "partition held without state: paused until acquired again",
+           "{s:i,s:s,s:I}", "partition", p, "error", why, "retry_ms", (json_int_t)retry_in_ms);
+    dw_metric_set(rn->m.partitions, (double)owned_count(rn));
+}
+
+/*
+ * Starts consuming partition p, whose state was loaded after its assignment: seek both
+ * topic-partitions to the state's offsets (the wait guarantees that no message fetched before
+ * is delivered), then resume them. @returns 0, or -1 (part freed) when the seek failed.
+ */
+static int activate_part(struct runner *rn, int p, struct dw_part *part)
+{
+    rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(tps, rn->cfg.topic_predictions, p)->offset =
+        start_offset(rn, part->off_pred);
+    rd_kafka_topic_partition_list_add(tps, rn->cfg.topic_labels, p)->offset =
+        start_offset(rn, part->off_label);
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(rn->consumer, tps, RUN_SEEK_MS);
+    char why[256] = "";
+    if (error) {
+        snprintf(why, sizeof(why), "%s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    for (int i = 0; i < tps->cnt && !why[0]; i++) {
+        if (tps->elems[i].err) {
+            snprintf(why, sizeof(why), "%s [%d]: %s", tps->elems[i].topic, p,
+                     rd_kafka_err2str(tps->elems[i].err));
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(tps);
+    if (why[0]) {
+        dw_log(DW_LOG_ERROR, "cannot seek a partition whose state was loaded; retried", "{s:i,s:s}",
+               "partition", p, "error", why);
+        dw_part_free(part);
         return -1;
     }
-    struct dw_part *part = rn->parts[p];
-    if (!found) {
-        int res = start_without_state(rn, part, p);
-        if (res != 0) {
-            drop_part(rn, p);
-            return res;
-        }
-        part->meta_dirty = 1;
-    }
-    *off_pred = start_offset(rn, part->off_pred);
-    *off_label = start_offset(rn, part->off_label);
+    rn->parts[p] = part;
+    rn->eof_ms[p] = 0;
+    rn->label_eof_ms[p] = 0;
+    pause_part(rn, p, rn->paused);
+    dw_metric_set(rn->m.partitions, (double)owned_count(rn));
     return 0;
+}
+
+/* Retries the partitions without state whose time has come (main loop). */
+static void retry_pending(struct runner *rn)
+{
+    int64_t now = dw_mono_ms();
+    for (int p = 0; p < rn->n_parts && !run_stop; p++) {
+        struct pending *pd = &rn->pend[p];
+        if (pd->kind == PEND_NONE || now < pd->next_try) {
+            continue;
+        }
+        enum pend_kind was = pd->kind;
+        struct dw_part *part;
+        int rc = load_part(rn, p, &part);
+        if (rc != 0) {
+            pend_set(rn, p, rc);
+            continue;
+        }
+        if (activate_part(rn, p, part) != 0) {
+            pd->next_try = now + RUN_LOAD_RETRY_MS;
+            continue;
+        }
+        dw_log(DW_LOG_INFO,
+               was == PEND_CORRUPT  ? "partition out of quarantine: state loaded"
+               : was == PEND_FENCED ? "partition acquired again: state loaded"
+               : was == PEND_LOST   ? "partition acquired again after its state loss"
+                                    : "partition state loaded: Redis answered",
+               "{s:i,s:I}", "partition", p, "waited_ms", (json_int_t)(dw_now_ms() - pd->since_ms));
+        pend_clear(rn, p);
+    }
 }
 
 static void on_assign(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 {
-    int64_t *offs = dw_calloc((size_t)rn->n_parts * 2, sizeof(*offs));
+    /* Bounded: a partition whose state is corrupt is quarantined at once, and Redis is waited
+     * for RUN_ASSIGN_LOAD_MS at most over the whole assignment (each attempt is bounded by
+     * redis.timeout); the partitions still without state are paused and retried from the main
+     * loop (retry_pending), which keeps serving /livez, /readyz and the other partitions. */
+    int64_t deadline = dw_mono_ms() + RUN_ASSIGN_LOAD_MS;
     for (int i = 0; i < parts->cnt; i++) {
         int p = parts->elems[i].partition;
-        if (p < 0 || p >= rn->n_parts || rn->parts[p] || rn->nostate[p]) {
+        if (p < 0 || p >= rn->n_parts || rn->parts[p] || rn->pend[p].kind != PEND_NONE) {
             continue;
         }
-        /* State must be loaded before consuming: retry while Redis is unavailable. */
-        int res;
-        while ((res = acquire(rn, p, &offs[2 * p], &offs[2 * p + 1])) < 0 && !run_stop) {
+        struct dw_part *part = NULL;
+        int rc = DW_LOAD_UNAVAILABLE;
+        snprintf(rn->pend[p].error, sizeof(rn->pend[p].error),
+                 "not loaded within %d s of the assignment: Redis unavailable",
+                 RUN_ASSIGN_LOAD_MS / 1000);
+        for (int attempt = 0; !run_stop && dw_mono_ms() < deadline; attempt++) {
+            rc = load_part(rn, p, &part);
+            if (rc != DW_LOAD_UNAVAILABLE) {
+                break;
+            }
+            if (attempt == 0) {
+                dw_log(DW_LOG_WARN, "cannot load partition state: Redis unavailable; retrying",
+                       "{s:i,s:s}", "partition", p, "error", rn->pend[p].error);
+            }
             sleep(1);
         }
-        if (res == 1) {
-            set_nostate(rn, p, NOSTATE_LOST);
+        if (rc == 0) {
+            rn->parts[p] = part;
+            rn->eof_ms[p] = 0;
+            rn->label_eof_ms[p] = 0;
+        } else {
+            pend_set(rn, p, rc);
         }
     }
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
-        int p = tp->partition;
-        if (p >= 0 && p < rn->n_parts && rn->parts[p]) {
-            tp->offset = offs[2 * p + (strcmp(tp->topic, rn->cfg.topic_predictions) != 0)];
+        struct dw_part *part = tp->partition < rn->n_parts ? rn->parts[tp->partition] : NULL;
+        if (!part) {
+            continue; /* without state: paused below, sought when its state is loaded */
         }
+        int is_pred = strcmp(tp->topic, rn->cfg.topic_predictions) == 0;
+        tp->offset = start_offset(rn, is_pred ? part->off_pred : part->off_label);
     }
-    free(offs);
     rd_kafka_assign(rk, parts);
     /* A partition paused by an earlier owner of this process starts unpaused (align_labels
-     * pauses it again if its labels still run ahead); a held one stays paused. */
+     * pauses it again if its labels still run ahead). */
     rd_kafka_resume_partitions(rk, parts);
     release_holds(rn);
-    for (int p = 0; p < rn->n_parts; p++) {
-        if (rn->nostate[p]) {
-            dw_kafka_pause_pair(rk, rn->cfg.topic_predictions, rn->cfg.topic_labels, p, 1);
-        }
-    }
+    pause_pending(rn);
     rn->assigned = 1;
     rn->paused = 0;
     dw_metric_set(rn->m.partitions, (double)owned_count(rn));
@@ -667,8 +828,10 @@ static void on_revoke(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partitio
             drop_part(rn, p);
             dw_log(DW_LOG_INFO, "partition revoked", "{s:i}", "partition", p);
         }
-        if (p >= 0 && p < rn->n_parts && rn->nostate[p]) {
-            set_nostate(rn, p, NOSTATE_NONE);
+        if (p >= 0 && p < rn->n_parts && rn->pend[p].kind != PEND_NONE) {
+            pend_clear(rn, p); /* the next owner loads it again */
+            dw_log(DW_LOG_INFO, "partition revoked before its state was loaded", "{s:i}",
+                   "partition", p);
         }
     }
     rd_kafka_assign(rk, NULL);
@@ -694,7 +857,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /*
  * Minimum over partitions that are not idle of a per-partition clock; idle partitions (at the
  * end of their log for window.idle_timeout) stop holding windows open. When every partition is
- * idle, the largest clock. DW_NO_TS while a live partition has no data yet.
+ * idle, the largest clock. DW_NO_TS while a live partition has no data yet or its meta is
+ * corrupt; a quarantined partition counts as live with its last checkpointed clock.
  */
 static int64_t min_over_live(const struct runner *rn, const struct dw_part_meta *metas, int labels,
                              int64_t now)
@@ -703,10 +867,14 @@ static int64_t min_over_live(const struct runner *rn, const struct dw_part_meta 
     int holding = 0;
     for (int p = 0; p < rn->n_parts; p++) {
         const struct dw_part_meta *m = &metas[p];
+        if (m->corrupt) {
+            return DW_NO_TS; /* its clock is unknown: no window may close */
+        }
         int64_t ts = labels ? m->max_label_ts : m->max_ts;
         int64_t eof = labels ? m->label_eof_ms : m->eof_ms;
         int64_t pwm = ts == DW_NO_TS ? DW_NO_TS : ts - (labels ? 0 : rn->cfg.allowed_lateness_ms);
-        if (m->present && eof > 0 && now - eof >= rn->cfg.idle_timeout_ms) {
+        /* A quarantined partition is never idle: it holds the windows it has not read. */
+        if (m->present && !m->quarantined && eof > 0 && now - eof >= rn->cfg.idle_timeout_ms) {
             if (pwm != DW_NO_TS && (idle_max == DW_NO_TS || pwm > idle_max)) {
                 idle_max = pwm;
             }
@@ -719,6 +887,36 @@ static int64_t min_over_live(const struct runner *rn, const struct dw_part_meta 
         holding = 1;
     }
     return holding ? wm : idle_max;
+}
+
+/*
+ * Records in /status (and logs when it changes) the partitions whose state holds windows open
+ * because it is unknown: a corrupt meta holds every window, a quarantined partition the windows
+ * past its last checkpoint.
+ */
+static void note_windows_held(struct runner *rn, const struct dw_part_meta *metas)
+{
+    json_t *held = json_array();
+    for (int p = 0; p < rn->n_parts; p++) {
+        if (metas[p].corrupt || metas[p].quarantined) {
+            json_array_append_new(
+                held, json_pack("{s:i,s:s}", "partition", p, "reason", metas[p].problem));
+        }
+    }
+    if (json_array_size(held) == 0) {
+        json_decref(held);
+        held = NULL;
+    }
+    if (!json_equal(held, rn->windows_held) && (held || rn->windows_held)) {
+        if (held) {
+            dw_log(DW_LOG_WARN, "windows held: partition state unknown", "{s:O}", "partitions",
+                   held);
+        } else {
+            dw_log(DW_LOG_INFO, "windows no longer held by partition state", NULL);
+        }
+    }
+    json_decref(rn->windows_held);
+    rn->windows_held = held;
 }
 
 /* Reads every partition's clocks; sets rn->global_wm and rn->global_label_wm. */
@@ -739,6 +937,7 @@ static int global_watermarks(struct runner *rn, int64_t *first_ts)
     int64_t now = dw_now_ms();
     rn->global_wm = min_over_live(rn, metas, 0, now);
     rn->global_label_wm = min_over_live(rn, metas, 1, now);
+    note_windows_held(rn, metas);
     free(metas);
     return 0;
 }
@@ -824,6 +1023,26 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
 }
 
 /*
+ * Reads the evaluator's global key `name` holding an event time (a cursor, a rolling start).
+ * A value that is not one is corruption: logged with the key, and the model's windows wait
+ * (a cursor read as 0 would walk from 1970); `driftwatch state check` names it too.
+ * @returns 1 found, 0 absent, -1 Redis error or corrupt.
+ */
+static int get_event_time(struct runner *rn, const char *name, int64_t *out)
+{
+    int found = dw_redis_get_i64(rn->redis, name, out);
+    if (found == -2 || (found == 1 && (*out < -DW_TS_LIMIT_MS || *out > DW_TS_LIMIT_MS))) {
+        char key[600];
+        dw_redis_global_key(rn->redis, name, key, sizeof(key));
+        dw_log_limited("corrupt_cursor", 1, DW_LOG_ERROR,
+                       "corrupt evaluator state: not an event time; windows held", "{s:s}", "key",
+                       key);
+        return -1;
+    }
+    return found;
+}
+
+/*
  * The windows of the rolling view ending with `cur` (window `start`), oldest first, `cur`
  * last: up to evaluation.rolling_windows, counted from the model's first evaluated window
  * (Redis key rolling_first:<model>, set on the first evaluation) as replay counts from the
@@ -845,7 +1064,7 @@ static int load_recent(struct runner *rn, size_t mi, int64_t start, struct dw_ag
     char name[512];
     snprintf(name, sizeof(name), "rolling_first:%s", m->name);
     int64_t first = start;
-    int found = dw_redis_get_i64(rn->redis, name, &first);
+    int found = get_event_time(rn, name, &first);
     if (found < 0) {
         return -1;
     }
@@ -945,7 +1164,7 @@ static void evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t fir
     char name[512];
     snprintf(name, sizeof(name), "%s:%s", final ? "cursor_final" : "cursor", m->name);
     int64_t cursor = 0;
-    int found = dw_redis_get_i64(rn->redis, name, &cursor);
+    int found = get_event_time(rn, name, &cursor);
     if (found < 0) {
         return;
     }
@@ -1005,29 +1224,23 @@ static void evaluate(struct runner *rn)
 
 /* ---- status ---- */
 
-/* @returns 1 when ready; else 0 with the reason in why. */
-static int readiness(const struct runner *rn, char *why, size_t why_size)
+/* The partitions waiting for their state for `kind`, as /status entries; their numbers
+ * ("1,2") appended to *list. */
+static json_t *pending_json(const struct runner *rn, enum pend_kind kind, struct dw_sbuf *list)
 {
-    if (!rn->assigned) {
-        snprintf(why, why_size, "waiting for partition assignment");
-        return 0;
-    }
-    if (rn->paused) {
-        snprintf(why, why_size, "redis unavailable");
-        return 0;
-    }
-    struct dw_sbuf b = {0};
+    json_t *arr = json_array();
     for (int p = 0; p < rn->n_parts; p++) {
-        if (rn->nostate[p]) {
-            dw_sbuf_printf(&b, "%s%d (%s)", b.len ? ", " : "partitions held without state: ", p,
-                           nostate_names[rn->nostate[p]]);
+        const struct pending *pd = &rn->pend[p];
+        if (pd->kind != kind) {
+            continue;
         }
+        char since[40];
+        dw_time_format_rfc3339(pd->since_ms, since, sizeof(since));
+        json_array_append_new(arr, json_pack("{s:i,s:s,s:s,s:s}", "partition", p, "key", pd->key,
+                                             "error", pd->error, "since", since));
+        dw_sbuf_printf(list, "%s%d", list->len ? "," : "", p);
     }
-    int ready = b.len == 0;
-    char *text = dw_sbuf_take(&b);
-    snprintf(why, why_size, "%s", text);
-    free(text);
-    return ready;
+    return arr;
 }
 
 static void publish_status(struct runner *rn)
@@ -1058,14 +1271,46 @@ static void publish_status(struct runner *rn)
                   rn->global_wm == DW_NO_TS ? json_null() : json_integer(rn->global_wm), "paused",
                   rn->paused, "partitions", parts, "reports", rn->reports, "evaluator",
                   rn->eval_lease, "alerts_firing", dw_actions_status(rn->actions));
+    struct dw_sbuf quarantined = {0}, loading = {0}, fenced = {0}, lost = {0};
+    json_object_set_new(st, "quarantined", pending_json(rn, PEND_CORRUPT, &quarantined));
+    json_object_set_new(st, "loading", pending_json(rn, PEND_UNAVAILABLE, &loading));
+    json_object_set_new(st, "fenced", pending_json(rn, PEND_FENCED, &fenced));
+    json_object_set_new(st, "state_lost", pending_json(rn, PEND_LOST, &lost));
+    json_object_set(st, "windows_held", rn->windows_held ? rn->windows_held : json_null());
     char *text = json_dumps(st, JSON_COMPACT);
     json_decref(st);
     if (rn->http) {
         dw_http_set_status(rn->http, text);
-        char why[256];
-        int ready = readiness(rn, why, sizeof(why));
-        dw_http_set_ready(rn->http, ready, why);
+        char reason[512] = "";
+        if (!rn->assigned) {
+            snprintf(reason, sizeof(reason), "waiting for partition assignment");
+        } else if (rn->paused) {
+            snprintf(reason, sizeof(reason), "redis unavailable");
+        } else if (lost.len) {
+            snprintf(reason, sizeof(reason),
+                     "partitions held: state_lost (state gone from Redis, state.on_loss: stop): "
+                     "%s; see docs/operations.md",
+                     lost.s);
+        } else if (quarantined.len) {
+            snprintf(reason, sizeof(reason),
+                     "partitions quarantined (corrupt state): %s; see /status and "
+                     "`driftwatch state check`",
+                     quarantined.s);
+        } else if (loading.len) {
+            snprintf(reason, sizeof(reason), "redis unavailable: state of partitions %s not loaded",
+                     loading.s);
+        } else if (fenced.len) {
+            snprintf(reason, sizeof(reason),
+                     "partitions held without state (fenced: claimed by another consumer, or "
+                     "their state changed in Redis): %s",
+                     fenced.s);
+        }
+        dw_http_set_ready(rn->http, reason[0] == '\0', reason);
     }
+    free(quarantined.s);
+    free(loading.s);
+    free(fenced.s);
+    free(lost.s);
     free(text);
 }
 
@@ -1123,8 +1368,7 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     rn->parts = dw_calloc((size_t)rn->n_parts, sizeof(*rn->parts));
     rn->eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->eof_ms));
     rn->held = dw_calloc((size_t)rn->n_parts, sizeof(*rn->held));
-    rn->nostate = dw_calloc((size_t)rn->n_parts, sizeof(*rn->nostate));
-    rn->nostate_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->nostate_ms));
+    rn->pend = dw_calloc((size_t)rn->n_parts, sizeof(*rn->pend));
     rn->label_eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->label_eof_ms));
     if (!(rn->actions =
               dw_actions_new(&rn->cfg, rn->redis, rn->producer, rn->owner, errstr, errstr_size))) {
@@ -1209,11 +1453,11 @@ static void runner_loop(struct runner *rn)
             rd_kafka_consumer_poll(rn->consumer, 0);
         }
         align_labels(rn);
+        retry_pending(rn);
         int64_t now = dw_mono_ms();
         if (now >= rn->next_ckpt) {
             int ok = checkpoint_all(rn) == 0;
             set_paused(rn, !ok);
-            retry_held(rn);
             rn->next_ckpt = now + rn->cfg.checkpoint_interval_ms;
         }
         if (now >= rn->next_eval) {
@@ -1259,8 +1503,8 @@ static void runner_stop(struct runner *rn)
     free(rn->eof_ms);
     free(rn->label_eof_ms);
     free(rn->held);
-    free(rn->nostate);
-    free(rn->nostate_ms);
+    free(rn->pend);
+    json_decref(rn->windows_held);
     free(rn->pev);
     dw_decoder_destroy(rn->dec);
     dw_redis_free(rn->redis);

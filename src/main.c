@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"gen", dw_cmd_gen, "produce synthetic prediction and label traffic with injected drift"},
     {"dev-broker", dw_cmd_dev_broker, "run an in-process Kafka cluster on loopback (tests)"},
     {"inspect", dw_cmd_inspect, "print the merged per-window state kept in Redis"},
+    {"state", dw_cmd_state, "state check / state drop: find and repair corrupt partition state"},
     {"profile", dw_cmd_profile, "build a reference profile from training data (CSV, JSON lines)"},
     {"replay", dw_cmd_replay, "run the pipeline over JSON-lines files, one report per window"},
     {"alerts", dw_cmd_alerts, "alerts test: send a test notification through the sinks"},

@@ -10,6 +10,7 @@ int dw_cmd_run(int argc, char **argv);        /* dw_run.c: the consumer */
 int dw_cmd_gen(int argc, char **argv);        /* dw_gen.c: synthetic traffic */
 int dw_cmd_dev_broker(int argc, char **argv); /* dw_devbroker.c: mock Kafka cluster */
 int dw_cmd_inspect(int argc, char **argv);    /* dw_inspect.c: merged window state from Redis */
+int dw_cmd_state(int argc, char **argv);      /* dw_state.c: check and drop partition state */
 int dw_cmd_profile(int argc, char **argv);    /* dw_profile.c: reference profile from files */
 int dw_cmd_replay(int argc, char **argv);     /* dw_replay.c: the pipeline over JSON-lines files */
 int dw_cmd_alerts(int argc, char **argv);     /* dw_actions.c: `alerts test` through the sinks */

@@ -106,6 +106,14 @@ void dw_time_format_rfc3339(int64_t ms, char *buf, size_t buf_size);
  */
 int dw_duration_parse(const char *s, int64_t *ms_out);
 
+/**
+ * @brief Strict decimal integer, for numbers read back from a store: an optional '-' and one or
+ *        more ASCII digits, nothing else (no sign '+', no spaces, no fraction or exponent),
+ *        exactly `len` bytes, within [min, max] and without overflow.
+ * @returns 0 and *out, or -1 (*out untouched) when the text is not such a number.
+ */
+int dw_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out);
+
 /** @brief Milliseconds per unit of a duration suffix ("", "s", "ms", "m", "h", "d"); 0/-1. */
 int dw_duration_unit(const char *suffix, double *ms_per_unit);
 

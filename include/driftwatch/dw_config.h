@@ -127,6 +127,7 @@ struct dw_config {
 
     int64_t checkpoint_interval_ms; /* checkpoint.interval */
     enum dw_on_loss on_loss;        /* state.on_loss */
+    int64_t quarantine_recheck_ms;  /* state.quarantine_recheck (0: only at assignment) */
     int64_t eval_interval_ms;       /* evaluation.interval */
 
     int64_t reference_windows; /* reference.windows: first N closed windows form the reference */

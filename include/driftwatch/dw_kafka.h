@@ -46,16 +46,4 @@ long dw_kafka_delivery_failures(void);
 int dw_kafka_committed(rd_kafka_t *rk, const char *topic_a, const char *topic_b, int32_t p,
                        int timeout_ms, int64_t *off_a, int64_t *off_b);
 
-/**
- * @brief Moves the assigned, paused partition p of both topics to the given offsets (an offset
- *        or RD_KAFKA_OFFSET_BEGINNING / _END) and resumes it.
- * @returns 0, or -1 with the error in errstr.
- */
-int dw_kafka_rewind(rd_kafka_t *rk, const char *topic_a, int64_t off_a, const char *topic_b,
-                    int64_t off_b, int32_t p, char *errstr, size_t errstr_size);
-
-/** @brief Pauses (pause = 1) or resumes partition p of both topics. */
-void dw_kafka_pause_pair(rd_kafka_t *rk, const char *topic_a, const char *topic_b, int32_t p,
-                         int pause);
-
 #endif

@@ -35,6 +35,9 @@
 #include "driftwatch/dw_join.h"
 
 #define DW_NO_TS INT64_MIN
+/* milliseconds: the largest |event time| the decoder accepts (9e15 ms, about 285,000 years);
+ * any stored event time beyond it is corruption */
+#define DW_TS_LIMIT_MS 9000000000000000LL
 
 /** @brief Counters kept per partition (checkpointed with it). */
 struct dw_part_counters {

@@ -4,7 +4,8 @@
  *
  * Key layout (G = group, T = predictions topic, P = partition; the braces are a Redis Cluster
  * hash tag, so one partition's keys share a slot and its checkpoint is one MULTI/EXEC):
- *   {dw:G:T:P}:meta                 hash: offsets, watermark, counters, owner
+ *   {dw:G:T:P}:meta                 hash: offsets, watermark, counters, owner, and
+ *                                   `quarantined` (why) while its state cannot be loaded
  *   {dw:G:T:P}:open                 set of "<model>\t<window start ms>" windows in memory
  *   {dw:G:T:P}:w:<model>:<start>    string: the partition's aggregate of that window
  *   {dw:G:T:P}:join                 hash: prediction_id -> join record
@@ -34,10 +35,16 @@
 
 struct dw_redis;
 
+/* partitions: the largest partition count read back from Redis that is not corruption */
+#define DW_MAX_PARTITIONS 1000000
+
 /** @brief What other pods need to know of a partition to close windows. */
 struct dw_part_meta {
-    int present;    /* the partition has a checkpoint */
-    int64_t max_ts; /* DW_NO_TS when no prediction yet */
+    int present;       /* the partition has a checkpoint */
+    int corrupt;       /* its meta cannot be read: a number failed its check, or the wrong type */
+    int quarantined;   /* its owner could not load its state (see dw_redis_quarantine) */
+    char problem[400]; /* what is wrong, when corrupt or quarantined */
+    int64_t max_ts;    /* DW_NO_TS when no prediction yet */
     int64_t min_ts;
     int64_t eof_ms;       /* wall clock since the partition is at the end of its log, 0 = not */
     int64_t max_label_ts; /* label watermark (DW_NO_TS when no label yet) */
@@ -54,11 +61,62 @@ int dw_redis_ping(struct dw_redis *r);
 int dw_redis_claim(struct dw_redis *r, int32_t partition, const char *owner, char *errstr,
                    size_t errstr_size);
 
+/** @brief What loading a partition's stored state found. */
+enum dw_load_result {
+    DW_LOAD_CORRUPT = -2,     /* Redis answered and the state is unusable: quarantine, no retry */
+    DW_LOAD_UNAVAILABLE = -1, /* Redis did not answer (or LOADING, BUSY...): retry */
+    DW_LOAD_NONE = 0,         /* no checkpoint */
+    DW_LOAD_FOUND = 1,        /* state loaded */
+};
+
 /**
  * @brief Loads a partition's checkpoint into p (offsets, watermark, counters, open windows,
- *        join records). @returns 1 when state was found, 0 when none, -1 on error.
+ *        join records) with strict checks: every number digits only and in range, every blob
+ *        accepted by its decoder, every key of its Redis type.
+ * @param badkey on DW_LOAD_CORRUPT, the key at fault (may be NULL)
+ * @returns a dw_load_result; errstr names the key and what is wrong with it.
  */
-int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *errstr, size_t errstr_size);
+int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
+                       char *errstr, size_t errstr_size);
+
+/**
+ * @brief Marks the partition quarantined in its meta hash (field `quarantined` = reason, and
+ *        eof_ms = label_eof_ms = 0 so that it holds the windows it has not read), or with
+ *        reason NULL clears the mark. @returns 0, -1 on a Redis error.
+ */
+int dw_redis_quarantine(struct dw_redis *r, int32_t partition, const char *reason, char *errstr,
+                        size_t errstr_size);
+
+/**
+ * @brief Decodes every stored window of a partition (open or retired: the evaluator reads them
+ *        all) with the decoder `run` uses; *n_windows counts them.
+ * @returns DW_LOAD_FOUND, DW_LOAD_NONE (no window), or a fault with badkey and errstr.
+ */
+int dw_redis_check_windows(struct dw_redis *r, int32_t partition, size_t *n_windows, char *badkey,
+                           size_t badkey_size, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Deletes every key of a partition ({dw:G:T:P}:*); with dry_run only counts them.
+ * @returns the number of keys, or -1 with errstr.
+ */
+long dw_redis_drop_part(struct dw_redis *r, int32_t partition, int dry_run, char *errstr,
+                        size_t errstr_size);
+
+/** @brief Who holds a partition, from its meta hash. */
+struct dw_part_owner {
+    char owner[128];       /* "" when none */
+    int64_t updated_ms;    /* wall clock of its last checkpoint, 0 when unknown */
+    char quarantined[256]; /* the quarantine reason, "" when not quarantined */
+};
+
+/**
+ * @brief Whether partition p's state was deleted by `driftwatch state drop` (its meta hash
+ *        holds the tombstone field dropped_ms). @returns 1, 0, or -1 when Redis did not answer.
+ */
+int dw_redis_part_dropped(struct dw_redis *r, int32_t partition);
+
+/** @returns 0 with *out filled (empty when the partition has no meta), -1 on a Redis error. */
+int dw_redis_part_owner(struct dw_redis *r, int32_t partition, struct dw_part_owner *out);
 
 /**
  * @brief Writes the partition's changed state in one MULTI/EXEC, guarded by WATCH on the meta
@@ -75,11 +133,18 @@ int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *errstr, size
 int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
                         int64_t label_eof_ms, size_t *bytes_out, char *errstr, size_t errstr_size);
 
-/** @brief Stores/reads the partition count ({dw:G}:partitions). */
+/**
+ * @brief Stores/reads the partition count ({dw:G}:partitions). get returns 1 found, 0 absent,
+ *        -1 Redis error, -2 corrupt (not an integer in 1..DW_MAX_PARTITIONS).
+ */
 int dw_redis_set_partitions(struct dw_redis *r, int n);
 int dw_redis_get_partitions(struct dw_redis *r, int *n);
 
-/** @brief Reads every partition's meta (pipelined). metas has n entries. */
+/**
+ * @brief Reads every partition's meta (pipelined). metas has n entries. A meta that fails the
+ *        strict number checks is not an error: its entry says `corrupt` and why.
+ * @returns 0, -1 when Redis failed.
+ */
 int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas);
 
 /**
@@ -98,7 +163,10 @@ int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model,
 int dw_redis_lease(struct dw_redis *r, const char *name, const char *owner, int64_t ttl_ms);
 void dw_redis_release(struct dw_redis *r, const char *name, const char *owner);
 
-/** @brief Global integer key {dw:G}:<name>. get returns 1 found, 0 absent, -1 error. */
+/**
+ * @brief Global integer key {dw:G}:<name>. get returns 1 found, 0 absent, -1 Redis error,
+ *        -2 corrupt (not a decimal int64, parsed strictly, or not a string).
+ */
 int dw_redis_get_i64(struct dw_redis *r, const char *name, int64_t *out);
 int dw_redis_set_i64(struct dw_redis *r, const char *name, int64_t v);
 

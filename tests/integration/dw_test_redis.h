@@ -10,8 +10,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "driftwatch/dw_config.h"
+#include "driftwatch/dw_redis.h"
 
 /* A TCP port free on 127.0.0.1 right now (the kernel's choice). */
 static int dw_test_free_port(void)
@@ -63,6 +67,43 @@ static inline pid_t dw_test_redis_start(int port, const char *password)
                     (char *)password,
                     NULL};
     return dw_test_redis_spawn(argv);
+}
+
+/*
+ * The config of an adapter test against the server on 127.0.0.1:port: `group`, topic
+ * "predictions", one-minute windows (10 s lateness, 2 min label horizon, 5 min join TTL).
+ */
+static inline void dw_test_redis_config(struct dw_config *cfg, int port, const char *group,
+                                        struct dw_model_cfg *models, size_t n_models)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->group = (char *)group;
+    cfg->topic_predictions = (char *)"predictions";
+    cfg->redis_host = (char *)"127.0.0.1";
+    cfg->redis_port = port;
+    cfg->redis_password = (char *)"";
+    cfg->redis_timeout_ms = 2000;
+    cfg->window_size_ms = 60000;
+    cfg->allowed_lateness_ms = 10000;
+    cfg->label_horizon_ms = 120000;
+    cfg->join_ttl_ms = 300000;
+    cfg->retention_windows = 100;
+    cfg->models = models;
+    cfg->n_models = n_models;
+}
+
+/* Connects to cfg's server, waiting up to 5 s for it to answer. @returns NULL if it never did. */
+static inline struct dw_redis *dw_test_redis_wait(const struct dw_config *cfg)
+{
+    for (int i = 0; i < 100; i++) {
+        struct dw_redis *r = dw_redis_connect(cfg, NULL, 0);
+        if (r && dw_redis_ping(r) == 0) {
+            return r;
+        }
+        dw_redis_free(r);
+        usleep(50 * 1000);
+    }
+    return NULL;
 }
 
 #endif

@@ -37,6 +37,14 @@ def wait_for(pred, timeout, what, interval=0.2):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def eventually(pred, timeout, interval=0.2):
+    """True when pred() holds within timeout seconds, else False (for report(), not raising)."""
+    try:
+        return bool(wait_for(pred, timeout, "condition", interval))
+    except AssertionError:
+        return False
+
+
 class Receiver:
     """A webhook receiver on 127.0.0.1 recording every POST; can go down and come back."""
 
@@ -389,6 +397,23 @@ def wait_exact(env, truth, timeout):
             return []
         time.sleep(0.5)
     return diffs
+
+
+def finish_consumer(proc):
+    """SIGTERM; True when the consumer exited 0 within 30 s (sanitizer builds exit non-zero on
+    a leak)."""
+    proc.terminate()
+    return proc.wait(30) == 0
+
+
+def finish(env, proc, ok):
+    """Stops the consumer (finish_consumer), prints its log's tail when something failed,
+    stops every service; returns the exit code."""
+    ok &= report(finish_consumer(proc), "consumer stopped cleanly")
+    if not ok:
+        print(env.log()[-4000:])
+    env.close()
+    return 0 if ok else 1
 
 
 def report(ok, name, detail=""):

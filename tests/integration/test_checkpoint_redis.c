@@ -40,31 +40,11 @@ static int start_redis(void **state)
     (void)state;
     int port = dw_test_free_port();
     g_redis_pid = dw_test_redis_start(port, NULL);
-    memset(&g_cfg, 0, sizeof(g_cfg));
-    g_cfg.group = "ckpt";
-    g_cfg.topic_predictions = "predictions";
-    g_cfg.redis_host = "127.0.0.1";
-    g_cfg.redis_port = port;
-    g_cfg.redis_password = "";
-    g_cfg.redis_timeout_ms = 2000;
-    g_cfg.window_size_ms = 60000;
-    g_cfg.allowed_lateness_ms = 10000;
-    g_cfg.label_horizon_ms = 120000;
-    g_cfg.join_ttl_ms = 300000;
-    g_cfg.retention_windows = 100;
-    g_cfg.models = g_models;
-    g_cfg.n_models = 1;
+    dw_test_redis_config(&g_cfg, port, "ckpt", g_models, 1);
     g_ev = calloc(1, sizeof(struct dw_prediction) + 2 * sizeof(struct dw_val));
-    for (int i = 0; i < 100; i++) {
-        struct dw_redis *r = dw_redis_connect(&g_cfg, NULL, 0);
-        if (r && dw_redis_ping(r) == 0) {
-            dw_redis_free(r);
-            return 0;
-        }
-        dw_redis_free(r);
-        usleep(50 * 1000);
-    }
-    return -1;
+    struct dw_redis *r = dw_test_redis_wait(&g_cfg);
+    dw_redis_free(r);
+    return r ? 0 : -1;
 }
 
 static int stop_redis(void **state)
@@ -157,7 +137,7 @@ static void test_round_trip_and_reinsert(void **state)
 
     struct dw_part *q = dw_part_new(&g_cfg, 3);
     assert_int_equal(dw_redis_claim(r, 3, "owner-b", errstr, sizeof(errstr)), 0);
-    assert_int_equal(dw_redis_load_part(r, q, errstr, sizeof(errstr)), 1);
+    assert_int_equal(dw_redis_load_part(r, q, NULL, 0, errstr, sizeof(errstr)), 1);
     assert_true(q->off_pred == p->off_pred && q->off_label == p->off_label);
     assert_true(q->max_ts == p->max_ts && q->min_ts == p->min_ts);
     assert_true(q->max_label_ts == p->max_label_ts);
@@ -174,7 +154,7 @@ static void test_round_trip_and_reinsert(void **state)
     predict(p, "z", 301000, "IT");
     checkpoint(r, p, "owner-a", -2);
     struct dw_part *again = dw_part_new(&g_cfg, 3);
-    assert_int_equal(dw_redis_load_part(r, again, errstr, sizeof(errstr)), 1);
+    assert_int_equal(dw_redis_load_part(r, again, NULL, 0, errstr, sizeof(errstr)), 1);
     assert_null(dw_join_find(&again->join, "z", 1));
     dw_part_free(again);
     dw_part_free(q);

@@ -173,7 +173,7 @@ static void test_checkpoint_during_aof_load(void **state)
 
     /* What a new owner loads is both predictions. */
     struct dw_part *q = dw_part_new(&g_cfg, 3);
-    assert_int_equal(dw_redis_load_part(r, q, errstr, sizeof(errstr)), 1);
+    assert_int_equal(dw_redis_load_part(r, q, NULL, 0, errstr, sizeof(errstr)), 1);
     assert_int_equal(q->off_pred, p->off_pred);
     struct dw_agg *w = dw_part_window(q, &g_models[0], 600000);
     assert_non_null(w);

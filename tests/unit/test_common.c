@@ -103,13 +103,60 @@ static void test_sort_doubles(void **state)
     }
 }
 
+/* Numbers read back from Redis: digits only, range-checked; anything else is corruption. */
+static void test_parse_i64(void **state)
+{
+    (void)state;
+    int64_t v = 7;
+    static const struct {
+        const char *text;
+        int64_t min, max, want; /* want is ignored when ok is 0 */
+        int ok;
+    } cases[] = {
+        {"0", 0, 10, 0, 1},
+        {"10", 0, 10, 10, 1},
+        {"-1", -1, 10, -1, 1},
+        {"007", 0, 10, 7, 1},
+        {"9223372036854775807", INT64_MIN, INT64_MAX, INT64_MAX, 1},
+        {"-9223372036854775808", INT64_MIN, INT64_MAX, INT64_MIN, 1},
+        {"9223372036854775808", INT64_MIN, INT64_MAX, 0, 0}, /* overflow */
+        {"-9223372036854775809", INT64_MIN, INT64_MAX, 0, 0},
+        {"99999999999999999999999", INT64_MIN, INT64_MAX, 0, 0},
+        {"11", 0, 10, 0, 0},  /* above max */
+        {"-2", -1, 10, 0, 0}, /* below min */
+        {"", 0, 10, 0, 0},
+        {"-", -10, 10, 0, 0},
+        {"+5", 0, 10, 0, 0},
+        {" 5", 0, 10, 0, 0},
+        {"5 ", 0, 10, 0, 0},
+        {"12garbage", 0, 100, 0, 0},
+        {"garbage", 0, 100, 0, 0},
+        {"0x10", 0, 100, 0, 0},
+        {"1e3", 0, 10000, 0, 0},
+        {"1.0", 0, 10, 0, 0},
+        {"--1", -10, 10, 0, 0},
+    };
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
+        v = 7;
+        int rc = dw_parse_i64(cases[i].text, strlen(cases[i].text), cases[i].min, cases[i].max, &v);
+        if (rc != (cases[i].ok ? 0 : -1) || (cases[i].ok && v != cases[i].want) ||
+            (!cases[i].ok && v != 7)) {
+            fail_msg("\"%s\": rc %d value %lld", cases[i].text, rc, (long long)v);
+        }
+    }
+    /* Binary-safe: the length counts, an embedded NUL is not a digit. */
+    assert_int_equal(dw_parse_i64("123", 2, 0, 1000, &v), 0);
+    assert_int_equal(v, 12);
+    assert_int_equal(dw_parse_i64("1\0003", 3, 0, 1000, &v), -1);
+    assert_int_equal(dw_parse_i64(NULL, 0, 0, 1000, &v), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc3339),
-        cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_fnv1a),
-        cmocka_unit_test(test_sort_doubles),
+        cmocka_unit_test(test_rfc3339),   cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_fnv1a),     cmocka_unit_test(test_sort_doubles),
+        cmocka_unit_test(test_parse_i64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,352 @@
+/*
+ * test_state_redis.c - loading stored state against a real redis-server (started here on a free
+ * loopback port): every number is parsed strictly (a garbage offset is corruption, not 0),
+ * corrupt state (garbage, wrong type, partial) is told apart from Redis being unavailable and
+ * names the key at fault, the evaluator's reads (read_metas, cursors, partition count, window
+ * starts) validate too, and `state check` / `state drop` see and delete exactly one partition.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "dw_test_redis.h"
+
+#include "driftwatch/dw_common.h"
+#include "driftwatch/dw_part.h"
+#include "driftwatch/dw_redis.h"
+
+static struct dw_feature_cfg g_feats[] = {{"amount", DW_FEATURE_NUMERIC}};
+static struct dw_model_cfg g_models[] = {{.name = "fraud",
+                                          .task = DW_TASK_CLASSIFICATION,
+                                          .positive_class = "1",
+                                          .features = g_feats,
+                                          .n_features = 1}};
+static struct dw_config g_cfg;
+static pid_t g_redis_pid;
+static redisContext *g_raw; /* the test's own connection, to damage state */
+static struct dw_redis *g_r;
+
+static int start_redis(void **state)
+{
+    (void)state;
+    int port = dw_test_free_port();
+    g_redis_pid = dw_test_redis_start(port, NULL);
+    /* glob characters in the group: SCAN patterns must escape them */
+    dw_test_redis_config(&g_cfg, port, "st*[x]", g_models, 1);
+    g_r = dw_test_redis_wait(&g_cfg);
+    g_raw = g_r ? redisConnect("127.0.0.1", port) : NULL;
+    return g_raw && !g_raw->err ? 0 : -1;
+}
+
+static int stop_redis(void **state)
+{
+    (void)state;
+    dw_redis_free(g_r);
+    redisFree(g_raw);
+    kill(g_redis_pid, SIGTERM);
+    waitpid(g_redis_pid, NULL, 0);
+    return 0;
+}
+
+/* Runs a command on the test's own connection (binary-safe through %b). */
+static void raw(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = redisvCommand(g_raw, fmt, ap);
+    va_end(ap);
+    assert_non_null(rep);
+    freeReplyObject(rep);
+}
+
+static void key_of(int p, const char *suffix, char *buf, size_t size)
+{
+    snprintf(buf, size, "{dw:%s:%s:%d}:%s", g_cfg.group, g_cfg.topic_predictions, p, suffix);
+}
+
+/* A valid checkpoint of partition p: offsets, clocks and one window starting at 60000. */
+static void seed(int p)
+{
+    char errstr[256] = "";
+    struct dw_part *part = dw_part_new(&g_cfg, p);
+    part->off_pred = 5;
+    part->off_label = 3;
+    part->max_ts = 119000;
+    part->min_ts = 61000;
+    part->ctr.predictions = 5;
+    part->meta_dirty = 1;
+    struct dw_agg *agg = dw_agg_new(&g_models[0], 60000);
+    agg->dirty = 1;
+    dw_part_adopt_window(part, agg);
+    /* A fresh partition: a checkpoint count left by an earlier test would be a rollback. */
+    assert_true(dw_redis_drop_part(g_r, p, 0, errstr, sizeof(errstr)) >= 0);
+    assert_int_equal(dw_redis_claim(g_r, p, "o", errstr, sizeof(errstr)), 0);
+    if (dw_redis_checkpoint(g_r, part, "o", 0, 0, NULL, errstr, sizeof(errstr)) != 0) {
+        fail_msg("checkpoint: %s", errstr);
+    }
+    dw_part_free(part);
+}
+
+/* Loads partition p; checks the result and, when corrupt, that the key and text are named. */
+static struct dw_part *load(int p, int want, const char *want_key, const char *want_text)
+{
+    char badkey[600] = "", errstr[600] = "";
+    struct dw_part *part = dw_part_new(&g_cfg, p);
+    int rc = dw_redis_load_part(g_r, part, badkey, sizeof(badkey), errstr, sizeof(errstr));
+    if (rc != want) {
+        fail_msg("partition %d: load returned %d, want %d: %s", p, rc, want, errstr);
+    }
+    if (want_key) {
+        char key[600];
+        key_of(p, want_key, key, sizeof(key));
+        assert_string_equal(badkey, key);
+        assert_non_null(strstr(errstr, key));
+    }
+    if (want_text && !strstr(errstr, want_text)) {
+        fail_msg("partition %d: \"%s\" does not say \"%s\"", p, errstr, want_text);
+    }
+    return part;
+}
+
+static void test_meta_numbers_are_strict(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *field, *value;
+    } bad[] = {
+        {"off_pred", "12garbage"}, /* strtoll read 12: re-read from offset 12 */
+        {"off_pred", "garbage"},   /* strtoll read 0: re-read from the start */
+        {"off_pred", "-2"},        /* below -1 */
+        {"off_pred", " 5"},
+        {"off_label", "3.0"},
+        {"max_ts", "1e3"},
+        {"min_ts", "99999999999999999999"},   /* overflow */
+        {"max_label_ts", "9000000000000001"}, /* beyond the decoder's bound */
+        {"predictions", "-5"},
+        {"evicted", ""},
+    };
+    char meta[512];
+    key_of(20, "meta", meta, sizeof(meta));
+    for (size_t i = 0; i < DW_ARRAY_SIZE(bad); i++) {
+        seed(20);
+        dw_part_free(load(20, DW_LOAD_FOUND, NULL, NULL));
+        raw("HSET %s %s %s", meta, bad[i].field, bad[i].value);
+        dw_part_free(load(20, DW_LOAD_CORRUPT, "meta", bad[i].field));
+    }
+    /* DW_NO_TS as stored for a partition without predictions yet is valid. */
+    seed(20);
+    raw("HSET %s max_ts %lld", meta, (long long)DW_NO_TS);
+    struct dw_part *p = load(20, DW_LOAD_FOUND, NULL, NULL);
+    assert_true(p->max_ts == DW_NO_TS);
+    assert_int_equal(p->off_pred, 5);
+    assert_int_equal(p->n_wins, 1);
+    dw_part_free(p);
+}
+
+static void test_corrupt_blobs_and_types(void **state)
+{
+    (void)state;
+    char key[600];
+    /* a window blob a decoder rejects: garbage, then truncated */
+    seed(21);
+    key_of(21, "w:fraud:60000", key, sizeof(key));
+    raw("SET %s garbage", key);
+    dw_part_free(load(21, DW_LOAD_CORRUPT, "w:fraud:60000", "window aggregate"));
+    seed(21);
+    redisReply *blob = redisCommand(g_raw, "GET %s", key);
+    assert_int_equal(blob->type, REDIS_REPLY_STRING);
+    raw("SET %s %b", key, blob->str, (size_t)blob->len - 1);
+    freeReplyObject(blob);
+    dw_part_free(load(21, DW_LOAD_CORRUPT, "w:fraud:60000", NULL));
+    /* a blob stored under another window's key */
+    seed(21);
+    blob = redisCommand(g_raw, "GET %s", key);
+    char other[600];
+    key_of(21, "open", other, sizeof(other));
+    raw("SADD %s fraud\t120000", other);
+    key_of(21, "w:fraud:120000", other, sizeof(other));
+    raw("SET %s %b", other, blob->str, (size_t)blob->len);
+    freeReplyObject(blob);
+    dw_part_free(load(21, DW_LOAD_CORRUPT, "w:fraud:120000", "60000"));
+    raw("DEL %s", other);
+    key_of(21, "open", other, sizeof(other));
+    raw("SREM %s fraud\t120000", other);
+    /* wrong Redis types: the window, the open set, the join hash, the meta */
+    static const char *const suffixes[] = {"w:fraud:60000", "open", "join", "meta"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(suffixes); i++) {
+        seed(21);
+        key_of(21, suffixes[i], key, sizeof(key));
+        raw("DEL %s", key);
+        raw("RPUSH %s x", key);
+        dw_part_free(load(21, DW_LOAD_CORRUPT, suffixes[i], "wrong Redis type"));
+        raw("DEL %s", key);
+    }
+    /* an open-set member that is not <model>\t<start> */
+    seed(21);
+    key_of(21, "open", key, sizeof(key));
+    raw("SADD %s fraud\t12x", key);
+    dw_part_free(load(21, DW_LOAD_CORRUPT, "open", "fraud"));
+    raw("SREM %s fraud\t12x", key);
+    /* a join record a decoder rejects names the record */
+    key_of(21, "join", key, sizeof(key));
+    raw("HSET %s p-42 garbage", key);
+    dw_part_free(load(21, DW_LOAD_CORRUPT, "join", "p-42"));
+    raw("DEL %s", key);
+    /* partial state: join records but no checkpoint */
+    key_of(22, "join", key, sizeof(key));
+    raw("HSET %s p-1 garbage", key);
+    dw_part_free(load(22, DW_LOAD_CORRUPT, "meta", "partial"));
+    raw("DEL %s", key);
+    dw_part_free(load(22, DW_LOAD_NONE, NULL, NULL));
+}
+
+static void test_unavailable_is_not_corrupt(void **state)
+{
+    (void)state;
+    /* A second server, stopped after connecting: the load must say "retry", not "corrupt". */
+    struct dw_config cfg = g_cfg;
+    cfg.redis_port = dw_test_free_port();
+    pid_t pid = dw_test_redis_start(cfg.redis_port, NULL);
+    struct dw_redis *r = dw_test_redis_wait(&cfg);
+    assert_non_null(r);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    char badkey[600] = "", errstr[600] = "";
+    struct dw_part *p = dw_part_new(&cfg, 0);
+    assert_int_equal(dw_redis_load_part(r, p, badkey, sizeof(badkey), errstr, sizeof(errstr)),
+                     DW_LOAD_UNAVAILABLE);
+    assert_string_equal(badkey, "");
+    dw_part_free(p);
+    dw_redis_free(r);
+}
+
+static void test_evaluator_reads_are_strict(void **state)
+{
+    (void)state;
+    char key[600];
+    for (int p = 30; p < 33; p++) {
+        seed(p);
+    }
+    /* read_metas: a garbage clock marks its partition corrupt, naming the field */
+    key_of(31, "meta", key, sizeof(key));
+    raw("HSET %s eof_ms 17x", key);
+    char errstr[256];
+    assert_int_equal(dw_redis_quarantine(g_r, 32, "a reason", errstr, sizeof(errstr)), 0);
+    struct dw_part_meta metas[33];
+    assert_int_equal(dw_redis_read_metas(g_r, 33, metas), 0);
+    assert_false(metas[30].corrupt || metas[30].quarantined);
+    assert_true(metas[30].present && metas[30].max_ts == 119000);
+    assert_true(metas[31].corrupt);
+    assert_non_null(strstr(metas[31].problem, "eof_ms"));
+    assert_true(metas[32].quarantined && !metas[32].corrupt);
+    assert_non_null(strstr(metas[32].problem, "a reason"));
+    assert_true(metas[32].eof_ms == 0);
+    assert_false(metas[0].present || metas[0].corrupt); /* no state at all */
+    assert_true(metas[0].max_ts == DW_NO_TS);
+    raw("DEL %s", key);
+    raw("RPUSH %s x", key);
+    assert_int_equal(dw_redis_read_metas(g_r, 33, metas), 0);
+    assert_true(metas[31].corrupt);
+    /* clearing the quarantine mark */
+    assert_int_equal(dw_redis_quarantine(g_r, 32, NULL, errstr, sizeof(errstr)), 0);
+    assert_int_equal(dw_redis_read_metas(g_r, 33, metas), 0);
+    assert_false(metas[32].quarantined);
+
+    /* global integers: cursors and the partition count */
+    int64_t v = 0;
+    dw_redis_global_key(g_r, "cursor:fraud", key, sizeof(key));
+    raw("SET %s 120000", key);
+    assert_int_equal(dw_redis_get_i64(g_r, "cursor:fraud", &v), 1);
+    assert_true(v == 120000);
+    raw("SET %s 12abc", key);
+    assert_int_equal(dw_redis_get_i64(g_r, "cursor:fraud", &v), -2);
+    raw("DEL %s", key);
+    raw("HSET %s a b", key);
+    assert_int_equal(dw_redis_get_i64(g_r, "cursor:fraud", &v), -2);
+    raw("DEL %s", key);
+    assert_int_equal(dw_redis_get_i64(g_r, "cursor:fraud", &v), 0);
+    int n = 0;
+    dw_redis_global_key(g_r, "partitions", key, sizeof(key));
+    raw("SET %s 0", key);
+    assert_int_equal(dw_redis_get_partitions(g_r, &n), -2);
+    raw("SET %s many", key);
+    assert_int_equal(dw_redis_get_partitions(g_r, &n), -2);
+    raw("SET %s 6", key);
+    assert_int_equal(dw_redis_get_partitions(g_r, &n), 1);
+    assert_int_equal(n, 6);
+
+    /* window starts: a key suffix that is not a start is not a window of this model */
+    key_of(30, "w:fraud:abc", key, sizeof(key));
+    raw("SET %s x", key);
+    int64_t *starts = NULL;
+    size_t n_starts = 0;
+    assert_int_equal(dw_redis_window_starts(g_r, &g_models[0], 31, &starts, &n_starts), 0);
+    assert_true(n_starts >= 1);
+    for (size_t i = 0; i < n_starts; i++) {
+        assert_true(starts[i] == 60000); /* every seeded partition's window, and no "abc" */
+    }
+    free(starts);
+    raw("DEL %s", key);
+}
+
+static void test_check_and_drop(void **state)
+{
+    (void)state;
+    char key[600], badkey[600], errstr[600];
+    seed(40);
+    seed(41);
+    /* a retired window (not in the open set) that the evaluator would read */
+    key_of(40, "w:fraud:0", key, sizeof(key));
+    raw("SET %s garbage", key);
+    size_t n = 0;
+    assert_int_equal(
+        dw_redis_check_windows(g_r, 40, &n, badkey, sizeof(badkey), errstr, sizeof(errstr)),
+        DW_LOAD_CORRUPT);
+    assert_string_equal(badkey, key);
+    assert_int_equal(
+        dw_redis_check_windows(g_r, 41, &n, badkey, sizeof(badkey), errstr, sizeof(errstr)),
+        DW_LOAD_FOUND);
+    assert_int_equal(n, 1);
+    /* a key of another group that the glob of this one would match unescaped */
+    char other[600];
+    snprintf(other, sizeof(other), "{dw:stx:%s:40}:meta", g_cfg.topic_predictions);
+    raw("SET %s keep", other);
+    assert_int_equal(dw_redis_drop_part(g_r, 40, 1, errstr, sizeof(errstr)), 4);
+    assert_int_equal(dw_redis_drop_part(g_r, 40, 0, errstr, sizeof(errstr)), 4);
+    /* what is left is the tombstone (a meta hash with dropped_ms only) */
+    assert_int_equal(dw_redis_drop_part(g_r, 40, 1, errstr, sizeof(errstr)), 1);
+    assert_int_equal(dw_redis_part_dropped(g_r, 40), 1);
+    assert_int_equal(dw_redis_part_dropped(g_r, 99), 0);
+    redisReply *rep = redisCommand(g_raw, "EXISTS %s", other);
+    assert_int_equal(rep->integer, 1);
+    freeReplyObject(rep);
+    dw_part_free(load(40, DW_LOAD_NONE, NULL, NULL));
+    dw_part_free(load(41, DW_LOAD_FOUND, NULL, NULL));
+    struct dw_part_owner owner;
+    assert_int_equal(dw_redis_part_owner(g_r, 41, &owner), 0);
+    assert_string_equal(owner.owner, "o");
+    assert_true(owner.updated_ms > 0);
+    assert_string_equal(owner.quarantined, "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_meta_numbers_are_strict),
+        cmocka_unit_test(test_corrupt_blobs_and_types),
+        cmocka_unit_test(test_unavailable_is_not_corrupt),
+        cmocka_unit_test(test_evaluator_reads_are_strict),
+        cmocka_unit_test(test_check_and_drop),
+    };
+    return cmocka_run_group_tests(tests, start_redis, stop_redis);
+}
