@@ -165,8 +165,11 @@ def main():
         r = state_cmd(env, "drop", "--partition", str(p), "--yes")
         ok &= h.report(r.returncode == 0, f"state drop --partition {p} --yes",
                        (r.stdout + r.stderr).strip()[:200])
-    ok &= h.report(env.redis("KEYS", "{dw:dwtest:predictions:1}:*") == "",
-                   "partition 1 has no keys left")
+    left = env.redis("KEYS", "{dw:dwtest:predictions:1}:*").split()
+    tomb = env.redis("HKEYS", "{dw:dwtest:predictions:1}:meta").split()
+    ok &= h.report(left in ([], ["{dw:dwtest:predictions:1}:meta"]) and
+                   set(tomb) <= {"dropped_ms", "owner", "eof_ms", "label_eof_ms"},
+                   "partition 1 has no state left, only the drop's tombstone", f"{left} {tomb}")
     ok &= h.report(h.eventually(lambda: env.metric("driftwatch_partitions_quarantined") == 2, 30),
                    "re-check without restart: 2 partitions left")
     # ---- repair: stop, drop one more, repair one by hand, restart ----
