@@ -8,6 +8,12 @@
  *   Redis are left out. Nothing is late in a replay: the replay's copy of the config sets
  *   window.allowed_lateness, window.label_horizon and join.ttl to REPLAY_INFINITE_MS, and
  *   dw_part_maintain() is never called, so no window closes, retires or expires while reading.
+ * - No bound on event time (input.max_future_skew and max_past_skew are switched off): run
+ *   holds each event against its Kafka message timestamp, and a file line has none. Replay
+ *   needs no protection either: nothing is late or expires in a replay, so a bad clock cannot
+ *   harm the other events; it shows as one odd window, and the gap to it as one empty-run
+ *   report. (A bound against the previous line's time would depend on the file's order and
+ *   reject everything after a bad first line.)
  * - All predictions are processed first, then all labels, through one struct dw_part: every
  *   label finds its prediction whatever the files' order, and the first label in the labels
  *   file wins (later ones are duplicates), as DESIGN.md section 8 defines.
@@ -549,7 +555,8 @@ static void replay_usage(FILE *out)
             "Runs run's aggregation and evaluation over JSON-lines files (plain or .gz), without\n"
             "Kafka or Redis, and prints one JSON report per (model, window), in window order,\n"
             "from the first to the last non-empty window. Nothing is late in a replay; labels\n"
-            "join without a time limit and the first label wins.\n\n"
+            "join without a time limit and the first label wins. Event times are not bounded\n"
+            "(input.max_future_skew and max_past_skew need a Kafka timestamp).\n\n"
             "  -p, --predictions FILE  prediction events, one JSON object per line\n"
             "  -l, --labels FILE       label events, one JSON object per line\n"
             "  -r, --reference FILE    reference profile (driftwatch profile); default: each\n"
@@ -663,6 +670,10 @@ static int replay(const struct replay_opts *o, char *errstr, size_t errstr_size)
     rp.cfg.allowed_lateness_ms = REPLAY_INFINITE_MS;
     rp.cfg.label_horizon_ms = REPLAY_INFINITE_MS;
     rp.cfg.join_ttl_ms = REPLAY_INFINITE_MS;
+    /* No clock to bound event time against: file lines have no Kafka timestamp (see the
+     * design comment). */
+    rp.cfg.max_future_skew_ms = 0;
+    rp.cfg.max_past_skew_ms = 0;
     if (o->reference && load_reference(&rp, errstr, errstr_size) != 0) {
         goto err;
     }
