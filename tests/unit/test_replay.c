@@ -1,10 +1,10 @@
 /*
  * test_replay.c - `driftwatch replay` through its entry point, on JSON-lines files written by
  * the test: window placement at the edges, the first label wins (later ones are duplicates
- * and conflicts), labels stamped before their predictions, empty windows in the middle
- * reported with predictions 0, bad lines counted without stopping the replay, models inferred
- * without a config, gzip input, and the reference taken from the first window versus from a
- * profile given with --reference.
+ * and conflicts), labels stamped before their predictions, a run of empty windows in the middle
+ * reported once with predictions 0 and empty_windows, bad lines counted without stopping the
+ * replay, models inferred without a config, gzip input, and the reference taken from the first
+ * window versus from a profile given with --reference.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -149,12 +149,12 @@ static void test_windows_labels_and_gaps(void **state)
                      0);
     json_t *r[MAX_REPORTS];
     size_t n = load_reports(out, r);
-    assert_int_equal(n, 5); /* 00:00 .. 00:04, two empty windows in the middle */
+    /* 00:00 .. 00:04: the two empty windows in the middle are one report, 00:02 to 00:04 */
+    assert_int_equal(n, 4);
     static const char *const starts[] = {"2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z",
-                                         "2026-01-01T00:02:00Z", "2026-01-01T00:03:00Z",
-                                         "2026-01-01T00:04:00Z"};
-    static const json_int_t npred[] = {2, 1, 0, 0, 1};
-    static const json_int_t nlab[] = {2, 0, 0, 0, 1};
+                                         "2026-01-01T00:02:00Z", "2026-01-01T00:04:00Z"};
+    static const json_int_t npred[] = {2, 1, 0, 1};
+    static const json_int_t nlab[] = {2, 0, 0, 1};
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(gets_(r[i], "model"), "fraud");
         assert_string_equal(gets_(r[i], "window_start"), starts[i]);
@@ -170,13 +170,15 @@ static void test_windows_labels_and_gaps(void **state)
     assert_true(json_real_value(json_object_get(perf, "accuracy")) == 1.0);
     assert_int_equal(geti(json_object_get(perf, "confusion"), "tp"), 1);
     assert_int_equal(geti(json_object_get(perf, "confusion"), "tn"), 1);
-    /* the duplicate prediction id did not count in window 00:03 */
-    assert_int_equal(geti(r[3], "predictions"), 0);
+    /* the duplicate prediction id did not count in window 00:03: it is part of the gap */
+    assert_string_equal(gets_(r[2], "window_end"), "2026-01-01T00:04:00Z");
+    assert_int_equal(geti(r[2], "empty_windows"), 2);
     assert_true(json_is_null(json_object_get(r[2], "performance")));
     assert_int_equal(json_object_size(json_object_get(r[2], "features")), 0);
+    assert_null(json_object_get(r[1], "empty_windows")); /* only runs of empty windows */
     /* the early label joined p4 */
     assert_true(
-        json_real_value(json_object_get(json_object_get(r[4], "performance"), "accuracy")) == 1.0);
+        json_real_value(json_object_get(json_object_get(r[3], "performance"), "accuracy")) == 1.0);
     /* window 0 is the reference (not judged); later windows are compared with it */
     assert_true(json_is_null(json_object_get(r[0], "reference")));
     assert_int_equal(geti(json_object_get(r[1], "reference"), "windows"), 1);
