@@ -403,7 +403,7 @@ const char *dw_bad_reason_name(enum dw_bad_reason r)
         [DW_BAD_WRONG_TYPE] = "wrong_type",
         [DW_BAD_UNKNOWN_MODEL] = "unknown_model",
         [DW_BAD_TIMESTAMP] = "bad_timestamp",
-        [DW_BAD_TIMESTAMP_RANGE] = "timestamp_out_of_range",
+        [DW_BAD_TIME_RANGE] = "timestamp_out_of_range",
     };
     if ((int)r < 0 || r >= DW_BAD__COUNT) {
         return "unknown";
@@ -1604,7 +1604,7 @@ static enum dw_bad_reason get_timestamp(struct dw_decoder *dec, jv_t v, int64_t 
     } else {
         snprintf(ref, sizeof(ref), "%lld ms", (long long)kafka_ts_ms); /* no calendar date */
     }
-    return bad(DW_BAD_TIMESTAMP_RANGE, errstr, errstr_size,
+    return bad(DW_BAD_TIME_RANGE, errstr, errstr_size,
                "timestamp: %s is more than %s (%.10g s) %s the message's Kafka timestamp %s", ev,
                key, (double)skew / 1000.0, side, ref);
 }
