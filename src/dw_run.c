@@ -46,7 +46,7 @@
 #define RUN_BATCH 2048                 /* messages per poll */
 #define RUN_POLL_MS 100                /* poll timeout, milliseconds */
 #define RUN_MAX_WINDOWS_PER_TICK 64    /* reports (a window or an empty run) per model per tick */
-#define RUN_EMPTY_PROBE 16             /* windows read one by one before a gap is listed */
+#define RUN_EMPTY_PROBE 1024           /* windows of a gap read per cursor per tick */
 #define RUN_STATUS_REPORTS 10          /* last reports kept for /status */
 #define RUN_DLQ_PAYLOAD_MAX 1024       /* bytes of an oversize payload kept in its dead letter */
 #define RUN_REVOKE_ATTEMPTS 30         /* checkpoint attempts before giving partitions up */
@@ -76,6 +76,10 @@ struct run_metrics {
 
 struct model_rt {
     struct dw_ref *ref;
+    /* Per stage (0 close, 1 final): a run of empty windows being measured, from run_from (the
+     * cursor) to run_to (exclusive), all read empty. A long gap is read over several ticks
+     * and still reported once; in memory only (lost, it is read again). */
+    int64_t run_from[2], run_to[2];
 };
 
 struct runner {
@@ -716,55 +720,51 @@ static int64_t closed_until(const struct runner *rn, int final)
 
 /*
  * Length in windows of the run of empty windows that starts with the empty window `start` of
- * model mi: up to the next window holding data, or to `until` (not closed yet). The next few
- * windows are read one by one (counts only); a longer gap is crossed with one listing of the
- * model's windows in Redis, so a gap of any length costs about the same.
- * @returns the length (>= 1), or -1 on a Redis error.
+ * model mi: up to the next window holding data, or to `until` (not closed yet). The windows
+ * after it are read one by one (counts only: one pipelined GET per partition, sketches
+ * skipped), at most RUN_EMPTY_PROBE per call; a longer gap is measured over several ticks
+ * (models[mi].run_from / run_to) and still reported once. A closed window that was read empty
+ * stays empty (a late prediction creates no window), so the progress stays true.
+ * @returns the length (>= 1), 0 while the gap is still being read, -1 on a Redis error.
  */
-static int64_t empty_run_length(struct runner *rn, size_t mi, int64_t start, int64_t until,
-                                const struct dw_model_cfg *counts_only)
+static int64_t empty_run_length(struct runner *rn, size_t mi, int final, int64_t start,
+                                int64_t until, const struct dw_model_cfg *counts_only)
 {
-    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    struct model_rt *rt = &rn->models[mi];
     int64_t L = rn->cfg.window_size_ms;
     int64_t next = start + L;
-    for (int i = 0; i < RUN_EMPTY_PROBE && next < until; i++, next += L) {
+    if (rt->run_from[final] == start && rt->run_to[final] > next) {
+        next = DW_MIN(rt->run_to[final], until); /* read on an earlier tick */
+    }
+    for (int i = 0; next < until; i++, next += L) {
+        if (i == RUN_EMPTY_PROBE) {
+            rt->run_from[final] = start;
+            rt->run_to[final] = next;
+            return 0;
+        }
         char errstr[512];
         struct dw_agg *agg =
             dw_redis_load_window(rn->redis, counts_only, next, rn->n_parts, errstr, sizeof(errstr));
         if (!agg) {
-            dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model", m->name, "error",
-                   errstr);
+            dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model",
+                   rn->cfg.models[mi].name, "error", errstr);
             return -1;
         }
         int empty = dw_eval_agg_empty(agg);
         dw_agg_free(agg);
         if (!empty) {
-            return (next - start) / L;
+            break;
         }
     }
-    if (next >= until) {
-        return (until - start) / L;
-    }
-    int64_t *starts = NULL;
-    size_t n = 0;
-    if (dw_redis_window_starts(rn->redis, m, rn->n_parts, &starts, &n) != 0) {
-        dw_log(DW_LOG_ERROR, "cannot list windows", "{s:s}", "model", m->name);
-        return -1;
-    }
-    int64_t end = until; /* a window listed may still be empty: it then starts the next run */
-    for (size_t i = 0; i < n; i++) {
-        if (starts[i] >= next && starts[i] < end) {
-            end = starts[i];
-        }
-    }
-    free(starts);
-    return (end - start) / L;
+    rt->run_from[final] = DW_NO_TS;
+    return (next - start) / L;
 }
 
 /*
  * Evaluates the window `start`, or the run of empty windows it starts (one report, "empty_windows"
  * windows, up to the next window with data or `until`); its alerts and trigger are committed
- * with cursor_name := the end of what was reported. *n_windows says how many windows that was.
+ * with cursor_name := the end of what was reported. *n_windows says how many windows that was,
+ * 0 while a long gap is still being read (nothing was reported: try again next tick).
  */
 static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t until, int final,
                            const char *cursor_name, int64_t *n_windows)
@@ -783,7 +783,12 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     counts_only.n_features = 0;
     int64_t n = 1;
     if (dw_eval_agg_empty(agg)) {
-        n = empty_run_length(rn, mi, start, until, &counts_only);
+        n = empty_run_length(rn, mi, final, start, until, &counts_only);
+    }
+    if (n == 0) {
+        dw_agg_free(agg);
+        *n_windows = 0;
+        return 0;
     }
     /* The rolling view ends with the last window reported: an empty one of its own. */
     struct dw_agg *last = n > 1 ? dw_agg_new(&counts_only, start + (n - 1) * L) : agg;
@@ -864,7 +869,7 @@ static void evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t fir
             break; /* performance is judged once the reference exists */
         }
         int64_t n = 0;
-        if (evaluate_window(rn, mi, cursor, until, final, name, &n) != 0) {
+        if (evaluate_window(rn, mi, cursor, until, final, name, &n) != 0 || n == 0) {
             break;
         }
         cursor += n * L;

@@ -1,7 +1,7 @@
 """One bad clock must not ruin a partition or the evaluator.
 
-gen traffic on four partitions in two parts (2026-01-01 00:00-00:03, then 00:40:30-00:43:30: a
-gap of 37 empty windows between them, longer than the evaluator reads one by one); between the parts, three events with broken clocks are
+gen traffic on four partitions in two parts (2026-01-01 00:00-00:03, then 2026-01-02 00:00:30 to
+00:03:30: a gap of 1437 empty windows between them, more than the evaluator reads in one tick); between the parts, three events with broken clocks are
 produced into partition 1 with kcat (so with a normal Kafka timestamp, the producer's wall
 clock): a prediction stamped 2036, a prediction stamped 1971 and a label stamped 2036.
 
@@ -13,7 +13,7 @@ window; the 1971 one could start the evaluation cursor in 1971.
 Checked here: the three are dead-lettered as timestamp_out_of_range (counted and logged); every
 other prediction and label is counted exactly (gen's truth); no prediction is late, no label
 late, no prediction expired; the evaluator's report keys in Redis are the real windows plus ONE
-report for the gap (empty_windows: 37) - no walk from 1971, none towards 2036."""
+report for the gap (empty_windows: 1437) - no walk from 1971, none towards 2036."""
 import json
 import subprocess
 import sys
@@ -55,13 +55,13 @@ def main():
     # A label horizon longer than the traffic: only the close-stage cursor runs, so each report
     # key holds the close report (the final stage would rewrite a key with its own, shorter
     # run while the label clock is behind: the same code, checked in the unit tests).
-    env.config(idle="3s", horizon="2h")
+    env.config(idle="3s", horizon="48h")
     truth_a, sum_a = env.gen("--count", "9000", "--eps", "50", "--label-delay", "5",
                              "--seed", "1", "--start", "2026-01-01T00:00:00Z")
     kcat_produce(env, "predictions", BAD_PREDICTIONS)
     kcat_produce(env, "labels", BAD_LABELS)
     truth_b, sum_b = env.gen("--count", "9000", "--eps", "50", "--label-delay", "5",
-                             "--seed", "2", "--start", "2026-01-01T00:40:30Z")
+                             "--seed", "2", "--start", "2026-01-02T00:00:30Z")
     truth = truth_a + truth_b
     env.start_run()
 
@@ -101,7 +101,7 @@ def main():
                    f"got {counters} want {want_counters}")
 
     # Windows close on the watermark (max event time - 5 s lateness, idle partitions included):
-    # every truth window but the last, and the gap 00:03-00:40 as one report.
+    # every truth window but the last, and the gap 00:03 to 00:00 the next day as one report.
     starts = sorted(t["window_start_ms"] for t in truth)
     gap_start = truth_a[-1]["window_start_ms"] + WINDOW_MS
     gap_end = truth_b[0]["window_start_ms"]
@@ -120,8 +120,8 @@ def main():
     ok &= h.report(gap.get("predictions") == 0 and gap.get("empty_windows") ==
                    (gap_end - gap_start) // WINDOW_MS and
                    gap.get("window_start") == "2026-01-01T00:03:00Z" and
-                   gap.get("window_end") == "2026-01-01T00:40:00Z",
-                   "the gap is one report: predictions 0, empty_windows 37, 00:03 to 00:40",
+                   gap.get("window_end") == "2026-01-02T00:00:00Z",
+                   "the gap is one report: predictions 0, empty_windows 1437",
                    f"{ {k: gap.get(k) for k in ('window_start', 'window_end', 'predictions', 'empty_windows')} }")
     env.close()
     return 0 if ok else 1
