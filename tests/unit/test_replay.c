@@ -273,6 +273,37 @@ static void test_reference_first_window_vs_profile(void **state)
     free_reports(r, n);
 }
 
+/* A line with a broken clock (1971) among 2026 events: replay applies no bound (no Kafka
+ * timestamp), so it is its own window, and the 55 years between are one empty-run report, not
+ * 29 million. */
+static void test_bad_clock_line(void **state)
+{
+    const char *cfg = path_of("c.yaml");
+    const char *preds = path_of("p.jsonl");
+    const char *out = path_of("r.jsonl");
+    write_file(cfg, CONFIG);
+    FILE *f = open_w(preds);
+    pred(f, "p1", "2026-01-01T00:00:00Z", 1, "DE", 1);
+    pred(f, "old", "1971-01-01T00:00:00Z", 2, "FR", 0);
+    pred(f, "p2", "2026-01-01T00:00:30Z", 3, "DE", 1);
+    fclose(f);
+    assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "-c", cfg, "--window",
+                             "60", "--output", out, NULL),
+                     0);
+    json_t *r[MAX_REPORTS];
+    size_t n = load_reports(out, r);
+    assert_int_equal(n, 3);
+    assert_string_equal(gets_(r[0], "window_start"), "1971-01-01T00:00:00Z");
+    assert_int_equal(geti(r[0], "predictions"), 1);
+    assert_string_equal(gets_(r[1], "window_start"), "1971-01-01T00:01:00Z");
+    assert_string_equal(gets_(r[1], "window_end"), "2026-01-01T00:00:00Z");
+    assert_int_equal(geti(r[1], "predictions"), 0);
+    assert_int_equal(geti(r[1], "empty_windows"), 28928159);
+    assert_string_equal(gets_(r[2], "window_start"), "2026-01-01T00:00:00Z");
+    assert_int_equal(geti(r[2], "predictions"), 2);
+    free_reports(r, n);
+}
+
 static void test_usage_and_missing_files(void **state)
 {
     assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--help", NULL), 0);
@@ -294,6 +325,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_windows_labels_and_gaps),
         cmocka_unit_test(test_reference_first_window_vs_profile),
+        cmocka_unit_test(test_bad_clock_line),
         cmocka_unit_test(test_usage_and_missing_files),
     };
     return cmocka_run_group_tests(tests, dw_tmp_setup, dw_tmp_teardown);
