@@ -120,14 +120,21 @@ static void pred(FILE *f, const char *id, const char *ts, double amount, const c
             id, ts, amount, country, prediction, prediction ? 0.9 : 0.1);
 }
 
+/* Writes CONFIG to c.yaml and opens p.jsonl for the predictions of a case. */
+static FILE *open_case(const char **cfg, const char **preds)
+{
+    *cfg = path_of("c.yaml");
+    *preds = path_of("p.jsonl");
+    write_file(*cfg, CONFIG);
+    return open_w(*preds);
+}
+
 static void test_windows_labels_and_gaps(void **state)
 {
-    const char *cfg = path_of("c.yaml");
-    const char *preds = path_of("p.jsonl");
+    const char *cfg, *preds;
     const char *labels = path_of("l.jsonl");
     const char *out = path_of("r.jsonl");
-    write_file(cfg, CONFIG);
-    FILE *f = open_w(preds);
+    FILE *f = open_case(&cfg, &preds);
     pred(f, "p1", "2026-01-01T00:00:00Z", 1, "DE", 1);
     pred(f, "p2", "2026-01-01T00:00:59.999Z", 2, "FR", 0);
     fputs("this is not json\n", f);
@@ -278,11 +285,9 @@ static void test_reference_first_window_vs_profile(void **state)
  * 29 million. */
 static void test_bad_clock_line(void **state)
 {
-    const char *cfg = path_of("c.yaml");
-    const char *preds = path_of("p.jsonl");
+    const char *cfg, *preds;
     const char *out = path_of("r.jsonl");
-    write_file(cfg, CONFIG);
-    FILE *f = open_w(preds);
+    FILE *f = open_case(&cfg, &preds);
     pred(f, "p1", "2026-01-01T00:00:00Z", 1, "DE", 1);
     pred(f, "old", "1971-01-01T00:00:00Z", 2, "FR", 0);
     pred(f, "p2", "2026-01-01T00:00:30Z", 3, "DE", 1);
