@@ -172,6 +172,15 @@ static const struct cfg_key cfg_keys[] = {
      CFG(field_label_timestamp), .flags = F_JSON_POINTER,
      .help = "JSON pointer to the label's event time; when absent the Kafka message timestamp "
              "is used."},
+    {.name = "input.max_future_skew", .type = T_DURATION, .def = "1h", CFG(max_future_skew_ms),
+     .help = "Latest accepted event time of a prediction or label, relative to its Kafka message "
+             "timestamp (CreateTime or LogAppendTime; the wall clock when the message has none): "
+             "a later one is dead-lettered as timestamp_out_of_range and moves no watermark. "
+             "0 = no bound."},
+    {.name = "input.max_past_skew", .type = T_DURATION, .def = "30d", CFG(max_past_skew_ms),
+     .help = "Earliest accepted event time, this long before the Kafka message timestamp: an "
+             "older one is dead-lettered as timestamp_out_of_range. Longer than the topics' "
+             "retention, so a consumer catching up on a backlog loses nothing. 0 = no bound."},
 
     {.name = "window.size", .type = T_DURATION, .def = "60s", CFG(window_size_ms),
      .flags = F_MIN | F_WHOLE_MS, .min = 1000,

@@ -80,6 +80,12 @@
  * keeps every later window computation far away from int64 overflow */
 #define EPOCH_MS_LIMIT 9.0e15
 
+/* kafka_ts_ms of a message without any clock to bound its event time against (replay) */
+#define NO_REFERENCE INT64_MIN
+
+/* bytes; an RFC 3339 text of any accepted event time or Kafka timestamp, with its NUL */
+#define TIME_TEXT_MAX 48
+
 /* bytes; at most this much of a message-supplied text (model name, bad timestamp) is quoted in
  * errstr */
 #define ERR_QUOTE_MAX 64
@@ -397,6 +403,7 @@ const char *dw_bad_reason_name(enum dw_bad_reason r)
         [DW_BAD_WRONG_TYPE] = "wrong_type",
         [DW_BAD_UNKNOWN_MODEL] = "unknown_model",
         [DW_BAD_TIMESTAMP] = "bad_timestamp",
+        [DW_BAD_TIME_RANGE] = "timestamp_out_of_range",
     };
     if ((int)r < 0 || r >= DW_BAD__COUNT) {
         return "unknown";
@@ -1504,8 +1511,8 @@ static enum dw_bad_reason get_version(struct dw_decoder *dec, jv_t v, struct dw_
     return DW_BAD_NONE;
 }
 
-static enum dw_bad_reason get_timestamp(struct dw_decoder *dec, jv_t v, int64_t kafka_ts_ms,
-                                        int64_t *ts_ms, char *errstr, size_t errstr_size)
+static enum dw_bad_reason parse_timestamp(struct dw_decoder *dec, jv_t v, int64_t kafka_ts_ms,
+                                          int64_t *ts_ms, char *errstr, size_t errstr_size)
 {
     const char *field = "timestamp";
     if (jv_missing(dec, v)) {
@@ -1552,6 +1559,54 @@ static enum dw_bad_reason get_timestamp(struct dw_decoder *dec, jv_t v, int64_t 
     return bad(DW_BAD_TIMESTAMP, errstr, errstr_size,
                "%s: expected an RFC 3339 string or an epoch number, got %s", field,
                jv_type_name(dec, v));
+}
+
+/*
+ * Event time, bounded by the message's Kafka timestamp (input.max_future_skew and
+ * input.max_past_skew). The reference is the Kafka timestamp and not the wall clock because a
+ * partition is consumed again after a crash or a rebalance, and must then decide exactly as the
+ * first time: a bound against the wall clock at processing time would accept on one pass what
+ * it rejected on another. The caller passes the wall clock only for a message without a Kafka
+ * timestamp, and NO_REFERENCE (replay) when there is no clock at all. An event without its own
+ * timestamp takes the Kafka one and is always in bounds. Bounds are saturated, not added, so a
+ * producer's absurd Kafka timestamp cannot overflow them.
+ */
+static enum dw_bad_reason get_timestamp(struct dw_decoder *dec, jv_t v, int64_t kafka_ts_ms,
+                                        int64_t *ts_ms, char *errstr, size_t errstr_size)
+{
+    enum dw_bad_reason r = parse_timestamp(dec, v, kafka_ts_ms, ts_ms, errstr, errstr_size);
+    if (r != DW_BAD_NONE || kafka_ts_ms == NO_REFERENCE) {
+        return r;
+    }
+    int64_t future = dec->cfg->max_future_skew_ms;
+    int64_t past = dec->cfg->max_past_skew_ms;
+    const char *key = NULL;
+    const char *side = NULL;
+    int64_t skew = 0;
+    int64_t latest = kafka_ts_ms > INT64_MAX - future ? INT64_MAX : kafka_ts_ms + future;
+    int64_t earliest = kafka_ts_ms < INT64_MIN + past ? INT64_MIN : kafka_ts_ms - past;
+    if (future > 0 && *ts_ms > latest) {
+        key = "input.max_future_skew";
+        side = "after";
+        skew = future;
+    } else if (past > 0 && *ts_ms < earliest) {
+        key = "input.max_past_skew";
+        side = "before";
+        skew = past;
+    }
+    if (!key) {
+        return DW_BAD_NONE;
+    }
+    char ev[TIME_TEXT_MAX], ref[TIME_TEXT_MAX];
+    dw_time_format_rfc3339(*ts_ms, ev, sizeof(ev)); /* parsed: within +-EPOCH_MS_LIMIT */
+    if ((double)kafka_ts_ms >= -EPOCH_MS_LIMIT && (double)kafka_ts_ms <= EPOCH_MS_LIMIT) {
+        dw_time_format_rfc3339(kafka_ts_ms, ref, sizeof(ref));
+    } else {
+        snprintf(ref, sizeof(ref), "%lld ms", (long long)kafka_ts_ms); /* no calendar date */
+    }
+    return bad(DW_BAD_TIME_RANGE, errstr, errstr_size,
+               "timestamp: %s is more than %s (%.10g s) %s the message's Kafka timestamp %s", ev,
+               key, (double)skew / 1000.0, side, ref);
 }
 
 /* prediction or label: a class as text (and its number), or a regression target */

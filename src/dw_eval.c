@@ -28,6 +28,10 @@
  *   features: the feature sketches, the costly part of a merge, are never touched.
  * - Idempotency keys are SHA-256 of (group, model, window, what) truncated to 128 bits: the
  *   same window and rule give the same key on every pod and after every restart.
+ * - A run of consecutive empty windows is one report (dw_eval_empty_run): the first empty
+ *   window's report, stretched to the run's end, with "empty_windows". Gaps stay visible
+ *   (predictions 0) without one report, Redis key and alert step per window: a gap of days
+ *   would otherwise cost thousands of each.
  */
 #include "driftwatch/dw_eval.h"
 
@@ -1354,6 +1358,21 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
                         json_pack("{s:o,s:o,s:b}", "share", jnum(share), "features", drifting,
                                   "dataset", isfinite(share) && share >= cfg->drift_share));
     return rep;
+}
+
+int dw_eval_agg_empty(const struct dw_agg *agg)
+{
+    return agg->all.predictions == 0 && agg->late_predictions == 0 && agg->late_labels == 0 &&
+           agg->duplicate_labels == 0 && agg->conflicts == 0;
+}
+
+void dw_eval_empty_run(json_t *report, const struct dw_config *cfg, int64_t n_windows)
+{
+    int64_t start = (int64_t)json_integer_value(json_object_get(report, "window_start_ms"));
+    char end[40];
+    dw_time_format_rfc3339(start + n_windows * cfg->window_size_ms, end, sizeof(end));
+    json_object_set_new(report, "window_end", json_string(end));
+    json_object_set_new(report, "empty_windows", json_integer((json_int_t)n_windows));
 }
 
 /* ---------------------------------------------------------------- rolling performance */

@@ -20,7 +20,10 @@
  *   An early label is stamped (and arrives) 1 millisecond before its prediction, a duplicate
  *   label after the first one, junk and oversize messages with their prediction. Writing the
  *   timestamp as the arrival time keeps the files self-describing: merging them by timestamp
- *   gives back the order they were produced in.
+ *   gives back the order they were produced in. To Kafka, the arrival time is also each
+ *   message's timestamp (CreateTime), as a real producer's would be: the consumer bounds event
+ *   time against it (input.max_future_skew / max_past_skew), and traffic stamped in the past
+ *   with the wall clock as Kafka time would be rejected as timestamp_out_of_range.
  * - Ground truth follows the product's definitions (DESIGN.md section 8): a label counts in its
  *   prediction's window, only valid predictions count, the first label in output order wins
  *   (here always the original label: a duplicate arrives strictly later).
@@ -754,8 +757,10 @@ err:
     return rc;
 }
 
+/* Writes one message; to Kafka with its arrival time as the message timestamp (CreateTime). */
 static int sink_write(const struct gen_opts *o, struct gen_sink *s, enum gen_kind kind,
-                      const char *key, const struct gen_buf *b, char *errstr, size_t errstr_size)
+                      int64_t arrival_ms, const char *key, const struct gen_buf *b, char *errstr,
+                      size_t errstr_size)
 {
     int is_label = kind == KIND_LABEL || kind == KIND_DUP;
     if (s->rk) {
@@ -764,7 +769,8 @@ static int sink_write(const struct gen_opts *o, struct gen_sink *s, enum gen_kin
             rd_kafka_resp_err_t err = rd_kafka_producev(
                 s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
                 RD_KAFKA_V_VALUE(b->p, b->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)kind), RD_KAFKA_V_END);
+                RD_KAFKA_V_TIMESTAMP(arrival_ms), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)kind),
+                RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 rd_kafka_poll(s->rk, GEN_POLL_MS);
                 continue;
@@ -921,8 +927,8 @@ static int emit_all(const struct gen_opts *o, const struct gen_plan *p, struct g
     for (size_t n = 0; n < p->n_msgs; n++) {
         const struct gen_msg *m = &p->msgs[n];
         message_build(o, p, m, &ev, &b, key, sizeof(key));
-        if (sink_write(o, s, (enum gen_kind)(m->kind_ref >> KIND_SHIFT), key, &b, errstr,
-                       errstr_size)) {
+        if (sink_write(o, s, (enum gen_kind)(m->kind_ref >> KIND_SHIFT), m->arrival_ms, key, &b,
+                       errstr, errstr_size)) {
             goto err;
         }
         if (o->rate > 0) {

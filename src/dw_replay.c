@@ -8,6 +8,12 @@
  *   Redis are left out. Nothing is late in a replay: the replay's copy of the config sets
  *   window.allowed_lateness, window.label_horizon and join.ttl to REPLAY_INFINITE_MS, and
  *   dw_part_maintain() is never called, so no window closes, retires or expires while reading.
+ * - No bound on event time (input.max_future_skew and max_past_skew are switched off): run
+ *   holds each event against its Kafka message timestamp, and a file line has none. Replay
+ *   needs no protection either: nothing is late or expires in a replay, so a bad clock cannot
+ *   harm the other events; it shows as one odd window, and the gap to it as one empty-run
+ *   report. (A bound against the previous line's time would depend on the file's order and
+ *   reject everything after a bad first line.)
  * - All predictions are processed first, then all labels, through one struct dw_part: every
  *   label finds its prediction whatever the files' order, and the first label in the labels
  *   file wins (later ones are duplicates), as DESIGN.md section 8 defines.
@@ -27,6 +33,9 @@
  * - Rolling performance (evaluation.rolling_windows) comes from the aggregates already in
  *   memory: each model keeps its last N windows (empty ones included, as run counts them),
  *   starting with its first reported window, and dw_eval_add_rolling() merges them.
+ * - A run of empty windows between two windows with data is one report (dw_eval_empty_run),
+ *   as in run, and the report loop jumps from one window with data to the next: its cost
+ *   follows the windows with data, not the time they span.
  * - stdout carries only reports; bad lines are counted by reason and summarised on stderr.
  */
 #include <getopt.h>
@@ -424,27 +433,42 @@ static void recent_free(struct recent *r)
     free(r->owned);
 }
 
+/* The first window of model m after `after` that holds data, or INT64_MAX. */
+static int64_t next_with_data(const struct replayer *rp, const struct dw_model_cfg *m,
+                              int64_t after)
+{
+    int64_t next = INT64_MAX;
+    for (size_t w = 0; w < rp->part->n_wins; w++) {
+        const struct dw_agg *agg = rp->part->wins[w];
+        if (agg->model == m && agg->start_ms > after && agg->start_ms < next &&
+            !dw_eval_agg_empty(agg)) {
+            next = agg->start_ms;
+        }
+    }
+    return next;
+}
+
+/*
+ * Reports every model from its first to its last window with data, in window order (models in
+ * configuration order at the same start). A run of empty windows between them is one report
+ * (dw_eval_empty_run), as run writes it, so the loop jumps from window to window with data
+ * and a bad clock in a file (a line stamped 1971) costs one report, not one per window.
+ */
 static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, size_t errstr_size)
 {
     const struct dw_config *cfg = &rp->cfg;
     int64_t L = cfg->window_size_ms;
     size_t nm = cfg->n_models;
-    int64_t *lo = dw_calloc(nm, sizeof(*lo));
-    int64_t *hi = dw_calloc(nm, sizeof(*hi));
-    int64_t all_lo = INT64_MAX, all_hi = INT64_MIN;
+    int64_t *next = dw_calloc(nm ? nm : 1, sizeof(*next)); /* next start to report */
+    int64_t *hi = dw_calloc(nm ? nm : 1, sizeof(*hi));     /* last window with data */
     for (size_t mi = 0; mi < nm; mi++) {
-        lo[mi] = INT64_MAX;
+        next[mi] = next_with_data(rp, &cfg->models[mi], INT64_MIN);
         hi[mi] = INT64_MIN;
         for (size_t w = 0; w < rp->part->n_wins; w++) {
             const struct dw_agg *agg = rp->part->wins[w];
-            if (agg->model == &cfg->models[mi] && agg->all.predictions > 0) {
-                lo[mi] = DW_MIN(lo[mi], agg->start_ms);
+            if (agg->model == &cfg->models[mi] && !dw_eval_agg_empty(agg)) {
                 hi[mi] = DW_MAX(hi[mi], agg->start_ms);
             }
-        }
-        if (lo[mi] <= hi[mi]) {
-            all_lo = DW_MIN(all_lo, lo[mi]);
-            all_hi = DW_MAX(all_hi, hi[mi]);
         }
     }
     size_t n_roll = cfg->rolling_windows > 0 ? (size_t)cfg->rolling_windows : 0;
@@ -460,25 +484,49 @@ static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, si
         dw_errstream_init(&streams[mi]);
     }
     int rc = 0;
-    for (int64_t start = all_lo; rc == 0 && all_lo <= all_hi && start <= all_hi; start += L) {
+    for (;;) {
+        int64_t start = INT64_MAX;
+        for (size_t mi = 0; mi < nm; mi++) {
+            if (next[mi] <= hi[mi]) {
+                start = DW_MIN(start, next[mi]);
+            }
+        }
+        if (rc != 0 || start == INT64_MAX) {
+            break;
+        }
         for (size_t mi = 0; rc == 0 && mi < nm; mi++) {
-            if (start < lo[mi] || start > hi[mi]) {
+            if (next[mi] != start || start > hi[mi]) {
                 continue;
             }
             const struct dw_model_cfg *m = &cfg->models[mi];
             struct dw_agg *agg = dw_part_window(rp->part, m, start);
+            int64_t n_empty = 0; /* > 0: a run of empty windows up to the next with data */
+            if (!agg || dw_eval_agg_empty(agg)) {
+                n_empty = (next_with_data(rp, m, start) - start) / L;
+                agg = NULL;
+            }
+            next[mi] = start + DW_MAX(n_empty, 1) * L;
             struct dw_agg *empty = agg ? NULL : dw_agg_new(m, start);
             const struct dw_ref *ref = rp->refs[mi];
-            if (!ref && (agg ? agg : empty)->all.predictions > 0) {
+            if (!ref && agg) {
                 /* The first non-empty window becomes the reference; it is not judged. */
                 rp->refs[mi] = dw_ref_build(m, &agg, 1, cfg->psi_bins);
             }
             json_t *report = dw_eval_window(cfg, m, agg ? agg : empty, ref, 1);
-            if (n_roll > 0) {
-                recent_push(&recent[mi], agg ? agg : empty, empty != NULL);
-                dw_eval_add_rolling(report, cfg, m, recent[mi].aggs, recent[mi].n);
-            } else {
+            if (empty) {
+                dw_eval_empty_run(report, cfg, n_empty);
                 dw_agg_free(empty);
+            }
+            if (n_roll > 0) {
+                /* the rolling view as of the report's last window: a run pushes its empties */
+                int64_t k0 = n_empty > (int64_t)n_roll ? n_empty - (int64_t)n_roll : 0;
+                for (int64_t k = k0; k < n_empty; k++) {
+                    recent_push(&recent[mi], dw_agg_new(m, start + k * L), 1);
+                }
+                if (agg) {
+                    recent_push(&recent[mi], agg, 0);
+                }
+                dw_eval_add_rolling(report, cfg, m, recent[mi].aggs, recent[mi].n);
             }
             json_object_set_new(report, "change_detectors",
                                 dw_errstream_feed_report(&streams[mi], m, report));
@@ -494,7 +542,7 @@ static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, si
     }
     free(streams);
     free(recent);
-    free(lo);
+    free(next);
     free(hi);
     return rc;
 }
@@ -548,8 +596,11 @@ static void replay_usage(FILE *out)
             "                         [--reference PROFILE.json] [-c CONFIG] [--window SECONDS]\n\n"
             "Runs run's aggregation and evaluation over JSON-lines files (plain or .gz), without\n"
             "Kafka or Redis, and prints one JSON report per (model, window), in window order,\n"
-            "from the first to the last non-empty window. Nothing is late in a replay; labels\n"
-            "join without a time limit and the first label wins.\n\n"
+            "from the first to the last non-empty window; a run of empty windows between\n"
+            "them is one report (predictions 0, empty_windows N, window_end the run's end).\n"
+            "Nothing is late in a replay; labels join without a time limit and the first\n"
+            "label wins. Event times are not bounded (input.max_future_skew and\n"
+            "max_past_skew need a Kafka timestamp).\n\n"
             "  -p, --predictions FILE  prediction events, one JSON object per line\n"
             "  -l, --labels FILE       label events, one JSON object per line\n"
             "  -r, --reference FILE    reference profile (driftwatch profile); default: each\n"
@@ -663,6 +714,10 @@ static int replay(const struct replay_opts *o, char *errstr, size_t errstr_size)
     rp.cfg.allowed_lateness_ms = REPLAY_INFINITE_MS;
     rp.cfg.label_horizon_ms = REPLAY_INFINITE_MS;
     rp.cfg.join_ttl_ms = REPLAY_INFINITE_MS;
+    /* No clock to bound event time against: file lines have no Kafka timestamp (see the
+     * design comment). */
+    rp.cfg.max_future_skew_ms = 0;
+    rp.cfg.max_past_skew_ms = 0;
     if (o->reference && load_reference(&rp, errstr, errstr_size) != 0) {
         goto err;
     }

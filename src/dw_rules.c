@@ -7,7 +7,10 @@
  * restart from Redis or a second pod evaluating the same reports reach the same transitions and
  * the same notification ids. Each instance remembers the last window it was evaluated in
  * ("last_ms"), so a report stepped twice (at-least-once delivery of the window close) does not
- * count twice.
+ * count twice. A report of a run of empty windows ("empty_windows": n, dw_eval_empty_run)
+ * counts as n windows for `for` and `keep_firing_for`, so a gap reported once moves an alert
+ * exactly as n single reports would; it is still one step, with at most one notification, and
+ * repeat_interval is measured to its last window.
  *
  * One step, in four passes over the model's state (a JSON object fingerprint -> instance):
  *   1. drop instances that no rule of this model owns any more (the config changed);
@@ -369,6 +372,9 @@ struct step_ctx {
     enum dw_rule_stage stage;
     const char *win_start; /* RFC 3339 */
     const char *win_end;   /* RFC 3339, or NULL when the report has none */
+    int64_t n_windows;     /* windows the report stands for: its empty_windows, else 1 */
+    int64_t win_ms;        /* one window's length, ms (0 when the report does not say) */
+    int64_t last_ms;       /* start of the report's last window */
 };
 
 /* An alert waiting to be ordered (rule order, then feature name). */
@@ -886,23 +892,35 @@ static void step_instance(const struct step_ctx *cx, const struct rview *rv, jso
     int firing = st && strcmp(st, "firing") == 0;
     int64_t for_windows = DW_MAX(r->for_windows, 1);
     int64_t keep = DW_MAX(r->keep_firing_windows, 0);
+    /* A report of a run of empty windows counts as that many windows; a transition inside
+     * the run is dated by the window in which the count reached its limit. */
     if (o.active) {
-        int64_t active = jint(inst, "active", 0) + 1;
+        int64_t before = jint(inst, "active", 0);
+        int64_t active = before + cx->n_windows;
         set_int(inst, "active", active);
         set_int(inst, "inactive", 0);
         if (!firing && active >= for_windows) {
             json_object_set_new(inst, "state", json_string("firing"));
-            set_int(inst, "fired_ms", cx->start_ms);
+            set_int(inst, "fired_ms",
+                    cx->start_ms + DW_MAX(for_windows - before - 1, 0) * cx->win_ms);
         }
     } else if (!firing) {
         json_object_del(state, fp); /* pending -> inactive: no notification */
     } else {
-        int64_t inactive = jint(inst, "inactive", 0) + 1;
+        int64_t before = jint(inst, "inactive", 0);
+        int64_t inactive = before + cx->n_windows;
         set_int(inst, "active", 0);
         set_int(inst, "inactive", inactive);
         if (inactive > keep) {
             if (json_is_true(json_object_get(inst, "notified"))) {
-                items_push(alerts, rv->idx, feature, build_alert(cx, rv, fp, inst, 1, 0));
+                struct step_ctx at = *cx; /* ends with the window that resolved it */
+                char end[TIME_BUF];
+                if (cx->n_windows > 1 && cx->win_ms > 0) {
+                    dw_time_format_rfc3339(cx->start_ms + (keep - before + 1) * cx->win_ms, end,
+                                           sizeof(end));
+                    at.win_end = end;
+                }
+                items_push(alerts, rv->idx, feature, build_alert(&at, rv, fp, inst, 1, 0));
             }
             json_object_del(state, fp);
         }
@@ -932,6 +950,14 @@ json_t *dw_rules_step(const char *group, const struct dw_rule *rules, size_t n_r
         cx.win_start = start_buf;
     }
     cx.win_end = json_string_value(json_object_get(report, "window_end"));
+    cx.n_windows = DW_MAX(jint(report, "empty_windows", 1), 1);
+    cx.win_ms = 0;
+    int64_t end_ms;
+    if (cx.win_end && dw_time_parse_rfc3339(cx.win_end, strlen(cx.win_end), &end_ms) == 0 &&
+        end_ms > cx.start_ms) {
+        cx.win_ms = (end_ms - cx.start_ms) / cx.n_windows;
+    }
+    cx.last_ms = cx.start_ms + (cx.n_windows - 1) * cx.win_ms;
 
     /* The rules of this model, both stages. */
     struct rview *rv = dw_calloc(n_rules ? n_rules : 1, sizeof(*rv));
@@ -1015,7 +1041,7 @@ json_t *dw_rules_step(const char *group, const struct dw_rule *rules, size_t n_r
             send = 1;
         } else if (v->stage == cx.stage && v->rule->repeat_interval_ms > 0 &&
                    json_is_integer(last_sent) &&
-                   cx.start_ms - (int64_t)json_integer_value(last_sent) >=
+                   cx.last_ms - (int64_t)json_integer_value(last_sent) >=
                        v->rule->repeat_interval_ms) {
             send = 1;
             repeat = 1;
@@ -1023,7 +1049,7 @@ json_t *dw_rules_step(const char *group, const struct dw_rule *rules, size_t n_r
         if (send) {
             /* An instance of the other stage notified here counts from its own latest window. */
             json_object_set_new(inst, "notified", json_true());
-            set_int(inst, "last_sent_ms", DW_MAX(cx.start_ms, jint(inst, "last_ms", cx.start_ms)));
+            set_int(inst, "last_sent_ms", DW_MAX(cx.last_ms, jint(inst, "last_ms", cx.start_ms)));
         }
         const char *feature = json_string_value(json_object_get(inst, "feature"));
         json_t *a = build_alert(&cx, v, key, inst, 0, repeat);

@@ -45,7 +45,8 @@
 
 #define RUN_BATCH 2048                 /* messages per poll */
 #define RUN_POLL_MS 100                /* poll timeout, milliseconds */
-#define RUN_MAX_WINDOWS_PER_TICK 64    /* windows evaluated per model per evaluation tick */
+#define RUN_MAX_WINDOWS_PER_TICK 64    /* reports (a window or an empty run) per model per tick */
+#define RUN_EMPTY_PROBE 1024           /* windows of a gap read per cursor per tick */
 #define RUN_STATUS_REPORTS 10          /* last reports kept for /status */
 #define RUN_DLQ_PAYLOAD_MAX 1024       /* bytes of an oversize payload kept in its dead letter */
 #define RUN_REVOKE_ATTEMPTS 30         /* checkpoint attempts before giving partitions up */
@@ -102,6 +103,10 @@ struct pending {
 
 struct model_rt {
     struct dw_ref *ref;
+    /* Per stage (0 close, 1 final): a run of empty windows being measured, from run_from (the
+     * cursor) to run_to (exclusive), all read empty. A long gap is read over several ticks
+     * and still reported once; in memory only (lost, it is read again). */
+    int64_t run_from[2], run_to[2];
 };
 
 struct runner {
@@ -1045,14 +1050,16 @@ static int get_event_time(struct runner *rn, const char *name, int64_t *out)
 /*
  * The windows of the rolling view ending with `cur` (window `start`), oldest first, `cur`
  * last: up to evaluation.rolling_windows, counted from the model's first evaluated window
- * (Redis key rolling_first:<model>, set on the first evaluation) as replay counts from the
+ * (Redis key rolling_first:<model>, set on the first evaluation to `from`, the first window
+ * of that evaluation: a run of empty windows ends at `start`) as replay counts from the
  * first reported one. The earlier windows are read from Redis (a missing one is empty) through
  * `counts_only`, a feature-less copy of the model: their feature statistics and sketches are
  * skipped while decoding, so holding 23 of them costs their counts only.
  * @returns 0 with *aggs (free with free_recent) and *n (0 when disabled), -1 on a Redis error.
  */
-static int load_recent(struct runner *rn, size_t mi, int64_t start, struct dw_agg *cur,
-                       struct dw_model_cfg *counts_only, struct dw_agg ***aggs, size_t *n)
+static int load_recent(struct runner *rn, size_t mi, int64_t from, int64_t start,
+                       struct dw_agg *cur, struct dw_model_cfg *counts_only, struct dw_agg ***aggs,
+                       size_t *n)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
     int64_t L = rn->cfg.window_size_ms;
@@ -1068,8 +1075,8 @@ static int load_recent(struct runner *rn, size_t mi, int64_t start, struct dw_ag
     if (found < 0) {
         return -1;
     }
-    if (found == 0 || first > start) {
-        first = start;
+    if (found == 0 || first > from) {
+        first = from;
         if (dw_redis_set_i64(rn->redis, name, first) != 0) {
             return -1;
         }
@@ -1111,11 +1118,81 @@ static void free_recent(struct dw_agg **aggs, size_t n)
     free(aggs);
 }
 
-/* Evaluates one window; its alerts and trigger are committed with cursor_name := start + L. */
-static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int final,
-                           const char *cursor_name)
+/*
+ * Start of the first window of a stage that is not closed yet: windows before it may be
+ * evaluated (at close: every live partition's prediction watermark passed their end; final:
+ * both clocks passed their end + label_horizon). DW_NO_TS while nothing is closed.
+ */
+static int64_t closed_until(const struct runner *rn, int final)
+{
+    int64_t L = rn->cfg.window_size_ms;
+    int64_t wm = rn->global_wm;
+    if (final && (wm == DW_NO_TS || rn->global_label_wm == DW_NO_TS)) {
+        return DW_NO_TS;
+    }
+    if (final) {
+        wm = DW_MIN(wm, rn->global_label_wm) - rn->cfg.label_horizon_ms;
+    }
+    if (wm == DW_NO_TS) {
+        return DW_NO_TS;
+    }
+    /* window s is closed when s + L <= wm: the windows up to floor(wm / L) * L, exclusive */
+    return dw_floor_div(wm, L) * L;
+}
+
+/*
+ * Length in windows of the run of empty windows that starts with the empty window `start` of
+ * model mi: up to the next window holding data, or to `until` (not closed yet). The windows
+ * after it are read one by one (counts only: one pipelined GET per partition, sketches
+ * skipped), at most RUN_EMPTY_PROBE per call; a longer gap is measured over several ticks
+ * (models[mi].run_from / run_to) and still reported once. A closed window that was read empty
+ * stays empty (a late prediction creates no window), so the progress stays true.
+ * @returns the length (>= 1), 0 while the gap is still being read, -1 on a Redis error.
+ */
+static int64_t empty_run_length(struct runner *rn, size_t mi, int final, int64_t start,
+                                int64_t until, const struct dw_model_cfg *counts_only)
+{
+    struct model_rt *rt = &rn->models[mi];
+    int64_t L = rn->cfg.window_size_ms;
+    int64_t next = start + L;
+    if (rt->run_from[final] == start && rt->run_to[final] > next) {
+        next = DW_MIN(rt->run_to[final], until); /* read on an earlier tick */
+    }
+    for (int i = 0; next < until; i++, next += L) {
+        if (i == RUN_EMPTY_PROBE) {
+            rt->run_from[final] = start;
+            rt->run_to[final] = next;
+            return 0;
+        }
+        char errstr[512];
+        struct dw_agg *agg =
+            dw_redis_load_window(rn->redis, counts_only, next, rn->n_parts, errstr, sizeof(errstr));
+        if (!agg) {
+            dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model",
+                   rn->cfg.models[mi].name, "error", errstr);
+            return -1;
+        }
+        int empty = dw_eval_agg_empty(agg);
+        dw_agg_free(agg);
+        if (!empty) {
+            break;
+        }
+    }
+    rt->run_from[final] = DW_NO_TS;
+    return (next - start) / L;
+}
+
+/*
+ * Evaluates the window `start`, or the run of empty windows it starts (one report, "empty_windows"
+ * windows, up to the next window with data or `until`); its alerts and trigger are committed
+ * with cursor_name := the end of what was reported. *n_windows says how many windows that was,
+ * 0 while a long gap is still being read (nothing was reported: try again next tick).
+ */
+static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t until, int final,
+                           const char *cursor_name, int64_t *n_windows)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    int64_t L = rn->cfg.window_size_ms;
     char errstr[512];
     struct dw_agg *agg =
         dw_redis_load_window(rn->redis, m, start, rn->n_parts, errstr, sizeof(errstr));
@@ -1123,22 +1200,44 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int fina
         dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model", m->name, "error", errstr);
         return -1;
     }
-    /* Before reference_for(), which records reference windows: a failure here is retried. */
-    struct dw_model_cfg counts_only;
+    struct dw_model_cfg counts_only = *m; /* windows read for their counts: sketches skipped */
+    counts_only.features = NULL;
+    counts_only.n_features = 0;
+    int64_t n = 1;
+    if (dw_eval_agg_empty(agg)) {
+        n = empty_run_length(rn, mi, final, start, until, &counts_only);
+    }
+    if (n == 0) {
+        dw_agg_free(agg);
+        *n_windows = 0;
+        return 0;
+    }
+    /* The rolling view ends with the last window reported: an empty one of its own. */
+    struct dw_agg *last = n > 1 ? dw_agg_new(&counts_only, start + (n - 1) * L) : agg;
     struct dw_agg **recent = NULL;
     size_t n_recent = 0;
-    if (load_recent(rn, mi, start, agg, &counts_only, &recent, &n_recent) != 0) {
+    /* Before reference_for(), which records reference windows: a failure here is retried. */
+    if (n < 0 || load_recent(rn, mi, start, start + (n - 1) * L, last, &counts_only, &recent,
+                             &n_recent) != 0) {
+        if (last != agg) {
+            dw_agg_free(last);
+        }
         dw_agg_free(agg);
         return -1;
     }
     struct dw_ref *ref = final ? rn->models[mi].ref : reference_for(rn, mi, start, agg);
     json_t *report = dw_eval_window(&rn->cfg, m, agg, ref, final);
+    if (dw_eval_agg_empty(agg)) {
+        dw_eval_empty_run(report, &rn->cfg, n);
+    }
     dw_eval_add_rolling(report, &rn->cfg, m, recent, n_recent);
     free_recent(recent, n_recent);
+    if (last != agg) {
+        dw_agg_free(last);
+    }
     dw_agg_free(agg);
     /* Actions first: they add the change detectors' verdicts to a final report. */
-    if (dw_actions_window(rn->actions, m, report, cursor_name, start + rn->cfg.window_size_ms) !=
-        0) {
+    if (dw_actions_window(rn->actions, m, report, cursor_name, start + n * L) != 0) {
         json_decref(report);
         return -1;
     }
@@ -1146,21 +1245,30 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int fina
     snprintf(name, sizeof(name), "report:%s:%" PRId64, m->name, start);
     char *text = json_dumps(report, JSON_COMPACT | JSON_REAL_PRECISION(17));
     dw_redis_set_str(rn->redis, name, text, rn->cfg.retention_windows * rn->cfg.window_size_ms);
-    dw_log(DW_LOG_INFO, final ? "window final" : "window closed", "{s:s,s:O,s:O,s:O}", "model",
+    dw_log(DW_LOG_INFO, final ? "window final" : "window closed", "{s:s,s:O,s:O,s:O,s:I}", "model",
            m->name, "window_start", json_object_get(report, "window_start"), "predictions",
-           json_object_get(report, "predictions"), "drift", json_object_get(report, "drift"));
+           json_object_get(report, "predictions"), "drift", json_object_get(report, "drift"),
+           "windows", (json_int_t)n);
     free(text);
     remember_report(rn, report);
     json_decref(report);
     dw_metric_inc(rn->m.evaluated);
+    *n_windows = n;
     return 0;
 }
 
+/*
+ * Walks one cursor of model mi over the windows closed since the last tick. A new cursor
+ * starts at the window of the smallest prediction time any partition has accepted (min_ts):
+ * the group's first window with data. An event outside input.max_future_skew /
+ * max_past_skew is rejected by the decoder and never reaches min_ts, so one bad clock cannot
+ * start the evaluation decades early; the empty windows before a model's own first data (a
+ * model that starts later than the others) are one empty-run report.
+ */
 static void evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t first_ts)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
     int64_t L = rn->cfg.window_size_ms;
-    int64_t delay = final ? rn->cfg.label_horizon_ms : 0;
     char name[512];
     snprintf(name, sizeof(name), "%s:%s", final ? "cursor_final" : "cursor", m->name);
     int64_t cursor = 0;
@@ -1174,21 +1282,19 @@ static void evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t fir
         }
         cursor = dw_floor_div(first_ts, L) * L;
     }
+    int64_t until = closed_until(rn, final);
     for (int i = 0; i < RUN_MAX_WINDOWS_PER_TICK && !run_stop; i++) {
-        int64_t due = cursor + L + delay;
-        if (rn->global_wm == DW_NO_TS || due > rn->global_wm) {
-            break;
-        }
-        if (final && (rn->global_label_wm == DW_NO_TS || due > rn->global_label_wm)) {
-            break; /* labels of that window may still be on their way */
+        if (until == DW_NO_TS || cursor >= until) {
+            break; /* not closed yet; for final: labels of that window may still be on their way */
         }
         if (final && !rn->models[mi].ref) {
             break; /* performance is judged once the reference exists */
         }
-        if (evaluate_window(rn, mi, cursor, final, name) != 0) {
+        int64_t n = 0;
+        if (evaluate_window(rn, mi, cursor, until, final, name, &n) != 0 || n == 0) {
             break;
         }
-        cursor += L;
+        cursor += n * L;
     }
 }
 

@@ -115,6 +115,9 @@ struct dw_config {
     char *field_label_id;          /* input.fields.label_id */
     char *field_label;             /* input.fields.label */
     char *field_label_timestamp;   /* input.fields.label_timestamp */
+    int64_t max_future_skew_ms;    /* input.max_future_skew: event time at most this far after
+                                    * the message's Kafka timestamp (0 = unbounded) */
+    int64_t max_past_skew_ms;      /* input.max_past_skew: at most this far before it (0 = off) */
 
     int64_t window_size_ms;      /* window.size */
     int64_t allowed_lateness_ms; /* window.allowed_lateness */

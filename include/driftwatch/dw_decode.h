@@ -30,6 +30,7 @@ enum dw_bad_reason {
     DW_BAD_WRONG_TYPE,    /* a field has the wrong JSON type or is out of range */
     DW_BAD_UNKNOWN_MODEL, /* model not configured under models: */
     DW_BAD_TIMESTAMP,     /* timestamp present but not RFC 3339 / epoch number */
+    DW_BAD_TIME_RANGE,    /* event time beyond input.max_*_skew of the Kafka timestamp */
     DW_BAD__COUNT
 };
 

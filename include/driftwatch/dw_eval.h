@@ -131,6 +131,22 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
                        struct dw_agg *agg, const struct dw_ref *ref, int final);
 
 /**
+ * @returns 1 when agg holds nothing: no prediction, no late prediction or label, no duplicate.
+ *          Such windows are reported as runs (dw_eval_empty_run), not one by one.
+ */
+int dw_eval_agg_empty(const struct dw_agg *agg);
+
+/**
+ * @brief Makes the report of an empty window (dw_eval_window() of an aggregate for which
+ *        dw_eval_agg_empty() holds) the report of the run of n_windows consecutive empty
+ *        windows it starts: "window_end" becomes the end of the run's last window and
+ *        "empty_windows" is n_windows (1 for a lone empty window). A gap is thus one report,
+ *        one Redis key and one alert step however long it is, and still visible; the alert
+ *        rules count it as n_windows windows (dw_rules.h).
+ */
+void dw_eval_empty_run(json_t *report, const struct dw_config *cfg, int64_t n_windows);
+
+/**
  * @brief Adds "rolling" to a window report: {"windows": k, "window_start" (RFC 3339, the
  *        first included window's start), "predictions", "labeled", "unlabeled_share",
  *        "performance" (the window's shape; null when the k windows hold no prediction)},

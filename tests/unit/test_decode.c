@@ -649,6 +649,139 @@ static void test_timestamps(void **state)
     assert_err_has(fx, "\"yesterday\" is not RFC 3339");
 }
 
+#define HOUR_MS 3600000LL /* milliseconds */
+#define DAY_MS 86400000LL /* milliseconds */
+
+/* The bounds of the defaults: input.max_future_skew 1h, input.max_past_skew 30d. */
+static int setup_bounds(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+    default_config(fx);
+    fx->cfg.max_future_skew_ms = HOUR_MS;
+    fx->cfg.max_past_skew_ms = 30 * DAY_MS;
+    open_decoder(fx);
+    *state = fx;
+    return 0;
+}
+
+static enum dw_bad_reason label_ts(struct fixture *fx, const char *ts)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "{\"prediction_id\":\"p\",\"label\":1,\"timestamp\":%s}", ts);
+    return label(fx, buf);
+}
+
+/* Epoch milliseconds as the JSON number text of a timestamp. */
+static const char *ms_text(int64_t ms)
+{
+    static char buf[32];
+    snprintf(buf, sizeof(buf), "%lld", (long long)ms);
+    return buf;
+}
+
+/* A prediction stamped further than max_future_skew after its Kafka timestamp is rejected;
+ * exactly at the bound it is accepted. */
+static void test_bounds_future(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(pred_ts(fx, ms_text(KAFKA_TS + HOUR_MS)), DW_BAD_NONE);
+    assert_int_equal(fx->p->ts_ms, KAFKA_TS + HOUR_MS);
+    assert_int_equal(pred_ts(fx, ms_text(KAFKA_TS + HOUR_MS + 1)), DW_BAD_TIME_RANGE);
+    assert_err_has(fx, "timestamp: ");
+    assert_err_has(fx, "input.max_future_skew");
+    /* the clock that ruined a partition: ten years ahead */
+    assert_int_equal(pred_ts(fx, "\"2036-01-01T00:00:00Z\""), DW_BAD_TIME_RANGE);
+    assert_err_has(fx, "timestamp: 2036-01-01T00:00:00Z is more than input.max_future_skew");
+    assert_err_has(fx, "2023-11-14T22:13:20.555Z"); /* the Kafka timestamp it was held against */
+    assert_string_equal(dw_bad_reason_name(DW_BAD_TIME_RANGE), "timestamp_out_of_range");
+}
+
+/* ... and further than max_past_skew before it. */
+static void test_bounds_past(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(pred_ts(fx, ms_text(KAFKA_TS - 30 * DAY_MS)), DW_BAD_NONE);
+    assert_int_equal(fx->p->ts_ms, KAFKA_TS - 30 * DAY_MS);
+    assert_int_equal(pred_ts(fx, ms_text(KAFKA_TS - 30 * DAY_MS - 1)), DW_BAD_TIME_RANGE);
+    assert_err_has(fx, "input.max_past_skew");
+    /* the clock that started the evaluation cursor in 1971 */
+    assert_int_equal(pred_ts(fx, "\"1971-01-01T00:00:00Z\""), DW_BAD_TIME_RANGE);
+    assert_err_has(fx, "timestamp: 1971-01-01T00:00:00Z is more than input.max_past_skew");
+    assert_int_equal(pred_ts(fx, "0"), DW_BAD_TIME_RANGE);
+    /* a malformed timestamp stays bad_timestamp */
+    assert_int_equal(pred_ts(fx, "\"yesterday\""), DW_BAD_TIMESTAMP);
+}
+
+/* Labels are bounded the same way (a label stamped 2036 expired a partition's predictions). */
+static void test_bounds_labels(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(label_ts(fx, ms_text(KAFKA_TS + HOUR_MS)), DW_BAD_NONE);
+    assert_int_equal(fx->l.ts_ms, KAFKA_TS + HOUR_MS);
+    assert_int_equal(label_ts(fx, ms_text(KAFKA_TS - 30 * DAY_MS)), DW_BAD_NONE);
+    assert_int_equal(label_ts(fx, "\"2036-01-01T00:00:00Z\""), DW_BAD_TIME_RANGE);
+    assert_err_has(fx, "timestamp: 2036-01-01T00:00:00Z is more than input.max_future_skew");
+    assert_int_equal(label_ts(fx, ms_text(KAFKA_TS + HOUR_MS + 1)), DW_BAD_TIME_RANGE);
+    assert_int_equal(label_ts(fx, ms_text(KAFKA_TS - 30 * DAY_MS - 1)), DW_BAD_TIME_RANGE);
+    assert_err_has(fx, "input.max_past_skew");
+}
+
+/* Without a timestamp in the event its Kafka timestamp is its time: always within bounds. */
+static void test_bounds_missing_timestamp(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1}"),
+                     DW_BAD_NONE);
+    assert_int_equal(fx->p->ts_ms, KAFKA_TS);
+    assert_int_equal(pred_ts(fx, "null"), DW_BAD_NONE);
+    assert_int_equal(fx->p->ts_ms, KAFKA_TS);
+    assert_int_equal(label(fx, "{\"prediction_id\":\"p\",\"label\":1}"), DW_BAD_NONE);
+    assert_int_equal(fx->l.ts_ms, KAFKA_TS);
+}
+
+/* 0 switches a bound off, each side on its own. */
+static void test_bounds_zero_disables(void **state)
+{
+    struct fixture *fx = *state;
+    close_decoder(fx);
+    fx->cfg.max_future_skew_ms = 0;
+    open_decoder(fx);
+    assert_int_equal(pred_ts(fx, "\"2036-01-01T00:00:00Z\""), DW_BAD_NONE);
+    assert_int_equal(label_ts(fx, "\"2036-01-01T00:00:00Z\""), DW_BAD_NONE);
+    assert_int_equal(pred_ts(fx, "\"1971-01-01T00:00:00Z\""), DW_BAD_TIME_RANGE);
+    close_decoder(fx);
+    fx->cfg.max_future_skew_ms = HOUR_MS;
+    fx->cfg.max_past_skew_ms = 0;
+    open_decoder(fx);
+    assert_int_equal(pred_ts(fx, "\"1971-01-01T00:00:00Z\""), DW_BAD_NONE);
+    assert_int_equal(fx->p->ts_ms, 31536000000LL);
+    assert_int_equal(label_ts(fx, "0"), DW_BAD_NONE);
+    assert_int_equal(pred_ts(fx, "\"2036-01-01T00:00:00Z\""), DW_BAD_TIME_RANGE);
+}
+
+/* No reference clock (replay: INT64_MIN, no Kafka timestamp) checks nothing; a reference at
+ * the ends of int64 does not overflow (UBSan build). */
+static void test_bounds_reference_edges(void **state)
+{
+    struct fixture *fx = *state;
+    const char *json = "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,"
+                       "\"timestamp\":\"2036-01-01T00:00:00Z\"}";
+    assert_int_equal(dw_decode_prediction(fx->dec, json, strlen(json), INT64_MIN, fx->p, fx->err,
+                                          sizeof(fx->err)),
+                     DW_BAD_NONE);
+    assert_int_equal(fx->p->ts_ms, 2082758400000LL);
+    const char *lab = "{\"prediction_id\":\"p\",\"label\":1,\"timestamp\":0}";
+    assert_int_equal(
+        dw_decode_label(fx->dec, lab, strlen(lab), INT64_MIN, &fx->l, fx->err, sizeof(fx->err)),
+        DW_BAD_NONE);
+    assert_int_equal(
+        dw_decode_label(fx->dec, lab, strlen(lab), INT64_MAX, &fx->l, fx->err, sizeof(fx->err)),
+        DW_BAD_TIME_RANGE);
+    assert_int_equal(
+        dw_decode_label(fx->dec, lab, strlen(lab), INT64_MIN + 1, &fx->l, fx->err, sizeof(fx->err)),
+        DW_BAD_TIME_RANGE);
+}
+
 static void test_custom_paths(void **state)
 {
     struct fixture *fx = *state;
@@ -903,8 +1036,9 @@ static void test_reason_names(void **state)
 {
     (void)state;
     const char *names[DW_BAD__COUNT] = {
-        "none",       "too_large",     "invalid_utf8", "invalid_json",  "not_object",
-        "missing_id", "missing_field", "wrong_type",   "unknown_model", "bad_timestamp"};
+        "none",          "too_large",     "invalid_utf8",          "invalid_json",
+        "not_object",    "missing_id",    "missing_field",         "wrong_type",
+        "unknown_model", "bad_timestamp", "timestamp_out_of_range"};
     for (int r = 0; r < DW_BAD__COUNT; r++) {
         assert_string_equal(dw_bad_reason_name((enum dw_bad_reason)r), names[r]);
     }
@@ -1171,6 +1305,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_score, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timestamps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounds_future, setup_bounds, teardown),
+        cmocka_unit_test_setup_teardown(test_bounds_past, setup_bounds, teardown),
+        cmocka_unit_test_setup_teardown(test_bounds_labels, setup_bounds, teardown),
+        cmocka_unit_test_setup_teardown(test_bounds_missing_timestamp, setup_bounds, teardown),
+        cmocka_unit_test_setup_teardown(test_bounds_zero_disables, setup_bounds, teardown),
+        cmocka_unit_test_setup_teardown(test_bounds_reference_edges, setup_bounds, teardown),
         cmocka_unit_test_setup_teardown(test_custom_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_pointers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),

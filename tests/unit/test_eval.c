@@ -659,6 +659,43 @@ static void test_empty_window(void **state)
     dw_agg_free(r);
 }
 
+/* A run of empty windows is one report: the empty window's report spanning the run, with
+ * "empty_windows"; a window with nothing but late counts is not empty (it is reported alone). */
+static void test_empty_run(void **state)
+{
+    struct dw_config cfg = make_cfg();
+    struct dw_agg *w = dw_agg_new(&g_model, START);
+    assert_true(dw_eval_agg_empty(w));
+    json_t *rep = dw_eval_window(&cfg, &g_model, w, NULL, 0);
+    dw_eval_empty_run(rep, &cfg, 7);
+    assert_string_equal(jstr(rep, "window_start"), "2026-11-18T11:05:00Z");
+    assert_int_equal(jint(rep, "window_start_ms"), START);
+    assert_string_equal(jstr(rep, "window_end"), "2026-11-18T11:40:00Z"); /* 7 windows of 5m */
+    assert_int_equal(jint(rep, "empty_windows"), 7);
+    assert_int_equal(jint(rep, "predictions"), 0);
+    assert_true(json_is_null(json_object_get(rep, "performance")));
+    assert_true(json_is_false(jpath(rep, "drift", "dataset")));
+    json_decref(rep);
+
+    /* a lone empty window: the same report as before, with empty_windows 1 */
+    rep = dw_eval_window(&cfg, &g_model, w, NULL, 0);
+    dw_eval_empty_run(rep, &cfg, 1);
+    assert_string_equal(jstr(rep, "window_end"), "2026-11-18T11:10:00Z");
+    assert_int_equal(jint(rep, "empty_windows"), 1);
+    json_decref(rep);
+
+    /* anything counted makes a window hold data */
+    w->late_predictions = 1;
+    assert_false(dw_eval_agg_empty(w));
+    w->late_predictions = 0;
+    w->late_labels = 2;
+    assert_false(dw_eval_agg_empty(w));
+    w->late_labels = 0;
+    add3(w, "v1", 1.0, "DE", NAN);
+    assert_false(dw_eval_agg_empty(w));
+    dw_agg_free(w);
+}
+
 /* ------------------------------------------------------------------ rolling */
 
 /* The rolling block of a report for aggs[0..n-1] (oldest first, the last is the window). */
@@ -1657,6 +1694,7 @@ int main(void)
         cmocka_unit_test(test_binary_metrics),
         cmocka_unit_test(test_regression_metrics),
         cmocka_unit_test(test_empty_window),
+        cmocka_unit_test(test_empty_run),
         cmocka_unit_test(test_rolling_counts),
         cmocka_unit_test(test_rolling_pooled_metrics),
         cmocka_unit_test(test_ref_json_round_trip),

@@ -1,10 +1,10 @@
 /*
  * test_replay.c - `driftwatch replay` through its entry point, on JSON-lines files written by
  * the test: window placement at the edges, the first label wins (later ones are duplicates
- * and conflicts), labels stamped before their predictions, empty windows in the middle
- * reported with predictions 0, bad lines counted without stopping the replay, models inferred
- * without a config, gzip input, and the reference taken from the first window versus from a
- * profile given with --reference.
+ * and conflicts), labels stamped before their predictions, a run of empty windows in the middle
+ * reported once with predictions 0 and empty_windows, bad lines counted without stopping the
+ * replay, models inferred without a config, gzip input, and the reference taken from the first
+ * window versus from a profile given with --reference.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -120,14 +120,21 @@ static void pred(FILE *f, const char *id, const char *ts, double amount, const c
             id, ts, amount, country, prediction, prediction ? 0.9 : 0.1);
 }
 
+/* Writes CONFIG to c.yaml and opens p.jsonl for the predictions of a case. */
+static FILE *open_case(const char **cfg, const char **preds)
+{
+    *cfg = path_of("c.yaml");
+    *preds = path_of("p.jsonl");
+    write_file(*cfg, CONFIG);
+    return open_w(*preds);
+}
+
 static void test_windows_labels_and_gaps(void **state)
 {
-    const char *cfg = path_of("c.yaml");
-    const char *preds = path_of("p.jsonl");
+    const char *cfg, *preds;
     const char *labels = path_of("l.jsonl");
     const char *out = path_of("r.jsonl");
-    write_file(cfg, CONFIG);
-    FILE *f = open_w(preds);
+    FILE *f = open_case(&cfg, &preds);
     pred(f, "p1", "2026-01-01T00:00:00Z", 1, "DE", 1);
     pred(f, "p2", "2026-01-01T00:00:59.999Z", 2, "FR", 0);
     fputs("this is not json\n", f);
@@ -149,12 +156,12 @@ static void test_windows_labels_and_gaps(void **state)
                      0);
     json_t *r[MAX_REPORTS];
     size_t n = load_reports(out, r);
-    assert_int_equal(n, 5); /* 00:00 .. 00:04, two empty windows in the middle */
+    /* 00:00 .. 00:04: the two empty windows in the middle are one report, 00:02 to 00:04 */
+    assert_int_equal(n, 4);
     static const char *const starts[] = {"2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z",
-                                         "2026-01-01T00:02:00Z", "2026-01-01T00:03:00Z",
-                                         "2026-01-01T00:04:00Z"};
-    static const json_int_t npred[] = {2, 1, 0, 0, 1};
-    static const json_int_t nlab[] = {2, 0, 0, 0, 1};
+                                         "2026-01-01T00:02:00Z", "2026-01-01T00:04:00Z"};
+    static const json_int_t npred[] = {2, 1, 0, 1};
+    static const json_int_t nlab[] = {2, 0, 0, 1};
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(gets_(r[i], "model"), "fraud");
         assert_string_equal(gets_(r[i], "window_start"), starts[i]);
@@ -170,13 +177,15 @@ static void test_windows_labels_and_gaps(void **state)
     assert_true(json_real_value(json_object_get(perf, "accuracy")) == 1.0);
     assert_int_equal(geti(json_object_get(perf, "confusion"), "tp"), 1);
     assert_int_equal(geti(json_object_get(perf, "confusion"), "tn"), 1);
-    /* the duplicate prediction id did not count in window 00:03 */
-    assert_int_equal(geti(r[3], "predictions"), 0);
+    /* the duplicate prediction id did not count in window 00:03: it is part of the gap */
+    assert_string_equal(gets_(r[2], "window_end"), "2026-01-01T00:04:00Z");
+    assert_int_equal(geti(r[2], "empty_windows"), 2);
     assert_true(json_is_null(json_object_get(r[2], "performance")));
     assert_int_equal(json_object_size(json_object_get(r[2], "features")), 0);
+    assert_null(json_object_get(r[1], "empty_windows")); /* only runs of empty windows */
     /* the early label joined p4 */
     assert_true(
-        json_real_value(json_object_get(json_object_get(r[4], "performance"), "accuracy")) == 1.0);
+        json_real_value(json_object_get(json_object_get(r[3], "performance"), "accuracy")) == 1.0);
     /* window 0 is the reference (not judged); later windows are compared with it */
     assert_true(json_is_null(json_object_get(r[0], "reference")));
     assert_int_equal(geti(json_object_get(r[1], "reference"), "windows"), 1);
@@ -271,6 +280,35 @@ static void test_reference_first_window_vs_profile(void **state)
     free_reports(r, n);
 }
 
+/* A line with a broken clock (1971) among 2026 events: replay applies no bound (no Kafka
+ * timestamp), so it is its own window, and the 55 years between are one empty-run report, not
+ * 29 million. */
+static void test_bad_clock_line(void **state)
+{
+    const char *cfg, *preds;
+    const char *out = path_of("r.jsonl");
+    FILE *f = open_case(&cfg, &preds);
+    pred(f, "p1", "2026-01-01T00:00:00Z", 1, "DE", 1);
+    pred(f, "old", "1971-01-01T00:00:00Z", 2, "FR", 0);
+    pred(f, "p2", "2026-01-01T00:00:30Z", 3, "DE", 1);
+    fclose(f);
+    assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "-c", cfg, "--window",
+                             "60", "--output", out, NULL),
+                     0);
+    json_t *r[MAX_REPORTS];
+    size_t n = load_reports(out, r);
+    assert_int_equal(n, 3);
+    assert_string_equal(gets_(r[0], "window_start"), "1971-01-01T00:00:00Z");
+    assert_int_equal(geti(r[0], "predictions"), 1);
+    assert_string_equal(gets_(r[1], "window_start"), "1971-01-01T00:01:00Z");
+    assert_string_equal(gets_(r[1], "window_end"), "2026-01-01T00:00:00Z");
+    assert_int_equal(geti(r[1], "predictions"), 0);
+    assert_int_equal(geti(r[1], "empty_windows"), 28928159);
+    assert_string_equal(gets_(r[2], "window_start"), "2026-01-01T00:00:00Z");
+    assert_int_equal(geti(r[2], "predictions"), 2);
+    free_reports(r, n);
+}
+
 static void test_usage_and_missing_files(void **state)
 {
     assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--help", NULL), 0);
@@ -292,6 +330,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_windows_labels_and_gaps),
         cmocka_unit_test(test_reference_first_window_vs_profile),
+        cmocka_unit_test(test_bad_clock_line),
         cmocka_unit_test(test_usage_and_missing_files),
     };
     return cmocka_run_group_tests(tests, dw_tmp_setup, dw_tmp_teardown);

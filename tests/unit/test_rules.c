@@ -29,12 +29,13 @@
 
 /* One window of model "fraud" unless said otherwise. */
 struct win {
-    const char *model;    /* NULL = "fraud" */
-    int final;            /* the label-horizon report */
-    int dataset;          /* drift.dataset */
-    double accuracy;      /* performance.accuracy; < 0 = null */
-    int64_t predictions;  /* predictions */
-    const char *drifting; /* comma-separated drifting features among age, amount, country */
+    const char *model;     /* NULL = "fraud" */
+    int final;             /* the label-horizon report */
+    int dataset;           /* drift.dataset */
+    double accuracy;       /* performance.accuracy; < 0 = null */
+    int64_t predictions;   /* predictions */
+    const char *drifting;  /* comma-separated drifting features among age, amount, country */
+    int64_t empty_windows; /* > 0: the report of a run of this many empty windows (no data) */
 };
 
 static json_t *report_of(int k, const struct win *w)
@@ -44,7 +45,8 @@ static json_t *report_of(int k, const struct win *w)
     char we[48];
     int64_t start = T0 + (int64_t)k * MINUTE_MS;
     dw_time_format_rfc3339(start, ws, sizeof(ws));
-    dw_time_format_rfc3339(start + MINUTE_MS, we, sizeof(we));
+    int64_t n = w->empty_windows > 0 ? w->empty_windows : 1;
+    dw_time_format_rfc3339(start + n * MINUTE_MS, we, sizeof(we));
     json_t *r = json_pack("{s:s, s:s, s:s, s:I, s:b, s:I, s:{s:o}, s:{}, s:{s:f, s:[], s:b},"
                           " s:{s:f, s:f, s:b}, s:n}",
                           "model", w->model ? w->model : "fraud", "window_start", ws, "window_end",
@@ -54,6 +56,9 @@ static json_t *report_of(int k, const struct win *w)
                           "drift", "share", 0.0, "features", "dataset", w->dataset, "accuracy_drop",
                           "value", 0.01, "threshold", 0.05, "alert", 0, "latency_ms");
     assert_non_null(r);
+    if (w->empty_windows > 0) {
+        json_object_set_new(r, "empty_windows", json_integer((json_int_t)w->empty_windows));
+    }
     json_t *feats = json_object_get(r, "features");
     for (size_t i = 0; i < DW_ARRAY_SIZE(names); i++) {
         int drift = 0;
@@ -493,6 +498,80 @@ static void test_keep_firing(void **unused)
     dw_rules_free(rules, 1);
 }
 
+/*
+ * A run of empty windows is one report ("empty_windows": n) that counts as n windows: `for` and
+ * keep_firing_for count across it exactly as over n single reports, and the alert's starts_at /
+ * ends_at name the window inside the run where it fired / resolved.
+ */
+static void test_empty_run(void **unused)
+{
+    struct dw_rule *rules = rules_new(3);
+    rule_set(&rules[0], "no_data", "predictions == 0", 5, 0, 10 * MINUTE_MS);
+    rule_set(&rules[1], "dataset_drift", "drift.dataset", 1, 2, 0);
+    rule_set(&rules[2], "low_volume", "predictions < 100", 3, 0, 0);
+    struct harness h;
+    h_init(&h, rules, 3);
+    struct win drift = {.dataset = 1, .accuracy = -1, .predictions = 500};
+    struct win thin = {.accuracy = -1, .predictions = 50};
+    struct win data = {.accuracy = -1, .predictions = 500};
+
+    json_t *n = h_step(&h, 0, &drift);
+    expect(n, "dataset_drift:firing", "dataset_drift:firing");
+    json_decref(n);
+    /* windows 1..12 empty, one report: no_data fires in its 5th window (window 5), drift
+     * resolves after keep_firing_for (2) clear windows, in window 3, low_volume fires in the
+     * run's 3rd window */
+    struct win gap12 = {.accuracy = -1, .predictions = 0, .empty_windows = 12};
+    n = h_step(&h, 1, &gap12);
+    expect(n, "no_data:firing, dataset_drift:resolved, low_volume:firing",
+           "no_data:firing, low_volume:firing");
+    assert_string_equal(astr(n, "alerts", 0, "starts_at"), time_of(5));
+    assert_string_equal(astr(n, "alerts", 1, "ends_at"), time_of(4)); /* window 3's end */
+    assert_string_equal(astr(n, "alerts", 2, "starts_at"), time_of(3));
+    assert_string_equal(json_string_value(json_object_get(n, "window_start")), time_of(1));
+    assert_string_equal(json_string_value(json_object_get(n, "window_end")), time_of(13));
+    json_decref(n);
+    /* the next window has data: both resolve (keep_firing_for 0), at its end */
+    n = h_step(&h, 13, &data);
+    expect(n, "no_data:resolved, low_volume:resolved", "");
+    assert_string_equal(astr(n, "alerts", 0, "ends_at"), time_of(14));
+    json_decref(n);
+
+    /* `for` counts across a gap reported in two parts as over the single windows:
+     * low_volume: a thin window (1 of 3), a run of 1 (2 of 3), a run of 4: fires in its first
+     * window; no_data: 1 + 4 = 5 empty windows: fires in window 19, the run's last */
+    assert_null(h_step(&h, 14, &thin));
+    struct win gap1 = {.accuracy = -1, .predictions = 0, .empty_windows = 1};
+    assert_null(h_step(&h, 15, &gap1));
+    struct win gap4 = {.accuracy = -1, .predictions = 0, .empty_windows = 4};
+    n = h_step(&h, 16, &gap4);
+    expect(n, "no_data:firing, low_volume:firing", "no_data:firing, low_volume:firing");
+    assert_string_equal(astr(n, "alerts", 0, "starts_at"), time_of(19));
+    assert_string_equal(astr(n, "alerts", 1, "starts_at"), time_of(16));
+    json_decref(n);
+    json_t *inst = NULL;
+    const char *key;
+    json_object_foreach(h.state, key, inst)
+    {
+        if (strcmp(json_string_value(json_object_get(inst, "rule")), "no_data") == 0) {
+            break;
+        }
+    }
+    assert_non_null(inst);
+    assert_int_equal(json_integer_value(json_object_get(inst, "active")), 5);
+    assert_int_equal(json_integer_value(json_object_get(inst, "fired_ms")), T0 + 19 * MINUTE_MS);
+
+    /* repeat_interval (10 windows) is measured to a run's last window: fired in 19 (notified
+     * by the report ending with window 19), a run 20..30 ends 11 windows later: one repeat */
+    struct win gap11 = {.accuracy = -1, .predictions = 0, .empty_windows = 11};
+    n = h_step(&h, 20, &gap11);
+    expect(n, "no_data:firing+repeat", "no_data:firing+repeat, low_volume:firing");
+    json_decref(n);
+
+    h_free(&h);
+    dw_rules_free(rules, 3);
+}
+
 /* repeat_interval 10 minutes on 1-minute windows: again at +10 windows, not before. */
 static void test_repeat_interval(void **unused)
 {
@@ -823,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_stage_severity_defaults_fingerprint),
         cmocka_unit_test(test_for_windows),
         cmocka_unit_test(test_keep_firing),
+        cmocka_unit_test(test_empty_run),
         cmocka_unit_test(test_repeat_interval),
         cmocka_unit_test(test_inhibition),
         cmocka_unit_test(test_grouping_labels_templates),
