@@ -10,7 +10,8 @@
  * Exactness: a partition's state and the offsets it reflects are written together in one
  * MULTI/EXEC; on assignment the state is loaded and the consumer seeks to the stored offsets,
  * so after a crash the events after the checkpoint are replayed into the state they left.
- * Dead letters are flushed to Kafka before each checkpoint (at least once).
+ * Dead letters are at least once: a checkpoint waits until every dead letter produced since the
+ * last one is delivered, and produces the failed ones again (settle_dead_letters()).
  *
  * Evaluation: one pod at a time holds the evaluator lease in Redis. It reads every partition's
  * watermark, derives the global watermark (min over partitions that are not idle), and walks
@@ -50,6 +51,7 @@
 #define RUN_DLQ_PAYLOAD_MAX 1024       /* bytes of an oversize payload kept in its dead letter */
 #define RUN_REVOKE_ATTEMPTS 30         /* checkpoint attempts before giving partitions up */
 #define RUN_FLUSH_MS 5000              /* producer flush before a checkpoint, milliseconds */
+#define RUN_DLQ_KEPT_MAX (64 << 20)    /* bytes of failed dead letters kept before waiting */
 #define RUN_SHUTDOWN_FLUSH_MS 3000     /* webhook flush at shutdown, milliseconds */
 #define RUN_LIVE_WINDOW_MS 30000       /* /livez fails when the loop stalls this long */
 #define RUN_MMAP_THRESHOLD (64 << 20)  /* bytes: larger blocks come from mmap */
@@ -66,7 +68,7 @@ static void on_signal(int sig)
 struct run_metrics {
     struct dw_metric *consumed_pred, *consumed_label;
     struct dw_metric *invalid[DW_BAD__COUNT];
-    struct dw_metric *dead_letters, *dead_letter_failures;
+    struct dw_metric *dead_letters, *dead_letter_failures, *dead_letters_pending;
     struct dw_metric *late, *duplicates, *labels_held, *label_holds;
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
     struct dw_metric *partitions, *windows_open, *join_records, *paused;
@@ -80,6 +82,7 @@ struct model_rt {
 struct runner {
     struct dw_config cfg;
     rd_kafka_t *consumer, *producer;
+    struct dw_kafka_outbox *dlq; /* dead letters until delivered (created on first use) */
     struct dw_redis *redis;
     struct dw_decoder *dec;
     struct dw_prediction *pev;
@@ -127,9 +130,18 @@ static void metrics_init(struct run_metrics *m)
                                 "Messages that could not be used, by reason.", labels);
     }
     m->dead_letters = counter("driftwatch_dead_letters_total",
-                              "Invalid messages written to the dead-letter topic.", NULL);
-    m->dead_letter_failures = counter("driftwatch_dead_letter_failures_total",
-                                      "Dead letters that could not be produced.", NULL);
+                              "Invalid messages written to the dead-letter topic (queued once; "
+                              "a failed delivery is produced again, not counted again).",
+                              NULL);
+    m->dead_letter_failures =
+        counter("driftwatch_dead_letter_failures_total",
+                "Dead-letter deliveries that failed (each is kept and produced again; the "
+                "checkpoint waits for it).",
+                NULL);
+    m->dead_letters_pending =
+        gauge("driftwatch_dead_letters_pending",
+              "Dead letters not confirmed delivered at the last checkpoint attempt (in flight, "
+              "or failed and produced again); checkpoints wait while it is above 0.");
     m->late = counter("driftwatch_late_predictions_total",
                       "Predictions whose window had already closed.", NULL);
     m->duplicates = counter("driftwatch_duplicate_events_total",
@@ -158,6 +170,48 @@ static void metrics_init(struct run_metrics *m)
 }
 
 /* ---- dead letters ---- */
+
+/*
+ * Dead letters are at least once. A checkpoint moves the committed offsets past the messages
+ * its dead letters name, so it first waits for the delivery report of every dead letter
+ * produced since the last checkpoint. One that failed (an error after librdkafka's retries,
+ * message.timeout.ms, or a full queue) is still held by the outbox, and is produced again here;
+ * while it does not get through, the checkpoint is postponed (consumption pauses) and a crash
+ * replays its message from the last checkpoint, which dead-letters it again.
+ * @returns 0 when every dead letter was delivered (the checkpoint may proceed), -1 otherwise.
+ */
+static int settle_dead_letters(struct runner *rn)
+{
+    for (int round = 0;; round++) {
+        if (rd_kafka_flush(rn->producer, RUN_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            dw_log(DW_LOG_WARN, "producer flush timed out; checkpoint postponed", "{s:i}",
+                   "messages_queued", rd_kafka_outq_len(rn->producer));
+            if (rn->dlq) {
+                dw_metric_set(rn->m.dead_letters_pending,
+                              (double)(dw_kafka_outbox_in_flight(rn->dlq) +
+                                       dw_kafka_outbox_failed(rn->dlq, NULL)));
+            }
+            return -1;
+        }
+        size_t failed = rn->dlq ? dw_kafka_outbox_failed(rn->dlq, NULL) : 0;
+        if (failed == 0) {
+            dw_metric_set(rn->m.dead_letters_pending, 0.0);
+            return 0;
+        }
+        /* Each failure is counted once: the copies go back in flight right away. */
+        dw_metric_add(rn->m.dead_letter_failures, (double)failed);
+        dw_metric_set(rn->m.dead_letters_pending, (double)failed);
+        char errstr[256] = "";
+        dw_kafka_outbox_retry(rn->producer, rn->dlq, errstr, sizeof(errstr));
+        dw_log(round == 0 ? DW_LOG_WARN : DW_LOG_ERROR,
+               round == 0 ? "dead letters not delivered; producing them again"
+                          : "dead letters not delivered; checkpoint postponed until they are",
+               "{s:i,s:s}", "dead_letters", (int)failed, "error", errstr);
+        if (round == 1) {
+            return -1;
+        }
+    }
+}
 
 static void dead_letter(struct runner *rn, const rd_kafka_message_t *rkm, enum dw_bad_reason why,
                         const char *err)
@@ -188,14 +242,25 @@ static void dead_letter(struct runner *rn, const rd_kafka_message_t *rkm, enum d
     }
     char *text = json_dumps(dl, JSON_COMPACT);
     json_decref(dl);
-    char errstr[256];
-    if (!text || dw_kafka_produce(rn->producer, rn->cfg.topic_dead_letter, rkm->key, rkm->key_len,
-                                  text, strlen(text), errstr, sizeof(errstr)) != 0) {
-        dw_metric_inc(rn->m.dead_letter_failures);
-    } else {
-        dw_metric_inc(rn->m.dead_letters);
+    if (!rn->dlq) {
+        rn->dlq = dw_kafka_outbox_new();
     }
+    /* Not lost when it cannot be queued: the outbox keeps it among the failed ones. */
+    char errstr[256];
+    dw_kafka_outbox_produce(rn->producer, rn->dlq, rn->cfg.topic_dead_letter, NULL, rkm->key,
+                            rkm->key_len, text, strlen(text), errstr, sizeof(errstr));
+    dw_metric_inc(rn->m.dead_letters);
     free(text);
+    /* Bounded memory: past RUN_DLQ_KEPT_MAX of failed dead letters, wait here for the broker
+     * (the loop stalls and /livez says so) rather than consume more. */
+    size_t kept = 0;
+    dw_kafka_outbox_failed(rn->dlq, &kept);
+    while (kept > RUN_DLQ_KEPT_MAX && !run_stop) {
+        if (settle_dead_letters(rn) != 0) {
+            sleep(1);
+        }
+        dw_kafka_outbox_failed(rn->dlq, &kept);
+    }
 }
 
 /* ---- messages ---- */
@@ -307,9 +372,7 @@ static void drop_part(struct runner *rn, int p)
 static int checkpoint_all(struct runner *rn)
 {
     int64_t t0 = dw_mono_ms();
-    if (rd_kafka_flush(rn->producer, RUN_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        dw_log(DW_LOG_WARN, "producer flush timed out; checkpoint postponed", "{s:i}",
-               "messages_queued", rd_kafka_outq_len(rn->producer));
+    if (settle_dead_letters(rn) != 0) {
         return -1;
     }
     size_t owned = owned_count(rn);
@@ -1013,6 +1076,7 @@ static void runner_stop(struct runner *rn)
         rd_kafka_flush(rn->producer, RUN_FLUSH_MS);
         rd_kafka_destroy(rn->producer);
     }
+    dw_kafka_outbox_free(rn->dlq); /* after the producer: no delivery report can come now */
     dw_actions_free(rn->actions, RUN_SHUTDOWN_FLUSH_MS);
     if (rn->http) {
         dw_http_stop(rn->http);
