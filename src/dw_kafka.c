@@ -18,7 +18,6 @@
  */
 #include "driftwatch/dw_kafka.h"
 
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,14 +26,7 @@
 
 #define PRODUCE_RETRY_MS 100 /* poll time when the local producer queue is full */
 #define PRODUCE_MAX_RETRIES 300
-#define OUTBOX_DELIVERED 16 /* ids of the last delivered messages an outbox remembers */
-
-static atomic_long delivery_failures;
-
-long dw_kafka_delivery_failures(void)
-{
-    return atomic_load(&delivery_failures);
-}
+#define OUTBOX_DELIVERED 64 /* ids of the last delivered messages an outbox remembers */
 
 /* A message produced through an outbox, from produce to delivery report (librdkafka's
  * msg_opaque). */
@@ -214,10 +206,9 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaqu
     (void)rk;
     (void)opaque;
     if (rkm->err) {
-        atomic_fetch_add(&delivery_failures, 1);
         dw_log_limited("kafka_delivery", 5, DW_LOG_ERROR, "kafka delivery failed", "{s:s,s:s,s:b}",
                        "topic", rd_kafka_topic_name(rkm->rkt), "error", rd_kafka_err2str(rkm->err),
-                       "kept_to_retry", rkm->_private != NULL);
+                       "tracked", rkm->_private != NULL);
     }
     if (rkm->_private) {
         outbox_settle(rkm->_private, rkm);

@@ -63,7 +63,9 @@ json_t *dw_actions_status(const struct dw_actions *a);
 /** @returns messages waiting for delivery. */
 size_t dw_actions_pending(struct dw_actions *a);
 
-/** @brief Flushes deliveries for up to flush_ms, then frees. NULL is a no-op. */
+/** @brief Flushes deliveries for up to flush_ms, then frees (after the producer given to
+ *         dw_actions_new() is destroyed: triggers in flight are tracked until then). NULL is a
+ *         no-op. */
 void dw_actions_free(struct dw_actions *a, int64_t flush_ms);
 
 #endif

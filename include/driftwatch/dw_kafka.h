@@ -21,7 +21,8 @@ typedef void(dw_rebalance_cb_t)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t *rebalance_cb,
                                   void *opaque, char *errstr, size_t errstr_size);
 
-/** @brief The producer for dead letters and triggers (idempotent, delivery reports counted). */
+/** @brief The producer for dead letters and triggers (idempotent; delivery failures are logged,
+ *         and settled by the outbox a message was produced through). */
 rd_kafka_t *dw_kafka_producer_new(const struct dw_config *cfg, char *errstr, size_t errstr_size);
 
 /**
@@ -35,9 +36,6 @@ int dw_kafka_check_copartitioned(rd_kafka_t *rk, const struct dw_config *cfg, in
 int dw_kafka_produce(rd_kafka_t *rk, const char *topic, const void *key, size_t key_len,
                      const void *value, size_t value_len, char *errstr, size_t errstr_size);
 
-/** @returns delivery failures reported so far by the producer's delivery callback. */
-long dw_kafka_delivery_failures(void);
-
 /*
  * Outboxes: the delivery outcome of every message produced through one (see dw_kafka.c). Used
  * from the thread that polls and flushes the producer (delivery reports are served there).
@@ -47,7 +45,7 @@ struct dw_kafka_outbox;
 enum dw_outbox_state {
     DW_OUTBOX_UNKNOWN = 0, /* never produced, or delivered long ago (not remembered) */
     DW_OUTBOX_IN_FLIGHT,   /* queued or sent, no delivery report yet */
-    DW_OUTBOX_DELIVERED,   /* among the last 16 ids delivered */
+    DW_OUTBOX_DELIVERED,   /* among the last 64 ids delivered */
     DW_OUTBOX_FAILED       /* kept among the failed messages */
 };
 
