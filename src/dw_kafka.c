@@ -23,6 +23,7 @@
 
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_log.h"
+#include "driftwatch/dw_metrics.h"
 
 #define PRODUCE_RETRY_MS 100 /* poll time when the local producer queue is full */
 #define PRODUCE_MAX_RETRIES 300
@@ -116,6 +117,42 @@ static rd_kafka_t *new_client(rd_kafka_type_t type, rd_kafka_conf_t *conf, char 
     return rk;
 }
 
+/*
+ * Offset commits are asynchronous and only a mirror of the offsets in Redis (the truth), so a
+ * failed one (coordinator moved or down) is not retried here: the next checkpoint commits the
+ * newer offsets. It is counted and logged, so that commits that stop for good are visible.
+ */
+static struct dw_metric *commits_ok, *commits_failed;
+
+static void commit_metrics_init(void)
+{
+    const char *help = "Kafka offset commits of the consumer group, by result (the offsets in "
+                       "Redis are the truth; a failed commit is redone by the next checkpoint).";
+    commits_ok = dw_metrics_series("driftwatch_kafka_offset_commits_total", help, DW_METRIC_COUNTER,
+                                   "result=\"ok\"");
+    commits_failed = dw_metrics_series("driftwatch_kafka_offset_commits_total", help,
+                                       DW_METRIC_COUNTER, "result=\"failed\"");
+}
+
+static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        return; /* nothing to commit */
+    }
+    for (int i = 0; !err && offsets && i < offsets->cnt; i++) {
+        err = offsets->elems[i].err;
+    }
+    dw_metric_inc(err ? commits_failed : commits_ok);
+    if (err) {
+        dw_log_limited("kafka_commit", 1, DW_LOG_WARN,
+                       "kafka offset commit failed; the next checkpoint commits again", "{s:s}",
+                       "error", rd_kafka_err2str(err));
+    }
+}
+
 rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t *rebalance_cb,
                                   void *opaque, char *errstr, size_t errstr_size)
 {
@@ -135,6 +172,8 @@ rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t
         return NULL;
     }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    commit_metrics_init();
+    rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
     rd_kafka_conf_set_opaque(conf, opaque);
     rd_kafka_t *rk = new_client(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
     if (rk) {

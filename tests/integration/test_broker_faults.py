@@ -113,9 +113,114 @@ def scenario_triggers():
     return ok
 
 
+def committed_backlog(env, topics=("predictions", "labels")):
+    """Messages after the group's committed offsets, read by a kcat group member (driftwatch
+    stopped): 0 when the commits caught up with the end of the topics."""
+    r = h.subprocess.run(["kcat", "-b", env.bootstrap, "-G", "dwtest", *topics, "-e", "-q",
+                          "-X", "session.timeout.ms=6000", "-X", "enable.auto.commit=false",
+                          "-f", "%t %p %o\n"], capture_output=True, text=True, timeout=60)
+    return len([l for l in r.stdout.splitlines() if l.strip()])
+
+
+def consuming(env, at_least):
+    return (env.metric("driftwatch_messages_consumed_total", 'topic="predictions"') or 0) >= \
+        at_least
+
+
+def scenario_fetch():
+    """Fetch errors on the input topics while traffic flows (not leader, unknown partition,
+    timeouts, disconnects, a slow broker) and partition leaders moved to other brokers: the
+    counts end exact."""
+    env = h.Env(partitions=4, name="faults-fetch", brokers=3)
+    env.config()
+    gen = env.gen("--count", "16000", "--eps", "50", "--rate", "1600", "--label-delay", "20",
+                  "--label-share", "0.9", background=True)
+    env.start_run()
+    h.wait_for(lambda: consuming(env, 1000), 60, "consumption started")
+    for error in ("NOT_LEADER_FOR_PARTITION", "UNKNOWN_TOPIC_OR_PART", "REQUEST_TIMED_OUT",
+                  "_TRANSPORT", "LEADER_NOT_AVAILABLE"):
+        env.broker_errors("Fetch", 4, error)
+        time.sleep(0.7)
+    env.broker_rtt(1, 1500)
+    env.broker_rtt(2, 1500)
+    time.sleep(3)
+    env.broker_rtt(1, 0)
+    env.broker_rtt(2, 0)
+    for p in range(4):  # every leader moves one broker on
+        env.move_leader("predictions", p, (p + 1) % 3 + 1)
+        env.move_leader("labels", p, (p + 2) % 3 + 1)
+    time.sleep(2)
+    env.broker_errors("Fetch", 4, "NOT_LEADER_FOR_PARTITION")
+    truth, summary = env.gen_wait(gen)
+    diffs = h.wait_exact(env, truth, 90)
+    ok = h.report(not diffs, "exact per-window counts after fetch errors and leader moves",
+                  f"({len(truth)} windows) {diffs[:5]}")
+    consumed = env.metric("driftwatch_messages_consumed_total", 'topic="predictions"')
+    ok &= h.report(consumed == summary["predictions"], "each prediction consumed once",
+                   f"({consumed} == {summary['predictions']})")
+    env.close()
+    return ok
+
+
+def scenario_coordinator():
+    """The group coordinator fails: NOT_COORDINATOR and COORDINATOR_NOT_AVAILABLE on
+    OffsetCommit, Heartbeat and FindCoordinator, the coordinator moved to another broker, and
+    that broker down for a while. No loss, no double counting, and the Kafka offset commits
+    resume up to the end of the topics."""
+    env = h.Env(partitions=4, name="faults-coord", brokers=3)
+    for p in range(4):  # data on brokers 1 and 2; the coordinator on 3, later on 2
+        env.move_leader("predictions", p, p % 2 + 1)
+        env.move_leader("labels", p, p % 2 + 1)
+    env.move_coordinator("dwtest", 3)
+    env.config()
+    gen = env.gen("--count", "16000", "--eps", "50", "--rate", "1600", "--label-delay", "20",
+                  "--label-share", "0.9", background=True)
+    env.start_run()
+    h.wait_for(lambda: consuming(env, 1000), 60, "consumption started")
+    commits = 'result="ok"'
+    # on broker 3, the coordinator: its own error stacks, so that we can see them consumed
+    injected = [("OffsetCommit", 6, "NOT_COORDINATOR"), ("Heartbeat", 3, "NOT_COORDINATOR"),
+                ("OffsetCommit", 4, "COORDINATOR_NOT_AVAILABLE"),
+                ("Heartbeat", 2, "COORDINATOR_LOAD_IN_PROGRESS"),
+                ("Heartbeat", 1, "ILLEGAL_GENERATION")]  # the member must rejoin: a rebalance
+    for api, count, error in injected:
+        env.broker_request_errors(3, api, count, error)
+    env.broker_errors("FindCoordinator", 3, "COORDINATOR_NOT_AVAILABLE")
+    h.wait_for(lambda: all(env.broker_pending(3, api) == 0 for api in ("OffsetCommit",
+                                                                         "Heartbeat")),
+               30, "the injected coordinator errors answered")
+    ok = h.report(True, "OffsetCommit and Heartbeat answered with the injected errors")
+    env.move_coordinator("dwtest", 2)  # moved: the old one answers NOT_COORDINATOR
+    time.sleep(2)
+    env.move_coordinator("dwtest", 3)
+    env.broker_down(3)  # the coordinator is gone for 4 s
+    time.sleep(4)
+    env.broker_up(3)
+    truth, summary = env.gen_wait(gen)
+    failed = env.metric("driftwatch_kafka_offset_commits_total", 'result="failed"') or 0
+    diffs = h.wait_exact(env, truth, 90)
+    ok &= h.report(not diffs, "exact per-window counts after coordinator loss",
+                  f"({len(truth)} windows) {diffs[:5]}")
+    before = env.metric("driftwatch_kafka_offset_commits_total", commits) or 0
+    time.sleep(2)
+    after = env.metric("driftwatch_kafka_offset_commits_total", commits) or 0
+    ok &= h.report(after > before, "offset commits resumed after the faults",
+                   f"({failed:.0f} failed; ok {before:.0f} -> {after:.0f})")
+    run = env.procs[-1]
+    run.send_signal(h.signal.SIGTERM)
+    run.wait(30)
+    backlog = committed_backlog(env)
+    ok &= h.report(backlog == 0, "the committed offsets reached the end of the topics",
+                   f"({backlog} messages after them)")
+    env.close()
+    return ok
+
+
 SCENARIOS = {
     "dead_letters": scenario_dead_letters,
     "triggers": scenario_triggers,
+    "fetch": scenario_fetch,
+    "coordinator": scenario_coordinator,
 }
 
 
