@@ -454,6 +454,11 @@ size_t dw_actions_pending(struct dw_actions *a)
     return dw_deliver_pending(a->deliver);
 }
 
+void dw_actions_set_producer(struct dw_actions *a, rd_kafka_t *producer)
+{
+    a->producer = producer;
+}
+
 void dw_actions_free(struct dw_actions *a, int64_t flush_ms)
 {
     if (!a) {

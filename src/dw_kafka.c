@@ -27,7 +27,8 @@
 
 #define PRODUCE_RETRY_MS 100 /* poll time when the local producer queue is full */
 #define PRODUCE_MAX_RETRIES 300
-#define OUTBOX_DELIVERED 64 /* ids of the last delivered messages an outbox remembers */
+#define PRODUCE_RENEW_FLUSH_MS 5000 /* wait for the reports of purged messages, milliseconds */
+#define OUTBOX_DELIVERED 64         /* ids of the last delivered messages an outbox remembers */
 
 /* A message produced through an outbox, from produce to delivery report (librdkafka's
  * msg_opaque). */
@@ -265,6 +266,35 @@ rd_kafka_t *dw_kafka_producer_new(const struct dw_config *cfg, char *errstr, siz
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
     return new_client(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+}
+
+int dw_kafka_producer_renew(rd_kafka_t **rk, const struct dw_config *cfg, char *errstr,
+                            size_t errstr_size)
+{
+    char reason[512];
+    rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(*rk, reason, sizeof(reason));
+    if (!fatal) {
+        return 0;
+    }
+    /* Every message gets its delivery report (purged): none is left in an outbox's flight. */
+    rd_kafka_purge(*rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_flush(*rk, PRODUCE_RENEW_FLUSH_MS);
+    if (rd_kafka_outq_len(*rk) > 0) {
+        return dw_err(errstr, errstr_size,
+                      "producer failed fatally (%s: %s); %d messages still to be reported",
+                      rd_kafka_err2name(fatal), reason, rd_kafka_outq_len(*rk));
+    }
+    char kerr[512];
+    rd_kafka_t *fresh = dw_kafka_producer_new(cfg, kerr, sizeof(kerr));
+    if (!fresh) {
+        return dw_err(errstr, errstr_size, "producer failed fatally (%s: %s); a new one: %s",
+                      rd_kafka_err2name(fatal), reason, kerr);
+    }
+    rd_kafka_destroy(*rk);
+    *rk = fresh;
+    dw_err(errstr, errstr_size, "producer failed fatally (%s: %s); replaced by a new one",
+           rd_kafka_err2name(fatal), reason);
+    return 1;
 }
 
 static int topic_partitions(const rd_kafka_metadata_t *md, const char *topic, char *errstr,

@@ -182,6 +182,17 @@ static void metrics_init(struct run_metrics *m)
  */
 static int settle_dead_letters(struct runner *rn)
 {
+    char errstr[512] = "";
+    /* A fatal error of the idempotent producer refuses every message for good: replace it
+     * (its messages come back to their outboxes as failed and are produced again below). */
+    int renewed = dw_kafka_producer_renew(&rn->producer, &rn->cfg, errstr, sizeof(errstr));
+    if (renewed != 0) {
+        dw_log_limited("producer_renew", 1, DW_LOG_ERROR, "kafka producer failed fatally", "{s:s}",
+                       "error", errstr);
+    }
+    if (renewed == 1) {
+        dw_actions_set_producer(rn->actions, rn->producer);
+    }
     for (int round = 0;; round++) {
         if (rd_kafka_flush(rn->producer, RUN_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             dw_log(DW_LOG_WARN, "producer flush timed out; checkpoint postponed", "{s:i}",
@@ -201,13 +212,12 @@ static int settle_dead_letters(struct runner *rn)
         /* Each failure is counted once: the copies go back in flight right away. */
         dw_metric_add(rn->m.dead_letter_failures, (double)failed);
         dw_metric_set(rn->m.dead_letters_pending, (double)failed);
-        char errstr[256] = "";
+        errstr[0] = '\0';
         dw_kafka_outbox_retry(rn->producer, rn->dlq, errstr, sizeof(errstr));
-        dw_log(round == 0 ? DW_LOG_WARN : DW_LOG_ERROR,
-               round == 0 ? "dead letters not delivered; producing them again"
-                          : "dead letters not delivered; checkpoint postponed until they are",
-               "{s:i,s:s}", "dead_letters", (int)failed, "error", errstr);
         if (round == 1) {
+            dw_log_limited("dead_letters_settle", 1, DW_LOG_ERROR,
+                           "dead letters not delivered; checkpoint postponed until they are",
+                           "{s:i,s:s}", "dead_letters", (int)failed, "error", errstr);
             return -1;
         }
     }

@@ -26,6 +26,16 @@ rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t
 rd_kafka_t *dw_kafka_producer_new(const struct dw_config *cfg, char *errstr, size_t errstr_size);
 
 /**
+ * @brief After a fatal error of the idempotent producer (it then refuses every message for
+ *        good), replaces *rk by a new producer: the old one's queued and in-flight messages
+ *        are purged, so that their delivery reports hand them back to their outboxes as failed,
+ *        and it is destroyed. Whoever else holds the old handle must be given the new one.
+ * @returns 1 replaced, 0 no fatal error, -1 not replaced yet (errstr says why; retry later).
+ */
+int dw_kafka_producer_renew(rd_kafka_t **rk, const struct dw_config *cfg, char *errstr,
+                            size_t errstr_size);
+
+/**
  * @brief Checks that both topics exist and have the same partition count.
  * @returns 0 and *n_parts, or -1 with a message saying what is wrong and how to fix it.
  */

@@ -23,8 +23,9 @@ def dead_letter_offsets(env):
 
 def scenario_dead_letters():
     """Produce of dead letters fails: first with errors librdkafka retries by itself, then
-    with a permanent error (the broker rejects the batch), then by message timeout. Each
-    malformed message must reach the dead-letter topic at least once."""
+    with a permanent error (the broker rejects the batch), then by message timeout, then with
+    an error fatal to the idempotent producer. Each malformed message must reach the
+    dead-letter topic at least once."""
     env = h.Env(partitions=2, name="faults-dlq")
     # message.timeout.ms: a dead letter whose retries outlast it fails (_MSG_TIMED_OUT)
     env.config(extra="", **{"session_timeout": 6000})
@@ -40,6 +41,8 @@ def scenario_dead_letters():
     env.broker_errors("Produce", 3, "NOT_ENOUGH_REPLICAS")   # retried by librdkafka
     env.broker_errors("Produce", 2, "MSG_SIZE_TOO_LARGE")    # permanent: the batch fails
     env.broker_errors("Produce", 60, "REQUEST_TIMED_OUT")    # retried past message.timeout.ms
+    # fatal for the idempotent producer: it refuses everything after it (a new one is needed)
+    env.broker_errors("Produce", 1, "OUT_OF_ORDER_SEQUENCE_NUMBER")
     env.start_run()
     t0 = time.time()
     diffs = h.wait_exact(env, truth, 90)

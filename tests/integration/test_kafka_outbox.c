@@ -3,7 +3,9 @@
  * against librdkafka's mock cluster started in this process (loopback, one broker) with its
  * fault API: a message delivered; one rejected by the broker (kept, produced again, then in
  * the topic once); one whose answer comes late (in flight, then delivered); a failed copy
- * discarded; an outbox freed while messages are still in flight (no leak, no late callback).
+ * discarded; an outbox freed while messages are still in flight (no leak, no late callback);
+ * a fatal error of the idempotent producer (it refuses everything from then on), after which
+ * dw_kafka_producer_renew() gives a working producer and no message is lost.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -163,6 +165,35 @@ static void test_freed_with_messages_in_flight(void **state)
     /* teardown destroys the producer, then frees the outbox: no leak (ASan), no late report */
 }
 
+static void test_fatal_producer_renewed(void **state)
+{
+    struct fixture *f = *state;
+    produce(f, NULL, "warm up"); /* the producer id is acquired */
+    assert_int_equal(rd_kafka_flush(f->producer, FLUSH_MS), 0);
+    char errstr[512];
+    assert_int_equal(dw_kafka_producer_renew(&f->producer, &f->cfg, errstr, sizeof(errstr)), 0);
+    /* a sequence error on the first batch in flight is fatal for an idempotent producer */
+    rd_kafka_mock_push_request_errors(f->mc, 0, 1, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+    produce(f, "f", "before the fatal error");
+    rd_kafka_flush(f->producer, FLUSH_MS);
+    assert_int_not_equal(rd_kafka_fatal_error(f->producer, NULL, 0), 0);
+    assert_int_equal(dw_kafka_outbox_state(f->ob, "f"), DW_OUTBOX_FAILED);
+    /* the fatal producer refuses even to queue: kept as failed too */
+    assert_int_equal(dw_kafka_outbox_produce(f->producer, f->ob, TOPIC, "g", "k", 1, "after", 5,
+                                             errstr, sizeof(errstr)),
+                     -1);
+    assert_int_equal(dw_kafka_outbox_failed(f->ob, NULL), 2);
+    rd_kafka_t *old = f->producer;
+    assert_int_equal(dw_kafka_producer_renew(&f->producer, &f->cfg, errstr, sizeof(errstr)), 1);
+    assert_ptr_not_equal(f->producer, old);
+    assert_int_equal(rd_kafka_fatal_error(f->producer, NULL, 0), 0);
+    assert_int_equal(dw_kafka_outbox_retry(f->producer, f->ob, errstr, sizeof(errstr)), 0);
+    assert_int_equal(rd_kafka_flush(f->producer, FLUSH_MS), 0);
+    assert_int_equal(dw_kafka_outbox_state(f->ob, "f"), DW_OUTBOX_DELIVERED);
+    assert_int_equal(dw_kafka_outbox_state(f->ob, "g"), DW_OUTBOX_DELIVERED);
+    assert_int_equal(topic_messages(f), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +202,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_late_answer_stays_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_freed_with_messages_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fatal_producer_renewed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
