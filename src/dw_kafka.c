@@ -28,6 +28,7 @@
 #define PRODUCE_RETRY_MS 100 /* poll time when the local producer queue is full */
 #define PRODUCE_MAX_RETRIES 300
 #define PRODUCE_RENEW_FLUSH_MS 5000 /* wait for the reports of purged messages, milliseconds */
+#define OFFSET_QUERY_MS 5000        /* watermark query after "out of range", milliseconds */
 #define OUTBOX_DELIVERED 64         /* ids of the last delivered messages an outbox remembers */
 
 /* A message produced through an outbox, from produce to delivery report (librdkafka's
@@ -163,8 +164,13 @@ rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t
     if (!conf) {
         return NULL;
     }
-    /* Keys driftwatch controls itself (the config loader rejects them from the file). */
-    if (conf_set(conf, "group.id", cfg->group, errstr, errstr_size) != 0 ||
+    /* Keys driftwatch controls itself (the config loader rejects them from the file).
+     * auto.offset.reset: the configured value only chooses where a partition without state
+     * starts (driftwatch passes that offset itself); an offset found out of range later must
+     * not be reset silently by librdkafka, which would re-count or skip messages without a
+     * trace: it becomes an error event that dw_kafka_offset_reset() resolves. */
+    if (conf_set(conf, "auto.offset.reset", "error", errstr, errstr_size) != 0 ||
+        conf_set(conf, "group.id", cfg->group, errstr, errstr_size) != 0 ||
         conf_set(conf, "enable.auto.commit", "false", errstr, errstr_size) != 0 ||
         conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) != 0 ||
         conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size) != 0 ||
@@ -295,6 +301,20 @@ int dw_kafka_producer_renew(rd_kafka_t **rk, const struct dw_config *cfg, char *
     dw_err(errstr, errstr_size, "producer failed fatally (%s: %s); replaced by a new one",
            rd_kafka_err2name(fatal), reason);
     return 1;
+}
+
+int dw_kafka_offset_in_log(rd_kafka_t *consumer, const char *topic, int32_t partition,
+                           int64_t position, int64_t *target, char *errstr, size_t errstr_size)
+{
+    int64_t lo = -1, hi = -1;
+    rd_kafka_resp_err_t err =
+        rd_kafka_query_watermark_offsets(consumer, topic, partition, &lo, &hi, OFFSET_QUERY_MS);
+    if (err) {
+        return dw_err(errstr, errstr_size, "%s [%d]: cannot read the log's start and end: %s",
+                      topic, (int)partition, rd_kafka_err2str(err));
+    }
+    *target = position < lo ? lo : position > hi ? hi : position;
+    return 0;
 }
 
 static int topic_partitions(const rd_kafka_metadata_t *md, const char *topic, char *errstr,

@@ -69,6 +69,7 @@ struct run_metrics {
     struct dw_metric *consumed_pred, *consumed_label;
     struct dw_metric *invalid[DW_BAD__COUNT];
     struct dw_metric *dead_letters, *dead_letter_failures, *dead_letters_pending;
+    struct dw_metric *offset_resets, *lost_pred, *lost_label;
     struct dw_metric *late, *duplicates, *labels_held, *label_holds;
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
     struct dw_metric *partitions, *windows_open, *join_records, *paused;
@@ -142,6 +143,14 @@ static void metrics_init(struct run_metrics *m)
         gauge("driftwatch_dead_letters_pending",
               "Dead letters not confirmed delivered at the last checkpoint attempt (in flight, "
               "or failed and produced again); checkpoints wait while it is above 0.");
+    m->offset_resets = counter("driftwatch_kafka_offset_resets_total",
+                               "Fetches answered 'offset out of range', resolved by driftwatch "
+                               "(resumed at its own offset, or moved into the log's bounds).",
+                               NULL);
+    const char *lost = "Input messages deleted (retention) before they were consumed: the gap "
+                       "between the consumer's offset and the log start.";
+    m->lost_pred = counter("driftwatch_messages_lost_total", lost, "topic=\"predictions\"");
+    m->lost_label = counter("driftwatch_messages_lost_total", lost, "topic=\"labels\"");
     m->late = counter("driftwatch_late_predictions_total",
                       "Predictions whose window had already closed.", NULL);
     m->duplicates = counter("driftwatch_duplicate_events_total",
@@ -273,6 +282,9 @@ static void dead_letter(struct runner *rn, const rd_kafka_message_t *rkm, enum d
     }
 }
 
+static void offset_out_of_range(struct runner *rn, const rd_kafka_message_t *rkm,
+                                struct dw_part *part, int is_pred);
+
 /* ---- messages ---- */
 
 static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
@@ -292,9 +304,17 @@ static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
             part->labels_at_end = rn->label_eof_ms[p] != 0;
             return;
         }
+        if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+            offset_out_of_range(rn, rkm, part, is_pred);
+            return;
+        }
         dw_log_limited("consume_error", 5, DW_LOG_WARN, "consume error", "{s:s}", "error",
                        rd_kafka_message_errstr(rkm));
         return;
+    }
+    int64_t next = is_pred ? part->off_pred : part->off_label;
+    if (next >= 0 && rkm->offset < next) {
+        return; /* already counted: fetched again after a restart (offset_out_of_range) */
     }
     rd_kafka_timestamp_type_t tstype;
     int64_t kts = rd_kafka_message_timestamp(rkm, &tstype);
@@ -449,6 +469,93 @@ static void set_paused(struct runner *rn, int paused)
            paused ? "consumption paused: state cannot be checkpointed"
                   : "consumption resumed: checkpoint succeeded",
            NULL);
+}
+
+/* ---- input offsets out of range ---- */
+
+static int64_t start_offset(const struct runner *rn, int64_t stored);
+
+/*
+ * librdkafka stops fetching a partition after "out of range" (auto.offset.reset is "error")
+ * and refuses a seek there; a new assignment restarts it. Every partition resumes at its next
+ * offset in memory (messages of the current batch fetched again are skipped by
+ * handle_message()), the failed one at `target`. Pauses are put back (alignment holds are
+ * released and taken again by align_labels()).
+ */
+static int restart_fetch(struct runner *rn, const char *topic, int32_t partition, int64_t target,
+                         char *errstr, size_t errstr_size)
+{
+    rd_kafka_topic_partition_list_t *asg = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_assignment(rn->consumer, &asg);
+    if (err || !asg) {
+        return dw_err(errstr, errstr_size, "assignment: %s", rd_kafka_err2str(err));
+    }
+    for (int i = 0; i < asg->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &asg->elems[i];
+        int is_pred = strcmp(tp->topic, rn->cfg.topic_predictions) == 0;
+        struct dw_part *pt =
+            tp->partition >= 0 && tp->partition < rn->n_parts ? rn->parts[tp->partition] : NULL;
+        tp->offset = strcmp(tp->topic, topic) == 0 && tp->partition == partition
+                         ? target
+                         : start_offset(rn, pt ? (is_pred ? pt->off_pred : pt->off_label) : -1);
+    }
+    err = rd_kafka_assign(rn->consumer, asg);
+    if (!err && rn->paused) {
+        rd_kafka_pause_partitions(rn->consumer, asg);
+    }
+    release_holds(rn);
+    rd_kafka_topic_partition_list_destroy(asg);
+    if (err) {
+        return dw_err(errstr, errstr_size, "assign: %s", rd_kafka_err2str(err));
+    }
+    return 0;
+}
+
+/*
+ * A fetch answered "offset out of range" (retention deleted what was not consumed yet, an
+ * unclean leader election truncated the log, or a broker's transient error). librdkafka's own
+ * reset would go to the configured start without a trace, re-counting or skipping messages;
+ * driftwatch resumes at its own next offset clamped into the log, and says what was lost
+ * (driftwatch_messages_lost_total, an error log line).
+ */
+static void offset_out_of_range(struct runner *rn, const rd_kafka_message_t *rkm,
+                                struct dw_part *part, int is_pred)
+{
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    int64_t pos = is_pred ? part->off_pred : part->off_label;
+    if (pos < 0) {
+        pos = rkm->offset; /* nothing consumed yet: where the fetch was */
+    }
+    int64_t target = pos >= 0 ? pos : start_offset(rn, -1);
+    char errstr[512] = "", rerr[256] = "";
+    dw_metric_inc(rn->m.offset_resets);
+    /* Without the log's bounds: resume at pos; if it is still out of range, this comes back. */
+    int rc = dw_kafka_offset_in_log(rn->consumer, topic, rkm->partition, pos, &target, errstr,
+                                    sizeof(errstr));
+    if (restart_fetch(rn, topic, rkm->partition, target, rerr, sizeof(rerr)) != 0) {
+        rc = -1;
+        snprintf(errstr, sizeof(errstr), "%s", rerr);
+    }
+    if (rc != 0) {
+        dw_log_limited("offset_reset", 1, DW_LOG_WARN, "offset out of range; retried",
+                       "{s:s,s:i,s:I,s:s}", "topic", topic, "partition", (int)rkm->partition,
+                       "offset", (json_int_t)pos, "error", errstr);
+        return;
+    }
+    const char *what = target > pos   ? "messages deleted before they were consumed (retention)"
+                       : target < pos ? "log truncated below the consumed offset; reading on "
+                                        "from its end"
+                                      : "offset out of range at an offset the log holds; resumed";
+    if (target > pos && pos >= 0) {
+        dw_metric_add(is_pred ? rn->m.lost_pred : rn->m.lost_label, (double)(target - pos));
+    }
+    if (target < pos) {
+        /* the offsets from target on hold other messages now: they are not repeats */
+        *(is_pred ? &part->off_pred : &part->off_label) = target;
+    }
+    dw_log(target == pos ? DW_LOG_WARN : DW_LOG_ERROR, what, "{s:s,s:i,s:I,s:I}", "topic", topic,
+           "partition", (int)rkm->partition, "offset", (json_int_t)pos, "resumed_at",
+           (json_int_t)target);
 }
 
 /* ---- rebalance ---- */

@@ -36,6 +36,17 @@ int dw_kafka_producer_renew(rd_kafka_t **rk, const struct dw_config *cfg, char *
                             size_t errstr_size);
 
 /**
+ * @brief Where to resume a partition whose fetch was answered "offset out of range" (the
+ *        consumer's auto.offset.reset is "error"): `position` (the next offset driftwatch
+ *        wants; negative: none yet) clamped into the partition's log start and end.
+ * @returns 0 with *target (> position: the messages in between were deleted before they were
+ *          consumed; < position: the log was truncated below it), or -1 (errstr) when the
+ *          log's bounds could not be read.
+ */
+int dw_kafka_offset_in_log(rd_kafka_t *consumer, const char *topic, int32_t partition,
+                           int64_t position, int64_t *target, char *errstr, size_t errstr_size);
+
+/**
  * @brief Checks that both topics exist and have the same partition count.
  * @returns 0 and *n_parts, or -1 with a message saying what is wrong and how to fix it.
  */

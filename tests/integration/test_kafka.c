@@ -1,11 +1,13 @@
 /*
- * test_kafka_outbox.c - the delivery outcome of messages produced through a dw_kafka outbox,
- * against librdkafka's mock cluster started in this process (loopback, one broker) with its
- * fault API: a message delivered; one rejected by the broker (kept, produced again, then in
- * the topic once); one whose answer comes late (in flight, then delivered); a failed copy
- * discarded; an outbox freed while messages are still in flight (no leak, no late callback);
+ * test_kafka.c - the librdkafka adapter (dw_kafka) against librdkafka's mock cluster started in
+ * this process (loopback, one broker) with its fault API. The delivery outcome of messages
+ * produced through an outbox: a message delivered; one rejected by the broker (kept, produced
+ * again, then in the topic once); one whose answer comes late (in flight, then delivered); a failed
+ * copy discarded; an outbox freed while messages are still in flight (no leak, no late callback);
  * a fatal error of the idempotent producer (it refuses everything from then on), after which
- * dw_kafka_producer_renew() gives a working producer and no message is lost.
+ * dw_kafka_producer_renew() gives a working producer and no message is lost. Where a
+ * partition resumes after "offset out of range" (dw_kafka_offset_in_log): inside the log, at
+ * its end when beyond it, at its start when the mock's size limit dropped the first messages.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,8 +24,10 @@
 #include "driftwatch/dw_kafka.h"
 
 #define TOPIC "outbox-test"
-#define FLUSH_MS 10000 /* long enough for any answer of the mock, milliseconds */
-#define SLOW_MS 3000   /* a late answer, milliseconds */
+#define FLUSH_MS 10000             /* long enough for any answer of the mock, milliseconds */
+#define SLOW_MS 3000               /* a late answer, milliseconds */
+#define MOCK_BIG_BYTES (256 << 10) /* bytes of one large message */
+#define MOCK_BIG_COUNT 64          /* 16 MiB: more than a partition of the mock keeps */
 
 struct fixture {
     rd_kafka_t *mock_rk; /* owns the mock cluster */
@@ -194,6 +198,39 @@ static void test_fatal_producer_renewed(void **state)
     assert_int_equal(topic_messages(f), 3);
 }
 
+static void test_offset_in_log(void **state)
+{
+    struct fixture *f = *state;
+    char errstr[512];
+    int64_t target = 0;
+    for (int i = 0; i < 10; i++) {
+        produce(f, NULL, "m");
+    }
+    assert_int_equal(rd_kafka_flush(f->producer, FLUSH_MS), 0);
+    assert_int_equal(
+        dw_kafka_offset_in_log(f->producer, TOPIC, 0, 4, &target, errstr, sizeof(errstr)), 0);
+    assert_int_equal(target, 4);
+    assert_int_equal(
+        dw_kafka_offset_in_log(f->producer, TOPIC, 0, 25, &target, errstr, sizeof(errstr)), 0);
+    assert_int_equal(target, 10); /* truncated below 25: from its end */
+    assert_int_equal(
+        dw_kafka_offset_in_log(f->producer, TOPIC, 0, -1, &target, errstr, sizeof(errstr)), 0);
+    assert_int_equal(target, 0);
+    /* the mock keeps a few MiB a partition: older messages are dropped, as by retention */
+    char errs[256];
+    char *big = calloc(1, MOCK_BIG_BYTES);
+    for (int i = 0; i < MOCK_BIG_COUNT; i++) {
+        assert_int_equal(
+            dw_kafka_produce(f->producer, TOPIC, NULL, 0, big, MOCK_BIG_BYTES, errs, sizeof(errs)),
+            0);
+    }
+    free(big);
+    assert_int_equal(rd_kafka_flush(f->producer, FLUSH_MS), 0);
+    assert_int_equal(
+        dw_kafka_offset_in_log(f->producer, TOPIC, 0, 4, &target, errstr, sizeof(errstr)), 0);
+    assert_true(target > 4); /* the messages 4 .. target-1 are gone */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +240,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_freed_with_messages_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fatal_producer_renewed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offset_in_log, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
