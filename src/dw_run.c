@@ -11,7 +11,9 @@
  * MULTI/EXEC; on assignment the state is loaded and the consumer seeks to the stored offsets,
  * so after a crash the events after the checkpoint are replayed into the state they left.
  * Dead letters are at least once: a checkpoint waits until every dead letter produced since the
- * last one is delivered, and produces the failed ones again (settle_dead_letters()).
+ * last one is delivered, and produces the failed ones again (settle_dead_letters()). An input
+ * offset found out of range is never reset silently: offset_out_of_range() resumes at the
+ * partition's own next offset clamped into the log and counts what was deleted unread.
  *
  * Evaluation: one pod at a time holds the evaluator lease in Redis. It reads every partition's
  * watermark, derives the global watermark (min over partitions that are not idle), and walks
