@@ -272,8 +272,8 @@ static void dead_letter(struct runner *rn, const rd_kafka_message_t *rkm, enum d
                             rkm->key_len, text, strlen(text), errstr, sizeof(errstr));
     dw_metric_inc(rn->m.dead_letters);
     free(text);
-    /* Bounded memory: past RUN_DLQ_KEPT_MAX of failed dead letters, wait here for the broker
-     * (the loop stalls and /livez says so) rather than consume more. */
+    /* Bounded memory: past RUN_DLQ_KEPT_MAX of failed dead letters, hand them back to the
+     * producer (whose queue is bounded and blocks when full) before consuming more. */
     size_t kept = 0;
     dw_kafka_outbox_failed(rn->dlq, &kept);
     while (kept > RUN_DLQ_KEPT_MAX && !run_stop) {
