@@ -10,7 +10,11 @@
  *
  * The trigger goes out before the commit and is awaited (delivery report): a trigger that
  * could not be produced leaves the step uncommitted, so it is retried with the same
- * trigger_id; one produced just before a crash is produced again with the same id.
+ * trigger_id; one produced just before a crash is produced again with the same id. Within a
+ * process a trigger_id is produced once at a time: a retry whose earlier attempt is still in
+ * flight (its delivery report came later than ACTIONS_FLUSH_MS) waits for that attempt instead
+ * of producing a second copy, and one that was delivered meanwhile counts as produced (the
+ * outbox remembers the ids of the last deliveries).
  *
  * Redis keys (global, {dw:G} tag): alerts:<model> (rule instance state), trigger:<model>
  * (guardrails), firing:<model> (last notification with firing alerts, for Alertmanager
@@ -47,6 +51,7 @@ struct dw_actions {
     const struct dw_config *cfg;
     struct dw_redis *redis;
     rd_kafka_t *producer;
+    struct dw_kafka_outbox *outbox; /* triggers until delivered */
     const char *owner;
     struct dw_deliver *deliver;
     json_t **firing;                 /* per model: last notification with firing alerts, or NULL */
@@ -63,6 +68,7 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
     a->cfg = cfg;
     a->redis = redis;
     a->producer = producer;
+    a->outbox = dw_kafka_outbox_new();
     a->owner = owner;
     char key[KEY_MAX];
     dw_redis_global_key(redis, "deliveries", key, sizeof(key));
@@ -77,6 +83,7 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
                                 .redis_timeout_ms = cfg->redis_timeout_ms};
     a->deliver = dw_deliver_new(&dc, errstr, errstr_size);
     if (!a->deliver) {
+        dw_kafka_outbox_free(a->outbox);
         free(a);
         return NULL;
     }
@@ -158,21 +165,34 @@ static int produce_trigger(struct dw_actions *a, const char *model, json_t *trig
     if (!a->producer || !a->cfg->topic_triggers[0]) {
         return 0;
     }
-    char *text = json_dumps(trig, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    const char *id = json_string_value(json_object_get(trig, "trigger_id"));
     char errstr[256] = "";
-    long failures = dw_kafka_delivery_failures();
-    int rc = dw_kafka_produce(a->producer, a->cfg->topic_triggers, model, strlen(model), text,
-                              strlen(text), errstr, sizeof(errstr));
-    free(text);
-    if (rc == 0 && rd_kafka_flush(a->producer, ACTIONS_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rc = -1;
-        snprintf(errstr, sizeof(errstr), "no delivery report within %d ms", ACTIONS_FLUSH_MS);
+    enum dw_outbox_state st = dw_kafka_outbox_state(a->outbox, id);
+    if (st == DW_OUTBOX_IN_FLIGHT) {
+        /* An earlier attempt is still on its way: wait for it, never send a second copy. */
+        rd_kafka_flush(a->producer, ACTIONS_FLUSH_MS);
+        st = dw_kafka_outbox_state(a->outbox, id);
     }
-    if (rc == 0 && dw_kafka_delivery_failures() != failures) {
-        rc = -1;
+    if (st == DW_OUTBOX_FAILED || st == DW_OUTBOX_UNKNOWN) {
+        dw_kafka_outbox_discard(a->outbox, id); /* this attempt renders it anew */
+        char *text = json_dumps(trig, JSON_COMPACT | JSON_REAL_PRECISION(17));
+        if (dw_kafka_outbox_produce(a->producer, a->outbox, a->cfg->topic_triggers, id, model,
+                                    strlen(model), text, strlen(text), errstr,
+                                    sizeof(errstr)) == 0) {
+            rd_kafka_flush(a->producer, ACTIONS_FLUSH_MS);
+        }
+        free(text);
+        st = dw_kafka_outbox_state(a->outbox, id);
+    }
+    if (st == DW_OUTBOX_IN_FLIGHT) {
+        snprintf(errstr, sizeof(errstr), "no delivery report within %d ms", ACTIONS_FLUSH_MS);
+    } else if (st == DW_OUTBOX_FAILED && !errstr[0]) {
         snprintf(errstr, sizeof(errstr), "the broker did not accept the message");
     }
-    if (rc != 0) {
+    if (st == DW_OUTBOX_FAILED) {
+        dw_kafka_outbox_discard(a->outbox, id);
+    }
+    if (st != DW_OUTBOX_DELIVERED) {
         dw_metric_inc(a->trigger_failures);
         dw_log(DW_LOG_ERROR, "retraining trigger not produced; the window is evaluated again",
                "{s:s,s:O,s:s}", "model", model, "trigger_id", json_object_get(trig, "trigger_id"),
@@ -434,12 +454,18 @@ size_t dw_actions_pending(struct dw_actions *a)
     return dw_deliver_pending(a->deliver);
 }
 
+void dw_actions_set_producer(struct dw_actions *a, rd_kafka_t *producer)
+{
+    a->producer = producer;
+}
+
 void dw_actions_free(struct dw_actions *a, int64_t flush_ms)
 {
     if (!a) {
         return;
     }
     dw_deliver_destroy(a->deliver, flush_ms);
+    dw_kafka_outbox_free(a->outbox);
     for (size_t mi = 0; mi < a->cfg->n_models; mi++) {
         json_decref(a->firing[mi]);
     }

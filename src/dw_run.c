@@ -10,7 +10,10 @@
  * Exactness: a partition's state and the offsets it reflects are written together in one
  * MULTI/EXEC; on assignment the state is loaded and the consumer seeks to the stored offsets,
  * so after a crash the events after the checkpoint are replayed into the state they left.
- * Dead letters are flushed to Kafka before each checkpoint (at least once).
+ * Dead letters are at least once: a checkpoint waits until every dead letter produced since the
+ * last one is delivered, and produces the failed ones again (settle_dead_letters()). An input
+ * offset found out of range is never reset silently: offset_out_of_range() resumes at the
+ * partition's own next offset clamped into the log and counts what was deleted unread.
  *
  * Evaluation: one pod at a time holds the evaluator lease in Redis. It reads every partition's
  * watermark, derives the global watermark (min over partitions that are not idle), and walks
@@ -51,6 +54,7 @@
 #define RUN_DLQ_PAYLOAD_MAX 1024       /* bytes of an oversize payload kept in its dead letter */
 #define RUN_REVOKE_ATTEMPTS 30         /* checkpoint attempts before giving partitions up */
 #define RUN_FLUSH_MS 5000              /* producer flush before a checkpoint, milliseconds */
+#define RUN_DLQ_KEPT_MAX (64 << 20)    /* bytes of failed dead letters kept before waiting */
 #define RUN_SHUTDOWN_FLUSH_MS 3000     /* webhook flush at shutdown, milliseconds */
 #define RUN_LIVE_WINDOW_MS 30000       /* /livez fails when the loop stalls this long */
 #define RUN_MMAP_THRESHOLD (64 << 20)  /* bytes: larger blocks come from mmap */
@@ -73,7 +77,8 @@ static void on_signal(int sig)
 struct run_metrics {
     struct dw_metric *consumed_pred, *consumed_label;
     struct dw_metric *invalid[DW_BAD__COUNT];
-    struct dw_metric *dead_letters, *dead_letter_failures;
+    struct dw_metric *dead_letters, *dead_letter_failures, *dead_letters_pending;
+    struct dw_metric *offset_resets, *lost_pred, *lost_label;
     struct dw_metric *late, *duplicates, *labels_held, *label_holds;
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
     struct dw_metric *partitions, *windows_open, *join_records, *paused;
@@ -112,6 +117,7 @@ struct model_rt {
 struct runner {
     struct dw_config cfg;
     rd_kafka_t *consumer, *producer;
+    struct dw_kafka_outbox *dlq; /* dead letters until delivered (created on first use) */
     struct dw_redis *redis;
     struct dw_decoder *dec;
     struct dw_prediction *pev;
@@ -161,9 +167,26 @@ static void metrics_init(struct run_metrics *m)
                                 "Messages that could not be used, by reason.", labels);
     }
     m->dead_letters = counter("driftwatch_dead_letters_total",
-                              "Invalid messages written to the dead-letter topic.", NULL);
-    m->dead_letter_failures = counter("driftwatch_dead_letter_failures_total",
-                                      "Dead letters that could not be produced.", NULL);
+                              "Invalid messages written to the dead-letter topic (queued once; "
+                              "a failed delivery is produced again, not counted again).",
+                              NULL);
+    m->dead_letter_failures =
+        counter("driftwatch_dead_letter_failures_total",
+                "Dead-letter deliveries that failed (each is kept and produced again; the "
+                "checkpoint waits for it).",
+                NULL);
+    m->dead_letters_pending =
+        gauge("driftwatch_dead_letters_pending",
+              "Dead letters not confirmed delivered at the last checkpoint attempt (in flight, "
+              "or failed and produced again); checkpoints wait while it is above 0.");
+    m->offset_resets = counter("driftwatch_kafka_offset_resets_total",
+                               "Fetches answered 'offset out of range', resolved by driftwatch "
+                               "(resumed at its own offset, or moved into the log's bounds).",
+                               NULL);
+    const char *lost = "Input messages deleted (retention) before they were consumed: the gap "
+                       "between the consumer's offset and the log start.";
+    m->lost_pred = counter("driftwatch_messages_lost_total", lost, "topic=\"predictions\"");
+    m->lost_label = counter("driftwatch_messages_lost_total", lost, "topic=\"labels\"");
     m->late = counter("driftwatch_late_predictions_total",
                       "Predictions whose window had already closed.", NULL);
     m->duplicates = counter("driftwatch_duplicate_events_total",
@@ -214,6 +237,58 @@ static void metrics_init(struct run_metrics *m)
 
 /* ---- dead letters ---- */
 
+/*
+ * Dead letters are at least once. A checkpoint moves the committed offsets past the messages
+ * its dead letters name, so it first waits for the delivery report of every dead letter
+ * produced since the last checkpoint. One that failed (an error after librdkafka's retries,
+ * message.timeout.ms, or a full queue) is still held by the outbox, and is produced again here;
+ * while it does not get through, the checkpoint is postponed (consumption pauses) and a crash
+ * replays its message from the last checkpoint, which dead-letters it again.
+ * @returns 0 when every dead letter was delivered (the checkpoint may proceed), -1 otherwise.
+ */
+static int settle_dead_letters(struct runner *rn)
+{
+    char errstr[512] = "";
+    /* A fatal error of the idempotent producer refuses every message for good: replace it
+     * (its messages come back to their outboxes as failed and are produced again below). */
+    int renewed = dw_kafka_producer_renew(&rn->producer, &rn->cfg, errstr, sizeof(errstr));
+    if (renewed != 0) {
+        dw_log_limited("producer_renew", 1, DW_LOG_ERROR, "kafka producer failed fatally", "{s:s}",
+                       "error", errstr);
+    }
+    if (renewed == 1) {
+        dw_actions_set_producer(rn->actions, rn->producer);
+    }
+    for (int round = 0;; round++) {
+        if (rd_kafka_flush(rn->producer, RUN_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            dw_log(DW_LOG_WARN, "producer flush timed out; checkpoint postponed", "{s:i}",
+                   "messages_queued", rd_kafka_outq_len(rn->producer));
+            if (rn->dlq) {
+                dw_metric_set(rn->m.dead_letters_pending,
+                              (double)(dw_kafka_outbox_in_flight(rn->dlq) +
+                                       dw_kafka_outbox_failed(rn->dlq, NULL)));
+            }
+            return -1;
+        }
+        size_t failed = rn->dlq ? dw_kafka_outbox_failed(rn->dlq, NULL) : 0;
+        if (failed == 0) {
+            dw_metric_set(rn->m.dead_letters_pending, 0.0);
+            return 0;
+        }
+        /* Each failure is counted once: the copies go back in flight right away. */
+        dw_metric_add(rn->m.dead_letter_failures, (double)failed);
+        dw_metric_set(rn->m.dead_letters_pending, (double)failed);
+        errstr[0] = '\0';
+        dw_kafka_outbox_retry(rn->producer, rn->dlq, errstr, sizeof(errstr));
+        if (round == 1) {
+            dw_log_limited("dead_letters_settle", 1, DW_LOG_ERROR,
+                           "dead letters not delivered; checkpoint postponed until they are",
+                           "{s:i,s:s}", "dead_letters", (int)failed, "error", errstr);
+            return -1;
+        }
+    }
+}
+
 static void dead_letter(struct runner *rn, const rd_kafka_message_t *rkm, enum dw_bad_reason why,
                         const char *err)
 {
@@ -243,15 +318,29 @@ static void dead_letter(struct runner *rn, const rd_kafka_message_t *rkm, enum d
     }
     char *text = json_dumps(dl, JSON_COMPACT);
     json_decref(dl);
-    char errstr[256];
-    if (!text || dw_kafka_produce(rn->producer, rn->cfg.topic_dead_letter, rkm->key, rkm->key_len,
-                                  text, strlen(text), errstr, sizeof(errstr)) != 0) {
-        dw_metric_inc(rn->m.dead_letter_failures);
-    } else {
-        dw_metric_inc(rn->m.dead_letters);
+    if (!rn->dlq) {
+        rn->dlq = dw_kafka_outbox_new();
     }
+    /* Not lost when it cannot be queued: the outbox keeps it among the failed ones. */
+    char errstr[256];
+    dw_kafka_outbox_produce(rn->producer, rn->dlq, rn->cfg.topic_dead_letter, NULL, rkm->key,
+                            rkm->key_len, text, strlen(text), errstr, sizeof(errstr));
+    dw_metric_inc(rn->m.dead_letters);
     free(text);
+    /* Bounded memory: past RUN_DLQ_KEPT_MAX of failed dead letters, hand them back to the
+     * producer (whose queue is bounded and blocks when full) before consuming more. */
+    size_t kept = 0;
+    dw_kafka_outbox_failed(rn->dlq, &kept);
+    while (kept > RUN_DLQ_KEPT_MAX && !run_stop) {
+        if (settle_dead_letters(rn) != 0) {
+            sleep(1);
+        }
+        dw_kafka_outbox_failed(rn->dlq, &kept);
+    }
 }
+
+static void offset_out_of_range(struct runner *rn, const rd_kafka_message_t *rkm,
+                                struct dw_part *part, int is_pred);
 
 /* ---- messages ---- */
 
@@ -272,9 +361,17 @@ static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
             part->labels_at_end = rn->label_eof_ms[p] != 0;
             return;
         }
+        if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+            offset_out_of_range(rn, rkm, part, is_pred);
+            return;
+        }
         dw_log_limited("consume_error", 5, DW_LOG_WARN, "consume error", "{s:s}", "error",
                        rd_kafka_message_errstr(rkm));
         return;
+    }
+    int64_t next = is_pred ? part->off_pred : part->off_label;
+    if (next >= 0 && rkm->offset < next) {
+        return; /* already counted: fetched again after a restart (offset_out_of_range) */
     }
     rd_kafka_timestamp_type_t tstype;
     int64_t kts = rd_kafka_message_timestamp(rkm, &tstype);
@@ -364,9 +461,7 @@ static void hold_part(struct runner *rn, int p, int64_t retry_in_ms, const char 
 static int checkpoint_all(struct runner *rn)
 {
     int64_t t0 = dw_mono_ms();
-    if (rd_kafka_flush(rn->producer, RUN_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        dw_log(DW_LOG_WARN, "producer flush timed out; checkpoint postponed", "{s:i}",
-               "messages_queued", rd_kafka_outq_len(rn->producer));
+    if (settle_dead_letters(rn) != 0) {
         return -1;
     }
     size_t owned = owned_count(rn);
@@ -443,6 +538,94 @@ static void set_paused(struct runner *rn, int paused)
            paused ? "consumption paused: state cannot be checkpointed"
                   : "consumption resumed: checkpoint succeeded",
            NULL);
+}
+
+/* ---- input offsets out of range ---- */
+
+static int64_t start_offset(const struct runner *rn, int64_t stored);
+
+/*
+ * librdkafka stops fetching a partition after "out of range" (auto.offset.reset is "error")
+ * and refuses a seek there; a new assignment restarts it. Every partition resumes at its next
+ * offset in memory (messages of the current batch fetched again are skipped by
+ * handle_message()), the failed one at `target`. Pauses are put back (alignment holds are
+ * released and taken again by align_labels()).
+ */
+static int restart_fetch(struct runner *rn, const char *topic, int32_t partition, int64_t target,
+                         char *errstr, size_t errstr_size)
+{
+    rd_kafka_topic_partition_list_t *asg = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_assignment(rn->consumer, &asg);
+    if (err || !asg) {
+        return dw_err(errstr, errstr_size, "assignment: %s", rd_kafka_err2str(err));
+    }
+    for (int i = 0; i < asg->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &asg->elems[i];
+        int is_pred = strcmp(tp->topic, rn->cfg.topic_predictions) == 0;
+        struct dw_part *pt =
+            tp->partition >= 0 && tp->partition < rn->n_parts ? rn->parts[tp->partition] : NULL;
+        tp->offset = strcmp(tp->topic, topic) == 0 && tp->partition == partition
+                         ? target
+                         : start_offset(rn, pt ? (is_pred ? pt->off_pred : pt->off_label) : -1);
+    }
+    err = rd_kafka_assign(rn->consumer, asg);
+    if (!err && rn->paused) {
+        rd_kafka_pause_partitions(rn->consumer, asg);
+    }
+    release_holds(rn);
+    pause_pending(rn); /* partitions held without state stay paused */
+    rd_kafka_topic_partition_list_destroy(asg);
+    if (err) {
+        return dw_err(errstr, errstr_size, "assign: %s", rd_kafka_err2str(err));
+    }
+    return 0;
+}
+
+/*
+ * A fetch answered "offset out of range" (retention deleted what was not consumed yet, an
+ * unclean leader election truncated the log, or a broker's transient error). librdkafka's own
+ * reset would go to the configured start without a trace, re-counting or skipping messages;
+ * driftwatch resumes at its own next offset clamped into the log, and says what was lost
+ * (driftwatch_messages_lost_total, an error log line).
+ */
+static void offset_out_of_range(struct runner *rn, const rd_kafka_message_t *rkm,
+                                struct dw_part *part, int is_pred)
+{
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    int64_t pos = is_pred ? part->off_pred : part->off_label;
+    if (pos < 0) {
+        pos = rkm->offset; /* nothing consumed yet: where the fetch was */
+    }
+    int64_t target = pos >= 0 ? pos : start_offset(rn, -1);
+    char errstr[512] = "", rerr[256] = "";
+    dw_metric_inc(rn->m.offset_resets);
+    /* Without the log's bounds: resume at pos; if it is still out of range, this comes back. */
+    int rc = dw_kafka_offset_in_log(rn->consumer, topic, rkm->partition, pos, &target, errstr,
+                                    sizeof(errstr));
+    if (restart_fetch(rn, topic, rkm->partition, target, rerr, sizeof(rerr)) != 0) {
+        rc = -1;
+        snprintf(errstr, sizeof(errstr), "%s", rerr);
+    }
+    if (rc != 0) {
+        dw_log_limited("offset_reset", 1, DW_LOG_WARN, "offset out of range; retried",
+                       "{s:s,s:i,s:I,s:s}", "topic", topic, "partition", (int)rkm->partition,
+                       "offset", (json_int_t)pos, "error", errstr);
+        return;
+    }
+    const char *what = target > pos   ? "messages deleted before they were consumed (retention)"
+                       : target < pos ? "log truncated below the consumed offset; reading on "
+                                        "from its end"
+                                      : "offset out of range at an offset the log holds; resumed";
+    if (target > pos && pos >= 0) {
+        dw_metric_add(is_pred ? rn->m.lost_pred : rn->m.lost_label, (double)(target - pos));
+    }
+    if (target < pos) {
+        /* the offsets from target on hold other messages now: they are not repeats */
+        *(is_pred ? &part->off_pred : &part->off_label) = target;
+    }
+    dw_log(target == pos ? DW_LOG_WARN : DW_LOG_ERROR, what, "{s:s,s:i,s:I,s:I}", "topic", topic,
+           "partition", (int)rkm->partition, "offset", (json_int_t)pos, "resumed_at",
+           (json_int_t)target);
 }
 
 /* ---- rebalance ---- */
@@ -1594,6 +1777,7 @@ static void runner_stop(struct runner *rn)
         rd_kafka_flush(rn->producer, RUN_FLUSH_MS);
         rd_kafka_destroy(rn->producer);
     }
+    dw_kafka_outbox_free(rn->dlq); /* after the producer: no delivery report can come now */
     dw_actions_free(rn->actions, RUN_SHUTDOWN_FLUSH_MS);
     if (rn->http) {
         dw_http_stop(rn->http);

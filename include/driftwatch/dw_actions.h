@@ -63,7 +63,12 @@ json_t *dw_actions_status(const struct dw_actions *a);
 /** @returns messages waiting for delivery. */
 size_t dw_actions_pending(struct dw_actions *a);
 
-/** @brief Flushes deliveries for up to flush_ms, then frees. NULL is a no-op. */
+/** @brief The producer for triggers from now on (the runner replaced a failed one). */
+void dw_actions_set_producer(struct dw_actions *a, rd_kafka_t *producer);
+
+/** @brief Flushes deliveries for up to flush_ms, then frees (after the producer given to
+ *         dw_actions_new() is destroyed: triggers in flight are tracked until then). NULL is a
+ *         no-op. */
 void dw_actions_free(struct dw_actions *a, int64_t flush_ms);
 
 #endif

@@ -164,11 +164,13 @@ receivers:
 
 
 class Env:
-    def __init__(self, partitions=4, name="test", extra_topics=()):
+    def __init__(self, partitions=4, name="test", extra_topics=(), brokers=1):
         self.dir = tempfile.mkdtemp(prefix=f"dw-{name}-")
         self.procs = []
         self.partitions = partitions
         self.extra_topics = list(extra_topics)
+        self.brokers = brokers
+        self.broker_lock = threading.Lock()
         self.redis_port = free_port()
         self.http_port = free_port()
         self._start_redis()
@@ -196,12 +198,58 @@ class Env:
         for t in self.extra_topics:
             topics += ["--topic", t]
         log = open(os.path.join(self.dir, "broker.log"), "w")
-        p = subprocess.Popen([BIN, "dev-broker", *topics], stdout=subprocess.PIPE, stderr=log,
-                             text=True)
+        p = subprocess.Popen([BIN, "dev-broker", "--brokers", str(self.brokers), "--control",
+                              *topics], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=log, text=True)
         self.procs.append(p)
+        self.broker = p
         line = p.stdout.readline().strip()
         assert line.startswith("BOOTSTRAP="), f"dev-broker printed {line!r}"
         self.bootstrap = line.split("=", 1)[1]
+
+    # ---- broker faults (dev-broker --control; see docs/testing.md) ----
+    def broker_ctl(self, *words):
+        """Sends one control command to dev-broker; returns the text after `ok` or raises."""
+        line = " ".join(str(w) for w in words)
+        with self.broker_lock:
+            self.broker.stdin.write(line + "\n")
+            self.broker.stdin.flush()
+            answer = self.broker.stdout.readline().strip()
+        if answer != "ok" and not answer.startswith("ok "):
+            raise AssertionError(f"dev-broker {line!r}: {answer!r}")
+        return answer[3:]
+
+    def broker_errors(self, api, count, error):
+        """The next `count` requests of `api` (e.g. "Produce", "Fetch") to any broker fail
+        with `error` (a Kafka error name such as "NOT_LEADER_FOR_PARTITION")."""
+        self.broker_ctl("errors", api, count, error)
+
+    def broker_clear_errors(self, api):
+        self.broker_ctl("errors", api, "clear")
+
+    def broker_request_errors(self, broker_id, api, count, error, rtt_ms=0):
+        """The next `count` requests of `api` to broker `broker_id` fail with `error`
+        ("NO_ERROR" to succeed) after `rtt_ms` milliseconds."""
+        self.broker_ctl("broker-errors", broker_id, api, count, error, rtt_ms)
+
+    def broker_pending(self, broker_id, api):
+        """Errors still pushed on broker `broker_id` for `api`."""
+        return int(self.broker_ctl("pending", broker_id, api))
+
+    def broker_down(self, broker_id):
+        self.broker_ctl("broker", "down", broker_id)
+
+    def broker_up(self, broker_id):
+        self.broker_ctl("broker", "up", broker_id)
+
+    def broker_rtt(self, broker_id, ms):
+        self.broker_ctl("rtt", broker_id, ms)
+
+    def move_coordinator(self, group, broker_id):
+        self.broker_ctl("coordinator", group, broker_id)
+
+    def move_leader(self, topic, partition, broker_id):
+        self.broker_ctl("leader", topic, partition, broker_id)
 
     # ---- config and commands ----
     def config(self, extra="", webhook_url="", models=None, sinks="", rules="", triggers="",
