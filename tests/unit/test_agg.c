@@ -1324,7 +1324,7 @@ static void test_heavy_hitters_encode(void **state)
     assert_int_equal(b1.data[at], 10);
     b1.data[at] = 11;
     assert_null(dw_agg_decode(&g_small, b1.data, b1.len, err, sizeof(err)));
-    assert_non_null(strstr(err, "corrupt"));
+    assert_non_null(strstr(err, "feature c: categories do not add up"));
     dw_agg_free(back);
     dw_agg_free(agg);
     dw_buf_free(&b1);
@@ -1525,6 +1525,140 @@ static void test_decode_v3(void **state)
     free(ev);
 }
 
+/* ------------------------------------------------------------------ hostile encodings */
+
+/* A model of one categorical feature "c" (bound 5) and one numeric feature "x". */
+static struct dw_feature_cfg g_two_feats[] = {{"c", DW_FEATURE_CATEGORICAL},
+                                              {"x", DW_FEATURE_NUMERIC}};
+static struct dw_model_cfg g_two = {.name = "two",
+                                    .task = DW_TASK_CLASSIFICATION,
+                                    .positive_class = "1",
+                                    .features = g_two_feats,
+                                    .n_features = 2,
+                                    .max_categories = 5};
+
+/*
+ * The feature sections of an encoding of agg: everything after its u16 feature count. With no
+ * versions, outcomes or latencies, the part before them has the length of the encoding of a
+ * model without features.
+ */
+static void feature_sections(const struct dw_agg *agg, struct dw_buf *out)
+{
+    static struct dw_model_cfg none = {.name = "none", .positive_class = "1"};
+    struct dw_agg *empty = dw_agg_new(&none, agg->start_ms);
+    struct dw_buf head, full;
+    dw_buf_init(&head);
+    dw_buf_init(&full);
+    dw_agg_encode(empty, &head);
+    dw_agg_encode(agg, &full);
+    assert_true(full.len > head.len);
+    dw_buf_put(out, full.data + head.len, full.len - head.len);
+    dw_buf_free(&head);
+    dw_buf_free(&full);
+    dw_agg_free(empty);
+}
+
+/* An encoding of model `none`'s header (the window's counts) followed by n_features sections. */
+static void blob_with_sections(struct dw_buf *blob, uint16_t n_features, const struct dw_buf *s1,
+                               const struct dw_buf *s2)
+{
+    static struct dw_model_cfg none = {.name = "none", .positive_class = "1"};
+    struct dw_agg *empty = dw_agg_new(&none, 0);
+    dw_agg_encode(empty, blob);
+    blob->len -= 2; /* the u16 feature count, 0 */
+    dw_buf_put_u16(blob, n_features);
+    dw_buf_put(blob, s1->data, s1->len);
+    if (s2) {
+        dw_buf_put(blob, s2->data, s2->len);
+    }
+    dw_agg_free(empty);
+}
+
+/* Decodes blob from an exactly-sized heap copy (ASan sees any overread). */
+static struct dw_agg *decode_copy(const struct dw_model_cfg *m, const struct dw_buf *blob,
+                                  char *err, size_t err_size)
+{
+    uint8_t *copy = malloc(blob->len ? blob->len : 1);
+    assert_non_null(copy);
+    memcpy(copy, blob->data, blob->len);
+    err[0] = '\0';
+    struct dw_agg *agg = dw_agg_decode(m, copy, blob->len, err, err_size);
+    free(copy);
+    return agg;
+}
+
+/*
+ * Regression: a checkpoint that names a feature twice. The second section of a categorical
+ * feature restored its counters into the heap the first one had sized (a heap overflow in
+ * heap_put when its hh_cap was larger); the second section of a numeric feature replaced the
+ * first one's sketch (a leak). The decoder refuses the blob and names the feature.
+ */
+static void test_decode_feature_twice(void **state)
+{
+    (void)state;
+    /* "c" with 2 counters (bound 2), then "c" with 5 counters of other names (bound 5) */
+    struct dw_model_cfg m2 = g_two, m5 = g_two;
+    m2.max_categories = 2;
+    struct dw_agg *a2 = dw_agg_new(&m2, 0), *a5 = dw_agg_new(&m5, 0);
+    struct dw_prediction *ev = pred_new(2);
+    char name[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "a%d", i % 8);
+        set_str(ev, 0, name);
+        set_num(ev, 1, (double)i);
+        dw_agg_add_prediction(a2, 0, ev);
+        snprintf(name, sizeof(name), "b%d", i % 12);
+        set_str(ev, 0, name);
+        dw_agg_add_prediction(a5, 0, ev);
+    }
+    assert_int_equal(a2->feats[0].n_hh, 2);
+    assert_int_equal(a5->feats[0].n_hh, 5);
+    struct dw_buf s2, s5, blob;
+    dw_buf_init(&s2);
+    dw_buf_init(&s5);
+    dw_buf_init(&blob);
+    feature_sections(a2, &s2);
+    feature_sections(a5, &s5);
+    char err[256];
+    /* one copy of each section decodes: the blob builder is right */
+    blob_with_sections(&blob, 2, &s2, NULL); /* "c" then "x" */
+    struct dw_agg *ok = decode_copy(&g_two, &blob, err, sizeof(err));
+    if (!ok) {
+        fail_msg("decode: %s", err);
+    }
+    assert_int_equal(ok->feats[0].n_hh, 2);
+    assert_int_equal(dw_kll_count(ok->feats[1].sk), 40);
+    dw_agg_free(ok);
+    /* both copies: "c" twice (smaller heap first), "x" twice (two sketches) */
+    dw_buf_reset(&blob);
+    blob_with_sections(&blob, 4, &s2, &s5);
+    assert_null(decode_copy(&g_two, &blob, err, sizeof(err)));
+    assert_non_null(strstr(err, "feature c"));
+    assert_non_null(strstr(err, "twice"));
+    /* "x" alone, twice: the first sketch must not leak (LeakSanitizer) */
+    struct dw_agg *xn = dw_agg_new(&g_num, 0);
+    for (int i = 0; i < 10; i++) {
+        set_num(ev, 0, (double)i);
+        dw_agg_add_prediction(xn, 0, ev);
+    }
+    struct dw_buf sx;
+    dw_buf_init(&sx);
+    feature_sections(xn, &sx);
+    dw_buf_reset(&blob);
+    blob_with_sections(&blob, 2, &sx, &sx);
+    assert_null(decode_copy(&g_num, &blob, err, sizeof(err)));
+    assert_non_null(strstr(err, "feature x"));
+    assert_non_null(strstr(err, "twice"));
+    dw_buf_free(&sx);
+    dw_agg_free(xn);
+    dw_buf_free(&s2);
+    dw_buf_free(&s5);
+    dw_buf_free(&blob);
+    dw_agg_free(a2);
+    dw_agg_free(a5);
+    free(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1545,6 +1679,7 @@ int main(void)
         cmocka_unit_test(test_decode_v2),
         cmocka_unit_test(test_non_finite_values),
         cmocka_unit_test(test_decode_v3),
+        cmocka_unit_test(test_decode_feature_twice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
