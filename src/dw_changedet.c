@@ -572,6 +572,12 @@ int dw_cd_adwin_deserialize(struct dw_cd_adwin *ad, struct dw_reader *rd, char *
         dw_err(errstr, errstr_size, "adwin: corrupt level count %u", (unsigned)n_levels);
         goto err;
     }
+    /* Each level takes at least its u32 count: checked before the levels are allocated, so a
+     * short record never makes a detector of max_buckets x 64 levels. */
+    if (dw_rd_expect(rd, n_levels, sizeof(uint32_t), "levels") != 0) {
+        dw_err(errstr, errstr_size, "adwin: %s", rd->msg);
+        goto err;
+    }
     adwin_reserve_levels(ad, n_levels);
     ad->n_levels = n_levels;
     double width = 0.0;
@@ -585,6 +591,10 @@ int dw_cd_adwin_deserialize(struct dw_cd_adwin *ad, struct dw_reader *rd, char *
         if (cnt > ad->p.max_buckets || (cnt == 0 && i > 0 && i == n_levels - 1)) {
             dw_err(errstr, errstr_size, "adwin: corrupt bucket count %u at level %u", (unsigned)cnt,
                    (unsigned)i);
+            goto err;
+        }
+        if (dw_rd_expect(rd, cnt, 2 * sizeof(double), "buckets") != 0) {
+            dw_err(errstr, errstr_size, "adwin: level %u: %s", (unsigned)i, rd->msg);
             goto err;
         }
         ad->count[i] = 0;
