@@ -285,7 +285,11 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
     }
     char *trig_text = dw_redis_get_str(a->redis, trig_key);
     struct dw_trigger_state st;
-    dw_trigger_state_load(&st, trig_text);
+    char terr[256];
+    if (dw_trigger_state_load(&st, trig_text, terr, sizeof(terr)) != 0) {
+        dw_log(DW_LOG_ERROR, "trigger guardrail state unreadable; starting afresh", "{s:s,s:s}",
+               "model", m->name, "error", terr);
+    }
     free(trig_text);
 
     json_t *note = dw_rules_step(a->cfg->group, a->cfg->rules, a->cfg->n_rules, report, state);
