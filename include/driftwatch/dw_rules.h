@@ -153,6 +153,17 @@ void dw_rule_fingerprint(const char *model, const char *rule, const char *featur
  */
 
 /**
+ * @brief Reads the stored alert state of a model from its text (NULL: no state yet).
+ * @param state set to the state (a new JSON object, never NULL): every instance that is as
+ *              dw_rules_step() writes it (fields of the right types, counts non-negative, the
+ *              fingerprint the one of its model, rule and feature); the others are dropped.
+ * @returns 0, or -1 with errstr naming the first instance dropped and why (or the text is not a
+ *          JSON object: the state is then empty).
+ */
+int dw_rules_state_load(const char *model, const char *text, json_t **state, char *errstr,
+                        size_t errstr_size);
+
+/**
  * @brief One evaluation step for one model and one report (the report's "model",
  *        "window_start_ms" and "final" say which). Rules of the other stage, and rules
  *        for another model, are skipped. `state` (a JSON object as above, may be empty) is
