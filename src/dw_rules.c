@@ -390,15 +390,16 @@ static const char *instance_problem(const char *model, const char *fp, json_t *i
             return "active and inactive must be non-negative integers";
         }
     }
-    if (!json_is_integer(json_object_get(inst, "active_since_ms")) ||
-        !json_is_integer(json_object_get(inst, "last_ms"))) {
-        return "active_since_ms and last_ms must be integers";
-    }
-    static const char *const times[] = {"fired_ms", "last_sent_ms"};
+    static const char *const times[] = {"active_since_ms", "last_ms", "fired_ms", "last_sent_ms"};
     for (size_t i = 0; i < DW_ARRAY_SIZE(times); i++) {
         json_t *v = json_object_get(inst, times[i]);
-        if (!json_is_integer(v) && !json_is_null(v)) {
-            return "fired_ms and last_sent_ms must be integers or null";
+        if (i >= 2 && json_is_null(v)) {
+            continue; /* not fired, never sent */
+        }
+        if (!json_is_integer(v) || json_integer_value(v) < -DW_STATE_MS_MAX ||
+            json_integer_value(v) > DW_STATE_MS_MAX) {
+            return i < 2 ? "active_since_ms and last_ms must be window times"
+                         : "fired_ms and last_sent_ms must be window times or null";
         }
     }
     if (!json_is_boolean(json_object_get(inst, "notified"))) {

@@ -52,7 +52,8 @@ int dw_trigger_state_load(struct dw_trigger_state *st, const char *text, char *e
     }
     struct dw_trigger_state t;
     const char *bad = NULL;
-    if (get_int(doc, "last_start_ms", &t.last_start_ms) != 0 || t.last_start_ms == DW_NO_TS) {
+    if (get_int(doc, "last_start_ms", &t.last_start_ms) != 0 ||
+        t.last_start_ms < -DW_STATE_MS_MAX || t.last_start_ms > DW_STATE_MS_MAX) {
         bad = "last_start_ms is not a window start";
     } else if (get_int(doc, "day", &t.day) != 0 ||
                t.day != dw_floor_div(t.last_start_ms, MS_PER_DAY)) {

@@ -67,6 +67,10 @@
 #include <stdint.h>
 
 #define DW_RULE_PATH_MAX 256 /* bytes of a condition's path */
+/* Largest |time| a stored alert or trigger state may hold (ms, about 146 million years): any
+ * real window, and far enough from the ends of int64 that formatting and differences of such
+ * times cannot overflow. */
+#define DW_STATE_MS_MAX (1LL << 62)
 
 enum dw_severity { DW_SEV_WARNING = 0, DW_SEV_CRITICAL = 1 };
 

@@ -833,6 +833,8 @@ static void test_state_load_hostile(void **unused)
         {"inactive", "\"2\"", "active and inactive"},
         {"last_ms", "null", "last_ms"},
         {"fired_ms", "\"now\"", "fired_ms"},
+        {"fired_ms", "-9223372036854775808", "fired_ms"}, /* formatting it overflowed */
+        {"last_ms", "9223372036854775807", "last_ms"},
         {"notified", "1", "notified"},
         {"value", "{}", "value"},
         {"rule", "\"other\"", "fingerprint"},

@@ -133,6 +133,8 @@ static void test_state_hostile(void **state)
     } bad[] = {
         {"[]", "not a JSON object"},
         {"{\"last_start_ms\": \"1\", \"day\": 0, \"count\": 1}", "last_start_ms"},
+        {"{\"last_start_ms\": -9223372036854775807, \"day\": -106751991168, \"count\": 1}",
+         "last_start_ms"},
         {"{\"last_start_ms\": 86400000, \"day\": 0, \"count\": 1}", "day"},
         {"{\"last_start_ms\": 86400000, \"day\": 1, \"count\": -5}", "count"},
         {"{\"last_start_ms\": 86400000, \"day\": 1, \"count\": 0}", "count"},
@@ -156,9 +158,9 @@ static void test_state_hostile(void **state)
     assert_true(st.last_start_ms == DW_NO_TS);
     /* a trigger at the earliest window there is, then one now: no overflow, cooldown passed */
     char text[128];
-    /* floor((-2^63 + 1) / 86400000) = -106751991168 (Python's //) */
-    snprintf(text, sizeof(text), "{\"last_start_ms\": %lld, \"day\": -106751991168, \"count\": 1}",
-             (long long)(INT64_MIN + 1));
+    /* the earliest time a state may hold, -2^62: floor(-2^62 / 86400000) = -53375995584 */
+    snprintf(text, sizeof(text),
+             "{\"last_start_ms\": -4611686018427387904, \"day\": -53375995584, \"count\": 1}");
     assert_int_equal(dw_trigger_state_load(&st, text, NULL, 0), 0);
     const char *why;
     assert_true(decide(&cfg, &st, T0, 500, "dataset_drift", &why));
