@@ -75,28 +75,6 @@ static struct dw_agg *window(void)
     return w;
 }
 
-static struct dw_config config(void)
-{
-    struct dw_config cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.group = "fuzz";
-    cfg.window_size_ms = 60000;
-    cfg.psi_threshold = 0.2;
-    cfg.accuracy_drop = 0.05;
-    cfg.min_samples = 10;
-    cfg.psi_bins = 10;
-    cfg.reference_windows = 1;
-    cfg.drift_share = 0.5;
-    cfg.alpha = 0.05;
-    cfg.auto_max_sample = 1000;
-    cfg.wasserstein_threshold = 0.1;
-    cfg.js_threshold = 0.1;
-    cfg.kl_threshold = 0.1;
-    cfg.hellinger_threshold = 0.1;
-    cfg.tvd_threshold = 0.1;
-    return cfg;
-}
-
 /* A written form of ref must be read back. */
 static void reread(json_t *doc, const char *form)
 {
@@ -124,7 +102,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(err[0] != '\0', "refused without a message");
         return 0;
     }
-    struct dw_config cfg = config();
+    static struct dw_config cfg;
+    static int have_cfg;
+    if (!have_cfg) {
+        dw_config_defaults(&cfg); /* the detectors' defaults, kept for the whole run */
+        have_cfg = 1;
+    }
     json_decref(dw_eval_window(&cfg, &g_model, window(), ref, 0));
     json_decref(dw_eval_window(&cfg, &g_model, window(), ref, 1));
     reread(dw_ref_to_json_packed(ref), "packed");
