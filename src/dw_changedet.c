@@ -605,7 +605,9 @@ int dw_cd_adwin_deserialize(struct dw_cd_adwin *ad, struct dw_reader *rd, char *
                 dw_err(errstr, errstr_size, "adwin: truncated record");
                 goto err;
             }
-            if (!isfinite(t) || !isfinite(v)) {
+            /* a summary's squared deviations are a sum of non-negative terms, none for one
+             * element (level 0) */
+            if (!isfinite(t) || !isfinite(v) || v < 0.0 || (i == 0 && v != 0.0)) {
                 dw_err(errstr, errstr_size, "adwin: corrupt bucket at level %u", (unsigned)i);
                 goto err;
             }

@@ -816,6 +816,18 @@ static void test_adwin_levels_beyond_bytes(void **state)
     assert_int_equal(dw_cd_adwin_deserialize(&ad, &rd, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "64 levels"));
     assert_null(ad.count);
+    /* a level-0 summary (one element) with squared deviations, and a negative one */
+    struct dw_buf one;
+    dw_buf_init(&one);
+    dw_buf_put(&one, buf.data, buf.len - 8);
+    dw_buf_put_u32(&one, 1);
+    dw_buf_put_u32(&one, 1);
+    dw_buf_put_f64(&one, 1.0);
+    dw_buf_put_f64(&one, 0.5);
+    dw_reader_init(&rd, one.data, one.len);
+    assert_int_equal(dw_cd_adwin_deserialize(&ad, &rd, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "corrupt bucket at level 0"));
+    dw_buf_free(&one);
     /* one level announcing 5 buckets with the bytes of none */
     buf.len -= 8;
     dw_buf_put_u32(&buf, 1);
