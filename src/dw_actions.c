@@ -298,14 +298,21 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
     snprintf(alerts_key, sizeof(alerts_key), "alerts:%s", m->name);
     snprintf(trig_key, sizeof(trig_key), "trigger:%s", m->name);
     snprintf(firing_key, sizeof(firing_key), "firing:%s", m->name);
-    json_t *state = load_json(a, alerts_key);
-    if (!json_is_object(state)) {
-        json_decref(state);
-        state = json_object();
+    char *alerts_text = dw_redis_get_str(a->redis, alerts_key);
+    json_t *state;
+    char serr[256];
+    if (dw_rules_state_load(m->name, alerts_text, &state, serr, sizeof(serr)) != 0) {
+        dw_log(DW_LOG_ERROR, "alert state partly unreadable; dropped what could not be read",
+               "{s:s,s:s}", "model", m->name, "error", serr);
     }
+    free(alerts_text);
     char *trig_text = dw_redis_get_str(a->redis, trig_key);
     struct dw_trigger_state st;
-    dw_trigger_state_load(&st, trig_text);
+    char terr[256];
+    if (dw_trigger_state_load(&st, trig_text, terr, sizeof(terr)) != 0) {
+        dw_log(DW_LOG_ERROR, "trigger guardrail state unreadable; starting afresh", "{s:s,s:s}",
+               "model", m->name, "error", terr);
+    }
     free(trig_text);
 
     json_t *note = dw_rules_step(a->cfg->group, a->cfg->rules, a->cfg->n_rules, report, state);

@@ -35,6 +35,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -810,34 +811,112 @@ static long feature_index(const struct dw_model_cfg *model, const char *name, si
     return -1;
 }
 
-/* Version 2 categories: exact counts and an "other" without counters. They go through
+/* Least bytes of a category entry: u32 name length, u8 flags, u64 count (version 2: no flags). */
+#define CAT_ENTRY_MIN_BYTES 13
+#define CAT_ENTRY_V2_MIN_BYTES 12
+/* Bytes of a name shown in an error message (bytes). */
+#define NAME_SHOWN 40
+
+/* The name as printf's "%.*s" arguments, cut to NAME_SHOWN bytes. */
+#define SHOWN(len) ((int)DW_MIN((len), (size_t)NAME_SHOWN))
+
+/*
+ * Version 2 categories: exact counts and an "other" without counters. They go through
  * cat_add (so a smaller bound spills into SpaceSaving); the old "other" stays unattributed
- * overflow, which no counter covers (docs/sketches.md). */
+ * overflow, which no counter covers (docs/sketches.md). The counts and other must add up to
+ * the feature's count, checked as they are read, so that no sum wraps around.
+ */
 static void cats_decode_v2(struct dw_feat_stats *fs, struct dw_reader *rd, int keep, uint64_t other)
 {
-    uint32_t n_cats = dw_rd_u32(rd);
+    uint32_t n_cats = dw_rd_count(rd, CAT_ENTRY_V2_MIN_BYTES, "categories");
+    if (!rd->err && fs->type == DW_FEATURE_NUMERIC && n_cats > 0) {
+        dw_rd_fail(rd, "a numeric feature with %u categories", n_cats);
+    }
+    if (keep && other > fs->count) {
+        dw_rd_fail(rd, "other %llu exceeds count %llu", (unsigned long long)other,
+                   (unsigned long long)fs->count);
+    }
+    uint64_t sum = other;
     for (uint32_t c = 0; c < n_cats && !rd->err; c++) {
         const char *cname;
-        size_t clen = dw_rd_str(rd, &cname);
+        size_t clen = dw_rd_name(rd, &cname, "category");
         uint64_t cnt = dw_rd_u64(rd);
-        if (!rd->err && keep && cnt > 0) {
+        if (rd->err || !keep) {
+            continue;
+        }
+        if (cat_find(fs, cname, clen) != CAT_NONE) {
+            dw_rd_fail(rd, "category \"%.*s\" appears twice", SHOWN(clen), cname);
+        } else if (dw_u64_add(&sum, cnt) != 0 || sum > fs->count) {
+            dw_rd_fail(rd, "categories count more than the feature's %llu values",
+                       (unsigned long long)fs->count);
+        } else if (cnt > 0) {
             cat_add(fs, cname, clen, cnt);
         }
     }
-    if (keep) {
+    if (keep && !rd->err) {
+        if (sum != fs->count) {
+            dw_rd_fail(rd, "categories and other add up to %llu, count is %llu",
+                       (unsigned long long)sum, (unsigned long long)fs->count);
+        }
         fs->hh_total += other;
         fs->other += other;
     }
 }
 
-/* Version 3 categories: the table restored entry by entry, then checked for consistency. */
+/* One category entry of version 3: its fields against each other and the summary's. */
+static void cat_entry_check(struct dw_reader *rd, const char *name, size_t len, uint8_t flags,
+                            uint64_t count, uint64_t hh, uint64_t hh_err, uint64_t hh_floor)
+{
+    uint64_t rep = (flags & DW_CAT_REPORTED) ? hh : 0;
+    if ((flags & ~(DW_CAT_EXACT | DW_CAT_MONITORED | DW_CAT_REPORTED)) ||
+        !(flags & (DW_CAT_EXACT | DW_CAT_MONITORED)) ||
+        ((flags & DW_CAT_REPORTED) && !(flags & DW_CAT_MONITORED))) {
+        dw_rd_fail(rd, "category \"%.*s\": invalid flags 0x%02x", SHOWN(len), name, flags);
+    } else if ((flags & DW_CAT_MONITORED) && (hh == 0 || hh_err > hh || hh_err > hh_floor)) {
+        dw_rd_fail(rd, "category \"%.*s\": counter %llu with error %llu (error floor %llu)",
+                   SHOWN(len), name, (unsigned long long)hh, (unsigned long long)hh_err,
+                   (unsigned long long)hh_floor);
+    } else if (count < rep || (!(flags & DW_CAT_EXACT) && count != rep)) {
+        /* a counter's count is its reported estimate; an exact entry adds its exact part */
+        dw_rd_fail(rd, "category \"%.*s\": count %llu does not match its counter %llu", SHOWN(len),
+                   name, (unsigned long long)count, (unsigned long long)rep);
+    }
+}
+
+/*
+ * Version 3 categories: the table restored entry by entry, then checked for consistency. Every
+ * count is checked as it is read (no sum wraps around, no table or heap grows past the
+ * summary's bound and counters), so a corrupt entry is refused before it is inserted.
+ */
 static void cats_decode_v3(struct dw_feat_stats *fs, struct dw_reader *rd, int keep, uint64_t other)
 {
     uint32_t bound = dw_rd_u32(rd), hh_cap = dw_rd_u32(rd);
     uint64_t hh_total = dw_rd_u64(rd), hh_floor = dw_rd_u64(rd);
-    uint32_t n_cats = dw_rd_u32(rd);
+    uint32_t n_cats = dw_rd_count(rd, CAT_ENTRY_MIN_BYTES, "categories");
+    if (rd->err) {
+        return;
+    }
     if (bound < 1 || bound > DW_AGG_CATEGORIES_LIMIT || hh_cap < 1 || hh_cap > bound) {
-        rd->err = 1;
+        dw_rd_fail(rd, "bound %u with %u counters (want 1 <= counters <= bound <= %u)", bound,
+                   hh_cap, DW_AGG_CATEGORIES_LIMIT);
+        return;
+    }
+    if (fs->type == DW_FEATURE_NUMERIC && (n_cats > 0 || hh_total > 0)) {
+        dw_rd_fail(rd, "a numeric feature with %u categories", n_cats);
+        return;
+    }
+    if ((uint64_t)n_cats > (uint64_t)bound + hh_cap) {
+        dw_rd_fail(rd, "%u categories, more than its bound %u plus %u counters", n_cats, bound,
+                   hh_cap);
+        return;
+    }
+    /* The summary's bounds (dw_agg.h): other and the error floor within the overflow. */
+    if (other > hh_total || hh_floor > hh_total / hh_cap) {
+        dw_rd_fail(rd,
+                   "other %llu or error floor %llu do not fit %llu overflow values over %u "
+                   "counters",
+                   (unsigned long long)other, (unsigned long long)hh_floor,
+                   (unsigned long long)hh_total, hh_cap);
         return;
     }
     if (keep) {
@@ -850,28 +929,32 @@ static void cats_decode_v3(struct dw_feat_stats *fs, struct dw_reader *rd, int k
     uint64_t exact_sum = 0, reported = 0, hh_sum = 0;
     for (uint32_t i = 0; i < n_cats && !rd->err; i++) {
         const char *cname;
-        size_t clen = dw_rd_str(rd, &cname);
+        size_t clen = dw_rd_name(rd, &cname, "category");
         uint8_t flags = dw_rd_u8(rd);
         uint64_t count = dw_rd_u64(rd), hh = 0, hh_err = 0;
         if (flags & DW_CAT_MONITORED) {
             hh = dw_rd_u64(rd);
             hh_err = dw_rd_u64(rd);
         }
-        uint64_t rep = (flags & DW_CAT_REPORTED) ? hh : 0;
-        int bad = (flags & ~(DW_CAT_EXACT | DW_CAT_MONITORED | DW_CAT_REPORTED)) ||
-                  !(flags & (DW_CAT_EXACT | DW_CAT_MONITORED)) ||
-                  ((flags & DW_CAT_REPORTED) && !(flags & DW_CAT_MONITORED)) ||
-                  ((flags & DW_CAT_MONITORED) && (hh == 0 || hh_err > hh)) || count < rep;
-        if (bad) {
-            rd->err = 1;
+        if (rd->err) {
+            break;
         }
+        cat_entry_check(rd, cname, clen, flags, count, hh, hh_err, hh_floor);
         if (rd->err || !keep) {
             continue;
         }
-        if (cat_find(fs, cname, clen) != CAT_NONE ||
-            ((flags & DW_CAT_EXACT) && fs->n_exact >= bound) ||
-            ((flags & DW_CAT_MONITORED) && fs->n_hh >= hh_cap)) {
-            rd->err = 1;
+        uint64_t rep = (flags & DW_CAT_REPORTED) ? hh : 0;
+        if (cat_find(fs, cname, clen) != CAT_NONE) {
+            dw_rd_fail(rd, "category \"%.*s\" appears twice", SHOWN(clen), cname);
+        } else if ((flags & DW_CAT_EXACT) && fs->n_exact >= bound) {
+            dw_rd_fail(rd, "more exact categories than its bound %u", bound);
+        } else if ((flags & DW_CAT_MONITORED) && fs->n_hh >= hh_cap) {
+            dw_rd_fail(rd, "more counters than its %u", hh_cap);
+        } else if (dw_u64_add(&exact_sum, count - rep) != 0 || dw_u64_add(&reported, rep) != 0 ||
+                   dw_u64_add(&hh_sum, hh) != 0) {
+            dw_rd_fail(rd, "category \"%.*s\": counts overflow", SHOWN(clen), cname);
+        }
+        if (rd->err) {
             continue;
         }
         size_t slot = cat_insert(fs, cname, clen);
@@ -884,16 +967,35 @@ static void cats_decode_v3(struct dw_feat_stats *fs, struct dw_reader *rd, int k
         if (flags & DW_CAT_MONITORED) {
             heap_push(fs, slot);
         }
-        exact_sum += count - rep;
-        reported += rep;
-        hh_sum += hh;
     }
     /* The totals the encoder guarantees: exact + overflow = count, other = overflow - reported,
-     * counters sum to at most the overflow, and a floor only once every counter is taken. */
+     * counters sum to at most the overflow, and a floor only once every counter is taken
+     * (written without sums that could wrap around). */
     if (keep && fs->type == DW_FEATURE_CATEGORICAL && !rd->err &&
-        (exact_sum + hh_total != fs->count || reported + other != hh_total || hh_sum > hh_total ||
+        (hh_total > fs->count || exact_sum != fs->count - hh_total ||
+         reported != hh_total - other || hh_sum > hh_total ||
          (hh_floor > 0 && fs->n_hh != hh_cap))) {
-        rd->err = 1;
+        dw_rd_fail(rd,
+                   "categories do not add up: exact %llu + overflow %llu against count %llu, "
+                   "reported %llu + other %llu, counters %llu",
+                   (unsigned long long)exact_sum, (unsigned long long)hh_total,
+                   (unsigned long long)fs->count, (unsigned long long)reported,
+                   (unsigned long long)other, (unsigned long long)hh_sum);
+    }
+}
+
+/* A numeric feature's count, min and max against its sketch (they are updated together). */
+static void numeric_check(const struct dw_feat_stats *fs, struct dw_reader *rd)
+{
+    uint64_t n = fs->sk ? dw_kll_count(fs->sk) : 0;
+    if (n != fs->count) {
+        dw_rd_fail(rd, "its sketch holds %llu values, its count is %llu", (unsigned long long)n,
+                   (unsigned long long)fs->count);
+    } else if (n > 0 && (dw_kll_min(fs->sk) != fs->min || dw_kll_max(fs->sk) != fs->max)) {
+        dw_rd_fail(rd, "min %g / max %g differ from its sketch's %g / %g", fs->min, fs->max,
+                   dw_kll_min(fs->sk), dw_kll_max(fs->sk));
+    } else if (n == 0 && !(fs->min == INFINITY && fs->max == -INFINITY)) {
+        dw_rd_fail(rd, "min %g / max %g without a value", fs->min, fs->max);
     }
 }
 
@@ -912,6 +1014,16 @@ static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd, int keep
     } else {
         dw_rd_bytes(rd, dw_rd_u32(rd));
     }
+    if (rd->err) {
+        return;
+    }
+    if (fs->type == DW_FEATURE_NUMERIC && other > 0) {
+        dw_rd_fail(rd, "a numeric feature with %llu values in other", (unsigned long long)other);
+    } else if (keep && fs->type == DW_FEATURE_NUMERIC) {
+        numeric_check(fs, rd);
+    } else if (fs->sk) {
+        dw_rd_fail(rd, "a categorical feature with a sketch");
+    }
     int cats = keep && fs->type == DW_FEATURE_CATEGORICAL;
     if (version == AGG_CODEC_VERSION_V2) {
         cats_decode_v2(fs, rd, cats, other);
@@ -922,8 +1034,8 @@ static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd, int keep
         fs->nan = dw_rd_u64(rd);
         fs->inf = dw_rd_u64(rd);
         /* a categorical feature's NaN is a category: only numeric ones count them */
-        if (fs->type != DW_FEATURE_NUMERIC && (fs->nan || fs->inf)) {
-            rd->err = 1;
+        if (!rd->err && fs->type != DW_FEATURE_NUMERIC && (fs->nan || fs->inf)) {
+            dw_rd_fail(rd, "a categorical feature with NaN or infinite values");
         }
     }
 }
@@ -936,36 +1048,67 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
     uint8_t version = dw_rd_u8(&rd);
     if (version != AGG_CODEC_VERSION && version != AGG_CODEC_VERSION_V3 &&
         version != AGG_CODEC_VERSION_V2) {
-        dw_err(errstr, errstr_size, "window aggregate: unknown encoding version");
+        dw_err(errstr, errstr_size, "window aggregate: unknown encoding version %u%s", version,
+               rd.err ? " (empty)" : "");
         return NULL;
     }
     struct dw_agg *agg = dw_agg_new(model, dw_rd_i64(&rd));
+    char where[96] = "header"; /* the part being read, for the error message */
     counts_decode(&agg->all, &rd);
     uint16_t n_versions = dw_rd_u16(&rd);
+    if (!rd.err && n_versions > DW_AGG_MAX_VERSIONS + 1) {
+        dw_rd_fail(&rd, "%u model versions, at most %d are kept", n_versions,
+                   DW_AGG_MAX_VERSIONS + 1);
+    }
     for (uint16_t i = 0; i < n_versions && !rd.err; i++) {
         const char *name;
-        size_t nlen = dw_rd_str(&rd, &name);
+        size_t nlen = dw_rd_name(&rd, &name, "model version");
         struct dw_counts c;
+        snprintf(where, sizeof(where), "model version %.*s", SHOWN(nlen), name);
         counts_decode(&c, &rd);
         if (!rd.err) {
+            /* a name seen twice adds up: the overflow bucket may share a version's name */
             counts_merge(&agg->versions[dw_agg_version_slot(agg, name, nlen)].c, &c);
         }
+    }
+    if (!rd.err) {
+        snprintf(where, sizeof(where), "counters");
     }
     agg->duplicate_labels = dw_rd_u64(&rd);
     agg->conflicts = dw_rd_u64(&rd);
     agg->late_predictions = dw_rd_u64(&rd);
     agg->late_labels = dw_rd_u64(&rd);
+    if (!rd.err) {
+        snprintf(where, sizeof(where), "performance");
+    }
     dw_perf_decode(&agg->perf, &rd);
     uint16_t n_features = dw_rd_u16(&rd);
+    /* a feature of the model read twice would be restored twice over (table, heap, sketch) */
+    uint8_t *seen = dw_calloc(model->n_features ? model->n_features : 1, 1);
     for (uint16_t i = 0; i < n_features && !rd.err; i++) {
         const char *name;
-        size_t nlen = dw_rd_str(&rd, &name);
+        size_t nlen = dw_rd_name(&rd, &name, "feature");
         uint8_t type = dw_rd_u8(&rd);
+        if (rd.err) {
+            break;
+        }
+        snprintf(where, sizeof(where), "feature %.*s", SHOWN(nlen), name);
+        if (type != DW_FEATURE_NUMERIC && type != DW_FEATURE_CATEGORICAL) {
+            dw_rd_fail(&rd, "unknown type %u", type);
+            break;
+        }
         long idx = feature_index(model, name, nlen);
+        if (idx >= 0 && seen[idx]) {
+            dw_rd_fail(&rd, "appears twice");
+            break;
+        }
         struct dw_feat_stats scratch = {.type = (enum dw_feature_type)type};
         struct dw_feat_stats *fs = &scratch;
-        if (idx >= 0 && agg->feats[idx].type == (enum dw_feature_type)type) {
-            fs = &agg->feats[idx];
+        if (idx >= 0) {
+            seen[idx] = 1;
+            if (agg->feats[idx].type == (enum dw_feature_type)type) {
+                fs = &agg->feats[idx];
+            }
         }
         feat_decode(fs, &rd, fs != &scratch, version);
         if (fs == &scratch) {
@@ -973,9 +1116,15 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
             dw_kll_destroy(scratch.sk);
         }
     }
-    if (rd.err || rd.pos != rd.len) {
+    free(seen);
+    if (!rd.err && rd.pos != rd.len) {
+        snprintf(where, sizeof(where), "end");
+        dw_rd_fail(&rd, "%zu bytes after the last feature", rd.len - rd.pos);
+    }
+    if (rd.err) {
+        dw_err(errstr, errstr_size, "window aggregate (version %u), %s: %s", version, where,
+               rd.msg);
         dw_agg_free(agg);
-        dw_err(errstr, errstr_size, "window aggregate: truncated or corrupt encoding");
         return NULL;
     }
     agg->dirty = 0;

@@ -572,6 +572,12 @@ int dw_cd_adwin_deserialize(struct dw_cd_adwin *ad, struct dw_reader *rd, char *
         dw_err(errstr, errstr_size, "adwin: corrupt level count %u", (unsigned)n_levels);
         goto err;
     }
+    /* Each level takes at least its u32 count: checked before the levels are allocated, so a
+     * short record never makes a detector of max_buckets x 64 levels. */
+    if (dw_rd_expect(rd, n_levels, sizeof(uint32_t), "levels") != 0) {
+        dw_err(errstr, errstr_size, "adwin: %s", rd->msg);
+        goto err;
+    }
     adwin_reserve_levels(ad, n_levels);
     ad->n_levels = n_levels;
     double width = 0.0;
@@ -587,6 +593,10 @@ int dw_cd_adwin_deserialize(struct dw_cd_adwin *ad, struct dw_reader *rd, char *
                    (unsigned)i);
             goto err;
         }
+        if (dw_rd_expect(rd, cnt, 2 * sizeof(double), "buckets") != 0) {
+            dw_err(errstr, errstr_size, "adwin: level %u: %s", (unsigned)i, rd->msg);
+            goto err;
+        }
         ad->count[i] = 0;
         for (uint32_t k = 0; k < cnt; k++) {
             double t = dw_rd_f64(rd);
@@ -595,7 +605,9 @@ int dw_cd_adwin_deserialize(struct dw_cd_adwin *ad, struct dw_reader *rd, char *
                 dw_err(errstr, errstr_size, "adwin: truncated record");
                 goto err;
             }
-            if (!isfinite(t) || !isfinite(v)) {
+            /* a summary's squared deviations are a sum of non-negative terms, none for one
+             * element (level 0) */
+            if (!isfinite(t) || !isfinite(v) || v < 0.0 || (i == 0 && v != 0.0)) {
                 dw_err(errstr, errstr_size, "adwin: corrupt bucket at level %u", (unsigned)i);
                 goto err;
             }

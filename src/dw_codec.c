@@ -5,6 +5,8 @@
  */
 #include "driftwatch/dw_codec.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +32,7 @@ void dw_buf_reset(struct dw_buf *b)
 
 static void buf_reserve(struct dw_buf *b, size_t extra)
 {
+    dw_assert(extra <= SIZE_MAX / 2 - b->len); /* a size no caller can mean */
     if (b->len + extra <= b->cap) {
         return;
     }
@@ -107,15 +110,45 @@ void dw_buf_put_str(struct dw_buf *b, const char *s, size_t len)
 void dw_reader_init(struct dw_reader *rd, const void *data, size_t len)
 {
     rd->p = data;
-    rd->len = len;
+    rd->len = data ? len : 0;
     rd->pos = 0;
     rd->err = 0;
+    rd->msg[0] = '\0';
+}
+
+void dw_rd_fail(struct dw_reader *rd, const char *fmt, ...)
+{
+    if (rd->err) {
+        return;
+    }
+    rd->err = 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rd->msg, sizeof(rd->msg), fmt, ap);
+    va_end(ap);
+}
+
+size_t dw_rd_left(const struct dw_reader *rd)
+{
+    return rd->err || rd->pos > rd->len ? 0 : rd->len - rd->pos;
+}
+
+/* Fails with a truncation message unless n more bytes are there. */
+static int need(struct dw_reader *rd, size_t n)
+{
+    if (rd->err) {
+        return -1;
+    }
+    if (dw_rd_left(rd) < n) {
+        dw_rd_fail(rd, "truncated: %zu bytes needed at byte %zu of %zu", n, rd->pos, rd->len);
+        return -1;
+    }
+    return 0;
 }
 
 static uint64_t get_le(struct dw_reader *rd, int bytes)
 {
-    if (rd->err || rd->len - rd->pos < (size_t)bytes) {
-        rd->err = 1;
+    if (need(rd, (size_t)bytes) != 0) {
         return 0;
     }
     uint64_t v = 0;
@@ -161,8 +194,7 @@ double dw_rd_f64(struct dw_reader *rd)
 
 const uint8_t *dw_rd_bytes(struct dw_reader *rd, size_t len)
 {
-    if (rd->err || rd->len - rd->pos < len) {
-        rd->err = 1;
+    if (need(rd, len) != 0) {
         return NULL;
     }
     const uint8_t *p = rd->p + rd->pos;
@@ -176,4 +208,37 @@ size_t dw_rd_str(struct dw_reader *rd, const char **s)
     const uint8_t *p = dw_rd_bytes(rd, len);
     *s = p ? (const char *)p : "";
     return p ? len : 0;
+}
+
+size_t dw_rd_name(struct dw_reader *rd, const char **s, const char *what)
+{
+    size_t len = dw_rd_str(rd, s);
+    if (len && memchr(*s, '\0', len)) {
+        dw_rd_fail(rd, "%s \"%.*s\" contains a NUL byte", what, (int)DW_MIN(len, 40), *s);
+        *s = "";
+        return 0;
+    }
+    return len;
+}
+
+int dw_rd_expect(struct dw_reader *rd, uint64_t n, size_t item_bytes, const char *what)
+{
+    if (rd->err) {
+        return -1;
+    }
+    size_t left = dw_rd_left(rd);
+    if (item_bytes > 0 && n > left / item_bytes) {
+        dw_rd_fail(rd, "%llu %s need at least %llu bytes, %zu are left at byte %zu",
+                   (unsigned long long)n, what,
+                   n > UINT64_MAX / item_bytes ? UINT64_MAX : (unsigned long long)(n * item_bytes),
+                   left, rd->pos);
+        return -1;
+    }
+    return 0;
+}
+
+uint32_t dw_rd_count(struct dw_reader *rd, size_t item_bytes, const char *what)
+{
+    uint32_t n = dw_rd_u32(rd);
+    return dw_rd_expect(rd, n, item_bytes, what) == 0 ? n : 0;
 }

@@ -172,23 +172,37 @@ int dw_errstream_load(struct dw_errstream *es, const char *text, char *errstr, s
     memset(es, 0, sizeof(*es));
     es->next_start_ms = dw_rd_i64(&rd);
     es->elements = dw_rd_u64(&rd);
-    int held = 0, rc = rd.err ? -1 : 0;
+    /* why the state is refused: the detector's own message, or what is around them */
+    char why[DW_READER_MSG] = "";
+    if (rd.err) {
+        snprintf(why, sizeof(why), "%s", rd.msg);
+    }
+    static const enum dw_cd_kind kinds[] = {DW_CD_PAGE_HINKLEY, DW_CD_ADWIN, DW_CD_DDM};
     struct dw_cd *cds[] = {&es->ph, &es->adwin, &es->ddm};
-    for (size_t i = 0; i < 3 && rc == 0; i++) {
-        rc = dw_cd_deserialize(cds[i], &rd, errstr, errstr_size);
-        held += rc == 0;
+    size_t held = 0;
+    while (held < DW_ARRAY_SIZE(cds) && !why[0]) {
+        if (dw_cd_deserialize(cds[held], &rd, why, sizeof(why)) != 0) {
+            if (!why[0]) {
+                snprintf(why, sizeof(why), "corrupt %s record", dw_cd_kind_name(kinds[held]));
+            }
+            break;
+        }
+        held++;
+        if (cds[held - 1]->kind != kinds[held - 1]) {
+            snprintf(why, sizeof(why), "detector %zu is %s, expected %s", held,
+                     dw_cd_kind_name(cds[held - 1]->kind), dw_cd_kind_name(kinds[held - 1]));
+        }
+    }
+    if (!why[0] && rd.pos != rd.len) {
+        snprintf(why, sizeof(why), "%zu bytes after the detectors", rd.len - rd.pos);
     }
     free(bytes);
-    if (rc == 0 && (es->ph.kind != DW_CD_PAGE_HINKLEY || es->adwin.kind != DW_CD_ADWIN ||
-                    es->ddm.kind != DW_CD_DDM)) {
-        rc = -1;
-    }
-    if (rc != 0 || rd.pos != rd.len) {
-        for (int i = 0; i < held; i++) {
+    if (why[0]) {
+        for (size_t i = 0; i < held; i++) {
             dw_cd_free(cds[i]);
         }
         dw_errstream_init(es);
-        return dw_err(errstr, errstr_size, "error stream state: truncated or corrupt");
+        return dw_err(errstr, errstr_size, "error stream state: %s", why);
     }
     return 0;
 }

@@ -512,23 +512,43 @@ static int sample_unarray(const struct dw_ref_feature *rf, json_t *s, double **v
     return 0;
 }
 
-/* The packed sample (SAMPLE_PACKED: the reference in Redis). */
+/* Bytes of one packed sample value: f64 value, u64 weight. */
+#define SAMPLE_PAIR_BYTES 16
+
+/*
+ * The packed sample (SAMPLE_PACKED: the reference in Redis). "n" is checked against the bytes
+ * the data actually holds by division, not by multiplying n (a product that wraps around
+ * would let a huge n through), before anything is allocated from it.
+ */
 static int sample_unpack(const struct dw_ref_feature *rf, json_t *s, double **v, uint64_t **w,
                          size_t *n, char *errstr, size_t errstr_size)
 {
     const char *enc = json_string_value(json_object_get(s, "encoding"));
     const char *data = json_string_value(json_object_get(s, "data"));
-    json_int_t jn = json_integer_value(json_object_get(s, "n"));
+    json_t *jn = json_object_get(s, "n");
+    if (!enc || strcmp(enc, SAMPLE_PACKED) != 0 || !data || !json_is_integer(jn) ||
+        json_integer_value(jn) <= 0) {
+        return dw_err(errstr, errstr_size,
+                      "reference feature %s: malformed packed sample: needs encoding \"%s\", a "
+                      "positive integer n and data",
+                      rf->name, SAMPLE_PACKED);
+    }
     unsigned char *bytes = NULL;
-    long got = enc && strcmp(enc, SAMPLE_PACKED) == 0 && data && jn > 0
-                   ? dw_base64_decode(data, &bytes)
-                   : -1;
-    if (got < 0 || (uint64_t)got != (uint64_t)jn * 16) {
-        free(bytes);
-        return dw_err(errstr, errstr_size, "reference feature %s: malformed packed sample",
+    long got = dw_base64_decode(data, &bytes);
+    if (got < 0) {
+        return dw_err(errstr, errstr_size,
+                      "reference feature %s: malformed packed sample: data is not base64",
                       rf->name);
     }
-    *n = (size_t)jn;
+    uint64_t want = (uint64_t)json_integer_value(jn);
+    if ((size_t)got % SAMPLE_PAIR_BYTES != 0 || want != (uint64_t)got / SAMPLE_PAIR_BYTES) {
+        free(bytes);
+        return dw_err(errstr, errstr_size,
+                      "reference feature %s: malformed packed sample: n %llu for %ld bytes of "
+                      "data (%d per value)",
+                      rf->name, (unsigned long long)want, got, SAMPLE_PAIR_BYTES);
+    }
+    *n = (size_t)got / SAMPLE_PAIR_BYTES;
     struct dw_reader rd;
     dw_reader_init(&rd, bytes, (size_t)got);
     *v = dw_malloc(*n * sizeof(**v));
@@ -566,7 +586,13 @@ static int ref_sample_from_json(struct dw_ref_feature *rf, json_t *s, char *errs
                           "weights positive integers",
                           rf->name);
         }
-        total += w[i];
+        if (dw_u64_add(&total, w[i]) != 0) {
+            free(v);
+            free(w);
+            return dw_err(errstr, errstr_size,
+                          "reference feature %s: sample weights sum beyond 2^64, count is %llu",
+                          rf->name, (unsigned long long)rf->count);
+        }
     }
     if (total != rf->count) {
         free(v);
@@ -681,7 +707,11 @@ static int ref_categorical_from_json(struct dw_ref_feature *rf, json_t *f, char 
                           "non-negative integer",
                           rf->name, rf->cats[i]);
         }
-        total += rf->cat_counts[i];
+        if (dw_u64_add(&total, rf->cat_counts[i]) != 0) {
+            return dw_err(errstr, errstr_size,
+                          "reference feature %s: category counts sum beyond 2^64, count is %llu",
+                          rf->name, (unsigned long long)rf->count);
+        }
     }
     if (total != rf->count) {
         return dw_err(errstr, errstr_size,

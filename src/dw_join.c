@@ -304,16 +304,30 @@ int dw_join_rec_decode(struct dw_join *j, const char *id, size_t id_len, const v
     uint16_t n_dups = dw_rd_u16(&rd);
     const uint8_t *dups_at = dw_rd_bytes(&rd, (size_t)n_dups * 9); /* i64 + u8 each */
     const char *model, *version, *pred, *label;
-    size_t model_len = dw_rd_str(&rd, &model);
-    size_t version_len = dw_rd_str(&rd, &version);
-    size_t pred_len = dw_rd_str(&rd, &pred);
-    int has_pred = dw_rd_u8(&rd);
-    size_t label_len = dw_rd_str(&rd, &label);
-    int has_label = dw_rd_u8(&rd);
+    /* names become C strings (interned): a NUL inside would make them another name */
+    size_t model_len = dw_rd_name(&rd, &model, "model");
+    size_t version_len = dw_rd_name(&rd, &version, "version");
+    size_t pred_len = dw_rd_name(&rd, &pred, "prediction");
+    uint8_t has_pred = dw_rd_u8(&rd);
+    size_t label_len = dw_rd_name(&rd, &label, "label");
+    uint8_t has_label = dw_rd_u8(&rd);
+    const uint8_t known = DW_JREC_SCORE | DW_JREC_PRED_NUM | DW_JREC_LABEL_NUM | DW_JREC_LATE;
     if (rd.err || rd.pos != rd.len || n_dups > DW_JOIN_MAX_DUPS || tmp.state < DW_JOIN_PRED ||
         tmp.state > DW_JOIN_DONE || id_len == 0 || id_len > UINT16_MAX ||
         dw_join_find(j, id, id_len)) {
         return -1;
+    }
+    /* Flags and presence bytes as written; a score as the decoder accepts it ([0, 1]); the
+     * duplicates of a parked label only on a parked label (others never keep them). */
+    if ((tmp.flags & (uint8_t) ~(known | DW_JREC_DIRTY)) || has_pred > 1 || has_label > 1 ||
+        ((tmp.flags & DW_JREC_SCORE) && !(tmp.score >= 0.0 && tmp.score <= 1.0)) ||
+        (n_dups > 0 && tmp.state != DW_JOIN_LABEL)) {
+        return -1;
+    }
+    for (uint16_t i = 0; i < n_dups; i++) {
+        if (dups_at[(size_t)i * 9 + 8] > 1) { /* the conflict byte */
+            return -1;
+        }
     }
     long midx = model_idx_of(model, model_len, opaque);
     if (midx < 0 && tmp.state != DW_JOIN_LABEL) {

@@ -937,9 +937,10 @@ int dw_kll_get(struct dw_reader *rd, struct dw_kll **out)
     uint32_t len = dw_rd_u32(rd);
     const uint8_t *bytes = dw_rd_bytes(rd, len);
     if (len && bytes) {
-        *out = dw_kll_deserialize(bytes, len, NULL, 0);
+        char err[DW_READER_MSG];
+        *out = dw_kll_deserialize(bytes, len, err, sizeof(err));
         if (!*out) {
-            rd->err = 1;
+            dw_rd_fail(rd, "sketch: %s", err);
         }
     }
     return rd->err ? -1 : 0;

@@ -233,13 +233,20 @@ void dw_perf_encode(const struct dw_perf *p, struct dw_buf *out)
     dw_kll_put(out, p->latency);
 }
 
+/* Least bytes of an encoded pair (two u32 lengths, u64 count) and histogram bin (u16, u64). */
+#define PAIR_MIN_BYTES 16
+#define BIN_BYTES 10
+
 int dw_perf_decode(struct dw_perf *p, struct dw_reader *rd)
 {
-    uint32_t n_pairs = dw_rd_u32(rd);
+    uint32_t n_pairs = dw_rd_count(rd, PAIR_MIN_BYTES, "class pairs");
+    if (!rd->err && n_pairs > DW_PERF_MAX_PAIRS) {
+        dw_rd_fail(rd, "%u class pairs, at most %d are kept", n_pairs, DW_PERF_MAX_PAIRS);
+    }
     for (uint32_t i = 0; i < n_pairs && !rd->err; i++) {
         const char *pred, *label;
-        size_t pl = dw_rd_str(rd, &pred);
-        size_t ll = dw_rd_str(rd, &label);
+        size_t pl = dw_rd_name(rd, &pred, "predicted class");
+        size_t ll = dw_rd_name(rd, &label, "true class");
         uint64_t count = dw_rd_u64(rd);
         if (!rd->err) {
             char *ps = dw_strndup(pred, pl), *ls = dw_strndup(label, ll);
@@ -249,31 +256,53 @@ int dw_perf_decode(struct dw_perf *p, struct dw_reader *rd)
         }
     }
     p->pairs_other = dw_rd_u64(rd);
-    if (dw_rd_u8(rd)) {
+    uint8_t has_hist = dw_rd_u8(rd);
+    if (has_hist > 1) {
+        dw_rd_fail(rd, "score histogram flag %u", has_hist);
+    }
+    if (has_hist == 1 && !rd->err) {
         p->hist = dw_calloc(2 * DW_PERF_SCORE_BINS, sizeof(*p->hist));
         uint16_t nonzero = dw_rd_u16(rd);
-        for (uint16_t i = 0; i < nonzero && !rd->err; i++) {
+        if (nonzero > 2 * DW_PERF_SCORE_BINS) {
+            dw_rd_fail(rd, "%u score bins of %d", nonzero, 2 * DW_PERF_SCORE_BINS);
+        }
+        dw_rd_expect(rd, nonzero, BIN_BYTES, "score bins");
+        for (uint32_t i = 0, prev = 0; i < nonzero && !rd->err; i++) {
             uint16_t bin = dw_rd_u16(rd);
             uint64_t count = dw_rd_u64(rd);
-            if (bin >= 2 * DW_PERF_SCORE_BINS) {
-                rd->err = 1;
+            /* ascending as written, so that no bin is given twice (the second would win) */
+            if (bin >= 2 * DW_PERF_SCORE_BINS || (i > 0 && bin <= prev)) {
+                dw_rd_fail(rd, "score bin %u out of range or order", bin);
             } else {
                 p->hist[bin] = count;
+                prev = bin;
             }
         }
     }
-    p->inexact = dw_rd_u8(rd) != 0;
+    uint8_t inexact = dw_rd_u8(rd);
+    if (inexact > 1) {
+        dw_rd_fail(rd, "inexact flag %u", inexact);
+    }
+    p->inexact = inexact;
     for (int cls = 0; cls < 2 && !rd->err; cls++) {
-        uint32_t n = dw_rd_u32(rd);
+        uint32_t n = dw_rd_count(rd, sizeof(double), "scores");
         if (n > DW_PERF_EXACT_SCORES || (n && p->inexact)) {
-            rd->err = 1;
+            dw_rd_fail(rd, "%u exact scores of class %d (at most %d, none once inexact)", n, cls,
+                       DW_PERF_EXACT_SCORES);
             break;
         }
-        for (uint32_t i = 0; i < n; i++) {
-            exact_add(p, cls, dw_rd_f64(rd));
+        for (uint32_t i = 0; i < n && !rd->err; i++) {
+            double score = dw_rd_f64(rd);
+            if (!(score >= 0.0 && score <= 1.0)) {
+                dw_rd_fail(rd, "score %g outside [0, 1]", score);
+            } else {
+                exact_add(p, cls, score);
+            }
         }
     }
-    dw_kll_get(rd, &p->latency);
+    if (!rd->err) {
+        dw_kll_get(rd, &p->latency);
+    }
     return rd->err ? -1 : 0;
 }
 

@@ -632,7 +632,7 @@ static int open_alerts(struct replayer *rp, char *errstr, size_t errstr_size)
     rp->trig = dw_calloc(n, sizeof(*rp->trig));
     for (size_t i = 0; i < rp->cfg.n_models; i++) {
         rp->alert_state[i] = json_object();
-        dw_trigger_state_load(&rp->trig[i], NULL);
+        dw_trigger_state_load(&rp->trig[i], NULL, NULL, 0); /* no text: cannot fail */
     }
     return 0;
 }

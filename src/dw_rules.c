@@ -57,6 +57,21 @@ static void set_int(json_t *obj, const char *key, int64_t v)
     json_object_set_new(obj, key, json_integer((json_int_t)v));
 }
 
+/* n + 1 for a window counter read from the state, which stops at INT64_MAX (no overflow). */
+/* n + k for a stored counter n and k >= 1 new windows: a negative n counts as 0, and the sum
+ * saturates instead of overflowing whatever was stored. */
+static int64_t count_add(int64_t n, int64_t k)
+{
+    n = n < 0 ? 0 : n;
+    return n > INT64_MAX - k ? INT64_MAX : n + k;
+}
+
+/* Whether to - from >= d (d >= 0), without overflow whatever the stored times are. */
+static int elapsed_at_least(int64_t from, int64_t to, int64_t d)
+{
+    return to >= from && (uint64_t)to - (uint64_t)from >= (uint64_t)d;
+}
+
 /* A JSON scalar as text: numbers with %.6g, booleans as true/false, anything else "none". */
 static void fmt_scalar(const json_t *v, char *buf, size_t size)
 {
@@ -349,6 +364,92 @@ void dw_rule_fingerprint(const char *model, const char *rule, const char *featur
     }
     dw_sha256_hex(sb.s, sb.len, FP_BYTES, buf);
     free(sb.s);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The stored state
+ */
+
+/* Why an instance of the stored state is not one dw_rules_step() wrote (NULL: it is). */
+static const char *instance_problem(const char *model, const char *fp, json_t *inst)
+{
+    if (!json_is_object(inst)) {
+        return "not an object";
+    }
+    json_t *rule = json_object_get(inst, "rule"), *feature = json_object_get(inst, "feature");
+    if (!json_is_string(rule) || !(json_is_string(feature) || json_is_null(feature))) {
+        return "rule must be a string, feature a string or null";
+    }
+    char want[2 * FP_BYTES + 1];
+    dw_rule_fingerprint(model, json_string_value(rule), json_string_value(feature), want);
+    if (strcmp(fp, want) != 0) {
+        return "the fingerprint is not the one of its model, rule and feature";
+    }
+    const char *st = json_string_value(json_object_get(inst, "state"));
+    if (!st || (strcmp(st, "pending") != 0 && strcmp(st, "firing") != 0)) {
+        return "state must be \"pending\" or \"firing\"";
+    }
+    static const char *const counts[] = {"active", "inactive"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(counts); i++) {
+        json_t *v = json_object_get(inst, counts[i]);
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+            return "active and inactive must be non-negative integers";
+        }
+    }
+    static const char *const times[] = {"active_since_ms", "last_ms", "fired_ms", "last_sent_ms"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(times); i++) {
+        json_t *v = json_object_get(inst, times[i]);
+        if (i >= 2 && json_is_null(v)) {
+            continue; /* not fired, never sent */
+        }
+        if (!json_is_integer(v) || json_integer_value(v) < -DW_STATE_MS_MAX ||
+            json_integer_value(v) > DW_STATE_MS_MAX) {
+            return i < 2 ? "active_since_ms and last_ms must be window times"
+                         : "fired_ms and last_sent_ms must be window times or null";
+        }
+    }
+    if (!json_is_boolean(json_object_get(inst, "notified"))) {
+        return "notified must be a boolean";
+    }
+    json_t *value = json_object_get(inst, "value"), *thr = json_object_get(inst, "threshold");
+    json_t *method = json_object_get(inst, "method");
+    if (!(json_is_number(value) || json_is_boolean(value) || json_is_null(value)) ||
+        !(json_is_number(thr) || json_is_null(thr)) || (method && !json_is_string(method))) {
+        return "value, threshold or method of the wrong type";
+    }
+    return NULL;
+}
+
+int dw_rules_state_load(const char *model, const char *text, json_t **state, char *errstr,
+                        size_t errstr_size)
+{
+    *state = NULL;
+    json_error_t jerr;
+    json_t *doc = text ? json_loads(text, JSON_REJECT_DUPLICATES, &jerr) : json_object();
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        *state = json_object();
+        return dw_err(errstr, errstr_size, "alert state of %s: not a JSON object%s%s", model,
+                      doc ? "" : ": ", doc ? "" : jerr.text);
+    }
+    int rc = 0;
+    const char *fp;
+    json_t *inst;
+    void *tmp;
+    json_object_foreach_safe(doc, tmp, fp, inst)
+    {
+        const char *why = instance_problem(model, fp, inst);
+        if (!why) {
+            continue;
+        }
+        if (rc == 0) { /* the first one named; every bad one is dropped */
+            rc = dw_err(errstr, errstr_size, "alert state of %s: instance %.40s: %s", model, fp,
+                        why);
+        }
+        json_object_del(doc, fp);
+    }
+    *state = doc;
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -895,8 +996,8 @@ static void step_instance(const struct step_ctx *cx, const struct rview *rv, jso
     /* A report of a run of empty windows counts as that many windows; a transition inside
      * the run is dated by the window in which the count reached its limit. */
     if (o.active) {
-        int64_t before = jint(inst, "active", 0);
-        int64_t active = before + cx->n_windows;
+        int64_t before = DW_MAX(jint(inst, "active", 0), 0);
+        int64_t active = count_add(before, cx->n_windows);
         set_int(inst, "active", active);
         set_int(inst, "inactive", 0);
         if (!firing && active >= for_windows) {
@@ -907,8 +1008,8 @@ static void step_instance(const struct step_ctx *cx, const struct rview *rv, jso
     } else if (!firing) {
         json_object_del(state, fp); /* pending -> inactive: no notification */
     } else {
-        int64_t before = jint(inst, "inactive", 0);
-        int64_t inactive = before + cx->n_windows;
+        int64_t before = DW_MAX(jint(inst, "inactive", 0), 0);
+        int64_t inactive = count_add(before, cx->n_windows);
         set_int(inst, "active", 0);
         set_int(inst, "inactive", inactive);
         if (inactive > keep) {
@@ -1041,8 +1142,8 @@ json_t *dw_rules_step(const char *group, const struct dw_rule *rules, size_t n_r
             send = 1;
         } else if (v->stage == cx.stage && v->rule->repeat_interval_ms > 0 &&
                    json_is_integer(last_sent) &&
-                   cx.last_ms - (int64_t)json_integer_value(last_sent) >=
-                       v->rule->repeat_interval_ms) {
+                   elapsed_at_least((int64_t)json_integer_value(last_sent), cx.last_ms,
+                                    v->rule->repeat_interval_ms)) {
             send = 1;
             repeat = 1;
         }

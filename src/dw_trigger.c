@@ -19,19 +19,54 @@
 
 #define MS_PER_DAY 86400000LL /* milliseconds */
 
-void dw_trigger_state_load(struct dw_trigger_state *st, const char *text)
+/* A member that must be an integer. @returns 0, or -1 when absent or of another type. */
+static int get_int(const json_t *doc, const char *key, int64_t *out)
+{
+    json_t *v = json_object_get(doc, key);
+    if (!json_is_integer(v)) {
+        return -1;
+    }
+    *out = (int64_t)json_integer_value(v);
+    return 0;
+}
+
+int dw_trigger_state_load(struct dw_trigger_state *st, const char *text, char *errstr,
+                          size_t errstr_size)
 {
     st->last_start_ms = DW_NO_TS;
     st->day = 0;
     st->count = 0;
-    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
-    json_t *last = json_object_get(doc, "last_start_ms");
-    if (json_is_integer(last)) {
-        st->last_start_ms = (int64_t)json_integer_value(last);
-        st->day = (int64_t)json_integer_value(json_object_get(doc, "day"));
-        st->count = (int64_t)json_integer_value(json_object_get(doc, "count"));
+    if (!text) {
+        return 0;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return dw_err(errstr, errstr_size, "trigger state: not a JSON object%s%s", doc ? "" : ": ",
+                      doc ? "" : jerr.text);
+    }
+    if (json_object_size(doc) == 0) { /* dump's "no trigger yet" */
+        json_decref(doc);
+        return 0;
+    }
+    struct dw_trigger_state t;
+    const char *bad = NULL;
+    if (get_int(doc, "last_start_ms", &t.last_start_ms) != 0 ||
+        t.last_start_ms < -DW_STATE_MS_MAX || t.last_start_ms > DW_STATE_MS_MAX) {
+        bad = "last_start_ms is not a window start";
+    } else if (get_int(doc, "day", &t.day) != 0 ||
+               t.day != dw_floor_div(t.last_start_ms, MS_PER_DAY)) {
+        bad = "day is not the UTC day of last_start_ms";
+    } else if (get_int(doc, "count", &t.count) != 0 || t.count < 1 || t.count == INT64_MAX) {
+        bad = "count is not a positive integer";
     }
     json_decref(doc);
+    if (bad) {
+        return dw_err(errstr, errstr_size, "trigger state: %s", bad);
+    }
+    *st = t;
+    return 0;
 }
 
 char *dw_trigger_state_dump(const struct dw_trigger_state *st)
@@ -108,7 +143,8 @@ json_t *dw_trigger_decide(const struct dw_config *cfg, const json_t *report, con
     if (n < cfg->trigger_min_samples) {
         *why = "triggers.min_samples";
     } else if (st->last_start_ms != DW_NO_TS && start >= st->last_start_ms &&
-               start - st->last_start_ms < cfg->trigger_cooldown_ms) {
+               (uint64_t)start - (uint64_t)st->last_start_ms <
+                   (uint64_t)DW_MAX(cfg->trigger_cooldown_ms, 0)) {
         *why = "triggers.cooldown";
     } else if (st->last_start_ms != DW_NO_TS && start <= st->last_start_ms) {
         *why = "an earlier or the same window was already triggered";

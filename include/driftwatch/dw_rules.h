@@ -67,6 +67,10 @@
 #include <stdint.h>
 
 #define DW_RULE_PATH_MAX 256 /* bytes of a condition's path */
+/* Largest |time| a stored alert or trigger state may hold (ms, about 146 million years): any
+ * real window, and far enough from the ends of int64 that formatting and differences of such
+ * times cannot overflow. */
+#define DW_STATE_MS_MAX (1LL << 62)
 
 enum dw_severity { DW_SEV_WARNING = 0, DW_SEV_CRITICAL = 1 };
 
@@ -151,6 +155,17 @@ void dw_rule_fingerprint(const char *model, const char *rule, const char *featur
  *        Redis as text between steps (json_dumps keeps 17 digits: a round trip changes
  *        nothing).
  */
+
+/**
+ * @brief Reads the stored alert state of a model from its text (NULL: no state yet).
+ * @param state set to the state (a new JSON object, never NULL): every instance that is as
+ *              dw_rules_step() writes it (fields of the right types, counts non-negative, the
+ *              fingerprint the one of its model, rule and feature); the others are dropped.
+ * @returns 0, or -1 with errstr naming the first instance dropped and why (or the text is not a
+ *          JSON object: the state is then empty).
+ */
+int dw_rules_state_load(const char *model, const char *text, json_t **state, char *errstr,
+                        size_t errstr_size);
 
 /**
  * @brief One evaluation step for one model and one report (the report's "model",

@@ -27,8 +27,14 @@ struct dw_trigger_state {
     int64_t count;         /* triggers in that day */
 };
 
-/** @brief Reads the state from its JSON text (NULL or malformed = no trigger yet). */
-void dw_trigger_state_load(struct dw_trigger_state *st, const char *text);
+/**
+ * @brief Reads the state from its JSON text (NULL or "{}": no trigger yet).
+ * @returns 0, or -1 with errstr naming the field when the text is not a state dump wrote
+ *          (not a JSON object, a field of the wrong type, a day that is not the window's, a
+ *          count below 1); st is then "no trigger yet".
+ */
+int dw_trigger_state_load(struct dw_trigger_state *st, const char *text, char *errstr,
+                          size_t errstr_size);
 
 /** @returns the state as compact JSON (malloc'ed). */
 char *dw_trigger_state_dump(const struct dw_trigger_state *st);

@@ -1324,7 +1324,7 @@ static void test_heavy_hitters_encode(void **state)
     assert_int_equal(b1.data[at], 10);
     b1.data[at] = 11;
     assert_null(dw_agg_decode(&g_small, b1.data, b1.len, err, sizeof(err)));
-    assert_non_null(strstr(err, "corrupt"));
+    assert_non_null(strstr(err, "feature c: categories do not add up"));
     dw_agg_free(back);
     dw_agg_free(agg);
     dw_buf_free(&b1);
@@ -1525,6 +1525,375 @@ static void test_decode_v3(void **state)
     free(ev);
 }
 
+/* ------------------------------------------------------------------ hostile encodings */
+
+/* A model of one categorical feature "c" (bound 5) and one numeric feature "x". */
+static struct dw_feature_cfg g_two_feats[] = {{"c", DW_FEATURE_CATEGORICAL},
+                                              {"x", DW_FEATURE_NUMERIC}};
+static struct dw_model_cfg g_two = {.name = "two",
+                                    .task = DW_TASK_CLASSIFICATION,
+                                    .positive_class = "1",
+                                    .features = g_two_feats,
+                                    .n_features = 2,
+                                    .max_categories = 5};
+
+/*
+ * The feature sections of an encoding of agg: everything after its u16 feature count. With no
+ * versions, outcomes or latencies, the part before them has the length of the encoding of a
+ * model without features.
+ */
+static void feature_sections(const struct dw_agg *agg, struct dw_buf *out)
+{
+    static struct dw_model_cfg none = {.name = "none", .positive_class = "1"};
+    struct dw_agg *empty = dw_agg_new(&none, agg->start_ms);
+    struct dw_buf head, full;
+    dw_buf_init(&head);
+    dw_buf_init(&full);
+    dw_agg_encode(empty, &head);
+    dw_agg_encode(agg, &full);
+    assert_true(full.len > head.len);
+    dw_buf_put(out, full.data + head.len, full.len - head.len);
+    dw_buf_free(&head);
+    dw_buf_free(&full);
+    dw_agg_free(empty);
+}
+
+/* An encoding of model `none`'s header (the window's counts) followed by n_features sections. */
+static void blob_with_sections(struct dw_buf *blob, uint16_t n_features, const struct dw_buf *s1,
+                               const struct dw_buf *s2)
+{
+    static struct dw_model_cfg none = {.name = "none", .positive_class = "1"};
+    struct dw_agg *empty = dw_agg_new(&none, 0);
+    dw_agg_encode(empty, blob);
+    blob->len -= 2; /* the u16 feature count, 0 */
+    dw_buf_put_u16(blob, n_features);
+    dw_buf_put(blob, s1->data, s1->len);
+    if (s2) {
+        dw_buf_put(blob, s2->data, s2->len);
+    }
+    dw_agg_free(empty);
+}
+
+/* Decodes blob from an exactly-sized heap copy (ASan sees any overread). */
+static struct dw_agg *decode_copy(const struct dw_model_cfg *m, const struct dw_buf *blob,
+                                  char *err, size_t err_size)
+{
+    uint8_t *copy = malloc(blob->len ? blob->len : 1);
+    assert_non_null(copy);
+    memcpy(copy, blob->data, blob->len);
+    err[0] = '\0';
+    struct dw_agg *agg = dw_agg_decode(m, copy, blob->len, err, err_size);
+    free(copy);
+    return agg;
+}
+
+/*
+ * Regression: a checkpoint that names a feature twice. The second section of a categorical
+ * feature restored its counters into the heap the first one had sized (a heap overflow in
+ * heap_put when its hh_cap was larger); the second section of a numeric feature replaced the
+ * first one's sketch (a leak). The decoder refuses the blob and names the feature.
+ */
+static void test_decode_feature_twice(void **state)
+{
+    (void)state;
+    /* "c" with 2 counters (bound 2), then "c" with 5 counters of other names (bound 5) */
+    struct dw_model_cfg m2 = g_two, m5 = g_two;
+    m2.max_categories = 2;
+    struct dw_agg *a2 = dw_agg_new(&m2, 0), *a5 = dw_agg_new(&m5, 0);
+    struct dw_prediction *ev = pred_new(2);
+    char name[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "a%d", i % 8);
+        set_str(ev, 0, name);
+        set_num(ev, 1, (double)i);
+        dw_agg_add_prediction(a2, 0, ev);
+        snprintf(name, sizeof(name), "b%d", i % 12);
+        set_str(ev, 0, name);
+        dw_agg_add_prediction(a5, 0, ev);
+    }
+    assert_int_equal(a2->feats[0].n_hh, 2);
+    assert_int_equal(a5->feats[0].n_hh, 5);
+    struct dw_buf s2, s5, blob;
+    dw_buf_init(&s2);
+    dw_buf_init(&s5);
+    dw_buf_init(&blob);
+    feature_sections(a2, &s2);
+    feature_sections(a5, &s5);
+    char err[256];
+    /* one copy of each section decodes: the blob builder is right */
+    blob_with_sections(&blob, 2, &s2, NULL); /* "c" then "x" */
+    struct dw_agg *ok = decode_copy(&g_two, &blob, err, sizeof(err));
+    if (!ok) {
+        fail_msg("decode: %s", err);
+    }
+    assert_int_equal(ok->feats[0].n_hh, 2);
+    assert_int_equal(dw_kll_count(ok->feats[1].sk), 40);
+    dw_agg_free(ok);
+    /* both copies: "c" twice (smaller heap first), "x" twice (two sketches) */
+    dw_buf_reset(&blob);
+    blob_with_sections(&blob, 4, &s2, &s5);
+    assert_null(decode_copy(&g_two, &blob, err, sizeof(err)));
+    assert_non_null(strstr(err, "feature c"));
+    assert_non_null(strstr(err, "twice"));
+    /* "x" alone, twice: the first sketch must not leak (LeakSanitizer) */
+    struct dw_agg *xn = dw_agg_new(&g_num, 0);
+    for (int i = 0; i < 10; i++) {
+        set_num(ev, 0, (double)i);
+        dw_agg_add_prediction(xn, 0, ev);
+    }
+    struct dw_buf sx;
+    dw_buf_init(&sx);
+    feature_sections(xn, &sx);
+    dw_buf_reset(&blob);
+    blob_with_sections(&blob, 2, &sx, &sx);
+    assert_null(decode_copy(&g_num, &blob, err, sizeof(err)));
+    assert_non_null(strstr(err, "feature x"));
+    assert_non_null(strstr(err, "twice"));
+    dw_buf_free(&sx);
+    dw_agg_free(xn);
+    dw_buf_free(&s2);
+    dw_buf_free(&s5);
+    dw_buf_free(&blob);
+    dw_agg_free(a2);
+    dw_agg_free(a5);
+    free(ev);
+}
+
+/* One category entry of a hand-made section (flags and counter as dw_agg.h defines them). */
+struct cat_rec {
+    const char *name;
+    size_t len;
+    uint8_t flags;
+    uint64_t count, hh, hh_err;
+};
+
+/* The section of categorical feature "c": count values, `other`, the summary and entries,
+ * in version 3/4 layout (with_nan: the trailing u64 nan and inf of version 4). */
+static void cat_section(struct dw_buf *out, uint64_t count, uint64_t other, uint32_t bound,
+                        uint32_t hh_cap, uint64_t hh_total, uint64_t hh_floor,
+                        const struct cat_rec *recs, uint32_t n)
+{
+    dw_buf_put_str(out, "c", 1);
+    dw_buf_put_u8(out, DW_FEATURE_CATEGORICAL);
+    dw_buf_put_u64(out, count);
+    dw_buf_put_u64(out, 0); /* missing */
+    dw_buf_put_f64(out, INFINITY);
+    dw_buf_put_f64(out, -INFINITY);
+    dw_buf_put_f64(out, 0.0);
+    dw_buf_put_f64(out, 0.0);
+    dw_buf_put_u64(out, other);
+    dw_buf_put_u32(out, 0); /* no sketch */
+    dw_buf_put_u32(out, bound);
+    dw_buf_put_u32(out, hh_cap);
+    dw_buf_put_u64(out, hh_total);
+    dw_buf_put_u64(out, hh_floor);
+    dw_buf_put_u32(out, n);
+    for (uint32_t i = 0; recs && i < n; i++) {
+        dw_buf_put_str(out, recs[i].name, recs[i].len);
+        dw_buf_put_u8(out, recs[i].flags);
+        dw_buf_put_u64(out, recs[i].count);
+        if (recs[i].flags & DW_CAT_MONITORED) {
+            dw_buf_put_u64(out, recs[i].hh);
+            dw_buf_put_u64(out, recs[i].hh_err);
+        }
+    }
+    dw_buf_put_u64(out, 0); /* nan */
+    dw_buf_put_u64(out, 0); /* inf */
+}
+
+/* Decodes "c" alone from a hand-made section; @returns whether it was accepted (err set). */
+static int decode_cat_section(const struct dw_buf *sec, char *err, size_t err_size)
+{
+    struct dw_buf blob;
+    dw_buf_init(&blob);
+    blob_with_sections(&blob, 1, sec, NULL);
+    struct dw_agg *agg = decode_copy(&g_small, &blob, err, err_size);
+    dw_buf_free(&blob);
+    if (agg) {
+        assert_totals(&agg->feats[0]);
+    }
+    dw_agg_free(agg);
+    return agg != NULL;
+}
+
+/*
+ * Category sections whose numbers do not add up, or add up only because a sum wraps around
+ * 2^64, names with a NUL byte and counts far beyond the bytes present: each is refused with a
+ * message naming the feature and what is wrong, before anything is inserted or allocated.
+ */
+static void test_decode_hostile_categories(void **state)
+{
+    (void)state;
+    char err[256];
+    struct dw_buf sec;
+    dw_buf_init(&sec);
+    const uint64_t half = 1ULL << 63;
+    /* a well-formed section first: a (7, exact), b (3, exact), "z" a reported counter of 2 */
+    const struct cat_rec good[] = {{"a", 1, DW_CAT_EXACT, 7, 0, 0},
+                                   {"b", 1, DW_CAT_EXACT, 3, 0, 0},
+                                   {"z", 1, DW_CAT_MONITORED | DW_CAT_REPORTED, 2, 2, 0}};
+    cat_section(&sec, 12, 0, 2, 2, 2, 0, good, 3);
+    if (!decode_cat_section(&sec, err, sizeof(err))) {
+        fail_msg("well-formed section refused: %s", err);
+    }
+    /* exact counts 2^63 + (2^63 + 10) wrap around to the count 10 */
+    const struct cat_rec wrap[] = {{"a", 1, DW_CAT_EXACT, half, 0, 0},
+                                   {"b", 1, DW_CAT_EXACT, half + 10, 0, 0}};
+    dw_buf_reset(&sec);
+    cat_section(&sec, 10, 0, 2, 2, 0, 0, wrap, 2);
+    assert_false(decode_cat_section(&sec, err, sizeof(err)));
+    assert_non_null(strstr(err, "feature c: category \"b\": counts overflow"));
+    /* counters summing past 2^64 to within the overflow */
+    const struct cat_rec hh_wrap[] = {
+        {"x", 1, DW_CAT_MONITORED, 0, half, 0},
+        {"y", 1, DW_CAT_MONITORED, 0, half + 1, 0},
+    };
+    dw_buf_reset(&sec);
+    cat_section(&sec, 1, 1, 2, 2, 1, 0, hh_wrap, 2);
+    assert_false(decode_cat_section(&sec, err, sizeof(err)));
+    assert_non_null(strstr(err, "feature c"));
+    /* a counter's entry whose count is not its reported estimate */
+    const struct cat_rec stray[] = {{"x", 1, DW_CAT_MONITORED, 5, 1, 0}};
+    dw_buf_reset(&sec);
+    cat_section(&sec, 1, 1, 2, 2, 1, 0, stray, 1);
+    assert_false(decode_cat_section(&sec, err, sizeof(err)));
+    assert_non_null(strstr(err, "category \"x\": count 5 does not match"));
+    /* a counter's error above the summary's error floor */
+    const struct cat_rec err_floor[] = {{"x", 1, DW_CAT_MONITORED, 0, 4, 2}};
+    dw_buf_reset(&sec);
+    cat_section(&sec, 4, 4, 2, 1, 4, 1, err_floor, 1);
+    assert_false(decode_cat_section(&sec, err, sizeof(err)));
+    assert_non_null(strstr(err, "error floor"));
+    /* an error floor above N_over / k */
+    dw_buf_reset(&sec);
+    cat_section(&sec, 4, 4, 2, 2, 4, 3, NULL, 0);
+    assert_false(decode_cat_section(&sec, err, sizeof(err)));
+    assert_non_null(strstr(err, "error floor 3"));
+    /* a name with a NUL byte: "a\0x" would become "a" and collide with it */
+    const struct cat_rec nul[] = {{"a", 1, DW_CAT_EXACT, 1, 0, 0},
+                                  {"a\0x", 3, DW_CAT_EXACT, 1, 0, 0}};
+    dw_buf_reset(&sec);
+    cat_section(&sec, 2, 0, 2, 2, 0, 0, nul, 2);
+    assert_false(decode_cat_section(&sec, err, sizeof(err)));
+    assert_non_null(strstr(err, "NUL"));
+    /* the same name twice */
+    const struct cat_rec twice[] = {{"a", 1, DW_CAT_EXACT, 1, 0, 0},
+                                    {"a", 1, DW_CAT_EXACT, 1, 0, 0}};
+    dw_buf_reset(&sec);
+    cat_section(&sec, 2, 0, 2, 2, 0, 0, twice, 2);
+    assert_false(decode_cat_section(&sec, err, sizeof(err)));
+    assert_non_null(strstr(err, "category \"a\" appears twice"));
+    /* 4 Gi - 1 entries announced, none present: refused on the count, nothing allocated */
+    dw_buf_reset(&sec);
+    cat_section(&sec, 0, 0, 2, 2, 0, 0, NULL, 0xFFFFFFFFu);
+    assert_false(decode_cat_section(&sec, err, sizeof(err)));
+    assert_non_null(strstr(err, "4294967295 categories"));
+    /* more entries than the bound plus the counters allow */
+    dw_buf_reset(&sec);
+    cat_section(&sec, 0, 0, 1, 1, 0, 0, NULL, 3);
+    static const uint8_t zeros[39] = {0}; /* the bytes of three entries, so that the count fits */
+    dw_buf_put(&sec, zeros, sizeof(zeros));
+    assert_false(decode_cat_section(&sec, err, sizeof(err)));
+    assert_non_null(strstr(err, "3 categories, more than its bound 1 plus 1 counters"));
+    dw_buf_free(&sec);
+}
+
+/* A version 2 section: counts and other must add up to the count without wrapping around. */
+static void test_decode_v2_hostile(void **state)
+{
+    (void)state;
+    static struct dw_model_cfg none = {.name = "none", .positive_class = "1"};
+    char err[256];
+    const uint64_t counts[][3] = {
+        {5, 2, 3},          /* 0 + 2 + 3 = count 5: accepted */
+        {5, 2, 4},          /* 6: refused */
+        {5, UINT64_MAX, 6}, /* wraps around to 5: refused */
+    };
+    for (size_t k = 0; k < DW_ARRAY_SIZE(counts); k++) {
+        struct dw_agg *empty = dw_agg_new(&none, 0);
+        struct dw_buf blob;
+        dw_buf_init(&blob);
+        dw_agg_encode(empty, &blob);
+        dw_agg_free(empty);
+        blob.data[0] = 2;
+        blob.len -= 2;
+        dw_buf_put_u16(&blob, 1);
+        dw_buf_put_str(&blob, "c", 1);
+        dw_buf_put_u8(&blob, DW_FEATURE_CATEGORICAL);
+        dw_buf_put_u64(&blob, counts[k][0]);
+        dw_buf_put_u64(&blob, 0);
+        dw_buf_put_f64(&blob, INFINITY);
+        dw_buf_put_f64(&blob, -INFINITY);
+        dw_buf_put_f64(&blob, 0.0);
+        dw_buf_put_f64(&blob, 0.0);
+        dw_buf_put_u64(&blob, 0); /* other */
+        dw_buf_put_u32(&blob, 0); /* no sketch */
+        dw_buf_put_u32(&blob, 2);
+        dw_buf_put_str(&blob, "a", 1);
+        dw_buf_put_u64(&blob, counts[k][1]);
+        dw_buf_put_str(&blob, "b", 1);
+        dw_buf_put_u64(&blob, counts[k][2]);
+        struct dw_agg *back = decode_copy(&g_small, &blob, err, sizeof(err));
+        if (k == 0) {
+            if (!back) {
+                fail_msg("version 2 refused: %s", err);
+            }
+            assert_totals(&back->feats[0]);
+        } else {
+            assert_null(back);
+            assert_non_null(strstr(err, "feature c: categories"));
+        }
+        dw_agg_free(back);
+        dw_buf_free(&blob);
+    }
+}
+
+/* A numeric feature's count, min and max must be its sketch's; its type byte must be known. */
+static void test_decode_numeric_against_sketch(void **state)
+{
+    (void)state;
+    char err[256];
+    struct dw_agg *agg = dw_agg_new(&g_num, 0);
+    struct dw_prediction *ev = pred_new(1);
+    for (int i = 0; i < 10; i++) {
+        set_num(ev, 0, (double)i);
+        dw_agg_add_prediction(agg, 0, ev);
+    }
+    struct dw_buf sec, blob;
+    dw_buf_init(&sec);
+    dw_buf_init(&blob);
+    feature_sections(agg, &sec);
+    /* section: u32 1, "x", u8 type, u64 count at offset 6, u64 missing, f64 min at 22, max 30 */
+    const size_t type_at = 5, count_at = 6, min_at = 22;
+    blob_with_sections(&blob, 1, &sec, NULL);
+    struct dw_agg *back = decode_copy(&g_num, &blob, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode: %s", err);
+    }
+    dw_agg_free(back);
+    sec.data[count_at] = 11;
+    dw_buf_reset(&blob);
+    blob_with_sections(&blob, 1, &sec, NULL);
+    assert_null(decode_copy(&g_num, &blob, err, sizeof(err)));
+    assert_non_null(strstr(err, "feature x: its sketch holds 10 values, its count is 11"));
+    sec.data[count_at] = 10;
+    double bad_min = -1.0;
+    memcpy(sec.data + min_at, &bad_min, sizeof(bad_min)); /* little-endian hosts */
+    dw_buf_reset(&blob);
+    blob_with_sections(&blob, 1, &sec, NULL);
+    assert_null(decode_copy(&g_num, &blob, err, sizeof(err)));
+    assert_non_null(strstr(err, "feature x: min -1"));
+    sec.data[type_at] = 7;
+    dw_buf_reset(&blob);
+    blob_with_sections(&blob, 1, &sec, NULL);
+    assert_null(decode_copy(&g_num, &blob, err, sizeof(err)));
+    assert_non_null(strstr(err, "feature x: unknown type 7"));
+    dw_buf_free(&sec);
+    dw_buf_free(&blob);
+    dw_agg_free(agg);
+    free(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1545,6 +1914,10 @@ int main(void)
         cmocka_unit_test(test_decode_v2),
         cmocka_unit_test(test_non_finite_values),
         cmocka_unit_test(test_decode_v3),
+        cmocka_unit_test(test_decode_feature_twice),
+        cmocka_unit_test(test_decode_hostile_categories),
+        cmocka_unit_test(test_decode_v2_hostile),
+        cmocka_unit_test(test_decode_numeric_against_sketch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

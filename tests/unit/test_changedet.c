@@ -791,6 +791,54 @@ static void test_adwin_inconsistent_width_rejected(void **state)
     dw_buf_free(&buf);
 }
 
+/*
+ * An ADWIN record that announces more levels (or buckets) than its bytes can hold is refused
+ * before the levels are allocated: 64 levels of 65536 buckets would be 64 MiB for 70 bytes.
+ */
+static void test_adwin_levels_beyond_bytes(void **state)
+{
+    (void)state;
+    struct dw_cd_adwin ad;
+    struct dw_cd_adwin_params p = dw_cd_adwin_defaults();
+    p.max_buckets = 65536;
+    assert_int_equal(dw_cd_adwin_init(&ad, &p, NULL, 0), 0);
+    struct dw_buf buf;
+    dw_buf_init(&buf);
+    dw_cd_adwin_serialize(&ad, &buf);
+    dw_cd_adwin_free(&ad);
+    /* the record ends with u32 n_levels (1) and level 0's u32 count (0) */
+    buf.len -= 8;
+    dw_buf_put_u32(&buf, 64);
+    dw_buf_put_u32(&buf, 0);
+    struct dw_reader rd;
+    char err[256] = "";
+    dw_reader_init(&rd, buf.data, buf.len);
+    assert_int_equal(dw_cd_adwin_deserialize(&ad, &rd, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "64 levels"));
+    assert_null(ad.count);
+    /* a level-0 summary (one element) with squared deviations, and a negative one */
+    struct dw_buf one;
+    dw_buf_init(&one);
+    dw_buf_put(&one, buf.data, buf.len - 8);
+    dw_buf_put_u32(&one, 1);
+    dw_buf_put_u32(&one, 1);
+    dw_buf_put_f64(&one, 1.0);
+    dw_buf_put_f64(&one, 0.5);
+    dw_reader_init(&rd, one.data, one.len);
+    assert_int_equal(dw_cd_adwin_deserialize(&ad, &rd, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "corrupt bucket at level 0"));
+    dw_buf_free(&one);
+    /* one level announcing 5 buckets with the bytes of none */
+    buf.len -= 8;
+    dw_buf_put_u32(&buf, 1);
+    dw_buf_put_u32(&buf, 5);
+    dw_reader_init(&rd, buf.data, buf.len);
+    assert_int_equal(dw_cd_adwin_deserialize(&ad, &rd, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "5 buckets"));
+    assert_null(ad.count);
+    dw_buf_free(&buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -812,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_several_in_one_blob),
         cmocka_unit_test(test_corrupt_records_rejected),
         cmocka_unit_test(test_adwin_inconsistent_width_rejected),
+        cmocka_unit_test(test_adwin_levels_beyond_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

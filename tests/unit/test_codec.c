@@ -3,7 +3,9 @@
  * payloads, -0.0, infinities, strings with embedded NUL), the exact little-endian byte layout
  * (written out by hand here, independently of the code), and the reader's error contract on
  * truncated input: err set, the failing and every later read return 0, nothing read past the
- * end. Readers run over exactly-sized heap copies so that AddressSanitizer catches an overread.
+ * end, and the checked helpers (counts against the bytes left, names without NUL, sums that
+ * would wrap, the first failure's message). Readers run over exactly-sized heap copies so that
+ * AddressSanitizer catches an overread.
  */
 #include <float.h>
 #include <math.h>
@@ -416,6 +418,82 @@ static void test_string_length_overrun(void **state)
     free(copy);
 }
 
+/*
+ * The helpers that keep corrupt numbers from driving a decoder: a count checked against the
+ * bytes left (overflow-safe: a count whose size wraps around 2^64 is refused too), a name with a
+ * NUL byte refused, a sum that would wrap refused, and the first failure's message kept.
+ */
+static void test_checked_counts_and_names(void **state)
+{
+    (void)state;
+    struct dw_buf b;
+    dw_buf_init(&b);
+    dw_buf_put_u32(&b, 3); /* 3 items of 8 bytes: 24 bytes follow */
+    dw_buf_put(&b, "0123456789abcdefghijklmn", 24);
+    dw_buf_put_u32(&b, 0xFFFFFFFFu); /* 4 Gi items of 1 byte: 9 follow */
+    dw_buf_put_str(&b, "a\0b", 3);
+    dw_buf_put_u16(&b, 0);
+    uint8_t *copy = heap_copy(b.data, b.len);
+    struct dw_reader rd;
+    dw_reader_init(&rd, copy, b.len);
+    assert_string_equal(rd.msg, "");
+    assert_int_equal(dw_rd_count(&rd, 8, "items"), 3);
+    assert_int_equal(rd.err, 0);
+    assert_int_equal(dw_rd_left(&rd), b.len - 4);
+    assert_non_null(dw_rd_bytes(&rd, 24));
+    assert_int_equal(dw_rd_count(&rd, 1, "widgets"), 0);
+    assert_int_equal(rd.err, 1);
+    assert_non_null(strstr(rd.msg, "4294967295 widgets"));
+    assert_int_equal(dw_rd_left(&rd), 0);
+    /* only the first failure's message is kept */
+    dw_rd_fail(&rd, "something later");
+    assert_non_null(strstr(rd.msg, "widgets"));
+    free(copy);
+
+    /* n * item_bytes wraps around 2^64: refused, not taken for a small size */
+    static const uint8_t few[16] = {0};
+    copy = heap_copy(few, sizeof(few));
+    dw_reader_init(&rd, copy, sizeof(few));
+    assert_int_equal(dw_rd_expect(&rd, (1ULL << 60) + 1, 16, "pairs"), -1);
+    assert_int_equal(rd.err, 1);
+    assert_non_null(strstr(rd.msg, "pairs"));
+    dw_reader_init(&rd, copy, sizeof(few));
+    assert_int_equal(dw_rd_expect(&rd, 1, 16, "pairs"), 0);
+    assert_int_equal(dw_rd_expect(&rd, 0, SIZE_MAX, "pairs"), 0);
+    assert_int_equal(rd.err, 0);
+    /* a truncated read says where */
+    assert_non_null(dw_rd_bytes(&rd, 10));
+    assert_true(dw_rd_u64(&rd) == 0);
+    assert_non_null(strstr(rd.msg, "truncated: 8 bytes needed at byte 10 of 16"));
+    free(copy);
+
+    /* a name with a NUL byte inside */
+    static const uint8_t named[] = {3, 0, 0, 0, 'a', 0, 'b', 2, 0, 0, 0, 'o', 'k'};
+    copy = heap_copy(named, sizeof(named));
+    dw_reader_init(&rd, copy, sizeof(named));
+    const char *s = NULL;
+    assert_int_equal(dw_rd_name(&rd, &s, "category"), 0);
+    assert_string_equal(s, "");
+    assert_int_equal(rd.err, 1);
+    assert_non_null(strstr(rd.msg, "category"));
+    assert_non_null(strstr(rd.msg, "NUL"));
+    dw_reader_init(&rd, copy + 7, sizeof(named) - 7);
+    assert_int_equal(dw_rd_name(&rd, &s, "category"), 2);
+    assert_memory_equal(s, "ok", 2);
+    free(copy);
+    dw_buf_free(&b);
+
+    /* sums that would wrap around */
+    uint64_t acc = UINT64_MAX - 1;
+    assert_int_equal(dw_u64_add(&acc, 1), 0);
+    assert_true(acc == UINT64_MAX);
+    assert_int_equal(dw_u64_add(&acc, 1), -1);
+    assert_true(acc == UINT64_MAX);
+    acc = 1ULL << 63;
+    assert_int_equal(dw_u64_add(&acc, 1ULL << 63), -1);
+    assert_true(acc == 1ULL << 63);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_truncation_each_width),
         cmocka_unit_test(test_truncation_mid_stream),
         cmocka_unit_test(test_string_length_overrun),
+        cmocka_unit_test(test_checked_counts_and_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -137,6 +137,36 @@ static void test_regression_and_bad_state(void **state)
     }
 }
 
+/* A state refused names the detector and what is wrong with it, not only "corrupt". */
+static void test_bad_state_message(void **state)
+{
+    (void)state;
+    struct dw_errstream es;
+    dw_errstream_init(&es);
+    json_decref(dw_errstream_feed(&es, 0, 200, 30, NAN));
+    char *text = dw_errstream_dump(&es);
+    dw_errstream_free(&es);
+    char err[256] = "";
+    assert_int_equal(dw_errstream_load(&es, text, err, sizeof(err)), 0);
+    dw_errstream_free(&es);
+    /* the ADWIN record starts right after i64 + u64 and the PH record (2 + 4 + 3 x 8 + 1 +
+     * 6 x 8 + 1 + 2 x 8 = 96 bytes): its delta (bytes 2..9) set to 2.0 */
+    char *bad = strdup(text);
+    assert_non_null(bad);
+    size_t at = strlen("v1:") + 2 * (16 + 96 + 2);
+    memcpy(bad + at, "0000000000000040", 16); /* 2.0 little-endian */
+    assert_int_equal(dw_errstream_load(&es, bad, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "adwin: delta 2 outside (0, 1)"));
+    dw_errstream_free(&es);
+    free(bad);
+    /* cut inside the DDM record */
+    text[strlen(text) - 10] = '\0';
+    assert_int_equal(dw_errstream_load(&es, text, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "error stream state: ddm: truncated record"));
+    dw_errstream_free(&es);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -144,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_step_change),
         cmocka_unit_test(test_idempotent_and_round_trip),
         cmocka_unit_test(test_regression_and_bad_state),
+        cmocka_unit_test(test_bad_state_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "driftwatch/dw_agg.h"
+#include "driftwatch/dw_common.h"
 #include "driftwatch/dw_eval.h"
 #include "driftwatch/dw_rules.h"
 #include "driftwatch/dw_kll.h"
@@ -1680,6 +1681,110 @@ static void test_non_finite_report(void **state)
     dw_agg_free(ra);
 }
 
+/* ------------------------------------------------------------------ hostile references */
+
+/* A packed reference document of g_model whose "amount" sample is one value (weight 1). */
+static json_t *one_value_ref_doc(void)
+{
+    struct dw_agg *r = dw_agg_new(&g_model, START);
+    add3(r, "v1", 42.0, "DE", NAN);
+    struct dw_agg *aggs[] = {r};
+    struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
+    json_t *doc = dw_ref_to_json_packed(ref);
+    dw_ref_free(ref);
+    dw_agg_free(r);
+    return doc;
+}
+
+/*
+ * Regression: a packed sample whose "n" times 16 wraps around 2^64 to the byte count of its
+ * data ("n": 2^61 + 1 with 16 bytes) passed the size check, and sample_unpack wrote n pairs
+ * into arrays sized by the wrapped product. The reader refuses it and names the feature.
+ */
+static void test_ref_packed_sample_count_overflow(void **state)
+{
+    (void)state;
+    char err[256];
+    json_t *doc = one_value_ref_doc();
+    json_t *sample = json_object_get(jpath(doc, "features", "amount"), "sample");
+    assert_int_equal(jint(sample, "n"), 1);
+    struct dw_ref *ok = dw_ref_from_json(&g_model, doc, err, sizeof(err));
+    if (!ok) {
+        fail_msg("from_json: %s", err);
+    }
+    assert_int_equal(ok->feats[0].n_sample, 1);
+    dw_ref_free(ok);
+    /* 16 * (2^61 + 1) = 2^65 + 16 = 16 (mod 2^64); 16 * (2^60 + 2) = 32 with two pairs */
+    json_object_set_new(sample, "n", json_integer((json_int_t)((1ULL << 61) + 1)));
+    err[0] = '\0';
+    assert_null(dw_ref_from_json(&g_model, doc, err, sizeof(err)));
+    assert_non_null(strstr(err, "reference feature amount"));
+    assert_non_null(strstr(err, "n "));
+    json_object_set_new(sample, "n", json_integer((json_int_t)((1ULL << 60) + 2)));
+    unsigned char two[32] = {0};
+    memcpy(two, (const unsigned char[]){0, 0, 0, 0, 0, 0, 0x45, 0x40, 1}, 9); /* 42.0, 1 */
+    memcpy(two + 16, two, 16);
+    char *b64 = dw_base64(two, sizeof(two));
+    json_object_set_new(sample, "data", json_string(b64));
+    free(b64);
+    err[0] = '\0';
+    assert_null(dw_ref_from_json(&g_model, doc, err, sizeof(err)));
+    assert_non_null(strstr(err, "reference feature amount"));
+    json_decref(doc);
+}
+
+/*
+ * Sample weights and category counts that add up to the feature's count only modulo 2^64 are
+ * refused: the sum is checked for overflow, not wrapped.
+ */
+static void test_ref_counts_overflow(void **state)
+{
+    (void)state;
+    char err[256];
+    json_t *doc = one_value_ref_doc();
+    json_t *amount = jpath(doc, "features", "amount");
+    /* the arrays form (profiles): (2^63 - 1) + (2^63 - 1) + 3 = 2^64 + 1 = 1 (mod 2^64) */
+    json_t *arrays = json_pack("{s:[f,f,f],s:[I,I,I]}", "values", 1.0, 2.0, 3.0, "weights",
+                               (json_int_t)INT64_MAX, (json_int_t)INT64_MAX, (json_int_t)3);
+    json_object_set_new(amount, "sample", arrays);
+    err[0] = '\0';
+    assert_null(dw_ref_from_json(&g_model, doc, err, sizeof(err)));
+    assert_non_null(strstr(err, "reference feature amount"));
+    assert_non_null(strstr(err, "weights"));
+    /* the packed form: 2^63 + 2^63 + 1 */
+    json_object_del(amount, "sample");
+    struct dw_buf b;
+    dw_buf_init(&b);
+    const uint64_t w[] = {1ULL << 63, 1ULL << 63, 1};
+    for (int i = 0; i < 3; i++) {
+        dw_buf_put_f64(&b, (double)i);
+        dw_buf_put_u64(&b, w[i]);
+    }
+    char *b64 = dw_base64(b.data, b.len);
+    json_object_set_new(
+        amount, "sample",
+        json_pack("{s:s,s:i,s:s}", "encoding", "base64-f64le-u64le", "n", 3, "data", b64));
+    free(b64);
+    dw_buf_free(&b);
+    err[0] = '\0';
+    assert_null(dw_ref_from_json(&g_model, doc, err, sizeof(err)));
+    assert_non_null(strstr(err, "reference feature amount"));
+    assert_non_null(strstr(err, "weights"));
+    json_object_del(amount, "sample");
+    /* category counts: three categories, (2^63 - 1) + (2^63 - 1) + 3 against count 1 */
+    json_t *country = jpath(doc, "features", "country");
+    json_object_set_new(country, "categories",
+                        json_pack("{s:f,s:f,s:f}", "DE", 0.5, "FR", 0.5, "IT", 0.0));
+    json_object_set_new(country, "category_counts",
+                        json_pack("{s:I,s:I,s:I}", "DE", (json_int_t)INT64_MAX, "FR",
+                                  (json_int_t)INT64_MAX, "IT", (json_int_t)3));
+    err[0] = '\0';
+    assert_null(dw_ref_from_json(&g_model, doc, err, sizeof(err)));
+    assert_non_null(strstr(err, "reference feature country"));
+    assert_non_null(strstr(err, "counts"));
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1698,6 +1803,8 @@ int main(void)
         cmocka_unit_test(test_rolling_counts),
         cmocka_unit_test(test_rolling_pooled_metrics),
         cmocka_unit_test(test_ref_json_round_trip),
+        cmocka_unit_test(test_ref_packed_sample_count_overflow),
+        cmocka_unit_test(test_ref_counts_overflow),
         cmocka_unit_test(test_verdicts_and_default_rules),
         cmocka_unit_test(test_idempotency_key),
         cmocka_unit_test(test_numeric_stats_equal_dw_stats),

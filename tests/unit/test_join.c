@@ -697,6 +697,89 @@ static void test_record_unknown_model_and_corrupt(void **state)
     dw_join_free(&j);
 }
 
+/* @returns dw_join_rec_decode's result for rec (encoded) in a fresh join, patched by `patch`. */
+static int decode_patched(const struct dw_join_rec *rec, void (*patch)(struct dw_buf *b))
+{
+    struct dw_buf b;
+    dw_buf_init(&b);
+    dw_join_rec_encode(rec, "fraud", &b);
+    if (patch) {
+        patch(&b);
+    }
+    uint8_t *copy = malloc(b.len);
+    assert_non_null(copy);
+    memcpy(copy, b.data, b.len);
+    struct dw_join j;
+    dw_join_init(&j);
+    int calls = 0;
+    int rc = dw_join_rec_decode(&j, "h", 1, copy, b.len, model_idx_of, &calls);
+    assert_int_equal(j.count, rc == 0 ? 1 : 0);
+    dw_join_free(&j);
+    free(copy);
+    dw_buf_free(&b);
+    return rc;
+}
+
+static void set_unknown_flag(struct dw_buf *b)
+{
+    b->data[2] |= 0x10;
+}
+
+static void set_has_pred_2(struct dw_buf *b)
+{
+    /* ..., str pred, u8 has_pred, str label (0 bytes: u32 0), u8 has_label */
+    b->data[b->len - 6] = 2;
+}
+
+static void nul_in_class(struct dw_buf *b)
+{
+    uint8_t *x = memchr(b->data + 53, 'X', b->len - 53);
+    assert_non_null(x);
+    *x = '\0';
+}
+
+static void dup_conflict_2(struct dw_buf *b)
+{
+    b->data[53 + 8] = 2; /* the first duplicate: i64 label_wm, u8 conflict */
+}
+
+/*
+ * Fields that no encoder writes: unknown flag bits, presence bytes other than 0/1, a score
+ * outside [0, 1] (or NaN), duplicates on a record that is not a parked label, a conflict byte
+ * other than 0/1 and a class with a NUL byte (interned as another string each time) are
+ * refused: -1, nothing inserted.
+ */
+static void test_record_hostile_fields(void **state)
+{
+    (void)state;
+    struct dw_join_rec r;
+    memset(&r, 0, sizeof(r));
+    r.state = DW_JOIN_PRED;
+    r.flags = DW_JREC_SCORE;
+    r.score = 0.5;
+    r.version = intern("1.0");
+    r.pred_cls = intern("cXt");
+    r.label_cls = DW_STRTAB_NONE;
+    assert_int_equal(decode_patched(&r, NULL), 0);
+    assert_int_equal(decode_patched(&r, set_unknown_flag), -1);
+    assert_int_equal(decode_patched(&r, set_has_pred_2), -1);
+    assert_int_equal(decode_patched(&r, nul_in_class), -1);
+    r.score = 1.5;
+    assert_int_equal(decode_patched(&r, NULL), -1);
+    r.score = NAN;
+    assert_int_equal(decode_patched(&r, NULL), -1);
+    r.flags = 0; /* no score: its field is not looked at */
+    assert_int_equal(decode_patched(&r, NULL), 0);
+    struct dw_join_dup dup = {5, 1};
+    r.dups = &dup;
+    r.n_dups = 1;
+    assert_int_equal(decode_patched(&r, NULL), -1); /* a prediction with duplicates */
+    r.state = DW_JOIN_LABEL;
+    r.label_cls = intern("1");
+    assert_int_equal(decode_patched(&r, NULL), 0);
+    assert_int_equal(decode_patched(&r, dup_conflict_2), -1);
+}
+
 static void test_strtab(void **state)
 {
     (void)state;
@@ -753,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_dirty_and_deleted),
         cmocka_unit_test(test_record_round_trip),
         cmocka_unit_test(test_record_unknown_model_and_corrupt),
+        cmocka_unit_test(test_record_hostile_fields),
         cmocka_unit_test(test_strtab),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

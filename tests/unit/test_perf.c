@@ -1,12 +1,14 @@
 /*
  * test_perf.c - ROC AUC (exact and from histograms), macro/micro F1, latency quantiles, merge
- * and encoding of struct dw_perf. Expected values computed by hand (sklearn definitions).
+ * and encoding of struct dw_perf, and the decoder refusing corrupt records. Expected values
+ * computed by hand (sklearn definitions).
  */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,13 +153,99 @@ static void test_latency_and_codec(void **state)
     dw_perf_free(&back);
 }
 
+/* The encoding of a perf with no pairs: histogram bins (bin, count) and class-0 scores. */
+static void perf_blob(struct dw_buf *b, uint8_t has_hist, const uint16_t *bins, uint16_t n_bins,
+                      const double *scores, uint32_t n_scores)
+{
+    dw_buf_put_u32(b, 0); /* pairs */
+    dw_buf_put_u64(b, 0); /* pairs_other */
+    dw_buf_put_u8(b, has_hist);
+    if (has_hist == 1) {
+        dw_buf_put_u16(b, n_bins);
+        for (uint16_t i = 0; i < n_bins; i++) {
+            dw_buf_put_u16(b, bins[i]);
+            dw_buf_put_u64(b, 1);
+        }
+    }
+    dw_buf_put_u8(b, 0); /* exact */
+    dw_buf_put_u32(b, n_scores);
+    for (uint32_t i = 0; i < n_scores; i++) {
+        dw_buf_put_f64(b, scores[i]);
+    }
+    dw_buf_put_u32(b, 0); /* class 1: none */
+    dw_buf_put_u32(b, 0); /* no latency sketch */
+}
+
+/* @returns dw_perf_decode's result on the blob; the message (if any) into msg. */
+static int perf_decode_blob(const struct dw_buf *b, char *msg, size_t msg_size)
+{
+    uint8_t *copy = malloc(b->len);
+    assert_non_null(copy);
+    memcpy(copy, b->data, b->len);
+    struct dw_perf t;
+    dw_perf_init(&t);
+    struct dw_reader rd;
+    dw_reader_init(&rd, copy, b->len);
+    int rc = dw_perf_decode(&t, &rd);
+    if (rc == 0 && rd.pos != rd.len) {
+        rc = -2;
+    }
+    snprintf(msg, msg_size, "%s", rd.msg);
+    dw_perf_free(&t);
+    free(copy);
+    return rc;
+}
+
+/*
+ * Stored scores outside [0, 1] (or NaN: the sort assumes none), a histogram bin given twice
+ * (the second count silently won) or out of range, unknown flag values and a pair count far
+ * beyond the bytes present are refused with a message.
+ */
+static void test_decode_hostile(void **state)
+{
+    (void)state;
+    char msg[DW_READER_MSG];
+    struct dw_buf b;
+    dw_buf_init(&b);
+    const uint16_t bins[] = {3, 700};
+    const double ok_scores[] = {0.0, 0.25, 1.0};
+    perf_blob(&b, 1, bins, 2, ok_scores, 3);
+    assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), 0);
+    const double bad_scores[][1] = {{2.5}, {-0.5}, {NAN}};
+    for (size_t i = 0; i < 3; i++) {
+        dw_buf_reset(&b);
+        perf_blob(&b, 0, NULL, 0, bad_scores[i], 1);
+        assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
+        assert_non_null(strstr(msg, "outside [0, 1]"));
+    }
+    const uint16_t twice[] = {5, 5}, beyond[] = {2000};
+    dw_buf_reset(&b);
+    perf_blob(&b, 1, twice, 2, NULL, 0);
+    assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "score bin 5"));
+    dw_buf_reset(&b);
+    perf_blob(&b, 1, beyond, 1, NULL, 0);
+    assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "score bin 2000"));
+    dw_buf_reset(&b);
+    perf_blob(&b, 2, NULL, 0, NULL, 0);
+    assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "histogram flag 2"));
+    /* 4 Gi - 1 pairs announced in a 40-byte record */
+    dw_buf_reset(&b);
+    perf_blob(&b, 0, NULL, 0, NULL, 0);
+    memset(b.data, 0xFF, 4);
+    assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, "4294967295 class pairs"));
+    dw_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_auc_exact),
-        cmocka_unit_test(test_auc_histogram),
-        cmocka_unit_test(test_f1_macro_micro),
-        cmocka_unit_test(test_latency_and_codec),
+        cmocka_unit_test(test_auc_exact),      cmocka_unit_test(test_auc_histogram),
+        cmocka_unit_test(test_f1_macro_micro), cmocka_unit_test(test_latency_and_codec),
+        cmocka_unit_test(test_decode_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

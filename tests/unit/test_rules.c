@@ -2,7 +2,9 @@
  * test_rules.c - alert rules: condition parsing, and scripted series of 1-minute windows
  * checked notification by notification (for, keep_firing_for, repeat_interval, inhibition,
  * grouping, labels, templates). Every step runs twice, once on the in-memory state and once on
- * the state read back from its JSON text (as from Redis): both must give identical results.
+ * the state read back from its JSON text by dw_rules_state_load (as from Redis): both must give
+ * identical results. A stored state that the steps did not write is refused instance by
+ * instance, and no stored number makes a step overflow.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -136,9 +138,11 @@ static json_t *h_step(struct harness *h, int k, const struct win *w)
     json_t *report = report_of(k, w);
     json_t *a = dw_rules_step("g", h->rules, h->n_rules, report, h->state);
 
-    json_error_t jerr;
-    json_t *loaded = json_loads(h->text, 0, &jerr);
-    assert_non_null(loaded);
+    json_t *loaded = NULL;
+    char err[256];
+    if (dw_rules_state_load(w->model ? w->model : "fraud", h->text, &loaded, err, sizeof(err))) {
+        fail_msg("state read back refused: %s", err);
+    }
     json_t *b = dw_rules_step("g", h->rules, h->n_rules, report, loaded);
     if (a || b) {
         assert_non_null(a);
@@ -870,6 +874,88 @@ static void test_duplicates_stale_bad_input(void **unused)
 }
 
 /* accuracy_drop.alert: value and threshold from the sibling members. */
+/* A stored instance that a step did not write is dropped, named in the message; the others
+ * stay. Counters and times at the ends of int64 do not overflow a step. */
+static void test_state_load_hostile(void **unused)
+{
+    struct dw_rule *rules = rules_new(1);
+    rule_set(&rules[0], "dataset_drift", "drift.dataset", 1, 0, 10 * MINUTE_MS);
+    struct win drift = {.dataset = 1, .accuracy = -1, .predictions = 100};
+    json_t *state = json_object();
+    json_t *report = report_of(0, &drift);
+    json_decref(dw_rules_step("g", rules, 1, report, state));
+    json_decref(report);
+    assert_int_equal(json_object_size(state), 1);
+    const char *fp = NULL;
+    json_t *inst = NULL;
+    json_object_foreach(state, fp, inst)
+    {
+        break;
+    }
+    char *good = json_dumps(state, JSON_COMPACT);
+    json_t *back = NULL;
+    char err[256] = "";
+    assert_int_equal(dw_rules_state_load("fraud", good, &back, err, sizeof(err)), 0);
+    assert_true(json_equal(back, state));
+    json_decref(back);
+    /* the same state read for another model: its fingerprint is not that model's */
+    assert_int_equal(dw_rules_state_load("churn", good, &back, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "fingerprint"));
+    assert_int_equal(json_object_size(back), 0);
+    json_decref(back);
+    /* one field at a time made wrong */
+    static const struct {
+        const char *key, *value, *want;
+    } bad[] = {
+        {"state", "\"resolved\"", "state must be"},
+        {"active", "-1", "active and inactive"},
+        {"inactive", "\"2\"", "active and inactive"},
+        {"last_ms", "null", "last_ms"},
+        {"fired_ms", "\"now\"", "fired_ms"},
+        {"fired_ms", "-9223372036854775808", "fired_ms"}, /* formatting it overflowed */
+        {"last_ms", "9223372036854775807", "last_ms"},
+        {"notified", "1", "notified"},
+        {"value", "{}", "value"},
+        {"rule", "\"other\"", "fingerprint"},
+    };
+    for (size_t i = 0; i < DW_ARRAY_SIZE(bad); i++) {
+        json_t *copy = json_deep_copy(state);
+        json_object_set_new(json_object_get(copy, fp), bad[i].key,
+                            json_loads(bad[i].value, JSON_DECODE_ANY, NULL));
+        /* and a good instance beside it, which stays */
+        json_object_set(copy, "0000000000000000", json_object_get(state, fp));
+        char *text = json_dumps(copy, JSON_COMPACT);
+        assert_int_equal(dw_rules_state_load("fraud", text, &back, err, sizeof(err)), -1);
+        if (!strstr(err, bad[i].want)) {
+            fail_msg("%s: message \"%s\" does not say %s", bad[i].key, err, bad[i].want);
+        }
+        json_decref(back);
+        free(text);
+        json_decref(copy);
+    }
+    assert_int_equal(dw_rules_state_load("fraud", "[1]", &back, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not a JSON object"));
+    assert_int_equal(json_object_size(back), 0);
+    json_decref(back);
+    assert_int_equal(dw_rules_state_load("fraud", NULL, &back, err, sizeof(err)), 0);
+    assert_int_equal(json_object_size(back), 0);
+    json_decref(back);
+    /* counters and times at the ends of int64: a step neither overflows nor misbehaves */
+    json_object_set_new(inst, "active", json_integer(INT64_MAX));
+    json_object_set_new(inst, "last_sent_ms", json_integer(INT64_MIN));
+    json_object_set_new(inst, "last_ms", json_integer(T0));
+    report = report_of(1, &drift);
+    json_t *n = dw_rules_step("g", rules, 1, report, state);
+    json_decref(report);
+    /* last sent at the earliest time there is: the repeat interval has long passed */
+    expect(n, "dataset_drift:firing+repeat", "dataset_drift:firing+repeat");
+    assert_true(json_integer_value(json_object_get(inst, "active")) == INT64_MAX);
+    json_decref(n);
+    free(good);
+    json_decref(state);
+    dw_rules_free(rules, 1);
+}
+
 static void test_default_rules_accuracy_drop(void **unused)
 {
     size_t n_rules = 0;
@@ -908,6 +994,7 @@ int main(void)
         cmocka_unit_test(test_grouping_labels_templates),
         cmocka_unit_test(test_skip_and_missing),
         cmocka_unit_test(test_duplicates_stale_bad_input),
+        cmocka_unit_test(test_state_load_hostile),
         cmocka_unit_test(test_default_rules_accuracy_drop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,7 +69,7 @@ static void test_cooldown_one_trigger_for_ten_windows(void **state)
     struct dw_config cfg;
     config(&cfg);
     struct dw_trigger_state st;
-    dw_trigger_state_load(&st, NULL);
+    assert_int_equal(dw_trigger_state_load(&st, NULL, NULL, 0), 0);
     const char *why;
     int fired = 0;
     for (int i = 0; i < 10; i++) {
@@ -81,7 +82,7 @@ static void test_cooldown_one_trigger_for_ten_windows(void **state)
     /* the same windows again (an evaluation repeated after a crash, state reloaded) */
     char *text = dw_trigger_state_dump(&st);
     struct dw_trigger_state back;
-    dw_trigger_state_load(&back, text);
+    assert_int_equal(dw_trigger_state_load(&back, text, NULL, 0), 0);
     free(text);
     assert_int_equal(back.last_start_ms, T0);
     assert_false(decide(&cfg, &back, T0 + 5 * MIN_MS, 500, "dataset_drift", &why));
@@ -98,7 +99,9 @@ static void test_min_samples_and_max_per_day(void **state)
     config(&cfg);
     cfg.trigger_cooldown_ms = 0;
     struct dw_trigger_state st;
-    dw_trigger_state_load(&st, "not json");
+    char err[256] = "";
+    assert_int_equal(dw_trigger_state_load(&st, "not json", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "trigger state: not a JSON object"));
     assert_int_equal(st.last_start_ms, DW_NO_TS);
     const char *why;
     assert_false(decide(&cfg, &st, T0, 99, "dataset_drift", &why));
@@ -115,6 +118,55 @@ static void test_min_samples_and_max_per_day(void **state)
     dw_config_free(&cfg);
 }
 
+/*
+ * A guardrail state read from Redis that dump did not write is refused with the field named,
+ * and the state is "no trigger yet": a negative or huge count (which let the daily limit be
+ * passed, or overflowed count + 1), a day that is not the window's, wrong types. A state far
+ * in the past no longer overflows the cooldown arithmetic.
+ */
+static void test_state_hostile(void **state)
+{
+    struct dw_config cfg;
+    config(&cfg);
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"[]", "not a JSON object"},
+        {"{\"last_start_ms\": \"1\", \"day\": 0, \"count\": 1}", "last_start_ms"},
+        {"{\"last_start_ms\": -9223372036854775807, \"day\": -106751991168, \"count\": 1}",
+         "last_start_ms"},
+        {"{\"last_start_ms\": 86400000, \"day\": 0, \"count\": 1}", "day"},
+        {"{\"last_start_ms\": 86400000, \"day\": 1, \"count\": -5}", "count"},
+        {"{\"last_start_ms\": 86400000, \"day\": 1, \"count\": 0}", "count"},
+        {"{\"last_start_ms\": 86400000, \"day\": 1, \"count\": 9223372036854775807}", "count"},
+        {"{\"last_start_ms\": 86400000, \"day\": 1}", "count"},
+        {"{\"last_start_ms\": 1, \"last_start_ms\": 2, \"day\": 0, \"count\": 1}", "JSON"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct dw_trigger_state st = {5, 5, 5};
+        char err[256] = "";
+        if (dw_trigger_state_load(&st, bad[i].text, err, sizeof(err)) != -1) {
+            fail_msg("accepted: %s", bad[i].text);
+        }
+        if (!strstr(err, bad[i].want)) {
+            fail_msg("%s: message \"%s\" does not name %s", bad[i].text, err, bad[i].want);
+        }
+        assert_true(st.last_start_ms == DW_NO_TS && st.count == 0);
+    }
+    struct dw_trigger_state st;
+    assert_int_equal(dw_trigger_state_load(&st, "{}", NULL, 0), 0);
+    assert_true(st.last_start_ms == DW_NO_TS);
+    /* a trigger at the earliest window there is, then one now: no overflow, cooldown passed */
+    char text[128];
+    /* the earliest time a state may hold, -2^62: floor(-2^62 / 86400000) = -53375995584 */
+    snprintf(text, sizeof(text),
+             "{\"last_start_ms\": -4611686018427387904, \"day\": -53375995584, \"count\": 1}");
+    assert_int_equal(dw_trigger_state_load(&st, text, NULL, 0), 0);
+    const char *why;
+    assert_true(decide(&cfg, &st, T0, 500, "dataset_drift", &why));
+    dw_config_free(&cfg);
+}
+
 static void test_trigger_rules_and_disabled(void **state)
 {
     struct dw_config cfg;
@@ -123,7 +175,7 @@ static void test_trigger_rules_and_disabled(void **state)
     cfg.trigger_rules = rules;
     cfg.n_trigger_rules = 1;
     struct dw_trigger_state st;
-    dw_trigger_state_load(&st, NULL);
+    assert_int_equal(dw_trigger_state_load(&st, NULL, NULL, 0), 0);
     const char *why = "x";
     assert_false(decide(&cfg, &st, T0, 500, "feature_drift", &why));
     assert_null(why); /* not a trigger rule: nothing to suppress */
@@ -176,6 +228,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cooldown_one_trigger_for_ten_windows),
         cmocka_unit_test(test_min_samples_and_max_per_day),
+        cmocka_unit_test(test_state_hostile),
         cmocka_unit_test(test_trigger_rules_and_disabled),
         cmocka_unit_test(test_message),
     };
