@@ -314,6 +314,18 @@ static const struct cfg_key model_keys[] = {
      .help = "Distinct values of a categorical feature counted exactly per window; beyond it "
              "the most frequent values are tracked as heavy hitters (SpaceSaving) and the rest "
              "count as \"__other__\"."},
+    {.name = "max_classes", .type = T_INT, .def = "1000", MODEL(max_classes),
+     .flags = F_MIN | F_MAX, .min = 1, .max = 1000000,
+     .help = "Classification: distinct classes (predicted or true) that one partition's join "
+             "records of this model may hold at once; a prediction or label whose class would "
+             "be one more is rejected (dead letter, reason too_many_classes). Classes are freed "
+             "with the last record holding them. Regression values are numbers and never "
+             "count."},
+    {.name = "max_versions", .type = T_INT, .def = "100", MODEL(max_versions),
+     .flags = F_MIN | F_MAX, .min = 1, .max = 100000,
+     .help = "Distinct model versions that one partition's join records of this model may "
+             "hold at once; a prediction whose version would be one more is rejected (dead "
+             "letter, reason too_many_versions)."},
 };
 /* clang-format on */
 
@@ -1386,9 +1398,10 @@ static int model_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const char 
         return 0;
     }
     if (node->type != YAML_MAPPING_NODE) {
-        return dw_err(ctx->errstr, ctx->errstr_size,
-                      "%s: expected a map (task, positive_class, max_categories, features), got %s",
-                      prefix, node_type_name(node));
+        return dw_err(
+            ctx->errstr, ctx->errstr_size,
+            "%s: expected a map (task, positive_class, max_categories, features, ...), got %s",
+            prefix, node_type_name(node));
     }
     return table_walk(ctx, model_keys, DW_ARRAY_SIZE(model_keys), m, prefix, node, model_extra);
 }

@@ -30,6 +30,9 @@ enum dw_bad_reason {
     DW_BAD_WRONG_TYPE,    /* a field has the wrong JSON type or is out of range */
     DW_BAD_UNKNOWN_MODEL, /* model not configured under models: */
     DW_BAD_TIMESTAMP,     /* timestamp present but not RFC 3339 / epoch number */
+    /* a class or a version beyond models.<m>.max_classes / max_versions (dw_part.c) */
+    DW_BAD_TOO_MANY_CLASSES,
+    DW_BAD_TOO_MANY_VERSIONS,
     DW_BAD__COUNT
 };
 
