@@ -9,13 +9,13 @@ N=${1:-1000000}
 RUNS=${2:-5}
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-bench --target bench_join -j"$(nproc)" >/dev/null
-for style in gen uuid; do
+for style in gen uuid parked-texts; do
     flag=""
-    [ "$style" = uuid ] && flag=--uuid
+    [ "$style" != gen ] && flag=--$style
     out=$(for _ in $(seq "$RUNS"); do build-bench/bench_join --count "$N" $flag; done)
     echo "$out"
     med() { echo "$out" | awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' |
             sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
     echo "median ($style ids, $RUNS runs): $(med rss_bytes_per_record) bytes/record resident," \
-         "$(med heap_bytes_per_record) bytes/record malloc in use"
+         "$(med heap_bytes_per_record) bytes/record allocated"
 done

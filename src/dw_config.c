@@ -198,8 +198,11 @@ static const struct cfg_key cfg_keys[] = {
              "before the join record is dropped."},
     {.name = "join.max_records", .type = T_INT, .def = "2000000", CFG(join_max_records),
      .flags = F_MIN, .min = 1000,
-     .help = "Most join records (unmatched predictions and labels) one consumer keeps; bounds "
-             "the memory of the join."},
+     .help = "Most join records (predictions waiting for a label, parked labels, joined "
+             "records kept until join.ttl) one consumer keeps; the oldest beyond it are evicted "
+             "and counted. 113-129 bytes each with ids up to 40 bytes, 272 at worst (distinct "
+             "parked label texts): the default fits the 2 GiB limit of deploy/kubernetes.yaml "
+             "with 25 % headroom (docs/design.md, Memory bounds)."},
 
     {.name = "checkpoint.interval", .type = T_DURATION, .def = "1s", CFG(checkpoint_interval_ms),
      .flags = F_MIN, .min = 10,
