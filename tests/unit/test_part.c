@@ -1280,12 +1280,8 @@ static void test_version_bound(void **state)
 static long part_model_idx(const char *name, size_t len, void *opaque)
 {
     const struct dw_config *cfg = opaque;
-    for (size_t i = 0; i < cfg->n_models; i++) {
-        if (strlen(cfg->models[i].name) == len && memcmp(cfg->models[i].name, name, len) == 0) {
-            return (long)i;
-        }
-    }
-    return -1;
+    const struct dw_model_cfg *m = dw_config_model(cfg, name, len);
+    return m ? (long)(m - cfg->models) : -1;
 }
 
 /*
