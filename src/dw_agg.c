@@ -445,9 +445,14 @@ static void counts_add_outcome(struct dw_counts *c, const char *positive,
                                const struct dw_outcome *o)
 {
     c->labeled++;
-    int pred_pos = strcmp(o->pred, positive) == 0;
-    int label_pos = strcmp(o->label, positive) == 0;
-    if (strcmp(o->pred, o->label) == 0) {
+    /* Regression outcomes carry numbers, no class texts: correct when the numbers are equal,
+     * and never of the positive class. */
+    int pred_pos = o->pred && strcmp(o->pred, positive) == 0;
+    int label_pos = o->label && strcmp(o->label, positive) == 0;
+    int same = o->pred && o->label
+                   ? strcmp(o->pred, o->label) == 0
+                   : o->pred_is_num && o->label_is_num && o->pred_num == o->label_num;
+    if (same) {
         c->correct++;
     }
     if (pred_pos && label_pos) {

@@ -207,8 +207,11 @@ static const struct cfg_key cfg_keys[] = {
              "before the join record is dropped."},
     {.name = "join.max_records", .type = T_INT, .def = "2000000", CFG(join_max_records),
      .flags = F_MIN, .min = 1000,
-     .help = "Most join records (unmatched predictions and labels) one consumer keeps; bounds "
-             "the memory of the join."},
+     .help = "Most join records (predictions waiting for a label, parked labels, joined "
+             "records kept until join.ttl) one consumer keeps; the oldest beyond it are evicted "
+             "and counted. 113-129 bytes each with ids up to 40 bytes, 272 at worst (distinct "
+             "parked label texts): the default fits the 2 GiB limit of deploy/kubernetes.yaml "
+             "with 25 % headroom (docs/design.md, Memory bounds)."},
 
     {.name = "checkpoint.interval", .type = T_DURATION, .def = "1s", CFG(checkpoint_interval_ms),
      .flags = F_MIN, .min = 10,
@@ -338,6 +341,18 @@ static const struct cfg_key model_keys[] = {
      .help = "Distinct values of a categorical feature counted exactly per window; beyond it "
              "the most frequent values are tracked as heavy hitters (SpaceSaving) and the rest "
              "count as \"__other__\"."},
+    {.name = "max_classes", .type = T_INT, .def = "1000", MODEL(max_classes),
+     .flags = F_MIN | F_MAX, .min = 1, .max = 1000000,
+     .help = "Classification: distinct classes (predicted or true) that one partition's join "
+             "records of this model may hold at once; a prediction or label whose class would "
+             "be one more is rejected (dead letter, reason too_many_classes). Classes are freed "
+             "with the last record holding them. Regression values are numbers and never "
+             "count."},
+    {.name = "max_versions", .type = T_INT, .def = "100", MODEL(max_versions),
+     .flags = F_MIN | F_MAX, .min = 1, .max = 100000,
+     .help = "Distinct model versions that one partition's join records of this model may "
+             "hold at once; a prediction whose version would be one more is rejected (dead "
+             "letter, reason too_many_versions)."},
 };
 /* clang-format on */
 
@@ -1410,9 +1425,10 @@ static int model_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const char 
         return 0;
     }
     if (node->type != YAML_MAPPING_NODE) {
-        return dw_err(ctx->errstr, ctx->errstr_size,
-                      "%s: expected a map (task, positive_class, max_categories, features), got %s",
-                      prefix, node_type_name(node));
+        return dw_err(
+            ctx->errstr, ctx->errstr_size,
+            "%s: expected a map (task, positive_class, max_categories, features, ...), got %s",
+            prefix, node_type_name(node));
     }
     return table_walk(ctx, model_keys, DW_ARRAY_SIZE(model_keys), m, prefix, node, model_extra);
 }

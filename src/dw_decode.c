@@ -404,6 +404,8 @@ const char *dw_bad_reason_name(enum dw_bad_reason r)
         [DW_BAD_UNKNOWN_MODEL] = "unknown_model",
         [DW_BAD_TIMESTAMP] = "bad_timestamp",
         [DW_BAD_TIME_RANGE] = "timestamp_out_of_range",
+        [DW_BAD_TOO_MANY_CLASSES] = "too_many_classes",
+        [DW_BAD_TOO_MANY_VERSIONS] = "too_many_versions",
     };
     if ((int)r < 0 || r >= DW_BAD__COUNT) {
         return "unknown";

@@ -9,6 +9,19 @@
  * or not by the same rule whichever topic was read first. Records expire join.ttl after their
  * event time, on the clock of the stream they wait for (dw_part.h), so expiry replays
  * identically after a restart.
+ *
+ * Classes and versions (dw_join.h): a regression model's predictions and labels are numbers and
+ * stay numbers. A classification model's classes and every model's versions are interned in
+ * the join's tables of that model, bounded by models.<m>.max_classes and max_versions; an event
+ * whose class or version would exceed the bound is rejected (DW_PART_REJECTED, p->reject says
+ * why; the caller dead-letters it) before anything changes, so nothing is half counted. A
+ * label's model is known only from its prediction: a label that finds its prediction is judged
+ * on arrival (a class beyond the bound, or not a number for a regression model: rejected); a
+ * label parked before its prediction is judged when the prediction arrives, and if it is
+ * rejected then, it and the duplicates remembered with it are dropped and counted
+ * (p->join_rejected, ctr.rejected_classes) while the prediction is counted and waits for another
+ * label. Duplicates of a regression label conflict when the numbers differ ("4" and "4.0"
+ * agree), of a class when the texts differ ("1" and "1.0" are two classes).
  */
 #include "driftwatch/dw_part.h"
 
@@ -18,6 +31,17 @@
 #include "driftwatch/dw_common.h"
 
 static void count_expired(struct dw_part *p, const struct dw_join_rec *rec);
+
+/* The class bound of a model (max_classes; 0 in a struct built by hand: the default). */
+static uint32_t max_classes(const struct dw_model_cfg *m)
+{
+    return m->max_classes > 0 ? (uint32_t)m->max_classes : DW_JOIN_MAX_CLASSES;
+}
+
+static uint32_t max_versions(const struct dw_model_cfg *m)
+{
+    return m->max_versions > 0 ? (uint32_t)m->max_versions : DW_JOIN_MAX_VERSIONS;
+}
 
 struct dw_part *dw_part_new(const struct dw_config *cfg, int32_t partition)
 {
@@ -31,6 +55,11 @@ struct dw_part *dw_part_new(const struct dw_config *cfg, int32_t partition)
     p->max_label_ts = DW_NO_TS;
     p->closed_upto_ms = DW_NO_TS;
     dw_join_init(&p->join);
+    for (size_t m = 0; m < cfg->n_models; m++) {
+        const struct dw_model_cfg *mc = &cfg->models[m];
+        dw_join_set_model(&p->join, m, mc->task == DW_TASK_REGRESSION, max_classes(mc),
+                          max_versions(mc));
+    }
     return p;
 }
 
@@ -96,12 +125,12 @@ void dw_part_adopt_window(struct dw_part *p, struct dw_agg *agg)
 
 static void outcome_of(const struct dw_join_rec *rec, struct dw_outcome *o)
 {
-    o->pred = dw_strtab_get(rec->pred_cls);
-    o->label = dw_strtab_get(rec->label_cls);
     o->pred_is_num = (rec->flags & DW_JREC_PRED_NUM) != 0;
     o->label_is_num = (rec->flags & DW_JREC_LABEL_NUM) != 0;
-    o->pred_num = rec->pred_num;
-    o->label_num = rec->label_num;
+    o->pred = o->pred_is_num ? NULL : rec->pred_cls ? rec->pred_cls : "";
+    o->label = o->label_is_num ? NULL : rec->label_cls ? rec->label_cls : "";
+    o->pred_num = o->pred_is_num ? rec->pred_num : 0.0;
+    o->label_num = o->label_is_num ? rec->label_num : 0.0;
     o->has_score = (rec->flags & DW_JREC_SCORE) != 0;
     o->score = rec->score;
 }
@@ -139,27 +168,66 @@ static void count_join(struct dw_part *p, struct dw_join_rec *rec, int64_t lwm)
         p->meta_dirty = 1;
         return;
     }
-    const char *version = dw_strtab_get(rec->version);
-    size_t vslot = dw_agg_version_slot(agg, version, strlen(version));
+    size_t vslot = rec->version
+                       ? dw_agg_version_slot(agg, rec->version, dw_strtab_len(rec->version))
+                       : dw_agg_version_slot(agg, "", 0);
     struct dw_outcome o;
     outcome_of(rec, &o);
     dw_agg_add_outcome(agg, vslot, &o);
 }
 
+/* Counts the event being processed as rejected (why in p->reject); nothing else changes. */
+static enum dw_part_result rejected(struct dw_part *p, enum dw_bad_reason reason)
+{
+    p->reject.reason = reason;
+    p->ctr.rejected_classes++;
+    p->meta_dirty = 1;
+    return DW_PART_REJECTED;
+}
+
+/* 1 when s may be referenced in t under bound: it is there, or there is room for one more. */
+static int fits(const struct dw_strtab *t, const char *s, size_t len, uint32_t bound)
+{
+    return t->count < bound || dw_strtab_has(t, s, len);
+}
+
+/* Writes why a class would exceed its model's bound into r->msg. */
+static void class_bound_msg(const struct dw_part *p, size_t model_idx, const char *what,
+                            const char *cls, struct dw_part_reject *r)
+{
+    const struct dw_model_cfg *model = &p->cfg->models[model_idx];
+    const struct dw_join_model *jm = &p->join.models[model_idx];
+    r->reason = DW_BAD_TOO_MANY_CLASSES;
+    dw_err(r->msg, sizeof(r->msg),
+           "%s: class '%s' would be distinct class %zu of model %s in partition %d, more than "
+           "models.%s.max_classes (%u)",
+           what, cls, jm->classes.count + 1, model->name, (int)p->partition, model->name,
+           jm->max_classes);
+}
+
 enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_prediction *ev)
 {
-    uint16_t pred_cls = dw_strtab_intern(ev->pred.text, ev->pred.len);
-    uint16_t version = dw_strtab_intern(ev->version, ev->version_len);
-    if (pred_cls == DW_STRTAB_NONE || version == DW_STRTAB_NONE) {
-        p->ctr.rejected_classes++;
-        p->meta_dirty = 1;
-        return DW_PART_REJECTED;
+    p->join_rejected = 0;
+    struct dw_join *j = &p->join;
+    struct dw_join_model *jm = dw_join_model(j, ev->model_idx);
+    int regression = ev->model->task == DW_TASK_REGRESSION;
+    if (!regression && !fits(&jm->classes, ev->pred.text, ev->pred.len, jm->max_classes)) {
+        class_bound_msg(p, ev->model_idx, "prediction", ev->pred.text, &p->reject);
+        return rejected(p, DW_BAD_TOO_MANY_CLASSES);
     }
-    struct dw_join_rec *rec = dw_join_find(&p->join, ev->id, ev->id_len);
+    if (!fits(&jm->versions, ev->version, ev->version_len, jm->max_versions)) {
+        dw_err(p->reject.msg, sizeof(p->reject.msg),
+               "model_version: '%.*s' would be distinct version %zu of model %s in partition %d, "
+               "more than models.%s.max_versions (%u)",
+               (int)ev->version_len, ev->version, jm->versions.count + 1, ev->model->name,
+               (int)p->partition, ev->model->name, jm->max_versions);
+        return rejected(p, DW_BAD_TOO_MANY_VERSIONS);
+    }
+    struct dw_join_rec *rec = dw_join_find(j, ev->id, ev->id_len);
     if (rec && rec->state == DW_JOIN_LABEL && p->max_ts != DW_NO_TS &&
         rec->ts_ms + p->cfg->join_ttl_ms < p->max_ts) {
         p->ctr.expired_labels++; /* parked too long: this prediction starts afresh */
-        dw_join_delete(&p->join, rec);
+        dw_join_delete(j, rec);
         rec = NULL;
     }
     if (rec && rec->state != DW_JOIN_LABEL) {
@@ -193,14 +261,16 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
         size_t vslot = dw_agg_version_slot(agg, ev->version, ev->version_len);
         dw_agg_add_prediction(agg, vslot, ev);
     }
-    uint16_t parked_label = DW_STRTAB_NONE;
+    /* A label parked before this prediction: taken over, judged below now that the model is
+     * known. Its text stays referenced in the parked table until then. */
+    const char *parked = NULL;
     struct dw_join_dup *dups = NULL;
     uint16_t n_dups = 0;
     int64_t parked_lwm = DW_NO_TS;
     int parked_num = 0;
     double parked_num_v = 0;
     if (rec) {
-        parked_label = rec->label_cls;
+        parked = rec->parked_label;
         parked_num = (rec->flags & DW_JREC_LABEL_NUM) != 0;
         parked_num_v = rec->label_num;
         dups = rec->dups; /* taken over: counted below, then freed */
@@ -208,90 +278,152 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
         rec->dups = NULL;
         rec->n_dups = 0;
         parked_lwm = rec->label_wm;
-        dw_join_touch(&p->join, rec);
+        dw_join_touch(j, rec);
     } else {
-        rec = dw_join_insert(&p->join, ev->id, ev->id_len, DW_JOIN_PRED);
+        rec = dw_join_insert(j, ev->id, ev->id_len, DW_JOIN_PRED);
     }
     rec->state = DW_JOIN_PRED;
     rec->ts_ms = ev->ts_ms;
     rec->win_ms = start;
     rec->model_idx = (uint16_t)ev->model_idx;
-    rec->version = version;
-    rec->pred_cls = pred_cls;
-    rec->label_cls = parked_label;
+    rec->version = dw_strtab_ref(&jm->versions, ev->version, ev->version_len, 0);
     rec->flags = (uint8_t)((rec->flags & DW_JREC_DIRTY) | (late ? DW_JREC_LATE : 0));
-    if (parked_num) {
-        rec->flags |= DW_JREC_LABEL_NUM;
-        rec->label_num = parked_num_v;
-    }
+    rec->score = ev->has_score ? ev->score : 0.0;
     if (ev->has_score) {
         rec->flags |= DW_JREC_SCORE;
-        rec->score = ev->score;
     }
-    if (ev->pred.is_num) {
+    if (regression) {
         rec->flags |= DW_JREC_PRED_NUM;
         rec->pred_num = ev->pred.num;
+    } else {
+        rec->pred_cls = dw_strtab_ref(&jm->classes, ev->pred.text, ev->pred.len, 0);
     }
-    if (parked_label != DW_STRTAB_NONE) {
+    rec->label_num = 0.0;
+    int joined = 0;
+    if (parked) {
+        size_t parked_len = dw_strtab_len(parked);
+        if (regression ? parked_num : fits(&jm->classes, parked, parked_len, jm->max_classes)) {
+            joined = 1;
+            if (regression) {
+                rec->flags |= DW_JREC_LABEL_NUM;
+                rec->label_num = parked_num_v;
+            } else {
+                rec->label_cls = dw_strtab_ref(&jm->classes, parked, parked_len, 0);
+            }
+        } else {
+            struct dw_part_reject *r = &p->join_reject;
+            char what[DW_ID_MAX + 64];
+            snprintf(what, sizeof(what), "label parked for prediction_id '%.*s'", (int)ev->id_len,
+                     ev->id);
+            if (regression) {
+                r->reason = DW_BAD_WRONG_TYPE;
+                dw_err(r->msg, sizeof(r->msg),
+                       "%s: expected a number for regression model %s, got '%s'", what,
+                       ev->model->name, parked);
+            } else {
+                class_bound_msg(p, ev->model_idx, what, parked, r);
+            }
+            p->join_rejected = 1u + n_dups;
+            p->ctr.rejected_classes += p->join_rejected;
+        }
+        dw_strtab_unref(&j->parked, parked);
+    }
+    if (joined) {
         count_join(p, rec, parked_lwm);
         for (uint16_t i = 0; i < n_dups; i++) {
-            count_duplicate(p, rec, dups[i].label_wm, dups[i].conflict);
+            uint8_t c = dups[i].conflict;
+            int conflict =
+                regression ? !(c & DW_JOIN_DUP_SAME_NUMBER) : (c & DW_JOIN_DUP_TEXT_DIFFERS) != 0;
+            count_duplicate(p, rec, dups[i].label_wm, conflict);
         }
     }
     free(dups);
     return late ? DW_PART_LATE : DW_PART_OK;
 }
 
+/* 1 when the label (text s, len) and an interned text differ. */
+static int text_differs(const char *interned, const char *s, size_t len)
+{
+    return !interned || dw_strtab_len(interned) != len || memcmp(interned, s, len) != 0;
+}
+
+/* 1 when the label is a number equal to rec's numeric label. */
+static int same_number(const struct dw_join_rec *rec, const struct dw_label *lab)
+{
+    return lab->label.is_num && (rec->flags & DW_JREC_LABEL_NUM) &&
+           lab->label.num == rec->label_num;
+}
+
 enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *lab)
 {
-    uint16_t label_cls = dw_strtab_intern(lab->label.text, lab->label.len);
-    if (label_cls == DW_STRTAB_NONE) {
-        p->ctr.rejected_classes++;
-        p->meta_dirty = 1;
-        return DW_PART_REJECTED;
+    struct dw_join *j = &p->join;
+    const struct dw_class *cls = &lab->label;
+    int64_t lwm = p->max_label_ts;
+    struct dw_join_rec *rec = dw_join_find(j, lab->id, lab->id_len);
+    int expired = rec && rec->state != DW_JOIN_LABEL && lwm != DW_NO_TS &&
+                  rec->ts_ms + p->cfg->join_ttl_ms < lwm; /* waited longer than join.ttl */
+    const struct dw_model_cfg *model = rec ? &p->cfg->models[rec->model_idx] : NULL;
+    int regression = model && model->task == DW_TASK_REGRESSION;
+    if (rec && !expired && rec->state == DW_JOIN_PRED) {
+        /* Joins now: judged as a class or number of the prediction's model first. */
+        struct dw_join_model *jm = dw_join_model(j, rec->model_idx);
+        if (regression && !cls->is_num) {
+            dw_err(p->reject.msg, sizeof(p->reject.msg),
+                   "label: expected a number for regression model %s, got '%s'", model->name,
+                   cls->text);
+            return rejected(p, DW_BAD_WRONG_TYPE);
+        }
+        if (!regression && !fits(&jm->classes, cls->text, cls->len, jm->max_classes)) {
+            class_bound_msg(p, rec->model_idx, "label", cls->text, &p->reject);
+            return rejected(p, DW_BAD_TOO_MANY_CLASSES);
+        }
     }
     p->ctr.labels++;
     p->meta_dirty = 1;
-    int64_t lwm = p->max_label_ts;
     if (p->max_label_ts == DW_NO_TS || lab->ts_ms > p->max_label_ts) {
         p->max_label_ts = lab->ts_ms;
     }
-    struct dw_join_rec *rec = dw_join_find(&p->join, lab->id, lab->id_len);
-    if (rec && rec->state != DW_JOIN_LABEL && lwm != DW_NO_TS &&
-        rec->ts_ms + p->cfg->join_ttl_ms < lwm) {
-        count_expired(p, rec); /* the prediction waited longer than join.ttl */
-        dw_join_delete(&p->join, rec);
+    if (expired) {
+        count_expired(p, rec);
+        dw_join_delete(j, rec);
         rec = NULL;
     }
     if (!rec) {
-        rec = dw_join_insert(&p->join, lab->id, lab->id_len, DW_JOIN_LABEL);
+        rec = dw_join_insert(j, lab->id, lab->id_len, DW_JOIN_LABEL);
         rec->ts_ms = lab->ts_ms;
         rec->label_wm = lwm;
-        rec->label_cls = label_cls;
-        if (lab->label.is_num) {
+        rec->parked_label = dw_strtab_ref(&j->parked, cls->text, cls->len, 0);
+        if (cls->is_num) {
             rec->flags |= DW_JREC_LABEL_NUM;
-            rec->label_num = lab->label.num;
+            rec->label_num = cls->num;
         }
         return DW_PART_OK;
     }
-    int conflict = rec->label_cls != label_cls;
     if (rec->state == DW_JOIN_LABEL) {
-        if (dw_join_add_dup(rec, lwm, conflict) != 0) {
+        uint8_t c = (uint8_t)((text_differs(rec->parked_label, cls->text, cls->len)
+                                   ? DW_JOIN_DUP_TEXT_DIFFERS
+                                   : 0) |
+                              (same_number(rec, lab) ? DW_JOIN_DUP_SAME_NUMBER : 0));
+        if (dw_join_add_dup(rec, lwm, c) != 0) {
             p->ctr.late_labels++; /* beyond DW_JOIN_MAX_DUPS: counted, not kept */
         }
-        dw_join_touch(&p->join, rec);
+        dw_join_touch(j, rec);
         return DW_PART_DUPLICATE;
     }
     if (rec->state == DW_JOIN_DONE) {
+        int conflict =
+            regression ? !same_number(rec, lab) : text_differs(rec->label_cls, cls->text, cls->len);
         count_duplicate(p, rec, lwm, conflict);
         return DW_PART_DUPLICATE;
     }
-    rec->label_cls = label_cls;
-    if (lab->label.is_num) {
+    if (regression) {
         rec->flags |= DW_JREC_LABEL_NUM;
-        rec->label_num = lab->label.num;
+        rec->label_num = cls->num;
+    } else {
+        rec->label_cls =
+            dw_strtab_ref(&dw_join_model(j, rec->model_idx)->classes, cls->text, cls->len, 0);
     }
-    dw_join_touch(&p->join, rec);
+    dw_join_touch(j, rec);
     count_join(p, rec, lwm);
     return DW_PART_OK;
 }

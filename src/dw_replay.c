@@ -63,9 +63,8 @@
 #define REPLAY_INFINITE_MS (INT64_MAX / 4)
 #define REPLAY_BAD_SHOWN 10      /* bad lines described on stderr (the rest are counted) */
 #define REPLAY_CLEAN_EVERY 65536 /* lines between clearing dw_part's dirty lists */
-#define REPLAY_EXTRA_MISSING_TS DW_BAD__COUNT     /* reason index: no timestamp in the event */
-#define REPLAY_EXTRA_REJECTED (DW_BAD__COUNT + 1) /* reason index: class table full */
-#define REPLAY_N_REASONS (DW_BAD__COUNT + 2)
+#define REPLAY_EXTRA_MISSING_TS DW_BAD__COUNT /* reason index: no timestamp in the event */
+#define REPLAY_N_REASONS (DW_BAD__COUNT + 1)
 
 struct replay_opts {
     const char *predictions, *labels, *reference, *config, *output, *window, *alerts;
@@ -101,9 +100,6 @@ static const char *reason_name(int r)
 {
     if (r == REPLAY_EXTRA_MISSING_TS) {
         return "missing_timestamp";
-    }
-    if (r == REPLAY_EXTRA_REJECTED) {
-        return "rejected_class";
     }
     return dw_bad_reason_name((enum dw_bad_reason)r);
 }
@@ -280,7 +276,11 @@ static void on_prediction(struct replayer *rp, struct dw_files *f, const char *t
     if (res == DW_PART_DUPLICATE) {
         rp->duplicate_predictions++;
     } else if (res == DW_PART_REJECTED) {
-        count_bad(rp, REPLAY_EXTRA_REJECTED, f, "too many distinct classes or versions");
+        count_bad(rp, (int)rp->part->reject.reason, f, rp->part->reject.msg);
+    }
+    if (rp->part->join_rejected) { /* the label(s) parked for it, judged now */
+        count_bad(rp, (int)rp->part->join_reject.reason, f, rp->part->join_reject.msg);
+        rp->bad[rp->part->join_reject.reason] += rp->part->join_rejected - 1;
     }
 }
 
@@ -299,7 +299,7 @@ static void on_label(struct replayer *rp, struct dw_files *f, const char *text, 
     if (res == DW_PART_DUPLICATE) {
         rp->duplicate_labels++;
     } else if (res == DW_PART_REJECTED) {
-        count_bad(rp, REPLAY_EXTRA_REJECTED, f, "too many distinct classes");
+        count_bad(rp, (int)rp->part->reject.reason, f, rp->part->reject.msg);
     }
 }
 

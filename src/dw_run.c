@@ -391,6 +391,17 @@ static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
                 dw_metric_inc(rn->m.late);
             } else if (res == DW_PART_DUPLICATE) {
                 dw_metric_inc(rn->m.duplicates);
+            } else if (res == DW_PART_REJECTED) {
+                bad = part->reject.reason;
+                snprintf(errstr, sizeof(errstr), "%s", part->reject.msg);
+            }
+            if (part->join_rejected) { /* its parked label, consumed earlier: no dead letter */
+                dw_metric_add(rn->m.invalid[part->join_reject.reason], (double)part->join_rejected);
+                dw_log_limited("bad_message", (int)rn->cfg.log_bad_per_second, DW_LOG_WARN,
+                               "parked label rejected at its join", "{s:s,s:s,s:i,s:I}", "reason",
+                               dw_bad_reason_name(part->join_reject.reason), "error",
+                               part->join_reject.msg, "partition", (int)p, "label_events",
+                               (json_int_t)part->join_rejected);
             }
         }
         part->off_pred = rkm->offset + 1;
@@ -400,8 +411,12 @@ static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
         part->labels_at_end = 0;
         dw_metric_inc(rn->m.consumed_label);
         bad = dw_decode_label(rn->dec, rkm->payload, rkm->len, kts, &lab, errstr, sizeof(errstr));
-        if (!bad && dw_part_on_label(part, &lab) == DW_PART_DUPLICATE) {
+        enum dw_part_result res = bad ? DW_PART_OK : dw_part_on_label(part, &lab);
+        if (res == DW_PART_DUPLICATE) {
             dw_metric_inc(rn->m.duplicates);
+        } else if (res == DW_PART_REJECTED) {
+            bad = part->reject.reason;
+            snprintf(errstr, sizeof(errstr), "%s", part->reject.msg);
         }
         part->off_label = rkm->offset + 1;
     }
@@ -1532,6 +1547,35 @@ static json_t *pending_json(const struct runner *rn, enum pend_kind kind, struct
     return arr;
 }
 
+/* Distinct classes and versions the owned partitions' join records hold, per model. */
+static void publish_join_strings(struct runner *rn)
+{
+    for (size_t m = 0; m < rn->cfg.n_models; m++) {
+        size_t classes = 0, versions = 0;
+        for (int p = 0; p < rn->n_parts; p++) {
+            if (rn->parts[p]) {
+                classes += dw_join_classes(&rn->parts[p]->join, m);
+                versions += dw_join_versions(&rn->parts[p]->join, m);
+            }
+        }
+        char name[256], labels[300];
+        dw_metrics_escape(rn->cfg.models[m].name, name, sizeof(name));
+        snprintf(labels, sizeof(labels), "model=\"%s\"", name);
+        dw_metric_set(dw_metrics_series("driftwatch_join_classes",
+                                        "Distinct classes held by the join records of the owned "
+                                        "partitions (bounded per partition by "
+                                        "models.<m>.max_classes).",
+                                        DW_METRIC_GAUGE, labels),
+                      (double)classes);
+        dw_metric_set(dw_metrics_series("driftwatch_join_versions",
+                                        "Distinct model versions held by the join records of the "
+                                        "owned partitions (bounded per partition by "
+                                        "models.<m>.max_versions).",
+                                        DW_METRIC_GAUGE, labels),
+                      (double)versions);
+    }
+}
+
 static void publish_status(struct runner *rn)
 {
     json_t *parts = json_array();
@@ -1554,6 +1598,7 @@ static void publish_status(struct runner *rn)
     }
     dw_metric_set(rn->m.windows_open, (double)wins);
     dw_metric_set(rn->m.join_records, (double)records);
+    publish_join_strings(rn);
     json_t *st =
         json_pack("{s:s,s:s,s:o,s:b,s:o,s:O,s:b,s:o}", "group", rn->cfg.group, "owner", rn->owner,
                   "global_watermark_ms",

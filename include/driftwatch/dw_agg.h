@@ -120,8 +120,8 @@ struct dw_agg {
 
 /** @brief What a joined (prediction, label) pair contributes. */
 struct dw_outcome {
-    const char *pred;  /* class text */
-    const char *label; /* class text */
+    const char *pred;  /* class text; NULL for a regression model's number */
+    const char *label; /* class text; NULL for a regression model's number */
     int pred_is_num, label_is_num;
     double pred_num, label_num;
     int has_score;

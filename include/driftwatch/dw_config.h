@@ -76,6 +76,8 @@ struct dw_model_cfg {
     int64_t max_categories;          /* models.<m>.max_categories: exact categories per feature */
     struct dw_feature_cfg *features; /* models.<m>.features: map name -> numeric|categorical */
     size_t n_features;
+    int64_t max_classes;  /* models.<m>.max_classes: distinct classes per partition's join */
+    int64_t max_versions; /* models.<m>.max_versions: distinct versions per partition's join */
 };
 
 struct dw_kv {

@@ -31,6 +31,9 @@ enum dw_bad_reason {
     DW_BAD_UNKNOWN_MODEL, /* model not configured under models: */
     DW_BAD_TIMESTAMP,     /* timestamp present but not RFC 3339 / epoch number */
     DW_BAD_TIME_RANGE,    /* event time beyond input.max_*_skew of the Kafka timestamp */
+    /* a class or a version beyond models.<m>.max_classes / max_versions (dw_part.c) */
+    DW_BAD_TOO_MANY_CLASSES,
+    DW_BAD_TOO_MANY_VERSIONS,
     DW_BAD__COUNT
 };
 

@@ -49,7 +49,16 @@ struct dw_part_counters {
     uint64_t expired_predictions;   /* predictions whose join TTL passed without a label */
     uint64_t expired_labels;        /* parked labels whose TTL passed without a prediction */
     uint64_t evicted;               /* records evicted because join.max_records was reached */
-    uint64_t rejected_classes;      /* events whose class could not be interned */
+    uint64_t rejected_classes;      /* events rejected by dw_part: a class or version beyond
+                                     * the model's bound (max_classes, max_versions) or a
+                                     * regression label that is not a number; on arrival they
+                                     * are also dead-lettered, a parked label at its join */
+};
+
+/** @brief Why dw_part rejected events: the dead-letter reason and a message naming the value. */
+struct dw_part_reject {
+    enum dw_bad_reason reason;
+    char msg[512];
 };
 
 struct dw_part {
@@ -70,6 +79,13 @@ struct dw_part {
     size_t n_retired, cap_retired;
     int meta_dirty;
     uint64_t ckpt_seq; /* checkpoints written (meta field ckpt_seq): detects a Redis rollback */
+    struct dw_part_reject reject; /* why the last call returned DW_PART_REJECTED */
+    /* Label events a dw_part_on_prediction() call dropped: the label parked before the
+     * prediction (and its remembered duplicates) was rejected at the join (why in join_reject).
+     * Set by each call; the caller counts and logs them (they have no message left to
+     * dead-letter). */
+    uint64_t join_rejected;
+    struct dw_part_reject join_reject;
 };
 
 struct dw_part *dw_part_new(const struct dw_config *cfg, int32_t partition);
@@ -80,10 +96,19 @@ int64_t dw_part_watermark(const struct dw_part *p);
 
 enum dw_part_result { DW_PART_OK = 0, DW_PART_LATE, DW_PART_DUPLICATE, DW_PART_REJECTED };
 
-/** @brief Processes a decoded prediction (the caller set offsets). */
+/**
+ * @brief Processes a decoded prediction (the caller set offsets).
+ * @returns DW_PART_REJECTED when its class or version is beyond the model's bound (nothing
+ *          changed; why in p->reject). Check p->join_rejected after every call.
+ */
 enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_prediction *ev);
 
-/** @brief Processes a decoded label. */
+/**
+ * @brief Processes a decoded label.
+ * @returns DW_PART_REJECTED when it would join a prediction of a classification model and its
+ *          class is beyond the model's bound, or of a regression model and it is not a number
+ *          (nothing changed; why in p->reject).
+ */
 enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *lab);
 
 /**

@@ -93,23 +93,33 @@ static void write_rec(const char *dir, const char *name, const struct dw_join_re
     dw_buf_free(&b);
 }
 
+/* Record strings are interned (the encoder reads their length from the table's header). */
+static const char *intern(struct dw_strtab *t, const char *s)
+{
+    return dw_strtab_ref(t, s, strlen(s), 0);
+}
+
 void dw_fuzz_seeds(const char *dir)
 {
+    struct dw_strtab tab;
+    memset(&tab, 0, sizeof(tab));
     struct dw_join_rec r;
     memset(&r, 0, sizeof(r));
     r.state = DW_JOIN_PRED;
-    r.flags = DW_JREC_SCORE | DW_JREC_PRED_NUM;
+    r.flags = DW_JREC_SCORE;
     r.ts_ms = 1794999900123LL;
     r.win_ms = 1794999900000LL;
-    r.label_wm = INT64_MIN;
     r.score = 0.91;
-    r.pred_num = 1.0;
-    r.version = dw_strtab_intern("1.4.0", 5);
-    r.pred_cls = dw_strtab_intern("1", 1);
-    r.label_cls = DW_STRTAB_NONE;
+    r.version = intern(&tab, "1.4.0");
+    r.pred_cls = intern(&tab, "1");
+    r.label_cls = NULL;
     write_rec(dir, "pred", &r, "fraud");
 
-    struct dw_join_dup dups[3] = {{1794999800001LL, 1}, {INT64_MIN, 0}, {-5, 1}};
+    r.flags = DW_JREC_SCORE | DW_JREC_PRED_NUM;
+    r.pred_num = 1.0;
+    write_rec(dir, "pred_regression", &r, "churn");
+
+    struct dw_join_dup dups[3] = {{1794999800001LL, 1}, {INT64_MIN, 0}, {-5, 2}};
     memset(&r, 0, sizeof(r));
     r.state = DW_JOIN_LABEL;
     r.flags = DW_JREC_LABEL_NUM;
@@ -118,21 +128,24 @@ void dw_fuzz_seeds(const char *dir)
     r.label_num = 2.5;
     r.dups = dups;
     r.n_dups = 3;
-    r.version = r.pred_cls = DW_STRTAB_NONE;
-    r.label_cls = dw_strtab_intern("fraudulent", 10);
+    r.parked_label = intern(&tab, "2.5");
     write_rec(dir, "parked_label", &r, "churn");
 
     memset(&r, 0, sizeof(r));
     r.state = DW_JOIN_DONE;
-    r.flags = DW_JREC_SCORE | DW_JREC_PRED_NUM | DW_JREC_LABEL_NUM | DW_JREC_LATE;
+    r.flags = DW_JREC_SCORE | DW_JREC_LATE;
     r.ts_ms = 5;
-    r.label_wm = -1;
+    r.win_ms = 0;
     r.score = 1.0;
-    r.pred_num = 3.0;
-    r.label_num = -3.0;
-    r.version = dw_strtab_intern("", 0);
-    r.pred_cls = dw_strtab_intern("0", 1);
-    r.label_cls = dw_strtab_intern("1", 1);
+    r.version = intern(&tab, "");
+    r.pred_cls = intern(&tab, "0");
+    r.label_cls = intern(&tab, "1");
     write_rec(dir, "done_late", &r, "fraud");
     write_rec(dir, "unknown_model", &r, "retired");
+
+    r.flags = DW_JREC_SCORE | DW_JREC_PRED_NUM | DW_JREC_LABEL_NUM;
+    r.pred_num = 3.0;
+    r.label_num = -3.0;
+    write_rec(dir, "done_regression", &r, "churn");
+    dw_strtab_free(&tab);
 }

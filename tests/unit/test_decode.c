@@ -1035,10 +1035,19 @@ static void test_strings_valid_until_next_decode(void **state)
 static void test_reason_names(void **state)
 {
     (void)state;
-    const char *names[DW_BAD__COUNT] = {
-        "none",          "too_large",     "invalid_utf8",          "invalid_json",
-        "not_object",    "missing_id",    "missing_field",         "wrong_type",
-        "unknown_model", "bad_timestamp", "timestamp_out_of_range"};
+    const char *names[DW_BAD__COUNT] = {"none",
+                                        "too_large",
+                                        "invalid_utf8",
+                                        "invalid_json",
+                                        "not_object",
+                                        "missing_id",
+                                        "missing_field",
+                                        "wrong_type",
+                                        "unknown_model",
+                                        "bad_timestamp",
+                                        "timestamp_out_of_range",
+                                        "too_many_classes",
+                                        "too_many_versions"};
     for (int r = 0; r < DW_BAD__COUNT; r++) {
         assert_string_equal(dw_bad_reason_name((enum dw_bad_reason)r), names[r]);
     }

@@ -3,7 +3,9 @@
  * a plain reference array; ids longer than DW_JOIN_ID_INLINE; table growth at load 1/2;
  * backward-shift deletion across the end of the table (ids picked so that their home slots
  * collide at the wrap-around); the dirty list and the deleted-id buffer; record encode/decode
- * (every state, flag and class) with unknown models and corrupt blobs; the string table.
+ * (every state, flag and class, classes and numbers by the model's task, records of the previous
+ * encoder) with unknown models and corrupt blobs; the reference-counted string tables and their
+ * bounds; the strings a join holds go back down as records are deleted.
  *
  * After every structural step the test checks the open-addressing invariants itself by walking
  * j->slots: every live record is in exactly one slot, and no empty slot lies between a record's
@@ -65,13 +67,14 @@ static void check_table(struct dw_join *j)
             continue;
         }
         occupied++;
-        assert_true((j->slots[i] >> 32) == (j->pool[v - 1].hash >> 32));
         assert_true(v - 1 < j->n_used);
         assert_int_equal(seen[v - 1], 0); /* one slot per record */
         seen[v - 1] = 1;
         struct dw_join_rec *rec = &j->pool[v - 1];
+        uint64_t hash = dw_hash64(dw_join_id(rec), rec->id_len);
+        assert_true((j->slots[i] >> 32) == (hash >> 32));
         assert_int_not_equal(rec->state, DW_JOIN_FREE);
-        for (size_t k = (size_t)rec->hash & mask; k != i; k = (k + 1) & mask) {
+        for (size_t k = (size_t)hash & mask; k != i; k = (k + 1) & mask) {
             if (!j->slots[k]) {
                 fail_msg("hole at slot %zu in the probe run of slot %zu", k, i);
             }
@@ -184,9 +187,9 @@ static void test_long_ids(void **state)
         struct dw_join_rec *rec = dw_join_insert(&j, ids[k], len, DW_JOIN_PRED);
         rec->win_ms = (int64_t)k;
         if (len > DW_JOIN_ID_INLINE) {
-            assert_non_null(rec->id_long);
+            assert_ptr_equal(dw_join_id(rec), rec->id_long);
         } else {
-            assert_null(rec->id_long);
+            assert_ptr_equal(dw_join_id(rec), rec->id);
         }
     }
     check_table(&j);
@@ -217,7 +220,7 @@ static void test_long_ids(void **state)
     assert_int_equal(rd.pos, rd.len);
     /* The freed slot takes a short id next: no stale long pointer. */
     struct dw_join_rec *rec = dw_join_insert(&j, "short", 5, DW_JOIN_PRED);
-    assert_null(rec->id_long);
+    assert_ptr_equal(dw_join_id(rec), rec->id);
     assert_memory_equal(dw_join_id(rec), "short", 5);
     check_table(&j);
     for (size_t k = 0; k < 2 * n; k++) {
@@ -321,7 +324,7 @@ static void test_backward_shift_wraparound(void **state)
         struct dw_join_rec *rec = dw_join_find(&j, ids[i], lens[i]);
         assert_non_null(rec);
         size_t s = slot_of(&j, rec);
-        size_t home = (size_t)rec->hash & (FIRST_SLOTS - 1);
+        size_t home = (size_t)dw_hash64(ids[i], lens[i]) & (FIRST_SLOTS - 1);
         wrapped += s < home;
     }
     assert_int_equal(wrapped, 5); /* two of home 1022, all three of home 1023 */
@@ -401,9 +404,11 @@ static void test_dirty_and_deleted(void **state)
     }
     /* Insert leaves the id, state and empty classes in place. */
     assert_int_equal(b->state, DW_JOIN_LABEL);
-    assert_int_equal(b->version, DW_STRTAB_NONE);
-    assert_int_equal(b->pred_cls, DW_STRTAB_NONE);
-    assert_int_equal(b->label_cls, DW_STRTAB_NONE);
+    assert_null(b->parked_label);
+    assert_null(b->dups);
+    assert_null(a->version);
+    assert_null(a->pred_cls);
+    assert_null(a->label_cls);
     /* Touching a dirty record does not list it twice. */
     dw_join_touch(&j, a);
     assert_int_equal(j.n_dirty, 3);
@@ -466,20 +471,24 @@ static long model_idx_of(const char *name, size_t len, void *opaque)
     return -1;
 }
 
-static uint16_t intern(const char *s)
+/* Strings of the records built by hand below (a record points at interned texts). */
+static struct dw_strtab g_strings;
+
+static const char *intern(const char *s)
 {
-    uint16_t idx = dw_strtab_intern(s, strlen(s));
-    assert_int_not_equal(idx, DW_STRTAB_NONE);
-    return idx;
+    const char *t = dw_strtab_ref(&g_strings, s, strlen(s), 0);
+    assert_non_null(t);
+    return t;
 }
 
-static void assert_same_class(uint16_t got, uint16_t want)
+static void assert_same_text(const char *got, const char *want)
 {
-    if (want == DW_STRTAB_NONE) {
-        assert_int_equal(got, DW_STRTAB_NONE);
+    if (!want) {
+        assert_null(got);
     } else {
-        assert_int_not_equal(got, DW_STRTAB_NONE);
-        assert_string_equal(dw_strtab_get(got), dw_strtab_get(want));
+        assert_non_null(got);
+        assert_int_equal(dw_strtab_len(got), strlen(want));
+        assert_string_equal(got, want);
     }
 }
 
@@ -505,24 +514,39 @@ static void round_trip(const struct dw_join_rec *src, const char *model, uint16_
     assert_int_equal(rec->state, src->state);
     assert_int_equal(rec->flags, src->flags & (uint8_t)~DW_JREC_DIRTY);
     assert_true(rec->ts_ms == src->ts_ms);
-    assert_true(rec->win_ms == src->win_ms);
-    assert_true(rec->label_wm == src->label_wm);
-    assert_true(f64_bits(rec->score) == f64_bits(src->score));
-    assert_true(f64_bits(rec->pred_num) == f64_bits(src->pred_num));
-    assert_true(f64_bits(rec->label_num) == f64_bits(src->label_num));
-    assert_int_equal(rec->n_dups, src->n_dups);
-    for (uint16_t d = 0; d < src->n_dups; d++) {
-        assert_true(rec->dups[d].label_wm == src->dups[d].label_wm);
-        assert_int_equal(rec->dups[d].conflict, src->dups[d].conflict);
-    }
     assert_int_equal(rec->model_idx, want_model);
-    if (src->state == DW_JOIN_LABEL) {
-        assert_int_equal(rec->version, DW_STRTAB_NONE); /* a parked label has no version */
-    } else {
-        assert_same_class(rec->version, src->version);
+    if (src->flags & DW_JREC_LABEL_NUM) {
+        assert_true(f64_bits(rec->label_num) == f64_bits(src->label_num));
     }
-    assert_same_class(rec->pred_cls, src->pred_cls);
-    assert_same_class(rec->label_cls, src->label_cls);
+    if (src->state == DW_JOIN_LABEL) {
+        assert_true(rec->label_wm == src->label_wm);
+        assert_int_equal(rec->n_dups, src->n_dups);
+        for (uint16_t d = 0; d < src->n_dups; d++) {
+            assert_true(rec->dups[d].label_wm == src->dups[d].label_wm);
+            assert_int_equal(rec->dups[d].conflict, src->dups[d].conflict);
+        }
+        assert_same_text(rec->parked_label, src->parked_label);
+        /* A parked label's text is in the parked table, not in a model's. */
+        assert_int_equal(j.parked.count, src->parked_label != NULL);
+        assert_int_equal(dw_join_classes(&j, want_model), 0);
+    } else {
+        assert_true(rec->win_ms == src->win_ms);
+        assert_true(f64_bits(rec->score) == f64_bits(src->score));
+        assert_same_text(rec->version, src->version);
+        assert_int_equal(dw_join_versions(&j, want_model), 1);
+        if (src->flags & DW_JREC_PRED_NUM) {
+            assert_true(f64_bits(rec->pred_num) == f64_bits(src->pred_num));
+        } else {
+            assert_same_text(rec->pred_cls, src->pred_cls);
+        }
+        if (!(src->flags & DW_JREC_LABEL_NUM)) {
+            assert_same_text(rec->label_cls, src->label_cls);
+        }
+        /* Regression values are never interned. */
+        if (src->flags & DW_JREC_PRED_NUM) {
+            assert_int_equal(dw_join_classes(&j, want_model), 0);
+        }
+    }
     /* Loaded state is not dirty. */
     assert_int_equal(j.n_dirty, 0);
     assert_false(rec->flags & DW_JREC_DIRTY);
@@ -532,6 +556,11 @@ static void round_trip(const struct dw_join_rec *src, const char *model, uint16_
     dw_join_rec_encode(rec, model, &b2);
     assert_int_equal(b2.len, b.len);
     assert_memory_equal(b2.data, b.data, b.len);
+    /* Deleting the record releases its strings. */
+    dw_join_delete(&j, rec);
+    assert_int_equal(j.parked.count, 0);
+    assert_int_equal(dw_join_classes(&j, want_model), 0);
+    assert_int_equal(dw_join_versions(&j, want_model), 0);
     dw_buf_free(&b2);
     dw_buf_free(&b);
     dw_join_free(&j);
@@ -542,56 +571,69 @@ static void test_record_round_trip(void **state)
     (void)state;
     struct dw_join_rec r;
 
-    /* A prediction waiting for its label: score, numeric prediction, negative times. */
+    /* A prediction of a classification model waiting for its label: score, negative times. */
     memset(&r, 0, sizeof(r));
     r.state = DW_JOIN_PRED;
-    r.flags = DW_JREC_SCORE | DW_JREC_PRED_NUM | DW_JREC_DIRTY;
+    r.flags = DW_JREC_SCORE | DW_JREC_DIRTY;
     r.ts_ms = -1794999900123LL;
     r.win_ms = -1795000200000LL;
-    r.label_wm = INT64_MIN;
     r.score = 0.91;
-    r.pred_num = -0.0;
-    r.label_num = 0;
     r.version = intern("1.4.0");
     r.pred_cls = intern("1");
-    r.label_cls = DW_STRTAB_NONE;
     round_trip(&r, "fraud", 1);
 
-    /* A parked label: numeric label, duplicates and conflicts, label watermark. */
+    /* A prediction of a regression model: a number, -0.0 kept bit for bit. */
+    memset(&r, 0, sizeof(r));
+    r.state = DW_JOIN_PRED;
+    r.flags = DW_JREC_PRED_NUM;
+    r.ts_ms = 5;
+    r.pred_num = -0.0;
+    r.version = intern("");
+    round_trip(&r, "churn", 0);
+
+    /* A parked label: numeric label with its text, duplicates and how they compared. */
     memset(&r, 0, sizeof(r));
     r.state = DW_JOIN_LABEL;
     r.flags = DW_JREC_LABEL_NUM;
     r.ts_ms = 1794999900000LL;
     r.label_wm = 1794999800000LL;
     r.label_num = 2.5e300;
-    struct dw_join_dup dups[3] = {{1794999800001LL, 1}, {INT64_MIN, 0}, {-5, 1}};
+    struct dw_join_dup dups[4] = {{1794999800001LL, DW_JOIN_DUP_TEXT_DIFFERS},
+                                  {INT64_MIN, 0},
+                                  {-5, DW_JOIN_DUP_SAME_NUMBER},
+                                  {7, DW_JOIN_DUP_TEXT_DIFFERS | DW_JOIN_DUP_SAME_NUMBER}};
     r.dups = dups;
-    r.n_dups = 3;
-    r.version = DW_STRTAB_NONE;
-    r.pred_cls = DW_STRTAB_NONE;
-    r.label_cls = intern("fraudulent");
+    r.n_dups = 4;
+    r.parked_label = intern("2.5e300");
     round_trip(&r, "churn", 0);
 
-    /* Joined, late, every flag, an empty-string class (present, not NONE). */
+    /* Joined, late, a classification model: an empty-string class is present, not absent. */
     memset(&r, 0, sizeof(r));
     r.state = DW_JOIN_DONE;
-    r.flags = DW_JREC_SCORE | DW_JREC_PRED_NUM | DW_JREC_LABEL_NUM | DW_JREC_LATE;
+    r.flags = DW_JREC_SCORE | DW_JREC_LATE;
     r.ts_ms = 5;
-    r.win_ms = 0;
     r.label_wm = -1;
     r.score = 1.0;
-    r.pred_num = INFINITY;
-    r.label_num = -INFINITY;
     r.version = intern("");
     r.pred_cls = intern("");
     r.label_cls = intern("0");
     round_trip(&r, "fraud", 1);
 
+    /* Joined, a regression model: both numbers, infinities kept. */
+    memset(&r, 0, sizeof(r));
+    r.state = DW_JOIN_DONE;
+    r.flags = DW_JREC_SCORE | DW_JREC_PRED_NUM | DW_JREC_LABEL_NUM | DW_JREC_LATE;
+    r.ts_ms = 5;
+    r.score = 0.5;
+    r.pred_num = INFINITY;
+    r.label_num = -INFINITY;
+    r.version = intern("v");
+    round_trip(&r, "fraud", 1);
+
     /* A parked label whose model field names an unknown model: kept (labels have no model). */
     memset(&r, 0, sizeof(r));
     r.state = DW_JOIN_LABEL;
-    r.label_cls = intern("1");
-    r.version = r.pred_cls = DW_STRTAB_NONE;
+    r.parked_label = intern("1");
     round_trip(&r, "retired-model", 0);
 }
 
@@ -606,7 +648,7 @@ static void encode_sample(struct dw_buf *b, uint8_t state, const char *model)
     r.score = 0.25;
     r.version = intern("2.0");
     r.pred_cls = intern("cat");
-    r.label_cls = state == DW_JOIN_PRED ? DW_STRTAB_NONE : intern("dog");
+    r.label_cls = state == DW_JOIN_PRED ? NULL : intern("dog");
     dw_join_rec_encode(&r, model, b);
 }
 
@@ -670,6 +712,9 @@ static void test_record_unknown_model_and_corrupt(void **state)
     bad[55] = 0xFF;
     assert_int_equal(dw_join_rec_decode(&j, "t", 1, bad, b.len, model_idx_of, &calls), -1);
     assert_int_equal(j.count, 0);
+    /* Nothing was interned by the rejected blobs. */
+    assert_int_equal(dw_join_classes(&j, 1), 0);
+    assert_int_equal(dw_join_versions(&j, 1), 0);
 
     /* The DIRTY bit in a stored blob is not carried into memory. */
     memcpy(bad, b.data, b.len);
@@ -679,10 +724,11 @@ static void test_record_unknown_model_and_corrupt(void **state)
     assert_non_null(rec);
     assert_int_equal(rec->flags, DW_JREC_SCORE);
     assert_int_equal(j.n_dirty, 0);
-    assert_string_equal(dw_strtab_get(rec->label_cls), "dog");
-    assert_string_equal(dw_strtab_get(rec->pred_cls), "cat");
-    assert_string_equal(dw_strtab_get(rec->version), "2.0");
+    assert_string_equal(rec->label_cls, "dog");
+    assert_string_equal(rec->pred_cls, "cat");
+    assert_string_equal(rec->version, "2.0");
     assert_int_equal(rec->model_idx, 1);
+    assert_int_equal(dw_join_classes(&j, 1), 2);
 
     /* An id already present is corrupt input: -1 and the record is untouched. */
     dw_buf_reset(&b);
@@ -740,7 +786,7 @@ static void nul_in_class(struct dw_buf *b)
 
 static void dup_conflict_2(struct dw_buf *b)
 {
-    b->data[53 + 8] = 2; /* the first duplicate: i64 label_wm, u8 conflict */
+    b->data[53 + 8] = 4; /* the first duplicate: i64 label_wm, u8 conflict (bits 0x1, 0x2) */
 }
 
 /*
@@ -759,7 +805,7 @@ static void test_record_hostile_fields(void **state)
     r.score = 0.5;
     r.version = intern("1.0");
     r.pred_cls = intern("cXt");
-    r.label_cls = DW_STRTAB_NONE;
+    r.label_cls = NULL;
     assert_int_equal(decode_patched(&r, NULL), 0);
     assert_int_equal(decode_patched(&r, set_unknown_flag), -1);
     assert_int_equal(decode_patched(&r, set_has_pred_2), -1);
@@ -770,60 +816,210 @@ static void test_record_hostile_fields(void **state)
     assert_int_equal(decode_patched(&r, NULL), -1);
     r.flags = 0; /* no score: its field is not looked at */
     assert_int_equal(decode_patched(&r, NULL), 0);
+    /* (a prediction with duplicates cannot be encoded any more: the encoder writes none) */
     struct dw_join_dup dup = {5, 1};
+    r.state = DW_JOIN_LABEL;
     r.dups = &dup;
     r.n_dups = 1;
-    assert_int_equal(decode_patched(&r, NULL), -1); /* a prediction with duplicates */
-    r.state = DW_JOIN_LABEL;
     r.label_cls = intern("1");
     assert_int_equal(decode_patched(&r, NULL), 0);
     assert_int_equal(decode_patched(&r, dup_conflict_2), -1);
 }
 
+/* A joined record as the previous encoder wrote it: a numeric class kept as text and number. */
+static void encode_previous(struct dw_buf *b, const char *pred, double pred_num, const char *label,
+                            double label_num)
+{
+    dw_buf_put_u8(b, 1);
+    dw_buf_put_u8(b, DW_JOIN_DONE);
+    dw_buf_put_u8(b, DW_JREC_PRED_NUM | DW_JREC_LABEL_NUM);
+    dw_buf_put_i64(b, 1000); /* ts */
+    dw_buf_put_i64(b, 0);    /* window */
+    dw_buf_put_i64(b, 0);    /* label watermark */
+    dw_buf_put_f64(b, 0.0);  /* score */
+    dw_buf_put_f64(b, pred_num);
+    dw_buf_put_f64(b, label_num);
+    dw_buf_put_u16(b, 0);
+    dw_buf_put_str(b, "fraud", 5);
+    dw_buf_put_str(b, "1.0", 3);
+    dw_buf_put_str(b, pred, strlen(pred));
+    dw_buf_put_u8(b, 1);
+    dw_buf_put_str(b, label, strlen(label));
+    dw_buf_put_u8(b, 1);
+}
+
+/* Records checkpointed by the previous version: the configured task decides what is kept. */
+static void test_record_previous_encoding(void **state)
+{
+    (void)state;
+    struct dw_buf b;
+    dw_buf_init(&b);
+    encode_previous(&b, "1", 1.0, "0", 0.0);
+    int calls = 0;
+    /* Classification: the texts are the classes; the numbers are not kept. */
+    struct dw_join j;
+    dw_join_init(&j);
+    dw_join_set_model(&j, 1, 0, 10, 10);
+    assert_int_equal(dw_join_rec_decode(&j, "a", 1, b.data, b.len, model_idx_of, &calls), 0);
+    struct dw_join_rec *rec = dw_join_find(&j, "a", 1);
+    assert_int_equal(rec->flags, 0);
+    assert_string_equal(rec->pred_cls, "1");
+    assert_string_equal(rec->label_cls, "0");
+    assert_int_equal(dw_join_classes(&j, 1), 2);
+    dw_join_free(&j);
+    /* Regression: the numbers; the texts are not interned. */
+    dw_buf_reset(&b);
+    encode_previous(&b, "2.50", 2.5, "4", 4.0);
+    dw_join_init(&j);
+    dw_join_set_model(&j, 1, 1, 10, 10);
+    assert_int_equal(dw_join_rec_decode(&j, "a", 1, b.data, b.len, model_idx_of, &calls), 0);
+    rec = dw_join_find(&j, "a", 1);
+    assert_int_equal(rec->flags, DW_JREC_PRED_NUM | DW_JREC_LABEL_NUM);
+    assert_true(rec->pred_num == 2.5 && rec->label_num == 4.0);
+    assert_int_equal(dw_join_classes(&j, 1), 0);
+    assert_int_equal(dw_join_versions(&j, 1), 1);
+    dw_join_free(&j);
+    dw_buf_free(&b);
+}
+
 static void test_strtab(void **state)
 {
     (void)state;
-    uint16_t a = dw_strtab_intern("alpha", 5);
-    uint16_t b = dw_strtab_intern("beta", 4);
-    uint16_t a2 = dw_strtab_intern("alpha", 5);
-    uint16_t pre = dw_strtab_intern("alph", 4);
-    uint16_t from_prefix = dw_strtab_intern("alphabet", 5); /* len 5: "alpha" */
-    uint16_t empty = dw_strtab_intern("", 0);
-    assert_int_not_equal(a, DW_STRTAB_NONE);
-    assert_int_not_equal(b, DW_STRTAB_NONE);
-    assert_int_not_equal(empty, DW_STRTAB_NONE);
-    assert_int_equal(a, a2);
-    assert_int_equal(a, from_prefix);
-    assert_int_not_equal(a, b);
-    assert_int_not_equal(a, pre);
-    assert_int_not_equal(a, empty);
-    assert_string_equal(dw_strtab_get(a), "alpha");
-    assert_string_equal(dw_strtab_get(b), "beta");
-    assert_string_equal(dw_strtab_get(pre), "alph");
-    assert_string_equal(dw_strtab_get(empty), "");
-    assert_string_equal(dw_strtab_get(DW_STRTAB_NONE), "");
-    /* Numbers as text: "1" and "1.0" are different classes. */
-    assert_int_not_equal(dw_strtab_intern("1", 1), dw_strtab_intern("1.0", 3));
+    struct dw_strtab t;
+    memset(&t, 0, sizeof(t));
+    assert_false(dw_strtab_has(&t, "alpha", 5));
+    const char *a = dw_strtab_ref(&t, "alpha", 5, 0);
+    const char *b = dw_strtab_ref(&t, "beta", 4, 0);
+    const char *a2 = dw_strtab_ref(&t, "alpha", 5, 0);
+    const char *pre = dw_strtab_ref(&t, "alph", 4, 0);
+    const char *from_prefix = dw_strtab_ref(&t, "alphabet", 5, 0); /* len 5: "alpha" */
+    const char *empty = dw_strtab_ref(&t, "", 0, 0);
+    const char *nul = dw_strtab_ref(&t, "a\0b", 3, 0); /* a NUL inside a JSON string */
+    assert_ptr_equal(a, a2);
+    assert_ptr_equal(a, from_prefix);
+    assert_ptr_not_equal(a, b);
+    assert_ptr_not_equal(a, pre);
+    assert_ptr_not_equal(a, empty);
+    assert_string_equal(a, "alpha");
+    assert_string_equal(b, "beta");
+    assert_string_equal(pre, "alph");
+    assert_string_equal(empty, "");
+    assert_int_equal(dw_strtab_len(nul), 3);
+    assert_memory_equal(nul, "a\0b", 4);
+    assert_ptr_not_equal(nul, dw_strtab_ref(&t, "a", 1, 0));
+    assert_int_equal(t.count, 6);
+    assert_true(dw_strtab_has(&t, "alpha", 5));
+    /* Numbers as text: "1" and "1.0" are different strings. */
+    assert_ptr_not_equal(dw_strtab_ref(&t, "1", 1, 0), dw_strtab_ref(&t, "1.0", 3, 0));
+    assert_int_equal(t.count, 8);
 
-    /* Thousands of strings: the table grows, and earlier indices stay valid and distinct. */
+    /* References: "alpha" was taken three times and stays until the third release. */
+    dw_strtab_unref(&t, a);
+    dw_strtab_unref(&t, a);
+    assert_true(dw_strtab_has(&t, "alpha", 5));
+    dw_strtab_unref(&t, a);
+    assert_false(dw_strtab_has(&t, "alpha", 5));
+    assert_int_equal(t.count, 7);
+    assert_ptr_equal(dw_strtab_ref(&t, "beta", 4, 0), b); /* the others are still found */
+
+    /* A bound: a new string beyond it is refused, a known one is not; a release makes room. */
+    assert_null(dw_strtab_ref(&t, "new", 3, 7));
+    assert_int_equal(t.count, 7);
+    assert_ptr_equal(dw_strtab_ref(&t, "beta", 4, 7), b);
+    dw_strtab_unref(&t, pre);
+    assert_non_null(dw_strtab_ref(&t, "new", 3, 7));
+    assert_null(dw_strtab_ref(&t, "newer", 5, 7));
+    dw_strtab_free(&t);
+    assert_int_equal(t.count, 0);
+
+    /* Thousands of strings: the table grows, every text stays valid; releasing all of them in
+     * a scrambled order (backward-shift deletion) leaves an empty table and no memory. */
     enum { N = 3000 };
-    static uint16_t idx[N];
+    static const char *txt[N];
     char s[32];
     for (size_t i = 0; i < N; i++) {
         int n = snprintf(s, sizeof(s), "class-%zu", i);
-        idx[i] = dw_strtab_intern(s, (size_t)n);
-        assert_int_not_equal(idx[i], DW_STRTAB_NONE);
+        txt[i] = dw_strtab_ref(&t, s, (size_t)n, 0);
+        assert_non_null(txt[i]);
     }
+    assert_int_equal(t.count, N);
+    size_t bytes_full = t.bytes;
     for (size_t i = 0; i < N; i++) {
         int n = snprintf(s, sizeof(s), "class-%zu", i);
-        assert_int_equal(dw_strtab_intern(s, (size_t)n), idx[i]);
-        assert_string_equal(dw_strtab_get(idx[i]), s);
-        if (i > 0) {
-            assert_int_not_equal(idx[i], idx[i - 1]);
+        assert_ptr_equal(dw_strtab_ref(&t, s, (size_t)n, 0), txt[i]);
+        assert_string_equal(txt[i], s);
+    }
+    uint64_t seed = 11;
+    for (size_t k = 0; k < N; k++) {
+        size_t i = (size_t)(dw_splitmix64(&seed) % N);
+        while (!txt[i]) {
+            i = (i + 1) % N;
+        }
+        dw_strtab_unref(&t, txt[i]);
+        assert_true(dw_strtab_has(&t, txt[i], strlen(txt[i]))); /* referenced twice */
+        dw_strtab_unref(&t, txt[i]);
+        txt[i] = NULL;
+        if (k % 500 == 0) {
+            for (size_t m = 0; m < N; m++) { /* every string still held is found */
+                if (txt[m]) {
+                    assert_true(dw_strtab_has(&t, txt[m], strlen(txt[m])));
+                }
+            }
         }
     }
-    assert_int_equal(dw_strtab_intern("alpha", 5), a);
-    assert_string_equal(dw_strtab_get(a), "alpha");
+    assert_int_equal(t.count, 0);
+    assert_true(t.bytes < bytes_full / 4); /* only the empty slot array is left */
+    dw_strtab_free(&t);
+}
+
+/* The strings a join holds are those of its live records: deleting records releases them. */
+static void test_strings_follow_records(void **state)
+{
+    (void)state;
+    struct dw_join j;
+    dw_join_init(&j);
+    dw_join_set_model(&j, 0, 0, 0, 0);
+    struct dw_join_model *m = dw_join_model(&j, 0);
+    char id[32], cls[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof(id), "s%d", i);
+        snprintf(cls, sizeof(cls), "class-%d", i % 2500);
+        struct dw_join_rec *rec = dw_join_insert(&j, id, strlen(id), DW_JOIN_DONE);
+        rec->version = dw_strtab_ref(&m->versions, "1.0", 3, 0);
+        rec->pred_cls = dw_strtab_ref(&m->classes, cls, strlen(cls), 0);
+        rec->label_cls = dw_strtab_ref(&m->classes, "yes", 3, 0);
+    }
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof(id), "parked%d", i);
+        snprintf(cls, sizeof(cls), "label-%d", i);
+        struct dw_join_rec *rec = dw_join_insert(&j, id, strlen(id), DW_JOIN_LABEL);
+        rec->parked_label = dw_strtab_ref(&j.parked, cls, strlen(cls), 0);
+    }
+    assert_int_equal(dw_join_classes(&j, 0), 2501);
+    assert_int_equal(dw_join_versions(&j, 0), 1);
+    assert_int_equal(j.parked.count, 100);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof(id), "s%d", i);
+        dw_join_delete(&j, dw_join_find(&j, id, strlen(id)));
+        /* class-k is held by records k and k + 2500 */
+        assert_int_equal(dw_join_classes(&j, 0),
+                         1 + (i < 2500 ? 2500 : 5000 - 1 - i) + (i < 4999 ? 0 : -1));
+    }
+    assert_int_equal(dw_join_versions(&j, 0), 0);
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof(id), "parked%d", i);
+        dw_join_delete(&j, dw_join_find(&j, id, strlen(id)));
+    }
+    assert_int_equal(j.parked.count, 0);
+    assert_int_equal(j.count, 0);
+    dw_join_free(&j);
+}
+
+static int teardown_strings(void **state)
+{
+    (void)state;
+    dw_strtab_free(&g_strings);
+    return 0;
 }
 
 int main(void)
@@ -837,7 +1033,9 @@ int main(void)
         cmocka_unit_test(test_record_round_trip),
         cmocka_unit_test(test_record_unknown_model_and_corrupt),
         cmocka_unit_test(test_record_hostile_fields),
+        cmocka_unit_test(test_record_previous_encoding),
         cmocka_unit_test(test_strtab),
+        cmocka_unit_test(test_strings_follow_records),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, teardown_strings);
 }

@@ -327,7 +327,7 @@ static void test_first_label_wins(void **state)
     assert_int_equal(w0->versions[v11].c.fp, 1);
     assert_int_equal(w0->versions[v11].c.correct, 1);
     assert_int_equal(rec_of(p, "tp")->state, DW_JOIN_DONE);
-    assert_string_equal(dw_strtab_get(rec_of(p, "tp")->label_cls), "1");
+    assert_string_equal(rec_of(p, "tp")->label_cls, "1");
 
     /* Later labels: duplicates; conflicts when they differ from the first (kept) label. */
     assert_int_equal(label(p, "tp", 11000, "0"), DW_PART_DUPLICATE); /* conflict */
@@ -340,7 +340,7 @@ static void test_first_label_wins(void **state)
     assert_int_equal(c->correct, 3);
     assert_int_equal(c->tp, 1);
     assert_int_equal(c->fp, 1);
-    assert_string_equal(dw_strtab_get(rec_of(p, "tp")->label_cls), "1");
+    assert_string_equal(rec_of(p, "tp")->label_cls, "1");
     assert_int_equal(p->ctr.labels, 8);
     assert_int_equal(p->ctr.late_labels, 0);
 
@@ -393,7 +393,7 @@ static void test_label_before_prediction(void **state)
     assert_true(rec->dups[0].label_wm == 5000 && rec->dups[0].conflict == 1);
     assert_true(rec->dups[1].label_wm == 6000 && rec->dups[1].conflict == 0);
     assert_true(rec->dups[2].label_wm == 7000 && rec->dups[2].conflict == 1);
-    assert_string_equal(dw_strtab_get(rec->label_cls), "1");
+    assert_string_equal(rec->parked_label, "1");
     assert_int_equal(p->n_wins, 0); /* labels create no window */
     assert_true(p->max_ts == DW_NO_TS);
     assert_true(p->max_label_ts == 7500);
@@ -418,9 +418,9 @@ static void test_label_before_prediction(void **state)
     assert_true(rec->ts_ms == 1000);
     assert_true(rec->win_ms == 0);
     assert_int_equal(rec->n_dups, 0);
-    assert_null(rec->dups);
-    assert_string_equal(dw_strtab_get(rec->version), "2.0");
-    assert_string_equal(dw_strtab_get(rec->pred_cls), "1");
+    assert_true(rec->score == 0.75); /* the duplicates were counted and freed (LeakSanitizer) */
+    assert_string_equal(rec->version, "2.0");
+    assert_string_equal(rec->pred_cls, "1");
     /* One more label after the join: a duplicate in the window. */
     assert_int_equal(label(p, "early", 8000, "0"), DW_PART_DUPLICATE);
     assert_int_equal(w0->duplicate_labels, 4);
@@ -459,7 +459,7 @@ static void test_duplicate_prediction(void **state)
     assert_null(win(p, FRAUD, 60000));
     assert_true(p->max_ts == 1000); /* a duplicate does not move the watermark */
     struct dw_join_rec *rec = rec_of(p, "d");
-    assert_string_equal(dw_strtab_get(rec->pred_cls), "1");
+    assert_string_equal(rec->pred_cls, "1");
     assert_true(rec->ts_ms == 1000);
     /* After the join too. */
     assert_int_equal(label(p, "d", 2000, "1"), DW_PART_OK);
@@ -619,7 +619,7 @@ static void test_expiry_on_arrival(void **state)
     assert_int_equal(q->ctr.expired_labels, 1);
     rec = rec_of(q, "b");
     assert_int_equal(rec->state, DW_JOIN_PRED);
-    assert_int_equal(rec->label_cls, DW_STRTAB_NONE);
+    assert_null(rec->label_cls);
     assert_int_equal(win(q, FRAUD, 300000)->all.labeled, 0);
     assert_int_equal(win(q, FRAUD, 300000)->all.predictions, 2);
     dw_part_free(q);
@@ -1054,6 +1054,326 @@ static void test_delete_then_reinsert_same_id(void **state)
     dw_part_free(p);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Many distinct values: regression targets are numbers, classes are bounded per model.       */
+
+/* Distinct values in the tests below (count). */
+#define N_DISTINCT 100000
+
+/*
+ * 100,000 predictions of the regression model with distinct values i + 0.5, and their labels
+ * with distinct values i, every third label parked before its prediction: every one is
+ * counted, and the absolute errors (0.5 each) and the labels add up exactly.
+ */
+static void test_distinct_regression_values(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    char id[32], pv[32], lv[32];
+    for (int i = 0; i < N_DISTINCT; i++) {
+        snprintf(id, sizeof(id), "r%d", i);
+        snprintf(pv, sizeof(pv), "%d.5", i);
+        snprintf(lv, sizeof(lv), "%d", i);
+        int64_t ts = i % 50000; /* window 0; the watermark never closes it */
+        if (i % 3 == 0) {
+            assert_int_equal(label_full(p, id, ts, lv, 1), DW_PART_OK);
+        }
+        assert_int_equal(predict_full(p, PRICE, id, ts, pv, "", NO_SCORE, 0.0, NULL), DW_PART_OK);
+        if (i % 3 != 0) {
+            assert_int_equal(label_full(p, id, ts, lv, 1), DW_PART_OK);
+        }
+    }
+    struct dw_agg *pw = win(p, PRICE, 0);
+    assert_non_null(pw);
+    assert_int_equal(pw->all.predictions, N_DISTINCT);
+    assert_int_equal(pw->all.labeled, N_DISTINCT);
+    assert_int_equal(pw->all.regressed, N_DISTINCT);
+    assert_true(pw->all.sum_abs_err == 0.5 * N_DISTINCT);
+    assert_true(pw->all.sum_label == (double)N_DISTINCT * (N_DISTINCT - 1) / 2);
+    assert_int_equal(p->ctr.predictions, N_DISTINCT);
+    assert_int_equal(p->ctr.labels, N_DISTINCT);
+    assert_int_equal(p->ctr.rejected_classes, 0);
+    assert_int_equal(p->join.count, N_DISTINCT);
+    /* Numbers are never interned; the parked labels' texts went with their join. */
+    assert_int_equal(dw_join_classes(&p->join, PRICE), 0);
+    assert_int_equal(p->join.parked.count, 0);
+    assert_int_equal(dw_join_versions(&p->join, PRICE), 1);
+    dw_part_free(p);
+}
+
+/*
+ * 100,000 labels with distinct texts for the classification model, the first half after their
+ * predictions, the second half parked before them: each label is either counted in the window
+ * or rejected and counted as rejected, never lost; afterwards a prediction of a new model
+ * version, and one of the other model, are still counted.
+ */
+static void test_distinct_label_strings(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    char id[32], lv[32];
+    uint64_t ok = 0, rejected = 0;
+    for (int i = 0; i < N_DISTINCT / 2; i++) {
+        snprintf(id, sizeof(id), "c%d", i);
+        assert_int_equal(predict(p, id, i % 50000, "1"), DW_PART_OK);
+    }
+    for (int i = 0; i < N_DISTINCT; i++) {
+        snprintf(id, sizeof(id), "c%d", i);
+        snprintf(lv, sizeof(lv), "L%d", i);
+        enum dw_part_result r = label(p, id, i % 50000, lv);
+        if (r == DW_PART_OK) {
+            ok++;
+        } else {
+            assert_int_equal(r, DW_PART_REJECTED);
+            rejected++;
+        }
+    }
+    for (int i = N_DISTINCT / 2; i < N_DISTINCT; i++) {
+        snprintf(id, sizeof(id), "c%d", i);
+        assert_int_equal(predict(p, id, i % 50000, "1"), DW_PART_OK);
+    }
+    struct dw_agg *w0 = win(p, FRAUD, 0);
+    assert_int_equal(w0->all.predictions, N_DISTINCT);
+    assert_int_equal(ok + rejected, N_DISTINCT);
+    /* Counted or rejected: nothing in between. */
+    assert_int_equal(w0->all.labeled + p->ctr.rejected_classes, N_DISTINCT);
+    assert_true(w0->all.labeled > 0);
+    /* As documented: the class "1" and the first 999 label texts fill the model's 1000
+     * classes (DW_JOIN_MAX_CLASSES); later labels that found their prediction are rejected on
+     * arrival, the 50,000 parked ones when their prediction came. */
+    assert_int_equal(w0->all.labeled, DW_JOIN_MAX_CLASSES - 1);
+    assert_int_equal(rejected, N_DISTINCT / 2 - (DW_JOIN_MAX_CLASSES - 1));
+    assert_int_equal(ok, DW_JOIN_MAX_CLASSES - 1 + N_DISTINCT / 2);
+    assert_int_equal(p->ctr.rejected_classes, N_DISTINCT - (DW_JOIN_MAX_CLASSES - 1));
+    assert_int_equal(p->reject.reason, DW_BAD_TOO_MANY_CLASSES);
+    assert_non_null(strstr(p->reject.msg, "'L49999'"));
+    assert_non_null(strstr(p->reject.msg, "models.fraud.max_classes (1000)"));
+    assert_int_equal(p->join_rejected, 1); /* the last prediction dropped its parked label */
+    assert_int_equal(p->join_reject.reason, DW_BAD_TOO_MANY_CLASSES);
+    assert_non_null(strstr(p->join_reject.msg, "'L99999'"));
+    assert_int_equal(dw_join_classes(&p->join, FRAUD), DW_JOIN_MAX_CLASSES);
+    assert_int_equal(p->join.parked.count, 0);
+    /* A rejected label left its prediction waiting: a later label with a known class joins. */
+    assert_int_equal(label(p, "c60000", 50000, "1"), DW_PART_OK);
+    assert_int_equal(w0->all.labeled, DW_JOIN_MAX_CLASSES);
+    /* A new version of the model, and the other model, are still counted. */
+    assert_int_equal(predict_full(p, FRAUD, "new-version", 100, "1", "2.0", NO_SCORE, 1.0, "DE"),
+                     DW_PART_OK);
+    assert_int_equal(w0->all.predictions, N_DISTINCT + 1);
+    assert_int_equal(w0->versions[dw_agg_version_slot(w0, "2.0", 3)].c.predictions, 1);
+    assert_int_equal(predict_full(p, PRICE, "other-model", 100, "7.25", "", NO_SCORE, 0.0, NULL),
+                     DW_PART_OK);
+    assert_int_equal(win(p, PRICE, 0)->all.predictions, 1);
+    assert_int_equal(p->join_rejected, 0);
+
+    /* Memory goes with the records: once both clocks pass the TTL the records expire, the
+     * model's classes are released, and new classes are accepted again. */
+    assert_int_equal(predict(p, "clock", 400000, "1"), DW_PART_OK);
+    assert_int_equal(label(p, "clock-label", 400000, "1"), DW_PART_OK);
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_int_equal(p->join.count, 2);
+    assert_int_equal(dw_join_classes(&p->join, FRAUD), 1); /* "1" of the clock prediction */
+    assert_int_equal(dw_join_versions(&p->join, FRAUD), 1);
+    assert_int_equal(predict(p, "fresh", 400001, "1"), DW_PART_OK);
+    assert_int_equal(label(p, "fresh", 400001, "a-new-class"), DW_PART_OK);
+    assert_int_equal(dw_join_classes(&p->join, FRAUD), 2);
+    dw_part_free(p);
+}
+
+/*
+ * A regression model's labels are numbers: a text label is rejected when it meets its
+ * prediction (reason wrong_type), on arrival or, parked before it, at the join; duplicates
+ * conflict when the numbers differ, so "4" and "4.0" agree whichever topic came first.
+ */
+static void test_regression_labels_are_numbers(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    assert_int_equal(predict_full(p, PRICE, "a", 1000, "2", "", NO_SCORE, 0.0, NULL), DW_PART_OK);
+    assert_int_equal(label(p, "a", 2000, "four"), DW_PART_REJECTED);
+    assert_int_equal(p->reject.reason, DW_BAD_WRONG_TYPE);
+    assert_non_null(strstr(p->reject.msg, "regression model price"));
+    assert_int_equal(p->ctr.labels, 0); /* rejected before anything changed */
+    assert_int_equal(rec_of(p, "a")->state, DW_JOIN_PRED);
+    assert_int_equal(label_full(p, "a", 2000, "4", 1), DW_PART_OK);
+    assert_int_equal(label_full(p, "a", 2001, "4.0", 1), DW_PART_DUPLICATE);
+    assert_int_equal(label_full(p, "a", 2002, "5", 1), DW_PART_DUPLICATE);
+    assert_int_equal(label(p, "a", 2003, "four"), DW_PART_DUPLICATE); /* not a number: differs */
+    struct dw_agg *w = win(p, PRICE, 0);
+    assert_int_equal(w->all.labeled, 1);
+    assert_int_equal(w->duplicate_labels, 3);
+    assert_int_equal(w->conflicts, 2);
+
+    /* The same labels parked first: the same counts. */
+    assert_int_equal(label_full(p, "b", 2000, "4", 1), DW_PART_OK);
+    assert_int_equal(label_full(p, "b", 2001, "4.0", 1), DW_PART_DUPLICATE);
+    assert_int_equal(label_full(p, "b", 2002, "5", 1), DW_PART_DUPLICATE);
+    assert_int_equal(label(p, "b", 2003, "four"), DW_PART_DUPLICATE);
+    assert_int_equal(predict_full(p, PRICE, "b", 1000, "2", "", NO_SCORE, 0.0, NULL), DW_PART_OK);
+    assert_int_equal(p->join_rejected, 0);
+    assert_int_equal(w->all.labeled, 2);
+    assert_int_equal(w->duplicate_labels, 6);
+    assert_int_equal(w->conflicts, 4);
+    assert_int_equal(w->all.regressed, 2);
+    assert_true(w->all.sum_abs_err == 4.0);
+
+    /* A text label parked first is rejected when its prediction says regression, together
+     * with the duplicates remembered with it; the prediction counts and waits. */
+    assert_int_equal(label(p, "c", 2000, "four"), DW_PART_OK);
+    assert_int_equal(label_full(p, "c", 2001, "4", 1), DW_PART_DUPLICATE);
+    uint64_t before = p->ctr.rejected_classes;
+    assert_int_equal(predict_full(p, PRICE, "c", 1000, "2", "", NO_SCORE, 0.0, NULL), DW_PART_OK);
+    assert_int_equal(p->join_rejected, 2);
+    assert_int_equal(p->join_reject.reason, DW_BAD_WRONG_TYPE);
+    assert_int_equal(p->ctr.rejected_classes, before + 2);
+    assert_int_equal(w->all.predictions, 3);
+    assert_int_equal(w->all.labeled, 2);
+    assert_int_equal(w->duplicate_labels, 6);
+    assert_int_equal(rec_of(p, "c")->state, DW_JOIN_PRED);
+    assert_int_equal(label_full(p, "c", 3000, "2", 1), DW_PART_OK);
+    assert_int_equal(w->all.labeled, 3);
+    assert_int_equal(w->all.correct, 1); /* 2 == 2: equal numbers */
+    assert_int_equal(p->join.parked.count, 0);
+    assert_int_equal(dw_join_classes(&p->join, PRICE), 0);
+    dw_part_free(p);
+}
+
+/* A model's versions are bounded too: one more is rejected, released with its records. */
+static void test_version_bound(void **state)
+{
+    (void)state;
+    g_models[FRAUD].max_versions = 2;
+    g_models[FRAUD].max_classes = 2;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    const char *versions[] = {"1.0", "1.1", "1.2"};
+    char id[16];
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof(id), "v%d", i);
+        enum dw_part_result r =
+            predict_full(p, FRAUD, id, 1000 + i, "1", versions[i], NO_SCORE, 1.0, "DE");
+        assert_int_equal(r, i < 2 ? DW_PART_OK : DW_PART_REJECTED);
+    }
+    assert_int_equal(p->reject.reason, DW_BAD_TOO_MANY_VERSIONS);
+    assert_non_null(strstr(p->reject.msg, "'1.2'"));
+    assert_non_null(strstr(p->reject.msg, "models.fraud.max_versions (2)"));
+    assert_null(rec_of(p, "v2"));
+    /* The class bound applies to predictions too. */
+    assert_int_equal(predict_full(p, FRAUD, "k", 1000, "0", "1.0", NO_SCORE, 1.0, "DE"),
+                     DW_PART_OK);
+    assert_int_equal(predict_full(p, FRAUD, "k2", 1000, "2", "1.0", NO_SCORE, 1.0, "DE"),
+                     DW_PART_REJECTED);
+    assert_int_equal(p->reject.reason, DW_BAD_TOO_MANY_CLASSES);
+    assert_int_equal(p->ctr.rejected_classes, 2);
+    assert_int_equal(win(p, FRAUD, 0)->all.predictions, 3);
+    /* Eviction releases them: the third version fits once the first two are gone. */
+    dw_part_maintain(p, 0);
+    assert_int_equal(p->join.count, 0);
+    assert_int_equal(dw_join_versions(&p->join, FRAUD), 0);
+    assert_int_equal(dw_join_classes(&p->join, FRAUD), 0);
+    assert_int_equal(predict_full(p, FRAUD, "v2", 1002, "1", "1.2", NO_SCORE, 1.0, "DE"),
+                     DW_PART_OK);
+    dw_part_free(p);
+    g_models[FRAUD].max_versions = 0;
+    g_models[FRAUD].max_classes = 0;
+}
+
+static long part_model_idx(const char *name, size_t len, void *opaque)
+{
+    const struct dw_config *cfg = opaque;
+    const struct dw_model_cfg *m = dw_config_model(cfg, name, len);
+    return m ? (long)(m - cfg->models) : -1;
+}
+
+/*
+ * A restart loads the checkpointed records into a fresh partition, whose tables intern the
+ * strings again in another order (here: the records in reverse). What follows is counted the
+ * same: class texts, versions, numbers and parked labels survive exactly.
+ */
+static void test_restart_reinterns(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    char id[32], cls[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(id, sizeof(id), "k%d", i);
+        snprintf(cls, sizeof(cls), "%d", i % 7);
+        if (i % 3 == 0) {
+            predict_full(p, PRICE, id, 1000 + i, cls, "r1", NO_SCORE, 0.0, NULL);
+        } else if (i % 3 == 1) {
+            predict_full(p, FRAUD, id, 1000 + i, cls, i % 2 ? "1.0" : "1.1", 0.25, 1.0, "DE");
+        } else {
+            label_full(p, id, 1000 + i, cls, i % 2); /* parked */
+        }
+        if (i % 5 == 0) {
+            label_full(p, id, 2000 + i, cls, 1); /* some joined, some parked duplicates */
+        }
+    }
+    /* "Restart": every record encoded, decoded in reverse order into a fresh partition. */
+    struct dw_part *q = dw_part_new(&g_cfg, 0);
+    struct dw_join *j = &p->join;
+    for (size_t k = j->n_used; k-- > 0;) {
+        struct dw_join_rec *rec = &j->pool[k];
+        if (rec->state == DW_JOIN_FREE) {
+            continue;
+        }
+        struct dw_buf b;
+        dw_buf_init(&b);
+        dw_join_rec_encode(rec, g_models[rec->model_idx].name, &b);
+        assert_int_equal(dw_join_rec_decode(&q->join, dw_join_id(rec), rec->id_len, b.data, b.len,
+                                            part_model_idx, &g_cfg),
+                         0);
+        dw_buf_free(&b);
+    }
+    for (size_t w = 0; w < p->n_wins; w++) {
+        struct dw_buf b;
+        dw_buf_init(&b);
+        dw_agg_encode(p->wins[w], &b);
+        char err[128];
+        struct dw_agg *agg = dw_agg_decode(p->wins[w]->model, b.data, b.len, err, sizeof(err));
+        assert_non_null(agg);
+        dw_part_adopt_window(q, agg);
+        dw_buf_free(&b);
+    }
+    q->max_ts = p->max_ts;
+    q->max_label_ts = p->max_label_ts;
+    assert_int_equal(q->join.count, p->join.count);
+    assert_int_equal(dw_join_classes(&q->join, FRAUD), dw_join_classes(&p->join, FRAUD));
+    assert_int_equal(dw_join_classes(&q->join, PRICE), 0);
+    assert_int_equal(q->join.parked.count, p->join.parked.count);
+    /* The same events after the restart on both sides. */
+    struct dw_part *both[2] = {p, q};
+    for (int s = 0; s < 2; s++) {
+        for (int i = 0; i < 300; i++) {
+            snprintf(id, sizeof(id), "k%d", i);
+            snprintf(cls, sizeof(cls), "%d", (i + 1) % 7);
+            if (i % 3 == 2) {
+                predict_full(both[s], i % 2 ? FRAUD : PRICE, id, 1000 + i, cls, "2.0", 0.75, 2.0,
+                             "FR");
+            }
+            label_full(both[s], id, 3000 + i, cls, 1);
+        }
+    }
+    for (int m = 0; m < 2; m++) {
+        struct dw_agg *a = win(p, m, 0), *b = win(q, m, 0);
+        assert_non_null(a);
+        assert_non_null(b);
+        struct dw_buf ea, eb;
+        dw_buf_init(&ea);
+        dw_buf_init(&eb);
+        dw_agg_encode(a, &ea);
+        dw_agg_encode(b, &eb);
+        assert_int_equal(ea.len, eb.len);
+        assert_memory_equal(ea.data, eb.data, ea.len);
+        assert_true(a->all.labeled > 50);
+        assert_true(a->conflicts > 10);
+        dw_buf_free(&ea);
+        dw_buf_free(&eb);
+    }
+    assert_int_equal(p->ctr.rejected_classes, q->ctr.rejected_classes);
+    dw_part_free(q);
+    dw_part_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1070,6 +1390,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_interleavings_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parked_duplicate_after_horizon, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_then_reinsert_same_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_distinct_regression_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_distinct_label_strings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_regression_labels_are_numbers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_reinterns, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

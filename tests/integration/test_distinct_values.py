@@ -1,0 +1,110 @@
+"""Many distinct values through the real binary: 100,000 predictions of a regression model with
+distinct values and their 100,000 labels with distinct values are all counted (Redis state); a
+classification model's 100,000 labels with distinct texts are each either counted or rejected
+(driftwatch_messages_invalid_total{reason="too_many_classes"}), never lost, and a new version of
+that model is still counted afterwards."""
+import json
+import os
+import subprocess
+import sys
+
+import harness as h
+
+N = 100_000
+T0_MS = 1_796_256_000_000  # 2026-12-03T00:00:00Z: ten one-minute windows from here
+STEP_MS = 6                # N events over 600 s
+NEW_VERSION = 50           # predictions of version 2.0 after the flood of label texts
+
+MODELS = """models:
+  price:
+    task: regression
+    features: {x: numeric}
+  clf:
+    task: classification
+    features: {x: numeric}
+"""
+
+
+def produce(env, topic, rows):
+    """Writes (key, JSON) rows to topic with kcat (keyed: a prediction and its labels share a
+    partition)."""
+    path = os.path.join(env.dir, f"{topic}.txt")
+    with open(path, "w") as f:
+        for key, doc in rows:
+            f.write(f"{key}\t{json.dumps(doc, separators=(',', ':'))}\n")
+    subprocess.run(["kcat", "-P", "-b", env.bootstrap, "-t", topic, "-K", "\t", "-l", path],
+                   check=True, timeout=300)
+
+
+def main():
+    # 8 partitions: the mock cluster keeps about 5 MiB per partition (bench/run.sh)
+    env = h.Env(partitions=8, name="distinct")
+    env.config(models=MODELS, idle="2s")
+    preds, labels = [], []
+    for i in range(N):
+        ts = T0_MS + i * STEP_MS
+        rid, cid = f"r{i}", f"c{i}"
+        preds.append((rid, {"prediction_id": rid, "model": "price", "timestamp": ts,
+                            "features": {"x": i}, "prediction": i + 0.5}))
+        labels.append((rid, {"prediction_id": rid, "label": i, "timestamp": ts + 1000}))
+        preds.append((cid, {"prediction_id": cid, "model": "clf", "model_version": "1.0",
+                            "timestamp": ts, "features": {"x": i}, "prediction": "yes"}))
+        labels.append((cid, {"prediction_id": cid, "label": f"L{i}", "timestamp": ts + 1000}))
+    for i in range(NEW_VERSION):
+        vid = f"v{i}"
+        ts = T0_MS + N * STEP_MS - 1000 + i
+        preds.append((vid, {"prediction_id": vid, "model": "clf", "model_version": "2.0",
+                            "timestamp": ts, "features": {"x": i}, "prediction": "yes"}))
+        labels.append((vid, {"prediction_id": vid, "label": "yes", "timestamp": ts + 1000}))
+    produce(env, "predictions", preds)
+    produce(env, "labels", labels)
+    env.start_run()
+    total = 2 * N + NEW_VERSION
+    h.wait_for(lambda: (env.metric("driftwatch_messages_consumed_total", 'topic="labels"') or 0)
+               >= total, 180, "every label consumed")
+
+    def sums():
+        state = env.inspect() or []
+        out = {}
+        for w in state:
+            m = out.setdefault(w["model"], {"predictions": 0, "labeled": 0, "v2": [0, 0]})
+            m["predictions"] += w["predictions"]
+            m["labeled"] += w["labeled"]
+            v2 = w["versions"].get("2.0")
+            if v2:
+                m["v2"][0] += v2["predictions"]
+                m["v2"][1] += v2["labeled"]
+        return out
+
+    def settled():
+        s = sums()
+        rejected = env.metric("driftwatch_messages_invalid_total",
+                              'reason="too_many_classes"') or 0
+        price, clf = s.get("price"), s.get("clf")
+        if price and clf and price["labeled"] == N and \
+                clf["labeled"] + rejected == N + NEW_VERSION:
+            return s, rejected
+        return None
+
+    try:
+        got = h.wait_for(settled, 120, "state settled", interval=1.0)
+    except AssertionError:  # reported below with the counts reached
+        got = None
+    s, rejected = got if got else (sums(), env.metric("driftwatch_messages_invalid_total",
+                                                      'reason="too_many_classes"'))
+    price, clf = s.get("price", {}), s.get("clf", {})
+    ok = h.report(price.get("predictions") == N and price.get("labeled") == N,
+                  "regression: every distinct value counted", f"{price}")
+    ok &= h.report(clf.get("predictions") == N + NEW_VERSION, "classification: predictions",
+                   f"{clf}")
+    ok &= h.report(rejected is not None and rejected > 0 and
+                   clf.get("labeled", 0) + rejected == N + NEW_VERSION,
+                   "classification: labels counted or rejected", f"{clf} rejected={rejected}")
+    ok &= h.report(clf.get("v2") == [NEW_VERSION, NEW_VERSION],
+                   "a new version is still counted", f"{clf.get('v2')}")
+    env.close()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
