@@ -390,6 +390,7 @@ const char *dw_bad_reason_name(enum dw_bad_reason r)
         [DW_BAD_NONE] = "none",
         [DW_BAD_TOO_LARGE] = "too_large",
         [DW_BAD_UTF8] = "invalid_utf8",
+        [DW_BAD_TOO_DEEP] = "too_deep",
         [DW_BAD_JSON] = "invalid_json",
         [DW_BAD_NOT_OBJECT] = "not_object",
         [DW_BAD_MISSING_ID] = "missing_id",
