@@ -10,9 +10,10 @@
  *
  *   bench_nesting [RUNS [CASE...]]   RUNS defaults to 7; CASE is one of the names printed
  *
- * Cases: arrays and objects nested as deep as the size allows, a colon-chained token list at
- * the depth limit (the worst shape for jsmn's walk below the limit), the brackets inside a
- * string (must decode), and a typical 400-byte event (per-message cost of the pre-check).
+ * Cases: arrays and objects nested as deep as the size allows (too_deep), two shapes at the
+ * depth limit that make jsmn's walk as long as it can be below it (a colon-chained token list,
+ * invalid JSON; sibling arrays 64 deep, valid), the brackets inside a string (decodes), and a
+ * typical 400-byte event (the per-message cost of the pre-check).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,34 @@ static size_t colon_chain(char *buf)
     return n;
 }
 
+/* [ [[[...62 levels...]]], [[[...]]], ... ]: valid JSON at exactly the depth limit, the worst
+ * shape for jsmn's walk that is not rejected (each closing bracket walks up from the deepest
+ * token of its sibling) */
+static size_t siblings(char *buf)
+{
+    size_t levels = LIMIT_DEPTH - 2; /* the event is level 1, the outer array level 2 */
+    size_t n = strlen(HEAD);
+    memcpy(buf, HEAD, n);
+    buf[n++] = '[';
+    int first = 1;
+    while (n + 1 + 2 * levels + 2 <= MSG_BYTES) {
+        if (!first) {
+            buf[n++] = ',';
+        }
+        first = 0;
+        memset(buf + n, '[', levels);
+        n += levels;
+        memset(buf + n, ']', levels);
+        n += levels;
+    }
+    buf[n++] = ']';
+    while (n < MSG_BYTES - 1) {
+        buf[n++] = ' ';
+    }
+    buf[n++] = '}';
+    return n;
+}
+
 static size_t in_string(char *buf)
 {
     size_t n = strlen(HEAD);
@@ -150,7 +179,7 @@ int main(int argc, char **argv)
     char *buf = malloc(MSG_BYTES + 1);
     double *t = calloc((size_t)runs, sizeof(*t));
 
-    const char *names[] = {"arrays", "objects", "colon_chain", "in_string", "event"};
+    const char *names[] = {"arrays", "objects", "colon_chain", "siblings", "in_string", "event"};
     printf("bench_nesting: %d runs per case, median (min - max)\n", runs);
     for (size_t c = 0; c < sizeof(names) / sizeof(names[0]); c++) {
         int wanted = argc <= 2;
@@ -172,13 +201,16 @@ int main(int argc, char **argv)
             len = colon_chain(buf);
             break;
         case 3:
+            len = siblings(buf);
+            break;
+        case 4:
             len = in_string(buf);
             break;
         default:
             len = event(buf);
             break;
         }
-        int loops = c == 4 ? EVENT_LOOPS : 1;
+        int loops = c == 5 ? EVENT_LOOPS : 1;
         enum dw_bad_reason r = DW_BAD_NONE;
         for (int i = 0; i < runs; i++) {
             double t0 = now_ms();
@@ -188,7 +220,7 @@ int main(int argc, char **argv)
             t[i] = (now_ms() - t0) / loops;
         }
         qsort(t, (size_t)runs, sizeof(*t), cmp_double);
-        if (c == 4) {
+        if (c == 5) {
             printf("%-12s %7zu bytes  %9.0f ns/msg (%.0f - %.0f)  %s\n", names[c], len,
                    t[runs / 2] * 1e6, t[0] * 1e6, t[runs - 1] * 1e6, dw_bad_reason_name(r));
         } else {
