@@ -2191,7 +2191,7 @@ static void dump_table(FILE *out, const char *first, const char *indent, const s
 /* alerting.rules, alerting.sinks and triggers.rules, after the scalar keys. */
 static void dump_alerting(const struct dw_config *cfg, FILE *out)
 {
-    fputs("alerting.rules:\n", out);
+    fputs(cfg->n_rules ? "alerting.rules:\n" : "alerting.rules: []\n", out);
     for (size_t i = 0; i < cfg->n_rules; i++) {
         const struct dw_rule *r = &cfg->rules[i];
         dump_table(out, "  - ", "    ", rule_keys, DW_ARRAY_SIZE(rule_keys), r);
