@@ -176,8 +176,8 @@ void dw_fuzz_seeds(const char *dir)
         "  fields: {features: \"\", score: /scores/1, timestamp: /meta/t~1s, model_version: \"\"}\n"
         "detectors: {alpha: 0.01, psi_threshold: 0.2, drift_share: 0.5, chi2_correction: true}\n"
         "log: {level: debug}\nwindow: {size: 1000ms, allowed_lateness: 0s}\n",
-        "kafka: {bootstrap.servers: x}\nmodels: {m: {}}\nalerting: {rules: []}\ntriggers: "
-        "{rules: []}\n",
+        "kafka: {bootstrap.servers: x}\nmodels: {m: {}}\nalerting: {rules: []}\n",
+        "kafka: {bootstrap.servers: x}\nmodels: {m: {}}\ntriggers: {rules: []}\n",
     };
     dw_fuzz_seed_texts(dir, "config", texts, DW_ARRAY_SIZE(texts));
 }
