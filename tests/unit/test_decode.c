@@ -1097,6 +1097,7 @@ static void test_depth_limit(void **state)
     free(ok);
     ok = nested_msg("[", "1,2,\"s\",true", ']', 63, 400);
     assert_int_equal(pred_n(fx, ok, 400), DW_BAD_NONE);
+    free(ok);
 
     /* input.max_depth: 2 lets a features object through and nothing deeper */
     close_decoder(fx);
