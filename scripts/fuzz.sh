@@ -42,7 +42,7 @@ for name in "${names[@]}"; do
     crashes=$out/crashes/$name
     log=$out/logs/$name.log
     rm -rf "$seeds"
-    mkdir -p "$corpus" "$crashes" "$(dirname "$log")"
+    mkdir -p "$out/seeds" "$corpus" "$crashes" "$(dirname "$log")"
     "$out/$name" --seeds "$seeds"
     before=$(ls "$crashes" | wc -l)
     # The corpus directory comes first: libFuzzer adds what it finds there, not to the seeds.
