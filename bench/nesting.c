@@ -23,6 +23,7 @@
 
 #include "driftwatch/dw_config.h"
 #include "driftwatch/dw_decode.h"
+#include "../tests/unit/dw_test_nested.h"
 
 #define MSG_BYTES 262144   /* bytes; the default input.max_message_bytes (256 KiB) */
 #define RUNS_DEFAULT 7     /* runs per case; the median is reported */
@@ -54,33 +55,13 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* HEAD, then `levels` times `open`, then `mid`, then the closers, then "}", padded with spaces
- * before the final "}" to exactly MSG_BYTES; returns the length */
-static size_t nested(char *buf, const char *open, char close, size_t levels, const char *mid)
+/* as deep as `open` + closer fit in MSG_BYTES around HEAD (dw_test_nested.h) */
+static size_t nested(char *buf, const char *open, char close, const char *mid)
 {
-    size_t n = 0;
-    size_t head = strlen(HEAD), ol = strlen(open), ml = strlen(mid);
-    memcpy(buf, HEAD, head);
-    n += head;
-    for (size_t i = 0; i < levels; i++) {
-        memcpy(buf + n, open, ol);
-        n += ol;
-    }
-    memcpy(buf + n, mid, ml);
-    n += ml;
-    memset(buf + n, close, levels);
-    n += levels;
-    while (n < MSG_BYTES - 1) {
-        buf[n++] = ' ';
-    }
-    buf[n++] = '}';
-    return n;
-}
-
-/* the most levels of `open` + closer that fit in MSG_BYTES around HEAD */
-static size_t levels_that_fit(const char *open)
-{
-    return (MSG_BYTES - strlen(HEAD) - 1) / (strlen(open) + 1);
+    char *msg = dw_test_nested(HEAD, open, mid, close, 0, MSG_BYTES);
+    memcpy(buf, msg, MSG_BYTES);
+    free(msg);
+    return MSG_BYTES;
 }
 
 /* [[[... (LIMIT_DEPTH - 1 levels inside the event) []:[]:[]:... ]]]: invalid JSON whose
@@ -194,10 +175,10 @@ int main(int argc, char **argv)
         size_t len;
         switch (c) {
         case 0:
-            len = nested(buf, "[", ']', levels_that_fit("["), "");
+            len = nested(buf, "[", ']', "");
             break;
         case 1:
-            len = nested(buf, "{\"k\":", '}', levels_that_fit("{\"k\":"), "1");
+            len = nested(buf, "{\"k\":", '}', "1");
             break;
         case 2:
             len = colon_chain(buf);

@@ -20,6 +20,7 @@
 
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_decode.h"
+#include "dw_test_nested.h"
 
 #define KAFKA_TS 1700000000555LL /* milliseconds; the Kafka timestamp passed to every decode */
 
@@ -979,31 +980,11 @@ static void test_throughput(void **state)
 static const char *const DEEP_HEAD =
     "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"x\":";
 
-/*
- * DEEP_HEAD, `levels` times `open`, `mid`, `levels` times `close`, then spaces and the final
- * "}" up to exactly `len` bytes (levels = 0: as many as fit). Returns a malloc'ed buffer.
- */
+/* dw_test_nested() after DEEP_HEAD */
 static char *nested_msg(const char *open, const char *mid, char close, size_t levels, size_t len)
 {
-    size_t head = strlen(DEEP_HEAD), ol = strlen(open), ml = strlen(mid);
-    if (levels == 0) {
-        levels = (len - head - ml - 1) / (ol + 1);
-    }
-    assert_true(head + levels * (ol + 1) + ml + 1 <= len);
-    char *buf = malloc(len + 1);
-    size_t n = head;
-    memcpy(buf, DEEP_HEAD, head);
-    for (size_t i = 0; i < levels; i++) {
-        memcpy(buf + n, open, ol);
-        n += ol;
-    }
-    memcpy(buf + n, mid, ml);
-    n += ml;
-    memset(buf + n, close, levels);
-    n += levels;
-    memset(buf + n, ' ', len - 1 - n);
-    buf[len - 1] = '}';
-    buf[len] = '\0';
+    char *buf = dw_test_nested(DEEP_HEAD, open, mid, close, levels, len);
+    assert_non_null(buf);
     return buf;
 }
 
@@ -1019,13 +1000,12 @@ static enum dw_bad_reason label_n(struct fixture *fx, const char *buf, size_t le
     return dw_decode_label(fx->dec, buf, len, KAFKA_TS, &fx->l, fx->err, sizeof(fx->err));
 }
 
-/* a 256 KiB message of arrays nested ~131,000 deep: too_deep, naming the depth and the limit
- * (jsmn alone spends ~30 s on it: the speed is shown by bench_nesting, not here) */
-static void test_too_deep_arrays(void **state)
+/* a 256 KiB message nested as deep as it fits: too_deep, naming the depth and the limit, for
+ * predictions and labels (jsmn alone spends ~30 s on it: the speed is bench_nesting's) */
+static void assert_too_deep_256k(struct fixture *fx, const char *open, const char *mid, char close)
 {
-    struct fixture *fx = *state;
-    size_t levels = (MSG_256K - strlen(DEEP_HEAD) - 1) / 2;
-    char *buf = nested_msg("[", "", ']', levels, MSG_256K);
+    size_t levels = (MSG_256K - strlen(DEEP_HEAD) - strlen(mid) - 1) / (strlen(open) + 1);
+    char *buf = nested_msg(open, mid, close, levels, MSG_256K);
     char want[64];
     snprintf(want, sizeof(want), "nested %zu levels deep", levels + 1);
     assert_int_equal(pred_n(fx, buf, MSG_256K), DW_BAD_TOO_DEEP);
@@ -1036,18 +1016,14 @@ static void test_too_deep_arrays(void **state)
     free(buf);
 }
 
+static void test_too_deep_arrays(void **state)
+{
+    assert_too_deep_256k(*state, "[", "", ']');
+}
+
 static void test_too_deep_objects(void **state)
 {
-    struct fixture *fx = *state;
-    size_t levels = (MSG_256K - strlen(DEEP_HEAD) - 2) / 6;
-    char *buf = nested_msg("{\"k\":", "1", '}', levels, MSG_256K);
-    char want[64];
-    snprintf(want, sizeof(want), "nested %zu levels deep", levels + 1);
-    assert_int_equal(pred_n(fx, buf, MSG_256K), DW_BAD_TOO_DEEP);
-    assert_err_has(fx, want);
-    assert_err_has(fx, "input.max_depth (64)");
-    assert_int_equal(label_n(fx, buf, MSG_256K), DW_BAD_TOO_DEEP);
-    free(buf);
+    assert_too_deep_256k(*state, "{\"k\":", "1", '}');
 }
 
 /* brackets inside a string are text: a 256 KiB string of [ { \" \\ decodes */
