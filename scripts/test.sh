@@ -19,6 +19,10 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest -L unit -j"$jobs" --output-on-failure)
 (cd build-asan && ctest -R 'integration.test_(exact_counts|deliver|checkpoint_redis|redis_restart)' --output-on-failure)
 
+# Fuzzing, briefly: every libFuzzer harness for FUZZ_SECONDS each (clang build in build-fuzz/;
+# the long run is `scripts/fuzz.sh 3600`, docs/fuzzing.md). Fails on any crash, leak or hang.
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-5}"
+
 # Release-like build: the whole suite; its summary is the last thing printed.
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"

@@ -134,6 +134,12 @@ static const struct cfg_key cfg_keys[] = {
              "and never enters the sketches or moments, a categorical feature takes the "
              "token's text, any other field read from the event is wrong_type (bad_timestamp "
              "for the timestamp). reject = the message is invalid_json."},
+    {.name = "input.max_depth", .type = T_INT, .def = "64", CFG(max_depth),
+     .flags = F_MIN | F_MAX, .min = 1, .max = 2048,
+     .help = "Deepest nesting of arrays and objects accepted in a message (the top-level object "
+             "is 1; real events nest 2 to 4 deep); deeper messages go to the dead-letter topic "
+             "as too_deep. Checked in one pass before the message is parsed, so a hostile "
+             "message costs at most time proportional to its size times this depth."},
     {.name = "input.fields.prediction_id", .type = T_STRING, .def = "/prediction_id",
      CFG(field_prediction_id), .flags = F_JSON_POINTER,
      .help = "JSON pointer (RFC 6901) to the prediction id in a prediction event: the join "
@@ -2225,7 +2231,7 @@ static void dump_table(FILE *out, const char *first, const char *indent, const s
 /* alerting.rules, alerting.sinks and triggers.rules, after the scalar keys. */
 static void dump_alerting(const struct dw_config *cfg, FILE *out)
 {
-    fputs("alerting.rules:\n", out);
+    fputs(cfg->n_rules ? "alerting.rules:\n" : "alerting.rules: []\n", out);
     for (size_t i = 0; i < cfg->n_rules; i++) {
         const struct dw_rule *r = &cfg->rules[i];
         dump_table(out, "  - ", "    ", rule_keys, DW_ARRAY_SIZE(rule_keys), r);

@@ -22,6 +22,12 @@
  *   exactly one top-level value. The walk also records, per token, its kind and the index of
  *   the token after its subtree, so that member lookup skips subtrees in O(1).
  *
+ * - Nesting is counted before jsmn runs (depth_scan()): jsmn finds the opener of a closing
+ *   bracket by walking parent links up from the last token, so N nested arrays cost O(N^2)
+ *   steps (30 s for a 256 KiB message). One linear pass over the first top-level value counts
+ *   its depth; deeper than input.max_depth is rejected (too_deep) before any token is made, and
+ *   jsmn only ever sees that first value, which bounds its walk to O(bytes * depth).
+ *
  * - Nothing is converted that is not read: a string points into the message unless it has a
  *   backslash, in which case it is unescaped into the decoder's shadow buffer at the same offset
  *   as in the message (an unescaped string is never longer than its escaped form, so strings
@@ -396,6 +402,7 @@ const char *dw_bad_reason_name(enum dw_bad_reason r)
         [DW_BAD_NONE] = "none",
         [DW_BAD_TOO_LARGE] = "too_large",
         [DW_BAD_UTF8] = "invalid_utf8",
+        [DW_BAD_TOO_DEEP] = "too_deep",
         [DW_BAD_JSON] = "invalid_json",
         [DW_BAD_NOT_OBJECT] = "not_object",
         [DW_BAD_MISSING_ID] = "missing_id",
@@ -968,6 +975,88 @@ static int walk_value(struct walk *w, int t, size_t pos, int depth, int *next, s
     return 0;
 }
 
+/* the first top-level value as depth_scan() sees it */
+struct depth_info {
+    size_t end;     /* byte after the value (len when it does not end) */
+    size_t depth;   /* deepest nesting of arrays and objects in it (the top level is 1) */
+    size_t over_at; /* byte of the first bracket deeper than the limit, or SIZE_MAX */
+};
+
+/* the index of the '"' that closes a string whose content starts at i (len: none); a quote
+ * ends the string when an even run of backslashes precedes it, as jsmn reads escapes forward */
+static size_t string_close(const char *js, size_t i, size_t len)
+{
+    for (;;) {
+        const char *q = memchr(js + i, '"', len - i);
+        if (!q) {
+            return len;
+        }
+        size_t k = (size_t)(q - js);
+        size_t run = 0;
+        while (js[k - run - 1] == '\\') { /* the opening quote stops the run */
+            run++;
+        }
+        if (run % 2 == 0) {
+            return k;
+        }
+        i = k + 1;
+    }
+}
+
+/*
+ * The nesting of the value that starts at js[pos], in one pass and without allocating, before
+ * jsmn sees the message (jsmn's parent walk is quadratic in the depth). The scan lexes as
+ * jsmn's strict mode does: a '"' opens a string that ends at the next unescaped '"'; any byte
+ * that is not blank, ',', ':', a bracket or a quote starts a primitive that runs to a blank,
+ * ',', ']' or '}' and swallows brackets and quotes. So as long as jsmn runs without an error,
+ * its count of open arrays and objects is the scan's depth (where they differ, jsmn has
+ * already failed). The scan stops where the first value ends and jsmn is given only that
+ * prefix: it then never meets a closing bracket with nothing open, the one case where its walk
+ * climbs a chain of closed tokens without closing any (and a ':' after a bracket can grow that
+ * chain by one token per four bytes). With the depth bounded by D, each token is walked over
+ * at most D times. Counting goes on past the limit so that the error can name the depth.
+ */
+static void depth_scan(const char *js, size_t pos, size_t len, size_t limit, struct depth_info *out)
+{
+    size_t depth = 0;
+    out->end = len;
+    out->depth = 0;
+    out->over_at = SIZE_MAX;
+    for (size_t i = pos; i < len; i++) {
+        char c = js[i];
+        if (c == '"') {
+            i = string_close(js, i + 1, len);
+            if (depth == 0) {
+                out->end = DW_MIN(i + 1, len);
+                return;
+            }
+        } else if (c == '[' || c == '{') {
+            depth++;
+            if (depth > out->depth) {
+                out->depth = depth;
+                if (depth > limit && out->over_at == SIZE_MAX) {
+                    out->over_at = i;
+                }
+            }
+        } else if (c == ']' || c == '}') {
+            if (depth <= 1) {
+                out->end = depth == 1 ? i + 1 : i;
+                return;
+            }
+            depth--;
+        } else if (!is_ws(c) && c != ',' && c != ':') {
+            while (i + 1 < len && !is_ws(js[i + 1]) && js[i + 1] != ',' && js[i + 1] != ']' &&
+                   js[i + 1] != '}') {
+                i++;
+            }
+            if (depth == 0) {
+                out->end = i + 1;
+                return;
+            }
+        }
+    }
+}
+
 /*
  * The grow-and-resume loop around jsmn_parse(); 0, or -1 with err.
  *
@@ -1047,10 +1136,11 @@ static const char *kind_name(enum jv_kind k)
  * Checks that js[0..len) is exactly one JSON value with only whitespace around it. On success
  * the document has n_toks > 0 tokens, token 0 is the top-level value and *top its kind. A
  * top-level number or literal is checked here without jsmn (jsmn's strict mode wants a
- * delimiter after a primitive); it leaves no tokens.
+ * delimiter after a primitive); it leaves no tokens. jsmn tokenizes only js[0..value_end), the
+ * first value as depth_scan() found it; anything after it is text after the top-level value.
  */
-static int doc_check(struct dw_decoder *dec, const char *js, size_t len, enum jv_kind *top,
-                     struct json_err *err)
+static int doc_check(struct dw_decoder *dec, const char *js, size_t len, size_t value_end,
+                     enum jv_kind *top, struct json_err *err)
 {
     dec->n_toks = 0;
     const char *nul = memchr(js, '\0', len);
@@ -1077,7 +1167,7 @@ static int doc_check(struct dw_decoder *dec, const char *js, size_t len, enum jv
         *top = (enum jv_kind)kind;
         return 0;
     }
-    if (tokenize(dec, js, len, non_finite, err) != 0) {
+    if (tokenize(dec, js, value_end, non_finite, err) != 0) {
         return -1;
     }
     struct walk w = {js, len, dec->toks, dec->aux, dec->n_toks, dec->shadow, non_finite, {0, NULL}};
@@ -1129,8 +1219,28 @@ static enum dw_bad_reason doc_load(struct dw_decoder *dec, const void *buf, size
     }
     const char *js = buf;
     struct json_err jerr = {0, NULL};
+    /* input.max_depth (1..2048) is a reason of its own; without it (0 in a hand-built
+     * configuration) JSON's own limit applies and deeper is invalid JSON, as for jansson */
+    int max_depth = dec->cfg->max_depth;
+    int own_limit = max_depth > 0 && max_depth <= JSON_MAX_DEPTH;
+    struct depth_info di;
+    depth_scan(js, skip_ws(js, 0, len), len, own_limit ? (size_t)max_depth : JSON_MAX_DEPTH, &di);
+    if (di.over_at != SIZE_MAX && own_limit) {
+        dw_err(errstr, errstr_size,
+               "message: nested %zu levels deep, more than input.max_depth (%d); level %d opens "
+               "at byte %zu",
+               di.depth, max_depth, max_depth + 1, di.over_at);
+        return DW_BAD_TOO_DEEP;
+    }
     enum jv_kind top = JV_NULL;
-    if (doc_check(dec, js, len, &top, &jerr) != 0) {
+    int bad_json = 0;
+    if (di.over_at != SIZE_MAX) {
+        json_fail(&jerr, di.over_at, "nested deeper than 2048 levels");
+        bad_json = 1;
+    } else {
+        bad_json = doc_check(dec, js, len, di.end, &top, &jerr) != 0;
+    }
+    if (bad_json) {
         size_t line = 1;
         size_t line_start = 0;
         for (size_t i = 0; i < jerr.pos && i < len; i++) {

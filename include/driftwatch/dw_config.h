@@ -106,6 +106,7 @@ struct dw_config {
 
     int64_t max_message_bytes;     /* input.max_message_bytes */
     enum dw_non_finite non_finite; /* input.non_finite */
+    int max_depth;                 /* input.max_depth (levels; 0: only JSON's 2048) */
     char *field_prediction_id;     /* input.fields.prediction_id (JSON pointer) */
     char *field_model;             /* input.fields.model */
     char *field_model_version;     /* input.fields.model_version */

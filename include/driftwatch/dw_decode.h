@@ -23,6 +23,7 @@ enum dw_bad_reason {
     DW_BAD_NONE = 0,
     DW_BAD_TOO_LARGE,     /* payload larger than input.max_message_bytes */
     DW_BAD_UTF8,          /* payload is not valid UTF-8 */
+    DW_BAD_TOO_DEEP,      /* arrays/objects nested deeper than input.max_depth */
     DW_BAD_JSON,          /* payload does not parse as JSON */
     DW_BAD_NOT_OBJECT,    /* top level is not an object */
     DW_BAD_MISSING_ID,    /* no prediction_id */

@@ -19,35 +19,14 @@
 
 static int run_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    size_t len;
+    uint8_t *data = dw_fuzz_read_file(path, &len);
+    if (!data) {
         fprintf(stderr, "fuzz: cannot open %s: %s\n", path, strerror(errno));
         return -1;
     }
-    size_t cap = 4096, len = 0;
-    uint8_t *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += got;
-        if (len == cap) {
-            cap *= 2;
-            uint8_t *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-            }
-            buf = nb;
-        }
-    }
-    fclose(f);
-    if (!buf) {
-        return -1;
-    }
-    /* An exact-size copy, so that ASan sees a read one past the end of the input. */
-    uint8_t *exact = malloc(len ? len : 1);
-    memcpy(exact, buf, len);
-    free(buf);
-    LLVMFuzzerTestOneInput(exact, len);
-    free(exact);
+    LLVMFuzzerTestOneInput(data, len);
+    free(data);
     return 0;
 }
 

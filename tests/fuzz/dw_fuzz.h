@@ -28,4 +28,24 @@ void dw_fuzz_seeds(const char *dir);
 /** @brief Writes one seed file `dir`/`name` (helper for dw_fuzz_seeds). */
 void dw_fuzz_write_seed(const char *dir, const char *name, const void *data, size_t len);
 
+/**
+ * @brief Runs `driftwatch gen` (the traffic generator) with `args` (n_args of them, without
+ *        "gen" and without its file options) into JSON-lines files, and writes every line of
+ *        its predictions (labels = 0) or labels (labels = 1) as a seed `prefix`-N in `dir`.
+ *        Exits the process when gen fails: the seeds would silently be missing.
+ */
+void dw_fuzz_seed_gen(const char *dir, const char *prefix, int labels, const char *const *args,
+                      int n_args);
+
+/** @brief Writes each NUL-terminated text of `texts` (n of them) as a seed `prefix`-N. */
+void dw_fuzz_seed_texts(const char *dir, const char *prefix, const char *const *texts, size_t n);
+
+/** @returns the bytes of the file at `path` in an exact-size malloc'ed block (*len bytes), or
+ *           NULL when it cannot be opened. */
+uint8_t *dw_fuzz_read_file(const char *path, size_t *len);
+
+/** @brief Writes the file at `path` (relative to the source tree when the run starts there, as
+ *        ctest and scripts/fuzz.sh do) as seed `name`; silently nothing when it is missing. */
+void dw_fuzz_seed_file(const char *dir, const char *name, const char *path);
+
 #endif

@@ -704,6 +704,26 @@ static void test_dump(void **state)
     free(again);
 }
 
+/* An empty rule list (no alerts at all) is not the absent list (the built-in rules): the
+ * dump must say [] so that it reads back to no rules. */
+static void test_dump_empty_rules(void **state)
+{
+    (void)state;
+    struct dw_config cfg;
+    load_ok(&cfg, MINIMAL "alerting: {rules: []}\n");
+    assert_int_equal(cfg.n_rules, 0);
+    char *out = dump_to_string(&cfg);
+    struct dw_config back;
+    load_ok(&back, out);
+    assert_int_equal(back.n_rules, 0);
+    char *again = dump_to_string(&back);
+    assert_string_equal(out, again);
+    dw_config_free(&back);
+    dw_config_free(&cfg);
+    free(out);
+    free(again);
+}
+
 /* The output of dw_config_reference() (malloc'ed). */
 static char *reference_text(void)
 {
@@ -958,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_models),
         cmocka_unit_test(test_feature_map_form),
         cmocka_unit_test(test_dump),
+        cmocka_unit_test(test_dump_empty_rules),
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_alerting),
         cmocka_unit_test(test_example_file),

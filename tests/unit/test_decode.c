@@ -20,6 +20,7 @@
 
 #include "driftwatch/dw_common.h"
 #include "driftwatch/dw_decode.h"
+#include "dw_test_nested.h"
 
 #define KAFKA_TS 1700000000555LL /* milliseconds; the Kafka timestamp passed to every decode */
 
@@ -70,6 +71,7 @@ static void default_config(struct fixture *fx)
     fx->cfg.models = fx->models;
     fx->cfg.n_models = 3;
     fx->cfg.max_message_bytes = 1048576;
+    fx->cfg.max_depth = 64; /* input.max_depth's default */
     fx->cfg.field_prediction_id = "/prediction_id";
     fx->cfg.field_model = "/model";
     fx->cfg.field_model_version = "/model_version";
@@ -1038,6 +1040,7 @@ static void test_reason_names(void **state)
     const char *names[DW_BAD__COUNT] = {"none",
                                         "too_large",
                                         "invalid_utf8",
+                                        "too_deep",
                                         "invalid_json",
                                         "not_object",
                                         "missing_id",
@@ -1111,6 +1114,182 @@ static void test_throughput(void **state)
     assert_int_equal(fx->p->features[5].kind, DW_VAL_MISSING);
     assert_mem_str(fx->p->features[12].str, fx->p->features[12].len, "3");
     assert_true(fx->p->features[14].num == 1.0);
+}
+
+/* ---------------------------------------------------------- input.max_depth */
+
+#define MSG_256K 262144 /* bytes; the default input.max_message_bytes */
+
+static const char *const DEEP_HEAD =
+    "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"x\":";
+
+/* dw_test_nested() after DEEP_HEAD */
+static char *nested_msg(const char *open, const char *mid, char close, size_t levels, size_t len)
+{
+    char *buf = dw_test_nested(DEEP_HEAD, open, mid, close, levels, len);
+    assert_non_null(buf);
+    return buf;
+}
+
+static enum dw_bad_reason pred_n(struct fixture *fx, const char *buf, size_t len)
+{
+    fx->err[0] = '\0';
+    return dw_decode_prediction(fx->dec, buf, len, KAFKA_TS, fx->p, fx->err, sizeof(fx->err));
+}
+
+static enum dw_bad_reason label_n(struct fixture *fx, const char *buf, size_t len)
+{
+    fx->err[0] = '\0';
+    return dw_decode_label(fx->dec, buf, len, KAFKA_TS, &fx->l, fx->err, sizeof(fx->err));
+}
+
+/* a 256 KiB message nested as deep as it fits: too_deep, naming the depth and the limit, for
+ * predictions and labels (jsmn alone spends ~30 s on it: the speed is bench_nesting's) */
+static void assert_too_deep_256k(struct fixture *fx, const char *open, const char *mid, char close)
+{
+    size_t levels = (MSG_256K - strlen(DEEP_HEAD) - strlen(mid) - 1) / (strlen(open) + 1);
+    char *buf = nested_msg(open, mid, close, levels, MSG_256K);
+    char want[64];
+    snprintf(want, sizeof(want), "nested %zu levels deep", levels + 1);
+    assert_int_equal(pred_n(fx, buf, MSG_256K), DW_BAD_TOO_DEEP);
+    assert_err_has(fx, want);
+    assert_err_has(fx, "input.max_depth (64)");
+    assert_int_equal(label_n(fx, buf, MSG_256K), DW_BAD_TOO_DEEP);
+    assert_err_has(fx, want);
+    free(buf);
+}
+
+static void test_too_deep_arrays(void **state)
+{
+    assert_too_deep_256k(*state, "[", "", ']');
+}
+
+static void test_too_deep_objects(void **state)
+{
+    assert_too_deep_256k(*state, "{\"k\":", "1", '}');
+}
+
+/* brackets inside a string are text: a 256 KiB string of [ { \" \\ decodes */
+static void test_depth_inside_string(void **state)
+{
+    struct fixture *fx = *state;
+    const char *unit = "[{\\\"\\\\"; /* [ { \" \\ : an escaped quote and an escaped backslash */
+    size_t ul = strlen(unit);
+    size_t head = strlen(DEEP_HEAD);
+    char *buf = malloc(MSG_256K + 1);
+    memcpy(buf, DEEP_HEAD, head);
+    size_t n = head;
+    buf[n++] = '"';
+    while (n + ul + 2 <= MSG_256K) {
+        memcpy(buf + n, unit, ul);
+        n += ul;
+    }
+    buf[n++] = '"';
+    memset(buf + n, ' ', MSG_256K - 1 - n);
+    buf[MSG_256K - 1] = '}';
+    assert_int_equal(pred_n(fx, buf, MSG_256K), DW_BAD_NONE);
+    assert_string_equal(fx->p->pred.text, "1");
+    /* and the same brackets outside the string are too deep */
+    buf[head] = '[';
+    memset(buf + head + 1, '[', MSG_256K - head - 1);
+    assert_int_equal(pred_n(fx, buf, MSG_256K), DW_BAD_TOO_DEEP);
+    free(buf);
+}
+
+/* exactly input.max_depth levels pass, one more is too_deep; the top-level object is 1 */
+static void test_depth_limit(void **state)
+{
+    struct fixture *fx = *state;
+    char *ok = nested_msg("[", "", ']', 63, 400);
+    assert_int_equal(pred_n(fx, ok, 400), DW_BAD_NONE);
+    char *deep = nested_msg("[", "", ']', 64, 400);
+    assert_int_equal(pred_n(fx, deep, 400), DW_BAD_TOO_DEEP);
+    assert_err_has(fx, "nested 65 levels deep, more than input.max_depth (64)");
+    char *objs = nested_msg("{\"k\":", "{}", '}', 62, 600); /* the {} is level 64 */
+    assert_int_equal(pred_n(fx, objs, 600), DW_BAD_NONE);
+    free(objs);
+    objs = nested_msg("{\"k\":", "{}", '}', 63, 600);
+    assert_int_equal(pred_n(fx, objs, 600), DW_BAD_TOO_DEEP);
+    free(objs);
+
+    /* scalars do not count: a deepest array of numbers is still 64 */
+    free(ok);
+    ok = nested_msg("[", "1,2,\"s\",true", ']', 63, 400);
+    assert_int_equal(pred_n(fx, ok, 400), DW_BAD_NONE);
+    free(ok);
+
+    /* input.max_depth: 2 lets a features object through and nothing deeper */
+    close_decoder(fx);
+    fx->cfg.max_depth = 2;
+    open_decoder(fx);
+    assert_int_equal(pred_feature(fx, "amount", "1.5"), DW_BAD_NONE);
+    assert_int_equal(pred_feature(fx, "amount", "[1]"), DW_BAD_TOO_DEEP);
+    assert_err_has(fx, "nested 3 levels deep, more than input.max_depth (2)");
+
+    /* a hand-built configuration without input.max_depth (0) keeps JSON's own limit: nesting
+     * beyond 2048 is invalid JSON, as jansson decides, and costs linear time too */
+    close_decoder(fx);
+    fx->cfg.max_depth = 0;
+    open_decoder(fx);
+    free(deep);
+    deep = nested_msg("[", "", ']', 2047, 5000);
+    assert_int_equal(pred_n(fx, deep, 5000), DW_BAD_NONE);
+    free(deep);
+    deep = nested_msg("[", "", ']', 2048, 5000);
+    assert_int_equal(pred_n(fx, deep, 5000), DW_BAD_JSON);
+    assert_err_has(fx, "nested deeper than 2048 levels");
+    free(deep);
+    deep = nested_msg("[", "", ']', 0, MSG_256K);
+    assert_int_equal(pred_n(fx, deep, MSG_256K), DW_BAD_JSON);
+    assert_err_has(fx, "nested deeper than 2048 levels");
+    free(deep);
+}
+
+/* the depth is checked after size and UTF-8 and before the JSON grammar */
+static void test_depth_check_order(void **state)
+{
+    struct fixture *fx = *state;
+    char *deep = nested_msg("[", "", ']', 100, 400);
+    assert_int_equal(pred_n(fx, deep, 400), DW_BAD_TOO_DEEP);
+    deep[strlen(DEEP_HEAD) + 200] = '\xff';
+    assert_int_equal(pred_n(fx, deep, 400), DW_BAD_UTF8);
+    free(deep);
+    deep = nested_msg("[", "tru", ']', 100, 400); /* invalid JSON, and too deep first */
+    assert_int_equal(pred_n(fx, deep, 400), DW_BAD_TOO_DEEP);
+    free(deep);
+    close_decoder(fx);
+    fx->cfg.max_message_bytes = 300;
+    open_decoder(fx);
+    deep = nested_msg("[", "", ']', 100, 400);
+    assert_int_equal(pred_n(fx, deep, 400), DW_BAD_TOO_LARGE);
+    free(deep);
+}
+
+/*
+ * Only the first top-level value is scanned and tokenized: text after it is invalid JSON,
+ * however deep. Tokens that jsmn chains under closed ones (a ':' after a bracket, a bracket
+ * after the top-level value) would make its parent walk quadratic at any depth: 256 KiB of
+ * them is invalid JSON without that walk.
+ */
+static void test_depth_after_top_level(void **state)
+{
+    struct fixture *fx = *state;
+    size_t len = MSG_256K;
+    char *buf = malloc(len);
+    memcpy(buf, "{}", 2);
+    memset(buf + 2, '[', len - 2);
+    assert_int_equal(pred_n(fx, buf, len), DW_BAD_JSON);
+    assert_err_has(fx, "text after the top-level value");
+    /* [[]]: then []]: repeated: each ']' after the first value would walk every token so far */
+    memcpy(buf, "[[]]:", 5);
+    size_t n = 5;
+    while (n + 4 <= len) {
+        memcpy(buf + n, "[]]:", 4);
+        n += 4;
+    }
+    assert_int_equal(label_n(fx, buf, n), DW_BAD_JSON);
+    assert_err_has(fx, "(byte 4)");
+    free(buf);
 }
 
 /* ---------------------------------------------------------- input.non_finite */
@@ -1335,6 +1514,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_non_finite_still_invalid, setup_count, teardown),
         cmocka_unit_test_setup_teardown(test_non_finite_many_tokens, setup_count, teardown),
         cmocka_unit_test_setup_teardown(test_non_finite_reject, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_deep_arrays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_deep_objects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_depth_inside_string, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_depth_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_depth_check_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_depth_after_top_level, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
