@@ -1376,6 +1376,8 @@ static void test_non_finite_other_fields(void **state)
          DW_BAD_WRONG_TYPE, "score: expected a number or an object, got NaN"},
         {"{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"latency_ms\":Infinity}",
          DW_BAD_WRONG_TYPE, "latency_ms: expected a number, got Infinity"},
+        {"{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"latency_ms\":NaN}",
+         DW_BAD_WRONG_TYPE, "latency_ms: expected a number, got NaN"},
         {"{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"features\":NaN}",
          DW_BAD_WRONG_TYPE, "features: expected an object, got NaN"},
     };
