@@ -23,9 +23,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_config.h"
-#include "driftwatch/dw_part.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_part.h"
 
 #define BENCH_DEFAULT_COUNT 1000000      /* predictions (records) inserted */
 #define BENCH_CHECKPOINT_EVERY 100000    /* events between dirty-list clearings (a checkpoint) */

@@ -21,8 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "driftwatch/dw_config.h"
-#include "driftwatch/dw_decode.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_decode.h"
 #include "../tests/unit/dw_test_nested.h"
 
 #define MSG_BYTES 262144   /* bytes; the default input.max_message_bytes (256 KiB) */

@@ -20,9 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "driftwatch/dw_agg.h"
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_eval.h"
+#include "driftwatch/core/dw_agg.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_eval.h"
 #include "dw_fuzz.h"
 
 #define FUZZ_BOUND 4                 /* exact categories (and counters) of the fuzz model */

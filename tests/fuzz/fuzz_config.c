@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_config.h"
-#include "driftwatch/dw_decode.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_decode.h"
 #include "dw_fuzz.h"
 
 #define EXAMPLE "deploy/driftwatch.example.yaml"

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "driftwatch/dw_join.h"
+#include "driftwatch/core/dw_join.h"
 #include "dw_fuzz.h"
 
 #define LONG_ID "a-prediction-id-longer-than-the-forty-bytes-kept-inside-a-record"

@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_kll.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_kll.h"
 #include "dw_fuzz.h"
 
 static void check(int ok, const char *what)

@@ -16,11 +16,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "driftwatch/dw_agg.h"
-#include "driftwatch/dw_cmd.h"
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_config.h"
-#include "driftwatch/dw_eval.h"
+#include "driftwatch/core/dw_agg.h"
+#include "driftwatch/cmd/dw_cmd.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_eval.h"
 #include "dw_fuzz.h"
 
 #define WINDOW_START 1794999900000LL /* the evaluated window (ms) */

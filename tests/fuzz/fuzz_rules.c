@@ -26,9 +26,9 @@
 
 #include <jansson.h>
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_config.h"
-#include "driftwatch/dw_rules.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_rules.h"
 #include "dw_fuzz.h"
 
 #define T0 1772323200000LL /* 2026-03-01T00:00:00Z, milliseconds: the first window */

@@ -19,13 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "driftwatch/dw_changedet.h"
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_config.h"
-#include "driftwatch/dw_errstream.h"
-#include "driftwatch/dw_part.h"
-#include "driftwatch/dw_rules.h"
-#include "driftwatch/dw_trigger.h"
+#include "driftwatch/core/dw_changedet.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_errstream.h"
+#include "driftwatch/core/dw_part.h"
+#include "driftwatch/core/dw_rules.h"
+#include "driftwatch/core/dw_trigger.h"
 #include "dw_fuzz.h"
 
 #define T0 1794999900000LL /* a window start (ms) */

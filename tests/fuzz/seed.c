@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "driftwatch/dw_cmd.h"
-#include "driftwatch/dw_common.h"
+#include "driftwatch/cmd/dw_cmd.h"
+#include "driftwatch/core/dw_common.h"
 #include "dw_fuzz.h"
 
 void dw_fuzz_write_seed(const char *dir, const char *name, const void *data, size_t len)

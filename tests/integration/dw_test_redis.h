@@ -14,8 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "driftwatch/dw_config.h"
-#include "driftwatch/dw_redis.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/io/dw_redis.h"
 
 /* A TCP port free on 127.0.0.1 right now (the kernel's choice). */
 static int dw_test_free_port(void)

@@ -20,9 +20,9 @@
 
 #include "dw_test_redis.h"
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_part.h"
-#include "driftwatch/dw_redis.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_part.h"
+#include "driftwatch/io/dw_redis.h"
 
 static struct dw_feature_cfg g_feats[] = {{"amount", DW_FEATURE_NUMERIC},
                                           {"country", DW_FEATURE_CATEGORICAL}};

@@ -32,9 +32,9 @@
 
 #include "dw_test_redis.h"
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_deliver.h"
-#include "driftwatch/dw_metrics.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/io/dw_deliver.h"
+#include "driftwatch/core/dw_metrics.h"
 
 #define REDIS_PASSWORD "deliver-test-pw"
 #define REDIS_DB 2

@@ -20,8 +20,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include "driftwatch/dw_config.h"
-#include "driftwatch/dw_kafka.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/io/dw_kafka.h"
 
 #define TOPIC "outbox-test"
 #define FLUSH_MS 10000             /* long enough for any answer of the mock, milliseconds */

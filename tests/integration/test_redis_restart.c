@@ -24,9 +24,9 @@
 
 #include "dw_test_redis.h"
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_part.h"
-#include "driftwatch/dw_redis.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_part.h"
+#include "driftwatch/io/dw_redis.h"
 
 #define FILLER_KEYS "60000" /* keys that make the AOF slow to load */
 #define LOAD_DELAY_US "40"  /* microseconds per key while loading: about 2.4 s */

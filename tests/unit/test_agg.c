@@ -22,10 +22,10 @@
 
 #include <cmocka.h>
 
-#include "driftwatch/dw_agg.h"
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_codec.h"
-#include "driftwatch/dw_kll.h"
+#include "driftwatch/core/dw_agg.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_codec.h"
+#include "driftwatch/core/dw_kll.h"
 
 /* Values in the moment and merge tests (count): past DW_AGG_SKETCH_EXACT, so sketches compact. */
 #define N_VALUES 20000

@@ -23,8 +23,8 @@
 
 #include <cmocka.h>
 
-#include "driftwatch/dw_changedet.h"
-#include "driftwatch/dw_codec.h"
+#include "driftwatch/core/dw_changedet.h"
+#include "driftwatch/core/dw_codec.h"
 
 /* ---------------------------------------------------------------- MT19937 */
 

@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "driftwatch/dw_codec.h"
+#include "driftwatch/core/dw_codec.h"
 
 /* Bytes written in the growth test (bytes): well past the initial capacity. */
 #define GROWTH_BYTES 100000

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "driftwatch/dw_common.h"
+#include "driftwatch/core/dw_common.h"
 
 static void test_rfc3339(void **state)
 {

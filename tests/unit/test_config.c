@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "driftwatch/dw_config.h"
+#include "driftwatch/core/dw_config.h"
 
 /* The smallest valid file: everything else comes from the defaults. */
 #define MINIMAL "kafka: {bootstrap.servers: 127.0.0.1:9092}\nmodels: {m: {}}\n"

@@ -18,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_decode.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_decode.h"
 #include "dw_test_nested.h"
 
 #define KAFKA_TS 1700000000555LL /* milliseconds; the Kafka timestamp passed to every decode */

@@ -33,8 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_decode.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_decode.h"
 
 #define KAFKA_TS 1700000000555LL /* milliseconds; the Kafka timestamp passed to every decode */
 #define MSG_MAX 16384            /* bytes; the largest message the generators build */

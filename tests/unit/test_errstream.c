@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "driftwatch/dw_errstream.h"
+#include "driftwatch/core/dw_errstream.h"
 
 #define MIN_MS 60000LL
 

@@ -18,12 +18,12 @@
 
 #include <cmocka.h>
 
-#include "driftwatch/dw_agg.h"
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_eval.h"
-#include "driftwatch/dw_rules.h"
-#include "driftwatch/dw_kll.h"
-#include "driftwatch/dw_stats.h"
+#include "driftwatch/core/dw_agg.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_eval.h"
+#include "driftwatch/core/dw_rules.h"
+#include "driftwatch/core/dw_kll.h"
+#include "driftwatch/core/dw_stats.h"
 
 #define START 1794999900000LL /* 2026-11-18T11:05:00Z */
 #define SIZE 300000LL         /* window size, milliseconds (5 minutes) */

@@ -18,8 +18,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "driftwatch/dw_cmd.h"
-#include "driftwatch/dw_common.h"
+#include "driftwatch/cmd/dw_cmd.h"
+#include "driftwatch/core/dw_common.h"
 
 #define DW_TEST_NAME "gen"
 #include "dw_test_tmpdir.h"

@@ -3,9 +3,9 @@
  * status codes, content types and bodies of every endpoint, liveness going stale and
  * recovering, readiness and status updates, 404/405, bad listen addresses, port 0.
  */
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_http.h"
-#include "driftwatch/dw_metrics.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/io/dw_http.h"
+#include "driftwatch/core/dw_metrics.h"
 
 #include <curl/curl.h>
 #include <stdarg.h>

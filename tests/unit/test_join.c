@@ -23,9 +23,9 @@
 
 #include <cmocka.h>
 
-#include "driftwatch/dw_codec.h"
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_join.h"
+#include "driftwatch/core/dw_codec.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_join.h"
 
 /* Distinct ids in the randomized test (count). */
 #define N_IDS 100000

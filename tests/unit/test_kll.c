@@ -3,8 +3,8 @@
  * 1M values from five distributions (single sketch and 8-way merge), merge rules, byte-exact
  * serialization round trips, rejection of corrupt bytes, determinism, and update throughput.
  */
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_kll.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_kll.h"
 
 #include <math.h>
 #include <setjmp.h>

@@ -2,8 +2,8 @@
  * test_metrics.c - the Prometheus registry: values, families, exact rendering, escaping,
  * lock-free updates from several threads, and promtool's verdict on the rendered text.
  */
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_metrics.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_metrics.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -26,12 +26,12 @@
 
 #include <cmocka.h>
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_agg.h"
-#include "driftwatch/dw_codec.h"
-#include "driftwatch/dw_config.h"
-#include "driftwatch/dw_join.h"
-#include "driftwatch/dw_part.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_agg.h"
+#include "driftwatch/core/dw_codec.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_join.h"
+#include "driftwatch/core/dw_part.h"
 
 #define W 60000LL        /* window size, milliseconds */
 #define LATENESS 10000LL /* allowed lateness, milliseconds */

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_perf.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_perf.h"
 
 static void add_scored(struct dw_perf *p, const int *y, const double *s, size_t n)
 {

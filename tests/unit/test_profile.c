@@ -19,12 +19,12 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "driftwatch/dw_cmd.h"
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_config.h"
-#include "driftwatch/dw_eval.h"
-#include "driftwatch/dw_files.h"
-#include "driftwatch/dw_kll.h"
+#include "driftwatch/cmd/dw_cmd.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_eval.h"
+#include "driftwatch/io/dw_files.h"
+#include "driftwatch/core/dw_kll.h"
 
 #define DW_TEST_NAME "profile"
 #include "dw_test_tmpdir.h"

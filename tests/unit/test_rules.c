@@ -17,9 +17,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_eval.h"
-#include "driftwatch/dw_rules.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_eval.h"
+#include "driftwatch/core/dw_rules.h"
 
 #define T0 1772323200000LL /* 2026-03-01T00:00:00Z, milliseconds */
 #define MINUTE_MS 60000LL  /* window length, milliseconds */

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_sink.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_sink.h"
 
 #define NOTIF_ID "0123456789abcdef0123456789abcdef"
 #define URL_SECRET "https://hooks.example.invalid/services/T000/B000/URLTOKEN123"

@@ -18,8 +18,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "driftwatch/dw_common.h"
-#include "driftwatch/dw_stats.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_stats.h"
 
 #define REL_SPECIAL 1e-10
 #define REL_STATS 1e-9

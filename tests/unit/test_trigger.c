@@ -11,9 +11,9 @@
 
 #include <cmocka.h>
 
-#include "driftwatch/dw_config.h"
-#include "driftwatch/dw_part.h"
-#include "driftwatch/dw_trigger.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_part.h"
+#include "driftwatch/core/dw_trigger.h"
 
 #define MIN_MS 60000LL
 #define DAY_MS 86400000LL

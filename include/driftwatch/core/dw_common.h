@@ -1,0 +1,146 @@
+/*
+ * dw_common.h - conventions shared by every module.
+ *
+ * Errors: functions return 0 on success and -1 (or a negative value) on failure, and put the
+ * human-readable reason in a caller-provided `char *errstr, size_t errstr_size`, like
+ * librdkafka's constructors. Invariants go through dw_assert(), which records file and line
+ * (Redis's serverAssert). exit() is only called from main.c.
+ */
+#ifndef DW_COMMON_H
+#define DW_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DW_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define DW_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define DW_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/** @brief Aborts with file and line when an invariant does not hold. */
+#define dw_assert(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            dw_assert_fail(#cond, __FILE__, __LINE__);                                             \
+        }                                                                                          \
+    } while (0)
+
+void dw_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
+
+/**
+ * @brief Where the core's warnings go. Core modules do no I/O; what they must report (an input
+ *        they skip) goes to the hook the process installs (the log, in src/io/dw_log.c), and
+ *        nowhere when none is installed (unit tests).
+ */
+typedef void (*dw_warn_fn)(const char *msg, const char *detail);
+void dw_warn_hook(dw_warn_fn fn);
+/** @brief Reports a warning of the core: `msg` (stable text) with printf-formatted detail. */
+void dw_warn(const char *msg, const char *detail_fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** @returns wall-clock time in milliseconds since the epoch. */
+int64_t dw_now_ms(void);
+
+/** @returns a monotonic clock reading in milliseconds (for timeouts and periods). */
+int64_t dw_mono_ms(void);
+
+/** @brief snprintf into errstr (NULL-safe); always returns -1 so callers can `return dw_err(...)`.
+ */
+int dw_err(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/** @brief 64-bit FNV-1a hash of a byte string. */
+uint64_t dw_hash64(const void *data, size_t len);
+
+/** @brief malloc/calloc/realloc/strdup that abort on out-of-memory (never return NULL). */
+void *dw_malloc(size_t size);
+void *dw_calloc(size_t n, size_t size);
+void *dw_realloc(void *ptr, size_t size);
+char *dw_strdup(const char *s);
+char *dw_strndup(const char *s, size_t n);
+
+/**
+ * @brief SplitMix64 (Steele, Lea and Flood): the next 64 random bits of the sequence `state`
+ *        walks. Deterministic per seed; what sketches, generators and tests draw from.
+ */
+uint64_t dw_splitmix64(uint64_t *state);
+
+/** @returns a uniform double in [0, 1) from dw_splitmix64 (53 bits). */
+double dw_rand_u01(uint64_t *state);
+
+/** @brief Lower-case hex of n bytes into out (2 n + 1 bytes, NUL-terminated). */
+void dw_hex(const void *bytes, size_t n, char *out);
+
+/** @brief The first n_bytes (at most 32) of SHA-256(data) as hex into out (2 n_bytes + 1). */
+void dw_sha256_hex(const void *data, size_t len, size_t n_bytes, char *out);
+
+/** @returns the base64 (RFC 4648, padded) of n bytes, malloc'ed. */
+char *dw_base64(const void *data, size_t n);
+
+/**
+ * @brief Decodes standard base64 (padding optional) into *out (malloc'ed).
+ * @returns the byte count, or -1 (*out NULL) when the text is not base64 or decodes to nothing.
+ */
+long dw_base64_decode(const char *text, unsigned char **out);
+
+/** @brief A growable NUL-terminated string; zero-initialise ({0}) before use. */
+struct dw_sbuf {
+    char *s; /* NULL until something is added */
+    size_t len, cap;
+};
+
+/** @brief Appends n bytes. */
+void dw_sbuf_add(struct dw_sbuf *sb, const char *s, size_t n);
+/** @brief Appends a NUL-terminated string. */
+void dw_sbuf_adds(struct dw_sbuf *sb, const char *s);
+/** @brief Appends printf-formatted text. */
+void dw_sbuf_printf(struct dw_sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** @returns the text (malloc'ed, "" when empty; the caller frees it) and empties sb. */
+char *dw_sbuf_take(struct dw_sbuf *sb);
+
+/**
+ * @brief Parses an RFC 3339 timestamp ("2026-11-22T10:15:03.120Z", offsets "+02:00" allowed,
+ *        fractional seconds to any precision, truncated to milliseconds).
+ * @returns 0 and *ms_out on success, -1 when the text is not RFC 3339.
+ */
+int dw_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out);
+
+/**
+ * @brief Formats epoch milliseconds as RFC 3339 UTC with a "Z" suffix, e.g.
+ *        "2026-11-22T10:15:00Z" (milliseconds shown only when non-zero).
+ */
+void dw_time_format_rfc3339(int64_t ms, char *buf, size_t buf_size);
+
+/**
+ * @brief Parses a duration: an integer or decimal with a unit suffix ms, s, m, h, d
+ *        ("1500ms", "30s", "5m", "1h"); a bare number means seconds.
+ * @returns 0 and *ms_out on success, -1 otherwise.
+ */
+int dw_duration_parse(const char *s, int64_t *ms_out);
+
+/**
+ * @brief Strict decimal integer, for numbers read back from a store: an optional '-' and one or
+ *        more ASCII digits, nothing else (no sign '+', no spaces, no fraction or exponent),
+ *        exactly `len` bytes, within [min, max] and without overflow.
+ * @returns 0 and *out, or -1 (*out untouched) when the text is not such a number.
+ */
+int dw_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out);
+
+/** @brief Milliseconds per unit of a duration suffix ("", "s", "ms", "m", "h", "d"); 0/-1. */
+int dw_duration_unit(const char *suffix, double *ms_per_unit);
+
+/**
+ * @brief Sorts doubles ascending (no NaN): insertion sort when short, LSD radix sort on the
+ *        IEEE-754 bits otherwise (-0.0 before +0.0). Several times faster than qsort.
+ */
+void dw_sort_doubles(double *v, size_t n);
+
+/** @brief floor(a / b) for b > 0, correct for negative a (window alignment). */
+static inline int64_t dw_floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) {
+        q--;
+    }
+    return q;
+}
+
+#endif

@@ -1,0 +1,216 @@
+/*
+ * dw_config.h - the effective configuration of driftwatch.
+ *
+ * One YAML file (see deploy/driftwatch.example.yaml). Keys are declared once in a table in
+ * dw_config.c (name, type, default, offset into struct dw_config, help), Fluent Bit style; that
+ * table drives parsing, unknown-key errors, --check-config, the dumped effective config and the
+ * configuration reference in the README. `${VAR}` in any scalar is replaced by the environment
+ * variable (an unset variable is an error naming the key). `kafka.*` keys go to librdkafka
+ * unchanged. `models` is a map of model name -> model settings with a map of features.
+ */
+#ifndef DW_CONFIG_H
+#define DW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "driftwatch/core/dw_rules.h"
+#include "driftwatch/core/dw_sink.h"
+
+enum dw_feature_type { DW_FEATURE_NUMERIC = 0, DW_FEATURE_CATEGORICAL = 1 };
+
+/* input.non_finite: what NaN / Infinity / -Infinity tokens in a message mean */
+enum dw_non_finite { DW_NON_FINITE_REJECT = 0, DW_NON_FINITE_COUNT = 1 };
+/* state.on_loss: what a consumer does with a partition whose Redis state is gone although Kafka
+ * holds offsets committed after it was checkpointed (the order of values is the choices') */
+enum dw_on_loss {
+    DW_ON_LOSS_STOP = 0,
+    DW_ON_LOSS_RESUME_FROM_COMMITTED = 1,
+    DW_ON_LOSS_REBUILD_FROM_EARLIEST = 2
+};
+enum dw_task { DW_TASK_CLASSIFICATION = 0, DW_TASK_REGRESSION = 1 };
+
+/*
+ * Drift detector of a feature (models.<m>.features.<f>.method). AUTO picks a p-value test for
+ * small samples and a distance for large ones (detectors.auto_max_sample). KS, WASSERSTEIN, KL
+ * and HELLINGER apply to numeric features, CHI2, G_TEST and TVD to categorical ones, PSI and
+ * JS to both. The names in the file are the lower-case ones ("g_test").
+ */
+enum dw_method {
+    DW_METHOD_AUTO = 0,
+    DW_METHOD_KS,
+    DW_METHOD_PSI,
+    DW_METHOD_WASSERSTEIN,
+    DW_METHOD_JS,
+    DW_METHOD_CHI2,
+    DW_METHOD_G_TEST,
+    DW_METHOD_KL,
+    DW_METHOD_HELLINGER,
+    DW_METHOD_TVD,
+    DW_METHOD_COUNT /* number of methods, not a method */
+};
+
+struct dw_feature_cfg {
+    char *name;
+    enum dw_feature_type type;
+};
+
+/*
+ * The detector chosen for one feature in the map form (models.<model>.features.<feature>:
+ * {type, method, threshold}). Kept beside the models rather than in struct dw_feature_cfg,
+ * whose two-member positional initialisers are used across the code base. A feature without
+ * an entry uses method auto and the detectors.* thresholds.
+ */
+struct dw_feature_detector {
+    char *model;
+    char *feature;
+    enum dw_method method;
+    double threshold; /* the alpha of a p-value test or the distance; NaN = detectors.* default */
+};
+
+struct dw_model_cfg {
+    char *name;
+    enum dw_task task;               /* models.<m>.task, default classification */
+    char *positive_class;            /* models.<m>.positive_class, default "1" */
+    int64_t max_categories;          /* models.<m>.max_categories: exact categories per feature */
+    struct dw_feature_cfg *features; /* models.<m>.features: map name -> numeric|categorical */
+    size_t n_features;
+    int64_t max_classes;  /* models.<m>.max_classes: distinct classes per partition's join */
+    int64_t max_versions; /* models.<m>.max_versions: distinct versions per partition's join */
+};
+
+struct dw_kv {
+    char *key;
+    char *value;
+};
+
+struct dw_config {
+    char *path; /* file the config was read from (not a key) */
+
+    char *group; /* group: consumer group id and Redis key namespace */
+
+    char *topic_predictions; /* topics.predictions */
+    char *topic_labels;      /* topics.labels */
+    char *topic_dead_letter; /* topics.dead_letter ("" disables the dead-letter topic) */
+    char *topic_triggers;    /* topics.triggers ("" disables triggers) */
+
+    struct dw_kv *kafka; /* kafka.*: passed to librdkafka as-is (without "kafka.") */
+    size_t n_kafka;
+
+    char *redis_host;         /* redis.host */
+    int redis_port;           /* redis.port */
+    char *redis_password;     /* redis.password ("" = none) */
+    int redis_db;             /* redis.db */
+    int64_t redis_timeout_ms; /* redis.timeout (duration) */
+
+    int64_t max_message_bytes;     /* input.max_message_bytes */
+    enum dw_non_finite non_finite; /* input.non_finite */
+    int max_depth;                 /* input.max_depth (levels; 0: only JSON's 2048) */
+    char *field_prediction_id;     /* input.fields.prediction_id (JSON pointer) */
+    char *field_model;             /* input.fields.model */
+    char *field_model_version;     /* input.fields.model_version */
+    char *field_timestamp;         /* input.fields.timestamp */
+    char *field_features;          /* input.fields.features */
+    char *field_prediction;        /* input.fields.prediction */
+    char *field_score;             /* input.fields.score */
+    char *field_latency_ms;        /* input.fields.latency_ms */
+    char *field_label_id;          /* input.fields.label_id */
+    char *field_label;             /* input.fields.label */
+    char *field_label_timestamp;   /* input.fields.label_timestamp */
+    int64_t max_future_skew_ms;    /* input.max_future_skew: event time at most this far after
+                                    * the message's Kafka timestamp (0 = unbounded) */
+    int64_t max_past_skew_ms;      /* input.max_past_skew: at most this far before it (0 = off) */
+
+    int64_t window_size_ms;      /* window.size */
+    int64_t allowed_lateness_ms; /* window.allowed_lateness */
+    int64_t idle_timeout_ms;     /* window.idle_timeout */
+    int64_t label_horizon_ms;    /* window.label_horizon */
+    int64_t retention_windows;   /* window.retention: closed windows kept in Redis */
+
+    int64_t join_ttl_ms;      /* join.ttl */
+    int64_t join_max_records; /* join.max_records (per consumer) */
+
+    int64_t checkpoint_interval_ms; /* checkpoint.interval */
+    enum dw_on_loss on_loss;        /* state.on_loss */
+    int64_t quarantine_recheck_ms;  /* state.quarantine_recheck (0: only at assignment) */
+    int64_t eval_interval_ms;       /* evaluation.interval */
+
+    int64_t reference_windows; /* reference.windows: first N closed windows form the reference */
+    int64_t psi_bins;          /* reference.bins: quantile bins for numeric PSI (10 = deciles) */
+
+    double psi_threshold;         /* detectors.psi_threshold */
+    double accuracy_drop;         /* detectors.accuracy_drop: relative drop that alerts */
+    int64_t min_samples;          /* detectors.min_samples: windows with fewer are not judged */
+    double drift_share;           /* detectors.drift_share: share of drifting features */
+    double alpha;                 /* detectors.alpha: p-value tests, after Benjamini-Hochberg */
+    int64_t auto_max_sample;      /* detectors.auto_max_sample: values, auto's p-value limit */
+    double wasserstein_threshold; /* detectors.wasserstein_threshold (on wasserstein_norm) */
+    double js_threshold;          /* detectors.js_threshold */
+    double kl_threshold;          /* detectors.kl_threshold */
+    double hellinger_threshold;   /* detectors.hellinger_threshold */
+    double tvd_threshold;         /* detectors.tvd_threshold */
+    int chi2_correction;          /* detectors.chi2_correction: Yates' correction when dof 1 */
+
+    char *http_listen; /* http.listen: "host:port" ("" disables) */
+
+    int64_t alert_queue_size; /* alerting.queue_size: messages waiting for delivery */
+    struct dw_rule *rules;    /* alerting.rules (the built-in rules when not given) */
+    size_t n_rules;
+    struct dw_sink_cfg *sinks; /* alerting.sinks: map name -> sink */
+    size_t n_sinks;
+
+    int triggers_enabled;        /* triggers.enabled */
+    int64_t trigger_cooldown_ms; /* triggers.cooldown (window time) */
+    int64_t trigger_min_samples; /* triggers.min_samples: predictions in the window */
+    int64_t trigger_max_per_day; /* triggers.max_per_day (UTC day of the window) */
+    char **trigger_rules;        /* triggers.rules: rule names; none = every rule */
+    size_t n_trigger_rules;
+
+    char *log_level;            /* log.level */
+    int64_t log_bad_per_second; /* log.bad_messages_per_second */
+
+    struct dw_model_cfg *models; /* models: map name -> model */
+    size_t n_models;
+
+    struct dw_feature_detector *detectors; /* features given with a method or threshold */
+    size_t n_detectors;
+
+    int64_t rolling_windows; /* evaluation.rolling_windows: windows of the rolling view, 0 = off */
+};
+
+/** @brief Fills every key with its default (no models, no kafka keys). */
+void dw_config_defaults(struct dw_config *cfg);
+
+/**
+ * @brief Reads a YAML file over the defaults. Unknown keys, wrong types, rejected values,
+ *        unset ${VAR}s stop with an error naming the key (e.g. "window.size: not a duration").
+ * @returns 0 on success, -1 with errstr on failure (cfg is then freed).
+ */
+int dw_config_load(struct dw_config *cfg, const char *path, char *errstr, size_t errstr_size);
+
+/**
+ * @brief dw_config_load() for a command's -c option: prints "<command>: -c FILE is required"
+ *        when path is NULL, or "driftwatch: <error naming the key>", on stderr.
+ * @returns 0, or 2 (the commands' exit status for a usage or configuration error).
+ */
+int dw_config_load_cli(struct dw_config *cfg, const char *command, const char *path);
+
+/** @brief Same as dw_config_load() over a YAML text in memory (tests). */
+int dw_config_load_string(struct dw_config *cfg, const char *yaml, char *errstr,
+                          size_t errstr_size);
+
+/** @brief Frees every owned string and array; cfg may be reused after dw_config_defaults(). */
+void dw_config_free(struct dw_config *cfg);
+
+/** @brief Writes the effective config as YAML, secrets (passwords, URLs) masked. */
+void dw_config_dump(const struct dw_config *cfg, FILE *out);
+
+/** @brief Writes the configuration reference (Markdown table: key, type, default, help). */
+void dw_config_reference(FILE *out);
+
+/** @returns the model with that name (len bytes, not NUL-terminated) or NULL. */
+const struct dw_model_cfg *dw_config_model(const struct dw_config *cfg, const char *name,
+                                           size_t len);
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * dw_eval.h - evaluation of a closed window against the model's frozen reference.
+ *
+ * Pure C over struct dw_agg, no I/O. The reference profile (struct dw_ref) is built from the
+ * first N closed windows of a model (reference.windows), stored in Redis as JSON and frozen;
+ * every later window is compared with it. dw_eval_window() produces the window report, the
+ * product's report format (used by /status, the alert rules of dw_rules.h, triggers and
+ * `driftwatch replay`); dw_eval_idempotency_key() gives notifications and triggers their
+ * stable ids.
+ *
+ * Every statistic follows the definitions in docs/statistics.md (DESIGN.md §8).
+ */
+#ifndef DW_EVAL_H
+#define DW_EVAL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driftwatch/core/dw_agg.h"
+#include "driftwatch/core/dw_config.h"
+
+/* Proportion that replaces an empty bin's 0 on either side before PSI (a proportion). */
+#define DW_PSI_EPSILON 1e-4
+/* Version of the reference JSON document. */
+#define DW_REF_FORMAT_VERSION 1
+
+/** @brief Reference of one feature. */
+struct dw_ref_feature {
+    char *name;
+    enum dw_feature_type type;
+    uint64_t count; /* non-missing reference values; 0 = no reference for this feature */
+    /* numeric */
+    double *edges; /* n_edges strictly increasing bin edges */
+    size_t n_edges;
+    double *props; /* n_edges + 1 bin proportions: (-inf,e1), [e1,e2), ..., [ek,+inf) */
+    double mean, std, min, max; /* std: population */
+    /* numeric: the reference's weighted sorted sample for KS and Wasserstein, from the merged
+     * reference sketch's dw_kll_sorted_view() (exact up to DW_AGG_MERGE_EXACT values), equal
+     * values merged: sample[] strictly increasing, sample_w[] > 0 summing to count. NULL (and
+     * n_sample 0) when unknown, as in a reference document written before it existed. */
+    double *sample;
+    uint64_t *sample_w;
+    size_t n_sample;
+    /* categorical: names sorted by strcmp (binary search), with their proportions and counts
+     * (cat_counts NULL when unknown: the chi-squared and G-tests then have no table) */
+    char **cats;
+    double *cat_props;
+    uint64_t *cat_counts;
+    size_t n_cats;
+};
+
+/** @brief The frozen reference profile of one model. */
+struct dw_ref {
+    char *model;
+    int64_t windows; /* windows merged into it */
+    uint64_t predictions;
+    int64_t first_start_ms; /* start of the earliest / latest window merged */
+    int64_t last_start_ms;
+    int64_t bins; /* requested numeric bins (edges may be fewer after dedup) */
+    uint64_t labeled, correct;
+    struct dw_ref_feature *feats; /* one per model feature, in the model's order */
+    size_t n_feats;
+};
+
+/**
+ * @brief Builds the reference from n window aggregates of model m (merged into a scratch
+ *        aggregate; the inputs are not changed).
+ * @param bins numeric quantile bins (10 = deciles); values below 1 count as 1 (one bin).
+ * @returns the reference, or NULL when n is 0.
+ */
+struct dw_ref *dw_ref_build(const struct dw_model_cfg *m, struct dw_agg *const *aggs, size_t n,
+                            int64_t bins);
+
+/** @brief Frees the reference (NULL is a no-op). */
+void dw_ref_free(struct dw_ref *ref);
+
+/**
+ * @brief The reference as a JSON document (format in docs/statistics.md). Doubles are JSON
+ *        reals: callers that dump it must keep 17 significant digits (jansson's default, or
+ *        JSON_REAL_PRECISION(17)) so that dw_ref_from_json() gives back identical doubles.
+ */
+json_t *dw_ref_to_json(const struct dw_ref *ref);
+
+/**
+ * @brief The same document with each numeric "sample" packed: {"encoding":
+ *        "base64-f64le-u64le", "n", "data": base64 of n (value, weight) little-endian pairs}.
+ *        What run keeps in Redis: a reference holds up to 2^20 values per feature, and their
+ *        decimal text costs seconds to print and parse. dw_ref_from_json() reads both forms.
+ */
+json_t *dw_ref_to_json_packed(const struct dw_ref *ref);
+
+/**
+ * @brief Reads a reference of model m from its JSON document. Features are matched by name: a
+ *        model feature absent from the document has no reference (count 0); unknown ones are
+ *        ignored; a type mismatch or malformed field is an error naming the feature. "sample"
+ *        (numeric) and "category_counts" (categorical) are optional: without them the
+ *        feature's sample / cat_counts are NULL (older documents).
+ * @returns the reference, or NULL with errstr.
+ */
+struct dw_ref *dw_ref_from_json(const struct dw_model_cfg *m, json_t *doc, char *errstr,
+                                size_t errstr_size);
+
+/**
+ * @brief Population stability index of two distributions over the same n bins (proportions).
+ *        Each proportion that is 0 is replaced by DW_PSI_EPSILON first (no renormalisation);
+ *        PSI = Σ (c - r) ln(c / r).
+ */
+double dw_psi(const double *cur, const double *ref, size_t n);
+
+/**
+ * @brief Counts of a numeric sketch in the reference bins (n_edges + 1 counts), from
+ *        dw_kll_cdf(): bin0 = cdf[0], bin i = cdf[i] - cdf[i-1], last = count - cdf[k-1].
+ */
+void dw_eval_bin_counts(struct dw_kll *sk, const double *edges, size_t n_edges, uint64_t *counts);
+
+/**
+ * @brief The window report of agg (format in docs/statistics.md): every statistic of every
+ *        feature against the reference, and the verdicts. Each feature is judged by its
+ *        method (cfg->detectors, else auto: KS / chi2 while the smaller sample is at most
+ *        cfg->auto_max_sample, else normalised Wasserstein / JS); p-values are adjusted by
+ *        Benjamini-Hochberg across the model's tested features and drift below cfg->alpha,
+ *        distances drift at or above their threshold; nothing drifts in a window of fewer
+ *        than cfg->min_samples predictions; the dataset drifts when the share of drifting
+ *        features is at least cfg->drift_share.
+ * @param ref   the model's reference, or NULL while there is none.
+ * @param final 1 when evaluated at the label horizon, 0 at window close.
+ * @returns a new JSON object.
+ */
+json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m,
+                       struct dw_agg *agg, const struct dw_ref *ref, int final);
+
+/**
+ * @returns 1 when agg holds nothing: no prediction, no late prediction or label, no duplicate.
+ *          Such windows are reported as runs (dw_eval_empty_run), not one by one.
+ */
+int dw_eval_agg_empty(const struct dw_agg *agg);
+
+/**
+ * @brief Makes the report of an empty window (dw_eval_window() of an aggregate for which
+ *        dw_eval_agg_empty() holds) the report of the run of n_windows consecutive empty
+ *        windows it starts: "window_end" becomes the end of the run's last window and
+ *        "empty_windows" is n_windows (1 for a lone empty window). A gap is thus one report,
+ *        one Redis key and one alert step however long it is, and still visible; the alert
+ *        rules count it as n_windows windows (dw_rules.h).
+ */
+void dw_eval_empty_run(json_t *report, const struct dw_config *cfg, int64_t n_windows);
+
+/**
+ * @brief Adds "rolling" to a window report: {"windows": k, "window_start" (RFC 3339, the
+ *        first included window's start), "predictions", "labeled", "unlabeled_share",
+ *        "performance" (the window's shape; null when the k windows hold no prediction)},
+ *        the performance of the merge of the last k = min(n, cfg->rolling_windows) aggregates
+ *        (empty windows count as windows). Does nothing when cfg->rolling_windows is 0 or n
+ *        is 0. The inputs are not changed.
+ * @param aggs the model's n latest windows, oldest first, ending with the report's window
+ *             (fewer than cfg->rolling_windows at the start); none NULL (pass an empty
+ *             aggregate for a window without data).
+ */
+void dw_eval_add_rolling(json_t *report, const struct dw_config *cfg, const struct dw_model_cfg *m,
+                         struct dw_agg *const *aggs, size_t n);
+
+/**
+ * @returns a malloc'ed 32-hex-digit key, the first 128 bits of
+ *          SHA-256(group 0x1f model 0x1f window_start_ms 0x1f what): same window and rule
+ *          give the same key.
+ */
+char *dw_eval_idempotency_key(const char *group, const char *model, int64_t window_start_ms,
+                              const char *what);
+
+#endif

@@ -1,0 +1,130 @@
+/*
+ * dw_part.h - the state of one partition number: the join cache, the open windows, the
+ * watermark and the consumed offsets of both topics. Pure logic, no I/O: the Kafka loop feeds
+ * decoded events in, the Redis adapter writes what dw_part_collect() gathers.
+ *
+ * Window life cycle (event time, L = window.size):
+ *   open      a prediction with timestamp t creates window [floor(t/L)*L, +L) of its model
+ *   closed    for this partition once its watermark (max prediction time - allowed_lateness)
+ *             reaches the window end; later predictions for it are counted as late
+ *   retired   once the watermark passes window end + label_horizon: its aggregate is written
+ *             one last time and dropped from memory; later labels for it are counted as late
+ * The watermark follows predictions only: labels update their prediction's window and say
+ * nothing about event-time progress. Because the prediction stream of a partition is replayed
+ * in offset order after a restart, late/not-late decisions are the same on every replay.
+ *
+ * The two topics are consumed at their own pace (a backlog of labels may trail the
+ * predictions by minutes), so every decision about labels is taken on the label stream's own
+ * clock, the label watermark (max label event time seen), which replays identically too:
+ *   - a label is late when its prediction's window end + label_horizon <= label watermark
+ *     (for a label parked before its prediction: the label watermark when it arrived);
+ *   - a prediction waiting for its label expires when its time + join.ttl < label watermark;
+ *   - a parked label expires when its time + join.ttl < prediction watermark;
+ *   - a window retires when both watermarks passed its end + label_horizon (or the labels
+ *     partition is at the end of its log, so that no label backlog can be left behind).
+ */
+#ifndef DW_PART_H
+#define DW_PART_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driftwatch/core/dw_agg.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_decode.h"
+#include "driftwatch/core/dw_join.h"
+
+#define DW_NO_TS INT64_MIN
+/* milliseconds: the largest |event time| the decoder accepts (9e15 ms, about 285,000 years);
+ * any stored event time beyond it is corruption */
+#define DW_TS_LIMIT_MS 9000000000000000LL
+
+/** @brief Counters kept per partition (checkpointed with it). */
+struct dw_part_counters {
+    uint64_t predictions;           /* valid predictions processed */
+    uint64_t labels;                /* valid label events processed */
+    uint64_t late_predictions;      /* late predictions whose window was no longer in memory */
+    uint64_t late_labels;           /* labels whose prediction's window was already retired */
+    uint64_t duplicate_predictions; /* a prediction_id seen again: ignored */
+    uint64_t expired_predictions;   /* predictions whose join TTL passed without a label */
+    uint64_t expired_labels;        /* parked labels whose TTL passed without a prediction */
+    uint64_t evicted;               /* records evicted because join.max_records was reached */
+    uint64_t rejected_classes;      /* events rejected by dw_part: a class or version beyond
+                                     * the model's bound (max_classes, max_versions) or a
+                                     * regression label that is not a number; on arrival they
+                                     * are also dead-lettered, a parked label at its join */
+};
+
+/** @brief Why dw_part rejected events: the dead-letter reason and a message naming the value. */
+struct dw_part_reject {
+    enum dw_bad_reason reason;
+    char msg[512];
+};
+
+struct dw_part {
+    const struct dw_config *cfg;
+    int32_t partition;
+    int64_t off_pred;       /* next offset to consume on the predictions topic (-1: none yet) */
+    int64_t off_label;      /* next offset to consume on the labels topic (-1: none yet) */
+    int64_t max_ts;         /* max prediction event time seen (DW_NO_TS: none) */
+    int64_t min_ts;         /* first (smallest) prediction event time seen */
+    int64_t max_label_ts;   /* label watermark: max label event time seen (DW_NO_TS: none) */
+    int labels_at_end;      /* set by the consumer: the labels partition is at the end of its log */
+    int64_t closed_upto_ms; /* windows ending at or before this are closed globally */
+    struct dw_part_counters ctr;
+    struct dw_join join;
+    struct dw_agg **wins; /* windows in memory (open or closed, not retired) */
+    size_t n_wins, cap_wins;
+    struct dw_agg **retired; /* retired windows waiting for their last checkpoint */
+    size_t n_retired, cap_retired;
+    int meta_dirty;
+    uint64_t ckpt_seq; /* checkpoints written (meta field ckpt_seq): detects a Redis rollback */
+    struct dw_part_reject reject; /* why the last call returned DW_PART_REJECTED */
+    /* Label events a dw_part_on_prediction() call dropped: the label parked before the
+     * prediction (and its remembered duplicates) was rejected at the join (why in join_reject).
+     * Set by each call; the caller counts and logs them (they have no message left to
+     * dead-letter). */
+    uint64_t join_rejected;
+    struct dw_part_reject join_reject;
+};
+
+struct dw_part *dw_part_new(const struct dw_config *cfg, int32_t partition);
+void dw_part_free(struct dw_part *p);
+
+/** @returns the partition watermark: max_ts - allowed_lateness (DW_NO_TS when empty). */
+int64_t dw_part_watermark(const struct dw_part *p);
+
+enum dw_part_result { DW_PART_OK = 0, DW_PART_LATE, DW_PART_DUPLICATE, DW_PART_REJECTED };
+
+/**
+ * @brief Processes a decoded prediction (the caller set offsets).
+ * @returns DW_PART_REJECTED when its class or version is beyond the model's bound (nothing
+ *          changed; why in p->reject). Check p->join_rejected after every call.
+ */
+enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_prediction *ev);
+
+/**
+ * @brief Processes a decoded label.
+ * @returns DW_PART_REJECTED when it would join a prediction of a classification model and its
+ *          class is beyond the model's bound, or of a regression model and it is not a number
+ *          (nothing changed; why in p->reject).
+ */
+enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *lab);
+
+/**
+ * @brief Expires join records past join.ttl, evicts the oldest beyond join.max_records and
+ *        retires windows past the label horizon. Call periodically (before a checkpoint).
+ */
+void dw_part_maintain(struct dw_part *p, int64_t max_records);
+
+/** @returns the window of (model, start) in memory or NULL. */
+struct dw_agg *dw_part_window(struct dw_part *p, const struct dw_model_cfg *model,
+                              int64_t start_ms);
+
+/** @brief Adds a window loaded from a checkpoint (takes ownership). */
+void dw_part_adopt_window(struct dw_part *p, struct dw_agg *agg);
+
+/** @brief Clears dirty marks and frees retired windows after a successful checkpoint. */
+void dw_part_checkpoint_done(struct dw_part *p);
+
+#endif

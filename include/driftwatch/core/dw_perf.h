@@ -1,0 +1,76 @@
+/*
+ * dw_perf.h - the performance statistics of a window that plain counters cannot give:
+ * the confusion table by class (multi-class F1), the scores of labelled predictions by true
+ * class (ROC AUC) and the latency distribution. Pure C over a plain struct, mergeable,
+ * serialisable; part of struct dw_agg.
+ *
+ * ROC AUC is exact while each class holds at most DW_PERF_EXACT_SCORES scores (the
+ * Mann-Whitney statistic with ties counted one half, which equals sklearn's roc_auc_score);
+ * beyond that it comes from per-class histograms of DW_PERF_SCORE_BINS equal-width bins over
+ * [0, 1], where pairs that share a bin count one half: the error is at most half the share of
+ * (positive, negative) pairs that share a bin, and dw_perf_roc_auc() reports that bound.
+ */
+#ifndef DW_PERF_H
+#define DW_PERF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driftwatch/core/dw_codec.h"
+#include "driftwatch/core/dw_kll.h"
+
+#define DW_PERF_SCORE_BINS 1000   /* histogram bins of scores over [0, 1] */
+#define DW_PERF_EXACT_SCORES 1024 /* scores kept exactly per true class */
+#define DW_PERF_MAX_PAIRS 1024    /* distinct (predicted, true) class pairs; more: "other" */
+
+struct dw_class_pair {
+    char *pred;
+    char *label;
+    uint64_t count;
+};
+
+struct dw_perf {
+    struct dw_class_pair *pairs; /* open addressing, 2 * DW_PERF_MAX_PAIRS slots, lazily */
+    size_t n_pairs;
+    uint64_t pairs_other; /* outcomes beyond the pair bound */
+    uint64_t *hist;       /* [0, BINS): true negatives, [BINS, 2 BINS): true positives */
+    double *exact[2];     /* scores by true class (0 negative, 1 positive) */
+    uint32_t n_exact[2];
+    uint32_t n_sorted[2];   /* exact[c][0 .. n_sorted[c]) is ascending */
+    int inexact;            /* a class overflowed: only the histogram is valid */
+    struct dw_kll *latency; /* latency_ms of predictions */
+};
+
+void dw_perf_init(struct dw_perf *p);
+void dw_perf_free(struct dw_perf *p);
+
+/** @brief Counts one labelled prediction (class texts; score when has_score). */
+void dw_perf_add_outcome(struct dw_perf *p, const char *pred, const char *label, int positive,
+                         int has_score, double score);
+
+/** @brief Counts one prediction's latency (milliseconds, finite). */
+void dw_perf_add_latency(struct dw_perf *p, double latency_ms);
+
+void dw_perf_merge(struct dw_perf *dst, const struct dw_perf *src);
+
+void dw_perf_encode(const struct dw_perf *p, struct dw_buf *out);
+/** @returns 0, or -1 on a corrupt encoding (rd->err set). */
+int dw_perf_decode(struct dw_perf *p, struct dw_reader *rd);
+
+/**
+ * @brief ROC AUC of the scored outcomes (positive = the model's positive class).
+ * @param err_bound set to 0 when exact, else the histogram's error bound (may be NULL)
+ * @returns NaN when there are no scores or only one class.
+ */
+double dw_perf_roc_auc(const struct dw_perf *p, double *err_bound);
+
+/**
+ * @brief Macro and micro F1 over the union of predicted and true classes (sklearn's
+ *        f1_score(average="macro"/"micro"), zero_division = 0). @returns -1 when empty.
+ */
+int dw_perf_f1(const struct dw_perf *p, double *macro, double *micro);
+
+/** @brief Latency quantile q (numpy linear interpolation while exact). NaN when none. */
+double dw_perf_latency_quantile(const struct dw_perf *p, double q);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * dw_actions.h - what the evaluator does with a window report: alert rules, sinks, triggers.
+ *
+ * For one (model, window, stage) report, dw_actions_window():
+ *   1. reads the model's alert state and trigger guardrail state from Redis;
+ *   2. steps the alert rules (dw_rules_step) and renders the notification for every sink
+ *      (dw_sink_render; messages carry no secret);
+ *   3. decides the retraining trigger (dw_trigger_decide) and, when it fires, produces it with
+ *      the idempotent producer and waits for its delivery report (a failure leaves everything
+ *      uncommitted: the window is evaluated again on the next tick);
+ *   4. commits in one MULTI/EXEC fenced by the evaluator lease: the alert state, the trigger
+ *      state, the messages as pending deliveries, the last firing set (for Alertmanager
+ *      re-sends) and the evaluation cursor;
+ *   5. hands the messages to the delivery thread, which removes each from Redis once it is
+ *      delivered or finally failed.
+ * A crash between 4 and 5 loses nothing: dw_actions_resume() (called when the lease is
+ * acquired) re-submits what is still pending. A crash before 4 repeats the step from the same
+ * state, so it decides the same and sends the same message ids.
+ */
+#ifndef DW_ACTIONS_H
+#define DW_ACTIONS_H
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/io/dw_redis.h"
+
+struct dw_actions;
+
+/**
+ * @brief Starts the delivery thread (own Redis connection) for cfg's sinks.
+ * @param producer for triggers (NULL: triggers are not produced)
+ * @returns NULL with errstr.
+ */
+struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *redis,
+                                  rd_kafka_t *producer, const char *owner, char *errstr,
+                                  size_t errstr_size);
+
+/**
+ * @brief Alerts and trigger of one window report, committed with the cursor
+ *        (cursor_name := next_cursor).
+ * @returns 0 committed, -1 not committed (Redis or Kafka failure, or the lease was lost):
+ *          evaluate the window again later.
+ */
+int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t *report,
+                      const char *cursor_name, int64_t next_cursor);
+
+/** @brief Re-submits pending deliveries and reloads the firing sets (after taking the lease). */
+void dw_actions_resume(struct dw_actions *a);
+
+/** @brief Periodic work: Alertmanager re-sends of firing alerts. */
+void dw_actions_tick(struct dw_actions *a, int64_t now_ms);
+
+/**
+ * @returns the alerts firing per model as this pod last committed or loaded them (a new
+ *          object model -> [{rule, feature, severity, value, threshold, starts_at}], for
+ *          /status; empty on a pod that is not the evaluator).
+ */
+json_t *dw_actions_status(const struct dw_actions *a);
+
+/** @returns messages waiting for delivery. */
+size_t dw_actions_pending(struct dw_actions *a);
+
+/** @brief The producer for triggers from now on (the runner replaced a failed one). */
+void dw_actions_set_producer(struct dw_actions *a, rd_kafka_t *producer);
+
+/** @brief Flushes deliveries for up to flush_ms, then frees (after the producer given to
+ *         dw_actions_new() is destroyed: triggers in flight are tracked until then). NULL is a
+ *         no-op. */
+void dw_actions_free(struct dw_actions *a, int64_t flush_ms);
+
+#endif

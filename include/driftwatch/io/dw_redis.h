@@ -1,0 +1,197 @@
+/*
+ * dw_redis.h - the Redis adapter: partition checkpoints, state loading and the few global keys
+ * the evaluator shares between pods. The only file that speaks hiredis.
+ *
+ * Key layout (G = group, T = predictions topic, P = partition; the braces are a Redis Cluster
+ * hash tag, so one partition's keys share a slot and its checkpoint is one MULTI/EXEC):
+ *   {dw:G:T:P}:meta                 hash: offsets, watermark, counters, owner, and
+ *                                   `quarantined` (why) while its state cannot be loaded
+ *   {dw:G:T:P}:open                 set of "<model>\t<window start ms>" windows in memory
+ *   {dw:G:T:P}:w:<model>:<start>    string: the partition's aggregate of that window
+ *   {dw:G:T:P}:join                 hash: prediction_id -> join record
+ * Global keys share the hash tag {dw:G}, so that an evaluation commit is one MULTI/EXEC too:
+ *   {dw:G}:partitions               partition count of the topics
+ *   {dw:G}:lock:eval                the evaluator's lease (SET NX PX)
+ *   {dw:G}:cursor:<model>           next window start to evaluate (cursor_final: label horizon)
+ *   {dw:G}:refwins:<model>          windows merged into the reference so far (JSON list)
+ *   {dw:G}:ref:<model>              reference profile (JSON)
+ *   {dw:G}:rolling_first:<model>    first evaluated window (start of the rolling view)
+ *   {dw:G}:report:<model>:<start>   last report of a window (JSON)
+ *   {dw:G}:alerts:<model>           alert state of the model's rule instances (JSON)
+ *   {dw:G}:trigger:<model>          trigger guardrail state (JSON: last window, day, count)
+ *   {dw:G}:firing:<model>           last notification with firing alerts (Alertmanager resends)
+ *   {dw:G}:errstream:<model>        change detectors of the joined error stream (text)
+ *   {dw:G}:deliveries               hash: "<sink>/<message id>" -> message not yet delivered
+ */
+#ifndef DW_REDIS_H
+#define DW_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driftwatch/core/dw_agg.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_part.h"
+
+struct dw_redis;
+
+/* partitions: the largest partition count read back from Redis that is not corruption */
+#define DW_MAX_PARTITIONS 1000000
+
+/** @brief What other pods need to know of a partition to close windows. */
+struct dw_part_meta {
+    int present;       /* the partition has a checkpoint */
+    int corrupt;       /* its meta cannot be read: a number failed its check, or the wrong type */
+    int quarantined;   /* its owner could not load its state (see dw_redis_quarantine) */
+    char problem[400]; /* what is wrong, when corrupt or quarantined */
+    int64_t max_ts;    /* DW_NO_TS when no prediction yet */
+    int64_t min_ts;
+    int64_t eof_ms;       /* wall clock since the partition is at the end of its log, 0 = not */
+    int64_t max_label_ts; /* label watermark (DW_NO_TS when no label yet) */
+    int64_t label_eof_ms; /* same as eof_ms for the labels partition */
+};
+
+struct dw_redis *dw_redis_connect(const struct dw_config *cfg, char *errstr, size_t errstr_size);
+void dw_redis_free(struct dw_redis *r);
+
+/** @returns 0 when Redis answers PING (reconnecting if needed). */
+int dw_redis_ping(struct dw_redis *r);
+
+/** @brief Makes `owner` the partition's owner (fences checkpoints of any previous owner). */
+int dw_redis_claim(struct dw_redis *r, int32_t partition, const char *owner, char *errstr,
+                   size_t errstr_size);
+
+/** @brief What loading a partition's stored state found. */
+enum dw_load_result {
+    DW_LOAD_CORRUPT = -2,     /* Redis answered and the state is unusable: quarantine, no retry */
+    DW_LOAD_UNAVAILABLE = -1, /* Redis did not answer (or LOADING, BUSY...): retry */
+    DW_LOAD_NONE = 0,         /* no checkpoint */
+    DW_LOAD_FOUND = 1,        /* state loaded */
+};
+
+/**
+ * @brief Loads a partition's checkpoint into p (offsets, watermark, counters, open windows,
+ *        join records) with strict checks: every number digits only and in range, every blob
+ *        accepted by its decoder, every key of its Redis type.
+ * @param badkey on DW_LOAD_CORRUPT, the key at fault (may be NULL)
+ * @returns a dw_load_result; errstr names the key and what is wrong with it.
+ */
+int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
+                       char *errstr, size_t errstr_size);
+
+/**
+ * @brief Marks the partition quarantined in its meta hash (field `quarantined` = reason, and
+ *        eof_ms = label_eof_ms = 0 so that it holds the windows it has not read), or with
+ *        reason NULL clears the mark. @returns 0, -1 on a Redis error.
+ */
+int dw_redis_quarantine(struct dw_redis *r, int32_t partition, const char *reason, char *errstr,
+                        size_t errstr_size);
+
+/**
+ * @brief Decodes every stored window of a partition (open or retired: the evaluator reads them
+ *        all) with the decoder `run` uses; *n_windows counts them.
+ * @returns DW_LOAD_FOUND, DW_LOAD_NONE (no window), or a fault with badkey and errstr.
+ */
+int dw_redis_check_windows(struct dw_redis *r, int32_t partition, size_t *n_windows, char *badkey,
+                           size_t badkey_size, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Deletes every key of a partition ({dw:G:T:P}:*); with dry_run only counts them.
+ * @returns the number of keys, or -1 with errstr.
+ */
+long dw_redis_drop_part(struct dw_redis *r, int32_t partition, int dry_run, char *errstr,
+                        size_t errstr_size);
+
+/** @brief Who holds a partition, from its meta hash. */
+struct dw_part_owner {
+    char owner[128];       /* "" when none */
+    int64_t updated_ms;    /* wall clock of its last checkpoint, 0 when unknown */
+    char quarantined[256]; /* the quarantine reason, "" when not quarantined */
+};
+
+/**
+ * @brief Whether partition p's state was deleted by `driftwatch state drop` (its meta hash
+ *        holds the tombstone field dropped_ms). @returns 1, 0, or -1 when Redis did not answer.
+ */
+int dw_redis_part_dropped(struct dw_redis *r, int32_t partition);
+
+/** @returns 0 with *out filled (empty when the partition has no meta), -1 on a Redis error. */
+int dw_redis_part_owner(struct dw_redis *r, int32_t partition, struct dw_part_owner *out);
+
+/**
+ * @brief Writes the partition's changed state in one MULTI/EXEC, guarded by WATCH on the meta
+ *        key so a fenced (previous) owner cannot overwrite a new owner's state.
+ * @param eof_ms wall-clock time since which the partition is at the end of its log (0: not)
+ * @param label_eof_ms the same for the labels partition
+ * @param bytes_out payload bytes written (may be NULL)
+ * @returns 0 ok, -1 Redis error or aborted transaction (state kept dirty, retry later), -2
+ *          another consumer owns the partition now, -3 the partition's state is gone from Redis
+ *          (its meta hash is missing: Redis restarted empty, was flushed, or evicted it), -4
+ *          Redis lost checkpoints it had acknowledged (the stored ckpt_seq is not the last one
+ *          this process wrote): the stored, older state must be loaded again.
+ */
+int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
+                        int64_t label_eof_ms, size_t *bytes_out, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Stores/reads the partition count ({dw:G}:partitions). get returns 1 found, 0 absent,
+ *        -1 Redis error, -2 corrupt (not an integer in 1..DW_MAX_PARTITIONS).
+ */
+int dw_redis_set_partitions(struct dw_redis *r, int n);
+int dw_redis_get_partitions(struct dw_redis *r, int *n);
+
+/**
+ * @brief Reads every partition's meta (pipelined). metas has n entries. A meta that fails the
+ *        strict number checks is not an error: its entry says `corrupt` and why.
+ * @returns 0, -1 when Redis failed.
+ */
+int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas);
+
+/**
+ * @brief Reads the aggregate of (model, start) from every partition and merges them.
+ * @returns a new aggregate (empty when no partition has data), NULL on error.
+ */
+struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cfg *model,
+                                    int64_t start_ms, int n_parts, char *errstr,
+                                    size_t errstr_size);
+
+/** @brief Lists the window starts of a model present in any partition (malloc'd array). */
+int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model, int n_parts,
+                           int64_t **starts, size_t *n);
+
+/** @brief Lease {dw:G}:lock:<name>: SET NX PX, or extends it when we already hold it. 1 = held. */
+int dw_redis_lease(struct dw_redis *r, const char *name, const char *owner, int64_t ttl_ms);
+void dw_redis_release(struct dw_redis *r, const char *name, const char *owner);
+
+/**
+ * @brief Global integer key {dw:G}:<name>. get returns 1 found, 0 absent, -1 Redis error,
+ *        -2 corrupt (not a decimal int64, parsed strictly, or not a string).
+ */
+int dw_redis_get_i64(struct dw_redis *r, const char *name, int64_t *out);
+int dw_redis_set_i64(struct dw_redis *r, const char *name, int64_t v);
+
+/** @brief Global string key {dw:G}:<name> (ttl_ms 0 = no expiry); get returns malloc'd or NULL. */
+int dw_redis_set_str(struct dw_redis *r, const char *name, const char *value, int64_t ttl_ms);
+char *dw_redis_get_str(struct dw_redis *r, const char *name);
+
+/** @brief A global key (or hash field) and its value; value NULL deletes the key. */
+struct dw_redis_kv {
+    const char *name;
+    const char *value;
+};
+
+/**
+ * @brief One MULTI/EXEC of evaluation state, fenced by the evaluator lease (WATCH on
+ *        {dw:G}:lock:eval, which must hold `owner`): SET (or DEL) each global key of `sets`,
+ *        then HSET each field of `fields` into the global hash `hash`.
+ * @returns 0 committed, 1 not committed because the lease is not ours (errstr says so),
+ *          -1 Redis error.
+ */
+int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_redis_kv *sets,
+                         size_t n_sets, const char *hash, const struct dw_redis_kv *fields,
+                         size_t n_fields, char *errstr, size_t errstr_size);
+
+/** @brief The full name of global key `name`: "{dw:G}:name". */
+void dw_redis_global_key(const struct dw_redis *r, const char *name, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,668 @@
+/*
+ * dw_profile.c - `driftwatch profile`: a reference profile from training data.
+ *
+ * Why it is built this way:
+ * - The profile must be the reference `run` and `replay` would build themselves, so it is
+ *   made by the same code: the rows go through dw_agg_add_prediction() into one aggregate and
+ *   dw_ref_build() derives the edges and proportions; the document is dw_ref_to_json() plus
+ *   extra fields (docs/profile.md) that dw_ref_from_json() ignores.
+ * - Quantiles must be exact (numpy's type 7), so the aggregate's sketches keep every value:
+ *   the file is read twice, once to count rows and infer types, once to aggregate into
+ *   sketches whose exact capacity is the row count (at most DW_KLL_MAX_EXACT_CAPACITY).
+ *   dw_ref_build() merges into a scratch aggregate that is exact up to DW_AGG_MERGE_EXACT
+ *   values only, so beyond that the bin edges and proportions are recomputed here from the
+ *   exact sketch, by the same definition.
+ * - A value is read as the consumer's decoder reads it: JSON numbers and booleans (1/0) for
+ *   numeric features; strings, numbers (as their text) and booleans ("true"/"false") for
+ *   categorical ones; null, an absent key and an empty CSV cell are missing.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driftwatch/core/dw_agg.h"
+#include "driftwatch/cmd/dw_cmd.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_eval.h"
+#include "driftwatch/io/dw_files.h"
+#include "driftwatch/core/dw_kll.h"
+
+#include "driftwatch/core/dw_banned.h" /* last: after every declaration */
+
+#define PROFILE_QUANTILE_STEPS 100 /* quantiles at q = i/100, i = 0..100 */
+#define PROFILE_NUM_TEXT 32        /* bytes of a JSON number's text (categorical value) */
+
+struct profile_opts {
+    const char *input, *output, *model, *categorical, *numeric, *config;
+};
+
+struct profiler {
+    const struct profile_opts *o;
+    enum dw_files_format fmt;
+    struct dw_config cfg;
+    int have_cfg;
+    /* JSON lines: events (features under input.fields.features) or flat objects */
+    int json_mode; /* 0 = undecided, 1 = events, 2 = flat */
+    char *model_name;
+    uint64_t rows, skipped;
+    /* CSV header */
+    char **header;
+    size_t n_header;
+    /* pass 1 */
+    struct dw_files_tally tally;
+    /* pass 2 */
+    struct dw_model_cfg model;
+    size_t *col_of; /* CSV: column index of each feature */
+    struct dw_agg *agg;
+    size_t vslot;
+    struct dw_prediction *ev;
+    char (*numtext)[PROFILE_NUM_TEXT];
+};
+
+/* ---- values ---- */
+
+/* Shortest "%.*g" text that reads back as the same double (a JSON real's text). */
+static void real_text(double v, char *buf, size_t size)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) {
+            return;
+        }
+    }
+}
+
+/* A JSON feature value into val (the decoder's rules, see the top comment). */
+static int json_value(struct profiler *pr, size_t i, const json_t *v, struct dw_val *val,
+                      uint64_t line, char *errstr, size_t errstr_size)
+{
+    const struct dw_feature_cfg *f = &pr->model.features[i];
+    val->kind = DW_VAL_MISSING;
+    if (!v || json_is_null(v)) {
+        return 0;
+    }
+    if (f->type == DW_FEATURE_NUMERIC) {
+        if (json_is_number(v)) {
+            val->num = json_number_value(v);
+        } else if (json_is_boolean(v)) {
+            val->num = json_is_true(v) ? 1.0 : 0.0;
+        } else {
+            return dw_err(errstr, errstr_size,
+                          "%s:%llu: feature '%s': expected a number (numeric feature)",
+                          pr->o->input, (unsigned long long)line, f->name);
+        }
+        if (!isfinite(val->num)) {
+            return dw_err(errstr, errstr_size, "%s:%llu: feature '%s': not a finite number",
+                          pr->o->input, (unsigned long long)line, f->name);
+        }
+        val->kind = DW_VAL_NUM;
+        return 0;
+    }
+    if (json_is_string(v)) {
+        val->str = json_string_value(v);
+        val->len = json_string_length(v);
+    } else if (json_is_integer(v)) {
+        snprintf(pr->numtext[i], PROFILE_NUM_TEXT, "%lld", (long long)json_integer_value(v));
+        val->str = pr->numtext[i];
+        val->len = strlen(val->str);
+    } else if (json_is_real(v)) {
+        real_text(json_real_value(v), pr->numtext[i], PROFILE_NUM_TEXT);
+        val->str = pr->numtext[i];
+        val->len = strlen(val->str);
+    } else if (json_is_boolean(v)) {
+        val->str = json_is_true(v) ? "true" : "false";
+        val->len = strlen(val->str);
+    } else {
+        return dw_err(errstr, errstr_size,
+                      "%s:%llu: feature '%s': expected a string, number or boolean", pr->o->input,
+                      (unsigned long long)line, f->name);
+    }
+    val->kind = DW_VAL_STR;
+    return 0;
+}
+
+/* ---- reading rows ---- */
+
+/* Called once per data row with either CSV cells or a JSON object of features. */
+typedef int (*row_fn)(struct profiler *pr, char **cells, size_t n_cells, json_t *feats,
+                      uint64_t line, char *errstr, size_t errstr_size);
+
+static int scan_csv(struct profiler *pr, row_fn fn, char *errstr, size_t errstr_size)
+{
+    struct dw_files_csv *c = dw_files_csv_open(pr->o->input, errstr, errstr_size);
+    if (!c) {
+        return -1;
+    }
+    int rc = 0, first = 1;
+    char **cells;
+    size_t n;
+    uint64_t line;
+    while (rc == 0) {
+        int got = dw_files_csv_next(c, &cells, &n, &line, errstr, errstr_size);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        if (first) {
+            first = 0;
+            if (pr->header) {
+                continue; /* second pass: the header is known */
+            }
+            pr->header = dw_calloc(n, sizeof(*pr->header));
+            for (size_t i = 0; i < n && rc == 0; i++) {
+                for (size_t j = 0; j < i && rc == 0; j++) {
+                    if (strcmp(cells[i], cells[j]) == 0) {
+                        rc = dw_err(errstr, errstr_size,
+                                    "%s:%llu: column %zu: header '%s' given twice", pr->o->input,
+                                    (unsigned long long)line, i + 1, cells[i]);
+                    }
+                }
+                if (cells[i][0] == '\0') {
+                    rc = dw_err(errstr, errstr_size, "%s:%llu: column %zu: empty header",
+                                pr->o->input, (unsigned long long)line, i + 1);
+                }
+                pr->header[i] = dw_strdup(cells[i]);
+                pr->n_header = i + 1;
+            }
+            continue;
+        }
+        if (n == 1 && cells[0][0] == '\0' && pr->n_header > 1) {
+            continue; /* a line of spaces */
+        }
+        if (n != pr->n_header) {
+            rc = dw_err(errstr, errstr_size, "%s:%llu: %zu fields, the header has %zu",
+                        pr->o->input, (unsigned long long)line, n, pr->n_header);
+            break;
+        }
+        rc = fn(pr, cells, n, NULL, line, errstr, errstr_size);
+    }
+    if (rc == 0 && first) {
+        rc = dw_err(errstr, errstr_size, "%s: no header row", pr->o->input);
+    }
+    dw_files_csv_close(c);
+    return rc < 0 ? -1 : 0;
+}
+
+static int scan_jsonl(struct profiler *pr, row_fn fn, char *errstr, size_t errstr_size)
+{
+    struct dw_files *f = dw_files_open(pr->o->input, errstr, errstr_size);
+    if (!f) {
+        return -1;
+    }
+    const char *feat_ptr = pr->cfg.field_features;
+    int rc = 0;
+    char *text;
+    size_t len;
+    while (rc == 0) {
+        int got = dw_files_read_line(f, &text, &len, errstr, errstr_size);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        uint64_t line = dw_files_line_no(f);
+        if (strspn(text, " \t\r") == len) {
+            continue;
+        }
+        json_error_t jerr;
+        json_t *doc = json_loadb(text, len, 0, &jerr);
+        if (!doc) {
+            rc = dw_err(errstr, errstr_size, "%s:%llu: column %d: invalid JSON: %s", pr->o->input,
+                        (unsigned long long)line, jerr.column, jerr.text);
+            break;
+        }
+        if (!json_is_object(doc)) {
+            json_decref(doc);
+            rc = dw_err(errstr, errstr_size, "%s:%llu: expected a JSON object", pr->o->input,
+                        (unsigned long long)line);
+            break;
+        }
+        if (pr->json_mode == 0) {
+            pr->json_mode = json_is_object(dw_files_pointer(doc, feat_ptr)) ? 1 : 2;
+        }
+        json_t *feats = doc;
+        int skip = 0;
+        if (pr->json_mode == 1) {
+            json_t *mv = dw_files_pointer(doc, pr->cfg.field_model);
+            const char *mname = json_is_string(mv) ? json_string_value(mv) : NULL;
+            if (!pr->model_name && mname) {
+                pr->model_name = dw_strdup(mname);
+            }
+            skip = mname && pr->model_name && strcmp(mname, pr->model_name) != 0;
+            feats = dw_files_pointer(doc, feat_ptr);
+            if (feats && !json_is_object(feats) && !json_is_null(feats)) {
+                json_decref(doc);
+                rc = dw_err(errstr, errstr_size, "%s:%llu: %s: expected an object", pr->o->input,
+                            (unsigned long long)line, feat_ptr);
+                break;
+            }
+            if (!json_is_object(feats)) {
+                feats = NULL;
+            }
+        }
+        if (skip) {
+            pr->skipped++;
+        } else {
+            rc = fn(pr, NULL, 0, feats, line, errstr, errstr_size);
+        }
+        json_decref(doc);
+    }
+    dw_files_close(f);
+    return rc < 0 ? -1 : 0;
+}
+
+static int scan(struct profiler *pr, row_fn fn, char *errstr, size_t errstr_size)
+{
+    pr->rows = pr->skipped = 0;
+    return pr->fmt == DW_FILES_CSV ? scan_csv(pr, fn, errstr, errstr_size)
+                                   : scan_jsonl(pr, fn, errstr, errstr_size);
+}
+
+/* Pass 1: count rows, tally value kinds per column. */
+static int pass_tally(struct profiler *pr, char **cells, size_t n_cells, json_t *feats,
+                      uint64_t line, char *errstr, size_t errstr_size)
+{
+    pr->rows++;
+    if (cells) {
+        for (size_t i = 0; i < n_cells; i++) {
+            size_t idx = dw_files_tally_index(&pr->tally, pr->header[i], strlen(pr->header[i]));
+            double x;
+            enum dw_files_kind k = cells[i][0] == '\0' ? DW_FILES_MISSING
+                                   : dw_files_parse_number(cells[i], strlen(cells[i]), &x) == 0
+                                       ? DW_FILES_NUMBER
+                                       : DW_FILES_TEXT;
+            dw_files_tally_add(&pr->tally, idx, k);
+        }
+        return 0;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(feats, key, v)
+    {
+        size_t idx = dw_files_tally_index(&pr->tally, key, strlen(key));
+        dw_files_tally_add(&pr->tally, idx, dw_files_json_kind(v));
+    }
+    return 0;
+}
+
+/* Pass 2: one prediction per row into the aggregate. */
+static int pass_add(struct profiler *pr, char **cells, size_t n_cells, json_t *feats, uint64_t line,
+                    char *errstr, size_t errstr_size)
+{
+    pr->rows++;
+    const struct dw_model_cfg *m = &pr->model;
+    for (size_t i = 0; i < m->n_features; i++) {
+        struct dw_val *val = &pr->ev->features[i];
+        if (!cells) {
+            json_t *v = feats ? json_object_get(feats, m->features[i].name) : NULL;
+            if (json_value(pr, i, v, val, line, errstr, errstr_size) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        val->kind = DW_VAL_MISSING;
+        if (pr->col_of[i] == SIZE_MAX) {
+            continue;
+        }
+        const char *cell = cells[pr->col_of[i]];
+        if (cell[0] == '\0') {
+            continue;
+        }
+        if (m->features[i].type == DW_FEATURE_NUMERIC) {
+            if (dw_files_parse_number(cell, strlen(cell), &val->num) != 0) {
+                return dw_err(errstr, errstr_size,
+                              "%s:%llu: column '%s': '%.64s' is not a finite number (numeric)",
+                              pr->o->input, (unsigned long long)line, m->features[i].name, cell);
+            }
+            val->kind = DW_VAL_NUM;
+        } else {
+            val->kind = DW_VAL_STR;
+            val->str = cell;
+            val->len = strlen(cell);
+        }
+    }
+    (void)n_cells;
+    dw_agg_add_prediction(pr->agg, pr->vslot, pr->ev);
+    return 0;
+}
+
+/* ---- the document ---- */
+
+/* Edges and proportions from the exact sketch (dw_ref_build's definition, docs/statistics.md),
+ * used when the rows exceed the exact capacity of dw_ref_build's scratch aggregate. */
+static void exact_bins(struct dw_ref_feature *rf, struct dw_kll *sk, int64_t bins)
+{
+    free(rf->edges);
+    free(rf->props);
+    size_t want = (size_t)(bins - 1);
+    rf->edges = dw_calloc(want ? want : 1, sizeof(*rf->edges));
+    rf->n_edges = 0;
+    for (size_t i = 1; i <= want; i++) {
+        double e = dw_kll_quantile(sk, (double)i / (double)bins);
+        if (rf->n_edges == 0 || e > rf->edges[rf->n_edges - 1]) {
+            rf->edges[rf->n_edges++] = e;
+        }
+    }
+    uint64_t *counts = dw_calloc(rf->n_edges + 1, sizeof(*counts));
+    dw_eval_bin_counts(sk, rf->edges, rf->n_edges, counts);
+    rf->props = dw_calloc(rf->n_edges + 1, sizeof(*rf->props));
+    for (size_t i = 0; i <= rf->n_edges; i++) {
+        rf->props[i] = (double)counts[i] / (double)dw_kll_count(sk);
+    }
+    free(counts);
+}
+
+static void add_numeric_extras(json_t *f, const struct dw_ref_feature *rf, struct dw_feat_stats *fs)
+{
+    json_object_set_new(f, "missing", json_integer((json_int_t)fs->missing));
+    json_t *q = json_array();
+    json_t *qv = json_array();
+    for (int i = 0; i <= PROFILE_QUANTILE_STEPS; i++) {
+        double level = (double)i / PROFILE_QUANTILE_STEPS;
+        json_array_append_new(q, json_integer(i));
+        json_array_append_new(qv, fs->sk && fs->count ? json_real(dw_kll_quantile(fs->sk, level))
+                                                      : json_null());
+    }
+    json_object_set_new(f, "quantiles", json_pack("{s:o,s:o}", "percent", q, "values", qv));
+    json_t *bc = json_array();
+    if (fs->sk && fs->count && rf->props) {
+        uint64_t *counts = dw_calloc(rf->n_edges + 1, sizeof(*counts));
+        dw_eval_bin_counts(fs->sk, rf->edges, rf->n_edges, counts);
+        for (size_t i = 0; i <= rf->n_edges; i++) {
+            json_array_append_new(bc, json_integer((json_int_t)counts[i]));
+        }
+        free(counts);
+    }
+    json_object_set_new(f, "bin_counts", bc);
+    json_object_set_new(f, "variance",
+                        fs->count ? json_real(fs->m2 / (double)fs->count) : json_null());
+}
+
+static void add_categorical_extras(json_t *f, const struct dw_ref_feature *rf,
+                                   const struct dw_feat_stats *fs)
+{
+    json_object_set_new(f, "missing", json_integer((json_int_t)fs->missing));
+    json_t *counts = json_object();
+    for (size_t c = 0; c < rf->n_cats; c++) { /* the reference's order: sorted by name */
+        uint64_t n = strcmp(rf->cats[c], DW_AGG_OTHER) == 0 ? fs->other : 0;
+        for (size_t s = 0; n == 0 && fs->cats && s < fs->cat_cap; s++) {
+            if (fs->cats[s].name && strcmp(fs->cats[s].name, rf->cats[c]) == 0) {
+                n = fs->cats[s].count;
+            }
+        }
+        json_object_set_new(counts, rf->cats[c], json_integer((json_int_t)n));
+    }
+    json_object_set_new(f, "category_counts", counts);
+}
+
+static json_t *build_doc(struct profiler *pr)
+{
+    const struct dw_model_cfg *m = &pr->model;
+    int64_t bins = pr->cfg.psi_bins;
+    struct dw_ref *ref = dw_ref_build(m, &pr->agg, 1, bins);
+    for (size_t i = 0; i < m->n_features; i++) {
+        struct dw_feat_stats *fs = &pr->agg->feats[i];
+        if (m->features[i].type == DW_FEATURE_NUMERIC && fs->count > DW_AGG_MERGE_EXACT) {
+            exact_bins(&ref->feats[i], fs->sk, ref->bins);
+        }
+    }
+    json_t *doc = dw_ref_to_json(ref);
+    json_t *feats = json_object_get(doc, "features");
+    for (size_t i = 0; i < m->n_features; i++) {
+        json_t *f = json_object_get(feats, m->features[i].name);
+        struct dw_feat_stats *fs = &pr->agg->feats[i];
+        if (m->features[i].type == DW_FEATURE_NUMERIC) {
+            add_numeric_extras(f, &ref->feats[i], fs);
+        } else {
+            add_categorical_extras(f, &ref->feats[i], fs);
+        }
+    }
+    char now[40];
+    dw_time_format_rfc3339(dw_now_ms(), now, sizeof(now));
+    json_object_set_new(
+        doc, "task", json_string(m->task == DW_TASK_REGRESSION ? "regression" : "classification"));
+    json_object_set_new(doc, "source",
+                        json_pack("{s:s,s:s,s:I,s:I,s:s}", "file", pr->o->input, "format",
+                                  pr->fmt == DW_FILES_CSV ? "csv" : "jsonl", "rows",
+                                  (json_int_t)pr->rows, "skipped_rows", (json_int_t)pr->skipped,
+                                  "created_at", now));
+    dw_ref_free(ref);
+    return doc;
+}
+
+/* ---- the command ---- */
+
+static int setup_model(struct profiler *pr, char *errstr, size_t errstr_size)
+{
+    const struct profile_opts *o = pr->o;
+    struct dw_model_cfg *m = &pr->model;
+    m->task = DW_TASK_CLASSIFICATION;
+    if (pr->have_cfg) {
+        const struct dw_model_cfg *cm = NULL;
+        if (o->model) {
+            cm = dw_config_model(&pr->cfg, o->model, strlen(o->model));
+            if (!cm) {
+                return dw_err(errstr, errstr_size, "--model: no model '%s' in %s", o->model,
+                              o->config);
+            }
+        } else if (pr->cfg.n_models == 1) {
+            cm = &pr->cfg.models[0];
+        } else {
+            return dw_err(errstr, errstr_size, "%s has %zu models: choose one with --model",
+                          o->config, pr->cfg.n_models);
+        }
+        m->name = dw_strdup(cm->name);
+        m->task = cm->task;
+        m->positive_class = dw_strdup(cm->positive_class);
+        m->n_features = cm->n_features;
+        m->features = dw_calloc(cm->n_features ? cm->n_features : 1, sizeof(*m->features));
+        for (size_t i = 0; i < cm->n_features; i++) {
+            m->features[i].name = dw_strdup(cm->features[i].name);
+            m->features[i].type = cm->features[i].type;
+        }
+    } else {
+        m->name = dw_strdup(o->model ? o->model : pr->model_name ? pr->model_name : "default");
+        m->positive_class = dw_strdup("1");
+        if (dw_files_tally_features(&pr->tally, o->categorical, o->numeric, &m->features,
+                                    &m->n_features, errstr, errstr_size) != 0) {
+            return -1;
+        }
+    }
+    if (pr->fmt == DW_FILES_CSV) {
+        pr->col_of = dw_calloc(m->n_features ? m->n_features : 1, sizeof(*pr->col_of));
+        for (size_t i = 0; i < m->n_features; i++) {
+            pr->col_of[i] = SIZE_MAX; /* a configured feature without a column: all missing */
+            for (size_t c = 0; c < pr->n_header; c++) {
+                if (strcmp(pr->header[c], m->features[i].name) == 0) {
+                    pr->col_of[i] = c;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static void profile_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: driftwatch profile --input FILE --output PROFILE.json [--model M]\n"
+            "                          [--categorical a,b] [--numeric c,d] [-c CONFIG]\n\n"
+            "Builds a reference profile from training data: exact quantiles, the decile bin\n"
+            "edges and counts, category frequencies, moments and a sketch for KS (format in\n"
+            "docs/profile.md). Input: CSV with a header row, or JSON lines (prediction events\n"
+            "with a features object, or flat objects); .gz is read transparently.\n\n"
+            "  -i, --input FILE         training data (.csv, .jsonl, .json, .ndjson, + .gz)\n"
+            "  -o, --output FILE        where to write the profile (JSON)\n"
+            "  -m, --model M            model name (and, for events, the model to keep)\n"
+            "      --categorical a,b    columns to treat as categorical\n"
+            "      --numeric c,d        columns to treat as numeric\n"
+            "  -c, --config FILE        take the model's features, field paths and\n"
+            "                           reference.bins from a driftwatch config\n"
+            "  -h, --help               this help\n"
+            "      --version            print the version\n\n"
+            "Without -c or the lists, a column is numeric when every non-empty value is a\n"
+            "finite number, categorical otherwise.\n");
+}
+
+static void profiler_free(struct profiler *pr)
+{
+    free(pr->numtext);
+    free(pr->ev);
+    dw_agg_free(pr->agg);
+    free(pr->col_of);
+    dw_files_features_free(pr->model.features, pr->model.n_features);
+    free(pr->model.name);
+    free(pr->model.positive_class);
+    dw_files_tally_free(&pr->tally);
+    for (size_t i = 0; i < pr->n_header; i++) {
+        free(pr->header[i]);
+    }
+    free(pr->header);
+    free(pr->model_name);
+    dw_config_free(&pr->cfg);
+}
+
+static int profile(const struct profile_opts *o, char *errstr, size_t errstr_size)
+{
+    struct profiler pr;
+    memset(&pr, 0, sizeof(pr));
+    pr.o = o;
+    json_t *doc = NULL;
+    char *tmp = NULL;
+    int rc = -1;
+    if (o->config) {
+        if (dw_config_load(&pr.cfg, o->config, errstr, errstr_size) != 0) {
+            rc = -2; /* a configuration error: exit code 2 */
+            goto err;
+        }
+        pr.have_cfg = 1;
+    } else {
+        dw_config_defaults(&pr.cfg);
+    }
+    if (o->model) {
+        pr.model_name = dw_strdup(o->model);
+    }
+    if (dw_files_detect(o->input, &pr.fmt, errstr, errstr_size) != 0) {
+        goto err;
+    }
+    dw_files_tally_init(&pr.tally);
+    if (scan(&pr, pass_tally, errstr, errstr_size) != 0) {
+        goto err;
+    }
+    if (pr.rows == 0) {
+        dw_err(errstr, errstr_size, "%s: no data rows", o->input);
+        goto err;
+    }
+    if (pr.rows > DW_KLL_MAX_EXACT_CAPACITY) {
+        dw_err(errstr, errstr_size,
+               "%s: %llu rows: exact quantiles are limited to %u rows; profile a sample", o->input,
+               (unsigned long long)pr.rows, DW_KLL_MAX_EXACT_CAPACITY);
+        goto err;
+    }
+    if (setup_model(&pr, errstr, errstr_size) != 0) {
+        goto err;
+    }
+    pr.agg = dw_agg_new_exact(&pr.model, 0, (uint32_t)pr.rows);
+    pr.vslot = dw_agg_version_slot(pr.agg, "", 0);
+    size_t nf = pr.model.n_features ? pr.model.n_features : 1;
+    pr.ev = dw_calloc(1, sizeof(*pr.ev) + nf * sizeof(struct dw_val));
+    pr.numtext = dw_calloc(nf, sizeof(*pr.numtext));
+    if (scan(&pr, pass_add, errstr, errstr_size) != 0) {
+        goto err;
+    }
+    doc = build_doc(&pr);
+    size_t tlen = strlen(o->output) + 8;
+    tmp = dw_malloc(tlen);
+    snprintf(tmp, tlen, "%s.tmp", o->output);
+    if (json_dump_file(doc, tmp, JSON_COMPACT | JSON_REAL_PRECISION(17)) != 0) {
+        dw_err(errstr, errstr_size, "%s: cannot write", tmp);
+        goto err;
+    }
+    if (rename(tmp, o->output) != 0) {
+        dw_err(errstr, errstr_size, "%s: cannot rename to %s", tmp, o->output);
+        remove(tmp);
+        goto err;
+    }
+    fprintf(stderr, "driftwatch profile: %s: model %s, %llu rows, %zu features -> %s\n", o->input,
+            pr.model.name, (unsigned long long)pr.rows, pr.model.n_features, o->output);
+    rc = 0;
+err:
+    free(tmp);
+    json_decref(doc);
+    profiler_free(&pr);
+    return rc;
+}
+
+int dw_cmd_profile(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"input", required_argument, NULL, 'i'},
+        {"output", required_argument, NULL, 'o'},
+        {"model", required_argument, NULL, 'm'},
+        {"categorical", required_argument, NULL, 'C'},
+        {"numeric", required_argument, NULL, 'N'},
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    struct profile_opts o;
+    memset(&o, 0, sizeof(o));
+    int c;
+    optind = 0; /* glibc: 0 fully re-initialises getopt (tests call us repeatedly) */
+    while ((c = getopt_long(argc, argv, "i:o:m:c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            o.input = optarg;
+            break;
+        case 'o':
+            o.output = optarg;
+            break;
+        case 'm':
+            o.model = optarg;
+            break;
+        case 'C':
+            o.categorical = optarg;
+            break;
+        case 'N':
+            o.numeric = optarg;
+            break;
+        case 'c':
+            o.config = optarg;
+            break;
+        case 'h':
+            profile_usage(stdout);
+            return 0;
+        case 'V':
+            printf("driftwatch %s\n", DW_VERSION);
+            return 0;
+        default:
+            profile_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "driftwatch profile: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!o.input || !o.output) {
+        fprintf(stderr, "driftwatch profile: --input and --output are required\n");
+        profile_usage(stderr);
+        return 2;
+    }
+    if (o.config && (o.categorical || o.numeric)) {
+        fprintf(stderr, "driftwatch profile: -c takes feature types from the config: "
+                        "--categorical/--numeric cannot be combined with it\n");
+        return 2;
+    }
+    char errstr[1024];
+    int rc = profile(&o, errstr, sizeof(errstr));
+    if (rc != 0) {
+        fprintf(stderr, "driftwatch profile: %s\n", errstr);
+        return rc == -2 ? 2 : 1;
+    }
+    return 0;
+}

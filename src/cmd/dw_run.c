@@ -1,0 +1,1921 @@
+/*
+ * dw_run.c - `driftwatch run`: the consumer service.
+ *
+ * One event loop on the main thread (Redis's serverCron style): poll a batch of messages,
+ * decode, feed them to their partition's state, and on periods checkpoint to Redis (every
+ * checkpoint.interval) and evaluate closed windows (every evaluation.interval). Other threads:
+ * librdkafka's, the HTTP server's and the webhook delivery thread; a signal handler only sets
+ * a flag.
+ *
+ * Exactness: a partition's state and the offsets it reflects are written together in one
+ * MULTI/EXEC; on assignment the state is loaded and the consumer seeks to the stored offsets,
+ * so after a crash the events after the checkpoint are replayed into the state they left.
+ * Dead letters are at least once: a checkpoint waits until every dead letter produced since the
+ * last one is delivered, and produces the failed ones again (settle_dead_letters()). An input
+ * offset found out of range is never reset silently: offset_out_of_range() resumes at the
+ * partition's own next offset clamped into the log and counts what was deleted unread.
+ *
+ * Evaluation: one pod at a time holds the evaluator lease in Redis. It reads every partition's
+ * watermark, derives the global watermark (min over partitions that are not idle), and walks
+ * each model's cursor over the windows that closed: merge the partitions' aggregates, compare
+ * with the reference, report, alert, trigger, then advance the cursor (at least once).
+ * Each report carries the rolling performance of the model's last evaluation.rolling_windows
+ * windows: the earlier ones are read back from Redis (kept there for window.retention windows)
+ * at both the close and the final evaluation, so late labels reach the rolling view too.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "driftwatch/io/dw_actions.h"
+#include "driftwatch/cmd/dw_cmd.h"
+#include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_decode.h"
+#include "driftwatch/core/dw_eval.h"
+#include "driftwatch/io/dw_http.h"
+#include "driftwatch/io/dw_kafka.h"
+#include "driftwatch/io/dw_log.h"
+#include "driftwatch/core/dw_metrics.h"
+#include "driftwatch/core/dw_part.h"
+#include "driftwatch/io/dw_redis.h"
+
+#include "driftwatch/core/dw_banned.h" /* last: after every declaration */
+
+#define RUN_BATCH 2048                 /* messages per poll */
+#define RUN_POLL_MS 100                /* poll timeout, milliseconds */
+#define RUN_MAX_WINDOWS_PER_TICK 64    /* reports (a window or an empty run) per model per tick */
+#define RUN_EMPTY_PROBE 1024           /* windows of a gap read per cursor per tick */
+#define RUN_STATUS_REPORTS 10          /* last reports kept for /status */
+#define RUN_DLQ_PAYLOAD_MAX 1024       /* bytes of an oversize payload kept in its dead letter */
+#define RUN_REVOKE_ATTEMPTS 30         /* checkpoint attempts before giving partitions up */
+#define RUN_FLUSH_MS 5000              /* producer flush before a checkpoint, milliseconds */
+#define RUN_DLQ_KEPT_MAX (64 << 20)    /* bytes of failed dead letters kept before waiting */
+#define RUN_SHUTDOWN_FLUSH_MS 3000     /* webhook flush at shutdown, milliseconds */
+#define RUN_LIVE_WINDOW_MS 30000       /* /livez fails when the loop stalls this long */
+#define RUN_MMAP_THRESHOLD (64 << 20)  /* bytes: larger blocks come from mmap */
+#define RUN_TRIM_THRESHOLD (256 << 20) /* bytes of free heap kept before returning it */
+#define RUN_ASSIGN_LOAD_MS 10000       /* loading retried in the rebalance callback, milliseconds */
+#define RUN_LOAD_RETRY_MS 1000         /* retry of a load that found Redis unavailable, ms */
+#define RUN_REACQUIRE_MS 30000         /* a fenced or lost partition is tried again after, ms */
+#define RUN_COMMITTED_TIMEOUT_MS 10000 /* wait for the group's committed offsets, milliseconds */
+#define RUN_LOAD_LOST (-10)            /* load_part: state lost and state.on_loss is stop */
+#define RUN_SEEK_MS 5000               /* seek of a partition whose state was loaded late, ms */
+
+static volatile sig_atomic_t run_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    run_stop = 1;
+}
+
+struct run_metrics {
+    struct dw_metric *consumed_pred, *consumed_label;
+    struct dw_metric *invalid[DW_BAD__COUNT];
+    struct dw_metric *dead_letters, *dead_letter_failures, *dead_letters_pending;
+    struct dw_metric *offset_resets, *lost_pred, *lost_label;
+    struct dw_metric *late, *duplicates, *labels_held, *label_holds;
+    struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
+    struct dw_metric *partitions, *windows_open, *join_records, *paused;
+    struct dw_metric *evaluated, *global_wm;
+    struct dw_metric *quarantined, *quarantines, *loading;
+    struct dw_metric *fenced, *state_lost, *fencings, *state_losses;
+};
+
+/* Why a partition assigned by Kafka has no state in memory (struct runner.pend). */
+enum pend_kind {
+    PEND_NONE = 0,
+    PEND_UNAVAILABLE, /* Redis did not answer: retried every RUN_LOAD_RETRY_MS */
+    PEND_CORRUPT,     /* quarantined: retried every state.quarantine_recheck and on rebalance */
+    PEND_FENCED,      /* another consumer claimed it in Redis (a rebalance under way), or
+                         Redis lost or rolled back its state: retried every RUN_REACQUIRE_MS */
+    PEND_LOST,        /* its state is gone from Redis and state.on_loss is stop: retried every
+                         RUN_REACQUIRE_MS (a restored Redis, or a restart with another policy) */
+};
+
+struct pending {
+    enum pend_kind kind;
+    int64_t since_ms; /* wall clock of the first failure */
+    int64_t next_try; /* monotonic clock of the next load attempt */
+    char key[600];    /* the key at fault (corrupt) */
+    char error[600];  /* what is wrong */
+};
+
+struct model_rt {
+    struct dw_ref *ref;
+    /* Per stage (0 close, 1 final): a run of empty windows being measured, from run_from (the
+     * cursor) to run_to (exclusive), all read empty. A long gap is read over several ticks
+     * and still reported once; in memory only (lost, it is read again). */
+    int64_t run_from[2], run_to[2];
+};
+
+struct runner {
+    struct dw_config cfg;
+    rd_kafka_t *consumer, *producer;
+    struct dw_kafka_outbox *dlq; /* dead letters until delivered (created on first use) */
+    struct dw_redis *redis;
+    struct dw_decoder *dec;
+    struct dw_prediction *pev;
+    struct dw_http *http;
+    struct dw_actions *actions; /* alert rules, sinks, triggers (evaluator) */
+    int eval_lease;             /* held the evaluator lease at the last tick */
+    int n_parts;
+    struct dw_part **parts; /* by partition number; NULL when not owned */
+    int64_t *eof_ms;        /* wall clock since the predictions partition hit its end, 0 = not */
+    int64_t *label_eof_ms;  /* the same for the labels partition */
+    unsigned char *held;    /* labels partition paused by event-time alignment (align_labels) */
+    struct pending *pend;   /* assigned partitions whose state is not loaded (paused) */
+    json_t *windows_held;   /* partitions whose state holds windows open, from the last read */
+    char owner[128];
+    int assigned; /* an assignment was received */
+    int paused;   /* consumption paused because Redis is unavailable */
+    int64_t next_ckpt, next_eval;
+    int64_t global_wm;       /* predictions: windows ending before it are closed */
+    int64_t global_label_wm; /* labels: windows ending before it - horizon are final */
+    struct model_rt *models;
+    json_t *reports; /* last reports for /status */
+    struct run_metrics m;
+};
+
+/* ---- metrics ---- */
+
+static struct dw_metric *counter(const char *name, const char *help, const char *labels)
+{
+    return dw_metrics_series(name, help, DW_METRIC_COUNTER, labels);
+}
+
+static struct dw_metric *gauge(const char *name, const char *help)
+{
+    return dw_metrics_series(name, help, DW_METRIC_GAUGE, NULL);
+}
+
+static void metrics_init(struct run_metrics *m)
+{
+    const char *consumed = "Messages consumed from the input topics.";
+    m->consumed_pred =
+        counter("driftwatch_messages_consumed_total", consumed, "topic=\"predictions\"");
+    m->consumed_label = counter("driftwatch_messages_consumed_total", consumed, "topic=\"labels\"");
+    for (int r = 1; r < DW_BAD__COUNT; r++) {
+        char labels[96];
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", dw_bad_reason_name(r));
+        m->invalid[r] = counter("driftwatch_messages_invalid_total",
+                                "Messages that could not be used, by reason.", labels);
+    }
+    m->dead_letters = counter("driftwatch_dead_letters_total",
+                              "Invalid messages written to the dead-letter topic (queued once; "
+                              "a failed delivery is produced again, not counted again).",
+                              NULL);
+    m->dead_letter_failures =
+        counter("driftwatch_dead_letter_failures_total",
+                "Dead-letter deliveries that failed (each is kept and produced again; the "
+                "checkpoint waits for it).",
+                NULL);
+    m->dead_letters_pending =
+        gauge("driftwatch_dead_letters_pending",
+              "Dead letters not confirmed delivered at the last checkpoint attempt (in flight, "
+              "or failed and produced again); checkpoints wait while it is above 0.");
+    m->offset_resets = counter("driftwatch_kafka_offset_resets_total",
+                               "Fetches answered 'offset out of range', resolved by driftwatch "
+                               "(resumed at its own offset, or moved into the log's bounds).",
+                               NULL);
+    const char *lost = "Input messages deleted (retention) before they were consumed: the gap "
+                       "between the consumer's offset and the log start.";
+    m->lost_pred = counter("driftwatch_messages_lost_total", lost, "topic=\"predictions\"");
+    m->lost_label = counter("driftwatch_messages_lost_total", lost, "topic=\"labels\"");
+    m->late = counter("driftwatch_late_predictions_total",
+                      "Predictions whose window had already closed.", NULL);
+    m->duplicates = counter("driftwatch_duplicate_events_total",
+                            "Duplicate label events and repeated prediction ids.", NULL);
+    m->checkpoints =
+        counter("driftwatch_checkpoints_total", "Partition checkpoints written.", NULL);
+    m->checkpoint_failures =
+        counter("driftwatch_checkpoint_failures_total", "Partition checkpoints that failed.", NULL);
+    m->checkpoint_seconds = gauge("driftwatch_checkpoint_duration_seconds",
+                                  "Duration of the last checkpoint of all owned partitions.");
+    m->checkpoint_bytes = counter("driftwatch_checkpoint_bytes_total",
+                                  "Bytes written to Redis by checkpoints.", NULL);
+    m->partitions = gauge("driftwatch_partitions_assigned", "Partitions owned by this consumer.");
+    m->windows_open = gauge("driftwatch_windows_open", "Windows held in memory.");
+    m->join_records = gauge("driftwatch_join_records", "Records in the join cache.");
+    m->paused = gauge("driftwatch_consumer_paused",
+                      "1 while consumption is paused because Redis is unavailable.");
+    m->labels_held = gauge("driftwatch_label_partitions_held",
+                           "Labels partitions paused because their event time ran more than a "
+                           "window ahead of their predictions' (event-time alignment).");
+    m->label_holds = counter("driftwatch_label_holds_total",
+                             "Times a labels partition was paused by event-time alignment.", NULL);
+    m->evaluated = counter("driftwatch_windows_evaluated_total", "Window evaluations.", NULL);
+    m->global_wm = gauge("driftwatch_global_watermark_seconds",
+                         "Event time up to which windows are closed (epoch seconds).");
+    m->quarantined = gauge("driftwatch_partitions_quarantined",
+                           "Assigned partitions not consumed because their stored state is "
+                           "corrupt (see /status and `driftwatch state check`).");
+    m->fenced = gauge("driftwatch_partitions_fenced",
+                      "Assigned partitions held without state because another consumer "
+                      "claimed them in Redis (paused, not consumed).");
+    m->state_lost = gauge("driftwatch_partitions_state_lost",
+                          "Assigned partitions held because their state is gone from Redis and "
+                          "state.on_loss is stop (paused, not consumed).");
+    m->fencings =
+        counter("driftwatch_partition_fencings_total",
+                "Checkpoints refused because another consumer owned the partition.", NULL);
+    m->state_losses = counter("driftwatch_state_losses_total",
+                              "Partitions found without state in Redis although Kafka held "
+                              "offsets committed after a checkpoint of theirs.",
+                              NULL);
+    m->quarantines = counter("driftwatch_partition_quarantines_total",
+                             "Times a partition was quarantined for corrupt state.", NULL);
+    m->loading = gauge("driftwatch_partitions_loading",
+                       "Assigned partitions not consumed yet because Redis did not answer while "
+                       "their state was loaded.");
+}
+
+/* ---- dead letters ---- */
+
+/*
+ * Dead letters are at least once. A checkpoint moves the committed offsets past the messages
+ * its dead letters name, so it first waits for the delivery report of every dead letter
+ * produced since the last checkpoint. One that failed (an error after librdkafka's retries,
+ * message.timeout.ms, or a full queue) is still held by the outbox, and is produced again here;
+ * while it does not get through, the checkpoint is postponed (consumption pauses) and a crash
+ * replays its message from the last checkpoint, which dead-letters it again.
+ * @returns 0 when every dead letter was delivered (the checkpoint may proceed), -1 otherwise.
+ */
+static int settle_dead_letters(struct runner *rn)
+{
+    char errstr[512] = "";
+    /* A fatal error of the idempotent producer refuses every message for good: replace it
+     * (its messages come back to their outboxes as failed and are produced again below). */
+    int renewed = dw_kafka_producer_renew(&rn->producer, &rn->cfg, errstr, sizeof(errstr));
+    if (renewed != 0) {
+        dw_log_limited("producer_renew", 1, DW_LOG_ERROR, "kafka producer failed fatally", "{s:s}",
+                       "error", errstr);
+    }
+    if (renewed == 1) {
+        dw_actions_set_producer(rn->actions, rn->producer);
+    }
+    for (int round = 0;; round++) {
+        if (rd_kafka_flush(rn->producer, RUN_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            dw_log(DW_LOG_WARN, "producer flush timed out; checkpoint postponed", "{s:i}",
+                   "messages_queued", rd_kafka_outq_len(rn->producer));
+            if (rn->dlq) {
+                dw_metric_set(rn->m.dead_letters_pending,
+                              (double)(dw_kafka_outbox_in_flight(rn->dlq) +
+                                       dw_kafka_outbox_failed(rn->dlq, NULL)));
+            }
+            return -1;
+        }
+        size_t failed = rn->dlq ? dw_kafka_outbox_failed(rn->dlq, NULL) : 0;
+        if (failed == 0) {
+            dw_metric_set(rn->m.dead_letters_pending, 0.0);
+            return 0;
+        }
+        /* Each failure is counted once: the copies go back in flight right away. */
+        dw_metric_add(rn->m.dead_letter_failures, (double)failed);
+        dw_metric_set(rn->m.dead_letters_pending, (double)failed);
+        errstr[0] = '\0';
+        dw_kafka_outbox_retry(rn->producer, rn->dlq, errstr, sizeof(errstr));
+        if (round == 1) {
+            dw_log_limited("dead_letters_settle", 1, DW_LOG_ERROR,
+                           "dead letters not delivered; checkpoint postponed until they are",
+                           "{s:i,s:s}", "dead_letters", (int)failed, "error", errstr);
+            return -1;
+        }
+    }
+}
+
+static void dead_letter(struct runner *rn, const rd_kafka_message_t *rkm, enum dw_bad_reason why,
+                        const char *err)
+{
+    dw_metric_inc(rn->m.invalid[why]);
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    dw_log_limited("bad_message", (int)rn->cfg.log_bad_per_second, DW_LOG_WARN, "invalid message",
+                   "{s:s,s:s,s:s,s:i,s:I}", "reason", dw_bad_reason_name(why), "error", err,
+                   "topic", topic, "partition", (int)rkm->partition, "offset",
+                   (json_int_t)rkm->offset);
+    if (!rn->cfg.topic_dead_letter[0]) {
+        return;
+    }
+    json_t *dl = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I}", "reason", dw_bad_reason_name(why), "error",
+                           err, "topic", topic, "partition", (int)rkm->partition, "offset",
+                           (json_int_t)rkm->offset, "payload_size", (json_int_t)rkm->len);
+    size_t keep = rkm->len;
+    if (why == DW_BAD_TOO_LARGE && keep > RUN_DLQ_PAYLOAD_MAX) {
+        keep = RUN_DLQ_PAYLOAD_MAX;
+        json_object_set_new(dl, "payload_truncated", json_true());
+    }
+    if (why != DW_BAD_UTF8 && why != DW_BAD_TOO_LARGE && dw_utf8_valid(rkm->payload, keep)) {
+        json_object_set_new(dl, "payload", json_stringn(rkm->payload, keep));
+    } else {
+        char *b64 = dw_base64(rkm->payload, keep);
+        json_object_set_new(dl, "payload_base64", json_string(b64));
+        free(b64);
+    }
+    char *text = json_dumps(dl, JSON_COMPACT);
+    json_decref(dl);
+    if (!rn->dlq) {
+        rn->dlq = dw_kafka_outbox_new();
+    }
+    /* Not lost when it cannot be queued: the outbox keeps it among the failed ones. */
+    char errstr[256];
+    dw_kafka_outbox_produce(rn->producer, rn->dlq, rn->cfg.topic_dead_letter, NULL, rkm->key,
+                            rkm->key_len, text, strlen(text), errstr, sizeof(errstr));
+    dw_metric_inc(rn->m.dead_letters);
+    free(text);
+    /* Bounded memory: past RUN_DLQ_KEPT_MAX of failed dead letters, hand them back to the
+     * producer (whose queue is bounded and blocks when full) before consuming more. */
+    size_t kept = 0;
+    dw_kafka_outbox_failed(rn->dlq, &kept);
+    while (kept > RUN_DLQ_KEPT_MAX && !run_stop) {
+        if (settle_dead_letters(rn) != 0) {
+            sleep(1);
+        }
+        dw_kafka_outbox_failed(rn->dlq, &kept);
+    }
+}
+
+static void offset_out_of_range(struct runner *rn, const rd_kafka_message_t *rkm,
+                                struct dw_part *part, int is_pred);
+
+/* ---- messages ---- */
+
+static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
+{
+    int is_pred = strcmp(rd_kafka_topic_name(rkm->rkt), rn->cfg.topic_predictions) == 0;
+    int32_t p = rkm->partition;
+    if (p < 0 || p >= rn->n_parts || !rn->parts[p]) {
+        return;
+    }
+    struct dw_part *part = rn->parts[p];
+    if (rkm->err) {
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            int64_t *eof = is_pred ? &rn->eof_ms[p] : &rn->label_eof_ms[p];
+            if (*eof == 0) {
+                *eof = dw_now_ms();
+            }
+            part->labels_at_end = rn->label_eof_ms[p] != 0;
+            return;
+        }
+        if (rkm->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+            offset_out_of_range(rn, rkm, part, is_pred);
+            return;
+        }
+        dw_log_limited("consume_error", 5, DW_LOG_WARN, "consume error", "{s:s}", "error",
+                       rd_kafka_message_errstr(rkm));
+        return;
+    }
+    int64_t next = is_pred ? part->off_pred : part->off_label;
+    if (next >= 0 && rkm->offset < next) {
+        return; /* already counted: fetched again after a restart (offset_out_of_range) */
+    }
+    rd_kafka_timestamp_type_t tstype;
+    int64_t kts = rd_kafka_message_timestamp(rkm, &tstype);
+    if (kts < 0) {
+        kts = dw_now_ms();
+    }
+    char errstr[512];
+    enum dw_bad_reason bad;
+    if (is_pred) {
+        rn->eof_ms[p] = 0;
+        dw_metric_inc(rn->m.consumed_pred);
+        bad = dw_decode_prediction(rn->dec, rkm->payload, rkm->len, kts, rn->pev, errstr,
+                                   sizeof(errstr));
+        if (!bad) {
+            enum dw_part_result res = dw_part_on_prediction(part, rn->pev);
+            if (res == DW_PART_LATE) {
+                dw_metric_inc(rn->m.late);
+            } else if (res == DW_PART_DUPLICATE) {
+                dw_metric_inc(rn->m.duplicates);
+            } else if (res == DW_PART_REJECTED) {
+                bad = part->reject.reason;
+                snprintf(errstr, sizeof(errstr), "%s", part->reject.msg);
+            }
+            if (part->join_rejected) { /* its parked label, consumed earlier: no dead letter */
+                dw_metric_add(rn->m.invalid[part->join_reject.reason], (double)part->join_rejected);
+                dw_log_limited("bad_message", (int)rn->cfg.log_bad_per_second, DW_LOG_WARN,
+                               "parked label rejected at its join", "{s:s,s:s,s:i,s:I}", "reason",
+                               dw_bad_reason_name(part->join_reject.reason), "error",
+                               part->join_reject.msg, "partition", (int)p, "label_events",
+                               (json_int_t)part->join_rejected);
+            }
+        }
+        part->off_pred = rkm->offset + 1;
+    } else {
+        struct dw_label lab;
+        rn->label_eof_ms[p] = 0;
+        part->labels_at_end = 0;
+        dw_metric_inc(rn->m.consumed_label);
+        bad = dw_decode_label(rn->dec, rkm->payload, rkm->len, kts, &lab, errstr, sizeof(errstr));
+        enum dw_part_result res = bad ? DW_PART_OK : dw_part_on_label(part, &lab);
+        if (res == DW_PART_DUPLICATE) {
+            dw_metric_inc(rn->m.duplicates);
+        } else if (res == DW_PART_REJECTED) {
+            bad = part->reject.reason;
+            snprintf(errstr, sizeof(errstr), "%s", part->reject.msg);
+        }
+        part->off_label = rkm->offset + 1;
+    }
+    part->meta_dirty = 1;
+    if (bad) {
+        dead_letter(rn, rkm, bad, errstr);
+    }
+    dw_decoder_reset(rn->dec);
+}
+
+/* ---- checkpoints ---- */
+
+static size_t owned_count(const struct runner *rn)
+{
+    size_t n = 0;
+    for (int p = 0; p < rn->n_parts; p++) {
+        n += rn->parts[p] != NULL;
+    }
+    return n;
+}
+
+static void commit_offsets(struct runner *rn)
+{
+    rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(2 * rn->n_parts);
+    for (int p = 0; p < rn->n_parts; p++) {
+        struct dw_part *part = rn->parts[p];
+        if (part && part->off_pred >= 0) {
+            rd_kafka_topic_partition_list_add(offs, rn->cfg.topic_predictions, p)->offset =
+                part->off_pred;
+        }
+        if (part && part->off_label >= 0) {
+            rd_kafka_topic_partition_list_add(offs, rn->cfg.topic_labels, p)->offset =
+                part->off_label;
+        }
+    }
+    if (offs->cnt > 0) {
+        rd_kafka_commit(rn->consumer, offs, 1);
+    }
+    rd_kafka_topic_partition_list_destroy(offs);
+}
+
+static void drop_part(struct runner *rn, int p)
+{
+    dw_part_free(rn->parts[p]);
+    rn->parts[p] = NULL;
+    rn->eof_ms[p] = 0;
+    rn->label_eof_ms[p] = 0;
+    if (rn->held[p]) {
+        rn->held[p] = 0;
+        dw_metric_add(rn->m.labels_held, -1.0);
+    }
+}
+
+static void hold_part(struct runner *rn, int p, int64_t retry_in_ms, const char *why);
+
+/* @returns 0 when every owned partition was written, -1 otherwise. */
+static int checkpoint_all(struct runner *rn)
+{
+    int64_t t0 = dw_mono_ms();
+    if (settle_dead_letters(rn) != 0) {
+        return -1;
+    }
+    size_t owned = owned_count(rn);
+    int64_t per_part = owned ? rn->cfg.join_max_records / (int64_t)owned : 0;
+    int rc = 0;
+    for (int p = 0; p < rn->n_parts; p++) {
+        struct dw_part *part = rn->parts[p];
+        if (!part) {
+            continue;
+        }
+        dw_part_maintain(part, per_part);
+        char errstr[512];
+        size_t bytes = 0;
+        int res = dw_redis_checkpoint(rn->redis, part, rn->owner, rn->eof_ms[p],
+                                      rn->label_eof_ms[p], &bytes, errstr, sizeof(errstr));
+        if (res == 0) {
+            dw_metric_inc(rn->m.checkpoints);
+            dw_metric_add(rn->m.checkpoint_bytes, (double)bytes);
+            continue;
+        }
+        dw_metric_inc(rn->m.checkpoint_failures);
+        dw_log(DW_LOG_ERROR, "checkpoint failed", "{s:i,s:s}", "partition", p, "error", errstr);
+        if (res == -2 || res == -3 || res == -4) {
+            /* Fenced, or gone from Redis, or rolled back to an older checkpoint: held paused,
+             * never consumed and discarded; acquired again as on assignment (the stored
+             * state and its offsets, or state.on_loss), at once unless another consumer
+             * claimed it. */
+            if (res == -2) {
+                dw_metric_inc(rn->m.fencings);
+            }
+            hold_part(rn, p, res == -2 ? RUN_REACQUIRE_MS : 0, errstr);
+        } else {
+            rc = -1;
+            break;
+        }
+    }
+    dw_metric_set(rn->m.checkpoint_seconds, (double)(dw_mono_ms() - t0) / 1000.0);
+    if (rc == 0) {
+        commit_offsets(rn);
+    }
+    return rc;
+}
+
+/* Forgets the alignment pauses (their partitions were resumed or unassigned). */
+static void release_holds(struct runner *rn)
+{
+    if (rn->held) {
+        memset(rn->held, 0, (size_t)rn->n_parts);
+    }
+    dw_metric_set(rn->m.labels_held, 0.0);
+}
+
+static void pause_pending(struct runner *rn);
+
+static void set_paused(struct runner *rn, int paused)
+{
+    if (rn->paused == paused) {
+        return;
+    }
+    rd_kafka_topic_partition_list_t *asg = NULL;
+    if (rd_kafka_assignment(rn->consumer, &asg) == RD_KAFKA_RESP_ERR_NO_ERROR && asg) {
+        if (paused) {
+            rd_kafka_pause_partitions(rn->consumer, asg);
+        } else {
+            rd_kafka_resume_partitions(rn->consumer, asg);
+            release_holds(rn);
+            pause_pending(rn);
+        }
+        rd_kafka_topic_partition_list_destroy(asg);
+    }
+    rn->paused = paused;
+    dw_metric_set(rn->m.paused, paused);
+    dw_log(paused ? DW_LOG_ERROR : DW_LOG_INFO,
+           paused ? "consumption paused: state cannot be checkpointed"
+                  : "consumption resumed: checkpoint succeeded",
+           NULL);
+}
+
+/* ---- input offsets out of range ---- */
+
+static int64_t start_offset(const struct runner *rn, int64_t stored);
+
+/*
+ * librdkafka stops fetching a partition after "out of range" (auto.offset.reset is "error")
+ * and refuses a seek there; a new assignment restarts it. Every partition resumes at its next
+ * offset in memory (messages of the current batch fetched again are skipped by
+ * handle_message()), the failed one at `target`. Pauses are put back (alignment holds are
+ * released and taken again by align_labels()).
+ */
+static int restart_fetch(struct runner *rn, const char *topic, int32_t partition, int64_t target,
+                         char *errstr, size_t errstr_size)
+{
+    rd_kafka_topic_partition_list_t *asg = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_assignment(rn->consumer, &asg);
+    if (err || !asg) {
+        return dw_err(errstr, errstr_size, "assignment: %s", rd_kafka_err2str(err));
+    }
+    for (int i = 0; i < asg->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &asg->elems[i];
+        int is_pred = strcmp(tp->topic, rn->cfg.topic_predictions) == 0;
+        struct dw_part *pt =
+            tp->partition >= 0 && tp->partition < rn->n_parts ? rn->parts[tp->partition] : NULL;
+        tp->offset = strcmp(tp->topic, topic) == 0 && tp->partition == partition
+                         ? target
+                         : start_offset(rn, pt ? (is_pred ? pt->off_pred : pt->off_label) : -1);
+    }
+    err = rd_kafka_assign(rn->consumer, asg);
+    if (!err && rn->paused) {
+        rd_kafka_pause_partitions(rn->consumer, asg);
+    }
+    release_holds(rn);
+    pause_pending(rn); /* partitions held without state stay paused */
+    rd_kafka_topic_partition_list_destroy(asg);
+    if (err) {
+        return dw_err(errstr, errstr_size, "assign: %s", rd_kafka_err2str(err));
+    }
+    return 0;
+}
+
+/*
+ * A fetch answered "offset out of range" (retention deleted what was not consumed yet, an
+ * unclean leader election truncated the log, or a broker's transient error). librdkafka's own
+ * reset would go to the configured start without a trace, re-counting or skipping messages;
+ * driftwatch resumes at its own next offset clamped into the log, and says what was lost
+ * (driftwatch_messages_lost_total, an error log line).
+ */
+static void offset_out_of_range(struct runner *rn, const rd_kafka_message_t *rkm,
+                                struct dw_part *part, int is_pred)
+{
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    int64_t pos = is_pred ? part->off_pred : part->off_label;
+    if (pos < 0) {
+        pos = rkm->offset; /* nothing consumed yet: where the fetch was */
+    }
+    int64_t target = pos >= 0 ? pos : start_offset(rn, -1);
+    char errstr[512] = "", rerr[256] = "";
+    dw_metric_inc(rn->m.offset_resets);
+    /* Without the log's bounds: resume at pos; if it is still out of range, this comes back. */
+    int rc = dw_kafka_offset_in_log(rn->consumer, topic, rkm->partition, pos, &target, errstr,
+                                    sizeof(errstr));
+    if (restart_fetch(rn, topic, rkm->partition, target, rerr, sizeof(rerr)) != 0) {
+        rc = -1;
+        snprintf(errstr, sizeof(errstr), "%s", rerr);
+    }
+    if (rc != 0) {
+        dw_log_limited("offset_reset", 1, DW_LOG_WARN, "offset out of range; retried",
+                       "{s:s,s:i,s:I,s:s}", "topic", topic, "partition", (int)rkm->partition,
+                       "offset", (json_int_t)pos, "error", errstr);
+        return;
+    }
+    const char *what = target > pos   ? "messages deleted before they were consumed (retention)"
+                       : target < pos ? "log truncated below the consumed offset; reading on "
+                                        "from its end"
+                                      : "offset out of range at an offset the log holds; resumed";
+    if (target > pos && pos >= 0) {
+        dw_metric_add(is_pred ? rn->m.lost_pred : rn->m.lost_label, (double)(target - pos));
+    }
+    if (target < pos) {
+        /* the offsets from target on hold other messages now: they are not repeats */
+        *(is_pred ? &part->off_pred : &part->off_label) = target;
+    }
+    dw_log(target == pos ? DW_LOG_WARN : DW_LOG_ERROR, what, "{s:s,s:i,s:I,s:I}", "topic", topic,
+           "partition", (int)rkm->partition, "offset", (json_int_t)pos, "resumed_at",
+           (json_int_t)target);
+}
+
+/* ---- rebalance ---- */
+
+/* Where a partition without a stored offset starts: auto.offset.reset (earliest by default). */
+static int64_t start_offset(const struct runner *rn, int64_t stored)
+{
+    if (stored >= 0) {
+        return stored;
+    }
+    for (size_t i = 0; i < rn->cfg.n_kafka; i++) {
+        if (strcmp(rn->cfg.kafka[i].key, "auto.offset.reset") == 0 &&
+            (strcmp(rn->cfg.kafka[i].value, "latest") == 0 ||
+             strcmp(rn->cfg.kafka[i].value, "largest") == 0 ||
+             strcmp(rn->cfg.kafka[i].value, "end") == 0)) {
+            return RD_KAFKA_OFFSET_END;
+        }
+    }
+    return RD_KAFKA_OFFSET_BEGINNING;
+}
+
+/* The first offset Kafka still holds of partition p of `topic` (-1 when it does not answer). */
+static int64_t earliest_offset(struct runner *rn, const char *topic, int p)
+{
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_query_watermark_offsets(rn->consumer, topic, p, &lo, &hi,
+                                         RUN_COMMITTED_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return -1;
+    }
+    return lo;
+}
+
+/*
+ * Partition p's state was not in Redis. Kafka offsets are committed only after a checkpoint
+ * of every partition they name, so an offset committed by the group proves that state existed
+ * and is gone: state loss, handled by state.on_loss and never silently. Without a committed
+ * offset the partition is new to the group; after `driftwatch state drop` (a tombstone in its
+ * meta hash) the operator chose to rebuild it. The offsets chosen are also the state's offsets,
+ * so that its first checkpoint records where it really started.
+ * @returns DW_LOAD_NONE with part's offsets set, RUN_LOAD_LOST (hold: stop), or
+ *          DW_LOAD_UNAVAILABLE when Redis or Kafka did not answer.
+ */
+static int start_without_state(struct runner *rn, struct dw_part *part, int p, char *errstr,
+                               size_t errstr_size)
+{
+    int dropped = dw_redis_part_dropped(rn->redis, p);
+    if (dropped != 0) {
+        if (dropped < 0) {
+            dw_err(errstr, errstr_size, "redis: cannot read partition %d's meta", p);
+        }
+        return dropped < 0 ? DW_LOAD_UNAVAILABLE : DW_LOAD_NONE;
+    }
+    int64_t c_pred = -1, c_label = -1;
+    if (dw_kafka_committed(rn->consumer, rn->cfg.topic_predictions, rn->cfg.topic_labels, p,
+                           RUN_COMMITTED_TIMEOUT_MS, &c_pred, &c_label) != 0) {
+        dw_err(errstr, errstr_size, "kafka: the group's committed offsets did not arrive");
+        return DW_LOAD_UNAVAILABLE;
+    }
+    if (c_pred < 0 && c_label < 0) {
+        return DW_LOAD_NONE;
+    }
+    if (dw_redis_set_partitions(rn->redis, rn->n_parts) != 0) {
+        /* the global keys went with it: `inspect` and the evaluator read this one */
+        dw_err(errstr, errstr_size, "redis: cannot store the partition count");
+        return DW_LOAD_UNAVAILABLE;
+    }
+    static const char *const policies[] = {"stop", "resume_from_committed",
+                                           "rebuild_from_earliest"};
+    dw_err(errstr, errstr_size,
+           "state loss: partition %d has no state in Redis although the group committed offsets "
+           "%" PRId64 " (predictions) and %" PRId64 " (labels) after checkpointing it; "
+           "state.on_loss is %s",
+           p, c_pred, c_label, policies[rn->cfg.on_loss]);
+    if (rn->pend[p].kind != PEND_LOST) {
+        dw_metric_inc(rn->m.state_losses);
+        dw_log(DW_LOG_ERROR, "state loss", "{s:i,s:s,s:s}", "partition", p, "error", errstr,
+               "on_loss", policies[rn->cfg.on_loss]);
+    }
+    switch (rn->cfg.on_loss) {
+    case DW_ON_LOSS_STOP:
+        return RUN_LOAD_LOST;
+    case DW_ON_LOSS_RESUME_FROM_COMMITTED:
+        part->off_pred = c_pred;
+        part->off_label = c_label;
+        break;
+    case DW_ON_LOSS_REBUILD_FROM_EARLIEST:
+        part->off_pred = earliest_offset(rn, rn->cfg.topic_predictions, p);
+        part->off_label = earliest_offset(rn, rn->cfg.topic_labels, p);
+        if (part->off_pred < 0 || part->off_label < 0) {
+            dw_err(errstr, errstr_size, "kafka: the earliest offsets did not arrive");
+            return DW_LOAD_UNAVAILABLE;
+        }
+        break;
+    }
+    part->meta_dirty = 1;
+    return DW_LOAD_NONE;
+}
+
+/*
+ * Loads partition p's state into *out. Redis unavailable and state corrupt are told apart
+ * (dw_redis_load_part): the first is retried, the second quarantines the partition.
+ * @returns 0 (state loaded or none stored), DW_LOAD_UNAVAILABLE or DW_LOAD_CORRUPT, with the
+ *          fault in rn->pend[p].
+ */
+static int load_part(struct runner *rn, int p, struct dw_part **out)
+{
+    struct pending *pd = &rn->pend[p];
+    char key[sizeof(pd->key)] = "", errstr[sizeof(pd->error)] = "";
+    struct dw_part *part = dw_part_new(&rn->cfg, p);
+    *out = NULL;
+    int found = DW_LOAD_UNAVAILABLE;
+    if (dw_redis_claim(rn->redis, p, rn->owner, errstr, sizeof(errstr)) == 0) {
+        found = dw_redis_load_part(rn->redis, part, key, sizeof(key), errstr, sizeof(errstr));
+    }
+    /* A mark left by any pod (this one, or one before a repair by hand) must go before the
+     * partition counts again: the evaluator would hold windows for it for ever. */
+    if (found >= 0 && dw_redis_quarantine(rn->redis, p, NULL, errstr, sizeof(errstr)) != 0) {
+        found = DW_LOAD_UNAVAILABLE;
+    }
+    if (found == DW_LOAD_NONE) {
+        found = start_without_state(rn, part, p, errstr, sizeof(errstr));
+    }
+    if (found < 0) {
+        dw_part_free(part);
+        snprintf(pd->key, sizeof(pd->key), "%s", key);
+        snprintf(pd->error, sizeof(pd->error), "%s", errstr);
+        return found;
+    }
+    *out = part;
+    dw_log(DW_LOG_INFO, "partition assigned", "{s:i,s:b,s:I,s:I,s:i}", "partition", p,
+           "state_found", found, "offset_predictions", (json_int_t)part->off_pred, "offset_labels",
+           (json_int_t)part->off_label, "windows", (int)part->n_wins);
+    return 0;
+}
+
+/* Counts the partitions waiting for their state into the gauges. */
+static void pend_metrics(struct runner *rn)
+{
+    int n[PEND_LOST + 1] = {0};
+    for (int p = 0; p < rn->n_parts; p++) {
+        n[rn->pend[p].kind]++;
+    }
+    dw_metric_set(rn->m.quarantined, n[PEND_CORRUPT]);
+    dw_metric_set(rn->m.loading, n[PEND_UNAVAILABLE]);
+    dw_metric_set(rn->m.fenced, n[PEND_FENCED]);
+    dw_metric_set(rn->m.state_lost, n[PEND_LOST]);
+}
+
+/* Pauses (or resumes) both topic-partitions of partition p. */
+static void pause_part(struct runner *rn, int p, int pause)
+{
+    rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(tps, rn->cfg.topic_predictions, p);
+    rd_kafka_topic_partition_list_add(tps, rn->cfg.topic_labels, p);
+    if (pause) {
+        rd_kafka_pause_partitions(rn->consumer, tps);
+    } else {
+        rd_kafka_resume_partitions(rn->consumer, tps);
+    }
+    rd_kafka_topic_partition_list_destroy(tps);
+}
+
+/* Pauses again every partition without state (after the whole assignment was resumed). */
+static void pause_pending(struct runner *rn)
+{
+    for (int p = 0; p < rn->n_parts; p++) {
+        if (rn->pend[p].kind != PEND_NONE) {
+            pause_part(rn, p, 1);
+        }
+    }
+}
+
+/*
+ * Records that partition p's state could not be loaded (fault `why`, details in pend[p]): it
+ * stays assigned but paused, neither consumed nor checkpointed, until a later load succeeds.
+ * Corrupt state is quarantined: logged with the partition and the key, counted, shown in
+ * /readyz and /status, and marked in Redis so that every pod's evaluator holds the windows
+ * this partition has not read.
+ */
+static void pend_set(struct runner *rn, int p, int why)
+{
+    struct pending *pd = &rn->pend[p];
+    enum pend_kind kind = why == DW_LOAD_CORRUPT ? PEND_CORRUPT
+                          : why == RUN_LOAD_LOST ? PEND_LOST
+                                                 : PEND_UNAVAILABLE;
+    int64_t mono = dw_mono_ms();
+    if (kind == PEND_LOST) {
+        pd->next_try = mono + RUN_REACQUIRE_MS;
+        if (pd->kind != PEND_LOST) {
+            pd->since_ms = dw_now_ms();
+            dw_log(DW_LOG_ERROR, "partition held: its state is lost and state.on_loss is stop",
+                   "{s:i,s:s,s:s}", "partition", p, "error", pd->error, "what_to_do",
+                   "restore Redis, or choose state.on_loss and restart (docs/operations.md)");
+        }
+    } else if (kind == PEND_CORRUPT) {
+        int64_t every = rn->cfg.quarantine_recheck_ms;
+        pd->next_try = every > 0 ? mono + every : INT64_MAX;
+        if (pd->kind != PEND_CORRUPT) {
+            pd->since_ms = dw_now_ms();
+            dw_metric_inc(rn->m.quarantines);
+            dw_log(DW_LOG_ERROR, "partition quarantined", "{s:i,s:s,s:s,s:s}", "partition", p,
+                   "key", pd->key, "error", pd->error, "repair",
+                   "driftwatch state check, then driftwatch state drop --partition P "
+                   "(docs/operations.md)");
+        }
+        char errstr[256];
+        if (dw_redis_quarantine(rn->redis, p, pd->error, errstr, sizeof(errstr)) != 0) {
+            dw_log(DW_LOG_WARN, "cannot mark the partition quarantined in Redis", "{s:i,s:s}",
+                   "partition", p, "error", errstr);
+        }
+    } else {
+        pd->next_try = mono + RUN_LOAD_RETRY_MS;
+        if (pd->kind == PEND_NONE) {
+            pd->since_ms = dw_now_ms();
+        }
+        dw_log_limited("state_unavailable", 1, DW_LOG_ERROR,
+                       "cannot load partition state: Redis unavailable; partition paused",
+                       "{s:i,s:s}", "partition", p, "error", pd->error);
+    }
+    pd->kind = kind;
+    pend_metrics(rn);
+}
+
+static void pend_clear(struct runner *rn, int p)
+{
+    memset(&rn->pend[p], 0, sizeof(rn->pend[p]));
+    pend_metrics(rn);
+}
+
+/*
+ * Forgets partition p's state after a checkpoint found it fenced, gone or rolled back (`why`)
+ * and holds it paused: retry_pending() acquires it again in retry_in_ms, loading what Redis
+ * has and seeking to its offsets, so nothing consumed meanwhile is lost or counted twice.
+ */
+static void hold_part(struct runner *rn, int p, int64_t retry_in_ms, const char *why)
+{
+    struct pending *pd = &rn->pend[p];
+    drop_part(rn, p);
+    pause_part(rn, p, 1);
+    pd->kind = PEND_FENCED;
+    pd->since_ms = dw_now_ms();
+    pd->next_try = dw_mono_ms() + retry_in_ms;
+    pd->key[0] = '\0';
+    snprintf(pd->error, sizeof(pd->error), "%s", why);
+    pend_metrics(rn);
+    dw_log(DW_LOG_WARN, "partition held without state: paused until acquired again",
+           "{s:i,s:s,s:I}", "partition", p, "error", why, "retry_ms", (json_int_t)retry_in_ms);
+    dw_metric_set(rn->m.partitions, (double)owned_count(rn));
+}
+
+/*
+ * Starts consuming partition p, whose state was loaded after its assignment: seek both
+ * topic-partitions to the state's offsets (the wait guarantees that no message fetched before
+ * is delivered), then resume them. @returns 0, or -1 (part freed) when the seek failed.
+ */
+static int activate_part(struct runner *rn, int p, struct dw_part *part)
+{
+    rd_kafka_topic_partition_list_t *tps = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(tps, rn->cfg.topic_predictions, p)->offset =
+        start_offset(rn, part->off_pred);
+    rd_kafka_topic_partition_list_add(tps, rn->cfg.topic_labels, p)->offset =
+        start_offset(rn, part->off_label);
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(rn->consumer, tps, RUN_SEEK_MS);
+    char why[256] = "";
+    if (error) {
+        snprintf(why, sizeof(why), "%s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    for (int i = 0; i < tps->cnt && !why[0]; i++) {
+        if (tps->elems[i].err) {
+            snprintf(why, sizeof(why), "%s [%d]: %s", tps->elems[i].topic, p,
+                     rd_kafka_err2str(tps->elems[i].err));
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(tps);
+    if (why[0]) {
+        dw_log(DW_LOG_ERROR, "cannot seek a partition whose state was loaded; retried", "{s:i,s:s}",
+               "partition", p, "error", why);
+        dw_part_free(part);
+        return -1;
+    }
+    rn->parts[p] = part;
+    rn->eof_ms[p] = 0;
+    rn->label_eof_ms[p] = 0;
+    pause_part(rn, p, rn->paused);
+    dw_metric_set(rn->m.partitions, (double)owned_count(rn));
+    return 0;
+}
+
+/* Retries the partitions without state whose time has come (main loop). */
+static void retry_pending(struct runner *rn)
+{
+    int64_t now = dw_mono_ms();
+    for (int p = 0; p < rn->n_parts && !run_stop; p++) {
+        struct pending *pd = &rn->pend[p];
+        if (pd->kind == PEND_NONE || now < pd->next_try) {
+            continue;
+        }
+        enum pend_kind was = pd->kind;
+        struct dw_part *part;
+        int rc = load_part(rn, p, &part);
+        if (rc != 0) {
+            pend_set(rn, p, rc);
+            continue;
+        }
+        if (activate_part(rn, p, part) != 0) {
+            pd->next_try = now + RUN_LOAD_RETRY_MS;
+            continue;
+        }
+        dw_log(DW_LOG_INFO,
+               was == PEND_CORRUPT  ? "partition out of quarantine: state loaded"
+               : was == PEND_FENCED ? "partition acquired again: state loaded"
+               : was == PEND_LOST   ? "partition acquired again after its state loss"
+                                    : "partition state loaded: Redis answered",
+               "{s:i,s:I}", "partition", p, "waited_ms", (json_int_t)(dw_now_ms() - pd->since_ms));
+        pend_clear(rn, p);
+    }
+}
+
+static void on_assign(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+    /* Bounded: a partition whose state is corrupt is quarantined at once, and Redis is waited
+     * for RUN_ASSIGN_LOAD_MS at most over the whole assignment (each attempt is bounded by
+     * redis.timeout); the partitions still without state are paused and retried from the main
+     * loop (retry_pending), which keeps serving /livez, /readyz and the other partitions. */
+    int64_t deadline = dw_mono_ms() + RUN_ASSIGN_LOAD_MS;
+    for (int i = 0; i < parts->cnt; i++) {
+        int p = parts->elems[i].partition;
+        if (p < 0 || p >= rn->n_parts || rn->parts[p] || rn->pend[p].kind != PEND_NONE) {
+            continue;
+        }
+        struct dw_part *part = NULL;
+        int rc = DW_LOAD_UNAVAILABLE;
+        snprintf(rn->pend[p].error, sizeof(rn->pend[p].error),
+                 "not loaded within %d s of the assignment: Redis unavailable",
+                 RUN_ASSIGN_LOAD_MS / 1000);
+        for (int attempt = 0; !run_stop && dw_mono_ms() < deadline; attempt++) {
+            rc = load_part(rn, p, &part);
+            if (rc != DW_LOAD_UNAVAILABLE) {
+                break;
+            }
+            if (attempt == 0) {
+                dw_log(DW_LOG_WARN, "cannot load partition state: Redis unavailable; retrying",
+                       "{s:i,s:s}", "partition", p, "error", rn->pend[p].error);
+            }
+            sleep(1);
+        }
+        if (rc == 0) {
+            rn->parts[p] = part;
+            rn->eof_ms[p] = 0;
+            rn->label_eof_ms[p] = 0;
+        } else {
+            pend_set(rn, p, rc);
+        }
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        struct dw_part *part = tp->partition < rn->n_parts ? rn->parts[tp->partition] : NULL;
+        if (!part) {
+            continue; /* without state: paused below, sought when its state is loaded */
+        }
+        int is_pred = strcmp(tp->topic, rn->cfg.topic_predictions) == 0;
+        tp->offset = start_offset(rn, is_pred ? part->off_pred : part->off_label);
+    }
+    rd_kafka_assign(rk, parts);
+    /* A partition paused by an earlier owner of this process starts unpaused (align_labels
+     * pauses it again if its labels still run ahead). */
+    rd_kafka_resume_partitions(rk, parts);
+    release_holds(rn);
+    pause_pending(rn);
+    rn->assigned = 1;
+    rn->paused = 0;
+    dw_metric_set(rn->m.partitions, (double)owned_count(rn));
+}
+
+static void on_revoke(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+    /* At shutdown one attempt: what is not checkpointed is read again from Kafka by the
+     * next owner (the Redis state and offsets stay consistent), and SIGTERM must not wait for
+     * a broker that is gone. */
+    int attempts = run_stop ? 1 : RUN_REVOKE_ATTEMPTS;
+    for (int attempt = 0; attempt < attempts && checkpoint_all(rn) != 0; attempt++) {
+        sleep(1);
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        int p = parts->elems[i].partition;
+        if (p >= 0 && p < rn->n_parts && rn->parts[p]) {
+            drop_part(rn, p);
+            dw_log(DW_LOG_INFO, "partition revoked", "{s:i}", "partition", p);
+        }
+        if (p >= 0 && p < rn->n_parts && rn->pend[p].kind != PEND_NONE) {
+            pend_clear(rn, p); /* the next owner loads it again */
+            dw_log(DW_LOG_INFO, "partition revoked before its state was loaded", "{s:i}",
+                   "partition", p);
+        }
+    }
+    rd_kafka_assign(rk, NULL);
+    dw_metric_set(rn->m.partitions, (double)owned_count(rn));
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct runner *rn = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        on_assign(rn, rk, parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        on_revoke(rn, rk, parts);
+    } else {
+        dw_log(DW_LOG_ERROR, "rebalance failed", "{s:s}", "error", rd_kafka_err2str(err));
+        on_revoke(rn, rk, parts);
+    }
+}
+
+/* ---- evaluation ---- */
+
+/*
+ * Minimum over partitions that are not idle of a per-partition clock; idle partitions (at the
+ * end of their log for window.idle_timeout) stop holding windows open. When every partition is
+ * idle, the largest clock. DW_NO_TS while a live partition has no data yet or its meta is
+ * corrupt; a quarantined partition counts as live with its last checkpointed clock.
+ */
+static int64_t min_over_live(const struct runner *rn, const struct dw_part_meta *metas, int labels,
+                             int64_t now)
+{
+    int64_t wm = DW_NO_TS, idle_max = DW_NO_TS;
+    int holding = 0;
+    for (int p = 0; p < rn->n_parts; p++) {
+        const struct dw_part_meta *m = &metas[p];
+        if (m->corrupt) {
+            return DW_NO_TS; /* its clock is unknown: no window may close */
+        }
+        int64_t ts = labels ? m->max_label_ts : m->max_ts;
+        int64_t eof = labels ? m->label_eof_ms : m->eof_ms;
+        int64_t pwm = ts == DW_NO_TS ? DW_NO_TS : ts - (labels ? 0 : rn->cfg.allowed_lateness_ms);
+        /* A quarantined partition is never idle: it holds the windows it has not read. */
+        if (m->present && !m->quarantined && eof > 0 && now - eof >= rn->cfg.idle_timeout_ms) {
+            if (pwm != DW_NO_TS && (idle_max == DW_NO_TS || pwm > idle_max)) {
+                idle_max = pwm;
+            }
+            continue;
+        }
+        if (pwm == DW_NO_TS) {
+            return DW_NO_TS;
+        }
+        wm = holding ? DW_MIN(wm, pwm) : pwm;
+        holding = 1;
+    }
+    return holding ? wm : idle_max;
+}
+
+/*
+ * Records in /status (and logs when it changes) the partitions whose state holds windows open
+ * because it is unknown: a corrupt meta holds every window, a quarantined partition the windows
+ * past its last checkpoint.
+ */
+static void note_windows_held(struct runner *rn, const struct dw_part_meta *metas)
+{
+    json_t *held = json_array();
+    for (int p = 0; p < rn->n_parts; p++) {
+        if (metas[p].corrupt || metas[p].quarantined) {
+            json_array_append_new(
+                held, json_pack("{s:i,s:s}", "partition", p, "reason", metas[p].problem));
+        }
+    }
+    if (json_array_size(held) == 0) {
+        json_decref(held);
+        held = NULL;
+    }
+    if (!json_equal(held, rn->windows_held) && (held || rn->windows_held)) {
+        if (held) {
+            dw_log(DW_LOG_WARN, "windows held: partition state unknown", "{s:O}", "partitions",
+                   held);
+        } else {
+            dw_log(DW_LOG_INFO, "windows no longer held by partition state", NULL);
+        }
+    }
+    json_decref(rn->windows_held);
+    rn->windows_held = held;
+}
+
+/* Reads every partition's clocks; sets rn->global_wm and rn->global_label_wm. */
+static int global_watermarks(struct runner *rn, int64_t *first_ts)
+{
+    struct dw_part_meta *metas = dw_calloc((size_t)rn->n_parts, sizeof(*metas));
+    *first_ts = DW_NO_TS;
+    if (dw_redis_read_metas(rn->redis, rn->n_parts, metas) != 0) {
+        free(metas);
+        return -1;
+    }
+    for (int p = 0; p < rn->n_parts; p++) {
+        int64_t t = metas[p].min_ts;
+        if (t != DW_NO_TS && (*first_ts == DW_NO_TS || t < *first_ts)) {
+            *first_ts = t;
+        }
+    }
+    int64_t now = dw_now_ms();
+    rn->global_wm = min_over_live(rn, metas, 0, now);
+    rn->global_label_wm = min_over_live(rn, metas, 1, now);
+    note_windows_held(rn, metas);
+    free(metas);
+    return 0;
+}
+
+static void remember_report(struct runner *rn, json_t *report)
+{
+    json_array_append(rn->reports, report);
+    while (json_array_size(rn->reports) > RUN_STATUS_REPORTS) {
+        json_array_remove(rn->reports, 0);
+    }
+}
+
+static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
+                                    const struct dw_agg *agg)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    if (rn->models[mi].ref) {
+        return rn->models[mi].ref;
+    }
+    char name[512];
+    snprintf(name, sizeof(name), "ref:%s", m->name);
+    char *text = dw_redis_get_str(rn->redis, name);
+    if (text) {
+        json_t *doc = json_loads(text, 0, NULL);
+        char errstr[256];
+        rn->models[mi].ref = doc ? dw_ref_from_json(m, doc, errstr, sizeof(errstr)) : NULL;
+        json_decref(doc);
+        free(text);
+        return rn->models[mi].ref;
+    }
+    if (agg->all.predictions == 0) {
+        return NULL;
+    }
+    /* Still collecting: this non-empty window joins the reference windows. */
+    snprintf(name, sizeof(name), "refwins:%s", m->name);
+    char *list = dw_redis_get_str(rn->redis, name);
+    json_t *wins = list ? json_loads(list, 0, NULL) : NULL;
+    free(list);
+    if (!json_is_array(wins)) {
+        json_decref(wins);
+        wins = json_array();
+    }
+    json_array_append_new(wins, json_integer(start));
+    char *dump = json_dumps(wins, JSON_COMPACT);
+    dw_redis_set_str(rn->redis, name, dump, 0);
+    free(dump);
+    if ((int64_t)json_array_size(wins) >= rn->cfg.reference_windows) {
+        size_t n = json_array_size(wins);
+        struct dw_agg **aggs = dw_calloc(n, sizeof(*aggs));
+        int ok = 1;
+        for (size_t i = 0; i < n && ok; i++) {
+            char errstr[256];
+            aggs[i] =
+                dw_redis_load_window(rn->redis, m, json_integer_value(json_array_get(wins, i)),
+                                     rn->n_parts, errstr, sizeof(errstr));
+            ok = aggs[i] != NULL;
+        }
+        if (ok) {
+            struct dw_ref *ref = dw_ref_build(m, aggs, n, rn->cfg.psi_bins);
+            json_t *doc = dw_ref_to_json_packed(ref);
+            char *rtext = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
+            snprintf(name, sizeof(name), "ref:%s", m->name);
+            /* Kept in memory once stored: reading back the document it was just written as
+             * (up to 2^20 values per numeric feature) would stall the loop for seconds. The
+             * JSON round trip is exact (17 digits; tests/unit/test_eval.c). */
+            if (dw_redis_set_str(rn->redis, name, rtext, 0) == 0) {
+                rn->models[mi].ref = ref;
+            } else {
+                dw_ref_free(ref);
+            }
+            free(rtext);
+            json_decref(doc);
+            dw_log(DW_LOG_INFO, "reference built", "{s:s,s:i}", "model", m->name, "windows",
+                   (int)n);
+        }
+        for (size_t i = 0; i < n; i++) {
+            dw_agg_free(aggs[i]);
+        }
+        free(aggs);
+    }
+    json_decref(wins);
+    return NULL; /* reference windows themselves are not judged */
+}
+
+/*
+ * Reads the evaluator's global key `name` holding an event time (a cursor, a rolling start).
+ * A value that is not one is corruption: logged with the key, and the model's windows wait
+ * (a cursor read as 0 would walk from 1970); `driftwatch state check` names it too.
+ * @returns 1 found, 0 absent, -1 Redis error or corrupt.
+ */
+static int get_event_time(struct runner *rn, const char *name, int64_t *out)
+{
+    int found = dw_redis_get_i64(rn->redis, name, out);
+    if (found == -2 || (found == 1 && (*out < -DW_TS_LIMIT_MS || *out > DW_TS_LIMIT_MS))) {
+        char key[600];
+        dw_redis_global_key(rn->redis, name, key, sizeof(key));
+        dw_log_limited("corrupt_cursor", 1, DW_LOG_ERROR,
+                       "corrupt evaluator state: not an event time; windows held", "{s:s}", "key",
+                       key);
+        return -1;
+    }
+    return found;
+}
+
+/*
+ * The windows of the rolling view ending with `cur` (window `start`), oldest first, `cur`
+ * last: up to evaluation.rolling_windows, counted from the model's first evaluated window
+ * (Redis key rolling_first:<model>, set on the first evaluation to `from`, the first window
+ * of that evaluation: a run of empty windows ends at `start`) as replay counts from the
+ * first reported one. The earlier windows are read from Redis (a missing one is empty) through
+ * `counts_only`, a feature-less copy of the model: their feature statistics and sketches are
+ * skipped while decoding, so holding 23 of them costs their counts only.
+ * @returns 0 with *aggs (free with free_recent) and *n (0 when disabled), -1 on a Redis error.
+ */
+static int load_recent(struct runner *rn, size_t mi, int64_t from, int64_t start,
+                       struct dw_agg *cur, struct dw_model_cfg *counts_only, struct dw_agg ***aggs,
+                       size_t *n)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    int64_t L = rn->cfg.window_size_ms;
+    *aggs = NULL;
+    *n = 0;
+    if (rn->cfg.rolling_windows <= 0) {
+        return 0;
+    }
+    char name[512];
+    snprintf(name, sizeof(name), "rolling_first:%s", m->name);
+    int64_t first = start;
+    int found = get_event_time(rn, name, &first);
+    if (found < 0) {
+        return -1;
+    }
+    if (found == 0 || first > from) {
+        first = from;
+        if (dw_redis_set_i64(rn->redis, name, first) != 0) {
+            return -1;
+        }
+    }
+    int64_t k = DW_MIN(rn->cfg.rolling_windows, (start - first) / L + 1);
+    *counts_only = *m;
+    counts_only->features = NULL;
+    counts_only->n_features = 0;
+    struct dw_agg **recent = dw_calloc((size_t)k, sizeof(*recent));
+    for (int64_t i = 0; i < k - 1; i++) {
+        int64_t ws = start - (k - 1 - i) * L;
+        char errstr[512];
+        /* Read through the feature-less model: sketches are skipped, not decoded. */
+        struct dw_agg *full =
+            dw_redis_load_window(rn->redis, counts_only, ws, rn->n_parts, errstr, sizeof(errstr));
+        if (!full) {
+            dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:I,s:s}", "model", m->name,
+                   "window_start_ms", (json_int_t)ws, "error", errstr);
+            for (int64_t j = 0; j < i; j++) {
+                dw_agg_free(recent[j]);
+            }
+            free(recent);
+            return -1;
+        }
+        recent[i] = full;
+    }
+    recent[k - 1] = cur;
+    *aggs = recent;
+    *n = (size_t)k;
+    return 0;
+}
+
+/* Frees what load_recent() returned, except the last entry (the caller's window). */
+static void free_recent(struct dw_agg **aggs, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        dw_agg_free(aggs[i]);
+    }
+    free(aggs);
+}
+
+/*
+ * Start of the first window of a stage that is not closed yet: windows before it may be
+ * evaluated (at close: every live partition's prediction watermark passed their end; final:
+ * both clocks passed their end + label_horizon). DW_NO_TS while nothing is closed.
+ */
+static int64_t closed_until(const struct runner *rn, int final)
+{
+    int64_t L = rn->cfg.window_size_ms;
+    int64_t wm = rn->global_wm;
+    if (final && (wm == DW_NO_TS || rn->global_label_wm == DW_NO_TS)) {
+        return DW_NO_TS;
+    }
+    if (final) {
+        wm = DW_MIN(wm, rn->global_label_wm) - rn->cfg.label_horizon_ms;
+    }
+    if (wm == DW_NO_TS) {
+        return DW_NO_TS;
+    }
+    /* window s is closed when s + L <= wm: the windows up to floor(wm / L) * L, exclusive */
+    return dw_floor_div(wm, L) * L;
+}
+
+/*
+ * Length in windows of the run of empty windows that starts with the empty window `start` of
+ * model mi: up to the next window holding data, or to `until` (not closed yet). The windows
+ * after it are read one by one (counts only: one pipelined GET per partition, sketches
+ * skipped), at most RUN_EMPTY_PROBE per call; a longer gap is measured over several ticks
+ * (models[mi].run_from / run_to) and still reported once. A closed window that was read empty
+ * stays empty (a late prediction creates no window), so the progress stays true.
+ * @returns the length (>= 1), 0 while the gap is still being read, -1 on a Redis error.
+ */
+static int64_t empty_run_length(struct runner *rn, size_t mi, int final, int64_t start,
+                                int64_t until, const struct dw_model_cfg *counts_only)
+{
+    struct model_rt *rt = &rn->models[mi];
+    int64_t L = rn->cfg.window_size_ms;
+    int64_t next = start + L;
+    if (rt->run_from[final] == start && rt->run_to[final] > next) {
+        next = DW_MIN(rt->run_to[final], until); /* read on an earlier tick */
+    }
+    for (int i = 0; next < until; i++, next += L) {
+        if (i == RUN_EMPTY_PROBE) {
+            rt->run_from[final] = start;
+            rt->run_to[final] = next;
+            return 0;
+        }
+        char errstr[512];
+        struct dw_agg *agg =
+            dw_redis_load_window(rn->redis, counts_only, next, rn->n_parts, errstr, sizeof(errstr));
+        if (!agg) {
+            dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model",
+                   rn->cfg.models[mi].name, "error", errstr);
+            return -1;
+        }
+        int empty = dw_eval_agg_empty(agg);
+        dw_agg_free(agg);
+        if (!empty) {
+            break;
+        }
+    }
+    rt->run_from[final] = DW_NO_TS;
+    return (next - start) / L;
+}
+
+/*
+ * Evaluates the window `start`, or the run of empty windows it starts (one report, "empty_windows"
+ * windows, up to the next window with data or `until`); its alerts and trigger are committed
+ * with cursor_name := the end of what was reported. *n_windows says how many windows that was,
+ * 0 while a long gap is still being read (nothing was reported: try again next tick).
+ */
+static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t until, int final,
+                           const char *cursor_name, int64_t *n_windows)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    int64_t L = rn->cfg.window_size_ms;
+    char errstr[512];
+    struct dw_agg *agg =
+        dw_redis_load_window(rn->redis, m, start, rn->n_parts, errstr, sizeof(errstr));
+    if (!agg) {
+        dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model", m->name, "error", errstr);
+        return -1;
+    }
+    struct dw_model_cfg counts_only = *m; /* windows read for their counts: sketches skipped */
+    counts_only.features = NULL;
+    counts_only.n_features = 0;
+    int64_t n = 1;
+    if (dw_eval_agg_empty(agg)) {
+        n = empty_run_length(rn, mi, final, start, until, &counts_only);
+    }
+    if (n == 0) {
+        dw_agg_free(agg);
+        *n_windows = 0;
+        return 0;
+    }
+    /* The rolling view ends with the last window reported: an empty one of its own. */
+    struct dw_agg *last = n > 1 ? dw_agg_new(&counts_only, start + (n - 1) * L) : agg;
+    struct dw_agg **recent = NULL;
+    size_t n_recent = 0;
+    /* Before reference_for(), which records reference windows: a failure here is retried. */
+    if (n < 0 || load_recent(rn, mi, start, start + (n - 1) * L, last, &counts_only, &recent,
+                             &n_recent) != 0) {
+        if (last != agg) {
+            dw_agg_free(last);
+        }
+        dw_agg_free(agg);
+        return -1;
+    }
+    struct dw_ref *ref = final ? rn->models[mi].ref : reference_for(rn, mi, start, agg);
+    json_t *report = dw_eval_window(&rn->cfg, m, agg, ref, final);
+    if (dw_eval_agg_empty(agg)) {
+        dw_eval_empty_run(report, &rn->cfg, n);
+    }
+    dw_eval_add_rolling(report, &rn->cfg, m, recent, n_recent);
+    free_recent(recent, n_recent);
+    if (last != agg) {
+        dw_agg_free(last);
+    }
+    dw_agg_free(agg);
+    /* Actions first: they add the change detectors' verdicts to a final report. */
+    if (dw_actions_window(rn->actions, m, report, cursor_name, start + n * L) != 0) {
+        json_decref(report);
+        return -1;
+    }
+    char name[512];
+    snprintf(name, sizeof(name), "report:%s:%" PRId64, m->name, start);
+    char *text = json_dumps(report, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    dw_redis_set_str(rn->redis, name, text, rn->cfg.retention_windows * rn->cfg.window_size_ms);
+    dw_log(DW_LOG_INFO, final ? "window final" : "window closed", "{s:s,s:O,s:O,s:O,s:I}", "model",
+           m->name, "window_start", json_object_get(report, "window_start"), "predictions",
+           json_object_get(report, "predictions"), "drift", json_object_get(report, "drift"),
+           "windows", (json_int_t)n);
+    free(text);
+    remember_report(rn, report);
+    json_decref(report);
+    dw_metric_inc(rn->m.evaluated);
+    *n_windows = n;
+    return 0;
+}
+
+/*
+ * Walks one cursor of model mi over the windows closed since the last tick. A new cursor
+ * starts at the window of the smallest prediction time any partition has accepted (min_ts):
+ * the group's first window with data. An event outside input.max_future_skew /
+ * max_past_skew is rejected by the decoder and never reaches min_ts, so one bad clock cannot
+ * start the evaluation decades early; the empty windows before a model's own first data (a
+ * model that starts later than the others) are one empty-run report.
+ */
+static void evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t first_ts)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    int64_t L = rn->cfg.window_size_ms;
+    char name[512];
+    snprintf(name, sizeof(name), "%s:%s", final ? "cursor_final" : "cursor", m->name);
+    int64_t cursor = 0;
+    int found = get_event_time(rn, name, &cursor);
+    if (found < 0) {
+        return;
+    }
+    if (found == 0) {
+        if (first_ts == DW_NO_TS) {
+            return;
+        }
+        cursor = dw_floor_div(first_ts, L) * L;
+    }
+    int64_t until = closed_until(rn, final);
+    for (int i = 0; i < RUN_MAX_WINDOWS_PER_TICK && !run_stop; i++) {
+        if (until == DW_NO_TS || cursor >= until) {
+            break; /* not closed yet; for final: labels of that window may still be on their way */
+        }
+        if (final && !rn->models[mi].ref) {
+            break; /* performance is judged once the reference exists */
+        }
+        int64_t n = 0;
+        if (evaluate_window(rn, mi, cursor, until, final, name, &n) != 0 || n == 0) {
+            break;
+        }
+        cursor += n * L;
+    }
+}
+
+static void evaluate(struct runner *rn)
+{
+    int64_t lease_ms = DW_MAX(5000, 10 * rn->cfg.eval_interval_ms);
+    if (dw_redis_lease(rn->redis, "eval", rn->owner, lease_ms) != 1) {
+        rn->eval_lease = 0;
+        return;
+    }
+    if (!rn->eval_lease) {
+        /* Just became the evaluator: deliver what the previous one left pending. */
+        rn->eval_lease = 1;
+        dw_actions_resume(rn->actions);
+    }
+    dw_actions_tick(rn->actions, dw_now_ms());
+    int64_t first_ts;
+    if (global_watermarks(rn, &first_ts) != 0 || rn->global_wm == DW_NO_TS) {
+        return;
+    }
+    int64_t wm = rn->global_wm;
+    dw_metric_set(rn->m.global_wm, (double)wm / 1000.0);
+    for (int p = 0; p < rn->n_parts; p++) {
+        if (rn->parts[p]) {
+            rn->parts[p]->closed_upto_ms = wm;
+        }
+    }
+    for (size_t mi = 0; mi < rn->cfg.n_models; mi++) {
+        evaluate_cursor(rn, mi, 0, first_ts);
+        evaluate_cursor(rn, mi, 1, first_ts);
+    }
+}
+
+/* ---- status ---- */
+
+/* The partitions waiting for their state for `kind`, as /status entries; their numbers
+ * ("1,2") appended to *list. */
+static json_t *pending_json(const struct runner *rn, enum pend_kind kind, struct dw_sbuf *list)
+{
+    json_t *arr = json_array();
+    for (int p = 0; p < rn->n_parts; p++) {
+        const struct pending *pd = &rn->pend[p];
+        if (pd->kind != kind) {
+            continue;
+        }
+        char since[40];
+        dw_time_format_rfc3339(pd->since_ms, since, sizeof(since));
+        json_array_append_new(arr, json_pack("{s:i,s:s,s:s,s:s}", "partition", p, "key", pd->key,
+                                             "error", pd->error, "since", since));
+        dw_sbuf_printf(list, "%s%d", list->len ? "," : "", p);
+    }
+    return arr;
+}
+
+/* Distinct classes and versions the owned partitions' join records hold, per model. */
+static void publish_join_strings(struct runner *rn)
+{
+    for (size_t m = 0; m < rn->cfg.n_models; m++) {
+        size_t classes = 0, versions = 0;
+        for (int p = 0; p < rn->n_parts; p++) {
+            if (rn->parts[p]) {
+                classes += dw_join_classes(&rn->parts[p]->join, m);
+                versions += dw_join_versions(&rn->parts[p]->join, m);
+            }
+        }
+        char name[256], labels[300];
+        dw_metrics_escape(rn->cfg.models[m].name, name, sizeof(name));
+        snprintf(labels, sizeof(labels), "model=\"%s\"", name);
+        dw_metric_set(dw_metrics_series("driftwatch_join_classes",
+                                        "Distinct classes held by the join records of the owned "
+                                        "partitions (bounded per partition by "
+                                        "models.<m>.max_classes).",
+                                        DW_METRIC_GAUGE, labels),
+                      (double)classes);
+        dw_metric_set(dw_metrics_series("driftwatch_join_versions",
+                                        "Distinct model versions held by the join records of the "
+                                        "owned partitions (bounded per partition by "
+                                        "models.<m>.max_versions).",
+                                        DW_METRIC_GAUGE, labels),
+                      (double)versions);
+    }
+}
+
+static void publish_status(struct runner *rn)
+{
+    json_t *parts = json_array();
+    size_t wins = 0, records = 0;
+    for (int p = 0; p < rn->n_parts; p++) {
+        struct dw_part *part = rn->parts[p];
+        if (!part) {
+            continue;
+        }
+        wins += part->n_wins;
+        records += part->join.count;
+        int64_t wm = dw_part_watermark(part);
+        json_array_append_new(
+            parts,
+            json_pack("{s:i,s:I,s:I,s:o,s:i,s:I,s:b}", "partition", p, "offset_predictions",
+                      (json_int_t)part->off_pred, "offset_labels", (json_int_t)part->off_label,
+                      "watermark_ms", wm == DW_NO_TS ? json_null() : json_integer(wm),
+                      "windows_open", (int)part->n_wins, "join_records",
+                      (json_int_t)part->join.count, "idle", rn->eof_ms[p] != 0));
+    }
+    dw_metric_set(rn->m.windows_open, (double)wins);
+    dw_metric_set(rn->m.join_records, (double)records);
+    publish_join_strings(rn);
+    json_t *st =
+        json_pack("{s:s,s:s,s:o,s:b,s:o,s:O,s:b,s:o}", "group", rn->cfg.group, "owner", rn->owner,
+                  "global_watermark_ms",
+                  rn->global_wm == DW_NO_TS ? json_null() : json_integer(rn->global_wm), "paused",
+                  rn->paused, "partitions", parts, "reports", rn->reports, "evaluator",
+                  rn->eval_lease, "alerts_firing", dw_actions_status(rn->actions));
+    struct dw_sbuf quarantined = {0}, loading = {0}, fenced = {0}, lost = {0};
+    json_object_set_new(st, "quarantined", pending_json(rn, PEND_CORRUPT, &quarantined));
+    json_object_set_new(st, "loading", pending_json(rn, PEND_UNAVAILABLE, &loading));
+    json_object_set_new(st, "fenced", pending_json(rn, PEND_FENCED, &fenced));
+    json_object_set_new(st, "state_lost", pending_json(rn, PEND_LOST, &lost));
+    json_object_set(st, "windows_held", rn->windows_held ? rn->windows_held : json_null());
+    char *text = json_dumps(st, JSON_COMPACT);
+    json_decref(st);
+    if (rn->http) {
+        dw_http_set_status(rn->http, text);
+        char reason[512] = "";
+        if (!rn->assigned) {
+            snprintf(reason, sizeof(reason), "waiting for partition assignment");
+        } else if (rn->paused) {
+            snprintf(reason, sizeof(reason), "redis unavailable");
+        } else if (lost.len) {
+            snprintf(reason, sizeof(reason),
+                     "partitions held: state_lost (state gone from Redis, state.on_loss: stop): "
+                     "%s; see docs/operations.md",
+                     lost.s);
+        } else if (quarantined.len) {
+            snprintf(reason, sizeof(reason),
+                     "partitions quarantined (corrupt state): %s; see /status and "
+                     "`driftwatch state check`",
+                     quarantined.s);
+        } else if (loading.len) {
+            snprintf(reason, sizeof(reason), "redis unavailable: state of partitions %s not loaded",
+                     loading.s);
+        } else if (fenced.len) {
+            snprintf(reason, sizeof(reason),
+                     "partitions held without state (fenced: claimed by another consumer, or "
+                     "their state changed in Redis): %s",
+                     fenced.s);
+        }
+        dw_http_set_ready(rn->http, reason[0] == '\0', reason);
+    }
+    free(quarantined.s);
+    free(loading.s);
+    free(fenced.s);
+    free(lost.s);
+    free(text);
+}
+
+/* ---- lifecycle ---- */
+
+static void run_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: driftwatch run -c FILE [--check-config]\n"
+            "       driftwatch run --config-reference\n\n"
+            "Consumes the prediction and label topics, joins them, keeps windows in Redis,\n"
+            "detects drift and sends alerts and retraining triggers.\n\n"
+            "  -c, --config FILE   configuration (see deploy/driftwatch.example.yaml)\n"
+            "      --check-config  validate the configuration, print the effective config, exit\n"
+            "      --config-reference  print every configuration key (Markdown table), exit\n"
+            "  -h, --help          this help\n"
+            "      --version       print the version\n");
+}
+
+static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
+{
+    /* Owner token: fences checkpoints of a previous owner of a partition (dw_redis_claim). */
+    char host[64] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0) {
+        snprintf(host, sizeof(host), "unknown");
+    }
+    snprintf(rn->owner, sizeof(rn->owner), "%.63s-%ld-%lld", host, (long)getpid(),
+             (long long)dw_now_ms());
+    metrics_init(&rn->m);
+    rn->reports = json_array();
+    rn->global_wm = DW_NO_TS;
+    rn->global_label_wm = DW_NO_TS;
+    rn->models = dw_calloc(rn->cfg.n_models, sizeof(*rn->models));
+    if (!(rn->dec = dw_decoder_new(&rn->cfg, errstr, errstr_size))) {
+        return -1;
+    }
+    rn->pev = dw_prediction_new(rn->dec);
+    if (!(rn->redis = dw_redis_connect(&rn->cfg, errstr, errstr_size))) {
+        return -1;
+    }
+    if (!(rn->producer = dw_kafka_producer_new(&rn->cfg, errstr, errstr_size))) {
+        return -1;
+    }
+    rn->consumer = dw_kafka_consumer_new(&rn->cfg, rebalance_cb, rn, errstr, errstr_size);
+    if (!rn->consumer) {
+        return -1;
+    }
+    if (dw_kafka_check_copartitioned(rn->consumer, &rn->cfg, &rn->n_parts, errstr, errstr_size) !=
+        0) {
+        return -1;
+    }
+    if (dw_redis_set_partitions(rn->redis, rn->n_parts) != 0) {
+        return dw_err(errstr, errstr_size, "redis: cannot store the partition count");
+    }
+    rn->parts = dw_calloc((size_t)rn->n_parts, sizeof(*rn->parts));
+    rn->eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->eof_ms));
+    rn->held = dw_calloc((size_t)rn->n_parts, sizeof(*rn->held));
+    rn->pend = dw_calloc((size_t)rn->n_parts, sizeof(*rn->pend));
+    rn->label_eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->label_eof_ms));
+    if (!(rn->actions =
+              dw_actions_new(&rn->cfg, rn->redis, rn->producer, rn->owner, errstr, errstr_size))) {
+        return -1;
+    }
+    if (rn->cfg.http_listen[0] &&
+        !(rn->http = dw_http_start(rn->cfg.http_listen, RUN_LIVE_WINDOW_MS, errstr, errstr_size))) {
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(topics, rn->cfg.topic_predictions, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, rn->cfg.topic_labels, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(rn->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        return dw_err(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err));
+    }
+    return 0;
+}
+
+/* Pauses or resumes the labels partition p (event-time alignment). */
+static void hold_labels(struct runner *rn, int p, int hold)
+{
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tp, rn->cfg.topic_labels, p);
+    rd_kafka_resp_err_t err = hold ? rd_kafka_pause_partitions(rn->consumer, tp)
+                                   : rd_kafka_resume_partitions(rn->consumer, tp);
+    rd_kafka_topic_partition_list_destroy(tp);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rn->held[p] = (unsigned char)hold;
+        dw_metric_add(rn->m.labels_held, hold ? 1.0 : -1.0);
+        if (hold) {
+            dw_metric_inc(rn->m.label_holds);
+        }
+    }
+}
+
+/*
+ * Event-time alignment of the two topics of a partition (as Flink's watermark alignment): when
+ * the labels' clock runs more than one window ahead of the predictions' (a backlog: label
+ * messages are smaller, so librdkafka fetches them faster), the labels partition is paused
+ * until the predictions catch up to half a window behind, or reach the end of their log, or
+ * have no event yet. Otherwise every label of the backlog would wait parked in the join cache
+ * for its prediction: memory and CPU spent for nothing. The results do not depend on it (the
+ * two clocks make every interleaving give the same state); only memory and speed do.
+ */
+static void align_labels(struct runner *rn)
+{
+    int64_t slack = rn->cfg.window_size_ms;
+    for (int p = 0; p < rn->n_parts && !rn->paused; p++) {
+        struct dw_part *part = rn->parts[p];
+        if (!part) {
+            continue;
+        }
+        int ahead_by_more = 0, caught_up = 1;
+        if (part->max_ts != DW_NO_TS && part->max_label_ts != DW_NO_TS && rn->eof_ms[p] == 0) {
+            ahead_by_more = part->max_label_ts > part->max_ts + slack;
+            caught_up = part->max_label_ts <= part->max_ts + slack / 2;
+        }
+        if (!rn->held[p] && ahead_by_more) {
+            hold_labels(rn, p, 1);
+        } else if (rn->held[p] && caught_up) {
+            hold_labels(rn, p, 0);
+        }
+    }
+}
+
+static void runner_loop(struct runner *rn)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rn->consumer);
+    rd_kafka_message_t **batch = dw_calloc(RUN_BATCH, sizeof(*batch));
+    rn->next_ckpt = dw_mono_ms() + rn->cfg.checkpoint_interval_ms;
+    rn->next_eval = dw_mono_ms() + rn->cfg.eval_interval_ms;
+    while (!run_stop) {
+        ssize_t n = rd_kafka_consume_batch_queue(q, RUN_POLL_MS, batch, RUN_BATCH);
+        for (ssize_t i = 0; i < n; i++) {
+            handle_message(rn, batch[i]);
+            rd_kafka_message_destroy(batch[i]);
+        }
+        if (n <= 0) {
+            /* Serve rebalance and error events when no message came. */
+            rd_kafka_consumer_poll(rn->consumer, 0);
+        }
+        align_labels(rn);
+        retry_pending(rn);
+        int64_t now = dw_mono_ms();
+        if (now >= rn->next_ckpt) {
+            int ok = checkpoint_all(rn) == 0;
+            set_paused(rn, !ok);
+            rn->next_ckpt = now + rn->cfg.checkpoint_interval_ms;
+        }
+        if (now >= rn->next_eval) {
+            if (!rn->paused) {
+                evaluate(rn);
+            }
+            publish_status(rn);
+            rn->next_eval = now + rn->cfg.eval_interval_ms;
+        }
+        if (rn->http) {
+            dw_http_tick(rn->http);
+        }
+    }
+    free(batch);
+    rd_kafka_queue_destroy(q);
+}
+
+static void runner_stop(struct runner *rn)
+{
+    if (rn->consumer) {
+        if (rn->parts) {
+            checkpoint_all(rn);
+        }
+        rd_kafka_consumer_close(rn->consumer); /* revokes: checkpoints again, frees state */
+        rd_kafka_destroy(rn->consumer);
+    }
+    if (rn->producer) {
+        rd_kafka_flush(rn->producer, RUN_FLUSH_MS);
+        rd_kafka_destroy(rn->producer);
+    }
+    dw_kafka_outbox_free(rn->dlq); /* after the producer: no delivery report can come now */
+    dw_actions_free(rn->actions, RUN_SHUTDOWN_FLUSH_MS);
+    if (rn->http) {
+        dw_http_stop(rn->http);
+    }
+    for (int p = 0; p < rn->n_parts && rn->parts; p++) {
+        dw_part_free(rn->parts[p]);
+    }
+    for (size_t i = 0; rn->models && i < rn->cfg.n_models; i++) {
+        dw_ref_free(rn->models[i].ref);
+    }
+    free(rn->models);
+    free(rn->parts);
+    free(rn->eof_ms);
+    free(rn->label_eof_ms);
+    free(rn->held);
+    free(rn->pend);
+    json_decref(rn->windows_held);
+    free(rn->pev);
+    dw_decoder_destroy(rn->dec);
+    dw_redis_free(rn->redis);
+    json_decref(rn->reports);
+    dw_config_free(&rn->cfg);
+}
+
+int dw_cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},     {"check-config", no_argument, NULL, 'C'},
+        {"config-reference", no_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    int check = 0, c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'C':
+            check = 1;
+            break;
+        case 'R':
+            dw_config_reference(stdout);
+            return 0;
+        case 'h':
+            run_usage(stdout);
+            return 0;
+        case 'V':
+            printf("driftwatch %s\n", DW_VERSION);
+            return 0;
+        default:
+            run_usage(stderr);
+            return 2;
+        }
+    }
+    static struct runner rn;
+    memset(&rn, 0, sizeof(rn));
+    if (dw_config_load_cli(&rn.cfg, "run", path) != 0) {
+        if (!path) {
+            run_usage(stderr);
+        }
+        return 2;
+    }
+    if (check) {
+        dw_config_dump(&rn.cfg, stdout);
+        dw_config_free(&rn.cfg);
+        return 0;
+    }
+    dw_log_set_level(rn.cfg.log_level);
+    /* Checkpoint and evaluation buffers of a few MB come and go every second: keep them on the
+     * heap instead of mapping and zeroing fresh pages each time (glibc's defaults). */
+    mallopt(M_MMAP_THRESHOLD, RUN_MMAP_THRESHOLD);
+    mallopt(M_TRIM_THRESHOLD, RUN_TRIM_THRESHOLD);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    run_stop = 0;
+    int rc = 0;
+    char errstr[1024];
+    if (runner_start(&rn, errstr, sizeof(errstr)) != 0) {
+        dw_log(DW_LOG_ERROR, "cannot start", "{s:s}", "error", errstr);
+        fprintf(stderr, "driftwatch: %s\n", errstr);
+        rc = 1;
+    } else {
+        dw_log(DW_LOG_INFO, "started", "{s:s,s:s,s:i,s:s}", "version", DW_VERSION, "group",
+               rn.cfg.group, "partitions", rn.n_parts, "owner", rn.owner);
+        runner_loop(&rn);
+        dw_log(DW_LOG_INFO, "stopping", NULL);
+    }
+    runner_stop(&rn);
+    return rc;
+}

@@ -1,0 +1,1994 @@
+/*
+ * dw_decode.c - prediction and label events from raw Kafka payloads.
+ *
+ * Why it looks like this:
+ *
+ * - This is the hot path (every message of both topics goes through it), so all the work that
+ *   does not depend on the message is done once in dw_decoder_new(): the configured field paths
+ *   (JSON pointers, RFC 6901) are split and unescaped into segment arrays, model name lengths
+ *   are cached, each model gets a small hash table from feature name to feature index, and the
+ *   scratch buffers are allocated up front. Once the buffers have grown to the largest message
+ *   seen, decoding a message allocates nothing.
+ *
+ * - Parsing: jsmn tokenizes the message into a decoder-owned token array (grown and resumed on
+ *   JSMN_ERROR_NOMEM). jsmn is fast because it only finds where tokens start and end; it does
+ *   not check the grammar (it skips commas and colons, accepts "tru" or "01" as primitives and
+ *   raw control characters in strings). So one walk over the tokens, doc_check(), enforces all
+ *   of RFC 8259 exactly as jansson 2.14 does with flags 0 (proven by test_decode_diff.c, which
+ *   compares both on hand-written cases and random mutations): the bytes between tokens must be
+ *   whitespace plus exactly the expected ':' ',' '}' ']'; numbers, true/false/null and string
+ *   escapes (\uXXXX with surrogate pairs, no \u0000, no raw byte < 0x20) are checked; integers
+ *   must fit in 64 bits and reals must not overflow a double; values nest at most 2048 deep;
+ *   exactly one top-level value. The walk also records, per token, its kind and the index of
+ *   the token after its subtree, so that member lookup skips subtrees in O(1).
+ *
+ * - Nesting is counted before jsmn runs (depth_scan()): jsmn finds the opener of a closing
+ *   bracket by walking parent links up from the last token, so N nested arrays cost O(N^2)
+ *   steps (30 s for a 256 KiB message). One linear pass over the first top-level value counts
+ *   its depth; deeper than input.max_depth is rejected (too_deep) before any token is made, and
+ *   jsmn only ever sees that first value, which bounds its walk to O(bytes * depth).
+ *
+ * - Nothing is converted that is not read: a string points into the message unless it has a
+ *   backslash, in which case it is unescaped into the decoder's shadow buffer at the same offset
+ *   as in the message (an unescaped string is never longer than its escaped form, so strings
+ *   never overlap there and unescaping the same token twice is harmless). Numbers are converted
+ *   when a field asks for them (integers by hand, reals with strtod), except that a real whose
+ *   leading digit sits at 10^308 or above is converted during the walk to reject overflow.
+ *
+ * - Duplicate keys: the last occurrence wins, as in jansson without JSON_REJECT_DUPLICATES.
+ *
+ * - Non-finite numbers (input.non_finite): Python's json module writes NaN, Infinity and
+ *   -Infinity by default, so real services emit them. With "count" (the default) these three
+ *   exact tokens are accepted anywhere a value may stand, as kinds of their own (tokenize()
+ *   explains how jsmn is made to cut them); a numeric feature reads them as NAN / +-INFINITY
+ *   (counted apart by dw_agg.c), a categorical one as their text, and every other field refuses
+ *   them as it refuses any value of the wrong type, naming the field. With "reject" nothing of
+ *   this runs and the decoder is exactly jansson's RFC 8259 (the differential test pins it).
+ *
+ * - Classes are compared as text everywhere in driftwatch (DESIGN.md section 8): a string as it
+ *   is, a number or boolean as its JSON text. Reals print like Python's repr / json.dumps
+ *   (shortest digits that round-trip, fixed notation for 1e-4 <= |v| < 1e16, and ".0" on
+ *   integral values) so that 1.0 -> "1.0", 0.1 -> "0.1" and 100.0 -> "100.0".
+ *
+ * - A bad message is never fatal: every check returns a reason code and an errstr naming the
+ *   field (or, for invalid JSON, what is wrong and at which byte), and the caller counts it and
+ *   sends it to the dead-letter topic.
+ *
+ * @locality one decoder per consumer thread; a decoder is not thread-safe.
+ */
+#include "driftwatch/core/dw_decode.h"
+
+#include "driftwatch/core/dw_common.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* jsmn 1.1.0 (header-only): static functions in this file, strict mode (primitives only as
+ * values, no unquoted text), parent links (a closing bracket finds its opener in O(1)). */
+#define JSMN_STATIC
+#define JSMN_STRICT
+#define JSMN_PARENT_LINKS
+#include <jsmn.h>
+
+#include "driftwatch/core/dw_banned.h" /* last: after every declaration */
+
+/* bytes; holds the JSON text of any number: an int64 (20 chars) or a real such as
+ * "-2.2250738585072014e-308" (24 chars), plus NUL */
+#define NUM_TEXT_MAX 32
+
+/* seconds; a numeric timestamp with |v| below this is epoch seconds (1e11 s is the year 5138),
+ * at or above it epoch milliseconds (1e11 ms is 1973-03-03) */
+#define EPOCH_SECONDS_LIMIT 100000000000LL
+
+/* milliseconds; numeric timestamps beyond +-9e15 ms (about 285,000 years) are rejected, which
+ * keeps every later window computation far away from int64 overflow */
+#define EPOCH_MS_LIMIT 9.0e15
+
+/* kafka_ts_ms of a message without any clock to bound its event time against (replay) */
+#define NO_REFERENCE INT64_MIN
+
+/* bytes; an RFC 3339 text of any accepted event time or Kafka timestamp, with its NUL */
+#define TIME_TEXT_MAX 48
+
+/* bytes; at most this much of a message-supplied text (model name, bad timestamp) is quoted in
+ * errstr */
+#define ERR_QUOTE_MAX 64
+
+/* tokens; the initial token array (a 400-byte event with 15 features has about 50), doubled
+ * whenever a message needs more */
+#define TOKENS_INITIAL 512
+
+/* levels; the deepest value accepted (the top level is 1), jansson's JSON_PARSER_MAX_DEPTH */
+#define JSON_MAX_DEPTH 2048
+
+/* --------------------------------------------------------------------------------------------
+ * JSON pointers, compiled once
+ * ------------------------------------------------------------------------------------------ */
+
+struct ptr_seg {
+    char *key;       /* unescaped ("~1" -> "/", "~0" -> "~"), NUL-terminated */
+    size_t len;      /* bytes of key */
+    long long index; /* the segment as an array index, or -1 when it is not a valid index */
+};
+
+struct json_ptr {
+    int used;      /* 0: an optional field switched off by an empty pointer */
+    size_t n_segs; /* 0 with used = 1: the whole document */
+    struct ptr_seg *segs;
+};
+
+enum ptr_mode {
+    PTR_REQUIRED, /* "" is rejected: the whole document can never be an id, model or class */
+    PTR_OPTIONAL, /* "" means the field is not used */
+    PTR_DOCUMENT  /* "" means the whole document (features: flat events) */
+};
+
+static void ptr_free(struct json_ptr *p)
+{
+    for (size_t i = 0; i < p->n_segs; i++) {
+        free(p->segs[i].key);
+    }
+    free(p->segs);
+    memset(p, 0, sizeof(*p));
+}
+
+/* RFC 6901 array index: "0" or digits without a leading zero ("-" and anything else: none). */
+static long long seg_index(const char *s, size_t len)
+{
+    if (len == 0 || len > 18 || (len > 1 && s[0] == '0')) {
+        return -1;
+    }
+    long long v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+static int ptr_compile(struct json_ptr *p, const char *text, enum ptr_mode mode, const char *key,
+                       char *errstr, size_t errstr_size)
+{
+    memset(p, 0, sizeof(*p));
+    if (!text || !*text) {
+        if (mode == PTR_REQUIRED) {
+            return dw_err(errstr, errstr_size, "%s: a JSON pointer is required (e.g. \"/%s\")", key,
+                          strrchr(key, '.') ? strrchr(key, '.') + 1 : key);
+        }
+        p->used = mode == PTR_DOCUMENT;
+        return 0;
+    }
+    if (text[0] != '/') {
+        return dw_err(errstr, errstr_size,
+                      "%s: \"%s\" is not a JSON pointer (must be empty or start with '/')", key,
+                      text);
+    }
+    size_t n = 0;
+    for (const char *c = text; *c; c++) {
+        n += *c == '/';
+    }
+    p->segs = dw_calloc(n, sizeof(*p->segs));
+    p->used = 1;
+    const char *s = text + 1;
+    for (size_t i = 0; i < n; i++) {
+        const char *end = strchr(s, '/');
+        size_t raw = end ? (size_t)(end - s) : strlen(s);
+        struct ptr_seg *seg = &p->segs[i];
+        seg->key = dw_malloc(raw + 1);
+        p->n_segs = i + 1;
+        size_t o = 0;
+        for (size_t k = 0; k < raw; k++) {
+            if (s[k] != '~') {
+                seg->key[o++] = s[k];
+                continue;
+            }
+            if (k + 1 < raw && s[k + 1] == '0') {
+                seg->key[o++] = '~';
+            } else if (k + 1 < raw && s[k + 1] == '1') {
+                seg->key[o++] = '/';
+            } else {
+                dw_err(errstr, errstr_size,
+                       "%s: \"%s\": '~' must be followed by '0' or '1' (RFC 6901)", key, text);
+                goto err;
+            }
+            k++;
+        }
+        seg->key[o] = '\0';
+        seg->len = o;
+        seg->index = seg_index(seg->key, o);
+        s += raw + 1;
+    }
+    return 0;
+
+err:
+    ptr_free(p);
+    return -1;
+}
+
+/*
+ * Shortest text of a real that reads back to the same double, printed like Python's repr:
+ * fixed notation for 1e-4 <= |v| < 1e16 with ".0" on integral values, otherwise "1.5e+16".
+ * Rounding to more digits never moves further from v, so "round-trips with N digits" is
+ * monotone in N and a binary search over 1..17 digits finds the shortest in <= 5 tries.
+ */
+static size_t real_text(double v, char *buf, size_t size)
+{
+    char tmp[NUM_TEXT_MAX];
+    int n;
+    if (v == floor(v) && fabs(v) < 1e15) {
+        /* integral and exact in fixed notation: the common case, one snprintf */
+        n = snprintf(buf, size, "%.1f", v);
+        return n < 0 ? 0 : DW_MIN((size_t)n, size - 1);
+    }
+    int lo = 1;
+    int hi = 17;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        snprintf(tmp, sizeof(tmp), "%.*e", mid - 1, v);
+        if (strtod(tmp, NULL) == v) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    snprintf(tmp, sizeof(tmp), "%.*e", lo - 1, v);
+    const char *e = strchr(tmp, 'e');
+    long exp10 = e ? strtol(e + 1, NULL, 10) : 0;
+    if (exp10 >= -4 && exp10 < 16) {
+        int decimals = lo - 1 - (int)exp10;
+        n = snprintf(buf, size, "%.*f", decimals > 0 ? decimals : 0, v);
+        if (n > 0 && decimals <= 0 && (size_t)n + 2 < size) {
+            memcpy(buf + n, ".0", 3);
+            n += 2;
+        }
+    } else {
+        n = snprintf(buf, size, "%s", tmp);
+    }
+    return n < 0 ? 0 : DW_MIN((size_t)n, size - 1);
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Decoder
+ * ------------------------------------------------------------------------------------------ */
+
+/* what a token is, decided by doc_check(); JV_NAN, JV_PINF and JV_NINF are the bare tokens
+ * NaN, Infinity and -Infinity, which exist only with input.non_finite = count */
+enum jv_kind {
+    JV_NULL,
+    JV_FALSE,
+    JV_TRUE,
+    JV_INT,
+    JV_REAL,
+    JV_STR,
+    JV_OBJ,
+    JV_ARR,
+    JV_NAN,
+    JV_PINF,
+    JV_NINF
+};
+
+/* per token, beside jsmn's token: filled by doc_check() */
+struct tok_aux {
+    int next;     /* index of the first token after this value's subtree */
+    uint8_t kind; /* enum jv_kind */
+    uint8_t esc;  /* a string with a backslash: unescape before use */
+};
+
+/* feature name -> index for one model, open addressing with linear probing */
+struct feat_map {
+    uint32_t mask;    /* number of slots - 1; slots is a power of two >= 2 * n_features */
+    int *slot;        /* feature index, or -1 for an empty slot */
+    uint32_t *hash;   /* per feature: FNV-1a of its name */
+    size_t *name_len; /* per feature: strlen(name) */
+    size_t *alias;    /* per feature: the first feature with the same name (usually itself) */
+};
+
+struct dw_decoder {
+    const struct dw_config *cfg; /* borrowed; must outlive the decoder, unchanged */
+    struct json_ptr p_id;
+    struct json_ptr p_model;
+    struct json_ptr p_version;
+    struct json_ptr p_ts;
+    struct json_ptr p_features;
+    struct json_ptr p_pred;
+    struct json_ptr p_score;
+    struct json_ptr p_latency;
+    struct json_ptr p_label_id;
+    struct json_ptr p_label;
+    struct json_ptr p_label_ts;
+    size_t *model_name_len; /* strlen(cfg->models[i].name) */
+    struct feat_map *maps;  /* per model */
+    size_t max_features;
+    int *feat_tok; /* max_features: the value token of each feature in the current message */
+
+    /* the current document (msg == NULL: none) */
+    const char *msg;
+    size_t msg_len;
+    jsmntok_t *toks;     /* tok_cap tokens, n_toks used */
+    struct tok_aux *aux; /* tok_cap entries */
+    unsigned int tok_cap;
+    int n_toks;
+    char *shadow; /* shadow_cap >= msg_len + 1 bytes: unescaped strings, number copies */
+    size_t shadow_cap;
+
+    char id_buf[NUM_TEXT_MAX]; /* an integer id as decimal text */
+    char version_buf[NUM_TEXT_MAX];
+    char *feat_text; /* max_features * NUM_TEXT_MAX: categorical numbers as text */
+};
+
+/* 32-bit FNV-1a: feature names are short, this is all the mixing they need */
+static uint32_t name_hash(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static void map_free(struct feat_map *m)
+{
+    free(m->alias);
+    free(m->name_len);
+    free(m->hash);
+    free(m->slot);
+    memset(m, 0, sizeof(*m));
+}
+
+/* @returns the index of the feature called s, or -1 */
+static int map_find(const struct feat_map *m, const struct dw_model_cfg *model, const char *s,
+                    size_t len)
+{
+    if (!m->slot) {
+        return -1;
+    }
+    uint32_t h = name_hash(s, len);
+    for (uint32_t i = h & m->mask;; i = (i + 1) & m->mask) {
+        int f = m->slot[i];
+        if (f < 0) {
+            return -1;
+        }
+        if (m->hash[f] == h && m->name_len[f] == len &&
+            memcmp(model->features[f].name, s, len) == 0) {
+            return f;
+        }
+    }
+}
+
+static void map_build(struct feat_map *m, const struct dw_model_cfg *model)
+{
+    size_t n = model->n_features;
+    if (n == 0) {
+        return;
+    }
+    size_t slots = 4;
+    while (slots < 2 * n) {
+        slots *= 2;
+    }
+    m->mask = (uint32_t)(slots - 1);
+    m->slot = dw_malloc(slots * sizeof(*m->slot));
+    for (size_t i = 0; i < slots; i++) {
+        m->slot[i] = -1;
+    }
+    m->hash = dw_calloc(n, sizeof(*m->hash));
+    m->name_len = dw_calloc(n, sizeof(*m->name_len));
+    m->alias = dw_calloc(n, sizeof(*m->alias));
+    for (size_t f = 0; f < n; f++) {
+        const char *name = model->features[f].name;
+        m->name_len[f] = strlen(name);
+        m->hash[f] = name_hash(name, m->name_len[f]);
+        int first = map_find(m, model, name, m->name_len[f]);
+        if (first >= 0) {
+            m->alias[f] = (size_t)first; /* a repeated name reads the same key */
+            continue;
+        }
+        m->alias[f] = f;
+        uint32_t i = m->hash[f] & m->mask;
+        while (m->slot[i] >= 0) {
+            i = (i + 1) & m->mask;
+        }
+        m->slot[i] = (int)f;
+    }
+}
+
+const char *dw_bad_reason_name(enum dw_bad_reason r)
+{
+    static const char *const names[DW_BAD__COUNT] = {
+        [DW_BAD_NONE] = "none",
+        [DW_BAD_TOO_LARGE] = "too_large",
+        [DW_BAD_UTF8] = "invalid_utf8",
+        [DW_BAD_TOO_DEEP] = "too_deep",
+        [DW_BAD_JSON] = "invalid_json",
+        [DW_BAD_NOT_OBJECT] = "not_object",
+        [DW_BAD_MISSING_ID] = "missing_id",
+        [DW_BAD_MISSING_FIELD] = "missing_field",
+        [DW_BAD_WRONG_TYPE] = "wrong_type",
+        [DW_BAD_UNKNOWN_MODEL] = "unknown_model",
+        [DW_BAD_TIMESTAMP] = "bad_timestamp",
+        [DW_BAD_TIME_RANGE] = "timestamp_out_of_range",
+        [DW_BAD_TOO_MANY_CLASSES] = "too_many_classes",
+        [DW_BAD_TOO_MANY_VERSIONS] = "too_many_versions",
+    };
+    if ((int)r < 0 || r >= DW_BAD__COUNT) {
+        return "unknown";
+    }
+    return names[r];
+}
+
+void dw_decoder_destroy(struct dw_decoder *dec)
+{
+    if (!dec) {
+        return;
+    }
+    free(dec->shadow);
+    free(dec->aux);
+    free(dec->toks);
+    free(dec->feat_text);
+    free(dec->feat_tok);
+    if (dec->maps) {
+        for (size_t m = 0; m < dec->cfg->n_models; m++) {
+            map_free(&dec->maps[m]);
+        }
+        free(dec->maps);
+    }
+    free(dec->model_name_len);
+    ptr_free(&dec->p_label_ts);
+    ptr_free(&dec->p_label);
+    ptr_free(&dec->p_label_id);
+    ptr_free(&dec->p_latency);
+    ptr_free(&dec->p_score);
+    ptr_free(&dec->p_pred);
+    ptr_free(&dec->p_features);
+    ptr_free(&dec->p_ts);
+    ptr_free(&dec->p_version);
+    ptr_free(&dec->p_model);
+    ptr_free(&dec->p_id);
+    free(dec);
+}
+
+struct dw_decoder *dw_decoder_new(const struct dw_config *cfg, char *errstr, size_t errstr_size)
+{
+    if (!cfg) {
+        dw_err(errstr, errstr_size, "decoder: no configuration");
+        return NULL;
+    }
+    struct dw_decoder *dec = dw_calloc(1, sizeof(*dec));
+    dec->cfg = cfg;
+    const struct {
+        struct json_ptr *p;
+        const char *text;
+        enum ptr_mode mode;
+        const char *key;
+    } ptrs[] = {
+        {&dec->p_id, cfg->field_prediction_id, PTR_REQUIRED, "input.fields.prediction_id"},
+        {&dec->p_model, cfg->field_model, PTR_REQUIRED, "input.fields.model"},
+        {&dec->p_version, cfg->field_model_version, PTR_OPTIONAL, "input.fields.model_version"},
+        {&dec->p_ts, cfg->field_timestamp, PTR_OPTIONAL, "input.fields.timestamp"},
+        {&dec->p_features, cfg->field_features, PTR_DOCUMENT, "input.fields.features"},
+        {&dec->p_pred, cfg->field_prediction, PTR_REQUIRED, "input.fields.prediction"},
+        {&dec->p_score, cfg->field_score, PTR_OPTIONAL, "input.fields.score"},
+        {&dec->p_latency, cfg->field_latency_ms, PTR_OPTIONAL, "input.fields.latency_ms"},
+        {&dec->p_label_id, cfg->field_label_id, PTR_REQUIRED, "input.fields.label_id"},
+        {&dec->p_label, cfg->field_label, PTR_REQUIRED, "input.fields.label"},
+        {&dec->p_label_ts, cfg->field_label_timestamp, PTR_OPTIONAL,
+         "input.fields.label_timestamp"},
+    };
+    for (size_t i = 0; i < DW_ARRAY_SIZE(ptrs); i++) {
+        if (ptr_compile(ptrs[i].p, ptrs[i].text, ptrs[i].mode, ptrs[i].key, errstr, errstr_size) !=
+            0) {
+            goto err;
+        }
+    }
+    dec->model_name_len = dw_calloc(DW_MAX(cfg->n_models, (size_t)1), sizeof(size_t));
+    for (size_t m = 0; m < cfg->n_models; m++) {
+        const struct dw_model_cfg *model = &cfg->models[m];
+        if (!model->name || (model->n_features > 0 && !model->features)) {
+            dw_err(errstr, errstr_size, "models[%zu]: no name or no feature list", m);
+            goto err;
+        }
+        for (size_t f = 0; f < model->n_features; f++) {
+            if (!model->features[f].name) {
+                dw_err(errstr, errstr_size, "models.%s.features[%zu]: no name", model->name, f);
+                goto err;
+            }
+        }
+        if (model->n_features > INT_MAX / 4) {
+            dw_err(errstr, errstr_size, "models.%s: too many features", model->name);
+            goto err;
+        }
+        dec->model_name_len[m] = strlen(model->name);
+        dec->max_features = DW_MAX(dec->max_features, model->n_features);
+    }
+    dec->maps = dw_calloc(DW_MAX(cfg->n_models, (size_t)1), sizeof(*dec->maps));
+    for (size_t m = 0; m < cfg->n_models; m++) {
+        map_build(&dec->maps[m], &cfg->models[m]);
+    }
+    dec->feat_tok = dw_calloc(DW_MAX(dec->max_features, (size_t)1), sizeof(*dec->feat_tok));
+    dec->feat_text = dw_calloc(DW_MAX(dec->max_features, (size_t)1), NUM_TEXT_MAX);
+    dec->tok_cap = TOKENS_INITIAL;
+    dec->toks = dw_calloc(dec->tok_cap, sizeof(*dec->toks));
+    dec->aux = dw_calloc(dec->tok_cap, sizeof(*dec->aux));
+    return dec;
+
+err:
+    dw_decoder_destroy(dec);
+    return NULL;
+}
+
+size_t dw_decoder_max_features(const struct dw_decoder *dec)
+{
+    return dec->max_features;
+}
+
+struct dw_prediction *dw_prediction_new(const struct dw_decoder *dec)
+{
+    return dw_calloc(1, sizeof(struct dw_prediction) + dec->max_features * sizeof(struct dw_val));
+}
+
+void dw_decoder_reset(struct dw_decoder *dec)
+{
+    if (dec) {
+        dec->msg = NULL;
+        dec->msg_len = 0;
+        dec->n_toks = 0;
+    }
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Raw bytes and parse
+ * ------------------------------------------------------------------------------------------ */
+
+/*
+ * Offset of the first byte that does not start a well-formed UTF-8 sequence (Unicode 15,
+ * table 3-7), or len. The second-byte ranges exclude overlongs (E0 80..9F, F0 80..8F),
+ * surrogates (ED A0..BF) and code points above U+10FFFF (F4 90..BF, F5..FF); C0, C1 and
+ * stray continuation bytes 80..BF never start a sequence. ASCII runs go 8 bytes at a time.
+ */
+static size_t utf8_first_invalid(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, s + i, sizeof(w));
+            if (w & 0x8080808080808080ULL) {
+                break;
+            }
+            i += 8;
+        }
+        if (i >= len) {
+            break;
+        }
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned char lo = 0x80;
+        unsigned char hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+        } else if (c == 0xE0) {
+            n = 2;
+            lo = 0xA0;
+        } else if (c == 0xED) {
+            n = 2;
+            hi = 0x9F;
+        } else if (c >= 0xE1 && c <= 0xEF) {
+            n = 2;
+        } else if (c == 0xF0) {
+            n = 3;
+            lo = 0x90;
+        } else if (c >= 0xF1 && c <= 0xF3) {
+            n = 3;
+        } else if (c == 0xF4) {
+            n = 3;
+            hi = 0x8F;
+        } else {
+            return i;
+        }
+        if (len - i - 1 < n || s[i + 1] < lo || s[i + 1] > hi) {
+            return i;
+        }
+        for (size_t k = 2; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) {
+                return i;
+            }
+        }
+        i += n + 1;
+    }
+    return len;
+}
+
+int dw_utf8_valid(const void *buf, size_t len)
+{
+    if (len == 0) {
+        return 1;
+    }
+    return buf && utf8_first_invalid(buf, len) == len;
+}
+
+/* --------------------------------------------------------------------------------------------
+ * JSON: jsmn's tokens, then the grammar checks jsmn leaves out
+ * ------------------------------------------------------------------------------------------ */
+
+/* the first error found by the checks: what and where */
+struct json_err {
+    size_t pos; /* byte offset */
+    const char *what;
+};
+
+static int json_fail(struct json_err *e, size_t pos, const char *what)
+{
+    e->pos = pos;
+    e->what = what;
+    return -1;
+}
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static size_t skip_ws(const char *js, size_t pos, size_t end)
+{
+    while (pos < end && is_ws(js[pos])) {
+        pos++;
+    }
+    return pos;
+}
+
+static int hex_val(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* the 4 hex digits at s (n bytes available) as a code unit, or -1 */
+static long hex4(const char *s, size_t n)
+{
+    if (n < 4) {
+        return -1;
+    }
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hex_val((unsigned char)s[i]);
+        if (h < 0) {
+            return -1;
+        }
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+/*
+ * A string's content js[s..e) (between the quotes): no raw byte < 0x20, only the escapes
+ * \" \\ \/ \b \f \n \r \t \uXXXX, a high surrogate only when a low one follows, no lone low
+ * surrogate and no \u0000 (jansson refuses it unless JSON_ALLOW_NUL). UTF-8 is checked before.
+ */
+static int check_string(const char *js, size_t s, size_t e, uint8_t *esc, struct json_err *err)
+{
+    *esc = 0;
+    for (size_t i = s; i < e; i++) {
+        unsigned char c = (unsigned char)js[i];
+        if (c >= 0x20 && c != '\\' && c != '"') {
+            continue;
+        }
+        if (c < 0x20) {
+            return json_fail(err, i, "control character in a string");
+        }
+        if (c == '"') {
+            return json_fail(err, i, "unescaped '\"' in a string");
+        }
+        *esc = 1;
+        if (i + 1 >= e) {
+            return json_fail(err, i, "invalid escape in a string");
+        }
+        c = (unsigned char)js[++i];
+        if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' ||
+            c == 't') {
+            continue;
+        }
+        if (c != 'u') {
+            return json_fail(err, i - 1, "invalid escape in a string");
+        }
+        long u = hex4(js + i + 1, e - i - 1);
+        if (u < 0) {
+            return json_fail(err, i - 1, "invalid \\u escape in a string");
+        }
+        if (u == 0) {
+            return json_fail(err, i - 1, "\\u0000 is not allowed in a string");
+        }
+        if (u >= 0xDC00 && u <= 0xDFFF) {
+            return json_fail(err, i - 1, "lone low surrogate in a string");
+        }
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            long lo = -1;
+            if (i + 6 < e && js[i + 5] == '\\' && js[i + 6] == 'u') {
+                lo = hex4(js + i + 7, e - i - 7);
+            }
+            if (lo < 0xDC00 || lo > 0xDFFF) {
+                return json_fail(err, i - 1, "high surrogate without a low surrogate");
+            }
+            i += 6;
+        }
+        i += 4;
+    }
+    return 0;
+}
+
+/*
+ * A primitive token js[s..e): true, false, null or a number as RFC 8259 writes it
+ * (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?). An integer (no '.', 'e', 'E') must fit in
+ * int64 and a real must be finite: both are invalid JSON for jansson ("too big integer",
+ * "real number overflow"). With non_finite set (input.non_finite = count), also the exact
+ * tokens NaN, Infinity and -Infinity that Python's json module writes. shadow has room for
+ * js[s..e) plus a NUL at the same offsets.
+ */
+static int check_primitive(const char *js, size_t s, size_t e, char *shadow, int non_finite,
+                           uint8_t *kind, struct json_err *err)
+{
+    const char *p = js + s;
+    size_t n = e - s;
+    if (non_finite) {
+        if (n == 3 && memcmp(p, "NaN", 3) == 0) {
+            *kind = JV_NAN;
+            return 0;
+        }
+        if (n == 8 && memcmp(p, "Infinity", 8) == 0) {
+            *kind = JV_PINF;
+            return 0;
+        }
+        if (n == 9 && memcmp(p, "-Infinity", 9) == 0) {
+            *kind = JV_NINF;
+            return 0;
+        }
+    }
+    if (n == 4 && memcmp(p, "true", 4) == 0) {
+        *kind = JV_TRUE;
+        return 0;
+    }
+    if (n == 5 && memcmp(p, "false", 5) == 0) {
+        *kind = JV_FALSE;
+        return 0;
+    }
+    if (n == 4 && memcmp(p, "null", 4) == 0) {
+        *kind = JV_NULL;
+        return 0;
+    }
+    size_t i = 0;
+    int neg = 0;
+    if (i < n && p[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    size_t int_start = i;
+    if (i < n && p[i] == '0') {
+        i++;
+    } else if (i < n && p[i] >= '1' && p[i] <= '9') {
+        while (i < n && p[i] >= '0' && p[i] <= '9') {
+            i++;
+        }
+    } else {
+        return json_fail(err, s, "invalid literal (expected a number, true, false or null)");
+    }
+    size_t int_digits = i - int_start;
+    int is_real = 0;
+    size_t frac_start = i;
+    size_t frac_end = i;
+    if (i < n && p[i] == '.') {
+        is_real = 1;
+        frac_start = ++i;
+        while (i < n && p[i] >= '0' && p[i] <= '9') {
+            i++;
+        }
+        frac_end = i;
+        if (frac_end == frac_start) {
+            return json_fail(err, s + i, "invalid number: digits expected after '.'");
+        }
+    }
+    long exp10 = 0;
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        is_real = 1;
+        i++;
+        int exp_neg = 0;
+        if (i < n && (p[i] == '+' || p[i] == '-')) {
+            exp_neg = p[i] == '-';
+            i++;
+        }
+        size_t exp_start = i;
+        while (i < n && p[i] >= '0' && p[i] <= '9') {
+            if (exp10 < 100000000L) { /* saturate: any exponent this large decides alone */
+                exp10 = exp10 * 10 + (p[i] - '0');
+            }
+            i++;
+        }
+        if (i == exp_start) {
+            return json_fail(err, s + i, "invalid number: digits expected in the exponent");
+        }
+        exp10 = exp_neg ? -exp10 : exp10;
+    }
+    if (i != n) {
+        return json_fail(err, s + i, "invalid number");
+    }
+    if (!is_real) {
+        if (int_digits > 19 ||
+            (int_digits == 19 &&
+             memcmp(p + int_start, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0)) {
+            return json_fail(err, s, "integer out of the 64-bit range");
+        }
+        *kind = JV_INT;
+        return 0;
+    }
+    *kind = JV_REAL;
+    /* decimal exponent of the leading significant digit: below 308, |v| < 1e308 < DBL_MAX */
+    long lead;
+    if (int_digits > 1 || p[int_start] != '0') {
+        lead = (long)int_digits - 1 + exp10;
+    } else {
+        size_t k = frac_start;
+        while (k < frac_end && p[k] == '0') {
+            k++;
+        }
+        if (k == frac_end) {
+            return 0; /* zero */
+        }
+        lead = exp10 - (long)(k - frac_start + 1);
+    }
+    if (lead >= 308) {
+        memcpy(shadow + s, p, n);
+        shadow[e] = '\0';
+        if (isinf(strtod(shadow + s, NULL))) {
+            return json_fail(err, s, "real number out of the double range");
+        }
+    }
+    return 0;
+}
+
+struct walk {
+    const char *js;
+    size_t len;
+    const jsmntok_t *toks;
+    struct tok_aux *aux;
+    int n_toks;
+    char *shadow;
+    int non_finite; /* accept NaN, Infinity, -Infinity (input.non_finite = count) */
+    struct json_err err;
+};
+
+/* a string token t whose opening quote should be at pos; *after is past its closing quote */
+static int walk_string(struct walk *w, int t, size_t pos, size_t *after)
+{
+    const jsmntok_t *tk = &w->toks[t];
+    if (tk->type != JSMN_STRING || w->js[pos] != '"' || (size_t)tk->start != pos + 1 ||
+        (size_t)tk->end >= w->len || w->js[tk->end] != '"') {
+        return json_fail(&w->err, pos, "string expected");
+    }
+    if (check_string(w->js, (size_t)tk->start, (size_t)tk->end, &w->aux[t].esc, &w->err) != 0) {
+        return -1;
+    }
+    w->aux[t].kind = JV_STR;
+    w->aux[t].next = t + 1;
+    *after = (size_t)tk->end + 1;
+    return 0;
+}
+
+/*
+ * The value whose first byte is at pos (a non-blank byte before end) should be token t. Checks
+ * it and its subtree; *next is the token after the subtree and *after the byte after the value.
+ * Recursion is bounded by JSON_MAX_DEPTH.
+ */
+static int walk_value(struct walk *w, int t, size_t pos, int depth, int *next, size_t *after)
+{
+    if (depth > JSON_MAX_DEPTH) {
+        return json_fail(&w->err, pos, "nested deeper than 2048 levels");
+    }
+    if (t >= w->n_toks) {
+        return json_fail(&w->err, pos, "value expected");
+    }
+    const jsmntok_t *tk = &w->toks[t];
+    if (tk->type == JSMN_STRING) {
+        *next = t + 1;
+        return walk_string(w, t, pos, after);
+    }
+    if ((size_t)tk->start != pos || tk->end <= tk->start || (size_t)tk->end > w->len) {
+        return json_fail(&w->err, pos, "value expected");
+    }
+    if (tk->type == JSMN_PRIMITIVE) {
+        if (check_primitive(w->js, pos, (size_t)tk->end, w->shadow, w->non_finite, &w->aux[t].kind,
+                            &w->err) != 0) {
+            return -1;
+        }
+        w->aux[t].next = t + 1;
+        *next = t + 1;
+        *after = (size_t)tk->end;
+        return 0;
+    }
+    if (tk->type != JSMN_OBJECT && tk->type != JSMN_ARRAY) {
+        return json_fail(&w->err, pos, "value expected");
+    }
+    int is_obj = tk->type == JSMN_OBJECT;
+    char open = is_obj ? '{' : '[';
+    char close_ch = is_obj ? '}' : ']';
+    size_t close = (size_t)tk->end - 1;
+    if (w->js[pos] != open || w->js[close] != close_ch || close == pos) {
+        return json_fail(&w->err, pos, "value expected");
+    }
+    int c = t + 1;
+    size_t p = skip_ws(w->js, pos + 1, close);
+    while (p < close) {
+        size_t a;
+        if (is_obj) {
+            if (c >= w->n_toks || w->js[p] != '"') {
+                return json_fail(&w->err, p, "object key (a string) expected");
+            }
+            if (walk_string(w, c, p, &a) != 0) {
+                return -1;
+            }
+            c++;
+            p = skip_ws(w->js, a, close);
+            if (p >= close || w->js[p] != ':') {
+                return json_fail(&w->err, p, "':' expected after an object key");
+            }
+            p = skip_ws(w->js, p + 1, close);
+            if (p >= close) {
+                return json_fail(&w->err, p, "value expected after ':'");
+            }
+        }
+        if (walk_value(w, c, p, depth + 1, &c, &a) != 0) {
+            return -1;
+        }
+        if (a > close) {
+            return json_fail(&w->err, close, "unbalanced brackets");
+        }
+        p = skip_ws(w->js, a, close);
+        if (p == close) {
+            break;
+        }
+        if (w->js[p] != ',') {
+            return json_fail(&w->err, p, is_obj ? "',' or '}' expected" : "',' or ']' expected");
+        }
+        p = skip_ws(w->js, p + 1, close);
+        if (p == close) {
+            return json_fail(&w->err, p, "trailing ',' before a closing bracket");
+        }
+    }
+    w->aux[t].kind = is_obj ? JV_OBJ : JV_ARR;
+    w->aux[t].esc = 0;
+    w->aux[t].next = c;
+    *next = c;
+    *after = close + 1;
+    return 0;
+}
+
+/* the first top-level value as depth_scan() sees it */
+struct depth_info {
+    size_t end;     /* byte after the value (len when it does not end) */
+    size_t depth;   /* deepest nesting of arrays and objects in it (the top level is 1) */
+    size_t over_at; /* byte of the first bracket deeper than the limit, or SIZE_MAX */
+};
+
+/* the index of the '"' that closes a string whose content starts at i (len: none); a quote
+ * ends the string when an even run of backslashes precedes it, as jsmn reads escapes forward */
+static size_t string_close(const char *js, size_t i, size_t len)
+{
+    for (;;) {
+        const char *q = memchr(js + i, '"', len - i);
+        if (!q) {
+            return len;
+        }
+        size_t k = (size_t)(q - js);
+        size_t run = 0;
+        while (js[k - run - 1] == '\\') { /* the opening quote stops the run */
+            run++;
+        }
+        if (run % 2 == 0) {
+            return k;
+        }
+        i = k + 1;
+    }
+}
+
+/*
+ * The nesting of the value that starts at js[pos], in one pass and without allocating, before
+ * jsmn sees the message (jsmn's parent walk is quadratic in the depth). The scan lexes as
+ * jsmn's strict mode does: a '"' opens a string that ends at the next unescaped '"'; any byte
+ * that is not blank, ',', ':', a bracket or a quote starts a primitive that runs to a blank,
+ * ',', ']' or '}' and swallows brackets and quotes. So as long as jsmn runs without an error,
+ * its count of open arrays and objects is the scan's depth (where they differ, jsmn has
+ * already failed). The scan stops where the first value ends and jsmn is given only that
+ * prefix: it then never meets a closing bracket with nothing open, the one case where its walk
+ * climbs a chain of closed tokens without closing any (and a ':' after a bracket can grow that
+ * chain by one token per four bytes). With the depth bounded by D, each token is walked over
+ * at most D times. Counting goes on past the limit so that the error can name the depth.
+ */
+static void depth_scan(const char *js, size_t pos, size_t len, size_t limit, struct depth_info *out)
+{
+    size_t depth = 0;
+    out->end = len;
+    out->depth = 0;
+    out->over_at = SIZE_MAX;
+    for (size_t i = pos; i < len; i++) {
+        char c = js[i];
+        if (c == '"') {
+            i = string_close(js, i + 1, len);
+            if (depth == 0) {
+                out->end = DW_MIN(i + 1, len);
+                return;
+            }
+        } else if (c == '[' || c == '{') {
+            depth++;
+            if (depth > out->depth) {
+                out->depth = depth;
+                if (depth > limit && out->over_at == SIZE_MAX) {
+                    out->over_at = i;
+                }
+            }
+        } else if (c == ']' || c == '}') {
+            if (depth <= 1) {
+                out->end = depth == 1 ? i + 1 : i;
+                return;
+            }
+            depth--;
+        } else if (!is_ws(c) && c != ',' && c != ':') {
+            while (i + 1 < len && !is_ws(js[i + 1]) && js[i + 1] != ',' && js[i + 1] != ']' &&
+                   js[i + 1] != '}') {
+                i++;
+            }
+            if (depth == 0) {
+                out->end = i + 1;
+                return;
+            }
+        }
+    }
+}
+
+/*
+ * The grow-and-resume loop around jsmn_parse(); 0, or -1 with err.
+ *
+ * non_finite: jsmn's strict mode starts a primitive only on '-', a digit, 't', 'f' or 'n', so
+ * it stops with JSMN_ERROR_INVAL on the 'N' of NaN and the 'I' of Infinity (-Infinity starts
+ * with '-' and needs nothing). jsmn leaves its state as it was before that byte and only ever
+ * reads forward, so the parse resumes over a copy of the rest of the message in the shadow
+ * buffer (free until doc_check() is done) with that byte changed to 'n': jsmn then makes a
+ * primitive token of the word, with the message's offsets, and check_primitive() judges the
+ * original text. A byte that is still refused after the change (NaN as an object key) is a
+ * real error. Messages without such a byte never take this path.
+ */
+static int tokenize(struct dw_decoder *dec, const char *js, size_t len, int non_finite,
+                    struct json_err *err)
+{
+    jsmn_parser parser;
+    jsmn_init(&parser);
+    const char *src = js;
+    for (;;) {
+        int r = jsmn_parse(&parser, src, len, dec->toks, dec->tok_cap);
+        if (r >= 0) {
+            dec->n_toks = (int)parser.toknext;
+            return 0;
+        }
+        size_t at = parser.pos;
+        if (r == JSMN_ERROR_INVAL && non_finite && at < len && (src[at] == 'N' || src[at] == 'I')) {
+            if (src == js) {
+                memcpy(dec->shadow + at, js + at, len - at);
+                src = dec->shadow;
+            }
+            dec->shadow[at] = 'n';
+            continue;
+        }
+        if (r == JSMN_ERROR_PART) {
+            return json_fail(err, DW_MIN((size_t)parser.pos, len),
+                             "unexpected end (unterminated string, object or array)");
+        }
+        if (r != JSMN_ERROR_NOMEM) {
+            return json_fail(err, DW_MIN((size_t)parser.pos, len), "unexpected character");
+        }
+        /* the parser keeps its state: give it more room and resume where it stopped */
+        unsigned int cap = dec->tok_cap * 2;
+        dec->toks = dw_realloc(dec->toks, cap * sizeof(*dec->toks));
+        dec->aux = dw_realloc(dec->aux, cap * sizeof(*dec->aux));
+        dec->tok_cap = cap;
+    }
+}
+
+static const char *kind_name(enum jv_kind k)
+{
+    switch (k) {
+    case JV_OBJ:
+        return "object";
+    case JV_ARR:
+        return "array";
+    case JV_STR:
+        return "string";
+    case JV_INT:
+    case JV_REAL:
+        return "number";
+    case JV_TRUE:
+    case JV_FALSE:
+        return "boolean";
+    case JV_NULL:
+        return "null";
+    case JV_NAN:
+        return "NaN";
+    case JV_PINF:
+        return "Infinity";
+    case JV_NINF:
+        return "-Infinity";
+    }
+    return "unknown";
+}
+
+/*
+ * Checks that js[0..len) is exactly one JSON value with only whitespace around it. On success
+ * the document has n_toks > 0 tokens, token 0 is the top-level value and *top its kind. A
+ * top-level number or literal is checked here without jsmn (jsmn's strict mode wants a
+ * delimiter after a primitive); it leaves no tokens. jsmn tokenizes only js[0..value_end), the
+ * first value as depth_scan() found it; anything after it is text after the top-level value.
+ */
+static int doc_check(struct dw_decoder *dec, const char *js, size_t len, size_t value_end,
+                     enum jv_kind *top, struct json_err *err)
+{
+    dec->n_toks = 0;
+    const char *nul = memchr(js, '\0', len);
+    if (nul) {
+        return json_fail(err, (size_t)(nul - js), "NUL byte");
+    }
+    int non_finite = dec->cfg->non_finite == DW_NON_FINITE_COUNT;
+    size_t pos = skip_ws(js, 0, len);
+    if (pos == len) {
+        return json_fail(err, len, "no value (empty or only whitespace)");
+    }
+    if (js[pos] != '{' && js[pos] != '[' && js[pos] != '"') {
+        size_t end = pos;
+        while (end < len && !is_ws(js[end])) {
+            end++;
+        }
+        uint8_t kind;
+        if (check_primitive(js, pos, end, dec->shadow, non_finite, &kind, err) != 0) {
+            return -1;
+        }
+        if (skip_ws(js, end, len) != len) {
+            return json_fail(err, skip_ws(js, end, len), "text after the top-level value");
+        }
+        *top = (enum jv_kind)kind;
+        return 0;
+    }
+    if (tokenize(dec, js, value_end, non_finite, err) != 0) {
+        return -1;
+    }
+    struct walk w = {js, len, dec->toks, dec->aux, dec->n_toks, dec->shadow, non_finite, {0, NULL}};
+    int next;
+    size_t after;
+    if (walk_value(&w, 0, pos, 1, &next, &after) != 0) {
+        dec->n_toks = 0;
+        *err = w.err;
+        return -1;
+    }
+    if (next != dec->n_toks || skip_ws(js, after, len) != len) {
+        dec->n_toks = 0;
+        return json_fail(err, skip_ws(js, after, len), "text after the top-level value");
+    }
+    *top = (enum jv_kind)dec->aux[0].kind;
+    return 0;
+}
+
+static enum dw_bad_reason doc_load(struct dw_decoder *dec, const void *buf, size_t len,
+                                   char *errstr, size_t errstr_size)
+{
+    dw_decoder_reset(dec);
+    if (!buf) {
+        buf = "";
+        len = 0;
+    }
+    int64_t max = dec->cfg->max_message_bytes;
+    if (max > 0 && (uint64_t)len > (uint64_t)max) {
+        dw_err(errstr, errstr_size, "message: %zu bytes, more than input.max_message_bytes (%lld)",
+               len, (long long)max);
+        return DW_BAD_TOO_LARGE;
+    }
+    size_t bad = utf8_first_invalid(buf, len);
+    if (bad != len) {
+        dw_err(errstr, errstr_size, "message: invalid UTF-8 at byte %zu (0x%02x)", bad,
+               ((const unsigned char *)buf)[bad]);
+        return DW_BAD_UTF8;
+    }
+    if (len >= (size_t)INT_MAX / 2) {
+        /* jsmn keeps offsets in int: never reached with a sane input.max_message_bytes */
+        dw_err(errstr, errstr_size, "message: invalid JSON: %zu bytes, too large to parse", len);
+        return DW_BAD_JSON;
+    }
+    if (dec->shadow_cap < len + 1) {
+        size_t cap = DW_MAX(len + 1, DW_MAX(dec->shadow_cap * 2, (size_t)1024));
+        free(dec->shadow);
+        dec->shadow = dw_malloc(cap);
+        dec->shadow_cap = cap;
+    }
+    const char *js = buf;
+    struct json_err jerr = {0, NULL};
+    /* input.max_depth (1..2048) is a reason of its own; without it (0 in a hand-built
+     * configuration) JSON's own limit applies and deeper is invalid JSON, as for jansson */
+    int max_depth = dec->cfg->max_depth;
+    int own_limit = max_depth > 0 && max_depth <= JSON_MAX_DEPTH;
+    struct depth_info di;
+    depth_scan(js, skip_ws(js, 0, len), len, own_limit ? (size_t)max_depth : JSON_MAX_DEPTH, &di);
+    if (di.over_at != SIZE_MAX && own_limit) {
+        dw_err(errstr, errstr_size,
+               "message: nested %zu levels deep, more than input.max_depth (%d); level %d opens "
+               "at byte %zu",
+               di.depth, max_depth, max_depth + 1, di.over_at);
+        return DW_BAD_TOO_DEEP;
+    }
+    enum jv_kind top = JV_NULL;
+    int bad_json = 0;
+    if (di.over_at != SIZE_MAX) {
+        json_fail(&jerr, di.over_at, "nested deeper than 2048 levels");
+        bad_json = 1;
+    } else {
+        bad_json = doc_check(dec, js, len, di.end, &top, &jerr) != 0;
+    }
+    if (bad_json) {
+        size_t line = 1;
+        size_t line_start = 0;
+        for (size_t i = 0; i < jerr.pos && i < len; i++) {
+            if (js[i] == '\n') {
+                line++;
+                line_start = i + 1;
+            }
+        }
+        dw_err(errstr, errstr_size, "message: invalid JSON at line %zu, column %zu (byte %zu): %s",
+               line, jerr.pos - line_start + 1, jerr.pos, jerr.what);
+        return DW_BAD_JSON;
+    }
+    if (top != JV_OBJ) {
+        dec->n_toks = 0;
+        dw_err(errstr, errstr_size, "message: top level is %s, expected an object", kind_name(top));
+        return DW_BAD_NOT_OBJECT;
+    }
+    dec->msg = js;
+    dec->msg_len = len;
+    return DW_BAD_NONE;
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Value layer over the checked tokens: a value is a token index, JV_NONE when absent.
+ * ------------------------------------------------------------------------------------------ */
+
+typedef int jv_t;
+#define JV_NONE (-1)
+#define JV_ROOT 0
+
+static enum jv_kind jv_kind(const struct dw_decoder *dec, jv_t v)
+{
+    return (enum jv_kind)dec->aux[v].kind;
+}
+
+/* absent and null are the same thing for every field */
+static int jv_missing(const struct dw_decoder *dec, jv_t v)
+{
+    return v < 0 || jv_kind(dec, v) == JV_NULL;
+}
+
+static int jv_is_number(const struct dw_decoder *dec, jv_t v)
+{
+    return v >= 0 && (jv_kind(dec, v) == JV_INT || jv_kind(dec, v) == JV_REAL);
+}
+
+static int jv_is_bool(const struct dw_decoder *dec, jv_t v)
+{
+    return v >= 0 && (jv_kind(dec, v) == JV_TRUE || jv_kind(dec, v) == JV_FALSE);
+}
+
+static const char *jv_type_name(const struct dw_decoder *dec, jv_t v)
+{
+    return v < 0 ? "nothing" : kind_name(jv_kind(dec, v));
+}
+
+static size_t utf8_put(char *out, long cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/*
+ * A string's text: in the message when it has no backslash, otherwise unescaped into the
+ * shadow buffer at the token's own offset (escapes were checked by check_string()).
+ */
+static const char *jv_string(struct dw_decoder *dec, jv_t v, size_t *len)
+{
+    size_t s = (size_t)dec->toks[v].start;
+    size_t e = (size_t)dec->toks[v].end;
+    const char *in = dec->msg;
+    if (!dec->aux[v].esc) {
+        *len = e - s;
+        return in + s;
+    }
+    char *out = dec->shadow + s;
+    size_t o = 0;
+    for (size_t i = s; i < e; i++) {
+        if (in[i] != '\\') {
+            out[o++] = in[i];
+            continue;
+        }
+        char c = in[++i];
+        switch (c) {
+        case 'b':
+            out[o++] = '\b';
+            break;
+        case 'f':
+            out[o++] = '\f';
+            break;
+        case 'n':
+            out[o++] = '\n';
+            break;
+        case 'r':
+            out[o++] = '\r';
+            break;
+        case 't':
+            out[o++] = '\t';
+            break;
+        case 'u': {
+            long cp = hex4(in + i + 1, 4);
+            i += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                long lo = hex4(in + i + 3, 4);
+                i += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            o += utf8_put(out + o, cp);
+            break;
+        }
+        default: /* '"', '\\', '/' */
+            out[o++] = c;
+            break;
+        }
+    }
+    *len = o;
+    return out;
+}
+
+static long long jv_int(const struct dw_decoder *dec, jv_t v)
+{
+    const char *p = dec->msg + dec->toks[v].start;
+    size_t n = (size_t)(dec->toks[v].end - dec->toks[v].start);
+    int neg = p[0] == '-';
+    uint64_t u = 0;
+    for (size_t i = (size_t)neg; i < n; i++) {
+        u = u * 10 + (uint64_t)(p[i] - '0'); /* <= 19 digits within range: checked */
+    }
+    if (neg) {
+        return u == 0 ? 0 : -(long long)(u - 1) - 1;
+    }
+    return (long long)u;
+}
+
+/*
+ * Clinger's fast path: a decimal whose significand has at most 15 digits and whose power of
+ * ten is within 10^±22 converts with one correctly rounded operation, because both the
+ * significand and 10^k are exact doubles. Most feature values qualify; others go to strtod.
+ * @returns 1 with *out set, 0 when the fast path does not apply.
+ */
+static int fast_real(const char *p, size_t n, double *out)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    int neg = 0;
+    if (i < n && p[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    uint64_t m = 0;
+    int digits = 0, exp10 = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        if (m || p[i] != '0') {
+            if (++digits > 15) {
+                return 0;
+            }
+        }
+        m = m * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (i < n && p[i] == '.') {
+        for (i++; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+            if (m || p[i] != '0') {
+                if (++digits > 15) {
+                    return 0;
+                }
+            }
+            m = m * 10 + (uint64_t)(p[i] - '0');
+            exp10--;
+        }
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        int eneg = 0, ev = 0;
+        if (i < n && (p[i] == '+' || p[i] == '-')) {
+            eneg = p[i] == '-';
+            i++;
+        }
+        for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+            if (ev > 1000) {
+                return 0;
+            }
+            ev = ev * 10 + (p[i] - '0');
+        }
+        exp10 += eneg ? -ev : ev;
+    }
+    if (i != n || exp10 < -22 || exp10 > 22) {
+        return 0;
+    }
+    double d = (double)m;
+    d = exp10 < 0 ? d / pow10[-exp10] : d * pow10[exp10];
+    *out = neg ? -d : d;
+    return 1;
+}
+
+static double jv_real(struct dw_decoder *dec, jv_t v)
+{
+    size_t s = (size_t)dec->toks[v].start;
+    size_t e = (size_t)dec->toks[v].end;
+    double fast;
+    if (fast_real(dec->msg + s, e - s, &fast)) {
+        return fast;
+    }
+    /* strtod needs a terminator: copy to the shadow buffer, where no string lives here */
+    memcpy(dec->shadow + s, dec->msg + s, e - s);
+    dec->shadow[e] = '\0';
+    return strtod(dec->shadow + s, NULL);
+}
+
+static double jv_number(struct dw_decoder *dec, jv_t v)
+{
+    return jv_kind(dec, v) == JV_INT ? (double)jv_int(dec, v) : jv_real(dec, v);
+}
+
+/* The JSON text of a number (integer or real), see real_text(). buf has NUM_TEXT_MAX bytes. */
+static size_t jv_number_text(struct dw_decoder *dec, jv_t v, char *buf, size_t size)
+{
+    if (jv_kind(dec, v) == JV_INT) {
+        int n = snprintf(buf, size, "%lld", jv_int(dec, v));
+        return n < 0 ? 0 : DW_MIN((size_t)n, size - 1);
+    }
+    return real_text(jv_real(dec, v), buf, size);
+}
+
+/* the value of the LAST member called key (jansson keeps the last of duplicate keys) */
+static jv_t jv_member(struct dw_decoder *dec, jv_t obj, const char *key, size_t len)
+{
+    jv_t found = JV_NONE;
+    int end = dec->aux[obj].next;
+    for (int k = obj + 1; k < end; k = dec->aux[k + 1].next) {
+        size_t klen;
+        const char *ks = jv_string(dec, k, &klen);
+        if (klen == len && memcmp(ks, key, len) == 0) {
+            found = k + 1;
+        }
+    }
+    return found;
+}
+
+static jv_t jv_element(const struct dw_decoder *dec, jv_t arr, long long index)
+{
+    int end = dec->aux[arr].next;
+    long long i = 0;
+    for (int k = arr + 1; k < end; k = dec->aux[k].next, i++) {
+        if (i == index) {
+            return k;
+        }
+    }
+    return JV_NONE;
+}
+
+static jv_t ptr_get(struct dw_decoder *dec, const struct json_ptr *p)
+{
+    if (!p->used) {
+        return JV_NONE;
+    }
+    jv_t v = JV_ROOT;
+    for (size_t i = 0; i < p->n_segs && v >= 0; i++) {
+        const struct ptr_seg *seg = &p->segs[i];
+        enum jv_kind k = jv_kind(dec, v);
+        if (k == JV_OBJ) {
+            v = jv_member(dec, v, seg->key, seg->len);
+        } else if (k == JV_ARR) {
+            v = seg->index >= 0 ? jv_element(dec, v, seg->index) : JV_NONE;
+        } else {
+            v = JV_NONE;
+        }
+    }
+    return v;
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Field extraction: only the value layer above, never the tokens.
+ * ------------------------------------------------------------------------------------------ */
+
+static enum dw_bad_reason bad(enum dw_bad_reason r, char *errstr, size_t errstr_size,
+                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static enum dw_bad_reason bad(enum dw_bad_reason r, char *errstr, size_t errstr_size,
+                              const char *fmt, ...)
+{
+    if (errstr && errstr_size > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errstr, errstr_size, fmt, ap);
+        va_end(ap);
+    }
+    return r;
+}
+
+static enum dw_bad_reason get_id(struct dw_decoder *dec, jv_t v, const char **id, size_t *id_len,
+                                 char *errstr, size_t errstr_size)
+{
+    const char *field = "prediction_id";
+    if (jv_missing(dec, v)) {
+        return bad(DW_BAD_MISSING_ID, errstr, errstr_size, "%s: missing", field);
+    }
+    if (jv_kind(dec, v) == JV_INT) {
+        *id_len = jv_number_text(dec, v, dec->id_buf, sizeof(dec->id_buf));
+        *id = dec->id_buf;
+        return DW_BAD_NONE;
+    }
+    if (jv_kind(dec, v) != JV_STR) {
+        return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size,
+                   "%s: expected a string or an integer, got %s", field, jv_type_name(dec, v));
+    }
+    size_t len;
+    const char *s = jv_string(dec, v, &len);
+    if (len == 0) {
+        return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size, "%s: empty string", field);
+    }
+    if (len > DW_ID_MAX) {
+        return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size, "%s: %zu bytes, longer than %d", field,
+                   len, DW_ID_MAX);
+    }
+    *id = s;
+    *id_len = len;
+    return DW_BAD_NONE;
+}
+
+static enum dw_bad_reason get_model(struct dw_decoder *dec, jv_t v, struct dw_prediction *out,
+                                    char *errstr, size_t errstr_size)
+{
+    if (jv_missing(dec, v)) {
+        return bad(DW_BAD_MISSING_FIELD, errstr, errstr_size, "model: missing");
+    }
+    if (jv_kind(dec, v) != JV_STR) {
+        return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size, "model: expected a string, got %s",
+                   jv_type_name(dec, v));
+    }
+    size_t len;
+    const char *name = jv_string(dec, v, &len);
+    const struct dw_config *cfg = dec->cfg;
+    for (size_t m = 0; m < cfg->n_models; m++) {
+        if (dec->model_name_len[m] == len && memcmp(cfg->models[m].name, name, len) == 0) {
+            out->model = &cfg->models[m];
+            out->model_idx = m;
+            return DW_BAD_NONE;
+        }
+    }
+    return bad(DW_BAD_UNKNOWN_MODEL, errstr, errstr_size,
+               "model: \"%.*s%s\" is not configured under models", (int)DW_MIN(len, ERR_QUOTE_MAX),
+               name, len > ERR_QUOTE_MAX ? "..." : "");
+}
+
+static enum dw_bad_reason get_version(struct dw_decoder *dec, jv_t v, struct dw_prediction *out,
+                                      char *errstr, size_t errstr_size)
+{
+    if (jv_missing(dec, v)) {
+        out->version = "";
+        out->version_len = 0;
+    } else if (jv_kind(dec, v) == JV_STR) {
+        out->version = jv_string(dec, v, &out->version_len);
+    } else if (jv_is_number(dec, v)) {
+        out->version_len = jv_number_text(dec, v, dec->version_buf, sizeof(dec->version_buf));
+        out->version = dec->version_buf;
+    } else {
+        return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size,
+                   "model_version: expected a string or a number, got %s", jv_type_name(dec, v));
+    }
+    return DW_BAD_NONE;
+}
+
+static enum dw_bad_reason parse_timestamp(struct dw_decoder *dec, jv_t v, int64_t kafka_ts_ms,
+                                          int64_t *ts_ms, char *errstr, size_t errstr_size)
+{
+    const char *field = "timestamp";
+    if (jv_missing(dec, v)) {
+        *ts_ms = kafka_ts_ms;
+        return DW_BAD_NONE;
+    }
+    if (jv_kind(dec, v) == JV_INT) {
+        long long i = jv_int(dec, v);
+        if (i > -EPOCH_SECONDS_LIMIT && i < EPOCH_SECONDS_LIMIT) {
+            *ts_ms = (int64_t)i * 1000;
+            return DW_BAD_NONE;
+        }
+        if ((double)i < -EPOCH_MS_LIMIT || (double)i > EPOCH_MS_LIMIT) {
+            return bad(DW_BAD_TIMESTAMP, errstr, errstr_size, "%s: %lld is out of range", field, i);
+        }
+        *ts_ms = (int64_t)i;
+        return DW_BAD_NONE;
+    }
+    if (jv_kind(dec, v) == JV_REAL) {
+        double r = jv_real(dec, v);
+        if (fabs(r) < (double)EPOCH_SECONDS_LIMIT) {
+            /* Seconds with a fraction: round to the microsecond first (the precision a double
+             * carries for current dates) so that 1.123 is 1123 ms and not 1122.99999 -> 1122,
+             * then round down to the millisecond. */
+            int64_t us = (int64_t)llround(r * 1e6);
+            *ts_ms = dw_floor_div(us, 1000);
+            return DW_BAD_NONE;
+        }
+        if (fabs(r) > EPOCH_MS_LIMIT) {
+            return bad(DW_BAD_TIMESTAMP, errstr, errstr_size, "%s: %g is out of range", field, r);
+        }
+        *ts_ms = (int64_t)floor(r);
+        return DW_BAD_NONE;
+    }
+    if (jv_kind(dec, v) == JV_STR) {
+        size_t len;
+        const char *s = jv_string(dec, v, &len);
+        if (dw_time_parse_rfc3339(s, len, ts_ms) != 0) {
+            return bad(DW_BAD_TIMESTAMP, errstr, errstr_size, "%s: \"%.*s%s\" is not RFC 3339",
+                       field, (int)DW_MIN(len, ERR_QUOTE_MAX), s, len > ERR_QUOTE_MAX ? "..." : "");
+        }
+        return DW_BAD_NONE;
+    }
+    return bad(DW_BAD_TIMESTAMP, errstr, errstr_size,
+               "%s: expected an RFC 3339 string or an epoch number, got %s", field,
+               jv_type_name(dec, v));
+}
+
+/*
+ * Event time, bounded by the message's Kafka timestamp (input.max_future_skew and
+ * input.max_past_skew). The reference is the Kafka timestamp and not the wall clock because a
+ * partition is consumed again after a crash or a rebalance, and must then decide exactly as the
+ * first time: a bound against the wall clock at processing time would accept on one pass what
+ * it rejected on another. The caller passes the wall clock only for a message without a Kafka
+ * timestamp, and NO_REFERENCE (replay) when there is no clock at all. An event without its own
+ * timestamp takes the Kafka one and is always in bounds. Bounds are saturated, not added, so a
+ * producer's absurd Kafka timestamp cannot overflow them.
+ */
+static enum dw_bad_reason get_timestamp(struct dw_decoder *dec, jv_t v, int64_t kafka_ts_ms,
+                                        int64_t *ts_ms, char *errstr, size_t errstr_size)
+{
+    enum dw_bad_reason r = parse_timestamp(dec, v, kafka_ts_ms, ts_ms, errstr, errstr_size);
+    if (r != DW_BAD_NONE || kafka_ts_ms == NO_REFERENCE) {
+        return r;
+    }
+    int64_t future = dec->cfg->max_future_skew_ms;
+    int64_t past = dec->cfg->max_past_skew_ms;
+    const char *key = NULL;
+    const char *side = NULL;
+    int64_t skew = 0;
+    int64_t latest = kafka_ts_ms > INT64_MAX - future ? INT64_MAX : kafka_ts_ms + future;
+    int64_t earliest = kafka_ts_ms < INT64_MIN + past ? INT64_MIN : kafka_ts_ms - past;
+    if (future > 0 && *ts_ms > latest) {
+        key = "input.max_future_skew";
+        side = "after";
+        skew = future;
+    } else if (past > 0 && *ts_ms < earliest) {
+        key = "input.max_past_skew";
+        side = "before";
+        skew = past;
+    }
+    if (!key) {
+        return DW_BAD_NONE;
+    }
+    char ev[TIME_TEXT_MAX], ref[TIME_TEXT_MAX];
+    dw_time_format_rfc3339(*ts_ms, ev, sizeof(ev)); /* parsed: within +-EPOCH_MS_LIMIT */
+    if ((double)kafka_ts_ms >= -EPOCH_MS_LIMIT && (double)kafka_ts_ms <= EPOCH_MS_LIMIT) {
+        dw_time_format_rfc3339(kafka_ts_ms, ref, sizeof(ref));
+    } else {
+        snprintf(ref, sizeof(ref), "%lld ms", (long long)kafka_ts_ms); /* no calendar date */
+    }
+    return bad(DW_BAD_TIME_RANGE, errstr, errstr_size,
+               "timestamp: %s is more than %s (%.10g s) %s the message's Kafka timestamp %s", ev,
+               key, (double)skew / 1000.0, side, ref);
+}
+
+/* prediction or label: a class as text (and its number), or a regression target */
+static enum dw_bad_reason get_class(struct dw_decoder *dec, jv_t v, const char *field,
+                                    int regression, struct dw_class *c, char *errstr,
+                                    size_t errstr_size)
+{
+    c->text[0] = '\0';
+    c->len = 0;
+    c->is_num = 0;
+    c->num = 0.0;
+    if (jv_missing(dec, v)) {
+        return bad(DW_BAD_MISSING_FIELD, errstr, errstr_size, "%s: missing", field);
+    }
+    if (jv_is_number(dec, v)) {
+        c->len = jv_number_text(dec, v, c->text, sizeof(c->text));
+        c->is_num = 1;
+        c->num = jv_number(dec, v);
+        return DW_BAD_NONE;
+    }
+    if (regression) {
+        return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size,
+                   "%s: expected a number (regression model), got %s", field, jv_type_name(dec, v));
+    }
+    if (jv_kind(dec, v) == JV_STR) {
+        size_t len;
+        const char *s = jv_string(dec, v, &len);
+        if (len > DW_CLASS_MAX) {
+            return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size,
+                       "%s: class label of %zu bytes, longer than %d", field, len, DW_CLASS_MAX);
+        }
+        memcpy(c->text, s, len);
+        c->text[len] = '\0';
+        c->len = len;
+        return DW_BAD_NONE;
+    }
+    if (jv_is_bool(dec, v)) {
+        const char *t = jv_kind(dec, v) == JV_TRUE ? "true" : "false";
+        c->len = strlen(t);
+        memcpy(c->text, t, c->len + 1);
+        return DW_BAD_NONE;
+    }
+    return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size,
+               "%s: expected a string, number or boolean, got %s", field, jv_type_name(dec, v));
+}
+
+static enum dw_bad_reason get_score(struct dw_decoder *dec, jv_t v,
+                                    const struct dw_model_cfg *model, struct dw_prediction *out,
+                                    char *errstr, size_t errstr_size)
+{
+    out->has_score = 0;
+    out->score = 0.0;
+    if (jv_missing(dec, v)) {
+        return DW_BAD_NONE;
+    }
+    if (jv_is_number(dec, v)) {
+        double s = jv_number(dec, v);
+        if (!(s >= 0.0 && s <= 1.0)) {
+            return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size, "score: %g is outside [0, 1]", s);
+        }
+        out->has_score = 1;
+        out->score = s;
+        return DW_BAD_NONE;
+    }
+    if (jv_kind(dec, v) == JV_OBJ) {
+        /* class -> probability: keep the positive class's entry when it is a probability */
+        const char *pos = model->positive_class ? model->positive_class : "1";
+        jv_t e = jv_member(dec, v, pos, strlen(pos));
+        if (jv_is_number(dec, e)) {
+            double s = jv_number(dec, e);
+            if (s >= 0.0 && s <= 1.0) {
+                out->has_score = 1;
+                out->score = s;
+            }
+        }
+        return DW_BAD_NONE;
+    }
+    return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size,
+               "score: expected a number or an object, got %s", jv_type_name(dec, v));
+}
+
+static enum dw_bad_reason get_latency(struct dw_decoder *dec, jv_t v, struct dw_prediction *out,
+                                      char *errstr, size_t errstr_size)
+{
+    out->has_latency = 0;
+    out->latency_ms = 0.0;
+    if (jv_missing(dec, v)) {
+        return DW_BAD_NONE;
+    }
+    if (!jv_is_number(dec, v)) {
+        return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size, "latency_ms: expected a number, got %s",
+                   jv_type_name(dec, v));
+    }
+    double l = jv_number(dec, v);
+    if (l < 0.0) {
+        return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size, "latency_ms: %g is negative", l);
+    }
+    out->has_latency = 1;
+    out->latency_ms = l;
+    return DW_BAD_NONE;
+}
+
+/*
+ * One pass over the features object: each member's name goes through the model's hash table to
+ * its feature index (a later duplicate key overwrites an earlier one, as in jansson), then the
+ * configured features are read in configuration order, so the first bad one is reported.
+ */
+static enum dw_bad_reason get_features(struct dw_decoder *dec, jv_t obj, size_t model_idx,
+                                       struct dw_prediction *out, char *errstr, size_t errstr_size)
+{
+    const struct dw_model_cfg *model = &dec->cfg->models[model_idx];
+    const struct feat_map *map = &dec->maps[model_idx];
+    size_t n = model->n_features;
+    for (size_t i = 0; i < n; i++) {
+        struct dw_val *val = &out->features[i];
+        val->kind = DW_VAL_MISSING;
+        val->num = 0.0;
+        val->str = NULL;
+        val->len = 0;
+        dec->feat_tok[i] = JV_NONE;
+    }
+    if (jv_missing(dec, obj)) {
+        return DW_BAD_NONE;
+    }
+    if (jv_kind(dec, obj) != JV_OBJ) {
+        return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size, "features: expected an object, got %s",
+                   jv_type_name(dec, obj));
+    }
+    int end = dec->aux[obj].next;
+    for (int k = obj + 1; k < end; k = dec->aux[k + 1].next) {
+        size_t klen;
+        const char *ks = jv_string(dec, k, &klen);
+        int f = map_find(map, model, ks, klen);
+        if (f >= 0) {
+            dec->feat_tok[f] = k + 1;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct dw_feature_cfg *f = &model->features[i];
+        struct dw_val *val = &out->features[i];
+        jv_t v = dec->feat_tok[map->alias[i]];
+        if (jv_missing(dec, v)) {
+            continue;
+        }
+        enum jv_kind k = jv_kind(dec, v);
+        if (f->type == DW_FEATURE_NUMERIC) {
+            if (k == JV_INT || k == JV_REAL) {
+                val->num = jv_number(dec, v);
+            } else if (k == JV_TRUE || k == JV_FALSE) {
+                val->num = k == JV_TRUE ? 1.0 : 0.0;
+            } else if (k == JV_NAN) {
+                val->num = NAN;
+            } else if (k == JV_PINF || k == JV_NINF) {
+                val->num = k == JV_PINF ? INFINITY : -INFINITY;
+            } else {
+                return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size,
+                           "features.%s: expected a number, got %s", f->name, kind_name(k));
+            }
+            val->kind = DW_VAL_NUM;
+            continue;
+        }
+        if (k == JV_STR) {
+            val->str = jv_string(dec, v, &val->len);
+        } else if (k == JV_INT || k == JV_REAL) {
+            char *buf = dec->feat_text + i * NUM_TEXT_MAX;
+            val->len = jv_number_text(dec, v, buf, NUM_TEXT_MAX);
+            val->str = buf;
+        } else if (k == JV_TRUE || k == JV_FALSE) {
+            val->str = k == JV_TRUE ? "true" : "false";
+            val->len = strlen(val->str);
+        } else if (k == JV_NAN || k == JV_PINF || k == JV_NINF) {
+            val->str = kind_name(k); /* the token's own text: "NaN", "Infinity", "-Infinity" */
+            val->len = strlen(val->str);
+        } else {
+            return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size,
+                       "features.%s: expected a string, number or boolean, got %s", f->name,
+                       kind_name(k));
+        }
+        val->kind = DW_VAL_STR;
+    }
+    return DW_BAD_NONE;
+}
+
+enum dw_bad_reason dw_decode_prediction(struct dw_decoder *dec, const void *buf, size_t len,
+                                        int64_t kafka_ts_ms, struct dw_prediction *out,
+                                        char *errstr, size_t errstr_size)
+{
+    out->id = NULL;
+    out->id_len = 0;
+    out->model = NULL;
+    out->model_idx = 0;
+    out->version = "";
+    out->version_len = 0;
+    out->ts_ms = kafka_ts_ms;
+    out->has_score = 0;
+    out->score = 0.0;
+    out->has_latency = 0;
+    out->latency_ms = 0.0;
+    memset(&out->pred, 0, sizeof(out->pred));
+    if (errstr && errstr_size > 0) {
+        errstr[0] = '\0';
+    }
+
+    enum dw_bad_reason r = doc_load(dec, buf, len, errstr, errstr_size);
+    if (r != DW_BAD_NONE) {
+        return r;
+    }
+    r = get_id(dec, ptr_get(dec, &dec->p_id), &out->id, &out->id_len, errstr, errstr_size);
+    if (r != DW_BAD_NONE) {
+        return r;
+    }
+    r = get_model(dec, ptr_get(dec, &dec->p_model), out, errstr, errstr_size);
+    if (r != DW_BAD_NONE) {
+        return r;
+    }
+    const struct dw_model_cfg *model = out->model;
+    r = get_version(dec, ptr_get(dec, &dec->p_version), out, errstr, errstr_size);
+    if (r != DW_BAD_NONE) {
+        return r;
+    }
+    r = get_timestamp(dec, ptr_get(dec, &dec->p_ts), kafka_ts_ms, &out->ts_ms, errstr, errstr_size);
+    if (r != DW_BAD_NONE) {
+        return r;
+    }
+    r = get_class(dec, ptr_get(dec, &dec->p_pred), "prediction", model->task == DW_TASK_REGRESSION,
+                  &out->pred, errstr, errstr_size);
+    if (r != DW_BAD_NONE) {
+        return r;
+    }
+    r = get_score(dec, ptr_get(dec, &dec->p_score), model, out, errstr, errstr_size);
+    if (r != DW_BAD_NONE) {
+        return r;
+    }
+    r = get_latency(dec, ptr_get(dec, &dec->p_latency), out, errstr, errstr_size);
+    if (r != DW_BAD_NONE) {
+        return r;
+    }
+    return get_features(dec, ptr_get(dec, &dec->p_features), out->model_idx, out, errstr,
+                        errstr_size);
+}
+
+enum dw_bad_reason dw_decode_label(struct dw_decoder *dec, const void *buf, size_t len,
+                                   int64_t kafka_ts_ms, struct dw_label *out, char *errstr,
+                                   size_t errstr_size)
+{
+    out->id = NULL;
+    out->id_len = 0;
+    out->ts_ms = kafka_ts_ms;
+    memset(&out->label, 0, sizeof(out->label));
+    if (errstr && errstr_size > 0) {
+        errstr[0] = '\0';
+    }
+
+    enum dw_bad_reason r = doc_load(dec, buf, len, errstr, errstr_size);
+    if (r != DW_BAD_NONE) {
+        return r;
+    }
+    r = get_id(dec, ptr_get(dec, &dec->p_label_id), &out->id, &out->id_len, errstr, errstr_size);
+    if (r != DW_BAD_NONE) {
+        return r;
+    }
+    r = get_timestamp(dec, ptr_get(dec, &dec->p_label_ts), kafka_ts_ms, &out->ts_ms, errstr,
+                      errstr_size);
+    if (r != DW_BAD_NONE) {
+        return r;
+    }
+    /* labels carry no model: a number is kept as text and as number (classification or
+     * regression is decided at the join, where the prediction's model is known) */
+    return get_class(dec, ptr_get(dec, &dec->p_label), "label", 0, &out->label, errstr,
+                     errstr_size);
+}

@@ -1,0 +1,668 @@
+/*
+ * dw_join.c - the per-partition join cache (see dw_join.h for the record states and layout).
+ *
+ * Layout: records live in a pool (array) and are found through an open-addressing table of
+ * pool indices keyed by the 64-bit hash of the id (FNV-1a): the low bits pick the home slot,
+ * the high 32 bits are kept in the slot as a tag so that most mismatches are settled without
+ * touching a record; the full id is compared on a tag match. The record does not keep its
+ * hash: growing the table and backward-shift deletion hash the ids again (short strings, and
+ * both are rare next to lookups). Deletion shifts later entries of the probe run back (no
+ * tombstones), so lookups stay short however many records come and go. The table doubles at
+ * a load factor of 1/2. Free pool records form a list linked through their ts_ms field.
+ *
+ * Why mapped pages for the pool and the slots: they are the two large arrays (96 and 16-32
+ * bytes per record), and the service tunes malloc to keep up to 256 MiB of freed heap
+ * (dw_run.c). Grown with realloc, every doubling left the old copy in the heap as resident
+ * garbage; with mremap the pages move without a copy, pages never touched are not resident,
+ * and a freed table goes back to the system at once. Under AddressSanitizer they come from
+ * malloc instead, so that an overflow is still caught.
+ *
+ * Interned strings (struct dw_str) carry a reference count: every string pointer in a record
+ * holds one reference in the table its state says (dw_join.h), and dw_join_delete() drops
+ * them, so the tables shrink as records expire or are evicted.
+ */
+#define _GNU_SOURCE /* mremap */
+#include "driftwatch/core/dw_join.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "driftwatch/core/dw_common.h"
+
+#include "driftwatch/core/dw_banned.h" /* last: after every declaration */
+
+#define JOIN_CODEC_VERSION 1
+#define JOIN_FIRST_SLOTS 1024     /* slots of a fresh table */
+#define JOIN_FIRST_POOL 1024      /* records of a fresh pool */
+#define JOIN_FIRST_DIRTY 1024     /* entries of a fresh dirty list */
+#define STRTAB_FIRST_SLOTS 16     /* slots of a fresh string table */
+#define ARENA_CHUNK (64 * 1024)   /* bytes of one arena chunk */
+#define ARENA_GRAIN 16            /* bytes: size classes are multiples of this */
+#define ARENA_MAX_ID 256          /* longest id kept in the arena; longer ones are malloc'd */
+#define ARENA_FIRST_CLASS_UNITS 3 /* the smallest class is (3 + 0) * 16 = 48 bytes */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define JOIN_BIG_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define JOIN_BIG_MALLOC 1
+#endif
+#endif
+
+/* ---- large arrays: mapped pages (see the comment on top) ---- */
+
+/* Zeroed memory of `bytes`. */
+static void *big_alloc(size_t bytes)
+{
+#ifdef JOIN_BIG_MALLOC
+    return dw_calloc(1, bytes);
+#else
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    dw_assert(p != MAP_FAILED);
+    return p;
+#endif
+}
+
+/* Grows a big_alloc() block from `old` to `bytes` (the new part zeroed); it may move. */
+static void *big_grow(void *p, size_t old, size_t bytes)
+{
+#ifdef JOIN_BIG_MALLOC
+    char *q = dw_realloc(p, bytes);
+    memset(q + old, 0, bytes - old);
+    return q;
+#else
+    void *q = mremap(p, old, bytes, MREMAP_MAYMOVE);
+    dw_assert(q != MAP_FAILED);
+    return q;
+#endif
+}
+
+static void big_free(void *p, size_t bytes)
+{
+    if (!p) {
+        return;
+    }
+#ifdef JOIN_BIG_MALLOC
+    (void)bytes;
+    free(p);
+#else
+    munmap(p, bytes);
+#endif
+}
+
+/* ---- interned strings ---- */
+
+struct dw_str {
+    uint64_t hash;
+    uint32_t refs;
+    uint32_t len;
+    char text[]; /* len bytes and a NUL */
+};
+
+static struct dw_str *str_of(const char *text)
+{
+    return (struct dw_str *)(void *)(text - offsetof(struct dw_str, text));
+}
+
+size_t dw_strtab_len(const char *text)
+{
+    return str_of(text)->len;
+}
+
+static void strtab_place(struct dw_str **slots, size_t n_slots, struct dw_str *e)
+{
+    size_t mask = n_slots - 1;
+    size_t i = (size_t)e->hash & mask;
+    while (slots[i]) {
+        i = (i + 1) & mask;
+    }
+    slots[i] = e;
+}
+
+/* Rebuilds the slots at n (a power of two above twice the count). */
+static void strtab_resize(struct dw_strtab *t, size_t n)
+{
+    struct dw_str **slots = dw_calloc(n, sizeof(*slots));
+    for (size_t i = 0; i < t->n_slots; i++) {
+        if (t->slots[i]) {
+            strtab_place(slots, n, t->slots[i]);
+        }
+    }
+    free(t->slots);
+    t->bytes = t->bytes - t->n_slots * sizeof(*slots) + n * sizeof(*slots);
+    t->slots = slots;
+    t->n_slots = n;
+}
+
+/* The slot of s, or of the empty slot where it would go. */
+static size_t strtab_slot(const struct dw_strtab *t, uint64_t h, const char *s, size_t len)
+{
+    size_t mask = t->n_slots - 1;
+    size_t i = (size_t)h & mask;
+    for (;;) {
+        const struct dw_str *e = t->slots[i];
+        if (!e || (e->hash == h && e->len == len && memcmp(e->text, s, len) == 0)) {
+            return i;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+int dw_strtab_has(const struct dw_strtab *t, const char *s, size_t len)
+{
+    return t->n_slots && t->slots[strtab_slot(t, dw_hash64(s, len), s, len)] != NULL;
+}
+
+const char *dw_strtab_ref(struct dw_strtab *t, const char *s, size_t len, size_t bound)
+{
+    if ((t->count + 1) * 2 > t->n_slots) {
+        strtab_resize(t, t->n_slots ? t->n_slots * 2 : STRTAB_FIRST_SLOTS);
+    }
+    uint64_t h = dw_hash64(s, len);
+    size_t i = strtab_slot(t, h, s, len);
+    struct dw_str *e = t->slots[i];
+    if (!e) {
+        if (bound && t->count >= bound) {
+            return NULL;
+        }
+        e = dw_malloc(sizeof(*e) + len + 1);
+        e->hash = h;
+        e->refs = 0;
+        e->len = (uint32_t)len;
+        memcpy(e->text, s, len);
+        e->text[len] = '\0';
+        t->slots[i] = e;
+        t->count++;
+        t->bytes += sizeof(*e) + len + 1;
+    }
+    e->refs++;
+    return e->text;
+}
+
+void dw_strtab_unref(struct dw_strtab *t, const char *text)
+{
+    struct dw_str *e = str_of(text);
+    dw_assert(e->refs > 0);
+    if (--e->refs > 0) {
+        return;
+    }
+    size_t mask = t->n_slots - 1;
+    size_t hole = (size_t)e->hash & mask;
+    while (t->slots[hole] != e) {
+        hole = (hole + 1) & mask;
+    }
+    /* Backward-shift deletion, as in the join table below. */
+    for (size_t k = (hole + 1) & mask; t->slots[k]; k = (k + 1) & mask) {
+        size_t home = (size_t)t->slots[k]->hash & mask;
+        int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
+        if (movable) {
+            t->slots[hole] = t->slots[k];
+            hole = k;
+        }
+    }
+    t->slots[hole] = NULL;
+    t->count--;
+    t->bytes -= sizeof(*e) + e->len + 1;
+    free(e);
+    /* Shrinks at a load of 1/8 (to 1/4): a table that once held many strings gives the
+     * memory back when they go. */
+    if (t->n_slots > STRTAB_FIRST_SLOTS && t->count * 8 < t->n_slots) {
+        strtab_resize(t, t->n_slots / 2);
+    }
+}
+
+void dw_strtab_free(struct dw_strtab *t)
+{
+    for (size_t i = 0; i < t->n_slots; i++) {
+        free(t->slots[i]);
+    }
+    free(t->slots);
+    memset(t, 0, sizeof(*t));
+}
+
+/* ---- the arena of long ids ---- */
+
+static size_t arena_class(size_t len)
+{
+    return (len + ARENA_GRAIN - 1) / ARENA_GRAIN - ARENA_FIRST_CLASS_UNITS;
+}
+
+static char *arena_alloc(struct dw_join_arena *a, size_t len)
+{
+    if (len > ARENA_MAX_ID) {
+        return dw_malloc(len);
+    }
+    size_t c = arena_class(len);
+    if (a->free_list[c]) {
+        void *block = a->free_list[c];
+        memcpy(&a->free_list[c], block, sizeof(void *));
+        return block;
+    }
+    size_t size = (c + ARENA_FIRST_CLASS_UNITS) * ARENA_GRAIN;
+    if (!a->n_chunks || a->chunk_used + size > ARENA_CHUNK) {
+        a->chunks = dw_realloc(a->chunks, (a->n_chunks + 1) * sizeof(*a->chunks));
+        a->chunks[a->n_chunks++] = dw_malloc(ARENA_CHUNK);
+        a->chunk_used = 0;
+        a->bytes += ARENA_CHUNK;
+    }
+    char *block = a->chunks[a->n_chunks - 1] + a->chunk_used;
+    a->chunk_used += size;
+    return block;
+}
+
+static void arena_release(struct dw_join_arena *a, char *block, size_t len)
+{
+    if (len > ARENA_MAX_ID) {
+        free(block);
+        return;
+    }
+    size_t c = arena_class(len);
+    memcpy(block, &a->free_list[c], sizeof(void *));
+    a->free_list[c] = block;
+}
+
+static void arena_free(struct dw_join_arena *a)
+{
+    for (size_t i = 0; i < a->n_chunks; i++) {
+        free(a->chunks[i]);
+    }
+    free(a->chunks);
+    memset(a, 0, sizeof(*a));
+}
+
+/* ---- models ---- */
+
+struct dw_join_model *dw_join_model(struct dw_join *j, size_t model_idx)
+{
+    if (model_idx >= j->n_models) {
+        size_t n = model_idx + 1;
+        j->models = dw_realloc(j->models, n * sizeof(*j->models));
+        memset(j->models + j->n_models, 0, (n - j->n_models) * sizeof(*j->models));
+        for (size_t i = j->n_models; i < n; i++) {
+            j->models[i].regression = -1;
+        }
+        j->n_models = n;
+    }
+    return &j->models[model_idx];
+}
+
+void dw_join_set_model(struct dw_join *j, size_t model_idx, int regression, uint32_t max_classes,
+                       uint32_t max_versions)
+{
+    struct dw_join_model *m = dw_join_model(j, model_idx);
+    m->regression = regression != 0;
+    m->max_classes = max_classes;
+    m->max_versions = max_versions;
+}
+
+size_t dw_join_classes(const struct dw_join *j, size_t model_idx)
+{
+    return model_idx < j->n_models ? j->models[model_idx].classes.count : 0;
+}
+
+size_t dw_join_versions(const struct dw_join *j, size_t model_idx)
+{
+    return model_idx < j->n_models ? j->models[model_idx].versions.count : 0;
+}
+
+/* Drops every string reference rec holds (by its state and flags, dw_join.h). */
+static void rec_unref_strings(struct dw_join *j, struct dw_join_rec *rec)
+{
+    if (rec->state == DW_JOIN_LABEL) {
+        if (rec->parked_label) {
+            dw_strtab_unref(&j->parked, rec->parked_label);
+        }
+        return;
+    }
+    struct dw_join_model *m = dw_join_model(j, rec->model_idx);
+    if (rec->version) {
+        dw_strtab_unref(&m->versions, rec->version);
+    }
+    if (!(rec->flags & DW_JREC_PRED_NUM) && rec->pred_cls) {
+        dw_strtab_unref(&m->classes, rec->pred_cls);
+    }
+    if (!(rec->flags & DW_JREC_LABEL_NUM) && rec->label_cls) {
+        dw_strtab_unref(&m->classes, rec->label_cls);
+    }
+}
+
+/* ---- join table ---- */
+
+/* A slot holds the upper 32 bits of the id's hash and the pool index + 1 (0 = empty). */
+#define SLOT_MAKE(hash, idx) ((((hash) >> 32) << 32) | ((uint64_t)(idx) + 1))
+#define SLOT_TAG(v) ((v) >> 32)
+#define SLOT_IDX(v) ((uint32_t)((v)&0xFFFFFFFFu) - 1)
+
+_Static_assert(sizeof(struct dw_join_rec) == 96, "the record layout is documented as 96 bytes");
+
+void dw_join_init(struct dw_join *j)
+{
+    memset(j, 0, sizeof(*j));
+    dw_buf_init(&j->deleted);
+}
+
+void dw_join_free(struct dw_join *j)
+{
+    for (size_t i = 0; i < j->n_used; i++) {
+        struct dw_join_rec *rec = &j->pool[i];
+        if (rec->state == DW_JOIN_LABEL) {
+            free(rec->dups);
+        }
+        if (rec->state != DW_JOIN_FREE && rec->id_len > ARENA_MAX_ID) {
+            free(rec->id_long);
+        }
+    }
+    big_free(j->pool, j->pool_cap * sizeof(*j->pool));
+    big_free(j->slots, j->n_slots * sizeof(*j->slots));
+    free(j->dirty);
+    dw_buf_free(&j->deleted);
+    for (size_t i = 0; i < j->n_models; i++) {
+        dw_strtab_free(&j->models[i].classes);
+        dw_strtab_free(&j->models[i].versions);
+    }
+    free(j->models);
+    dw_strtab_free(&j->parked);
+    arena_free(&j->arena);
+    memset(j, 0, sizeof(*j));
+}
+
+const char *dw_join_id(const struct dw_join_rec *rec)
+{
+    return rec->id_len > DW_JOIN_ID_INLINE ? rec->id_long : rec->id;
+}
+
+static uint64_t rec_hash(const struct dw_join_rec *rec)
+{
+    return dw_hash64(dw_join_id(rec), rec->id_len);
+}
+
+struct dw_join_rec *dw_join_find(struct dw_join *j, const char *id, size_t len)
+{
+    if (!j->n_slots) {
+        return NULL;
+    }
+    uint64_t h = dw_hash64(id, len);
+    size_t mask = j->n_slots - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        uint64_t v = j->slots[i];
+        if (!v) {
+            return NULL;
+        }
+        /* The slot's hash tag settles most mismatches without touching the record. */
+        if (SLOT_TAG(v) == (h >> 32)) {
+            struct dw_join_rec *rec = &j->pool[SLOT_IDX(v)];
+            if (rec->id_len == len && memcmp(dw_join_id(rec), id, len) == 0) {
+                return rec;
+            }
+        }
+    }
+}
+
+static void table_place(struct dw_join *j, uint64_t h, uint32_t pool_idx)
+{
+    size_t mask = j->n_slots - 1;
+    size_t i = (size_t)h & mask;
+    while (j->slots[i]) {
+        i = (i + 1) & mask;
+    }
+    j->slots[i] = SLOT_MAKE(h, pool_idx);
+}
+
+static void table_grow(struct dw_join *j)
+{
+    size_t n = j->n_slots ? j->n_slots * 2 : JOIN_FIRST_SLOTS;
+    big_free(j->slots, j->n_slots * sizeof(*j->slots));
+    j->slots = big_alloc(n * sizeof(*j->slots));
+    j->n_slots = n;
+    for (size_t i = 0; i < j->n_used; i++) {
+        if (j->pool[i].state != DW_JOIN_FREE) {
+            table_place(j, rec_hash(&j->pool[i]), (uint32_t)i);
+        }
+    }
+}
+
+void dw_join_touch(struct dw_join *j, struct dw_join_rec *rec)
+{
+    if (rec->flags & DW_JREC_DIRTY) {
+        return;
+    }
+    rec->flags |= DW_JREC_DIRTY;
+    if (j->n_dirty == j->dirty_cap) {
+        j->dirty_cap = j->dirty_cap ? j->dirty_cap * 2 : JOIN_FIRST_DIRTY;
+        j->dirty = dw_realloc(j->dirty, j->dirty_cap * sizeof(*j->dirty));
+    }
+    j->dirty[j->n_dirty++] = (uint32_t)(rec - j->pool);
+}
+
+/* A pool record for a new entry: the head of the free list or a fresh one. */
+static uint32_t pool_take(struct dw_join *j)
+{
+    if (j->free_head) {
+        uint32_t idx = j->free_head - 1;
+        j->free_head = (uint32_t)j->pool[idx].ts_ms;
+        j->n_free--;
+        return idx;
+    }
+    if (j->n_used == j->pool_cap) {
+        size_t cap = j->pool_cap ? j->pool_cap * 2 : JOIN_FIRST_POOL;
+        j->pool = j->pool
+                      ? big_grow(j->pool, j->pool_cap * sizeof(*j->pool), cap * sizeof(*j->pool))
+                      : big_alloc(cap * sizeof(*j->pool));
+        j->pool_cap = cap;
+    }
+    return (uint32_t)j->n_used++;
+}
+
+struct dw_join_rec *dw_join_insert(struct dw_join *j, const char *id, size_t len, uint8_t state)
+{
+    dw_assert(len <= UINT16_MAX);
+    if ((j->count + 1) * 2 > j->n_slots) {
+        table_grow(j);
+    }
+    uint32_t idx = pool_take(j);
+    struct dw_join_rec *rec = &j->pool[idx];
+    memset(rec, 0, sizeof(*rec));
+    rec->id_len = (uint16_t)len;
+    if (len > DW_JOIN_ID_INLINE) {
+        rec->id_long = arena_alloc(&j->arena, len);
+        memcpy(rec->id_long, id, len);
+    } else {
+        memcpy(rec->id, id, len);
+    }
+    rec->state = state;
+    table_place(j, dw_hash64(id, len), idx);
+    j->count++;
+    dw_join_touch(j, rec);
+    return rec;
+}
+
+void dw_join_delete(struct dw_join *j, struct dw_join_rec *rec)
+{
+    uint32_t idx = (uint32_t)(rec - j->pool);
+    size_t mask = j->n_slots - 1;
+    size_t i = (size_t)rec_hash(rec) & mask;
+    while (!j->slots[i] || SLOT_IDX(j->slots[i]) != idx) {
+        i = (i + 1) & mask;
+    }
+    /* Backward-shift deletion: move later members of the probe run into the hole. */
+    size_t hole = i;
+    for (size_t k = (hole + 1) & mask; j->slots[k]; k = (k + 1) & mask) {
+        size_t home = (size_t)rec_hash(&j->pool[SLOT_IDX(j->slots[k])]) & mask;
+        int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
+        if (movable) {
+            j->slots[hole] = j->slots[k];
+            hole = k;
+        }
+    }
+    j->slots[hole] = 0;
+    dw_buf_put_str(&j->deleted, dw_join_id(rec), rec->id_len);
+    j->n_deleted++;
+    rec_unref_strings(j, rec);
+    if (rec->state == DW_JOIN_LABEL) {
+        free(rec->dups);
+    }
+    if (rec->id_len > DW_JOIN_ID_INLINE) {
+        arena_release(&j->arena, rec->id_long, rec->id_len);
+    }
+    memset(rec, 0, sizeof(*rec));
+    rec->ts_ms = j->free_head;
+    j->free_head = idx + 1;
+    j->n_free++;
+    j->count--;
+}
+
+int dw_join_add_dup(struct dw_join_rec *rec, int64_t label_wm, uint8_t conflict)
+{
+    if (rec->n_dups >= DW_JOIN_MAX_DUPS) {
+        return -1;
+    }
+    /* Capacity doubles at powers of two: no allocation for most duplicates. */
+    uint16_t n = rec->n_dups;
+    if ((n & (n - 1u)) == 0) {
+        rec->dups = dw_realloc(rec->dups, (n ? 2u * n : 1u) * sizeof(*rec->dups));
+    }
+    rec->dups[n].label_wm = label_wm;
+    rec->dups[n].conflict = conflict & (DW_JOIN_DUP_TEXT_DIFFERS | DW_JOIN_DUP_SAME_NUMBER);
+    rec->n_dups++;
+    return 0;
+}
+
+void dw_join_clear_dirty(struct dw_join *j)
+{
+    for (size_t i = 0; i < j->n_dirty; i++) {
+        j->pool[j->dirty[i]].flags &= (uint8_t)~DW_JREC_DIRTY;
+    }
+    j->n_dirty = 0;
+    dw_buf_reset(&j->deleted);
+    j->n_deleted = 0;
+}
+
+/* A string of the encoding: text or absent (written empty, with its presence apart). */
+static void put_opt_str(struct dw_buf *out, const char *s)
+{
+    dw_buf_put_str(out, s ? s : "", s ? dw_strtab_len(s) : 0);
+}
+
+void dw_join_rec_encode(const struct dw_join_rec *rec, const char *model_name, struct dw_buf *out)
+{
+    int parked = rec->state == DW_JOIN_LABEL;
+    const char *pred = (!parked && !(rec->flags & DW_JREC_PRED_NUM)) ? rec->pred_cls : NULL;
+    const char *label = parked                              ? rec->parked_label
+                        : !(rec->flags & DW_JREC_LABEL_NUM) ? rec->label_cls
+                                                            : NULL;
+    dw_buf_put_u8(out, JOIN_CODEC_VERSION);
+    dw_buf_put_u8(out, rec->state);
+    dw_buf_put_u8(out, rec->flags & (uint8_t)~DW_JREC_DIRTY);
+    dw_buf_put_i64(out, rec->ts_ms);
+    dw_buf_put_i64(out, parked ? 0 : rec->win_ms);
+    dw_buf_put_i64(out, parked ? rec->label_wm : 0);
+    dw_buf_put_f64(out, parked ? 0.0 : rec->score);
+    dw_buf_put_f64(out, (rec->flags & DW_JREC_PRED_NUM) ? rec->pred_num : 0.0);
+    dw_buf_put_f64(out, (rec->flags & DW_JREC_LABEL_NUM) ? rec->label_num : 0.0);
+    uint16_t n_dups = parked ? rec->n_dups : 0;
+    dw_buf_put_u16(out, n_dups);
+    for (uint16_t i = 0; i < n_dups; i++) {
+        dw_buf_put_i64(out, rec->dups[i].label_wm);
+        dw_buf_put_u8(out, rec->dups[i].conflict);
+    }
+    dw_buf_put_str(out, model_name, strlen(model_name));
+    put_opt_str(out, parked ? NULL : rec->version);
+    put_opt_str(out, pred);
+    dw_buf_put_u8(out, pred != NULL);
+    put_opt_str(out, label);
+    dw_buf_put_u8(out, label != NULL);
+}
+
+int dw_join_rec_decode(struct dw_join *j, const char *id, size_t id_len, const void *data,
+                       size_t len, long (*model_idx_of)(const char *name, size_t len, void *opaque),
+                       void *opaque)
+{
+    struct dw_reader rd;
+    dw_reader_init(&rd, data, len);
+    if (dw_rd_u8(&rd) != JOIN_CODEC_VERSION) {
+        return -1;
+    }
+    uint8_t state = dw_rd_u8(&rd);
+    uint8_t flags = dw_rd_u8(&rd);
+    int64_t ts_ms = dw_rd_i64(&rd);
+    int64_t win_ms = dw_rd_i64(&rd);
+    int64_t label_wm = dw_rd_i64(&rd);
+    double score = dw_rd_f64(&rd);
+    double pred_num = dw_rd_f64(&rd);
+    double label_num = dw_rd_f64(&rd);
+    uint16_t n_dups = dw_rd_u16(&rd);
+    const uint8_t *dups_at = dw_rd_bytes(&rd, (size_t)n_dups * 9); /* i64 + u8 each */
+    const char *model, *version, *pred, *label;
+    /* names become C strings (interned): a NUL inside would make them another name */
+    size_t model_len = dw_rd_name(&rd, &model, "model");
+    size_t version_len = dw_rd_name(&rd, &version, "version");
+    size_t pred_len = dw_rd_name(&rd, &pred, "prediction");
+    uint8_t has_pred = dw_rd_u8(&rd);
+    size_t label_len = dw_rd_name(&rd, &label, "label");
+    uint8_t has_label = dw_rd_u8(&rd);
+    const uint8_t known = DW_JREC_SCORE | DW_JREC_PRED_NUM | DW_JREC_LABEL_NUM | DW_JREC_LATE;
+    if (rd.err || rd.pos != rd.len || n_dups > DW_JOIN_MAX_DUPS || state < DW_JOIN_PRED ||
+        state > DW_JOIN_DONE || id_len == 0 || id_len > UINT16_MAX || dw_join_find(j, id, id_len)) {
+        return -1;
+    }
+    /* Flags and presence bytes as written; a score as the decoder accepts it ([0, 1]); the
+     * duplicates of a parked label only on a parked label (others never keep them). */
+    if ((flags & (uint8_t) ~(known | DW_JREC_DIRTY)) || has_pred > 1 || has_label > 1 ||
+        ((flags & DW_JREC_SCORE) && !(score >= 0.0 && score <= 1.0)) ||
+        (n_dups > 0 && state != DW_JOIN_LABEL)) {
+        return -1;
+    }
+    for (uint16_t i = 0; i < n_dups; i++) {
+        /* the conflict byte: DW_JOIN_DUP_* bits */
+        if (dups_at[(size_t)i * 9 + 8] & ~(DW_JOIN_DUP_TEXT_DIFFERS | DW_JOIN_DUP_SAME_NUMBER)) {
+            return -1;
+        }
+    }
+    long midx = model_idx_of(model, model_len, opaque);
+    if (midx < 0 && state != DW_JOIN_LABEL) {
+        return 1;
+    }
+    struct dw_join_rec *rec = dw_join_insert(j, id, id_len, state);
+    rec->ts_ms = ts_ms;
+    rec->model_idx = (uint16_t)(midx < 0 ? 0 : midx);
+    flags &= (uint8_t)~DW_JREC_DIRTY;
+    if (state == DW_JOIN_LABEL) {
+        rec->label_wm = label_wm;
+        struct dw_reader drd;
+        dw_reader_init(&drd, dups_at, (size_t)n_dups * 9);
+        for (uint16_t i = 0; i < n_dups; i++) {
+            int64_t wm = dw_rd_i64(&drd);
+            dw_join_add_dup(rec, wm, dw_rd_u8(&drd));
+        }
+        rec->parked_label = has_label ? dw_strtab_ref(&j->parked, label, label_len, 0) : NULL;
+        rec->label_num = label_num;
+        rec->flags = flags;
+    } else {
+        struct dw_join_model *m = dw_join_model(j, (size_t)midx);
+        /* A record of this code holds numbers xor classes; an older one may hold both (a
+         * classification model's numeric classes): the model's task decides, or, for a join
+         * whose models are not configured, the record itself. */
+        int regression =
+            m->regression >= 0 ? m->regression : ((flags & DW_JREC_PRED_NUM) && !has_pred);
+        rec->win_ms = win_ms;
+        rec->score = score;
+        rec->version = dw_strtab_ref(&m->versions, version, version_len, 0);
+        if (regression) {
+            if (flags & DW_JREC_PRED_NUM) {
+                rec->pred_num = pred_num;
+            }
+            if (flags & DW_JREC_LABEL_NUM) {
+                rec->label_num = label_num;
+            }
+        } else {
+            flags &= (uint8_t) ~(DW_JREC_PRED_NUM | DW_JREC_LABEL_NUM);
+            rec->pred_cls = has_pred ? dw_strtab_ref(&m->classes, pred, pred_len, 0) : NULL;
+            rec->label_cls = has_label ? dw_strtab_ref(&m->classes, label, label_len, 0) : NULL;
+        }
+        rec->flags = flags;
+    }
+    /* Loaded from the checkpoint: not dirty. */
+    j->n_dirty--;
+    return 0;
+}

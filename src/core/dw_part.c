@@ -1,0 +1,536 @@
+/*
+ * dw_part.c - event processing for one partition: join, windows, watermark (see dw_part.h).
+ *
+ * Join rules (DESIGN.md §8): the first label to arrive for a prediction is the one used; later
+ * label events for it are duplicates (conflicts when they disagree with the first), counted in
+ * the prediction's window. A label that arrives before its prediction is parked in the join
+ * cache; its duplicates are remembered in the record (with the label watermark at their
+ * arrival) and counted when the prediction arrives, so that each label event is judged late
+ * or not by the same rule whichever topic was read first. Records expire join.ttl after their
+ * event time, on the clock of the stream they wait for (dw_part.h), so expiry replays
+ * identically after a restart.
+ *
+ * Classes and versions (dw_join.h): a regression model's predictions and labels are numbers and
+ * stay numbers. A classification model's classes and every model's versions are interned in
+ * the join's tables of that model, bounded by models.<m>.max_classes and max_versions; an event
+ * whose class or version would exceed the bound is rejected (DW_PART_REJECTED, p->reject says
+ * why; the caller dead-letters it) before anything changes, so nothing is half counted. A
+ * label's model is known only from its prediction: a label that finds its prediction is judged
+ * on arrival (a class beyond the bound, or not a number for a regression model: rejected); a
+ * label parked before its prediction is judged when the prediction arrives, and if it is
+ * rejected then, it and the duplicates remembered with it are dropped and counted
+ * (p->join_rejected, ctr.rejected_classes) while the prediction is counted and waits for another
+ * label. Duplicates of a regression label conflict when the numbers differ ("4" and "4.0"
+ * agree), of a class when the texts differ ("1" and "1.0" are two classes).
+ */
+#include "driftwatch/core/dw_part.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "driftwatch/core/dw_common.h"
+
+#include "driftwatch/core/dw_banned.h" /* last: after every declaration */
+
+static void count_expired(struct dw_part *p, const struct dw_join_rec *rec);
+
+/* The class bound of a model (max_classes; 0 in a struct built by hand: the default). */
+static uint32_t max_classes(const struct dw_model_cfg *m)
+{
+    return m->max_classes > 0 ? (uint32_t)m->max_classes : DW_JOIN_MAX_CLASSES;
+}
+
+static uint32_t max_versions(const struct dw_model_cfg *m)
+{
+    return m->max_versions > 0 ? (uint32_t)m->max_versions : DW_JOIN_MAX_VERSIONS;
+}
+
+struct dw_part *dw_part_new(const struct dw_config *cfg, int32_t partition)
+{
+    struct dw_part *p = dw_calloc(1, sizeof(*p));
+    p->cfg = cfg;
+    p->partition = partition;
+    p->off_pred = -1;
+    p->off_label = -1;
+    p->max_ts = DW_NO_TS;
+    p->min_ts = DW_NO_TS;
+    p->max_label_ts = DW_NO_TS;
+    p->closed_upto_ms = DW_NO_TS;
+    dw_join_init(&p->join);
+    for (size_t m = 0; m < cfg->n_models; m++) {
+        const struct dw_model_cfg *mc = &cfg->models[m];
+        dw_join_set_model(&p->join, m, mc->task == DW_TASK_REGRESSION, max_classes(mc),
+                          max_versions(mc));
+    }
+    return p;
+}
+
+void dw_part_free(struct dw_part *p)
+{
+    if (!p) {
+        return;
+    }
+    for (size_t i = 0; i < p->n_wins; i++) {
+        dw_agg_free(p->wins[i]);
+    }
+    for (size_t i = 0; i < p->n_retired; i++) {
+        dw_agg_free(p->retired[i]);
+    }
+    free(p->wins);
+    free(p->retired);
+    dw_join_free(&p->join);
+    free(p);
+}
+
+int64_t dw_part_watermark(const struct dw_part *p)
+{
+    return p->max_ts == DW_NO_TS ? DW_NO_TS : p->max_ts - p->cfg->allowed_lateness_ms;
+}
+
+static int64_t window_start(const struct dw_part *p, int64_t ts)
+{
+    return dw_floor_div(ts, p->cfg->window_size_ms) * p->cfg->window_size_ms;
+}
+
+static int window_closed(const struct dw_part *p, int64_t start)
+{
+    int64_t end = start + p->cfg->window_size_ms;
+    int64_t wm = dw_part_watermark(p);
+    return (wm != DW_NO_TS && end <= wm) ||
+           (p->closed_upto_ms != DW_NO_TS && end <= p->closed_upto_ms);
+}
+
+struct dw_agg *dw_part_window(struct dw_part *p, const struct dw_model_cfg *model, int64_t start_ms)
+{
+    for (size_t i = p->n_wins; i-- > 0;) {
+        struct dw_agg *agg = p->wins[i];
+        if (agg->start_ms == start_ms && agg->model == model) {
+            return agg;
+        }
+    }
+    return NULL;
+}
+
+static void push_agg(struct dw_agg ***arr, size_t *n, size_t *cap, struct dw_agg *agg)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *arr = dw_realloc(*arr, *cap * sizeof(**arr));
+    }
+    (*arr)[(*n)++] = agg;
+}
+
+void dw_part_adopt_window(struct dw_part *p, struct dw_agg *agg)
+{
+    push_agg(&p->wins, &p->n_wins, &p->cap_wins, agg);
+}
+
+static void outcome_of(const struct dw_join_rec *rec, struct dw_outcome *o)
+{
+    o->pred_is_num = (rec->flags & DW_JREC_PRED_NUM) != 0;
+    o->label_is_num = (rec->flags & DW_JREC_LABEL_NUM) != 0;
+    o->pred = o->pred_is_num ? NULL : rec->pred_cls ? rec->pred_cls : "";
+    o->label = o->label_is_num ? NULL : rec->label_cls ? rec->label_cls : "";
+    o->pred_num = o->pred_is_num ? rec->pred_num : 0.0;
+    o->label_num = o->label_is_num ? rec->label_num : 0.0;
+    o->has_score = (rec->flags & DW_JREC_SCORE) != 0;
+    o->score = rec->score;
+}
+
+/* A label seen at label watermark lwm is late for a prediction of window start win_ms. */
+static int label_late(const struct dw_part *p, int64_t win_ms, int64_t lwm)
+{
+    return lwm != DW_NO_TS && win_ms + p->cfg->window_size_ms + p->cfg->label_horizon_ms <= lwm;
+}
+
+/* Counts a duplicate label event (seen at label watermark lwm) of a joined record. */
+static void count_duplicate(struct dw_part *p, const struct dw_join_rec *rec, int64_t lwm,
+                            int conflict)
+{
+    const struct dw_model_cfg *model = &p->cfg->models[rec->model_idx];
+    struct dw_agg *agg = dw_part_window(p, model, rec->win_ms);
+    if (agg && !(rec->flags & DW_JREC_LATE) && !label_late(p, rec->win_ms, lwm)) {
+        agg->duplicate_labels++;
+        agg->conflicts += (uint64_t)(conflict != 0);
+        agg->dirty = 1;
+    } else {
+        p->ctr.late_labels++;
+        p->meta_dirty = 1;
+    }
+}
+
+/* Counts the joined label of rec into its window; the record is DONE afterwards. */
+static void count_join(struct dw_part *p, struct dw_join_rec *rec, int64_t lwm)
+{
+    const struct dw_model_cfg *model = &p->cfg->models[rec->model_idx];
+    struct dw_agg *agg = dw_part_window(p, model, rec->win_ms);
+    rec->state = DW_JOIN_DONE;
+    if (!agg || (rec->flags & DW_JREC_LATE) || label_late(p, rec->win_ms, lwm)) {
+        p->ctr.late_labels++;
+        p->meta_dirty = 1;
+        return;
+    }
+    size_t vslot = rec->version
+                       ? dw_agg_version_slot(agg, rec->version, dw_strtab_len(rec->version))
+                       : dw_agg_version_slot(agg, "", 0);
+    struct dw_outcome o;
+    outcome_of(rec, &o);
+    dw_agg_add_outcome(agg, vslot, &o);
+}
+
+/* Counts the event being processed as rejected (why in p->reject); nothing else changes. */
+static enum dw_part_result rejected(struct dw_part *p, enum dw_bad_reason reason)
+{
+    p->reject.reason = reason;
+    p->ctr.rejected_classes++;
+    p->meta_dirty = 1;
+    return DW_PART_REJECTED;
+}
+
+/* 1 when s may be referenced in t under bound: it is there, or there is room for one more. */
+static int fits(const struct dw_strtab *t, const char *s, size_t len, uint32_t bound)
+{
+    return t->count < bound || dw_strtab_has(t, s, len);
+}
+
+/* Writes why a class would exceed its model's bound into r->msg. */
+static void class_bound_msg(const struct dw_part *p, size_t model_idx, const char *what,
+                            const char *cls, struct dw_part_reject *r)
+{
+    const struct dw_model_cfg *model = &p->cfg->models[model_idx];
+    const struct dw_join_model *jm = &p->join.models[model_idx];
+    r->reason = DW_BAD_TOO_MANY_CLASSES;
+    dw_err(r->msg, sizeof(r->msg),
+           "%s: class '%s' would be distinct class %zu of model %s in partition %d, more than "
+           "models.%s.max_classes (%u)",
+           what, cls, jm->classes.count + 1, model->name, (int)p->partition, model->name,
+           jm->max_classes);
+}
+
+enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_prediction *ev)
+{
+    p->join_rejected = 0;
+    struct dw_join *j = &p->join;
+    struct dw_join_model *jm = dw_join_model(j, ev->model_idx);
+    int regression = ev->model->task == DW_TASK_REGRESSION;
+    if (!regression && !fits(&jm->classes, ev->pred.text, ev->pred.len, jm->max_classes)) {
+        class_bound_msg(p, ev->model_idx, "prediction", ev->pred.text, &p->reject);
+        return rejected(p, DW_BAD_TOO_MANY_CLASSES);
+    }
+    if (!fits(&jm->versions, ev->version, ev->version_len, jm->max_versions)) {
+        dw_err(p->reject.msg, sizeof(p->reject.msg),
+               "model_version: '%.*s' would be distinct version %zu of model %s in partition %d, "
+               "more than models.%s.max_versions (%u)",
+               (int)ev->version_len, ev->version, jm->versions.count + 1, ev->model->name,
+               (int)p->partition, ev->model->name, jm->max_versions);
+        return rejected(p, DW_BAD_TOO_MANY_VERSIONS);
+    }
+    struct dw_join_rec *rec = dw_join_find(j, ev->id, ev->id_len);
+    if (rec && rec->state == DW_JOIN_LABEL && p->max_ts != DW_NO_TS &&
+        rec->ts_ms + p->cfg->join_ttl_ms < p->max_ts) {
+        p->ctr.expired_labels++; /* parked too long: this prediction starts afresh */
+        dw_join_delete(j, rec);
+        rec = NULL;
+    }
+    if (rec && rec->state != DW_JOIN_LABEL) {
+        p->ctr.duplicate_predictions++;
+        p->meta_dirty = 1;
+        return DW_PART_DUPLICATE;
+    }
+    p->ctr.predictions++;
+    p->meta_dirty = 1;
+    int64_t start = window_start(p, ev->ts_ms);
+    int late = window_closed(p, start);
+    if (p->max_ts == DW_NO_TS || ev->ts_ms > p->max_ts) {
+        p->max_ts = ev->ts_ms;
+    }
+    if (p->min_ts == DW_NO_TS || ev->ts_ms < p->min_ts) {
+        p->min_ts = ev->ts_ms;
+    }
+    struct dw_agg *agg = dw_part_window(p, ev->model, start);
+    if (late) {
+        if (agg) {
+            agg->late_predictions++;
+            agg->dirty = 1;
+        } else {
+            p->ctr.late_predictions++;
+        }
+    } else if (!agg) {
+        agg = dw_agg_new(ev->model, start);
+        push_agg(&p->wins, &p->n_wins, &p->cap_wins, agg);
+    }
+    if (!late) {
+        size_t vslot = dw_agg_version_slot(agg, ev->version, ev->version_len);
+        dw_agg_add_prediction(agg, vslot, ev);
+    }
+    /* A label parked before this prediction: taken over, judged below now that the model is
+     * known. Its text stays referenced in the parked table until then. */
+    const char *parked = NULL;
+    struct dw_join_dup *dups = NULL;
+    uint16_t n_dups = 0;
+    int64_t parked_lwm = DW_NO_TS;
+    int parked_num = 0;
+    double parked_num_v = 0;
+    if (rec) {
+        parked = rec->parked_label;
+        parked_num = (rec->flags & DW_JREC_LABEL_NUM) != 0;
+        parked_num_v = rec->label_num;
+        dups = rec->dups; /* taken over: counted below, then freed */
+        n_dups = rec->n_dups;
+        rec->dups = NULL;
+        rec->n_dups = 0;
+        parked_lwm = rec->label_wm;
+        dw_join_touch(j, rec);
+    } else {
+        rec = dw_join_insert(j, ev->id, ev->id_len, DW_JOIN_PRED);
+    }
+    rec->state = DW_JOIN_PRED;
+    rec->ts_ms = ev->ts_ms;
+    rec->win_ms = start;
+    rec->model_idx = (uint16_t)ev->model_idx;
+    rec->version = dw_strtab_ref(&jm->versions, ev->version, ev->version_len, 0);
+    rec->flags = (uint8_t)((rec->flags & DW_JREC_DIRTY) | (late ? DW_JREC_LATE : 0));
+    rec->score = ev->has_score ? ev->score : 0.0;
+    if (ev->has_score) {
+        rec->flags |= DW_JREC_SCORE;
+    }
+    if (regression) {
+        rec->flags |= DW_JREC_PRED_NUM;
+        rec->pred_num = ev->pred.num;
+    } else {
+        rec->pred_cls = dw_strtab_ref(&jm->classes, ev->pred.text, ev->pred.len, 0);
+    }
+    rec->label_num = 0.0;
+    int joined = 0;
+    if (parked) {
+        size_t parked_len = dw_strtab_len(parked);
+        if (regression ? parked_num : fits(&jm->classes, parked, parked_len, jm->max_classes)) {
+            joined = 1;
+            if (regression) {
+                rec->flags |= DW_JREC_LABEL_NUM;
+                rec->label_num = parked_num_v;
+            } else {
+                rec->label_cls = dw_strtab_ref(&jm->classes, parked, parked_len, 0);
+            }
+        } else {
+            struct dw_part_reject *r = &p->join_reject;
+            char what[DW_ID_MAX + 64];
+            snprintf(what, sizeof(what), "label parked for prediction_id '%.*s'", (int)ev->id_len,
+                     ev->id);
+            if (regression) {
+                r->reason = DW_BAD_WRONG_TYPE;
+                dw_err(r->msg, sizeof(r->msg),
+                       "%s: expected a number for regression model %s, got '%s'", what,
+                       ev->model->name, parked);
+            } else {
+                class_bound_msg(p, ev->model_idx, what, parked, r);
+            }
+            p->join_rejected = 1u + n_dups;
+            p->ctr.rejected_classes += p->join_rejected;
+        }
+        dw_strtab_unref(&j->parked, parked);
+    }
+    if (joined) {
+        count_join(p, rec, parked_lwm);
+        for (uint16_t i = 0; i < n_dups; i++) {
+            uint8_t c = dups[i].conflict;
+            int conflict =
+                regression ? !(c & DW_JOIN_DUP_SAME_NUMBER) : (c & DW_JOIN_DUP_TEXT_DIFFERS) != 0;
+            count_duplicate(p, rec, dups[i].label_wm, conflict);
+        }
+    }
+    free(dups);
+    return late ? DW_PART_LATE : DW_PART_OK;
+}
+
+/* 1 when the label (text s, len) and an interned text differ. */
+static int text_differs(const char *interned, const char *s, size_t len)
+{
+    return !interned || dw_strtab_len(interned) != len || memcmp(interned, s, len) != 0;
+}
+
+/* 1 when the label is a number equal to rec's numeric label. */
+static int same_number(const struct dw_join_rec *rec, const struct dw_label *lab)
+{
+    return lab->label.is_num && (rec->flags & DW_JREC_LABEL_NUM) &&
+           lab->label.num == rec->label_num;
+}
+
+enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *lab)
+{
+    struct dw_join *j = &p->join;
+    const struct dw_class *cls = &lab->label;
+    int64_t lwm = p->max_label_ts;
+    struct dw_join_rec *rec = dw_join_find(j, lab->id, lab->id_len);
+    int expired = rec && rec->state != DW_JOIN_LABEL && lwm != DW_NO_TS &&
+                  rec->ts_ms + p->cfg->join_ttl_ms < lwm; /* waited longer than join.ttl */
+    const struct dw_model_cfg *model = rec ? &p->cfg->models[rec->model_idx] : NULL;
+    int regression = model && model->task == DW_TASK_REGRESSION;
+    if (rec && !expired && rec->state == DW_JOIN_PRED) {
+        /* Joins now: judged as a class or number of the prediction's model first. */
+        struct dw_join_model *jm = dw_join_model(j, rec->model_idx);
+        if (regression && !cls->is_num) {
+            dw_err(p->reject.msg, sizeof(p->reject.msg),
+                   "label: expected a number for regression model %s, got '%s'", model->name,
+                   cls->text);
+            return rejected(p, DW_BAD_WRONG_TYPE);
+        }
+        if (!regression && !fits(&jm->classes, cls->text, cls->len, jm->max_classes)) {
+            class_bound_msg(p, rec->model_idx, "label", cls->text, &p->reject);
+            return rejected(p, DW_BAD_TOO_MANY_CLASSES);
+        }
+    }
+    p->ctr.labels++;
+    p->meta_dirty = 1;
+    if (p->max_label_ts == DW_NO_TS || lab->ts_ms > p->max_label_ts) {
+        p->max_label_ts = lab->ts_ms;
+    }
+    if (expired) {
+        count_expired(p, rec);
+        dw_join_delete(j, rec);
+        rec = NULL;
+    }
+    if (!rec) {
+        rec = dw_join_insert(j, lab->id, lab->id_len, DW_JOIN_LABEL);
+        rec->ts_ms = lab->ts_ms;
+        rec->label_wm = lwm;
+        rec->parked_label = dw_strtab_ref(&j->parked, cls->text, cls->len, 0);
+        if (cls->is_num) {
+            rec->flags |= DW_JREC_LABEL_NUM;
+            rec->label_num = cls->num;
+        }
+        return DW_PART_OK;
+    }
+    if (rec->state == DW_JOIN_LABEL) {
+        uint8_t c = (uint8_t)((text_differs(rec->parked_label, cls->text, cls->len)
+                                   ? DW_JOIN_DUP_TEXT_DIFFERS
+                                   : 0) |
+                              (same_number(rec, lab) ? DW_JOIN_DUP_SAME_NUMBER : 0));
+        if (dw_join_add_dup(rec, lwm, c) != 0) {
+            p->ctr.late_labels++; /* beyond DW_JOIN_MAX_DUPS: counted, not kept */
+        }
+        dw_join_touch(j, rec);
+        return DW_PART_DUPLICATE;
+    }
+    if (rec->state == DW_JOIN_DONE) {
+        int conflict =
+            regression ? !same_number(rec, lab) : text_differs(rec->label_cls, cls->text, cls->len);
+        count_duplicate(p, rec, lwm, conflict);
+        return DW_PART_DUPLICATE;
+    }
+    if (regression) {
+        rec->flags |= DW_JREC_LABEL_NUM;
+        rec->label_num = cls->num;
+    } else {
+        rec->label_cls =
+            dw_strtab_ref(&dw_join_model(j, rec->model_idx)->classes, cls->text, cls->len, 0);
+    }
+    dw_join_touch(j, rec);
+    count_join(p, rec, lwm);
+    return DW_PART_OK;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void count_expired(struct dw_part *p, const struct dw_join_rec *rec)
+{
+    if (rec->state == DW_JOIN_PRED) {
+        p->ctr.expired_predictions++;
+    } else if (rec->state == DW_JOIN_LABEL) {
+        p->ctr.expired_labels++;
+    }
+}
+
+/* A record expires on the clock of the stream it waits for (see dw_part.h). */
+static int rec_expired(const struct dw_part *p, const struct dw_join_rec *rec)
+{
+    int64_t deadline = rec->ts_ms + p->cfg->join_ttl_ms;
+    if (rec->state == DW_JOIN_LABEL) {
+        return p->max_ts != DW_NO_TS && deadline < p->max_ts;
+    }
+    return (p->max_label_ts != DW_NO_TS && deadline < p->max_label_ts) ||
+           (p->labels_at_end && p->max_ts != DW_NO_TS && deadline < p->max_ts);
+}
+
+/* Deletes expired records, or when evicting every record with event time before cutoff. */
+static void join_sweep(struct dw_part *p, int64_t cutoff, int evicting)
+{
+    struct dw_join *j = &p->join;
+    for (size_t i = 0; i < j->n_used; i++) {
+        struct dw_join_rec *rec = &j->pool[i];
+        if (rec->state == DW_JOIN_FREE) {
+            continue;
+        }
+        if (evicting ? rec->ts_ms >= cutoff : !rec_expired(p, rec)) {
+            continue;
+        }
+        if (evicting) {
+            p->ctr.evicted++;
+        } else {
+            count_expired(p, rec);
+        }
+        dw_join_delete(j, rec);
+        p->meta_dirty = 1;
+    }
+}
+
+static void join_evict(struct dw_part *p, int64_t max_records)
+{
+    struct dw_join *j = &p->join;
+    if ((int64_t)j->count <= max_records) {
+        return;
+    }
+    /* Evict the oldest tenth (by event time) so eviction is not paid on every event. */
+    int64_t *ts = dw_malloc(j->count * sizeof(*ts));
+    size_t n = 0;
+    for (size_t i = 0; i < j->n_used; i++) {
+        if (j->pool[i].state != DW_JOIN_FREE) {
+            ts[n++] = j->pool[i].ts_ms;
+        }
+    }
+    qsort(ts, n, sizeof(*ts), cmp_i64);
+    size_t target = n - (size_t)(max_records * 9 / 10);
+    int64_t cutoff = ts[DW_MIN(target, n - 1)] + 1;
+    free(ts);
+    join_sweep(p, cutoff, 1);
+}
+
+void dw_part_maintain(struct dw_part *p, int64_t max_records)
+{
+    int64_t wm = dw_part_watermark(p);
+    join_sweep(p, 0, 0);
+    join_evict(p, max_records);
+    if (wm == DW_NO_TS) {
+        return;
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < p->n_wins; i++) {
+        struct dw_agg *agg = p->wins[i];
+        int64_t retire_at = agg->start_ms + p->cfg->window_size_ms + p->cfg->label_horizon_ms;
+        int labels_past =
+            p->labels_at_end || (p->max_label_ts != DW_NO_TS && retire_at <= p->max_label_ts);
+        if (retire_at <= wm && labels_past) {
+            push_agg(&p->retired, &p->n_retired, &p->cap_retired, agg);
+        } else {
+            p->wins[keep++] = agg;
+        }
+    }
+    p->n_wins = keep;
+}
+
+void dw_part_checkpoint_done(struct dw_part *p)
+{
+    for (size_t i = 0; i < p->n_wins; i++) {
+        p->wins[i]->dirty = 0;
+    }
+    for (size_t i = 0; i < p->n_retired; i++) {
+        dw_agg_free(p->retired[i]);
+    }
+    p->n_retired = 0;
+    dw_join_clear_dirty(&p->join);
+    p->meta_dirty = 0;
+}
