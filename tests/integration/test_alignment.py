@@ -11,7 +11,12 @@ def main():
     env = h.Env(partitions=2, name="align")
     # labels come ~10 minutes (exponential) after their predictions: horizon and join TTL long
     # enough that none is late
-    env.config(horizon="8h", extra="join:\n  ttl: 8h\n")
+    # Small fetches (64 KiB per partition) for both topics: a fetch then carries about five
+    # times as many (smaller) label messages as predictions, so the labels' clock runs ahead
+    # whatever the machine's load; with librdkafka's 1 MiB default one large predictions fetch
+    # could take the whole backlog first and leave nothing to align.
+    env.config(horizon="8h", extra="join:\n  ttl: 8h\n"
+               "kafka.max.partition.fetch.bytes: 65536\n")
     truth, _ = env.gen("--count", "30000", "--eps", "50", "--label-delay", "600",
                        "--early-labels", "0.05")
     env.start_run()
