@@ -3,11 +3,11 @@ scipy and scikit-learn (tests/fixtures/make_replay_fixtures.py wrote the inputs 
 expected.json under tests/fixtures/replay/<scenario>/; this test needs no Python packages).
 
 For every scenario: run `driftwatch profile` first when the scenario has a reference CSV,
-then `driftwatch replay`; check that each report line has issue #3's schema (fields, RFC 3339
-"Z" window bounds, per-type feature fields, drift object) and that every expected value
-matches: integers, strings, booleans and nulls exactly, reals to 1e-9 relative (1e-12
-absolute near 0), p-values (and the BH-adjusted scores of p-value tests) to 1e-9 relative or
-1e-300 absolute."""
+then `driftwatch replay`; check that each report line has the report schema of
+docs/statistics.md (fields, RFC 3339 "Z" window bounds, per-type feature fields, drift object)
+and that every expected value matches: integers, strings, booleans and nulls exactly, reals to
+1e-9 relative (1e-12 absolute near 0), p-values (and the BH-adjusted scores of p-value tests)
+to 1e-9 relative or 1e-300 absolute."""
 import json
 import os
 import re
