@@ -24,9 +24,9 @@
  *   message's timestamp (CreateTime), as a real producer's would be: the consumer bounds event
  *   time against it (input.max_future_skew / max_past_skew), and traffic stamped in the past
  *   with the wall clock as Kafka time would be rejected as timestamp_out_of_range.
- * - Ground truth follows the product's definitions (DESIGN.md section 8): a label counts in its
- *   prediction's window, only valid predictions count, the first label in output order wins
- *   (here always the original label: a duplicate arrives strictly later).
+ * - Ground truth follows the product's definitions (docs/contract.md, sections 2.2 and 4): a
+ *   label counts in its prediction's window, only valid predictions count, the first label in
+ *   output order wins (here always the original label: a duplicate arrives strictly later).
  */
 #include <errno.h>
 #include <getopt.h>

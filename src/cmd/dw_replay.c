@@ -16,7 +16,7 @@
  *   reject everything after a bad first line.)
  * - All predictions are processed first, then all labels, through one struct dw_part: every
  *   label finds its prediction whatever the files' order, and the first label in the labels
- *   file wins (later ones are duplicates), as DESIGN.md section 8 defines.
+ *   file wins (later ones are duplicates), as docs/contract.md (section 2.2) defines.
  * - Windows are created before their first prediction with sketches exact up to
  *   DW_AGG_MERGE_EXACT values (what run's merged evaluation views keep), so quantile-based
  *   statistics are exact while a window fits, as in a notebook. Memory grows with the input

@@ -45,10 +45,10 @@
  *   them as it refuses any value of the wrong type, naming the field. With "reject" nothing of
  *   this runs and the decoder is exactly jansson's RFC 8259 (the differential test pins it).
  *
- * - Classes are compared as text everywhere in driftwatch (DESIGN.md section 8): a string as it
- *   is, a number or boolean as its JSON text. Reals print like Python's repr / json.dumps
- *   (shortest digits that round-trip, fixed notation for 1e-4 <= |v| < 1e16, and ".0" on
- *   integral values) so that 1.0 -> "1.0", 0.1 -> "0.1" and 100.0 -> "100.0".
+ * - Classes are compared as text everywhere in driftwatch (docs/contract.md, section 1.4): a
+ *   string as it is, a number or boolean as its JSON text. Reals print like Python's repr /
+ *   json.dumps (shortest digits that round-trip, fixed notation for 1e-4 <= |v| < 1e16, and
+ *   ".0" on integral values) so that 1.0 -> "1.0", 0.1 -> "0.1" and 100.0 -> "100.0".
  *
  * - A bad message is never fatal: every check returns a reason code and an errstr naming the
  *   field (or, for invalid JSON, what is wrong and at which byte), and the caller counts it and

@@ -1,14 +1,14 @@
 /*
  * dw_part.c - event processing for one partition: join, windows, watermark (see dw_part.h).
  *
- * Join rules (DESIGN.md §8): the first label to arrive for a prediction is the one used; later
- * label events for it are duplicates (conflicts when they disagree with the first), counted in
- * the prediction's window. A label that arrives before its prediction is parked in the join
- * cache; its duplicates are remembered in the record (with the label watermark at their
- * arrival) and counted when the prediction arrives, so that each label event is judged late
- * or not by the same rule whichever topic was read first. Records expire join.ttl after their
- * event time, on the clock of the stream they wait for (dw_part.h), so expiry replays
- * identically after a restart.
+ * Join rules (docs/contract.md, section 2.2): the first label to arrive for a prediction is the
+ * one used; later label events for it are duplicates (conflicts when they disagree with the
+ * first), counted in the prediction's window. A label that arrives before its prediction is
+ * parked in the join cache; its duplicates are remembered in the record (with the label
+ * watermark at their arrival) and counted when the prediction arrives, so that each label event
+ * is judged late or not by the same rule whichever topic was read first. Records expire
+ * join.ttl after their event time, on the clock of the stream they wait for (dw_part.h), so
+ * expiry replays identically after a restart.
  *
  * Classes and versions (dw_join.h): a regression model's predictions and labels are numbers and
  * stay numbers. A classification model's classes and every model's versions are interned in

@@ -3,10 +3,10 @@
  * Redis hash as the memory of what is still owed.
  *
  * Why one thread with a multi handle: a receiver that is slow, down or rate limiting must
- * never stall the Kafka consumer (DESIGN.md section 5), nor another sink. Callers only copy a
- * message into a bounded array (a mutex held for a few pointer moves, never across I/O) and
- * wake the thread with curl_multi_wakeup(); the thread owns the multi handle and runs every
- * attempt of every sink concurrently, each with its sink's timeout. A PagerDuty endpoint
+ * never stall the Kafka consumer (docs/contract.md, section 5.2), nor another sink. Callers
+ * only copy a message into a bounded array (a mutex held for a few pointer moves, never across
+ * I/O) and wake the thread with curl_multi_wakeup(); the thread owns the multi handle and runs
+ * every attempt of every sink concurrently, each with its sink's timeout. A PagerDuty endpoint
  * that takes 10 s to answer delays nothing but its own messages.
  *
  * The queue is an array of at most queue_size message pointers in submit order; a message

@@ -1,4 +1,4 @@
-"""Verdict calibration and power, through `driftwatch replay` (issue #3):
+"""Verdict calibration and power, through `driftwatch replay`:
 
 - No drift: 200 windows of 1000 predictions from the reference's own distribution, judged
   against a reference profile built from 100k separate rows. With auto (KS / chi-squared at

@@ -3,11 +3,11 @@ scipy and scikit-learn (tests/fixtures/make_replay_fixtures.py wrote the inputs 
 expected.json under tests/fixtures/replay/<scenario>/; this test needs no Python packages).
 
 For every scenario: run `driftwatch profile` first when the scenario has a reference CSV,
-then `driftwatch replay`; check that each report line has issue #3's schema (fields, RFC 3339
-"Z" window bounds, per-type feature fields, drift object) and that every expected value
-matches: integers, strings, booleans and nulls exactly, reals to 1e-9 relative (1e-12
-absolute near 0), p-values (and the BH-adjusted scores of p-value tests) to 1e-9 relative or
-1e-300 absolute."""
+then `driftwatch replay`; check that each report line has the report schema of
+docs/statistics.md (fields, RFC 3339 "Z" window bounds, per-type feature fields, drift object)
+and that every expected value matches: integers, strings, booleans and nulls exactly, reals to
+1e-9 relative (1e-12 absolute near 0), p-values (and the BH-adjusted scores of p-value tests)
+to 1e-9 relative or 1e-300 absolute."""
 import json
 import os
 import re
@@ -162,7 +162,7 @@ def check_scenario(name, cmp):
     schema = []
     for r in reports:
         schema += [f"{r.get('window_start')}: {e}" for e in schema_errors(r, task)]
-    ok &= h.report(not schema, f"{name}: issue #3 schema", "; ".join(schema[:8]))
+    ok &= h.report(not schema, f"{name}: report schema", "; ".join(schema[:8]))
     before = len(cmp.diffs)
     for e, r in zip(expected, reports):
         sub = Compare()

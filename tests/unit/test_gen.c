@@ -2,8 +2,8 @@
  * test_gen.c - `driftwatch gen` through its entry point, with file sinks in a temporary
  * directory. The ground truth the command writes is recomputed here independently, by parsing
  * the JSON-lines files it produced with jansson and applying the product's definitions
- * (DESIGN.md section 8: a label counts in its prediction's window, first label wins, only valid
- * predictions count).
+ * (docs/contract.md, sections 2.2 and 4: a label counts in its prediction's window, first label
+ * wins, only valid predictions count).
  */
 #include <math.h>
 #include <setjmp.h>

@@ -4,9 +4,11 @@
  * One YAML file (see deploy/driftwatch.example.yaml). Keys are declared once in a table in
  * dw_config.c (name, type, default, offset into struct dw_config, help), Fluent Bit style; that
  * table drives parsing, unknown-key errors, --check-config, the dumped effective config and the
- * configuration reference in the README. `${VAR}` in any scalar is replaced by the environment
- * variable (an unset variable is an error naming the key). `kafka.*` keys go to librdkafka
- * unchanged. `models` is a map of model name -> model settings with a map of features.
+ * configuration reference in docs/configuration.md (printed by `driftwatch run
+ * --config-reference`, written there by scripts/gen-config-doc.sh). `${VAR}` in any scalar is
+ * replaced by the environment variable (an unset variable is an error naming the key).
+ * `kafka.*` keys go to librdkafka unchanged. `models` is a map of model name -> model settings
+ * with a map of features.
  */
 #ifndef DW_CONFIG_H
 #define DW_CONFIG_H

@@ -8,7 +8,8 @@
  * `driftwatch replay`); dw_eval_idempotency_key() gives notifications and triggers their
  * stable ids.
  *
- * Every statistic follows the definitions in docs/statistics.md (DESIGN.md §8).
+ * Every statistic follows the definitions in docs/statistics.md (summarised in docs/contract.md,
+ * section 4).
  */
 #ifndef DW_EVAL_H
 #define DW_EVAL_H
