@@ -1002,7 +1002,11 @@ static void on_assign(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partitio
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         struct dw_part *part = tp->partition < rn->n_parts ? rn->parts[tp->partition] : NULL;
         if (!part) {
-            continue; /* without state: paused below, sought when its state is loaded */
+            /* Without state: paused below, sought when its state is loaded. A definite start
+             * for now: with no offset librdkafka would look for a committed one and, finding
+             * none, apply auto.offset.reset=error, leaving a partition that refuses the seek. */
+            tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+            continue;
         }
         int is_pred = strcmp(tp->topic, rn->cfg.topic_predictions) == 0;
         tp->offset = start_offset(rn, is_pred ? part->off_pred : part->off_label);
