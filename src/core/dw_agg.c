@@ -34,6 +34,7 @@
 #include "driftwatch/core/dw_agg.h"
 
 #include <float.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -482,6 +483,8 @@ static void counts_add_outcome(struct dw_counts *c, const char *positive,
         c->sum_label_sq += o->label_num * o->label_num;
         c->sum_ape += fabs(e) / DW_MAX(fabs(o->label_num), DBL_EPSILON);
     }
+    /* every outcome lands in exactly one cell of the confusion counts */
+    dw_assert(c->correct <= c->labeled && c->tp + c->fp + c->tn + c->fn == c->labeled);
 }
 
 void dw_agg_add_outcome(struct dw_agg *agg, size_t vslot, const struct dw_outcome *o)
@@ -731,6 +734,19 @@ static void counts_decode(struct dw_counts *c, struct dw_reader *rd)
     c->sum_label = dw_rd_f64(rd);
     c->sum_label_sq = dw_rd_f64(rd);
     c->sum_ape = dw_rd_f64(rd);
+    /* What counts_add_outcome() keeps true (it asserts it): refuse counts that break it. */
+    uint64_t rest = c->labeled;
+    const uint64_t parts[] = {c->tp, c->fp, c->tn, c->fn};
+    int split_ok = 1;
+    for (size_t i = 0; i < 4; i++) {
+        split_ok = split_ok && parts[i] <= rest;
+        rest = split_ok ? rest - parts[i] : rest;
+    }
+    if (c->correct > c->labeled || !split_ok || rest != 0) {
+        dw_rd_fail(rd,
+                   "counts do not add up: %" PRIu64 " labeled, %" PRIu64 " correct, tp+fp+tn+fn %s",
+                   c->labeled, c->correct, split_ok && rest == 0 ? "ok" : "differ");
+    }
 }
 
 static int cmp_category(const void *a, const void *b)

@@ -247,6 +247,7 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
     if (p->min_ts == DW_NO_TS || ev->ts_ms < p->min_ts) {
         p->min_ts = ev->ts_ms;
     }
+    dw_assert(p->min_ts <= p->max_ts);
     struct dw_agg *agg = dw_part_window(p, ev->model, start);
     if (late) {
         if (agg) {
@@ -533,4 +534,5 @@ void dw_part_checkpoint_done(struct dw_part *p)
     p->n_retired = 0;
     dw_join_clear_dirty(&p->join);
     p->meta_dirty = 0;
+    dw_assert(p->join.n_dirty == 0 && p->join.n_deleted == 0);
 }

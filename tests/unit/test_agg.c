@@ -810,6 +810,29 @@ static void test_decode_changed_model(void **state)
     dw_agg_free(agg);
 }
 
+/* Counts that no update could have written (more correct than labeled, a confusion matrix
+ * that does not sum to labeled) are refused by name. */
+static void test_decode_counts_that_do_not_add_up(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        struct dw_agg *agg = rich_agg(&g_model, 40, 12);
+        if (kind == 0) {
+            agg->all.correct = agg->all.labeled + 1;
+        } else {
+            agg->all.tp++;
+        }
+        struct dw_buf b;
+        dw_buf_init(&b);
+        dw_agg_encode(agg, &b);
+        char err[256] = "";
+        assert_null(dw_agg_decode(&g_model, b.data, b.len, err, sizeof(err)));
+        assert_non_null(strstr(err, "counts do not add up"));
+        dw_buf_free(&b);
+        dw_agg_free(agg);
+    }
+}
+
 static void test_decode_corrupt(void **state)
 {
     (void)state;
@@ -1905,6 +1928,7 @@ int main(void)
         cmocka_unit_test(test_merge_halves),
         cmocka_unit_test(test_encode_round_trip),
         cmocka_unit_test(test_decode_changed_model),
+        cmocka_unit_test(test_decode_counts_that_do_not_add_up),
         cmocka_unit_test(test_decode_corrupt),
         cmocka_unit_test(test_encode_canonical_categories),
         cmocka_unit_test(test_bound_from_model),
