@@ -479,6 +479,9 @@ struct dw_join_rec *dw_join_insert(struct dw_join *j, const char *id, size_t len
 
 void dw_join_delete(struct dw_join *j, struct dw_join_rec *rec)
 {
+    /* a live record of this join's pool: its slot exists, so the probe below ends */
+    dw_assert(j->count > 0 && rec >= j->pool && rec < j->pool + j->pool_cap &&
+              rec->state != DW_JOIN_FREE);
     uint32_t idx = (uint32_t)(rec - j->pool);
     size_t mask = j->n_slots - 1;
     size_t i = (size_t)rec_hash(rec) & mask;
