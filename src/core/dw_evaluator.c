@@ -45,21 +45,13 @@ enum dw_part_hold dw_evaluator_part_hold(const struct dw_part_meta *m, const str
     return m->quarantined ? DW_HOLD_QUARANTINED : DW_HOLD_CLOCK;
 }
 
+/* Names of enum dw_part_hold, by value. */
+static const char *const hold_names[] = {"clock", "idle", "no_data", "corrupt", "quarantined"};
+
 const char *dw_evaluator_hold_name(enum dw_part_hold hold)
 {
-    switch (hold) {
-    case DW_HOLD_CLOCK:
-        return "clock";
-    case DW_HOLD_IDLE:
-        return "idle";
-    case DW_HOLD_NO_DATA:
-        return "no_data";
-    case DW_HOLD_CORRUPT:
-        return "corrupt";
-    case DW_HOLD_QUARANTINED:
-        return "quarantined";
-    }
-    return "unknown";
+    size_t i = (size_t)hold;
+    return i < sizeof(hold_names) / sizeof(hold_names[0]) ? hold_names[i] : "unknown";
 }
 
 int64_t dw_evaluator_min_over_live(const struct dw_part_meta *metas, int n,

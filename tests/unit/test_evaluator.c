@@ -86,6 +86,7 @@ static void test_idle_partition_stops_holding(void **state)
     metas[1] = at_eof(metas[1], NOW - IDLE);
     assert_int_equal(dw_evaluator_part_hold(&metas[1], &cfg, 0, NOW, &pwm), DW_HOLD_IDLE);
     assert_string_equal(dw_evaluator_hold_name(DW_HOLD_IDLE), "idle");
+    assert_string_equal(dw_evaluator_hold_name(DW_HOLD_QUARANTINED), "quarantined");
     dw_evaluator_watermarks(metas, 3, &cfg, NOW, &w);
     assert_int_equal(w.wm, T0 + 7 * W - LATENESS);
     assert_int_equal(w.label_wm, T0 + 7 * W);
