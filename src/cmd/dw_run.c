@@ -22,6 +22,9 @@
  * Each report carries the rolling performance of the model's last evaluation.rolling_windows
  * windows: the earlier ones are read back from Redis (kept there for window.retention windows)
  * at both the close and the final evaluation, so late labels reach the rolling view too.
+ * The decisions (which windows are closed and final, the cursor walk, runs of empty windows,
+ * the rolling view's windows, reference collection) are dw_evaluator's, pure and unit-tested;
+ * this file reads what they need from Redis and writes what they decide.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -39,6 +42,7 @@
 #include "driftwatch/core/dw_config.h"
 #include "driftwatch/core/dw_decode.h"
 #include "driftwatch/core/dw_eval.h"
+#include "driftwatch/core/dw_evaluator.h"
 #include "driftwatch/io/dw_http.h"
 #include "driftwatch/io/dw_kafka.h"
 #include "driftwatch/io/dw_log.h"
@@ -110,10 +114,9 @@ struct pending {
 
 struct model_rt {
     struct dw_ref *ref;
-    /* Per stage (0 close, 1 final): a run of empty windows being measured, from run_from (the
-     * cursor) to run_to (exclusive), all read empty. A long gap is read over several ticks
-     * and still reported once; in memory only (lost, it is read again). */
-    int64_t run_from[2], run_to[2];
+    /* Per stage (0 close, 1 final): a run of empty windows being measured (a long gap is read
+     * over several ticks and still reported once; in memory only: lost, it is read again). */
+    struct dw_empty_run run[2];
 };
 
 struct runner {
@@ -137,8 +140,7 @@ struct runner {
     int assigned; /* an assignment was received */
     int paused;   /* consumption paused because Redis is unavailable */
     int64_t next_ckpt, next_eval;
-    int64_t global_wm;       /* predictions: windows ending before it are closed */
-    int64_t global_label_wm; /* labels: windows ending before it - horizon are final */
+    struct dw_watermarks wms; /* the group's clocks (dw_evaluator), from the last read */
     struct model_rt *models;
     json_t *reports; /* last reports for /status */
     struct run_metrics m;
@@ -1064,41 +1066,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* ---- evaluation ---- */
 
 /*
- * Minimum over partitions that are not idle of a per-partition clock; idle partitions (at the
- * end of their log for window.idle_timeout) stop holding windows open. When every partition is
- * idle, the largest clock. DW_NO_TS while a live partition has no data yet or its meta is
- * corrupt; a quarantined partition counts as live with its last checkpointed clock.
- */
-static int64_t min_over_live(const struct runner *rn, const struct dw_part_meta *metas, int labels,
-                             int64_t now)
-{
-    int64_t wm = DW_NO_TS, idle_max = DW_NO_TS;
-    int holding = 0;
-    for (int p = 0; p < rn->n_parts; p++) {
-        const struct dw_part_meta *m = &metas[p];
-        if (m->corrupt) {
-            return DW_NO_TS; /* its clock is unknown: no window may close */
-        }
-        int64_t ts = labels ? m->max_label_ts : m->max_ts;
-        int64_t eof = labels ? m->label_eof_ms : m->eof_ms;
-        int64_t pwm = ts == DW_NO_TS ? DW_NO_TS : ts - (labels ? 0 : rn->cfg.allowed_lateness_ms);
-        /* A quarantined partition is never idle: it holds the windows it has not read. */
-        if (m->present && !m->quarantined && eof > 0 && now - eof >= rn->cfg.idle_timeout_ms) {
-            if (pwm != DW_NO_TS && (idle_max == DW_NO_TS || pwm > idle_max)) {
-                idle_max = pwm;
-            }
-            continue;
-        }
-        if (pwm == DW_NO_TS) {
-            return DW_NO_TS;
-        }
-        wm = holding ? DW_MIN(wm, pwm) : pwm;
-        holding = 1;
-    }
-    return holding ? wm : idle_max;
-}
-
-/*
  * Records in /status (and logs when it changes) the partitions whose state holds windows open
  * because it is unknown: a corrupt meta holds every window, a quarantined partition the windows
  * past its last checkpoint.
@@ -1107,7 +1074,7 @@ static void note_windows_held(struct runner *rn, const struct dw_part_meta *meta
 {
     json_t *held = json_array();
     for (int p = 0; p < rn->n_parts; p++) {
-        if (metas[p].corrupt || metas[p].quarantined) {
+        if (dw_evaluator_state_unknown(&metas[p])) {
             json_array_append_new(
                 held, json_pack("{s:i,s:s}", "partition", p, "reason", metas[p].problem));
         }
@@ -1128,24 +1095,15 @@ static void note_windows_held(struct runner *rn, const struct dw_part_meta *meta
     rn->windows_held = held;
 }
 
-/* Reads every partition's clocks; sets rn->global_wm and rn->global_label_wm. */
-static int global_watermarks(struct runner *rn, int64_t *first_ts)
+/* Reads every partition's clocks; sets rn->wms (dw_evaluator_watermarks). */
+static int global_watermarks(struct runner *rn)
 {
     struct dw_part_meta *metas = dw_calloc((size_t)rn->n_parts, sizeof(*metas));
-    *first_ts = DW_NO_TS;
     if (dw_redis_read_metas(rn->redis, rn->n_parts, metas) != 0) {
         free(metas);
         return -1;
     }
-    for (int p = 0; p < rn->n_parts; p++) {
-        int64_t t = metas[p].min_ts;
-        if (t != DW_NO_TS && (*first_ts == DW_NO_TS || t < *first_ts)) {
-            *first_ts = t;
-        }
-    }
-    int64_t now = dw_now_ms();
-    rn->global_wm = min_over_live(rn, metas, 0, now);
-    rn->global_label_wm = min_over_live(rn, metas, 1, now);
+    dw_evaluator_watermarks(metas, rn->n_parts, &rn->cfg, dw_now_ms(), &rn->wms);
     note_windows_held(rn, metas);
     free(metas);
     return 0;
@@ -1177,23 +1135,19 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
         free(text);
         return rn->models[mi].ref;
     }
-    if (agg->all.predictions == 0) {
+    if (!dw_evaluator_reference_joins(agg)) {
         return NULL;
     }
     /* Still collecting: this non-empty window joins the reference windows. */
     snprintf(name, sizeof(name), "refwins:%s", m->name);
     char *list = dw_redis_get_str(rn->redis, name);
-    json_t *wins = list ? json_loads(list, 0, NULL) : NULL;
+    json_t *wins = dw_evaluator_reference_windows(list);
     free(list);
-    if (!json_is_array(wins)) {
-        json_decref(wins);
-        wins = json_array();
-    }
-    json_array_append_new(wins, json_integer(start));
+    int complete = dw_evaluator_reference_add(wins, &rn->cfg, start);
     char *dump = json_dumps(wins, JSON_COMPACT);
     dw_redis_set_str(rn->redis, name, dump, 0);
     free(dump);
-    if ((int64_t)json_array_size(wins) >= rn->cfg.reference_windows) {
+    if (complete) {
         size_t n = json_array_size(wins);
         struct dw_agg **aggs = dw_calloc(n, sizeof(*aggs));
         int ok = 1;
@@ -1274,18 +1228,17 @@ static int load_recent(struct runner *rn, size_t mi, int64_t from, int64_t start
     }
     char name[512];
     snprintf(name, sizeof(name), "rolling_first:%s", m->name);
-    int64_t first = start;
-    int found = get_event_time(rn, name, &first);
+    int64_t stored = start;
+    int found = get_event_time(rn, name, &stored);
     if (found < 0) {
         return -1;
     }
-    if (found == 0 || first > from) {
-        first = from;
-        if (dw_redis_set_i64(rn->redis, name, first) != 0) {
-            return -1;
-        }
+    int64_t first, k;
+    int store;
+    dw_evaluator_rolling(&rn->cfg, found, stored, from, start, &first, &k, &store);
+    if (store && dw_redis_set_i64(rn->redis, name, first) != 0) {
+        return -1;
     }
-    int64_t k = DW_MIN(rn->cfg.rolling_windows, (start - first) / L + 1);
     *counts_only = *m;
     counts_only->features = NULL;
     counts_only->n_features = 0;
@@ -1322,68 +1275,44 @@ static void free_recent(struct dw_agg **aggs, size_t n)
     free(aggs);
 }
 
-/*
- * Start of the first window of a stage that is not closed yet: windows before it may be
- * evaluated (at close: every live partition's prediction watermark passed their end; final:
- * both clocks passed their end + label_horizon). DW_NO_TS while nothing is closed.
- */
-static int64_t closed_until(const struct runner *rn, int final)
+/* What empty_run_length() hands dw_evaluator_empty_run() to read a window's counts. */
+struct empty_probe {
+    struct runner *rn;
+    size_t mi;
+    const struct dw_model_cfg *counts_only;
+};
+
+/* dw_evaluator_empty_fn: reads window `start` (counts only: one pipelined GET per partition,
+ * sketches skipped). */
+static int probe_empty(void *ctx, int64_t start)
 {
-    int64_t L = rn->cfg.window_size_ms;
-    int64_t wm = rn->global_wm;
-    if (final && (wm == DW_NO_TS || rn->global_label_wm == DW_NO_TS)) {
-        return DW_NO_TS;
+    struct empty_probe *pr = ctx;
+    struct runner *rn = pr->rn;
+    char errstr[512];
+    struct dw_agg *agg = dw_redis_load_window(rn->redis, pr->counts_only, start, rn->n_parts,
+                                              errstr, sizeof(errstr));
+    if (!agg) {
+        dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model",
+               rn->cfg.models[pr->mi].name, "error", errstr);
+        return -1;
     }
-    if (final) {
-        wm = DW_MIN(wm, rn->global_label_wm) - rn->cfg.label_horizon_ms;
-    }
-    if (wm == DW_NO_TS) {
-        return DW_NO_TS;
-    }
-    /* window s is closed when s + L <= wm: the windows up to floor(wm / L) * L, exclusive */
-    return dw_floor_div(wm, L) * L;
+    int empty = dw_eval_agg_empty(agg);
+    dw_agg_free(agg);
+    return empty;
 }
 
 /*
  * Length in windows of the run of empty windows that starts with the empty window `start` of
- * model mi: up to the next window holding data, or to `until` (not closed yet). The windows
- * after it are read one by one (counts only: one pipelined GET per partition, sketches
- * skipped), at most RUN_EMPTY_PROBE per call; a longer gap is measured over several ticks
- * (models[mi].run_from / run_to) and still reported once. A closed window that was read empty
- * stays empty (a late prediction creates no window), so the progress stays true.
+ * model mi, up to `until` (dw_evaluator_empty_run: at most RUN_EMPTY_PROBE windows read per
+ * call, a longer gap measured over several ticks in models[mi].run[final]).
  * @returns the length (>= 1), 0 while the gap is still being read, -1 on a Redis error.
  */
 static int64_t empty_run_length(struct runner *rn, size_t mi, int final, int64_t start,
                                 int64_t until, const struct dw_model_cfg *counts_only)
 {
-    struct model_rt *rt = &rn->models[mi];
-    int64_t L = rn->cfg.window_size_ms;
-    int64_t next = start + L;
-    if (rt->run_from[final] == start && rt->run_to[final] > next) {
-        next = DW_MIN(rt->run_to[final], until); /* read on an earlier tick */
-    }
-    for (int i = 0; next < until; i++, next += L) {
-        if (i == RUN_EMPTY_PROBE) {
-            rt->run_from[final] = start;
-            rt->run_to[final] = next;
-            return 0;
-        }
-        char errstr[512];
-        struct dw_agg *agg =
-            dw_redis_load_window(rn->redis, counts_only, next, rn->n_parts, errstr, sizeof(errstr));
-        if (!agg) {
-            dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model",
-                   rn->cfg.models[mi].name, "error", errstr);
-            return -1;
-        }
-        int empty = dw_eval_agg_empty(agg);
-        dw_agg_free(agg);
-        if (!empty) {
-            break;
-        }
-    }
-    rt->run_from[final] = DW_NO_TS;
-    return (next - start) / L;
+    struct empty_probe pr = {rn, mi, counts_only};
+    return dw_evaluator_empty_run(&rn->models[mi].run[final], &rn->cfg, start, until,
+                                  RUN_EMPTY_PROBE, probe_empty, &pr);
 }
 
 /*
@@ -1469,10 +1398,9 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
  * start the evaluation decades early; the empty windows before a model's own first data (a
  * model that starts later than the others) are one empty-run report.
  */
-static void evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t first_ts)
+static void evaluate_cursor(struct runner *rn, size_t mi, int final)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
-    int64_t L = rn->cfg.window_size_ms;
     char name[512];
     snprintf(name, sizeof(name), "%s:%s", final ? "cursor_final" : "cursor", m->name);
     int64_t cursor = 0;
@@ -1480,25 +1408,18 @@ static void evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t fir
     if (found < 0) {
         return;
     }
-    if (found == 0) {
-        if (first_ts == DW_NO_TS) {
-            return;
-        }
-        cursor = dw_floor_div(first_ts, L) * L;
+    struct dw_cursor_walk walk;
+    if (dw_evaluator_cursor_begin(&walk, &rn->cfg, &rn->wms, final, found, cursor) !=
+        DW_NEXT_WINDOW) {
+        return;
     }
-    int64_t until = closed_until(rn, final);
-    for (int i = 0; i < RUN_MAX_WINDOWS_PER_TICK && !run_stop; i++) {
-        if (until == DW_NO_TS || cursor >= until) {
-            break; /* not closed yet; for final: labels of that window may still be on their way */
-        }
-        if (final && !rn->models[mi].ref) {
-            break; /* performance is judged once the reference exists */
-        }
+    while (!run_stop && dw_evaluator_next(&walk, rn->models[mi].ref != NULL,
+                                          RUN_MAX_WINDOWS_PER_TICK) == DW_NEXT_WINDOW) {
         int64_t n = 0;
-        if (evaluate_window(rn, mi, cursor, until, final, name, &n) != 0 || n == 0) {
+        if (evaluate_window(rn, mi, walk.cursor, walk.until, final, name, &n) != 0 || n == 0) {
             break;
         }
-        cursor += n * L;
+        dw_evaluator_advance(&walk, &rn->cfg, n);
     }
 }
 
@@ -1515,11 +1436,10 @@ static void evaluate(struct runner *rn)
         dw_actions_resume(rn->actions);
     }
     dw_actions_tick(rn->actions, dw_now_ms());
-    int64_t first_ts;
-    if (global_watermarks(rn, &first_ts) != 0 || rn->global_wm == DW_NO_TS) {
+    if (global_watermarks(rn) != 0 || rn->wms.wm == DW_NO_TS) {
         return;
     }
-    int64_t wm = rn->global_wm;
+    int64_t wm = rn->wms.wm;
     dw_metric_set(rn->m.global_wm, (double)wm / 1000.0);
     for (int p = 0; p < rn->n_parts; p++) {
         if (rn->parts[p]) {
@@ -1527,8 +1447,8 @@ static void evaluate(struct runner *rn)
         }
     }
     for (size_t mi = 0; mi < rn->cfg.n_models; mi++) {
-        evaluate_cursor(rn, mi, 0, first_ts);
-        evaluate_cursor(rn, mi, 1, first_ts);
+        evaluate_cursor(rn, mi, 0);
+        evaluate_cursor(rn, mi, 1);
     }
 }
 
@@ -1605,12 +1525,11 @@ static void publish_status(struct runner *rn)
     dw_metric_set(rn->m.windows_open, (double)wins);
     dw_metric_set(rn->m.join_records, (double)records);
     publish_join_strings(rn);
-    json_t *st =
-        json_pack("{s:s,s:s,s:o,s:b,s:o,s:O,s:b,s:o}", "group", rn->cfg.group, "owner", rn->owner,
-                  "global_watermark_ms",
-                  rn->global_wm == DW_NO_TS ? json_null() : json_integer(rn->global_wm), "paused",
-                  rn->paused, "partitions", parts, "reports", rn->reports, "evaluator",
-                  rn->eval_lease, "alerts_firing", dw_actions_status(rn->actions));
+    json_t *st = json_pack(
+        "{s:s,s:s,s:o,s:b,s:o,s:O,s:b,s:o}", "group", rn->cfg.group, "owner", rn->owner,
+        "global_watermark_ms", rn->wms.wm == DW_NO_TS ? json_null() : json_integer(rn->wms.wm),
+        "paused", rn->paused, "partitions", parts, "reports", rn->reports, "evaluator",
+        rn->eval_lease, "alerts_firing", dw_actions_status(rn->actions));
     struct dw_sbuf quarantined = {0}, loading = {0}, fenced = {0}, lost = {0};
     json_object_set_new(st, "quarantined", pending_json(rn, PEND_CORRUPT, &quarantined));
     json_object_set_new(st, "loading", pending_json(rn, PEND_UNAVAILABLE, &loading));
@@ -1681,8 +1600,9 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
              (long long)dw_now_ms());
     metrics_init(&rn->m);
     rn->reports = json_array();
-    rn->global_wm = DW_NO_TS;
-    rn->global_label_wm = DW_NO_TS;
+    rn->wms.wm = DW_NO_TS;
+    rn->wms.label_wm = DW_NO_TS;
+    rn->wms.first_ts = DW_NO_TS;
     rn->models = dw_calloc(rn->cfg.n_models, sizeof(*rn->models));
     if (!(rn->dec = dw_decoder_new(&rn->cfg, errstr, errstr_size))) {
         return -1;

@@ -31,6 +31,7 @@
 
 #include "driftwatch/core/dw_agg.h"
 #include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_evaluator.h"
 #include "driftwatch/core/dw_part.h"
 
 struct dw_redis;
@@ -38,18 +39,8 @@ struct dw_redis;
 /* partitions: the largest partition count read back from Redis that is not corruption */
 #define DW_MAX_PARTITIONS 1000000
 
-/** @brief What other pods need to know of a partition to close windows. */
-struct dw_part_meta {
-    int present;       /* the partition has a checkpoint */
-    int corrupt;       /* its meta cannot be read: a number failed its check, or the wrong type */
-    int quarantined;   /* its owner could not load its state (see dw_redis_quarantine) */
-    char problem[400]; /* what is wrong, when corrupt or quarantined */
-    int64_t max_ts;    /* DW_NO_TS when no prediction yet */
-    int64_t min_ts;
-    int64_t eof_ms;       /* wall clock since the partition is at the end of its log, 0 = not */
-    int64_t max_label_ts; /* label watermark (DW_NO_TS when no label yet) */
-    int64_t label_eof_ms; /* same as eof_ms for the labels partition */
-};
+/* struct dw_part_meta: what other pods need to know of a partition to close windows, in
+ * driftwatch/core/dw_evaluator.h (the evaluator decides from it; this file reads it). */
 
 struct dw_redis *dw_redis_connect(const struct dw_config *cfg, char *errstr, size_t errstr_size);
 void dw_redis_free(struct dw_redis *r);
