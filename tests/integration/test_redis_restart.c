@@ -121,20 +121,7 @@ static void test_checkpoint_during_aof_load(void **state)
     snprintf(g_dir, sizeof(g_dir), "/tmp/dw_test_redis_restart_XXXXXX");
     assert_non_null(mkdtemp(g_dir));
     g_port = dw_test_free_port();
-    memset(&g_cfg, 0, sizeof(g_cfg));
-    g_cfg.group = "restart";
-    g_cfg.topic_predictions = "predictions";
-    g_cfg.redis_host = "127.0.0.1";
-    g_cfg.redis_port = g_port;
-    g_cfg.redis_password = "";
-    g_cfg.redis_timeout_ms = 2000;
-    g_cfg.window_size_ms = 60000;
-    g_cfg.allowed_lateness_ms = 10000;
-    g_cfg.label_horizon_ms = 120000;
-    g_cfg.join_ttl_ms = 300000;
-    g_cfg.retention_windows = 100;
-    g_cfg.models = g_models;
-    g_cfg.n_models = 1;
+    dw_test_redis_config(&g_cfg, g_port, "restart", g_models, 1);
 
     g_pid = start_server("0");
     wait_ready();
