@@ -27,6 +27,8 @@
 #include "driftwatch/core/dw_codec.h"
 #include "driftwatch/core/dw_kll.h"
 
+#include "dw_test.h"
+
 /* Values in the moment and merge tests (count): past DW_AGG_SKETCH_EXACT, so sketches compact. */
 #define N_VALUES 20000
 /* Relative tolerance of moments against the two-pass reference. */
@@ -42,17 +44,6 @@ static struct dw_model_cfg g_model = {.name = "fraud",
                                       .positive_class = "1",
                                       .features = g_feats,
                                       .n_features = 3};
-
-#define assert_rel(got, want, tol) assert_rel_at((got), (want), (tol), __FILE__, __LINE__)
-
-static void assert_rel_at(double got, double want, double tol, const char *file, int line)
-{
-    double scale = fabs(want) > 1.0 ? fabs(want) : 1.0;
-    if (!(fabs(got - want) <= tol * scale)) {
-        print_error("got %.17g, want %.17g (relative %g)\n", got, want, tol);
-        _fail(file, line);
-    }
-}
 
 static struct dw_prediction *pred_new(size_t n_features)
 {
@@ -228,9 +219,9 @@ static void test_numeric_moments(void **state)
     assert_int_equal(fx->type, DW_FEATURE_NUMERIC);
     assert_int_equal(fx->count, n_present);
     assert_int_equal(fx->missing, n_missing);
-    assert_rel(fx->mean, mean, REL_TOL);
-    assert_rel(fx->m2 / (double)fx->count, var, REL_TOL);
-    assert_rel(dw_feat_std(fx), sqrt(var), REL_TOL);
+    assert_rel_near(fx->mean, mean, REL_TOL);
+    assert_rel_near(fx->m2 / (double)fx->count, var, REL_TOL);
+    assert_rel_near(dw_feat_std(fx), sqrt(var), REL_TOL);
     assert_true(fx->min == xmin);
     assert_true(fx->max == xmax);
     assert_non_null(fx->sk);
@@ -242,7 +233,7 @@ static void test_numeric_moments(void **state)
     two_pass(y, N_VALUES, &mean, &var);
     const struct dw_feat_stats *fy = &agg->feats[2];
     assert_int_equal(fy->count, N_VALUES);
-    assert_rel(fy->mean, mean, REL_TOL);
+    assert_rel_near(fy->mean, mean, REL_TOL);
     assert_true(fabs(fy->m2 / (double)fy->count - var) <= 1e-9 * var);
 
     /* Empty and single-value features. */
@@ -369,7 +360,7 @@ static void test_outcomes_classification(void **state)
         assert_int_equal(c->predictions, 0); /* outcomes do not count predictions */
         assert_int_equal(c->regressed, 0);
         /* (0.9-1)^2 + 0.6^2 + (0.3-1)^2 + (0-1)^2 + 1^2 */
-        assert_rel(c->sum_brier, 0.01 + 0.36 + 0.49 + 1.0 + 1.0, 1e-14);
+        assert_rel_near(c->sum_brier, 0.01 + 0.36 + 0.49 + 1.0 + 1.0, 1e-14);
         /* -ln .9 - ln .4 - ln .3, and the clipped terms: -ln 1e-15 = 15 ln 10, and
          * -ln(1 - p) with p = 1 - 1e-15 rounded to a double, 1 - 9 * 2^-53 (Python:
          * 1 - (1 - 1e-15) = 9.992007221626409e-16, -ln of it 34.53957599234088). */
@@ -378,7 +369,7 @@ static void test_outcomes_classification(void **state)
         double want =
             0.105360515657826301 + 0.916290731874155065 + 1.203972804325935993 + clip_lo + clip_hi;
         assert_true(isfinite(c->sum_logloss));
-        assert_rel(c->sum_logloss, want, 1e-12);
+        assert_rel_near(c->sum_logloss, want, 1e-12);
     }
 
     /* The positive class is the model's, not "1". */
@@ -397,8 +388,8 @@ static void test_outcomes_classification(void **state)
     assert_int_equal(ay->all.tn, 0);
     assert_int_equal(ay->all.correct, 1);
     /* y = 1 for both scored rows: (0.25)^2 + (0.75)^2, -ln .75 - ln .25 */
-    assert_rel(ay->all.sum_brier, 0.0625 + 0.5625, 1e-15);
-    assert_rel(ay->all.sum_logloss, 0.287682072451780927 + 1.386294361119890618, 1e-12);
+    assert_rel_near(ay->all.sum_brier, 0.0625 + 0.5625, 1e-15);
+    assert_rel_near(ay->all.sum_logloss, 0.287682072451780927 + 1.386294361119890618, 1e-12);
     dw_agg_free(ay);
     dw_agg_free(agg);
 }
@@ -434,7 +425,7 @@ static void test_outcomes_regression(void **state)
     assert_true(c->sum_sq_err == 1.0 + 4.0 + 16.0 + 4.0);
     assert_true(c->sum_label == 2.0 - 0.5 + 0.0 - 3.0);
     assert_true(c->sum_label_sq == 4.0 + 0.25 + 0.0 + 9.0);
-    assert_rel(c->sum_ape, 0.5 + 4.0 + 4.0 / DBL_EPSILON + 2.0 / 3.0, 1e-15);
+    assert_rel_near(c->sum_ape, 0.5 + 4.0 + 4.0 / DBL_EPSILON + 2.0 / 3.0, 1e-15);
     assert_int_equal(c->scored, 0);
     assert_true(c->sum_brier == 0.0);
     dw_agg_free(agg);
@@ -507,8 +498,8 @@ static void test_merge_halves(void **state)
     /* Counts: exact. */
     assert_memory_equal(&a->all.predictions, &whole->all.predictions, 8 * sizeof(uint64_t));
     assert_int_equal(a->all.regressed, whole->all.regressed);
-    assert_rel(a->all.sum_brier, whole->all.sum_brier, 1e-12);
-    assert_rel(a->all.sum_logloss, whole->all.sum_logloss, 1e-12);
+    assert_rel_near(a->all.sum_brier, whole->all.sum_brier, 1e-12);
+    assert_rel_near(a->all.sum_logloss, whole->all.sum_logloss, 1e-12);
     assert_int_equal(a->n_versions, whole->n_versions);
     for (size_t i = 0; i < whole->n_versions; i++) {
         const char *name = whole->versions[i].name;
@@ -530,8 +521,8 @@ static void test_merge_halves(void **state)
         assert_int_equal(m->missing, w->missing);
         assert_int_equal(m->nan, w->nan);
         assert_int_equal(m->inf, w->inf);
-        assert_rel(m->mean, w->mean, REL_TOL);
-        assert_rel(m->m2, w->m2, REL_TOL);
+        assert_rel_near(m->mean, w->mean, REL_TOL);
+        assert_rel_near(m->m2, w->m2, REL_TOL);
         assert_true(m->min == w->min);
         assert_true(m->max == w->max);
         assert_true(dw_kll_count(m->sk) == w->count);

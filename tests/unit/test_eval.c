@@ -25,6 +25,8 @@
 #include "driftwatch/core/dw_kll.h"
 #include "driftwatch/core/dw_stats.h"
 
+#include "dw_test.h"
+
 #define START 1794999900000LL /* 2026-11-18T11:05:00Z */
 #define SIZE 300000LL         /* window size, milliseconds (5 minutes) */
 #define EPS 1e-4              /* the PSI empty-bin proportion, restated for the tests */
@@ -1123,15 +1125,6 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* |a - b| within rel relative to |b| (absolute below 1). */
-static void assert_close(double a, double b, double rel)
-{
-    double tol = rel * (fabs(b) > 1.0 ? fabs(b) : 1.0);
-    if (!(fabs(a - b) <= tol)) {
-        fail_msg("%.17g != %.17g (tolerance %g)", a, b, tol);
-    }
-}
-
 /* Population standard deviation, written out for the tests. */
 static double pop_std(const double *x, size_t n)
 {
@@ -1178,13 +1171,13 @@ static void test_numeric_stats_equal_dw_stats(void **state)
     struct dw_stats_ks ks;
     assert_int_equal(dw_stats_ks_2samp(w, NULL, NW, r, NULL, NR, &ks, err, sizeof(err)), 0);
     json_t *jks = json_object_get(f, "ks");
-    assert_close(jreal(jks, "statistic"), ks.statistic, 1e-12);
-    assert_close(jreal(jks, "p_value"), ks.p_value, 1e-12);
+    assert_rel_near(jreal(jks, "statistic"), ks.statistic, 1e-12);
+    assert_rel_near(jreal(jks, "p_value"), ks.p_value, 1e-12);
     assert_true(ks.p_value < 0.05); /* a real difference: the test means something */
     double wd;
     assert_int_equal(dw_stats_wasserstein(w, NULL, NW, r, NULL, NR, &wd, err, sizeof(err)), 0);
-    assert_close(jreal(f, "wasserstein"), wd, 1e-12);
-    assert_close(jreal(f, "wasserstein_norm"), wd / pop_std(r, NR), 1e-12);
+    assert_rel_near(jreal(f, "wasserstein"), wd, 1e-12);
+    assert_rel_near(jreal(f, "wasserstein_norm"), wd / pop_std(r, NR), 1e-12);
 
     const struct dw_ref_feature *rf = &ref->feats[0];
     size_t nb = rf->n_edges + 1;
@@ -1197,17 +1190,17 @@ static void test_numeric_stats_equal_dw_stats(void **state)
         }
         cur[b] += 1.0 / NW;
     }
-    assert_close(jreal(f, "psi"), psi_by_hand(cur, rf->props, nb), 1e-12);
-    assert_close(jreal(f, "kl"), dw_stats_kl(cur, rf->props, nb), 1e-12);
-    assert_close(jreal(f, "js"), dw_stats_js(cur, rf->props, nb), 1e-12);
-    assert_close(jreal(f, "hellinger"), dw_stats_hellinger(cur, rf->props, nb), 1e-12);
-    assert_close(jreal(f, "missing_share"), (double)MISS / (NW + MISS), 1e-15);
+    assert_rel_near(jreal(f, "psi"), psi_by_hand(cur, rf->props, nb), 1e-12);
+    assert_rel_near(jreal(f, "kl"), dw_stats_kl(cur, rf->props, nb), 1e-12);
+    assert_rel_near(jreal(f, "js"), dw_stats_js(cur, rf->props, nb), 1e-12);
+    assert_rel_near(jreal(f, "hellinger"), dw_stats_hellinger(cur, rf->props, nb), 1e-12);
+    assert_rel_near(jreal(f, "missing_share"), (double)MISS / (NW + MISS), 1e-15);
     int out = 0;
     for (int i = 0; i < NW; i++) {
         out += w[i] < r[0] || w[i] > r[NR - 1];
     }
     assert_true(out > 0);
-    assert_close(jreal(f, "out_of_range_share"), (double)out / NW, 1e-15);
+    assert_rel_near(jreal(f, "out_of_range_share"), (double)out / NW, 1e-15);
 
     /* 250 vs 300 values: auto runs KS; country (DE only on both sides: chi2 p = 1) is the
      * other p-value test of the window, so the score is BH over the two */
@@ -1218,8 +1211,8 @@ static void test_numeric_stats_equal_dw_stats(void **state)
     assert_float_equal(p[1], 1.0, 0.0);
     double adj[2];
     dw_stats_bh_adjust(p, 2, adj);
-    assert_close(jreal(f, "score"), adj[0], 1e-12);
-    assert_close(jreal(f, "score"), 2.0 * ks.p_value, 1e-12);
+    assert_rel_near(jreal(f, "score"), adj[0], 1e-12);
+    assert_rel_near(jreal(f, "score"), 2.0 * ks.p_value, 1e-12);
     assert_float_equal(jreal(f, "threshold"), 0.05, 0.0);
     assert_true(json_is_true(json_object_get(f, "drift")));
     /* age has neither values nor reference: every statistic null */
@@ -1232,7 +1225,7 @@ static void test_numeric_stats_equal_dw_stats(void **state)
             fail_msg("age.%s is not null", nulls[i]);
         }
     }
-    assert_close(jreal(age, "missing_share"), 1.0, 0.0);
+    assert_rel_near(jreal(age, "missing_share"), 1.0, 0.0);
     json_decref(rep);
     dw_agg_free(wa);
     dw_ref_free(ref);
@@ -1256,11 +1249,11 @@ static void test_constant_reference(void **state)
     assert_int_equal(ref->feats[0].sample_w[0], 100);
     json_t *rep = dw_eval_window(&cfg, &g_model, wa, ref, 0);
     json_t *f = jpath(rep, "features", "amount");
-    assert_close(jreal(f, "wasserstein"), 0.1, 1e-15);
+    assert_rel_near(jreal(f, "wasserstein"), 0.1, 1e-15);
     assert_true(json_is_null(json_object_get(f, "wasserstein_norm")));
     assert_string_equal(jstr(f, "method"), "ks");
-    assert_close(jreal(json_object_get(f, "ks"), "statistic"), 0.1, 1e-15);
-    assert_close(jreal(f, "out_of_range_share"), 0.1, 1e-15);
+    assert_rel_near(jreal(json_object_get(f, "ks"), "statistic"), 0.1, 1e-15);
+    assert_rel_near(jreal(f, "out_of_range_share"), 0.1, 1e-15);
     json_decref(rep);
     dw_ref_free(ref);
     dw_agg_free(wa);
@@ -1297,21 +1290,21 @@ static void test_categorical_stats_equal_dw_stats(void **state)
     assert_int_equal(dw_stats_chi2_test(rc, cc, 4, false, &chi, err, sizeof(err)), 0);
     assert_int_equal(dw_stats_g_test(rc, cc, 4, false, &g, err, sizeof(err)), 0);
     json_t *jc = json_object_get(f, "chi2"), *jg = json_object_get(f, "g_test");
-    assert_close(jreal(jc, "statistic"), chi.statistic, 1e-12);
-    assert_close(jreal(jc, "p_value"), chi.p_value, 1e-12);
+    assert_rel_near(jreal(jc, "statistic"), chi.statistic, 1e-12);
+    assert_rel_near(jreal(jc, "p_value"), chi.p_value, 1e-12);
     assert_int_equal(jint(jc, "dof"), 3);
-    assert_close(jreal(jg, "statistic"), g.statistic, 1e-12);
-    assert_close(jreal(jg, "p_value"), g.p_value, 1e-12);
+    assert_rel_near(jreal(jg, "statistic"), g.statistic, 1e-12);
+    assert_rel_near(jreal(jg, "p_value"), g.p_value, 1e-12);
     assert_int_equal(jint(jg, "dof"), 3);
-    assert_close(jreal(f, "js"), dw_stats_js(cp, rp, 4), 1e-12);
-    assert_close(jreal(f, "tvd"), dw_stats_tvd(cp, rp, 4), 1e-12);
-    assert_close(jreal(f, "tvd"), 0.5 * (0.1 + 0.05 + 0.15 + 0.2), 1e-12);
-    assert_close(jreal(f, "psi"), psi_by_hand(cp, rp, 4), 1e-12);
+    assert_rel_near(jreal(f, "js"), dw_stats_js(cp, rp, 4), 1e-12);
+    assert_rel_near(jreal(f, "tvd"), dw_stats_tvd(cp, rp, 4), 1e-12);
+    assert_rel_near(jreal(f, "tvd"), 0.5 * (0.1 + 0.05 + 0.15 + 0.2), 1e-12);
+    assert_rel_near(jreal(f, "psi"), psi_by_hand(cp, rp, 4), 1e-12);
     assert_int_equal(jint(f, "unseen"), 20);
-    assert_close(jreal(f, "unseen_share"), 0.2, 1e-15);
-    assert_close(jreal(f, "missing_share"), 5.0 / 105.0, 1e-15);
+    assert_rel_near(jreal(f, "unseen_share"), 0.2, 1e-15);
+    assert_rel_near(jreal(f, "missing_share"), 5.0 / 105.0, 1e-15);
     assert_string_equal(jstr(f, "method"), "chi2");
-    assert_close(jreal(f, "score"), chi.p_value, 1e-12);
+    assert_rel_near(jreal(f, "score"), chi.p_value, 1e-12);
     json_decref(rep);
 
     /* Yates' correction when configured (a 2 x 2 table: DE and FR only) */
@@ -1327,8 +1320,8 @@ static void test_categorical_stats_equal_dw_stats(void **state)
     rep = dw_eval_window(&cfg, &g_model, w2, ref2, 0);
     const uint64_t a2[] = {30, 30}, b2[] = {40, 20};
     assert_int_equal(dw_stats_chi2_test(a2, b2, 2, true, &chi, err, sizeof(err)), 0);
-    assert_close(jreal(json_object_get(jpath(rep, "features", "country"), "chi2"), "statistic"),
-                 chi.statistic, 1e-12);
+    assert_rel_near(jreal(json_object_get(jpath(rep, "features", "country"), "chi2"), "statistic"),
+                    chi.statistic, 1e-12);
     assert_int_equal(dw_stats_chi2_test(a2, b2, 2, false, &g, err, sizeof(err)), 0);
     assert_true(chi.statistic < g.statistic); /* the correction made a difference */
     json_decref(rep);
@@ -1416,10 +1409,10 @@ static void test_bh_borderline(void **state)
     assert_true(p[0] > 0.05 / 3 && p[0] < 0.05); /* borderline: significant alone */
     double adj[3];
     dw_stats_bh_adjust(p, 3, adj);
-    assert_close(jreal(amount, "score"), adj[0], 1e-15);
-    assert_close(jreal(jpath(rep, "features", "country"), "score"), adj[1], 1e-15);
-    assert_close(jreal(jpath(rep, "features", "age"), "score"), adj[2], 1e-15);
-    assert_close(adj[0], 3.0 * p[0], 1e-12);
+    assert_rel_near(jreal(amount, "score"), adj[0], 1e-15);
+    assert_rel_near(jreal(jpath(rep, "features", "country"), "score"), adj[1], 1e-15);
+    assert_rel_near(jreal(jpath(rep, "features", "age"), "score"), adj[2], 1e-15);
+    assert_rel_near(adj[0], 3.0 * p[0], 1e-12);
     assert_true(json_is_false(json_object_get(amount, "drift")));
     assert_int_equal(json_array_size(jpath(rep, "drift", "features")), 0);
     json_decref(rep);
@@ -1431,7 +1424,7 @@ static void test_bh_borderline(void **state)
     cfg.n_detectors = 2;
     rep = dw_eval_window(&cfg, &g_model, wa, ref, 0);
     amount = jpath(rep, "features", "amount");
-    assert_close(jreal(amount, "score"), p[0], 1e-15);
+    assert_rel_near(jreal(amount, "score"), p[0], 1e-15);
     assert_true(json_is_true(json_object_get(amount, "drift")));
     assert_float_equal(jreal(json_object_get(rep, "drift"), "share"), 1.0 / 3.0, 1e-15);
     assert_true(json_is_false(jpath(rep, "drift", "dataset")));
@@ -1518,7 +1511,7 @@ static void test_method_threshold_from_config(void **state)
     assert_true(jreal(amount, "score") == jreal(amount, "wasserstein_norm"));
     assert_float_equal(jreal(amount, "threshold"), 5.0, 0.0);
     /* reference 1..100 (std 28.866), window all 1000: W1 = 949.5, normalised 32.9 */
-    assert_close(jreal(amount, "wasserstein"), 949.5, 1e-12);
+    assert_rel_near(jreal(amount, "wasserstein"), 949.5, 1e-12);
     assert_true(json_is_true(json_object_get(amount, "drift")));
     assert_string_equal(jstr(country, "method"), "g_test");
     /* the only p-value test of the window: its score is its own p-value */
@@ -1631,13 +1624,13 @@ static void test_non_finite_report(void **state)
     assert_int_equal(jint(f, "missing"), 10);
     assert_int_equal(jint(f, "nan"), 24);
     assert_int_equal(jint(f, "inf"), 16);
-    assert_close(jreal(f, "missing_share"), 10.0 / 200.0, 1e-15);
-    assert_close(jreal(f, "nan_share"), 24.0 / 200.0, 1e-15);
-    assert_close(jreal(f, "inf_share"), 16.0 / 200.0, 1e-15);
+    assert_rel_near(jreal(f, "missing_share"), 10.0 / 200.0, 1e-15);
+    assert_rel_near(jreal(f, "nan_share"), 24.0 / 200.0, 1e-15);
+    assert_rel_near(jreal(f, "inf_share"), 16.0 / 200.0, 1e-15);
     assert_int_equal(jint(b, "nan"), 0);
     assert_int_equal(jint(b, "inf"), 0);
-    assert_close(jreal(b, "nan_share"), 0.0, 0.0);
-    assert_close(jreal(b, "missing_share"), 10.0 / 160.0, 1e-15);
+    assert_rel_near(jreal(b, "nan_share"), 0.0, 0.0);
+    assert_rel_near(jreal(b, "missing_share"), 10.0 / 160.0, 1e-15);
     const char *same[] = {"mean",
                           "std",
                           "min",
@@ -1669,8 +1662,8 @@ static void test_non_finite_report(void **state)
     add3(empty, "v1", NAN, NULL, NAN);
     json_t *re = dw_eval_window(&cfg, &g_model, empty, ref, 0);
     json_t *age = jpath(re, "features", "age");
-    assert_close(jreal(age, "missing_share"), 1.0, 0.0);
-    assert_close(jreal(age, "nan_share"), 0.0, 0.0);
+    assert_rel_near(jreal(age, "missing_share"), 1.0, 0.0);
+    assert_rel_near(jreal(age, "nan_share"), 0.0, 0.0);
     json_decref(re);
     dw_agg_free(empty);
     json_decref(base);

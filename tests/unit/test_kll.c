@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "dw_test.h"
+
 /* Values per distribution in the accuracy tests (count). */
 #define N_VALUES 1000000
 /* Slices merged in the merge accuracy test (count). */
@@ -29,17 +31,6 @@
 #define MAX_RANK_ERROR 0.01
 /* Updates timed in the throughput report (count). */
 #define N_THROUGHPUT 10000000
-
-/* cmocka 1.1 has no double comparison: |got - want| <= eps, reported at the caller's line. */
-#define assert_near(got, want, eps) assert_near_at((got), (want), (eps), __FILE__, __LINE__)
-
-static void assert_near_at(double got, double want, double eps, const char *file, int line)
-{
-    if (!(fabs(got - want) <= eps)) {
-        print_error("got %.17g, want %.17g (+- %g)\n", got, want, eps);
-        _fail(file, line);
-    }
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Seeded data                                                                                */

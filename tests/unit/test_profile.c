@@ -26,18 +26,10 @@
 #include "driftwatch/io/dw_files.h"
 #include "driftwatch/core/dw_kll.h"
 
+#include "dw_test.h"
+
 #define DW_TEST_NAME "profile"
 #include "dw_test_tmpdir.h"
-
-/* |a - b| <= eps (cmocka 1.1.5 has no double assertion). */
-#define assert_double_equal(a, b, eps) assert_near_impl((a), (b), (eps), __FILE__, __LINE__)
-
-static void assert_near_impl(double a, double b, double eps, const char *file, int line)
-{
-    if (!(fabs(a - b) <= eps)) {
-        fail_msg("%s:%d: %.17g != %.17g (eps %g)", file, line, a, b, eps);
-    }
-}
 
 static void write_file(const char *path, const char *text)
 {
@@ -113,8 +105,8 @@ static void test_csv_quoting_missing_forced(void **state)
     assert_string_equal(ftype(doc, "amount"), "numeric");
     assert_int_equal(fint(doc, "amount", "count"), 3);
     assert_int_equal(fint(doc, "amount", "missing"), 1);
-    assert_double_equal(json_real_value(json_object_get(feature(doc, "amount"), "mean")),
-                        14.0 / 3.0, 1e-12);
+    assert_near(json_real_value(json_object_get(feature(doc, "amount"), "mean")), 14.0 / 3.0,
+                1e-12);
     /* zip is all numbers but forced categorical: counted by its text */
     assert_string_equal(ftype(doc, "zip"), "categorical");
     assert_int_equal(cat_count(doc, "zip", "10115"), 2);
@@ -148,7 +140,7 @@ static void test_csv_type_inference(void **state)
     assert_string_equal(ftype(doc, "empty"), "numeric");   /* no values at all */
     assert_int_equal(fint(doc, "empty", "missing"), 2);
     assert_string_equal(ftype(doc, "mixed"), "categorical");
-    assert_double_equal(json_real_value(json_object_get(feature(doc, "sci"), "max")), 1000.0, 0);
+    assert_near(json_real_value(json_object_get(feature(doc, "sci"), "max")), 1000.0, 0);
     /* no --model: the default name */
     assert_string_equal(json_string_value(json_object_get(doc, "model")), "default");
     json_decref(doc);
@@ -190,7 +182,7 @@ static void test_jsonl_events_and_flat(void **state)
     assert_string_equal(json_string_value(json_object_get(doc, "model")), "fraud");
     assert_string_equal(ftype(doc, "amount"), "numeric");
     assert_int_equal(fint(doc, "amount", "count"), 2); /* the "other" model's event skipped */
-    assert_double_equal(json_real_value(json_object_get(feature(doc, "amount"), "max")), 3.5, 0);
+    assert_near(json_real_value(json_object_get(feature(doc, "amount"), "max")), 3.5, 0);
     assert_string_equal(ftype(doc, "flag"), "categorical"); /* booleans are text */
     assert_int_equal(cat_count(doc, "flag", "true"), 1);
     assert_int_equal(cat_count(doc, "code", "7"), 2); /* a number as its JSON text */
@@ -239,7 +231,7 @@ static void test_gzip_input(void **state)
     assert_int_equal(json_array_size(edges), 9);
     for (size_t i = 0; i < 9; i++) {
         double want = 1.0 + 99.0 * (double)(i + 1) / 10.0;
-        assert_double_equal(json_real_value(json_array_get(edges, i)), want, 1e-9);
+        assert_near(json_real_value(json_array_get(edges, i)), want, 1e-9);
     }
     json_decref(doc);
 }
@@ -283,7 +275,7 @@ static void test_exact_quantiles_1_to_1000(void **state)
     } cases[] = {{0, 1.0},     {1, 10.99},  {5, 50.95},   {10, 100.9},  {25, 250.75}, {50, 500.5},
                  {75, 750.25}, {90, 900.1}, {95, 950.05}, {99, 990.01}, {100, 1000.0}};
     for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
-        assert_double_equal(quantile_at(f, cases[i].pct), cases[i].want, 1e-9);
+        assert_near(quantile_at(f, cases[i].pct), cases[i].want, 1e-9);
     }
     json_t *edges = json_object_get(f, "edges");
     json_t *bc = json_object_get(f, "bin_counts");
@@ -291,15 +283,15 @@ static void test_exact_quantiles_1_to_1000(void **state)
     assert_int_equal(json_array_size(edges), 9);
     assert_int_equal(json_array_size(bc), 10);
     for (size_t i = 0; i < 9; i++) {
-        assert_double_equal(json_real_value(json_array_get(edges, i)),
-                            1.0 + 999.0 * (double)(i + 1) / 10.0, 1e-9);
+        assert_near(json_real_value(json_array_get(edges, i)), 1.0 + 999.0 * (double)(i + 1) / 10.0,
+                    1e-9);
     }
     for (size_t i = 0; i < 10; i++) {
         assert_int_equal(json_integer_value(json_array_get(bc, i)), 100);
-        assert_double_equal(json_real_value(json_array_get(props, i)), 0.1, 1e-15);
+        assert_near(json_real_value(json_array_get(props, i)), 0.1, 1e-15);
     }
     /* population std of 1..1000: sqrt((1000^2 - 1) / 12) */
-    assert_double_equal(json_real_value(json_object_get(f, "std")), sqrt((1e6 - 1.0) / 12.0), 1e-9);
+    assert_near(json_real_value(json_object_get(f, "std")), sqrt((1e6 - 1.0) / 12.0), 1e-9);
 
     /* KS reads the reference's sorted view ("sample"): exact here, 1..1000 once each; the
      * profile holds it once (no second copy as a serialised sketch) */
@@ -310,7 +302,7 @@ static void test_exact_quantiles_1_to_1000(void **state)
     assert_int_equal(json_array_size(values), 1000);
     assert_int_equal(json_array_size(weights), 1000);
     for (size_t i = 0; i < 1000; i++) {
-        assert_double_equal(json_real_value(json_array_get(values, i)), (double)(i + 1), 0.0);
+        assert_near(json_real_value(json_array_get(values, i)), (double)(i + 1), 0.0);
         assert_int_equal(json_integer_value(json_array_get(weights, i)), 1);
     }
     json_decref(doc);
@@ -349,7 +341,7 @@ static void test_round_trip_through_ref_from_json(void **state)
     assert_int_equal(rc->count, 5);
     assert_int_equal(rc->n_cats, 3);
     assert_string_equal(rc->cats[0], "DE");
-    assert_double_equal(rc->cat_props[0], 0.6, 1e-15);
+    assert_near(rc->cat_props[0], 0.6, 1e-15);
     /* the reference rebuilt as JSON equals the profile's reference fields */
     json_t *again = dw_ref_to_json(ref);
     json_t *again_feats = json_object_get(again, "features");
@@ -366,7 +358,7 @@ static void test_files_numbers_and_pointers(void **state)
 {
     double x;
     assert_int_equal(dw_files_parse_number("  -1.5e2 ", 9, &x), 0);
-    assert_double_equal(x, -150.0, 0);
+    assert_near(x, -150.0, 0);
     assert_int_equal(dw_files_parse_number("12abc", 5, &x), -1);
     assert_int_equal(dw_files_parse_number("nan", 3, &x), -1);
     assert_int_equal(dw_files_parse_number("1e999", 5, &x), -1);
