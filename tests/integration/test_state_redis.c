@@ -147,7 +147,7 @@ static void test_meta_numbers_are_strict(void **state)
     seed(20);
     raw("HSET %s max_ts %lld", meta, (long long)DW_NO_TS);
     struct dw_part *p = load(20, DW_LOAD_FOUND, NULL, NULL);
-    assert_true(p->max_ts == DW_NO_TS);
+    assert_int_equal(p->max_ts, DW_NO_TS);
     assert_int_equal(p->off_pred, 5);
     assert_int_equal(p->n_wins, 1);
     dw_part_free(p);
@@ -245,14 +245,15 @@ static void test_evaluator_reads_are_strict(void **state)
     struct dw_part_meta metas[33];
     assert_int_equal(dw_redis_read_metas(g_r, 33, metas), 0);
     assert_false(metas[30].corrupt || metas[30].quarantined);
-    assert_true(metas[30].present && metas[30].max_ts == 119000);
+    assert_true(metas[30].present);
+    assert_int_equal(metas[30].max_ts, 119000);
     assert_true(metas[31].corrupt);
     assert_non_null(strstr(metas[31].problem, "eof_ms"));
     assert_true(metas[32].quarantined && !metas[32].corrupt);
     assert_non_null(strstr(metas[32].problem, "a reason"));
-    assert_true(metas[32].eof_ms == 0);
+    assert_int_equal(metas[32].eof_ms, 0);
     assert_false(metas[0].present || metas[0].corrupt); /* no state at all */
-    assert_true(metas[0].max_ts == DW_NO_TS);
+    assert_int_equal(metas[0].max_ts, DW_NO_TS);
     raw("DEL %s", key);
     raw("RPUSH %s x", key);
     assert_int_equal(dw_redis_read_metas(g_r, 33, metas), 0);
@@ -267,7 +268,7 @@ static void test_evaluator_reads_are_strict(void **state)
     dw_redis_global_key(g_r, "cursor:fraud", key, sizeof(key));
     raw("SET %s 120000", key);
     assert_int_equal(dw_redis_get_i64(g_r, "cursor:fraud", &v), 1);
-    assert_true(v == 120000);
+    assert_int_equal(v, 120000);
     raw("SET %s 12abc", key);
     assert_int_equal(dw_redis_get_i64(g_r, "cursor:fraud", &v), -2);
     raw("DEL %s", key);
@@ -293,7 +294,7 @@ static void test_evaluator_reads_are_strict(void **state)
     assert_int_equal(dw_redis_window_starts(g_r, &g_models[0], 31, &starts, &n_starts), 0);
     assert_true(n_starts >= 1);
     for (size_t i = 0; i < n_starts; i++) {
-        assert_true(starts[i] == 60000); /* every seeded partition's window, and no "abc" */
+        assert_int_equal(starts[i], 60000); /* every seeded partition's window, and no "abc" */
     }
     free(starts);
     raw("DEL %s", key);

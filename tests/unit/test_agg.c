@@ -104,7 +104,7 @@ static void test_versions(void **state)
 {
     (void)state;
     struct dw_agg *agg = dw_agg_new(&g_model, 600000);
-    assert_true(agg->start_ms == 600000);
+    assert_int_equal(agg->start_ms, 600000);
     assert_ptr_equal(agg->model, &g_model);
     struct dw_prediction *ev = pred_new(3);
     for (size_t f = 0; f < 3; f++) {
@@ -222,11 +222,11 @@ static void test_numeric_moments(void **state)
     assert_rel_near(fx->mean, mean, REL_TOL);
     assert_rel_near(fx->m2 / (double)fx->count, var, REL_TOL);
     assert_rel_near(dw_feat_std(fx), sqrt(var), REL_TOL);
-    assert_true(fx->min == xmin);
-    assert_true(fx->max == xmax);
+    assert_double_exact(fx->min, xmin);
+    assert_double_exact(fx->max, xmax);
     assert_non_null(fx->sk);
-    assert_true(dw_kll_count(fx->sk) == n_present);
-    assert_true(dw_kll_min(fx->sk) == xmin);
+    assert_int_equal(dw_kll_count(fx->sk), n_present);
+    assert_double_exact(dw_kll_min(fx->sk), xmin);
 
     /* A feature with a large offset and a tiny spread (catastrophic cancellation for a naive
      * sum of squares): Welford still matches. */
@@ -234,17 +234,18 @@ static void test_numeric_moments(void **state)
     const struct dw_feat_stats *fy = &agg->feats[2];
     assert_int_equal(fy->count, N_VALUES);
     assert_rel_near(fy->mean, mean, REL_TOL);
-    assert_true(fabs(fy->m2 / (double)fy->count - var) <= 1e-9 * var);
+    assert_near(fy->m2 / (double)fy->count, var, 1e-9 * var);
 
     /* Empty and single-value features. */
     struct dw_agg *one = dw_agg_new(&g_model, 0);
-    assert_true(dw_feat_std(&one->feats[0]) == 0.0);
+    assert_double_exact(dw_feat_std(&one->feats[0]), 0.0);
     set_num(ev, 0, 42.0);
     dw_agg_add_prediction(one, 0, ev);
-    assert_true(one->feats[0].mean == 42.0);
-    assert_true(one->feats[0].m2 == 0.0);
-    assert_true(one->feats[0].min == 42.0 && one->feats[0].max == 42.0);
-    assert_true(dw_feat_std(&one->feats[0]) == 0.0);
+    assert_double_exact(one->feats[0].mean, 42.0);
+    assert_double_exact(one->feats[0].m2, 0.0);
+    assert_double_exact(one->feats[0].min, 42.0);
+    assert_double_exact(one->feats[0].max, 42.0);
+    assert_double_exact(dw_feat_std(&one->feats[0]), 0.0);
     dw_agg_free(one);
     free(present);
     free(x);
@@ -421,13 +422,13 @@ static void test_outcomes_regression(void **state)
     const struct dw_counts *c = &agg->all;
     assert_int_equal(c->labeled, 6);
     assert_int_equal(c->regressed, 4);
-    assert_true(c->sum_abs_err == 9.0);
-    assert_true(c->sum_sq_err == 1.0 + 4.0 + 16.0 + 4.0);
-    assert_true(c->sum_label == 2.0 - 0.5 + 0.0 - 3.0);
-    assert_true(c->sum_label_sq == 4.0 + 0.25 + 0.0 + 9.0);
+    assert_double_exact(c->sum_abs_err, 9.0);
+    assert_double_exact(c->sum_sq_err, 1.0 + 4.0 + 16.0 + 4.0);
+    assert_double_exact(c->sum_label, 2.0 - 0.5 + 0.0 - 3.0);
+    assert_double_exact(c->sum_label_sq, 4.0 + 0.25 + 0.0 + 9.0);
     assert_rel_near(c->sum_ape, 0.5 + 4.0 + 4.0 / DBL_EPSILON + 2.0 / 3.0, 1e-15);
     assert_int_equal(c->scored, 0);
-    assert_true(c->sum_brier == 0.0);
+    assert_double_exact(c->sum_brier, 0.0);
     dw_agg_free(agg);
 }
 
@@ -523,11 +524,11 @@ static void test_merge_halves(void **state)
         assert_int_equal(m->inf, w->inf);
         assert_rel_near(m->mean, w->mean, REL_TOL);
         assert_rel_near(m->m2, w->m2, REL_TOL);
-        assert_true(m->min == w->min);
-        assert_true(m->max == w->max);
-        assert_true(dw_kll_count(m->sk) == w->count);
-        assert_true(dw_kll_min(m->sk) == w->min);
-        assert_true(dw_kll_max(m->sk) == w->max);
+        assert_double_exact(m->min, w->min);
+        assert_double_exact(m->max, w->max);
+        assert_int_equal(dw_kll_count(m->sk), w->count);
+        assert_double_exact(dw_kll_min(m->sk), w->min);
+        assert_double_exact(dw_kll_max(m->sk), w->max);
     }
     /* fill_rows's non-finite x values (i % 19 == 5, i % 23 == 7, not missing), counted by hand */
     uint64_t want_nan = 0, want_inf = 0;
@@ -558,9 +559,9 @@ static void test_merge_halves(void **state)
     dw_agg_merge(copy, whole);
     dw_agg_merge(copy, empty);
     assert_int_equal(copy->feats[0].count, whole->feats[0].count);
-    assert_true(copy->feats[0].mean == whole->feats[0].mean);
-    assert_true(copy->feats[0].m2 == whole->feats[0].m2);
-    assert_true(copy->feats[0].min == whole->feats[0].min);
+    assert_double_exact(copy->feats[0].mean, whole->feats[0].mean);
+    assert_double_exact(copy->feats[0].m2, whole->feats[0].m2);
+    assert_double_exact(copy->feats[0].min, whole->feats[0].min);
     assert_int_equal(copy->all.labeled, whole->all.labeled);
     assert_int_equal(cat_count(&copy->feats[1], "c3"), cat_count(wc, "c3"));
     dw_agg_free(copy);
@@ -623,7 +624,7 @@ static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names, s
         fail_msg("decode: %s", err);
     }
     assert_false(back->dirty);
-    assert_true(back->start_ms == agg->start_ms);
+    assert_int_equal(back->start_ms, agg->start_ms);
     assert_ptr_equal(back->model, agg->model);
     assert_counts_equal(&back->all, &agg->all);
     assert_int_equal(back->n_versions, agg->n_versions);
@@ -671,8 +672,8 @@ static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names, s
             assert_int_equal(nc->hh_err, oc->hh_err);
         }
         if (o->sk) {
-            assert_true(dw_kll_count(n->sk) == dw_kll_count(o->sk));
-            assert_true(dw_kll_is_exact(n->sk) == dw_kll_is_exact(o->sk));
+            assert_int_equal(dw_kll_count(n->sk), dw_kll_count(o->sk));
+            assert_int_equal(dw_kll_is_exact(n->sk), dw_kll_is_exact(o->sk));
         } else {
             assert_null(n->sk);
         }
@@ -762,9 +763,9 @@ static void test_decode_changed_model(void **state)
     /* x and c carried over by name. */
     assert_int_equal(back->feats[3].count, agg->feats[0].count);
     assert_int_equal(back->feats[3].missing, agg->feats[0].missing);
-    assert_true(back->feats[3].mean == agg->feats[0].mean);
-    assert_true(back->feats[3].m2 == agg->feats[0].m2);
-    assert_true(dw_kll_count(back->feats[3].sk) == agg->feats[0].count);
+    assert_double_exact(back->feats[3].mean, agg->feats[0].mean);
+    assert_double_exact(back->feats[3].m2, agg->feats[0].m2);
+    assert_int_equal(dw_kll_count(back->feats[3].sk), agg->feats[0].count);
     assert_int_equal(back->feats[1].count, agg->feats[1].count);
     assert_int_equal(back->feats[1].n_cats, agg->feats[1].n_cats);
     assert_int_equal(cat_count(&back->feats[1], "cat-7"), 1);
@@ -1410,11 +1411,14 @@ static void test_non_finite_values(void **state)
     assert_int_equal(fs->inf, 2);
     assert_int_equal(fs->missing, 1);
     assert_int_equal(fs->count + fs->missing + fs->nan + fs->inf, agg->all.predictions);
-    assert_true(fs->mean == 2.5); /* (3 + 1 + 8 - 2) / 4 */
-    assert_true(fs->mean == ff->mean && fs->m2 == ff->m2);
-    assert_true(fs->min == -2.0 && fs->max == 8.0);
-    assert_true(dw_kll_count(fs->sk) == 4);
-    assert_true(dw_kll_min(fs->sk) == -2.0 && dw_kll_max(fs->sk) == 8.0);
+    assert_double_exact(fs->mean, 2.5); /* (3 + 1 + 8 - 2) / 4 */
+    assert_double_exact(fs->mean, ff->mean);
+    assert_double_exact(fs->m2, ff->m2);
+    assert_double_exact(fs->min, -2.0);
+    assert_double_exact(fs->max, 8.0);
+    assert_int_equal(dw_kll_count(fs->sk), 4);
+    assert_double_exact(dw_kll_min(fs->sk), -2.0);
+    assert_double_exact(dw_kll_max(fs->sk), 8.0);
     /* categorical: text; the other numeric feature: all finite */
     assert_int_equal(cat_count(&agg->feats[1], "NaN"), 4);      /* odd i */
     assert_int_equal(cat_count(&agg->feats[1], "Infinity"), 6); /* even i and the last event */
@@ -1433,7 +1437,9 @@ static void test_non_finite_values(void **state)
     assert_int_equal(fs->nan, 4);
     assert_int_equal(fs->inf, 3);
     assert_int_equal(fs->count, 4);
-    assert_true(fs->mean == 2.5 && fs->min == -2.0 && fs->max == 8.0);
+    assert_double_exact(fs->mean, 2.5);
+    assert_double_exact(fs->min, -2.0);
+    assert_double_exact(fs->max, 8.0);
     struct dw_agg *into = dw_agg_new(&g_model, 0);
     dw_agg_merge(into, only);
     assert_int_equal(into->feats[0].nan, 1);
@@ -1492,8 +1498,8 @@ static void test_decode_v3(void **state)
     assert_int_equal(back->feats[0].nan, 0);
     assert_int_equal(back->feats[0].inf, 0);
     assert_int_equal(back->feats[0].count, 2);
-    assert_true(back->feats[0].mean == 2.0);
-    assert_true(dw_kll_count(back->feats[0].sk) == 2);
+    assert_double_exact(back->feats[0].mean, 2.0);
+    assert_int_equal(dw_kll_count(back->feats[0].sk), 2);
     dw_agg_free(back);
     /* version 4 read as version 3 leaves 16 bytes over: corrupt, not silently misread */
     assert_null(dw_agg_decode(&g_num, b.data, b.len, err, sizeof(err)));

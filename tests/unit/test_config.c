@@ -16,6 +16,8 @@
 
 #include "driftwatch/core/dw_config.h"
 
+#include "dw_test.h"
+
 /* The smallest valid file: everything else comes from the defaults. */
 #define MINIMAL "kafka: {bootstrap.servers: 127.0.0.1:9092}\nmodels: {m: {}}\n"
 
@@ -110,8 +112,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.rolling_windows, 6);
     assert_int_equal(cfg.reference_windows, 3);
     assert_int_equal(cfg.psi_bins, 10);
-    assert_true(cfg.psi_threshold == 0.2);
-    assert_true(cfg.accuracy_drop == 0.05);
+    assert_double_exact(cfg.psi_threshold, 0.2);
+    assert_double_exact(cfg.accuracy_drop, 0.05);
     assert_int_equal(cfg.min_samples, 100);
     assert_string_equal(cfg.http_listen, "127.0.0.1:8080");
     assert_int_equal(cfg.alert_queue_size, 1000);
@@ -123,14 +125,14 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.n_trigger_rules, 0);
     assert_string_equal(cfg.log_level, "info");
     assert_int_equal(cfg.log_bad_per_second, 5);
-    assert_true(cfg.drift_share == 0.5);
-    assert_true(cfg.alpha == 0.05);
+    assert_double_exact(cfg.drift_share, 0.5);
+    assert_double_exact(cfg.alpha, 0.05);
     assert_int_equal(cfg.auto_max_sample, 1000);
-    assert_true(cfg.wasserstein_threshold == 0.1);
-    assert_true(cfg.js_threshold == 0.1);
-    assert_true(cfg.kl_threshold == 0.1);
-    assert_true(cfg.hellinger_threshold == 0.1);
-    assert_true(cfg.tvd_threshold == 0.1);
+    assert_double_exact(cfg.wasserstein_threshold, 0.1);
+    assert_double_exact(cfg.js_threshold, 0.1);
+    assert_double_exact(cfg.kl_threshold, 0.1);
+    assert_double_exact(cfg.hellinger_threshold, 0.1);
+    assert_double_exact(cfg.tvd_threshold, 0.1);
     assert_int_equal(cfg.chi2_correction, 0);
     assert_int_equal(cfg.n_models, 0);
     assert_int_equal(cfg.n_kafka, 0);
@@ -254,17 +256,17 @@ static void test_full_config(void **state)
     assert_int_equal(cfg.rolling_windows, 4);
     assert_int_equal(cfg.reference_windows, 5);
     assert_int_equal(cfg.psi_bins, 20);
-    assert_true(cfg.psi_threshold == 0.25);
-    assert_true(cfg.accuracy_drop == 0.1);
+    assert_double_exact(cfg.psi_threshold, 0.25);
+    assert_double_exact(cfg.accuracy_drop, 0.1);
     assert_int_equal(cfg.min_samples, 0);
-    assert_true(cfg.drift_share == 0.3);
-    assert_true(cfg.alpha == 0.01);
+    assert_double_exact(cfg.drift_share, 0.3);
+    assert_double_exact(cfg.alpha, 0.01);
     assert_int_equal(cfg.auto_max_sample, 500);
-    assert_true(cfg.wasserstein_threshold == 0.2);
-    assert_true(cfg.js_threshold == 0.15);
-    assert_true(cfg.kl_threshold == 0.3);
-    assert_true(cfg.hellinger_threshold == 0.4);
-    assert_true(cfg.tvd_threshold == 0.25);
+    assert_double_exact(cfg.wasserstein_threshold, 0.2);
+    assert_double_exact(cfg.js_threshold, 0.15);
+    assert_double_exact(cfg.kl_threshold, 0.3);
+    assert_double_exact(cfg.hellinger_threshold, 0.4);
+    assert_double_exact(cfg.tvd_threshold, 0.25);
     assert_int_equal(cfg.chi2_correction, 1);
     assert_string_equal(cfg.http_listen, "127.0.0.1:9100");
     assert_int_equal(cfg.alert_queue_size, 50);
@@ -289,7 +291,7 @@ static void test_full_config(void **state)
     assert_int_equal(fraud->n_features, 2);
     assert_int_equal(cfg.n_detectors, 1);
     assert_int_equal(detector(&cfg, "fraud", "amount")->method, DW_METHOD_KS);
-    assert_true(detector(&cfg, "fraud", "amount")->threshold == 0.01);
+    assert_double_exact(detector(&cfg, "fraud", "amount")->threshold, 0.01);
     assert_null(detector(&cfg, "fraud", "country"));
     const struct dw_model_cfg *eta = dw_config_model(&cfg, "eta", 3);
     assert_non_null(eta);
@@ -558,19 +560,19 @@ static void test_feature_map_form(void **state)
     assert_int_equal(cfg.n_detectors, 5);
     const struct dw_feature_detector *d = detector(&cfg, "fraud", "amount");
     assert_int_equal(d->method, DW_METHOD_KS);
-    assert_true(d->threshold == 0.01);
+    assert_double_exact(d->threshold, 0.01);
     d = detector(&cfg, "fraud", "age");
     assert_int_equal(d->method, DW_METHOD_WASSERSTEIN);
-    assert_true(d->threshold == 0.25);
+    assert_double_exact(d->threshold, 0.25);
     d = detector(&cfg, "fraud", "score");
     assert_int_equal(d->method, DW_METHOD_HELLINGER);
-    assert_true(isnan(d->threshold)); /* the detectors.* default */
+    assert_nan(d->threshold); /* the detectors.* default */
     assert_int_equal(detector(&cfg, "fraud", "country")->method, DW_METHOD_G_TEST);
     assert_null(detector(&cfg, "fraud", "city"));     /* {type: categorical}: auto */
     assert_null(detector(&cfg, "fraud", "merchant")); /* scalar form: auto */
     d = detector(&cfg, "fraud", "device");
     assert_int_equal(d->method, DW_METHOD_TVD);
-    assert_true(d->threshold == 1.0);
+    assert_double_exact(d->threshold, 1.0);
 
     /* the dump writes the map form back, and it reads back to the same features */
     char *out = dump_to_string(&cfg);
@@ -593,7 +595,8 @@ static void test_feature_map_form(void **state)
         assert_string_equal(x->model, y->model);
         assert_string_equal(x->feature, y->feature);
         assert_int_equal(x->method, y->method);
-        assert_true(x->threshold == y->threshold || (isnan(x->threshold) && isnan(y->threshold)));
+        /* equal, or both NaN (the detectors.* default) */
+        assert_close(x->threshold, y->threshold, 0.0, 0.0);
     }
     dw_config_free(&back);
     free(out);
@@ -695,7 +698,7 @@ static void test_dump(void **state)
     assert_string_equal(out, again);
     assert_string_equal(back.group, "g ${NOT_EXPANDED} \"q\"");
     assert_int_equal(back.window_size_ms, cfg.window_size_ms);
-    assert_true(back.accuracy_drop == cfg.accuracy_drop);
+    assert_double_exact(back.accuracy_drop, cfg.accuracy_drop);
     assert_int_equal(back.n_models, 2);
     assert_int_equal(back.models[0].n_features, 2);
     dw_config_free(&back);
@@ -815,7 +818,7 @@ static void test_alerting(void **state)
     assert_string_equal(r->name, "acc_low");
     assert_string_equal(r->expr.path, "performance.accuracy");
     assert_int_equal(r->expr.op, DW_OP_LT);
-    assert_true(r->expr.threshold == 0.8);
+    assert_double_exact(r->expr.threshold, 0.8);
     assert_int_equal(r->for_windows, 3);
     assert_int_equal(r->keep_firing_windows, 2);
     assert_int_equal(r->repeat_interval_ms, 4 * 3600000);
@@ -945,10 +948,11 @@ static void test_example_file(void **state)
     assert_string_equal(m->features[3].name, "merchant");
     assert_int_equal(m->features[3].type, DW_FEATURE_CATEGORICAL);
     assert_int_equal(detector(&cfg, "fraud", "amount")->method, DW_METHOD_KS);
-    assert_true(detector(&cfg, "fraud", "amount")->threshold == 0.01);
+    assert_double_exact(detector(&cfg, "fraud", "amount")->threshold, 0.01);
     assert_int_equal(detector(&cfg, "fraud", "merchant")->method, DW_METHOD_JS);
     assert_null(detector(&cfg, "fraud", "age"));
-    assert_true(cfg.alpha == 0.05 && cfg.drift_share == 0.5);
+    assert_double_exact(cfg.alpha, 0.05);
+    assert_double_exact(cfg.drift_share, 0.5);
     assert_int_equal(cfg.window_size_ms, 60000);
     assert_int_equal(cfg.n_rules, 3);
     assert_string_equal(cfg.rules[0].name, "feature_drift");

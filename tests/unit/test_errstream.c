@@ -13,6 +13,8 @@
 
 #include "driftwatch/core/dw_errstream.h"
 
+#include "dw_test.h"
+
 #define MIN_MS 60000LL
 
 static int detected(const json_t *rep, const char *det)
@@ -39,9 +41,9 @@ static void test_canonical_order(void **state)
         dw_cd_update(&ad, seq[i]);
         dw_cd_update(&ddm, seq[i]);
     }
-    assert_true(dw_cd_estimation(&ph) == dw_cd_estimation(&es.ph));
-    assert_true(dw_cd_estimation(&ad) == dw_cd_estimation(&es.adwin));
-    assert_true(dw_cd_estimation(&ddm) == dw_cd_estimation(&es.ddm));
+    assert_double_exact(dw_cd_estimation(&ph), dw_cd_estimation(&es.ph));
+    assert_double_exact(dw_cd_estimation(&ad), dw_cd_estimation(&es.adwin));
+    assert_double_exact(dw_cd_estimation(&ddm), dw_cd_estimation(&es.ddm));
     assert_true(fabs(dw_cd_estimation(&es.ddm) - 0.3) < 1e-15);
     dw_cd_free(&ph);
     dw_cd_free(&ad);

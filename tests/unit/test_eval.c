@@ -901,12 +901,13 @@ static void test_ref_json_round_trip(void **state)
     const struct dw_ref_feature *a = &ref->feats[0], *b = &ref2->feats[0];
     assert_int_equal(a->n_edges, b->n_edges);
     for (size_t i = 0; i < a->n_edges; i++) {
-        assert_true(a->edges[i] == b->edges[i]);
+        assert_double_exact(a->edges[i], b->edges[i]);
     }
     for (size_t i = 0; i <= a->n_edges; i++) {
-        assert_true(a->props[i] == b->props[i]);
+        assert_double_exact(a->props[i], b->props[i]);
     }
-    assert_true(a->mean == b->mean && a->std == b->std);
+    assert_double_exact(a->mean, b->mean);
+    assert_double_exact(a->std, b->std);
     assert_int_equal(ref2->feats[1].n_cats, 2);
     assert_int_equal(ref2->feats[2].count, 0);
 
@@ -917,16 +918,17 @@ static void test_ref_json_round_trip(void **state)
     json_t *r1 = dw_eval_window(&cfg, &g_model, w, ref, 0);
     json_t *r2 = dw_eval_window(&cfg, &g_model, w, ref2, 0);
     assert_true(jreal(jpath(r1, "features", "amount"), "psi") > 0);
-    assert_true(jreal(jpath(r1, "features", "amount"), "psi") ==
-                jreal(jpath(r2, "features", "amount"), "psi"));
-    assert_true(jreal(jpath(r1, "features", "country"), "psi") ==
-                jreal(jpath(r2, "features", "country"), "psi"));
+    assert_double_exact(jreal(jpath(r1, "features", "amount"), "psi"),
+                        jreal(jpath(r2, "features", "amount"), "psi"));
+    assert_double_exact(jreal(jpath(r1, "features", "country"), "psi"),
+                        jreal(jpath(r2, "features", "country"), "psi"));
     assert_true(json_equal(r1, r2));
     /* the sample and the category counts come back identical, and so does KS */
-    assert_true(a->n_sample > 0 && a->n_sample == b->n_sample);
+    assert_true(a->n_sample > 0);
+    assert_int_equal(a->n_sample, b->n_sample);
     for (size_t i = 0; i < a->n_sample; i++) {
-        assert_true(a->sample[i] == b->sample[i]);
-        assert_true(a->sample_w[i] == b->sample_w[i]);
+        assert_double_exact(a->sample[i], b->sample[i]);
+        assert_int_equal(a->sample_w[i], b->sample_w[i]);
     }
     assert_non_null(ref2->feats[1].cat_counts);
     assert_int_equal(ref2->feats[1].cat_counts[0], 200); /* DE */
@@ -934,10 +936,10 @@ static void test_ref_json_round_trip(void **state)
     json_t *ks1 = json_object_get(jpath(r1, "features", "amount"), "ks");
     json_t *ks2 = json_object_get(jpath(r2, "features", "amount"), "ks");
     assert_true(json_is_object(ks1));
-    assert_true(jreal(ks1, "statistic") == jreal(ks2, "statistic"));
-    assert_true(jreal(ks1, "p_value") == jreal(ks2, "p_value"));
-    assert_true(jreal(jpath(r1, "features", "amount"), "wasserstein") ==
-                jreal(jpath(r2, "features", "amount"), "wasserstein"));
+    assert_double_exact(jreal(ks1, "statistic"), jreal(ks2, "statistic"));
+    assert_double_exact(jreal(ks1, "p_value"), jreal(ks2, "p_value"));
+    assert_double_exact(jreal(jpath(r1, "features", "amount"), "wasserstein"),
+                        jreal(jpath(r2, "features", "amount"), "wasserstein"));
     assert_true(json_is_object(json_object_get(jpath(r2, "features", "country"), "chi2")));
 
     /* the packed form (what run keeps in Redis) gives the same reference, hence the same
@@ -984,12 +986,12 @@ static void test_ref_json_round_trip(void **state)
     assert_true(json_is_null(json_object_get(a3, "wasserstein_norm")));
     assert_true(json_is_null(json_object_get(c3, "chi2")));
     assert_true(json_is_null(json_object_get(c3, "g_test")));
-    assert_true(jreal(a3, "psi") == jreal(jpath(r1, "features", "amount"), "psi"));
-    assert_true(jreal(a3, "js") == jreal(jpath(r1, "features", "amount"), "js"));
-    assert_true(jreal(c3, "tvd") == jreal(jpath(r1, "features", "country"), "tvd"));
+    assert_double_exact(jreal(a3, "psi"), jreal(jpath(r1, "features", "amount"), "psi"));
+    assert_double_exact(jreal(a3, "js"), jreal(jpath(r1, "features", "amount"), "js"));
+    assert_double_exact(jreal(c3, "tvd"), jreal(jpath(r1, "features", "country"), "tvd"));
     assert_string_equal(jstr(a3, "method"), "psi");
     assert_float_equal(jreal(a3, "threshold"), 0.2, 0.0);
-    assert_true(jreal(a3, "score") == jreal(a3, "psi"));
+    assert_double_exact(jreal(a3, "score"), jreal(a3, "psi"));
     assert_string_equal(jstr(c3, "method"), "js");
     assert_true(json_is_boolean(json_object_get(c3, "drift")));
     json_decref(r3);
@@ -1359,13 +1361,13 @@ static void test_auto_boundary(void **state)
         } else {
             assert_string_equal(jstr(amount, "method"), "wasserstein");
             assert_string_equal(jstr(country, "method"), "js");
-            assert_true(jreal(amount, "score") == jreal(amount, "wasserstein_norm"));
-            assert_true(jreal(country, "score") == jreal(country, "js"));
+            assert_double_exact(jreal(amount, "score"), jreal(amount, "wasserstein_norm"));
+            assert_double_exact(jreal(country, "score"), jreal(country, "js"));
             assert_float_equal(jreal(amount, "threshold"), 0.1, 0.0);
             assert_float_equal(jreal(country, "threshold"), 0.1, 0.0);
             assert_true(json_is_boolean(json_object_get(amount, "drift")));
-            assert_true(json_is_true(json_object_get(amount, "drift")) ==
-                        (jreal(amount, "wasserstein_norm") >= 0.1));
+            assert_int_equal(json_is_true(json_object_get(amount, "drift")),
+                             jreal(amount, "wasserstein_norm") >= 0.1);
         }
         json_decref(rep);
         /* the limit is configurable, and it is the smaller sample that counts */
@@ -1482,7 +1484,7 @@ static void test_method_threshold_from_config(void **state)
     json_t *country = jpath(rep, "features", "country");
     json_t *age = jpath(rep, "features", "age");
     assert_string_equal(jstr(amount, "method"), "psi");
-    assert_true(jreal(amount, "score") == jreal(amount, "psi"));
+    assert_double_exact(jreal(amount, "score"), jreal(amount, "psi"));
     assert_float_equal(jreal(amount, "threshold"), 1e6, 0.0);
     assert_true(json_is_false(json_object_get(amount, "drift"))); /* psi 8.3 < 1e6 */
     assert_string_equal(jstr(country, "method"), "tvd");
@@ -1508,17 +1510,18 @@ static void test_method_threshold_from_config(void **state)
     country = jpath(rep, "features", "country");
     age = jpath(rep, "features", "age");
     assert_string_equal(jstr(amount, "method"), "wasserstein");
-    assert_true(jreal(amount, "score") == jreal(amount, "wasserstein_norm"));
+    assert_double_exact(jreal(amount, "score"), jreal(amount, "wasserstein_norm"));
     assert_float_equal(jreal(amount, "threshold"), 5.0, 0.0);
     /* reference 1..100 (std 28.866), window all 1000: W1 = 949.5, normalised 32.9 */
     assert_rel_near(jreal(amount, "wasserstein"), 949.5, 1e-12);
     assert_true(json_is_true(json_object_get(amount, "drift")));
     assert_string_equal(jstr(country, "method"), "g_test");
     /* the only p-value test of the window: its score is its own p-value */
-    assert_true(jreal(country, "score") == jreal(json_object_get(country, "g_test"), "p_value"));
+    assert_double_exact(jreal(country, "score"),
+                        jreal(json_object_get(country, "g_test"), "p_value"));
     assert_float_equal(jreal(country, "threshold"), 0.05, 0.0);
     assert_string_equal(jstr(age, "method"), "hellinger");
-    assert_true(jreal(age, "score") == jreal(age, "hellinger"));
+    assert_double_exact(jreal(age, "score"), jreal(age, "hellinger"));
     assert_float_equal(jreal(age, "threshold"), 0.1, 0.0);
     json_decref(rep);
 

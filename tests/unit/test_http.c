@@ -335,7 +335,7 @@ static void test_bad_listen(void **state)
     assert_non_null(strstr(errstr, "empty"));
     errstr[0] = '\0';
     assert_null(dw_http_start(NULL, LONG_WINDOW_MS, errstr, sizeof(errstr)));
-    assert_true(errstr[0] != '\0');
+    assert_int_not_equal(errstr[0], '\0');
     errstr[0] = '\0';
     assert_null(dw_http_start("127.0.0.1:0", 0, errstr, sizeof(errstr)));
     assert_non_null(strstr(errstr, "window"));

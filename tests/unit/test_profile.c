@@ -332,11 +332,11 @@ static void test_round_trip_through_ref_from_json(void **state)
     assert_int_equal(ra->n_edges, json_array_size(edges));
     for (size_t i = 0; i < ra->n_edges; i++) {
         /* 17 significant digits: the very same doubles */
-        assert_true(ra->edges[i] == json_real_value(json_array_get(edges, i)));
+        assert_double_exact(ra->edges[i], json_real_value(json_array_get(edges, i)));
     }
-    assert_true(ra->mean == json_real_value(json_object_get(fa, "mean")));
-    assert_true(ra->std == json_real_value(json_object_get(fa, "std")));
-    assert_true(ra->mean == (3.25 + 1.125 + 2 + 7.5 + 0.1) / 5);
+    assert_double_exact(ra->mean, json_real_value(json_object_get(fa, "mean")));
+    assert_double_exact(ra->std, json_real_value(json_object_get(fa, "std")));
+    assert_double_exact(ra->mean, (3.25 + 1.125 + 2 + 7.5 + 0.1) / 5);
     const struct dw_ref_feature *rc = &ref->feats[1];
     assert_int_equal(rc->count, 5);
     assert_int_equal(rc->n_cats, 3);

@@ -23,6 +23,8 @@
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_sink.h"
 
+#include "dw_test.h"
+
 #define NOTIF_ID "0123456789abcdef0123456789abcdef"
 #define URL_SECRET "https://hooks.example.invalid/services/T000/B000/URLTOKEN123"
 #define SIGN_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -568,8 +570,8 @@ static void test_pagerduty_render(void **state)
     assert_string_equal(jstr(pl, "group"), "fraud"); /* no feature: the model */
     assert_string_equal(jstr(pl, "class"), "dataset_drift");
     json_t *cd = json_object_get(pl, "custom_details");
-    assert_true(json_real_value(json_object_get(cd, "value")) == 1.0);
-    assert_true(json_real_value(json_object_get(cd, "threshold")) == 0.2);
+    assert_double_exact(json_real_value(json_object_get(cd, "value")), 1.0);
+    assert_double_exact(json_real_value(json_object_get(cd, "threshold")), 0.2);
     assert_string_equal(jstr(cd, "window_start"), "2026-11-22T10:15:00Z");
     assert_string_equal(jstr(cd, "window_end"), "2026-11-22T10:16:00Z");
     assert_string_equal(jstr(json_object_get(cd, "labels"), "team"), "risk");

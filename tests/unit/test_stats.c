@@ -168,19 +168,19 @@ static void test_special_hand_values(void **state)
     assert_close(dw_stats_chi2_sf(3.0, 2.0), exp(-1.5), 1e-14, 0);
     assert_close(dw_stats_chi2_sf(3.84, 1.0), erfc(sqrt(1.92)), 1e-13, 0);
     assert_close(dw_stats_gamma_q(1.0, 700.0), exp(-700.0), 1e-13, 0);
-    assert_true(dw_stats_chi2_sf(0.0, 3.0) == 1.0);
-    assert_true(dw_stats_chi2_sf(-1.0, 3.0) == 1.0);
-    assert_true(isnan(dw_stats_chi2_sf(1.0, 0.0)));
-    assert_true(isnan(dw_stats_gamma_q(-1.0, 1.0)));
+    assert_double_exact(dw_stats_chi2_sf(0.0, 3.0), 1.0);
+    assert_double_exact(dw_stats_chi2_sf(-1.0, 3.0), 1.0);
+    assert_nan(dw_stats_chi2_sf(1.0, 0.0));
+    assert_nan(dw_stats_gamma_q(-1.0, 1.0));
     /* K(x) ~ 2 exp(-2x²) for large x; K(0) = 1 */
     assert_close(dw_stats_kolmogorov_sf(5.0), 2.0 * exp(-50.0), 1e-13, 0);
-    assert_true(dw_stats_kolmogorov_sf(0.0) == 1.0);
+    assert_double_exact(dw_stats_kolmogorov_sf(0.0), 1.0);
     /* kstwo: P(D_n >= d) for d >= 1 is 0; n = 1: D_1 >= d has probability 2(1-d) (d>=1/2) */
-    assert_true(dw_stats_kstwo_sf(1.0, 10) == 0.0);
+    assert_double_exact(dw_stats_kstwo_sf(1.0, 10), 0.0);
     assert_close(dw_stats_kstwo_sf(0.75, 1), 0.5, 1e-15, 0);
     /* Smirnov n = 1: P(D+ >= d) = 1 - d */
     assert_close(dw_stats_smirnov_sf(1, 0.3), 0.7, 1e-15, 0);
-    assert_true(isnan(dw_stats_smirnov_sf(0, 0.3)));
+    assert_nan(dw_stats_smirnov_sf(0, 0.3));
 }
 
 /* ------------------------------------------------------------------ numeric samples */
@@ -260,8 +260,10 @@ static void test_weighted_view_equals_expanded(void **state)
     assert_int_equal(dw_stats_ks_2samp(v1, w1, 5, v2, w2, 4, &a, NULL, 0), 0);
     assert_int_equal(dw_stats_ks_2samp(e1, NULL, n1, e2, NULL, n2, &b, NULL, 0), 0);
     assert_int_equal(dw_stats_ks_2samp(e2, NULL, n2, e1, NULL, n1, &c, NULL, 0), 0);
-    assert_true(a.statistic == b.statistic && a.p_value == b.p_value);
-    assert_true(c.statistic == b.statistic && c.p_value == b.p_value);
+    assert_double_exact(a.statistic, b.statistic);
+    assert_double_exact(a.p_value, b.p_value);
+    assert_double_exact(c.statistic, b.statistic);
+    assert_double_exact(c.p_value, b.p_value);
     assert_int_equal(dw_stats_wasserstein(v1, w1, 5, v2, w2, 4, &wa, NULL, 0), 0);
     assert_int_equal(dw_stats_wasserstein(e1, NULL, n1, e2, NULL, n2, &wb, NULL, 0), 0);
     assert_int_equal(dw_stats_wasserstein(e2, NULL, n2, e1, NULL, n1, &wc, NULL, 0), 0);
@@ -288,13 +290,15 @@ static void test_ks_hand_cases(void **state)
     assert_close(ks.p_value, 0.2, 1e-14, 0);
     /* Same sample: D = 0, p = 1. */
     assert_int_equal(dw_stats_ks_2samp(a, NULL, 3, a, NULL, 3, &ks, err, sizeof(err)), 0);
-    assert_true(ks.statistic == 0.0 && ks.p_value == 1.0);
+    assert_double_exact(ks.statistic, 0.0);
+    assert_double_exact(ks.p_value, 1.0);
     /* Large weights switch to the asymptotic distribution: 20000 vs 20000 at one point each
      * side, D = 1 -> kstwo.sf(1, 10000) = 0. */
     const uint64_t big[] = {20000};
     assert_int_equal(dw_stats_ks_2samp(a, big, 1, b, big, 1, &ks, err, sizeof(err)), 0);
     assert_false(ks.exact);
-    assert_true(ks.statistic == 1.0 && ks.p_value == 0.0);
+    assert_double_exact(ks.statistic, 1.0);
+    assert_double_exact(ks.p_value, 0.0);
     /* Errors: empty, unsorted, NaN, zero total weight. */
     const double unsorted[] = {3, 1};
     const double withnan[] = {1, NAN};
@@ -322,7 +326,7 @@ static void test_wasserstein_hand_cases(void **state)
     assert_int_equal(dw_stats_wasserstein(a, NULL, 2, c, NULL, 2, &w, NULL, 0), 0);
     assert_close(w, 10.0, 1e-15, 0);
     assert_int_equal(dw_stats_wasserstein(a, NULL, 2, a, NULL, 2, &w, NULL, 0), 0);
-    assert_true(w == 0.0);
+    assert_double_exact(w, 0.0);
 }
 
 /* ------------------------------------------------------------------ categorical */
@@ -417,9 +421,9 @@ static void test_categorical_hand_cases(void **state)
     assert_close(dw_stats_js(p, q, 2), 1.0, 1e-15, 0);
     assert_close(dw_stats_tvd(p, q, 2), 1.0, 1e-15, 0);
     assert_close(dw_stats_hellinger(p, q, 2), 1.0, 1e-15, 0);
-    assert_true(dw_stats_js(r, r, 3) == 0.0);
-    assert_true(dw_stats_tvd(r, r, 3) == 0.0);
-    assert_true(dw_stats_hellinger(r, r, 3) == 0.0);
+    assert_double_exact(dw_stats_js(r, r, 3), 0.0);
+    assert_double_exact(dw_stats_tvd(r, r, 3), 0.0);
+    assert_double_exact(dw_stats_hellinger(r, r, 3), 0.0);
     /* Hellinger's two forms agree: sqrt(1 - sum sqrt(p q)). */
     const double h1[] = {0.1, 0.2, 0.7};
     const double h2[] = {0.3, 0.3, 0.4};
@@ -428,9 +432,9 @@ static void test_categorical_hand_cases(void **state)
     /* Undefined inputs. */
     const double zero[] = {0, 0, 0};
     const double neg[] = {1, -1, 1};
-    assert_true(isnan(dw_stats_js(zero, r, 3)));
-    assert_true(isnan(dw_stats_kl(neg, r, 3)));
-    assert_true(isnan(dw_stats_tvd(r, r, 0)));
+    assert_nan(dw_stats_js(zero, r, 3));
+    assert_nan(dw_stats_kl(neg, r, 3));
+    assert_nan(dw_stats_tvd(r, r, 0));
 
     /* 2x2 by hand: [[10, 20], [20, 10]], E = 15 everywhere, chi2 = 4 * 25/15 = 20/3,
      * Yates: |O-E| - 0.5 = 4.5 -> 4 * 20.25/15 = 5.4. Zero columns are dropped (dof 1). */
@@ -452,7 +456,9 @@ static void test_categorical_hand_cases(void **state)
     const uint64_t one_a[] = {5, 0};
     const uint64_t one_b[] = {7, 0};
     assert_int_equal(dw_stats_chi2_test(one_a, one_b, 2, false, &t, err, sizeof(err)), 0);
-    assert_true(t.statistic == 0.0 && t.p_value == 1.0 && t.dof == 0);
+    assert_double_exact(t.statistic, 0.0);
+    assert_double_exact(t.p_value, 1.0);
+    assert_int_equal(t.dof, 0);
     /* An empty row is refused. */
     const uint64_t empty[] = {0, 0, 0};
     assert_int_equal(dw_stats_chi2_test(a, empty, 3, false, &t, err, sizeof(err)), -1);

@@ -151,11 +151,12 @@ static void test_state_hostile(void **state)
         if (!strstr(err, bad[i].want)) {
             fail_msg("%s: message \"%s\" does not name %s", bad[i].text, err, bad[i].want);
         }
-        assert_true(st.last_start_ms == DW_NO_TS && st.count == 0);
+        assert_int_equal(st.last_start_ms, DW_NO_TS);
+        assert_int_equal(st.count, 0);
     }
     struct dw_trigger_state st;
     assert_int_equal(dw_trigger_state_load(&st, "{}", NULL, 0), 0);
-    assert_true(st.last_start_ms == DW_NO_TS);
+    assert_int_equal(st.last_start_ms, DW_NO_TS);
     /* a trigger at the earliest window there is, then one now: no overflow, cooldown passed */
     char text[128];
     /* the earliest time a state may hold, -2^62: floor(-2^62 / 86400000) = -53375995584 */
