@@ -25,6 +25,8 @@
 #include "driftwatch/core/dw_part.h"
 #include "driftwatch/io/dw_redis.h"
 
+#include "../unit/dw_test.h"
+
 static struct dw_feature_cfg g_feats[] = {{"amount", DW_FEATURE_NUMERIC}};
 static struct dw_model_cfg g_models[] = {{.name = "fraud",
                                           .task = DW_TASK_CLASSIFICATION,
@@ -110,7 +112,7 @@ static struct dw_part *load(int p, int want, const char *want_key, const char *w
         char key[600];
         key_of(p, want_key, key, sizeof(key));
         assert_string_equal(badkey, key);
-        assert_non_null(strstr(errstr, key));
+        assert_contains(errstr, key);
     }
     if (want_text && !strstr(errstr, want_text)) {
         fail_msg("partition %d: \"%s\" does not say \"%s\"", p, errstr, want_text);
@@ -248,9 +250,9 @@ static void test_evaluator_reads_are_strict(void **state)
     assert_true(metas[30].present);
     assert_int_equal(metas[30].max_ts, 119000);
     assert_true(metas[31].corrupt);
-    assert_non_null(strstr(metas[31].problem, "eof_ms"));
+    assert_contains(metas[31].problem, "eof_ms");
     assert_true(metas[32].quarantined && !metas[32].corrupt);
-    assert_non_null(strstr(metas[32].problem, "a reason"));
+    assert_contains(metas[32].problem, "a reason");
     assert_int_equal(metas[32].eof_ms, 0);
     assert_false(metas[0].present || metas[0].corrupt); /* no state at all */
     assert_int_equal(metas[0].max_ts, DW_NO_TS);

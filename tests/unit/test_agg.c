@@ -835,7 +835,7 @@ static void test_decode_corrupt(void **state)
     longer[0] = 99;
     err[0] = '\0';
     assert_null(dw_agg_decode(&g_model, longer, b.len, err, sizeof(err)));
-    assert_non_null(strstr(err, "version"));
+    assert_contains(err, "version");
     free(longer);
     /* A corrupt sketch inside (its format byte, right after the first feature's header). */
     static const char first_feat[] = "x";
@@ -1316,7 +1316,7 @@ static void test_heavy_hitters_encode(void **state)
     assert_int_equal(b1.data[at], 10);
     b1.data[at] = 11;
     assert_null(dw_agg_decode(&g_small, b1.data, b1.len, err, sizeof(err)));
-    assert_non_null(strstr(err, "feature c: categories do not add up"));
+    assert_contains(err, "feature c: categories do not add up");
     dw_agg_free(back);
     dw_agg_free(agg);
     dw_buf_free(&b1);
@@ -1630,8 +1630,8 @@ static void test_decode_feature_twice(void **state)
     dw_buf_reset(&blob);
     blob_with_sections(&blob, 4, &s2, &s5);
     assert_null(decode_copy(&g_two, &blob, err, sizeof(err)));
-    assert_non_null(strstr(err, "feature c"));
-    assert_non_null(strstr(err, "twice"));
+    assert_contains(err, "feature c");
+    assert_contains(err, "twice");
     /* "x" alone, twice: the first sketch must not leak (LeakSanitizer) */
     struct dw_agg *xn = dw_agg_new(&g_num, 0);
     for (int i = 0; i < 10; i++) {
@@ -1644,8 +1644,8 @@ static void test_decode_feature_twice(void **state)
     dw_buf_reset(&blob);
     blob_with_sections(&blob, 2, &sx, &sx);
     assert_null(decode_copy(&g_num, &blob, err, sizeof(err)));
-    assert_non_null(strstr(err, "feature x"));
-    assert_non_null(strstr(err, "twice"));
+    assert_contains(err, "feature x");
+    assert_contains(err, "twice");
     dw_buf_free(&sx);
     dw_agg_free(xn);
     dw_buf_free(&s2);
@@ -1739,7 +1739,7 @@ static void test_decode_hostile_categories(void **state)
     dw_buf_reset(&sec);
     cat_section(&sec, 10, 0, 2, 2, 0, 0, wrap, 2);
     assert_false(decode_cat_section(&sec, err, sizeof(err)));
-    assert_non_null(strstr(err, "feature c: category \"b\": counts overflow"));
+    assert_contains(err, "feature c: category \"b\": counts overflow");
     /* counters summing past 2^64 to within the overflow */
     const struct cat_rec hh_wrap[] = {
         {"x", 1, DW_CAT_MONITORED, 0, half, 0},
@@ -1748,50 +1748,50 @@ static void test_decode_hostile_categories(void **state)
     dw_buf_reset(&sec);
     cat_section(&sec, 1, 1, 2, 2, 1, 0, hh_wrap, 2);
     assert_false(decode_cat_section(&sec, err, sizeof(err)));
-    assert_non_null(strstr(err, "feature c"));
+    assert_contains(err, "feature c");
     /* a counter's entry whose count is not its reported estimate */
     const struct cat_rec stray[] = {{"x", 1, DW_CAT_MONITORED, 5, 1, 0}};
     dw_buf_reset(&sec);
     cat_section(&sec, 1, 1, 2, 2, 1, 0, stray, 1);
     assert_false(decode_cat_section(&sec, err, sizeof(err)));
-    assert_non_null(strstr(err, "category \"x\": count 5 does not match"));
+    assert_contains(err, "category \"x\": count 5 does not match");
     /* a counter's error above the summary's error floor */
     const struct cat_rec err_floor[] = {{"x", 1, DW_CAT_MONITORED, 0, 4, 2}};
     dw_buf_reset(&sec);
     cat_section(&sec, 4, 4, 2, 1, 4, 1, err_floor, 1);
     assert_false(decode_cat_section(&sec, err, sizeof(err)));
-    assert_non_null(strstr(err, "error floor"));
+    assert_contains(err, "error floor");
     /* an error floor above N_over / k */
     dw_buf_reset(&sec);
     cat_section(&sec, 4, 4, 2, 2, 4, 3, NULL, 0);
     assert_false(decode_cat_section(&sec, err, sizeof(err)));
-    assert_non_null(strstr(err, "error floor 3"));
+    assert_contains(err, "error floor 3");
     /* a name with a NUL byte: "a\0x" would become "a" and collide with it */
     const struct cat_rec nul[] = {{"a", 1, DW_CAT_EXACT, 1, 0, 0},
                                   {"a\0x", 3, DW_CAT_EXACT, 1, 0, 0}};
     dw_buf_reset(&sec);
     cat_section(&sec, 2, 0, 2, 2, 0, 0, nul, 2);
     assert_false(decode_cat_section(&sec, err, sizeof(err)));
-    assert_non_null(strstr(err, "NUL"));
+    assert_contains(err, "NUL");
     /* the same name twice */
     const struct cat_rec twice[] = {{"a", 1, DW_CAT_EXACT, 1, 0, 0},
                                     {"a", 1, DW_CAT_EXACT, 1, 0, 0}};
     dw_buf_reset(&sec);
     cat_section(&sec, 2, 0, 2, 2, 0, 0, twice, 2);
     assert_false(decode_cat_section(&sec, err, sizeof(err)));
-    assert_non_null(strstr(err, "category \"a\" appears twice"));
+    assert_contains(err, "category \"a\" appears twice");
     /* 4 Gi - 1 entries announced, none present: refused on the count, nothing allocated */
     dw_buf_reset(&sec);
     cat_section(&sec, 0, 0, 2, 2, 0, 0, NULL, 0xFFFFFFFFu);
     assert_false(decode_cat_section(&sec, err, sizeof(err)));
-    assert_non_null(strstr(err, "4294967295 categories"));
+    assert_contains(err, "4294967295 categories");
     /* more entries than the bound plus the counters allow */
     dw_buf_reset(&sec);
     cat_section(&sec, 0, 0, 1, 1, 0, 0, NULL, 3);
     static const uint8_t zeros[39] = {0}; /* the bytes of three entries, so that the count fits */
     dw_buf_put(&sec, zeros, sizeof(zeros));
     assert_false(decode_cat_section(&sec, err, sizeof(err)));
-    assert_non_null(strstr(err, "3 categories, more than its bound 1 plus 1 counters"));
+    assert_contains(err, "3 categories, more than its bound 1 plus 1 counters");
     dw_buf_free(&sec);
 }
 
@@ -1838,7 +1838,7 @@ static void test_decode_v2_hostile(void **state)
             assert_totals(&back->feats[0]);
         } else {
             assert_null(back);
-            assert_non_null(strstr(err, "feature c: categories"));
+            assert_contains(err, "feature c: categories");
         }
         dw_agg_free(back);
         dw_buf_free(&blob);
@@ -1872,19 +1872,19 @@ static void test_decode_numeric_against_sketch(void **state)
     dw_buf_reset(&blob);
     blob_with_sections(&blob, 1, &sec, NULL);
     assert_null(decode_copy(&g_num, &blob, err, sizeof(err)));
-    assert_non_null(strstr(err, "feature x: its sketch holds 10 values, its count is 11"));
+    assert_contains(err, "feature x: its sketch holds 10 values, its count is 11");
     sec.data[count_at] = 10;
     double bad_min = -1.0;
     memcpy(sec.data + min_at, &bad_min, sizeof(bad_min)); /* little-endian hosts */
     dw_buf_reset(&blob);
     blob_with_sections(&blob, 1, &sec, NULL);
     assert_null(decode_copy(&g_num, &blob, err, sizeof(err)));
-    assert_non_null(strstr(err, "feature x: min -1"));
+    assert_contains(err, "feature x: min -1");
     sec.data[type_at] = 7;
     dw_buf_reset(&blob);
     blob_with_sections(&blob, 1, &sec, NULL);
     assert_null(decode_copy(&g_num, &blob, err, sizeof(err)));
-    assert_non_null(strstr(err, "feature x: unknown type 7"));
+    assert_contains(err, "feature x: unknown type 7");
     dw_buf_free(&sec);
     dw_buf_free(&blob);
     dw_agg_free(agg);

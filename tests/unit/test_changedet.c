@@ -446,11 +446,11 @@ static void test_params_and_kinds(void **state)
     struct dw_cd_adwin ad;
     ap.delta = 0.0;
     assert_int_equal(dw_cd_adwin_init(&ad, &ap, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "delta"));
+    assert_contains(err, "delta");
     ap = dw_cd_adwin_defaults();
     ap.clock = 0;
     assert_int_equal(dw_cd_adwin_init(&ad, &ap, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "clock"));
+    assert_contains(err, "clock");
     struct dw_cd_ph ph;
     pp.alpha = NAN;
     assert_int_equal(dw_cd_ph_init(&ph, &pp, err, sizeof(err)), -1);
@@ -757,13 +757,13 @@ static void test_corrupt_records_rejected(void **state)
         copy[1] = 99;
         dw_reader_init(&rd, copy, buf.len);
         assert_int_equal(dw_cd_deserialize(&back, &rd, err, sizeof(err)), -1);
-        assert_non_null(strstr(err, "version"));
+        assert_contains(err, "version");
         /* unknown kind */
         copy[1] = buf.data[1];
         copy[0] = 9;
         dw_reader_init(&rd, copy, buf.len);
         assert_int_equal(dw_cd_deserialize(&back, &rd, err, sizeof(err)), -1);
-        assert_non_null(strstr(err, "kind"));
+        assert_contains(err, "kind");
         /* every single-byte corruption either fails cleanly or yields a usable detector */
         for (size_t pos = 0; pos < buf.len; pos++) {
             memcpy(copy, buf.data, buf.len);
@@ -800,7 +800,7 @@ static void test_adwin_inconsistent_width_rejected(void **state)
     char err[256];
     dw_reader_init(&rd, buf.data, buf.len);
     assert_int_equal(dw_cd_adwin_deserialize(&ad, &rd, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "elements"));
+    assert_contains(err, "elements");
     assert_null(ad.count);
     dw_buf_free(&buf);
 }
@@ -828,7 +828,7 @@ static void test_adwin_levels_beyond_bytes(void **state)
     char err[256] = "";
     dw_reader_init(&rd, buf.data, buf.len);
     assert_int_equal(dw_cd_adwin_deserialize(&ad, &rd, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "64 levels"));
+    assert_contains(err, "64 levels");
     assert_null(ad.count);
     /* a level-0 summary (one element) with squared deviations, and a negative one */
     struct dw_buf one;
@@ -840,7 +840,7 @@ static void test_adwin_levels_beyond_bytes(void **state)
     dw_buf_put_f64(&one, 0.5);
     dw_reader_init(&rd, one.data, one.len);
     assert_int_equal(dw_cd_adwin_deserialize(&ad, &rd, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "corrupt bucket at level 0"));
+    assert_contains(err, "corrupt bucket at level 0");
     dw_buf_free(&one);
     /* one level announcing 5 buckets with the bytes of none */
     buf.len -= 8;
@@ -848,7 +848,7 @@ static void test_adwin_levels_beyond_bytes(void **state)
     dw_buf_put_u32(&buf, 5);
     dw_reader_init(&rd, buf.data, buf.len);
     assert_int_equal(dw_cd_adwin_deserialize(&ad, &rd, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "5 buckets"));
+    assert_contains(err, "5 buckets");
     assert_null(ad.count);
     dw_buf_free(&buf);
 }

@@ -367,7 +367,7 @@ static void test_value_errors(void **state)
                  "input.fields.score: 'score' is not a JSON pointer");
     expect_error("alerting: {sinks: {h: {url: 'ftp://secret-token@x'}}}\n" MINIMAL,
                  "alerting.sinks.h.url: must be \"\" or start with http:// or https://");
-    assert_null(strstr(errstr, "secret-token")); /* a secret is never echoed */
+    assert_not_contains(errstr, "secret-token"); /* a secret is never echoed */
     expect_error("alerting: {sinks: {h: {url: 'http://x', max_attempts: 0}}}\n" MINIMAL,
                  "alerting.sinks.h.max_attempts:");
     expect_error("alerting: {sinks: {h: {url: 'http://x', backoff_initial: 0}}}\n" MINIMAL,
@@ -406,7 +406,7 @@ static void test_syntax_error(void **state)
     struct dw_config cfg;
     assert_int_equal(dw_config_load(&cfg, "/nonexistent/driftwatch.yaml", errstr, sizeof(errstr)),
                      -1);
-    assert_non_null(strstr(errstr, "/nonexistent/driftwatch.yaml"));
+    assert_contains(errstr, "/nonexistent/driftwatch.yaml");
     assert_null(cfg.group);
 }
 
@@ -459,14 +459,14 @@ static void test_kafka(void **state)
 
     expect_error("kafka: {bootstrap.servers: x, session.timeout.ms: banana}\nmodels: {m: {}}\n",
                  "kafka.session.timeout.ms: ");
-    assert_non_null(strstr(errstr, "session.timeout.ms\"")); /* librdkafka's own message */
+    assert_contains(errstr, "session.timeout.ms\""); /* librdkafka's own message */
     expect_error("kafka: {bootstrap.servers: x, no.such.property: 1}\nmodels: {m: {}}\n",
                  "kafka.no.such.property: ");
     expect_error("kafka: {client.id: x}\nmodels: {m: {}}\n", "kafka.bootstrap.servers: required");
     expect_error("models: {m: {}}\n", "kafka.bootstrap.servers: required");
     expect_error("kafka: {bootstrap.servers: x, group.id: mine}\nmodels: {m: {}}\n",
                  "kafka.group.id: not allowed");
-    assert_non_null(strstr(errstr, "group:"));
+    assert_contains(errstr, "group:");
     expect_error("kafka: {bootstrap.servers: x, enable: {auto: {commit: true}}}\nmodels: {m: {}}\n",
                  "kafka.enable.auto.commit: not allowed");
     expect_error("kafka: {bootstrap.servers: x, enable.auto.offset.store: false}\n"
@@ -475,7 +475,7 @@ static void test_kafka(void **state)
     expect_error("kafka: {bootstrap.servers: x, partition.assignment.strategy: "
                  "cooperative-sticky}\nmodels: {m: {}}\n",
                  "kafka.partition.assignment.strategy: not allowed");
-    assert_non_null(strstr(errstr, "range"));
+    assert_contains(errstr, "range");
     expect_error("kafka: {bootstrap.servers: x, enable.partition.eof: false}\nmodels: {m: {}}\n",
                  "kafka.enable.partition.eof: not allowed");
     expect_error("kafka: {bootstrap.servers: x, bootstrap: {servers: y}}\nmodels: {m: {}}\n",
@@ -576,10 +576,10 @@ static void test_feature_map_form(void **state)
 
     /* the dump writes the map form back, and it reads back to the same features */
     char *out = dump_to_string(&cfg);
-    assert_non_null(strstr(out, "\"amount\": {type: numeric, method: ks, threshold: 0.01}"));
-    assert_non_null(strstr(out, "\"score\": {type: numeric, method: hellinger}"));
-    assert_non_null(strstr(out, "\"merchant\": categorical"));
-    assert_non_null(strstr(out, "\"city\": categorical"));
+    assert_contains(out, "\"amount\": {type: numeric, method: ks, threshold: 0.01}");
+    assert_contains(out, "\"score\": {type: numeric, method: hellinger}");
+    assert_contains(out, "\"merchant\": categorical");
+    assert_contains(out, "\"city\": categorical");
     struct dw_config back;
     load_ok(&back, out);
     const struct dw_model_cfg *b = dw_config_model(&back, "fraud", 5);
@@ -661,19 +661,19 @@ static void test_dump(void **state)
     cfg.kafka[cfg.n_kafka].value = strdup("kjaas");
     cfg.n_kafka++;
     char *out = dump_to_string(&cfg);
-    assert_null(strstr(out, "hunter2"));
-    assert_null(strstr(out, "T0KEN"));
-    assert_null(strstr(out, "R0UTING"));
-    assert_non_null(strstr(out, "routing_key: \"***\""));
-    assert_null(strstr(out, "kpass"));
-    assert_null(strstr(out, "ksecret"));
-    assert_null(strstr(out, "kjaas"));
-    assert_non_null(strstr(out, "password: \"***\""));
-    assert_non_null(strstr(out, "url: \"***\""));
-    assert_non_null(strstr(out, "\"sasl.password\": \"***\""));
-    assert_non_null(strstr(out, "visible-client"));
-    assert_non_null(strstr(out, "size: 90s"));
-    assert_non_null(strstr(out, "\"amount\": numeric"));
+    assert_not_contains(out, "hunter2");
+    assert_not_contains(out, "T0KEN");
+    assert_not_contains(out, "R0UTING");
+    assert_contains(out, "routing_key: \"***\"");
+    assert_not_contains(out, "kpass");
+    assert_not_contains(out, "ksecret");
+    assert_not_contains(out, "kjaas");
+    assert_contains(out, "password: \"***\"");
+    assert_contains(out, "url: \"***\"");
+    assert_contains(out, "\"sasl.password\": \"***\"");
+    assert_contains(out, "visible-client");
+    assert_contains(out, "size: 90s");
+    assert_contains(out, "\"amount\": numeric");
     dw_config_free(&cfg);
     free(out);
 
@@ -757,13 +757,13 @@ static char *file_text(const char *path)
 static void test_reference(void **state)
 {
     char *buf = reference_text();
-    assert_non_null(strstr(buf, "| key | type | default | description |"));
-    assert_non_null(strstr(buf, "| `window.size` | duration | `60s` | "));
-    assert_non_null(strstr(buf, "| `redis.password` | secret-string | `\"\"` | "));
-    assert_non_null(strstr(buf, "| `redis.port` | int | `6379` | "));
-    assert_non_null(strstr(buf, "| `log.level` | enum | `info` | "));
-    assert_non_null(strstr(buf, "`models.<name>.positive_class`"));
-    assert_non_null(strstr(buf, "`kafka.bootstrap.servers`"));
+    assert_contains(buf, "| key | type | default | description |");
+    assert_contains(buf, "| `window.size` | duration | `60s` | ");
+    assert_contains(buf, "| `redis.password` | secret-string | `\"\"` | ");
+    assert_contains(buf, "| `redis.port` | int | `6379` | ");
+    assert_contains(buf, "| `log.level` | enum | `info` | ");
+    assert_contains(buf, "`models.<name>.positive_class`");
+    assert_contains(buf, "`kafka.bootstrap.servers`");
 
     /* docs/configuration.md carries the same table: it must not drift from the code */
     char *text = file_text("docs/configuration.md");
@@ -843,8 +843,8 @@ static void test_alerting(void **state)
     assert_string_equal(cfg.sinks[1].url, "http://127.0.0.1:9093/api/v2/alerts");
     assert_int_equal(cfg.n_trigger_rules, 1);
     char *out = dump_to_string(&cfg);
-    assert_null(strstr(out, "file-routing-key"));
-    assert_non_null(strstr(out, "condition: \"performance.accuracy < 0.8\""));
+    assert_not_contains(out, "file-routing-key");
+    assert_contains(out, "condition: \"performance.accuracy < 0.8\"");
     free(out);
     dw_config_free(&cfg);
 
@@ -885,8 +885,8 @@ static void test_alerting(void **state)
         &bad, KA "alerting: {sinks: {h: {url: 'http://x', secret: 'whsec_not*base64!S3CR3T'}}}\n",
         errstr, sizeof(errstr));
     assert_int_equal(rc, -1);
-    assert_non_null(strstr(errstr, "alerting.sinks.h.secret: not a signing secret"));
-    assert_null(strstr(errstr, "S3CR3T"));
+    assert_contains(errstr, "alerting.sinks.h.secret: not a signing secret");
+    assert_not_contains(errstr, "S3CR3T");
 }
 #undef KA
 
@@ -964,8 +964,8 @@ static void test_example_file(void **state)
     unsetenv("REDIS_PASSWORD");
     rc = dw_config_load(&cfg, "deploy/driftwatch.example.yaml", errstr, sizeof(errstr));
     assert_int_equal(rc, -1);
-    assert_non_null(strstr(errstr, "redis.password: environment variable REDIS_PASSWORD is not "
-                                   "set"));
+    assert_contains(errstr, "redis.password: environment variable REDIS_PASSWORD is not "
+                            "set");
 }
 
 int main(void)

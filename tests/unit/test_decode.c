@@ -860,19 +860,19 @@ static void test_bad_pointers(void **state)
 
     fx->cfg.field_model = "model";
     assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
-    assert_non_null(strstr(err, "input.fields.model"));
+    assert_contains(err, "input.fields.model");
 
     default_config(fx);
     fx->cfg.field_features = "/a~2b";
     assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
-    assert_non_null(strstr(err, "input.fields.features"));
+    assert_contains(err, "input.fields.features");
     fx->cfg.field_features = "/a/b~";
     assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
 
     default_config(fx);
     fx->cfg.field_prediction_id = "";
     assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
-    assert_non_null(strstr(err, "input.fields.prediction_id"));
+    assert_contains(err, "input.fields.prediction_id");
     fx->cfg.field_prediction_id = NULL;
     assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
 

@@ -1,9 +1,9 @@
 /*
  * test_dw_test.c - the predicate behind the float assertions of dw_test.h: absolute, relative
  * to the expected value (absolute below 1) and math.isclose-like tolerances at their
- * boundaries, NaN and infinities; each assertion on values it must accept; and what a failing
- * assertion prints: this program runs itself with --failing, a group whose every test fails, and
- * reads the messages.
+ * boundaries, NaN and infinities; each assertion (also the text ones) on values it must accept;
+ * and what a failing assertion prints: this program runs itself with --failing, a group whose every
+ * test fails, and reads the messages.
  */
 #include <float.h>
 #include <math.h>
@@ -94,6 +94,10 @@ static void test_assertions_accept(void **state)
     assert_close_what("case", 0.0, 1e-300, 1e-12, 1e-299);
     assert_nan(NAN);
     assert_nan(sqrt(-1.0));
+    assert_contains("feature c: category \"a\" appears twice", "appears twice");
+    assert_not_contains("feature c", "feature x");
+    assert_prefix("kll: truncated", "kll: ");
+    assert_prefix("anything", "");
 }
 
 /* The --failing group: each test fails once, at a line the parent looks for. */
@@ -122,6 +126,20 @@ static void fail_nan(void **state)
     assert_nan(1.5);
 }
 
+static void fail_contains(void **state)
+{
+    (void)state;
+    const char *err = "feature c: counts overflow";
+    assert_contains(err, "feature x");
+}
+
+static void fail_prefix_null(void **state)
+{
+    (void)state;
+    const char *none = NULL;
+    assert_prefix(none, "kll: ");
+}
+
 static void test_failures_print_both_values(void **state)
 {
     (void)state;
@@ -137,7 +155,7 @@ static void test_failures_print_both_values(void **state)
     out[len] = '\0';
     int status = pclose(p);
     assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 4); /* cmocka: the number of failed tests */
+    assert_int_equal(WEXITSTATUS(status), 6); /* cmocka: the number of failed tests */
     const char *want[] = {
         "assert_near(third, 0.5, 0.1) failed",
         "third = 0.33333333333333331",
@@ -149,6 +167,10 @@ static void test_failures_print_both_values(void **state)
         "case 7: assert_close(2.0, 1.0, 0.25, 0.0) failed",
         "|difference| 1 > tolerance 0.5 (relative 0.25, absolute 0)",
         "assert_nan(1.5) failed",
+        "assert_contains(err, \"feature x\") failed",
+        "err = \"feature c: counts overflow\" (26 bytes)",
+        "assert_prefix(none, \"kll: \") failed",
+        "none = NULL",
         "test_dw_test.c:",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -162,10 +184,9 @@ int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "--failing") == 0) {
         const struct CMUnitTest failing[] = {
-            cmocka_unit_test(fail_near),
-            cmocka_unit_test(fail_exact),
-            cmocka_unit_test(fail_close_what),
-            cmocka_unit_test(fail_nan),
+            cmocka_unit_test(fail_near),       cmocka_unit_test(fail_exact),
+            cmocka_unit_test(fail_close_what), cmocka_unit_test(fail_nan),
+            cmocka_unit_test(fail_contains),   cmocka_unit_test(fail_prefix_null),
         };
         return cmocka_run_group_tests(failing, NULL, NULL);
     }

@@ -158,13 +158,13 @@ static void test_bad_state_message(void **state)
     size_t at = strlen("v1:") + 2 * (16 + 96 + 2);
     memcpy(bad + at, "0000000000000040", 16); /* 2.0 little-endian */
     assert_int_equal(dw_errstream_load(&es, bad, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "adwin: delta 2 outside (0, 1)"));
+    assert_contains(err, "adwin: delta 2 outside (0, 1)");
     dw_errstream_free(&es);
     free(bad);
     /* cut inside the DDM record */
     text[strlen(text) - 10] = '\0';
     assert_int_equal(dw_errstream_load(&es, text, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "error stream state: ddm: truncated record"));
+    assert_contains(err, "error stream state: ddm: truncated record");
     dw_errstream_free(&es);
     free(text);
 }

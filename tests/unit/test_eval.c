@@ -958,7 +958,7 @@ static void test_ref_json_round_trip(void **state)
     json_object_set_new(psample, "n",
                         json_integer(json_integer_value(json_object_get(psample, "n")) + 1));
     assert_null(dw_ref_from_json(&g_model, pback, err, sizeof(err)));
-    assert_non_null(strstr(err, "reference feature amount: malformed packed sample"));
+    assert_contains(err, "reference feature amount: malformed packed sample");
     json_object_set_new(psample, "n", json_integer((json_int_t)a->n_sample));
     json_object_set_new(psample, "data", json_string("!!!!"));
     assert_null(dw_ref_from_json(&g_model, pback, err, sizeof(err)));
@@ -1003,20 +1003,20 @@ static void test_ref_json_round_trip(void **state)
     json_t *sample = json_object_get(jpath(old, "features", "amount"), "sample");
     json_array_set_new(json_object_get(sample, "weights"), 0, json_integer(2));
     assert_null(dw_ref_from_json(&g_model, old, err, sizeof(err)));
-    assert_non_null(strstr(err, "amount"));
-    assert_non_null(strstr(err, "sum"));
+    assert_contains(err, "amount");
+    assert_contains(err, "sum");
     json_decref(old);
     old = json_deep_copy(back);
     sample = json_object_get(jpath(old, "features", "amount"), "sample");
     json_array_set_new(json_object_get(sample, "values"), 1, json_real(-1e9));
     assert_null(dw_ref_from_json(&g_model, old, err, sizeof(err)));
-    assert_non_null(strstr(err, "ascending"));
+    assert_contains(err, "ascending");
     json_decref(old);
     old = json_deep_copy(back);
     json_object_set_new(json_object_get(jpath(old, "features", "country"), "category_counts"), "DE",
                         json_integer(-1));
     assert_null(dw_ref_from_json(&g_model, old, err, sizeof(err)));
-    assert_non_null(strstr(err, "country"));
+    assert_contains(err, "country");
     json_decref(old);
     json_decref(r1);
     json_decref(r2);
@@ -1024,17 +1024,17 @@ static void test_ref_json_round_trip(void **state)
     /* errors name what is wrong */
     json_object_set_new(jpath(back, "features", "amount"), "type", json_string("categorical"));
     assert_null(dw_ref_from_json(&g_model, back, err, sizeof(err)));
-    assert_non_null(strstr(err, "amount"));
+    assert_contains(err, "amount");
     json_t *other = json_deep_copy(doc);
     json_object_set_new(other, "model", json_string("churn"));
     assert_null(dw_ref_from_json(&g_model, other, err, sizeof(err)));
-    assert_non_null(strstr(err, "churn"));
+    assert_contains(err, "churn");
     json_decref(other);
     other = json_deep_copy(doc);
     json_array_append_new(json_object_get(jpath(other, "features", "amount"), "proportions"),
                           json_real(0.5));
     assert_null(dw_ref_from_json(&g_model, other, err, sizeof(err)));
-    assert_non_null(strstr(err, "amount"));
+    assert_contains(err, "amount");
     json_decref(other);
 
     dw_agg_free(w);
@@ -1714,8 +1714,8 @@ static void test_ref_packed_sample_count_overflow(void **state)
     json_object_set_new(sample, "n", json_integer((json_int_t)((1ULL << 61) + 1)));
     err[0] = '\0';
     assert_null(dw_ref_from_json(&g_model, doc, err, sizeof(err)));
-    assert_non_null(strstr(err, "reference feature amount"));
-    assert_non_null(strstr(err, "n "));
+    assert_contains(err, "reference feature amount");
+    assert_contains(err, "n ");
     json_object_set_new(sample, "n", json_integer((json_int_t)((1ULL << 60) + 2)));
     unsigned char two[32] = {0};
     memcpy(two, (const unsigned char[]){0, 0, 0, 0, 0, 0, 0x45, 0x40, 1}, 9); /* 42.0, 1 */
@@ -1725,7 +1725,7 @@ static void test_ref_packed_sample_count_overflow(void **state)
     free(b64);
     err[0] = '\0';
     assert_null(dw_ref_from_json(&g_model, doc, err, sizeof(err)));
-    assert_non_null(strstr(err, "reference feature amount"));
+    assert_contains(err, "reference feature amount");
     json_decref(doc);
 }
 
@@ -1745,8 +1745,8 @@ static void test_ref_counts_overflow(void **state)
     json_object_set_new(amount, "sample", arrays);
     err[0] = '\0';
     assert_null(dw_ref_from_json(&g_model, doc, err, sizeof(err)));
-    assert_non_null(strstr(err, "reference feature amount"));
-    assert_non_null(strstr(err, "weights"));
+    assert_contains(err, "reference feature amount");
+    assert_contains(err, "weights");
     /* the packed form: 2^63 + 2^63 + 1 */
     json_object_del(amount, "sample");
     struct dw_buf b;
@@ -1764,8 +1764,8 @@ static void test_ref_counts_overflow(void **state)
     dw_buf_free(&b);
     err[0] = '\0';
     assert_null(dw_ref_from_json(&g_model, doc, err, sizeof(err)));
-    assert_non_null(strstr(err, "reference feature amount"));
-    assert_non_null(strstr(err, "weights"));
+    assert_contains(err, "reference feature amount");
+    assert_contains(err, "weights");
     json_object_del(amount, "sample");
     /* category counts: three categories, (2^63 - 1) + (2^63 - 1) + 3 against count 1 */
     json_t *country = jpath(doc, "features", "country");
@@ -1776,8 +1776,8 @@ static void test_ref_counts_overflow(void **state)
                                   (json_int_t)INT64_MAX, "IT", (json_int_t)3));
     err[0] = '\0';
     assert_null(dw_ref_from_json(&g_model, doc, err, sizeof(err)));
-    assert_non_null(strstr(err, "reference feature country"));
-    assert_non_null(strstr(err, "counts"));
+    assert_contains(err, "reference feature country");
+    assert_contains(err, "counts");
     json_decref(doc);
 }
 

@@ -202,7 +202,7 @@ static void test_escape(void **state)
         dw_metrics_series("driftwatch_model_up", "Model seen.", DW_METRIC_GAUGE, labels);
     dw_metric_set(m, 1);
     char *text = dw_metrics_render();
-    assert_non_null(strstr(text, "driftwatch_model_up{model=\"fraud \\\"v2\\\"\\nbeta\"} 1\n"));
+    assert_contains(text, "driftwatch_model_up{model=\"fraud \\\"v2\\\"\\nbeta\"} 1\n");
     free(text);
 }
 
@@ -210,7 +210,7 @@ static void test_help_escaped(void **state)
 {
     dw_metrics_series("driftwatch_x", "line one\nback\\slash \"quoted\"", DW_METRIC_GAUGE, NULL);
     char *text = dw_metrics_render();
-    assert_non_null(strstr(text, "# HELP driftwatch_x line one\\nback\\\\slash \"quoted\"\n"));
+    assert_contains(text, "# HELP driftwatch_x line one\\nback\\\\slash \"quoted\"\n");
     free(text);
 }
 
@@ -263,9 +263,9 @@ static void test_concurrent_increments(void **state)
     assert_double_exact(dw_metric_get(g), (double)N_THREADS * N_INCS * 0.25);
 
     char *text = dw_metrics_render();
-    assert_non_null(strstr(text, "driftwatch_messages_consumed_total{topic=\"predictions\"} "
-                                 "400000\n"));
-    assert_non_null(strstr(text, "driftwatch_lag_seconds_sum 100000\n"));
+    assert_contains(text, "driftwatch_messages_consumed_total{topic=\"predictions\"} "
+                          "400000\n");
+    assert_contains(text, "driftwatch_lag_seconds_sum 100000\n");
     free(text);
 }
 

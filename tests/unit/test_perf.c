@@ -218,27 +218,27 @@ static void test_decode_hostile(void **state)
         dw_buf_reset(&b);
         perf_blob(&b, 0, NULL, 0, bad_scores[i], 1);
         assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
-        assert_non_null(strstr(msg, "outside [0, 1]"));
+        assert_contains(msg, "outside [0, 1]");
     }
     const uint16_t twice[] = {5, 5}, beyond[] = {2000};
     dw_buf_reset(&b);
     perf_blob(&b, 1, twice, 2, NULL, 0);
     assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
-    assert_non_null(strstr(msg, "score bin 5"));
+    assert_contains(msg, "score bin 5");
     dw_buf_reset(&b);
     perf_blob(&b, 1, beyond, 1, NULL, 0);
     assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
-    assert_non_null(strstr(msg, "score bin 2000"));
+    assert_contains(msg, "score bin 2000");
     dw_buf_reset(&b);
     perf_blob(&b, 2, NULL, 0, NULL, 0);
     assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
-    assert_non_null(strstr(msg, "histogram flag 2"));
+    assert_contains(msg, "histogram flag 2");
     /* 4 Gi - 1 pairs announced in a 40-byte record */
     dw_buf_reset(&b);
     perf_blob(&b, 0, NULL, 0, NULL, 0);
     memset(b.data, 0xFF, 4);
     assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
-    assert_non_null(strstr(msg, "4294967295 class pairs"));
+    assert_contains(msg, "4294967295 class pairs");
     dw_buf_free(&b);
 }
 

@@ -292,7 +292,7 @@ static void test_expr_parse(void **unused)
     memset(long_path, 'a', sizeof(long_path) - 1);
     long_path[sizeof(long_path) - 1] = '\0';
     assert_int_equal(dw_rule_expr_parse(long_path, &e, long_err, sizeof(long_err)), -1);
-    assert_non_null(strstr(long_err, "path longer than 255 bytes"));
+    assert_contains(long_err, "path longer than 255 bytes");
     long_path[DW_RULE_PATH_MAX - 1] = '\0'; /* 255 bytes: accepted */
     assert_int_equal(dw_rule_expr_parse(long_path, &e, long_err, sizeof(long_err)), 0);
     assert_int_equal(strlen(e.path), DW_RULE_PATH_MAX - 1);
@@ -902,7 +902,7 @@ static void test_state_load_hostile(void **unused)
     json_decref(back);
     /* the same state read for another model: its fingerprint is not that model's */
     assert_int_equal(dw_rules_state_load("churn", good, &back, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "fingerprint"));
+    assert_contains(err, "fingerprint");
     assert_int_equal(json_object_size(back), 0);
     json_decref(back);
     /* one field at a time made wrong */
@@ -936,7 +936,7 @@ static void test_state_load_hostile(void **unused)
         json_decref(copy);
     }
     assert_int_equal(dw_rules_state_load("fraud", "[1]", &back, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "not a JSON object"));
+    assert_contains(err, "not a JSON object");
     assert_int_equal(json_object_size(back), 0);
     json_decref(back);
     assert_int_equal(dw_rules_state_load("fraud", NULL, &back, err, sizeof(err)), 0);
