@@ -31,14 +31,6 @@
 #define DW_TEST_NAME "profile"
 #include "dw_test_tmpdir.h"
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-    assert_int_equal(fclose(f), 0);
-}
-
 /* Runs `profile` with NULL-terminated arguments. @returns its exit code. */
 static int run_profile(const char *first, ...)
 {
@@ -92,11 +84,11 @@ static void test_csv_quoting_missing_forced(void **state)
 {
     const char *in = path_of("a.csv");
     const char *out = path_of("a.json");
-    write_file(in, "amount,country,zip,note\n"
-                   "1.5,DE,10115,\"hello, world\"\n"
-                   "2.5,FR,,\"multi\nline \"\"quoted\"\"\"\n"
-                   ",US,20095,x\n"
-                   "10,DE,10115,\n");
+    dw_test_write_file(in, "amount,country,zip,note\n"
+                           "1.5,DE,10115,\"hello, world\"\n"
+                           "2.5,FR,,\"multi\nline \"\"quoted\"\"\"\n"
+                           ",US,20095,x\n"
+                           "10,DE,10115,\n");
     assert_int_equal(run_profile("--input", in, "--output", out, "--categorical", "zip", "--model",
                                  "fraud", NULL),
                      0);
@@ -127,9 +119,9 @@ static void test_csv_type_inference(void **state)
 {
     const char *in = path_of("infer.csv");
     const char *out = path_of("infer.json");
-    write_file(in, "n,sci,hex,word,inf,empty,mixed\n"
-                   "1,1e3,0x10,a,inf,,1\n"
-                   "-2.5, 7 ,0x11,b,1,,x\n");
+    dw_test_write_file(in, "n,sci,hex,word,inf,empty,mixed\n"
+                           "1,1e3,0x10,a,inf,,1\n"
+                           "-2.5, 7 ,0x11,b,1,,x\n");
     assert_int_equal(run_profile("-i", in, "-o", out, NULL), 0);
     json_t *doc = load(out);
     assert_string_equal(ftype(doc, "n"), "numeric");
@@ -150,14 +142,14 @@ static void test_csv_errors(void **state)
 {
     const char *in = path_of("bad.csv");
     const char *out = path_of("bad.json");
-    write_file(in, "a,b\n1,x\n2,y\n");
+    dw_test_write_file(in, "a,b\n1,x\n2,y\n");
     /* forcing a text column numeric fails (naming line and column) and writes nothing */
     assert_int_equal(run_profile("-i", in, "-o", out, "--numeric", "b", NULL), 1);
     assert_int_not_equal(access(out, F_OK), 0);
     /* unknown column in a list */
     assert_int_equal(run_profile("-i", in, "-o", out, "--categorical", "zzz", NULL), 1);
     /* a row with the wrong number of fields */
-    write_file(in, "a,b\n1,x\n2\n");
+    dw_test_write_file(in, "a,b\n1,x\n2\n");
     assert_int_equal(run_profile("-i", in, "-o", out, NULL), 1);
     /* usage */
     assert_int_equal(run_profile("-i", in, NULL), 2);
@@ -170,13 +162,14 @@ static void test_jsonl_events_and_flat(void **state)
 {
     const char *in = path_of("ev.jsonl");
     const char *out = path_of("ev.json");
-    write_file(in, "{\"prediction_id\":\"p1\",\"model\":\"fraud\",\"features\":{\"amount\":1,"
-                   "\"country\":\"DE\",\"code\":7,\"flag\":true,\"age\":null}}\n"
-                   "\n"
-                   "{\"prediction_id\":\"p2\",\"model\":\"fraud\",\"features\":{\"amount\":3.5,"
-                   "\"country\":\"FR\",\"code\":7,\"flag\":false}}\n"
-                   "{\"prediction_id\":\"p3\",\"model\":\"other\",\"features\":{\"amount\":1000,"
-                   "\"country\":\"XX\"}}\n");
+    dw_test_write_file(
+        in, "{\"prediction_id\":\"p1\",\"model\":\"fraud\",\"features\":{\"amount\":1,"
+            "\"country\":\"DE\",\"code\":7,\"flag\":true,\"age\":null}}\n"
+            "\n"
+            "{\"prediction_id\":\"p2\",\"model\":\"fraud\",\"features\":{\"amount\":3.5,"
+            "\"country\":\"FR\",\"code\":7,\"flag\":false}}\n"
+            "{\"prediction_id\":\"p3\",\"model\":\"other\",\"features\":{\"amount\":1000,"
+            "\"country\":\"XX\"}}\n");
     assert_int_equal(run_profile("--input", in, "--output", out, "--categorical", "code", NULL), 0);
     json_t *doc = load(out);
     assert_string_equal(json_string_value(json_object_get(doc, "model")), "fraud");
@@ -195,7 +188,7 @@ static void test_jsonl_events_and_flat(void **state)
 
     /* flat objects, detected by content (no extension) */
     in = path_of("flat.data");
-    write_file(in, "  {\"x\": 1, \"c\": \"a\"}\n{\"x\": 2, \"c\": \"b\"}\n{\"x\": 4}\n");
+    dw_test_write_file(in, "  {\"x\": 1, \"c\": \"a\"}\n{\"x\": 2, \"c\": \"b\"}\n{\"x\": 4}\n");
     assert_int_equal(run_profile("-i", in, "-o", out, "-m", "m1", NULL), 0);
     doc = load(out);
     assert_string_equal(json_string_value(json_object_get(doc, "model")), "m1");
@@ -207,7 +200,7 @@ static void test_jsonl_events_and_flat(void **state)
     json_decref(doc);
 
     /* invalid JSON names the line */
-    write_file(in, "{\"x\": 1}\n{\"x\": \n");
+    dw_test_write_file(in, "{\"x\": 1}\n{\"x\": \n");
     assert_int_equal(run_profile("-i", in, "-o", out, NULL), 1);
 }
 
@@ -259,7 +252,7 @@ static void test_exact_quantiles_1_to_1000(void **state)
     for (int i = 0; i < 1000; i++) {
         n += (size_t)snprintf(text + n, cap - n, "%d\n", (i * 7) % 1000 + 1);
     }
-    write_file(in, text);
+    dw_test_write_file(in, text);
     free(text);
     assert_int_equal(run_profile("-i", in, "-o", out, NULL), 0);
     json_t *doc = load(out);
@@ -312,7 +305,7 @@ static void test_round_trip_through_ref_from_json(void **state)
 {
     const char *in = path_of("rt.csv");
     const char *out = path_of("rt.json");
-    write_file(in, "amount,country\n3.25,DE\n1.125,FR\n2,DE\n7.5,\n,US\n0.1,DE\n");
+    dw_test_write_file(in, "amount,country\n3.25,DE\n1.125,FR\n2,DE\n7.5,\n,US\n0.1,DE\n");
     assert_int_equal(run_profile("-i", in, "-o", out, "-m", "fraud", NULL), 0);
     json_t *doc = load(out);
     struct dw_feature_cfg feats[] = {{"amount", DW_FEATURE_NUMERIC},

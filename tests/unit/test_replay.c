@@ -37,13 +37,6 @@ static FILE *open_w(const char *path)
     return f;
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = open_w(path);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-}
-
 static int run_cmd(int (*fn)(int, char **), const char *name, const char *first, ...)
 {
     va_list ap;
@@ -127,7 +120,7 @@ static FILE *open_case(const char **cfg, const char **preds)
 {
     *cfg = path_of("c.yaml");
     *preds = path_of("p.jsonl");
-    write_file(*cfg, CONFIG);
+    dw_test_write_file(*cfg, CONFIG);
     return open_w(*preds);
 }
 
@@ -318,8 +311,8 @@ static void test_usage_and_missing_files(void **state)
     assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", path_of("nope.jsonl"), NULL),
                      1);
     const char *preds = path_of("one.jsonl");
-    write_file(preds, "{\"prediction_id\":\"a\",\"model\":\"m\",\"timestamp\":0,"
-                      "\"features\":{},\"prediction\":1}\n");
+    dw_test_write_file(preds, "{\"prediction_id\":\"a\",\"model\":\"m\",\"timestamp\":0,"
+                              "\"features\":{},\"prediction\":1}\n");
     assert_int_equal(
         run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--window", "0", NULL), 2);
     assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--reference",
