@@ -138,9 +138,11 @@ static void test_round_trip_and_reinsert(void **state)
     struct dw_part *q = dw_part_new(&g_cfg, 3);
     assert_int_equal(dw_redis_claim(r, 3, "owner-b", errstr, sizeof(errstr)), 0);
     assert_int_equal(dw_redis_load_part(r, q, NULL, 0, errstr, sizeof(errstr)), 1);
-    assert_true(q->off_pred == p->off_pred && q->off_label == p->off_label);
-    assert_true(q->max_ts == p->max_ts && q->min_ts == p->min_ts);
-    assert_true(q->max_label_ts == p->max_label_ts);
+    assert_int_equal(q->off_pred, p->off_pred);
+    assert_int_equal(q->off_label, p->off_label);
+    assert_int_equal(q->max_ts, p->max_ts);
+    assert_int_equal(q->min_ts, p->min_ts);
+    assert_int_equal(q->max_label_ts, p->max_label_ts);
     assert_int_equal(q->ctr.expired_labels, 1);
     assert_int_equal(q->join.count, p->join.count);
     struct dw_join_rec *x = dw_join_find(&q->join, "x", 1);

@@ -36,6 +36,8 @@
 #include "driftwatch/io/dw_deliver.h"
 #include "driftwatch/core/dw_metrics.h"
 
+#include "../unit/dw_test.h"
+
 #define REDIS_PASSWORD "deliver-test-pw"
 #define REDIS_DB 2
 /* Longest a test waits for something that should happen (milliseconds): a safety net
@@ -422,15 +424,15 @@ static double metric(const char *name, const char *sink)
 static void assert_metrics(const char *sink, double sent, double failed, double retried,
                            double dropped)
 {
-    assert_true(metric(SENT, sink) == sent);
-    assert_true(metric(FAILED, sink) == failed);
-    assert_true(metric(RETRIED, sink) == retried);
-    assert_true(metric(DROPPED, sink) == dropped);
-    assert_true(metric(SECONDS_COUNT, sink) == sent);
+    assert_double_exact(metric(SENT, sink), sent);
+    assert_double_exact(metric(FAILED, sink), failed);
+    assert_double_exact(metric(RETRIED, sink), retried);
+    assert_double_exact(metric(DROPPED, sink), dropped);
+    assert_double_exact(metric(SECONDS_COUNT, sink), sent);
     if (sent > 0) {
         assert_true(metric(SECONDS, sink) > 0.0);
     } else {
-        assert_true(metric(SECONDS, sink) == 0.0);
+        assert_double_exact(metric(SECONDS, sink), 0.0);
     }
 }
 
@@ -459,7 +461,8 @@ static void test_delivered_first_time(void **state)
     /* Signed at send time with the secret held in memory. */
     char *end = NULL;
     long long ts = strtoll(recs[0].ts, &end, 10);
-    assert_true(end != recs[0].ts && *end == '\0');
+    assert_ptr_not_equal(end, recs[0].ts);
+    assert_int_equal(*end, '\0');
     char sig[128];
     assert_int_equal(dw_sign_standard(sink.secret, "n-1", ts, body, strlen(body), sig, sizeof(sig)),
                      0);
@@ -472,7 +475,7 @@ static void test_delivered_first_time(void **state)
     assert_string_equal(buf, "delivered (HTTP 200)");
     assert_int_equal(dw_deliver_submit(d, "nosuchsink", "n-2", body), -1);
     dw_deliver_destroy(d, 1000);
-    assert_true(metric(DEPTH, NULL) == 0.0);
+    assert_double_exact(metric(DEPTH, NULL), 0.0);
     sink_clear(&sink);
 }
 
@@ -545,8 +548,8 @@ static void test_connection_refused(void **state)
     assert_int_equal(dw_deliver_submit(d, "refused", "n-ref", "{}"), 0);
     char buf[256];
     assert_int_equal(dw_deliver_result(d, "refused", WAIT_MS, buf, sizeof(buf)), -1);
-    assert_int_equal(strncmp(buf, "failed after 3 attempts: ", 25), 0);
-    assert_null(strstr(buf, "secret-in-query"));
+    assert_prefix(buf, "failed after 3 attempts: ");
+    assert_not_contains(buf, "secret-in-query");
     assert_int_equal(dw_deliver_pending(d), 0);
     assert_int_equal(field_exists(key, "refused", "n-ref"), 0);
     assert_metrics("refused", 0, 1, 2, 0);
@@ -573,8 +576,8 @@ static void test_pagerduty_400_not_retried(void **state)
     struct rec recs[2];
     assert_int_equal(recs_of("/pd", recs, 2), 1);
     /* The routing key is inserted at send time, never persisted with the message. */
-    assert_non_null(strstr(recs[0].body, "\"routing_key\":\"R0UTINGKEY\""));
-    assert_null(strstr(body, "R0UTINGKEY"));
+    assert_contains(recs[0].body, "\"routing_key\":\"R0UTINGKEY\"");
+    assert_not_contains(body, "R0UTINGKEY");
     assert_metrics("pd", 0, 1, 0, 0);
     dw_deliver_destroy(d, 1000);
     sink_clear(&sink);
@@ -602,10 +605,10 @@ static void test_pagerduty_keeps_order_per_key(void **state)
     struct rec recs[4];
     assert_int_equal(recs_of("/pdo", recs, 4), 4);
     /* fpB went out during the trigger's backoff; the resolve only after the trigger's 202 */
-    assert_non_null(strstr(recs[0].body, "\"fpA\""));
-    assert_non_null(strstr(recs[1].body, "\"fpB\""));
-    assert_non_null(strstr(recs[2].body, "\"trigger\""));
-    assert_non_null(strstr(recs[3].body, "\"resolve\""));
+    assert_contains(recs[0].body, "\"fpA\"");
+    assert_contains(recs[1].body, "\"fpB\"");
+    assert_contains(recs[2].body, "\"trigger\"");
+    assert_contains(recs[3].body, "\"resolve\"");
     assert_true(recs[2].answer_seq < recs[3].arrive_seq);
     assert_metrics("pdo", 3, 0, 1, 0);
     dw_deliver_destroy(d, 1000);
@@ -632,8 +635,8 @@ static void test_queue_full(void **state)
     /* A duplicate of a queued message is no new message. */
     assert_int_equal(dw_deliver_submit(d, "full", "n-a", "{}"), 0);
     assert_int_equal(dw_deliver_pending(d), 2);
-    assert_true(metric(DEPTH, NULL) == 2.0);
-    assert_true(metric(DROPPED, "full") == 1.0);
+    assert_double_exact(metric(DEPTH, NULL), 2.0);
+    assert_double_exact(metric(DROPPED, "full"), 1.0);
 
     /* The dropped message's field is removed by the thread; the queued ones stay. */
     int64_t until = dw_mono_ms() + WAIT_MS;
@@ -656,7 +659,7 @@ static void test_queue_full(void **state)
     assert_int_equal(field_exists(key, "full", "n-a"), 0);
     assert_int_equal(field_exists(key, "full", "n-b"), 0);
     assert_metrics("full", 2, 0, 0, 1);
-    assert_true(metric(DEPTH, NULL) == 0.0);
+    assert_double_exact(metric(DEPTH, NULL), 0.0);
     dw_deliver_destroy(d, 1000);
     sink_clear(&sink);
 }
@@ -732,8 +735,8 @@ static void test_slow_sink_does_not_delay_fast(void **state)
     /* The fast sink's message is accepted while the slow one still waits for its answer. */
     char buf[128];
     assert_int_equal(dw_deliver_result(d, "fast", WAIT_MS, buf, sizeof(buf)), 0);
-    assert_true(metric(SENT, "fast") == 1.0);
-    assert_true(metric(SENT, "slow") == 0.0);
+    assert_double_exact(metric(SENT, "fast"), 1.0);
+    assert_double_exact(metric(SENT, "slow"), 0.0);
     assert_int_equal(dw_deliver_pending(d), 1);
     struct rec slow[2];
     struct rec fast[2];
@@ -805,8 +808,8 @@ static void test_destroy_leaves_undelivered_in_redis(void **state)
     /* Returns without waiting for the retry; the message stays for the next resume. */
     dw_deliver_destroy(d, 20000);
     assert_int_equal(field_exists(key, "leave", "n-l"), 1);
-    assert_true(metric(FAILED, "leave") == 0.0);
-    assert_true(metric(DEPTH, NULL) == 0.0);
+    assert_double_exact(metric(FAILED, "leave"), 0.0);
+    assert_double_exact(metric(DEPTH, NULL), 0.0);
     sink_clear(&sink);
 }
 

@@ -25,6 +25,8 @@
 #include "driftwatch/core/dw_part.h"
 #include "driftwatch/io/dw_redis.h"
 
+#include "../unit/dw_test.h"
+
 static struct dw_feature_cfg g_feats[] = {{"amount", DW_FEATURE_NUMERIC}};
 static struct dw_model_cfg g_models[] = {{.name = "fraud",
                                           .task = DW_TASK_CLASSIFICATION,
@@ -110,7 +112,7 @@ static struct dw_part *load(int p, int want, const char *want_key, const char *w
         char key[600];
         key_of(p, want_key, key, sizeof(key));
         assert_string_equal(badkey, key);
-        assert_non_null(strstr(errstr, key));
+        assert_contains(errstr, key);
     }
     if (want_text && !strstr(errstr, want_text)) {
         fail_msg("partition %d: \"%s\" does not say \"%s\"", p, errstr, want_text);
@@ -147,7 +149,7 @@ static void test_meta_numbers_are_strict(void **state)
     seed(20);
     raw("HSET %s max_ts %lld", meta, (long long)DW_NO_TS);
     struct dw_part *p = load(20, DW_LOAD_FOUND, NULL, NULL);
-    assert_true(p->max_ts == DW_NO_TS);
+    assert_int_equal(p->max_ts, DW_NO_TS);
     assert_int_equal(p->off_pred, 5);
     assert_int_equal(p->n_wins, 1);
     dw_part_free(p);
@@ -245,14 +247,15 @@ static void test_evaluator_reads_are_strict(void **state)
     struct dw_part_meta metas[33];
     assert_int_equal(dw_redis_read_metas(g_r, 33, metas), 0);
     assert_false(metas[30].corrupt || metas[30].quarantined);
-    assert_true(metas[30].present && metas[30].max_ts == 119000);
+    assert_true(metas[30].present);
+    assert_int_equal(metas[30].max_ts, 119000);
     assert_true(metas[31].corrupt);
-    assert_non_null(strstr(metas[31].problem, "eof_ms"));
+    assert_contains(metas[31].problem, "eof_ms");
     assert_true(metas[32].quarantined && !metas[32].corrupt);
-    assert_non_null(strstr(metas[32].problem, "a reason"));
-    assert_true(metas[32].eof_ms == 0);
+    assert_contains(metas[32].problem, "a reason");
+    assert_int_equal(metas[32].eof_ms, 0);
     assert_false(metas[0].present || metas[0].corrupt); /* no state at all */
-    assert_true(metas[0].max_ts == DW_NO_TS);
+    assert_int_equal(metas[0].max_ts, DW_NO_TS);
     raw("DEL %s", key);
     raw("RPUSH %s x", key);
     assert_int_equal(dw_redis_read_metas(g_r, 33, metas), 0);
@@ -267,7 +270,7 @@ static void test_evaluator_reads_are_strict(void **state)
     dw_redis_global_key(g_r, "cursor:fraud", key, sizeof(key));
     raw("SET %s 120000", key);
     assert_int_equal(dw_redis_get_i64(g_r, "cursor:fraud", &v), 1);
-    assert_true(v == 120000);
+    assert_int_equal(v, 120000);
     raw("SET %s 12abc", key);
     assert_int_equal(dw_redis_get_i64(g_r, "cursor:fraud", &v), -2);
     raw("DEL %s", key);
@@ -293,7 +296,7 @@ static void test_evaluator_reads_are_strict(void **state)
     assert_int_equal(dw_redis_window_starts(g_r, &g_models[0], 31, &starts, &n_starts), 0);
     assert_true(n_starts >= 1);
     for (size_t i = 0; i < n_starts; i++) {
-        assert_true(starts[i] == 60000); /* every seeded partition's window, and no "abc" */
+        assert_int_equal(starts[i], 60000); /* every seeded partition's window, and no "abc" */
     }
     free(starts);
     raw("DEL %s", key);

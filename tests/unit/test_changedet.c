@@ -26,6 +26,8 @@
 #include "driftwatch/core/dw_changedet.h"
 #include "driftwatch/core/dw_codec.h"
 
+#include "dw_test.h"
+
 /* ---------------------------------------------------------------- MT19937 */
 
 #define MT_N 624
@@ -194,14 +196,18 @@ static void test_mt_matches_references(void **state)
     assert_int_equal(mt_next(&m), 3499211612u);
     /* CPython 3.11: random.Random(12345).random() == 0.41661987254534116 */
     py_seed(&m, 12345);
-    assert_true(py_random(&m) == 0.41661987254534116);
+    assert_double_exact(py_random(&m), 0.41661987254534116);
     /* CPython 3.11: random.Random(42).choices([0, 1], k=5) == [1, 0, 0, 0, 1] */
     static const double bits[2] = {0, 1};
     double out[5];
     int n = 0;
     py_seed(&m, 42);
     py_choices(&m, bits, 2, 5, out, &n);
-    assert_true(out[0] == 1 && out[1] == 0 && out[2] == 0 && out[3] == 0 && out[4] == 1);
+    assert_double_exact(out[0], 1);
+    assert_double_exact(out[1], 0);
+    assert_double_exact(out[2], 0);
+    assert_double_exact(out[3], 0);
+    assert_double_exact(out[4], 1);
 }
 
 /* ---------------------------------------------------------------- river's examples */
@@ -216,7 +222,7 @@ static void test_ph_river_doctest(void **state)
     /* river PageHinkley docstring: "Change detected at index 1006, input value: 5" */
     assert_int_equal(nd, 1);
     assert_int_equal(det[0], 1006);
-    assert_true(xs[1006] == 5.0);
+    assert_double_exact(xs[1006], 5.0);
 }
 
 static void test_adwin_river_doctest(void **state)
@@ -229,7 +235,7 @@ static void test_adwin_river_doctest(void **state)
     /* river ADWIN docstring: "Change detected at index 1023, input value: 4" */
     assert_int_equal(nd, 1);
     assert_int_equal(det[0], 1023);
-    assert_true(xs[1023] == 4.0);
+    assert_double_exact(xs[1023], 4.0);
 }
 
 static void test_adwin_river_multiple_drifts(void **state)
@@ -337,9 +343,9 @@ static void test_reset_after_detection(void **state)
     assert_true(dw_cd_adwin_estimation(&ad) > 1.0);
     /* the next element starts a fresh window (river: `if self.drift_detected: self._reset()`) */
     assert_int_equal(dw_cd_adwin_update(&ad, 42.0), 0);
-    assert_true(dw_cd_adwin_width(&ad) == 1.0);
-    assert_true(dw_cd_adwin_estimation(&ad) == 42.0);
-    assert_true(dw_cd_adwin_variance(&ad) == 0.0);
+    assert_double_exact(dw_cd_adwin_width(&ad), 1.0);
+    assert_double_exact(dw_cd_adwin_estimation(&ad), 42.0);
+    assert_double_exact(dw_cd_adwin_variance(&ad), 0.0);
     dw_cd_adwin_free(&ad);
 
     /* Page-Hinkley: the mean restarts from the element after the detection */
@@ -354,7 +360,7 @@ static void test_reset_after_detection(void **state)
     assert_int_equal(i, 1006);
     assert_true(dw_cd_ph_mean(&ph) > 0.5);
     dw_cd_ph_update(&ph, 3.0);
-    assert_true(dw_cd_ph_mean(&ph) == 3.0);
+    assert_double_exact(dw_cd_ph_mean(&ph), 3.0);
     assert_int_equal(ph.n_seen, 1008);
     assert_int_equal(ph.n_detections, 1);
 }
@@ -365,12 +371,12 @@ static void test_adwin_statistics(void **state)
     struct dw_cd_adwin ad;
     struct dw_cd_adwin_params p = dw_cd_adwin_defaults();
     assert_int_equal(dw_cd_adwin_init(&ad, &p, NULL, 0), 0);
-    assert_true(dw_cd_adwin_estimation(&ad) == 0.0);
+    assert_double_exact(dw_cd_adwin_estimation(&ad), 0.0);
     for (int v = 1; v <= 5; v++) {
         dw_cd_adwin_update(&ad, (double)v);
     }
-    assert_true(dw_cd_adwin_width(&ad) == 5.0);
-    assert_true(dw_cd_adwin_estimation(&ad) == 3.0);
+    assert_double_exact(dw_cd_adwin_width(&ad), 5.0);
+    assert_double_exact(dw_cd_adwin_estimation(&ad), 3.0);
     assert_true(fabs(dw_cd_adwin_variance(&ad) - 10.0) < 1e-12);
     dw_cd_adwin_free(&ad);
 
@@ -387,8 +393,8 @@ static void test_adwin_statistics(void **state)
     for (int i = 0; i < 200; i++) {
         ss += ((double)(i % 7) - mean) * ((double)(i % 7) - mean);
     }
-    assert_true(dw_cd_adwin_width(&ad) == 200.0);
-    assert_true(fabs(dw_cd_adwin_variance(&ad) - ss) <= 1e-9 * ss);
+    assert_double_exact(dw_cd_adwin_width(&ad), 200.0);
+    assert_near(dw_cd_adwin_variance(&ad), ss, 1e-9 * ss);
     /* exponential histogram: at most max_buckets summaries per level, log2 levels */
     assert_true(ad.n_levels <= 8);
     double width = 0.0;
@@ -396,7 +402,7 @@ static void test_adwin_statistics(void **state)
         assert_true(ad.count[l] <= p.max_buckets);
         width += ldexp((double)ad.count[l], (int)l);
     }
-    assert_true(width == 200.0);
+    assert_double_exact(width, 200.0);
     dw_cd_adwin_free(&ad);
 }
 
@@ -411,7 +417,7 @@ static void test_non_finite_ignored(void **state)
         dw_cd_update(&cd, 0.0);
         assert_int_equal(dw_cd_update(&cd, NAN), 0);
         assert_int_equal(dw_cd_update(&cd, INFINITY), 0);
-        assert_true(dw_cd_estimation(&cd) == 0.5);
+        assert_double_exact(dw_cd_estimation(&cd), 0.5);
         dw_cd_free(&cd);
     }
 }
@@ -421,22 +427,30 @@ static void test_params_and_kinds(void **state)
     (void)state;
     char err[256];
     struct dw_cd_adwin_params ap = dw_cd_adwin_defaults();
-    assert_true(ap.delta == 0.002 && ap.clock == 32 && ap.max_buckets == 5 &&
-                ap.min_window_length == 5 && ap.grace_period == 10);
+    assert_double_exact(ap.delta, 0.002);
+    assert_int_equal(ap.clock, 32);
+    assert_int_equal(ap.max_buckets, 5);
+    assert_int_equal(ap.min_window_length, 5);
+    assert_int_equal(ap.grace_period, 10);
     struct dw_cd_ph_params pp = dw_cd_ph_defaults();
-    assert_true(pp.min_instances == 30 && pp.delta == 0.005 && pp.threshold == 50.0 &&
-                pp.alpha == 1 - 0.0001 && pp.mode == DW_CD_PH_BOTH);
+    assert_int_equal(pp.min_instances, 30);
+    assert_double_exact(pp.delta, 0.005);
+    assert_double_exact(pp.threshold, 50.0);
+    assert_double_exact(pp.alpha, 1 - 0.0001);
+    assert_int_equal(pp.mode, DW_CD_PH_BOTH);
     struct dw_cd_ddm_params dp = dw_cd_ddm_defaults();
-    assert_true(dp.warm_start == 30 && dp.warning_threshold == 2.0 && dp.drift_threshold == 3.0);
+    assert_int_equal(dp.warm_start, 30);
+    assert_double_exact(dp.warning_threshold, 2.0);
+    assert_double_exact(dp.drift_threshold, 3.0);
 
     struct dw_cd_adwin ad;
     ap.delta = 0.0;
     assert_int_equal(dw_cd_adwin_init(&ad, &ap, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "delta"));
+    assert_contains(err, "delta");
     ap = dw_cd_adwin_defaults();
     ap.clock = 0;
     assert_int_equal(dw_cd_adwin_init(&ad, &ap, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "clock"));
+    assert_contains(err, "clock");
     struct dw_cd_ph ph;
     pp.alpha = NAN;
     assert_int_equal(dw_cd_ph_init(&ph, &pp, err, sizeof(err)), -1);
@@ -505,7 +519,7 @@ static void test_stationary_no_false_alarm(void **state)
     assert_int_equal(ad.n_detections, 0);
     assert_int_equal(ddm.n_detections, 0);
     /* ADWIN kept every element (no cut) and both estimate the rate */
-    assert_true(dw_cd_adwin_width(&ad) == 100000.0);
+    assert_double_exact(dw_cd_adwin_width(&ad), 100000.0);
     assert_true(fabs(dw_cd_adwin_estimation(&ad) - 0.1) < 0.005);
     assert_true(fabs(dw_cd_ddm_error_rate(&ddm) - 0.1) < 0.005);
     print_message("stationary, Random(1): DDM elements in the warning zone: %d of 100000\n",
@@ -664,7 +678,7 @@ static void test_checkpoint_continues_identically(void **state)
             int b = dw_cd_update(&restarted, xs[i]);
             assert_int_equal(a, b);
             assert_int_equal(dw_cd_warning(&plain), dw_cd_warning(&restarted));
-            assert_true(dw_cd_estimation(&plain) == dw_cd_estimation(&restarted));
+            assert_double_exact(dw_cd_estimation(&plain), dw_cd_estimation(&restarted));
             det_plain += a;
             det_restarted += b;
             /* restart every 997 elements, and right after every detection (the pending reset
@@ -706,7 +720,7 @@ static void test_checkpoint_several_in_one_blob(void **state)
         struct dw_cd back;
         assert_int_equal(dw_cd_deserialize(&back, &rd, NULL, 0), 0);
         assert_int_equal(back.kind, kinds[k]);
-        assert_true(dw_cd_estimation(&back) == dw_cd_estimation(&cds[k]));
+        assert_double_exact(dw_cd_estimation(&back), dw_cd_estimation(&cds[k]));
         dw_cd_free(&back);
         dw_cd_free(&cds[k]);
     }
@@ -743,13 +757,13 @@ static void test_corrupt_records_rejected(void **state)
         copy[1] = 99;
         dw_reader_init(&rd, copy, buf.len);
         assert_int_equal(dw_cd_deserialize(&back, &rd, err, sizeof(err)), -1);
-        assert_non_null(strstr(err, "version"));
+        assert_contains(err, "version");
         /* unknown kind */
         copy[1] = buf.data[1];
         copy[0] = 9;
         dw_reader_init(&rd, copy, buf.len);
         assert_int_equal(dw_cd_deserialize(&back, &rd, err, sizeof(err)), -1);
-        assert_non_null(strstr(err, "kind"));
+        assert_contains(err, "kind");
         /* every single-byte corruption either fails cleanly or yields a usable detector */
         for (size_t pos = 0; pos < buf.len; pos++) {
             memcpy(copy, buf.data, buf.len);
@@ -786,7 +800,7 @@ static void test_adwin_inconsistent_width_rejected(void **state)
     char err[256];
     dw_reader_init(&rd, buf.data, buf.len);
     assert_int_equal(dw_cd_adwin_deserialize(&ad, &rd, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "elements"));
+    assert_contains(err, "elements");
     assert_null(ad.count);
     dw_buf_free(&buf);
 }
@@ -814,7 +828,7 @@ static void test_adwin_levels_beyond_bytes(void **state)
     char err[256] = "";
     dw_reader_init(&rd, buf.data, buf.len);
     assert_int_equal(dw_cd_adwin_deserialize(&ad, &rd, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "64 levels"));
+    assert_contains(err, "64 levels");
     assert_null(ad.count);
     /* a level-0 summary (one element) with squared deviations, and a negative one */
     struct dw_buf one;
@@ -826,7 +840,7 @@ static void test_adwin_levels_beyond_bytes(void **state)
     dw_buf_put_f64(&one, 0.5);
     dw_reader_init(&rd, one.data, one.len);
     assert_int_equal(dw_cd_adwin_deserialize(&ad, &rd, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "corrupt bucket at level 0"));
+    assert_contains(err, "corrupt bucket at level 0");
     dw_buf_free(&one);
     /* one level announcing 5 buckets with the bytes of none */
     buf.len -= 8;
@@ -834,7 +848,7 @@ static void test_adwin_levels_beyond_bytes(void **state)
     dw_buf_put_u32(&buf, 5);
     dw_reader_init(&rd, buf.data, buf.len);
     assert_int_equal(dw_cd_adwin_deserialize(&ad, &rd, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "5 buckets"));
+    assert_contains(err, "5 buckets");
     assert_null(ad.count);
     dw_buf_free(&buf);
 }

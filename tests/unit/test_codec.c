@@ -20,6 +20,8 @@
 
 #include "driftwatch/core/dw_codec.h"
 
+#include "dw_test.h"
+
 /* Bytes written in the growth test (bytes): well past the initial capacity. */
 #define GROWTH_BYTES 100000
 
@@ -78,9 +80,9 @@ static void test_layout_little_endian(void **state)
     assert_int_equal(dw_rd_u8(&rd), 0xAB);
     assert_int_equal(dw_rd_u16(&rd), 0x0102);
     assert_int_equal(dw_rd_u32(&rd), 0x01020304u);
-    assert_true(dw_rd_u64(&rd) == 0x0102030405060708ULL);
-    assert_true(dw_rd_i64(&rd) == -2);
-    assert_true(dw_rd_f64(&rd) == 1.0);
+    assert_int_equal(dw_rd_u64(&rd), 0x0102030405060708ULL);
+    assert_int_equal(dw_rd_i64(&rd), -2);
+    assert_double_exact(dw_rd_f64(&rd), 1.0);
     const char *s = NULL;
     assert_int_equal(dw_rd_str(&rd, &s), 2);
     assert_memory_equal(s, "hi", 2);
@@ -136,7 +138,7 @@ static void test_round_trip_integers(void **state)
         assert_int_equal(dw_rd_u32(&rd), u32s[i]);
     }
     for (size_t i = 0; i < sizeof(u64s) / sizeof(u64s[0]); i++) {
-        assert_true(dw_rd_u64(&rd) == u64s[i]);
+        assert_int_equal(dw_rd_u64(&rd), u64s[i]);
     }
     for (size_t i = 0; i < sizeof(i64s) / sizeof(i64s[0]); i++) {
         int64_t got = dw_rd_i64(&rd);
@@ -200,12 +202,13 @@ static void test_round_trip_doubles(void **state)
     dw_buf_put_f64(&b, NAN);
     dw_reader_init(&rd, b.data, b.len);
     double z = dw_rd_f64(&rd);
-    assert_true(z == 0.0 && signbit(z));
+    assert_double_exact(z, 0.0);
+    assert_true(signbit(z));
     double pinf = dw_rd_f64(&rd);
     double ninf = dw_rd_f64(&rd);
     assert_true(isinf(pinf) && pinf > 0);
     assert_true(isinf(ninf) && ninf < 0);
-    assert_true(isnan(dw_rd_f64(&rd)));
+    assert_nan(dw_rd_f64(&rd));
     assert_int_equal(rd.err, 0);
     dw_buf_free(&b);
 }
@@ -312,13 +315,13 @@ static void test_truncation_each_width(void **state)
             } else {
                 got = dw_rd_u64(&rd);
             }
-            assert_true(got == 0);
+            assert_int_equal(got, 0);
             assert_int_equal(rd.err, 1);
             assert_int_equal(rd.pos, 0);
             /* Sticky: a later read that would fit still fails and returns 0. */
             assert_int_equal(dw_rd_u8(&rd), 0);
-            assert_true(dw_rd_i64(&rd) == 0);
-            assert_true(f64_bits(dw_rd_f64(&rd)) == 0);
+            assert_int_equal(dw_rd_i64(&rd), 0);
+            assert_int_equal(f64_bits(dw_rd_f64(&rd)), 0);
             assert_null(dw_rd_bytes(&rd, 0));
             assert_int_equal(rd.err, 1);
             assert_int_equal(rd.pos, 0);
@@ -332,10 +335,10 @@ static void test_truncation_each_width(void **state)
     assert_int_equal(rd.err, 1);
     uint8_t *copy = heap_copy(ones, 7);
     dw_reader_init(&rd, copy, 7);
-    assert_true(f64_bits(dw_rd_f64(&rd)) == 0);
+    assert_int_equal(f64_bits(dw_rd_f64(&rd)), 0);
     assert_int_equal(rd.err, 1);
     dw_reader_init(&rd, copy, 7);
-    assert_true(dw_rd_i64(&rd) == 0);
+    assert_int_equal(dw_rd_i64(&rd), 0);
     assert_int_equal(rd.err, 1);
     free(copy);
 }
@@ -369,7 +372,7 @@ static void test_truncation_mid_stream(void **state)
             assert_non_null(s); /* "" rather than a pointer past the end */
             assert_int_equal(s[0], '\0');
         }
-        assert_true(d == (cut == b.len ? 99u : 0u));
+        assert_int_equal(d, (cut == b.len ? 99u : 0u));
         assert_int_equal(rd.err, cut == b.len ? 0 : 1);
         assert_true(rd.pos <= cut);
         free(copy);
@@ -443,11 +446,11 @@ static void test_checked_counts_and_names(void **state)
     assert_non_null(dw_rd_bytes(&rd, 24));
     assert_int_equal(dw_rd_count(&rd, 1, "widgets"), 0);
     assert_int_equal(rd.err, 1);
-    assert_non_null(strstr(rd.msg, "4294967295 widgets"));
+    assert_contains(rd.msg, "4294967295 widgets");
     assert_int_equal(dw_rd_left(&rd), 0);
     /* only the first failure's message is kept */
     dw_rd_fail(&rd, "something later");
-    assert_non_null(strstr(rd.msg, "widgets"));
+    assert_contains(rd.msg, "widgets");
     free(copy);
 
     /* n * item_bytes wraps around 2^64: refused, not taken for a small size */
@@ -456,15 +459,15 @@ static void test_checked_counts_and_names(void **state)
     dw_reader_init(&rd, copy, sizeof(few));
     assert_int_equal(dw_rd_expect(&rd, (1ULL << 60) + 1, 16, "pairs"), -1);
     assert_int_equal(rd.err, 1);
-    assert_non_null(strstr(rd.msg, "pairs"));
+    assert_contains(rd.msg, "pairs");
     dw_reader_init(&rd, copy, sizeof(few));
     assert_int_equal(dw_rd_expect(&rd, 1, 16, "pairs"), 0);
     assert_int_equal(dw_rd_expect(&rd, 0, SIZE_MAX, "pairs"), 0);
     assert_int_equal(rd.err, 0);
     /* a truncated read says where */
     assert_non_null(dw_rd_bytes(&rd, 10));
-    assert_true(dw_rd_u64(&rd) == 0);
-    assert_non_null(strstr(rd.msg, "truncated: 8 bytes needed at byte 10 of 16"));
+    assert_int_equal(dw_rd_u64(&rd), 0);
+    assert_contains(rd.msg, "truncated: 8 bytes needed at byte 10 of 16");
     free(copy);
 
     /* a name with a NUL byte inside */
@@ -475,8 +478,8 @@ static void test_checked_counts_and_names(void **state)
     assert_int_equal(dw_rd_name(&rd, &s, "category"), 0);
     assert_string_equal(s, "");
     assert_int_equal(rd.err, 1);
-    assert_non_null(strstr(rd.msg, "category"));
-    assert_non_null(strstr(rd.msg, "NUL"));
+    assert_contains(rd.msg, "category");
+    assert_contains(rd.msg, "NUL");
     dw_reader_init(&rd, copy + 7, sizeof(named) - 7);
     assert_int_equal(dw_rd_name(&rd, &s, "category"), 2);
     assert_memory_equal(s, "ok", 2);
@@ -486,12 +489,12 @@ static void test_checked_counts_and_names(void **state)
     /* sums that would wrap around */
     uint64_t acc = UINT64_MAX - 1;
     assert_int_equal(dw_u64_add(&acc, 1), 0);
-    assert_true(acc == UINT64_MAX);
+    assert_int_equal(acc, UINT64_MAX);
     assert_int_equal(dw_u64_add(&acc, 1), -1);
-    assert_true(acc == UINT64_MAX);
+    assert_int_equal(acc, UINT64_MAX);
     acc = 1ULL << 63;
     assert_int_equal(dw_u64_add(&acc, 1ULL << 63), -1);
-    assert_true(acc == 1ULL << 63);
+    assert_int_equal(acc, 1ULL << 63);
 }
 
 int main(void)

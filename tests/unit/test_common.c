@@ -14,19 +14,21 @@
 
 #include "driftwatch/core/dw_common.h"
 
+#include "dw_test.h"
+
 static void test_rfc3339(void **state)
 {
     (void)state;
     int64_t ms = 0;
     const char *t = "2026-11-22T10:15:03.120Z";
     assert_int_equal(dw_time_parse_rfc3339(t, strlen(t), &ms), 0);
-    assert_true(ms == 1795342503120LL); /* date -d 2026-11-22T10:15:03Z +%s -> 1795342503 */
+    assert_int_equal(ms, 1795342503120LL); /* date -d 2026-11-22T10:15:03Z +%s -> 1795342503 */
     t = "2026-11-22T12:15:03.12+02:00";
     assert_int_equal(dw_time_parse_rfc3339(t, strlen(t), &ms), 0);
-    assert_true(ms == 1795342503120LL);
+    assert_int_equal(ms, 1795342503120LL);
     t = "1969-12-31T23:59:59.5Z";
     assert_int_equal(dw_time_parse_rfc3339(t, strlen(t), &ms), 0);
-    assert_true(ms == -500);
+    assert_int_equal(ms, -500);
     const char *bad[] = {"2026-02-30T00:00:00Z", "2026-11-22T10:15:03", "2026-11-22 10:15Z",
                          "2026-11-22T10:15:03.Z", "x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -46,15 +48,15 @@ static void test_durations(void **state)
     (void)state;
     int64_t ms = 0;
     assert_int_equal(dw_duration_parse("1500ms", &ms), 0);
-    assert_true(ms == 1500);
+    assert_int_equal(ms, 1500);
     assert_int_equal(dw_duration_parse("1.5s", &ms), 0);
-    assert_true(ms == 1500);
+    assert_int_equal(ms, 1500);
     assert_int_equal(dw_duration_parse("2", &ms), 0);
-    assert_true(ms == 2000);
+    assert_int_equal(ms, 2000);
     assert_int_equal(dw_duration_parse("5m", &ms), 0);
-    assert_true(ms == 300000);
+    assert_int_equal(ms, 300000);
     assert_int_equal(dw_duration_parse("1d", &ms), 0);
-    assert_true(ms == 86400000);
+    assert_int_equal(ms, 86400000);
     assert_int_equal(dw_duration_parse("10x", &ms), -1);
     assert_int_equal(dw_duration_parse("-1s", &ms), -1);
     assert_int_equal(dw_duration_parse("", &ms), -1);
@@ -64,9 +66,9 @@ static void test_fnv1a(void **state)
 {
     (void)state;
     /* Published FNV-1a 64 test vectors. */
-    assert_true(dw_hash64("", 0) == 0xcbf29ce484222325ULL);
-    assert_true(dw_hash64("a", 1) == 0xaf63dc4c8601ec8cULL);
-    assert_true(dw_hash64("foobar", 6) == 0x85944171f73967e8ULL);
+    assert_int_equal(dw_hash64("", 0), 0xcbf29ce484222325ULL);
+    assert_int_equal(dw_hash64("a", 1), 0xaf63dc4c8601ec8cULL);
+    assert_int_equal(dw_hash64("foobar", 6), 0x85944171f73967e8ULL);
 }
 
 static int cmp(const void *a, const void *b)
@@ -96,7 +98,7 @@ static void test_sort_doubles(void **state)
         dw_sort_doubles(v, n);
         qsort(w, n, sizeof(double), cmp);
         for (size_t i = 0; i < n; i++) {
-            assert_true(v[i] == w[i]);
+            assert_double_exact(v[i], w[i]);
         }
         free(v);
         free(w);

@@ -16,6 +16,8 @@
 
 #include "driftwatch/core/dw_config.h"
 
+#include "dw_test.h"
+
 /* The smallest valid file: everything else comes from the defaults. */
 #define MINIMAL "kafka: {bootstrap.servers: 127.0.0.1:9092}\nmodels: {m: {}}\n"
 
@@ -110,8 +112,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.rolling_windows, 6);
     assert_int_equal(cfg.reference_windows, 3);
     assert_int_equal(cfg.psi_bins, 10);
-    assert_true(cfg.psi_threshold == 0.2);
-    assert_true(cfg.accuracy_drop == 0.05);
+    assert_double_exact(cfg.psi_threshold, 0.2);
+    assert_double_exact(cfg.accuracy_drop, 0.05);
     assert_int_equal(cfg.min_samples, 100);
     assert_string_equal(cfg.http_listen, "127.0.0.1:8080");
     assert_int_equal(cfg.alert_queue_size, 1000);
@@ -123,14 +125,14 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.n_trigger_rules, 0);
     assert_string_equal(cfg.log_level, "info");
     assert_int_equal(cfg.log_bad_per_second, 5);
-    assert_true(cfg.drift_share == 0.5);
-    assert_true(cfg.alpha == 0.05);
+    assert_double_exact(cfg.drift_share, 0.5);
+    assert_double_exact(cfg.alpha, 0.05);
     assert_int_equal(cfg.auto_max_sample, 1000);
-    assert_true(cfg.wasserstein_threshold == 0.1);
-    assert_true(cfg.js_threshold == 0.1);
-    assert_true(cfg.kl_threshold == 0.1);
-    assert_true(cfg.hellinger_threshold == 0.1);
-    assert_true(cfg.tvd_threshold == 0.1);
+    assert_double_exact(cfg.wasserstein_threshold, 0.1);
+    assert_double_exact(cfg.js_threshold, 0.1);
+    assert_double_exact(cfg.kl_threshold, 0.1);
+    assert_double_exact(cfg.hellinger_threshold, 0.1);
+    assert_double_exact(cfg.tvd_threshold, 0.1);
     assert_int_equal(cfg.chi2_correction, 0);
     assert_int_equal(cfg.n_models, 0);
     assert_int_equal(cfg.n_kafka, 0);
@@ -254,17 +256,17 @@ static void test_full_config(void **state)
     assert_int_equal(cfg.rolling_windows, 4);
     assert_int_equal(cfg.reference_windows, 5);
     assert_int_equal(cfg.psi_bins, 20);
-    assert_true(cfg.psi_threshold == 0.25);
-    assert_true(cfg.accuracy_drop == 0.1);
+    assert_double_exact(cfg.psi_threshold, 0.25);
+    assert_double_exact(cfg.accuracy_drop, 0.1);
     assert_int_equal(cfg.min_samples, 0);
-    assert_true(cfg.drift_share == 0.3);
-    assert_true(cfg.alpha == 0.01);
+    assert_double_exact(cfg.drift_share, 0.3);
+    assert_double_exact(cfg.alpha, 0.01);
     assert_int_equal(cfg.auto_max_sample, 500);
-    assert_true(cfg.wasserstein_threshold == 0.2);
-    assert_true(cfg.js_threshold == 0.15);
-    assert_true(cfg.kl_threshold == 0.3);
-    assert_true(cfg.hellinger_threshold == 0.4);
-    assert_true(cfg.tvd_threshold == 0.25);
+    assert_double_exact(cfg.wasserstein_threshold, 0.2);
+    assert_double_exact(cfg.js_threshold, 0.15);
+    assert_double_exact(cfg.kl_threshold, 0.3);
+    assert_double_exact(cfg.hellinger_threshold, 0.4);
+    assert_double_exact(cfg.tvd_threshold, 0.25);
     assert_int_equal(cfg.chi2_correction, 1);
     assert_string_equal(cfg.http_listen, "127.0.0.1:9100");
     assert_int_equal(cfg.alert_queue_size, 50);
@@ -289,7 +291,7 @@ static void test_full_config(void **state)
     assert_int_equal(fraud->n_features, 2);
     assert_int_equal(cfg.n_detectors, 1);
     assert_int_equal(detector(&cfg, "fraud", "amount")->method, DW_METHOD_KS);
-    assert_true(detector(&cfg, "fraud", "amount")->threshold == 0.01);
+    assert_double_exact(detector(&cfg, "fraud", "amount")->threshold, 0.01);
     assert_null(detector(&cfg, "fraud", "country"));
     const struct dw_model_cfg *eta = dw_config_model(&cfg, "eta", 3);
     assert_non_null(eta);
@@ -365,7 +367,7 @@ static void test_value_errors(void **state)
                  "input.fields.score: 'score' is not a JSON pointer");
     expect_error("alerting: {sinks: {h: {url: 'ftp://secret-token@x'}}}\n" MINIMAL,
                  "alerting.sinks.h.url: must be \"\" or start with http:// or https://");
-    assert_null(strstr(errstr, "secret-token")); /* a secret is never echoed */
+    assert_not_contains(errstr, "secret-token"); /* a secret is never echoed */
     expect_error("alerting: {sinks: {h: {url: 'http://x', max_attempts: 0}}}\n" MINIMAL,
                  "alerting.sinks.h.max_attempts:");
     expect_error("alerting: {sinks: {h: {url: 'http://x', backoff_initial: 0}}}\n" MINIMAL,
@@ -404,7 +406,7 @@ static void test_syntax_error(void **state)
     struct dw_config cfg;
     assert_int_equal(dw_config_load(&cfg, "/nonexistent/driftwatch.yaml", errstr, sizeof(errstr)),
                      -1);
-    assert_non_null(strstr(errstr, "/nonexistent/driftwatch.yaml"));
+    assert_contains(errstr, "/nonexistent/driftwatch.yaml");
     assert_null(cfg.group);
 }
 
@@ -457,14 +459,14 @@ static void test_kafka(void **state)
 
     expect_error("kafka: {bootstrap.servers: x, session.timeout.ms: banana}\nmodels: {m: {}}\n",
                  "kafka.session.timeout.ms: ");
-    assert_non_null(strstr(errstr, "session.timeout.ms\"")); /* librdkafka's own message */
+    assert_contains(errstr, "session.timeout.ms\""); /* librdkafka's own message */
     expect_error("kafka: {bootstrap.servers: x, no.such.property: 1}\nmodels: {m: {}}\n",
                  "kafka.no.such.property: ");
     expect_error("kafka: {client.id: x}\nmodels: {m: {}}\n", "kafka.bootstrap.servers: required");
     expect_error("models: {m: {}}\n", "kafka.bootstrap.servers: required");
     expect_error("kafka: {bootstrap.servers: x, group.id: mine}\nmodels: {m: {}}\n",
                  "kafka.group.id: not allowed");
-    assert_non_null(strstr(errstr, "group:"));
+    assert_contains(errstr, "group:");
     expect_error("kafka: {bootstrap.servers: x, enable: {auto: {commit: true}}}\nmodels: {m: {}}\n",
                  "kafka.enable.auto.commit: not allowed");
     expect_error("kafka: {bootstrap.servers: x, enable.auto.offset.store: false}\n"
@@ -473,7 +475,7 @@ static void test_kafka(void **state)
     expect_error("kafka: {bootstrap.servers: x, partition.assignment.strategy: "
                  "cooperative-sticky}\nmodels: {m: {}}\n",
                  "kafka.partition.assignment.strategy: not allowed");
-    assert_non_null(strstr(errstr, "range"));
+    assert_contains(errstr, "range");
     expect_error("kafka: {bootstrap.servers: x, enable.partition.eof: false}\nmodels: {m: {}}\n",
                  "kafka.enable.partition.eof: not allowed");
     expect_error("kafka: {bootstrap.servers: x, bootstrap: {servers: y}}\nmodels: {m: {}}\n",
@@ -558,26 +560,26 @@ static void test_feature_map_form(void **state)
     assert_int_equal(cfg.n_detectors, 5);
     const struct dw_feature_detector *d = detector(&cfg, "fraud", "amount");
     assert_int_equal(d->method, DW_METHOD_KS);
-    assert_true(d->threshold == 0.01);
+    assert_double_exact(d->threshold, 0.01);
     d = detector(&cfg, "fraud", "age");
     assert_int_equal(d->method, DW_METHOD_WASSERSTEIN);
-    assert_true(d->threshold == 0.25);
+    assert_double_exact(d->threshold, 0.25);
     d = detector(&cfg, "fraud", "score");
     assert_int_equal(d->method, DW_METHOD_HELLINGER);
-    assert_true(isnan(d->threshold)); /* the detectors.* default */
+    assert_nan(d->threshold); /* the detectors.* default */
     assert_int_equal(detector(&cfg, "fraud", "country")->method, DW_METHOD_G_TEST);
     assert_null(detector(&cfg, "fraud", "city"));     /* {type: categorical}: auto */
     assert_null(detector(&cfg, "fraud", "merchant")); /* scalar form: auto */
     d = detector(&cfg, "fraud", "device");
     assert_int_equal(d->method, DW_METHOD_TVD);
-    assert_true(d->threshold == 1.0);
+    assert_double_exact(d->threshold, 1.0);
 
     /* the dump writes the map form back, and it reads back to the same features */
     char *out = dump_to_string(&cfg);
-    assert_non_null(strstr(out, "\"amount\": {type: numeric, method: ks, threshold: 0.01}"));
-    assert_non_null(strstr(out, "\"score\": {type: numeric, method: hellinger}"));
-    assert_non_null(strstr(out, "\"merchant\": categorical"));
-    assert_non_null(strstr(out, "\"city\": categorical"));
+    assert_contains(out, "\"amount\": {type: numeric, method: ks, threshold: 0.01}");
+    assert_contains(out, "\"score\": {type: numeric, method: hellinger}");
+    assert_contains(out, "\"merchant\": categorical");
+    assert_contains(out, "\"city\": categorical");
     struct dw_config back;
     load_ok(&back, out);
     const struct dw_model_cfg *b = dw_config_model(&back, "fraud", 5);
@@ -593,7 +595,8 @@ static void test_feature_map_form(void **state)
         assert_string_equal(x->model, y->model);
         assert_string_equal(x->feature, y->feature);
         assert_int_equal(x->method, y->method);
-        assert_true(x->threshold == y->threshold || (isnan(x->threshold) && isnan(y->threshold)));
+        /* equal, or both NaN (the detectors.* default) */
+        assert_close(x->threshold, y->threshold, 0.0, 0.0);
     }
     dw_config_free(&back);
     free(out);
@@ -658,19 +661,19 @@ static void test_dump(void **state)
     cfg.kafka[cfg.n_kafka].value = strdup("kjaas");
     cfg.n_kafka++;
     char *out = dump_to_string(&cfg);
-    assert_null(strstr(out, "hunter2"));
-    assert_null(strstr(out, "T0KEN"));
-    assert_null(strstr(out, "R0UTING"));
-    assert_non_null(strstr(out, "routing_key: \"***\""));
-    assert_null(strstr(out, "kpass"));
-    assert_null(strstr(out, "ksecret"));
-    assert_null(strstr(out, "kjaas"));
-    assert_non_null(strstr(out, "password: \"***\""));
-    assert_non_null(strstr(out, "url: \"***\""));
-    assert_non_null(strstr(out, "\"sasl.password\": \"***\""));
-    assert_non_null(strstr(out, "visible-client"));
-    assert_non_null(strstr(out, "size: 90s"));
-    assert_non_null(strstr(out, "\"amount\": numeric"));
+    assert_not_contains(out, "hunter2");
+    assert_not_contains(out, "T0KEN");
+    assert_not_contains(out, "R0UTING");
+    assert_contains(out, "routing_key: \"***\"");
+    assert_not_contains(out, "kpass");
+    assert_not_contains(out, "ksecret");
+    assert_not_contains(out, "kjaas");
+    assert_contains(out, "password: \"***\"");
+    assert_contains(out, "url: \"***\"");
+    assert_contains(out, "\"sasl.password\": \"***\"");
+    assert_contains(out, "visible-client");
+    assert_contains(out, "size: 90s");
+    assert_contains(out, "\"amount\": numeric");
     dw_config_free(&cfg);
     free(out);
 
@@ -695,7 +698,7 @@ static void test_dump(void **state)
     assert_string_equal(out, again);
     assert_string_equal(back.group, "g ${NOT_EXPANDED} \"q\"");
     assert_int_equal(back.window_size_ms, cfg.window_size_ms);
-    assert_true(back.accuracy_drop == cfg.accuracy_drop);
+    assert_double_exact(back.accuracy_drop, cfg.accuracy_drop);
     assert_int_equal(back.n_models, 2);
     assert_int_equal(back.models[0].n_features, 2);
     dw_config_free(&back);
@@ -754,13 +757,13 @@ static char *file_text(const char *path)
 static void test_reference(void **state)
 {
     char *buf = reference_text();
-    assert_non_null(strstr(buf, "| key | type | default | description |"));
-    assert_non_null(strstr(buf, "| `window.size` | duration | `60s` | "));
-    assert_non_null(strstr(buf, "| `redis.password` | secret-string | `\"\"` | "));
-    assert_non_null(strstr(buf, "| `redis.port` | int | `6379` | "));
-    assert_non_null(strstr(buf, "| `log.level` | enum | `info` | "));
-    assert_non_null(strstr(buf, "`models.<name>.positive_class`"));
-    assert_non_null(strstr(buf, "`kafka.bootstrap.servers`"));
+    assert_contains(buf, "| key | type | default | description |");
+    assert_contains(buf, "| `window.size` | duration | `60s` | ");
+    assert_contains(buf, "| `redis.password` | secret-string | `\"\"` | ");
+    assert_contains(buf, "| `redis.port` | int | `6379` | ");
+    assert_contains(buf, "| `log.level` | enum | `info` | ");
+    assert_contains(buf, "`models.<name>.positive_class`");
+    assert_contains(buf, "`kafka.bootstrap.servers`");
 
     /* docs/configuration.md carries the same table: it must not drift from the code */
     char *text = file_text("docs/configuration.md");
@@ -815,7 +818,7 @@ static void test_alerting(void **state)
     assert_string_equal(r->name, "acc_low");
     assert_string_equal(r->expr.path, "performance.accuracy");
     assert_int_equal(r->expr.op, DW_OP_LT);
-    assert_true(r->expr.threshold == 0.8);
+    assert_double_exact(r->expr.threshold, 0.8);
     assert_int_equal(r->for_windows, 3);
     assert_int_equal(r->keep_firing_windows, 2);
     assert_int_equal(r->repeat_interval_ms, 4 * 3600000);
@@ -840,8 +843,8 @@ static void test_alerting(void **state)
     assert_string_equal(cfg.sinks[1].url, "http://127.0.0.1:9093/api/v2/alerts");
     assert_int_equal(cfg.n_trigger_rules, 1);
     char *out = dump_to_string(&cfg);
-    assert_null(strstr(out, "file-routing-key"));
-    assert_non_null(strstr(out, "condition: \"performance.accuracy < 0.8\""));
+    assert_not_contains(out, "file-routing-key");
+    assert_contains(out, "condition: \"performance.accuracy < 0.8\"");
     free(out);
     dw_config_free(&cfg);
 
@@ -882,8 +885,8 @@ static void test_alerting(void **state)
         &bad, KA "alerting: {sinks: {h: {url: 'http://x', secret: 'whsec_not*base64!S3CR3T'}}}\n",
         errstr, sizeof(errstr));
     assert_int_equal(rc, -1);
-    assert_non_null(strstr(errstr, "alerting.sinks.h.secret: not a signing secret"));
-    assert_null(strstr(errstr, "S3CR3T"));
+    assert_contains(errstr, "alerting.sinks.h.secret: not a signing secret");
+    assert_not_contains(errstr, "S3CR3T");
 }
 #undef KA
 
@@ -945,10 +948,11 @@ static void test_example_file(void **state)
     assert_string_equal(m->features[3].name, "merchant");
     assert_int_equal(m->features[3].type, DW_FEATURE_CATEGORICAL);
     assert_int_equal(detector(&cfg, "fraud", "amount")->method, DW_METHOD_KS);
-    assert_true(detector(&cfg, "fraud", "amount")->threshold == 0.01);
+    assert_double_exact(detector(&cfg, "fraud", "amount")->threshold, 0.01);
     assert_int_equal(detector(&cfg, "fraud", "merchant")->method, DW_METHOD_JS);
     assert_null(detector(&cfg, "fraud", "age"));
-    assert_true(cfg.alpha == 0.05 && cfg.drift_share == 0.5);
+    assert_double_exact(cfg.alpha, 0.05);
+    assert_double_exact(cfg.drift_share, 0.5);
     assert_int_equal(cfg.window_size_ms, 60000);
     assert_int_equal(cfg.n_rules, 3);
     assert_string_equal(cfg.rules[0].name, "feature_drift");
@@ -960,8 +964,8 @@ static void test_example_file(void **state)
     unsetenv("REDIS_PASSWORD");
     rc = dw_config_load(&cfg, "deploy/driftwatch.example.yaml", errstr, sizeof(errstr));
     assert_int_equal(rc, -1);
-    assert_non_null(strstr(errstr, "redis.password: environment variable REDIS_PASSWORD is not "
-                                   "set"));
+    assert_contains(errstr, "redis.password: environment variable REDIS_PASSWORD is not "
+                            "set");
 }
 
 int main(void)

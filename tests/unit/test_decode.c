@@ -20,6 +20,8 @@
 
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_decode.h"
+
+#include "dw_test.h"
 #include "dw_test_nested.h"
 
 #define KAFKA_TS 1700000000555LL /* milliseconds; the Kafka timestamp passed to every decode */
@@ -188,18 +190,18 @@ static void test_full_prediction(void **state)
     assert_string_equal(p->pred.text, "1");
     assert_int_equal(p->pred.len, 1);
     assert_true(p->pred.is_num);
-    assert_true(p->pred.num == 1.0);
+    assert_double_exact(p->pred.num, 1.0);
     assert_true(p->has_score);
-    assert_true(p->score == 0.91);
+    assert_double_exact(p->score, 0.91);
     assert_true(p->has_latency);
-    assert_true(p->latency_ms == 12.4);
+    assert_double_exact(p->latency_ms, 12.4);
     assert_int_equal(p->features[0].kind, DW_VAL_NUM);
-    assert_true(p->features[0].num == 132.5);
+    assert_double_exact(p->features[0].num, 132.5);
     assert_int_equal(p->features[1].kind, DW_VAL_STR);
     assert_mem_str(p->features[1].str, p->features[1].len, "DE");
     assert_int_equal(p->features[2].kind, DW_VAL_MISSING);
     assert_int_equal(p->features[3].kind, DW_VAL_NUM);
-    assert_true(p->features[3].num == 1.0);
+    assert_double_exact(p->features[3].num, 1.0);
     assert_int_equal(p->features[4].kind, DW_VAL_STR);
     assert_mem_str(p->features[4].str, p->features[4].len, "10115");
     assert_int_equal(p->features[5].kind, DW_VAL_MISSING);
@@ -248,13 +250,13 @@ static void test_full_label(void **state)
     assert_string_equal(fx->l.label.text, "0");
     assert_int_equal(fx->l.label.len, 1);
     assert_true(fx->l.label.is_num);
-    assert_true(fx->l.label.num == 0.0);
+    assert_double_exact(fx->l.label.num, 0.0);
 
     /* a regression target: number and text */
     assert_int_equal(label(fx, "{\"prediction_id\": \"q\", \"label\": 250000.5}"), DW_BAD_NONE);
     assert_int_equal(fx->l.ts_ms, KAFKA_TS);
     assert_true(fx->l.label.is_num);
-    assert_true(fx->l.label.num == 250000.5);
+    assert_double_exact(fx->l.label.num, 250000.5);
     assert_string_equal(fx->l.label.text, "250000.5");
 
     /* string and boolean labels */
@@ -414,12 +416,12 @@ static void test_bool_numeric_feature(void **state)
     struct fixture *fx = *state;
     assert_int_equal(pred_feature(fx, "is_new", "true"), DW_BAD_NONE);
     assert_int_equal(fx->p->features[3].kind, DW_VAL_NUM);
-    assert_true(fx->p->features[3].num == 1.0);
+    assert_double_exact(fx->p->features[3].num, 1.0);
     assert_int_equal(pred_feature(fx, "is_new", "false"), DW_BAD_NONE);
     assert_int_equal(fx->p->features[3].kind, DW_VAL_NUM);
-    assert_true(fx->p->features[3].num == 0.0);
+    assert_double_exact(fx->p->features[3].num, 0.0);
     assert_int_equal(pred_feature(fx, "is_new", "-7"), DW_BAD_NONE);
-    assert_true(fx->p->features[3].num == -7.0);
+    assert_double_exact(fx->p->features[3].num, -7.0);
     assert_int_equal(pred_feature(fx, "is_new", "null"), DW_BAD_NONE);
     assert_int_equal(fx->p->features[3].kind, DW_VAL_MISSING);
 }
@@ -485,7 +487,7 @@ static void test_class_text(void **state)
         assert_string_equal(fx->p->pred.text, cases[i].text);
         assert_int_equal(fx->p->pred.len, strlen(cases[i].text));
         assert_int_equal(fx->p->pred.is_num, cases[i].is_num);
-        assert_true(fx->p->pred.num == cases[i].num);
+        assert_double_exact(fx->p->pred.num, cases[i].num);
     }
     /* the same class from a label */
     assert_int_equal(label(fx, "{\"prediction_id\":\"p\",\"label\":1.0}"), DW_BAD_NONE);
@@ -520,9 +522,9 @@ static void test_regression(void **state)
     struct fixture *fx = *state;
     assert_int_equal(pred_value(fx, "price", "250000.5"), DW_BAD_NONE);
     assert_true(fx->p->pred.is_num);
-    assert_true(fx->p->pred.num == 250000.5);
+    assert_double_exact(fx->p->pred.num, 250000.5);
     assert_int_equal(pred_value(fx, "price", "3"), DW_BAD_NONE);
-    assert_true(fx->p->pred.num == 3.0);
+    assert_double_exact(fx->p->pred.num, 3.0);
     assert_string_equal(fx->p->pred.text, "3");
     assert_int_equal(pred_value(fx, "price", "\"3.5\""), DW_BAD_WRONG_TYPE);
     assert_err_has(fx, "prediction: expected a number (regression model), got string");
@@ -542,7 +544,7 @@ static void test_score(void **state)
     snprintf(buf, sizeof(buf), animal, "{\"cat\":0.7,\"dog\":0.3}");
     assert_int_equal(pred(fx, buf), DW_BAD_NONE);
     assert_true(fx->p->has_score);
-    assert_true(fx->p->score == 0.7);
+    assert_double_exact(fx->p->score, 0.7);
     snprintf(buf, sizeof(buf), animal, "{\"dog\":0.3}");
     assert_int_equal(pred(fx, buf), DW_BAD_NONE);
     assert_false(fx->p->has_score);
@@ -555,15 +557,15 @@ static void test_score(void **state)
     snprintf(buf, sizeof(buf), fraud, "{\"0\":0.2,\"1\":0.8}");
     assert_int_equal(pred(fx, buf), DW_BAD_NONE);
     assert_true(fx->p->has_score);
-    assert_true(fx->p->score == 0.8);
+    assert_double_exact(fx->p->score, 0.8);
 
     snprintf(buf, sizeof(buf), fraud, "0");
     assert_int_equal(pred(fx, buf), DW_BAD_NONE);
     assert_true(fx->p->has_score);
-    assert_true(fx->p->score == 0.0);
+    assert_double_exact(fx->p->score, 0.0);
     snprintf(buf, sizeof(buf), fraud, "1");
     assert_int_equal(pred(fx, buf), DW_BAD_NONE);
-    assert_true(fx->p->score == 1.0);
+    assert_double_exact(fx->p->score, 1.0);
 
     const char *bad_scores[] = {"1.5", "-0.1", "2", "\"0.5\"", "true", "[0.5]"};
     for (size_t i = 0; i < DW_ARRAY_SIZE(bad_scores); i++) {
@@ -582,7 +584,7 @@ static void test_latency(void **state)
     snprintf(buf, sizeof(buf), base, "0");
     assert_int_equal(pred(fx, buf), DW_BAD_NONE);
     assert_true(fx->p->has_latency);
-    assert_true(fx->p->latency_ms == 0.0);
+    assert_double_exact(fx->p->latency_ms, 0.0);
     snprintf(buf, sizeof(buf), base, "-1");
     assert_int_equal(pred(fx, buf), DW_BAD_WRONG_TYPE);
     assert_err_has(fx, "latency_ms: -1 is negative");
@@ -812,10 +814,10 @@ static void test_custom_paths(void **state)
     assert_int_equal(fx->p->ts_ms, 1795342503000LL);
     assert_string_equal(fx->p->pred.text, "1");
     assert_true(fx->p->has_score);
-    assert_true(fx->p->score == 0.25);
+    assert_double_exact(fx->p->score, 0.25);
     assert_false(fx->p->has_latency);
     assert_int_equal(fx->p->features[0].kind, DW_VAL_NUM);
-    assert_true(fx->p->features[0].num == 3.0);
+    assert_double_exact(fx->p->features[0].num, 3.0);
     assert_int_equal(fx->p->features[6].kind, DW_VAL_STR);
     assert_mem_str(fx->p->features[6].str, fx->p->features[6].len, "k");
 
@@ -847,7 +849,7 @@ static void test_custom_paths(void **state)
         pred(fx, "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"amount\":9.5}"),
         DW_BAD_NONE);
     assert_int_equal(fx->p->features[0].kind, DW_VAL_NUM);
-    assert_true(fx->p->features[0].num == 9.5);
+    assert_double_exact(fx->p->features[0].num, 9.5);
 }
 
 static void test_bad_pointers(void **state)
@@ -858,19 +860,19 @@ static void test_bad_pointers(void **state)
 
     fx->cfg.field_model = "model";
     assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
-    assert_non_null(strstr(err, "input.fields.model"));
+    assert_contains(err, "input.fields.model");
 
     default_config(fx);
     fx->cfg.field_features = "/a~2b";
     assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
-    assert_non_null(strstr(err, "input.fields.features"));
+    assert_contains(err, "input.fields.features");
     fx->cfg.field_features = "/a/b~";
     assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
 
     default_config(fx);
     fx->cfg.field_prediction_id = "";
     assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
-    assert_non_null(strstr(err, "input.fields.prediction_id"));
+    assert_contains(err, "input.fields.prediction_id");
     fx->cfg.field_prediction_id = NULL;
     assert_null(dw_decoder_new(&fx->cfg, err, sizeof(err)));
 
@@ -1113,7 +1115,7 @@ static void test_throughput(void **state)
            n, len, secs, n / secs, (double)n * (double)len / secs / 1e6);
     assert_int_equal(fx->p->features[5].kind, DW_VAL_MISSING);
     assert_mem_str(fx->p->features[12].str, fx->p->features[12].len, "3");
-    assert_true(fx->p->features[14].num == 1.0);
+    assert_double_exact(fx->p->features[14].num, 1.0);
 }
 
 /* ---------------------------------------------------------- input.max_depth */
@@ -1309,7 +1311,7 @@ static void test_non_finite_numeric_feature(void **state)
     struct fixture *fx = *state;
     assert_int_equal(pred_feature(fx, "amount", "NaN"), DW_BAD_NONE);
     assert_int_equal(fx->p->features[0].kind, DW_VAL_NUM);
-    assert_true(isnan(fx->p->features[0].num));
+    assert_nan(fx->p->features[0].num);
     assert_int_equal(pred_feature(fx, "amount", "Infinity"), DW_BAD_NONE);
     assert_int_equal(fx->p->features[0].kind, DW_VAL_NUM);
     assert_true(isinf(fx->p->features[0].num) && fx->p->features[0].num > 0);
@@ -1323,16 +1325,17 @@ static void test_non_finite_numeric_feature(void **state)
                               "\"age\": -Infinity, \"is_new\": Infinity}, \"prediction_id\": "
                               "\"p\", \"model\": \"fraud\", \"prediction\": 1, \"score\": 0.5}"),
                      DW_BAD_NONE);
-    assert_true(isnan(fx->p->features[0].num));
+    assert_nan(fx->p->features[0].num);
     assert_mem_str(fx->p->features[1].str, fx->p->features[1].len, "Z\xc3\xbcrich");
     assert_true(isinf(fx->p->features[2].num) && fx->p->features[2].num < 0);
     assert_true(isinf(fx->p->features[3].num) && fx->p->features[3].num > 0);
-    assert_true(fx->p->has_score && fx->p->score == 0.5);
+    assert_true(fx->p->has_score);
+    assert_double_exact(fx->p->score, 0.5);
     assert_mem_str(fx->p->id, fx->p->id_len, "p");
 
     /* a finite value after a non-finite one in the same decoder is finite again */
     assert_int_equal(pred_feature(fx, "amount", "12.5"), DW_BAD_NONE);
-    assert_true(fx->p->features[0].num == 12.5);
+    assert_double_exact(fx->p->features[0].num, 12.5);
 }
 
 static void test_non_finite_categorical_feature(void **state)
@@ -1409,7 +1412,7 @@ static void test_non_finite_other_fields(void **state)
                               "\"extra\":[NaN,Infinity,-Infinity,{\"x\":[NaN]}],"
                               "\"features\":{\"other\":NaN,\"amount\":1}}"),
                      DW_BAD_NONE);
-    assert_true(fx->p->features[0].num == 1.0);
+    assert_double_exact(fx->p->features[0].num, 1.0);
 }
 
 /* only the three exact tokens, and only where a value may stand */

@@ -13,6 +13,8 @@
 
 #include "driftwatch/core/dw_errstream.h"
 
+#include "dw_test.h"
+
 #define MIN_MS 60000LL
 
 static int detected(const json_t *rep, const char *det)
@@ -39,9 +41,9 @@ static void test_canonical_order(void **state)
         dw_cd_update(&ad, seq[i]);
         dw_cd_update(&ddm, seq[i]);
     }
-    assert_true(dw_cd_estimation(&ph) == dw_cd_estimation(&es.ph));
-    assert_true(dw_cd_estimation(&ad) == dw_cd_estimation(&es.adwin));
-    assert_true(dw_cd_estimation(&ddm) == dw_cd_estimation(&es.ddm));
+    assert_double_exact(dw_cd_estimation(&ph), dw_cd_estimation(&es.ph));
+    assert_double_exact(dw_cd_estimation(&ad), dw_cd_estimation(&es.adwin));
+    assert_double_exact(dw_cd_estimation(&ddm), dw_cd_estimation(&es.ddm));
     assert_true(fabs(dw_cd_estimation(&es.ddm) - 0.3) < 1e-15);
     dw_cd_free(&ph);
     dw_cd_free(&ad);
@@ -156,13 +158,13 @@ static void test_bad_state_message(void **state)
     size_t at = strlen("v1:") + 2 * (16 + 96 + 2);
     memcpy(bad + at, "0000000000000040", 16); /* 2.0 little-endian */
     assert_int_equal(dw_errstream_load(&es, bad, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "adwin: delta 2 outside (0, 1)"));
+    assert_contains(err, "adwin: delta 2 outside (0, 1)");
     dw_errstream_free(&es);
     free(bad);
     /* cut inside the DDM record */
     text[strlen(text) - 10] = '\0';
     assert_int_equal(dw_errstream_load(&es, text, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "error stream state: ddm: truncated record"));
+    assert_contains(err, "error stream state: ddm: truncated record");
     dw_errstream_free(&es);
     free(text);
 }

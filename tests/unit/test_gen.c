@@ -21,6 +21,8 @@
 #include "driftwatch/cmd/dw_cmd.h"
 #include "driftwatch/core/dw_common.h"
 
+#include "dw_test.h"
+
 #define DW_TEST_NAME "gen"
 #include "dw_test_tmpdir.h"
 
@@ -379,11 +381,11 @@ static void test_print_models(void **state)
     assert_int_equal(rc, 0);
     size_t len;
     char *text = slurp(out, &len);
-    assert_non_null(strstr(text, "models:\n  churn:\n    task: classification\n"
-                                 "    features:\n      amount: numeric\n"));
-    assert_non_null(strstr(text, "      tenure: numeric\n      num_4: numeric\n"
-                                 "      country: categorical\n      merchant: categorical\n"
-                                 "      device: categorical\n      cat_3: categorical\n"));
+    assert_contains(text, "models:\n  churn:\n    task: classification\n"
+                          "    features:\n      amount: numeric\n");
+    assert_contains(text, "      tenure: numeric\n      num_4: numeric\n"
+                          "      country: categorical\n      merchant: categorical\n"
+                          "      device: categorical\n      cat_3: categorical\n");
     free(text);
 }
 

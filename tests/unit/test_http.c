@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include "dw_test.h"
+
 /* Liveness window used by the tests (milliseconds). */
 #define LIVE_WINDOW_MS 200
 
@@ -135,14 +137,14 @@ static void test_metrics_endpoint(void **state)
     char *want = dw_metrics_render();
     assert_string_equal(r.body, want);
     free(want);
-    assert_non_null(strstr(r.body, "driftwatch_messages_consumed_total{topic=\"labels\"} 7\n"));
-    assert_non_null(strstr(r.body, "driftwatch_build_info{version=\""));
+    assert_contains(r.body, "driftwatch_messages_consumed_total{topic=\"labels\"} 7\n");
+    assert_contains(r.body, "driftwatch_build_info{version=\"");
     free(r.body);
 
     /* Updates show up on the next scrape. */
     dw_metric_inc(m);
     request(dw_http_port(http), "GET", "/metrics", &r);
-    assert_non_null(strstr(r.body, "driftwatch_messages_consumed_total{topic=\"labels\"} 8\n"));
+    assert_contains(r.body, "driftwatch_messages_consumed_total{topic=\"labels\"} 8\n");
     free(r.body);
 
     /* HEAD: same status and type, no body. */
@@ -327,18 +329,18 @@ static void test_bad_listen(void **state)
         if (!strstr(errstr, quoted)) {
             print_error("errstr for %s: %s\n", bad[i], errstr);
         }
-        assert_non_null(strstr(errstr, quoted));
+        assert_contains(errstr, quoted);
     }
 
     char errstr[256] = "";
     assert_null(dw_http_start("", LONG_WINDOW_MS, errstr, sizeof(errstr)));
-    assert_non_null(strstr(errstr, "empty"));
+    assert_contains(errstr, "empty");
     errstr[0] = '\0';
     assert_null(dw_http_start(NULL, LONG_WINDOW_MS, errstr, sizeof(errstr)));
-    assert_true(errstr[0] != '\0');
+    assert_int_not_equal(errstr[0], '\0');
     errstr[0] = '\0';
     assert_null(dw_http_start("127.0.0.1:0", 0, errstr, sizeof(errstr)));
-    assert_non_null(strstr(errstr, "window"));
+    assert_contains(errstr, "window");
 }
 
 static void test_port_zero_and_in_use(void **state)
@@ -364,8 +366,8 @@ static void test_port_zero_and_in_use(void **state)
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", dw_http_port(a));
     struct dw_http *c = dw_http_start(listen, LONG_WINDOW_MS, errstr, sizeof(errstr));
     assert_null(c);
-    assert_non_null(strstr(errstr, listen));
-    assert_non_null(strstr(errstr, "Address already in use"));
+    assert_contains(errstr, listen);
+    assert_contains(errstr, "Address already in use");
 
     dw_http_stop(a);
     dw_http_stop(b);

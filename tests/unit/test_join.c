@@ -27,6 +27,8 @@
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_join.h"
 
+#include "dw_test.h"
+
 /* Distinct ids in the randomized test (count). */
 #define N_IDS 100000
 /* Random insert/delete operations after the initial fill (count). */
@@ -72,7 +74,7 @@ static void check_table(struct dw_join *j)
         seen[v - 1] = 1;
         struct dw_join_rec *rec = &j->pool[v - 1];
         uint64_t hash = dw_hash64(dw_join_id(rec), rec->id_len);
-        assert_true((j->slots[i] >> 32) == (hash >> 32));
+        assert_int_equal(j->slots[i] >> 32, hash >> 32);
         assert_int_not_equal(rec->state, DW_JOIN_FREE);
         for (size_t k = (size_t)hash & mask; k != i; k = (k + 1) & mask) {
             if (!j->slots[k]) {
@@ -123,7 +125,7 @@ static void test_random_against_reference(void **state)
         struct dw_join_rec *rec = dw_join_find(&j, id, len);
         if (present[i]) {
             assert_non_null(rec);
-            assert_true(rec->ts_ms == (int64_t)i * 3 - 7);
+            assert_int_equal(rec->ts_ms, (int64_t)i * 3 - 7);
             dw_join_delete(&j, rec);
             present[i] = 0;
             live--;
@@ -146,7 +148,7 @@ static void test_random_against_reference(void **state)
         struct dw_join_rec *rec = dw_join_find(&j, id, len);
         if (present[i]) {
             assert_non_null(rec);
-            assert_true(rec->ts_ms == (int64_t)i * 3 - 7);
+            assert_int_equal(rec->ts_ms, (int64_t)i * 3 - 7);
             assert_int_equal(rec->id_len, len);
             assert_memory_equal(dw_join_id(rec), id, len);
         } else if (rec) {
@@ -197,7 +199,7 @@ static void test_long_ids(void **state)
         size_t len = lens[k / 2];
         struct dw_join_rec *rec = dw_join_find(&j, ids[k], len);
         assert_non_null(rec);
-        assert_true(rec->win_ms == (int64_t)k);
+        assert_int_equal(rec->win_ms, (int64_t)k);
         assert_int_equal(rec->id_len, len);
         assert_memory_equal(dw_join_id(rec), ids[k], len);
         /* A prefix of an id is another id. */
@@ -253,7 +255,7 @@ static void test_growth(void **state)
                 size_t klen = make_id(id, sizeof(id), "g", k);
                 struct dw_join_rec *r = dw_join_find(&j, id, klen);
                 assert_non_null(r);
-                assert_true(r->ts_ms == (int64_t)k);
+                assert_int_equal(r->ts_ms, (int64_t)k);
             }
         }
     }
@@ -370,7 +372,7 @@ static void test_backward_shift_wraparound(void **state)
                     if (!rec) {
                         fail_msg("id %zu lost after deleting %zu (step %zu)", i, victim, step);
                     }
-                    assert_true(rec->ts_ms == (int64_t)i);
+                    assert_int_equal(rec->ts_ms, (int64_t)i);
                 }
             }
             check_table(&j);
@@ -513,16 +515,16 @@ static void round_trip(const struct dw_join_rec *src, const char *model, uint16_
     assert_int_equal(j.count, 1);
     assert_int_equal(rec->state, src->state);
     assert_int_equal(rec->flags, src->flags & (uint8_t)~DW_JREC_DIRTY);
-    assert_true(rec->ts_ms == src->ts_ms);
+    assert_int_equal(rec->ts_ms, src->ts_ms);
     assert_int_equal(rec->model_idx, want_model);
     if (src->flags & DW_JREC_LABEL_NUM) {
-        assert_true(f64_bits(rec->label_num) == f64_bits(src->label_num));
+        assert_int_equal(f64_bits(rec->label_num), f64_bits(src->label_num));
     }
     if (src->state == DW_JOIN_LABEL) {
-        assert_true(rec->label_wm == src->label_wm);
+        assert_int_equal(rec->label_wm, src->label_wm);
         assert_int_equal(rec->n_dups, src->n_dups);
         for (uint16_t d = 0; d < src->n_dups; d++) {
-            assert_true(rec->dups[d].label_wm == src->dups[d].label_wm);
+            assert_int_equal(rec->dups[d].label_wm, src->dups[d].label_wm);
             assert_int_equal(rec->dups[d].conflict, src->dups[d].conflict);
         }
         assert_same_text(rec->parked_label, src->parked_label);
@@ -530,12 +532,12 @@ static void round_trip(const struct dw_join_rec *src, const char *model, uint16_
         assert_int_equal(j.parked.count, src->parked_label != NULL);
         assert_int_equal(dw_join_classes(&j, want_model), 0);
     } else {
-        assert_true(rec->win_ms == src->win_ms);
-        assert_true(f64_bits(rec->score) == f64_bits(src->score));
+        assert_int_equal(rec->win_ms, src->win_ms);
+        assert_int_equal(f64_bits(rec->score), f64_bits(src->score));
         assert_same_text(rec->version, src->version);
         assert_int_equal(dw_join_versions(&j, want_model), 1);
         if (src->flags & DW_JREC_PRED_NUM) {
-            assert_true(f64_bits(rec->pred_num) == f64_bits(src->pred_num));
+            assert_int_equal(f64_bits(rec->pred_num), f64_bits(src->pred_num));
         } else {
             assert_same_text(rec->pred_cls, src->pred_cls);
         }
@@ -875,7 +877,8 @@ static void test_record_previous_encoding(void **state)
     assert_int_equal(dw_join_rec_decode(&j, "a", 1, b.data, b.len, model_idx_of, &calls), 0);
     rec = dw_join_find(&j, "a", 1);
     assert_int_equal(rec->flags, DW_JREC_PRED_NUM | DW_JREC_LABEL_NUM);
-    assert_true(rec->pred_num == 2.5 && rec->label_num == 4.0);
+    assert_double_exact(rec->pred_num, 2.5);
+    assert_double_exact(rec->label_num, 4.0);
     assert_int_equal(dw_join_classes(&j, 1), 0);
     assert_int_equal(dw_join_versions(&j, 1), 1);
     dw_join_free(&j);

@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "dw_test.h"
+
 #ifndef DW_VERSION
 #define DW_VERSION "unknown"
 #endif
@@ -49,18 +51,18 @@ static void test_counter_and_gauge(void **state)
                           "Duration of the last checkpoint.", DW_METRIC_GAUGE, NULL);
     assert_non_null(c);
     assert_non_null(g);
-    assert_true(dw_metric_get(c) == 0.0);
+    assert_double_exact(dw_metric_get(c), 0.0);
     dw_metric_inc(c);
     dw_metric_inc(c);
     dw_metric_add(c, 3.5);
-    assert_true(dw_metric_get(c) == 5.5);
+    assert_double_exact(dw_metric_get(c), 5.5);
 
     dw_metric_set(g, 0.25);
-    assert_true(dw_metric_get(g) == 0.25);
+    assert_double_exact(dw_metric_get(g), 0.25);
     dw_metric_add(g, -1.0);
-    assert_true(dw_metric_get(g) == -0.75);
+    assert_double_exact(dw_metric_get(g), -0.75);
     dw_metric_set(g, 7);
-    assert_true(dw_metric_get(g) == 7.0);
+    assert_double_exact(dw_metric_get(g), 7.0);
 }
 
 static void test_same_series_returned(void **state)
@@ -77,8 +79,8 @@ static void test_same_series_returned(void **state)
     assert_ptr_not_equal(a, c);
     assert_ptr_equal(d, e); /* NULL and "" both mean "no labels" */
     dw_metric_inc(a);
-    assert_true(dw_metric_get(b) == 1.0);
-    assert_true(dw_metric_get(c) == 0.0);
+    assert_double_exact(dw_metric_get(b), 1.0);
+    assert_double_exact(dw_metric_get(c), 0.0);
 }
 
 static void test_render_exact(void **state)
@@ -167,7 +169,7 @@ static void test_value_format(void **state)
     /* Every finite rendering reads back to the same double. */
     const double vals[] = {0.1, 1.0 / 3.0, 2.0 / 7.0, 1e-300, 6.02214076e23, 0.30000000000000004};
     for (size_t i = 0; i < DW_ARRAY_SIZE(vals); i++) {
-        assert_true(strtod(render_value(vals[i]), NULL) == vals[i]);
+        assert_double_exact(strtod(render_value(vals[i]), NULL), vals[i]);
     }
 }
 
@@ -200,7 +202,7 @@ static void test_escape(void **state)
         dw_metrics_series("driftwatch_model_up", "Model seen.", DW_METRIC_GAUGE, labels);
     dw_metric_set(m, 1);
     char *text = dw_metrics_render();
-    assert_non_null(strstr(text, "driftwatch_model_up{model=\"fraud \\\"v2\\\"\\nbeta\"} 1\n"));
+    assert_contains(text, "driftwatch_model_up{model=\"fraud \\\"v2\\\"\\nbeta\"} 1\n");
     free(text);
 }
 
@@ -208,7 +210,7 @@ static void test_help_escaped(void **state)
 {
     dw_metrics_series("driftwatch_x", "line one\nback\\slash \"quoted\"", DW_METRIC_GAUGE, NULL);
     char *text = dw_metrics_render();
-    assert_non_null(strstr(text, "# HELP driftwatch_x line one\\nback\\\\slash \"quoted\"\n"));
+    assert_contains(text, "# HELP driftwatch_x line one\\nback\\\\slash \"quoted\"\n");
     free(text);
 }
 
@@ -254,16 +256,16 @@ static void test_concurrent_increments(void **state)
     for (int i = 1; i < N_THREADS; i++) {
         assert_ptr_equal(args[i].got, args[0].got);
     }
-    assert_true(dw_metric_get(args[0].got) == (double)N_THREADS * N_INCS);
+    assert_double_exact(dw_metric_get(args[0].got), (double)N_THREADS * N_INCS);
     struct dw_metric *g =
         dw_metrics_series("driftwatch_lag_seconds_sum", "Sum.", DW_METRIC_GAUGE, NULL);
     /* 0.5 and 0.25 are exact in binary, so the sum is exact too. */
-    assert_true(dw_metric_get(g) == (double)N_THREADS * N_INCS * 0.25);
+    assert_double_exact(dw_metric_get(g), (double)N_THREADS * N_INCS * 0.25);
 
     char *text = dw_metrics_render();
-    assert_non_null(strstr(text, "driftwatch_messages_consumed_total{topic=\"predictions\"} "
-                                 "400000\n"));
-    assert_non_null(strstr(text, "driftwatch_lag_seconds_sum 100000\n"));
+    assert_contains(text, "driftwatch_messages_consumed_total{topic=\"predictions\"} "
+                          "400000\n");
+    assert_contains(text, "driftwatch_lag_seconds_sum 100000\n");
     free(text);
 }
 

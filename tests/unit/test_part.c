@@ -33,6 +33,8 @@
 #include "driftwatch/core/dw_join.h"
 #include "driftwatch/core/dw_part.h"
 
+#include "dw_test.h"
+
 #define W 60000LL        /* window size, milliseconds */
 #define LATENESS 10000LL /* allowed lateness, milliseconds */
 #define HORIZON 120000LL /* label horizon, milliseconds */
@@ -172,9 +174,12 @@ static void test_windows_epoch_aligned(void **state)
     (void)state;
     struct dw_part *p = dw_part_new(&g_cfg, 3);
     assert_int_equal(p->partition, 3);
-    assert_true(dw_part_watermark(p) == DW_NO_TS);
-    assert_true(p->max_ts == DW_NO_TS && p->min_ts == DW_NO_TS && p->max_label_ts == DW_NO_TS);
-    assert_true(p->off_pred == -1 && p->off_label == -1);
+    assert_int_equal(dw_part_watermark(p), DW_NO_TS);
+    assert_int_equal(p->max_ts, DW_NO_TS);
+    assert_int_equal(p->min_ts, DW_NO_TS);
+    assert_int_equal(p->max_label_ts, DW_NO_TS);
+    assert_int_equal(p->off_pred, -1);
+    assert_int_equal(p->off_label, -1);
 
     /* In increasing time so that nothing is late. Windows [k*60000, (k+1)*60000). */
     static const struct {
@@ -187,11 +192,11 @@ static void test_windows_epoch_aligned(void **state)
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         snprintf(id, sizeof(id), "w%zu", i);
         assert_int_equal(predict(p, id, evs[i].ts, "1"), DW_PART_OK);
-        assert_true(dw_part_watermark(p) == evs[i].wm);
+        assert_int_equal(dw_part_watermark(p), evs[i].wm);
         struct dw_join_rec *rec = rec_of(p, id);
         assert_non_null(rec);
-        assert_true(rec->win_ms == evs[i].start);
-        assert_true(rec->ts_ms == evs[i].ts);
+        assert_int_equal(rec->win_ms, evs[i].start);
+        assert_int_equal(rec->ts_ms, evs[i].ts);
         assert_int_equal(rec->state, DW_JOIN_PRED);
     }
     assert_int_equal(p->n_wins, 4);
@@ -201,8 +206,9 @@ static void test_windows_epoch_aligned(void **state)
     assert_int_equal(win(p, FRAUD, 60000)->all.predictions, 1);
     assert_null(win(p, FRAUD, 120000));
     assert_null(win(p, FRAUD, 30000)); /* only aligned starts exist */
-    assert_true(win(p, FRAUD, 0)->start_ms == 0);
-    assert_true(p->max_ts == 60000 && p->min_ts == -60001);
+    assert_int_equal(win(p, FRAUD, 0)->start_ms, 0);
+    assert_int_equal(p->max_ts, 60000);
+    assert_int_equal(p->min_ts, -60001);
     assert_int_equal(p->ctr.predictions, 6);
     assert_true(p->meta_dirty);
 
@@ -217,14 +223,14 @@ static void test_windows_epoch_aligned(void **state)
     assert_int_equal(win(p, FRAUD, 60000)->all.predictions, 1);
     /* The window counts the features: one numeric value. */
     assert_int_equal(pw->feats[0].count, 1);
-    assert_true(pw->feats[0].mean == 3.0);
+    assert_double_exact(pw->feats[0].mean, 3.0);
     /* The version slot of an absent version is "". */
     assert_int_equal(pw->n_versions, 1);
     assert_string_equal(pw->versions[0].name, "");
 
     /* A far-future prediction moves the watermark; one far in the past is late. */
     assert_int_equal(predict(p, "far", 3600000 * 24LL, "0"), DW_PART_OK);
-    assert_true(dw_part_watermark(p) == 3600000 * 24LL - LATENESS);
+    assert_int_equal(dw_part_watermark(p), 3600000 * 24LL - LATENESS);
     dw_part_free(p);
 }
 
@@ -254,7 +260,7 @@ static void test_late_predictions(void **state)
     assert_non_null(rec);
     assert_true(rec->flags & DW_JREC_LATE);
     /* A late prediction does not move the watermark back. */
-    assert_true(dw_part_watermark(p) == 60000);
+    assert_int_equal(dw_part_watermark(p), 60000);
 
     /* A late prediction for a window that is not in memory: counted on the partition, and no
      * window is created for it. */
@@ -262,7 +268,7 @@ static void test_late_predictions(void **state)
     assert_int_equal(p->ctr.late_predictions, 1);
     assert_null(win(p, FRAUD, -60000));
     assert_int_equal(p->n_wins, 2);
-    assert_true(p->min_ts == -30000);
+    assert_int_equal(p->min_ts, -30000);
 
     /* Its label is late too (the prediction was): counted on the partition. */
     assert_int_equal(label(p, "e", 80000, "1"), DW_PART_OK);
@@ -313,7 +319,7 @@ static void test_first_label_wins(void **state)
     assert_int_equal(c->tn, 2);
     assert_int_equal(c->scored, 3);
     /* (.75-1)^2 + .5^2 + (.25-1)^2 = .0625 + .25 + .5625: exact in binary. */
-    assert_true(c->sum_brier == 0.875);
+    assert_double_exact(c->sum_brier, 0.875);
     /* -ln .75 - ln .5 - ln .25 */
     assert_true(fabs(c->sum_logloss -
                      (0.287682072451780927 + 0.693147180559945309 + 1.386294361119890618)) < 1e-12);
@@ -382,21 +388,24 @@ static void test_label_before_prediction(void **state)
     struct dw_join_rec *rec = rec_of(p, "early");
     assert_non_null(rec);
     assert_int_equal(rec->state, DW_JOIN_LABEL);
-    assert_true(rec->ts_ms == 5000);
-    assert_true(rec->label_wm == DW_NO_TS); /* label watermark before it: none */
+    assert_int_equal(rec->ts_ms, 5000);
+    assert_int_equal(rec->label_wm, DW_NO_TS); /* label watermark before it: none */
     assert_int_equal(label(p, "early", 6000, "0"), DW_PART_DUPLICATE); /* conflict */
     assert_int_equal(label(p, "early", 7000, "1"), DW_PART_DUPLICATE);
     assert_int_equal(label(p, "early", 7500, "0"), DW_PART_DUPLICATE); /* conflict */
     rec = rec_of(p, "early");
     assert_int_equal(rec->n_dups, 3);
     /* Each duplicate remembers the label watermark before it and whether it disagreed. */
-    assert_true(rec->dups[0].label_wm == 5000 && rec->dups[0].conflict == 1);
-    assert_true(rec->dups[1].label_wm == 6000 && rec->dups[1].conflict == 0);
-    assert_true(rec->dups[2].label_wm == 7000 && rec->dups[2].conflict == 1);
+    assert_int_equal(rec->dups[0].label_wm, 5000);
+    assert_int_equal(rec->dups[0].conflict, 1);
+    assert_int_equal(rec->dups[1].label_wm, 6000);
+    assert_int_equal(rec->dups[1].conflict, 0);
+    assert_int_equal(rec->dups[2].label_wm, 7000);
+    assert_int_equal(rec->dups[2].conflict, 1);
     assert_string_equal(rec->parked_label, "1");
     assert_int_equal(p->n_wins, 0); /* labels create no window */
-    assert_true(p->max_ts == DW_NO_TS);
-    assert_true(p->max_label_ts == 7500);
+    assert_int_equal(p->max_ts, DW_NO_TS);
+    assert_int_equal(p->max_label_ts, 7500);
     assert_int_equal(p->ctr.labels, 4);
 
     /* The prediction joins the parked label: counted once, duplicates moved into the window. */
@@ -409,16 +418,17 @@ static void test_label_before_prediction(void **state)
     assert_int_equal(w0->all.correct, 1);
     assert_int_equal(w0->all.tp, 1);
     assert_int_equal(w0->all.scored, 1);
-    assert_true(w0->all.sum_brier == 0.0625);
+    assert_double_exact(w0->all.sum_brier, 0.0625);
     assert_int_equal(w0->duplicate_labels, 3);
     assert_int_equal(w0->conflicts, 2);
     assert_int_equal(w0->versions[0].c.labeled, 1);
     rec = rec_of(p, "early");
     assert_int_equal(rec->state, DW_JOIN_DONE);
-    assert_true(rec->ts_ms == 1000);
-    assert_true(rec->win_ms == 0);
+    assert_int_equal(rec->ts_ms, 1000);
+    assert_int_equal(rec->win_ms, 0);
     assert_int_equal(rec->n_dups, 0);
-    assert_true(rec->score == 0.75); /* the duplicates were counted and freed (LeakSanitizer) */
+    /* the duplicates were counted and freed (LeakSanitizer) */
+    assert_double_exact(rec->score, 0.75);
     assert_string_equal(rec->version, "2.0");
     assert_string_equal(rec->pred_cls, "1");
     /* One more label after the join: a duplicate in the window. */
@@ -433,10 +443,10 @@ static void test_label_before_prediction(void **state)
     assert_int_equal(predict_full(p, PRICE, "r", 2000, "1.5", "", NO_SCORE, 0.0, NULL), DW_PART_OK);
     struct dw_agg *pw = win(p, PRICE, 0);
     assert_int_equal(pw->all.regressed, 1);
-    assert_true(pw->all.sum_abs_err == 2.5);
-    assert_true(pw->all.sum_sq_err == 6.25);
-    assert_true(pw->all.sum_label == 4.0);
-    assert_true(pw->all.sum_ape == 2.5 / 4.0);
+    assert_double_exact(pw->all.sum_abs_err, 2.5);
+    assert_double_exact(pw->all.sum_sq_err, 6.25);
+    assert_double_exact(pw->all.sum_label, 4.0);
+    assert_double_exact(pw->all.sum_ape, 2.5 / 4.0);
     assert_int_equal(p->ctr.late_labels, 0);
     dw_part_free(p);
 }
@@ -455,12 +465,12 @@ static void test_duplicate_prediction(void **state)
     assert_int_equal(w0->all.predictions, 1);
     assert_int_equal(w0->n_versions, 1);
     assert_int_equal(w0->feats[0].count, 1);
-    assert_true(w0->feats[0].max == 10.0);
+    assert_double_exact(w0->feats[0].max, 10.0);
     assert_null(win(p, FRAUD, 60000));
-    assert_true(p->max_ts == 1000); /* a duplicate does not move the watermark */
+    assert_int_equal(p->max_ts, 1000); /* a duplicate does not move the watermark */
     struct dw_join_rec *rec = rec_of(p, "d");
     assert_string_equal(rec->pred_cls, "1");
-    assert_true(rec->ts_ms == 1000);
+    assert_int_equal(rec->ts_ms, 1000);
     /* After the join too. */
     assert_int_equal(label(p, "d", 2000, "1"), DW_PART_OK);
     assert_int_equal(predict(p, "d", 1500, "0"), DW_PART_DUPLICATE);
@@ -501,7 +511,7 @@ static void test_label_lateness(void **state)
     /* A label parked now (watermark 180001) is late when its prediction for window 0 comes,
      * together with its duplicates. */
     assert_int_equal(label(p, "e", 190000, "1"), DW_PART_OK);
-    assert_true(rec_of(p, "e")->label_wm == 180001);
+    assert_int_equal(rec_of(p, "e")->label_wm, 180001);
     assert_int_equal(label(p, "e", 190001, "1"), DW_PART_DUPLICATE);
     assert_int_equal(predict(p, "e", 5000, "1"), DW_PART_OK);
     assert_int_equal(w0->all.predictions, 5);
@@ -702,7 +712,7 @@ static void test_retirement(void **state)
     p->labels_at_end = 1;
     dw_part_maintain(p, g_cfg.join_max_records);
     assert_int_equal(p->n_retired, 1);
-    assert_true(p->retired[0]->start_ms == 0);
+    assert_int_equal(p->retired[0]->start_ms, 0);
     /* Retired windows not yet checkpointed are freed with the partition (no leak). */
     dw_part_free(p);
 }
@@ -742,7 +752,7 @@ static void test_eviction(void **state)
             oldest_left = rec->ts_ms < oldest_left ? rec->ts_ms : oldest_left;
         }
     }
-    assert_true(oldest_left == (int64_t)(100 - left) * 1000);
+    assert_int_equal(oldest_left, (int64_t)(100 - left) * 1000);
     /* Windows are not touched by eviction. */
     assert_int_equal(win(p, FRAUD, 0)->all.predictions, 60);
     assert_int_equal(win(p, FRAUD, 60000)->all.predictions, 20);
@@ -931,8 +941,8 @@ static void assert_same_state(const struct outcome_state *a, const struct outcom
     }
     assert_memory_equal(&a->ctr, &b->ctr, sizeof(a->ctr));
     assert_memory_equal(a->by_state, b->by_state, sizeof(a->by_state));
-    assert_true(a->max_ts == b->max_ts);
-    assert_true(a->max_label_ts == b->max_label_ts);
+    assert_int_equal(a->max_ts, b->max_ts);
+    assert_int_equal(a->max_label_ts, b->max_label_ts);
 }
 
 /* Runs one interleaving: mode 0 = predictions first, 1 = labels first, else random with a
@@ -979,7 +989,7 @@ static void test_interleavings_exact(void **state)
     assert_int_equal(ref.ctr.predictions, N_EXACT_PREDS);
     assert_true(ref.ctr.duplicate_predictions >= 15);
     assert_true(ref.ctr.late_labels > 0); /* labels of late predictions */
-    assert_true(ref.by_state[DW_JOIN_LABEL] == 20);
+    assert_int_equal(ref.by_state[DW_JOIN_LABEL], 20);
     assert_true(ref.by_state[DW_JOIN_DONE] > 300);
     assert_true(ref.late_in_windows > 0);
     assert_true(ref.dups > 10);
@@ -1088,8 +1098,8 @@ static void test_distinct_regression_values(void **state)
     assert_int_equal(pw->all.predictions, N_DISTINCT);
     assert_int_equal(pw->all.labeled, N_DISTINCT);
     assert_int_equal(pw->all.regressed, N_DISTINCT);
-    assert_true(pw->all.sum_abs_err == 0.5 * N_DISTINCT);
-    assert_true(pw->all.sum_label == (double)N_DISTINCT * (N_DISTINCT - 1) / 2);
+    assert_double_exact(pw->all.sum_abs_err, 0.5 * N_DISTINCT);
+    assert_double_exact(pw->all.sum_label, (double)N_DISTINCT * (N_DISTINCT - 1) / 2);
     assert_int_equal(p->ctr.predictions, N_DISTINCT);
     assert_int_equal(p->ctr.labels, N_DISTINCT);
     assert_int_equal(p->ctr.rejected_classes, 0);
@@ -1146,11 +1156,11 @@ static void test_distinct_label_strings(void **state)
     assert_int_equal(ok, DW_JOIN_MAX_CLASSES - 1 + N_DISTINCT / 2);
     assert_int_equal(p->ctr.rejected_classes, N_DISTINCT - (DW_JOIN_MAX_CLASSES - 1));
     assert_int_equal(p->reject.reason, DW_BAD_TOO_MANY_CLASSES);
-    assert_non_null(strstr(p->reject.msg, "'L49999'"));
-    assert_non_null(strstr(p->reject.msg, "models.fraud.max_classes (1000)"));
+    assert_contains(p->reject.msg, "'L49999'");
+    assert_contains(p->reject.msg, "models.fraud.max_classes (1000)");
     assert_int_equal(p->join_rejected, 1); /* the last prediction dropped its parked label */
     assert_int_equal(p->join_reject.reason, DW_BAD_TOO_MANY_CLASSES);
-    assert_non_null(strstr(p->join_reject.msg, "'L99999'"));
+    assert_contains(p->join_reject.msg, "'L99999'");
     assert_int_equal(dw_join_classes(&p->join, FRAUD), DW_JOIN_MAX_CLASSES);
     assert_int_equal(p->join.parked.count, 0);
     /* A rejected label left its prediction waiting: a later label with a known class joins. */
@@ -1192,7 +1202,7 @@ static void test_regression_labels_are_numbers(void **state)
     assert_int_equal(predict_full(p, PRICE, "a", 1000, "2", "", NO_SCORE, 0.0, NULL), DW_PART_OK);
     assert_int_equal(label(p, "a", 2000, "four"), DW_PART_REJECTED);
     assert_int_equal(p->reject.reason, DW_BAD_WRONG_TYPE);
-    assert_non_null(strstr(p->reject.msg, "regression model price"));
+    assert_contains(p->reject.msg, "regression model price");
     assert_int_equal(p->ctr.labels, 0); /* rejected before anything changed */
     assert_int_equal(rec_of(p, "a")->state, DW_JOIN_PRED);
     assert_int_equal(label_full(p, "a", 2000, "4", 1), DW_PART_OK);
@@ -1215,7 +1225,7 @@ static void test_regression_labels_are_numbers(void **state)
     assert_int_equal(w->duplicate_labels, 6);
     assert_int_equal(w->conflicts, 4);
     assert_int_equal(w->all.regressed, 2);
-    assert_true(w->all.sum_abs_err == 4.0);
+    assert_double_exact(w->all.sum_abs_err, 4.0);
 
     /* A text label parked first is rejected when its prediction says regression, together
      * with the duplicates remembered with it; the prediction counts and waits. */
@@ -1254,8 +1264,8 @@ static void test_version_bound(void **state)
         assert_int_equal(r, i < 2 ? DW_PART_OK : DW_PART_REJECTED);
     }
     assert_int_equal(p->reject.reason, DW_BAD_TOO_MANY_VERSIONS);
-    assert_non_null(strstr(p->reject.msg, "'1.2'"));
-    assert_non_null(strstr(p->reject.msg, "models.fraud.max_versions (2)"));
+    assert_contains(p->reject.msg, "'1.2'");
+    assert_contains(p->reject.msg, "models.fraud.max_versions (2)");
     assert_null(rec_of(p, "v2"));
     /* The class bound applies to predictions too. */
     assert_int_equal(predict_full(p, FRAUD, "k", 1000, "0", "1.0", NO_SCORE, 1.0, "DE"),

@@ -17,6 +17,8 @@
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_perf.h"
 
+#include "dw_test.h"
+
 static void add_scored(struct dw_perf *p, const int *y, const double *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -35,7 +37,7 @@ static void test_auc_exact(void **state)
     add_scored(&p, y, s, 4);
     double bound = -1;
     assert_true(fabs(dw_perf_roc_auc(&p, &bound) - 0.75) < 1e-15);
-    assert_true(bound == 0.0);
+    assert_double_exact(bound, 0.0);
     dw_perf_free(&p);
     /* Ties count one half: pos {0.5, 0.9}, neg {0.5, 0.2} -> (0.5 + 1 + 1 + 1) / 4. */
     dw_perf_init(&p);
@@ -47,7 +49,7 @@ static void test_auc_exact(void **state)
     /* One class only: undefined. */
     dw_perf_init(&p);
     add_scored(&p, y, s, 2);
-    assert_true(isnan(dw_perf_roc_auc(&p, NULL)));
+    assert_nan(dw_perf_roc_auc(&p, NULL));
     dw_perf_free(&p);
 }
 
@@ -87,7 +89,7 @@ static void test_auc_histogram(void **state)
     double exact = u / ((double)N * N), bound = 0;
     double got = dw_perf_roc_auc(&a, &bound);
     assert_true(bound > 0 && bound < 0.01);
-    assert_true(fabs(got - exact) <= bound);
+    assert_near(got, exact, bound);
     dw_perf_free(&a);
     dw_perf_free(&b);
 }
@@ -138,8 +140,8 @@ static void test_latency_and_codec(void **state)
     dw_perf_encode(&back, &b2);
     assert_int_equal(b1.len, b2.len);
     assert_memory_equal(b1.data, b2.data, b1.len);
-    assert_true(dw_perf_roc_auc(&back, NULL) == dw_perf_roc_auc(&p, NULL));
-    assert_true(dw_perf_latency_quantile(&back, 0.5) == dw_perf_latency_quantile(&p, 0.5));
+    assert_double_exact(dw_perf_roc_auc(&back, NULL), dw_perf_roc_auc(&p, NULL));
+    assert_double_exact(dw_perf_latency_quantile(&back, 0.5), dw_perf_latency_quantile(&p, 0.5));
     for (size_t cut = 0; cut < b1.len; cut += 7) {
         struct dw_perf t;
         dw_perf_init(&t);
@@ -216,27 +218,27 @@ static void test_decode_hostile(void **state)
         dw_buf_reset(&b);
         perf_blob(&b, 0, NULL, 0, bad_scores[i], 1);
         assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
-        assert_non_null(strstr(msg, "outside [0, 1]"));
+        assert_contains(msg, "outside [0, 1]");
     }
     const uint16_t twice[] = {5, 5}, beyond[] = {2000};
     dw_buf_reset(&b);
     perf_blob(&b, 1, twice, 2, NULL, 0);
     assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
-    assert_non_null(strstr(msg, "score bin 5"));
+    assert_contains(msg, "score bin 5");
     dw_buf_reset(&b);
     perf_blob(&b, 1, beyond, 1, NULL, 0);
     assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
-    assert_non_null(strstr(msg, "score bin 2000"));
+    assert_contains(msg, "score bin 2000");
     dw_buf_reset(&b);
     perf_blob(&b, 2, NULL, 0, NULL, 0);
     assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
-    assert_non_null(strstr(msg, "histogram flag 2"));
+    assert_contains(msg, "histogram flag 2");
     /* 4 Gi - 1 pairs announced in a 40-byte record */
     dw_buf_reset(&b);
     perf_blob(&b, 0, NULL, 0, NULL, 0);
     memset(b.data, 0xFF, 4);
     assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
-    assert_non_null(strstr(msg, "4294967295 class pairs"));
+    assert_contains(msg, "4294967295 class pairs");
     dw_buf_free(&b);
 }
 

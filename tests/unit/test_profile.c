@@ -26,26 +26,10 @@
 #include "driftwatch/io/dw_files.h"
 #include "driftwatch/core/dw_kll.h"
 
+#include "dw_test.h"
+
 #define DW_TEST_NAME "profile"
 #include "dw_test_tmpdir.h"
-
-/* |a - b| <= eps (cmocka 1.1.5 has no double assertion). */
-#define assert_double_equal(a, b, eps) assert_near_impl((a), (b), (eps), __FILE__, __LINE__)
-
-static void assert_near_impl(double a, double b, double eps, const char *file, int line)
-{
-    if (!(fabs(a - b) <= eps)) {
-        fail_msg("%s:%d: %.17g != %.17g (eps %g)", file, line, a, b, eps);
-    }
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-    assert_int_equal(fclose(f), 0);
-}
 
 /* Runs `profile` with NULL-terminated arguments. @returns its exit code. */
 static int run_profile(const char *first, ...)
@@ -100,11 +84,11 @@ static void test_csv_quoting_missing_forced(void **state)
 {
     const char *in = path_of("a.csv");
     const char *out = path_of("a.json");
-    write_file(in, "amount,country,zip,note\n"
-                   "1.5,DE,10115,\"hello, world\"\n"
-                   "2.5,FR,,\"multi\nline \"\"quoted\"\"\"\n"
-                   ",US,20095,x\n"
-                   "10,DE,10115,\n");
+    dw_test_write_file(in, "amount,country,zip,note\n"
+                           "1.5,DE,10115,\"hello, world\"\n"
+                           "2.5,FR,,\"multi\nline \"\"quoted\"\"\"\n"
+                           ",US,20095,x\n"
+                           "10,DE,10115,\n");
     assert_int_equal(run_profile("--input", in, "--output", out, "--categorical", "zip", "--model",
                                  "fraud", NULL),
                      0);
@@ -113,8 +97,8 @@ static void test_csv_quoting_missing_forced(void **state)
     assert_string_equal(ftype(doc, "amount"), "numeric");
     assert_int_equal(fint(doc, "amount", "count"), 3);
     assert_int_equal(fint(doc, "amount", "missing"), 1);
-    assert_double_equal(json_real_value(json_object_get(feature(doc, "amount"), "mean")),
-                        14.0 / 3.0, 1e-12);
+    assert_near(json_real_value(json_object_get(feature(doc, "amount"), "mean")), 14.0 / 3.0,
+                1e-12);
     /* zip is all numbers but forced categorical: counted by its text */
     assert_string_equal(ftype(doc, "zip"), "categorical");
     assert_int_equal(cat_count(doc, "zip", "10115"), 2);
@@ -135,9 +119,9 @@ static void test_csv_type_inference(void **state)
 {
     const char *in = path_of("infer.csv");
     const char *out = path_of("infer.json");
-    write_file(in, "n,sci,hex,word,inf,empty,mixed\n"
-                   "1,1e3,0x10,a,inf,,1\n"
-                   "-2.5, 7 ,0x11,b,1,,x\n");
+    dw_test_write_file(in, "n,sci,hex,word,inf,empty,mixed\n"
+                           "1,1e3,0x10,a,inf,,1\n"
+                           "-2.5, 7 ,0x11,b,1,,x\n");
     assert_int_equal(run_profile("-i", in, "-o", out, NULL), 0);
     json_t *doc = load(out);
     assert_string_equal(ftype(doc, "n"), "numeric");
@@ -148,7 +132,7 @@ static void test_csv_type_inference(void **state)
     assert_string_equal(ftype(doc, "empty"), "numeric");   /* no values at all */
     assert_int_equal(fint(doc, "empty", "missing"), 2);
     assert_string_equal(ftype(doc, "mixed"), "categorical");
-    assert_double_equal(json_real_value(json_object_get(feature(doc, "sci"), "max")), 1000.0, 0);
+    assert_near(json_real_value(json_object_get(feature(doc, "sci"), "max")), 1000.0, 0);
     /* no --model: the default name */
     assert_string_equal(json_string_value(json_object_get(doc, "model")), "default");
     json_decref(doc);
@@ -158,14 +142,14 @@ static void test_csv_errors(void **state)
 {
     const char *in = path_of("bad.csv");
     const char *out = path_of("bad.json");
-    write_file(in, "a,b\n1,x\n2,y\n");
+    dw_test_write_file(in, "a,b\n1,x\n2,y\n");
     /* forcing a text column numeric fails (naming line and column) and writes nothing */
     assert_int_equal(run_profile("-i", in, "-o", out, "--numeric", "b", NULL), 1);
     assert_int_not_equal(access(out, F_OK), 0);
     /* unknown column in a list */
     assert_int_equal(run_profile("-i", in, "-o", out, "--categorical", "zzz", NULL), 1);
     /* a row with the wrong number of fields */
-    write_file(in, "a,b\n1,x\n2\n");
+    dw_test_write_file(in, "a,b\n1,x\n2\n");
     assert_int_equal(run_profile("-i", in, "-o", out, NULL), 1);
     /* usage */
     assert_int_equal(run_profile("-i", in, NULL), 2);
@@ -178,19 +162,20 @@ static void test_jsonl_events_and_flat(void **state)
 {
     const char *in = path_of("ev.jsonl");
     const char *out = path_of("ev.json");
-    write_file(in, "{\"prediction_id\":\"p1\",\"model\":\"fraud\",\"features\":{\"amount\":1,"
-                   "\"country\":\"DE\",\"code\":7,\"flag\":true,\"age\":null}}\n"
-                   "\n"
-                   "{\"prediction_id\":\"p2\",\"model\":\"fraud\",\"features\":{\"amount\":3.5,"
-                   "\"country\":\"FR\",\"code\":7,\"flag\":false}}\n"
-                   "{\"prediction_id\":\"p3\",\"model\":\"other\",\"features\":{\"amount\":1000,"
-                   "\"country\":\"XX\"}}\n");
+    dw_test_write_file(
+        in, "{\"prediction_id\":\"p1\",\"model\":\"fraud\",\"features\":{\"amount\":1,"
+            "\"country\":\"DE\",\"code\":7,\"flag\":true,\"age\":null}}\n"
+            "\n"
+            "{\"prediction_id\":\"p2\",\"model\":\"fraud\",\"features\":{\"amount\":3.5,"
+            "\"country\":\"FR\",\"code\":7,\"flag\":false}}\n"
+            "{\"prediction_id\":\"p3\",\"model\":\"other\",\"features\":{\"amount\":1000,"
+            "\"country\":\"XX\"}}\n");
     assert_int_equal(run_profile("--input", in, "--output", out, "--categorical", "code", NULL), 0);
     json_t *doc = load(out);
     assert_string_equal(json_string_value(json_object_get(doc, "model")), "fraud");
     assert_string_equal(ftype(doc, "amount"), "numeric");
     assert_int_equal(fint(doc, "amount", "count"), 2); /* the "other" model's event skipped */
-    assert_double_equal(json_real_value(json_object_get(feature(doc, "amount"), "max")), 3.5, 0);
+    assert_near(json_real_value(json_object_get(feature(doc, "amount"), "max")), 3.5, 0);
     assert_string_equal(ftype(doc, "flag"), "categorical"); /* booleans are text */
     assert_int_equal(cat_count(doc, "flag", "true"), 1);
     assert_int_equal(cat_count(doc, "code", "7"), 2); /* a number as its JSON text */
@@ -203,7 +188,7 @@ static void test_jsonl_events_and_flat(void **state)
 
     /* flat objects, detected by content (no extension) */
     in = path_of("flat.data");
-    write_file(in, "  {\"x\": 1, \"c\": \"a\"}\n{\"x\": 2, \"c\": \"b\"}\n{\"x\": 4}\n");
+    dw_test_write_file(in, "  {\"x\": 1, \"c\": \"a\"}\n{\"x\": 2, \"c\": \"b\"}\n{\"x\": 4}\n");
     assert_int_equal(run_profile("-i", in, "-o", out, "-m", "m1", NULL), 0);
     doc = load(out);
     assert_string_equal(json_string_value(json_object_get(doc, "model")), "m1");
@@ -215,7 +200,7 @@ static void test_jsonl_events_and_flat(void **state)
     json_decref(doc);
 
     /* invalid JSON names the line */
-    write_file(in, "{\"x\": 1}\n{\"x\": \n");
+    dw_test_write_file(in, "{\"x\": 1}\n{\"x\": \n");
     assert_int_equal(run_profile("-i", in, "-o", out, NULL), 1);
 }
 
@@ -239,7 +224,7 @@ static void test_gzip_input(void **state)
     assert_int_equal(json_array_size(edges), 9);
     for (size_t i = 0; i < 9; i++) {
         double want = 1.0 + 99.0 * (double)(i + 1) / 10.0;
-        assert_double_equal(json_real_value(json_array_get(edges, i)), want, 1e-9);
+        assert_near(json_real_value(json_array_get(edges, i)), want, 1e-9);
     }
     json_decref(doc);
 }
@@ -267,7 +252,7 @@ static void test_exact_quantiles_1_to_1000(void **state)
     for (int i = 0; i < 1000; i++) {
         n += (size_t)snprintf(text + n, cap - n, "%d\n", (i * 7) % 1000 + 1);
     }
-    write_file(in, text);
+    dw_test_write_file(in, text);
     free(text);
     assert_int_equal(run_profile("-i", in, "-o", out, NULL), 0);
     json_t *doc = load(out);
@@ -283,7 +268,7 @@ static void test_exact_quantiles_1_to_1000(void **state)
     } cases[] = {{0, 1.0},     {1, 10.99},  {5, 50.95},   {10, 100.9},  {25, 250.75}, {50, 500.5},
                  {75, 750.25}, {90, 900.1}, {95, 950.05}, {99, 990.01}, {100, 1000.0}};
     for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
-        assert_double_equal(quantile_at(f, cases[i].pct), cases[i].want, 1e-9);
+        assert_near(quantile_at(f, cases[i].pct), cases[i].want, 1e-9);
     }
     json_t *edges = json_object_get(f, "edges");
     json_t *bc = json_object_get(f, "bin_counts");
@@ -291,15 +276,15 @@ static void test_exact_quantiles_1_to_1000(void **state)
     assert_int_equal(json_array_size(edges), 9);
     assert_int_equal(json_array_size(bc), 10);
     for (size_t i = 0; i < 9; i++) {
-        assert_double_equal(json_real_value(json_array_get(edges, i)),
-                            1.0 + 999.0 * (double)(i + 1) / 10.0, 1e-9);
+        assert_near(json_real_value(json_array_get(edges, i)), 1.0 + 999.0 * (double)(i + 1) / 10.0,
+                    1e-9);
     }
     for (size_t i = 0; i < 10; i++) {
         assert_int_equal(json_integer_value(json_array_get(bc, i)), 100);
-        assert_double_equal(json_real_value(json_array_get(props, i)), 0.1, 1e-15);
+        assert_near(json_real_value(json_array_get(props, i)), 0.1, 1e-15);
     }
     /* population std of 1..1000: sqrt((1000^2 - 1) / 12) */
-    assert_double_equal(json_real_value(json_object_get(f, "std")), sqrt((1e6 - 1.0) / 12.0), 1e-9);
+    assert_near(json_real_value(json_object_get(f, "std")), sqrt((1e6 - 1.0) / 12.0), 1e-9);
 
     /* KS reads the reference's sorted view ("sample"): exact here, 1..1000 once each; the
      * profile holds it once (no second copy as a serialised sketch) */
@@ -310,7 +295,7 @@ static void test_exact_quantiles_1_to_1000(void **state)
     assert_int_equal(json_array_size(values), 1000);
     assert_int_equal(json_array_size(weights), 1000);
     for (size_t i = 0; i < 1000; i++) {
-        assert_double_equal(json_real_value(json_array_get(values, i)), (double)(i + 1), 0.0);
+        assert_near(json_real_value(json_array_get(values, i)), (double)(i + 1), 0.0);
         assert_int_equal(json_integer_value(json_array_get(weights, i)), 1);
     }
     json_decref(doc);
@@ -320,7 +305,7 @@ static void test_round_trip_through_ref_from_json(void **state)
 {
     const char *in = path_of("rt.csv");
     const char *out = path_of("rt.json");
-    write_file(in, "amount,country\n3.25,DE\n1.125,FR\n2,DE\n7.5,\n,US\n0.1,DE\n");
+    dw_test_write_file(in, "amount,country\n3.25,DE\n1.125,FR\n2,DE\n7.5,\n,US\n0.1,DE\n");
     assert_int_equal(run_profile("-i", in, "-o", out, "-m", "fraud", NULL), 0);
     json_t *doc = load(out);
     struct dw_feature_cfg feats[] = {{"amount", DW_FEATURE_NUMERIC},
@@ -340,16 +325,16 @@ static void test_round_trip_through_ref_from_json(void **state)
     assert_int_equal(ra->n_edges, json_array_size(edges));
     for (size_t i = 0; i < ra->n_edges; i++) {
         /* 17 significant digits: the very same doubles */
-        assert_true(ra->edges[i] == json_real_value(json_array_get(edges, i)));
+        assert_double_exact(ra->edges[i], json_real_value(json_array_get(edges, i)));
     }
-    assert_true(ra->mean == json_real_value(json_object_get(fa, "mean")));
-    assert_true(ra->std == json_real_value(json_object_get(fa, "std")));
-    assert_true(ra->mean == (3.25 + 1.125 + 2 + 7.5 + 0.1) / 5);
+    assert_double_exact(ra->mean, json_real_value(json_object_get(fa, "mean")));
+    assert_double_exact(ra->std, json_real_value(json_object_get(fa, "std")));
+    assert_double_exact(ra->mean, (3.25 + 1.125 + 2 + 7.5 + 0.1) / 5);
     const struct dw_ref_feature *rc = &ref->feats[1];
     assert_int_equal(rc->count, 5);
     assert_int_equal(rc->n_cats, 3);
     assert_string_equal(rc->cats[0], "DE");
-    assert_double_equal(rc->cat_props[0], 0.6, 1e-15);
+    assert_near(rc->cat_props[0], 0.6, 1e-15);
     /* the reference rebuilt as JSON equals the profile's reference fields */
     json_t *again = dw_ref_to_json(ref);
     json_t *again_feats = json_object_get(again, "features");
@@ -366,7 +351,7 @@ static void test_files_numbers_and_pointers(void **state)
 {
     double x;
     assert_int_equal(dw_files_parse_number("  -1.5e2 ", 9, &x), 0);
-    assert_double_equal(x, -150.0, 0);
+    assert_near(x, -150.0, 0);
     assert_int_equal(dw_files_parse_number("12abc", 5, &x), -1);
     assert_int_equal(dw_files_parse_number("nan", 3, &x), -1);
     assert_int_equal(dw_files_parse_number("1e999", 5, &x), -1);

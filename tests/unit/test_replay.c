@@ -23,6 +23,8 @@
 #include "driftwatch/cmd/dw_cmd.h"
 #include "driftwatch/core/dw_common.h"
 
+#include "dw_test.h"
+
 #define DW_TEST_NAME "replay"
 #include "dw_test_tmpdir.h"
 
@@ -33,13 +35,6 @@ static FILE *open_w(const char *path)
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     return f;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = open_w(path);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
 }
 
 static int run_cmd(int (*fn)(int, char **), const char *name, const char *first, ...)
@@ -125,7 +120,7 @@ static FILE *open_case(const char **cfg, const char **preds)
 {
     *cfg = path_of("c.yaml");
     *preds = path_of("p.jsonl");
-    write_file(*cfg, CONFIG);
+    dw_test_write_file(*cfg, CONFIG);
     return open_w(*preds);
 }
 
@@ -174,7 +169,7 @@ static void test_windows_labels_and_gaps(void **state)
     assert_int_equal(geti(r[0], "duplicate_labels"), 1);
     assert_int_equal(geti(r[0], "conflicts"), 1);
     json_t *perf = json_object_get(r[0], "performance");
-    assert_true(json_real_value(json_object_get(perf, "accuracy")) == 1.0);
+    assert_double_exact(json_real_value(json_object_get(perf, "accuracy")), 1.0);
     assert_int_equal(geti(json_object_get(perf, "confusion"), "tp"), 1);
     assert_int_equal(geti(json_object_get(perf, "confusion"), "tn"), 1);
     /* the duplicate prediction id did not count in window 00:03: it is part of the gap */
@@ -184,8 +179,8 @@ static void test_windows_labels_and_gaps(void **state)
     assert_int_equal(json_object_size(json_object_get(r[2], "features")), 0);
     assert_null(json_object_get(r[1], "empty_windows")); /* only runs of empty windows */
     /* the early label joined p4 */
-    assert_true(
-        json_real_value(json_object_get(json_object_get(r[3], "performance"), "accuracy")) == 1.0);
+    assert_double_exact(
+        json_real_value(json_object_get(json_object_get(r[3], "performance"), "accuracy")), 1.0);
     /* window 0 is the reference (not judged); later windows are compared with it */
     assert_true(json_is_null(json_object_get(r[0], "reference")));
     assert_int_equal(geti(json_object_get(r[1], "reference"), "windows"), 1);
@@ -316,8 +311,8 @@ static void test_usage_and_missing_files(void **state)
     assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", path_of("nope.jsonl"), NULL),
                      1);
     const char *preds = path_of("one.jsonl");
-    write_file(preds, "{\"prediction_id\":\"a\",\"model\":\"m\",\"timestamp\":0,"
-                      "\"features\":{},\"prediction\":1}\n");
+    dw_test_write_file(preds, "{\"prediction_id\":\"a\",\"model\":\"m\",\"timestamp\":0,"
+                              "\"features\":{},\"prediction\":1}\n");
     assert_int_equal(
         run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--window", "0", NULL), 2);
     assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--reference",

@@ -21,6 +21,8 @@
 #include "driftwatch/core/dw_eval.h"
 #include "driftwatch/core/dw_rules.h"
 
+#include "dw_test.h"
+
 #define T0 1772323200000LL /* 2026-03-01T00:00:00Z, milliseconds */
 #define MINUTE_MS 60000LL  /* window length, milliseconds */
 #define DESC_MAX 1024      /* bytes of an alert list description */
@@ -243,26 +245,26 @@ static void test_expr_parse(void **unused)
     assert_int_equal(dw_rule_expr_parse("performance.accuracy < 0.8", &e, err, sizeof(err)), 0);
     assert_string_equal(e.path, "performance.accuracy");
     assert_int_equal(e.op, DW_OP_LT);
-    assert_true(e.threshold == 0.8);
+    assert_double_exact(e.threshold, 0.8);
 
     assert_int_equal(dw_rule_expr_parse("latency_ms.p95>250", &e, err, sizeof(err)), 0);
     assert_string_equal(e.path, "latency_ms.p95");
     assert_int_equal(e.op, DW_OP_GT);
-    assert_true(e.threshold == 250.0);
+    assert_double_exact(e.threshold, 250.0);
 
     assert_int_equal(dw_rule_expr_parse("  predictions == 0  ", &e, err, sizeof(err)), 0);
     assert_string_equal(e.path, "predictions");
     assert_int_equal(e.op, DW_OP_EQ);
-    assert_true(e.threshold == 0.0);
+    assert_double_exact(e.threshold, 0.0);
 
     assert_int_equal(dw_rule_expr_parse("a-b.c_d <= 1e-3", &e, err, sizeof(err)), 0);
     assert_string_equal(e.path, "a-b.c_d");
     assert_int_equal(e.op, DW_OP_LE);
-    assert_true(e.threshold == 1e-3);
+    assert_double_exact(e.threshold, 1e-3);
 
     assert_int_equal(dw_rule_expr_parse("x >= -2.5", &e, err, sizeof(err)), 0);
     assert_int_equal(e.op, DW_OP_GE);
-    assert_true(e.threshold == -2.5);
+    assert_double_exact(e.threshold, -2.5);
     assert_int_equal(dw_rule_expr_parse("x != 1", &e, err, sizeof(err)), 0);
     assert_int_equal(e.op, DW_OP_NE);
     assert_int_equal(dw_rule_expr_parse("*.drift", &e, err, sizeof(err)), 0);
@@ -290,7 +292,7 @@ static void test_expr_parse(void **unused)
     memset(long_path, 'a', sizeof(long_path) - 1);
     long_path[sizeof(long_path) - 1] = '\0';
     assert_int_equal(dw_rule_expr_parse(long_path, &e, long_err, sizeof(long_err)), -1);
-    assert_non_null(strstr(long_err, "path longer than 255 bytes"));
+    assert_contains(long_err, "path longer than 255 bytes");
     long_path[DW_RULE_PATH_MAX - 1] = '\0'; /* 255 bytes: accepted */
     assert_int_equal(dw_rule_expr_parse(long_path, &e, long_err, sizeof(long_err)), 0);
     assert_int_equal(strlen(e.path), DW_RULE_PATH_MAX - 1);
@@ -406,8 +408,8 @@ static void test_for_windows(void **unused)
     assert_string_equal(astr(n, "alerts", 0, "fingerprint"), fp);
     assert_true(json_is_null(aget(n, "alerts", 0, "feature")));
     assert_string_equal(astr(n, "alerts", 0, "severity"), "warning");
-    assert_true(json_real_value(aget(n, "alerts", 0, "value")) == 0.71);
-    assert_true(json_real_value(aget(n, "alerts", 0, "threshold")) == 0.8);
+    assert_double_exact(json_real_value(aget(n, "alerts", 0, "value")), 0.71);
+    assert_double_exact(json_real_value(aget(n, "alerts", 0, "threshold")), 0.8);
     assert_string_equal(astr(n, "alerts", 0, "starts_at"), time_of(2));
     assert_null(aget(n, "alerts", 0, "ends_at"));
     json_t *labels = aget(n, "alerts", 0, "labels");
@@ -714,8 +716,8 @@ static void test_grouping_labels_templates(void **unused)
     dw_rule_fingerprint("fraud", "drift_tpl", "amount", fp);
     assert_string_equal(astr(n, "alerts", 0, "fingerprint"), fp);
     assert_string_equal(astr(n, "alerts", 0, "feature"), "amount");
-    assert_true(json_real_value(aget(n, "alerts", 0, "value")) == 0.001);
-    assert_true(json_real_value(aget(n, "alerts", 0, "threshold")) == 0.05);
+    assert_double_exact(json_real_value(aget(n, "alerts", 0, "value")), 0.001);
+    assert_double_exact(json_real_value(aget(n, "alerts", 0, "threshold")), 0.05);
     json_t *labels = aget(n, "alerts", 0, "labels");
     assert_int_equal(json_object_size(labels), 5);
     assert_string_equal(json_string_value(json_object_get(labels, "alertname")), "drift_tpl");
@@ -900,7 +902,7 @@ static void test_state_load_hostile(void **unused)
     json_decref(back);
     /* the same state read for another model: its fingerprint is not that model's */
     assert_int_equal(dw_rules_state_load("churn", good, &back, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "fingerprint"));
+    assert_contains(err, "fingerprint");
     assert_int_equal(json_object_size(back), 0);
     json_decref(back);
     /* one field at a time made wrong */
@@ -934,7 +936,7 @@ static void test_state_load_hostile(void **unused)
         json_decref(copy);
     }
     assert_int_equal(dw_rules_state_load("fraud", "[1]", &back, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "not a JSON object"));
+    assert_contains(err, "not a JSON object");
     assert_int_equal(json_object_size(back), 0);
     json_decref(back);
     assert_int_equal(dw_rules_state_load("fraud", NULL, &back, err, sizeof(err)), 0);
@@ -949,7 +951,7 @@ static void test_state_load_hostile(void **unused)
     json_decref(report);
     /* last sent at the earliest time there is: the repeat interval has long passed */
     expect(n, "dataset_drift:firing+repeat", "dataset_drift:firing+repeat");
-    assert_true(json_integer_value(json_object_get(inst, "active")) == INT64_MAX);
+    assert_int_equal(json_integer_value(json_object_get(inst, "active")), INT64_MAX);
     json_decref(n);
     free(good);
     json_decref(state);
@@ -969,8 +971,8 @@ static void test_default_rules_accuracy_drop(void **unused)
     json_object_set_new(drop, "alert", json_true());
     json_t *n = dw_rules_step("g", rules, n_rules, report, h.state);
     expect(n, "accuracy_drop:firing", "accuracy_drop:firing");
-    assert_true(json_real_value(aget(n, "alerts", 0, "value")) == 0.12);
-    assert_true(json_real_value(aget(n, "alerts", 0, "threshold")) == 0.05);
+    assert_double_exact(json_real_value(aget(n, "alerts", 0, "value")), 0.12);
+    assert_double_exact(json_real_value(aget(n, "alerts", 0, "threshold")), 0.05);
     assert_string_equal(astr(n, "alerts", 0, "severity"), "critical");
     assert_string_equal(
         json_string_value(json_object_get(aget(n, "alerts", 0, "annotations"), "summary")),

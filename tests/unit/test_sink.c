@@ -23,6 +23,8 @@
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_sink.h"
 
+#include "dw_test.h"
+
 #define NOTIF_ID "0123456789abcdef0123456789abcdef"
 #define URL_SECRET "https://hooks.example.invalid/services/T000/B000/URLTOKEN123"
 #define SIGN_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -294,8 +296,8 @@ static void test_webhook_render(void **state)
     assert_int_equal(dw_sink_render(&s, n, 0, &msgs), 1);
     assert_non_null(msgs);
     assert_string_equal(msgs[0].id, NOTIF_ID);
-    assert_null(strstr(msgs[0].body, "URLTOKEN123"));
-    assert_null(strstr(msgs[0].body, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
+    assert_not_contains(msgs[0].body, "URLTOKEN123");
+    assert_not_contains(msgs[0].body, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
     json_t *p = parse(msgs[0].body);
     assert_string_equal(jstr(p, "type"), "driftwatch.alert");
     assert_string_equal(jstr(p, "id"), NOTIF_ID);
@@ -423,7 +425,7 @@ static void test_slack_render(void **state)
     struct dw_sink_msg *msgs = NULL;
     assert_int_equal(dw_sink_render(&s, n, 0, &msgs), 1);
     assert_string_equal(msgs[0].id, NOTIF_ID);
-    assert_null(strstr(msgs[0].body, "URLTOKEN123"));
+    assert_not_contains(msgs[0].body, "URLTOKEN123");
     json_t *p = parse(msgs[0].body);
     assert_string_equal(jstr(p, "text"), "[FIRING:2] fraud window 10:15\xE2\x80\x93"
                                          "10:16 UTC: feature_drift amount, dataset_drift");
@@ -436,8 +438,8 @@ static void test_slack_render(void **state)
     json_t *ctx = json_array_get(blocks, 1);
     assert_string_equal(jstr(ctx, "type"), "context");
     const char *ctext = jstr(json_array_get(json_object_get(ctx, "elements"), 0), "text");
-    assert_non_null(strstr(ctext, "2026-11-22T10:15:00Z"));
-    assert_non_null(strstr(ctext, "<" GENERATOR "|driftwatch>"));
+    assert_contains(ctext, "2026-11-22T10:15:00Z");
+    assert_contains(ctext, "<" GENERATOR "|driftwatch>");
     json_t *sec = json_array_get(blocks, 2);
     assert_string_equal(jstr(sec, "type"), "section");
     const char *t1 = jstr(json_object_get(sec, "text"), "text");
@@ -445,9 +447,9 @@ static void test_slack_render(void **state)
     assert_string_equal(t1, "*FIRING* *feature_drift amount* (warning)\namount drifted on fraud"
                             "\nvalue 0.31, threshold 0.2\n<" RUNBOOK "|Runbook>");
     const char *t2 = jstr(json_object_get(json_array_get(blocks, 3), "text"), "text");
-    assert_null(strstr(t2, "Runbook")); /* no runbook_url on that alert */
-    assert_null(strstr(t2, "\n_"));     /* nor a description */
-    assert_non_null(strstr(t2, "*FIRING* *dataset_drift* (critical)"));
+    assert_not_contains(t2, "Runbook"); /* no runbook_url on that alert */
+    assert_not_contains(t2, "\n_");     /* nor a description */
+    assert_contains(t2, "*FIRING* *dataset_drift* (critical)");
     json_decref(p);
     dw_sink_msgs_free(msgs, 1);
 
@@ -491,7 +493,7 @@ static void test_slack_many_and_escaping(void **state)
     const char *text = jstr(p, "text");
     const char *prefix = "[TEST] [FIRING:22 RESOLVED:3] fraud window 2026-11-22 23:00\xE2\x80\x93"
                          "2026-11-23 00:00 UTC: feature_drift a&lt;b&amp;c, feature_drift f01, ";
-    assert_int_equal(strncmp(text, prefix, strlen(prefix)), 0);
+    assert_prefix(text, prefix);
     size_t tl = strlen(text);
     assert_true(tl > 15);
     assert_string_equal(text + tl - strlen("feature_drift f09 and 15 more"),
@@ -503,11 +505,11 @@ static void test_slack_many_and_escaping(void **state)
     assert_string_equal(jstr(json_array_get(json_object_get(last, "elements"), 0), "text"),
                         "and 5 more");
     const char *s0 = jstr(json_object_get(json_array_get(blocks, 2), "text"), "text");
-    assert_non_null(strstr(s0, "\n_Check the &lt;amount&gt; feed_"));
-    assert_non_null(strstr(s0, "*RESOLVED* *feature_drift a&lt;b&amp;c*"));
-    assert_non_null(strstr(s0, "x &gt; y"));
-    assert_non_null(strstr(s0, "\nvalue 0.00312346, threshold 0.2"));
-    assert_null(strstr(s0, "a<b"));
+    assert_contains(s0, "\n_Check the &lt;amount&gt; feed_");
+    assert_contains(s0, "*RESOLVED* *feature_drift a&lt;b&amp;c*");
+    assert_contains(s0, "x &gt; y");
+    assert_contains(s0, "\nvalue 0.00312346, threshold 0.2");
+    assert_not_contains(s0, "a<b");
     assert_string_equal(jstr(json_object_get(json_array_get(blocks, 0), "text"), "text"),
                         "[TEST] [FIRING:22 RESOLVED:3] fraud: 25 alerts");
     json_decref(p);
@@ -551,9 +553,9 @@ static void test_pagerduty_render(void **state)
     assert_string_equal(msgs[1].id, NOTIF_ID "-aaaaaaaaaaaaaaaa");
     assert_string_equal(msgs[2].id, NOTIF_ID "-cccccccccccccccc");
     for (size_t i = 0; i < 3; i++) {
-        assert_null(strstr(msgs[i].body, ROUTING_KEY));
-        assert_null(strstr(msgs[i].body, "routing_key"));
-        assert_null(strstr(msgs[i].body, "URLTOKEN123"));
+        assert_not_contains(msgs[i].body, ROUTING_KEY);
+        assert_not_contains(msgs[i].body, "routing_key");
+        assert_not_contains(msgs[i].body, "URLTOKEN123");
     }
 
     json_t *ev = parse(msgs[0].body);
@@ -568,8 +570,8 @@ static void test_pagerduty_render(void **state)
     assert_string_equal(jstr(pl, "group"), "fraud"); /* no feature: the model */
     assert_string_equal(jstr(pl, "class"), "dataset_drift");
     json_t *cd = json_object_get(pl, "custom_details");
-    assert_true(json_real_value(json_object_get(cd, "value")) == 1.0);
-    assert_true(json_real_value(json_object_get(cd, "threshold")) == 0.2);
+    assert_double_exact(json_real_value(json_object_get(cd, "value")), 1.0);
+    assert_double_exact(json_real_value(json_object_get(cd, "threshold")), 0.2);
     assert_string_equal(jstr(cd, "window_start"), "2026-11-22T10:15:00Z");
     assert_string_equal(jstr(cd, "window_end"), "2026-11-22T10:16:00Z");
     assert_string_equal(jstr(json_object_get(cd, "labels"), "team"), "risk");
@@ -628,7 +630,7 @@ static void test_pagerduty_long_summary(void **state)
     assert_true(strlen(got) <= 1024);
     assert_true(strlen(got) > 1000);
     assert_true(utf8_valid(got));
-    assert_int_equal(strncmp(got, "[TEST] \xC3\xA9", 9), 0);
+    assert_prefix(got, "[TEST] \xC3\xA9");
     assert_string_equal(got + strlen(got) - 3, "\xE2\x80\xA6");
     json_decref(ev);
     dw_sink_msgs_free(msgs, 1);
@@ -684,7 +686,7 @@ static void test_alertmanager_render(void **state)
     struct dw_sink_msg *msgs = NULL;
     assert_int_equal(dw_sink_render(&s, n, 0, &msgs), 1);
     assert_string_equal(msgs[0].id, NOTIF_ID);
-    assert_null(strstr(msgs[0].body, "URLTOKEN123"));
+    assert_not_contains(msgs[0].body, "URLTOKEN123");
     json_t *arr = parse(msgs[0].body);
     assert_true(json_is_array(arr));
     assert_int_equal(json_array_size(arr), 3);
@@ -803,8 +805,8 @@ static void test_prepare_webhook(void **state)
                      0);
     assert_string_not_equal(header_value(&req, "webhook-signature"), sig);
     for (size_t i = 0; i < req.n_headers; i++) {
-        assert_null(strstr(req.headers[i], "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
-        assert_null(strstr(req.headers[i], "URLTOKEN123"));
+        assert_not_contains(req.headers[i], "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        assert_not_contains(req.headers[i], "URLTOKEN123");
     }
     dw_sink_request_free(&req);
 
@@ -836,11 +838,11 @@ static void test_prepare_bad_secret(void **state)
         s.secret = (char *)secrets[i];
         assert_int_equal(dw_sink_prepare(&s, "id1", "{}", 1, &req, err, sizeof(err)), -1);
         assert_true(strlen(err) > 0);
-        assert_non_null(strstr(err, "primary"));
-        assert_null(strstr(err, secrets[i]));
-        assert_null(strstr(err, strchr(secrets[i], '_') != NULL ? strchr(secrets[i], '_') + 1
-                                                                : secrets[i]));
-        assert_null(strstr(err, "URLTOKEN123"));
+        assert_contains(err, "primary");
+        assert_not_contains(err, secrets[i]);
+        assert_not_contains(err, strchr(secrets[i], '_') != NULL ? strchr(secrets[i], '_') + 1
+                                                                 : secrets[i]);
+        assert_not_contains(err, "URLTOKEN123");
         assert_null(req.body);
         assert_null(req.headers);
         assert_int_equal(req.n_headers, 0);
@@ -872,13 +874,13 @@ static void test_prepare_pagerduty(void **state)
     s.routing_key = NULL;
     assert_int_equal(dw_sink_prepare(&s, msgs[0].id, msgs[0].body, 100, &req, err, sizeof(err)),
                      -1);
-    assert_non_null(strstr(err, "routing_key"));
+    assert_contains(err, "routing_key");
     s.routing_key = ROUTING_KEY;
     assert_int_equal(dw_sink_prepare(&s, "m1", "[1,2]", 100, &req, err, sizeof(err)), -1);
-    assert_null(strstr(err, ROUTING_KEY));
+    assert_not_contains(err, ROUTING_KEY);
     assert_null(req.body);
     assert_int_equal(dw_sink_prepare(&s, "m1", "{not json", 100, &req, err, sizeof(err)), -1);
-    assert_null(strstr(err, ROUTING_KEY));
+    assert_not_contains(err, ROUTING_KEY);
     dw_sink_msgs_free(msgs, 2);
     json_decref(n);
 }

@@ -21,6 +21,8 @@
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_stats.h"
 
+#include "dw_test.h"
+
 #define REL_SPECIAL 1e-10
 #define REL_STATS 1e-9
 #define ABS_PROB 1e-300
@@ -36,22 +38,6 @@ static json_t *load_fixture(const char *name)
         fail_msg("cannot read %s: %s (run the test from the repo root)", path, jerr.text);
     }
     return doc;
-}
-
-static int close_enough(double got, double want, double rel, double abs_floor)
-{
-    if (isnan(want) || isnan(got)) {
-        return isnan(want) && isnan(got);
-    }
-    return fabs(got - want) <= rel * fmax(fabs(got), fabs(want)) || fabs(got - want) <= abs_floor;
-}
-
-static void check_close(const char *what, double got, double want, double rel, double abs_floor)
-{
-    if (!close_enough(got, want, rel, abs_floor)) {
-        fail_msg("%s: got %.17g, scipy %.17g (rel err %.3g)", what, got, want,
-                 fabs(got - want) / fmax(fabs(want), 1e-320));
-    }
 }
 
 /* A fixture sample: sorted values with optional counts. */
@@ -113,7 +99,7 @@ static void test_chi2_sf_fixture(void **state)
         double want = json_number_value(json_array_get(row, 2));
         char what[96];
         snprintf(what, sizeof(what), "chi2.sf(%g, %g)", x, dof);
-        check_close(what, dw_stats_chi2_sf(x, dof), want, REL_SPECIAL, ABS_PROB);
+        assert_close_what(what, dw_stats_chi2_sf(x, dof), want, REL_SPECIAL, ABS_PROB);
         tiny += want > 0 && want < 1e-250;
     }
     assert_true(tiny >= 3); /* the fixture does reach the 1e-300 range */
@@ -133,7 +119,7 @@ static void test_kstwobign_fixture(void **state)
         double want = json_number_value(json_array_get(row, 1));
         char what[64];
         snprintf(what, sizeof(what), "kstwobign.sf(%g)", x);
-        check_close(what, dw_stats_kolmogorov_sf(x), want, REL_SPECIAL, ABS_PROB);
+        assert_close_what(what, dw_stats_kolmogorov_sf(x), want, REL_SPECIAL, ABS_PROB);
     }
     json_decref(doc);
 }
@@ -152,7 +138,7 @@ static void test_kstwo_fixture(void **state)
         double want = json_number_value(json_array_get(row, 2));
         char what[96];
         snprintf(what, sizeof(what), "kstwo.sf(%.17g, %llu)", d, (unsigned long long)n);
-        check_close(what, dw_stats_kstwo_sf(d, n), want, REL_SPECIAL, ABS_PROB);
+        assert_close_what(what, dw_stats_kstwo_sf(d, n), want, REL_SPECIAL, ABS_PROB);
     }
     json_decref(doc);
 }
@@ -171,7 +157,7 @@ static void test_smirnov_fixture(void **state)
         double want = json_number_value(json_array_get(row, 2));
         char what[96];
         snprintf(what, sizeof(what), "smirnov(%llu, %.17g)", (unsigned long long)n, d);
-        check_close(what, dw_stats_smirnov_sf(n, d), want, REL_SPECIAL, ABS_PROB);
+        assert_close_what(what, dw_stats_smirnov_sf(n, d), want, REL_SPECIAL, ABS_PROB);
     }
     json_decref(doc);
 }
@@ -179,22 +165,22 @@ static void test_smirnov_fixture(void **state)
 static void test_special_hand_values(void **state)
 {
     /* chi2 with 2 dof is exp(-x/2); with 1 dof it is erfc(sqrt(x/2)). */
-    check_close("chi2 dof 2", dw_stats_chi2_sf(3.0, 2.0), exp(-1.5), 1e-14, 0);
-    check_close("chi2 dof 1", dw_stats_chi2_sf(3.84, 1.0), erfc(sqrt(1.92)), 1e-13, 0);
-    check_close("gamma_q(1, x)", dw_stats_gamma_q(1.0, 700.0), exp(-700.0), 1e-13, 0);
-    assert_true(dw_stats_chi2_sf(0.0, 3.0) == 1.0);
-    assert_true(dw_stats_chi2_sf(-1.0, 3.0) == 1.0);
-    assert_true(isnan(dw_stats_chi2_sf(1.0, 0.0)));
-    assert_true(isnan(dw_stats_gamma_q(-1.0, 1.0)));
+    assert_close(dw_stats_chi2_sf(3.0, 2.0), exp(-1.5), 1e-14, 0);
+    assert_close(dw_stats_chi2_sf(3.84, 1.0), erfc(sqrt(1.92)), 1e-13, 0);
+    assert_close(dw_stats_gamma_q(1.0, 700.0), exp(-700.0), 1e-13, 0);
+    assert_double_exact(dw_stats_chi2_sf(0.0, 3.0), 1.0);
+    assert_double_exact(dw_stats_chi2_sf(-1.0, 3.0), 1.0);
+    assert_nan(dw_stats_chi2_sf(1.0, 0.0));
+    assert_nan(dw_stats_gamma_q(-1.0, 1.0));
     /* K(x) ~ 2 exp(-2x²) for large x; K(0) = 1 */
-    check_close("kolmogorov(5)", dw_stats_kolmogorov_sf(5.0), 2.0 * exp(-50.0), 1e-13, 0);
-    assert_true(dw_stats_kolmogorov_sf(0.0) == 1.0);
+    assert_close(dw_stats_kolmogorov_sf(5.0), 2.0 * exp(-50.0), 1e-13, 0);
+    assert_double_exact(dw_stats_kolmogorov_sf(0.0), 1.0);
     /* kstwo: P(D_n >= d) for d >= 1 is 0; n = 1: D_1 >= d has probability 2(1-d) (d>=1/2) */
-    assert_true(dw_stats_kstwo_sf(1.0, 10) == 0.0);
-    check_close("kstwo n=1", dw_stats_kstwo_sf(0.75, 1), 0.5, 1e-15, 0);
+    assert_double_exact(dw_stats_kstwo_sf(1.0, 10), 0.0);
+    assert_close(dw_stats_kstwo_sf(0.75, 1), 0.5, 1e-15, 0);
     /* Smirnov n = 1: P(D+ >= d) = 1 - d */
-    check_close("smirnov n=1", dw_stats_smirnov_sf(1, 0.3), 0.7, 1e-15, 0);
-    assert_true(isnan(dw_stats_smirnov_sf(0, 0.3)));
+    assert_close(dw_stats_smirnov_sf(1, 0.3), 0.7, 1e-15, 0);
+    assert_nan(dw_stats_smirnov_sf(0, 0.3));
 }
 
 /* ------------------------------------------------------------------ numeric samples */
@@ -222,9 +208,9 @@ static void test_numeric_fixture(void **state)
         assert_int_equal(dw_stats_ks_2samp(x.v, x.w, x.len, y.v, y.w, y.len, &ks, err, sizeof(err)),
                          0);
         snprintf(what, sizeof(what), "%s ks statistic", name);
-        check_close(what, ks.statistic, jnum(c, "ks_statistic"), REL_STATS, ABS_ZERO);
+        assert_close_what(what, ks.statistic, jnum(c, "ks_statistic"), REL_STATS, ABS_ZERO);
         snprintf(what, sizeof(what), "%s ks p-value", name);
-        check_close(what, ks.p_value, jnum(c, "ks_pvalue"), REL_STATS, ABS_PROB);
+        assert_close_what(what, ks.p_value, jnum(c, "ks_pvalue"), REL_STATS, ABS_PROB);
         /* scipy's exact path never fell back on these; the flag must follow the size rule */
         assert_int_equal(ks.exact, json_is_true(json_object_get(c, "ks_auto_exact")));
         n_exact += ks.exact;
@@ -232,7 +218,7 @@ static void test_numeric_fixture(void **state)
         assert_int_equal(
             dw_stats_wasserstein(x.v, x.w, x.len, y.v, y.w, y.len, &wd, err, sizeof(err)), 0);
         snprintf(what, sizeof(what), "%s wasserstein", name);
-        check_close(what, wd, jnum(c, "wasserstein"), REL_STATS, ABS_ZERO);
+        assert_close_what(what, wd, jnum(c, "wasserstein"), REL_STATS, ABS_ZERO);
         sample_free(&y);
         sample_free(&x);
     }
@@ -274,16 +260,18 @@ static void test_weighted_view_equals_expanded(void **state)
     assert_int_equal(dw_stats_ks_2samp(v1, w1, 5, v2, w2, 4, &a, NULL, 0), 0);
     assert_int_equal(dw_stats_ks_2samp(e1, NULL, n1, e2, NULL, n2, &b, NULL, 0), 0);
     assert_int_equal(dw_stats_ks_2samp(e2, NULL, n2, e1, NULL, n1, &c, NULL, 0), 0);
-    assert_true(a.statistic == b.statistic && a.p_value == b.p_value);
-    assert_true(c.statistic == b.statistic && c.p_value == b.p_value);
+    assert_double_exact(a.statistic, b.statistic);
+    assert_double_exact(a.p_value, b.p_value);
+    assert_double_exact(c.statistic, b.statistic);
+    assert_double_exact(c.p_value, b.p_value);
     assert_int_equal(dw_stats_wasserstein(v1, w1, 5, v2, w2, 4, &wa, NULL, 0), 0);
     assert_int_equal(dw_stats_wasserstein(e1, NULL, n1, e2, NULL, n2, &wb, NULL, 0), 0);
     assert_int_equal(dw_stats_wasserstein(e2, NULL, n2, e1, NULL, n1, &wc, NULL, 0), 0);
-    check_close("wasserstein weighted", wa, wb, 1e-15, 0);
-    check_close("wasserstein symmetric", wc, wb, 1e-15, 0);
+    assert_close(wa, wb, 1e-15, 0);
+    assert_close(wc, wb, 1e-15, 0);
     /* Ties: F1 after all 2.0s is 6/10, F2 is 6/9; D is evaluated only after equal values:
      * at 1.0: 3/10 - 1/9 = 0.18888, at 7: 0. Largest |diff| is at 3.0: 6/10 vs 8/9. */
-    check_close("ks ties", a.statistic, 8.0 / 9.0 - 0.6, 1e-12, 0);
+    assert_close(a.statistic, 8.0 / 9.0 - 0.6, 1e-12, 0);
 }
 
 static void test_ks_hand_cases(void **state)
@@ -294,34 +282,36 @@ static void test_ks_hand_cases(void **state)
     struct dw_stats_ks ks;
     char err[128];
     assert_int_equal(dw_stats_ks_2samp(a, NULL, 3, b, NULL, 3, &ks, err, sizeof(err)), 0);
-    check_close("D", ks.statistic, 1.0, 0, 0);
-    check_close("p", ks.p_value, 0.1, 1e-14, 0);
+    assert_close(ks.statistic, 1.0, 0, 0);
+    assert_close(ks.p_value, 0.1, 1e-14, 0);
     assert_true(ks.exact);
     /* Disjoint 2 vs 3: p = 2 / C(5,2) = 0.2 (the unequal-size recursion). */
     assert_int_equal(dw_stats_ks_2samp(a, NULL, 2, b, NULL, 3, &ks, err, sizeof(err)), 0);
-    check_close("p 2v3", ks.p_value, 0.2, 1e-14, 0);
+    assert_close(ks.p_value, 0.2, 1e-14, 0);
     /* Same sample: D = 0, p = 1. */
     assert_int_equal(dw_stats_ks_2samp(a, NULL, 3, a, NULL, 3, &ks, err, sizeof(err)), 0);
-    assert_true(ks.statistic == 0.0 && ks.p_value == 1.0);
+    assert_double_exact(ks.statistic, 0.0);
+    assert_double_exact(ks.p_value, 1.0);
     /* Large weights switch to the asymptotic distribution: 20000 vs 20000 at one point each
      * side, D = 1 -> kstwo.sf(1, 10000) = 0. */
     const uint64_t big[] = {20000};
     assert_int_equal(dw_stats_ks_2samp(a, big, 1, b, big, 1, &ks, err, sizeof(err)), 0);
     assert_false(ks.exact);
-    assert_true(ks.statistic == 1.0 && ks.p_value == 0.0);
+    assert_double_exact(ks.statistic, 1.0);
+    assert_double_exact(ks.p_value, 0.0);
     /* Errors: empty, unsorted, NaN, zero total weight. */
     const double unsorted[] = {3, 1};
     const double withnan[] = {1, NAN};
     const uint64_t zeros[] = {0, 0};
     assert_int_equal(dw_stats_ks_2samp(a, NULL, 0, b, NULL, 3, &ks, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "empty"));
+    assert_contains(err, "empty");
     assert_int_equal(dw_stats_ks_2samp(a, NULL, 3, unsorted, NULL, 2, &ks, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "ascending"));
+    assert_contains(err, "ascending");
     assert_int_equal(dw_stats_ks_2samp(withnan, NULL, 2, b, NULL, 3, &ks, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "finite"));
+    assert_contains(err, "finite");
     assert_int_equal(dw_stats_wasserstein(a, zeros, 2, b, NULL, 3, &ks.statistic, err, sizeof(err)),
                      -1);
-    assert_non_null(strstr(err, "weight 0"));
+    assert_contains(err, "weight 0");
 }
 
 static void test_wasserstein_hand_cases(void **state)
@@ -332,11 +322,11 @@ static void test_wasserstein_hand_cases(void **state)
     const double c[] = {10, 11};
     double w;
     assert_int_equal(dw_stats_wasserstein(a, NULL, 2, b, NULL, 1, &w, NULL, 0), 0);
-    check_close("w([0,1],[1])", w, 0.5, 1e-15, 0);
+    assert_close(w, 0.5, 1e-15, 0);
     assert_int_equal(dw_stats_wasserstein(a, NULL, 2, c, NULL, 2, &w, NULL, 0), 0);
-    check_close("shift 10", w, 10.0, 1e-15, 0);
+    assert_close(w, 10.0, 1e-15, 0);
     assert_int_equal(dw_stats_wasserstein(a, NULL, 2, a, NULL, 2, &w, NULL, 0), 0);
-    assert_true(w == 0.0);
+    assert_double_exact(w, 0.0);
 }
 
 /* ------------------------------------------------------------------ categorical */
@@ -357,9 +347,9 @@ static void check_test(const char *name, const char *which, const struct dw_stat
 {
     char what[128];
     snprintf(what, sizeof(what), "%s %s statistic", name, which);
-    check_close(what, got->statistic, jnum(want, "statistic"), REL_STATS, ABS_ZERO);
+    assert_close_what(what, got->statistic, jnum(want, "statistic"), REL_STATS, ABS_ZERO);
     snprintf(what, sizeof(what), "%s %s p-value", name, which);
-    check_close(what, got->p_value, jnum(want, "p_value"), REL_STATS, ABS_PROB);
+    assert_close_what(what, got->p_value, jnum(want, "p_value"), REL_STATS, ABS_PROB);
     if (got->dof != (int)json_integer_value(json_object_get(want, "dof"))) {
         fail_msg("%s %s dof: got %d, scipy %d", name, which, got->dof,
                  (int)json_integer_value(json_object_get(want, "dof")));
@@ -389,13 +379,14 @@ static void test_categorical_fixture(void **state)
         load_counts(json_object_get(c, "cur"), cc, cd);
 
         snprintf(what, sizeof(what), "%s kl", name);
-        check_close(what, dw_stats_kl(cd, rd, k), jnum(c, "kl"), REL_STATS, ABS_ZERO);
+        assert_close_what(what, dw_stats_kl(cd, rd, k), jnum(c, "kl"), REL_STATS, ABS_ZERO);
         snprintf(what, sizeof(what), "%s js", name);
-        check_close(what, dw_stats_js(cd, rd, k), jnum(c, "js"), REL_STATS, ABS_ZERO);
+        assert_close_what(what, dw_stats_js(cd, rd, k), jnum(c, "js"), REL_STATS, ABS_ZERO);
         snprintf(what, sizeof(what), "%s hellinger", name);
-        check_close(what, dw_stats_hellinger(cd, rd, k), jnum(c, "hellinger"), REL_STATS, ABS_ZERO);
+        assert_close_what(what, dw_stats_hellinger(cd, rd, k), jnum(c, "hellinger"), REL_STATS,
+                          ABS_ZERO);
         snprintf(what, sizeof(what), "%s tvd", name);
-        check_close(what, dw_stats_tvd(cd, rd, k), jnum(c, "tvd"), REL_STATS, ABS_ZERO);
+        assert_close_what(what, dw_stats_tvd(cd, rd, k), jnum(c, "tvd"), REL_STATS, ABS_ZERO);
 
         struct dw_stats_chi2 t;
         assert_int_equal(dw_stats_chi2_test(rc, cc, k, false, &t, err, sizeof(err)), 0);
@@ -422,28 +413,28 @@ static void test_categorical_hand_cases(void **state)
     const double r[] = {0.25, 0.25, 0.5};
     const double c_counts[] = {50, 50, 0};
     double want = log(2.0) + 1e-4 * log(1e-4 / 0.5);
-    check_close("kl", dw_stats_kl(c, r, 3), want, 1e-14, 0);
-    check_close("kl counts", dw_stats_kl(c_counts, r, 3), want, 1e-14, 0);
+    assert_close(dw_stats_kl(c, r, 3), want, 1e-14, 0);
+    assert_close(dw_stats_kl(c_counts, r, 3), want, 1e-14, 0);
     /* Disjoint supports: JS = 1 (base 2), TVD = 1, Hellinger = 1. Equal: all 0. */
     const double p[] = {1, 0};
     const double q[] = {0, 1};
-    check_close("js disjoint", dw_stats_js(p, q, 2), 1.0, 1e-15, 0);
-    check_close("tvd disjoint", dw_stats_tvd(p, q, 2), 1.0, 1e-15, 0);
-    check_close("hellinger disjoint", dw_stats_hellinger(p, q, 2), 1.0, 1e-15, 0);
-    assert_true(dw_stats_js(r, r, 3) == 0.0);
-    assert_true(dw_stats_tvd(r, r, 3) == 0.0);
-    assert_true(dw_stats_hellinger(r, r, 3) == 0.0);
+    assert_close(dw_stats_js(p, q, 2), 1.0, 1e-15, 0);
+    assert_close(dw_stats_tvd(p, q, 2), 1.0, 1e-15, 0);
+    assert_close(dw_stats_hellinger(p, q, 2), 1.0, 1e-15, 0);
+    assert_double_exact(dw_stats_js(r, r, 3), 0.0);
+    assert_double_exact(dw_stats_tvd(r, r, 3), 0.0);
+    assert_double_exact(dw_stats_hellinger(r, r, 3), 0.0);
     /* Hellinger's two forms agree: sqrt(1 - sum sqrt(p q)). */
     const double h1[] = {0.1, 0.2, 0.7};
     const double h2[] = {0.3, 0.3, 0.4};
     double bc = sqrt(0.03) + sqrt(0.06) + sqrt(0.28);
-    check_close("hellinger BC form", dw_stats_hellinger(h1, h2, 3), sqrt(1.0 - bc), 1e-12, 0);
+    assert_close(dw_stats_hellinger(h1, h2, 3), sqrt(1.0 - bc), 1e-12, 0);
     /* Undefined inputs. */
     const double zero[] = {0, 0, 0};
     const double neg[] = {1, -1, 1};
-    assert_true(isnan(dw_stats_js(zero, r, 3)));
-    assert_true(isnan(dw_stats_kl(neg, r, 3)));
-    assert_true(isnan(dw_stats_tvd(r, r, 0)));
+    assert_nan(dw_stats_js(zero, r, 3));
+    assert_nan(dw_stats_kl(neg, r, 3));
+    assert_nan(dw_stats_tvd(r, r, 0));
 
     /* 2x2 by hand: [[10, 20], [20, 10]], E = 15 everywhere, chi2 = 4 * 25/15 = 20/3,
      * Yates: |O-E| - 0.5 = 4.5 -> 4 * 20.25/15 = 5.4. Zero columns are dropped (dof 1). */
@@ -452,24 +443,26 @@ static void test_categorical_hand_cases(void **state)
     struct dw_stats_chi2 t;
     char err[128];
     assert_int_equal(dw_stats_chi2_test(a, b, 3, false, &t, err, sizeof(err)), 0);
-    check_close("chi2 2x2", t.statistic, 20.0 / 3.0, 1e-14, 0);
+    assert_close(t.statistic, 20.0 / 3.0, 1e-14, 0);
     assert_int_equal(t.dof, 1);
     assert_int_equal(t.columns, 2);
-    check_close("chi2 2x2 p", t.p_value, erfc(sqrt(10.0 / 3.0)), 1e-12, 0);
+    assert_close(t.p_value, erfc(sqrt(10.0 / 3.0)), 1e-12, 0);
     assert_int_equal(dw_stats_chi2_test(a, b, 3, true, &t, err, sizeof(err)), 0);
-    check_close("chi2 yates", t.statistic, 5.4, 1e-14, 0);
+    assert_close(t.statistic, 5.4, 1e-14, 0);
     /* G = 2 sum O ln(O/E) = 4 (10 ln(10/15) + 20 ln(20/15)) */
     assert_int_equal(dw_stats_g_test(a, b, 3, false, &t, err, sizeof(err)), 0);
-    check_close("g 2x2", t.statistic, 4.0 * (10 * log(10.0 / 15) + 20 * log(20.0 / 15)), 1e-13, 0);
+    assert_close(t.statistic, 4.0 * (10 * log(10.0 / 15) + 20 * log(20.0 / 15)), 1e-13, 0);
     /* One non-empty column: scipy's degenerate case. */
     const uint64_t one_a[] = {5, 0};
     const uint64_t one_b[] = {7, 0};
     assert_int_equal(dw_stats_chi2_test(one_a, one_b, 2, false, &t, err, sizeof(err)), 0);
-    assert_true(t.statistic == 0.0 && t.p_value == 1.0 && t.dof == 0);
+    assert_double_exact(t.statistic, 0.0);
+    assert_double_exact(t.p_value, 1.0);
+    assert_int_equal(t.dof, 0);
     /* An empty row is refused. */
     const uint64_t empty[] = {0, 0, 0};
     assert_int_equal(dw_stats_chi2_test(a, empty, 3, false, &t, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "second row"));
+    assert_contains(err, "second row");
     assert_int_equal(dw_stats_g_test(a, b, 0, false, &t, err, sizeof(err)), -1);
 }
 
@@ -498,9 +491,9 @@ static void test_bh_fixture(void **state)
         for (size_t k = 0; k < n; k++) {
             char what[64];
             snprintf(what, sizeof(what), "bh set %zu p[%zu]", i, k);
-            check_close(what, adj[k],
-                        json_number_value(json_array_get(json_object_get(set, "adjusted"), k)),
-                        1e-15, 0);
+            assert_close_what(
+                what, adj[k],
+                json_number_value(json_array_get(json_object_get(set, "adjusted"), k)), 1e-15, 0);
             bool want = json_is_true(json_array_get(json_object_get(set, "reject_005"), k));
             assert_int_equal(rej[k], want);
             want_rej += want;
@@ -524,9 +517,9 @@ static void test_bh_hand(void **state)
     assert_true(rej[1] && rej[2] && rej[3]);
     assert_int_equal(dw_stats_bh_reject(p, 4, 0.039, NULL), 0);
     dw_stats_bh_adjust(p, 4, p);
-    check_close("bh 0", p[0], 0.5, 1e-15, 0);
-    check_close("bh 1", p[1], 0.04, 1e-15, 0);
-    check_close("bh 2", p[2], 0.04, 1e-15, 0);
+    assert_close(p[0], 0.5, 1e-15, 0);
+    assert_close(p[1], 0.04, 1e-15, 0);
+    assert_close(p[2], 0.04, 1e-15, 0);
     assert_int_equal(dw_stats_bh_reject(p, 0, 0.05, NULL), 0);
 }
 

@@ -15,6 +15,8 @@
 #include "driftwatch/core/dw_part.h"
 #include "driftwatch/core/dw_trigger.h"
 
+#include "dw_test.h"
+
 #define MIN_MS 60000LL
 #define DAY_MS 86400000LL
 #define T0 1767225600000LL /* 2026-01-01T00:00:00Z */
@@ -101,7 +103,7 @@ static void test_min_samples_and_max_per_day(void **state)
     struct dw_trigger_state st;
     char err[256] = "";
     assert_int_equal(dw_trigger_state_load(&st, "not json", err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "trigger state: not a JSON object"));
+    assert_contains(err, "trigger state: not a JSON object");
     assert_int_equal(st.last_start_ms, DW_NO_TS);
     const char *why;
     assert_false(decide(&cfg, &st, T0, 99, "dataset_drift", &why));
@@ -151,11 +153,12 @@ static void test_state_hostile(void **state)
         if (!strstr(err, bad[i].want)) {
             fail_msg("%s: message \"%s\" does not name %s", bad[i].text, err, bad[i].want);
         }
-        assert_true(st.last_start_ms == DW_NO_TS && st.count == 0);
+        assert_int_equal(st.last_start_ms, DW_NO_TS);
+        assert_int_equal(st.count, 0);
     }
     struct dw_trigger_state st;
     assert_int_equal(dw_trigger_state_load(&st, "{}", NULL, 0), 0);
-    assert_true(st.last_start_ms == DW_NO_TS);
+    assert_int_equal(st.last_start_ms, DW_NO_TS);
     /* a trigger at the earliest window there is, then one now: no overflow, cooldown passed */
     char text[128];
     /* the earliest time a state may hold, -2^62: floor(-2^62 / 86400000) = -53375995584 */
