@@ -1,11 +1,14 @@
 /*
  * dw_redis.c - hiredis adapter (key layout in dw_redis.h).
  *
- * One synchronous connection, used only from the main loop. Every multi-command operation is
- * pipelined (append all, then read all replies), so a checkpoint costs three round trips
- * whatever its size: WATCH+HGET owner, then MULTI … EXEC. A connection error frees the context;
- * the next call reconnects, so a Redis restart needs no special handling by callers, who see -1
- * and retry (the partition state stays dirty in memory meanwhile).
+ * The only file that speaks hiredis. A struct dw_redis is one synchronous connection and is
+ * not thread-safe: one thread at a time uses it. The main loop has one; the alert delivery
+ * thread opens its own (dw_deliver.c) rather than share one behind a lock with the checkpoints.
+ * Every multi-command operation is pipelined (append all, then read all replies), so a
+ * checkpoint costs three round trips whatever its size: WATCH+HGET owner, then MULTI … EXEC.
+ * A connection error frees the context; the next call reconnects, so a Redis restart needs no
+ * special handling by callers, who see -1 and retry (the partition state stays dirty in memory
+ * meanwhile).
  */
 #include "driftwatch/io/dw_redis.h"
 
@@ -101,12 +104,18 @@ static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
         }
         return -1;
     }
-    redisSetTimeout(c, tv);
+    if (redisSetTimeout(c, tv) != REDIS_OK) {
+        dw_err(errstr, errstr_size, "redis %s:%d: cannot set the timeout", cfg->redis_host,
+               cfg->redis_port);
+        redisFree(c);
+        return -1;
+    }
     r->c = c;
     if (cfg->redis_password && cfg->redis_password[0]) {
         redisReply *rep = redisCommand(c, "AUTH %s", cfg->redis_password);
         int ok = reply_ok(rep);
         if (!ok) {
+            /* The server's error text never quotes the password. */
             dw_err(errstr, errstr_size, "redis AUTH failed: %s", rep ? rep->str : c->errstr);
         }
         freeReplyObject(rep);
@@ -118,13 +127,42 @@ static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
     if (cfg->redis_db) {
         redisReply *rep = redisCommand(c, "SELECT %d", cfg->redis_db);
         int ok = reply_ok(rep);
+        if (!ok) {
+            dw_err(errstr, errstr_size, "redis SELECT %d failed: %s", cfg->redis_db,
+                   rep ? rep->str : c->errstr);
+        }
         freeReplyObject(rep);
         if (!ok) {
             drop_conn(r);
-            return dw_err(errstr, errstr_size, "redis SELECT %d failed", cfg->redis_db);
+            return -1;
         }
     }
     return 0;
+}
+
+/*
+ * One binary-safe command with the error text kept: a transport error drops the connection
+ * (the next call reconnects), a server error leaves it open. @returns the reply (the caller
+ * frees it), or NULL with errstr.
+ */
+static redisReply *cmd_argv(struct dw_redis *r, int argc, const char **argv, const size_t *lens,
+                            char *errstr, size_t errstr_size)
+{
+    if (ensure_conn(r, errstr, errstr_size) != 0) {
+        return NULL;
+    }
+    redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
+    if (!rep) {
+        dw_err(errstr, errstr_size, "redis: %s", r->c->errstr);
+        drop_conn(r);
+        return NULL;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        dw_err(errstr, errstr_size, "redis: %s", rep->str);
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
 }
 
 static redisReply *cmdf(struct dw_redis *r, const char *fmt, ...)
@@ -1452,4 +1490,62 @@ char *dw_redis_get_str(struct dw_redis *r, const char *name)
     }
     freeReplyObject(rep);
     return s;
+}
+
+/* ---- hashes named by their full key (the delivery thread's pending messages) ---- */
+
+int dw_redis_hash_getall(struct dw_redis *r, const char *key, struct dw_redis_hash *out,
+                         char *errstr, size_t errstr_size)
+{
+    memset(out, 0, sizeof(*out));
+    const char *argv[2] = {"HGETALL", key};
+    size_t lens[2] = {7, strlen(key)};
+    redisReply *rep = cmd_argv(r, 2, argv, lens, errstr, errstr_size);
+    if (!rep) {
+        return -1;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0) {
+        freeReplyObject(rep);
+        return dw_err(errstr, errstr_size, "unexpected reply");
+    }
+    out->fields = dw_calloc(rep->elements / 2 + 1, sizeof(*out->fields));
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        const redisReply *f = rep->element[i];
+        const redisReply *v = rep->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        out->fields[out->n++] = (struct dw_redis_field){.name = f->str,
+                                                        .name_len = (size_t)f->len,
+                                                        .value = v->str,
+                                                        .value_len = (size_t)v->len};
+    }
+    out->reply = rep;
+    return 0;
+}
+
+void dw_redis_hash_free(struct dw_redis_hash *h)
+{
+    freeReplyObject(h->reply);
+    free(h->fields);
+    memset(h, 0, sizeof(*h));
+}
+
+int dw_redis_hash_del(struct dw_redis *r, const char *key, const char *const *fields, size_t n,
+                      char *errstr, size_t errstr_size)
+{
+    if (n == 0) {
+        return 0;
+    }
+    struct argv a = {0};
+    argv_pushs(&a, "HDEL");
+    argv_pushs(&a, key);
+    for (size_t i = 0; i < n; i++) {
+        argv_pushs(&a, fields[i]);
+    }
+    redisReply *rep = cmd_argv(r, (int)a.n, a.v, a.len, errstr, errstr_size);
+    int ok = rep != NULL;
+    argv_free(&a);
+    freeReplyObject(rep);
+    return ok ? 0 : -1;
 }

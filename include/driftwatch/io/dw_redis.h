@@ -1,6 +1,11 @@
 /*
- * dw_redis.h - the Redis adapter: partition checkpoints, state loading and the few global keys
- * the evaluator shares between pods. The only file that speaks hiredis.
+ * dw_redis.h - the Redis adapter: partition checkpoints, state loading, the few global keys
+ * the evaluator shares between pods, and the hash of pending alert deliveries. dw_redis.c is
+ * the only file that speaks hiredis.
+ *
+ * Threads: a struct dw_redis is one connection and is not thread-safe; one thread at a time
+ * uses it. The main loop has its own; the alert delivery thread has another (dw_deliver.c),
+ * which dw_deliver_resume() shares under dw_deliver's lock.
  *
  * Key layout (G = group, T = predictions topic, P = partition; the braces are a Redis Cluster
  * hash tag, so one partition's keys share a slot and its checkpoint is one MULTI/EXEC):
@@ -51,6 +56,11 @@ struct dw_part_meta {
     int64_t label_eof_ms; /* same as eof_ms for the labels partition */
 };
 
+/**
+ * @brief Connects to the Redis of cfg (redis.host, port, password, db, timeout: AUTH and
+ *        SELECT done here and after every reconnect). cfg is borrowed and must outlive r.
+ * @returns the connection, or NULL with errstr.
+ */
 struct dw_redis *dw_redis_connect(const struct dw_config *cfg, char *errstr, size_t errstr_size);
 void dw_redis_free(struct dw_redis *r);
 
@@ -193,5 +203,37 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
 
 /** @brief The full name of global key `name`: "{dw:G}:name". */
 void dw_redis_global_key(const struct dw_redis *r, const char *name, char *buf, size_t size);
+
+/*
+ * Hashes named by their full key (dw_redis_global_key), for the delivery thread's pending
+ * messages. Errors name the cause in errstr; a lost connection is reopened by the next call.
+ */
+
+/** @brief A field of a hash and its value (binary-safe), pointing into the reply. */
+struct dw_redis_field {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+/** @brief The fields read by dw_redis_hash_getall(); valid until dw_redis_hash_free(). */
+struct dw_redis_hash {
+    struct dw_redis_field *fields;
+    size_t n;
+    void *reply; /* owns the bytes the fields point into */
+};
+
+/**
+ * @brief HGETALL of the hash `key`; a field or value that is not a string is skipped.
+ * @returns 0 with *out filled (free it with dw_redis_hash_free), -1 with errstr.
+ */
+int dw_redis_hash_getall(struct dw_redis *r, const char *key, struct dw_redis_hash *out,
+                         char *errstr, size_t errstr_size);
+void dw_redis_hash_free(struct dw_redis_hash *h);
+
+/** @brief HDEL of n fields of the hash `key`, one command. @returns 0, -1 with errstr. */
+int dw_redis_hash_del(struct dw_redis *r, const char *key, const char *const *fields, size_t n,
+                      char *errstr, size_t errstr_size);
 
 #endif
