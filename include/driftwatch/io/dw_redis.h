@@ -1,7 +1,8 @@
 /*
  * dw_redis.h - the Redis adapter: partition checkpoints, state loading, the few global keys
  * the evaluator shares between pods, and the hash of pending alert deliveries. dw_redis.c is
- * the only file that speaks hiredis.
+ * the only file that speaks hiredis, and the only one that spells a key (one builder per kind
+ * of key below: the dw_redis_name_* functions for the global ones).
  *
  * Threads: a struct dw_redis is one connection and is not thread-safe; one thread at a time
  * uses it. The main loop has its own; the alert delivery thread has another (dw_deliver.c),
@@ -174,8 +175,9 @@ int dw_redis_lease(struct dw_redis *r, const char *name, const char *owner, int6
 void dw_redis_release(struct dw_redis *r, const char *name, const char *owner);
 
 /**
- * @brief Global integer key {dw:G}:<name>. get returns 1 found, 0 absent, -1 Redis error,
- *        -2 corrupt (not a decimal int64, parsed strictly, or not a string).
+ * @brief Global integer key {dw:G}:<name> (name: from a dw_redis_name_* builder below). get
+ *        returns 1 found, 0 absent, -1 Redis error, -2 corrupt (not a decimal int64, parsed
+ *        strictly, or not a string).
  */
 int dw_redis_get_i64(struct dw_redis *r, const char *name, int64_t *out);
 int dw_redis_set_i64(struct dw_redis *r, const char *name, int64_t v);
@@ -203,6 +205,30 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
 
 /** @brief The full name of global key `name`: "{dw:G}:name". */
 void dw_redis_global_key(const struct dw_redis *r, const char *name, char *buf, size_t size);
+
+/*
+ * Names of the global keys, one builder per kind of the layout above: each writes the name
+ * after "{dw:G}:" ("cursor:<model>", ...) into buf, for dw_redis_get_i64 / set_i64 / get_str /
+ * set_str, the sets of dw_redis_eval_commit and dw_redis_global_key. (The lease name
+ * lock:<name> is built inside dw_redis_lease; the partitions' keys never leave dw_redis.c.)
+ */
+#define DW_REDIS_NAME_MAX 512 /* bytes of a buffer for a global key's name */
+#define DW_REDIS_KEY_MAX 1024 /* bytes of a buffer for a full key name */
+
+void dw_redis_name_partitions(char *buf, size_t size);
+/** @brief cursor:<model>, or cursor_final:<model> when `final` (the label horizon's). */
+void dw_redis_name_cursor(const char *model, int final, char *buf, size_t size);
+void dw_redis_name_refwins(const char *model, char *buf, size_t size);
+void dw_redis_name_ref(const char *model, char *buf, size_t size);
+void dw_redis_name_rolling_first(const char *model, char *buf, size_t size);
+/** @brief report:<model>:<start ms>. */
+void dw_redis_name_report(const char *model, int64_t start_ms, char *buf, size_t size);
+void dw_redis_name_alerts(const char *model, char *buf, size_t size);
+void dw_redis_name_trigger(const char *model, char *buf, size_t size);
+void dw_redis_name_firing(const char *model, char *buf, size_t size);
+void dw_redis_name_errstream(const char *model, char *buf, size_t size);
+/** @brief deliveries: the hash of messages not yet delivered (dw_deliver). */
+void dw_redis_name_deliveries(char *buf, size_t size);
 
 /*
  * Hashes named by their full key (dw_redis_global_key), for the delivery thread's pending
