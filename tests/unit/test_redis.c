@@ -15,28 +15,32 @@
 
 #include "driftwatch/io/dw_redis.h"
 
+/* The names kept per model: builder and name of model "fraud". */
+static const struct {
+    void (*build)(const char *model, char *buf, size_t size);
+    const char *want;
+} g_model_names[] = {
+    {dw_redis_name_refwins, "refwins:fraud"},
+    {dw_redis_name_ref, "ref:fraud"},
+    {dw_redis_name_rolling_first, "rolling_first:fraud"},
+    {dw_redis_name_alerts, "alerts:fraud"},
+    {dw_redis_name_trigger, "trigger:fraud"},
+    {dw_redis_name_firing, "firing:fraud"},
+    {dw_redis_name_errstream, "errstream:fraud"},
+};
+
 static void test_model_names(void **state)
 {
     (void)state;
     char buf[DW_REDIS_NAME_MAX];
+    for (size_t i = 0; i < sizeof(g_model_names) / sizeof(g_model_names[0]); i++) {
+        g_model_names[i].build("fraud", buf, sizeof(buf));
+        assert_string_equal(buf, g_model_names[i].want);
+    }
     dw_redis_name_cursor("fraud", 0, buf, sizeof(buf));
     assert_string_equal(buf, "cursor:fraud");
     dw_redis_name_cursor("fraud", 1, buf, sizeof(buf));
     assert_string_equal(buf, "cursor_final:fraud");
-    dw_redis_name_refwins("fraud", buf, sizeof(buf));
-    assert_string_equal(buf, "refwins:fraud");
-    dw_redis_name_ref("fraud", buf, sizeof(buf));
-    assert_string_equal(buf, "ref:fraud");
-    dw_redis_name_rolling_first("fraud", buf, sizeof(buf));
-    assert_string_equal(buf, "rolling_first:fraud");
-    dw_redis_name_alerts("fraud", buf, sizeof(buf));
-    assert_string_equal(buf, "alerts:fraud");
-    dw_redis_name_trigger("fraud", buf, sizeof(buf));
-    assert_string_equal(buf, "trigger:fraud");
-    dw_redis_name_firing("fraud", buf, sizeof(buf));
-    assert_string_equal(buf, "firing:fraud");
-    dw_redis_name_errstream("fraud", buf, sizeof(buf));
-    assert_string_equal(buf, "errstream:fraud");
 }
 
 static void test_report_name(void **state)
