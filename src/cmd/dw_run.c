@@ -1124,8 +1124,8 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
     if (rn->models[mi].ref) {
         return rn->models[mi].ref;
     }
-    char name[512];
-    snprintf(name, sizeof(name), "ref:%s", m->name);
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_ref(m->name, name, sizeof(name));
     char *text = dw_redis_get_str(rn->redis, name);
     if (text) {
         json_t *doc = json_loads(text, 0, NULL);
@@ -1139,7 +1139,7 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
         return NULL;
     }
     /* Still collecting: this non-empty window joins the reference windows. */
-    snprintf(name, sizeof(name), "refwins:%s", m->name);
+    dw_redis_name_refwins(m->name, name, sizeof(name));
     char *list = dw_redis_get_str(rn->redis, name);
     json_t *wins = dw_evaluator_reference_windows(list);
     free(list);
@@ -1162,7 +1162,7 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
             struct dw_ref *ref = dw_ref_build(m, aggs, n, rn->cfg.psi_bins);
             json_t *doc = dw_ref_to_json_packed(ref);
             char *rtext = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
-            snprintf(name, sizeof(name), "ref:%s", m->name);
+            dw_redis_name_ref(m->name, name, sizeof(name));
             /* Kept in memory once stored: reading back the document it was just written as
              * (up to 2^20 values per numeric feature) would stall the loop for seconds. The
              * JSON round trip is exact (17 digits; tests/unit/test_eval.c). */
@@ -1195,7 +1195,7 @@ static int get_event_time(struct runner *rn, const char *name, int64_t *out)
 {
     int found = dw_redis_get_i64(rn->redis, name, out);
     if (found == -2 || (found == 1 && (*out < -DW_TS_LIMIT_MS || *out > DW_TS_LIMIT_MS))) {
-        char key[600];
+        char key[DW_REDIS_KEY_MAX];
         dw_redis_global_key(rn->redis, name, key, sizeof(key));
         dw_log_limited("corrupt_cursor", 1, DW_LOG_ERROR,
                        "corrupt evaluator state: not an event time; windows held", "{s:s}", "key",
@@ -1226,8 +1226,8 @@ static int load_recent(struct runner *rn, size_t mi, int64_t from, int64_t start
     if (rn->cfg.rolling_windows <= 0) {
         return 0;
     }
-    char name[512];
-    snprintf(name, sizeof(name), "rolling_first:%s", m->name);
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_rolling_first(m->name, name, sizeof(name));
     int64_t stored = start;
     int found = get_event_time(rn, name, &stored);
     if (found < 0) {
@@ -1374,8 +1374,8 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
         json_decref(report);
         return -1;
     }
-    char name[512];
-    snprintf(name, sizeof(name), "report:%s:%" PRId64, m->name, start);
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_report(m->name, start, name, sizeof(name));
     char *text = json_dumps(report, JSON_COMPACT | JSON_REAL_PRECISION(17));
     dw_redis_set_str(rn->redis, name, text, rn->cfg.retention_windows * rn->cfg.window_size_ms);
     dw_log(DW_LOG_INFO, final ? "window final" : "window closed", "{s:s,s:O,s:O,s:O,s:I}", "model",
@@ -1401,8 +1401,8 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
 static void evaluate_cursor(struct runner *rn, size_t mi, int final)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
-    char name[512];
-    snprintf(name, sizeof(name), "%s:%s", final ? "cursor_final" : "cursor", m->name);
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_cursor(m->name, final, name, sizeof(name));
     int64_t cursor = 0;
     int found = get_event_time(rn, name, &cursor);
     if (found < 0) {

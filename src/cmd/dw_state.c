@@ -123,12 +123,16 @@ static int check_part(struct dw_redis *r, const struct dw_config *cfg, int p, ch
  */
 static int check_global(struct dw_redis *r, const struct dw_config *cfg)
 {
-    static const char *const kinds[] = {"cursor", "cursor_final", "rolling_first"};
     int bad = 0;
     for (size_t mi = 0; mi < cfg->n_models; mi++) {
-        for (size_t k = 0; k < DW_ARRAY_SIZE(kinds); k++) {
-            char name[512], key[600];
-            snprintf(name, sizeof(name), "%s:%s", kinds[k], cfg->models[mi].name);
+        /* cursor, cursor_final, rolling_first */
+        for (int k = 0; k < 3; k++) {
+            char name[DW_REDIS_NAME_MAX], key[DW_REDIS_KEY_MAX];
+            if (k < 2) {
+                dw_redis_name_cursor(cfg->models[mi].name, k, name, sizeof(name));
+            } else {
+                dw_redis_name_rolling_first(cfg->models[mi].name, name, sizeof(name));
+            }
             int64_t v = 0;
             int rc = dw_redis_get_i64(r, name, &v);
             if (rc == -1) {
@@ -276,8 +280,9 @@ int dw_cmd_state(int argc, char **argv)
     if (!r) {
         fprintf(stderr, "state: %s\n", errstr);
     } else if (found == -2) {
-        char key[600];
-        dw_redis_global_key(r, "partitions", key, sizeof(key));
+        char name[DW_REDIS_NAME_MAX], key[DW_REDIS_KEY_MAX];
+        dw_redis_name_partitions(name, sizeof(name));
+        dw_redis_global_key(r, name, key, sizeof(key));
         print_json(json_pack("{s:s,s:s,s:s}", "key", key, "status", "corrupt", "error",
                              "not a partition count"));
     } else if (found < 0) {

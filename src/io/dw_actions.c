@@ -16,9 +16,10 @@
  * of producing a second copy, and one that was delivered meanwhile counts as produced (the
  * outbox remembers the ids of the last deliveries).
  *
- * Redis keys (global, {dw:G} tag): alerts:<model> (rule instance state), trigger:<model>
- * (guardrails), firing:<model> (last notification with firing alerts, for Alertmanager
- * re-sends after a restart), deliveries (hash of pending messages).
+ * Redis keys (global, {dw:G} tag, named by dw_redis_name_*): alerts:<model> (rule instance
+ * state), trigger:<model> (guardrails), firing:<model> (last notification with firing alerts,
+ * for Alertmanager re-sends after a restart), errstream:<model> (change detectors),
+ * deliveries (hash of pending messages).
  */
 #include "driftwatch/io/dw_actions.h"
 
@@ -42,7 +43,6 @@
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
 #define ACTIONS_FLUSH_MS 5000 /* wait for a trigger's delivery report, milliseconds */
-#define KEY_MAX 512           /* bytes of a global key name */
 
 struct pending_msg {
     const char *sink;
@@ -72,8 +72,9 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
     a->producer = producer;
     a->outbox = dw_kafka_outbox_new();
     a->owner = owner;
-    char key[KEY_MAX];
-    dw_redis_global_key(redis, "deliveries", key, sizeof(key));
+    char name[DW_REDIS_NAME_MAX], key[DW_REDIS_KEY_MAX];
+    dw_redis_name_deliveries(name, sizeof(name));
+    dw_redis_global_key(redis, name, key, sizeof(key));
     struct dw_deliver_cfg dc = {.sinks = cfg->sinks,
                                 .n_sinks = cfg->n_sinks,
                                 .queue_size = cfg->alert_queue_size,
@@ -277,8 +278,8 @@ static char *errstream_step(struct dw_actions *a, const struct dw_model_cfg *m, 
     if (!json_is_true(json_object_get(report, "final"))) {
         return NULL;
     }
-    char key[KEY_MAX], errstr[256];
-    snprintf(key, sizeof(key), "errstream:%s", m->name);
+    char key[DW_REDIS_NAME_MAX], errstr[256];
+    dw_redis_name_errstream(m->name, key, sizeof(key));
     char *text = dw_redis_get_str(a->redis, key);
     struct dw_errstream es;
     if (dw_errstream_load(&es, text, errstr, sizeof(errstr)) != 0 && text) {
@@ -296,10 +297,13 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
                       const char *cursor_name, int64_t next_cursor)
 {
     char *es_text = errstream_step(a, m, report);
-    char alerts_key[KEY_MAX], trig_key[KEY_MAX], firing_key[KEY_MAX];
-    snprintf(alerts_key, sizeof(alerts_key), "alerts:%s", m->name);
-    snprintf(trig_key, sizeof(trig_key), "trigger:%s", m->name);
-    snprintf(firing_key, sizeof(firing_key), "firing:%s", m->name);
+    char alerts_key[DW_REDIS_NAME_MAX], trig_key[DW_REDIS_NAME_MAX], firing_key[DW_REDIS_NAME_MAX];
+    char es_key[DW_REDIS_NAME_MAX], deliveries[DW_REDIS_NAME_MAX];
+    dw_redis_name_alerts(m->name, alerts_key, sizeof(alerts_key));
+    dw_redis_name_trigger(m->name, trig_key, sizeof(trig_key));
+    dw_redis_name_firing(m->name, firing_key, sizeof(firing_key));
+    dw_redis_name_errstream(m->name, es_key, sizeof(es_key));
+    dw_redis_name_deliveries(deliveries, sizeof(deliveries));
     char *alerts_text = dw_redis_get_str(a->redis, alerts_key);
     json_t *state;
     char serr[256];
@@ -350,10 +354,7 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
         (struct dw_redis_kv){firing_key, am ? commit_keep(&c, json_dumps(am, JSON_COMPACT)) : NULL};
     c.sets[c.n_sets++] = (struct dw_redis_kv){cursor_name, cursor_text};
     if (es_text) {
-        char es_key[KEY_MAX];
-        snprintf(es_key, sizeof(es_key), "errstream:%s", m->name);
-        c.sets[c.n_sets++] =
-            (struct dw_redis_kv){commit_keep(&c, dw_strdup(es_key)), commit_keep(&c, es_text)};
+        c.sets[c.n_sets++] = (struct dw_redis_kv){es_key, commit_keep(&c, es_text)};
     }
     c.fields = dw_calloc(n_msgs ? n_msgs : 1, sizeof(*c.fields));
     int64_t now = dw_now_ms();
@@ -363,7 +364,7 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
             commit_keep(&c, dw_deliver_record(msgs[i].sink, msgs[i].msg.id, msgs[i].msg.body, now));
     }
     char errstr[256];
-    int rc = dw_redis_eval_commit(a->redis, a->owner, c.sets, c.n_sets, "deliveries", c.fields,
+    int rc = dw_redis_eval_commit(a->redis, a->owner, c.sets, c.n_sets, deliveries, c.fields,
                                   n_msgs, errstr, sizeof(errstr));
     commit_free(&c);
     if (rc != 0) {
@@ -398,8 +399,8 @@ void dw_actions_resume(struct dw_actions *a)
         dw_log(DW_LOG_INFO, "pending alert deliveries resumed", "{s:i}", "messages", n);
     }
     for (size_t mi = 0; mi < a->cfg->n_models; mi++) {
-        char key[KEY_MAX];
-        snprintf(key, sizeof(key), "firing:%s", a->cfg->models[mi].name);
+        char key[DW_REDIS_NAME_MAX];
+        dw_redis_name_firing(a->cfg->models[mi].name, key, sizeof(key));
         json_decref(a->firing[mi]);
         a->firing[mi] = load_json(a, key);
         a->resent_ms[mi] = 0;

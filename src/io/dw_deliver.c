@@ -37,7 +37,8 @@
  * Persistence: the caller has written the message into the Redis hash before submitting it.
  * When a message is delivered or finally failed, the thread HDELs its field before the
  * message leaves the queue (so dw_deliver_pending() == 0 means the hash is clean, when Redis
- * is up). The Redis connection is the thread's own (plus dw_deliver_resume(), under a second
+ * is up). The Redis connection is a dw_redis of the thread's own (dw_redis.c speaks hiredis;
+ * a dw_redis serves one thread at a time, so dw_deliver_resume() takes it under a second
  * mutex). A Redis error drops the connection, keeps the fields in memory (at most
  * DV_HDEL_BACKLOG_MAX) and retries DV_REDIS_RETRY_MS later on a new connection: Redis being
  * down costs at most a repeated delivery after a restart, never a crash. Fields of dropped
@@ -55,7 +56,6 @@
 #include "driftwatch/io/dw_deliver.h"
 
 #include <curl/curl.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -67,6 +67,7 @@
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/io/dw_log.h"
 #include "driftwatch/core/dw_metrics.h"
+#include "driftwatch/io/dw_redis.h"
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
@@ -184,12 +185,8 @@ struct dw_deliver {
     struct dv_sink *sinks;
     size_t n_sinks;
     size_t queue_size;
-    char *key; /* NULL: no persistence */
-    char *redis_host;
-    int redis_port;
-    char *redis_password;
-    int redis_db;
-    int64_t redis_timeout_ms;
+    char *key;             /* NULL: no persistence */
+    struct dw_config rcfg; /* the Redis settings of `redis` (host and password owned) */
 
     CURLM *multi;
     unsigned short rng[3];  /* erand48 state (delivery thread) */
@@ -208,8 +205,8 @@ struct dw_deliver {
     int stopping;
     int64_t deadline_ms; /* monotonic; valid when stopping */
 
-    pthread_mutex_t rlock; /* the Redis connection (thread's HDEL, callers' resume) */
-    redisContext *rc;
+    pthread_mutex_t rlock;  /* the Redis connection (thread's HDEL, callers' resume) */
+    struct dw_redis *redis; /* NULL without persistence */
 
     struct dw_metric *m_depth;
 };
@@ -434,97 +431,6 @@ static int check_cfg(const struct dw_deliver_cfg *cfg, char *errstr, size_t errs
 
 /* ---- Redis ------------------------------------------------------------------------------ */
 
-/* Caller holds rlock. */
-static void redis_drop(struct dw_deliver *d)
-{
-    if (d->rc) {
-        redisFree(d->rc);
-        d->rc = NULL;
-    }
-}
-
-static int reply_ok(const redisReply *rep)
-{
-    return rep && rep->type != REDIS_REPLY_ERROR;
-}
-
-/* Connects (AUTH, SELECT) unless connected. Caller holds rlock. @returns 0 or -1 with errstr. */
-static int redis_ensure(struct dw_deliver *d, char *errstr, size_t errstr_size)
-{
-    if (d->rc) {
-        return 0;
-    }
-    struct timeval tv = {.tv_sec = (time_t)(d->redis_timeout_ms / 1000),
-                         .tv_usec = (suseconds_t)(d->redis_timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(d->redis_host, d->redis_port, tv);
-    if (!c || c->err) {
-        dw_err(errstr, errstr_size, "redis %s:%d: %s", d->redis_host, d->redis_port,
-               c ? c->errstr : "cannot allocate context");
-        if (c) {
-            redisFree(c);
-        }
-        return -1;
-    }
-    if (redisSetTimeout(c, tv) != REDIS_OK) {
-        dw_err(errstr, errstr_size, "redis %s:%d: cannot set the timeout", d->redis_host,
-               d->redis_port);
-        redisFree(c);
-        return -1;
-    }
-    d->rc = c;
-    if (d->redis_password && d->redis_password[0]) {
-        redisReply *rep = redisCommand(c, "AUTH %s", d->redis_password);
-        int ok = reply_ok(rep);
-        if (!ok) {
-            /* The server's error text never quotes the password. */
-            dw_err(errstr, errstr_size, "redis AUTH failed: %s", rep ? rep->str : c->errstr);
-        }
-        freeReplyObject(rep);
-        if (!ok) {
-            redis_drop(d);
-            return -1;
-        }
-    }
-    if (d->redis_db) {
-        redisReply *rep = redisCommand(c, "SELECT %d", d->redis_db);
-        int ok = reply_ok(rep);
-        if (!ok) {
-            dw_err(errstr, errstr_size, "redis SELECT %d failed: %s", d->redis_db,
-                   rep ? rep->str : c->errstr);
-        }
-        freeReplyObject(rep);
-        if (!ok) {
-            redis_drop(d);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/*
- * One command; on a transport error the connection is dropped (the next call reconnects).
- * Caller holds rlock. @returns the reply (caller frees) or NULL with errstr.
- */
-static redisReply *redis_argv(struct dw_deliver *d, int argc, const char **argv, const size_t *lens,
-                              char *errstr, size_t errstr_size)
-{
-    if (redis_ensure(d, errstr, errstr_size) < 0) {
-        return NULL;
-    }
-    redisReply *rep = redisCommandArgv(d->rc, argc, argv, lens);
-    if (!rep) {
-        dw_err(errstr, errstr_size, "redis: %s", d->rc->errstr);
-        redis_drop(d);
-        return NULL;
-    }
-    if (rep->type == REDIS_REPLY_ERROR) {
-        dw_err(errstr, errstr_size, "redis: %s", rep->str);
-        freeReplyObject(rep);
-        return NULL;
-    }
-    return rep;
-}
-
 /*
  * HDELs the fields of d->hdel, in batches. After a failure nothing is tried before
  * redis_retry_at unless `force`. @locality delivery thread
@@ -538,8 +444,6 @@ static void redis_flush(struct dw_deliver *d, int force)
     if (!force && now < d->redis_retry_at) {
         return;
     }
-    const char *argv[DV_HDEL_BATCH + 2];
-    size_t lens[DV_HDEL_BATCH + 2];
     char err[256] = "";
     int rc = 0;
 
@@ -547,20 +451,11 @@ static void redis_flush(struct dw_deliver *d, int force)
     while (d->hdel.n > 0) {
         size_t n = DW_MIN(d->hdel.n, (size_t)DV_HDEL_BATCH);
         size_t first = d->hdel.n - n;
-        argv[0] = "HDEL";
-        lens[0] = 4;
-        argv[1] = d->key;
-        lens[1] = strlen(d->key);
-        for (size_t i = 0; i < n; i++) {
-            argv[i + 2] = d->hdel.v[first + i];
-            lens[i + 2] = strlen(d->hdel.v[first + i]);
-        }
-        redisReply *rep = redis_argv(d, (int)(n + 2), argv, lens, err, sizeof(err));
-        if (!rep) {
+        if (dw_redis_hash_del(d->redis, d->key, (const char *const *)&d->hdel.v[first], n, err,
+                              sizeof(err)) != 0) {
             rc = -1;
             break;
         }
-        freeReplyObject(rep);
         for (size_t i = first; i < d->hdel.n; i++) {
             free(d->hdel.v[i]);
         }
@@ -1010,8 +905,8 @@ static void deliver_free(struct dw_deliver *d)
 {
     fields_free(&d->hdel);
     fields_free(&d->orphans);
-    free(d->redis_password);
-    free(d->redis_host);
+    free(d->rcfg.redis_password);
+    free(d->rcfg.redis_host);
     free(d->key);
     free(d->done);
     free(d->starts);
@@ -1065,13 +960,14 @@ struct dw_deliver *dw_deliver_new(const struct dw_deliver_cfg *cfg, char *errstr
 
     if (cfg->key) {
         d->key = dw_strdup(cfg->key);
-        d->redis_host = dw_strdup(cfg->redis_host);
-        d->redis_port = cfg->redis_port;
-        d->redis_password = cfg->redis_password ? dw_strdup(cfg->redis_password) : NULL;
-        d->redis_db = cfg->redis_db;
-        d->redis_timeout_ms =
+        d->rcfg.redis_host = dw_strdup(cfg->redis_host);
+        d->rcfg.redis_port = cfg->redis_port;
+        d->rcfg.redis_password = cfg->redis_password ? dw_strdup(cfg->redis_password) : NULL;
+        d->rcfg.redis_db = cfg->redis_db;
+        d->rcfg.redis_timeout_ms =
             cfg->redis_timeout_ms > 0 ? cfg->redis_timeout_ms : DV_REDIS_TIMEOUT_MS;
-        if (redis_ensure(d, errstr, errstr_size) < 0) {
+        d->redis = dw_redis_connect(&d->rcfg, errstr, errstr_size);
+        if (!d->redis) {
             goto err;
         }
     }
@@ -1120,7 +1016,7 @@ err:
     if (d->multi) {
         curl_multi_cleanup(d->multi);
     }
-    redis_drop(d);
+    dw_redis_free(d->redis);
     deliver_free(d);
     return NULL;
 }
@@ -1229,39 +1125,33 @@ int dw_deliver_resume(struct dw_deliver *d)
     if (!d->key) {
         return -1;
     }
-    const char *argv[2] = {"HGETALL", d->key};
-    size_t lens[2] = {7, strlen(d->key)};
+    struct dw_redis_hash h;
     char err[256] = "";
 
     pthread_mutex_lock(&d->rlock);
-    redisReply *rep = redis_argv(d, 2, argv, lens, err, sizeof(err));
+    int rc = dw_redis_hash_getall(d->redis, d->key, &h, err, sizeof(err));
     pthread_mutex_unlock(&d->rlock);
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0) {
+    if (rc != 0) {
         dw_log(DW_LOG_ERROR, "alert delivery: cannot read pending messages from redis", "{s:s}",
-               "error", rep ? "unexpected reply" : err);
-        freeReplyObject(rep);
+               "error", err);
         return -1;
     }
 
     int submitted = 0;
     int64_t left = 0;
     int discarded = 0;
-    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
-        const redisReply *f = rep->element[i];
-        const redisReply *v = rep->element[i + 1];
-        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-        json_t *rec = json_loadb(v->str, v->len, 0, NULL);
+    for (size_t i = 0; i < h.n; i++) {
+        const struct dw_redis_field *f = &h.fields[i];
+        json_t *rec = json_loadb(f->value, f->value_len, 0, NULL);
         const char *sink = json_string_value(json_object_get(rec, "sink"));
         const char *id = json_string_value(json_object_get(rec, "id"));
         const char *body = json_string_value(json_object_get(rec, "body"));
         size_t si = 0;
         if (!sink || !id || !body) {
-            discard_record(d, f->str, f->len, "not a delivery record");
+            discard_record(d, f->name, f->name_len, "not a delivery record");
             discarded = 1;
         } else if (sink_find(d, sink, &si) < 0) {
-            discard_record(d, f->str, f->len, "sink no longer configured");
+            discard_record(d, f->name, f->name_len, "sink no longer configured");
             discarded = 1;
         } else if (left > 0) {
             left++;
@@ -1277,7 +1167,7 @@ int dw_deliver_resume(struct dw_deliver *d)
         }
         json_decref(rec);
     }
-    freeReplyObject(rep);
+    dw_redis_hash_free(&h);
     if (discarded) {
         curl_multi_wakeup(d->multi);
     }
@@ -1352,7 +1242,8 @@ void dw_deliver_destroy(struct dw_deliver *d, int64_t flush_ms)
     pthread_join(d->thread, NULL);
 
     pthread_mutex_lock(&d->rlock);
-    redis_drop(d);
+    dw_redis_free(d->redis);
+    d->redis = NULL;
     pthread_mutex_unlock(&d->rlock);
     curl_multi_cleanup(d->multi);
     pthread_cond_destroy(&d->settled);

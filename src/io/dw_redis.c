@@ -1,11 +1,20 @@
 /*
  * dw_redis.c - hiredis adapter (key layout in dw_redis.h).
  *
- * One synchronous connection, used only from the main loop. Every multi-command operation is
- * pipelined (append all, then read all replies), so a checkpoint costs three round trips
- * whatever its size: WATCH+HGET owner, then MULTI … EXEC. A connection error frees the context;
- * the next call reconnects, so a Redis restart needs no special handling by callers, who see -1
- * and retry (the partition state stays dirty in memory meanwhile).
+ * The only file that speaks hiredis. A struct dw_redis is one synchronous connection and is
+ * not thread-safe: one thread at a time uses it. The main loop has one; the alert delivery
+ * thread opens its own (dw_deliver.c) rather than share one behind a lock with the checkpoints.
+ * Every multi-command operation is pipelined (append all, then read all replies), so a
+ * checkpoint costs three round trips whatever its size: WATCH+HGET owner, then MULTI … EXEC.
+ * A connection error frees the context; the next call reconnects, so a Redis restart needs no
+ * special handling by callers, who see -1 and retry (the partition state stays dirty in memory
+ * meanwhile).
+ *
+ * Key names: every key is named by one builder per kind (part_key and the key_* functions for
+ * the partition's keys, which only this file reads and writes; dw_redis_name_* for the global
+ * keys other modules read and write through dw_redis_get_str() and friends, and global_key()
+ * for the "{dw:G}:" in front). No other file spells a key, so the layout in dw_redis.h is the
+ * whole truth and stored state keeps loading.
  */
 #include "driftwatch/io/dw_redis.h"
 
@@ -101,12 +110,18 @@ static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
         }
         return -1;
     }
-    redisSetTimeout(c, tv);
+    if (redisSetTimeout(c, tv) != REDIS_OK) {
+        dw_err(errstr, errstr_size, "redis %s:%d: cannot set the timeout", cfg->redis_host,
+               cfg->redis_port);
+        redisFree(c);
+        return -1;
+    }
     r->c = c;
     if (cfg->redis_password && cfg->redis_password[0]) {
         redisReply *rep = redisCommand(c, "AUTH %s", cfg->redis_password);
         int ok = reply_ok(rep);
         if (!ok) {
+            /* The server's error text never quotes the password. */
             dw_err(errstr, errstr_size, "redis AUTH failed: %s", rep ? rep->str : c->errstr);
         }
         freeReplyObject(rep);
@@ -118,13 +133,42 @@ static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
     if (cfg->redis_db) {
         redisReply *rep = redisCommand(c, "SELECT %d", cfg->redis_db);
         int ok = reply_ok(rep);
+        if (!ok) {
+            dw_err(errstr, errstr_size, "redis SELECT %d failed: %s", cfg->redis_db,
+                   rep ? rep->str : c->errstr);
+        }
         freeReplyObject(rep);
         if (!ok) {
             drop_conn(r);
-            return dw_err(errstr, errstr_size, "redis SELECT %d failed", cfg->redis_db);
+            return -1;
         }
     }
     return 0;
+}
+
+/*
+ * One binary-safe command with the error text kept: a transport error drops the connection
+ * (the next call reconnects), a server error leaves it open. @returns the reply (the caller
+ * frees it), or NULL with errstr.
+ */
+static redisReply *cmd_argv(struct dw_redis *r, int argc, const char **argv, const size_t *lens,
+                            char *errstr, size_t errstr_size)
+{
+    if (ensure_conn(r, errstr, errstr_size) != 0) {
+        return NULL;
+    }
+    redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
+    if (!rep) {
+        dw_err(errstr, errstr_size, "redis: %s", r->c->errstr);
+        drop_conn(r);
+        return NULL;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        dw_err(errstr, errstr_size, "redis: %s", rep->str);
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
 }
 
 static redisReply *cmdf(struct dw_redis *r, const char *fmt, ...)
@@ -171,13 +215,70 @@ int dw_redis_ping(struct dw_redis *r)
     return ok ? 0 : -1;
 }
 
-static void part_tag(const struct dw_redis *r, int32_t partition, const char *suffix, char *buf,
-                     size_t size)
+/* ---- key names: one builder per kind of key (the layout is in dw_redis.h) ---- */
+
+/* "{dw:G:T:P}:" followed by fmt: a key under the partition's hash tag. */
+static void part_key(const struct dw_redis *r, int32_t partition, char *buf, size_t size,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void part_key(const struct dw_redis *r, int32_t partition, char *buf, size_t size,
+                     const char *fmt, ...)
 {
-    snprintf(buf, size, "{dw:%s:%s:%d}:%s", r->cfg->group, r->cfg->topic_predictions,
-             (int)partition, suffix);
+    int n = snprintf(buf, size, "{dw:%s:%s:%d}:", r->cfg->group, r->cfg->topic_predictions,
+                     (int)partition);
+    if (n < 0 || (size_t)n >= size) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, size - (size_t)n, fmt, ap);
+    va_end(ap);
 }
 
+/* {dw:G:T:P}:meta */
+static void key_meta(const struct dw_redis *r, int32_t partition, char *buf, size_t size)
+{
+    part_key(r, partition, buf, size, "meta");
+}
+
+/* {dw:G:T:P}:open */
+static void key_open(const struct dw_redis *r, int32_t partition, char *buf, size_t size)
+{
+    part_key(r, partition, buf, size, "open");
+}
+
+/* {dw:G:T:P}:join */
+static void key_join(const struct dw_redis *r, int32_t partition, char *buf, size_t size)
+{
+    part_key(r, partition, buf, size, "join");
+}
+
+/* {dw:G:T:P}:w:<model>:<start> */
+static void key_window(const struct dw_redis *r, int32_t partition, const char *model,
+                       int64_t start_ms, char *buf, size_t size)
+{
+    part_key(r, partition, buf, size, "w:%s:%" PRId64, model, start_ms);
+}
+
+/* The prefix of the window keys of a model ("{dw:G:T:P}:w:<model>:"), or of every model's
+ * ("{dw:G:T:P}:w:") when model is NULL, for SCAN. */
+static void key_windows_prefix(const struct dw_redis *r, int32_t partition, const char *model,
+                               char *buf, size_t size)
+{
+    if (model) {
+        part_key(r, partition, buf, size, "w:%s:", model);
+    } else {
+        part_key(r, partition, buf, size, "w:");
+    }
+}
+
+/* The prefix of every key of a partition, "{dw:G:T:P}:", for SCAN. */
+static void key_part_prefix(const struct dw_redis *r, int32_t partition, char *buf, size_t size)
+{
+    part_key(r, partition, buf, size, "%s", "");
+}
+
+/* "{dw:G}:name": the key of a global name (the dw_redis_name_* builders). */
 static void global_key(const struct dw_redis *r, const char *name, char *buf, size_t size)
 {
     snprintf(buf, size, "{dw:%s}:%s", r->cfg->group, name);
@@ -188,11 +289,78 @@ void dw_redis_global_key(const struct dw_redis *r, const char *name, char *buf, 
     global_key(r, name, buf, size);
 }
 
+/* "<kind>:<model>": the name of a global key kept per model. */
+static void model_name(const char *kind, const char *model, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s:%s", kind, model);
+}
+
+/* lock:<lease> */
+static void name_lock(const char *lease, char *buf, size_t size)
+{
+    snprintf(buf, size, "lock:%s", lease);
+}
+
+void dw_redis_name_partitions(char *buf, size_t size)
+{
+    snprintf(buf, size, "partitions");
+}
+
+void dw_redis_name_cursor(const char *model, int final, char *buf, size_t size)
+{
+    model_name(final ? "cursor_final" : "cursor", model, buf, size);
+}
+
+void dw_redis_name_refwins(const char *model, char *buf, size_t size)
+{
+    model_name("refwins", model, buf, size);
+}
+
+void dw_redis_name_ref(const char *model, char *buf, size_t size)
+{
+    model_name("ref", model, buf, size);
+}
+
+void dw_redis_name_rolling_first(const char *model, char *buf, size_t size)
+{
+    model_name("rolling_first", model, buf, size);
+}
+
+void dw_redis_name_report(const char *model, int64_t start_ms, char *buf, size_t size)
+{
+    snprintf(buf, size, "report:%s:%" PRId64, model, start_ms);
+}
+
+void dw_redis_name_alerts(const char *model, char *buf, size_t size)
+{
+    model_name("alerts", model, buf, size);
+}
+
+void dw_redis_name_trigger(const char *model, char *buf, size_t size)
+{
+    model_name("trigger", model, buf, size);
+}
+
+void dw_redis_name_firing(const char *model, char *buf, size_t size)
+{
+    model_name("firing", model, buf, size);
+}
+
+void dw_redis_name_errstream(const char *model, char *buf, size_t size)
+{
+    model_name("errstream", model, buf, size);
+}
+
+void dw_redis_name_deliveries(char *buf, size_t size)
+{
+    snprintf(buf, size, "deliveries");
+}
+
 int dw_redis_claim(struct dw_redis *r, int32_t partition, const char *owner, char *errstr,
                    size_t errstr_size)
 {
-    char key[512];
-    part_tag(r, partition, "meta", key, sizeof(key));
+    char key[DW_REDIS_KEY_MAX];
+    key_meta(r, partition, key, sizeof(key));
     /* eof_ms 0: the new owner has not reached the end of the log yet (not idle). */
     redisReply *rep = cmdf(r, "HSET %s owner %s eof_ms 0 label_eof_ms 0", key, owner);
     int ok = reply_ok(rep);
@@ -438,8 +606,8 @@ static int load_blob(struct dw_redis *r, const char *wkey, const struct dw_model
 static int load_windows(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
                         char *errstr, size_t errstr_size)
 {
-    char key[512];
-    part_tag(r, p->partition, "open", key, sizeof(key));
+    char key[DW_REDIS_KEY_MAX];
+    key_open(r, p->partition, key, sizeof(key));
     redisReply *set = cmdf(r, "SMEMBERS %s", key);
     if (!reply_ok(set) || set->type != REDIS_REPLY_ARRAY) {
         int rc = reply_fault(set, "SMEMBERS", key, badkey, badkey_size, errstr, errstr_size);
@@ -465,13 +633,11 @@ static int load_windows(struct dw_redis *r, struct dw_part *p, char *badkey, siz
             continue;
         }
         const struct dw_model_cfg *m = &r->cfg->models[midx];
-        char wkey[600];
-        char suffix[400];
-        snprintf(suffix, sizeof(suffix), "w:%s:%" PRId64, m->name, start);
-        part_tag(r, p->partition, suffix, wkey, sizeof(wkey));
+        char wkey[DW_REDIS_KEY_MAX];
+        key_window(r, p->partition, m->name, start, wkey, sizeof(wkey));
         if (dw_part_window(p, m, start)) {
-            rc = corrupt(badkey, badkey_size, errstr, errstr_size, key, "window %s listed twice",
-                         suffix);
+            rc = corrupt(badkey, badkey_size, errstr, errstr_size, key,
+                         "window w:%s:%" PRId64 " listed twice", m->name, start);
             break;
         }
         struct dw_agg *agg;
@@ -494,8 +660,8 @@ static int load_windows(struct dw_redis *r, struct dw_part *p, char *badkey, siz
 static int load_join(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
                      char *errstr, size_t errstr_size)
 {
-    char key[512];
-    part_tag(r, p->partition, "join", key, sizeof(key));
+    char key[DW_REDIS_KEY_MAX];
+    key_join(r, p->partition, key, sizeof(key));
     char cursor[32] = "0";
     do {
         redisReply *rep = cmdf(r, "HSCAN %s %s COUNT " HSCAN_COUNT, key, cursor);
@@ -532,8 +698,8 @@ static int load_join(struct dw_redis *r, struct dw_part *p, char *badkey, size_t
 int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
                        char *errstr, size_t errstr_size)
 {
-    char key[512];
-    part_tag(r, p->partition, "meta", key, sizeof(key));
+    char key[DW_REDIS_KEY_MAX];
+    key_meta(r, p->partition, key, sizeof(key));
     if (badkey && badkey_size) {
         badkey[0] = '\0';
     }
@@ -547,9 +713,9 @@ int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *badkey, size
         freeReplyObject(meta);
         /* No checkpoint yet (maybe just an owner field). Windows or join records without one
          * are the remains of a partial deletion: loading nothing would count them again. */
-        char open[512], join[512];
-        part_tag(r, p->partition, "open", open, sizeof(open));
-        part_tag(r, p->partition, "join", join, sizeof(join));
+        char open[DW_REDIS_KEY_MAX], join[DW_REDIS_KEY_MAX];
+        key_open(r, p->partition, open, sizeof(open));
+        key_join(r, p->partition, join, sizeof(join));
         redisReply *ex = cmdf(r, "EXISTS %s %s", open, join);
         if (!reply_ok(ex) || ex->type != REDIS_REPLY_INTEGER) {
             int rc = reply_fault(ex, "EXISTS", open, badkey, badkey_size, errstr, errstr_size);
@@ -585,8 +751,8 @@ int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *badkey, size
 int dw_redis_quarantine(struct dw_redis *r, int32_t partition, const char *reason, char *errstr,
                         size_t errstr_size)
 {
-    char key[512];
-    part_tag(r, partition, "meta", key, sizeof(key));
+    char key[DW_REDIS_KEY_MAX];
+    key_meta(r, partition, key, sizeof(key));
     /* eof 0: a quarantined partition is never idle, so it holds the windows it has not read. */
     redisReply *rep = reason
                           ? cmdf(r, "HSET %s quarantined %s eof_ms 0 label_eof_ms 0", key, reason)
@@ -674,8 +840,8 @@ static int check_window(void *opaque, const char *key, size_t len)
 int dw_redis_check_windows(struct dw_redis *r, int32_t partition, size_t *n_windows, char *badkey,
                            size_t badkey_size, char *errstr, size_t errstr_size)
 {
-    char prefix[512];
-    part_tag(r, partition, "w:", prefix, sizeof(prefix));
+    char prefix[DW_REDIS_KEY_MAX];
+    key_windows_prefix(r, partition, NULL, prefix, sizeof(prefix));
     struct check_acc a = {.r = r,
                           .prefix_len = strlen(prefix),
                           .badkey = badkey,
@@ -714,8 +880,8 @@ static int drop_key(void *opaque, const char *key, size_t len)
 long dw_redis_drop_part(struct dw_redis *r, int32_t partition, int dry_run, char *errstr,
                         size_t errstr_size)
 {
-    char prefix[512];
-    part_tag(r, partition, "", prefix, sizeof(prefix));
+    char prefix[DW_REDIS_KEY_MAX];
+    key_part_prefix(r, partition, prefix, sizeof(prefix));
     struct drop_acc a = {.r = r, .dry_run = dry_run};
     if (scan_prefix(r, prefix, drop_key, &a) != 0) {
         return dw_err(errstr, errstr_size, "redis: cannot %s the keys %s* (%ld %s)",
@@ -724,8 +890,8 @@ long dw_redis_drop_part(struct dw_redis *r, int32_t partition, int dry_run, char
     if (!dry_run) {
         /* The tombstone tells the next owner that the loss was chosen (dw_redis_part_dropped):
          * it rebuilds the partition instead of applying state.on_loss. */
-        char key[512];
-        part_tag(r, partition, "meta", key, sizeof(key));
+        char key[DW_REDIS_KEY_MAX];
+        key_meta(r, partition, key, sizeof(key));
         redisReply *rep = cmdf(r, "HSET %s dropped_ms %lld", key, (long long)dw_now_ms());
         int ok = reply_ok(rep);
         freeReplyObject(rep);
@@ -738,8 +904,8 @@ long dw_redis_drop_part(struct dw_redis *r, int32_t partition, int dry_run, char
 
 int dw_redis_part_dropped(struct dw_redis *r, int32_t partition)
 {
-    char key[512];
-    part_tag(r, partition, "meta", key, sizeof(key));
+    char key[DW_REDIS_KEY_MAX];
+    key_meta(r, partition, key, sizeof(key));
     redisReply *rep = cmdf(r, "HEXISTS %s dropped_ms", key);
     int res = reply_ok(rep) && rep->type == REDIS_REPLY_INTEGER ? rep->integer != 0 : -1;
     freeReplyObject(rep);
@@ -748,8 +914,8 @@ int dw_redis_part_dropped(struct dw_redis *r, int32_t partition)
 
 int dw_redis_part_owner(struct dw_redis *r, int32_t partition, struct dw_part_owner *out)
 {
-    char key[512];
-    part_tag(r, partition, "meta", key, sizeof(key));
+    char key[DW_REDIS_KEY_MAX];
+    key_meta(r, partition, key, sizeof(key));
     memset(out, 0, sizeof(*out));
     redisReply *rep = cmdf(r, "HMGET %s owner updated_ms quarantined", key);
     if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
@@ -832,17 +998,15 @@ static int ck_send_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *c
 {
     int64_t px = r->cfg->retention_windows * r->cfg->window_size_ms + r->cfg->label_horizon_ms +
                  r->cfg->allowed_lateness_ms;
-    const char *open_key = ck_fmt(ck, "{dw:%s:%s:%d}:open", r->cfg->group,
-                                  r->cfg->topic_predictions, (int)p->partition);
+    char open_key[DW_REDIS_KEY_MAX], wkey[DW_REDIS_KEY_MAX];
+    key_open(r, p->partition, open_key, sizeof(open_key));
     for (size_t i = 0; i < p->n_wins + p->n_retired; i++) {
         int retired = i >= p->n_wins;
         struct dw_agg *agg = retired ? p->retired[i - p->n_wins] : p->wins[i];
         if (!refs[i].len) {
             continue;
         }
-        const char *wkey =
-            ck_fmt(ck, "{dw:%s:%s:%d}:w:%s:%" PRId64, r->cfg->group, r->cfg->topic_predictions,
-                   (int)p->partition, agg->model->name, agg->start_ms);
+        key_window(r, p->partition, agg->model->name, agg->start_ms, wkey, sizeof(wkey));
         argv_pushs(&ck->a, "SET");
         argv_pushs(&ck->a, wkey);
         argv_push(&ck->a, ck->blobs.data + refs[i].off, refs[i].len);
@@ -864,8 +1028,8 @@ static int ck_send_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *c
 static int ck_send_join(struct dw_redis *r, struct dw_part *p, struct ckpt *ck)
 {
     struct dw_join *j = &p->join;
-    const char *jkey = ck_fmt(ck, "{dw:%s:%s:%d}:join", r->cfg->group, r->cfg->topic_predictions,
-                              (int)p->partition);
+    char jkey[DW_REDIS_KEY_MAX];
+    key_join(r, p->partition, jkey, sizeof(jkey));
     /* Deletions first: an id deleted and inserted again since the last checkpoint is both in
      * the deleted list and live, and must end up present. */
     struct dw_reader rd;
@@ -928,9 +1092,10 @@ static int ck_send_join(struct dw_redis *r, struct dw_part *p, struct ckpt *ck)
 static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck, const char *owner,
                         int64_t eof_ms, int64_t label_eof_ms)
 {
+    char key[DW_REDIS_KEY_MAX];
+    key_meta(r, p->partition, key, sizeof(key));
     argv_pushs(&ck->a, "HSET");
-    argv_pushs(&ck->a, ck_fmt(ck, "{dw:%s:%s:%d}:meta", r->cfg->group, r->cfg->topic_predictions,
-                              (int)p->partition));
+    argv_pushs(&ck->a, key);
 #define PUT_I64(name, v)                                                                           \
     do {                                                                                           \
         argv_pushs(&ck->a, name);                                                                  \
@@ -988,8 +1153,8 @@ enum { OWNER_NO_ANSWER = -1, OWNER_OTHER = 0, OWNER_US = 1, OWNER_NONE = 2, OWNE
  */
 static int read_owner(struct dw_redis *r, const struct dw_part *p, const char *owner)
 {
-    char key[512];
-    part_tag(r, p->partition, "meta", key, sizeof(key));
+    char key[DW_REDIS_KEY_MAX];
+    key_meta(r, p->partition, key, sizeof(key));
     redisReply *o = cmdf(r, "HMGET %s owner ckpt_seq", key);
     if (!reply_ok(o) || o->type != REDIS_REPLY_ARRAY || o->elements != 2) {
         freeReplyObject(o);
@@ -1012,8 +1177,8 @@ static int read_owner(struct dw_redis *r, const struct dw_part *p, const char *o
 /* WATCH the meta key, then read_owner(); the WATCH is kept only when `owner` owns it. */
 static int ck_check_owner(struct dw_redis *r, const struct dw_part *p, const char *owner)
 {
-    char key[512];
-    part_tag(r, p->partition, "meta", key, sizeof(key));
+    char key[DW_REDIS_KEY_MAX];
+    key_meta(r, p->partition, key, sizeof(key));
     redisReply *w = cmdf(r, "WATCH %s", key);
     int ok = reply_ok(w);
     freeReplyObject(w);
@@ -1144,8 +1309,9 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
     if (ensure_conn(r, errstr, errstr_size) != 0) {
         return -1;
     }
-    char lock[512];
-    global_key(r, "lock:eval", lock, sizeof(lock));
+    char name[DW_REDIS_NAME_MAX], lock[DW_REDIS_KEY_MAX];
+    name_lock("eval", name, sizeof(name));
+    global_key(r, name, lock, sizeof(lock));
     freeReplyObject(cmdf(r, "WATCH %s", lock));
     redisReply *o = cmdf(r, "GET %s", lock);
     if (!reply_ok(o)) {
@@ -1163,7 +1329,7 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
     int n_cmds = 0, rc = 0;
     const char *multi[] = {"MULTI"};
     rc |= tx_append(r, &n_cmds, 1, multi, NULL);
-    char key[512], hkey[512];
+    char key[DW_REDIS_KEY_MAX], hkey[DW_REDIS_KEY_MAX];
     for (size_t i = 0; i < n_sets && rc == 0; i++) {
         global_key(r, sets[i].name, key, sizeof(key));
         const char *argv[] = {sets[i].value ? "SET" : "DEL", key, sets[i].value};
@@ -1202,13 +1368,17 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
 
 int dw_redis_set_partitions(struct dw_redis *r, int n)
 {
-    return dw_redis_set_i64(r, "partitions", n);
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_partitions(name, sizeof(name));
+    return dw_redis_set_i64(r, name, n);
 }
 
 int dw_redis_get_partitions(struct dw_redis *r, int *n)
 {
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_partitions(name, sizeof(name));
     int64_t v = 0;
-    int rc = dw_redis_get_i64(r, "partitions", &v);
+    int rc = dw_redis_get_i64(r, name, &v);
     if (rc == 1 && (v < 1 || v > DW_MAX_PARTITIONS)) {
         rc = -2;
     }
@@ -1222,8 +1392,8 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
         return -1;
     }
     for (int p = 0; p < n; p++) {
-        char key[512];
-        part_tag(r, p, "meta", key, sizeof(key));
+        char key[DW_REDIS_KEY_MAX];
+        key_meta(r, p, key, sizeof(key));
         redisAppendCommand(r->c,
                            "HMGET %s max_ts min_ts eof_ms off_pred max_label_ts label_eof_ms "
                            "quarantined",
@@ -1252,8 +1422,8 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
                 num_field(e[4], "max_label_ts", NUM_TS, DW_NO_TS, &m->max_label_ts, why,
                           sizeof(why)) ||
                 num_field(e[5], "label_eof_ms", NUM_CLOCK, 0, &m->label_eof_ms, why, sizeof(why))) {
-                char key[512];
-                part_tag(r, p, "meta", key, sizeof(key));
+                char key[DW_REDIS_KEY_MAX];
+                key_meta(r, p, key, sizeof(key));
                 m->corrupt = 1;
                 snprintf(m->problem, sizeof(m->problem), "%.120s: %s", key, why);
             } else if (e[6]->type == REDIS_REPLY_STRING) {
@@ -1261,8 +1431,8 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
                 snprintf(m->problem, sizeof(m->problem), "quarantined: %s", e[6]->str);
             }
         } else if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "WRONGTYPE", 9) == 0) {
-            char key[512];
-            part_tag(r, p, "meta", key, sizeof(key));
+            char key[DW_REDIS_KEY_MAX];
+            key_meta(r, p, key, sizeof(key));
             m->present = 1;
             m->corrupt = 1;
             snprintf(m->problem, sizeof(m->problem), "%.120s: not a hash", key);
@@ -1281,10 +1451,8 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
         return NULL;
     }
     for (int p = 0; p < n_parts; p++) {
-        char key[600];
-        char suffix[400];
-        snprintf(suffix, sizeof(suffix), "w:%s:%" PRId64, model->name, start_ms);
-        part_tag(r, p, suffix, key, sizeof(key));
+        char key[DW_REDIS_KEY_MAX];
+        key_window(r, p, model->name, start_ms, key, sizeof(key));
         redisAppendCommand(r->c, "GET %s", key);
     }
     struct dw_agg *merged = dw_agg_new_exact(model, start_ms, DW_AGG_MERGE_EXACT);
@@ -1349,9 +1517,8 @@ int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model,
 {
     struct starts_acc a = {0};
     for (int p = 0; p < n_parts; p++) {
-        char prefix[600], suffix[400];
-        snprintf(suffix, sizeof(suffix), "w:%s:", model->name);
-        part_tag(r, p, suffix, prefix, sizeof(prefix));
+        char prefix[DW_REDIS_KEY_MAX];
+        key_windows_prefix(r, p, model->name, prefix, sizeof(prefix));
         a.prefix_len = strlen(prefix);
         if (scan_prefix(r, prefix, add_start, &a) != 0) {
             free(a.v);
@@ -1367,8 +1534,8 @@ int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model,
 
 int dw_redis_lease(struct dw_redis *r, const char *name, const char *owner, int64_t ttl_ms)
 {
-    char key[512], lname[256];
-    snprintf(lname, sizeof(lname), "lock:%s", name);
+    char key[DW_REDIS_KEY_MAX], lname[DW_REDIS_NAME_MAX];
+    name_lock(name, lname, sizeof(lname));
     global_key(r, lname, key, sizeof(key));
     redisReply *rep = cmdf(r, "SET %s %s NX PX %lld", key, owner, (long long)ttl_ms);
     if (!reply_ok(rep)) {
@@ -1391,8 +1558,8 @@ int dw_redis_lease(struct dw_redis *r, const char *name, const char *owner, int6
 
 void dw_redis_release(struct dw_redis *r, const char *name, const char *owner)
 {
-    char key[512], lname[256];
-    snprintf(lname, sizeof(lname), "lock:%s", name);
+    char key[DW_REDIS_KEY_MAX], lname[DW_REDIS_NAME_MAX];
+    name_lock(name, lname, sizeof(lname));
     global_key(r, lname, key, sizeof(key));
     redisReply *rep = cmdf(r, "GET %s", key);
     int held = reply_ok(rep) && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, owner) == 0;
@@ -1404,7 +1571,7 @@ void dw_redis_release(struct dw_redis *r, const char *name, const char *owner)
 
 int dw_redis_get_i64(struct dw_redis *r, const char *name, int64_t *out)
 {
-    char key[512];
+    char key[DW_REDIS_KEY_MAX];
     global_key(r, name, key, sizeof(key));
     redisReply *rep = cmdf(r, "GET %s", key);
     if (!reply_ok(rep)) {
@@ -1422,7 +1589,7 @@ int dw_redis_get_i64(struct dw_redis *r, const char *name, int64_t *out)
 
 int dw_redis_set_i64(struct dw_redis *r, const char *name, int64_t v)
 {
-    char key[512];
+    char key[DW_REDIS_KEY_MAX];
     global_key(r, name, key, sizeof(key));
     redisReply *rep = cmdf(r, "SET %s %lld", key, (long long)v);
     int ok = reply_ok(rep);
@@ -1432,7 +1599,7 @@ int dw_redis_set_i64(struct dw_redis *r, const char *name, int64_t v)
 
 int dw_redis_set_str(struct dw_redis *r, const char *name, const char *value, int64_t ttl_ms)
 {
-    char key[512];
+    char key[DW_REDIS_KEY_MAX];
     global_key(r, name, key, sizeof(key));
     redisReply *rep = ttl_ms > 0 ? cmdf(r, "SET %s %s PX %lld", key, value, (long long)ttl_ms)
                                  : cmdf(r, "SET %s %s", key, value);
@@ -1443,7 +1610,7 @@ int dw_redis_set_str(struct dw_redis *r, const char *name, const char *value, in
 
 char *dw_redis_get_str(struct dw_redis *r, const char *name)
 {
-    char key[512];
+    char key[DW_REDIS_KEY_MAX];
     global_key(r, name, key, sizeof(key));
     redisReply *rep = cmdf(r, "GET %s", key);
     char *s = NULL;
@@ -1452,4 +1619,62 @@ char *dw_redis_get_str(struct dw_redis *r, const char *name)
     }
     freeReplyObject(rep);
     return s;
+}
+
+/* ---- hashes named by their full key (the delivery thread's pending messages) ---- */
+
+int dw_redis_hash_getall(struct dw_redis *r, const char *key, struct dw_redis_hash *out,
+                         char *errstr, size_t errstr_size)
+{
+    memset(out, 0, sizeof(*out));
+    const char *argv[2] = {"HGETALL", key};
+    size_t lens[2] = {7, strlen(key)};
+    redisReply *rep = cmd_argv(r, 2, argv, lens, errstr, errstr_size);
+    if (!rep) {
+        return -1;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0) {
+        freeReplyObject(rep);
+        return dw_err(errstr, errstr_size, "unexpected reply");
+    }
+    out->fields = dw_calloc(rep->elements / 2 + 1, sizeof(*out->fields));
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        const redisReply *f = rep->element[i];
+        const redisReply *v = rep->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        out->fields[out->n++] = (struct dw_redis_field){.name = f->str,
+                                                        .name_len = (size_t)f->len,
+                                                        .value = v->str,
+                                                        .value_len = (size_t)v->len};
+    }
+    out->reply = rep;
+    return 0;
+}
+
+void dw_redis_hash_free(struct dw_redis_hash *h)
+{
+    freeReplyObject(h->reply);
+    free(h->fields);
+    memset(h, 0, sizeof(*h));
+}
+
+int dw_redis_hash_del(struct dw_redis *r, const char *key, const char *const *fields, size_t n,
+                      char *errstr, size_t errstr_size)
+{
+    if (n == 0) {
+        return 0;
+    }
+    struct argv a = {0};
+    argv_pushs(&a, "HDEL");
+    argv_pushs(&a, key);
+    for (size_t i = 0; i < n; i++) {
+        argv_pushs(&a, fields[i]);
+    }
+    redisReply *rep = cmd_argv(r, (int)a.n, a.v, a.len, errstr, errstr_size);
+    int ok = rep != NULL;
+    argv_free(&a);
+    freeReplyObject(rep);
+    return ok ? 0 : -1;
 }

@@ -3,7 +3,9 @@
 #   2. a core file that includes a header of src/io does not compile;
 #   3. a core file that includes core headers does (the control);
 #   4. a core object that calls into src/io does not link against the core's libraries alone;
-#   5. a call of a banned function (dw_banned.h) does not compile.
+#   5. a call of a banned function (dw_banned.h) does not compile;
+#   6. every source file includes dw_banned.h;
+#   7. no source file but src/io/dw_redis.c includes hiredis or spells a Redis key.
 # Run by ctest with -DCC, -DGUARD (the guard headers), -DINC (include/), -DCORE_LIB (libdw_core.a),
 # -DLIBS (the libraries the core may use), -DSRC (src/) and -DWORK (a scratch directory).
 file(MAKE_DIRECTORY ${WORK})
@@ -56,3 +58,22 @@ foreach(f ${sources})
 endforeach()
 list(LENGTH sources n)
 message(STATUS "all ${n} source files include dw_banned.h")
+
+# 7: one Redis client and one place for key names: only src/io/dw_redis.c includes hiredis or
+# formats a key ("{dw:%s..." or "<kind>:%s" of a kind of the key layout in dw_redis.h); other
+# files name keys through dw_redis_name_* and reach Redis through dw_redis functions.
+set(key_kinds "(cursor|cursor_final|refwins|ref|rolling_first|report|alerts|trigger|firing|errstream|lock|partitions|deliveries)")
+foreach(f ${sources})
+    if(f MATCHES "/io/dw_redis\\.c$")
+        continue()
+    endif()
+    file(READ ${f} text)
+    if(text MATCHES "#include <hiredis/")
+        message(FATAL_ERROR "${f} includes hiredis: only src/io/dw_redis.c speaks to Redis")
+    endif()
+    if(text MATCHES "\"({dw:%|${key_kinds}:%)")
+        message(FATAL_ERROR "${f} formats a Redis key (${CMAKE_MATCH_0}): name it with a "
+                            "dw_redis_name_* builder of src/io/dw_redis.c")
+    endif()
+endforeach()
+message(STATUS "only src/io/dw_redis.c includes hiredis or formats a Redis key")

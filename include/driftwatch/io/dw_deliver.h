@@ -10,10 +10,14 @@
  * Persistence: the caller writes each message into the Redis hash `key` (field =
  * dw_deliver_field(), value = dw_deliver_record()) in the same transaction as the alert state
  * that produced it, then submits it here. When a message is delivered or finally failed the
- * thread HDELs its field (own Redis connection). dw_deliver_resume() loads every field still in
- * the hash (a crash between firing and delivery) and submits those not already queued, so an
- * alert is delivered at least once, with the same message id (webhook-id, dedup_key) on every
- * attempt and after a restart.
+ * thread HDELs its field. dw_deliver_resume() loads every field still in the hash (a crash
+ * between firing and delivery) and submits those not already queued, so an alert is delivered
+ * at least once, with the same message id (webhook-id, dedup_key) on every attempt and after a
+ * restart.
+ *
+ * Redis is reached through a dw_redis connection of dw_deliver's own (dw_redis_connect() with
+ * the redis_* settings below), never the caller's: a dw_redis serves one thread at a time, and
+ * this one belongs to the delivery thread (dw_deliver_resume() borrows it under a lock).
  *
  * The queue is bounded (queue_size messages waiting or in flight); a submit beyond it is
  * dropped: counted, logged, and its field removed from Redis. dw_deliver_resume() never drops:

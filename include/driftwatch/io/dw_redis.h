@@ -1,6 +1,12 @@
 /*
- * dw_redis.h - the Redis adapter: partition checkpoints, state loading and the few global keys
- * the evaluator shares between pods. The only file that speaks hiredis.
+ * dw_redis.h - the Redis adapter: partition checkpoints, state loading, the few global keys
+ * the evaluator shares between pods, and the hash of pending alert deliveries. dw_redis.c is
+ * the only file that speaks hiredis, and the only one that spells a key (one builder per kind
+ * of key below: the dw_redis_name_* functions for the global ones).
+ *
+ * Threads: a struct dw_redis is one connection and is not thread-safe; one thread at a time
+ * uses it. The main loop has its own; the alert delivery thread has another (dw_deliver.c),
+ * which dw_deliver_resume() shares under dw_deliver's lock.
  *
  * Key layout (G = group, T = predictions topic, P = partition; the braces are a Redis Cluster
  * hash tag, so one partition's keys share a slot and its checkpoint is one MULTI/EXEC):
@@ -42,6 +48,11 @@ struct dw_redis;
 /* struct dw_part_meta: what other pods need to know of a partition to close windows, in
  * driftwatch/core/dw_evaluator.h (the evaluator decides from it; this file reads it). */
 
+/**
+ * @brief Connects to the Redis of cfg (redis.host, port, password, db, timeout: AUTH and
+ *        SELECT done here and after every reconnect). cfg is borrowed and must outlive r.
+ * @returns the connection, or NULL with errstr.
+ */
 struct dw_redis *dw_redis_connect(const struct dw_config *cfg, char *errstr, size_t errstr_size);
 void dw_redis_free(struct dw_redis *r);
 
@@ -155,8 +166,9 @@ int dw_redis_lease(struct dw_redis *r, const char *name, const char *owner, int6
 void dw_redis_release(struct dw_redis *r, const char *name, const char *owner);
 
 /**
- * @brief Global integer key {dw:G}:<name>. get returns 1 found, 0 absent, -1 Redis error,
- *        -2 corrupt (not a decimal int64, parsed strictly, or not a string).
+ * @brief Global integer key {dw:G}:<name> (name: from a dw_redis_name_* builder below). get
+ *        returns 1 found, 0 absent, -1 Redis error, -2 corrupt (not a decimal int64, parsed
+ *        strictly, or not a string).
  */
 int dw_redis_get_i64(struct dw_redis *r, const char *name, int64_t *out);
 int dw_redis_set_i64(struct dw_redis *r, const char *name, int64_t v);
@@ -184,5 +196,61 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
 
 /** @brief The full name of global key `name`: "{dw:G}:name". */
 void dw_redis_global_key(const struct dw_redis *r, const char *name, char *buf, size_t size);
+
+/*
+ * Names of the global keys, one builder per kind of the layout above: each writes the name
+ * after "{dw:G}:" ("cursor:<model>", ...) into buf, for dw_redis_get_i64 / set_i64 / get_str /
+ * set_str, the sets of dw_redis_eval_commit and dw_redis_global_key. (The lease name
+ * lock:<name> is built inside dw_redis_lease; the partitions' keys never leave dw_redis.c.)
+ */
+#define DW_REDIS_NAME_MAX 512 /* bytes of a buffer for a global key's name */
+#define DW_REDIS_KEY_MAX 1024 /* bytes of a buffer for a full key name */
+
+void dw_redis_name_partitions(char *buf, size_t size);
+/** @brief cursor:<model>, or cursor_final:<model> when `final` (the label horizon's). */
+void dw_redis_name_cursor(const char *model, int final, char *buf, size_t size);
+void dw_redis_name_refwins(const char *model, char *buf, size_t size);
+void dw_redis_name_ref(const char *model, char *buf, size_t size);
+void dw_redis_name_rolling_first(const char *model, char *buf, size_t size);
+/** @brief report:<model>:<start ms>. */
+void dw_redis_name_report(const char *model, int64_t start_ms, char *buf, size_t size);
+void dw_redis_name_alerts(const char *model, char *buf, size_t size);
+void dw_redis_name_trigger(const char *model, char *buf, size_t size);
+void dw_redis_name_firing(const char *model, char *buf, size_t size);
+void dw_redis_name_errstream(const char *model, char *buf, size_t size);
+/** @brief deliveries: the hash of messages not yet delivered (dw_deliver). */
+void dw_redis_name_deliveries(char *buf, size_t size);
+
+/*
+ * Hashes named by their full key (dw_redis_global_key), for the delivery thread's pending
+ * messages. Errors name the cause in errstr; a lost connection is reopened by the next call.
+ */
+
+/** @brief A field of a hash and its value (binary-safe), pointing into the reply. */
+struct dw_redis_field {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+/** @brief The fields read by dw_redis_hash_getall(); valid until dw_redis_hash_free(). */
+struct dw_redis_hash {
+    struct dw_redis_field *fields;
+    size_t n;
+    void *reply; /* owns the bytes the fields point into */
+};
+
+/**
+ * @brief HGETALL of the hash `key`; a field or value that is not a string is skipped.
+ * @returns 0 with *out filled (free it with dw_redis_hash_free), -1 with errstr.
+ */
+int dw_redis_hash_getall(struct dw_redis *r, const char *key, struct dw_redis_hash *out,
+                         char *errstr, size_t errstr_size);
+void dw_redis_hash_free(struct dw_redis_hash *h);
+
+/** @brief HDEL of n fields of the hash `key`, one command. @returns 0, -1 with errstr. */
+int dw_redis_hash_del(struct dw_redis *r, const char *key, const char *const *fields, size_t n,
+                      char *errstr, size_t errstr_size);
 
 #endif
