@@ -247,6 +247,50 @@ char *dw_sbuf_take(struct dw_sbuf *sb)
     return s;
 }
 
+/*
+ * Rounding to more digits never moves further from v, so "reads back with N digits" is
+ * monotone in N and a binary search over 1..17 digits finds the fewest in <= 5 tries (17
+ * always reads back). Integral values below 1e15 are exact in "%.0f" and need no search.
+ */
+size_t dw_fmt_double(double v, char *buf, size_t size)
+{
+    char tmp[DW_FMT_DOUBLE_SIZE];
+    const char *text = tmp;
+    if (size == 0) {
+        return 0;
+    }
+    if (isnan(v)) {
+        text = "NaN";
+    } else if (isinf(v)) {
+        text = v > 0 ? "+Inf" : "-Inf";
+    } else if (v == floor(v) && fabs(v) < 1e15) {
+        snprintf(tmp, sizeof(tmp), "%.0f", v); /* also "-0" */
+    } else {
+        int lo = 1;
+        int hi = 17;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            snprintf(tmp, sizeof(tmp), "%.*e", mid - 1, v);
+            if (strtod(tmp, NULL) == v) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        snprintf(tmp, sizeof(tmp), "%.*e", lo - 1, v);
+        const char *e = strchr(tmp, 'e');
+        long exp10 = e ? strtol(e + 1, NULL, 10) : 0;
+        if (exp10 >= -4 && exp10 < 16) {
+            int decimals = lo - 1 - (int)exp10;
+            snprintf(tmp, sizeof(tmp), "%.*f", decimals > 0 ? decimals : 0, v);
+        }
+    }
+    size_t n = DW_MIN(strlen(text), size - 1);
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    return n;
+}
+
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 {

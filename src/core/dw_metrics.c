@@ -19,9 +19,9 @@
  *   of per-feature series stays cheap to query.
  * - Names and label text are validated at registration: a malformed line would make the whole
  *   scrape fail in Prometheus, so it is better to abort in the test that registers it.
- * - Values: integral values print without exponent ("42"), others as the shortest of
- *   %.15g/%.16g/%.17g that reads back to the same double (so the text is exact, like Go's
- *   strconv 'g' -1 used by Prometheus itself), and non-finite values as `NaN`, `+Inf`, `-Inf`.
+ * - Values: dw_fmt_double(), the shortest text that reads back to the same double (so the
+ *   text is exact, like Go's strconv 'g' -1 used by Prometheus itself; integral values below
+ *   1e16 without exponent, "42"), -0 as "0", and non-finite values as `NaN`, `+Inf`, `-Inf`.
  * - `driftwatch_build_info{version="..."} 1` is registered lazily by the first render, so every
  *   scrape carries it without every caller having to remember it.
  */
@@ -45,9 +45,6 @@
 
 /* Buckets of the (name, labels) look-up table; a power of two (count). */
 #define DW_METRICS_BUCKETS 1024
-
-/* Largest magnitude printed as a plain integer; beyond it %.17g is shorter (absolute value). */
-#define DW_METRICS_INT_LIMIT 1e17
 
 /* Initial size of the render buffer (bytes); it doubles as needed. */
 #define DW_METRICS_RENDER_INITIAL 4096
@@ -269,31 +266,11 @@ double dw_metric_get(const struct dw_metric *m)
     return bits_double(atomic_load_explicit(&mm->bits, memory_order_relaxed));
 }
 
-/* Formats a sample value as the exposition format wants it. */
+/* Formats a sample value as the exposition format wants it: dw_fmt_double(), which writes
+ * NaN, +Inf and -Inf as this format spells them, with -0 as 0. */
 static void format_value(double v, char *buf, size_t buf_size)
 {
-    if (isnan(v)) {
-        snprintf(buf, buf_size, "NaN");
-        return;
-    }
-    if (isinf(v)) {
-        snprintf(buf, buf_size, "%s", v > 0 ? "+Inf" : "-Inf");
-        return;
-    }
-    if (v == 0) {
-        snprintf(buf, buf_size, "0"); /* also for -0 */
-        return;
-    }
-    if (v == trunc(v) && fabs(v) < DW_METRICS_INT_LIMIT) {
-        snprintf(buf, buf_size, "%.0f", v);
-        return;
-    }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, buf_size, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) {
-            return;
-        }
-    }
+    dw_fmt_double(v == 0 ? 0.0 : v, buf, buf_size);
 }
 
 struct buf {

@@ -106,17 +106,6 @@ static void utf8_truncate(char *s, size_t max)
 /* ---------------------------------------------------------------------------------------- */
 /* JSON helpers                                                                              */
 
-/* Shortest %g text of a double that reads back as the same value. */
-static void fmt_double(double d, char *buf, size_t n)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, n, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d) {
-            return;
-        }
-    }
-}
-
 /*
  * A JSON value as label text: a string as it is, a number or boolean as its JSON text, an
  * object or array as compact JSON. @returns malloc'ed text, or NULL for null/absent.
@@ -135,7 +124,7 @@ static char *json_text(const json_t *v)
         return dw_strdup(buf);
     }
     if (json_is_real(v)) {
-        fmt_double(json_real_value(v), buf, sizeof(buf));
+        dw_fmt_double(json_real_value(v), buf, sizeof(buf));
         return dw_strdup(buf);
     }
     if (json_is_boolean(v)) {
