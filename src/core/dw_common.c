@@ -225,18 +225,40 @@ void dw_sbuf_adds(struct dw_sbuf *sb, const char *s)
 
 void dw_sbuf_printf(struct dw_sbuf *sb, const char *fmt, ...)
 {
+    /* One pass when the text fits the room left (the common case for a reused buffer). */
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(sb->s ? sb->s + sb->len : NULL, sb->s ? sb->cap - sb->len : 0, fmt, ap);
     va_end(ap);
     if (n < 0) {
+        if (sb->s) {
+            sb->s[sb->len] = '\0';
+        }
         return;
     }
-    sbuf_grow(sb, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(sb->s + sb->len, sb->cap - sb->len, fmt, ap);
-    va_end(ap);
+    if (!sb->s || (size_t)n >= sb->cap - sb->len) {
+        sbuf_grow(sb, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(sb->s + sb->len, sb->cap - sb->len, fmt, ap);
+        va_end(ap);
+    }
     sb->len += (size_t)n;
+}
+
+void dw_sbuf_fill(struct dw_sbuf *sb, char c, size_t n)
+{
+    sbuf_grow(sb, n);
+    memset(sb->s + sb->len, c, n);
+    sb->len += n;
+    sb->s[sb->len] = '\0';
+}
+
+void dw_sbuf_reset(struct dw_sbuf *sb)
+{
+    sb->len = 0;
+    if (sb->s) {
+        sb->s[0] = '\0';
+    }
 }
 
 char *dw_sbuf_take(struct dw_sbuf *sb)
@@ -245,6 +267,13 @@ char *dw_sbuf_take(struct dw_sbuf *sb)
     sb->s = NULL;
     sb->len = sb->cap = 0;
     return s;
+}
+
+void dw_sbuf_free(struct dw_sbuf *sb)
+{
+    free(sb->s);
+    sb->s = NULL;
+    sb->len = sb->cap = 0;
 }
 
 /*

@@ -46,9 +46,6 @@
 /* Buckets of the (name, labels) look-up table; a power of two (count). */
 #define DW_METRICS_BUCKETS 1024
 
-/* Initial size of the render buffer (bytes); it doubles as needed. */
-#define DW_METRICS_RENDER_INITIAL 4096
-
 struct dw_family;
 
 struct dw_metric {
@@ -273,48 +270,16 @@ static void format_value(double v, char *buf, size_t buf_size)
     dw_fmt_double(v == 0 ? 0.0 : v, buf, buf_size);
 }
 
-struct buf {
-    char *data;
-    size_t len;
-    size_t cap;
-};
-
-static void buf_reserve(struct buf *b, size_t extra)
-{
-    if (b->len + extra + 1 <= b->cap) {
-        return;
-    }
-    size_t cap = b->cap ? b->cap : DW_METRICS_RENDER_INITIAL;
-    while (b->len + extra + 1 > cap) {
-        cap *= 2;
-    }
-    b->data = dw_realloc(b->data, cap);
-    b->cap = cap;
-}
-
-static void buf_append(struct buf *b, const char *s, size_t n)
-{
-    buf_reserve(b, n);
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void buf_puts(struct buf *b, const char *s)
-{
-    buf_append(b, s, strlen(s));
-}
-
 /* HELP text escapes backslash and newline (not quotes). */
-static void buf_put_help(struct buf *b, const char *help)
+static void put_help(struct dw_sbuf *b, const char *help)
 {
     for (const char *p = help; *p; p++) {
         if (*p == '\\') {
-            buf_append(b, "\\\\", 2);
+            dw_sbuf_add(b, "\\\\", 2);
         } else if (*p == '\n') {
-            buf_append(b, "\\n", 2);
+            dw_sbuf_add(b, "\\n", 2);
         } else {
-            buf_append(b, p, 1);
+            dw_sbuf_add(b, p, 1);
         }
     }
 }
@@ -333,37 +298,35 @@ static void ensure_build_info(void)
 
 char *dw_metrics_render(void)
 {
-    struct buf b = {0};
-    char val[64];
+    struct dw_sbuf b = {0};
+    char val[DW_FMT_DOUBLE_SIZE];
 
     ensure_build_info();
-    buf_reserve(&b, 0);
-    b.data[0] = '\0';
 
     pthread_mutex_lock(&reg.lock);
     for (struct dw_family *fam = reg.first; fam; fam = fam->next) {
-        buf_puts(&b, "# HELP ");
-        buf_puts(&b, fam->name);
-        buf_puts(&b, " ");
-        buf_put_help(&b, fam->help);
-        buf_puts(&b, "\n# TYPE ");
-        buf_puts(&b, fam->name);
-        buf_puts(&b, fam->type == DW_METRIC_COUNTER ? " counter\n" : " gauge\n");
+        dw_sbuf_adds(&b, "# HELP ");
+        dw_sbuf_adds(&b, fam->name);
+        dw_sbuf_adds(&b, " ");
+        put_help(&b, fam->help);
+        dw_sbuf_adds(&b, "\n# TYPE ");
+        dw_sbuf_adds(&b, fam->name);
+        dw_sbuf_adds(&b, fam->type == DW_METRIC_COUNTER ? " counter\n" : " gauge\n");
         for (struct dw_metric *m = fam->first; m; m = m->next) {
             format_value(dw_metric_get(m), val, sizeof(val));
-            buf_puts(&b, fam->name);
+            dw_sbuf_adds(&b, fam->name);
             if (m->labels[0] != '\0') {
-                buf_puts(&b, "{");
-                buf_puts(&b, m->labels);
-                buf_puts(&b, "}");
+                dw_sbuf_adds(&b, "{");
+                dw_sbuf_adds(&b, m->labels);
+                dw_sbuf_adds(&b, "}");
             }
-            buf_puts(&b, " ");
-            buf_puts(&b, val);
-            buf_puts(&b, "\n");
+            dw_sbuf_adds(&b, " ");
+            dw_sbuf_adds(&b, val);
+            dw_sbuf_adds(&b, "\n");
         }
     }
     pthread_mutex_unlock(&reg.lock);
-    return b.data;
+    return dw_sbuf_take(&b);
 }
 
 void dw_metrics_reset(void)

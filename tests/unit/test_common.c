@@ -1,7 +1,7 @@
 /*
  * test_common.c - the shared helpers: RFC 3339 parsing and formatting, durations, the FNV-1a
  * hash and the double sort; the one double formatter, and that every output writing doubles
- * (metrics, config dump, class text) writes the same text with it.
+ * (metrics, config dump, class text) writes the same text with it; the string builder.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -333,13 +333,61 @@ static void test_outputs_agree(void **state)
     dw_config_free(&cfg);
 }
 
+/* dw_sbuf: appends, printf past the room left, fill, reset keeping memory, take and free. */
+static void test_sbuf(void **state)
+{
+    (void)state;
+    struct dw_sbuf sb = {0};
+    dw_sbuf_reset(&sb); /* on an empty buffer: nothing to keep */
+    assert_null(sb.s);
+    dw_sbuf_adds(&sb, "ab");
+    dw_sbuf_add(&sb, "cdef", 2);
+    dw_sbuf_printf(&sb, "-%d-", 42);
+    assert_string_equal(sb.s, "abcd-42-");
+    assert_int_equal(sb.len, 8);
+    /* longer than the room left: grows and prints again */
+    char big[300];
+    memset(big, 'y', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    dw_sbuf_printf(&sb, "%s!", big);
+    assert_int_equal(sb.len, 8 + 299 + 1);
+    assert_int_equal(sb.s[sb.len - 1], '!');
+    assert_int_equal(sb.s[sb.len], '\0');
+    dw_sbuf_fill(&sb, 'x', 3);
+    assert_int_equal(sb.len, 311);
+    assert_string_equal(sb.s + 308, "xxx");
+    char *kept = sb.s;
+    size_t cap = sb.cap;
+    dw_sbuf_reset(&sb);
+    assert_int_equal(sb.len, 0);
+    assert_string_equal(sb.s, "");
+    assert_ptr_equal(sb.s, kept);
+    assert_int_equal(sb.cap, cap);
+    dw_sbuf_printf(&sb, "%s", "again");
+    assert_string_equal(sb.s, "again");
+    dw_sbuf_fill(&sb, 'z', 0);
+    assert_string_equal(sb.s, "again");
+    char *t = dw_sbuf_take(&sb);
+    assert_string_equal(t, "again");
+    assert_null(sb.s);
+    free(t);
+    t = dw_sbuf_take(&sb);
+    assert_string_equal(t, "");
+    free(t);
+    dw_sbuf_adds(&sb, "x");
+    dw_sbuf_free(&sb);
+    assert_null(sb.s);
+    assert_int_equal(sb.len, 0);
+    assert_int_equal(sb.cap, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc3339),       cmocka_unit_test(test_durations),
         cmocka_unit_test(test_fnv1a),         cmocka_unit_test(test_sort_doubles),
         cmocka_unit_test(test_parse_i64),     cmocka_unit_test(test_fmt_double),
-        cmocka_unit_test(test_outputs_agree),
+        cmocka_unit_test(test_outputs_agree), cmocka_unit_test(test_sbuf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,8 +93,14 @@ void dw_sbuf_add(struct dw_sbuf *sb, const char *s, size_t n);
 void dw_sbuf_adds(struct dw_sbuf *sb, const char *s);
 /** @brief Appends printf-formatted text. */
 void dw_sbuf_printf(struct dw_sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** @brief Appends n copies of the byte c (padding). */
+void dw_sbuf_fill(struct dw_sbuf *sb, char c, size_t n);
+/** @brief Empties sb but keeps its memory, for a buffer reused per message. */
+void dw_sbuf_reset(struct dw_sbuf *sb);
 /** @returns the text (malloc'ed, "" when empty; the caller frees it) and empties sb. */
 char *dw_sbuf_take(struct dw_sbuf *sb);
+/** @brief Frees the text; sb is empty ({0}) afterwards. */
+void dw_sbuf_free(struct dw_sbuf *sb);
 
 /** Bytes that always hold dw_fmt_double()'s text and its NUL ("-2.2250738585072014e-308"). */
 #define DW_FMT_DOUBLE_SIZE 32
