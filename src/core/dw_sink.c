@@ -166,8 +166,8 @@ static json_t *copy_member(const json_t *obj, const char *key)
 
 static int alert_is_firing(const json_t *alert)
 {
-    const char *st = str_member(alert, "status");
-    return st != NULL && strcmp(st, "firing") == 0;
+    enum dw_alert_state st;
+    return dw_alert_state_parse(str_member(alert, "status"), &st) == 0 && st == DW_ALERT_FIRING;
 }
 
 /* The routed alerts of arr (deep copies, in order); a new array, possibly empty. */
@@ -316,7 +316,9 @@ static size_t render_webhook(const struct dw_sink_cfg *s, const json_t *n, const
     json_object_set_new(p, "window_start", copy_member(n, "window_start"));
     json_object_set_new(p, "window_end", copy_member(n, "window_end"));
     json_object_set_new(p, "stage", copy_member(n, "stage"));
-    json_object_set_new(p, "status", json_string(firing ? "firing" : "resolved"));
+    json_object_set_new(
+        p, "status",
+        json_string(dw_alert_state_name(firing ? DW_ALERT_FIRING : DW_ALERT_RESOLVED)));
     json_object_set_new(p, "alerts", alerts);
     json_t *report = json_object_get(n, "report");
     if (json_is_object(report)) {
