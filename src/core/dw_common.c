@@ -276,6 +276,16 @@ void dw_sbuf_free(struct dw_sbuf *sb)
     sb->len = sb->cap = 0;
 }
 
+int dw_name_index(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < n; i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
 /*
  * Rounding to more digits never moves further from v, so "reads back with N digits" is
  * monotone in N and a binary search over 1..17 digits finds the fewest in <= 5 tries (17

@@ -302,12 +302,9 @@ const char *dw_severity_name(enum dw_severity s)
     return s == DW_SEV_CRITICAL ? "critical" : "warning";
 }
 
-static const char *const alert_state_names[] = {
-    [DW_ALERT_INACTIVE] = "inactive",
-    [DW_ALERT_PENDING] = "pending",
-    [DW_ALERT_FIRING] = "firing",
-    [DW_ALERT_RESOLVED] = "resolved",
-};
+/* Indexed by enum dw_alert_state. */
+static const char *const alert_state_names[] = {"inactive", "pending", "firing", "resolved"};
+_Static_assert(DW_ARRAY_SIZE(alert_state_names) == DW_ALERT_RESOLVED + 1, "a name per state");
 
 const char *dw_alert_state_name(enum dw_alert_state s)
 {
@@ -317,13 +314,12 @@ const char *dw_alert_state_name(enum dw_alert_state s)
 
 int dw_alert_state_parse(const char *name, enum dw_alert_state *out)
 {
-    for (size_t i = 0; name && i < DW_ARRAY_SIZE(alert_state_names); i++) {
-        if (strcmp(name, alert_state_names[i]) == 0) {
-            *out = (enum dw_alert_state)i;
-            return 0;
-        }
+    int i = dw_name_index(alert_state_names, DW_ARRAY_SIZE(alert_state_names), name);
+    if (i < 0) {
+        return -1;
     }
-    return -1;
+    *out = (enum dw_alert_state)i;
+    return 0;
 }
 
 /* The state of a stored instance ("state"); DW_ALERT_INACTIVE when it has none. */

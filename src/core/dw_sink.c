@@ -233,16 +233,12 @@ const char *dw_sink_type_name(enum dw_sink_type t)
 
 int dw_sink_type_parse(const char *name, enum dw_sink_type *out)
 {
-    if (name == NULL) {
+    int i = dw_name_index(sink_type_names, DW_ARRAY_SIZE(sink_type_names), name);
+    if (i < 0) {
         return -1;
     }
-    for (size_t i = 0; i < DW_ARRAY_SIZE(sink_type_names); i++) {
-        if (strcmp(name, sink_type_names[i]) == 0) {
-            *out = (enum dw_sink_type)i;
-            return 0;
-        }
-    }
-    return -1;
+    *out = (enum dw_sink_type)i;
+    return 0;
 }
 
 static int severity_parse(const char *s, enum dw_severity *out)

@@ -381,6 +381,20 @@ static void test_sbuf(void **state)
     assert_int_equal(sb.cap, 0);
 }
 
+/* An enum's name table: exact names only, NULL and unknown names are -1. */
+static void test_name_index(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"debug", "info", "warn"};
+    assert_int_equal(dw_name_index(names, DW_ARRAY_SIZE(names), "debug"), 0);
+    assert_int_equal(dw_name_index(names, DW_ARRAY_SIZE(names), "warn"), 2);
+    assert_int_equal(dw_name_index(names, DW_ARRAY_SIZE(names), "Warn"), -1);
+    assert_int_equal(dw_name_index(names, DW_ARRAY_SIZE(names), "war"), -1);
+    assert_int_equal(dw_name_index(names, DW_ARRAY_SIZE(names), ""), -1);
+    assert_int_equal(dw_name_index(names, DW_ARRAY_SIZE(names), NULL), -1);
+    assert_int_equal(dw_name_index(names, 2, "warn"), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_fnv1a),         cmocka_unit_test(test_sort_doubles),
         cmocka_unit_test(test_parse_i64),     cmocka_unit_test(test_fmt_double),
         cmocka_unit_test(test_outputs_agree), cmocka_unit_test(test_sbuf),
+        cmocka_unit_test(test_name_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

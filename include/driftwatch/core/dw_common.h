@@ -102,6 +102,12 @@ char *dw_sbuf_take(struct dw_sbuf *sb);
 /** @brief Frees the text; sb is empty ({0}) afterwards. */
 void dw_sbuf_free(struct dw_sbuf *sb);
 
+/**
+ * @brief The index of name in a table of n names (an enum's name table).
+ * @returns the index, or -1 when name is NULL or not in the table (exact, case-sensitive).
+ */
+int dw_name_index(const char *const *names, size_t n, const char *name);
+
 /** Bytes that always hold dw_fmt_double()'s text and its NUL ("-2.2250738585072014e-308"). */
 #define DW_FMT_DOUBLE_SIZE 32
 
