@@ -245,21 +245,27 @@ static void test_fmt_double(void **state)
     }
 }
 
+/* Copies the rest of the line after `key` in text into out (64 bytes). */
+static void value_after(const char *text, const char *key, char *out)
+{
+    const char *at = strstr(text, key);
+    if (at == NULL) {
+        fail_msg("no \"%s\" in:\n%s", key, text);
+    }
+    at += strlen(key);
+    int n = (int)strcspn(at, "\n");
+    assert_true(n < 64);
+    snprintf(out, 64, "%.*s", n, at);
+}
+
 /* The value text of a one-gauge metrics scrape (static buffer). */
 static const char *metrics_text(double v)
 {
     static char out[64];
     dw_metrics_reset();
-    struct dw_metric *g = dw_metrics_series("driftwatch_v", "v.", DW_METRIC_GAUGE, NULL);
-    dw_metric_set(g, v);
+    dw_metric_set(dw_metrics_series("driftwatch_v", "v.", DW_METRIC_GAUGE, NULL), v);
     char *text = dw_metrics_render();
-    const char *line = strstr(text, "\ndriftwatch_v ");
-    assert_non_null(line);
-    line += strlen("\ndriftwatch_v ");
-    size_t n = strcspn(line, "\n");
-    assert_true(n < sizeof(out));
-    memcpy(out, line, n);
-    out[n] = '\0';
+    value_after(text, "\ndriftwatch_v ", out);
     free(text);
     dw_metrics_reset();
     return out;
@@ -276,13 +282,7 @@ static const char *dump_text(struct dw_config *cfg, double v)
     assert_non_null(fp);
     dw_config_dump(cfg, fp);
     assert_int_equal(fclose(fp), 0);
-    const char *line = strstr(dump, "kl_threshold: ");
-    assert_non_null(line);
-    line += strlen("kl_threshold: ");
-    size_t n = strcspn(line, "\n");
-    assert_true(n < sizeof(out));
-    memcpy(out, line, n);
-    out[n] = '\0';
+    value_after(dump, "kl_threshold: ", out);
     /* and the loader reads the dump back to the same double (the key wants > 0) */
     if (v > 0) {
         struct dw_config back;
