@@ -314,44 +314,6 @@ static void event_generate(const struct gen_opts *o, int64_t i, struct gen_event
     ev->dup_ts_ms = ev->ts_ms + delay_ms + 1 + dup_extra_ms;
 }
 
-/* A growable output buffer, reused for every message. */
-struct gen_buf {
-    char *p;
-    size_t len;
-    size_t cap;
-};
-
-static void buf_reserve(struct gen_buf *b, size_t extra)
-{
-    if (b->len + extra + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (b->len + extra + 1 > cap) {
-            cap *= 2;
-        }
-        b->p = dw_realloc(b->p, cap);
-        b->cap = cap;
-    }
-}
-
-static void buf_printf(struct gen_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void buf_printf(struct gen_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-    va_end(ap);
-    dw_assert(n >= 0);
-    if (!b->p || (size_t)n >= b->cap - b->len) {
-        buf_reserve(b, (size_t)n);
-        va_start(ap, fmt);
-        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-    }
-    b->len += (size_t)n;
-}
-
 static const char *category_name(int feature, int j)
 {
     return feature == 0 ? country_codes[j] : generic_cats[j];
@@ -362,52 +324,54 @@ enum gen_variant { VAR_VALID, VAR_NO_ID, VAR_WRONG_TYPE, VAR_BAD_UTF8, VAR_BAD_M
 
 /* Writes a prediction event as compact JSON (without closing brace when open_end is set). */
 static void format_prediction(const struct gen_opts *o, const struct gen_event *ev, const char *id,
-                              enum gen_variant var, int open_end, struct gen_buf *b)
+                              enum gen_variant var, int open_end, struct dw_sbuf *b)
 {
     char ts[40];
     dw_time_format_rfc3339(ev->ts_ms, ts, sizeof(ts));
-    b->len = 0;
-    buf_printf(b, "{");
+    dw_sbuf_reset(b);
+    dw_sbuf_printf(b, "{");
     if (var != VAR_NO_ID) {
-        buf_printf(b, "\"prediction_id\":\"%s\",", id);
+        dw_sbuf_printf(b, "\"prediction_id\":\"%s\",", id);
     }
-    buf_printf(b, "\"model\":\"%s\",\"model_version\":\"%s%s\",\"timestamp\":\"%s\",\"features\":{",
-               var == VAR_BAD_MODEL ? "no-such-model" : o->model, o->versions[ev->version],
-               var == VAR_BAD_UTF8 ? "\xC3\x28" : "", ts);
+    dw_sbuf_printf(
+        b, "\"model\":\"%s\",\"model_version\":\"%s%s\",\"timestamp\":\"%s\",\"features\":{",
+        var == VAR_BAD_MODEL ? "no-such-model" : o->model, o->versions[ev->version],
+        var == VAR_BAD_UTF8 ? "\xC3\x28" : "", ts);
     int nf = o->n_numeric + o->n_categorical;
     for (int k = 0; k < nf; k++) {
         const char *sep = k ? "," : "";
         if (var == VAR_WRONG_TYPE && k == 0 && o->n_numeric > 0) {
-            buf_printf(b, "%s\"%s\":\"abc\"", sep, o->feature_names[k]);
+            dw_sbuf_printf(b, "%s\"%s\":\"abc\"", sep, o->feature_names[k]);
         } else if (ev->missing[k]) {
-            buf_printf(b, "%s\"%s\":null", sep, o->feature_names[k]);
+            dw_sbuf_printf(b, "%s\"%s\":null", sep, o->feature_names[k]);
         } else if (k < o->n_numeric) {
-            buf_printf(b, "%s\"%s\":%.4f", sep, o->feature_names[k], ev->num[k]);
+            dw_sbuf_printf(b, "%s\"%s\":%.4f", sep, o->feature_names[k], ev->num[k]);
         } else {
             int c = k - o->n_numeric;
-            buf_printf(b, "%s\"%s\":\"%s\"", sep, o->feature_names[k],
-                       category_name(c, ev->cat[c]));
+            dw_sbuf_printf(b, "%s\"%s\":\"%s\"", sep, o->feature_names[k],
+                           category_name(c, ev->cat[c]));
         }
     }
     if (var == VAR_WRONG_TYPE && o->n_numeric == 0) {
         /* No numeric feature to spoil: the score takes the wrong type instead. */
-        buf_printf(b, "},\"prediction\":%d,\"score\":\"abc\",\"latency_ms\":%.1f", ev->prediction,
-                   ev->latency_ms);
+        dw_sbuf_printf(b, "},\"prediction\":%d,\"score\":\"abc\",\"latency_ms\":%.1f",
+                       ev->prediction, ev->latency_ms);
     } else {
-        buf_printf(b, "},\"prediction\":%d,\"score\":%.4f,\"latency_ms\":%.1f", ev->prediction,
-                   ev->score, ev->latency_ms);
+        dw_sbuf_printf(b, "},\"prediction\":%d,\"score\":%.4f,\"latency_ms\":%.1f", ev->prediction,
+                       ev->score, ev->latency_ms);
     }
     if (!open_end) {
-        buf_printf(b, "}");
+        dw_sbuf_printf(b, "}");
     }
 }
 
-static void format_label(const char *id, int label, int64_t ts_ms, struct gen_buf *b)
+static void format_label(const char *id, int label, int64_t ts_ms, struct dw_sbuf *b)
 {
     char ts[40];
     dw_time_format_rfc3339(ts_ms, ts, sizeof(ts));
-    b->len = 0;
-    buf_printf(b, "{\"prediction_id\":\"%s\",\"label\":%d,\"timestamp\":\"%s\"}", id, label, ts);
+    dw_sbuf_reset(b);
+    dw_sbuf_printf(b, "{\"prediction_id\":\"%s\",\"label\":%d,\"timestamp\":\"%s\"}", id, label,
+                   ts);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -761,7 +725,7 @@ err:
 
 /* Writes one message; to Kafka with its arrival time as the message timestamp (CreateTime). */
 static int sink_write(const struct gen_opts *o, struct gen_sink *s, enum gen_kind kind,
-                      int64_t arrival_ms, const char *key, const struct gen_buf *b, char *errstr,
+                      int64_t arrival_ms, const char *key, const struct dw_sbuf *b, char *errstr,
                       size_t errstr_size)
 {
     int is_label = kind == KIND_LABEL || kind == KIND_DUP;
@@ -770,7 +734,7 @@ static int sink_write(const struct gen_opts *o, struct gen_sink *s, enum gen_kin
         for (;;) {
             rd_kafka_resp_err_t err = rd_kafka_producev(
                 s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                RD_KAFKA_V_VALUE(b->p, b->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_VALUE(b->s, b->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                 RD_KAFKA_V_TIMESTAMP(arrival_ms), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)kind),
                 RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -790,7 +754,7 @@ static int sink_write(const struct gen_opts *o, struct gen_sink *s, enum gen_kin
             s->skipped++;
             return 0;
         }
-        if (fwrite(b->p, 1, b->len, f) != b->len || fputc('\n', f) == EOF) {
+        if (fwrite(b->s, 1, b->len, f) != b->len || fputc('\n', f) == EOF) {
             return dw_err(errstr, errstr_size, "%s: write failed: %s",
                           is_label ? o->labels_out : o->predictions_out, strerror(errno));
         }
@@ -848,7 +812,7 @@ static void sleep_ms(int64_t ms)
 
 /* Builds the JSON of one planned message into b and its key into key. */
 static void message_build(const struct gen_opts *o, const struct gen_plan *p,
-                          const struct gen_msg *m, struct gen_event *ev, struct gen_buf *b,
+                          const struct gen_msg *m, struct gen_event *ev, struct dw_sbuf *b,
                           char *key, size_t key_size)
 {
     enum gen_kind kind = (enum gen_kind)(m->kind_ref >> KIND_SHIFT);
@@ -880,8 +844,8 @@ static void message_build(const struct gen_opts *o, const struct gen_plan *p,
         snprintf(key, key_size, "j-%llu-%lld", seed, (long long)ref);
         switch ((enum gen_junk)(ref % GEN_JUNK__COUNT)) {
         case GEN_JUNK_NOT_JSON:
-            b->len = 0;
-            buf_printf(b, "{\"prediction_id\":\"%s\",\"model\": not json", key);
+            dw_sbuf_reset(b);
+            dw_sbuf_printf(b, "{\"prediction_id\":\"%s\",\"model\": not json", key);
             break;
         case GEN_JUNK_MISSING_ID:
             format_prediction(o, ev, key, VAR_NO_ID, 0, b);
@@ -906,11 +870,9 @@ static void message_build(const struct gen_opts *o, const struct gen_plan *p,
         const char *pad_open = ",\"padding\":\"";
         size_t fixed = b->len + strlen(pad_open) + 2; /* closing quote and brace */
         size_t pad = fixed < GEN_OVERSIZE_BYTES ? GEN_OVERSIZE_BYTES - fixed : 0;
-        buf_printf(b, "%s", pad_open);
-        buf_reserve(b, pad + 2);
-        memset(b->p + b->len, 'x', pad);
-        b->len += pad;
-        buf_printf(b, "\"}");
+        dw_sbuf_adds(b, pad_open);
+        dw_sbuf_fill(b, 'x', pad);
+        dw_sbuf_adds(b, "\"}");
         break;
     }
     }
@@ -920,7 +882,7 @@ static int emit_all(const struct gen_opts *o, const struct gen_plan *p, struct g
                     char *errstr, size_t errstr_size)
 {
     struct gen_event ev;
-    struct gen_buf b = {0};
+    struct dw_sbuf b = {0};
     char key[96];
     int rc = -1;
     int64_t t0 = dw_mono_ms(), last_progress = t0;
@@ -952,7 +914,7 @@ static int emit_all(const struct gen_opts *o, const struct gen_plan *p, struct g
     }
     rc = 0;
 err:
-    free(b.p);
+    dw_sbuf_free(&b);
     event_free(&ev);
     return rc;
 }

@@ -14,7 +14,8 @@
  *   exact sketch, by the same definition.
  * - A value is read as the consumer's decoder reads it: JSON numbers and booleans (1/0) for
  *   numeric features; strings, numbers (as their text) and booleans ("true"/"false") for
- *   categorical ones; null, an absent key and an empty CSV cell are missing.
+ *   categorical ones, a real as the decoder's text of it (dw_decode_real_text(): 1.0 is "1.0");
+ *   null, an absent key and an empty CSV cell are missing.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -27,6 +28,7 @@
 #include "driftwatch/cmd/dw_cmd.h"
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_decode.h"
 #include "driftwatch/core/dw_eval.h"
 #include "driftwatch/io/dw_files.h"
 #include "driftwatch/core/dw_kll.h"
@@ -65,17 +67,6 @@ struct profiler {
 
 /* ---- values ---- */
 
-/* Shortest "%.*g" text that reads back as the same double (a JSON real's text). */
-static void real_text(double v, char *buf, size_t size)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) {
-            return;
-        }
-    }
-}
-
 /* A JSON feature value into val (the decoder's rules, see the top comment). */
 static int json_value(struct profiler *pr, size_t i, const json_t *v, struct dw_val *val,
                       uint64_t line, char *errstr, size_t errstr_size)
@@ -110,7 +101,7 @@ static int json_value(struct profiler *pr, size_t i, const json_t *v, struct dw_
         val->str = pr->numtext[i];
         val->len = strlen(val->str);
     } else if (json_is_real(v)) {
-        real_text(json_real_value(v), pr->numtext[i], PROFILE_NUM_TEXT);
+        dw_decode_real_text(json_real_value(v), pr->numtext[i], PROFILE_NUM_TEXT);
         val->str = pr->numtext[i];
         val->len = strlen(val->str);
     } else if (json_is_boolean(v)) {

@@ -225,18 +225,40 @@ void dw_sbuf_adds(struct dw_sbuf *sb, const char *s)
 
 void dw_sbuf_printf(struct dw_sbuf *sb, const char *fmt, ...)
 {
+    /* One pass when the text fits the room left (the common case for a reused buffer). */
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(sb->s ? sb->s + sb->len : NULL, sb->s ? sb->cap - sb->len : 0, fmt, ap);
     va_end(ap);
     if (n < 0) {
+        if (sb->s) {
+            sb->s[sb->len] = '\0';
+        }
         return;
     }
-    sbuf_grow(sb, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(sb->s + sb->len, sb->cap - sb->len, fmt, ap);
-    va_end(ap);
+    if (!sb->s || (size_t)n >= sb->cap - sb->len) {
+        sbuf_grow(sb, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(sb->s + sb->len, sb->cap - sb->len, fmt, ap);
+        va_end(ap);
+    }
     sb->len += (size_t)n;
+}
+
+void dw_sbuf_fill(struct dw_sbuf *sb, char c, size_t n)
+{
+    sbuf_grow(sb, n);
+    memset(sb->s + sb->len, c, n);
+    sb->len += n;
+    sb->s[sb->len] = '\0';
+}
+
+void dw_sbuf_reset(struct dw_sbuf *sb)
+{
+    sb->len = 0;
+    if (sb->s) {
+        sb->s[0] = '\0';
+    }
 }
 
 char *dw_sbuf_take(struct dw_sbuf *sb)
@@ -245,6 +267,67 @@ char *dw_sbuf_take(struct dw_sbuf *sb)
     sb->s = NULL;
     sb->len = sb->cap = 0;
     return s;
+}
+
+void dw_sbuf_free(struct dw_sbuf *sb)
+{
+    free(sb->s);
+    sb->s = NULL;
+    sb->len = sb->cap = 0;
+}
+
+int dw_name_index(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < n; i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Rounding to more digits never moves further from v, so "reads back with N digits" is
+ * monotone in N and a binary search over 1..17 digits finds the fewest in <= 5 tries (17
+ * always reads back). Integral values below 1e15 are exact in "%.0f" and need no search.
+ */
+size_t dw_fmt_double(double v, char *buf, size_t size)
+{
+    char tmp[DW_FMT_DOUBLE_SIZE];
+    const char *text = tmp;
+    if (size == 0) {
+        return 0;
+    }
+    if (isnan(v)) {
+        text = "NaN";
+    } else if (isinf(v)) {
+        text = v > 0 ? "+Inf" : "-Inf";
+    } else if (v == floor(v) && fabs(v) < 1e15) {
+        snprintf(tmp, sizeof(tmp), "%.0f", v); /* also "-0" */
+    } else {
+        int lo = 1;
+        int hi = 17;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            snprintf(tmp, sizeof(tmp), "%.*e", mid - 1, v);
+            if (strtod(tmp, NULL) == v) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        snprintf(tmp, sizeof(tmp), "%.*e", lo - 1, v);
+        const char *e = strchr(tmp, 'e');
+        long exp10 = e ? strtol(e + 1, NULL, 10) : 0;
+        if (exp10 >= -4 && exp10 < 16) {
+            int decimals = lo - 1 - (int)exp10;
+            snprintf(tmp, sizeof(tmp), "%.*f", decimals > 0 ? decimals : 0, v);
+        }
+    }
+    size_t n = DW_MIN(strlen(text), size - 1);
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    return n;
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */

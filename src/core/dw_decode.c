@@ -47,8 +47,9 @@
  *
  * - Classes are compared as text everywhere in driftwatch (docs/contract.md, section 1.4): a
  *   string as it is, a number or boolean as its JSON text. Reals print like Python's repr /
- *   json.dumps (shortest digits that round-trip, fixed notation for 1e-4 <= |v| < 1e16, and
- *   ".0" on integral values) so that 1.0 -> "1.0", 0.1 -> "0.1" and 100.0 -> "100.0".
+ *   json.dumps (dw_fmt_double()'s shortest digits that round-trip, fixed notation for
+ *   1e-4 <= |v| < 1e16, plus ".0" on integral values) so that 1.0 -> "1.0", 0.1 -> "0.1" and
+ *   100.0 -> "100.0".
  *
  * - A bad message is never fatal: every check returns a reason code and an errstr naming the
  *   field (or, for invalid JSON, what is wrong and at which byte), and the caller counts it and
@@ -211,46 +212,14 @@ err:
     return -1;
 }
 
-/*
- * Shortest text of a real that reads back to the same double, printed like Python's repr:
- * fixed notation for 1e-4 <= |v| < 1e16 with ".0" on integral values, otherwise "1.5e+16".
- * Rounding to more digits never moves further from v, so "round-trips with N digits" is
- * monotone in N and a binary search over 1..17 digits finds the shortest in <= 5 tries.
- */
-static size_t real_text(double v, char *buf, size_t size)
+size_t dw_decode_real_text(double v, char *buf, size_t size)
 {
-    char tmp[NUM_TEXT_MAX];
-    int n;
-    if (v == floor(v) && fabs(v) < 1e15) {
-        /* integral and exact in fixed notation: the common case, one snprintf */
-        n = snprintf(buf, size, "%.1f", v);
-        return n < 0 ? 0 : DW_MIN((size_t)n, size - 1);
+    size_t n = dw_fmt_double(v, buf, size);
+    if (strpbrk(buf, ".eIN") == NULL && n + 2 < size) {
+        memcpy(buf + n, ".0", 3); /* integral in fixed notation: "1.0" as Python writes it */
+        n += 2;
     }
-    int lo = 1;
-    int hi = 17;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        snprintf(tmp, sizeof(tmp), "%.*e", mid - 1, v);
-        if (strtod(tmp, NULL) == v) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    snprintf(tmp, sizeof(tmp), "%.*e", lo - 1, v);
-    const char *e = strchr(tmp, 'e');
-    long exp10 = e ? strtol(e + 1, NULL, 10) : 0;
-    if (exp10 >= -4 && exp10 < 16) {
-        int decimals = lo - 1 - (int)exp10;
-        n = snprintf(buf, size, "%.*f", decimals > 0 ? decimals : 0, v);
-        if (n > 0 && decimals <= 0 && (size_t)n + 2 < size) {
-            memcpy(buf + n, ".0", 3);
-            n += 2;
-        }
-    } else {
-        n = snprintf(buf, size, "%s", tmp);
-    }
-    return n < 0 ? 0 : DW_MIN((size_t)n, size - 1);
+    return n;
 }
 
 /* --------------------------------------------------------------------------------------------
@@ -1476,14 +1445,15 @@ static double jv_number(struct dw_decoder *dec, jv_t v)
     return jv_kind(dec, v) == JV_INT ? (double)jv_int(dec, v) : jv_real(dec, v);
 }
 
-/* The JSON text of a number (integer or real), see real_text(). buf has NUM_TEXT_MAX bytes. */
+/* The JSON text of a number (integer or real), see dw_decode_real_text(). buf has NUM_TEXT_MAX
+ * bytes. */
 static size_t jv_number_text(struct dw_decoder *dec, jv_t v, char *buf, size_t size)
 {
     if (jv_kind(dec, v) == JV_INT) {
         int n = snprintf(buf, size, "%lld", jv_int(dec, v));
         return n < 0 ? 0 : DW_MIN((size_t)n, size - 1);
     }
-    return real_text(jv_real(dec, v), buf, size);
+    return dw_decode_real_text(jv_real(dec, v), buf, size);
 }
 
 /* the value of the LAST member called key (jansson keeps the last of duplicate keys) */

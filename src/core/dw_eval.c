@@ -37,7 +37,6 @@
 
 #include <float.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,35 +66,6 @@ static json_t *juint(uint64_t v)
 static json_t *jratio(uint64_t num, uint64_t den)
 {
     return den > 0 ? json_real((double)num / (double)den) : json_null();
-}
-
-/* Growable string for summaries. */
-struct sbuf {
-    char *s;
-    size_t len, cap;
-};
-
-static void sb_printf(struct sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(struct sbuf *sb, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        va_end(ap2);
-        return;
-    }
-    if (sb->len + (size_t)n + 1 > sb->cap) {
-        sb->cap = (sb->len + (size_t)n + 1) * 2;
-        sb->s = dw_realloc(sb->s, sb->cap);
-    }
-    vsnprintf(sb->s + sb->len, sb->cap - sb->len, fmt, ap2);
-    va_end(ap2);
-    sb->len += (size_t)n;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -1448,11 +1418,11 @@ void dw_eval_add_rolling(json_t *report, const struct dw_config *cfg, const stru
 char *dw_eval_idempotency_key(const char *group, const char *model, int64_t window_start_ms,
                               const char *what)
 {
-    struct sbuf sb = {0};
-    sb_printf(&sb, "%s\x1f%s\x1f%lld\x1f%s", group ? group : "", model ? model : "",
-              (long long)window_start_ms, what ? what : "");
+    struct dw_sbuf sb = {0};
+    dw_sbuf_printf(&sb, "%s\x1f%s\x1f%lld\x1f%s", group ? group : "", model ? model : "",
+                   (long long)window_start_ms, what ? what : "");
     char *key = dw_malloc(33);
     dw_sha256_hex(sb.s, sb.len, 16, key);
-    free(sb.s);
+    dw_sbuf_free(&sb);
     return key;
 }

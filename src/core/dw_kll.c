@@ -690,7 +690,7 @@ void dw_kll_merge(struct dw_kll *dst, const struct dw_kll *src)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Serialization (little-endian; layout in docs/sketches.md)                                  */
+/* Serialization (little-endian; layout in docs/sketches.md; read with dw_codec's dw_reader) */
 
 static void put_u16(uint8_t *p, uint16_t v)
 {
@@ -717,37 +717,6 @@ static void put_f64(uint8_t *p, double d)
     uint64_t bits;
     memcpy(&bits, &d, sizeof(bits));
     put_u64(p, bits);
-}
-
-static uint16_t get_u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-static double get_f64(const uint8_t *p)
-{
-    uint64_t bits = get_u64(p);
-    double d;
-    memcpy(&d, &bits, sizeof(d));
-    return d;
 }
 
 size_t dw_kll_serialize(struct dw_kll *sk, uint8_t *buf, size_t cap)
@@ -791,25 +760,30 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, 
                KLL_HEADER_BYTES);
         goto err;
     }
-    if (buf[0] != DW_KLL_FORMAT) {
-        dw_err(errstr, errstr_size, "kll: not a KLL sketch (format byte 0x%02x)", buf[0]);
+    struct dw_reader rd;
+    dw_reader_init(&rd, buf, len);
+    uint8_t format = dw_rd_u8(&rd);
+    uint8_t version = dw_rd_u8(&rd);
+    uint8_t flags = dw_rd_u8(&rd);
+    uint32_t num_levels = dw_rd_u8(&rd);
+    uint32_t k = dw_rd_u16(&rd);
+    uint32_t min_k = dw_rd_u16(&rd);
+    uint32_t exact_capacity = dw_rd_u32(&rd);
+    uint64_t n = dw_rd_u64(&rd);
+    uint64_t seed = dw_rd_u64(&rd);
+    uint64_t rng = dw_rd_u64(&rd);
+    double min = dw_rd_f64(&rd);
+    double max = dw_rd_f64(&rd);
+    dw_assert(!rd.err && rd.pos == KLL_HEADER_BYTES); /* len >= KLL_HEADER_BYTES */
+    if (format != DW_KLL_FORMAT) {
+        dw_err(errstr, errstr_size, "kll: not a KLL sketch (format byte 0x%02x)", format);
         goto err;
     }
-    if (buf[1] != DW_KLL_VERSION) {
-        dw_err(errstr, errstr_size, "kll: unsupported version %u (expected %d)", buf[1],
+    if (version != DW_KLL_VERSION) {
+        dw_err(errstr, errstr_size, "kll: unsupported version %u (expected %d)", version,
                DW_KLL_VERSION);
         goto err;
     }
-    uint8_t flags = buf[2];
-    uint32_t num_levels = buf[3];
-    uint32_t k = get_u16(buf + 4);
-    uint32_t min_k = get_u16(buf + 6);
-    uint32_t exact_capacity = get_u32(buf + 8);
-    uint64_t n = get_u64(buf + 12);
-    uint64_t seed = get_u64(buf + 20);
-    uint64_t rng = get_u64(buf + 28);
-    double min = get_f64(buf + 36);
-    double max = get_f64(buf + 44);
     bool exact = (flags & 1) != 0;
 
     if ((flags & ~1u) != 0) {
@@ -852,19 +826,17 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, 
 
     /* First pass: the level sizes, checked against the bytes and the count. */
     uint32_t counts[KLL_MAX_LEVELS];
-    size_t off = KLL_HEADER_BYTES;
     uint64_t weight = 0;
     uint32_t total = 0;
     for (uint32_t h = 0; h < num_levels; h++) {
-        if (len - off < 4) {
-            dw_err(errstr, errstr_size, "kll: truncated at level %u (byte %zu)", h, off);
+        if (dw_rd_left(&rd) < 4) {
+            dw_err(errstr, errstr_size, "kll: truncated at level %u (byte %zu)", h, rd.pos);
             goto err;
         }
-        uint32_t cnt = get_u32(buf + off);
-        off += 4;
-        if (cnt > (len - off) / 8) {
+        uint32_t cnt = dw_rd_u32(&rd);
+        if (cnt > dw_rd_left(&rd) / 8) {
             dw_err(errstr, errstr_size, "kll: truncated: level %u claims %u items, %zu bytes left",
-                   h, cnt, len - off);
+                   h, cnt, dw_rd_left(&rd));
             goto err;
         }
         if (cnt > (UINT64_MAX >> h) || weight > UINT64_MAX - ((uint64_t)cnt << h)) {
@@ -874,10 +846,10 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, 
         weight += (uint64_t)cnt << h;
         counts[h] = cnt;
         total += cnt; /* cannot overflow: each item took 8 of at most SIZE_MAX bytes */
-        off += (size_t)cnt * 8;
+        (void)dw_rd_bytes(&rd, (size_t)cnt * 8);
     }
-    if (off != len) {
-        dw_err(errstr, errstr_size, "kll: %zu trailing bytes", len - off);
+    if (dw_rd_left(&rd) != 0) {
+        dw_err(errstr, errstr_size, "kll: %zu trailing bytes", dw_rd_left(&rd));
         goto err;
     }
     if (!exact && num_levels > 1 && counts[num_levels - 1] == 0) {
@@ -899,13 +871,12 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, 
     sk->items = dw_malloc((size_t)alloc * sizeof(double));
     sk->alloc = alloc;
     uint32_t at = alloc - total;
-    off = KLL_HEADER_BYTES;
+    dw_reader_init(&rd, buf + KLL_HEADER_BYTES, len - KLL_HEADER_BYTES);
     for (uint32_t h = 0; h < num_levels; h++) {
         sk->levels[h] = at;
-        off += 4;
+        (void)dw_rd_u32(&rd); /* counts[h], read above */
         for (uint32_t i = 0; i < counts[h]; i++) {
-            double x = get_f64(buf + off);
-            off += 8;
+            double x = dw_rd_f64(&rd);
             if (!isfinite(x) || x < min || x > max || (i > 0 && x < sk->items[at - 1])) {
                 dw_err(errstr, errstr_size,
                        "kll: level %u item %u is not finite, in [min, max] and ascending", h, i);
@@ -914,6 +885,7 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, 
             sk->items[at++] = x;
         }
     }
+    dw_assert(!rd.err && dw_rd_left(&rd) == 0); /* the first pass checked every length */
     sk->levels[num_levels] = at;
     sk->level0_sorted = true;
     sk->l0_sorted_tail = level_size(sk, 0);

@@ -19,9 +19,9 @@
  *   of per-feature series stays cheap to query.
  * - Names and label text are validated at registration: a malformed line would make the whole
  *   scrape fail in Prometheus, so it is better to abort in the test that registers it.
- * - Values: integral values print without exponent ("42"), others as the shortest of
- *   %.15g/%.16g/%.17g that reads back to the same double (so the text is exact, like Go's
- *   strconv 'g' -1 used by Prometheus itself), and non-finite values as `NaN`, `+Inf`, `-Inf`.
+ * - Values: dw_fmt_double(), the shortest text that reads back to the same double (so the
+ *   text is exact, like Go's strconv 'g' -1 used by Prometheus itself; integral values below
+ *   1e16 without exponent, "42"), -0 as "0", and non-finite values as `NaN`, `+Inf`, `-Inf`.
  * - `driftwatch_build_info{version="..."} 1` is registered lazily by the first render, so every
  *   scrape carries it without every caller having to remember it.
  */
@@ -45,12 +45,6 @@
 
 /* Buckets of the (name, labels) look-up table; a power of two (count). */
 #define DW_METRICS_BUCKETS 1024
-
-/* Largest magnitude printed as a plain integer; beyond it %.17g is shorter (absolute value). */
-#define DW_METRICS_INT_LIMIT 1e17
-
-/* Initial size of the render buffer (bytes); it doubles as needed. */
-#define DW_METRICS_RENDER_INITIAL 4096
 
 struct dw_family;
 
@@ -269,75 +263,23 @@ double dw_metric_get(const struct dw_metric *m)
     return bits_double(atomic_load_explicit(&mm->bits, memory_order_relaxed));
 }
 
-/* Formats a sample value as the exposition format wants it. */
+/* Formats a sample value as the exposition format wants it: dw_fmt_double(), which writes
+ * NaN, +Inf and -Inf as this format spells them, with -0 as 0. */
 static void format_value(double v, char *buf, size_t buf_size)
 {
-    if (isnan(v)) {
-        snprintf(buf, buf_size, "NaN");
-        return;
-    }
-    if (isinf(v)) {
-        snprintf(buf, buf_size, "%s", v > 0 ? "+Inf" : "-Inf");
-        return;
-    }
-    if (v == 0) {
-        snprintf(buf, buf_size, "0"); /* also for -0 */
-        return;
-    }
-    if (v == trunc(v) && fabs(v) < DW_METRICS_INT_LIMIT) {
-        snprintf(buf, buf_size, "%.0f", v);
-        return;
-    }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, buf_size, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) {
-            return;
-        }
-    }
-}
-
-struct buf {
-    char *data;
-    size_t len;
-    size_t cap;
-};
-
-static void buf_reserve(struct buf *b, size_t extra)
-{
-    if (b->len + extra + 1 <= b->cap) {
-        return;
-    }
-    size_t cap = b->cap ? b->cap : DW_METRICS_RENDER_INITIAL;
-    while (b->len + extra + 1 > cap) {
-        cap *= 2;
-    }
-    b->data = dw_realloc(b->data, cap);
-    b->cap = cap;
-}
-
-static void buf_append(struct buf *b, const char *s, size_t n)
-{
-    buf_reserve(b, n);
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void buf_puts(struct buf *b, const char *s)
-{
-    buf_append(b, s, strlen(s));
+    dw_fmt_double(v == 0 ? 0.0 : v, buf, buf_size);
 }
 
 /* HELP text escapes backslash and newline (not quotes). */
-static void buf_put_help(struct buf *b, const char *help)
+static void put_help(struct dw_sbuf *b, const char *help)
 {
     for (const char *p = help; *p; p++) {
         if (*p == '\\') {
-            buf_append(b, "\\\\", 2);
+            dw_sbuf_add(b, "\\\\", 2);
         } else if (*p == '\n') {
-            buf_append(b, "\\n", 2);
+            dw_sbuf_add(b, "\\n", 2);
         } else {
-            buf_append(b, p, 1);
+            dw_sbuf_add(b, p, 1);
         }
     }
 }
@@ -356,37 +298,35 @@ static void ensure_build_info(void)
 
 char *dw_metrics_render(void)
 {
-    struct buf b = {0};
-    char val[64];
+    struct dw_sbuf b = {0};
+    char val[DW_FMT_DOUBLE_SIZE];
 
     ensure_build_info();
-    buf_reserve(&b, 0);
-    b.data[0] = '\0';
 
     pthread_mutex_lock(&reg.lock);
     for (struct dw_family *fam = reg.first; fam; fam = fam->next) {
-        buf_puts(&b, "# HELP ");
-        buf_puts(&b, fam->name);
-        buf_puts(&b, " ");
-        buf_put_help(&b, fam->help);
-        buf_puts(&b, "\n# TYPE ");
-        buf_puts(&b, fam->name);
-        buf_puts(&b, fam->type == DW_METRIC_COUNTER ? " counter\n" : " gauge\n");
+        dw_sbuf_adds(&b, "# HELP ");
+        dw_sbuf_adds(&b, fam->name);
+        dw_sbuf_adds(&b, " ");
+        put_help(&b, fam->help);
+        dw_sbuf_adds(&b, "\n# TYPE ");
+        dw_sbuf_adds(&b, fam->name);
+        dw_sbuf_adds(&b, fam->type == DW_METRIC_COUNTER ? " counter\n" : " gauge\n");
         for (struct dw_metric *m = fam->first; m; m = m->next) {
             format_value(dw_metric_get(m), val, sizeof(val));
-            buf_puts(&b, fam->name);
+            dw_sbuf_adds(&b, fam->name);
             if (m->labels[0] != '\0') {
-                buf_puts(&b, "{");
-                buf_puts(&b, m->labels);
-                buf_puts(&b, "}");
+                dw_sbuf_adds(&b, "{");
+                dw_sbuf_adds(&b, m->labels);
+                dw_sbuf_adds(&b, "}");
             }
-            buf_puts(&b, " ");
-            buf_puts(&b, val);
-            buf_puts(&b, "\n");
+            dw_sbuf_adds(&b, " ");
+            dw_sbuf_adds(&b, val);
+            dw_sbuf_adds(&b, "\n");
         }
     }
     pthread_mutex_unlock(&reg.lock);
-    return b.data;
+    return dw_sbuf_take(&b);
 }
 
 void dw_metrics_reset(void)

@@ -302,6 +302,34 @@ const char *dw_severity_name(enum dw_severity s)
     return s == DW_SEV_CRITICAL ? "critical" : "warning";
 }
 
+/* Indexed by enum dw_alert_state. */
+static const char *const alert_state_names[] = {"inactive", "pending", "firing", "resolved"};
+_Static_assert(DW_ARRAY_SIZE(alert_state_names) == DW_ALERT_RESOLVED + 1, "a name per state");
+
+const char *dw_alert_state_name(enum dw_alert_state s)
+{
+    dw_assert((size_t)s < DW_ARRAY_SIZE(alert_state_names));
+    return alert_state_names[s];
+}
+
+int dw_alert_state_parse(const char *name, enum dw_alert_state *out)
+{
+    int i = dw_name_index(alert_state_names, DW_ARRAY_SIZE(alert_state_names), name);
+    if (i < 0) {
+        return -1;
+    }
+    *out = (enum dw_alert_state)i;
+    return 0;
+}
+
+/* The state of a stored instance ("state"); DW_ALERT_INACTIVE when it has none. */
+static enum dw_alert_state inst_state(const json_t *inst)
+{
+    enum dw_alert_state s = DW_ALERT_INACTIVE;
+    (void)dw_alert_state_parse(json_string_value(json_object_get(inst, "state")), &s);
+    return s;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Rules
  */
@@ -387,8 +415,9 @@ static const char *instance_problem(const char *model, const char *fp, json_t *i
     if (strcmp(fp, want) != 0) {
         return "the fingerprint is not the one of its model, rule and feature";
     }
-    const char *st = json_string_value(json_object_get(inst, "state"));
-    if (!st || (strcmp(st, "pending") != 0 && strcmp(st, "firing") != 0)) {
+    enum dw_alert_state st;
+    if (dw_alert_state_parse(json_string_value(json_object_get(inst, "state")), &st) != 0 ||
+        (st != DW_ALERT_PENDING && st != DW_ALERT_FIRING)) {
         return "state must be \"pending\" or \"firing\"";
     }
     static const char *const counts[] = {"active", "inactive"};
@@ -838,7 +867,9 @@ static json_t *build_alert(const struct step_ctx *cx, const struct rview *rv, co
     json_object_set_new(a, "fingerprint", json_string(fp));
     json_object_set_new(a, "rule", json_string(r->name));
     json_object_set_new(a, "feature", feature ? json_string(feature) : json_null());
-    json_object_set_new(a, "status", json_string(resolved ? "resolved" : "firing"));
+    json_object_set_new(
+        a, "status",
+        json_string(dw_alert_state_name(resolved ? DW_ALERT_RESOLVED : DW_ALERT_FIRING)));
     json_object_set_new(a, "severity", json_string(sev));
     json_object_set_new(a, "repeat", json_boolean(repeat));
     json_t *value = json_object_get(inst, "value");
@@ -971,7 +1002,7 @@ static void step_instance(const struct step_ctx *cx, const struct rview *rv, jso
         inst = json_object();
         json_object_set_new(inst, "rule", json_string(r->name));
         json_object_set_new(inst, "feature", feature ? json_string(feature) : json_null());
-        json_object_set_new(inst, "state", json_string("pending"));
+        json_object_set_new(inst, "state", json_string(dw_alert_state_name(DW_ALERT_PENDING)));
         set_int(inst, "active", 0);
         set_int(inst, "inactive", 0);
         set_int(inst, "active_since_ms", cx->start_ms);
@@ -991,8 +1022,7 @@ static void step_instance(const struct step_ctx *cx, const struct rview *rv, jso
     }
     set_int(inst, "last_ms", cx->start_ms);
 
-    const char *st = json_string_value(json_object_get(inst, "state"));
-    int firing = st && strcmp(st, "firing") == 0;
+    int firing = inst_state(inst) == DW_ALERT_FIRING;
     int64_t for_windows = DW_MAX(r->for_windows, 1);
     int64_t keep = DW_MAX(r->keep_firing_windows, 0);
     /* A report of a run of empty windows counts as that many windows; a transition inside
@@ -1003,7 +1033,7 @@ static void step_instance(const struct step_ctx *cx, const struct rview *rv, jso
         set_int(inst, "active", active);
         set_int(inst, "inactive", 0);
         if (!firing && active >= for_windows) {
-            json_object_set_new(inst, "state", json_string("firing"));
+            json_object_set_new(inst, "state", json_string(dw_alert_state_name(DW_ALERT_FIRING)));
             set_int(inst, "fired_ms",
                     cx->start_ms + DW_MAX(for_windows - before - 1, 0) * cx->win_ms);
         }
@@ -1119,8 +1149,7 @@ json_t *dw_rules_step(const char *group, const struct dw_rule *rules, size_t n_r
     {
         const struct rview *v =
             find_rview(rv, n_rv, json_string_value(json_object_get(inst, "rule")));
-        const char *st = json_string_value(json_object_get(inst, "state"));
-        if (v && v->rule->inhibits_features && st && strcmp(st, "firing") == 0) {
+        if (v && v->rule->inhibits_features && inst_state(inst) == DW_ALERT_FIRING) {
             inhibited = 1;
         }
     }
@@ -1130,8 +1159,7 @@ json_t *dw_rules_step(const char *group, const struct dw_rule *rules, size_t n_r
     {
         const struct rview *v =
             find_rview(rv, n_rv, json_string_value(json_object_get(inst, "rule")));
-        const char *st = json_string_value(json_object_get(inst, "state"));
-        if (!v || !st || strcmp(st, "firing") != 0) {
+        if (!v || inst_state(inst) != DW_ALERT_FIRING) {
             continue;
         }
         if (inhibited && v->star && !v->rule->inhibits_features) {

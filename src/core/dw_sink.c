@@ -106,17 +106,6 @@ static void utf8_truncate(char *s, size_t max)
 /* ---------------------------------------------------------------------------------------- */
 /* JSON helpers                                                                              */
 
-/* Shortest %g text of a double that reads back as the same value. */
-static void fmt_double(double d, char *buf, size_t n)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, n, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d) {
-            return;
-        }
-    }
-}
-
 /*
  * A JSON value as label text: a string as it is, a number or boolean as its JSON text, an
  * object or array as compact JSON. @returns malloc'ed text, or NULL for null/absent.
@@ -135,7 +124,7 @@ static char *json_text(const json_t *v)
         return dw_strdup(buf);
     }
     if (json_is_real(v)) {
-        fmt_double(json_real_value(v), buf, sizeof(buf));
+        dw_fmt_double(json_real_value(v), buf, sizeof(buf));
         return dw_strdup(buf);
     }
     if (json_is_boolean(v)) {
@@ -177,8 +166,8 @@ static json_t *copy_member(const json_t *obj, const char *key)
 
 static int alert_is_firing(const json_t *alert)
 {
-    const char *st = str_member(alert, "status");
-    return st != NULL && strcmp(st, "firing") == 0;
+    enum dw_alert_state st;
+    return dw_alert_state_parse(str_member(alert, "status"), &st) == 0 && st == DW_ALERT_FIRING;
 }
 
 /* The routed alerts of arr (deep copies, in order); a new array, possibly empty. */
@@ -244,16 +233,12 @@ const char *dw_sink_type_name(enum dw_sink_type t)
 
 int dw_sink_type_parse(const char *name, enum dw_sink_type *out)
 {
-    if (name == NULL) {
+    int i = dw_name_index(sink_type_names, DW_ARRAY_SIZE(sink_type_names), name);
+    if (i < 0) {
         return -1;
     }
-    for (size_t i = 0; i < DW_ARRAY_SIZE(sink_type_names); i++) {
-        if (strcmp(name, sink_type_names[i]) == 0) {
-            *out = (enum dw_sink_type)i;
-            return 0;
-        }
-    }
-    return -1;
+    *out = (enum dw_sink_type)i;
+    return 0;
 }
 
 static int severity_parse(const char *s, enum dw_severity *out)
@@ -327,7 +312,9 @@ static size_t render_webhook(const struct dw_sink_cfg *s, const json_t *n, const
     json_object_set_new(p, "window_start", copy_member(n, "window_start"));
     json_object_set_new(p, "window_end", copy_member(n, "window_end"));
     json_object_set_new(p, "stage", copy_member(n, "stage"));
-    json_object_set_new(p, "status", json_string(firing ? "firing" : "resolved"));
+    json_object_set_new(
+        p, "status",
+        json_string(dw_alert_state_name(firing ? DW_ALERT_FIRING : DW_ALERT_RESOLVED)));
     json_object_set_new(p, "alerts", alerts);
     json_t *report = json_object_get(n, "report");
     if (json_is_object(report)) {

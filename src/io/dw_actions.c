@@ -509,14 +509,14 @@ static json_t *test_note(const char *id, int64_t now, int resolved)
 {
     char ts[40];
     dw_time_format_rfc3339(now, ts, sizeof(ts));
-    json_t *alert =
-        json_pack("{s:s,s:s,s:n,s:s,s:s,s:b,s:n,s:n,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s,s:s}}",
-                  "fingerprint", "0000000000000000", "rule", "driftwatch_test", "feature", "status",
-                  resolved ? "resolved" : "firing", "severity", "critical", "repeat", 0, "value",
-                  "threshold", "starts_at", ts, "labels", "alertname", "driftwatch_test", "model",
-                  "driftwatch-test", "severity", "critical", "test", "true", "annotations",
-                  "summary", "driftwatch test notification: not a real alert", "description",
-                  "Sent by `driftwatch alerts test` to check the wiring of this sink.");
+    const char *status = dw_alert_state_name(resolved ? DW_ALERT_RESOLVED : DW_ALERT_FIRING);
+    json_t *alert = json_pack(
+        "{s:s,s:s,s:n,s:s,s:s,s:b,s:n,s:n,s:s,s:{s:s,s:s,s:s,s:s},s:{s:s,s:s}}", "fingerprint",
+        "0000000000000000", "rule", "driftwatch_test", "feature", "status", status, "severity",
+        "critical", "repeat", 0, "value", "threshold", "starts_at", ts, "labels", "alertname",
+        "driftwatch_test", "model", "driftwatch-test", "severity", "critical", "test", "true",
+        "annotations", "summary", "driftwatch test notification: not a real alert", "description",
+        "Sent by `driftwatch alerts test` to check the wiring of this sink.");
     if (resolved) {
         json_object_set_new(alert, "ends_at", json_string(ts));
     }

@@ -568,30 +568,19 @@ static void format_duration(int64_t ms, char *buf, size_t size)
     }
 }
 
-/* Shortest %g text that reads back as the same double. */
-static void format_double(double v, char *buf, size_t size)
-{
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) {
-            return;
-        }
-    }
-}
-
 /* Bound text for messages: "1..65535", ">= 1000", "> 0", "between 0 and 1 (exclusive)". */
 static void format_bound(const struct cfg_key *k, double v, char *buf, size_t size)
 {
     if (k->type == T_DURATION) {
         format_duration((int64_t)v, buf, size);
     } else {
-        format_double(v, buf, size);
+        dw_fmt_double(v, buf, size);
     }
 }
 
 static void range_text(const struct cfg_key *k, char *buf, size_t size)
 {
-    char lo[32], hi[32];
+    char lo[DW_FMT_DOUBLE_SIZE], hi[DW_FMT_DOUBLE_SIZE];
     format_bound(k, k->min, lo, sizeof(lo));
     format_bound(k, k->max, hi, sizeof(hi));
     int has_lo = (k->flags & (F_MIN | F_MIN_EXCL)) != 0;
@@ -2160,7 +2149,7 @@ static void dump_value(FILE *out, const struct cfg_key *k, const void *base)
     case T_DOUBLE: {
         double v;
         memcpy(&v, src, sizeof(v));
-        format_double(v, buf, sizeof(buf));
+        dw_fmt_double(v, buf, sizeof(buf));
         fputs(buf, out);
         break;
     }
@@ -2328,7 +2317,7 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
             fprintf(out, ": {type: %s, method: %s", type, method_names[d->method]);
             if (!isnan(d->threshold)) {
                 char num[64];
-                format_double(d->threshold, num, sizeof(num));
+                dw_fmt_double(d->threshold, num, sizeof(num));
                 fprintf(out, ", threshold: %s", num);
             }
             fputs("}\n", out);

@@ -1,6 +1,7 @@
 /*
  * test_common.c - the shared helpers: RFC 3339 parsing and formatting, durations, the FNV-1a
- * hash and the double sort.
+ * hash and the double sort; the one double formatter, and that every output writing doubles
+ * (metrics, config dump, class text) writes the same text with it; the string builder.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -12,7 +13,13 @@
 
 #include <cmocka.h>
 
+#include <float.h>
+#include <stdio.h>
+
 #include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_decode.h"
+#include "driftwatch/core/dw_metrics.h"
 
 #include "dw_test.h"
 
@@ -153,12 +160,251 @@ static void test_parse_i64(void **state)
     assert_int_equal(dw_parse_i64(NULL, 0, 0, 1000, &v), -1);
 }
 
+/* Tricky doubles and the one text dw_fmt_double() gives each (see dw_common.h). */
+static const struct {
+    double v;
+    const char *text;
+} fmt_cases[] = {
+    {0.1, "0.1"},
+    {1e21, "1e+21"},
+    {5e-324, "5e-324"},
+    {DBL_MAX, "1.7976931348623157e+308"},
+    {2.2250738585072014e-308, "2.2250738585072014e-308"},
+    {-0.0, "-0"},
+    {0.0, "0"},
+    {123456789.125, "123456789.125"},
+    {1.0 / 3.0, "0.3333333333333333"},
+    {0.30000000000000004, "0.30000000000000004"},
+    {42, "42"},
+    {-17, "-17"},
+    {100, "100"},
+    {-1.5, "-1.5"},
+    {1e15, "1000000000000000"},
+    {1e16, "1e+16"},
+    {9007199254740994.0, "9007199254740994"},
+    {1e-4, "0.0001"},
+    {1e-5, "1e-05"},
+    {2.5e-7, "2.5e-07"},
+    {6.02214076e23, "6.02214076e+23"},
+};
+
+static void test_fmt_double(void **state)
+{
+    (void)state;
+    char buf[DW_FMT_DOUBLE_SIZE];
+    for (size_t i = 0; i < DW_ARRAY_SIZE(fmt_cases); i++) {
+        size_t n = dw_fmt_double(fmt_cases[i].v, buf, sizeof(buf));
+        assert_string_equal(buf, fmt_cases[i].text);
+        assert_int_equal(n, strlen(fmt_cases[i].text));
+        /* reads back to the same double, sign of zero included */
+        double back = strtod(buf, NULL);
+        assert_memory_equal(&back, &fmt_cases[i].v, sizeof(back));
+    }
+    dw_fmt_double(NAN, buf, sizeof(buf));
+    assert_string_equal(buf, "NaN");
+    dw_fmt_double(INFINITY, buf, sizeof(buf));
+    assert_string_equal(buf, "+Inf");
+    dw_fmt_double(-INFINITY, buf, sizeof(buf));
+    assert_string_equal(buf, "-Inf");
+    /* a short buffer gets a cut, terminated text */
+    assert_int_equal(dw_fmt_double(123456789.125, buf, 5), 4);
+    assert_string_equal(buf, "1234");
+    assert_int_equal(dw_fmt_double(1.0, buf, 0), 0);
+    /* the shortest: no fewer digits read back (checked against %.*g at every precision) */
+    uint64_t seed = 9;
+    for (int i = 0; i < 20000; i++) {
+        uint64_t bits = 0;
+        for (int k = 0; k < 4; k++) {
+            bits = (bits << 16) ^ (uint64_t)(dw_rand_u01(&seed) * 65536.0);
+        }
+        double v;
+        memcpy(&v, &bits, sizeof(v));
+        if (!isfinite(v)) {
+            continue;
+        }
+        dw_fmt_double(v, buf, sizeof(buf));
+        assert_true(strtod(buf, NULL) == v);
+        int digits = 0;
+        for (const char *p = buf; *p && *p != 'e'; p++) {
+            digits += *p >= '0' && *p <= '9';
+        }
+        char g[40];
+        int shortest = 17;
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(g, sizeof(g), "%.*g", prec, v);
+            if (strtod(g, NULL) == v) {
+                shortest = prec;
+                break;
+            }
+        }
+        /* fixed notation writes the zeros between the digits and the point ("0.0001",
+         * "1000") */
+        if (strchr(buf, 'e') != NULL) {
+            assert_int_equal(digits, shortest);
+        } else {
+            assert_true(digits >= shortest);
+        }
+    }
+}
+
+/* Copies the rest of the line after `key` in text into out (64 bytes). */
+static void value_after(const char *text, const char *key, char *out)
+{
+    const char *at = strstr(text, key);
+    if (at == NULL) {
+        fail_msg("no \"%s\" in:\n%s", key, text);
+    }
+    at += strlen(key);
+    int n = (int)strcspn(at, "\n");
+    assert_true(n < 64);
+    snprintf(out, 64, "%.*s", n, at);
+}
+
+/* The value text of a one-gauge metrics scrape (static buffer). */
+static const char *metrics_text(double v)
+{
+    static char out[64];
+    dw_metrics_reset();
+    dw_metric_set(dw_metrics_series("driftwatch_v", "v.", DW_METRIC_GAUGE, NULL), v);
+    char *text = dw_metrics_render();
+    value_after(text, "\ndriftwatch_v ", out);
+    free(text);
+    dw_metrics_reset();
+    return out;
+}
+
+/* The text of detectors.kl_threshold in a config dump (static buffer). */
+static const char *dump_text(struct dw_config *cfg, double v)
+{
+    static char out[64];
+    cfg->kl_threshold = v;
+    char *dump = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&dump, &len);
+    assert_non_null(fp);
+    dw_config_dump(cfg, fp);
+    assert_int_equal(fclose(fp), 0);
+    value_after(dump, "kl_threshold: ", out);
+    /* and the loader reads the dump back to the same double (the key wants > 0) */
+    if (v > 0) {
+        struct dw_config back;
+        char err[256];
+        if (dw_config_load_string(&back, dump, err, sizeof(err)) != 0) {
+            fail_msg("the dump of %s does not load: %s", out, err);
+        }
+        assert_true(back.kl_threshold == v);
+        dw_config_free(&back);
+    }
+    free(dump);
+    return out;
+}
+
+/* One double, one text: the metrics scrape, the config dump and the class text agree with
+ * dw_fmt_double() (metrics write -0 as 0; class text adds ".0" to integral values, as
+ * Python's repr()), and every text reads back to the same double. */
+static void test_outputs_agree(void **state)
+{
+    (void)state;
+    struct dw_config cfg;
+    char err[256];
+    if (dw_config_load_string(&cfg, "kafka: {bootstrap.servers: 127.0.0.1:9092}\nmodels: {m: {}}\n",
+                              err, sizeof(err)) != 0) {
+        fail_msg("config: %s", err);
+    }
+    for (size_t i = 0; i < DW_ARRAY_SIZE(fmt_cases); i++) {
+        double v = fmt_cases[i].v;
+        const char *want = fmt_cases[i].text;
+        assert_string_equal(metrics_text(v), v == 0 ? "0" : want);
+        assert_string_equal(dump_text(&cfg, v), want);
+        char cls[DW_FMT_DOUBLE_SIZE];
+        dw_decode_real_text(v, cls, sizeof(cls));
+        if (v == floor(v) && fabs(v) < 1e16) {
+            assert_int_equal(strlen(cls), strlen(want) + 2);
+            assert_memory_equal(cls, want, strlen(want));
+            assert_string_equal(cls + strlen(want), ".0");
+        } else {
+            assert_string_equal(cls, want);
+        }
+        assert_true(strtod(metrics_text(v), NULL) == v);
+        assert_true(strtod(dump_text(&cfg, v), NULL) == v);
+        assert_true(strtod(cls, NULL) == v);
+    }
+    assert_string_equal(metrics_text(NAN), "NaN");
+    assert_string_equal(metrics_text(INFINITY), "+Inf");
+    assert_string_equal(metrics_text(-INFINITY), "-Inf");
+    dw_config_free(&cfg);
+}
+
+/* dw_sbuf: appends, printf past the room left, fill, reset keeping memory, take and free. */
+static void test_sbuf(void **state)
+{
+    (void)state;
+    struct dw_sbuf sb = {0};
+    dw_sbuf_reset(&sb); /* on an empty buffer: nothing to keep */
+    assert_null(sb.s);
+    dw_sbuf_adds(&sb, "ab");
+    dw_sbuf_add(&sb, "cdef", 2);
+    dw_sbuf_printf(&sb, "-%d-", 42);
+    assert_string_equal(sb.s, "abcd-42-");
+    assert_int_equal(sb.len, 8);
+    /* longer than the room left: grows and prints again */
+    char big[300];
+    memset(big, 'y', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    dw_sbuf_printf(&sb, "%s!", big);
+    assert_int_equal(sb.len, 8 + 299 + 1);
+    assert_int_equal(sb.s[sb.len - 1], '!');
+    assert_int_equal(sb.s[sb.len], '\0');
+    dw_sbuf_fill(&sb, 'x', 3);
+    assert_int_equal(sb.len, 311);
+    assert_string_equal(sb.s + 308, "xxx");
+    char *kept = sb.s;
+    size_t cap = sb.cap;
+    dw_sbuf_reset(&sb);
+    assert_int_equal(sb.len, 0);
+    assert_string_equal(sb.s, "");
+    assert_ptr_equal(sb.s, kept);
+    assert_int_equal(sb.cap, cap);
+    dw_sbuf_printf(&sb, "%s", "again");
+    assert_string_equal(sb.s, "again");
+    dw_sbuf_fill(&sb, 'z', 0);
+    assert_string_equal(sb.s, "again");
+    char *t = dw_sbuf_take(&sb);
+    assert_string_equal(t, "again");
+    assert_null(sb.s);
+    free(t);
+    t = dw_sbuf_take(&sb);
+    assert_string_equal(t, "");
+    free(t);
+    dw_sbuf_adds(&sb, "x");
+    dw_sbuf_free(&sb);
+    assert_null(sb.s);
+    assert_int_equal(sb.len, 0);
+    assert_int_equal(sb.cap, 0);
+}
+
+/* An enum's name table: exact names only, NULL and unknown names are -1. */
+static void test_name_index(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"debug", "info", "warn"};
+    assert_int_equal(dw_name_index(names, DW_ARRAY_SIZE(names), "debug"), 0);
+    assert_int_equal(dw_name_index(names, DW_ARRAY_SIZE(names), "warn"), 2);
+    assert_int_equal(dw_name_index(names, DW_ARRAY_SIZE(names), "Warn"), -1);
+    assert_int_equal(dw_name_index(names, DW_ARRAY_SIZE(names), "war"), -1);
+    assert_int_equal(dw_name_index(names, DW_ARRAY_SIZE(names), ""), -1);
+    assert_int_equal(dw_name_index(names, DW_ARRAY_SIZE(names), NULL), -1);
+    assert_int_equal(dw_name_index(names, 2, "warn"), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc3339),   cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_fnv1a),     cmocka_unit_test(test_sort_doubles),
-        cmocka_unit_test(test_parse_i64),
+        cmocka_unit_test(test_rfc3339),       cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_fnv1a),         cmocka_unit_test(test_sort_doubles),
+        cmocka_unit_test(test_parse_i64),     cmocka_unit_test(test_fmt_double),
+        cmocka_unit_test(test_outputs_agree), cmocka_unit_test(test_sbuf),
+        cmocka_unit_test(test_name_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -204,6 +204,32 @@ static void test_jsonl_events_and_flat(void **state)
     assert_int_equal(run_profile("-i", in, "-o", out, NULL), 1);
 }
 
+/* A JSON real of a categorical feature is the text the consumer's decoder makes of it
+ * (test_decode.c's test_categorical_number_text): 1.0 is "1.0", not "1", or the reference's
+ * categories would never meet the live ones. */
+static void test_jsonl_categorical_reals_as_decoder_text(void **state)
+{
+    const char *in = path_of("reals.jsonl");
+    const char *out = path_of("reals.json");
+    dw_test_write_file(in, "{\"code\":1.0}\n{\"code\":1.0}\n{\"code\":2.5}\n{\"code\":1e16}\n"
+                           "{\"code\":0.1}\n{\"code\":100.0}\n{\"code\":7}\n");
+    assert_int_equal(run_profile("-i", in, "-o", out, "-m", "m1", "--categorical", "code", NULL),
+                     0);
+    static const struct {
+        const char *text;
+        json_int_t count; /* -1: no such category */
+    } want[] = {{"1.0", 2},   {"2.5", 1}, {"1e+16", 1}, {"0.1", 1},
+                {"100.0", 1}, {"7", 1},   {"1", -1}};
+    json_t *doc = load(out);
+    for (size_t i = 0; i < DW_ARRAY_SIZE(want); i++) {
+        if (cat_count(doc, "code", want[i].text) != want[i].count) {
+            fail_msg("category \"%s\": %lld, want %lld", want[i].text,
+                     (long long)cat_count(doc, "code", want[i].text), (long long)want[i].count);
+        }
+    }
+    json_decref(doc);
+}
+
 static void test_gzip_input(void **state)
 {
     const char *in = path_of("g.csv.gz");
@@ -375,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_csv_errors),
         cmocka_unit_test(test_jsonl_events_and_flat),
         cmocka_unit_test(test_gzip_input),
+        cmocka_unit_test(test_jsonl_categorical_reals_as_decoder_text),
         cmocka_unit_test(test_exact_quantiles_1_to_1000),
         cmocka_unit_test(test_round_trip_through_ref_from_json),
         cmocka_unit_test(test_files_numbers_and_pointers),

@@ -983,6 +983,31 @@ static void test_default_rules_accuracy_drop(void **unused)
     dw_rules_free(rules, n_rules);
 }
 
+/* The alert states by name: the strings stored in Redis and sent to sinks. */
+static void test_alert_state_names(void **state)
+{
+    (void)state;
+    static const struct {
+        enum dw_alert_state st;
+        const char *name;
+    } names[] = {{DW_ALERT_INACTIVE, "inactive"},
+                 {DW_ALERT_PENDING, "pending"},
+                 {DW_ALERT_FIRING, "firing"},
+                 {DW_ALERT_RESOLVED, "resolved"}};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(names); i++) {
+        assert_string_equal(dw_alert_state_name(names[i].st), names[i].name);
+        enum dw_alert_state st = DW_ALERT_INACTIVE;
+        assert_int_equal(dw_alert_state_parse(names[i].name, &st), 0);
+        assert_int_equal(st, names[i].st);
+    }
+    const char *bad[] = {NULL, "", "Firing", "firing ", "fire", "unknown"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(bad); i++) {
+        enum dw_alert_state st = DW_ALERT_RESOLVED;
+        assert_int_equal(dw_alert_state_parse(bad[i], &st), -1);
+        assert_int_equal(st, DW_ALERT_RESOLVED); /* untouched */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -998,6 +1023,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_stale_bad_input),
         cmocka_unit_test(test_state_load_hostile),
         cmocka_unit_test(test_default_rules_accuracy_drop),
+        cmocka_unit_test(test_alert_state_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,8 +93,36 @@ void dw_sbuf_add(struct dw_sbuf *sb, const char *s, size_t n);
 void dw_sbuf_adds(struct dw_sbuf *sb, const char *s);
 /** @brief Appends printf-formatted text. */
 void dw_sbuf_printf(struct dw_sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** @brief Appends n copies of the byte c (padding). */
+void dw_sbuf_fill(struct dw_sbuf *sb, char c, size_t n);
+/** @brief Empties sb but keeps its memory, for a buffer reused per message. */
+void dw_sbuf_reset(struct dw_sbuf *sb);
 /** @returns the text (malloc'ed, "" when empty; the caller frees it) and empties sb. */
 char *dw_sbuf_take(struct dw_sbuf *sb);
+/** @brief Frees the text; sb is empty ({0}) afterwards. */
+void dw_sbuf_free(struct dw_sbuf *sb);
+
+/**
+ * @brief The index of name in a table of n names (an enum's name table).
+ * @returns the index, or -1 when name is NULL or not in the table (exact, case-sensitive).
+ */
+int dw_name_index(const char *const *names, size_t n, const char *name);
+
+/** Bytes that always hold dw_fmt_double()'s text and its NUL ("-2.2250738585072014e-308"). */
+#define DW_FMT_DOUBLE_SIZE 32
+
+/**
+ * @brief The one way driftwatch writes a double as text (config dump, metrics, alert labels,
+ *        profiles, class text): the fewest significant digits (1..17) that strtod() reads back
+ *        to the same double, in fixed notation for 1e-4 <= |v| < 1e16 ("0.1", "42",
+ *        "123456789.125", "1000000000000000") and in C's exponent notation otherwise ("1e+16",
+ *        "2.5e-07", "5e-324"), the notation Python's repr() chooses; "-0" for negative zero.
+ *        Non-finite values are written as the Prometheus text format wants them: "NaN",
+ *        "+Inf", "-Inf" (JSON outputs never get them: their callers write null instead).
+ * @returns the length of the text; the text is cut to size - 1 bytes when buf is smaller than
+ *          DW_FMT_DOUBLE_SIZE (size 0 writes nothing).
+ */
+size_t dw_fmt_double(double v, char *buf, size_t size);
 
 /**
  * @brief Parses an RFC 3339 timestamp ("2026-11-22T10:15:03.120Z", offsets "+02:00" allowed,

@@ -113,6 +113,14 @@ enum dw_bad_reason dw_decode_label(struct dw_decoder *dec, const void *buf, size
 /** @brief Releases the current document (the output's strings become invalid). */
 void dw_decoder_reset(struct dw_decoder *dec);
 
+/**
+ * @brief The text of a finite JSON real as a class or categorical value: dw_fmt_double()'s
+ *        text with ".0" on an integral value in fixed notation, as Python's repr() and
+ *        json.dumps() print it ("1.0", "100.0", "-0.0", "0.1", "1e+16", "2.5e-07").
+ * @returns the length of the text (buf of DW_FMT_DOUBLE_SIZE bytes holds it).
+ */
+size_t dw_decode_real_text(double v, char *buf, size_t size);
+
 /** @returns 1 when buf is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int dw_utf8_valid(const void *buf, size_t len);
 

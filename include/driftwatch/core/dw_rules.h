@@ -74,6 +74,16 @@
 
 enum dw_severity { DW_SEV_WARNING = 0, DW_SEV_CRITICAL = 1 };
 
+/* The state of an alert instance (inactive, pending, firing: the diagram above) and the status
+ * of a notified alert (firing, resolved). Stored in Redis ("state") and sent to sinks
+ * ("status") as its name from dw_alert_state_name(); an inactive instance is not stored. */
+enum dw_alert_state {
+    DW_ALERT_INACTIVE = 0,
+    DW_ALERT_PENDING = 1,
+    DW_ALERT_FIRING = 2,
+    DW_ALERT_RESOLVED = 3
+};
+
 /* Which report of a window a rule reads: the one at window close or the one at the label
  * horizon ("final": performance with its labels). AUTO = FINAL when the path starts with
  * performance, accuracy_drop, rolling, versions, labeled, correct, unlabeled_share or
@@ -125,6 +135,15 @@ enum dw_rule_stage dw_rule_stage_of(const struct dw_rule *rule);
 
 /** @returns "warning" or "critical". */
 const char *dw_severity_name(enum dw_severity s);
+
+/** @returns "inactive", "pending", "firing" or "resolved". */
+const char *dw_alert_state_name(enum dw_alert_state s);
+
+/**
+ * @brief The state of a name from dw_alert_state_name() (exact, case-sensitive).
+ * @returns 0 and *out, or -1 (*out untouched) when name is NULL or no state's name.
+ */
+int dw_alert_state_parse(const char *name, enum dw_alert_state *out);
 
 /**
  * @brief The built-in rules used when the config has none: feature_drift (features.*.drift,
