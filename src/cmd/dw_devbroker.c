@@ -396,15 +396,8 @@ int dw_cmd_dev_broker(int argc, char **argv)
         case 'c':
             control = 1;
             break;
-        case 'h':
-            devbroker_usage(stdout);
-            return 0;
-        case 'V':
-            printf("driftwatch %s\n", DW_VERSION);
-            return 0;
-        default:
-            devbroker_usage(stderr);
-            return 2;
+        default: /* -h, --version, an unknown option */
+            return dw_cmd_option(c, devbroker_usage);
         }
     }
     char errstr[512];

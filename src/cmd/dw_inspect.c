@@ -82,15 +82,8 @@ int dw_cmd_inspect(int argc, char **argv)
         case 'm':
             model = optarg;
             break;
-        case 'h':
-            inspect_usage(stdout);
-            return 0;
-        case 'V':
-            printf("driftwatch %s\n", DW_VERSION);
-            return 0;
-        default:
-            inspect_usage(stderr);
-            return 2;
+        default: /* -h, --version, an unknown option */
+            return dw_cmd_option(c, inspect_usage);
         }
     }
     struct dw_config cfg;

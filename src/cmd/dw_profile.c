@@ -624,15 +624,8 @@ int dw_cmd_profile(int argc, char **argv)
         case 'c':
             o.config = optarg;
             break;
-        case 'h':
-            profile_usage(stdout);
-            return 0;
-        case 'V':
-            printf("driftwatch %s\n", DW_VERSION);
-            return 0;
-        default:
-            profile_usage(stderr);
-            return 2;
+        default: /* -h, --version, an unknown option */
+            return dw_cmd_option(c, profile_usage);
         }
     }
     if (optind < argc) {

@@ -809,15 +809,8 @@ int dw_cmd_replay(int argc, char **argv)
         case 'a':
             o.alerts = optarg;
             break;
-        case 'h':
-            replay_usage(stdout);
-            return 0;
-        case 'V':
-            printf("driftwatch %s\n", DW_VERSION);
-            return 0;
-        default:
-            replay_usage(stderr);
-            return 2;
+        default: /* -h, --version, an unknown option */
+            return dw_cmd_option(c, replay_usage);
         }
     }
     if (optind < argc) {

@@ -1793,15 +1793,8 @@ int dw_cmd_run(int argc, char **argv)
         case 'R':
             dw_config_reference(stdout);
             return 0;
-        case 'h':
-            run_usage(stdout);
-            return 0;
-        case 'V':
-            printf("driftwatch %s\n", DW_VERSION);
-            return 0;
-        default:
-            run_usage(stderr);
-            return 2;
+        default: /* -h, --version, an unknown option */
+            return dw_cmd_option(c, run_usage);
         }
     }
     static struct runner rn;

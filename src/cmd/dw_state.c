@@ -253,15 +253,8 @@ int dw_cmd_state(int argc, char **argv)
         case 'f':
             force = 1;
             break;
-        case 'h':
-            state_usage(stdout);
-            return 0;
-        case 'V':
-            printf("driftwatch %s\n", DW_VERSION);
-            return 0;
-        default:
-            state_usage(stderr);
-            return 2;
+        default: /* -h, --version, an unknown option */
+            return dw_cmd_option(c, state_usage);
         }
     }
     if (strcmp(verb, "drop") == 0 && part < 0) {

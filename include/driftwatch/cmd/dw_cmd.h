@@ -6,6 +6,15 @@
 #ifndef DW_CMD_H
 #define DW_CMD_H
 
+#include <stdio.h>
+
+/**
+ * @brief The options every command shares, for the `default:` of its getopt switch: 'h' prints
+ *        the usage to stdout, 'V' the version; anything else is a usage error (usage to stderr).
+ * @returns the exit code: 0 for 'h' and 'V', 2 otherwise.
+ */
+int dw_cmd_option(int c, void (*usage)(FILE *out));
+
 int dw_cmd_run(int argc, char **argv);        /* dw_run.c: the consumer */
 int dw_cmd_gen(int argc, char **argv);        /* dw_gen.c: synthetic traffic */
 int dw_cmd_dev_broker(int argc, char **argv); /* dw_devbroker.c: mock Kafka cluster */
