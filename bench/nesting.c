@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/core/dw_config.h"
 #include "driftwatch/core/dw_decode.h"
 #include "../tests/unit/dw_test_nested.h"

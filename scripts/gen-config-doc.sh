@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rewrites the key table of docs/configuration.md from `driftwatch run --config-reference` (the
-# declarative key table in src/io/dw_config.c is the one source; tests/unit/test_config.c fails
+# declarative key table in src/io/dw_config_load.c is the one source; tests/unit/test_config.c fails
 # when the two differ). Usage: scripts/gen-config-doc.sh [path/to/driftwatch]
 set -euo pipefail
 cd "$(dirname "$0")/.."

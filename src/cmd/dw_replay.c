@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/core/dw_agg.h"
 #include "driftwatch/cmd/dw_cmd.h"
 #include "driftwatch/core/dw_common.h"

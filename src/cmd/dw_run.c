@@ -36,6 +36,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/io/dw_actions.h"
 #include "driftwatch/cmd/dw_cmd.h"
 #include "driftwatch/core/dw_common.h"

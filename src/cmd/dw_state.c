@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/cmd/dw_cmd.h"
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_config.h"

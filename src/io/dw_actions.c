@@ -21,6 +21,7 @@
  * for Alertmanager re-sends after a restart), errstream:<model> (change detectors),
  * deliveries (hash of pending messages).
  */
+#include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/io/dw_actions.h"
 
 #include <getopt.h>

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_config.h"
 #include "driftwatch/core/dw_decode.h"

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/core/dw_agg.h"
 #include "driftwatch/cmd/dw_cmd.h"
 #include "driftwatch/core/dw_common.h"

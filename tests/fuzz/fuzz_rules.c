@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 
+#include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_config.h"
 #include "driftwatch/core/dw_rules.h"

@@ -20,6 +20,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/core/dw_config.h"
 #include "driftwatch/io/dw_kafka.h"
 

@@ -16,6 +16,7 @@
 #include <float.h>
 #include <stdio.h>
 
+#include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_config.h"
 #include "driftwatch/core/dw_decode.h"

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/core/dw_config.h"
 
 #include "dw_test.h"

@@ -1,7 +1,7 @@
 /*
  * test_decode.c - the event decoder: every rule of docs/messages.md, one reason code at a time.
  *
- * The configuration is built by hand (nothing from dw_config.c): three models, a binary
+ * The configuration is built by hand (nothing from dw_config_load.c): three models, a binary
  * classifier "fraud", a regression "price" and a multi-class "animal" whose positive class is
  * "cat". The last test decodes 200k messages and prints the rate (informational only).
  */

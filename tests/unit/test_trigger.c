@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/core/dw_config.h"
 #include "driftwatch/core/dw_part.h"
 #include "driftwatch/core/dw_trigger.h"

@@ -1,10 +1,11 @@
 /*
  * dw_config.h - the effective configuration of driftwatch.
  *
- * One YAML file (see deploy/driftwatch.example.yaml). Keys are declared once in a table in
- * dw_config.c (name, type, default, offset into struct dw_config, help), Fluent Bit style; that
- * table drives parsing, unknown-key errors, --check-config, the dumped effective config and the
- * configuration reference in docs/configuration.md (printed by `driftwatch run
+ * The types every module reads; loading them is the loader's (io/dw_config_load.h). One YAML
+ * file (see deploy/driftwatch.example.yaml). Keys are declared once in a table in
+ * src/io/dw_config_load.c (name, type, default, offset into struct dw_config, help), Fluent Bit
+ * style; that table drives parsing, unknown-key errors, --check-config, the dumped effective config
+ * and the configuration reference in docs/configuration.md (printed by `driftwatch run
  * --config-reference`, written there by scripts/gen-config-doc.sh). `${VAR}` in any scalar is
  * replaced by the environment variable (an unset variable is an error naming the key).
  * `kafka.*` keys go to librdkafka unchanged. `models` is a map of model name -> model settings
@@ -180,36 +181,6 @@ struct dw_config {
 
     int64_t rolling_windows; /* evaluation.rolling_windows: windows of the rolling view, 0 = off */
 };
-
-/** @brief Fills every key with its default (no models, no kafka keys). */
-void dw_config_defaults(struct dw_config *cfg);
-
-/**
- * @brief Reads a YAML file over the defaults. Unknown keys, wrong types, rejected values,
- *        unset ${VAR}s stop with an error naming the key (e.g. "window.size: not a duration").
- * @returns 0 on success, -1 with errstr on failure (cfg is then freed).
- */
-int dw_config_load(struct dw_config *cfg, const char *path, char *errstr, size_t errstr_size);
-
-/**
- * @brief dw_config_load() for a command's -c option: prints "<command>: -c FILE is required"
- *        when path is NULL, or "driftwatch: <error naming the key>", on stderr.
- * @returns 0, or 2 (the commands' exit status for a usage or configuration error).
- */
-int dw_config_load_cli(struct dw_config *cfg, const char *command, const char *path);
-
-/** @brief Same as dw_config_load() over a YAML text in memory (tests). */
-int dw_config_load_string(struct dw_config *cfg, const char *yaml, char *errstr,
-                          size_t errstr_size);
-
-/** @brief Frees every owned string and array; cfg may be reused after dw_config_defaults(). */
-void dw_config_free(struct dw_config *cfg);
-
-/** @brief Writes the effective config as YAML, secrets (passwords, URLs) masked. */
-void dw_config_dump(const struct dw_config *cfg, FILE *out);
-
-/** @brief Writes the configuration reference (Markdown table: key, type, default, help). */
-void dw_config_reference(FILE *out);
 
 /** @returns the model with that name (len bytes, not NUL-terminated) or NULL. */
 const struct dw_model_cfg *dw_config_model(const struct dw_config *cfg, const char *name,

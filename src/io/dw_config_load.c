@@ -1,5 +1,5 @@
 /*
- * dw_config.c - the YAML configuration, declared once in a table.
+ * dw_config_load.c - the YAML configuration, declared once in a table, and its loader.
  *
  * Why a table: like Fluent Bit's config maps, every scalar key is one row of `cfg_keys[]`
  * (dotted name, type, default as text, offset into struct dw_config, bounds, help). The same
@@ -24,7 +24,7 @@
  * converted; `$${` is a literal `${`. Values of secret keys never appear in an error message
  * or in the dump.
  */
-#include "driftwatch/core/dw_config.h"
+#include "driftwatch/io/dw_config_load.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -2079,18 +2079,6 @@ err:
     }
     dw_config_free(cfg);
     return -1;
-}
-
-const struct dw_model_cfg *dw_config_model(const struct dw_config *cfg, const char *name,
-                                           size_t len)
-{
-    for (size_t i = 0; i < cfg->n_models; i++) {
-        const struct dw_model_cfg *m = &cfg->models[i];
-        if (strlen(m->name) == len && memcmp(m->name, name, len) == 0) {
-            return m;
-        }
-    }
-    return NULL;
 }
 
 /*
