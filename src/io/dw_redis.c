@@ -552,6 +552,11 @@ static int load_meta(struct dw_part *p, const redisReply *meta, char *errstr, si
     META_COUNTERS(LOAD_CTR)
 #undef LOAD_CTR
 #undef NUM
+    if (p->min_ts != DW_NO_TS && p->max_ts != DW_NO_TS && p->min_ts > p->max_ts) {
+        return dw_err(errstr, errstr_size,
+                      "fields min_ts %" PRId64 " and max_ts %" PRId64 " are not in order",
+                      p->min_ts, p->max_ts);
+    }
     return 0;
 }
 
@@ -1216,6 +1221,9 @@ static int not_owned(int32_t partition, int who, char *errstr, size_t errstr_siz
 int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
                         int64_t label_eof_ms, size_t *bytes_out, char *errstr, size_t errstr_size)
 {
+    /* What a checkpoint writes must read back (load_meta's ranges): offsets from -1, a
+     * partition of the topics. */
+    dw_assert(p->off_pred >= -1 && p->off_label >= -1 && p->partition >= 0);
     if (ensure_conn(r, errstr, errstr_size) != 0) {
         return -1;
     }

@@ -136,6 +136,7 @@ static void test_meta_numbers_are_strict(void **state)
         {"max_label_ts", "9000000000000001"}, /* beyond the decoder's bound */
         {"predictions", "-5"},
         {"evicted", ""},
+        {"min_ts", "200000"}, /* after max_ts (119000): clocks out of order */
     };
     char meta[512];
     key_of(20, "meta", meta, sizeof(meta));
