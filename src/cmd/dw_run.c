@@ -1371,7 +1371,8 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     }
     dw_agg_free(agg);
     /* Actions first: they add the change detectors' verdicts to a final report. */
-    if (dw_actions_window(rn->actions, m, report, cursor_name, start + n * L) != 0) {
+    if (dw_actions_window(rn->actions, m, report, cursor_name,
+                          dw_evaluator_step_cursor(&rn->cfg, start, n)) != 0) {
         json_decref(report);
         return -1;
     }

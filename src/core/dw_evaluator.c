@@ -146,10 +146,15 @@ enum dw_next dw_evaluator_next(const struct dw_cursor_walk *walk, int has_ref, i
     return DW_NEXT_WINDOW;
 }
 
+int64_t dw_evaluator_step_cursor(const struct dw_config *cfg, int64_t start, int64_t n_windows)
+{
+    return start + n_windows * cfg->window_size_ms;
+}
+
 int64_t dw_evaluator_advance(struct dw_cursor_walk *walk, const struct dw_config *cfg,
                              int64_t n_windows)
 {
-    walk->cursor += n_windows * cfg->window_size_ms;
+    walk->cursor = dw_evaluator_step_cursor(cfg, walk->cursor, n_windows);
     walk->reports++;
     return walk->cursor;
 }

@@ -246,7 +246,9 @@ static void test_cursor_walk(void **state)
     assert_int_equal(walk.until, T0 + 3 * W); /* T0 + 5.5W - 2W horizon, floored */
     assert_int_equal(dw_evaluator_next(&walk, 0, 64), DW_NEXT_NO_REFERENCE);
     assert_int_equal(dw_evaluator_next(&walk, 1, 64), DW_NEXT_WINDOW);
-    /* a run of 3 empty windows is one report that moves the cursor past all of them */
+    /* a run of 3 empty windows is one report that moves the cursor past all of them; the step
+     * commits that cursor with its alert state */
+    assert_int_equal(dw_evaluator_step_cursor(&cfg, walk.cursor, 3), T0 + 3 * W);
     assert_int_equal(dw_evaluator_advance(&walk, &cfg, 3), T0 + 3 * W);
     assert_int_equal(dw_evaluator_next(&walk, 1, 64), DW_NEXT_NOT_CLOSED);
 }

@@ -120,6 +120,14 @@ enum dw_next dw_evaluator_cursor_begin(struct dw_cursor_walk *walk, const struct
 enum dw_next dw_evaluator_next(const struct dw_cursor_walk *walk, int has_ref, int max_per_tick);
 
 /**
+ * @brief What one evaluation step commits as the cursor, in the same transaction as its alert
+ *        state, trigger guardrails and pending deliveries: the start of the window after the
+ *        n_windows windows its report covered (a window, or a run of empty ones) from `start`.
+ *        Committed together, a crash between two steps replays the step whole or not at all.
+ */
+int64_t dw_evaluator_step_cursor(const struct dw_config *cfg, int64_t start, int64_t n_windows);
+
+/**
  * @brief Moves the cursor past the n_windows windows one report covered.
  * @returns the new cursor: what the report commits as the cursor's value.
  */
