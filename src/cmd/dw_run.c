@@ -58,7 +58,6 @@
 #define RUN_MAX_WINDOWS_PER_TICK 64    /* reports (a window or an empty run) per model per tick */
 #define RUN_EMPTY_PROBE 1024           /* windows of a gap read per cursor per tick */
 #define RUN_STATUS_REPORTS 10          /* last reports kept for /status */
-#define RUN_DLQ_PAYLOAD_MAX 1024       /* bytes of an oversize payload kept in its dead letter */
 #define RUN_REVOKE_ATTEMPTS 30         /* checkpoint attempts before giving partitions up */
 #define RUN_FLUSH_MS 5000              /* producer flush before a checkpoint, milliseconds */
 #define RUN_DLQ_KEPT_MAX (64 << 20)    /* bytes of failed dead letters kept before waiting */
@@ -306,23 +305,8 @@ static void dead_letter(struct runner *rn, const rd_kafka_message_t *rkm, enum d
     if (!rn->cfg.topic_dead_letter[0]) {
         return;
     }
-    json_t *dl = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I}", "reason", dw_bad_reason_name(why), "error",
-                           err, "topic", topic, "partition", (int)rkm->partition, "offset",
-                           (json_int_t)rkm->offset, "payload_size", (json_int_t)rkm->len);
-    size_t keep = rkm->len;
-    if (why == DW_BAD_TOO_LARGE && keep > RUN_DLQ_PAYLOAD_MAX) {
-        keep = RUN_DLQ_PAYLOAD_MAX;
-        json_object_set_new(dl, "payload_truncated", json_true());
-    }
-    if (why != DW_BAD_UTF8 && why != DW_BAD_TOO_LARGE && dw_utf8_valid(rkm->payload, keep)) {
-        json_object_set_new(dl, "payload", json_stringn(rkm->payload, keep));
-    } else {
-        char *b64 = dw_base64(rkm->payload, keep);
-        json_object_set_new(dl, "payload_base64", json_string(b64));
-        free(b64);
-    }
-    char *text = json_dumps(dl, JSON_COMPACT);
-    json_decref(dl);
+    char *text =
+        dw_dead_letter_text(why, err, topic, rkm->partition, rkm->offset, rkm->payload, rkm->len);
     if (!rn->dlq) {
         rn->dlq = dw_kafka_outbox_new();
     }

@@ -61,6 +61,7 @@
 
 #include "driftwatch/core/dw_common.h"
 
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1961,4 +1962,27 @@ enum dw_bad_reason dw_decode_label(struct dw_decoder *dec, const void *buf, size
      * regression is decided at the join, where the prediction's model is known) */
     return get_class(dec, ptr_get(dec, &dec->p_label), "label", 0, &out->label, errstr,
                      errstr_size);
+}
+
+char *dw_dead_letter_text(enum dw_bad_reason why, const char *err, const char *topic,
+                          int32_t partition, int64_t offset, const void *payload, size_t len)
+{
+    json_t *dl = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I}", "reason", dw_bad_reason_name(why), "error",
+                           err, "topic", topic, "partition", (int)partition, "offset",
+                           (json_int_t)offset, "payload_size", (json_int_t)len);
+    size_t keep = len;
+    if (why == DW_BAD_TOO_LARGE && keep > DW_DEAD_LETTER_PAYLOAD_MAX) {
+        keep = DW_DEAD_LETTER_PAYLOAD_MAX;
+        json_object_set_new(dl, "payload_truncated", json_true());
+    }
+    if (why != DW_BAD_UTF8 && why != DW_BAD_TOO_LARGE && dw_utf8_valid(payload, keep)) {
+        json_object_set_new(dl, "payload", json_stringn(payload, keep));
+    } else {
+        char *b64 = dw_base64(payload, keep);
+        json_object_set_new(dl, "payload_base64", json_string(b64));
+        free(b64);
+    }
+    char *text = json_dumps(dl, JSON_COMPACT);
+    json_decref(dl);
+    return text;
 }

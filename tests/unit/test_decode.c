@@ -1478,6 +1478,38 @@ static void test_non_finite_reject(void **state)
     assert_int_equal(pred(fx, "-Infinity"), DW_BAD_JSON);
 }
 
+/* The dead-letter record: text payloads as text, invalid UTF-8 and oversize ones as base64, an
+ * oversize one cut to DW_DEAD_LETTER_PAYLOAD_MAX bytes and marked. */
+static void test_dead_letter_record(void **state)
+{
+    (void)state;
+    char *t =
+        dw_dead_letter_text(DW_BAD_JSON, "invalid JSON at byte 1", "predictions", 3, 42, "{x", 2);
+    assert_string_equal(t, "{\"reason\":\"invalid_json\",\"error\":\"invalid JSON at byte 1\","
+                           "\"topic\":\"predictions\",\"partition\":3,\"offset\":42,"
+                           "\"payload_size\":2,\"payload\":\"{x\"}");
+    free(t);
+    t = dw_dead_letter_text(DW_BAD_UTF8, "bad", "labels", 0, 7, "\xff\xfe", 2);
+    assert_contains(t, "\"payload_base64\":\"//4=\"");
+    assert_not_contains(t, "\"payload\":");
+    free(t);
+    size_t big = DW_DEAD_LETTER_PAYLOAD_MAX * 3;
+    char *payload = malloc(big);
+    assert_non_null(payload);
+    memset(payload, 'a', big);
+    t = dw_dead_letter_text(DW_BAD_TOO_LARGE, "too large", "predictions", 1, 9, payload, big);
+    assert_contains(t, "\"payload_size\":3072");
+    assert_contains(t, "\"payload_truncated\":true");
+    json_t *doc = json_loads(t, 0, NULL);
+    assert_non_null(doc);
+    const char *b64 = json_string_value(json_object_get(doc, "payload_base64"));
+    assert_non_null(b64);
+    assert_int_equal(strlen(b64), (DW_DEAD_LETTER_PAYLOAD_MAX + 2) / 3 * 4);
+    json_decref(doc);
+    free(t);
+    free(payload);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1497,6 +1529,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_regression, setup, teardown),
         cmocka_unit_test_setup_teardown(test_score, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latency, setup, teardown),
+        cmocka_unit_test(test_dead_letter_record),
         cmocka_unit_test_setup_teardown(test_timestamps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounds_future, setup_bounds, teardown),
         cmocka_unit_test_setup_teardown(test_bounds_past, setup_bounds, teardown),

@@ -124,4 +124,16 @@ size_t dw_decode_real_text(double v, char *buf, size_t size);
 /** @returns 1 when buf is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int dw_utf8_valid(const void *buf, size_t len);
 
+#define DW_DEAD_LETTER_PAYLOAD_MAX 1024 /* bytes of an oversize payload kept in its dead letter */
+
+/**
+ * @brief The dead-letter record of an unusable message (docs/messages.md): reason, error, source
+ *        topic, partition and offset, payload size, and the payload as text when it is valid
+ *        UTF-8, else base64 (too_large: its first DW_DEAD_LETTER_PAYLOAD_MAX bytes, marked
+ *        payload_truncated).
+ * @returns compact JSON text (the caller frees it), NULL when out of memory.
+ */
+char *dw_dead_letter_text(enum dw_bad_reason why, const char *err, const char *topic,
+                          int32_t partition, int64_t offset, const void *payload, size_t len);
+
 #endif
