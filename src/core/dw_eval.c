@@ -1414,15 +1414,3 @@ void dw_eval_add_rolling(json_t *report, const struct dw_config *cfg, const stru
 }
 
 /* ---------------------------------------------------------------- idempotency keys */
-
-char *dw_eval_idempotency_key(const char *group, const char *model, int64_t window_start_ms,
-                              const char *what)
-{
-    struct dw_sbuf sb = {0};
-    dw_sbuf_printf(&sb, "%s\x1f%s\x1f%lld\x1f%s", group ? group : "", model ? model : "",
-                   (long long)window_start_ms, what ? what : "");
-    char *key = dw_malloc(33);
-    dw_sha256_hex(sb.s, sb.len, 16, key);
-    dw_sbuf_free(&sb);
-    return key;
-}

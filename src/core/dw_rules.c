@@ -36,7 +36,6 @@
 #include <string.h>
 
 #include "driftwatch/core/dw_common.h"
-#include "driftwatch/core/dw_eval.h"
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
@@ -1197,8 +1196,8 @@ json_t *dw_rules_step(const char *group, const struct dw_rule *rules, size_t n_r
         return NULL;
     }
     const char *stage_name = cx.stage == DW_STAGE_FINAL ? "final" : "close";
-    char *id = dw_eval_idempotency_key(
-        group, cx.model, cx.start_ms, cx.stage == DW_STAGE_FINAL ? "alerts-final" : "alerts-close");
+    char *id = dw_idempotency_key(group, cx.model, cx.start_ms,
+                                  cx.stage == DW_STAGE_FINAL ? "alerts-final" : "alerts-close");
     json_t *out = json_object();
     json_object_set_new(out, "id", json_string(id));
     free(id);

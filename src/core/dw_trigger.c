@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "driftwatch/core/dw_common.h"
-#include "driftwatch/core/dw_eval.h"
 #include "driftwatch/core/dw_part.h"
 #include "driftwatch/core/dw_rules.h"
 
@@ -190,7 +189,7 @@ json_t *dw_trigger_message(const char *group, const json_t *report, json_t *reas
     const char *version = main_version(report);
     char created[40];
     dw_time_format_rfc3339(created_ms, created, sizeof(created));
-    char *id = dw_eval_idempotency_key(group, model ? model : "", start, "trigger");
+    char *id = dw_idempotency_key(group, model ? model : "", start, "trigger");
     json_t *evidence = json_object();
     static const char *const keys[] = {"predictions", "labeled", "drift", "performance"};
     for (size_t k = 0; k < DW_ARRAY_SIZE(keys); k++) {

@@ -1549,12 +1549,12 @@ static int is_hex32(const char *s)
 
 static void test_idempotency_key(void **state)
 {
-    char *k1 = dw_eval_idempotency_key("prod", "fraud", START, "alert");
-    char *k2 = dw_eval_idempotency_key("prod", "fraud", START, "alert");
-    char *k3 = dw_eval_idempotency_key("prod", "fraud", START + SIZE, "alert");
-    char *k4 = dw_eval_idempotency_key("prod", "fraud", START, "trigger");
-    char *k5 = dw_eval_idempotency_key("staging", "fraud", START, "alert");
-    char *k6 = dw_eval_idempotency_key("prod", "churn", START, "alert");
+    char *k1 = dw_idempotency_key("prod", "fraud", START, "alert");
+    char *k2 = dw_idempotency_key("prod", "fraud", START, "alert");
+    char *k3 = dw_idempotency_key("prod", "fraud", START + SIZE, "alert");
+    char *k4 = dw_idempotency_key("prod", "fraud", START, "trigger");
+    char *k5 = dw_idempotency_key("staging", "fraud", START, "alert");
+    char *k6 = dw_idempotency_key("prod", "churn", START, "alert");
     assert_true(is_hex32(k1));
     /* SHA-256("prod\x1f" "fraud\x1f" "1794999900000\x1f" "alert")[:16 bytes], from hashlib */
     assert_string_equal(k1, "453ce2a47d0b3648c65ec70ec60c1dc5");

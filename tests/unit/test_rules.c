@@ -397,7 +397,7 @@ static void test_for_windows(void **unused)
     expect(n, "accuracy_low:firing", "accuracy_low:firing");
     assert_string_equal(json_string_value(json_object_get(n, "id")),
                         "3384f06eee106c40c9d088beb9c956f7");
-    char *id = dw_eval_idempotency_key("g", "fraud", T0 + 2 * MINUTE_MS, "alerts-final");
+    char *id = dw_idempotency_key("g", "fraud", T0 + 2 * MINUTE_MS, "alerts-final");
     assert_string_equal(json_string_value(json_object_get(n, "id")), id);
     free(id);
     assert_string_equal(json_string_value(json_object_get(n, "model")), "fraud");

@@ -171,4 +171,12 @@ static inline int64_t dw_floor_div(int64_t a, int64_t b)
     return q;
 }
 
+/**
+ * @returns a malloc'ed 32-hex-digit key, the first 128 bits of
+ *          SHA-256(group 0x1f model 0x1f window_start_ms 0x1f what): same window and rule
+ *          give the same key (alert notifications, triggers).
+ */
+char *dw_idempotency_key(const char *group, const char *model, int64_t window_start_ms,
+                         const char *what);
+
 #endif

@@ -5,8 +5,8 @@
  * first N closed windows of a model (reference.windows), stored in Redis as JSON and frozen;
  * every later window is compared with it. dw_eval_window() produces the window report, the
  * product's report format (used by /status, the alert rules of dw_rules.h, triggers and
- * `driftwatch replay`); dw_eval_idempotency_key() gives notifications and triggers their
- * stable ids.
+ * `driftwatch replay`); dw_idempotency_key() (dw_common) gives notifications and triggers
+ * their stable ids.
  *
  * Every statistic follows the definitions in docs/statistics.md (summarised in docs/contract.md,
  * section 4).
@@ -160,13 +160,5 @@ void dw_eval_empty_run(json_t *report, const struct dw_config *cfg, int64_t n_wi
  */
 void dw_eval_add_rolling(json_t *report, const struct dw_config *cfg, const struct dw_model_cfg *m,
                          struct dw_agg *const *aggs, size_t n);
-
-/**
- * @returns a malloc'ed 32-hex-digit key, the first 128 bits of
- *          SHA-256(group 0x1f model 0x1f window_start_ms 0x1f what): same window and rule
- *          give the same key.
- */
-char *dw_eval_idempotency_key(const char *group, const char *model, int64_t window_start_ms,
-                              const char *what);
 
 #endif

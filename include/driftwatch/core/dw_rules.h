@@ -193,7 +193,7 @@ int dw_rules_state_load(const char *model, const char *text, json_t **state, cha
  *        updated in place.
  * @param group consumer group (part of the notification id)
  * @returns a new notification, or NULL when both "alerts" and "firing" are empty:
- *   {"id": 32 hex (dw_eval_idempotency_key(group, model, window_start_ms, "alerts-close" or
+ *   {"id": 32 hex (dw_idempotency_key(group, model, window_start_ms, "alerts-close" or
  *          "alerts-final")),
  *    "model", "window_start", "window_end" (RFC 3339), "window_start_ms", "stage":"close"|"final",
  *    "alerts": [ {"fingerprint", "rule", "feature" (or null), "status":"firing"|"resolved",

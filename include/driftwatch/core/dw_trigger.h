@@ -52,7 +52,7 @@ json_t *dw_trigger_decide(const struct dw_config *cfg, const json_t *report, con
                           struct dw_trigger_state *st, const char **why);
 
 /**
- * @brief The trigger message: {"trigger_id" (dw_eval_idempotency_key(group, model,
+ * @brief The trigger message: {"trigger_id" (dw_idempotency_key(group, model,
  *        window_start_ms, "trigger")), "group", "model", "model_version" (the version with the
  *        most predictions in the window, ties by name; null without versions), "window_start",
  *        "window_end", "reasons", "evidence": {"predictions", "labeled", "drift",
