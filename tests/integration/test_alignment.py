@@ -11,12 +11,15 @@ def main():
     env = h.Env(partitions=2, name="align")
     # labels come ~10 minutes (exponential) after their predictions: horizon and join TTL long
     # enough that none is late
-    # Small fetches (64 KiB per partition) for both topics: a fetch then carries about five
-    # times as many (smaller) label messages as predictions, so the labels' clock runs ahead
-    # whatever the machine's load; with librdkafka's 1 MiB default one large predictions fetch
-    # could take the whole backlog first and leave nothing to align.
+    # Small fetches (64 KiB per partition) and a short prefetch queue (500 messages per
+    # partition) for both topics: the consumer's queue then interleaves the two topics, and a
+    # fetch carries about five times as many (smaller) label messages as predictions, so the
+    # labels' clock runs ahead whatever the machine's load. With librdkafka's defaults (1 MiB
+    # fetches, 100,000 messages prefetched) the queue could hold the whole predictions backlog
+    # before the first label, and predictions reached their end before any label was consumed.
     env.config(horizon="8h", extra="join:\n  ttl: 8h\n"
-               "kafka.max.partition.fetch.bytes: 65536\n")
+               "kafka.max.partition.fetch.bytes: 65536\n"
+               "kafka.queued.min.messages: 500\n")
     truth, _ = env.gen("--count", "30000", "--eps", "50", "--label-delay", "600",
                        "--early-labels", "0.05")
     env.start_run()
