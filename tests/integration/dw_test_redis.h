@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_decode.h"
 #include "driftwatch/io/dw_redis.h"
 
 /* A TCP port free on 127.0.0.1 right now (the kernel's choice). */
@@ -104,6 +105,27 @@ static inline struct dw_redis *dw_test_redis_wait(const struct dw_config *cfg)
         usleep(50 * 1000);
     }
     return NULL;
+}
+
+/*
+ * A prediction of `model` (version "1.0", class "1") with id, event time ts and its first
+ * feature numeric (ts % 1000): the event the adapter tests checkpoint. Other features are the
+ * caller's to set before dw_part_on_prediction().
+ */
+static inline void dw_test_prediction(struct dw_prediction *ev, const struct dw_model_cfg *model,
+                                      const char *id, int64_t ts)
+{
+    ev->id = id;
+    ev->id_len = strlen(id);
+    ev->model = model;
+    ev->model_idx = 0;
+    ev->version = "1.0";
+    ev->version_len = 3;
+    ev->ts_ms = ts;
+    snprintf(ev->pred.text, sizeof(ev->pred.text), "1");
+    ev->pred.len = 1;
+    ev->features[0].kind = DW_VAL_NUM;
+    ev->features[0].num = (double)(ts % 1000);
 }
 
 #endif

@@ -59,17 +59,7 @@ static int stop_redis(void **state)
 static void predict(struct dw_part *p, const char *id, int64_t ts, const char *country)
 {
     struct dw_prediction *ev = g_ev;
-    ev->id = id;
-    ev->id_len = strlen(id);
-    ev->model = &g_models[0];
-    ev->model_idx = 0;
-    ev->version = "1.0";
-    ev->version_len = 3;
-    ev->ts_ms = ts;
-    snprintf(ev->pred.text, sizeof(ev->pred.text), "1");
-    ev->pred.len = 1;
-    ev->features[0].kind = DW_VAL_NUM;
-    ev->features[0].num = (double)(ts % 1000);
+    dw_test_prediction(ev, &g_models[0], id, ts);
     ev->features[1].kind = DW_VAL_STR;
     ev->features[1].str = country;
     ev->features[1].len = strlen(country);

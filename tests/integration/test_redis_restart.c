@@ -100,17 +100,7 @@ static void wait_ready(void)
 
 static void predict(struct dw_part *p, struct dw_prediction *ev, const char *id, int64_t ts)
 {
-    ev->id = id;
-    ev->id_len = strlen(id);
-    ev->model = &g_models[0];
-    ev->model_idx = 0;
-    ev->version = "1.0";
-    ev->version_len = 3;
-    ev->ts_ms = ts;
-    snprintf(ev->pred.text, sizeof(ev->pred.text), "1");
-    ev->pred.len = 1;
-    ev->features[0].kind = DW_VAL_NUM;
-    ev->features[0].num = (double)(ts % 1000);
+    dw_test_prediction(ev, &g_models[0], id, ts);
     dw_part_on_prediction(p, ev);
     p->off_pred++;
 }
