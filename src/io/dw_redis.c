@@ -1170,9 +1170,14 @@ static int read_owner(struct dw_redis *r, const struct dw_part *p, const char *o
     if (o->element[0]->type == REDIS_REPLY_STRING) {
         who = strcmp(o->element[0]->str, owner) == 0 ? OWNER_US : OWNER_OTHER;
     }
-    uint64_t seq =
-        o->element[1]->type == REDIS_REPLY_STRING ? strtoull(o->element[1]->str, NULL, 10) : 0;
-    if (who == OWNER_US && seq != p->ckpt_seq) {
+    /* The count as load_meta() reads it; one that is not a count differs from ours: reloaded,
+     * and the loader then names it corrupt. */
+    int64_t seq = 0;
+    if (o->element[1]->type == REDIS_REPLY_STRING &&
+        num_parse(o->element[1]->str, (size_t)o->element[1]->len, NUM_COUNT, &seq) != 0) {
+        seq = -1;
+    }
+    if (who == OWNER_US && (seq < 0 || (uint64_t)seq != p->ckpt_seq)) {
         who = OWNER_ROLLED_BACK;
     }
     freeReplyObject(o);
