@@ -20,14 +20,22 @@
  * Infinity cannot turn a window's mean, std, Wasserstein distance or quantiles into inf/NaN,
  * and every value of a feature is in exactly one of count, missing, nan and inf.
  *
- * Encoding (version 4, little-endian, see dw_codec.h):
- *   u8 version, i64 start_ms, counts, u16 n_versions {str name, counts}, u64 duplicate_labels,
- *   conflicts, late_predictions, late_labels, perf (dw_perf.c), u16 n_features {str name,
- *   u8 type, u64 count, missing, f64 min, max, mean, m2, u64 other, u32 sketch length + bytes,
- *   u32 bound, u32 hh_cap, u64 hh_total, u64 hh_floor, u32 n_cats {str name, u8 flags,
- *   u64 count, and when flags has DW_CAT_MONITORED: u64 hh, u64 hh_err} in name order,
- *   u64 nan, u64 inf}.
- * Version 3 (the same without the trailing nan and inf) is still decoded, with nan = inf = 0.
+ * Dropped sketches: once the close evaluation has merged a window's feature statistics, no
+ * later prediction changes them (late predictions are counted, not added), so a partition keeps
+ * only what labels still change until the label horizon: dw_agg_drop_sketches() frees the
+ * quantile sketches and category tables and keeps every count (count, missing, nan, inf) and
+ * the moments, so that `inspect` and the exactness checks still see them. A merge with a
+ * dropped side is dropped.
+ *
+ * Encoding (version 5, little-endian, see dw_codec.h):
+ *   u8 version, i64 start_ms, u8 flags (AGG_FLAG_DROPPED), counts, u16 n_versions {str name,
+ *   counts}, u64 duplicate_labels, conflicts, late_predictions, late_labels, perf (dw_perf.c),
+ *   u16 n_features {str name, u8 type, u64 count, missing, f64 min, max, mean, m2, and unless
+ *   the sketches are dropped: u64 other, u32 sketch length + bytes, u32 bound, u32 hh_cap,
+ *   u64 hh_total, u64 hh_floor, u32 n_cats {str name, u8 flags, u64 count, and when flags has
+ *   DW_CAT_MONITORED: u64 hh, u64 hh_err} in name order; then u64 nan, u64 inf}.
+ * Version 4 (no flags byte, sketches always there) is still decoded.
+ * Version 3 (version 4 without the trailing nan and inf) is still decoded, with nan = inf = 0.
  * Version 2 (no heavy hitters: u32 n_cats {str name, u64 count} after the sketch) is still
  * decoded: its categories are counted again with cat_add, its "other" stays unattributed.
  */
@@ -44,9 +52,11 @@
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
-#define AGG_CODEC_VERSION 4    /* written */
+#define AGG_CODEC_VERSION 5    /* written */
+#define AGG_CODEC_VERSION_V4 4 /* still read: no flags byte */
 #define AGG_CODEC_VERSION_V3 3 /* still read: no nan / inf counts */
 #define AGG_CODEC_VERSION_V2 2 /* still read: categories without heavy hitters */
+#define AGG_FLAG_DROPPED 0x1   /* flags: sketches and category tables dropped */
 #define CAT_SLOTS_MIN 16       /* first category table (slots); doubles up to dw_agg_cat_slots() */
 
 uint32_t dw_agg_max_categories(const struct dw_model_cfg *model)
@@ -105,6 +115,29 @@ static void cats_free(struct dw_feat_stats *fs)
     fs->n_hh = 0;
 }
 
+/* Frees the sketches and category tables of every feature; counts and moments stay. */
+static void sketches_free(struct dw_agg *agg)
+{
+    for (size_t i = 0; i < agg->model->n_features; i++) {
+        struct dw_feat_stats *fs = &agg->feats[i];
+        cats_free(fs);
+        dw_kll_destroy(fs->sk);
+        fs->sk = NULL;
+        fs->other = 0;
+        fs->hh_total = 0;
+        fs->hh_floor = 0;
+    }
+}
+
+void dw_agg_drop_sketches(struct dw_agg *agg)
+{
+    if (!agg->sketches_dropped) {
+        sketches_free(agg);
+        agg->sketches_dropped = 1;
+        agg->dirty = 1;
+    }
+}
+
 void dw_agg_free(struct dw_agg *agg)
 {
     if (!agg) {
@@ -113,11 +146,7 @@ void dw_agg_free(struct dw_agg *agg)
     for (size_t i = 0; i < agg->n_versions; i++) {
         free(agg->versions[i].name);
     }
-    for (size_t i = 0; i < agg->model->n_features; i++) {
-        struct dw_feat_stats *fs = &agg->feats[i];
-        cats_free(fs);
-        dw_kll_destroy(fs->sk);
-    }
+    sketches_free(agg);
     free(agg->feats);
     dw_perf_free(&agg->perf);
     free(agg);
@@ -418,6 +447,7 @@ static void num_add(struct dw_feat_stats *fs, double x, uint32_t exact)
 
 void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_prediction *ev)
 {
+    dw_assert(!agg->sketches_dropped);
     if (ev->has_latency) {
         dw_perf_add_latency(&agg->perf, ev->latency_ms);
     }
@@ -647,12 +677,14 @@ static void cats_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s)
     free(items);
 }
 
-static void feat_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s, uint32_t exact)
+/* dropped: either side's sketches are dropped; only counts and moments merge. */
+static void feat_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s, uint32_t exact,
+                       int dropped)
 {
     d->missing += s->missing;
     d->nan += s->nan;
     d->inf += s->inf;
-    if (d->type == DW_FEATURE_NUMERIC) {
+    if (d->type == DW_FEATURE_NUMERIC || dropped) {
         if (s->count == 0) {
             return;
         }
@@ -663,7 +695,7 @@ static void feat_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s, u
         d->count = n;
         d->min = DW_MIN(d->min, s->min);
         d->max = DW_MAX(d->max, s->max);
-        if (s->sk) {
+        if (s->sk && !dropped) {
             dw_kll_merge(feat_sketch(d, exact), s->sk);
         }
         return;
@@ -685,8 +717,11 @@ void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src)
     dst->late_predictions += src->late_predictions;
     dst->late_labels += src->late_labels;
     dw_perf_merge(&dst->perf, &src->perf);
+    if (src->sketches_dropped && !dst->sketches_dropped) {
+        dw_agg_drop_sketches(dst);
+    }
     for (size_t i = 0; i < dst->model->n_features; i++) {
-        feat_merge(&dst->feats[i], &src->feats[i], dst->sketch_exact);
+        feat_merge(&dst->feats[i], &src->feats[i], dst->sketch_exact, dst->sketches_dropped);
     }
     dst->dirty = 1;
 }
@@ -790,8 +825,10 @@ static void cats_encode(const struct dw_feat_stats *fs, struct dw_buf *out)
 
 void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
 {
+    int dropped = agg->sketches_dropped;
     dw_buf_put_u8(out, AGG_CODEC_VERSION);
     dw_buf_put_i64(out, agg->start_ms);
+    dw_buf_put_u8(out, dropped ? AGG_FLAG_DROPPED : 0);
     counts_encode(&agg->all, out);
     dw_buf_put_u16(out, (uint16_t)agg->n_versions);
     for (size_t i = 0; i < agg->n_versions; i++) {
@@ -815,9 +852,11 @@ void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
         dw_buf_put_f64(out, fs->max);
         dw_buf_put_f64(out, fs->mean);
         dw_buf_put_f64(out, fs->m2);
-        dw_buf_put_u64(out, fs->other);
-        dw_kll_put(out, fs->sk);
-        cats_encode(fs, out);
+        if (!dropped) {
+            dw_buf_put_u64(out, fs->other);
+            dw_kll_put(out, fs->sk);
+            cats_encode(fs, out);
+        }
         dw_buf_put_u64(out, fs->nan);
         dw_buf_put_u64(out, fs->inf);
     }
@@ -1022,8 +1061,33 @@ static void numeric_check(const struct dw_feat_stats *fs, struct dw_reader *rd)
     }
 }
 
-/* keep 0: a feature the model no longer has; its sketch is skipped, not deserialised. */
-static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd, int keep, int version)
+/* A numeric feature without its sketch: min and max say whether it has values. */
+static void bounds_check(const struct dw_feat_stats *fs, struct dw_reader *rd)
+{
+    int none = fs->min == INFINITY && fs->max == -INFINITY;
+    if (fs->type == DW_FEATURE_NUMERIC && (fs->count == 0) != none) {
+        dw_rd_fail(rd, "min %g / max %g with %llu values", fs->min, fs->max,
+                   (unsigned long long)fs->count);
+    } else if (fs->type == DW_FEATURE_NUMERIC && !none && !(fs->min <= fs->max)) {
+        dw_rd_fail(rd, "min %g above max %g", fs->min, fs->max);
+    }
+}
+
+/* The counts of non-finite values (versions 4 and 5). */
+static void nonfinite_decode(struct dw_feat_stats *fs, struct dw_reader *rd)
+{
+    fs->nan = dw_rd_u64(rd);
+    fs->inf = dw_rd_u64(rd);
+    /* a categorical feature's NaN is a category: only numeric ones count them */
+    if (!rd->err && fs->type != DW_FEATURE_NUMERIC && (fs->nan || fs->inf)) {
+        dw_rd_fail(rd, "a categorical feature with NaN or infinite values");
+    }
+}
+
+/* keep 0: a feature the model no longer has; its sketch is skipped, not deserialised.
+ * dropped: the aggregate's sketches were dropped (version 5 flag): counts and moments only. */
+static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd, int keep, int version,
+                        int dropped)
 {
     fs->count = dw_rd_u64(rd);
     fs->missing = dw_rd_u64(rd);
@@ -1031,6 +1095,13 @@ static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd, int keep
     fs->max = dw_rd_f64(rd);
     fs->mean = dw_rd_f64(rd);
     fs->m2 = dw_rd_f64(rd);
+    if (dropped) {
+        if (!rd->err) {
+            bounds_check(fs, rd);
+        }
+        nonfinite_decode(fs, rd);
+        return;
+    }
     uint64_t other = dw_rd_u64(rd);
     if (keep) {
         dw_kll_get(rd, &fs->sk);
@@ -1053,13 +1124,8 @@ static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd, int keep
     } else {
         cats_decode_v3(fs, rd, cats, other);
     }
-    if (version == AGG_CODEC_VERSION) {
-        fs->nan = dw_rd_u64(rd);
-        fs->inf = dw_rd_u64(rd);
-        /* a categorical feature's NaN is a category: only numeric ones count them */
-        if (!rd->err && fs->type != DW_FEATURE_NUMERIC && (fs->nan || fs->inf)) {
-            dw_rd_fail(rd, "a categorical feature with NaN or infinite values");
-        }
+    if (version >= AGG_CODEC_VERSION_V4) {
+        nonfinite_decode(fs, rd);
     }
 }
 
@@ -1069,14 +1135,18 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
     struct dw_reader rd;
     dw_reader_init(&rd, data, len);
     uint8_t version = dw_rd_u8(&rd);
-    if (version != AGG_CODEC_VERSION && version != AGG_CODEC_VERSION_V3 &&
-        version != AGG_CODEC_VERSION_V2) {
+    if (version < AGG_CODEC_VERSION_V2 || version > AGG_CODEC_VERSION) {
         dw_err(errstr, errstr_size, "window aggregate: unknown encoding version %u%s", version,
                rd.err ? " (empty)" : "");
         return NULL;
     }
     struct dw_agg *agg = dw_agg_new(model, dw_rd_i64(&rd));
     char where[96] = "header"; /* the part being read, for the error message */
+    uint8_t flags = version == AGG_CODEC_VERSION ? dw_rd_u8(&rd) : 0;
+    if (!rd.err && (flags & ~AGG_FLAG_DROPPED)) {
+        dw_rd_fail(&rd, "unknown flags 0x%x", flags);
+    }
+    agg->sketches_dropped = (flags & AGG_FLAG_DROPPED) != 0;
     counts_decode(&agg->all, &rd);
     uint16_t n_versions = dw_rd_u16(&rd);
     if (!rd.err && n_versions > DW_AGG_MAX_VERSIONS + 1) {
@@ -1133,7 +1203,7 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
                 fs = &agg->feats[idx];
             }
         }
-        feat_decode(fs, &rd, fs != &scratch, version);
+        feat_decode(fs, &rd, fs != &scratch, version, agg->sketches_dropped);
         if (fs == &scratch) {
             cats_free(&scratch);
             dw_kll_destroy(scratch.sk);
@@ -1189,5 +1259,8 @@ json_t *dw_agg_to_json(const struct dw_agg *agg)
         json_object_set_new(feats, agg->model->features[i].name, f);
     }
     json_object_set_new(obj, "features", feats);
+    if (agg->sketches_dropped) {
+        json_object_set_new(obj, "sketches_dropped", json_true());
+    }
     return obj;
 }

@@ -120,6 +120,19 @@ static void push_agg(struct dw_agg ***arr, size_t *n, size_t *cap, struct dw_agg
     (*arr)[(*n)++] = agg;
 }
 
+size_t dw_part_drop_sketches(struct dw_part *p, const struct dw_model_cfg *model, int64_t before_ms)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_wins; i++) {
+        struct dw_agg *agg = p->wins[i];
+        if (agg->model == model && agg->start_ms < before_ms && !agg->sketches_dropped) {
+            dw_agg_drop_sketches(agg);
+            n++;
+        }
+    }
+    return n;
+}
+
 void dw_part_adopt_window(struct dw_part *p, struct dw_agg *agg)
 {
     push_agg(&p->wins, &p->n_wins, &p->cap_wins, agg);
@@ -249,6 +262,9 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
     }
     dw_assert(p->min_ts <= p->max_ts);
     struct dw_agg *agg = dw_part_window(p, ev->model, start);
+    /* Dropped sketches: the close evaluation merged this window without this prediction (the
+     * partition was idle then), so it is late here as well. */
+    late = late || (agg && agg->sketches_dropped);
     if (late) {
         if (agg) {
             agg->late_predictions++;

@@ -613,11 +613,25 @@ static void assert_counts_equal(const struct dw_counts *a, const struct dw_count
     assert_memory_equal(a, b, sizeof(*a));
 }
 
+/* Encodes agg in the version 4 layout: version 5 without its flags byte (offset 9). */
+static void encode_v4(const struct dw_agg *agg, struct dw_buf *out)
+{
+    struct dw_buf v5;
+    dw_buf_init(&v5);
+    dw_agg_encode(agg, &v5);
+    assert_int_equal(v5.data[0], 5);
+    assert_int_equal(v5.data[9], 0); /* sketches kept */
+    dw_buf_put_u8(out, 4);
+    dw_buf_put(out, v5.data + 1, 8);
+    dw_buf_put(out, v5.data + 10, v5.len - 10);
+    dw_buf_free(&v5);
+}
+
 /* Encodes agg, decodes it, checks every field; returns the decoded aggregate. */
 static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names, struct dw_buf *b1)
 {
     dw_agg_encode(agg, b1);
-    assert_int_equal(b1->data[0], 4); /* codec version */
+    assert_int_equal(b1->data[0], 5); /* codec version */
     char err[256] = "";
     struct dw_agg *back = dw_agg_decode(agg->model, b1->data, b1->len, err, sizeof(err));
     if (!back) {
@@ -1299,7 +1313,7 @@ static void test_heavy_hitters_encode(void **state)
     dw_buf_init(&b1);
     dw_buf_init(&b2);
     dw_agg_encode(agg, &b1);
-    assert_int_equal(b1.data[0], 4);
+    assert_int_equal(b1.data[0], 5);
     char err[256] = "";
     struct dw_agg *back = dw_agg_decode(&g_small, b1.data, b1.len, err, sizeof(err));
     if (!back) {
@@ -1360,7 +1374,7 @@ static void test_decode_v2(void **state)
     struct dw_buf b, v2;
     dw_buf_init(&b);
     dw_buf_init(&v2);
-    dw_agg_encode(agg, &b);
+    encode_v4(agg, &b);
     /* v4 ends with the category section, 28 bytes and 5 x (u32 len, 1 byte name, u8, u64),
      * then u64 nan and inf. */
     size_t v3_cats = 28 + 5 * (4 + 1 + 1 + 8);
@@ -1500,8 +1514,7 @@ static void test_decode_v3(void **state)
     }
     struct dw_buf b;
     dw_buf_init(&b);
-    dw_agg_encode(agg, &b);
-    assert_int_equal(b.data[0], 4);
+    encode_v4(agg, &b);
     char err[256] = "";
     struct dw_agg *back = dw_agg_decode(&g_num, b.data, b.len, err, sizeof(err));
     if (!back) {
@@ -1605,6 +1618,145 @@ static struct dw_agg *decode_copy(const struct dw_model_cfg *m, const struct dw_
     struct dw_agg *agg = dw_agg_decode(m, copy, blob->len, err, err_size);
     free(copy);
     return agg;
+}
+
+/* ------------------------------------------------------------------ dropped sketches */
+
+/* g_model's window with n predictions: x = i, c one of 7 texts (every third missing), y = i/3,
+ * and a label for every other one. */
+static struct dw_agg *window_of(int64_t start, int n)
+{
+    struct dw_agg *agg = dw_agg_new(&g_model, start);
+    struct dw_prediction *ev = pred_new(3);
+    static const char *const cats[] = {"a", "b", "c", "d", "e", "f", "g"};
+    for (int i = 0; i < n; i++) {
+        set_num(ev, 0, (double)i);
+        if (i % 3 == 0) {
+            set_missing(ev, 1);
+        } else {
+            set_str(ev, 1, cats[i % 7]);
+        }
+        set_num(ev, 2, (double)i / 3.0);
+        dw_agg_add_prediction(agg, 0, ev);
+        if (i % 2 == 0) {
+            struct dw_outcome o = {.pred = "1", .label = i % 4 ? "1" : "0"};
+            dw_agg_add_outcome(agg, 0, &o);
+        }
+    }
+    free(ev);
+    return agg;
+}
+
+/* The counts and moments of every feature of a and b are bit-identical. */
+static void assert_feature_counts_equal(const struct dw_agg *a, const struct dw_agg *b)
+{
+    for (size_t i = 0; i < a->model->n_features; i++) {
+        const struct dw_feat_stats *x = &a->feats[i], *y = &b->feats[i];
+        assert_int_equal(x->count, y->count);
+        assert_int_equal(x->missing, y->missing);
+        assert_int_equal(x->nan, y->nan);
+        assert_int_equal(x->inf, y->inf);
+        assert_memory_equal(&x->min, &y->min, sizeof(double));
+        assert_memory_equal(&x->max, &y->max, sizeof(double));
+        assert_memory_equal(&x->mean, &y->mean, sizeof(double));
+        assert_memory_equal(&x->m2, &y->m2, sizeof(double));
+    }
+}
+
+/*
+ * A partition drops a window's sketches once the close evaluation merged them: the counts,
+ * moments and every label-side counter stay bit-identical, through the checkpoint encoding too,
+ * which shrinks to the counts; a merge with a dropped side is dropped and still adds the
+ * counts; hostile dropped records and unknown flags are refused.
+ */
+static void test_drop_sketches(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = window_of(60000, 3000);
+    struct dw_agg *whole = window_of(60000, 3000);
+    struct dw_buf full, dropped;
+    dw_buf_init(&full);
+    dw_buf_init(&dropped);
+    dw_agg_encode(agg, &full);
+    agg->dirty = 0;
+    dw_agg_drop_sketches(agg);
+    assert_true(agg->sketches_dropped);
+    assert_true(agg->dirty); /* the checkpoint writes the smaller record */
+    assert_null(agg->feats[0].sk);
+    assert_null(agg->feats[1].cats);
+    assert_int_equal(agg->feats[1].other, 0);
+    assert_feature_counts_equal(agg, whole);
+    assert_counts_equal(&agg->all, &whole->all);
+    assert_counts_equal(&agg->versions[0].c, &whole->versions[0].c);
+    dw_agg_drop_sketches(agg); /* twice: nothing more to free */
+
+    dw_agg_encode(agg, &dropped);
+    assert_int_equal(dropped.data[0], 5);
+    assert_int_equal(dropped.data[9], 1); /* flags: dropped */
+    assert_true(dropped.len * 20 < full.len);
+    char err[256] = "";
+    struct dw_agg *back = decode_copy(&g_model, &dropped, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode dropped: %s", err);
+    }
+    assert_true(back->sketches_dropped);
+    assert_null(back->feats[0].sk);
+    assert_feature_counts_equal(back, whole);
+    assert_counts_equal(&back->all, &whole->all);
+    json_t *js = dw_agg_to_json(back);
+    assert_true(json_is_true(json_object_get(js, "sketches_dropped")));
+    json_decref(js);
+    struct dw_buf again;
+    dw_buf_init(&again);
+    dw_agg_encode(back, &again);
+    assert_int_equal(again.len, dropped.len);
+    assert_memory_equal(again.data, dropped.data, dropped.len);
+    dw_buf_free(&again);
+
+    /* full + dropped: dropped, with both sides' counts */
+    struct dw_agg *sum = window_of(60000, 1000);
+    struct dw_agg *sum_want = window_of(60000, 1000);
+    dw_agg_merge(sum_want, whole);
+    dw_agg_merge(sum, back);
+    assert_true(sum->sketches_dropped);
+    assert_null(sum->feats[0].sk);
+    assert_int_equal(sum->feats[0].count, sum_want->feats[0].count);
+    assert_int_equal(sum->feats[1].count, sum_want->feats[1].count);
+    assert_int_equal(sum->feats[1].missing, sum_want->feats[1].missing);
+    assert_double_exact(sum->feats[0].max, 2999.0);
+    assert_counts_equal(&sum->all, &sum_want->all);
+    dw_agg_free(sum);
+    dw_agg_free(sum_want);
+
+    /* hostile: min above max, values without bounds, an unknown flag */
+    size_t x_min = dropped.len;
+    for (size_t i = 0; i + 9 < dropped.len; i++) { /* the x section: "x", type, count, ... */
+        if (memcmp(dropped.data + i, "\x01\0\0\0x\0", 6) == 0) {
+            x_min = i + 6 + 16;
+            break;
+        }
+    }
+    assert_true(x_min < dropped.len);
+    double bad = 1e9;
+    memcpy(dropped.data + x_min, &bad, sizeof(bad)); /* min 1e9 > max 2999 */
+    assert_null(decode_copy(&g_model, &dropped, err, sizeof(err)));
+    assert_contains(err, "feature x");
+    assert_contains(err, "above max");
+    bad = INFINITY;
+    memcpy(dropped.data + x_min, &bad, sizeof(bad));
+    bad = -INFINITY;
+    memcpy(dropped.data + x_min + 8, &bad, sizeof(bad)); /* 3000 values, no bounds */
+    assert_null(decode_copy(&g_model, &dropped, err, sizeof(err)));
+    assert_contains(err, "with 3000 values");
+    dropped.data[9] = 0x3;
+    assert_null(decode_copy(&g_model, &dropped, err, sizeof(err)));
+    assert_contains(err, "unknown flags");
+
+    dw_agg_free(back);
+    dw_agg_free(agg);
+    dw_agg_free(whole);
+    dw_buf_free(&full);
+    dw_buf_free(&dropped);
 }
 
 /*
@@ -1833,7 +1985,7 @@ static void test_decode_v2_hostile(void **state)
         struct dw_agg *empty = dw_agg_new(&none, 0);
         struct dw_buf blob;
         dw_buf_init(&blob);
-        dw_agg_encode(empty, &blob);
+        encode_v4(empty, &blob);
         dw_agg_free(empty);
         blob.data[0] = 2;
         blob.len -= 2;
@@ -1924,6 +2076,7 @@ int main(void)
         cmocka_unit_test(test_outcomes_regression),
         cmocka_unit_test(test_merge_halves),
         cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_drop_sketches),
         cmocka_unit_test(test_decode_changed_model),
         cmocka_unit_test(test_decode_counts_that_do_not_add_up),
         cmocka_unit_test(test_decode_corrupt),

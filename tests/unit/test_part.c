@@ -293,6 +293,45 @@ static void test_late_predictions(void **state)
     dw_part_free(p);
 }
 
+/*
+ * Windows the close evaluation merged: their sketches are dropped (only the given model's, only
+ * before the given start), their labels still count, and a prediction for them is late even
+ * while this partition's watermark is behind (it was idle when the window closed).
+ */
+static void test_drop_sketches_after_close(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    assert_int_equal(predict(p, "a", 1000, "1"), DW_PART_OK);
+    assert_int_equal(predict(p, "b", 61000, "1"), DW_PART_OK);
+    assert_int_equal(predict_full(p, PRICE, "r", 2000, "4.5", "1.0", NO_SCORE, 3.0, NULL),
+                     DW_PART_OK);
+    assert_int_equal(dw_part_drop_sketches(p, &g_models[FRAUD], 60000), 1);
+    assert_int_equal(dw_part_drop_sketches(p, &g_models[FRAUD], 60000), 0);
+    struct dw_agg *w0 = win(p, FRAUD, 0);
+    assert_true(w0->sketches_dropped);
+    assert_null(w0->feats[0].sk);
+    assert_int_equal(w0->feats[0].count, 1);
+    assert_false(win(p, FRAUD, 60000)->sketches_dropped);
+    assert_false(win(p, PRICE, 0)->sketches_dropped);
+    /* watermark 61000 - LATENESS: window 0 is open on this partition, but merged: late */
+    assert_int_equal(dw_part_watermark(p), 61000 - LATENESS);
+    assert_int_equal(predict(p, "c", 2000, "1"), DW_PART_LATE);
+    assert_int_equal(w0->late_predictions, 1);
+    assert_int_equal(w0->all.predictions, 1);
+    assert_int_equal(w0->feats[0].count, 1);
+    assert_int_equal(label(p, "c", 3000, "1"), DW_PART_OK);
+    assert_int_equal(p->ctr.late_labels, 1);
+    /* the label of a prediction counted before the drop still counts in the window */
+    assert_int_equal(label(p, "a", 3000, "1"), DW_PART_OK);
+    assert_int_equal(w0->all.labeled, 1);
+    assert_int_equal(w0->all.correct, 1);
+    assert_int_equal(predict_full(p, PRICE, "s", 3000, "5.5", "1.0", NO_SCORE, 4.0, NULL),
+                     DW_PART_OK);
+    assert_int_equal(win(p, PRICE, 0)->all.predictions, 2);
+    dw_part_free(p);
+}
+
 static void test_first_label_wins(void **state)
 {
     (void)state;
@@ -1389,6 +1428,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_windows_epoch_aligned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_predictions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_sketches_after_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_label_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_label_before_prediction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_prediction, setup, teardown),

@@ -115,6 +115,7 @@ struct dw_agg {
     struct dw_feat_stats *feats; /* model->n_features */
     struct dw_perf perf;         /* confusion by class, scores by class, latency */
     uint32_t sketch_exact;       /* values a new feature sketch keeps exactly */
+    int sketches_dropped;        /* dw_agg_drop_sketches(): feature counts and moments only */
     int dirty;                   /* changed since the last checkpoint */
 };
 
@@ -144,6 +145,13 @@ struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms);
  */
 struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_ms, uint32_t exact);
 void dw_agg_free(struct dw_agg *agg);
+
+/**
+ * @brief Frees every feature's quantile sketch and category table, keeping the counts (count,
+ *        missing, nan, inf) and the moments: what a partition keeps of a window whose features
+ *        the close evaluation has merged. No prediction may be added afterwards.
+ */
+void dw_agg_drop_sketches(struct dw_agg *agg);
 
 /** @returns the version slot for name (creating it; "__other__" beyond the bound). */
 size_t dw_agg_version_slot(struct dw_agg *agg, const char *name, size_t len);

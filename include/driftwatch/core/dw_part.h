@@ -7,6 +7,9 @@
  *   open      a prediction with timestamp t creates window [floor(t/L)*L, +L) of its model
  *   closed    for this partition once its watermark (max prediction time - allowed_lateness)
  *             reaches the window end; later predictions for it are counted as late
+ *   merged    once the close evaluation is past it (its cursor, read at each checkpoint): its
+ *             feature sketches are dropped, counts and moments stay (dw_part_drop_sketches);
+ *             a prediction for it is late even if this partition's watermark is behind
  *   retired   once the watermark passes window end + label_horizon: its aggregate is written
  *             one last time and dropped from memory; later labels for it are counted as late
  * The watermark follows predictions only: labels update their prediction's window and say
@@ -123,6 +126,15 @@ struct dw_agg *dw_part_window(struct dw_part *p, const struct dw_model_cfg *mode
 
 /** @brief Adds a window loaded from a checkpoint (takes ownership). */
 void dw_part_adopt_window(struct dw_part *p, struct dw_agg *agg);
+
+/**
+ * @brief Drops the sketches (dw_agg_drop_sketches) of model's windows starting before
+ *        before_ms: the close evaluation has merged them (its cursor is past them). A later
+ *        prediction for such a window is late. The checkpoint writes the smaller records.
+ * @returns the windows whose sketches were dropped now.
+ */
+size_t dw_part_drop_sketches(struct dw_part *p, const struct dw_model_cfg *model,
+                             int64_t before_ms);
 
 /** @brief Clears dirty marks and frees retired windows after a successful checkpoint. */
 void dw_part_checkpoint_done(struct dw_part *p);
