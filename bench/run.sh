@@ -72,13 +72,17 @@ while :; do
 done
 end=$(date +%s.%N)
 rss=$(ps -o rss= -p $RUN)
+hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$RUN/status")
 c_run=$(cpu $RUN); c_broker=$(echo "$(cpu $BROKER_PID) - $broker0" | bc); c_redis=$(echo "$(cpu $REDIS_PID) - $redis0" | bc)
 secs=$(echo "$end - $start" | bc)
 busy=$(echo "$end - $first" | bc)
 echo "bench: $TOTAL messages in $secs s from start = $(echo "$TOTAL / $secs" | bc) msgs/s"
-echo "bench: from the first message consumed: $busy s = $(echo "$TOTAL / $busy" | bc) msgs/s; RSS ${rss} KiB"
+echo "bench: from the first message consumed: $busy s = $(echo "$TOTAL / $busy" | bc) msgs/s; RSS ${rss} KiB, peak RSS ${hwm} KiB"
 echo "bench: CPU seconds while consuming: driftwatch $c_run, dev-broker $c_broker, redis-server $c_redis (2 cores shared); $(echo "$TOTAL / $c_run" | bc) msgs per driftwatch CPU-second"
 sleep 2
+used=$(redis-cli -p "$RP" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
+echo "bench: redis used_memory after catch-up: $used bytes ($(redis-cli -p "$RP" dbsize | tr -d '\r') keys)"
+[ -n "${BENCH_REDIS_KINDS:-}" ] && /usr/bin/python3 bench/redis_memory.py "$RP"
 "$DW" inspect -c "$WORK/dw.yaml" >"$WORK/state.jsonl"
 python3 - "$WORK/truth.jsonl" "$WORK/state.jsonl" <<'PY'
 import json, sys
