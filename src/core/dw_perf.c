@@ -69,22 +69,42 @@ static size_t score_bin(double score)
     return b < 0 ? 0 : b >= DW_PERF_SCORE_BINS ? DW_PERF_SCORE_BINS - 1 : (size_t)b;
 }
 
-static void exact_add(struct dw_perf *p, int cls, double score)
+static void hist_add(struct dw_perf *p, int cls, double score, uint64_t n)
+{
+    p->hist[(size_t)cls * DW_PERF_SCORE_BINS + score_bin(score)] += n;
+}
+
+/* From exact scores to the histogram: the exact scores go into it and are freed. */
+static void go_inexact(struct dw_perf *p)
 {
     if (p->inexact) {
         return;
     }
-    if (p->n_exact[cls] >= DW_PERF_EXACT_SCORES) {
-        p->inexact = 1;
-        free(p->exact[0]);
-        free(p->exact[1]);
-        p->exact[0] = p->exact[1] = NULL;
-        p->n_exact[0] = p->n_exact[1] = 0;
-        p->n_sorted[0] = p->n_sorted[1] = 0;
+    p->inexact = 1;
+    p->hist = dw_calloc(2 * DW_PERF_SCORE_BINS, sizeof(*p->hist));
+    for (int cls = 0; cls < 2; cls++) {
+        for (uint32_t i = 0; i < p->n_exact[cls]; i++) {
+            hist_add(p, cls, p->exact[cls][i], 1);
+        }
+        free(p->exact[cls]);
+        p->exact[cls] = NULL;
+        p->n_exact[cls] = p->n_sorted[cls] = p->cap_exact[cls] = 0;
+    }
+}
+
+/* Counts a score of class cls: exactly up to DW_PERF_EXACT_SCORES per class, then in bins. */
+static void score_add(struct dw_perf *p, int cls, double score)
+{
+    if (!p->inexact && p->n_exact[cls] >= DW_PERF_EXACT_SCORES) {
+        go_inexact(p);
+    }
+    if (p->inexact) {
+        hist_add(p, cls, score, 1);
         return;
     }
-    if (!p->exact[cls]) {
-        p->exact[cls] = dw_malloc(DW_PERF_EXACT_SCORES * sizeof(double));
+    if (p->n_exact[cls] == p->cap_exact[cls]) { /* grown as scores come: most windows hold few */
+        p->cap_exact[cls] = DW_MIN(DW_PERF_EXACT_SCORES, DW_MAX(16u, 2 * p->cap_exact[cls]));
+        p->exact[cls] = dw_realloc(p->exact[cls], p->cap_exact[cls] * sizeof(double));
     }
     p->exact[cls][p->n_exact[cls]++] = score;
 }
@@ -93,15 +113,9 @@ void dw_perf_add_outcome(struct dw_perf *p, const char *pred, const char *label,
                          int has_score, double score)
 {
     pair_add(p, pred, label, 1);
-    if (!has_score) {
-        return;
+    if (has_score) {
+        score_add(p, positive ? 1 : 0, score);
     }
-    if (!p->hist) {
-        p->hist = dw_calloc(2 * DW_PERF_SCORE_BINS, sizeof(*p->hist));
-    }
-    int cls = positive ? 1 : 0;
-    p->hist[(size_t)cls * DW_PERF_SCORE_BINS + score_bin(score)]++;
-    exact_add(p, cls, score);
 }
 
 void dw_perf_add_latency(struct dw_perf *p, double latency_ms)
@@ -120,25 +134,15 @@ void dw_perf_merge(struct dw_perf *dst, const struct dw_perf *src)
         }
     }
     dst->pairs_other += src->pairs_other;
-    if (src->hist) {
-        if (!dst->hist) {
-            dst->hist = dw_calloc(2 * DW_PERF_SCORE_BINS, sizeof(*dst->hist));
-        }
+    if (src->inexact) {
+        go_inexact(dst);
         for (size_t i = 0; i < 2 * DW_PERF_SCORE_BINS; i++) {
             dst->hist[i] += src->hist[i];
         }
     }
-    if (src->inexact) {
-        dst->inexact = 1;
-        free(dst->exact[0]);
-        free(dst->exact[1]);
-        dst->exact[0] = dst->exact[1] = NULL;
-        dst->n_exact[0] = dst->n_exact[1] = 0;
-        dst->n_sorted[0] = dst->n_sorted[1] = 0;
-    }
-    for (int cls = 0; cls < 2 && !dst->inexact; cls++) {
+    for (int cls = 0; cls < 2; cls++) {
         for (uint32_t i = 0; i < src->n_exact[cls]; i++) {
-            exact_add(dst, cls, src->exact[cls][i]);
+            score_add(dst, cls, src->exact[cls][i]);
         }
     }
     if (src->latency) {
@@ -208,8 +212,8 @@ void dw_perf_encode(const struct dw_perf *p, struct dw_buf *out)
     }
     free(v);
     dw_buf_put_u64(out, p->pairs_other);
-    dw_buf_put_u8(out, p->hist != NULL);
-    if (p->hist) {
+    dw_buf_put_u8(out, p->inexact); /* the histogram: only once the scores are binned */
+    if (p->inexact) {
         uint16_t nonzero = 0;
         for (size_t i = 0; i < 2 * DW_PERF_SCORE_BINS; i++) {
             nonzero = (uint16_t)(nonzero + (p->hist[i] != 0));
@@ -284,6 +288,12 @@ int dw_perf_decode(struct dw_perf *p, struct dw_reader *rd)
     uint8_t inexact = dw_rd_u8(rd);
     if (inexact > 1) {
         dw_rd_fail(rd, "inexact flag %u", inexact);
+    } else if (inexact && !p->hist) {
+        dw_rd_fail(rd, "inexact scores without a histogram");
+    }
+    if (!inexact) { /* written by older versions beside the exact scores: rebuilt from them */
+        free(p->hist);
+        p->hist = NULL;
     }
     p->inexact = inexact;
     for (int cls = 0; cls < 2 && !rd->err; cls++) {
@@ -298,7 +308,7 @@ int dw_perf_decode(struct dw_perf *p, struct dw_reader *rd)
             if (!(score >= 0.0 && score <= 1.0)) {
                 dw_rd_fail(rd, "score %g outside [0, 1]", score);
             } else {
-                exact_add(p, cls, score);
+                score_add(p, cls, score);
             }
         }
     }
@@ -342,8 +352,8 @@ double dw_perf_roc_auc(const struct dw_perf *p, double *err_bound)
     if (err_bound) {
         *err_bound = 0.0;
     }
-    if (!p->hist) {
-        return NAN;
+    if (!p->inexact) {
+        return p->n_exact[0] && p->n_exact[1] ? auc_exact(p) : NAN;
     }
     const uint64_t *neg = p->hist, *pos = p->hist + DW_PERF_SCORE_BINS;
     double nn = 0, np = 0;
@@ -353,9 +363,6 @@ double dw_perf_roc_auc(const struct dw_perf *p, double *err_bound)
     }
     if (nn == 0 || np == 0) {
         return NAN;
-    }
-    if (!p->inexact) {
-        return auc_exact(p);
     }
     double u = 0.0, below = 0.0, same = 0.0;
     for (size_t b = 0; b < DW_PERF_SCORE_BINS; b++) {

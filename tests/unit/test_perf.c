@@ -242,12 +242,87 @@ static void test_decode_hostile(void **state)
     dw_buf_free(&b);
 }
 
+/*
+ * Scores stay exact, in arrays grown as they come, with no histogram (a window of a partition
+ * holds a few hundred scores: the dense 16 KB histogram and two 8 KB arrays it used to
+ * allocate at its first score were most of its memory); past DW_PERF_EXACT_SCORES of a class
+ * they go into the histogram, the exact ones with them. A record of an older version, with
+ * the histogram beside exact scores, decodes to the exact scores alone.
+ */
+static void test_scores_lazy_histogram(void **state)
+{
+    (void)state;
+    struct dw_perf p;
+    dw_perf_init(&p);
+    dw_perf_add_outcome(&p, "1", "1", 1, 1, 0.75);
+    dw_perf_add_outcome(&p, "0", "0", 0, 1, 0.25);
+    dw_perf_add_outcome(&p, "0", "1", 1, 1, 0.5);
+    assert_null(p.hist);
+    assert_true(p.cap_exact[1] >= 2 && p.cap_exact[1] < DW_PERF_EXACT_SCORES);
+    assert_double_exact(dw_perf_roc_auc(&p, NULL), 1.0);
+    for (int i = 0; i < DW_PERF_EXACT_SCORES; i++) {
+        dw_perf_add_outcome(&p, "0", "0", 0, 1, 0.1);
+    }
+    assert_true(p.inexact);
+    assert_null(p.exact[0]);
+    assert_non_null(p.hist);
+    uint64_t neg = 0, pos = 0;
+    for (size_t b = 0; b < DW_PERF_SCORE_BINS; b++) {
+        neg += p.hist[b];
+        pos += p.hist[DW_PERF_SCORE_BINS + b];
+    }
+    assert_int_equal(neg, DW_PERF_EXACT_SCORES + 1);
+    assert_int_equal(pos, 2);
+    dw_perf_free(&p);
+
+    /* version 4 and before: histogram and exact scores; the histogram is rebuilt when needed */
+    struct dw_buf b;
+    dw_buf_init(&b);
+    const uint16_t bins[] = {250, 1750};
+    dw_buf_put_u32(&b, 0);
+    dw_buf_put_u64(&b, 0);
+    dw_buf_put_u8(&b, 1);
+    dw_buf_put_u16(&b, 2);
+    for (int i = 0; i < 2; i++) {
+        dw_buf_put_u16(&b, bins[i]);
+        dw_buf_put_u64(&b, 1);
+    }
+    dw_buf_put_u8(&b, 0);
+    dw_buf_put_u32(&b, 1);
+    dw_buf_put_f64(&b, 0.25);
+    dw_buf_put_u32(&b, 1);
+    dw_buf_put_f64(&b, 0.75);
+    dw_buf_put_u32(&b, 0);
+    struct dw_reader rd;
+    dw_reader_init(&rd, b.data, b.len);
+    dw_perf_init(&p);
+    assert_int_equal(dw_perf_decode(&p, &rd), 0);
+    assert_int_equal(rd.pos, rd.len);
+    assert_null(p.hist);
+    assert_int_equal(p.n_exact[0], 1);
+    assert_double_exact(dw_perf_roc_auc(&p, NULL), 1.0);
+    struct dw_buf again;
+    dw_buf_init(&again);
+    dw_perf_encode(&p, &again);
+    assert_true(again.len == b.len - 2 - 2 * 10); /* no histogram written */
+    dw_buf_free(&again);
+    dw_perf_free(&p);
+    /* inexact without its histogram: corrupt */
+    dw_buf_reset(&b);
+    perf_blob(&b, 0, NULL, 0, NULL, 0);
+    b.data[4 + 8 + 1] = 1; /* the inexact flag, after pairs, pairs_other and has_hist */
+    char msg[DW_READER_MSG];
+    assert_int_equal(perf_decode_blob(&b, msg, sizeof(msg)), -1);
+    assert_contains(msg, "inexact scores without a histogram");
+    dw_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auc_exact),      cmocka_unit_test(test_auc_histogram),
         cmocka_unit_test(test_f1_macro_micro), cmocka_unit_test(test_latency_and_codec),
-        cmocka_unit_test(test_decode_hostile),
+        cmocka_unit_test(test_decode_hostile), cmocka_unit_test(test_scores_lazy_histogram),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,11 +33,12 @@ struct dw_perf {
     struct dw_class_pair *pairs; /* open addressing, 2 * DW_PERF_MAX_PAIRS slots, lazily */
     size_t n_pairs;
     uint64_t pairs_other; /* outcomes beyond the pair bound */
-    uint64_t *hist;       /* [0, BINS): true negatives, [BINS, 2 BINS): true positives */
-    double *exact[2];     /* scores by true class (0 negative, 1 positive) */
+    uint64_t *hist;       /* once inexact: [0, BINS) true negatives, [BINS, 2 BINS) positives */
+    double *exact[2];     /* scores by true class (0 negative, 1 positive), until inexact */
     uint32_t n_exact[2];
+    uint32_t cap_exact[2];  /* allocated entries of exact[c] (grown up to EXACT_SCORES) */
     uint32_t n_sorted[2];   /* exact[c][0 .. n_sorted[c]) is ascending */
-    int inexact;            /* a class overflowed: only the histogram is valid */
+    int inexact;            /* a class overflowed: the scores are binned in hist */
     struct dw_kll *latency; /* latency_ms of predictions */
 };
 
