@@ -87,6 +87,7 @@ struct run_metrics {
     struct dw_metric *offset_resets, *lost_pred, *lost_label;
     struct dw_metric *late, *duplicates, *labels_held, *label_holds;
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
+    struct dw_metric *sketches_dropped;
     struct dw_metric *partitions, *windows_open, *join_records, *paused;
     struct dw_metric *evaluated, *global_wm;
     struct dw_metric *quarantined, *quarantines, *loading;
@@ -201,6 +202,10 @@ static void metrics_init(struct run_metrics *m)
         counter("driftwatch_checkpoint_failures_total", "Partition checkpoints that failed.", NULL);
     m->checkpoint_seconds = gauge("driftwatch_checkpoint_duration_seconds",
                                   "Duration of the last checkpoint of all owned partitions.");
+    m->sketches_dropped = counter("driftwatch_window_sketches_dropped_total",
+                                  "Partition windows whose feature sketches were dropped once "
+                                  "the close evaluation had merged them.",
+                                  NULL);
     m->checkpoint_bytes = counter("driftwatch_checkpoint_bytes_total",
                                   "Bytes written to Redis by checkpoints.", NULL);
     m->partitions = gauge("driftwatch_partitions_assigned", "Partitions owned by this consumer.");
@@ -460,6 +465,62 @@ static void drop_part(struct runner *rn, int p)
 }
 
 static void hold_part(struct runner *rn, int p, int64_t retry_in_ms, const char *why);
+static int get_event_time(struct runner *rn, const char *name, int64_t *out);
+
+/*
+ * Partition p's windows of model m that it retired with their sketches (the close evaluation
+ * was behind, as when catching up with a short label horizon) and that are merged now (start
+ * before `cursor`): their records are read back and written again without sketches by the next
+ * checkpoint. (After a restart the list is empty: such records keep their sketches until they
+ * expire, window.retention.) @returns the windows shrunk.
+ */
+static size_t shrink_retired(struct runner *rn, int p, const struct dw_model_cfg *m, int64_t cursor)
+{
+    int64_t *starts = NULL;
+    size_t n = dw_part_take_unmerged(rn->parts[p], m, cursor, &starts), done = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct dw_agg *agg = NULL;
+        char errstr[512];
+        int found =
+            dw_redis_read_part_window(rn->redis, p, m, starts[i], &agg, errstr, sizeof(errstr));
+        if (found == 1) {
+            dw_agg_drop_sketches(agg);
+            dw_part_rewrite_window(rn->parts[p], agg);
+            done++;
+        } else if (found < 0) {
+            dw_log(DW_LOG_WARN, "cannot shrink a retired window; it expires with retention",
+                   "{s:i,s:s,s:I,s:s}", "partition", p, "model", m->name, "window_start_ms",
+                   (json_int_t)starts[i], "error", errstr);
+        }
+    }
+    free(starts);
+    return done;
+}
+
+/*
+ * A window's feature sketches are final once it is closed, and once the close evaluation (on
+ * whichever pod holds the lease) has merged them, no partition needs them again: each model's
+ * close cursor, read here before every checkpoint, says up to where. The partitions drop them
+ * and the checkpoint rewrites those windows with their counts only, in memory and in Redis.
+ */
+static void drop_merged_sketches(struct runner *rn)
+{
+    for (size_t mi = 0; mi < rn->cfg.n_models; mi++) {
+        char name[DW_REDIS_NAME_MAX];
+        dw_redis_name_cursor(rn->cfg.models[mi].name, 0, name, sizeof(name));
+        int64_t cursor = 0;
+        if (get_event_time(rn, name, &cursor) != 1) {
+            continue;
+        }
+        for (int p = 0; p < rn->n_parts; p++) {
+            if (rn->parts[p]) {
+                size_t n = dw_part_drop_sketches(rn->parts[p], &rn->cfg.models[mi], cursor);
+                n += shrink_retired(rn, p, &rn->cfg.models[mi], cursor);
+                dw_metric_add(rn->m.sketches_dropped, (double)n);
+            }
+        }
+    }
+}
 
 /* @returns 0 when every owned partition was written, -1 otherwise. */
 static int checkpoint_all(struct runner *rn)
@@ -468,6 +529,7 @@ static int checkpoint_all(struct runner *rn)
     if (settle_dead_letters(rn) != 0) {
         return -1;
     }
+    drop_merged_sketches(rn);
     size_t owned = owned_count(rn);
     int64_t per_part = owned ? rn->cfg.join_max_records / (int64_t)owned : 0;
     int rc = 0;
@@ -1102,8 +1164,62 @@ static void remember_report(struct runner *rn, json_t *report)
     }
 }
 
-static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
-                                    const struct dw_agg *agg)
+/*
+ * The merged aggregates of the reference windows `wins`, the last one being `agg` (the window
+ * at hand): the others were stored as refagg:<model>:<start> when they joined (their
+ * partitions have dropped their sketches since). @returns 0, or -1 when one cannot be read.
+ */
+static int reference_aggs(struct runner *rn, const struct dw_model_cfg *m, json_t *wins,
+                          struct dw_agg *agg, struct dw_agg **aggs)
+{
+    size_t n = json_array_size(wins);
+    for (size_t i = 0; i + 1 < n; i++) {
+        char name[DW_REDIS_NAME_MAX], errstr[512] = "absent";
+        int64_t ws = json_integer_value(json_array_get(wins, i));
+        dw_redis_name_refagg(m->name, ws, name, sizeof(name));
+        if (dw_redis_get_agg(rn->redis, name, m, &aggs[i], errstr, sizeof(errstr)) != 1) {
+            dw_log(DW_LOG_ERROR, "reference window unreadable; collecting the reference again",
+                   "{s:s,s:I,s:s}", "model", m->name, "window_start_ms", (json_int_t)ws, "error",
+                   errstr);
+            return -1;
+        }
+    }
+    aggs[n - 1] = agg;
+    return 0;
+}
+
+/* Builds, stores and keeps model mi's reference from the merged aggregates aggs[0..n-1]. */
+static void reference_build(struct runner *rn, size_t mi, struct dw_agg **aggs, size_t n)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    struct dw_ref *ref = dw_ref_build(m, aggs, n, rn->cfg.psi_bins);
+    json_t *doc = dw_ref_to_json_packed(ref);
+    char *rtext = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_ref(m->name, name, sizeof(name));
+    /* Kept in memory once stored: reading back the document it was just written as (up to
+     * 2^20 values per numeric feature) would stall the loop for seconds. The JSON round trip
+     * is exact (17 digits; tests/unit/test_eval.c). */
+    if (dw_redis_set_str(rn->redis, name, rtext, 0) == 0) {
+        rn->models[mi].ref = ref;
+        for (size_t i = 0; i + 1 < n; i++) {
+            dw_redis_name_refagg(m->name, aggs[i]->start_ms, name, sizeof(name));
+            dw_redis_del(rn->redis, name);
+        }
+        dw_log(DW_LOG_INFO, "reference built", "{s:s,s:i}", "model", m->name, "windows", (int)n);
+    } else {
+        dw_ref_free(ref);
+    }
+    free(rtext);
+    json_decref(doc);
+}
+
+/*
+ * The reference model mi's window `start` (merged aggregate agg) is judged against: NULL while
+ * it is being collected. A non-empty window joins the collection: its merged aggregate is
+ * stored (refagg) until the last one arrives and the reference is built from them all.
+ */
+static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start, struct dw_agg *agg)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
     if (rn->models[mi].ref) {
@@ -1129,43 +1245,29 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
     json_t *wins = dw_evaluator_reference_windows(list);
     free(list);
     int complete = dw_evaluator_reference_add(wins, &rn->cfg, start);
+    size_t n = json_array_size(wins);
+    struct dw_agg **aggs = dw_calloc(n, sizeof(*aggs));
+    if (complete && reference_aggs(rn, m, wins, agg, aggs) == 0) {
+        reference_build(rn, mi, aggs, n);
+    } else {
+        if (complete) { /* a stored window is gone: collect again, from this one */
+            json_array_clear(wins);
+            dw_evaluator_reference_add(wins, &rn->cfg, start);
+        }
+        char refagg[DW_REDIS_NAME_MAX], errstr[512];
+        dw_redis_name_refagg(m->name, start, refagg, sizeof(refagg));
+        if (dw_redis_set_agg(rn->redis, refagg, agg, errstr, sizeof(errstr)) != 0) {
+            dw_log(DW_LOG_ERROR, "cannot store a reference window", "{s:s,s:s}", "model", m->name,
+                   "error", errstr);
+        }
+    }
     char *dump = json_dumps(wins, JSON_COMPACT);
     dw_redis_set_str(rn->redis, name, dump, 0);
     free(dump);
-    if (complete) {
-        size_t n = json_array_size(wins);
-        struct dw_agg **aggs = dw_calloc(n, sizeof(*aggs));
-        int ok = 1;
-        for (size_t i = 0; i < n && ok; i++) {
-            char errstr[256];
-            aggs[i] =
-                dw_redis_load_window(rn->redis, m, json_integer_value(json_array_get(wins, i)),
-                                     rn->n_parts, errstr, sizeof(errstr));
-            ok = aggs[i] != NULL;
-        }
-        if (ok) {
-            struct dw_ref *ref = dw_ref_build(m, aggs, n, rn->cfg.psi_bins);
-            json_t *doc = dw_ref_to_json_packed(ref);
-            char *rtext = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
-            dw_redis_name_ref(m->name, name, sizeof(name));
-            /* Kept in memory once stored: reading back the document it was just written as
-             * (up to 2^20 values per numeric feature) would stall the loop for seconds. The
-             * JSON round trip is exact (17 digits; tests/unit/test_eval.c). */
-            if (dw_redis_set_str(rn->redis, name, rtext, 0) == 0) {
-                rn->models[mi].ref = ref;
-            } else {
-                dw_ref_free(ref);
-            }
-            free(rtext);
-            json_decref(doc);
-            dw_log(DW_LOG_INFO, "reference built", "{s:s,s:i}", "model", m->name, "windows",
-                   (int)n);
-        }
-        for (size_t i = 0; i < n; i++) {
-            dw_agg_free(aggs[i]);
-        }
-        free(aggs);
+    for (size_t i = 0; i + 1 < n; i++) {
+        dw_agg_free(aggs[i]);
     }
+    free(aggs);
     json_decref(wins);
     return NULL; /* reference windows themselves are not judged */
 }
@@ -1301,6 +1403,41 @@ static int64_t empty_run_length(struct runner *rn, size_t mi, int final, int64_t
 }
 
 /*
+ * The feature statistics, drift and latency of the final report of window `start`: its close
+ * report (stored under the same name until the final report replaces it, or a final report
+ * of an evaluation that is being repeated). No prediction is added to a window after it
+ * closed, so they are final at the close; the partitions dropped their sketches since. When no
+ * such report can be read (deleted by hand, expired: window.retention shorter than the label
+ * horizon), the report says so instead of judging drift on nothing.
+ */
+static void final_features(struct runner *rn, const struct dw_model_cfg *m, int64_t start,
+                           json_t *report)
+{
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_report(m->name, start, name, sizeof(name));
+    char *text = dw_redis_get_str(rn->redis, name);
+    json_t *close = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    json_t *features = json_object_get(close, "features");
+    json_t *drift = json_object_get(close, "drift");
+    json_t *latency = json_object_get(close, "latency_ms");
+    if (json_is_object(features) && json_is_object(drift)) {
+        json_object_set(report, "features", features);
+        json_object_set(report, "drift", drift);
+        json_object_set(report, "latency_ms", latency ? latency : json_null());
+    } else {
+        dw_log(DW_LOG_ERROR, "close report unreadable; final report without drift", "{s:s,s:I}",
+               "model", m->name, "window_start_ms", (json_int_t)start);
+        json_object_set_new(report, "features", json_null());
+        json_object_set_new(report, "drift",
+                            json_pack("{s:n,s:[],s:b,s:s}", "share", "features", "dataset", 0,
+                                      "unavailable",
+                                      "the close report of this window could not be read"));
+    }
+    json_decref(close);
+}
+
+/*
  * Evaluates the window `start`, or the run of empty windows it starts (one report, "empty_windows"
  * windows, up to the next window with data or `until`); its alerts and trigger are committed
  * with cursor_name := the end of what was reported. *n_windows says how many windows that was,
@@ -1312,15 +1449,17 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
     int64_t L = rn->cfg.window_size_ms;
     char errstr[512];
-    struct dw_agg *agg =
-        dw_redis_load_window(rn->redis, m, start, rn->n_parts, errstr, sizeof(errstr));
+    struct dw_model_cfg counts_only = *m; /* windows read for their counts: sketches skipped */
+    counts_only.features = NULL;
+    counts_only.n_features = 0;
+    /* The final evaluation reads counts only: the feature statistics are the close report's
+     * (final_features), since the partitions dropped their sketches once it was committed. */
+    struct dw_agg *agg = dw_redis_load_window(rn->redis, final ? &counts_only : m, start,
+                                              rn->n_parts, errstr, sizeof(errstr));
     if (!agg) {
         dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model", m->name, "error", errstr);
         return -1;
     }
-    struct dw_model_cfg counts_only = *m; /* windows read for their counts: sketches skipped */
-    counts_only.features = NULL;
-    counts_only.n_features = 0;
     int64_t n = 1;
     if (dw_eval_agg_empty(agg)) {
         n = empty_run_length(rn, mi, final, start, until, &counts_only);
@@ -1344,9 +1483,11 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
         return -1;
     }
     struct dw_ref *ref = final ? rn->models[mi].ref : reference_for(rn, mi, start, agg);
-    json_t *report = dw_eval_window(&rn->cfg, m, agg, ref, final);
+    json_t *report = dw_eval_window(&rn->cfg, final ? &counts_only : m, agg, ref, final);
     if (dw_eval_agg_empty(agg)) {
         dw_eval_empty_run(report, &rn->cfg, n);
+    } else if (final) {
+        final_features(rn, m, start, report);
     }
     dw_eval_add_rolling(report, &rn->cfg, m, recent, n_recent);
     free_recent(recent, n_recent);
@@ -1354,21 +1495,19 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
         dw_agg_free(last);
     }
     dw_agg_free(agg);
-    /* Actions first: they add the change detectors' verdicts to a final report. */
-    if (dw_actions_window(rn->actions, m, report, cursor_name,
+    /* Actions first: they add the change detectors' verdicts to a final report, and commit it
+     * with the cursor. */
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_report(m->name, start, name, sizeof(name));
+    if (dw_actions_window(rn->actions, m, report, name, cursor_name,
                           dw_evaluator_step_cursor(&rn->cfg, start, n)) != 0) {
         json_decref(report);
         return -1;
     }
-    char name[DW_REDIS_NAME_MAX];
-    dw_redis_name_report(m->name, start, name, sizeof(name));
-    char *text = json_dumps(report, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    dw_redis_set_str(rn->redis, name, text, rn->cfg.retention_windows * rn->cfg.window_size_ms);
     dw_log(DW_LOG_INFO, final ? "window final" : "window closed", "{s:s,s:O,s:O,s:O,s:I}", "model",
            m->name, "window_start", json_object_get(report, "window_start"), "predictions",
            json_object_get(report, "predictions"), "drift", json_object_get(report, "drift"),
            "windows", (json_int_t)n);
-    free(text);
     remember_report(rn, report);
     json_decref(report);
     dw_metric_inc(rn->m.evaluated);

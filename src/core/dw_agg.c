@@ -23,9 +23,9 @@
  * Dropped sketches: once the close evaluation has merged a window's feature statistics, no
  * later prediction changes them (late predictions are counted, not added), so a partition keeps
  * only what labels still change until the label horizon: dw_agg_drop_sketches() frees the
- * quantile sketches and category tables and keeps every count (count, missing, nan, inf) and
- * the moments, so that `inspect` and the exactness checks still see them. A merge with a
- * dropped side is dropped.
+ * quantile sketches, category tables and the latency sketch, and keeps every count (count,
+ * missing, nan, inf) and the moments, so that `inspect` and the exactness checks still see
+ * them. A merge with a dropped side is dropped.
  *
  * Encoding (version 5, little-endian, see dw_codec.h):
  *   u8 version, i64 start_ms, u8 flags (AGG_FLAG_DROPPED), counts, u16 n_versions {str name,
@@ -133,6 +133,8 @@ void dw_agg_drop_sketches(struct dw_agg *agg)
 {
     if (!agg->sketches_dropped) {
         sketches_free(agg);
+        dw_kll_destroy(agg->perf.latency); /* predictions' latencies: final at the close too */
+        agg->perf.latency = NULL;
         agg->sketches_dropped = 1;
         agg->dirty = 1;
     }

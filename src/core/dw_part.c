@@ -78,6 +78,7 @@ void dw_part_free(struct dw_part *p)
     }
     free(p->wins);
     free(p->retired);
+    free(p->unmerged);
     dw_join_free(&p->join);
     free(p);
 }
@@ -131,6 +132,29 @@ size_t dw_part_drop_sketches(struct dw_part *p, const struct dw_model_cfg *model
         }
     }
     return n;
+}
+
+size_t dw_part_take_unmerged(struct dw_part *p, const struct dw_model_cfg *model, int64_t before_ms,
+                             int64_t **starts)
+{
+    size_t n = 0, keep = 0;
+    *starts = NULL;
+    for (size_t i = 0; i < p->n_unmerged; i++) {
+        struct dw_part_window_id w = p->unmerged[i];
+        if (w.model == model && w.start_ms < before_ms) {
+            *starts = dw_realloc(*starts, (n + 1) * sizeof(**starts));
+            (*starts)[n++] = w.start_ms;
+        } else {
+            p->unmerged[keep++] = w;
+        }
+    }
+    p->n_unmerged = keep;
+    return n;
+}
+
+void dw_part_rewrite_window(struct dw_part *p, struct dw_agg *agg)
+{
+    push_agg(&p->retired, &p->n_retired, &p->cap_retired, agg);
 }
 
 void dw_part_adopt_window(struct dw_part *p, struct dw_agg *agg)
@@ -532,6 +556,14 @@ void dw_part_maintain(struct dw_part *p, int64_t max_records)
             p->labels_at_end || (p->max_label_ts != DW_NO_TS && retire_at <= p->max_label_ts);
         if (retire_at <= wm && labels_past) {
             push_agg(&p->retired, &p->n_retired, &p->cap_retired, agg);
+            if (!agg->sketches_dropped) {
+                if (p->n_unmerged == p->cap_unmerged) {
+                    p->cap_unmerged = p->cap_unmerged ? 2 * p->cap_unmerged : 8;
+                    p->unmerged = dw_realloc(p->unmerged, p->cap_unmerged * sizeof(*p->unmerged));
+                }
+                p->unmerged[p->n_unmerged++] =
+                    (struct dw_part_window_id){agg->model, agg->start_ms};
+            }
         } else {
             p->wins[keep++] = agg;
         }

@@ -246,7 +246,7 @@ static void log_note(const json_t *note)
 
 /* The keys and fields of one commit, and the texts they point to. */
 struct commit {
-    struct dw_redis_kv sets[5];
+    struct dw_redis_kv sets[6];
     size_t n_sets;
     struct dw_redis_kv *fields;
     char **texts;
@@ -295,7 +295,7 @@ static char *errstream_step(struct dw_actions *a, const struct dw_model_cfg *m, 
 }
 
 int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t *report,
-                      const char *cursor_name, int64_t next_cursor)
+                      const char *report_name, const char *cursor_name, int64_t next_cursor)
 {
     char *es_text = errstream_step(a, m, report);
     char alerts_key[DW_REDIS_NAME_MAX], trig_key[DW_REDIS_NAME_MAX], firing_key[DW_REDIS_NAME_MAX];
@@ -341,9 +341,9 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
     char cursor_text[32];
     snprintf(cursor_text, sizeof(cursor_text), "%" PRId64, next_cursor);
     c.sets[c.n_sets++] =
-        (struct dw_redis_kv){alerts_key, commit_keep(&c, json_dumps(state, JSON_COMPACT))};
+        (struct dw_redis_kv){alerts_key, commit_keep(&c, json_dumps(state, JSON_COMPACT)), 0};
     c.sets[c.n_sets++] =
-        (struct dw_redis_kv){trig_key, commit_keep(&c, dw_trigger_state_dump(&st))};
+        (struct dw_redis_kv){trig_key, commit_keep(&c, dw_trigger_state_dump(&st)), 0};
     json_t *firing = note ? json_object_get(note, "firing") : NULL;
     json_t *am = NULL;
     if (json_array_size(firing) > 0) {
@@ -351,11 +351,14 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
         json_object_del(am, "report");
         json_object_set_new(am, "alerts", json_array());
     }
-    c.sets[c.n_sets++] =
-        (struct dw_redis_kv){firing_key, am ? commit_keep(&c, json_dumps(am, JSON_COMPACT)) : NULL};
-    c.sets[c.n_sets++] = (struct dw_redis_kv){cursor_name, cursor_text};
+    c.sets[c.n_sets++] = (struct dw_redis_kv){
+        firing_key, am ? commit_keep(&c, json_dumps(am, JSON_COMPACT)) : NULL, 0};
+    c.sets[c.n_sets++] = (struct dw_redis_kv){cursor_name, cursor_text, 0};
+    c.sets[c.n_sets++] = (struct dw_redis_kv){
+        report_name, commit_keep(&c, json_dumps(report, JSON_COMPACT | JSON_REAL_PRECISION(17))),
+        a->cfg->retention_windows * a->cfg->window_size_ms};
     if (es_text) {
-        c.sets[c.n_sets++] = (struct dw_redis_kv){es_key, commit_keep(&c, es_text)};
+        c.sets[c.n_sets++] = (struct dw_redis_kv){es_key, commit_keep(&c, es_text), 0};
     }
     c.fields = dw_calloc(n_msgs ? n_msgs : 1, sizeof(*c.fields));
     int64_t now = dw_now_ms();

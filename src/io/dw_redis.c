@@ -331,6 +331,11 @@ void dw_redis_name_report(const char *model, int64_t start_ms, char *buf, size_t
     snprintf(buf, size, "report:%s:%" PRId64, model, start_ms);
 }
 
+void dw_redis_name_refagg(const char *model, int64_t start_ms, char *buf, size_t size)
+{
+    snprintf(buf, size, "refagg:%s:%" PRId64, model, start_ms);
+}
+
 void dw_redis_name_alerts(const char *model, char *buf, size_t size)
 {
     model_name("alerts", model, buf, size);
@@ -606,6 +611,15 @@ static int load_blob(struct dw_redis *r, const char *wkey, const struct dw_model
     }
     freeReplyObject(blob);
     return rc;
+}
+
+int dw_redis_read_part_window(struct dw_redis *r, int32_t partition, const struct dw_model_cfg *m,
+                              int64_t start, struct dw_agg **out, char *errstr, size_t errstr_size)
+{
+    char wkey[DW_REDIS_KEY_MAX], badkey[DW_REDIS_KEY_MAX];
+    key_window(r, partition, m->name, start, wkey, sizeof(wkey));
+    int rc = load_blob(r, wkey, m, start, out, badkey, sizeof(badkey), errstr, errstr_size);
+    return rc == DW_LOAD_FOUND ? 1 : rc == DW_LOAD_NONE ? 0 : -1;
 }
 
 static int load_windows(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
@@ -1345,9 +1359,13 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
     char key[DW_REDIS_KEY_MAX], hkey[DW_REDIS_KEY_MAX];
     for (size_t i = 0; i < n_sets && rc == 0; i++) {
         global_key(r, sets[i].name, key, sizeof(key));
-        const char *argv[] = {sets[i].value ? "SET" : "DEL", key, sets[i].value};
-        size_t lens[] = {strlen(argv[0]), strlen(key), sets[i].value ? strlen(sets[i].value) : 0};
-        rc |= tx_append(r, &n_cmds, sets[i].value ? 3 : 2, argv, lens);
+        char px[32];
+        snprintf(px, sizeof(px), "%" PRId64, sets[i].px_ms);
+        const char *argv[] = {sets[i].value ? "SET" : "DEL", key, sets[i].value, "PX", px};
+        size_t lens[] = {strlen(argv[0]), strlen(key), sets[i].value ? strlen(sets[i].value) : 0, 2,
+                         strlen(px)};
+        int argc = !sets[i].value ? 2 : sets[i].px_ms > 0 ? 5 : 3;
+        rc |= tx_append(r, &n_cmds, argc, argv, lens);
     }
     global_key(r, hash ? hash : "", hkey, sizeof(hkey));
     for (size_t i = 0; i < n_fields && rc == 0; i++) {
@@ -1632,6 +1650,56 @@ char *dw_redis_get_str(struct dw_redis *r, const char *name)
     }
     freeReplyObject(rep);
     return s;
+}
+
+int dw_redis_set_agg(struct dw_redis *r, const char *name, const struct dw_agg *agg, char *errstr,
+                     size_t errstr_size)
+{
+    char key[DW_REDIS_KEY_MAX];
+    global_key(r, name, key, sizeof(key));
+    struct dw_buf b;
+    dw_buf_init(&b);
+    dw_agg_encode(agg, &b);
+    const char *argv[3] = {"SET", key, (const char *)b.data};
+    size_t lens[3] = {3, strlen(key), b.len};
+    redisReply *rep = cmd_argv(r, 3, argv, lens, errstr, errstr_size);
+    dw_buf_free(&b);
+    int ok = rep != NULL; /* errors are in errstr already */
+    freeReplyObject(rep);
+    return ok ? 0 : -1;
+}
+
+int dw_redis_get_agg(struct dw_redis *r, const char *name, const struct dw_model_cfg *model,
+                     struct dw_agg **out, char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    char key[DW_REDIS_KEY_MAX];
+    global_key(r, name, key, sizeof(key));
+    const char *argv[2] = {"GET", key};
+    size_t lens[2] = {3, strlen(key)};
+    redisReply *rep = cmd_argv(r, 2, argv, lens, errstr, errstr_size);
+    int rc = -1;
+    if (rep && rep->type == REDIS_REPLY_NIL) {
+        rc = 0;
+    } else if (rep && rep->type == REDIS_REPLY_STRING) {
+        char why[256];
+        *out = dw_agg_decode(model, rep->str, (size_t)rep->len, why, sizeof(why));
+        rc = *out ? 1 : dw_err(errstr, errstr_size, "%s: %s", key, why);
+    } else if (rep) {
+        dw_err(errstr, errstr_size, "redis: GET %s: unexpected reply", key);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int dw_redis_del(struct dw_redis *r, const char *name)
+{
+    char key[DW_REDIS_KEY_MAX];
+    global_key(r, name, key, sizeof(key));
+    redisReply *rep = cmdf(r, "DEL %s", key);
+    int ok = reply_ok(rep);
+    freeReplyObject(rep);
+    return ok ? 0 : -1;
 }
 
 /* ---- hashes named by their full key (the delivery thread's pending messages) ---- */

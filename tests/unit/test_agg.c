@@ -1637,6 +1637,8 @@ static struct dw_agg *window_of(int64_t start, int n)
             set_str(ev, 1, cats[i % 7]);
         }
         set_num(ev, 2, (double)i / 3.0);
+        ev->has_latency = 1;
+        ev->latency_ms = (double)(i % 50);
         dw_agg_add_prediction(agg, 0, ev);
         if (i % 2 == 0) {
             struct dw_outcome o = {.pred = "1", .label = i % 4 ? "1" : "0"};
@@ -1684,6 +1686,7 @@ static void test_drop_sketches(void **state)
     assert_true(agg->dirty); /* the checkpoint writes the smaller record */
     assert_null(agg->feats[0].sk);
     assert_null(agg->feats[1].cats);
+    assert_null(agg->perf.latency);
     assert_int_equal(agg->feats[1].other, 0);
     assert_feature_counts_equal(agg, whole);
     assert_counts_equal(&agg->all, &whole->all);

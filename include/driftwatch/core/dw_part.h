@@ -64,6 +64,12 @@ struct dw_part_reject {
     char msg[512];
 };
 
+/** @brief A window of a model, by its start. */
+struct dw_part_window_id {
+    const struct dw_model_cfg *model;
+    int64_t start_ms;
+};
+
 struct dw_part {
     const struct dw_config *cfg;
     int32_t partition;
@@ -80,6 +86,10 @@ struct dw_part {
     size_t n_wins, cap_wins;
     struct dw_agg **retired; /* retired windows waiting for their last checkpoint */
     size_t n_retired, cap_retired;
+    /* windows retired with their sketches, before the close evaluation merged them (catching
+     * up): their stored records are shrunk once it has (dw_part_take_unmerged) */
+    struct dw_part_window_id *unmerged;
+    size_t n_unmerged, cap_unmerged;
     int meta_dirty;
     uint64_t ckpt_seq; /* checkpoints written (meta field ckpt_seq): detects a Redis rollback */
     struct dw_part_reject reject; /* why the last call returned DW_PART_REJECTED */
@@ -135,6 +145,20 @@ void dw_part_adopt_window(struct dw_part *p, struct dw_agg *agg);
  */
 size_t dw_part_drop_sketches(struct dw_part *p, const struct dw_model_cfg *model,
                              int64_t before_ms);
+
+/**
+ * @brief Removes from p->unmerged the windows of model starting before before_ms: retired with
+ *        their sketches while the close evaluation was behind, and merged by it now.
+ * @returns how many, their starts in *starts (malloc'd; NULL when none).
+ */
+size_t dw_part_take_unmerged(struct dw_part *p, const struct dw_model_cfg *model, int64_t before_ms,
+                             int64_t **starts);
+
+/**
+ * @brief Hands over an aggregate to be written by the next checkpoint and freed: a retired
+ *        window's record read back and shrunk (dw_agg_drop_sketches).
+ */
+void dw_part_rewrite_window(struct dw_part *p, struct dw_agg *agg);
 
 /** @brief Clears dirty marks and frees retired windows after a successful checkpoint. */
 void dw_part_checkpoint_done(struct dw_part *p);

@@ -10,7 +10,9 @@
  *      uncommitted: the window is evaluated again on the next tick);
  *   4. commits in one MULTI/EXEC fenced by the evaluator lease: the alert state, the trigger
  *      state, the messages as pending deliveries, the last firing set (for Alertmanager
- *      re-sends) and the evaluation cursor;
+ *      re-sends), the report itself and the evaluation cursor (a report is stored if and only
+ *      if its cursor moved past it: the label-horizon evaluation reads the close report's
+ *      feature statistics, which the partitions no longer keep);
  *   5. hands the messages to the delivery thread, which removes each from Redis once it is
  *      delivered or finally failed.
  * A crash between 4 and 5 loses nothing: dw_actions_resume() (called when the lease is
@@ -39,13 +41,14 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
                                   size_t errstr_size);
 
 /**
- * @brief Alerts and trigger of one window report, committed with the cursor
+ * @brief Alerts and trigger of one window report, committed with the report (report_name :=
+ *        the report as JSON, expiring after window.retention) and the cursor
  *        (cursor_name := next_cursor).
  * @returns 0 committed, -1 not committed (Redis or Kafka failure, or the lease was lost):
  *          evaluate the window again later.
  */
 int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t *report,
-                      const char *cursor_name, int64_t next_cursor);
+                      const char *report_name, const char *cursor_name, int64_t next_cursor);
 
 /** @brief Re-submits pending deliveries and reloads the firing sets (after taking the lease). */
 void dw_actions_resume(struct dw_actions *a);

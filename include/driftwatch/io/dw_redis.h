@@ -157,6 +157,13 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
                                     int64_t start_ms, int n_parts, char *errstr,
                                     size_t errstr_size);
 
+/**
+ * @brief Reads partition's stored aggregate of window (m, start).
+ * @returns 1 found (*out), 0 absent (expired), -1 Redis error or corrupt (errstr).
+ */
+int dw_redis_read_part_window(struct dw_redis *r, int32_t partition, const struct dw_model_cfg *m,
+                              int64_t start, struct dw_agg **out, char *errstr, size_t errstr_size);
+
 /** @brief Lists the window starts of a model present in any partition (malloc'd array). */
 int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model, int n_parts,
                            int64_t **starts, size_t *n);
@@ -177,10 +184,23 @@ int dw_redis_set_i64(struct dw_redis *r, const char *name, int64_t v);
 int dw_redis_set_str(struct dw_redis *r, const char *name, const char *value, int64_t ttl_ms);
 char *dw_redis_get_str(struct dw_redis *r, const char *name);
 
+/** @brief Global key {dw:G}:<name> holding an encoded aggregate (dw_agg_encode), no expiry. */
+int dw_redis_set_agg(struct dw_redis *r, const char *name, const struct dw_agg *agg, char *errstr,
+                     size_t errstr_size);
+/**
+ * @brief Reads and decodes what dw_redis_set_agg() stored, for `model`.
+ * @returns 1 found (*out: free with dw_agg_free), 0 absent, -1 Redis error or corrupt (errstr).
+ */
+int dw_redis_get_agg(struct dw_redis *r, const char *name, const struct dw_model_cfg *model,
+                     struct dw_agg **out, char *errstr, size_t errstr_size);
+/** @brief Deletes global key {dw:G}:<name>. @returns 0, -1 on a Redis error. */
+int dw_redis_del(struct dw_redis *r, const char *name);
+
 /** @brief A global key (or hash field) and its value; value NULL deletes the key. */
 struct dw_redis_kv {
     const char *name;
     const char *value;
+    int64_t px_ms; /* a key's expiry (milliseconds; 0: none) */
 };
 
 /**
@@ -211,6 +231,9 @@ void dw_redis_name_partitions(char *buf, size_t size);
 void dw_redis_name_cursor(const char *model, int final, char *buf, size_t size);
 void dw_redis_name_refwins(const char *model, char *buf, size_t size);
 void dw_redis_name_ref(const char *model, char *buf, size_t size);
+/** @brief refagg:<model>:<start ms>: a reference window's merged aggregate, kept while the
+ *         reference is collected (its partitions dropped their sketches). */
+void dw_redis_name_refagg(const char *model, int64_t start_ms, char *buf, size_t size);
 void dw_redis_name_rolling_first(const char *model, char *buf, size_t size);
 /** @brief report:<model>:<start ms>. */
 void dw_redis_name_report(const char *model, int64_t start_ms, char *buf, size_t size);
