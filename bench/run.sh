@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 N=${1:-1000000}
 PARTS=${BENCH_PARTITIONS:-128}   # the mock cluster keeps ~5 MiB per partition
 bash scripts/deps.sh
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE="${BENCH_BUILD_TYPE:-Release}" >/dev/null
 cmake --build build-bench --target driftwatch -j"$(nproc)" >/dev/null
 DW=$PWD/build-bench/driftwatch
 WORK=$(mktemp -d /tmp/driftwatch-bench.XXXXXX)
@@ -51,7 +51,8 @@ cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/pro
 broker0=$(cpu $BROKER_PID); redis0=$(cpu $REDIS_PID)
 echo "bench: produced in $(echo "$t1 - $t0" | bc) s; starting driftwatch run"
 start=$(date +%s.%N)
-"$DW" run -c "$WORK/dw.yaml" >"$WORK/run.log" 2>&1 &
+# BENCH_WRAP: a command to run driftwatch under (e.g. "heaptrack -o /tmp/dw"; figures are off)
+${BENCH_WRAP:-} "$DW" run -c "$WORK/dw.yaml" >"$WORK/run.log" 2>&1 &
 RUN=$!
 PIDS+=($RUN)
 if [ -n "${BENCH_PERF:-}" ]; then

@@ -17,7 +17,7 @@
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
-#define PAIR_SLOTS (2 * DW_PERF_MAX_PAIRS)
+#define PAIR_FIRST_SLOTS 8               /* slots of a new table (a power of two) */
 #define LATENCY_SEED 0x6c6174656e6379ULL /* fixed: replays make the same coin flips */
 
 void dw_perf_init(struct dw_perf *p)
@@ -27,7 +27,7 @@ void dw_perf_init(struct dw_perf *p)
 
 void dw_perf_free(struct dw_perf *p)
 {
-    for (size_t i = 0; p->pairs && i < PAIR_SLOTS; i++) {
+    for (size_t i = 0; i < p->pair_slots; i++) {
         free(p->pairs[i].pred);
         free(p->pairs[i].label);
     }
@@ -39,28 +39,58 @@ void dw_perf_free(struct dw_perf *p)
     memset(p, 0, sizeof(*p));
 }
 
+static uint64_t pair_hash(const char *pred, const char *label)
+{
+    return dw_hash64(pred, strlen(pred)) * 31 + dw_hash64(label, strlen(label));
+}
+
+/* The slot of (pred, label), or the empty slot where it belongs. */
+static struct dw_class_pair *pair_slot(const struct dw_perf *p, const char *pred, const char *label)
+{
+    size_t mask = p->pair_slots - 1;
+    for (size_t i = (size_t)pair_hash(pred, label) & mask;; i = (i + 1) & mask) {
+        struct dw_class_pair *cp = &p->pairs[i];
+        if (!cp->pred || (strcmp(cp->pred, pred) == 0 && strcmp(cp->label, label) == 0)) {
+            return cp;
+        }
+    }
+}
+
+/* Doubles the pair table (most windows see a handful of pairs: it starts small). */
+static void pairs_grow(struct dw_perf *p)
+{
+    struct dw_class_pair *old = p->pairs;
+    size_t n_old = p->pair_slots;
+    p->pair_slots = n_old ? 2 * n_old : PAIR_FIRST_SLOTS;
+    p->pairs = dw_calloc(p->pair_slots, sizeof(*p->pairs));
+    for (size_t i = 0; i < n_old; i++) {
+        if (old[i].pred) {
+            *pair_slot(p, old[i].pred, old[i].label) = old[i];
+        }
+    }
+    free(old);
+}
+
 static void pair_add(struct dw_perf *p, const char *pred, const char *label, uint64_t n)
 {
-    if (!p->pairs) {
-        p->pairs = dw_calloc(PAIR_SLOTS, sizeof(*p->pairs));
+    if (p->pair_slots == 0) {
+        pairs_grow(p);
     }
-    uint64_t h = dw_hash64(pred, strlen(pred)) * 31 + dw_hash64(label, strlen(label));
-    for (size_t i = (size_t)(h % PAIR_SLOTS);; i = (i + 1) % PAIR_SLOTS) {
-        struct dw_class_pair *cp = &p->pairs[i];
-        if (!cp->pred) {
-            if (p->n_pairs >= DW_PERF_MAX_PAIRS) {
-                p->pairs_other += n;
-                return;
-            }
-            cp->pred = dw_strdup(pred);
-            cp->label = dw_strdup(label);
-            p->n_pairs++;
-        }
-        if (strcmp(cp->pred, pred) == 0 && strcmp(cp->label, label) == 0) {
-            cp->count += n;
+    struct dw_class_pair *cp = pair_slot(p, pred, label);
+    if (!cp->pred) {
+        if (p->n_pairs >= DW_PERF_MAX_PAIRS) {
+            p->pairs_other += n;
             return;
         }
+        if (2 * (p->n_pairs + 1) > p->pair_slots) { /* load factor at most 1/2 */
+            pairs_grow(p);
+            cp = pair_slot(p, pred, label);
+        }
+        cp->pred = dw_strdup(pred);
+        cp->label = dw_strdup(label);
+        p->n_pairs++;
     }
+    cp->count += n;
 }
 
 static size_t score_bin(double score)
@@ -128,7 +158,7 @@ void dw_perf_add_latency(struct dw_perf *p, double latency_ms)
 
 void dw_perf_merge(struct dw_perf *dst, const struct dw_perf *src)
 {
-    for (size_t i = 0; src->pairs && i < PAIR_SLOTS; i++) {
+    for (size_t i = 0; i < src->pair_slots; i++) {
         if (src->pairs[i].pred) {
             pair_add(dst, src->pairs[i].pred, src->pairs[i].label, src->pairs[i].count);
         }
@@ -192,7 +222,7 @@ static const struct dw_class_pair **sorted_pairs(const struct dw_perf *p)
 {
     const struct dw_class_pair **v = dw_malloc((p->n_pairs + 1) * sizeof(*v));
     size_t n = 0;
-    for (size_t i = 0; p->pairs && i < PAIR_SLOTS; i++) {
+    for (size_t i = 0; i < p->pair_slots; i++) {
         if (p->pairs[i].pred) {
             v[n++] = &p->pairs[i];
         }
@@ -408,7 +438,7 @@ int dw_perf_f1(const struct dw_perf *p, double *macro, double *micro)
     /* The union of predicted and true classes, sorted and distinct. */
     char **names = dw_malloc(2 * p->n_pairs * sizeof(*names));
     size_t n = 0;
-    for (size_t i = 0; i < PAIR_SLOTS; i++) {
+    for (size_t i = 0; i < p->pair_slots; i++) {
         if (p->pairs[i].pred) {
             names[n++] = p->pairs[i].pred;
             names[n++] = p->pairs[i].label;
@@ -424,7 +454,7 @@ int dw_perf_f1(const struct dw_perf *p, double *macro, double *micro)
     uint64_t *tp = dw_calloc(k, sizeof(*tp)), *fp = dw_calloc(k, sizeof(*fp));
     uint64_t *fn = dw_calloc(k, sizeof(*fn));
     uint64_t sum_tp = 0, sum_err = 0;
-    for (size_t i = 0; i < PAIR_SLOTS; i++) {
+    for (size_t i = 0; i < p->pair_slots; i++) {
         const struct dw_class_pair *cp = &p->pairs[i];
         if (!cp->pred) {
             continue;

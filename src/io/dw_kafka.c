@@ -160,8 +160,13 @@ static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t *rebalance_cb,
                                   void *opaque, char *errstr, size_t errstr_size)
 {
-    static const char *const defaults[] = {"auto.offset.reset", "earliest", "client.id",
-                                           "driftwatch", NULL};
+    /* Memory: librdkafka's default lets the prefetch queue hold 64 MiB of messages (plus its
+     * per-message overhead); 16 MiB keeps a 2-core consumer as busy (bench/RESULTS.md). A
+     * smaller fetch.max.bytes was measured too and cost a fifth of the throughput. kafka.*
+     * overrides both. */
+    static const char *const defaults[] = {
+        "auto.offset.reset",          "earliest", "client.id", "driftwatch",
+        "queued.max.messages.kbytes", "16384",    NULL};
     rd_kafka_conf_t *conf = base_conf(cfg, defaults, errstr, errstr_size);
     if (!conf) {
         return NULL;
@@ -265,8 +270,11 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaqu
 
 rd_kafka_t *dw_kafka_producer_new(const struct dw_config *cfg, char *errstr, size_t errstr_size)
 {
-    static const char *const defaults[] = {"enable.idempotence", "true",       "linger.ms", "20",
-                                           "client.id",          "driftwatch", NULL};
+    /* queue.buffering.max.kbytes: 1 GiB by default; dead letters and triggers need far less,
+     * and a full queue is handled (the outbox keeps the message and produces it again). */
+    static const char *const defaults[] = {
+        "enable.idempotence",         "true",  "linger.ms", "20", "client.id", "driftwatch",
+        "queue.buffering.max.kbytes", "65536", NULL};
     /* Consumer-only keys from kafka.* would make the producer warn; they are harmless. */
     rd_kafka_conf_t *conf = base_conf(cfg, defaults, errstr, errstr_size);
     if (!conf) {

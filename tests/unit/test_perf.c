@@ -259,6 +259,8 @@ static void test_scores_lazy_histogram(void **state)
     dw_perf_add_outcome(&p, "0", "1", 1, 1, 0.5);
     assert_null(p.hist);
     assert_true(p.cap_exact[1] >= 2 && p.cap_exact[1] < DW_PERF_EXACT_SCORES);
+    assert_int_equal(p.n_pairs, 3);
+    assert_int_equal(p.pair_slots, 8); /* the pair table too starts small */
     assert_double_exact(dw_perf_roc_auc(&p, NULL), 1.0);
     for (int i = 0; i < DW_PERF_EXACT_SCORES; i++) {
         dw_perf_add_outcome(&p, "0", "0", 0, 1, 0.1);
@@ -317,12 +319,42 @@ static void test_scores_lazy_histogram(void **state)
     dw_buf_free(&b);
 }
 
+/* The pair table grows to the bound; pairs beyond it are counted in pairs_other. */
+static void test_pairs_bound(void **state)
+{
+    (void)state;
+    struct dw_perf p, q;
+    dw_perf_init(&p);
+    dw_perf_init(&q);
+    char pred[16], label[16];
+    for (int i = 0; i < DW_PERF_MAX_PAIRS + 500; i++) {
+        snprintf(pred, sizeof(pred), "p%d", i % 40);
+        snprintf(label, sizeof(label), "l%d", i);
+        dw_perf_add_outcome(&p, pred, label, 0, 0, 0.0);
+        dw_perf_add_outcome(&p, pred, label, 0, 0, 0.0); /* the same pair again */
+    }
+    assert_int_equal(p.n_pairs, DW_PERF_MAX_PAIRS);
+    assert_int_equal(p.pair_slots, 2 * DW_PERF_MAX_PAIRS);
+    assert_int_equal(p.pairs_other, 2 * 500);
+    uint64_t total = p.pairs_other;
+    for (size_t i = 0; i < p.pair_slots; i++) {
+        total += p.pairs[i].pred ? p.pairs[i].count : 0;
+    }
+    assert_int_equal(total, 2 * (DW_PERF_MAX_PAIRS + 500));
+    dw_perf_merge(&q, &p);
+    assert_int_equal(q.n_pairs, DW_PERF_MAX_PAIRS);
+    assert_int_equal(q.pairs_other, p.pairs_other);
+    dw_perf_free(&p);
+    dw_perf_free(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auc_exact),      cmocka_unit_test(test_auc_histogram),
         cmocka_unit_test(test_f1_macro_micro), cmocka_unit_test(test_latency_and_codec),
         cmocka_unit_test(test_decode_hostile), cmocka_unit_test(test_scores_lazy_histogram),
+        cmocka_unit_test(test_pairs_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

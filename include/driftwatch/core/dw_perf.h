@@ -30,7 +30,9 @@ struct dw_class_pair {
 };
 
 struct dw_perf {
-    struct dw_class_pair *pairs; /* open addressing, 2 * DW_PERF_MAX_PAIRS slots, lazily */
+    struct dw_class_pair *pairs; /* open addressing, pair_slots (a power of two, doubled at a
+                                  * load factor of 1/2, up to 2 * DW_PERF_MAX_PAIRS) */
+    size_t pair_slots;
     size_t n_pairs;
     uint64_t pairs_other; /* outcomes beyond the pair bound */
     uint64_t *hist;       /* once inexact: [0, BINS) true negatives, [BINS, 2 BINS) positives */
