@@ -63,8 +63,8 @@
 #define RUN_DLQ_KEPT_MAX (64 << 20)    /* bytes of failed dead letters kept before waiting */
 #define RUN_SHUTDOWN_FLUSH_MS 3000     /* webhook flush at shutdown, milliseconds */
 #define RUN_LIVE_WINDOW_MS 30000       /* /livez fails when the loop stalls this long */
-#define RUN_MMAP_THRESHOLD (64 << 20)  /* bytes: larger blocks come from mmap */
-#define RUN_TRIM_THRESHOLD (256 << 20) /* bytes of free heap kept before returning it */
+#define RUN_MMAP_THRESHOLD (4 << 20)   /* bytes: larger blocks come from mmap */
+#define RUN_TRIM_THRESHOLD (32 << 20)  /* bytes of free heap kept before returning it */
 #define RUN_ASSIGN_LOAD_MS 10000       /* loading retried in the rebalance callback, milliseconds */
 #define RUN_LOAD_RETRY_MS 1000         /* retry of a load that found Redis unavailable, ms */
 #define RUN_REACQUIRE_MS 30000         /* a fenced or lost partition is tried again after, ms */
@@ -1194,13 +1194,19 @@ static void reference_build(struct runner *rn, size_t mi, struct dw_agg **aggs, 
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
     struct dw_ref *ref = dw_ref_build(m, aggs, n, rn->cfg.psi_bins);
     json_t *doc = dw_ref_to_json_packed(ref);
-    char *rtext = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    char name[DW_REDIS_NAME_MAX];
+    /* Printed into a buffer of its exact size (tens of MB with 2^20 values per feature: no
+     * doubling of a growing one), and sent as one argument (copied once). */
+    size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(17);
+    size_t len = json_dumpb(doc, NULL, 0, flags);
+    char *rtext = dw_malloc(len ? len : 1);
+    len = json_dumpb(doc, rtext, len, flags);
+    json_decref(doc);
+    char name[DW_REDIS_NAME_MAX], errstr[512];
     dw_redis_name_ref(m->name, name, sizeof(name));
     /* Kept in memory once stored: reading back the document it was just written as (up to
      * 2^20 values per numeric feature) would stall the loop for seconds. The JSON round trip
      * is exact (17 digits; tests/unit/test_eval.c). */
-    if (dw_redis_set_str(rn->redis, name, rtext, 0) == 0) {
+    if (dw_redis_set_bytes(rn->redis, name, rtext, len, errstr, sizeof(errstr)) == 0) {
         rn->models[mi].ref = ref;
         for (size_t i = 0; i + 1 < n; i++) {
             dw_redis_name_refagg(m->name, aggs[i]->start_ms, name, sizeof(name));
@@ -1208,10 +1214,11 @@ static void reference_build(struct runner *rn, size_t mi, struct dw_agg **aggs, 
         }
         dw_log(DW_LOG_INFO, "reference built", "{s:s,s:i}", "model", m->name, "windows", (int)n);
     } else {
+        dw_log(DW_LOG_ERROR, "cannot store the reference; built again next window", "{s:s,s:s}",
+               "model", m->name, "error", errstr);
         dw_ref_free(ref);
     }
     free(rtext);
-    json_decref(doc);
 }
 
 /*

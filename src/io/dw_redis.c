@@ -1628,6 +1628,19 @@ int dw_redis_set_i64(struct dw_redis *r, const char *name, int64_t v)
     return ok ? 0 : -1;
 }
 
+int dw_redis_set_bytes(struct dw_redis *r, const char *name, const void *value, size_t len,
+                       char *errstr, size_t errstr_size)
+{
+    char key[DW_REDIS_KEY_MAX];
+    global_key(r, name, key, sizeof(key));
+    const char *argv[3] = {"SET", key, value};
+    size_t lens[3] = {3, strlen(key), len};
+    redisReply *rep = cmd_argv(r, 3, argv, lens, errstr, errstr_size);
+    int ok = rep != NULL; /* errors are in errstr already */
+    freeReplyObject(rep);
+    return ok ? 0 : -1;
+}
+
 int dw_redis_set_str(struct dw_redis *r, const char *name, const char *value, int64_t ttl_ms)
 {
     char key[DW_REDIS_KEY_MAX];
@@ -1655,18 +1668,12 @@ char *dw_redis_get_str(struct dw_redis *r, const char *name)
 int dw_redis_set_agg(struct dw_redis *r, const char *name, const struct dw_agg *agg, char *errstr,
                      size_t errstr_size)
 {
-    char key[DW_REDIS_KEY_MAX];
-    global_key(r, name, key, sizeof(key));
     struct dw_buf b;
     dw_buf_init(&b);
     dw_agg_encode(agg, &b);
-    const char *argv[3] = {"SET", key, (const char *)b.data};
-    size_t lens[3] = {3, strlen(key), b.len};
-    redisReply *rep = cmd_argv(r, 3, argv, lens, errstr, errstr_size);
+    int rc = dw_redis_set_bytes(r, name, b.data, b.len, errstr, errstr_size);
     dw_buf_free(&b);
-    int ok = rep != NULL; /* errors are in errstr already */
-    freeReplyObject(rep);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 int dw_redis_get_agg(struct dw_redis *r, const char *name, const struct dw_model_cfg *model,

@@ -184,6 +184,13 @@ int dw_redis_set_i64(struct dw_redis *r, const char *name, int64_t v);
 int dw_redis_set_str(struct dw_redis *r, const char *name, const char *value, int64_t ttl_ms);
 char *dw_redis_get_str(struct dw_redis *r, const char *name);
 
+/**
+ * @brief Global key {dw:G}:<name> := len bytes, no expiry; the command is formatted once at
+ *        its size (a large value is copied once, not grown). @returns 0, -1 (errstr).
+ */
+int dw_redis_set_bytes(struct dw_redis *r, const char *name, const void *value, size_t len,
+                       char *errstr, size_t errstr_size);
+
 /** @brief Global key {dw:G}:<name> holding an encoded aggregate (dw_agg_encode), no expiry. */
 int dw_redis_set_agg(struct dw_redis *r, const char *name, const struct dw_agg *agg, char *errstr,
                      size_t errstr_size);
