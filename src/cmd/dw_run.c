@@ -614,8 +614,11 @@ static int64_t start_offset(const struct runner *rn, int64_t stored);
  * librdkafka stops fetching a partition after "out of range" (auto.offset.reset is "error")
  * and refuses a seek there; a new assignment restarts it. Every partition resumes at its next
  * offset in memory (messages of the current batch fetched again are skipped by
- * handle_message()), the failed one at `target`. Pauses are put back (alignment holds are
- * released and taken again by align_labels()).
+ * handle_message()), the failed one at `target`. A partition paused before keeps its pause
+ * across the new assignment (librdkafka), so the assignment is resumed, or paused whole while
+ * consumption is paused; the alignment holds are released (align_labels() takes them again)
+ * and the partitions without state paused again. Releasing a hold without resuming its
+ * partition left it paused for good once its labels were within a window.
  */
 static int restart_fetch(struct runner *rn, const char *topic, int32_t partition, int64_t target,
                          char *errstr, size_t errstr_size)
@@ -635,8 +638,10 @@ static int restart_fetch(struct runner *rn, const char *topic, int32_t partition
                          : start_offset(rn, pt ? (is_pred ? pt->off_pred : pt->off_label) : -1);
     }
     err = rd_kafka_assign(rn->consumer, asg);
-    if (!err && rn->paused) {
+    if (rn->paused) {
         rd_kafka_pause_partitions(rn->consumer, asg);
+    } else {
+        rd_kafka_resume_partitions(rn->consumer, asg); /* lifts the holds released below */
     }
     release_holds(rn);
     pause_pending(rn); /* partitions held without state stay paused */
@@ -1647,12 +1652,12 @@ static void publish_status(struct runner *rn)
         records += part->join.count;
         int64_t wm = dw_part_watermark(part);
         json_array_append_new(
-            parts,
-            json_pack("{s:i,s:I,s:I,s:o,s:i,s:I,s:b}", "partition", p, "offset_predictions",
-                      (json_int_t)part->off_pred, "offset_labels", (json_int_t)part->off_label,
-                      "watermark_ms", wm == DW_NO_TS ? json_null() : json_integer(wm),
-                      "windows_open", (int)part->n_wins, "join_records",
-                      (json_int_t)part->join.count, "idle", rn->eof_ms[p] != 0));
+            parts, json_pack("{s:i,s:I,s:I,s:o,s:i,s:I,s:b,s:b}", "partition", p,
+                             "offset_predictions", (json_int_t)part->off_pred, "offset_labels",
+                             (json_int_t)part->off_label, "watermark_ms",
+                             wm == DW_NO_TS ? json_null() : json_integer(wm), "windows_open",
+                             (int)part->n_wins, "join_records", (json_int_t)part->join.count,
+                             "idle", rn->eof_ms[p] != 0, "labels_held", rn->held[p] != 0));
     }
     dw_metric_set(rn->m.windows_open, (double)wins);
     dw_metric_set(rn->m.join_records, (double)records);

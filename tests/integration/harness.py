@@ -376,6 +376,20 @@ http:
                 out.append((k, v))
         return out
 
+    def log_offsets(self, topic, at=-1):
+        """{partition: offset} of `topic`'s logs: their end (at=-1) or start (at=-2), kcat -Q."""
+        args = []
+        for p in range(self.partitions):
+            args += ["-t", f"{topic}:{p}:{at}"]
+        r = subprocess.run(["kcat", "-b", self.bootstrap, "-Q", *args], capture_output=True,
+                           text=True, timeout=60)
+        ends = {}
+        for line in r.stdout.splitlines():  # "labels [3] offset 24981"
+            words = line.split()
+            if len(words) == 4 and words[2] == "offset":
+                ends[int(words[1].strip("[]"))] = int(words[3])
+        return ends
+
     def close(self):
         for p in reversed(self.procs):
             if p.poll() is None:

@@ -36,6 +36,32 @@ def produce(env, topic, rows):
                    check=True, timeout=300)
 
 
+def print_stall(env, run):
+    """Whether the consumer runs, where each partition's consumption stands in its logs (a
+    partition behind the end of its log and neither held nor idle is not being fetched), then
+    /status, the driftwatch_* metrics that are not 0, and the log's tail."""
+    print(f"driftwatch run: {'running' if run.poll() is None else f'exited {run.returncode}'}")
+    status = env.http_get("/status")[1]
+    try:
+        parts = {p["partition"]: p for p in json.loads(status).get("partitions", [])}
+    except ValueError:
+        parts = {}
+    logs = {t: (env.log_offsets(t, -2), env.log_offsets(t, -1))
+            for t in ("predictions", "labels")}
+    for p in range(env.partitions):
+        st = parts.get(p)
+        where = {t: f"next {(st or {}).get('offset_' + t)} (log {lo.get(p)}..{hi.get(p)})"
+                 for t, (lo, hi) in logs.items()}
+        print(f"partition {p}: predictions {where['predictions']}, labels {where['labels']}"
+              + (f", labels_held {st.get('labels_held')}, idle {st.get('idle')}" if st else
+                 ", not owned (see /status: quarantined, loading, fenced, state_lost)"))
+    print(status[:3000])
+    metrics = env.http_get("/metrics")[1]
+    print("\n".join(line for line in metrics.splitlines()
+                    if line.startswith("driftwatch_") and not line.endswith(" 0")))
+    print(env.log()[-8000:])
+
+
 def main():
     # 8 partitions: the mock cluster keeps about 5 MiB per partition (bench/run.sh)
     env = h.Env(partitions=8, name="distinct")
@@ -58,7 +84,7 @@ def main():
         labels.append((vid, {"prediction_id": vid, "label": "yes", "timestamp": ts + 1000}))
     produce(env, "predictions", preds)
     produce(env, "labels", labels)
-    env.start_run()
+    run = env.start_run()
     total = 2 * N + NEW_VERSION
     try:
         h.wait_for(lambda: (env.metric("driftwatch_messages_consumed_total",
@@ -67,9 +93,7 @@ def main():
     except AssertionError:
         # One CI run of 4 stopped here (labels no longer consumed; not reproduced by hand):
         # say what the consumer was doing before failing.
-        print(env.http_get("/status")[1][:3000])
-        print(env.http_get("/metrics")[1][:6000])
-        print(env.log()[-8000:])
+        print_stall(env, run)
         raise
 
     def sums():
