@@ -7,11 +7,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import harness as h
 
 N = 100_000
-T0_MS = 1_796_256_000_000  # 2026-12-03T00:00:00Z: ten one-minute windows from here
+# Ten one-minute windows from an hour ago: kcat stamps the messages with the wall clock, and
+# events further than input.max_past_skew (30 days) behind it are rejected.
+T0_MS = (int(time.time()) // 60 - 60) * 60_000
 STEP_MS = 6                # N events over 600 s
 NEW_VERSION = 50           # predictions of version 2.0 after the flood of label texts
 
