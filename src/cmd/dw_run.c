@@ -1198,20 +1198,16 @@ static void reference_build(struct runner *rn, size_t mi, struct dw_agg **aggs, 
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
     struct dw_ref *ref = dw_ref_build(m, aggs, n, rn->cfg.psi_bins);
-    json_t *doc = dw_ref_to_json_packed(ref);
-    /* Printed into a buffer of its exact size (tens of MB with 2^20 values per feature: no
-     * doubling of a growing one), and sent as one argument (copied once). */
-    size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(17);
-    size_t len = json_dumpb(doc, NULL, 0, flags);
-    char *rtext = dw_malloc(len ? len : 1);
-    len = json_dumpb(doc, rtext, len, flags);
-    json_decref(doc);
+    /* Its Redis form: JSON without the samples, which follow in binary (up to 2^20 values per
+     * numeric feature: tens of MB as text, built, printed and copied several times). */
+    struct dw_buf blob;
+    dw_buf_init(&blob);
+    dw_ref_encode(ref, &blob);
     char name[DW_REDIS_NAME_MAX], errstr[512];
     dw_redis_name_ref(m->name, name, sizeof(name));
-    /* Kept in memory once stored: reading back the document it was just written as (up to
-     * 2^20 values per numeric feature) would stall the loop for seconds. The JSON round trip
-     * is exact (17 digits; tests/unit/test_eval.c). */
-    if (dw_redis_set_bytes(rn->redis, name, rtext, len, errstr, sizeof(errstr)) == 0) {
+    /* Kept in memory once stored: reading back what was just written would stall the loop.
+     * The round trip is exact (tests/unit/test_eval.c). */
+    if (dw_redis_set_bytes(rn->redis, name, blob.data, blob.len, errstr, sizeof(errstr)) == 0) {
         rn->models[mi].ref = ref;
         for (size_t i = 0; i + 1 < n; i++) {
             dw_redis_name_refagg(m->name, aggs[i]->start_ms, name, sizeof(name));
@@ -1223,7 +1219,7 @@ static void reference_build(struct runner *rn, size_t mi, struct dw_agg **aggs, 
                "model", m->name, "error", errstr);
         dw_ref_free(ref);
     }
-    free(rtext);
+    dw_buf_free(&blob);
 }
 
 /*
@@ -1239,12 +1235,16 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
     }
     char name[DW_REDIS_NAME_MAX];
     dw_redis_name_ref(m->name, name, sizeof(name));
-    char *text = dw_redis_get_str(rn->redis, name);
+    size_t len = 0;
+    char *text = dw_redis_get_bytes(rn->redis, name, &len);
     if (text) {
-        json_t *doc = json_loads(text, 0, NULL);
         char errstr[256];
-        rn->models[mi].ref = doc ? dw_ref_from_json(m, doc, errstr, sizeof(errstr)) : NULL;
-        json_decref(doc);
+        rn->models[mi].ref = dw_ref_decode(m, text, len, errstr, sizeof(errstr));
+        if (!rn->models[mi].ref) {
+            dw_log_limited("corrupt_reference", 1, DW_LOG_ERROR,
+                           "stored reference unreadable; windows are not judged", "{s:s,s:s}",
+                           "model", m->name, "error", errstr);
+        }
         free(text);
         return rn->models[mi].ref;
     }

@@ -316,8 +316,21 @@ static json_t *jarray_reals(const double *v, size_t n)
 }
 
 #define SAMPLE_PACKED "base64-f64le-u64le" /* "encoding" of a packed sample */
+#define SAMPLE_TAIL "f64le-u64le-tail"     /* "encoding" of a sample in the binary tail */
 
-static json_t *ref_to_json(const struct dw_ref *ref, int packed);
+/* How ref_to_json() writes samples: decimal arrays, base64 in the JSON, or into a tail. */
+enum sample_form { SAMPLE_ARRAYS, SAMPLE_BASE64, SAMPLE_IN_TAIL };
+
+static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, struct dw_buf *tail);
+
+/* The binary tail of a reference in its Redis form (dw_ref_encode); NULL data: none. */
+struct ref_tail {
+    const unsigned char *data;
+    size_t len;
+};
+
+static struct dw_ref *ref_from_json(const struct dw_model_cfg *m, json_t *doc,
+                                    const struct ref_tail *tail, char *errstr, size_t errstr_size);
 
 /* The sample as base64 of n (f64 value, u64 weight) little-endian pairs: the reference kept in
  * Redis holds up to 2^20 values per feature, and printing and parsing them as decimal text
@@ -347,17 +360,70 @@ static json_t *sample_arrays(const struct dw_ref_feature *rf)
     return json_pack("{s:o,s:o}", "values", jarray_reals(rf->sample, rf->n_sample), "weights", w);
 }
 
+/* The sample's (value, weight) pairs appended to tail, and where they are. */
+static json_t *sample_in_tail(const struct dw_ref_feature *rf, struct dw_buf *tail)
+{
+    size_t off = tail->len;
+    for (size_t k = 0; k < rf->n_sample; k++) {
+        dw_buf_put_f64(tail, rf->sample[k]);
+        dw_buf_put_u64(tail, rf->sample_w[k]);
+    }
+    return json_pack("{s:s,s:I,s:I}", "encoding", SAMPLE_TAIL, "n", (json_int_t)rf->n_sample,
+                     "offset", (json_int_t)off);
+}
+
 json_t *dw_ref_to_json_packed(const struct dw_ref *ref)
 {
-    return ref_to_json(ref, 1);
+    return ref_to_json(ref, SAMPLE_BASE64, NULL);
 }
 
 json_t *dw_ref_to_json(const struct dw_ref *ref)
 {
-    return ref_to_json(ref, 0);
+    return ref_to_json(ref, SAMPLE_ARRAYS, NULL);
 }
 
-static json_t *ref_to_json(const struct dw_ref *ref, int packed)
+void dw_ref_encode(const struct dw_ref *ref, struct dw_buf *out)
+{
+    struct dw_buf tail;
+    dw_buf_init(&tail);
+    json_t *doc = ref_to_json(ref, SAMPLE_IN_TAIL, &tail);
+    size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(17);
+    size_t len = json_dumpb(doc, NULL, 0, flags);
+    char *text = dw_malloc(len ? len : 1);
+    len = json_dumpb(doc, text, len, flags);
+    json_decref(doc);
+    dw_buf_put(out, text, len);
+    free(text);
+    dw_buf_put_u8(out, 0);
+    dw_buf_put(out, tail.data, tail.len);
+    dw_buf_free(&tail);
+}
+
+struct dw_ref *dw_ref_decode(const struct dw_model_cfg *m, const void *data, size_t len,
+                             char *errstr, size_t errstr_size)
+{
+    const unsigned char *nul = memchr(data, 0, len);
+    size_t text_len = nul ? (size_t)(nul - (const unsigned char *)data) : len;
+    struct ref_tail tail = {nul ? nul + 1 : NULL, nul ? len - text_len - 1 : 0};
+    json_error_t jerr;
+    json_t *doc = json_loadb(data, text_len, 0, &jerr);
+    if (!doc) {
+        dw_err(errstr, errstr_size, "reference: not JSON: %s", jerr.text);
+        return NULL;
+    }
+    struct dw_ref *ref = ref_from_json(m, doc, &tail, errstr, errstr_size);
+    json_decref(doc);
+    return ref;
+}
+
+struct dw_ref *dw_ref_from_json(const struct dw_model_cfg *m, json_t *doc, char *errstr,
+                                size_t errstr_size)
+{
+    struct ref_tail none = {NULL, 0};
+    return ref_from_json(m, doc, &none, errstr, errstr_size);
+}
+
+static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, struct dw_buf *tail)
 {
     char first[40], last[40];
     dw_time_format_rfc3339(ref->first_start_ms, first, sizeof(first));
@@ -389,7 +455,10 @@ static json_t *ref_to_json(const struct dw_ref *ref, int packed)
             json_object_set_new(f, "proportions",
                                 jarray_reals(rf->props, rf->props ? rf->n_edges + 1 : 0));
             if (rf->sample) {
-                json_object_set_new(f, "sample", packed ? sample_packed(rf) : sample_arrays(rf));
+                json_object_set_new(f, "sample",
+                                    form == SAMPLE_IN_TAIL  ? sample_in_tail(rf, tail)
+                                    : form == SAMPLE_BASE64 ? sample_packed(rf)
+                                                            : sample_arrays(rf));
             }
         } else {
             json_object_set_new(f, "type", json_string("categorical"));
@@ -492,10 +561,39 @@ static int sample_unarray(const struct dw_ref_feature *rf, json_t *s, double **v
  * the data actually holds by division, not by multiplying n (a product that wraps around
  * would let a huge n through), before anything is allocated from it.
  */
-static int sample_unpack(const struct dw_ref_feature *rf, json_t *s, double **v, uint64_t **w,
-                         size_t *n, char *errstr, size_t errstr_size)
+/* A sample in the tail: {"encoding": SAMPLE_TAIL, "n": n, "offset": bytes into the tail}. */
+static int sample_from_tail(const struct dw_ref_feature *rf, json_t *s, const struct ref_tail *tail,
+                            double **v, uint64_t **w, size_t *n, char *errstr, size_t errstr_size)
+{
+    json_t *jn = json_object_get(s, "n"), *jo = json_object_get(s, "offset");
+    json_int_t cnt = json_integer_value(jn), off = json_integer_value(jo);
+    if (!tail->data || !json_is_integer(jn) || !json_is_integer(jo) || cnt <= 0 || off < 0 ||
+        (uint64_t)off > tail->len ||
+        (uint64_t)cnt > (tail->len - (uint64_t)off) / SAMPLE_PAIR_BYTES) {
+        return dw_err(errstr, errstr_size,
+                      "reference feature %s: malformed sample: needs a positive n and an offset "
+                      "with n * %d bytes after it in the binary part (%zu bytes)",
+                      rf->name, SAMPLE_PAIR_BYTES, tail->data ? tail->len : (size_t)0);
+    }
+    *n = (size_t)cnt;
+    struct dw_reader rd;
+    dw_reader_init(&rd, tail->data + off, *n * SAMPLE_PAIR_BYTES);
+    *v = dw_malloc(*n * sizeof(**v));
+    *w = dw_malloc(*n * sizeof(**w));
+    for (size_t i = 0; i < *n; i++) {
+        (*v)[i] = dw_rd_f64(&rd);
+        (*w)[i] = dw_rd_u64(&rd);
+    }
+    return 0;
+}
+
+static int sample_unpack(const struct dw_ref_feature *rf, json_t *s, const struct ref_tail *tail,
+                         double **v, uint64_t **w, size_t *n, char *errstr, size_t errstr_size)
 {
     const char *enc = json_string_value(json_object_get(s, "encoding"));
+    if (enc && strcmp(enc, SAMPLE_TAIL) == 0) {
+        return sample_from_tail(rf, s, tail, v, w, n, errstr, errstr_size);
+    }
     const char *data = json_string_value(json_object_get(s, "data"));
     json_t *jn = json_object_get(s, "n");
     if (!enc || strcmp(enc, SAMPLE_PACKED) != 0 || !data || !json_is_integer(jn) ||
@@ -533,8 +631,8 @@ static int sample_unpack(const struct dw_ref_feature *rf, json_t *s, double **v,
     return 0;
 }
 
-static int ref_sample_from_json(struct dw_ref_feature *rf, json_t *s, char *errstr,
-                                size_t errstr_size)
+static int ref_sample_from_json(struct dw_ref_feature *rf, json_t *s, const struct ref_tail *tail,
+                                char *errstr, size_t errstr_size)
 {
     if (!s || json_is_null(s)) {
         return 0; /* a document from before samples: KS and Wasserstein are then null */
@@ -543,7 +641,7 @@ static int ref_sample_from_json(struct dw_ref_feature *rf, json_t *s, char *errs
     uint64_t *w = NULL;
     size_t n = 0;
     int rc = json_object_get(s, "encoding")
-                 ? sample_unpack(rf, s, &v, &w, &n, errstr, errstr_size)
+                 ? sample_unpack(rf, s, tail, &v, &w, &n, errstr, errstr_size)
                  : sample_unarray(rf, s, &v, &w, &n, errstr, errstr_size);
     if (rc != 0) {
         return -1;
@@ -579,8 +677,8 @@ static int ref_sample_from_json(struct dw_ref_feature *rf, json_t *s, char *errs
     return 0;
 }
 
-static int ref_numeric_from_json(struct dw_ref_feature *rf, json_t *f, char *errstr,
-                                 size_t errstr_size)
+static int ref_numeric_from_json(struct dw_ref_feature *rf, json_t *f, const struct ref_tail *tail,
+                                 char *errstr, size_t errstr_size)
 {
     if (get_num_or_null(f, "mean", &rf->mean) || get_num_or_null(f, "std", &rf->std) ||
         get_num_or_null(f, "min", &rf->min) || get_num_or_null(f, "max", &rf->max)) {
@@ -623,7 +721,7 @@ static int ref_numeric_from_json(struct dw_ref_feature *rf, json_t *f, char *err
         }
         rf->props[i] = json_number_value(p);
     }
-    return ref_sample_from_json(rf, json_object_get(f, "sample"), errstr, errstr_size);
+    return ref_sample_from_json(rf, json_object_get(f, "sample"), tail, errstr, errstr_size);
 }
 
 static int ref_categorical_from_json(struct dw_ref_feature *rf, json_t *f, char *errstr,
@@ -693,8 +791,8 @@ static int ref_categorical_from_json(struct dw_ref_feature *rf, json_t *f, char 
     return 0;
 }
 
-struct dw_ref *dw_ref_from_json(const struct dw_model_cfg *m, json_t *doc, char *errstr,
-                                size_t errstr_size)
+static struct dw_ref *ref_from_json(const struct dw_model_cfg *m, json_t *doc,
+                                    const struct ref_tail *tail, char *errstr, size_t errstr_size)
 {
     struct dw_ref *ref = NULL;
     if (!json_is_object(doc)) {
@@ -756,7 +854,7 @@ struct dw_ref *dw_ref_from_json(const struct dw_model_cfg *m, json_t *doc, char 
             goto err;
         }
         int rc = rf->type == DW_FEATURE_NUMERIC
-                     ? ref_numeric_from_json(rf, f, errstr, errstr_size)
+                     ? ref_numeric_from_json(rf, f, tail, errstr, errstr_size)
                      : ref_categorical_from_json(rf, f, errstr, errstr_size);
         if (rc != 0) {
             goto err;

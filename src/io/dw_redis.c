@@ -1652,7 +1652,7 @@ int dw_redis_set_str(struct dw_redis *r, const char *name, const char *value, in
     return ok ? 0 : -1;
 }
 
-char *dw_redis_get_str(struct dw_redis *r, const char *name)
+char *dw_redis_get_bytes(struct dw_redis *r, const char *name, size_t *len)
 {
     char key[DW_REDIS_KEY_MAX];
     global_key(r, name, key, sizeof(key));
@@ -1660,9 +1660,16 @@ char *dw_redis_get_str(struct dw_redis *r, const char *name)
     char *s = NULL;
     if (reply_ok(rep) && rep->type == REDIS_REPLY_STRING) {
         s = dw_strndup(rep->str, (size_t)rep->len);
+        *len = (size_t)rep->len;
     }
     freeReplyObject(rep);
     return s;
+}
+
+char *dw_redis_get_str(struct dw_redis *r, const char *name)
+{
+    size_t len = 0;
+    return dw_redis_get_bytes(r, name, &len);
 }
 
 int dw_redis_set_agg(struct dw_redis *r, const char *name, const struct dw_agg *agg, char *errstr,

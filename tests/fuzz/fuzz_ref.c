@@ -1,13 +1,16 @@
 /*
- * fuzz_ref.c - dw_ref_from_json(), the reader of the reference kept in Redis and of the profile
- * file given to `replay --reference`, on arbitrary JSON text.
+ * fuzz_ref.c - dw_ref_decode(), the reader of the reference kept in Redis (JSON, a NUL byte and
+ * the samples in binary; or JSON alone, as older versions kept it) and, through it,
+ * dw_ref_from_json(), the reader of the profile file given to `replay --reference`, on
+ * arbitrary bytes.
  *
  * A reference the reader accepts is used as run and replay use it: a window is evaluated
  * against it (close and final reports: PSI on its edges, KS and Wasserstein on its sample,
- * chi-square on its category counts), and both of its written forms (packed, as in Redis, and
- * arrays, as in a profile) are accepted again.
+ * chi-square on its category counts), and each of its written forms (binary, as in Redis,
+ * packed JSON and arrays, as in a profile) is accepted again.
  *
- * Seeds: dw_ref_to_json_packed() and dw_ref_to_json() of references built by dw_ref_build()
+ * Seeds: dw_ref_encode(), dw_ref_to_json_packed() and dw_ref_to_json() of references built by
+ * dw_ref_build()
  * from aggregates fed with values, and a profile written by `driftwatch profile` from a CSV.
  */
 #include <math.h>
@@ -92,13 +95,8 @@ static void reread(json_t *doc, const char *form)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    json_t *doc = json_loadb((const char *)data, size, 0, NULL);
-    if (!doc) {
-        return 0;
-    }
     char err[256] = "";
-    struct dw_ref *ref = dw_ref_from_json(&g_model, doc, err, sizeof(err));
-    json_decref(doc);
+    struct dw_ref *ref = dw_ref_decode(&g_model, data, size, err, sizeof(err));
     if (!ref) {
         check(err[0] != '\0', "refused without a message");
         return 0;
@@ -113,6 +111,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_decref(dw_eval_window(&cfg, &g_model, window(), ref, 1));
     reread(dw_ref_to_json_packed(ref), "packed");
     reread(dw_ref_to_json(ref), "arrays");
+    struct dw_buf blob;
+    dw_buf_init(&blob);
+    dw_ref_encode(ref, &blob);
+    struct dw_ref *back = dw_ref_decode(&g_model, blob.data, blob.len, err, sizeof(err));
+    check(back != NULL, "the binary form of an accepted reference is refused");
+    dw_ref_free(back);
+    dw_buf_free(&blob);
     dw_ref_free(ref);
     return 0;
 }
@@ -174,6 +179,11 @@ void dw_fuzz_seeds(const char *dir)
     struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
     write_doc(dir, "packed", dw_ref_to_json_packed(ref));
     write_doc(dir, "arrays", dw_ref_to_json(ref));
+    struct dw_buf blob;
+    dw_buf_init(&blob);
+    dw_ref_encode(ref, &blob);
+    dw_fuzz_write_seed(dir, "binary", blob.data, blob.len);
+    dw_buf_free(&blob);
     dw_ref_free(ref);
     /* few distinct values (repeated edges, ties merged in the sample) and an empty feature */
     struct dw_agg *ties = dw_agg_new(&g_model, WINDOW_START - 120000);

@@ -1697,6 +1697,102 @@ static json_t *one_value_ref_doc(void)
  * data ("n": 2^61 + 1 with 16 bytes) passed the size check, and sample_unpack wrote n pairs
  * into arrays sized by the wrapped product. The reader refuses it and names the feature.
  */
+/*
+ * The reference's Redis form (dw_ref_encode): JSON without the samples, a NUL byte, then the
+ * samples in binary. It decodes to the identical reference (identical reports), much smaller
+ * than the packed JSON; the packed JSON alone (older versions) still decodes through
+ * dw_ref_decode; a tail that does not hold what the document announces is refused, naming the
+ * feature, whatever the offset and count (no read beyond the tail, no size overflow).
+ */
+static void test_ref_binary_form(void **state)
+{
+    (void)state;
+    struct dw_config cfg = make_cfg();
+    struct dw_agg *r = dw_agg_new(&g_model, START);
+    for (int i = 0; i < 3000; i++) {
+        add3(r, "v1", sqrt((double)i) * 3.14159, i % 3 ? "DE" : "FR", (double)(i % 97) / 7.0);
+    }
+    struct dw_agg *aggs[] = {r};
+    struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
+    struct dw_buf blob;
+    dw_buf_init(&blob);
+    dw_ref_encode(ref, &blob);
+    char err[256] = "";
+    struct dw_ref *back = dw_ref_decode(&g_model, blob.data, blob.len, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode: %s", err);
+    }
+    for (size_t f = 0; f < ref->n_feats; f++) {
+        assert_int_equal(ref->feats[f].n_sample, back->feats[f].n_sample);
+        for (size_t i = 0; i < ref->feats[f].n_sample; i++) {
+            assert_double_exact(ref->feats[f].sample[i], back->feats[f].sample[i]);
+            assert_int_equal(ref->feats[f].sample_w[i], back->feats[f].sample_w[i]);
+        }
+    }
+    struct dw_agg *w = dw_agg_new(&g_model, START + SIZE);
+    for (int i = 0; i < 500; i++) {
+        add3(w, "v1", sqrt((double)i * 7.0) * 2.5, i % 5 ? "DE" : "IT", (double)(i % 13));
+    }
+    json_t *r1 = dw_eval_window(&cfg, &g_model, w, ref, 0);
+    json_t *r2 = dw_eval_window(&cfg, &g_model, w, back, 0);
+    assert_true(json_equal(r1, r2));
+    json_decref(r2);
+    dw_ref_free(back);
+
+    /* smaller than the packed JSON, which still decodes */
+    json_t *pdoc = dw_ref_to_json_packed(ref);
+    char *ptext = json_dumps(pdoc, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    assert_true(blob.len * 5 < strlen(ptext) * 4);
+    back = dw_ref_decode(&g_model, ptext, strlen(ptext), err, sizeof(err));
+    assert_non_null(back);
+    r2 = dw_eval_window(&cfg, &g_model, w, back, 0);
+    assert_true(json_equal(r1, r2));
+    json_decref(r2);
+    dw_ref_free(back);
+    free(ptext);
+    json_decref(pdoc);
+
+    /* hostile tails: cut short, an offset or count past it, a count that overflows n * 16 */
+    assert_null(dw_ref_decode(&g_model, blob.data, blob.len - 1, err, sizeof(err)));
+    assert_contains(err, "reference feature age: malformed sample"); /* the last in the tail */
+    const unsigned char *nul = memchr(blob.data, 0, blob.len);
+    size_t text_len = (size_t)(nul - blob.data);
+    char *text = dw_strndup((const char *)blob.data, text_len);
+    json_t *doc = json_loads(text, 0, NULL);
+    assert_non_null(doc);
+    json_t *sample = json_object_get(jpath(doc, "features", "amount"), "sample");
+    assert_string_equal(jstr(sample, "encoding"), "f64le-u64le-tail");
+    const json_int_t bad[][2] = {{(json_int_t)1 << 61, 0},
+                                 {1, (json_int_t)blob.len},
+                                 {1, -1},
+                                 {0, 0},
+                                 {((json_int_t)1 << 60) + 1, 16}};
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        json_object_set_new(sample, "n", json_integer(bad[k][0]));
+        json_object_set_new(sample, "offset", json_integer(bad[k][1]));
+        char *t = json_dumps(doc, JSON_COMPACT);
+        struct dw_buf hostile;
+        dw_buf_init(&hostile);
+        dw_buf_put(&hostile, t, strlen(t));
+        dw_buf_put(&hostile, nul, blob.len - text_len);
+        err[0] = '\0';
+        assert_null(dw_ref_decode(&g_model, hostile.data, hostile.len, err, sizeof(err)));
+        assert_contains(err, "reference feature amount: malformed sample");
+        dw_buf_free(&hostile);
+        free(t);
+    }
+    /* the tail form without its tail */
+    assert_null(dw_ref_decode(&g_model, blob.data, text_len, err, sizeof(err)));
+    assert_contains(err, "malformed sample");
+    json_decref(doc);
+    free(text);
+    json_decref(r1);
+    dw_agg_free(w);
+    dw_agg_free(r);
+    dw_ref_free(ref);
+    dw_buf_free(&blob);
+}
+
 static void test_ref_packed_sample_count_overflow(void **state)
 {
     (void)state;
@@ -1799,6 +1895,7 @@ int main(void)
         cmocka_unit_test(test_rolling_counts),
         cmocka_unit_test(test_rolling_pooled_metrics),
         cmocka_unit_test(test_ref_json_round_trip),
+        cmocka_unit_test(test_ref_binary_form),
         cmocka_unit_test(test_ref_packed_sample_count_overflow),
         cmocka_unit_test(test_ref_counts_overflow),
         cmocka_unit_test(test_verdicts_and_default_rules),

@@ -183,6 +183,8 @@ int dw_redis_set_i64(struct dw_redis *r, const char *name, int64_t v);
 /** @brief Global string key {dw:G}:<name> (ttl_ms 0 = no expiry); get returns malloc'd or NULL. */
 int dw_redis_set_str(struct dw_redis *r, const char *name, const char *value, int64_t ttl_ms);
 char *dw_redis_get_str(struct dw_redis *r, const char *name);
+/** @brief The same for a binary value: its length in *len (the copy is NUL-terminated too). */
+char *dw_redis_get_bytes(struct dw_redis *r, const char *name, size_t *len);
 
 /**
  * @brief Global key {dw:G}:<name> := len bytes, no expiry; the command is formatted once at
