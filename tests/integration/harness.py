@@ -482,3 +482,16 @@ def report(ok, name, detail=""):
     print(f"{'PASS' if ok else 'FAIL'}: {name} {detail}".rstrip())
     sys.stdout.flush()
     return bool(ok)
+
+
+def run_scenarios(scenarios):
+    """Runs the scenarios named on the command line (all by default) in order; returns the exit
+    code (0 when every one passed)."""
+    names = sys.argv[1:] or list(scenarios)
+    ok = True
+    for name in names:
+        t0 = time.time()
+        ok &= scenarios[name]()
+        print(f"scenario {name}: {time.time() - t0:.1f}s")
+        sys.stdout.flush()
+    return 0 if ok else 1

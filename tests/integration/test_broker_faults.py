@@ -263,14 +263,7 @@ SCENARIOS = {
 
 
 def main():
-    names = sys.argv[1:] or list(SCENARIOS)
-    ok = True
-    for name in names:
-        t0 = time.time()
-        ok &= SCENARIOS[name]()
-        print(f"scenario {name}: {time.time() - t0:.1f}s")
-        sys.stdout.flush()
-    return 0 if ok else 1
+    return h.run_scenarios(SCENARIOS)
 
 
 if __name__ == "__main__":
