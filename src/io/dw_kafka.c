@@ -160,13 +160,11 @@ static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t *rebalance_cb,
                                   void *opaque, char *errstr, size_t errstr_size)
 {
-    /* Memory: librdkafka's default lets the prefetch queue hold 64 MiB of messages (plus its
-     * per-message overhead); 16 MiB keeps a 2-core consumer as busy (bench/RESULTS.md). A
-     * smaller fetch.max.bytes was measured too and cost a fifth of the throughput. kafka.*
-     * overrides both. */
-    static const char *const defaults[] = {
-        "auto.offset.reset",          "earliest", "client.id", "driftwatch",
-        "queued.max.messages.kbytes", "16384",    NULL};
+    /* librdkafka's prefetch defaults are kept: a 16 MiB queue (queued.max.messages.kbytes)
+     * and an 8 MiB fetch.max.bytes were measured, and both made a backlog slower with no lower
+     * peak (bench/RESULTS.md). kafka.* sets them. */
+    static const char *const defaults[] = {"auto.offset.reset", "earliest", "client.id",
+                                           "driftwatch", NULL};
     rd_kafka_conf_t *conf = base_conf(cfg, defaults, errstr, errstr_size);
     if (!conf) {
         return NULL;
