@@ -64,9 +64,18 @@ consumed() {
         awk '/^driftwatch_messages_consumed_total/ {s += $2} END {print s + 0}'
 }
 first=""
+# BENCH_SAMPLE=S: every S seconds a line "sample: seconds, consumed, RSS KiB, Redis bytes" (the
+# soak's memory over time).
+next_sample=0
 while :; do
     c=$(consumed)
     [ -z "$first" ] && [ "${c%.*}" -gt 0 ] && first=$(date +%s.%N)
+    if [ -n "${BENCH_SAMPLE:-}" ] && [ "$(date +%s)" -ge "$next_sample" ]; then
+        next_sample=$(($(date +%s) + BENCH_SAMPLE))
+        echo "sample: $(echo "$(date +%s.%N) - $start" | bc | cut -d. -f1) s, ${c%.*} consumed," \
+            "RSS $(awk '/^VmRSS/ {print $2}' "/proc/$RUN/status") KiB," \
+            "redis $(redis-cli -p "$RP" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r') B"
+    fi
     [ "${c%.*}" -ge "$TOTAL" ] && break
     kill -0 $RUN || { echo "driftwatch exited"; tail "$WORK/run.log"; exit 1; }
     sleep 0.2
