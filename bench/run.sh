@@ -3,9 +3,15 @@
 # their N labels into dev-broker, then starts driftwatch and measures messages per second from
 # start to caught up (every message consumed and checkpointed), then checks the Redis state
 # against gen's ground truth. Run by hand; figures go to bench/RESULTS.md.
-#   bench/run.sh [N]          (default 1000000)
+#   bench/run.sh [--peer] [N]          (default 1000000)
+# --peer (or BENCH_PEER=1): afterwards, stops driftwatch and runs the Python peer consumer
+# (bench/peer/consumer.py) on the same topics, in its own group with its own redis-server, and
+# prints the ratio driftwatch/peer in msgs/s and in CPU per message. BENCH_PEER_ARGS: extra
+# arguments for the peer (e.g. "--per-message": one HINCRBY per increment, not per batch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PEER=${BENCH_PEER:-}; [ "$PEER" = 0 ] && PEER=
+if [ "${1:-}" = "--peer" ]; then PEER=1; shift; fi
 N=${1:-1000000}
 PARTS=${BENCH_PARTITIONS:-128}   # the mock cluster keeps ~5 MiB per partition
 bash scripts/deps.sh
@@ -100,4 +106,39 @@ truth = {r["window_start_ms"]: r for r in map(json.loads, open(sys.argv[1])) if 
 state = {r["window_start_ms"]: r for r in map(json.loads, open(sys.argv[2]))}
 bad = [k for k, t in truth.items() if any(state.get(k, {}).get(f) != t[f] for f in ("predictions", "labeled", "correct"))]
 print(f"bench: state check: {len(truth) - len(bad)}/{len(truth)} windows exact")
+PY
+[ -z "$PEER" ] && exit 0
+
+# The peer: driftwatch stops first (it would keep polling and checkpointing beside it), a fresh
+# redis-server, the same topics from the beginning in the peer's own consumer group.
+kill $RUN; wait $RUN 2>/dev/null || true
+RP2=$(port)
+redis-server --port "$RP2" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" >/dev/null 2>&1 &
+PIDS+=($!)
+REDIS2_PID=$!
+for _ in $(seq 50); do redis-cli -p "$RP2" ping >/dev/null 2>&1 && break; sleep 0.1; done
+echo "bench: running the Python peer (bench/peer/consumer.py) on the same $TOTAL messages; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+broker0=$(cpu $BROKER_PID); redis0=$(cpu $REDIS2_PID)
+/usr/bin/python3 bench/peer/consumer.py --brokers "$B" --redis-port "$RP2" --group bench-peer \
+    --count "$TOTAL" ${BENCH_PEER_ARGS:-} >"$WORK/peer.json"
+p_broker=$(echo "$(cpu $BROKER_PID) - $broker0" | bc); p_redis=$(echo "$(cpu $REDIS2_PID) - $redis0" | bc)
+/usr/bin/python3 - "$WORK/peer.json" "$WORK/truth.jsonl" "$RP2" "$TOTAL" "$busy" "$c_run" "$c_redis" "$p_broker" "$p_redis" <<'PY'
+import json, sys, redis
+peer = json.load(open(sys.argv[1]))
+total, dw_busy, dw_cpu, dw_redis = int(sys.argv[4]), *map(float, sys.argv[5:8])
+p_broker, p_redis = map(float, sys.argv[8:10])
+print(f"bench: peer: {peer['messages']} messages in {peer['seconds']} s from the first message = "
+      f"{peer['msgs_per_s']} msgs/s")
+print(f"bench: CPU seconds while the peer consumed: peer {peer['cpu_s']}, dev-broker {p_broker:.2f}, "
+      f"redis-server {p_redis:.2f}; {total / peer['cpu_s']:.0f} msgs per peer CPU-second")
+r = redis.Redis(port=int(sys.argv[3]), decode_responses=True)
+truth = [t for t in map(json.loads, open(sys.argv[2])) if "summary" not in t]
+exact = sum(all(int(r.hget(f"w:{t['window_start_ms']}", f) or 0) == t[f]
+                for f in ("predictions", "labeled", "correct")) for t in truth)
+print(f"bench: peer state check: {exact}/{len(truth)} windows exact (predictions, labeled, correct)")
+dw_rate = total / dw_busy
+print(f"bench: ratio driftwatch/peer: {dw_rate / peer['msgs_per_s']:.1f}x msgs/s from the first message "
+      f"({dw_rate:.0f} vs {peer['msgs_per_s']}), {peer['cpu_s'] / dw_cpu:.1f}x CPU per message "
+      f"({dw_cpu * 1e6 / total:.2f} vs {peer['cpu_s'] * 1e6 / total:.2f} us), "
+      f"{(peer['cpu_s'] + p_redis) / (dw_cpu + dw_redis):.1f}x with each one's redis-server CPU")
 PY
