@@ -134,6 +134,17 @@ size_t dw_part_drop_sketches(struct dw_part *p, const struct dw_model_cfg *model
     return n;
 }
 
+/* 1 when (model, start) is retired and not written yet (its checkpoint failed). */
+static int retired_pending(const struct dw_part *p, const struct dw_model_cfg *model, int64_t start)
+{
+    for (size_t i = 0; i < p->n_retired; i++) {
+        if (p->retired[i]->model == model && p->retired[i]->start_ms == start) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 size_t dw_part_take_unmerged(struct dw_part *p, const struct dw_model_cfg *model, int64_t before_ms,
                              int64_t **starts)
 {
@@ -141,7 +152,8 @@ size_t dw_part_take_unmerged(struct dw_part *p, const struct dw_model_cfg *model
     *starts = NULL;
     for (size_t i = 0; i < p->n_unmerged; i++) {
         struct dw_part_window_id w = p->unmerged[i];
-        if (w.model == model && w.start_ms < before_ms) {
+        /* Not while its last record waits for a checkpoint: what Redis holds is older. */
+        if (w.model == model && w.start_ms < before_ms && !retired_pending(p, model, w.start_ms)) {
             *starts = dw_realloc(*starts, (n + 1) * sizeof(**starts));
             (*starts)[n++] = w.start_ms;
         } else {

@@ -148,7 +148,8 @@ size_t dw_part_drop_sketches(struct dw_part *p, const struct dw_model_cfg *model
 
 /**
  * @brief Removes from p->unmerged the windows of model starting before before_ms: retired with
- *        their sketches while the close evaluation was behind, and merged by it now.
+ *        their sketches while the close evaluation was behind, merged by it now, and written
+ *        (a window whose last checkpoint failed stays until it is: Redis holds an older record).
  * @returns how many, their starts in *starts (malloc'd; NULL when none).
  */
 size_t dw_part_take_unmerged(struct dw_part *p, const struct dw_model_cfg *model, int64_t before_ms,
