@@ -69,6 +69,9 @@ consumed() {
     { curl -s "http://127.0.0.1:$HP/metrics" || true; } |
         awk '/^driftwatch_messages_consumed_total/ {s += $2} END {print s + 0}'
 }
+# A field of /proc/PID/status (KiB), and Redis's used_memory (bytes).
+status_kib() { awk -v f="^$2:" '$0 ~ f {print $2}' "/proc/$1/status"; }
+redis_used() { redis-cli -p "$RP" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 first=""
 # BENCH_SAMPLE=S: every S seconds a line "sample: seconds, consumed, RSS KiB, Redis bytes" (the
 # soak's memory over time).
@@ -78,17 +81,16 @@ while :; do
     [ -z "$first" ] && [ "${c%.*}" -gt 0 ] && first=$(date +%s.%N)
     if [ -n "${BENCH_SAMPLE:-}" ] && [ "$(date +%s)" -ge "$next_sample" ]; then
         next_sample=$(($(date +%s) + BENCH_SAMPLE))
-        echo "sample: $(echo "$(date +%s.%N) - $start" | bc | cut -d. -f1) s, ${c%.*} consumed," \
-            "RSS $(awk '/^VmRSS/ {print $2}' "/proc/$RUN/status") KiB," \
-            "redis $(redis-cli -p "$RP" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r') B"
+        echo "sample: $(printf '%.0f' "$(echo "$(date +%s.%N) - $start" | bc)") s, ${c%.*} consumed," \
+            "RSS $(status_kib $RUN VmRSS) KiB, redis $(redis_used) B"
     fi
     [ "${c%.*}" -ge "$TOTAL" ] && break
     kill -0 $RUN || { echo "driftwatch exited"; tail "$WORK/run.log"; exit 1; }
     sleep 0.2
 done
 end=$(date +%s.%N)
-rss=$(ps -o rss= -p $RUN)
-hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$RUN/status")
+rss=$(status_kib $RUN VmRSS)
+hwm=$(status_kib $RUN VmHWM)
 c_run=$(cpu $RUN); c_broker=$(echo "$(cpu $BROKER_PID) - $broker0" | bc); c_redis=$(echo "$(cpu $REDIS_PID) - $redis0" | bc)
 secs=$(echo "$end - $start" | bc)
 busy=$(echo "$end - $first" | bc)
@@ -96,7 +98,7 @@ echo "bench: $TOTAL messages in $secs s from start = $(echo "$TOTAL / $secs" | b
 echo "bench: from the first message consumed: $busy s = $(echo "$TOTAL / $busy" | bc) msgs/s; RSS ${rss} KiB, peak RSS ${hwm} KiB"
 echo "bench: CPU seconds while consuming: driftwatch $c_run, dev-broker $c_broker, redis-server $c_redis (2 cores shared); $(echo "$TOTAL / $c_run" | bc) msgs per driftwatch CPU-second"
 sleep 2
-used=$(redis-cli -p "$RP" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
+used=$(redis_used)
 echo "bench: redis used_memory after catch-up: $used bytes ($(redis-cli -p "$RP" dbsize | tr -d '\r') keys)"
 [ -n "${BENCH_REDIS_KINDS:-}" ] && /usr/bin/python3 bench/redis_memory.py "$RP"
 "$DW" inspect -c "$WORK/dw.yaml" >"$WORK/state.jsonl"

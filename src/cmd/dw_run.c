@@ -1182,7 +1182,7 @@ static int reference_aggs(struct runner *rn, const struct dw_model_cfg *m, json_
         char name[DW_REDIS_NAME_MAX], errstr[512] = "absent";
         int64_t ws = json_integer_value(json_array_get(wins, i));
         dw_redis_name_refagg(m->name, ws, name, sizeof(name));
-        if (dw_redis_get_agg(rn->redis, name, m, &aggs[i], errstr, sizeof(errstr)) != 1) {
+        if (dw_redis_get_agg(rn->redis, name, m, ws, &aggs[i], errstr, sizeof(errstr)) != 1) {
             dw_log(DW_LOG_ERROR, "reference window unreadable; collecting the reference again",
                    "{s:s,s:I,s:s}", "model", m->name, "window_start_ms", (json_int_t)ws, "error",
                    errstr);
@@ -1430,21 +1430,9 @@ static void final_features(struct runner *rn, const struct dw_model_cfg *m, int6
     char *text = dw_redis_get_str(rn->redis, name);
     json_t *close = text ? json_loads(text, 0, NULL) : NULL;
     free(text);
-    json_t *features = json_object_get(close, "features");
-    json_t *drift = json_object_get(close, "drift");
-    json_t *latency = json_object_get(close, "latency_ms");
-    if (json_is_object(features) && json_is_object(drift)) {
-        json_object_set(report, "features", features);
-        json_object_set(report, "drift", drift);
-        json_object_set(report, "latency_ms", latency ? latency : json_null());
-    } else {
+    if (dw_eval_take_close(report, close) != 0) {
         dw_log(DW_LOG_ERROR, "close report unreadable; final report without drift", "{s:s,s:I}",
                "model", m->name, "window_start_ms", (json_int_t)start);
-        json_object_set_new(report, "features", json_null());
-        json_object_set_new(report, "drift",
-                            json_pack("{s:n,s:[],s:b,s:s}", "share", "features", "dataset", 0,
-                                      "unavailable",
-                                      "the close report of this window could not be read"));
     }
     json_decref(close);
 }

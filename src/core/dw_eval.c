@@ -1460,6 +1460,25 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     return rep;
 }
 
+int dw_eval_take_close(json_t *report, const json_t *close)
+{
+    json_t *features = json_object_get(close, "features");
+    json_t *drift = json_object_get(close, "drift");
+    json_t *latency = json_object_get(close, "latency_ms");
+    if (json_is_object(features) && json_is_object(drift)) {
+        json_object_set(report, "features", features);
+        json_object_set(report, "drift", drift);
+        json_object_set(report, "latency_ms", latency ? latency : json_null());
+        return 0;
+    }
+    json_object_set_new(report, "features", json_null());
+    json_object_set_new(report, "drift",
+                        json_pack("{s:n,s:[],s:b,s:s}", "share", "features", "dataset", 0,
+                                  "unavailable",
+                                  "the close report of this window could not be read"));
+    return -1;
+}
+
 int dw_eval_agg_empty(const struct dw_agg *agg)
 {
     return agg->all.predictions == 0 && agg->late_predictions == 0 && agg->late_labels == 0 &&

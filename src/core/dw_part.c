@@ -149,18 +149,21 @@ size_t dw_part_take_unmerged(struct dw_part *p, const struct dw_model_cfg *model
                              int64_t **starts)
 {
     size_t n = 0, keep = 0;
-    *starts = NULL;
+    *starts = p->n_unmerged ? dw_malloc(p->n_unmerged * sizeof(**starts)) : NULL;
     for (size_t i = 0; i < p->n_unmerged; i++) {
         struct dw_part_window_id w = p->unmerged[i];
         /* Not while its last record waits for a checkpoint: what Redis holds is older. */
         if (w.model == model && w.start_ms < before_ms && !retired_pending(p, model, w.start_ms)) {
-            *starts = dw_realloc(*starts, (n + 1) * sizeof(**starts));
             (*starts)[n++] = w.start_ms;
         } else {
             p->unmerged[keep++] = w;
         }
     }
     p->n_unmerged = keep;
+    if (n == 0) {
+        free(*starts);
+        *starts = NULL;
+    }
     return n;
 }
 

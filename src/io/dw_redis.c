@@ -613,13 +613,21 @@ static int load_blob(struct dw_redis *r, const char *wkey, const struct dw_model
     return rc;
 }
 
+/* load_blob() of full key `key` as 1 found, 0 absent, -1 Redis error or corrupt. */
+static int read_blob(struct dw_redis *r, const char *key, const struct dw_model_cfg *m,
+                     int64_t start, struct dw_agg **out, char *errstr, size_t errstr_size)
+{
+    char badkey[DW_REDIS_KEY_MAX];
+    int rc = load_blob(r, key, m, start, out, badkey, sizeof(badkey), errstr, errstr_size);
+    return rc == DW_LOAD_FOUND ? 1 : rc == DW_LOAD_NONE ? 0 : -1;
+}
+
 int dw_redis_read_part_window(struct dw_redis *r, int32_t partition, const struct dw_model_cfg *m,
                               int64_t start, struct dw_agg **out, char *errstr, size_t errstr_size)
 {
-    char wkey[DW_REDIS_KEY_MAX], badkey[DW_REDIS_KEY_MAX];
+    char wkey[DW_REDIS_KEY_MAX];
     key_window(r, partition, m->name, start, wkey, sizeof(wkey));
-    int rc = load_blob(r, wkey, m, start, out, badkey, sizeof(badkey), errstr, errstr_size);
-    return rc == DW_LOAD_FOUND ? 1 : rc == DW_LOAD_NONE ? 0 : -1;
+    return read_blob(r, wkey, m, start, out, errstr, errstr_size);
 }
 
 static int load_windows(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
@@ -1684,26 +1692,11 @@ int dw_redis_set_agg(struct dw_redis *r, const char *name, const struct dw_agg *
 }
 
 int dw_redis_get_agg(struct dw_redis *r, const char *name, const struct dw_model_cfg *model,
-                     struct dw_agg **out, char *errstr, size_t errstr_size)
+                     int64_t start, struct dw_agg **out, char *errstr, size_t errstr_size)
 {
-    *out = NULL;
     char key[DW_REDIS_KEY_MAX];
     global_key(r, name, key, sizeof(key));
-    const char *argv[2] = {"GET", key};
-    size_t lens[2] = {3, strlen(key)};
-    redisReply *rep = cmd_argv(r, 2, argv, lens, errstr, errstr_size);
-    int rc = -1;
-    if (rep && rep->type == REDIS_REPLY_NIL) {
-        rc = 0;
-    } else if (rep && rep->type == REDIS_REPLY_STRING) {
-        char why[256];
-        *out = dw_agg_decode(model, rep->str, (size_t)rep->len, why, sizeof(why));
-        rc = *out ? 1 : dw_err(errstr, errstr_size, "%s: %s", key, why);
-    } else if (rep) {
-        dw_err(errstr, errstr_size, "redis: GET %s: unexpected reply", key);
-    }
-    freeReplyObject(rep);
-    return rc;
+    return read_blob(r, key, model, start, out, errstr, errstr_size);
 }
 
 int dw_redis_del(struct dw_redis *r, const char *name)

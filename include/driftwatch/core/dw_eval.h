@@ -149,6 +149,14 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
                        struct dw_agg *agg, const struct dw_ref *ref, int final);
 
 /**
+ * @brief Gives a final report (computed from counts only) the `features`, `drift` and
+ *        `latency_ms` of its window's close report `close` (NULL when it could not be read):
+ *        they are final at the close. Without them the report says the drift is unavailable.
+ * @returns 0, or -1 when `close` lacks them.
+ */
+int dw_eval_take_close(json_t *report, const json_t *close);
+
+/**
  * @returns 1 when agg holds nothing: no prediction, no late prediction or label, no duplicate.
  *          Such windows are reported as runs (dw_eval_empty_run), not one by one.
  */

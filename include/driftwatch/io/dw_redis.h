@@ -197,11 +197,12 @@ int dw_redis_set_bytes(struct dw_redis *r, const char *name, const void *value, 
 int dw_redis_set_agg(struct dw_redis *r, const char *name, const struct dw_agg *agg, char *errstr,
                      size_t errstr_size);
 /**
- * @brief Reads and decodes what dw_redis_set_agg() stored, for `model`.
+ * @brief Reads and decodes what dw_redis_set_agg() stored, for `model`: the aggregate of the
+ *        window `start` (one of another window is corrupt).
  * @returns 1 found (*out: free with dw_agg_free), 0 absent, -1 Redis error or corrupt (errstr).
  */
 int dw_redis_get_agg(struct dw_redis *r, const char *name, const struct dw_model_cfg *model,
-                     struct dw_agg **out, char *errstr, size_t errstr_size);
+                     int64_t start, struct dw_agg **out, char *errstr, size_t errstr_size);
 /** @brief Deletes global key {dw:G}:<name>. @returns 0, -1 on a Redis error. */
 int dw_redis_del(struct dw_redis *r, const char *name);
 
