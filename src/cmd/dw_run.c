@@ -1637,15 +1637,16 @@ static void publish_status(struct runner *rn)
             continue;
         }
         wins += part->n_wins;
-        records += part->join.count;
+        records += dw_join_size(&part->join);
         int64_t wm = dw_part_watermark(part);
         json_array_append_new(
-            parts, json_pack("{s:i,s:I,s:I,s:o,s:i,s:I,s:b,s:b}", "partition", p,
-                             "offset_predictions", (json_int_t)part->off_pred, "offset_labels",
-                             (json_int_t)part->off_label, "watermark_ms",
-                             wm == DW_NO_TS ? json_null() : json_integer(wm), "windows_open",
-                             (int)part->n_wins, "join_records", (json_int_t)part->join.count,
-                             "idle", rn->eof_ms[p] != 0, "labels_held", rn->held[p] != 0));
+            parts,
+            json_pack("{s:i,s:I,s:I,s:o,s:i,s:I,s:b,s:b}", "partition", p, "offset_predictions",
+                      (json_int_t)part->off_pred, "offset_labels", (json_int_t)part->off_label,
+                      "watermark_ms", wm == DW_NO_TS ? json_null() : json_integer(wm),
+                      "windows_open", (int)part->n_wins, "join_records",
+                      (json_int_t)dw_join_size(&part->join), "idle", rn->eof_ms[p] != 0,
+                      "labels_held", rn->held[p] != 0));
     }
     dw_metric_set(rn->m.windows_open, (double)wins);
     dw_metric_set(rn->m.join_records, (double)records);

@@ -108,7 +108,8 @@ static int check_part(struct dw_redis *r, const struct dw_config *cfg, int p, ch
         json_object_set_new(obj, "offset_labels", json_integer(part->off_label));
         json_object_set_new(obj, "windows_open", json_integer((json_int_t)part->n_wins));
         json_object_set_new(obj, "windows_stored", json_integer((json_int_t)stored));
-        json_object_set_new(obj, "join_records", json_integer((json_int_t)part->join.count));
+        json_object_set_new(obj, "join_records",
+                            json_integer((json_int_t)dw_join_size(&part->join)));
         json_object_set_new(obj, "predictions", json_integer((json_int_t)part->ctr.predictions));
         json_object_set_new(obj, "labels", json_integer((json_int_t)part->ctr.labels));
     }

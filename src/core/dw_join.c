@@ -340,6 +340,7 @@ void dw_join_init(struct dw_join *j)
 {
     memset(j, 0, sizeof(*j));
     dw_buf_init(&j->deleted);
+    j->bucket_ms = DW_JOIN_BUCKET_MIN_MS;
 }
 
 void dw_join_free(struct dw_join *j)
@@ -364,6 +365,9 @@ void dw_join_free(struct dw_join *j)
     free(j->models);
     dw_strtab_free(&j->parked);
     arena_free(&j->arena);
+    big_free(j->done, j->n_done_slots * sizeof(*j->done));
+    free(j->done_new);
+    free(j->buckets);
     memset(j, 0, sizeof(*j));
 }
 
@@ -539,6 +543,15 @@ void dw_join_clear_dirty(struct dw_join *j)
     j->n_dirty = 0;
     dw_buf_reset(&j->deleted);
     j->n_deleted = 0;
+    j->n_done_new = 0;
+    size_t keep = 0;
+    for (size_t i = 0; i < j->n_buckets; i++) {
+        if (!j->buckets[i].drop) {
+            j->buckets[keep] = j->buckets[i];
+            j->buckets[keep++].rewrite = 0;
+        }
+    }
+    j->n_buckets = keep;
 }
 
 /* A string of the encoding: text or absent (written empty, with its presence apart). */
@@ -667,5 +680,276 @@ int dw_join_rec_decode(struct dw_join *j, const char *id, size_t id_len, const v
     }
     /* Loaded from the checkpoint: not dirty. */
     j->n_dirty--;
+    if (state == DW_JOIN_DONE) {
+        /* Written by a version that kept joined records in the table: moved to the joined
+         * set; the next checkpoint deletes the hash field and appends the entry. */
+        dw_join_finish(j, rec);
+    }
+    return 0;
+}
+
+/* ---- the joined set (dw_join.h) ---- */
+
+#define DONE_FIRST_SLOTS 1024
+#define DONE_KNOWN_FLAGS (DW_JREC_LATE | DW_JREC_LABEL_NUM)
+
+void dw_join_set_ttl(struct dw_join *j, int64_t ttl_ms)
+{
+    j->bucket_ms = DW_MAX(DW_JOIN_BUCKET_MIN_MS, DW_MIN(DW_JOIN_BUCKET_MAX_MS, ttl_ms / 32));
+}
+
+size_t dw_join_size(const struct dw_join *j)
+{
+    return j->count + j->n_done;
+}
+
+/* The slot of fp, or of the empty slot where it would go. */
+static size_t done_slot(const struct dw_join *j, uint64_t fp)
+{
+    size_t mask = j->n_done_slots - 1;
+    size_t i = (size_t)fp & mask;
+    while (j->done[i].fp && j->done[i].fp != fp) {
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+static void done_grow(struct dw_join *j)
+{
+    struct dw_join_done *old = j->done;
+    size_t n_old = j->n_done_slots;
+    j->n_done_slots = n_old ? 2 * n_old : DONE_FIRST_SLOTS;
+    j->done = big_alloc(j->n_done_slots * sizeof(*j->done));
+    for (size_t i = 0; i < n_old; i++) {
+        if (old[i].fp) {
+            j->done[done_slot(j, old[i].fp)] = old[i];
+        }
+    }
+    big_free(old, n_old * sizeof(*old));
+}
+
+/* Adds d to the set unless its fp is there (the entry there is kept). @returns 1 if added. */
+static int done_put(struct dw_join *j, const struct dw_join_done *d)
+{
+    if (4 * (j->n_done + 1) > 3 * j->n_done_slots) {
+        done_grow(j);
+    }
+    size_t i = done_slot(j, d->fp);
+    if (j->done[i].fp) {
+        return 0;
+    }
+    j->done[i] = *d;
+    j->n_done++;
+    return 1;
+}
+
+static void done_remember_new(struct dw_join *j, const struct dw_join_done *d)
+{
+    if (j->n_done_new == j->cap_done_new) {
+        j->cap_done_new = j->cap_done_new ? 2 * j->cap_done_new : JOIN_FIRST_DIRTY;
+        j->done_new = dw_realloc(j->done_new, j->cap_done_new * sizeof(*j->done_new));
+    }
+    j->done_new[j->n_done_new++] = *d;
+}
+
+/* The joined entry of a record: the label's number, or its class's fingerprint. */
+static struct dw_join_done done_of(const struct dw_join_rec *rec, uint64_t fp)
+{
+    struct dw_join_done d = {.fp = fp,
+                             .ts_ms = rec->ts_ms,
+                             .model_idx = rec->model_idx,
+                             .flags = rec->flags & DONE_KNOWN_FLAGS};
+    if (rec->flags & DW_JREC_LABEL_NUM) {
+        memcpy(&d.label, &rec->label_num, sizeof(d.label));
+    } else if (rec->label_cls) {
+        d.label = dw_fp64(rec->label_cls, dw_strtab_len(rec->label_cls));
+    }
+    return d;
+}
+
+void dw_join_finish(struct dw_join *j, struct dw_join_rec *rec)
+{
+    struct dw_join_done d = done_of(rec, dw_fp64(dw_join_id(rec), rec->id_len));
+    if (done_put(j, &d)) {
+        done_remember_new(j, &d);
+    }
+    dw_join_delete(j, rec);
+}
+
+struct dw_join_done *dw_join_done_find(const struct dw_join *j, const char *id, size_t len)
+{
+    if (!j->n_done) {
+        return NULL;
+    }
+    size_t i = done_slot(j, dw_fp64(id, len));
+    return j->done[i].fp ? &j->done[i] : NULL;
+}
+
+static int64_t span_start(int64_t ts_ms, int64_t span_ms)
+{
+    return dw_floor_div(ts_ms, span_ms) * span_ms;
+}
+
+/* The listed bucket (model, start, span), or NULL. */
+static struct dw_join_bucket *bucket_find(struct dw_join *j, uint16_t model_idx, int64_t start_ms,
+                                          int64_t span_ms)
+{
+    for (size_t i = 0; i < j->n_buckets; i++) {
+        struct dw_join_bucket *b = &j->buckets[i];
+        if (b->model_idx == model_idx && b->start_ms == start_ms && b->span_ms == span_ms) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+static struct dw_join_bucket *bucket_list(struct dw_join *j, uint16_t model_idx, int64_t start_ms,
+                                          int64_t span_ms)
+{
+    struct dw_join_bucket *b = bucket_find(j, model_idx, start_ms, span_ms);
+    if (b) {
+        return b;
+    }
+    if (j->n_buckets == j->cap_buckets) {
+        j->cap_buckets = j->cap_buckets ? 2 * j->cap_buckets : 16;
+        j->buckets = dw_realloc(j->buckets, j->cap_buckets * sizeof(*j->buckets));
+    }
+    b = &j->buckets[j->n_buckets++];
+    *b = (struct dw_join_bucket){.start_ms = start_ms, .span_ms = span_ms, .model_idx = model_idx};
+    return b;
+}
+
+struct dw_join_bucket *dw_join_bucket_of(struct dw_join *j, const struct dw_join_done *d)
+{
+    return bucket_find(j, d->model_idx, span_start(d->ts_ms, j->bucket_ms), j->bucket_ms);
+}
+
+void dw_join_done_delete(struct dw_join *j, struct dw_join_done *d, int rewrite)
+{
+    dw_assert(j->n_done > 0 && d >= j->done && d < j->done + j->n_done_slots && d->fp);
+    if (rewrite) {
+        bucket_list(j, d->model_idx, span_start(d->ts_ms, j->bucket_ms), j->bucket_ms)->rewrite = 1;
+    }
+    size_t mask = j->n_done_slots - 1;
+    /* Backward-shift deletion, as in the record table. */
+    size_t hole = (size_t)(d - j->done);
+    for (size_t k = (hole + 1) & mask; j->done[k].fp; k = (k + 1) & mask) {
+        size_t home = (size_t)j->done[k].fp & mask;
+        int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
+        if (movable) {
+            j->done[hole] = j->done[k];
+            hole = k;
+        }
+    }
+    memset(&j->done[hole], 0, sizeof(j->done[hole]));
+    j->n_done--;
+}
+
+size_t dw_join_done_sweep(struct dw_join *j, int64_t before_ms, int rewrite)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < j->n_done_slots; i++) {
+        /* A deletion shifts later entries back, maybe into slot i: look at it again. An entry
+         * of a run wrapping past the end may be shifted to a slot seen already and be looked
+         * at twice, which changes nothing. */
+        while (j->done[i].fp && j->done[i].ts_ms < before_ms) {
+            dw_join_done_delete(j, &j->done[i], rewrite);
+            n++;
+        }
+    }
+    return n;
+}
+
+static int cmp_done_new(const void *a, const void *b)
+{
+    const struct dw_join_done *x = a, *y = b;
+    if (x->model_idx != y->model_idx) {
+        return x->model_idx < y->model_idx ? -1 : 1;
+    }
+    return (x->ts_ms > y->ts_ms) - (x->ts_ms < y->ts_ms);
+}
+
+/* Entries of the joined set in bucket b (of the current span). */
+static int in_bucket(const struct dw_join_done *d, const struct dw_join_bucket *b)
+{
+    return d->fp && d->model_idx == b->model_idx && d->ts_ms >= b->start_ms &&
+           d->ts_ms - b->start_ms < b->span_ms;
+}
+
+void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms)
+{
+    if (j->n_done_new > 1) {
+        qsort(j->done_new, j->n_done_new, sizeof(*j->done_new), cmp_done_new);
+    }
+    for (size_t i = 0; i < j->n_done_new; i++) {
+        const struct dw_join_done *d = &j->done_new[i];
+        bucket_list(j, d->model_idx, span_start(d->ts_ms, j->bucket_ms), j->bucket_ms);
+    }
+    for (size_t i = 0; i < j->n_buckets; i++) {
+        struct dw_join_bucket *b = &j->buckets[i];
+        /* decided anew each time: an entry may have joined since a failed checkpoint */
+        b->drop = b->span_ms != j->bucket_ms ||
+                  (before_ms != INT64_MIN && b->start_ms <= before_ms - b->span_ms);
+        if (b->rewrite && !b->drop) {
+            size_t n = 0;
+            for (size_t k = 0; k < j->n_done_slots && n == 0; k++) {
+                n += (size_t)in_bucket(&j->done[k], b);
+            }
+            b->drop = n == 0;
+        }
+    }
+}
+
+void dw_join_done_encode(const struct dw_join_done *d, const struct dw_join_bucket *b,
+                         struct dw_buf *out)
+{
+    dw_assert(d->ts_ms >= b->start_ms && d->ts_ms - b->start_ms < b->span_ms);
+    dw_buf_put_u64(out, d->fp);
+    dw_buf_put_u32(out, (uint32_t)(d->ts_ms - b->start_ms));
+    dw_buf_put_u64(out, d->label);
+    dw_buf_put_u8(out, d->flags);
+}
+
+void dw_join_bucket_encode(const struct dw_join *j, const struct dw_join_bucket *b,
+                           struct dw_buf *out)
+{
+    for (size_t k = 0; k < j->n_done_slots; k++) {
+        if (in_bucket(&j->done[k], b)) {
+            dw_join_done_encode(&j->done[k], b, out);
+        }
+    }
+}
+
+int dw_join_bucket_load(struct dw_join *j, uint16_t model_idx, int64_t start_ms, int64_t span_ms,
+                        const void *data, size_t len, int64_t before_ms)
+{
+    if (len % DW_JOIN_DONE_BYTES != 0 || span_ms < 1 || span_ms > (int64_t)UINT32_MAX ||
+        start_ms % span_ms != 0) {
+        return -1;
+    }
+    struct dw_reader rd;
+    dw_reader_init(&rd, data, len);
+    /* Checked whole before anything is added: a corrupt bucket adds nothing. */
+    while (dw_rd_left(&rd) > 0) {
+        uint64_t fp = dw_rd_u64(&rd);
+        uint32_t off = dw_rd_u32(&rd);
+        (void)dw_rd_u64(&rd);
+        uint8_t flags = dw_rd_u8(&rd);
+        if (fp == 0 || off >= span_ms || (flags & (uint8_t)~DONE_KNOWN_FLAGS)) {
+            return -1;
+        }
+    }
+    int other_span = span_ms != j->bucket_ms;
+    bucket_list(j, model_idx, start_ms, span_ms)->drop = (uint8_t)other_span;
+    dw_reader_init(&rd, data, len);
+    while (dw_rd_left(&rd) > 0) {
+        struct dw_join_done d = {.fp = dw_rd_u64(&rd), .model_idx = model_idx};
+        d.ts_ms = start_ms + dw_rd_u32(&rd);
+        d.label = dw_rd_u64(&rd);
+        d.flags = dw_rd_u8(&rd);
+        if (d.ts_ms >= before_ms && done_put(j, &d) && other_span) {
+            done_remember_new(j, &d);
+        }
+    }
     return 0;
 }

@@ -57,6 +57,7 @@ struct dw_part *dw_part_new(const struct dw_config *cfg, int32_t partition)
     p->max_label_ts = DW_NO_TS;
     p->closed_upto_ms = DW_NO_TS;
     dw_join_init(&p->join);
+    dw_join_set_ttl(&p->join, cfg->join_ttl_ms);
     for (size_t m = 0; m < cfg->n_models; m++) {
         const struct dw_model_cfg *mc = &cfg->models[m];
         dw_join_set_model(&p->join, m, mc->task == DW_TASK_REGRESSION, max_classes(mc),
@@ -195,13 +196,15 @@ static int label_late(const struct dw_part *p, int64_t win_ms, int64_t lwm)
     return lwm != DW_NO_TS && win_ms + p->cfg->window_size_ms + p->cfg->label_horizon_ms <= lwm;
 }
 
-/* Counts a duplicate label event (seen at label watermark lwm) of a joined record. */
-static void count_duplicate(struct dw_part *p, const struct dw_join_rec *rec, int64_t lwm,
-                            int conflict)
+/* Counts a duplicate label event (seen at label watermark lwm) of a joined prediction of
+ * model_idx at ts_ms (its flags: DW_JREC_LATE). */
+static void count_duplicate(struct dw_part *p, uint16_t model_idx, int64_t ts_ms, uint8_t flags,
+                            int64_t lwm, int conflict)
 {
-    const struct dw_model_cfg *model = &p->cfg->models[rec->model_idx];
-    struct dw_agg *agg = dw_part_window(p, model, rec->win_ms);
-    if (agg && !(rec->flags & DW_JREC_LATE) && !label_late(p, rec->win_ms, lwm)) {
+    const struct dw_model_cfg *model = &p->cfg->models[model_idx];
+    int64_t win_ms = window_start(p, ts_ms);
+    struct dw_agg *agg = dw_part_window(p, model, win_ms);
+    if (agg && !(flags & DW_JREC_LATE) && !label_late(p, win_ms, lwm)) {
         agg->duplicate_labels++;
         agg->conflicts += (uint64_t)(conflict != 0);
         agg->dirty = 1;
@@ -259,6 +262,31 @@ static void class_bound_msg(const struct dw_part *p, size_t model_idx, const cha
            jm->max_classes);
 }
 
+/* 1 when a joined record ts_ms has waited longer than join.ttl on the label clock. Loading
+ * skips such entries (dw_join_bucket_load), so every lookup treats them as gone too, swept or
+ * not: the outcome is the same with or without a restart in between. */
+static int done_expired(const struct dw_part *p, int64_t ts_ms)
+{
+    return p->max_label_ts != DW_NO_TS && ts_ms + p->cfg->join_ttl_ms < p->max_label_ts;
+}
+
+/* The joined entry of id, or NULL (an expired one is deleted on the way). */
+static struct dw_join_done *joined_entry(struct dw_part *p, const char *id, size_t len)
+{
+    struct dw_join_done *d = dw_join_done_find(&p->join, id, len);
+    if (d && done_expired(p, d->ts_ms)) {
+        dw_join_done_delete(&p->join, d, 0);
+        d = NULL;
+    }
+    return d;
+}
+
+/* 1 when a prediction with this id has joined already (a duplicate prediction). */
+static int joined_again(struct dw_part *p, const char *id, size_t len)
+{
+    return joined_entry(p, id, len) != NULL;
+}
+
 enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_prediction *ev)
 {
     p->join_rejected = 0;
@@ -283,6 +311,11 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
         p->ctr.expired_labels++; /* parked too long: this prediction starts afresh */
         dw_join_delete(j, rec);
         rec = NULL;
+    }
+    if (!rec && joined_again(p, ev->id, ev->id_len)) {
+        p->ctr.duplicate_predictions++;
+        p->meta_dirty = 1;
+        return DW_PART_DUPLICATE;
     }
     if (rec && rec->state != DW_JOIN_LABEL) {
         p->ctr.duplicate_predictions++;
@@ -392,8 +425,9 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
             uint8_t c = dups[i].conflict;
             int conflict =
                 regression ? !(c & DW_JOIN_DUP_SAME_NUMBER) : (c & DW_JOIN_DUP_TEXT_DIFFERS) != 0;
-            count_duplicate(p, rec, dups[i].label_wm, conflict);
+            count_duplicate(p, rec->model_idx, rec->ts_ms, rec->flags, dups[i].label_wm, conflict);
         }
+        dw_join_finish(j, rec);
     }
     free(dups);
     return late ? DW_PART_LATE : DW_PART_OK;
@@ -412,12 +446,28 @@ static int same_number(const struct dw_join_rec *rec, const struct dw_label *lab
            lab->label.num == rec->label_num;
 }
 
+/* 1 when a duplicate label disagrees with the first label of joined entry d: another number
+ * for a regression model ("4" and "4.0" agree), another class text otherwise (compared by
+ * fingerprint, dw_join.h). */
+static int joined_conflict(const struct dw_part *p, const struct dw_join_done *d,
+                           const struct dw_class *cls)
+{
+    if (p->cfg->models[d->model_idx].task == DW_TASK_REGRESSION) {
+        double first;
+        memcpy(&first, &d->label, sizeof(first));
+        return !(cls->is_num && (d->flags & DW_JREC_LABEL_NUM) && cls->num == first);
+    }
+    return (d->flags & DW_JREC_LABEL_NUM) || d->label != dw_fp64(cls->text, cls->len);
+}
+
 enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *lab)
 {
     struct dw_join *j = &p->join;
     const struct dw_class *cls = &lab->label;
     int64_t lwm = p->max_label_ts;
     struct dw_join_rec *rec = dw_join_find(j, lab->id, lab->id_len);
+    /* A joined prediction (the table holds none for its id): this label is a duplicate. */
+    const struct dw_join_done *d = rec ? NULL : joined_entry(p, lab->id, lab->id_len);
     int expired = rec && rec->state != DW_JOIN_LABEL && lwm != DW_NO_TS &&
                   rec->ts_ms + p->cfg->join_ttl_ms < lwm; /* waited longer than join.ttl */
     const struct dw_model_cfg *model = rec ? &p->cfg->models[rec->model_idx] : NULL;
@@ -446,6 +496,10 @@ enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *l
         dw_join_delete(j, rec);
         rec = NULL;
     }
+    if (d) {
+        count_duplicate(p, d->model_idx, d->ts_ms, d->flags, lwm, joined_conflict(p, d, cls));
+        return DW_PART_DUPLICATE;
+    }
     if (!rec) {
         rec = dw_join_insert(j, lab->id, lab->id_len, DW_JOIN_LABEL);
         rec->ts_ms = lab->ts_ms;
@@ -468,12 +522,6 @@ enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *l
         dw_join_touch(j, rec);
         return DW_PART_DUPLICATE;
     }
-    if (rec->state == DW_JOIN_DONE) {
-        int conflict =
-            regression ? !same_number(rec, lab) : text_differs(rec->label_cls, cls->text, cls->len);
-        count_duplicate(p, rec, lwm, conflict);
-        return DW_PART_DUPLICATE;
-    }
     if (regression) {
         rec->flags |= DW_JREC_LABEL_NUM;
         rec->label_num = cls->num;
@@ -481,8 +529,8 @@ enum dw_part_result dw_part_on_label(struct dw_part *p, const struct dw_label *l
         rec->label_cls =
             dw_strtab_ref(&dw_join_model(j, rec->model_idx)->classes, cls->text, cls->len, 0);
     }
-    dw_join_touch(j, rec);
     count_join(p, rec, lwm);
+    dw_join_finish(j, rec);
     return DW_PART_OK;
 }
 
@@ -532,20 +580,42 @@ static void join_sweep(struct dw_part *p, int64_t cutoff, int evicting)
         dw_join_delete(j, rec);
         p->meta_dirty = 1;
     }
+    /* The joined set: on the label clock (loading skips these too: no rewrite), at the end
+     * of the labels on the prediction clock (rewritten), or evicted (rewritten). */
+    size_t n = 0;
+    if (evicting) {
+        n = dw_join_done_sweep(j, cutoff, 1);
+        p->ctr.evicted += n;
+    } else {
+        int64_t ttl = p->cfg->join_ttl_ms;
+        if (p->max_label_ts != DW_NO_TS) {
+            n += dw_join_done_sweep(j, p->max_label_ts - ttl, 0);
+        }
+        if (p->labels_at_end && p->max_ts != DW_NO_TS) {
+            n += dw_join_done_sweep(j, p->max_ts - ttl, 1);
+        }
+    }
+    p->meta_dirty |= n > 0;
 }
 
 static void join_evict(struct dw_part *p, int64_t max_records)
 {
     struct dw_join *j = &p->join;
-    if ((int64_t)j->count <= max_records) {
+    size_t total = dw_join_size(j);
+    if ((int64_t)total <= max_records) {
         return;
     }
     /* Evict the oldest tenth (by event time) so eviction is not paid on every event. */
-    int64_t *ts = dw_malloc(j->count * sizeof(*ts));
+    int64_t *ts = dw_malloc(total * sizeof(*ts));
     size_t n = 0;
     for (size_t i = 0; i < j->n_used; i++) {
         if (j->pool[i].state != DW_JOIN_FREE) {
             ts[n++] = j->pool[i].ts_ms;
+        }
+    }
+    for (size_t i = 0; i < j->n_done_slots; i++) {
+        if (j->done[i].fp) {
+            ts[n++] = j->done[i].ts_ms;
         }
     }
     qsort(ts, n, sizeof(*ts), cmp_i64);

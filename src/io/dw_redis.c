@@ -253,6 +253,19 @@ static void key_join(const struct dw_redis *r, int32_t partition, char *buf, siz
     part_key(r, partition, buf, size, "join");
 }
 
+/* {dw:G:T:P}:done: the set of the joined set's buckets, "<model>\t<start>\t<span>" each */
+static void key_done(const struct dw_redis *r, int32_t partition, char *buf, size_t size)
+{
+    part_key(r, partition, buf, size, "done");
+}
+
+/* {dw:G:T:P}:done:<model>:<start>:<span>: a bucket of the joined set (dw_join.h) */
+static void key_bucket(const struct dw_redis *r, int32_t partition, const char *model,
+                       int64_t start_ms, int64_t span_ms, char *buf, size_t size)
+{
+    part_key(r, partition, buf, size, "done:%s:%" PRId64 ":%" PRId64, model, start_ms, span_ms);
+}
+
 /* {dw:G:T:P}:w:<model>:<start> */
 static void key_window(const struct dw_redis *r, int32_t partition, const char *model,
                        int64_t start_ms, char *buf, size_t size)
@@ -684,6 +697,88 @@ static int load_windows(struct dw_redis *r, struct dw_part *p, char *badkey, siz
     return rc;
 }
 
+/* Parses a member of the joined set's bucket list: "<model>\t<start>\t<span>". */
+static int done_member(const redisReply *m, size_t *model_len, int64_t *start, int64_t *span)
+{
+    if (m->type != REDIS_REPLY_STRING) {
+        return -1;
+    }
+    const char *tab = memchr(m->str, '\t', m->len);
+    const char *end = m->str + m->len;
+    const char *tab2 = tab ? memchr(tab + 1, '\t', (size_t)(end - tab - 1)) : NULL;
+    if (!tab || tab == m->str || !tab2) {
+        return -1;
+    }
+    *model_len = (size_t)(tab - m->str);
+    return num_parse(tab + 1, (size_t)(tab2 - tab - 1), NUM_TS, start) == 0 && *start != DW_NO_TS &&
+                   dw_parse_i64(tab2 + 1, (size_t)(end - tab2 - 1), 1, UINT32_MAX, span) == 0
+               ? 0
+               : -1;
+}
+
+/* Loads one bucket of the joined set (model midx) named by a member of the bucket list. */
+static int load_bucket(struct dw_redis *r, struct dw_part *p, long midx, int64_t start,
+                       int64_t span, char *badkey, size_t badkey_size, char *errstr,
+                       size_t errstr_size)
+{
+    char key[DW_REDIS_KEY_MAX];
+    key_bucket(r, p->partition, r->cfg->models[midx].name, start, span, key, sizeof(key));
+    redisReply *blob = cmdf(r, "GET %s", key);
+    int rc = 0;
+    if (!reply_ok(blob) || (blob->type != REDIS_REPLY_STRING && blob->type != REDIS_REPLY_NIL)) {
+        rc = reply_fault(blob, "GET", key, badkey, badkey_size, errstr, errstr_size);
+    } else if (blob->type == REDIS_REPLY_NIL) {
+        /* Listed but gone: later labels of these predictions cannot be told from first ones. */
+        dw_log(DW_LOG_WARN, "joined records missing from Redis: their duplicates are not known",
+               "{s:i,s:s}", "partition", (int)p->partition, "key", key);
+    } else {
+        int64_t before =
+            p->max_label_ts == DW_NO_TS ? INT64_MIN : p->max_label_ts - r->cfg->join_ttl_ms;
+        if (dw_join_bucket_load(&p->join, (uint16_t)midx, start, span, blob->str, (size_t)blob->len,
+                                before) != 0) {
+            rc = corrupt(badkey, badkey_size, errstr, errstr_size, key,
+                         "joined records are truncated or corrupt (%zu bytes)", (size_t)blob->len);
+        }
+    }
+    freeReplyObject(blob);
+    return rc;
+}
+
+static int load_joined(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
+                       char *errstr, size_t errstr_size)
+{
+    char key[DW_REDIS_KEY_MAX];
+    key_done(r, p->partition, key, sizeof(key));
+    redisReply *set = cmdf(r, "SMEMBERS %s", key);
+    if (!reply_ok(set) || set->type != REDIS_REPLY_ARRAY) {
+        int rc = reply_fault(set, "SMEMBERS", key, badkey, badkey_size, errstr, errstr_size);
+        freeReplyObject(set);
+        return rc;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < set->elements && rc == 0; i++) {
+        const redisReply *member = set->element[i];
+        size_t mlen;
+        int64_t start, span;
+        if (done_member(member, &mlen, &start, &span) != 0) {
+            char q[4 * QUOTE_MAX + 8] = "";
+            quote_bytes(member->str, member->len, q, sizeof(q));
+            rc = corrupt(badkey, badkey_size, errstr, errstr_size, key,
+                         "member \"%s\" is not <model>\\t<start ms>\\t<span ms>", q);
+            break;
+        }
+        long midx = model_index(member->str, mlen, (void *)r->cfg);
+        if (midx < 0) {
+            dw_log(DW_LOG_WARN, "joined records of an unconfigured model ignored", "{s:s,s:i}",
+                   "bucket", member->str, "partition", (int)p->partition);
+            continue;
+        }
+        rc = load_bucket(r, p, midx, start, span, badkey, badkey_size, errstr, errstr_size);
+    }
+    freeReplyObject(set);
+    return rc;
+}
+
 static int load_join(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
                      char *errstr, size_t errstr_size)
 {
@@ -740,10 +835,11 @@ int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *badkey, size
         freeReplyObject(meta);
         /* No checkpoint yet (maybe just an owner field). Windows or join records without one
          * are the remains of a partial deletion: loading nothing would count them again. */
-        char open[DW_REDIS_KEY_MAX], join[DW_REDIS_KEY_MAX];
+        char open[DW_REDIS_KEY_MAX], join[DW_REDIS_KEY_MAX], done[DW_REDIS_KEY_MAX];
         key_open(r, p->partition, open, sizeof(open));
         key_join(r, p->partition, join, sizeof(join));
-        redisReply *ex = cmdf(r, "EXISTS %s %s", open, join);
+        key_done(r, p->partition, done, sizeof(done));
+        redisReply *ex = cmdf(r, "EXISTS %s %s %s", open, join, done);
         if (!reply_ok(ex) || ex->type != REDIS_REPLY_INTEGER) {
             int rc = reply_fault(ex, "EXISTS", open, badkey, badkey_size, errstr, errstr_size);
             freeReplyObject(ex);
@@ -768,11 +864,13 @@ int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *badkey, size
     if (rc == 0) {
         rc = load_join(r, p, badkey, badkey_size, errstr, errstr_size);
     }
-    if (rc != 0) {
-        return rc;
+    if (rc == 0) {
+        rc = load_joined(r, p, badkey, badkey_size, errstr, errstr_size);
     }
-    dw_join_clear_dirty(&p->join);
-    return DW_LOAD_FOUND;
+    /* Not dirty, but what the next checkpoint must move stays listed: joined records of an
+     * older layout (hash fields to delete, entries to append) and buckets of another span. */
+    dw_assert(rc != 0 || p->join.n_dirty == 0);
+    return rc != 0 ? rc : DW_LOAD_FOUND;
 }
 
 int dw_redis_quarantine(struct dw_redis *r, int32_t partition, const char *reason, char *errstr,
@@ -1116,6 +1214,67 @@ static int ck_send_join(struct dw_redis *r, struct dw_part *p, struct ckpt *ck)
     return 0;
 }
 
+/* One command on a bucket of the joined set, and its SADD or SREM in the bucket list. */
+static int ck_bucket_cmd(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
+                         const struct dw_join_bucket *b, const char *cmd, const char *data,
+                         size_t len)
+{
+    const char *model = r->cfg->models[b->model_idx].name;
+    char key[DW_REDIS_KEY_MAX], list[DW_REDIS_KEY_MAX];
+    key_bucket(r, p->partition, model, b->start_ms, b->span_ms, key, sizeof(key));
+    key_done(r, p->partition, list, sizeof(list));
+    argv_pushs(&ck->a, cmd);
+    argv_pushs(&ck->a, key);
+    if (data) {
+        argv_push(&ck->a, data, len);
+    }
+    if (ck_send(r, ck) != 0) {
+        return -1;
+    }
+    argv_pushs(&ck->a, strcmp(cmd, "DEL") == 0 ? "SREM" : "SADD");
+    argv_pushs(&ck->a, list);
+    argv_pushs(&ck->a, ck_fmt(ck, "%s\t%" PRId64 "\t%" PRId64, model, b->start_ms, b->span_ms));
+    return ck_send(r, ck);
+}
+
+/* The joined set: buckets dropped or rewritten whole, then what joined since the last
+ * checkpoint appended to its bucket (dw_join.h). Each command is copied into hiredis's buffer
+ * as it is sent, so the blob buffer may be reused at once. */
+static int ck_send_joined(struct dw_redis *r, struct dw_part *p, struct ckpt *ck)
+{
+    struct dw_join *j = &p->join;
+    int64_t before =
+        p->max_label_ts == DW_NO_TS ? INT64_MIN : p->max_label_ts - r->cfg->join_ttl_ms;
+    dw_join_ckpt_plan(j, before);
+    struct dw_buf blob;
+    dw_buf_init(&blob);
+    int rc = 0;
+    for (size_t i = 0; i < j->n_buckets && rc == 0; i++) {
+        const struct dw_join_bucket *b = &j->buckets[i];
+        if (b->drop) {
+            rc = ck_bucket_cmd(r, p, ck, b, "DEL", NULL, 0);
+        } else if (b->rewrite) {
+            dw_buf_reset(&blob);
+            dw_join_bucket_encode(j, b, &blob);
+            rc = ck_bucket_cmd(r, p, ck, b, "SET", (const char *)blob.data, blob.len);
+        }
+    }
+    /* The new entries are sorted by model and time: one APPEND per run of a bucket. */
+    for (size_t i = 0; i < j->n_done_new && rc == 0;) {
+        const struct dw_join_bucket *b = dw_join_bucket_of(j, &j->done_new[i]);
+        dw_assert(b != NULL); /* listed by dw_join_ckpt_plan() */
+        dw_buf_reset(&blob);
+        for (; i < j->n_done_new && dw_join_bucket_of(j, &j->done_new[i]) == b; i++) {
+            dw_join_done_encode(&j->done_new[i], b, &blob);
+        }
+        if (!b->drop && !b->rewrite) {
+            rc = ck_bucket_cmd(r, p, ck, b, "APPEND", (const char *)blob.data, blob.len);
+        }
+    }
+    dw_buf_free(&blob);
+    return rc;
+}
+
 static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck, const char *owner,
                         int64_t eof_ms, int64_t label_eof_ms)
 {
@@ -1273,7 +1432,8 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
     int rc = -1;
     argv_pushs(&ck->a, "MULTI");
     if (ck_send(r, ck) == 0 && ck_send_windows(r, p, ck, refs) == 0 &&
-        ck_send_join(r, p, ck) == 0 && ck_send_meta(r, p, ck, owner, eof_ms, label_eof_ms) == 0) {
+        ck_send_join(r, p, ck) == 0 && ck_send_joined(r, p, ck) == 0 &&
+        ck_send_meta(r, p, ck, owner, eof_ms, label_eof_ms) == 0) {
         argv_pushs(&ck->a, "EXEC");
         rc = ck_send(r, ck);
     }

@@ -4,12 +4,14 @@
  *
  * The bytes are decoded under a short id (kept inside the record) and a long one (allocated).
  * A record the reader accepts is found under its id, is refused a second time (the id is
- * taken), and re-encodes to bytes that decode again and re-encode identically; a dropped one
- * (unknown model) and a refused one leave the join empty.
+ * taken), and re-encodes to bytes that decode again and re-encode identically; a joined one
+ * (the older layout) moves to the joined set; a dropped one (unknown model) and a refused one
+ * leave the join empty. The same bytes are also read as a bucket of the joined set
+ * (dw_join_bucket_load): refused whole, or loaded and written back to bytes that load the same.
  *
  * Seeds: dw_join_rec_encode() of records in each state: a prediction waiting (score, numeric
  * prediction), a parked label with duplicates and conflicts, a joined late record, a record
- * of an unknown model.
+ * of an unknown model; a bucket of two entries.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,18 @@ static void decode_under(const char *id, const uint8_t *data, size_t size)
         dw_join_free(&j);
         return;
     }
+    if (j.n_done) {
+        /* A joined record of the older layout: moved to the joined set, to be appended there
+         * and deleted from the hash by the next checkpoint. */
+        const struct dw_join_done *d = dw_join_done_find(&j, id, id_len);
+        check(d != NULL && j.count == 0 && j.n_done == 1 && j.n_done_new == 1 && j.n_deleted == 1 &&
+                  j.n_dirty == 0,
+              "a joined record did not move to the joined set");
+        check(!(d->flags & ~(DW_JREC_LATE | DW_JREC_LABEL_NUM)) && d->model_idx < 2,
+              "a joined entry with unknown flags or model");
+        dw_join_free(&j);
+        return;
+    }
     struct dw_join_rec *rec = dw_join_find(&j, id, id_len);
     check(rec != NULL && j.count == 1 && j.n_dirty == 0, "the record is not there, or dirty");
     check(dw_join_rec_decode(&j, id, id_len, data, size, model_idx_of, NULL) == -1,
@@ -76,8 +90,37 @@ static void decode_under(const char *id, const uint8_t *data, size_t size)
     dw_join_free(&j);
 }
 
+/* The same bytes as a bucket of the joined set (dw_join_bucket_load): refused whole, or loaded
+ * with at most one entry per 21 bytes, and written back to bytes that load the same. */
+static void load_bucket(const uint8_t *data, size_t size)
+{
+    struct dw_join j;
+    dw_join_init(&j);
+    int rc = dw_join_bucket_load(&j, 1, 120000, 60000, data, size, 150000);
+    check(rc == 0 || rc == -1, "unknown result");
+    if (rc != 0) {
+        check(j.n_done == 0 && j.n_buckets == 0, "a refused bucket added entries");
+        dw_join_free(&j);
+        return;
+    }
+    check(j.n_buckets == 1 && j.n_done <= size / DW_JOIN_DONE_BYTES && j.n_done_new == 0,
+          "a bucket loaded more than it holds");
+    struct dw_buf b;
+    dw_buf_init(&b);
+    dw_join_bucket_encode(&j, &j.buckets[0], &b);
+    struct dw_join k;
+    dw_join_init(&k);
+    check(dw_join_bucket_load(&k, 1, 120000, 60000, b.data, b.len, 150000) == 0 &&
+              k.n_done == j.n_done,
+          "a re-encoded bucket loads differently");
+    dw_buf_free(&b);
+    dw_join_free(&k);
+    dw_join_free(&j);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    load_bucket(data, size);
     decode_under("p-1", data, size);
     decode_under(LONG_ID, data, size);
     return 0;
@@ -148,4 +191,15 @@ void dw_fuzz_seeds(const char *dir)
     r.label_num = -3.0;
     write_rec(dir, "done_regression", &r, "churn");
     dw_strtab_free(&tab);
+
+    /* A bucket of the joined set: two entries, one expired at load (before 150 s). */
+    struct dw_join_bucket bk = {.start_ms = 120000, .span_ms = 60000, .model_idx = 1};
+    struct dw_join_done d1 = {.fp = 0x1234, .ts_ms = 179999, .label = 9, .flags = DW_JREC_LATE};
+    struct dw_join_done d2 = {.fp = 0x5678, .ts_ms = 120000, .flags = DW_JREC_LABEL_NUM};
+    struct dw_buf b;
+    dw_buf_init(&b);
+    dw_join_done_encode(&d1, &bk, &b);
+    dw_join_done_encode(&d2, &bk, &b);
+    dw_fuzz_write_seed(dir, "bucket", b.data, b.len);
+    dw_buf_free(&b);
 }

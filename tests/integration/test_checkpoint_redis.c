@@ -1,7 +1,9 @@
 /*
  * test_checkpoint_redis.c - partition checkpoints against a real redis-server (started here on
  * a free loopback port): a checkpoint loaded by a new owner gives back the same state; an id
- * deleted and inserted again between two checkpoints survives; a fenced owner cannot write.
+ * deleted and inserted again between two checkpoints survives; a fenced owner cannot write;
+ * joined records go to buckets that are appended, rewritten after an eviction and dropped once
+ * join.ttl has passed, and a joined record of the older layout moves there.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 
 #include "dw_test_redis.h"
 
@@ -33,12 +36,14 @@ static struct dw_model_cfg g_models[] = {{.name = "fraud",
                                           .n_features = 2}};
 static struct dw_config g_cfg;
 static pid_t g_redis_pid;
+static int g_port;
 static struct dw_prediction *g_ev;
 
 static int start_redis(void **state)
 {
     (void)state;
     int port = dw_test_free_port();
+    g_port = port;
     g_redis_pid = dw_test_redis_start(port, NULL);
     dw_test_redis_config(&g_cfg, port, "ckpt", g_models, 1);
     g_ev = calloc(1, sizeof(struct dw_prediction) + 2 * sizeof(struct dw_val));
@@ -185,11 +190,149 @@ static void test_merged_window(void **state)
     dw_redis_free(r);
 }
 
+/* An integer reply of a raw command (the test reads Redis behind the adapter's back). */
+static long long redis_int(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(rep);
+    if (rep->type != REDIS_REPLY_INTEGER) {
+        fail_msg("'%s': not an integer reply: %s", fmt, rep->str ? rep->str : "?");
+    }
+    long long v = rep->integer;
+    freeReplyObject(rep);
+    return v;
+}
+
+/* Loads partition `partition` into a fresh dw_part as a new owner would. */
+static struct dw_part *reload(struct dw_redis *r, int32_t partition)
+{
+    char errstr[256] = "";
+    struct dw_part *q = dw_part_new(&g_cfg, partition);
+    if (dw_redis_load_part(r, q, NULL, 0, errstr, sizeof(errstr)) != 1) {
+        fail_msg("load of partition %d: %s", (int)partition, errstr);
+    }
+    return q;
+}
+
+/* Bytes of every bucket of the joined set of partition 5 (the set's members named). */
+static long long bucket_bytes(redisContext *c)
+{
+    redisReply *rep = redisCommand(c, "SMEMBERS {dw:ckpt:predictions:5}:done");
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    long long total = 0;
+    for (size_t i = 0; i < rep->elements; i++) {
+        char model[32];
+        long long start, span;
+        assert_int_equal(sscanf(rep->element[i]->str, "%31[^\t]\t%lld\t%lld", model, &start, &span),
+                         3);
+        total +=
+            redis_int(c, "STRLEN {dw:ckpt:predictions:5}:done:%s:%lld:%lld", model, start, span);
+    }
+    freeReplyObject(rep);
+    return total;
+}
+
+static void test_joined_set_in_redis(void **state)
+{
+    (void)state;
+    char errstr[256], id[32];
+    struct dw_redis *r = dw_redis_connect(&g_cfg, errstr, sizeof(errstr));
+    assert_non_null(r);
+    redisContext *c = redisConnect("127.0.0.1", g_port);
+    assert_true(c && !c->err);
+    struct dw_part *p = dw_part_new(&g_cfg, 5);
+    p->off_pred = p->off_label = 0;
+    assert_int_equal(dw_redis_claim(r, 5, "o", errstr, sizeof(errstr)), 0);
+    for (int i = 0; i < 200; i++) { /* 0 .. 199 s: buckets 0, 60, 120 and 180 s */
+        snprintf(id, sizeof(id), "j%d", i);
+        predict(p, id, i * 1000, "DE");
+        label(p, id, i * 1000 + 500, i % 2 ? "1" : "0");
+    }
+    predict(p, "waiting", 199000, "DE");
+    checkpoint(r, p, "o", 0);
+    /* Joined records: 21 bytes each in the buckets; the hash holds the one that waits. */
+    assert_int_equal(redis_int(c, "HLEN {dw:ckpt:predictions:5}:join"), 1);
+    assert_int_equal(redis_int(c, "SCARD {dw:ckpt:predictions:5}:done"), 4);
+    assert_int_equal(bucket_bytes(c), 200 * DW_JOIN_DONE_BYTES);
+    /* More joins: appended to their buckets, nothing written twice. */
+    label(p, "waiting", 200000, "1");
+    checkpoint(r, p, "o", 0);
+    assert_int_equal(redis_int(c, "HLEN {dw:ckpt:predictions:5}:join"), 0);
+    assert_int_equal(bucket_bytes(c), 201 * DW_JOIN_DONE_BYTES);
+
+    /* A new owner knows them: a later label is a duplicate (a conflict when it differs). */
+    struct dw_part *q = reload(r, 5);
+    assert_int_equal(q->join.n_done, 201);
+    assert_int_equal(q->join.n_buckets, 4);
+    label(q, "j190", 201000, "0");
+    label(q, "j191", 201000, "0");
+    struct dw_agg *w3 = dw_part_window(q, &g_models[0], 180000);
+    assert_non_null(w3);
+    assert_int_equal(w3->duplicate_labels, 2);
+    assert_int_equal(w3->conflicts, 1);
+    assert_int_equal(w3->all.labeled, 21);
+    dw_part_free(q);
+
+    /* Eviction of the oldest: their buckets are rewritten, and a new owner does not bring the
+     * evicted entries back. */
+    dw_part_maintain(p, 100);
+    assert_true(p->ctr.evicted > 100);
+    size_t kept = p->join.n_done;
+    checkpoint(r, p, "o", 0);
+    assert_int_equal(bucket_bytes(c), (long long)kept * DW_JOIN_DONE_BYTES);
+    q = reload(r, 5);
+    assert_int_equal(q->join.n_done, kept);
+    assert_int_equal(q->ctr.evicted, p->ctr.evicted);
+    dw_part_free(q);
+
+    /* The label clock passes join.ttl beyond every bucket: they are deleted. */
+    label(p, "orphan", 199000 + g_cfg.join_ttl_ms + 60000, "1");
+    dw_part_maintain(p, 1000);
+    assert_int_equal(p->join.n_done, 0);
+    checkpoint(r, p, "o", 0);
+    assert_int_equal(redis_int(c, "EXISTS {dw:ckpt:predictions:5}:done"), 0);
+    assert_int_equal(bucket_bytes(c), 0);
+
+    /* A joined record of the older layout (a field of the hash) moves to a bucket. */
+    struct dw_join_rec old;
+    memset(&old, 0, sizeof(old));
+    old.state = DW_JOIN_DONE;
+    old.ts_ms = 500000;
+    old.win_ms = 480000;
+    struct dw_buf b;
+    dw_buf_init(&b);
+    dw_join_rec_encode(&old, "fraud", &b);
+    redisReply *rep = redisCommand(c, "HSET {dw:ckpt:predictions:5}:join old %b", b.data, b.len);
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    dw_buf_free(&b);
+    q = reload(r, 5);
+    assert_int_equal(q->join.count, 1); /* the parked orphan */
+    assert_int_equal(q->join.n_done, 1);
+    assert_non_null(dw_join_done_find(&q->join, "old", 3));
+    assert_int_equal(dw_redis_claim(r, 5, "o2", errstr, sizeof(errstr)), 0);
+    checkpoint(r, q, "o2", 0);
+    assert_int_equal(redis_int(c, "HEXISTS {dw:ckpt:predictions:5}:join old"), 0);
+    assert_int_equal(bucket_bytes(c), DW_JOIN_DONE_BYTES);
+    struct dw_part *q2 = reload(r, 5);
+    assert_non_null(dw_join_done_find(&q2->join, "old", 3));
+    dw_part_free(q2);
+    dw_part_free(q);
+    dw_part_free(p);
+    redisFree(c);
+    dw_redis_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_and_reinsert),
         cmocka_unit_test(test_merged_window),
+        cmocka_unit_test(test_joined_set_in_redis),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }

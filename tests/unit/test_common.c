@@ -77,6 +77,12 @@ static void test_fnv1a(void **state)
     assert_int_equal(dw_hash64("", 0), 0xcbf29ce484222325ULL);
     assert_int_equal(dw_hash64("a", 1), 0xaf63dc4c8601ec8cULL);
     assert_int_equal(dw_hash64("foobar", 6), 0x85944171f73967e8ULL);
+    /* Fingerprints are stored in Redis (joined records): pinned, so that a change that would
+     * make every stored entry unrecognisable fails here. */
+    assert_int_equal(dw_fp64("", 0), 0x6393d51c06c618dcULL);
+    assert_int_equal(dw_fp64("a", 1), 0x79b1cbb30c974044ULL);
+    assert_int_equal(dw_fp64("a\0", 2), 0xd0a251c2ce76a3d7ULL);
+    assert_int_equal(dw_fp64("p-42-1234567", 12), 0x18de957c718f371cULL);
 }
 
 static int cmp(const void *a, const void *b)

@@ -494,6 +494,32 @@ static void assert_same_text(const char *got, const char *want)
     }
 }
 
+/* A joined record of the older layout, decoded into j: it moved to the joined set (the next
+ * checkpoint deletes its hash field and appends the entry), holding no string. */
+static void round_trip_joined(struct dw_join *j, const struct dw_join_rec *src, const char *id,
+                              uint16_t want_model)
+{
+    const struct dw_join_done *d = dw_join_done_find(j, id, strlen(id));
+    assert_non_null(d);
+    assert_null(dw_join_find(j, id, strlen(id)));
+    assert_int_equal(j->count, 0);
+    assert_int_equal(j->n_done, 1);
+    assert_int_equal(j->n_done_new, 1);
+    assert_int_equal(j->n_deleted, 1);
+    assert_int_equal(j->n_dirty, 0);
+    assert_int_equal(d->ts_ms, src->ts_ms);
+    assert_int_equal(d->model_idx, want_model);
+    assert_int_equal(d->flags, src->flags & (DW_JREC_LATE | DW_JREC_LABEL_NUM));
+    if (src->flags & DW_JREC_LABEL_NUM) {
+        assert_int_equal(d->label, f64_bits(src->label_num));
+    } else if (src->label_cls) {
+        assert_int_equal(d->label, dw_fp64(src->label_cls, strlen(src->label_cls)));
+    }
+    assert_int_equal(dw_join_classes(j, want_model), 0);
+    assert_int_equal(dw_join_versions(j, want_model), 0);
+    dw_join_free(j);
+}
+
 /* Encodes src, decodes it into a fresh join under id, checks every field, re-encodes. */
 static void round_trip(const struct dw_join_rec *src, const char *model, uint16_t want_model)
 {
@@ -510,6 +536,11 @@ static void round_trip(const struct dw_join_rec *src, const char *model, uint16_
     assert_int_equal(dw_join_rec_decode(&j, id, strlen(id), b.data, b.len, model_idx_of, &calls),
                      0);
     assert_int_equal(calls, 1);
+    if (src->state == DW_JOIN_DONE) {
+        round_trip_joined(&j, src, id, want_model);
+        dw_buf_free(&b);
+        return;
+    }
     struct dw_join_rec *rec = dw_join_find(&j, id, strlen(id));
     assert_non_null(rec);
     assert_int_equal(j.count, 1);
@@ -720,6 +751,7 @@ static void test_record_unknown_model_and_corrupt(void **state)
 
     /* The DIRTY bit in a stored blob is not carried into memory. */
     memcpy(bad, b.data, b.len);
+    bad[1] = DW_JOIN_PRED; /* a record that stays in the table (a joined one moves out) */
     bad[2] |= DW_JREC_DIRTY;
     assert_int_equal(dw_join_rec_decode(&j, "t", 1, bad, b.len, model_idx_of, &calls), 0);
     struct dw_join_rec *rec = dw_join_find(&j, "t", 1);
@@ -737,7 +769,7 @@ static void test_record_unknown_model_and_corrupt(void **state)
     encode_sample(&b, DW_JOIN_PRED, "churn");
     assert_int_equal(dw_join_rec_decode(&j, "t", 1, b.data, b.len, model_idx_of, &calls), -1);
     rec = dw_join_find(&j, "t", 1);
-    assert_int_equal(rec->state, DW_JOIN_DONE);
+    assert_int_equal(rec->state, DW_JOIN_PRED);
     assert_int_equal(rec->model_idx, 1);
     assert_int_equal(j.count, 1);
     free(bad);
@@ -863,11 +895,11 @@ static void test_record_previous_encoding(void **state)
     dw_join_init(&j);
     dw_join_set_model(&j, 1, 0, 10, 10);
     assert_int_equal(dw_join_rec_decode(&j, "a", 1, b.data, b.len, model_idx_of, &calls), 0);
-    struct dw_join_rec *rec = dw_join_find(&j, "a", 1);
-    assert_int_equal(rec->flags, 0);
-    assert_string_equal(rec->pred_cls, "1");
-    assert_string_equal(rec->label_cls, "0");
-    assert_int_equal(dw_join_classes(&j, 1), 2);
+    const struct dw_join_done *d = dw_join_done_find(&j, "a", 1); /* joined: moved there */
+    assert_non_null(d);
+    assert_int_equal(d->flags, 0);
+    assert_int_equal(d->label, dw_fp64("0", 1));
+    assert_int_equal(dw_join_classes(&j, 1), 0);
     dw_join_free(&j);
     /* Regression: the numbers; the texts are not interned. */
     dw_buf_reset(&b);
@@ -875,12 +907,12 @@ static void test_record_previous_encoding(void **state)
     dw_join_init(&j);
     dw_join_set_model(&j, 1, 1, 10, 10);
     assert_int_equal(dw_join_rec_decode(&j, "a", 1, b.data, b.len, model_idx_of, &calls), 0);
-    rec = dw_join_find(&j, "a", 1);
-    assert_int_equal(rec->flags, DW_JREC_PRED_NUM | DW_JREC_LABEL_NUM);
-    assert_double_exact(rec->pred_num, 2.5);
-    assert_double_exact(rec->label_num, 4.0);
+    d = dw_join_done_find(&j, "a", 1);
+    assert_non_null(d);
+    assert_int_equal(d->flags, DW_JREC_LABEL_NUM);
+    assert_int_equal(d->label, f64_bits(4.0));
     assert_int_equal(dw_join_classes(&j, 1), 0);
-    assert_int_equal(dw_join_versions(&j, 1), 1);
+    assert_int_equal(dw_join_versions(&j, 1), 0);
     dw_join_free(&j);
     dw_buf_free(&b);
 }
@@ -1025,6 +1057,276 @@ static int teardown_strings(void **state)
     return 0;
 }
 
+/* ---- the joined set ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* No two of 2M ids in gen's style and 1M UUID-like ids share a fingerprint (a collision would
+ * take a first label for a duplicate: dw_join.h). */
+static void test_fingerprints_distinct(void **state)
+{
+    (void)state;
+    enum { N_GEN = 2000000, N_UUID = 1000000 };
+    uint64_t *fp = malloc((N_GEN + N_UUID) * sizeof(*fp));
+    assert_non_null(fp);
+    char id[64];
+    for (size_t i = 0; i < N_GEN; i++) {
+        int n = snprintf(id, sizeof(id), "p-%zu-%zu", i % 128, i);
+        fp[i] = dw_fp64(id, (size_t)n);
+    }
+    uint64_t seed = 7;
+    for (size_t i = 0; i < N_UUID; i++) {
+        uint64_t a = dw_splitmix64(&seed), b = dw_splitmix64(&seed);
+        int n = snprintf(id, sizeof(id), "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
+                         (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
+                         (unsigned)(b >> 48) & 0xffff, (unsigned long long)(b & 0xffffffffffffULL));
+        fp[N_GEN + i] = dw_fp64(id, (size_t)n);
+    }
+    qsort(fp, N_GEN + N_UUID, sizeof(*fp), cmp_u64);
+    for (size_t i = 1; i < N_GEN + N_UUID; i++) {
+        if (fp[i] == fp[i - 1]) {
+            fail_msg("two ids share the fingerprint %016llx", (unsigned long long)fp[i]);
+        }
+    }
+    free(fp);
+}
+
+/* A PRED record of model 1 at ts with class label cls, finished into the joined set. */
+static void join_one(struct dw_join *j, const char *id, int64_t ts, const char *cls)
+{
+    struct dw_join_model *m = dw_join_model(j, 1);
+    struct dw_join_rec *rec = dw_join_insert(j, id, strlen(id), DW_JOIN_PRED);
+    rec->ts_ms = ts;
+    rec->model_idx = 1;
+    rec->version = dw_strtab_ref(&m->versions, "1.0", 3, 0);
+    rec->pred_cls = dw_strtab_ref(&m->classes, "1", 1, 0);
+    rec->label_cls = dw_strtab_ref(&m->classes, cls, strlen(cls), 0);
+    rec->state = DW_JOIN_DONE;
+    dw_join_finish(j, rec);
+}
+
+/* Random joins, deletions and sweeps against a plain array: every id is found exactly when
+ * the reference holds it, through table growth and backward-shift deletions. */
+static void test_joined_set_against_reference(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    static int64_t ref_ts[N]; /* 0: absent */
+    struct dw_join j;
+    dw_join_init(&j);
+    dw_join_set_model(&j, 1, 0, 0, 0);
+    uint64_t seed = 11;
+    char id[32];
+    for (int op = 0; op < 100000; op++) {
+        size_t i = dw_splitmix64(&seed) % N;
+        size_t len = make_id(id, sizeof(id), "j", i);
+        struct dw_join_done *d = dw_join_done_find(&j, id, len);
+        assert_int_equal(d != NULL, ref_ts[i] != 0);
+        if (!d) {
+            join_one(&j, id, 1 + (int64_t)(dw_splitmix64(&seed) % 100000), i % 2 ? "a" : "b");
+            ref_ts[i] = dw_join_done_find(&j, id, len)->ts_ms;
+        } else if (op % 3 == 0) {
+            assert_int_equal(d->ts_ms, ref_ts[i]);
+            assert_int_equal(d->label, dw_fp64(i % 2 ? "a" : "b", 1));
+            dw_join_done_delete(&j, d, op % 2);
+            ref_ts[i] = 0;
+        }
+        if (op % 10000 == 9999) { /* a sweep of the oldest */
+            int64_t before = 1 + (op / 10000) * 5000;
+            size_t n = dw_join_done_sweep(&j, before, 0), want = 0;
+            for (size_t k = 0; k < N; k++) {
+                if (ref_ts[k] && ref_ts[k] < before) {
+                    ref_ts[k] = 0;
+                    want++;
+                }
+            }
+            assert_int_equal(n, want);
+        }
+    }
+    size_t live = 0;
+    for (size_t k = 0; k < N; k++) {
+        size_t len = make_id(id, sizeof(id), "j", k);
+        assert_int_equal(dw_join_done_find(&j, id, len) != NULL, ref_ts[k] != 0);
+        live += ref_ts[k] != 0;
+    }
+    assert_int_equal(j.n_done, live);
+    assert_true(4 * j.n_done <= 3 * j.n_done_slots);
+    /* Joined records hold no strings: the tables are empty, the table of records too. */
+    assert_int_equal(j.count, 0);
+    assert_int_equal(dw_join_classes(&j, 1), 0);
+    assert_int_equal(dw_join_versions(&j, 1), 0);
+    dw_join_free(&j);
+}
+
+/* Writes every listed bucket of j (after dw_join_ckpt_plan) into k as a checkpoint would. */
+static void copy_buckets(struct dw_join *j, struct dw_join *k, int64_t before_ms)
+{
+    for (size_t i = 0; i < j->n_buckets; i++) {
+        const struct dw_join_bucket *b = &j->buckets[i];
+        if (b->drop) {
+            continue;
+        }
+        struct dw_buf buf;
+        dw_buf_init(&buf);
+        dw_join_bucket_encode(j, b, &buf);
+        assert_int_equal(buf.len % DW_JOIN_DONE_BYTES, 0);
+        assert_int_equal(dw_join_bucket_load(k, b->model_idx, b->start_ms, b->span_ms, buf.data,
+                                             buf.len, before_ms),
+                         0);
+        dw_buf_free(&buf);
+    }
+}
+
+/* Buckets: the new entries are planned into buckets of the span, written and read back (an
+ * entry twice is kept once, expired ones are skipped); a bucket is dropped once its span is
+ * expired, or when a rewrite finds it empty; one of another span is re-appended. */
+static void test_buckets(void **state)
+{
+    (void)state;
+    struct dw_join j, k;
+    dw_join_init(&j);
+    dw_join_set_model(&j, 1, 0, 0, 0);
+    dw_join_set_ttl(&j, 3600000); /* span: 112.5 s */
+    assert_int_equal(j.bucket_ms, 112500);
+    dw_join_set_ttl(&j, 1000); /* at least a minute */
+    assert_int_equal(j.bucket_ms, DW_JOIN_BUCKET_MIN_MS);
+    char id[32];
+    for (size_t i = 0; i < 300; i++) {
+        size_t len = make_id(id, sizeof(id), "b", i);
+        (void)len;
+        join_one(&j, id, (int64_t)i * 1000, "cat"); /* 0 .. 299 s: buckets 0, 60, .., 240 s */
+    }
+    assert_int_equal(j.n_done_new, 300);
+    dw_join_ckpt_plan(&j, INT64_MIN);
+    assert_int_equal(j.n_buckets, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_false(j.buckets[i].drop);
+        assert_int_equal(j.buckets[i].span_ms, 60000);
+    }
+    /* The new entries are sorted: each bucket's are one run. */
+    for (size_t i = 1; i < j.n_done_new; i++) {
+        assert_true(j.done_new[i - 1].ts_ms <= j.done_new[i].ts_ms);
+    }
+    struct dw_join_bucket *b1 = dw_join_bucket_of(&j, &j.done_new[70]);
+    assert_non_null(b1);
+    assert_int_equal(b1->start_ms, 60000);
+
+    /* Read back, skipping what expired (ts < 100 s), twice (a repeated APPEND): once each. */
+    dw_join_init(&k);
+    copy_buckets(&j, &k, 100000);
+    copy_buckets(&j, &k, 100000);
+    assert_int_equal(k.n_done, 200);
+    assert_int_equal(k.n_done_new, 0); /* loaded: nothing to write */
+    assert_int_equal(k.n_buckets, 5);
+    make_id(id, sizeof(id), "b", 150);
+    const struct dw_join_done *d = dw_join_done_find(&k, id, strlen(id));
+    assert_non_null(d);
+    assert_int_equal(d->ts_ms, 150000);
+    assert_int_equal(d->model_idx, 1);
+    assert_int_equal(d->label, dw_fp64("cat", 3));
+    make_id(id, sizeof(id), "b", 99);
+    assert_null(dw_join_done_find(&k, id, strlen(id)));
+
+    /* The checkpoint is done; the label clock passes join.ttl after 120 s: buckets 0 and 60 s
+     * go (their whole span is before), 120 s stays (119.5 < 120 < 180). */
+    dw_join_clear_dirty(&k);
+    dw_join_ckpt_plan(&k, 120000);
+    assert_true(k.buckets[0].drop && k.buckets[1].drop);
+    assert_false(k.buckets[2].drop);
+    dw_join_clear_dirty(&k);
+    assert_int_equal(k.n_buckets, 3);
+
+    /* An eviction of everything before 240 s: the 120 s and 180 s buckets are rewritten,
+     * found empty and dropped; the entries at 100-119 s list the 60 s bucket again, which is
+     * dropped as expired. */
+    assert_int_equal(dw_join_done_sweep(&k, 240000, 1), 140);
+    dw_join_ckpt_plan(&k, 120000);
+    assert_int_equal(k.n_buckets, 4);
+    assert_true(k.buckets[0].drop && k.buckets[1].drop);
+    assert_false(k.buckets[2].drop);
+    assert_false(k.buckets[2].rewrite);
+    assert_int_equal(k.buckets[3].start_ms, 60000);
+    assert_true(k.buckets[3].drop);
+    /* One entry of 240 s evicted: that bucket is written whole. */
+    make_id(id, sizeof(id), "b", 250);
+    dw_join_done_delete(&k, dw_join_done_find(&k, id, strlen(id)), 1);
+    dw_join_ckpt_plan(&k, 120000);
+    assert_true(k.buckets[2].rewrite);
+    struct dw_buf whole;
+    dw_buf_init(&whole);
+    dw_join_bucket_encode(&k, &k.buckets[2], &whole);
+    assert_int_equal(whole.len, 59 * DW_JOIN_DONE_BYTES);
+    dw_buf_free(&whole);
+    dw_join_clear_dirty(&k);
+    assert_int_equal(k.n_buckets, 1);
+    assert_false(k.buckets[0].rewrite);
+
+    /* join.ttl changed: a bucket of another span is re-appended to the current span's. */
+    struct dw_join m;
+    dw_join_init(&m);
+    dw_join_set_ttl(&m, 32 * 120000); /* span 120 s */
+    copy_buckets(&j, &m, INT64_MIN);
+    assert_int_equal(m.n_done, 300);
+    assert_int_equal(m.n_done_new, 300);
+    dw_join_ckpt_plan(&m, INT64_MIN);
+    size_t old = 0, fresh = 0;
+    for (size_t i = 0; i < m.n_buckets; i++) {
+        if (m.buckets[i].span_ms == 60000) {
+            assert_true(m.buckets[i].drop);
+            old++;
+        } else {
+            assert_int_equal(m.buckets[i].span_ms, 120000);
+            assert_false(m.buckets[i].drop);
+            fresh++;
+        }
+    }
+    assert_int_equal(old, 5);
+    assert_int_equal(fresh, 3); /* 0, 120 and 240 s */
+    dw_join_free(&m);
+    dw_join_free(&k);
+    dw_join_free(&j);
+}
+
+/* Corrupt buckets add nothing: a length that is not a multiple of an entry, a zero
+ * fingerprint, an offset beyond the span, unknown flags, a start off the span's grid. */
+static void test_bucket_corrupt(void **state)
+{
+    (void)state;
+    struct dw_join j;
+    dw_join_init(&j);
+    struct dw_buf b;
+    dw_buf_init(&b);
+    struct dw_join_bucket bk = {.start_ms = 60000, .span_ms = 60000, .model_idx = 0};
+    struct dw_join_done good = {.fp = 42, .ts_ms = 61000, .label = 7, .flags = DW_JREC_LATE};
+    dw_join_done_encode(&good, &bk, &b);
+    assert_int_equal(b.len, DW_JOIN_DONE_BYTES);
+    uint8_t raw[DW_JOIN_DONE_BYTES];
+    memcpy(raw, b.data, sizeof(raw));
+    assert_int_equal(dw_join_bucket_load(&j, 0, 60000, 60000, raw, sizeof(raw) - 1, INT64_MIN), -1);
+    assert_int_equal(dw_join_bucket_load(&j, 0, 60001, 60000, raw, sizeof(raw), INT64_MIN), -1);
+    assert_int_equal(dw_join_bucket_load(&j, 0, 60000, 0, raw, sizeof(raw), INT64_MIN), -1);
+    uint8_t bad[DW_JOIN_DONE_BYTES];
+    memcpy(bad, raw, sizeof(bad));
+    memset(bad, 0, 8); /* fingerprint 0 */
+    assert_int_equal(dw_join_bucket_load(&j, 0, 60000, 60000, bad, sizeof(bad), INT64_MIN), -1);
+    memcpy(bad, raw, sizeof(bad));
+    bad[8] = 0x60, bad[9] = 0xea, bad[10] = 0, bad[11] = 0; /* offset 60000: the span's end */
+    assert_int_equal(dw_join_bucket_load(&j, 0, 60000, 60000, bad, sizeof(bad), INT64_MIN), -1);
+    memcpy(bad, raw, sizeof(bad));
+    bad[20] = DW_JREC_SCORE;
+    assert_int_equal(dw_join_bucket_load(&j, 0, 60000, 60000, bad, sizeof(bad), INT64_MIN), -1);
+    assert_int_equal(j.n_done, 0);
+    assert_int_equal(j.n_buckets, 0);
+    assert_int_equal(dw_join_bucket_load(&j, 0, 60000, 60000, raw, sizeof(raw), INT64_MIN), 0);
+    assert_int_equal(j.n_done, 1);
+    dw_buf_free(&b);
+    dw_join_free(&j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1038,6 +1340,10 @@ int main(void)
         cmocka_unit_test(test_record_hostile_fields),
         cmocka_unit_test(test_record_previous_encoding),
         cmocka_unit_test(test_strtab),
+        cmocka_unit_test(test_fingerprints_distinct),
+        cmocka_unit_test(test_joined_set_against_reference),
+        cmocka_unit_test(test_buckets),
+        cmocka_unit_test(test_bucket_corrupt),
         cmocka_unit_test(test_strings_follow_records),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_strings);

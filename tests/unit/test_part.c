@@ -167,6 +167,20 @@ static struct dw_join_rec *rec_of(struct dw_part *p, const char *id)
     return dw_join_find(&p->join, id, strlen(id));
 }
 
+/* The joined entry of id: it has left the record table for the joined set (dw_join.h). */
+static const struct dw_join_done *joined(struct dw_part *p, const char *id)
+{
+    assert_null(rec_of(p, id));
+    return dw_join_done_find(&p->join, id, strlen(id));
+}
+
+/* 1 when id is joined and its first label was class cls. */
+static int joined_as(struct dw_part *p, const char *id, const char *cls)
+{
+    const struct dw_join_done *d = joined(p, id);
+    return d && !(d->flags & DW_JREC_LABEL_NUM) && d->label == dw_fp64(cls, strlen(cls));
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 static void test_windows_epoch_aligned(void **state)
@@ -274,7 +288,8 @@ static void test_late_predictions(void **state)
     assert_int_equal(label(p, "e", 80000, "1"), DW_PART_OK);
     assert_int_equal(w0->all.labeled, 0);
     assert_int_equal(p->ctr.late_labels, 1);
-    assert_int_equal(rec_of(p, "e")->state, DW_JOIN_DONE);
+    assert_non_null(joined(p, "e"));
+    assert_true(joined(p, "e")->flags & DW_JREC_LATE);
     /* ... and so are its duplicates. */
     assert_int_equal(label(p, "e", 80001, "0"), DW_PART_DUPLICATE);
     assert_int_equal(p->ctr.late_labels, 2);
@@ -408,8 +423,7 @@ static void test_first_label_wins(void **state)
     assert_int_equal(w0->versions[v11].c.labeled, 2);
     assert_int_equal(w0->versions[v11].c.fp, 1);
     assert_int_equal(w0->versions[v11].c.correct, 1);
-    assert_int_equal(rec_of(p, "tp")->state, DW_JOIN_DONE);
-    assert_string_equal(rec_of(p, "tp")->label_cls, "1");
+    assert_true(joined_as(p, "tp", "1"));
 
     /* Later labels: duplicates; conflicts when they differ from the first (kept) label. */
     assert_int_equal(label(p, "tp", 11000, "0"), DW_PART_DUPLICATE); /* conflict */
@@ -422,7 +436,7 @@ static void test_first_label_wins(void **state)
     assert_int_equal(c->correct, 3);
     assert_int_equal(c->tp, 1);
     assert_int_equal(c->fp, 1);
-    assert_string_equal(rec_of(p, "tp")->label_cls, "1");
+    assert_true(joined_as(p, "tp", "1"));
     assert_int_equal(p->ctr.labels, 8);
     assert_int_equal(p->ctr.late_labels, 0);
 
@@ -498,15 +512,15 @@ static void test_label_before_prediction(void **state)
     assert_int_equal(w0->duplicate_labels, 3);
     assert_int_equal(w0->conflicts, 2);
     assert_int_equal(w0->versions[0].c.labeled, 1);
-    rec = rec_of(p, "early");
-    assert_int_equal(rec->state, DW_JOIN_DONE);
-    assert_int_equal(rec->ts_ms, 1000);
-    assert_int_equal(rec->win_ms, 0);
-    assert_int_equal(rec->n_dups, 0);
-    /* the duplicates were counted and freed (LeakSanitizer) */
-    assert_double_exact(rec->score, 0.75);
-    assert_string_equal(rec->version, "2.0");
-    assert_string_equal(rec->pred_cls, "1");
+    /* Joined: the record left the table (its duplicates counted and freed: LeakSanitizer, its
+     * strings released) for the joined set. */
+    const struct dw_join_done *d = joined(p, "early");
+    assert_non_null(d);
+    assert_int_equal(d->ts_ms, 1000);
+    assert_int_equal(d->model_idx, FRAUD);
+    assert_int_equal(d->flags, 0);
+    assert_true(joined_as(p, "early", "1"));
+    assert_int_equal(dw_join_versions(&p->join, FRAUD), 0);
     /* One more label after the join: a duplicate in the window. */
     assert_int_equal(label(p, "early", 8000, "0"), DW_PART_DUPLICATE);
     assert_int_equal(w0->duplicate_labels, 4);
@@ -578,7 +592,7 @@ static void test_label_lateness(void **state)
     assert_int_equal(label(p, "c", 170000, "1"), DW_PART_OK);
     assert_int_equal(w0->all.labeled, 2);
     assert_int_equal(p->ctr.late_labels, 1);
-    assert_int_equal(rec_of(p, "c")->state, DW_JOIN_DONE);
+    assert_non_null(joined(p, "c"));
     /* Duplicates of an on-time label arriving after the horizon are late, not duplicates. */
     assert_int_equal(label(p, "a", 180001, "0"), DW_PART_DUPLICATE);
     assert_int_equal(p->ctr.late_labels, 2);
@@ -755,10 +769,13 @@ static void test_retirement(void **state)
     assert_int_equal(p->join.n_deleted, 0);
     assert_false(p->meta_dirty);
     assert_false(rec_of(p, "b")->flags & DW_JREC_DIRTY);
-    /* A label dirties its window and record again. */
+    /* A label dirties its window, and its record moves to the joined set: the checkpoint
+     * deletes the record and appends the entry. */
     assert_int_equal(label(p, "b", 180002, "1"), DW_PART_OK);
     assert_true(win(p, FRAUD, 60000)->dirty);
-    assert_true(rec_of(p, "b")->flags & DW_JREC_DIRTY);
+    assert_non_null(joined(p, "b"));
+    assert_int_equal(p->join.n_deleted, 1);
+    assert_int_equal(p->join.n_done_new, 1);
     assert_true(p->meta_dirty);
     dw_part_free(p);
 
@@ -996,6 +1013,9 @@ static void capture(struct dw_part *p, struct outcome_state *st)
     for (size_t i = 0; i < p->join.n_used; i++) {
         st->by_state[p->join.pool[i].state]++;
     }
+    assert_int_equal(st->by_state[DW_JOIN_DONE], 0); /* joined: in the joined set */
+    st->by_state[DW_JOIN_DONE] = p->join.n_done;
+    st->by_state[DW_JOIN_FREE] = 0; /* pool records freed by joins: depends on the order */
     st->max_ts = p->max_ts;
     st->max_label_ts = p->max_label_ts;
 }
@@ -1179,19 +1199,21 @@ static void test_distinct_regression_values(void **state)
     assert_int_equal(p->ctr.predictions, N_DISTINCT);
     assert_int_equal(p->ctr.labels, N_DISTINCT);
     assert_int_equal(p->ctr.rejected_classes, 0);
-    assert_int_equal(p->join.count, N_DISTINCT);
+    assert_int_equal(dw_join_size(&p->join), N_DISTINCT);
     /* Numbers are never interned; the parked labels' texts went with their join. */
     assert_int_equal(dw_join_classes(&p->join, PRICE), 0);
     assert_int_equal(p->join.parked.count, 0);
-    assert_int_equal(dw_join_versions(&p->join, PRICE), 1);
+    assert_int_equal(dw_join_versions(&p->join, PRICE), 0); /* joined records hold none */
     dw_part_free(p);
 }
 
 /*
  * 100,000 labels with distinct texts for the classification model, the first half after their
- * predictions, the second half parked before them: each label is either counted in the window
- * or rejected and counted as rejected, never lost; afterwards a prediction of a new model
- * version, and one of the other model, are still counted.
+ * predictions, the second half parked before them, while 999 predictions that wait for their
+ * labels hold 999 distinct predicted classes (with "1", the model's 1000): each label is either
+ * counted in the window or rejected and counted as rejected, never lost. A joined record holds
+ * no class (dw_join.h), so the classes come back once the waiting predictions join; afterwards
+ * a prediction of a new model version, and one of the other model, are still counted.
  */
 static void test_distinct_label_strings(void **state)
 {
@@ -1199,10 +1221,16 @@ static void test_distinct_label_strings(void **state)
     struct dw_part *p = dw_part_new(&g_cfg, 0);
     char id[32], lv[32];
     uint64_t ok = 0, rejected = 0;
+    for (int i = 0; i < DW_JOIN_MAX_CLASSES - 1; i++) {
+        snprintf(id, sizeof(id), "w%d", i);
+        snprintf(lv, sizeof(lv), "W%d", i);
+        assert_int_equal(predict(p, id, 100, lv), DW_PART_OK);
+    }
     for (int i = 0; i < N_DISTINCT / 2; i++) {
         snprintf(id, sizeof(id), "c%d", i);
         assert_int_equal(predict(p, id, i % 50000, "1"), DW_PART_OK);
     }
+    assert_int_equal(dw_join_classes(&p->join, FRAUD), DW_JOIN_MAX_CLASSES);
     for (int i = 0; i < N_DISTINCT; i++) {
         snprintf(id, sizeof(id), "c%d", i);
         snprintf(lv, sizeof(lv), "L%d", i);
@@ -1219,18 +1247,15 @@ static void test_distinct_label_strings(void **state)
         assert_int_equal(predict(p, id, i % 50000, "1"), DW_PART_OK);
     }
     struct dw_agg *w0 = win(p, FRAUD, 0);
-    assert_int_equal(w0->all.predictions, N_DISTINCT);
+    assert_int_equal(w0->all.predictions, N_DISTINCT + DW_JOIN_MAX_CLASSES - 1);
     assert_int_equal(ok + rejected, N_DISTINCT);
-    /* Counted or rejected: nothing in between. */
-    assert_int_equal(w0->all.labeled + p->ctr.rejected_classes, N_DISTINCT);
-    assert_true(w0->all.labeled > 0);
-    /* As documented: the class "1" and the first 999 label texts fill the model's 1000
-     * classes (DW_JOIN_MAX_CLASSES); later labels that found their prediction are rejected on
-     * arrival, the 50,000 parked ones when their prediction came. */
-    assert_int_equal(w0->all.labeled, DW_JOIN_MAX_CLASSES - 1);
-    assert_int_equal(rejected, N_DISTINCT / 2 - (DW_JOIN_MAX_CLASSES - 1));
-    assert_int_equal(ok, DW_JOIN_MAX_CLASSES - 1 + N_DISTINCT / 2);
-    assert_int_equal(p->ctr.rejected_classes, N_DISTINCT - (DW_JOIN_MAX_CLASSES - 1));
+    /* Counted or rejected: nothing in between. As documented: the 1000 classes are full, so
+     * labels that found their prediction are rejected on arrival, the 50,000 parked ones when
+     * their prediction came. */
+    assert_int_equal(w0->all.labeled, 0);
+    assert_int_equal(rejected, N_DISTINCT / 2);
+    assert_int_equal(ok, N_DISTINCT / 2);
+    assert_int_equal(p->ctr.rejected_classes, N_DISTINCT);
     assert_int_equal(p->reject.reason, DW_BAD_TOO_MANY_CLASSES);
     assert_contains(p->reject.msg, "'L49999'");
     assert_contains(p->reject.msg, "models.fraud.max_classes (1000)");
@@ -1241,11 +1266,19 @@ static void test_distinct_label_strings(void **state)
     assert_int_equal(p->join.parked.count, 0);
     /* A rejected label left its prediction waiting: a later label with a known class joins. */
     assert_int_equal(label(p, "c60000", 50000, "1"), DW_PART_OK);
-    assert_int_equal(w0->all.labeled, DW_JOIN_MAX_CLASSES);
+    assert_int_equal(w0->all.labeled, 1);
+    /* The waiting predictions join: their classes go with them, new labels fit again. */
+    for (int i = 0; i < DW_JOIN_MAX_CLASSES - 1; i++) {
+        snprintf(id, sizeof(id), "w%d", i);
+        assert_int_equal(label(p, id, 100, "1"), DW_PART_OK);
+    }
+    assert_int_equal(dw_join_classes(&p->join, FRAUD), 1);
+    assert_int_equal(label(p, "c60001", 50000, "L60001"), DW_PART_OK);
+    assert_int_equal(w0->all.labeled, DW_JOIN_MAX_CLASSES + 1);
     /* A new version of the model, and the other model, are still counted. */
     assert_int_equal(predict_full(p, FRAUD, "new-version", 100, "1", "2.0", NO_SCORE, 1.0, "DE"),
                      DW_PART_OK);
-    assert_int_equal(w0->all.predictions, N_DISTINCT + 1);
+    assert_int_equal(w0->all.predictions, N_DISTINCT + DW_JOIN_MAX_CLASSES);
     assert_int_equal(w0->versions[dw_agg_version_slot(w0, "2.0", 3)].c.predictions, 1);
     assert_int_equal(predict_full(p, PRICE, "other-model", 100, "7.25", "", NO_SCORE, 0.0, NULL),
                      DW_PART_OK);
@@ -1258,11 +1291,13 @@ static void test_distinct_label_strings(void **state)
     assert_int_equal(label(p, "clock-label", 400000, "1"), DW_PART_OK);
     dw_part_maintain(p, g_cfg.join_max_records);
     assert_int_equal(p->join.count, 2);
+    assert_int_equal(p->join.n_done, 0);
     assert_int_equal(dw_join_classes(&p->join, FRAUD), 1); /* "1" of the clock prediction */
     assert_int_equal(dw_join_versions(&p->join, FRAUD), 1);
     assert_int_equal(predict(p, "fresh", 400001, "1"), DW_PART_OK);
+    assert_int_equal(dw_join_classes(&p->join, FRAUD), 1);
     assert_int_equal(label(p, "fresh", 400001, "a-new-class"), DW_PART_OK);
-    assert_int_equal(dw_join_classes(&p->join, FRAUD), 2);
+    assert_int_equal(dw_join_classes(&p->join, FRAUD), 1); /* joined: holds no class */
     dw_part_free(p);
 }
 
@@ -1410,6 +1445,19 @@ static void test_restart_reinterns(void **state)
                          0);
         dw_buf_free(&b);
     }
+    /* The joined set as a checkpoint writes it: its buckets whole. */
+    dw_join_ckpt_plan(j, INT64_MIN);
+    assert_true(j->n_buckets > 0);
+    for (size_t k = 0; k < j->n_buckets; k++) {
+        const struct dw_join_bucket *bk = &j->buckets[k];
+        struct dw_buf b;
+        dw_buf_init(&b);
+        dw_join_bucket_encode(j, bk, &b);
+        assert_int_equal(dw_join_bucket_load(&q->join, bk->model_idx, bk->start_ms, bk->span_ms,
+                                             b.data, b.len, INT64_MIN),
+                         0);
+        dw_buf_free(&b);
+    }
     for (size_t w = 0; w < p->n_wins; w++) {
         struct dw_buf b;
         dw_buf_init(&b);
@@ -1423,6 +1471,7 @@ static void test_restart_reinterns(void **state)
     q->max_ts = p->max_ts;
     q->max_label_ts = p->max_label_ts;
     assert_int_equal(q->join.count, p->join.count);
+    assert_int_equal(q->join.n_done, p->join.n_done);
     assert_int_equal(dw_join_classes(&q->join, FRAUD), dw_join_classes(&p->join, FRAUD));
     assert_int_equal(dw_join_classes(&q->join, PRICE), 0);
     assert_int_equal(q->join.parked.count, p->join.parked.count);

@@ -50,6 +50,15 @@ int dw_err(char *errstr, size_t errstr_size, const char *fmt, ...)
 /** @brief 64-bit FNV-1a hash of a byte string. */
 uint64_t dw_hash64(const void *data, size_t len);
 
+/**
+ * @brief 64-bit fingerprint of a byte string, where a fingerprint stands for the string itself
+ *        (dw_join.h's joined records): the same on every platform, whole 8-byte words through
+ *        bijective mixing steps, so strings of one length that differ in one word never
+ *        collide and other pairs collide with probability about 2^-64. Not FNV-1a: its
+ *        byte-at-a-time steps are weak for that. Never 0 (0 marks an empty slot).
+ */
+uint64_t dw_fp64(const void *data, size_t len);
+
 /** @brief malloc/calloc/realloc/strdup that abort on out-of-memory (never return NULL). */
 void *dw_malloc(size_t size);
 void *dw_calloc(size_t n, size_t size);

@@ -6,7 +6,22 @@
  *   LABEL  a label that arrived first, parked until its prediction comes
  *   DONE   joined; kept until its TTL so that later labels count as duplicates
  * Records hold only what the metrics need (window, version, classes, score, numbers), never
- * the raw event.
+ * the raw event. PRED and LABEL records live in the record table below, keyed by the id
+ * itself. A DONE record needs far less, and most records of a partition are DONE (they stay
+ * join.ttl, a prediction waits only for its label's delay): it moves out of the table into the
+ * joined set, struct dw_join_done, 32 bytes in memory and 21 in Redis, where the id is kept as
+ * its 64-bit fingerprint (dw_fp64) and the label as its number or the fingerprint of its class.
+ * What the fingerprints may confuse: a label or prediction whose id is not in the record table
+ * and whose fingerprint equals a joined record's is taken for a duplicate of it, and a
+ * duplicate label whose class's fingerprint equals the first label's is taken as agreeing; each
+ * with probability about n / 2^64 for n joined records kept (5e-14 at a million).
+ *
+ * The joined set in Redis: its entries are appended, never rewritten one by one, to one string
+ * per model and span of event time (a bucket, DW_JOIN_BUCKET_* below): the checkpoint APPENDs
+ * what joined since the last one, drops a bucket once join.ttl has passed its end on the label
+ * clock, and rewrites a bucket (SET) only when an entry left it for another reason (eviction,
+ * expiry at the end of the labels, a prediction reusing an expired id). Entries expired by the
+ * label clock stay in their bucket until it goes and are skipped when it is loaded.
  *
  * Strings: a regression model's predictions and labels are numbers and stay numbers in the
  * record. A classification model's classes and every model's versions are interned in tables
@@ -148,6 +163,30 @@ struct dw_join_arena {
     size_t bytes;                           /* bytes of the chunks */
 };
 
+/** @brief A joined (DONE) record: what a later label or prediction with its id needs. */
+struct dw_join_done {
+    uint64_t fp;        /* dw_fp64 of prediction_id; 0: an empty slot */
+    int64_t ts_ms;      /* the prediction's event time (its window and its expiry follow) */
+    uint64_t label;     /* DW_JREC_LABEL_NUM: the number's bits; else dw_fp64 of the class */
+    uint16_t model_idx; /* the prediction's model */
+    uint8_t flags;      /* DW_JREC_LATE, DW_JREC_LABEL_NUM */
+};
+
+#define DW_JOIN_DONE_BYTES                                                                         \
+    21 /* one entry in Redis: fp u64, ts - bucket start u32, label, flags                          \
+        */
+#define DW_JOIN_BUCKET_MIN_MS 60000LL    /* span of a bucket: join.ttl / 32 within these */
+#define DW_JOIN_BUCKET_MAX_MS 86400000LL /* (a u32 offset of milliseconds holds it) */
+
+/** @brief One Redis string of joined entries: a model's entries of [start, start + span). */
+struct dw_join_bucket {
+    int64_t start_ms, span_ms;
+    uint16_t model_idx;
+    uint8_t rewrite; /* an entry left it: the next checkpoint writes it whole (SET) */
+    uint8_t drop;    /* of another span (join.ttl changed): its entries are appended anew to
+                      * buckets of the current span, and it goes at the next checkpoint */
+};
+
 struct dw_join {
     struct dw_join_rec *pool; /* mapped pages, pool_cap records */
     size_t pool_cap;
@@ -165,6 +204,14 @@ struct dw_join {
     size_t n_models;
     struct dw_strtab parked; /* texts of parked labels */
     struct dw_join_arena arena;
+    /* the joined set: open addressing on fp, load factor at most 3/4, mapped pages */
+    struct dw_join_done *done;
+    size_t n_done_slots, n_done;
+    struct dw_join_done *done_new; /* joined since the last checkpoint (to APPEND) */
+    size_t n_done_new, cap_done_new;
+    struct dw_join_bucket *buckets; /* every bucket in Redis or to be written there */
+    size_t n_buckets, cap_buckets;
+    int64_t bucket_ms; /* span of the buckets written now (dw_join_set_ttl) */
 };
 
 void dw_join_init(struct dw_join *j);
@@ -222,5 +269,66 @@ int dw_join_rec_decode(struct dw_join *j, const char *id, size_t id_len, const v
 
 /** @brief Forgets the dirty list and deleted ids (after a successful checkpoint). */
 void dw_join_clear_dirty(struct dw_join *j);
+
+/* ---- the joined set ---- */
+
+/** @brief Sets the span of new buckets from join.ttl (DW_JOIN_BUCKET_*). */
+void dw_join_set_ttl(struct dw_join *j, int64_t ttl_ms);
+
+/** @returns the records the join keeps: the table's and the joined set's. */
+size_t dw_join_size(const struct dw_join *j);
+
+/**
+ * @brief Moves a PRED record whose label has been set (label_cls or DW_JREC_LABEL_NUM) into the
+ *        joined set and deletes it from the table (the checkpoint deletes its hash field and
+ *        appends the entry). rec is gone afterwards.
+ */
+void dw_join_finish(struct dw_join *j, struct dw_join_rec *rec);
+
+/** @returns the joined entry of id or NULL. The pointer is valid until the set changes. */
+struct dw_join_done *dw_join_done_find(const struct dw_join *j, const char *id, size_t len);
+
+/**
+ * @brief Deletes a joined entry. @param rewrite 0 when it expired by the label clock (loading
+ *        skips such entries: its bucket stays as it is), 1 otherwise (its bucket is rewritten).
+ */
+void dw_join_done_delete(struct dw_join *j, struct dw_join_done *d, int rewrite);
+
+/**
+ * @brief Deletes every joined entry with ts_ms < before_ms (rewrite: as dw_join_done_delete).
+ * @returns how many.
+ */
+size_t dw_join_done_sweep(struct dw_join *j, int64_t before_ms, int rewrite);
+
+/**
+ * @brief Prepares the joined set's part of a checkpoint: sorts the new entries by model and
+ *        time, lists the buckets they go to, marks for dropping the buckets whose whole span
+ *        is before before_ms (expired on the label clock: ts + join.ttl < label watermark), and
+ *        a bucket to rewrite that holds no entry any more. Idempotent: a failed checkpoint
+ *        leaves it to be done again.
+ */
+void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms);
+
+/** @returns the bucket of the current span that entry d goes to, or NULL when not listed. */
+struct dw_join_bucket *dw_join_bucket_of(struct dw_join *j, const struct dw_join_done *d);
+
+/** @brief Appends the Redis form of every entry of bucket b in the joined set to out. */
+void dw_join_bucket_encode(const struct dw_join *j, const struct dw_join_bucket *b,
+                           struct dw_buf *out);
+
+/** @brief Appends the Redis form of entry d of bucket b to out. */
+void dw_join_done_encode(const struct dw_join_done *d, const struct dw_join_bucket *b,
+                         struct dw_buf *out);
+
+/**
+ * @brief Loads a bucket read from Redis: lists it, and adds its entries with ts_ms >= before_ms
+ *        (older ones expired by the label clock) to the joined set; an entry already there
+ *        (an APPEND repeated after a lost reply) is kept once. A bucket of another span than
+ *        the current one is marked to drop and its entries to append anew.
+ * @returns 0, -1 when corrupt (a length that is not a multiple of DW_JOIN_DONE_BYTES, an
+ *          offset beyond the span, unknown flags, a span out of range).
+ */
+int dw_join_bucket_load(struct dw_join *j, uint16_t model_idx, int64_t start_ms, int64_t span_ms,
+                        const void *data, size_t len, int64_t before_ms);
 
 #endif
