@@ -876,20 +876,31 @@ static int in_bucket(const struct dw_join_done *d, const struct dw_join_bucket *
            d->ts_ms - b->start_ms < b->span_ms;
 }
 
-void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms)
+/* 1 when the whole span of b is before `before` (INT64_MIN: never). */
+static int span_before(const struct dw_join_bucket *b, int64_t before)
+{
+    return before != INT64_MIN && b->start_ms <= before - b->span_ms;
+}
+
+void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms, int64_t seal_before_ms)
 {
     if (j->n_done_new > 1) {
         qsort(j->done_new, j->n_done_new, sizeof(*j->done_new), cmp_done_new);
     }
     for (size_t i = 0; i < j->n_done_new; i++) {
         const struct dw_join_done *d = &j->done_new[i];
-        bucket_list(j, d->model_idx, span_start(d->ts_ms, j->bucket_ms), j->bucket_ms);
+        struct dw_join_bucket *b =
+            bucket_list(j, d->model_idx, span_start(d->ts_ms, j->bucket_ms), j->bucket_ms);
+        b->rewrite |= b->sealed;
     }
     for (size_t i = 0; i < j->n_buckets; i++) {
         struct dw_join_bucket *b = &j->buckets[i];
+        if (!b->sealed && span_before(b, seal_before_ms)) {
+            b->sealed = 1;
+            b->rewrite = 1;
+        }
         /* decided anew each time: an entry may have joined since a failed checkpoint */
-        b->drop = b->span_ms != j->bucket_ms ||
-                  (before_ms != INT64_MIN && b->start_ms <= before_ms - b->span_ms);
+        b->drop = b->span_ms != j->bucket_ms || span_before(b, before_ms);
         if (b->rewrite && !b->drop) {
             size_t n = 0;
             for (size_t k = 0; k < j->n_done_slots && n == 0; k++) {

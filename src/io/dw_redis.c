@@ -1243,9 +1243,9 @@ static int ck_bucket_cmd(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
 static int ck_send_joined(struct dw_redis *r, struct dw_part *p, struct ckpt *ck)
 {
     struct dw_join *j = &p->join;
-    int64_t before =
-        p->max_label_ts == DW_NO_TS ? INT64_MIN : p->max_label_ts - r->cfg->join_ttl_ms;
-    dw_join_ckpt_plan(j, before);
+    int64_t mlts = p->max_label_ts;
+    dw_join_ckpt_plan(j, mlts == DW_NO_TS ? INT64_MIN : mlts - r->cfg->join_ttl_ms,
+                      mlts == DW_NO_TS ? INT64_MIN : mlts - r->cfg->label_horizon_ms);
     struct dw_buf blob;
     dw_buf_init(&blob);
     int rc = 0;

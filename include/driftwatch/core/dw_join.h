@@ -185,6 +185,7 @@ struct dw_join_bucket {
     uint8_t rewrite; /* an entry left it: the next checkpoint writes it whole (SET) */
     uint8_t drop;    /* of another span (join.ttl changed): its entries are appended anew to
                       * buckets of the current span, and it goes at the next checkpoint */
+    uint8_t sealed;  /* past the label horizon: written whole (SET) once, then on any change */
 };
 
 struct dw_join {
@@ -304,10 +305,14 @@ size_t dw_join_done_sweep(struct dw_join *j, int64_t before_ms, int rewrite);
  * @brief Prepares the joined set's part of a checkpoint: sorts the new entries by model and
  *        time, lists the buckets they go to, marks for dropping the buckets whose whole span
  *        is before before_ms (expired on the label clock: ts + join.ttl < label watermark), and
- *        a bucket to rewrite that holds no entry any more. Idempotent: a failed checkpoint
- *        leaves it to be done again.
+ *        a bucket to rewrite that holds no entry any more. A bucket whose whole span is before
+ *        seal_before_ms (the label horizon has passed it: few labels are still to come) is
+ *        sealed: rewritten once, and from then on instead of appended to. Why: Redis grows a
+ *        string that is appended to by doubling its allocation, so a bucket built by APPENDs
+ *        holds up to twice its bytes; written whole, it holds its size. Idempotent: a failed
+ *        checkpoint leaves it to be done again. INT64_MIN: no such bound.
  */
-void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms);
+void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms, int64_t seal_before_ms);
 
 /** @returns the bucket of the current span that entry d goes to, or NULL when not listed. */
 struct dw_join_bucket *dw_join_bucket_of(struct dw_join *j, const struct dw_join_done *d);
