@@ -876,31 +876,20 @@ static int in_bucket(const struct dw_join_done *d, const struct dw_join_bucket *
            d->ts_ms - b->start_ms < b->span_ms;
 }
 
-/* 1 when the whole span of b is before `before` (INT64_MIN: never). */
-static int span_before(const struct dw_join_bucket *b, int64_t before)
-{
-    return before != INT64_MIN && b->start_ms <= before - b->span_ms;
-}
-
-void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms, int64_t seal_before_ms)
+void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms)
 {
     if (j->n_done_new > 1) {
         qsort(j->done_new, j->n_done_new, sizeof(*j->done_new), cmp_done_new);
     }
     for (size_t i = 0; i < j->n_done_new; i++) {
         const struct dw_join_done *d = &j->done_new[i];
-        struct dw_join_bucket *b =
-            bucket_list(j, d->model_idx, span_start(d->ts_ms, j->bucket_ms), j->bucket_ms);
-        b->rewrite |= b->sealed;
+        bucket_list(j, d->model_idx, span_start(d->ts_ms, j->bucket_ms), j->bucket_ms);
     }
     for (size_t i = 0; i < j->n_buckets; i++) {
         struct dw_join_bucket *b = &j->buckets[i];
-        if (!b->sealed && span_before(b, seal_before_ms)) {
-            b->sealed = 1;
-            b->rewrite = 1;
-        }
         /* decided anew each time: an entry may have joined since a failed checkpoint */
-        b->drop = b->span_ms != j->bucket_ms || span_before(b, before_ms);
+        b->drop = b->span_ms != j->bucket_ms ||
+                  (before_ms != INT64_MIN && b->start_ms <= before_ms - b->span_ms);
         if (b->rewrite && !b->drop) {
             size_t n = 0;
             for (size_t k = 0; k < j->n_done_slots && n == 0; k++) {
@@ -951,7 +940,9 @@ int dw_join_bucket_load(struct dw_join *j, uint16_t model_idx, int64_t start_ms,
         }
     }
     int other_span = span_ms != j->bucket_ms;
-    bucket_list(j, model_idx, start_ms, span_ms)->drop = (uint8_t)other_span;
+    struct dw_join_bucket *b = bucket_list(j, model_idx, start_ms, span_ms);
+    b->drop = (uint8_t)other_span;
+    b->rewrite = len == 0;
     dw_reader_init(&rd, data, len);
     while (dw_rd_left(&rd) > 0) {
         struct dw_join_done d = {.fp = dw_rd_u64(&rd), .model_idx = model_idx};

@@ -1201,7 +1201,7 @@ static void test_buckets(void **state)
         join_one(&j, id, (int64_t)i * 1000, "cat"); /* 0 .. 299 s: buckets 0, 60, .., 240 s */
     }
     assert_int_equal(j.n_done_new, 300);
-    dw_join_ckpt_plan(&j, INT64_MIN, INT64_MIN);
+    dw_join_ckpt_plan(&j, INT64_MIN);
     assert_int_equal(j.n_buckets, 5);
     for (size_t i = 0; i < 5; i++) {
         assert_false(j.buckets[i].drop);
@@ -1234,7 +1234,7 @@ static void test_buckets(void **state)
     /* The checkpoint is done; the label clock passes join.ttl after 120 s: buckets 0 and 60 s
      * go (their whole span is before), 120 s stays (119.5 < 120 < 180). */
     dw_join_clear_dirty(&k);
-    dw_join_ckpt_plan(&k, 120000, INT64_MIN);
+    dw_join_ckpt_plan(&k, 120000);
     assert_true(k.buckets[0].drop && k.buckets[1].drop);
     assert_false(k.buckets[2].drop);
     dw_join_clear_dirty(&k);
@@ -1244,7 +1244,7 @@ static void test_buckets(void **state)
      * found empty and dropped; the entries at 100-119 s list the 60 s bucket again, which is
      * dropped as expired. */
     assert_int_equal(dw_join_done_sweep(&k, 240000, 1), 140);
-    dw_join_ckpt_plan(&k, 120000, INT64_MIN);
+    dw_join_ckpt_plan(&k, 120000);
     assert_int_equal(k.n_buckets, 4);
     assert_true(k.buckets[0].drop && k.buckets[1].drop);
     assert_false(k.buckets[2].drop);
@@ -1254,7 +1254,7 @@ static void test_buckets(void **state)
     /* One entry of 240 s evicted: that bucket is written whole. */
     make_id(id, sizeof(id), "b", 250);
     dw_join_done_delete(&k, dw_join_done_find(&k, id, strlen(id)), 1);
-    dw_join_ckpt_plan(&k, 120000, INT64_MIN);
+    dw_join_ckpt_plan(&k, 120000);
     assert_true(k.buckets[2].rewrite);
     struct dw_buf whole;
     dw_buf_init(&whole);
@@ -1265,23 +1265,6 @@ static void test_buckets(void **state)
     assert_int_equal(k.n_buckets, 1);
     assert_false(k.buckets[0].rewrite);
 
-    /* Sealed once the label horizon has passed its span: written whole once, then whole
-     * again for each later entry instead of appended (Redis doubles appended strings). */
-    dw_join_ckpt_plan(&k, 120000, 299999);
-    assert_false(k.buckets[0].sealed); /* 240 s + 60 s > 299.999 s */
-    assert_false(k.buckets[0].rewrite);
-    dw_join_ckpt_plan(&k, 120000, 300000);
-    assert_true(k.buckets[0].sealed && k.buckets[0].rewrite);
-    dw_join_clear_dirty(&k);
-    assert_true(k.buckets[0].sealed && !k.buckets[0].rewrite);
-    dw_join_ckpt_plan(&k, 120000, 300000);
-    assert_false(k.buckets[0].rewrite); /* nothing new: nothing written */
-    dw_join_set_model(&k, 1, 0, 0, 0);
-    join_one(&k, "late-join", 250000, "dog");
-    dw_join_ckpt_plan(&k, 120000, 300000);
-    assert_true(k.buckets[0].rewrite);
-    dw_join_clear_dirty(&k);
-
     /* join.ttl changed: a bucket of another span is re-appended to the current span's. */
     struct dw_join m;
     dw_join_init(&m);
@@ -1289,7 +1272,7 @@ static void test_buckets(void **state)
     copy_buckets(&j, &m, INT64_MIN);
     assert_int_equal(m.n_done, 300);
     assert_int_equal(m.n_done_new, 300);
-    dw_join_ckpt_plan(&m, INT64_MIN, INT64_MIN);
+    dw_join_ckpt_plan(&m, INT64_MIN);
     size_t old = 0, fresh = 0;
     for (size_t i = 0; i < m.n_buckets; i++) {
         if (m.buckets[i].span_ms == 60000) {

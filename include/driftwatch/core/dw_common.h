@@ -54,8 +54,9 @@ uint64_t dw_hash64(const void *data, size_t len);
  * @brief 64-bit fingerprint of a byte string, where a fingerprint stands for the string itself
  *        (dw_join.h's joined records): the same on every platform, whole 8-byte words through
  *        bijective mixing steps, so strings of one length that differ in one word never
- *        collide and other pairs collide with probability about 2^-64. Not FNV-1a: its
- *        byte-at-a-time steps are weak for that. Never 0 (0 marks an empty slot).
+ *        collide (but for the pair whose mixes are 0 and 1: 0 is returned as 1, since 0 marks
+ *        an empty slot) and other pairs collide with probability about 2^-64. Not FNV-1a: its
+ *        byte-at-a-time steps are weak for that.
  */
 uint64_t dw_fp64(const void *data, size_t len);
 

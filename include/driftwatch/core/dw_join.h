@@ -16,12 +16,12 @@
  * duplicate label whose class's fingerprint equals the first label's is taken as agreeing; each
  * with probability about n / 2^64 for n joined records kept (5e-14 at a million).
  *
- * The joined set in Redis: its entries are appended, never rewritten one by one, to one string
- * per model and span of event time (a bucket, DW_JOIN_BUCKET_* below): the checkpoint APPENDs
- * what joined since the last one, drops a bucket once join.ttl has passed its end on the label
- * clock, and rewrites a bucket (SET) only when an entry left it for another reason (eviction,
- * expiry at the end of the labels, a prediction reusing an expired id). Entries expired by the
- * label clock stay in their bucket until it goes and are skipped when it is loaded.
+ * The joined set in Redis: its entries are appended, never rewritten one by one, to one list
+ * per model and span of event time (a bucket, DW_JOIN_BUCKET_* below): the checkpoint pushes
+ * what joined since the last one as one more piece, drops a bucket once join.ttl has passed its
+ * end on the label clock, and rewrites a bucket whole only when an entry left it for another
+ * reason (eviction, expiry at the end of the labels on the prediction clock). Entries expired
+ * by the label clock stay in their bucket until it goes and are skipped when it is loaded.
  *
  * Strings: a regression model's predictions and labels are numbers and stay numbers in the
  * record. A classification model's classes and every model's versions are interned in tables
@@ -185,7 +185,6 @@ struct dw_join_bucket {
     uint8_t rewrite; /* an entry left it: the next checkpoint writes it whole (SET) */
     uint8_t drop;    /* of another span (join.ttl changed): its entries are appended anew to
                       * buckets of the current span, and it goes at the next checkpoint */
-    uint8_t sealed;  /* past the label horizon: written whole (SET) once, then on any change */
 };
 
 struct dw_join {
@@ -305,14 +304,10 @@ size_t dw_join_done_sweep(struct dw_join *j, int64_t before_ms, int rewrite);
  * @brief Prepares the joined set's part of a checkpoint: sorts the new entries by model and
  *        time, lists the buckets they go to, marks for dropping the buckets whose whole span
  *        is before before_ms (expired on the label clock: ts + join.ttl < label watermark), and
- *        a bucket to rewrite that holds no entry any more. A bucket whose whole span is before
- *        seal_before_ms (the label horizon has passed it: few labels are still to come) is
- *        sealed: rewritten once, and from then on instead of appended to. Why: Redis grows a
- *        string that is appended to by doubling its allocation, so a bucket built by APPENDs
- *        holds up to twice its bytes; written whole, it holds its size. Idempotent: a failed
- *        checkpoint leaves it to be done again. INT64_MIN: no such bound.
+ *        a bucket to rewrite that holds no entry any more. Idempotent: a failed checkpoint
+ *        leaves it to be done again.
  */
-void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms, int64_t seal_before_ms);
+void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms);
 
 /** @returns the bucket of the current span that entry d goes to, or NULL when not listed. */
 struct dw_join_bucket *dw_join_bucket_of(struct dw_join *j, const struct dw_join_done *d);
@@ -328,8 +323,9 @@ void dw_join_done_encode(const struct dw_join_done *d, const struct dw_join_buck
 /**
  * @brief Loads a bucket read from Redis: lists it, and adds its entries with ts_ms >= before_ms
  *        (older ones expired by the label clock) to the joined set; an entry already there
- *        (an APPEND repeated after a lost reply) is kept once. A bucket of another span than
- *        the current one is marked to drop and its entries to append anew.
+ *        (a piece pushed again after a lost reply) is kept once. A bucket of another span than
+ *        the current one is marked to drop and its entries to append anew; an empty one (listed,
+ *        but gone from Redis) to rewrite, which drops it.
  * @returns 0, -1 when corrupt (a length that is not a multiple of DW_JOIN_DONE_BYTES, an
  *          offset beyond the span, unknown flags, a span out of range).
  */

@@ -16,7 +16,8 @@
  *   {dw:G:T:P}:w:<model>:<start>    string: the partition's aggregate of that window
  *   {dw:G:T:P}:join                 hash: prediction_id -> join record (waiting or parked)
  *   {dw:G:T:P}:done                 set of "<model>\t<start>\t<span>" buckets of joined records
- *   {dw:G:T:P}:done:<model>:<start>:<span>  string: joined records, 21 bytes each (dw_join.h)
+ *   {dw:G:T:P}:done:<model>:<start>:<span>  list of pieces of joined records, 21 bytes each
+ *                                   (dw_join.h)
  * Global keys share the hash tag {dw:G}, so that an evaluation commit is one MULTI/EXEC too:
  *   {dw:G}:partitions               partition count of the topics
  *   {dw:G}:lock:eval                the evaluator's lease (SET NX PX)
