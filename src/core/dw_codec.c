@@ -91,6 +91,15 @@ void dw_buf_put_u64(struct dw_buf *b, uint64_t v)
     put_le(b, v, 8);
 }
 
+void dw_buf_put_uvarint(struct dw_buf *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        dw_buf_put_u8(b, (uint8_t)(v | 0x80));
+        v >>= 7;
+    }
+    dw_buf_put_u8(b, (uint8_t)v);
+}
+
 void dw_buf_put_i64(struct dw_buf *b, int64_t v)
 {
     put_le(b, (uint64_t)v, 8);
@@ -159,6 +168,29 @@ static uint64_t get_le(struct dw_reader *rd, int bytes)
     }
     rd->pos += (size_t)bytes;
     return v;
+}
+
+uint64_t dw_rd_uvarint(struct dw_reader *rd)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (need(rd, 1) != 0) {
+            return 0;
+        }
+        uint8_t byte = rd->p[rd->pos++];
+        /* the tenth byte holds bit 63 alone; a last byte of 0 is a longer form of a shorter
+         * number: both corrupt, so that every number has one encoding */
+        if ((shift == 63 && byte > 1) || (shift > 0 && byte == 0)) {
+            dw_rd_fail(rd, "malformed varint at byte %zu", rd->pos - 1);
+            return 0;
+        }
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) {
+            return v;
+        }
+    }
+    dw_rd_fail(rd, "malformed varint at byte %zu", rd->pos);
+    return 0;
 }
 
 uint8_t dw_rd_u8(struct dw_reader *rd)

@@ -316,7 +316,8 @@ static json_t *jarray_reals(const double *v, size_t n)
 }
 
 #define SAMPLE_PACKED "base64-f64le-u64le" /* "encoding" of a packed sample */
-#define SAMPLE_TAIL "f64le-u64le-tail"     /* "encoding" of a sample in the binary tail */
+#define SAMPLE_TAIL "f64le-uvarint-tail"   /* "encoding" of a sample in the binary tail */
+#define SAMPLE_TAIL_U64 "f64le-u64le-tail" /* the tail's encoding before (u64 weights) */
 
 /* How ref_to_json() writes samples: decimal arrays, base64 in the JSON, or into a tail. */
 enum sample_form { SAMPLE_ARRAYS, SAMPLE_BASE64, SAMPLE_IN_TAIL };
@@ -360,13 +361,14 @@ static json_t *sample_arrays(const struct dw_ref_feature *rf)
     return json_pack("{s:o,s:o}", "values", jarray_reals(rf->sample, rf->n_sample), "weights", w);
 }
 
-/* The sample's (value, weight) pairs appended to tail, and where they are. */
+/* The sample's (value, weight) pairs appended to tail, and where they are. A weight is a
+ * varint: most are 1, and a reference in Redis holds up to 2^20 of them per feature. */
 static json_t *sample_in_tail(const struct dw_ref_feature *rf, struct dw_buf *tail)
 {
     size_t off = tail->len;
     for (size_t k = 0; k < rf->n_sample; k++) {
         dw_buf_put_f64(tail, rf->sample[k]);
-        dw_buf_put_u64(tail, rf->sample_w[k]);
+        dw_buf_put_uvarint(tail, rf->sample_w[k]);
     }
     return json_pack("{s:s,s:I,s:I}", "encoding", SAMPLE_TAIL, "n", (json_int_t)rf->n_sample,
                      "offset", (json_int_t)off);
@@ -561,28 +563,39 @@ static int sample_unarray(const struct dw_ref_feature *rf, json_t *s, double **v
  * the data actually holds by division, not by multiplying n (a product that wraps around
  * would let a huge n through), before anything is allocated from it.
  */
-/* A sample in the tail: {"encoding": SAMPLE_TAIL, "n": n, "offset": bytes into the tail}. */
+/* A sample in the tail: {"encoding": SAMPLE_TAIL or SAMPLE_TAIL_U64, "n": n, "offset": bytes
+ * into the tail}. n is checked against the bytes after the offset (at least 9 or 16 per pair)
+ * before anything is allocated from it. */
 static int sample_from_tail(const struct dw_ref_feature *rf, json_t *s, const struct ref_tail *tail,
-                            double **v, uint64_t **w, size_t *n, char *errstr, size_t errstr_size)
+                            int varint, double **v, uint64_t **w, size_t *n, char *errstr,
+                            size_t errstr_size)
 {
     json_t *jn = json_object_get(s, "n"), *jo = json_object_get(s, "offset");
     json_int_t cnt = json_integer_value(jn), off = json_integer_value(jo);
+    size_t min_pair = varint ? 9 : SAMPLE_PAIR_BYTES;
     if (!tail->data || !json_is_integer(jn) || !json_is_integer(jo) || cnt <= 0 || off < 0 ||
-        (uint64_t)off > tail->len ||
-        (uint64_t)cnt > (tail->len - (uint64_t)off) / SAMPLE_PAIR_BYTES) {
+        (uint64_t)off > tail->len || (uint64_t)cnt > (tail->len - (uint64_t)off) / min_pair) {
         return dw_err(errstr, errstr_size,
                       "reference feature %s: malformed sample: needs a positive n and an offset "
-                      "with n * %d bytes after it in the binary part (%zu bytes)",
-                      rf->name, SAMPLE_PAIR_BYTES, tail->data ? tail->len : (size_t)0);
+                      "with at least n * %zu bytes after it in the binary part (%zu bytes)",
+                      rf->name, min_pair, tail->data ? tail->len : (size_t)0);
     }
     *n = (size_t)cnt;
     struct dw_reader rd;
-    dw_reader_init(&rd, tail->data + off, *n * SAMPLE_PAIR_BYTES);
+    dw_reader_init(&rd, tail->data + off, tail->len - (size_t)off);
     *v = dw_malloc(*n * sizeof(**v));
     *w = dw_malloc(*n * sizeof(**w));
     for (size_t i = 0; i < *n; i++) {
         (*v)[i] = dw_rd_f64(&rd);
-        (*w)[i] = dw_rd_u64(&rd);
+        (*w)[i] = varint ? dw_rd_uvarint(&rd) : dw_rd_u64(&rd);
+    }
+    if (rd.err) {
+        free(*v);
+        free(*w);
+        *v = NULL;
+        *w = NULL;
+        return dw_err(errstr, errstr_size, "reference feature %s: malformed sample: %s", rf->name,
+                      rd.msg);
     }
     return 0;
 }
@@ -591,8 +604,9 @@ static int sample_unpack(const struct dw_ref_feature *rf, json_t *s, const struc
                          double **v, uint64_t **w, size_t *n, char *errstr, size_t errstr_size)
 {
     const char *enc = json_string_value(json_object_get(s, "encoding"));
-    if (enc && strcmp(enc, SAMPLE_TAIL) == 0) {
-        return sample_from_tail(rf, s, tail, v, w, n, errstr, errstr_size);
+    if (enc && (strcmp(enc, SAMPLE_TAIL) == 0 || strcmp(enc, SAMPLE_TAIL_U64) == 0)) {
+        return sample_from_tail(rf, s, tail, strcmp(enc, SAMPLE_TAIL) == 0, v, w, n, errstr,
+                                errstr_size);
     }
     const char *data = json_string_value(json_object_get(s, "data"));
     json_t *jn = json_object_get(s, "n");

@@ -497,6 +497,46 @@ static void test_checked_counts_and_names(void **state)
     assert_int_equal(acc, 1ULL << 63);
 }
 
+/* Unsigned varints: every width round-trips with its documented length; overlong forms, a
+ * tenth byte beyond bit 63 and a cut-off number fail. */
+static void test_uvarint(void **state)
+{
+    (void)state;
+    const uint64_t vals[] = {0, 1, 127, 128, 300, 16383, 16384, UINT32_MAX, UINT64_MAX};
+    const size_t lens[] = {1, 1, 1, 2, 2, 2, 3, 5, 10};
+    struct dw_buf b;
+    dw_buf_init(&b);
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        size_t before = b.len;
+        dw_buf_put_uvarint(&b, vals[i]);
+        assert_int_equal(b.len - before, lens[i]);
+    }
+    struct dw_reader rd;
+    dw_reader_init(&rd, b.data, b.len);
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        assert_int_equal(dw_rd_uvarint(&rd), vals[i]);
+    }
+    assert_int_equal(rd.err, 0);
+    assert_int_equal(dw_rd_left(&rd), 0);
+    dw_buf_free(&b);
+    const uint8_t overlong[] = {0x81, 0x00}; /* 1 in two bytes */
+    const uint8_t too_wide[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02};
+    const uint8_t cut[] = {0x80, 0x80}; /* continues past the end */
+    const uint8_t eleven[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x81, 0x01};
+    const struct {
+        const uint8_t *p;
+        size_t n;
+    } bad[] = {{overlong, sizeof(overlong)},
+               {too_wide, sizeof(too_wide)},
+               {cut, sizeof(cut)},
+               {eleven, sizeof(eleven)}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        dw_reader_init(&rd, bad[i].p, bad[i].n);
+        assert_int_equal(dw_rd_uvarint(&rd), 0);
+        assert_int_not_equal(rd.err, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_truncation_mid_stream),
         cmocka_unit_test(test_string_length_overrun),
         cmocka_unit_test(test_checked_counts_and_names),
+        cmocka_unit_test(test_uvarint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

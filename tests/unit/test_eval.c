@@ -1761,7 +1761,43 @@ static void test_ref_binary_form(void **state)
     json_t *doc = json_loads(text, 0, NULL);
     assert_non_null(doc);
     json_t *sample = json_object_get(jpath(doc, "features", "amount"), "sample");
-    assert_string_equal(jstr(sample, "encoding"), "f64le-u64le-tail");
+    assert_string_equal(jstr(sample, "encoding"), "f64le-uvarint-tail");
+    /* The tail's earlier form (u64 weights, 16 bytes a pair) still decodes, to the same
+     * reports; the varint form is smaller (weights of 1 take a byte). */
+    json_t *old_doc = json_deep_copy(doc);
+    struct dw_buf old_tail;
+    dw_buf_init(&old_tail);
+    for (size_t f = 0; f < ref->n_feats; f++) {
+        const struct dw_ref_feature *rf = &ref->feats[f];
+        json_t *os = json_object_get(jpath(old_doc, "features", rf->name), "sample");
+        if (!rf->sample) {
+            continue;
+        }
+        json_object_set_new(os, "encoding", json_string("f64le-u64le-tail"));
+        json_object_set_new(os, "offset", json_integer((json_int_t)old_tail.len));
+        for (size_t k = 0; k < rf->n_sample; k++) {
+            dw_buf_put_f64(&old_tail, rf->sample[k]);
+            dw_buf_put_u64(&old_tail, rf->sample_w[k]);
+        }
+    }
+    char *old_text = json_dumps(old_doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    struct dw_buf old_blob;
+    dw_buf_init(&old_blob);
+    dw_buf_put(&old_blob, old_text, strlen(old_text) + 1); /* with its NUL */
+    dw_buf_put(&old_blob, old_tail.data, old_tail.len);
+    assert_true(blob.len < old_blob.len);
+    back = dw_ref_decode(&g_model, old_blob.data, old_blob.len, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode of the u64 tail: %s", err);
+    }
+    r2 = dw_eval_window(&cfg, &g_model, w, back, 0);
+    assert_true(json_equal(r1, r2));
+    json_decref(r2);
+    dw_ref_free(back);
+    free(old_text);
+    json_decref(old_doc);
+    dw_buf_free(&old_tail);
+    dw_buf_free(&old_blob);
     const json_int_t bad[][2] = {{(json_int_t)1 << 61, 0},
                                  {1, (json_int_t)blob.len},
                                  {1, -1},

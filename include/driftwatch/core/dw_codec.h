@@ -35,6 +35,8 @@ void dw_buf_put_u16(struct dw_buf *b, uint16_t v);
 void dw_buf_put_u32(struct dw_buf *b, uint32_t v);
 void dw_buf_put_u64(struct dw_buf *b, uint64_t v);
 void dw_buf_put_i64(struct dw_buf *b, int64_t v);
+/** @brief Appends v as unsigned LEB128: 7 bits a byte, low first, 1 to 10 bytes. */
+void dw_buf_put_uvarint(struct dw_buf *b, uint64_t v);
 void dw_buf_put_f64(struct dw_buf *b, double v);
 void dw_buf_put_str(struct dw_buf *b, const char *s, size_t len);
 /** @brief Appends len bytes and returns where they start, for the caller to fill in place. */
@@ -55,6 +57,9 @@ uint32_t dw_rd_u32(struct dw_reader *rd);
 uint64_t dw_rd_u64(struct dw_reader *rd);
 int64_t dw_rd_i64(struct dw_reader *rd);
 double dw_rd_f64(struct dw_reader *rd);
+/** @brief Reads what dw_buf_put_uvarint() wrote; any other form (overlong, beyond 64 bits) fails.
+ */
+uint64_t dw_rd_uvarint(struct dw_reader *rd);
 /** @brief Reads a string; *s points into the buffer (not NUL-terminated). */
 size_t dw_rd_str(struct dw_reader *rd, const char **s);
 /** @brief Reads raw bytes; returns a pointer into the buffer or NULL (err set). */

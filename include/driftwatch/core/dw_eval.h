@@ -93,10 +93,11 @@ json_t *dw_ref_to_json_packed(const struct dw_ref *ref);
 
 /**
  * @brief The reference's Redis form: the JSON document (samples replaced by
- *        {"encoding": "f64le-u64le-tail", "n", "offset"}), a NUL byte, then each sample's n
- *        little-endian (f64 value, u64 weight) pairs at its offset. Printed and parsed in a
- *        fraction of the packed JSON's time and size (2^20 values per feature are 16 MiB
- *        instead of 21 MiB of base64 in a document built, printed and copied several times).
+ *        {"encoding": "f64le-uvarint-tail", "n", "offset"}), a NUL byte, then each sample's n
+ *        (little-endian f64 value, LEB128 weight) pairs at its offset. Printed and parsed in a
+ *        fraction of the packed JSON's time and size (2^20 values per feature of weight 1 are
+ *        9 MiB instead of 21 MiB of base64 in a document built, printed and copied several
+ *        times). The tail's earlier form, "f64le-u64le-tail" (u64 weights), is still read.
  */
 void dw_ref_encode(const struct dw_ref *ref, struct dw_buf *out);
 
