@@ -212,14 +212,16 @@ static const struct cfg_key cfg_keys[] = {
     {.name = "join.ttl", .type = T_DURATION, .def = "1h", CFG(join_ttl_ms), .flags = F_MIN_EXCL,
      .min = 0,
      .help = "Event time a prediction waits for its label, and a label for its prediction, "
-             "before the join record is dropped."},
+             "before the join record is dropped; also how long a joined record is kept to "
+             "recognise later labels as duplicates."},
     {.name = "join.max_records", .type = T_INT, .def = "2000000", CFG(join_max_records),
      .flags = F_MIN, .min = 1000,
      .help = "Most join records (predictions waiting for a label, parked labels, joined "
              "records kept until join.ttl) one consumer keeps; the oldest beyond it are evicted "
-             "and counted. 113-129 bytes each with ids up to 40 bytes, 272 at worst (distinct "
-             "parked label texts): the default fits the 2 GiB limit of deploy/kubernetes.yaml "
-             "with 25 % headroom (docs/design.md, Memory bounds)."},
+             "and counted. A record that waits takes 113-129 bytes with ids up to 40 bytes, 272 "
+             "at worst (distinct parked label texts), a joined record 43-85 bytes (21 in "
+             "Redis): the default fits the 2 GiB limit of deploy/kubernetes.yaml with 25 % "
+             "headroom (docs/design.md, Memory bounds)."},
 
     {.name = "checkpoint.interval", .type = T_DURATION, .def = "1s", CFG(checkpoint_interval_ms),
      .flags = F_MIN, .min = 10,
@@ -351,16 +353,17 @@ static const struct cfg_key model_keys[] = {
              "count as \"__other__\"."},
     {.name = "max_classes", .type = T_INT, .def = "1000", MODEL(max_classes),
      .flags = F_MIN | F_MAX, .min = 1, .max = 1000000,
-     .help = "Classification: distinct classes (predicted or true) that one partition's join "
-             "records of this model may hold at once; a prediction or label whose class would "
-             "be one more is rejected (dead letter, reason too_many_classes). Classes are freed "
-             "with the last record holding them. Regression values are numbers and never "
-             "count."},
+     .help = "Classification: distinct classes (predicted or true) that the records of this "
+             "model waiting in one partition's join (predictions waiting for a label, parked "
+             "labels) may hold at once; a prediction or label whose class would be one more is "
+             "rejected (dead letter, reason too_many_classes). Joined records hold no class "
+             "text, so a class is freed when the last record holding it joins, expires or is "
+             "evicted. Regression values are numbers and never count."},
     {.name = "max_versions", .type = T_INT, .def = "100", MODEL(max_versions),
      .flags = F_MIN | F_MAX, .min = 1, .max = 100000,
-     .help = "Distinct model versions that one partition's join records of this model may "
-             "hold at once; a prediction whose version would be one more is rejected (dead "
-             "letter, reason too_many_versions)."},
+     .help = "Distinct model versions that the records of this model waiting in one "
+             "partition's join may hold at once (joined records hold none); a prediction whose "
+             "version would be one more is rejected (dead letter, reason too_many_versions)."},
 };
 /* clang-format on */
 
