@@ -14,46 +14,13 @@ PEER=${BENCH_PEER:-}; [ "$PEER" = 0 ] && PEER=
 if [ "${1:-}" = "--peer" ]; then PEER=1; shift; fi
 N=${1:-1000000}
 PARTS=${BENCH_PARTITIONS:-128}   # the mock cluster keeps ~5 MiB per partition
-bash scripts/deps.sh
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE="${BENCH_BUILD_TYPE:-Release}" >/dev/null
-cmake --build build-bench --target driftwatch -j"$(nproc)" >/dev/null
-DW=$PWD/build-bench/driftwatch
-WORK=$(mktemp -d /tmp/driftwatch-bench.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RP=$(port); HP=$(port)
-redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" >/dev/null 2>&1 &
-PIDS+=($!)
-REDIS_PID=$!
-"$DW" dev-broker --topic predictions:$PARTS --topic labels:$PARTS \
-    --topic driftwatch-dead-letter:1 --topic driftwatch-triggers:1 >"$WORK/broker.out" 2>/dev/null &
-PIDS+=($!)
-BROKER_PID=$!
-for _ in $(seq 100); do grep -q BOOTSTRAP "$WORK/broker.out" && break; sleep 0.1; done
-B=$(sed -n 's/^BOOTSTRAP=//p' "$WORK/broker.out")
+. bench/lib.sh
 echo "bench: loading $N predictions and $N labels into $PARTS partitions per topic"
 t0=$(date +%s.%N)
-# Large producer batches: librdkafka's mock broker serves one message set per partition per
-# fetch, so small batches make the mock (not driftwatch) the bottleneck (bench/RESULTS.md).
-"$DW" gen --brokers "$B" -q --count "$N" --eps 1000 --numeric 10 --categorical 5 \
-    --versions 1.0.0,1.1.0 --label-delay 30 --truth "$WORK/truth.jsonl" \
-    -X linger.ms=${BENCH_LINGER_MS:-1000} -X batch.size=4000000 -X batch.num.messages=100000
+gen_traffic --count "$N" --eps 1000
 t1=$(date +%s.%N)
-cat >"$WORK/dw.yaml" <<YAML
-group: bench
-kafka:
-  bootstrap.servers: "$B"
-redis: {host: 127.0.0.1, port: $RP}
-window: {size: 60s, allowed_lateness: 5s, idle_timeout: 30s, label_horizon: 1h}
-checkpoint: {interval: 1s}
-http: {listen: "127.0.0.1:$HP"}
-$("$DW" gen --print-models --numeric 10 --categorical 5)
-YAML
+write_config
 TOTAL=$((2 * N))
-# CPU seconds (user + system) a process has used so far.
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 broker0=$(cpu $BROKER_PID); redis0=$(cpu $REDIS_PID)
 echo "bench: produced in $(echo "$t1 - $t0" | bc) s; starting driftwatch run"
 start=$(date +%s.%N)
@@ -65,13 +32,6 @@ if [ -n "${BENCH_PERF:-}" ]; then
     perf record -g -o "$BENCH_PERF" -p $RUN >/dev/null 2>&1 &
     PIDS+=($!)
 fi
-consumed() {
-    { curl -s "http://127.0.0.1:$HP/metrics" || true; } |
-        awk '/^driftwatch_messages_consumed_total/ {s += $2} END {print s + 0}'
-}
-# A field of /proc/PID/status (KiB), and Redis's used_memory (bytes).
-status_kib() { awk -v f="^$2:" '$0 ~ f {print $2}' "/proc/$1/status"; }
-redis_used() { redis-cli -p "$RP" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 first=""
 # BENCH_SAMPLE=S: every S seconds a line "sample: seconds, consumed, RSS KiB, Redis bytes" (the
 # soak's memory over time).
@@ -101,24 +61,15 @@ sleep 2
 used=$(redis_used)
 echo "bench: redis used_memory after catch-up: $used bytes ($(redis-cli -p "$RP" dbsize | tr -d '\r') keys)"
 [ -n "${BENCH_REDIS_KINDS:-}" ] && /usr/bin/python3 bench/redis_memory.py "$RP"
-"$DW" inspect -c "$WORK/dw.yaml" >"$WORK/state.jsonl"
-python3 - "$WORK/truth.jsonl" "$WORK/state.jsonl" <<'PY'
-import json, sys
-truth = {r["window_start_ms"]: r for r in map(json.loads, open(sys.argv[1])) if "summary" not in r}
-state = {r["window_start_ms"]: r for r in map(json.loads, open(sys.argv[2]))}
-bad = [k for k, t in truth.items() if any(state.get(k, {}).get(f) != t[f] for f in ("predictions", "labeled", "correct"))]
-print(f"bench: state check: {len(truth) - len(bad)}/{len(truth)} windows exact")
-PY
+state_check
 [ -z "$PEER" ] && exit 0
 
 # The peer: driftwatch stops first (it would keep polling and checkpointing beside it), a fresh
 # redis-server, the same topics from the beginning in the peer's own consumer group.
 kill $RUN; wait $RUN 2>/dev/null || true
 RP2=$(port)
-redis-server --port "$RP2" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" >/dev/null 2>&1 &
-PIDS+=($!)
-REDIS2_PID=$!
-for _ in $(seq 50); do redis-cli -p "$RP2" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis "$RP2"
+REDIS2_PID=$REDIS_PID
 echo "bench: running the Python peer (bench/peer/consumer.py) on the same $TOTAL messages; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 broker0=$(cpu $BROKER_PID); redis0=$(cpu $REDIS2_PID)
 /usr/bin/python3 bench/peer/consumer.py --brokers "$B" --redis-port "$RP2" --group bench-peer \

@@ -1,8 +1,10 @@
 """Many distinct values through the real binary: 100,000 predictions of a regression model with
 distinct values and their 100,000 labels with distinct values are all counted (Redis state); a
-classification model's 100,000 labels with distinct texts are each either counted or rejected
-(driftwatch_messages_invalid_total{reason="too_many_classes"}), never lost, and a new version of
-that model is still counted afterwards."""
+classification model's 100,000 labels with distinct texts are all counted too, since a joined
+record holds no class (docs/contract.md: max_classes bounds the records that wait), and a new
+version of that model is still counted afterwards. Then 1,200 predictions with distinct classes
+that never get a label fill the model's max_classes (100 per partition): each is either counted
+or rejected (driftwatch_messages_invalid_total{reason="too_many_classes"}), never lost."""
 import json
 import os
 import subprocess
@@ -17,6 +19,8 @@ N = 100_000
 T0_MS = (int(time.time()) // 60 - 60) * 60_000
 STEP_MS = 6                # N events over 600 s
 NEW_VERSION = 50           # predictions of version 2.0 after the flood of label texts
+WAITING = 1200             # unlabelled predictions with distinct classes, after everything
+MAX_CLASSES = 100          # models.clf.max_classes: 8 partitions hold at most 800 of them
 
 MODELS = """models:
   price:
@@ -24,8 +28,9 @@ MODELS = """models:
     features: {x: numeric}
   clf:
     task: classification
+    max_classes: %d
     features: {x: numeric}
-"""
+""" % MAX_CLASSES
 
 
 def produce(env, topic, rows):
@@ -85,14 +90,27 @@ def main():
         preds.append((vid, {"prediction_id": vid, "model": "clf", "model_version": "2.0",
                             "timestamp": ts, "features": {"x": i}, "prediction": "yes"}))
         labels.append((vid, {"prediction_id": vid, "label": "yes", "timestamp": ts + 1000}))
+    waiting = []
+    for i in range(WAITING):
+        wid = f"w{i}"
+        ts = T0_MS + N * STEP_MS + 1000 + i
+        waiting.append((wid, {"prediction_id": wid, "model": "clf", "model_version": "2.0",
+                              "timestamp": ts, "features": {"x": i}, "prediction": f"W{i}"}))
     produce(env, "predictions", preds)
     produce(env, "labels", labels)
     run = env.start_run()
     total = 2 * N + NEW_VERSION
+
+    def consumed(topic, n):
+        return lambda: (env.metric("driftwatch_messages_consumed_total",
+                                   f'topic="{topic}"') or 0) >= n
+
     try:
-        h.wait_for(lambda: (env.metric("driftwatch_messages_consumed_total",
-                                       'topic="labels"') or 0) >= total, 180,
-                   "every label consumed")
+        h.wait_for(consumed("labels", total), 180, "every label consumed")
+        # Only then the predictions that wait: produced with the rest, they would be read
+        # ahead of the labels (predictions are never held back) and hold the classes first.
+        produce(env, "predictions", waiting)
+        h.wait_for(consumed("predictions", total + WAITING), 60, "every prediction consumed")
     except AssertionError:
         # One CI run of 4 stopped here (labels no longer consumed; not reproduced by hand):
         # say what the consumer was doing before failing.
@@ -118,7 +136,8 @@ def main():
                               'reason="too_many_classes"') or 0
         price, clf = s.get("price"), s.get("clf")
         if price and clf and price["labeled"] == N and \
-                clf["labeled"] + rejected == N + NEW_VERSION:
+                clf["labeled"] == N + NEW_VERSION and \
+                clf["predictions"] + rejected == N + NEW_VERSION + WAITING:
             return s, rejected
         return None
 
@@ -131,12 +150,14 @@ def main():
     price, clf = s.get("price", {}), s.get("clf", {})
     ok = h.report(price.get("predictions") == N and price.get("labeled") == N,
                   "regression: every distinct value counted", f"{price}")
-    ok &= h.report(clf.get("predictions") == N + NEW_VERSION, "classification: predictions",
-                   f"{clf}")
-    ok &= h.report(rejected is not None and rejected > 0 and
-                   clf.get("labeled", 0) + rejected == N + NEW_VERSION,
-                   "classification: labels counted or rejected", f"{clf} rejected={rejected}")
-    ok &= h.report(clf.get("v2") == [NEW_VERSION, NEW_VERSION],
+    ok &= h.report(clf.get("labeled") == N + NEW_VERSION,
+                   "classification: every distinct label text counted", f"{clf}")
+    ok &= h.report(rejected is not None and WAITING - 8 * MAX_CLASSES <= rejected < WAITING and
+                   clf.get("predictions", 0) + rejected == N + NEW_VERSION + WAITING,
+                   "classification: waiting classes beyond max_classes rejected, the rest counted",
+                   f"{clf} rejected={rejected}")
+    ok &= h.report(clf.get("v2", [0])[1] == NEW_VERSION and
+                   clf.get("v2", [0])[0] == NEW_VERSION + WAITING - (rejected or 0),
                    "a new version is still counted", f"{clf.get('v2')}")
     env.close()
     return 0 if ok else 1

@@ -1,0 +1,76 @@
+# bench/lib.sh - what bench/run.sh and bench/soak.sh share: the Release build, a redis-server and
+# a dev-broker on free loopback ports, the run's config, and the probes (CPU seconds, /proc
+# status fields, Redis used_memory, messages consumed, the state check against gen's truth).
+# Sourced, not run. Sets DW, WORK, RP, HP, B, REDIS_PID, BROKER_PID; PIDS are killed on exit.
+
+bash scripts/deps.sh
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE="${BENCH_BUILD_TYPE:-Release}" >/dev/null
+cmake --build build-bench --target driftwatch -j"$(nproc)" >/dev/null
+DW=$PWD/build-bench/driftwatch
+WORK=$(mktemp -d /tmp/driftwatch-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A redis-server on port $1, its pid in REDIS_PID (killed on exit).
+start_redis() {
+    redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" \
+        >/dev/null 2>&1 &
+    REDIS_PID=$!
+    PIDS+=($REDIS_PID)
+    for _ in $(seq 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && break; sleep 0.1; done
+}
+RP=$(port); HP=$(port)
+start_redis "$RP"
+"$DW" dev-broker --topic predictions:$PARTS --topic labels:$PARTS \
+    --topic driftwatch-dead-letter:1 --topic driftwatch-triggers:1 >"$WORK/broker.out" 2>/dev/null &
+PIDS+=($!)
+BROKER_PID=$!
+for _ in $(seq 100); do grep -q BOOTSTRAP "$WORK/broker.out" && break; sleep 0.1; done
+B=$(sed -n 's/^BOOTSTRAP=//p' "$WORK/broker.out")
+
+# gen's traffic for the benches: ~400-byte predictions with 10 numeric and 5 categorical
+# features, two versions, labels 30 s of event time after their predictions. Large producer
+# batches: librdkafka's mock broker serves one message set per partition per fetch, so small
+# batches make the mock (not driftwatch) the bottleneck (bench/RESULTS.md).
+gen_traffic() {
+    "$DW" gen --brokers "$B" -q --numeric 10 --categorical 5 --versions 1.0.0,1.1.0 \
+        --label-delay 30 --truth "$WORK/truth.jsonl" -X linger.ms=${BENCH_LINGER_MS:-1000} \
+        -X batch.size=4000000 -X batch.num.messages=100000 "$@"
+}
+
+# The run's config (label horizon 1 h, join.ttl at its default of 1 h).
+write_config() {
+    cat >"$WORK/dw.yaml" <<YAML
+group: bench
+kafka:
+  bootstrap.servers: "$B"
+redis: {host: 127.0.0.1, port: $RP}
+window: {size: 60s, allowed_lateness: 5s, idle_timeout: 30s, label_horizon: 1h}
+checkpoint: {interval: 1s}
+http: {listen: "127.0.0.1:$HP"}
+$("$DW" gen --print-models --numeric 10 --categorical 5)
+YAML
+}
+
+# CPU seconds (user + system) a process has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+consumed() {
+    { curl -s "http://127.0.0.1:$HP/metrics" || true; } |
+        awk '/^driftwatch_messages_consumed_total/ {s += $2} END {print s + 0}'
+}
+# A field of /proc/PID/status (KiB), and Redis's used_memory (bytes).
+status_kib() { awk -v f="^$2:" '$0 ~ f {print $2}' "/proc/$1/status"; }
+redis_used() { redis-cli -p "$RP" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
+
+# The per-window predictions, labeled and correct in Redis against gen's truth.
+state_check() {
+    "$DW" inspect -c "$WORK/dw.yaml" >"$WORK/state.jsonl"
+    python3 - "$WORK/truth.jsonl" "$WORK/state.jsonl" <<'PY'
+import json, sys
+truth = {r["window_start_ms"]: r for r in map(json.loads, open(sys.argv[1])) if "summary" not in r}
+state = {r["window_start_ms"]: r for r in map(json.loads, open(sys.argv[2]))}
+bad = [k for k, t in truth.items() if any(state.get(k, {}).get(f) != t[f] for f in ("predictions", "labeled", "correct"))]
+print(f"bench: state check: {len(truth) - len(bad)}/{len(truth)} windows exact")
+PY
+}
