@@ -739,7 +739,7 @@ static int done_put(struct dw_join *j, const struct dw_join_done *d)
         return 0;
     }
     j->done[i] = *d;
-    j->n_done++;
+    j->done_min_ts = j->n_done++ ? DW_MIN(j->done_min_ts, d->ts_ms) : d->ts_ms;
     return 1;
 }
 
@@ -847,7 +847,12 @@ void dw_join_done_delete(struct dw_join *j, struct dw_join_done *d, int rewrite)
 
 size_t dw_join_done_sweep(struct dw_join *j, int64_t before_ms, int rewrite)
 {
+    /* Called at every checkpoint: the scan is skipped while nothing can be that old. */
+    if (!j->n_done || before_ms <= j->done_min_ts) {
+        return 0;
+    }
     size_t n = 0;
+    int64_t least = INT64_MAX;
     for (size_t i = 0; i < j->n_done_slots; i++) {
         /* A deletion shifts later entries back, maybe into slot i: look at it again. An entry
          * of a run wrapping past the end may be shifted to a slot seen already and be looked
@@ -856,7 +861,11 @@ size_t dw_join_done_sweep(struct dw_join *j, int64_t before_ms, int rewrite)
             dw_join_done_delete(j, &j->done[i], rewrite);
             n++;
         }
+        if (j->done[i].fp) {
+            least = DW_MIN(least, j->done[i].ts_ms);
+        }
     }
+    j->done_min_ts = least;
     return n;
 }
 

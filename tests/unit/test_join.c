@@ -1145,6 +1145,11 @@ static void test_joined_set_against_reference(void **state)
                 }
             }
             assert_int_equal(n, want);
+            /* the bound the next sweep starts from: the least time left, or below it */
+            for (size_t k = 0; k < N; k++) {
+                assert_true(!ref_ts[k] || j.done_min_ts <= ref_ts[k]);
+            }
+            assert_int_equal(dw_join_done_sweep(&j, j.done_min_ts, 0), 0);
         }
     }
     size_t live = 0;

@@ -207,6 +207,7 @@ struct dw_join {
     /* the joined set: open addressing on fp, load factor at most 3/4, mapped pages */
     struct dw_join_done *done;
     size_t n_done_slots, n_done;
+    int64_t done_min_ts; /* at most the least ts_ms in the set: a sweep before it is free */
     struct dw_join_done *done_new; /* joined since the last checkpoint (to APPEND) */
     size_t n_done_new, cap_done_new;
     struct dw_join_bucket *buckets; /* every bucket in Redis or to be written there */
