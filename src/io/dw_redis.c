@@ -578,20 +578,78 @@ static int load_meta(struct dw_part *p, const redisReply *meta, char *errstr, si
     return 0;
 }
 
-/* Splits an open-set member "<model>\t<start ms>". @returns 0, or -1 when malformed. */
-static int open_member(const redisReply *m, size_t *model_len, int64_t *start)
+/* A member of a partition's list of keys: "<model>\t<start ms>" (the open windows) or
+ * "<model>\t<start ms>\t<span ms>" (the joined set's buckets). */
+struct member {
+    long midx; /* the configured model's index */
+    int64_t start, span;
+};
+
+/* What a list of keys holds: its members' form, in messages, and what loads one member. */
+struct member_kind {
+    int with_span;
+    const char *form;    /* the member's form, for the corruption message */
+    const char *unknown; /* the warning for a member of an unconfigured model */
+    int (*load)(struct dw_redis *r, struct dw_part *p, const char *list_key, const struct member *m,
+                char *badkey, size_t badkey_size, char *errstr, size_t errstr_size);
+};
+
+/* Splits a member (kind->with_span: three fields, else two). @returns 0, -1 when malformed. */
+static int parse_member(const redisReply *m, int with_span, size_t *model_len, int64_t *start,
+                        int64_t *span)
 {
     if (m->type != REDIS_REPLY_STRING) {
         return -1;
     }
+    const char *end = m->str + m->len;
     const char *tab = memchr(m->str, '\t', m->len);
-    if (!tab || tab == m->str) {
+    const char *tab2 = tab && with_span ? memchr(tab + 1, '\t', (size_t)(end - tab - 1)) : end;
+    if (!tab || tab == m->str || !tab2) {
         return -1;
     }
     *model_len = (size_t)(tab - m->str);
-    return num_parse(tab + 1, m->len - *model_len - 1, NUM_TS, start) == 0 && *start != DW_NO_TS
+    *span = 0;
+    return num_parse(tab + 1, (size_t)(tab2 - tab - 1), NUM_TS, start) == 0 && *start != DW_NO_TS &&
+                   (!with_span ||
+                    dw_parse_i64(tab2 + 1, (size_t)(end - tab2 - 1), 1, UINT32_MAX, span) == 0)
                ? 0
                : -1;
+}
+
+/* Loads every member of the set `key` of a partition with kind->load; a malformed member is
+ * corruption, one of an unconfigured model is skipped with a warning. */
+static int load_members(struct dw_redis *r, struct dw_part *p, const char *key,
+                        const struct member_kind *kind, char *badkey, size_t badkey_size,
+                        char *errstr, size_t errstr_size)
+{
+    redisReply *set = cmdf(r, "SMEMBERS %s", key);
+    if (!reply_ok(set) || set->type != REDIS_REPLY_ARRAY) {
+        int rc = reply_fault(set, "SMEMBERS", key, badkey, badkey_size, errstr, errstr_size);
+        freeReplyObject(set);
+        return rc;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < set->elements && rc == 0; i++) {
+        const redisReply *e = set->element[i];
+        size_t mlen;
+        struct member m;
+        if (parse_member(e, kind->with_span, &mlen, &m.start, &m.span) != 0) {
+            char q[4 * QUOTE_MAX + 8] = "";
+            quote_bytes(e->str, e->len, q, sizeof(q));
+            rc = corrupt(badkey, badkey_size, errstr, errstr_size, key, "member \"%s\" is not %s",
+                         q, kind->form);
+            break;
+        }
+        m.midx = model_index(e->str, mlen, (void *)r->cfg);
+        if (m.midx < 0) {
+            dw_log(DW_LOG_WARN, kind->unknown, "{s:s,s:i}", "member", e->str, "partition",
+                   (int)p->partition);
+            continue;
+        }
+        rc = kind->load(r, p, key, &m, badkey, badkey_size, errstr, errstr_size);
+    }
+    freeReplyObject(set);
+    return rc;
 }
 
 /*
@@ -643,85 +701,54 @@ int dw_redis_read_part_window(struct dw_redis *r, int32_t partition, const struc
     return read_blob(r, wkey, m, start, out, errstr, errstr_size);
 }
 
+/* Loads one open window of a partition, named by a member of its open set. */
+static int load_open_window(struct dw_redis *r, struct dw_part *p, const char *key,
+                            const struct member *mb, char *badkey, size_t badkey_size, char *errstr,
+                            size_t errstr_size)
+{
+    const struct dw_model_cfg *m = &r->cfg->models[mb->midx];
+    char wkey[DW_REDIS_KEY_MAX];
+    key_window(r, p->partition, m->name, mb->start, wkey, sizeof(wkey));
+    if (dw_part_window(p, m, mb->start)) {
+        return corrupt(badkey, badkey_size, errstr, errstr_size, key,
+                       "window w:%s:%" PRId64 " listed twice", m->name, mb->start);
+    }
+    struct dw_agg *agg;
+    int got = load_blob(r, wkey, m, mb->start, &agg, badkey, badkey_size, errstr, errstr_size);
+    if (got == DW_LOAD_FOUND) {
+        dw_part_adopt_window(p, agg);
+    } else if (got == DW_LOAD_NONE) {
+        /* Expired (window.retention passed while no consumer ran): its counts of this
+         * partition are gone; say so rather than lose them silently. */
+        dw_log(DW_LOG_WARN, "open window missing from Redis: its counts are lost", "{s:i,s:s}",
+               "partition", (int)p->partition, "key", wkey);
+    } else {
+        return got;
+    }
+    return 0;
+}
+
 static int load_windows(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
                         char *errstr, size_t errstr_size)
 {
+    static const struct member_kind open = {
+        .form = "<model>\\t<window start ms>",
+        .unknown = "checkpointed window of an unconfigured model ignored",
+        .load = load_open_window};
     char key[DW_REDIS_KEY_MAX];
     key_open(r, p->partition, key, sizeof(key));
-    redisReply *set = cmdf(r, "SMEMBERS %s", key);
-    if (!reply_ok(set) || set->type != REDIS_REPLY_ARRAY) {
-        int rc = reply_fault(set, "SMEMBERS", key, badkey, badkey_size, errstr, errstr_size);
-        freeReplyObject(set);
-        return rc;
-    }
-    int rc = 0;
-    for (size_t i = 0; i < set->elements && rc == 0; i++) {
-        const redisReply *member = set->element[i];
-        size_t mlen;
-        int64_t start;
-        if (open_member(member, &mlen, &start) != 0) {
-            char q[4 * QUOTE_MAX + 8] = "";
-            quote_bytes(member->str, member->len, q, sizeof(q));
-            rc = corrupt(badkey, badkey_size, errstr, errstr_size, key,
-                         "member \"%s\" is not <model>\\t<window start ms>", q);
-            break;
-        }
-        long midx = model_index(member->str, mlen, (void *)r->cfg);
-        if (midx < 0) {
-            dw_log(DW_LOG_WARN, "checkpointed window of an unconfigured model ignored", "{s:s,s:i}",
-                   "window", member->str, "partition", (int)p->partition);
-            continue;
-        }
-        const struct dw_model_cfg *m = &r->cfg->models[midx];
-        char wkey[DW_REDIS_KEY_MAX];
-        key_window(r, p->partition, m->name, start, wkey, sizeof(wkey));
-        if (dw_part_window(p, m, start)) {
-            rc = corrupt(badkey, badkey_size, errstr, errstr_size, key,
-                         "window w:%s:%" PRId64 " listed twice", m->name, start);
-            break;
-        }
-        struct dw_agg *agg;
-        int got = load_blob(r, wkey, m, start, &agg, badkey, badkey_size, errstr, errstr_size);
-        if (got == DW_LOAD_FOUND) {
-            dw_part_adopt_window(p, agg);
-        } else if (got == DW_LOAD_NONE) {
-            /* Expired (window.retention passed while no consumer ran): its counts of this
-             * partition are gone; say so rather than lose them silently. */
-            dw_log(DW_LOG_WARN, "open window missing from Redis: its counts are lost", "{s:i,s:s}",
-                   "partition", (int)p->partition, "key", wkey);
-        } else {
-            rc = got;
-        }
-    }
-    freeReplyObject(set);
-    return rc;
-}
-
-/* Parses a member of the joined set's bucket list: "<model>\t<start>\t<span>". */
-static int done_member(const redisReply *m, size_t *model_len, int64_t *start, int64_t *span)
-{
-    if (m->type != REDIS_REPLY_STRING) {
-        return -1;
-    }
-    const char *tab = memchr(m->str, '\t', m->len);
-    const char *end = m->str + m->len;
-    const char *tab2 = tab ? memchr(tab + 1, '\t', (size_t)(end - tab - 1)) : NULL;
-    if (!tab || tab == m->str || !tab2) {
-        return -1;
-    }
-    *model_len = (size_t)(tab - m->str);
-    return num_parse(tab + 1, (size_t)(tab2 - tab - 1), NUM_TS, start) == 0 && *start != DW_NO_TS &&
-                   dw_parse_i64(tab2 + 1, (size_t)(end - tab2 - 1), 1, UINT32_MAX, span) == 0
-               ? 0
-               : -1;
+    return load_members(r, p, key, &open, badkey, badkey_size, errstr, errstr_size);
 }
 
 /* Loads one bucket of the joined set (model midx) named by a member of the bucket list: a
  * list of pieces (one per checkpoint that appended, or one written whole). */
-static int load_bucket(struct dw_redis *r, struct dw_part *p, long midx, int64_t start,
-                       int64_t span, char *badkey, size_t badkey_size, char *errstr,
+static int load_bucket(struct dw_redis *r, struct dw_part *p, const char *list_key,
+                       const struct member *mb, char *badkey, size_t badkey_size, char *errstr,
                        size_t errstr_size)
 {
+    (void)list_key;
+    long midx = mb->midx;
+    int64_t start = mb->start, span = mb->span;
     char key[DW_REDIS_KEY_MAX];
     key_bucket(r, p->partition, r->cfg->models[midx].name, start, span, key, sizeof(key));
     redisReply *rep = cmdf(r, "LRANGE %s 0 -1", key);
@@ -762,36 +789,14 @@ static int load_bucket(struct dw_redis *r, struct dw_part *p, long midx, int64_t
 static int load_joined(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
                        char *errstr, size_t errstr_size)
 {
+    static const struct member_kind buckets = {
+        .with_span = 1,
+        .form = "<model>\\t<start ms>\\t<span ms>",
+        .unknown = "joined records of an unconfigured model ignored",
+        .load = load_bucket};
     char key[DW_REDIS_KEY_MAX];
     key_done(r, p->partition, key, sizeof(key));
-    redisReply *set = cmdf(r, "SMEMBERS %s", key);
-    if (!reply_ok(set) || set->type != REDIS_REPLY_ARRAY) {
-        int rc = reply_fault(set, "SMEMBERS", key, badkey, badkey_size, errstr, errstr_size);
-        freeReplyObject(set);
-        return rc;
-    }
-    int rc = 0;
-    for (size_t i = 0; i < set->elements && rc == 0; i++) {
-        const redisReply *member = set->element[i];
-        size_t mlen;
-        int64_t start, span;
-        if (done_member(member, &mlen, &start, &span) != 0) {
-            char q[4 * QUOTE_MAX + 8] = "";
-            quote_bytes(member->str, member->len, q, sizeof(q));
-            rc = corrupt(badkey, badkey_size, errstr, errstr_size, key,
-                         "member \"%s\" is not <model>\\t<start ms>\\t<span ms>", q);
-            break;
-        }
-        long midx = model_index(member->str, mlen, (void *)r->cfg);
-        if (midx < 0) {
-            dw_log(DW_LOG_WARN, "joined records of an unconfigured model ignored", "{s:s,s:i}",
-                   "bucket", member->str, "partition", (int)p->partition);
-            continue;
-        }
-        rc = load_bucket(r, p, midx, start, span, badkey, badkey_size, errstr, errstr_size);
-    }
-    freeReplyObject(set);
-    return rc;
+    return load_members(r, p, key, &buckets, badkey, badkey_size, errstr, errstr_size);
 }
 
 static int load_join(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,

@@ -200,6 +200,26 @@ static void test_corrupt_blobs_and_types(void **state)
     raw("SADD %s fraud\t12x", key);
     dw_part_free(load(21, DW_LOAD_CORRUPT, "open", "fraud"));
     raw("SREM %s fraud\t12x", key);
+    /* the joined set: a member without its span, a bucket of the wrong type, a piece that is
+     * not whole entries; and a bucket list without a checkpoint is partial state */
+    key_of(21, "done", key, sizeof(key));
+    raw("SADD %s fraud\t60000", key);
+    dw_part_free(load(21, DW_LOAD_CORRUPT, "done", "<span ms>"));
+    raw("DEL %s", key);
+    raw("SADD %s fraud\t60000\t60000", key);
+    char bucket[600];
+    key_of(21, "done:fraud:60000:60000", bucket, sizeof(bucket));
+    raw("SET %s x", bucket);
+    dw_part_free(load(21, DW_LOAD_CORRUPT, "done:fraud:60000:60000", "wrong Redis type"));
+    raw("DEL %s", bucket);
+    raw("RPUSH %s 0123456789abcdefghij", bucket); /* 20 bytes: not a 21-byte entry */
+    dw_part_free(load(21, DW_LOAD_CORRUPT, "done:fraud:60000:60000", "corrupt"));
+    raw("DEL %s", bucket);
+    raw("DEL %s", key);
+    key_of(22, "done", key, sizeof(key));
+    raw("SADD %s fraud\t60000\t60000", key);
+    dw_part_free(load(22, DW_LOAD_CORRUPT, "meta", "partial"));
+    raw("DEL %s", key);
     /* a join record a decoder rejects names the record */
     key_of(21, "join", key, sizeof(key));
     raw("HSET %s p-42 garbage", key);
