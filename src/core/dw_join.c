@@ -334,6 +334,50 @@ static void rec_unref_strings(struct dw_join *j, struct dw_join_rec *rec)
 #define SLOT_TAG(v) ((v) >> 32)
 #define SLOT_IDX(v) ((uint32_t)((v)&0xFFFFFFFFu) - 1)
 
+/* ---- slot tables (the record table's and the joined set's) ---- */
+
+/* The hash an entry's home slot comes from, by its index (the record's id, the joined fp). */
+typedef uint64_t (*slot_hash_fn)(const struct dw_join *j, uint32_t idx);
+
+/* Puts index idx with hash h into the first empty slot of its probe run. */
+static void slot_place(uint64_t *slots, size_t n_slots, uint64_t h, uint32_t idx)
+{
+    size_t mask = n_slots - 1;
+    size_t i = (size_t)h & mask;
+    while (slots[i]) {
+        i = (i + 1) & mask;
+    }
+    slots[i] = SLOT_MAKE(h, idx);
+}
+
+/* The slot that holds index idx of hash h (it must be there). */
+static size_t slot_of(const uint64_t *slots, size_t n_slots, uint64_t h, uint32_t idx)
+{
+    size_t mask = n_slots - 1;
+    size_t i = (size_t)h & mask;
+    while (!slots[i] || SLOT_IDX(slots[i]) != idx) {
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+/* Empties slot `hole` by backward-shift deletion: later members of its probe run move back into
+ * the hole, so lookups stay short without tombstones. */
+static void slot_erase(const struct dw_join *j, uint64_t *slots, size_t n_slots, size_t hole,
+                       slot_hash_fn hash_of)
+{
+    size_t mask = n_slots - 1;
+    for (size_t k = (hole + 1) & mask; slots[k]; k = (k + 1) & mask) {
+        size_t home = (size_t)hash_of(j, SLOT_IDX(slots[k])) & mask;
+        int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
+        if (movable) {
+            slots[hole] = slots[k];
+            hole = k;
+        }
+    }
+    slots[hole] = 0;
+}
+
 _Static_assert(sizeof(struct dw_join_rec) == 96, "the record layout is documented as 96 bytes");
 
 void dw_join_init(struct dw_join *j)
@@ -365,7 +409,8 @@ void dw_join_free(struct dw_join *j)
     free(j->models);
     dw_strtab_free(&j->parked);
     arena_free(&j->arena);
-    big_free(j->done, j->n_done_slots * sizeof(*j->done));
+    big_free(j->done, j->done_cap * sizeof(*j->done));
+    big_free(j->done_slots, j->n_done_slots * sizeof(*j->done_slots));
     free(j->done_new);
     free(j->buckets);
     memset(j, 0, sizeof(*j));
@@ -379,6 +424,11 @@ const char *dw_join_id(const struct dw_join_rec *rec)
 static uint64_t rec_hash(const struct dw_join_rec *rec)
 {
     return dw_hash64(dw_join_id(rec), rec->id_len);
+}
+
+static uint64_t pool_hash(const struct dw_join *j, uint32_t idx)
+{
+    return rec_hash(&j->pool[idx]);
 }
 
 struct dw_join_rec *dw_join_find(struct dw_join *j, const char *id, size_t len)
@@ -403,16 +453,6 @@ struct dw_join_rec *dw_join_find(struct dw_join *j, const char *id, size_t len)
     }
 }
 
-static void table_place(struct dw_join *j, uint64_t h, uint32_t pool_idx)
-{
-    size_t mask = j->n_slots - 1;
-    size_t i = (size_t)h & mask;
-    while (j->slots[i]) {
-        i = (i + 1) & mask;
-    }
-    j->slots[i] = SLOT_MAKE(h, pool_idx);
-}
-
 static void table_grow(struct dw_join *j)
 {
     size_t n = j->n_slots ? j->n_slots * 2 : JOIN_FIRST_SLOTS;
@@ -421,7 +461,7 @@ static void table_grow(struct dw_join *j)
     j->n_slots = n;
     for (size_t i = 0; i < j->n_used; i++) {
         if (j->pool[i].state != DW_JOIN_FREE) {
-            table_place(j, rec_hash(&j->pool[i]), (uint32_t)i);
+            slot_place(j->slots, j->n_slots, rec_hash(&j->pool[i]), (uint32_t)i);
         }
     }
 }
@@ -475,7 +515,7 @@ struct dw_join_rec *dw_join_insert(struct dw_join *j, const char *id, size_t len
         memcpy(rec->id, id, len);
     }
     rec->state = state;
-    table_place(j, dw_hash64(id, len), idx);
+    slot_place(j->slots, j->n_slots, dw_hash64(id, len), idx);
     j->count++;
     dw_join_touch(j, rec);
     return rec;
@@ -487,22 +527,8 @@ void dw_join_delete(struct dw_join *j, struct dw_join_rec *rec)
     dw_assert(j->count > 0 && rec >= j->pool && rec < j->pool + j->pool_cap &&
               rec->state != DW_JOIN_FREE);
     uint32_t idx = (uint32_t)(rec - j->pool);
-    size_t mask = j->n_slots - 1;
-    size_t i = (size_t)rec_hash(rec) & mask;
-    while (!j->slots[i] || SLOT_IDX(j->slots[i]) != idx) {
-        i = (i + 1) & mask;
-    }
-    /* Backward-shift deletion: move later members of the probe run into the hole. */
-    size_t hole = i;
-    for (size_t k = (hole + 1) & mask; j->slots[k]; k = (k + 1) & mask) {
-        size_t home = (size_t)rec_hash(&j->pool[SLOT_IDX(j->slots[k])]) & mask;
-        int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
-        if (movable) {
-            j->slots[hole] = j->slots[k];
-            hole = k;
-        }
-    }
-    j->slots[hole] = 0;
+    slot_erase(j, j->slots, j->n_slots, slot_of(j->slots, j->n_slots, rec_hash(rec), idx),
+               pool_hash);
     dw_buf_put_str(&j->deleted, dw_join_id(rec), rec->id_len);
     j->n_deleted++;
     rec_unref_strings(j, rec);
@@ -703,42 +729,58 @@ size_t dw_join_size(const struct dw_join *j)
     return j->count + j->n_done;
 }
 
-/* The slot of fp, or of the empty slot where it would go. */
-static size_t done_slot(const struct dw_join *j, uint64_t fp)
+static uint64_t done_hash(const struct dw_join *j, uint32_t idx)
 {
-    size_t mask = j->n_done_slots - 1;
-    size_t i = (size_t)fp & mask;
-    while (j->done[i].fp && j->done[i].fp != fp) {
-        i = (i + 1) & mask;
-    }
-    return i;
+    return j->done[idx].fp;
 }
 
-static void done_grow(struct dw_join *j)
+/* The joined entry of fingerprint fp, or NULL. */
+static struct dw_join_done *done_lookup(const struct dw_join *j, uint64_t fp)
 {
-    struct dw_join_done *old = j->done;
-    size_t n_old = j->n_done_slots;
-    j->n_done_slots = n_old ? 2 * n_old : DONE_FIRST_SLOTS;
-    j->done = big_alloc(j->n_done_slots * sizeof(*j->done));
-    for (size_t i = 0; i < n_old; i++) {
-        if (old[i].fp) {
-            j->done[done_slot(j, old[i].fp)] = old[i];
+    if (!j->n_done) {
+        return NULL;
+    }
+    size_t mask = j->n_done_slots - 1;
+    for (size_t i = (size_t)fp & mask; j->done_slots[i]; i = (i + 1) & mask) {
+        uint64_t v = j->done_slots[i];
+        if (SLOT_TAG(v) == (fp >> 32) && j->done[SLOT_IDX(v)].fp == fp) {
+            return &j->done[SLOT_IDX(v)];
         }
     }
-    big_free(old, n_old * sizeof(*old));
+    return NULL;
+}
+
+/* Room for one more entry: the dense array doubles when full (mapped pages: its untouched end
+ * is not resident), the slots at a load factor of 3/4. */
+static void done_reserve(struct dw_join *j)
+{
+    if (j->n_done == j->done_cap) {
+        size_t cap = j->done_cap ? 2 * j->done_cap : DONE_FIRST_SLOTS;
+        j->done = j->done
+                      ? big_grow(j->done, j->done_cap * sizeof(*j->done), cap * sizeof(*j->done))
+                      : big_alloc(cap * sizeof(*j->done));
+        j->done_cap = cap;
+    }
+    if (4 * (j->n_done + 1) > 3 * j->n_done_slots) {
+        big_free(j->done_slots, j->n_done_slots * sizeof(*j->done_slots));
+        j->n_done_slots = j->n_done_slots ? 2 * j->n_done_slots : DONE_FIRST_SLOTS;
+        j->done_slots = big_alloc(j->n_done_slots * sizeof(*j->done_slots));
+        for (size_t i = 0; i < j->n_done; i++) {
+            slot_place(j->done_slots, j->n_done_slots, j->done[i].fp, (uint32_t)i);
+        }
+    }
 }
 
 /* Adds d to the set unless its fp is there (the entry there is kept). @returns 1 if added. */
 static int done_put(struct dw_join *j, const struct dw_join_done *d)
 {
-    if (4 * (j->n_done + 1) > 3 * j->n_done_slots) {
-        done_grow(j);
-    }
-    size_t i = done_slot(j, d->fp);
-    if (j->done[i].fp) {
+    if (done_lookup(j, d->fp)) {
         return 0;
     }
-    j->done[i] = *d;
+    done_reserve(j);
+    uint32_t idx = (uint32_t)j->n_done;
+    j->done[idx] = *d;
+    slot_place(j->done_slots, j->n_done_slots, d->fp, idx);
     j->done_min_ts = j->n_done++ ? DW_MIN(j->done_min_ts, d->ts_ms) : d->ts_ms;
     return 1;
 }
@@ -778,11 +820,7 @@ void dw_join_finish(struct dw_join *j, struct dw_join_rec *rec)
 
 struct dw_join_done *dw_join_done_find(const struct dw_join *j, const char *id, size_t len)
 {
-    if (!j->n_done) {
-        return NULL;
-    }
-    size_t i = done_slot(j, dw_fp64(id, len));
-    return j->done[i].fp ? &j->done[i] : NULL;
+    return j->n_done ? done_lookup(j, dw_fp64(id, len)) : NULL;
 }
 
 static int64_t span_start(int64_t ts_ms, int64_t span_ms)
@@ -826,22 +864,20 @@ struct dw_join_bucket *dw_join_bucket_of(struct dw_join *j, const struct dw_join
 
 void dw_join_done_delete(struct dw_join *j, struct dw_join_done *d, int rewrite)
 {
-    dw_assert(j->n_done > 0 && d >= j->done && d < j->done + j->n_done_slots && d->fp);
+    dw_assert(j->n_done > 0 && d >= j->done && d < j->done + j->n_done && d->fp);
     if (rewrite) {
         bucket_list(j, d->model_idx, span_start(d->ts_ms, j->bucket_ms), j->bucket_ms)->rewrite = 1;
     }
-    size_t mask = j->n_done_slots - 1;
-    /* Backward-shift deletion, as in the record table. */
-    size_t hole = (size_t)(d - j->done);
-    for (size_t k = (hole + 1) & mask; j->done[k].fp; k = (k + 1) & mask) {
-        size_t home = (size_t)j->done[k].fp & mask;
-        int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
-        if (movable) {
-            j->done[hole] = j->done[k];
-            hole = k;
-        }
+    uint32_t idx = (uint32_t)(d - j->done), last = (uint32_t)j->n_done - 1;
+    size_t n = j->n_done_slots;
+    slot_erase(j, j->done_slots, n, slot_of(j->done_slots, n, d->fp, idx), done_hash);
+    /* The array stays dense: its last entry moves into the hole, and its slot with it. */
+    if (idx != last) {
+        size_t at = slot_of(j->done_slots, n, j->done[last].fp, last);
+        j->done_slots[at] = SLOT_MAKE(j->done[last].fp, idx);
+        j->done[idx] = j->done[last];
     }
-    memset(&j->done[hole], 0, sizeof(j->done[hole]));
+    memset(&j->done[last], 0, sizeof(j->done[last]));
     j->n_done--;
 }
 
@@ -853,16 +889,13 @@ size_t dw_join_done_sweep(struct dw_join *j, int64_t before_ms, int rewrite)
     }
     size_t n = 0;
     int64_t least = INT64_MAX;
-    for (size_t i = 0; i < j->n_done_slots; i++) {
-        /* A deletion shifts later entries back, maybe into slot i: look at it again. An entry
-         * of a run wrapping past the end may be shifted to a slot seen already and be looked
-         * at twice, which changes nothing. */
-        while (j->done[i].fp && j->done[i].ts_ms < before_ms) {
-            dw_join_done_delete(j, &j->done[i], rewrite);
+    for (size_t i = 0; i < j->n_done;) {
+        if (j->done[i].ts_ms < before_ms) {
+            dw_join_done_delete(j, &j->done[i], rewrite); /* the last entry moves to i */
             n++;
-        }
-        if (j->done[i].fp) {
+        } else {
             least = DW_MIN(least, j->done[i].ts_ms);
+            i++;
         }
     }
     j->done_min_ts = least;
@@ -901,7 +934,7 @@ void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms)
                   (before_ms != INT64_MIN && b->start_ms <= before_ms - b->span_ms);
         if (b->rewrite && !b->drop) {
             size_t n = 0;
-            for (size_t k = 0; k < j->n_done_slots && n == 0; k++) {
+            for (size_t k = 0; k < j->n_done && n == 0; k++) {
                 n += (size_t)in_bucket(&j->done[k], b);
             }
             b->drop = n == 0;
@@ -922,7 +955,7 @@ void dw_join_done_encode(const struct dw_join_done *d, const struct dw_join_buck
 void dw_join_bucket_encode(const struct dw_join *j, const struct dw_join_bucket *b,
                            struct dw_buf *out)
 {
-    for (size_t k = 0; k < j->n_done_slots; k++) {
+    for (size_t k = 0; k < j->n_done; k++) {
         if (in_bucket(&j->done[k], b)) {
             dw_join_done_encode(&j->done[k], b, out);
         }

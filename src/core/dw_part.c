@@ -613,10 +613,8 @@ static void join_evict(struct dw_part *p, int64_t max_records)
             ts[n++] = j->pool[i].ts_ms;
         }
     }
-    for (size_t i = 0; i < j->n_done_slots; i++) {
-        if (j->done[i].fp) {
-            ts[n++] = j->done[i].ts_ms;
-        }
+    for (size_t i = 0; i < j->n_done; i++) {
+        ts[n++] = j->done[i].ts_ms;
     }
     qsort(ts, n, sizeof(*ts), cmp_i64);
     size_t target = n - (size_t)(max_records * 9 / 10);

@@ -934,8 +934,8 @@ static const char *const base_events[] = {
     " \"scores\": [0.3, 0.7], \"weight\": 4.25, \"features\": {\"weight\": -0.0}}",
     "{\"prediction_id\":\"p-81723\",\"label\":0,\"timestamp\":\"2026-11-22T10:20:00Z\"}",
     "{\"prediction_id\":\"q\\u002d1\",\"label\":\"fr\\u00e9\",\"label_ts\":1795342800123}",
-    "{\"prediction_id\":\"r\",\"model\":\"price\",\"prediction\":250000.5,\"features\":"
-    "{\"sqft\":1e3,\"city\":\"Paris\"},\"latency_ms\":0,\"meta\":{\"a\":[1,2,{\"b\":null}]}}",
+    ("{\"prediction_id\":\"r\",\"model\":\"price\",\"prediction\":250000.5,\"features\":"
+     "{\"sqft\":1e3,\"city\":\"Paris\"},\"latency_ms\":0,\"meta\":{\"a\":[1,2,{\"b\":null}]}}"),
 };
 
 /* mutation alphabet: JSON's structural bytes weigh most */

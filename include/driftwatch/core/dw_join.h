@@ -204,9 +204,12 @@ struct dw_join {
     size_t n_models;
     struct dw_strtab parked; /* texts of parked labels */
     struct dw_join_arena arena;
-    /* the joined set: open addressing on fp, load factor at most 3/4, mapped pages */
+    /* the joined set: entries in a dense array (n_done of done_cap), found through slots
+     * (fp's upper 32 bits << 32 | index + 1) at a load factor of at most 3/4; mapped pages */
     struct dw_join_done *done;
-    size_t n_done_slots, n_done;
+    size_t done_cap, n_done;
+    uint64_t *done_slots;
+    size_t n_done_slots;
     int64_t done_min_ts; /* at most the least ts_ms in the set: a sweep before it is free */
     struct dw_join_done *done_new; /* joined since the last checkpoint (to APPEND) */
     size_t n_done_new, cap_done_new;
