@@ -63,6 +63,7 @@
 #define RUN_DLQ_KEPT_MAX (64 << 20)    /* bytes of failed dead letters kept before waiting */
 #define RUN_SHUTDOWN_FLUSH_MS 3000     /* webhook flush at shutdown, milliseconds */
 #define RUN_LIVE_WINDOW_MS 30000       /* /livez fails when the loop stalls this long */
+#define RUN_EVICT_LOG_MS 60000         /* at most one eviction warning this often */
 #define RUN_MMAP_THRESHOLD (4 << 20)   /* bytes: larger blocks come from mmap */
 #define RUN_TRIM_THRESHOLD (32 << 20)  /* bytes of free heap kept before returning it */
 #define RUN_ASSIGN_LOAD_MS 10000       /* loading retried in the rebalance callback, milliseconds */
@@ -88,7 +89,7 @@ struct run_metrics {
     struct dw_metric *late, *duplicates, *labels_held, *label_holds;
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
     struct dw_metric *sketches_dropped;
-    struct dw_metric *partitions, *windows_open, *join_records, *paused;
+    struct dw_metric *partitions, *windows_open, *join_records, *join_evicted, *paused;
     struct dw_metric *evaluated, *global_wm;
     struct dw_metric *quarantined, *quarantines, *loading;
     struct dw_metric *fenced, *state_lost, *fencings, *state_losses;
@@ -141,7 +142,9 @@ struct runner {
     int assigned; /* an assignment was received */
     int paused;   /* consumption paused because Redis is unavailable */
     int64_t next_ckpt, next_eval;
-    struct dw_watermarks wms; /* the group's clocks (dw_evaluator), from the last read */
+    uint64_t evicted_unlogged; /* join records evicted since the last log line about it */
+    int64_t evict_logged_ms;   /* monotonic time of that line */
+    struct dw_watermarks wms;  /* the group's clocks (dw_evaluator), from the last read */
     struct model_rt *models;
     json_t *reports; /* last reports for /status */
     struct run_metrics m;
@@ -211,6 +214,11 @@ static void metrics_init(struct run_metrics *m)
     m->partitions = gauge("driftwatch_partitions_assigned", "Partitions owned by this consumer.");
     m->windows_open = gauge("driftwatch_windows_open", "Windows held in memory.");
     m->join_records = gauge("driftwatch_join_records", "Records in the join cache.");
+    m->join_evicted = counter("driftwatch_join_evicted_total",
+                              "Join records evicted, oldest first, because join.max_records was "
+                              "reached: the labels of evicted predictions and the duplicates of "
+                              "evicted joined records are no longer recognised.",
+                              NULL);
     m->paused = gauge("driftwatch_consumer_paused",
                       "1 while consumption is paused because Redis is unavailable.");
     m->labels_held = gauge("driftwatch_label_partitions_held",
@@ -522,6 +530,29 @@ static void drop_merged_sketches(struct runner *rn)
     }
 }
 
+/* Counts join records evicted by dw_part_maintain() (bound: the partition's share of
+ * join.max_records) and says so in a warning, at most one a minute with the count since the
+ * last one: eviction is a loss of what the join can recognise, never silent. */
+static void note_evictions(struct runner *rn, uint64_t n, int64_t bound)
+{
+    if (n == 0) {
+        return;
+    }
+    dw_metric_add(rn->m.join_evicted, (double)n);
+    rn->evicted_unlogged += n;
+    int64_t now = dw_mono_ms();
+    if (rn->evict_logged_ms && now - rn->evict_logged_ms < RUN_EVICT_LOG_MS) {
+        return;
+    }
+    dw_log(DW_LOG_WARN,
+           "join records evicted: join.max_records reached (their labels and duplicates are no "
+           "longer recognised; raise join.max_records or shorten join.ttl)",
+           "{s:I,s:I,s:I}", "evicted", (json_int_t)rn->evicted_unlogged, "per_partition_bound",
+           (json_int_t)bound, "join_max_records", (json_int_t)rn->cfg.join_max_records);
+    rn->evicted_unlogged = 0;
+    rn->evict_logged_ms = now;
+}
+
 /* @returns 0 when every owned partition was written, -1 otherwise. */
 static int checkpoint_all(struct runner *rn)
 {
@@ -538,7 +569,9 @@ static int checkpoint_all(struct runner *rn)
         if (!part) {
             continue;
         }
+        uint64_t evicted = part->ctr.evicted;
         dw_part_maintain(part, per_part);
+        note_evictions(rn, part->ctr.evicted - evicted, per_part);
         char errstr[512];
         size_t bytes = 0;
         int res = dw_redis_checkpoint(rn->redis, part, rn->owner, rn->eof_ms[p],
