@@ -211,7 +211,7 @@ struct dw_join {
     uint64_t *done_slots;
     size_t n_done_slots;
     int64_t done_min_ts; /* at most the least ts_ms in the set: a sweep before it is free */
-    struct dw_join_done *done_new; /* joined since the last checkpoint (to APPEND) */
+    struct dw_join_done *done_new; /* joined since the last checkpoint (its next pieces) */
     size_t n_done_new, cap_done_new;
     struct dw_join_bucket *buckets; /* every bucket in Redis or to be written there */
     size_t n_buckets, cap_buckets;
