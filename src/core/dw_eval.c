@@ -558,6 +558,11 @@ static int sample_unarray(const struct dw_ref_feature *rf, json_t *s, double **v
 /* Bytes of one packed sample value: f64 value, u64 weight. */
 #define SAMPLE_PAIR_BYTES 16
 
+/*
+ * The packed sample (SAMPLE_PACKED: the reference in Redis). "n" is checked against the bytes
+ * the data actually holds by division, not by multiplying n (a product that wraps around
+ * would let a huge n through), before anything is allocated from it.
+ */
 /* A sample in the tail: {"encoding": SAMPLE_TAIL or SAMPLE_TAIL_U64, "n": n, "offset": bytes
  * into the tail}. n is checked against the bytes after the offset (at least 9 or 16 per pair)
  * before anything is allocated from it. */
@@ -595,13 +600,6 @@ static int sample_from_tail(const struct dw_ref_feature *rf, json_t *s, const st
     return 0;
 }
 
-/*
- * A sample in the tail, or packed (SAMPLE_PACKED: dw_ref_to_json_packed, and the reference
- * older versions kept in Redis).
- * The packed "n" is checked against the bytes the data actually holds by division, not by
- * multiplying n (a product that wraps around would let a huge n through), before anything is
- * allocated from it.
- */
 static int sample_unpack(const struct dw_ref_feature *rf, json_t *s, const struct ref_tail *tail,
                          double **v, uint64_t **w, size_t *n, char *errstr, size_t errstr_size)
 {

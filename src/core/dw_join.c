@@ -734,18 +734,19 @@ static uint64_t done_hash(const struct dw_join *j, uint32_t idx)
     return j->done[idx].fp;
 }
 
-/* The joined entry of fingerprint fp, or NULL and in *empty the slot where it would go. The
- * slots must exist (n_done_slots > 0). */
-static struct dw_join_done *done_probe(const struct dw_join *j, uint64_t fp, size_t *empty)
+/* The joined entry of fingerprint fp, or NULL. */
+static struct dw_join_done *done_lookup(const struct dw_join *j, uint64_t fp)
 {
-    size_t mask = j->n_done_slots - 1, i = (size_t)fp & mask;
-    for (; j->done_slots[i]; i = (i + 1) & mask) {
+    if (!j->n_done) {
+        return NULL;
+    }
+    size_t mask = j->n_done_slots - 1;
+    for (size_t i = (size_t)fp & mask; j->done_slots[i]; i = (i + 1) & mask) {
         uint64_t v = j->done_slots[i];
         if (SLOT_TAG(v) == (fp >> 32) && j->done[SLOT_IDX(v)].fp == fp) {
             return &j->done[SLOT_IDX(v)];
         }
     }
-    *empty = i;
     return NULL;
 }
 
@@ -770,18 +771,16 @@ static void done_reserve(struct dw_join *j)
     }
 }
 
-/* Adds d to the set unless its fp is there (the entry there is kept). @returns 1 if added. One
- * probe finds either; the room is made first (a duplicate may grow the set one step early). */
+/* Adds d to the set unless its fp is there (the entry there is kept). @returns 1 if added. */
 static int done_put(struct dw_join *j, const struct dw_join_done *d)
 {
-    done_reserve(j);
-    size_t slot;
-    if (done_probe(j, d->fp, &slot)) {
+    if (done_lookup(j, d->fp)) {
         return 0;
     }
+    done_reserve(j);
     uint32_t idx = (uint32_t)j->n_done;
     j->done[idx] = *d;
-    j->done_slots[slot] = SLOT_MAKE(d->fp, idx);
+    slot_place(j->done_slots, j->n_done_slots, d->fp, idx);
     j->done_min_ts = j->n_done++ ? DW_MIN(j->done_min_ts, d->ts_ms) : d->ts_ms;
     return 1;
 }
@@ -821,8 +820,7 @@ void dw_join_finish(struct dw_join *j, struct dw_join_rec *rec)
 
 struct dw_join_done *dw_join_done_find(const struct dw_join *j, const char *id, size_t len)
 {
-    size_t slot;
-    return j->n_done ? done_probe(j, dw_fp64(id, len), &slot) : NULL;
+    return j->n_done ? done_lookup(j, dw_fp64(id, len)) : NULL;
 }
 
 static int64_t span_start(int64_t ts_ms, int64_t span_ms)
@@ -830,8 +828,8 @@ static int64_t span_start(int64_t ts_ms, int64_t span_ms)
     return dw_floor_div(ts_ms, span_ms) * span_ms;
 }
 
-/* The bucket (model, start, span), listed if it was not. */
-static struct dw_join_bucket *bucket_list(struct dw_join *j, uint16_t model_idx, int64_t start_ms,
+/* The listed bucket (model, start, span), or NULL. */
+static struct dw_join_bucket *bucket_find(struct dw_join *j, uint16_t model_idx, int64_t start_ms,
                                           int64_t span_ms)
 {
     for (size_t i = 0; i < j->n_buckets; i++) {
@@ -840,25 +838,35 @@ static struct dw_join_bucket *bucket_list(struct dw_join *j, uint16_t model_idx,
             return b;
         }
     }
+    return NULL;
+}
+
+static struct dw_join_bucket *bucket_list(struct dw_join *j, uint16_t model_idx, int64_t start_ms,
+                                          int64_t span_ms)
+{
+    struct dw_join_bucket *b = bucket_find(j, model_idx, start_ms, span_ms);
+    if (b) {
+        return b;
+    }
     if (j->n_buckets == j->cap_buckets) {
         j->cap_buckets = j->cap_buckets ? 2 * j->cap_buckets : 16;
         j->buckets = dw_realloc(j->buckets, j->cap_buckets * sizeof(*j->buckets));
     }
-    struct dw_join_bucket *b = &j->buckets[j->n_buckets++];
+    b = &j->buckets[j->n_buckets++];
     *b = (struct dw_join_bucket){.start_ms = start_ms, .span_ms = span_ms, .model_idx = model_idx};
     return b;
 }
 
 struct dw_join_bucket *dw_join_bucket_of(struct dw_join *j, const struct dw_join_done *d)
 {
-    return bucket_list(j, d->model_idx, span_start(d->ts_ms, j->bucket_ms), j->bucket_ms);
+    return bucket_find(j, d->model_idx, span_start(d->ts_ms, j->bucket_ms), j->bucket_ms);
 }
 
 void dw_join_done_delete(struct dw_join *j, struct dw_join_done *d, int rewrite)
 {
     dw_assert(j->n_done > 0 && d >= j->done && d < j->done + j->n_done && d->fp);
     if (rewrite) {
-        dw_join_bucket_of(j, d)->rewrite = 1;
+        bucket_list(j, d->model_idx, span_start(d->ts_ms, j->bucket_ms), j->bucket_ms)->rewrite = 1;
     }
     uint32_t idx = (uint32_t)(d - j->done), last = (uint32_t)j->n_done - 1;
     size_t n = j->n_done_slots;
@@ -869,6 +877,7 @@ void dw_join_done_delete(struct dw_join *j, struct dw_join_done *d, int rewrite)
         j->done_slots[at] = SLOT_MAKE(j->done[last].fp, idx);
         j->done[idx] = j->done[last];
     }
+    memset(&j->done[last], 0, sizeof(j->done[last]));
     j->n_done--;
 }
 
@@ -902,9 +911,10 @@ static int cmp_done_new(const void *a, const void *b)
     return (x->ts_ms > y->ts_ms) - (x->ts_ms < y->ts_ms);
 }
 
-int dw_join_in_bucket(const struct dw_join_done *d, const struct dw_join_bucket *b)
+/* Entries of the joined set in bucket b (of the current span). */
+static int in_bucket(const struct dw_join_done *d, const struct dw_join_bucket *b)
 {
-    return d->model_idx == b->model_idx && d->ts_ms >= b->start_ms &&
+    return d->fp && d->model_idx == b->model_idx && d->ts_ms >= b->start_ms &&
            d->ts_ms - b->start_ms < b->span_ms;
 }
 
@@ -913,12 +923,9 @@ void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms)
     if (j->n_done_new > 1) {
         qsort(j->done_new, j->n_done_new, sizeof(*j->done_new), cmp_done_new);
     }
-    /* Sorted: each bucket's new entries are one run, listed once. */
-    const struct dw_join_bucket *run = NULL;
     for (size_t i = 0; i < j->n_done_new; i++) {
-        if (!run || !dw_join_in_bucket(&j->done_new[i], run)) {
-            run = dw_join_bucket_of(j, &j->done_new[i]);
-        }
+        const struct dw_join_done *d = &j->done_new[i];
+        bucket_list(j, d->model_idx, span_start(d->ts_ms, j->bucket_ms), j->bucket_ms);
     }
     for (size_t i = 0; i < j->n_buckets; i++) {
         struct dw_join_bucket *b = &j->buckets[i];
@@ -928,7 +935,7 @@ void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms)
         if (b->rewrite && !b->drop) {
             size_t n = 0;
             for (size_t k = 0; k < j->n_done && n == 0; k++) {
-                n += (size_t)dw_join_in_bucket(&j->done[k], b);
+                n += (size_t)in_bucket(&j->done[k], b);
             }
             b->drop = n == 0;
         }
@@ -949,7 +956,7 @@ void dw_join_bucket_encode(const struct dw_join *j, const struct dw_join_bucket 
                            struct dw_buf *out)
 {
     for (size_t k = 0; k < j->n_done; k++) {
-        if (dw_join_in_bucket(&j->done[k], b)) {
+        if (in_bucket(&j->done[k], b)) {
             dw_join_done_encode(&j->done[k], b, out);
         }
     }

@@ -214,11 +214,12 @@ static void count_duplicate(struct dw_part *p, uint16_t model_idx, int64_t ts_ms
     }
 }
 
-/* Counts the joined label of rec into its window (the caller moves rec to the joined set). */
+/* Counts the joined label of rec into its window; the record is DONE afterwards. */
 static void count_join(struct dw_part *p, struct dw_join_rec *rec, int64_t lwm)
 {
     const struct dw_model_cfg *model = &p->cfg->models[rec->model_idx];
     struct dw_agg *agg = dw_part_window(p, model, rec->win_ms);
+    rec->state = DW_JOIN_DONE;
     if (!agg || (rec->flags & DW_JREC_LATE) || label_late(p, rec->win_ms, lwm)) {
         p->ctr.late_labels++;
         p->meta_dirty = 1;
@@ -261,22 +262,29 @@ static void class_bound_msg(const struct dw_part *p, size_t model_idx, const cha
            jm->max_classes);
 }
 
-int64_t dw_part_joined_before(const struct dw_part *p)
+/* 1 when a joined record ts_ms has waited longer than join.ttl on the label clock. Loading
+ * skips such entries (dw_join_bucket_load), so every lookup treats them as gone too, swept or
+ * not: the outcome is the same with or without a restart in between. */
+static int done_expired(const struct dw_part *p, int64_t ts_ms)
 {
-    return p->max_label_ts == DW_NO_TS ? INT64_MIN : p->max_label_ts - p->cfg->join_ttl_ms;
+    return p->max_label_ts != DW_NO_TS && ts_ms + p->cfg->join_ttl_ms < p->max_label_ts;
 }
 
-/* The joined entry of id, or NULL. One past join.ttl on the label clock is deleted on the way:
- * loading skips such entries (dw_join_bucket_load), so every lookup treats them as gone too,
- * swept or not, and the outcome is the same with or without a restart in between. */
+/* The joined entry of id, or NULL (an expired one is deleted on the way). */
 static struct dw_join_done *joined_entry(struct dw_part *p, const char *id, size_t len)
 {
     struct dw_join_done *d = dw_join_done_find(&p->join, id, len);
-    if (d && d->ts_ms < dw_part_joined_before(p)) {
+    if (d && done_expired(p, d->ts_ms)) {
         dw_join_done_delete(&p->join, d, 0);
         d = NULL;
     }
     return d;
+}
+
+/* 1 when a prediction with this id has joined already (a duplicate prediction). */
+static int joined_again(struct dw_part *p, const char *id, size_t len)
+{
+    return joined_entry(p, id, len) != NULL;
 }
 
 enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_prediction *ev)
@@ -304,8 +312,12 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
         dw_join_delete(j, rec);
         rec = NULL;
     }
-    /* Seen already: waiting in the table, or joined. */
-    if (rec ? rec->state != DW_JOIN_LABEL : joined_entry(p, ev->id, ev->id_len) != NULL) {
+    if (!rec && joined_again(p, ev->id, ev->id_len)) {
+        p->ctr.duplicate_predictions++;
+        p->meta_dirty = 1;
+        return DW_PART_DUPLICATE;
+    }
+    if (rec && rec->state != DW_JOIN_LABEL) {
         p->ctr.duplicate_predictions++;
         p->meta_dirty = 1;
         return DW_PART_DUPLICATE;
@@ -575,9 +587,12 @@ static void join_sweep(struct dw_part *p, int64_t cutoff, int evicting)
         n = dw_join_done_sweep(j, cutoff, 1);
         p->ctr.evicted += n;
     } else {
-        n += dw_join_done_sweep(j, dw_part_joined_before(p), 0);
+        int64_t ttl = p->cfg->join_ttl_ms;
+        if (p->max_label_ts != DW_NO_TS) {
+            n += dw_join_done_sweep(j, p->max_label_ts - ttl, 0);
+        }
         if (p->labels_at_end && p->max_ts != DW_NO_TS) {
-            n += dw_join_done_sweep(j, p->max_ts - p->cfg->join_ttl_ms, 1);
+            n += dw_join_done_sweep(j, p->max_ts - ttl, 1);
         }
     }
     p->meta_dirty |= n > 0;

@@ -747,9 +747,10 @@ static int load_bucket(struct dw_redis *r, struct dw_part *p, const char *list_k
                        size_t errstr_size)
 {
     (void)list_key;
+    long midx = mb->midx;
+    int64_t start = mb->start, span = mb->span;
     char key[DW_REDIS_KEY_MAX];
-    key_bucket(r, p->partition, r->cfg->models[mb->midx].name, mb->start, mb->span, key,
-               sizeof(key));
+    key_bucket(r, p->partition, r->cfg->models[midx].name, start, span, key, sizeof(key));
     redisReply *rep = cmdf(r, "LRANGE %s 0 -1", key);
     if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY) {
         int rc = reply_fault(rep, "LRANGE", key, badkey, badkey_size, errstr, errstr_size);
@@ -772,9 +773,11 @@ static int load_bucket(struct dw_redis *r, struct dw_part *p, const char *list_k
         dw_log(DW_LOG_WARN, "joined records missing from Redis: their duplicates are not known",
                "{s:i,s:s}", "partition", (int)p->partition, "key", key);
     }
+    int64_t before =
+        p->max_label_ts == DW_NO_TS ? INT64_MIN : p->max_label_ts - r->cfg->join_ttl_ms;
     int rc = 0;
-    if (bad || dw_join_bucket_load(&p->join, (uint16_t)mb->midx, mb->start, mb->span, all.data,
-                                   all.len, dw_part_joined_before(p)) != 0) {
+    if (bad || dw_join_bucket_load(&p->join, (uint16_t)midx, start, span, all.data, all.len,
+                                   before) != 0) {
         rc = corrupt(badkey, badkey_size, errstr, errstr_size, key,
                      "joined records are truncated or corrupt (%zu pieces)", rep->elements);
     }
@@ -1271,7 +1274,9 @@ static int ck_bucket(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
 static int ck_send_joined(struct dw_redis *r, struct dw_part *p, struct ckpt *ck)
 {
     struct dw_join *j = &p->join;
-    dw_join_ckpt_plan(j, dw_part_joined_before(p));
+    int64_t before =
+        p->max_label_ts == DW_NO_TS ? INT64_MIN : p->max_label_ts - r->cfg->join_ttl_ms;
+    dw_join_ckpt_plan(j, before);
     struct dw_buf blob;
     dw_buf_init(&blob);
     int rc = 0;
@@ -1288,8 +1293,9 @@ static int ck_send_joined(struct dw_redis *r, struct dw_part *p, struct ckpt *ck
     /* The new entries are sorted by model and time: one piece per run of a bucket. */
     for (size_t i = 0; i < j->n_done_new && rc == 0;) {
         const struct dw_join_bucket *b = dw_join_bucket_of(j, &j->done_new[i]);
+        dw_assert(b != NULL); /* listed by dw_join_ckpt_plan() */
         dw_buf_reset(&blob);
-        for (; i < j->n_done_new && dw_join_in_bucket(&j->done_new[i], b); i++) {
+        for (; i < j->n_done_new && dw_join_bucket_of(j, &j->done_new[i]) == b; i++) {
             dw_join_done_encode(&j->done_new[i], b, &blob);
         }
         if (!b->drop && !b->rewrite) {

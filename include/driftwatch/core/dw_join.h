@@ -313,11 +313,8 @@ size_t dw_join_done_sweep(struct dw_join *j, int64_t before_ms, int rewrite);
  */
 void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms);
 
-/** @returns the bucket of the current span that entry d goes to (listed if it was not). */
+/** @returns the bucket of the current span that entry d goes to, or NULL when not listed. */
 struct dw_join_bucket *dw_join_bucket_of(struct dw_join *j, const struct dw_join_done *d);
-
-/** @returns 1 when entry d belongs to bucket b (its model, within its span). */
-int dw_join_in_bucket(const struct dw_join_done *d, const struct dw_join_bucket *b);
 
 /** @brief Appends the Redis form of every entry of bucket b in the joined set to out. */
 void dw_join_bucket_encode(const struct dw_join *j, const struct dw_join_bucket *b,

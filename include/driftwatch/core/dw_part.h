@@ -107,12 +107,6 @@ void dw_part_free(struct dw_part *p);
 /** @returns the partition watermark: max_ts - allowed_lateness (DW_NO_TS when empty). */
 int64_t dw_part_watermark(const struct dw_part *p);
 
-/**
- * @returns the event time before which a joined record has waited longer than join.ttl on the
- *          label clock (gone for every lookup, skipped by loading), or INT64_MIN without one.
- */
-int64_t dw_part_joined_before(const struct dw_part *p);
-
 enum dw_part_result { DW_PART_OK = 0, DW_PART_LATE, DW_PART_DUPLICATE, DW_PART_REJECTED };
 
 /**
