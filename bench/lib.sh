@@ -47,7 +47,7 @@ kafka:
   bootstrap.servers: "$B"
 redis: {host: 127.0.0.1, port: $RP}
 window: {size: 60s, allowed_lateness: 5s, idle_timeout: 30s, label_horizon: 1h}
-checkpoint: {interval: 1s}
+checkpoint: {interval: ${BENCH_CHECKPOINT:-1s}}
 http: {listen: "127.0.0.1:$HP"}
 $("$DW" gen --print-models --numeric 10 --categorical 5)
 YAML
@@ -61,6 +61,7 @@ consumed() {
 }
 # A field of /proc/PID/status (KiB), and Redis's used_memory (bytes).
 status_kib() { awk -v f="^$2:" '$0 ~ f {print $2}' "/proc/$1/status"; }
+redis_net_in() { redis-cli -p "$RP" info stats | awk -F: '/^total_net_input_bytes:/ {print $2}' | tr -d '\r'; }
 redis_used() { redis-cli -p "$RP" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 
 # The per-window predictions, labeled and correct in Redis against gen's truth.

@@ -21,7 +21,7 @@ gen_traffic --count "$N" --eps 1000
 t1=$(date +%s.%N)
 write_config
 TOTAL=$((2 * N))
-broker0=$(cpu $BROKER_PID); redis0=$(cpu $REDIS_PID)
+broker0=$(cpu $BROKER_PID); redis0=$(cpu $REDIS_PID); redis_in0=$(redis_net_in)
 echo "bench: produced in $(echo "$t1 - $t0" | bc) s; starting driftwatch run"
 start=$(date +%s.%N)
 # BENCH_WRAP: a command to run driftwatch under (e.g. "heaptrack -o /tmp/dw"; figures are off)
@@ -57,6 +57,7 @@ busy=$(echo "$end - $first" | bc)
 echo "bench: $TOTAL messages in $secs s from start = $(echo "$TOTAL / $secs" | bc) msgs/s"
 echo "bench: from the first message consumed: $busy s = $(echo "$TOTAL / $busy" | bc) msgs/s; RSS ${rss} KiB, peak RSS ${hwm} KiB"
 echo "bench: CPU seconds while consuming: driftwatch $c_run, dev-broker $c_broker, redis-server $c_redis (2 cores shared); $(echo "$TOTAL / $c_run" | bc) msgs per driftwatch CPU-second"
+echo "bench: bytes sent to Redis while consuming: $(($(redis_net_in) - redis_in0))"
 sleep 2
 used=$(redis_used)
 echo "bench: redis used_memory after catch-up: $used bytes ($(redis-cli -p "$RP" dbsize | tr -d '\r') keys)"
