@@ -1,7 +1,9 @@
 /*
  * dw_inspect.c - `driftwatch inspect`: prints the merged per-window state kept in Redis, one
  * JSON object per (model, window) in window order. It reads what the consumers checkpointed,
- * so tests and operators can compare it with the ground truth or a notebook.
+ * so tests and operators can compare it with the ground truth or a notebook. A window evaluated
+ * at its label horizon comes from the summary that evaluation stored (the same line, merged
+ * then), since its partitions delete their records once no evaluation reads them.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -21,7 +23,9 @@ static void inspect_usage(FILE *out)
     fprintf(out, "usage: driftwatch inspect -c FILE [--model NAME]\n\n"
                  "Prints the merged state of every window kept in Redis, one JSON object per\n"
                  "line: predictions, labeled, correct, duplicate_labels, late counts, versions\n"
-                 "and per-feature count/missing.\n\n"
+                 "and per-feature count/missing. A window evaluated at its label horizon is\n"
+                 "printed from the summary stored then (kept for window.retention): its\n"
+                 "partitions delete their records once no evaluation reads them.\n\n"
                  "  -c, --config FILE   the configuration used by `driftwatch run`\n"
                  "  -m, --model NAME    only this model\n"
                  "  -h, --help          this help\n");
@@ -33,35 +37,80 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int inspect_model(struct dw_redis *r, const struct dw_model_cfg *m, int n_parts)
+/* Prints window `start` merged from the partitions' records. @returns 0, -1 on an error. */
+static int print_merged(struct dw_redis *r, const struct dw_model_cfg *m, int64_t start,
+                        int n_parts)
 {
-    int64_t *starts = NULL;
-    size_t n = 0;
-    if (dw_redis_window_starts(r, m, n_parts, &starts, &n) != 0) {
-        fprintf(stderr, "inspect: cannot list windows of %s\n", m->name);
+    char errstr[512];
+    struct dw_agg *agg = dw_redis_load_window(r, m, start, n_parts, errstr, sizeof(errstr));
+    if (!agg) {
+        fprintf(stderr, "inspect: %s\n", errstr);
         return -1;
     }
-    qsort(starts, n, sizeof(*starts), cmp_i64);
+    char *text = dw_agg_to_text(agg);
+    printf("%s\n", text);
+    free(text);
+    dw_agg_free(agg);
+    return 0;
+}
+
+/* Prints the summary the final evaluation stored of window `start`. @returns 0, -1 when it
+ * is gone (expired between the listing and the read) or unreadable. */
+static int print_summary(struct dw_redis *r, const struct dw_model_cfg *m, int64_t start)
+{
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_summary(m->name, start, name, sizeof(name));
+    char *text = dw_redis_get_str(r, name);
+    if (!text) {
+        fprintf(stderr, "inspect: cannot read %s\n", name);
+        return -1;
+    }
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
+/* 1 when the sorted array v[0..n) holds x */
+static int holds(const int64_t *v, size_t n, int64_t x)
+{
+    return n > 0 && bsearch(&x, v, n, sizeof(*v), cmp_i64) != NULL;
+}
+
+/*
+ * Every window of model m, in order: the summary its final evaluation stored when there is one
+ * (after that evaluation nothing changes a window, and its partitions delete their records, each
+ * at its own checkpoint, once no reader needs them: a merge of what is left would be partial;
+ * docs/design.md, "A window's records live until their last reader"), else merged from its
+ * partitions' records.
+ */
+static int inspect_model(struct dw_redis *r, const struct dw_model_cfg *m, int n_parts)
+{
+    int64_t *parts = NULL, *sums = NULL;
+    size_t n_parts_w = 0, n_sums = 0;
+    if (dw_redis_window_starts(r, m, n_parts, &parts, &n_parts_w) != 0 ||
+        dw_redis_summary_starts(r, m, &sums, &n_sums) != 0) {
+        fprintf(stderr, "inspect: cannot list windows of %s\n", m->name);
+        free(parts);
+        free(sums);
+        return -1;
+    }
+    size_t n = n_parts_w + n_sums;
+    int64_t *all = dw_malloc((n ? n : 1) * sizeof(*all));
+    memcpy(all, parts, n_parts_w * sizeof(*all));
+    memcpy(all + n_parts_w, sums, n_sums * sizeof(*all));
+    qsort(sums, n_sums, sizeof(*sums), cmp_i64);
+    qsort(all, n, sizeof(*all), cmp_i64);
     int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && starts[i] == starts[i - 1]) {
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (i > 0 && all[i] == all[i - 1]) {
             continue;
         }
-        char errstr[512];
-        struct dw_agg *agg = dw_redis_load_window(r, m, starts[i], n_parts, errstr, sizeof(errstr));
-        if (!agg) {
-            fprintf(stderr, "inspect: %s\n", errstr);
-            rc = -1;
-            break;
-        }
-        json_t *obj = dw_agg_to_json(agg);
-        char *text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
-        printf("%s\n", text);
-        free(text);
-        json_decref(obj);
-        dw_agg_free(agg);
+        rc = holds(sums, n_sums, all[i]) ? print_summary(r, m, all[i])
+                                         : print_merged(r, m, all[i], n_parts);
     }
-    free(starts);
+    free(all);
+    free(parts);
+    free(sums);
     return rc;
 }
 

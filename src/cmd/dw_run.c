@@ -506,25 +506,35 @@ static size_t shrink_retired(struct runner *rn, int p, const struct dw_model_cfg
 }
 
 /*
- * A window's feature sketches are final once it is closed, and once the close evaluation (on
- * whichever pod holds the lease) has merged them, no partition needs them again: each model's
- * close cursor, read here before every checkpoint, says up to where. The partitions drop them
- * and the checkpoint rewrites those windows with their counts only, in memory and in Redis.
+ * What the evaluator's cursors, read here before every checkpoint, let the partitions free:
+ * - a window's feature sketches are final once it is closed, and once the close evaluation (on
+ *   whichever pod holds the lease) has merged them, no partition needs them again: the
+ *   partitions drop them before the close cursor and the checkpoint rewrites those windows with
+ *   their counts only, in memory and in Redis;
+ * - the window records of a model that no reader needs any more (dw_evaluator_records_before
+ *   the final cursor) are deleted by the checkpoint (dw_part.h, "kept").
  */
-static void drop_merged_sketches(struct runner *rn)
+static void apply_cursors(struct runner *rn)
 {
     for (size_t mi = 0; mi < rn->cfg.n_models; mi++) {
+        const struct dw_model_cfg *m = &rn->cfg.models[mi];
         char name[DW_REDIS_NAME_MAX];
-        dw_redis_name_cursor(rn->cfg.models[mi].name, 0, name, sizeof(name));
-        int64_t cursor = 0;
+        dw_redis_name_cursor(m->name, 0, name, sizeof(name));
+        int64_t cursor = 0, final = 0;
         if (get_event_time(rn, name, &cursor) != 1) {
             continue;
         }
+        dw_redis_name_cursor(m->name, 1, name, sizeof(name));
+        int gc = get_event_time(rn, name, &final) == 1;
+        int64_t before = gc ? dw_evaluator_records_before(&rn->cfg, final) : 0;
         for (int p = 0; p < rn->n_parts; p++) {
             if (rn->parts[p]) {
-                size_t n = dw_part_drop_sketches(rn->parts[p], &rn->cfg.models[mi], cursor);
-                n += shrink_retired(rn, p, &rn->cfg.models[mi], cursor);
+                size_t n = dw_part_drop_sketches(rn->parts[p], m, cursor);
+                n += shrink_retired(rn, p, m, cursor);
                 dw_metric_add(rn->m.sketches_dropped, (double)n);
+                if (gc) {
+                    dw_part_set_gc(rn->parts[p], m, before);
+                }
             }
         }
     }
@@ -560,7 +570,7 @@ static int checkpoint_all(struct runner *rn)
     if (settle_dead_letters(rn) != 0) {
         return -1;
     }
-    drop_merged_sketches(rn);
+    apply_cursors(rn);
     size_t owned = owned_count(rn);
     int64_t per_part = owned ? rn->cfg.join_max_records / (int64_t)owned : 0;
     int rc = 0;
@@ -1471,6 +1481,34 @@ static void final_features(struct runner *rn, const struct dw_model_cfg *m, int6
 }
 
 /*
+ * At the final evaluation of a window with data: what `inspect` shows of it (its partitions'
+ * records merged, feature counts included) is stored once for the window, for
+ * window.retention, since the partitions delete their records once no reader needs them. A
+ * failure is logged and costs only inspect's view of that window once they are gone.
+ */
+static void store_summary(struct runner *rn, const struct dw_model_cfg *m, int64_t start)
+{
+    char errstr[512], name[DW_REDIS_NAME_MAX];
+    struct dw_agg *agg =
+        dw_redis_load_window(rn->redis, m, start, rn->n_parts, errstr, sizeof(errstr));
+    if (!agg) {
+        dw_log(DW_LOG_ERROR, "cannot read window for its summary", "{s:s,s:I,s:s}", "model",
+               m->name, "window_start_ms", (json_int_t)start, "error", errstr);
+        return;
+    }
+    dw_agg_drop_sketches(agg); /* some records may still hold theirs: retired before the close */
+    char *text = dw_agg_to_text(agg);
+    dw_redis_name_summary(m->name, start, name, sizeof(name));
+    if (!text || dw_redis_set_str(rn->redis, name, text,
+                                  rn->cfg.retention_windows * rn->cfg.window_size_ms) != 0) {
+        dw_log(DW_LOG_ERROR, "cannot store window summary", "{s:s,s:I}", "model", m->name,
+               "window_start_ms", (json_int_t)start);
+    }
+    free(text);
+    dw_agg_free(agg);
+}
+
+/*
  * Evaluates the window `start`, or the run of empty windows it starts (one report, "empty_windows"
  * windows, up to the next window with data or `until`); its alerts and trigger are committed
  * with cursor_name := the end of what was reported. *n_windows says how many windows that was,
@@ -1521,6 +1559,7 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
         dw_eval_empty_run(report, &rn->cfg, n);
     } else if (final) {
         final_features(rn, m, start, report);
+        store_summary(rn, m, start);
     }
     dw_eval_add_rolling(report, &rn->cfg, m, recent, n_recent);
     free_recent(recent, n_recent);

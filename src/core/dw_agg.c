@@ -1266,3 +1266,11 @@ json_t *dw_agg_to_json(const struct dw_agg *agg)
     }
     return obj;
 }
+
+char *dw_agg_to_text(const struct dw_agg *agg)
+{
+    json_t *obj = dw_agg_to_json(agg);
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(obj);
+    return text;
+}

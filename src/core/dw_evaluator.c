@@ -202,6 +202,12 @@ void dw_evaluator_rolling(const struct dw_config *cfg, int found, int64_t stored
     *k = DW_MIN(cfg->rolling_windows, (last - *first) / cfg->window_size_ms + 1);
 }
 
+int64_t dw_evaluator_records_before(const struct dw_config *cfg, int64_t final_cursor)
+{
+    int64_t back = cfg->rolling_windows > 1 ? cfg->rolling_windows - 1 : 0;
+    return final_cursor - back * cfg->window_size_ms;
+}
+
 int dw_evaluator_reference_joins(const struct dw_agg *agg)
 {
     return agg->all.predictions != 0;

@@ -56,6 +56,10 @@ struct dw_part *dw_part_new(const struct dw_config *cfg, int32_t partition)
     p->min_ts = DW_NO_TS;
     p->max_label_ts = DW_NO_TS;
     p->closed_upto_ms = DW_NO_TS;
+    p->gc_before = dw_malloc((cfg->n_models ? cfg->n_models : 1) * sizeof(*p->gc_before));
+    for (size_t m = 0; m < cfg->n_models; m++) {
+        p->gc_before[m] = DW_NO_TS;
+    }
     dw_join_init(&p->join);
     dw_join_set_ttl(&p->join, cfg->join_ttl_ms);
     for (size_t m = 0; m < cfg->n_models; m++) {
@@ -79,6 +83,8 @@ void dw_part_free(struct dw_part *p)
     }
     free(p->wins);
     free(p->retired);
+    free(p->kept);
+    free(p->gc_before);
     free(p->unmerged);
     dw_join_free(&p->join);
     free(p);
@@ -654,12 +660,62 @@ void dw_part_maintain(struct dw_part *p, int64_t max_records)
     p->n_wins = keep;
 }
 
+void dw_part_set_gc(struct dw_part *p, const struct dw_model_cfg *model, int64_t before_ms)
+{
+    int64_t *b = &p->gc_before[model - p->cfg->models];
+    if (*b == DW_NO_TS || before_ms > *b) {
+        *b = before_ms;
+    }
+}
+
+int dw_part_gc_due(const struct dw_part *p, const struct dw_model_cfg *model, int64_t start_ms)
+{
+    int64_t b = p->gc_before[model - p->cfg->models];
+    return b != DW_NO_TS && start_ms < b;
+}
+
+size_t dw_part_gc_plan(struct dw_part *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_kept; i++) {
+        struct dw_part_kept *k = &p->kept[i];
+        k->going = dw_part_gc_due(p, k->model, k->start_ms);
+        n += (size_t)k->going;
+    }
+    return n;
+}
+
+void dw_part_keep_window(struct dw_part *p, const struct dw_model_cfg *model, int64_t start_ms)
+{
+    for (size_t i = 0; i < p->n_kept; i++) {
+        if (p->kept[i].model == model && p->kept[i].start_ms == start_ms) {
+            return;
+        }
+    }
+    if (p->n_kept == p->cap_kept) {
+        p->cap_kept = p->cap_kept ? 2 * p->cap_kept : 8;
+        p->kept = dw_realloc(p->kept, p->cap_kept * sizeof(*p->kept));
+    }
+    p->kept[p->n_kept++] = (struct dw_part_kept){model, start_ms, 0};
+}
+
 void dw_part_checkpoint_done(struct dw_part *p)
 {
     for (size_t i = 0; i < p->n_wins; i++) {
         p->wins[i]->dirty = 0;
     }
+    size_t keep = 0;
+    for (size_t i = 0; i < p->n_kept; i++) {
+        if (!p->kept[i].going) {
+            p->kept[keep++] = p->kept[i];
+        }
+    }
+    p->n_kept = keep;
     for (size_t i = 0; i < p->n_retired; i++) {
+        const struct dw_agg *agg = p->retired[i];
+        if (!dw_part_gc_due(p, agg->model, agg->start_ms)) {
+            dw_part_keep_window(p, agg->model, agg->start_ms);
+        }
         dw_agg_free(p->retired[i]);
     }
     p->n_retired = 0;

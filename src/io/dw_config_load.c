@@ -207,7 +207,11 @@ static const struct cfg_key cfg_keys[] = {
              "end; performance is reported again when it has passed."},
     {.name = "window.retention", .type = T_INT, .def = "1440", CFG(retention_windows),
      .flags = F_MIN, .min = 1,
-     .help = "Number of closed windows kept in Redis (1440 one-minute windows = one day)."},
+     .help = "Number of windows whose reports and summaries (what `inspect` prints) are kept in "
+             "Redis (1440 one-minute windows = one day). The partitions' own records of a window "
+             "are deleted earlier, once no evaluation reads them (after the final evaluation of "
+             "the window evaluation.rolling_windows - 1 later); this is their upper bound should "
+             "a consumer stop before deleting them."},
 
     {.name = "join.ttl", .type = T_DURATION, .def = "1h", CFG(join_ttl_ms), .flags = F_MIN_EXCL,
      .min = 0,

@@ -248,6 +248,11 @@ static void key_open(const struct dw_redis *r, int32_t partition, char *buf, siz
 }
 
 /* {dw:G:T:P}:join */
+static void key_kept(const struct dw_redis *r, int32_t partition, char *buf, size_t size)
+{
+    part_key(r, partition, buf, size, "%s", "kept");
+}
+
 static void key_join(const struct dw_redis *r, int32_t partition, char *buf, size_t size)
 {
     part_key(r, partition, buf, size, "join");
@@ -342,6 +347,15 @@ void dw_redis_name_rolling_first(const char *model, char *buf, size_t size)
 void dw_redis_name_report(const char *model, int64_t start_ms, char *buf, size_t size)
 {
     snprintf(buf, size, "report:%s:%" PRId64, model, start_ms);
+}
+
+#define SUMMARY "summary" /* summary:<model>:<start> */
+
+void dw_redis_name_summary(const char *model, int64_t start_ms, char *buf, size_t size)
+{
+    char prefix[DW_REDIS_NAME_MAX];
+    model_name(SUMMARY, model, prefix, sizeof(prefix));
+    snprintf(buf, size, "%s:%" PRId64, prefix, start_ms);
 }
 
 void dw_redis_name_refagg(const char *model, int64_t start_ms, char *buf, size_t size)
@@ -740,6 +754,29 @@ static int load_windows(struct dw_redis *r, struct dw_part *p, char *badkey, siz
     return load_members(r, p, key, &open, badkey, badkey_size, errstr, errstr_size);
 }
 
+/* Lists one retired window whose record is kept, named by a member of the kept set. */
+static int load_kept_window(struct dw_redis *r, struct dw_part *p, const char *key,
+                            const struct member *mb, char *badkey, size_t badkey_size, char *errstr,
+                            size_t errstr_size)
+{
+    (void)key, (void)badkey, (void)badkey_size, (void)errstr, (void)errstr_size;
+    dw_part_keep_window(p, &r->cfg->models[mb->midx], mb->start);
+    return 0;
+}
+
+static int load_kept(struct dw_redis *r, struct dw_part *p, char *badkey, size_t badkey_size,
+                     char *errstr, size_t errstr_size)
+{
+    static const struct member_kind kept = {
+        .form = "<model>\\t<window start ms>",
+        .unknown = "kept window of an unconfigured model ignored (its record expires with "
+                   "window.retention)",
+        .load = load_kept_window};
+    char key[DW_REDIS_KEY_MAX];
+    key_kept(r, p->partition, key, sizeof(key));
+    return load_members(r, p, key, &kept, badkey, badkey_size, errstr, errstr_size);
+}
+
 /* Loads one bucket of the joined set (model midx) named by a member of the bucket list: a
  * list of pieces (one per checkpoint that appended, or one written whole). */
 static int load_bucket(struct dw_redis *r, struct dw_part *p, const char *list_key,
@@ -881,6 +918,9 @@ int dw_redis_load_part(struct dw_redis *r, struct dw_part *p, char *badkey, size
         return corrupt(badkey, badkey_size, errstr, errstr_size, key, "%s", why);
     }
     int rc = load_windows(r, p, badkey, badkey_size, errstr, errstr_size);
+    if (rc == 0) {
+        rc = load_kept(r, p, badkey, badkey_size, errstr, errstr_size);
+    }
     if (rc == 0) {
         rc = load_join(r, p, badkey, badkey_size, errstr, errstr_size);
     }
@@ -1127,7 +1167,8 @@ static void ck_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
     *n_refs = 0;
     for (size_t i = 0; i < total; i++) {
         struct dw_agg *agg = i < p->n_wins ? p->wins[i] : p->retired[i - p->n_wins];
-        if (i < p->n_wins && !agg->dirty) {
+        int deleted = i >= p->n_wins && dw_part_gc_due(p, agg->model, agg->start_ms);
+        if ((i < p->n_wins && !agg->dirty) || deleted) {
             (*refs)[(*n_refs)++] = (struct blob_ref){0, 0};
             continue;
         }
@@ -1138,36 +1179,76 @@ static void ck_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
     (void)r;
 }
 
-static int ck_send_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
-                           const struct blob_ref *refs)
+/* Deletes the records of the kept windows no reader needs any more (dw_part_gc_plan). */
+static int ck_send_kept(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
+                        const char *kept_key)
 {
-    int64_t px = r->cfg->retention_windows * r->cfg->window_size_ms + r->cfg->label_horizon_ms +
-                 r->cfg->allowed_lateness_ms;
-    char open_key[DW_REDIS_KEY_MAX], wkey[DW_REDIS_KEY_MAX];
-    key_open(r, p->partition, open_key, sizeof(open_key));
-    for (size_t i = 0; i < p->n_wins + p->n_retired; i++) {
-        int retired = i >= p->n_wins;
-        struct dw_agg *agg = retired ? p->retired[i - p->n_wins] : p->wins[i];
-        if (!refs[i].len) {
+    char wkey[DW_REDIS_KEY_MAX];
+    for (size_t i = 0; i < p->n_kept; i++) {
+        const struct dw_part_kept *k = &p->kept[i];
+        if (!k->going) {
             continue;
         }
-        key_window(r, p->partition, agg->model->name, agg->start_ms, wkey, sizeof(wkey));
-        argv_pushs(&ck->a, "SET");
+        key_window(r, p->partition, k->model->name, k->start_ms, wkey, sizeof(wkey));
+        argv_pushs(&ck->a, "DEL");
         argv_pushs(&ck->a, wkey);
-        argv_push(&ck->a, ck->blobs.data + refs[i].off, refs[i].len);
-        argv_pushs(&ck->a, "PX");
-        argv_pushs(&ck->a, ck_fmt(ck, "%" PRId64, px));
         if (ck_send(r, ck) != 0) {
             return -1;
         }
-        argv_pushs(&ck->a, retired ? "SREM" : "SADD");
-        argv_pushs(&ck->a, open_key);
-        argv_pushs(&ck->a, ck_fmt(ck, "%s\t%" PRId64, agg->model->name, agg->start_ms));
+        argv_pushs(&ck->a, "SREM");
+        argv_pushs(&ck->a, kept_key);
+        argv_pushs(&ck->a, ck_fmt(ck, "%s\t%" PRId64, k->model->name, k->start_ms));
         if (ck_send(r, ck) != 0) {
             return -1;
         }
     }
     return 0;
+}
+
+static int ck_send_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
+                           const struct blob_ref *refs)
+{
+    int64_t px = r->cfg->retention_windows * r->cfg->window_size_ms + r->cfg->label_horizon_ms +
+                 r->cfg->allowed_lateness_ms;
+    char open_key[DW_REDIS_KEY_MAX], kept_key[DW_REDIS_KEY_MAX], wkey[DW_REDIS_KEY_MAX];
+    key_open(r, p->partition, open_key, sizeof(open_key));
+    key_kept(r, p->partition, kept_key, sizeof(kept_key));
+    for (size_t i = 0; i < p->n_wins + p->n_retired; i++) {
+        int retired = i >= p->n_wins;
+        struct dw_agg *agg = retired ? p->retired[i - p->n_wins] : p->wins[i];
+        /* A retired window no reader needs any more is deleted, not written (dw_part.h). */
+        int deleted = retired && dw_part_gc_due(p, agg->model, agg->start_ms);
+        if (!refs[i].len && !deleted) {
+            continue;
+        }
+        key_window(r, p->partition, agg->model->name, agg->start_ms, wkey, sizeof(wkey));
+        argv_pushs(&ck->a, deleted ? "DEL" : "SET");
+        argv_pushs(&ck->a, wkey);
+        if (!deleted) {
+            argv_push(&ck->a, ck->blobs.data + refs[i].off, refs[i].len);
+            argv_pushs(&ck->a, "PX");
+            argv_pushs(&ck->a, ck_fmt(ck, "%" PRId64, px));
+        }
+        if (ck_send(r, ck) != 0) {
+            return -1;
+        }
+        const char *member = ck_fmt(ck, "%s\t%" PRId64, agg->model->name, agg->start_ms);
+        argv_pushs(&ck->a, retired ? "SREM" : "SADD");
+        argv_pushs(&ck->a, open_key);
+        argv_pushs(&ck->a, member);
+        if (ck_send(r, ck) != 0) {
+            return -1;
+        }
+        if (retired && !deleted) {
+            argv_pushs(&ck->a, "SADD");
+            argv_pushs(&ck->a, kept_key);
+            argv_pushs(&ck->a, member);
+            if (ck_send(r, ck) != 0) {
+                return -1;
+            }
+        }
+    }
+    return ck_send_kept(r, p, ck, kept_key);
 }
 
 static int ck_send_join(struct dw_redis *r, struct dw_part *p, struct ckpt *ck)
@@ -1455,6 +1536,7 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
     }
     struct ckpt *ck = &r->ck;
     ck_reset(ck);
+    dw_part_gc_plan(p);
     struct blob_ref *refs = NULL;
     size_t n_refs = 0;
     ck_windows(r, p, ck, &refs, &n_refs);
@@ -1742,24 +1824,49 @@ static int add_start(void *opaque, const char *key, size_t len)
     return 0;
 }
 
+/* Adds the window starts of the keys under `prefix` to *a. @returns 0, -1 on a Redis error. */
+static int scan_starts(struct dw_redis *r, const char *prefix, struct starts_acc *a)
+{
+    a->prefix_len = strlen(prefix);
+    if (scan_prefix(r, prefix, add_start, a) != 0) {
+        free(a->v);
+        *a = (struct starts_acc){0};
+        return -1;
+    }
+    return 0;
+}
+
+static int starts_out(struct starts_acc *a, int rc, int64_t **starts, size_t *n)
+{
+    *starts = rc == 0 ? (a->v ? a->v : dw_malloc(sizeof(**starts))) : NULL;
+    *n = rc == 0 ? a->n : 0;
+    return rc;
+}
+
 int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model, int n_parts,
                            int64_t **starts, size_t *n)
 {
     struct starts_acc a = {0};
-    for (int p = 0; p < n_parts; p++) {
+    int rc = 0;
+    for (int p = 0; p < n_parts && rc == 0; p++) {
         char prefix[DW_REDIS_KEY_MAX];
         key_windows_prefix(r, p, model->name, prefix, sizeof(prefix));
-        a.prefix_len = strlen(prefix);
-        if (scan_prefix(r, prefix, add_start, &a) != 0) {
-            free(a.v);
-            *starts = NULL;
-            *n = 0;
-            return -1;
-        }
+        rc = scan_starts(r, prefix, &a);
     }
-    *starts = a.v ? a.v : dw_malloc(sizeof(**starts));
-    *n = a.n;
-    return 0;
+    return starts_out(&a, rc, starts, n);
+}
+
+int dw_redis_summary_starts(struct dw_redis *r, const struct dw_model_cfg *model, int64_t **starts,
+                            size_t *n)
+{
+    struct starts_acc a = {0};
+    char name[DW_REDIS_NAME_MAX], prefix[DW_REDIS_KEY_MAX];
+    model_name(SUMMARY, model->name, name, sizeof(name));
+    global_key(r, name, prefix, sizeof(prefix) - 1);
+    size_t len = strlen(prefix);
+    prefix[len] = ':';
+    prefix[len + 1] = '\0';
+    return starts_out(&a, scan_starts(r, prefix, &a), starts, n);
 }
 
 int dw_redis_lease(struct dw_redis *r, const char *name, const char *owner, int64_t ttl_ms)

@@ -260,7 +260,7 @@ class Env:
         settings = {
             "window_size": "60s", "lateness": "5s", "idle": "30s", "horizon": "900s",
             "checkpoint": "200ms", "evaluation": "200ms", "ref_windows": 2,
-            "min_samples": 50, "session_timeout": 6000,
+            "min_samples": 50, "session_timeout": 6000, "rolling": 6,
         }
         settings.update(over)
         models = models or run_gen_models()
@@ -294,6 +294,7 @@ checkpoint:
   interval: {settings['checkpoint']}
 evaluation:
   interval: {settings['evaluation']}
+  rolling_windows: {settings['rolling']}
 reference:
   windows: {settings['ref_windows']}
 detectors:

@@ -3,7 +3,9 @@
  * a free loopback port): a checkpoint loaded by a new owner gives back the same state; an id
  * deleted and inserted again between two checkpoints survives; a fenced owner cannot write;
  * joined records go to buckets that are appended, rewritten after an eviction and dropped once
- * join.ttl has passed, and a joined record of the older layout moves there.
+ * join.ttl has passed, and a joined record of the older layout moves there; a retired window's
+ * record is kept (listed in the kept set, across a reload) until no reader needs it, then
+ * deleted, and one retired past that point is deleted instead of written.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -344,12 +346,88 @@ static void test_joined_set_in_redis(void **state)
     dw_redis_free(r);
 }
 
+/* One prediction and its label at ts: moves both clocks of partition p. */
+static void joined(struct dw_part *p, const char *id, int64_t ts)
+{
+    predict(p, id, ts, "DE");
+    label(p, id, ts, "1");
+}
+
+static long long exists_window(redisContext *c, long long start)
+{
+    return redis_int(c, "EXISTS {dw:ckpt:predictions:6}:w:fraud:%lld", start);
+}
+
+static void test_window_records_kept_then_deleted(void **state)
+{
+    (void)state;
+    char errstr[256];
+    struct dw_redis *r = dw_redis_connect(&g_cfg, errstr, sizeof(errstr));
+    assert_non_null(r);
+    redisContext *c = redisConnect("127.0.0.1", g_port);
+    assert_true(c && !c->err);
+    struct dw_part *p = dw_part_new(&g_cfg, 6);
+    p->off_pred = p->off_label = 0;
+    assert_int_equal(dw_redis_claim(r, 6, "o", errstr, sizeof(errstr)), 0);
+    /* windows of 60 s, lateness 10 s, horizon 120 s: window 0 retires once both clocks pass
+     * 180 s (watermark = max time - 10 s) */
+    joined(p, "a0", 1000);
+    joined(p, "a1", 61000);
+    joined(p, "a2", 121000);
+    joined(p, "b", 200000);
+    dw_part_maintain(p, 1000);
+    checkpoint(r, p, "o", 0);
+    assert_int_equal(exists_window(c, 0), 1);
+    assert_int_equal(redis_int(c, "SISMEMBER {dw:ckpt:predictions:6}:kept fraud\t0"), 1);
+    assert_int_equal(redis_int(c, "SISMEMBER {dw:ckpt:predictions:6}:open fraud\t0"), 0);
+    joined(p, "c", 260000); /* window 60 s retires */
+    dw_part_maintain(p, 1000);
+    checkpoint(r, p, "o", 0);
+    assert_int_equal(redis_int(c, "SCARD {dw:ckpt:predictions:6}:kept"), 2);
+    struct dw_part *q = reload(r, 6);
+    assert_int_equal(q->n_kept, 2);
+    dw_part_free(q);
+
+    /* The evaluator is past window 0's last reader: its record and entry go. */
+    dw_part_set_gc(p, &g_models[0], 60000);
+    checkpoint(r, p, "o", 0);
+    assert_int_equal(exists_window(c, 0), 0);
+    assert_int_equal(exists_window(c, 60000), 1);
+    assert_int_equal(redis_int(c, "SCARD {dw:ckpt:predictions:6}:kept"), 1);
+    assert_int_equal(p->n_kept, 1);
+    /* An earlier point changes nothing; a window retired past the point is deleted, not
+     * written, and the kept one before it goes too. */
+    dw_part_set_gc(p, &g_models[0], 0);
+    assert_false(dw_part_gc_due(p, &g_models[0], 60000 + 1));
+    assert_true(dw_part_gc_due(p, &g_models[0], 0));
+    dw_part_set_gc(p, &g_models[0], 180000);
+    joined(p, "d", 320000); /* window 120 s retires */
+    dw_part_maintain(p, 1000);
+    assert_null(dw_part_window(p, &g_models[0], 120000));
+    checkpoint(r, p, "o", 0);
+    assert_int_equal(exists_window(c, 60000), 0);
+    assert_int_equal(exists_window(c, 120000), 0);
+    assert_int_equal(redis_int(c, "SCARD {dw:ckpt:predictions:6}:kept"), 0);
+    assert_int_equal(redis_int(c, "SISMEMBER {dw:ckpt:predictions:6}:open fraud\t120000"), 0);
+    assert_int_equal(p->n_kept, 0);
+    /* The windows still in memory are written as before. */
+    assert_int_equal(exists_window(c, 180000), 1);
+    q = reload(r, 6);
+    assert_int_equal(q->n_kept, 0);
+    assert_non_null(dw_part_window(q, &g_models[0], 180000));
+    dw_part_free(q);
+    dw_part_free(p);
+    redisFree(c);
+    dw_redis_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_and_reinsert),
         cmocka_unit_test(test_merged_window),
         cmocka_unit_test(test_joined_set_in_redis),
+        cmocka_unit_test(test_window_records_kept_then_deleted),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }

@@ -349,6 +349,29 @@ static void test_rolling_first_window(void **state)
     assert_false(store);
 }
 
+/* Records before dw_evaluator_records_before() are read by no later report: every rolling view
+ * of a window at or after the final cursor starts at or after it, and the final evaluation
+ * reads the window at the cursor. */
+static void test_records_before(void **state)
+{
+    (void)state;
+    struct dw_config cfg = test_cfg(); /* rolling_windows 4 */
+    int64_t final = T0 + 10 * W;
+    int64_t before = dw_evaluator_records_before(&cfg, final);
+    assert_int_equal(before, final - 3 * W);
+    for (int64_t last = final; last < final + 8 * W; last += W) {
+        int64_t first, k;
+        int store;
+        dw_evaluator_rolling(&cfg, 1, T0, last, last, &first, &k, &store);
+        assert_true(last - (k - 1) * W >= before);
+    }
+    /* one window shown, or none: only the final evaluation reads them */
+    cfg.rolling_windows = 1;
+    assert_int_equal(dw_evaluator_records_before(&cfg, final), final);
+    cfg.rolling_windows = 0;
+    assert_int_equal(dw_evaluator_records_before(&cfg, final), final);
+}
+
 /* Adds window `start` to the reference list stored as *stored (replaced by its new form),
  * as run does on each closed window: read back, add, store. @returns complete. */
 static int collect(char **stored, const struct dw_config *cfg, int64_t start)
@@ -417,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_cursor_walk),
         cmocka_unit_test(test_empty_run),
         cmocka_unit_test(test_rolling_first_window),
+        cmocka_unit_test(test_records_before),
         cmocka_unit_test(test_reference_across_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

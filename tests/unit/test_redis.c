@@ -52,6 +52,8 @@ static void test_report_name(void **state)
     /* a window before 1970 (event time is signed) */
     dw_redis_name_report("m:v2", -60000, buf, sizeof(buf));
     assert_string_equal(buf, "report:m:v2:-60000");
+    dw_redis_name_summary("fraud", 1767225600000LL, buf, sizeof(buf));
+    assert_string_equal(buf, "summary:fraud:1767225600000");
 }
 
 static void test_fixed_names(void **state)

@@ -182,6 +182,10 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
 /** @brief Counts as JSON: predictions, labeled, correct, ..., versions, features. */
 json_t *dw_agg_to_json(const struct dw_agg *agg);
 
+/** @returns dw_agg_to_json() as one compact line with sorted keys (malloc'd): what `inspect`
+ *           prints of a window, and what the final evaluation stores as its summary. */
+char *dw_agg_to_text(const struct dw_agg *agg);
+
 /** @brief Population standard deviation of a numeric feature (0 when count < 1). */
 double dw_feat_std(const struct dw_feat_stats *fs);
 

@@ -166,6 +166,17 @@ void dw_evaluator_rolling(const struct dw_config *cfg, int found, int64_t stored
                           int64_t last, int64_t *first, int64_t *k, int *store);
 
 /**
+ * @brief Where the partitions' window records stop being read, given the final cursor (the
+ * next window to evaluate at the label horizon): records of windows starting before the
+ * returned start are needed by no reader. The final evaluation of a window reads its records,
+ * and the rolling view of every report reads the evaluation.rolling_windows - 1 windows before
+ * the one reported; the close cursor is never behind the final one, so the last reader of
+ * window w is the final evaluation of w + (rolling_windows - 1) * window.size.
+ * @returns final_cursor - max(rolling_windows - 1, 0) * window.size.
+ */
+int64_t dw_evaluator_records_before(const struct dw_config *cfg, int64_t final_cursor);
+
+/**
  * @brief Whether the closed window with aggregate `agg` joins the reference while it is being
  * collected: only windows with predictions do (an empty one is judged without a reference).
  */

@@ -12,6 +12,12 @@
  *             a prediction for it is late even if this partition's watermark is behind
  *   retired   once the watermark passes window end + label_horizon: its aggregate is written
  *             one last time and dropped from memory; later labels for it are counted as late
+ *   kept      its record stays in Redis, listed in the partition's kept set, while a reader
+ *             may still need it: the final evaluation and the rolling views of the windows
+ *             after it (dw_evaluator_records_before())
+ *   deleted   once the consumer learns that no reader needs it (dw_part_set_gc): the next
+ *             checkpoint deletes the record and its kept entry (a window retired past that
+ *             point is deleted instead of written)
  * The watermark follows predictions only: labels update their prediction's window and say
  * nothing about event-time progress. Because the prediction stream of a partition is replayed
  * in offset order after a restart, late/not-late decisions are the same on every replay.
@@ -70,6 +76,13 @@ struct dw_part_window_id {
     int64_t start_ms;
 };
 
+/** @brief A retired window whose record is kept in Redis for its last readers. */
+struct dw_part_kept {
+    const struct dw_model_cfg *model;
+    int64_t start_ms;
+    int going; /* the checkpoint being written deletes it (dw_part_gc_plan) */
+};
+
 struct dw_part {
     const struct dw_config *cfg;
     int32_t partition;
@@ -90,6 +103,12 @@ struct dw_part {
      * up): their stored records are shrunk once it has (dw_part_take_unmerged) */
     struct dw_part_window_id *unmerged;
     size_t n_unmerged, cap_unmerged;
+    /* retired windows whose records stay in Redis until no reader needs them (the kept set) */
+    struct dw_part_kept *kept;
+    size_t n_kept, cap_kept;
+    /* per model (cfg->models order): records of windows starting before this are needed by no
+     * reader (DW_NO_TS: not known yet); dw_part_set_gc */
+    int64_t *gc_before;
     int meta_dirty;
     uint64_t ckpt_seq; /* checkpoints written (meta field ckpt_seq): detects a Redis rollback */
     struct dw_part_reject reject; /* why the last call returned DW_PART_REJECTED */
@@ -161,7 +180,29 @@ size_t dw_part_take_unmerged(struct dw_part *p, const struct dw_model_cfg *model
  */
 void dw_part_rewrite_window(struct dw_part *p, struct dw_agg *agg);
 
-/** @brief Clears dirty marks and frees retired windows after a successful checkpoint. */
+/**
+ * @brief Records that no reader needs the records of model's windows starting before
+ *        before_ms any more (the evaluator's cursors say so: dw_evaluator_records_before).
+ *        Monotonic: an earlier point is ignored.
+ */
+void dw_part_set_gc(struct dw_part *p, const struct dw_model_cfg *model, int64_t before_ms);
+
+/** @returns 1 when the record of (model, start) is needed by no reader (dw_part_set_gc). */
+int dw_part_gc_due(const struct dw_part *p, const struct dw_model_cfg *model, int64_t start_ms);
+
+/**
+ * @brief Marks the kept windows whose records the next checkpoint deletes (going).
+ * @returns how many.
+ */
+size_t dw_part_gc_plan(struct dw_part *p);
+
+/** @brief Lists a retired window's record as kept (loaded from the kept set); once only. */
+void dw_part_keep_window(struct dw_part *p, const struct dw_model_cfg *model, int64_t start_ms);
+
+/**
+ * @brief Clears dirty marks and frees retired windows after a successful checkpoint; the
+ *        retired windows it wrote are kept, the kept ones it deleted are forgotten.
+ */
 void dw_part_checkpoint_done(struct dw_part *p);
 
 #endif

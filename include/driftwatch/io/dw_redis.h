@@ -167,6 +167,11 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
 int dw_redis_read_part_window(struct dw_redis *r, int32_t partition, const struct dw_model_cfg *m,
                               int64_t start, struct dw_agg **out, char *errstr, size_t errstr_size);
 
+/** @brief Lists the window starts of a model whose summary is stored (dw_redis_name_summary;
+ *         malloc'd array). */
+int dw_redis_summary_starts(struct dw_redis *r, const struct dw_model_cfg *model, int64_t **starts,
+                            size_t *n);
+
 /** @brief Lists the window starts of a model present in any partition (malloc'd array). */
 int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model, int n_parts,
                            int64_t **starts, size_t *n);
@@ -248,6 +253,10 @@ void dw_redis_name_ref(const char *model, char *buf, size_t size);
  *         reference is collected (its partitions dropped their sketches). */
 void dw_redis_name_refagg(const char *model, int64_t start_ms, char *buf, size_t size);
 void dw_redis_name_rolling_first(const char *model, char *buf, size_t size);
+/** @brief summary:<model>:<start ms>: what `inspect` shows of a window (dw_agg_to_json of the
+ *         partitions' records merged), written at its final evaluation: it stays, for
+ *         window.retention, once no reader needs the partitions' records and they are gone. */
+void dw_redis_name_summary(const char *model, int64_t start_ms, char *buf, size_t size);
 /** @brief report:<model>:<start ms>. */
 void dw_redis_name_report(const char *model, int64_t start_ms, char *buf, size_t size);
 void dw_redis_name_alerts(const char *model, char *buf, size_t size);
