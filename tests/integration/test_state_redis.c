@@ -184,8 +184,8 @@ static void test_corrupt_blobs_and_types(void **state)
     raw("DEL %s", other);
     key_of(21, "open", other, sizeof(other));
     raw("SREM %s fraud\t120000", other);
-    /* wrong Redis types: the window, the open set, the join hash, the meta */
-    static const char *const suffixes[] = {"w:fraud:60000", "open", "join", "meta"};
+    /* wrong Redis types: the window, the open set, the kept set, the join hash, the meta */
+    static const char *const suffixes[] = {"w:fraud:60000", "open", "kept", "join", "meta"};
     for (size_t i = 0; i < DW_ARRAY_SIZE(suffixes); i++) {
         seed(21);
         key_of(21, suffixes[i], key, sizeof(key));
@@ -200,6 +200,17 @@ static void test_corrupt_blobs_and_types(void **state)
     raw("SADD %s fraud\t12x", key);
     dw_part_free(load(21, DW_LOAD_CORRUPT, "open", "fraud"));
     raw("SREM %s fraud\t12x", key);
+    /* a kept-set member that is not <model>\t<start>; one of an unconfigured model is skipped */
+    key_of(21, "kept", key, sizeof(key));
+    raw("SADD %s fraud", key);
+    dw_part_free(load(21, DW_LOAD_CORRUPT, "kept", "fraud"));
+    raw("DEL %s", key);
+    raw("SADD %s gone\t60000 fraud\t0", key);
+    struct dw_part *kp = load(21, DW_LOAD_FOUND, NULL, NULL);
+    assert_int_equal(kp->n_kept, 1);
+    assert_int_equal(kp->kept[0].start_ms, 0);
+    dw_part_free(kp);
+    raw("DEL %s", key);
     /* the joined set: a member without its span, a bucket of the wrong type, a piece that is
      * not whole entries; and a bucket list without a checkpoint is partial state */
     key_of(21, "done", key, sizeof(key));
