@@ -45,6 +45,7 @@ write_config() {
 group: bench
 kafka:
   bootstrap.servers: "$B"
+${BENCH_KAFKA:-}
 redis: {host: 127.0.0.1, port: $RP}
 window: {size: 60s, allowed_lateness: 5s, idle_timeout: 30s, label_horizon: 1h}
 checkpoint: {interval: ${BENCH_CHECKPOINT:-1s}}
