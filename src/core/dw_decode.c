@@ -20,7 +20,10 @@
  *   escapes (\uXXXX with surrogate pairs, no \u0000, no raw byte < 0x20) are checked; integers
  *   must fit in 64 bits and reals must not overflow a double; values nest at most 2048 deep;
  *   exactly one top-level value. The walk also records, per token, its kind and the index of
- *   the token after its subtree, so that member lookup skips subtrees in O(1).
+ *   the token after its subtree, so that member lookup skips subtrees in O(1). Strings are most
+ *   of a message's bytes, so their bodies are tested 8 bytes at a time (one 64-bit word, for
+ *   '"', '\\' and bytes below 0x20 at once); only a string that has one of them goes to the
+ *   byte-by-byte escape checks, out of line.
  *
  * - Nesting is counted before jsmn runs (depth_scan()): jsmn finds the opener of a closing
  *   bracket by walking parent links up from the last token, so N nested arrays cost O(N^2)
@@ -647,19 +650,73 @@ static long hex4(const char *s, size_t n)
     return v;
 }
 
-/*
- * A string's content js[s..e) (between the quotes): no raw byte < 0x20, only the escapes
- * \" \\ \/ \b \f \n \r \t \uXXXX, a high surrogate only when a low one follows, no lone low
- * surrogate and no \u0000 (jansson refuses it unless JSON_ALLOW_NUL). UTF-8 is checked before.
- */
-static int check_string(const char *js, size_t s, size_t e, uint8_t *esc, struct json_err *err)
+/* 8 bytes of text as a word whose low byte is the first byte, whatever the machine's order */
+static uint64_t load_le64(const char *p)
 {
-    *esc = 0;
-    for (size_t i = s; i < e; i++) {
-        unsigned char c = (unsigned char)js[i];
-        if (c >= 0x20 && c != '\\' && c != '"') {
-            continue;
+    uint64_t w;
+    memcpy(&w, p, sizeof(w));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+#define BYTES_1 0x0101010101010101ULL /* 0x01 in every byte of a word */
+#define BYTES_80 0x8080808080808080ULL
+
+/*
+ * The bytes of w that are '"', '\\' or below 0x20, as 0x80 in each such byte. A byte below 0x80
+ * gets its high bit from a subtraction only when it is 0 after the xor (or below 0x20 for the
+ * third), and only such a byte borrows from the next one, so the lowest flagged byte (the first
+ * in the text) is always right; flags above it may be false.
+ */
+static uint64_t string_special_bytes(uint64_t w)
+{
+    uint64_t quote = w ^ (BYTES_1 * '"');
+    uint64_t backslash = w ^ (BYTES_1 * '\\');
+    return ((quote - BYTES_1) | (backslash - BYTES_1) | (w - BYTES_1 * 0x20)) & ~w & BYTES_80;
+}
+
+/*
+ * The first i' >= i below e where js[i'] is '"', '\\' or a byte below 0x20, or e. Bytes up to
+ * avail (>= e) may be read: whole words first, then the last bytes before e in one word with the
+ * bytes past e masked off, or one at a time when fewer than 8 bytes are left before avail.
+ */
+static inline size_t string_next_special(const char *js, size_t i, size_t e, size_t avail)
+{
+    uint64_t hits = 0;
+    for (; i + 8 <= e; i += 8) {
+        hits = string_special_bytes(load_le64(js + i));
+        if (hits) {
+            return i + (size_t)__builtin_ctzll(hits) / 8;
         }
+    }
+    if (i < e && i + 8 <= avail) {
+        hits = string_special_bytes(load_le64(js + i)) & ((1ULL << (8 * (e - i))) - 1);
+        return hits ? i + (size_t)__builtin_ctzll(hits) / 8 : e;
+    }
+    for (; i < e; i++) {
+        unsigned char c = (unsigned char)js[i];
+        if (c < 0x20 || c == '"' || c == '\\') {
+            return i;
+        }
+    }
+    return e;
+}
+
+/*
+ * The escapes and the bytes that fail a string, from its first '"', '\\' or control byte at
+ * js[i] on (see check_string()). Out of line: most strings never get here.
+ */
+static __attribute__((noinline)) int check_string_rest(const char *js, size_t i, size_t e,
+                                                       size_t avail, uint8_t *esc,
+                                                       struct json_err *err)
+{
+    for (;; i = string_next_special(js, i, e, avail)) {
+        if (i >= e) {
+            return 0;
+        }
+        unsigned char c = (unsigned char)js[i];
         if (c < 0x20) {
             return json_fail(err, i, "control character in a string");
         }
@@ -673,6 +730,7 @@ static int check_string(const char *js, size_t s, size_t e, uint8_t *esc, struct
         c = (unsigned char)js[++i];
         if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' ||
             c == 't') {
+            i++;
             continue;
         }
         if (c != 'u') {
@@ -698,9 +756,22 @@ static int check_string(const char *js, size_t s, size_t e, uint8_t *esc, struct
             }
             i += 6;
         }
-        i += 4;
+        i += 5;
     }
-    return 0;
+}
+
+/*
+ * A string's content js[s..e) (between the quotes): no raw byte < 0x20, only the escapes
+ * \" \\ \/ \b \f \n \r \t \uXXXX, a high surrogate only when a low one follows, no lone low
+ * surrogate and no \u0000 (jansson refuses it unless JSON_ALLOW_NUL). UTF-8 is checked before.
+ * Plain runs are skipped a word at a time (string_next_special(); js has avail bytes).
+ */
+static int check_string(const char *js, size_t s, size_t e, size_t avail, uint8_t *esc,
+                        struct json_err *err)
+{
+    *esc = 0;
+    size_t i = string_next_special(js, s, e, avail);
+    return i < e ? check_string_rest(js, i, e, avail, esc, err) : 0;
 }
 
 /*
@@ -850,7 +921,8 @@ static int walk_string(struct walk *w, int t, size_t pos, size_t *after)
         (size_t)tk->end >= w->len || w->js[tk->end] != '"') {
         return json_fail(&w->err, pos, "string expected");
     }
-    if (check_string(w->js, (size_t)tk->start, (size_t)tk->end, &w->aux[t].esc, &w->err) != 0) {
+    if (check_string(w->js, (size_t)tk->start, (size_t)tk->end, w->len, &w->aux[t].esc, &w->err) !=
+        0) {
         return -1;
     }
     w->aux[t].kind = JV_STR;

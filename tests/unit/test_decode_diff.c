@@ -1273,6 +1273,55 @@ static void test_token_growth(void **state)
     assert_int_equal(st.label_ok, 4);
 }
 
+/*
+ * Strings are scanned a word (8 bytes) at a time: every kind of byte at every position of
+ * strings of 0 to 19 bytes, as a value and as a key, at every distance (0 to 9 bytes of
+ * trailing blanks) from the end of the message, so that each lands in each lane of a word and
+ * in the byte-at-a-time tail.
+ */
+static void test_string_positions(void **state)
+{
+    (void)state;
+    static const char *const inserts[] = {
+        "\x01",    "\x1f",    "\"",   "\\", "\\n",      "\\x",  "\\u00e9", "\\ud83d\\ude00",
+        "\\ud83d", "\\u0000", "\x7f", " ",  "\xc3\xa9", "\x80", "\t"};
+    static const char *const shapes[][2] = {
+        {"{\"prediction_id\":\"p\",\"label\":\"", "\"}"},
+        {"{\"prediction_id\":\"p\",\"", "\":1,\"label\":2}"},
+    };
+    struct stats st = {0};
+    struct setup s;
+    make_config(&s, 0);
+    static struct sb b;
+    for (size_t shape = 0; shape < DW_ARRAY_SIZE(shapes); shape++) {
+        for (size_t body = 0; body < 20; body++) {
+            for (size_t at = 0; at <= body; at++) {
+                for (size_t k = 0; k < DW_ARRAY_SIZE(inserts); k++) {
+                    for (size_t blanks = 0; blanks < 10; blanks++) {
+                        b.len = 0;
+                        sb_add(&b, shapes[shape][0]);
+                        for (size_t i = 0; i < body; i++) {
+                            sb_add(&b, i == at ? inserts[k] : "a");
+                        }
+                        if (at == body) {
+                            sb_add(&b, inserts[k]);
+                        }
+                        sb_add(&b, shapes[shape][1]);
+                        for (size_t i = 0; i < blanks; i++) {
+                            sb_add(&b, " ");
+                        }
+                        check_message(&s, b.buf, b.len, &st);
+                    }
+                }
+            }
+        }
+    }
+    free_config(&s);
+    assert_true(st.invalid_json > 1000);
+    assert_true(st.invalid_utf8 > 100);
+    assert_true(st.label_ok > 1000);
+}
+
 static void test_generated(void **state)
 {
     (void)state;
@@ -1332,8 +1381,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_edge_cases),   cmocka_unit_test(test_deep_nesting),
-        cmocka_unit_test(test_token_growth), cmocka_unit_test(test_generated),
-        cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_token_growth), cmocka_unit_test(test_string_positions),
+        cmocka_unit_test(test_generated),    cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
