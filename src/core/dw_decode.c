@@ -7,8 +7,10 @@
  *   does not depend on the message is done once in dw_decoder_new(): the configured field paths
  *   (JSON pointers, RFC 6901) are split and unescaped into segment arrays, model name lengths
  *   are cached, each model gets a small hash table from feature name to feature index, and the
- *   scratch buffers are allocated up front. Once the buffers have grown to the largest message
- *   seen, decoding a message allocates nothing.
+ *   scratch buffers are allocated up front. One more table holds the first key of every field
+ *   pointer: one pass over a message's top-level members (root_index()) then finds them all,
+ *   where a search of the members per field cost one pass per field. Once the buffers have
+ *   grown to the largest message seen, decoding a message allocates nothing.
  *
  * - Parsing: jsmn tokenizes the message into a decoder-owned token array (grown and resumed on
  *   JSMN_ERROR_NOMEM). jsmn is fast because it only finds where tokens start and end; it does
@@ -124,6 +126,7 @@ struct json_ptr {
     int used;      /* 0: an optional field switched off by an empty pointer */
     size_t n_segs; /* 0 with used = 1: the whole document */
     struct ptr_seg *segs;
+    size_t root_slot; /* n_segs > 0: the decoder's root_keys entry of segs[0] */
 };
 
 enum ptr_mode {
@@ -253,13 +256,16 @@ struct tok_aux {
     uint8_t esc;  /* a string with a backslash: unescape before use */
 };
 
-/* feature name -> index for one model, open addressing with linear probing */
-struct feat_map {
-    uint32_t mask;    /* number of slots - 1; slots is a power of two >= 2 * n_features */
-    int *slot;        /* feature index, or -1 for an empty slot */
-    uint32_t *hash;   /* per feature: FNV-1a of its name */
-    size_t *name_len; /* per feature: strlen(name) */
-    size_t *alias;    /* per feature: the first feature with the same name (usually itself) */
+/* name -> entry index (a model's features, the top-level keys of the field pointers), open
+ * addressing with linear probing; names are borrowed */
+struct name_map {
+    size_t n;          /* entries added */
+    uint32_t mask;     /* number of slots - 1; slots is a power of two >= 2 * entries */
+    int *slot;         /* entry index, or -1 for an empty slot */
+    uint32_t *hash;    /* per entry: FNV-1a of its name */
+    size_t *name_len;  /* per entry: bytes of name */
+    const char **name; /* per entry */
+    size_t *alias;     /* per entry: the first entry with the same name (usually itself) */
 };
 
 struct dw_decoder {
@@ -275,8 +281,10 @@ struct dw_decoder {
     struct json_ptr p_label_id;
     struct json_ptr p_label;
     struct json_ptr p_label_ts;
-    size_t *model_name_len; /* strlen(cfg->models[i].name) */
-    struct feat_map *maps;  /* per model */
+    size_t *model_name_len;    /* strlen(cfg->models[i].name) */
+    struct name_map *maps;     /* per model: its features */
+    struct name_map root_keys; /* the first segments of all field pointers */
+    int *root_val;             /* per root_keys entry: its member's value in the current message */
     size_t max_features;
     int *feat_tok; /* max_features: the value token of each feature in the current message */
 
@@ -306,41 +314,20 @@ static uint32_t name_hash(const char *s, size_t len)
     return h;
 }
 
-static void map_free(struct feat_map *m)
+static void map_free(struct name_map *m)
 {
     free(m->alias);
+    free(m->name);
     free(m->name_len);
     free(m->hash);
     free(m->slot);
     memset(m, 0, sizeof(*m));
 }
 
-/* @returns the index of the feature called s, or -1 */
-static int map_find(const struct feat_map *m, const struct dw_model_cfg *model, const char *s,
-                    size_t len)
+/* room for n names (none yet) */
+static void map_init(struct name_map *m, size_t n)
 {
-    if (!m->slot) {
-        return -1;
-    }
-    uint32_t h = name_hash(s, len);
-    for (uint32_t i = h & m->mask;; i = (i + 1) & m->mask) {
-        int f = m->slot[i];
-        if (f < 0) {
-            return -1;
-        }
-        if (m->hash[f] == h && m->name_len[f] == len &&
-            memcmp(model->features[f].name, s, len) == 0) {
-            return f;
-        }
-    }
-}
-
-static void map_build(struct feat_map *m, const struct dw_model_cfg *model)
-{
-    size_t n = model->n_features;
-    if (n == 0) {
-        return;
-    }
+    memset(m, 0, sizeof(*m));
     size_t slots = 4;
     while (slots < 2 * n) {
         slots *= 2;
@@ -350,25 +337,47 @@ static void map_build(struct feat_map *m, const struct dw_model_cfg *model)
     for (size_t i = 0; i < slots; i++) {
         m->slot[i] = -1;
     }
-    m->hash = dw_calloc(n, sizeof(*m->hash));
-    m->name_len = dw_calloc(n, sizeof(*m->name_len));
-    m->alias = dw_calloc(n, sizeof(*m->alias));
-    for (size_t f = 0; f < n; f++) {
-        const char *name = model->features[f].name;
-        m->name_len[f] = strlen(name);
-        m->hash[f] = name_hash(name, m->name_len[f]);
-        int first = map_find(m, model, name, m->name_len[f]);
-        if (first >= 0) {
-            m->alias[f] = (size_t)first; /* a repeated name reads the same key */
-            continue;
+    m->hash = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->hash));
+    m->name_len = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->name_len));
+    m->name = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->name));
+    m->alias = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->alias));
+}
+
+/* @returns the entry called s (the first one added under that name), or -1 */
+static int map_find(const struct name_map *m, const char *s, size_t len)
+{
+    uint32_t h = name_hash(s, len);
+    for (uint32_t i = h & m->mask;; i = (i + 1) & m->mask) {
+        int f = m->slot[i];
+        if (f < 0) {
+            return -1;
         }
-        m->alias[f] = f;
-        uint32_t i = m->hash[f] & m->mask;
-        while (m->slot[i] >= 0) {
-            i = (i + 1) & m->mask;
+        if (m->hash[f] == h && m->name_len[f] == len && memcmp(m->name[f], s, len) == 0) {
+            return f;
         }
-        m->slot[i] = (int)f;
     }
+}
+
+/* Adds the next entry (of the n given to map_init()); @returns its alias: the first entry with
+ * the same name, itself unless the name was added before */
+static size_t map_add(struct name_map *m, const char *name, size_t len)
+{
+    size_t e = m->n++;
+    m->name[e] = name;
+    m->name_len[e] = len;
+    m->hash[e] = name_hash(name, len);
+    int first = map_find(m, name, len);
+    if (first >= 0) {
+        m->alias[e] = (size_t)first; /* a repeated name reads the same key */
+        return m->alias[e];
+    }
+    m->alias[e] = e;
+    uint32_t i = m->hash[e] & m->mask;
+    while (m->slot[i] >= 0) {
+        i = (i + 1) & m->mask;
+    }
+    m->slot[i] = (int)e;
+    return e;
 }
 
 const char *dw_bad_reason_name(enum dw_bad_reason r)
@@ -411,6 +420,8 @@ void dw_decoder_destroy(struct dw_decoder *dec)
         }
         free(dec->maps);
     }
+    map_free(&dec->root_keys);
+    free(dec->root_val);
     free(dec->model_name_len);
     ptr_free(&dec->p_label_ts);
     ptr_free(&dec->p_label);
@@ -481,8 +492,20 @@ struct dw_decoder *dw_decoder_new(const struct dw_config *cfg, char *errstr, siz
     }
     dec->maps = dw_calloc(DW_MAX(cfg->n_models, (size_t)1), sizeof(*dec->maps));
     for (size_t m = 0; m < cfg->n_models; m++) {
-        map_build(&dec->maps[m], &cfg->models[m]);
+        const struct dw_model_cfg *model = &cfg->models[m];
+        map_init(&dec->maps[m], model->n_features);
+        for (size_t f = 0; f < model->n_features; f++) {
+            map_add(&dec->maps[m], model->features[f].name, strlen(model->features[f].name));
+        }
     }
+    map_init(&dec->root_keys, DW_ARRAY_SIZE(ptrs));
+    for (size_t i = 0; i < DW_ARRAY_SIZE(ptrs); i++) {
+        struct json_ptr *p = ptrs[i].p;
+        if (p->n_segs > 0) {
+            p->root_slot = map_add(&dec->root_keys, p->segs[0].key, p->segs[0].len);
+        }
+    }
+    dec->root_val = dw_calloc(dec->root_keys.n + 1, sizeof(*dec->root_val));
     dec->feat_tok = dw_calloc(DW_MAX(dec->max_features, (size_t)1), sizeof(*dec->feat_tok));
     dec->feat_text = dw_calloc(DW_MAX(dec->max_features, (size_t)1), NUM_TEXT_MAX);
     dec->tok_cap = TOKENS_INITIAL;
@@ -1556,13 +1579,38 @@ static jv_t jv_element(const struct dw_decoder *dec, jv_t arr, long long index)
     return JV_NONE;
 }
 
+/*
+ * One pass over the top-level members: each key goes through the root_keys table, so that every
+ * field pointer finds its first step without a search of its own (the last of duplicate keys
+ * wins, as in jv_member()).
+ */
+static void root_index(struct dw_decoder *dec)
+{
+    for (size_t i = 0; i < dec->root_keys.n; i++) {
+        dec->root_val[i] = JV_NONE;
+    }
+    int end = dec->aux[JV_ROOT].next;
+    for (int k = JV_ROOT + 1; k < end; k = dec->aux[k + 1].next) {
+        size_t klen;
+        const char *ks = jv_string(dec, k, &klen);
+        int f = map_find(&dec->root_keys, ks, klen);
+        if (f >= 0) {
+            dec->root_val[f] = k + 1;
+        }
+    }
+}
+
+/* the top level is an object (doc_load()) indexed by root_index() */
 static jv_t ptr_get(struct dw_decoder *dec, const struct json_ptr *p)
 {
     if (!p->used) {
         return JV_NONE;
     }
-    jv_t v = JV_ROOT;
-    for (size_t i = 0; i < p->n_segs && v >= 0; i++) {
+    if (p->n_segs == 0) {
+        return JV_ROOT;
+    }
+    jv_t v = dec->root_val[p->root_slot];
+    for (size_t i = 1; i < p->n_segs && v >= 0; i++) {
         const struct ptr_seg *seg = &p->segs[i];
         enum jv_kind k = jv_kind(dec, v);
         if (k == JV_OBJ) {
@@ -1574,6 +1622,17 @@ static jv_t ptr_get(struct dw_decoder *dec, const struct json_ptr *p)
         }
     }
     return v;
+}
+
+/* doc_load(), then the top-level members indexed for ptr_get() */
+static enum dw_bad_reason doc_open(struct dw_decoder *dec, const void *buf, size_t len,
+                                   char *errstr, size_t errstr_size)
+{
+    enum dw_bad_reason r = doc_load(dec, buf, len, errstr, errstr_size);
+    if (r == DW_BAD_NONE) {
+        root_index(dec);
+    }
+    return r;
 }
 
 /* --------------------------------------------------------------------------------------------
@@ -1875,7 +1934,7 @@ static enum dw_bad_reason get_features(struct dw_decoder *dec, jv_t obj, size_t 
                                        struct dw_prediction *out, char *errstr, size_t errstr_size)
 {
     const struct dw_model_cfg *model = &dec->cfg->models[model_idx];
-    const struct feat_map *map = &dec->maps[model_idx];
+    const struct name_map *map = &dec->maps[model_idx];
     size_t n = model->n_features;
     for (size_t i = 0; i < n; i++) {
         struct dw_val *val = &out->features[i];
@@ -1896,7 +1955,7 @@ static enum dw_bad_reason get_features(struct dw_decoder *dec, jv_t obj, size_t 
     for (int k = obj + 1; k < end; k = dec->aux[k + 1].next) {
         size_t klen;
         const char *ks = jv_string(dec, k, &klen);
-        int f = map_find(map, model, ks, klen);
+        int f = map_find(map, ks, klen);
         if (f >= 0) {
             dec->feat_tok[f] = k + 1;
         }
@@ -1967,7 +2026,7 @@ enum dw_bad_reason dw_decode_prediction(struct dw_decoder *dec, const void *buf,
         errstr[0] = '\0';
     }
 
-    enum dw_bad_reason r = doc_load(dec, buf, len, errstr, errstr_size);
+    enum dw_bad_reason r = doc_open(dec, buf, len, errstr, errstr_size);
     if (r != DW_BAD_NONE) {
         return r;
     }
@@ -2017,7 +2076,7 @@ enum dw_bad_reason dw_decode_label(struct dw_decoder *dec, const void *buf, size
         errstr[0] = '\0';
     }
 
-    enum dw_bad_reason r = doc_load(dec, buf, len, errstr, errstr_size);
+    enum dw_bad_reason r = doc_open(dec, buf, len, errstr, errstr_size);
     if (r != DW_BAD_NONE) {
         return r;
     }
