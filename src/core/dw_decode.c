@@ -262,7 +262,7 @@ struct name_map {
     size_t n;          /* entries added */
     uint32_t mask;     /* number of slots - 1; slots is a power of two >= 2 * entries */
     int *slot;         /* entry index, or -1 for an empty slot */
-    uint32_t *hash;    /* per entry: FNV-1a of its name */
+    uint64_t *head;    /* per entry: name_head() of its name */
     size_t *name_len;  /* per entry: bytes of name */
     const char **name; /* per entry */
     size_t *alias;     /* per entry: the first entry with the same name (usually itself) */
@@ -303,15 +303,51 @@ struct dw_decoder {
     char *feat_text; /* max_features * NUM_TEXT_MAX: categorical numbers as text */
 };
 
-/* 32-bit FNV-1a: feature names are short, this is all the mixing they need */
-static uint32_t name_hash(const char *s, size_t len)
+/* 8 bytes of text as a word whose low byte is the first byte, whatever the machine's order */
+static uint64_t load_le64(const char *p)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
+    uint64_t w;
+    memcpy(&w, p, sizeof(w));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+/* a name's first 8 bytes as a word (a shorter name zero-padded): with the length, it is the
+ * whole of a name of up to 8 bytes, nearly every field and feature name */
+static uint64_t name_head(const char *s, size_t len)
+{
+    if (len >= 8) {
+        return load_le64(s);
     }
-    return h;
+    uint64_t w = 0;
+    for (size_t i = len; i-- > 0;) {
+        w = w << 8 | (unsigned char)s[i];
+    }
+    return w;
+}
+
+/* murmur3's 64-bit finalizer: every input bit moves the low bits that pick a slot */
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* a word at a time: the head with the length (in its top byte, free below 8 bytes), then each
+ * later 8 bytes, the last word overlapping the one before */
+static uint32_t name_hash(const char *s, size_t len, uint64_t head)
+{
+    uint64_t h = mix64(head ^ (uint64_t)len << 56);
+    for (size_t i = 8; i < len; i += 8) {
+        h = mix64(h ^ load_le64(s + DW_MIN(i, len - 8)));
+    }
+    return (uint32_t)h;
 }
 
 static void map_free(struct name_map *m)
@@ -319,7 +355,7 @@ static void map_free(struct name_map *m)
     free(m->alias);
     free(m->name);
     free(m->name_len);
-    free(m->hash);
+    free(m->head);
     free(m->slot);
     memset(m, 0, sizeof(*m));
 }
@@ -337,7 +373,7 @@ static void map_init(struct name_map *m, size_t n)
     for (size_t i = 0; i < slots; i++) {
         m->slot[i] = -1;
     }
-    m->hash = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->hash));
+    m->head = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->head));
     m->name_len = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->name_len));
     m->name = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->name));
     m->alias = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->alias));
@@ -346,13 +382,14 @@ static void map_init(struct name_map *m, size_t n)
 /* @returns the entry called s (the first one added under that name), or -1 */
 static int map_find(const struct name_map *m, const char *s, size_t len)
 {
-    uint32_t h = name_hash(s, len);
-    for (uint32_t i = h & m->mask;; i = (i + 1) & m->mask) {
+    uint64_t head = name_head(s, len);
+    for (uint32_t i = name_hash(s, len, head) & m->mask;; i = (i + 1) & m->mask) {
         int f = m->slot[i];
         if (f < 0) {
             return -1;
         }
-        if (m->hash[f] == h && m->name_len[f] == len && memcmp(m->name[f], s, len) == 0) {
+        if (m->name_len[f] == len && m->head[f] == head &&
+            (len <= 8 || memcmp(m->name[f] + 8, s + 8, len - 8) == 0)) {
             return f;
         }
     }
@@ -365,14 +402,14 @@ static size_t map_add(struct name_map *m, const char *name, size_t len)
     size_t e = m->n++;
     m->name[e] = name;
     m->name_len[e] = len;
-    m->hash[e] = name_hash(name, len);
+    m->head[e] = name_head(name, len);
     int first = map_find(m, name, len);
     if (first >= 0) {
         m->alias[e] = (size_t)first; /* a repeated name reads the same key */
         return m->alias[e];
     }
     m->alias[e] = e;
-    uint32_t i = m->hash[e] & m->mask;
+    uint32_t i = name_hash(name, len, m->head[e]) & m->mask;
     while (m->slot[i] >= 0) {
         i = (i + 1) & m->mask;
     }
@@ -671,17 +708,6 @@ static long hex4(const char *s, size_t n)
         v = v * 16 + h;
     }
     return v;
-}
-
-/* 8 bytes of text as a word whose low byte is the first byte, whatever the machine's order */
-static uint64_t load_le64(const char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, sizeof(w));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    w = __builtin_bswap64(w);
-#endif
-    return w;
 }
 
 #define BYTES_1 0x0101010101010101ULL /* 0x01 in every byte of a word */
