@@ -963,7 +963,7 @@ struct walk {
 };
 
 /* a string token t whose opening quote should be at pos; *after is past its closing quote */
-static int walk_string(struct walk *w, int t, size_t pos, size_t *after)
+static inline int walk_string(struct walk *w, int t, size_t pos, size_t *after)
 {
     const jsmntok_t *tk = &w->toks[t];
     if (tk->type != JSMN_STRING || w->js[pos] != '"' || (size_t)tk->start != pos + 1 ||
@@ -977,6 +977,31 @@ static int walk_string(struct walk *w, int t, size_t pos, size_t *after)
     w->aux[t].kind = JV_STR;
     w->aux[t].next = t + 1;
     *after = (size_t)tk->end + 1;
+    return 0;
+}
+
+static int is_scalar(const jsmntok_t *tk)
+{
+    return tk->type == JSMN_STRING || tk->type == JSMN_PRIMITIVE;
+}
+
+/* a string or primitive token t (is_scalar()) whose first byte should be at pos; *after is the
+ * byte after it */
+static inline int walk_scalar(struct walk *w, int t, size_t pos, size_t *after)
+{
+    const jsmntok_t *tk = &w->toks[t];
+    if (tk->type == JSMN_STRING) {
+        return walk_string(w, t, pos, after);
+    }
+    if ((size_t)tk->start != pos || tk->end <= tk->start || (size_t)tk->end > w->len) {
+        return json_fail(&w->err, pos, "value expected");
+    }
+    if (check_primitive(w->js, pos, (size_t)tk->end, w->shadow, w->non_finite, &w->aux[t].kind,
+                        &w->err) != 0) {
+        return -1;
+    }
+    w->aux[t].next = t + 1;
+    *after = (size_t)tk->end;
     return 0;
 }
 
@@ -994,24 +1019,12 @@ static int walk_value(struct walk *w, int t, size_t pos, int depth, int *next, s
         return json_fail(&w->err, pos, "value expected");
     }
     const jsmntok_t *tk = &w->toks[t];
-    if (tk->type == JSMN_STRING) {
+    if (is_scalar(tk)) {
         *next = t + 1;
-        return walk_string(w, t, pos, after);
+        return walk_scalar(w, t, pos, after);
     }
-    if ((size_t)tk->start != pos || tk->end <= tk->start || (size_t)tk->end > w->len) {
-        return json_fail(&w->err, pos, "value expected");
-    }
-    if (tk->type == JSMN_PRIMITIVE) {
-        if (check_primitive(w->js, pos, (size_t)tk->end, w->shadow, w->non_finite, &w->aux[t].kind,
-                            &w->err) != 0) {
-            return -1;
-        }
-        w->aux[t].next = t + 1;
-        *next = t + 1;
-        *after = (size_t)tk->end;
-        return 0;
-    }
-    if (tk->type != JSMN_OBJECT && tk->type != JSMN_ARRAY) {
+    if ((size_t)tk->start != pos || tk->end <= tk->start || (size_t)tk->end > w->len ||
+        (tk->type != JSMN_OBJECT && tk->type != JSMN_ARRAY)) {
         return json_fail(&w->err, pos, "value expected");
     }
     int is_obj = tk->type == JSMN_OBJECT;
@@ -1042,7 +1055,13 @@ static int walk_value(struct walk *w, int t, size_t pos, int depth, int *next, s
                 return json_fail(&w->err, p, "value expected after ':'");
             }
         }
-        if (walk_value(w, c, p, depth + 1, &c, &a) != 0) {
+        /* a member that is a string or a primitive is checked here, without a recursion */
+        if (c < w->n_toks && depth < JSON_MAX_DEPTH && is_scalar(&w->toks[c])) {
+            if (walk_scalar(w, c, p, &a) != 0) {
+                return -1;
+            }
+            c++;
+        } else if (walk_value(w, c, p, depth + 1, &c, &a) != 0) {
             return -1;
         }
         if (a > close) {
