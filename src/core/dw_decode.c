@@ -1591,8 +1591,18 @@ static double jv_number(struct dw_decoder *dec, jv_t v)
 static size_t jv_number_text(struct dw_decoder *dec, jv_t v, char *buf, size_t size)
 {
     if (jv_kind(dec, v) == JV_INT) {
-        int n = snprintf(buf, size, "%lld", jv_int(dec, v));
-        return n < 0 ? 0 : DW_MIN((size_t)n, size - 1);
+        /* "%lld" of the value is the token itself (the grammar allows no '+' and no leading
+         * zero), except that -0 is 0 */
+        const char *p = dec->msg + dec->toks[v].start;
+        size_t n = (size_t)(dec->toks[v].end - dec->toks[v].start);
+        if (n == 2 && p[0] == '-' && p[1] == '0') {
+            p++;
+            n = 1;
+        }
+        n = DW_MIN(n, size - 1);
+        memcpy(buf, p, n);
+        buf[n] = '\0';
+        return n;
     }
     return dw_decode_real_text(jv_real(dec, v), buf, size);
 }
