@@ -315,11 +315,12 @@ static uint64_t load_le64(const char *p)
 }
 
 /* a name's first 8 bytes as a word (a shorter name zero-padded): with the length, it is the
- * whole of a name of up to 8 bytes, nearly every field and feature name */
-static uint64_t name_head(const char *s, size_t len)
+ * whole of a name of up to 8 bytes, nearly every field and feature name; avail >= len bytes
+ * may be read from s (8 or more: one load) */
+static inline uint64_t name_head(const char *s, size_t len, size_t avail)
 {
-    if (len >= 8) {
-        return load_le64(s);
+    if (avail >= 8) {
+        return load_le64(s) & (len >= 8 ? ~0ULL : (1ULL << (8 * len)) - 1);
     }
     uint64_t w = 0;
     for (size_t i = len; i-- > 0;) {
@@ -341,7 +342,7 @@ static uint64_t mix64(uint64_t x)
 
 /* a word at a time: the head with the length (in its top byte, free below 8 bytes), then each
  * later 8 bytes, the last word overlapping the one before */
-static uint32_t name_hash(const char *s, size_t len, uint64_t head)
+static inline uint32_t name_hash(const char *s, size_t len, uint64_t head)
 {
     uint64_t h = mix64(head ^ (uint64_t)len << 56);
     for (size_t i = 8; i < len; i += 8) {
@@ -379,10 +380,11 @@ static void map_init(struct name_map *m, size_t n)
     m->alias = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->alias));
 }
 
-/* @returns the entry called s (the first one added under that name), or -1 */
-static int map_find(const struct name_map *m, const char *s, size_t len)
+/* @returns the entry called s (the first one added under that name), or -1; avail >= len bytes
+ * may be read from s */
+static int map_find(const struct name_map *m, const char *s, size_t len, size_t avail)
 {
-    uint64_t head = name_head(s, len);
+    uint64_t head = name_head(s, len, avail);
     for (uint32_t i = name_hash(s, len, head) & m->mask;; i = (i + 1) & m->mask) {
         int f = m->slot[i];
         if (f < 0) {
@@ -402,8 +404,8 @@ static size_t map_add(struct name_map *m, const char *name, size_t len)
     size_t e = m->n++;
     m->name[e] = name;
     m->name_len[e] = len;
-    m->head[e] = name_head(name, len);
-    int first = map_find(m, name, len);
+    m->head[e] = name_head(name, len, len);
+    int first = map_find(m, name, len, len);
     if (first >= 0) {
         m->alias[e] = (size_t)first; /* a repeated name reads the same key */
         return m->alias[e];
@@ -1490,6 +1492,14 @@ static const char *jv_string(struct dw_decoder *dec, jv_t v, size_t *len)
     return out;
 }
 
+/* bytes that may be read from the start of jv_string()'s text: to the end of the message, or of
+ * the shadow buffer for an unescaped string */
+static size_t jv_string_avail(const struct dw_decoder *dec, jv_t v)
+{
+    size_t s = (size_t)dec->toks[v].start;
+    return (dec->aux[v].esc ? dec->shadow_cap : dec->msg_len) - s;
+}
+
 static long long jv_int(const struct dw_decoder *dec, jv_t v)
 {
     const char *p = dec->msg + dec->toks[v].start;
@@ -1648,7 +1658,7 @@ static void root_index(struct dw_decoder *dec)
     for (int k = JV_ROOT + 1; k < end; k = dec->aux[k + 1].next) {
         size_t klen;
         const char *ks = jv_string(dec, k, &klen);
-        int f = map_find(&dec->root_keys, ks, klen);
+        int f = map_find(&dec->root_keys, ks, klen, jv_string_avail(dec, k));
         if (f >= 0) {
             dec->root_val[f] = k + 1;
         }
@@ -2010,7 +2020,7 @@ static enum dw_bad_reason get_features(struct dw_decoder *dec, jv_t obj, size_t 
     for (int k = obj + 1; k < end; k = dec->aux[k + 1].next) {
         size_t klen;
         const char *ks = jv_string(dec, k, &klen);
-        int f = map_find(map, ks, klen);
+        int f = map_find(map, ks, klen, jv_string_avail(dec, k));
         if (f >= 0) {
             dec->feat_tok[f] = k + 1;
         }

@@ -1322,6 +1322,70 @@ static void test_string_positions(void **state)
     assert_true(st.label_ok > 1000);
 }
 
+/*
+ * Key lookup: the top-level keys of the field pointers and the feature names go through name
+ * tables that read a key's first 8 bytes as one word (by a single load when 8 bytes are left in
+ * the buffer). Keys plain and escaped, near and far from the end of the message, duplicated,
+ * and sharing their first 8 bytes with a longer or shorter key.
+ */
+static void test_key_lookup(void **state)
+{
+    (void)state;
+    static const char *const msgs[] = {
+        "{\"prediction_id\":\"x\",\"label\":1}",
+        "{\"prediction_id\":\"x\",\"l\\u0061bel\":1}",
+        "{\"label\":1,\"pre\\u0064iction_id\":2}",
+        "{\"label\":1,\"prediction_id\":2}",
+        "{\"prediction_id\":\"x\",\"labe\":1}",
+        "{\"prediction_id\":\"x\",\"labels\":1}",
+        "{\"prediction_id\":\"x\",\"label\":1,\"l\\u0061bel\":2}",
+        "{\"prediction_id\":\"x\",\"l\\u0061bel\":1,\"label\":2}",
+        "{\"model\":\"fraud\",\"prediction\":1,\"prediction_id\":\"p\"}",
+        "{\"prediction\":1,\"prediction_id\":\"p\",\"model\":\"price\"}",
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"features\":{\"zip\":1,"
+        "\"amount\":2}}",
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"features\":{\"amount\":2,"
+        "\"z\\u0069p\":\"a\"}}",
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"features\":{"
+        "\"caf\\u00e9\":"
+        "3}}",
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"features\":{\"a\\/b~c\":"
+        "\"v\"}}",
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"features\":{\"countryX\":"
+        "1,"
+        "\"country\":\"FR\",\"countr\":2}}",
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"zip\":1}",
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"z\\u0069p\":1}",
+        "{\"prediction_id\":\"p\",\"model\":\"bench\",\"prediction\":1,\"f00\":1,\"c10\":\"x\","
+        "\"b14\":true}",
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"latency_m\":4,"
+        "\"latency_msX\":5,\"latency_ms\":3}",
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"model_version\":\"v\","
+        "\"timestamp\":1700000000,\"scores\":[0,0.5],\"label_ts\":1,\"score\":0.25}",
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"features\":{},"
+        "\"features\":{\"amount\":5}}",
+    };
+    struct stats st = {0};
+    static struct sb b;
+    for (int variant = 0; variant < 2; variant++) {
+        struct setup s;
+        make_config(&s, variant);
+        for (size_t i = 0; i < DW_ARRAY_SIZE(msgs); i++) {
+            for (size_t blanks = 0; blanks < 10; blanks++) {
+                b.len = 0;
+                sb_add(&b, msgs[i]);
+                for (size_t k = 0; k < blanks; k++) {
+                    sb_add(&b, " ");
+                }
+                check_message(&s, b.buf, b.len, &st);
+            }
+        }
+        free_config(&s);
+    }
+    assert_true(st.pred_ok > 100);
+    assert_true(st.label_ok > 50);
+}
+
 static void test_generated(void **state)
 {
     (void)state;
@@ -1382,7 +1446,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_edge_cases),   cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_token_growth), cmocka_unit_test(test_string_positions),
-        cmocka_unit_test(test_generated),    cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_key_lookup),   cmocka_unit_test(test_generated),
+        cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
