@@ -1435,19 +1435,14 @@ static size_t utf8_put(char *out, long cp)
     return 4;
 }
 
-/*
- * A string's text: in the message when it has no backslash, otherwise unescaped into the
- * shadow buffer at the token's own offset (escapes were checked by check_string()).
- */
-static const char *jv_string(struct dw_decoder *dec, jv_t v, size_t *len)
+/* jv_string() of a string with a backslash: unescaped into the shadow buffer at the token's own
+ * offset (escapes were checked by check_string()) */
+static __attribute__((noinline)) const char *jv_unescape(struct dw_decoder *dec, jv_t v,
+                                                         size_t *len)
 {
     size_t s = (size_t)dec->toks[v].start;
     size_t e = (size_t)dec->toks[v].end;
     const char *in = dec->msg;
-    if (!dec->aux[v].esc) {
-        *len = e - s;
-        return in + s;
-    }
     char *out = dec->shadow + s;
     size_t o = 0;
     for (size_t i = s; i < e; i++) {
@@ -1490,6 +1485,17 @@ static const char *jv_string(struct dw_decoder *dec, jv_t v, size_t *len)
     }
     *len = o;
     return out;
+}
+
+/* A string's text: in the message when it has no backslash (nearly always), otherwise
+ * jv_unescape()'s */
+static inline const char *jv_string(struct dw_decoder *dec, jv_t v, size_t *len)
+{
+    if (dec->aux[v].esc) {
+        return jv_unescape(dec, v, len);
+    }
+    *len = (size_t)(dec->toks[v].end - dec->toks[v].start);
+    return dec->msg + dec->toks[v].start;
 }
 
 /* bytes that may be read from the start of jv_string()'s text: to the end of the message, or of
