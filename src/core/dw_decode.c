@@ -382,7 +382,7 @@ static void map_init(struct name_map *m, size_t n)
 
 /* @returns the entry called s (the first one added under that name), or -1; avail >= len bytes
  * may be read from s */
-static int map_find(const struct name_map *m, const char *s, size_t len, size_t avail)
+static inline int map_find(const struct name_map *m, const char *s, size_t len, size_t avail)
 {
     uint64_t head = name_head(s, len, avail);
     for (uint32_t i = name_hash(s, len, head) & m->mask;; i = (i + 1) & m->mask) {
