@@ -24,8 +24,11 @@
  *   exactly one top-level value. The walk also records, per token, its kind and the index of
  *   the token after its subtree, so that member lookup skips subtrees in O(1). Strings are most
  *   of a message's bytes, so their bodies are tested 8 bytes at a time (one 64-bit word, for
- *   '"', '\\' and bytes below 0x20 at once); only a string that has one of them goes to the
- *   byte-by-byte escape checks, out of line.
+ *   '"', '\\' and bytes below 0x20 at once), and once: depth_scan() below finds each string's
+ *   end with that test, and when no string has a '\\' or a control byte (nearly every message)
+ *   the walk has nothing left to check in them. jsmn's strings are the scan's strings whenever
+ *   jsmn succeeds (same lexing, see depth_scan()), and the walk only runs then. Otherwise each
+ *   string goes through check_string(), whose escape checks are out of line.
  *
  * - Nesting is counted before jsmn runs (depth_scan()): jsmn finds the opener of a closing
  *   bracket by walking parent links up from the last token, so N nested arrays cost O(N^2)
@@ -961,6 +964,7 @@ struct walk {
     int n_toks;
     char *shadow;
     int non_finite; /* accept NaN, Infinity, -Infinity (input.non_finite = count) */
+    int plain;      /* depth_info.plain: every string token passes check_string() unescaped */
     struct json_err err;
 };
 
@@ -972,8 +976,10 @@ static inline int walk_string(struct walk *w, int t, size_t pos, size_t *after)
         (size_t)tk->end >= w->len || w->js[tk->end] != '"') {
         return json_fail(&w->err, pos, "string expected");
     }
-    if (check_string(w->js, (size_t)tk->start, (size_t)tk->end, w->len, &w->aux[t].esc, &w->err) !=
-        0) {
+    if (w->plain) {
+        w->aux[t].esc = 0;
+    } else if (check_string(w->js, (size_t)tk->start, (size_t)tk->end, w->len, &w->aux[t].esc,
+                            &w->err) != 0) {
         return -1;
     }
     w->aux[t].kind = JV_STR;
@@ -1094,12 +1100,20 @@ struct depth_info {
     size_t end;     /* byte after the value (len when it does not end) */
     size_t depth;   /* deepest nesting of arrays and objects in it (the top level is 1) */
     size_t over_at; /* byte of the first bracket deeper than the limit, or SIZE_MAX */
+    int plain;      /* no string in it has a '\\' or a byte below 0x20 */
 };
 
 /* the index of the '"' that closes a string whose content starts at i (len: none); a quote
- * ends the string when an even run of backslashes precedes it, as jsmn reads escapes forward */
-static size_t string_close(const char *js, size_t i, size_t len)
+ * ends the string when an even run of backslashes precedes it, as jsmn reads escapes forward.
+ * *plain is cleared when the string has a '\\' or a byte below 0x20 (a word at a time up to its
+ * first such byte or its quote: check_string()'s own test, whose work this saves). */
+static size_t string_close(const char *js, size_t i, size_t len, int *plain)
 {
+    i = string_next_special(js, i, len, len);
+    if (i < len && js[i] == '"') {
+        return i;
+    }
+    *plain = 0;
     for (;;) {
         const char *q = memchr(js + i, '"', len - i);
         if (!q) {
@@ -1123,10 +1137,11 @@ static size_t string_close(const char *js, size_t i, size_t len)
  * jsmn's strict mode does: a '"' opens a string that ends at the next unescaped '"'; any byte
  * that is not blank, ',', ':', a bracket or a quote starts a primitive that runs to a blank,
  * ',', ']' or '}' and swallows brackets and quotes. So as long as jsmn runs without an error,
- * its count of open arrays and objects is the scan's depth (where they differ, jsmn has
- * already failed). The scan stops where the first value ends and jsmn is given only that
- * prefix: it then never meets a closing bracket with nothing open, the one case where its walk
- * climbs a chain of closed tokens without closing any (and a ':' after a bracket can grow that
+ * its count of open arrays and objects is the scan's depth and its string tokens are the scan's
+ * strings (where they differ, jsmn has already failed), which lets out->plain answer for
+ * check_string() on every string token. The scan stops where the first value ends and jsmn is given
+ * only that prefix: it then never meets a closing bracket with nothing open, the one case where its
+ * walk climbs a chain of closed tokens without closing any (and a ':' after a bracket can grow that
  * chain by one token per four bytes). With the depth bounded by D, each token is walked over
  * at most D times. Counting goes on past the limit so that the error can name the depth.
  */
@@ -1136,10 +1151,11 @@ static void depth_scan(const char *js, size_t pos, size_t len, size_t limit, str
     out->end = len;
     out->depth = 0;
     out->over_at = SIZE_MAX;
+    out->plain = 1;
     for (size_t i = pos; i < len; i++) {
         char c = js[i];
         if (c == '"') {
-            i = string_close(js, i + 1, len);
+            i = string_close(js, i + 1, len, &out->plain);
             if (depth == 0) {
                 out->end = DW_MIN(i + 1, len);
                 return;
@@ -1253,8 +1269,8 @@ static const char *kind_name(enum jv_kind k)
  * delimiter after a primitive); it leaves no tokens. jsmn tokenizes only js[0..value_end), the
  * first value as depth_scan() found it; anything after it is text after the top-level value.
  */
-static int doc_check(struct dw_decoder *dec, const char *js, size_t len, size_t value_end,
-                     enum jv_kind *top, struct json_err *err)
+static int doc_check(struct dw_decoder *dec, const char *js, size_t len,
+                     const struct depth_info *di, enum jv_kind *top, struct json_err *err)
 {
     dec->n_toks = 0;
     const char *nul = memchr(js, '\0', len);
@@ -1281,10 +1297,11 @@ static int doc_check(struct dw_decoder *dec, const char *js, size_t len, size_t 
         *top = (enum jv_kind)kind;
         return 0;
     }
-    if (tokenize(dec, js, value_end, non_finite, err) != 0) {
+    if (tokenize(dec, js, di->end, non_finite, err) != 0) {
         return -1;
     }
-    struct walk w = {js, len, dec->toks, dec->aux, dec->n_toks, dec->shadow, non_finite, {0, NULL}};
+    struct walk w = {js,          len,        dec->toks, dec->aux, dec->n_toks,
+                     dec->shadow, non_finite, di->plain, {0, NULL}};
     int next;
     size_t after;
     if (walk_value(&w, 0, pos, 1, &next, &after) != 0) {
@@ -1352,7 +1369,7 @@ static enum dw_bad_reason doc_load(struct dw_decoder *dec, const void *buf, size
         json_fail(&jerr, di.over_at, "nested deeper than 2048 levels");
         bad_json = 1;
     } else {
-        bad_json = doc_check(dec, js, len, di.end, &top, &jerr) != 0;
+        bad_json = doc_check(dec, js, len, &di, &top, &jerr) != 0;
     }
     if (bad_json) {
         size_t line = 1;
