@@ -591,24 +591,33 @@ void dw_sort_doubles(double *v, size_t n)
         }
         return;
     }
-    /* LSD radix sort, 8 passes of 8 bits; a pass where every key shares the byte is skipped. */
-    uint64_t *a = dw_malloc(n * sizeof(*a)), *b = dw_malloc(n * sizeof(*b));
+    /* LSD radix sort, 8 passes of 8 bits. The 8 byte histograms are counted in one pass over
+     * the keys, and a pass where every key shares the byte is skipped: the sorted level 0 of a
+     * checkpointed sketch is a few dozen new values at a time, where 8 counting passes cost
+     * more than the sort. */
+    uint64_t *a = dw_malloc(2 * n * sizeof(*a)), *b = a + n, *mem = a;
+    size_t count[8][256];
+    memset(count, 0, sizeof(count));
     for (size_t i = 0; i < n; i++) {
-        a[i] = sort_key(v[i]);
-    }
-    for (unsigned shift = 0; shift < 64; shift += 8) {
-        size_t count[257] = {0};
-        for (size_t i = 0; i < n; i++) {
-            count[((a[i] >> shift) & 0xFF) + 1]++;
+        uint64_t k = sort_key(v[i]);
+        a[i] = k;
+        for (unsigned d = 0; d < 8; d++) {
+            count[d][(k >> (8 * d)) & 0xFF]++;
         }
-        if (count[((a[0] >> shift) & 0xFF) + 1] == n) {
+    }
+    for (unsigned d = 0; d < 8; d++) {
+        unsigned shift = 8 * d;
+        if (count[d][(a[0] >> shift) & 0xFF] == n) {
             continue;
         }
-        for (size_t d = 1; d < 257; d++) {
-            count[d] += count[d - 1];
+        size_t pos = 0;
+        for (size_t x = 0; x < 256; x++) {
+            size_t c = count[d][x];
+            count[d][x] = pos;
+            pos += c;
         }
         for (size_t i = 0; i < n; i++) {
-            b[count[(a[i] >> shift) & 0xFF]++] = a[i];
+            b[count[d][(a[i] >> shift) & 0xFF]++] = a[i];
         }
         uint64_t *t = a;
         a = b;
@@ -617,8 +626,7 @@ void dw_sort_doubles(double *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         v[i] = sort_unkey(a[i]);
     }
-    free(a);
-    free(b);
+    free(mem);
 }
 
 char *dw_idempotency_key(const char *group, const char *model, int64_t window_start_ms,
