@@ -51,13 +51,14 @@ done
 end=$(date +%s.%N)
 rss=$(status_kib $RUN VmRSS)
 hwm=$(status_kib $RUN VmHWM)
-c_run=$(cpu $RUN); c_broker=$(echo "$(cpu $BROKER_PID) - $broker0" | bc); c_redis=$(echo "$(cpu $REDIS_PID) - $redis0" | bc)
+c_run=$(cpu $RUN); c_main=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$RUN/task/$RUN/stat"); c_broker=$(echo "$(cpu $BROKER_PID) - $broker0" | bc); c_redis=$(echo "$(cpu $REDIS_PID) - $redis0" | bc)
 secs=$(echo "$end - $start" | bc)
 busy=$(echo "$end - $first" | bc)
 echo "bench: $TOTAL messages in $secs s from start = $(echo "$TOTAL / $secs" | bc) msgs/s"
 echo "bench: from the first message consumed: $busy s = $(echo "$TOTAL / $busy" | bc) msgs/s; RSS ${rss} KiB, peak RSS ${hwm} KiB"
 echo "bench: CPU seconds while consuming: driftwatch $c_run, dev-broker $c_broker, redis-server $c_redis (2 cores shared); $(echo "$TOTAL / $c_run" | bc) msgs per driftwatch CPU-second"
 echo "bench: bytes sent to Redis while consuming: $(($(redis_net_in) - redis_in0))"
+echo "bench: driftwatch's main thread (the event loop) used $c_main CPU-s of the $secs s from start"
 sleep 2
 used=$(redis_used)
 echo "bench: redis used_memory after catch-up: $used bytes ($(redis-cli -p "$RP" dbsize | tr -d '\r') keys)"
