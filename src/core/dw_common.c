@@ -80,17 +80,6 @@ uint64_t dw_hash64(const void *data, size_t len)
     return h;
 }
 
-/* MurmurHash3's 64-bit finaliser: a bijection that mixes every input bit into every output bit. */
-static uint64_t fmix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return k;
-}
-
 /* Up to 8 bytes as a little-endian word, whatever the platform's byte order. */
 static uint64_t le_word(const unsigned char *p, size_t n)
 {
@@ -104,16 +93,16 @@ static uint64_t le_word(const unsigned char *p, size_t n)
 uint64_t dw_fp64(const void *data, size_t len)
 {
     const unsigned char *p = data;
-    /* Each step h -> (h ^ fmix64(w)) * odd + c is a bijection of h for a fixed word and of the
+    /* Each step h -> (h ^ dw_fmix64(w)) * odd + c is a bijection of h for a fixed word and of the
      * word for a fixed h; the length enters first, so "a" and "a\0" differ. */
-    uint64_t h = fmix64(0x9e3779b97f4a7c15ULL + (uint64_t)len);
+    uint64_t h = dw_fmix64(0x9e3779b97f4a7c15ULL + (uint64_t)len);
     for (size_t i = 0; i < len; i += 8) {
         size_t n = len - i < 8 ? len - i : 8;
-        h = (h ^ fmix64(le_word(p + i, n) + 0x632be59bd9b4e019ULL)) * 0x9fb21c651e98df25ULL +
+        h = (h ^ dw_fmix64(le_word(p + i, n) + 0x632be59bd9b4e019ULL)) * 0x9fb21c651e98df25ULL +
             0x94d049bb133111ebULL;
         h = (h << 29) | (h >> 35);
     }
-    h = fmix64(h);
+    h = dw_fmix64(h);
     return h ? h : 1;
 }
 

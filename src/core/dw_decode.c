@@ -332,24 +332,13 @@ static inline uint64_t name_head(const char *s, size_t len, size_t avail)
     return w;
 }
 
-/* murmur3's 64-bit finalizer: every input bit moves the low bits that pick a slot */
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
 /* a word at a time: the head with the length (in its top byte, free below 8 bytes), then each
  * later 8 bytes, the last word overlapping the one before */
 static inline uint32_t name_hash(const char *s, size_t len, uint64_t head)
 {
-    uint64_t h = mix64(head ^ (uint64_t)len << 56);
+    uint64_t h = dw_fmix64(head ^ (uint64_t)len << 56);
     for (size_t i = 8; i < len; i += 8) {
-        h = mix64(h ^ load_le64(s + DW_MIN(i, len - 8)));
+        h = dw_fmix64(h ^ load_le64(s + DW_MIN(i, len - 8)));
     }
     return (uint32_t)h;
 }

@@ -73,6 +73,18 @@ char *dw_strndup(const char *s, size_t n);
  */
 uint64_t dw_splitmix64(uint64_t *state);
 
+/** @returns MurmurHash3's 64-bit finaliser of k: a bijection that mixes every input bit into
+ *           every output bit (hash tables pick slots from its low bits). */
+static inline uint64_t dw_fmix64(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ULL;
+    k ^= k >> 33;
+    return k;
+}
+
 /** @returns a uniform double in [0, 1) from dw_splitmix64 (53 bits). */
 double dw_rand_u01(uint64_t *state);
 
