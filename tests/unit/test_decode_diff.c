@@ -675,6 +675,14 @@ static void sb_add(struct sb *b, const char *s)
     }
 }
 
+/* n blanks after the message: the decoder's end of input moves with them */
+static void sb_blanks(struct sb *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sb_add(b, " ");
+    }
+}
+
 static const char *const ws_pool[] = {"", "", "", " ", "\n", "\t", "\r\n  "};
 
 static const char *const string_pool[] = {
@@ -1307,9 +1315,7 @@ static void test_string_positions(void **state)
                             sb_add(&b, inserts[k]);
                         }
                         sb_add(&b, shapes[shape][1]);
-                        for (size_t i = 0; i < blanks; i++) {
-                            sb_add(&b, " ");
-                        }
+                        sb_blanks(&b, blanks);
                         check_message(&s, b.buf, b.len, &st);
                     }
                 }
@@ -1374,9 +1380,7 @@ static void test_key_lookup(void **state)
             for (size_t blanks = 0; blanks < 10; blanks++) {
                 b.len = 0;
                 sb_add(&b, msgs[i]);
-                for (size_t k = 0; k < blanks; k++) {
-                    sb_add(&b, " ");
-                }
+                sb_blanks(&b, blanks);
                 check_message(&s, b.buf, b.len, &st);
             }
         }
