@@ -80,16 +80,6 @@ uint64_t dw_hash64(const void *data, size_t len)
     return h;
 }
 
-/* Up to 8 bytes as a little-endian word, whatever the platform's byte order. */
-static uint64_t le_word(const unsigned char *p, size_t n)
-{
-    uint64_t w = 0;
-    for (size_t i = 0; i < n; i++) {
-        w |= (uint64_t)p[i] << (8 * i);
-    }
-    return w;
-}
-
 uint64_t dw_fp64(const void *data, size_t len)
 {
     const unsigned char *p = data;
@@ -98,7 +88,7 @@ uint64_t dw_fp64(const void *data, size_t len)
     uint64_t h = dw_fmix64(0x9e3779b97f4a7c15ULL + (uint64_t)len);
     for (size_t i = 0; i < len; i += 8) {
         size_t n = len - i < 8 ? len - i : 8;
-        h = (h ^ dw_fmix64(le_word(p + i, n) + 0x632be59bd9b4e019ULL)) * 0x9fb21c651e98df25ULL +
+        h = (h ^ dw_fmix64(dw_load_le(p + i, n) + 0x632be59bd9b4e019ULL)) * 0x9fb21c651e98df25ULL +
             0x94d049bb133111ebULL;
         h = (h << 29) | (h >> 35);
     }

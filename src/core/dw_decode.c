@@ -19,16 +19,17 @@
  *   of RFC 8259 exactly as jansson 2.14 does with flags 0 (proven by test_decode_diff.c, which
  *   compares both on hand-written cases and random mutations): the bytes between tokens must be
  *   whitespace plus exactly the expected ':' ',' '}' ']'; numbers, true/false/null and string
- *   escapes (\uXXXX with surrogate pairs, no \u0000, no raw byte < 0x20) are checked; integers
- *   must fit in 64 bits and reals must not overflow a double; values nest at most 2048 deep;
- *   exactly one top-level value. The walk also records, per token, its kind and the index of
- *   the token after its subtree, so that member lookup skips subtrees in O(1). Strings are most
- *   of a message's bytes, so their bodies are tested 8 bytes at a time (one 64-bit word, for
- *   '"', '\\' and bytes below 0x20 at once), and once: depth_scan() below finds each string's
- *   end with that test, and when no string has a '\\' or a control byte (nearly every message)
- *   the walk has nothing left to check in them. jsmn's strings are the scan's strings whenever
- *   jsmn succeeds (same lexing, see depth_scan()), and the walk only runs then. Otherwise each
- *   string goes through check_string(), whose escape checks are out of line.
+ *   escapes (\u with four hex digits, surrogate pairs, no \u0000, no raw byte < 0x20) are
+ *   checked; integers must fit in 64 bits and reals must not overflow a double; values nest at
+ *   most 2048 deep; exactly one top-level value. The walk also records, per token, its kind and
+ *   the index of the token after its subtree, so that member lookup skips subtrees in O(1).
+ *   Strings are most of a message's bytes, so their bodies are tested 8 bytes at a time (one
+ *   64-bit word, for '"', '\\' and bytes below 0x20 at once), and once: depth_scan() below
+ *   finds each string's end with that test, and when no string has a '\\' or a control byte
+ *   (nearly every message) the walk has nothing left to check in them. jsmn's strings are the
+ *   scan's strings whenever jsmn succeeds (same lexing, see depth_scan()), and the walk only
+ *   runs then. Otherwise each string goes through check_string(), whose escape checks are out
+ *   of line.
  *
  * - Nesting is counted before jsmn runs (depth_scan()): jsmn finds the opener of a closing
  *   bracket by walking parent links up from the last token, so N nested arrays cost O(N^2)
@@ -306,30 +307,15 @@ struct dw_decoder {
     char *feat_text; /* max_features * NUM_TEXT_MAX: categorical numbers as text */
 };
 
-/* 8 bytes of text as a word whose low byte is the first byte, whatever the machine's order */
-static uint64_t load_le64(const char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, sizeof(w));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    w = __builtin_bswap64(w);
-#endif
-    return w;
-}
-
 /* a name's first 8 bytes as a word (a shorter name zero-padded): with the length, it is the
  * whole of a name of up to 8 bytes, nearly every field and feature name; avail >= len bytes
  * may be read from s (8 or more: one load) */
 static inline uint64_t name_head(const char *s, size_t len, size_t avail)
 {
     if (avail >= 8) {
-        return load_le64(s) & (len >= 8 ? ~0ULL : (1ULL << (8 * len)) - 1);
+        return dw_load_le(s, 8) & (len >= 8 ? ~0ULL : (1ULL << (8 * len)) - 1);
     }
-    uint64_t w = 0;
-    for (size_t i = len; i-- > 0;) {
-        w = w << 8 | (unsigned char)s[i];
-    }
-    return w;
+    return dw_load_le(s, len);
 }
 
 /* a word at a time: the head with the length (in its top byte, free below 8 bytes), then each
@@ -338,7 +324,7 @@ static inline uint32_t name_hash(const char *s, size_t len, uint64_t head)
 {
     uint64_t h = dw_fmix64(head ^ (uint64_t)len << 56);
     for (size_t i = 8; i < len; i += 8) {
-        h = dw_fmix64(h ^ load_le64(s + DW_MIN(i, len - 8)));
+        h = dw_fmix64(h ^ dw_load_le(s + DW_MIN(i, len - 8), 8));
     }
     return (uint32_t)h;
 }
@@ -729,13 +715,13 @@ static inline size_t string_next_special(const char *js, size_t i, size_t e, siz
 {
     uint64_t hits = 0;
     for (; i + 8 <= e; i += 8) {
-        hits = string_special_bytes(load_le64(js + i));
+        hits = string_special_bytes(dw_load_le(js + i, 8));
         if (hits) {
             return i + (size_t)__builtin_ctzll(hits) / 8;
         }
     }
     if (i < e && i + 8 <= avail) {
-        hits = string_special_bytes(load_le64(js + i)) & ((1ULL << (8 * (e - i))) - 1);
+        hits = string_special_bytes(dw_load_le(js + i, 8)) & ((1ULL << (8 * (e - i))) - 1);
         return hits ? i + (size_t)__builtin_ctzll(hits) / 8 : e;
     }
     for (; i < e; i++) {
@@ -805,8 +791,9 @@ static __attribute__((noinline)) int check_string_rest(const char *js, size_t i,
 
 /*
  * A string's content js[s..e) (between the quotes): no raw byte < 0x20, only the escapes
- * \" \\ \/ \b \f \n \r \t \uXXXX, a high surrogate only when a low one follows, no lone low
- * surrogate and no \u0000 (jansson refuses it unless JSON_ALLOW_NUL). UTF-8 is checked before.
+ * \" \\ \/ \b \f \n \r \t and \u with four hex digits, a high surrogate only when a low one
+ * follows, no lone low surrogate and no \u0000 (jansson refuses it unless JSON_ALLOW_NUL). UTF-8
+ * is checked before.
  * Plain runs are skipped a word at a time (string_next_special(); js has avail bytes).
  */
 static int check_string(const char *js, size_t s, size_t e, size_t avail, uint8_t *esc,
@@ -1656,6 +1643,21 @@ static jv_t jv_element(const struct dw_decoder *dec, jv_t arr, long long index)
     return JV_NONE;
 }
 
+/* The members of object obj whose keys map names: val[entry] := the member's value (the last of
+ * duplicate keys wins, as in jv_member()); other entries of val are left as they are. */
+static void index_members(struct dw_decoder *dec, jv_t obj, const struct name_map *map, int *val)
+{
+    int end = dec->aux[obj].next;
+    for (int k = obj + 1; k < end; k = dec->aux[k + 1].next) {
+        size_t klen;
+        const char *ks = jv_string(dec, k, &klen);
+        int f = map_find(map, ks, klen, jv_string_avail(dec, k));
+        if (f >= 0) {
+            val[f] = k + 1;
+        }
+    }
+}
+
 /*
  * One pass over the top-level members: each key goes through the root_keys table, so that every
  * field pointer finds its first step without a search of its own (the last of duplicate keys
@@ -1666,15 +1668,7 @@ static void root_index(struct dw_decoder *dec)
     for (size_t i = 0; i < dec->root_keys.n; i++) {
         dec->root_val[i] = JV_NONE;
     }
-    int end = dec->aux[JV_ROOT].next;
-    for (int k = JV_ROOT + 1; k < end; k = dec->aux[k + 1].next) {
-        size_t klen;
-        const char *ks = jv_string(dec, k, &klen);
-        int f = map_find(&dec->root_keys, ks, klen, jv_string_avail(dec, k));
-        if (f >= 0) {
-            dec->root_val[f] = k + 1;
-        }
-    }
+    index_members(dec, JV_ROOT, &dec->root_keys, dec->root_val);
 }
 
 /* the top level is an object (doc_load()) indexed by root_index() */
@@ -2028,15 +2022,7 @@ static enum dw_bad_reason get_features(struct dw_decoder *dec, jv_t obj, size_t 
         return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size, "features: expected an object, got %s",
                    jv_type_name(dec, obj));
     }
-    int end = dec->aux[obj].next;
-    for (int k = obj + 1; k < end; k = dec->aux[k + 1].next) {
-        size_t klen;
-        const char *ks = jv_string(dec, k, &klen);
-        int f = map_find(map, ks, klen, jv_string_avail(dec, k));
-        if (f >= 0) {
-            dec->feat_tok[f] = k + 1;
-        }
-    }
+    index_members(dec, obj, map, dec->feat_tok);
     for (size_t i = 0; i < n; i++) {
         const struct dw_feature_cfg *f = &model->features[i];
         struct dw_val *val = &out->features[i];

@@ -771,16 +771,22 @@ static void done_reserve(struct dw_join *j)
     }
 }
 
-/* Adds d to the set unless its fp is there (the entry there is kept). @returns 1 if added. */
+/* Adds d to the set unless its fp is there (the entry there is kept), in one probe: the run of
+ * fp's home slot ends either at its entry or at the empty slot that takes it. @returns 1 if
+ * added. */
 static int done_put(struct dw_join *j, const struct dw_join_done *d)
 {
-    if (done_lookup(j, d->fp)) {
-        return 0;
+    done_reserve(j); /* room first: growing the slots would move the empty slot found */
+    size_t mask = j->n_done_slots - 1, i = (size_t)d->fp & mask;
+    for (; j->done_slots[i]; i = (i + 1) & mask) {
+        uint64_t v = j->done_slots[i];
+        if (SLOT_TAG(v) == (d->fp >> 32) && j->done[SLOT_IDX(v)].fp == d->fp) {
+            return 0;
+        }
     }
-    done_reserve(j);
     uint32_t idx = (uint32_t)j->n_done;
     j->done[idx] = *d;
-    slot_place(j->done_slots, j->n_done_slots, d->fp, idx);
+    j->done_slots[i] = SLOT_MAKE(d->fp, idx);
     j->done_min_ts = j->n_done++ ? DW_MIN(j->done_min_ts, d->ts_ms) : d->ts_ms;
     return 1;
 }
@@ -820,7 +826,7 @@ void dw_join_finish(struct dw_join *j, struct dw_join_rec *rec)
 
 struct dw_join_done *dw_join_done_find(const struct dw_join *j, const char *id, size_t len)
 {
-    return j->n_done ? done_lookup(j, dw_fp64(id, len)) : NULL;
+    return done_lookup(j, dw_fp64(id, len));
 }
 
 static int64_t span_start(int64_t ts_ms, int64_t span_ms)

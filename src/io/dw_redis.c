@@ -349,13 +349,17 @@ void dw_redis_name_report(const char *model, int64_t start_ms, char *buf, size_t
     snprintf(buf, size, "report:%s:%" PRId64, model, start_ms);
 }
 
-#define SUMMARY "summary" /* summary:<model>:<start> */
+/* "summary:<model>:", the names of a model's window summaries before their start */
+static void summary_prefix(const char *model, char *buf, size_t size)
+{
+    snprintf(buf, size, "summary:%s:", model);
+}
 
 void dw_redis_name_summary(const char *model, int64_t start_ms, char *buf, size_t size)
 {
     char prefix[DW_REDIS_NAME_MAX];
-    model_name(SUMMARY, model, prefix, sizeof(prefix));
-    snprintf(buf, size, "%s:%" PRId64, prefix, start_ms);
+    summary_prefix(model, prefix, sizeof(prefix));
+    snprintf(buf, size, "%s%" PRId64, prefix, start_ms);
 }
 
 void dw_redis_name_refagg(const char *model, int64_t start_ms, char *buf, size_t size)
@@ -1157,7 +1161,14 @@ static int ck_send(struct dw_redis *r, struct ckpt *ck)
 /* Blob offsets are stable only once the buffer stops growing: encode first, send after. */
 struct blob_ref {
     size_t off, len;
+    int del; /* a retired window no reader needs any more: deleted, not written (dw_part.h) */
 };
+
+/* "<model>\t<start ms>": a window's member of the open and kept sets */
+static const char *ck_member(struct ckpt *ck, const struct dw_model_cfg *m, int64_t start_ms)
+{
+    return ck_fmt(ck, "%s\t%" PRId64, m->name, start_ms);
+}
 
 static void ck_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
                        struct blob_ref **refs, size_t *n_refs)
@@ -1167,14 +1178,14 @@ static void ck_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
     *n_refs = 0;
     for (size_t i = 0; i < total; i++) {
         struct dw_agg *agg = i < p->n_wins ? p->wins[i] : p->retired[i - p->n_wins];
-        int deleted = i >= p->n_wins && dw_part_gc_due(p, agg->model, agg->start_ms);
-        if ((i < p->n_wins && !agg->dirty) || deleted) {
-            (*refs)[(*n_refs)++] = (struct blob_ref){0, 0};
+        int del = i >= p->n_wins && dw_part_gc_due(p, agg->model, agg->start_ms);
+        if ((i < p->n_wins && !agg->dirty) || del) {
+            (*refs)[(*n_refs)++] = (struct blob_ref){0, 0, del};
             continue;
         }
         size_t off = ck->blobs.len;
         dw_agg_encode(agg, &ck->blobs);
-        (*refs)[(*n_refs)++] = (struct blob_ref){off, ck->blobs.len - off};
+        (*refs)[(*n_refs)++] = (struct blob_ref){off, ck->blobs.len - off, 0};
     }
     (void)r;
 }
@@ -1197,7 +1208,7 @@ static int ck_send_kept(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
         }
         argv_pushs(&ck->a, "SREM");
         argv_pushs(&ck->a, kept_key);
-        argv_pushs(&ck->a, ck_fmt(ck, "%s\t%" PRId64, k->model->name, k->start_ms));
+        argv_pushs(&ck->a, ck_member(ck, k->model, k->start_ms));
         if (ck_send(r, ck) != 0) {
             return -1;
         }
@@ -1216,8 +1227,7 @@ static int ck_send_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *c
     for (size_t i = 0; i < p->n_wins + p->n_retired; i++) {
         int retired = i >= p->n_wins;
         struct dw_agg *agg = retired ? p->retired[i - p->n_wins] : p->wins[i];
-        /* A retired window no reader needs any more is deleted, not written (dw_part.h). */
-        int deleted = retired && dw_part_gc_due(p, agg->model, agg->start_ms);
+        int deleted = refs[i].del;
         if (!refs[i].len && !deleted) {
             continue;
         }
@@ -1232,7 +1242,7 @@ static int ck_send_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *c
         if (ck_send(r, ck) != 0) {
             return -1;
         }
-        const char *member = ck_fmt(ck, "%s\t%" PRId64, agg->model->name, agg->start_ms);
+        const char *member = ck_member(ck, agg->model, agg->start_ms);
         argv_pushs(&ck->a, retired ? "SREM" : "SADD");
         argv_pushs(&ck->a, open_key);
         argv_pushs(&ck->a, member);
@@ -1861,11 +1871,8 @@ int dw_redis_summary_starts(struct dw_redis *r, const struct dw_model_cfg *model
 {
     struct starts_acc a = {0};
     char name[DW_REDIS_NAME_MAX], prefix[DW_REDIS_KEY_MAX];
-    model_name(SUMMARY, model->name, name, sizeof(name));
-    global_key(r, name, prefix, sizeof(prefix) - 1);
-    size_t len = strlen(prefix);
-    prefix[len] = ':';
-    prefix[len + 1] = '\0';
+    summary_prefix(model->name, name, sizeof(name));
+    global_key(r, name, prefix, sizeof(prefix));
     return starts_out(&a, scan_starts(r, prefix, &a), starts, n);
 }
 

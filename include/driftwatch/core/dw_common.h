@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define DW_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define DW_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -72,6 +73,25 @@ char *dw_strndup(const char *s, size_t n);
  *        walks. Deterministic per seed; what sketches, generators and tests draw from.
  */
 uint64_t dw_splitmix64(uint64_t *state);
+
+/** @returns the n <= 8 bytes at p as a little-endian word (a shorter run zero-padded), whatever
+ *           the machine's byte order: one load when n is 8. */
+static inline uint64_t dw_load_le(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t w = 0;
+    if (n == 8) {
+        memcpy(&w, b, sizeof(w));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        return w;
+    }
+    for (size_t i = n; i-- > 0;) {
+        w = w << 8 | b[i];
+    }
+    return w;
+}
 
 /** @returns MurmurHash3's 64-bit finaliser of k: a bijection that mixes every input bit into
  *           every output bit (hash tables pick slots from its low bits). */
