@@ -563,6 +563,31 @@ static void note_evictions(struct runner *rn, uint64_t n, int64_t bound)
     rn->evict_logged_ms = now;
 }
 
+/* Counts and logs one partition's checkpoint result; a fenced or lost partition is held.
+ * @returns -1 when the checkpoint failed otherwise (the ones after it were not attempted). */
+static int checkpoint_result(struct runner *rn, const struct dw_redis_ckpt *it)
+{
+    int p = (int)it->part->partition, res = it->result;
+    if (res == 0) {
+        dw_metric_inc(rn->m.checkpoints);
+        dw_metric_add(rn->m.checkpoint_bytes, (double)it->bytes);
+        return 0;
+    }
+    dw_metric_inc(rn->m.checkpoint_failures);
+    dw_log(DW_LOG_ERROR, "checkpoint failed", "{s:i,s:s}", "partition", p, "error", it->err);
+    if (res != -2 && res != -3 && res != -4) {
+        return -1;
+    }
+    /* Fenced, or gone from Redis, or rolled back to an older checkpoint: held paused, never
+     * consumed and discarded; acquired again as on assignment (the stored state and its
+     * offsets, or state.on_loss), at once unless another consumer claimed it. */
+    if (res == -2) {
+        dw_metric_inc(rn->m.fencings);
+    }
+    hold_part(rn, p, res == -2 ? RUN_REACQUIRE_MS : 0, it->err);
+    return 0;
+}
+
 /* @returns 0 when every owned partition was written, -1 otherwise. */
 static int checkpoint_all(struct runner *rn)
 {
@@ -573,7 +598,10 @@ static int checkpoint_all(struct runner *rn)
     apply_cursors(rn);
     size_t owned = owned_count(rn);
     int64_t per_part = owned ? rn->cfg.join_max_records / (int64_t)owned : 0;
-    int rc = 0;
+    /* Every owned partition in one batch (dw_redis_checkpoint_many: the owner check of the
+     * next partition rides behind the transaction of the one before). */
+    struct dw_redis_ckpt *items = dw_calloc(owned ? owned : 1, sizeof(*items));
+    size_t n = 0;
     for (int p = 0; p < rn->n_parts; p++) {
         struct dw_part *part = rn->parts[p];
         if (!part) {
@@ -582,31 +610,15 @@ static int checkpoint_all(struct runner *rn)
         uint64_t evicted = part->ctr.evicted;
         dw_part_maintain(part, per_part);
         note_evictions(rn, part->ctr.evicted - evicted, per_part);
-        char errstr[512];
-        size_t bytes = 0;
-        int res = dw_redis_checkpoint(rn->redis, part, rn->owner, rn->eof_ms[p],
-                                      rn->label_eof_ms[p], &bytes, errstr, sizeof(errstr));
-        if (res == 0) {
-            dw_metric_inc(rn->m.checkpoints);
-            dw_metric_add(rn->m.checkpoint_bytes, (double)bytes);
-            continue;
-        }
-        dw_metric_inc(rn->m.checkpoint_failures);
-        dw_log(DW_LOG_ERROR, "checkpoint failed", "{s:i,s:s}", "partition", p, "error", errstr);
-        if (res == -2 || res == -3 || res == -4) {
-            /* Fenced, or gone from Redis, or rolled back to an older checkpoint: held paused,
-             * never consumed and discarded; acquired again as on assignment (the stored
-             * state and its offsets, or state.on_loss), at once unless another consumer
-             * claimed it. */
-            if (res == -2) {
-                dw_metric_inc(rn->m.fencings);
-            }
-            hold_part(rn, p, res == -2 ? RUN_REACQUIRE_MS : 0, errstr);
-        } else {
-            rc = -1;
-            break;
-        }
+        items[n++] = (struct dw_redis_ckpt){
+            .part = part, .eof_ms = rn->eof_ms[p], .label_eof_ms = rn->label_eof_ms[p]};
     }
+    dw_redis_checkpoint_many(rn->redis, items, n, rn->owner);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = checkpoint_result(rn, &items[i]);
+    }
+    free(items);
     dw_metric_set(rn->m.checkpoint_seconds, (double)(dw_mono_ms() - t0) / 1000.0);
     if (rc == 0) {
         commit_offsets(rn);

@@ -4,8 +4,10 @@
  * The only file that speaks hiredis. A struct dw_redis is one synchronous connection and is
  * not thread-safe: one thread at a time uses it. The main loop has one; the alert delivery
  * thread opens its own (dw_deliver.c) rather than share one behind a lock with the checkpoints.
- * Every multi-command operation is pipelined (append all, then read all replies), so a
- * checkpoint costs three round trips whatever its size: WATCH+HGET owner, then MULTI … EXEC.
+ * Every multi-command operation is pipelined (append all, then read all replies). A partition's
+ * checkpoint is its owner check (WATCH + HMGET owner) and then its MULTI … EXEC whatever its
+ * size; a batch of partitions sends each owner check behind the transaction before it, so n
+ * partitions cost n + 1 round trips (dw_redis_checkpoint_many).
  * A connection error frees the context; the next call reconnects, so a Redis restart needs no
  * special handling by callers, who see -1 and retry (the partition state stays dirty in memory
  * meanwhile).
@@ -1448,25 +1450,20 @@ static void ck_free(struct ckpt *ck)
     dw_buf_free(&ck->blobs);
 }
 
-/* Results of the owner check (read_owner). */
+/* Results of the owner check (owner_of). */
 enum { OWNER_NO_ANSWER = -1, OWNER_OTHER = 0, OWNER_US = 1, OWNER_NONE = 2, OWNER_ROLLED_BACK = 3 };
 
 /*
- * Who owns partition p now, read from its meta hash: OWNER_US, OWNER_OTHER, OWNER_NONE (the
- * meta hash is gone: the state was lost), OWNER_ROLLED_BACK (ours, but its checkpoint count is
- * not the one this process wrote last: Redis lost acknowledged writes, as a restart from an
- * AOF written with appendfsync everysec can), OWNER_NO_ANSWER (connection lost, or Redis still
- * loading its dataset: -LOADING). Redis errors drop the connection, which also discards any
- * WATCH of this connection.
+ * Who owns partition p now, from the reply to HMGET <meta> owner ckpt_seq: OWNER_US,
+ * OWNER_OTHER, OWNER_NONE (the meta hash is gone: the state was lost), OWNER_ROLLED_BACK (ours,
+ * but its checkpoint count is not the one this process wrote last: Redis lost acknowledged
+ * writes, as a restart from an AOF written with appendfsync everysec can), OWNER_NO_ANSWER (no
+ * reply, or an error such as -LOADING while Redis loads its dataset: the caller drops the
+ * connection, which also discards any WATCH of it).
  */
-static int read_owner(struct dw_redis *r, const struct dw_part *p, const char *owner)
+static int owner_of(const redisReply *o, const struct dw_part *p, const char *owner)
 {
-    char key[DW_REDIS_KEY_MAX];
-    key_meta(r, p->partition, key, sizeof(key));
-    redisReply *o = cmdf(r, "HMGET %s owner ckpt_seq", key);
-    if (!reply_ok(o) || o->type != REDIS_REPLY_ARRAY || o->elements != 2) {
-        freeReplyObject(o);
-        drop_conn(r);
+    if (!reply_ok((redisReply *)o) || o->type != REDIS_REPLY_ARRAY || o->elements != 2) {
         return OWNER_NO_ANSWER;
     }
     int who = OWNER_NONE;
@@ -1483,24 +1480,54 @@ static int read_owner(struct dw_redis *r, const struct dw_part *p, const char *o
     if (who == OWNER_US && (seq < 0 || (uint64_t)seq != p->ckpt_seq)) {
         who = OWNER_ROLLED_BACK;
     }
-    freeReplyObject(o);
     return who;
 }
 
-/* WATCH the meta key, then read_owner(); the WATCH is kept only when `owner` owns it. */
-static int ck_check_owner(struct dw_redis *r, const struct dw_part *p, const char *owner)
+/* owner_of() for partition p, asked now (one round trip, no WATCH). */
+static int read_owner(struct dw_redis *r, const struct dw_part *p, const char *owner)
 {
     char key[DW_REDIS_KEY_MAX];
     key_meta(r, p->partition, key, sizeof(key));
-    redisReply *w = cmdf(r, "WATCH %s", key);
-    int ok = reply_ok(w);
-    freeReplyObject(w);
-    if (!ok) {
+    redisReply *o = cmdf(r, "HMGET %s owner ckpt_seq", key);
+    int who = owner_of(o, p, owner);
+    freeReplyObject(o);
+    if (who == OWNER_NO_ANSWER) {
+        drop_conn(r);
+    }
+    return who;
+}
+
+/* Sends the owner check of p without waiting: WATCH its meta key, then read the owner. */
+static int owner_check_send(struct dw_redis *r, const struct dw_part *p)
+{
+    if (ensure_conn(r, NULL, 0) != 0) {
+        return -1;
+    }
+    char key[DW_REDIS_KEY_MAX];
+    key_meta(r, p->partition, key, sizeof(key));
+    if (redisAppendCommand(r->c, "WATCH %s", key) != REDIS_OK ||
+        redisAppendCommand(r->c, "HMGET %s owner ckpt_seq", key) != REDIS_OK) {
         drop_conn(r);
         return -1;
     }
-    int who = read_owner(r, p, owner);
-    if (who != OWNER_US && who != OWNER_NO_ANSWER) {
+    return 0;
+}
+
+/* Reads the owner check's two replies (owner_check_send) and returns owner_of(); the WATCH is
+ * kept only when `owner` owns p. */
+static int owner_check_recv(struct dw_redis *r, const struct dw_part *p, const char *owner)
+{
+    void *w = NULL, *o = NULL;
+    int who = OWNER_NO_ANSWER;
+    if (r->c && redisGetReply(r->c, &w) == REDIS_OK && redisGetReply(r->c, &o) == REDIS_OK &&
+        reply_ok(w)) {
+        who = owner_of(o, p, owner);
+    }
+    freeReplyObject(w);
+    freeReplyObject(o);
+    if (who == OWNER_NO_ANSWER) {
+        drop_conn(r);
+    } else if (who != OWNER_US) {
         freeReplyObject(cmdf(r, "UNWATCH"));
     }
     return who;
@@ -1526,24 +1553,62 @@ static int not_owned(int32_t partition, int who, char *errstr, size_t errstr_siz
     return -2;
 }
 
-int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
-                        int64_t label_eof_ms, size_t *bytes_out, char *errstr, size_t errstr_size)
+/* Checks one reply of a transaction (MULTI, the commands, EXEC last). @returns 0, 1 when EXEC
+ * says the transaction was aborted (a watched key changed), -1 with errstr when a command was
+ * refused or failed inside EXEC (Redis applied the others around it: not written as a whole). */
+static int tx_reply(const redisReply *rep, int is_exec, const char *what, char *errstr,
+                    size_t errstr_size)
 {
+    if (rep->type == REDIS_REPLY_ERROR) {
+        return dw_err(errstr, errstr_size, "redis %s command failed: %s", what, rep->str);
+    }
+    if (!is_exec) {
+        return 0;
+    }
+    if (rep->type == REDIS_REPLY_NIL) {
+        return 1;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY) {
+        return dw_err(errstr, errstr_size, "redis EXEC of the %s: unexpected reply", what);
+    }
+    for (size_t i = 0; i < rep->elements; i++) {
+        if (rep->element[i]->type == REDIS_REPLY_ERROR) {
+            return dw_err(errstr, errstr_size,
+                          "redis %s command %zu failed inside EXEC (the others were applied): "
+                          "%s",
+                          what, i + 1, rep->element[i]->str);
+        }
+    }
+    return 0;
+}
+
+/* Reads the n_cmds replies of a transaction; tx_reply()'s result for the first that is not 0,
+ * or -1 when the connection was lost (dropped). */
+static int tx_replies(struct dw_redis *r, int n_cmds, const char *what, char *errstr,
+                      size_t errstr_size)
+{
+    int result = 0;
+    for (int i = 0; i < n_cmds; i++) {
+        void *rep = NULL;
+        if (redisGetReply(r->c, &rep) != REDIS_OK) {
+            drop_conn(r);
+            return dw_err(errstr, errstr_size, "redis: connection lost during the %s", what);
+        }
+        if (result == 0) {
+            result = tx_reply(rep, i == n_cmds - 1, what, errstr, errstr_size);
+        }
+        freeReplyObject(rep);
+    }
+    return result;
+}
+
+/* Appends p's checkpoint (MULTI ... EXEC) to the connection's output; r->ck counts it. */
+static int ck_append(struct dw_redis *r, struct dw_redis_ckpt *it, const char *owner)
+{
+    struct dw_part *p = it->part;
     /* What a checkpoint writes must read back (load_meta's ranges): offsets from -1, a
      * partition of the topics. */
     dw_assert(p->off_pred >= -1 && p->off_label >= -1 && p->partition >= 0);
-    if (ensure_conn(r, errstr, errstr_size) != 0) {
-        return -1;
-    }
-    int owned = ck_check_owner(r, p, owner);
-    if (owned == OWNER_NO_ANSWER) {
-        return dw_err(errstr, errstr_size,
-                      "redis: checkpoint of partition %d: no answer to the owner check",
-                      (int)p->partition);
-    }
-    if (owned != OWNER_US) {
-        return not_owned(p->partition, owned, errstr, errstr_size);
-    }
     struct ckpt *ck = &r->ck;
     ck_reset(ck);
     dw_part_gc_plan(p);
@@ -1556,58 +1621,112 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
     argv_pushs(&ck->a, "MULTI");
     if (ck_send(r, ck) == 0 && ck_send_windows(r, p, ck, refs) == 0 &&
         ck_send_join(r, p, ck) == 0 && ck_send_joined(r, p, ck) == 0 &&
-        ck_send_meta(r, p, ck, owner, eof_ms, label_eof_ms) == 0) {
+        ck_send_meta(r, p, ck, owner, it->eof_ms, it->label_eof_ms) == 0) {
         argv_pushs(&ck->a, "EXEC");
         rc = ck_send(r, ck);
     }
     free(refs);
-    if (rc != 0) {
-        ck_reset(ck);
-        drop_conn(r);
-        return dw_err(errstr, errstr_size, "redis: cannot send checkpoint");
-    }
-    /* Replies: +OK for MULTI, +QUEUED per command, then EXEC's array (nil when aborted). */
-    int result = 0;
-    for (int i = 0; i < ck->n_cmds; i++) {
-        void *rep_v = NULL;
-        if (redisGetReply(r->c, &rep_v) != REDIS_OK) {
-            drop_conn(r);
-            result = dw_err(errstr, errstr_size, "redis: connection lost during checkpoint");
-            break;
-        }
-        redisReply *rep = rep_v;
-        if (i == ck->n_cmds - 1) {
-            if (rep->type == REDIS_REPLY_NIL) {
-                result = 1; /* aborted: the watched meta key changed; decided below */
-            } else if (rep->type != REDIS_REPLY_ARRAY) {
-                result = dw_err(errstr, errstr_size, "redis EXEC failed: %s",
-                                rep->str ? rep->str : "unexpected reply");
-            }
-        } else if (rep->type == REDIS_REPLY_ERROR && result == 0) {
-            result = dw_err(errstr, errstr_size, "redis checkpoint command failed: %s", rep->str);
-        }
-        freeReplyObject(rep);
-    }
-    if (bytes_out) {
-        *bytes_out = ck->bytes;
-    }
-    ck_reset(ck);
-    if (result == 1) {
+    return rc;
+}
+
+/* p's result once its transaction's replies are read (tx: tx_replies()). */
+static int ck_result(struct dw_redis *r, struct dw_part *p, const char *owner, int tx, char *errstr,
+                     size_t errstr_size)
+{
+    if (tx == 1) {
         /* An aborted transaction is no proof of lost ownership: anything that touched the
          * meta key aborts it, a Redis replaying its AOF after a restart too. Ask again. */
         int who = r->c ? read_owner(r, p, owner) : OWNER_NO_ANSWER;
-        result = who == OWNER_US || who == OWNER_NO_ANSWER
-                     ? dw_err(errstr, errstr_size,
-                              "partition %d: checkpoint aborted by a concurrent change of its "
-                              "meta key; the owner is unchanged, retrying",
-                              (int)p->partition)
-                     : not_owned(p->partition, who, errstr, errstr_size);
+        return who == OWNER_US || who == OWNER_NO_ANSWER
+                   ? dw_err(errstr, errstr_size,
+                            "partition %d: checkpoint aborted by a concurrent change of its "
+                            "meta key; the owner is unchanged, retrying",
+                            (int)p->partition)
+                   : not_owned(p->partition, who, errstr, errstr_size);
     }
-    if (result == 0) {
+    if (tx == 0) {
         p->ckpt_seq++;
         dw_part_checkpoint_done(p);
     }
-    return result;
+    return tx;
+}
+
+/*
+ * One partition of dw_redis_checkpoint_many(): its owner check (who) was read; the next
+ * partition's is sent behind its transaction, so that the two share a round trip, and read
+ * into *who_next (left OWNER_NO_ANSWER when there is no next).
+ */
+static int ck_one(struct dw_redis *r, struct dw_redis_ckpt *it, const char *owner, int who,
+                  const struct dw_part *next, int *who_next)
+{
+    char *err = it->err;
+    size_t es = sizeof(it->err);
+    if (who == OWNER_NO_ANSWER) {
+        return dw_err(err, es, "redis: checkpoint of partition %d: no answer to the owner check",
+                      (int)it->part->partition);
+    }
+    if (who == OWNER_US && ck_append(r, it, owner) != 0) {
+        ck_reset(&r->ck);
+        drop_conn(r);
+        return dw_err(err, es, "redis: cannot send checkpoint");
+    }
+    int next_sent = next && owner_check_send(r, next) == 0;
+    int tx = 0;
+    if (who == OWNER_US) {
+        tx = tx_replies(r, r->ck.n_cmds, "checkpoint", err, es);
+        it->bytes = r->ck.bytes;
+        ck_reset(&r->ck);
+    }
+    if (next_sent) {
+        *who_next = owner_check_recv(r, next, owner);
+    }
+    if (who != OWNER_US) {
+        return not_owned(it->part->partition, who, err, es);
+    }
+    return ck_result(r, it->part, owner, tx, err, es);
+}
+
+void dw_redis_checkpoint_many(struct dw_redis *r, struct dw_redis_ckpt *items, size_t n,
+                              const char *owner)
+{
+    for (size_t i = 0; i < n; i++) {
+        items[i].result = -1;
+        items[i].bytes = 0;
+        dw_err(items[i].err, sizeof(items[i].err),
+               "partition %d: not attempted (the checkpoint of an earlier partition failed)",
+               (int)items[i].part->partition);
+    }
+    if (n == 0 || ensure_conn(r, items[0].err, sizeof(items[0].err)) != 0) {
+        return;
+    }
+    int who = owner_check_send(r, items[0].part) == 0 ? owner_check_recv(r, items[0].part, owner)
+                                                      : OWNER_NO_ANSWER;
+    for (size_t i = 0; i < n; i++) {
+        int who_next = OWNER_NO_ANSWER;
+        items[i].result =
+            ck_one(r, &items[i], owner, who, i + 1 < n ? items[i + 1].part : NULL, &who_next);
+        if (items[i].result == -1) {
+            if (who_next == OWNER_US) {
+                freeReplyObject(cmdf(r, "UNWATCH"));
+            }
+            return;
+        }
+        who = who_next;
+    }
+}
+
+int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
+                        int64_t label_eof_ms, size_t *bytes_out, char *errstr, size_t errstr_size)
+{
+    struct dw_redis_ckpt it = {.part = p, .eof_ms = eof_ms, .label_eof_ms = label_eof_ms};
+    dw_redis_checkpoint_many(r, &it, 1, owner);
+    if (bytes_out) {
+        *bytes_out = it.bytes;
+    }
+    if (it.result != 0) {
+        dw_err(errstr, errstr_size, "%s", it.err);
+    }
+    return it.result;
 }
 
 /* ---- global keys ---- */
@@ -1666,21 +1785,10 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
     }
     const char *exec[] = {"EXEC"};
     rc |= tx_append(r, &n_cmds, 1, exec, NULL);
-    int result = rc == 0 ? 0 : dw_err(errstr, errstr_size, "redis: cannot send the commit");
-    for (int i = 0; i < n_cmds && rc == 0; i++) {
-        void *rep_v = NULL;
-        if (redisGetReply(r->c, &rep_v) != REDIS_OK) {
-            result = dw_err(errstr, errstr_size, "redis: connection lost during the commit");
-            break;
-        }
-        redisReply *rep = rep_v;
-        if (i == n_cmds - 1 && rep->type == REDIS_REPLY_NIL) {
-            result = 1;
-            dw_err(errstr, errstr_size, "the evaluator lease changed during the commit");
-        } else if (rep->type == REDIS_REPLY_ERROR && result == 0) {
-            result = dw_err(errstr, errstr_size, "redis commit command failed: %s", rep->str);
-        }
-        freeReplyObject(rep);
+    int result = rc == 0 ? tx_replies(r, n_cmds, "evaluation commit", errstr, errstr_size)
+                         : dw_err(errstr, errstr_size, "redis: cannot send the commit");
+    if (result == 1) {
+        dw_err(errstr, errstr_size, "the evaluator lease changed during the commit");
     }
     if (result < 0) {
         drop_conn(r);

@@ -421,6 +421,115 @@ static void test_window_records_kept_then_deleted(void **state)
     dw_redis_free(r);
 }
 
+/* A command that fails inside the transaction (here SADD on an open set that someone made a
+ * string) is applied around, not rolled back, by Redis: EXEC still answers with an array. The
+ * checkpoint must report it, not count the partition as written. */
+static void test_error_inside_exec_fails(void **state)
+{
+    (void)state;
+    char errstr[256] = "";
+    struct dw_redis *r = dw_redis_connect(&g_cfg, errstr, sizeof(errstr));
+    assert_non_null(r);
+    redisContext *c = redisConnect("127.0.0.1", g_port);
+    assert_true(c && !c->err);
+    struct dw_part *p = dw_part_new(&g_cfg, 7);
+    p->off_pred = p->off_label = 0;
+    assert_int_equal(dw_redis_claim(r, 7, "o", errstr, sizeof(errstr)), 0);
+    predict(p, "a", 1000, "DE");
+    freeReplyObject(redisCommand(c, "SET {dw:ckpt:predictions:7}:open not-a-set"));
+    int rc = dw_redis_checkpoint(r, p, "o", 0, 0, NULL, errstr, sizeof(errstr));
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(errstr, "WRONGTYPE"));
+    assert_int_equal(p->ckpt_seq, 0); /* not counted as written */
+    dw_part_free(p);
+    redisFree(c);
+    dw_redis_free(r);
+}
+
+/* The same for the evaluator's commit: a hash that someone made a string fails HSET inside
+ * EXEC, and the commit says so instead of reporting it done. */
+static void test_error_inside_eval_commit_fails(void **state)
+{
+    (void)state;
+    char errstr[256] = "";
+    struct dw_redis *r = dw_redis_connect(&g_cfg, errstr, sizeof(errstr));
+    assert_non_null(r);
+    redisContext *c = redisConnect("127.0.0.1", g_port);
+    assert_true(c && !c->err);
+    assert_int_equal(dw_redis_lease(r, "eval", "o", 60000), 1);
+    freeReplyObject(redisCommand(c, "SET {dw:ckpt}:evalstate not-a-hash"));
+    struct dw_redis_kv set = {.name = "evalnote", .value = "v"};
+    struct dw_redis_kv field = {.name = "f", .value = "1"};
+    int rc = dw_redis_eval_commit(r, "o", &set, 1, "evalstate", &field, 1, errstr, sizeof(errstr));
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(errstr, "WRONGTYPE"));
+    /* the commands around it were applied: Redis has no rollback */
+    redisReply *rep = redisCommand(c, "GET {dw:ckpt}:evalnote");
+    assert_string_equal(rep->str, "v");
+    freeReplyObject(rep);
+    redisFree(c);
+    dw_redis_free(r);
+}
+
+/* Partitions checkpointed in one batch (the next owner check rides behind the transaction
+ * before it): each gets its own result, a fenced or lost one in the middle does not stop the
+ * others, and each written one loads back. */
+static void test_checkpoint_many(void **state)
+{
+    (void)state;
+    char errstr[256] = "";
+    struct dw_redis *r = dw_redis_connect(&g_cfg, errstr, sizeof(errstr));
+    assert_non_null(r);
+    redisContext *c = redisConnect("127.0.0.1", g_port);
+    assert_true(c && !c->err);
+    enum { N = 5, FIRST = 20 }; /* partitions no other test uses */
+    const char *owners[N] = {"o", "other", "o", "o", "o"};
+    struct dw_part *parts[N];
+    struct dw_redis_ckpt items[N];
+    for (int i = 0; i < N; i++) {
+        parts[i] = dw_part_new(&g_cfg, FIRST + i);
+        parts[i]->off_pred = parts[i]->off_label = 0;
+        assert_int_equal(dw_redis_claim(r, FIRST + i, owners[i], errstr, sizeof(errstr)), 0);
+        char id[16];
+        snprintf(id, sizeof(id), "p%d", i);
+        joined(parts[i], id, 1000 + i);
+        items[i] = (struct dw_redis_ckpt){.part = parts[i]};
+    }
+    freeReplyObject(redisCommand(c, "DEL {dw:ckpt:predictions:%d}:meta", FIRST + 3));
+    dw_redis_checkpoint_many(r, items, N, "o");
+    const int want[N] = {0, -2, 0, -3, 0};
+    for (int i = 0; i < N; i++) {
+        if (items[i].result != want[i]) {
+            fail_msg("partition %d: result %d, want %d: %s", FIRST + i, items[i].result, want[i],
+                     items[i].err);
+        }
+        assert_int_equal(parts[i]->ckpt_seq, want[i] == 0 ? 1 : 0);
+        assert_true(want[i] == 0 ? items[i].bytes > 0 : items[i].bytes == 0);
+    }
+    assert_non_null(strstr(items[1].err, "owned by another consumer"));
+    assert_non_null(strstr(items[3].err, "gone from Redis"));
+    /* A second batch writes again on the same connection (no WATCH left behind). */
+    joined(parts[4], "q", 2000);
+    dw_redis_checkpoint_many(r, items + 4, 1, "o");
+    assert_int_equal(items[4].result, 0);
+    for (int i = 0; i < N; i += 2) {
+        struct dw_part *q = reload(r, FIRST + i);
+        assert_int_equal(q->off_pred, parts[i]->off_pred);
+        assert_int_equal(q->off_label, parts[i]->off_label);
+        assert_int_equal(q->ckpt_seq, parts[i]->ckpt_seq);
+        assert_same_window(parts[i], q, 0);
+        dw_part_free(q);
+    }
+    redisReply *rep = redisCommand(c, "HGET {dw:ckpt:predictions:%d}:meta off_pred", FIRST + 1);
+    assert_int_equal(rep->type, REDIS_REPLY_NIL); /* the other owner's partition: untouched */
+    freeReplyObject(rep);
+    for (int i = 0; i < N; i++) {
+        dw_part_free(parts[i]);
+    }
+    redisFree(c);
+    dw_redis_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +537,9 @@ int main(void)
         cmocka_unit_test(test_merged_window),
         cmocka_unit_test(test_joined_set_in_redis),
         cmocka_unit_test(test_window_records_kept_then_deleted),
+        cmocka_unit_test(test_error_inside_exec_fails),
+        cmocka_unit_test(test_error_inside_eval_commit_fails),
+        cmocka_unit_test(test_checkpoint_many),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }
