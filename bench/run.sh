@@ -59,6 +59,8 @@ echo "bench: from the first message consumed: $busy s = $(echo "$TOTAL / $busy" 
 echo "bench: CPU seconds while consuming: driftwatch $c_run, dev-broker $c_broker, redis-server $c_redis (2 cores shared); $(echo "$TOTAL / $c_run" | bc) msgs per driftwatch CPU-second"
 echo "bench: bytes sent to Redis while consuming: $(($(redis_net_in) - redis_in0))"
 echo "bench: driftwatch's main thread (the event loop) used $c_main CPU-s of the $secs s from start"
+echo "bench: the event loop's wall time by phase (s): $({ curl -s "http://127.0.0.1:$HP/metrics" || true; } |
+    awk -F'[" ]' '/^driftwatch_loop_seconds_total/ {printf "%s %.2f, ", $2, $4}')"
 sleep 2
 used=$(redis_used)
 echo "bench: redis used_memory after catch-up: $used bytes ($(redis-cli -p "$RP" dbsize | tr -d '\r') keys)"

@@ -53,8 +53,13 @@
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
-#define RUN_BATCH 2048                 /* messages per poll */
-#define RUN_POLL_MS 100                /* poll timeout, milliseconds */
+#define RUN_BATCH 2048  /* messages per poll */
+#define RUN_POLL_MS 100 /* poll timeout, milliseconds */
+
+/* Where the event loop's wall time goes (driftwatch_loop_seconds_total{phase}). */
+enum run_phase { PH_POLL, PH_MESSAGES, PH_CHECKPOINT, PH_EVALUATE, PH_OTHER, RUN_PHASES };
+static const char *const run_phase_names[RUN_PHASES] = {"poll", "messages", "checkpoint",
+                                                        "evaluate", "other"};
 #define RUN_MAX_WINDOWS_PER_TICK 64    /* reports (a window or an empty run) per model per tick */
 #define RUN_EMPTY_PROBE 1024           /* windows of a gap read per cursor per tick */
 #define RUN_STATUS_REPORTS 10          /* last reports kept for /status */
@@ -88,6 +93,7 @@ struct run_metrics {
     struct dw_metric *offset_resets, *lost_pred, *lost_label;
     struct dw_metric *late, *duplicates, *labels_held, *label_holds;
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
+    struct dw_metric *loop[RUN_PHASES]; /* the event loop's wall time by phase */
     struct dw_metric *sketches_dropped;
     struct dw_metric *partitions, *windows_open, *join_records, *join_evicted, *paused;
     struct dw_metric *evaluated, *global_wm;
@@ -211,6 +217,15 @@ static void metrics_init(struct run_metrics *m)
                                   NULL);
     m->checkpoint_bytes = counter("driftwatch_checkpoint_bytes_total",
                                   "Bytes written to Redis by checkpoints.", NULL);
+    for (int i = 0; i < RUN_PHASES; i++) {
+        char label[32];
+        snprintf(label, sizeof(label), "phase=\"%s\"", run_phase_names[i]);
+        m->loop[i] = counter("driftwatch_loop_seconds_total",
+                             "Wall time of the consuming thread's loop by phase: poll (waiting "
+                             "for and taking messages from librdkafka), messages (decoding and "
+                             "applying them), checkpoint, evaluate (and the status), other.",
+                             label);
+    }
     m->partitions = gauge("driftwatch_partitions_assigned", "Partitions owned by this consumer.");
     m->windows_open = gauge("driftwatch_windows_open", "Windows held in memory.");
     m->join_records = gauge("driftwatch_join_records", "Records in the join cache.");
@@ -1906,18 +1921,29 @@ static void align_labels(struct runner *rn)
     }
 }
 
+/* Adds the time since `since` to the loop's phase. @returns now. */
+static double loop_phase(struct runner *rn, enum run_phase phase, double since)
+{
+    double now = dw_mono_s();
+    dw_metric_add(rn->m.loop[phase], now - since);
+    return now;
+}
+
 static void runner_loop(struct runner *rn)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rn->consumer);
     rd_kafka_message_t **batch = dw_calloc(RUN_BATCH, sizeof(*batch));
     rn->next_ckpt = dw_mono_ms() + rn->cfg.checkpoint_interval_ms;
     rn->next_eval = dw_mono_ms() + rn->cfg.eval_interval_ms;
+    double t = dw_mono_s();
     while (!run_stop) {
         ssize_t n = rd_kafka_consume_batch_queue(q, RUN_POLL_MS, batch, RUN_BATCH);
+        t = loop_phase(rn, PH_POLL, t);
         for (ssize_t i = 0; i < n; i++) {
             handle_message(rn, batch[i]);
             rd_kafka_message_destroy(batch[i]);
         }
+        t = loop_phase(rn, PH_MESSAGES, t);
         if (n <= 0) {
             /* Serve rebalance and error events when no message came. */
             rd_kafka_consumer_poll(rn->consumer, 0);
@@ -1926,20 +1952,25 @@ static void runner_loop(struct runner *rn)
         retry_pending(rn);
         int64_t now = dw_mono_ms();
         if (now >= rn->next_ckpt) {
+            t = loop_phase(rn, PH_OTHER, t);
             int ok = checkpoint_all(rn) == 0;
             set_paused(rn, !ok);
             rn->next_ckpt = now + rn->cfg.checkpoint_interval_ms;
+            t = loop_phase(rn, PH_CHECKPOINT, t);
         }
         if (now >= rn->next_eval) {
+            t = loop_phase(rn, PH_OTHER, t);
             if (!rn->paused) {
                 evaluate(rn);
             }
             publish_status(rn);
             rn->next_eval = now + rn->cfg.eval_interval_ms;
+            t = loop_phase(rn, PH_EVALUATE, t);
         }
         if (rn->http) {
             dw_http_tick(rn->http);
         }
+        t = loop_phase(rn, PH_OTHER, t);
     }
     free(batch);
     rd_kafka_queue_destroy(q);

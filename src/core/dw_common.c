@@ -58,6 +58,13 @@ int64_t dw_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+double dw_mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int dw_err(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
     if (errstr && errstr_size > 0) {

@@ -43,6 +43,9 @@ int64_t dw_now_ms(void);
 /** @returns a monotonic clock reading in milliseconds (for timeouts and periods). */
 int64_t dw_mono_ms(void);
 
+/** @returns the same monotonic clock in seconds, to the nanosecond (for durations). */
+double dw_mono_s(void);
+
 /** @brief snprintf into errstr (NULL-safe); always returns -1 so callers can `return dw_err(...)`.
  */
 int dw_err(char *errstr, size_t errstr_size, const char *fmt, ...)
