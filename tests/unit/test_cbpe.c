@@ -588,15 +588,6 @@ static void expect_refused(const struct dw_buf *b, size_t at, const void *bytes,
     free(copy);
 }
 
-static void put_f64_at(const struct dw_buf *b, size_t at, double v, const char *why)
-{
-    struct dw_buf one;
-    dw_buf_init(&one);
-    dw_buf_put_f64(&one, v);
-    expect_refused(b, at, one.data, one.len, why);
-    dw_buf_free(&one);
-}
-
 static void put_u64_at(const struct dw_buf *b, size_t at, uint64_t v, const char *why)
 {
     struct dw_buf one;
@@ -604,6 +595,14 @@ static void put_u64_at(const struct dw_buf *b, size_t at, uint64_t v, const char
     dw_buf_put_u64(&one, v);
     expect_refused(b, at, one.data, one.len, why);
     dw_buf_free(&one);
+}
+
+/* A double is encoded as its IEEE-754 bits (dw_codec.h). */
+static void put_f64_at(const struct dw_buf *b, size_t at, double v, const char *why)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    put_u64_at(b, at, bits, why);
 }
 
 /* Truncated and corrupt encodings are refused, the calibration left empty. */
