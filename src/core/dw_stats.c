@@ -56,30 +56,6 @@
 /* Durbin / Pomeranz rescaling step: 2^128 (a power of two, exact). */
 #define SCALE_EXP 128
 
-/* ------------------------------------------------------------------ summation */
-
-/* Neumaier's compensated sum: keeps long sums of mixed signs accurate to ~1 ulp. */
-struct ksum {
-    double s;
-    double c;
-};
-
-static void ksum_add(struct ksum *k, double x)
-{
-    double t = k->s + x;
-    if (fabs(k->s) >= fabs(x)) {
-        k->c += (k->s - t) + x;
-    } else {
-        k->c += (x - t) + k->s;
-    }
-    k->s = t;
-}
-
-static double ksum_get(const struct ksum *k)
-{
-    return k->s + k->c;
-}
-
 static double clip01(double p)
 {
     if (p < 0.0) {
@@ -887,7 +863,7 @@ int dw_stats_wasserstein(const double *x1, const uint64_t *w1, size_t len1, cons
         return -1;
     }
     struct merge_walk mw = {x1, x2, w1, w2, len1, len2, 0, 0, 0, 0};
-    struct ksum sum = {0.0, 0.0};
+    struct dw_ksum sum = {0.0, 0.0};
     double v;
     double next;
     while (merge_next(&mw, &v, &next)) {
@@ -895,9 +871,9 @@ int dw_stats_wasserstein(const double *x1, const uint64_t *w1, size_t len1, cons
             break;
         }
         double diff = fabs((double)mw.c1 / (double)n1 - (double)mw.c2 / (double)n2);
-        ksum_add(&sum, diff * (next - v));
+        dw_ksum_add(&sum, diff * (next - v));
     }
-    *out = ksum_get(&sum);
+    *out = dw_ksum_get(&sum);
     return 0;
 }
 
@@ -906,14 +882,14 @@ int dw_stats_wasserstein(const double *x1, const uint64_t *w1, size_t len1, cons
 /* Sum of a non-negative finite array; NaN when any value is negative or not finite. */
 static double bins_total(const double *x, size_t n)
 {
-    struct ksum s = {0.0, 0.0};
+    struct dw_ksum s = {0.0, 0.0};
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(x[i]) || x[i] < 0.0) {
             return NAN;
         }
-        ksum_add(&s, x[i]);
+        dw_ksum_add(&s, x[i]);
     }
-    return ksum_get(&s);
+    return dw_ksum_get(&s);
 }
 
 static bool bins_totals(const double *p, const double *q, size_t n, double *tp, double *tq)
@@ -933,7 +909,7 @@ double dw_stats_kl(const double *cur, const double *ref, size_t n)
     if (!bins_totals(cur, ref, n, &tc, &tr)) {
         return NAN;
     }
-    struct ksum s = {0.0, 0.0};
+    struct dw_ksum s = {0.0, 0.0};
     for (size_t i = 0; i < n; i++) {
         double c = cur[i] / tc;
         double r = ref[i] / tr;
@@ -943,9 +919,9 @@ double dw_stats_kl(const double *cur, const double *ref, size_t n)
         if (r == 0.0) {
             r = DW_STATS_EMPTY_BIN_PROPORTION;
         }
-        ksum_add(&s, c * log(c / r));
+        dw_ksum_add(&s, c * log(c / r));
     }
-    return ksum_get(&s);
+    return dw_ksum_get(&s);
 }
 
 /* scipy.special.rel_entr for x >= 0, y > 0: x ln(x / y), 0 when x == 0. */
@@ -964,16 +940,16 @@ double dw_stats_js(const double *p, const double *q, size_t n)
     if (!bins_totals(p, q, n, &tp, &tq)) {
         return NAN;
     }
-    struct ksum left = {0.0, 0.0};
-    struct ksum right = {0.0, 0.0};
+    struct dw_ksum left = {0.0, 0.0};
+    struct dw_ksum right = {0.0, 0.0};
     for (size_t i = 0; i < n; i++) {
         double pi = p[i] / tp;
         double qi = q[i] / tq;
         double m = (pi + qi) / 2.0;
-        ksum_add(&left, rel_entr(pi, m));
-        ksum_add(&right, rel_entr(qi, m));
+        dw_ksum_add(&left, rel_entr(pi, m));
+        dw_ksum_add(&right, rel_entr(qi, m));
     }
-    double js = (ksum_get(&left) + ksum_get(&right)) / log(2.0);
+    double js = (dw_ksum_get(&left) + dw_ksum_get(&right)) / log(2.0);
     /* Rounding can leave a tiny negative for equal inputs (scipy would return NaN). */
     return sqrt(DW_MAX(js / 2.0, 0.0));
 }
@@ -985,12 +961,12 @@ double dw_stats_hellinger(const double *p, const double *q, size_t n)
     if (!bins_totals(p, q, n, &tp, &tq)) {
         return NAN;
     }
-    struct ksum s = {0.0, 0.0};
+    struct dw_ksum s = {0.0, 0.0};
     for (size_t i = 0; i < n; i++) {
         double d = sqrt(p[i] / tp) - sqrt(q[i] / tq);
-        ksum_add(&s, d * d);
+        dw_ksum_add(&s, d * d);
     }
-    return sqrt(ksum_get(&s)) / sqrt(2.0);
+    return sqrt(dw_ksum_get(&s)) / sqrt(2.0);
 }
 
 double dw_stats_tvd(const double *p, const double *q, size_t n)
@@ -1000,11 +976,11 @@ double dw_stats_tvd(const double *p, const double *q, size_t n)
     if (!bins_totals(p, q, n, &tp, &tq)) {
         return NAN;
     }
-    struct ksum s = {0.0, 0.0};
+    struct dw_ksum s = {0.0, 0.0};
     for (size_t i = 0; i < n; i++) {
-        ksum_add(&s, fabs(p[i] / tp - q[i] / tq));
+        dw_ksum_add(&s, fabs(p[i] / tp - q[i] / tq));
     }
-    return 0.5 * ksum_get(&s);
+    return 0.5 * dw_ksum_get(&s);
 }
 
 /* ------------------------------------------------------------------ categorical tests */
@@ -1038,7 +1014,7 @@ static int contingency_test(const uint64_t *a, const uint64_t *b, size_t k, bool
         return 0;
     }
     double total = r1 + r2;
-    struct ksum s = {0.0, 0.0};
+    struct dw_ksum s = {0.0, 0.0};
     for (int row = 0; row < 2; row++) {
         const uint64_t *obs_row = row == 0 ? a : b;
         double rsum = row == 0 ? r1 : r2;
@@ -1055,13 +1031,13 @@ static int contingency_test(const uint64_t *a, const uint64_t *b, size_t k, bool
                 o += diff > 0.0 ? mag : (diff < 0.0 ? -mag : 0.0);
             }
             if (log_likelihood) {
-                ksum_add(&s, 2.0 * (o == 0.0 ? 0.0 : o * log(o / e)));
+                dw_ksum_add(&s, 2.0 * (o == 0.0 ? 0.0 : o * log(o / e)));
             } else {
-                ksum_add(&s, (o - e) * (o - e) / e);
+                dw_ksum_add(&s, (o - e) * (o - e) / e);
             }
         }
     }
-    out->statistic = ksum_get(&s);
+    out->statistic = dw_ksum_get(&s);
     out->p_value = dw_stats_chi2_sf(out->statistic, (double)out->dof);
     return 0;
 }

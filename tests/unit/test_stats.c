@@ -22,65 +22,12 @@
 #include "driftwatch/core/dw_stats.h"
 
 #include "dw_test.h"
+#include "dw_test_fixture.h"
 
 #define REL_SPECIAL 1e-10
 #define REL_STATS 1e-9
 #define ABS_PROB 1e-300
 #define ABS_ZERO 1e-15
-
-static json_t *load_fixture(const char *name)
-{
-    char path[256];
-    json_error_t jerr;
-    snprintf(path, sizeof(path), "tests/fixtures/%s", name);
-    json_t *doc = json_load_file(path, 0, &jerr);
-    if (doc == NULL) {
-        fail_msg("cannot read %s: %s (run the test from the repo root)", path, jerr.text);
-    }
-    return doc;
-}
-
-/* A fixture sample: sorted values with optional counts. */
-struct sample {
-    double *v;
-    uint64_t *w; /* NULL: all 1 */
-    size_t len;
-    uint64_t n;
-};
-
-static void sample_load(const json_t *obj, struct sample *s)
-{
-    const json_t *vals = json_object_get(obj, "values");
-    const json_t *counts = json_object_get(obj, "counts");
-    assert_non_null(vals);
-    s->len = json_array_size(vals);
-    s->v = dw_malloc(s->len * sizeof(double));
-    s->w = counts != NULL ? dw_malloc(s->len * sizeof(uint64_t)) : NULL;
-    s->n = 0;
-    for (size_t i = 0; i < s->len; i++) {
-        s->v[i] = json_number_value(json_array_get(vals, i));
-        if (s->w != NULL) {
-            s->w[i] = (uint64_t)json_integer_value(json_array_get(counts, i));
-        }
-        s->n += s->w != NULL ? s->w[i] : 1;
-    }
-    assert_int_equal(s->n, json_integer_value(json_object_get(obj, "n")));
-}
-
-static void sample_free(struct sample *s)
-{
-    free(s->v);
-    free(s->w);
-}
-
-static double jnum(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    if (v == NULL) {
-        fail_msg("fixture lacks %s", key);
-    }
-    return json_number_value(v);
-}
 
 /* ------------------------------------------------------------------ special functions */
 

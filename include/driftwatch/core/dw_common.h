@@ -108,6 +108,32 @@ static inline uint64_t dw_fmix64(uint64_t k)
     return k;
 }
 
+/**
+ * @brief Neumaier's compensated sum: keeps long sums (of mixed signs too) accurate to about one
+ *        ulp of the result, where a plain loop loses up to n ulps. Zero-initialise ({0}).
+ */
+struct dw_ksum {
+    double s; /* the running sum */
+    double c; /* the low-order parts it lost */
+};
+
+static inline void dw_ksum_add(struct dw_ksum *k, double x)
+{
+    double t = k->s + x;
+    double big = k->s < 0 ? -k->s : k->s, small = x < 0 ? -x : x;
+    if (big >= small) {
+        k->c += (k->s - t) + x;
+    } else {
+        k->c += (x - t) + k->s;
+    }
+    k->s = t;
+}
+
+static inline double dw_ksum_get(const struct dw_ksum *k)
+{
+    return k->s + k->c;
+}
+
 /** @returns a uniform double in [0, 1) from dw_splitmix64 (53 bits). */
 double dw_rand_u01(uint64_t *state);
 
