@@ -97,7 +97,6 @@ struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_
         agg->feats[i].max = -INFINITY;
     }
     dw_perf_init(&agg->perf);
-    agg->dirty = DW_AGG_DIRTY_ALL; /* never written: whole */
     return agg;
 }
 
@@ -137,7 +136,7 @@ void dw_agg_drop_sketches(struct dw_agg *agg)
         dw_kll_destroy(agg->perf.latency); /* predictions' latencies: final at the close too */
         agg->perf.latency = NULL;
         agg->sketches_dropped = 1;
-        agg->dirty = DW_AGG_DIRTY_ALL;
+        agg->dirty = 1;
     }
 }
 
@@ -474,7 +473,7 @@ void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_pre
             cat_add(fs, v->str, v->len, 1);
         }
     }
-    agg->dirty = DW_AGG_DIRTY_ALL;
+    agg->dirty = 1;
 }
 
 static void counts_add_outcome(struct dw_counts *c, const char *positive,
@@ -529,7 +528,7 @@ void dw_agg_add_outcome(struct dw_agg *agg, size_t vslot, const struct dw_outcom
                             strcmp(o->label, agg->model->positive_class) == 0, o->has_score,
                             o->score);
     }
-    agg->dirty |= DW_AGG_DIRTY_COUNTS;
+    agg->dirty = 1;
 }
 
 static void counts_merge(struct dw_counts *d, const struct dw_counts *s)
@@ -726,7 +725,7 @@ void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src)
     for (size_t i = 0; i < dst->model->n_features; i++) {
         feat_merge(&dst->feats[i], &src->feats[i], dst->sketch_exact, dst->sketches_dropped);
     }
-    dst->dirty = DW_AGG_DIRTY_ALL;
+    dst->dirty = 1;
 }
 
 double dw_feat_std(const struct dw_feat_stats *fs)
@@ -826,12 +825,12 @@ static void cats_encode(const struct dw_feat_stats *fs, struct dw_buf *out)
     free(sorted);
 }
 
-/* The counts part of the encoding: header, counters, per-version counts, performance. */
-static void encode_counts(const struct dw_agg *agg, struct dw_buf *out)
+void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
 {
+    int dropped = agg->sketches_dropped;
     dw_buf_put_u8(out, AGG_CODEC_VERSION);
     dw_buf_put_i64(out, agg->start_ms);
-    dw_buf_put_u8(out, agg->sketches_dropped ? AGG_FLAG_DROPPED : 0);
+    dw_buf_put_u8(out, dropped ? AGG_FLAG_DROPPED : 0);
     counts_encode(&agg->all, out);
     dw_buf_put_u16(out, (uint16_t)agg->n_versions);
     for (size_t i = 0; i < agg->n_versions; i++) {
@@ -843,11 +842,6 @@ static void encode_counts(const struct dw_agg *agg, struct dw_buf *out)
     dw_buf_put_u64(out, agg->late_predictions);
     dw_buf_put_u64(out, agg->late_labels);
     dw_perf_encode(&agg->perf, out);
-}
-
-/* The features part: each feature's statistics and, unless dropped, its sketches. */
-static void encode_features(const struct dw_agg *agg, struct dw_buf *out)
-{
     dw_buf_put_u16(out, (uint16_t)agg->model->n_features);
     for (size_t i = 0; i < agg->model->n_features; i++) {
         const struct dw_feat_stats *fs = &agg->feats[i];
@@ -860,29 +854,13 @@ static void encode_features(const struct dw_agg *agg, struct dw_buf *out)
         dw_buf_put_f64(out, fs->max);
         dw_buf_put_f64(out, fs->mean);
         dw_buf_put_f64(out, fs->m2);
-        if (!agg->sketches_dropped) {
+        if (!dropped) {
             dw_buf_put_u64(out, fs->other);
             dw_kll_put(out, fs->sk);
             cats_encode(fs, out);
         }
         dw_buf_put_u64(out, fs->nan);
         dw_buf_put_u64(out, fs->inf);
-    }
-}
-
-void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
-{
-    encode_counts(agg, out);
-    encode_features(agg, out);
-}
-
-void dw_agg_encode_part(const struct dw_agg *agg, unsigned part, struct dw_buf *out)
-{
-    dw_assert(part == DW_AGG_DIRTY_COUNTS || part == DW_AGG_DIRTY_FEATURES);
-    if (part == DW_AGG_DIRTY_COUNTS) {
-        encode_counts(agg, out);
-    } else {
-        encode_features(agg, out);
     }
 }
 

@@ -213,7 +213,7 @@ static void count_duplicate(struct dw_part *p, uint16_t model_idx, int64_t ts_ms
     if (agg && !(flags & DW_JREC_LATE) && !label_late(p, win_ms, lwm)) {
         agg->duplicate_labels++;
         agg->conflicts += (uint64_t)(conflict != 0);
-        agg->dirty |= DW_AGG_DIRTY_COUNTS;
+        agg->dirty = 1;
     } else {
         p->ctr.late_labels++;
         p->meta_dirty = 1;
@@ -346,7 +346,7 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
     if (late) {
         if (agg) {
             agg->late_predictions++;
-            agg->dirty |= DW_AGG_DIRTY_COUNTS;
+            agg->dirty = 1;
         } else {
             p->ctr.late_predictions++;
         }

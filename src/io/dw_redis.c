@@ -672,116 +672,35 @@ static int load_members(struct dw_redis *r, struct dw_part *p, const char *key,
     return rc;
 }
 
-static int is_wrongtype(const redisReply *rep)
-{
-    return rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "WRONGTYPE", 9) == 0;
-}
-
 /*
- * A window record's bytes for dw_agg_decode(), from the reply to `HGETALL key`: its counts and
- * features parts (fields c and f, ck_windows) joined into out. @returns 1, 0 when the key is
- * absent, -1 when the hash is not such a record (why says what is wrong). A record of the
- * older layout, one string, answers WRONGTYPE: it is read with GET (record_read) and written
- * as a hash by the next checkpoint.
- */
-static int record_join(const redisReply *rep, struct dw_buf *out, char *why, size_t why_size)
-{
-    dw_buf_reset(out);
-    if (rep->type != REDIS_REPLY_ARRAY) {
-        dw_err(why, why_size, "unexpected reply to HGETALL");
-        return -1;
-    }
-    if (rep->elements == 0) {
-        return 0;
-    }
-    const redisReply *c = field_get(rep, "c"), *f = field_get(rep, "f");
-    if (!c || !f || c->type != REDIS_REPLY_STRING || f->type != REDIS_REPLY_STRING ||
-        rep->elements != 4) {
-        dw_err(why, why_size,
-               "not a window record (a hash of its counts part c and its features part f): "
-               "%zu fields%s%s",
-               rep->elements / 2, c ? "" : ", no c", f ? "" : ", no f");
-        return -1;
-    }
-    dw_buf_put(out, c->str, (size_t)c->len);
-    dw_buf_put(out, f->str, (size_t)f->len);
-    return 1;
-}
-
-/* A record of the older layout (a string) into out: 1, 0 absent, or the GET's reply fault. */
-static int record_read_string(struct dw_redis *r, const char *wkey, struct dw_buf *out,
-                              char *badkey, size_t badkey_size, char *errstr, size_t errstr_size)
-{
-    redisReply *rep = cmdf(r, "GET %s", wkey);
-    int rc = 1;
-    if (!reply_ok(rep)) {
-        rc = reply_fault(rep, "GET", wkey, badkey, badkey_size, errstr, errstr_size);
-    } else if (rep->type != REDIS_REPLY_STRING) {
-        rc = 0;
-    } else {
-        dw_buf_put(out, rep->str, (size_t)rep->len);
-    }
-    freeReplyObject(rep);
-    return rc;
-}
-
-/*
- * Reads window record `wkey` into out (record_join). @returns DW_LOAD_FOUND (*older set when
- * it was a string of the older layout), DW_LOAD_NONE (absent: expired), or a fault.
- */
-static int record_read(struct dw_redis *r, const char *wkey, struct dw_buf *out, int *older,
-                       char *badkey, size_t badkey_size, char *errstr, size_t errstr_size)
-{
-    *older = 0;
-    dw_buf_reset(out);
-    redisReply *rep = cmdf(r, "HGETALL %s", wkey);
-    int rc;
-    if (is_wrongtype(rep)) {
-        *older = 1;
-        rc = record_read_string(r, wkey, out, badkey, badkey_size, errstr, errstr_size);
-    } else if (!reply_ok(rep)) {
-        rc = reply_fault(rep, "HGETALL", wkey, badkey, badkey_size, errstr, errstr_size);
-    } else {
-        char why[160] = "";
-        rc = record_join(rep, out, why, sizeof(why));
-        if (rc < 0) {
-            rc = corrupt(badkey, badkey_size, errstr, errstr_size, wkey, "%s", why);
-        }
-    }
-    freeReplyObject(rep);
-    return rc == 1 ? DW_LOAD_FOUND : rc == 0 ? DW_LOAD_NONE : rc;
-}
-
-/*
- * Decodes the window record of `wkey` (model m, start) into *out. @returns DW_LOAD_FOUND,
- * DW_LOAD_NONE (no such key: expired), or a fault. A record of the older layout comes back
- * dirty whole, so that the next checkpoint writes it in the new one.
+ * Decodes the window blob of `wkey` (model m, start) into *out. @returns DW_LOAD_FOUND,
+ * DW_LOAD_NONE (no such key: expired), or a fault.
  */
 static int load_blob(struct dw_redis *r, const char *wkey, const struct dw_model_cfg *m,
                      int64_t start, struct dw_agg **out, char *badkey, size_t badkey_size,
                      char *errstr, size_t errstr_size)
 {
     *out = NULL;
-    struct dw_buf rec;
-    dw_buf_init(&rec);
-    int older = 0;
-    int rc = record_read(r, wkey, &rec, &older, badkey, badkey_size, errstr, errstr_size);
-    if (rc == DW_LOAD_FOUND) {
+    redisReply *blob = cmdf(r, "GET %s", wkey);
+    int rc = DW_LOAD_FOUND;
+    if (!reply_ok(blob)) {
+        rc = reply_fault(blob, "GET", wkey, badkey, badkey_size, errstr, errstr_size);
+    } else if (blob->type != REDIS_REPLY_STRING) {
+        rc = DW_LOAD_NONE;
+    } else {
         char why[256] = "";
-        *out = dw_agg_decode(m, rec.data, rec.len, why, sizeof(why));
+        *out = dw_agg_decode(m, blob->str, (size_t)blob->len, why, sizeof(why));
         if (!*out) {
             rc = corrupt(badkey, badkey_size, errstr, errstr_size, wkey, "%s (%zu bytes)", why,
-                         rec.len);
+                         (size_t)blob->len);
         } else if ((*out)->start_ms != start) {
             rc = corrupt(badkey, badkey_size, errstr, errstr_size, wkey,
                          "holds the window starting at %" PRId64, (*out)->start_ms);
             dw_agg_free(*out);
             *out = NULL;
-        } else if (older) {
-            (*out)->dirty = DW_AGG_DIRTY_ALL;
         }
     }
-    dw_buf_free(&rec);
+    freeReplyObject(blob);
     return rc;
 }
 
@@ -1241,13 +1160,9 @@ static int ck_send(struct dw_redis *r, struct ckpt *ck)
     return rc == REDIS_OK ? 0 : -1;
 }
 
-/* Blob offsets are stable only once the buffer stops growing: encode first, send after. A
- * window record is a hash of two fields, the counts part "c" and the features part "f" of
- * dw_agg_encode() (dw_agg_encode_part): a window whose features did not change since its last
- * checkpoint (labels only) rewrites "c" alone. */
+/* Blob offsets are stable only once the buffer stops growing: encode first, send after. */
 struct blob_ref {
-    size_t off, len;     /* the counts part; len 0: nothing to write */
-    size_t f_off, f_len; /* the features part; f_len 0: unchanged */
+    size_t off, len;
     int del; /* a retired window no reader needs any more: deleted, not written (dw_part.h) */
 };
 
@@ -1264,52 +1179,17 @@ static void ck_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
     *refs = dw_calloc(total ? total : 1, sizeof(**refs));
     *n_refs = 0;
     for (size_t i = 0; i < total; i++) {
-        int retired = i >= p->n_wins;
-        struct dw_agg *agg = retired ? p->retired[i - p->n_wins] : p->wins[i];
-        struct blob_ref *ref = &(*refs)[(*n_refs)++];
-        ref->del = retired && dw_part_gc_due(p, agg->model, agg->start_ms);
-        if ((!retired && !agg->dirty) || ref->del) {
+        struct dw_agg *agg = i < p->n_wins ? p->wins[i] : p->retired[i - p->n_wins];
+        int del = i >= p->n_wins && dw_part_gc_due(p, agg->model, agg->start_ms);
+        if ((i < p->n_wins && !agg->dirty) || del) {
+            (*refs)[(*n_refs)++] = (struct blob_ref){0, 0, del};
             continue;
         }
-        ref->off = ck->blobs.len;
-        dw_agg_encode_part(agg, DW_AGG_DIRTY_COUNTS, &ck->blobs);
-        ref->len = ck->blobs.len - ref->off;
-        if (retired || (agg->dirty & DW_AGG_DIRTY_FEATURES)) {
-            ref->f_off = ck->blobs.len;
-            dw_agg_encode_part(agg, DW_AGG_DIRTY_FEATURES, &ck->blobs);
-            ref->f_len = ck->blobs.len - ref->f_off;
-        }
+        size_t off = ck->blobs.len;
+        dw_agg_encode(agg, &ck->blobs);
+        (*refs)[(*n_refs)++] = (struct blob_ref){off, ck->blobs.len - off, 0};
     }
     (void)r;
-}
-
-/* Writes a window record (struct blob_ref): whole (DEL first, which also replaces a record of
- * the older layout, a string), or its counts part alone; then its expiry. */
-static int ck_send_record(struct dw_redis *r, struct ckpt *ck, const char *wkey,
-                          const struct blob_ref *ref, int64_t px)
-{
-    if (ref->f_len) {
-        argv_pushs(&ck->a, "DEL");
-        argv_pushs(&ck->a, wkey);
-        if (ck_send(r, ck) != 0) {
-            return -1;
-        }
-    }
-    argv_pushs(&ck->a, "HSET");
-    argv_pushs(&ck->a, wkey);
-    argv_pushs(&ck->a, "c");
-    argv_push(&ck->a, ck->blobs.data + ref->off, ref->len);
-    if (ref->f_len) {
-        argv_pushs(&ck->a, "f");
-        argv_push(&ck->a, ck->blobs.data + ref->f_off, ref->f_len);
-    }
-    if (ck_send(r, ck) != 0) {
-        return -1;
-    }
-    argv_pushs(&ck->a, "PEXPIRE");
-    argv_pushs(&ck->a, wkey);
-    argv_pushs(&ck->a, ck_fmt(ck, "%" PRId64, px));
-    return ck_send(r, ck);
 }
 
 /* Deletes the records of the kept windows no reader needs any more (dw_part_gc_plan). */
@@ -1354,11 +1234,14 @@ static int ck_send_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *c
             continue;
         }
         key_window(r, p->partition, agg->model->name, agg->start_ms, wkey, sizeof(wkey));
-        if (deleted) {
-            argv_pushs(&ck->a, "DEL");
-            argv_pushs(&ck->a, wkey);
+        argv_pushs(&ck->a, deleted ? "DEL" : "SET");
+        argv_pushs(&ck->a, wkey);
+        if (!deleted) {
+            argv_push(&ck->a, ck->blobs.data + refs[i].off, refs[i].len);
+            argv_pushs(&ck->a, "PX");
+            argv_pushs(&ck->a, ck_fmt(ck, "%" PRId64, px));
         }
-        if (deleted ? ck_send(r, ck) != 0 : ck_send_record(r, ck, wkey, &refs[i], px) != 0) {
+        if (ck_send(r, ck) != 0) {
             return -1;
         }
         const char *member = ck_member(ck, agg->model, agg->start_ms);
@@ -1991,42 +1874,6 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
     return rc;
 }
 
-/* Decodes record bytes rec into dst (merged). @returns 0, or -1 with errstr. */
-static int merge_bytes(struct dw_agg *dst, const struct dw_model_cfg *model,
-                       const struct dw_buf *rec, char *errstr, size_t errstr_size)
-{
-    struct dw_agg *agg = dw_agg_decode(model, rec->data, rec->len, errstr, errstr_size);
-    if (!agg) {
-        return -1;
-    }
-    dw_agg_merge(dst, agg);
-    dw_agg_free(agg);
-    return 0;
-}
-
-/* Merges the record of the reply to HGETALL (record_join) into dst; absent adds nothing. */
-static int merge_record(struct dw_agg *dst, const struct dw_model_cfg *model, const redisReply *rep,
-                        struct dw_buf *rec, char *errstr, size_t errstr_size)
-{
-    if (rep->type == REDIS_REPLY_ERROR) {
-        return dw_err(errstr, errstr_size, "redis HGETALL failed: %s", rep->str);
-    }
-    int got = record_join(rep, rec, errstr, errstr_size);
-    return got == 1 ? merge_bytes(dst, model, rec, errstr, errstr_size) : got;
-}
-
-/* Merges partition p's record of the older layout (a string) into dst. */
-static int merge_older(struct dw_redis *r, struct dw_agg *dst, const struct dw_model_cfg *model,
-                       int p, int64_t start_ms, struct dw_buf *rec, char *errstr,
-                       size_t errstr_size)
-{
-    char key[DW_REDIS_KEY_MAX], badkey[DW_REDIS_KEY_MAX];
-    key_window(r, p, model->name, start_ms, key, sizeof(key));
-    dw_buf_reset(rec);
-    int got = record_read_string(r, key, rec, badkey, sizeof(badkey), errstr, errstr_size);
-    return got == 1 ? merge_bytes(dst, model, rec, errstr, errstr_size) : got == 0 ? 0 : -1;
-}
-
 struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cfg *model,
                                     int64_t start_ms, int n_parts, char *errstr, size_t errstr_size)
 {
@@ -2036,37 +1883,34 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
     for (int p = 0; p < n_parts; p++) {
         char key[DW_REDIS_KEY_MAX];
         key_window(r, p, model->name, start_ms, key, sizeof(key));
-        redisAppendCommand(r->c, "HGETALL %s", key);
+        redisAppendCommand(r->c, "GET %s", key);
     }
     struct dw_agg *merged = dw_agg_new_exact(model, start_ms, DW_AGG_MERGE_EXACT);
-    struct dw_buf rec;
-    dw_buf_init(&rec);
     int failed = 0;
-    int *older = dw_calloc((size_t)n_parts, sizeof(*older)); /* string records, read after */
     for (int p = 0; p < n_parts; p++) {
         void *rep_v = NULL;
         if (redisGetReply(r->c, &rep_v) != REDIS_OK) {
             drop_conn(r);
-            dw_buf_free(&rec);
-            free(older);
             dw_agg_free(merged);
             dw_err(errstr, errstr_size, "redis: connection lost reading window");
             return NULL;
         }
         redisReply *rep = rep_v;
-        older[p] = is_wrongtype(rep);
-        if (!failed && !older[p]) {
-            failed = merge_record(merged, model, rep, &rec, errstr, errstr_size) != 0;
+        if (rep->type == REDIS_REPLY_STRING && !failed) {
+            struct dw_agg *agg =
+                dw_agg_decode(model, rep->str, (size_t)rep->len, errstr, errstr_size);
+            if (agg) {
+                dw_agg_merge(merged, agg);
+                dw_agg_free(agg);
+            } else {
+                failed = 1;
+            }
+        } else if (rep->type == REDIS_REPLY_ERROR) {
+            failed = 1;
+            dw_err(errstr, errstr_size, "redis GET failed: %s", rep->str);
         }
         freeReplyObject(rep);
     }
-    for (int p = 0; p < n_parts && !failed; p++) {
-        if (older[p]) {
-            failed = merge_older(r, merged, model, p, start_ms, &rec, errstr, errstr_size) != 0;
-        }
-    }
-    free(older);
-    dw_buf_free(&rec);
     if (failed) {
         dw_agg_free(merged);
         return NULL;

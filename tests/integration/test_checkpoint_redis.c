@@ -530,92 +530,6 @@ static void test_checkpoint_many(void **state)
     dw_redis_free(r);
 }
 
-static size_t field_len(redisContext *c, const char *key, const char *field, char *copy,
-                        size_t copy_size)
-{
-    redisReply *rep = redisCommand(c, "HGET %s %s", key, field);
-    assert_non_null(rep);
-    assert_int_equal(rep->type, REDIS_REPLY_STRING);
-    size_t len = (size_t)rep->len;
-    if (copy) {
-        assert_true(len <= copy_size);
-        memcpy(copy, rep->str, len);
-    }
-    freeReplyObject(rep);
-    return len;
-}
-
-/* A window record is a hash of its counts part (c) and its features part (f): a checkpoint
- * after labels only rewrites c, a prediction rewrites both; a record of the older layout (one
- * string, the two parts joined) loads and is written as a hash by the next checkpoint. */
-static void test_window_record_parts(void **state)
-{
-    (void)state;
-    char errstr[256] = "";
-    struct dw_redis *r = dw_redis_connect(&g_cfg, errstr, sizeof(errstr));
-    assert_non_null(r);
-    redisContext *c = redisConnect("127.0.0.1", g_port);
-    assert_true(c && !c->err);
-    const char *wkey = "{dw:ckpt:predictions:8}:w:fraud:0";
-    struct dw_part *p = dw_part_new(&g_cfg, 8);
-    p->off_pred = p->off_label = 0;
-    assert_int_equal(dw_redis_claim(r, 8, "o", errstr, sizeof(errstr)), 0);
-    for (int i = 0; i < 50; i++) {
-        char id[16];
-        snprintf(id, sizeof(id), "r%d", i);
-        predict(p, id, 1000 + i, i % 2 ? "DE" : "FR");
-    }
-    size_t first = 0;
-    assert_int_equal(dw_redis_checkpoint(r, p, "o", 0, 0, &first, errstr, sizeof(errstr)), 0);
-    static char f_before[1 << 16], f_after[1 << 16];
-    size_t f_len = field_len(c, wkey, "f", f_before, sizeof(f_before));
-    size_t c_len = field_len(c, wkey, "c", NULL, 0);
-    assert_true(first >= f_len + c_len);
-
-    /* Labels only: the counts part alone is written (a marker in f stays). */
-    freeReplyObject(redisCommand(c, "HSET %s f untouched", wkey));
-    label(p, "r1", 2000, "1");
-    label(p, "r2", 2000, "0");
-    size_t second = 0;
-    assert_int_equal(dw_redis_checkpoint(r, p, "o", 0, 0, &second, errstr, sizeof(errstr)), 0);
-    assert_int_equal(field_len(c, wkey, "f", f_after, sizeof(f_after)), strlen("untouched"));
-    assert_memory_equal(f_after, "untouched", strlen("untouched"));
-    assert_true(field_len(c, wkey, "c", NULL, 0) > c_len); /* the labelled scores */
-    freeReplyObject(redisCommand(c, "HSET %s f %b", wkey, f_before, f_len));
-    struct dw_part *q = reload(r, 8);
-    assert_same_window(p, q, 0);
-    dw_part_free(q);
-
-    predict(p, "r99", 3000, "IT"); /* a prediction: both parts */
-    assert_int_equal(dw_redis_checkpoint(r, p, "o", 0, 0, &second, errstr, sizeof(errstr)), 0);
-    assert_true(second > f_len);
-    q = reload(r, 8);
-    assert_same_window(p, q, 0);
-    dw_part_free(q);
-
-    /* The older layout: the record as one string. */
-    struct dw_buf whole;
-    dw_buf_init(&whole);
-    dw_agg_encode(dw_part_window(p, &g_models[0], 0), &whole);
-    freeReplyObject(redisCommand(c, "DEL %s", wkey));
-    freeReplyObject(redisCommand(c, "SET %s %b", wkey, whole.data, whole.len));
-    dw_buf_free(&whole);
-    q = reload(r, 8);
-    assert_same_window(p, q, 0);
-    assert_int_equal(dw_redis_claim(r, 8, "o2", errstr, sizeof(errstr)), 0);
-    assert_int_equal(dw_redis_checkpoint(r, q, "o2", 0, 0, NULL, errstr, sizeof(errstr)), 0);
-    redisReply *type = redisCommand(c, "TYPE %s", wkey);
-    assert_string_equal(type->str, "hash");
-    freeReplyObject(type);
-    struct dw_part *q2 = reload(r, 8);
-    assert_same_window(p, q2, 0);
-    dw_part_free(q2);
-    dw_part_free(q);
-    dw_part_free(p);
-    redisFree(c);
-    dw_redis_free(r);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,7 +540,6 @@ int main(void)
         cmocka_unit_test(test_error_inside_exec_fails),
         cmocka_unit_test(test_error_inside_eval_commit_fails),
         cmocka_unit_test(test_checkpoint_many),
-        cmocka_unit_test(test_window_record_parts),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }

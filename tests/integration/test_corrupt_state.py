@@ -1,8 +1,8 @@
 """Corrupt checkpoints quarantine their partition, not the consumer.
 
 A first pass consumes traffic on six partitions and stops. Then four partitions' state is
-damaged in Redis: a window aggregate with its features part truncated (1), a garbage join
-record (2), a garbage `off_pred` (3) and a window record that is a hash of other fields (4). More traffic is produced and the
+damaged in Redis: a truncated window aggregate (1), a garbage join record (2), a garbage
+`off_pred` (3) and a window key of the wrong Redis type (4). More traffic is produced and the
 consumer restarts: those four partitions are quarantined (a log line naming the partition and
 the key, /readyz, /status, driftwatch_partitions_quarantined = 4), never consumed nor
 checkpointed, and hold the windows they have not seen; partitions 0 and 5 consume everything
@@ -85,8 +85,8 @@ def main():
 
     # ---- damage four partitions ----
     bad_window = open_window_key(env, 1)
-    env.redis("EVAL", "local v = redis.call('HGET', KEYS[1], 'f') "
-              "return redis.call('HSET', KEYS[1], 'f', string.sub(v, 1, math.floor(#v / 2)))",
+    env.redis("EVAL", "local v = redis.call('GET', KEYS[1]) "
+              "return redis.call('SET', KEYS[1], string.sub(v, 1, math.floor(#v / 2)))",
               "1", bad_window)
     bad_id = env.redis("HRANDFIELD", key(2, "join"))
     env.redis("HSET", key(2, "join"), bad_id, "garbage")

@@ -87,7 +87,8 @@ static void seed(int p)
     part->min_ts = 61000;
     part->ctr.predictions = 5;
     part->meta_dirty = 1;
-    struct dw_agg *agg = dw_agg_new(&g_models[0], 60000); /* new: dirty whole */
+    struct dw_agg *agg = dw_agg_new(&g_models[0], 60000);
+    agg->dirty = 1;
     dw_part_adopt_window(part, agg);
     /* A fresh partition: a checkpoint count left by an earlier test would be a rollback. */
     assert_true(dw_redis_drop_part(g_r, p, 0, errstr, sizeof(errstr)) >= 0);
@@ -165,22 +166,20 @@ static void test_corrupt_blobs_and_types(void **state)
     raw("SET %s garbage", key);
     dw_part_free(load(21, DW_LOAD_CORRUPT, "w:fraud:60000", "window aggregate"));
     seed(21);
-    redisReply *blob = redisCommand(g_raw, "HGET %s f", key);
+    redisReply *blob = redisCommand(g_raw, "GET %s", key);
     assert_int_equal(blob->type, REDIS_REPLY_STRING);
-    raw("HSET %s f %b", key, blob->str, (size_t)blob->len - 1);
+    raw("SET %s %b", key, blob->str, (size_t)blob->len - 1);
     freeReplyObject(blob);
     dw_part_free(load(21, DW_LOAD_CORRUPT, "w:fraud:60000", NULL));
-    /* a record without its features part */
-    seed(21);
-    raw("HDEL %s f", key);
-    dw_part_free(load(21, DW_LOAD_CORRUPT, "w:fraud:60000", "not a window record"));
     /* a blob stored under another window's key */
     seed(21);
+    blob = redisCommand(g_raw, "GET %s", key);
     char other[600];
     key_of(21, "open", other, sizeof(other));
     raw("SADD %s fraud\t120000", other);
     key_of(21, "w:fraud:120000", other, sizeof(other));
-    raw("COPY %s %s", key, other);
+    raw("SET %s %b", other, blob->str, (size_t)blob->len);
+    freeReplyObject(blob);
     dw_part_free(load(21, DW_LOAD_CORRUPT, "w:fraud:120000", "60000"));
     raw("DEL %s", other);
     key_of(21, "open", other, sizeof(other));

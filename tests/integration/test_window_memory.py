@@ -22,11 +22,6 @@ MODEL = "fraud"
 SMALL = 1024  # bytes: a merged window's counts per partition (without its scores) are below this
 
 
-
-def record_bytes(env, key):
-    """A window record's bytes: its counts part and its features part (hash fields c, f)."""
-    return int(env.redis("HSTRLEN", key, "c")) + int(env.redis("HSTRLEN", key, "f"))
-
 def log_events(env, msg):
     out = {}
     for line in env.log().splitlines():
@@ -77,14 +72,14 @@ def main():
     by_window = {}
     for k in keys:
         ws = int(k.rsplit(":", 1)[1])
-        by_window[ws] = by_window.get(ws, 0) + record_bytes(env, k)
+        by_window[ws] = by_window.get(ws, 0) + int(env.redis("STRLEN", k))
     labeled = {t["window_start_ms"]: t["labeled"] for t in truth}
     # what stays: counts (under SMALL bytes a partition) and the labelled scores (8 bytes each)
     over = {ws: b for ws, b in by_window.items() if b > 4 * SMALL + 8 * labeled[ws]}
     ok &= h.report(by_window and not over, "merged windows keep counts and scores only",
                    f"{len(by_window)} windows, over the bound: {over}")
     open_keys = env.redis("--scan", "--pattern", f"{{dw:dwtest:*}}:w:{MODEL}:{starts[-1]}").split()
-    open_sizes = [record_bytes(env, k) for k in open_keys]
+    open_sizes = [int(env.redis("STRLEN", k)) for k in open_keys]
     ok &= h.report(open_sizes and min(open_sizes) > 8 * SMALL, "the open window keeps its sketches",
                    f"smallest {min(open_sizes or [0])} bytes")
     dropped = env.metric("driftwatch_window_sketches_dropped_total") or 0

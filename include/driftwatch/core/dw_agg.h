@@ -102,12 +102,6 @@ struct dw_feat_stats {
                         * reported hh (the long tail, "__other__") */
 };
 
-/* What changed in a window since its last checkpoint (struct dw_agg's dirty): the counts part
- * of its record or the features part (dw_agg_encode_part). A new window is dirty whole. */
-#define DW_AGG_DIRTY_COUNTS 1u
-#define DW_AGG_DIRTY_FEATURES 2u
-#define DW_AGG_DIRTY_ALL 3u
-
 struct dw_agg {
     const struct dw_model_cfg *model;
     int64_t start_ms;
@@ -122,7 +116,7 @@ struct dw_agg {
     struct dw_perf perf;         /* confusion by class, scores by class, latency */
     uint32_t sketch_exact;       /* values a new feature sketch keeps exactly */
     int sketches_dropped;        /* dw_agg_drop_sketches(): feature counts and moments only */
-    unsigned dirty;              /* DW_AGG_DIRTY_*: what changed since the last checkpoint */
+    int dirty;                   /* changed since the last checkpoint */
 };
 
 /** @brief What a joined (prediction, label) pair contributes. */
@@ -177,15 +171,6 @@ void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src);
 
 /** @brief Appends the versioned binary encoding (names, not indices, so config may change). */
 void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out);
-
-/**
- * @brief One of the two parts of dw_agg_encode()'s bytes, which are the counts part followed by
- *        the features part: DW_AGG_DIRTY_COUNTS (header, counters, per-version counts,
- *        performance: what a label changes) or DW_AGG_DIRTY_FEATURES (feature statistics and
- *        sketches: what only a prediction changes). A checkpoint rewrites only the part that
- *        changed; the two parts joined decode with dw_agg_decode().
- */
-void dw_agg_encode_part(const struct dw_agg *agg, unsigned part, struct dw_buf *out);
 
 /**
  * @brief Decodes an aggregate for model (features matched by name; unknown ones dropped).

@@ -13,9 +13,7 @@
  *   {dw:G:T:P}:meta                 hash: offsets, watermark, counters, owner, and
  *                                   `quarantined` (why) while its state cannot be loaded
  *   {dw:G:T:P}:open                 set of "<model>\t<window start ms>" windows in memory
- *   {dw:G:T:P}:w:<model>:<start>    hash: the partition's aggregate of that window, field c its
- *                                   counts part, f its features part (dw_agg_encode_part;
- *                                   a string of both joined: the older layout, still read)
+ *   {dw:G:T:P}:w:<model>:<start>    string: the partition's aggregate of that window
  *   {dw:G:T:P}:join                 hash: prediction_id -> join record (waiting or parked)
  *   {dw:G:T:P}:done                 set of "<model>\t<start>\t<span>" buckets of joined records
  *   {dw:G:T:P}:done:<model>:<start>:<span>  list of pieces of joined records, 21 bytes each
