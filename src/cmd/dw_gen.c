@@ -105,6 +105,7 @@ struct gen_opts {
 
     double missing;
     double accuracy;
+    int calibrated; /* --scores calibrated: the score is P(y = 1), y drawn from it */
     double label_share;
     double label_delay_s; /* seconds */
     double early;
@@ -260,6 +261,23 @@ static int64_t event_ts(const struct gen_opts *o, int64_t i)
 }
 
 /*
+ * --scores calibrated (three draws, as the default's): the prediction ~ Bernoulli(0.3), its
+ * confidence c uniform around the accuracy (within [0.5, 1], mean acc), the score c or 1 - c
+ * (4 decimals), then y ~ Bernoulli(score). The score is the true P(y = 1 | score), so the
+ * accuracy is acc and a change of acc (--drift-accuracy) moves the scores, not P(y | score):
+ * a covariate shift, which a label-free estimate (CBPE) can follow.
+ */
+static void scores_calibrated(struct gen_rng *r, double acc, struct gen_event *ev)
+{
+    ev->prediction = rng_uniform(r) < GEN_POSITIVE_RATE ? 1 : 0;
+    double spread = 2.0 * fmin(1.0 - acc, acc - 0.5);
+    double c = acc + spread * (rng_uniform(r) - 0.5);
+    double score = ev->prediction ? c : 1.0 - c;
+    ev->score = round(score * 10000.0) / 10000.0;
+    ev->y = rng_uniform(r) < ev->score ? 1 : 0;
+}
+
+/*
  * @brief Generates prediction i deterministically from (o->seed, i). The draw order is fixed:
  *        version, y, accuracy, score, latency, per feature (missing, value), label share,
  *        delay, early, duplicate, conflict, duplicate delay.
@@ -276,12 +294,16 @@ static void event_generate(const struct gen_opts *o, int64_t i, struct gen_event
     if (ev->version >= (int)o->n_versions) {
         ev->version = (int)o->n_versions - 1;
     }
-    ev->y = rng_uniform(&r) < GEN_POSITIVE_RATE ? 1 : 0;
     double acc = (ev->drifted && o->has_drift_accuracy) ? o->drift_accuracy : o->accuracy;
-    ev->prediction = rng_uniform(&r) < acc ? ev->y : 1 - ev->y;
-    double u = rng_uniform(&r);
-    double score = ev->prediction ? 0.5 + 0.5 * u : 0.5 * u;
-    ev->score = floor(score * 10000.0) / 10000.0;
+    if (o->calibrated) {
+        scores_calibrated(&r, acc, ev);
+    } else {
+        ev->y = rng_uniform(&r) < GEN_POSITIVE_RATE ? 1 : 0;
+        ev->prediction = rng_uniform(&r) < acc ? ev->y : 1 - ev->y;
+        double u = rng_uniform(&r);
+        double score = ev->prediction ? 0.5 + 0.5 * u : 0.5 * u;
+        ev->score = floor(score * 10000.0) / 10000.0;
+    }
     double lat = GEN_LATENCY_BASE_MS + rng_exponential(&r, GEN_LATENCY_MEAN_MS);
     ev->latency_ms = round(lat * 10.0) / 10.0;
 
@@ -943,6 +965,7 @@ enum {
     OPT_CATEGORICAL,
     OPT_MISSING,
     OPT_ACCURACY,
+    OPT_SCORES,
     OPT_LABEL_SHARE,
     OPT_LABEL_DELAY,
     OPT_EARLY,
@@ -977,6 +1000,7 @@ static const struct option long_options[] = {
     {"categorical", required_argument, NULL, OPT_CATEGORICAL},
     {"missing", required_argument, NULL, OPT_MISSING},
     {"accuracy", required_argument, NULL, OPT_ACCURACY},
+    {"scores", required_argument, NULL, OPT_SCORES},
     {"label-share", required_argument, NULL, OPT_LABEL_SHARE},
     {"label-delay", required_argument, NULL, OPT_LABEL_DELAY},
     {"early-labels", required_argument, NULL, OPT_EARLY},
@@ -1026,6 +1050,9 @@ static void usage(FILE *out)
             "  --categorical M             categorical features [2]\n"
             "  --missing R                 share of feature values that are null [0.0]\n"
             "  --accuracy A                share of correct predictions [0.9]\n"
+            "  --scores MODE               uniform: a score uniform in its predicted half, the\n"
+            "                              label drawn apart; calibrated: the label drawn from\n"
+            "                              the score (accuracies in [0.5, 1]) [uniform]\n"
             "\n"
             "labels:\n"
             "  --label-share R             share of predictions that get a label [1.0]\n"
@@ -1365,6 +1392,13 @@ static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, s
             }
             break;
         }
+        case OPT_SCORES:
+            if (strcmp(arg, "uniform") != 0 && strcmp(arg, "calibrated") != 0) {
+                return dw_err(errstr, errstr_size, "--scores: '%s' is not uniform or calibrated",
+                              arg);
+            }
+            o->calibrated = strcmp(arg, "calibrated") == 0;
+            break;
         case OPT_LABEL_DELAY:
             if (parse_double(arg, 0.0, 1e9, &o->label_delay_s)) {
                 return dw_err(errstr, errstr_size, "--label-delay: '%s' is not seconds >= 0", arg);
@@ -1426,6 +1460,12 @@ static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, s
                           "--versions: '%s' must be printable ASCII without quotes",
                           o->versions[i]);
         }
+    }
+    if (o->calibrated &&
+        (o->accuracy < 0.5 || (o->has_drift_accuracy && o->drift_accuracy < 0.5))) {
+        return dw_err(errstr, errstr_size,
+                      "--scores calibrated: --accuracy and --drift-accuracy must be at least 0.5 "
+                      "(a score predicts the class it is nearer to)");
     }
     build_feature_names(o);
     if (apply_drift_lists(o, shift_arg, mix_arg, errstr, errstr_size)) {

@@ -96,6 +96,7 @@ struct pred {
     int64_t ts;
     char version[16];
     int prediction;
+    double score;
     double amount; /* NAN when missing */
     char country[4];
     unsigned char missing[NFEAT_MAX];
@@ -188,8 +189,10 @@ static void dataset_load(struct dataset *ds, const char *pred_path, const char *
                      json_string_value(json_object_get(obj, "model_version")));
             p->prediction = (int)json_integer_value(json_object_get(obj, "prediction"));
             double score = json_number_value(json_object_get(obj, "score"));
-            assert_true(p->prediction ? (score >= 0.5 && score < 1.0)
-                                      : (score >= 0.0 && score < 0.5));
+            /* in the predicted class's half (its edge included: --scores calibrated rounds) */
+            assert_true(p->prediction ? (score >= 0.5 && score <= 1.0)
+                                      : (score >= 0.0 && score <= 0.5));
+            p->score = score;
             for (int k = 0; k < N_FEATURES; k++) {
                 json_t *v = json_object_get(feats, feature_names[k]);
                 assert_non_null(v);
@@ -551,6 +554,50 @@ static void test_drift(void **state)
     dataset_free(&ds);
 }
 
+/* --scores calibrated: the label is drawn from the score, so scores are calibrated, and an
+ * accuracy drift moves the scores (the mean confidence follows the accuracy). */
+static void test_calibrated_scores(void **state)
+{
+    (void)state;
+    const char *pp = path_of("cp"), *lp = path_of("cl");
+    assert_int_equal(run_gen("--seed", "5", "--count", "20000", "--eps", "20", "--scores",
+                             "calibrated", "--drift-at", "500", "--drift-accuracy", "0.7",
+                             "--predictions-out", pp, "--labels-out", lp, NULL),
+                     0);
+    struct dataset ds;
+    dataset_load(&ds, pp, lp);
+    int64_t drift_ms = ds.preds[0].ts + 500000;
+    double correct[2] = {0}, labeled[2] = {0}, conf[2] = {0};
+    double bin_n[10] = {0}, bin_pos[10] = {0}, bin_score[10] = {0};
+    for (size_t i = 0; i < ds.n_preds; i++) {
+        const struct pred *p = &ds.preds[i];
+        int after = p->ts >= drift_ms;
+        if (p->n_labels == 0) {
+            continue;
+        }
+        labeled[after]++;
+        correct[after] += p->first_label == p->prediction;
+        conf[after] += p->prediction ? p->score : 1.0 - p->score;
+        int b = p->score >= 1.0 ? 9 : (int)(p->score * 10.0);
+        bin_n[b]++;
+        bin_pos[b] += p->first_label;
+        bin_score[b] += p->score;
+    }
+    assert_true(fabs(correct[0] / labeled[0] - 0.9) < 0.02);
+    assert_true(fabs(correct[1] / labeled[1] - 0.7) < 0.02);
+    assert_true(fabs(conf[0] / labeled[0] - 0.9) < 0.005);
+    assert_true(fabs(conf[1] / labeled[1] - 0.7) < 0.005);
+    for (int b = 0; b < 10; b++) { /* the share of positives is the mean score, bin by bin */
+        if (bin_n[b] >= 500) {
+            assert_true(fabs(bin_pos[b] / bin_n[b] - bin_score[b] / bin_n[b]) < 0.04);
+        }
+    }
+    dataset_free(&ds);
+    assert_int_equal(run_gen("--scores", "bogus", "--truth", path_of("t"), NULL), 2);
+    assert_int_equal(
+        run_gen("--scores", "calibrated", "--accuracy", "0.3", "--truth", path_of("t"), NULL), 2);
+}
+
 static void test_fast_eps_and_epoch_start(void **state)
 {
     /* 5000 predictions/s: several share a millisecond; early labels still precede theirs. */
@@ -599,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_truth_matches_files),
         cmocka_unit_test(test_drift),
+        cmocka_unit_test(test_calibrated_scores),
         cmocka_unit_test(test_fast_eps_and_epoch_start),
         cmocka_unit_test(test_kafka_sink),
     };
