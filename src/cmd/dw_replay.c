@@ -206,6 +206,53 @@ static void add_feature(struct dw_model_cfg *m, const char *name, enum dw_featur
     m->n_features++;
 }
 
+/* Whether the data had a feature of that name (the tally is small: the model's features). */
+static int tally_has(const struct dw_files_tally *t, const char *name)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (strcmp(t->names[i], name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * The --reference profile against the models the predictions hold: its model must be one of
+ * them (an error naming both otherwise), and each of its features must appear in the data (a
+ * feature the model never sends would be judged missing in every window).
+ */
+static int profile_in_data(const struct replayer *rp, const struct inferred *arr, size_t n,
+                           const char *ref_model, char *errstr, size_t errstr_size)
+{
+    const struct inferred *in = NULL;
+    struct dw_sbuf seen = {0};
+    dw_sbuf_adds(&seen, "");
+    for (size_t i = 0; i < n; i++) {
+        dw_sbuf_printf(&seen, "%s'%s'", i ? ", " : "", arr[i].name);
+        in = strcmp(arr[i].name, ref_model) == 0 ? &arr[i] : in;
+    }
+    int rc = 0;
+    if (!in) {
+        rc = dw_err(errstr, errstr_size,
+                    "%s: a profile of model '%s', but the predictions in %s are of model %s",
+                    rp->o->reference, ref_model, rp->o->predictions, seen.s);
+    }
+    dw_sbuf_free(&seen);
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(rp->ref_doc, "features"), key, v)
+    {
+        if (rc == 0 && !tally_has(&in->tally, key)) {
+            rc = dw_err(errstr, errstr_size,
+                        "%s: feature '%s' of the profile never appears in the predictions of "
+                        "model '%s' in %s",
+                        rp->o->reference, key, ref_model, rp->o->predictions);
+        }
+    }
+    return rc;
+}
+
 static int models_from_data(struct replayer *rp, char *errstr, size_t errstr_size)
 {
     struct inferred *arr = NULL;
@@ -213,7 +260,7 @@ static int models_from_data(struct replayer *rp, char *errstr, size_t errstr_siz
     int rc = infer_pass(rp, &arr, &n, errstr, errstr_size);
     const char *ref_model = json_string_value(json_object_get(rp->ref_doc, "model"));
     if (rc == 0 && ref_model) {
-        inferred_get(&arr, &n, ref_model);
+        rc = profile_in_data(rp, arr, n, ref_model, errstr, errstr_size);
     }
     rp->cfg.models = dw_calloc(n ? n : 1, sizeof(*rp->cfg.models));
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -584,6 +631,9 @@ static int attach_reference(struct replayer *rp, char *errstr, size_t errstr_siz
     }
     size_t mi = (size_t)(m - rp->cfg.models);
     char err[512];
+    if (dw_ref_profile_matches(m, rp->ref_doc, err, sizeof(err)) != 0) {
+        return dw_err(errstr, errstr_size, "%s: %s", rp->o->reference, err);
+    }
     rp->refs[mi] = dw_ref_from_json(m, rp->ref_doc, err, sizeof(err));
     if (!rp->refs[mi]) {
         return dw_err(errstr, errstr_size, "%s: %s", rp->o->reference, err);

@@ -864,17 +864,6 @@ void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
     }
 }
 
-static long feature_index(const struct dw_model_cfg *model, const char *name, size_t len)
-{
-    for (size_t i = 0; i < model->n_features; i++) {
-        if (strlen(model->features[i].name) == len &&
-            memcmp(model->features[i].name, name, len) == 0) {
-            return (long)i;
-        }
-    }
-    return -1;
-}
-
 /* Least bytes of a category entry: u32 name length, u8 flags, u64 count (version 2: no flags). */
 #define CAT_ENTRY_MIN_BYTES 13
 #define CAT_ENTRY_V2_MIN_BYTES 12
@@ -1192,7 +1181,7 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
             dw_rd_fail(&rd, "unknown type %u", type);
             break;
         }
-        long idx = feature_index(model, name, nlen);
+        long idx = dw_model_feature_index(model, name, nlen);
         if (idx >= 0 && seen[idx]) {
             dw_rd_fail(&rd, "appears twice");
             break;

@@ -20,3 +20,14 @@ const struct dw_model_cfg *dw_config_model(const struct dw_config *cfg, const ch
     }
     return NULL;
 }
+
+long dw_model_feature_index(const struct dw_model_cfg *model, const char *name, size_t len)
+{
+    for (size_t i = 0; i < model->n_features; i++) {
+        if (strlen(model->features[i].name) == len &&
+            memcmp(model->features[i].name, name, len) == 0) {
+            return (long)i;
+        }
+    }
+    return -1;
+}

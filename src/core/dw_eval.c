@@ -418,6 +418,31 @@ struct dw_ref *dw_ref_decode(const struct dw_model_cfg *m, const void *data, siz
     return ref;
 }
 
+int dw_ref_profile_matches(const struct dw_model_cfg *m, json_t *doc, char *errstr,
+                           size_t errstr_size)
+{
+    json_t *feats = json_object_get(doc, "features");
+    for (size_t i = 0; i < m->n_features; i++) {
+        if (!json_object_get(feats, m->features[i].name)) {
+            return dw_err(errstr, errstr_size,
+                          "feature '%s' of model '%s' is not in the profile (a profile must "
+                          "describe the model's features: make it again from data that has it)",
+                          m->features[i].name, m->name);
+        }
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(feats, key, v)
+    {
+        if (dw_model_feature_index(m, key, strlen(key)) < 0) {
+            return dw_err(errstr, errstr_size,
+                          "feature '%s' of the profile is not a feature of model '%s'", key,
+                          m->name);
+        }
+    }
+    return 0;
+}
+
 struct dw_ref *dw_ref_from_json(const struct dw_model_cfg *m, json_t *doc, char *errstr,
                                 size_t errstr_size)
 {

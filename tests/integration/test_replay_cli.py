@@ -2,7 +2,8 @@
 to files, `driftwatch replay` must report exactly the truth's predictions, labeled and
 duplicate_labels for every window, and a drifted feature's PSI must cross the threshold only
 from --drift-at on. Then `driftwatch profile` on a CSV: exact quantiles (numpy's type 7,
-computed here by hand) and the counts per reference bin."""
+computed here by hand) and the counts per reference bin. A --reference profile that does not fit
+the predictions (another model, a feature missing on either side) is an error naming it."""
 import gzip
 import json
 import math
@@ -160,11 +161,46 @@ def check_profile(tmp):
     return ok
 
 
+def check_reference_mismatch(tmp):
+    """A --reference profile that does not fit the predictions is an error naming what differs
+    (the model, or the feature), never a replay that quietly judges without it."""
+    def path(n):
+        return os.path.join(tmp, n)
+
+    def gen(name, *args):
+        run("gen", "-q", "--count", "600", "--predictions-out", path(name), *args)
+        return path(name)
+
+    run("profile", "-i", gen("ref.jsonl"), "-o", path("fraud.json"), "-m", "fraud")
+    cases = [
+        ("a profile of another model", [], gen("churn.jsonl", "--model", "churn"),
+         ["'fraud'", "'churn'"]),
+        ("a feature the profile lacks", [], gen("more.jsonl", "--numeric", "4"),
+         ["feature 'tenure'", "not in the profile"]),
+        ("a profile feature the data never has", [], gen("less.jsonl", "--numeric", "2"),
+         ["feature 'balance'", "never appears"]),
+    ]
+    models = run("gen", "--numeric", "2", "--print-models").stdout
+    with open(path("c.yaml"), "w") as f:
+        f.write('kafka: {bootstrap.servers: "127.0.0.1:9"}\n' + models)
+    cases.append(("a profile feature the config does not have", ["-c", path("c.yaml")],
+                  path("less.jsonl"), ["feature 'balance'", "not a feature of model 'fraud'"]))
+    ok = True
+    for what, extra, preds, needles in cases:
+        p = subprocess.run([h.BIN, "replay", *extra, "--predictions", preds, "--reference",
+                            path("fraud.json")], capture_output=True, text=True, timeout=60)
+        ok &= h.report(p.returncode != 0 and all(n in p.stderr for n in needles) and not p.stdout,
+                       f"replay --reference: {what} is an error naming it",
+                       f"exit {p.returncode}: {p.stderr.strip()[-300:]}")
+    return ok
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="dw_replay_cli_") as tmp:
         ok = check_replay(tmp)
         ok &= check_change_detectors(tmp)
         ok &= check_profile(tmp)
+        ok &= check_reference_mismatch(tmp)
     sys.exit(0 if ok else 1)
 
 

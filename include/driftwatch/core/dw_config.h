@@ -186,4 +186,7 @@ struct dw_config {
 const struct dw_model_cfg *dw_config_model(const struct dw_config *cfg, const char *name,
                                            size_t len);
 
+/** @returns the index of the model's feature with that name (len bytes), or -1. */
+long dw_model_feature_index(const struct dw_model_cfg *model, const char *name, size_t len);
+
 #endif

@@ -110,6 +110,16 @@ struct dw_ref *dw_ref_decode(const struct dw_model_cfg *m, const void *data, siz
                              char *errstr, size_t errstr_size);
 
 /**
+ * @brief Whether a profile (a reference a user gives: `replay --reference`) describes model m's
+ *        features exactly: each configured feature in it, and none that is not configured.
+ *        dw_ref_from_json() is lenient there (a feature added after a stored reference has
+ *        none), a profile is not: a mismatch is a mistake to name.
+ * @returns 0, or -1 with errstr naming the first feature that differs.
+ */
+int dw_ref_profile_matches(const struct dw_model_cfg *m, json_t *doc, char *errstr,
+                           size_t errstr_size);
+
+/**
  * @brief Reads a reference of model m from its JSON document. Features are matched by name: a
  *        model feature absent from the document has no reference (count 0); unknown ones are
  *        ignored; a type mismatch or malformed field is an error naming the feature. "sample"
