@@ -353,6 +353,28 @@ static void joined(struct dw_part *p, const char *id, int64_t ts)
     label(p, id, ts, "1");
 }
 
+/* A driftwatch connection and a raw one (to look at or damage what it wrote). */
+struct conns {
+    struct dw_redis *r;
+    redisContext *c;
+};
+
+static struct conns conns_open(void)
+{
+    char errstr[256] = "";
+    struct conns k = {dw_redis_connect(&g_cfg, errstr, sizeof(errstr)),
+                      redisConnect("127.0.0.1", g_port)};
+    assert_non_null(k.r);
+    assert_true(k.c && !k.c->err);
+    return k;
+}
+
+static void conns_close(struct conns *k)
+{
+    redisFree(k->c);
+    dw_redis_free(k->r);
+}
+
 static long long exists_window(redisContext *c, long long start)
 {
     return redis_int(c, "EXISTS {dw:ckpt:predictions:6}:w:fraud:%lld", start);
@@ -362,10 +384,9 @@ static void test_window_records_kept_then_deleted(void **state)
 {
     (void)state;
     char errstr[256];
-    struct dw_redis *r = dw_redis_connect(&g_cfg, errstr, sizeof(errstr));
-    assert_non_null(r);
-    redisContext *c = redisConnect("127.0.0.1", g_port);
-    assert_true(c && !c->err);
+    struct conns k = conns_open();
+    struct dw_redis *r = k.r;
+    redisContext *c = k.c;
     struct dw_part *p = dw_part_new(&g_cfg, 6);
     p->off_pred = p->off_label = 0;
     assert_int_equal(dw_redis_claim(r, 6, "o", errstr, sizeof(errstr)), 0);
@@ -417,8 +438,7 @@ static void test_window_records_kept_then_deleted(void **state)
     assert_non_null(dw_part_window(q, &g_models[0], 180000));
     dw_part_free(q);
     dw_part_free(p);
-    redisFree(c);
-    dw_redis_free(r);
+    conns_close(&k);
 }
 
 /* A command that fails inside the transaction (here SADD on an open set that someone made a
@@ -428,10 +448,9 @@ static void test_error_inside_exec_fails(void **state)
 {
     (void)state;
     char errstr[256] = "";
-    struct dw_redis *r = dw_redis_connect(&g_cfg, errstr, sizeof(errstr));
-    assert_non_null(r);
-    redisContext *c = redisConnect("127.0.0.1", g_port);
-    assert_true(c && !c->err);
+    struct conns k = conns_open();
+    struct dw_redis *r = k.r;
+    redisContext *c = k.c;
     struct dw_part *p = dw_part_new(&g_cfg, 7);
     p->off_pred = p->off_label = 0;
     assert_int_equal(dw_redis_claim(r, 7, "o", errstr, sizeof(errstr)), 0);
@@ -442,8 +461,7 @@ static void test_error_inside_exec_fails(void **state)
     assert_non_null(strstr(errstr, "WRONGTYPE"));
     assert_int_equal(p->ckpt_seq, 0); /* not counted as written */
     dw_part_free(p);
-    redisFree(c);
-    dw_redis_free(r);
+    conns_close(&k);
 }
 
 /* The same for the evaluator's commit: a hash that someone made a string fails HSET inside
@@ -452,10 +470,9 @@ static void test_error_inside_eval_commit_fails(void **state)
 {
     (void)state;
     char errstr[256] = "";
-    struct dw_redis *r = dw_redis_connect(&g_cfg, errstr, sizeof(errstr));
-    assert_non_null(r);
-    redisContext *c = redisConnect("127.0.0.1", g_port);
-    assert_true(c && !c->err);
+    struct conns k = conns_open();
+    struct dw_redis *r = k.r;
+    redisContext *c = k.c;
     assert_int_equal(dw_redis_lease(r, "eval", "o", 60000), 1);
     freeReplyObject(redisCommand(c, "SET {dw:ckpt}:evalstate not-a-hash"));
     struct dw_redis_kv set = {.name = "evalnote", .value = "v"};
@@ -467,8 +484,7 @@ static void test_error_inside_eval_commit_fails(void **state)
     redisReply *rep = redisCommand(c, "GET {dw:ckpt}:evalnote");
     assert_string_equal(rep->str, "v");
     freeReplyObject(rep);
-    redisFree(c);
-    dw_redis_free(r);
+    conns_close(&k);
 }
 
 /* Partitions checkpointed in one batch (the next owner check rides behind the transaction
@@ -478,10 +494,9 @@ static void test_checkpoint_many(void **state)
 {
     (void)state;
     char errstr[256] = "";
-    struct dw_redis *r = dw_redis_connect(&g_cfg, errstr, sizeof(errstr));
-    assert_non_null(r);
-    redisContext *c = redisConnect("127.0.0.1", g_port);
-    assert_true(c && !c->err);
+    struct conns k = conns_open();
+    struct dw_redis *r = k.r;
+    redisContext *c = k.c;
     enum { N = 5, FIRST = 20 }; /* partitions no other test uses */
     const char *owners[N] = {"o", "other", "o", "o", "o"};
     struct dw_part *parts[N];
@@ -526,8 +541,7 @@ static void test_checkpoint_many(void **state)
     for (int i = 0; i < N; i++) {
         dw_part_free(parts[i]);
     }
-    redisFree(c);
-    dw_redis_free(r);
+    conns_close(&k);
 }
 
 int main(void)
