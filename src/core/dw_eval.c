@@ -959,8 +959,8 @@ static json_t *perf_regression(const struct dw_counts *c)
     return p;
 }
 
-static json_t *performance(const struct dw_model_cfg *m, const struct dw_counts *c,
-                           const struct dw_perf *perf)
+json_t *dw_eval_performance(const struct dw_model_cfg *m, const struct dw_counts *c,
+                            const struct dw_perf *perf)
 {
     return m->task == DW_TASK_REGRESSION ? perf_regression(c) : perf_classification(c, perf);
 }
@@ -1429,7 +1429,8 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     json_object_set_new(rep, "conflicts", juint(agg->conflicts));
     json_object_set_new(rep, "late_predictions", juint(agg->late_predictions));
     json_object_set_new(rep, "late_labels", juint(agg->late_labels));
-    json_object_set_new(rep, "performance", empty ? json_null() : performance(m, c, &agg->perf));
+    json_object_set_new(rep, "performance",
+                        empty ? json_null() : dw_eval_performance(m, c, &agg->perf));
     json_object_set_new(rep, "latency_ms", latency_json(&agg->perf));
 
     json_t *versions = json_object();
@@ -1438,7 +1439,7 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
         json_object_set_new(versions, v->name,
                             json_pack("{s:o,s:o,s:o}", "predictions", juint(v->c.predictions),
                                       "labeled", juint(v->c.labeled), "performance",
-                                      performance(m, &v->c, NULL)));
+                                      dw_eval_performance(m, &v->c, NULL)));
     }
     json_object_set_new(rep, "versions", versions);
 
@@ -1539,7 +1540,7 @@ void dw_eval_add_rolling(json_t *report, const struct dw_config *cfg, const stru
                         empty ? json_null()
                               : jnum(1.0 - (double)c->labeled / (double)c->predictions));
     json_object_set_new(rolling, "performance",
-                        empty ? json_null() : performance(m, c, &sum->perf));
+                        empty ? json_null() : dw_eval_performance(m, c, &sum->perf));
     json_object_set_new(report, "rolling", rolling);
     dw_agg_free(sum);
 }

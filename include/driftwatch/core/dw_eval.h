@@ -150,6 +150,17 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
                        struct dw_agg *agg, const struct dw_ref *ref, int final);
 
 /**
+ * @brief The "performance" object of a report for the counts c (and perf: ROC AUC, macro and
+ *        micro F1; NULL leaves them out): accuracy, precision, recall, f1, log_loss, brier and
+ *        confusion (classification), or mae, rmse, mape and r2 (regression), as
+ *        docs/statistics.md defines them. What a window, a version, the rolling view and the
+ *        baseline (dw_baseline.h) report, computed here only.
+ * @returns a new JSON object.
+ */
+json_t *dw_eval_performance(const struct dw_model_cfg *m, const struct dw_counts *c,
+                            const struct dw_perf *perf);
+
+/**
  * @brief Gives a final report (computed from counts only) the `features`, `drift` and
  *        `latency_ms` of its window's close report `close` (NULL when it could not be read):
  *        they are final at the close. Without them the report says the drift is unavailable.
