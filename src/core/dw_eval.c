@@ -1458,16 +1458,9 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
 
     json_object_set_new(rep, "features", features_json(cfg, m, agg, ref, &drifting, &share));
 
-    json_t *drop = NULL;
-    if (!empty && classification && isfinite(ref_acc) && ref_acc > 0.0 && c->labeled > 0) {
-        double acc = (double)c->correct / (double)c->labeled;
-        double value = (ref_acc - acc) / ref_acc;
-        int alert = value > cfg->accuracy_drop && (int64_t)c->labeled >= cfg->min_samples;
-        drop = json_pack("{s:o,s:o,s:o,s:o,s:b}", "value", jnum(value), "accuracy", jnum(acc),
-                         "reference", jnum(ref_acc), "threshold", json_real(cfg->accuracy_drop),
-                         "alert", alert);
-    }
-    json_object_set_new(rep, "accuracy_drop", drop ? drop : json_null());
+    /* The baseline's verdicts (dw_baseline_judge) fill it in: the drop is against the
+     * reference windows' final performance, not the reference's accuracy at its close. */
+    json_object_set_new(rep, "accuracy_drop", json_null());
 
     json_object_set_new(rep, "drift",
                         json_pack("{s:o,s:o,s:b}", "share", jnum(share), "features", drifting,

@@ -141,7 +141,8 @@ void dw_eval_bin_counts(struct dw_kll *sk, const double *edges, size_t n_edges, 
  *        Benjamini-Hochberg across the model's tested features and drift below cfg->alpha,
  *        distances drift at or above their threshold; nothing drifts in a window of fewer
  *        than cfg->min_samples predictions; the dataset drifts when the share of drifting
- *        features is at least cfg->drift_share.
+ *        features is at least cfg->drift_share. "accuracy_drop" is null here: the performance
+ *        verdicts are the baseline's (dw_baseline_judge), which run and replay add next.
  * @param ref   the model's reference, or NULL while there is none.
  * @param final 1 when evaluated at the label horizon, 0 at window close.
  * @returns a new JSON object.
