@@ -4,8 +4,9 @@ Labels arrive about four windows after their predictions (`gen --label-delay 240
 windows, window.label_horizon 600s) and accuracy falls from 0.9 to 0.6 at minute 8. Traffic is
 throttled so that windows close and become final one after another while driftwatch runs:
 
-- the baseline is the merged final counts of the three reference windows: its accuracy is
-  within 0.02 of 0.9;
+- the baseline is the merged final counts of the three reference windows, kept in Redis: its
+  accuracy is within 0.02 of 0.9, also with driftwatch killed (-9) and restarted while it is
+  collected;
 - every close report before the baseline exists says why (`waiting_for_labels`, with the share
   of the reference windows' predictions whose labels it holds, never falling);
 - performance.drop.accuracy is near 0 (|drop| < 0.05) on the final reports before the drop and
@@ -19,6 +20,7 @@ throttled so that windows close and become final one after another while driftwa
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -171,14 +173,27 @@ def main():
     env.config(ref_windows=3, horizon=f"{HORIZON_S}s", idle="10s", webhook_url=receiver.url)
     watch = ReportWatch(env, COUNT // EPS // 60 + 1)
     gen = env.gen(*GEN, "--rate", "1200", truth=False, background=True)
-    run = env.start_run()
+    run = env.start_run("run1")
+
+    def final_cursor():
+        return int(env.redis("GET", "{dw:dwtest}:cursor_final:fraud") or 0)
+
     try:
-        h.wait_for(lambda: int(env.redis("GET", "{dw:dwtest}:cursor_final:fraud") or 0) >
-                   LAST_FINAL, 300, "final reports up to minute 18")
+        # kill -9 while the baseline is collected: two of its three windows merged
+        h.wait_for(lambda: final_cursor() >= START_MS + 2 * WINDOW_MS, 300,
+                   "two reference windows final")
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        stored = json.loads(env.redis("GET", "{dw:dwtest}:baseline:fraud") or "{}")
+        ok = h.report(len(stored.get("windows", [])) in (2, 3) and stored.get("needed") == 3,
+                      "the baseline's state in Redis across kill -9",
+                      f"({stored.get('windows')} of {stored.get('needed')})")
+        run = env.start_run("run2")
+        h.wait_for(lambda: final_cursor() > LAST_FINAL, 300, "final reports up to minute 18")
         time.sleep(1)
     finally:
         watch.done()
-    ok = h.report(gen.wait(120) == 0, "traffic produced")
+    ok &= h.report(gen.wait(120) == 0, "traffic produced")
     final = {s: r for s, r in watch.final.items() if s <= LAST_FINAL}
     closes = [watch.close[s] for s in sorted(watch.close)]
 
@@ -217,7 +232,7 @@ def main():
                    f"{after[:3]}")
 
     # the built-in rule, on the first drifted window's final report
-    notes = [b for b in receiver.bodies() for a in b.get("alerts", [])
+    notes = [b for b in receiver.bodies(accepted_only=True) for a in b.get("alerts", [])
              if a["rule"] == "accuracy_drop" and a["status"] == "firing"]
     first = notes[0] if notes else {}
     drop = first.get("report", {}).get("performance_drop", {})
@@ -230,7 +245,7 @@ def main():
     ok &= h.finish_consumer(run)
     ok &= check_replay(env, final)
     if not ok:
-        print(env.log()[-3000:])
+        print(env.log("run2")[-3000:])
     env.close()
     receiver.down()
     return 0 if ok else 1
