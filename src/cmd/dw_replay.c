@@ -25,6 +25,10 @@
  * - The reference is --reference's profile, or else, like run with reference.windows = 1, the
  *   model's first non-empty window; that window is reported without a reference (run does
  *   not judge its reference windows either).
+ * - The performance baseline is run's: the merged final counts of the first reference.windows
+ *   windows with data (with or without --reference: a profile holds no labels), complete at
+ *   once since every label is read first, and every report is judged against it by
+ *   dw_baseline_judge(), the code run uses.
  * - Without -c the models come from the data (a first pass over the predictions), with the
  *   reference profile's types taking precedence. Unlike `profile`, whose training data is
  *   expected clean (one text value makes a column categorical, and a forced type names the
@@ -48,6 +52,7 @@
 
 #include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/core/dw_agg.h"
+#include "driftwatch/core/dw_baseline.h"
 #include "driftwatch/cmd/dw_cmd.h"
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_config.h"
@@ -499,6 +504,25 @@ static int64_t next_with_data(const struct replayer *rp, const struct dw_model_c
 }
 
 /*
+ * The performance baseline of model m: the final counts of the windows run would take for its
+ * reference, the first reference.windows windows with data (every label is read before any
+ * report, so their counts are final at once), merged by the code run uses (dw_baseline).
+ */
+static void replay_baseline(const struct replayer *rp, const struct dw_model_cfg *m,
+                            struct dw_baseline *bl)
+{
+    dw_baseline_init(bl, m);
+    int64_t start = INT64_MIN;
+    for (int64_t i = 0; i < rp->cfg.reference_windows; i++) {
+        start = next_with_data(rp, m, start);
+        if (start == INT64_MAX) {
+            break;
+        }
+        dw_baseline_add(bl, dw_part_window(rp->part, m, start), rp->cfg.reference_windows);
+    }
+}
+
+/*
  * Reports every model from its first to its last window with data, in window order (models in
  * configuration order at the same start). A run of empty windows between them is one report
  * (dw_eval_empty_run), as run writes it, so the loop jumps from window to window with data
@@ -530,8 +554,10 @@ static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, si
     }
     /* Each model's error stream feeds the change detectors window after window, as in run. */
     struct dw_errstream *streams = dw_calloc(nm ? nm : 1, sizeof(*streams));
+    struct dw_baseline *baselines = dw_calloc(nm ? nm : 1, sizeof(*baselines));
     for (size_t mi = 0; mi < nm; mi++) {
         dw_errstream_init(&streams[mi]);
+        replay_baseline(rp, &cfg->models[mi], &baselines[mi]);
     }
     int rc = 0;
     for (;;) {
@@ -578,6 +604,7 @@ static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, si
                 }
                 dw_eval_add_rolling(report, cfg, m, recent[mi].aggs, recent[mi].n);
             }
+            dw_baseline_judge(report, cfg, m, &baselines[mi], 0);
             json_object_set_new(report, "change_detectors",
                                 dw_errstream_feed_report(&streams[mi], m, report));
             rc = backtest(rp, mi, report, errstr, errstr_size);
@@ -589,8 +616,10 @@ static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, si
     for (size_t mi = 0; mi < nm; mi++) {
         recent_free(&recent[mi]);
         dw_errstream_free(&streams[mi]);
+        dw_baseline_free(&baselines[mi]);
     }
     free(streams);
+    free(baselines);
     free(recent);
     free(next);
     free(hi);

@@ -39,6 +39,7 @@
 #include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/io/dw_actions.h"
 #include "driftwatch/cmd/dw_cmd.h"
+#include "driftwatch/core/dw_baseline.h"
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_config.h"
 #include "driftwatch/core/dw_decode.h"
@@ -1536,6 +1537,48 @@ static void store_summary(struct runner *rn, const struct dw_model_cfg *m, int64
 }
 
 /*
+ * The model's performance baseline as committed (baseline:<model>) into *bl, and at the final
+ * evaluation of window `start` (agg: its counts; NULL for a run of empty windows) that window's
+ * final counts merged when it is a reference window: *text is then the new state to commit
+ * with the step (NULL: unchanged). A stored state that cannot be read is logged and collected
+ * again from the next reference window (the windows before it are then missed).
+ * @returns 0, or -1 when Redis failed (bl is initialised either way: free it).
+ */
+static int baseline_step(struct runner *rn, const struct dw_model_cfg *m, int final, int64_t start,
+                         const struct dw_agg *agg, struct dw_baseline *bl, char **text)
+{
+    char name[DW_REDIS_NAME_MAX], errstr[256];
+    char *stored = NULL;
+    size_t len = 0;
+    *text = NULL;
+    dw_redis_name_baseline(m->name, name, sizeof(name));
+    int found = dw_redis_read_str(rn->redis, name, &stored, &len);
+    if (dw_baseline_load(bl, m, stored, errstr, sizeof(errstr)) != 0) {
+        dw_log_limited("corrupt_baseline", 1, DW_LOG_ERROR,
+                       "stored baseline unreadable; collected again", "{s:s,s:s}", "model", m->name,
+                       "error", errstr);
+    }
+    free(stored);
+    if (found < 0) {
+        return -1;
+    }
+    if (!final || dw_baseline_ready(bl) || bl->missed) {
+        return 0;
+    }
+    dw_redis_name_refwins(m->name, name, sizeof(name));
+    if (dw_redis_read_str(rn->redis, name, &stored, &len) < 0) {
+        return -1;
+    }
+    json_t *wins = dw_evaluator_reference_windows(stored);
+    free(stored);
+    if (dw_baseline_step(bl, wins, start, agg)) {
+        *text = dw_baseline_dump(bl);
+    }
+    json_decref(wins);
+    return 0;
+}
+
+/*
  * Evaluates the window `start`, or the run of empty windows it starts (one report, "empty_windows"
  * windows, up to the next window with data or `until`); its alerts and trigger are committed
  * with cursor_name := the end of what was reported. *n_windows says how many windows that was,
@@ -1571,9 +1614,18 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     struct dw_agg *last = n > 1 ? dw_agg_new(&counts_only, start + (n - 1) * L) : agg;
     struct dw_agg **recent = NULL;
     size_t n_recent = 0;
+    struct dw_baseline bl;
+    char *bl_text = NULL; /* the baseline's new state, committed with the step */
     /* Before reference_for(), which records reference windows: a failure here is retried. */
-    if (n < 0 || load_recent(rn, mi, start, start + (n - 1) * L, last, &counts_only, &recent,
-                             &n_recent) != 0) {
+    int failed = n < 0 || load_recent(rn, mi, start, start + (n - 1) * L, last, &counts_only,
+                                      &recent, &n_recent) != 0;
+    if (!failed && baseline_step(rn, m, final, start, dw_eval_agg_empty(agg) ? NULL : agg, &bl,
+                                 &bl_text) != 0) {
+        free_recent(recent, n_recent);
+        dw_baseline_free(&bl);
+        failed = 1;
+    }
+    if (failed) {
         if (last != agg) {
             dw_agg_free(last);
         }
@@ -1590,18 +1642,30 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     }
     dw_eval_add_rolling(report, &rn->cfg, m, recent, n_recent);
     free_recent(recent, n_recent);
+    dw_baseline_judge(report, &rn->cfg, m, &bl, ref ? ref->predictions : 0);
+    int baseline_done = bl_text && (dw_baseline_ready(&bl) || bl.missed);
+    dw_baseline_free(&bl);
     if (last != agg) {
         dw_agg_free(last);
     }
     dw_agg_free(agg);
     /* Actions first: they add the change detectors' verdicts to a final report, and commit it
      * with the cursor. */
-    char name[DW_REDIS_NAME_MAX];
+    char name[DW_REDIS_NAME_MAX], bl_name[DW_REDIS_NAME_MAX];
     dw_redis_name_report(m->name, start, name, sizeof(name));
-    if (dw_actions_window(rn->actions, m, report, name, cursor_name,
-                          dw_evaluator_step_cursor(&rn->cfg, start, n)) != 0) {
+    dw_redis_name_baseline(m->name, bl_name, sizeof(bl_name));
+    struct dw_redis_kv bl_set = {bl_name, bl_text, 0};
+    int rc =
+        dw_actions_window(rn->actions, m, report, name, cursor_name,
+                          dw_evaluator_step_cursor(&rn->cfg, start, n), &bl_set, bl_text ? 1 : 0);
+    free(bl_text);
+    if (rc != 0) {
         json_decref(report);
         return -1;
+    }
+    if (baseline_done) {
+        dw_log(DW_LOG_INFO, "performance baseline complete", "{s:s,s:O}", "model", m->name,
+               "baseline", json_object_get(report, "baseline"));
     }
     dw_log(DW_LOG_INFO, final ? "window final" : "window closed", "{s:s,s:O,s:O,s:O,s:I}", "model",
            m->name, "window_start", json_object_get(report, "window_start"), "predictions",

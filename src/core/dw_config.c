@@ -1,11 +1,16 @@
 /*
- * dw_config.c - what the core needs of the configuration types: looking a model up by name.
+ * dw_config.c - what the core needs of the configuration types: looking a model up by name, and
+ * the table of performance metrics (name, task, direction, the range of a configured baseline),
+ * which the loader, the report (dw_baseline.c) and the docs share.
  * The types are declared in include/driftwatch/core/dw_config.h; loading, validating and
  * dumping a configuration is the loader's (src/io/dw_config_load.c).
  */
 #include "driftwatch/core/dw_config.h"
 
+#include <math.h>
 #include <string.h>
+
+#include "driftwatch/core/dw_common.h"
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
@@ -27,6 +32,40 @@ long dw_model_feature_index(const struct dw_model_cfg *model, const char *name, 
         if (strlen(model->features[i].name) == len &&
             memcmp(model->features[i].name, name, len) == 0) {
             return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* Indexed by enum dw_perf_metric. Ranges: a configured baseline must make a relative drop
+ * defined (not 0) and be a value the metric can take (proportions at most 1, errors above 0). */
+static const struct dw_perf_metric_info perf_metrics[DW_PM_COUNT] = {
+    {"accuracy", DW_TASK_CLASSIFICATION, 1, 0.0, 1.0},
+    {"precision", DW_TASK_CLASSIFICATION, 1, 0.0, 1.0},
+    {"recall", DW_TASK_CLASSIFICATION, 1, 0.0, 1.0},
+    {"f1", DW_TASK_CLASSIFICATION, 1, 0.0, 1.0},
+    {"f1_macro", DW_TASK_CLASSIFICATION, 1, 0.0, 1.0},
+    {"f1_micro", DW_TASK_CLASSIFICATION, 1, 0.0, 1.0},
+    {"roc_auc", DW_TASK_CLASSIFICATION, 1, 0.0, 1.0},
+    {"log_loss", DW_TASK_CLASSIFICATION, 0, 0.0, INFINITY},
+    {"brier", DW_TASK_CLASSIFICATION, 0, 0.0, 1.0},
+    {"mae", DW_TASK_REGRESSION, 0, 0.0, INFINITY},
+    {"rmse", DW_TASK_REGRESSION, 0, 0.0, INFINITY},
+    {"mape", DW_TASK_REGRESSION, 0, 0.0, INFINITY},
+    {"r2", DW_TASK_REGRESSION, 1, -INFINITY, 1.0},
+};
+
+const struct dw_perf_metric_info *dw_perf_metric_info(enum dw_perf_metric k)
+{
+    dw_assert((size_t)k < DW_PM_COUNT);
+    return &perf_metrics[k];
+}
+
+int dw_perf_metric_find(const char *name)
+{
+    for (size_t i = 0; i < DW_PM_COUNT; i++) {
+        if (strcmp(perf_metrics[i].name, name) == 0) {
+            return (int)i;
         }
     }
     return -1;

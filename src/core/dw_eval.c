@@ -984,8 +984,8 @@ static json_t *perf_regression(const struct dw_counts *c)
     return p;
 }
 
-static json_t *performance(const struct dw_model_cfg *m, const struct dw_counts *c,
-                           const struct dw_perf *perf)
+json_t *dw_eval_performance(const struct dw_model_cfg *m, const struct dw_counts *c,
+                            const struct dw_perf *perf)
 {
     return m->task == DW_TASK_REGRESSION ? perf_regression(c) : perf_classification(c, perf);
 }
@@ -1454,7 +1454,8 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     json_object_set_new(rep, "conflicts", juint(agg->conflicts));
     json_object_set_new(rep, "late_predictions", juint(agg->late_predictions));
     json_object_set_new(rep, "late_labels", juint(agg->late_labels));
-    json_object_set_new(rep, "performance", empty ? json_null() : performance(m, c, &agg->perf));
+    json_object_set_new(rep, "performance",
+                        empty ? json_null() : dw_eval_performance(m, c, &agg->perf));
     json_object_set_new(rep, "latency_ms", latency_json(&agg->perf));
 
     json_t *versions = json_object();
@@ -1463,7 +1464,7 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
         json_object_set_new(versions, v->name,
                             json_pack("{s:o,s:o,s:o}", "predictions", juint(v->c.predictions),
                                       "labeled", juint(v->c.labeled), "performance",
-                                      performance(m, &v->c, NULL)));
+                                      dw_eval_performance(m, &v->c, NULL)));
     }
     json_object_set_new(rep, "versions", versions);
 
@@ -1482,16 +1483,9 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
 
     json_object_set_new(rep, "features", features_json(cfg, m, agg, ref, &drifting, &share));
 
-    json_t *drop = NULL;
-    if (!empty && classification && isfinite(ref_acc) && ref_acc > 0.0 && c->labeled > 0) {
-        double acc = (double)c->correct / (double)c->labeled;
-        double value = (ref_acc - acc) / ref_acc;
-        int alert = value > cfg->accuracy_drop && (int64_t)c->labeled >= cfg->min_samples;
-        drop = json_pack("{s:o,s:o,s:o,s:o,s:b}", "value", jnum(value), "accuracy", jnum(acc),
-                         "reference", jnum(ref_acc), "threshold", json_real(cfg->accuracy_drop),
-                         "alert", alert);
-    }
-    json_object_set_new(rep, "accuracy_drop", drop ? drop : json_null());
+    /* The baseline's verdicts (dw_baseline_judge) fill it in: the drop is against the
+     * reference windows' final performance, not the reference's accuracy at its close. */
+    json_object_set_new(rep, "accuracy_drop", json_null());
 
     json_object_set_new(rep, "drift",
                         json_pack("{s:o,s:o,s:b}", "share", jnum(share), "features", drifting,
@@ -1564,7 +1558,7 @@ void dw_eval_add_rolling(json_t *report, const struct dw_config *cfg, const stru
                         empty ? json_null()
                               : jnum(1.0 - (double)c->labeled / (double)c->predictions));
     json_object_set_new(rolling, "performance",
-                        empty ? json_null() : performance(m, c, &sum->perf));
+                        empty ? json_null() : dw_eval_performance(m, c, &sum->perf));
     json_object_set_new(report, "rolling", rolling);
     dw_agg_free(sum);
 }

@@ -282,8 +282,8 @@ int dw_rule_expr_parse(const char *text, struct dw_rule_expr *out, char *errstr,
 enum dw_rule_stage dw_rule_stage_of(const struct dw_rule *rule)
 {
     static const char *const final_roots[] = {
-        "performance", "accuracy_drop",   "rolling",          "versions",
-        "labeled",     "unlabeled_share", "change_detectors", "correct"};
+        "performance", "performance_drop", "accuracy_drop",   "baseline",         "rolling",
+        "versions",    "labeled",          "unlabeled_share", "change_detectors", "correct"};
     if (rule->stage != DW_STAGE_AUTO) {
         return rule->stage;
     }
@@ -354,7 +354,9 @@ struct dw_rule *dw_rules_defaults(size_t *n)
     struct dw_rule *rules = dw_calloc(3, sizeof(*rules));
     rule_init(&rules[0], "feature_drift", "features.*.drift", DW_SEV_WARNING, 0);
     rule_init(&rules[1], "dataset_drift", "drift.dataset", DW_SEV_CRITICAL, 1);
-    rule_init(&rules[2], "accuracy_drop", "accuracy_drop.alert", DW_SEV_CRITICAL, 0);
+    /* Named accuracy_drop since before regression had one: triggers.rules and alert
+     * fingerprints name it. performance_drop judges accuracy, or RMSE for regression. */
+    rule_init(&rules[2], "accuracy_drop", "performance_drop.alert", DW_SEV_CRITICAL, 0);
     *n = 3;
     return rules;
 }

@@ -19,7 +19,7 @@
  * Redis keys (global, {dw:G} tag, named by dw_redis_name_*): alerts:<model> (rule instance
  * state), trigger:<model> (guardrails), firing:<model> (last notification with firing alerts,
  * for Alertmanager re-sends after a restart), errstream:<model> (change detectors),
- * deliveries (hash of pending messages).
+ * deliveries (hash of pending messages), and the caller's own evaluation state (the baseline).
  */
 #include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/io/dw_actions.h"
@@ -44,6 +44,7 @@
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
 #define ACTIONS_FLUSH_MS 5000 /* wait for a trigger's delivery report, milliseconds */
+#define ACTIONS_EXTRA_MAX 2   /* keys of the caller's own evaluation state per commit */
 
 struct pending_msg {
     const char *sink;
@@ -246,7 +247,7 @@ static void log_note(const json_t *note)
 
 /* The keys and fields of one commit, and the texts they point to. */
 struct commit {
-    struct dw_redis_kv sets[6];
+    struct dw_redis_kv sets[6 + ACTIONS_EXTRA_MAX];
     size_t n_sets;
     struct dw_redis_kv *fields;
     char **texts;
@@ -295,8 +296,10 @@ static char *errstream_step(struct dw_actions *a, const struct dw_model_cfg *m, 
 }
 
 int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t *report,
-                      const char *report_name, const char *cursor_name, int64_t next_cursor)
+                      const char *report_name, const char *cursor_name, int64_t next_cursor,
+                      const struct dw_redis_kv *extra, size_t n_extra)
 {
+    dw_assert(n_extra <= ACTIONS_EXTRA_MAX);
     char *es_text = errstream_step(a, m, report);
     char alerts_key[DW_REDIS_NAME_MAX], trig_key[DW_REDIS_NAME_MAX], firing_key[DW_REDIS_NAME_MAX];
     char es_key[DW_REDIS_NAME_MAX], deliveries[DW_REDIS_NAME_MAX];
@@ -359,6 +362,9 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
         a->cfg->retention_windows * a->cfg->window_size_ms};
     if (es_text) {
         c.sets[c.n_sets++] = (struct dw_redis_kv){es_key, commit_keep(&c, es_text), 0};
+    }
+    for (size_t i = 0; i < n_extra; i++) {
+        c.sets[c.n_sets++] = extra[i];
     }
     c.fields = dw_calloc(n_msgs ? n_msgs : 1, sizeof(*c.fields));
     int64_t now = dw_now_ms();

@@ -257,8 +257,10 @@ static const struct cfg_key cfg_keys[] = {
 
     {.name = "reference.windows", .type = T_INT, .def = "3", CFG(reference_windows),
      .flags = F_MIN, .min = 1,
-     .help = "When no profile is stored, the first N closed windows of a model form its "
-             "reference."},
+     .help = "When no profile is stored, the first N closed windows of a model with "
+             "predictions form its reference; once their labels are final (window.label_horizon) "
+             "their merged performance is the model's baseline, unless models.<name>.baseline "
+             "is set."},
     {.name = "reference.bins", .type = T_INT, .def = "10", CFG(psi_bins),
      .flags = F_MIN | F_MAX, .min = 2, .max = 100,
      .help = "Number of quantile bins of the reference for numeric PSI (10 = deciles); 2..100."},
@@ -269,8 +271,10 @@ static const struct cfg_key cfg_keys[] = {
              "(0.1 slight, 0.2 significant)."},
     {.name = "detectors.accuracy_drop", .type = T_DOUBLE, .def = "0.05", CFG(accuracy_drop),
      .flags = F_MIN_EXCL | F_MAX_EXCL, .min = 0, .max = 1,
-     .help = "Relative accuracy drop that alerts: 0.05 = alert when accuracy falls more than 5 % "
-             "below the reference accuracy."},
+     .help = "Relative performance drop that alerts (the built-in rule accuracy_drop, on "
+             "performance_drop.alert): 0.05 = alert when accuracy (classification) falls, or "
+             "RMSE (regression) rises, more than 5 % from the baseline, in a window with at "
+             "least detectors.min_samples labels."},
     {.name = "detectors.min_samples", .type = T_INT, .def = "100", CFG(min_samples),
      .flags = F_MIN, .min = 0,
      .help = "Windows with fewer predictions than this are reported but not judged."},
@@ -393,9 +397,9 @@ static const struct cfg_key rule_keys[] = {
      .help = "Only this model (\"\" = every model)."},
     {.name = "stage", .type = T_ENUM, .def = "auto", RULE(stage), .choices = "auto|close|final",
      .help = "Report the rule reads: close (when the window closes) or final (after "
-             "window.label_horizon, with its labels); auto = final for performance, accuracy_drop, "
-             "rolling, versions, labeled, correct, unlabeled_share and change_detectors, close "
-             "otherwise."},
+             "window.label_horizon, with its labels); auto = final for performance, "
+             "performance_drop, accuracy_drop, baseline, rolling, versions, labeled, correct, "
+             "unlabeled_share and change_detectors, close otherwise."},
     {.name = "for", .type = T_INT, .def = "1", RULE(for_windows), .flags = F_MIN | F_MAX,
      .min = 1, .max = 10000,
      .help = "Consecutive windows the condition must hold before the alert fires."},
@@ -481,14 +485,21 @@ static const struct open_key open_keys[] = {
     {"models.<name>.features.<feature>.threshold", "double", "(detectors.*)",
      "The feature's alpha (ks, chi2, g_test: 0 < alpha < 1) or distance threshold (> 0; at most "
      "1 for js, hellinger, tvd), instead of the detectors.* default; not with method auto."},
+    {"models.<name>.baseline.<metric>", "double", "(reference windows)",
+     "The model's performance baseline, instead of the reference windows' final performance: "
+     "a map of metric -> value, e.g. {accuracy: 0.91}. Metrics: accuracy, precision, recall, f1, "
+     "f1_macro, f1_micro, roc_auc, log_loss, brier (classification); mae, rmse, mape, r2 "
+     "(regression). Proportions in (0, 1], errors > 0, r2 <= 1 and not 0. When given it is the "
+     "whole baseline: the metrics it leaves out have none (performance.drop null, "
+     "not_configured). See docs/statistics.md, \"Baselines and drops\"."},
 };
 
 /* The list- and map-valued alerting keys: documented in the reference only. */
 static const struct open_key alerting_open_keys[] = {
     {"alerting.rules", "list of maps", "(built-in rules)",
      "Alert rules. When absent: feature_drift (features.*.drift, warning), dataset_drift "
-     "(drift.dataset, critical, inhibits_features) and accuracy_drop (accuracy_drop.alert, "
-     "critical). See docs/alerting.md."},
+     "(drift.dataset, critical, inhibits_features) and accuracy_drop (performance_drop.alert: "
+     "accuracy, or RMSE for regression, against the baseline; critical). See docs/alerting.md."},
     {"alerting.rules[].labels", "map", "{}",
      "Extra labels of the rule's alerts (name -> value), used by sink routing and sent along."},
     {"alerting.sinks", "map", "{}",
@@ -1202,6 +1213,19 @@ static char *scalar_text(struct parse_ctx *ctx, const char *name, const yaml_nod
     return expand_env(ctx, name, raw);
 }
 
+/* A finite number written as text (a threshold, a baseline value) into *out, or -1 with errstr. */
+static int text_double(struct parse_ctx *ctx, const char *name, const char *text, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || !isfinite(v)) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: '%s' is not a number", name, text);
+    }
+    *out = v;
+    return 0;
+}
+
 static int feature_type_set(struct parse_ctx *ctx, const char *name, const yaml_node_t *node,
                             enum dw_feature_type *type)
 {
@@ -1284,16 +1308,10 @@ static int feature_map(struct parse_ctx *ctx, struct feature_spec *f, const char
                 return -1;
             }
             f->method = (enum dw_method)i;
+        } else if (text_double(ctx, name, text, &f->threshold) < 0) {
+            free(text);
+            return -1;
         } else {
-            char *end = NULL;
-            errno = 0;
-            double v = strtod(text, &end);
-            if (end == text || *end != '\0' || !isfinite(v)) {
-                dw_err(ctx->errstr, ctx->errstr_size, "%s: '%s' is not a number", name, text);
-                free(text);
-                return -1;
-            }
-            f->threshold = v;
             snprintf(tname, sizeof(tname), "%s", name);
         }
         free(text);
@@ -1396,6 +1414,95 @@ static int features_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const ch
     return 0;
 }
 
+/* One entry of a map of name -> settings: name is the key, full the dotted key name. */
+typedef int (*named_fn)(struct parse_ctx *ctx, const char *name, const char *full,
+                        yaml_node_t *val);
+static int named_walk(struct parse_ctx *ctx, const char *section, const char *what,
+                      yaml_node_t *node, named_fn one);
+
+/*
+ * models.<m>.baseline: a map of performance metric -> value, the baseline each window's
+ * performance is judged against instead of the reference windows' (docs/statistics.md,
+ * "Baselines and drops"). A value must be one the metric can take and not 0 (a relative drop
+ * from 0 is undefined); whether the metric is one of the model's task is checked once the
+ * model is read (baseline_check), since `task` may come after it.
+ */
+
+/* "accuracy, precision, ..." of the task's metrics into buf. */
+static void metric_names(enum dw_task task, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < DW_PM_COUNT; k++) {
+        const struct dw_perf_metric_info *info = dw_perf_metric_info((enum dw_perf_metric)k);
+        if (info->task == task && used < size) {
+            int n = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", info->name);
+            used += n > 0 ? (size_t)n : 0;
+        }
+    }
+}
+
+/* The range of a metric's baseline as the error message says it. */
+static void metric_range(const struct dw_perf_metric_info *info, char *buf, size_t size)
+{
+    if (info->lo == 0.0) {
+        snprintf(buf, size, isfinite(info->hi) ? "must be > 0 and <= %g" : "must be > 0", info->hi);
+    } else {
+        snprintf(buf, size, "must be <= %g and not 0", info->hi);
+    }
+}
+
+/* named_fn of models.<m>.baseline: the model is the one being read, the last one. */
+static int baseline_value(struct parse_ctx *ctx, const char *metric, const char *name,
+                          yaml_node_t *val)
+{
+    struct dw_model_cfg *m = &ctx->cfg->models[ctx->cfg->n_models - 1];
+    int k = dw_perf_metric_find(metric);
+    if (k < 0) {
+        char cls[256], reg[128];
+        metric_names(DW_TASK_CLASSIFICATION, cls, sizeof(cls));
+        metric_names(DW_TASK_REGRESSION, reg, sizeof(reg));
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s: unknown metric '%s' (classification: %s; regression: %s)", name, metric,
+                      cls, reg);
+    }
+    if (m->baseline_set & (1u << k)) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+    }
+    char *text = scalar_text(ctx, name, val);
+    double v = 0.0;
+    int rc = text ? text_double(ctx, name, text, &v) : -1;
+    free(text);
+    if (rc < 0) {
+        return -1;
+    }
+    const struct dw_perf_metric_info *info = dw_perf_metric_info((enum dw_perf_metric)k);
+    if (!(v >= info->lo && v <= info->hi && v != 0.0)) {
+        char range[64];
+        metric_range(info, range, sizeof(range));
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: %g is out of range (%s)", name, v, range);
+    }
+    m->baseline[k] = v;
+    m->baseline_set |= 1u << k;
+    return 0;
+}
+
+/* The configured baseline's metrics against the model's task, once the model is read. */
+static int baseline_check(struct parse_ctx *ctx, const struct dw_model_cfg *m, const char *prefix)
+{
+    for (size_t k = 0; k < DW_PM_COUNT; k++) {
+        const struct dw_perf_metric_info *info = dw_perf_metric_info((enum dw_perf_metric)k);
+        if ((m->baseline_set & (1u << k)) && info->task != m->task) {
+            char names[256];
+            metric_names(m->task, names, sizeof(names));
+            return dw_err(ctx->errstr, ctx->errstr_size,
+                          "%s.baseline.%s: not a metric of a %s model (%s)", prefix, info->name,
+                          m->task == DW_TASK_REGRESSION ? "regression" : "classification", names);
+        }
+    }
+    return 0;
+}
+
 /* A key that must be given: a non-empty string without a default. */
 static int key_required(const struct cfg_key *k)
 {
@@ -1408,11 +1515,19 @@ typedef int (*extra_key_fn)(struct parse_ctx *ctx, void *base, const char *key, 
 static int table_walk(struct parse_ctx *ctx, const struct cfg_key *keys, size_t n_keys, void *base,
                       const char *prefix, yaml_node_t *node, extra_key_fn extra);
 
-/* `features` of a model, beside its scalar keys. */
+/* `features` and `baseline` of a model, beside its scalar keys. */
 static int model_extra(struct parse_ctx *ctx, void *base, const char *key, const char *name,
                        yaml_node_t *val)
 {
     struct dw_model_cfg *m = base;
+    if (strcmp(key, "baseline") == 0) {
+        if (m->baseline_set) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+        }
+        return named_walk(ctx, name, "metric -> value ({accuracy: 0.91})", val, baseline_value) < 0
+                   ? -1
+                   : 1;
+    }
     if (strcmp(key, "features") != 0) {
         return 0;
     }
@@ -1431,24 +1546,23 @@ static int model_walk(struct parse_ctx *ctx, struct dw_model_cfg *m, const char 
     if (node->type != YAML_MAPPING_NODE) {
         return dw_err(
             ctx->errstr, ctx->errstr_size,
-            "%s: expected a map (task, positive_class, max_categories, features, ...), got %s",
+            "%s: expected a map (task, positive_class, max_categories, features, baseline, ...), "
+            "got %s",
             prefix, node_type_name(node));
     }
-    return table_walk(ctx, model_keys, DW_ARRAY_SIZE(model_keys), m, prefix, node, model_extra);
+    if (table_walk(ctx, model_keys, DW_ARRAY_SIZE(model_keys), m, prefix, node, model_extra) < 0) {
+        return -1;
+    }
+    return baseline_check(ctx, m, prefix);
 }
 
-/* One entry of a map of name -> settings: name is the key, full the dotted key name. */
-typedef int (*named_fn)(struct parse_ctx *ctx, const char *name, const char *full,
-                        yaml_node_t *val);
-
-/* Walks `section` (models, alerting.sinks): a map of `what` name -> settings. */
+/* Walks `section` (models, alerting.sinks, models.<m>.baseline): a map of `what`. */
 static int named_walk(struct parse_ctx *ctx, const char *section, const char *what,
                       yaml_node_t *node, named_fn one)
 {
     if (node->type != YAML_MAPPING_NODE) {
-        return dw_err(ctx->errstr, ctx->errstr_size,
-                      "%s: expected a map of %s name -> settings, got %s", section, what,
-                      node_type_name(node));
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: expected a map of %s, got %s", section,
+                      what, node_type_name(node));
     }
     char full[KEY_NAME_MAX];
     for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
@@ -1482,7 +1596,9 @@ static int model_one(struct parse_ctx *ctx, const char *mname, const char *full,
 
 static int models_walk(struct parse_ctx *ctx, yaml_node_t *node)
 {
-    return node_is_null(node) ? 0 : named_walk(ctx, "models", "model", node, model_one);
+    return node_is_null(node)
+               ? 0
+               : named_walk(ctx, "models", "model name -> settings", node, model_one);
 }
 
 /*
@@ -1731,7 +1847,7 @@ static int sink_one(struct parse_ctx *ctx, const char *sname, const char *full, 
 static int sinks_walk(struct parse_ctx *ctx, yaml_node_t *node)
 {
     ctx->cfg->sinks = dw_calloc(1, sizeof(*ctx->cfg->sinks)); /* non-NULL: "given twice" */
-    return named_walk(ctx, "alerting.sinks", "sink", node, sink_one);
+    return named_walk(ctx, "alerting.sinks", "sink name -> settings", node, sink_one);
 }
 
 static int trigger_rules_walk(struct parse_ctx *ctx, yaml_node_t *node)
@@ -2244,6 +2360,24 @@ static void dump_alerting(const struct dw_config *cfg, FILE *out)
     }
 }
 
+/* models.<m>.baseline, when given: one flow map, values printed to round-trip. */
+static void dump_baseline(const struct dw_model_cfg *m, FILE *out)
+{
+    if (!m->baseline_set) {
+        return;
+    }
+    const char *sep = "    baseline: {";
+    for (size_t k = 0; k < DW_PM_COUNT; k++) {
+        if (m->baseline_set & (1u << k)) {
+            char num[64];
+            dw_fmt_double(m->baseline[k], num, sizeof(num));
+            fprintf(out, "%s%s: %s", sep, dw_perf_metric_info((enum dw_perf_metric)k)->name, num);
+            sep = ", ";
+        }
+    }
+    fputs("}\n", out);
+}
+
 void dw_config_dump(const struct dw_config *cfg, FILE *out)
 {
     fprintf(out, "# driftwatch effective configuration%s%s (secrets masked as \"***\")\n",
@@ -2317,6 +2451,7 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
             }
             fputs("}\n", out);
         }
+        dump_baseline(m, out);
     }
     dump_alerting(cfg, out);
 }

@@ -389,6 +389,11 @@ void dw_redis_name_errstream(const char *model, char *buf, size_t size)
     model_name("errstream", model, buf, size);
 }
 
+void dw_redis_name_baseline(const char *model, char *buf, size_t size)
+{
+    model_name("baseline", model, buf, size);
+}
+
 void dw_redis_name_deliveries(char *buf, size_t size)
 {
     snprintf(buf, size, "deliveries");
@@ -2073,17 +2078,28 @@ int dw_redis_set_str(struct dw_redis *r, const char *name, const char *value, in
     return ok ? 0 : -1;
 }
 
-char *dw_redis_get_bytes(struct dw_redis *r, const char *name, size_t *len)
+int dw_redis_read_str(struct dw_redis *r, const char *name, char **out, size_t *len)
 {
     char key[DW_REDIS_KEY_MAX];
     global_key(r, name, key, sizeof(key));
     redisReply *rep = cmdf(r, "GET %s", key);
-    char *s = NULL;
+    int rc = -1;
+    *out = NULL;
     if (reply_ok(rep) && rep->type == REDIS_REPLY_STRING) {
-        s = dw_strndup(rep->str, (size_t)rep->len);
+        *out = dw_strndup(rep->str, (size_t)rep->len);
         *len = (size_t)rep->len;
+        rc = 1;
+    } else if (reply_ok(rep) && rep->type == REDIS_REPLY_NIL) {
+        rc = 0;
     }
     freeReplyObject(rep);
+    return rc;
+}
+
+char *dw_redis_get_bytes(struct dw_redis *r, const char *name, size_t *len)
+{
+    char *s = NULL;
+    (void)dw_redis_read_str(r, name, &s, len);
     return s;
 }
 

@@ -894,6 +894,61 @@ static void test_alerting(void **state)
 /* The example config explains every key: each row of the reference names a key whose last
  * part is written in the example (placeholders like <name> and the kafka.* pass-through
  * aside). */
+/* models.<m>.baseline: metric -> value, checked against the metric's range and the task;
+ * every error names the key. */
+static void test_baseline(void **state)
+{
+    struct dw_config cfg;
+    load_ok(&cfg, "kafka: {bootstrap.servers: x}\n"
+                  "models:\n"
+                  "  fraud: {baseline: {accuracy: 0.91, roc_auc: 1, log_loss: 0.3}}\n"
+                  "  price: {baseline: {rmse: 12.5, r2: -0.25}, task: regression}\n"
+                  "  plain: {}\n");
+    const struct dw_model_cfg *m = dw_config_model(&cfg, "fraud", 5);
+    assert_int_equal(m->baseline_set,
+                     1u << DW_PM_ACCURACY | 1u << DW_PM_ROC_AUC | 1u << DW_PM_LOG_LOSS);
+    assert_double_exact(m->baseline[DW_PM_ACCURACY], 0.91);
+    assert_double_exact(m->baseline[DW_PM_ROC_AUC], 1.0);
+    const struct dw_model_cfg *p = dw_config_model(&cfg, "price", 5);
+    assert_int_equal(p->baseline_set, 1u << DW_PM_RMSE | 1u << DW_PM_R2);
+    assert_double_exact(p->baseline[DW_PM_R2], -0.25);
+    assert_int_equal(dw_config_model(&cfg, "plain", 5)->baseline_set, 0);
+    /* the dump reads back to the same baselines */
+    char *out = dump_to_string(&cfg);
+    assert_contains(out, "baseline: {accuracy: 0.91, roc_auc: 1, log_loss: 0.3}");
+    struct dw_config back;
+    load_ok(&back, out);
+    assert_int_equal(dw_config_model(&back, "price", 5)->baseline_set, p->baseline_set);
+    assert_double_exact(dw_config_model(&back, "price", 5)->baseline[DW_PM_RMSE], 12.5);
+    dw_config_free(&back);
+    free(out);
+    dw_config_free(&cfg);
+
+#define BM(body) "kafka: {bootstrap.servers: x}\nmodels: {fraud: " body "}\n"
+    expect_error(BM("{baseline: {accuracy: 1.5}}"),
+                 "models.fraud.baseline.accuracy: 1.5 is out of range (must be > 0 and <= 1)");
+    expect_error(BM("{baseline: {rmse: 1}}"),
+                 "models.fraud.baseline.rmse: not a metric of a classification model (accuracy, "
+                 "precision, recall, f1, f1_macro, f1_micro, roc_auc, log_loss, brier)");
+    /* the task may come after the baseline */
+    expect_error(BM("{baseline: {accuracy: 0.9}, task: regression}"),
+                 "models.fraud.baseline.accuracy: not a metric of a regression model (mae, rmse, "
+                 "mape, r2)");
+    expect_error(BM("{baseline: {acc: 0.9}}"), "models.fraud.baseline.acc: unknown metric 'acc'");
+    expect_error(BM("{baseline: {accuracy: 0}}"), "models.fraud.baseline.accuracy: 0 is out of "
+                                                  "range");
+    expect_error(BM("{baseline: {log_loss: -1}}"),
+                 "models.fraud.baseline.log_loss: -1 is out of range (must be > 0)");
+    expect_error(BM("{task: regression, baseline: {r2: 1.5}}"),
+                 "models.fraud.baseline.r2: 1.5 is out of range (must be <= 1 and not 0)");
+    expect_error(BM("{baseline: {accuracy: high}}"),
+                 "models.fraud.baseline.accuracy: 'high' is not a number");
+    expect_error(BM("{baseline: 0.9}"), "models.fraud.baseline: expected a map of metric -> value");
+    expect_error(BM("{baseline: {accuracy: 0.9, accuracy: 0.8}}"),
+                 "models.fraud.baseline.accuracy: given twice");
+#undef BM
+}
+
 static void test_example_has_every_key(void **state)
 {
     char *ref = reference_text();
@@ -976,6 +1031,7 @@ int main(void)
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_value_errors),
+        cmocka_unit_test(test_baseline),
         cmocka_unit_test(test_rolling_windows),
         cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_env),

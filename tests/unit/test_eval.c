@@ -20,6 +20,7 @@
 
 #include "driftwatch/core/dw_agg.h"
 #include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_baseline.h"
 #include "driftwatch/core/dw_eval.h"
 #include "driftwatch/core/dw_rules.h"
 #include "driftwatch/core/dw_kll.h"
@@ -424,6 +425,22 @@ static void test_categorical_overflow_bucket(void **state)
 
 /* ------------------------------------------------------------------ accuracy drop */
 
+/* The report as run and replay make it: dw_eval_window(), then judged against the baseline of
+ * the n reference windows `base` (their counts final). */
+static json_t *judged(const struct dw_config *cfg, const struct dw_model_cfg *m, struct dw_agg *w,
+                      const struct dw_ref *ref, struct dw_agg *const *base, size_t n, int final)
+{
+    json_t *rep = dw_eval_window(cfg, m, w, ref, final);
+    struct dw_baseline bl;
+    dw_baseline_init(&bl, m);
+    for (size_t i = 0; i < n; i++) {
+        dw_baseline_add(&bl, base[i], (int64_t)n);
+    }
+    dw_baseline_judge(rep, cfg, m, &bl, 0);
+    dw_baseline_free(&bl);
+    return rep;
+}
+
 static void test_accuracy_drop_thresholds(void **state)
 {
     struct dw_config cfg = make_cfg();
@@ -434,7 +451,7 @@ static void test_accuracy_drop_thresholds(void **state)
     struct dw_agg *w = dw_agg_new(&g_model, START + SIZE);
     add_labeled(w, "v1", 100, 80, 1.0); /* accuracy .8: drop (.9 - .8) / .9 = 1/9 */
 
-    json_t *rep = dw_eval_window(&cfg, &g_model, w, ref, 1);
+    json_t *rep = judged(&cfg, &g_model, w, ref, aggs, 1, 1);
     assert_true(json_is_true(json_object_get(rep, "final")));
     json_t *d = json_object_get(rep, "accuracy_drop");
     assert_float_equal(jreal(d, "value"), 1.0 / 9.0, 1e-12);
@@ -442,25 +459,34 @@ static void test_accuracy_drop_thresholds(void **state)
     assert_float_equal(jreal(d, "reference"), 0.9, 1e-15);
     assert_float_equal(jreal(d, "threshold"), 0.05, 0.0);
     assert_true(json_is_true(json_object_get(d, "alert")));
+    /* the built-in rule's verdict says the same */
+    d = json_object_get(rep, "performance_drop");
+    assert_string_equal(jstr(d, "metric"), "accuracy");
+    assert_float_equal(jreal(d, "value"), 1.0 / 9.0, 1e-12);
+    assert_float_equal(jreal(d, "current"), 0.8, 1e-15);
+    assert_float_equal(jreal(d, "baseline"), 0.9, 1e-15);
+    assert_true(json_is_true(json_object_get(d, "alert")));
+    assert_float_equal(jreal(jpath(rep, "performance", "drop"), "accuracy"), 1.0 / 9.0, 1e-12);
     assert_float_equal(jreal(json_object_get(rep, "reference"), "accuracy"), 0.9, 1e-15);
     assert_int_equal(jint(json_object_get(rep, "reference"), "windows"), 1);
     json_decref(rep);
 
     /* labeled == min_samples still alerts (>=); one more than labeled does not */
     cfg.min_samples = 100;
-    rep = dw_eval_window(&cfg, &g_model, w, ref, 1);
+    rep = judged(&cfg, &g_model, w, ref, aggs, 1, 1);
     assert_true(json_is_true(jpath(rep, "accuracy_drop", "alert")));
     json_decref(rep);
     cfg.min_samples = 101;
-    rep = dw_eval_window(&cfg, &g_model, w, ref, 1);
+    rep = judged(&cfg, &g_model, w, ref, aggs, 1, 1);
     assert_true(json_is_false(jpath(rep, "accuracy_drop", "alert")));
+    assert_true(json_is_false(jpath(rep, "performance_drop", "alert")));
     assert_float_equal(jreal(json_object_get(rep, "accuracy_drop"), "value"), 1.0 / 9.0, 1e-12);
     json_decref(rep);
 
     /* a drop below the threshold does not alert (strictly greater) */
     cfg.min_samples = 10;
     cfg.accuracy_drop = 0.2;
-    rep = dw_eval_window(&cfg, &g_model, w, ref, 1);
+    rep = judged(&cfg, &g_model, w, ref, aggs, 1, 1);
     assert_true(json_is_false(jpath(rep, "accuracy_drop", "alert")));
     json_decref(rep);
 
@@ -468,13 +494,13 @@ static void test_accuracy_drop_thresholds(void **state)
     struct dw_agg *s = dw_agg_new(&g_model, START + 2 * SIZE);
     add_labeled(s, "v1", 20, 20, 1000.0); /* amount shifted far out of the reference */
     cfg.min_samples = 21;
-    rep = dw_eval_window(&cfg, &g_model, s, ref, 0);
+    rep = judged(&cfg, &g_model, s, ref, aggs, 1, 0);
     json_t *f = jpath(rep, "features", "amount");
     assert_true(jreal(f, "psi") > 0.2);
     assert_true(json_is_false(json_object_get(f, "drift")));
     json_decref(rep);
     cfg.min_samples = 20;
-    rep = dw_eval_window(&cfg, &g_model, s, ref, 0);
+    rep = judged(&cfg, &g_model, s, ref, aggs, 1, 0);
     assert_true(json_is_true(json_object_get(jpath(rep, "features", "amount"), "drift")));
     /* better accuracy than the reference: negative drop, no alert */
     assert_true(jreal(json_object_get(rep, "accuracy_drop"), "value") < 0);
@@ -484,8 +510,12 @@ static void test_accuracy_drop_thresholds(void **state)
     /* no labels yet: accuracy_drop null, unlabeled_share 1 */
     struct dw_agg *u = dw_agg_new(&g_model, START + 3 * SIZE);
     add3(u, "v1", 5.0, "DE", NAN);
-    rep = dw_eval_window(&cfg, &g_model, u, ref, 0);
+    rep = judged(&cfg, &g_model, u, ref, aggs, 1, 0);
     assert_true(json_is_null(json_object_get(rep, "accuracy_drop")));
+    assert_true(json_is_null(jpath(rep, "performance_drop", "value")));
+    assert_string_equal(jstr(json_object_get(rep, "performance_drop"), "reason"),
+                        "value_undefined");
+    assert_true(json_is_false(jpath(rep, "performance_drop", "alert")));
     assert_float_equal(jreal(rep, "unlabeled_share"), 1.0, 0.0);
     assert_true(json_is_null(json_object_get(json_object_get(rep, "performance"), "accuracy")));
     json_decref(rep);
@@ -1066,7 +1096,7 @@ static json_t *drifting_report(struct dw_config *cfg)
         add3(w, v, 1000.0, "XX", (double)(i % 100 + 1));
         outcome(w, v, "1", i < 123 ? "1" : "0", -1);
     }
-    json_t *rep = dw_eval_window(cfg, &g_model, w, ref, 1);
+    json_t *rep = judged(cfg, &g_model, w, ref, aggs, 1, 1);
     dw_agg_free(w);
     dw_ref_free(ref);
     dw_agg_free(r);

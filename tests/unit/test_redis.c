@@ -27,6 +27,7 @@ static const struct {
     {dw_redis_name_trigger, "trigger:fraud"},
     {dw_redis_name_firing, "firing:fraud"},
     {dw_redis_name_errstream, "errstream:fraud"},
+    {dw_redis_name_baseline, "baseline:fraud"},
 };
 
 static void test_model_names(void **state)

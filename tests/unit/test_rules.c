@@ -51,14 +51,16 @@ static json_t *report_of(int k, const struct win *w)
     dw_time_format_rfc3339(start, ws, sizeof(ws));
     int64_t n = w->empty_windows > 0 ? w->empty_windows : 1;
     dw_time_format_rfc3339(start + n * MINUTE_MS, we, sizeof(we));
-    json_t *r = json_pack("{s:s, s:s, s:s, s:I, s:b, s:I, s:{s:o}, s:{}, s:{s:f, s:[], s:b},"
-                          " s:{s:f, s:f, s:b}, s:n}",
-                          "model", w->model ? w->model : "fraud", "window_start", ws, "window_end",
-                          we, "window_start_ms", (json_int_t)start, "final", w->final,
-                          "predictions", (json_int_t)w->predictions, "performance", "accuracy",
-                          w->accuracy < 0 ? json_null() : json_real(w->accuracy), "features",
-                          "drift", "share", 0.0, "features", "dataset", w->dataset, "accuracy_drop",
-                          "value", 0.01, "threshold", 0.05, "alert", 0, "latency_ms");
+    json_t *r =
+        json_pack("{s:s, s:s, s:s, s:I, s:b, s:I, s:{s:o}, s:{}, s:{s:f, s:[], s:b},"
+                  " s:{s:f, s:f, s:b}, s:{s:s, s:f, s:f, s:b}, s:n}",
+                  "model", w->model ? w->model : "fraud", "window_start", ws, "window_end", we,
+                  "window_start_ms", (json_int_t)start, "final", w->final, "predictions",
+                  (json_int_t)w->predictions, "performance", "accuracy",
+                  w->accuracy < 0 ? json_null() : json_real(w->accuracy), "features", "drift",
+                  "share", 0.0, "features", "dataset", w->dataset, "accuracy_drop", "value", 0.01,
+                  "threshold", 0.05, "alert", 0, "performance_drop", "metric", "accuracy", "value",
+                  0.01, "threshold", 0.05, "alert", 0, "latency_ms");
     assert_non_null(r);
     if (w->empty_windows > 0) {
         json_object_set_new(r, "empty_windows", json_integer((json_int_t)w->empty_windows));
@@ -308,6 +310,9 @@ static void test_stage_severity_defaults_fingerprint(void **unused)
     } cases[] = {
         {"performance.accuracy < 0.8", DW_STAGE_FINAL},
         {"accuracy_drop.alert", DW_STAGE_FINAL},
+        {"performance_drop.alert", DW_STAGE_FINAL},
+        {"performance.drop.roc_auc > 0.05", DW_STAGE_FINAL},
+        {"baseline.accuracy < 0.8", DW_STAGE_FINAL},
         {"rolling.performance.f1 < 0.5", DW_STAGE_FINAL},
         {"labeled < 10", DW_STAGE_FINAL},
         {"unlabeled_share > 0.5", DW_STAGE_FINAL},
@@ -349,7 +354,7 @@ static void test_stage_severity_defaults_fingerprint(void **unused)
     assert_int_equal(d[1].severity, DW_SEV_CRITICAL);
     assert_true(d[1].inhibits_features);
     assert_string_equal(d[2].name, "accuracy_drop");
-    assert_string_equal(d[2].expr.path, "accuracy_drop.alert");
+    assert_string_equal(d[2].expr.path, "performance_drop.alert");
     assert_int_equal(d[2].severity, DW_SEV_CRITICAL);
     assert_int_equal(dw_rule_stage_of(&d[2]), DW_STAGE_FINAL);
     for (size_t i = 0; i < n; i++) {
@@ -966,7 +971,8 @@ static void test_default_rules_accuracy_drop(void **unused)
     h_init(&h, rules, n_rules);
     struct win w = {.final = 1, .accuracy = 0.6, .predictions = 100};
     json_t *report = report_of(0, &w);
-    json_t *drop = json_object_get(report, "accuracy_drop");
+    /* the built-in rule reads performance_drop (accuracy, or rmse for regression) */
+    json_t *drop = json_object_get(report, "performance_drop");
     json_object_set_new(drop, "value", json_real(0.12));
     json_object_set_new(drop, "alert", json_true());
     json_t *n = dw_rules_step("g", rules, n_rules, report, h.state);
@@ -976,7 +982,15 @@ static void test_default_rules_accuracy_drop(void **unused)
     assert_string_equal(astr(n, "alerts", 0, "severity"), "critical");
     assert_string_equal(
         json_string_value(json_object_get(aget(n, "alerts", 0, "annotations"), "summary")),
-        "fraud: accuracy_drop.alert is true (value 0.12, threshold 0.05)");
+        "fraud: performance_drop.alert is true (value 0.12, threshold 0.05)");
+    json_decref(n);
+    json_decref(report);
+    /* the older accuracy_drop object alone no longer fires the built-in rule */
+    struct win w2 = {.final = 1, .accuracy = 0.6, .predictions = 100};
+    report = report_of(1, &w2);
+    json_object_set_new(json_object_get(report, "accuracy_drop"), "alert", json_true());
+    n = dw_rules_step("g", rules, n_rules, report, h.state);
+    expect(n, "accuracy_drop:resolved", "");
     json_decref(n);
     json_decref(report);
     h_free(&h);
@@ -984,6 +998,34 @@ static void test_default_rules_accuracy_drop(void **unused)
 }
 
 /* The alert states by name: the strings stored in Redis and sent to sinks. */
+/* Any metric's drop is a rule's path (performance.drop.<metric>, final stage); null is no value. */
+static void test_drop_rule(void **unused)
+{
+    struct dw_rule *rules = rules_new(1);
+    rule_set(&rules[0], "auc_drop", "performance.drop.roc_auc > 0.05", 1, 0, 0);
+    assert_int_equal(dw_rule_stage_of(&rules[0]), DW_STAGE_FINAL);
+    json_t *state = json_object();
+    struct win w = {.final = 1, .accuracy = 0.9, .predictions = 100};
+    json_t *report = report_of(0, &w);
+    json_object_set_new(json_object_get(report, "performance"), "drop",
+                        json_pack("{s:f,s:f}", "accuracy", 0.01, "roc_auc", 0.08));
+    json_t *n = dw_rules_step("g", rules, 1, report, state);
+    expect(n, "auc_drop:firing", "auc_drop:firing");
+    assert_double_exact(json_real_value(aget(n, "alerts", 0, "value")), 0.08);
+    assert_double_exact(json_real_value(aget(n, "alerts", 0, "threshold")), 0.05);
+    json_decref(n);
+    json_decref(report);
+    report = report_of(1, &w);
+    json_object_set_new(json_object_get(report, "performance"), "drop",
+                        json_pack("{s:f,s:n}", "accuracy", 0.01, "roc_auc"));
+    n = dw_rules_step("g", rules, 1, report, state);
+    expect(n, "auc_drop:resolved", "");
+    json_decref(n);
+    json_decref(report);
+    json_decref(state);
+    dw_rules_free(rules, 1);
+}
+
 static void test_alert_state_names(void **state)
 {
     (void)state;
@@ -1023,6 +1065,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_stale_bad_input),
         cmocka_unit_test(test_state_load_hostile),
         cmocka_unit_test(test_default_rules_accuracy_drop),
+        cmocka_unit_test(test_drop_rule),
         cmocka_unit_test(test_alert_state_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

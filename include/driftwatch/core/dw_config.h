@@ -54,6 +54,43 @@ enum dw_method {
     DW_METHOD_COUNT /* number of methods, not a method */
 };
 
+/*
+ * Performance metrics of a window report that have a baseline and a drop
+ * (models.<m>.baseline.<metric>, performance.baseline / performance.drop in the report). Those
+ * before DW_PM_MAE are classification metrics, the others regression ones; the names in the
+ * file and in the report are dw_perf_metric_info()'s (docs/statistics.md, "Baselines and drops").
+ */
+enum dw_perf_metric {
+    DW_PM_ACCURACY = 0,
+    DW_PM_PRECISION,
+    DW_PM_RECALL,
+    DW_PM_F1,
+    DW_PM_F1_MACRO,
+    DW_PM_F1_MICRO,
+    DW_PM_ROC_AUC,
+    DW_PM_LOG_LOSS,
+    DW_PM_BRIER,
+    DW_PM_MAE, /* the first regression metric */
+    DW_PM_RMSE,
+    DW_PM_MAPE,
+    DW_PM_R2,
+    DW_PM_COUNT /* number of metrics, not a metric */
+};
+
+/** @brief What the configuration and the report need to know of a performance metric. */
+struct dw_perf_metric_info {
+    const char *name;  /* in the report's performance object and in the file */
+    enum dw_task task; /* the models that have it */
+    int higher_better; /* 1: a fall is worse (accuracy), 0: a rise is worse (log loss) */
+    double lo, hi;     /* a configured baseline lies in [lo, hi] and is not 0 */
+};
+
+/** @returns the metric's description (k < DW_PM_COUNT). */
+const struct dw_perf_metric_info *dw_perf_metric_info(enum dw_perf_metric k);
+
+/** @returns the metric named `name`, or -1. */
+int dw_perf_metric_find(const char *name);
+
 struct dw_feature_cfg {
     char *name;
     enum dw_feature_type type;
@@ -81,6 +118,11 @@ struct dw_model_cfg {
     size_t n_features;
     int64_t max_classes;  /* models.<m>.max_classes: distinct classes per partition's join */
     int64_t max_versions; /* models.<m>.max_versions: distinct versions per partition's join */
+    /* models.<m>.baseline.<metric>: configured baseline values, indexed by enum dw_perf_metric;
+     * bit k of baseline_set says baseline[k] was given (0: none, the baseline comes from the
+     * reference windows). */
+    uint32_t baseline_set;
+    double baseline[DW_PM_COUNT];
 };
 
 struct dw_kv {

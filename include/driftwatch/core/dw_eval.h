@@ -151,13 +151,25 @@ void dw_eval_bin_counts(struct dw_kll *sk, const double *edges, size_t n_edges, 
  *        Benjamini-Hochberg across the model's tested features and drift below cfg->alpha,
  *        distances drift at or above their threshold; nothing drifts in a window of fewer
  *        than cfg->min_samples predictions; the dataset drifts when the share of drifting
- *        features is at least cfg->drift_share.
+ *        features is at least cfg->drift_share. "accuracy_drop" is null here: the performance
+ *        verdicts are the baseline's (dw_baseline_judge), which run and replay add next.
  * @param ref   the model's reference, or NULL while there is none.
  * @param final 1 when evaluated at the label horizon, 0 at window close.
  * @returns a new JSON object.
  */
 json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m,
                        struct dw_agg *agg, const struct dw_ref *ref, int final);
+
+/**
+ * @brief The "performance" object of a report for the counts c (and perf: ROC AUC, macro and
+ *        micro F1; NULL leaves them out): accuracy, precision, recall, f1, log_loss, brier and
+ *        confusion (classification), or mae, rmse, mape and r2 (regression), as
+ *        docs/statistics.md defines them. What a window, a version, the rolling view and the
+ *        baseline (dw_baseline.h) report, computed here only.
+ * @returns a new JSON object.
+ */
+json_t *dw_eval_performance(const struct dw_model_cfg *m, const struct dw_counts *c,
+                            const struct dw_perf *perf);
 
 /**
  * @brief Gives a final report (computed from counts only) the `features`, `drift` and

@@ -8,7 +8,7 @@
  *                                        instance per feature (the key of "features")
  *     drift.dataset                      dataset drift
  *     performance.accuracy < 0.8         op is one of < <= > >= == !=
- *     accuracy_drop.value > 0.05         relative accuracy drop against the reference
+ *     performance.drop.roc_auc > 0.05    relative ROC AUC drop against the baseline
  *     latency_ms.p95 > 250
  *     predictions == 0                   no data (with `for: 3`: three empty windows)
  *
@@ -45,8 +45,8 @@
  *   - DW_OP_TRUE: value = the numeric member "score" of the object holding the last path
  *     segment, else its numeric "value", else the boolean at the path; threshold = that
  *     object's numeric "threshold", else null. So `features.*.drift` reports the feature's
- *     score and threshold, `accuracy_drop.alert` the drop and its threshold, `drift.dataset`
- *     true and null.
+ *     score and threshold, `performance_drop.alert` the drop and its threshold,
+ *     `drift.dataset` true and null.
  *   Both are those of the latest evaluated window (null when it had no value).
  *
  * Built-in summary (rule->summary NULL), numbers with %.6g:
@@ -86,8 +86,8 @@ enum dw_alert_state {
 
 /* Which report of a window a rule reads: the one at window close or the one at the label
  * horizon ("final": performance with its labels). AUTO = FINAL when the path starts with
- * performance, accuracy_drop, rolling, versions, labeled, correct, unlabeled_share or
- * change_detectors; else CLOSE. */
+ * performance, performance_drop, accuracy_drop, baseline, rolling, versions, labeled, correct,
+ * unlabeled_share or change_detectors; else CLOSE. */
 enum dw_rule_stage { DW_STAGE_AUTO = 0, DW_STAGE_CLOSE = 1, DW_STAGE_FINAL = 2 };
 
 enum dw_rule_op { DW_OP_TRUE = 0, DW_OP_LT, DW_OP_LE, DW_OP_GT, DW_OP_GE, DW_OP_EQ, DW_OP_NE };
@@ -148,7 +148,8 @@ int dw_alert_state_parse(const char *name, enum dw_alert_state *out);
 /**
  * @brief The built-in rules used when the config has none: feature_drift (features.*.drift,
  *        warning), dataset_drift (drift.dataset, critical, inhibits features), accuracy_drop
- *        (accuracy_drop.alert, critical). Each with for 1, keep_firing_for 0, repeat 0.
+ *        (performance_drop.alert: accuracy, or RMSE for regression, against the baseline;
+ *        critical). Each with for 1, keep_firing_for 0, repeat 0.
  * @returns a malloc'ed array of *n rules (free with dw_rules_free).
  */
 struct dw_rule *dw_rules_defaults(size_t *n);

@@ -42,13 +42,15 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
 
 /**
  * @brief Alerts and trigger of one window report, committed with the report (report_name :=
- *        the report as JSON, expiring after window.retention) and the cursor
- *        (cursor_name := next_cursor).
+ *        the report as JSON, expiring after window.retention), the cursor
+ *        (cursor_name := next_cursor) and the caller's evaluation state that this step changed
+ *        (extra: at most 2 keys, no expiry; n_extra 0 for none), such as the baseline.
  * @returns 0 committed, -1 not committed (Redis or Kafka failure, or the lease was lost):
  *          evaluate the window again later.
  */
 int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t *report,
-                      const char *report_name, const char *cursor_name, int64_t next_cursor);
+                      const char *report_name, const char *cursor_name, int64_t next_cursor,
+                      const struct dw_redis_kv *extra, size_t n_extra);
 
 /** @brief Re-submits pending deliveries and reloads the firing sets (after taking the lease). */
 void dw_actions_resume(struct dw_actions *a);

@@ -30,6 +30,8 @@
  *   {dw:G}:trigger:<model>          trigger guardrail state (JSON: last window, day, count)
  *   {dw:G}:firing:<model>           last notification with firing alerts (Alertmanager resends)
  *   {dw:G}:errstream:<model>        change detectors of the joined error stream (text)
+ *   {dw:G}:baseline:<model>         performance baseline: the reference windows' final counts
+ *                                   merged so far (JSON, dw_baseline_dump)
  *   {dw:G}:deliveries               hash: "<sink>/<message id>" -> message not yet delivered
  */
 #ifndef DW_REDIS_H
@@ -213,6 +215,12 @@ int dw_redis_set_str(struct dw_redis *r, const char *name, const char *value, in
 char *dw_redis_get_str(struct dw_redis *r, const char *name);
 /** @brief The same for a binary value: its length in *len (the copy is NUL-terminated too). */
 char *dw_redis_get_bytes(struct dw_redis *r, const char *name, size_t *len);
+/**
+ * @brief The same, telling an absent key from a failure: for state whose loss would be
+ *        committed back (the baseline). *out malloc'ed (NUL-terminated) or NULL, *len its size.
+ * @returns 1 found, 0 absent, -1 Redis error or not a string.
+ */
+int dw_redis_read_str(struct dw_redis *r, const char *name, char **out, size_t *len);
 
 /**
  * @brief Global key {dw:G}:<name> := len bytes, no expiry; the command is formatted once at
@@ -283,6 +291,9 @@ void dw_redis_name_alerts(const char *model, char *buf, size_t size);
 void dw_redis_name_trigger(const char *model, char *buf, size_t size);
 void dw_redis_name_firing(const char *model, char *buf, size_t size);
 void dw_redis_name_errstream(const char *model, char *buf, size_t size);
+/** @brief baseline:<model>: the model's performance baseline (dw_baseline.h), committed with
+ *         the final cursor of the windows merged into it. */
+void dw_redis_name_baseline(const char *model, char *buf, size_t size);
 /** @brief deliveries: the hash of messages not yet delivered (dw_deliver). */
 void dw_redis_name_deliveries(char *buf, size_t size);
 

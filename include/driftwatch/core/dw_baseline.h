@@ -1,0 +1,109 @@
+/*
+ * dw_baseline.h - the performance baseline of a model, and every window's drop against it.
+ *
+ * The baseline is what "is my model getting worse?" compares with: a value per performance
+ * metric (accuracy ... brier, or mae ... r2). It comes from one source, in this order:
+ *   - config: models.<m>.baseline.<metric> (the metrics given; the others have none);
+ *   - windows: the model's reference windows once their labels are final. Their final counts
+ *     (each window's label-horizon evaluation in run; every label at once in replay) are merged
+ *     as the rolling view merges windows, and each metric is computed from the merged counts
+ *     exactly as a window report computes it (dw_eval_performance).
+ * (A training profile with labels is the next source: a function filling the same values.)
+ * Until the windows' baseline exists, the report says so ("status": "waiting_for_labels",
+ * with the share of the reference windows' predictions whose labels it holds).
+ *
+ * Pure C over plain values. `run` keeps the state (struct dw_baseline) in Redis as text
+ * (dw_baseline_dump) committed with the final cursor, so a window is merged exactly once and
+ * every pod and restart sees the same baseline; `replay` builds it in memory. Both judge their
+ * reports with dw_baseline_judge(), so the drops are computed in one place.
+ */
+#ifndef DW_BASELINE_H
+#define DW_BASELINE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driftwatch/core/dw_agg.h"
+#include "driftwatch/core/dw_config.h"
+
+#define DW_BASELINE_FORMAT 1 /* version of the state text */
+
+/** @brief The windows' baseline of one model while it is collected, and once complete. */
+struct dw_baseline {
+    struct dw_model_cfg *counts_model; /* the model without features: what `sum` counts */
+    int64_t needed;                    /* reference windows to merge; 0 while unknown */
+    int64_t *starts;                   /* starts of the reference windows merged, in order */
+    size_t n;
+    int missed;         /* a reference window was final before it could be merged (state of an
+                         * older version, or lost): the windows' baseline cannot be completed */
+    struct dw_agg *sum; /* the merged final counts; NULL while n is 0 */
+};
+
+/** @brief An empty baseline of model m (borrowed: it must outlive bl). */
+void dw_baseline_init(struct dw_baseline *bl, const struct dw_model_cfg *m);
+
+void dw_baseline_free(struct dw_baseline *bl);
+
+/**
+ * @brief Merges the final counts of reference window `agg` (one of `needed`); a window already
+ *        merged changes nothing (a step repeated after a failed commit).
+ * @returns 1 when merged, 0 when it already was.
+ */
+int dw_baseline_add(struct dw_baseline *bl, const struct dw_agg *agg, int64_t needed);
+
+/**
+ * @brief run's final evaluation of the window(s) from `start`: agg holds its final counts (NULL
+ *        for a run of empty windows). Merged when `start` is one of the reference windows
+ *        `refwins` (a JSON array of starts, the complete list: run evaluates at the label
+ *        horizon only once the reference is built); a reference window before `start` that
+ *        was never merged marks the baseline missed.
+ * @returns 1 when the state changed (commit dw_baseline_dump()), 0 when not.
+ */
+int dw_baseline_step(struct dw_baseline *bl, const json_t *refwins, int64_t start,
+                     const struct dw_agg *agg);
+
+/** @returns 1 when the windows' baseline is complete: every reference window merged. */
+int dw_baseline_ready(const struct dw_baseline *bl);
+
+/**
+ * @brief The state as text (JSON: format, needed, windows, missed, and the merged counts as
+ *        base64 of dw_agg_encode), malloc'ed: what run commits as baseline:<model>.
+ */
+char *dw_baseline_dump(const struct dw_baseline *bl);
+
+/**
+ * @brief Reads what dw_baseline_dump() wrote into bl (initialised here); text NULL (no state
+ *        yet) gives an empty baseline.
+ * @returns 0, or -1 with errstr (bl is then empty).
+ */
+int dw_baseline_load(struct dw_baseline *bl, const struct dw_model_cfg *m, const char *text,
+                     char *errstr, size_t errstr_size);
+
+/**
+ * @brief The relative drop of metric k from `base` to `value`, signed so that a positive drop
+ *        is always worse: (base - value) / |base| when higher is better (accuracy, r2),
+ *        (value - base) / |base| when lower is better (log_loss, rmse).
+ * @param why set to the reason when the drop is undefined ("baseline_undefined",
+ *            "baseline_zero", "value_undefined"), else to NULL
+ * @returns the drop, or NaN when undefined.
+ */
+double dw_baseline_drop(enum dw_perf_metric k, double base, double value, const char **why);
+
+/**
+ * @brief Judges a window report (dw_eval_window's) against the baseline: adds "baseline" (its
+ *        status, source and values), and when the report has performance "performance.baseline",
+ *        "performance.drop" (every metric of the model's task; null when undefined) and
+ *        "performance.drop_undefined" (metric -> why), "performance_drop" (the built-in rule's
+ *        verdict: accuracy for classification, rmse for regression, alerting above
+ *        detectors.accuracy_drop with at least detectors.min_samples labels) and the older
+ *        "accuracy_drop" (classification, kept for compatibility). Format in
+ *        docs/statistics.md, "Baselines and drops".
+ * @param bl the windows' baseline (NULL: none collected yet)
+ * @param ref_predictions predictions in the reference windows when known (run: its reference's),
+ *        else 0: the denominator of labeled_share while the baseline is collected
+ */
+void dw_baseline_judge(json_t *report, const struct dw_config *cfg, const struct dw_model_cfg *m,
+                       const struct dw_baseline *bl, uint64_t ref_predictions);
+
+#endif
