@@ -97,7 +97,7 @@ struct run_metrics {
     struct dw_metric *loop[RUN_PHASES]; /* the event loop's wall time by phase */
     struct dw_metric *sketches_dropped;
     struct dw_metric *partitions, *windows_open, *join_records, *join_evicted, *paused;
-    struct dw_metric *evaluated, *global_wm;
+    struct dw_metric *evaluated, *eval_failures, *global_wm;
     struct dw_metric *quarantined, *quarantines, *loading;
     struct dw_metric *fenced, *state_lost, *fencings, *state_losses;
 };
@@ -243,6 +243,10 @@ static void metrics_init(struct run_metrics *m)
     m->label_holds = counter("driftwatch_label_holds_total",
                              "Times a labels partition was paused by event-time alignment.", NULL);
     m->evaluated = counter("driftwatch_windows_evaluated_total", "Window evaluations.", NULL);
+    m->eval_failures = counter("driftwatch_window_evaluation_failures_total",
+                               "Window evaluations that failed (Redis errors, evaluation state "
+                               "that cannot be read); the window is evaluated again next tick.",
+                               NULL);
     m->global_wm = gauge("driftwatch_global_watermark_seconds",
                          "Event time up to which windows are closed (epoch seconds).");
     m->quarantined = gauge("driftwatch_partitions_quarantined",
@@ -1704,7 +1708,11 @@ static void evaluate_cursor(struct runner *rn, size_t mi, int final)
     while (!run_stop && dw_evaluator_next(&walk, rn->models[mi].ref != NULL,
                                           RUN_MAX_WINDOWS_PER_TICK) == DW_NEXT_WINDOW) {
         int64_t n = 0;
-        if (evaluate_window(rn, mi, walk.cursor, walk.until, final, name, &n) != 0 || n == 0) {
+        if (evaluate_window(rn, mi, walk.cursor, walk.until, final, name, &n) != 0) {
+            dw_metric_inc(rn->m.eval_failures);
+            break;
+        }
+        if (n == 0) {
             break;
         }
         dw_evaluator_advance(&walk, &rn->cfg, n);

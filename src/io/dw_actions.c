@@ -275,14 +275,42 @@ static void commit_free(struct commit *c)
  * their verdicts as "change_detectors", so that rules can use them. @returns the new state text
  * to commit (malloc'ed), or NULL for a close-stage report.
  */
-static char *errstream_step(struct dw_actions *a, const struct dw_model_cfg *m, json_t *report)
+/*
+ * Reads evaluation state `name` (a global key) into *text (NULL when absent). @returns 0, or -1
+ * when Redis answered with an error or not a string: logged with the key, and the caller's step
+ * must wait, since a state started afresh would be committed over the one it could not read.
+ */
+static int read_state(struct dw_actions *a, const struct dw_model_cfg *m, const char *name,
+                      char **text)
 {
+    size_t len = 0;
+    if (dw_redis_read_str(a->redis, name, text, &len) >= 0) {
+        return 0;
+    }
+    char key[DW_REDIS_KEY_MAX];
+    dw_redis_global_key(a->redis, name, key, sizeof(key));
+    dw_log_limited("evaluation_state_unreadable", 1, DW_LOG_ERROR,
+                   "evaluation state unreadable; the window's step waits (started afresh, it "
+                   "would be committed over the stored one)",
+                   "{s:s,s:s}", "model", m->name, "key", key);
+    return -1;
+}
+
+/* The change detectors' step on a final report: *out their new state (NULL at window close).
+ * @returns 0, or -1 when their state cannot be read. */
+static int errstream_step(struct dw_actions *a, const struct dw_model_cfg *m, json_t *report,
+                          char **out)
+{
+    *out = NULL;
     if (!json_is_true(json_object_get(report, "final"))) {
-        return NULL;
+        return 0;
     }
     char key[DW_REDIS_NAME_MAX], errstr[256];
     dw_redis_name_errstream(m->name, key, sizeof(key));
-    char *text = dw_redis_get_str(a->redis, key);
+    char *text = NULL;
+    if (read_state(a, m, key, &text) != 0) {
+        return -1;
+    }
     struct dw_errstream es;
     if (dw_errstream_load(&es, text, errstr, sizeof(errstr)) != 0 && text) {
         dw_log(DW_LOG_ERROR, "change detector state unreadable; starting afresh", "{s:s,s:s}",
@@ -290,9 +318,9 @@ static char *errstream_step(struct dw_actions *a, const struct dw_model_cfg *m, 
     }
     free(text);
     json_object_set_new(report, "change_detectors", dw_errstream_feed_report(&es, m, report));
-    char *out = dw_errstream_dump(&es);
+    *out = dw_errstream_dump(&es);
     dw_errstream_free(&es);
-    return out;
+    return 0;
 }
 
 int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t *report,
@@ -300,7 +328,6 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
                       const struct dw_redis_kv *extra, size_t n_extra)
 {
     dw_assert(n_extra <= ACTIONS_EXTRA_MAX);
-    char *es_text = errstream_step(a, m, report);
     char alerts_key[DW_REDIS_NAME_MAX], trig_key[DW_REDIS_NAME_MAX], firing_key[DW_REDIS_NAME_MAX];
     char es_key[DW_REDIS_NAME_MAX], deliveries[DW_REDIS_NAME_MAX];
     dw_redis_name_alerts(m->name, alerts_key, sizeof(alerts_key));
@@ -308,7 +335,14 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
     dw_redis_name_firing(m->name, firing_key, sizeof(firing_key));
     dw_redis_name_errstream(m->name, es_key, sizeof(es_key));
     dw_redis_name_deliveries(deliveries, sizeof(deliveries));
-    char *alerts_text = dw_redis_get_str(a->redis, alerts_key);
+    char *es_text = NULL, *alerts_text = NULL, *trig_text = NULL;
+    if (read_state(a, m, alerts_key, &alerts_text) != 0 ||
+        read_state(a, m, trig_key, &trig_text) != 0 ||
+        errstream_step(a, m, report, &es_text) != 0) {
+        free(alerts_text);
+        free(trig_text);
+        return -1;
+    }
     json_t *state;
     char serr[256];
     if (dw_rules_state_load(m->name, alerts_text, &state, serr, sizeof(serr)) != 0) {
@@ -316,7 +350,6 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
                "{s:s,s:s}", "model", m->name, "error", serr);
     }
     free(alerts_text);
-    char *trig_text = dw_redis_get_str(a->redis, trig_key);
     struct dw_trigger_state st;
     char terr[256];
     if (dw_trigger_state_load(&st, trig_text, terr, sizeof(terr)) != 0) {
