@@ -1302,17 +1302,28 @@ static void reference_build(struct runner *rn, size_t mi, struct dw_agg **aggs, 
  * it is being collected. A non-empty window joins the collection: its merged aggregate is
  * stored (refagg) until the last one arrives and the reference is built from them all.
  */
-static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start, struct dw_agg *agg)
+/*
+ * The reference that window `start` of model mi is judged against, in *out: NULL while there
+ * is none (and for the reference windows themselves, which it records). @returns 0, or -1
+ * when Redis could not say what is stored (the evaluation is retried).
+ */
+static int reference_for(struct runner *rn, size_t mi, int64_t start, struct dw_agg *agg,
+                         struct dw_ref **out)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
-    if (rn->models[mi].ref) {
-        return rn->models[mi].ref;
+    *out = rn->models[mi].ref;
+    if (*out) {
+        return 0;
     }
     char name[DW_REDIS_NAME_MAX];
     dw_redis_name_ref(m->name, name, sizeof(name));
     size_t len = 0;
-    char *text = dw_redis_get_bytes(rn->redis, name, &len);
-    if (text) {
+    char *text = NULL;
+    int got = dw_redis_read_state(rn->redis, name, m->name, &text, &len);
+    if (got < 0) {
+        return -1;
+    }
+    if (got == 1) {
         char errstr[256];
         rn->models[mi].ref = dw_ref_decode(m, text, len, errstr, sizeof(errstr));
         if (!rn->models[mi].ref) {
@@ -1321,14 +1332,18 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
                            "model", m->name, "error", errstr);
         }
         free(text);
-        return rn->models[mi].ref;
+        *out = rn->models[mi].ref;
+        return 0;
     }
     if (!dw_evaluator_reference_joins(agg)) {
-        return NULL;
+        return 0;
     }
     /* Still collecting: this non-empty window joins the reference windows. */
     dw_redis_name_refwins(m->name, name, sizeof(name));
-    char *list = dw_redis_get_str(rn->redis, name);
+    char *list = NULL;
+    if (dw_redis_read_state(rn->redis, name, m->name, &list, &len) < 0) {
+        return -1;
+    }
     json_t *wins = dw_evaluator_reference_windows(list);
     free(list);
     int complete = dw_evaluator_reference_add(wins, &rn->cfg, start);
@@ -1356,7 +1371,7 @@ static struct dw_ref *reference_for(struct runner *rn, size_t mi, int64_t start,
     }
     free(aggs);
     json_decref(wins);
-    return NULL; /* reference windows themselves are not judged */
+    return 0; /* reference windows themselves are not judged */
 }
 
 /*
@@ -1556,7 +1571,7 @@ static int baseline_step(struct runner *rn, const struct dw_model_cfg *m, int fi
     size_t len = 0;
     *text = NULL;
     dw_redis_name_baseline(m->name, name, sizeof(name));
-    int found = dw_redis_read_str(rn->redis, name, &stored, &len);
+    int found = dw_redis_read_state(rn->redis, name, m->name, &stored, &len);
     if (dw_baseline_load(bl, m, stored, errstr, sizeof(errstr)) != 0) {
         dw_log_limited("corrupt_baseline", 1, DW_LOG_ERROR,
                        "stored baseline unreadable; collected again", "{s:s,s:s}", "model", m->name,
@@ -1570,7 +1585,7 @@ static int baseline_step(struct runner *rn, const struct dw_model_cfg *m, int fi
         return 0;
     }
     dw_redis_name_refwins(m->name, name, sizeof(name));
-    if (dw_redis_read_str(rn->redis, name, &stored, &len) < 0) {
+    if (dw_redis_read_state(rn->redis, name, m->name, &stored, &len) < 0) {
         return -1;
     }
     json_t *wins = dw_evaluator_reference_windows(stored);
@@ -1623,20 +1638,24 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     /* Before reference_for(), which records reference windows: a failure here is retried. */
     int failed = n < 0 || load_recent(rn, mi, start, start + (n - 1) * L, last, &counts_only,
                                       &recent, &n_recent) != 0;
-    if (!failed && baseline_step(rn, m, final, start, dw_eval_agg_empty(agg) ? NULL : agg, &bl,
-                                 &bl_text) != 0) {
-        free_recent(recent, n_recent);
-        dw_baseline_free(&bl);
-        failed = 1;
-    }
+    int bl_init = !failed; /* baseline_step() initialises bl whatever it returns */
+    struct dw_ref *ref = rn->models[mi].ref;
+    failed = failed ||
+             baseline_step(rn, m, final, start, dw_eval_agg_empty(agg) ? NULL : agg, &bl,
+                           &bl_text) != 0 ||
+             (!final && reference_for(rn, mi, start, agg, &ref) != 0);
     if (failed) {
+        if (bl_init) {
+            dw_baseline_free(&bl);
+            free(bl_text);
+            free_recent(recent, n_recent);
+        }
         if (last != agg) {
             dw_agg_free(last);
         }
         dw_agg_free(agg);
         return -1;
     }
-    struct dw_ref *ref = final ? rn->models[mi].ref : reference_for(rn, mi, start, agg);
     json_t *report = dw_eval_window(&rn->cfg, final ? &counts_only : m, agg, ref, final);
     if (dw_eval_agg_empty(agg)) {
         dw_eval_empty_run(report, &rn->cfg, n);

@@ -275,25 +275,12 @@ static void commit_free(struct commit *c)
  * their verdicts as "change_detectors", so that rules can use them. @returns the new state text
  * to commit (malloc'ed), or NULL for a close-stage report.
  */
-/*
- * Reads evaluation state `name` (a global key) into *text (NULL when absent). @returns 0, or -1
- * when Redis answered with an error or not a string: logged with the key, and the caller's step
- * must wait, since a state started afresh would be committed over the one it could not read.
- */
+/* Evaluation state `name` into *text (NULL when absent): 0, or -1 when unreadable (logged). */
 static int read_state(struct dw_actions *a, const struct dw_model_cfg *m, const char *name,
                       char **text)
 {
     size_t len = 0;
-    if (dw_redis_read_str(a->redis, name, text, &len) >= 0) {
-        return 0;
-    }
-    char key[DW_REDIS_KEY_MAX];
-    dw_redis_global_key(a->redis, name, key, sizeof(key));
-    dw_log_limited("evaluation_state_unreadable", 1, DW_LOG_ERROR,
-                   "evaluation state unreadable; the window's step waits (started afresh, it "
-                   "would be committed over the stored one)",
-                   "{s:s,s:s}", "model", m->name, "key", key);
-    return -1;
+    return dw_redis_read_state(a->redis, name, m->name, text, &len) < 0 ? -1 : 0;
 }
 
 /* The change detectors' step on a final report: *out their new state (NULL at window close).

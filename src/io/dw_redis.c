@@ -2096,6 +2096,21 @@ int dw_redis_read_str(struct dw_redis *r, const char *name, char **out, size_t *
     return rc;
 }
 
+int dw_redis_read_state(struct dw_redis *r, const char *name, const char *model, char **out,
+                        size_t *len)
+{
+    int got = dw_redis_read_str(r, name, out, len);
+    if (got < 0) {
+        char key[DW_REDIS_KEY_MAX];
+        global_key(r, name, key, sizeof(key));
+        dw_log_limited("evaluation_state_unreadable", 1, DW_LOG_ERROR,
+                       "evaluation state unreadable; the window's evaluation waits (started "
+                       "afresh, it would be written over the stored one)",
+                       "{s:s,s:s}", "model", model, "key", key);
+    }
+    return got;
+}
+
 char *dw_redis_get_bytes(struct dw_redis *r, const char *name, size_t *len)
 {
     char *s = NULL;

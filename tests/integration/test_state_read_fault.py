@@ -1,10 +1,11 @@
 """Evaluation state that cannot be read is never replaced by a fresh one.
 
-The evaluator reads each model's alert state, trigger guardrail and change detectors before a
-window's step, and commits them back with the report and the cursor. A read that fails (here
-each key made a hash, which GET refuses with WRONGTYPE, as a read can fail when Redis errs)
-used to look like "no state yet": the step started afresh and its commit overwrote the state,
-firing alerts again and resetting the detectors, silently. Now the step fails, says which key
+The evaluator reads each model's alert state, trigger guardrail, change detectors, reference,
+list of reference windows and baseline before a window's step, and writes them back with (or
+beside) the report and the cursor. A read that fails (here each key made a hash, which GET
+refuses with WRONGTYPE, as a read can fail when Redis errs) used to look like "no state yet"
+for the first four: the step started afresh and its commit overwrote the state, firing alerts
+again, resetting the detectors, collecting and building a new reference, silently. Now the step fails, says which key
 in the log, the cursor waits, and the key is left as it was; once the key is readable again
 (deleted here) the evaluation goes on and the counts stay exact.
 """
@@ -13,7 +14,7 @@ import sys
 import harness as h
 
 MODEL = "fraud"
-KEYS = ("alerts", "trigger", "errstream")
+KEYS = ("alerts", "trigger", "errstream", "ref", "refwins", "baseline")
 
 
 def main():

@@ -221,6 +221,14 @@ char *dw_redis_get_bytes(struct dw_redis *r, const char *name, size_t *len);
  * @returns 1 found, 0 absent, -1 Redis error or not a string.
  */
 int dw_redis_read_str(struct dw_redis *r, const char *name, char **out, size_t *len);
+/**
+ * @brief dw_redis_read_str() of a model's evaluation state (alerts, trigger, change detectors,
+ *        reference, reference windows, baseline), which logs a failure with the key (at most
+ *        once a second): the caller's step must then wait, since a state started afresh would
+ *        be written over the stored one.
+ */
+int dw_redis_read_state(struct dw_redis *r, const char *name, const char *model, char **out,
+                        size_t *len);
 
 /**
  * @brief Global key {dw:G}:<name> := len bytes, no expiry; the command is formatted once at
