@@ -20,6 +20,7 @@
 #include "driftwatch/core/dw_eval.h"
 
 #include "dw_test.h"
+#include "dw_test_json.h"
 
 #define SIZE 60000LL          /* window length, ms */
 #define START 1794999600000LL /* a window start, ms */
@@ -86,24 +87,6 @@ static struct dw_agg *reg_window(int64_t k, int n, double err)
         add_reg(agg, y + (i % 2 ? err : -err), y);
     }
     return agg;
-}
-
-static double num(const json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_number(v)) {
-        fail_msg("%s is not a number", key);
-    }
-    return json_number_value(v);
-}
-
-static const char *str(const json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    if (!s) {
-        fail_msg("%s is not a string", key);
-    }
-    return s;
 }
 
 /* The window report of agg judged against bl. */
@@ -181,8 +164,8 @@ static void test_drop_undefined(void **state)
     json_t *undef = json_object_get(json_object_get(rep, "performance"), "drop_undefined");
     assert_true(json_is_null(json_object_get(drop, "roc_auc")));
     assert_true(json_is_null(json_object_get(drop, "log_loss")));
-    assert_string_equal(str(undef, "roc_auc"), "value_undefined");
-    assert_string_equal(str(undef, "brier"), "value_undefined");
+    assert_string_equal(jstr(undef, "roc_auc"), "value_undefined");
+    assert_string_equal(jstr(undef, "brier"), "value_undefined");
     assert_true(json_is_number(json_object_get(drop, "accuracy")));
     assert_null(json_object_get(undef, "accuracy"));
     json_decref(rep);
@@ -216,38 +199,38 @@ static void test_baseline_from_merged_counts(void **state)
     json_t *rep = judge(&cfg, &g_cls, all, &bl, 0);
     json_t *perf = json_object_get(rep, "performance");
     json_t *base = json_object_get(rep, "baseline");
-    assert_string_equal(str(base, "status"), "ready");
-    assert_string_equal(str(base, "source"), "windows");
+    assert_string_equal(jstr(base, "status"), "ready");
+    assert_string_equal(jstr(base, "source"), "windows");
     assert_int_equal(json_integer_value(json_object_get(base, "windows")), 3);
-    assert_double_exact(num(base, "labeled_share"), 1.0);
-    assert_near(num(base, "accuracy"), (90.0 + 240.0 + 57.0) / 460.0, 1e-15);
+    assert_double_exact(jreal(base, "labeled_share"), 1.0);
+    assert_near(jreal(base, "accuracy"), (90.0 + 240.0 + 57.0) / 460.0, 1e-15);
     for (size_t k = 0; k < DW_PM_MAE; k++) {
         const char *name = dw_perf_metric_info((enum dw_perf_metric)k)->name;
-        assert_double_exact(num(json_object_get(perf, "baseline"), name), num(perf, name));
-        assert_double_exact(num(base, name), num(perf, name));
-        assert_double_exact(num(json_object_get(perf, "drop"), name), 0.0);
+        assert_double_exact(jreal(json_object_get(perf, "baseline"), name), jreal(perf, name));
+        assert_double_exact(jreal(base, name), jreal(perf, name));
+        assert_double_exact(jreal(json_object_get(perf, "drop"), name), 0.0);
     }
     assert_int_equal(json_object_size(json_object_get(perf, "drop_undefined")), 0);
     assert_null(json_object_get(perf, "mae")); /* classification metrics only */
     assert_null(json_object_get(json_object_get(perf, "drop"), "rmse"));
-    assert_double_exact(num(json_object_get(rep, "performance_drop"), "value"), 0.0);
+    assert_double_exact(jreal(json_object_get(rep, "performance_drop"), "value"), 0.0);
     json_decref(rep);
 
     /* a worse window: accuracy 0.6 against 387/460 */
     struct dw_agg *bad = cls_window(6, 100, 60);
     rep = judge(&cfg, &g_cls, bad, &bl, 0);
     double want = (387.0 / 460.0 - 0.6) / (387.0 / 460.0);
-    assert_near(num(json_object_get(json_object_get(rep, "performance"), "drop"), "accuracy"), want,
-                1e-15);
+    assert_near(jreal(json_object_get(json_object_get(rep, "performance"), "drop"), "accuracy"),
+                want, 1e-15);
     json_t *pd = json_object_get(rep, "performance_drop");
-    assert_string_equal(str(pd, "metric"), "accuracy");
-    assert_near(num(pd, "value"), want, 1e-15);
-    assert_near(num(pd, "current"), 0.6, 1e-15);
+    assert_string_equal(jstr(pd, "metric"), "accuracy");
+    assert_near(jreal(pd, "value"), want, 1e-15);
+    assert_near(jreal(pd, "current"), 0.6, 1e-15);
     assert_true(json_is_true(json_object_get(pd, "alert")));
     /* the older object: reference = the baseline accuracy */
     json_t *ad = json_object_get(rep, "accuracy_drop");
-    assert_near(num(ad, "reference"), 387.0 / 460.0, 1e-15);
-    assert_near(num(ad, "value"), want, 1e-15);
+    assert_near(jreal(ad, "reference"), 387.0 / 460.0, 1e-15);
+    assert_near(jreal(ad, "value"), want, 1e-15);
     assert_true(json_is_true(json_object_get(ad, "alert")));
     json_decref(rep);
     /* too few labels to alert */
@@ -275,16 +258,16 @@ static void test_regression(void **state)
     struct dw_agg *w = reg_window(1, 100, 2.0); /* errors doubled */
     json_t *rep = judge(&cfg, &g_reg, w, &bl, 0);
     json_t *drop = json_object_get(json_object_get(rep, "performance"), "drop");
-    assert_near(num(drop, "mae"), 1.0, 1e-12);
-    assert_near(num(drop, "rmse"), 1.0, 1e-12);
-    assert_true(num(drop, "mape") > 0.9);
-    assert_true(num(drop, "r2") > 0.0); /* R² fell */
+    assert_near(jreal(drop, "mae"), 1.0, 1e-12);
+    assert_near(jreal(drop, "rmse"), 1.0, 1e-12);
+    assert_true(jreal(drop, "mape") > 0.9);
+    assert_true(jreal(drop, "r2") > 0.0); /* R² fell */
     assert_null(json_object_get(drop, "accuracy"));
     json_t *pd = json_object_get(rep, "performance_drop");
-    assert_string_equal(str(pd, "metric"), "rmse");
-    assert_near(num(pd, "value"), 1.0, 1e-12);
-    assert_near(num(pd, "baseline"), 1.0, 1e-12);
-    assert_near(num(pd, "current"), 2.0, 1e-12);
+    assert_string_equal(jstr(pd, "metric"), "rmse");
+    assert_near(jreal(pd, "value"), 1.0, 1e-12);
+    assert_near(jreal(pd, "baseline"), 1.0, 1e-12);
+    assert_near(jreal(pd, "current"), 2.0, 1e-12);
     assert_true(json_is_true(json_object_get(pd, "alert")));
     assert_true(json_is_null(json_object_get(rep, "accuracy_drop")));
     json_decref(rep);
@@ -314,17 +297,17 @@ static void test_config_precedence(void **state)
         }
         json_t *rep = judge(&cfg, &m, w, &bl, 0);
         json_t *base = json_object_get(rep, "baseline");
-        assert_string_equal(str(base, "status"), "ready");
-        assert_string_equal(str(base, "source"), "config");
-        assert_double_exact(num(base, "accuracy"), 0.95);
+        assert_string_equal(jstr(base, "status"), "ready");
+        assert_string_equal(jstr(base, "source"), "config");
+        assert_double_exact(jreal(base, "accuracy"), 0.95);
         assert_true(json_is_null(json_object_get(base, "precision")));
         assert_null(json_object_get(base, "labeled_share"));
         json_t *perf = json_object_get(rep, "performance");
-        assert_near(num(json_object_get(perf, "drop"), "accuracy"), (0.95 - 0.76) / 0.95, 1e-15);
+        assert_near(jreal(json_object_get(perf, "drop"), "accuracy"), (0.95 - 0.76) / 0.95, 1e-15);
         assert_true(json_is_number(json_object_get(json_object_get(perf, "drop"), "roc_auc")));
         assert_true(json_is_null(json_object_get(json_object_get(perf, "drop"), "f1")));
-        assert_string_equal(str(json_object_get(perf, "drop_undefined"), "f1"), "not_configured");
-        assert_near(num(json_object_get(rep, "accuracy_drop"), "reference"), 0.95, 0.0);
+        assert_string_equal(jstr(json_object_get(perf, "drop_undefined"), "f1"), "not_configured");
+        assert_near(jreal(json_object_get(rep, "accuracy_drop"), "reference"), 0.95, 0.0);
         json_decref(rep);
         dw_baseline_free(&bl);
     }
@@ -341,20 +324,20 @@ static void test_waiting(void **state)
     /* nothing collected (the reference is not even built): share 0 */
     json_t *rep = judge(&cfg, &g_cls, w, NULL, 0);
     json_t *base = json_object_get(rep, "baseline");
-    assert_string_equal(str(base, "status"), "waiting_for_labels");
-    assert_string_equal(str(base, "source"), "windows");
-    assert_double_exact(num(base, "labeled_share"), 0.0);
+    assert_string_equal(jstr(base, "status"), "waiting_for_labels");
+    assert_string_equal(jstr(base, "source"), "windows");
+    assert_double_exact(jreal(base, "labeled_share"), 0.0);
     assert_int_equal(json_integer_value(json_object_get(base, "windows")), 0);
     assert_int_equal(json_integer_value(json_object_get(base, "windows_needed")), 3);
     assert_true(json_is_null(json_object_get(base, "accuracy")));
     json_t *perf = json_object_get(rep, "performance");
     assert_true(json_is_null(json_object_get(json_object_get(perf, "baseline"), "accuracy")));
     assert_true(json_is_null(json_object_get(json_object_get(perf, "drop"), "accuracy")));
-    assert_string_equal(str(json_object_get(perf, "drop_undefined"), "accuracy"),
+    assert_string_equal(jstr(json_object_get(perf, "drop_undefined"), "accuracy"),
                         "waiting_for_labels");
     json_t *pd = json_object_get(rep, "performance_drop");
     assert_true(json_is_null(json_object_get(pd, "value")));
-    assert_string_equal(str(pd, "reason"), "waiting_for_labels");
+    assert_string_equal(jstr(pd, "reason"), "waiting_for_labels");
     assert_true(json_is_false(json_object_get(pd, "alert")));
     assert_true(json_is_null(json_object_get(rep, "accuracy_drop")));
     json_decref(rep);
@@ -376,15 +359,15 @@ static void test_waiting(void **state)
     dw_baseline_add(&bl, r0, 3);
     rep = judge(&cfg, &g_cls, w, &bl, 300);
     base = json_object_get(rep, "baseline");
-    assert_string_equal(str(base, "status"), "waiting_for_labels");
-    assert_near(num(base, "labeled_share"), 80.0 / 300.0, 1e-15);
+    assert_string_equal(jstr(base, "status"), "waiting_for_labels");
+    assert_near(jreal(base, "labeled_share"), 80.0 / 300.0, 1e-15);
     assert_int_equal(json_integer_value(json_object_get(base, "windows")), 1);
     json_decref(rep);
 
     /* an empty window: no performance, the baseline still said */
     struct dw_agg *empty = dw_agg_new(&g_cls, START + 9 * SIZE);
     rep = judge(&cfg, &g_cls, empty, &bl, 300);
-    assert_string_equal(str(json_object_get(rep, "baseline"), "status"), "waiting_for_labels");
+    assert_string_equal(jstr(json_object_get(rep, "baseline"), "status"), "waiting_for_labels");
     assert_true(json_is_null(json_object_get(rep, "performance_drop")));
     assert_true(json_is_null(json_object_get(rep, "accuracy_drop")));
     json_decref(rep);
@@ -429,7 +412,7 @@ static void test_step_and_state(void **state)
     assert_true(dw_baseline_ready(&back));
     struct dw_config cfg = make_cfg();
     json_t *rep = judge(&cfg, &g_cls, w1, &back, 0);
-    assert_near(num(json_object_get(rep, "baseline"), "accuracy"), 135.0 / 160.0, 1e-15);
+    assert_near(jreal(json_object_get(rep, "baseline"), "accuracy"), 135.0 / 160.0, 1e-15);
     json_decref(rep);
     dw_baseline_free(&back);
 
@@ -440,10 +423,10 @@ static void test_step_and_state(void **state)
     assert_int_equal(late.missed, 1);
     assert_false(dw_baseline_ready(&late));
     rep = judge(&cfg, &g_cls, w1, &late, 0);
-    assert_string_equal(str(json_object_get(rep, "baseline"), "status"), "unavailable");
-    assert_contains(str(json_object_get(rep, "baseline"), "reason"), "models.fraud.baseline");
+    assert_string_equal(jstr(json_object_get(rep, "baseline"), "status"), "unavailable");
+    assert_contains(jstr(json_object_get(rep, "baseline"), "reason"), "models.fraud.baseline");
     assert_string_equal(
-        str(json_object_get(json_object_get(rep, "performance"), "drop_undefined"), "accuracy"),
+        jstr(json_object_get(json_object_get(rep, "performance"), "drop_undefined"), "accuracy"),
         "unavailable");
     json_decref(rep);
     dw_baseline_free(&late);

@@ -27,6 +27,7 @@
 #include "driftwatch/core/dw_stats.h"
 
 #include "dw_test.h"
+#include "dw_test_json.h"
 
 #define START 1794999900000LL /* 2026-11-18T11:05:00Z */
 #define SIZE 300000LL         /* window size, milliseconds (5 minutes) */
@@ -118,33 +119,6 @@ static void add_labeled(struct dw_agg *agg, const char *version, int n, int corr
         add3(agg, version, base + i, "DE", NAN);
         outcome(agg, version, "1", i < correct ? "1" : "0", -1);
     }
-}
-
-static double jreal(const json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_number(v)) {
-        fail_msg("%s is not a number", key);
-    }
-    return json_number_value(v);
-}
-
-static json_int_t jint(const json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_integer(v)) {
-        fail_msg("%s is not an integer", key);
-    }
-    return json_integer_value(v);
-}
-
-static const char *jstr(const json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    if (!s) {
-        fail_msg("%s is not a string", key);
-    }
-    return s;
 }
 
 static json_t *jpath(const json_t *obj, const char *a, const char *b)

@@ -24,6 +24,7 @@
 #include "driftwatch/core/dw_sink.h"
 
 #include "dw_test.h"
+#include "dw_test_json.h"
 
 #define NOTIF_ID "0123456789abcdef0123456789abcdef"
 #define URL_SECRET "https://hooks.example.invalid/services/T000/B000/URLTOKEN123"
@@ -106,15 +107,6 @@ static json_t *parse(const char *body)
         fail_msg("body is not JSON: %s (%s)", err.text, body);
     }
     return j;
-}
-
-static const char *jstr(const json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    if (s == NULL) {
-        fail_msg("no string member %s", key);
-    }
-    return s;
 }
 
 /* Value of header `name` ("name: value") in req, or NULL. */
