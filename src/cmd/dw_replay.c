@@ -123,12 +123,22 @@ static void count_bad(struct replayer *rp, int reason, struct dw_files *f, const
 
 /* ---- models from the data (no -c) ---- */
 
+/* The entry of model `name`, or NULL. */
+static struct inferred *inferred_find(struct inferred *arr, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(arr[i].name, name) == 0) {
+            return &arr[i];
+        }
+    }
+    return NULL;
+}
+
 static struct inferred *inferred_get(struct inferred **arr, size_t *n, const char *name)
 {
-    for (size_t i = 0; i < *n; i++) {
-        if (strcmp((*arr)[i].name, name) == 0) {
-            return &(*arr)[i];
-        }
+    struct inferred *found = inferred_find(*arr, *n, name);
+    if (found) {
+        return found;
     }
     *arr = dw_realloc(*arr, (*n + 1) * sizeof(**arr));
     struct inferred *in = &(*arr)[(*n)++];
@@ -211,51 +221,38 @@ static void add_feature(struct dw_model_cfg *m, const char *name, enum dw_featur
     m->n_features++;
 }
 
-/* Whether the data had a feature of that name (the tally is small: the model's features). */
-static int tally_has(const struct dw_files_tally *t, const char *name)
-{
-    for (size_t i = 0; i < t->n; i++) {
-        if (strcmp(t->names[i], name) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /*
  * The --reference profile against the models the predictions hold: its model must be one of
  * them (an error naming both otherwise), and each of its features must appear in the data (a
  * feature the model never sends would be judged missing in every window).
  */
-static int profile_in_data(const struct replayer *rp, const struct inferred *arr, size_t n,
+static int profile_in_data(const struct replayer *rp, struct inferred *arr, size_t n,
                            const char *ref_model, char *errstr, size_t errstr_size)
 {
-    const struct inferred *in = NULL;
-    struct dw_sbuf seen = {0};
-    dw_sbuf_adds(&seen, "");
-    for (size_t i = 0; i < n; i++) {
-        dw_sbuf_printf(&seen, "%s'%s'", i ? ", " : "", arr[i].name);
-        in = strcmp(arr[i].name, ref_model) == 0 ? &arr[i] : in;
-    }
-    int rc = 0;
+    const struct inferred *in = inferred_find(arr, n, ref_model);
     if (!in) {
-        rc = dw_err(errstr, errstr_size,
-                    "%s: a profile of model '%s', but the predictions in %s are of model %s",
-                    rp->o->reference, ref_model, rp->o->predictions, seen.s);
+        struct dw_sbuf seen = {0};
+        for (size_t i = 0; i < n; i++) {
+            dw_sbuf_printf(&seen, "%s'%s'", i ? ", " : "", arr[i].name);
+        }
+        dw_err(errstr, errstr_size,
+               "%s: a profile of model '%s', but the predictions in %s are of model %s",
+               rp->o->reference, ref_model, rp->o->predictions, seen.s ? seen.s : "(none)");
+        dw_sbuf_free(&seen);
+        return -1;
     }
-    dw_sbuf_free(&seen);
     const char *key;
     json_t *v;
     json_object_foreach(json_object_get(rp->ref_doc, "features"), key, v)
     {
-        if (rc == 0 && !tally_has(&in->tally, key)) {
-            rc = dw_err(errstr, errstr_size,
-                        "%s: feature '%s' of the profile never appears in the predictions of "
-                        "model '%s' in %s",
-                        rp->o->reference, key, ref_model, rp->o->predictions);
+        if (dw_files_tally_find(&in->tally, key, strlen(key)) < 0) {
+            return dw_err(errstr, errstr_size,
+                          "%s: feature '%s' of the profile never appears in the predictions of "
+                          "model '%s' in %s",
+                          rp->o->reference, key, ref_model, rp->o->predictions);
         }
     }
-    return rc;
+    return 0;
 }
 
 static int models_from_data(struct replayer *rp, char *errstr, size_t errstr_size)

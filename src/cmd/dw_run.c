@@ -54,13 +54,8 @@
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
-#define RUN_BATCH 2048  /* messages per poll */
-#define RUN_POLL_MS 100 /* poll timeout, milliseconds */
-
-/* Where the event loop's wall time goes (driftwatch_loop_seconds_total{phase}). */
-enum run_phase { PH_POLL, PH_MESSAGES, PH_CHECKPOINT, PH_EVALUATE, PH_OTHER, RUN_PHASES };
-static const char *const run_phase_names[RUN_PHASES] = {"poll", "messages", "checkpoint",
-                                                        "evaluate", "other"};
+#define RUN_BATCH 2048                 /* messages per poll */
+#define RUN_POLL_MS 100                /* poll timeout, milliseconds */
 #define RUN_MAX_WINDOWS_PER_TICK 64    /* reports (a window or an empty run) per model per tick */
 #define RUN_EMPTY_PROBE 1024           /* windows of a gap read per cursor per tick */
 #define RUN_STATUS_REPORTS 10          /* last reports kept for /status */
@@ -78,6 +73,11 @@ static const char *const run_phase_names[RUN_PHASES] = {"poll", "messages", "che
 #define RUN_COMMITTED_TIMEOUT_MS 10000 /* wait for the group's committed offsets, milliseconds */
 #define RUN_LOAD_LOST (-10)            /* load_part: state lost and state.on_loss is stop */
 #define RUN_SEEK_MS 5000               /* seek of a partition whose state was loaded late, ms */
+
+/* Where the event loop's wall time goes (driftwatch_loop_seconds_total{phase}). */
+enum run_phase { PH_POLL, PH_MESSAGES, PH_CHECKPOINT, PH_EVALUATE, PH_OTHER, RUN_PHASES };
+static const char *const run_phase_names[RUN_PHASES] = {"poll", "messages", "checkpoint",
+                                                        "evaluate", "other"};
 
 static volatile sig_atomic_t run_stop;
 
@@ -1298,14 +1298,11 @@ static void reference_build(struct runner *rn, size_t mi, struct dw_agg **aggs, 
 }
 
 /*
- * The reference model mi's window `start` (merged aggregate agg) is judged against: NULL while
- * it is being collected. A non-empty window joins the collection: its merged aggregate is
- * stored (refagg) until the last one arrives and the reference is built from them all.
- */
-/*
- * The reference that window `start` of model mi is judged against, in *out: NULL while there
- * is none (and for the reference windows themselves, which it records). @returns 0, or -1
- * when Redis could not say what is stored (the evaluation is retried).
+ * The reference model mi's window `start` (merged aggregate agg) is judged against, in *out:
+ * NULL while it is being collected. A non-empty window joins the collection: its merged
+ * aggregate is stored (refagg) until the last one arrives and the reference is built from them
+ * all; the reference windows themselves are not judged. @returns 0, or -1 when Redis could not
+ * say what is stored (the evaluation is retried: collecting afresh would write over it).
  */
 static int reference_for(struct runner *rn, size_t mi, int64_t start, struct dw_agg *agg,
                          struct dw_ref **out)

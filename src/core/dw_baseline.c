@@ -69,6 +69,13 @@ static int merged(const struct dw_baseline *bl, int64_t start)
     return 0;
 }
 
+/* Lists window `start` as merged. */
+static void starts_push(struct dw_baseline *bl, int64_t start)
+{
+    bl->starts = dw_realloc(bl->starts, (bl->n + 1) * sizeof(*bl->starts));
+    bl->starts[bl->n++] = start;
+}
+
 int dw_baseline_add(struct dw_baseline *bl, const struct dw_agg *agg, int64_t needed)
 {
     if (merged(bl, agg->start_ms)) {
@@ -78,8 +85,7 @@ int dw_baseline_add(struct dw_baseline *bl, const struct dw_agg *agg, int64_t ne
         bl->sum = dw_agg_new_exact(bl->counts_model, agg->start_ms, DW_AGG_MERGE_EXACT);
     }
     dw_agg_merge(bl->sum, agg);
-    bl->starts = dw_realloc(bl->starts, (bl->n + 1) * sizeof(*bl->starts));
-    bl->starts[bl->n++] = agg->start_ms;
+    starts_push(bl, agg->start_ms);
     bl->needed = needed;
     return 1;
 }
@@ -170,8 +176,7 @@ static int load_doc(struct dw_baseline *bl, const json_t *doc, char *errstr, siz
             return dw_err(errstr, errstr_size, "baseline state: windows[%zu] is not a new start",
                           i);
         }
-        bl->starts = dw_realloc(bl->starts, (bl->n + 1) * sizeof(*bl->starts));
-        bl->starts[bl->n++] = json_integer_value(v);
+        starts_push(bl, json_integer_value(v));
     }
     bl->needed = json_integer_value(needed);
     bl->missed = json_is_true(missed);
@@ -220,12 +225,6 @@ double dw_baseline_drop(enum dw_perf_metric k, double base, double value, const 
     }
     double worse = dw_perf_metric_info(k)->higher_better ? base - value : value - base;
     return worse / fabs(base);
-}
-
-/* A double as JSON: real, or null when NaN/infinite (undefined). */
-static json_t *jnum(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
 }
 
 /* Metric k of a report's "performance" object, NaN when null or absent. */
@@ -296,7 +295,7 @@ static json_t *status_json(const struct dw_config *cfg, const struct dw_model_cf
         if (missing) {
             json_object_set_new(o, "windows_needed", json_integer((json_int_t)needed));
         }
-        json_object_set_new(o, "labeled_share", jnum(labeled_share(bl, ref_predictions)));
+        json_object_set_new(o, "labeled_share", dw_jnum(labeled_share(bl, ref_predictions)));
     }
     if (bl && bl->missed && !m->baseline_set) {
         char reason[512];
@@ -309,7 +308,7 @@ static json_t *status_json(const struct dw_config *cfg, const struct dw_model_cf
     for (size_t k = 0; k < DW_PM_COUNT; k++) {
         if (of_task((enum dw_perf_metric)k, m)) {
             json_object_set_new(o, dw_perf_metric_info((enum dw_perf_metric)k)->name,
-                                jnum(base[k]));
+                                dw_jnum(base[k]));
         }
     }
     return o;
@@ -328,8 +327,8 @@ static void verdicts(json_t *report, const struct dw_config *cfg, enum dw_perf_m
     json_t *perf = json_object_get(report, "performance");
     int64_t labeled = (int64_t)json_integer_value(json_object_get(report, "labeled"));
     int alert = isfinite(drop[k]) && drop[k] > cfg->accuracy_drop && labeled >= cfg->min_samples;
-    json_t *v = json_pack("{s:s,s:o,s:o,s:o,s:f,s:b}", "metric", name, "value", jnum(drop[k]),
-                          "current", jnum(perf_value(perf, k)), "baseline", jnum(base[k]),
+    json_t *v = json_pack("{s:s,s:o,s:o,s:o,s:f,s:b}", "metric", name, "value", dw_jnum(drop[k]),
+                          "current", dw_jnum(perf_value(perf, k)), "baseline", dw_jnum(base[k]),
                           "threshold", cfg->accuracy_drop, "alert", alert);
     json_t *reason = json_object_get(why, name);
     if (reason) {
@@ -339,8 +338,8 @@ static void verdicts(json_t *report, const struct dw_config *cfg, enum dw_perf_m
     if (k == DW_PM_ACCURACY && isfinite(drop[k])) {
         json_object_set_new(report, "accuracy_drop",
                             json_pack("{s:f,s:o,s:f,s:f,s:b}", "value", drop[k], "accuracy",
-                                      jnum(perf_value(perf, k)), "reference", base[k], "threshold",
-                                      cfg->accuracy_drop, "alert", alert));
+                                      dw_jnum(perf_value(perf, k)), "reference", base[k],
+                                      "threshold", cfg->accuracy_drop, "alert", alert));
     }
 }
 
@@ -371,8 +370,8 @@ void dw_baseline_judge(json_t *report, const struct dw_config *cfg, const struct
             drop[k] = dw_baseline_drop(k, base[k], perf_value(perf, k), &reason);
         }
         const char *name = dw_perf_metric_info(k)->name;
-        json_object_set_new(jbase, name, jnum(base[k]));
-        json_object_set_new(jdrop, name, jnum(drop[k]));
+        json_object_set_new(jbase, name, dw_jnum(base[k]));
+        json_object_set_new(jdrop, name, dw_jnum(drop[k]));
         if (reason) {
             json_object_set_new(why, name, json_string(reason));
         }

@@ -53,7 +53,7 @@
 /* ---------------------------------------------------------------- small helpers */
 
 /* A double as JSON: real, or null when NaN/infinite (undefined). */
-static json_t *jnum(double v)
+json_t *dw_jnum(double v)
 {
     return isfinite(v) ? json_real(v) : json_null();
 }
@@ -474,10 +474,10 @@ static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, stru
         if (rf->type == DW_FEATURE_NUMERIC) {
             json_object_set_new(f, "type", json_string("numeric"));
             json_object_set_new(f, "count", juint(rf->count));
-            json_object_set_new(f, "mean", jnum(rf->mean));
-            json_object_set_new(f, "std", jnum(rf->std));
-            json_object_set_new(f, "min", jnum(rf->min));
-            json_object_set_new(f, "max", jnum(rf->max));
+            json_object_set_new(f, "mean", dw_jnum(rf->mean));
+            json_object_set_new(f, "std", dw_jnum(rf->std));
+            json_object_set_new(f, "min", dw_jnum(rf->min));
+            json_object_set_new(f, "max", dw_jnum(rf->max));
             json_object_set_new(f, "edges", jarray_reals(rf->edges, rf->n_edges));
             json_object_set_new(f, "proportions",
                                 jarray_reals(rf->props, rf->props ? rf->n_edges + 1 : 0));
@@ -926,14 +926,14 @@ static void perf_extras(json_t *p, const struct dw_perf *perf)
     }
     double bound = 0.0;
     double auc = dw_perf_roc_auc(perf, &bound);
-    json_object_set_new(p, "roc_auc", jnum(auc));
+    json_object_set_new(p, "roc_auc", dw_jnum(auc));
     if (bound > 0.0) {
-        json_object_set_new(p, "roc_auc_error_bound", jnum(bound));
+        json_object_set_new(p, "roc_auc_error_bound", dw_jnum(bound));
     }
     double macro, micro;
     int ok = dw_perf_f1(perf, &macro, &micro) == 0;
-    json_object_set_new(p, "f1_macro", ok ? jnum(macro) : json_null());
-    json_object_set_new(p, "f1_micro", ok ? jnum(micro) : json_null());
+    json_object_set_new(p, "f1_macro", ok ? dw_jnum(macro) : json_null());
+    json_object_set_new(p, "f1_micro", ok ? dw_jnum(micro) : json_null());
 }
 
 static json_t *perf_classification(const struct dw_counts *c, const struct dw_perf *perf)
@@ -954,8 +954,8 @@ static json_t *perf_classification(const struct dw_counts *c, const struct dw_pe
         json_object_set_new(p, "f1", json_null());
     }
     double n = (double)c->scored;
-    json_object_set_new(p, "log_loss", c->scored ? jnum(c->sum_logloss / n) : json_null());
-    json_object_set_new(p, "brier", c->scored ? jnum(c->sum_brier / n) : json_null());
+    json_object_set_new(p, "log_loss", c->scored ? dw_jnum(c->sum_logloss / n) : json_null());
+    json_object_set_new(p, "brier", c->scored ? dw_jnum(c->sum_brier / n) : json_null());
     json_object_set_new(p, "confusion",
                         json_pack("{s:o,s:o,s:o,s:o}", "tp", juint(c->tp), "fp", juint(c->fp), "tn",
                                   juint(c->tn), "fn", juint(c->fn)));
@@ -975,11 +975,11 @@ static json_t *perf_regression(const struct dw_counts *c)
     }
     double n = (double)c->regressed;
     double sst = c->sum_label_sq - c->sum_label * c->sum_label / n;
-    json_object_set_new(p, "mae", jnum(c->sum_abs_err / n));
-    json_object_set_new(p, "rmse", jnum(sqrt(c->sum_sq_err / n)));
-    json_object_set_new(p, "mape", jnum(c->sum_ape / n));
+    json_object_set_new(p, "mae", dw_jnum(c->sum_abs_err / n));
+    json_object_set_new(p, "rmse", dw_jnum(sqrt(c->sum_sq_err / n)));
+    json_object_set_new(p, "mape", dw_jnum(c->sum_ape / n));
     json_object_set_new(p, "r2",
-                        sst > R2_SST_REL_EPS * c->sum_label_sq ? jnum(1.0 - c->sum_sq_err / sst)
+                        sst > R2_SST_REL_EPS * c->sum_label_sq ? dw_jnum(1.0 - c->sum_sq_err / sst)
                                                                : json_null());
     return p;
 }
@@ -997,9 +997,9 @@ static json_t *latency_json(const struct dw_perf *perf)
         return json_null();
     }
     return json_pack("{s:o,s:o,s:o,s:o}", "count", juint(dw_kll_count(perf->latency)), "p50",
-                     jnum(dw_perf_latency_quantile(perf, 0.50)), "p95",
-                     jnum(dw_perf_latency_quantile(perf, 0.95)), "p99",
-                     jnum(dw_perf_latency_quantile(perf, 0.99)));
+                     dw_jnum(dw_perf_latency_quantile(perf, 0.50)), "p95",
+                     dw_jnum(dw_perf_latency_quantile(perf, 0.95)), "p99",
+                     dw_jnum(dw_perf_latency_quantile(perf, 0.99)));
 }
 
 /* ---------------------------------------------------------------- features */
@@ -1310,32 +1310,32 @@ static json_t *feature_json(const struct dw_feat_stats *fs, const struct dw_ref_
         json_object_set_new(f, "missing", juint(fs->missing));
         json_object_set_new(f, "nan", juint(fs->nan));
         json_object_set_new(f, "inf", juint(fs->inf));
-        json_object_set_new(f, "mean", has ? jnum(fs->mean) : json_null());
-        json_object_set_new(f, "std", has ? jnum(dw_feat_std(fs)) : json_null());
-        json_object_set_new(f, "min", has ? jnum(fs->min) : json_null());
-        json_object_set_new(f, "max", has ? jnum(fs->max) : json_null());
+        json_object_set_new(f, "mean", has ? dw_jnum(fs->mean) : json_null());
+        json_object_set_new(f, "std", has ? dw_jnum(dw_feat_std(fs)) : json_null());
+        json_object_set_new(f, "min", has ? dw_jnum(fs->min) : json_null());
+        json_object_set_new(f, "max", has ? dw_jnum(fs->max) : json_null());
         json_object_set_new(f, "ks", test_json(st->ks_d, 0, st->ks_p, 0));
-        json_object_set_new(f, "psi", jnum(st->psi));
-        json_object_set_new(f, "wasserstein", jnum(st->wasserstein));
-        json_object_set_new(f, "wasserstein_norm", jnum(st->wasserstein_norm));
-        json_object_set_new(f, "js", jnum(st->js));
-        json_object_set_new(f, "kl", jnum(st->kl));
-        json_object_set_new(f, "hellinger", jnum(st->hellinger));
+        json_object_set_new(f, "psi", dw_jnum(st->psi));
+        json_object_set_new(f, "wasserstein", dw_jnum(st->wasserstein));
+        json_object_set_new(f, "wasserstein_norm", dw_jnum(st->wasserstein_norm));
+        json_object_set_new(f, "js", dw_jnum(st->js));
+        json_object_set_new(f, "kl", dw_jnum(st->kl));
+        json_object_set_new(f, "hellinger", dw_jnum(st->hellinger));
         json_object_set_new(f, "missing_share", missing_share);
         json_object_set_new(f, "nan_share", seen ? jratio(fs->nan, seen) : json_null());
         json_object_set_new(f, "inf_share", seen ? jratio(fs->inf, seen) : json_null());
-        json_object_set_new(f, "out_of_range_share", jnum(st->out_of_range));
+        json_object_set_new(f, "out_of_range_share", dw_jnum(st->out_of_range));
     } else {
         json_object_set_new(f, "type", json_string("categorical"));
         json_object_set_new(f, "count", juint(fs->count));
         json_object_set_new(f, "missing", juint(fs->missing));
         json_object_set_new(f, "unseen", has_ref ? juint(st->unseen) : json_null());
-        json_object_set_new(f, "unseen_share", jnum(st->unseen_share));
+        json_object_set_new(f, "unseen_share", dw_jnum(st->unseen_share));
         json_object_set_new(f, "chi2", test_json(st->chi2, st->chi2_dof, st->chi2_p, 1));
         json_object_set_new(f, "g_test", test_json(st->g, st->g_dof, st->g_p, 1));
-        json_object_set_new(f, "psi", jnum(st->psi));
-        json_object_set_new(f, "js", jnum(st->js));
-        json_object_set_new(f, "tvd", jnum(st->tvd));
+        json_object_set_new(f, "psi", dw_jnum(st->psi));
+        json_object_set_new(f, "js", dw_jnum(st->js));
+        json_object_set_new(f, "tvd", dw_jnum(st->tvd));
         json_object_set_new(f, "missing_share", missing_share);
     }
     return f;
@@ -1396,8 +1396,8 @@ static json_t *features_json(const struct dw_config *cfg, const struct dw_model_
         json_t *f = objs[i];
         double thr = method_threshold(cfg, method[i], dets[i] ? dets[i]->threshold : NAN);
         json_object_set_new(f, "method", json_string(method_names[method[i]]));
-        json_object_set_new(f, "score", jnum(score[i]));
-        json_object_set_new(f, "threshold", jnum(thr));
+        json_object_set_new(f, "score", dw_jnum(score[i]));
+        json_object_set_new(f, "threshold", dw_jnum(thr));
         if (isfinite(score[i])) {
             int drift = enough && (method_is_test(method[i]) ? score[i] <= thr : score[i] >= thr);
             judged++;
@@ -1449,7 +1449,7 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     }
     json_object_set_new(rep, "unlabeled_share",
                         empty ? json_null()
-                              : jnum(1.0 - (double)c->labeled / (double)c->predictions));
+                              : dw_jnum(1.0 - (double)c->labeled / (double)c->predictions));
     json_object_set_new(rep, "duplicate_labels", juint(agg->duplicate_labels));
     json_object_set_new(rep, "conflicts", juint(agg->conflicts));
     json_object_set_new(rep, "late_predictions", juint(agg->late_predictions));
@@ -1476,7 +1476,7 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
         json_object_set_new(rep, "reference",
                             json_pack("{s:I,s:o,s:o}", "windows", (json_int_t)ref->windows,
                                       "predictions", juint(ref->predictions), "accuracy",
-                                      jnum(ref_acc)));
+                                      dw_jnum(ref_acc)));
     } else {
         json_object_set_new(rep, "reference", json_null());
     }
@@ -1488,7 +1488,7 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     json_object_set_new(rep, "accuracy_drop", json_null());
 
     json_object_set_new(rep, "drift",
-                        json_pack("{s:o,s:o,s:b}", "share", jnum(share), "features", drifting,
+                        json_pack("{s:o,s:o,s:b}", "share", dw_jnum(share), "features", drifting,
                                   "dataset", isfinite(share) && share >= cfg->drift_share));
     return rep;
 }
@@ -1556,7 +1556,7 @@ void dw_eval_add_rolling(json_t *report, const struct dw_config *cfg, const stru
     json_object_set_new(rolling, "labeled", juint(c->labeled));
     json_object_set_new(rolling, "unlabeled_share",
                         empty ? json_null()
-                              : jnum(1.0 - (double)c->labeled / (double)c->predictions));
+                              : dw_jnum(1.0 - (double)c->labeled / (double)c->predictions));
     json_object_set_new(rolling, "performance",
                         empty ? json_null() : dw_eval_performance(m, c, &sum->perf));
     json_object_set_new(report, "rolling", rolling);

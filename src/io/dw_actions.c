@@ -270,11 +270,6 @@ static void commit_free(struct commit *c)
     free(c->fields);
 }
 
-/*
- * The final report of a window feeds the model's error stream (change detectors) and carries
- * their verdicts as "change_detectors", so that rules can use them. @returns the new state text
- * to commit (malloc'ed), or NULL for a close-stage report.
- */
 /* Evaluation state `name` into *text (NULL when absent): 0, or -1 when unreadable (logged). */
 static int read_state(struct dw_actions *a, const struct dw_model_cfg *m, const char *name,
                       char **text)
@@ -283,8 +278,12 @@ static int read_state(struct dw_actions *a, const struct dw_model_cfg *m, const 
     return dw_redis_read_state(a->redis, name, m->name, text, &len) < 0 ? -1 : 0;
 }
 
-/* The change detectors' step on a final report: *out their new state (NULL at window close).
- * @returns 0, or -1 when their state cannot be read. */
+/*
+ * The final report of a window feeds the model's error stream (change detectors) and carries
+ * their verdicts as "change_detectors", so that rules can use them. *out is the new state text
+ * to commit (malloc'ed), or NULL for a close-stage report. @returns 0, or -1 when the stored
+ * state cannot be read.
+ */
 static int errstream_step(struct dw_actions *a, const struct dw_model_cfg *m, json_t *report,
                           char **out)
 {

@@ -417,18 +417,37 @@ static void tally_rehash(struct dw_files_tally *t)
     }
 }
 
+/* The slot of name in t's hash: the one holding it, or the empty one ending its probe run. */
+static size_t tally_probe(const struct dw_files_tally *t, const char *name, size_t len)
+{
+    size_t s = dw_hash64(name, len) & (t->n_slots - 1);
+    while (t->slots[s]) {
+        size_t i = t->slots[s] - 1;
+        if (strlen(t->names[i]) == len && memcmp(t->names[i], name, len) == 0) {
+            break;
+        }
+        s = (s + 1) & (t->n_slots - 1);
+    }
+    return s;
+}
+
+long dw_files_tally_find(const struct dw_files_tally *t, const char *name, size_t len)
+{
+    if (t->n_slots == 0) {
+        return -1;
+    }
+    size_t s = tally_probe(t, name, len);
+    return t->slots[s] ? (long)t->slots[s] - 1 : -1;
+}
+
 size_t dw_files_tally_index(struct dw_files_tally *t, const char *name, size_t len)
 {
     if ((t->n + 1) * 2 > t->n_slots) {
         tally_rehash(t);
     }
-    size_t s = dw_hash64(name, len) & (t->n_slots - 1);
-    while (t->slots[s]) {
-        size_t i = t->slots[s] - 1;
-        if (strlen(t->names[i]) == len && memcmp(t->names[i], name, len) == 0) {
-            return i;
-        }
-        s = (s + 1) & (t->n_slots - 1);
+    size_t s = tally_probe(t, name, len);
+    if (t->slots[s]) {
+        return t->slots[s] - 1;
     }
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 16;

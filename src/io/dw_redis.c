@@ -90,7 +90,7 @@ static void drop_conn(struct dw_redis *r)
     }
 }
 
-static int reply_ok(redisReply *rep)
+static int reply_ok(const redisReply *rep)
 {
     return rep && rep->type != REDIS_REPLY_ERROR;
 }
@@ -1468,7 +1468,7 @@ enum { OWNER_NO_ANSWER = -1, OWNER_OTHER = 0, OWNER_US = 1, OWNER_NONE = 2, OWNE
  */
 static int owner_of(const redisReply *o, const struct dw_part *p, const char *owner)
 {
-    if (!reply_ok((redisReply *)o) || o->type != REDIS_REPLY_ARRAY || o->elements != 2) {
+    if (!reply_ok(o) || o->type != REDIS_REPLY_ARRAY || o->elements != 2) {
         return OWNER_NO_ANSWER;
     }
     int who = OWNER_NONE;

@@ -160,6 +160,9 @@ void dw_eval_bin_counts(struct dw_kll *sk, const double *edges, size_t n_edges, 
 json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m,
                        struct dw_agg *agg, const struct dw_ref *ref, int final);
 
+/** @returns a report's number as JSON: a real, or null when it is NaN or infinite (undefined). */
+json_t *dw_jnum(double v);
+
 /**
  * @brief The "performance" object of a report for the counts c (and perf: ROC AUC, macro and
  *        micro F1; NULL leaves them out): accuracy, precision, recall, f1, log_loss, brier and

@@ -112,6 +112,9 @@ void dw_files_tally_free(struct dw_files_tally *t);
 /** @returns the index of name (added when new). */
 size_t dw_files_tally_index(struct dw_files_tally *t, const char *name, size_t len);
 
+/** @returns the index of name, or -1 when the tally has not seen it. */
+long dw_files_tally_find(const struct dw_files_tally *t, const char *name, size_t len);
+
 /** @brief Counts one value of column idx. */
 void dw_files_tally_add(struct dw_files_tally *t, size_t idx, enum dw_files_kind kind);
 
