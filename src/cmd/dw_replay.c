@@ -510,12 +510,12 @@ static void replay_baseline(const struct replayer *rp, const struct dw_model_cfg
 {
     dw_baseline_init(bl, m);
     int64_t start = INT64_MIN;
-    for (int64_t i = 0; i < rp->cfg.reference_windows; i++) {
+    for (int64_t i = 0; i < m->reference.windows; i++) {
         start = next_with_data(rp, m, start);
         if (start == INT64_MAX) {
             break;
         }
-        dw_baseline_add(bl, dw_part_window(rp->part, m, start), rp->cfg.reference_windows);
+        dw_baseline_add(bl, dw_part_window(rp->part, m, start), m->reference.windows);
     }
 }
 

@@ -1343,7 +1343,7 @@ static int reference_for(struct runner *rn, size_t mi, int64_t start, struct dw_
     }
     json_t *wins = dw_evaluator_reference_windows(list);
     free(list);
-    int complete = dw_evaluator_reference_add(wins, &rn->cfg, start);
+    int complete = dw_evaluator_reference_add(wins, m->reference.windows, start);
     size_t n = json_array_size(wins);
     struct dw_agg **aggs = dw_calloc(n, sizeof(*aggs));
     if (complete && reference_aggs(rn, m, wins, agg, aggs) == 0) {
@@ -1351,7 +1351,7 @@ static int reference_for(struct runner *rn, size_t mi, int64_t start, struct dw_
     } else {
         if (complete) { /* a stored window is gone: collect again, from this one */
             json_array_clear(wins);
-            dw_evaluator_reference_add(wins, &rn->cfg, start);
+            dw_evaluator_reference_add(wins, m->reference.windows, start);
         }
         char refagg[DW_REDIS_NAME_MAX], errstr[512];
         dw_redis_name_refagg(m->name, start, refagg, sizeof(refagg));

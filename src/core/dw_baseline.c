@@ -290,7 +290,7 @@ static json_t *status_json(const struct dw_config *cfg, const struct dw_model_cf
     const char *missing = baseline_missing(bl, m);
     json_t *o = json_pack("{s:s,s:s}", "status", missing ? missing : "ready", "source", source);
     if (!m->baseline_set) {
-        int64_t needed = bl && bl->needed ? bl->needed : cfg->reference_windows;
+        int64_t needed = bl && bl->needed ? bl->needed : m->reference.windows;
         json_object_set_new(o, "windows", json_integer(bl ? (json_int_t)bl->n : 0));
         if (missing) {
             json_object_set_new(o, "windows_needed", json_integer((json_int_t)needed));

@@ -1,7 +1,8 @@
 /*
  * dw_config.c - what the core needs of the configuration types: looking a model up by name, and
  * the table of performance metrics (name, task, direction, the range of a configured baseline),
- * which the loader, the report (dw_baseline.c) and the docs share.
+ * which the loader, the report (dw_baseline.c) and the docs share, and the names of the
+ * reference sources.
  * The types are declared in include/driftwatch/core/dw_config.h; loading, validating and
  * dumping a configuration is the loader's (src/io/dw_config_load.c).
  */
@@ -35,6 +36,13 @@ long dw_model_feature_index(const struct dw_model_cfg *model, const char *name, 
         }
     }
     return -1;
+}
+
+const char *dw_ref_source_name(enum dw_ref_source source)
+{
+    static const char *const names[] = {"windows", "profile", "trailing"};
+    dw_assert((size_t)source < DW_ARRAY_SIZE(names));
+    return names[source];
 }
 
 /* Indexed by enum dw_perf_metric. Ranges: a configured baseline must make a relative drop

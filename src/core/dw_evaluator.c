@@ -223,8 +223,8 @@ json_t *dw_evaluator_reference_windows(const char *stored)
     return wins;
 }
 
-int dw_evaluator_reference_add(json_t *wins, const struct dw_config *cfg, int64_t start)
+int dw_evaluator_reference_add(json_t *wins, int64_t needed, int64_t start)
 {
     json_array_append_new(wins, json_integer(start));
-    return (int64_t)json_array_size(wins) >= cfg->reference_windows;
+    return (int64_t)json_array_size(wins) >= needed;
 }

@@ -81,6 +81,23 @@ struct cfg_key {
     .offset = offsetof(struct dw_model_cfg, m), .size = sizeof(((struct dw_model_cfg *)0)->m)
 
 _Static_assert(sizeof(enum dw_task) == sizeof(int), "T_ENUM stores enums as int");
+_Static_assert(sizeof(enum dw_ref_source) == sizeof(int), "T_ENUM stores enums as int");
+
+#define REF_SOURCES "windows|profile|trailing" /* enum dw_ref_source, in order */
+
+/*
+ * models.<m>.reference as written: each key not given (source -1, windows 0, profile NULL) is
+ * the global reference.* one, which may come later in the file, so the two are resolved into
+ * the model's struct dw_ref_cfg once the whole file is read (reference_resolve).
+ */
+struct ref_override {
+    int source;
+    int64_t windows;
+    char *profile;
+    int given; /* the map was given (twice is an error) */
+};
+#define REF_OVER(m)                                                                                \
+    .offset = offsetof(struct ref_override, m), .size = sizeof(((struct ref_override *)0)->m)
 
 /*
  * The configuration. Keep the rows of one section together: the dump prints sections in the
@@ -255,12 +272,26 @@ static const struct cfg_key cfg_keys[] = {
              "with it (fewer at the start; empty windows count), merged from their aggregates; "
              "0 disables it. 0..24, and at most window.retention."},
 
+    {.name = "reference.source", .type = T_ENUM, .def = "windows", CFG(reference_source),
+     .choices = REF_SOURCES,
+     .help = "What each model's windows are judged against (models.<name>.reference.source "
+             "overrides it): windows = its first reference.windows windows with predictions, "
+             "frozen (and not judged themselves); profile = the training data's profile "
+             "(reference.profile, made by `driftwatch profile`); trailing = for each window, "
+             "the reference.windows windows before it (sudden change, not slow decay). "
+             "`driftwatch reference set` stores a profile that replaces any of them. See "
+             "docs/statistics.md, \"Reference sources\"."},
     {.name = "reference.windows", .type = T_INT, .def = "3", CFG(reference_windows),
      .flags = F_MIN, .min = 1,
-     .help = "When no profile is stored, the first N closed windows of a model with "
-             "predictions form its reference; once their labels are final (window.label_horizon) "
-             "their merged performance is the model's baseline, unless models.<name>.baseline "
-             "is set."},
+     .help = "Source windows: the first N closed windows of a model with predictions form its "
+             "reference; once their labels are final (window.label_horizon) their merged "
+             "performance is the model's baseline, unless models.<name>.baseline is set. "
+             "Source trailing: the N windows before the one judged."},
+    {.name = "reference.profile", .type = T_STRING, .def = "", CFG(reference_profile),
+     .help = "Source profile: the profile file (`driftwatch profile`; file:// accepted), read "
+             "at start-up and checked against the model's features (a mismatch names the "
+             "feature). A profile made with the training data's label and prediction columns "
+             "also gives the performance baseline."},
     {.name = "reference.bins", .type = T_INT, .def = "10", CFG(psi_bins),
      .flags = F_MIN | F_MAX, .min = 2, .max = 100,
      .help = "Number of quantile bins of the reference for numeric PSI (10 = deciles); 2..100."},
@@ -372,6 +403,15 @@ static const struct cfg_key model_keys[] = {
      .help = "Distinct model versions that the records of this model waiting in one "
              "partition's join may hold at once (joined records hold none); a prediction whose "
              "version would be one more is rejected (dead letter, reason too_many_versions)."},
+};
+/* Keys of models.<name>.reference: the global reference.* keys of the same name, per model. */
+static const struct cfg_key model_ref_keys[] = {
+    {.name = "source", .type = T_ENUM, .def = "(reference.source)", REF_OVER(source),
+     .choices = REF_SOURCES, .help = "This model's reference.source."},
+    {.name = "windows", .type = T_INT, .def = "(reference.windows)", REF_OVER(windows),
+     .flags = F_MIN, .min = 1, .help = "This model's reference.windows."},
+    {.name = "profile", .type = T_STRING, .def = "(reference.profile)", REF_OVER(profile),
+     .help = "This model's reference.profile."},
 };
 /* clang-format on */
 
@@ -836,6 +876,7 @@ void dw_config_free(struct dw_config *cfg)
         }
         free(m->features);
         free(m->positive_class);
+        free(m->reference.profile);
         free(m->name);
     }
     free(cfg->models);
@@ -877,6 +918,7 @@ struct parse_ctx {
     rd_kafka_conf_t *kconf; /* scratch conf to validate kafka.* properties */
     unsigned char seen[DW_ARRAY_SIZE(cfg_keys)];
     size_t kafka_cap, models_cap, detectors_cap;
+    struct ref_override *ref_over; /* per model (models_cap of them) */
     char *errstr;
     size_t errstr_size;
 };
@@ -1515,11 +1557,30 @@ typedef int (*extra_key_fn)(struct parse_ctx *ctx, void *base, const char *key, 
 static int table_walk(struct parse_ctx *ctx, const struct cfg_key *keys, size_t n_keys, void *base,
                       const char *prefix, yaml_node_t *node, extra_key_fn extra);
 
-/* `features` and `baseline` of a model, beside its scalar keys. */
+/* models.<m>.reference: a map of model_ref_keys, kept as written until reference_resolve. */
+static int model_reference(struct parse_ctx *ctx, const char *name, yaml_node_t *val)
+{
+    struct ref_override *o = &ctx->ref_over[ctx->cfg->n_models - 1];
+    if (o->given) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+    }
+    o->given = 1;
+    if (val->type != YAML_MAPPING_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s: expected a map (source, windows, profile), got %s", name,
+                      node_type_name(val));
+    }
+    return table_walk(ctx, model_ref_keys, DW_ARRAY_SIZE(model_ref_keys), o, name, val, NULL);
+}
+
+/* `features`, `baseline` and `reference` of a model, beside its scalar keys. */
 static int model_extra(struct parse_ctx *ctx, void *base, const char *key, const char *name,
                        yaml_node_t *val)
 {
     struct dw_model_cfg *m = base;
+    if (strcmp(key, "reference") == 0) {
+        return model_reference(ctx, name, val) < 0 ? -1 : 1;
+    }
     if (strcmp(key, "baseline") == 0) {
         if (m->baseline_set) {
             return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
@@ -1589,6 +1650,8 @@ static int model_one(struct parse_ctx *ctx, const char *mname, const char *full,
     }
     struct dw_model_cfg *m = &cfg->models[cfg->n_models++];
     memset(m, 0, sizeof(*m));
+    ctx->ref_over = dw_realloc(ctx->ref_over, ctx->models_cap * sizeof(*ctx->ref_over));
+    ctx->ref_over[cfg->n_models - 1] = (struct ref_override){.source = -1};
     m->name = dw_strdup(mname);
     model_defaults(m);
     return model_walk(ctx, m, full, val);
@@ -2093,6 +2156,42 @@ static int cross_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* A profile's path as the file gives it, without file:// (malloc'd). */
+static char *profile_path(const char *text)
+{
+    return dw_strdup(strncmp(text, "file://", 7) == 0 ? text + 7 : text);
+}
+
+/* Each model's effective reference settings: its own keys, else the global ones. */
+static int reference_resolve(struct parse_ctx *ctx)
+{
+    struct dw_config *cfg = ctx->cfg;
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const struct ref_override *o = &ctx->ref_over[i];
+        struct dw_model_cfg *m = &cfg->models[i];
+        m->reference.source =
+            o->source >= 0 ? (enum dw_ref_source)o->source : cfg->reference_source;
+        m->reference.windows = o->windows > 0 ? o->windows : cfg->reference_windows;
+        m->reference.profile = profile_path(o->profile ? o->profile : cfg->reference_profile);
+        if (m->reference.source == DW_REF_SOURCE_PROFILE && *m->reference.profile == '\0') {
+            return dw_err(ctx->errstr, ctx->errstr_size,
+                          "models.%s.reference.profile: required with source profile (set "
+                          "reference.profile or models.%s.reference.profile)",
+                          m->name, m->name);
+        }
+    }
+    return 0;
+}
+
+static void ref_overrides_free(struct parse_ctx *ctx)
+{
+    for (size_t i = 0; ctx->ref_over && i < ctx->cfg->n_models; i++) {
+        free(ctx->ref_over[i].profile);
+    }
+    free(ctx->ref_over);
+    ctx->ref_over = NULL;
+}
+
 /* Loads from an initialised parser; `src` names the input in syntax errors. */
 static int load_parser(struct dw_config *cfg, yaml_parser_t *parser, const char *src, char *errstr,
                        size_t errstr_size)
@@ -2123,14 +2222,16 @@ static int load_parser(struct dw_config *cfg, yaml_parser_t *parser, const char 
             goto err;
         }
     }
-    if (cross_check(cfg, errstr, errstr_size) < 0) {
+    if (reference_resolve(&ctx) < 0 || cross_check(cfg, errstr, errstr_size) < 0) {
         goto err;
     }
+    ref_overrides_free(&ctx);
     yaml_document_delete(&doc);
     rd_kafka_conf_destroy(ctx.kconf);
     return 0;
 
 err:
+    ref_overrides_free(&ctx);
     if (have_doc) {
         yaml_document_delete(&doc);
     }
@@ -2452,6 +2553,10 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
             fputs("}\n", out);
         }
         dump_baseline(m, out);
+        fprintf(out, "    reference: {source: %s, windows: %" PRId64 ", profile: ",
+                dw_ref_source_name(m->reference.source), m->reference.windows);
+        yaml_quote(out, m->reference.profile, 1);
+        fputs("}\n", out);
     }
     dump_alerting(cfg, out);
 }
@@ -2534,6 +2639,8 @@ void dw_config_reference(FILE *out)
     reference_keys(out, "", cfg_keys, DW_ARRAY_SIZE(cfg_keys));
     reference_open(out, open_keys, 0, 2); /* kafka.* */
     reference_keys(out, "models.<name>.", model_keys, DW_ARRAY_SIZE(model_keys));
+    reference_keys(out, "models.<name>.reference.", model_ref_keys,
+                   DW_ARRAY_SIZE(model_ref_keys));
     reference_open(out, open_keys, 2, DW_ARRAY_SIZE(open_keys));
     reference_keys(out, "alerting.rules[].", rule_keys, DW_ARRAY_SIZE(rule_keys));
     reference_keys(out, "alerting.sinks.<name>.", sink_keys, DW_ARRAY_SIZE(sink_keys));

@@ -25,10 +25,14 @@
 #define SIZE 60000LL          /* window length, ms */
 #define START 1794999600000LL /* a window start, ms */
 
-static struct dw_model_cfg g_cls = {
-    .name = "fraud", .task = DW_TASK_CLASSIFICATION, .positive_class = "1"};
-static struct dw_model_cfg g_reg = {
-    .name = "price", .task = DW_TASK_REGRESSION, .positive_class = "1"};
+static struct dw_model_cfg g_cls = {.name = "fraud",
+                                    .task = DW_TASK_CLASSIFICATION,
+                                    .positive_class = "1",
+                                    .reference = {.windows = 3}};
+static struct dw_model_cfg g_reg = {.name = "price",
+                                    .task = DW_TASK_REGRESSION,
+                                    .positive_class = "1",
+                                    .reference = {.windows = 3}};
 
 static struct dw_config make_cfg(void)
 {

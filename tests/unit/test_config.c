@@ -949,6 +949,64 @@ static void test_baseline(void **state)
 #undef BM
 }
 
+/* reference.source / windows / profile, globally and per model (models.<m>.reference): a model
+ * inherits what it does not set; file:// is taken off a profile's path; errors name the key. */
+static void test_reference_sources(void **state)
+{
+    struct dw_config cfg;
+    load_ok(&cfg, "kafka: {bootstrap.servers: x}\n"
+                  "reference: {source: trailing, windows: 5}\n"
+                  "models:\n"
+                  "  fraud: {reference: {source: profile, profile: 'file:///data/fraud.json'}}\n"
+                  "  churn: {reference: {windows: 2}}\n"
+                  "  plain: {}\n");
+    assert_int_equal(cfg.reference_source, DW_REF_SOURCE_TRAILING);
+    const struct dw_model_cfg *f = dw_config_model(&cfg, "fraud", 5);
+    assert_int_equal(f->reference.source, DW_REF_SOURCE_PROFILE);
+    assert_int_equal(f->reference.windows, 5);
+    assert_string_equal(f->reference.profile, "/data/fraud.json");
+    const struct dw_model_cfg *c = dw_config_model(&cfg, "churn", 5);
+    assert_int_equal(c->reference.source, DW_REF_SOURCE_TRAILING);
+    assert_int_equal(c->reference.windows, 2);
+    assert_string_equal(c->reference.profile, "");
+    const struct dw_model_cfg *p = dw_config_model(&cfg, "plain", 5);
+    assert_int_equal(p->reference.source, DW_REF_SOURCE_TRAILING);
+    assert_int_equal(p->reference.windows, 5);
+    /* the dump reads back to the same effective settings */
+    char *out = dump_to_string(&cfg);
+    assert_contains(out, "reference: {source: profile, windows: 5, profile: \"/data/fraud.json\"}");
+    struct dw_config back;
+    load_ok(&back, out);
+    assert_int_equal(dw_config_model(&back, "churn", 5)->reference.windows, 2);
+    assert_string_equal(dw_config_model(&back, "fraud", 5)->reference.profile,
+                        "/data/fraud.json");
+    dw_config_free(&back);
+    free(out);
+    dw_config_free(&cfg);
+
+    /* the default: the first 3 windows */
+    load_ok(&cfg, "kafka: {bootstrap.servers: x}\nmodels: {m: {}}\n");
+    assert_int_equal(cfg.models[0].reference.source, DW_REF_SOURCE_WINDOWS);
+    assert_int_equal(cfg.models[0].reference.windows, 3);
+    dw_config_free(&cfg);
+
+#define RM(body) "kafka: {bootstrap.servers: x}\nmodels: {fraud: " body "}\n"
+    expect_error(RM("{reference: {source: profile}}"),
+                 "models.fraud.reference.profile: required with source profile");
+    expect_error("kafka: {bootstrap.servers: x}\nreference: {source: profile}\nmodels: {m: {}}\n",
+                 "models.m.reference.profile: required with source profile (set "
+                 "reference.profile or models.m.reference.profile)");
+    expect_error(RM("{reference: {source: last}}"),
+                 "models.fraud.reference.source: 'last' is not one of windows, profile, trailing");
+    expect_error(RM("{reference: {windows: 0}}"),
+                 "models.fraud.reference.windows: '0' is out of range");
+    expect_error(RM("{reference: {bins: 4}}"), "unknown key 'models.fraud.reference.bins'");
+    expect_error(RM("{reference: 3}"), "models.fraud.reference: expected a map");
+    expect_error(RM("{reference: {windows: 2}, reference: {windows: 3}}"),
+                 "models.fraud.reference: given twice");
+#undef RM
+}
+
 static void test_example_has_every_key(void **state)
 {
     char *ref = reference_text();
@@ -1032,6 +1090,7 @@ int main(void)
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_value_errors),
         cmocka_unit_test(test_baseline),
+        cmocka_unit_test(test_reference_sources),
         cmocka_unit_test(test_rolling_windows),
         cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_env),

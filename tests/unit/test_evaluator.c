@@ -377,7 +377,7 @@ static void test_records_before(void **state)
 static int collect(char **stored, const struct dw_config *cfg, int64_t start)
 {
     json_t *wins = dw_evaluator_reference_windows(*stored);
-    int complete = dw_evaluator_reference_add(wins, cfg, start);
+    int complete = dw_evaluator_reference_add(wins, cfg->reference_windows, start);
     free(*stored);
     *stored = json_dumps(wins, JSON_COMPACT);
     json_decref(wins);

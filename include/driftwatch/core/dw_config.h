@@ -33,6 +33,18 @@ enum dw_on_loss {
     DW_ON_LOSS_REBUILD_FROM_EARLIEST = 2
 };
 enum dw_task { DW_TASK_CLASSIFICATION = 0, DW_TASK_REGRESSION = 1 };
+/*
+ * reference.source: what a model's windows are judged against (docs/statistics.md, "Reference
+ * sources"). WINDOWS: the first N windows with predictions, frozen; PROFILE: a `driftwatch
+ * profile` file (training data); TRAILING: for each window, the N windows before it.
+ */
+enum dw_ref_source { DW_REF_SOURCE_WINDOWS = 0, DW_REF_SOURCE_PROFILE, DW_REF_SOURCE_TRAILING };
+/** @brief A model's reference settings: reference.* overridden by models.<m>.reference.*. */
+struct dw_ref_cfg {
+    enum dw_ref_source source;
+    int64_t windows; /* N: the reference windows, or the trailing windows */
+    char *profile;   /* profile path (file:// taken off), "" when none */
+};
 
 /*
  * Drift detector of a feature (models.<m>.features.<f>.method). AUTO picks a p-value test for
@@ -123,6 +135,7 @@ struct dw_model_cfg {
      * reference windows). */
     uint32_t baseline_set;
     double baseline[DW_PM_COUNT];
+    struct dw_ref_cfg reference; /* effective: the model's keys, else the global ones */
 };
 
 struct dw_kv {
@@ -181,7 +194,9 @@ struct dw_config {
     int64_t quarantine_recheck_ms;  /* state.quarantine_recheck (0: only at assignment) */
     int64_t eval_interval_ms;       /* evaluation.interval */
 
+    enum dw_ref_source reference_source; /* reference.source (default of every model) */
     int64_t reference_windows; /* reference.windows: first N closed windows form the reference */
+    char *reference_profile;   /* reference.profile: "" or a profile path (file:// accepted) */
     int64_t psi_bins;          /* reference.bins: quantile bins for numeric PSI (10 = deciles) */
 
     double psi_threshold;         /* detectors.psi_threshold */
@@ -228,6 +243,8 @@ struct dw_config {
 const struct dw_model_cfg *dw_config_model(const struct dw_config *cfg, const char *name,
                                            size_t len);
 
+/** @returns the name of a reference source as the file writes it ("windows", ...). */
+const char *dw_ref_source_name(enum dw_ref_source source);
 /** @returns the index of the model's feature with that name (len bytes), or -1. */
 long dw_model_feature_index(const struct dw_model_cfg *model, const char *name, size_t len);
 

@@ -191,9 +191,9 @@ json_t *dw_evaluator_reference_windows(const char *stored);
 
 /**
  * @brief Adds window `start` to the reference windows list `wins`.
- * @returns 1 when the list is complete (reference.windows windows: build the reference from
- * them), 0 while collecting.
+ * @param needed the model's reference windows (its reference.windows)
+ * @returns 1 when the list is complete (build the reference from them), 0 while collecting.
  */
-int dw_evaluator_reference_add(json_t *wins, const struct dw_config *cfg, int64_t start);
+int dw_evaluator_reference_add(json_t *wins, int64_t needed, int64_t start);
 
 #endif
