@@ -45,10 +45,7 @@
 void dw_baseline_init(struct dw_baseline *bl, const struct dw_model_cfg *m)
 {
     memset(bl, 0, sizeof(*bl));
-    bl->counts_model = dw_malloc(sizeof(*bl->counts_model));
-    *bl->counts_model = *m;
-    bl->counts_model->features = NULL; /* counts only: feature statistics are not merged */
-    bl->counts_model->n_features = 0;
+    bl->counts_model = dw_model_counts_only(m); /* feature statistics are not merged */
 }
 
 void dw_baseline_free(struct dw_baseline *bl)

@@ -38,6 +38,15 @@ long dw_model_feature_index(const struct dw_model_cfg *model, const char *name, 
     return -1;
 }
 
+struct dw_model_cfg *dw_model_counts_only(const struct dw_model_cfg *m)
+{
+    struct dw_model_cfg *c = dw_malloc(sizeof(*c));
+    *c = *m;
+    c->features = NULL;
+    c->n_features = 0;
+    return c;
+}
+
 const char *dw_ref_source_name(enum dw_ref_source source)
 {
     static const char *const names[] = {"windows", "profile", "trailing"};

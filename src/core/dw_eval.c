@@ -170,7 +170,20 @@ void dw_ref_free(struct dw_ref *ref)
     }
     free(ref->feats);
     free(ref->model);
+    free(ref->profile);
+    dw_agg_free(ref->outcomes);
+    free(ref->outcomes_model);
     free(ref);
+}
+
+void dw_ref_set_outcomes(struct dw_ref *ref, const struct dw_model_cfg *m,
+                         const struct dw_agg *counts)
+{
+    dw_agg_free(ref->outcomes);
+    free(ref->outcomes_model);
+    ref->outcomes_model = dw_model_counts_only(m);
+    ref->outcomes = dw_agg_new_exact(ref->outcomes_model, counts->start_ms, DW_AGG_MERGE_EXACT);
+    dw_agg_merge(ref->outcomes, counts);
 }
 
 static void ref_numeric(struct dw_ref_feature *rf, struct dw_feat_stats *fs, int64_t bins)
@@ -318,6 +331,7 @@ static json_t *jarray_reals(const double *v, size_t n)
 #define SAMPLE_PACKED "base64-f64le-u64le" /* "encoding" of a packed sample */
 #define SAMPLE_TAIL "f64le-uvarint-tail"   /* "encoding" of a sample in the binary tail */
 #define SAMPLE_TAIL_U64 "f64le-u64le-tail" /* the tail's encoding before (u64 weights) */
+#define OUTCOMES_ENCODING "base64-dw-agg"  /* "encoding" of a profile's outcomes */
 
 /* How ref_to_json() writes samples: decimal arrays, base64 in the JSON, or into a tail. */
 enum sample_form { SAMPLE_ARRAYS, SAMPLE_BASE64, SAMPLE_IN_TAIL };
@@ -450,6 +464,30 @@ struct dw_ref *dw_ref_from_json(const struct dw_model_cfg *m, json_t *doc, char 
     return ref_from_json(m, doc, &none, errstr, errstr_size);
 }
 
+/* "origin" (source, created_at, profile) and, when there are some, "outcomes" (base64 of
+ * dw_agg_encode of the counts): docs/statistics.md, "The reference document". */
+static void origin_to_json(const struct dw_ref *ref, json_t *doc)
+{
+    char created[40];
+    dw_time_format_rfc3339(ref->created_ms, created, sizeof(created));
+    json_t *o = json_pack("{s:s,s:s,s:I}", "source", dw_ref_source_name(ref->source), "created_at",
+                          created, "created_at_ms", (json_int_t)ref->created_ms);
+    if (ref->profile) {
+        json_object_set_new(o, "profile", json_string(ref->profile));
+    }
+    json_object_set_new(doc, "origin", o);
+    if (ref->outcomes) {
+        struct dw_buf b;
+        dw_buf_init(&b);
+        dw_agg_encode(ref->outcomes, &b);
+        char *b64 = dw_base64(b.data, b.len);
+        json_object_set_new(doc, "outcomes",
+                            json_pack("{s:s,s:s}", "encoding", OUTCOMES_ENCODING, "data", b64));
+        free(b64);
+        dw_buf_free(&b);
+    }
+}
+
 static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, struct dw_buf *tail)
 {
     char first[40], last[40];
@@ -506,6 +544,7 @@ static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, stru
         json_object_set_new(feats, rf->name, f);
     }
     json_object_set_new(doc, "features", feats);
+    origin_to_json(ref, doc);
     return doc;
 }
 
@@ -830,6 +869,83 @@ static int ref_categorical_from_json(struct dw_ref_feature *rf, json_t *f, char 
     return 0;
 }
 
+/* A time member as RFC 3339 text into *ms; absent: 0. @returns 0, or -1 when malformed. */
+static int get_time(json_t *obj, const char *key, int64_t *ms)
+{
+    json_t *v = json_object_get(obj, key);
+    *ms = 0;
+    if (!v) {
+        return 0;
+    }
+    const char *s = json_string_value(v);
+    return s && dw_time_parse_rfc3339(s, strlen(s), ms) == 0 ? 0 : -1;
+}
+
+/*
+ * Where the reference came from: its "origin" (written since reference sources exist), else a
+ * profile's "source" object ({"file", "created_at", ...}, what `driftwatch profile` writes), else
+ * the first windows (a reference stored by an older version).
+ */
+static int origin_from_json(struct dw_ref *ref, json_t *doc, char *errstr, size_t errstr_size)
+{
+    json_t *o = json_object_get(doc, "origin");
+    json_t *prof = json_object_get(doc, "source");
+    ref->source = DW_REF_SOURCE_WINDOWS;
+    if (!o && json_is_object(prof)) {
+        const char *file = json_string_value(json_object_get(prof, "file"));
+        ref->source = DW_REF_SOURCE_PROFILE;
+        ref->profile = file ? dw_strdup(file) : NULL;
+        return get_time(prof, "created_at", &ref->created_ms) == 0
+                   ? 0
+                   : dw_err(errstr, errstr_size, "reference: source.created_at is not RFC 3339");
+    }
+    if (!o) {
+        return 0;
+    }
+    const char *source = json_string_value(json_object_get(o, "source"));
+    int found = 0;
+    for (int s = DW_REF_SOURCE_WINDOWS; source && s <= DW_REF_SOURCE_TRAILING; s++) {
+        if (strcmp(source, dw_ref_source_name((enum dw_ref_source)s)) == 0) {
+            ref->source = (enum dw_ref_source)s;
+            found = 1;
+        }
+    }
+    json_t *profile = json_object_get(o, "profile");
+    if (!found || get_i64(o, "created_at_ms", &ref->created_ms) != 0 ||
+        (profile && !json_is_string(profile))) {
+        return dw_err(errstr, errstr_size,
+                      "reference: origin needs a source (windows, profile or trailing), an "
+                      "integer created_at_ms and a text profile");
+    }
+    ref->profile = profile ? dw_strdup(json_string_value(profile)) : NULL;
+    return 0;
+}
+
+/* A profile's labelled outcomes ("outcomes"), when it has them. */
+static int outcomes_from_json(struct dw_ref *ref, const struct dw_model_cfg *m, json_t *doc,
+                              char *errstr, size_t errstr_size)
+{
+    json_t *o = json_object_get(doc, "outcomes");
+    if (!o) {
+        return 0;
+    }
+    const char *enc = json_string_value(json_object_get(o, "encoding"));
+    const char *data = json_string_value(json_object_get(o, "data"));
+    unsigned char *bytes = NULL;
+    long n =
+        enc && data && strcmp(enc, OUTCOMES_ENCODING) == 0 ? dw_base64_decode(data, &bytes) : -1;
+    if (n < 0) {
+        return dw_err(errstr, errstr_size,
+                      "reference: outcomes need encoding \"%s\" and base64 data",
+                      OUTCOMES_ENCODING);
+    }
+    char err[256];
+    ref->outcomes_model = dw_model_counts_only(m);
+    ref->outcomes = dw_agg_decode(ref->outcomes_model, bytes, (size_t)n, err, sizeof(err));
+    free(bytes);
+    return ref->outcomes ? 0 : dw_err(errstr, errstr_size, "reference: outcomes: %s", err);
+}
+
 static struct dw_ref *ref_from_json(const struct dw_model_cfg *m, json_t *doc,
                                     const struct ref_tail *tail, char *errstr, size_t errstr_size)
 {
@@ -898,6 +1014,10 @@ static struct dw_ref *ref_from_json(const struct dw_model_cfg *m, json_t *doc,
         if (rc != 0) {
             goto err;
         }
+    }
+    if (origin_from_json(ref, doc, errstr, errstr_size) != 0 ||
+        outcomes_from_json(ref, m, doc, errstr, errstr_size) != 0) {
+        goto err;
     }
     return ref;
 err:
@@ -1424,6 +1544,34 @@ static json_t *features_json(const struct dw_config *cfg, const struct dw_model_
 
 /* ---------------------------------------------------------------- window report */
 
+json_t *dw_eval_reference_json(const struct dw_model_cfg *m, const struct dw_ref *ref)
+{
+    if (!ref) {
+        return json_pack("{s:s,s:s,s:i,s:I}", "status", "collecting", "source",
+                         dw_ref_source_name(m->reference.source), "windows", 0, "windows_needed",
+                         (json_int_t)m->reference.windows);
+    }
+    double acc = NAN;
+    if (m->task != DW_TASK_REGRESSION && ref->labeled > 0) {
+        acc = (double)ref->correct / (double)ref->labeled;
+    }
+    char created[40], first[40], last[40];
+    dw_time_format_rfc3339(ref->created_ms, created, sizeof(created));
+    dw_time_format_rfc3339(ref->first_start_ms, first, sizeof(first));
+    dw_time_format_rfc3339(ref->last_start_ms, last, sizeof(last));
+    json_t *o = json_pack("{s:s,s:s,s:I,s:o,s:o,s:s}", "status", "ready", "source",
+                          dw_ref_source_name(ref->source), "windows", (json_int_t)ref->windows,
+                          "predictions", juint(ref->predictions), "accuracy", dw_jnum(acc),
+                          "created_at", created);
+    if (ref->source == DW_REF_SOURCE_PROFILE) {
+        json_object_set_new(o, "profile", ref->profile ? json_string(ref->profile) : json_null());
+    } else {
+        json_object_set_new(o, "first_window_start", json_string(first));
+        json_object_set_new(o, "last_window_start", json_string(last));
+    }
+    return o;
+}
+
 json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m,
                        struct dw_agg *agg, const struct dw_ref *ref, int final)
 {
@@ -1468,18 +1616,7 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     }
     json_object_set_new(rep, "versions", versions);
 
-    double ref_acc = NAN;
-    if (ref) {
-        if (classification && ref->labeled > 0) {
-            ref_acc = (double)ref->correct / (double)ref->labeled;
-        }
-        json_object_set_new(rep, "reference",
-                            json_pack("{s:I,s:o,s:o}", "windows", (json_int_t)ref->windows,
-                                      "predictions", juint(ref->predictions), "accuracy",
-                                      dw_jnum(ref_acc)));
-    } else {
-        json_object_set_new(rep, "reference", json_null());
-    }
+    json_object_set_new(rep, "reference", dw_eval_reference_json(m, ref));
 
     json_object_set_new(rep, "features", features_json(cfg, m, agg, ref, &drifting, &share));
 

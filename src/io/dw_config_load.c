@@ -2639,8 +2639,7 @@ void dw_config_reference(FILE *out)
     reference_keys(out, "", cfg_keys, DW_ARRAY_SIZE(cfg_keys));
     reference_open(out, open_keys, 0, 2); /* kafka.* */
     reference_keys(out, "models.<name>.", model_keys, DW_ARRAY_SIZE(model_keys));
-    reference_keys(out, "models.<name>.reference.", model_ref_keys,
-                   DW_ARRAY_SIZE(model_ref_keys));
+    reference_keys(out, "models.<name>.reference.", model_ref_keys, DW_ARRAY_SIZE(model_ref_keys));
     reference_open(out, open_keys, 2, DW_ARRAY_SIZE(open_keys));
     reference_keys(out, "alerting.rules[].", rule_keys, DW_ARRAY_SIZE(rule_keys));
     reference_keys(out, "alerting.sinks.<name>.", sink_keys, DW_ARRAY_SIZE(sink_keys));

@@ -978,8 +978,7 @@ static void test_reference_sources(void **state)
     struct dw_config back;
     load_ok(&back, out);
     assert_int_equal(dw_config_model(&back, "churn", 5)->reference.windows, 2);
-    assert_string_equal(dw_config_model(&back, "fraud", 5)->reference.profile,
-                        "/data/fraud.json");
+    assert_string_equal(dw_config_model(&back, "fraud", 5)->reference.profile, "/data/fraud.json");
     dw_config_free(&back);
     free(out);
     dw_config_free(&cfg);

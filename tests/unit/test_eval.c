@@ -312,7 +312,7 @@ static void test_numeric_psi_in_report(void **state)
     rep = dw_eval_window(&cfg, &g_model, w, NULL, 0);
     assert_true(json_is_null(json_object_get(jpath(rep, "features", "amount"), "psi")));
     assert_true(json_is_null(json_object_get(jpath(rep, "features", "country"), "unseen")));
-    assert_true(json_is_null(json_object_get(rep, "reference")));
+    assert_string_equal(jstr(json_object_get(rep, "reference"), "status"), "collecting");
     assert_true(json_is_null(jpath(rep, "drift", "share")));
     assert_true(json_is_false(jpath(rep, "drift", "dataset")));
     json_decref(rep);
@@ -1724,6 +1724,84 @@ static void assert_decodes_same(const struct dw_config *cfg, struct dw_agg *w, c
  * dw_ref_decode; a tail that does not hold what the document announces is refused, naming the
  * feature, whatever the offset and count (no read beyond the tail, no size overflow).
  */
+/* Where a reference came from (source, created_at, profile) and a profile's labelled outcomes
+ * survive both forms (the JSON document and the Redis form); a profile written before origin
+ * existed reads as a profile; malformed ones are errors naming the member. */
+static void test_ref_origin_and_outcomes(void **state)
+{
+    (void)state;
+    struct dw_agg *r = dw_agg_new(&g_model, START);
+    add_labeled(r, "v1", 40, 30, 1.0);
+    struct dw_agg *aggs[] = {r};
+    struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
+    assert_int_equal(ref->source, DW_REF_SOURCE_WINDOWS);
+    ref->source = DW_REF_SOURCE_PROFILE;
+    ref->created_ms = START - 86400000;
+    ref->profile = strdup("/data/fraud.json");
+    dw_ref_set_outcomes(ref, &g_model, r);
+    assert_int_equal(ref->outcomes->all.labeled, 40);
+
+    struct dw_buf blob;
+    dw_buf_init(&blob);
+    dw_ref_encode(ref, &blob);
+    char err[256] = "";
+    struct dw_ref *back = dw_ref_decode(&g_model, blob.data, blob.len, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode: %s", err);
+    }
+    assert_int_equal(back->source, DW_REF_SOURCE_PROFILE);
+    assert_int_equal(back->created_ms, START - 86400000);
+    assert_string_equal(back->profile, "/data/fraud.json");
+    assert_non_null(back->outcomes);
+    assert_int_equal(back->outcomes->all.labeled, 40);
+    assert_int_equal(back->outcomes->all.correct, 30);
+    assert_int_equal(back->outcomes->n_versions, 1);
+    json_t *rj = dw_eval_reference_json(&g_model, back);
+    assert_string_equal(jstr(rj, "source"), "profile");
+    assert_string_equal(jstr(rj, "status"), "ready");
+    assert_string_equal(jstr(rj, "profile"), "/data/fraud.json");
+    assert_string_equal(jstr(rj, "created_at"), "2026-11-17T11:05:00Z");
+    assert_near(jreal(rj, "accuracy"), 0.75, 0.0);
+    json_decref(rj);
+    dw_ref_free(back);
+
+    /* a profile as `driftwatch profile` wrote it before: "source" is its input file */
+    json_t *doc = dw_ref_to_json(ref);
+    json_object_del(doc, "origin");
+    json_object_del(doc, "outcomes");
+    json_object_set_new(
+        doc, "source",
+        json_pack("{s:s,s:s}", "file", "train.csv", "created_at", "2026-11-01T00:00:00Z"));
+    back = dw_ref_from_json(&g_model, doc, err, sizeof(err));
+    assert_non_null(back);
+    assert_int_equal(back->source, DW_REF_SOURCE_PROFILE);
+    assert_string_equal(back->profile, "train.csv");
+    assert_int_equal(back->created_ms, 1793491200000LL); /* 2026-11-01 */
+    assert_null(back->outcomes);
+    dw_ref_free(back);
+    /* an older stored reference: the first windows */
+    json_object_del(doc, "source");
+    back = dw_ref_from_json(&g_model, doc, err, sizeof(err));
+    assert_int_equal(back->source, DW_REF_SOURCE_WINDOWS);
+    assert_int_equal(back->created_ms, 0);
+    dw_ref_free(back);
+    json_decref(doc);
+
+    doc = dw_ref_to_json(ref);
+    json_object_set_new(json_object_get(doc, "origin"), "source", json_string("yesterday"));
+    assert_null(dw_ref_from_json(&g_model, doc, err, sizeof(err)));
+    assert_non_null(strstr(err, "reference: origin needs a source"));
+    json_decref(doc);
+    doc = dw_ref_to_json(ref);
+    json_object_set_new(json_object_get(doc, "outcomes"), "data", json_string("AAAA"));
+    assert_null(dw_ref_from_json(&g_model, doc, err, sizeof(err)));
+    assert_non_null(strstr(err, "reference: outcomes: "));
+    json_decref(doc);
+    dw_buf_free(&blob);
+    dw_ref_free(ref);
+    dw_agg_free(r);
+}
+
 static void test_ref_binary_form(void **state)
 {
     (void)state;
@@ -1937,6 +2015,7 @@ int main(void)
         cmocka_unit_test(test_rolling_counts),
         cmocka_unit_test(test_rolling_pooled_metrics),
         cmocka_unit_test(test_ref_json_round_trip),
+        cmocka_unit_test(test_ref_origin_and_outcomes),
         cmocka_unit_test(test_ref_binary_form),
         cmocka_unit_test(test_ref_packed_sample_count_overflow),
         cmocka_unit_test(test_ref_counts_overflow),

@@ -243,6 +243,9 @@ struct dw_config {
 const struct dw_model_cfg *dw_config_model(const struct dw_config *cfg, const char *name,
                                            size_t len);
 
+/** @returns a malloc'ed copy of model m without its features (borrowing m's strings): the
+ *           model of aggregates that hold counts only (a baseline, a profile's outcomes). */
+struct dw_model_cfg *dw_model_counts_only(const struct dw_model_cfg *m);
 /** @returns the name of a reference source as the file writes it ("windows", ...). */
 const char *dw_ref_source_name(enum dw_ref_source source);
 /** @returns the index of the model's feature with that name (len bytes), or -1. */

@@ -62,6 +62,15 @@ struct dw_ref {
     uint64_t labeled, correct;
     struct dw_ref_feature *feats; /* one per model feature, in the model's order */
     size_t n_feats;
+    /* Where it came from (docs/statistics.md, "Reference sources"): the source, when it was
+     * made (ms since the epoch; 0 when unknown) and, for a profile, its file (else NULL). */
+    enum dw_ref_source source;
+    int64_t created_ms;
+    char *profile;
+    /* The labelled outcomes of a profile made from training data with labels (counts only, of
+     * outcomes_model): the performance baseline it gives. NULL when it holds none. */
+    struct dw_agg *outcomes;
+    struct dw_model_cfg *outcomes_model;
 };
 
 /**
@@ -73,6 +82,12 @@ struct dw_ref {
 struct dw_ref *dw_ref_build(const struct dw_model_cfg *m, struct dw_agg *const *aggs, size_t n,
                             int64_t bins);
 
+/**
+ * @brief Gives ref the labelled outcomes `counts` (an aggregate of model m; its counts and
+ *        performance statistics are copied, not its features): a profile's baseline.
+ */
+void dw_ref_set_outcomes(struct dw_ref *ref, const struct dw_model_cfg *m,
+                         const struct dw_agg *counts);
 /** @brief Frees the reference (NULL is a no-op). */
 void dw_ref_free(struct dw_ref *ref);
 
@@ -160,6 +175,15 @@ void dw_eval_bin_counts(struct dw_kll *sk, const double *edges, size_t n_edges, 
 json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m,
                        struct dw_agg *agg, const struct dw_ref *ref, int final);
 
+/**
+ * @brief A report's "reference": what the window is judged against. {"status": "ready",
+ *        "source", "windows", "predictions", "accuracy", "created_at", and "profile" (a
+ *        profile) or "first_window_start" / "last_window_start" (windows)}, or while there is
+ *        none {"status": "collecting", "source", "windows": 0, "windows_needed"}: run and
+ *        replay change status, windows and reason when they know more (docs/statistics.md).
+ * @param ref the reference, or NULL
+ */
+json_t *dw_eval_reference_json(const struct dw_model_cfg *m, const struct dw_ref *ref);
 /** @returns a report's number as JSON: a real, or null when it is NaN or infinite (undefined). */
 json_t *dw_jnum(double v);
 
