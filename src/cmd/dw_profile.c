@@ -41,7 +41,11 @@
 
 struct profile_opts {
     const char *input, *output, *model, *categorical, *numeric, *config;
+    const char *label, *prediction, *score; /* outcome columns (flat rows) */
 };
+
+/* The outcome columns of a row, in this order (enum outcome_col). */
+enum outcome_col { OC_PREDICTION = 0, OC_LABEL, OC_SCORE, OC__COUNT };
 
 struct profiler {
     const struct profile_opts *o;
@@ -59,7 +63,10 @@ struct profiler {
     struct dw_files_tally tally;
     /* pass 2 */
     struct dw_model_cfg model;
-    size_t *col_of; /* CSV: column index of each feature */
+    size_t *col_of;                             /* CSV: column index of each feature */
+    size_t out_col[OC__COUNT];                  /* CSV: column of each outcome (SIZE_MAX: none) */
+    char out_text[OC__COUNT][PROFILE_NUM_TEXT]; /* a number's text as a class */
+    uint64_t labeled;                           /* rows with a prediction and a label */
     struct dw_agg *agg;
     size_t vslot;
     struct dw_prediction *ev;
@@ -67,6 +74,26 @@ struct profiler {
 };
 
 /* ---- values ---- */
+
+/* A JSON value as the text of a category or class (the decoder's rules, see the top comment),
+ * numbers written into buf. @returns 0, or -1 when v is not a string, number or boolean. */
+static int json_text(const json_t *v, char buf[PROFILE_NUM_TEXT], const char **out)
+{
+    if (json_is_string(v)) {
+        *out = json_string_value(v);
+    } else if (json_is_integer(v)) {
+        snprintf(buf, PROFILE_NUM_TEXT, "%lld", (long long)json_integer_value(v));
+        *out = buf;
+    } else if (json_is_real(v)) {
+        dw_decode_real_text(json_real_value(v), buf, PROFILE_NUM_TEXT);
+        *out = buf;
+    } else if (json_is_boolean(v)) {
+        *out = json_is_true(v) ? "true" : "false";
+    } else {
+        return -1;
+    }
+    return 0;
+}
 
 /* A JSON feature value into val (the decoder's rules, see the top comment). */
 static int json_value(struct profiler *pr, size_t i, const json_t *v, struct dw_val *val,
@@ -94,33 +121,20 @@ static int json_value(struct profiler *pr, size_t i, const json_t *v, struct dw_
         val->kind = DW_VAL_NUM;
         return 0;
     }
-    if (json_is_string(v)) {
-        val->str = json_string_value(v);
-        val->len = json_string_length(v);
-    } else if (json_is_integer(v)) {
-        snprintf(pr->numtext[i], PROFILE_NUM_TEXT, "%lld", (long long)json_integer_value(v));
-        val->str = pr->numtext[i];
-        val->len = strlen(val->str);
-    } else if (json_is_real(v)) {
-        dw_decode_real_text(json_real_value(v), pr->numtext[i], PROFILE_NUM_TEXT);
-        val->str = pr->numtext[i];
-        val->len = strlen(val->str);
-    } else if (json_is_boolean(v)) {
-        val->str = json_is_true(v) ? "true" : "false";
-        val->len = strlen(val->str);
-    } else {
+    if (json_text(v, pr->numtext[i], &val->str) != 0) {
         return dw_err(errstr, errstr_size,
                       "%s:%llu: feature '%s': expected a string, number or boolean", pr->o->input,
                       (unsigned long long)line, f->name);
     }
+    val->len = json_is_string(v) ? json_string_length(v) : strlen(val->str);
     val->kind = DW_VAL_STR;
     return 0;
 }
 
 /* ---- reading rows ---- */
 
-/* Called once per data row with either CSV cells or a JSON object of features. */
-typedef int (*row_fn)(struct profiler *pr, char **cells, size_t n_cells, json_t *feats,
+/* Called once per data row with either CSV cells or a JSON object of features and its line. */
+typedef int (*row_fn)(struct profiler *pr, char **cells, size_t n_cells, json_t *feats, json_t *doc,
                       uint64_t line, char *errstr, size_t errstr_size);
 
 static int scan_csv(struct profiler *pr, row_fn fn, char *errstr, size_t errstr_size)
@@ -170,7 +184,7 @@ static int scan_csv(struct profiler *pr, row_fn fn, char *errstr, size_t errstr_
                         pr->o->input, (unsigned long long)line, n, pr->n_header);
             break;
         }
-        rc = fn(pr, cells, n, NULL, line, errstr, errstr_size);
+        rc = fn(pr, cells, n, NULL, NULL, line, errstr, errstr_size);
     }
     if (rc == 0 && first) {
         rc = dw_err(errstr, errstr_size, "%s: no header row", pr->o->input);
@@ -238,7 +252,7 @@ static int scan_jsonl(struct profiler *pr, row_fn fn, char *errstr, size_t errst
         if (skip) {
             pr->skipped++;
         } else {
-            rc = fn(pr, NULL, 0, feats, line, errstr, errstr_size);
+            rc = fn(pr, NULL, 0, feats, doc, line, errstr, errstr_size);
         }
         json_decref(doc);
     }
@@ -253,13 +267,132 @@ static int scan(struct profiler *pr, row_fn fn, char *errstr, size_t errstr_size
                                    : scan_jsonl(pr, fn, errstr, errstr_size);
 }
 
-/* Pass 1: count rows, tally value kinds per column. */
-static int pass_tally(struct profiler *pr, char **cells, size_t n_cells, json_t *feats,
+/* ---- outcomes: prediction, label and score ---- */
+
+/* The name of outcome column k in flat rows (CSV, flat JSON objects). */
+static const char *outcome_column(const struct profiler *pr, enum outcome_col k)
+{
+    return k == OC_PREDICTION ? pr->o->prediction : k == OC_LABEL ? pr->o->label : pr->o->score;
+}
+
+/* Whether a flat row's column is an outcome, not a feature. */
+static int is_outcome_column(const struct profiler *pr, const char *name)
+{
+    for (int k = 0; k < OC__COUNT; k++) {
+        if (strcmp(name, outcome_column(pr, (enum outcome_col)k)) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Outcome k of a row: its text (NULL when missing) and, when it is a number, its value. */
+struct outcome_val {
+    const char *text;
+    int is_num;
+    double num;
+};
+
+static int outcome_get(struct profiler *pr, enum outcome_col k, char **cells, json_t *doc,
+                       struct outcome_val *out, uint64_t line, char *errstr, size_t errstr_size)
+{
+    memset(out, 0, sizeof(*out));
+    if (cells) {
+        const char *cell = pr->out_col[k] == SIZE_MAX ? "" : cells[pr->out_col[k]];
+        out->text = cell[0] ? cell : NULL;
+        out->is_num = out->text && dw_files_parse_number(cell, strlen(cell), &out->num) == 0;
+        return 0;
+    }
+    const char *ptr[OC__COUNT] = {pr->cfg.field_prediction, pr->cfg.field_label,
+                                  pr->cfg.field_score};
+    json_t *v = pr->json_mode == 1 ? dw_files_pointer(doc, ptr[k])
+                                   : json_object_get(doc, outcome_column(pr, k));
+    if (!v || json_is_null(v)) {
+        return 0;
+    }
+    if (json_text(v, pr->out_text[k], &out->text) != 0) {
+        return dw_err(errstr, errstr_size, "%s:%llu: %s: expected a string, number or boolean",
+                      pr->o->input, (unsigned long long)line, outcome_column(pr, k));
+    }
+    out->is_num = json_is_number(v);
+    out->num = out->is_num ? json_number_value(v) : 0.0;
+    return 0;
+}
+
+/* Whether outcome value v is one a model of the profile's task accepts (the decoder's rules:
+ * a class is text of at most DW_CLASS_MAX bytes, a regression value and a score numbers). */
+static int outcome_check(struct profiler *pr, enum outcome_col k, const struct outcome_val *v,
+                         uint64_t line, char *errstr, size_t errstr_size)
+{
+    int need_num = k == OC_SCORE || pr->model.task == DW_TASK_REGRESSION;
+    const char *col = outcome_column(pr, k);
+    if (!v->text) {
+        return 0;
+    }
+    if (need_num && !v->is_num) {
+        return dw_err(errstr, errstr_size, "%s:%llu: %s: '%.64s' is not a number", pr->o->input,
+                      (unsigned long long)line, col, v->text);
+    }
+    if (strlen(v->text) > DW_CLASS_MAX) {
+        return dw_err(errstr, errstr_size, "%s:%llu: %s: a class of %zu bytes, longer than %d",
+                      pr->o->input, (unsigned long long)line, col, strlen(v->text), DW_CLASS_MAX);
+    }
+    if (k == OC_SCORE && !(v->num >= 0.0 && v->num <= 1.0)) {
+        return dw_err(errstr, errstr_size, "%s:%llu: %s: %g is outside [0, 1]", pr->o->input,
+                      (unsigned long long)line, col, v->num);
+    }
+    return 0;
+}
+
+/*
+ * The row's prediction and score into pr->ev, and its outcome when it has a prediction and a
+ * label: what run counts when the label joins. @returns 1 labelled, 0 not, -1 bad value.
+ */
+static int row_outcome(struct profiler *pr, char **cells, json_t *doc, struct dw_outcome *o,
+                       uint64_t line, char *errstr, size_t errstr_size)
+{
+    struct outcome_val v[OC__COUNT];
+    for (int k = 0; k < OC__COUNT; k++) {
+        enum outcome_col c = (enum outcome_col)k;
+        if (outcome_get(pr, c, cells, doc, &v[k], line, errstr, errstr_size) != 0 ||
+            outcome_check(pr, c, &v[k], line, errstr, errstr_size) != 0) {
+            return -1;
+        }
+    }
+    int regression = pr->model.task == DW_TASK_REGRESSION;
+    struct dw_prediction *ev = pr->ev;
+    ev->has_score = v[OC_SCORE].text != NULL;
+    ev->score = v[OC_SCORE].num;
+    const char *pred = v[OC_PREDICTION].text ? v[OC_PREDICTION].text : "";
+    ev->pred.len = strlen(pred);
+    memcpy(ev->pred.text, pred, ev->pred.len + 1);
+    ev->pred.is_num = v[OC_PREDICTION].is_num;
+    ev->pred.num = v[OC_PREDICTION].num;
+    if (!v[OC_PREDICTION].text || !v[OC_LABEL].text) {
+        return 0;
+    }
+    *o = (struct dw_outcome){.pred = regression ? NULL : v[OC_PREDICTION].text,
+                             .label = regression ? NULL : v[OC_LABEL].text,
+                             .pred_is_num = regression,
+                             .label_is_num = regression,
+                             .pred_num = v[OC_PREDICTION].num,
+                             .label_num = v[OC_LABEL].num,
+                             .has_score = ev->has_score && !regression,
+                             .score = ev->score};
+    return 1;
+}
+
+/* Pass 1: count rows, tally value kinds per column (outcome columns are not features). */
+static int pass_tally(struct profiler *pr, char **cells, size_t n_cells, json_t *feats, json_t *doc,
                       uint64_t line, char *errstr, size_t errstr_size)
 {
     pr->rows++;
+    (void)doc;
     if (cells) {
         for (size_t i = 0; i < n_cells; i++) {
+            if (is_outcome_column(pr, pr->header[i])) {
+                continue;
+            }
             size_t idx = dw_files_tally_index(&pr->tally, pr->header[i], strlen(pr->header[i]));
             double x;
             enum dw_files_kind k = cells[i][0] == '\0' ? DW_FILES_MISSING
@@ -274,15 +407,18 @@ static int pass_tally(struct profiler *pr, char **cells, size_t n_cells, json_t 
     json_t *v;
     json_object_foreach(feats, key, v)
     {
+        if (pr->json_mode == 2 && is_outcome_column(pr, key)) {
+            continue;
+        }
         size_t idx = dw_files_tally_index(&pr->tally, key, strlen(key));
         dw_files_tally_add(&pr->tally, idx, dw_files_json_kind(v));
     }
     return 0;
 }
 
-/* Pass 2: one prediction per row into the aggregate. */
-static int pass_add(struct profiler *pr, char **cells, size_t n_cells, json_t *feats, uint64_t line,
-                    char *errstr, size_t errstr_size)
+/* Pass 2: one prediction per row into the aggregate, and its outcome when labelled. */
+static int pass_add(struct profiler *pr, char **cells, size_t n_cells, json_t *feats, json_t *doc,
+                    uint64_t line, char *errstr, size_t errstr_size)
 {
     pr->rows++;
     const struct dw_model_cfg *m = &pr->model;
@@ -317,7 +453,16 @@ static int pass_add(struct profiler *pr, char **cells, size_t n_cells, json_t *f
         }
     }
     (void)n_cells;
+    struct dw_outcome o;
+    int labeled = row_outcome(pr, cells, doc, &o, line, errstr, errstr_size);
+    if (labeled < 0) {
+        return -1;
+    }
     dw_agg_add_prediction(pr->agg, pr->vslot, pr->ev);
+    if (labeled) {
+        dw_agg_add_outcome(pr->agg, pr->vslot, &o);
+        pr->labeled++;
+    }
     return 0;
 }
 
@@ -401,6 +546,13 @@ static json_t *build_doc(struct profiler *pr)
             exact_bins(&ref->feats[i], fs->sk, ref->bins);
         }
     }
+    int64_t now_ms = dw_now_ms();
+    ref->source = DW_REF_SOURCE_PROFILE;
+    ref->created_ms = now_ms;
+    ref->profile = dw_strdup(pr->o->input);
+    if (pr->labeled > 0) {
+        dw_ref_set_outcomes(ref, m, pr->agg);
+    }
     json_t *doc = dw_ref_to_json(ref);
     json_t *feats = json_object_get(doc, "features");
     for (size_t i = 0; i < m->n_features; i++) {
@@ -413,7 +565,10 @@ static json_t *build_doc(struct profiler *pr)
         }
     }
     char now[40];
-    dw_time_format_rfc3339(dw_now_ms(), now, sizeof(now));
+    dw_time_format_rfc3339(now_ms, now, sizeof(now));
+    json_object_set_new(doc, "performance",
+                        pr->labeled ? dw_eval_performance(m, &pr->agg->all, &pr->agg->perf)
+                                    : json_null());
     json_object_set_new(
         doc, "task", json_string(m->task == DW_TASK_REGRESSION ? "regression" : "classification"));
     json_object_set_new(doc, "source",
@@ -463,6 +618,14 @@ static int setup_model(struct profiler *pr, char *errstr, size_t errstr_size)
             return -1;
         }
     }
+    for (int k = 0; k < OC__COUNT; k++) {
+        pr->out_col[k] = SIZE_MAX;
+        for (size_t c = 0; c < pr->n_header; c++) {
+            if (strcmp(pr->header[c], outcome_column(pr, (enum outcome_col)k)) == 0) {
+                pr->out_col[k] = c;
+            }
+        }
+    }
     if (pr->fmt == DW_FILES_CSV) {
         pr->col_of = dw_calloc(m->n_features ? m->n_features : 1, sizeof(*pr->col_of));
         for (size_t i = 0; i < m->n_features; i++) {
@@ -491,12 +654,18 @@ static void profile_usage(FILE *out)
             "  -m, --model M            model name (and, for events, the model to keep)\n"
             "      --categorical a,b    columns to treat as categorical\n"
             "      --numeric c,d        columns to treat as numeric\n"
-            "  -c, --config FILE        take the model's features, field paths and\n"
+            "  -c, --config FILE        take the model's features, task, field paths and\n"
             "                           reference.bins from a driftwatch config\n"
+            "      --prediction COL     column of the model's prediction (default prediction)\n"
+            "      --label COL          column of the true label (default label)\n"
+            "      --score COL          column of the positive class's score (default score)\n"
             "  -h, --help               this help\n"
             "      --version            print the version\n\n"
             "Without -c or the lists, a column is numeric when every non-empty value is a\n"
-            "finite number, categorical otherwise.\n");
+            "finite number, categorical otherwise. The prediction, label and score columns are\n"
+            "not features: rows with a prediction and a label give the profile's performance,\n"
+            "the baseline of `run` with reference.source profile (JSON events: the config's\n"
+            "input.fields.prediction, .label and .score in each event).\n");
 }
 
 static void profiler_free(struct profiler *pr)
@@ -578,8 +747,10 @@ static int profile(const struct profile_opts *o, char *errstr, size_t errstr_siz
         remove(tmp);
         goto err;
     }
-    fprintf(stderr, "driftwatch profile: %s: model %s, %llu rows, %zu features -> %s\n", o->input,
-            pr.model.name, (unsigned long long)pr.rows, pr.model.n_features, o->output);
+    fprintf(stderr,
+            "driftwatch profile: %s: model %s, %llu rows (%llu labelled), %zu features -> %s\n",
+            o->input, pr.model.name, (unsigned long long)pr.rows, (unsigned long long)pr.labeled,
+            pr.model.n_features, o->output);
     rc = 0;
 err:
     free(tmp);
@@ -591,18 +762,18 @@ err:
 int dw_cmd_profile(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"input", required_argument, NULL, 'i'},
-        {"output", required_argument, NULL, 'o'},
-        {"model", required_argument, NULL, 'm'},
-        {"categorical", required_argument, NULL, 'C'},
-        {"numeric", required_argument, NULL, 'N'},
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"input", required_argument, NULL, 'i'},   {"output", required_argument, NULL, 'o'},
+        {"model", required_argument, NULL, 'm'},   {"categorical", required_argument, NULL, 'C'},
+        {"numeric", required_argument, NULL, 'N'}, {"config", required_argument, NULL, 'c'},
+        {"label", required_argument, NULL, 'L'},   {"prediction", required_argument, NULL, 'P'},
+        {"score", required_argument, NULL, 'S'},   {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
     };
     struct profile_opts o;
     memset(&o, 0, sizeof(o));
+    o.label = "label";
+    o.prediction = "prediction";
+    o.score = "score";
     int c;
     optind = 0; /* glibc: 0 fully re-initialises getopt (tests call us repeatedly) */
     while ((c = getopt_long(argc, argv, "i:o:m:c:h", opts, NULL)) != -1) {
@@ -624,6 +795,15 @@ int dw_cmd_profile(int argc, char **argv)
             break;
         case 'c':
             o.config = optarg;
+            break;
+        case 'L':
+            o.label = optarg;
+            break;
+        case 'P':
+            o.prediction = optarg;
+            break;
+        case 'S':
+            o.score = optarg;
             break;
         default: /* -h, --version, an unknown option */
             return dw_cmd_option(c, profile_usage);

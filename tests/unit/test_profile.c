@@ -27,6 +27,7 @@
 #include "driftwatch/core/dw_kll.h"
 
 #include "dw_test.h"
+#include "dw_test_json.h"
 
 #define DW_TEST_NAME "profile"
 #include "dw_test_tmpdir.h"
@@ -371,6 +372,83 @@ static void test_round_trip_through_ref_from_json(void **state)
     json_decref(doc);
 }
 
+/* ---- outcomes ---- */
+
+/* prediction, label and score columns are outcomes, not features: the labelled rows give the
+ * profile's performance (as a window report computes it) and its outcomes (the baseline); a
+ * row without a label is a prediction only; bad values name the line and column. */
+static void test_outcome_columns(void **state)
+{
+    const char *in = path_of("lab.csv");
+    const char *out = path_of("lab.json");
+    /* 5 labelled rows: 4 right (accuracy 0.8); positive "1": tp 2, fp 1, fn 0, tn 2 */
+    dw_test_write_file(in, "amount,prediction,label,score\n"
+                           "1,1,1,0.9\n"
+                           "2,1,1,0.8\n"
+                           "3,1,0,0.7\n"
+                           "4,0,0,0.2\n"
+                           "5,0,0,0.1\n"
+                           "6,1,,0.6\n");
+    assert_int_equal(run_profile("-i", in, "-o", out, "-m", "fraud", NULL), 0);
+    json_t *doc = load(out);
+    json_t *feats = json_object_get(doc, "features");
+    assert_int_equal(json_object_size(feats), 1); /* amount only */
+    assert_int_equal(json_integer_value(json_object_get(doc, "predictions")), 6);
+    assert_int_equal(json_integer_value(json_object_get(doc, "labeled")), 5);
+    json_t *perf = json_object_get(doc, "performance");
+    assert_near(jreal(perf, "accuracy"), 0.8, 1e-15);
+    assert_near(jreal(perf, "precision"), 2.0 / 3.0, 1e-15);
+    assert_near(jreal(perf, "recall"), 1.0, 0);
+    /* brier over the 5 scored outcomes: (.01 + .04 + .49 + .04 + .01) / 5 */
+    assert_near(jreal(perf, "brier"), 0.59 / 5, 1e-15);
+    assert_near(jreal(perf, "roc_auc"), 1.0, 0); /* every positive scored above every negative */
+    assert_string_equal(jstr(json_object_get(doc, "origin"), "source"), "profile");
+    struct dw_feature_cfg fc[] = {{"amount", DW_FEATURE_NUMERIC}};
+    struct dw_model_cfg m = {
+        .name = "fraud", .positive_class = "1", .features = fc, .n_features = 1};
+    char err[256];
+    struct dw_ref *ref = dw_ref_from_json(&m, doc, err, sizeof(err));
+    if (!ref) {
+        fail_msg("dw_ref_from_json: %s", err);
+    }
+    assert_int_equal(ref->source, DW_REF_SOURCE_PROFILE);
+    assert_non_null(ref->outcomes);
+    assert_int_equal(ref->outcomes->all.labeled, 5);
+    assert_int_equal(ref->outcomes->all.correct, 4);
+    assert_int_equal(ref->outcomes->all.tp, 2);
+    assert_int_equal(ref->outcomes->all.scored, 5);
+    dw_ref_free(ref);
+    json_decref(doc);
+
+    /* other column names; without labels there are no outcomes and no performance */
+    dw_test_write_file(in, "amount,yhat\n1,1\n2,0\n");
+    assert_int_equal(run_profile("-i", in, "-o", out, "--prediction", "yhat", NULL), 0);
+    doc = load(out);
+    assert_int_equal(json_object_size(json_object_get(doc, "features")), 1);
+    assert_true(json_is_null(json_object_get(doc, "performance")));
+    assert_null(json_object_get(doc, "outcomes"));
+    json_decref(doc);
+
+    /* JSON events: the config's input.fields pointers (label inline in the training event) */
+    in = path_of("lab.jsonl");
+    dw_test_write_file(in, "{\"model\":\"fraud\",\"features\":{\"amount\":1},\"prediction\":1,"
+                           "\"label\":1,\"score\":0.75}\n"
+                           "{\"model\":\"fraud\",\"features\":{\"amount\":2},\"prediction\":\"1\","
+                           "\"label\":0}\n");
+    assert_int_equal(run_profile("-i", in, "-o", out, NULL), 0);
+    doc = load(out);
+    perf = json_object_get(doc, "performance");
+    assert_near(jreal(perf, "accuracy"), 0.5, 0); /* 1 and "1" are the same class */
+    json_decref(doc);
+
+    /* bad values */
+    in = path_of("bad_lab.csv");
+    dw_test_write_file(in, "amount,prediction,label,score\n1,1,1,0.5\n2,1,0,1.5\n");
+    assert_int_equal(run_profile("-i", in, "-o", out, NULL), 1);
+    dw_test_write_file(in, "amount,prediction,label,score\n1,1,1,high\n");
+    assert_int_equal(run_profile("-i", in, "-o", out, NULL), 1);
+}
+
 /* ---- dw_files helpers ---- */
 
 static void test_files_numbers_and_pointers(void **state)
@@ -404,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_jsonl_categorical_reals_as_decoder_text),
         cmocka_unit_test(test_exact_quantiles_1_to_1000),
         cmocka_unit_test(test_round_trip_through_ref_from_json),
+        cmocka_unit_test(test_outcome_columns),
         cmocka_unit_test(test_files_numbers_and_pointers),
     };
     return cmocka_run_group_tests(tests, dw_tmp_setup, dw_tmp_teardown);
