@@ -25,6 +25,7 @@
  */
 #include "driftwatch/core/dw_baseline.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +106,39 @@ int dw_baseline_step(struct dw_baseline *bl, const json_t *refwins, int64_t star
         }
     }
     return changed;
+}
+
+/* Empties bl's counts, keeping its model. */
+static void clear(struct dw_baseline *bl)
+{
+    dw_agg_free(bl->sum);
+    free(bl->starts);
+    bl->sum = NULL;
+    bl->starts = NULL;
+    bl->n = 0;
+    bl->missed = 0;
+}
+
+void dw_baseline_set_profile(struct dw_baseline *bl, const struct dw_agg *outcomes)
+{
+    clear(bl);
+    bl->source = DW_BASELINE_PROFILE;
+    bl->needed = 1;
+    if (outcomes) {
+        dw_baseline_add(bl, outcomes, 1);
+    }
+}
+
+void dw_baseline_set_trailing(struct dw_baseline *bl, struct dw_agg *const *aggs, size_t n)
+{
+    clear(bl);
+    bl->source = DW_BASELINE_TRAILING;
+    bl->needed = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (aggs[i]->all.predictions > 0) {
+            dw_baseline_add(bl, aggs[i], 1);
+        }
+    }
 }
 
 int dw_baseline_ready(const struct dw_baseline *bl)
@@ -243,7 +277,7 @@ static const char *baseline_missing(const struct dw_baseline *bl, const struct d
     if (m->baseline_set || dw_baseline_ready(bl)) {
         return NULL;
     }
-    return bl && bl->missed ? WHY_UNAVAILABLE : WHY_WAITING;
+    return bl && (bl->missed || bl->source != DW_BASELINE_WINDOWS) ? WHY_UNAVAILABLE : WHY_WAITING;
 }
 
 /* The baseline value of every metric of model m (NaN: none); @returns its source. */
@@ -256,6 +290,7 @@ static const char *baseline_values(const struct dw_baseline *bl, const struct dw
             base[k] = m->baseline[k];
         }
     }
+    static const char *const sources[] = {"windows", "profile", "trailing"};
     if (m->baseline_set) {
         return "config";
     }
@@ -267,7 +302,7 @@ static const char *baseline_values(const struct dw_baseline *bl, const struct dw
         }
         json_decref(perf);
     }
-    return "windows";
+    return sources[bl ? bl->source : DW_BASELINE_WINDOWS];
 }
 
 /* Share of the reference windows' predictions whose final labels the baseline holds. */
@@ -279,6 +314,35 @@ static double labeled_share(const struct dw_baseline *bl, uint64_t ref_predictio
     return predictions ? (double)labeled / (double)predictions : 0.0;
 }
 
+/* The "baseline" of a profile's or the trailing windows' counts: what they hold, and why there
+ * is no baseline when there is none. */
+static void counts_status(json_t *o, const struct dw_model_cfg *m, const struct dw_baseline *bl,
+                          int missing)
+{
+    uint64_t labeled = bl->sum ? bl->sum->all.labeled : 0;
+    json_object_set_new(o, "labeled", json_integer((json_int_t)labeled));
+    if (bl->source == DW_BASELINE_TRAILING) {
+        json_object_set_new(o, "windows", json_integer((json_int_t)bl->n));
+    }
+    if (!missing) {
+        return;
+    }
+    char reason[512];
+    if (bl->source == DW_BASELINE_PROFILE) {
+        snprintf(reason, sizeof(reason),
+                 "the reference profile holds no labelled outcomes: make it with the training "
+                 "data's prediction and label columns (driftwatch profile), or set "
+                 "models.%s.baseline",
+                 m->name);
+    } else {
+        snprintf(reason, sizeof(reason),
+                 "no predictions in the %" PRId64 " windows before this one (reference.source "
+                 "trailing)",
+                 m->reference.windows);
+    }
+    json_object_set_new(o, "reason", json_string(reason));
+}
+
 /* The report's "baseline": status, source, progress (windows) and the metric values. */
 static json_t *status_json(const struct dw_config *cfg, const struct dw_model_cfg *m,
                            const struct dw_baseline *bl, const char *source,
@@ -286,7 +350,9 @@ static json_t *status_json(const struct dw_config *cfg, const struct dw_model_cf
 {
     const char *missing = baseline_missing(bl, m);
     json_t *o = json_pack("{s:s,s:s}", "status", missing ? missing : "ready", "source", source);
-    if (!m->baseline_set) {
+    if (!m->baseline_set && bl && bl->source != DW_BASELINE_WINDOWS) {
+        counts_status(o, m, bl, missing != NULL);
+    } else if (!m->baseline_set) {
         int64_t needed = bl && bl->needed ? bl->needed : m->reference.windows;
         json_object_set_new(o, "windows", json_integer(bl ? (json_int_t)bl->n : 0));
         if (missing) {

@@ -251,6 +251,65 @@ static void test_baseline_from_merged_counts(void **state)
     dw_baseline_free(&bl);
 }
 
+/* A profile's outcomes are the baseline at once (source profile); a profile without them makes
+ * it unavailable and says why; the trailing windows' counts, merged, are a baseline of source
+ * trailing, unavailable while they hold no prediction. */
+static void test_profile_and_trailing(void **state)
+{
+    struct dw_config cfg = make_cfg();
+    struct dw_agg *train = cls_window(-100, 500, 450);
+    struct dw_agg *w = cls_window(1, 100, 60);
+    struct dw_baseline bl;
+    dw_baseline_init(&bl, &g_cls);
+    dw_baseline_set_profile(&bl, train);
+    assert_true(dw_baseline_ready(&bl));
+    json_t *rep = judge(&cfg, &g_cls, w, &bl, 0);
+    json_t *base = json_object_get(rep, "baseline");
+    assert_string_equal(jstr(base, "status"), "ready");
+    assert_string_equal(jstr(base, "source"), "profile");
+    assert_int_equal(jint(base, "labeled"), 500);
+    assert_near(jreal(base, "accuracy"), 0.9, 1e-15);
+    assert_near(jreal(json_object_get(rep, "performance_drop"), "value"), (0.9 - 0.6) / 0.9, 1e-15);
+    json_decref(rep);
+
+    dw_baseline_set_profile(&bl, NULL);
+    assert_false(dw_baseline_ready(&bl));
+    rep = judge(&cfg, &g_cls, w, &bl, 0);
+    base = json_object_get(rep, "baseline");
+    assert_string_equal(jstr(base, "status"), "unavailable");
+    assert_string_equal(jstr(base, "source"), "profile");
+    assert_non_null(strstr(jstr(base, "reason"), "no labelled outcomes"));
+    assert_true(json_is_null(json_object_get(json_object_get(rep, "performance_drop"), "value")));
+    assert_string_equal(
+        jstr(json_object_get(json_object_get(rep, "performance"), "drop_undefined"), "accuracy"),
+        "unavailable");
+    json_decref(rep);
+
+    /* trailing: two windows, accuracy 0.8 and 0.9 over 100 each, and an empty one */
+    struct dw_agg *t[3] = {cls_window(-3, 100, 80), dw_agg_new(&g_cls, START - 2 * SIZE),
+                           cls_window(-1, 100, 90)};
+    dw_baseline_set_trailing(&bl, t, 3);
+    assert_true(dw_baseline_ready(&bl));
+    rep = judge(&cfg, &g_cls, w, &bl, 0);
+    base = json_object_get(rep, "baseline");
+    assert_string_equal(jstr(base, "source"), "trailing");
+    assert_int_equal(jint(base, "windows"), 2);
+    assert_near(jreal(base, "accuracy"), 0.85, 1e-15);
+    json_decref(rep);
+    dw_baseline_set_trailing(&bl, &t[1], 1);
+    rep = judge(&cfg, &g_cls, w, &bl, 0);
+    base = json_object_get(rep, "baseline");
+    assert_string_equal(jstr(base, "status"), "unavailable");
+    assert_non_null(strstr(jstr(base, "reason"), "no predictions in the 3 windows before"));
+    json_decref(rep);
+    for (int i = 0; i < 3; i++) {
+        dw_agg_free(t[i]);
+    }
+    dw_baseline_free(&bl);
+    dw_agg_free(w);
+    dw_agg_free(train);
+}
+
 /* Regression: drops of mae, rmse, mape (rises are worse) and r2; the rule's metric is rmse. */
 static void test_regression(void **state)
 {
@@ -473,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_drop_undefined),
         cmocka_unit_test(test_baseline_from_merged_counts),
         cmocka_unit_test(test_regression),
+        cmocka_unit_test(test_profile_and_trailing),
         cmocka_unit_test(test_config_precedence),
         cmocka_unit_test(test_waiting),
         cmocka_unit_test(test_step_and_state),

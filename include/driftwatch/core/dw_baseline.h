@@ -8,7 +8,10 @@
  *     (each window's label-horizon evaluation in run; every label at once in replay) are merged
  *     as the rolling view merges windows, and each metric is computed from the merged counts
  *     exactly as a window report computes it (dw_eval_performance).
- * (A training profile with labels is the next source: a function filling the same values.)
+ *   - profile: the labelled outcomes of a training profile (`driftwatch profile` with the
+ *     prediction and label columns) when the model's reference is that profile;
+ *   - trailing: with reference.source trailing, the final counts of the N windows before the
+ *     one judged (the run loop reads them; dw_baseline_set_trailing).
  * Until the windows' baseline exists, the report says so ("status": "waiting_for_labels",
  * with the share of the reference windows' predictions whose labels it holds).
  *
@@ -28,6 +31,8 @@
 #include "driftwatch/core/dw_config.h"
 
 #define DW_BASELINE_FORMAT 1 /* version of the state text */
+/* Where the counts of a baseline come from (the config's values are not counts: see above). */
+enum dw_baseline_source { DW_BASELINE_WINDOWS = 0, DW_BASELINE_PROFILE, DW_BASELINE_TRAILING };
 
 /** @brief The windows' baseline of one model while it is collected, and once complete. */
 struct dw_baseline {
@@ -38,6 +43,7 @@ struct dw_baseline {
     int missed;         /* a reference window was final before it could be merged (state of an
                          * older version, or lost): the windows' baseline cannot be completed */
     struct dw_agg *sum; /* the merged final counts; NULL while n is 0 */
+    enum dw_baseline_source source;
 };
 
 /** @brief An empty baseline of model m (borrowed: it must outlive bl). */
@@ -63,6 +69,16 @@ int dw_baseline_add(struct dw_baseline *bl, const struct dw_agg *agg, int64_t ne
 int dw_baseline_step(struct dw_baseline *bl, const json_t *refwins, int64_t start,
                      const struct dw_agg *agg);
 
+/**
+ * @brief Makes bl the baseline of a profile's labelled outcomes (copied), ready at once;
+ *        outcomes NULL (a profile made without labels) makes it unavailable, with the reason.
+ */
+void dw_baseline_set_profile(struct dw_baseline *bl, const struct dw_agg *outcomes);
+/**
+ * @brief Makes bl the baseline of the trailing windows aggs[0..n-1] (their counts, merged; the
+ *        empty ones add nothing): ready when one of them has predictions, else unavailable.
+ */
+void dw_baseline_set_trailing(struct dw_baseline *bl, struct dw_agg *const *aggs, size_t n);
 /** @returns 1 when the windows' baseline is complete: every reference window merged. */
 int dw_baseline_ready(const struct dw_baseline *bl);
 
