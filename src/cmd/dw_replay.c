@@ -629,21 +629,8 @@ static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, si
 
 static int load_reference(struct replayer *rp, char *errstr, size_t errstr_size)
 {
-    json_error_t jerr;
-    rp->ref_doc = json_load_file(rp->o->reference, 0, &jerr);
-    if (!rp->ref_doc && jerr.line < 1) {
-        return dw_err(errstr, errstr_size, "%s", jerr.text); /* names the file */
-    }
-    if (!rp->ref_doc) {
-        return dw_err(errstr, errstr_size, "%s:%d: column %d: %s", rp->o->reference, jerr.line,
-                      jerr.column, jerr.text);
-    }
-    if (!json_is_string(json_object_get(rp->ref_doc, "model")) ||
-        !json_is_object(json_object_get(rp->ref_doc, "features"))) {
-        return dw_err(errstr, errstr_size, "%s: not a profile (no \"model\" or \"features\")",
-                      rp->o->reference);
-    }
-    return 0;
+    rp->ref_doc = dw_files_profile_doc(rp->o->reference, errstr, errstr_size);
+    return rp->ref_doc ? 0 : -1;
 }
 
 static int attach_reference(struct replayer *rp, char *errstr, size_t errstr_size)

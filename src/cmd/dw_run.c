@@ -45,6 +45,7 @@
 #include "driftwatch/core/dw_decode.h"
 #include "driftwatch/core/dw_eval.h"
 #include "driftwatch/core/dw_evaluator.h"
+#include "driftwatch/io/dw_files.h"
 #include "driftwatch/io/dw_http.h"
 #include "driftwatch/io/dw_kafka.h"
 #include "driftwatch/io/dw_log.h"
@@ -122,7 +123,11 @@ struct pending {
 };
 
 struct model_rt {
-    struct dw_ref *ref;
+    struct dw_ref *ref;     /* the stored reference, once read or built (reference_stored) */
+    struct dw_ref *profile; /* source profile: reference.profile, read at start-up */
+    int64_t ref_gen;        /* refgen:<model> when ref was read (reference_sync) */
+    int stored_checked;     /* the stored reference was read and is not to be used: until
+                             * refgen changes, not read again (sources profile, trailing) */
     /* Per stage (0 close, 1 final): a run of empty windows being measured (a long gap is read
      * over several ticks and still reported once; in memory only: lost, it is read again). */
     struct dw_empty_run run[2];
@@ -1244,6 +1249,74 @@ static void remember_report(struct runner *rn, json_t *report)
     }
 }
 
+/* ---- the reference (docs/statistics.md, "Reference sources") ---- */
+
+/*
+ * Drops model mi's cached reference when `driftwatch reference set` or `reset` changed it since
+ * it was read: refgen:<model> counts those changes. Read once per tick and stage, before the
+ * walk: the final stage waits for a reference. @returns 0, or -1 when Redis could not say.
+ */
+static int reference_sync(struct runner *rn, size_t mi)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    struct model_rt *mr = &rn->models[mi];
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_refgen(m->name, name, sizeof(name));
+    int64_t gen = 0;
+    int got = dw_redis_get_i64(rn->redis, name, &gen);
+    if (got < 0) {
+        dw_log_limited("refgen_unreadable", 1, DW_LOG_ERROR,
+                       "cannot read the reference generation; windows wait", "{s:s,s:s}", "model",
+                       m->name, "key", name);
+        return -1;
+    }
+    if (gen != mr->ref_gen) {
+        dw_log(DW_LOG_INFO, "reference changed by driftwatch reference; read again", "{s:s,s:I}",
+               "model", m->name, "generation", (json_int_t)gen);
+        dw_ref_free(mr->ref);
+        mr->ref = NULL;
+        mr->stored_checked = 0;
+        mr->ref_gen = gen;
+    }
+    return 0;
+}
+
+/* Whether model mi's final evaluations can start: the baseline of the windows source needs
+ * the reference windows' list, complete once the reference is built. */
+static int reference_ready(const struct runner *rn, size_t mi)
+{
+    return rn->models[mi].ref != NULL ||
+           rn->cfg.models[mi].reference.source != DW_REF_SOURCE_WINDOWS;
+}
+
+/* Writes `sets` of model mi's reference state unless the reference changed since it was read
+ * (dw_redis_write_fenced on refgen). @returns 0 written, -1 not (logged). */
+static int reference_write(struct runner *rn, size_t mi, const struct dw_redis_bkv *sets, size_t n,
+                           const char *what)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    char fence[DW_REDIS_NAME_MAX], errstr[512];
+    dw_redis_name_refgen(m->name, fence, sizeof(fence));
+    int rc = dw_redis_write_fenced(rn->redis, fence, rn->models[mi].ref_gen, sets, n, errstr,
+                                   sizeof(errstr));
+    if (rc != 0) {
+        dw_log(rc > 0 ? DW_LOG_INFO : DW_LOG_ERROR,
+               rc > 0 ? "reference changed meanwhile: not written"
+                      : "cannot write the reference state",
+               "{s:s,s:s,s:s}", "model", m->name, "what", what, "error", errstr);
+    }
+    return rc == 0 ? 0 : -1;
+}
+
+/* One key of a fenced write: name, and the encoding of agg (NULL: delete) into buf. */
+static struct dw_redis_bkv agg_kv(const char *name, const struct dw_agg *agg, struct dw_buf *buf)
+{
+    if (agg) {
+        dw_agg_encode(agg, buf);
+    }
+    return (struct dw_redis_bkv){name, agg ? buf->data : NULL, agg ? buf->len : 0};
+}
+
 /*
  * The merged aggregates of the reference windows `wins`, the last one being `agg` (the window
  * at hand): the others were stored as refagg:<model>:<start> when they joined (their
@@ -1268,107 +1341,230 @@ static int reference_aggs(struct runner *rn, const struct dw_model_cfg *m, json_
     return 0;
 }
 
-/* Builds, stores and keeps model mi's reference from the merged aggregates aggs[0..n-1]. */
-static void reference_build(struct runner *rn, size_t mi, struct dw_agg **aggs, size_t n)
-{
-    const struct dw_model_cfg *m = &rn->cfg.models[mi];
-    struct dw_ref *ref = dw_ref_build(m, aggs, n, rn->cfg.psi_bins);
-    /* Its Redis form: JSON without the samples, which follow in binary (up to 2^20 values per
-     * numeric feature: tens of MB as text, built, printed and copied several times). */
-    struct dw_buf blob;
-    dw_buf_init(&blob);
-    dw_ref_encode(ref, &blob);
-    char name[DW_REDIS_NAME_MAX], errstr[512];
-    dw_redis_name_ref(m->name, name, sizeof(name));
-    /* Kept in memory once stored: reading back what was just written would stall the loop.
-     * The round trip is exact (tests/unit/test_eval.c). */
-    if (dw_redis_set_bytes(rn->redis, name, blob.data, blob.len, errstr, sizeof(errstr)) == 0) {
-        rn->models[mi].ref = ref;
-        for (size_t i = 0; i + 1 < n; i++) {
-            dw_redis_name_refagg(m->name, aggs[i]->start_ms, name, sizeof(name));
-            dw_redis_del(rn->redis, name);
-        }
-        dw_log(DW_LOG_INFO, "reference built", "{s:s,s:i}", "model", m->name, "windows", (int)n);
-    } else {
-        dw_log(DW_LOG_ERROR, "cannot store the reference; built again next window", "{s:s,s:s}",
-               "model", m->name, "error", errstr);
-        dw_ref_free(ref);
-    }
-    dw_buf_free(&blob);
-}
-
 /*
- * The reference model mi's window `start` (merged aggregate agg) is judged against, in *out:
- * NULL while it is being collected. A non-empty window joins the collection: its merged
- * aggregate is stored (refagg) until the last one arrives and the reference is built from them
- * all; the reference windows themselves are not judged. @returns 0, or -1 when Redis could not
- * say what is stored (the evaluation is retried: collecting afresh would write over it).
+ * Source windows, at the close of a window with predictions (start, merged aggregate agg): it
+ * joins the reference windows (refwins:<model>; its aggregate kept as refagg:<model>:<start>),
+ * and with the last one the reference is built from them all, stored with the list in one
+ * fenced write and kept. A window already listed (an evaluation retried) changes nothing.
+ * @returns 0, or -1 when Redis could not say what is stored.
  */
-static int reference_for(struct runner *rn, size_t mi, int64_t start, struct dw_agg *agg,
-                         struct dw_ref **out)
+static int reference_collect(struct runner *rn, size_t mi, int64_t start, struct dw_agg *agg)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
-    *out = rn->models[mi].ref;
-    if (*out) {
-        return 0;
-    }
-    char name[DW_REDIS_NAME_MAX];
-    dw_redis_name_ref(m->name, name, sizeof(name));
-    size_t len = 0;
-    char *text = NULL;
-    int got = dw_redis_read_state(rn->redis, name, m->name, &text, &len);
-    if (got < 0) {
-        return -1;
-    }
-    if (got == 1) {
-        char errstr[256];
-        rn->models[mi].ref = dw_ref_decode(m, text, len, errstr, sizeof(errstr));
-        if (!rn->models[mi].ref) {
-            dw_log_limited("corrupt_reference", 1, DW_LOG_ERROR,
-                           "stored reference unreadable; windows are not judged", "{s:s,s:s}",
-                           "model", m->name, "error", errstr);
-        }
-        free(text);
-        *out = rn->models[mi].ref;
-        return 0;
-    }
-    if (!dw_evaluator_reference_joins(agg)) {
-        return 0;
-    }
-    /* Still collecting: this non-empty window joins the reference windows. */
-    dw_redis_name_refwins(m->name, name, sizeof(name));
+    char list_name[DW_REDIS_NAME_MAX];
+    dw_redis_name_refwins(m->name, list_name, sizeof(list_name));
     char *list = NULL;
-    if (dw_redis_read_state(rn->redis, name, m->name, &list, &len) < 0) {
+    size_t len = 0;
+    if (dw_redis_read_state(rn->redis, list_name, m->name, &list, &len) < 0) {
         return -1;
     }
     json_t *wins = dw_evaluator_reference_windows(list);
     free(list);
+    if (dw_evaluator_reference_listed(wins, start)) {
+        json_decref(wins);
+        return 0;
+    }
     int complete = dw_evaluator_reference_add(wins, m->reference.windows, start);
     size_t n = json_array_size(wins);
     struct dw_agg **aggs = dw_calloc(n, sizeof(*aggs));
-    if (complete && reference_aggs(rn, m, wins, agg, aggs) == 0) {
-        reference_build(rn, mi, aggs, n);
-    } else {
-        if (complete) { /* a stored window is gone: collect again, from this one */
-            json_array_clear(wins);
-            dw_evaluator_reference_add(wins, m->reference.windows, start);
-        }
-        char refagg[DW_REDIS_NAME_MAX], errstr[512];
-        dw_redis_name_refagg(m->name, start, refagg, sizeof(refagg));
-        if (dw_redis_set_agg(rn->redis, refagg, agg, errstr, sizeof(errstr)) != 0) {
-            dw_log(DW_LOG_ERROR, "cannot store a reference window", "{s:s,s:s}", "model", m->name,
-                   "error", errstr);
-        }
+    int built = complete && reference_aggs(rn, m, wins, agg, aggs) == 0;
+    if (complete && !built) { /* a stored window is gone: collect again, from this one */
+        json_array_clear(wins);
+        dw_evaluator_reference_add(wins, m->reference.windows, start);
     }
+    /* the keys written: the list, then the reference and its windows' aggregates deleted, or
+     * this window's aggregate */
+    char(*names)[DW_REDIS_NAME_MAX] = dw_calloc(n + 1, sizeof(*names));
+    struct dw_redis_bkv *sets = dw_calloc(n + 1, sizeof(*sets));
+    struct dw_buf buf;
+    dw_buf_init(&buf);
     char *dump = json_dumps(wins, JSON_COMPACT);
-    dw_redis_set_str(rn->redis, name, dump, 0);
+    sets[0] = (struct dw_redis_bkv){list_name, dump, strlen(dump)};
+    size_t n_sets = 1;
+    struct dw_ref *ref = NULL;
+    if (built) {
+        ref = dw_ref_build(m, aggs, n, rn->cfg.psi_bins);
+        ref->created_ms = dw_now_ms();
+        /* Kept in memory once stored: reading back what was just written would stall the
+         * loop. Its Redis form holds the samples in binary (tests/unit/test_eval.c). */
+        dw_ref_encode(ref, &buf);
+        dw_redis_name_ref(m->name, names[0], sizeof(names[0]));
+        sets[n_sets++] = (struct dw_redis_bkv){names[0], buf.data, buf.len};
+        for (size_t i = 0; i + 1 < n; i++) {
+            dw_redis_name_refagg(m->name, aggs[i]->start_ms, names[i + 1], sizeof(names[0]));
+            sets[n_sets++] = agg_kv(names[i + 1], NULL, NULL);
+        }
+    } else {
+        dw_redis_name_refagg(m->name, start, names[0], sizeof(names[0]));
+        sets[n_sets++] = agg_kv(names[0], agg, &buf);
+    }
+    if (reference_write(rn, mi, sets, n_sets, built ? "reference" : "reference window") == 0 &&
+        ref) {
+        rn->models[mi].ref = ref;
+        ref = NULL;
+        dw_log(DW_LOG_INFO, "reference built", "{s:s,s:i}", "model", m->name, "windows", (int)n);
+    }
+    dw_ref_free(ref);
     free(dump);
-    for (size_t i = 0; i + 1 < n; i++) {
+    dw_buf_free(&buf);
+    free(sets);
+    free(names);
+    for (size_t i = 0; built && i + 1 < n; i++) {
         dw_agg_free(aggs[i]);
     }
     free(aggs);
     json_decref(wins);
     return 0; /* reference windows themselves are not judged */
+}
+
+/*
+ * Source trailing, at the close of window `start` (merged aggregate agg): *out is the reference
+ * built from the stored aggregates of the reference.windows windows before it (none: NULL),
+ * and this window's aggregate is kept (trailagg:<model>:<start>, listed in trailwins:<model>)
+ * for the windows after it; the ones no later window needs are deleted. A stored aggregate that
+ * cannot be read is logged and left out (the report's reference.windows says how many there
+ * were). @returns 0 (*out: the caller's to free), or -1 when Redis could not say.
+ */
+static int reference_trailing(struct runner *rn, size_t mi, int64_t start, struct dw_agg *agg,
+                              struct dw_ref **out)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    int64_t span = m->reference.windows * rn->cfg.window_size_ms;
+    char list_name[DW_REDIS_NAME_MAX];
+    dw_redis_name_trailwins(m->name, list_name, sizeof(list_name));
+    char *list = NULL;
+    size_t len = 0;
+    *out = NULL;
+    if (dw_redis_read_state(rn->redis, list_name, m->name, &list, &len) < 0) {
+        return -1;
+    }
+    json_t *wins = dw_evaluator_reference_windows(list);
+    free(list);
+    size_t n_wins = json_array_size(wins), n = 0;
+    struct dw_agg **aggs = dw_calloc(n_wins + 1, sizeof(*aggs));
+    char(*names)[DW_REDIS_NAME_MAX] = dw_calloc(n_wins + 1, sizeof(*names));
+    struct dw_redis_bkv *sets = dw_calloc(n_wins + 2, sizeof(*sets));
+    size_t n_sets = 0;
+    json_t *keep = json_array();
+    for (size_t i = 0; i < n_wins; i++) {
+        int64_t ws = json_integer_value(json_array_get(wins, i));
+        char errstr[512] = "absent";
+        dw_redis_name_trailagg(m->name, ws, names[i], sizeof(names[i]));
+        if (ws >= start - span && ws < start &&
+            dw_redis_get_agg(rn->redis, names[i], m, ws, &aggs[n], errstr, sizeof(errstr)) != 1) {
+            dw_log(DW_LOG_ERROR, "trailing reference window unreadable; left out", "{s:s,s:I,s:s}",
+                   "model", m->name, "window_start_ms", (json_int_t)ws, "error", errstr);
+        } else if (ws >= start - span && ws < start) {
+            n++;
+        }
+        if (ws >= start + rn->cfg.window_size_ms - span && ws != start) {
+            json_array_append_new(keep, json_integer(ws)); /* a later window needs it */
+        } else if (ws != start) {
+            sets[n_sets++] = agg_kv(names[i], NULL, NULL);
+        }
+    }
+    if (n > 0) {
+        *out = dw_ref_build(m, aggs, n, rn->cfg.psi_bins);
+        (*out)->source = DW_REF_SOURCE_TRAILING;
+        (*out)->created_ms = dw_now_ms();
+    }
+    struct dw_buf buf;
+    dw_buf_init(&buf);
+    if (dw_evaluator_reference_joins(agg)) {
+        json_array_append_new(keep, json_integer(start));
+        dw_redis_name_trailagg(m->name, start, names[n_wins], sizeof(names[0]));
+        sets[n_sets++] = agg_kv(names[n_wins], agg, &buf);
+    }
+    char *dump = json_dumps(keep, JSON_COMPACT);
+    sets[n_sets++] = (struct dw_redis_bkv){list_name, dump, strlen(dump)};
+    reference_write(rn, mi, sets, n_sets, "trailing window");
+    free(dump);
+    dw_buf_free(&buf);
+    for (size_t i = 0; i < n; i++) {
+        dw_agg_free(aggs[i]);
+    }
+    free(aggs);
+    free(names);
+    free(sets);
+    json_decref(keep);
+    json_decref(wins);
+    return 0;
+}
+
+/*
+ * Reads the stored reference (ref:<model>) into the cache when it is the one to judge with: a
+ * profile stored by `driftwatch reference set` (whatever the source), or one collected from
+ * the windows with source windows; one collected before the source was changed is not used.
+ * @returns 0, 1 when the stored reference is corrupt (windows are not judged: collecting
+ * afresh would write over it; `driftwatch reference reset` starts again), -1 on a Redis error.
+ */
+static int reference_stored(struct runner *rn, size_t mi)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    struct model_rt *mr = &rn->models[mi];
+    if (mr->stored_checked) {
+        return 0;
+    }
+    char name[DW_REDIS_NAME_MAX], errstr[256];
+    dw_redis_name_ref(m->name, name, sizeof(name));
+    size_t len = 0;
+    char *text = NULL;
+    int got = dw_redis_read_state(rn->redis, name, m->name, &text, &len);
+    if (got <= 0) {
+        mr->stored_checked = got == 0 && m->reference.source != DW_REF_SOURCE_WINDOWS;
+        return got;
+    }
+    struct dw_ref *ref = dw_ref_decode(m, text, len, errstr, sizeof(errstr));
+    free(text);
+    if (!ref) {
+        dw_log_limited("corrupt_reference", 1, DW_LOG_ERROR,
+                       "stored reference unreadable; windows are not judged", "{s:s,s:s}", "model",
+                       m->name, "error", errstr);
+        return 1;
+    }
+    if (ref->source == DW_REF_SOURCE_PROFILE || m->reference.source == DW_REF_SOURCE_WINDOWS) {
+        mr->ref = ref;
+    } else {
+        dw_log(DW_LOG_INFO, "stored reference not used: reference.source changed", "{s:s,s:s,s:s}",
+               "model", m->name, "stored", dw_ref_source_name(ref->source), "source",
+               dw_ref_source_name(m->reference.source));
+        dw_ref_free(ref);
+    }
+    mr->stored_checked = 1;
+    return 0;
+}
+
+/*
+ * The reference model mi's window `start` (merged aggregate agg) is judged against, in *out
+ * (NULL: none), and whether the caller frees it (*owned): the stored one (reference_stored),
+ * else by the model's source: reference.profile as read at start-up; the windows before
+ * `start` (trailing; built at the close only: a final report takes its close report's
+ * features); none while the reference windows are collected, this window joining them at its
+ * close (reference windows themselves are not judged).
+ * @returns 0, or -1 when Redis could not say (the evaluation is retried).
+ */
+static int reference_for(struct runner *rn, size_t mi, int64_t start, struct dw_agg *agg, int final,
+                         struct dw_ref **out, int *owned)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    struct model_rt *mr = &rn->models[mi];
+    *owned = 0;
+    *out = mr->ref;
+    int stored = *out ? 0 : reference_stored(rn, mi);
+    if (stored != 0 || (*out = mr->ref) != NULL) {
+        return stored < 0 ? -1 : 0;
+    }
+    switch (m->reference.source) {
+    case DW_REF_SOURCE_PROFILE:
+        *out = mr->profile;
+        return 0;
+    case DW_REF_SOURCE_TRAILING:
+        *owned = 1;
+        return final ? 0 : reference_trailing(rn, mi, start, agg, out);
+    case DW_REF_SOURCE_WINDOWS:
+        break;
+    }
+    return final || !dw_evaluator_reference_joins(agg) ? 0 : reference_collect(rn, mi, start, agg);
 }
 
 /*
@@ -1392,6 +1588,33 @@ static int get_event_time(struct runner *rn, const char *name, int64_t *out)
 }
 
 /*
+ * The counts of the k windows before window `start`, oldest first, into aggs[0..k-1], read
+ * through `counts_only`, a feature-less copy of model m: their feature statistics and sketches
+ * are skipped while decoding. A window that is not stored is empty. @returns 0, or -1 (logged;
+ * nothing is left allocated).
+ */
+static int load_counts_before(struct runner *rn, const struct dw_model_cfg *m,
+                              const struct dw_model_cfg *counts_only, int64_t start, int64_t k,
+                              struct dw_agg **aggs)
+{
+    for (int64_t i = 0; i < k; i++) {
+        int64_t ws = start - (k - i) * rn->cfg.window_size_ms;
+        char errstr[512];
+        aggs[i] =
+            dw_redis_load_window(rn->redis, counts_only, ws, rn->n_parts, errstr, sizeof(errstr));
+        if (!aggs[i]) {
+            dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:I,s:s}", "model", m->name,
+                   "window_start_ms", (json_int_t)ws, "error", errstr);
+            for (int64_t j = 0; j < i; j++) {
+                dw_agg_free(aggs[j]);
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
  * The windows of the rolling view ending with `cur` (window `start`), oldest first, `cur`
  * last: up to evaluation.rolling_windows, counted from the model's first evaluated window
  * (Redis key rolling_first:<model>, set on the first evaluation to `from`, the first window
@@ -1406,7 +1629,6 @@ static int load_recent(struct runner *rn, size_t mi, int64_t from, int64_t start
                        size_t *n)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
-    int64_t L = rn->cfg.window_size_ms;
     *aggs = NULL;
     *n = 0;
     if (rn->cfg.rolling_windows <= 0) {
@@ -1429,22 +1651,9 @@ static int load_recent(struct runner *rn, size_t mi, int64_t from, int64_t start
     counts_only->features = NULL;
     counts_only->n_features = 0;
     struct dw_agg **recent = dw_calloc((size_t)k, sizeof(*recent));
-    for (int64_t i = 0; i < k - 1; i++) {
-        int64_t ws = start - (k - 1 - i) * L;
-        char errstr[512];
-        /* Read through the feature-less model: sketches are skipped, not decoded. */
-        struct dw_agg *full =
-            dw_redis_load_window(rn->redis, counts_only, ws, rn->n_parts, errstr, sizeof(errstr));
-        if (!full) {
-            dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:I,s:s}", "model", m->name,
-                   "window_start_ms", (json_int_t)ws, "error", errstr);
-            for (int64_t j = 0; j < i; j++) {
-                dw_agg_free(recent[j]);
-            }
-            free(recent);
-            return -1;
-        }
-        recent[i] = full;
+    if (load_counts_before(rn, m, counts_only, start, k - 1, recent) != 0) {
+        free(recent);
+        return -1;
     }
     recent[k - 1] = cur;
     *aggs = recent;
@@ -1595,6 +1804,42 @@ static int baseline_step(struct runner *rn, const struct dw_model_cfg *m, int fi
 }
 
 /*
+ * The baseline window `start` is judged against, into *bl (initialised whatever this returns):
+ * a profile's outcomes when the reference in use (ref) is a profile, the counts of the
+ * reference.windows windows before `start` with source trailing, else the reference windows'
+ * (baseline_step, whose new state *text is committed with the step).
+ * @returns 0, or -1 when Redis failed.
+ */
+static int baseline_for(struct runner *rn, const struct dw_model_cfg *m, int final, int64_t start,
+                        const struct dw_agg *agg, const struct dw_ref *ref, struct dw_baseline *bl,
+                        char **text)
+{
+    *text = NULL;
+    if (ref && ref->source == DW_REF_SOURCE_PROFILE) {
+        dw_baseline_init(bl, m);
+        dw_baseline_set_profile(bl, ref->outcomes);
+        return 0;
+    }
+    if (m->reference.source != DW_REF_SOURCE_TRAILING) {
+        return baseline_step(rn, m, final, start, agg, bl, text);
+    }
+    dw_baseline_init(bl, m);
+    struct dw_model_cfg *counts_only = dw_model_counts_only(m);
+    int64_t k = m->reference.windows;
+    struct dw_agg **before = dw_calloc((size_t)k, sizeof(*before));
+    int rc = load_counts_before(rn, m, counts_only, start, k, before);
+    if (rc == 0) {
+        dw_baseline_set_trailing(bl, before, (size_t)k);
+        for (int64_t i = 0; i < k; i++) {
+            dw_agg_free(before[i]);
+        }
+    }
+    free(before);
+    free(counts_only);
+    return rc;
+}
+
+/*
  * Evaluates the window `start`, or the run of empty windows it starts (one report, "empty_windows"
  * windows, up to the next window with data or `until`); its alerts and trigger are committed
  * with cursor_name := the end of what was reported. *n_windows says how many windows that was,
@@ -1632,20 +1877,26 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     size_t n_recent = 0;
     struct dw_baseline bl;
     char *bl_text = NULL; /* the baseline's new state, committed with the step */
-    /* Before reference_for(), which records reference windows: a failure here is retried. */
+    struct dw_ref *ref = NULL;
+    int ref_owned = 0;
     int failed = n < 0 || load_recent(rn, mi, start, start + (n - 1) * L, last, &counts_only,
                                       &recent, &n_recent) != 0;
-    int bl_init = !failed; /* baseline_step() initialises bl whatever it returns */
-    struct dw_ref *ref = rn->models[mi].ref;
-    failed = failed ||
-             baseline_step(rn, m, final, start, dw_eval_agg_empty(agg) ? NULL : agg, &bl,
-                           &bl_text) != 0 ||
-             (!final && reference_for(rn, mi, start, agg, &ref) != 0);
+    int recent_loaded = !failed;
+    /* reference_for() records a reference window at most once: a failure after it is retried */
+    failed = failed || reference_for(rn, mi, start, agg, final, &ref, &ref_owned) != 0;
+    int bl_init = !failed; /* baseline_for() initialises bl whatever it returns */
+    failed = failed || baseline_for(rn, m, final, start, dw_eval_agg_empty(agg) ? NULL : agg, ref,
+                                    &bl, &bl_text) != 0;
     if (failed) {
         if (bl_init) {
             dw_baseline_free(&bl);
             free(bl_text);
+        }
+        if (recent_loaded) {
             free_recent(recent, n_recent);
+        }
+        if (ref_owned) {
+            dw_ref_free(ref);
         }
         if (last != agg) {
             dw_agg_free(last);
@@ -1663,6 +1914,9 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     dw_eval_add_rolling(report, &rn->cfg, m, recent, n_recent);
     free_recent(recent, n_recent);
     dw_baseline_judge(report, &rn->cfg, m, &bl, ref ? ref->predictions : 0);
+    if (ref_owned) {
+        dw_ref_free(ref);
+    }
     int baseline_done = bl_text && (dw_baseline_ready(&bl) || bl.missed);
     dw_baseline_free(&bl);
     if (last != agg) {
@@ -1713,7 +1967,7 @@ static void evaluate_cursor(struct runner *rn, size_t mi, int final)
     dw_redis_name_cursor(m->name, final, name, sizeof(name));
     int64_t cursor = 0;
     int found = get_event_time(rn, name, &cursor);
-    if (found < 0) {
+    if (found < 0 || reference_sync(rn, mi) != 0) {
         return;
     }
     struct dw_cursor_walk walk;
@@ -1721,7 +1975,7 @@ static void evaluate_cursor(struct runner *rn, size_t mi, int final)
         DW_NEXT_WINDOW) {
         return;
     }
-    while (!run_stop && dw_evaluator_next(&walk, rn->models[mi].ref != NULL,
+    while (!run_stop && dw_evaluator_next(&walk, reference_ready(rn, mi),
                                           RUN_MAX_WINDOWS_PER_TICK) == DW_NEXT_WINDOW) {
         int64_t n = 0;
         if (evaluate_window(rn, mi, walk.cursor, walk.until, final, name, &n) != 0) {
@@ -1902,6 +2156,25 @@ static void run_usage(FILE *out)
             "      --version       print the version\n");
 }
 
+/* The reference.profile of each model with source profile, checked against its features. */
+static int load_profiles(struct runner *rn, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < rn->cfg.n_models; i++) {
+        const struct dw_model_cfg *m = &rn->cfg.models[i];
+        char err[1024];
+        if (m->reference.source != DW_REF_SOURCE_PROFILE) {
+            continue;
+        }
+        rn->models[i].profile = dw_files_load_profile(m, m->reference.profile, err, sizeof(err));
+        if (!rn->models[i].profile) {
+            return dw_err(errstr, errstr_size, "models.%s.reference.profile: %s", m->name, err);
+        }
+        dw_log(DW_LOG_INFO, "reference profile read", "{s:s,s:s,s:b}", "model", m->name, "profile",
+               m->reference.profile, "outcomes", rn->models[i].profile->outcomes != NULL);
+    }
+    return 0;
+}
+
 static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
 {
     /* Owner token: fences checkpoints of a previous owner of a partition (dw_redis_claim). */
@@ -1917,6 +2190,9 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     rn->wms.label_wm = DW_NO_TS;
     rn->wms.first_ts = DW_NO_TS;
     rn->models = dw_calloc(rn->cfg.n_models, sizeof(*rn->models));
+    if (load_profiles(rn, errstr, errstr_size) != 0) {
+        return -1;
+    }
     if (!(rn->dec = dw_decoder_new(&rn->cfg, errstr, errstr_size))) {
         return -1;
     }
@@ -2087,6 +2363,7 @@ static void runner_stop(struct runner *rn)
     }
     for (size_t i = 0; rn->models && i < rn->cfg.n_models; i++) {
         dw_ref_free(rn->models[i].ref);
+        dw_ref_free(rn->models[i].profile);
     }
     free(rn->models);
     free(rn->parts);

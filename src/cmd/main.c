@@ -24,6 +24,7 @@ static const struct command commands[] = {
     {"inspect", dw_cmd_inspect, "print the merged per-window state kept in Redis"},
     {"state", dw_cmd_state, "state check / state drop: find and repair corrupt partition state"},
     {"profile", dw_cmd_profile, "build a reference profile from training data (CSV, JSON lines)"},
+    {"reference", dw_cmd_reference, "reference show / set / reset: what a model is judged against"},
     {"replay", dw_cmd_replay, "run the pipeline over JSON-lines files, one report per window"},
     {"alerts", dw_cmd_alerts, "alerts test: send a test notification through the sinks"},
 };

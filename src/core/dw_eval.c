@@ -1546,6 +1546,11 @@ static json_t *features_json(const struct dw_config *cfg, const struct dw_model_
 
 json_t *dw_eval_reference_json(const struct dw_model_cfg *m, const struct dw_ref *ref)
 {
+    if (!ref && m->reference.source == DW_REF_SOURCE_TRAILING) {
+        return json_pack("{s:s,s:s,s:i,s:I,s:s}", "status", "unavailable", "source", "trailing",
+                         "windows", 0, "windows_needed", (json_int_t)m->reference.windows, "reason",
+                         "no predictions in the windows before this one");
+    }
     if (!ref) {
         return json_pack("{s:s,s:s,s:i,s:I}", "status", "collecting", "source",
                          dw_ref_source_name(m->reference.source), "windows", 0, "windows_needed",
@@ -1635,7 +1640,11 @@ int dw_eval_take_close(json_t *report, const json_t *close)
     json_t *features = json_object_get(close, "features");
     json_t *drift = json_object_get(close, "drift");
     json_t *latency = json_object_get(close, "latency_ms");
+    json_t *reference = json_object_get(close, "reference");
     if (json_is_object(features) && json_is_object(drift)) {
+        if (reference) { /* what the features were judged against */
+            json_object_set(report, "reference", reference);
+        }
         json_object_set(report, "features", features);
         json_object_set(report, "drift", drift);
         json_object_set(report, "latency_ms", latency ? latency : json_null());

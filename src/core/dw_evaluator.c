@@ -223,6 +223,19 @@ json_t *dw_evaluator_reference_windows(const char *stored)
     return wins;
 }
 
+int dw_evaluator_reference_listed(const json_t *wins, int64_t start)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(wins, i, v)
+    {
+        if (json_integer_value(v) == start) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int dw_evaluator_reference_add(json_t *wins, int64_t needed, int64_t start)
 {
     json_array_append_new(wins, json_integer(start));

@@ -22,6 +22,7 @@
 #include <zlib.h>
 
 #include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_eval.h"
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
@@ -566,4 +567,56 @@ void dw_files_features_free(struct dw_feature_cfg *feats, size_t n)
         free(feats[i].name);
     }
     free(feats);
+}
+
+/* ---- profiles ---- */
+
+json_t *dw_files_profile_doc(const char *path, char *errstr, size_t errstr_size)
+{
+    if (strncmp(path, "file://", 7) == 0) {
+        path += 7;
+    }
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr);
+    if (!doc && jerr.line < 1) {
+        dw_err(errstr, errstr_size, "%s", jerr.text); /* names the file */
+        return NULL;
+    }
+    if (!doc) {
+        dw_err(errstr, errstr_size, "%s:%d: column %d: %s", path, jerr.line, jerr.column,
+               jerr.text);
+        return NULL;
+    }
+    if (!json_is_string(json_object_get(doc, "model")) ||
+        !json_is_object(json_object_get(doc, "features"))) {
+        json_decref(doc);
+        dw_err(errstr, errstr_size, "%s: not a profile (no \"model\" or \"features\")", path);
+        return NULL;
+    }
+    return doc;
+}
+
+struct dw_ref *dw_files_load_profile(const struct dw_model_cfg *m, const char *path, char *errstr,
+                                     size_t errstr_size)
+{
+    json_t *doc = dw_files_profile_doc(path, errstr, errstr_size);
+    if (!doc) {
+        return NULL;
+    }
+    const char *model = json_string_value(json_object_get(doc, "model"));
+    char err[512];
+    struct dw_ref *ref = NULL;
+    if (strcmp(model, m->name) != 0) {
+        dw_err(errstr, errstr_size, "%s: a profile of model '%s', not of model '%s'", path, model,
+               m->name);
+    } else if (dw_ref_profile_matches(m, doc, err, sizeof(err)) != 0 ||
+               !(ref = dw_ref_from_json(m, doc, err, sizeof(err)))) {
+        dw_err(errstr, errstr_size, "%s: %s", path, err);
+    } else {
+        ref->source = DW_REF_SOURCE_PROFILE;
+        free(ref->profile);
+        ref->profile = dw_strdup(strncmp(path, "file://", 7) == 0 ? path + 7 : path);
+    }
+    json_decref(doc);
+    return ref;
 }

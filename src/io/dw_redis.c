@@ -336,6 +336,21 @@ void dw_redis_name_refwins(const char *model, char *buf, size_t size)
     model_name("refwins", model, buf, size);
 }
 
+void dw_redis_name_refgen(const char *model, char *buf, size_t size)
+{
+    model_name("refgen", model, buf, size);
+}
+
+void dw_redis_name_trailwins(const char *model, char *buf, size_t size)
+{
+    model_name("trailwins", model, buf, size);
+}
+
+void dw_redis_name_trailagg(const char *model, int64_t start_ms, char *buf, size_t size)
+{
+    snprintf(buf, size, "trailagg:%s:%" PRId64, model, start_ms);
+}
+
 void dw_redis_name_ref(const char *model, char *buf, size_t size)
 {
     model_name("ref", model, buf, size);
@@ -1799,6 +1814,119 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
         drop_conn(r);
     }
     return result;
+}
+
+/* Appends SET key data (or DEL key when data is NULL) of global key `name` to a transaction. */
+static int tx_append_set(struct dw_redis *r, int *n_cmds, const char *name, const void *data,
+                         size_t len)
+{
+    char key[DW_REDIS_KEY_MAX];
+    global_key(r, name, key, sizeof(key));
+    const char *argv[] = {data ? "SET" : "DEL", key, data};
+    size_t lens[] = {3, strlen(key), len};
+    return tx_append(r, n_cmds, data ? 3 : 2, argv, lens);
+}
+
+int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
+                          const struct dw_redis_bkv *sets, size_t n_sets, char *errstr,
+                          size_t errstr_size)
+{
+    if (ensure_conn(r, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    char key[DW_REDIS_KEY_MAX];
+    global_key(r, fence, key, sizeof(key));
+    freeReplyObject(cmdf(r, "WATCH %s", key));
+    int64_t now = 0;
+    int got = dw_redis_get_i64(r, fence, &now);
+    if (got < 0) {
+        drop_conn(r);
+        return dw_err(errstr, errstr_size, "redis: cannot read %s", fence);
+    }
+    if (now != value) {
+        freeReplyObject(cmdf(r, "UNWATCH"));
+        dw_err(errstr, errstr_size, "%s moved (%" PRId64 ", not %" PRId64 ")", fence, now, value);
+        return 1;
+    }
+    int n_cmds = 0, rc = 0;
+    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    rc |= tx_append(r, &n_cmds, 1, multi, NULL);
+    for (size_t i = 0; i < n_sets && rc == 0; i++) {
+        rc |= tx_append_set(r, &n_cmds, sets[i].name, sets[i].data, sets[i].len);
+    }
+    rc |= tx_append(r, &n_cmds, 1, exec, NULL);
+    int result = rc == 0 ? tx_replies(r, n_cmds, "fenced write", errstr, errstr_size)
+                         : dw_err(errstr, errstr_size, "redis: cannot send the fenced write");
+    if (result == 1) {
+        dw_err(errstr, errstr_size, "%s moved during the write", fence);
+    }
+    if (result < 0) {
+        drop_conn(r);
+    }
+    return result;
+}
+
+/* Appends DEL of the keys named by `kind`:<model>:<start> for each start of the JSON array
+ * stored at global key `list` (absent or malformed: none). */
+static int tx_append_listed(struct dw_redis *r, int *n_cmds, const char *list,
+                            void (*name_of)(const char *, int64_t, char *, size_t),
+                            const char *model)
+{
+    char *text = dw_redis_get_str(r, list);
+    json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    size_t i;
+    json_t *v;
+    int rc = 0;
+    json_array_foreach(arr, i, v)
+    {
+        char name[DW_REDIS_NAME_MAX];
+        name_of(model, (int64_t)json_integer_value(v), name, sizeof(name));
+        rc |= tx_append_set(r, n_cmds, name, NULL, 0);
+    }
+    json_decref(arr);
+    return rc;
+}
+
+int dw_redis_reference_replace(struct dw_redis *r, const char *model, const void *data, size_t len,
+                               int64_t *gen, char *errstr, size_t errstr_size)
+{
+    if (ensure_conn(r, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    char refwins[DW_REDIS_NAME_MAX], trailwins[DW_REDIS_NAME_MAX], name[DW_REDIS_NAME_MAX];
+    char key[DW_REDIS_KEY_MAX];
+    dw_redis_name_refwins(model, refwins, sizeof(refwins));
+    dw_redis_name_trailwins(model, trailwins, sizeof(trailwins));
+    /* The lists are read before MULTI: windows the evaluator adds in between are fenced by
+     * refgen (dw_redis_write_fenced), so the lists cannot grow behind our back. */
+    int n_cmds = 0, rc = 0;
+    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    rc |= tx_append(r, &n_cmds, 1, multi, NULL);
+    rc |= tx_append_listed(r, &n_cmds, refwins, dw_redis_name_refagg, model);
+    rc |= tx_append_listed(r, &n_cmds, trailwins, dw_redis_name_trailagg, model);
+    rc |= tx_append_set(r, &n_cmds, refwins, NULL, 0);
+    rc |= tx_append_set(r, &n_cmds, trailwins, NULL, 0);
+    dw_redis_name_baseline(model, name, sizeof(name));
+    rc |= tx_append_set(r, &n_cmds, name, NULL, 0);
+    dw_redis_name_ref(model, name, sizeof(name));
+    rc |= tx_append_set(r, &n_cmds, name, data, len);
+    name_lock("eval", name, sizeof(name));
+    rc |= tx_append_set(r, &n_cmds, name, NULL, 0);
+    dw_redis_name_refgen(model, name, sizeof(name));
+    global_key(r, name, key, sizeof(key));
+    const char *incr[] = {"INCR", key};
+    rc |= tx_append(r, &n_cmds, 2, incr, NULL);
+    rc |= tx_append(r, &n_cmds, 1, exec, NULL);
+    int result = rc == 0 ? tx_replies(r, n_cmds, "reference replacement", errstr, errstr_size)
+                         : dw_err(errstr, errstr_size, "redis: cannot send the replacement");
+    if (result != 0) {
+        drop_conn(r);
+        return -1;
+    }
+    return dw_redis_get_i64(r, name, gen) == 1
+               ? 0
+               : dw_err(errstr, errstr_size, "redis: cannot read %s back", name);
 }
 
 int dw_redis_set_partitions(struct dw_redis *r, int n)

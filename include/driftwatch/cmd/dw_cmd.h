@@ -21,6 +21,7 @@ int dw_cmd_dev_broker(int argc, char **argv); /* dw_devbroker.c: mock Kafka clus
 int dw_cmd_inspect(int argc, char **argv);    /* dw_inspect.c: merged window state from Redis */
 int dw_cmd_state(int argc, char **argv);      /* dw_state.c: check and drop partition state */
 int dw_cmd_profile(int argc, char **argv);    /* dw_profile.c: reference profile from files */
+int dw_cmd_reference(int argc, char **argv);  /* dw_reference.c: show, set, reset a reference */
 int dw_cmd_replay(int argc, char **argv);     /* dw_replay.c: the pipeline over JSON-lines files */
 int dw_cmd_alerts(int argc, char **argv);     /* dw_actions.c: `alerts test` through the sinks */
 

@@ -199,9 +199,9 @@ json_t *dw_eval_performance(const struct dw_model_cfg *m, const struct dw_counts
                             const struct dw_perf *perf);
 
 /**
- * @brief Gives a final report (computed from counts only) the `features`, `drift` and
- *        `latency_ms` of its window's close report `close` (NULL when it could not be read):
- *        they are final at the close. Without them the report says the drift is unavailable.
+ * @brief Gives a final report (computed from counts only) the `features`, `drift`,
+ *        `latency_ms` and `reference` of its window's close report `close` (NULL when it could not
+ * be read): they are final at the close. Without them the report says the drift is unavailable.
  * @returns 0, or -1 when `close` lacks them.
  */
 int dw_eval_take_close(json_t *report, const json_t *close);

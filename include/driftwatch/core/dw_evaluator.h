@@ -189,6 +189,9 @@ int dw_evaluator_reference_joins(const struct dw_agg *agg);
  */
 json_t *dw_evaluator_reference_windows(const char *stored);
 
+/** @returns 1 when window `start` is in the reference windows list `wins`. */
+int dw_evaluator_reference_listed(const json_t *wins, int64_t start);
+
 /**
  * @brief Adds window `start` to the reference windows list `wins`.
  * @param needed the model's reference windows (its reference.windows)

@@ -138,4 +138,23 @@ void dw_files_features_free(struct dw_feature_cfg *feats, size_t n);
 /** @returns 1 when name is an element of the comma-separated list (NULL = empty list). */
 int dw_files_list_has(const char *list, const char *name);
 
+/* ---- profiles ---- */
+
+struct dw_ref;
+
+/**
+ * @brief A `driftwatch profile` file's document (path, or file://path): a JSON object with a
+ *        "model" and "features". @returns it, or NULL with errstr naming the file (and the line
+ *        and column of a JSON error).
+ */
+json_t *dw_files_profile_doc(const char *path, char *errstr, size_t errstr_size);
+/**
+ * @brief The profile at path as the reference of model m (source profile, `profile` = path): it
+ *        must be a profile of model m describing exactly m's features; an error names the file
+ *        and the model or the first feature that differs.
+ * @returns the reference (free with dw_ref_free), or NULL with errstr.
+ */
+struct dw_ref *dw_files_load_profile(const struct dw_model_cfg *m, const char *path, char *errstr,
+                                     size_t errstr_size);
+
 #endif

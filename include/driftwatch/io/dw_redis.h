@@ -268,6 +268,36 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
                          size_t n_sets, const char *hash, const struct dw_redis_kv *fields,
                          size_t n_fields, char *errstr, size_t errstr_size);
 
+/** @brief A global key and its binary value (data NULL deletes the key). */
+struct dw_redis_bkv {
+    const char *name;
+    const void *data;
+    size_t len;
+};
+
+/**
+ * @brief SET (or DEL) each key of `sets` in one MULTI/EXEC, only while the global integer key
+ *        `fence` holds `value` (absent: 0): WATCH fence, GET it, compare, MULTI ... EXEC. What
+ *        the evaluator writes of a model's reference, fenced by refgen:<model>, so that a
+ *        `driftwatch reference set` or `reset` in between is never written over.
+ * @returns 0 written, 1 not written because the fence moved (errstr says so), -1 Redis error.
+ */
+int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
+                          const struct dw_redis_bkv *sets, size_t n_sets, char *errstr,
+                          size_t errstr_size);
+
+/**
+ * @brief Replaces model's reference in one MULTI/EXEC: ref:<model> := data (len bytes; NULL
+ *        deletes it), and forgets how the old one was made: refwins:<model> and the refagg keys
+ *        it lists, trailwins:<model> and its trailagg keys, baseline:<model>; INCR
+ *        refgen:<model> (*gen: its new value), so that the pods drop their copy; DEL the
+ *        evaluator lease, so that an evaluation in flight does not commit what it read before
+ *        (its commit WATCHes the lease; the evaluator takes the lease again on its next tick).
+ * @returns 0, or -1 (errstr).
+ */
+int dw_redis_reference_replace(struct dw_redis *r, const char *model, const void *data, size_t len,
+                               int64_t *gen, char *errstr, size_t errstr_size);
+
 /** @brief The full name of global key `name`: "{dw:G}:name". */
 void dw_redis_global_key(const struct dw_redis *r, const char *name, char *buf, size_t size);
 
@@ -284,6 +314,12 @@ void dw_redis_name_partitions(char *buf, size_t size);
 /** @brief cursor:<model>, or cursor_final:<model> when `final` (the label horizon's). */
 void dw_redis_name_cursor(const char *model, int final, char *buf, size_t size);
 void dw_redis_name_refwins(const char *model, char *buf, size_t size);
+/** @brief refgen:<model>: incremented by each `driftwatch reference set` / `reset`. */
+void dw_redis_name_refgen(const char *model, char *buf, size_t size);
+/** @brief trailwins:<model>: the starts of the windows whose merged aggregate is kept as
+ *         trailagg:<model>:<start> for the trailing reference of the windows after them. */
+void dw_redis_name_trailwins(const char *model, char *buf, size_t size);
+void dw_redis_name_trailagg(const char *model, int64_t start_ms, char *buf, size_t size);
 void dw_redis_name_ref(const char *model, char *buf, size_t size);
 /** @brief refagg:<model>:<start ms>: a reference window's merged aggregate, kept while the
  *         reference is collected (its partitions dropped their sketches). */
