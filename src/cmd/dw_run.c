@@ -2068,6 +2068,25 @@ static void publish_join_strings(struct runner *rn)
     }
 }
 
+/* /status "references": model -> what its windows are judged against, as this pod knows it
+ * (the evaluator reads the stored reference; another pod may not have yet). */
+static json_t *references_json(const struct runner *rn)
+{
+    json_t *refs = json_object();
+    for (size_t i = 0; i < rn->cfg.n_models; i++) {
+        const struct model_rt *mr = &rn->models[i];
+        const struct dw_model_cfg *m = &rn->cfg.models[i];
+        json_t *o = dw_eval_reference_json(m, mr->ref ? mr->ref : mr->profile);
+        if (!mr->ref && m->reference.source == DW_REF_SOURCE_TRAILING) {
+            json_object_set_new(o, "status", json_string("per_window"));
+            json_object_del(o, "reason");
+        }
+        json_object_set_new(o, "generation", json_integer((json_int_t)mr->ref_gen));
+        json_object_set_new(refs, m->name, o);
+    }
+    return refs;
+}
+
 static void publish_status(struct runner *rn)
 {
     json_t *parts = json_array();
@@ -2103,6 +2122,7 @@ static void publish_status(struct runner *rn)
     json_object_set_new(st, "fenced", pending_json(rn, PEND_FENCED, &fenced));
     json_object_set_new(st, "state_lost", pending_json(rn, PEND_LOST, &lost));
     json_object_set(st, "windows_held", rn->windows_held ? rn->windows_held : json_null());
+    json_object_set_new(st, "references", references_json(rn));
     char *text = json_dumps(st, JSON_COMPACT);
     json_decref(st);
     if (rn->http) {

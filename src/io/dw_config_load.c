@@ -2153,6 +2153,16 @@ static int cross_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
     if (cfg->n_models == 0) {
         return dw_err(errstr, errstr_size, "models: at least one model is required");
     }
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const struct dw_model_cfg *m = &cfg->models[i];
+        if (m->reference.source == DW_REF_SOURCE_TRAILING &&
+            m->reference.windows > cfg->retention_windows) {
+            return dw_err(errstr, errstr_size,
+                          "models.%s.reference.windows: %" PRId64 " trailing windows, more than "
+                          "window.retention (%" PRId64 "): older windows are gone from Redis",
+                          m->name, m->reference.windows, cfg->retention_windows);
+        }
+    }
     return 0;
 }
 

@@ -219,6 +219,11 @@ def main():
                        f"{f4['reference']} {f4['baseline'].get('accuracy')}")
         ok &= h.report("reference changed by driftwatch reference" in env.log(),
                        "the change is logged by run")
+        st = json.loads(env.http_get("/status")[1])["references"]
+        ok &= h.report(st["fraud"]["source"] == "profile" and st["fraud"]["generation"] == 1 and
+                       st["churn"]["source"] == "profile" and
+                       st["promo"]["status"] == "per_window",
+                       "/status shows each model's reference", f"{st}")
 
         # reset: the next two windows closed are collected again
         rc, out, err = reference_cmd(env, "reset", "--model", "fraud")

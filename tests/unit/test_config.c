@@ -1000,6 +1000,10 @@ static void test_reference_sources(void **state)
     expect_error(RM("{reference: {windows: 0}}"),
                  "models.fraud.reference.windows: '0' is out of range");
     expect_error(RM("{reference: {bins: 4}}"), "unknown key 'models.fraud.reference.bins'");
+    expect_error(
+        "kafka: {bootstrap.servers: x}\nwindow.retention: 5\nevaluation.rolling_windows: 2\n"
+        "models: {m: {reference: {source: trailing, windows: 6}}}\n",
+        "models.m.reference.windows: 6 trailing windows, more than window.retention (5)");
     expect_error(RM("{reference: 3}"), "models.fraud.reference: expected a map");
     expect_error(RM("{reference: {windows: 2}, reference: {windows: 3}}"),
                  "models.fraud.reference: given twice");
