@@ -1260,14 +1260,16 @@ static int reference_sync(struct runner *rn, size_t mi)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
     struct model_rt *mr = &rn->models[mi];
-    char name[DW_REDIS_NAME_MAX];
+    char name[DW_REDIS_NAME_MAX], key[DW_REDIS_KEY_MAX];
     dw_redis_name_refgen(m->name, name, sizeof(name));
     int64_t gen = 0;
     int got = dw_redis_get_i64(rn->redis, name, &gen);
     if (got < 0) {
+        dw_redis_global_key(rn->redis, name, key, sizeof(key));
         dw_log_limited("refgen_unreadable", 1, DW_LOG_ERROR,
-                       "cannot read the reference generation; windows wait", "{s:s,s:s}", "model",
-                       m->name, "key", name);
+                       "reference generation unreadable; the model's windows wait", "{s:s,s:s}",
+                       "model", m->name, "key", key);
+        dw_metric_inc(rn->m.eval_failures);
         return -1;
     }
     if (gen != mr->ref_gen) {

@@ -1,7 +1,7 @@
 """Evaluation state that cannot be read is never replaced by a fresh one.
 
 The evaluator reads each model's alert state, trigger guardrail, change detectors, reference,
-list of reference windows and baseline before a window's step, and writes them back with (or
+list of reference windows, baseline and reference generation before a window's step, and writes them back with (or
 beside) the report and the cursor. A read that fails (here each key made a hash, which GET
 refuses with WRONGTYPE, as a read can fail when Redis errs) used to look like "no state yet"
 for the first four: the step started afresh and its commit overwrote the state, firing alerts
@@ -14,7 +14,7 @@ import sys
 import harness as h
 
 MODEL = "fraud"
-KEYS = ("alerts", "trigger", "errstream", "ref", "refwins", "baseline")
+KEYS = ("alerts", "trigger", "errstream", "ref", "refwins", "baseline", "refgen")
 
 
 def main():
