@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime
 
@@ -101,8 +100,9 @@ def make_traffic(work, start_ms):
             for ev in events:
                 f.write(json.dumps(ev) + "\n")
         paths.append(path)
-    last_window = last - last % WINDOW_MS
-    return paths[0], paths[1], preds, last_window
+    when = {ev["prediction_id"]: ms_of(ev["timestamp"]) for ev in preds}
+    early = sum(ms_of(lab["timestamp"]) < when[lab["prediction_id"]] for lab in labels)
+    return paths[0], paths[1], preds, last - last % WINDOW_MS, early
 
 
 def kcat_producer(env, topic):
@@ -128,32 +128,6 @@ def produce(env, preds, labels_path):
         pred.stdin.write(ev["prediction_id"] + "\t" + json.dumps(ev) + "\n")
     pred.stdin.close()
     assert pred.wait(60) == 0, "kcat (predictions) failed"
-
-
-class ReportWatch:
-    """Polls the stored report of every window (one MGET every 50 ms): the close report, then the
-    final report that replaces it under the same key seconds later."""
-
-    def __init__(self, env, starts):
-        self.env = env
-        self.keys = [f"{{dw:dwtest}}:report:fraud:{s}" for s in starts]
-        self.close, self.final = {}, {}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stop.is_set():
-            for line in self.env.redis("MGET", *self.keys).splitlines():
-                if line.startswith("{"):
-                    rep = json.loads(line)
-                    book = self.final if rep["stage"] == "final" else self.close
-                    book.setdefault(rep["window_start_ms"], rep)
-            time.sleep(0.05)
-
-    def done(self):
-        self.stop.set()
-        self.thread.join()
 
 
 def without(rep, paths):
@@ -205,9 +179,9 @@ def main():
                horizon="30s", ref_windows=3, min_samples=50)
     now_ms = int(time.time() * 1000)
     start_ms = now_ms - 86400000 - now_ms % 60000  # a day ago: within input.max_past_skew
-    preds_path, labels_path, preds, last_window = make_traffic(env.dir, start_ms)
+    preds_path, labels_path, preds, last_window, early = make_traffic(env.dir, start_ms)
     starts = list(range(start_ms, last_window + WINDOW_MS, WINDOW_MS))
-    watch = ReportWatch(env, starts)
+    watch = h.ReportWatch(env, starts, interval=0.05)
     run = env.start_run("run")
     ok = True
     try:
@@ -239,10 +213,11 @@ def main():
     late = sum(f["late_predictions"] for f in finals)
     dups = sum(f["duplicate_labels"] for f in finals)
     lost = summary["late_labels"]
-    ok &= h.report(late > 0 and dups > 0 and lost > 0 and summary["duplicate_predictions"] > 0,
-                   "late predictions, duplicate labels, labels after the horizon, repeated ids",
-                   f"({late} late, {dups} duplicate labels, {lost} late labels, "
-                   f"{summary['duplicate_predictions']} repeated ids)")
+    ok &= h.report(late > 0 and dups > 0 and lost > 0 and early > 0 and
+                   summary["duplicate_predictions"] > 0,
+                   "late predictions, early labels, duplicate labels, labels after the horizon, "
+                   "repeated ids", f"({late} late, {early} early, {dups} duplicate labels, "
+                   f"{lost} late labels, {summary['duplicate_predictions']} repeated ids)")
     ready = [f for f in finals if f["baseline"]["status"] == "ready"]
     ok &= h.report(all(f["reference"] and f["reference"]["windows"] == 3 for f in finals) and
                    ready and ready[0]["baseline"]["windows"] == 3 and

@@ -24,7 +24,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timezone
 
@@ -53,36 +52,6 @@ def ms_of(ts):
 
 def window_of(ts_ms):
     return ts_ms - ts_ms % WINDOW_MS
-
-
-class ReportWatch:
-    """Polls the stored report of every window (one MGET) and keeps the first close report and
-    the last final report seen of each: the final report replaces the close one under the same
-    key, one label horizon (20 s here) later."""
-
-    def __init__(self, env, n_windows):
-        self.env = env
-        self.keys = [f"{{dw:dwtest}}:report:fraud:{START_MS + i * WINDOW_MS}"
-                     for i in range(n_windows)]
-        self.close, self.final = {}, {}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stop.is_set():
-            for line in self.env.redis("MGET", *self.keys).splitlines():
-                if not line.startswith("{"):
-                    continue
-                rep = json.loads(line)
-                book = self.final if rep["final"] else self.close
-                if rep["final"] or rep["window_start_ms"] not in book:
-                    book[rep["window_start_ms"]] = rep
-            time.sleep(0.3)
-
-    def done(self):
-        self.stop.set()
-        self.thread.join()
 
 
 def counted_labels(env, pred_ts, out_path):
@@ -178,7 +147,8 @@ def main():
     receiver = h.Receiver()
     receiver.up()
     env.config(ref_windows=3, horizon=f"{HORIZON_S}s", idle="10s", webhook_url=receiver.url)
-    watch = ReportWatch(env, COUNT // EPS // 60 + 1)
+    watch = h.ReportWatch(env, [START_MS + i * WINDOW_MS
+                                for i in range(COUNT // EPS // 60 + 1)])
     gen = env.gen(*GEN, "--rate", "1200", truth=False, background=True)
     run = env.start_run("run1")
 
