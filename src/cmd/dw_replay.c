@@ -4,47 +4,58 @@
  *
  * Why it is built this way:
  * - Same code as run: lines go through dw_decode (the config's field paths and validation),
- *   dw_part (join and window aggregates) and dw_eval_window (the report); only Kafka and
- *   Redis are left out. Nothing is late in a replay: the replay's copy of the config sets
- *   window.allowed_lateness, window.label_horizon and join.ttl to REPLAY_INFINITE_MS, and
- *   dw_part_maintain() is never called, so no window closes, retires or expires while reading.
+ *   dw_part (join, window aggregates, watermarks, lateness, label horizon, join TTL, early
+ *   labels parked, duplicates), dw_evaluator (which windows are closed and final, the cursor
+ *   walk, the rolling view, reference collection) and dw_eval_window / dw_baseline /
+ *   dw_errstream (the report); only Kafka and Redis are left out, and every setting that
+ *   shapes a report is the config's.
+ * - Arrival is simulated: the events of both files are processed in one order, each file in
+ *   its own order, merged by event time (a prediction's timestamp, a label's timestamp; a
+ *   prediction first on a tie). That is what run reads when both topics are produced in event
+ *   time order, as `driftwatch gen` writes them and real services roughly do: a prediction out
+ *   of order in its file is late as it would be in its partition, a label stamped before its
+ *   prediction is parked. A label without a timestamp arrives with the event before it (run
+ *   would use its Kafka timestamp); a prediction without one is counted as missing_timestamp.
+ * - After every event the evaluator runs as on run's evaluation tick: when the prediction clock
+ *   passed a window's end + window.allowed_lateness it gets its close-stage report, when both
+ *   clocks passed its end + window.label_horizon its final one, cursor by cursor, close before
+ *   final for each model, models in configuration order. At the end of the files time passes:
+ *   every window up to the end of the last one holding a prediction gets both reports (the
+ *   labels at the end of their log, as run sees them once consumed).
+ * - One partition: the files carry no partition, so replay is run with one partition holding
+ *   all the traffic (others idle). window.idle_timeout therefore changes nothing here, and with
+ *   several partitions run decides lateness per partition, so an event within a few events of
+ *   its window's limit may be judged otherwise (docs/operations.md, "Backtesting a config").
+ * - Windows are created exact up to DW_AGG_MERGE_EXACT values (run's merged evaluation views),
+ *   so quantile-based statistics are exact while a window fits, as in a notebook; run's
+ *   partitions sketch beyond DW_AGG_SKETCH_EXACT values per window and partition. Memory grows
+ *   with the windows open and the join records (as in run); closed windows drop their
+ *   sketches, and retired ones are freed once no reader needs them.
  * - No bound on event time (input.max_future_skew and max_past_skew are switched off): run
- *   holds each event against its Kafka message timestamp, and a file line has none. Replay
- *   needs no protection either: nothing is late or expires in a replay, so a bad clock cannot
- *   harm the other events; it shows as one odd window, and the gap to it as one empty-run
- *   report. (A bound against the previous line's time would depend on the file's order and
- *   reject everything after a bad first line.)
- * - All predictions are processed first, then all labels, through one struct dw_part: every
- *   label finds its prediction whatever the files' order, and the first label in the labels
- *   file wins (later ones are duplicates), as docs/contract.md (section 2.2) defines.
- * - Windows are created before their first prediction with sketches exact up to
- *   DW_AGG_MERGE_EXACT values (what run's merged evaluation views keep), so quantile-based
- *   statistics are exact while a window fits, as in a notebook. Memory grows with the input
- *   (one join record per prediction, 8 bytes per numeric value): replay is for files, not
- *   for unbounded streams.
- * - The reference is --reference's profile, or else, like run with reference.windows = 1, the
- *   model's first non-empty window; that window is reported without a reference (run does
- *   not judge its reference windows either).
- * - The performance baseline is run's: the merged final counts of the first reference.windows
- *   windows with data (with or without --reference: a profile holds no labels), complete at
- *   once since every label is read first, and every report is judged against it by
+ *   holds each event against its Kafka message timestamp, and a file line has none. A line
+ *   with a bad clock in the past is late for its window; one in the future moves the clock
+ *   (as in run without the bounds).
+ * - The reference is --reference's profile, or the first reference.windows windows with
+ *   predictions, merged at their close and not judged themselves, as run collects it
+ *   (reference_for(), the one place that chooses it). Without -c, reference.windows is 1.
+ * - The performance baseline is run's: the merged final counts of those windows, each merged
+ *   at its final evaluation (with or without --reference: a profile holds no labels), judged by
  *   dw_baseline_judge(), the code run uses.
  * - Without -c the models come from the data (a first pass over the predictions), with the
  *   reference profile's types taking precedence. Unlike `profile`, whose training data is
  *   expected clean (one text value makes a column categorical, and a forced type names the
  *   bad line), production logs may hold a few malformed events: a feature is numeric when
  *   most of its values are JSON numbers, and the events that disagree count as wrong_type.
- * - Rolling performance (evaluation.rolling_windows) comes from the aggregates already in
- *   memory: each model keeps its last N windows (empty ones included, as run counts them),
- *   starting with its first reported window, and dw_eval_add_rolling() merges them.
- * - A run of empty windows between two windows with data is one report (dw_eval_empty_run),
- *   as in run, and the report loop jumps from one window with data to the next: its cost
- *   follows the windows with data, not the time they span.
- * - stdout carries only reports; bad lines are counted by reason and summarised on stderr.
+ * - A run of empty windows is one report, as in run; the length is found by jumping to the
+ *   next window with data, so a bad clock in a file costs one report, not one per window.
+ * - stdout carries only reports; bad lines are counted by reason and summarised on stderr with
+ *   what no report shows (events late or expired outside any window, models left without a
+ *   reference and so without final reports).
  */
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +70,7 @@
 #include "driftwatch/core/dw_decode.h"
 #include "driftwatch/core/dw_errstream.h"
 #include "driftwatch/core/dw_eval.h"
+#include "driftwatch/core/dw_evaluator.h"
 #include "driftwatch/core/dw_rules.h"
 #include "driftwatch/core/dw_trigger.h"
 #include "driftwatch/io/dw_files.h"
@@ -66,11 +78,8 @@
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
-/* "Infinite" lateness, label horizon and join TTL, milliseconds (some 73 million years): far
- * beyond any event time, yet small enough that time + it never overflows int64. */
-#define REPLAY_INFINITE_MS (INT64_MAX / 4)
 #define REPLAY_BAD_SHOWN 10      /* bad lines described on stderr (the rest are counted) */
-#define REPLAY_CLEAN_EVERY 65536 /* lines between clearing dw_part's dirty lists */
+#define REPLAY_CLEAN_EVERY 65536 /* events between maintenance runs (expiry, dirty lists) */
 #define REPLAY_EXTRA_MISSING_TS DW_BAD__COUNT /* reason index: no timestamp in the event */
 #define REPLAY_N_REASONS (DW_BAD__COUNT + 1)
 
@@ -85,22 +94,55 @@ struct inferred {
     int fractional_pred;  /* some prediction had a fractional part */
 };
 
+/* An input file read in arrival order: its next event, decoded, waits at the head. */
+struct stream {
+    struct dw_files *f; /* NULL: no such file */
+    struct dw_decoder *dec;
+    int is_pred;
+    int has;       /* an event waits at the head */
+    int64_t ts_ms; /* its event time: its place in the arrival order */
+    uint64_t lines;
+    struct dw_prediction *pev; /* the head of the predictions */
+    struct dw_label lab;       /* the head of the labels */
+};
+
+/* What run keeps in Redis for a model's evaluation, kept in memory here. */
+struct model_eval {
+    struct dw_model_cfg counts_only; /* the model without features: counts-only views */
+    json_t *refwins;                 /* the first reference.windows windows with predictions */
+    struct dw_agg **refaggs;         /* their merged aggregates, while the reference is built */
+    size_t n_refaggs;
+    struct dw_baseline bl;
+    struct dw_errstream es;
+    int64_t cursor[2]; /* per stage (0 close, 1 final): the next window to evaluate */
+    int found[2];      /* the cursor exists */
+    int64_t rolling_first;
+    int rolling_found;
+    json_t *closes; /* window start (text) -> its close report, until its final one */
+};
+
 struct replayer {
     const struct replay_opts *o;
     struct dw_config cfg;
     json_t *ref_doc;
-    struct dw_decoder *dec;
-    struct dw_prediction *pev;
+    struct stream in[2]; /* predictions, labels */
+    int64_t now_ms;      /* event time of the last event processed (DW_NO_TS: none yet) */
+    uint64_t events;
     struct dw_part *part;
-    struct dw_ref **refs;          /* per model */
-    int *ref_given;                /* per model: refs[i] came from --reference */
+    struct dw_ref **refs;  /* per model */
+    int *ref_given;        /* per model: refs[i] came from --reference */
+    struct model_eval *me; /* per model */
+    struct dw_agg **kept;  /* retired windows' records, while a reader needs them */
+    size_t n_kept, cap_kept;
+    int64_t until[2];              /* what was closed / final at the last evaluation */
+    uint64_t reports[2];           /* close and final reports written */
     FILE *alerts_out;              /* --alerts: notifications and triggers (backtest) */
     json_t **alert_state;          /* per model: the rules' instances (as in Redis) */
     struct dw_trigger_state *trig; /* per model: trigger guardrails */
     uint64_t notifications, triggers;
     uint64_t bad[REPLAY_N_REASONS];
     uint64_t bad_shown;
-    uint64_t pred_lines, label_lines, duplicate_predictions, duplicate_labels;
+    uint64_t duplicate_predictions, duplicate_labels;
     FILE *out;
 };
 
@@ -305,83 +347,102 @@ static int models_from_data(struct replayer *rp, char *errstr, size_t errstr_siz
     return rc;
 }
 
-/* ---- the passes ---- */
+/* ---- arrival: both files in one order ---- */
 
-/* One prediction line: decoded, placed in its (exact) window. */
-static void on_prediction(struct replayer *rp, struct dw_files *f, const char *text, size_t len)
+/* The time a label without a timestamp takes: that of the event before it in arrival order. */
+static int64_t label_now(const struct replayer *rp)
+{
+    if (rp->now_ms != DW_NO_TS) {
+        return rp->now_ms;
+    }
+    return rp->in[0].has ? rp->in[0].ts_ms : 0;
+}
+
+/* Decodes line `text` of s into its head. @returns 1 when it holds an event, 0 when the line
+ * was bad (counted). */
+static int decode_head(struct replayer *rp, struct stream *s, const char *text, size_t len)
 {
     char msg[512];
-    int64_t L = rp->cfg.window_size_ms;
-    enum dw_bad_reason bad =
-        dw_decode_prediction(rp->dec, text, len, DW_NO_TS, rp->pev, msg, sizeof(msg));
+    enum dw_bad_reason bad;
+    if (s->is_pred) {
+        bad = dw_decode_prediction(s->dec, text, len, DW_NO_TS, s->pev, msg, sizeof(msg));
+        s->ts_ms = s->pev->ts_ms;
+    } else {
+        bad = dw_decode_label(s->dec, text, len, label_now(rp), &s->lab, msg, sizeof(msg));
+        s->ts_ms = s->lab.ts_ms;
+    }
     if (bad != DW_BAD_NONE) {
-        count_bad(rp, (int)bad, f, msg);
-        return;
+        count_bad(rp, (int)bad, s->f, msg);
+        return 0;
     }
-    if (rp->pev->ts_ms == DW_NO_TS) {
-        count_bad(rp, REPLAY_EXTRA_MISSING_TS, f, "no timestamp (no Kafka time to fall back on)");
-        return;
+    if (s->ts_ms == DW_NO_TS) {
+        count_bad(rp, REPLAY_EXTRA_MISSING_TS, s->f,
+                  "no timestamp (no Kafka time to fall back on)");
+        return 0;
     }
-    int64_t start = dw_floor_div(rp->pev->ts_ms, L) * L;
-    if (!dw_part_window(rp->part, rp->pev->model, start)) {
-        dw_part_adopt_window(rp->part, dw_agg_new_exact(rp->pev->model, start, DW_AGG_MERGE_EXACT));
+    return 1;
+}
+
+/* Reads the next event of s into its head (s->has is 0 at the end of the file): blank lines
+ * are skipped, bad ones counted. @returns 0, or -1 on a read error. */
+static int stream_next(struct replayer *rp, struct stream *s, char *errstr, size_t errstr_size)
+{
+    char *text;
+    size_t len;
+    int got;
+    s->has = 0;
+    if (!s->f) {
+        return 0;
     }
-    enum dw_part_result res = dw_part_on_prediction(rp->part, rp->pev);
+    while ((got = dw_files_read_line(s->f, &text, &len, errstr, errstr_size)) > 0) {
+        if (strspn(text, " \t\r") == len) {
+            continue;
+        }
+        s->lines++;
+        dw_decoder_reset(s->dec);
+        if (decode_head(rp, s, text, len)) {
+            s->has = 1;
+            return 0;
+        }
+    }
+    if (!s->is_pred && got == 0) {
+        rp->part->labels_at_end = 1; /* as run's labels partition at the end of its log */
+    }
+    return got < 0 ? -1 : 0;
+}
+
+/* The prediction at the head of its file: placed in its window (created exact while open). */
+static void on_prediction(struct replayer *rp, struct stream *s)
+{
+    const struct dw_prediction *ev = s->pev;
+    int64_t L = rp->cfg.window_size_ms;
+    int64_t start = dw_floor_div(ev->ts_ms, L) * L;
+    int64_t wm = dw_part_watermark(rp->part);
+    int closed = wm != DW_NO_TS && start + L <= wm; /* late: dw_part counts it, no window */
+    if (!closed && !dw_part_window(rp->part, ev->model, start)) {
+        dw_part_adopt_window(rp->part, dw_agg_new_exact(ev->model, start, DW_AGG_MERGE_EXACT));
+    }
+    enum dw_part_result res = dw_part_on_prediction(rp->part, ev);
     if (res == DW_PART_DUPLICATE) {
         rp->duplicate_predictions++;
     } else if (res == DW_PART_REJECTED) {
-        count_bad(rp, (int)rp->part->reject.reason, f, rp->part->reject.msg);
+        count_bad(rp, (int)rp->part->reject.reason, s->f, rp->part->reject.msg);
     }
     if (rp->part->join_rejected) { /* the label(s) parked for it, judged now */
-        count_bad(rp, (int)rp->part->join_reject.reason, f, rp->part->join_reject.msg);
+        count_bad(rp, (int)rp->part->join_reject.reason, s->f, rp->part->join_reject.msg);
         rp->bad[rp->part->join_reject.reason] += rp->part->join_rejected - 1;
     }
 }
 
-/* One label line: joined with its prediction, without a time limit. */
-static void on_label(struct replayer *rp, struct dw_files *f, const char *text, size_t len)
+/* The label at the head of its file: joined with its prediction under run's time limits. */
+static void on_label(struct replayer *rp, struct stream *s)
 {
-    char msg[512];
-    struct dw_label lab;
-    /* A label's own time only moves the label watermark, which decides nothing here. */
-    enum dw_bad_reason bad = dw_decode_label(rp->dec, text, len, 0, &lab, msg, sizeof(msg));
-    if (bad != DW_BAD_NONE) {
-        count_bad(rp, (int)bad, f, msg);
-        return;
-    }
-    enum dw_part_result res = dw_part_on_label(rp->part, &lab);
+    enum dw_part_result res = dw_part_on_label(rp->part, &s->lab);
     if (res == DW_PART_DUPLICATE) {
         rp->duplicate_labels++;
     } else if (res == DW_PART_REJECTED) {
-        count_bad(rp, (int)rp->part->reject.reason, f, rp->part->reject.msg);
+        count_bad(rp, (int)rp->part->reject.reason, s->f, rp->part->reject.msg);
     }
-}
-
-/* Feeds every non-blank line of path to on_line, counting the lines in *lines. */
-static int read_events(struct replayer *rp, const char *path, uint64_t *lines,
-                       void (*on_line)(struct replayer *, struct dw_files *, const char *, size_t),
-                       char *errstr, size_t errstr_size)
-{
-    struct dw_files *f = dw_files_open(path, errstr, errstr_size);
-    if (!f) {
-        return -1;
-    }
-    char *text;
-    size_t len;
-    int got;
-    while ((got = dw_files_read_line(f, &text, &len, errstr, errstr_size)) > 0) {
-        if (strspn(text, " \t\r") == len) {
-            continue;
-        }
-        (*lines)++;
-        on_line(rp, f, text, len);
-        dw_decoder_reset(rp->dec);
-        if (*lines % REPLAY_CLEAN_EVERY == 0) {
-            dw_part_checkpoint_done(rp->part); /* nothing is written: drop the dirty lists */
-        }
-    }
-    dw_files_close(f);
-    return got < 0 ? -1 : 0;
 }
 
 /* ---- reports ---- */
@@ -408,11 +469,15 @@ static int write_alert_line(struct replayer *rp, const char *kind, json_t *obj, 
     return ok ? 0 : dw_err(errstr, errstr_size, "%s: write failed", rp->o->alerts);
 }
 
-/* One alert step of a model on a report, then the trigger decision, as `run` takes them. */
-static int backtest_stage(struct replayer *rp, size_t mi, json_t *report, char *errstr,
-                          size_t errstr_size)
+/* --alerts: one alert step of a model on a report (either stage), then the trigger decision,
+ * as `run` takes them. */
+static int backtest(struct replayer *rp, size_t mi, json_t *report, char *errstr,
+                    size_t errstr_size)
 {
     const struct dw_config *cfg = &rp->cfg;
+    if (!rp->alerts_out) {
+        return 0;
+    }
     json_t *note = dw_rules_step(cfg->group, cfg->rules, cfg->n_rules, report, rp->alert_state[mi]);
     int rc = 0;
     if (note && json_array_size(json_object_get(note, "alerts")) > 0) {
@@ -436,193 +501,327 @@ static int backtest_stage(struct replayer *rp, size_t mi, json_t *report, char *
     return rc;
 }
 
+/* ---- the evaluator: run's decisions over the windows in memory ---- */
+
+/* The stored record of window `start` of model m, as run reads it from Redis: the window in
+ * memory, or retired (kept until no reader needs it). NULL when it never held an event. */
+static struct dw_agg *record(struct replayer *rp, const struct dw_model_cfg *m, int64_t start)
+{
+    struct dw_agg *agg = dw_part_window(rp->part, m, start);
+    for (size_t i = 0; !agg && i < rp->n_kept; i++) {
+        if (rp->kept[i]->model == m && rp->kept[i]->start_ms == start) {
+            agg = rp->kept[i];
+        }
+    }
+    return agg;
+}
+
+/* Window `start` of model m merged into a new aggregate of model `view` (m, or its counts-only
+ * copy), as run's dw_redis_load_window() merges the partitions' records. */
+static struct dw_agg *window_view(struct replayer *rp, const struct dw_model_cfg *view,
+                                  const struct dw_model_cfg *m, int64_t start)
+{
+    struct dw_agg *merged = dw_agg_new_exact(view, start, DW_AGG_MERGE_EXACT);
+    const struct dw_agg *agg = record(rp, m, start);
+    if (agg) {
+        dw_agg_merge(merged, agg);
+    }
+    return merged;
+}
+
 /*
- * --alerts: every window's report is complete in a replay, so the rules of both stages read
- * it: first as the close report (final false), then as the final one.
+ * Length in windows of the run of empty windows from `start` up to the next window of m
+ * holding something, or `until`: what dw_evaluator_empty_run() measures by reading the windows
+ * one by one, found here by jumping to the next record, so that a bad clock in a file (a line
+ * stamped 1971) costs one report, not one step per window.
  */
-static int backtest(struct replayer *rp, size_t mi, json_t *report, char *errstr,
-                    size_t errstr_size)
+static int64_t empty_run_length(struct replayer *rp, const struct dw_model_cfg *m, int64_t start,
+                                int64_t until)
 {
-    if (!rp->alerts_out) {
-        return 0;
-    }
-    json_t *at_close = json_copy(report);
-    json_object_set_new(at_close, "final", json_false());
-    int rc = backtest_stage(rp, mi, at_close, errstr, errstr_size);
-    json_decref(at_close);
-    return rc == 0 ? backtest_stage(rp, mi, report, errstr, errstr_size) : rc;
-}
-
-/* A model's latest windows, oldest first, for the rolling view. Empty windows have no
- * aggregate in dw_part: they are created for their report and owned here. */
-struct recent {
-    struct dw_agg **aggs;
-    int *owned;
-    size_t n, cap;
-};
-
-static void recent_push(struct recent *r, struct dw_agg *agg, int owned)
-{
-    if (r->n == r->cap) {
-        if (r->owned[0]) {
-            dw_agg_free(r->aggs[0]);
-        }
-        memmove(r->aggs, r->aggs + 1, (r->n - 1) * sizeof(*r->aggs));
-        memmove(r->owned, r->owned + 1, (r->n - 1) * sizeof(*r->owned));
-        r->n--;
-    }
-    r->aggs[r->n] = agg;
-    r->owned[r->n] = owned;
-    r->n++;
-}
-
-static void recent_free(struct recent *r)
-{
-    for (size_t i = 0; i < r->n; i++) {
-        if (r->owned[i]) {
-            dw_agg_free(r->aggs[i]);
-        }
-    }
-    free(r->aggs);
-    free(r->owned);
-}
-
-/* The first window of model m after `after` that holds data, or INT64_MAX. */
-static int64_t next_with_data(const struct replayer *rp, const struct dw_model_cfg *m,
-                              int64_t after)
-{
-    int64_t next = INT64_MAX;
-    for (size_t w = 0; w < rp->part->n_wins; w++) {
-        const struct dw_agg *agg = rp->part->wins[w];
-        if (agg->model == m && agg->start_ms > after && agg->start_ms < next &&
+    int64_t next = until;
+    for (size_t i = 0; i < rp->part->n_wins + rp->n_kept; i++) {
+        const struct dw_agg *agg =
+            i < rp->part->n_wins ? rp->part->wins[i] : rp->kept[i - rp->part->n_wins];
+        if (agg->model == m && agg->start_ms > start && agg->start_ms < next &&
             !dw_eval_agg_empty(agg)) {
             next = agg->start_ms;
         }
     }
-    return next;
+    return DW_MAX((next - start) / rp->cfg.window_size_ms, 1);
 }
 
 /*
- * The performance baseline of model m: the final counts of the windows run would take for its
- * reference, the first reference.windows windows with data (every label is read before any
- * report, so their counts are final at once), merged by the code run uses (dw_baseline).
+ * The reference model mi's close report of window `start` (merged aggregate agg) is judged
+ * against, as run's reference_for() decides it: the --reference profile, or the reference built
+ * from the first reference.windows windows with predictions once the last of them closed
+ * (NULL before; those windows are not judged themselves). The windows collected are also the
+ * performance baseline's (baseline_merge), with or without a profile.
  */
-static void replay_baseline(const struct replayer *rp, const struct dw_model_cfg *m,
-                            struct dw_baseline *bl)
+static const struct dw_ref *reference_for(struct replayer *rp, size_t mi, int64_t start,
+                                          const struct dw_agg *agg)
 {
-    dw_baseline_init(bl, m);
-    int64_t start = INT64_MIN;
-    for (int64_t i = 0; i < m->reference.windows; i++) {
-        start = next_with_data(rp, m, start);
-        if (start == INT64_MAX) {
-            break;
+    struct model_eval *me = &rp->me[mi];
+    const struct dw_model_cfg *m = &rp->cfg.models[mi];
+    int collecting = (int64_t)json_array_size(me->refwins) < m->reference.windows;
+    if (!collecting || !dw_evaluator_reference_joins(agg)) {
+        return rp->refs[mi];
+    }
+    int complete = dw_evaluator_reference_add(me->refwins, m->reference.windows, start);
+    if (rp->ref_given[mi]) {
+        return rp->refs[mi];
+    }
+    me->refaggs = dw_realloc(me->refaggs, (me->n_refaggs + 1) * sizeof(*me->refaggs));
+    me->refaggs[me->n_refaggs++] = window_view(rp, m, m, start);
+    if (complete) {
+        rp->refs[mi] = dw_ref_build(m, me->refaggs, me->n_refaggs, rp->cfg.psi_bins);
+        rp->refs[mi]->created_ms = dw_now_ms();
+        for (size_t i = 0; i < me->n_refaggs; i++) {
+            dw_agg_free(me->refaggs[i]);
         }
-        dw_baseline_add(bl, dw_part_window(rp->part, m, start), m->reference.windows);
+        me->n_refaggs = 0;
+    }
+    return NULL;
+}
+
+/* At the final evaluation of window `start` (agg: its final counts): merged into the
+ * performance baseline when it is one of the reference windows, as run's baseline_step(). */
+static void baseline_merge(struct replayer *rp, size_t mi, int64_t start, const struct dw_agg *agg)
+{
+    struct model_eval *me = &rp->me[mi];
+    size_t i;
+    json_t *v;
+    json_array_foreach(me->refwins, i, v)
+    {
+        if (json_integer_value(v) == start) {
+            dw_baseline_add(&me->bl, agg, rp->cfg.models[mi].reference.windows);
+        }
     }
 }
 
 /*
- * Reports every model from its first to its last window with data, in window order (models in
- * configuration order at the same start). A run of empty windows between them is one report
- * (dw_eval_empty_run), as run writes it, so the loop jumps from window to window with data
- * and a bad clock in a file (a line stamped 1971) costs one report, not one per window.
+ * The rolling view of a report covering the windows from..start (start: its last window,
+ * aggregate cur), oldest first, as run's load_recent() reads it: counted from the model's first
+ * evaluated window, the earlier windows' records read for their counts. *n is 0 when disabled.
  */
-static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, size_t errstr_size)
+static struct dw_agg **rolling_view(struct replayer *rp, size_t mi, int64_t from, int64_t start,
+                                    struct dw_agg *cur, size_t *n)
+{
+    struct model_eval *me = &rp->me[mi];
+    int64_t first, k;
+    int store;
+    *n = 0;
+    dw_evaluator_rolling(&rp->cfg, me->rolling_found, me->rolling_first, from, start, &first, &k,
+                         &store);
+    if (k <= 0) {
+        return NULL;
+    }
+    if (store) {
+        me->rolling_first = first;
+        me->rolling_found = 1;
+    }
+    struct dw_agg **recent = dw_calloc((size_t)k, sizeof(*recent));
+    for (int64_t i = 0; i < k - 1; i++) {
+        recent[i] = window_view(rp, &me->counts_only, &rp->cfg.models[mi],
+                                start - (k - 1 - i) * rp->cfg.window_size_ms);
+    }
+    recent[k - 1] = cur;
+    *n = (size_t)k;
+    return recent;
+}
+
+/*
+ * Evaluates window `start` of model mi at a stage (final 0: close, 1: the label horizon), or the
+ * run of empty windows it starts (up to the next window with data or `until`), as run's
+ * evaluate_window() does, and writes the report. *n_windows: the windows it covered.
+ */
+static int evaluate_window(struct replayer *rp, size_t mi, int64_t start, int64_t until, int final,
+                           int64_t *n_windows, char *errstr, size_t errstr_size)
 {
     const struct dw_config *cfg = &rp->cfg;
-    int64_t L = cfg->window_size_ms;
-    size_t nm = cfg->n_models;
-    int64_t *next = dw_calloc(nm ? nm : 1, sizeof(*next)); /* next start to report */
-    int64_t *hi = dw_calloc(nm ? nm : 1, sizeof(*hi));     /* last window with data */
-    for (size_t mi = 0; mi < nm; mi++) {
-        next[mi] = next_with_data(rp, &cfg->models[mi], INT64_MIN);
-        hi[mi] = INT64_MIN;
-        for (size_t w = 0; w < rp->part->n_wins; w++) {
-            const struct dw_agg *agg = rp->part->wins[w];
-            if (agg->model == &cfg->models[mi] && !dw_eval_agg_empty(agg)) {
-                hi[mi] = DW_MAX(hi[mi], agg->start_ms);
-            }
-        }
+    const struct dw_model_cfg *m = &cfg->models[mi];
+    struct model_eval *me = &rp->me[mi];
+    const struct dw_model_cfg *view = final ? &me->counts_only : m;
+    struct dw_agg *agg = window_view(rp, view, m, start);
+    int empty = dw_eval_agg_empty(agg);
+    int64_t n = empty ? empty_run_length(rp, m, start, until) : 1;
+    int64_t last_start = start + (n - 1) * cfg->window_size_ms;
+    struct dw_agg *last = n > 1 ? dw_agg_new(&me->counts_only, last_start) : agg;
+    size_t n_recent;
+    struct dw_agg **recent = rolling_view(rp, mi, start, last_start, last, &n_recent);
+    const struct dw_ref *ref = final ? rp->refs[mi] : reference_for(rp, mi, start, agg);
+    if (final && !empty) {
+        baseline_merge(rp, mi, start, agg);
     }
-    size_t n_roll = cfg->rolling_windows > 0 ? (size_t)cfg->rolling_windows : 0;
-    struct recent *recent = dw_calloc(nm ? nm : 1, sizeof(*recent));
-    for (size_t mi = 0; mi < nm && n_roll > 0; mi++) {
-        recent[mi].aggs = dw_calloc(n_roll, sizeof(*recent[mi].aggs));
-        recent[mi].owned = dw_calloc(n_roll, sizeof(*recent[mi].owned));
-        recent[mi].cap = n_roll;
+    json_t *report = dw_eval_window(cfg, view, agg, ref, final);
+    char key[32];
+    snprintf(key, sizeof(key), "%" PRId64, start);
+    if (empty) {
+        dw_eval_empty_run(report, cfg, n);
+    } else if (final) {
+        dw_eval_take_close(report, json_object_get(me->closes, key));
+        json_object_del(me->closes, key);
+    } else {
+        json_object_set(me->closes, key, report); /* the same object: complete once written */
     }
-    /* Each model's error stream feeds the change detectors window after window, as in run. */
-    struct dw_errstream *streams = dw_calloc(nm ? nm : 1, sizeof(*streams));
-    struct dw_baseline *baselines = dw_calloc(nm ? nm : 1, sizeof(*baselines));
-    for (size_t mi = 0; mi < nm; mi++) {
-        dw_errstream_init(&streams[mi]);
-        replay_baseline(rp, &cfg->models[mi], &baselines[mi]);
+    dw_eval_add_rolling(report, cfg, m, recent, n_recent);
+    for (size_t i = 0; i + 1 < n_recent; i++) {
+        dw_agg_free(recent[i]);
     }
-    int rc = 0;
-    for (;;) {
-        int64_t start = INT64_MAX;
-        for (size_t mi = 0; mi < nm; mi++) {
-            if (next[mi] <= hi[mi]) {
-                start = DW_MIN(start, next[mi]);
-            }
-        }
-        if (rc != 0 || start == INT64_MAX) {
-            break;
-        }
-        for (size_t mi = 0; rc == 0 && mi < nm; mi++) {
-            if (next[mi] != start || start > hi[mi]) {
-                continue;
-            }
-            const struct dw_model_cfg *m = &cfg->models[mi];
-            struct dw_agg *agg = dw_part_window(rp->part, m, start);
-            int64_t n_empty = 0; /* > 0: a run of empty windows up to the next with data */
-            if (!agg || dw_eval_agg_empty(agg)) {
-                n_empty = (next_with_data(rp, m, start) - start) / L;
-                agg = NULL;
-            }
-            next[mi] = start + DW_MAX(n_empty, 1) * L;
-            struct dw_agg *empty = agg ? NULL : dw_agg_new(m, start);
-            const struct dw_ref *ref = rp->refs[mi];
-            if (!ref && agg) {
-                /* The first non-empty window becomes the reference; it is not judged. */
-                rp->refs[mi] = dw_ref_build(m, &agg, 1, cfg->psi_bins);
-            }
-            json_t *report = dw_eval_window(cfg, m, agg ? agg : empty, ref, 1);
-            if (empty) {
-                dw_eval_empty_run(report, cfg, n_empty);
-                dw_agg_free(empty);
-            }
-            if (n_roll > 0) {
-                /* the rolling view as of the report's last window: a run pushes its empties */
-                int64_t k0 = n_empty > (int64_t)n_roll ? n_empty - (int64_t)n_roll : 0;
-                for (int64_t k = k0; k < n_empty; k++) {
-                    recent_push(&recent[mi], dw_agg_new(m, start + k * L), 1);
-                }
-                if (agg) {
-                    recent_push(&recent[mi], agg, 0);
-                }
-                dw_eval_add_rolling(report, cfg, m, recent[mi].aggs, recent[mi].n);
-            }
-            dw_baseline_judge(report, cfg, m, &baselines[mi], 0);
-            json_object_set_new(report, "change_detectors",
-                                dw_errstream_feed_report(&streams[mi], m, report));
-            rc = backtest(rp, mi, report, errstr, errstr_size);
-            rc = rc == 0 ? write_report(rp, report, errstr, errstr_size) : rc;
-            json_decref(report);
-            (*n_reports)++;
-        }
-    }
-    for (size_t mi = 0; mi < nm; mi++) {
-        recent_free(&recent[mi]);
-        dw_errstream_free(&streams[mi]);
-        dw_baseline_free(&baselines[mi]);
-    }
-    free(streams);
-    free(baselines);
     free(recent);
-    free(next);
-    free(hi);
+    dw_baseline_judge(report, cfg, m, &me->bl, ref && !rp->ref_given[mi] ? ref->predictions : 0);
+    if (final) {
+        json_object_set_new(report, "change_detectors",
+                            dw_errstream_feed_report(&me->es, m, report));
+    }
+    int rc = backtest(rp, mi, report, errstr, errstr_size);
+    rc = rc == 0 ? write_report(rp, report, errstr, errstr_size) : rc;
+    rp->reports[final]++;
+    json_decref(report);
+    if (last != agg) {
+        dw_agg_free(last);
+    }
+    dw_agg_free(agg);
+    *n_windows = n;
     return rc;
+}
+
+/* Walks model mi's cursor of a stage up to `until` (what is closed), as run's evaluate_cursor. */
+static int walk_cursor(struct replayer *rp, size_t mi, int final, const struct dw_watermarks *w,
+                       int64_t until, char *errstr, size_t errstr_size)
+{
+    struct model_eval *me = &rp->me[mi];
+    struct dw_cursor_walk walk;
+    if (dw_evaluator_cursor_begin(&walk, &rp->cfg, w, final, me->found[final], me->cursor[final]) !=
+        DW_NEXT_WINDOW) {
+        return 0;
+    }
+    walk.until = until;
+    while (dw_evaluator_next(&walk, rp->refs[mi] != NULL, INT_MAX) == DW_NEXT_WINDOW) {
+        int64_t n = 0;
+        if (evaluate_window(rp, mi, walk.cursor, walk.until, final, &n, errstr, errstr_size) != 0) {
+            return -1;
+        }
+        me->cursor[final] = dw_evaluator_advance(&walk, &rp->cfg, n);
+        me->found[final] = 1;
+    }
+    return 0;
+}
+
+/*
+ * What run's checkpoint does to a partition before the evaluator reads it: join records past
+ * join.ttl expire, windows past the label horizon retire (kept here as records for the final
+ * evaluation and the rolling views), dirty lists are cleared.
+ */
+static void maintain(struct replayer *rp)
+{
+    struct dw_part *p = rp->part;
+    dw_part_maintain(p, rp->cfg.join_max_records);
+    for (size_t i = 0; i < p->n_retired; i++) {
+        if (rp->n_kept == rp->cap_kept) {
+            rp->cap_kept = rp->cap_kept ? 2 * rp->cap_kept : 16;
+            rp->kept = dw_realloc(rp->kept, rp->cap_kept * sizeof(*rp->kept));
+        }
+        rp->kept[rp->n_kept++] = p->retired[i]; /* taken over */
+    }
+    p->n_retired = 0;
+    for (size_t mi = 0; mi < rp->cfg.n_models; mi++) {
+        int64_t *starts = NULL;
+        dw_part_take_unmerged(p, &rp->cfg.models[mi], INT64_MAX, &starts); /* nothing to shrink */
+        free(starts);
+    }
+    dw_part_checkpoint_done(p);
+}
+
+/* What the cursors let go, as run's apply_cursors(): sketches of windows the close evaluation
+ * merged, records no reader needs (dw_evaluator_records_before the final cursor). */
+static void apply_cursors(struct replayer *rp)
+{
+    size_t keep = 0;
+    for (size_t mi = 0; mi < rp->cfg.n_models; mi++) {
+        if (rp->me[mi].found[0]) {
+            dw_part_drop_sketches(rp->part, &rp->cfg.models[mi], rp->me[mi].cursor[0]);
+        }
+    }
+    for (size_t i = 0; i < rp->n_kept; i++) {
+        struct dw_agg *agg = rp->kept[i];
+        const struct model_eval *me = &rp->me[agg->model - rp->cfg.models];
+        if (me->found[1] && agg->start_ms < dw_evaluator_records_before(&rp->cfg, me->cursor[1])) {
+            dw_agg_free(agg);
+        } else {
+            rp->kept[keep++] = agg;
+        }
+    }
+    rp->n_kept = keep;
+}
+
+/*
+ * One evaluation after an event: the group's clocks (one partition, never idle) decide which
+ * windows are closed and final (dw_evaluator); when either moved past a window boundary, every
+ * model's close then final cursor walks, as on run's evaluation tick. At the end of the input
+ * (at_end) time passes: every window up to the end of the last one holding a prediction gets
+ * its close and final report.
+ */
+static int evaluate(struct replayer *rp, int at_end, char *errstr, size_t errstr_size)
+{
+    const struct dw_part *p = rp->part;
+    struct dw_part_meta meta = {
+        .present = 1, .max_ts = p->max_ts, .min_ts = p->min_ts, .max_label_ts = p->max_label_ts};
+    struct dw_watermarks w;
+    dw_evaluator_watermarks(&meta, 1, &rp->cfg, 0, &w);
+    if (w.wm == DW_NO_TS) {
+        return 0;
+    }
+    int64_t L = rp->cfg.window_size_ms;
+    int64_t until[2] = {dw_evaluator_closed_until(&rp->cfg, &w, 0),
+                        dw_evaluator_closed_until(&rp->cfg, &w, 1)};
+    if (at_end) {
+        until[0] = until[1] = dw_floor_div(p->max_ts, L) * L + L;
+    } else if (until[0] == rp->until[0] && until[1] == rp->until[1]) {
+        return 0; /* no window closed or became final since the last evaluation */
+    }
+    rp->until[0] = until[0];
+    rp->until[1] = until[1];
+    maintain(rp);
+    rp->part->closed_upto_ms = w.wm;
+    for (size_t mi = 0; mi < rp->cfg.n_models; mi++) {
+        if (walk_cursor(rp, mi, 0, &w, until[0], errstr, errstr_size) != 0 ||
+            walk_cursor(rp, mi, 1, &w, until[1], errstr, errstr_size) != 0) {
+            return -1;
+        }
+    }
+    apply_cursors(rp);
+    return 0;
+}
+
+/*
+ * Reads both files in arrival order (the design comment) and evaluates after every event, as
+ * run would with the traffic arriving live; then lets time pass.
+ */
+static int replay_events(struct replayer *rp, char *errstr, size_t errstr_size)
+{
+    struct stream *pred = &rp->in[0], *lab = &rp->in[1];
+    if (stream_next(rp, pred, errstr, errstr_size) != 0 ||
+        stream_next(rp, lab, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    while (pred->has || lab->has) {
+        struct stream *s = pred->has && (!lab->has || pred->ts_ms <= lab->ts_ms) ? pred : lab;
+        if (s == pred) {
+            on_prediction(rp, s);
+        } else {
+            on_label(rp, s);
+        }
+        rp->now_ms = s->ts_ms;
+        if (++rp->events % REPLAY_CLEAN_EVERY == 0) {
+            maintain(rp); /* expiry, and the dirty lists nothing writes */
+        }
+        if (evaluate(rp, 0, errstr, errstr_size) != 0 ||
+            stream_next(rp, s, errstr, errstr_size) != 0) {
+            return -1;
+        }
+    }
+    rp->part->labels_at_end = 1;
+    return evaluate(rp, 1, errstr, errstr_size);
 }
 
 /* ---- setup ---- */
@@ -662,17 +861,21 @@ static void replay_usage(FILE *out)
     fprintf(out,
             "usage: driftwatch replay --predictions FILE [--labels FILE]\n"
             "                         [--reference PROFILE.json] [-c CONFIG] [--window SECONDS]\n\n"
-            "Runs run's aggregation and evaluation over JSON-lines files (plain or .gz), without\n"
-            "Kafka or Redis, and prints one JSON report per (model, window), in window order,\n"
-            "from the first to the last non-empty window; a run of empty windows between\n"
-            "them is one report (predictions 0, empty_windows N, window_end the run's end).\n"
-            "Nothing is late in a replay; labels join without a time limit and the first\n"
-            "label wins. Event times are not bounded (input.max_future_skew and\n"
+            "Runs run's pipeline over JSON-lines files (plain or .gz), without Kafka or Redis,\n"
+            "as a backtest of the config: the events of both files arrive in one order (each\n"
+            "file's order, merged by timestamp), under the config's allowed lateness, label\n"
+            "horizon, join TTL and reference windows. Each (model, window) gets a close-stage\n"
+            "report (\"stage\": \"close\") once the predictions' clock passed its end plus the\n"
+            "allowed lateness, and a final one once both clocks passed its label horizon, as\n"
+            "run writes them; at the end of the files time passes and every window up to the\n"
+            "last one with data gets both. A run of empty windows is one report (predictions\n"
+            "0, empty_windows N). Event times are not bounded (input.max_future_skew and\n"
             "max_past_skew need a Kafka timestamp).\n\n"
             "  -p, --predictions FILE  prediction events, one JSON object per line\n"
             "  -l, --labels FILE       label events, one JSON object per line\n"
             "  -r, --reference FILE    reference profile (driftwatch profile); default: each\n"
-            "                          model's first non-empty window\n"
+            "                          model's first reference.windows windows with data (1\n"
+            "                          without -c)\n"
             "  -c, --config FILE       models, field paths, detectors (default: inferred from\n"
             "                          the data and the reference)\n"
             "  -w, --window SECONDS    window length (a duration: 60, 30s, 5m; default the\n"
@@ -683,7 +886,8 @@ static void replay_usage(FILE *out)
             "                          {\"notification\": ...} and {\"trigger\": ...} there\n"
             "  -h, --help              this help\n"
             "      --version           print the version\n\n"
-            "Bad lines are counted by reason; the summary is one JSON line on stderr.\n");
+            "Bad lines are counted by reason; the summary is one JSON line on stderr (with the\n"
+            "events late or expired outside any window).\n");
 }
 
 /* --alerts: the output file and each model's fresh alert and trigger state. */
@@ -705,6 +909,22 @@ static int open_alerts(struct replayer *rp, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* Each model's evaluation state, empty: no cursor, no reference window, no baseline yet. */
+static void models_eval_init(struct replayer *rp)
+{
+    rp->me = dw_calloc(rp->cfg.n_models ? rp->cfg.n_models : 1, sizeof(*rp->me));
+    for (size_t i = 0; i < rp->cfg.n_models; i++) {
+        struct model_eval *me = &rp->me[i];
+        me->counts_only = rp->cfg.models[i];
+        me->counts_only.features = NULL;
+        me->counts_only.n_features = 0;
+        me->refwins = json_array();
+        me->closes = json_object();
+        dw_baseline_init(&me->bl, &rp->cfg.models[i]);
+        dw_errstream_init(&me->es);
+    }
+}
+
 static void replayer_free(struct replayer *rp)
 {
     for (size_t i = 0; rp->refs && i < rp->cfg.n_models; i++) {
@@ -717,14 +937,38 @@ static void replayer_free(struct replayer *rp)
     }
     free(rp->alert_state);
     free(rp->trig);
+    for (size_t i = 0; rp->me && i < rp->cfg.n_models; i++) {
+        struct model_eval *me = &rp->me[i];
+        json_decref(me->refwins);
+        for (size_t k = 0; k < me->n_refaggs; k++) {
+            dw_agg_free(me->refaggs[k]);
+        }
+        free(me->refaggs);
+        dw_baseline_free(&me->bl);
+        dw_errstream_free(&me->es);
+        json_decref(me->closes);
+    }
+    free(rp->me);
+    for (size_t i = 0; i < rp->n_kept; i++) {
+        dw_agg_free(rp->kept[i]);
+    }
+    free(rp->kept);
     dw_part_free(rp->part);
-    free(rp->pev);
-    dw_decoder_destroy(rp->dec);
+    for (int i = 0; i < 2; i++) {
+        dw_files_close(rp->in[i].f);
+        free(rp->in[i].pev);
+        dw_decoder_destroy(rp->in[i].dec);
+    }
     json_decref(rp->ref_doc);
     dw_config_free(&rp->cfg);
 }
 
-static void summary(struct replayer *rp, uint64_t n_reports)
+/*
+ * The summary on stderr: lines, events, bad lines by reason, and what no report shows: events
+ * counted outside any window (late for a window already retired, expired in the join) and the
+ * models whose final reports never came because their reference was never complete.
+ */
+static void summary(struct replayer *rp)
 {
     json_t *bad = json_object();
     for (int r = 0; r < REPLAY_N_REASONS; r++) {
@@ -736,12 +980,24 @@ static void summary(struct replayer *rp, uint64_t n_reports)
     for (size_t i = 0; i < rp->part->join.n_used; i++) {
         unmatched += (uint64_t)(rp->part->join.pool[i].state == DW_JOIN_LABEL);
     }
+    const struct dw_part_counters *c = &rp->part->ctr;
+    json_t *no_ref = json_array();
+    for (size_t i = 0; i < rp->cfg.n_models; i++) {
+        if (!rp->refs[i]) {
+            json_array_append_new(no_ref, json_string(rp->cfg.models[i].name));
+        }
+    }
     json_t *s = json_pack(
-        "{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}}", "replay", "prediction_lines",
-        (json_int_t)rp->pred_lines, "predictions", (json_int_t)rp->part->ctr.predictions,
+        "{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o}}", "replay",
+        "prediction_lines", (json_int_t)rp->in[0].lines, "predictions", (json_int_t)c->predictions,
         "duplicate_predictions", (json_int_t)rp->duplicate_predictions, "label_lines",
-        (json_int_t)rp->label_lines, "duplicate_labels", (json_int_t)rp->duplicate_labels,
-        "unmatched_labels", (json_int_t)unmatched, "reports", (json_int_t)n_reports, "bad", bad);
+        (json_int_t)rp->in[1].lines, "duplicate_labels", (json_int_t)rp->duplicate_labels,
+        "unmatched_labels", (json_int_t)unmatched, "late_predictions_outside_windows",
+        (json_int_t)c->late_predictions, "late_labels", (json_int_t)c->late_labels,
+        "expired_predictions", (json_int_t)c->expired_predictions, "expired_labels",
+        (json_int_t)c->expired_labels, "evicted", (json_int_t)c->evicted, "reports",
+        (json_int_t)(rp->reports[0] + rp->reports[1]), "close_reports", (json_int_t)rp->reports[0],
+        "final_reports", (json_int_t)rp->reports[1], "bad", bad, "no_reference", no_ref);
     if (rp->alerts_out) {
         json_t *r = json_object_get(s, "replay");
         json_object_set_new(r, "notifications", json_integer((json_int_t)rp->notifications));
@@ -763,13 +1019,13 @@ static int replay(const struct replay_opts *o, char *errstr, size_t errstr_size)
     rp.o = o;
     rp.out = stdout;
     int rc = -2;
-    uint64_t n_reports = 0;
     if (o->config) {
         if (dw_config_load(&rp.cfg, o->config, errstr, errstr_size) != 0) {
             goto err;
         }
     } else {
         dw_config_defaults(&rp.cfg);
+        rp.cfg.reference_windows = 1; /* a first look at files: the first window is enough */
     }
     if (o->window) {
         int64_t ms;
@@ -779,9 +1035,6 @@ static int replay(const struct replay_opts *o, char *errstr, size_t errstr_size)
         }
         rp.cfg.window_size_ms = ms;
     }
-    rp.cfg.allowed_lateness_ms = REPLAY_INFINITE_MS;
-    rp.cfg.label_horizon_ms = REPLAY_INFINITE_MS;
-    rp.cfg.join_ttl_ms = REPLAY_INFINITE_MS;
     /* No clock to bound event time against: file lines have no Kafka timestamp (see the
      * design comment). */
     rp.cfg.max_future_skew_ms = 0;
@@ -798,11 +1051,18 @@ static int replay(const struct replay_opts *o, char *errstr, size_t errstr_size)
     if (attach_reference(&rp, errstr, errstr_size) != 0) {
         goto err;
     }
-    if (!(rp.dec = dw_decoder_new(&rp.cfg, errstr, errstr_size))) {
-        goto err;
+    for (int i = 0; i < 2; i++) {
+        if (!(rp.in[i].dec = dw_decoder_new(&rp.cfg, errstr, errstr_size))) {
+            goto err;
+        }
+        rp.in[i].is_pred = i == 0;
     }
-    rp.pev = dw_prediction_new(rp.dec);
+    rp.in[0].pev = dw_prediction_new(rp.in[0].dec);
     rp.part = dw_part_new(&rp.cfg, 0);
+    rp.part->labels_at_end = !o->labels;
+    rp.now_ms = DW_NO_TS;
+    rp.until[0] = rp.until[1] = INT64_MAX; /* nothing evaluated yet */
+    models_eval_init(&rp);
     rc = -1;
     if (o->output && !(rp.out = fopen(o->output, "w"))) {
         rp.out = stdout;
@@ -812,21 +1072,16 @@ static int replay(const struct replay_opts *o, char *errstr, size_t errstr_size)
     if (o->alerts && open_alerts(&rp, errstr, errstr_size) != 0) {
         goto err;
     }
-    if (read_events(&rp, o->predictions, &rp.pred_lines, on_prediction, errstr, errstr_size) != 0) {
-        goto err;
-    }
-    if (o->labels &&
-        read_events(&rp, o->labels, &rp.label_lines, on_label, errstr, errstr_size) != 0) {
-        goto err;
-    }
-    if (report_all(&rp, &n_reports, errstr, errstr_size) != 0) {
+    if (!(rp.in[0].f = dw_files_open(o->predictions, errstr, errstr_size)) ||
+        (o->labels && !(rp.in[1].f = dw_files_open(o->labels, errstr, errstr_size))) ||
+        replay_events(&rp, errstr, errstr_size) != 0) {
         goto err;
     }
     if (fflush(rp.out) != 0) {
         dw_err(errstr, errstr_size, "%s: write failed", o->output ? o->output : "stdout");
         goto err;
     }
-    summary(&rp, n_reports);
+    summary(&rp);
     rc = 0;
 err:
     if (rp.out != stdout && fclose(rp.out) != 0 && rc == 0) {

@@ -1594,7 +1594,8 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     json_object_set_new(rep, "window_start", json_string(start));
     json_object_set_new(rep, "window_end", json_string(end));
     json_object_set_new(rep, "window_start_ms", json_integer(agg->start_ms));
-    json_object_set_new(rep, "final", json_boolean(final));
+    json_object_set_new(rep, "stage", json_string(final ? "final" : "close"));
+    json_object_set_new(rep, "final", json_boolean(final)); /* older form of "stage" */
     json_object_set_new(rep, "predictions", juint(c->predictions));
     json_object_set_new(rep, "labeled", juint(c->labeled));
     if (classification) {

@@ -411,6 +411,36 @@ http:
             return ""
 
 
+class ReportWatch:
+    """Polls the stored report of each window start of `model` (one MGET every `interval`
+    seconds) and keeps the first close report and the last final report seen of each: the final
+    report replaces the close one under the same key once the window's label horizon passed."""
+
+    def __init__(self, env, starts, model="fraud", interval=0.3):
+        self.env = env
+        self.keys = [f"{{dw:dwtest}}:report:{model}:{s}" for s in starts]
+        self.interval = interval
+        self.close, self.final = {}, {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            for line in self.env.redis("MGET", *self.keys).splitlines():
+                if not line.startswith("{"):
+                    continue
+                rep = json.loads(line)
+                final = rep["stage"] == "final"
+                if final or rep["window_start_ms"] not in self.close:
+                    (self.final if final else self.close)[rep["window_start_ms"]] = rep
+            time.sleep(self.interval)
+
+    def done(self):
+        self.stop.set()
+        self.thread.join()
+
+
 def run_gen_models(numeric=3, categorical=2):
     r = subprocess.run([BIN, "gen", "--print-models", "--numeric", str(numeric),
                         "--categorical", str(categorical)], capture_output=True, text=True,

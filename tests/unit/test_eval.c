@@ -415,6 +415,25 @@ static json_t *judged(const struct dw_config *cfg, const struct dw_model_cfg *m,
     return rep;
 }
 
+/* Every report names its stage: "close" at window close, "final" at the label horizon; the
+ * older boolean "final" says the same. */
+static void test_report_stage(void **state)
+{
+    (void)state;
+    struct dw_config cfg = make_cfg();
+    struct dw_agg *w = dw_agg_new(&g_model, START);
+    add_labeled(w, "v1", 10, 9, 1.0);
+    json_t *close = dw_eval_window(&cfg, &g_model, w, NULL, 0);
+    json_t *final = dw_eval_window(&cfg, &g_model, w, NULL, 1);
+    assert_string_equal(jstr(close, "stage"), "close");
+    assert_true(json_is_false(json_object_get(close, "final")));
+    assert_string_equal(jstr(final, "stage"), "final");
+    assert_true(json_is_true(json_object_get(final, "final")));
+    json_decref(close);
+    json_decref(final);
+    dw_agg_free(w);
+}
+
 static void test_accuracy_drop_thresholds(void **state)
 {
     struct dw_config cfg = make_cfg();
@@ -2001,6 +2020,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_psi_known),
+        cmocka_unit_test(test_report_stage),
         cmocka_unit_test(test_ref_deciles_1_to_100),
         cmocka_unit_test(test_ref_duplicate_edges),
         cmocka_unit_test(test_bin_counts),

@@ -99,6 +99,8 @@ static json_t *feat(json_t *report, const char *name)
 /* A config written for `run` (replay needs no broker but the file names one). */
 static const char *CONFIG = "kafka:\n"
                             "  bootstrap.servers: 127.0.0.1:9092\n"
+                            "reference:\n"
+                            "  windows: 1\n"
                             "models:\n"
                             "  fraud:\n"
                             "    features:\n"
@@ -149,21 +151,34 @@ static void test_windows_labels_and_gaps(void **state)
     assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--labels", labels,
                              "-c", cfg, "--window", "60", "--output", out, NULL),
                      0);
-    json_t *r[MAX_REPORTS];
-    size_t n = load_reports(out, r);
-    /* 00:00 .. 00:04: the two empty windows in the middle are one report, 00:02 to 00:04 */
-    assert_int_equal(n, 4);
+    json_t *all[MAX_REPORTS];
+    size_t n = load_reports(out, all);
+    /* 00:00 .. 00:04: the two empty windows in the middle are one report, 00:02 to 00:04; each
+     * window is reported at close (p4 at 00:04:30 closes the first three, the end of the files
+     * the last), then at its label horizon (the end of the files) */
+    assert_int_equal(n, 8);
+    json_t **c = all, **r = all + 4; /* close reports, then final ones */
+    n = 4;
     static const char *const starts[] = {"2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z",
                                          "2026-01-01T00:02:00Z", "2026-01-01T00:04:00Z"};
     static const json_int_t npred[] = {2, 1, 0, 1};
     static const json_int_t nlab[] = {2, 0, 0, 1};
+    static const json_int_t nlab_close[] = {0, 0, 0, 1}; /* p1's and p2's come at 00:05 */
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(gets_(r[i], "model"), "fraud");
         assert_string_equal(gets_(r[i], "window_start"), starts[i]);
+        assert_string_equal(gets_(c[i], "window_start"), starts[i]);
         assert_int_equal(geti(r[i], "predictions"), npred[i]);
+        assert_int_equal(geti(c[i], "predictions"), npred[i]);
         assert_int_equal(geti(r[i], "labeled"), nlab[i]);
+        assert_int_equal(geti(c[i], "labeled"), nlab_close[i]);
+        assert_string_equal(gets_(r[i], "stage"), "final");
+        assert_string_equal(gets_(c[i], "stage"), "close");
         assert_true(json_is_true(json_object_get(r[i], "final")));
+        assert_non_null(json_object_get(r[i], "change_detectors"));
+        assert_null(json_object_get(c[i], "change_detectors"));
     }
+    assert_true(json_equal(json_object_get(c[0], "features"), json_object_get(r[0], "features")));
     assert_string_equal(gets_(r[0], "window_end"), "2026-01-01T00:01:00Z");
     /* first label wins: p1 labelled 1 (correct), the 0 after it is a conflicting duplicate */
     assert_int_equal(geti(r[0], "duplicate_labels"), 1);
@@ -181,23 +196,26 @@ static void test_windows_labels_and_gaps(void **state)
     /* the early label joined p4 */
     assert_double_exact(
         json_real_value(json_object_get(json_object_get(r[3], "performance"), "accuracy")), 1.0);
-    /* window 0 is the reference (not judged); later windows are compared with it */
+    /* window 0 is the reference (not judged at its close); later windows are compared with it;
+     * a final report names what its close report was judged against */
+    assert_string_equal(gets_(json_object_get(c[0], "reference"), "status"), "collecting");
+    assert_int_equal(geti(json_object_get(c[1], "reference"), "windows"), 1);
     assert_string_equal(gets_(json_object_get(r[0], "reference"), "status"), "collecting");
     assert_int_equal(geti(json_object_get(r[1], "reference"), "windows"), 1);
     assert_int_equal(geti(feat(r[0], "amount"), "count"), 2);
     assert_true(json_is_null(json_object_get(feat(r[0], "amount"), "psi")));
     assert_true(json_is_number(json_object_get(feat(r[1], "amount"), "psi")));
-    free_reports(r, n);
+    free_reports(all, 8);
 
     /* --window changes the placement: one 5-minute window holds all four predictions */
     assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--labels", labels,
                              "-c", cfg, "--window", "5m", "--output", out, NULL),
                      0);
-    n = load_reports(out, r);
-    assert_int_equal(n, 1);
-    assert_int_equal(geti(r[0], "predictions"), 4);
-    assert_int_equal(geti(r[0], "labeled"), 3);
-    free_reports(r, n);
+    n = load_reports(out, all);
+    assert_int_equal(n, 2);
+    assert_int_equal(geti(all[1], "predictions"), 4);
+    assert_int_equal(geti(all[1], "labeled"), 3);
+    free_reports(all, n);
 }
 
 /* Two windows: amount ~ 0..99 then 1000..1099. */
@@ -236,8 +254,9 @@ static void test_reference_first_window_vs_profile(void **state)
     assert_int_equal(
         run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--output", out, NULL), 0);
     json_t *r[MAX_REPORTS];
-    size_t n = load_reports(out, r);
-    assert_int_equal(n, 2);
+    size_t n = load_reports(out, r); /* close reports of windows 0 and 1, then final ones */
+    assert_int_equal(n, 4);
+    assert_string_equal(gets_(r[1], "stage"), "close");
     assert_string_equal(gets_(r[0], "model"), "m");
     assert_string_equal(gets_(feat(r[0], "amount"), "type"), "numeric");
     assert_string_equal(gets_(feat(r[0], "country"), "type"), "categorical");
@@ -265,7 +284,7 @@ static void test_reference_first_window_vs_profile(void **state)
                              "--output", out, NULL),
                      0);
     n = load_reports(out, r);
-    assert_int_equal(n, 2);
+    assert_int_equal(n, 4);
     assert_false(json_is_null(json_object_get(r[0], "reference")));
     assert_int_equal(geti(json_object_get(r[0], "reference"), "predictions"), 100);
     assert_true(json_real_value(json_object_get(feat(r[0], "amount"), "psi")) > 1.0);
@@ -276,8 +295,8 @@ static void test_reference_first_window_vs_profile(void **state)
 }
 
 /* A line with a broken clock (1971) among 2026 events: replay applies no bound (no Kafka
- * timestamp), so it is its own window, and the 55 years between are one empty-run report, not
- * 29 million. */
+ * timestamp), so it is late for its window, closed long ago (counted in the summary), and the
+ * 55 years from it to the first window with data are one empty-run report, not 29 million. */
 static void test_bad_clock_line(void **state)
 {
     const char *cfg, *preds;
@@ -292,15 +311,105 @@ static void test_bad_clock_line(void **state)
                      0);
     json_t *r[MAX_REPORTS];
     size_t n = load_reports(out, r);
-    assert_int_equal(n, 3);
-    assert_string_equal(gets_(r[0], "window_start"), "1971-01-01T00:00:00Z");
-    assert_int_equal(geti(r[0], "predictions"), 1);
-    assert_string_equal(gets_(r[1], "window_start"), "1971-01-01T00:01:00Z");
-    assert_string_equal(gets_(r[1], "window_end"), "2026-01-01T00:00:00Z");
-    assert_int_equal(geti(r[1], "predictions"), 0);
-    assert_int_equal(geti(r[1], "empty_windows"), 28928159);
-    assert_string_equal(gets_(r[2], "window_start"), "2026-01-01T00:00:00Z");
-    assert_int_equal(geti(r[2], "predictions"), 2);
+    assert_int_equal(n, 4); /* at close, then final */
+    for (size_t i = 0; i < n; i += 2) {
+        assert_string_equal(gets_(r[i], "window_start"), "1971-01-01T00:00:00Z");
+        assert_string_equal(gets_(r[i], "window_end"), "2026-01-01T00:00:00Z");
+        assert_int_equal(geti(r[i], "predictions"), 0);
+        assert_int_equal(geti(r[i], "empty_windows"), 28928160);
+        assert_string_equal(gets_(r[i + 1], "window_start"), "2026-01-01T00:00:00Z");
+        assert_int_equal(geti(r[i + 1], "predictions"), 2);
+    }
+    free_reports(r, n);
+}
+
+/* A config with run's time limits: 5 s lateness, a 2-minute label horizon, a 1-minute join TTL
+ * and a reference of two windows. */
+static const char *LIMITS = "kafka:\n"
+                            "  bootstrap.servers: 127.0.0.1:9092\n"
+                            "window:\n"
+                            "  allowed_lateness: 5s\n"
+                            "  label_horizon: 120s\n"
+                            "join:\n"
+                            "  ttl: 60s\n"
+                            "reference:\n"
+                            "  windows: 2\n"
+                            "models:\n"
+                            "  fraud:\n"
+                            "    features:\n"
+                            "      amount: numeric\n"
+                            "      country: categorical\n";
+
+static void label(FILE *f, const char *id, const char *ts)
+{
+    fprintf(f, "{\"prediction_id\":\"%s\",\"label\":1,\"timestamp\":\"%s\"}\n", id, ts);
+}
+
+/* Replay simulates arrival (both files merged by event time) and applies run's settings: a
+ * prediction after its window closed is late, a label after its window's horizon is not
+ * counted, a prediction waiting longer than join.ttl for its label stays unlabeled, the first
+ * reference.windows windows are not judged; each window's close report comes when the
+ * prediction clock passes it, its final one when both clocks passed its horizon. */
+static void test_time_limits_as_run(void **state)
+{
+    const char *cfg = path_of("limits.yaml"), *preds = path_of("lp.jsonl");
+    const char *labels = path_of("ll.jsonl"), *out = path_of("lr.jsonl");
+    dw_test_write_file(cfg, LIMITS);
+    FILE *f = open_w(preds);
+    pred(f, "a1", "2026-01-01T00:00:10Z", 1, "DE", 1);
+    pred(f, "a2", "2026-01-01T00:00:50Z", 2, "DE", 1);
+    pred(f, "b1", "2026-01-01T00:01:10Z", 3, "DE", 1); /* closes window 00:00 */
+    pred(f, "x1", "2026-01-01T00:01:20Z", 4, "DE", 1);
+    pred(f, "late1", "2026-01-01T00:00:30Z", 5, "DE", 1); /* window 00:00 has closed */
+    pred(f, "c1", "2026-01-01T00:02:10Z", 6, "DE", 1);
+    pred(f, "d1", "2026-01-01T00:03:10Z", 7, "DE", 1);
+    pred(f, "e1", "2026-01-01T00:05:30Z", 8, "DE", 1);
+    fclose(f);
+    f = open_w(labels);
+    label(f, "a1", "2026-01-01T00:00:20Z");
+    label(f, "b1", "2026-01-01T00:02:00Z");
+    label(f, "c1", "2026-01-01T00:03:30Z"); /* window 00:00 becomes final */
+    label(f, "x1", "2026-01-01T00:03:35Z"); /* x1 waited more than join.ttl */
+    label(f, "a2", "2026-01-01T00:03:40Z"); /* after window 00:00's horizon (00:03:00) */
+    fclose(f);
+    assert_int_equal(run_cmd(dw_cmd_replay, "replay", "--predictions", preds, "--labels", labels,
+                             "-c", cfg, "--output", out, NULL),
+                     0);
+    json_t *r[MAX_REPORTS];
+    size_t n = load_reports(out, r);
+    assert_int_equal(n, 12);
+    static const char *const order[] = {"close 00:00", "close 00:01", "close 00:02", "final 00:00",
+                                        "close 00:03", "close 00:04", "close 00:05", "final 00:01",
+                                        "final 00:02", "final 00:03", "final 00:04", "final 00:05"};
+    for (size_t i = 0; i < n; i++) {
+        char got[32];
+        snprintf(got, sizeof(got), "%s %.5s", gets_(r[i], "stage"),
+                 gets_(r[i], "window_start") + 11);
+        assert_string_equal(got, order[i]);
+    }
+    /* window 00:00 at close: a1's label only; late1 came after */
+    assert_int_equal(geti(r[0], "labeled"), 1);
+    assert_int_equal(geti(r[0], "late_predictions"), 0);
+    /* and final: late1 counted late, a2's label after the horizon not counted */
+    assert_int_equal(geti(r[3], "predictions"), 2);
+    assert_int_equal(geti(r[3], "labeled"), 1);
+    assert_int_equal(geti(r[3], "late_predictions"), 1);
+    /* window 00:01: x1 expired before its label came */
+    assert_int_equal(geti(r[7], "predictions"), 2);
+    assert_int_equal(geti(r[7], "labeled"), 1);
+    /* the two reference windows are not judged; window 00:02 is, against both */
+    assert_string_equal(gets_(json_object_get(r[0], "reference"), "status"), "collecting");
+    assert_string_equal(gets_(json_object_get(r[1], "reference"), "status"), "collecting");
+    assert_int_equal(geti(json_object_get(r[2], "reference"), "windows"), 2);
+    /* the baseline: the two reference windows' final counts (2 labels of 4 predictions) */
+    json_t *bl = json_object_get(r[8], "baseline");
+    assert_string_equal(gets_(bl, "status"), "ready");
+    assert_int_equal(geti(bl, "windows"), 2);
+    assert_double_exact(json_real_value(json_object_get(bl, "labeled_share")), 0.5);
+    assert_string_equal(gets_(json_object_get(r[2], "baseline"), "status"), "waiting_for_labels");
+    /* a run of empty windows, at both stages */
+    assert_int_equal(geti(r[5], "empty_windows"), 1);
+    assert_int_equal(geti(r[10], "empty_windows"), 1);
     free_reports(r, n);
 }
 
@@ -326,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_windows_labels_and_gaps),
         cmocka_unit_test(test_reference_first_window_vs_profile),
         cmocka_unit_test(test_bad_clock_line),
+        cmocka_unit_test(test_time_limits_as_run),
         cmocka_unit_test(test_usage_and_missing_files),
     };
     return cmocka_run_group_tests(tests, dw_tmp_setup, dw_tmp_teardown);

@@ -169,7 +169,8 @@ void dw_eval_bin_counts(struct dw_kll *sk, const double *edges, size_t n_edges, 
  *        features is at least cfg->drift_share. "accuracy_drop" is null here: the performance
  *        verdicts are the baseline's (dw_baseline_judge), which run and replay add next.
  * @param ref   the model's reference, or NULL while there is none.
- * @param final 1 when evaluated at the label horizon, 0 at window close.
+ * @param final 1 when evaluated at the label horizon, 0 at window close: the report's "stage"
+ *              ("final" or "close") and, for compatibility, its boolean "final".
  * @returns a new JSON object.
  */
 json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m,
