@@ -35,12 +35,15 @@
  *   holds each event against its Kafka message timestamp, and a file line has none. A line
  *   with a bad clock in the past is late for its window; one in the future moves the clock
  *   (as in run without the bounds).
- * - The reference is --reference's profile, or the first reference.windows windows with
- *   predictions, merged at their close and not judged themselves, as run collects it
- *   (reference_for(), the one place that chooses it). Without -c, reference.windows is 1.
- * - The performance baseline is run's: the merged final counts of those windows, each merged
- *   at its final evaluation (with or without --reference: a profile holds no labels), judged by
- *   dw_baseline_judge(), the code run uses.
+ * - The reference is chosen as run chooses it (reference_for(), the one place): --reference's
+ *   profile stands for one stored by `driftwatch reference set`; else the model's
+ *   reference.source: reference.profile, the windows before each window (trailing: their close
+ *   aggregates kept in memory as run keeps trailagg keys), or the first reference.windows
+ *   windows with predictions, merged at their close and not judged themselves. Without -c,
+ *   reference.windows is 1.
+ * - The performance baseline is run's (judge_baseline(), as run's baseline_for()): a profile's
+ *   labelled outcomes, the trailing windows' counts, or the reference windows' final counts,
+ *   each merged at its final evaluation; judged by dw_baseline_judge(), the code run uses.
  * - Without -c the models come from the data (a first pass over the predictions), with the
  *   reference profile's types taking precedence. Unlike `profile`, whose training data is
  *   expected clean (one text value makes a column categorical, and a forced type names the
@@ -113,6 +116,9 @@ struct model_eval {
     struct dw_agg **refaggs;         /* their merged aggregates, while the reference is built */
     size_t n_refaggs;
     struct dw_baseline bl;
+    struct dw_agg **trail; /* source trailing: the close aggregates of the last windows with
+                            * predictions, oldest first (run's trailagg keys) */
+    size_t n_trail;
     struct dw_errstream es;
     int64_t cursor[2]; /* per stage (0 close, 1 final): the next window to evaluate */
     int found[2];      /* the cursor exists */
@@ -551,25 +557,75 @@ static int64_t empty_run_length(struct replayer *rp, const struct dw_model_cfg *
 }
 
 /*
- * The reference model mi's close report of window `start` (merged aggregate agg) is judged
- * against, as run's reference_for() decides it: the --reference profile, or the reference built
- * from the first reference.windows windows with predictions once the last of them closed
- * (NULL before; those windows are not judged themselves). The windows collected are also the
- * performance baseline's (baseline_merge), with or without a profile.
+ * Source trailing, at the close of window `start` (merged aggregate agg): the reference built
+ * from the kept close aggregates of the reference.windows windows before it (NULL: none; the
+ * caller frees it), and this window's aggregate kept for the windows after it, as run's
+ * reference_trailing() keeps trailagg keys.
  */
-static const struct dw_ref *reference_for(struct replayer *rp, size_t mi, int64_t start,
-                                          const struct dw_agg *agg)
+static struct dw_ref *reference_trailing(struct replayer *rp, size_t mi, int64_t start,
+                                         const struct dw_agg *agg)
 {
     struct model_eval *me = &rp->me[mi];
     const struct dw_model_cfg *m = &rp->cfg.models[mi];
+    int64_t span = m->reference.windows * rp->cfg.window_size_ms;
+    struct dw_agg **in = dw_calloc(me->n_trail + 1, sizeof(*in));
+    size_t n = 0, kept = 0;
+    for (size_t i = 0; i < me->n_trail; i++) {
+        int64_t ws = me->trail[i]->start_ms;
+        if (ws >= start - span && ws < start) {
+            in[n++] = me->trail[i];
+        }
+    }
+    struct dw_ref *ref = n ? dw_ref_build(m, in, n, rp->cfg.psi_bins) : NULL;
+    if (ref) {
+        ref->source = DW_REF_SOURCE_TRAILING;
+        ref->created_ms = dw_now_ms();
+    }
+    free(in);
+    for (size_t i = 0; i < me->n_trail; i++) { /* what no later window needs goes */
+        if (me->trail[i]->start_ms >= start + rp->cfg.window_size_ms - span) {
+            me->trail[kept++] = me->trail[i];
+        } else {
+            dw_agg_free(me->trail[i]);
+        }
+    }
+    me->n_trail = kept;
+    if (dw_evaluator_reference_joins(agg)) {
+        me->trail = dw_realloc(me->trail, (me->n_trail + 1) * sizeof(*me->trail));
+        me->trail[me->n_trail] = dw_agg_new_exact(m, start, DW_AGG_MERGE_EXACT);
+        dw_agg_merge(me->trail[me->n_trail++], agg);
+    }
+    return ref;
+}
+
+/*
+ * The reference model mi's report of window `start` (merged aggregate agg) at a stage is judged
+ * against, as run's reference_for() decides it, and whether the caller frees it (*owned): the
+ * --reference profile (as `driftwatch reference set` would store it), else by the model's
+ * source: reference.profile (read at setup); the windows before `start` (trailing; at the close
+ * only: a final report takes its close report's); or the reference built from the first
+ * reference.windows windows with predictions once the last of them closed (NULL before; those
+ * windows are not judged themselves, and their final counts are the baseline's,
+ * baseline_merge).
+ */
+static const struct dw_ref *reference_for(struct replayer *rp, size_t mi, int64_t start,
+                                          const struct dw_agg *agg, int final, int *owned)
+{
+    const struct dw_model_cfg *m = &rp->cfg.models[mi];
+    *owned = 0;
+    if (final || rp->ref_given[mi] || m->reference.source == DW_REF_SOURCE_PROFILE) {
+        return rp->refs[mi];
+    }
+    if (m->reference.source == DW_REF_SOURCE_TRAILING) {
+        *owned = 1;
+        return reference_trailing(rp, mi, start, agg);
+    }
+    struct model_eval *me = &rp->me[mi];
     int collecting = (int64_t)json_array_size(me->refwins) < m->reference.windows;
     if (!collecting || !dw_evaluator_reference_joins(agg)) {
         return rp->refs[mi];
     }
     int complete = dw_evaluator_reference_add(me->refwins, m->reference.windows, start);
-    if (rp->ref_given[mi]) {
-        return rp->refs[mi];
-    }
     me->refaggs = dw_realloc(me->refaggs, (me->n_refaggs + 1) * sizeof(*me->refaggs));
     me->refaggs[me->n_refaggs++] = window_view(rp, m, m, start);
     if (complete) {
@@ -596,6 +652,42 @@ static void baseline_merge(struct replayer *rp, size_t mi, int64_t start, const 
             dw_baseline_add(&me->bl, agg, rp->cfg.models[mi].reference.windows);
         }
     }
+}
+
+/*
+ * Judges a report of window `start` against the model's baseline, as run's baseline_for()
+ * chooses it: the outcomes of the profile in use (ref), the counts of the reference.windows
+ * windows before `start` (trailing), else the reference windows' final counts merged so far.
+ */
+static void judge_baseline(struct replayer *rp, size_t mi, int64_t start, json_t *report,
+                           const struct dw_ref *ref)
+{
+    const struct dw_model_cfg *m = &rp->cfg.models[mi];
+    struct model_eval *me = &rp->me[mi];
+    int trailing = m->reference.source == DW_REF_SOURCE_TRAILING && !rp->ref_given[mi];
+    if (!(ref && ref->source == DW_REF_SOURCE_PROFILE) && !trailing) {
+        dw_baseline_judge(report, &rp->cfg, m, &me->bl, ref ? ref->predictions : 0);
+        return;
+    }
+    struct dw_baseline bl;
+    dw_baseline_init(&bl, m);
+    if (trailing) {
+        int64_t k = m->reference.windows;
+        struct dw_agg **before = dw_calloc((size_t)k, sizeof(*before));
+        for (int64_t i = 0; i < k; i++) {
+            before[i] =
+                window_view(rp, &me->counts_only, m, start - (k - i) * rp->cfg.window_size_ms);
+        }
+        dw_baseline_set_trailing(&bl, before, (size_t)k);
+        for (int64_t i = 0; i < k; i++) {
+            dw_agg_free(before[i]);
+        }
+        free(before);
+    } else {
+        dw_baseline_set_profile(&bl, ref->outcomes);
+    }
+    dw_baseline_judge(report, &rp->cfg, m, &bl, ref ? ref->predictions : 0);
+    dw_baseline_free(&bl);
 }
 
 /*
@@ -648,7 +740,8 @@ static int evaluate_window(struct replayer *rp, size_t mi, int64_t start, int64_
     struct dw_agg *last = n > 1 ? dw_agg_new(&me->counts_only, last_start) : agg;
     size_t n_recent;
     struct dw_agg **recent = rolling_view(rp, mi, start, last_start, last, &n_recent);
-    const struct dw_ref *ref = final ? rp->refs[mi] : reference_for(rp, mi, start, agg);
+    int ref_owned;
+    const struct dw_ref *ref = reference_for(rp, mi, start, agg, final, &ref_owned);
     if (final && !empty) {
         baseline_merge(rp, mi, start, agg);
     }
@@ -668,7 +761,10 @@ static int evaluate_window(struct replayer *rp, size_t mi, int64_t start, int64_
         dw_agg_free(recent[i]);
     }
     free(recent);
-    dw_baseline_judge(report, cfg, m, &me->bl, ref && !rp->ref_given[mi] ? ref->predictions : 0);
+    judge_baseline(rp, mi, start, report, ref);
+    if (ref_owned) {
+        dw_ref_free((struct dw_ref *)ref);
+    }
     if (final) {
         json_object_set_new(report, "change_detectors",
                             dw_errstream_feed_report(&me->es, m, report));
@@ -696,7 +792,9 @@ static int walk_cursor(struct replayer *rp, size_t mi, int final, const struct d
         return 0;
     }
     walk.until = until;
-    while (dw_evaluator_next(&walk, rp->refs[mi] != NULL, INT_MAX) == DW_NEXT_WINDOW) {
+    int ready =
+        rp->refs[mi] != NULL || rp->cfg.models[mi].reference.source == DW_REF_SOURCE_TRAILING;
+    while (dw_evaluator_next(&walk, ready, INT_MAX) == DW_NEXT_WINDOW) {
         int64_t n = 0;
         if (evaluate_window(rp, mi, walk.cursor, walk.until, final, &n, errstr, errstr_size) != 0) {
             return -1;
@@ -844,15 +942,26 @@ static int attach_reference(struct replayer *rp, char *errstr, size_t errstr_siz
                       rp->o->reference, name);
     }
     size_t mi = (size_t)(m - rp->cfg.models);
-    char err[512];
-    if (dw_ref_profile_matches(m, rp->ref_doc, err, sizeof(err)) != 0) {
-        return dw_err(errstr, errstr_size, "%s: %s", rp->o->reference, err);
-    }
-    rp->refs[mi] = dw_ref_from_json(m, rp->ref_doc, err, sizeof(err));
-    if (!rp->refs[mi]) {
-        return dw_err(errstr, errstr_size, "%s: %s", rp->o->reference, err);
-    }
+    dw_ref_free(rp->refs[mi]); /* the --reference profile replaces reference.profile's */
+    rp->refs[mi] = dw_files_load_profile(m, rp->o->reference, errstr, errstr_size);
     rp->ref_given[mi] = 1;
+    return rp->refs[mi] ? 0 : -1;
+}
+
+/* The reference.profile of each model with source profile (as run reads them at start-up). */
+static int load_profiles(struct replayer *rp, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < rp->cfg.n_models; i++) {
+        const struct dw_model_cfg *m = &rp->cfg.models[i];
+        char err[1024];
+        if (m->reference.source != DW_REF_SOURCE_PROFILE) {
+            continue;
+        }
+        rp->refs[i] = dw_files_load_profile(m, m->reference.profile, err, sizeof(err));
+        if (!rp->refs[i]) {
+            return dw_err(errstr, errstr_size, "models.%s.reference.profile: %s", m->name, err);
+        }
+    }
     return 0;
 }
 
@@ -944,6 +1053,10 @@ static void replayer_free(struct replayer *rp)
             dw_agg_free(me->refaggs[k]);
         }
         free(me->refaggs);
+        for (size_t k = 0; k < me->n_trail; k++) {
+            dw_agg_free(me->trail[k]);
+        }
+        free(me->trail);
         dw_baseline_free(&me->bl);
         dw_errstream_free(&me->es);
         json_decref(me->closes);
@@ -983,7 +1096,7 @@ static void summary(struct replayer *rp)
     const struct dw_part_counters *c = &rp->part->ctr;
     json_t *no_ref = json_array();
     for (size_t i = 0; i < rp->cfg.n_models; i++) {
-        if (!rp->refs[i]) {
+        if (!rp->refs[i] && rp->cfg.models[i].reference.source == DW_REF_SOURCE_WINDOWS) {
             json_array_append_new(no_ref, json_string(rp->cfg.models[i].name));
         }
     }
@@ -1048,7 +1161,8 @@ static int replay(const struct replay_opts *o, char *errstr, size_t errstr_size)
     }
     rp.refs = dw_calloc(rp.cfg.n_models ? rp.cfg.n_models : 1, sizeof(*rp.refs));
     rp.ref_given = dw_calloc(rp.cfg.n_models ? rp.cfg.n_models : 1, sizeof(*rp.ref_given));
-    if (attach_reference(&rp, errstr, errstr_size) != 0) {
+    if (load_profiles(&rp, errstr, errstr_size) != 0 ||
+        attach_reference(&rp, errstr, errstr_size) != 0) {
         goto err;
     }
     for (int i = 0; i < 2; i++) {
