@@ -1251,6 +1251,8 @@ static void remember_report(struct runner *rn, json_t *report)
 
 /* ---- the reference (docs/statistics.md, "Reference sources") ---- */
 
+static int reference_stored(struct runner *rn, size_t mi);
+
 /*
  * Drops model mi's cached reference when `driftwatch reference set` or `reset` changed it since
  * it was read: refgen:<model> counts those changes. Read once per tick and stage, before the
@@ -1279,6 +1281,7 @@ static int reference_sync(struct runner *rn, size_t mi)
         mr->ref = NULL;
         mr->stored_checked = 0;
         mr->ref_gen = gen;
+        return reference_stored(rn, mi) < 0 ? -1 : 0; /* what /status shows from now on */
     }
     return 0;
 }
@@ -2070,14 +2073,21 @@ static void publish_join_strings(struct runner *rn)
     }
 }
 
-/* /status "references": model -> what its windows are judged against, as this pod knows it
- * (the evaluator reads the stored reference; another pod may not have yet). */
+/* /status "references": model -> what its windows are judged against, as the evaluator knows
+ * it (the pods that do not hold the evaluator lease read no reference: they say so). */
 static json_t *references_json(const struct runner *rn)
 {
     json_t *refs = json_object();
     for (size_t i = 0; i < rn->cfg.n_models; i++) {
         const struct model_rt *mr = &rn->models[i];
         const struct dw_model_cfg *m = &rn->cfg.models[i];
+        if (!rn->eval_lease) {
+            json_object_set_new(refs, m->name,
+                                json_pack("{s:s,s:s}", "status", "unknown_here", "reason",
+                                          "this pod is not the evaluator: see the evaluator's "
+                                          "/status or driftwatch reference show"));
+            continue;
+        }
         json_t *o = dw_eval_reference_json(m, mr->ref ? mr->ref : mr->profile);
         if (!mr->ref && m->reference.source == DW_REF_SOURCE_TRAILING) {
             json_object_set_new(o, "status", json_string("per_window"));
