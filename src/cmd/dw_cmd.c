@@ -1,11 +1,13 @@
 /*
- * dw_cmd.c - what every command shares: the options -h/--help and --version, and the answer to
- * an unknown option. Each command's getopt loop handles its own options and hands the rest here,
- * so that help goes to stdout with status 0, a usage error to stderr with status 2, everywhere.
+ * dw_cmd.c - what every command shares: the options -h/--help and --version, the answer to
+ * an unknown option, and a JSON result line. Each command's getopt loop handles its own options and
+ * hands the rest here, so that help goes to stdout with status 0, a usage error to stderr with
+ * status 2, everywhere.
  */
 #include "driftwatch/cmd/dw_cmd.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
@@ -21,4 +23,12 @@ int dw_cmd_option(int c, void (*usage)(FILE *out))
     }
     usage(stderr);
     return 2;
+}
+
+void dw_cmd_print_json(json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    printf("%s\n", text);
+    free(text);
+    json_decref(obj);
 }

@@ -63,14 +63,6 @@ static void reference_usage(FILE *out)
             "  -h, --help            this help\n");
 }
 
-static void print_json(json_t *obj)
-{
-    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    printf("%s\n", text);
-    free(text);
-    json_decref(obj);
-}
-
 /* The stored reference of model m (NULL: none), *status 1 found, 0 absent, -1 Redis error or
  * corrupt (errstr). */
 static struct dw_ref *stored_reference(struct dw_redis *r, const struct dw_model_cfg *m,
@@ -190,7 +182,7 @@ static int reference_show(struct dw_redis *r, const struct dw_config *cfg,
                   (json_int_t)m->reference.windows, "profile", m->reference.profile, "generation",
                   (json_int_t)gen, "reference", ref, "baseline", baseline_json(r, cfg, m, used));
     dw_ref_free(used);
-    print_json(out);
+    dw_cmd_print_json(out);
     return 0;
 }
 
@@ -242,7 +234,7 @@ static int reference_replace(struct dw_redis *r, const struct dw_model_cfg *m, c
         json_object_set_new(out, "next", json_string(next));
     }
     dw_ref_free(ref);
-    print_json(out);
+    dw_cmd_print_json(out);
     return 0;
 }
 

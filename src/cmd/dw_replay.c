@@ -948,23 +948,6 @@ static int attach_reference(struct replayer *rp, char *errstr, size_t errstr_siz
     return rp->refs[mi] ? 0 : -1;
 }
 
-/* The reference.profile of each model with source profile (as run reads them at start-up). */
-static int load_profiles(struct replayer *rp, char *errstr, size_t errstr_size)
-{
-    for (size_t i = 0; i < rp->cfg.n_models; i++) {
-        const struct dw_model_cfg *m = &rp->cfg.models[i];
-        char err[1024];
-        if (m->reference.source != DW_REF_SOURCE_PROFILE) {
-            continue;
-        }
-        rp->refs[i] = dw_files_load_profile(m, m->reference.profile, err, sizeof(err));
-        if (!rp->refs[i]) {
-            return dw_err(errstr, errstr_size, "models.%s.reference.profile: %s", m->name, err);
-        }
-    }
-    return 0;
-}
-
 static void replay_usage(FILE *out)
 {
     fprintf(out,
@@ -1161,7 +1144,7 @@ static int replay(const struct replay_opts *o, char *errstr, size_t errstr_size)
     }
     rp.refs = dw_calloc(rp.cfg.n_models ? rp.cfg.n_models : 1, sizeof(*rp.refs));
     rp.ref_given = dw_calloc(rp.cfg.n_models ? rp.cfg.n_models : 1, sizeof(*rp.ref_given));
-    if (load_profiles(&rp, errstr, errstr_size) != 0 ||
+    if (dw_files_load_profiles(&rp.cfg, rp.refs, errstr, errstr_size) != 0 ||
         attach_reference(&rp, errstr, errstr_size) != 0) {
         goto err;
     }

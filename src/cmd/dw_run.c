@@ -123,11 +123,10 @@ struct pending {
 };
 
 struct model_rt {
-    struct dw_ref *ref;     /* the stored reference, once read or built (reference_stored) */
-    struct dw_ref *profile; /* source profile: reference.profile, read at start-up */
-    int64_t ref_gen;        /* refgen:<model> when ref was read (reference_sync) */
-    int stored_checked;     /* the stored reference was read and is not to be used: until
-                             * refgen changes, not read again (sources profile, trailing) */
+    struct dw_ref *ref; /* the stored reference, once read or built (reference_stored) */
+    int64_t ref_gen;    /* refgen:<model> when ref was read (reference_sync) */
+    int stored_checked; /* the stored reference was read and is not to be used: until
+                         * refgen changes, not read again (sources profile, trailing) */
     /* Per stage (0 close, 1 final): a run of empty windows being measured (a long gap is read
      * over several ticks and still reported once; in memory only: lost, it is read again). */
     struct dw_empty_run run[2];
@@ -158,7 +157,8 @@ struct runner {
     int64_t evict_logged_ms;   /* monotonic time of that line */
     struct dw_watermarks wms;  /* the group's clocks (dw_evaluator), from the last read */
     struct model_rt *models;
-    json_t *reports; /* last reports for /status */
+    struct dw_ref **profiles; /* per model: reference.profile (source profile), read at start */
+    json_t *reports;          /* last reports for /status */
     struct run_metrics m;
 };
 
@@ -1322,6 +1322,20 @@ static struct dw_redis_bkv agg_kv(const char *name, const struct dw_agg *agg, st
     return (struct dw_redis_bkv){name, agg ? buf->data : NULL, agg ? buf->len : 0};
 }
 
+/* A model's list of window starts at global key `name` (refwins, trailwins; absent: empty).
+ * @returns it, or NULL when Redis failed (logged with the key). */
+static json_t *read_window_list(struct runner *rn, const struct dw_model_cfg *m, const char *name)
+{
+    char *list = NULL;
+    size_t len = 0;
+    if (dw_redis_read_state(rn->redis, name, m->name, &list, &len) < 0) {
+        return NULL;
+    }
+    json_t *wins = dw_evaluator_reference_windows(list);
+    free(list);
+    return wins;
+}
+
 /*
  * The merged aggregates of the reference windows `wins`, the last one being `agg` (the window
  * at hand): the others were stored as refagg:<model>:<start> when they joined (their
@@ -1358,13 +1372,10 @@ static int reference_collect(struct runner *rn, size_t mi, int64_t start, struct
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
     char list_name[DW_REDIS_NAME_MAX];
     dw_redis_name_refwins(m->name, list_name, sizeof(list_name));
-    char *list = NULL;
-    size_t len = 0;
-    if (dw_redis_read_state(rn->redis, list_name, m->name, &list, &len) < 0) {
+    json_t *wins = read_window_list(rn, m, list_name);
+    if (!wins) {
         return -1;
     }
-    json_t *wins = dw_evaluator_reference_windows(list);
-    free(list);
     if (dw_evaluator_reference_listed(wins, start)) {
         json_decref(wins);
         return 0;
@@ -1437,14 +1448,11 @@ static int reference_trailing(struct runner *rn, size_t mi, int64_t start, struc
     int64_t span = m->reference.windows * rn->cfg.window_size_ms;
     char list_name[DW_REDIS_NAME_MAX];
     dw_redis_name_trailwins(m->name, list_name, sizeof(list_name));
-    char *list = NULL;
-    size_t len = 0;
     *out = NULL;
-    if (dw_redis_read_state(rn->redis, list_name, m->name, &list, &len) < 0) {
+    json_t *wins = read_window_list(rn, m, list_name);
+    if (!wins) {
         return -1;
     }
-    json_t *wins = dw_evaluator_reference_windows(list);
-    free(list);
     size_t n_wins = json_array_size(wins), n = 0;
     struct dw_agg **aggs = dw_calloc(n_wins + 1, sizeof(*aggs));
     char(*names)[DW_REDIS_NAME_MAX] = dw_calloc(n_wins + 1, sizeof(*names));
@@ -1561,7 +1569,7 @@ static int reference_for(struct runner *rn, size_t mi, int64_t start, struct dw_
     }
     switch (m->reference.source) {
     case DW_REF_SOURCE_PROFILE:
-        *out = mr->profile;
+        *out = rn->profiles[mi];
         return 0;
     case DW_REF_SOURCE_TRAILING:
         *owned = 1;
@@ -1796,11 +1804,10 @@ static int baseline_step(struct runner *rn, const struct dw_model_cfg *m, int fi
         return 0;
     }
     dw_redis_name_refwins(m->name, name, sizeof(name));
-    if (dw_redis_read_state(rn->redis, name, m->name, &stored, &len) < 0) {
+    json_t *wins = read_window_list(rn, m, name);
+    if (!wins) {
         return -1;
     }
-    json_t *wins = dw_evaluator_reference_windows(stored);
-    free(stored);
     if (dw_baseline_step(bl, wins, start, agg)) {
         *text = dw_baseline_dump(bl);
     }
@@ -2088,7 +2095,7 @@ static json_t *references_json(const struct runner *rn)
                                           "/status or driftwatch reference show"));
             continue;
         }
-        json_t *o = dw_eval_reference_json(m, mr->ref ? mr->ref : mr->profile);
+        json_t *o = dw_eval_reference_json(m, mr->ref ? mr->ref : rn->profiles[i]);
         if (!mr->ref && m->reference.source == DW_REF_SOURCE_TRAILING) {
             json_object_set_new(o, "status", json_string("per_window"));
             json_object_del(o, "reason");
@@ -2188,25 +2195,6 @@ static void run_usage(FILE *out)
             "      --version       print the version\n");
 }
 
-/* The reference.profile of each model with source profile, checked against its features. */
-static int load_profiles(struct runner *rn, char *errstr, size_t errstr_size)
-{
-    for (size_t i = 0; i < rn->cfg.n_models; i++) {
-        const struct dw_model_cfg *m = &rn->cfg.models[i];
-        char err[1024];
-        if (m->reference.source != DW_REF_SOURCE_PROFILE) {
-            continue;
-        }
-        rn->models[i].profile = dw_files_load_profile(m, m->reference.profile, err, sizeof(err));
-        if (!rn->models[i].profile) {
-            return dw_err(errstr, errstr_size, "models.%s.reference.profile: %s", m->name, err);
-        }
-        dw_log(DW_LOG_INFO, "reference profile read", "{s:s,s:s,s:b}", "model", m->name, "profile",
-               m->reference.profile, "outcomes", rn->models[i].profile->outcomes != NULL);
-    }
-    return 0;
-}
-
 static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
 {
     /* Owner token: fences checkpoints of a previous owner of a partition (dw_redis_claim). */
@@ -2222,8 +2210,16 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     rn->wms.label_wm = DW_NO_TS;
     rn->wms.first_ts = DW_NO_TS;
     rn->models = dw_calloc(rn->cfg.n_models, sizeof(*rn->models));
-    if (load_profiles(rn, errstr, errstr_size) != 0) {
+    rn->profiles = dw_calloc(rn->cfg.n_models ? rn->cfg.n_models : 1, sizeof(*rn->profiles));
+    if (dw_files_load_profiles(&rn->cfg, rn->profiles, errstr, errstr_size) != 0) {
         return -1;
+    }
+    for (size_t i = 0; i < rn->cfg.n_models; i++) {
+        if (rn->profiles[i]) {
+            dw_log(DW_LOG_INFO, "reference profile read", "{s:s,s:s,s:b}", "model",
+                   rn->cfg.models[i].name, "profile", rn->profiles[i]->profile, "outcomes",
+                   rn->profiles[i]->outcomes != NULL);
+        }
     }
     if (!(rn->dec = dw_decoder_new(&rn->cfg, errstr, errstr_size))) {
         return -1;
@@ -2395,9 +2391,10 @@ static void runner_stop(struct runner *rn)
     }
     for (size_t i = 0; rn->models && i < rn->cfg.n_models; i++) {
         dw_ref_free(rn->models[i].ref);
-        dw_ref_free(rn->models[i].profile);
+        dw_ref_free(rn->profiles ? rn->profiles[i] : NULL);
     }
     free(rn->models);
+    free(rn->profiles);
     free(rn->parts);
     free(rn->eof_ms);
     free(rn->label_eof_ms);

@@ -56,14 +56,6 @@ static void state_usage(FILE *out)
             "  -h, --help            this help\n");
 }
 
-static void print_json(json_t *obj)
-{
-    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    printf("%s\n", text);
-    free(text);
-    json_decref(obj);
-}
-
 /* The owner fields shared by every line of a partition. */
 static void add_owner(json_t *obj, const struct dw_part_owner *o)
 {
@@ -114,7 +106,7 @@ static int check_part(struct dw_redis *r, const struct dw_config *cfg, int p, ch
         json_object_set_new(obj, "labels", json_integer((json_int_t)part->ctr.labels));
     }
     add_owner(obj, &owner);
-    print_json(obj);
+    dw_cmd_print_json(obj);
     dw_part_free(part);
     return result;
 }
@@ -142,8 +134,8 @@ static int check_global(struct dw_redis *r, const struct dw_config *cfg)
             }
             if (rc == -2 || (rc == 1 && (v < -DW_TS_LIMIT_MS || v > DW_TS_LIMIT_MS))) {
                 dw_redis_global_key(r, name, key, sizeof(key));
-                print_json(json_pack("{s:s,s:s,s:s}", "key", key, "status", "corrupt", "error",
-                                     "not an event time in milliseconds"));
+                dw_cmd_print_json(json_pack("{s:s,s:s,s:s}", "key", key, "status", "corrupt",
+                                            "error", "not an event time in milliseconds"));
                 bad++;
             }
         }
@@ -209,8 +201,9 @@ static int state_drop(struct dw_redis *r, const struct dw_config *cfg, int p, in
         fprintf(stderr, "state drop: %s\n", errstr);
         return 1;
     }
-    print_json(json_pack("{s:i,s:I,s:s}", "partition", p, "dropped_keys", (json_int_t)n, "next",
-                         "its next owner rebuilds it from Kafka (docs/operations.md)"));
+    dw_cmd_print_json(json_pack("{s:i,s:I,s:s}", "partition", p, "dropped_keys", (json_int_t)n,
+                                "next",
+                                "its next owner rebuilds it from Kafka (docs/operations.md)"));
     return 0;
 }
 
@@ -278,8 +271,8 @@ int dw_cmd_state(int argc, char **argv)
         char name[DW_REDIS_NAME_MAX], key[DW_REDIS_KEY_MAX];
         dw_redis_name_partitions(name, sizeof(name));
         dw_redis_global_key(r, name, key, sizeof(key));
-        print_json(json_pack("{s:s,s:s,s:s}", "key", key, "status", "corrupt", "error",
-                             "not a partition count"));
+        dw_cmd_print_json(json_pack("{s:s,s:s,s:s}", "key", key, "status", "corrupt", "error",
+                                    "not a partition count"));
     } else if (found < 0) {
         fprintf(stderr, "state: redis: cannot read the partition count\n");
     } else if (found == 0 && strcmp(verb, "check") == 0) {

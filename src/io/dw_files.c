@@ -620,3 +620,20 @@ struct dw_ref *dw_files_load_profile(const struct dw_model_cfg *m, const char *p
     json_decref(doc);
     return ref;
 }
+
+int dw_files_load_profiles(const struct dw_config *cfg, struct dw_ref **refs, char *errstr,
+                           size_t errstr_size)
+{
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const struct dw_model_cfg *m = &cfg->models[i];
+        char err[1024];
+        if (m->reference.source != DW_REF_SOURCE_PROFILE) {
+            continue;
+        }
+        refs[i] = dw_files_load_profile(m, m->reference.profile, err, sizeof(err));
+        if (!refs[i]) {
+            return dw_err(errstr, errstr_size, "models.%s.reference.profile: %s", m->name, err);
+        }
+    }
+    return 0;
+}

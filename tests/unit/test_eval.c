@@ -1743,6 +1743,20 @@ static void assert_decodes_same(const struct dw_config *cfg, struct dw_agg *w, c
  * dw_ref_decode; a tail that does not hold what the document announces is refused, naming the
  * feature, whatever the offset and count (no read beyond the tail, no size overflow).
  */
+/* ref's Redis form (dw_ref_encode, into blob: free it) read back for g_model; a reference that
+ * does not decode fails the test. */
+static struct dw_ref *encode_decode(const struct dw_ref *ref, struct dw_buf *blob)
+{
+    char err[256] = "";
+    dw_buf_init(blob);
+    dw_ref_encode(ref, blob);
+    struct dw_ref *back = dw_ref_decode(&g_model, blob->data, blob->len, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode: %s", err);
+    }
+    return back;
+}
+
 /* Where a reference came from (source, created_at, profile) and a profile's labelled outcomes
  * survive both forms (the JSON document and the Redis form); a profile written before origin
  * existed reads as a profile; malformed ones are errors naming the member. */
@@ -1761,13 +1775,8 @@ static void test_ref_origin_and_outcomes(void **state)
     assert_int_equal(ref->outcomes->all.labeled, 40);
 
     struct dw_buf blob;
-    dw_buf_init(&blob);
-    dw_ref_encode(ref, &blob);
     char err[256] = "";
-    struct dw_ref *back = dw_ref_decode(&g_model, blob.data, blob.len, err, sizeof(err));
-    if (!back) {
-        fail_msg("decode: %s", err);
-    }
+    struct dw_ref *back = encode_decode(ref, &blob);
     assert_int_equal(back->source, DW_REF_SOURCE_PROFILE);
     assert_int_equal(back->created_ms, START - 86400000);
     assert_string_equal(back->profile, "/data/fraud.json");
@@ -1832,13 +1841,8 @@ static void test_ref_binary_form(void **state)
     struct dw_agg *aggs[] = {r};
     struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
     struct dw_buf blob;
-    dw_buf_init(&blob);
-    dw_ref_encode(ref, &blob);
     char err[256] = "";
-    struct dw_ref *back = dw_ref_decode(&g_model, blob.data, blob.len, err, sizeof(err));
-    if (!back) {
-        fail_msg("decode: %s", err);
-    }
+    struct dw_ref *back = encode_decode(ref, &blob);
     for (size_t f = 0; f < ref->n_feats; f++) {
         assert_int_equal(ref->feats[f].n_sample, back->feats[f].n_sample);
         for (size_t i = 0; i < ref->feats[f].n_sample; i++) {

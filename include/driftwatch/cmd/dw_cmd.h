@@ -6,6 +6,7 @@
 #ifndef DW_CMD_H
 #define DW_CMD_H
 
+#include <jansson.h>
 #include <stdio.h>
 
 /**
@@ -15,6 +16,8 @@
  */
 int dw_cmd_option(int c, void (*usage)(FILE *out));
 
+/** @brief Prints obj as one compact JSON line on stdout (keys in insertion order), and frees it. */
+void dw_cmd_print_json(json_t *obj);
 int dw_cmd_run(int argc, char **argv);        /* dw_run.c: the consumer */
 int dw_cmd_gen(int argc, char **argv);        /* dw_gen.c: synthetic traffic */
 int dw_cmd_dev_broker(int argc, char **argv); /* dw_devbroker.c: mock Kafka cluster */

@@ -156,5 +156,13 @@ json_t *dw_files_profile_doc(const char *path, char *errstr, size_t errstr_size)
  */
 struct dw_ref *dw_files_load_profile(const struct dw_model_cfg *m, const char *path, char *errstr,
                                      size_t errstr_size);
+/**
+ * @brief The reference.profile of each model of cfg with source profile, into refs[i] (refs:
+ *        cfg->n_models entries; the other models' are left alone): what run reads at start-up
+ *        and replay before the first event.
+ * @returns 0, or -1 with errstr naming the model's key, the file and what differs.
+ */
+int dw_files_load_profiles(const struct dw_config *cfg, struct dw_ref **refs, char *errstr,
+                           size_t errstr_size);
 
 #endif
