@@ -1731,19 +1731,33 @@ static int64_t empty_run_length(struct runner *rn, size_t mi, int final, int64_t
  * such report can be read (deleted by hand, expired: window.retention shorter than the label
  * horizon), the report says so instead of judging drift on nothing.
  */
-static void final_features(struct runner *rn, const struct dw_model_cfg *m, int64_t start,
-                           json_t *report)
+static void final_features(const struct dw_model_cfg *m, int64_t start, json_t *report,
+                           const json_t *close)
+{
+    if (dw_eval_take_close(report, close) != 0) {
+        dw_log(DW_LOG_ERROR, "close report missing or not JSON; final report without drift",
+               "{s:s,s:I}", "model", m->name, "window_start_ms", (json_int_t)start);
+    }
+}
+
+/* The close report of window `start` into *close (NULL when absent or not JSON: final_features
+ * says so). @returns 0, or -1 when Redis could not say (logged with the key by
+ * dw_redis_read_state): the final evaluation waits, since a report committed without the
+ * drift would stay so. */
+static int read_close(struct runner *rn, const struct dw_model_cfg *m, int64_t start,
+                      json_t **close)
 {
     char name[DW_REDIS_NAME_MAX];
     dw_redis_name_report(m->name, start, name, sizeof(name));
-    char *text = dw_redis_get_str(rn->redis, name);
-    json_t *close = text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
-    if (dw_eval_take_close(report, close) != 0) {
-        dw_log(DW_LOG_ERROR, "close report unreadable; final report without drift", "{s:s,s:I}",
-               "model", m->name, "window_start_ms", (json_int_t)start);
+    char *text = NULL;
+    size_t len = 0;
+    *close = NULL;
+    if (dw_redis_read_state(rn->redis, name, m->name, &text, &len) < 0) {
+        return -1;
     }
-    json_decref(close);
+    *close = text ? json_loadb(text, len, 0, NULL) : NULL;
+    free(text);
+    return 0;
 }
 
 /*
@@ -1899,6 +1913,8 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     int bl_init = !failed; /* baseline_for() initialises bl whatever it returns */
     failed = failed || baseline_for(rn, m, final, start, dw_eval_agg_empty(agg) ? NULL : agg, ref,
                                     &bl, &bl_text) != 0;
+    json_t *close = NULL;
+    failed = failed || (final && !dw_eval_agg_empty(agg) && read_close(rn, m, start, &close) != 0);
     if (failed) {
         if (bl_init) {
             dw_baseline_free(&bl);
@@ -1920,9 +1936,10 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     if (dw_eval_agg_empty(agg)) {
         dw_eval_empty_run(report, &rn->cfg, n);
     } else if (final) {
-        final_features(rn, m, start, report);
+        final_features(m, start, report, close);
         store_summary(rn, m, start);
     }
+    json_decref(close);
     dw_eval_add_rolling(report, &rn->cfg, m, recent, n_recent);
     free_recent(recent, n_recent);
     dw_baseline_judge(report, &rn->cfg, m, &bl, ref ? ref->predictions : 0);
