@@ -395,6 +395,9 @@ static json_t *build_doc(struct profiler *pr)
     const struct dw_model_cfg *m = &pr->model;
     int64_t bins = pr->cfg.psi_bins;
     struct dw_ref *ref = dw_ref_build(m, &pr->agg, 1, bins);
+    /* The rows carry features only: no score, predicted-class or label distribution (reports
+     * judged against this profile say that prediction drift is unavailable, and why). */
+    ref->has_outputs = 0;
     for (size_t i = 0; i < m->n_features; i++) {
         struct dw_feat_stats *fs = &pr->agg->feats[i];
         if (m->features[i].type == DW_FEATURE_NUMERIC && fs->count > DW_AGG_MERGE_EXACT) {

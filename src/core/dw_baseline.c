@@ -382,3 +382,16 @@ void dw_baseline_judge(json_t *report, const struct dw_config *cfg, const struct
     verdicts(report, cfg, m->task == DW_TASK_REGRESSION ? DW_PM_RMSE : DW_PM_ACCURACY, base, drop,
              why);
 }
+
+/* ---------------------------------------------------------------- label drift */
+
+void dw_baseline_label_drift(json_t *report, const struct dw_config *cfg,
+                             const struct dw_baseline *bl, struct dw_agg *agg,
+                             const struct dw_ref *ref)
+{
+    if (!agg || !json_is_true(json_object_get(report, "final"))) {
+        return; /* a close report, or a run of empty windows: dw_eval_window said why */
+    }
+    dw_eval_label_drift(report, cfg, agg, ref, dw_baseline_ready(bl) ? bl->sum : NULL,
+                        bl && bl->missed ? WHY_UNAVAILABLE : "waiting_for_baseline");
+}

@@ -344,6 +344,9 @@ static void test_round_trip_through_ref_from_json(void **state)
         fail_msg("dw_ref_from_json: %s", err);
     }
     assert_int_equal(ref->predictions, 6);
+    /* features only: no made-up score or class distribution, and the reference says so */
+    assert_null(json_object_get(doc, "outputs"));
+    assert_false(ref->has_outputs);
     json_t *fa = feature(doc, "amount");
     const struct dw_ref_feature *ra = &ref->feats[0];
     assert_int_equal(ra->count, 5);

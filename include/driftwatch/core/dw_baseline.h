@@ -26,6 +26,7 @@
 
 #include "driftwatch/core/dw_agg.h"
 #include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_eval.h"
 
 #define DW_BASELINE_FORMAT 1 /* version of the state text */
 
@@ -105,5 +106,17 @@ double dw_baseline_drop(enum dw_perf_metric k, double base, double value, const 
  */
 void dw_baseline_judge(json_t *report, const struct dw_config *cfg, const struct dw_model_cfg *m,
                        const struct dw_baseline *bl, uint64_t ref_predictions);
+
+/**
+ * @brief Judges the label drift of a final report (dw_eval_label_drift) against the reference's
+ *        labels, else the baseline's merged final labels once it is complete (bl may be NULL):
+ *        "waiting_for_baseline" until then, "unavailable" when the baseline missed a window.
+ *        A close report, or agg NULL (a run of empty windows), is left as dw_eval_window()
+ *        made it.
+ * @param agg the window's final counts (labels included)
+ */
+void dw_baseline_label_drift(json_t *report, const struct dw_config *cfg,
+                             const struct dw_baseline *bl, struct dw_agg *agg,
+                             const struct dw_ref *ref);
 
 #endif

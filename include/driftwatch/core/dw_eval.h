@@ -51,6 +51,14 @@ struct dw_ref_feature {
     size_t n_cats;
 };
 
+/** @brief The model's outputs in a reference, judged like features (docs/statistics.md). */
+enum dw_ref_out {
+    DW_REF_OUT_SCORE, /* "score": scores (numeric) */
+    DW_REF_OUT_PRED,  /* "prediction": predicted classes, or values (regression, numeric) */
+    DW_REF_OUT_LABEL, /* "label": labels; from a profile only (dw_ref_build leaves it empty) */
+    DW_REF_OUT__COUNT
+};
+
 /** @brief The frozen reference profile of one model. */
 struct dw_ref {
     char *model;
@@ -62,6 +70,9 @@ struct dw_ref {
     uint64_t labeled, correct;
     struct dw_ref_feature *feats; /* one per model feature, in the model's order */
     size_t n_feats;
+    /* the outputs (document member "outputs"); count 0 where there were none */
+    struct dw_ref_feature out[DW_REF_OUT__COUNT];
+    int has_outputs; /* 0: a document written before outputs were kept */
 };
 
 /**
@@ -175,9 +186,21 @@ json_t *dw_eval_performance(const struct dw_model_cfg *m, const struct dw_counts
                             const struct dw_perf *perf);
 
 /**
- * @brief Gives a final report (computed from counts only) the `features`, `drift` and
- *        `latency_ms` of its window's close report `close` (NULL when it could not be read):
- *        they are final at the close. Without them the report says the drift is unavailable.
+ * @brief Sets a final report's "label_drift": the window's labels (agg) judged like a feature
+ *        against the reference's label distribution (a profile's), else the labels of
+ *        `labels` (the performance baseline's merged final counts of the reference windows;
+ *        NULL while it is incomplete), else {"status": status_without, "reason"}. "no_labels"
+ *        when the window has none. Format in docs/statistics.md, "Output and label drift".
+ */
+void dw_eval_label_drift(json_t *report, const struct dw_config *cfg, struct dw_agg *agg,
+                         const struct dw_ref *ref, struct dw_agg *labels,
+                         const char *status_without);
+
+/**
+ * @brief Gives a final report (computed from counts only) the `features`, `drift`,
+ *        `prediction_drift` and `latency_ms` of its window's close report `close` (NULL when it
+ * could not be read): they are final at the close. Without them the report says the drift is
+ * unavailable.
  * @returns 0, or -1 when `close` lacks them.
  */
 int dw_eval_take_close(json_t *report, const json_t *close);
