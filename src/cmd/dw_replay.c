@@ -602,7 +602,7 @@ static int report_all(struct replayer *rp, uint64_t *n_reports, char *errstr, si
                 dw_eval_add_rolling(report, cfg, m, recent[mi].aggs, recent[mi].n);
             }
             dw_baseline_judge(report, cfg, m, &baselines[mi], 0);
-            dw_baseline_label_drift(report, cfg, &baselines[mi], agg, ref);
+            dw_baseline_judge_outputs(report, cfg, m, &baselines[mi], agg, ref);
             json_object_set_new(report, "change_detectors",
                                 dw_errstream_feed_report(&streams[mi], m, report));
             rc = backtest(rp, mi, report, errstr, errstr_size);

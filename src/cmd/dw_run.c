@@ -1663,7 +1663,7 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     dw_eval_add_rolling(report, &rn->cfg, m, recent, n_recent);
     free_recent(recent, n_recent);
     dw_baseline_judge(report, &rn->cfg, m, &bl, ref ? ref->predictions : 0);
-    dw_baseline_label_drift(report, &rn->cfg, &bl, agg, ref);
+    dw_baseline_judge_outputs(report, &rn->cfg, m, &bl, agg, ref);
     int baseline_done = bl_text && (dw_baseline_ready(&bl) || bl.missed);
     dw_baseline_free(&bl);
     if (last != agg) {

@@ -1741,19 +1741,28 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     return rep;
 }
 
+/* report[key] := close[key], an object with a status; else a status saying why not. */
+static void take_close_object(json_t *report, const json_t *close, const char *key)
+{
+    json_t *v = json_object_get(close, key);
+    json_object_set_new(
+        report, key,
+        json_is_object(v) ? json_incref(v)
+                          : status_json(OUT_UNAVAILABLE, close ? "the close report of this window "
+                                                                 "has none"
+                                                               : "the close report of this "
+                                                                 "window could not be read"));
+}
+
 int dw_eval_take_close(json_t *report, const json_t *close)
 {
     json_t *features = json_object_get(close, "features");
     json_t *drift = json_object_get(close, "drift");
     json_t *latency = json_object_get(close, "latency_ms");
-    json_t *pred_drift = json_object_get(close, "prediction_drift");
-    json_object_set_new(
-        report, "prediction_drift",
-        json_is_object(pred_drift)
-            ? json_incref(pred_drift)
-            : status_json(OUT_UNAVAILABLE, close ? "the close report of this window has none"
-                                                 : "the close report of this window could not "
-                                                   "be read"));
+    take_close_object(report, close, "prediction_drift");
+    take_close_object(report, close, "estimated");
+    json_t *est_drop = json_object_get(close, "estimated_drop");
+    json_object_set_new(report, "estimated_drop", est_drop ? json_incref(est_drop) : json_null());
     if (json_is_object(features) && json_is_object(drift)) {
         json_object_set(report, "features", features);
         json_object_set(report, "drift", drift);

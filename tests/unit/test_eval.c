@@ -2107,11 +2107,11 @@ static void test_label_drift(void **state)
     /* the baseline holds the reference windows' final counts */
     struct dw_baseline bl;
     dw_baseline_init(&bl, &g_model);
-    dw_baseline_label_drift(rep, &cfg, &bl, cur, ref);
+    dw_baseline_judge_outputs(rep, &cfg, &g_model, &bl, cur, ref);
     assert_string_equal(jstr(json_object_get(rep, "label_drift"), "status"),
                         "waiting_for_baseline");
     assert_int_equal(dw_baseline_add(&bl, r, 1), 1);
-    dw_baseline_label_drift(rep, &cfg, &bl, cur, ref);
+    dw_baseline_judge_outputs(rep, &cfg, &g_model, &bl, cur, ref);
     ld = json_object_get(rep, "label_drift");
     assert_string_equal(jstr(ld, "status"), "ready");
     assert_string_equal(jstr(ld, "source"), "baseline");
@@ -2125,7 +2125,7 @@ static void test_label_drift(void **state)
     assert_true(json_is_true(json_object_get(ld, "drift")));
     /* a close report keeps its status */
     json_t *close = dw_eval_window(&cfg, &g_model, cur, ref, 0);
-    dw_baseline_label_drift(close, &cfg, &bl, cur, ref);
+    dw_baseline_judge_outputs(close, &cfg, &g_model, &bl, cur, ref);
     assert_string_equal(jstr(json_object_get(close, "label_drift"), "status"), "not_final");
     json_decref(close);
     json_decref(rep);
@@ -2142,7 +2142,7 @@ static void test_label_drift(void **state)
         fail_msg("from_json: %s", err);
     }
     rep = dw_eval_window(&cfg, &g_model, cur, prof, 1);
-    dw_baseline_label_drift(rep, &cfg, &bl, cur, prof);
+    dw_baseline_judge_outputs(rep, &cfg, &g_model, &bl, cur, prof);
     ld = json_object_get(rep, "label_drift");
     assert_string_equal(jstr(ld, "source"), "reference");
     assert_double_exact(jreal(json_object_get(ld, "chi2"), "statistic"), 0.0);

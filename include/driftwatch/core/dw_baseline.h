@@ -108,15 +108,21 @@ void dw_baseline_judge(json_t *report, const struct dw_config *cfg, const struct
                        const struct dw_baseline *bl, uint64_t ref_predictions);
 
 /**
- * @brief Judges the label drift of a final report (dw_eval_label_drift) against the reference's
- *        labels, else the baseline's merged final labels once it is complete (bl may be NULL):
- *        "waiting_for_baseline" until then, "unavailable" when the baseline missed a window.
- *        A close report, or agg NULL (a run of empty windows), is left as dw_eval_window()
- *        made it.
- * @param agg the window's final counts (labels included)
+ * @brief What a report gets from the baseline beside the performance drops (one call after
+ *        dw_baseline_judge): on a final report the label drift (dw_eval_label_drift) against
+ *        the reference's labels, else the baseline's merged final labels once it is complete;
+ *        and, unless the report already has it (run's final report takes its close report's),
+ *        the label-free estimate "estimated" and its drops "estimated_drop": the calibration
+ *        (dw_cbpe_fit) is fitted on the baseline's labelled scores by true class, the window's
+ *        scores by predicted class are estimated with it (dw_cbpe_estimate), and each estimate
+ *        is judged with dw_baseline_drop(). Until there is a complete baseline, or when the
+ *        model is not a binary classifier with scores, "estimated" says why.
+ *        Format in docs/statistics.md, "Label-free estimates (CBPE)".
+ * @param agg the window's aggregate (its scores' sketches, its labels), NULL for a run of
+ *            empty windows.
  */
-void dw_baseline_label_drift(json_t *report, const struct dw_config *cfg,
-                             const struct dw_baseline *bl, struct dw_agg *agg,
-                             const struct dw_ref *ref);
+void dw_baseline_judge_outputs(json_t *report, const struct dw_config *cfg,
+                               const struct dw_model_cfg *m, const struct dw_baseline *bl,
+                               struct dw_agg *agg, const struct dw_ref *ref);
 
 #endif

@@ -198,9 +198,10 @@ void dw_eval_label_drift(json_t *report, const struct dw_config *cfg, struct dw_
 
 /**
  * @brief Gives a final report (computed from counts only) the `features`, `drift`,
- *        `prediction_drift` and `latency_ms` of its window's close report `close` (NULL when it
- * could not be read): they are final at the close. Without them the report says the drift is
- * unavailable.
+ *        `prediction_drift`, `estimated`, `estimated_drop` and `latency_ms` of its window's
+ *        close report `close` (NULL when it could not be read): they are final at the close
+ *        (the estimate is the label-free one, made before the labels). Without them the
+ *        report says they are unavailable.
  * @returns 0, or -1 when `close` lacks them.
  */
 int dw_eval_take_close(json_t *report, const json_t *close);
