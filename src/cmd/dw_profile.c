@@ -16,6 +16,11 @@
  *   numeric features; strings, numbers (as their text) and booleans ("true"/"false") for
  *   categorical ones, a real as the decoder's text of it (dw_decode_real_text(): 1.0 is "1.0");
  *   null, an absent key and an empty CSV cell are missing.
+ * - The model's outputs come from columns of fixed names (prediction, score, label): simple to
+ *   explain, the names events and labels use, and a feature list that names one keeps it a
+ *   feature. They go into the same aggregate (the event's class and score, the labels'
+ *   distribution), so their reference distributions are dw_ref_build()'s, the label's being
+ *   set from the rows' labels (final, unlike a reference window's at its close).
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -39,6 +44,12 @@
 #define PROFILE_QUANTILE_STEPS 100 /* quantiles at q = i/100, i = 0..100 */
 #define PROFILE_NUM_TEXT 32        /* bytes of a JSON number's text (categorical value) */
 
+/* The model's outputs in training data: columns of these names (CSV, flat JSON objects) are
+ * the predicted class (or value), the score and the label, not features, unless the feature
+ * lists or the config name them (docs/profile.md). */
+enum { OUT_PREDICTION, OUT_SCORE, OUT_LABEL, OUT_COLUMNS };
+static const char *const out_columns[OUT_COLUMNS] = {"prediction", "score", "label"};
+
 struct profile_opts {
     const char *input, *output, *model, *categorical, *numeric, *config;
 };
@@ -59,7 +70,9 @@ struct profiler {
     struct dw_files_tally tally;
     /* pass 2 */
     struct dw_model_cfg model;
-    size_t *col_of; /* CSV: column index of each feature */
+    size_t *col_of;              /* CSV: column index of each feature */
+    int has_out[OUT_COLUMNS];    /* the data has the output column (and it is not a feature) */
+    size_t out_col[OUT_COLUMNS]; /* CSV: its column index */
     struct dw_agg *agg;
     size_t vslot;
     struct dw_prediction *ev;
@@ -67,6 +80,8 @@ struct profiler {
 };
 
 /* ---- values ---- */
+
+static const char *json_text(const json_t *v, char *buf);
 
 /* A JSON feature value into val (the decoder's rules, see the top comment). */
 static int json_value(struct profiler *pr, size_t i, const json_t *v, struct dw_val *val,
@@ -94,27 +109,36 @@ static int json_value(struct profiler *pr, size_t i, const json_t *v, struct dw_
         val->kind = DW_VAL_NUM;
         return 0;
     }
-    if (json_is_string(v)) {
-        val->str = json_string_value(v);
-        val->len = json_string_length(v);
-    } else if (json_is_integer(v)) {
-        snprintf(pr->numtext[i], PROFILE_NUM_TEXT, "%lld", (long long)json_integer_value(v));
-        val->str = pr->numtext[i];
-        val->len = strlen(val->str);
-    } else if (json_is_real(v)) {
-        dw_decode_real_text(json_real_value(v), pr->numtext[i], PROFILE_NUM_TEXT);
-        val->str = pr->numtext[i];
-        val->len = strlen(val->str);
-    } else if (json_is_boolean(v)) {
-        val->str = json_is_true(v) ? "true" : "false";
-        val->len = strlen(val->str);
-    } else {
+    val->str = json_text(v, pr->numtext[i]);
+    if (!val->str) {
         return dw_err(errstr, errstr_size,
                       "%s:%llu: feature '%s': expected a string, number or boolean", pr->o->input,
                       (unsigned long long)line, f->name);
     }
+    val->len = strlen(val->str);
     val->kind = DW_VAL_STR;
     return 0;
+}
+
+/* A categorical value as the decoder's text: strings as they are, numbers as their JSON text
+ * (buf holds it), booleans true/false; NULL for anything else. */
+static const char *json_text(const json_t *v, char *buf)
+{
+    if (json_is_string(v)) {
+        return json_string_value(v);
+    }
+    if (json_is_integer(v)) {
+        snprintf(buf, PROFILE_NUM_TEXT, "%lld", (long long)json_integer_value(v));
+        return buf;
+    }
+    if (json_is_real(v)) {
+        dw_decode_real_text(json_real_value(v), buf, PROFILE_NUM_TEXT);
+        return buf;
+    }
+    if (json_is_boolean(v)) {
+        return json_is_true(v) ? "true" : "false";
+    }
+    return NULL;
 }
 
 /* ---- reading rows ---- */
@@ -280,6 +304,85 @@ static int pass_tally(struct profiler *pr, char **cells, size_t n_cells, json_t 
     return 0;
 }
 
+/*
+ * Output column k of a row into *cls: a class as text (classification; numbers as the
+ * decoder's text) or a number (regression, and the score). @returns 1 with a value, 0 when
+ * the cell is missing, -1 with errstr when it cannot be one.
+ */
+static int output_value(struct profiler *pr, size_t k, char **cells, json_t *feats, uint64_t line,
+                        struct dw_class *cls, char *errstr, size_t errstr_size)
+{
+    int number = k == OUT_SCORE || pr->model.task == DW_TASK_REGRESSION;
+    const char *want = number ? "a finite number" : "a string, number or boolean (a class)";
+    char buf[PROFILE_NUM_TEXT];
+    const char *text = NULL;
+    if (cells) {
+        text = cells[pr->out_col[k]];
+        if (text[0] == '\0') {
+            return 0;
+        }
+    } else {
+        json_t *v = json_object_get(feats, out_columns[k]);
+        if (!v || json_is_null(v)) {
+            return 0;
+        }
+        if (!number) {
+            text = json_text(v, buf);
+        } else if (json_is_number(v) || json_is_boolean(v)) {
+            cls->num = json_is_number(v) ? json_number_value(v) : json_is_true(v) ? 1.0 : 0.0;
+            text = "";
+        }
+    }
+    int bad = !text;
+    if (number && !bad && text[0] != '\0') {
+        bad = dw_files_parse_number(text, strlen(text), &cls->num) != 0;
+    }
+    bad = bad || (number && !isfinite(cls->num));
+    if (!bad && !number && strlen(text) > DW_CLASS_MAX) {
+        return dw_err(errstr, errstr_size,
+                      "%s:%llu: column '%s': a class of %zu bytes, longer "
+                      "than %d",
+                      pr->o->input, (unsigned long long)line, out_columns[k], strlen(text),
+                      DW_CLASS_MAX);
+    }
+    if (bad) {
+        return dw_err(errstr, errstr_size, "%s:%llu: column '%s': expected %s", pr->o->input,
+                      (unsigned long long)line, out_columns[k], want);
+    }
+    if (!number) {
+        cls->len = strlen(text);
+        memcpy(cls->text, text, cls->len + 1);
+    }
+    return 1;
+}
+
+/* The row's prediction, score and label (columns of the output names) into the event and the
+ * labels' distribution. */
+static int outputs_of_row(struct profiler *pr, char **cells, json_t *feats, uint64_t line,
+                          char *errstr, size_t errstr_size)
+{
+    struct dw_class got[OUT_COLUMNS];
+    int has[OUT_COLUMNS] = {0, 0, 0};
+    memset(got, 0, sizeof(got));
+    for (size_t k = 0; k < OUT_COLUMNS; k++) {
+        has[k] = pr->has_out[k]
+                     ? output_value(pr, k, cells, feats, line, &got[k], errstr, errstr_size)
+                     : 0;
+        if (has[k] < 0) {
+            return -1;
+        }
+    }
+    pr->ev->pred = got[OUT_PREDICTION];
+    pr->ev->no_pred = !has[OUT_PREDICTION];
+    pr->ev->has_score = has[OUT_SCORE];
+    pr->ev->score = got[OUT_SCORE].num;
+    if (has[OUT_LABEL]) {
+        int regression = pr->model.task == DW_TASK_REGRESSION;
+        dw_agg_add_label(pr->agg, regression ? NULL : got[OUT_LABEL].text, got[OUT_LABEL].num);
+    }
+    return 0;
+}
+
 /* Pass 2: one prediction per row into the aggregate. */
 static int pass_add(struct profiler *pr, char **cells, size_t n_cells, json_t *feats, uint64_t line,
                     char *errstr, size_t errstr_size)
@@ -317,6 +420,9 @@ static int pass_add(struct profiler *pr, char **cells, size_t n_cells, json_t *f
         }
     }
     (void)n_cells;
+    if (outputs_of_row(pr, cells, feats, line, errstr, errstr_size) != 0) {
+        return -1;
+    }
     dw_agg_add_prediction(pr->agg, pr->vslot, pr->ev);
     return 0;
 }
@@ -395,9 +501,14 @@ static json_t *build_doc(struct profiler *pr)
     const struct dw_model_cfg *m = &pr->model;
     int64_t bins = pr->cfg.psi_bins;
     struct dw_ref *ref = dw_ref_build(m, &pr->agg, 1, bins);
-    /* The rows carry features only: no score, predicted-class or label distribution (reports
-     * judged against this profile say that prediction drift is unavailable, and why). */
-    ref->has_outputs = 0;
+    /* The outputs the data has: a distribution is written for each output column (reports
+     * judged against a profile without them say that prediction drift is unavailable). The
+     * labels are final here, so the profile has a label distribution. */
+    ref->has_outputs =
+        pr->has_out[OUT_PREDICTION] || pr->has_out[OUT_SCORE] || pr->has_out[OUT_LABEL];
+    if (pr->has_out[OUT_LABEL]) {
+        dw_ref_set_labels(ref, &pr->agg->out[DW_AGG_OUT_LABEL]);
+    }
     for (size_t i = 0; i < m->n_features; i++) {
         struct dw_feat_stats *fs = &pr->agg->feats[i];
         if (m->features[i].type == DW_FEATURE_NUMERIC && fs->count > DW_AGG_MERGE_EXACT) {
@@ -429,6 +540,38 @@ static json_t *build_doc(struct profiler *pr)
 }
 
 /* ---- the command ---- */
+
+/*
+ * The output columns of the data (CSV, flat JSON objects; prediction events carry their
+ * features in an object of their own, so none there): a column named like an output that no
+ * feature list or configured feature claims. Inferred features of those names are removed.
+ */
+static void find_outputs(struct profiler *pr)
+{
+    struct dw_model_cfg *m = &pr->model;
+    for (size_t k = 0; k < OUT_COLUMNS && pr->json_mode != 1; k++) {
+        const char *name = out_columns[k];
+        int listed = pr->have_cfg || dw_files_list_has(pr->o->categorical, name) ||
+                     dw_files_list_has(pr->o->numeric, name);
+        if (dw_files_tally_find(&pr->tally, name, strlen(name)) < 0 ||
+            (listed && dw_model_feature_index(m, name, strlen(name)) >= 0)) {
+            continue;
+        }
+        long idx = dw_model_feature_index(m, name, strlen(name));
+        if (idx >= 0) { /* inferred: an output, not a feature */
+            free(m->features[idx].name);
+            memmove(&m->features[idx], &m->features[idx + 1],
+                    (m->n_features - (size_t)idx - 1) * sizeof(*m->features));
+            m->n_features--;
+        }
+        pr->has_out[k] = 1;
+        for (size_t c = 0; c < pr->n_header; c++) {
+            if (strcmp(pr->header[c], name) == 0) {
+                pr->out_col[k] = c;
+            }
+        }
+    }
+}
 
 static int setup_model(struct profiler *pr, char *errstr, size_t errstr_size)
 {
@@ -466,6 +609,7 @@ static int setup_model(struct profiler *pr, char *errstr, size_t errstr_size)
             return -1;
         }
     }
+    find_outputs(pr);
     if (pr->fmt == DW_FILES_CSV) {
         pr->col_of = dw_calloc(m->n_features ? m->n_features : 1, sizeof(*pr->col_of));
         for (size_t i = 0; i < m->n_features; i++) {

@@ -534,8 +534,16 @@ static void outputs_add(struct dw_agg *agg, const struct dw_prediction *ev)
         stat_add_num(&agg->out[pos ? DW_AGG_OUT_SCORE_POS : DW_AGG_OUT_SCORE_NEG], ev->score,
                      agg->sketch_exact);
     }
-    stat_add_class(&agg->out[DW_AGG_OUT_PRED], regression ? NULL : ev->pred.text, ev->pred.num,
-                   agg->sketch_exact);
+    if (!ev->no_pred) {
+        stat_add_class(&agg->out[DW_AGG_OUT_PRED], regression ? NULL : ev->pred.text, ev->pred.num,
+                       agg->sketch_exact);
+    }
+}
+
+void dw_agg_add_label(struct dw_agg *agg, const char *text, double num)
+{
+    stat_add_class(&agg->out[DW_AGG_OUT_LABEL], text, num, agg->sketch_exact);
+    agg->dirty = 1;
 }
 
 void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_prediction *ev)
@@ -608,8 +616,7 @@ void dw_agg_add_outcome(struct dw_agg *agg, size_t vslot, const struct dw_outcom
 {
     counts_add_outcome(&agg->all, agg->model->positive_class, o);
     counts_add_outcome(&agg->versions[vslot].c, agg->model->positive_class, o);
-    stat_add_class(&agg->out[DW_AGG_OUT_LABEL], o->label_is_num ? NULL : o->label, o->label_num,
-                   agg->sketch_exact);
+    dw_agg_add_label(agg, o->label_is_num ? NULL : o->label, o->label_num);
     if (agg->model->task != DW_TASK_REGRESSION) {
         dw_perf_add_outcome(&agg->perf, o->pred, o->label,
                             strcmp(o->label, agg->model->positive_class) == 0, o->has_score,

@@ -351,6 +351,13 @@ struct dw_ref *dw_ref_build(const struct dw_model_cfg *m, struct dw_agg *const *
     return ref;
 }
 
+void dw_ref_set_labels(struct dw_ref *ref, struct dw_feat_stats *fs)
+{
+    ref_feature_clear(&ref->out[DW_REF_OUT_LABEL]);
+    memset(&ref->out[DW_REF_OUT_LABEL], 0, sizeof(ref->out[DW_REF_OUT_LABEL]));
+    ref_distribution(&ref->out[DW_REF_OUT_LABEL], out_names[DW_REF_OUT_LABEL], fs, ref->bins);
+}
+
 static json_t *jarray_reals(const double *v, size_t n)
 {
     json_t *a = json_array();

@@ -182,6 +182,13 @@ void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_pre
 void dw_agg_add_outcome(struct dw_agg *agg, size_t vslot, const struct dw_outcome *o);
 
 /**
+ * @brief Counts a label into the labels' distribution only (dw_agg_add_outcome counts a joined
+ *        label there too): its class text, or its number for a regression model (text NULL).
+ *        For labels without a prediction to join, as a training profile's.
+ */
+void dw_agg_add_label(struct dw_agg *agg, const char *text, double num);
+
+/**
  * @brief Adds src into dst (same model; versions and categories matched by name). Exact
  *        categories add exactly while dst has room for them; the rest, and both SpaceSaving
  *        summaries, merge with the rule of Agarwal et al. (docs/sketches.md).

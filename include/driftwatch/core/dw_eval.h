@@ -84,6 +84,13 @@ struct dw_ref {
 struct dw_ref *dw_ref_build(const struct dw_model_cfg *m, struct dw_agg *const *aggs, size_t n,
                             int64_t bins);
 
+/**
+ * @brief Sets the reference's label distribution from final labels (a training profile's:
+ *        dw_ref_build leaves it empty, the labels of reference windows not being final when
+ *        it is built), binned as the reference's numeric features are.
+ */
+void dw_ref_set_labels(struct dw_ref *ref, struct dw_feat_stats *fs);
+
 /** @brief Frees the reference (NULL is a no-op). */
 void dw_ref_free(struct dw_ref *ref);
 
