@@ -19,7 +19,6 @@
 #include "driftwatch/core/dw_baseline.h"
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_eval.h"
-#include "driftwatch/core/dw_rules.h"
 
 #include "dw_test.h"
 #include "dw_test_json.h"
@@ -561,20 +560,11 @@ static void test_estimated(void **state)
     rep = close_report(&cfg, &bl, 0, 20, 0.5);
     assert_near(jreal(json_object_get(rep, "estimated"), "accuracy"), 0.5, 1e-12);
     assert_near(jreal(json_object_get(rep, "estimated_drop"), "accuracy"), 0.375, 1e-12);
-    struct dw_rule rule;
-    memset(&rule, 0, sizeof(rule));
-    rule.name = "estimated_accuracy";
-    rule.expr_text = "estimated_drop.accuracy > 0.05";
-    assert_int_equal(dw_rule_expr_parse(rule.expr_text, &rule.expr, NULL, 0), 0);
-    assert_int_equal(dw_rule_stage_of(&rule), DW_STAGE_CLOSE);
-    json_t *rstate = json_object();
-    json_t *note = dw_rules_step("prod", &rule, 1, rep, rstate);
-    json_t *alerts = json_object_get(note, "alerts");
-    assert_int_equal(json_array_size(alerts), 1);
-    assert_string_equal(jstr(json_array_get(alerts, 0), "status"), "firing");
-    assert_near(jreal(json_array_get(alerts, 0), "value"), 0.375, 1e-12);
-    json_decref(note);
-    json_decref(rstate);
+    json_t *alert =
+        jrule_alert(rep, "estimated_accuracy", "estimated_drop.accuracy > 0.05", DW_STAGE_CLOSE);
+    assert_string_equal(jstr(alert, "status"), "firing");
+    assert_near(jreal(alert, "value"), 0.375, 1e-12);
+    json_decref(alert);
 
     /* the final report carries the close report's estimate beside its performance */
     struct dw_agg *counts = dw_agg_new(&g_cls, START + 5 * SIZE);

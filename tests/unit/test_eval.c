@@ -1994,20 +1994,10 @@ static void test_prediction_drift(void **state)
     assert_true(json_is_false(jpath(rep, "drift", "dataset")));
 
     /* a rule on the score's verdict fires on the close report */
-    struct dw_rule rule;
-    memset(&rule, 0, sizeof(rule));
-    rule.name = "score_drift";
-    rule.expr_text = "prediction_drift.score.drift";
-    assert_int_equal(dw_rule_expr_parse(rule.expr_text, &rule.expr, NULL, 0), 0);
-    assert_int_equal(dw_rule_stage_of(&rule), DW_STAGE_CLOSE);
-    json_t *rstate = json_object();
-    json_t *note = dw_rules_step("prod", &rule, 1, rep, rstate);
-    json_t *alerts = json_object_get(note, "alerts");
-    assert_int_equal(json_array_size(alerts), 1);
-    assert_string_equal(jstr(json_array_get(alerts, 0), "rule"), "score_drift");
-    assert_string_equal(jstr(json_array_get(alerts, 0), "status"), "firing");
-    json_decref(note);
-    json_decref(rstate);
+    json_t *alert = jrule_alert(rep, "score_drift", "prediction_drift.score.drift", DW_STAGE_CLOSE);
+    assert_string_equal(jstr(alert, "rule"), "score_drift");
+    assert_string_equal(jstr(alert, "status"), "firing");
+    json_decref(alert);
 
     /* the final report takes it from the close report */
     json_t *fin = dw_eval_window(&cfg, &g_model, cur, ref, 1);
