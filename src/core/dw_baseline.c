@@ -22,6 +22,13 @@
  * The state is merged counts and the list of windows merged, so that merging is idempotent and
  * the text (JSON, the counts as base64 of dw_agg_encode) travels in the evaluator's commit with
  * the final cursor: every pod and every restart sees the same baseline. Nothing here does I/O.
+ *
+ * Why the label-free estimate and the label drift are judged here (dw_baseline_judge_outputs):
+ * both need the reference windows' final labels, which only the baseline holds. The
+ * calibration of the estimate is fitted on the baseline's labelled scores by true class at
+ * every evaluation (well under a millisecond for the usual few thousand outcomes, so no state
+ * of its own), and the estimates' drops use dw_baseline_drop() like the realised metrics', so
+ * a window estimated exactly as the baseline performed has a drop of 0.
  */
 #include "driftwatch/core/dw_baseline.h"
 

@@ -15,7 +15,9 @@
  * Pure C over plain values. `run` keeps the state (struct dw_baseline) in Redis as text
  * (dw_baseline_dump) committed with the final cursor, so a window is merged exactly once and
  * every pod and restart sees the same baseline; `replay` builds it in memory. Both judge their
- * reports with dw_baseline_judge(), so the drops are computed in one place.
+ * reports with dw_baseline_judge(), so the drops are computed in one place, and with
+ * dw_baseline_judge_outputs(): the label drift and the label-free estimates (CBPE, calibrated
+ * on the baseline's labelled scores), which need the baseline's final labels too.
  */
 #ifndef DW_BASELINE_H
 #define DW_BASELINE_H
