@@ -269,6 +269,16 @@ def main():
                    "close reports before the baseline say waiting_for_labels with a labeled_share",
                    f"({len(waiting)} of {len(closes)} close reports: {shares})")
 
+    # the labels' drift: judged on final reports against the baseline's final labels
+    lab = [(r["window_start"], r["label_drift"].get("status"), r["label_drift"].get("source"))
+           for r in ready]
+    ok &= h.report(all(st == "ready" and src == "baseline" for _, st, src in lab) and
+                   all(final[s]["label_drift"]["status"] == "waiting_for_baseline"
+                       for s in final if final[s]["baseline"]["status"] != "ready") and
+                   all(r["label_drift"]["status"] == "not_final" for r in closes),
+                   "label_drift: not final at close, judged against the baseline's labels after",
+                   f"{lab[:2]}")
+
     # drops: near 0 before the accuracy falls, at least 0.25 after
     before = [(r["window_start"], r["performance"]["drop"]["accuracy"]) for r in ready
               if r["window_start_ms"] < FIRST_DRIFTED]
