@@ -401,6 +401,9 @@ void dw_baseline_judge(json_t *report, const struct dw_config *cfg, const struct
     "the calibration is fitted on the reference windows' final labelled scores (the "              \
     "performance baseline), complete once the last of them reaches its label horizon"
 #define WHY_MISSED "the performance baseline missed a reference window (see baseline.reason)"
+#define WHY_OLD_BASELINE                                                                           \
+    "the performance baseline was completed by an earlier version, which did not keep the "        \
+    "labels' distribution; collect the reference again to judge the label drift"
 #define WHY_MULTICLASS "the reference windows hold more than two classes: not a binary classifier"
 
 static json_t *why_json(const char *status, const char *reason)
@@ -553,8 +556,16 @@ void dw_baseline_judge_outputs(json_t *report, const struct dw_config *cfg,
 {
     int final = json_is_true(json_object_get(report, "final"));
     if (agg && final) {
-        dw_eval_label_drift(report, cfg, agg, ref, dw_baseline_ready(bl) ? bl->sum : NULL,
-                            bl && bl->missed ? WHY_UNAVAILABLE : "waiting_for_baseline");
+        const char *status = "waiting_for_baseline", *why = NULL;
+        if (bl && bl->missed) {
+            status = WHY_UNAVAILABLE;
+            why = WHY_MISSED;
+        } else if (dw_baseline_ready(bl) && bl->sum->out[DW_AGG_OUT_LABEL].count == 0) {
+            status = WHY_UNAVAILABLE;
+            why = WHY_OLD_BASELINE;
+        }
+        dw_eval_label_drift(report, cfg, agg, ref, dw_baseline_ready(bl) ? bl->sum : NULL, status,
+                            why);
     }
     if (json_object_get(report, "estimated")) {
         return; /* a final report of run: the close report's (dw_eval_take_close) */

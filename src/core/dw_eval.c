@@ -1637,7 +1637,7 @@ static json_t *prediction_drift_json(const struct dw_config *cfg, const struct d
 
 void dw_eval_label_drift(json_t *report, const struct dw_config *cfg, struct dw_agg *agg,
                          const struct dw_ref *ref, struct dw_agg *labels,
-                         const char *status_without)
+                         const char *status_without, const char *why_without)
 {
     const struct dw_ref_feature *rf = ref ? &ref->out[DW_REF_OUT_LABEL] : NULL;
     struct dw_ref_feature from_labels;
@@ -1657,7 +1657,9 @@ void dw_eval_label_drift(json_t *report, const struct dw_config *cfg, struct dw_
         }
     }
     if (!rf) {
-        json_object_set_new(report, "label_drift", status_json(status_without, WHY_NO_LABEL_REF));
+        json_object_set_new(
+            report, "label_drift",
+            status_json(status_without, why_without ? why_without : WHY_NO_LABEL_REF));
         return;
     }
     int any = -1;
@@ -1739,7 +1741,7 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
                                   "dataset", isfinite(share) && share >= cfg->drift_share));
     json_object_set_new(rep, "prediction_drift", prediction_drift_json(cfg, m, agg, ref));
     if (final) {
-        dw_eval_label_drift(rep, cfg, agg, ref, NULL, OUT_WAITING_BASELINE);
+        dw_eval_label_drift(rep, cfg, agg, ref, NULL, OUT_WAITING_BASELINE, NULL);
     } else {
         json_object_set_new(
             rep, "label_drift",

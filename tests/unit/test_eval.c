@@ -2113,6 +2113,19 @@ static void test_label_drift(void **state)
     double want = 2 * ((50 - e1) * (50 - e1) / e1 + (50 - e0) * (50 - e0) / e0);
     assert_near(jreal(json_object_get(ld, "chi2"), "statistic"), want, 1e-9);
     assert_true(json_is_true(json_object_get(ld, "drift")));
+    /* a baseline completed by an earlier version has no labels' distribution: unavailable,
+     * and why (it would never come) */
+    struct dw_baseline old_bl;
+    dw_baseline_init(&old_bl, &g_model);
+    assert_int_equal(dw_baseline_add(&old_bl, r, 1), 1);
+    dw_feat_stats_free(&old_bl.sum->out[DW_AGG_OUT_LABEL]);
+    old_bl.sum->out[DW_AGG_OUT_LABEL].count = 0;
+    json_t *older = dw_eval_window(&cfg, &g_model, cur, ref, 1);
+    dw_baseline_judge_outputs(older, &cfg, &g_model, &old_bl, cur, ref);
+    assert_string_equal(jstr(json_object_get(older, "label_drift"), "status"), "unavailable");
+    assert_contains(jstr(json_object_get(older, "label_drift"), "reason"), "earlier version");
+    json_decref(older);
+    dw_baseline_free(&old_bl);
     /* a close report keeps its status */
     json_t *close = dw_eval_window(&cfg, &g_model, cur, ref, 0);
     dw_baseline_judge_outputs(close, &cfg, &g_model, &bl, cur, ref);

@@ -196,12 +196,13 @@ json_t *dw_eval_performance(const struct dw_model_cfg *m, const struct dw_counts
  * @brief Sets a final report's "label_drift": the window's labels (agg) judged like a feature
  *        against the reference's label distribution (a profile's), else the labels of
  *        `labels` (the performance baseline's merged final counts of the reference windows;
- *        NULL while it is incomplete), else {"status": status_without, "reason"}. "no_labels"
+ *        NULL while it is incomplete), else {"status": status_without, "reason": why_without,
+ *        NULL for the default: what the baseline must hold}. "no_labels"
  *        when the window has none. Format in docs/statistics.md, "Output and label drift".
  */
 void dw_eval_label_drift(json_t *report, const struct dw_config *cfg, struct dw_agg *agg,
                          const struct dw_ref *ref, struct dw_agg *labels,
-                         const char *status_without);
+                         const char *status_without, const char *why_without);
 
 /**
  * @brief Gives a final report (computed from counts only) the `features`, `drift`,
