@@ -16,6 +16,16 @@
  *   numeric features; strings, numbers (as their text) and booleans ("true"/"false") for
  *   categorical ones, a real as the decoder's text of it (dw_decode_real_text(): 1.0 is "1.0");
  *   null, an absent key and an empty CSV cell are missing.
+ * - The model's outputs come from columns named prediction, score and label (--prediction,
+ *   --score, --label rename them; a feature list that names one keeps it a feature), or in
+ *   prediction events from the config's input.fields pointers (a training event carries its
+ *   label inline). They go into the same aggregate by the calls run makes: the event's class
+ *   and score with dw_agg_add_prediction(), and a row with a prediction and a label as the
+ *   outcome run counts when the label joins (dw_agg_add_outcome(); a label alone goes into the
+ *   labels' distribution only). So the reference distributions are dw_ref_build()'s, the
+ *   label's set from the rows' labels (final, unlike a reference window's at its close), and
+ *   the labelled rows' counts are the profile's performance and its baseline ("outcomes"),
+ *   every metric computed by the code of a window's.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -39,13 +49,14 @@
 #define PROFILE_QUANTILE_STEPS 100 /* quantiles at q = i/100, i = 0..100 */
 #define PROFILE_NUM_TEXT 32        /* bytes of a JSON number's text (categorical value) */
 
+/* The model's outputs in training data: columns named prediction, score and label by default
+ * (CSV, flat JSON objects) are the predicted class (or value), the score and the label, not
+ * features, unless the feature lists or the config name them (docs/profile.md). */
+enum { OUT_PREDICTION, OUT_SCORE, OUT_LABEL, OUT_COLUMNS };
 struct profile_opts {
     const char *input, *output, *model, *categorical, *numeric, *config;
-    const char *label, *prediction, *score; /* outcome columns (flat rows) */
+    const char *out_columns[3]; /* the output columns' names (--prediction, --score, --label) */
 };
-
-/* The outcome columns of a row, in this order (enum outcome_col). */
-enum outcome_col { OC_PREDICTION = 0, OC_LABEL, OC_SCORE, OC__COUNT };
 
 struct profiler {
     const struct profile_opts *o;
@@ -63,10 +74,11 @@ struct profiler {
     struct dw_files_tally tally;
     /* pass 2 */
     struct dw_model_cfg model;
-    size_t *col_of;                             /* CSV: column index of each feature */
-    size_t out_col[OC__COUNT];                  /* CSV: column of each outcome (SIZE_MAX: none) */
-    char out_text[OC__COUNT][PROFILE_NUM_TEXT]; /* a number's text as a class */
-    uint64_t labeled;                           /* rows with a prediction and a label */
+    size_t *col_of;              /* CSV: column index of each feature */
+    int has_out[OUT_COLUMNS];    /* the data has the output column (and it is not a feature) */
+    size_t out_col[OUT_COLUMNS]; /* CSV: its column index */
+    uint64_t labeled;            /* rows with a prediction and a label (outcomes) */
+    struct dw_class label;       /* the row's label, while its outcome is added */
     struct dw_agg *agg;
     size_t vslot;
     struct dw_prediction *ev;
@@ -75,25 +87,7 @@ struct profiler {
 
 /* ---- values ---- */
 
-/* A JSON value as the text of a category or class (the decoder's rules, see the top comment),
- * numbers written into buf. @returns 0, or -1 when v is not a string, number or boolean. */
-static int json_text(const json_t *v, char buf[PROFILE_NUM_TEXT], const char **out)
-{
-    if (json_is_string(v)) {
-        *out = json_string_value(v);
-    } else if (json_is_integer(v)) {
-        snprintf(buf, PROFILE_NUM_TEXT, "%lld", (long long)json_integer_value(v));
-        *out = buf;
-    } else if (json_is_real(v)) {
-        dw_decode_real_text(json_real_value(v), buf, PROFILE_NUM_TEXT);
-        *out = buf;
-    } else if (json_is_boolean(v)) {
-        *out = json_is_true(v) ? "true" : "false";
-    } else {
-        return -1;
-    }
-    return 0;
-}
+static const char *json_text(const json_t *v, char *buf);
 
 /* A JSON feature value into val (the decoder's rules, see the top comment). */
 static int json_value(struct profiler *pr, size_t i, const json_t *v, struct dw_val *val,
@@ -121,14 +115,36 @@ static int json_value(struct profiler *pr, size_t i, const json_t *v, struct dw_
         val->kind = DW_VAL_NUM;
         return 0;
     }
-    if (json_text(v, pr->numtext[i], &val->str) != 0) {
+    val->str = json_text(v, pr->numtext[i]);
+    if (!val->str) {
         return dw_err(errstr, errstr_size,
                       "%s:%llu: feature '%s': expected a string, number or boolean", pr->o->input,
                       (unsigned long long)line, f->name);
     }
-    val->len = json_is_string(v) ? json_string_length(v) : strlen(val->str);
+    val->len = strlen(val->str);
     val->kind = DW_VAL_STR;
     return 0;
+}
+
+/* A categorical value as the decoder's text: strings as they are, numbers as their JSON text
+ * (buf holds it), booleans true/false; NULL for anything else. */
+static const char *json_text(const json_t *v, char *buf)
+{
+    if (json_is_string(v)) {
+        return json_string_value(v);
+    }
+    if (json_is_integer(v)) {
+        snprintf(buf, PROFILE_NUM_TEXT, "%lld", (long long)json_integer_value(v));
+        return buf;
+    }
+    if (json_is_real(v)) {
+        dw_decode_real_text(json_real_value(v), buf, PROFILE_NUM_TEXT);
+        return buf;
+    }
+    if (json_is_boolean(v)) {
+        return json_is_true(v) ? "true" : "false";
+    }
+    return NULL;
 }
 
 /* ---- reading rows ---- */
@@ -267,132 +283,14 @@ static int scan(struct profiler *pr, row_fn fn, char *errstr, size_t errstr_size
                                    : scan_jsonl(pr, fn, errstr, errstr_size);
 }
 
-/* ---- outcomes: prediction, label and score ---- */
-
-/* The name of outcome column k in flat rows (CSV, flat JSON objects). */
-static const char *outcome_column(const struct profiler *pr, enum outcome_col k)
-{
-    return k == OC_PREDICTION ? pr->o->prediction : k == OC_LABEL ? pr->o->label : pr->o->score;
-}
-
-/* Whether a flat row's column is an outcome, not a feature. */
-static int is_outcome_column(const struct profiler *pr, const char *name)
-{
-    for (int k = 0; k < OC__COUNT; k++) {
-        if (strcmp(name, outcome_column(pr, (enum outcome_col)k)) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Outcome k of a row: its text (NULL when missing) and, when it is a number, its value. */
-struct outcome_val {
-    const char *text;
-    int is_num;
-    double num;
-};
-
-static int outcome_get(struct profiler *pr, enum outcome_col k, char **cells, json_t *doc,
-                       struct outcome_val *out, uint64_t line, char *errstr, size_t errstr_size)
-{
-    memset(out, 0, sizeof(*out));
-    if (cells) {
-        const char *cell = pr->out_col[k] == SIZE_MAX ? "" : cells[pr->out_col[k]];
-        out->text = cell[0] ? cell : NULL;
-        out->is_num = out->text && dw_files_parse_number(cell, strlen(cell), &out->num) == 0;
-        return 0;
-    }
-    const char *ptr[OC__COUNT] = {pr->cfg.field_prediction, pr->cfg.field_label,
-                                  pr->cfg.field_score};
-    json_t *v = pr->json_mode == 1 ? dw_files_pointer(doc, ptr[k])
-                                   : json_object_get(doc, outcome_column(pr, k));
-    if (!v || json_is_null(v)) {
-        return 0;
-    }
-    if (json_text(v, pr->out_text[k], &out->text) != 0) {
-        return dw_err(errstr, errstr_size, "%s:%llu: %s: expected a string, number or boolean",
-                      pr->o->input, (unsigned long long)line, outcome_column(pr, k));
-    }
-    out->is_num = json_is_number(v);
-    out->num = out->is_num ? json_number_value(v) : 0.0;
-    return 0;
-}
-
-/* Whether outcome value v is one a model of the profile's task accepts (the decoder's rules:
- * a class is text of at most DW_CLASS_MAX bytes, a regression value and a score numbers). */
-static int outcome_check(struct profiler *pr, enum outcome_col k, const struct outcome_val *v,
-                         uint64_t line, char *errstr, size_t errstr_size)
-{
-    int need_num = k == OC_SCORE || pr->model.task == DW_TASK_REGRESSION;
-    const char *col = outcome_column(pr, k);
-    if (!v->text) {
-        return 0;
-    }
-    if (need_num && !v->is_num) {
-        return dw_err(errstr, errstr_size, "%s:%llu: %s: '%.64s' is not a number", pr->o->input,
-                      (unsigned long long)line, col, v->text);
-    }
-    if (strlen(v->text) > DW_CLASS_MAX) {
-        return dw_err(errstr, errstr_size, "%s:%llu: %s: a class of %zu bytes, longer than %d",
-                      pr->o->input, (unsigned long long)line, col, strlen(v->text), DW_CLASS_MAX);
-    }
-    if (k == OC_SCORE && !(v->num >= 0.0 && v->num <= 1.0)) {
-        return dw_err(errstr, errstr_size, "%s:%llu: %s: %g is outside [0, 1]", pr->o->input,
-                      (unsigned long long)line, col, v->num);
-    }
-    return 0;
-}
-
-/*
- * The row's prediction and score into pr->ev, and its outcome when it has a prediction and a
- * label: what run counts when the label joins. @returns 1 labelled, 0 not, -1 bad value.
- */
-static int row_outcome(struct profiler *pr, char **cells, json_t *doc, struct dw_outcome *o,
-                       uint64_t line, char *errstr, size_t errstr_size)
-{
-    struct outcome_val v[OC__COUNT];
-    for (int k = 0; k < OC__COUNT; k++) {
-        enum outcome_col c = (enum outcome_col)k;
-        if (outcome_get(pr, c, cells, doc, &v[k], line, errstr, errstr_size) != 0 ||
-            outcome_check(pr, c, &v[k], line, errstr, errstr_size) != 0) {
-            return -1;
-        }
-    }
-    int regression = pr->model.task == DW_TASK_REGRESSION;
-    struct dw_prediction *ev = pr->ev;
-    ev->has_score = v[OC_SCORE].text != NULL;
-    ev->score = v[OC_SCORE].num;
-    const char *pred = v[OC_PREDICTION].text ? v[OC_PREDICTION].text : "";
-    ev->pred.len = strlen(pred);
-    memcpy(ev->pred.text, pred, ev->pred.len + 1);
-    ev->pred.is_num = v[OC_PREDICTION].is_num;
-    ev->pred.num = v[OC_PREDICTION].num;
-    if (!v[OC_PREDICTION].text || !v[OC_LABEL].text) {
-        return 0;
-    }
-    *o = (struct dw_outcome){.pred = regression ? NULL : v[OC_PREDICTION].text,
-                             .label = regression ? NULL : v[OC_LABEL].text,
-                             .pred_is_num = regression,
-                             .label_is_num = regression,
-                             .pred_num = v[OC_PREDICTION].num,
-                             .label_num = v[OC_LABEL].num,
-                             .has_score = ev->has_score && !regression,
-                             .score = ev->score};
-    return 1;
-}
-
-/* Pass 1: count rows, tally value kinds per column (outcome columns are not features). */
+/* Pass 1: count rows, tally value kinds per column. */
 static int pass_tally(struct profiler *pr, char **cells, size_t n_cells, json_t *feats, json_t *doc,
                       uint64_t line, char *errstr, size_t errstr_size)
 {
-    pr->rows++;
     (void)doc;
+    pr->rows++;
     if (cells) {
         for (size_t i = 0; i < n_cells; i++) {
-            if (is_outcome_column(pr, pr->header[i])) {
-                continue;
-            }
             size_t idx = dw_files_tally_index(&pr->tally, pr->header[i], strlen(pr->header[i]));
             double x;
             enum dw_files_kind k = cells[i][0] == '\0' ? DW_FILES_MISSING
@@ -407,16 +305,116 @@ static int pass_tally(struct profiler *pr, char **cells, size_t n_cells, json_t 
     json_t *v;
     json_object_foreach(feats, key, v)
     {
-        if (pr->json_mode == 2 && is_outcome_column(pr, key)) {
-            continue;
-        }
         size_t idx = dw_files_tally_index(&pr->tally, key, strlen(key));
         dw_files_tally_add(&pr->tally, idx, dw_files_json_kind(v));
     }
     return 0;
 }
 
-/* Pass 2: one prediction per row into the aggregate, and its outcome when labelled. */
+/*
+ * Output column k of a row into *cls: a class as text (classification; numbers as the
+ * decoder's text) or a number (regression, and the score). @returns 1 with a value, 0 when
+ * the cell is missing, -1 with errstr when it cannot be one.
+ */
+static int output_value(struct profiler *pr, size_t k, char **cells, json_t *feats, json_t *doc,
+                        uint64_t line, struct dw_class *cls, char *errstr, size_t errstr_size)
+{
+    const char *const *out_columns = pr->o->out_columns;
+    const char *ptr[OUT_COLUMNS] = {pr->cfg.field_prediction, pr->cfg.field_score,
+                                    pr->cfg.field_label};
+    int number = k == OUT_SCORE || pr->model.task == DW_TASK_REGRESSION;
+    const char *want = k == OUT_SCORE ? "a number in [0, 1] (the positive class's probability)"
+                       : number       ? "a finite number"
+                                      : "a string, number or boolean (a class)";
+    char buf[PROFILE_NUM_TEXT];
+    const char *text = NULL;
+    if (cells) {
+        text = cells[pr->out_col[k]];
+        if (text[0] == '\0') {
+            return 0;
+        }
+    } else {
+        json_t *v = pr->json_mode == 1 ? dw_files_pointer(doc, ptr[k])
+                                       : json_object_get(feats, out_columns[k]);
+        if (!v || json_is_null(v)) {
+            return 0;
+        }
+        if (!number) {
+            text = json_text(v, buf);
+        } else if (json_is_number(v) || json_is_boolean(v)) {
+            cls->num = json_is_number(v) ? json_number_value(v) : json_is_true(v) ? 1.0 : 0.0;
+            text = "";
+        }
+    }
+    int bad = !text;
+    if (number && !bad && text[0] != '\0') {
+        bad = dw_files_parse_number(text, strlen(text), &cls->num) != 0;
+    }
+    bad = bad || (number && !isfinite(cls->num)) ||
+          (k == OUT_SCORE && !(cls->num >= 0.0 && cls->num <= 1.0));
+    if (!bad && !number && strlen(text) > DW_CLASS_MAX) {
+        return dw_err(errstr, errstr_size,
+                      "%s:%llu: column '%s': a class of %zu bytes, longer "
+                      "than %d",
+                      pr->o->input, (unsigned long long)line, out_columns[k], strlen(text),
+                      DW_CLASS_MAX);
+    }
+    if (bad) {
+        return dw_err(errstr, errstr_size, "%s:%llu: column '%s': expected %s", pr->o->input,
+                      (unsigned long long)line, out_columns[k], want);
+    }
+    if (!number) {
+        cls->len = strlen(text);
+        memcpy(cls->text, text, cls->len + 1);
+    }
+    return 1;
+}
+
+/*
+ * The row's prediction and score into the event, and its label: with a prediction, the outcome
+ * run counts when the label joins (*o; @returns 1), else into the labels' distribution only.
+ * @returns 1 labelled outcome, 0 none, -1 a bad value (errstr).
+ */
+static int outputs_of_row(struct profiler *pr, char **cells, json_t *feats, json_t *doc,
+                          uint64_t line, struct dw_outcome *o, char *errstr, size_t errstr_size)
+{
+    struct dw_class got[OUT_COLUMNS];
+    int has[OUT_COLUMNS] = {0, 0, 0};
+    memset(got, 0, sizeof(got));
+    for (size_t k = 0; k < OUT_COLUMNS; k++) {
+        has[k] = pr->has_out[k]
+                     ? output_value(pr, k, cells, feats, doc, line, &got[k], errstr, errstr_size)
+                     : 0;
+        if (has[k] < 0) {
+            return -1;
+        }
+    }
+    pr->ev->pred = got[OUT_PREDICTION];
+    pr->ev->no_pred = !has[OUT_PREDICTION];
+    pr->ev->has_score = has[OUT_SCORE];
+    pr->ev->score = got[OUT_SCORE].num;
+    int regression = pr->model.task == DW_TASK_REGRESSION;
+    if (has[OUT_LABEL] && !has[OUT_PREDICTION]) {
+        dw_agg_add_label(pr->agg, regression ? NULL : got[OUT_LABEL].text, got[OUT_LABEL].num);
+    }
+    if (!has[OUT_LABEL] || !has[OUT_PREDICTION]) {
+        return 0;
+    }
+    /* the texts live in pr->ev (the prediction) and pr->label (the label) until the outcome
+     * is added */
+    pr->label = got[OUT_LABEL];
+    *o = (struct dw_outcome){.pred = regression ? NULL : pr->ev->pred.text,
+                             .label = regression ? NULL : pr->label.text,
+                             .pred_is_num = regression,
+                             .label_is_num = regression,
+                             .pred_num = pr->ev->pred.num,
+                             .label_num = pr->label.num,
+                             .has_score = pr->ev->has_score && !regression,
+                             .score = pr->ev->score};
+    return 1;
+}
+
+/* Pass 2: one prediction per row into the aggregate. */
 static int pass_add(struct profiler *pr, char **cells, size_t n_cells, json_t *feats, json_t *doc,
                     uint64_t line, char *errstr, size_t errstr_size)
 {
@@ -454,7 +452,7 @@ static int pass_add(struct profiler *pr, char **cells, size_t n_cells, json_t *f
     }
     (void)n_cells;
     struct dw_outcome o;
-    int labeled = row_outcome(pr, cells, doc, &o, line, errstr, errstr_size);
+    int labeled = outputs_of_row(pr, cells, feats, doc, line, &o, errstr, errstr_size);
     if (labeled < 0) {
         return -1;
     }
@@ -540,6 +538,14 @@ static json_t *build_doc(struct profiler *pr)
     const struct dw_model_cfg *m = &pr->model;
     int64_t bins = pr->cfg.psi_bins;
     struct dw_ref *ref = dw_ref_build(m, &pr->agg, 1, bins);
+    /* The outputs the data has: a distribution is written for each output column (reports
+     * judged against a profile without them say that prediction drift is unavailable). The
+     * labels are final here, so the profile has a label distribution. */
+    ref->has_outputs =
+        pr->has_out[OUT_PREDICTION] || pr->has_out[OUT_SCORE] || pr->has_out[OUT_LABEL];
+    if (pr->has_out[OUT_LABEL]) {
+        dw_ref_set_labels(ref, &pr->agg->out[DW_AGG_OUT_LABEL]);
+    }
     for (size_t i = 0; i < m->n_features; i++) {
         struct dw_feat_stats *fs = &pr->agg->feats[i];
         if (m->features[i].type == DW_FEATURE_NUMERIC && fs->count > DW_AGG_MERGE_EXACT) {
@@ -582,6 +588,44 @@ static json_t *build_doc(struct profiler *pr)
 
 /* ---- the command ---- */
 
+/*
+ * The output columns of the data (CSV, flat JSON objects; prediction events carry their
+ * features in an object of their own, so none there): a column named like an output that no
+ * feature list or configured feature claims. Inferred features of those names are removed.
+ */
+static void find_outputs(struct profiler *pr)
+{
+    struct dw_model_cfg *m = &pr->model;
+    if (pr->json_mode == 1) { /* events: the config's input.fields pointers, in every event */
+        for (size_t k = 0; k < OUT_COLUMNS; k++) {
+            pr->has_out[k] = 1;
+        }
+        return;
+    }
+    for (size_t k = 0; k < OUT_COLUMNS; k++) {
+        const char *name = pr->o->out_columns[k];
+        int listed = pr->have_cfg || dw_files_list_has(pr->o->categorical, name) ||
+                     dw_files_list_has(pr->o->numeric, name);
+        if (dw_files_tally_find(&pr->tally, name, strlen(name)) < 0 ||
+            (listed && dw_model_feature_index(m, name, strlen(name)) >= 0)) {
+            continue;
+        }
+        long idx = dw_model_feature_index(m, name, strlen(name));
+        if (idx >= 0) { /* inferred: an output, not a feature */
+            free(m->features[idx].name);
+            memmove(&m->features[idx], &m->features[idx + 1],
+                    (m->n_features - (size_t)idx - 1) * sizeof(*m->features));
+            m->n_features--;
+        }
+        pr->has_out[k] = 1;
+        for (size_t c = 0; c < pr->n_header; c++) {
+            if (strcmp(pr->header[c], name) == 0) {
+                pr->out_col[k] = c;
+            }
+        }
+    }
+}
+
 static int setup_model(struct profiler *pr, char *errstr, size_t errstr_size)
 {
     const struct profile_opts *o = pr->o;
@@ -618,14 +662,7 @@ static int setup_model(struct profiler *pr, char *errstr, size_t errstr_size)
             return -1;
         }
     }
-    for (int k = 0; k < OC__COUNT; k++) {
-        pr->out_col[k] = SIZE_MAX;
-        for (size_t c = 0; c < pr->n_header; c++) {
-            if (strcmp(pr->header[c], outcome_column(pr, (enum outcome_col)k)) == 0) {
-                pr->out_col[k] = c;
-            }
-        }
-    }
+    find_outputs(pr);
     if (pr->fmt == DW_FILES_CSV) {
         pr->col_of = dw_calloc(m->n_features ? m->n_features : 1, sizeof(*pr->col_of));
         for (size_t i = 0; i < m->n_features; i++) {
@@ -657,15 +694,16 @@ static void profile_usage(FILE *out)
             "  -c, --config FILE        take the model's features, task, field paths and\n"
             "                           reference.bins from a driftwatch config\n"
             "      --prediction COL     column of the model's prediction (default prediction)\n"
-            "      --label COL          column of the true label (default label)\n"
             "      --score COL          column of the positive class's score (default score)\n"
+            "      --label COL          column of the true label (default label)\n"
             "  -h, --help               this help\n"
             "      --version            print the version\n\n"
             "Without -c or the lists, a column is numeric when every non-empty value is a\n"
-            "finite number, categorical otherwise. The prediction, label and score columns are\n"
-            "not features: rows with a prediction and a label give the profile's performance,\n"
-            "the baseline of `run` with reference.source profile (JSON events: the config's\n"
-            "input.fields.prediction, .label and .score in each event).\n");
+            "finite number, categorical otherwise. The prediction, score and label columns are\n"
+            "the model's outputs, not features (unless a list or the config names them): their\n"
+            "distributions, and from the rows with a prediction and a label the profile's\n"
+            "performance, the baseline of `run` with reference.source profile (JSON events:\n"
+            "the config's input.fields.prediction, .score and .label in each event).\n");
 }
 
 static void profiler_free(struct profiler *pr)
@@ -762,18 +800,18 @@ err:
 int dw_cmd_profile(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"input", required_argument, NULL, 'i'},   {"output", required_argument, NULL, 'o'},
-        {"model", required_argument, NULL, 'm'},   {"categorical", required_argument, NULL, 'C'},
-        {"numeric", required_argument, NULL, 'N'}, {"config", required_argument, NULL, 'c'},
-        {"label", required_argument, NULL, 'L'},   {"prediction", required_argument, NULL, 'P'},
-        {"score", required_argument, NULL, 'S'},   {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+        {"input", required_argument, NULL, 'i'},      {"output", required_argument, NULL, 'o'},
+        {"model", required_argument, NULL, 'm'},      {"categorical", required_argument, NULL, 'C'},
+        {"numeric", required_argument, NULL, 'N'},    {"config", required_argument, NULL, 'c'},
+        {"prediction", required_argument, NULL, 'P'}, {"score", required_argument, NULL, 'S'},
+        {"label", required_argument, NULL, 'L'},      {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
     };
     struct profile_opts o;
     memset(&o, 0, sizeof(o));
-    o.label = "label";
-    o.prediction = "prediction";
-    o.score = "score";
+    o.out_columns[OUT_PREDICTION] = "prediction";
+    o.out_columns[OUT_SCORE] = "score";
+    o.out_columns[OUT_LABEL] = "label";
     int c;
     optind = 0; /* glibc: 0 fully re-initialises getopt (tests call us repeatedly) */
     while ((c = getopt_long(argc, argv, "i:o:m:c:h", opts, NULL)) != -1) {
@@ -796,14 +834,14 @@ int dw_cmd_profile(int argc, char **argv)
         case 'c':
             o.config = optarg;
             break;
-        case 'L':
-            o.label = optarg;
-            break;
         case 'P':
-            o.prediction = optarg;
+            o.out_columns[OUT_PREDICTION] = optarg;
             break;
         case 'S':
-            o.score = optarg;
+            o.out_columns[OUT_SCORE] = optarg;
+            break;
+        case 'L':
+            o.out_columns[OUT_LABEL] = optarg;
             break;
         default: /* -h, --version, an unknown option */
             return dw_cmd_option(c, profile_usage);

@@ -660,13 +660,14 @@ static void baseline_merge(struct replayer *rp, size_t mi, int64_t start, const 
  * windows before `start` (trailing), else the reference windows' final counts merged so far.
  */
 static void judge_baseline(struct replayer *rp, size_t mi, int64_t start, json_t *report,
-                           const struct dw_ref *ref)
+                           struct dw_agg *agg, const struct dw_ref *ref)
 {
     const struct dw_model_cfg *m = &rp->cfg.models[mi];
     struct model_eval *me = &rp->me[mi];
     int trailing = m->reference.source == DW_REF_SOURCE_TRAILING && !rp->ref_given[mi];
     if (!(ref && ref->source == DW_REF_SOURCE_PROFILE) && !trailing) {
         dw_baseline_judge(report, &rp->cfg, m, &me->bl, ref ? ref->predictions : 0);
+        dw_baseline_judge_outputs(report, &rp->cfg, m, &me->bl, agg, ref);
         return;
     }
     struct dw_baseline bl;
@@ -687,6 +688,7 @@ static void judge_baseline(struct replayer *rp, size_t mi, int64_t start, json_t
         dw_baseline_set_profile(&bl, ref->outcomes);
     }
     dw_baseline_judge(report, &rp->cfg, m, &bl, ref ? ref->predictions : 0);
+    dw_baseline_judge_outputs(report, &rp->cfg, m, &bl, agg, ref);
     dw_baseline_free(&bl);
 }
 
@@ -761,7 +763,7 @@ static int evaluate_window(struct replayer *rp, size_t mi, int64_t start, int64_
         dw_agg_free(recent[i]);
     }
     free(recent);
-    judge_baseline(rp, mi, start, report, ref);
+    judge_baseline(rp, mi, start, report, agg, ref);
     if (ref_owned) {
         dw_ref_free((struct dw_ref *)ref);
     }

@@ -1943,6 +1943,7 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     dw_eval_add_rolling(report, &rn->cfg, m, recent, n_recent);
     free_recent(recent, n_recent);
     dw_baseline_judge(report, &rn->cfg, m, &bl, ref ? ref->predictions : 0);
+    dw_baseline_judge_outputs(report, &rn->cfg, m, &bl, agg, ref);
     if (ref_owned) {
         dw_ref_free(ref);
     }

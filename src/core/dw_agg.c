@@ -27,13 +27,21 @@
  * missing, nan, inf) and the moments, so that `inspect` and the exactness checks still see
  * them. A merge with a dropped side is dropped.
  *
- * Encoding (version 5, little-endian, see dw_codec.h):
- *   u8 version, i64 start_ms, u8 flags (AGG_FLAG_DROPPED), counts, u16 n_versions {str name,
+ * Outputs: agg->out[] counts the scores (by predicted class), the predicted classes and the
+ * labels with the features' code (stat_add_num, cat_add, feat_merge, the same encoding). The
+ * label's statistic is not dropped with the others: it changes until the label horizon.
+ *
+ * Encoding (version 6, little-endian, see dw_codec.h):
+ *   u8 version, i64 start_ms, u8 flags (AGG_FLAG_DROPPED), u32 outputs length in bytes,
+ *   u8 n_outputs {u8 output (enum dw_agg_out), statistic: a feature's layout from its type on,
+ *   the label's always with its sketch}, counts, u16 n_versions {str name,
  *   counts}, u64 duplicate_labels, conflicts, late_predictions, late_labels, perf (dw_perf.c),
  *   u16 n_features {str name, u8 type, u64 count, missing, f64 min, max, mean, m2, and unless
  *   the sketches are dropped: u64 other, u32 sketch length + bytes, u32 bound, u32 hh_cap,
  *   u64 hh_total, u64 hh_floor, u32 n_cats {str name, u8 flags, u64 count, and when flags has
  *   DW_CAT_MONITORED: u64 hh, u64 hh_err} in name order; then u64 nan, u64 inf}.
+ * Version 5 (no outputs section) is still decoded, with empty outputs: prediction and label
+ * drift are then unavailable for that window.
  * Version 4 (no flags byte, sketches always there) is still decoded.
  * Version 3 (version 4 without the trailing nan and inf) is still decoded, with nan = inf = 0.
  * Version 2 (no heavy hitters: u32 n_cats {str name, u64 count} after the sketch) is still
@@ -52,7 +60,8 @@
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
-#define AGG_CODEC_VERSION 5    /* written */
+#define AGG_CODEC_VERSION 6    /* written */
+#define AGG_CODEC_VERSION_V5 5 /* still read: no outputs section */
 #define AGG_CODEC_VERSION_V4 4 /* still read: no flags byte */
 #define AGG_CODEC_VERSION_V3 3 /* still read: no nan / inf counts */
 #define AGG_CODEC_VERSION_V2 2 /* still read: categories without heavy hitters */
@@ -76,6 +85,25 @@ size_t dw_agg_cat_slots(uint32_t bound)
     return slots;
 }
 
+enum dw_feature_type dw_agg_out_type(const struct dw_model_cfg *m, enum dw_agg_out k)
+{
+    if (k == DW_AGG_OUT_SCORE_POS || k == DW_AGG_OUT_SCORE_NEG || m->task == DW_TASK_REGRESSION) {
+        return DW_FEATURE_NUMERIC;
+    }
+    return DW_FEATURE_CATEGORICAL;
+}
+
+/* An empty statistic of a type; categorical ones count `bound` categories exactly. */
+static void stat_init(struct dw_feat_stats *fs, enum dw_feature_type type, uint32_t bound)
+{
+    memset(fs, 0, sizeof(*fs));
+    fs->type = type;
+    fs->bound = bound;
+    fs->hh_cap = bound;
+    fs->min = INFINITY;
+    fs->max = -INFINITY;
+}
+
 struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms)
 {
     return dw_agg_new_exact(model, start_ms, DW_AGG_SKETCH_EXACT);
@@ -90,11 +118,10 @@ struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_
     agg->feats = dw_calloc(model->n_features ? model->n_features : 1, sizeof(*agg->feats));
     uint32_t bound = dw_agg_max_categories(model);
     for (size_t i = 0; i < model->n_features; i++) {
-        agg->feats[i].type = model->features[i].type;
-        agg->feats[i].bound = bound;
-        agg->feats[i].hh_cap = bound;
-        agg->feats[i].min = INFINITY;
-        agg->feats[i].max = -INFINITY;
+        stat_init(&agg->feats[i], model->features[i].type, bound);
+    }
+    for (size_t k = 0; k < DW_AGG_OUT__COUNT; k++) {
+        stat_init(&agg->out[k], dw_agg_out_type(model, (enum dw_agg_out)k), bound);
     }
     dw_perf_init(&agg->perf);
     return agg;
@@ -115,24 +142,46 @@ static void cats_free(struct dw_feat_stats *fs)
     fs->n_hh = 0;
 }
 
-/* Frees the sketches and category tables of every feature; counts and moments stay. */
-static void sketches_free(struct dw_agg *agg)
+/* Frees the sketch and category table of a statistic; counts and moments stay. */
+static void stat_sketch_free(struct dw_feat_stats *fs)
+{
+    cats_free(fs);
+    dw_kll_destroy(fs->sk);
+    fs->sk = NULL;
+    fs->other = 0;
+    fs->hh_total = 0;
+    fs->hh_floor = 0;
+}
+
+void dw_feat_stats_free(struct dw_feat_stats *fs)
+{
+    stat_sketch_free(fs);
+}
+
+/* Whether output k loses its sketch with the features' (the label keeps it, dw_agg.h). */
+static int out_dropped(const struct dw_agg *agg, size_t k)
+{
+    return agg->sketches_dropped && k != DW_AGG_OUT_LABEL;
+}
+
+/* Frees the sketches and category tables of every feature and of the outputs but the label;
+ * all: the label's too (the aggregate is freed). */
+static void sketches_free(struct dw_agg *agg, int all)
 {
     for (size_t i = 0; i < agg->model->n_features; i++) {
-        struct dw_feat_stats *fs = &agg->feats[i];
-        cats_free(fs);
-        dw_kll_destroy(fs->sk);
-        fs->sk = NULL;
-        fs->other = 0;
-        fs->hh_total = 0;
-        fs->hh_floor = 0;
+        stat_sketch_free(&agg->feats[i]);
+    }
+    for (size_t k = 0; k < DW_AGG_OUT__COUNT; k++) {
+        if (all || k != DW_AGG_OUT_LABEL) {
+            stat_sketch_free(&agg->out[k]);
+        }
     }
 }
 
 void dw_agg_drop_sketches(struct dw_agg *agg)
 {
     if (!agg->sketches_dropped) {
-        sketches_free(agg);
+        sketches_free(agg, 0);
         dw_kll_destroy(agg->perf.latency); /* predictions' latencies: final at the close too */
         agg->perf.latency = NULL;
         agg->sketches_dropped = 1;
@@ -148,7 +197,7 @@ void dw_agg_free(struct dw_agg *agg)
     for (size_t i = 0; i < agg->n_versions; i++) {
         free(agg->versions[i].name);
     }
-    sketches_free(agg);
+    sketches_free(agg, 1);
     free(agg->feats);
     dw_perf_free(&agg->perf);
     free(agg);
@@ -447,6 +496,56 @@ static void num_add(struct dw_feat_stats *fs, double x, uint32_t exact)
     }
 }
 
+/* A numeric value: NaN and infinities are counted apart, finite ones in moments and sketch. */
+static void stat_add_num(struct dw_feat_stats *fs, double x, uint32_t exact)
+{
+    if (isnan(x)) {
+        fs->nan++;
+    } else if (isinf(x)) {
+        fs->inf++;
+    } else {
+        num_add(fs, x, exact);
+    }
+}
+
+static void stat_add_cat(struct dw_feat_stats *fs, const char *name, size_t len)
+{
+    fs->count++;
+    cat_add(fs, name, len, 1);
+}
+
+/* A predicted class or label: its text, or its number for a regression model. */
+static void stat_add_class(struct dw_feat_stats *fs, const char *text, double num, uint32_t exact)
+{
+    if (fs->type == DW_FEATURE_NUMERIC) {
+        stat_add_num(fs, num, exact);
+    } else {
+        stat_add_cat(fs, text ? text : "", text ? strlen(text) : 0);
+    }
+}
+
+/* The prediction's score, by predicted class, and its predicted class. */
+static void outputs_add(struct dw_agg *agg, const struct dw_prediction *ev)
+{
+    const struct dw_model_cfg *m = agg->model;
+    int regression = m->task == DW_TASK_REGRESSION;
+    if (ev->has_score) {
+        int pos = !regression && strcmp(ev->pred.text, m->positive_class) == 0;
+        stat_add_num(&agg->out[pos ? DW_AGG_OUT_SCORE_POS : DW_AGG_OUT_SCORE_NEG], ev->score,
+                     agg->sketch_exact);
+    }
+    if (!ev->no_pred) {
+        stat_add_class(&agg->out[DW_AGG_OUT_PRED], regression ? NULL : ev->pred.text, ev->pred.num,
+                       agg->sketch_exact);
+    }
+}
+
+void dw_agg_add_label(struct dw_agg *agg, const char *text, double num)
+{
+    stat_add_class(&agg->out[DW_AGG_OUT_LABEL], text, num, agg->sketch_exact);
+    agg->dirty = 1;
+}
+
 void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_prediction *ev)
 {
     dw_assert(!agg->sketches_dropped);
@@ -461,18 +560,12 @@ void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_pre
         if (v->kind == DW_VAL_MISSING) {
             fs->missing++;
         } else if (fs->type == DW_FEATURE_NUMERIC) {
-            if (isnan(v->num)) {
-                fs->nan++;
-            } else if (isinf(v->num)) {
-                fs->inf++;
-            } else {
-                num_add(fs, v->num, agg->sketch_exact);
-            }
+            stat_add_num(fs, v->num, agg->sketch_exact);
         } else {
-            fs->count++;
-            cat_add(fs, v->str, v->len, 1);
+            stat_add_cat(fs, v->str, v->len);
         }
     }
+    outputs_add(agg, ev);
     agg->dirty = 1;
 }
 
@@ -523,6 +616,7 @@ void dw_agg_add_outcome(struct dw_agg *agg, size_t vslot, const struct dw_outcom
 {
     counts_add_outcome(&agg->all, agg->model->positive_class, o);
     counts_add_outcome(&agg->versions[vslot].c, agg->model->positive_class, o);
+    dw_agg_add_label(agg, o->label_is_num ? NULL : o->label, o->label_num);
     if (agg->model->task != DW_TASK_REGRESSION) {
         dw_perf_add_outcome(&agg->perf, o->pred, o->label,
                             strcmp(o->label, agg->model->positive_class) == 0, o->has_score,
@@ -725,7 +819,18 @@ void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src)
     for (size_t i = 0; i < dst->model->n_features; i++) {
         feat_merge(&dst->feats[i], &src->feats[i], dst->sketch_exact, dst->sketches_dropped);
     }
+    for (size_t k = 0; k < DW_AGG_OUT__COUNT; k++) {
+        feat_merge(&dst->out[k], &src->out[k], dst->sketch_exact, out_dropped(dst, k));
+    }
     dst->dirty = 1;
+}
+
+void dw_agg_scores(const struct dw_agg *agg, struct dw_feat_stats *fs)
+{
+    stat_init(fs, DW_FEATURE_NUMERIC, agg->out[DW_AGG_OUT_SCORE_POS].bound);
+    for (size_t k = DW_AGG_OUT_SCORE_POS; k <= DW_AGG_OUT_SCORE_NEG; k++) {
+        feat_merge(fs, &agg->out[k], DW_AGG_MERGE_EXACT, out_dropped(agg, k));
+    }
 }
 
 double dw_feat_std(const struct dw_feat_stats *fs)
@@ -825,12 +930,49 @@ static void cats_encode(const struct dw_feat_stats *fs, struct dw_buf *out)
     free(sorted);
 }
 
+/* A statistic: u8 type, u64 count, missing, f64 min, max, mean, m2, unless dropped its
+ * sketch and categories, then u64 nan, inf (the layout of a feature after its name). */
+static void stat_encode(const struct dw_feat_stats *fs, int dropped, struct dw_buf *out)
+{
+    dw_buf_put_u8(out, (uint8_t)fs->type);
+    dw_buf_put_u64(out, fs->count);
+    dw_buf_put_u64(out, fs->missing);
+    dw_buf_put_f64(out, fs->min);
+    dw_buf_put_f64(out, fs->max);
+    dw_buf_put_f64(out, fs->mean);
+    dw_buf_put_f64(out, fs->m2);
+    if (!dropped) {
+        dw_buf_put_u64(out, fs->other);
+        dw_kll_put(out, fs->sk);
+        cats_encode(fs, out);
+    }
+    dw_buf_put_u64(out, fs->nan);
+    dw_buf_put_u64(out, fs->inf);
+}
+
+/* The outputs section: u32 its length in bytes, u8 n, n x {u8 output, statistic}. */
+static void outputs_encode(const struct dw_agg *agg, struct dw_buf *out)
+{
+    size_t at = out->len;
+    dw_buf_put_u32(out, 0); /* the length, written below */
+    dw_buf_put_u8(out, DW_AGG_OUT__COUNT);
+    for (size_t k = 0; k < DW_AGG_OUT__COUNT; k++) {
+        dw_buf_put_u8(out, (uint8_t)k);
+        stat_encode(&agg->out[k], out_dropped(agg, k), out);
+    }
+    uint32_t len = (uint32_t)(out->len - at - 4);
+    for (size_t b = 0; b < 4; b++) {
+        out->data[at + b] = (uint8_t)(len >> (8 * b));
+    }
+}
+
 void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
 {
     int dropped = agg->sketches_dropped;
     dw_buf_put_u8(out, AGG_CODEC_VERSION);
     dw_buf_put_i64(out, agg->start_ms);
     dw_buf_put_u8(out, dropped ? AGG_FLAG_DROPPED : 0);
+    outputs_encode(agg, out);
     counts_encode(&agg->all, out);
     dw_buf_put_u16(out, (uint16_t)agg->n_versions);
     for (size_t i = 0; i < agg->n_versions; i++) {
@@ -844,23 +986,9 @@ void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
     dw_perf_encode(&agg->perf, out);
     dw_buf_put_u16(out, (uint16_t)agg->model->n_features);
     for (size_t i = 0; i < agg->model->n_features; i++) {
-        const struct dw_feat_stats *fs = &agg->feats[i];
         const char *name = agg->model->features[i].name;
         dw_buf_put_str(out, name, strlen(name));
-        dw_buf_put_u8(out, (uint8_t)fs->type);
-        dw_buf_put_u64(out, fs->count);
-        dw_buf_put_u64(out, fs->missing);
-        dw_buf_put_f64(out, fs->min);
-        dw_buf_put_f64(out, fs->max);
-        dw_buf_put_f64(out, fs->mean);
-        dw_buf_put_f64(out, fs->m2);
-        if (!dropped) {
-            dw_buf_put_u64(out, fs->other);
-            dw_kll_put(out, fs->sk);
-            cats_encode(fs, out);
-        }
-        dw_buf_put_u64(out, fs->nan);
-        dw_buf_put_u64(out, fs->inf);
+        stat_encode(&agg->feats[i], dropped, out);
     }
 }
 
@@ -1120,6 +1248,43 @@ static void feat_decode(struct dw_feat_stats *fs, struct dw_reader *rd, int keep
     }
 }
 
+/* Names of the outputs in error messages, indexed by enum dw_agg_out. */
+static const char *const out_names[DW_AGG_OUT__COUNT] = {
+    "score of the positive class", "score of the other classes", "predicted class", "label"};
+
+/* The outputs section (outputs_encode); an output of another type than the model's (its task
+ * changed) is read and left out, as a feature is. *where names the output being read. */
+static void outputs_decode(struct dw_agg *agg, struct dw_reader *rd, int version, char *where,
+                           size_t where_size)
+{
+    uint32_t len = dw_rd_u32(rd);
+    size_t begin = rd->pos;
+    uint8_t n = dw_rd_u8(rd), seen = 0;
+    for (uint8_t i = 0; i < n && !rd->err; i++) {
+        uint8_t k = dw_rd_u8(rd), type = dw_rd_u8(rd);
+        if (rd->err) {
+            break;
+        }
+        if (k >= DW_AGG_OUT__COUNT || (seen & (1u << k))) {
+            dw_rd_fail(rd, "output %u unknown or read twice", k);
+            break;
+        }
+        snprintf(where, where_size, "output %s", out_names[k]);
+        if (type != DW_FEATURE_NUMERIC && type != DW_FEATURE_CATEGORICAL) {
+            dw_rd_fail(rd, "unknown type %u", type);
+            break;
+        }
+        seen |= (uint8_t)(1u << k);
+        struct dw_feat_stats scratch = {.type = (enum dw_feature_type)type};
+        struct dw_feat_stats *fs = agg->out[k].type == type ? &agg->out[k] : &scratch;
+        feat_decode(fs, rd, fs != &scratch, version, out_dropped(agg, k));
+        stat_sketch_free(&scratch);
+    }
+    if (!rd->err && rd->pos - begin != len) {
+        dw_rd_fail(rd, "%zu bytes where the section says %u", rd->pos - begin, len);
+    }
+}
+
 struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data, size_t len,
                              char *errstr, size_t errstr_size)
 {
@@ -1133,11 +1298,18 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
     }
     struct dw_agg *agg = dw_agg_new(model, dw_rd_i64(&rd));
     char where[96] = "header"; /* the part being read, for the error message */
-    uint8_t flags = version == AGG_CODEC_VERSION ? dw_rd_u8(&rd) : 0;
+    uint8_t flags = version >= AGG_CODEC_VERSION_V5 ? dw_rd_u8(&rd) : 0;
     if (!rd.err && (flags & ~AGG_FLAG_DROPPED)) {
         dw_rd_fail(&rd, "unknown flags 0x%x", flags);
     }
     agg->sketches_dropped = (flags & AGG_FLAG_DROPPED) != 0;
+    if (version >= AGG_CODEC_VERSION && !rd.err) {
+        snprintf(where, sizeof(where), "outputs");
+        outputs_decode(agg, &rd, version, where, sizeof(where));
+        if (!rd.err) {
+            snprintf(where, sizeof(where), "counts");
+        }
+    }
     counts_decode(&agg->all, &rd);
     uint16_t n_versions = dw_rd_u16(&rd);
     if (!rd.err && n_versions > DW_AGG_MAX_VERSIONS + 1) {

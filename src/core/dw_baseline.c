@@ -22,6 +22,13 @@
  * The state is merged counts and the list of windows merged, so that merging is idempotent and
  * the text (JSON, the counts as base64 of dw_agg_encode) travels in the evaluator's commit with
  * the final cursor: every pod and every restart sees the same baseline. Nothing here does I/O.
+ *
+ * Why the label-free estimate and the label drift are judged here (dw_baseline_judge_outputs):
+ * both need the reference windows' final labels, which only the baseline holds. The
+ * calibration of the estimate is fitted on the baseline's labelled scores by true class at
+ * every evaluation (well under a millisecond for the usual few thousand outcomes, so no state
+ * of its own), and the estimates' drops use dw_baseline_drop() like the realised metrics', so
+ * a window estimated exactly as the baseline performed has a drop of 0.
  */
 #include "driftwatch/core/dw_baseline.h"
 
@@ -31,8 +38,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "driftwatch/core/dw_cbpe.h"
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_eval.h"
+#include "driftwatch/core/dw_kll.h"
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
@@ -444,4 +453,194 @@ void dw_baseline_judge(json_t *report, const struct dw_config *cfg, const struct
     json_object_set_new(perf, "drop_undefined", why);
     verdicts(report, cfg, m->task == DW_TASK_REGRESSION ? DW_PM_RMSE : DW_PM_ACCURACY, base, drop,
              why);
+}
+
+/* ---------------------------------------------------------------- outputs */
+
+#define WHY_NOT_BINARY "label-free estimates are for binary classifiers with scores"
+#define WHY_NO_SCORES "the window's predictions carry no score"
+#define WHY_NO_REF_SCORES "the reference windows' labelled predictions carry no score"
+#define WHY_CALIBRATION                                                                            \
+    "the calibration is fitted on the reference windows' final labelled scores (the "              \
+    "performance baseline), complete once the last of them reaches its label horizon"
+#define WHY_MISSED "the performance baseline missed a reference window (see baseline.reason)"
+#define WHY_OLD_BASELINE                                                                           \
+    "the performance baseline was completed by an earlier version, which did not keep the "        \
+    "labels' distribution; collect the reference again to judge the label drift"
+#define WHY_MULTICLASS "the reference windows hold more than two classes: not a binary classifier"
+
+static json_t *why_json(const char *status, const char *reason)
+{
+    json_t *o = json_pack("{s:s}", "status", status);
+    if (reason) {
+        json_object_set_new(o, "reason", json_string(reason));
+    }
+    return o;
+}
+
+/* A statistic's sketch as a weighted sorted view (arrays malloc'd into *v, *w; free both). */
+static struct dw_cbpe_view sketch_view(struct dw_kll *sk, double **v, uint64_t **w)
+{
+    size_t n = sk ? dw_kll_sorted_view(sk, NULL, NULL, 0) : 0;
+    *v = dw_malloc((n ? n : 1) * sizeof(**v));
+    *w = dw_malloc((n ? n : 1) * sizeof(**w));
+    if (n > 0) {
+        dw_kll_sorted_view(sk, *v, *w, n);
+    }
+    struct dw_cbpe_view view = {*v, *w, n};
+    return view;
+}
+
+/* The calibration fitted on the baseline's labelled scores; NULL with *why when it cannot be. */
+static int fit_baseline(const struct dw_baseline *bl, struct dw_cbpe_calib *cal, char *why,
+                        size_t why_size)
+{
+    double *v[2];
+    uint64_t *w[2];
+    struct dw_cbpe_view views[2];
+    for (int cls = 0; cls < 2; cls++) {
+        views[cls].len = dw_perf_score_view(&bl->sum->perf, cls, &v[cls], &w[cls]);
+        views[cls].values = v[cls];
+        views[cls].weights = w[cls];
+    }
+    int rc = -1;
+    if (views[0].len + views[1].len == 0) {
+        snprintf(why, why_size, "%s", WHY_NO_REF_SCORES);
+    } else {
+        char err[256];
+        rc = dw_cbpe_fit(cal, &views[0], &views[1], err, sizeof(err));
+        if (rc != 0) {
+            snprintf(why, why_size, "the calibration cannot be fitted: %s", err);
+        }
+    }
+    for (int cls = 0; cls < 2; cls++) {
+        free(v[cls]);
+        free(w[cls]);
+    }
+    return rc;
+}
+
+/* The "estimated" object of a window with scores, and est (ready: *ready = 1). */
+static json_t *estimate_json(const struct dw_model_cfg *m, const struct dw_baseline *bl,
+                             struct dw_agg *agg, struct dw_cbpe_estimate *est, int *ready)
+{
+    *ready = 0;
+    const struct dw_feat_stats *pos = &agg->out[DW_AGG_OUT_SCORE_POS];
+    const struct dw_feat_stats *neg = &agg->out[DW_AGG_OUT_SCORE_NEG];
+    if (m->task == DW_TASK_REGRESSION) {
+        return why_json(WHY_UNAVAILABLE, WHY_NOT_BINARY);
+    }
+    if (agg->all.predictions == 0) {
+        return why_json("no_predictions", NULL);
+    }
+    if (pos->count + neg->count == 0) {
+        return why_json(WHY_UNAVAILABLE, WHY_NO_SCORES);
+    }
+    if (!dw_baseline_ready(bl)) {
+        return bl && bl->missed ? why_json(WHY_UNAVAILABLE, WHY_MISSED)
+                                : why_json("waiting_for_baseline", WHY_CALIBRATION);
+    }
+    if (dw_perf_n_classes(&bl->sum->perf, 3) > 2) {
+        return why_json(WHY_UNAVAILABLE, WHY_MULTICLASS);
+    }
+    char why[512];
+    struct dw_cbpe_calib cal;
+    memset(&cal, 0, sizeof(cal));
+    if (fit_baseline(bl, &cal, why, sizeof(why)) != 0) {
+        return why_json(WHY_UNAVAILABLE, why);
+    }
+    double *v[2];
+    uint64_t *w[2];
+    struct dw_cbpe_view vneg = sketch_view(neg->sk, &v[0], &w[0]);
+    struct dw_cbpe_view vpos = sketch_view(pos->sk, &v[1], &w[1]);
+    char err[256];
+    int rc = dw_cbpe_estimate(&cal, &vneg, &vpos, est, err, sizeof(err));
+    json_t *o;
+    if (rc != 0) {
+        snprintf(why, sizeof(why), "the estimate failed: %s", err);
+        o = why_json(WHY_UNAVAILABLE, why);
+    } else {
+        o = why_json("ready", NULL);
+        json_object_set_new(o, "method", json_string("cbpe"));
+        for (size_t k = 0; k < DW_CBPE__COUNT; k++) {
+            json_object_set_new(o, dw_cbpe_metric_name((enum dw_cbpe_metric)k),
+                                dw_jnum(est->metric[k]));
+        }
+        json_object_set_new(o, "calibration_error",
+                            json_pack("{s:o,s:o}", "scores", dw_jnum(cal.ece_scores), "calibrated",
+                                      dw_jnum(cal.ece_calibrated)));
+        json_object_set_new(o, "scores", json_integer((json_int_t)est->n));
+        json_object_set_new(o, "reference_outcomes",
+                            json_integer((json_int_t)(cal.n_neg + cal.n_pos)));
+        *ready = 1;
+    }
+    for (int i = 0; i < 2; i++) {
+        free(v[i]);
+        free(w[i]);
+    }
+    dw_cbpe_calib_free(&cal);
+    return o;
+}
+
+/* "estimated_drop": each estimate's drop against the baseline (dw_baseline_drop), with why
+ * a drop is null in "undefined". */
+static json_t *estimated_drop_json(const struct dw_baseline *bl, const struct dw_model_cfg *m,
+                                   const struct dw_cbpe_estimate *est)
+{
+    double base[DW_PM_COUNT];
+    baseline_values(bl, m, base);
+    const char *missing = baseline_missing(bl, m);
+    json_t *o = json_object(), *why = json_object();
+    for (size_t c = 0; c < DW_CBPE__COUNT; c++) {
+        const char *name = dw_cbpe_metric_name((enum dw_cbpe_metric)c);
+        const char *reason = missing;
+        double drop = NAN;
+        for (size_t k = 0; k < DW_PM_COUNT && !missing; k++) {
+            if (strcmp(dw_perf_metric_info((enum dw_perf_metric)k)->name, name) == 0) {
+                reason =
+                    m->baseline_set && !(m->baseline_set & (1u << k)) ? WHY_NOT_CONFIGURED : NULL;
+                drop = reason ? NAN
+                              : dw_baseline_drop((enum dw_perf_metric)k, base[k], est->metric[c],
+                                                 &reason);
+            }
+        }
+        json_object_set_new(o, name, dw_jnum(drop));
+        if (reason) {
+            json_object_set_new(why, name, json_string(reason));
+        }
+    }
+    json_object_set_new(o, "undefined", why);
+    return o;
+}
+
+void dw_baseline_judge_outputs(json_t *report, const struct dw_config *cfg,
+                               const struct dw_model_cfg *m, const struct dw_baseline *bl,
+                               struct dw_agg *agg, const struct dw_ref *ref)
+{
+    int final = json_is_true(json_object_get(report, "final"));
+    if (agg && final) {
+        const char *status = "waiting_for_baseline", *why = NULL;
+        if (bl && bl->missed) {
+            status = WHY_UNAVAILABLE;
+            why = WHY_MISSED;
+        } else if (dw_baseline_ready(bl) && bl->sum->out[DW_AGG_OUT_LABEL].count == 0) {
+            status = WHY_UNAVAILABLE;
+            why = WHY_OLD_BASELINE;
+        }
+        dw_eval_label_drift(report, cfg, agg, ref, dw_baseline_ready(bl) ? bl->sum : NULL, status,
+                            why);
+    }
+    if (json_object_get(report, "estimated")) {
+        return; /* a final report of run: the close report's (dw_eval_take_close) */
+    }
+    if (!agg) {
+        json_object_set_new(report, "estimated", why_json("no_predictions", NULL));
+        json_object_set_new(report, "estimated_drop", json_null());
+        return;
+    }
+    struct dw_cbpe_estimate est;
+    int ready = 0;
+    json_object_set_new(report, "estimated", estimate_json(m, bl, agg, &est, &ready));
+    json_object_set_new(report, "estimated_drop",
+                        ready ? estimated_drop_json(bl, m, &est) : json_null());
 }

@@ -19,6 +19,15 @@
  *   auto: a p-value test for small samples, a distance for large ones, where every tiny
  *   difference is significant), with Benjamini-Hochberg across the model's tests so that a
  *   model with many features does not page on chance alone.
+ * - The model's outputs are judged like features, by the same code (distribution_stats,
+ *   set_verdict): the score distribution and the predicted class (regression: the value) at
+ *   the close ("prediction_drift"), the labels on the final report ("label_drift"), since they
+ *   arrive until the label horizon. Each output is its own family of one test and none counts
+ *   in the dataset verdict (drift.share stays about the inputs): a model whose inputs are
+ *   stable but whose scores move is a different story, told by its own verdicts. The label
+ *   reference is a profile's label distribution, else the performance baseline's final
+ *   labels: the reference itself freezes at the close of its last window, before its labels
+ *   are in.
  * - The report is built as JSON directly: it is the product's format (/status, webhooks,
  *   triggers, replay), and the alert rules (dw_rules.c) read the report alone, so an
  *   alert can always be explained by the report it carries.
@@ -168,6 +177,9 @@ void dw_ref_free(struct dw_ref *ref)
     for (size_t i = 0; i < ref->n_feats; i++) {
         ref_feature_clear(&ref->feats[i]);
     }
+    for (size_t k = 0; k < DW_REF_OUT__COUNT; k++) {
+        ref_feature_clear(&ref->out[k]);
+    }
     free(ref->feats);
     free(ref->model);
     free(ref->profile);
@@ -279,6 +291,36 @@ static void ref_categorical(struct dw_ref_feature *rf, const struct dw_feat_stat
     free(counts);
 }
 
+/* Names of the outputs in a reference document ("outputs") and in messages. */
+static const char *const out_names[DW_REF_OUT__COUNT] = {"score", "prediction", "label"};
+
+/* The aggregate's statistic behind reference output k. */
+static const enum dw_agg_out out_stat[DW_REF_OUT__COUNT] = {
+    DW_AGG_OUT_SCORE_POS, /* its type: the scores' (both are numeric) */
+    DW_AGG_OUT_PRED, DW_AGG_OUT_LABEL};
+
+/* An empty reference output k of model m (count 0: no reference distribution). */
+static void ref_out_init(struct dw_ref_feature *rf, const struct dw_model_cfg *m, size_t k)
+{
+    memset(rf, 0, sizeof(*rf));
+    rf->name = dw_strdup(out_names[k]);
+    rf->type = dw_agg_out_type(m, out_stat[k]);
+    rf->mean = rf->std = rf->min = rf->max = NAN;
+}
+
+/* The reference distribution `name` of a window statistic (a feature or an output). */
+static void ref_distribution(struct dw_ref_feature *rf, const char *name, struct dw_feat_stats *fs,
+                             int64_t bins)
+{
+    rf->name = dw_strdup(name);
+    rf->type = fs->type;
+    if (rf->type == DW_FEATURE_NUMERIC) {
+        ref_numeric(rf, fs, bins);
+    } else {
+        ref_categorical(rf, fs);
+    }
+}
+
 struct dw_ref *dw_ref_build(const struct dw_model_cfg *m, struct dw_agg *const *aggs, size_t n,
                             int64_t bins)
 {
@@ -306,17 +348,27 @@ struct dw_ref *dw_ref_build(const struct dw_model_cfg *m, struct dw_agg *const *
     ref->n_feats = m->n_features;
     ref->feats = dw_calloc(m->n_features ? m->n_features : 1, sizeof(*ref->feats));
     for (size_t i = 0; i < m->n_features; i++) {
-        struct dw_ref_feature *rf = &ref->feats[i];
-        rf->name = dw_strdup(m->features[i].name);
-        rf->type = m->features[i].type;
-        if (rf->type == DW_FEATURE_NUMERIC) {
-            ref_numeric(rf, &all->feats[i], bins);
-        } else {
-            ref_categorical(rf, &all->feats[i]);
-        }
+        ref_distribution(&ref->feats[i], m->features[i].name, &all->feats[i], bins);
     }
+    struct dw_feat_stats scores;
+    dw_agg_scores(all, &scores);
+    ref_distribution(&ref->out[DW_REF_OUT_SCORE], out_names[DW_REF_OUT_SCORE], &scores, bins);
+    dw_feat_stats_free(&scores);
+    ref_distribution(&ref->out[DW_REF_OUT_PRED], out_names[DW_REF_OUT_PRED],
+                     &all->out[DW_AGG_OUT_PRED], bins);
+    /* The labels of reference windows are not final when the reference is built (it freezes at
+     * the close of the last one): the label reference is the performance baseline's. */
+    ref_out_init(&ref->out[DW_REF_OUT_LABEL], m, DW_REF_OUT_LABEL);
+    ref->has_outputs = 1;
     dw_agg_free(all);
     return ref;
+}
+
+void dw_ref_set_labels(struct dw_ref *ref, struct dw_feat_stats *fs)
+{
+    ref_feature_clear(&ref->out[DW_REF_OUT_LABEL]);
+    memset(&ref->out[DW_REF_OUT_LABEL], 0, sizeof(ref->out[DW_REF_OUT_LABEL]));
+    ref_distribution(&ref->out[DW_REF_OUT_LABEL], out_names[DW_REF_OUT_LABEL], fs, ref->bins);
 }
 
 static json_t *jarray_reals(const double *v, size_t n)
@@ -487,6 +539,8 @@ static void origin_to_json(const struct dw_ref *ref, json_t *doc)
         dw_buf_free(&b);
     }
 }
+static json_t *ref_feature_to_json(const struct dw_ref_feature *rf, enum sample_form form,
+                                   struct dw_buf *tail);
 
 static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, struct dw_buf *tail)
 {
@@ -508,44 +562,61 @@ static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, stru
     json_t *feats = json_object();
     for (size_t i = 0; i < ref->n_feats; i++) {
         const struct dw_ref_feature *rf = &ref->feats[i];
-        json_t *f = json_object();
-        if (rf->type == DW_FEATURE_NUMERIC) {
-            json_object_set_new(f, "type", json_string("numeric"));
-            json_object_set_new(f, "count", juint(rf->count));
-            json_object_set_new(f, "mean", dw_jnum(rf->mean));
-            json_object_set_new(f, "std", dw_jnum(rf->std));
-            json_object_set_new(f, "min", dw_jnum(rf->min));
-            json_object_set_new(f, "max", dw_jnum(rf->max));
-            json_object_set_new(f, "edges", jarray_reals(rf->edges, rf->n_edges));
-            json_object_set_new(f, "proportions",
-                                jarray_reals(rf->props, rf->props ? rf->n_edges + 1 : 0));
-            if (rf->sample) {
-                json_object_set_new(f, "sample",
-                                    form == SAMPLE_IN_TAIL  ? sample_in_tail(rf, tail)
-                                    : form == SAMPLE_BASE64 ? sample_packed(rf)
-                                                            : sample_arrays(rf));
-            }
-        } else {
-            json_object_set_new(f, "type", json_string("categorical"));
-            json_object_set_new(f, "count", juint(rf->count));
-            json_t *cats = json_object();
-            for (size_t c = 0; c < rf->n_cats; c++) {
-                json_object_set_new(cats, rf->cats[c], json_real(rf->cat_props[c]));
-            }
-            json_object_set_new(f, "categories", cats);
-            if (rf->cat_counts) {
-                json_t *counts = json_object();
-                for (size_t c = 0; c < rf->n_cats; c++) {
-                    json_object_set_new(counts, rf->cats[c], juint(rf->cat_counts[c]));
-                }
-                json_object_set_new(f, "category_counts", counts);
-            }
-        }
-        json_object_set_new(feats, rf->name, f);
+        json_object_set_new(feats, rf->name, ref_feature_to_json(rf, form, tail));
     }
     json_object_set_new(doc, "features", feats);
     origin_to_json(ref, doc);
+    if (ref->has_outputs) {
+        json_t *outs = json_object();
+        for (size_t k = 0; k < DW_REF_OUT__COUNT; k++) {
+            if (ref->out[k].count > 0) {
+                json_object_set_new(outs, out_names[k],
+                                    ref_feature_to_json(&ref->out[k], form, tail));
+            }
+        }
+        json_object_set_new(doc, "outputs", outs);
+    }
     return doc;
+}
+
+/* One distribution of a reference document: a feature's or an output's. */
+static json_t *ref_feature_to_json(const struct dw_ref_feature *rf, enum sample_form form,
+                                   struct dw_buf *tail)
+{
+    json_t *f = json_object();
+    if (rf->type == DW_FEATURE_NUMERIC) {
+        json_object_set_new(f, "type", json_string("numeric"));
+        json_object_set_new(f, "count", juint(rf->count));
+        json_object_set_new(f, "mean", dw_jnum(rf->mean));
+        json_object_set_new(f, "std", dw_jnum(rf->std));
+        json_object_set_new(f, "min", dw_jnum(rf->min));
+        json_object_set_new(f, "max", dw_jnum(rf->max));
+        json_object_set_new(f, "edges", jarray_reals(rf->edges, rf->n_edges));
+        json_object_set_new(f, "proportions",
+                            jarray_reals(rf->props, rf->props ? rf->n_edges + 1 : 0));
+        if (rf->sample) {
+            json_object_set_new(f, "sample",
+                                form == SAMPLE_IN_TAIL  ? sample_in_tail(rf, tail)
+                                : form == SAMPLE_BASE64 ? sample_packed(rf)
+                                                        : sample_arrays(rf));
+        }
+    } else {
+        json_object_set_new(f, "type", json_string("categorical"));
+        json_object_set_new(f, "count", juint(rf->count));
+        json_t *cats = json_object();
+        for (size_t c = 0; c < rf->n_cats; c++) {
+            json_object_set_new(cats, rf->cats[c], json_real(rf->cat_props[c]));
+        }
+        json_object_set_new(f, "categories", cats);
+        if (rf->cat_counts) {
+            json_t *counts = json_object();
+            for (size_t c = 0; c < rf->n_cats; c++) {
+                json_object_set_new(counts, rf->cats[c], juint(rf->cat_counts[c]));
+            }
+            json_object_set_new(f, "category_counts", counts);
+        }
+    }
+    return f;
 }
 
 /* Non-negative integer member. */
@@ -946,6 +1017,47 @@ static int outcomes_from_json(struct dw_ref *ref, const struct dw_model_cfg *m, 
     return ref->outcomes ? 0 : dw_err(errstr, errstr_size, "reference: outcomes: %s", err);
 }
 
+/* One distribution of a reference document (rf's name and configured type set). */
+static int ref_feature_from_json(struct dw_ref_feature *rf, json_t *f, const struct ref_tail *tail,
+                                 char *errstr, size_t errstr_size)
+{
+    const char *type = json_string_value(json_object_get(f, "type"));
+    const char *want = rf->type == DW_FEATURE_NUMERIC ? "numeric" : "categorical";
+    if (!type || strcmp(type, want) != 0) {
+        return dw_err(errstr, errstr_size, "reference feature %s: type %s, configured %s", rf->name,
+                      type ? type : "(none)", want);
+    }
+    if (get_count(f, "count", &rf->count)) {
+        return dw_err(errstr, errstr_size, "reference feature %s: count not an integer", rf->name);
+    }
+    return rf->type == DW_FEATURE_NUMERIC ? ref_numeric_from_json(rf, f, tail, errstr, errstr_size)
+                                          : ref_categorical_from_json(rf, f, errstr, errstr_size);
+}
+
+/* The optional "outputs" {"score", "prediction", "label"}: each optional too (count 0). The
+ * types follow the model's task (a regression model's prediction and label are numeric). */
+static int ref_outputs_from_json(struct dw_ref *ref, const struct dw_model_cfg *m, json_t *outs,
+                                 const struct ref_tail *tail, char *errstr, size_t errstr_size)
+{
+    for (size_t k = 0; k < DW_REF_OUT__COUNT; k++) {
+        ref_out_init(&ref->out[k], m, k);
+    }
+    if (!outs || json_is_null(outs)) {
+        return 0; /* a document from before outputs: prediction and label drift unavailable */
+    }
+    if (!json_is_object(outs)) {
+        return dw_err(errstr, errstr_size, "reference: outputs is not an object");
+    }
+    ref->has_outputs = 1;
+    for (size_t k = 0; k < DW_REF_OUT__COUNT; k++) {
+        json_t *f = json_object_get(outs, out_names[k]);
+        if (f && ref_feature_from_json(&ref->out[k], f, tail, errstr, errstr_size) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static struct dw_ref *ref_from_json(const struct dw_model_cfg *m, json_t *doc,
                                     const struct ref_tail *tail, char *errstr, size_t errstr_size)
 {
@@ -994,29 +1106,15 @@ static struct dw_ref *ref_from_json(const struct dw_model_cfg *m, json_t *doc,
     for (size_t i = 0; i < ref->n_feats; i++) {
         struct dw_ref_feature *rf = &ref->feats[i];
         json_t *f = json_object_get(feats, rf->name);
-        if (!f) {
-            continue; /* a feature added after the reference: no reference for it */
-        }
-        const char *type = json_string_value(json_object_get(f, "type"));
-        const char *want = rf->type == DW_FEATURE_NUMERIC ? "numeric" : "categorical";
-        if (!type || strcmp(type, want) != 0) {
-            dw_err(errstr, errstr_size, "reference feature %s: type %s, configured %s", rf->name,
-                   type ? type : "(none)", want);
-            goto err;
-        }
-        if (get_count(f, "count", &rf->count)) {
-            dw_err(errstr, errstr_size, "reference feature %s: count not an integer", rf->name);
-            goto err;
-        }
-        int rc = rf->type == DW_FEATURE_NUMERIC
-                     ? ref_numeric_from_json(rf, f, tail, errstr, errstr_size)
-                     : ref_categorical_from_json(rf, f, errstr, errstr_size);
-        if (rc != 0) {
+        /* no f: a feature added after the reference, which has no reference for it */
+        if (f && ref_feature_from_json(rf, f, tail, errstr, errstr_size) != 0) {
             goto err;
         }
     }
     if (origin_from_json(ref, doc, errstr, errstr_size) != 0 ||
-        outcomes_from_json(ref, m, doc, errstr, errstr_size) != 0) {
+        outcomes_from_json(ref, m, doc, errstr, errstr_size) != 0 ||
+        ref_outputs_from_json(ref, m, json_object_get(doc, "outputs"), tail, errstr, errstr_size) !=
+            0) {
         goto err;
     }
     return ref;
@@ -1462,6 +1560,50 @@ static json_t *feature_json(const struct dw_feat_stats *fs, const struct dw_ref_
 }
 
 /*
+ * The report object of a window's distribution (a feature, an output) against its reference rf
+ * (NULL: none) with every statistic, *method the one that judges it (det: configured, NULL:
+ * auto) and *score its raw score (NaN: cannot be judged); the verdict comes later
+ * (set_verdict), after the p-values of a family of tests are adjusted together.
+ */
+static json_t *distribution_stats(const struct dw_config *cfg,
+                                  const struct dw_feature_detector *det,
+                                  const struct dw_feat_stats *fs, const struct dw_ref_feature *rf,
+                                  enum dw_method *method, double *score)
+{
+    struct feat_stats st;
+    feat_stats_init(&st);
+    if (fs->type == DW_FEATURE_NUMERIC) {
+        numeric_stats(fs, rf, &st);
+    } else {
+        categorical_stats(cfg, fs, rf, &st);
+    }
+    *method = resolve_method(cfg, det, fs, rf);
+    *score = rf && rf->count > 0 ? method_score(*method, &st) : NAN;
+    return feature_json(fs, rf, &st);
+}
+
+/*
+ * The verdict fields of a distribution's object f: method, score (adjusted p-value or
+ * distance), threshold and drift (null when the score is undefined; never true when not
+ * `enough` samples). @returns 1 drift, 0 none, -1 not judged.
+ */
+static int set_verdict(const struct dw_config *cfg, json_t *f, enum dw_method method, double score,
+                       const struct dw_feature_detector *det, int enough)
+{
+    double thr = method_threshold(cfg, method, det ? det->threshold : NAN);
+    json_object_set_new(f, "method", json_string(method_names[method]));
+    json_object_set_new(f, "score", dw_jnum(score));
+    json_object_set_new(f, "threshold", dw_jnum(thr));
+    if (!isfinite(score)) {
+        json_object_set_new(f, "drift", json_null());
+        return -1;
+    }
+    int drift = enough && (method_is_test(method) ? score <= thr : score >= thr);
+    json_object_set_new(f, "drift", json_boolean(drift));
+    return drift;
+}
+
+/*
  * The "features" object of a report and the verdicts. Two passes: the statistics of every
  * feature first, then the verdicts, because the p-value tests of a window are adjusted
  * together (Benjamini-Hochberg over the model's features whose method is a test and whose
@@ -1489,17 +1631,8 @@ static json_t *features_json(const struct dw_config *cfg, const struct dw_model_
     for (size_t i = 0; i < n; i++) {
         const struct dw_feat_stats *fs = &agg->feats[i];
         const struct dw_ref_feature *rf = ref_feature(ref, m->features[i].name, fs->type);
-        struct feat_stats st;
-        feat_stats_init(&st);
-        if (fs->type == DW_FEATURE_NUMERIC) {
-            numeric_stats(fs, rf, &st);
-        } else {
-            categorical_stats(cfg, fs, rf, &st);
-        }
-        objs[i] = feature_json(fs, rf, &st);
         dets[i] = feature_detector(cfg, m->name, m->features[i].name);
-        method[i] = resolve_method(cfg, dets[i], fs, rf);
-        score[i] = rf && rf->count > 0 ? method_score(method[i], &st) : NAN;
+        objs[i] = distribution_stats(cfg, dets[i], fs, rf, &method[i], &score[i]);
         if (method_is_test(method[i]) && isfinite(score[i])) {
             pvals[n_tests] = score[i];
             pidx[n_tests] = i;
@@ -1514,19 +1647,10 @@ static json_t *features_json(const struct dw_config *cfg, const struct dw_model_
     size_t judged = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *f = objs[i];
-        double thr = method_threshold(cfg, method[i], dets[i] ? dets[i]->threshold : NAN);
-        json_object_set_new(f, "method", json_string(method_names[method[i]]));
-        json_object_set_new(f, "score", dw_jnum(score[i]));
-        json_object_set_new(f, "threshold", dw_jnum(thr));
-        if (isfinite(score[i])) {
-            int drift = enough && (method_is_test(method[i]) ? score[i] <= thr : score[i] >= thr);
-            judged++;
-            if (drift) {
-                json_array_append_new(*drifting, json_string(m->features[i].name));
-            }
-            json_object_set_new(f, "drift", json_boolean(drift));
-        } else {
-            json_object_set_new(f, "drift", json_null());
+        int drift = set_verdict(cfg, f, method[i], score[i], dets[i], enough);
+        judged += drift >= 0;
+        if (drift > 0) {
+            json_array_append_new(*drifting, json_string(m->features[i].name));
         }
         json_object_set_new(feats, m->features[i].name, f);
     }
@@ -1540,6 +1664,128 @@ static json_t *features_json(const struct dw_config *cfg, const struct dw_model_
     free(score);
     free(method);
     return feats;
+}
+
+/* ---------------------------------------------------------------- outputs */
+
+/* Why an output's drift is not judged (the "status" and "reason" of its object). */
+#define OUT_READY "ready"
+#define OUT_NO_PREDICTIONS "no_predictions"
+#define OUT_NO_LABELS "no_labels"
+#define OUT_NOT_FINAL "not_final"
+#define OUT_WAITING_REF "waiting_for_reference"
+#define OUT_UNAVAILABLE "unavailable"
+#define OUT_WAITING_BASELINE "waiting_for_baseline"
+#define WHY_NOT_FINAL                                                                              \
+    "labels arrive until the label horizon: the label drift is judged on the final report"
+#define WHY_WAITING_REF "the reference is not built yet (reference.windows)"
+#define WHY_OLD_REF                                                                                \
+    "the reference has no score or predicted-class distribution (a profile of features only, "     \
+    "or a reference kept by an earlier version: collect the reference again)"
+#define WHY_DROPPED "the window's output sketches were dropped after its close evaluation"
+#define WHY_NO_LABEL_REF                                                                           \
+    "the label reference is the reference windows' final labels (the performance baseline), "      \
+    "complete once the last of them reaches its label horizon"
+
+static json_t *status_json(const char *status, const char *reason)
+{
+    json_t *o = json_pack("{s:s}", "status", status);
+    if (reason) {
+        json_object_set_new(o, "reason", json_string(reason));
+    }
+    return o;
+}
+
+/*
+ * One output judged like a feature, alone: a family of one test (no adjustment across outputs,
+ * which are not features of the dataset verdict). *any: 1 once an output drifts, 0 once one is
+ * judged, untouched otherwise.
+ */
+static json_t *output_json(const struct dw_config *cfg, const struct dw_feat_stats *fs,
+                           const struct dw_ref_feature *rf, int enough, int *any)
+{
+    enum dw_method method;
+    double score;
+    json_t *f = distribution_stats(cfg, NULL, fs, rf, &method, &score);
+    int drift = set_verdict(cfg, f, method, score, NULL, enough);
+    if (drift >= 0 && *any < 1) {
+        *any = drift;
+    }
+    return f;
+}
+
+/* A window's "prediction_drift": its scores and predicted classes (regression: values) against
+ * the reference's, with an overall "drift" (null: nothing judged). */
+static json_t *prediction_drift_json(const struct dw_config *cfg, const struct dw_model_cfg *m,
+                                     struct dw_agg *agg, const struct dw_ref *ref)
+{
+    const struct dw_feat_stats *pred = &agg->out[DW_AGG_OUT_PRED];
+    if (agg->all.predictions == 0) {
+        return status_json(OUT_NO_PREDICTIONS, NULL);
+    }
+    if (!ref) {
+        return status_json(OUT_WAITING_REF, WHY_WAITING_REF);
+    }
+    if (!ref->has_outputs) {
+        return status_json(OUT_UNAVAILABLE, WHY_OLD_REF);
+    }
+    if (pred->count > 0 && !pred->sk && !pred->cats) {
+        return status_json(OUT_UNAVAILABLE, WHY_DROPPED);
+    }
+    int enough = (int64_t)agg->all.predictions >= cfg->min_samples, any = -1;
+    json_t *o = status_json(OUT_READY, NULL);
+    if (m->task == DW_TASK_REGRESSION) {
+        json_object_set_new(o, "value",
+                            output_json(cfg, pred, &ref->out[DW_REF_OUT_PRED], enough, &any));
+    } else {
+        struct dw_feat_stats scores;
+        dw_agg_scores(agg, &scores);
+        const struct dw_ref_feature *rs = &ref->out[DW_REF_OUT_SCORE];
+        if (scores.count + scores.nan + scores.inf > 0 || rs->count > 0) {
+            json_object_set_new(o, "score", output_json(cfg, &scores, rs, enough, &any));
+        }
+        dw_feat_stats_free(&scores);
+        json_object_set_new(o, "class",
+                            output_json(cfg, pred, &ref->out[DW_REF_OUT_PRED], enough, &any));
+    }
+    json_object_set_new(o, "drift", any < 0 ? json_null() : json_boolean(any));
+    return o;
+}
+
+void dw_eval_label_drift(json_t *report, const struct dw_config *cfg, struct dw_agg *agg,
+                         const struct dw_ref *ref, struct dw_agg *labels,
+                         const char *status_without, const char *why_without)
+{
+    const struct dw_ref_feature *rf = ref ? &ref->out[DW_REF_OUT_LABEL] : NULL;
+    struct dw_ref_feature from_labels;
+    memset(&from_labels, 0, sizeof(from_labels));
+    const char *source = "reference";
+    if (agg->all.labeled == 0) {
+        json_object_set_new(report, "label_drift", status_json(OUT_NO_LABELS, NULL));
+        return;
+    }
+    if (!rf || rf->count == 0) {
+        rf = NULL;
+        if (labels && labels->out[DW_AGG_OUT_LABEL].count > 0) {
+            ref_distribution(&from_labels, out_names[DW_REF_OUT_LABEL],
+                             &labels->out[DW_AGG_OUT_LABEL], cfg->psi_bins);
+            rf = &from_labels;
+            source = "baseline";
+        }
+    }
+    if (!rf) {
+        json_object_set_new(
+            report, "label_drift",
+            status_json(status_without, why_without ? why_without : WHY_NO_LABEL_REF));
+        return;
+    }
+    int any = -1;
+    json_t *o = output_json(cfg, &agg->out[DW_AGG_OUT_LABEL], rf,
+                            (int64_t)agg->all.labeled >= cfg->min_samples, &any);
+    json_object_set_new(o, "status", json_string(OUT_READY));
+    json_object_set_new(o, "source", json_string(source));
+    json_object_set_new(report, "label_drift", o);
+    ref_feature_clear(&from_labels);
 }
 
 /* ---------------------------------------------------------------- window report */
@@ -1633,7 +1879,28 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     json_object_set_new(rep, "drift",
                         json_pack("{s:o,s:o,s:b}", "share", dw_jnum(share), "features", drifting,
                                   "dataset", isfinite(share) && share >= cfg->drift_share));
+    json_object_set_new(rep, "prediction_drift", prediction_drift_json(cfg, m, agg, ref));
+    if (final) {
+        dw_eval_label_drift(rep, cfg, agg, ref, NULL, OUT_WAITING_BASELINE, NULL);
+    } else {
+        json_object_set_new(
+            rep, "label_drift",
+            status_json(empty ? OUT_NO_LABELS : OUT_NOT_FINAL, empty ? NULL : WHY_NOT_FINAL));
+    }
     return rep;
+}
+
+/* report[key] := close[key], an object with a status; else a status saying why not. */
+static void take_close_object(json_t *report, const json_t *close, const char *key)
+{
+    json_t *v = json_object_get(close, key);
+    json_object_set_new(
+        report, key,
+        json_is_object(v) ? json_incref(v)
+                          : status_json(OUT_UNAVAILABLE, close ? "the close report of this window "
+                                                                 "has none"
+                                                               : "the close report of this "
+                                                                 "window could not be read"));
 }
 
 int dw_eval_take_close(json_t *report, const json_t *close)
@@ -1642,6 +1909,10 @@ int dw_eval_take_close(json_t *report, const json_t *close)
     json_t *drift = json_object_get(close, "drift");
     json_t *latency = json_object_get(close, "latency_ms");
     json_t *reference = json_object_get(close, "reference");
+    take_close_object(report, close, "prediction_drift");
+    take_close_object(report, close, "estimated");
+    json_t *est_drop = json_object_get(close, "estimated_drop");
+    json_object_set_new(report, "estimated_drop", est_drop ? json_incref(est_drop) : json_null());
     if (json_is_object(features) && json_is_object(drift)) {
         if (reference) { /* what the features were judged against */
             json_object_set(report, "reference", reference);

@@ -406,6 +406,63 @@ double dw_perf_roc_auc(const struct dw_perf *p, double *err_bound)
     return u / (nn * np);
 }
 
+size_t dw_perf_score_view(const struct dw_perf *p, int cls, double **values, uint64_t **weights)
+{
+    size_t n = 0;
+    *values = NULL;
+    *weights = NULL;
+    if (!p->inexact) {
+        n = p->n_exact[cls];
+        if (n > 0) {
+            *values = dw_malloc(n * sizeof(**values));
+            *weights = dw_malloc(n * sizeof(**weights));
+            memcpy(*values, p->exact[cls], n * sizeof(**values));
+            dw_sort_doubles(*values, n);
+            for (size_t i = 0; i < n; i++) {
+                (*weights)[i] = 1;
+            }
+        }
+        return n;
+    }
+    const uint64_t *h = p->hist + (size_t)cls * DW_PERF_SCORE_BINS;
+    for (size_t b = 0; b < DW_PERF_SCORE_BINS; b++) {
+        n += h[b] > 0;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    *values = dw_malloc(n * sizeof(**values));
+    *weights = dw_malloc(n * sizeof(**weights));
+    size_t k = 0;
+    for (size_t b = 0; b < DW_PERF_SCORE_BINS; b++) {
+        if (h[b] > 0) {
+            (*values)[k] = ((double)b + 0.5) / DW_PERF_SCORE_BINS;
+            (*weights)[k++] = h[b];
+        }
+    }
+    return n;
+}
+
+size_t dw_perf_n_classes(const struct dw_perf *p, size_t stop)
+{
+    const char **seen = dw_calloc(stop + 2, sizeof(*seen));
+    size_t n = 0;
+    for (size_t i = 0; i < p->pair_slots && n < stop; i++) {
+        const char *two[2] = {p->pairs[i].pred, p->pairs[i].label};
+        for (size_t t = 0; t < 2 && two[0] && n < stop; t++) {
+            size_t k = 0;
+            while (k < n && strcmp(seen[k], two[t]) != 0) {
+                k++;
+            }
+            if (k == n) {
+                seen[n++] = two[t];
+            }
+        }
+    }
+    free(seen);
+    return n + (p->pairs_other > 0 && n < stop);
+}
+
 /* Index of name in a sorted array of distinct names. */
 static size_t class_index(char *const *names, size_t n, const char *name)
 {

@@ -282,8 +282,8 @@ int dw_rule_expr_parse(const char *text, struct dw_rule_expr *out, char *errstr,
 enum dw_rule_stage dw_rule_stage_of(const struct dw_rule *rule)
 {
     static const char *const final_roots[] = {
-        "performance", "performance_drop", "accuracy_drop",   "baseline",         "rolling",
-        "versions",    "labeled",          "unlabeled_share", "change_detectors", "correct"};
+        "performance", "performance_drop", "accuracy_drop",    "baseline", "rolling",    "versions",
+        "labeled",     "unlabeled_share",  "change_detectors", "correct",  "label_drift"};
     if (rule->stage != DW_STAGE_AUTO) {
         return rule->stage;
     }

@@ -439,7 +439,7 @@ static const struct cfg_key rule_keys[] = {
      .help = "Report the rule reads: close (when the window closes) or final (after "
              "window.label_horizon, with its labels); auto = final for performance, "
              "performance_drop, accuracy_drop, baseline, rolling, versions, labeled, correct, "
-             "unlabeled_share and change_detectors, close otherwise."},
+             "unlabeled_share, change_detectors and label_drift, close otherwise."},
     {.name = "for", .type = T_INT, .def = "1", RULE(for_windows), .flags = F_MIN | F_MAX,
      .min = 1, .max = 10000,
      .help = "Consecutive windows the condition must hold before the alert fires."},

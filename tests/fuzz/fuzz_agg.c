@@ -13,7 +13,8 @@
  * categories, categorical overflow into SpaceSaving, a compacted sketch, merged partitions,
  * outcomes and latencies (perf), more model versions than are kept - and the same made into the
  * older layouts the decoder still reads (version 3: no NaN/inf counts; version 2: categories
- * without counters), as the unit tests make them.
+ * without counters), as the unit tests make them. The outcomes seed carries scores and
+ * predicted classes (the outputs section), also with its sketches dropped (the label's stay).
  */
 #include <math.h>
 #include <stdio.h>
@@ -69,12 +70,21 @@ static void check(int ok, const char *what)
     }
 }
 
+static int small_stat(const struct dw_feat_stats *fs)
+{
+    return fs->count < MERGE_TWICE_MAX && fs->missing < MERGE_TWICE_MAX &&
+           fs->nan < MERGE_TWICE_MAX && fs->inf < MERGE_TWICE_MAX;
+}
+
 static int small_counts(const struct dw_agg *agg)
 {
     for (size_t i = 0; i < agg->model->n_features; i++) {
-        const struct dw_feat_stats *fs = &agg->feats[i];
-        if (fs->count >= MERGE_TWICE_MAX || fs->missing >= MERGE_TWICE_MAX ||
-            fs->nan >= MERGE_TWICE_MAX || fs->inf >= MERGE_TWICE_MAX) {
+        if (!small_stat(&agg->feats[i])) {
+            return 0;
+        }
+    }
+    for (size_t k = 0; k < DW_AGG_OUT__COUNT; k++) {
+        if (!small_stat(&agg->out[k])) {
             return 0;
         }
     }
@@ -166,12 +176,28 @@ static void write_agg(const char *dir, const char *name, const struct dw_agg *ag
     dw_buf_free(&b);
 }
 
+/* Version 4: the current encoding without the flags byte (offset 9, sketches kept) and the
+ * outputs section after it (a u32 length and its bytes). */
+static void encode_v4(const struct dw_agg *agg, struct dw_buf *out)
+{
+    struct dw_buf b;
+    dw_buf_init(&b);
+    dw_agg_encode(agg, &b);
+    struct dw_reader rd;
+    dw_reader_init(&rd, b.data + 10, 4);
+    size_t skip = 1 + 4 + dw_rd_u32(&rd);
+    dw_buf_put_u8(out, 4);
+    dw_buf_put(out, b.data + 1, 8);
+    dw_buf_put(out, b.data + 9 + skip, b.len - 9 - skip);
+    dw_buf_free(&b);
+}
+
 /* Version 3: a one-feature version 4 blob without its trailing u64 nan and inf. */
 static void write_v3(const char *dir, const char *name, const struct dw_agg *agg)
 {
     struct dw_buf b;
     dw_buf_init(&b);
-    dw_agg_encode(agg, &b);
+    encode_v4(agg, &b);
     b.data[0] = 3;
     dw_fuzz_write_seed(dir, name, b.data, b.len - 16);
     dw_buf_free(&b);
@@ -192,7 +218,7 @@ static void write_v2(const char *dir, const char *name, const struct dw_agg *agg
     struct dw_buf b, v2;
     dw_buf_init(&b);
     dw_buf_init(&v2);
-    dw_agg_encode(agg, &b);
+    encode_v4(agg, &b);
     dw_buf_put(&v2, b.data, b.len - section);
     v2.data[0] = 2;
     dw_buf_put_u32(&v2, (uint32_t)fs->n_cats);
@@ -256,6 +282,9 @@ void dw_fuzz_seeds(const char *dir)
         ev->features[1].kind = DW_VAL_STR;
         ev->features[1].str = cats[i % 3];
         ev->features[1].len = strlen(cats[i % 3]);
+        snprintf(ev->pred.text, sizeof(ev->pred.text), "%d", i % 2); /* the outputs section */
+        ev->has_score = i % 5 != 0;
+        ev->score = (double)(i % 10) / 10.0;
         dw_agg_add_prediction(perf, vslot, ev);
         struct dw_outcome o = {.pred = i % 2 ? "1" : "0",
                                .label = i % 3 ? "1" : "0",
@@ -265,6 +294,12 @@ void dw_fuzz_seeds(const char *dir)
     }
     free(ev);
     write_agg(dir, "perf_versions", perf);
+    /* the same once the close evaluation dropped the sketches: the label's stays */
+    struct dw_agg *dropped = dw_agg_new(&g_model, 240000);
+    dw_agg_merge(dropped, perf);
+    dw_agg_drop_sketches(dropped);
+    write_agg(dir, "perf_dropped", dropped);
+    dw_agg_free(dropped);
 
     /* the older layouts */
     struct dw_agg *c_only = dw_agg_new(&g_only_c, 300000);

@@ -11,7 +11,8 @@
  *
  * Seeds: dw_ref_encode(), dw_ref_to_json_packed() and dw_ref_to_json() of references built by
  * dw_ref_build()
- * from aggregates fed with values, and a profile written by `driftwatch profile` from a CSV.
+ * from aggregates fed with values, and a profile written by `driftwatch profile` from a CSV;
+ * both with the model's outputs (scores, classes; the profile's labels too).
  */
 #include <math.h>
 #include <stdio.h>
@@ -59,6 +60,12 @@ static void add(struct dw_agg *agg, double amount, const char *country, double a
     p->features[1].len = country ? strlen(country) : 0;
     p->features[2].kind = isnan(age) ? DW_VAL_MISSING : DW_VAL_NUM;
     p->features[2].num = age;
+    /* the outputs: a class and a score (the reference's "outputs") */
+    int pos = !isnan(amount) && amount > 20.0;
+    snprintf(p->pred.text, sizeof(p->pred.text), "%d", pos);
+    p->pred.len = 1;
+    p->has_score = !isnan(age);
+    p->score = pos ? 0.5 + fmod(amount, 0.5) : fmod(amount, 0.5);
     dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "v1", 2), p);
     free(p);
 }
@@ -145,11 +152,12 @@ static void write_profile(const char *dir)
         fprintf(stderr, "fuzz_ref: cannot write %s\n", csv);
         exit(1);
     }
-    fprintf(f, "amount,country,age\n");
+    fprintf(f, "amount,country,age,prediction,score,label\n");
     for (int i = 0; i < 50; i++) {
-        fprintf(f, "%.3f,%s,%d\n", 10.0 + i * 1.25, i % 3 ? "DE" : "FR", 20 + i % 30);
+        fprintf(f, "%.3f,%s,%d,%d,%.2f,%d\n", 10.0 + i * 1.25, i % 3 ? "DE" : "FR", 20 + i % 30,
+                i % 2, 0.02 * i, i % 3 == 0);
     }
-    fprintf(f, ",IT,\n");
+    fprintf(f, ",IT,,,,\n");
     fclose(f);
     char *argv[] = {"profile", "--input",   csv,          "--output",      out,       "--model",
                     "fraud",   "--numeric", "amount,age", "--categorical", "country", NULL};

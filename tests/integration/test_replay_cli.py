@@ -2,7 +2,8 @@
 to files, `driftwatch replay` must report exactly the truth's predictions, labeled and
 duplicate_labels for every window, and a drifted feature's PSI must cross the threshold only
 from --drift-at on. Then `driftwatch profile` on a CSV: exact quantiles (numpy's type 7,
-computed here by hand) and the counts per reference bin. A --reference profile that does not fit
+computed here by hand) and the counts per reference bin. The scores' and labels' drift
+(prediction_drift, label_drift) from the window of a score shift on. A --reference profile that does not fit
 the predictions (another model, a feature missing on either side) is an error naming it."""
 import gzip
 import json
@@ -135,6 +136,35 @@ def check_change_detectors(tmp):
     return ok
 
 
+def check_output_drift(tmp):
+    """Output and label drift: with calibrated scores, --drift-accuracy 0.6 at minute 5 moves
+    the scores towards 0.5 and, through P(y | score), the labels' mix. prediction_drift.score
+    and label_drift (judged against the baseline's final labels) drift from that window on and
+    not before; the first window is the reference and says so."""
+    pred, lab = os.path.join(tmp, "od_p.jsonl"), os.path.join(tmp, "od_l.jsonl")
+    run("gen", "-q", "--seed", "5", "--count", "30000", "--eps", "50", "--scores", "calibrated",
+        "--predictions-out", pred, "--labels-out", lab, "--label-delay", "5",
+        "--drift-at", "300", "--drift-accuracy", "0.6")
+    p = run("replay", "--predictions", pred, "--labels", lab)
+    reports = [json.loads(l) for l in p.stdout.splitlines()]
+    ok = h.report(reports[0]["prediction_drift"]["status"] == "waiting_for_reference",
+                  "the reference window's prediction drift waits for the reference",
+                  str(reports[0]["prediction_drift"]))
+    bad = []
+    for i, r in enumerate(reports[1:], 1):
+        pd, ld = r["prediction_drift"], r["label_drift"]
+        after = i >= 5
+        if pd["status"] != "ready" or pd["score"]["drift"] is not after or \
+                pd["class"]["method"] is None:
+            bad.append((r["window_start"], "prediction", pd.get("score")))
+        if ld["status"] != "ready" or ld["source"] != "baseline" or ld["drift"] is not after:
+            bad.append((r["window_start"], "label", ld))
+    ok &= h.report(not bad and len(reports) == 10,
+                   "score and label drift from the drifted window on, not before",
+                   str(bad[:3]))
+    return ok
+
+
 def check_profile(tmp):
     rnd = random.Random(7)
     xs = [round(rnd.gauss(50, 10), 3) for _ in range(5000)]
@@ -208,6 +238,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="dw_replay_cli_") as tmp:
         ok = check_replay(tmp)
         ok &= check_change_detectors(tmp)
+        ok &= check_output_drift(tmp)
         ok &= check_profile(tmp)
         ok &= check_reference_mismatch(tmp)
     sys.exit(0 if ok else 1)

@@ -3,7 +3,9 @@ scipy and scikit-learn (tests/fixtures/make_replay_fixtures.py wrote the inputs 
 expected.json under tests/fixtures/replay/<scenario>/; this test needs no Python packages).
 
 For every scenario: run `driftwatch profile` first when the scenario has a reference CSV,
-then `driftwatch replay`; check that each report line has the report schema of
+then `driftwatch replay` (prediction_drift, label_drift and the label-free estimates
+included); check that each
+report line has the report schema of
 docs/statistics.md (fields, RFC 3339 "Z" window bounds, per-type feature fields, drift object)
 and that every expected value matches: integers, strings, booleans and nulls exactly, reals to
 1e-9 relative (1e-12 absolute near 0), p-values (and the BH-adjusted scores of p-value tests)
@@ -123,7 +125,9 @@ class Compare:
                     self.diffs.append(f"{'.'.join(map(str, path + [k]))}: missing")
                     continue
                 fk, m = feat_kind, method
-                if path == ["features"]:
+                if path in (["features"], ["prediction_drift"]) and isinstance(v, dict):
+                    fk, m = v.get("type"), v.get("method")
+                elif path == [] and k == "label_drift":
                     fk, m = v.get("type"), v.get("method")
                 self.walk(v, act[k], path + [k], fk, m)
             return
@@ -138,6 +142,8 @@ class Compare:
         self.leaf(exp, act, path, ptype)
         if path[0] == "features" and len(path) > 2:
             k = "verdict" if path[2] in ("method", "score", "threshold", "drift") else feat_kind
+        elif path[0] in ("prediction_drift", "label_drift", "estimated", "estimated_drop"):
+            k = path[0]
         else:
             k = "performance" if path[0] in ("performance", "versions") else "window"
         self.kinds[k] += 1
@@ -193,7 +199,8 @@ def main():
         except AssertionError as e:
             ok &= h.report(False, name, str(e))
     print("comparisons:", json.dumps(dict(sorted(cmp.kinds.items()))))
-    need = {"numeric ks": 60, "categorical chi2": 30, "categorical g_test": 30}
+    need = {"numeric ks": 60, "categorical chi2": 30, "categorical g_test": 30,
+            "prediction_drift": 500, "label_drift": 300, "estimated": 100, "estimated_drop": 40}
     short = {k: cmp.kinds[k] for k, n in need.items() if cmp.kinds[k] < n}
     ok &= h.report(not short, "enough comparisons (30 KS and 15 chi2/G tables, two fields "
                    "each)", str(short))

@@ -613,12 +613,29 @@ static void assert_counts_equal(const struct dw_counts *a, const struct dw_count
     assert_memory_equal(a, b, sizeof(*a));
 }
 
+/* Encodes agg in the version 5 layout: version 6 without its outputs section (a u32 length at
+ * offset 10 and the bytes it counts). */
+static void encode_v5(const struct dw_agg *agg, struct dw_buf *out)
+{
+    struct dw_buf v6;
+    dw_buf_init(&v6);
+    dw_agg_encode(agg, &v6);
+    assert_int_equal(v6.data[0], 6);
+    struct dw_reader rd;
+    dw_reader_init(&rd, v6.data + 10, 4);
+    size_t section = 4 + dw_rd_u32(&rd);
+    dw_buf_put_u8(out, 5);
+    dw_buf_put(out, v6.data + 1, 9);
+    dw_buf_put(out, v6.data + 10 + section, v6.len - 10 - section);
+    dw_buf_free(&v6);
+}
+
 /* Encodes agg in the version 4 layout: version 5 without its flags byte (offset 9). */
 static void encode_v4(const struct dw_agg *agg, struct dw_buf *out)
 {
     struct dw_buf v5;
     dw_buf_init(&v5);
-    dw_agg_encode(agg, &v5);
+    encode_v5(agg, &v5);
     assert_int_equal(v5.data[0], 5);
     assert_int_equal(v5.data[9], 0); /* sketches kept */
     dw_buf_put_u8(out, 4);
@@ -631,7 +648,7 @@ static void encode_v4(const struct dw_agg *agg, struct dw_buf *out)
 static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names, struct dw_buf *b1)
 {
     dw_agg_encode(agg, b1);
-    assert_int_equal(b1->data[0], 5); /* codec version */
+    assert_int_equal(b1->data[0], 6); /* codec version */
     char err[256] = "";
     struct dw_agg *back = dw_agg_decode(agg->model, b1->data, b1->len, err, sizeof(err));
     if (!back) {
@@ -1313,7 +1330,7 @@ static void test_heavy_hitters_encode(void **state)
     dw_buf_init(&b1);
     dw_buf_init(&b2);
     dw_agg_encode(agg, &b1);
-    assert_int_equal(b1.data[0], 5);
+    assert_int_equal(b1.data[0], 6);
     char err[256] = "";
     struct dw_agg *back = dw_agg_decode(&g_small, b1.data, b1.len, err, sizeof(err));
     if (!back) {
@@ -1582,8 +1599,8 @@ static void feature_sections(const struct dw_agg *agg, struct dw_buf *out)
     struct dw_buf head, full;
     dw_buf_init(&head);
     dw_buf_init(&full);
-    dw_agg_encode(empty, &head);
-    dw_agg_encode(agg, &full);
+    encode_v5(empty, &head); /* without the outputs, which come before the features */
+    encode_v5(agg, &full);
     assert_true(full.len > head.len);
     dw_buf_put(out, full.data + head.len, full.len - head.len);
     dw_buf_free(&head);
@@ -1694,7 +1711,7 @@ static void test_drop_sketches(void **state)
     dw_agg_drop_sketches(agg); /* twice: nothing more to free */
 
     dw_agg_encode(agg, &dropped);
-    assert_int_equal(dropped.data[0], 5);
+    assert_int_equal(dropped.data[0], 6);
     assert_int_equal(dropped.data[9], 1); /* flags: dropped */
     assert_true(dropped.len * 20 < full.len);
     char err[256] = "";
@@ -2069,6 +2086,175 @@ static void test_decode_numeric_against_sketch(void **state)
     free(ev);
 }
 
+/* ------------------------------------------------------------------ outputs */
+
+static struct dw_model_cfg g_reg = {.name = "price",
+                                    .task = DW_TASK_REGRESSION,
+                                    .positive_class = "1",
+                                    .features = g_feats,
+                                    .n_features = 1};
+
+/* A prediction of class cls (its number num) with a score when score is finite. */
+static void add_output(struct dw_agg *agg, struct dw_prediction *ev, const char *cls, double num,
+                       double score)
+{
+    snprintf(ev->pred.text, sizeof(ev->pred.text), "%s", cls);
+    ev->pred.len = strlen(cls);
+    ev->pred.num = num;
+    ev->has_score = isfinite(score);
+    ev->score = score;
+    set_num(ev, 0, 1.0);
+    for (size_t i = 1; i < agg->model->n_features; i++) {
+        set_missing(ev, i);
+    }
+    dw_agg_add_prediction(agg, 0, ev);
+}
+
+/* 12 predictions of g_model: classes 1, 0, 2 in turn, scores i / 12 on all but every fourth;
+ * labels "1" for even i on the first 10. */
+static struct dw_agg *outputs_window(void)
+{
+    static const char *const cls[] = {"1", "0", "2"};
+    struct dw_agg *agg = dw_agg_new(&g_model, 0);
+    struct dw_prediction *ev = pred_new(3);
+    for (int i = 0; i < 12; i++) {
+        add_output(agg, ev, cls[i % 3], 0.0, i % 4 == 3 ? NAN : (double)i / 12.0);
+    }
+    for (int i = 0; i < 10; i++) {
+        struct dw_outcome o = {.pred = cls[i % 3], .label = i % 2 ? "0" : "1"};
+        dw_agg_add_outcome(agg, 0, &o);
+    }
+    free(ev);
+    return agg;
+}
+
+/* Scores by predicted class, predicted classes and labels are counted like features. */
+static void test_outputs_counted(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = outputs_window();
+    const struct dw_feat_stats *pos = &agg->out[DW_AGG_OUT_SCORE_POS];
+    const struct dw_feat_stats *neg = &agg->out[DW_AGG_OUT_SCORE_NEG];
+    /* class "1" at i = 0, 3, 6, 9; scored unless i % 4 == 3: 0, 6, 9 -> 0, 0.5, 0.75 */
+    assert_int_equal(pos->type, DW_FEATURE_NUMERIC);
+    assert_int_equal(pos->count, 3);
+    assert_double_exact(pos->min, 0.0);
+    assert_double_exact(pos->max, 0.75);
+    assert_near(pos->mean, 1.25 / 3.0, 1e-15);
+    /* the other 9 scored predictions of 12 minus 3 unscored (3, 7, 11), minus class "1"'s 3 */
+    assert_int_equal(neg->count, 6);
+    assert_int_equal(dw_kll_count(neg->sk), 6);
+    struct dw_feat_stats scores;
+    dw_agg_scores(agg, &scores);
+    assert_int_equal(scores.count, 9);
+    assert_int_equal(dw_kll_count(scores.sk), 9);
+    assert_double_exact(scores.max, 10.0 / 12.0);
+    dw_feat_stats_free(&scores);
+    const struct dw_feat_stats *pred = &agg->out[DW_AGG_OUT_PRED];
+    assert_int_equal(pred->type, DW_FEATURE_CATEGORICAL);
+    assert_int_equal(pred->count, 12);
+    assert_int_equal(cat_count(pred, "1"), 4);
+    assert_int_equal(cat_count(pred, "2"), 4);
+    const struct dw_feat_stats *label = &agg->out[DW_AGG_OUT_LABEL];
+    assert_int_equal(label->count, 10);
+    assert_int_equal(cat_count(label, "1"), 5);
+    assert_int_equal(cat_count(label, "0"), 5);
+    dw_agg_free(agg);
+
+    /* Regression: the predicted value and the label are numeric. */
+    struct dw_agg *reg = dw_agg_new(&g_reg, 0);
+    struct dw_prediction *ev = pred_new(1);
+    add_output(reg, ev, "2.5", 2.5, NAN);
+    add_output(reg, ev, "-1", -1.0, NAN);
+    struct dw_outcome o = {.pred_is_num = 1, .label_is_num = 1, .pred_num = 2.5, .label_num = 4};
+    dw_agg_add_outcome(reg, 0, &o);
+    assert_int_equal(reg->out[DW_AGG_OUT_PRED].type, DW_FEATURE_NUMERIC);
+    assert_int_equal(reg->out[DW_AGG_OUT_PRED].count, 2);
+    assert_double_exact(reg->out[DW_AGG_OUT_PRED].min, -1.0);
+    assert_int_equal(reg->out[DW_AGG_OUT_SCORE_POS].count + reg->out[DW_AGG_OUT_SCORE_NEG].count,
+                     0);
+    assert_int_equal(reg->out[DW_AGG_OUT_LABEL].count, 1);
+    assert_double_exact(reg->out[DW_AGG_OUT_LABEL].max, 4.0);
+    free(ev);
+    dw_agg_free(reg);
+}
+
+/* Dropping sketches keeps the label's (it changes until the label horizon), through the
+ * encoding and a merge with an aggregate that kept everything. */
+static void test_outputs_label_survives_drop(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = outputs_window();
+    dw_agg_drop_sketches(agg);
+    assert_null(agg->out[DW_AGG_OUT_SCORE_POS].sk);
+    assert_null(agg->out[DW_AGG_OUT_PRED].cats);
+    assert_int_equal(agg->out[DW_AGG_OUT_PRED].count, 12);
+    assert_int_equal(cat_count(&agg->out[DW_AGG_OUT_LABEL], "1"), 5);
+    /* labels keep arriving after the drop */
+    struct dw_outcome o = {.pred = "0", .label = "2"};
+    dw_agg_add_outcome(agg, 0, &o);
+    struct dw_buf b, again;
+    dw_buf_init(&b);
+    dw_buf_init(&again);
+    dw_agg_encode(agg, &b);
+    char err[256] = "";
+    struct dw_agg *back = decode_copy(&g_model, &b, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode: %s", err);
+    }
+    assert_int_equal(cat_count(&back->out[DW_AGG_OUT_LABEL], "2"), 1);
+    assert_int_equal(back->out[DW_AGG_OUT_SCORE_NEG].count, 6);
+    assert_null(back->out[DW_AGG_OUT_SCORE_NEG].sk);
+    dw_agg_encode(back, &again);
+    assert_int_equal(again.len, b.len);
+    assert_memory_equal(again.data, b.data, b.len);
+    /* full + dropped: dropped, the labels of both sides with their table */
+    struct dw_agg *sum = outputs_window();
+    dw_agg_merge(sum, back);
+    assert_true(sum->sketches_dropped);
+    assert_int_equal(sum->out[DW_AGG_OUT_LABEL].count, 21);
+    assert_int_equal(cat_count(&sum->out[DW_AGG_OUT_LABEL], "1"), 10);
+    assert_int_equal(sum->out[DW_AGG_OUT_PRED].count, 24);
+    assert_null(sum->out[DW_AGG_OUT_PRED].cats);
+    dw_agg_free(sum);
+    dw_agg_free(back);
+    dw_agg_free(agg);
+    dw_buf_free(&b);
+    dw_buf_free(&again);
+}
+
+/* A version 5 record (no outputs) still decodes: same counts and features, empty outputs. */
+static void test_decode_v5(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = outputs_window();
+    struct dw_buf b;
+    dw_buf_init(&b);
+    encode_v5(agg, &b);
+    char err[256] = "";
+    struct dw_agg *back = decode_copy(&g_model, &b, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode v5: %s", err);
+    }
+    assert_counts_equal(&back->all, &agg->all);
+    assert_int_equal(back->feats[0].count, 12);
+    for (size_t k = 0; k < DW_AGG_OUT__COUNT; k++) {
+        assert_int_equal(back->out[k].count, 0);
+        assert_int_equal(back->out[k].type, agg->out[k].type);
+    }
+    /* a section whose length does not match its contents is corrupt */
+    struct dw_buf v6;
+    dw_buf_init(&v6);
+    dw_agg_encode(agg, &v6);
+    v6.data[10]++;
+    assert_null(decode_copy(&g_model, &v6, err, sizeof(err)));
+    assert_contains(err, "bytes where the section says");
+    dw_buf_free(&v6);
+    dw_agg_free(back);
+    dw_agg_free(agg);
+    dw_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2095,6 +2281,9 @@ int main(void)
         cmocka_unit_test(test_decode_hostile_categories),
         cmocka_unit_test(test_decode_v2_hostile),
         cmocka_unit_test(test_decode_numeric_against_sketch),
+        cmocka_unit_test(test_outputs_counted),
+        cmocka_unit_test(test_outputs_label_survives_drop),
+        cmocka_unit_test(test_decode_v5),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * test_baseline.c - the performance baseline and the drops of a window against it
  * (dw_baseline): the sign of every metric's drop, the undefined cases, the baseline from the
  * merged counts of the reference windows, the configured baseline's precedence, the waiting
- * status, run's step over the reference windows and the stored state.
+ * status, run's step over the reference windows and the stored state; the label-free
+ * estimate fitted on the baseline's labelled scores and its drops (values worked out by hand).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -525,6 +526,151 @@ static void test_step_and_state(void **state)
     json_decref(refwins);
 }
 
+/* ------------------------------------------------------------------ label-free estimates */
+
+/* A prediction of class pred with a score, labelled `label` unless NULL. */
+static void add_scored(struct dw_agg *agg, const char *pred, double score, const char *label)
+{
+    struct dw_prediction p;
+    memset(&p, 0, sizeof(p));
+    snprintf(p.pred.text, sizeof(p.pred.text), "%s", pred);
+    p.pred.len = strlen(pred);
+    p.has_score = 1;
+    p.score = score;
+    size_t slot = dw_agg_version_slot(agg, "v1", 2);
+    dw_agg_add_prediction(agg, slot, &p);
+    if (label) {
+        struct dw_outcome o = {.pred = pred, .label = label, .has_score = 1, .score = score};
+        dw_agg_add_outcome(agg, slot, &o);
+    }
+}
+
+/* The reference: score 0.2 (predicted "0") with labels 0,0,0,0,1 and score 0.8 (predicted "1")
+ * with labels 1,1,1,1,0. Isotonic calibration: 0.2 -> 0.2, 0.8 -> 0.8, linear between. */
+static struct dw_agg *cbpe_reference(void)
+{
+    struct dw_agg *agg = dw_agg_new(&g_cls, START);
+    for (int i = 0; i < 5; i++) {
+        add_scored(agg, "0", 0.2, i < 4 ? "0" : "1");
+        add_scored(agg, "1", 0.8, i < 4 ? "1" : "0");
+    }
+    return agg;
+}
+
+/* The close report of a window of n_neg predictions "0" at 0.2 and n_pos "1" at score_pos. */
+static json_t *close_report(const struct dw_config *cfg, const struct dw_baseline *bl, int n_neg,
+                            int n_pos, double score_pos)
+{
+    struct dw_agg *agg = dw_agg_new(&g_cls, START + 5 * SIZE);
+    for (int i = 0; i < n_neg; i++) {
+        add_scored(agg, "0", 0.2, NULL);
+    }
+    for (int i = 0; i < n_pos; i++) {
+        add_scored(agg, "1", score_pos, NULL);
+    }
+    json_t *rep = dw_eval_window(cfg, &g_cls, agg, NULL, 0);
+    dw_baseline_judge(rep, cfg, &g_cls, bl, 0);
+    dw_baseline_judge_outputs(rep, cfg, &g_cls, bl, agg, NULL);
+    dw_agg_free(agg);
+    return rep;
+}
+
+/* The estimate of a close report from the window's scores and the calibration fitted on the
+ * baseline's labelled scores, worked out by hand: 10 predictions at 0.2 ("0") and 10 at 0.8
+ * ("1") expect tp = 8, fp = 2, fn = 2, tn = 8; the expected ROC curve has the one point
+ * (FPR 0.2, TPR 0.8), so AUC = 0.2 * 0.8 / 2 + 0.8 * (0.8 + 1) / 2 = 0.8. */
+static void test_estimated(void **state)
+{
+    (void)state;
+    struct dw_config cfg = make_cfg();
+    struct dw_baseline bl;
+    dw_baseline_init(&bl, &g_cls);
+    struct dw_agg *ref = cbpe_reference();
+
+    /* no baseline yet: it says what it waits for */
+    json_t *rep = close_report(&cfg, &bl, 10, 10, 0.8);
+    json_t *est = json_object_get(rep, "estimated");
+    assert_string_equal(jstr(est, "status"), "waiting_for_baseline");
+    assert_contains(jstr(est, "reason"), "label horizon");
+    assert_true(json_is_null(json_object_get(rep, "estimated_drop")));
+    json_decref(rep);
+
+    assert_int_equal(dw_baseline_add(&bl, ref, 1), 1);
+    rep = close_report(&cfg, &bl, 10, 10, 0.8);
+    est = json_object_get(rep, "estimated");
+    assert_string_equal(jstr(est, "status"), "ready");
+    assert_string_equal(jstr(est, "method"), "cbpe");
+    assert_near(jreal(est, "accuracy"), 0.8, 1e-12);
+    assert_near(jreal(est, "precision"), 0.8, 1e-12);
+    assert_near(jreal(est, "recall"), 0.8, 1e-12);
+    assert_near(jreal(est, "f1"), 0.8, 1e-12);
+    assert_near(jreal(est, "roc_auc"), 0.8, 1e-12);
+    assert_int_equal(jint(est, "scores"), 20);
+    assert_int_equal(jint(est, "reference_outcomes"), 10);
+    /* NannyML's ECE of the raw scores: 10 outcomes, 5 bins of 2 by rank (ties: negatives
+     * first): |.2-0|, |.2-0|, |.5-.5|, |.8-1|, |.8-1|, each weighing 2/10: 0.16 */
+    json_t *ce = json_object_get(est, "calibration_error");
+    assert_near(jreal(ce, "scores"), 0.16, 1e-12);
+    assert_true(json_is_number(json_object_get(ce, "calibrated")));
+    /* the baseline (accuracy 0.8, precision 0.8, ...) against the same expectations: 0 */
+    json_t *drop = json_object_get(rep, "estimated_drop");
+    assert_near(jreal(drop, "accuracy"), 0.0, 1e-12);
+    assert_near(jreal(drop, "roc_auc"), 0.0, 1e-12);
+    json_decref(rep);
+
+    /* 20 predictions at 0.5, all "1": p = 0.5 each, estimated accuracy 0.5, a drop of
+     * (0.8 - 0.5) / 0.8 = 0.375, which a rule on estimated_drop.accuracy sees at the close */
+    rep = close_report(&cfg, &bl, 0, 20, 0.5);
+    assert_near(jreal(json_object_get(rep, "estimated"), "accuracy"), 0.5, 1e-12);
+    assert_near(jreal(json_object_get(rep, "estimated_drop"), "accuracy"), 0.375, 1e-12);
+    json_t *alert =
+        jrule_alert(rep, "estimated_accuracy", "estimated_drop.accuracy > 0.05", DW_STAGE_CLOSE);
+    assert_string_equal(jstr(alert, "status"), "firing");
+    assert_near(jreal(alert, "value"), 0.375, 1e-12);
+    json_decref(alert);
+
+    /* the final report carries the close report's estimate beside its performance */
+    struct dw_agg *counts = dw_agg_new(&g_cls, START + 5 * SIZE);
+    json_t *fin = dw_eval_window(&cfg, &g_cls, counts, NULL, 1);
+    assert_int_equal(dw_eval_take_close(fin, rep), 0);
+    dw_baseline_judge_outputs(fin, &cfg, &g_cls, &bl, counts, NULL);
+    assert_near(jreal(json_object_get(fin, "estimated"), "accuracy"), 0.5, 1e-12);
+    assert_near(jreal(json_object_get(fin, "estimated_drop"), "accuracy"), 0.375, 1e-12);
+    json_decref(fin);
+    dw_agg_free(counts);
+    json_decref(rep);
+
+    /* a window without scores, a regression model, a multi-class reference: unavailable */
+    rep = close_report(&cfg, &bl, 0, 0, 0.5);
+    assert_string_equal(jstr(json_object_get(rep, "estimated"), "status"), "no_predictions");
+    json_decref(rep);
+    struct dw_agg *plain = cls_window(6, 20, 18);
+    rep = dw_eval_window(&cfg, &g_cls, plain, NULL, 0);
+    dw_baseline_judge_outputs(rep, &cfg, &g_cls, &bl, plain, NULL);
+    assert_string_equal(jstr(json_object_get(rep, "estimated"), "reason"),
+                        "the window's predictions carry no score");
+    json_decref(rep);
+    dw_agg_free(plain);
+    struct dw_agg *reg = reg_window(0, 10, 1.0);
+    rep = dw_eval_window(&cfg, &g_reg, reg, NULL, 0);
+    dw_baseline_judge_outputs(rep, &cfg, &g_reg, &bl, reg, NULL);
+    assert_string_equal(jstr(json_object_get(rep, "estimated"), "status"), "unavailable");
+    json_decref(rep);
+    dw_agg_free(reg);
+    struct dw_agg *three = cbpe_reference();
+    add_scored(three, "2", 0.1, "2");
+    struct dw_baseline multi;
+    dw_baseline_init(&multi, &g_cls);
+    dw_baseline_add(&multi, three, 1);
+    rep = close_report(&cfg, &multi, 10, 10, 0.8);
+    assert_contains(jstr(json_object_get(rep, "estimated"), "reason"), "more than two classes");
+    json_decref(rep);
+    dw_baseline_free(&multi);
+    dw_agg_free(three);
+    dw_baseline_free(&bl);
+    dw_agg_free(ref);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +682,7 @@ int main(void)
         cmocka_unit_test(test_config_precedence),
         cmocka_unit_test(test_waiting),
         cmocka_unit_test(test_step_and_state),
+        cmocka_unit_test(test_estimated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2020,6 +2020,246 @@ static void test_ref_counts_overflow(void **state)
     json_decref(doc);
 }
 
+/* ------------------------------------------------------------------ output and label drift */
+
+/* A prediction of model m with every feature missing, class cls (value num) and score
+ * (negative: none). */
+static void add_out(struct dw_agg *agg, const char *cls, double num, double score)
+{
+    const struct dw_model_cfg *m = agg->model;
+    struct dw_prediction *p = calloc(1, sizeof(*p) + m->n_features * sizeof(struct dw_val));
+    assert_non_null(p);
+    p->model = m;
+    snprintf(p->pred.text, sizeof(p->pred.text), "%s", cls);
+    p->pred.len = strlen(cls);
+    p->pred.num = num;
+    p->has_score = score >= 0;
+    p->score = score;
+    dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "v1", 2), p);
+    free(p);
+}
+
+/* 100 predictions: scores i / 100, class "1" for even i; labels "1" for i % 4 < 2 (half). */
+static struct dw_agg *out_reference_window(void)
+{
+    struct dw_agg *agg = dw_agg_new_exact(&g_model, START, DW_AGG_MERGE_EXACT);
+    for (int i = 0; i < 100; i++) {
+        add_out(agg, i % 2 ? "0" : "1", 0, (double)i / 100.0);
+        outcome(agg, "v1", i % 2 ? "0" : "1", i % 4 < 2 ? "1" : "0", -1);
+    }
+    return agg;
+}
+
+/* The score distribution and the predicted class are judged like features (KS, chi-squared
+ * for these sample sizes), on their own: the dataset verdict stays about the inputs. */
+static void test_prediction_drift(void **state)
+{
+    (void)state;
+    struct dw_config cfg = make_cfg();
+    struct dw_agg *r = out_reference_window();
+    struct dw_ref *ref = dw_ref_build(&g_model, &r, 1, 10);
+    assert_true(ref->has_outputs);
+    assert_int_equal(ref->out[DW_REF_OUT_SCORE].count, 100);
+    assert_int_equal(ref->out[DW_REF_OUT_PRED].count, 100);
+    assert_int_equal(ref->out[DW_REF_OUT_LABEL].count, 0); /* not final when built */
+
+    /* the same traffic: nothing drifts */
+    struct dw_agg *same = out_reference_window();
+    json_t *rep = dw_eval_window(&cfg, &g_model, same, ref, 0);
+    json_t *pd = json_object_get(rep, "prediction_drift");
+    assert_string_equal(jstr(pd, "status"), "ready");
+    assert_string_equal(jstr(json_object_get(pd, "score"), "method"), "ks");
+    assert_double_exact(jreal(jpath(pd, "score", "ks"), "statistic"), 0.0);
+    assert_true(json_is_false(jpath(pd, "score", "drift")));
+    assert_string_equal(jstr(json_object_get(pd, "class"), "method"), "chi2");
+    assert_true(json_is_false(jpath(pd, "class", "drift")));
+    assert_true(json_is_false(json_object_get(pd, "drift")));
+    assert_string_equal(jstr(json_object_get(rep, "label_drift"), "status"), "not_final");
+    json_decref(rep);
+
+    /* scores 0.5 + i / 200, every prediction of class "1": D = 0.5 just below 0.5 */
+    struct dw_agg *cur = dw_agg_new_exact(&g_model, START + SIZE, DW_AGG_MERGE_EXACT);
+    for (int i = 0; i < 100; i++) {
+        add_out(cur, "1", 0, 0.5 + (double)i / 200.0);
+    }
+    rep = dw_eval_window(&cfg, &g_model, cur, ref, 0);
+    pd = json_object_get(rep, "prediction_drift");
+    assert_near(jreal(jpath(pd, "score", "ks"), "statistic"), 0.5, 1e-12);
+    assert_true(jreal(json_object_get(pd, "score"), "score") < 1e-6);
+    assert_true(json_is_true(jpath(pd, "score", "drift")));
+    assert_int_equal(jint(json_object_get(pd, "class"), "count"), 100);
+    assert_true(json_is_true(jpath(pd, "class", "drift")));
+    assert_true(json_is_true(json_object_get(pd, "drift")));
+    /* not a feature: the dataset verdict is unchanged */
+    assert_int_equal(json_array_size(jpath(rep, "drift", "features")), 0);
+    assert_true(json_is_false(jpath(rep, "drift", "dataset")));
+
+    /* a rule on the score's verdict fires on the close report */
+    json_t *alert = jrule_alert(rep, "score_drift", "prediction_drift.score.drift", DW_STAGE_CLOSE);
+    assert_string_equal(jstr(alert, "rule"), "score_drift");
+    assert_string_equal(jstr(alert, "status"), "firing");
+    json_decref(alert);
+
+    /* the final report takes it from the close report */
+    json_t *fin = dw_eval_window(&cfg, &g_model, cur, ref, 1);
+    json_object_set_new(fin, "prediction_drift", json_null());
+    assert_int_equal(dw_eval_take_close(fin, rep), 0);
+    assert_true(json_is_true(jpath(json_object_get(fin, "prediction_drift"), "score", "drift")));
+    json_decref(fin);
+    json_decref(rep);
+
+    /* a stored reference of an earlier version (no "outputs"): unavailable, and why */
+    json_t *doc = dw_ref_to_json(ref);
+    assert_non_null(json_object_get(json_object_get(doc, "outputs"), "score"));
+    assert_null(json_object_get(json_object_get(doc, "outputs"), "label"));
+    json_object_del(doc, "outputs");
+    char err[256] = "";
+    struct dw_ref *old = dw_ref_from_json(&g_model, doc, err, sizeof(err));
+    if (!old) {
+        fail_msg("from_json: %s", err);
+    }
+    assert_false(old->has_outputs);
+    rep = dw_eval_window(&cfg, &g_model, cur, old, 0);
+    pd = json_object_get(rep, "prediction_drift");
+    assert_string_equal(jstr(pd, "status"), "unavailable");
+    assert_contains(jstr(pd, "reason"), "earlier version");
+    json_decref(rep);
+    rep = dw_eval_window(&cfg, &g_model, cur, NULL, 0);
+    assert_string_equal(jstr(json_object_get(rep, "prediction_drift"), "status"),
+                        "waiting_for_reference");
+    json_decref(rep);
+
+    /* the Redis form keeps the outputs */
+    struct dw_buf b;
+    dw_buf_init(&b);
+    dw_ref_encode(ref, &b);
+    struct dw_ref *back = dw_ref_decode(&g_model, b.data, b.len, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode: %s", err);
+    }
+    assert_true(back->has_outputs);
+    assert_int_equal(back->out[DW_REF_OUT_SCORE].n_sample, 100);
+    assert_int_equal(back->out[DW_REF_OUT_PRED].n_cats, 2);
+    dw_buf_free(&b);
+    dw_ref_free(back);
+    dw_ref_free(old);
+    json_decref(doc);
+    dw_ref_free(ref);
+    dw_agg_free(cur);
+    dw_agg_free(same);
+    dw_agg_free(r);
+}
+
+/* A regression model's predicted values are numeric ("value"). */
+static void test_prediction_drift_regression(void **state)
+{
+    (void)state;
+    struct dw_config cfg = make_cfg();
+    struct dw_agg *r = dw_agg_new_exact(&g_reg_model, START, DW_AGG_MERGE_EXACT);
+    struct dw_agg *cur = dw_agg_new_exact(&g_reg_model, START + SIZE, DW_AGG_MERGE_EXACT);
+    for (int i = 0; i < 50; i++) {
+        add_out(r, "", (double)i, -1);
+        add_out(cur, "", (double)i + 100.0, -1);
+    }
+    struct dw_ref *ref = dw_ref_build(&g_reg_model, &r, 1, 10);
+    assert_int_equal(ref->out[DW_REF_OUT_PRED].type, DW_FEATURE_NUMERIC);
+    json_t *rep = dw_eval_window(&cfg, &g_reg_model, cur, ref, 0);
+    json_t *pd = json_object_get(rep, "prediction_drift");
+    assert_null(json_object_get(pd, "score"));
+    assert_null(json_object_get(pd, "class"));
+    assert_string_equal(jstr(json_object_get(pd, "value"), "type"), "numeric");
+    assert_double_exact(jreal(jpath(pd, "value", "ks"), "statistic"), 1.0);
+    assert_true(json_is_true(jpath(pd, "value", "drift")));
+    json_decref(rep);
+    dw_ref_free(ref);
+    dw_agg_free(cur);
+    dw_agg_free(r);
+}
+
+/* The labels are judged on the final report: against the performance baseline's final labels,
+ * or a profile's label distribution; until there is one the report says what it waits for. */
+static void test_label_drift(void **state)
+{
+    (void)state;
+    struct dw_config cfg = make_cfg();
+    struct dw_agg *r = out_reference_window();
+    struct dw_ref *ref = dw_ref_build(&g_model, &r, 1, 10);
+    /* 100 labels, 80 of them "1" (the reference windows: 50) */
+    struct dw_agg *cur = dw_agg_new_exact(&g_model, START + SIZE, DW_AGG_MERGE_EXACT);
+    for (int i = 0; i < 100; i++) {
+        add_out(cur, "1", 0, 0.5);
+        outcome(cur, "v1", "1", i < 80 ? "1" : "0", -1);
+    }
+    json_t *rep = dw_eval_window(&cfg, &g_model, cur, ref, 1);
+    json_t *ld = json_object_get(rep, "label_drift");
+    assert_string_equal(jstr(ld, "status"), "waiting_for_baseline");
+    assert_contains(jstr(ld, "reason"), "label horizon");
+
+    /* the baseline holds the reference windows' final counts */
+    struct dw_baseline bl;
+    dw_baseline_init(&bl, &g_model);
+    dw_baseline_judge_outputs(rep, &cfg, &g_model, &bl, cur, ref);
+    assert_string_equal(jstr(json_object_get(rep, "label_drift"), "status"),
+                        "waiting_for_baseline");
+    assert_int_equal(dw_baseline_add(&bl, r, 1), 1);
+    dw_baseline_judge_outputs(rep, &cfg, &g_model, &bl, cur, ref);
+    ld = json_object_get(rep, "label_drift");
+    assert_string_equal(jstr(ld, "status"), "ready");
+    assert_string_equal(jstr(ld, "source"), "baseline");
+    assert_string_equal(jstr(ld, "type"), "categorical");
+    assert_int_equal(jint(ld, "count"), 100);
+    assert_string_equal(jstr(ld, "method"), "chi2");
+    /* chi-squared of [[50, 50], [80, 20]] with Yates off: 2 x 2, dof 1, statistic by hand */
+    double e1 = 130.0 / 2.0, e0 = 70.0 / 2.0;
+    double want = 2 * ((50 - e1) * (50 - e1) / e1 + (50 - e0) * (50 - e0) / e0);
+    assert_near(jreal(json_object_get(ld, "chi2"), "statistic"), want, 1e-9);
+    assert_true(json_is_true(json_object_get(ld, "drift")));
+    /* a baseline completed by an earlier version has no labels' distribution: unavailable,
+     * and why (it would never come) */
+    struct dw_baseline old_bl;
+    dw_baseline_init(&old_bl, &g_model);
+    assert_int_equal(dw_baseline_add(&old_bl, r, 1), 1);
+    dw_feat_stats_free(&old_bl.sum->out[DW_AGG_OUT_LABEL]);
+    old_bl.sum->out[DW_AGG_OUT_LABEL].count = 0;
+    json_t *older = dw_eval_window(&cfg, &g_model, cur, ref, 1);
+    dw_baseline_judge_outputs(older, &cfg, &g_model, &old_bl, cur, ref);
+    assert_string_equal(jstr(json_object_get(older, "label_drift"), "status"), "unavailable");
+    assert_contains(jstr(json_object_get(older, "label_drift"), "reason"), "earlier version");
+    json_decref(older);
+    dw_baseline_free(&old_bl);
+    /* a close report keeps its status */
+    json_t *close = dw_eval_window(&cfg, &g_model, cur, ref, 0);
+    dw_baseline_judge_outputs(close, &cfg, &g_model, &bl, cur, ref);
+    assert_string_equal(jstr(json_object_get(close, "label_drift"), "status"), "not_final");
+    json_decref(close);
+    json_decref(rep);
+
+    /* a profile's label distribution is the reference's */
+    json_t *doc = dw_ref_to_json(ref);
+    json_object_set_new(json_object_get(doc, "outputs"), "label",
+                        json_pack("{s:s,s:i,s:{s:f,s:f},s:{s:i,s:i}}", "type", "categorical",
+                                  "count", 100, "categories", "0", 0.2, "1", 0.8, "category_counts",
+                                  "0", 20, "1", 80));
+    char err[256] = "";
+    struct dw_ref *prof = dw_ref_from_json(&g_model, doc, err, sizeof(err));
+    if (!prof) {
+        fail_msg("from_json: %s", err);
+    }
+    rep = dw_eval_window(&cfg, &g_model, cur, prof, 1);
+    dw_baseline_judge_outputs(rep, &cfg, &g_model, &bl, cur, prof);
+    ld = json_object_get(rep, "label_drift");
+    assert_string_equal(jstr(ld, "source"), "reference");
+    assert_double_exact(jreal(json_object_get(ld, "chi2"), "statistic"), 0.0);
+    assert_true(json_is_false(json_object_get(ld, "drift")));
+    json_decref(rep);
+    dw_ref_free(prof);
+    json_decref(doc);
+    dw_baseline_free(&bl);
+    dw_ref_free(ref);
+    dw_agg_free(cur);
+    dw_agg_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2053,6 +2293,9 @@ int main(void)
         cmocka_unit_test(test_bh_borderline),
         cmocka_unit_test(test_min_samples_and_drift_share),
         cmocka_unit_test(test_method_threshold_from_config),
+        cmocka_unit_test(test_prediction_drift),
+        cmocka_unit_test(test_prediction_drift_regression),
+        cmocka_unit_test(test_label_drift),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

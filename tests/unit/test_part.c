@@ -991,9 +991,15 @@ static void capture(struct dw_part *p, struct outcome_state *st)
     qsort(sorted, p->n_wins, sizeof(*sorted), cmp_agg);
     for (size_t i = 0; i < p->n_wins; i++) {
         struct dw_agg *agg = sorted[i];
-        assert_true(st->n_logloss + 1 + agg->n_versions <= 4096);
+        assert_true(st->n_logloss + 3 + agg->n_versions <= 4096);
         st->logloss[st->n_logloss++] = agg->all.sum_logloss;
         agg->all.sum_logloss = 0;
+        /* A regression label's moments: summed in join order, which depends on the
+         * interleaving (a parked label joins when its prediction arrives), as the log loss. */
+        struct dw_feat_stats *label = &agg->out[DW_AGG_OUT_LABEL];
+        st->logloss[st->n_logloss++] = label->mean;
+        st->logloss[st->n_logloss++] = label->m2;
+        label->mean = label->m2 = 0;
         /* Versions are slotted in first-seen order, the same in every interleaving, since
          * predictions (which create them) keep their order. */
         for (size_t v = 0; v < agg->n_versions; v++) {

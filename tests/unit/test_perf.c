@@ -348,13 +348,50 @@ static void test_pairs_bound(void **state)
     dw_perf_free(&q);
 }
 
+/* The scores by true class as the calibration reads them: exact ones sorted, weight 1; once
+ * inexact, the non-empty bins at their centres with their counts. And the class count. */
+static void test_score_view(void **state)
+{
+    (void)state;
+    struct dw_perf p;
+    dw_perf_init(&p);
+    const int y[] = {1, 0, 1, 1, 0};
+    const double s[] = {0.9, 0.3, 0.2, 0.9, 0.1};
+    add_scored(&p, y, s, 5);
+    double *v;
+    uint64_t *w;
+    assert_int_equal(dw_perf_score_view(&p, 1, &v, &w), 3);
+    assert_double_exact(v[0], 0.2);
+    assert_double_exact(v[1], 0.9);
+    assert_double_exact(v[2], 0.9);
+    assert_int_equal(w[0] + w[1] + w[2], 3);
+    free(v);
+    free(w);
+    assert_int_equal(dw_perf_n_classes(&p, 3), 2);
+    dw_perf_add_outcome(&p, "1", "2", 0, 0, 0.0);
+    assert_int_equal(dw_perf_n_classes(&p, 3), 3);
+    /* past DW_PERF_EXACT_SCORES negatives: binned */
+    for (int i = 0; i < DW_PERF_EXACT_SCORES; i++) {
+        dw_perf_add_outcome(&p, "0", "0", 0, 1, 0.1005);
+    }
+    size_t n = dw_perf_score_view(&p, 0, &v, &w);
+    assert_int_equal(n, 2); /* bin 100 (0.1 and 0.1005: [0.100, 0.101)) and bin 300 (0.3) */
+    assert_near(v[0], 0.1005, 1e-12);
+    assert_int_equal(w[0], DW_PERF_EXACT_SCORES + 1);
+    assert_near(v[1], 0.3005, 1e-12);
+    assert_int_equal(w[1], 1);
+    free(v);
+    free(w);
+    dw_perf_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auc_exact),      cmocka_unit_test(test_auc_histogram),
         cmocka_unit_test(test_f1_macro_micro), cmocka_unit_test(test_latency_and_codec),
         cmocka_unit_test(test_decode_hostile), cmocka_unit_test(test_scores_lazy_histogram),
-        cmocka_unit_test(test_pairs_bound),
+        cmocka_unit_test(test_pairs_bound),    cmocka_unit_test(test_score_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

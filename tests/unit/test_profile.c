@@ -345,6 +345,9 @@ static void test_round_trip_through_ref_from_json(void **state)
         fail_msg("dw_ref_from_json: %s", err);
     }
     assert_int_equal(ref->predictions, 6);
+    /* features only: no made-up score or class distribution, and the reference says so */
+    assert_null(json_object_get(doc, "outputs"));
+    assert_false(ref->has_outputs);
     json_t *fa = feature(doc, "amount");
     const struct dw_ref_feature *ra = &ref->feats[0];
     assert_int_equal(ra->count, 5);
@@ -370,6 +373,62 @@ static void test_round_trip_through_ref_from_json(void **state)
     json_decref(again);
     dw_ref_free(ref);
     json_decref(doc);
+}
+
+/* Columns named prediction, score and label are the model's outputs, not features: the profile
+ * has their distributions ("outputs"), the labels' too (final in training data); a feature list
+ * that names one keeps it a feature. */
+static void test_output_columns(void **state)
+{
+    (void)state;
+    const char *in = path_of("out.csv");
+    const char *out = path_of("out.json");
+    dw_test_write_file(in, "amount,prediction,score,label\n1.5,1,0.9,1\n2.5,0,0.2,0\n"
+                           "3.5,1,0.7,0\n4.5,,,1\n");
+    assert_int_equal(run_profile("-i", in, "-o", out, "-m", "fraud", NULL), 0);
+    json_t *doc = load(out);
+    assert_int_equal(json_object_size(json_object_get(doc, "features")), 1);
+    json_t *outs = json_object_get(doc, "outputs");
+    json_t *score = json_object_get(outs, "score");
+    assert_string_equal(json_string_value(json_object_get(score, "type")), "numeric");
+    assert_int_equal(json_integer_value(json_object_get(score, "count")), 3);
+    assert_near(json_real_value(json_object_get(score, "mean")), 1.8 / 3.0, 1e-15);
+    json_t *pred = json_object_get(json_object_get(outs, "prediction"), "category_counts");
+    assert_int_equal(json_integer_value(json_object_get(pred, "1")), 2);
+    assert_int_equal(json_integer_value(json_object_get(pred, "0")), 1);
+    assert_int_equal(json_object_size(pred), 2); /* the row without one is not "" */
+    json_t *label = json_object_get(json_object_get(outs, "label"), "category_counts");
+    assert_int_equal(json_integer_value(json_object_get(label, "1")), 2);
+    assert_int_equal(json_integer_value(json_object_get(label, "0")), 2);
+    struct dw_feature_cfg feats[] = {{"amount", DW_FEATURE_NUMERIC}};
+    struct dw_model_cfg m = {.name = "fraud",
+                             .task = DW_TASK_CLASSIFICATION,
+                             .positive_class = "1",
+                             .features = feats,
+                             .n_features = 1};
+    char err[256];
+    struct dw_ref *ref = dw_ref_from_json(&m, doc, err, sizeof(err));
+    if (!ref) {
+        fail_msg("dw_ref_from_json: %s", err);
+    }
+    assert_true(ref->has_outputs);
+    assert_int_equal(ref->out[DW_REF_OUT_LABEL].count, 4);
+    assert_int_equal(ref->out[DW_REF_OUT_SCORE].n_sample, 3);
+    dw_ref_free(ref);
+    json_decref(doc);
+
+    /* --numeric score: a feature named score */
+    assert_int_equal(run_profile("-i", in, "-o", out, "-m", "fraud", "--numeric", "score", NULL),
+                     0);
+    doc = load(out);
+    assert_string_equal(ftype(doc, "score"), "numeric");
+    assert_null(json_object_get(json_object_get(doc, "outputs"), "score"));
+    assert_non_null(json_object_get(json_object_get(doc, "outputs"), "label"));
+    json_decref(doc);
+
+    /* a score that is not a number names the line and the column */
+    dw_test_write_file(in, "amount,score\n1,0.5\n2,high\n");
+    assert_int_equal(run_profile("-i", in, "-o", out, "-m", "fraud", NULL), 1);
 }
 
 /* ---- outcomes ---- */
@@ -483,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_exact_quantiles_1_to_1000),
         cmocka_unit_test(test_round_trip_through_ref_from_json),
         cmocka_unit_test(test_outcome_columns),
+        cmocka_unit_test(test_output_columns),
         cmocka_unit_test(test_files_numbers_and_pointers),
     };
     return cmocka_run_group_tests(tests, dw_tmp_setup, dw_tmp_teardown);

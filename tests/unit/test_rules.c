@@ -323,6 +323,8 @@ static void test_stage_severity_defaults_fingerprint(void **unused)
         {"drift.dataset", DW_STAGE_CLOSE},
         {"predictions == 0", DW_STAGE_CLOSE},
         {"latency_ms.p95 > 250", DW_STAGE_CLOSE},
+        {"prediction_drift.score.drift", DW_STAGE_CLOSE},
+        {"label_drift.drift", DW_STAGE_FINAL},
     };
     for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
         assert_int_equal(dw_rule_expr_parse(cases[i].expr, &r.expr, NULL, 0), 0);

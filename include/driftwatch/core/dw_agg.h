@@ -12,6 +12,15 @@
  * SpaceSaving summaries with the mergeable-summaries rule of Agarwal et al.), so the evaluator
  * merges partitions and windows without going back to events.
  *
+ * The model's outputs are counted like features (struct dw_feat_stats, the same sketches,
+ * tables, merge and encoding), in agg->out[]: every prediction's score (when it carries one),
+ * split by predicted class (predicted positive, i.e. the model's positive_class, or not: the
+ * label-free estimate of dw_cbpe needs the split, their merge is the score distribution), its
+ * predicted class (regression: the predicted value, numeric), and every joined label
+ * (regression: numeric). The label's statistics keep their sketch and table when the others
+ * are dropped (dw_agg_drop_sketches): labels arrive until the label horizon, and the label
+ * drift is judged on the final report.
+ *
  * Categorical guarantees (docs/sketches.md, "Categorical sketch"), with N_over the number of
  * overflow values (fs->hh_total) and k the counters (fs->hh_cap):
  * - totals are exact: the sum of `count` over the table plus `other` equals `fs->count`, the
@@ -102,6 +111,15 @@ struct dw_feat_stats {
                         * reported hh (the long tail, "__other__") */
 };
 
+/** @brief The model's outputs counted like features (struct dw_agg's out[]). */
+enum dw_agg_out {
+    DW_AGG_OUT_SCORE_POS, /* numeric: scores of predictions of the positive class */
+    DW_AGG_OUT_SCORE_NEG, /* numeric: scores of the other predictions */
+    DW_AGG_OUT_PRED,      /* predicted class (categorical); regression: the value (numeric) */
+    DW_AGG_OUT_LABEL,     /* joined labels, as DW_AGG_OUT_PRED; kept by dw_agg_drop_sketches */
+    DW_AGG_OUT__COUNT
+};
+
 struct dw_agg {
     const struct dw_model_cfg *model;
     int64_t start_ms;
@@ -113,10 +131,11 @@ struct dw_agg {
     uint64_t late_predictions;   /* predictions that arrived after the window closed */
     uint64_t late_labels;        /* labels that arrived after the label horizon */
     struct dw_feat_stats *feats; /* model->n_features */
-    struct dw_perf perf;         /* confusion by class, scores by class, latency */
-    uint32_t sketch_exact;       /* values a new feature sketch keeps exactly */
-    int sketches_dropped;        /* dw_agg_drop_sketches(): feature counts and moments only */
-    int dirty;                   /* changed since the last checkpoint */
+    struct dw_feat_stats out[DW_AGG_OUT__COUNT]; /* scores, predicted class, labels */
+    struct dw_perf perf;                         /* confusion by class, scores by class, latency */
+    uint32_t sketch_exact;                       /* values a new feature sketch keeps exactly */
+    int sketches_dropped; /* dw_agg_drop_sketches(): feature counts and moments only */
+    int dirty;            /* changed since the last checkpoint */
 };
 
 /** @brief What a joined (prediction, label) pair contributes. */
@@ -163,6 +182,13 @@ void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_pre
 void dw_agg_add_outcome(struct dw_agg *agg, size_t vslot, const struct dw_outcome *o);
 
 /**
+ * @brief Counts a label into the labels' distribution only (dw_agg_add_outcome counts a joined
+ *        label there too): its class text, or its number for a regression model (text NULL).
+ *        For labels without a prediction to join, as a training profile's.
+ */
+void dw_agg_add_label(struct dw_agg *agg, const char *text, double num);
+
+/**
  * @brief Adds src into dst (same model; versions and categories matched by name). Exact
  *        categories add exactly while dst has room for them; the rest, and both SpaceSaving
  *        summaries, merge with the rule of Agarwal et al. (docs/sketches.md).
@@ -185,6 +211,20 @@ json_t *dw_agg_to_json(const struct dw_agg *agg);
 /** @returns dw_agg_to_json() as one compact line with sorted keys (malloc'd): what `inspect`
  *           prints of a window, and what the final evaluation stores as its summary. */
 char *dw_agg_to_text(const struct dw_agg *agg);
+
+/** @returns the type of output k of model m: the scores are numeric, the predicted class and
+ *           the label categorical (numeric for a regression model). */
+enum dw_feature_type dw_agg_out_type(const struct dw_model_cfg *m, enum dw_agg_out k);
+
+/**
+ * @brief The score distribution of agg (both score statistics merged) into *fs, a numeric
+ *        statistic initialised here; free with dw_feat_stats_free(). Its sketch is NULL when
+ *        the scores' sketches were dropped (their counts and moments stay).
+ */
+void dw_agg_scores(const struct dw_agg *agg, struct dw_feat_stats *fs);
+
+/** @brief Frees the sketch and table of a statistic made by dw_agg_scores(). */
+void dw_feat_stats_free(struct dw_feat_stats *fs);
 
 /** @brief Population standard deviation of a numeric feature (0 when count < 1). */
 double dw_feat_std(const struct dw_feat_stats *fs);

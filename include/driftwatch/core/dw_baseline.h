@@ -18,7 +18,9 @@
  * Pure C over plain values. `run` keeps the state (struct dw_baseline) in Redis as text
  * (dw_baseline_dump) committed with the final cursor, so a window is merged exactly once and
  * every pod and restart sees the same baseline; `replay` builds it in memory. Both judge their
- * reports with dw_baseline_judge(), so the drops are computed in one place.
+ * reports with dw_baseline_judge(), so the drops are computed in one place, and with
+ * dw_baseline_judge_outputs(): the label drift and the label-free estimates (CBPE, calibrated
+ * on the baseline's labelled scores), which need the baseline's final labels too.
  */
 #ifndef DW_BASELINE_H
 #define DW_BASELINE_H
@@ -29,6 +31,7 @@
 
 #include "driftwatch/core/dw_agg.h"
 #include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_eval.h"
 
 #define DW_BASELINE_FORMAT 1 /* version of the state text */
 /* Where the counts of a baseline come from (the config's values are not counts: see above). */
@@ -121,5 +124,23 @@ double dw_baseline_drop(enum dw_perf_metric k, double base, double value, const 
  */
 void dw_baseline_judge(json_t *report, const struct dw_config *cfg, const struct dw_model_cfg *m,
                        const struct dw_baseline *bl, uint64_t ref_predictions);
+
+/**
+ * @brief What a report gets from the baseline beside the performance drops (one call after
+ *        dw_baseline_judge): on a final report the label drift (dw_eval_label_drift) against
+ *        the reference's labels, else the baseline's merged final labels once it is complete;
+ *        and, unless the report already has it (run's final report takes its close report's),
+ *        the label-free estimate "estimated" and its drops "estimated_drop": the calibration
+ *        (dw_cbpe_fit) is fitted on the baseline's labelled scores by true class, the window's
+ *        scores by predicted class are estimated with it (dw_cbpe_estimate), and each estimate
+ *        is judged with dw_baseline_drop(). Until there is a complete baseline, or when the
+ *        model is not a binary classifier with scores, "estimated" says why.
+ *        Format in docs/statistics.md, "Label-free estimates (CBPE)".
+ * @param agg the window's aggregate (its scores' sketches, its labels), NULL for a run of
+ *            empty windows.
+ */
+void dw_baseline_judge_outputs(json_t *report, const struct dw_config *cfg,
+                               const struct dw_model_cfg *m, const struct dw_baseline *bl,
+                               struct dw_agg *agg, const struct dw_ref *ref);
 
 #endif

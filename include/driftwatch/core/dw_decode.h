@@ -70,6 +70,7 @@ struct dw_prediction {
     size_t version_len;
     int64_t ts_ms; /* event time; the Kafka timestamp when absent */
     struct dw_class pred;
+    int no_pred; /* 1: no predicted class (a profile row without one): not in the class counts */
     int has_score;
     double score; /* positive-class probability (binary) */
     int has_latency;

@@ -51,6 +51,14 @@ struct dw_ref_feature {
     size_t n_cats;
 };
 
+/** @brief The model's outputs in a reference, judged like features (docs/statistics.md). */
+enum dw_ref_out {
+    DW_REF_OUT_SCORE, /* "score": scores (numeric) */
+    DW_REF_OUT_PRED,  /* "prediction": predicted classes, or values (regression, numeric) */
+    DW_REF_OUT_LABEL, /* "label": labels; from a profile only (dw_ref_build leaves it empty) */
+    DW_REF_OUT__COUNT
+};
+
 /** @brief The frozen reference profile of one model. */
 struct dw_ref {
     char *model;
@@ -71,6 +79,9 @@ struct dw_ref {
      * outcomes_model): the performance baseline it gives. NULL when it holds none. */
     struct dw_agg *outcomes;
     struct dw_model_cfg *outcomes_model;
+    /* the outputs (document member "outputs"); count 0 where there were none */
+    struct dw_ref_feature out[DW_REF_OUT__COUNT];
+    int has_outputs; /* 0: a document written before outputs were kept */
 };
 
 /**
@@ -88,6 +99,13 @@ struct dw_ref *dw_ref_build(const struct dw_model_cfg *m, struct dw_agg *const *
  */
 void dw_ref_set_outcomes(struct dw_ref *ref, const struct dw_model_cfg *m,
                          const struct dw_agg *counts);
+/**
+ * @brief Sets the reference's label distribution from final labels (a training profile's:
+ *        dw_ref_build leaves it empty, the labels of reference windows not being final when
+ *        it is built), binned as the reference's numeric features are.
+ */
+void dw_ref_set_labels(struct dw_ref *ref, struct dw_feat_stats *fs);
+
 /** @brief Frees the reference (NULL is a no-op). */
 void dw_ref_free(struct dw_ref *ref);
 
@@ -200,9 +218,23 @@ json_t *dw_eval_performance(const struct dw_model_cfg *m, const struct dw_counts
                             const struct dw_perf *perf);
 
 /**
+ * @brief Sets a final report's "label_drift": the window's labels (agg) judged like a feature
+ *        against the reference's label distribution (a profile's), else the labels of
+ *        `labels` (the performance baseline's merged final counts of the reference windows;
+ *        NULL while it is incomplete), else {"status": status_without, "reason": why_without,
+ *        NULL for the default: what the baseline must hold}. "no_labels"
+ *        when the window has none. Format in docs/statistics.md, "Output and label drift".
+ */
+void dw_eval_label_drift(json_t *report, const struct dw_config *cfg, struct dw_agg *agg,
+                         const struct dw_ref *ref, struct dw_agg *labels,
+                         const char *status_without, const char *why_without);
+
+/**
  * @brief Gives a final report (computed from counts only) the `features`, `drift`,
- *        `latency_ms` and `reference` of its window's close report `close` (NULL when it could not
- * be read): they are final at the close. Without them the report says the drift is unavailable.
+ *        `prediction_drift`, `estimated`, `estimated_drop`, `latency_ms` and `reference` of its
+ * window's close report `close` (NULL when it could not be read): they are final at the close (the
+ * estimate is the label-free one, made before the labels). Without them the report says they are
+ * unavailable.
  * @returns 0, or -1 when `close` lacks them.
  */
 int dw_eval_take_close(json_t *report, const json_t *close);

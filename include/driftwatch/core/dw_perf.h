@@ -73,6 +73,19 @@ double dw_perf_roc_auc(const struct dw_perf *p, double *err_bound);
  */
 int dw_perf_f1(const struct dw_perf *p, double *macro, double *micro);
 
+/**
+ * @brief The scores of the labelled outcomes of true class cls (0: negative, 1: the positive
+ *        class) as a weighted sorted view: the exact scores ascending, weight 1 each, or once
+ *        inexact the histogram's non-empty bins at their centres ((b + 0.5) / BINS) with their
+ *        counts. What the label-free estimate's calibration is fitted on (dw_cbpe.h).
+ * @returns the length; *values and *weights are malloc'd (NULL when 0).
+ */
+size_t dw_perf_score_view(const struct dw_perf *p, int cls, double **values, uint64_t **weights);
+
+/** @returns the distinct class texts of the confusion pairs (predicted and true), counting up
+ *           to `stop` (the pairs beyond DW_PERF_MAX_PAIRS count as one more). */
+size_t dw_perf_n_classes(const struct dw_perf *p, size_t stop);
+
 /** @brief Latency quantile q (numpy linear interpolation while exact). NaN when none. */
 double dw_perf_latency_quantile(const struct dw_perf *p, double q);
 
