@@ -464,6 +464,11 @@ void dw_baseline_judge(json_t *report, const struct dw_config *cfg, const struct
     "the calibration is fitted on the reference windows' final labelled scores (the "              \
     "performance baseline), complete once the last of them reaches its label horizon"
 #define WHY_MISSED "the performance baseline missed a reference window (see baseline.reason)"
+#define WHY_PROFILE_NO_OUTCOMES                                                                    \
+    "the reference profile holds no labelled outcomes: make it with the training data's "          \
+    "prediction, label and score columns (driftwatch profile)"
+#define WHY_TRAILING_EMPTY                                                                         \
+    "no predictions in the windows before this one (reference.source trailing)"
 #define WHY_OLD_BASELINE                                                                           \
     "the performance baseline was completed by an earlier version, which did not keep the "        \
     "labels' distribution; collect the reference again to judge the label drift"
@@ -521,6 +526,21 @@ static int fit_baseline(const struct dw_baseline *bl, struct dw_cbpe_calib *cal,
 }
 
 /* The "estimated" object of a window with scores, and est (ready: *ready = 1). */
+/* Why a baseline that is not ready never will be (NULL: it may still come): a reference window
+ * missed, a profile without labels, trailing windows without predictions. */
+static const char *not_coming(const struct dw_baseline *bl)
+{
+    if (!bl || dw_baseline_ready(bl)) {
+        return NULL;
+    }
+    if (bl->missed) {
+        return WHY_MISSED;
+    }
+    return bl->source == DW_BASELINE_PROFILE    ? WHY_PROFILE_NO_OUTCOMES
+           : bl->source == DW_BASELINE_TRAILING ? WHY_TRAILING_EMPTY
+                                                : NULL;
+}
+
 static json_t *estimate_json(const struct dw_model_cfg *m, const struct dw_baseline *bl,
                              struct dw_agg *agg, struct dw_cbpe_estimate *est, int *ready)
 {
@@ -537,8 +557,9 @@ static json_t *estimate_json(const struct dw_model_cfg *m, const struct dw_basel
         return why_json(WHY_UNAVAILABLE, WHY_NO_SCORES);
     }
     if (!dw_baseline_ready(bl)) {
-        return bl && bl->missed ? why_json(WHY_UNAVAILABLE, WHY_MISSED)
-                                : why_json("waiting_for_baseline", WHY_CALIBRATION);
+        const char *why = not_coming(bl);
+        return why ? why_json(WHY_UNAVAILABLE, why)
+                   : why_json("waiting_for_baseline", WHY_CALIBRATION);
     }
     if (dw_perf_n_classes(&bl->sum->perf, 3) > 2) {
         return why_json(WHY_UNAVAILABLE, WHY_MULTICLASS);
@@ -619,10 +640,9 @@ void dw_baseline_judge_outputs(json_t *report, const struct dw_config *cfg,
 {
     int final = json_is_true(json_object_get(report, "final"));
     if (agg && final) {
-        const char *status = "waiting_for_baseline", *why = NULL;
-        if (bl && bl->missed) {
+        const char *status = "waiting_for_baseline", *why = not_coming(bl);
+        if (why) {
             status = WHY_UNAVAILABLE;
-            why = WHY_MISSED;
         } else if (dw_baseline_ready(bl) && bl->sum->out[DW_AGG_OUT_LABEL].count == 0) {
             status = WHY_UNAVAILABLE;
             why = WHY_OLD_BASELINE;

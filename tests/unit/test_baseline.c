@@ -311,6 +311,43 @@ static void test_profile_and_trailing(void **state)
     dw_agg_free(train);
 }
 
+static json_t *close_report(const struct dw_config *cfg, const struct dw_baseline *bl, int n_neg,
+                            int n_pos, double score_pos);
+
+/* With a profile that holds no labels, or trailing windows without predictions, there is
+ * nothing to wait for: the estimate and the label drift say they are unavailable, and why. */
+static void test_outputs_unavailable_without_outcomes(void **state)
+{
+    struct dw_config cfg = make_cfg();
+    struct dw_baseline bl;
+    dw_baseline_init(&bl, &g_cls);
+    dw_baseline_set_profile(&bl, NULL);
+    json_t *rep = close_report(&cfg, &bl, 10, 10, 0.8);
+    json_t *est = json_object_get(rep, "estimated");
+    assert_string_equal(jstr(est, "status"), "unavailable");
+    assert_non_null(strstr(jstr(est, "reason"), "profile holds no labelled outcomes"));
+    json_decref(rep);
+    dw_baseline_set_trailing(&bl, NULL, 0);
+    rep = close_report(&cfg, &bl, 10, 10, 0.8);
+    est = json_object_get(rep, "estimated");
+    assert_string_equal(jstr(est, "status"), "unavailable");
+    assert_non_null(strstr(jstr(est, "reason"), "no predictions in the windows before"));
+    json_decref(rep);
+
+    /* the label drift of a final report */
+    dw_baseline_set_profile(&bl, NULL);
+    struct dw_agg *agg = cls_window(1, 20, 10);
+    json_t *fin = dw_eval_window(&cfg, &g_cls, agg, NULL, 1);
+    dw_baseline_judge(fin, &cfg, &g_cls, &bl, 0);
+    dw_baseline_judge_outputs(fin, &cfg, &g_cls, &bl, agg, NULL);
+    json_t *ld = json_object_get(fin, "label_drift");
+    assert_string_equal(jstr(ld, "status"), "unavailable");
+    assert_non_null(strstr(jstr(ld, "reason"), "profile holds no labelled outcomes"));
+    json_decref(fin);
+    dw_agg_free(agg);
+    dw_baseline_free(&bl);
+}
+
 /* Regression: drops of mae, rmse, mape (rises are worse) and r2; the rule's metric is rmse. */
 static void test_regression(void **state)
 {
@@ -679,6 +716,7 @@ int main(void)
         cmocka_unit_test(test_baseline_from_merged_counts),
         cmocka_unit_test(test_regression),
         cmocka_unit_test(test_profile_and_trailing),
+        cmocka_unit_test(test_outputs_unavailable_without_outcomes),
         cmocka_unit_test(test_config_precedence),
         cmocka_unit_test(test_waiting),
         cmocka_unit_test(test_step_and_state),
