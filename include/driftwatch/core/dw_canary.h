@@ -75,7 +75,7 @@ enum dw_canary_verdict { DW_CANARY_PROMOTE, DW_CANARY_HOLD, DW_CANARY_ROLLBACK, 
 
 /** One reason of a verdict: a check with its value and the threshold it was held against. */
 struct dw_canary_reason {
-    const char *check; /* static name (docs/canary.md, "Checks") */
+    const char *check; /* static name (docs/canary.md, "Verdict") */
     double value;
     double threshold;
 };
@@ -117,6 +117,7 @@ int dw_canary_cfg_check(const struct dw_canary_cfg *cc, char *errstr, size_t err
  *        comment). Defined everywhere: a group with n == 0 gives NaN numbers and a reason;
  *        equal proportions of exactly 0 or 1 (pooled variance 0) give z = 0, p-value 1 and the
  *        interval [0, 0].
+ * @param x1,n1,x2,n2 counts with x <= n (asserted: they are the caller's own merged counts).
  * @param alpha in (0, 1).
  */
 void dw_canary_ztest(uint64_t x1, uint64_t n1, uint64_t x2, uint64_t n2, double alpha,
@@ -135,6 +136,7 @@ double dw_canary_required_n(double p1, double p2, double alpha, double power);
  *        fails (every failed check is a reason), else hold while a group has fewer labelled
  *        outcomes than samples_needed (the shortfalls are the reasons), else promote.
  * @param cc thresholds that passed dw_canary_cfg_check().
+ * @param baseline,candidate merged counts, correct <= labeled and errors <= served (asserted).
  */
 void dw_canary_analyze(const struct dw_canary_cfg *cc, const struct dw_canary_group *baseline,
                        const struct dw_canary_group *candidate, struct dw_canary_result *out);
