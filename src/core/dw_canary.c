@@ -5,11 +5,16 @@
  *
  * - The decision is a fixed-sample design with early stopping for harm. The sample size per
  *   group is planned from the observed baseline accuracy and the tolerated drop (Fleiss'
- *   formula at alpha and 80 % power); until both groups have it the verdict is hold, unless a
- *   check already fails with significant evidence, which rolls back at once (a canary exists
- *   to stop harm early). Once the plan is reached, accuracy is judged on the observed drop
- *   against the tolerated one: at that size a drop of the margin is just significant, and
- *   deciding on the point estimate gives a verdict that never stays undecided.
+ *   formula at alpha and 80 % power); until both groups have it the verdict is hold, unless
+ *   the interval of the difference already lies entirely beyond the tolerance, which rolls
+ *   back at once (a canary exists to stop harm early). Beyond the tolerance, not merely
+ *   significant: the analysis is repeated every window, and "p < alpha" on the first few
+ *   hundred outcomes of an equal candidate happens every few dozen looks, while an interval
+ *   clear of the margin almost never does. Once the plan is reached, accuracy is judged on
+ *   the observed drop against the tolerated one: at that size a drop of the margin is just
+ *   significant, and deciding on the point estimate gives a verdict that never stays
+ *   undecided. The z-test's p-value is reported (is there a difference at all?) but the
+ *   verdict asks the other question (is it beyond the tolerance?).
  * - No check looks at fewer than min_samples outcomes per group: below ~100 the normal
  *   approximation behind the z-test is poor (n p (1 - p) >= 10 fails for p = 0.9), and a
  *   verdict from 3 requests is noise.
@@ -163,9 +168,10 @@ static void plan_samples(const struct dw_canary_cfg *cc, struct dw_canary_result
     res->progress = progress < 1.0 ? progress : 1.0;
 }
 
-static bool significant_worse(const struct dw_canary_ztest *t, double alpha, bool higher_is_worse)
+/* Upper end of the Wald interval of one proportion p of n at 1 - alpha. */
+static double upper_bound(double p, uint64_t n, double alpha)
 {
-    return t->p_value < alpha && (higher_is_worse ? t->z > 0.0 : t->z < 0.0);
+    return p + dw_stats_norm_ppf(1.0 - alpha / 2.0) * sqrt(p * (1.0 - p) / (double)n);
 }
 
 static void check_accuracy(const struct dw_canary_cfg *cc, struct dw_canary_result *res)
@@ -176,10 +182,12 @@ static void check_accuracy(const struct dw_canary_cfg *cc, struct dw_canary_resu
     }
     double drop = a->p1 - a->p2;
     bool planned = a->n1 >= res->samples_needed && a->n2 >= res->samples_needed;
-    if (drop > cc->max_accuracy_drop && (planned || significant_worse(a, cc->alpha, false))) {
+    /* before the plan, only when the whole interval lies beyond the tolerated drop */
+    if (drop > cc->max_accuracy_drop && (planned || a->ci_high < -cc->max_accuracy_drop)) {
         add_reason(res, "accuracy_drop", drop, cc->max_accuracy_drop);
     }
-    if (a->p2 < cc->min_accuracy) {
+    if (a->p2 < cc->min_accuracy &&
+        (planned || upper_bound(a->p2, a->n2, cc->alpha) < cc->min_accuracy)) {
         add_reason(res, "min_accuracy", a->p2, cc->min_accuracy);
     }
 }
@@ -198,8 +206,10 @@ static void check_error_rate(const struct dw_canary_cfg *cc, struct dw_canary_re
     } else {
         res->error_rate_ratio = e->p2 / e->p1;
     }
+    /* The candidate's rate is above max_error_rate_ratio times the baseline's when the whole
+     * interval of p2 - p1 lies above (ratio - 1) p1 (above 0 for an error-free baseline). */
     if (e->n1 < cc->min_samples || e->n2 < cc->min_samples ||
-        !significant_worse(e, cc->alpha, true)) {
+        !(e->ci_low > (cc->max_error_rate_ratio - 1.0) * e->p1)) {
         return;
     }
     if (e->x1 == 0) {

@@ -220,7 +220,18 @@ static void test_verdict_rollback_on_accuracy(void **state)
     assert_int_equal(res.verdict, DW_CANARY_ROLLBACK);
     assert_int_equal(res.n_reasons, 1);
     assert_reason(&res, 0, "accuracy_drop", 0.1, 0.02);
+    assert_true(res.accuracy.ci_high < -cc.max_accuracy_drop);
+
+    /* an equal candidate that looks 3.9 points worse by chance on its first 329 outcomes (gen's
+     * 95/5 rollout, first window): significant at 5 %, but the interval reaches within the
+     * margin, so it waits instead of rolling back */
+    struct dw_canary_group base_gen = {.labeled = 19000, .correct = 17024};
+    struct dw_canary_group lucky = {.labeled = 329, .correct = 282};
+    dw_canary_analyze(&cc, &base_gen, &lucky, &res);
     assert_true(res.accuracy.p_value < cc.alpha);
+    assert_true(res.accuracy.p1 - res.accuracy.p2 > cc.max_accuracy_drop);
+    assert_true(res.accuracy.ci_high > -cc.max_accuracy_drop);
+    assert_int_equal(res.verdict, DW_CANARY_HOLD);
 
     /* a drop above the margin that is not significant yet waits */
     struct dw_canary_group small = group(200, 0.87, 0, 35.0);
@@ -239,11 +250,23 @@ static void test_verdict_rollback_on_accuracy(void **state)
     assert_true(res.accuracy.p_value < cc.alpha);
     assert_int_equal(res.verdict, DW_CANARY_PROMOTE);
 
-    /* the accuracy floor, when set */
+    /* the accuracy floor, when set: at the planned size on the point estimate ... */
     cc.min_accuracy = 0.95;
     dw_canary_analyze(&cc, &base, &tolerated, &res);
     assert_int_equal(res.verdict, DW_CANARY_ROLLBACK);
     assert_reason(&res, 0, "min_accuracy", 0.885, 0.95);
+    /* ... before it only when the candidate's own interval is below the floor: 0.93 on 200
+     * (interval up to 0.965) waits, 0.85 on 200 (up to 0.90) is rolled back */
+    cc.min_accuracy = 0.95;
+    struct dw_canary_group near = group(200, 0.93, 0, 35.0);
+    dw_canary_analyze(&cc, &base, &near, &res);
+    assert_int_equal(res.verdict, DW_CANARY_HOLD);
+    struct dw_canary_group below = group(200, 0.85, 0, 35.0);
+    cc.max_accuracy_drop = 0.2; /* only the floor fails */
+    dw_canary_analyze(&cc, &base, &below, &res);
+    assert_int_equal(res.verdict, DW_CANARY_ROLLBACK);
+    assert_int_equal(res.n_reasons, 1);
+    assert_reason(&res, 0, "min_accuracy", 0.85, 0.95);
 }
 
 static void test_verdict_rollback_on_latency(void **state)
@@ -285,6 +308,14 @@ static void test_verdict_rollback_on_error_rate(void **state)
     dw_canary_analyze(&cc, &base_low, &few, &res);
     assert_close(res.error_rate_ratio, 5.0, 1e-12, 0);
     assert_true(res.error_rate.p_value >= cc.alpha);
+    assert_int_equal(res.verdict, DW_CANARY_HOLD);
+
+    /* 3 errors in 300 against 0.2 %: significant and 5 times the rate, but 3 errors do not
+     * show the rate is above twice the baseline's: no rollback */
+    struct dw_canary_group three = group(300, 0.9, 3, 35.0);
+    dw_canary_analyze(&cc, &base, &three, &res);
+    assert_true(res.error_rate.p_value < cc.alpha);
+    assert_close(res.error_rate_ratio, 5.0, 1e-12, 0);
     assert_int_equal(res.verdict, DW_CANARY_HOLD);
 
     /* a baseline without errors: the ratio is undefined, the rate itself is checked */
