@@ -9,6 +9,9 @@
  *   options (drift changes distributions, never the number of draws). So an event can be
  *   regenerated at any time from (options, i) alone, and the output does not depend on the
  *   order in which messages are produced.
+ * - A staged rollout (--traffic, --version-accuracy, --version-latency) maps the same single
+ *   version draw through cumulative shares and then picks that version's accuracy and latency
+ *   shift: no extra draw, and without these options the output is byte for byte what it was.
  * - Three passes, one pure: (1) plan - walk the predictions in index order (that is event-time
  *   order), account the ground truth per tumbling window (streamed to --truth, one window in
  *   memory at a time) and record one small `struct gen_msg` per message (arrival time, creation
@@ -49,6 +52,8 @@
 #define GEN_POSITIVE_RATE 0.3            /* probability that the true label is 1 */
 #define GEN_LATENCY_BASE_MS 5.0          /* milliseconds, latency floor */
 #define GEN_LATENCY_MEAN_MS 10.0         /* milliseconds, mean of the exponential part */
+#define GEN_MAX_LATENCY_SHIFT_MS 1e6     /* milliseconds, upper bound of --version-latency */
+#define GEN_TRAFFIC_SUM_TOLERANCE 1e-9   /* percent, how far --traffic may sum from 100 */
 #define GEN_OVERSIZE_BYTES 1048576       /* bytes, size of one oversize message */
 #define GEN_MAX_COUNT 100000000          /* predictions, upper bound of --count */
 #define GEN_MAX_OVERSIZE 100000          /* messages, upper bound of --oversize */
@@ -99,6 +104,10 @@ struct gen_opts {
     const char *model;
     char **versions; /* owned */
     size_t n_versions;
+    double
+        *traffic_cum;   /* owned, per version: cumulative --traffic share, percent; NULL: uniform */
+    double *v_accuracy; /* owned, per version: --version-accuracy, NaN where not given */
+    double *v_latency_ms; /* owned, per version: --version-latency shift, milliseconds */
     int n_numeric;
     int n_categorical;
     char **feature_names; /* owned: numeric first, then categorical */
@@ -133,6 +142,9 @@ static void opts_free(struct gen_opts *o)
         free(o->versions[i]);
     }
     free(o->versions);
+    free(o->traffic_cum);
+    free(o->v_accuracy);
+    free(o->v_latency_ms);
     if (o->feature_names) {
         for (int i = 0; i < o->n_numeric + o->n_categorical; i++) {
             free(o->feature_names[i]);
@@ -277,6 +289,27 @@ static void scores_calibrated(struct gen_rng *r, double acc, struct gen_event *e
     ev->y = rng_uniform(r) < ev->score ? 1 : 0;
 }
 
+/* The version of a draw u in [0, 1): uniform over the versions, or by the --traffic shares. */
+static int pick_version(const struct gen_opts *o, double u)
+{
+    int last = (int)o->n_versions - 1;
+    if (!o->traffic_cum) {
+        int v = (int)(u * (double)o->n_versions);
+        return v > last ? last : v;
+    }
+    double pct = u * 100.0;
+    for (int v = 0; v < last; v++) {
+        if (pct < o->traffic_cum[v]) {
+            return v;
+        }
+    }
+    /* the last version with a share (the cumulative sum may end a rounding below 100) */
+    while (last > 0 && o->traffic_cum[last] == o->traffic_cum[last - 1]) {
+        last--;
+    }
+    return last;
+}
+
 /*
  * @brief Generates prediction i deterministically from (o->seed, i). The draw order is fixed:
  *        version, y, accuracy, score, latency, per feature (missing, value), label share,
@@ -290,11 +323,11 @@ static void event_generate(const struct gen_opts *o, int64_t i, struct gen_event
     ev->ts_ms = event_ts(o, i);
     ev->drifted = o->has_drift && ev->ts_ms >= o->drift_at_ms;
 
-    ev->version = (int)(rng_uniform(&r) * (double)o->n_versions);
-    if (ev->version >= (int)o->n_versions) {
-        ev->version = (int)o->n_versions - 1;
-    }
+    ev->version = pick_version(o, rng_uniform(&r));
     double acc = (ev->drifted && o->has_drift_accuracy) ? o->drift_accuracy : o->accuracy;
+    if (!isnan(o->v_accuracy[ev->version])) {
+        acc = o->v_accuracy[ev->version];
+    }
     if (o->calibrated) {
         scores_calibrated(&r, acc, ev);
     } else {
@@ -304,7 +337,8 @@ static void event_generate(const struct gen_opts *o, int64_t i, struct gen_event
         double score = ev->prediction ? 0.5 + 0.5 * u : 0.5 * u;
         ev->score = floor(score * 10000.0) / 10000.0;
     }
-    double lat = GEN_LATENCY_BASE_MS + rng_exponential(&r, GEN_LATENCY_MEAN_MS);
+    double lat = GEN_LATENCY_BASE_MS + rng_exponential(&r, GEN_LATENCY_MEAN_MS) +
+                 o->v_latency_ms[ev->version];
     ev->latency_ms = round(lat * 10.0) / 10.0;
 
     for (int k = 0; k < o->n_numeric; k++) {
@@ -977,6 +1011,9 @@ enum {
     OPT_DRIFT_SHIFT,
     OPT_DRIFT_MIX,
     OPT_DRIFT_ACCURACY,
+    OPT_TRAFFIC,
+    OPT_VERSION_ACCURACY,
+    OPT_VERSION_LATENCY,
     OPT_TRUTH,
     OPT_WINDOW,
     OPT_PRINT_MODELS,
@@ -1012,6 +1049,9 @@ static const struct option long_options[] = {
     {"drift-shift", required_argument, NULL, OPT_DRIFT_SHIFT},
     {"drift-mix", required_argument, NULL, OPT_DRIFT_MIX},
     {"drift-accuracy", required_argument, NULL, OPT_DRIFT_ACCURACY},
+    {"traffic", required_argument, NULL, OPT_TRAFFIC},
+    {"version-accuracy", required_argument, NULL, OPT_VERSION_ACCURACY},
+    {"version-latency", required_argument, NULL, OPT_VERSION_LATENCY},
     {"truth", required_argument, NULL, OPT_TRUTH},
     {"window", required_argument, NULL, OPT_WINDOW},
     {"print-models", no_argument, NULL, OPT_PRINT_MODELS},
@@ -1045,7 +1085,8 @@ static void usage(FILE *out)
             "  --eps N                     predictions per second of event time [100]\n"
             "  --rate N                    wall-clock messages per second, 0 = unthrottled [0]\n"
             "  --model NAME                model name [fraud]\n"
-            "  --versions a,b              model versions, chosen uniformly [1.0.0]\n"
+            "  --versions a,b              model versions, chosen uniformly unless --traffic "
+            "[1.0.0]\n"
             "  --numeric N                 numeric features [3]\n"
             "  --categorical M             categorical features [2]\n"
             "  --missing R                 share of feature values that are null [0.0]\n"
@@ -1072,6 +1113,14 @@ static void usage(FILE *out)
             "  --drift-shift name=D,...    shift a numeric feature's mean by D std [none]\n"
             "  --drift-mix name,...        reverse a categorical feature's mix [none]\n"
             "  --drift-accuracy A          accuracy after the drift [unchanged]\n"
+            "\n"
+            "staged rollout (per version of --versions):\n"
+            "  --traffic P,...             traffic share of each version in percent, in the\n"
+            "                              order of --versions, summing to 100 [uniform]\n"
+            "  --version-accuracy v=A,...  accuracy of version v, before and after a drift\n"
+            "                              (overrides --accuracy and --drift-accuracy) [none]\n"
+            "  --version-latency v=MS,...  milliseconds added to version v's latency_ms, e.g.\n"
+            "                              1.1.0=+40 (at least -5: latency stays >= 0) [none]\n"
             "\n"
             "other:\n"
             "  --print-models              print the YAML models: block and exit\n"
@@ -1239,10 +1288,128 @@ static int apply_drift_lists(struct gen_opts *o, const char *shift_arg, const ch
     return 0;
 }
 
+/* Applies --traffic P,... (percent per version, in --versions order, summing to 100). */
+static int apply_traffic(struct gen_opts *o, const char *arg, char *errstr, size_t errstr_size)
+{
+    char **items = NULL;
+    int n = split_list(arg, &items);
+    if (n < 0) {
+        return dw_err(errstr, errstr_size, "--traffic: empty item in '%s'", arg);
+    }
+    int rc = -1;
+    if ((size_t)n != o->n_versions) {
+        dw_err(errstr, errstr_size, "--traffic: %d shares in '%s' for %zu versions", n, arg,
+               o->n_versions);
+        goto out;
+    }
+    o->traffic_cum = dw_calloc(o->n_versions, sizeof(double));
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        double share;
+        if (parse_double(items[i], 0.0, 100.0, &share)) {
+            dw_err(errstr, errstr_size,
+                   "--traffic: '%s' (version %s) is not a percentage in "
+                   "[0, 100]",
+                   items[i], o->versions[i]);
+            goto out;
+        }
+        sum += share;
+        o->traffic_cum[i] = sum;
+    }
+    if (fabs(sum - 100.0) > GEN_TRAFFIC_SUM_TOLERANCE) {
+        dw_err(errstr, errstr_size, "--traffic: the shares '%s' sum to %g, not 100", arg, sum);
+        goto out;
+    }
+    rc = 0;
+out:
+    free_list(items, n);
+    return rc;
+}
+
+/* The index of version name in --versions, or -1. */
+static int version_index(const struct gen_opts *o, const char *name)
+{
+    for (size_t v = 0; v < o->n_versions; v++) {
+        if (strcmp(o->versions[v], name) == 0) {
+            return (int)v;
+        }
+    }
+    return -1;
+}
+
+/* Parses "VERSION=VALUE,..." into out[version] (values in [min, max]); `what` names VALUE. */
+static int apply_version_values(const struct gen_opts *o, const char *opt, const char *arg,
+                                const char *what, double min, double max, double *out, char *errstr,
+                                size_t errstr_size)
+{
+    char **items = NULL;
+    int n = split_list(arg, &items);
+    if (n < 0) {
+        return dw_err(errstr, errstr_size, "--%s: empty item in '%s'", opt, arg);
+    }
+    int rc = -1;
+    for (int i = 0; i < n; i++) {
+        char *eq = strchr(items[i], '=');
+        if (!eq) {
+            dw_err(errstr, errstr_size, "--%s: '%s' is not VERSION=VALUE", opt, items[i]);
+            goto out;
+        }
+        *eq = '\0';
+        int v = version_index(o, items[i]);
+        if (v < 0) {
+            dw_err(errstr, errstr_size, "--%s: version '%s' is not one of --versions", opt,
+                   items[i]);
+            goto out;
+        }
+        if (parse_double(eq + 1, min, max, &out[v])) {
+            dw_err(errstr, errstr_size, "--%s: '%s' (version %s) is not %s in [%g, %g]", opt,
+                   eq + 1, items[i], what, min, max);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free_list(items, n);
+    return rc;
+}
+
+/* Applies --traffic, --version-accuracy and --version-latency once the versions are known. */
+static int apply_version_options(struct gen_opts *o, const char *traffic_arg,
+                                 const char *accuracy_arg, const char *latency_arg, char *errstr,
+                                 size_t errstr_size)
+{
+    o->v_accuracy = dw_calloc(o->n_versions, sizeof(double));
+    o->v_latency_ms = dw_calloc(o->n_versions, sizeof(double));
+    for (size_t v = 0; v < o->n_versions; v++) {
+        o->v_accuracy[v] = NAN;
+    }
+    if (traffic_arg && apply_traffic(o, traffic_arg, errstr, errstr_size)) {
+        return -1;
+    }
+    if (accuracy_arg && apply_version_values(o, "version-accuracy", accuracy_arg, "an accuracy",
+                                             0.0, 1.0, o->v_accuracy, errstr, errstr_size)) {
+        return -1;
+    }
+    if (latency_arg && apply_version_values(o, "version-latency", latency_arg, "milliseconds",
+                                            -GEN_LATENCY_BASE_MS, GEN_MAX_LATENCY_SHIFT_MS,
+                                            o->v_latency_ms, errstr, errstr_size)) {
+        return -1;
+    }
+    for (size_t v = 0; o->calibrated && v < o->n_versions; v++) {
+        if (o->v_accuracy[v] < 0.5) {
+            return dw_err(errstr, errstr_size,
+                          "--scores calibrated: --version-accuracy %s=%g must be at least 0.5",
+                          o->versions[v], o->v_accuracy[v]);
+        }
+    }
+    return 0;
+}
+
 /* @returns 0 ok, 1 when --help was printed, -1 on a usage error (message in errstr). */
 static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, size_t errstr_size)
 {
     const char *shift_arg = NULL, *mix_arg = NULL, *versions_arg = "1.0.0";
+    const char *traffic_arg = NULL, *vacc_arg = NULL, *vlat_arg = NULL;
     double drift_at_s = 0.0, window_s = 60.0;
     int64_t v64;
     int opt;
@@ -1424,6 +1591,15 @@ static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, s
             mix_arg = arg;
             o->drift_options = 1;
             break;
+        case OPT_TRAFFIC:
+            traffic_arg = arg;
+            break;
+        case OPT_VERSION_ACCURACY:
+            vacc_arg = arg;
+            break;
+        case OPT_VERSION_LATENCY:
+            vlat_arg = arg;
+            break;
         case OPT_WINDOW:
             if (parse_double(arg, 0.001, 1e9, &window_s)) {
                 return dw_err(errstr, errstr_size, "--window: '%s' is not seconds > 0", arg);
@@ -1460,6 +1636,9 @@ static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, s
                           "--versions: '%s' must be printable ASCII without quotes",
                           o->versions[i]);
         }
+    }
+    if (apply_version_options(o, traffic_arg, vacc_arg, vlat_arg, errstr, errstr_size)) {
+        return -1;
     }
     if (o->calibrated &&
         (o->accuracy < 0.5 || (o->has_drift_accuracy && o->drift_accuracy < 0.5))) {

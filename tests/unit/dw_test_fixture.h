@@ -10,6 +10,7 @@
 #ifndef DW_TEST_FIXTURE_H
 #define DW_TEST_FIXTURE_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@
 
 /** @returns tests/fixtures/<name> parsed (the caller json_decref()s it); fails the test when
  *           it cannot be read. */
-static json_t *load_fixture(const char *name)
+static inline json_t *load_fixture(const char *name)
 {
     char path[256];
     json_error_t jerr;
@@ -42,7 +43,7 @@ struct sample {
     uint64_t n;
 };
 
-static void sample_load(const json_t *obj, struct sample *s)
+static inline void sample_load(const json_t *obj, struct sample *s)
 {
     const json_t *vals = json_object_get(obj, "values");
     const json_t *counts = json_object_get(obj, "counts");
@@ -61,20 +62,31 @@ static void sample_load(const json_t *obj, struct sample *s)
     assert_int_equal(s->n, json_integer_value(json_object_get(obj, "n")));
 }
 
-static void sample_free(struct sample *s)
+static inline void sample_free(struct sample *s)
 {
     free(s->v);
     free(s->w);
 }
 
 /** @returns the number at obj[key]; fails the test when the fixture lacks it. */
-static double jnum(const json_t *obj, const char *key)
+static inline double jnum(const json_t *obj, const char *key)
 {
     const json_t *v = json_object_get(obj, key);
     if (v == NULL) {
         fail_msg("fixture lacks %s", key);
     }
     return json_number_value(v);
+}
+
+/** @returns the number at obj[key], NaN for null (an undefined value); fails the test when
+ *           the fixture lacks it. */
+static inline double jval(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (v == NULL) {
+        fail_msg("fixture lacks %s", key);
+    }
+    return json_is_null(v) ? NAN : json_number_value(v);
 }
 
 #endif

@@ -34,16 +34,6 @@ static struct dw_cbpe_view as_view(const struct sample *s)
     return (struct dw_cbpe_view){s->v, s->w, s->len};
 }
 
-/* A number of the fixture, NaN for null (an undefined value). */
-static double jval(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    if (v == NULL) {
-        fail_msg("fixture lacks %s", key);
-    }
-    return json_is_null(v) ? NAN : json_number_value(v);
-}
-
 /* Fits the calibration of a fixture case's reference. */
 static void fit_case(const json_t *c, struct dw_cbpe_calib *cal)
 {

@@ -38,6 +38,26 @@ static int run_gen(const char *first, ...)
     return rc;
 }
 
+/* Runs `gen` (with -q) with the descriptor fd (stdout or stderr) written to the file path.
+ * @returns its exit code. */
+static int run_gen_to(int fd, const char *path, const char *first, ...)
+{
+    fflush(fd == STDOUT_FILENO ? stdout : stderr);
+    int saved = dup(fd);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    dup2(fileno(f), fd);
+    va_list ap;
+    va_start(ap, first);
+    int rc = dw_test_vcmd(dw_cmd_gen, "gen", "-q", first, ap);
+    va_end(ap);
+    fflush(fd == STDOUT_FILENO ? stdout : stderr);
+    dup2(saved, fd);
+    close(saved);
+    fclose(f);
+    return rc;
+}
+
 static char *slurp(const char *path, size_t *len_out)
 {
     FILE *f = fopen(path, "rb");
@@ -100,6 +120,7 @@ struct pred {
     double amount; /* NAN when missing */
     char country[4];
     unsigned char missing[NFEAT_MAX];
+    double latency_ms;
     int n_labels;
     int first_label;
     int conflicts;
@@ -193,6 +214,7 @@ static void dataset_load(struct dataset *ds, const char *pred_path, const char *
             assert_true(p->prediction ? (score >= 0.5 && score <= 1.0)
                                       : (score >= 0.0 && score <= 0.5));
             p->score = score;
+            p->latency_ms = json_number_value(json_object_get(obj, "latency_ms"));
             for (int k = 0; k < N_FEATURES; k++) {
                 json_t *v = json_object_get(feats, feature_names[k]);
                 assert_non_null(v);
@@ -370,17 +392,8 @@ static void test_help_and_usage_errors(void **state)
 static void test_print_models(void **state)
 {
     const char *out = path_of("models.yaml");
-    fflush(stdout);
-    int saved = dup(STDOUT_FILENO);
-    FILE *f = fopen(out, "w");
-    assert_non_null(f);
-    dup2(fileno(f), STDOUT_FILENO);
-    int rc =
-        run_gen("--print-models", "--model", "churn", "--numeric", "5", "--categorical", "4", NULL);
-    fflush(stdout);
-    dup2(saved, STDOUT_FILENO);
-    close(saved);
-    fclose(f);
+    int rc = run_gen_to(STDOUT_FILENO, out, "--print-models", "--model", "churn", "--numeric", "5",
+                        "--categorical", "4", NULL);
     assert_int_equal(rc, 0);
     size_t len;
     char *text = slurp(out, &len);
@@ -620,6 +633,155 @@ static void test_fast_eps_and_epoch_start(void **state)
     dataset_free(&ds);
 }
 
+/* ---- staged rollouts ---------------------------------------------------------------------- */
+
+/* count of n draws is within 4.5 binomial standard deviations of a share of pct percent. */
+static void assert_share(const char *version, int64_t count, int64_t n, double pct)
+{
+    double p = pct / 100.0, mean = (double)n * p, sd = sqrt((double)n * p * (1.0 - p));
+    if (fabs((double)count - mean) > 4.5 * sd) {
+        fail_msg("version %s: %lld of %lld, expected %.0f +- %.0f", version, (long long)count,
+                 (long long)n, mean, 4.5 * sd);
+    }
+}
+
+/* Predictions per version in the dataset, for the versions named. */
+static void count_versions(const struct dataset *ds, const char *const *names, size_t k,
+                           int64_t *counts)
+{
+    memset(counts, 0, k * sizeof(int64_t));
+    for (size_t i = 0; i < ds->n_preds; i++) {
+        size_t v = 0;
+        while (v < k && strcmp(ds->preds[i].version, names[v]) != 0) {
+            v++;
+        }
+        assert_true(v < k); /* only the versions given */
+        counts[v]++;
+    }
+}
+
+/* Predictions of versions a, b, c generated with --traffic shares. */
+static void three_version_counts(const char *count, const char *shares, int64_t counts[3])
+{
+    static const char *const three[] = {"a", "b", "c"};
+    const char *pp = path_of("3p"), *lp = path_of("3l");
+    assert_int_equal(run_gen("--seed", "12", "--count", count, "--eps", "1000", "--versions",
+                             "a,b,c", "--traffic", shares, "--predictions-out", pp, "--labels-out",
+                             lp, NULL),
+                     0);
+    struct dataset ds;
+    dataset_load(&ds, pp, lp);
+    count_versions(&ds, three, 3, counts);
+    dataset_free(&ds);
+}
+
+static void test_traffic_shares(void **state)
+{
+    const char *pp = path_of("sp"), *lp = path_of("sl"), *tp = path_of("st");
+    assert_int_equal(run_gen("--seed", "11", "--count", "40000", "--eps", "1000", "--versions",
+                             "1.0.0,1.1.0", "--traffic", "95,5", "--predictions-out", pp,
+                             "--labels-out", lp, "--truth", tp, NULL),
+                     0);
+    struct dataset ds;
+    dataset_load(&ds, pp, lp);
+    const char *two[] = {"1.0.0", "1.1.0"};
+    int64_t counts[3];
+    count_versions(&ds, two, 2, counts);
+    assert_share("1.0.0", counts[0], 40000, 95.0);
+    assert_share("1.1.0", counts[1], 40000, 5.0);
+    /* the truth's per-version counts are those of the files */
+    json_t *truth = load_truth(tp);
+    json_t *mine = dataset_truth(&ds, 60000);
+    assert_true(json_equal(truth, mine));
+    json_decref(mine);
+    json_decref(truth);
+    dataset_free(&ds);
+
+    /* three versions, and a share of 0 that never gets traffic */
+    three_version_counts("30000", "70,20,10", counts);
+    assert_share("a", counts[0], 30000, 70.0);
+    assert_share("b", counts[1], 30000, 20.0);
+    assert_share("c", counts[2], 30000, 10.0);
+    three_version_counts("5000", "50,0,50", counts);
+    assert_int_equal(counts[1], 0);
+    assert_share("a", counts[0], 5000, 50.0);
+}
+
+static void test_version_accuracy_and_latency(void **state)
+{
+    const char *pp = path_of("vp"), *lp = path_of("vl");
+    /* 20000 predictions at 50/s span 400 s; the drift starts half way */
+    assert_int_equal(run_gen("--seed", "13", "--count", "20000", "--eps", "50", "--versions",
+                             "1.0.0,1.1.0", "--traffic", "50,50", "--accuracy", "0.9",
+                             "--version-accuracy", "1.1.0=0.8", "--version-latency", "1.1.0=+40",
+                             "--drift-at", "200", "--drift-accuracy", "0.6", "--predictions-out",
+                             pp, "--labels-out", lp, NULL),
+                     0);
+    struct dataset ds;
+    dataset_load(&ds, pp, lp);
+    int64_t drift_ms = ds.preds[0].ts + 200000;
+    double labeled[2][2] = {{0}}, correct[2][2] = {{0}};
+    double lat_sum[2] = {0}, lat_n[2] = {0}, lat_min[2] = {INFINITY, INFINITY};
+    for (size_t i = 0; i < ds.n_preds; i++) {
+        const struct pred *p = &ds.preds[i];
+        int v = strcmp(p->version, "1.1.0") == 0;
+        int after = p->ts >= drift_ms;
+        labeled[v][after] += p->n_labels > 0;
+        correct[v][after] += p->n_labels > 0 && p->first_label == p->prediction;
+        lat_sum[v] += p->latency_ms;
+        lat_n[v]++;
+        lat_min[v] = fmin(lat_min[v], p->latency_ms);
+    }
+    /* 1.0.0 follows --accuracy and --drift-accuracy; 1.1.0 keeps its own accuracy throughout
+     * (about 5000 labels per cell: standard error 0.006) */
+    assert_true(fabs(correct[0][0] / labeled[0][0] - 0.9) < 0.025);
+    assert_true(fabs(correct[0][1] / labeled[0][1] - 0.6) < 0.035);
+    assert_true(fabs(correct[1][0] / labeled[1][0] - 0.8) < 0.03);
+    assert_true(fabs(correct[1][1] / labeled[1][1] - 0.8) < 0.03);
+    /* latency 5 + Exponential(10) ms, 40 ms more for 1.1.0 (standard error of a mean 0.15) */
+    assert_true(lat_min[0] >= 5.0 && lat_min[0] < 5.5);
+    assert_true(lat_min[1] >= 45.0 && lat_min[1] < 45.5);
+    assert_true(fabs(lat_sum[0] / lat_n[0] - 15.0) < 0.6);
+    assert_true(fabs(lat_sum[1] / lat_n[1] - 55.0) < 0.6);
+    dataset_free(&ds);
+}
+
+/* gen's stderr for a usage error, which must name the bad value. */
+static void assert_usage_error(const char *opt, const char *value, const char *part)
+{
+    const char *ep = path_of("stderr");
+    assert_int_equal(run_gen_to(STDERR_FILENO, ep, "--versions", "1.0.0,1.1.0", opt, value,
+                                "--truth", path_of("t"), NULL),
+                     2);
+    size_t len;
+    char *text = slurp(ep, &len);
+    assert_contains(text, part);
+    free(text);
+}
+
+static void test_staged_rollout_errors(void **state)
+{
+    assert_usage_error("--traffic", "95,4", "--traffic: the shares '95,4' sum to 99, not 100");
+    assert_usage_error("--traffic", "95,abc", "'abc' (version 1.1.0) is not a percentage");
+    assert_usage_error("--traffic", "-5,105", "'-5' (version 1.0.0) is not a percentage");
+    assert_usage_error("--traffic", "100", "--traffic: 1 shares in '100' for 2 versions");
+    assert_usage_error("--traffic", "90,5,5", "3 shares in '90,5,5' for 2 versions");
+    assert_usage_error("--traffic", "95,,5", "empty item");
+    assert_usage_error("--version-accuracy", "2.0.0=0.8", "version '2.0.0' is not one of");
+    assert_usage_error("--version-accuracy", "1.1.0=1.5", "'1.5' (version 1.1.0) is not an");
+    assert_usage_error("--version-accuracy", "1.1.0",
+                       "--version-accuracy: '1.1.0' is not VERSION=VALUE");
+    assert_usage_error("--version-latency", "1.1.0=-10", "'-10' (version 1.1.0) is not millis");
+    assert_usage_error("--version-latency", "1.1.0=fast", "'fast' (version 1.1.0)");
+    assert_int_equal(run_gen("--scores", "calibrated", "--versions", "a,b", "--version-accuracy",
+                             "b=0.3", "--truth", path_of("t"), NULL),
+                     2);
+    /* shares given as decimals are fine as long as they sum to 100 */
+    assert_int_equal(run_gen("--versions", "a,b,c", "--traffic", "33.3,33.3,33.4", "--count", "10",
+                             "--truth", path_of("t"), NULL),
+                     0);
+}
+
 static void test_kafka_sink(void **state)
 {
     /* librdkafka's in-process mock cluster (loopback): every message gets a delivery report. */
@@ -648,6 +810,9 @@ int main(void)
         cmocka_unit_test(test_drift),
         cmocka_unit_test(test_calibrated_scores),
         cmocka_unit_test(test_fast_eps_and_epoch_start),
+        cmocka_unit_test(test_traffic_shares),
+        cmocka_unit_test(test_version_accuracy_and_latency),
+        cmocka_unit_test(test_staged_rollout_errors),
         cmocka_unit_test(test_kafka_sink),
     };
     return cmocka_run_group_tests(tests, dw_tmp_setup, dw_tmp_teardown);

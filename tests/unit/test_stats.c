@@ -109,6 +109,52 @@ static void test_smirnov_fixture(void **state)
     json_decref(doc);
 }
 
+static void test_norm_fixture(void **state)
+{
+    json_t *doc = load_fixture("stats_special.json");
+    const json_t *rows = json_object_get(doc, "norm_sf");
+    size_t i;
+    const json_t *row;
+    assert_true(json_array_size(rows) > 60);
+    json_array_foreach(rows, i, row)
+    {
+        double x = json_number_value(json_array_get(row, 0));
+        double want = json_number_value(json_array_get(row, 1));
+        char what[64];
+        snprintf(what, sizeof(what), "norm.sf(%.17g)", x);
+        assert_close_what(what, dw_stats_norm_sf(x), want, REL_SPECIAL, ABS_PROB);
+    }
+    rows = json_object_get(doc, "norm_ppf");
+    assert_true(json_array_size(rows) > 40);
+    json_array_foreach(rows, i, row)
+    {
+        double p = json_number_value(json_array_get(row, 0));
+        double want = json_number_value(json_array_get(row, 1));
+        char what[64];
+        snprintf(what, sizeof(what), "norm.ppf(%.17g)", p);
+        assert_close_what(what, dw_stats_norm_ppf(p), want, REL_SPECIAL, 0);
+    }
+    json_decref(doc);
+}
+
+static void test_norm_hand_values(void **state)
+{
+    assert_double_exact(dw_stats_norm_sf(0.0), 0.5);
+    assert_close(dw_stats_norm_ppf(0.975), 1.959963984540054, 1e-15, 0);
+    assert_close(dw_stats_norm_ppf(0.8), 0.8416212335729143, 1e-15, 0);
+    assert_double_exact(dw_stats_norm_ppf(0.5), 0.0);
+    /* the quantile inverts the survival function: sf(-ppf(p)) = p */
+    for (double p = 1e-12; p < 1.0; p *= 7.0) {
+        assert_close(dw_stats_norm_sf(-dw_stats_norm_ppf(p)), p, 1e-13, 0);
+    }
+    assert_true(isinf(dw_stats_norm_ppf(0.0)) && dw_stats_norm_ppf(0.0) < 0);
+    assert_true(isinf(dw_stats_norm_ppf(1.0)) && dw_stats_norm_ppf(1.0) > 0);
+    assert_nan(dw_stats_norm_ppf(-0.1));
+    assert_nan(dw_stats_norm_ppf(1.5));
+    assert_nan(dw_stats_norm_ppf(NAN));
+    assert_nan(dw_stats_norm_sf(NAN));
+}
+
 static void test_special_hand_values(void **state)
 {
     /* chi2 with 2 dof is exp(-x/2); with 1 dof it is erfc(sqrt(x/2)). */
@@ -478,6 +524,8 @@ int main(void)
         cmocka_unit_test(test_kstwo_fixture),
         cmocka_unit_test(test_smirnov_fixture),
         cmocka_unit_test(test_special_hand_values),
+        cmocka_unit_test(test_norm_fixture),
+        cmocka_unit_test(test_norm_hand_values),
         cmocka_unit_test(test_numeric_fixture),
         cmocka_unit_test(test_weighted_view_equals_expanded),
         cmocka_unit_test(test_ks_hand_cases),

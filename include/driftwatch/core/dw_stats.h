@@ -65,6 +65,21 @@ double dw_stats_smirnov_sf(uint64_t n, double d);
  */
 double dw_stats_kstwo_sf(double d, uint64_t n);
 
+/**
+ * @brief Standard normal survival function P(Z > x) (scipy.stats.norm.sf(x)), as
+ *        erfc(x / √2) / 2.
+ * @returns the probability in [0, 1]; NaN for NaN.
+ */
+double dw_stats_norm_sf(double x);
+
+/**
+ * @brief Standard normal quantile, the inverse of the cdf (scipy.stats.norm.ppf(p) =
+ *        scipy.special.ndtri(p)), by Wichura's Algorithm AS 241 (PPND16, Applied Statistics
+ *        37:477-484, 1988), about 1e-16 relative.
+ * @returns z with P(Z <= z) = p; -inf for p == 0, +inf for p == 1, NaN outside [0, 1] or NaN.
+ */
+double dw_stats_norm_ppf(double p);
+
 /* ------------------------------------------------------------------ numeric samples */
 
 /** Result of a two-sample KS test. */
