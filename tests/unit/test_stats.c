@@ -53,22 +53,29 @@ static void test_chi2_sf_fixture(void **state)
     json_decref(doc);
 }
 
-static void test_kstwobign_fixture(void **state)
+/* Each row [x, f(x)] of table `name` of stats_special.json (more than min_rows of them) against
+ * fn(x), to REL_SPECIAL relative or abs absolute. */
+static void check_table(const char *name, double (*fn)(double), size_t min_rows, double abs)
 {
     json_t *doc = load_fixture("stats_special.json");
-    const json_t *rows = json_object_get(doc, "kstwobign_sf");
+    const json_t *rows = json_object_get(doc, name);
     size_t i;
     const json_t *row;
-    assert_true(json_array_size(rows) > 40);
+    assert_true(json_array_size(rows) > min_rows);
     json_array_foreach(rows, i, row)
     {
         double x = json_number_value(json_array_get(row, 0));
         double want = json_number_value(json_array_get(row, 1));
         char what[64];
-        snprintf(what, sizeof(what), "kstwobign.sf(%g)", x);
-        assert_close_what(what, dw_stats_kolmogorov_sf(x), want, REL_SPECIAL, ABS_PROB);
+        snprintf(what, sizeof(what), "%s(%.17g)", name, x);
+        assert_close_what(what, fn(x), want, REL_SPECIAL, abs);
     }
     json_decref(doc);
+}
+
+static void test_kstwobign_fixture(void **state)
+{
+    check_table("kstwobign_sf", dw_stats_kolmogorov_sf, 40, ABS_PROB);
 }
 
 static void test_kstwo_fixture(void **state)
@@ -111,30 +118,8 @@ static void test_smirnov_fixture(void **state)
 
 static void test_norm_fixture(void **state)
 {
-    json_t *doc = load_fixture("stats_special.json");
-    const json_t *rows = json_object_get(doc, "norm_sf");
-    size_t i;
-    const json_t *row;
-    assert_true(json_array_size(rows) > 60);
-    json_array_foreach(rows, i, row)
-    {
-        double x = json_number_value(json_array_get(row, 0));
-        double want = json_number_value(json_array_get(row, 1));
-        char what[64];
-        snprintf(what, sizeof(what), "norm.sf(%.17g)", x);
-        assert_close_what(what, dw_stats_norm_sf(x), want, REL_SPECIAL, ABS_PROB);
-    }
-    rows = json_object_get(doc, "norm_ppf");
-    assert_true(json_array_size(rows) > 40);
-    json_array_foreach(rows, i, row)
-    {
-        double p = json_number_value(json_array_get(row, 0));
-        double want = json_number_value(json_array_get(row, 1));
-        char what[64];
-        snprintf(what, sizeof(what), "norm.ppf(%.17g)", p);
-        assert_close_what(what, dw_stats_norm_ppf(p), want, REL_SPECIAL, 0);
-    }
-    json_decref(doc);
+    check_table("norm_sf", dw_stats_norm_sf, 60, ABS_PROB);
+    check_table("norm_ppf", dw_stats_norm_ppf, 40, 0);
 }
 
 static void test_norm_hand_values(void **state)
