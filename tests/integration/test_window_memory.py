@@ -5,8 +5,8 @@ horizon of one window). Once the windows before the last have been evaluated at 
 first four at the label horizon (the last windows wait for event time to pass them):
 
 - every partition's aggregate of a merged window says `sketches_dropped` and its Redis record
-  is small (counts, moments and the labels' classes), while the per-window counts stay exactly gen's truth,
-  features included (`inspect`);
+  is small (counts, moments and the labels' classes), while the per-window counts stay exactly
+  gen's truth, features included (`inspect`);
 - driftwatch_window_sketches_dropped_total counts those partition windows;
 - the reference was built (`ref:<model>`) and the merged reference windows kept for it while
   it was collected (`refagg:`) are gone;
