@@ -93,6 +93,7 @@ struct run_metrics {
     struct dw_metric *invalid[DW_BAD__COUNT];
     struct dw_metric *dead_letters, *dead_letter_failures, *dead_letters_pending;
     struct dw_metric *offset_resets, *lost_pred, *lost_label;
+    struct dw_metric *gaps_pred, *gaps_label, *holes_pred, *holes_label;
     struct dw_metric *late, *duplicates, *labels_held, *label_holds;
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
     struct dw_metric *loop[RUN_PHASES]; /* the event loop's wall time by phase */
@@ -143,12 +144,14 @@ struct runner {
     struct dw_actions *actions; /* alert rules, sinks, triggers (evaluator) */
     int eval_lease;             /* held the evaluator lease at the last tick */
     int n_parts;
-    struct dw_part **parts; /* by partition number; NULL when not owned */
-    int64_t *eof_ms;        /* wall clock since the predictions partition hit its end, 0 = not */
-    int64_t *label_eof_ms;  /* the same for the labels partition */
-    unsigned char *held;    /* labels partition paused by event-time alignment (align_labels) */
-    struct pending *pend;   /* assigned partitions whose state is not loaded (paused) */
-    json_t *windows_held;   /* partitions whose state holds windows open, from the last read */
+    struct dw_part **parts;    /* by partition number; NULL when not owned */
+    int64_t *eof_ms;           /* wall clock since the predictions partition hit its end, 0 = not */
+    int64_t *label_eof_ms;     /* the same for the labels partition */
+    unsigned char *held;       /* labels partition paused by event-time alignment (align_labels) */
+    unsigned char *refetching; /* [2 * p + is_pred]: fetched again from its next offset; the
+                                * rest of the current batch is dropped (refetch_gap) */
+    struct pending *pend;      /* assigned partitions whose state is not loaded (paused) */
+    json_t *windows_held;      /* partitions whose state holds windows open, from the last read */
     char owner[128];
     int assigned; /* an assignment was received */
     int paused;   /* consumption paused because Redis is unavailable */
@@ -207,6 +210,16 @@ static void metrics_init(struct run_metrics *m)
                        "between the consumer's offset and the log start.";
     m->lost_pred = counter("driftwatch_messages_lost_total", lost, "topic=\"predictions\"");
     m->lost_label = counter("driftwatch_messages_lost_total", lost, "topic=\"labels\"");
+    const char *gaps = "Fetches that returned a message past the consumer's next offset "
+                       "(offsets skipped on the way): fetched again from the next offset.";
+    m->gaps_pred = counter("driftwatch_kafka_fetch_gaps_total", gaps, "topic=\"predictions\"");
+    m->gaps_label = counter("driftwatch_kafka_fetch_gaps_total", gaps, "topic=\"labels\"");
+    const char *holes = "Offsets the log holds no message for, found by fetching a gap again "
+                        "(transaction markers, aborted transactions, compaction).";
+    m->holes_pred =
+        counter("driftwatch_kafka_offsets_without_message_total", holes, "topic=\"predictions\"");
+    m->holes_label =
+        counter("driftwatch_kafka_offsets_without_message_total", holes, "topic=\"labels\"");
     m->late = counter("driftwatch_late_predictions_total",
                       "Predictions whose window had already closed.", NULL);
     m->duplicates = counter("driftwatch_duplicate_events_total",
@@ -368,6 +381,10 @@ static void dead_letter(struct runner *rn, const rd_kafka_message_t *rkm, enum d
 
 static void offset_out_of_range(struct runner *rn, const rd_kafka_message_t *rkm,
                                 struct dw_part *part, int is_pred);
+static void refetch_gap(struct runner *rn, const rd_kafka_message_t *rkm,
+                        const struct dw_part *part, int is_pred);
+static void count_hole(struct runner *rn, const rd_kafka_message_t *rkm, const struct dw_part *part,
+                       int is_pred);
 
 /* ---- messages ---- */
 
@@ -396,9 +413,20 @@ static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
                        rd_kafka_message_errstr(rkm));
         return;
     }
-    int64_t next = is_pred ? part->off_pred : part->off_label;
-    if (next >= 0 && rkm->offset < next) {
-        return; /* already counted: fetched again after a restart (offset_out_of_range) */
+    if (rn->refetching[2 * p + is_pred]) {
+        return; /* fetched before refetch_gap went back: it comes again */
+    }
+    switch (dw_part_fetched(part, is_pred, rkm->offset)) {
+    case DW_FETCH_REPEAT:
+        return; /* counted already: fetched again after a restart (restart_fetch) */
+    case DW_FETCH_REFETCH:
+        refetch_gap(rn, rkm, part, is_pred);
+        return;
+    case DW_FETCH_HOLE:
+        count_hole(rn, rkm, part, is_pred);
+        break;
+    case DW_FETCH_PROCESS:
+        break;
     }
     rd_kafka_timestamp_type_t tstype;
     int64_t kts = rd_kafka_message_timestamp(rkm, &tstype);
@@ -777,6 +805,42 @@ static void offset_out_of_range(struct runner *rn, const rd_kafka_message_t *rkm
     dw_log(target == pos ? DW_LOG_WARN : DW_LOG_ERROR, what, "{s:s,s:i,s:I,s:I}", "topic", topic,
            "partition", (int)rkm->partition, "offset", (json_int_t)pos, "resumed_at",
            (json_int_t)target);
+}
+
+/*
+ * A fetched message past the next offset (dw_part_fetched): offsets were skipped on the way.
+ * Fetch again from the next offset, and drop the rest of this batch's messages of the
+ * partition (they come again); the message at the next offset fills the gap, or the same gap
+ * again shows a hole in the log (count_hole).
+ */
+static void refetch_gap(struct runner *rn, const rd_kafka_message_t *rkm,
+                        const struct dw_part *part, int is_pred)
+{
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    int64_t next = is_pred ? part->off_pred : part->off_label;
+    char errstr[256] = "";
+    dw_metric_inc(is_pred ? rn->m.gaps_pred : rn->m.gaps_label);
+    rn->refetching[2 * rkm->partition + is_pred] = 1;
+    int rc = restart_fetch(rn, topic, rkm->partition, next, errstr, sizeof(errstr));
+    dw_log_limited("fetch_gap", 1, DW_LOG_WARN,
+                   rc == 0 ? "fetched past the next offset; fetching again from it"
+                           : "fetched past the next offset; fetching again failed",
+                   "{s:s,s:i,s:I,s:I,s:s}", "topic", topic, "partition", (int)rkm->partition,
+                   "next_offset", (json_int_t)next, "fetched_offset", (json_int_t)rkm->offset,
+                   "error", errstr);
+}
+
+/* The log has no messages between the next offset and this one (fetched again, the same gap):
+ * transaction markers, aborted transactions or compaction. Counted and logged, never silent. */
+static void count_hole(struct runner *rn, const rd_kafka_message_t *rkm, const struct dw_part *part,
+                       int is_pred)
+{
+    int64_t next = is_pred ? part->off_pred : part->off_label;
+    dw_metric_add(is_pred ? rn->m.holes_pred : rn->m.holes_label, (double)(rkm->offset - next));
+    dw_log_limited("fetch_hole", 1, DW_LOG_INFO,
+                   "offsets without a message in the log (transaction markers or compaction)",
+                   "{s:s,s:i,s:I,s:I}", "topic", rd_kafka_topic_name(rkm->rkt), "partition",
+                   (int)rkm->partition, "from", (json_int_t)next, "to", (json_int_t)rkm->offset);
 }
 
 /* ---- rebalance ---- */
@@ -2263,6 +2327,7 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     rn->parts = dw_calloc((size_t)rn->n_parts, sizeof(*rn->parts));
     rn->eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->eof_ms));
     rn->held = dw_calloc((size_t)rn->n_parts, sizeof(*rn->held));
+    rn->refetching = dw_calloc(2 * (size_t)rn->n_parts, sizeof(*rn->refetching));
     rn->pend = dw_calloc((size_t)rn->n_parts, sizeof(*rn->pend));
     rn->label_eof_ms = dw_calloc((size_t)rn->n_parts, sizeof(*rn->label_eof_ms));
     if (!(rn->actions =
@@ -2348,6 +2413,7 @@ static void runner_loop(struct runner *rn)
     double t = dw_mono_s();
     while (!run_stop) {
         ssize_t n = rd_kafka_consume_batch_queue(q, RUN_POLL_MS, batch, RUN_BATCH);
+        memset(rn->refetching, 0, 2 * (size_t)rn->n_parts); /* a new batch: fetched again */
         t = loop_phase(rn, PH_POLL, t);
         for (ssize_t i = 0; i < n; i++) {
             handle_message(rn, batch[i]);
@@ -2355,8 +2421,15 @@ static void runner_loop(struct runner *rn)
         }
         t = loop_phase(rn, PH_MESSAGES, t);
         if (n <= 0) {
-            /* Serve rebalance and error events when no message came. */
-            rd_kafka_consumer_poll(rn->consumer, 0);
+            /* Serve rebalance and error events when no message came. A message or an error
+             * event can come here too (it arrived since the batch returned): it is handled like
+             * the batch's. It used to be dropped: a message skipped without a trace, or an
+             * "offset out of range" event never resolved, its partition stopped for good. */
+            rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rn->consumer, 0);
+            if (rkm) {
+                handle_message(rn, rkm);
+                rd_kafka_message_destroy(rkm);
+            }
         }
         align_labels(rn);
         retry_pending(rn);
@@ -2417,6 +2490,7 @@ static void runner_stop(struct runner *rn)
     free(rn->eof_ms);
     free(rn->label_eof_ms);
     free(rn->held);
+    free(rn->refetching);
     free(rn->pend);
     json_decref(rn->windows_held);
     free(rn->pev);

@@ -52,6 +52,8 @@ struct dw_part *dw_part_new(const struct dw_config *cfg, int32_t partition)
     p->partition = partition;
     p->off_pred = -1;
     p->off_label = -1;
+    p->gap_pred.refetched_at = -1;
+    p->gap_label.refetched_at = -1;
     p->max_ts = DW_NO_TS;
     p->min_ts = DW_NO_TS;
     p->max_label_ts = DW_NO_TS;
@@ -88,6 +90,24 @@ void dw_part_free(struct dw_part *p)
     free(p->unmerged);
     dw_join_free(&p->join);
     free(p);
+}
+
+enum dw_fetch_action dw_part_fetched(struct dw_part *p, int is_pred, int64_t offset)
+{
+    int64_t next = is_pred ? p->off_pred : p->off_label;
+    struct dw_fetch_guard *g = is_pred ? &p->gap_pred : &p->gap_label;
+    if (next < 0 || offset == next) {
+        return DW_FETCH_PROCESS;
+    }
+    if (offset < next) {
+        return DW_FETCH_REPEAT;
+    }
+    if (g->refetched_at == next || g->holes >= DW_FETCH_HOLES_TRUSTED) {
+        g->holes++;
+        return DW_FETCH_HOLE;
+    }
+    g->refetched_at = next;
+    return DW_FETCH_REFETCH;
 }
 
 int64_t dw_part_watermark(const struct dw_part *p)

@@ -159,10 +159,25 @@ def scenario_fetch():
     ok = h.report(not diffs, "exact per-window counts after fetch errors and leader moves",
                   f"({len(truth)} windows) {diffs[:5]}")
     consumed = env.metric("driftwatch_messages_consumed_total", 'topic="predictions"')
+    gaps = env.metric("driftwatch_kafka_fetch_gaps_total", 'topic="predictions"')
     ok &= h.report(consumed == summary["predictions"], "each prediction consumed once",
-                   f"({consumed} == {summary['predictions']})")
+                   f"({consumed} == {summary['predictions']}; {gaps} gaps fetched again)")
+    if not ok:
+        explain_missing(env)
     env.close()
     return ok
+
+
+def explain_missing(env):
+    """What a failed exactness check needs to be told apart: were the messages in the log
+    (the consumer skipped them) or not (the producer or the broker lost them)?"""
+    for topic in ("predictions", "labels"):
+        print(f"  {topic}: log ends {env.log_offsets(topic)}")
+    _status, text = env.http_get("/metrics")
+    print("\n".join(l for l in (text or "").splitlines()
+                    if l.startswith(("driftwatch_messages_", "driftwatch_kafka_"))))
+    lines = [l for l in env.log().splitlines() if '"offset' in l or "gap" in l]
+    print("\n".join(lines[-40:]))
 
 
 def scenario_coordinator():

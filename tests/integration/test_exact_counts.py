@@ -29,6 +29,12 @@ def main():
     ok &= h.report(consumed == summary["predictions"] + bad, "predictions consumed",
                    f"{consumed} == {summary['predictions']} + {bad}")
     ok &= h.report(invalid == bad, "invalid messages counted", f"{invalid} == {bad}")
+    # gen's topics have contiguous offsets: a gap is a message the consumer skipped (the one
+    # dropped after an empty batch, once), an offset without a message a wrong hole
+    skipped = {name: sum(env.metric(name, f'topic="{t}"') or 0 for t in ("predictions", "labels"))
+               for name in ("driftwatch_kafka_fetch_gaps_total",
+                            "driftwatch_kafka_offsets_without_message_total")}
+    ok &= h.report(not any(skipped.values()), "no offset skipped, no hole", f"{skipped}")
     env.close()
     return 0 if ok else 1
 

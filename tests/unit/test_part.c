@@ -1515,6 +1515,41 @@ static void test_restart_reinterns(void **state)
     dw_part_free(p);
 }
 
+/* The consumer's guard against skipped offsets: a fetch past the next offset is fetched again
+ * once; past it again, the log has a hole there (transaction markers, compaction), which is
+ * counted; a partition with several holes is trusted to have more. */
+static void test_fetch_guard(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    assert_int_equal(dw_part_fetched(p, 1, 17), DW_FETCH_PROCESS); /* nothing consumed yet */
+    p->off_pred = 18;
+    assert_int_equal(dw_part_fetched(p, 1, 18), DW_FETCH_PROCESS);
+    assert_int_equal(dw_part_fetched(p, 1, 12), DW_FETCH_REPEAT);
+    p->off_pred = 19;
+    assert_int_equal(dw_part_fetched(p, 1, 25), DW_FETCH_REFETCH); /* 19..24 skipped */
+    assert_int_equal(dw_part_fetched(p, 1, 19), DW_FETCH_PROCESS); /* the refetch filled it */
+    p->off_pred = 20;
+    assert_int_equal(dw_part_fetched(p, 1, 22), DW_FETCH_REFETCH);
+    assert_int_equal(dw_part_fetched(p, 1, 22), DW_FETCH_HOLE); /* the same gap: in the log */
+    assert_int_equal(p->gap_pred.holes, 1);
+    /* the labels topic has its own guard */
+    p->off_label = 5;
+    assert_int_equal(dw_part_fetched(p, 0, 6), DW_FETCH_REFETCH);
+    assert_int_equal(p->gap_pred.holes, 1);
+    for (int64_t next = 30; next < 30 + 2 * (DW_FETCH_HOLES_TRUSTED - 1); next += 2) {
+        p->off_pred = next;
+        assert_int_equal(dw_part_fetched(p, 1, next + 1), DW_FETCH_REFETCH);
+        assert_int_equal(dw_part_fetched(p, 1, next + 1), DW_FETCH_HOLE);
+    }
+    assert_int_equal(p->gap_pred.holes, DW_FETCH_HOLES_TRUSTED);
+    p->off_pred = 100;
+    assert_int_equal(dw_part_fetched(p, 1, 107), DW_FETCH_HOLE); /* trusted: no refetch */
+    p->off_label = 40;
+    assert_int_equal(dw_part_fetched(p, 0, 41), DW_FETCH_REFETCH); /* labels: still guarded */
+    dw_part_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1538,6 +1573,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_regression_labels_are_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_reinterns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_guard, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

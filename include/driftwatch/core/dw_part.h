@@ -83,13 +83,39 @@ struct dw_part_kept {
     int going; /* the checkpoint being written deletes it (dw_part_gc_plan) */
 };
 
+/*
+ * Skipped offsets. Offsets of a topic without transactions or compaction are contiguous, so a
+ * fetched message past the partition's next offset means messages were skipped on the way
+ * (CI once lost 326 predictions under fetch errors and leader moves, and nothing said so). The
+ * consumer then fetches again from the next offset, once; a message past it again proves the
+ * log has no messages there (transaction markers, aborted transactions, compaction): a hole,
+ * counted and logged. After DW_FETCH_HOLES_TRUSTED holes, a topic's partition is known to have
+ * them and its later gaps are counted without a refetch.
+ */
+#define DW_FETCH_HOLES_TRUSTED 3
+
+/** @brief What the consumer does with a fetched message (dw_part_fetched). */
+enum dw_fetch_action {
+    DW_FETCH_PROCESS, /* the next offset, or the first of the partition: count it */
+    DW_FETCH_REPEAT,  /* below the next offset: counted already (fetched again) */
+    DW_FETCH_REFETCH, /* past the next offset: fetch again from it, drop this fetch's rest */
+    DW_FETCH_HOLE     /* past the next offset after a refetch there: the log's hole; count it */
+};
+
+/** @brief One topic's guard against skipped offsets (dw_part_fetched). */
+struct dw_fetch_guard {
+    int64_t refetched_at; /* the next offset the last refetch went back to (-1: none) */
+    uint32_t holes;       /* holes the log was found to have */
+};
+
 struct dw_part {
     const struct dw_config *cfg;
     int32_t partition;
-    int64_t off_pred;       /* next offset to consume on the predictions topic (-1: none yet) */
-    int64_t off_label;      /* next offset to consume on the labels topic (-1: none yet) */
-    int64_t max_ts;         /* max prediction event time seen (DW_NO_TS: none) */
-    int64_t min_ts;         /* first (smallest) prediction event time seen */
+    int64_t off_pred;  /* next offset to consume on the predictions topic (-1: none yet) */
+    int64_t off_label; /* next offset to consume on the labels topic (-1: none yet) */
+    struct dw_fetch_guard gap_pred, gap_label; /* skipped offsets (dw_part_fetched) */
+    int64_t max_ts;                            /* max prediction event time seen (DW_NO_TS: none) */
+    int64_t min_ts;                            /* first (smallest) prediction event time seen */
     int64_t max_label_ts;   /* label watermark: max label event time seen (DW_NO_TS: none) */
     int labels_at_end;      /* set by the consumer: the labels partition is at the end of its log */
     int64_t closed_upto_ms; /* windows ending at or before this are closed globally */
@@ -125,6 +151,13 @@ void dw_part_free(struct dw_part *p);
 
 /** @returns the partition watermark: max_ts - allowed_lateness (DW_NO_TS when empty). */
 int64_t dw_part_watermark(const struct dw_part *p);
+
+/**
+ * @brief Judges a fetched message's offset against the topic's next offset (off_pred or
+ *        off_label, which the caller advances after counting the message).
+ * @param is_pred 1: the predictions topic, 0: the labels topic.
+ */
+enum dw_fetch_action dw_part_fetched(struct dw_part *p, int is_pred, int64_t offset);
 
 enum dw_part_result { DW_PART_OK = 0, DW_PART_LATE, DW_PART_DUPLICATE, DW_PART_REJECTED };
 
