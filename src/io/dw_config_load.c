@@ -404,6 +404,42 @@ static const struct cfg_key model_keys[] = {
              "partition's join may hold at once (joined records hold none); a prediction whose "
              "version would be one more is rejected (dead letter, reason too_many_versions)."},
 };
+#define CANARY(m)                                                                                  \
+    .offset = offsetof(struct dw_model_canary, m),                                                 \
+    .size = sizeof(((struct dw_model_canary *)0)->m)
+/* Keys of models.<name>.canary (docs/canary.md says why each default is what it is). */
+static const struct cfg_key model_canary_keys[] = {
+    {.name = "baseline", .type = T_STRING, .def = "auto", CANARY(baseline), .flags = F_NONEMPTY,
+     .help = "The version the candidate is compared with; auto: the version with the most "
+             "predictions over the analysis windows."},
+    {.name = "candidate", .type = T_STRING, .def = "auto", CANARY(candidate),
+     .flags = F_NONEMPTY,
+     .help = "The version being rolled out; auto: of the other versions, the one seen first "
+             "most recently (the newest)."},
+    {.name = "windows", .type = T_INT, .def = "30", CANARY(windows), .flags = F_MIN | F_MAX,
+     .min = 1, .max = 1000,
+     .help = "Windows merged into one analysis (the latest ones), so that a small traffic "
+             "share accumulates evidence; at most window.retention."},
+    {.name = "min_samples", .type = T_INT, .def = "100", CANARY(min_samples), .flags = F_MIN,
+     .min = 1, .help = "Outcomes per version before a check looks at them at all."},
+    {.name = "alpha", .type = T_DOUBLE, .def = "0.05", CANARY(cfg.alpha),
+     .flags = F_MIN_EXCL | F_MAX, .min = 0, .max = 0.5,
+     .help = "Two-sided significance level of the tests and 1 - the confidence of the "
+             "intervals."},
+    {.name = "max_accuracy_drop", .type = T_DOUBLE, .def = "0.02", CANARY(cfg.max_accuracy_drop),
+     .flags = F_MIN_EXCL | F_MAX_EXCL, .min = 0, .max = 1,
+     .help = "Tolerated accuracy drop of the candidate (absolute); also the effect the sample "
+             "size is planned for."},
+    {.name = "max_latency_p95_increase_ms", .type = T_DOUBLE, .def = "20",
+     CANARY(cfg.max_latency_p95_increase_ms), .flags = F_MIN, .min = 0,
+     .help = "Tolerated increase of the p95 latency, milliseconds."},
+    {.name = "max_error_rate_ratio", .type = T_DOUBLE, .def = "2",
+     CANARY(cfg.max_error_rate_ratio), .flags = F_MIN, .min = 1,
+     .help = "Tolerated candidate / baseline serving error rate."},
+    {.name = "min_accuracy", .type = T_DOUBLE, .def = "0", CANARY(cfg.min_accuracy),
+     .flags = F_MIN | F_MAX, .min = 0, .max = 1,
+     .help = "Accuracy floor of the candidate; 0 is off."},
+};
 /* Keys of models.<name>.reference: the global reference.* keys of the same name, per model. */
 static const struct cfg_key model_ref_keys[] = {
     {.name = "source", .type = T_ENUM, .def = "(reference.source)", REF_OVER(source),
@@ -877,6 +913,8 @@ void dw_config_free(struct dw_config *cfg)
         free(m->features);
         free(m->positive_class);
         free(m->reference.profile);
+        free(m->canary.baseline);
+        free(m->canary.candidate);
         free(m->name);
     }
     free(cfg->models);
@@ -1573,11 +1611,46 @@ static int model_reference(struct parse_ctx *ctx, const char *name, yaml_node_t 
     return table_walk(ctx, model_ref_keys, DW_ARRAY_SIZE(model_ref_keys), o, name, val, NULL);
 }
 
-/* `features`, `baseline` and `reference` of a model, beside its scalar keys. */
+static void table_defaults(const struct cfg_key *keys, size_t n_keys, void *base);
+
+/* models.<m>.canary: a map of model_canary_keys (an empty map: every default). */
+static int model_canary(struct parse_ctx *ctx, struct dw_model_cfg *m, const char *name,
+                        yaml_node_t *val)
+{
+    struct dw_model_canary *c = &m->canary;
+    if (c->on) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+    }
+    c->on = 1;
+    dw_canary_cfg_default(&c->cfg);
+    table_defaults(model_canary_keys, DW_ARRAY_SIZE(model_canary_keys), c);
+    if (!node_is_null(val) &&
+        table_walk(ctx, model_canary_keys, DW_ARRAY_SIZE(model_canary_keys), c, name, val,
+                   NULL) < 0) {
+        return -1;
+    }
+    c->cfg.min_samples = (uint64_t)c->min_samples;
+    c->cfg.windows = (uint32_t)c->windows;
+    char err[256];
+    if (dw_canary_cfg_check(&c->cfg, err, sizeof(err)) != 0) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "models.%s.%s", m->name, err);
+    }
+    if (strcmp(c->baseline, c->candidate) == 0 && strcmp(c->baseline, "auto") != 0) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s.candidate: '%s' is the baseline too; compare two versions", name,
+                      c->candidate);
+    }
+    return 0;
+}
+
+/* `features`, `baseline`, `reference` and `canary` of a model, beside its scalar keys. */
 static int model_extra(struct parse_ctx *ctx, void *base, const char *key, const char *name,
                        yaml_node_t *val)
 {
     struct dw_model_cfg *m = base;
+    if (strcmp(key, "canary") == 0) {
+        return model_canary(ctx, m, name, val) < 0 ? -1 : 1;
+    }
     if (strcmp(key, "reference") == 0) {
         return model_reference(ctx, name, val) < 0 ? -1 : 1;
     }
@@ -2162,6 +2235,12 @@ static int cross_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
                           "window.retention (%" PRId64 "): older windows are gone from Redis",
                           m->name, m->reference.windows, cfg->retention_windows);
         }
+        if (m->canary.on && m->canary.windows > cfg->retention_windows) {
+            return dw_err(errstr, errstr_size,
+                          "models.%s.canary.windows: %" PRId64 " windows, more than "
+                          "window.retention (%" PRId64 "): older windows are gone from Redis",
+                          m->name, m->canary.windows, cfg->retention_windows);
+        }
     }
     return 0;
 }
@@ -2567,6 +2646,14 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
                 dw_ref_source_name(m->reference.source), m->reference.windows);
         yaml_quote(out, m->reference.profile, 1);
         fputs("}\n", out);
+        if (m->canary.on) {
+            fputs("    canary:\n", out);
+            for (size_t j = 0; j < DW_ARRAY_SIZE(model_canary_keys); j++) {
+                fprintf(out, "      %s: ", model_canary_keys[j].name);
+                dump_value(out, &model_canary_keys[j], &m->canary);
+                fputc('\n', out);
+            }
+        }
     }
     dump_alerting(cfg, out);
 }
@@ -2650,6 +2737,8 @@ void dw_config_reference(FILE *out)
     reference_open(out, open_keys, 0, 2); /* kafka.* */
     reference_keys(out, "models.<name>.", model_keys, DW_ARRAY_SIZE(model_keys));
     reference_keys(out, "models.<name>.reference.", model_ref_keys, DW_ARRAY_SIZE(model_ref_keys));
+    reference_keys(out, "models.<name>.canary.", model_canary_keys,
+                   DW_ARRAY_SIZE(model_canary_keys));
     reference_open(out, open_keys, 2, DW_ARRAY_SIZE(open_keys));
     reference_keys(out, "alerting.rules[].", rule_keys, DW_ARRAY_SIZE(rule_keys));
     reference_keys(out, "alerting.sinks.<name>.", sink_keys, DW_ARRAY_SIZE(sink_keys));

@@ -951,6 +951,63 @@ static void test_baseline(void **state)
 
 /* reference.source / windows / profile, globally and per model (models.<m>.reference): a model
  * inherits what it does not set; file:// is taken off a profile's path; errors name the key. */
+/* models.<m>.canary: an empty map switches the analysis on with the defaults; every key is
+ * checked and named in its error; the dump reads back. */
+static void test_canary(void **state)
+{
+    (void)state;
+    struct dw_config cfg;
+    load_ok(&cfg, "kafka: {bootstrap.servers: x}\n"
+                  "models:\n"
+                  "  fraud: {canary: {candidate: 1.1.0, windows: 10, alpha: 0.01,\n"
+                  "                   max_accuracy_drop: 0.05, min_samples: 400}}\n"
+                  "  churn: {canary: {}}\n"
+                  "  plain: {}\n");
+    const struct dw_model_cfg *f = dw_config_model(&cfg, "fraud", 5);
+    assert_true(f->canary.on);
+    assert_string_equal(f->canary.baseline, "auto");
+    assert_string_equal(f->canary.candidate, "1.1.0");
+    assert_int_equal(f->canary.cfg.windows, 10);
+    assert_int_equal(f->canary.cfg.min_samples, 400);
+    assert_double_exact(f->canary.cfg.alpha, 0.01);
+    assert_double_exact(f->canary.cfg.max_accuracy_drop, 0.05);
+    assert_double_exact(f->canary.cfg.max_error_rate_ratio, DW_CANARY_DEFAULT_MAX_ERROR_RATE_RATIO);
+    const struct dw_model_cfg *c = dw_config_model(&cfg, "churn", 5);
+    assert_true(c->canary.on);
+    assert_string_equal(c->canary.candidate, "auto");
+    assert_int_equal(c->canary.cfg.windows, DW_CANARY_DEFAULT_WINDOWS);
+    assert_int_equal(c->canary.cfg.min_samples, DW_CANARY_DEFAULT_MIN_SAMPLES);
+    assert_double_exact(c->canary.cfg.max_latency_p95_increase_ms,
+                        DW_CANARY_DEFAULT_MAX_LATENCY_P95_INCREASE_MS);
+    assert_false(dw_config_model(&cfg, "plain", 5)->canary.on);
+    char *out = dump_to_string(&cfg);
+    struct dw_config back;
+    load_ok(&back, out);
+    const struct dw_model_cfg *fb = dw_config_model(&back, "fraud", 5);
+    assert_true(fb->canary.on);
+    assert_string_equal(fb->canary.candidate, "1.1.0");
+    assert_int_equal(fb->canary.cfg.min_samples, 400);
+    assert_false(dw_config_model(&back, "plain", 5)->canary.on);
+    dw_config_free(&back);
+    free(out);
+    dw_config_free(&cfg);
+
+#define CM(body) "kafka: {bootstrap.servers: x}\nmodels: {fraud: {canary: " body "}}\n"
+    expect_error(CM("{alpha: 0.7}"), "models.fraud.canary.alpha: ");
+    expect_error(CM("{max_accuracy_drop: 0}"), "models.fraud.canary.max_accuracy_drop: ");
+    expect_error(CM("{max_error_rate_ratio: 0.5}"), "models.fraud.canary.max_error_rate_ratio: ");
+    expect_error(CM("{min_samples: 0}"), "models.fraud.canary.min_samples: ");
+    expect_error(CM("{windows: 0}"), "models.fraud.canary.windows: ");
+    expect_error(CM("{baseline: 1.0.0, candidate: 1.0.0}"),
+                 "models.fraud.canary.candidate: '1.0.0' is the baseline too");
+    expect_error(CM("{candidat: 1.1.0}"), "unknown key 'models.fraud.canary.candidat'");
+    expect_error(CM("[1.1.0]"), "models.fraud.canary: expected a map");
+    expect_error("kafka: {bootstrap.servers: x}\nwindow: {retention: 20}\n"
+                 "models: {fraud: {canary: {windows: 30}}}\n",
+                 "models.fraud.canary.windows: 30 windows, more than window.retention (20)");
+#undef CM
+}
+
 static void test_reference_sources(void **state)
 {
     struct dw_config cfg;
@@ -1094,6 +1151,7 @@ int main(void)
         cmocka_unit_test(test_value_errors),
         cmocka_unit_test(test_baseline),
         cmocka_unit_test(test_reference_sources),
+        cmocka_unit_test(test_canary),
         cmocka_unit_test(test_rolling_windows),
         cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_env),

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "driftwatch/core/dw_canary.h"
 #include "driftwatch/core/dw_rules.h"
 #include "driftwatch/core/dw_sink.h"
 
@@ -121,6 +122,16 @@ struct dw_feature_detector {
     double threshold; /* the alpha of a p-value test or the distance; NaN = detectors.* default */
 };
 
+/** @brief models.<m>.canary: the canary analysis of a rollout (docs/canary.md). */
+struct dw_model_canary {
+    int on;                   /* the map was given */
+    char *baseline;           /* a version, or "auto": the one with the most predictions */
+    char *candidate;          /* a version, or "auto": the newest other one */
+    int64_t min_samples;      /* as read; copied into cfg.min_samples */
+    int64_t windows;          /* as read; copied into cfg.windows */
+    struct dw_canary_cfg cfg; /* thresholds, checked by dw_canary_cfg_check() */
+};
+
 struct dw_model_cfg {
     char *name;
     enum dw_task task;               /* models.<m>.task, default classification */
@@ -136,6 +147,7 @@ struct dw_model_cfg {
     uint32_t baseline_set;
     double baseline[DW_PM_COUNT];
     struct dw_ref_cfg reference; /* effective: the model's keys, else the global ones */
+    struct dw_model_canary canary; /* models.<m>.canary */
 };
 
 struct dw_kv {
