@@ -196,6 +196,7 @@ void dw_agg_free(struct dw_agg *agg)
     }
     for (size_t i = 0; i < agg->n_versions; i++) {
         free(agg->versions[i].name);
+        dw_kll_destroy(agg->versions[i].latency);
     }
     sketches_free(agg, 1);
     free(agg->feats);

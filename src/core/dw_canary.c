@@ -30,8 +30,15 @@
 
 #include <math.h>
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "driftwatch/core/dw_agg.h"
+#include "driftwatch/core/dw_codec.h"
 #include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_config.h"
 #include "driftwatch/core/dw_eval.h"
+#include "driftwatch/core/dw_kll.h"
 #include "driftwatch/core/dw_stats.h"
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
@@ -369,5 +376,258 @@ json_t *dw_canary_render(const struct dw_canary_cfg *cc, const struct dw_canary_
     json_object_set_new(o, "accuracy", render_accuracy(res));
     json_object_set_new(o, "latency_p95_ms", render_latency(res));
     json_object_set_new(o, "error_rate", render_error_rate(res));
+    return o;
+}
+
+/* ---- window records ---- */
+
+#define RECORD_VERSION 1 /* encoding of a window record */
+
+void dw_canary_window_from_agg(struct dw_canary_window *w, const struct dw_agg *agg)
+{
+    w->start_ms = agg->start_ms;
+    w->n = agg->n_versions;
+    w->v = dw_calloc(w->n ? w->n : 1, sizeof(*w->v));
+    for (size_t i = 0; i < w->n; i++) {
+        const struct dw_version_stats *vs = &agg->versions[i];
+        struct dw_canary_version *v = &w->v[i];
+        v->name = dw_strdup(vs->name);
+        v->predictions = vs->c.predictions;
+        v->labeled = vs->c.labeled;
+        v->correct = vs->c.correct;
+        v->served = vs->served;
+        v->errors = vs->errors;
+        v->first_ms = agg->start_ms;
+        if (vs->latency) {
+            v->latency = dw_perf_latency_new();
+            dw_kll_merge(v->latency, vs->latency);
+        }
+    }
+}
+
+static struct dw_canary_version *find_version(const struct dw_canary_window *w, const char *name)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        if (strcmp(w->v[i].name, name) == 0) {
+            return &w->v[i];
+        }
+    }
+    return NULL;
+}
+
+void dw_canary_window_take_latency(struct dw_canary_window *w, struct dw_canary_window *close)
+{
+    for (size_t i = 0; i < close->n; i++) {
+        struct dw_canary_version *v = find_version(w, close->v[i].name);
+        if (v && !v->latency) {
+            v->latency = close->v[i].latency;
+            close->v[i].latency = NULL;
+        }
+    }
+}
+
+void dw_canary_window_encode(const struct dw_canary_window *w, struct dw_buf *out)
+{
+    dw_buf_put_u8(out, RECORD_VERSION);
+    dw_buf_put_i64(out, w->start_ms);
+    dw_buf_put_u16(out, (uint16_t)w->n);
+    for (size_t i = 0; i < w->n; i++) {
+        const struct dw_canary_version *v = &w->v[i];
+        dw_buf_put_str(out, v->name, strlen(v->name));
+        dw_buf_put_uvarint(out, v->predictions);
+        dw_buf_put_uvarint(out, v->labeled);
+        dw_buf_put_uvarint(out, v->correct);
+        dw_buf_put_uvarint(out, v->served);
+        dw_buf_put_uvarint(out, v->errors);
+        dw_kll_put(out, v->latency);
+    }
+}
+
+/* One version of a record; counts that contradict each other are corruption. */
+static int decode_version(struct dw_reader *rd, struct dw_canary_version *v)
+{
+    const char *name = NULL;
+    size_t len = dw_rd_name(rd, &name, "version name");
+    v->predictions = dw_rd_uvarint(rd);
+    v->labeled = dw_rd_uvarint(rd);
+    v->correct = dw_rd_uvarint(rd);
+    v->served = dw_rd_uvarint(rd);
+    v->errors = dw_rd_uvarint(rd);
+    if (rd->err) {
+        return -1;
+    }
+    v->name = dw_strndup(name, len);
+    if (v->correct > v->labeled || v->labeled > v->predictions || v->errors > v->served ||
+        v->served > v->predictions) {
+        dw_rd_fail(rd, "version %s: counts contradict each other", v->name);
+        return -1;
+    }
+    return dw_kll_get(rd, &v->latency);
+}
+
+int dw_canary_window_decode(struct dw_canary_window *w, const void *data, size_t len, char *errstr,
+                            size_t errstr_size)
+{
+    struct dw_reader rd;
+    dw_reader_init(&rd, data, len);
+    memset(w, 0, sizeof(*w));
+    uint8_t version = dw_rd_u8(&rd);
+    if (!rd.err && version != RECORD_VERSION) {
+        dw_rd_fail(&rd, "unknown canary record version %u", (unsigned)version);
+    }
+    w->start_ms = dw_rd_i64(&rd);
+    uint16_t n = dw_rd_u16(&rd);
+    if (!rd.err) {
+        w->v = dw_calloc(n ? n : 1, sizeof(*w->v));
+    }
+    for (uint16_t i = 0; !rd.err && i < n; i++) {
+        w->n++;
+        if (decode_version(&rd, &w->v[i]) != 0 && !rd.err) {
+            dw_rd_fail(&rd, "version %u: corrupt latency sketch", (unsigned)i);
+        }
+    }
+    if (!rd.err && dw_rd_left(&rd) != 0) {
+        dw_rd_fail(&rd, "%zu bytes after the record", dw_rd_left(&rd));
+    }
+    if (rd.err) {
+        dw_err(errstr, errstr_size, "canary record: %s", rd.msg);
+        dw_canary_window_free(w);
+        return -1;
+    }
+    return 0;
+}
+
+void dw_canary_window_free(struct dw_canary_window *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        free(w->v[i].name);
+        dw_kll_destroy(w->v[i].latency);
+    }
+    free(w->v);
+    memset(w, 0, sizeof(*w));
+}
+
+/* ---- the analysis over window records ---- */
+
+/* Adds src (one window's version) into the merged set m. */
+static void merge_version(struct dw_canary_window *m, const struct dw_canary_version *src,
+                          int64_t start_ms)
+{
+    struct dw_canary_version *v = find_version(m, src->name);
+    if (!v) {
+        m->v = dw_realloc(m->v, (m->n + 1) * sizeof(*m->v));
+        v = &m->v[m->n++];
+        memset(v, 0, sizeof(*v));
+        v->name = dw_strdup(src->name);
+        v->first_ms = INT64_MAX;
+    }
+    v->predictions += src->predictions;
+    v->labeled += src->labeled;
+    v->correct += src->correct;
+    v->served += src->served;
+    v->errors += src->errors;
+    if (src->predictions > 0 && start_ms < v->first_ms) {
+        v->first_ms = start_ms;
+    }
+    if (src->latency) {
+        if (!v->latency) {
+            v->latency = dw_perf_latency_new();
+        }
+        dw_kll_merge(v->latency, src->latency);
+    }
+}
+
+/* The configured version, or auto: the baseline has the most predictions (ties: the first
+ * seen, then the name); the candidate is, of the others, the one seen first most recently
+ * (ties: the most predictions, then the name). "__other__" (versions beyond the bound) is
+ * never chosen. @returns an index into m->v, or -1. */
+static long pick(const struct dw_canary_window *m, const char *want, long not )
+{
+    long best = -1;
+    for (size_t i = 0; i < m->n; i++) {
+        const struct dw_canary_version *v = &m->v[i];
+        if (strcmp(want, "auto") != 0) {
+            if (strcmp(v->name, want) == 0) {
+                return (long)i;
+            }
+            continue;
+        }
+        if ((long)i == not || strcmp(v->name, DW_AGG_OTHER) == 0 || v->predictions == 0) {
+            continue;
+        }
+        const struct dw_canary_version *b = best >= 0 ? &m->v[best] : NULL;
+        int better;
+        if (!b) {
+            better = 1;
+        } else if (not < 0) { /* baseline */
+            better = v->predictions != b->predictions ? v->predictions > b->predictions
+                     : v->first_ms != b->first_ms     ? v->first_ms < b->first_ms
+                                                      : strcmp(v->name, b->name) < 0;
+        } else { /* candidate */
+            better = v->first_ms != b->first_ms         ? v->first_ms > b->first_ms
+                     : v->predictions != b->predictions ? v->predictions > b->predictions
+                                                        : strcmp(v->name, b->name) < 0;
+        }
+        if (better) {
+            best = (long)i;
+        }
+    }
+    return best;
+}
+
+static void to_group(const struct dw_canary_version *v, struct dw_canary_group *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->latency_p95_ms = NAN;
+    if (!v) {
+        return;
+    }
+    g->labeled = v->labeled;
+    g->correct = v->correct;
+    g->served = v->served;
+    g->errors = v->errors;
+    if (v->latency && dw_kll_count(v->latency) > 0) {
+        g->latency_n = dw_kll_count(v->latency);
+        g->latency_p95_ms = dw_kll_quantile(v->latency, 0.95);
+    }
+}
+
+json_t *dw_canary_report(const struct dw_model_canary *mc, const struct dw_canary_window *wins,
+                         size_t n, const char *stage)
+{
+    struct dw_canary_window m = {0};
+    for (size_t w = 0; w < n; w++) {
+        for (size_t i = 0; i < wins[w].n; i++) {
+            merge_version(&m, &wins[w].v[i], wins[w].start_ms);
+        }
+    }
+    long b = pick(&m, mc->baseline, -1);
+    long c = pick(&m, mc->candidate, b);
+    const char *bname = strcmp(mc->baseline, "auto") != 0 ? mc->baseline
+                        : b >= 0                          ? m.v[b].name
+                                                          : NULL;
+    const char *cname = strcmp(mc->candidate, "auto") != 0 ? mc->candidate
+                        : c >= 0                           ? m.v[c].name
+                                                           : NULL;
+    json_t *o;
+    if (!bname || !cname || (b >= 0 && b == c)) {
+        o = json_pack("{s:o,s:o,s:I,s:n,s:s}", "baseline", bname ? json_string(bname) : json_null(),
+                      "candidate", cname ? json_string(cname) : json_null(), "windows",
+                      (json_int_t)mc->cfg.windows, "verdict", "reason",
+                      "fewer than two versions in the analysis windows: nothing to compare");
+    } else {
+        struct dw_canary_group gb, gc;
+        to_group(b >= 0 ? &m.v[b] : NULL, &gb);
+        to_group(c >= 0 ? &m.v[c] : NULL, &gc);
+        struct dw_canary_result res;
+        dw_canary_analyze(&mc->cfg, &gb, &gc, &res);
+        o = dw_canary_render(&mc->cfg, &res, bname, cname);
+        json_object_set_new(o, "predictions",
+                            json_pack("{s:o,s:o}", "baseline",
+                                      juint(b >= 0 ? m.v[b].predictions : 0), "candidate",
+                                      juint(c >= 0 ? m.v[c].predictions : 0)));
+    }
+    json_object_set_new(o, "stage", json_string(stage));
+    dw_canary_window_free(&m);
     return o;
 }

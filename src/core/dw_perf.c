@@ -17,8 +17,7 @@
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
-#define PAIR_FIRST_SLOTS 8               /* slots of a new table (a power of two) */
-#define LATENCY_SEED 0x6c6174656e6379ULL /* fixed: replays make the same coin flips */
+#define PAIR_FIRST_SLOTS 8 /* slots of a new table (a power of two) */
 
 void dw_perf_init(struct dw_perf *p)
 {
@@ -148,10 +147,15 @@ void dw_perf_add_outcome(struct dw_perf *p, const char *pred, const char *label,
     }
 }
 
+struct dw_kll *dw_perf_latency_new(void)
+{
+    return dw_kll_new(0, 0, DW_PERF_LATENCY_SEED);
+}
+
 void dw_perf_add_latency(struct dw_perf *p, double latency_ms)
 {
     if (!p->latency) {
-        p->latency = dw_kll_new(0, 0, LATENCY_SEED);
+        p->latency = dw_perf_latency_new();
     }
     dw_kll_update(p->latency, latency_ms);
 }
@@ -177,7 +181,7 @@ void dw_perf_merge(struct dw_perf *dst, const struct dw_perf *src)
     }
     if (src->latency) {
         if (!dst->latency) {
-            dst->latency = dw_kll_new(0, 0, LATENCY_SEED);
+            dst->latency = dw_perf_latency_new();
         }
         dw_kll_merge(dst->latency, src->latency);
     }

@@ -1624,9 +1624,8 @@ static int model_canary(struct parse_ctx *ctx, struct dw_model_cfg *m, const cha
     c->on = 1;
     dw_canary_cfg_default(&c->cfg);
     table_defaults(model_canary_keys, DW_ARRAY_SIZE(model_canary_keys), c);
-    if (!node_is_null(val) &&
-        table_walk(ctx, model_canary_keys, DW_ARRAY_SIZE(model_canary_keys), c, name, val,
-                   NULL) < 0) {
+    if (!node_is_null(val) && table_walk(ctx, model_canary_keys, DW_ARRAY_SIZE(model_canary_keys),
+                                         c, name, val, NULL) < 0) {
         return -1;
     }
     c->cfg.min_samples = (uint64_t)c->min_samples;

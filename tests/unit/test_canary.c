@@ -19,8 +19,13 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "driftwatch/core/dw_agg.h"
 #include "driftwatch/core/dw_canary.h"
+#include "driftwatch/core/dw_codec.h"
 #include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_config.h"
+#include "driftwatch/core/dw_kll.h"
+#include "driftwatch/core/dw_perf.h"
 
 #include "dw_test.h"
 #include "dw_test_fixture.h"
@@ -493,6 +498,160 @@ static void test_render(void **state)
     json_decref(o);
 }
 
+/* ---- window records ---- */
+
+/* A version of a window record with `lat` latencies from `base` (none when lat is 0). */
+static void set_version(struct dw_canary_version *v, const char *name, uint64_t pred,
+                        uint64_t labeled, uint64_t correct, uint64_t served, uint64_t errors,
+                        int lat, double base)
+{
+    memset(v, 0, sizeof(*v));
+    v->name = dw_strdup(name);
+    v->predictions = pred;
+    v->labeled = labeled;
+    v->correct = correct;
+    v->served = served;
+    v->errors = errors;
+    if (lat > 0) {
+        v->latency = dw_perf_latency_new();
+        for (int i = 0; i < lat; i++) {
+            dw_kll_update(v->latency, base + (double)(i % 100));
+        }
+    }
+}
+
+static void make_window(struct dw_canary_window *w, int64_t start, size_t n)
+{
+    w->start_ms = start;
+    w->n = n;
+    w->v = dw_calloc(n, sizeof(*w->v));
+}
+
+/* A record keeps every count and the latency sketch through the encoding; a corrupt one is
+ * refused with a reason, never half read. */
+static void test_window_record_round_trip(void **state)
+{
+    (void)state;
+    struct dw_model_cfg m = {.name = "m"};
+    struct dw_agg *agg = dw_agg_new(&m, 60000);
+    agg->n_versions = 2;
+    agg->versions[0].name = dw_strdup("1.0.0");
+    agg->versions[0].c.predictions = 950;
+    agg->versions[0].c.labeled = 900;
+    agg->versions[0].c.correct = 810;
+    agg->versions[0].served = 950;
+    agg->versions[0].errors = 3;
+    agg->versions[0].latency = dw_perf_latency_new();
+    dw_kll_update(agg->versions[0].latency, 12.5);
+    agg->versions[1].name = dw_strdup("1.1.0");
+    agg->versions[1].c.predictions = 50;
+    struct dw_canary_window w, back;
+    dw_canary_window_from_agg(&w, agg);
+    dw_agg_free(agg);
+    struct dw_buf buf;
+    dw_buf_init(&buf);
+    dw_canary_window_encode(&w, &buf);
+    char err[256];
+    assert_int_equal(dw_canary_window_decode(&back, buf.data, buf.len, err, sizeof(err)), 0);
+    assert_int_equal(back.start_ms, 60000);
+    assert_int_equal(back.n, 2);
+    assert_string_equal(back.v[0].name, "1.0.0");
+    assert_int_equal(back.v[0].predictions, 950);
+    assert_int_equal(back.v[0].labeled, 900);
+    assert_int_equal(back.v[0].correct, 810);
+    assert_int_equal(back.v[0].served, 950);
+    assert_int_equal(back.v[0].errors, 3);
+    assert_int_equal(dw_kll_count(back.v[0].latency), 1);
+    assert_null(back.v[1].latency);
+    /* the final record takes the close record's latency sketches */
+    struct dw_canary_window fin;
+    make_window(&fin, 60000, 1);
+    set_version(&fin.v[0], "1.0.0", 950, 940, 850, 950, 3, 0, 0);
+    dw_canary_window_take_latency(&fin, &back);
+    assert_int_equal(dw_kll_count(fin.v[0].latency), 1);
+    assert_null(back.v[0].latency);
+    dw_canary_window_free(&fin);
+    dw_canary_window_free(&back);
+    /* truncated at every length, and counts that contradict each other */
+    for (size_t len = 0; len < buf.len; len++) {
+        assert_int_equal(dw_canary_window_decode(&back, buf.data, len, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "canary record: "));
+        assert_null(back.v);
+    }
+    w.v[1].labeled = 51; /* more labelled than predictions */
+    dw_buf_reset(&buf);
+    dw_canary_window_encode(&w, &buf);
+    assert_int_equal(dw_canary_window_decode(&back, buf.data, buf.len, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "1.1.0: counts contradict"));
+    dw_buf_free(&buf);
+    dw_canary_window_free(&w);
+}
+
+/* The analysis merges the windows' records per version and picks the versions by itself:
+ * the verdict is the one of dw_canary_analyze on the merged counts. */
+static void test_report_merges_and_picks(void **state)
+{
+    (void)state;
+    struct dw_model_canary mc = {.on = 1, .baseline = "auto", .candidate = "auto"};
+    dw_canary_cfg_default(&mc.cfg);
+    mc.cfg.min_samples = 50;
+    struct dw_canary_window wins[3];
+    make_window(&wins[0], 0, 1);
+    set_version(&wins[0].v[0], "1.0.0", 1000, 900, 810, 0, 0, 300, 10);
+    make_window(&wins[1], 60000, 3);
+    set_version(&wins[1].v[0], "1.0.0", 950, 850, 760, 0, 0, 300, 10);
+    set_version(&wins[1].v[1], "0.9.0", 20, 20, 18, 0, 0, 0, 0); /* old, small */
+    set_version(&wins[1].v[2], "1.1.0", 50, 45, 30, 0, 0, 100, 60);
+    make_window(&wins[2], 120000, 2);
+    set_version(&wins[2].v[0], "1.1.0", 60, 55, 35, 0, 0, 100, 60);
+    set_version(&wins[2].v[1], "1.0.0", 940, 850, 770, 0, 0, 300, 10);
+    json_t *o = dw_canary_report(&mc, wins, 3, "final");
+    assert_string_equal(json_string_value(json_object_get(o, "baseline")), "1.0.0");
+    assert_string_equal(json_string_value(json_object_get(o, "candidate")), "1.1.0");
+    assert_string_equal(json_string_value(json_object_get(o, "stage")), "final");
+    json_t *pred = json_object_get(o, "predictions");
+    assert_int_equal(json_integer_value(json_object_get(pred, "baseline")), 2890);
+    assert_int_equal(json_integer_value(json_object_get(pred, "candidate")), 110);
+    struct dw_canary_group gb = {.labeled = 2600, .correct = 2340, .latency_n = 900},
+                           gc = {.labeled = 100, .correct = 65, .latency_n = 200};
+    gb.latency_p95_ms = 104; /* the sketches': 10..109 and 60..159 */
+    gc.latency_p95_ms = 154;
+    struct dw_canary_result res;
+    dw_canary_analyze(&mc.cfg, &gb, &gc, &res);
+    assert_string_equal(json_string_value(json_object_get(o, "verdict")),
+                        dw_canary_verdict_name(res.verdict));
+    assert_string_equal(json_string_value(json_object_get(o, "verdict")), "rollback");
+    json_t *acc = json_object_get(o, "accuracy");
+    assert_int_equal(json_integer_value(json_object_get(acc, "baseline_n")), 2600);
+    assert_int_equal(json_integer_value(json_object_get(acc, "candidate_correct")), 65);
+    assert_double_exact(json_real_value(json_object_get(acc, "p_value")), res.accuracy.p_value);
+    json_t *lat = json_object_get(o, "latency_p95_ms");
+    assert_true(json_real_value(json_object_get(lat, "delta")) > 45);
+    json_decref(o);
+
+    /* configured versions win over auto; a configured candidate not seen yet holds */
+    mc.baseline = "0.9.0";
+    mc.candidate = "2.0.0";
+    o = dw_canary_report(&mc, wins, 3, "close");
+    assert_string_equal(json_string_value(json_object_get(o, "baseline")), "0.9.0");
+    assert_string_equal(json_string_value(json_object_get(o, "candidate")), "2.0.0");
+    assert_string_equal(json_string_value(json_object_get(o, "verdict")), "hold");
+    json_decref(o);
+
+    /* one version only: nothing to compare, said so */
+    mc.baseline = "auto";
+    mc.candidate = "auto";
+    o = dw_canary_report(&mc, wins, 1, "close");
+    assert_string_equal(json_string_value(json_object_get(o, "baseline")), "1.0.0");
+    assert_true(json_is_null(json_object_get(o, "candidate")));
+    assert_true(json_is_null(json_object_get(o, "verdict")));
+    assert_non_null(strstr(json_string_value(json_object_get(o, "reason")), "two versions"));
+    json_decref(o);
+    for (size_t i = 0; i < 3; i++) {
+        dw_canary_window_free(&wins[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -508,6 +667,8 @@ int main(void)
         cmocka_unit_test(test_edge_cases_defined),
         cmocka_unit_test(test_cfg_check),
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_window_record_round_trip),
+        cmocka_unit_test(test_report_merges_and_picks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -69,6 +69,9 @@ struct dw_counts {
 struct dw_version_stats {
     char *name;
     struct dw_counts c;
+    uint64_t served;        /* predictions with a serving status (input.fields.status) */
+    uint64_t errors;        /* of them, errors (input.error_values) */
+    struct dw_kll *latency; /* latency_ms of this version's predictions (NULL: none) */
 };
 
 #define DW_CAT_EXACT 0x1     /* one of the first `bound` distinct values: counted exactly */

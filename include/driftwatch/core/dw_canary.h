@@ -141,6 +141,61 @@ double dw_canary_required_n(double p1, double p2, double alpha, double power);
 void dw_canary_analyze(const struct dw_canary_cfg *cc, const struct dw_canary_group *baseline,
                        const struct dw_canary_group *candidate, struct dw_canary_result *out);
 
+/*
+ * Window records. The analysis merges the last `windows` windows, whose partitions' records are
+ * long gone by then, so each window leaves a small record per stage (close, final): every
+ * version's predictions, labelled and correct outcomes, served and errors, and its latency
+ * sketch (kept from the close: the partitions drop latency sketches once the close is
+ * evaluated). A report of stage S merges the stage-S records of its window and the windows
+ * before it, so the verdict does not depend on when the other windows' final evaluations ran:
+ * run and replay give the same one (docs/canary.md, "Stages").
+ */
+struct dw_agg;
+struct dw_buf;
+struct dw_kll;
+struct dw_model_canary;
+
+/** One version's evidence in one window (or merged over windows). */
+struct dw_canary_version {
+    char *name;
+    uint64_t predictions, labeled, correct, served, errors;
+    struct dw_kll *latency; /* latency_ms values; NULL: none */
+    int64_t first_ms;       /* merged: start of the first window it has predictions in */
+};
+
+struct dw_canary_window {
+    int64_t start_ms;
+    struct dw_canary_version *v;
+    size_t n;
+};
+
+/** @brief The record of window agg: its versions' counts and latency sketches (copied). */
+void dw_canary_window_from_agg(struct dw_canary_window *w, const struct dw_agg *agg);
+
+/** @brief Moves the latency sketches of `close`'s versions into w's versions of the same name
+ *         that have none (a final record: its partitions dropped theirs at the close). */
+void dw_canary_window_take_latency(struct dw_canary_window *w, struct dw_canary_window *close);
+
+void dw_canary_window_encode(const struct dw_canary_window *w, struct dw_buf *out);
+
+/** @returns 0, or -1 with errstr on a corrupt record (w is then empty). */
+int dw_canary_window_decode(struct dw_canary_window *w, const void *data, size_t len, char *errstr,
+                            size_t errstr_size);
+
+void dw_canary_window_free(struct dw_canary_window *w);
+
+/**
+ * @brief The report's "canary" object from the records of the analysis windows (any order;
+ *        the caller passes those of the last `windows` windows): versions merged, baseline and
+ *        candidate chosen (configured, or auto: the baseline has the most predictions, the
+ *        candidate is the other version seen first most recently, "__other__" never), then
+ *        dw_canary_analyze() and dw_canary_render(), plus `predictions` per group and
+ *        `stage`. With fewer than two versions the verdict is null and `reason` says why.
+ * @returns a new JSON object.
+ */
+json_t *dw_canary_report(const struct dw_model_canary *mc, const struct dw_canary_window *wins,
+                         size_t n, const char *stage);
+
 /** @returns "promote", "hold" or "rollback". */
 const char *dw_canary_verdict_name(enum dw_canary_verdict v);
 

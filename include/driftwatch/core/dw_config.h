@@ -146,7 +146,7 @@ struct dw_model_cfg {
      * reference windows). */
     uint32_t baseline_set;
     double baseline[DW_PM_COUNT];
-    struct dw_ref_cfg reference; /* effective: the model's keys, else the global ones */
+    struct dw_ref_cfg reference;   /* effective: the model's keys, else the global ones */
     struct dw_model_canary canary; /* models.<m>.canary */
 };
 

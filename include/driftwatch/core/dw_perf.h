@@ -51,6 +51,11 @@ void dw_perf_free(struct dw_perf *p);
 void dw_perf_add_outcome(struct dw_perf *p, const char *pred, const char *label, int positive,
                          int has_score, double score);
 
+#define DW_PERF_LATENCY_SEED 0x6c6174656e6379ULL /* fixed: replays make the same coin flips */
+
+/** @brief A new, empty latency sketch (every latency sketch is made here, with one seed). */
+struct dw_kll *dw_perf_latency_new(void);
+
 /** @brief Counts one prediction's latency (milliseconds, finite). */
 void dw_perf_add_latency(struct dw_perf *p, double latency_ms);
 
