@@ -1929,6 +1929,85 @@ static int baseline_for(struct runner *rn, const struct dw_model_cfg *m, int fin
     return rc;
 }
 
+/* Model m's canary record of window `start` and `stage` into *w. A corrupt one is logged and
+ * left out. @returns 1 read, 0 absent or corrupt, -1 on a Redis error (logged). */
+static int canary_read(struct runner *rn, const struct dw_model_cfg *m, int64_t start,
+                       const char *stage, struct dw_canary_window *w)
+{
+    char name[DW_REDIS_NAME_MAX], errstr[256];
+    dw_redis_name_canary(m->name, start, stage, name, sizeof(name));
+    char *data = NULL;
+    size_t len = 0;
+    int got = dw_redis_read_str(rn->redis, name, &data, &len);
+    if (got < 0) {
+        dw_log(DW_LOG_ERROR, "cannot read canary record", "{s:s,s:s}", "model", m->name, "key",
+               name);
+        return -1;
+    }
+    if (got == 1 && dw_canary_window_decode(w, data, len, errstr, sizeof(errstr)) != 0) {
+        dw_log_limited("corrupt_canary", 1, DW_LOG_ERROR, "canary record unreadable; left out",
+                       "{s:s,s:s,s:s}", "model", m->name, "key", name, "error", errstr);
+        got = 0;
+    }
+    free(data);
+    return got;
+}
+
+/*
+ * The canary analysis of model m at window `start` (docs/canary.md), into *out (NULL: the
+ * model has none): this window's record of the stage is stored for window.retention (a final
+ * record takes the close record's latency sketches, which the partitions dropped), and the
+ * analysis merges the stage's records of the last canary.windows windows. Writes are
+ * idempotent: a step retried after a failure writes the same record again.
+ * @returns 0, or -1 on a Redis error (the evaluation is retried).
+ */
+static int canary_for(struct runner *rn, const struct dw_model_cfg *m, int64_t start,
+                      const struct dw_agg *agg, int final, json_t **out)
+{
+    *out = NULL;
+    if (!m->canary.on) {
+        return 0;
+    }
+    const char *stage = final ? "final" : "close";
+    size_t cap = m->canary.cfg.windows, n = 0;
+    struct dw_canary_window *wins = dw_calloc(cap, sizeof(*wins));
+    int rc = 0;
+    if (!dw_eval_agg_empty(agg)) {
+        dw_canary_window_from_agg(&wins[n++], agg);
+        struct dw_canary_window close = {0};
+        if (final && (rc = canary_read(rn, m, start, "close", &close)) == 1) {
+            dw_canary_window_take_latency(&wins[0], &close);
+            dw_canary_window_free(&close);
+        }
+        char name[DW_REDIS_NAME_MAX], errstr[256];
+        struct dw_buf buf;
+        dw_buf_init(&buf);
+        dw_canary_window_encode(&wins[0], &buf);
+        dw_redis_name_canary(m->name, start, stage, name, sizeof(name));
+        if (rc >= 0 && dw_redis_set_bytes(rn->redis, name, buf.data, buf.len,
+                                          rn->cfg.retention_windows * rn->cfg.window_size_ms,
+                                          errstr, sizeof(errstr)) != 0) {
+            dw_log(DW_LOG_ERROR, "cannot store canary record", "{s:s,s:s,s:s}", "model", m->name,
+                   "key", name, "error", errstr);
+            rc = -1;
+        }
+        dw_buf_free(&buf);
+    }
+    for (size_t k = 1; rc >= 0 && k < cap; k++) {
+        int64_t ws = start - (int64_t)k * rn->cfg.window_size_ms;
+        rc = canary_read(rn, m, ws, stage, &wins[n]);
+        n += rc == 1;
+    }
+    if (rc >= 0) {
+        *out = dw_canary_report(&m->canary, wins, n, stage);
+    }
+    for (size_t i = 0; i < n; i++) {
+        dw_canary_window_free(&wins[i]);
+    }
+    free(wins);
+    return rc < 0 ? -1 : 0;
+}
+
 /*
  * Evaluates the window `start`, or the run of empty windows it starts (one report, "empty_windows"
  * windows, up to the next window with data or `until`); its alerts and trigger are committed
@@ -1977,9 +2056,11 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     int bl_init = !failed; /* baseline_for() initialises bl whatever it returns */
     failed = failed || baseline_for(rn, m, final, start, dw_eval_agg_empty(agg) ? NULL : agg, ref,
                                     &bl, &bl_text) != 0;
-    json_t *close = NULL;
+    json_t *close = NULL, *canary = NULL;
     failed = failed || (final && !dw_eval_agg_empty(agg) && read_close(rn, m, start, &close) != 0);
+    failed = failed || canary_for(rn, m, start, agg, final, &canary) != 0;
     if (failed) {
+        json_decref(close);
         if (bl_init) {
             dw_baseline_free(&bl);
             free(bl_text);
@@ -1997,6 +2078,9 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
         return -1;
     }
     json_t *report = dw_eval_window(&rn->cfg, final ? &counts_only : m, agg, ref, final);
+    if (canary) {
+        json_object_set_new(report, "canary", canary);
+    }
     if (dw_eval_agg_empty(agg)) {
         dw_eval_empty_run(report, &rn->cfg, n);
     } else if (final) {

@@ -379,6 +379,12 @@ void dw_redis_name_summary(const char *model, int64_t start_ms, char *buf, size_
     snprintf(buf, size, "%s%" PRId64, prefix, start_ms);
 }
 
+void dw_redis_name_canary(const char *model, int64_t start_ms, const char *stage, char *buf,
+                          size_t size)
+{
+    snprintf(buf, size, "canary:%s:%" PRId64 ":%s", model, start_ms, stage);
+}
+
 void dw_redis_name_refagg(const char *model, int64_t start_ms, char *buf, size_t size)
 {
     snprintf(buf, size, "refagg:%s:%" PRId64, model, start_ms);
@@ -2183,13 +2189,14 @@ int dw_redis_set_i64(struct dw_redis *r, const char *name, int64_t v)
 }
 
 int dw_redis_set_bytes(struct dw_redis *r, const char *name, const void *value, size_t len,
-                       char *errstr, size_t errstr_size)
+                       int64_t ttl_ms, char *errstr, size_t errstr_size)
 {
-    char key[DW_REDIS_KEY_MAX];
+    char key[DW_REDIS_KEY_MAX], ttl[24];
     global_key(r, name, key, sizeof(key));
-    const char *argv[3] = {"SET", key, value};
-    size_t lens[3] = {3, strlen(key), len};
-    redisReply *rep = cmd_argv(r, 3, argv, lens, errstr, errstr_size);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
+    const char *argv[5] = {"SET", key, value, "PX", ttl};
+    size_t lens[5] = {3, strlen(key), len, 2, strlen(ttl)};
+    redisReply *rep = cmd_argv(r, ttl_ms > 0 ? 5 : 3, argv, lens, errstr, errstr_size);
     int ok = rep != NULL; /* errors are in errstr already */
     freeReplyObject(rep);
     return ok ? 0 : -1;
@@ -2258,7 +2265,7 @@ int dw_redis_set_agg(struct dw_redis *r, const char *name, const struct dw_agg *
     struct dw_buf b;
     dw_buf_init(&b);
     dw_agg_encode(agg, &b);
-    int rc = dw_redis_set_bytes(r, name, b.data, b.len, errstr, errstr_size);
+    int rc = dw_redis_set_bytes(r, name, b.data, b.len, 0, errstr, errstr_size);
     dw_buf_free(&b);
     return rc;
 }

@@ -231,11 +231,12 @@ int dw_redis_read_state(struct dw_redis *r, const char *name, const char *model,
                         size_t *len);
 
 /**
- * @brief Global key {dw:G}:<name> := len bytes, no expiry; the command is formatted once at
- *        its size (a large value is copied once, not grown). @returns 0, -1 (errstr).
+ * @brief Global key {dw:G}:<name> := len bytes, expiring after ttl_ms (0: never); the command
+ *        is formatted once at its size (a large value is copied once, not grown).
+ * @returns 0, -1 (errstr).
  */
 int dw_redis_set_bytes(struct dw_redis *r, const char *name, const void *value, size_t len,
-                       char *errstr, size_t errstr_size);
+                       int64_t ttl_ms, char *errstr, size_t errstr_size);
 
 /** @brief Global key {dw:G}:<name> holding an encoded aggregate (dw_agg_encode), no expiry. */
 int dw_redis_set_agg(struct dw_redis *r, const char *name, const struct dw_agg *agg, char *errstr,
@@ -321,6 +322,10 @@ void dw_redis_name_refgen(const char *model, char *buf, size_t size);
 void dw_redis_name_trailwins(const char *model, char *buf, size_t size);
 void dw_redis_name_trailagg(const char *model, int64_t start_ms, char *buf, size_t size);
 void dw_redis_name_ref(const char *model, char *buf, size_t size);
+/** @brief canary:<model>:<start ms>:<stage>: a window's canary record (dw_canary_window) of
+ *         stage close or final, kept for window.retention. */
+void dw_redis_name_canary(const char *model, int64_t start_ms, const char *stage, char *buf,
+                          size_t size);
 /** @brief refagg:<model>:<start ms>: a reference window's merged aggregate, kept while the
  *         reference is collected (its partitions dropped their sketches). */
 void dw_redis_name_refagg(const char *model, int64_t start_ms, char *buf, size_t size);

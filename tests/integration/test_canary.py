@@ -1,0 +1,103 @@
+"""Canary analysis end to end through `driftwatch run` (dev-broker + redis-server): gen stages a
+rollout (two versions, a traffic split, a per-version accuracy) and every window report carries
+a `canary` object whose verdict is checked against what gen was told.
+
+- equal: the candidate gets 5 % of the traffic at the baseline's accuracy. Its first window
+  has too few labelled outcomes for the planned sample size (hold, saying how many more); as
+  windows merge, the evidence grows to the plan and the verdict becomes promote.
+- worse: the candidate gets 20 % at accuracy 0.6 against 0.9: rollback, with the accuracy check
+  named, its value and its threshold.
+
+Each scenario reads the stored reports (`report:<model>:<start>`), close and final.
+"""
+import json
+import sys
+
+import harness as h
+
+WINDOW_MS = 60000
+T0 = 1767225600000  # 2026-01-01T00:00:00Z, gen's default --start
+MODEL = """models:
+  fraud:
+    task: classification
+    features:
+      amount: numeric
+    canary: {windows: 5, min_samples: 100, max_accuracy_drop: 0.1}
+"""
+
+
+def reports(env, windows):
+    out = {}
+    for k in range(windows):
+        text = env.redis("GET", f"{{dw:dwtest}}:report:fraud:{T0 + k * WINDOW_MS}")
+        if text.startswith("{"):
+            out[k] = json.loads(text)
+    return out
+
+
+def run_rollout(name, windows, *gen_args):
+    """Runs gen's rollout through run; returns (env, {window: close report}, {window: final})."""
+    env = h.Env(partitions=2, name=f"canary-{name}")
+    env.config(models=MODEL, horizon="60s")
+    env.start_run()
+    starts = [T0 + k * WINDOW_MS for k in range(windows)]
+    watch = h.ReportWatch(env, starts)
+    env.gen("--count", str(windows * 60 * 50), "--eps", "50", "--label-delay", "20",
+            "--label-share", "0.9", "--rate", "4000", "--versions", "1.0.0,1.1.0", *gen_args,
+            truth=False)
+    # the windows but the last two reach their label horizon within the traffic
+    h.wait_for(lambda: all(s in watch.final for s in starts[:windows - 2]), 90, "final reports")
+    watch.done()
+    close = {k: watch.close[s] for k, s in enumerate(starts) if s in watch.close}
+    final = {k: watch.final[s] for k, s in enumerate(starts) if s in watch.final}
+    return env, close, final
+
+
+def scenario_equal():
+    env, close, final = run_rollout("equal", 6, "--traffic", "95,5")
+    first, later = final[0]["canary"], final[3]["canary"]
+    ok = h.report(first["baseline"] == "1.0.0" and first["candidate"] == "1.1.0",
+                  "versions picked by themselves", f"{first['baseline']} / {first['candidate']}")
+    ok &= h.report(first["verdict"] == "hold" and first["more_samples"] > 0,
+                   "hold while the candidate has fewer outcomes than the plan",
+                   f"({first['verdict']}, {first['more_samples']} more, needs "
+                   f"{first['samples_needed']}, has {first['accuracy']['candidate_n']})")
+    ok &= h.report(later["verdict"] == "promote" and later["reasons"] == [],
+                   "promote once the merged windows reach the plan",
+                   f"({later['verdict']}, {later['accuracy']['candidate_n']} of "
+                   f"{later['samples_needed']}, p {later['accuracy']['p_value']:.3f})")
+    # the analysis merges the windows: its counts are the sum of the windows' own
+    merged = sum(final[k]["versions"]["1.1.0"]["labeled"] for k in range(4))
+    ok &= h.report(later["accuracy"]["candidate_n"] == merged,
+                   "the final analysis merges the last windows' final counts",
+                   f"({later['accuracy']['candidate_n']} == {merged})")
+    ok &= h.report(close and all(r["canary"]["stage"] == "close" for r in close.values()) and
+                   all(r["canary"]["stage"] == "final" for r in final.values()),
+                   "each stage analyses its own records", f"({len(close)} close reports seen)")
+    env.close()
+    return ok
+
+
+def scenario_worse():
+    env, close, final = run_rollout("worse", 4, "--traffic", "80,20",
+                                    "--version-accuracy", "1.0.0=0.9,1.1.0=0.6")
+    c = final[1]["canary"]
+    checks = {r["check"]: r for r in c["reasons"]}
+    ok = h.report(c["verdict"] == "rollback" and "accuracy_drop" in checks,
+                  "rollback with the accuracy check named", f"({c['verdict']}, {c['reasons']})")
+    drop = checks.get("accuracy_drop", {})
+    ok &= h.report(abs(drop.get("value", 0) - 0.3) < 0.05 and drop.get("threshold") == 0.1,
+                   "the reason carries the drop and its threshold", f"{drop}")
+    ok &= h.report(c["accuracy"]["ci_high"] < -0.1,
+                   "the whole interval of the difference lies beyond the tolerated drop",
+                   f"[{c['accuracy']['ci_low']:.3f}, {c['accuracy']['ci_high']:.3f}]")
+    ok &= h.report(close and all(r["canary"]["verdict"] == "rollback" for r in close.values()),
+                   "already at the windows' close", f"({len(close)} close reports seen)")
+    env.close()
+    return ok
+
+
+SCENARIOS = {"equal": scenario_equal, "worse": scenario_worse}
+
+if __name__ == "__main__":
+    sys.exit(h.run_scenarios(SCENARIOS))
