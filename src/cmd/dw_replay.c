@@ -125,6 +125,10 @@ struct model_eval {
     int64_t rolling_first;
     int rolling_found;
     json_t *closes; /* window start (text) -> its close report, until its final one */
+    /* models.<m>.canary: per stage (0 close, 1 final), the records of the last canary.windows
+     * windows with data, oldest first (run's canary:<model>:<start>:<stage> keys) */
+    struct dw_canary_window *canary[2];
+    size_t n_canary[2];
 };
 
 struct replayer {
@@ -723,6 +727,58 @@ static struct dw_agg **rolling_view(struct replayer *rp, size_t mi, int64_t from
     return recent;
 }
 
+/* The close record of window `start` kept for model mi, or NULL. */
+static const struct dw_canary_window *canary_close(const struct model_eval *me, int64_t start)
+{
+    for (size_t k = 0; k < me->n_canary[0]; k++) {
+        if (me->canary[0][k].start_ms == start) {
+            return &me->canary[0][k];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * The canary analysis of model mi at window `start` as run's canary_for() makes it (NULL: the
+ * model has none): this window's record of the stage joins the kept ones (a final one with its
+ * close record's latency sketches), and the analysis merges those of the last canary.windows
+ * windows. Older ones go, except a close record whose window's final record is still to come.
+ */
+static json_t *canary_for(struct replayer *rp, size_t mi, int64_t start, const struct dw_agg *agg,
+                          int final)
+{
+    const struct dw_model_cfg *m = &rp->cfg.models[mi];
+    if (!m->canary.on) {
+        return NULL;
+    }
+    struct model_eval *me = &rp->me[mi];
+    struct dw_canary_window **recs = &me->canary[final];
+    size_t *n = &me->n_canary[final];
+    if (!dw_eval_agg_empty(agg)) {
+        *recs = dw_realloc(*recs, (*n + 1) * sizeof(**recs));
+        dw_canary_window_from_agg(&(*recs)[*n], agg);
+        const struct dw_canary_window *close = final ? canary_close(me, start) : NULL;
+        if (close) {
+            dw_canary_window_add_latency(&(*recs)[*n], close);
+        }
+        (*n)++;
+    }
+    int64_t oldest = start - (int64_t)(m->canary.cfg.windows - 1) * rp->cfg.window_size_ms;
+    int64_t keep_from = final          ? oldest
+                        : me->found[1] ? DW_MIN(oldest, me->cursor[1])
+                                       : INT64_MIN; /* no final record made yet */
+    size_t drop = 0, from = 0;
+    while (drop < *n && (*recs)[drop].start_ms < keep_from) {
+        dw_canary_window_free(&(*recs)[drop++]);
+    }
+    memmove(*recs, *recs + drop, (*n - drop) * sizeof(**recs));
+    *n -= drop;
+    while (from < *n && (*recs)[from].start_ms < oldest) {
+        from++;
+    }
+    return dw_canary_report(&m->canary, *recs + from, *n - from, final ? "final" : "close");
+}
+
 /*
  * Evaluates window `start` of model mi at a stage (final 0: close, 1: the label horizon), or the
  * run of empty windows it starts (up to the next window with data or `until`), as run's
@@ -748,6 +804,10 @@ static int evaluate_window(struct replayer *rp, size_t mi, int64_t start, int64_
         baseline_merge(rp, mi, start, agg);
     }
     json_t *report = dw_eval_window(cfg, view, agg, ref, final);
+    json_t *canary = canary_for(rp, mi, start, agg, final);
+    if (canary) {
+        json_object_set_new(report, "canary", canary);
+    }
     char key[32];
     snprintf(key, sizeof(key), "%" PRId64, start);
     if (empty) {
@@ -1045,6 +1105,12 @@ static void replayer_free(struct replayer *rp)
         dw_baseline_free(&me->bl);
         dw_errstream_free(&me->es);
         json_decref(me->closes);
+        for (int s = 0; s < 2; s++) {
+            for (size_t k = 0; k < me->n_canary[s]; k++) {
+                dw_canary_window_free(&me->canary[s][k]);
+            }
+            free(me->canary[s]);
+        }
     }
     free(rp->me);
     for (size_t i = 0; i < rp->n_kept; i++) {

@@ -1976,7 +1976,7 @@ static int canary_for(struct runner *rn, const struct dw_model_cfg *m, int64_t s
         dw_canary_window_from_agg(&wins[n++], agg);
         struct dw_canary_window close = {0};
         if (final && (rc = canary_read(rn, m, start, "close", &close)) == 1) {
-            dw_canary_window_take_latency(&wins[0], &close);
+            dw_canary_window_add_latency(&wins[0], &close);
             dw_canary_window_free(&close);
         }
         char name[DW_REDIS_NAME_MAX], errstr[256];

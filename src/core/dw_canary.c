@@ -415,13 +415,13 @@ static struct dw_canary_version *find_version(const struct dw_canary_window *w, 
     return NULL;
 }
 
-void dw_canary_window_take_latency(struct dw_canary_window *w, struct dw_canary_window *close)
+void dw_canary_window_add_latency(struct dw_canary_window *w, const struct dw_canary_window *close)
 {
     for (size_t i = 0; i < close->n; i++) {
         struct dw_canary_version *v = find_version(w, close->v[i].name);
-        if (v && !v->latency) {
-            v->latency = close->v[i].latency;
-            close->v[i].latency = NULL;
+        if (v && !v->latency && close->v[i].latency) {
+            v->latency = dw_perf_latency_new();
+            dw_kll_merge(v->latency, close->v[i].latency);
         }
     }
 }

@@ -11,6 +11,8 @@ a `canary` object whose verdict is checked against what gen was told.
 Each scenario reads the stored reports (`report:<model>:<start>`), close and final.
 """
 import json
+import os
+import subprocess
 import sys
 
 import harness as h
@@ -35,6 +37,31 @@ def reports(env, windows):
     return out
 
 
+def traffic(windows, gen_args):
+    return ["--count", str(windows * 60 * 50), "--eps", "50", "--label-delay", "20",
+            "--label-share", "0.9", "--versions", "1.0.0,1.1.0", *gen_args]
+
+
+def replay_finals(env, windows, gen_args):
+    """replay -c over the same traffic (gen writes it to files): {window: final report}."""
+    preds, labels = os.path.join(env.dir, "p.jsonl"), os.path.join(env.dir, "l.jsonl")
+    subprocess.run([h.BIN, "gen", "-q", *traffic(windows, gen_args), "--predictions-out", preds,
+                    "--labels-out", labels], check=True, timeout=120)
+    r = subprocess.run([h.BIN, "replay", "-c", env.config_path, "--predictions", preds,
+                        "--labels", labels], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-500:]
+    return {(x["window_start_ms"] - T0) // WINDOW_MS: x
+            for x in map(json.loads, r.stdout.splitlines()) if x["stage"] == "final"}
+
+
+def check_replay(env, final, windows, gen_args):
+    mine = replay_finals(env, windows, gen_args)
+    diffs = [(k, final[k]["canary"], mine.get(k, {}).get("canary")) for k in final
+             if final[k]["canary"] != mine.get(k, {}).get("canary")]
+    return h.report(final and not diffs, "replay -c gives run's final canary analyses",
+                    f"({len(final)} windows) {diffs[:1]}")
+
+
 def run_rollout(name, windows, *gen_args):
     """Runs gen's rollout through run; returns (env, {window: close report}, {window: final})."""
     env = h.Env(partitions=2, name=f"canary-{name}")
@@ -42,9 +69,7 @@ def run_rollout(name, windows, *gen_args):
     env.start_run()
     starts = [T0 + k * WINDOW_MS for k in range(windows)]
     watch = h.ReportWatch(env, starts)
-    env.gen("--count", str(windows * 60 * 50), "--eps", "50", "--label-delay", "20",
-            "--label-share", "0.9", "--rate", "4000", "--versions", "1.0.0,1.1.0", *gen_args,
-            truth=False)
+    env.gen(*traffic(windows, gen_args), "--rate", "4000", truth=False)
     # the windows but the last two reach their label horizon within the traffic
     h.wait_for(lambda: all(s in watch.final for s in starts[:windows - 2]), 90, "final reports")
     watch.done()
@@ -74,6 +99,7 @@ def scenario_equal():
     ok &= h.report(close and all(r["canary"]["stage"] == "close" for r in close.values()) and
                    all(r["canary"]["stage"] == "final" for r in final.values()),
                    "each stage analyses its own records", f"({len(close)} close reports seen)")
+    ok &= check_replay(env, final, 6, ("--traffic", "95,5"))
     env.close()
     return ok
 
@@ -93,6 +119,8 @@ def scenario_worse():
                    f"[{c['accuracy']['ci_low']:.3f}, {c['accuracy']['ci_high']:.3f}]")
     ok &= h.report(close and all(r["canary"]["verdict"] == "rollback" for r in close.values()),
                    "already at the windows' close", f"({len(close)} close reports seen)")
+    ok &= check_replay(env, final, 4, ("--traffic", "80,20",
+                                        "--version-accuracy", "1.0.0=0.9,1.1.0=0.6"))
     env.close()
     return ok
 

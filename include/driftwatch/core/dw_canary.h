@@ -172,9 +172,9 @@ struct dw_canary_window {
 /** @brief The record of window agg: its versions' counts and latency sketches (copied). */
 void dw_canary_window_from_agg(struct dw_canary_window *w, const struct dw_agg *agg);
 
-/** @brief Moves the latency sketches of `close`'s versions into w's versions of the same name
+/** @brief Copies the latency sketches of `close`'s versions into w's versions of the same name
  *         that have none (a final record: its partitions dropped theirs at the close). */
-void dw_canary_window_take_latency(struct dw_canary_window *w, struct dw_canary_window *close);
+void dw_canary_window_add_latency(struct dw_canary_window *w, const struct dw_canary_window *close);
 
 void dw_canary_window_encode(const struct dw_canary_window *w, struct dw_buf *out);
 
