@@ -607,7 +607,9 @@ static const struct open_key alerting_open_keys[] = {
      "Label matchers (name -> value): the sink receives an alert only when every one equals the "
      "alert's label."},
     {"triggers.rules", "list", "[]",
-     "Names of the rules whose firing asks for a retraining trigger; [] = every rule."},
+     "Names of the rules whose firing asks for a retraining trigger; [] = every rule except "
+     "those of models.<name>.sla (retraining does not fix serving latency or errors: name them "
+     "to have them trigger)."},
 };
 
 /* librdkafka properties driftwatch sets itself, with the reason shown to the user. */
