@@ -708,6 +708,22 @@ static void test_dump(void **state)
     free(again);
 }
 
+/* cfg's dump (malloc'ed), checked to read back to a config with the same rules and the same
+ * dump. */
+static char *dump_reads_back(const struct dw_config *cfg)
+{
+    char *out = dump_to_string(cfg);
+    struct dw_config back;
+    load_ok(&back, out);
+    assert_int_equal(back.n_rules, cfg->n_rules);
+    assert_int_equal(back.n_sla_rules, cfg->n_sla_rules);
+    char *again = dump_to_string(&back);
+    assert_string_equal(out, again);
+    dw_config_free(&back);
+    free(again);
+    return out;
+}
+
 /* An empty rule list (no alerts at all) is not the absent list (the built-in rules): the
  * dump must say [] so that it reads back to no rules. */
 static void test_dump_empty_rules(void **state)
@@ -716,16 +732,8 @@ static void test_dump_empty_rules(void **state)
     struct dw_config cfg;
     load_ok(&cfg, MINIMAL "alerting: {rules: []}\n");
     assert_int_equal(cfg.n_rules, 0);
-    char *out = dump_to_string(&cfg);
-    struct dw_config back;
-    load_ok(&back, out);
-    assert_int_equal(back.n_rules, 0);
-    char *again = dump_to_string(&back);
-    assert_string_equal(out, again);
-    dw_config_free(&back);
+    free(dump_reads_back(&cfg));
     dw_config_free(&cfg);
-    free(out);
-    free(again);
 }
 
 /* The rule named `name` of model `model` (NULL when none). */
@@ -808,20 +816,12 @@ static void test_sla(void **state)
     assert_null(rule_of(&cfg, "sla_latency_p95", "other"));
 
     /* the dump gives the sla back, not the rules made from it: it reads back the same */
-    char *out = dump_to_string(&cfg);
+    char *out = dump_reads_back(&cfg);
     assert_contains(out, "sla: {latency_p95_ms: 250, latency_p99_ms: 800.5, error_rate: 0.01, "
                          "availability: 0.995, for: 2, keep_firing_for: 3, severity: critical}");
     assert_contains(out, "#   sla_latency_p95, model \"fraud\": latency_ms.p95 > 250");
-    struct dw_config back;
-    load_ok(&back, out);
-    assert_int_equal(back.n_rules, cfg.n_rules);
-    assert_int_equal(back.n_sla_rules, 5);
-    char *again = dump_to_string(&back);
-    assert_string_equal(out, again);
-    dw_config_free(&back);
     dw_config_free(&cfg);
     free(out);
-    free(again);
 
     /* with alerting.rules given (even empty) the SLA rules come after them */
     load_ok(&cfg, "kafka: {bootstrap.servers: 127.0.0.1:9092}\n"
@@ -837,11 +837,8 @@ static void test_sla(void **state)
                   "models: {m: {sla: {availability: 1}}}\n");
     assert_int_equal(cfg.n_rules, 1);
     assert_int_equal(cfg.n_sla_rules, 1);
-    out = dump_to_string(&cfg);
+    out = dump_reads_back(&cfg);
     assert_contains(out, "alerting.rules: []");
-    load_ok(&back, out);
-    assert_int_equal(back.n_rules, 1);
-    dw_config_free(&back);
     dw_config_free(&cfg);
     free(out);
 
