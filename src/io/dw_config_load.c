@@ -19,6 +19,8 @@
  *     second table (`model_keys[]`, offsets into struct dw_model_cfg), features are a map of
  *     name -> type (`amount: numeric`) or name -> {type, method, threshold}, the detector of
  *     that feature; the scalar form keeps method auto and the detectors.* thresholds.
+ *     `sla` is a third table (`sla_keys[]`): each threshold given becomes one alert rule of
+ *     the model, appended to the rules once the whole file is read (sla_rules_add).
  *
  * `${VAR}` in any scalar value is replaced by the environment variable before the value is
  * converted; `$${` is a literal `${`. Values of secret keys never appear in an error message
