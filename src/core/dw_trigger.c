@@ -81,7 +81,11 @@ char *dw_trigger_state_dump(const struct dw_trigger_state *st)
     return text;
 }
 
-/* A trigger rule of the report's stage: the other stage's alerts are judged with its reports. */
+/*
+ * A trigger rule of the report's stage: the other stage's alerts are judged with its reports.
+ * No triggers.rules means every rule except those of models.<m>.sla (the last n_sla_rules):
+ * slow or failing serving is not fixed by retraining the model; name them to have them trigger.
+ */
 static int is_trigger_rule(const struct dw_config *cfg, const char *rule, int final)
 {
     enum dw_rule_stage want = final ? DW_STAGE_FINAL : DW_STAGE_CLOSE;
@@ -93,7 +97,7 @@ static int is_trigger_rule(const struct dw_config *cfg, const char *rule, int fi
         return 0;
     }
     if (cfg->n_trigger_rules == 0) {
-        return 1;
+        return r < cfg->n_rules - cfg->n_sla_rules;
     }
     for (size_t i = 0; i < cfg->n_trigger_rules; i++) {
         if (rule && strcmp(cfg->trigger_rules[i], rule) == 0) {

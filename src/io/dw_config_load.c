@@ -19,6 +19,8 @@
  *     second table (`model_keys[]`, offsets into struct dw_model_cfg), features are a map of
  *     name -> type (`amount: numeric`) or name -> {type, method, threshold}, the detector of
  *     that feature; the scalar form keeps method auto and the detectors.* thresholds.
+ *     `sla` is a third table (`sla_keys[]`): each threshold given becomes one alert rule of
+ *     the model, appended to the rules once the whole file is read (sla_rules_add).
  *
  * `${VAR}` in any scalar value is replaced by the environment variable before the value is
  * converted; `$${` is a literal `${`. Values of secret keys never appear in an error message
@@ -449,7 +451,62 @@ static const struct cfg_key model_ref_keys[] = {
     {.name = "profile", .type = T_STRING, .def = "(reference.profile)", REF_OVER(profile),
      .help = "This model's reference.profile."},
 };
+/*
+ * Keys of models.<name>.sla. A threshold's default "(off)" is not a value: sla_defaults() sets
+ * every T_DOUBLE row (the thresholds) to NaN, "not given", and the other rows from their text.
+ */
+#define SLA(m) .offset = offsetof(struct dw_sla_cfg, m), .size = sizeof(((struct dw_sla_cfg *)0)->m)
+static const struct cfg_key sla_keys[] = {
+    {.name = "latency_p95_ms", .type = T_DOUBLE, .def = "(off)", SLA(latency_p95_ms),
+     .flags = F_MIN_EXCL, .min = 0,
+     .help = "Rule sla_latency_p95: fires when a window's latency_ms.p95 (milliseconds) is above "
+             "this. Needs input.fields.latency_ms in the events; a window without latencies "
+             "has no value and counts as within the SLA."},
+    {.name = "latency_p99_ms", .type = T_DOUBLE, .def = "(off)", SLA(latency_p99_ms),
+     .flags = F_MIN_EXCL, .min = 0,
+     .help = "Rule sla_latency_p99: fires when a window's latency_ms.p99 is above this."},
+    {.name = "error_rate", .type = T_DOUBLE, .def = "(off)", SLA(error_rate),
+     .flags = F_MIN | F_MAX, .min = 0, .max = 1,
+     .help = "Rule sla_error_rate: fires when a window's serving.error_rate (errors / served) "
+             "is above this. No value, so never firing, while the serving status field is not "
+             "configured or nothing was served."},
+    {.name = "availability", .type = T_DOUBLE, .def = "(off)", SLA(availability),
+     .flags = F_MIN | F_MAX, .min = 0, .max = 1,
+     .help = "Rule sla_availability: fires when a window's serving.availability (1 - error "
+             "rate) is below this."},
+    {.name = "for", .type = T_INT, .def = "1", SLA(for_windows), .flags = F_MIN | F_MAX,
+     .min = 1, .max = 10000,
+     .help = "Consecutive windows over a threshold before its SLA rule fires (as a rule's "
+             "for)."},
+    {.name = "keep_firing_for", .type = T_INT, .def = "0", SLA(keep_firing_windows),
+     .flags = F_MIN | F_MAX, .min = 0, .max = 10000,
+     .help = "Windows a firing SLA rule stays firing once back within the SLA; it resolves in "
+             "the next one (as a rule's keep_firing_for)."},
+    {.name = "severity", .type = T_ENUM, .def = "warning", SLA(severity),
+     .choices = "warning|critical",
+     .help = "Severity of the SLA rules' alerts (as a rule's severity); sinks route by it."},
+};
 /* clang-format on */
+
+/* The rule each models.<m>.sla threshold makes: its name, condition and key in sla_keys[]. */
+static const struct {
+    const char *key;  /* the threshold's key under models.<m>.sla */
+    const char *rule; /* the rule's name */
+    const char *path; /* the report path it reads */
+    enum dw_rule_op op;
+    const char *op_text;
+    size_t offset; /* of the threshold in struct dw_sla_cfg */
+    const char *unit;
+} sla_rules[] = {
+    {"latency_p95_ms", "sla_latency_p95", "latency_ms.p95", DW_OP_GT, ">",
+     offsetof(struct dw_sla_cfg, latency_p95_ms), " ms"},
+    {"latency_p99_ms", "sla_latency_p99", "latency_ms.p99", DW_OP_GT, ">",
+     offsetof(struct dw_sla_cfg, latency_p99_ms), " ms"},
+    {"error_rate", "sla_error_rate", "serving.error_rate", DW_OP_GT, ">",
+     offsetof(struct dw_sla_cfg, error_rate), ""},
+    {"availability", "sla_availability", "serving.availability", DW_OP_LT, "<",
+     offsetof(struct dw_sla_cfg, availability), ""},
+};
 
 #define RULE(m) .offset = offsetof(struct dw_rule, m), .size = sizeof(((struct dw_rule *)0)->m)
 #define SINK(m)                                                                                    \
@@ -575,7 +632,8 @@ static const struct open_key alerting_open_keys[] = {
     {"alerting.rules", "list of maps", "(built-in rules)",
      "Alert rules. When absent: feature_drift (features.*.drift, warning), dataset_drift "
      "(drift.dataset, critical, inhibits_features) and accuracy_drop (performance_drop.alert: "
-     "accuracy, or RMSE for regression, against the baseline; critical). See docs/alerting.md."},
+     "accuracy, or RMSE for regression, against the baseline; critical). The rules of "
+     "models.<name>.sla are added to these or to the list given. See docs/alerting.md."},
     {"alerting.rules[].labels", "map", "{}",
      "Extra labels of the rule's alerts (name -> value), used by sink routing and sent along."},
     {"alerting.sinks", "map", "{}",
@@ -587,7 +645,9 @@ static const struct open_key alerting_open_keys[] = {
      "Label matchers (name -> value): the sink receives an alert only when every one equals the "
      "alert's label."},
     {"triggers.rules", "list", "[]",
-     "Names of the rules whose firing asks for a retraining trigger; [] = every rule."},
+     "Names of the rules whose firing asks for a retraining trigger; [] = every rule except "
+     "those of models.<name>.sla (retraining does not fix serving latency or errors: name them "
+     "to have them trigger)."},
 };
 
 /* librdkafka properties driftwatch sets itself, with the reason shown to the user. */
@@ -872,6 +932,22 @@ static int key_set(const struct cfg_key *k, void *base, const char *name, const 
     return dw_err(errstr, errstr_size, "%s: unsupported key type", name);
 }
 
+/* models.<m>.sla not given: no threshold (NaN), the other keys' defaults. */
+static void sla_defaults(struct dw_sla_cfg *sla)
+{
+    char err[256];
+    for (size_t i = 0; i < DW_ARRAY_SIZE(sla_keys); i++) {
+        const struct cfg_key *k = &sla_keys[i];
+        if (k->type == T_DOUBLE) {
+            double off = NAN;
+            memcpy((char *)sla + k->offset, &off, sizeof(off));
+            continue;
+        }
+        int rc = key_set(k, sla, k->name, k->def, err, sizeof(err));
+        dw_assert(rc == 0);
+    }
+}
+
 static void model_defaults(struct dw_model_cfg *m)
 {
     char err[256];
@@ -880,6 +956,7 @@ static void model_defaults(struct dw_model_cfg *m)
             key_set(&model_keys[i], m, model_keys[i].name, model_keys[i].def, err, sizeof(err));
         dw_assert(rc == 0);
     }
+    sla_defaults(&m->sla);
 }
 
 void dw_config_defaults(struct dw_config *cfg)
@@ -957,6 +1034,7 @@ struct parse_ctx {
     unsigned char seen[DW_ARRAY_SIZE(cfg_keys)];
     size_t kafka_cap, models_cap, detectors_cap;
     struct ref_override *ref_over; /* per model (models_cap of them) */
+    size_t sla_model;              /* 1 + index of the last model whose sla was read, or 0 */
     char *errstr;
     size_t errstr_size;
 };
@@ -1642,7 +1720,27 @@ static int model_canary(struct parse_ctx *ctx, struct dw_model_cfg *m, const cha
     return 0;
 }
 
-/* `features`, `baseline`, `reference` and `canary` of a model, beside its scalar keys. */
+/* models.<m>.sla: a map of sla_keys; `sla:` with nothing keeps it off. */
+static int model_sla(struct parse_ctx *ctx, struct dw_model_cfg *m, const char *name,
+                     yaml_node_t *val)
+{
+    if (ctx->sla_model == ctx->cfg->n_models) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+    }
+    ctx->sla_model = ctx->cfg->n_models;
+    if (node_is_null(val)) {
+        return 0;
+    }
+    if (val->type != YAML_MAPPING_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s: expected a map (latency_p95_ms, latency_p99_ms, error_rate, "
+                      "availability, for, keep_firing_for, severity), got %s",
+                      name, node_type_name(val));
+    }
+    return table_walk(ctx, sla_keys, DW_ARRAY_SIZE(sla_keys), &m->sla, name, val, NULL);
+}
+
+/* `features`, `baseline`, `reference`, `canary` and `sla` of a model, beside its scalar keys. */
 static int model_extra(struct parse_ctx *ctx, void *base, const char *key, const char *name,
                        yaml_node_t *val)
 {
@@ -1652,6 +1750,9 @@ static int model_extra(struct parse_ctx *ctx, void *base, const char *key, const
     }
     if (strcmp(key, "reference") == 0) {
         return model_reference(ctx, name, val) < 0 ? -1 : 1;
+    }
+    if (strcmp(key, "sla") == 0) {
+        return model_sla(ctx, m, name, val) < 0 ? -1 : 1;
     }
     if (strcmp(key, "baseline") == 0) {
         if (m->baseline_set) {
@@ -2153,11 +2254,80 @@ static int sink_check(struct dw_sink_cfg *s, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* The threshold of sla_rules[j] in a model's sla (NaN when not given). */
+static double sla_threshold(const struct dw_sla_cfg *sla, size_t j)
+{
+    double v;
+    memcpy(&v, (const char *)sla + sla_rules[j].offset, sizeof(v));
+    return v;
+}
+
+/*
+ * One rule per threshold of every models.<m>.sla, appended to the rules (given or built-in):
+ * they are the model's own, so `alerting.rules` does not replace them. They read the close
+ * report (stage close): latency and serving counts are complete when the window closes, and
+ * the final report repeats the same numbers later, so judging both would count each window
+ * twice. A rule of alerting.rules with the same name is refused: alerts, fingerprints and
+ * triggers.rules name rules, and the two would be mixed up.
+ */
+static int sla_rules_add(struct dw_config *cfg, char *errstr, size_t errstr_size)
+{
+    size_t n_given = cfg->n_rules;
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const struct dw_model_cfg *m = &cfg->models[i];
+        for (size_t j = 0; j < DW_ARRAY_SIZE(sla_rules); j++) {
+            double t = sla_threshold(&m->sla, j);
+            if (isnan(t)) {
+                continue;
+            }
+            for (size_t u = 0; u < n_given; u++) {
+                if (strcmp(cfg->rules[u].name, sla_rules[j].rule) == 0) {
+                    return dw_err(errstr, errstr_size,
+                                  "alerting.rules[%zu].name: '%s' is the name of the rule of "
+                                  "models.%s.sla.%s; choose another name",
+                                  u, sla_rules[j].rule, m->name, sla_rules[j].key);
+                }
+            }
+            cfg->rules = dw_realloc(cfg->rules, (cfg->n_rules + 1) * sizeof(*cfg->rules));
+            struct dw_rule *r = &cfg->rules[cfg->n_rules++];
+            cfg->n_sla_rules++;
+            memset(r, 0, sizeof(*r));
+            char num[DW_FMT_DOUBLE_SIZE];
+            dw_fmt_double(t, num, sizeof(num));
+            struct dw_sbuf sb = {0};
+            r->name = dw_strdup(sla_rules[j].rule);
+            r->model = dw_strdup(m->name);
+            dw_sbuf_printf(&sb, "%s %s %s", sla_rules[j].path, sla_rules[j].op_text, num);
+            r->expr_text = sb.s;
+            snprintf(r->expr.path, sizeof(r->expr.path), "%s", sla_rules[j].path);
+            r->expr.op = sla_rules[j].op;
+            r->expr.threshold = t;
+            r->stage = DW_STAGE_CLOSE;
+            r->for_windows = m->sla.for_windows;
+            r->keep_firing_windows = m->sla.keep_firing_windows;
+            r->repeat_interval_ms = 0;
+            r->severity = m->sla.severity;
+            sb = (struct dw_sbuf){0};
+            dw_sbuf_printf(&sb,
+                           "SLA of {{model}} (sla.%s): %s %s {{threshold}}%s; latest window: "
+                           "{{value}}%s",
+                           sla_rules[j].key, sla_rules[j].path,
+                           sla_rules[j].op == DW_OP_GT ? "at most" : "at least", sla_rules[j].unit,
+                           sla_rules[j].unit);
+            r->description = sb.s;
+        }
+    }
+    return 0;
+}
+
 /* Rules and sinks against each other and the models; the built-in rules when none given. */
 static int alerting_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
 {
     if (!cfg->rules) {
         cfg->rules = dw_rules_defaults(&cfg->n_rules);
+    }
+    if (sla_rules_add(cfg, errstr, errstr_size) < 0) {
+        return -1;
     }
     for (size_t i = 0; i < cfg->n_rules; i++) {
         const char *model = cfg->rules[i].model;
@@ -2522,11 +2692,24 @@ static void dump_table(FILE *out, const char *first, const char *indent, const s
 /* alerting.rules, alerting.sinks and triggers.rules, after the scalar keys. */
 static void dump_alerting(const struct dw_config *cfg, FILE *out)
 {
-    fputs(cfg->n_rules ? "alerting.rules:\n" : "alerting.rules: []\n", out);
-    for (size_t i = 0; i < cfg->n_rules; i++) {
+    /* the rules of models.<m>.sla are dumped there, as the model's sla */
+    size_t n_given = cfg->n_rules - cfg->n_sla_rules;
+    fputs(n_given ? "alerting.rules:\n" : "alerting.rules: []\n", out);
+    for (size_t i = 0; i < n_given; i++) {
         const struct dw_rule *r = &cfg->rules[i];
         dump_table(out, "  - ", "    ", rule_keys, DW_ARRAY_SIZE(rule_keys), r);
         dump_labels(out, "    ", "labels", r->labels, r->n_labels);
+    }
+    if (cfg->n_sla_rules) {
+        fputs("# and the rules of models.<name>.sla (made from it, not read from here):\n", out);
+    }
+    for (size_t i = n_given; i < cfg->n_rules; i++) {
+        const struct dw_rule *r = &cfg->rules[i];
+        fprintf(out, "#   %s, model ", r->name);
+        yaml_quote(out, r->model, 0);
+        fprintf(out, ": %s, stage close, for %" PRId64 ", keep_firing_for %" PRId64 ", %s\n",
+                r->expr_text, r->for_windows, r->keep_firing_windows,
+                dw_severity_name(r->severity));
     }
     fputs(cfg->n_sinks ? "alerting.sinks:\n" : "alerting.sinks: {}\n", out);
     for (size_t i = 0; i < cfg->n_sinks; i++) {
@@ -2547,6 +2730,33 @@ static void dump_alerting(const struct dw_config *cfg, FILE *out)
         yaml_quote(out, cfg->trigger_rules[i], 1);
         fputc('\n', out);
     }
+}
+
+/* models.<m>.sla, when a threshold is given: one flow map, values printed to round-trip. */
+static void dump_sla(const struct dw_sla_cfg *sla, FILE *out)
+{
+    int any = 0;
+    for (size_t j = 0; j < DW_ARRAY_SIZE(sla_rules); j++) {
+        any |= !isnan(sla_threshold(sla, j));
+    }
+    if (!any) {
+        return;
+    }
+    const char *sep = "    sla: {";
+    for (size_t i = 0; i < DW_ARRAY_SIZE(sla_keys); i++) {
+        const struct cfg_key *k = &sla_keys[i];
+        double v = 0.0;
+        if (k->type == T_DOUBLE) {
+            memcpy(&v, (const char *)sla + k->offset, sizeof(v));
+            if (isnan(v)) {
+                continue;
+            }
+        }
+        fprintf(out, "%s%s: ", sep, k->name);
+        dump_value(out, k, sla);
+        sep = ", ";
+    }
+    fputs("}\n", out);
 }
 
 /* models.<m>.baseline, when given: one flow map, values printed to round-trip. */
@@ -2641,6 +2851,7 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
             fputs("}\n", out);
         }
         dump_baseline(m, out);
+        dump_sla(&m->sla, out);
         fprintf(out, "    reference: {source: %s, windows: %" PRId64 ", profile: ",
                 dw_ref_source_name(m->reference.source), m->reference.windows);
         yaml_quote(out, m->reference.profile, 1);
@@ -2738,6 +2949,7 @@ void dw_config_reference(FILE *out)
     reference_keys(out, "models.<name>.reference.", model_ref_keys, DW_ARRAY_SIZE(model_ref_keys));
     reference_keys(out, "models.<name>.canary.", model_canary_keys,
                    DW_ARRAY_SIZE(model_canary_keys));
+    reference_keys(out, "models.<name>.sla.", sla_keys, DW_ARRAY_SIZE(sla_keys));
     reference_open(out, open_keys, 2, DW_ARRAY_SIZE(open_keys));
     reference_keys(out, "alerting.rules[].", rule_keys, DW_ARRAY_SIZE(rule_keys));
     reference_keys(out, "alerting.sinks.<name>.", sink_keys, DW_ARRAY_SIZE(sink_keys));

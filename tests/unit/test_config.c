@@ -708,6 +708,22 @@ static void test_dump(void **state)
     free(again);
 }
 
+/* cfg's dump (malloc'ed), checked to read back to a config with the same rules and the same
+ * dump. */
+static char *dump_reads_back(const struct dw_config *cfg)
+{
+    char *out = dump_to_string(cfg);
+    struct dw_config back;
+    load_ok(&back, out);
+    assert_int_equal(back.n_rules, cfg->n_rules);
+    assert_int_equal(back.n_sla_rules, cfg->n_sla_rules);
+    char *again = dump_to_string(&back);
+    assert_string_equal(out, again);
+    dw_config_free(&back);
+    free(again);
+    return out;
+}
+
 /* An empty rule list (no alerts at all) is not the absent list (the built-in rules): the
  * dump must say [] so that it reads back to no rules. */
 static void test_dump_empty_rules(void **state)
@@ -716,16 +732,162 @@ static void test_dump_empty_rules(void **state)
     struct dw_config cfg;
     load_ok(&cfg, MINIMAL "alerting: {rules: []}\n");
     assert_int_equal(cfg.n_rules, 0);
-    char *out = dump_to_string(&cfg);
-    struct dw_config back;
-    load_ok(&back, out);
-    assert_int_equal(back.n_rules, 0);
-    char *again = dump_to_string(&back);
-    assert_string_equal(out, again);
-    dw_config_free(&back);
+    free(dump_reads_back(&cfg));
+    dw_config_free(&cfg);
+}
+
+/* The rule named `name` of model `model` (NULL when none). */
+static const struct dw_rule *rule_of(const struct dw_config *cfg, const char *name,
+                                     const char *model)
+{
+    for (size_t i = 0; i < cfg->n_rules; i++) {
+        const struct dw_rule *r = &cfg->rules[i];
+        if (strcmp(r->name, name) == 0 && r->model && strcmp(r->model, model) == 0) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* models.<m>.sla: one rule per threshold given, after the given or built-in rules, with the
+ * model's for, keep_firing_for and severity, on the close report; off when not given. */
+static void test_sla(void **state)
+{
+    (void)state;
+    struct dw_config cfg;
+    load_ok(&cfg, MINIMAL);
+    assert_int_equal(cfg.n_sla_rules, 0);
+    assert_int_equal(cfg.n_rules, 3);
+    assert_true(isnan(cfg.models[0].sla.latency_p95_ms));
+    dw_config_free(&cfg);
+
+    load_ok(&cfg, "kafka: {bootstrap.servers: 127.0.0.1:9092}\n"
+                  "models:\n"
+                  "  fraud:\n"
+                  "    sla:\n"
+                  "      latency_p95_ms: 250\n"
+                  "      latency_p99_ms: 800.5\n"
+                  "      error_rate: 0.01\n"
+                  "      availability: 0.995\n"
+                  "      for: 2\n"
+                  "      keep_firing_for: 3\n"
+                  "      severity: critical\n"
+                  "  churn: {sla: {latency_p95_ms: 40}}\n"
+                  "  other: {sla: }\n");
+    /* the built-in rules are kept: the SLA rules are the model's own */
+    assert_int_equal(cfg.n_rules, 3 + 5);
+    assert_int_equal(cfg.n_sla_rules, 5);
+    assert_string_equal(cfg.rules[0].name, "feature_drift");
+    const struct dw_rule *r = rule_of(&cfg, "sla_latency_p95", "fraud");
+    assert_non_null(r);
+    assert_string_equal(r->expr.path, "latency_ms.p95");
+    assert_int_equal(r->expr.op, DW_OP_GT);
+    assert_double_exact(r->expr.threshold, 250);
+    assert_string_equal(r->expr_text, "latency_ms.p95 > 250");
+    assert_int_equal(r->stage, DW_STAGE_CLOSE);
+    assert_int_equal(r->for_windows, 2);
+    assert_int_equal(r->keep_firing_windows, 3);
+    assert_int_equal(r->repeat_interval_ms, 0);
+    assert_int_equal(r->severity, DW_SEV_CRITICAL);
+    assert_null(r->summary); /* the built-in sentence */
+    assert_contains(r->description, "sla.latency_p95_ms");
+    r = rule_of(&cfg, "sla_latency_p99", "fraud");
+    assert_non_null(r);
+    assert_string_equal(r->expr.path, "latency_ms.p99");
+    assert_double_exact(r->expr.threshold, 800.5);
+    r = rule_of(&cfg, "sla_error_rate", "fraud");
+    assert_non_null(r);
+    assert_string_equal(r->expr.path, "serving.error_rate");
+    assert_int_equal(r->expr.op, DW_OP_GT);
+    assert_double_exact(r->expr.threshold, 0.01);
+    r = rule_of(&cfg, "sla_availability", "fraud");
+    assert_non_null(r);
+    assert_string_equal(r->expr.path, "serving.availability");
+    assert_int_equal(r->expr.op, DW_OP_LT);
+    assert_double_exact(r->expr.threshold, 0.995);
+    /* another model: its own threshold, the defaults of for, keep_firing_for, severity */
+    r = rule_of(&cfg, "sla_latency_p95", "churn");
+    assert_non_null(r);
+    assert_double_exact(r->expr.threshold, 40);
+    assert_int_equal(r->for_windows, 1);
+    assert_int_equal(r->keep_firing_windows, 0);
+    assert_int_equal(r->severity, DW_SEV_WARNING);
+    assert_null(rule_of(&cfg, "sla_latency_p99", "churn"));
+    assert_null(rule_of(&cfg, "sla_latency_p95", "other"));
+
+    /* the dump gives the sla back, not the rules made from it: it reads back the same */
+    char *out = dump_reads_back(&cfg);
+    assert_contains(out, "sla: {latency_p95_ms: 250, latency_p99_ms: 800.5, error_rate: 0.01, "
+                         "availability: 0.995, for: 2, keep_firing_for: 3, severity: critical}");
+    assert_contains(out, "#   sla_latency_p95, model \"fraud\": latency_ms.p95 > 250");
     dw_config_free(&cfg);
     free(out);
-    free(again);
+
+    /* with alerting.rules given (even empty) the SLA rules come after them */
+    load_ok(&cfg, "kafka: {bootstrap.servers: 127.0.0.1:9092}\n"
+                  "alerting: {rules: [{name: slow, condition: 'latency_ms.p50 > 9'}]}\n"
+                  "models: {m: {sla: {error_rate: 0}}}\n");
+    assert_int_equal(cfg.n_rules, 2);
+    assert_string_equal(cfg.rules[0].name, "slow");
+    assert_string_equal(cfg.rules[1].name, "sla_error_rate");
+    assert_string_equal(cfg.rules[1].model, "m");
+    dw_config_free(&cfg);
+    load_ok(&cfg, "kafka: {bootstrap.servers: 127.0.0.1:9092}\n"
+                  "alerting: {rules: []}\n"
+                  "models: {m: {sla: {availability: 1}}}\n");
+    assert_int_equal(cfg.n_rules, 1);
+    assert_int_equal(cfg.n_sla_rules, 1);
+    out = dump_reads_back(&cfg);
+    assert_contains(out, "alerting.rules: []");
+    dw_config_free(&cfg);
+    free(out);
+
+    /* triggers.rules may name an SLA rule */
+    load_ok(&cfg, "kafka: {bootstrap.servers: 127.0.0.1:9092}\n"
+                  "models: {m: {sla: {latency_p99_ms: 1}}}\n"
+                  "triggers: {rules: [sla_latency_p99]}\n");
+    dw_config_free(&cfg);
+}
+
+/* Errors of models.<m>.sla name the key. */
+static void test_sla_errors(void **state)
+{
+    (void)state;
+#define KB "kafka: {bootstrap.servers: 127.0.0.1:9092}\n"
+    expect_error(KB "models: {fraud: {sla: {error_rate: 1.5}}}\n",
+                 "models.fraud.sla.error_rate: '1.5' is out of range (must be 0..1)");
+    expect_error(KB "models: {fraud: {sla: {availability: -0.1}}}\n",
+                 "models.fraud.sla.availability: '-0.1' is out of range (must be 0..1)");
+    expect_error(KB "models: {fraud: {sla: {latency_p95_ms: 0}}}\n",
+                 "models.fraud.sla.latency_p95_ms: '0' is out of range (must be > 0)");
+    expect_error(KB "models: {fraud: {sla: {latency_p99_ms: -3}}}\n",
+                 "models.fraud.sla.latency_p99_ms: '-3' is out of range (must be > 0)");
+    expect_error(KB "models: {fraud: {sla: {latency_p95_ms: fast}}}\n",
+                 "models.fraud.sla.latency_p95_ms: 'fast' is not a number");
+    expect_error(KB "models: {fraud: {sla: {latency_p95_ms: .nan}}}\n",
+                 "models.fraud.sla.latency_p95_ms: '.nan' is not a number");
+    expect_error(KB "models: {fraud: {sla: {latency_p95: 250}}}\n",
+                 "unknown key 'models.fraud.sla.latency_p95'");
+    expect_error(KB "models: {fraud: {sla: {for: 0, latency_p95_ms: 1}}}\n",
+                 "models.fraud.sla.for: '0' is out of range (must be 1..10000)");
+    expect_error(KB "models: {fraud: {sla: {keep_firing_for: -1}}}\n",
+                 "models.fraud.sla.keep_firing_for: '-1' is out of range");
+    expect_error(KB "models: {fraud: {sla: {severity: page}}}\n",
+                 "models.fraud.sla.severity: 'page' is not one of warning, critical");
+    expect_error(KB "models: {fraud: {sla: [latency_p95_ms]}}\n",
+                 "models.fraud.sla: expected a map (latency_p95_ms");
+    expect_error(KB "models: {fraud: {sla: {latency_p95_ms: 1, latency_p95_ms: 2}}}\n",
+                 "models.fraud.sla.latency_p95_ms: given twice");
+    expect_error(KB "models: {fraud: {sla: {latency_p95_ms: 1}, sla: {error_rate: 0}}}\n",
+                 "models.fraud.sla: given twice");
+    /* a rule of alerting.rules with an SLA rule's name: both named */
+    expect_error(KB
+                 "models: {fraud: {sla: {latency_p95_ms: 250}}}\n"
+                 "alerting: {rules: [{name: ok, condition: drift.dataset},\n"
+                 "                   {name: sla_latency_p95, condition: 'latency_ms.p95 > 1'}]}\n",
+                 "alerting.rules[1].name: 'sla_latency_p95' is the name of the rule of "
+                 "models.fraud.sla.latency_p95_ms");
+#undef KB
 }
 
 /* The output of dw_config_reference() (malloc'ed). */
@@ -1162,6 +1324,8 @@ int main(void)
         cmocka_unit_test(test_dump_empty_rules),
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_alerting),
+        cmocka_unit_test(test_sla),
+        cmocka_unit_test(test_sla_errors),
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_example_has_every_key),
     };

@@ -20,6 +20,7 @@
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_eval.h"
 #include "driftwatch/core/dw_rules.h"
+#include "driftwatch/io/dw_config_load.h"
 
 #include "dw_test.h"
 
@@ -1028,6 +1029,169 @@ static void test_drop_rule(void **unused)
     dw_rules_free(rules, 1);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * SLA rules (models.<m>.sla), made by the config loader and stepped on scripted windows.
+ */
+
+#define SLA_NONE (-1.0) /* a report value that is null */
+
+/* The report of window k (close or final) with latency p95 and serving rates (SLA_NONE: null;
+ * latency_ms itself is null when p95 is). */
+static json_t *sla_report(int k, int final, double p95, double error_rate, double availability)
+{
+    char ws[48];
+    char we[48];
+    dw_time_format_rfc3339(T0 + (int64_t)k * MINUTE_MS, ws, sizeof(ws));
+    dw_time_format_rfc3339(T0 + (int64_t)(k + 1) * MINUTE_MS, we, sizeof(we));
+    json_t *serving =
+        json_pack("{s:I, s:I, s:o, s:o}", "served", (json_int_t)1000, "errors", (json_int_t)0,
+                  "error_rate", error_rate < 0 ? json_null() : json_real(error_rate),
+                  "availability", availability < 0 ? json_null() : json_real(availability));
+    json_t *latency = p95 < 0 ? json_null()
+                              : json_pack("{s:I, s:f, s:f, s:f}", "count", (json_int_t)1000, "p50",
+                                          10.0, "p95", p95, "p99", p95 * 2);
+    json_t *r = json_pack("{s:s, s:s, s:s, s:I, s:b, s:I, s:o, s:o}", "model", "fraud",
+                          "window_start", ws, "window_end", we, "window_start_ms",
+                          (json_int_t)(T0 + (int64_t)k * MINUTE_MS), "final", final, "predictions",
+                          (json_int_t)1000, "latency_ms", latency, "serving", serving);
+    assert_non_null(r);
+    return r;
+}
+
+/* Steps one report; the notification (NULL: none). The state also survives its text. */
+static json_t *sla_step(const struct dw_config *cfg, json_t **state, json_t *report)
+{
+    json_t *n = dw_rules_step("g", cfg->rules, cfg->n_rules, report, *state);
+    char *text = json_dumps(*state, JSON_COMPACT);
+    json_t *loaded = NULL;
+    char err[256];
+    assert_int_equal(dw_rules_state_load("fraud", text, &loaded, err, sizeof(err)), 0);
+    assert_true(json_equal(loaded, *state));
+    json_decref(*state);
+    *state = loaded;
+    free(text);
+    json_decref(report);
+    return n;
+}
+
+static void sla_config(struct dw_config *cfg, const char *sla)
+{
+    char yaml[512];
+    char err[256];
+    snprintf(yaml, sizeof(yaml),
+             "kafka: {bootstrap.servers: 127.0.0.1:9092}\nalerting: {rules: []}\n"
+             "models: {fraud: {sla: %s}, other: {}}\n",
+             sla);
+    if (dw_config_load_string(cfg, yaml, err, sizeof(err)) != 0) {
+        fail_msg("config did not load: %s", err);
+    }
+}
+
+/* An SLA rule fires after `for` windows over its threshold, on close reports only, and
+ * resolves after keep_firing_for + 1 windows within it; a null value counts as within. */
+static void test_sla_fire_resolve(void **unused)
+{
+    struct dw_config cfg;
+    sla_config(&cfg, "{latency_p95_ms: 250, for: 2, keep_firing_for: 1, severity: critical}");
+    assert_int_equal(cfg.n_rules, 1);
+    json_t *state = json_object();
+    char fp[17];
+    dw_rule_fingerprint("fraud", "sla_latency_p95", "", fp);
+
+    /* window 0 over: pending; its final report (same numbers, later) changes nothing */
+    assert_null(sla_step(&cfg, &state, sla_report(0, 0, 300, 0, 1)));
+    json_t *inst = json_object_get(state, fp);
+    assert_string_equal(json_string_value(json_object_get(inst, "state")), "pending");
+    assert_int_equal(json_integer_value(json_object_get(inst, "active")), 1);
+    assert_null(sla_step(&cfg, &state, sla_report(0, 1, 300, 0, 1)));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(state, fp), "active")), 1);
+    /* a final report alone never counts, over or not */
+    assert_null(sla_step(&cfg, &state, sla_report(1, 1, 900, 0, 1)));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(state, fp), "active")), 1);
+
+    /* window 1 over too: fires (for 2) at close */
+    json_t *n = sla_step(&cfg, &state, sla_report(1, 0, 412.5, 0, 1));
+    expect(n, "sla_latency_p95:firing", "sla_latency_p95:firing");
+    assert_string_equal(json_string_value(json_object_get(n, "stage")), "close");
+    assert_string_equal(astr(n, "alerts", 0, "fingerprint"), fp);
+    assert_string_equal(astr(n, "alerts", 0, "severity"), "critical");
+    assert_string_equal(astr(n, "alerts", 0, "starts_at"), time_of(1));
+    assert_double_exact(json_real_value(aget(n, "alerts", 0, "value")), 412.5);
+    assert_double_exact(json_real_value(aget(n, "alerts", 0, "threshold")), 250);
+    json_t *ann = aget(n, "alerts", 0, "annotations");
+    assert_string_equal(json_string_value(json_object_get(ann, "summary")),
+                        "fraud: latency_ms.p95 412.5 > 250");
+    assert_string_equal(json_string_value(json_object_get(ann, "description")),
+                        "SLA of fraud (sla.latency_p95_ms): latency_ms.p95 at most 250 ms; latest "
+                        "window: 412.5 ms");
+    json_decref(n);
+
+    /* window 2 has no latency (null): within the SLA, kept firing (keep_firing_for 1) */
+    n = sla_step(&cfg, &state, sla_report(2, 0, SLA_NONE, 0, 1));
+    expect(n, "", "sla_latency_p95:firing");
+    json_decref(n);
+    /* window 3 under: resolved (keep_firing_for + 1 = 2 windows within) */
+    n = sla_step(&cfg, &state, sla_report(3, 0, 100, 0, 1));
+    expect(n, "sla_latency_p95:resolved", "");
+    assert_string_equal(astr(n, "alerts", 0, "ends_at"), time_of(4));
+    assert_string_equal(
+        json_string_value(json_object_get(aget(n, "alerts", 0, "annotations"), "summary")),
+        "fraud: latency_ms.p95 > 250 resolved (now 100)");
+    json_decref(n);
+    assert_int_equal(json_object_size(state), 0);
+
+    /* exactly at the threshold is within it; one window over is pending only */
+    assert_null(sla_step(&cfg, &state, sla_report(4, 0, 250, 0, 1)));
+    assert_int_equal(json_object_size(state), 0);
+    assert_null(sla_step(&cfg, &state, sla_report(5, 0, 251, 0, 1)));
+    assert_null(sla_step(&cfg, &state, sla_report(6, 0, 249, 0, 1)));
+    assert_int_equal(json_object_size(state), 0);
+
+    /* the other model has no SLA: nothing */
+    json_t *r = sla_report(7, 0, 5000, 0, 1);
+    json_object_set_new(r, "model", json_string("other"));
+    json_t *other = json_object();
+    assert_null(dw_rules_step("g", cfg.rules, cfg.n_rules, r, other));
+    assert_int_equal(json_object_size(other), 0);
+    json_decref(other);
+    json_decref(r);
+
+    json_decref(state);
+    dw_config_free(&cfg);
+}
+
+/* serving.error_rate above and serving.availability below their thresholds fire together in
+ * rule order; null rates (no status field, nothing served) never make an instance. */
+static void test_sla_serving_and_null(void **unused)
+{
+    struct dw_config cfg;
+    sla_config(&cfg, "{latency_p99_ms: 800, error_rate: 0.01, availability: 0.995}");
+    assert_int_equal(cfg.n_rules, 3);
+    json_t *state = json_object();
+    for (int k = 0; k < 5; k++) {
+        assert_null(sla_step(&cfg, &state, sla_report(k, 0, SLA_NONE, SLA_NONE, SLA_NONE)));
+        assert_int_equal(json_object_size(state), 0);
+    }
+    /* p99 = 2 * 300 = 600 <= 800; error rate 0.02 > 0.01; availability 0.98 < 0.995 */
+    json_t *n = sla_step(&cfg, &state, sla_report(5, 0, 300, 0.02, 0.98));
+    expect(n, "sla_error_rate:firing, sla_availability:firing",
+           "sla_error_rate:firing, sla_availability:firing");
+    assert_string_equal(astr(n, "alerts", 0, "severity"), "warning");
+    assert_double_exact(json_real_value(aget(n, "alerts", 1, "value")), 0.98);
+    assert_double_exact(json_real_value(aget(n, "alerts", 1, "threshold")), 0.995);
+    assert_string_equal(
+        json_string_value(json_object_get(aget(n, "alerts", 1, "annotations"), "summary")),
+        "fraud: serving.availability 0.98 < 0.995");
+    json_decref(n);
+    /* p99 = 1000 > 800 fires; the rates turn null (the status field went away): resolved */
+    n = sla_step(&cfg, &state, sla_report(6, 0, 500, SLA_NONE, SLA_NONE));
+    expect(n, "sla_latency_p99:firing, sla_error_rate:resolved, sla_availability:resolved",
+           "sla_latency_p99:firing");
+    json_decref(n);
+    json_decref(state);
+    dw_config_free(&cfg);
+}
+
 static void test_alert_state_names(void **state)
 {
     (void)state;
@@ -1065,6 +1229,8 @@ int main(void)
         cmocka_unit_test(test_grouping_labels_templates),
         cmocka_unit_test(test_skip_and_missing),
         cmocka_unit_test(test_duplicates_stale_bad_input),
+        cmocka_unit_test(test_sla_fire_resolve),
+        cmocka_unit_test(test_sla_serving_and_null),
         cmocka_unit_test(test_state_load_hostile),
         cmocka_unit_test(test_default_rules_accuracy_drop),
         cmocka_unit_test(test_drop_rule),

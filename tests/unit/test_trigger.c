@@ -200,6 +200,34 @@ static void test_trigger_rules_and_disabled(void **state)
     dw_config_free(&cfg);
 }
 
+/* An SLA breach is not something retraining fixes: with triggers.rules empty ("every rule")
+ * the rules of models.<m>.sla do not trigger; named in triggers.rules they do. */
+static void test_sla_rules_trigger_only_when_named(void **state)
+{
+    (void)state;
+    struct dw_config cfg;
+    char err[256];
+    const char *yaml = "kafka: {bootstrap.servers: 127.0.0.1:9092}\n"
+                       "models: {fraud: {sla: {latency_p95_ms: 250}}}\n";
+    assert_int_equal(dw_config_load_string(&cfg, yaml, err, sizeof(err)), 0);
+    struct dw_trigger_state st;
+    assert_int_equal(dw_trigger_state_load(&st, NULL, NULL, 0), 0);
+    const char *why = "x";
+    g_final = 0;
+    assert_false(decide(&cfg, &st, T0, 500, "sla_latency_p95", &why));
+    assert_null(why);
+    assert_true(decide(&cfg, &st, T0, 500, "feature_drift", &why)); /* still every other rule */
+    dw_config_free(&cfg);
+
+    yaml = "kafka: {bootstrap.servers: 127.0.0.1:9092}\n"
+           "models: {fraud: {sla: {latency_p95_ms: 250}}}\n"
+           "triggers: {rules: [sla_latency_p95], cooldown: 0s}\n";
+    assert_int_equal(dw_config_load_string(&cfg, yaml, err, sizeof(err)), 0);
+    assert_int_equal(dw_trigger_state_load(&st, NULL, NULL, 0), 0);
+    assert_true(decide(&cfg, &st, T0, 500, "sla_latency_p95", &why));
+    dw_config_free(&cfg);
+}
+
 static void test_message(void **state)
 {
     json_t *rep = report(T0, 500);
@@ -234,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_min_samples_and_max_per_day),
         cmocka_unit_test(test_state_hostile),
         cmocka_unit_test(test_trigger_rules_and_disabled),
+        cmocka_unit_test(test_sla_rules_trigger_only_when_named),
         cmocka_unit_test(test_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

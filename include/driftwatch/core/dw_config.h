@@ -132,6 +132,22 @@ struct dw_model_canary {
     struct dw_canary_cfg cfg; /* thresholds, checked by dw_canary_cfg_check() */
 };
 
+/*
+ * models.<m>.sla: the model's service-level objectives, off unless a threshold is given. Each
+ * threshold given becomes one alert rule of the model (sla_latency_p95, sla_latency_p99,
+ * sla_error_rate, sla_availability) on the window's close report, made at load time and kept
+ * at the end of struct dw_config's rules. A threshold not given is NaN (no rule).
+ */
+struct dw_sla_cfg {
+    double latency_p95_ms;       /* ms, > 0: fires when latency_ms.p95 > it */
+    double latency_p99_ms;       /* ms, > 0: fires when latency_ms.p99 > it */
+    double error_rate;           /* [0, 1]: fires when serving.error_rate > it */
+    double availability;         /* [0, 1]: fires when serving.availability < it */
+    int64_t for_windows;         /* >= 1, as a rule's `for` */
+    int64_t keep_firing_windows; /* >= 0, as a rule's `keep_firing_for` */
+    enum dw_severity severity;
+};
+
 struct dw_model_cfg {
     char *name;
     enum dw_task task;               /* models.<m>.task, default classification */
@@ -148,6 +164,7 @@ struct dw_model_cfg {
     double baseline[DW_PM_COUNT];
     struct dw_ref_cfg reference;   /* effective: the model's keys, else the global ones */
     struct dw_model_canary canary; /* models.<m>.canary */
+    struct dw_sla_cfg sla;         /* models.<m>.sla */
 };
 
 struct dw_kv {
@@ -227,8 +244,10 @@ struct dw_config {
     char *http_listen; /* http.listen: "host:port" ("" disables) */
 
     int64_t alert_queue_size; /* alerting.queue_size: messages waiting for delivery */
-    struct dw_rule *rules;    /* alerting.rules (the built-in rules when not given) */
+    struct dw_rule *rules;    /* alerting.rules (the built-in rules when not given), then the
+                               * rules of every models.<m>.sla */
     size_t n_rules;
+    size_t n_sla_rules;        /* the last n_sla_rules of rules: made from models.<m>.sla */
     struct dw_sink_cfg *sinks; /* alerting.sinks: map name -> sink */
     size_t n_sinks;
 

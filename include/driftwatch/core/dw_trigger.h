@@ -2,9 +2,9 @@
  * dw_trigger.h - retraining triggers: guardrails and the message (pure C, no I/O).
  *
  * A window asks for a retraining trigger when, after its alert step, an instance of a trigger
- * rule (triggers.rules; none = every rule) of the report's stage (close or final, see
- * dw_rules.h) is firing for the model. The guardrails then decide,
- * on window time only (so a restart, a second pod or a replay decides the same):
+ * rule (triggers.rules; none = every rule but those of models.<m>.sla) of the report's stage (close
+ * or final, see dw_rules.h) is firing for the model. The guardrails then decide, on window time
+ * only (so a restart, a second pod or a replay decides the same):
  *   - min_samples: the window holds at least triggers.min_samples predictions;
  *   - cooldown:    at least triggers.cooldown between the starts of two triggered windows;
  *   - max_per_day: at most triggers.max_per_day triggers per model per UTC day (of the window).
