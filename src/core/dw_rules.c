@@ -508,6 +508,7 @@ struct step_ctx {
     int64_t n_windows;     /* windows the report stands for: its empty_windows, else 1 */
     int64_t win_ms;        /* one window's length, ms (0 when the report does not say) */
     int64_t last_ms;       /* start of the report's last window */
+    json_t *report;        /* the report stepped ({{report.<path>}} in annotations) */
 };
 
 /* An alert waiting to be ordered (rule order, then feature name). */
@@ -774,6 +775,7 @@ struct tpl_ctx {
     const char *win_start;
     const char *win_end; /* "" when none */
     const json_t *labels;
+    json_t *report; /* the report stepped: {{report.<path>}} */
 };
 
 static int name_is(const char *name, size_t len, const char *s)
@@ -812,6 +814,12 @@ static const char *tpl_lookup(const struct tpl_ctx *t, const char *name, size_t 
     }
     if (len > plen && memcmp(name, labels_prefix, plen) == 0) {
         return json_string_value(json_object_getn(t->labels, name + plen, len - plen));
+    }
+    static const char report_prefix[] = "report.";
+    const size_t rlen = sizeof(report_prefix) - 1;
+    if (len > rlen && memcmp(name, report_prefix, rlen) == 0) {
+        json_t *parent;
+        return json_string_value(resolve(t->report, name + rlen, len - rlen, &parent));
     }
     return NULL;
 }
@@ -916,6 +924,7 @@ static json_t *build_alert(const struct step_ctx *cx, const struct rview *rv, co
         .win_start = cx->win_start,
         .win_end = cx->win_end ? cx->win_end : "",
         .labels = labels,
+        .report = cx->report,
     };
     json_t *ann = json_object();
     char *summary =
@@ -1076,6 +1085,7 @@ json_t *dw_rules_step(const char *group, const struct dw_rule *rules, size_t n_r
         return NULL;
     }
     cx.start_ms = (int64_t)json_integer_value(ms);
+    cx.report = report;
     cx.stage = json_is_true(json_object_get(report, "final")) ? DW_STAGE_FINAL : DW_STAGE_CLOSE;
     char start_buf[TIME_BUF];
     cx.win_start = json_string_value(json_object_get(report, "window_start"));

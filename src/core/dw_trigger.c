@@ -83,8 +83,9 @@ char *dw_trigger_state_dump(const struct dw_trigger_state *st)
 
 /*
  * A trigger rule of the report's stage: the other stage's alerts are judged with its reports.
- * No triggers.rules means every rule except those of models.<m>.sla (the last n_sla_rules):
- * slow or failing serving is not fixed by retraining the model; name them to have them trigger.
+ * No triggers.rules means every rule except the models' own (models.<m>.sla and canary, the
+ * last n_model_rules): slow or failing serving, or a bad candidate version, is not fixed by
+ * retraining the model; name them to have them trigger.
  */
 static int is_trigger_rule(const struct dw_config *cfg, const char *rule, int final)
 {
@@ -97,7 +98,7 @@ static int is_trigger_rule(const struct dw_config *cfg, const char *rule, int fi
         return 0;
     }
     if (cfg->n_trigger_rules == 0) {
-        return r < cfg->n_rules - cfg->n_sla_rules;
+        return r < cfg->n_rules - cfg->n_model_rules;
     }
     for (size_t i = 0; i < cfg->n_trigger_rules; i++) {
         if (rule && strcmp(cfg->trigger_rules[i], rule) == 0) {

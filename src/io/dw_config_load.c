@@ -2290,7 +2290,7 @@ static int sla_rules_add(struct dw_config *cfg, char *errstr, size_t errstr_size
             }
             cfg->rules = dw_realloc(cfg->rules, (cfg->n_rules + 1) * sizeof(*cfg->rules));
             struct dw_rule *r = &cfg->rules[cfg->n_rules++];
-            cfg->n_sla_rules++;
+            cfg->n_model_rules++;
             memset(r, 0, sizeof(*r));
             char num[DW_FMT_DOUBLE_SIZE];
             dw_fmt_double(t, num, sizeof(num));
@@ -2692,16 +2692,18 @@ static void dump_table(FILE *out, const char *first, const char *indent, const s
 /* alerting.rules, alerting.sinks and triggers.rules, after the scalar keys. */
 static void dump_alerting(const struct dw_config *cfg, FILE *out)
 {
-    /* the rules of models.<m>.sla are dumped there, as the model's sla */
-    size_t n_given = cfg->n_rules - cfg->n_sla_rules;
+    /* the rules of models.<m>.sla and canary are dumped there, as the model's keys */
+    size_t n_given = cfg->n_rules - cfg->n_model_rules;
     fputs(n_given ? "alerting.rules:\n" : "alerting.rules: []\n", out);
     for (size_t i = 0; i < n_given; i++) {
         const struct dw_rule *r = &cfg->rules[i];
         dump_table(out, "  - ", "    ", rule_keys, DW_ARRAY_SIZE(rule_keys), r);
         dump_labels(out, "    ", "labels", r->labels, r->n_labels);
     }
-    if (cfg->n_sla_rules) {
-        fputs("# and the rules of models.<name>.sla (made from it, not read from here):\n", out);
+    if (cfg->n_model_rules) {
+        fputs("# and the rules of models.<name>.sla and canary (made from them, not read from "
+              "here):\n",
+              out);
     }
     for (size_t i = n_given; i < cfg->n_rules; i++) {
         const struct dw_rule *r = &cfg->rules[i];

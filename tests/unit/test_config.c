@@ -716,7 +716,7 @@ static char *dump_reads_back(const struct dw_config *cfg)
     struct dw_config back;
     load_ok(&back, out);
     assert_int_equal(back.n_rules, cfg->n_rules);
-    assert_int_equal(back.n_sla_rules, cfg->n_sla_rules);
+    assert_int_equal(back.n_model_rules, cfg->n_model_rules);
     char *again = dump_to_string(&back);
     assert_string_equal(out, again);
     dw_config_free(&back);
@@ -756,7 +756,7 @@ static void test_sla(void **state)
     (void)state;
     struct dw_config cfg;
     load_ok(&cfg, MINIMAL);
-    assert_int_equal(cfg.n_sla_rules, 0);
+    assert_int_equal(cfg.n_model_rules, 0);
     assert_int_equal(cfg.n_rules, 3);
     assert_true(isnan(cfg.models[0].sla.latency_p95_ms));
     dw_config_free(&cfg);
@@ -776,7 +776,7 @@ static void test_sla(void **state)
                   "  other: {sla: }\n");
     /* the built-in rules are kept: the SLA rules are the model's own */
     assert_int_equal(cfg.n_rules, 3 + 5);
-    assert_int_equal(cfg.n_sla_rules, 5);
+    assert_int_equal(cfg.n_model_rules, 5);
     assert_string_equal(cfg.rules[0].name, "feature_drift");
     const struct dw_rule *r = rule_of(&cfg, "sla_latency_p95", "fraud");
     assert_non_null(r);
@@ -836,7 +836,7 @@ static void test_sla(void **state)
                   "alerting: {rules: []}\n"
                   "models: {m: {sla: {availability: 1}}}\n");
     assert_int_equal(cfg.n_rules, 1);
-    assert_int_equal(cfg.n_sla_rules, 1);
+    assert_int_equal(cfg.n_model_rules, 1);
     out = dump_reads_back(&cfg);
     assert_contains(out, "alerting.rules: []");
     dw_config_free(&cfg);

@@ -706,7 +706,8 @@ static void test_grouping_labels_templates(void **unused)
         dw_strdup("{{ model }}/{{feature}}: {{value}} vs {{threshold}} "
                   "({{severity}}, {{labels.team}}, {{window_start}}..{{window_end}}) "
                   "{{unknown}} {{labels.nope}} {{rule}} {{ oops");
-    rules[0].description = dw_strdup("{{labels.alertname}} on {{labels.feature}}");
+    rules[0].description = dw_strdup("{{labels.alertname}} on {{labels.feature}} "
+                                     "({{report.model}}; {{report.predictions}} is no string)");
     rules[0].runbook_url = dw_strdup("https://runbooks.example/{{rule}}#{{ feature }}");
     rule_set(&rules[1], "feature_drift", "features.*.drift", 1, 0, 0);
     struct harness h;
@@ -739,7 +740,7 @@ static void test_grouping_labels_templates(void **unused)
                         "2026-03-01T00:00:00Z..2026-03-01T00:01:00Z) "
                         "{{unknown}} {{labels.nope}} drift_tpl {{ oops");
     assert_string_equal(json_string_value(json_object_get(ann, "description")),
-                        "drift_tpl on amount");
+                        "drift_tpl on amount (fraud; {{report.predictions}} is no string)");
     assert_string_equal(json_string_value(json_object_get(ann, "runbook_url")),
                         "https://runbooks.example/drift_tpl#amount");
 

@@ -247,7 +247,8 @@ struct dw_config {
     struct dw_rule *rules;    /* alerting.rules (the built-in rules when not given), then the
                                * rules of every models.<m>.sla */
     size_t n_rules;
-    size_t n_sla_rules;        /* the last n_sla_rules of rules: made from models.<m>.sla */
+    size_t
+        n_model_rules; /* the last n_model_rules of rules: made from models.<m>.sla and .canary */
     struct dw_sink_cfg *sinks; /* alerting.sinks: map name -> sink */
     size_t n_sinks;
 

@@ -214,8 +214,9 @@ int dw_rules_state_load(const char *model, const char *text, json_t **state, cha
  *   Templates (summary, description, runbook_url): "{{model}}", "{{feature}}" ("" when none),
  *   "{{rule}}", "{{value}}", "{{threshold}}" (%.6g, true/false, "none" when null),
  *   "{{severity}}", "{{window_start}}", "{{window_end}}", "{{labels.KEY}}" (the alert's
- *   labels) are replaced, with blanks allowed inside the braces ("{{ model }}"); an unknown
- *   name is left as written.
+ *   labels), "{{report.PATH}}" (a string of the report stepped at the dotted PATH, e.g.
+ *   "{{report.canary.summary}}") are replaced, with blanks allowed inside the braces
+ *   ("{{ model }}"); an unknown name, or a PATH that is not a string, is left as written.
  *   NULL too when the report has no string "model" or integer "window_start_ms", or state is
  *   not an object (nothing changed).
  */
