@@ -12,6 +12,9 @@
  * - A staged rollout (--traffic, --version-accuracy, --version-latency) maps the same single
  *   version draw through cumulative shares and then picks that version's accuracy and latency
  *   shift: no extra draw, and without these options the output is byte for byte what it was.
+ *   The serving status (--status-field, --error-rate, --version-errors) is the event's last
+ *   draw, made whatever the options: it changes no earlier value, and without --status-field
+ *   nothing of it is written (no status field, no served/errors in the truth).
  * - Three passes, one pure: (1) plan - walk the predictions in index order (that is event-time
  *   order), account the ground truth per tumbling window (streamed to --truth, one window in
  *   memory at a time) and record one small `struct gen_msg` per message (arrival time, creation
@@ -108,6 +111,9 @@ struct gen_opts {
         *traffic_cum;   /* owned, per version: cumulative --traffic share, percent; NULL: uniform */
     double *v_accuracy; /* owned, per version: --version-accuracy, NaN where not given */
     double *v_latency_ms; /* owned, per version: --version-latency shift, milliseconds */
+    int status_field;     /* --status-field: events carry "status": "ok" | "error" */
+    double error_rate;    /* --error-rate: share of "error" statuses */
+    double *v_error_rate; /* owned, per version: --version-errors, NaN where not given */
     int n_numeric;
     int n_categorical;
     char **feature_names; /* owned: numeric first, then categorical */
@@ -145,6 +151,7 @@ static void opts_free(struct gen_opts *o)
     free(o->traffic_cum);
     free(o->v_accuracy);
     free(o->v_latency_ms);
+    free(o->v_error_rate);
     if (o->feature_names) {
         for (int i = 0; i < o->n_numeric + o->n_categorical; i++) {
             free(o->feature_names[i]);
@@ -249,6 +256,7 @@ struct gen_event {
     int has_dup;
     int dup_label;
     int64_t dup_ts_ms; /* timestamp (and arrival) of the duplicate */
+    int status_error;  /* the serving status is "error" (written with --status-field) */
 };
 
 static void event_alloc(const struct gen_opts *o, struct gen_event *ev)
@@ -313,7 +321,7 @@ static int pick_version(const struct gen_opts *o, double u)
 /*
  * @brief Generates prediction i deterministically from (o->seed, i). The draw order is fixed:
  *        version, y, accuracy, score, latency, per feature (missing, value), label share,
- *        delay, early, duplicate, conflict, duplicate delay.
+ *        delay, early, duplicate, conflict, duplicate delay, serving status.
  */
 static void event_generate(const struct gen_opts *o, int64_t i, struct gen_event *ev)
 {
@@ -368,6 +376,9 @@ static void event_generate(const struct gen_opts *o, int64_t i, struct gen_event
     ev->label_ts_ms = ev->early ? ev->ts_ms - 1 : ev->ts_ms + delay_ms;
     ev->dup_label = conflict ? 1 - ev->y : ev->y;
     ev->dup_ts_ms = ev->ts_ms + delay_ms + 1 + dup_extra_ms;
+    double err_rate =
+        isnan(o->v_error_rate[ev->version]) ? o->error_rate : o->v_error_rate[ev->version];
+    ev->status_error = rng_uniform(&r) < err_rate;
 }
 
 static const char *category_name(int feature, int j)
@@ -415,6 +426,9 @@ static void format_prediction(const struct gen_opts *o, const struct gen_event *
     } else {
         dw_sbuf_printf(b, "},\"prediction\":%d,\"score\":%.4f,\"latency_ms\":%.1f", ev->prediction,
                        ev->score, ev->latency_ms);
+    }
+    if (o->status_field) {
+        dw_sbuf_printf(b, ",\"status\":\"%s\"", ev->status_error ? "error" : "ok");
     }
     if (!open_end) {
         dw_sbuf_printf(b, "}");
@@ -493,6 +507,7 @@ struct gen_window {
     int64_t start_ms;
     int64_t predictions, labeled, correct, duplicate_labels, conflicts;
     int64_t *v_pred, *v_labeled, *v_correct; /* per version */
+    int64_t *v_errors;                       /* per version: "error" statuses */
     int64_t *f_count, *f_missing;            /* per feature */
 };
 
@@ -507,14 +522,19 @@ static int truth_flush_window(const struct gen_opts *o, struct gen_window *w, FI
     char ts[40];
     dw_time_format_rfc3339(w->start_ms, ts, sizeof(ts));
     json_t *versions = json_object();
+    int64_t errors = 0;
     for (size_t v = 0; v < o->n_versions; v++) {
         if (w->v_pred[v] == 0) {
             continue;
         }
-        json_object_set_new(versions, o->versions[v],
-                            json_pack("{s:I,s:I,s:I}", "predictions", (json_int_t)w->v_pred[v],
-                                      "labeled", (json_int_t)w->v_labeled[v], "correct",
-                                      (json_int_t)w->v_correct[v]));
+        json_t *jv = json_pack("{s:I,s:I,s:I}", "predictions", (json_int_t)w->v_pred[v], "labeled",
+                               (json_int_t)w->v_labeled[v], "correct", (json_int_t)w->v_correct[v]);
+        if (o->status_field) { /* every valid prediction carries a status */
+            json_object_set_new(jv, "served", json_integer((json_int_t)w->v_pred[v]));
+            json_object_set_new(jv, "errors", json_integer((json_int_t)w->v_errors[v]));
+        }
+        errors += w->v_errors[v];
+        json_object_set_new(versions, o->versions[v], jv);
     }
     json_t *features = json_object();
     for (int k = 0; k < o->n_numeric + o->n_categorical; k++) {
@@ -528,6 +548,10 @@ static int truth_flush_window(const struct gen_opts *o, struct gen_window *w, FI
                              (json_int_t)w->labeled, "correct", (json_int_t)w->correct,
                              "duplicate_labels", (json_int_t)w->duplicate_labels, "conflicts",
                              (json_int_t)w->conflicts, "versions", versions, "features", features);
+    if (line && o->status_field) {
+        json_object_set_new(line, "served", json_integer((json_int_t)w->predictions));
+        json_object_set_new(line, "errors", json_integer((json_int_t)errors));
+    }
     return truth_write_line(f, line, errstr, errstr_size);
 }
 
@@ -557,6 +581,7 @@ static void window_reset(const struct gen_opts *o, struct gen_window *w, int64_t
     memset(w->v_pred, 0, o->n_versions * sizeof(int64_t));
     memset(w->v_labeled, 0, o->n_versions * sizeof(int64_t));
     memset(w->v_correct, 0, o->n_versions * sizeof(int64_t));
+    memset(w->v_errors, 0, o->n_versions * sizeof(int64_t));
     size_t nf = (size_t)(o->n_numeric + o->n_categorical);
     memset(w->f_count, 0, (nf + 1) * sizeof(int64_t));
     memset(w->f_missing, 0, (nf + 1) * sizeof(int64_t));
@@ -580,6 +605,7 @@ static int plan_build(const struct gen_opts *o, struct gen_plan *p, FILE *truth,
     w.v_pred = dw_calloc(o->n_versions, sizeof(int64_t));
     w.v_labeled = dw_calloc(o->n_versions, sizeof(int64_t));
     w.v_correct = dw_calloc(o->n_versions, sizeof(int64_t));
+    w.v_errors = dw_calloc(o->n_versions, sizeof(int64_t));
     w.f_count = dw_calloc(nf + 1, sizeof(int64_t));
     w.f_missing = dw_calloc(nf + 1, sizeof(int64_t));
 
@@ -629,6 +655,7 @@ static int plan_build(const struct gen_opts *o, struct gen_plan *p, FILE *truth,
         w.v_pred[ev.version]++;
         w.v_labeled[ev.version] += ev.has_label;
         w.v_correct[ev.version] += correct;
+        w.v_errors[ev.version] += ev.status_error;
         for (size_t k = 0; k < nf; k++) {
             if (ev.missing[k]) {
                 w.f_missing[k]++;
@@ -660,6 +687,7 @@ static int plan_build(const struct gen_opts *o, struct gen_plan *p, FILE *truth,
 err:
     free(w.f_missing);
     free(w.f_count);
+    free(w.v_errors);
     free(w.v_correct);
     free(w.v_labeled);
     free(w.v_pred);
@@ -1014,6 +1042,9 @@ enum {
     OPT_TRAFFIC,
     OPT_VERSION_ACCURACY,
     OPT_VERSION_LATENCY,
+    OPT_STATUS_FIELD,
+    OPT_ERROR_RATE,
+    OPT_VERSION_ERRORS,
     OPT_TRUTH,
     OPT_WINDOW,
     OPT_PRINT_MODELS,
@@ -1052,6 +1083,9 @@ static const struct option long_options[] = {
     {"traffic", required_argument, NULL, OPT_TRAFFIC},
     {"version-accuracy", required_argument, NULL, OPT_VERSION_ACCURACY},
     {"version-latency", required_argument, NULL, OPT_VERSION_LATENCY},
+    {"status-field", no_argument, NULL, OPT_STATUS_FIELD},
+    {"error-rate", required_argument, NULL, OPT_ERROR_RATE},
+    {"version-errors", required_argument, NULL, OPT_VERSION_ERRORS},
     {"truth", required_argument, NULL, OPT_TRUTH},
     {"window", required_argument, NULL, OPT_WINDOW},
     {"print-models", no_argument, NULL, OPT_PRINT_MODELS},
@@ -1121,6 +1155,12 @@ static void usage(FILE *out)
             "                              (overrides --accuracy and --drift-accuracy) [none]\n"
             "  --version-latency v=MS,...  milliseconds added to version v's latency_ms, e.g.\n"
             "                              1.1.0=+40 (at least -5: latency stays >= 0) [none]\n"
+            "\n"
+            "serving status (none unless --status-field; the truth then has served/errors):\n"
+            "  --status-field              write \"status\": \"ok\" or \"error\" in predictions\n"
+            "  --error-rate R              share of \"error\" statuses [0.0]\n"
+            "  --version-errors v=R,...    share of \"error\" statuses of version v\n"
+            "                              (overrides --error-rate) [none]\n"
             "\n"
             "other:\n"
             "  --print-models              print the YAML models: block and exit\n"
@@ -1380,8 +1420,10 @@ static int apply_version_options(struct gen_opts *o, const char *traffic_arg,
 {
     o->v_accuracy = dw_calloc(o->n_versions, sizeof(double));
     o->v_latency_ms = dw_calloc(o->n_versions, sizeof(double));
+    o->v_error_rate = dw_calloc(o->n_versions, sizeof(double));
     for (size_t v = 0; v < o->n_versions; v++) {
         o->v_accuracy[v] = NAN;
+        o->v_error_rate[v] = NAN;
     }
     if (traffic_arg && apply_traffic(o, traffic_arg, errstr, errstr_size)) {
         return -1;
@@ -1409,7 +1451,8 @@ static int apply_version_options(struct gen_opts *o, const char *traffic_arg,
 static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, size_t errstr_size)
 {
     const char *shift_arg = NULL, *mix_arg = NULL, *versions_arg = "1.0.0";
-    const char *traffic_arg = NULL, *vacc_arg = NULL, *vlat_arg = NULL;
+    const char *traffic_arg = NULL, *vacc_arg = NULL, *vlat_arg = NULL, *verr_arg = NULL;
+    int error_options = 0; /* --error-rate or --version-errors given */
     double drift_at_s = 0.0, window_s = 60.0;
     int64_t v64;
     int opt;
@@ -1532,6 +1575,7 @@ static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, s
         case OPT_DUPLICATES:
         case OPT_CONFLICTS:
         case OPT_MALFORMED:
+        case OPT_ERROR_RATE:
         case OPT_DRIFT_ACCURACY: {
             double v;
             if (parse_double(arg, 0.0, 1.0, &v)) {
@@ -1552,6 +1596,9 @@ static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, s
                 o->conflicts = v;
             } else if (opt == OPT_MALFORMED) {
                 o->malformed = v;
+            } else if (opt == OPT_ERROR_RATE) {
+                o->error_rate = v;
+                error_options = 1;
             } else {
                 o->drift_accuracy = v;
                 o->has_drift_accuracy = 1;
@@ -1600,6 +1647,13 @@ static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, s
         case OPT_VERSION_LATENCY:
             vlat_arg = arg;
             break;
+        case OPT_STATUS_FIELD:
+            o->status_field = 1;
+            break;
+        case OPT_VERSION_ERRORS:
+            verr_arg = arg;
+            error_options = 1;
+            break;
         case OPT_WINDOW:
             if (parse_double(arg, 0.001, 1e9, &window_s)) {
                 return dw_err(errstr, errstr_size, "--window: '%s' is not seconds > 0", arg);
@@ -1638,6 +1692,15 @@ static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, s
         }
     }
     if (apply_version_options(o, traffic_arg, vacc_arg, vlat_arg, errstr, errstr_size)) {
+        return -1;
+    }
+    if (error_options && !o->status_field) {
+        return dw_err(errstr, errstr_size,
+                      "--error-rate and --version-errors need --status-field (the errors are "
+                      "written in the status field)");
+    }
+    if (verr_arg && apply_version_values(o, "version-errors", verr_arg, "a share", 0.0, 1.0,
+                                         o->v_error_rate, errstr, errstr_size)) {
         return -1;
     }
     if (o->calibrated &&

@@ -31,15 +31,26 @@
  * labels with the features' code (stat_add_num, cat_add, feat_merge, the same encoding). The
  * label's statistic is not dropped with the others: it changes until the label horizon.
  *
- * Encoding (version 6, little-endian, see dw_codec.h):
+ * Serving evidence: a prediction with a status (input.fields.status) counts in `served`, an
+ * error status (input.error_values) in `errors` too, for the model and for its version; its
+ * latency_ms goes into the model's sketch (perf.latency) and its version's (versions[].latency,
+ * created on the version's first latency, so the hot path allocates once per version and window
+ * at most). The counts stay when the sketches are dropped; the version sketches go with the
+ * model's. A canary compares versions on exactly these (dw_canary.c).
+ *
+ * Encoding (version 7, little-endian, see dw_codec.h):
  *   u8 version, i64 start_ms, u8 flags (AGG_FLAG_DROPPED), u32 outputs length in bytes,
  *   u8 n_outputs {u8 output (enum dw_agg_out), statistic: a feature's layout from its type on,
- *   the label's always with its sketch}, counts, u16 n_versions {str name,
- *   counts}, u64 duplicate_labels, conflicts, late_predictions, late_labels, perf (dw_perf.c),
+ *   the label's always with its sketch}, counts, u64 served, u64 errors, u16 n_versions {str
+ *   name, counts, u64 served, u64 errors, u32 latency sketch length + bytes (0: none or
+ *   dropped)}, u64 duplicate_labels, conflicts, late_predictions, late_labels, perf (dw_perf.c),
  *   u16 n_features {str name, u8 type, u64 count, missing, f64 min, max, mean, m2, and unless
  *   the sketches are dropped: u64 other, u32 sketch length + bytes, u32 bound, u32 hh_cap,
  *   u64 hh_total, u64 hh_floor, u32 n_cats {str name, u8 flags, u64 count, and when flags has
  *   DW_CAT_MONITORED: u64 hh, u64 hh_err} in name order; then u64 nan, u64 inf}.
+ * Version 6 (no served and errors, versions {str name, counts} only) is still decoded, with
+ * served = errors = 0 and no version latency: the serving evidence of windows checkpointed
+ * before is unknown, not zero errors of zero.
  * Version 5 (no outputs section) is still decoded, with empty outputs: prediction and label
  * drift are then unavailable for that window.
  * Version 4 (no flags byte, sketches always there) is still decoded.
@@ -60,7 +71,8 @@
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
-#define AGG_CODEC_VERSION 6    /* written */
+#define AGG_CODEC_VERSION 7    /* written */
+#define AGG_CODEC_VERSION_V6 6 /* still read: no serving counts, no per-version latency */
 #define AGG_CODEC_VERSION_V5 5 /* still read: no outputs section */
 #define AGG_CODEC_VERSION_V4 4 /* still read: no flags byte */
 #define AGG_CODEC_VERSION_V3 3 /* still read: no nan / inf counts */
@@ -184,6 +196,10 @@ void dw_agg_drop_sketches(struct dw_agg *agg)
         sketches_free(agg, 0);
         dw_kll_destroy(agg->perf.latency); /* predictions' latencies: final at the close too */
         agg->perf.latency = NULL;
+        for (size_t i = 0; i < DW_ARRAY_SIZE(agg->versions); i++) { /* every slot: cheap, sure */
+            dw_kll_destroy(agg->versions[i].latency);
+            agg->versions[i].latency = NULL;
+        }
         agg->sketches_dropped = 1;
         agg->dirty = 1;
     }
@@ -194,7 +210,7 @@ void dw_agg_free(struct dw_agg *agg)
     if (!agg) {
         return;
     }
-    for (size_t i = 0; i < agg->n_versions; i++) {
+    for (size_t i = 0; i < DW_ARRAY_SIZE(agg->versions); i++) {
         free(agg->versions[i].name);
         dw_kll_destroy(agg->versions[i].latency);
     }
@@ -550,11 +566,19 @@ void dw_agg_add_label(struct dw_agg *agg, const char *text, double num)
 void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_prediction *ev)
 {
     dw_assert(!agg->sketches_dropped);
+    struct dw_version_stats *ver = &agg->versions[vslot];
     if (ev->has_latency) {
         dw_perf_add_latency(&agg->perf, ev->latency_ms);
+        dw_perf_latency_update(&ver->latency, ev->latency_ms);
+    }
+    if (ev->has_status) {
+        agg->served++;
+        ver->served++;
+        agg->errors += ev->status_error != 0;
+        ver->errors += ev->status_error != 0;
     }
     agg->all.predictions++;
-    agg->versions[vslot].c.predictions++;
+    ver->c.predictions++;
     for (size_t i = 0; i < agg->model->n_features; i++) {
         struct dw_feat_stats *fs = &agg->feats[i];
         const struct dw_val *v = &ev->features[i];
@@ -801,13 +825,27 @@ static void feat_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s, u
     cats_merge(d, s);
 }
 
+/* Adds a version's evidence into dst's slot of that name (a dropped dst keeps no latency). */
+static void version_merge(struct dw_agg *dst, const char *name, size_t len,
+                          const struct dw_version_stats *src)
+{
+    struct dw_version_stats *v = &dst->versions[dw_agg_version_slot(dst, name, len)];
+    counts_merge(&v->c, &src->c);
+    v->served += src->served;
+    v->errors += src->errors;
+    if (!dst->sketches_dropped) {
+        dw_perf_latency_merge(&v->latency, src->latency);
+    }
+}
+
 void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src)
 {
     counts_merge(&dst->all, &src->all);
+    dst->served += src->served;
+    dst->errors += src->errors;
     for (size_t i = 0; i < src->n_versions; i++) {
-        const char *name = src->versions[i].name;
-        size_t slot = dw_agg_version_slot(dst, name, strlen(name));
-        counts_merge(&dst->versions[slot].c, &src->versions[i].c);
+        const struct dw_version_stats *sv = &src->versions[i];
+        version_merge(dst, sv->name, strlen(sv->name), sv);
     }
     dst->duplicate_labels += src->duplicate_labels;
     dst->conflicts += src->conflicts;
@@ -857,6 +895,18 @@ static void counts_encode(const struct dw_counts *c, struct dw_buf *out)
     dw_buf_put_f64(out, c->sum_label);
     dw_buf_put_f64(out, c->sum_label_sq);
     dw_buf_put_f64(out, c->sum_ape);
+}
+
+/* served and errors (version 7), against each other and the predictions they are part of. */
+static void serving_decode(struct dw_reader *rd, uint64_t predictions, uint64_t *served,
+                           uint64_t *errors)
+{
+    *served = dw_rd_u64(rd);
+    *errors = dw_rd_u64(rd);
+    if (!rd->err && (*errors > *served || *served > predictions)) {
+        dw_rd_fail(rd, "%" PRIu64 " errors of %" PRIu64 " served of %" PRIu64 " predictions",
+                   *errors, *served, predictions);
+    }
 }
 
 static void counts_decode(struct dw_counts *c, struct dw_reader *rd)
@@ -975,10 +1025,16 @@ void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
     dw_buf_put_u8(out, dropped ? AGG_FLAG_DROPPED : 0);
     outputs_encode(agg, out);
     counts_encode(&agg->all, out);
+    dw_buf_put_u64(out, agg->served);
+    dw_buf_put_u64(out, agg->errors);
     dw_buf_put_u16(out, (uint16_t)agg->n_versions);
     for (size_t i = 0; i < agg->n_versions; i++) {
-        dw_buf_put_str(out, agg->versions[i].name, strlen(agg->versions[i].name));
-        counts_encode(&agg->versions[i].c, out);
+        const struct dw_version_stats *v = &agg->versions[i];
+        dw_buf_put_str(out, v->name, strlen(v->name));
+        counts_encode(&v->c, out);
+        dw_buf_put_u64(out, v->served);
+        dw_buf_put_u64(out, v->errors);
+        dw_kll_put(out, v->latency);
     }
     dw_buf_put_u64(out, agg->duplicate_labels);
     dw_buf_put_u64(out, agg->conflicts);
@@ -1304,7 +1360,7 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
         dw_rd_fail(&rd, "unknown flags 0x%x", flags);
     }
     agg->sketches_dropped = (flags & AGG_FLAG_DROPPED) != 0;
-    if (version >= AGG_CODEC_VERSION && !rd.err) {
+    if (version >= AGG_CODEC_VERSION_V6 && !rd.err) {
         snprintf(where, sizeof(where), "outputs");
         outputs_decode(agg, &rd, version, where, sizeof(where));
         if (!rd.err) {
@@ -1312,6 +1368,9 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
         }
     }
     counts_decode(&agg->all, &rd);
+    if (version >= AGG_CODEC_VERSION) {
+        serving_decode(&rd, agg->all.predictions, &agg->served, &agg->errors);
+    }
     uint16_t n_versions = dw_rd_u16(&rd);
     if (!rd.err && n_versions > DW_AGG_MAX_VERSIONS + 1) {
         dw_rd_fail(&rd, "%u model versions, at most %d are kept", n_versions,
@@ -1320,13 +1379,18 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
     for (uint16_t i = 0; i < n_versions && !rd.err; i++) {
         const char *name;
         size_t nlen = dw_rd_name(&rd, &name, "model version");
-        struct dw_counts c;
+        struct dw_version_stats v = {0};
         snprintf(where, sizeof(where), "model version %.*s", SHOWN(nlen), name);
-        counts_decode(&c, &rd);
+        counts_decode(&v.c, &rd);
+        if (version >= AGG_CODEC_VERSION) {
+            serving_decode(&rd, v.c.predictions, &v.served, &v.errors);
+            dw_kll_get(&rd, &v.latency);
+        }
         if (!rd.err) {
             /* a name seen twice adds up: the overflow bucket may share a version's name */
-            counts_merge(&agg->versions[dw_agg_version_slot(agg, name, nlen)].c, &c);
+            version_merge(agg, name, nlen, &v);
         }
+        dw_kll_destroy(v.latency);
     }
     if (!rd.err) {
         snprintf(where, sizeof(where), "counters");
@@ -1388,17 +1452,18 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
     return agg;
 }
 
-static json_t *counts_to_json(const struct dw_counts *c)
+static json_t *counts_to_json(const struct dw_counts *c, uint64_t served, uint64_t errors)
 {
-    return json_pack("{s:I,s:I,s:I}", "predictions", (json_int_t)c->predictions, "labeled",
-                     (json_int_t)c->labeled, "correct", (json_int_t)c->correct);
+    return json_pack("{s:I,s:I,s:I,s:I,s:I}", "predictions", (json_int_t)c->predictions, "labeled",
+                     (json_int_t)c->labeled, "correct", (json_int_t)c->correct, "served",
+                     (json_int_t)served, "errors", (json_int_t)errors);
 }
 
 json_t *dw_agg_to_json(const struct dw_agg *agg)
 {
     char ts[40];
     dw_time_format_rfc3339(agg->start_ms, ts, sizeof(ts));
-    json_t *obj = counts_to_json(&agg->all);
+    json_t *obj = counts_to_json(&agg->all, agg->served, agg->errors);
     json_object_set_new(obj, "model", json_string(agg->model->name));
     json_object_set_new(obj, "window_start", json_string(ts));
     json_object_set_new(obj, "window_start_ms", json_integer(agg->start_ms));
@@ -1408,7 +1473,8 @@ json_t *dw_agg_to_json(const struct dw_agg *agg)
     json_object_set_new(obj, "late_labels", json_integer((json_int_t)agg->late_labels));
     json_t *versions = json_object();
     for (size_t i = 0; i < agg->n_versions; i++) {
-        json_object_set_new(versions, agg->versions[i].name, counts_to_json(&agg->versions[i].c));
+        const struct dw_version_stats *v = &agg->versions[i];
+        json_object_set_new(versions, v->name, counts_to_json(&v->c, v->served, v->errors));
     }
     json_object_set_new(obj, "versions", versions);
     json_t *feats = json_object();

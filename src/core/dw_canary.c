@@ -398,10 +398,7 @@ void dw_canary_window_from_agg(struct dw_canary_window *w, const struct dw_agg *
         v->served = vs->served;
         v->errors = vs->errors;
         v->first_ms = agg->start_ms;
-        if (vs->latency) {
-            v->latency = dw_perf_latency_new();
-            dw_kll_merge(v->latency, vs->latency);
-        }
+        dw_perf_latency_merge(&v->latency, vs->latency);
     }
 }
 
@@ -419,9 +416,8 @@ void dw_canary_window_add_latency(struct dw_canary_window *w, const struct dw_ca
 {
     for (size_t i = 0; i < close->n; i++) {
         struct dw_canary_version *v = find_version(w, close->v[i].name);
-        if (v && !v->latency && close->v[i].latency) {
-            v->latency = dw_perf_latency_new();
-            dw_kll_merge(v->latency, close->v[i].latency);
+        if (v && !v->latency) {
+            dw_perf_latency_merge(&v->latency, close->v[i].latency);
         }
     }
 }
@@ -529,12 +525,7 @@ static void merge_version(struct dw_canary_window *m, const struct dw_canary_ver
     if (src->predictions > 0 && start_ms < v->first_ms) {
         v->first_ms = start_ms;
     }
-    if (src->latency) {
-        if (!v->latency) {
-            v->latency = dw_perf_latency_new();
-        }
-        dw_kll_merge(v->latency, src->latency);
-    }
+    dw_perf_latency_merge(&v->latency, src->latency);
 }
 
 /* The configured version, or auto: the baseline has the most predictions (ties: the first

@@ -282,6 +282,7 @@ struct dw_decoder {
     struct json_ptr p_pred;
     struct json_ptr p_score;
     struct json_ptr p_latency;
+    struct json_ptr p_status;
     struct json_ptr p_label_id;
     struct json_ptr p_label;
     struct json_ptr p_label_ts;
@@ -414,6 +415,7 @@ const char *dw_bad_reason_name(enum dw_bad_reason r)
         [DW_BAD_TIME_RANGE] = "timestamp_out_of_range",
         [DW_BAD_TOO_MANY_CLASSES] = "too_many_classes",
         [DW_BAD_TOO_MANY_VERSIONS] = "too_many_versions",
+        [DW_BAD_STATUS] = "bad_status",
     };
     if ((int)r < 0 || r >= DW_BAD__COUNT) {
         return "unknown";
@@ -443,6 +445,7 @@ void dw_decoder_destroy(struct dw_decoder *dec)
     ptr_free(&dec->p_label_ts);
     ptr_free(&dec->p_label);
     ptr_free(&dec->p_label_id);
+    ptr_free(&dec->p_status);
     ptr_free(&dec->p_latency);
     ptr_free(&dec->p_score);
     ptr_free(&dec->p_pred);
@@ -476,6 +479,7 @@ struct dw_decoder *dw_decoder_new(const struct dw_config *cfg, char *errstr, siz
         {&dec->p_pred, cfg->field_prediction, PTR_REQUIRED, "input.fields.prediction"},
         {&dec->p_score, cfg->field_score, PTR_OPTIONAL, "input.fields.score"},
         {&dec->p_latency, cfg->field_latency_ms, PTR_OPTIONAL, "input.fields.latency_ms"},
+        {&dec->p_status, cfg->field_status, PTR_OPTIONAL, "input.fields.status"},
         {&dec->p_label_id, cfg->field_label_id, PTR_REQUIRED, "input.fields.label_id"},
         {&dec->p_label, cfg->field_label, PTR_REQUIRED, "input.fields.label"},
         {&dec->p_label_ts, cfg->field_label_timestamp, PTR_OPTIONAL,
@@ -1996,6 +2000,69 @@ static enum dw_bad_reason get_latency(struct dw_decoder *dec, jv_t v, struct dw_
     return DW_BAD_NONE;
 }
 
+/* Text of an integer >= DW_STATUS_ERROR_MIN: digits only, no leading zero. */
+static int status_text_5xx(const char *s, size_t len)
+{
+    if (len < 3 || s[0] == '0') {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+    }
+    if (len > 3) {
+        return 1;
+    }
+    return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0') >= DW_STATUS_ERROR_MIN;
+}
+
+int dw_decode_status_error(const struct dw_config *cfg, const char *text, size_t len)
+{
+    if (!cfg->error_values_set) {
+        return (len == 5 && memcmp(text, "error", 5) == 0) ||
+               (len == 7 && memcmp(text, "timeout", 7) == 0) || status_text_5xx(text, len);
+    }
+    for (size_t i = 0; i < cfg->n_error_values; i++) {
+        const char *e = cfg->error_values[i];
+        if (strlen(e) == len && memcmp(e, text, len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The serving status: absent or null is none; a string, number or boolean is compared as its
+ * text with input.error_values; an object, array or non-finite token is bad_status. */
+static enum dw_bad_reason get_status(struct dw_decoder *dec, jv_t v, struct dw_prediction *out,
+                                     char *errstr, size_t errstr_size)
+{
+    out->has_status = 0;
+    out->status_error = 0;
+    if (jv_missing(dec, v)) {
+        return DW_BAD_NONE;
+    }
+    char num[NUM_TEXT_MAX];
+    const char *text;
+    size_t len;
+    enum jv_kind k = jv_kind(dec, v);
+    if (k == JV_STR) {
+        text = jv_string(dec, v, &len);
+    } else if (k == JV_INT || k == JV_REAL) {
+        len = jv_number_text(dec, v, num, sizeof(num));
+        text = num;
+    } else if (k == JV_TRUE || k == JV_FALSE) {
+        text = k == JV_TRUE ? "true" : "false";
+        len = strlen(text);
+    } else {
+        return bad(DW_BAD_STATUS, errstr, errstr_size,
+                   "status: expected a string, number or boolean, got %s", kind_name(k));
+    }
+    out->has_status = 1;
+    out->status_error = dw_decode_status_error(dec->cfg, text, len);
+    return DW_BAD_NONE;
+}
+
 /*
  * One pass over the features object: each member's name goes through the model's hash table to
  * its feature index (a later duplicate key overwrites an earlier one, as in jansson), then the
@@ -2084,6 +2151,8 @@ enum dw_bad_reason dw_decode_prediction(struct dw_decoder *dec, const void *buf,
     out->score = 0.0;
     out->has_latency = 0;
     out->latency_ms = 0.0;
+    out->has_status = 0;
+    out->status_error = 0;
     memset(&out->pred, 0, sizeof(out->pred));
     if (errstr && errstr_size > 0) {
         errstr[0] = '\0';
@@ -2120,6 +2189,10 @@ enum dw_bad_reason dw_decode_prediction(struct dw_decoder *dec, const void *buf,
         return r;
     }
     r = get_latency(dec, ptr_get(dec, &dec->p_latency), out, errstr, errstr_size);
+    if (r != DW_BAD_NONE) {
+        return r;
+    }
+    r = get_status(dec, ptr_get(dec, &dec->p_status), out, errstr, errstr_size);
     if (r != DW_BAD_NONE) {
         return r;
     }

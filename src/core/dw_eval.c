@@ -1208,16 +1208,33 @@ json_t *dw_eval_performance(const struct dw_model_cfg *m, const struct dw_counts
     return m->task == DW_TASK_REGRESSION ? perf_regression(c) : perf_classification(c, perf);
 }
 
-/* Latency percentiles of the window's predictions that carried latency_ms, or null. */
-static json_t *latency_json(const struct dw_perf *perf)
+/* Latency percentiles of the predictions (the window's, or a version's) that carried
+ * latency_ms, from their sketch; null when none did or the sketch was dropped. */
+static json_t *latency_json(struct dw_kll *sk)
 {
-    if (!perf->latency || dw_kll_count(perf->latency) == 0) {
+    if (!sk || dw_kll_count(sk) == 0) {
         return json_null();
     }
-    return json_pack("{s:o,s:o,s:o,s:o}", "count", juint(dw_kll_count(perf->latency)), "p50",
-                     dw_jnum(dw_perf_latency_quantile(perf, 0.50)), "p95",
-                     dw_jnum(dw_perf_latency_quantile(perf, 0.95)), "p99",
-                     dw_jnum(dw_perf_latency_quantile(perf, 0.99)));
+    return json_pack("{s:o,s:o,s:o,s:o}", "count", juint(dw_kll_count(sk)), "p50",
+                     dw_jnum(dw_perf_sketch_quantile(sk, 0.50)), "p95",
+                     dw_jnum(dw_perf_sketch_quantile(sk, 0.95)), "p99",
+                     dw_jnum(dw_perf_sketch_quantile(sk, 0.99)));
+}
+
+#define WHY_NO_STATUS "input.fields.status is not configured"
+
+/* Serving errors of the predictions that carried a status (the window's, or a version's):
+ * error_rate = errors / served, availability = 1 - error_rate, both null when none did; every
+ * member null, with the reason, when events carry no status. */
+static json_t *serving_json(const struct dw_config *cfg, uint64_t served, uint64_t errors)
+{
+    if (!cfg->field_status || !*cfg->field_status) {
+        return json_pack("{s:n,s:n,s:n,s:n,s:s}", "served", "errors", "error_rate", "availability",
+                         "reason", WHY_NO_STATUS);
+    }
+    double rate = served ? (double)errors / (double)served : NAN;
+    return json_pack("{s:o,s:o,s:o,s:o}", "served", juint(served), "errors", juint(errors),
+                     "error_rate", dw_jnum(rate), "availability", dw_jnum(1.0 - rate));
 }
 
 /* ---------------------------------------------------------------- features */
@@ -1856,15 +1873,19 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
     json_object_set_new(rep, "late_labels", juint(agg->late_labels));
     json_object_set_new(rep, "performance",
                         empty ? json_null() : dw_eval_performance(m, c, &agg->perf));
-    json_object_set_new(rep, "latency_ms", latency_json(&agg->perf));
+    json_object_set_new(rep, "latency_ms", latency_json(agg->perf.latency));
+    json_object_set_new(rep, "serving", serving_json(cfg, agg->served, agg->errors));
 
     json_t *versions = json_object();
     for (size_t i = 0; !empty && i < agg->n_versions; i++) {
         const struct dw_version_stats *v = &agg->versions[i];
-        json_object_set_new(versions, v->name,
-                            json_pack("{s:o,s:o,s:o}", "predictions", juint(v->c.predictions),
-                                      "labeled", juint(v->c.labeled), "performance",
-                                      dw_eval_performance(m, &v->c, NULL)));
+        json_object_set_new(
+            versions, v->name,
+            json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "predictions", juint(v->c.predictions), "share",
+                      jratio(v->c.predictions, c->predictions), "labeled", juint(v->c.labeled),
+                      "performance", dw_eval_performance(m, &v->c, NULL), "latency_ms",
+                      latency_json(v->latency), "serving",
+                      serving_json(cfg, v->served, v->errors)));
     }
     json_object_set_new(rep, "versions", versions);
 
@@ -1903,6 +1924,20 @@ static void take_close_object(json_t *report, const json_t *close, const char *k
                                                                  "window could not be read"));
 }
 
+/* Each version's latency_ms from the close report (null where it has none): the version
+ * sketches are dropped with the model's at the close. */
+static void take_close_version_latency(json_t *report, const json_t *close)
+{
+    const json_t *close_versions = json_object_get(close, "versions");
+    const char *name;
+    json_t *v;
+    json_object_foreach(json_object_get(report, "versions"), name, v)
+    {
+        json_t *latency = json_object_get(json_object_get(close_versions, name), "latency_ms");
+        json_object_set(v, "latency_ms", latency ? latency : json_null());
+    }
+}
+
 int dw_eval_take_close(json_t *report, const json_t *close)
 {
     json_t *features = json_object_get(close, "features");
@@ -1913,6 +1948,7 @@ int dw_eval_take_close(json_t *report, const json_t *close)
     take_close_object(report, close, "estimated");
     json_t *est_drop = json_object_get(close, "estimated_drop");
     json_object_set_new(report, "estimated_drop", est_drop ? json_incref(est_drop) : json_null());
+    take_close_version_latency(report, close);
     if (json_is_object(features) && json_is_object(drift)) {
         if (reference) { /* what the features were judged against */
             json_object_set(report, "reference", reference);

@@ -17,7 +17,8 @@
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
-#define PAIR_FIRST_SLOTS 8 /* slots of a new table (a power of two) */
+#define PAIR_FIRST_SLOTS 8               /* slots of a new table (a power of two) */
+#define LATENCY_SEED 0x6c6174656e6379ULL /* fixed: replays make the same coin flips */
 
 void dw_perf_init(struct dw_perf *p)
 {
@@ -147,17 +148,28 @@ void dw_perf_add_outcome(struct dw_perf *p, const char *pred, const char *label,
     }
 }
 
-struct dw_kll *dw_perf_latency_new(void)
+void dw_perf_latency_update(struct dw_kll **sk, double latency_ms)
 {
-    return dw_kll_new(0, 0, DW_PERF_LATENCY_SEED);
+    if (!*sk) {
+        *sk = dw_kll_new(0, 0, LATENCY_SEED);
+    }
+    dw_kll_update(*sk, latency_ms);
+}
+
+void dw_perf_latency_merge(struct dw_kll **sk, const struct dw_kll *src)
+{
+    if (!src) {
+        return;
+    }
+    if (!*sk) {
+        *sk = dw_kll_new(0, 0, LATENCY_SEED);
+    }
+    dw_kll_merge(*sk, src);
 }
 
 void dw_perf_add_latency(struct dw_perf *p, double latency_ms)
 {
-    if (!p->latency) {
-        p->latency = dw_perf_latency_new();
-    }
-    dw_kll_update(p->latency, latency_ms);
+    dw_perf_latency_update(&p->latency, latency_ms);
 }
 
 void dw_perf_merge(struct dw_perf *dst, const struct dw_perf *src)
@@ -179,12 +191,7 @@ void dw_perf_merge(struct dw_perf *dst, const struct dw_perf *src)
             score_add(dst, cls, src->exact[cls][i]);
         }
     }
-    if (src->latency) {
-        if (!dst->latency) {
-            dst->latency = dw_perf_latency_new();
-        }
-        dw_kll_merge(dst->latency, src->latency);
-    }
+    dw_perf_latency_merge(&dst->latency, src->latency);
 }
 
 static int cmp_pair(const void *a, const void *b)
@@ -545,10 +552,15 @@ int dw_perf_f1(const struct dw_perf *p, double *macro, double *micro)
     return 0;
 }
 
-double dw_perf_latency_quantile(const struct dw_perf *p, double q)
+double dw_perf_sketch_quantile(struct dw_kll *sk, double q)
 {
-    if (!p->latency || dw_kll_count(p->latency) == 0) {
+    if (!sk || dw_kll_count(sk) == 0) {
         return NAN;
     }
-    return dw_kll_quantile(p->latency, q);
+    return dw_kll_quantile(sk, q);
+}
+
+double dw_perf_latency_quantile(const struct dw_perf *p, double q)
+{
+    return dw_perf_sketch_quantile(p->latency, q);
 }

@@ -189,6 +189,13 @@ static const struct cfg_key cfg_keys[] = {
     {.name = "input.fields.latency_ms", .type = T_STRING, .def = "/latency_ms",
      CFG(field_latency_ms), .flags = F_JSON_POINTER,
      .help = "JSON pointer to the serving latency in milliseconds (optional in events)."},
+    {.name = "input.fields.status", .type = T_STRING, .def = "", CFG(field_status),
+     .flags = F_JSON_POINTER,
+     .help = "JSON pointer to the serving status of a prediction (optional in events; a string, "
+             "number or boolean, compared as its text like a class; an object or array is "
+             "dead-lettered as bad_status). \"\" (the default): events carry no status and the "
+             "reports' serving error rate and availability are null, with the reason. See "
+             "input.error_values."},
     {.name = "input.fields.label_id", .type = T_STRING, .def = "/prediction_id",
      CFG(field_label_id), .flags = F_JSON_POINTER,
      .help = "JSON pointer to the prediction id in a label event."},
@@ -650,6 +657,15 @@ static const struct open_key alerting_open_keys[] = {
      "to have them trigger)."},
 };
 
+/* The list-valued input keys: documented in the reference only. */
+static const struct open_key input_open_keys[] = {
+    {"input.error_values", "list", "(error, timeout, integers >= 500)",
+     "Status values (input.fields.status) that mean a failed request, strings and/or integers "
+     "compared as text (500 matches the status 500 and \"500\"); any other status means "
+     "served ok, an absent or null status is not counted. Not given: \"error\", \"timeout\" "
+     "and every integer >= 500 (HTTP server errors); [] = no status is an error."},
+};
+
 /* librdkafka properties driftwatch sets itself, with the reason shown to the user. */
 static const struct {
     const char *key, *why;
@@ -1019,6 +1035,10 @@ void dw_config_free(struct dw_config *cfg)
         free(cfg->trigger_rules[i]);
     }
     free(cfg->trigger_rules);
+    for (size_t i = 0; i < cfg->n_error_values; i++) {
+        free(cfg->error_values[i]);
+    }
+    free(cfg->error_values);
     free(cfg->path);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -2107,10 +2127,41 @@ static int trigger_rules_walk(struct parse_ctx *ctx, yaml_node_t *node)
     return 0;
 }
 
+/* input.error_values: a list of non-empty scalars, kept as their text (500 and "500" alike). */
+static int error_values_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    struct dw_config *cfg = ctx->cfg;
+    const char *name = "input.error_values";
+    if (node->type != YAML_SEQUENCE_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s: expected a list of status values (strings or integers), got %s", name,
+                      node_type_name(node));
+    }
+    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    cfg->error_values_set = 1;
+    cfg->error_values = dw_calloc(n ? n : 1, sizeof(*cfg->error_values));
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = yaml_document_get_node(ctx->doc, node->data.sequence.items.start[i]);
+        char item_name[64];
+        snprintf(item_name, sizeof(item_name), "%s[%zu]", name, i);
+        char *text = scalar_text(ctx, item_name, item);
+        if (!text) {
+            return -1;
+        }
+        if (!*text) {
+            free(text);
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: an empty status value", item_name);
+        }
+        cfg->error_values[cfg->n_error_values++] = text;
+    }
+    return 0;
+}
+
 /* The list- and map-valued keys of the top level. 1 handled, 0 not one of them, -1 error. */
 static int open_key_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *val)
 {
-    static const char *const open[] = {"alerting.rules", "alerting.sinks", "triggers.rules"};
+    static const char *const open[] = {"alerting.rules", "alerting.sinks", "triggers.rules",
+                                       "input.error_values"};
     size_t i = 0;
     while (i < DW_ARRAY_SIZE(open) && strcmp(open[i], name) != 0) {
         i++;
@@ -2138,6 +2189,12 @@ static int open_key_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *v
             return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
         }
         return trigger_rules_walk(ctx, val) < 0 ? -1 : 1;
+    }
+    if (strcmp(name, "input.error_values") == 0) {
+        if (ctx->cfg->error_values_set) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+        }
+        return error_values_walk(ctx, val) < 0 ? -1 : 1;
     }
     return 0;
 }
@@ -2816,6 +2873,15 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
         fputc('\n', out);
     }
 
+    if (cfg->error_values_set) { /* not given: the default rule, which no list can write */
+        fputs("input.error_values: [", out);
+        for (size_t i = 0; i < cfg->n_error_values; i++) {
+            fputs(i ? ", " : "", out);
+            yaml_quote(out, cfg->error_values[i], 1);
+        }
+        fputs("]\n", out);
+    }
+
     fputs(cfg->n_models ? "models:\n" : "models: {}\n", out);
     for (size_t i = 0; i < cfg->n_models; i++) {
         const struct dw_model_cfg *m = &cfg->models[i];
@@ -2946,6 +3012,7 @@ void dw_config_reference(FILE *out)
     fputs("| key | type | default | description |\n", out);
     fputs("|-----|------|---------|-------------|\n", out);
     reference_keys(out, "", cfg_keys, DW_ARRAY_SIZE(cfg_keys));
+    reference_open(out, input_open_keys, 0, DW_ARRAY_SIZE(input_open_keys));
     reference_open(out, open_keys, 0, 2); /* kafka.* */
     reference_keys(out, "models.<name>.", model_keys, DW_ARRAY_SIZE(model_keys));
     reference_keys(out, "models.<name>.reference.", model_ref_keys, DW_ARRAY_SIZE(model_ref_keys));

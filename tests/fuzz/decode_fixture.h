@@ -3,12 +3,13 @@
  * made from YAML configurations by the real loader, the seed corpus, and output checks.
  *
  * Two decoders see every input, so that both halves of the decoder's behaviour are fuzzed:
- *   A: default field paths, input.non_finite = count (NaN / Infinity tokens), max_depth 64,
+ *   A: default field paths and /status (the default error values), input.non_finite = count
+ *      (NaN / Infinity tokens), max_depth 64,
  *      the models gen writes (fraud: 4 numeric + 3 categorical features plus num_4.., cat_3..)
  *      and a regression and a multi-class model;
  *   B: features at the top level (""), the score through an array index, the timestamp and
  *      the label deeper in the event, no model_version, input.non_finite = reject (jansson's
- *      RFC 8259) and max_depth 6.
+ *      RFC 8259), max_depth 6, the status at /meta/status with error_values [failed, 503].
  * Seeds: events written by `driftwatch gen` (valid ones, every junk variant, duplicate labels,
  * missing values), and hand-written events for the rules of docs/messages.md gen does not
  * produce (integer ids, escapes, score objects, non-finite tokens, epoch timestamps, deep
@@ -42,13 +43,14 @@
 
 static const char *const FUZZ_DECODER_YAML[2] = {
     "kafka: {bootstrap.servers: 127.0.0.1:9092}\n"
-    "input: {non_finite: count}\n" FUZZ_MODELS,
+    "input: {non_finite: count, fields: {status: /status}}\n" FUZZ_MODELS,
     "kafka: {bootstrap.servers: 127.0.0.1:9092}\n"
     "input:\n"
     "  non_finite: reject\n"
     "  max_depth: 6\n"
     "  fields: {features: \"\", score: /scores/1, timestamp: /meta/ts, model_version: \"\",\n"
-    "           label: /truth/0, label_timestamp: /meta/ts}\n" FUZZ_MODELS,
+    "           label: /truth/0, label_timestamp: /meta/ts, status: /meta/status}\n"
+    "  error_values: [failed, 503]\n" FUZZ_MODELS,
 };
 
 struct fuzz_decoders {
@@ -131,6 +133,7 @@ static inline void fuzz_check_prediction(const struct dw_config *cfg, const stru
                "regression prediction is not a number");
     fuzz_check(!p->has_score || (p->score >= 0.0 && p->score <= 1.0), "score outside [0, 1]");
     fuzz_check(!p->has_latency || p->latency_ms >= 0.0, "negative latency");
+    fuzz_check(!p->status_error || p->has_status, "an error status without a status");
     fuzz_check(p->ts_ms > -9000000000000000LL && p->ts_ms < 9000000000000000LL,
                "timestamp beyond +-9e15 ms");
     for (size_t f = 0; f < p->model->n_features; f++) {
@@ -175,6 +178,10 @@ static inline void fuzz_decode_seeds(const char *dir)
     dw_fuzz_seed_gen(dir, "gen-pred", 0, mixed, (int)DW_ARRAY_SIZE(mixed));
     dw_fuzz_seed_gen(dir, "gen-label", 1, mixed, (int)DW_ARRAY_SIZE(mixed));
     dw_fuzz_seed_gen(dir, "gen-wide", 0, wide, (int)DW_ARRAY_SIZE(wide));
+    /* serving statuses, "ok" and "error" */
+    const char *const status[] = {"--count",        "10",           "--seed", "5",
+                                  "--status-field", "--error-rate", "0.5"};
+    dw_fuzz_seed_gen(dir, "gen-status", 0, status, (int)DW_ARRAY_SIZE(status));
 
     /* docs/messages.md rules gen does not write */
     static const char *const texts[] = {
@@ -200,6 +207,15 @@ static inline void fuzz_decode_seeds(const char *dir)
         "-9223372036854775808}",
         "{\"prediction_id\":\"p\",\"label\":\"cat\",\"timestamp\":null}",
         "{\"prediction_id\":\"p\",\"label\":0.1}",
+        /* serving statuses: codes, texts, booleans, null, and the types that are bad_status */
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"status\":503,\"meta\":"
+        "{\"status\":\"failed\"}}",
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"status\":\"timeout\","
+        "\"meta\":{\"status\":false}}",
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"status\":null,\"meta\":"
+        "{\"status\":[503]}}",
+        "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"status\":{\"code\":"
+        "500},\"meta\":{\"status\":NaN}}",
         /* decoder B: features at the top level, score in an array, label in an array */
         "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1,\"amount\":3.5,\"country\":"
         "\"FR\",\"scores\":[0.1,0.9],\"meta\":{\"ts\":\"2026-01-01T00:00:00Z\"}}",

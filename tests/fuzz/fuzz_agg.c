@@ -25,6 +25,7 @@
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_eval.h"
 #include "dw_fuzz.h"
+#include "../unit/dw_test_agg_layouts.h"
 
 #define FUZZ_BOUND 4                 /* exact categories (and counters) of the fuzz model */
 #define MERGE_TWICE_MAX (1ULL << 60) /* counts below which merging twice cannot wrap around */
@@ -176,13 +177,15 @@ static void write_agg(const char *dir, const char *name, const struct dw_agg *ag
     dw_buf_free(&b);
 }
 
-/* Version 4: the current encoding without the flags byte (offset 9, sketches kept) and the
- * outputs section after it (a u32 length and its bytes). */
+/* Version 4: version 6 without the flags byte (offset 9, sketches kept) and the outputs
+ * section after it (a u32 length and its bytes). */
 static void encode_v4(const struct dw_agg *agg, struct dw_buf *out)
 {
     struct dw_buf b;
     dw_buf_init(&b);
-    dw_agg_encode(agg, &b);
+    if (dw_test_agg_encode_v6(agg, &b) != 0) {
+        abort();
+    }
     struct dw_reader rd;
     dw_reader_init(&rd, b.data + 10, 4);
     size_t skip = 1 + 4 + dw_rd_u32(&rd);
@@ -270,12 +273,15 @@ void dw_fuzz_seeds(const char *dir)
     dw_agg_merge(merged, over);
     write_agg(dir, "merged", merged);
 
-    /* outcomes, scores and latencies (the perf section), and more versions than are kept */
+    /* outcomes, scores and latencies (the perf section), serving statuses, and more versions
+     * than are kept */
     struct dw_agg *perf = dw_agg_new(&g_model, 240000);
     struct dw_prediction *ev = pred_new();
     ev->model = &g_model;
     ev->has_latency = 1;
     for (int i = 0; i < 40; i++) {
+        ev->has_status = i % 6 != 0;
+        ev->status_error = i % 7 == 0;
         snprintf(name, sizeof(name), "v%d", i % (DW_AGG_MAX_VERSIONS + 3));
         size_t vslot = dw_agg_version_slot(perf, name, strlen(name));
         ev->latency_ms = 5.0 + i;
@@ -300,6 +306,14 @@ void dw_fuzz_seeds(const char *dir)
     dw_agg_drop_sketches(dropped);
     write_agg(dir, "perf_dropped", dropped);
     dw_agg_free(dropped);
+    /* version 6: no serving counts, no version latency */
+    struct dw_buf v6;
+    dw_buf_init(&v6);
+    if (dw_test_agg_encode_v6(perf, &v6) != 0) {
+        abort();
+    }
+    dw_fuzz_write_seed(dir, "v6_perf_versions", v6.data, v6.len);
+    dw_buf_free(&v6);
 
     /* the older layouts */
     struct dw_agg *c_only = dw_agg_new(&g_only_c, 300000);

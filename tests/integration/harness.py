@@ -457,17 +457,20 @@ def compare_with_truth(state, truth):
         if s is None:
             diffs.append(f"window {t['window_start']} missing")
             continue
-        for k in ("predictions", "labeled", "correct", "duplicate_labels", "conflicts"):
-            if s[k] != t[k]:
-                diffs.append(f"window {t['window_start']} {k}: got {s[k]} want {t[k]}")
+        # served and errors only when gen wrote statuses (--status-field)
+        for k in ("predictions", "labeled", "correct", "duplicate_labels", "conflicts", "served",
+                  "errors"):
+            if k in t and s.get(k) != t[k]:
+                diffs.append(f"window {t['window_start']} {k}: got {s.get(k)} want {t[k]}")
         for v, tv in t["versions"].items():
             sv = s["versions"].get(v)
             if sv is None:
                 diffs.append(f"window {t['window_start']} version {v} missing")
                 continue
-            for k in ("predictions", "labeled", "correct"):
-                if sv[k] != tv[k]:
-                    diffs.append(f"window {t['window_start']} version {v} {k}: {sv[k]} != {tv[k]}")
+            for k in ("predictions", "labeled", "correct", "served", "errors"):
+                if k in tv and sv.get(k) != tv[k]:
+                    diffs.append(f"window {t['window_start']} version {v} {k}: "
+                                 f"{sv.get(k)} != {tv[k]}")
         for f, tf in t["features"].items():
             sf = s["features"].get(f, {})
             for k in ("count", "missing"):

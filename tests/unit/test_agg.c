@@ -28,6 +28,7 @@
 #include "driftwatch/core/dw_kll.h"
 
 #include "dw_test.h"
+#include "dw_test_agg_layouts.h"
 
 /* Values in the moment and merge tests (count): past DW_AGG_SKETCH_EXACT, so sketches compact. */
 #define N_VALUES 20000
@@ -613,13 +614,19 @@ static void assert_counts_equal(const struct dw_counts *a, const struct dw_count
     assert_memory_equal(a, b, sizeof(*a));
 }
 
+/* Encodes agg in the version 6 layout (dw_test_agg_layouts.h). */
+static void encode_v6(const struct dw_agg *agg, struct dw_buf *out)
+{
+    assert_int_equal(dw_test_agg_encode_v6(agg, out), 0);
+}
+
 /* Encodes agg in the version 5 layout: version 6 without its outputs section (a u32 length at
  * offset 10 and the bytes it counts). */
 static void encode_v5(const struct dw_agg *agg, struct dw_buf *out)
 {
     struct dw_buf v6;
     dw_buf_init(&v6);
-    dw_agg_encode(agg, &v6);
+    encode_v6(agg, &v6);
     assert_int_equal(v6.data[0], 6);
     struct dw_reader rd;
     dw_reader_init(&rd, v6.data + 10, 4);
@@ -648,7 +655,7 @@ static void encode_v4(const struct dw_agg *agg, struct dw_buf *out)
 static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names, struct dw_buf *b1)
 {
     dw_agg_encode(agg, b1);
-    assert_int_equal(b1->data[0], 6); /* codec version */
+    assert_int_equal(b1->data[0], 7); /* codec version */
     char err[256] = "";
     struct dw_agg *back = dw_agg_decode(agg->model, b1->data, b1->len, err, sizeof(err));
     if (!back) {
@@ -662,7 +669,13 @@ static struct dw_agg *round_trip(const struct dw_agg *agg, size_t n_cat_names, s
     for (size_t i = 0; i < agg->n_versions; i++) {
         assert_string_equal(back->versions[i].name, agg->versions[i].name);
         assert_counts_equal(&back->versions[i].c, &agg->versions[i].c);
+        assert_int_equal(back->versions[i].served, agg->versions[i].served);
+        assert_int_equal(back->versions[i].errors, agg->versions[i].errors);
+        assert_int_equal(back->versions[i].latency ? dw_kll_count(back->versions[i].latency) : 0,
+                         agg->versions[i].latency ? dw_kll_count(agg->versions[i].latency) : 0);
     }
+    assert_int_equal(back->served, agg->served);
+    assert_int_equal(back->errors, agg->errors);
     assert_int_equal(back->duplicate_labels, 17);
     assert_int_equal(back->conflicts, 5);
     assert_int_equal(back->late_predictions, 19);
@@ -1330,7 +1343,7 @@ static void test_heavy_hitters_encode(void **state)
     dw_buf_init(&b1);
     dw_buf_init(&b2);
     dw_agg_encode(agg, &b1);
-    assert_int_equal(b1.data[0], 6);
+    assert_int_equal(b1.data[0], 7);
     char err[256] = "";
     struct dw_agg *back = dw_agg_decode(&g_small, b1.data, b1.len, err, sizeof(err));
     if (!back) {
@@ -1711,7 +1724,7 @@ static void test_drop_sketches(void **state)
     dw_agg_drop_sketches(agg); /* twice: nothing more to free */
 
     dw_agg_encode(agg, &dropped);
-    assert_int_equal(dropped.data[0], 6);
+    assert_int_equal(dropped.data[0], 7);
     assert_int_equal(dropped.data[9], 1); /* flags: dropped */
     assert_true(dropped.len * 20 < full.len);
     char err[256] = "";
@@ -2255,6 +2268,184 @@ static void test_decode_v5(void **state)
     dw_buf_free(&b);
 }
 
+/* ------------------------------------------------------------------ serving evidence */
+
+/* g_model's window of two versions: n predictions of "a" (every 10th status an error, latency
+ * i % 20 ms), n / 2 of "b" (every 4th an error, latency 40 + i % 20 ms) and n / 4 of "a"
+ * without status or latency. */
+static struct dw_agg *serving_window(int64_t start, int n)
+{
+    struct dw_agg *agg = dw_agg_new(&g_model, start);
+    size_t a = dw_agg_version_slot(agg, "a", 1), b = dw_agg_version_slot(agg, "b", 1);
+    struct dw_prediction *ev = pred_new(3);
+    set_num(ev, 0, 1.0);
+    set_missing(ev, 1);
+    set_num(ev, 2, 2.0);
+    for (int i = 0; i < n + n / 2 + n / 4; i++) {
+        int in_b = i >= n && i < n + n / 2;
+        int bare = i >= n + n / 2;
+        int k = in_b ? i - n : i;
+        ev->has_status = !bare;
+        ev->status_error = !bare && (in_b ? k % 4 == 0 : k % 10 == 0);
+        ev->has_latency = !bare;
+        ev->latency_ms = (in_b ? 40.0 : 0.0) + (double)(k % 20);
+        dw_agg_add_prediction(agg, in_b ? b : a, ev);
+    }
+    free(ev);
+    return agg;
+}
+
+static double version_p50(struct dw_agg *agg, size_t slot)
+{
+    return dw_perf_sketch_quantile(agg->versions[slot].latency, 0.5);
+}
+
+/*
+ * Served and errors count the predictions with a status, per version and for the model; each
+ * version's latency sketch holds its own predictions' latencies. All of it adds in a merge,
+ * survives the version 7 encoding, reads as unknown (0, no sketch) from version 6, and the
+ * sketches go with the others' when they are dropped, the counts stay.
+ */
+static void test_serving_evidence(void **state)
+{
+    (void)state;
+    struct dw_agg *agg = serving_window(60000, 200);
+    const struct dw_version_stats *a = &agg->versions[0], *b = &agg->versions[1];
+    assert_int_equal(agg->n_versions, 2);
+    assert_int_equal(a->c.predictions, 250);
+    assert_int_equal(a->served, 200);
+    assert_int_equal(a->errors, 20);
+    assert_int_equal(b->served, 100);
+    assert_int_equal(b->errors, 25);
+    assert_int_equal(agg->served, 300);
+    assert_int_equal(agg->errors, 45);
+    assert_int_equal(dw_kll_count(a->latency), 200);
+    assert_int_equal(dw_kll_count(b->latency), 100);
+    assert_int_equal(dw_kll_count(agg->perf.latency), 300);
+    /* numpy.percentile(np.arange(200) % 20, 50) = 9.5; the same + 40 for b */
+    assert_double_exact(version_p50(agg, 0), 9.5);
+    assert_double_exact(version_p50(agg, 1), 49.5);
+    json_t *js = dw_agg_to_json(agg);
+    assert_int_equal(json_integer_value(json_object_get(js, "served")), 300);
+    assert_int_equal(json_integer_value(json_object_get(js, "errors")), 45);
+    json_t *jb = json_object_get(json_object_get(js, "versions"), "b");
+    assert_int_equal(json_integer_value(json_object_get(jb, "served")), 100);
+    assert_int_equal(json_integer_value(json_object_get(jb, "errors")), 25);
+    json_decref(js);
+
+    /* merge: counts add, sketches merge (b first here: slots are matched by name) */
+    struct dw_agg *sum = dw_agg_new_exact(&g_model, 60000, DW_AGG_MERGE_EXACT);
+    dw_agg_version_slot(sum, "b", 1);
+    dw_agg_merge(sum, agg);
+    dw_agg_merge(sum, agg);
+    assert_string_equal(sum->versions[0].name, "b");
+    assert_int_equal(sum->versions[0].served, 200);
+    assert_int_equal(sum->versions[0].errors, 50);
+    assert_int_equal(sum->versions[1].served, 400);
+    assert_int_equal(sum->served, 600);
+    assert_int_equal(sum->errors, 90);
+    assert_int_equal(dw_kll_count(sum->versions[1].latency), 400);
+    assert_double_exact(version_p50(sum, 0), 49.5);
+    assert_double_exact(version_p50(sum, 1), 9.5);
+
+    /* version 7 round trip */
+    struct dw_buf buf;
+    dw_buf_init(&buf);
+    dw_agg_encode(agg, &buf);
+    assert_int_equal(buf.data[0], 7);
+    char err[256] = "";
+    struct dw_agg *back = decode_copy(&g_model, &buf, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode: %s", err);
+    }
+    assert_int_equal(back->served, 300);
+    assert_int_equal(back->errors, 45);
+    assert_int_equal(back->versions[1].served, 100);
+    assert_int_equal(back->versions[1].errors, 25);
+    assert_int_equal(dw_kll_count(back->versions[0].latency), 200);
+    assert_double_exact(version_p50(back, 0), 9.5);
+    assert_double_exact(version_p50(back, 1), 49.5);
+    dw_agg_free(back);
+
+    /* version 6: no serving evidence (unknown, not zero errors of zero) */
+    dw_buf_reset(&buf);
+    encode_v6(agg, &buf);
+    back = decode_copy(&g_model, &buf, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode v6: %s", err);
+    }
+    assert_int_equal(back->n_versions, 2);
+    assert_counts_equal(&back->versions[1].c, &agg->versions[1].c);
+    assert_int_equal(back->served, 0);
+    assert_int_equal(back->errors, 0);
+    for (size_t i = 0; i < back->n_versions; i++) {
+        assert_int_equal(back->versions[i].served, 0);
+        assert_int_equal(back->versions[i].errors, 0);
+        assert_null(back->versions[i].latency);
+    }
+    assert_int_equal(dw_kll_count(back->perf.latency), 300); /* the model's is in v6 */
+    dw_agg_free(back);
+
+    /* dropped: the version sketches go, the counts stay, through the encoding too */
+    dw_agg_drop_sketches(agg);
+    assert_null(agg->versions[0].latency);
+    assert_null(agg->versions[1].latency);
+    assert_int_equal(agg->versions[1].errors, 25);
+    assert_int_equal(agg->served, 300);
+    dw_buf_reset(&buf);
+    dw_agg_encode(agg, &buf);
+    back = decode_copy(&g_model, &buf, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode dropped: %s", err);
+    }
+    assert_int_equal(back->versions[1].served, 100);
+    assert_int_equal(back->errors, 45);
+    assert_null(back->versions[0].latency);
+    /* a dropped destination takes counts, never a sketch */
+    struct dw_agg *fresh = serving_window(60000, 40);
+    dw_agg_merge(back, fresh);
+    assert_int_equal(back->versions[0].served, 240);
+    assert_null(back->versions[0].latency);
+    assert_null(back->versions[1].latency);
+    /* and a dropped source drops the destination's */
+    dw_agg_merge(fresh, agg);
+    assert_true(fresh->sketches_dropped);
+    assert_null(fresh->versions[0].latency);
+    assert_int_equal(fresh->versions[1].errors, 5 + 25);
+    dw_agg_free(fresh);
+    dw_agg_free(back);
+
+    dw_buf_free(&buf);
+    dw_agg_free(sum);
+    dw_agg_free(agg);
+}
+
+/* More errors than served, or more served than predictions, is a corrupt record: refused with
+ * the numbers, never passed on (the canary asserts errors <= served). */
+static void test_decode_serving_that_does_not_add_up(void **state)
+{
+    (void)state;
+    struct dw_buf buf;
+    dw_buf_init(&buf);
+    char err[256];
+
+    struct dw_agg *agg = serving_window(0, 40);
+    agg->errors = agg->served + 1;
+    dw_agg_encode(agg, &buf);
+    assert_null(decode_copy(&g_model, &buf, err, sizeof(err)));
+    assert_contains(err, "counts: 61 errors of 60 served of 70 predictions");
+    dw_agg_free(agg);
+
+    agg = serving_window(0, 40);
+    agg->versions[1].served = agg->versions[1].c.predictions + 1;
+    dw_buf_reset(&buf);
+    dw_agg_encode(agg, &buf);
+    assert_null(decode_copy(&g_model, &buf, err, sizeof(err)));
+    assert_contains(err, "model version b: 5 errors of 21 served of 20 predictions");
+    dw_agg_free(agg);
+    dw_buf_free(&buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2284,6 +2475,8 @@ int main(void)
         cmocka_unit_test(test_outputs_counted),
         cmocka_unit_test(test_outputs_label_survives_drop),
         cmocka_unit_test(test_decode_v5),
+        cmocka_unit_test(test_serving_evidence),
+        cmocka_unit_test(test_decode_serving_that_does_not_add_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

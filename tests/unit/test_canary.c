@@ -512,11 +512,8 @@ static void set_version(struct dw_canary_version *v, const char *name, uint64_t 
     v->correct = correct;
     v->served = served;
     v->errors = errors;
-    if (lat > 0) {
-        v->latency = dw_perf_latency_new();
-        for (int i = 0; i < lat; i++) {
-            dw_kll_update(v->latency, base + (double)(i % 100));
-        }
+    for (int i = 0; i < lat; i++) {
+        dw_perf_latency_update(&v->latency, base + (double)(i % 100));
     }
 }
 
@@ -541,8 +538,7 @@ static void test_window_record_round_trip(void **state)
     agg->versions[0].c.correct = 810;
     agg->versions[0].served = 950;
     agg->versions[0].errors = 3;
-    agg->versions[0].latency = dw_perf_latency_new();
-    dw_kll_update(agg->versions[0].latency, 12.5);
+    dw_perf_latency_update(&agg->versions[0].latency, 12.5);
     agg->versions[1].name = dw_strdup("1.1.0");
     agg->versions[1].c.predictions = 50;
     struct dw_canary_window w, back;

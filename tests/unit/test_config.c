@@ -1229,6 +1229,68 @@ static void test_reference_sources(void **state)
 #undef RM
 }
 
+/* input.fields.status (no default) and input.error_values: a list kept as texts, integers and
+ * strings alike; not given = the default rule (error_values_set 0), [] = none is an error; the
+ * dump reads back to the same; a bad list names the key. */
+static void test_serving_status_keys(void **state)
+{
+    (void)state;
+    struct dw_config cfg;
+    load_ok(&cfg, "kafka: {bootstrap.servers: x}\nmodels: {m: {}}\n");
+    assert_string_equal(cfg.field_status, "");
+    assert_int_equal(cfg.error_values_set, 0);
+    assert_int_equal(cfg.n_error_values, 0);
+    char *out = dump_to_string(&cfg);
+    assert_null(strstr(out, "error_values"));
+    free(out);
+    dw_config_free(&cfg);
+
+    load_ok(&cfg, "kafka: {bootstrap.servers: x}\nmodels: {m: {}}\n"
+                  "input:\n  fields: {status: /serving/status}\n"
+                  "  error_values: [failed, 503, \"504\", false]\n");
+    assert_string_equal(cfg.field_status, "/serving/status");
+    assert_int_equal(cfg.error_values_set, 1);
+    assert_int_equal(cfg.n_error_values, 4);
+    assert_string_equal(cfg.error_values[0], "failed");
+    assert_string_equal(cfg.error_values[1], "503");
+    assert_string_equal(cfg.error_values[2], "504");
+    assert_string_equal(cfg.error_values[3], "false");
+    out = dump_to_string(&cfg);
+    assert_contains(out, "input.error_values: [\"failed\", \"503\", \"504\", \"false\"]");
+    struct dw_config back;
+    load_ok(&back, out);
+    assert_string_equal(back.field_status, "/serving/status");
+    assert_int_equal(back.n_error_values, 4);
+    assert_string_equal(back.error_values[3], "false");
+    dw_config_free(&back);
+    free(out);
+    dw_config_free(&cfg);
+
+    load_ok(&cfg, "kafka: {bootstrap.servers: x}\nmodels: {m: {}}\ninput.error_values: []\n");
+    assert_int_equal(cfg.error_values_set, 1);
+    assert_int_equal(cfg.n_error_values, 0);
+    out = dump_to_string(&cfg);
+    load_ok(&back, out);
+    assert_int_equal(back.error_values_set, 1); /* [] stays [], not the default */
+    dw_config_free(&back);
+    free(out);
+    dw_config_free(&cfg);
+
+#define SK "kafka: {bootstrap.servers: x}\nmodels: {m: {}}\n"
+    expect_error(SK "input: {error_values: error}\n",
+                 "input.error_values: expected a list of status values (strings or integers), got "
+                 "a scalar");
+    expect_error(SK "input: {error_values: [error, [1]]}\n",
+                 "input.error_values[1]: expected a single value, got a list");
+    expect_error(SK "input: {error_values: [error, \"\"]}\n",
+                 "input.error_values[1]: an empty status value");
+    expect_error(SK "input: {error_values: [a]}\ninput.error_values: [b]\n",
+                 "input.error_values: given twice");
+    expect_error(SK "input: {fields: {status: status}}\n",
+                 "input.fields.status: 'status' is not a JSON pointer");
+#undef SK
+}
+
 static void test_example_has_every_key(void **state)
 {
     char *ref = reference_text();
@@ -1312,6 +1374,7 @@ int main(void)
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_value_errors),
         cmocka_unit_test(test_baseline),
+        cmocka_unit_test(test_serving_status_keys),
         cmocka_unit_test(test_reference_sources),
         cmocka_unit_test(test_canary),
         cmocka_unit_test(test_rolling_windows),

@@ -593,6 +593,107 @@ static void test_latency(void **state)
     assert_err_has(fx, "latency_ms: expected a number, got string");
 }
 
+/* Decodes a fraud prediction whose status member is the JSON text `status` (NULL: none). */
+static enum dw_bad_reason pred_status(struct fixture *fx, const char *status)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "{\"prediction_id\":\"p\",\"model\":\"fraud\",\"prediction\":1%s%s}",
+             status ? ",\"status\":" : "", status ? status : "");
+    return pred(fx, buf);
+}
+
+/* The serving status: read only when input.fields.status is configured; a string, number or
+ * boolean is compared as its text with input.error_values (default: "error", "timeout" and
+ * integers >= 500); absent or null is no status; an object, array or non-finite token is a bad
+ * message (bad_status) naming the field. */
+static void test_status(void **state)
+{
+    struct fixture *fx = *state;
+    /* not configured: a status member is ignored, even an object */
+    assert_int_equal(pred_status(fx, "{\"code\":500}"), DW_BAD_NONE);
+    assert_false(fx->p->has_status);
+
+    close_decoder(fx);
+    fx->cfg.field_status = "/status";
+    fx->cfg.non_finite = DW_NON_FINITE_COUNT;
+    open_decoder(fx);
+    const struct {
+        const char *json;
+        int error;
+    } dflt[] = {
+        {"\"ok\"", 0},
+        {"\"error\"", 1},
+        {"\"timeout\"", 1},
+        {"\"Error\"", 0},
+        {"200", 0},
+        {"499", 0},
+        {"500", 1},
+        {"503", 1},
+        {"\"503\"", 1},
+        {"1000", 1},
+        {"503.0", 0},
+        {"\"0503\"", 0},
+        {"-500", 0},
+        {"true", 0},
+        {"false", 0},
+        {"\"\"", 0},
+        {"99999999999999999", 1},
+    };
+    for (size_t i = 0; i < DW_ARRAY_SIZE(dflt); i++) {
+        if (pred_status(fx, dflt[i].json) != DW_BAD_NONE) {
+            fail_msg("status %s: %s", dflt[i].json, fx->err);
+        }
+        assert_true(fx->p->has_status);
+        if (fx->p->status_error != dflt[i].error) {
+            fail_msg("status %s: error %d, want %d", dflt[i].json, fx->p->status_error,
+                     dflt[i].error);
+        }
+    }
+    /* absent and null: no status */
+    assert_int_equal(pred_status(fx, NULL), DW_BAD_NONE);
+    assert_false(fx->p->has_status);
+    assert_int_equal(pred_status(fx, "null"), DW_BAD_NONE);
+    assert_false(fx->p->has_status);
+    assert_false(fx->p->status_error);
+    /* wrong types: bad_status, the field and the type named */
+    assert_int_equal(pred_status(fx, "{\"code\":500}"), DW_BAD_STATUS);
+    assert_err_has(fx, "status: expected a string, number or boolean, got object");
+    assert_int_equal(pred_status(fx, "[\"error\"]"), DW_BAD_STATUS);
+    assert_err_has(fx, "status: expected a string, number or boolean, got array");
+    assert_int_equal(pred_status(fx, "NaN"), DW_BAD_STATUS);
+    assert_err_has(fx, "got NaN");
+
+    /* a configured list replaces the default: texts, so 429 matches 429 and "429" */
+    close_decoder(fx);
+    char *values[] = {"failed", "429", "false"};
+    fx->cfg.error_values = values;
+    fx->cfg.n_error_values = DW_ARRAY_SIZE(values);
+    fx->cfg.error_values_set = 1;
+    open_decoder(fx);
+    const struct {
+        const char *json;
+        int error;
+    } listed[] = {
+        {"\"failed\"", 1}, {"429", 1}, {"\"429\"", 1},  {"false", 1},
+        {"\"error\"", 0},  {"500", 0}, {"\"fail\"", 0}, {"true", 0},
+    };
+    for (size_t i = 0; i < DW_ARRAY_SIZE(listed); i++) {
+        assert_int_equal(pred_status(fx, listed[i].json), DW_BAD_NONE);
+        if (fx->p->status_error != listed[i].error) {
+            fail_msg("status %s: error %d, want %d", listed[i].json, fx->p->status_error,
+                     listed[i].error);
+        }
+    }
+    /* [] given: no status is an error */
+    fx->cfg.n_error_values = 0;
+    assert_int_equal(dw_decode_status_error(&fx->cfg, "error", 5), 0);
+    assert_int_equal(dw_decode_status_error(&fx->cfg, "503", 3), 0);
+    fx->cfg.error_values = NULL;
+    fx->cfg.error_values_set = 0;
+    fx->cfg.field_status = NULL;
+    fx->cfg.non_finite = DW_NON_FINITE_REJECT;
+}
+
 static enum dw_bad_reason pred_ts(struct fixture *fx, const char *ts)
 {
     char buf[256];
@@ -1052,7 +1153,8 @@ static void test_reason_names(void **state)
                                         "bad_timestamp",
                                         "timestamp_out_of_range",
                                         "too_many_classes",
-                                        "too_many_versions"};
+                                        "too_many_versions",
+                                        "bad_status"};
     for (int r = 0; r < DW_BAD__COUNT; r++) {
         assert_string_equal(dw_bad_reason_name((enum dw_bad_reason)r), names[r]);
     }
@@ -1529,6 +1631,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_regression, setup, teardown),
         cmocka_unit_test_setup_teardown(test_score, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status, setup, teardown),
         cmocka_unit_test(test_dead_letter_record),
         cmocka_unit_test_setup_teardown(test_timestamps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounds_future, setup_bounds, teardown),

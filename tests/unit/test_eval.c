@@ -591,6 +591,115 @@ static void test_binary_metrics(void **state)
     dw_agg_free(b);
 }
 
+/* ------------------------------------------------------------------ per-version evidence */
+
+/* A prediction of version with a latency (< 0: none) and a status (-1 none, 0 ok, 1 error). */
+static void add_served(struct dw_agg *agg, const char *version, double latency_ms, int status)
+{
+    struct dw_prediction *p = calloc(1, sizeof(*p) + 3 * sizeof(struct dw_val));
+    assert_non_null(p);
+    p->model = &g_model;
+    p->has_latency = latency_ms >= 0.0;
+    p->latency_ms = latency_ms;
+    p->has_status = status >= 0;
+    p->status_error = status == 1;
+    dw_agg_add_prediction(agg, dw_agg_version_slot(agg, version, strlen(version)), p);
+    free(p);
+}
+
+static void assert_serving(const json_t *s, json_int_t served, json_int_t errors, double rate)
+{
+    assert_int_equal(jint(s, "served"), served);
+    assert_int_equal(jint(s, "errors"), errors);
+    assert_double_exact(jreal(s, "error_rate"), rate);
+    assert_double_exact(jreal(s, "availability"), 1.0 - rate);
+}
+
+/*
+ * versions.<v>: share of the window's predictions, latency percentiles of the version's own
+ * predictions (numpy.percentile), serving errors; the window's serving errors; null with the
+ * reason without input.fields.status. The final report, computed once the sketches are
+ * dropped, carries each version's latency of the close report.
+ */
+static void test_versions_evidence(void **state)
+{
+    (void)state;
+    struct dw_config cfg = make_cfg();
+    cfg.field_status = "/status";
+    struct dw_agg *agg = dw_agg_new(&g_model, START);
+    for (int i = 0; i < 90; i++) {
+        add_served(agg, "1.0.0", 10.0 + (double)(i % 10), i % 30 == 0);
+    }
+    for (int i = 0; i < 10; i++) {
+        add_served(agg, "1.1.0", 50.0 + (double)i, i < 2);
+    }
+    add_served(agg, "1.1.0", -1.0, -1); /* neither latency nor status */
+    json_t *rep = dw_eval_window(&cfg, &g_model, agg, NULL, 0);
+    json_t *v0 = jpath(rep, "versions", "1.0.0"), *v1 = jpath(rep, "versions", "1.1.0");
+    assert_double_exact(jreal(v0, "share"), 90.0 / 101.0);
+    assert_double_exact(jreal(v1, "share"), 11.0 / 101.0);
+    /* numpy.percentile([10 + i % 10 for i in range(90)], [50, 95, 99]) = 14.5, 19, 19 */
+    json_t *l0 = json_object_get(v0, "latency_ms");
+    assert_int_equal(jint(l0, "count"), 90);
+    assert_double_exact(jreal(l0, "p50"), 14.5);
+    assert_double_exact(jreal(l0, "p95"), 19.0);
+    assert_double_exact(jreal(l0, "p99"), 19.0);
+    /* numpy.percentile(range(50, 60), [50, 95, 99]) = 54.5, 58.55, 58.91 */
+    json_t *l1 = json_object_get(v1, "latency_ms");
+    assert_int_equal(jint(l1, "count"), 10);
+    assert_double_exact(jreal(l1, "p50"), 54.5);
+    assert_near(jreal(l1, "p95"), 58.55, 1e-12);
+    assert_near(jreal(l1, "p99"), 58.91, 1e-12);
+    assert_serving(json_object_get(v0, "serving"), 90, 3, 3.0 / 90.0);
+    assert_serving(json_object_get(v1, "serving"), 10, 2, 0.2);
+    assert_serving(json_object_get(rep, "serving"), 100, 5, 0.05);
+    assert_int_equal(jint(json_object_get(rep, "latency_ms"), "count"), 100);
+
+    /* the final report: sketches dropped, each version's latency taken from the close */
+    dw_agg_drop_sketches(agg);
+    json_t *fin = dw_eval_window(&cfg, &g_model, agg, NULL, 1);
+    assert_true(json_is_null(json_object_get(jpath(fin, "versions", "1.1.0"), "latency_ms")));
+    assert_serving(json_object_get(jpath(fin, "versions", "1.1.0"), "serving"), 10, 2, 0.2);
+    assert_int_equal(dw_eval_take_close(fin, rep), 0);
+    assert_true(json_equal(json_object_get(jpath(fin, "versions", "1.0.0"), "latency_ms"), l0));
+    assert_true(json_equal(json_object_get(jpath(fin, "versions", "1.1.0"), "latency_ms"), l1));
+    json_decref(fin);
+    /* without a readable close report: null, not stale */
+    fin = dw_eval_window(&cfg, &g_model, agg, NULL, 1);
+    dw_eval_take_close(fin, NULL);
+    assert_true(json_is_null(json_object_get(jpath(fin, "versions", "1.0.0"), "latency_ms")));
+    json_decref(fin);
+    json_decref(rep);
+
+    /* no status configured: every number null, with the reason */
+    cfg.field_status = "";
+    rep = dw_eval_window(&cfg, &g_model, agg, NULL, 0);
+    const char *members[] = {"served", "errors", "error_rate", "availability"};
+    const json_t *objs[] = {json_object_get(rep, "serving"), jpath(rep, "versions", "1.0.0")};
+    objs[1] = json_object_get(objs[1], "serving");
+    for (size_t o = 0; o < 2; o++) {
+        for (size_t k = 0; k < DW_ARRAY_SIZE(members); k++) {
+            assert_true(json_is_null(json_object_get(objs[o], members[k])));
+        }
+        assert_string_equal(jstr(objs[o], "reason"), "input.fields.status is not configured");
+    }
+    json_decref(rep);
+    dw_agg_free(agg);
+
+    /* statuses configured, none carried: counts 0, rates null */
+    cfg.field_status = "/status";
+    struct dw_agg *none = dw_agg_new(&g_model, START);
+    add_served(none, "1.0.0", 12.0, -1);
+    rep = dw_eval_window(&cfg, &g_model, none, NULL, 0);
+    json_t *sv = json_object_get(rep, "serving");
+    assert_int_equal(jint(sv, "served"), 0);
+    assert_true(json_is_null(json_object_get(sv, "error_rate")));
+    assert_true(json_is_null(json_object_get(sv, "availability")));
+    assert_double_exact(jreal(jpath(rep, "versions", "1.0.0"), "share"), 1.0);
+    json_decref(rep);
+    dw_agg_free(none);
+}
+
 /* ------------------------------------------------------------------ regression */
 
 static void reg_add(struct dw_agg *agg, double pred, double label)
@@ -2273,6 +2382,7 @@ int main(void)
         cmocka_unit_test(test_categorical_overflow_bucket),
         cmocka_unit_test(test_accuracy_drop_thresholds),
         cmocka_unit_test(test_binary_metrics),
+        cmocka_unit_test(test_versions_evidence),
         cmocka_unit_test(test_regression_metrics),
         cmocka_unit_test(test_empty_window),
         cmocka_unit_test(test_empty_run),

@@ -22,6 +22,7 @@
 #include "driftwatch/core/dw_common.h"
 
 #include "dw_test.h"
+#include "dw_test_json.h"
 
 #define DW_TEST_NAME "gen"
 #include "dw_test_tmpdir.h"
@@ -782,6 +783,145 @@ static void test_staged_rollout_errors(void **state)
                      0);
 }
 
+/* Removes every `,"status":"ok"` and `,"status":"error"` from text (in place). */
+static void strip_status(char *text)
+{
+    static const char *const members[] = {",\"status\":\"ok\"", ",\"status\":\"error\""};
+    for (size_t m = 0; m < 2; m++) {
+        size_t n = strlen(members[m]);
+        char *at;
+        while ((at = strstr(text, members[m])) != NULL) {
+            memmove(at, at + n, strlen(at + n) + 1);
+        }
+    }
+}
+
+/*
+ * --status-field writes "status" ("ok" or "error") in every prediction, "error" at --error-rate
+ * or at the version's --version-errors share; the truth's served and errors (per window and
+ * version) are those of the files; nothing else of the output changes, and without the option
+ * nothing of it is written.
+ */
+static void test_status_field(void **state)
+{
+    (void)state;
+    const char *pp = path_of("xp"), *lp = path_of("xl"), *tp = path_of("xt");
+#define STATUS_COMMON                                                                              \
+    "--seed", "17", "--count", "8000", "--eps", "50", "--versions", "1.0.0,1.1.0", "--traffic",    \
+        "50,50", "--malformed", "0.01", "--duplicate-labels", "0.1"
+    assert_int_equal(run_gen(STATUS_COMMON, "--status-field", "--error-rate", "0.1",
+                             "--version-errors", "1.1.0=0.3", "--predictions-out", pp,
+                             "--labels-out", lp, "--truth", tp, NULL),
+                     0);
+    /* count the statuses of the valid predictions, per window and version */
+    size_t len;
+    char *text = slurp(pp, &len);
+    char **lines;
+    size_t *lens;
+    size_t n = split_lines(text, len, &lines, &lens);
+    json_t *mine = json_object(); /* "window_start_ms/version" -> [served, errors] */
+    int64_t served[2] = {0}, errors[2] = {0};
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_loads(lines[i], 0, NULL);
+        const char *v = json_string_value(json_object_get(e, "model_version"));
+        const char *model = json_string_value(json_object_get(e, "model"));
+        if (!e || !json_is_string(json_object_get(e, "prediction_id")) || !v || !model ||
+            strcmp(model, "fraud") != 0 || (strcmp(v, "1.0.0") != 0 && strcmp(v, "1.1.0") != 0) ||
+            json_is_string(json_object_get(json_object_get(e, "features"), "amount"))) {
+            json_decref(e); /* junk: not counted by a consumer, nor by the truth */
+            continue;
+        }
+        const char *st = json_string_value(json_object_get(e, "status"));
+        assert_non_null(st);
+        int err = strcmp(st, "error") == 0;
+        assert_true(err || strcmp(st, "ok") == 0);
+        int vi = strcmp(v, "1.1.0") == 0;
+        served[vi]++;
+        errors[vi] += err;
+        char key[64];
+        snprintf(key, sizeof(key), "%lld/%s", (long long)(ts_of(e) / 60000 * 60000), v);
+        json_t *cell = json_object_get(mine, key);
+        if (!cell) {
+            cell = json_pack("[i,i]", 0, 0);
+            json_object_set_new(mine, key, cell);
+        }
+        json_array_set_new(cell, 0, json_integer(json_integer_value(json_array_get(cell, 0)) + 1));
+        json_array_set_new(cell, 1,
+                           json_integer(json_integer_value(json_array_get(cell, 1)) + err));
+        json_decref(e);
+    }
+    assert_share("1.0.0 errors", errors[0], served[0], 10.0);
+    assert_share("1.1.0 errors", errors[1], served[1], 30.0);
+    /* the truth says the same, window by window */
+    json_t *truth = load_truth(tp);
+    size_t cells = 0;
+    for (size_t w = 0; w + 1 < json_array_size(truth); w++) {
+        json_t *row = json_array_get(truth, w);
+        json_int_t wserved = 0, werrors = 0;
+        const char *v;
+        json_t *tv;
+        json_object_foreach(json_object_get(row, "versions"), v, tv)
+        {
+            char key[64];
+            snprintf(key, sizeof(key), "%lld/%s",
+                     (long long)json_integer_value(json_object_get(row, "window_start_ms")), v);
+            json_t *cell = json_object_get(mine, key);
+            assert_non_null(cell);
+            assert_int_equal(jint(tv, "served"), json_integer_value(json_array_get(cell, 0)));
+            assert_int_equal(jint(tv, "errors"), json_integer_value(json_array_get(cell, 1)));
+            wserved += jint(tv, "served");
+            werrors += jint(tv, "errors");
+            cells++;
+        }
+        assert_int_equal(jint(row, "served"), wserved);
+        assert_int_equal(jint(row, "errors"), werrors);
+        assert_int_equal(jint(row, "served"), jint(row, "predictions"));
+    }
+    assert_int_equal(cells, json_object_size(mine));
+    json_decref(truth);
+    json_decref(mine);
+    free(lines);
+    free(lens);
+    free(text);
+
+    /* without --status-field: the same bytes less the status members, and a truth without
+     * served or errors */
+    const char *pp2 = path_of("xp2"), *lp2 = path_of("xl2"), *tp2 = path_of("xt2");
+    assert_int_equal(
+        run_gen(STATUS_COMMON, "--predictions-out", pp2, "--labels-out", lp2, "--truth", tp2, NULL),
+        0);
+#undef STATUS_COMMON
+    size_t len2;
+    char *with = slurp(pp, &len);
+    char *without = slurp(pp2, &len2);
+    assert_null(strstr(without, "\"status\""));
+    strip_status(with);
+    assert_int_equal(strlen(with), len2);
+    assert_memory_equal(with, without, len2);
+    assert_true(files_equal(lp, lp2));
+    char *t2 = slurp(tp2, &len2);
+    assert_null(strstr(t2, "served"));
+    free(t2);
+    free(with);
+    free(without);
+}
+
+static void test_status_field_errors(void **state)
+{
+    (void)state;
+    assert_usage_error("--error-rate", "0.1",
+                       "--error-rate and --version-errors need --status-field");
+    assert_usage_error("--version-errors", "1.1.0=0.1", "need --status-field");
+    assert_int_equal(
+        run_gen("--status-field", "--error-rate", "1.5", "--truth", path_of("t"), NULL), 2);
+    assert_int_equal(run_gen("--status-field", "--versions", "a,b", "--version-errors", "b=2",
+                             "--truth", path_of("t"), NULL),
+                     2);
+    assert_int_equal(run_gen("--status-field", "--versions", "a,b", "--version-errors", "c=0.1",
+                             "--truth", path_of("t"), NULL),
+                     2);
+}
+
 static void test_kafka_sink(void **state)
 {
     /* librdkafka's in-process mock cluster (loopback): every message gets a delivery report. */
@@ -813,6 +953,8 @@ int main(void)
         cmocka_unit_test(test_traffic_shares),
         cmocka_unit_test(test_version_accuracy_and_latency),
         cmocka_unit_test(test_staged_rollout_errors),
+        cmocka_unit_test(test_status_field),
+        cmocka_unit_test(test_status_field_errors),
         cmocka_unit_test(test_kafka_sink),
     };
     return cmocka_run_group_tests(tests, dw_tmp_setup, dw_tmp_teardown);

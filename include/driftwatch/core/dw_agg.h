@@ -3,14 +3,15 @@
  * partitions. Plain structs, no I/O.
  *
  * An aggregate counts predictions and their joined labels (overall and per model version),
- * duplicate and late events, and per feature: count, missing, NaN and infinite values (numeric
- * features; counted apart, never in count, moments or sketch), Welford moments, min/max and,
- * for categorical features, a category table: exact counts for the first `bound` distinct values
- * (models.<m>.max_categories, default DW_AGG_MAX_CATEGORIES), then a SpaceSaving summary of
- * `bound` counters over the later ("overflow") values, and an "other" bucket.
- * Everything is mergeable (counts add, moments merge with the parallel formula of Chan et al.,
- * SpaceSaving summaries with the mergeable-summaries rule of Agarwal et al.), so the evaluator
- * merges partitions and windows without going back to events.
+ * the predictions' serving status (served and errors, overall and per version; a version's
+ * latency sketch too), duplicate and late events, and per feature: count, missing, NaN and infinite
+ * values (numeric features; counted apart, never in count, moments or sketch), Welford moments,
+ * min/max and, for categorical features, a category table: exact counts for the first `bound`
+ * distinct values (models.<m>.max_categories, default DW_AGG_MAX_CATEGORIES), then a SpaceSaving
+ * summary of `bound` counters over the later ("overflow") values, and an "other" bucket. Everything
+ * is mergeable (counts add, moments merge with the parallel formula of Chan et al., SpaceSaving
+ * summaries with the mergeable-summaries rule of Agarwal et al.), so the evaluator merges
+ * partitions and windows without going back to events.
  *
  * The model's outputs are counted like features (struct dw_feat_stats, the same sketches,
  * tables, merge and encoding), in agg->out[]: every prediction's score (when it carries one),
@@ -66,12 +67,14 @@ struct dw_counts {
     double sum_ape; /* Σ |e| / max(|y|, DBL_EPSILON), sklearn's MAPE */
 };
 
+/** @brief One model version's evidence in a window: counts, serving status and latency. */
 struct dw_version_stats {
     char *name;
     struct dw_counts c;
-    uint64_t served;        /* predictions with a serving status (input.fields.status) */
-    uint64_t errors;        /* of them, errors (input.error_values) */
-    struct dw_kll *latency; /* latency_ms of this version's predictions (NULL: none) */
+    uint64_t served;        /* predictions that carried a serving status (input.fields.status) */
+    uint64_t errors;        /* of them, statuses in input.error_values (errors <= served) */
+    struct dw_kll *latency; /* latency_ms of the version's predictions (created on the first
+                             * value; dropped with the sketches, like perf.latency) */
 };
 
 #define DW_CAT_EXACT 0x1     /* one of the first `bound` distinct values: counted exactly */
@@ -127,6 +130,8 @@ struct dw_agg {
     const struct dw_model_cfg *model;
     int64_t start_ms;
     struct dw_counts all;
+    uint64_t served; /* predictions with a serving status, every version (the sum of theirs) */
+    uint64_t errors; /* of them, errors */
     struct dw_version_stats versions[DW_AGG_MAX_VERSIONS + 1]; /* last slot: "__other__" */
     size_t n_versions;
     uint64_t duplicate_labels;   /* label events beyond the first for this window's predictions */
@@ -169,8 +174,9 @@ struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_
 void dw_agg_free(struct dw_agg *agg);
 
 /**
- * @brief Frees every feature's quantile sketch and category table, keeping the counts (count,
- *        missing, nan, inf) and the moments: what a partition keeps of a window whose features
+ * @brief Frees every feature's quantile sketch and category table and the latency sketches (the
+ *        model's and each version's), keeping the counts (count, missing, nan, inf, served,
+ *        errors) and the moments: what a partition keeps of a window whose features
  *        the close evaluation has merged. No prediction may be added afterwards.
  */
 void dw_agg_drop_sketches(struct dw_agg *agg);

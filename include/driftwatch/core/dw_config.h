@@ -202,12 +202,17 @@ struct dw_config {
     char *field_prediction;        /* input.fields.prediction */
     char *field_score;             /* input.fields.score */
     char *field_latency_ms;        /* input.fields.latency_ms */
-    char *field_label_id;          /* input.fields.label_id */
-    char *field_label;             /* input.fields.label */
-    char *field_label_timestamp;   /* input.fields.label_timestamp */
-    int64_t max_future_skew_ms;    /* input.max_future_skew: event time at most this far after
-                                    * the message's Kafka timestamp (0 = unbounded) */
-    int64_t max_past_skew_ms;      /* input.max_past_skew: at most this far before it (0 = off) */
+    char *field_status;            /* input.fields.status ("": events carry no serving status) */
+    char **error_values;           /* input.error_values: status texts that mean a failed request */
+    size_t n_error_values;
+    int error_values_set;        /* input.error_values given; 0: the default ("error", "timeout" and
+                                  * integers >= 500, dw_decode.h) */
+    char *field_label_id;        /* input.fields.label_id */
+    char *field_label;           /* input.fields.label */
+    char *field_label_timestamp; /* input.fields.label_timestamp */
+    int64_t max_future_skew_ms;  /* input.max_future_skew: event time at most this far after
+                                  * the message's Kafka timestamp (0 = unbounded) */
+    int64_t max_past_skew_ms;    /* input.max_past_skew: at most this far before it (0 = off) */
 
     int64_t window_size_ms;      /* window.size */
     int64_t allowed_lateness_ms; /* window.allowed_lateness */

@@ -35,6 +35,7 @@ enum dw_bad_reason {
     /* a class or a version beyond models.<m>.max_classes / max_versions (dw_part.c) */
     DW_BAD_TOO_MANY_CLASSES,
     DW_BAD_TOO_MANY_VERSIONS,
+    DW_BAD_STATUS, /* the serving status (input.fields.status) is an object, array or non-finite */
     DW_BAD__COUNT
 };
 
@@ -75,6 +76,8 @@ struct dw_prediction {
     double score; /* positive-class probability (binary) */
     int has_latency;
     double latency_ms;
+    int has_status;   /* input.fields.status configured and present (not null) */
+    int status_error; /* the status is one of input.error_values (see dw_decode_status_error) */
     struct dw_val features[]; /* flexible array sized by dw_decoder_max_features() */
 };
 
@@ -110,6 +113,18 @@ enum dw_bad_reason dw_decode_prediction(struct dw_decoder *dec, const void *buf,
 enum dw_bad_reason dw_decode_label(struct dw_decoder *dec, const void *buf, size_t len,
                                    int64_t kafka_ts_ms, struct dw_label *out, char *errstr,
                                    size_t errstr_size);
+
+/**
+ * @brief Whether a serving status, as text (a string as it is, a number or boolean as its JSON
+ *        text), means a failed request: one of cfg->error_values when the list was given, else
+ *        "error", "timeout" or an integer >= 500 (DW_STATUS_ERROR_MIN; digits without a sign or
+ *        leading zero, so 503 and "503" but not 503.0).
+ * @returns 1 for an error, 0 for served ok.
+ */
+int dw_decode_status_error(const struct dw_config *cfg, const char *text, size_t len);
+
+#define DW_STATUS_ERROR_MIN                                                                        \
+    500 /* the default: integer statuses from here on are errors (HTTP 5xx) */
 
 /** @brief Releases the current document (the output's strings become invalid). */
 void dw_decoder_reset(struct dw_decoder *dec);

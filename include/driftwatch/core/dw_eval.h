@@ -231,7 +231,8 @@ void dw_eval_label_drift(json_t *report, const struct dw_config *cfg, struct dw_
 
 /**
  * @brief Gives a final report (computed from counts only) the `features`, `drift`,
- *        `prediction_drift`, `estimated`, `estimated_drop`, `latency_ms` and `reference` of its
+ *        `prediction_drift`, `estimated`, `estimated_drop`, `latency_ms` (the model's and
+ *        each `versions.<v>.latency_ms`) and `reference` of its
  * window's close report `close` (NULL when it could not be read): they are final at the close (the
  * estimate is the label-free one, made before the labels). Without them the report says they are
  * unavailable.

@@ -51,13 +51,22 @@ void dw_perf_free(struct dw_perf *p);
 void dw_perf_add_outcome(struct dw_perf *p, const char *pred, const char *label, int positive,
                          int has_score, double score);
 
-#define DW_PERF_LATENCY_SEED 0x6c6174656e6379ULL /* fixed: replays make the same coin flips */
-
-/** @brief A new, empty latency sketch (every latency sketch is made here, with one seed). */
-struct dw_kll *dw_perf_latency_new(void);
-
 /** @brief Counts one prediction's latency (milliseconds, finite). */
 void dw_perf_add_latency(struct dw_perf *p, double latency_ms);
+
+/**
+ * @brief Counts a latency (milliseconds, finite) into *sk, created on the first value with the
+ *        fixed seed of every latency sketch (the model's in struct dw_perf, each version's in
+ *        dw_agg.h), so that replays make the same coin flips.
+ */
+void dw_perf_latency_update(struct dw_kll **sk, double latency_ms);
+
+/** @brief Merges the latency sketch src (NULL: nothing) into *sk, created when NULL. */
+void dw_perf_latency_merge(struct dw_kll **sk, const struct dw_kll *src);
+
+/** @brief Quantile q of a latency sketch (numpy linear interpolation while exact); NaN when sk
+ *         is NULL or empty. */
+double dw_perf_sketch_quantile(struct dw_kll *sk, double q);
 
 void dw_perf_merge(struct dw_perf *dst, const struct dw_perf *src);
 
