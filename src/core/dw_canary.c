@@ -353,6 +353,25 @@ static json_t *render_latency(const struct dw_canary_result *res)
     return o;
 }
 
+/* One line for people and annotations: the verdict and every reason with its value and
+ * threshold ("rollback: accuracy_drop 0.3126 (threshold 0.1)"). */
+static json_t *render_summary(const struct dw_canary_result *res)
+{
+    struct dw_sbuf sb = {0};
+    dw_sbuf_printf(&sb, "%s", dw_canary_verdict_name(res->verdict));
+    for (size_t i = 0; i < res->n_reasons; i++) {
+        const struct dw_canary_reason *r = &res->reasons[i];
+        dw_sbuf_printf(&sb, "%s %s %.4g (threshold %.4g)", i ? ";" : ":", r->check, r->value,
+                       r->threshold);
+    }
+    if (res->n_reasons == 0) {
+        dw_sbuf_printf(&sb, ": no check failed");
+    }
+    json_t *s = json_string(sb.s);
+    dw_sbuf_free(&sb);
+    return s;
+}
+
 json_t *dw_canary_render(const struct dw_canary_cfg *cc, const struct dw_canary_result *res,
                          const char *baseline, const char *candidate)
 {
@@ -361,6 +380,8 @@ json_t *dw_canary_render(const struct dw_canary_cfg *cc, const struct dw_canary_
     json_object_set_new(o, "candidate", candidate ? json_string(candidate) : json_null());
     json_object_set_new(o, "windows", juint(cc->windows));
     json_object_set_new(o, "verdict", json_string(dw_canary_verdict_name(res->verdict)));
+    json_object_set_new(o, "rollback", json_boolean(res->verdict == DW_CANARY_ROLLBACK));
+    json_object_set_new(o, "summary", render_summary(res));
     json_t *reasons = json_array();
     for (size_t i = 0; i < res->n_reasons; i++) {
         const struct dw_canary_reason *r = &res->reasons[i];
@@ -602,10 +623,11 @@ json_t *dw_canary_report(const struct dw_model_canary *mc, const struct dw_canar
                                                            : NULL;
     json_t *o;
     if (!bname || !cname || (b >= 0 && b == c)) {
-        o = json_pack("{s:o,s:o,s:I,s:n,s:s}", "baseline", bname ? json_string(bname) : json_null(),
-                      "candidate", cname ? json_string(cname) : json_null(), "windows",
-                      (json_int_t)mc->cfg.windows, "verdict", "reason",
-                      "fewer than two versions in the analysis windows: nothing to compare");
+        const char *why = "fewer than two versions in the analysis windows: nothing to compare";
+        o = json_pack(
+            "{s:o,s:o,s:I,s:n,s:b,s:s,s:s}", "baseline", bname ? json_string(bname) : json_null(),
+            "candidate", cname ? json_string(cname) : json_null(), "windows",
+            (json_int_t)mc->cfg.windows, "verdict", "rollback", 0, "summary", why, "reason", why);
     } else {
         struct dw_canary_group gb, gc;
         to_group(b >= 0 ? &m.v[b] : NULL, &gb);

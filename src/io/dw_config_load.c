@@ -2327,9 +2327,64 @@ static double sla_threshold(const struct dw_sla_cfg *sla, size_t j)
  * twice. A rule of alerting.rules with the same name is refused: alerts, fingerprints and
  * triggers.rules name rules, and the two would be mixed up.
  */
-static int sla_rules_add(struct dw_config *cfg, char *errstr, size_t errstr_size)
+/*
+ * A rule of model m's own keys (`key`: "sla.error_rate", "canary"), appended to the rules
+ * after the n_given ones of alerting.rules (or the built-in ones), named `name`, of stage
+ * close, zeroed otherwise. @returns it, or NULL when a given rule has that name (errstr).
+ */
+static struct dw_rule *model_rule_new(struct dw_config *cfg, size_t n_given, const char *name,
+                                      const struct dw_model_cfg *m, const char *key, char *errstr,
+                                      size_t errstr_size)
 {
-    size_t n_given = cfg->n_rules;
+    for (size_t u = 0; u < n_given; u++) {
+        if (strcmp(cfg->rules[u].name, name) == 0) {
+            dw_err(errstr, errstr_size,
+                   "alerting.rules[%zu].name: '%s' is the name of the rule of models.%s.%s; "
+                   "choose another name",
+                   u, name, m->name, key);
+            return NULL;
+        }
+    }
+    cfg->rules = dw_realloc(cfg->rules, (cfg->n_rules + 1) * sizeof(*cfg->rules));
+    struct dw_rule *r = &cfg->rules[cfg->n_rules++];
+    cfg->n_model_rules++;
+    memset(r, 0, sizeof(*r));
+    r->name = dw_strdup(name);
+    r->model = dw_strdup(m->name);
+    r->stage = DW_STAGE_CLOSE;
+    return r;
+}
+
+/*
+ * models.<m>.canary: the rule canary_rollback, firing while the close report's analysis says
+ * rollback (harm shows early: docs/canary.md, "Stages"), critical, with the verdict's reasons
+ * in its summary, resolving when the verdict no longer says it.
+ */
+static int canary_rules_add(struct dw_config *cfg, size_t n_given, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const struct dw_model_cfg *m = &cfg->models[i];
+        if (!m->canary.on) {
+            continue;
+        }
+        struct dw_rule *r =
+            model_rule_new(cfg, n_given, "canary_rollback", m, "canary", errstr, errstr_size);
+        if (!r) {
+            return -1;
+        }
+        r->expr_text = dw_strdup("canary.rollback");
+        snprintf(r->expr.path, sizeof(r->expr.path), "%s", "canary.rollback");
+        r->expr.op = DW_OP_TRUE;
+        r->for_windows = 1;
+        r->severity = DW_SEV_CRITICAL;
+        r->summary = dw_strdup("{{model}}: canary {{report.canary.candidate}} against "
+                               "{{report.canary.baseline}}: {{report.canary.summary}}");
+    }
+    return 0;
+}
+
+static int sla_rules_add(struct dw_config *cfg, size_t n_given, char *errstr, size_t errstr_size)
+{
     for (size_t i = 0; i < cfg->n_models; i++) {
         const struct dw_model_cfg *m = &cfg->models[i];
         for (size_t j = 0; j < DW_ARRAY_SIZE(sla_rules); j++) {
@@ -2337,29 +2392,21 @@ static int sla_rules_add(struct dw_config *cfg, char *errstr, size_t errstr_size
             if (isnan(t)) {
                 continue;
             }
-            for (size_t u = 0; u < n_given; u++) {
-                if (strcmp(cfg->rules[u].name, sla_rules[j].rule) == 0) {
-                    return dw_err(errstr, errstr_size,
-                                  "alerting.rules[%zu].name: '%s' is the name of the rule of "
-                                  "models.%s.sla.%s; choose another name",
-                                  u, sla_rules[j].rule, m->name, sla_rules[j].key);
-                }
+            char key[64];
+            snprintf(key, sizeof(key), "sla.%s", sla_rules[j].key);
+            struct dw_rule *r =
+                model_rule_new(cfg, n_given, sla_rules[j].rule, m, key, errstr, errstr_size);
+            if (!r) {
+                return -1;
             }
-            cfg->rules = dw_realloc(cfg->rules, (cfg->n_rules + 1) * sizeof(*cfg->rules));
-            struct dw_rule *r = &cfg->rules[cfg->n_rules++];
-            cfg->n_model_rules++;
-            memset(r, 0, sizeof(*r));
             char num[DW_FMT_DOUBLE_SIZE];
             dw_fmt_double(t, num, sizeof(num));
             struct dw_sbuf sb = {0};
-            r->name = dw_strdup(sla_rules[j].rule);
-            r->model = dw_strdup(m->name);
             dw_sbuf_printf(&sb, "%s %s %s", sla_rules[j].path, sla_rules[j].op_text, num);
             r->expr_text = sb.s;
             snprintf(r->expr.path, sizeof(r->expr.path), "%s", sla_rules[j].path);
             r->expr.op = sla_rules[j].op;
             r->expr.threshold = t;
-            r->stage = DW_STAGE_CLOSE;
             r->for_windows = m->sla.for_windows;
             r->keep_firing_windows = m->sla.keep_firing_windows;
             r->repeat_interval_ms = 0;
@@ -2383,7 +2430,9 @@ static int alerting_check(struct dw_config *cfg, char *errstr, size_t errstr_siz
     if (!cfg->rules) {
         cfg->rules = dw_rules_defaults(&cfg->n_rules);
     }
-    if (sla_rules_add(cfg, errstr, errstr_size) < 0) {
+    size_t n_given = cfg->n_rules;
+    if (sla_rules_add(cfg, n_given, errstr, errstr_size) < 0 ||
+        canary_rules_add(cfg, n_given, errstr, errstr_size) < 0) {
         return -1;
     }
     for (size_t i = 0; i < cfg->n_rules; i++) {

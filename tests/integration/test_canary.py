@@ -62,10 +62,10 @@ def check_replay(env, final, windows, gen_args):
                     f"({len(final)} windows) {diffs[:1]}")
 
 
-def run_rollout(name, windows, *gen_args):
+def run_rollout(name, windows, *gen_args, webhook_url=""):
     """Runs gen's rollout through run; returns (env, {window: close report}, {window: final})."""
     env = h.Env(partitions=2, name=f"canary-{name}")
-    env.config(models=MODEL, horizon="60s")
+    env.config(models=MODEL, horizon="60s", webhook_url=webhook_url)
     env.start_run()
     starts = [T0 + k * WINDOW_MS for k in range(windows)]
     watch = h.ReportWatch(env, starts)
@@ -104,9 +104,18 @@ def scenario_equal():
     return ok
 
 
+def rollback_alerts(receiver):
+    """The canary_rollback alerts the receiver accepted."""
+    return [a for b in receiver.bodies(accepted_only=True) for a in b.get("alerts", [])
+            if a["labels"].get("alertname") == "canary_rollback"]
+
+
 def scenario_worse():
+    receiver = h.Receiver()
+    receiver.up()
     env, close, final = run_rollout("worse", 4, "--traffic", "80,20",
-                                    "--version-accuracy", "1.0.0=0.9,1.1.0=0.6")
+                                    "--version-accuracy", "1.0.0=0.9,1.1.0=0.6",
+                                    webhook_url=receiver.url)
     c = final[1]["canary"]
     checks = {r["check"]: r for r in c["reasons"]}
     ok = h.report(c["verdict"] == "rollback" and "accuracy_drop" in checks,
@@ -121,11 +130,39 @@ def scenario_worse():
                    "already at the windows' close", f"({len(close)} close reports seen)")
     ok &= check_replay(env, final, 4, ("--traffic", "80,20",
                                         "--version-accuracy", "1.0.0=0.9,1.1.0=0.6"))
+    alerts = h.wait_for(lambda: rollback_alerts(receiver), 30, "the rollback alert")
+    a = alerts[0]
+    ok &= h.report(a["status"] == "firing" and a["labels"]["model"] == "fraud" and
+                   a["labels"]["severity"] == "critical" and
+                   "1.1.0 against 1.0.0: rollback: accuracy_drop" in
+                   a["annotations"]["summary"],
+                   "the rollback alert reached the webhook with its reasons",
+                   f"({a['annotations']['summary']})")
+    env.close()
+    receiver.down()
+    return ok
+
+
+def scenario_slower():
+    """The candidate is as accurate but 40 ms slower: rollback on latency, not accuracy."""
+    env, close, final = run_rollout("slower", 4, "--traffic", "80,20",
+                                    "--version-latency", "1.1.0=+40")
+    c = final[1]["canary"]
+    checks = {r["check"]: r for r in c["reasons"]}
+    ok = h.report(c["verdict"] == "rollback" and list(checks) == ["latency_p95_increase_ms"],
+                  "rollback on latency alone", f"({c['verdict']}, {c['reasons']})")
+    delta = c["latency_p95_ms"]["delta"]
+    ok &= h.report(28 < delta < 52 and checks["latency_p95_increase_ms"]["threshold"] == 20,
+                   "the p95 difference is gen's 40 ms, against the default 20",
+                   f"({delta:.1f} ms)")
+    ok &= h.report(close and all(r["canary"]["verdict"] == "rollback" for r in close.values()),
+                   "at the close already", f"({len(close)} close reports seen)")
+    ok &= check_replay(env, final, 4, ("--traffic", "80,20", "--version-latency", "1.1.0=+40"))
     env.close()
     return ok
 
 
-SCENARIOS = {"equal": scenario_equal, "worse": scenario_worse}
+SCENARIOS = {"equal": scenario_equal, "worse": scenario_worse, "slower": scenario_slower}
 
 if __name__ == "__main__":
     sys.exit(h.run_scenarios(SCENARIOS))

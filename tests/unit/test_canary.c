@@ -448,6 +448,8 @@ static void test_render(void **state)
     assert_string_equal(jstr(r0, "check"), "accuracy_drop");
     assert_close(jreal(r0, "value"), 0.1, 1e-12, 0);
     assert_close(jreal(r0, "threshold"), 0.02, 1e-15, 0);
+    assert_true(json_is_true(json_object_get(o, "rollback")));
+    assert_string_equal(jstr(o, "summary"), "rollback: accuracy_drop 0.1 (threshold 0.02)");
 
     const json_t *acc = json_object_get(o, "accuracy");
     assert_int_equal(jint(acc, "baseline_n"), 20000);

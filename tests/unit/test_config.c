@@ -1142,6 +1142,19 @@ static void test_canary(void **state)
     assert_double_exact(c->canary.cfg.max_latency_p95_increase_ms,
                         DW_CANARY_DEFAULT_MAX_LATENCY_P95_INCREASE_MS);
     assert_false(dw_config_model(&cfg, "plain", 5)->canary.on);
+    /* each model with a canary gets its rollback rule, after the built-in ones */
+    assert_int_equal(cfg.n_model_rules, 2);
+    for (size_t i = cfg.n_rules - 2; i < cfg.n_rules; i++) {
+        const struct dw_rule *r = &cfg.rules[i];
+        assert_string_equal(r->name, "canary_rollback");
+        assert_string_equal(r->expr.path, "canary.rollback");
+        assert_int_equal(r->expr.op, DW_OP_TRUE);
+        assert_int_equal(r->stage, DW_STAGE_CLOSE);
+        assert_int_equal(r->severity, DW_SEV_CRITICAL);
+        assert_non_null(strstr(r->summary, "{{report.canary.summary}}"));
+    }
+    assert_string_equal(cfg.rules[cfg.n_rules - 2].model, "fraud");
+    assert_string_equal(cfg.rules[cfg.n_rules - 1].model, "churn");
     char *out = dump_to_string(&cfg);
     struct dw_config back;
     load_ok(&back, out);
@@ -1164,6 +1177,10 @@ static void test_canary(void **state)
                  "models.fraud.canary.candidate: '1.0.0' is the baseline too");
     expect_error(CM("{candidat: 1.1.0}"), "unknown key 'models.fraud.canary.candidat'");
     expect_error(CM("[1.1.0]"), "models.fraud.canary: expected a map");
+    expect_error("kafka: {bootstrap.servers: x}\nmodels: {fraud: {canary: {}}}\n"
+                 "alerting: {rules: [{name: canary_rollback, condition: drift.dataset}]}\n",
+                 "alerting.rules[0].name: 'canary_rollback' is the name of the rule of "
+                 "models.fraud.canary; choose another name");
     expect_error("kafka: {bootstrap.servers: x}\nwindow: {retention: 20}\n"
                  "models: {fraud: {canary: {windows: 30}}}\n",
                  "models.fraud.canary.windows: 30 windows, more than window.retention (20)");
