@@ -28,6 +28,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <malloc.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -131,6 +132,9 @@ struct model_rt {
     /* Per stage (0 close, 1 final): a run of empty windows being measured (a long gap is read
      * over several ticks and still reported once; in memory only: lost, it is read again). */
     struct dw_empty_run run[2];
+    /* driftwatch_canary_verdict of the (baseline, candidate) pair published last: set to 0
+     * when another pair is published (publish_canary) */
+    struct dw_metric *canary_verdict[DW_CANARY__COUNT];
 };
 
 struct runner {
@@ -1953,6 +1957,27 @@ static int canary_read(struct runner *rn, const struct dw_model_cfg *m, int64_t 
     return got;
 }
 
+/* canarylast:<model>:<stage> := the analysis with its window_start, for every pod's
+ * /api/v1/canary/<model> (publish_canary). A failure is logged: the endpoint shows the
+ * previous analysis until the next window's. */
+static void canary_store_last(struct runner *rn, const struct dw_model_cfg *m, int64_t start,
+                              const char *stage, const json_t *analysis)
+{
+    char name[DW_REDIS_NAME_MAX], ws[40];
+    dw_time_format_rfc3339(start, ws, sizeof(ws));
+    json_t *doc = json_deep_copy(analysis);
+    json_object_set_new(doc, "window_start", json_string(ws));
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    dw_redis_name_canary_last(m->name, stage, name, sizeof(name));
+    if (dw_redis_set_str(rn->redis, name, text,
+                         rn->cfg.retention_windows * rn->cfg.window_size_ms) != 0) {
+        dw_log(DW_LOG_ERROR, "cannot store the latest canary analysis", "{s:s,s:s}", "model",
+               m->name, "key", name);
+    }
+    free(text);
+}
+
 /*
  * The canary analysis of model m at window `start` (docs/canary.md), into *out (NULL: the
  * model has none): this window's record of the stage is stored for window.retention (a final
@@ -2000,6 +2025,7 @@ static int canary_for(struct runner *rn, const struct dw_model_cfg *m, int64_t s
     }
     if (rc >= 0) {
         *out = dw_canary_report(&m->canary, wins, n, stage);
+        canary_store_last(rn, m, start, stage, *out);
     }
     for (size_t i = 0; i < n; i++) {
         dw_canary_window_free(&wins[i]);
@@ -2272,6 +2298,109 @@ static json_t *references_json(const struct runner *rn)
     return refs;
 }
 
+/* canarylast:<model>:<stage> as JSON into *out (NULL: absent or not JSON, logged).
+ * @returns 0, or -1 on a Redis error. */
+static int canary_last(struct runner *rn, const struct dw_model_cfg *m, const char *stage,
+                       json_t **out)
+{
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_canary_last(m->name, stage, name, sizeof(name));
+    char *text = NULL;
+    size_t len = 0;
+    *out = NULL;
+    int got = dw_redis_read_str(rn->redis, name, &text, &len);
+    if (got == 1 && !(*out = json_loadb(text, len, 0, NULL))) {
+        dw_log_limited("corrupt_canary", 1, DW_LOG_ERROR,
+                       "latest canary analysis not JSON; not shown", "{s:s}", "key", name);
+    }
+    free(text);
+    return got < 0 ? -1 : 0;
+}
+
+/* driftwatch_canary_*: the verdict of the endpoint's document (1 for it, 0 for the others and
+ * for a pair no longer compared), the accuracy p-value and the labelled outcomes per group. */
+static void canary_metrics(struct runner *rn, size_t mi, const json_t *doc)
+{
+    const char *model = rn->cfg.models[mi].name;
+    struct model_rt *mr = &rn->models[mi];
+    const char *verdict = json_string_value(json_object_get(doc, "verdict"));
+    const char *base = json_string_value(json_object_get(doc, "baseline"));
+    const char *cand = json_string_value(json_object_get(doc, "candidate"));
+    for (int v = 0; v < DW_CANARY__COUNT; v++) {
+        if (mr->canary_verdict[v]) {
+            dw_metric_set(mr->canary_verdict[v], 0);
+        }
+    }
+    char m_esc[256], b_esc[256], c_esc[256], labels[1024];
+    dw_metrics_escape(model, m_esc, sizeof(m_esc));
+    if (verdict && base && cand) {
+        dw_metrics_escape(base, b_esc, sizeof(b_esc));
+        dw_metrics_escape(cand, c_esc, sizeof(c_esc));
+        for (int v = 0; v < DW_CANARY__COUNT; v++) {
+            const char *name = dw_canary_verdict_name((enum dw_canary_verdict)v);
+            snprintf(labels, sizeof(labels),
+                     "model=\"%s\",baseline=\"%s\",candidate=\"%s\",verdict=\"%s\"", m_esc, b_esc,
+                     c_esc, name);
+            mr->canary_verdict[v] = dw_metrics_series(
+                "driftwatch_canary_verdict",
+                "1 for the verdict of the latest canary analysis of the model's candidate "
+                "against its baseline (GET /api/v1/canary/<model>), 0 for the others.",
+                DW_METRIC_GAUGE, labels);
+            dw_metric_set(mr->canary_verdict[v], strcmp(verdict, name) == 0);
+        }
+    }
+    const json_t *acc = json_object_get(doc, "accuracy");
+    snprintf(labels, sizeof(labels), "model=\"%s\"", m_esc);
+    const json_t *p = json_object_get(acc, "p_value");
+    dw_metric_set(dw_metrics_series("driftwatch_canary_p_value",
+                                    "Two-sided p-value of the accuracy z-test of the latest "
+                                    "canary analysis (NaN: undefined).",
+                                    DW_METRIC_GAUGE, labels),
+                  json_is_number(p) ? json_number_value(p) : NAN);
+    static const char *const groups[] = {"baseline", "candidate"};
+    for (size_t g = 0; g < 2; g++) {
+        char key[32];
+        snprintf(key, sizeof(key), "%s_n", groups[g]);
+        snprintf(labels, sizeof(labels), "model=\"%s\",group=\"%s\"", m_esc, groups[g]);
+        dw_metric_set(dw_metrics_series("driftwatch_canary_samples",
+                                        "Labelled outcomes of each group in the latest canary "
+                                        "analysis (merged over its windows).",
+                                        DW_METRIC_GAUGE, labels),
+                      (double)json_integer_value(json_object_get(acc, key)));
+    }
+}
+
+/*
+ * Every pod: the latest canary analyses from Redis (the evaluator writes them) to
+ * /api/v1/canary/<model> and the driftwatch_canary_* metrics. On a Redis error the previous
+ * documents stay.
+ */
+static void publish_canary(struct runner *rn)
+{
+    json_t *by_model = json_object();
+    int failed = 0;
+    for (size_t mi = 0; mi < rn->cfg.n_models && !failed; mi++) {
+        const struct dw_model_cfg *m = &rn->cfg.models[mi];
+        json_t *close = NULL, *final = NULL;
+        if (!m->canary.on) {
+            continue;
+        }
+        failed =
+            canary_last(rn, m, "close", &close) != 0 || canary_last(rn, m, "final", &final) != 0;
+        if (!failed) {
+            json_t *doc = dw_canary_latest(m->name, close, final);
+            canary_metrics(rn, mi, doc);
+            json_object_set_new(by_model, m->name, doc);
+        }
+        json_decref(close);
+        json_decref(final);
+    }
+    if (!failed && rn->http && json_object_size(by_model) > 0) {
+        dw_http_set_canary(rn->http, by_model);
+    }
+    json_decref(by_model);
+}
+
 static void publish_status(struct runner *rn)
 {
     json_t *parts = json_array();
@@ -2531,6 +2660,7 @@ static void runner_loop(struct runner *rn)
                 evaluate(rn);
             }
             publish_status(rn);
+            publish_canary(rn);
             rn->next_eval = now + rn->cfg.eval_interval_ms;
             t = loop_phase(rn, PH_EVALUATE, t);
         }

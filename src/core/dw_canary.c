@@ -644,3 +644,47 @@ json_t *dw_canary_report(const struct dw_model_canary *mc, const struct dw_canar
     dw_canary_window_free(&m);
     return o;
 }
+
+/* ---- the latest analysis, for rollout tools ---- */
+
+static int says(const json_t *analysis, const char *verdict)
+{
+    const char *v = json_string_value(json_object_get(analysis, "verdict"));
+    return v && strcmp(v, verdict) == 0;
+}
+
+json_t *dw_canary_latest(const char *model, const json_t *close, const json_t *final)
+{
+    const json_t *from = says(close, "rollback")                                         ? close
+                         : says(final, "rollback")                                       ? final
+                         : final && json_string_value(json_object_get(final, "verdict")) ? final
+                                                                                         : close;
+    json_t *o = json_object();
+    json_object_set_new(o, "model", json_string(model));
+    if (!from || !json_string_value(json_object_get(from, "verdict"))) {
+        json_object_set_new(o, "verdict", json_null());
+        json_object_set_new(
+            o, "reason", json_string(from ? "nothing to compare yet" : "no window analysed yet"));
+    } else {
+        int hold = from == close && !says(close, "rollback"); /* no final verdict yet */
+        json_object_set_new(
+            o, "verdict",
+            json_string(hold ? "hold" : json_string_value(json_object_get(from, "verdict"))));
+        if (hold && says(close, "promote")) {
+            json_object_set_new(o, "reason",
+                                json_string("promote needs a final analysis (the labels of "
+                                            "the label horizon); the close one says promote"));
+        }
+        json_object_set_new(o, "stage", json_string(from == close ? "close" : "final"));
+        static const char *const keys[] = {"window_start",   "baseline",  "candidate",
+                                           "reasons",        "summary",   "accuracy",
+                                           "latency_p95_ms", "error_rate"};
+        for (size_t i = 0; i < DW_ARRAY_SIZE(keys); i++) {
+            json_t *v = json_object_get(from, keys[i]);
+            json_object_set_new(o, keys[i], v ? json_deep_copy(v) : json_null());
+        }
+    }
+    json_object_set_new(o, "close", close ? json_deep_copy(close) : json_null());
+    json_object_set_new(o, "final", final ? json_deep_copy(final) : json_null());
+    return o;
+}

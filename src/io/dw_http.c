@@ -1,5 +1,6 @@
 /*
- * dw_http.c - the operations endpoints (/metrics, /livez, /readyz, /status) on libmicrohttpd.
+ * dw_http.c - the operations endpoints (/metrics, /livez, /readyz, /status) and the canary
+ * analyses (/api/v1/canary/<model>) on libmicrohttpd.
  *
  * Why this shape:
  * - libmicrohttpd runs its own polling thread (MHD_USE_AUTO_INTERNAL_THREAD picks epoll on
@@ -7,7 +8,8 @@
  *   that is exactly what makes /livez meaningful. The handler runs on that thread only.
  * - The main loop must never wait on a scrape. dw_http_tick() is one atomic store of the
  *   monotonic clock; readiness and the /status document sit behind a mutex that is held only
- *   to swap or copy a pointer, never while formatting or doing I/O. /metrics reads the
+ *   to swap or copy a pointer, never while formatting or doing I/O (the canary documents are
+ *   formatted by the main loop and kept as text per model). /metrics reads the
  *   registry, whose own lock is independent of this one.
  * - /livez compares "now" with the last tick on the monotonic clock (wall-clock jumps must not
  *   restart a healthy pod); before the first tick, the server's start time counts as a tick,
@@ -59,6 +61,8 @@ struct dw_http {
     int ready;
     char *reason;         /* why not ready */
     char *status;         /* the /status document */
+    char **canary;        /* pairs: model, its /api/v1/canary document (text) */
+    size_t n_canary;      /* pairs */
     char last_error[256]; /* last message from MHD's logger */
 };
 
@@ -223,6 +227,36 @@ static enum MHD_Result serve_status(struct dw_http *http, struct MHD_Connection 
     return respond(conn, MHD_HTTP_OK, DW_HTTP_JSON, doc, strlen(doc), 1);
 }
 
+#define CANARY_PREFIX "/api/v1/canary/"
+
+/* GET /api/v1/canary/<model>: the model's document, or 404 naming the models that have one. */
+static enum MHD_Result serve_canary(struct dw_http *http, struct MHD_Connection *conn,
+                                    const char *model)
+{
+    char *doc = NULL;
+    json_t *known = json_array();
+    pthread_mutex_lock(&http->lock);
+    for (size_t i = 0; i < http->n_canary; i++) {
+        if (strcmp(http->canary[2 * i], model) == 0) {
+            doc = dw_strdup(http->canary[2 * i + 1]);
+        }
+        json_array_append_new(known, json_string(http->canary[2 * i]));
+    }
+    pthread_mutex_unlock(&http->lock);
+    if (doc) {
+        json_decref(known);
+        return respond(conn, MHD_HTTP_OK, DW_HTTP_JSON, doc, strlen(doc), 1);
+    }
+    json_t *err = json_pack("{s:s,s:o}", "error",
+                            "no canary analysis for this model (none "
+                            "configured: models.<m>.canary)",
+                            "models", known);
+    json_object_set_new(err, "model", json_string(model));
+    char *text = json_dumps(err, JSON_COMPACT);
+    json_decref(err);
+    return respond(conn, MHD_HTTP_NOT_FOUND, DW_HTTP_JSON, text, strlen(text), 1);
+}
+
 /* MHD access handler. @locality MHD's polling thread */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
@@ -245,6 +279,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (strcmp(url, "/status") == 0) {
         return serve_status(http, conn);
+    }
+    if (strncmp(url, CANARY_PREFIX, strlen(CANARY_PREFIX)) == 0) {
+        return serve_canary(http, conn, url + strlen(CANARY_PREFIX));
     }
     return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
 }
@@ -352,12 +389,43 @@ void dw_http_set_status(struct dw_http *http, const char *json)
     free(old);
 }
 
+/* Frees n pairs of texts. */
+static void pairs_free(char **pairs, size_t n)
+{
+    for (size_t i = 0; i < 2 * n; i++) {
+        free(pairs[i]);
+    }
+    free(pairs);
+}
+
+void dw_http_set_canary(struct dw_http *http, const json_t *by_model)
+{
+    size_t n = json_object_size(by_model), i = 0;
+    char **pairs = dw_calloc(2 * n + 1, sizeof(*pairs));
+    const char *model;
+    json_t *doc;
+    json_object_foreach((json_t *)by_model, model, doc)
+    {
+        pairs[2 * i] = dw_strdup(model);
+        pairs[2 * i + 1] = json_dumps(doc, JSON_COMPACT);
+        i++;
+    }
+    pthread_mutex_lock(&http->lock);
+    char **old = http->canary;
+    size_t n_old = http->n_canary;
+    http->canary = pairs;
+    http->n_canary = n;
+    pthread_mutex_unlock(&http->lock);
+    pairs_free(old, n_old);
+}
+
 void dw_http_stop(struct dw_http *http)
 {
     if (!http) {
         return;
     }
     MHD_stop_daemon(http->daemon);
+    pairs_free(http->canary, http->n_canary);
     free(http->status);
     free(http->reason);
     pthread_mutex_destroy(&http->lock);

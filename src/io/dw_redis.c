@@ -385,6 +385,11 @@ void dw_redis_name_canary(const char *model, int64_t start_ms, const char *stage
     snprintf(buf, size, "canary:%s:%" PRId64 ":%s", model, start_ms, stage);
 }
 
+void dw_redis_name_canary_last(const char *model, const char *stage, char *buf, size_t size)
+{
+    snprintf(buf, size, "canarylast:%s:%s", model, stage);
+}
+
 void dw_redis_name_refagg(const char *model, int64_t start_ms, char *buf, size_t size)
 {
     snprintf(buf, size, "refagg:%s:%" PRId64, model, start_ms);

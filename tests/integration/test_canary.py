@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 
 import harness as h
 
@@ -78,6 +79,49 @@ def run_rollout(name, windows, *gen_args, webhook_url=""):
     return env, close, final
 
 
+def check_endpoint(env, want):
+    """GET /api/v1/canary/fraud and /metrics say the same verdict, `want`; another model is a
+    404 that names fraud."""
+    def doc():
+        status, text = env.http_get("/api/v1/canary/fraud")
+        d = json.loads(text) if status == 200 else {}
+        return d if d.get("verdict") == want else None
+    d = h.wait_for(doc, 20, f"the endpoint's verdict {want}")
+    labels = (f'model="fraud",baseline="{d["baseline"]}",candidate="{d["candidate"]}",'
+              f'verdict="{want}"')
+    ok = h.report(env.metric("driftwatch_canary_verdict", labels) == 1,
+                  "the endpoint and /metrics show the same verdict",
+                  f"({want}, from the {d['stage']} analysis of {d['window_start']})")
+    status, text = env.http_get("/api/v1/canary/churn")
+    ok &= h.report(status == 404 and json.loads(text)["models"] == ["fraud"],
+                   "a model without a canary: 404 naming the ones with one", text)
+    return ok
+
+
+def check_second_pod(env):
+    """A second pod, not the evaluator, serves the same analysis (it reads it from Redis)."""
+    port = h.free_port()
+    text = open(env.config_path).read().replace(f"127.0.0.1:{env.http_port}",
+                                                f"127.0.0.1:{port}")
+    path = os.path.join(env.dir, "pod2.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    log = open(os.path.join(env.dir, "pod2.log"), "a")
+    env.procs.append(subprocess.Popen([h.BIN, "run", "-c", path], stdout=log, stderr=log))
+
+    def get(p):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{p}/api/v1/canary/fraud",
+                                        timeout=5) as resp:
+                return json.loads(resp.read())
+        except OSError:
+            return None
+    theirs = h.wait_for(lambda: get(port), 30, "the second pod's canary endpoint")
+    mine = get(env.http_port)
+    return h.report(theirs == mine and theirs["verdict"] == "rollback",
+                    "a second pod serves the same analysis", f"({theirs['verdict']})")
+
+
 def scenario_equal():
     env, close, final = run_rollout("equal", 6, "--traffic", "95,5")
     first, later = final[0]["canary"], final[3]["canary"]
@@ -100,6 +144,7 @@ def scenario_equal():
                    all(r["canary"]["stage"] == "final" for r in final.values()),
                    "each stage analyses its own records", f"({len(close)} close reports seen)")
     ok &= check_replay(env, final, 6, ("--traffic", "95,5"))
+    ok &= check_endpoint(env, "promote")
     env.close()
     return ok
 
@@ -130,6 +175,8 @@ def scenario_worse():
                    "already at the windows' close", f"({len(close)} close reports seen)")
     ok &= check_replay(env, final, 4, ("--traffic", "80,20",
                                         "--version-accuracy", "1.0.0=0.9,1.1.0=0.6"))
+    ok &= check_endpoint(env, "rollback")
+    ok &= check_second_pod(env)
     alerts = h.wait_for(lambda: rollback_alerts(receiver), 30, "the rollback alert")
     a = alerts[0]
     ok &= h.report(a["status"] == "firing" and a["labels"]["model"] == "fraud" and

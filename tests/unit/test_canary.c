@@ -650,6 +650,59 @@ static void test_report_merges_and_picks(void **state)
     }
 }
 
+/* The endpoint's one verdict: a rollback of either stage wins (the close one first), a
+ * promote needs the final analysis, nothing analysed yet is said. */
+static void test_latest(void **state)
+{
+    (void)state;
+    json_t *close_ok =
+        json_pack("{s:s,s:s,s:s,s:[]}", "verdict", "promote", "window_start",
+                  "2026-01-01T00:05:00Z", "summary", "promote: no check failed", "reasons");
+    json_t *close_bad = json_pack("{s:s,s:s,s:s,s:[]}", "verdict", "rollback", "window_start",
+                                  "2026-01-01T00:05:00Z", "summary", "rollback: ...", "reasons");
+    json_t *final_hold =
+        json_pack("{s:s,s:s}", "verdict", "hold", "window_start", "2026-01-01T00:02:00Z");
+    json_t *final_bad =
+        json_pack("{s:s,s:s}", "verdict", "rollback", "window_start", "2026-01-01T00:02:00Z");
+    json_t *final_ok =
+        json_pack("{s:s,s:s}", "verdict", "promote", "window_start", "2026-01-01T00:02:00Z");
+    json_t *none = json_pack("{s:n,s:s}", "verdict", "reason", "fewer than two versions");
+    struct {
+        const json_t *close, *final;
+        const char *verdict, *stage;
+    } cases[] = {
+        {close_bad, final_ok, "rollback", "close"}, {close_ok, final_bad, "rollback", "final"},
+        {close_ok, final_ok, "promote", "final"},   {close_ok, final_hold, "hold", "final"},
+        {close_ok, NULL, "hold", "close"},          {close_bad, NULL, "rollback", "close"},
+        {close_ok, none, "hold", "close"},
+    };
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
+        json_t *o = dw_canary_latest("fraud", cases[i].close, cases[i].final);
+        assert_string_equal(json_string_value(json_object_get(o, "model")), "fraud");
+        assert_string_equal(json_string_value(json_object_get(o, "verdict")), cases[i].verdict);
+        assert_string_equal(json_string_value(json_object_get(o, "stage")), cases[i].stage);
+        assert_true(json_equal(json_object_get(o, "close"), (json_t *)cases[i].close));
+        json_decref(o);
+    }
+    json_t *o = dw_canary_latest("fraud", close_ok, NULL);
+    assert_non_null(strstr(json_string_value(json_object_get(o, "reason")), "final analysis"));
+    json_decref(o);
+    o = dw_canary_latest("fraud", NULL, NULL);
+    assert_true(json_is_null(json_object_get(o, "verdict")));
+    assert_string_equal(json_string_value(json_object_get(o, "reason")), "no window analysed yet");
+    json_decref(o);
+    o = dw_canary_latest("fraud", none, NULL);
+    assert_true(json_is_null(json_object_get(o, "verdict")));
+    assert_string_equal(json_string_value(json_object_get(o, "reason")), "nothing to compare yet");
+    json_decref(o);
+    json_decref(close_ok);
+    json_decref(close_bad);
+    json_decref(final_hold);
+    json_decref(final_bad);
+    json_decref(final_ok);
+    json_decref(none);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -667,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_window_record_round_trip),
         cmocka_unit_test(test_report_merges_and_picks),
+        cmocka_unit_test(test_latest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -196,6 +196,18 @@ void dw_canary_window_free(struct dw_canary_window *w);
 json_t *dw_canary_report(const struct dw_model_canary *mc, const struct dw_canary_window *wins,
                          size_t n, const char *stage);
 
+/**
+ * @brief What GET /api/v1/canary/<model> answers: the latest analysis of each stage (the
+ *        `canary` object of the latest close and final reports, each with its window_start;
+ *        NULL: none yet) and one verdict for rollout tools: rollback when either says rollback
+ *        (the close one first: harm shows early), else the final one's (promote or hold), else
+ *        hold; `stage` says which analysis the verdict and the top-level numbers come from.
+ *        Without any analysis: verdict null and a reason.
+ * @returns a new JSON object {model, verdict, stage, window_start, baseline, candidate,
+ *          reasons, summary, accuracy, latency_p95_ms, error_rate, close, final}.
+ */
+json_t *dw_canary_latest(const char *model, const json_t *close, const json_t *final);
+
 /** @returns "promote", "hold" or "rollback". */
 const char *dw_canary_verdict_name(enum dw_canary_verdict v);
 

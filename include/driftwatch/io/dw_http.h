@@ -10,6 +10,7 @@
 #ifndef DW_HTTP_H
 #define DW_HTTP_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,12 @@ void dw_http_set_ready(struct dw_http *http, int ready, const char *reason);
 
 /** @brief Replaces the /status document (copied). */
 void dw_http_set_status(struct dw_http *http, const char *json);
+
+/**
+ * @brief The documents of GET /api/v1/canary/<model>: `by_model` maps a model to its JSON
+ *        (dw_canary_latest); a model not in it gets 404 naming the ones that are.
+ */
+void dw_http_set_canary(struct dw_http *http, const json_t *by_model);
 
 void dw_http_stop(struct dw_http *http);
 
