@@ -7,7 +7,7 @@ PKGS=(
     build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
     librdkafka-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev libcmocka-dev
     libmicrohttpd-dev libyaml-dev libssl-dev zlib1g-dev libjsmn-dev libcsv-dev
-    redis-server kcat prometheus prometheus-alertmanager python3 curl ca-certificates procps
+    redis-server kcat prometheus prometheus-alertmanager python3 python3-yaml curl ca-certificates procps
 )
 
 missing=()

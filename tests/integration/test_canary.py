@@ -16,6 +16,8 @@ import subprocess
 import sys
 import urllib.request
 
+import yaml
+
 import harness as h
 
 WINDOW_MS = 60000
@@ -98,6 +100,48 @@ def check_endpoint(env, want):
     return ok
 
 
+DEPLOY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy",
+                      "rollouts")
+
+
+def condition(expr, result):
+    """Argo's `result == "x"` conditions (the only form the example uses)."""
+    lhs, rhs = (s.strip() for s in expr.split("=="))
+    assert lhs == "result" and rhs.startswith('"'), expr
+    return result == rhs.strip('"')
+
+
+def check_rollout_examples(env, want):
+    """deploy/rollouts against this run: the Argo AnalysisTemplate's URL, jsonPath and
+    conditions read the endpoint's verdict as `want` (rollback: Failed, promote: Successful);
+    the Flagger MetricTemplate's query is valid PromQL (promtool) over a series /metrics has."""
+    tpl = next(yaml.safe_load_all(open(os.path.join(DEPLOY, "argo-analysis-template.yaml"))))
+    metric = tpl["spec"]["metrics"][0]
+    web = metric["provider"]["web"]
+    url = (web["url"].replace("{{ args.driftwatch-url }}", f"http://127.0.0.1:{env.http_port}")
+           .replace("{{ args.model }}", "fraud"))
+    assert web["jsonPath"] == "{$.verdict}", web["jsonPath"]
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        result = json.loads(resp.read())["verdict"]
+    phase = ("Failed" if condition(metric["failureCondition"], result) else
+             "Successful" if condition(metric["successCondition"], result) else "Inconclusive")
+    ok = h.report(phase == {"rollback": "Failed", "promote": "Successful"}[want],
+                  "the Argo Rollouts template reads the endpoint", f"({result}: {phase})")
+    mt = next(yaml.safe_load_all(open(os.path.join(DEPLOY, "flagger-metric-template.yaml"))))
+    query = mt["spec"]["query"].replace("{{ variables.model }}", "fraud").strip()
+    rules = os.path.join(env.dir, "flagger_rules.yaml")
+    with open(rules, "w") as f:
+        yaml.safe_dump({"groups": [{"name": "flagger", "rules": [
+            {"record": "driftwatch:canary_rollback", "expr": query}]}]}, f)
+    r = subprocess.run(["promtool", "check", "rules", rules], capture_output=True, text=True)
+    series = env.metric("driftwatch_canary_verdict",
+                        'model="fraud",baseline="1.0.0",candidate="1.1.0",verdict="rollback"')
+    ok &= h.report(r.returncode == 0 and series == (1 if want == "rollback" else 0),
+                   "the Flagger template's query parses and reads a series /metrics has",
+                   f"(promtool: {r.returncode}; series {series})")
+    return ok
+
+
 def check_second_pod(env):
     """A second pod, not the evaluator, serves the same analysis (it reads it from Redis)."""
     port = h.free_port()
@@ -145,6 +189,7 @@ def scenario_equal():
                    "each stage analyses its own records", f"({len(close)} close reports seen)")
     ok &= check_replay(env, final, 6, ("--traffic", "95,5"))
     ok &= check_endpoint(env, "promote")
+    ok &= check_rollout_examples(env, "promote")
     env.close()
     return ok
 
@@ -176,6 +221,7 @@ def scenario_worse():
     ok &= check_replay(env, final, 4, ("--traffic", "80,20",
                                         "--version-accuracy", "1.0.0=0.9,1.1.0=0.6"))
     ok &= check_endpoint(env, "rollback")
+    ok &= check_rollout_examples(env, "rollback")
     ok &= check_second_pod(env)
     alerts = h.wait_for(lambda: rollback_alerts(receiver), 30, "the rollback alert")
     a = alerts[0]
