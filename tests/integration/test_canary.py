@@ -65,10 +65,10 @@ def check_replay(env, final, windows, gen_args):
                     f"({len(final)} windows) {diffs[:1]}")
 
 
-def run_rollout(name, windows, *gen_args, webhook_url=""):
+def run_rollout(name, windows, *gen_args, webhook_url="", extra=""):
     """Runs gen's rollout through run; returns (env, {window: close report}, {window: final})."""
     env = h.Env(partitions=2, name=f"canary-{name}")
-    env.config(models=MODEL, horizon="60s", webhook_url=webhook_url)
+    env.config(models=MODEL, horizon="60s", webhook_url=webhook_url, extra=extra)
     env.start_run()
     starts = [T0 + k * WINDOW_MS for k in range(windows)]
     watch = h.ReportWatch(env, starts)
@@ -255,7 +255,30 @@ def scenario_slower():
     return ok
 
 
-SCENARIOS = {"equal": scenario_equal, "worse": scenario_worse, "slower": scenario_slower}
+def scenario_erroring():
+    """As accurate and as fast, but 1.1.0 fails 10 % of its requests against 1 %: rollback on
+    the error-rate ratio (the serving status, input.fields.status)."""
+    args = ("--traffic", "80,20", "--status-field", "--version-errors", "1.0.0=0.01,1.1.0=0.1")
+    env, close, final = run_rollout("erroring", 4, *args,
+                                    extra="input:\n  fields: {status: /status}\n")
+    c = final[1]["canary"]
+    checks = {r["check"]: r for r in c["reasons"]}
+    ok = h.report(c["verdict"] == "rollback" and list(checks) == ["error_rate_ratio"],
+                  "rollback on the error rate alone", f"({c['verdict']}, {c['reasons']})")
+    er = c["error_rate"]
+    served = {v: final[k]["versions"][v]["serving"]["served"] for k in (0, 1)
+              for v in ("1.0.0", "1.1.0")}
+    ok &= h.report(5 < er["ratio"] < 20 and er["candidate_n"] == sum(
+        final[k]["versions"]["1.1.0"]["serving"]["served"] for k in (0, 1)),
+                   "the ratio is about gen's 10, over the merged windows' served counts",
+                   f"({er['baseline']:.4f} vs {er['candidate']:.4f}: {er['ratio']:.2f}; {served})")
+    ok &= check_replay(env, final, 4, args)
+    env.close()
+    return ok
+
+
+SCENARIOS = {"equal": scenario_equal, "worse": scenario_worse, "slower": scenario_slower,
+             "erroring": scenario_erroring}
 
 if __name__ == "__main__":
     sys.exit(h.run_scenarios(SCENARIOS))
