@@ -130,9 +130,10 @@ struct gen_opts {
     int64_t oversize;
 
     int has_drift;
-    int64_t drift_at_ms; /* absolute event time where drift starts */
-    double *shift;       /* per numeric feature, in standard deviations */
-    int *mix;            /* per categorical feature, 1 = mix reversed */
+    int64_t drift_at_ms;     /* absolute event time where drift starts */
+    unsigned char *v_drifts; /* owned, per version: --drift-versions (NULL: every version) */
+    double *shift;           /* per numeric feature, in standard deviations */
+    int *mix;                /* per categorical feature, 1 = mix reversed */
     int has_drift_accuracy;
     double drift_accuracy;
     int drift_options; /* a --drift-shift/-mix/-accuracy was given */
@@ -152,6 +153,7 @@ static void opts_free(struct gen_opts *o)
     free(o->v_accuracy);
     free(o->v_latency_ms);
     free(o->v_error_rate);
+    free(o->v_drifts);
     if (o->feature_names) {
         for (int i = 0; i < o->n_numeric + o->n_categorical; i++) {
             free(o->feature_names[i]);
@@ -332,6 +334,7 @@ static void event_generate(const struct gen_opts *o, int64_t i, struct gen_event
     ev->drifted = o->has_drift && ev->ts_ms >= o->drift_at_ms;
 
     ev->version = pick_version(o, rng_uniform(&r));
+    ev->drifted = ev->drifted && (!o->v_drifts || o->v_drifts[ev->version]);
     double acc = (ev->drifted && o->has_drift_accuracy) ? o->drift_accuracy : o->accuracy;
     if (!isnan(o->v_accuracy[ev->version])) {
         acc = o->v_accuracy[ev->version];
@@ -1045,6 +1048,7 @@ enum {
     OPT_STATUS_FIELD,
     OPT_ERROR_RATE,
     OPT_VERSION_ERRORS,
+    OPT_DRIFT_VERSIONS,
     OPT_TRUTH,
     OPT_WINDOW,
     OPT_PRINT_MODELS,
@@ -1086,6 +1090,7 @@ static const struct option long_options[] = {
     {"status-field", no_argument, NULL, OPT_STATUS_FIELD},
     {"error-rate", required_argument, NULL, OPT_ERROR_RATE},
     {"version-errors", required_argument, NULL, OPT_VERSION_ERRORS},
+    {"drift-versions", required_argument, NULL, OPT_DRIFT_VERSIONS},
     {"truth", required_argument, NULL, OPT_TRUTH},
     {"window", required_argument, NULL, OPT_WINDOW},
     {"print-models", no_argument, NULL, OPT_PRINT_MODELS},
@@ -1155,6 +1160,7 @@ static void usage(FILE *out)
             "                              (overrides --accuracy and --drift-accuracy) [none]\n"
             "  --version-latency v=MS,...  milliseconds added to version v's latency_ms, e.g.\n"
             "                              1.1.0=+40 (at least -5: latency stays >= 0) [none]\n"
+            "  --drift-versions v,...      only these versions drift at --drift-at [every one]\n"
             "\n"
             "serving status (none unless --status-field; the truth then has served/errors):\n"
             "  --status-field              write \"status\": \"ok\" or \"error\" in predictions\n"
@@ -1413,6 +1419,31 @@ out:
     return rc;
 }
 
+/* --drift-versions: only the versions named drift (a version the drift leaves alone lets a
+ * canary's features differ from the baseline's in the same windows). */
+static int apply_drift_versions(struct gen_opts *o, const char *arg, char *errstr,
+                                size_t errstr_size)
+{
+    char **items = NULL;
+    int n = split_list(arg, &items);
+    if (n < 0) {
+        return dw_err(errstr, errstr_size, "--drift-versions: empty item in '%s'", arg);
+    }
+    o->v_drifts = dw_calloc(o->n_versions, 1);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        int v = version_index(o, items[i]);
+        if (v < 0) {
+            rc = dw_err(errstr, errstr_size,
+                        "--drift-versions: version '%s' is not one of --versions", items[i]);
+        } else {
+            o->v_drifts[v] = 1;
+        }
+    }
+    free_list(items, n);
+    return rc;
+}
+
 /* Applies --traffic, --version-accuracy and --version-latency once the versions are known. */
 static int apply_version_options(struct gen_opts *o, const char *traffic_arg,
                                  const char *accuracy_arg, const char *latency_arg, char *errstr,
@@ -1452,6 +1483,7 @@ static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, s
 {
     const char *shift_arg = NULL, *mix_arg = NULL, *versions_arg = "1.0.0";
     const char *traffic_arg = NULL, *vacc_arg = NULL, *vlat_arg = NULL, *verr_arg = NULL;
+    const char *vdrift_arg = NULL;
     int error_options = 0; /* --error-rate or --version-errors given */
     double drift_at_s = 0.0, window_s = 60.0;
     int64_t v64;
@@ -1647,6 +1679,9 @@ static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, s
         case OPT_VERSION_LATENCY:
             vlat_arg = arg;
             break;
+        case OPT_DRIFT_VERSIONS:
+            vdrift_arg = arg;
+            break;
         case OPT_STATUS_FIELD:
             o->status_field = 1;
             break;
@@ -1691,7 +1726,8 @@ static int parse_args(int argc, char **argv, struct gen_opts *o, char *errstr, s
                           o->versions[i]);
         }
     }
-    if (apply_version_options(o, traffic_arg, vacc_arg, vlat_arg, errstr, errstr_size)) {
+    if (apply_version_options(o, traffic_arg, vacc_arg, vlat_arg, errstr, errstr_size) ||
+        (vdrift_arg && apply_drift_versions(o, vdrift_arg, errstr, errstr_size))) {
         return -1;
     }
     if (error_options && !o->status_field) {

@@ -747,6 +747,30 @@ static void test_version_accuracy_and_latency(void **state)
     dataset_free(&ds);
 }
 
+/* --drift-versions: the drift (here of the accuracy) reaches the versions named only. */
+static void test_drift_versions(void **state)
+{
+    const char *pp = path_of("dp"), *lp = path_of("dl");
+    assert_int_equal(run_gen("--seed", "5", "--count", "8000", "--versions", "1.0.0,1.1.0",
+                             "--accuracy", "0.9", "--drift-at", "0", "--drift-accuracy", "0.6",
+                             "--drift-versions", "1.1.0", "--predictions-out", pp, "--labels-out",
+                             lp, NULL),
+                     0);
+    struct dataset ds;
+    dataset_load(&ds, pp, lp);
+    double labeled[2] = {0}, correct[2] = {0};
+    for (size_t i = 0; i < ds.n_preds; i++) {
+        const struct pred *p = &ds.preds[i];
+        int v = strcmp(p->version, "1.1.0") == 0;
+        labeled[v] += p->n_labels > 0;
+        correct[v] += p->n_labels > 0 && p->first_label == p->prediction;
+    }
+    /* about 4000 labels each: standard error 0.008 */
+    assert_true(fabs(correct[0] / labeled[0] - 0.9) < 0.03);
+    assert_true(fabs(correct[1] / labeled[1] - 0.6) < 0.04);
+    dataset_free(&ds);
+}
+
 /* gen's stderr for a usage error, which must name the bad value. */
 static void assert_usage_error(const char *opt, const char *value, const char *part)
 {
@@ -774,6 +798,8 @@ static void test_staged_rollout_errors(void **state)
                        "--version-accuracy: '1.1.0' is not VERSION=VALUE");
     assert_usage_error("--version-latency", "1.1.0=-10", "'-10' (version 1.1.0) is not millis");
     assert_usage_error("--version-latency", "1.1.0=fast", "'fast' (version 1.1.0)");
+    assert_usage_error("--drift-versions", "2.0.0",
+                       "--drift-versions: version '2.0.0' is not one of --versions");
     assert_int_equal(run_gen("--scores", "calibrated", "--versions", "a,b", "--version-accuracy",
                              "b=0.3", "--truth", path_of("t"), NULL),
                      2);
@@ -953,6 +979,7 @@ int main(void)
         cmocka_unit_test(test_traffic_shares),
         cmocka_unit_test(test_version_accuracy_and_latency),
         cmocka_unit_test(test_staged_rollout_errors),
+        cmocka_unit_test(test_drift_versions),
         cmocka_unit_test(test_status_field),
         cmocka_unit_test(test_status_field_errors),
         cmocka_unit_test(test_kafka_sink),
