@@ -38,7 +38,13 @@
  * at most). The counts stay when the sketches are dropped; the version sketches go with the
  * model's. A canary compares versions on exactly these (dw_canary.c).
  *
- * Encoding (version 7, little-endian, see dw_codec.h):
+ * Version features: a model with version_features (a canary) also counts each version's
+ * feature values apart (versions[].feats, made with the slot), for each version's drift
+ * against the model's reference. That is a second pass over the features of every
+ * prediction, which is why only models that compare versions pay it. They merge by version
+ * name and drop their sketches with the model's, like everything else.
+ *
+ * Encoding (version 7, little-endian, see dw_codec.h; version 8 below):
  *   u8 version, i64 start_ms, u8 flags (AGG_FLAG_DROPPED), u32 outputs length in bytes,
  *   u8 n_outputs {u8 output (enum dw_agg_out), statistic: a feature's layout from its type on,
  *   the label's always with its sketch}, counts, u64 served, u64 errors, u16 n_versions {str
@@ -48,6 +54,9 @@
  *   the sketches are dropped: u64 other, u32 sketch length + bytes, u32 bound, u32 hh_cap,
  *   u64 hh_total, u64 hh_floor, u32 n_cats {str name, u8 flags, u64 count, and when flags has
  *   DW_CAT_MONITORED: u64 hh, u64 hh_err} in name order; then u64 nan, u64 inf}.
+ * Version 8, written only when a version has its own features (so a model without them keeps
+ * writing version 7): each version ends with u8 has_features, and when 1 the u16 n_features
+ * section of the window's layout for that version.
  * Version 6 (no served and errors, versions {str name, counts} only) is still decoded, with
  * served = errors = 0 and no version latency: the serving evidence of windows checkpointed
  * before is unknown, not zero errors of zero.
@@ -71,7 +80,8 @@
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
-#define AGG_CODEC_VERSION 7    /* written */
+#define AGG_CODEC_VERSION 8    /* written when a version has its own feature statistics */
+#define AGG_CODEC_VERSION_V7 7 /* written otherwise: no per-version features */
 #define AGG_CODEC_VERSION_V6 6 /* still read: no serving counts, no per-version latency */
 #define AGG_CODEC_VERSION_V5 5 /* still read: no outputs section */
 #define AGG_CODEC_VERSION_V4 4 /* still read: no flags byte */
@@ -121,17 +131,26 @@ struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms)
     return dw_agg_new_exact(model, start_ms, DW_AGG_SKETCH_EXACT);
 }
 
+/* Empty statistics of the model's features (the window's, or a version's). */
+static struct dw_feat_stats *feats_new(const struct dw_model_cfg *model)
+{
+    struct dw_feat_stats *feats =
+        dw_calloc(model->n_features ? model->n_features : 1, sizeof(*feats));
+    uint32_t bound = dw_agg_max_categories(model);
+    for (size_t i = 0; i < model->n_features; i++) {
+        stat_init(&feats[i], model->features[i].type, bound);
+    }
+    return feats;
+}
+
 struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_ms, uint32_t exact)
 {
     struct dw_agg *agg = dw_calloc(1, sizeof(*agg));
     agg->sketch_exact = exact;
     agg->model = model;
     agg->start_ms = start_ms;
-    agg->feats = dw_calloc(model->n_features ? model->n_features : 1, sizeof(*agg->feats));
+    agg->feats = feats_new(model);
     uint32_t bound = dw_agg_max_categories(model);
-    for (size_t i = 0; i < model->n_features; i++) {
-        stat_init(&agg->feats[i], model->features[i].type, bound);
-    }
     for (size_t k = 0; k < DW_AGG_OUT__COUNT; k++) {
         stat_init(&agg->out[k], dw_agg_out_type(model, (enum dw_agg_out)k), bound);
     }
@@ -170,6 +189,15 @@ void dw_feat_stats_free(struct dw_feat_stats *fs)
     stat_sketch_free(fs);
 }
 
+/* Frees n statistics made by feats_new (NULL: none). */
+static void feats_free(struct dw_feat_stats *feats, size_t n)
+{
+    for (size_t i = 0; feats && i < n; i++) {
+        stat_sketch_free(&feats[i]);
+    }
+    free(feats);
+}
+
 /* Whether output k loses its sketch with the features' (the label keeps it, dw_agg.h). */
 static int out_dropped(const struct dw_agg *agg, size_t k)
 {
@@ -199,6 +227,9 @@ void dw_agg_drop_sketches(struct dw_agg *agg)
         for (size_t i = 0; i < DW_ARRAY_SIZE(agg->versions); i++) { /* every slot: cheap, sure */
             dw_kll_destroy(agg->versions[i].latency);
             agg->versions[i].latency = NULL;
+            for (size_t j = 0; agg->versions[i].feats && j < agg->model->n_features; j++) {
+                stat_sketch_free(&agg->versions[i].feats[j]);
+            }
         }
         agg->sketches_dropped = 1;
         agg->dirty = 1;
@@ -213,6 +244,7 @@ void dw_agg_free(struct dw_agg *agg)
     for (size_t i = 0; i < DW_ARRAY_SIZE(agg->versions); i++) {
         free(agg->versions[i].name);
         dw_kll_destroy(agg->versions[i].latency);
+        feats_free(agg->versions[i].feats, agg->model->n_features);
     }
     sketches_free(agg, 1);
     free(agg->feats);
@@ -228,16 +260,20 @@ size_t dw_agg_version_slot(struct dw_agg *agg, const char *name, size_t len)
             return i;
         }
     }
+    size_t slot = DW_AGG_MAX_VERSIONS; /* beyond the bound: the overflow bucket, named once */
     if (agg->n_versions < DW_AGG_MAX_VERSIONS) {
-        agg->versions[agg->n_versions].name = dw_strndup(name, len);
-        return agg->n_versions++;
-    }
-    /* Overflow bucket: the slot after the bound, named once. */
-    if (agg->n_versions == DW_AGG_MAX_VERSIONS) {
-        agg->versions[DW_AGG_MAX_VERSIONS].name = dw_strdup(DW_AGG_OTHER);
+        slot = agg->n_versions++;
+        agg->versions[slot].name = dw_strndup(name, len);
+    } else if (agg->n_versions == DW_AGG_MAX_VERSIONS) {
+        agg->versions[slot].name = dw_strdup(DW_AGG_OTHER);
         agg->n_versions++;
+    } else {
+        return slot;
     }
-    return DW_AGG_MAX_VERSIONS;
+    if (agg->model->version_features) {
+        agg->versions[slot].feats = feats_new(agg->model);
+    }
+    return slot;
 }
 
 /*
@@ -563,6 +599,23 @@ void dw_agg_add_label(struct dw_agg *agg, const char *text, double num)
     agg->dirty = 1;
 }
 
+/* Counts a prediction's n feature values into feats. */
+static void feats_add(struct dw_feat_stats *feats, size_t n, const struct dw_prediction *ev,
+                      uint32_t exact)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct dw_feat_stats *fs = &feats[i];
+        const struct dw_val *v = &ev->features[i];
+        if (v->kind == DW_VAL_MISSING) {
+            fs->missing++;
+        } else if (fs->type == DW_FEATURE_NUMERIC) {
+            stat_add_num(fs, v->num, exact);
+        } else {
+            stat_add_cat(fs, v->str, v->len);
+        }
+    }
+}
+
 void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_prediction *ev)
 {
     dw_assert(!agg->sketches_dropped);
@@ -579,16 +632,9 @@ void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_pre
     }
     agg->all.predictions++;
     ver->c.predictions++;
-    for (size_t i = 0; i < agg->model->n_features; i++) {
-        struct dw_feat_stats *fs = &agg->feats[i];
-        const struct dw_val *v = &ev->features[i];
-        if (v->kind == DW_VAL_MISSING) {
-            fs->missing++;
-        } else if (fs->type == DW_FEATURE_NUMERIC) {
-            stat_add_num(fs, v->num, agg->sketch_exact);
-        } else {
-            stat_add_cat(fs, v->str, v->len);
-        }
+    feats_add(agg->feats, agg->model->n_features, ev, agg->sketch_exact);
+    if (ver->feats) {
+        feats_add(ver->feats, agg->model->n_features, ev, agg->sketch_exact);
     }
     outputs_add(agg, ev);
     agg->dirty = 1;
@@ -836,10 +882,19 @@ static void version_merge(struct dw_agg *dst, const char *name, size_t len,
     if (!dst->sketches_dropped) {
         dw_perf_latency_merge(&v->latency, src->latency);
     }
+    for (size_t i = 0; src->feats && i < dst->model->n_features; i++) {
+        if (!v->feats) {
+            v->feats = feats_new(dst->model);
+        }
+        feat_merge(&v->feats[i], &src->feats[i], dst->sketch_exact, dst->sketches_dropped);
+    }
 }
 
 void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src)
 {
+    if (src->sketches_dropped && !dst->sketches_dropped) {
+        dw_agg_drop_sketches(dst); /* before the versions: theirs merge as dropped */
+    }
     counts_merge(&dst->all, &src->all);
     dst->served += src->served;
     dst->errors += src->errors;
@@ -852,9 +907,6 @@ void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src)
     dst->late_predictions += src->late_predictions;
     dst->late_labels += src->late_labels;
     dw_perf_merge(&dst->perf, &src->perf);
-    if (src->sketches_dropped && !dst->sketches_dropped) {
-        dw_agg_drop_sketches(dst);
-    }
     for (size_t i = 0; i < dst->model->n_features; i++) {
         feat_merge(&dst->feats[i], &src->feats[i], dst->sketch_exact, dst->sketches_dropped);
     }
@@ -1017,10 +1069,26 @@ static void outputs_encode(const struct dw_agg *agg, struct dw_buf *out)
     }
 }
 
+/* u16 n, then each of the model's features: str name, its statistic (stat_encode). */
+static void feats_encode(const struct dw_model_cfg *model, const struct dw_feat_stats *feats,
+                         int dropped, struct dw_buf *out)
+{
+    dw_buf_put_u16(out, (uint16_t)model->n_features);
+    for (size_t i = 0; i < model->n_features; i++) {
+        const char *name = model->features[i].name;
+        dw_buf_put_str(out, name, strlen(name));
+        stat_encode(&feats[i], dropped, out);
+    }
+}
+
 void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
 {
     int dropped = agg->sketches_dropped;
-    dw_buf_put_u8(out, AGG_CODEC_VERSION);
+    int version_feats = 0;
+    for (size_t i = 0; i < agg->n_versions; i++) {
+        version_feats |= agg->versions[i].feats != NULL;
+    }
+    dw_buf_put_u8(out, version_feats ? AGG_CODEC_VERSION : AGG_CODEC_VERSION_V7);
     dw_buf_put_i64(out, agg->start_ms);
     dw_buf_put_u8(out, dropped ? AGG_FLAG_DROPPED : 0);
     outputs_encode(agg, out);
@@ -1035,18 +1103,19 @@ void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
         dw_buf_put_u64(out, v->served);
         dw_buf_put_u64(out, v->errors);
         dw_kll_put(out, v->latency);
+        if (version_feats) {
+            dw_buf_put_u8(out, v->feats != NULL);
+            if (v->feats) {
+                feats_encode(agg->model, v->feats, dropped, out);
+            }
+        }
     }
     dw_buf_put_u64(out, agg->duplicate_labels);
     dw_buf_put_u64(out, agg->conflicts);
     dw_buf_put_u64(out, agg->late_predictions);
     dw_buf_put_u64(out, agg->late_labels);
     dw_perf_encode(&agg->perf, out);
-    dw_buf_put_u16(out, (uint16_t)agg->model->n_features);
-    for (size_t i = 0; i < agg->model->n_features; i++) {
-        const char *name = agg->model->features[i].name;
-        dw_buf_put_str(out, name, strlen(name));
-        stat_encode(&agg->feats[i], dropped, out);
-    }
+    feats_encode(agg->model, agg->feats, dropped, out);
 }
 
 /* Least bytes of a category entry: u32 name length, u8 flags, u64 count (version 2: no flags). */
@@ -1342,6 +1411,52 @@ static void outputs_decode(struct dw_agg *agg, struct dw_reader *rd, int version
     }
 }
 
+/*
+ * What feats_encode wrote, into the model's feats (made by feats_new): features the model does
+ * not have, or has with another type, are read and skipped. `where` names the feature being
+ * read, for the error message.
+ */
+static void feats_decode(const struct dw_model_cfg *model, struct dw_feat_stats *feats,
+                         struct dw_reader *rd, int version, int dropped, char *where,
+                         size_t where_size)
+{
+    uint16_t n_features = dw_rd_u16(rd);
+    /* a feature of the model read twice would be restored twice over (table, heap, sketch) */
+    uint8_t *seen = dw_calloc(model->n_features ? model->n_features : 1, 1);
+    for (uint16_t i = 0; i < n_features && !rd->err; i++) {
+        const char *name;
+        size_t nlen = dw_rd_name(rd, &name, "feature");
+        uint8_t type = dw_rd_u8(rd);
+        if (rd->err) {
+            break;
+        }
+        snprintf(where, where_size, "feature %.*s", SHOWN(nlen), name);
+        if (type != DW_FEATURE_NUMERIC && type != DW_FEATURE_CATEGORICAL) {
+            dw_rd_fail(rd, "unknown type %u", type);
+            break;
+        }
+        long idx = dw_model_feature_index(model, name, nlen);
+        if (idx >= 0 && seen[idx]) {
+            dw_rd_fail(rd, "appears twice");
+            break;
+        }
+        struct dw_feat_stats scratch = {.type = (enum dw_feature_type)type};
+        struct dw_feat_stats *fs = &scratch;
+        if (idx >= 0) {
+            seen[idx] = 1;
+            if (feats[idx].type == (enum dw_feature_type)type) {
+                fs = &feats[idx];
+            }
+        }
+        feat_decode(fs, rd, fs != &scratch, version, dropped);
+        if (fs == &scratch) {
+            cats_free(&scratch);
+            dw_kll_destroy(scratch.sk);
+        }
+    }
+    free(seen);
+}
+
 struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data, size_t len,
                              char *errstr, size_t errstr_size)
 {
@@ -1368,7 +1483,7 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
         }
     }
     counts_decode(&agg->all, &rd);
-    if (version >= AGG_CODEC_VERSION) {
+    if (version >= AGG_CODEC_VERSION_V7) {
         serving_decode(&rd, agg->all.predictions, &agg->served, &agg->errors);
     }
     uint16_t n_versions = dw_rd_u16(&rd);
@@ -1382,15 +1497,29 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
         struct dw_version_stats v = {0};
         snprintf(where, sizeof(where), "model version %.*s", SHOWN(nlen), name);
         counts_decode(&v.c, &rd);
-        if (version >= AGG_CODEC_VERSION) {
+        if (version >= AGG_CODEC_VERSION_V7) {
             serving_decode(&rd, v.c.predictions, &v.served, &v.errors);
             dw_kll_get(&rd, &v.latency);
         }
+        if (version >= AGG_CODEC_VERSION && dw_rd_u8(&rd) && !rd.err) {
+            v.feats = feats_new(model);
+            feats_decode(model, v.feats, &rd, version, agg->sketches_dropped, where, sizeof(where));
+        }
         if (!rd.err) {
-            /* a name seen twice adds up: the overflow bucket may share a version's name */
+            /* a name seen twice adds up: the overflow bucket may share a version's name; a
+             * version read first takes its statistics as read (a merge would rebuild them) */
+            size_t n_before = agg->n_versions;
+            size_t slot = dw_agg_version_slot(agg, name, nlen);
+            struct dw_version_stats *dst = &agg->versions[slot];
+            if (agg->n_versions > n_before && v.feats) {
+                feats_free(dst->feats, model->n_features);
+                dst->feats = v.feats;
+                v.feats = NULL;
+            }
             version_merge(agg, name, nlen, &v);
         }
         dw_kll_destroy(v.latency);
+        feats_free(v.feats, model->n_features);
     }
     if (!rd.err) {
         snprintf(where, sizeof(where), "counters");
@@ -1403,41 +1532,7 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
         snprintf(where, sizeof(where), "performance");
     }
     dw_perf_decode(&agg->perf, &rd);
-    uint16_t n_features = dw_rd_u16(&rd);
-    /* a feature of the model read twice would be restored twice over (table, heap, sketch) */
-    uint8_t *seen = dw_calloc(model->n_features ? model->n_features : 1, 1);
-    for (uint16_t i = 0; i < n_features && !rd.err; i++) {
-        const char *name;
-        size_t nlen = dw_rd_name(&rd, &name, "feature");
-        uint8_t type = dw_rd_u8(&rd);
-        if (rd.err) {
-            break;
-        }
-        snprintf(where, sizeof(where), "feature %.*s", SHOWN(nlen), name);
-        if (type != DW_FEATURE_NUMERIC && type != DW_FEATURE_CATEGORICAL) {
-            dw_rd_fail(&rd, "unknown type %u", type);
-            break;
-        }
-        long idx = dw_model_feature_index(model, name, nlen);
-        if (idx >= 0 && seen[idx]) {
-            dw_rd_fail(&rd, "appears twice");
-            break;
-        }
-        struct dw_feat_stats scratch = {.type = (enum dw_feature_type)type};
-        struct dw_feat_stats *fs = &scratch;
-        if (idx >= 0) {
-            seen[idx] = 1;
-            if (agg->feats[idx].type == (enum dw_feature_type)type) {
-                fs = &agg->feats[idx];
-            }
-        }
-        feat_decode(fs, &rd, fs != &scratch, version, agg->sketches_dropped);
-        if (fs == &scratch) {
-            cats_free(&scratch);
-            dw_kll_destroy(scratch.sk);
-        }
-    }
-    free(seen);
+    feats_decode(model, agg->feats, &rd, version, agg->sketches_dropped, where, sizeof(where));
     if (!rd.err && rd.pos != rd.len) {
         snprintf(where, sizeof(where), "end");
         dw_rd_fail(&rd, "%zu bytes after the last feature", rd.len - rd.pos);

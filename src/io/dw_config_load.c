@@ -2502,7 +2502,8 @@ static int cross_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
         return dw_err(errstr, errstr_size, "models: at least one model is required");
     }
     for (size_t i = 0; i < cfg->n_models; i++) {
-        const struct dw_model_cfg *m = &cfg->models[i];
+        struct dw_model_cfg *m = &cfg->models[i];
+        m->version_features = m->canary.on;
         if (m->reference.source == DW_REF_SOURCE_TRAILING &&
             m->reference.windows > cfg->retention_windows) {
             return dw_err(errstr, errstr_size,

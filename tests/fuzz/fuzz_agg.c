@@ -266,6 +266,17 @@ void dw_fuzz_seeds(const char *dir)
     }
     write_agg(dir, "compacted", big);
 
+    /* a version with its own feature statistics (encoding version 8) */
+    struct dw_model_cfg per_version = g_model;
+    per_version.version_features = 1;
+    struct dw_agg *pv = dw_agg_new(&per_version, 240000);
+    dw_agg_version_slot(pv, "1.0.0", 5);
+    for (int i = 0; i < 50; i++) {
+        add(pv, &per_version, (double)i, cats[i % 3], (double)i / 2.0);
+    }
+    write_agg(dir, "version_features", pv);
+    dw_agg_free(pv);
+
     /* merged partitions (a floor and counters from the merge rule) */
     struct dw_agg *merged = dw_agg_new(&g_model, 120000);
     dw_agg_merge(merged, over);

@@ -2446,6 +2446,116 @@ static void test_decode_serving_that_does_not_add_up(void **state)
     dw_buf_free(&buf);
 }
 
+/* ------------------------------------------------------------------ version features */
+
+/* A window of a model with version_features: versions a (x = i, c "u"/"v") and b (x = 1000 + i,
+ * c "w"), n predictions each. */
+static struct dw_agg *version_feature_window(const struct dw_model_cfg *m, int64_t start, int n)
+{
+    struct dw_agg *agg = dw_agg_new(m, start);
+    size_t a = dw_agg_version_slot(agg, "a", 1), b = dw_agg_version_slot(agg, "b", 1);
+    struct dw_prediction *ev = pred_new(3);
+    for (int i = 0; i < 2 * n; i++) {
+        int in_b = i >= n;
+        int k = in_b ? i - n : i;
+        set_num(ev, 0, (in_b ? 1000.0 : 0.0) + (double)k);
+        set_str(ev, 1, in_b ? "w" : (k % 2 ? "u" : "v"));
+        if (k % 5 == 0) {
+            set_missing(ev, 2);
+        } else {
+            set_num(ev, 2, (double)k / 2.0);
+        }
+        dw_agg_add_prediction(agg, in_b ? b : a, ev);
+    }
+    free(ev);
+    return agg;
+}
+
+/* Each version's features are counted apart when the model asks for it (the model's stay the
+ * union), merge by version name, survive the encoding and the dropped sketches; a model that
+ * does not ask keeps none (and its encoding does not change). */
+static void test_version_features(void **state)
+{
+    (void)state;
+    struct dw_model_cfg m = g_model;
+    m.version_features = 1;
+    struct dw_agg *agg = version_feature_window(&m, 60000, 2000);
+    const struct dw_version_stats *a = &agg->versions[0], *b = &agg->versions[1];
+    assert_non_null(a->feats);
+    assert_non_null(b->feats);
+    assert_int_equal(a->feats[0].count, 2000);
+    assert_int_equal(b->feats[0].count, 2000);
+    assert_int_equal(agg->feats[0].count, 4000);
+    assert_double_exact(a->feats[0].mean, 999.5);
+    assert_double_exact(b->feats[0].mean, 1999.5);
+    /* 2000 values: past the exact ones, within the sketch's rank error (about 1 %) */
+    assert_true(fabs(dw_kll_quantile(a->feats[0].sk, 0.5) - 999.5) < 40);
+    assert_int_equal(cat_count(&a->feats[1], "u"), 1000);
+    assert_int_equal(cat_count(&a->feats[1], "w"), 0);
+    assert_int_equal(cat_count(&b->feats[1], "w"), 2000);
+    assert_int_equal(cat_count(&agg->feats[1], "w"), 2000);
+    assert_int_equal(a->feats[2].missing, 400);
+    assert_int_equal(a->feats[2].count, 1600);
+
+    /* merged by name, whatever the slots' order */
+    struct dw_agg *sum = dw_agg_new_exact(&m, 60000, DW_AGG_MERGE_EXACT);
+    dw_agg_version_slot(sum, "b", 1);
+    dw_agg_merge(sum, agg);
+    dw_agg_merge(sum, agg);
+    assert_string_equal(sum->versions[0].name, "b");
+    assert_int_equal(sum->versions[0].feats[0].count, 4000);
+    assert_double_exact(sum->versions[0].feats[0].mean, 1999.5);
+    assert_int_equal(cat_count(&sum->versions[1].feats[1], "v"), 2000);
+    dw_agg_free(sum);
+
+    /* the encoding keeps them (version 8), byte for byte through a decode */
+    struct dw_buf buf, again;
+    dw_buf_init(&buf);
+    dw_buf_init(&again);
+    dw_agg_encode(agg, &buf);
+    assert_int_equal(buf.data[0], 8);
+    char err[256];
+    struct dw_agg *back = decode_copy(&m, &buf, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode: %s", err);
+    }
+    assert_int_equal(back->versions[1].feats[0].count, 2000);
+    dw_agg_encode(back, &again);
+    assert_int_equal(again.len, buf.len);
+    assert_memory_equal(again.data, buf.data, buf.len);
+    dw_agg_free(back);
+    /* truncated anywhere: refused, never half read */
+    for (size_t len = 1; len < buf.len; len += 97) {
+        struct dw_buf cut = {.data = buf.data, .len = len};
+        assert_null(decode_copy(&m, &cut, err, sizeof(err)));
+    }
+
+    /* dropped: counts and moments stay, sketches and tables go, and that round-trips too */
+    dw_agg_drop_sketches(agg);
+    assert_null(agg->versions[0].feats[0].sk);
+    assert_null(agg->versions[0].feats[1].cats);
+    assert_int_equal(agg->versions[1].feats[0].count, 2000);
+    dw_buf_reset(&buf);
+    dw_agg_encode(agg, &buf);
+    back = decode_copy(&m, &buf, err, sizeof(err));
+    if (!back) {
+        fail_msg("decode dropped: %s", err);
+    }
+    assert_double_exact(back->versions[1].feats[0].mean, 1999.5);
+    dw_agg_free(back);
+    dw_agg_free(agg);
+
+    /* a model that does not ask: no version features, the version 7 encoding as before */
+    agg = version_feature_window(&g_model, 60000, 10);
+    assert_null(agg->versions[0].feats);
+    dw_buf_reset(&buf);
+    dw_agg_encode(agg, &buf);
+    assert_int_equal(buf.data[0], 7);
+    dw_agg_free(agg);
+    dw_buf_free(&buf);
+    dw_buf_free(&again);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2476,6 +2586,7 @@ int main(void)
         cmocka_unit_test(test_outputs_label_survives_drop),
         cmocka_unit_test(test_decode_v5),
         cmocka_unit_test(test_serving_evidence),
+        cmocka_unit_test(test_version_features),
         cmocka_unit_test(test_decode_serving_that_does_not_add_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

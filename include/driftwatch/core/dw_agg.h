@@ -75,6 +75,8 @@ struct dw_version_stats {
     uint64_t errors;        /* of them, statuses in input.error_values (errors <= served) */
     struct dw_kll *latency; /* latency_ms of the version's predictions (created on the first
                              * value; dropped with the sketches, like perf.latency) */
+    struct dw_feat_stats *feats; /* model->n_features of the version's predictions when the
+                                  * model has version_features, else NULL */
 };
 
 #define DW_CAT_EXACT 0x1     /* one of the first `bound` distinct values: counted exactly */

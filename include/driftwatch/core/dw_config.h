@@ -165,6 +165,10 @@ struct dw_model_cfg {
     struct dw_ref_cfg reference;   /* effective: the model's keys, else the global ones */
     struct dw_model_canary canary; /* models.<m>.canary */
     struct dw_sla_cfg sla;         /* models.<m>.sla */
+    /* Each version's feature statistics are kept beside the model's (a second pass over the
+     * features of every prediction): on when versions are compared (canary), for their drift
+     * against the model's reference (docs/canary.md, "Per-version feature drift"). */
+    int version_features;
 };
 
 struct dw_kv {
