@@ -1629,12 +1629,12 @@ static int set_verdict(const struct dw_config *cfg, json_t *f, enum dw_method me
  * the names of the drifting features, *share their share of the judged ones (NaN: none).
  */
 static json_t *features_json(const struct dw_config *cfg, const struct dw_model_cfg *m,
-                             struct dw_agg *agg, const struct dw_ref *ref, json_t **drifting,
-                             double *share)
+                             const struct dw_feat_stats *stats, uint64_t predictions,
+                             const struct dw_ref *ref, json_t **drifting, double *share)
 {
     json_t *feats = json_object();
     *share = NAN;
-    if (agg->all.predictions == 0) {
+    if (predictions == 0) {
         return feats;
     }
     size_t n = m->n_features;
@@ -1646,7 +1646,7 @@ static json_t *features_json(const struct dw_config *cfg, const struct dw_model_
     const struct dw_feature_detector **dets = dw_calloc(n ? n : 1, sizeof(*dets));
     size_t n_tests = 0;
     for (size_t i = 0; i < n; i++) {
-        const struct dw_feat_stats *fs = &agg->feats[i];
+        const struct dw_feat_stats *fs = &stats[i];
         const struct dw_ref_feature *rf = ref_feature(ref, m->features[i].name, fs->type);
         dets[i] = feature_detector(cfg, m->name, m->features[i].name);
         objs[i] = distribution_stats(cfg, dets[i], fs, rf, &method[i], &score[i]);
@@ -1660,7 +1660,7 @@ static json_t *features_json(const struct dw_config *cfg, const struct dw_model_
     for (size_t k = 0; k < n_tests; k++) {
         score[pidx[k]] = pvals[k];
     }
-    int enough = (int64_t)agg->all.predictions >= cfg->min_samples;
+    int enough = (int64_t)predictions >= cfg->min_samples;
     size_t judged = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *f = objs[i];
@@ -1681,6 +1681,27 @@ static json_t *features_json(const struct dw_config *cfg, const struct dw_model_
     free(score);
     free(method);
     return feats;
+}
+
+/* The "drift" object of a set of features: the share of the judged ones drifting, their
+ * names, and the dataset verdict (share at least detectors.drift_share). Steals drifting. */
+static json_t *drift_json(const struct dw_config *cfg, double share, json_t *drifting)
+{
+    return json_pack("{s:o,s:o,s:b}", "share", dw_jnum(share), "features", drifting, "dataset",
+                     isfinite(share) && share >= cfg->drift_share);
+}
+
+/* A version's features against the model's reference, with the model's detectors, into its
+ * report object: `features` and `drift` as the window's (docs/canary.md, "Per-version feature
+ * drift"). */
+static void version_drift(const struct dw_config *cfg, const struct dw_model_cfg *m,
+                          const struct dw_version_stats *v, const struct dw_ref *ref, json_t *obj)
+{
+    json_t *drifting = json_array();
+    double share;
+    json_object_set_new(obj, "features",
+                        features_json(cfg, m, v->feats, v->c.predictions, ref, &drifting, &share));
+    json_object_set_new(obj, "drift", drift_json(cfg, share, drifting));
 }
 
 /* ---------------------------------------------------------------- outputs */
@@ -1886,20 +1907,22 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
                       "performance", dw_eval_performance(m, &v->c, NULL), "latency_ms",
                       latency_json(v->latency), "serving",
                       serving_json(cfg, v->served, v->errors)));
+        if (v->feats && m->n_features > 0) { /* a model comparing versions (dw_agg.c) */
+            version_drift(cfg, m, v, ref, json_object_get(versions, v->name));
+        }
     }
     json_object_set_new(rep, "versions", versions);
 
     json_object_set_new(rep, "reference", dw_eval_reference_json(m, ref));
 
-    json_object_set_new(rep, "features", features_json(cfg, m, agg, ref, &drifting, &share));
+    json_object_set_new(rep, "features",
+                        features_json(cfg, m, agg->feats, c->predictions, ref, &drifting, &share));
 
     /* The baseline's verdicts (dw_baseline_judge) fill it in: the drop is against the
      * reference windows' final performance, not the reference's accuracy at its close. */
     json_object_set_new(rep, "accuracy_drop", json_null());
 
-    json_object_set_new(rep, "drift",
-                        json_pack("{s:o,s:o,s:b}", "share", dw_jnum(share), "features", drifting,
-                                  "dataset", isfinite(share) && share >= cfg->drift_share));
+    json_object_set_new(rep, "drift", drift_json(cfg, share, drifting));
     json_object_set_new(rep, "prediction_drift", prediction_drift_json(cfg, m, agg, ref));
     if (final) {
         dw_eval_label_drift(rep, cfg, agg, ref, NULL, OUT_WAITING_BASELINE, NULL);
@@ -1924,8 +1947,9 @@ static void take_close_object(json_t *report, const json_t *close, const char *k
                                                                  "window could not be read"));
 }
 
-/* Each version's latency_ms from the close report (null where it has none): the version
- * sketches are dropped with the model's at the close. */
+/* Each version's latency_ms (null where it has none), and its features and drift where it
+ * has them, from the close report: the version sketches are dropped with the model's at the
+ * close. */
 static void take_close_version_latency(json_t *report, const json_t *close)
 {
     const json_t *close_versions = json_object_get(close, "versions");
@@ -1933,8 +1957,16 @@ static void take_close_version_latency(json_t *report, const json_t *close)
     json_t *v;
     json_object_foreach(json_object_get(report, "versions"), name, v)
     {
-        json_t *latency = json_object_get(json_object_get(close_versions, name), "latency_ms");
+        const json_t *cv = json_object_get(close_versions, name);
+        json_t *latency = json_object_get(cv, "latency_ms");
         json_object_set(v, "latency_ms", latency ? latency : json_null());
+        static const char *const keys[] = {"features", "drift"};
+        for (size_t k = 0; k < DW_ARRAY_SIZE(keys); k++) {
+            json_t *x = json_object_get(cv, keys[k]);
+            if (x) {
+                json_object_set(v, keys[k], x);
+            }
+        }
     }
 }
 

@@ -26,7 +26,7 @@ MODEL = """models:
   fraud:
     task: classification
     features:
-      amount: numeric
+      amount: {type: numeric, method: ks, threshold: 0.001}  # a false alarm once in 1000
     canary: {windows: 5, min_samples: 100, max_accuracy_drop: 0.1}
 """
 
@@ -277,7 +277,31 @@ def scenario_erroring():
     return ok
 
 
-SCENARIOS = {"equal": scenario_equal, "worse": scenario_worse, "slower": scenario_slower,
+def scenario_shifted():
+    """1.1.0's amount shifts by 2 standard deviations after the reference windows (2), 1.0.0's
+    does not: each version's features are judged against the model's reference, and only the
+    candidate's amount drifts; the final reports carry the close's."""
+    args = ("--traffic", "80,20", "--drift-at", "120", "--drift-shift", "amount=2",
+            "--drift-versions", "1.1.0")
+    env, close, final = run_rollout("shifted", 6, *args)
+    ok = True
+    for k in (2, 3):
+        vs = final[k]["versions"]
+        base, cand = vs["1.0.0"], vs["1.1.0"]
+        ok &= h.report(cand["features"]["amount"]["drift"] is True and
+                       base["features"]["amount"]["drift"] is False and
+                       cand["drift"]["features"] == ["amount"],
+                       f"window {k}: the candidate's amount drifts, the baseline's does not",
+                       f"({cand['features']['amount'].get('score')} vs "
+                       f"{base['features']['amount'].get('score')})")
+    ok &= h.report(final[0]["versions"]["1.1.0"]["drift"]["share"] is None,
+                   "a reference window is collected, not judged, per version too",
+                   f"{final[0]['versions']['1.1.0']['drift']}")
+    env.close()
+    return ok
+
+
+SCENARIOS = {"shifted": scenario_shifted, "equal": scenario_equal, "worse": scenario_worse, "slower": scenario_slower,
              "erroring": scenario_erroring}
 
 if __name__ == "__main__":

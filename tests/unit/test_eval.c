@@ -126,6 +126,11 @@ static json_t *jpath(const json_t *obj, const char *a, const char *b)
     return json_object_get(json_object_get(obj, a), b);
 }
 
+static json_t *jpath3(const json_t *obj, const char *a, const char *b, const char *c)
+{
+    return json_object_get(jpath(obj, a, b), c);
+}
+
 /* PSI written out again for the tests: independent of dw_psi(). */
 static double psi_by_hand(const double *c, const double *r, size_t n)
 {
@@ -2369,6 +2374,65 @@ static void test_label_drift(void **state)
     dw_agg_free(r);
 }
 
+/* versions.<v>.features and .drift of a model comparing versions: each version judged alone
+ * against the model's reference with the model's detectors (a shifted candidate drifts, the
+ * baseline does not); the final report takes them from the close report; a model that does not
+ * compare versions has none. */
+static void test_version_feature_drift(void **state)
+{
+    (void)state;
+    struct dw_config cfg = make_cfg();
+    struct dw_model_cfg m = g_model;
+    m.version_features = 1;
+    struct dw_agg *r = dw_agg_new(&m, START - SIZE);
+    for (int i = 0; i < 400; i++) {
+        add3(r, "1.0.0", (double)(i % 100), i % 2 ? "DE" : "FR", 30.0 + (double)(i % 10));
+    }
+    struct dw_agg *aggs[] = {r};
+    struct dw_ref *ref = dw_ref_build(&m, aggs, 1, 10);
+    struct dw_agg *w = dw_agg_new(&m, START);
+    for (int i = 0; i < 400; i++) {
+        add3(w, "1.0.0", (double)(i % 100), i % 2 ? "DE" : "FR", 30.0 + (double)(i % 10));
+    }
+    for (int i = 0; i < 200; i++) {
+        add3(w, "1.1.0", 200.0 + (double)(i % 100), i % 2 ? "DE" : "FR", 30.0 + (double)(i % 10));
+    }
+    json_t *rep = dw_eval_window(&cfg, &m, w, ref, 0);
+    json_t *v0 = jpath(rep, "versions", "1.0.0"), *v1 = jpath(rep, "versions", "1.1.0");
+    assert_false(json_is_true(jpath3(v0, "features", "amount", "drift")));
+    assert_true(json_is_true(jpath3(v1, "features", "amount", "drift")));
+    assert_false(json_is_true(jpath3(v1, "features", "country", "drift")));
+    assert_int_equal(json_array_size(jpath(v0, "drift", "features")), 0);
+    assert_int_equal(json_array_size(jpath(v1, "drift", "features")), 1);
+    assert_string_equal(json_string_value(json_array_get(jpath(v1, "drift", "features"), 0)),
+                        "amount");
+    assert_double_exact(jreal(json_object_get(v1, "drift"), "share"), 1.0 / 3.0);
+    /* the version's statistics are its own: 200 values of amount, mean 249.5 */
+    assert_int_equal(jint(jpath(v1, "features", "amount"), "count"), 200);
+
+    /* the final report takes each version's features and drift of the close report */
+    dw_agg_drop_sketches(w);
+    json_t *fin = dw_eval_window(&cfg, &m, w, NULL, 1);
+    assert_int_equal(dw_eval_take_close(fin, rep), 0);
+    assert_true(
+        json_equal(jpath3(fin, "versions", "1.1.0", "drift"), json_object_get(v1, "drift")));
+    assert_true(
+        json_equal(jpath3(fin, "versions", "1.1.0", "features"), json_object_get(v1, "features")));
+    json_decref(fin);
+    json_decref(rep);
+    dw_agg_free(w);
+
+    /* a model that does not compare versions: no per-version features */
+    w = dw_agg_new(&g_model, START);
+    add3(w, "1.0.0", 1.0, "DE", 2.0);
+    rep = dw_eval_window(&cfg, &g_model, w, ref, 0);
+    assert_null(json_object_get(jpath(rep, "versions", "1.0.0"), "features"));
+    json_decref(rep);
+    dw_agg_free(w);
+    dw_ref_free(ref);
+    dw_agg_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2383,6 +2447,7 @@ int main(void)
         cmocka_unit_test(test_accuracy_drop_thresholds),
         cmocka_unit_test(test_binary_metrics),
         cmocka_unit_test(test_versions_evidence),
+        cmocka_unit_test(test_version_feature_drift),
         cmocka_unit_test(test_regression_metrics),
         cmocka_unit_test(test_empty_window),
         cmocka_unit_test(test_empty_run),
