@@ -322,8 +322,8 @@ static int models_from_data(struct replayer *rp, char *errstr, size_t errstr_siz
         struct dw_model_cfg *m = &rp->cfg.models[rp->cfg.n_models++];
         m->name = dw_strdup(in->name);
         m->positive_class = dw_strdup("1");
-        m->reference =
-            (struct dw_ref_cfg){rp->cfg.reference_source, rp->cfg.reference_windows, dw_strdup("")};
+        m->reference = (struct dw_ref_cfg){rp->cfg.reference_source, rp->cfg.reference_windows,
+                                           dw_strdup(""), 0};
         m->task = in->all_numeric_pred && in->fractional_pred ? DW_TASK_REGRESSION
                                                               : DW_TASK_CLASSIFICATION;
         for (size_t k = 0; k < in->tally.n; k++) {

@@ -96,7 +96,8 @@ struct ref_override {
     int source;
     int64_t windows;
     char *profile;
-    int given; /* the map was given (twice is an error) */
+    int per_version; /* -1: not given */
+    int given;       /* the map was given (twice is an error) */
 };
 #define REF_OVER(m)                                                                                \
     .offset = offsetof(struct ref_override, m), .size = sizeof(((struct ref_override *)0)->m)
@@ -301,6 +302,14 @@ static const struct cfg_key cfg_keys[] = {
              "at start-up and checked against the model's features (a mismatch names the "
              "feature). A profile made with the training data's label and prediction columns "
              "also gives the performance baseline."},
+    {.name = "reference.per_version", .type = T_BOOL, .def = "false",
+     CFG(reference_per_version),
+     .help = "Source windows: each model version collects its own reference from its first "
+             "reference.windows windows with predictions of that version, and its features "
+             "(versions.<v>.features) are judged against it; false: every version against the "
+             "model's reference. Source profile: the profile for every version. Not with source "
+             "trailing. Each version's feature statistics are then kept apart (docs/canary.md, "
+             "\"Per-version feature drift\": a second pass over the features)."},
     {.name = "reference.bins", .type = T_INT, .def = "10", CFG(psi_bins),
      .flags = F_MIN | F_MAX, .min = 2, .max = 100,
      .help = "Number of quantile bins of the reference for numeric PSI (10 = deciles); 2..100."},
@@ -457,6 +466,8 @@ static const struct cfg_key model_ref_keys[] = {
      .flags = F_MIN, .min = 1, .help = "This model's reference.windows."},
     {.name = "profile", .type = T_STRING, .def = "(reference.profile)", REF_OVER(profile),
      .help = "This model's reference.profile."},
+    {.name = "per_version", .type = T_BOOL, .def = "(reference.per_version)",
+     REF_OVER(per_version), .help = "This model's reference.per_version."},
 };
 /*
  * Keys of models.<name>.sla. A threshold's default "(off)" is not a value: sla_defaults() sets
@@ -1844,7 +1855,7 @@ static int model_one(struct parse_ctx *ctx, const char *mname, const char *full,
     struct dw_model_cfg *m = &cfg->models[cfg->n_models++];
     memset(m, 0, sizeof(*m));
     ctx->ref_over = dw_realloc(ctx->ref_over, ctx->models_cap * sizeof(*ctx->ref_over));
-    ctx->ref_over[cfg->n_models - 1] = (struct ref_override){.source = -1};
+    ctx->ref_over[cfg->n_models - 1] = (struct ref_override){.source = -1, .per_version = -1};
     m->name = dw_strdup(mname);
     model_defaults(m);
     return model_walk(ctx, m, full, val);
@@ -2503,7 +2514,7 @@ static int cross_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
     }
     for (size_t i = 0; i < cfg->n_models; i++) {
         struct dw_model_cfg *m = &cfg->models[i];
-        m->version_features = m->canary.on;
+        m->version_features = m->canary.on || m->reference.per_version;
         if (m->reference.source == DW_REF_SOURCE_TRAILING &&
             m->reference.windows > cfg->retention_windows) {
             return dw_err(errstr, errstr_size,
@@ -2538,6 +2549,15 @@ static int reference_resolve(struct parse_ctx *ctx)
             o->source >= 0 ? (enum dw_ref_source)o->source : cfg->reference_source;
         m->reference.windows = o->windows > 0 ? o->windows : cfg->reference_windows;
         m->reference.profile = profile_path(o->profile ? o->profile : cfg->reference_profile);
+        m->reference.per_version =
+            o->per_version >= 0 ? o->per_version : cfg->reference_per_version;
+        if (m->reference.per_version && m->reference.source == DW_REF_SOURCE_TRAILING) {
+            return dw_err(ctx->errstr, ctx->errstr_size,
+                          "models.%s.reference.per_version: not with source trailing (each "
+                          "window is judged against the windows before it, whatever its "
+                          "versions); use source windows or profile",
+                          m->name);
+        }
         if (m->reference.source == DW_REF_SOURCE_PROFILE && *m->reference.profile == '\0') {
             return dw_err(ctx->errstr, ctx->errstr_size,
                           "models.%s.reference.profile: required with source profile (set "
@@ -2973,7 +2993,7 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
         fprintf(out, "    reference: {source: %s, windows: %" PRId64 ", profile: ",
                 dw_ref_source_name(m->reference.source), m->reference.windows);
         yaml_quote(out, m->reference.profile, 1);
-        fputs("}\n", out);
+        fprintf(out, ", per_version: %s}\n", m->reference.per_version ? "true" : "false");
         if (m->canary.on) {
             fputs("    canary:\n", out);
             for (size_t j = 0; j < DW_ARRAY_SIZE(model_canary_keys); j++) {

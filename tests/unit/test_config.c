@@ -1187,6 +1187,39 @@ static void test_canary(void **state)
 #undef CM
 }
 
+/* reference.per_version: global and per model; it turns the version features on; not with
+ * source trailing. */
+static void test_reference_per_version(void **state)
+{
+    (void)state;
+    struct dw_config cfg;
+    load_ok(&cfg, "kafka: {bootstrap.servers: x}\n"
+                  "reference: {per_version: true}\n"
+                  "models:\n"
+                  "  fraud: {}\n"
+                  "  churn: {reference: {per_version: false}}\n");
+    const struct dw_model_cfg *f = dw_config_model(&cfg, "fraud", 5);
+    const struct dw_model_cfg *c = dw_config_model(&cfg, "churn", 5);
+    assert_true(f->reference.per_version);
+    assert_true(f->version_features);
+    assert_false(c->reference.per_version);
+    assert_false(c->version_features);
+    char *out = dump_to_string(&cfg);
+    struct dw_config back;
+    load_ok(&back, out);
+    assert_true(dw_config_model(&back, "fraud", 5)->reference.per_version);
+    assert_false(dw_config_model(&back, "churn", 5)->reference.per_version);
+    dw_config_free(&back);
+    free(out);
+    dw_config_free(&cfg);
+    expect_error("kafka: {bootstrap.servers: x}\n"
+                 "models: {fraud: {reference: {source: trailing, per_version: true}}}\n",
+                 "models.fraud.reference.per_version: not with source trailing");
+    expect_error("kafka: {bootstrap.servers: x}\n"
+                 "models: {fraud: {reference: {per_version: maybe}}}\n",
+                 "models.fraud.reference.per_version: ");
+}
+
 static void test_reference_sources(void **state)
 {
     struct dw_config cfg;
@@ -1210,7 +1243,8 @@ static void test_reference_sources(void **state)
     assert_int_equal(p->reference.windows, 5);
     /* the dump reads back to the same effective settings */
     char *out = dump_to_string(&cfg);
-    assert_contains(out, "reference: {source: profile, windows: 5, profile: \"/data/fraud.json\"}");
+    assert_contains(out, "reference: {source: profile, windows: 5, profile: \"/data/fraud.json\", "
+                         "per_version: false}");
     struct dw_config back;
     load_ok(&back, out);
     assert_int_equal(dw_config_model(&back, "churn", 5)->reference.windows, 2);
@@ -1393,6 +1427,7 @@ int main(void)
         cmocka_unit_test(test_baseline),
         cmocka_unit_test(test_serving_status_keys),
         cmocka_unit_test(test_reference_sources),
+        cmocka_unit_test(test_reference_per_version),
         cmocka_unit_test(test_canary),
         cmocka_unit_test(test_rolling_windows),
         cmocka_unit_test(test_syntax_error),

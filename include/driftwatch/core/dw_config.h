@@ -45,6 +45,7 @@ struct dw_ref_cfg {
     enum dw_ref_source source;
     int64_t windows; /* N: the reference windows, or the trailing windows */
     char *profile;   /* profile path (file:// taken off), "" when none */
+    int per_version; /* each version collects its own reference (source windows) */
 };
 
 /*
@@ -168,7 +169,7 @@ struct dw_model_cfg {
     /* Each version's feature statistics are kept beside the model's (a second pass over the
      * features of every prediction): on when versions are compared (canary), for their drift
      * against the model's reference (docs/canary.md, "Per-version feature drift"). */
-    int version_features;
+    int version_features; /* canary, or reference.per_version */
 };
 
 struct dw_kv {
@@ -234,6 +235,7 @@ struct dw_config {
 
     enum dw_ref_source reference_source; /* reference.source (default of every model) */
     int64_t reference_windows; /* reference.windows: first N closed windows form the reference */
+    int reference_per_version; /* reference.per_version (default of every model) */
     char *reference_profile;   /* reference.profile: "" or a profile path (file:// accepted) */
     int64_t psi_bins;          /* reference.bins: quantile bins for numeric PSI (10 = deciles) */
 
