@@ -916,6 +916,22 @@ void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src)
     dst->dirty = 1;
 }
 
+struct dw_agg *dw_agg_version_view(const struct dw_agg *agg, size_t slot)
+{
+    const struct dw_version_stats *v = &agg->versions[slot];
+    struct dw_agg *view = dw_agg_new_exact(agg->model, agg->start_ms, DW_AGG_MERGE_EXACT);
+    if (agg->sketches_dropped) {
+        dw_agg_drop_sketches(view);
+    }
+    counts_merge(&view->all, &v->c);
+    view->served = v->served;
+    view->errors = v->errors;
+    for (size_t i = 0; v->feats && i < agg->model->n_features; i++) {
+        feat_merge(&view->feats[i], &v->feats[i], view->sketch_exact, view->sketches_dropped);
+    }
+    return view;
+}
+
 void dw_agg_scores(const struct dw_agg *agg, struct dw_feat_stats *fs)
 {
     stat_init(fs, DW_FEATURE_NUMERIC, agg->out[DW_AGG_OUT_SCORE_POS].bound);

@@ -1861,6 +1861,24 @@ json_t *dw_eval_reference_json(const struct dw_model_cfg *m, const struct dw_ref
     return o;
 }
 
+void dw_eval_version_reference(json_t *report, const struct dw_config *cfg,
+                               const struct dw_model_cfg *m, const struct dw_agg *agg, size_t slot,
+                               const struct dw_ref *ref, size_t collected)
+{
+    const struct dw_version_stats *v = &agg->versions[slot];
+    json_t *obj = json_object_get(json_object_get(report, "versions"), v->name);
+    if (!obj || !v->feats) {
+        return;
+    }
+    version_drift(cfg, m, v, ref, obj);
+    json_t *r = dw_eval_reference_json(m, ref);
+    if (!ref) {
+        json_object_set_new(r, "windows", json_integer((json_int_t)collected));
+    }
+    json_object_set_new(r, "per_version", json_true());
+    json_object_set_new(obj, "reference", r);
+}
+
 json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m,
                        struct dw_agg *agg, const struct dw_ref *ref, int final)
 {
@@ -1960,7 +1978,7 @@ static void take_close_version_latency(json_t *report, const json_t *close)
         const json_t *cv = json_object_get(close_versions, name);
         json_t *latency = json_object_get(cv, "latency_ms");
         json_object_set(v, "latency_ms", latency ? latency : json_null());
-        static const char *const keys[] = {"features", "drift"};
+        static const char *const keys[] = {"features", "drift", "reference"};
         for (size_t k = 0; k < DW_ARRAY_SIZE(keys); k++) {
             json_t *x = json_object_get(cv, keys[k]);
             if (x) {

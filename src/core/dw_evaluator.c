@@ -21,6 +21,7 @@
 #include <stdlib.h>
 
 #include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_eval.h"
 #include "driftwatch/core/dw_evaluator.h"
 #include "driftwatch/core/dw_part.h"
 
@@ -240,4 +241,28 @@ int dw_evaluator_reference_add(json_t *wins, int64_t needed, int64_t start)
 {
     json_array_append_new(wins, json_integer(start));
     return (int64_t)json_array_size(wins) >= needed;
+}
+
+int dw_evaluator_version_reference(const struct dw_model_cfg *m, const struct dw_agg *view,
+                                   json_t *wins, struct dw_agg **merged, struct dw_ref **ref,
+                                   uint32_t bins)
+{
+    if (*ref || view->all.predictions == 0 || dw_evaluator_reference_listed(wins, view->start_ms)) {
+        return 0;
+    }
+    if (!*merged) {
+        *merged = dw_agg_new_exact(m, view->start_ms, DW_AGG_MERGE_EXACT);
+    }
+    dw_agg_merge(*merged, view);
+    if (!dw_evaluator_reference_add(wins, m->reference.windows, view->start_ms)) {
+        return 0;
+    }
+    *ref = dw_ref_build(m, merged, 1, bins);
+    (*ref)->source = DW_REF_SOURCE_WINDOWS;
+    (*ref)->windows = (int64_t)json_array_size(wins);
+    (*ref)->first_start_ms = json_integer_value(json_array_get(wins, 0));
+    (*ref)->last_start_ms = view->start_ms;
+    dw_agg_free(*merged);
+    *merged = NULL;
+    return 1;
 }

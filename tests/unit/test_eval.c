@@ -22,6 +22,7 @@
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_baseline.h"
 #include "driftwatch/core/dw_eval.h"
+#include "driftwatch/core/dw_evaluator.h"
 #include "driftwatch/core/dw_rules.h"
 #include "driftwatch/core/dw_kll.h"
 #include "driftwatch/core/dw_stats.h"
@@ -2433,6 +2434,62 @@ static void test_version_feature_drift(void **state)
     dw_agg_free(r);
 }
 
+/* reference.per_version: a version collects its own first reference.windows windows (not
+ * judged meanwhile, saying how many it has), then is judged against its own reference: a
+ * version whose inputs differ from the model's from its start does not drift against itself. */
+static void test_version_own_reference(void **state)
+{
+    (void)state;
+    struct dw_config cfg = make_cfg();
+    struct dw_model_cfg m = g_model;
+    m.version_features = 1;
+    m.reference.source = DW_REF_SOURCE_WINDOWS;
+    m.reference.windows = 2;
+    m.reference.per_version = 1;
+    json_t *wins = json_array();
+    struct dw_agg *merged = NULL;
+    struct dw_ref *own = NULL;
+    for (int k = 0; k < 4; k++) {
+        struct dw_agg *w = dw_agg_new(&m, START + k * SIZE);
+        for (int i = 0; i < 300; i++) {
+            add3(w, "1.0.0", (double)(i % 100), i % 2 ? "DE" : "FR", 30.0 + (double)(i % 10));
+            if (i < 150) {
+                add3(w, "1.1.0", 200.0 + (double)(i % 100), "DE", 30.0 + (double)(i % 10));
+            }
+        }
+        size_t slot = dw_agg_version_slot(w, "1.1.0", 5);
+        json_t *rep = dw_eval_window(&cfg, &m, w, NULL, 0);
+        struct dw_agg *view = dw_agg_version_view(w, slot);
+        int built = dw_evaluator_version_reference(&m, view, wins, &merged, &own, 10);
+        assert_int_equal(built, k == 1);
+        /* evaluated again (a retried step): nothing changes */
+        assert_int_equal(dw_evaluator_version_reference(&m, view, wins, &merged, &own, 10), 0);
+        assert_int_equal(json_array_size(wins), k < 2 ? (size_t)k + 1 : 2);
+        const struct dw_ref *judge = k >= 2 ? own : NULL;
+        dw_eval_version_reference(rep, &cfg, &m, w, slot, judge, json_array_size(wins));
+        json_t *v1 = jpath(rep, "versions", "1.1.0");
+        json_t *r = json_object_get(v1, "reference");
+        assert_true(json_is_true(json_object_get(r, "per_version")));
+        if (k < 2) {
+            assert_string_equal(jstr(r, "status"), "collecting");
+            assert_int_equal(jint(r, "windows"), k + 1);
+            assert_true(json_is_null(jpath3(v1, "features", "amount", "drift")));
+        } else {
+            assert_string_equal(jstr(r, "status"), "ready");
+            assert_int_equal(jint(r, "windows"), 2);
+            assert_int_equal(jint(r, "predictions"), 300);
+            assert_false(json_is_true(jpath3(v1, "features", "amount", "drift")));
+            assert_false(json_is_true(jpath3(v1, "features", "country", "drift")));
+        }
+        dw_agg_free(view);
+        json_decref(rep);
+        dw_agg_free(w);
+    }
+    assert_null(merged);
+    dw_ref_free(own);
+    json_decref(wins);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2448,6 +2505,7 @@ int main(void)
         cmocka_unit_test(test_binary_metrics),
         cmocka_unit_test(test_versions_evidence),
         cmocka_unit_test(test_version_feature_drift),
+        cmocka_unit_test(test_version_own_reference),
         cmocka_unit_test(test_regression_metrics),
         cmocka_unit_test(test_empty_window),
         cmocka_unit_test(test_empty_run),

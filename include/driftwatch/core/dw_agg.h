@@ -206,6 +206,14 @@ void dw_agg_add_label(struct dw_agg *agg, const char *text, double num);
  */
 void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src);
 
+/**
+ * @brief Version `slot` of agg as an aggregate of its own (exact up to DW_AGG_MERGE_EXACT, like
+ *        merged views): the version's counts as the window's, its feature statistics as the
+ *        window's features (none when it has none), no outputs. What a version's own reference
+ *        is built from (reference.per_version).
+ */
+struct dw_agg *dw_agg_version_view(const struct dw_agg *agg, size_t slot);
+
 /** @brief Appends the versioned binary encoding (names, not indices, so config may change). */
 void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out);
 

@@ -203,6 +203,17 @@ json_t *dw_eval_window(const struct dw_config *cfg, const struct dw_model_cfg *m
  * @param ref the reference, or NULL
  */
 json_t *dw_eval_reference_json(const struct dw_model_cfg *m, const struct dw_ref *ref);
+
+/**
+ * @brief reference.per_version: judges version `slot` of agg in the close report against its
+ *        own reference `ref` instead of the model's (versions.<v>.features and .drift), or,
+ *        while it is collected (ref NULL; `collected` windows of it so far), reports its
+ *        statistics without verdicts, as the model's reference windows are; versions.<v>
+ *        gains `reference` (dw_eval_reference_json with "per_version": true).
+ */
+void dw_eval_version_reference(json_t *report, const struct dw_config *cfg,
+                               const struct dw_model_cfg *m, const struct dw_agg *agg, size_t slot,
+                               const struct dw_ref *ref, size_t collected);
 /** @returns a report's number as JSON: a real, or null when it is NaN or infinite (undefined). */
 json_t *dw_jnum(double v);
 

@@ -199,4 +199,19 @@ int dw_evaluator_reference_listed(const json_t *wins, int64_t start);
  */
 int dw_evaluator_reference_add(json_t *wins, int64_t needed, int64_t start);
 
+struct dw_ref;
+
+/**
+ * @brief A version's own reference (reference.per_version), one closed window at a time:
+ *        `view` (dw_agg_version_view of the window) joins the version's collection *merged
+ *        (created on the first) and its start the list `wins`, once per window (a window
+ *        evaluated again changes nothing); with m->reference.windows windows listed, *ref is
+ *        built from the merged collection, which is freed. Nothing changes once *ref exists,
+ *        or for a view without predictions.
+ * @returns 1 when this call built *ref (the caller sets created_ms and stores it), 0 otherwise.
+ */
+int dw_evaluator_version_reference(const struct dw_model_cfg *m, const struct dw_agg *view,
+                                   json_t *wins, struct dw_agg **merged, struct dw_ref **ref,
+                                   uint32_t bins);
+
 #endif
