@@ -385,6 +385,17 @@ void dw_redis_name_canary(const char *model, int64_t start_ms, const char *stage
     snprintf(buf, size, "canary:%s:%" PRId64 ":%s", model, start_ms, stage);
 }
 
+void dw_redis_name_vref(const char *kind, const char *model, const char *version, char *buf,
+                        size_t size)
+{
+    snprintf(buf, size, "%s:%s:%s", kind, model, version);
+}
+
+void dw_redis_name_vrefs(const char *model, char *buf, size_t size)
+{
+    model_name("vrefs", model, buf, size);
+}
+
 void dw_redis_name_canary_last(const char *model, const char *stage, char *buf, size_t size)
 {
     snprintf(buf, size, "canarylast:%s:%s", model, stage);
@@ -1877,26 +1888,46 @@ int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
     return result;
 }
 
-/* Appends DEL of the keys named by `kind`:<model>:<start> for each start of the JSON array
- * stored at global key `list` (absent or malformed: none). */
-static int tx_append_listed(struct dw_redis *r, int *n_cmds, const char *list,
-                            void (*name_of)(const char *, int64_t, char *, size_t),
-                            const char *model)
+/* Appends to `names` the keys a list of window starts names (refagg, trailagg by start).
+ * Read with a plain GET: before the transaction is queued, never inside it. */
+static void listed_windows(struct dw_redis *r, const char *list,
+                           void (*name_of)(const char *, int64_t, char *, size_t),
+                           const char *model, json_t *names)
 {
     char *text = dw_redis_get_str(r, list);
     json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
     free(text);
     size_t i;
     json_t *v;
-    int rc = 0;
     json_array_foreach(arr, i, v)
     {
         char name[DW_REDIS_NAME_MAX];
         name_of(model, (int64_t)json_integer_value(v), name, sizeof(name));
-        rc |= tx_append_set(r, n_cmds, name, NULL, 0);
+        json_array_append_new(names, json_string(name));
     }
     json_decref(arr);
-    return rc;
+}
+
+/* Appends to `names` every version's own reference keys (reference.per_version) listed in
+ * vrefs:<model>, read as listed_windows() reads its list. */
+static void listed_versions(struct dw_redis *r, const char *model, json_t *names)
+{
+    static const char *const kinds[] = {"vref", "vrefagg", "vrefwins"};
+    char list[DW_REDIS_NAME_MAX], name[DW_REDIS_NAME_MAX];
+    dw_redis_name_vrefs(model, list, sizeof(list));
+    char *text = dw_redis_get_str(r, list);
+    json_t *versions = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    size_t i;
+    json_t *v;
+    json_array_foreach(versions, i, v)
+    {
+        for (size_t k = 0; json_is_string(v) && k < DW_ARRAY_SIZE(kinds); k++) {
+            dw_redis_name_vref(kinds[k], model, json_string_value(v), name, sizeof(name));
+            json_array_append_new(names, json_string(name));
+        }
+    }
+    json_decref(versions);
 }
 
 int dw_redis_reference_replace(struct dw_redis *r, const char *model, const void *data, size_t len,
@@ -1905,19 +1936,30 @@ int dw_redis_reference_replace(struct dw_redis *r, const char *model, const void
     if (ensure_conn(r, errstr, errstr_size) != 0) {
         return -1;
     }
-    char refwins[DW_REDIS_NAME_MAX], trailwins[DW_REDIS_NAME_MAX], name[DW_REDIS_NAME_MAX];
-    char key[DW_REDIS_KEY_MAX];
-    dw_redis_name_refwins(model, refwins, sizeof(refwins));
-    dw_redis_name_trailwins(model, trailwins, sizeof(trailwins));
-    /* The lists are read before MULTI: windows the evaluator adds in between are fenced by
-     * refgen (dw_redis_write_fenced), so the lists cannot grow behind our back. */
+    char name[DW_REDIS_NAME_MAX], key[DW_REDIS_KEY_MAX];
+    /* Every key the collection state names, read before MULTI is queued (a GET queued inside
+     * the transaction answers QUEUED, not the list): windows the evaluator adds in between are
+     * fenced by refgen (dw_redis_write_fenced), so the lists cannot grow behind our back. */
+    json_t *names = json_array();
+    dw_redis_name_refwins(model, name, sizeof(name));
+    listed_windows(r, name, dw_redis_name_refagg, model, names);
+    json_array_append_new(names, json_string(name));
+    dw_redis_name_trailwins(model, name, sizeof(name));
+    listed_windows(r, name, dw_redis_name_trailagg, model, names);
+    json_array_append_new(names, json_string(name));
+    listed_versions(r, model, names);
+    dw_redis_name_vrefs(model, name, sizeof(name));
+    json_array_append_new(names, json_string(name));
     int n_cmds = 0, rc = 0;
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     rc |= tx_append(r, &n_cmds, 1, multi, NULL);
-    rc |= tx_append_listed(r, &n_cmds, refwins, dw_redis_name_refagg, model);
-    rc |= tx_append_listed(r, &n_cmds, trailwins, dw_redis_name_trailagg, model);
-    rc |= tx_append_set(r, &n_cmds, refwins, NULL, 0);
-    rc |= tx_append_set(r, &n_cmds, trailwins, NULL, 0);
+    size_t i;
+    json_t *v;
+    json_array_foreach(names, i, v)
+    {
+        rc |= tx_append_set(r, &n_cmds, json_string_value(v), NULL, 0);
+    }
+    json_decref(names);
     dw_redis_name_baseline(model, name, sizeof(name));
     rc |= tx_append_set(r, &n_cmds, name, NULL, 0);
     dw_redis_name_ref(model, name, sizeof(name));

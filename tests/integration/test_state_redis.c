@@ -374,6 +374,62 @@ static void test_check_and_drop(void **state)
     assert_string_equal(owner.quarantined, "");
 }
 
+/* The test connection's EXISTS of global key {dw:<group>}:<name>. */
+static int exists(const char *name)
+{
+    char key[600];
+    snprintf(key, sizeof(key), "{dw:%s}:%s", g_cfg.group, name);
+    redisReply *rep = redisCommand(g_raw, "EXISTS %s", key);
+    assert_non_null(rep);
+    int n = (int)rep->integer;
+    freeReplyObject(rep);
+    return n;
+}
+
+/* `driftwatch reference set/reset` (dw_redis_reference_replace) forgets every collection state
+ * of the model: the reference windows' aggregates listed in refwins, the trailing ones listed in
+ * trailwins, each version's own reference keys listed in vrefs, and the lists; the new
+ * reference is stored and refgen moves on. (The lists were read after MULTI was queued: the GETs
+ * went into the transaction, the lists came back empty, and every listed key stayed.) */
+static void test_reference_replace_forgets_everything(void **state)
+{
+    (void)state;
+    static const char *const listed[] = {"refagg:fraud:60000",   "refagg:fraud:120000",
+                                         "trailagg:fraud:60000", "vref:fraud:1.1.0",
+                                         "vrefagg:fraud:1.1.0",  "vrefwins:fraud:1.1.0"};
+    char key[600];
+    for (size_t i = 0; i < DW_ARRAY_SIZE(listed); i++) {
+        snprintf(key, sizeof(key), "{dw:%s}:%s", g_cfg.group, listed[i]);
+        raw("SET %s x", key);
+    }
+    snprintf(key, sizeof(key), "{dw:%s}:refwins:fraud", g_cfg.group);
+    raw("SET %s [60000,120000]", key);
+    snprintf(key, sizeof(key), "{dw:%s}:trailwins:fraud", g_cfg.group);
+    raw("SET %s [60000]", key);
+    snprintf(key, sizeof(key), "{dw:%s}:vrefs:fraud", g_cfg.group);
+    raw("SET %s [\"1.1.0\"]", key);
+    char errstr[256] = "";
+    int64_t gen = 0;
+    if (dw_redis_reference_replace(g_r, "fraud", "REF", 3, &gen, errstr, sizeof(errstr)) != 0) {
+        fail_msg("replace: %s", errstr);
+    }
+    assert_true(gen >= 1);
+    for (size_t i = 0; i < DW_ARRAY_SIZE(listed); i++) {
+        if (exists(listed[i])) {
+            fail_msg("%s still exists after the replacement", listed[i]);
+        }
+    }
+    assert_false(exists("refwins:fraud"));
+    assert_false(exists("trailwins:fraud"));
+    assert_false(exists("vrefs:fraud"));
+    assert_true(exists("ref:fraud"));
+    /* the connection is still in step: a plain command answers */
+    assert_int_equal(dw_redis_set_i64(g_r, "probe", 7), 0);
+    int64_t v = 0;
+    assert_int_equal(dw_redis_get_i64(g_r, "probe", &v), 1);
+    assert_int_equal(v, 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_unavailable_is_not_corrupt),
         cmocka_unit_test(test_evaluator_reads_are_strict),
         cmocka_unit_test(test_check_and_drop),
+        cmocka_unit_test(test_reference_replace_forgets_everything),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }

@@ -326,6 +326,13 @@ void dw_redis_name_ref(const char *model, char *buf, size_t size);
  *         stage close or final, kept for window.retention. */
 void dw_redis_name_canary(const char *model, int64_t start_ms, const char *stage, char *buf,
                           size_t size);
+/** @brief reference.per_version, for `version` of `model`: vref:<model>:<version> (its own
+ *         reference, dw_ref_encode), vrefagg:<model>:<version> (the views of the windows
+ *         collected so far, merged: dw_agg_encode), vrefwins:<model>:<version> (their starts,
+ *         JSON); vrefs:<model> lists the versions that have any of them (JSON). */
+void dw_redis_name_vref(const char *kind, const char *model, const char *version, char *buf,
+                        size_t size);
+void dw_redis_name_vrefs(const char *model, char *buf, size_t size);
 /** @brief canarylast:<model>:<stage>: the latest canary analysis of the stage (JSON, the
  *         report's `canary` with its window_start), read by every pod for the endpoint. */
 void dw_redis_name_canary_last(const char *model, const char *stage, char *buf, size_t size);
