@@ -109,6 +109,14 @@ struct stream {
     struct dw_label lab;       /* the head of the labels */
 };
 
+/* reference.per_version: a version's own reference, collected (run's vref keys). */
+struct version_ref {
+    char *version;
+    json_t *wins;          /* the windows collected */
+    struct dw_agg *merged; /* their views merged, until the reference is built */
+    struct dw_ref *ref;
+};
+
 /* What run keeps in Redis for a model's evaluation, kept in memory here. */
 struct model_eval {
     struct dw_model_cfg counts_only; /* the model without features: counts-only views */
@@ -129,6 +137,8 @@ struct model_eval {
      * windows with data, oldest first (run's canary:<model>:<start>:<stage> keys) */
     struct dw_canary_window *canary[2];
     size_t n_canary[2];
+    struct version_ref *vrefs; /* reference.per_version */
+    size_t n_vrefs;
 };
 
 struct replayer {
@@ -779,6 +789,50 @@ static json_t *canary_for(struct replayer *rp, size_t mi, int64_t start, const s
     return dw_canary_report(&m->canary, *recs + from, *n - from, final ? "final" : "close");
 }
 
+/* The own reference state of `version` of model_eval me (created empty on first use). */
+static struct version_ref *version_ref_of(struct model_eval *me, const char *version)
+{
+    for (size_t k = 0; k < me->n_vrefs; k++) {
+        if (strcmp(me->vrefs[k].version, version) == 0) {
+            return &me->vrefs[k];
+        }
+    }
+    me->vrefs = dw_realloc(me->vrefs, (me->n_vrefs + 1) * sizeof(*me->vrefs));
+    struct version_ref *vr = &me->vrefs[me->n_vrefs++];
+    *vr = (struct version_ref){dw_strdup(version), json_array(), NULL, NULL};
+    return vr;
+}
+
+/*
+ * reference.per_version with source windows, at the close of a window: each version (but the
+ * overflow bucket) collects its own first reference.windows windows, as run's
+ * version_references() does, and is judged against its reference once it has one; a window
+ * that completes it is a reference window itself, not judged.
+ */
+static void version_references(struct replayer *rp, size_t mi, const struct dw_agg *agg,
+                               json_t *report)
+{
+    const struct dw_model_cfg *m = &rp->cfg.models[mi];
+    if (!m->reference.per_version || m->reference.source != DW_REF_SOURCE_WINDOWS ||
+        rp->ref_given[mi]) {
+        return;
+    }
+    for (size_t s = 0; s < agg->n_versions; s++) {
+        if (!agg->versions[s].feats || strcmp(agg->versions[s].name, DW_AGG_OTHER) == 0) {
+            continue;
+        }
+        struct version_ref *vr = version_ref_of(&rp->me[mi], agg->versions[s].name);
+        const struct dw_ref *before = vr->ref;
+        struct dw_agg *view = dw_agg_version_view(agg, s);
+        if (dw_evaluator_version_reference(m, view, vr->wins, &vr->merged, &vr->ref,
+                                           (uint32_t)rp->cfg.psi_bins)) {
+            vr->ref->created_ms = rp->now_ms;
+        }
+        dw_agg_free(view);
+        dw_eval_version_reference(report, &rp->cfg, m, agg, s, before, json_array_size(vr->wins));
+    }
+}
+
 /*
  * Evaluates window `start` of model mi at a stage (final 0: close, 1: the label horizon), or the
  * run of empty windows it starts (up to the next window with data or `until`), as run's
@@ -807,6 +861,9 @@ static int evaluate_window(struct replayer *rp, size_t mi, int64_t start, int64_
     json_t *canary = canary_for(rp, mi, start, agg, final);
     if (canary) {
         json_object_set_new(report, "canary", canary);
+    }
+    if (!final && !empty) {
+        version_references(rp, mi, agg, report);
     }
     char key[32];
     snprintf(key, sizeof(key), "%" PRId64, start);
@@ -1111,6 +1168,13 @@ static void replayer_free(struct replayer *rp)
             }
             free(me->canary[s]);
         }
+        for (size_t k = 0; k < me->n_vrefs; k++) {
+            free(me->vrefs[k].version);
+            json_decref(me->vrefs[k].wins);
+            dw_agg_free(me->vrefs[k].merged);
+            dw_ref_free(me->vrefs[k].ref);
+        }
+        free(me->vrefs);
     }
     free(rp->me);
     for (size_t i = 0; i < rp->n_kept; i++) {

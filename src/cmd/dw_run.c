@@ -1572,6 +1572,178 @@ static int reference_trailing(struct runner *rn, size_t mi, int64_t start, struc
     return 0;
 }
 
+/* What version_references() found for one version of the window: its own reference to judge
+ * with (NULL: collected, not judged) and how many windows it has. */
+struct vref_judge {
+    size_t slot;
+    struct dw_ref *ref;
+    size_t collected;
+};
+
+/* Adds `version` to the model's vrefs list (a new key value to write in *kv) unless listed.
+ * @returns 1 when it was added. */
+static int vrefs_add(json_t *versions, const char *version)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(versions, i, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), version) == 0) {
+            return 0;
+        }
+    }
+    json_array_append_new(versions, json_string(version));
+    return 1;
+}
+
+/* The stored own reference of a version (vref:<model>:<version>) into *ref: 1 found, 0 absent,
+ * -1 Redis error; a corrupt one is logged and found as NULL (not collected over). */
+static int version_reference_stored(struct runner *rn, const struct dw_model_cfg *m,
+                                    const char *name, struct dw_ref **ref)
+{
+    char *text = NULL, errstr[256];
+    size_t len = 0;
+    *ref = NULL;
+    int got = dw_redis_read_state(rn->redis, name, m->name, &text, &len);
+    if (got == 1 && !(*ref = dw_ref_decode(m, text, len, errstr, sizeof(errstr)))) {
+        dw_log_limited("corrupt_reference", 1, DW_LOG_ERROR,
+                       "stored version reference unreadable; the version is not judged",
+                       "{s:s,s:s,s:s}", "model", m->name, "key", name, "error", errstr);
+    }
+    free(text);
+    return got;
+}
+
+/*
+ * reference.per_version, at the close of window `start`: version `slot` of agg judged against
+ * its own reference when it has one (vref), else this window's view of it joins its collection
+ * (vrefagg, vrefwins, and the version in `versions`, the model's vrefs list), written fenced by
+ * refgen like the model's reference windows; the window that completes it is a reference window
+ * itself, not judged. @returns 0 with *j, -1 on a Redis error (the evaluation is retried).
+ */
+static int version_reference(struct runner *rn, size_t mi, const struct dw_agg *agg, size_t slot,
+                             json_t *versions, struct vref_judge *j)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    const char *version = agg->versions[slot].name;
+    char names[4][DW_REDIS_NAME_MAX], errstr[256];
+    dw_redis_name_vref("vref", m->name, version, names[0], sizeof(names[0]));
+    dw_redis_name_vref("vrefagg", m->name, version, names[1], sizeof(names[1]));
+    dw_redis_name_vref("vrefwins", m->name, version, names[2], sizeof(names[2]));
+    dw_redis_name_vrefs(m->name, names[3], sizeof(names[3]));
+    *j = (struct vref_judge){.slot = slot};
+    int got = version_reference_stored(rn, m, names[0], &j->ref);
+    if (got != 0) {
+        j->collected = j->ref ? (size_t)j->ref->windows : 0;
+        if (j->ref && agg->start_ms <= j->ref->last_start_ms) {
+            dw_ref_free(j->ref); /* one of its own windows, evaluated again: not judged */
+            j->ref = NULL;
+        }
+        return got < 0 ? -1 : 0;
+    }
+    json_t *wins = read_window_list(rn, m, names[2]);
+    if (!wins) {
+        return -1;
+    }
+    struct dw_agg *merged = NULL;
+    int rc = 0;
+    if (json_array_size(wins) > 0) {
+        int64_t first = json_integer_value(json_array_get(wins, 0));
+        int g = dw_redis_get_agg(rn->redis, names[1], m, first, &merged, errstr, sizeof(errstr));
+        if (g < 0) {
+            dw_log(DW_LOG_ERROR, "version reference windows unreadable", "{s:s,s:s,s:s}", "model",
+                   m->name, "key", names[1], "error", errstr);
+            json_decref(wins);
+            return -1;
+        }
+        if (g == 0) { /* gone: collected again from this window */
+            json_array_clear(wins);
+        }
+    }
+    size_t before = json_array_size(wins);
+    struct dw_ref *ref = NULL;
+    struct dw_agg *view = dw_agg_version_view(agg, slot);
+    int built =
+        dw_evaluator_version_reference(m, view, wins, &merged, &ref, (uint32_t)rn->cfg.psi_bins);
+    dw_agg_free(view);
+    if (built || json_array_size(wins) != before) {
+        struct dw_buf buf;
+        dw_buf_init(&buf);
+        char *list = json_dumps(wins, JSON_COMPACT), *listed = NULL;
+        struct dw_redis_bkv sets[4];
+        size_t n = 0;
+        sets[n++] = (struct dw_redis_bkv){names[2], list, strlen(list)};
+        if (built) {
+            ref->created_ms = dw_now_ms();
+            dw_ref_encode(ref, &buf);
+            sets[n++] = (struct dw_redis_bkv){names[0], buf.data, buf.len};
+            sets[n++] = agg_kv(names[1], NULL, NULL);
+        } else {
+            sets[n++] = agg_kv(names[1], merged, &buf);
+        }
+        if (vrefs_add(versions, version)) {
+            listed = json_dumps(versions, JSON_COMPACT);
+            sets[n++] = (struct dw_redis_bkv){names[3], listed, strlen(listed)};
+        }
+        rc = reference_write(rn, mi, sets, n, built ? "version reference" : "version window");
+        if (rc == 0 && built) {
+            dw_log(DW_LOG_INFO, "version reference built", "{s:s,s:s,s:i}", "model", m->name,
+                   "version", version, "windows", (int)json_array_size(wins));
+        }
+        free(list);
+        free(listed);
+        dw_buf_free(&buf);
+    }
+    j->collected = json_array_size(wins);
+    dw_ref_free(ref);
+    dw_agg_free(merged);
+    json_decref(wins);
+    return rc;
+}
+
+/*
+ * reference.per_version with source windows, at the close of window `start` (agg): every
+ * version but the overflow bucket, by version_reference(), into *out (n_out entries; free with
+ * vref_judges_free). Nothing for a final evaluation (its report takes the close's), an empty
+ * window, or a model whose reference is a profile stored by `driftwatch reference set` (it
+ * replaces every source, the versions' too). @returns 0, or -1 on a Redis error.
+ */
+static int version_references(struct runner *rn, size_t mi, const struct dw_agg *agg, int final,
+                              struct vref_judge **out, size_t *n_out)
+{
+    const struct dw_model_cfg *m = &rn->cfg.models[mi];
+    const struct dw_ref *stored = rn->models[mi].ref;
+    *out = NULL;
+    *n_out = 0;
+    if (final || !m->reference.per_version || m->reference.source != DW_REF_SOURCE_WINDOWS ||
+        (stored && stored->source == DW_REF_SOURCE_PROFILE) || dw_eval_agg_empty(agg)) {
+        return 0;
+    }
+    char list_name[DW_REDIS_NAME_MAX];
+    dw_redis_name_vrefs(m->name, list_name, sizeof(list_name));
+    json_t *versions = read_window_list(rn, m, list_name);
+    if (!versions) {
+        return -1;
+    }
+    *out = dw_calloc(agg->n_versions ? agg->n_versions : 1, sizeof(**out));
+    int rc = 0;
+    for (size_t s = 0; rc == 0 && s < agg->n_versions; s++) {
+        if (agg->versions[s].feats && strcmp(agg->versions[s].name, DW_AGG_OTHER) != 0) {
+            rc = version_reference(rn, mi, agg, s, versions, &(*out)[(*n_out)++]);
+        }
+    }
+    json_decref(versions);
+    return rc;
+}
+
+static void vref_judges_free(struct vref_judge *j, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        dw_ref_free(j[i].ref);
+    }
+    free(j);
+}
+
 /*
  * Reads the stored reference (ref:<model>) into the cache when it is the one to judge with: a
  * profile stored by `driftwatch reference set` (whatever the source), or one collected from
@@ -2085,8 +2257,13 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     json_t *close = NULL, *canary = NULL;
     failed = failed || (final && !dw_eval_agg_empty(agg) && read_close(rn, m, start, &close) != 0);
     failed = failed || canary_for(rn, m, start, agg, final, &canary) != 0;
+    struct vref_judge *vj = NULL;
+    size_t n_vj = 0;
+    failed = failed || version_references(rn, mi, agg, final, &vj, &n_vj) != 0;
     if (failed) {
+        vref_judges_free(vj, n_vj);
         json_decref(close);
+        json_decref(canary);
         if (bl_init) {
             dw_baseline_free(&bl);
             free(bl_text);
@@ -2107,6 +2284,10 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     if (canary) {
         json_object_set_new(report, "canary", canary);
     }
+    for (size_t i = 0; i < n_vj; i++) {
+        dw_eval_version_reference(report, &rn->cfg, m, agg, vj[i].slot, vj[i].ref, vj[i].collected);
+    }
+    vref_judges_free(vj, n_vj);
     if (dw_eval_agg_empty(agg)) {
         dw_eval_empty_run(report, &rn->cfg, n);
     } else if (final) {

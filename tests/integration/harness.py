@@ -483,6 +483,32 @@ def compare_with_truth(state, truth):
     return diffs
 
 
+def same_number(a, b, rel):
+    """Integers exactly; reals to the relative tolerance rel."""
+    if isinstance(a, bool) or isinstance(b, bool) or isinstance(a, int) and isinstance(b, int):
+        return a == b and type(a) is type(b)
+    return abs(a - b) <= rel * max(abs(a), abs(b)) + 1e-300
+
+
+def json_diff(a, b, rel, path=""):
+    """Paths where JSON values a (run's) and b (replay's) differ, reals to rel (merging the
+    partitions of run and the single stream of replay round differently)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b:
+                out.append(f"{path}.{k}: only in {'run' if k in a else 'replay'}")
+            else:
+                out += json_diff(a[k], b[k], rel, f"{path}.{k}")
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b))
+                for d in json_diff(x, y, rel, f"{path}[{i}]")]
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and same_number(a, b, rel):
+        return []
+    return [] if a == b and type(a) is type(b) else [f"{path}: run {a!r}, replay {b!r}"]
+
+
 def wait_exact(env, truth, timeout):
     """Waits until Redis state equals the truth; returns [] or the last differences."""
     deadline = time.time() + timeout

@@ -149,30 +149,6 @@ def without(rep, paths):
     return rep
 
 
-def same_number(a, b):
-    """Integers exactly; reals to REL_TOLERANCE."""
-    if isinstance(a, bool) or isinstance(b, bool) or isinstance(a, int) and isinstance(b, int):
-        return a == b and type(a) is type(b)
-    return abs(a - b) <= REL_TOLERANCE * max(abs(a), abs(b)) + 1e-300
-
-
-def diff(a, b, path=""):
-    """Paths where a and b differ (reals: same_number)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            if k not in a or k not in b:
-                out.append(f"{path}.{k}: only in {'run' if k in a else 'replay'}")
-            else:
-                out += diff(a[k], b[k], f"{path}.{k}")
-        return out
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff(x, y, f"{path}[{i}]")]
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and same_number(a, b):
-        return []
-    return [] if a == b and type(a) is type(b) else [f"{path}: run {a!r}, replay {b!r}"]
-
-
 def main():
     t_start = time.time()
     env = h.Env(partitions=2, name="backtest")
@@ -237,7 +213,7 @@ def main():
             if mine is None:
                 diffs.append(f"{stage} {iso(s)}: no replay report")
                 continue
-            d = diff(without(book[s], skip), without(mine, skip))
+            d = h.json_diff(without(book[s], skip), without(mine, skip), REL_TOLERANCE)
             diffs += [f"{stage} {iso(s)} {x}" for x in d]
             compared += 1
     ok &= h.report(not diffs and compared == 2 * len(starts),
