@@ -15,6 +15,7 @@ container engine can check them.
 In a sanitizer build (DW_SANITIZE=ON) the binary also loads the ASan/UBSan runtimes, which the
 image never has (its build does not enable them): those two packages alone are accepted, and
 the output says so."""
+import functools
 import json
 import os
 import re
@@ -92,6 +93,7 @@ def ldd_paths(binary):
     return paths
 
 
+@functools.lru_cache(maxsize=None)
 def owning_package(path):
     """The Debian package of a library path (dpkg -S), trying the path as ldd printed it, its
     real path, and the other side of Debian's merged /usr."""
