@@ -15,11 +15,13 @@ container engine can check them.
 In a sanitizer build (DW_SANITIZE=ON) the binary also loads the ASan/UBSan runtimes, which the
 image never has (its build does not enable them): those two packages alone are accepted, and
 the output says so."""
+import atexit
 import functools
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -133,6 +135,7 @@ def main():
     sanitized = cache.get("DW_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE", "YES")
 
     prefix = tempfile.mkdtemp(prefix="dw-install-")
+    atexit.register(shutil.rmtree, prefix, True)
     r = subprocess.run(["cmake", "--install", build_dir, "--prefix", prefix],
                        capture_output=True, text=True)
     ok &= h.report(r.returncode == 0, "cmake --install into a temporary prefix",
@@ -145,6 +148,9 @@ def main():
     absent = [f for f in files if not os.path.isfile(f)]
     ok &= h.report(not absent, "the binary, the docs and the example config are installed",
                    f"(missing: {absent})" if absent else "")
+    if not os.path.isfile(binary) or not os.path.isfile(DOCKERFILE):
+        h.report(False, "an installed binary and a Dockerfile to check", f"({binary}, {DOCKERFILE})")
+        return 1
     r = subprocess.run([binary, "--version"], capture_output=True, text=True)
     ok &= h.report(r.returncode == 0 and r.stdout.strip() == f"driftwatch {version}",
                    "the installed binary runs --version", repr(r.stdout.strip()))
@@ -203,7 +209,6 @@ def main():
         ok &= h.report(not still and drop in missing,
                        f"without {drop} on the apt-get line the check fails",
                        f"(names {sorted(missing)})")
-    subprocess.run(["rm", "-rf", prefix])
     return 0 if ok else 1
 
 
