@@ -13,8 +13,8 @@ container engine can check them.
   USER; the build stage runs scripts/deps.sh and does not build with the sanitizers.
 
 In a sanitizer build (DW_SANITIZE=ON) the binary also loads the ASan/UBSan runtimes, which the
-image never has (its build does not enable them): those two packages alone are accepted, and
-the output says so."""
+image never has (its build does not enable them): their packages and the ones those runtimes
+load alone are accepted, and the output says so."""
 import atexit
 import functools
 import json
@@ -112,19 +112,24 @@ def owning_package(path):
 
 
 def check_ldd(binary, runtime_pkgs, sanitized):
-    """(ok, missing {package: [libraries]}, unowned [paths], accepted sanitizer packages)."""
-    missing, unowned, sanitizer = {}, [], set()
-    for path in ldd_paths(binary):
+    """(ok, missing {package: [libraries]}, unowned [paths], accepted sanitizer packages).
+    In a sanitizer build, the sanitizer runtimes and the packages they load themselves
+    (libstdc++6, libgcc-s1) are accepted."""
+    paths = ldd_paths(binary)
+    sanitizer = set()
+    if sanitized:
+        for path in paths:
+            if SANITIZER_PKGS.match(owning_package(path) or ""):
+                sanitizer.add(owning_package(path))
+                sanitizer.update(owning_package(p) for p in ldd_paths(path))
+    missing, unowned = {}, []
+    for path in paths:
         pkg = owning_package(path)
         if pkg is None:
             unowned.append(path)
-        elif pkg in runtime_pkgs:
-            continue
-        elif sanitized and SANITIZER_PKGS.match(pkg):
-            sanitizer.add(pkg)
-        else:
+        elif pkg not in runtime_pkgs and pkg not in sanitizer:
             missing.setdefault(pkg, []).append(path)
-    return not missing and not unowned, missing, unowned, sanitizer
+    return not missing and not unowned, missing, unowned, sanitizer - runtime_pkgs
 
 
 def main():
