@@ -154,7 +154,8 @@ def main():
     ok &= h.report(not absent, "the binary, the docs and the example config are installed",
                    f"(missing: {absent})" if absent else "")
     if not os.path.isfile(binary) or not os.path.isfile(DOCKERFILE):
-        h.report(False, "an installed binary and a Dockerfile to check", f"({binary}, {DOCKERFILE})")
+        h.report(False, "an installed binary and a Dockerfile to check",
+                 f"({binary}, {DOCKERFILE})")
         return 1
     r = subprocess.run([binary, "--version"], capture_output=True, text=True)
     ok &= h.report(r.returncode == 0 and r.stdout.strip() == f"driftwatch {version}",
