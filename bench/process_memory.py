@@ -1,8 +1,8 @@
 """Resident memory of `driftwatch run` apart from the join records: the figure the default of
 join.max_records is derived from (docs/design.md, "Memory bounds").
 
-Runs the model of deploy/kubernetes.yaml (2 numeric and 2 categorical features, gen's traffic)
-over one hour of event time, so that every window of the default 1 h label horizon is in
+Runs the model of deploy/kustomize/base/driftwatch.yaml (2 numeric and 2 categorical features,
+gen's traffic) over one hour of event time, so that every window of the default 1 h label horizon is in
 memory, on P partitions (the mock cluster keeps ~5 MiB per partition, hence many of them),
 then reads the process's RSS, the windows and join records it holds, and prints the memory per
 window and the rest. Everything runs on 127.0.0.1 (harness of tests/integration).

@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages driftwatch needs to build, test and run the quick start.
 # Idempotent: quiet and fast when everything is already present.
+#   scripts/deps.sh               everything: build, tests, quick start, manifests
+#   scripts/deps.sh --build-only  only what compiling driftwatch needs (the Dockerfile's build stage)
 set -euo pipefail
 
-PKGS=(
-    build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
+BUILD_PKGS=(
+    build-essential cmake pkg-config
     librdkafka-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev libcmocka-dev
     libmicrohttpd-dev libyaml-dev libssl-dev zlib1g-dev libjsmn-dev libcsv-dev
+)
+TEST_PKGS=(
+    clang-format clang libclang-rt-14-dev
     redis-server kcat prometheus prometheus-alertmanager python3 python3-yaml curl ca-certificates procps
 )
+
+case "${1:-}" in
+    --build-only) PKGS=("${BUILD_PKGS[@]}") ;;
+    "") PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
+        # kubectl renders deploy/kustomize (`kubectl kustomize`, tests/integration/test_kustomize.py).
+        # Debian's is in kubernetes-client; a kubectl already installed from another package
+        # (the upstream `kubectl` package owns /usr/bin/kubectl too, and dpkg refuses two owners)
+        # is used as it is.
+        command -v kubectl >/dev/null 2>&1 || PKGS+=(kubernetes-client) ;;
+    *) echo "usage: scripts/deps.sh [--build-only]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PKGS[@]}"; do

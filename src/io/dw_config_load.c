@@ -251,7 +251,7 @@ static const struct cfg_key cfg_keys[] = {
              "records kept until join.ttl) one consumer keeps; the oldest beyond it are evicted "
              "and counted. A record that waits takes 113-129 bytes with ids up to 40 bytes, 272 "
              "at worst (distinct parked label texts), a joined record 43-53 bytes (21 in "
-             "Redis): the default fits the 2 GiB limit of deploy/kubernetes.yaml with 25 % "
+             "Redis): the default fits the 2 GiB limit of deploy/kustomize/base with 25 % "
              "headroom (docs/design.md, Memory bounds)."},
 
     {.name = "checkpoint.interval", .type = T_DURATION, .def = "1s", CFG(checkpoint_interval_ms),
