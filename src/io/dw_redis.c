@@ -1888,15 +1888,22 @@ int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
     return result;
 }
 
+/* The JSON value of global key `name` (NULL: absent, unreadable or not JSON). */
+static json_t *get_json_list(struct dw_redis *r, const char *name)
+{
+    char *text = dw_redis_get_str(r, name);
+    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    return v;
+}
+
 /* Appends to `names` the keys a list of window starts names (refagg, trailagg by start).
  * Read with a plain GET: before the transaction is queued, never inside it. */
 static void listed_windows(struct dw_redis *r, const char *list,
                            void (*name_of)(const char *, int64_t, char *, size_t),
                            const char *model, json_t *names)
 {
-    char *text = dw_redis_get_str(r, list);
-    json_t *arr = text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
+    json_t *arr = get_json_list(r, list);
     size_t i;
     json_t *v;
     json_array_foreach(arr, i, v)
@@ -1915,9 +1922,7 @@ static void listed_versions(struct dw_redis *r, const char *model, json_t *names
     static const char *const kinds[] = {"vref", "vrefagg", "vrefwins"};
     char list[DW_REDIS_NAME_MAX], name[DW_REDIS_NAME_MAX];
     dw_redis_name_vrefs(model, list, sizeof(list));
-    char *text = dw_redis_get_str(r, list);
-    json_t *versions = text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
+    json_t *versions = get_json_list(r, list);
     size_t i;
     json_t *v;
     json_array_foreach(versions, i, v)
