@@ -71,6 +71,12 @@ def metric_names(expr):
     return names
 
 
+def variable_metric_names(query):
+    """The metric a Grafana variable's label_values(metric, label) reads."""
+    m = re.match(r"\s*label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)", query)
+    return {m.group(1)} if m else set()
+
+
 def scrape_names(text):
     """Metric names of a /metrics text (its samples)."""
     return {re.split(r"[{ ]", line, 1)[0] for line in text.splitlines()
