@@ -59,18 +59,6 @@ def value(text, series):
     return None if v is None else float(v)
 
 
-def start_pod2(env):
-    port = h.free_port()
-    text = open(env.config_path).read().replace(f"127.0.0.1:{env.http_port}",
-                                                f"127.0.0.1:{port}")
-    path = os.path.join(env.dir, "pod2.yaml")
-    with open(path, "w") as f:
-        f.write(text)
-    log = open(os.path.join(env.dir, "pod2.log"), "a")
-    env.procs.append(subprocess.Popen([h.BIN, "run", "-c", path], stdout=log, stderr=log))
-    return port
-
-
 def final_reports(env):
     out = {}
     for k in range(WINDOWS + 2):
@@ -99,7 +87,7 @@ def main():
     env = h.Env(partitions=2, name="modelmetrics")
     env.config(models=MODEL, horizon="60s", webhook_url=receiver.url, idle="5s")
     proc = env.start_run()
-    port2 = start_pod2(env)
+    port2 = env.start_pod("pod2")
     h.wait_for(lambda: scrape(port2), 30, "the second pod's /metrics")
     env.gen("--count", str(WINDOWS * 60 * 50), "--eps", "50", "--label-delay", "20",
             "--label-share", "0.9", "--versions", "1.0.0,1.1.0", "--traffic", "80,20",
