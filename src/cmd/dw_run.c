@@ -51,6 +51,7 @@
 #include "driftwatch/io/dw_kafka.h"
 #include "driftwatch/io/dw_log.h"
 #include "driftwatch/core/dw_metrics.h"
+#include "driftwatch/core/dw_modelmetrics.h"
 #include "driftwatch/core/dw_part.h"
 #include "driftwatch/io/dw_redis.h"
 
@@ -103,6 +104,8 @@ struct run_metrics {
     struct dw_metric *evaluated, *eval_failures, *global_wm;
     struct dw_metric *quarantined, *quarantines, *loading;
     struct dw_metric *fenced, *state_lost, *fencings, *state_losses;
+    struct dw_metric *series_refused, *close_delay;
+    struct dw_metric **lag; /* [2 * p + is_labels]: driftwatch_consumer_lag_messages, once set */
 };
 
 /* Why a partition assigned by Kafka has no state in memory (struct runner.pend). */
@@ -135,6 +138,7 @@ struct model_rt {
     /* driftwatch_canary_verdict of the (baseline, candidate) pair published last: set to 0
      * when another pair is published (publish_canary) */
     struct dw_metric *canary_verdict[DW_CANARY__COUNT];
+    struct dw_modelmetrics_model series; /* the model's series set by publish_models */
 };
 
 struct runner {
@@ -164,8 +168,9 @@ struct runner {
     int64_t evict_logged_ms;   /* monotonic time of that line */
     struct dw_watermarks wms;  /* the group's clocks (dw_evaluator), from the last read */
     struct model_rt *models;
-    struct dw_ref **profiles; /* per model: reference.profile (source profile), read at start */
-    json_t *reports;          /* last reports for /status */
+    struct dw_ref **profiles;  /* per model: reference.profile (source profile), read at start */
+    json_t *reports;           /* last reports for /status */
+    struct dw_modelmetrics mm; /* the model series' bound (metrics.max_series) */
     struct run_metrics m;
 };
 
@@ -289,6 +294,16 @@ static void metrics_init(struct run_metrics *m)
                               NULL);
     m->quarantines = counter("driftwatch_partition_quarantines_total",
                              "Times a partition was quarantined for corrupt state.", NULL);
+    m->series_refused =
+        counter("driftwatch_model_series_refused_total",
+                "Model series not created because metrics.max_series was reached, counted at "
+                "each refresh (every evaluation interval) that would have created them.",
+                NULL);
+    m->close_delay = gauge("driftwatch_window_close_delay_seconds",
+                           "Seconds from a window's end (event time) to its close evaluation "
+                           "(wall clock), the largest over the models' latest close "
+                           "evaluations (NaN: none yet).");
+    dw_metric_set(m->close_delay, NAN);
     m->loading = gauge("driftwatch_partitions_loading",
                        "Assigned partitions not consumed yet because Redis did not answer while "
                        "their state was loaded.");
@@ -2207,6 +2222,45 @@ static int canary_for(struct runner *rn, const struct dw_model_cfg *m, int64_t s
 }
 
 /*
+ * modelmetrics:<model>:<stage> (its name into name) := the digest of `report` (dw_modelmetrics)
+ * as JSON into *text, committed with the report by the caller, so that every pod sets the
+ * model series from it (publish_models). A final digest adds the window's predictions to the
+ * totals of the previous final digest: unreadable ones are logged and counted again from this
+ * window (the counter driftwatch_model_predictions_total then restarts, as after a reset).
+ * @returns 0, or -1 on a Redis error (logged; the step is retried).
+ */
+static int digest_for(struct runner *rn, const struct dw_model_cfg *m, const json_t *report,
+                      int final, int64_t window_end, char *name, size_t name_size, char **text)
+{
+    dw_redis_name_model_metrics(m->name, final ? "final" : "close", name, name_size);
+    json_t *prev = NULL;
+    char errstr[256] = "not JSON";
+    int bad = 0;
+    if (final) {
+        char *data = NULL;
+        size_t len = 0;
+        int got = dw_redis_read_state(rn->redis, name, m->name, &data, &len);
+        if (got < 0) {
+            return -1;
+        }
+        prev = got == 1 ? json_loadb(data, len, 0, NULL) : NULL;
+        bad = got == 1 && !prev;
+        free(data);
+    }
+    json_t *d = NULL;
+    bad |= dw_modelmetrics_digest(report, prev, dw_now_ms(), window_end, &d, errstr,
+                                  sizeof(errstr)) != 0;
+    if (bad) {
+        dw_log(DW_LOG_ERROR, "model prediction totals unreadable; counted again from this window",
+               "{s:s,s:s,s:s}", "model", m->name, "key", name, "error", errstr);
+    }
+    *text = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(d);
+    json_decref(prev);
+    return 0;
+}
+
+/*
  * Evaluates the window `start`, or the run of empty windows it starts (one report, "empty_windows"
  * windows, up to the next window with data or `until`); its alerts and trigger are committed
  * with cursor_name := the end of what was reported. *n_windows says how many windows that was,
@@ -2310,13 +2364,20 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     dw_agg_free(agg);
     /* Actions first: they add the change detectors' verdicts to a final report, and commit it
      * with the cursor. */
-    char name[DW_REDIS_NAME_MAX], bl_name[DW_REDIS_NAME_MAX];
+    char name[DW_REDIS_NAME_MAX], bl_name[DW_REDIS_NAME_MAX], mm_name[DW_REDIS_NAME_MAX];
+    char *mm_text = NULL;
+    if (digest_for(rn, m, report, final, start + n * L, mm_name, sizeof(mm_name), &mm_text) != 0) {
+        free(bl_text);
+        json_decref(report);
+        return -1;
+    }
     dw_redis_name_report(m->name, start, name, sizeof(name));
     dw_redis_name_baseline(m->name, bl_name, sizeof(bl_name));
-    struct dw_redis_kv bl_set = {bl_name, bl_text, 0};
+    struct dw_redis_kv extra[2] = {{mm_name, mm_text, 0}, {bl_name, bl_text, 0}};
     int rc =
         dw_actions_window(rn->actions, m, report, name, cursor_name,
-                          dw_evaluator_step_cursor(&rn->cfg, start, n), &bl_set, bl_text ? 1 : 0);
+                          dw_evaluator_step_cursor(&rn->cfg, start, n), extra, bl_text ? 2 : 1);
+    free(mm_text);
     free(bl_text);
     if (rc != 0) {
         json_decref(report);
@@ -2479,23 +2540,30 @@ static json_t *references_json(const struct runner *rn)
     return refs;
 }
 
-/* canarylast:<model>:<stage> as JSON into *out (NULL: absent or not JSON, logged).
- * @returns 0, or -1 on a Redis error. */
-static int canary_last(struct runner *rn, const struct dw_model_cfg *m, const char *stage,
-                       json_t **out)
+/* The global key `name` as JSON into *out (NULL: absent, or not JSON: logged at most once a
+ * second under `limit_key` with `msg`). @returns 0, or -1 on a Redis error. */
+static int read_json_key(struct runner *rn, const char *name, const char *limit_key,
+                         const char *msg, json_t **out)
 {
-    char name[DW_REDIS_NAME_MAX];
-    dw_redis_name_canary_last(m->name, stage, name, sizeof(name));
     char *text = NULL;
     size_t len = 0;
     *out = NULL;
     int got = dw_redis_read_str(rn->redis, name, &text, &len);
     if (got == 1 && !(*out = json_loadb(text, len, 0, NULL))) {
-        dw_log_limited("corrupt_canary", 1, DW_LOG_ERROR,
-                       "latest canary analysis not JSON; not shown", "{s:s}", "key", name);
+        dw_log_limited(limit_key, 1, DW_LOG_ERROR, msg, "{s:s}", "key", name);
     }
     free(text);
     return got < 0 ? -1 : 0;
+}
+
+/* canarylast:<model>:<stage> as JSON into *out (read_json_key). */
+static int canary_last(struct runner *rn, const struct dw_model_cfg *m, const char *stage,
+                       json_t **out)
+{
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_canary_last(m->name, stage, name, sizeof(name));
+    return read_json_key(rn, name, "corrupt_canary", "latest canary analysis not JSON; not shown",
+                         out);
 }
 
 /* driftwatch_canary_*: the verdict of the endpoint's document (1 for it, 0 for the others and
@@ -2580,6 +2648,98 @@ static void publish_canary(struct runner *rn)
         dw_http_set_canary(rn->http, by_model);
     }
     json_decref(by_model);
+}
+
+/* modelmetrics:<model>:<stage> as JSON into *out (read_json_key). */
+static int digest_read(struct runner *rn, const struct dw_model_cfg *m, const char *stage,
+                       json_t **out)
+{
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_model_metrics(m->name, stage, name, sizeof(name));
+    return read_json_key(rn, name, "corrupt_model_metrics",
+                         "model metrics digest not JSON; its series are NaN", out);
+}
+
+/*
+ * Every pod: the model series (dw_modelmetrics) from the digests the evaluator commits with
+ * each report, so that a scrape of any pod is complete, and driftwatch_window_close_delay_
+ * seconds. On a Redis error a model's series keep their values until the next interval.
+ */
+static void publish_models(struct runner *rn)
+{
+    double delay = NAN;
+    for (size_t mi = 0; mi < rn->cfg.n_models; mi++) {
+        const struct dw_model_cfg *m = &rn->cfg.models[mi];
+        json_t *close = NULL, *final = NULL;
+        if (digest_read(rn, m, "close", &close) != 0 || digest_read(rn, m, "final", &final) != 0) {
+            json_decref(close);
+            return;
+        }
+        size_t refused =
+            dw_modelmetrics_publish(&rn->mm, &rn->models[mi].series, m->name, close, final);
+        if (refused > 0) {
+            dw_metric_add(rn->m.series_refused, (double)refused);
+            dw_log_limited("model_series_refused", 60, DW_LOG_WARN,
+                           "model series not created: metrics.max_series reached", "{s:s,s:I,s:I}",
+                           "model", m->name, "refused", (json_int_t)refused, "max_series",
+                           (json_int_t)rn->mm.max_series);
+        }
+        double d = dw_modelmetrics_close_delay(close);
+        if (!isnan(d) && (isnan(delay) || d > delay)) {
+            delay = d;
+        }
+        json_decref(close);
+        json_decref(final);
+    }
+    dw_metric_set(rn->m.close_delay, delay);
+}
+
+/*
+ * driftwatch_consumer_lag_messages{topic,partition} of the owned partitions: the partition's
+ * high watermark as librdkafka last saw it in a fetch response (rd_kafka_get_watermark_offsets:
+ * no request to the broker) minus the consumer's own next offset. A partition not owned any
+ * more is set to 0 (another pod exports it now: sum or max by topic and partition across pods).
+ */
+static void publish_lag(struct runner *rn)
+{
+    if (!rn->consumer || rn->n_parts <= 0) {
+        return;
+    }
+    if (!rn->m.lag) {
+        rn->m.lag = dw_calloc(2 * (size_t)rn->n_parts, sizeof(*rn->m.lag));
+    }
+    for (int p = 0; p < rn->n_parts; p++) {
+        for (int is_labels = 0; is_labels < 2; is_labels++) {
+            struct dw_metric **slot = &rn->m.lag[2 * p + is_labels];
+            struct dw_part *part = rn->parts[p];
+            const char *topic = is_labels ? rn->cfg.topic_labels : rn->cfg.topic_predictions;
+            int64_t next = part ? (is_labels ? part->off_label : part->off_pred) : -1;
+            int64_t lo = -1, hi = -1;
+            if (!part) {
+                if (*slot) {
+                    dw_metric_set(*slot, 0);
+                }
+                continue;
+            }
+            if (next < 0 ||
+                rd_kafka_get_watermark_offsets(rn->consumer, topic, p, &lo, &hi) !=
+                    RD_KAFKA_RESP_ERR_NO_ERROR ||
+                hi < 0) {
+                continue; /* not known yet: the series keeps its value (or does not exist) */
+            }
+            if (!*slot) {
+                char esc[256], labels[320];
+                dw_metrics_escape(topic, esc, sizeof(esc));
+                snprintf(labels, sizeof(labels), "topic=\"%s\",partition=\"%d\"", esc, p);
+                *slot = dw_metrics_series("driftwatch_consumer_lag_messages",
+                                          "Messages of an owned input partition after the "
+                                          "consumer's next offset, against the high watermark "
+                                          "of librdkafka's last fetch (0: not owned here).",
+                                          DW_METRIC_GAUGE, labels);
+            }
+            dw_metric_set(*slot, (double)(hi > next ? hi - next : 0));
+        }
+    }
 }
 
 static void publish_status(struct runner *rn)
@@ -2686,6 +2846,7 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     rn->wms.label_wm = DW_NO_TS;
     rn->wms.first_ts = DW_NO_TS;
     rn->models = dw_calloc(rn->cfg.n_models, sizeof(*rn->models));
+    rn->mm.max_series = (size_t)rn->cfg.metrics_max_series;
     rn->profiles = dw_calloc(rn->cfg.n_models ? rn->cfg.n_models : 1, sizeof(*rn->profiles));
     if (dw_files_load_profiles(&rn->cfg, rn->profiles, errstr, errstr_size) != 0) {
         return -1;
@@ -2842,6 +3003,8 @@ static void runner_loop(struct runner *rn)
             }
             publish_status(rn);
             publish_canary(rn);
+            publish_models(rn);
+            publish_lag(rn);
             rn->next_eval = now + rn->cfg.eval_interval_ms;
             t = loop_phase(rn, PH_EVALUATE, t);
         }
@@ -2876,12 +3039,14 @@ static void runner_stop(struct runner *rn)
         dw_part_free(rn->parts[p]);
     }
     for (size_t i = 0; rn->models && i < rn->cfg.n_models; i++) {
+        dw_modelmetrics_model_free(&rn->models[i].series);
         dw_ref_free(rn->models[i].ref);
         dw_ref_free(rn->profiles ? rn->profiles[i] : NULL);
     }
     free(rn->models);
     free(rn->profiles);
     free(rn->parts);
+    free(rn->m.lag);
     free(rn->eof_ms);
     free(rn->label_eof_ms);
     free(rn->held);

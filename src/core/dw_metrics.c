@@ -173,6 +173,29 @@ static struct dw_family *family_find(const char *name)
     return NULL;
 }
 
+/* The series (name, labels) of the table, or NULL. Called with reg.lock held. */
+static struct dw_metric *lookup_locked(const char *name, const char *labels, uint64_t hash)
+{
+    size_t bucket = (size_t)(hash & (DW_METRICS_BUCKETS - 1));
+    for (struct dw_metric *m = reg.buckets[bucket]; m; m = m->hnext) {
+        if (m->hash == hash && strcmp(m->fam->name, name) == 0 && strcmp(m->labels, labels) == 0) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+struct dw_metric *dw_metrics_find(const char *name, const char *labels)
+{
+    if (!labels) {
+        labels = "";
+    }
+    pthread_mutex_lock(&reg.lock);
+    struct dw_metric *m = lookup_locked(name, labels, series_hash(name, labels));
+    pthread_mutex_unlock(&reg.lock);
+    return m;
+}
+
 struct dw_metric *dw_metrics_series(const char *name, const char *help, enum dw_metric_type type,
                                     const char *labels)
 {
@@ -188,14 +211,13 @@ struct dw_metric *dw_metrics_series(const char *name, const char *help, enum dw_
     size_t bucket = (size_t)(hash & (DW_METRICS_BUCKETS - 1));
 
     pthread_mutex_lock(&reg.lock);
-    for (struct dw_metric *m = reg.buckets[bucket]; m; m = m->hnext) {
-        if (m->hash == hash && strcmp(m->fam->name, name) == 0 && strcmp(m->labels, labels) == 0) {
-            /* Same name must mean the same family. */
-            dw_assert(m->fam->type == type);
-            dw_assert(strcmp(m->fam->help, help) == 0);
-            pthread_mutex_unlock(&reg.lock);
-            return m;
-        }
+    struct dw_metric *found = lookup_locked(name, labels, hash);
+    if (found) {
+        /* Same name must mean the same family. */
+        dw_assert(found->fam->type == type);
+        dw_assert(strcmp(found->fam->help, help) == 0);
+        pthread_mutex_unlock(&reg.lock);
+        return found;
     }
 
     struct dw_family *fam = family_find(name);

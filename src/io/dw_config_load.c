@@ -367,6 +367,15 @@ static const struct cfg_key cfg_keys[] = {
      .help = "host:port of the HTTP server (/metrics, /livez, /readyz, /status); \"\" disables "
              "it."},
 
+    {.name = "metrics.max_series", .type = T_INT, .def = "10000", CFG(metrics_max_series),
+     .flags = F_MIN, .min = 1,
+     .help = "Most model series (driftwatch_model_*, driftwatch_feature_*, "
+             "driftwatch_dataset_drift_share, driftwatch_window_last_evaluated_timestamp_seconds) "
+             "a pod creates on /metrics, all models together: one per model, version and "
+             "metric, per feature and method. A series is never removed while the pod runs (a "
+             "label set no longer reported is set to NaN); beyond the bound new ones are not "
+             "created and counted (driftwatch_model_series_refused_total)."},
+
     {.name = "alerting.queue_size", .type = T_INT, .def = "1000", CFG(alert_queue_size),
      .flags = F_MIN, .min = 1,
      .help = "Alert messages waiting for delivery or being retried, all sinks together; beyond "

@@ -401,6 +401,11 @@ void dw_redis_name_canary_last(const char *model, const char *stage, char *buf, 
     snprintf(buf, size, "canarylast:%s:%s", model, stage);
 }
 
+void dw_redis_name_model_metrics(const char *model, const char *stage, char *buf, size_t size)
+{
+    snprintf(buf, size, "modelmetrics:%s:%s", model, stage);
+}
+
 void dw_redis_name_refagg(const char *model, int64_t start_ms, char *buf, size_t size)
 {
     snprintf(buf, size, "refagg:%s:%" PRId64, model, start_ms);

@@ -340,6 +340,19 @@ http:
         self.procs.append(p)
         return p
 
+    def start_pod(self, name="pod2"):
+        """Another `driftwatch run` of the same group with its own HTTP port (the config's
+        http.listen replaced); returns that port."""
+        port = free_port()
+        text = open(self.config_path).read().replace(f"127.0.0.1:{self.http_port}",
+                                                     f"127.0.0.1:{port}")
+        path = os.path.join(self.dir, f"{name}.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        log = open(os.path.join(self.dir, f"{name}.log"), "a")
+        self.procs.append(subprocess.Popen([BIN, "run", "-c", path], stdout=log, stderr=log))
+        return port
+
     def inspect(self):
         r = subprocess.run([BIN, "inspect", "-c", self.config_path], capture_output=True,
                            text=True, timeout=60)

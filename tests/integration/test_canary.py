@@ -144,14 +144,7 @@ def check_rollout_examples(env, want):
 
 def check_second_pod(env):
     """A second pod, not the evaluator, serves the same analysis (it reads it from Redis)."""
-    port = h.free_port()
-    text = open(env.config_path).read().replace(f"127.0.0.1:{env.http_port}",
-                                                f"127.0.0.1:{port}")
-    path = os.path.join(env.dir, "pod2.yaml")
-    with open(path, "w") as f:
-        f.write(text)
-    log = open(os.path.join(env.dir, "pod2.log"), "a")
-    env.procs.append(subprocess.Popen([h.BIN, "run", "-c", path], stdout=log, stderr=log))
+    port = env.start_pod("pod2")
 
     def get(p):
         try:

@@ -418,7 +418,7 @@ static double metric(const char *name, const char *sink)
 #define RETRIED "driftwatch_alert_deliveries_retried_total"
 #define DROPPED "driftwatch_alert_deliveries_dropped_total"
 #define SECONDS "driftwatch_alert_delivery_seconds_total"
-#define SECONDS_COUNT "driftwatch_alert_delivery_seconds_count"
+#define SECONDS_COUNT "driftwatch_alert_deliveries_timed_total"
 #define DEPTH "driftwatch_alert_queue_depth"
 
 static void assert_metrics(const char *sink, double sent, double failed, double retried,

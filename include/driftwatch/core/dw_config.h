@@ -252,7 +252,8 @@ struct dw_config {
     double tvd_threshold;         /* detectors.tvd_threshold */
     int chi2_correction;          /* detectors.chi2_correction: Yates' correction when dof 1 */
 
-    char *http_listen; /* http.listen: "host:port" ("" disables) */
+    char *http_listen;          /* http.listen: "host:port" ("" disables) */
+    int64_t metrics_max_series; /* metrics.max_series: model series created at most (count) */
 
     int64_t alert_queue_size; /* alerting.queue_size: messages waiting for delivery */
     struct dw_rule *rules;    /* alerting.rules (the built-in rules when not given), then the

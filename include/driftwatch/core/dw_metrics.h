@@ -26,6 +26,14 @@ struct dw_metric;
 struct dw_metric *dw_metrics_series(const char *name, const char *help, enum dw_metric_type type,
                                     const char *labels);
 
+/**
+ * @brief The series (name, labels) if it exists, without creating it: for callers that bound
+ *        how many run-time series they create (a series is never removed once created).
+ * @returns the series, or NULL.
+ * @locality any thread
+ */
+struct dw_metric *dw_metrics_find(const char *name, const char *labels);
+
 void dw_metric_add(struct dw_metric *m, double v);
 void dw_metric_inc(struct dw_metric *m);
 void dw_metric_set(struct dw_metric *m, double v);

@@ -30,7 +30,7 @@
  * Metrics, label sink="<name>": driftwatch_alert_deliveries_sent_total,
  * driftwatch_alert_deliveries_failed_total, driftwatch_alert_deliveries_retried_total,
  * driftwatch_alert_deliveries_dropped_total, driftwatch_alert_delivery_seconds_total and
- * driftwatch_alert_delivery_seconds_count (submit-to-accepted latency sum and count), and
+ * driftwatch_alert_deliveries_timed_total (submit-to-accepted latency sum and count), and
  * driftwatch_alert_queue_depth (all sinks).
  */
 #ifndef DW_DELIVER_H

@@ -336,6 +336,10 @@ void dw_redis_name_vrefs(const char *model, char *buf, size_t size);
 /** @brief canarylast:<model>:<stage>: the latest canary analysis of the stage (JSON, the
  *         report's `canary` with its window_start), read by every pod for the endpoint. */
 void dw_redis_name_canary_last(const char *model, const char *stage, char *buf, size_t size);
+/** @brief modelmetrics:<model>:<stage>: the digest of the model's latest report of the stage
+ *         (dw_modelmetrics; a final one holds the running prediction totals), committed with
+ *         the report, read by every pod for the model series of /metrics. */
+void dw_redis_name_model_metrics(const char *model, const char *stage, char *buf, size_t size);
 /** @brief refagg:<model>:<start ms>: a reference window's merged aggregate, kept while the
  *         reference is collected (its partitions dropped their sketches). */
 void dw_redis_name_refagg(const char *model, int64_t start_ms, char *buf, size_t size);
