@@ -66,10 +66,9 @@ static void reference_usage(FILE *out)
 /* The stored reference of model m (NULL: none), *status 1 found, 0 absent, -1 Redis error or
  * corrupt (errstr). */
 static struct dw_ref *stored_reference(struct dw_redis *r, const struct dw_model_cfg *m,
-                                       int *status, char *errstr, size_t errstr_size)
+                                       const char *name, int *status, char *errstr,
+                                       size_t errstr_size)
 {
-    char name[DW_REDIS_NAME_MAX];
-    dw_redis_name_ref(m->name, name, sizeof(name));
     char *data = NULL;
     size_t len = 0;
     *status = dw_redis_read_str(r, name, &data, &len);
@@ -98,8 +97,9 @@ static json_t *reference_json(struct dw_redis *r, const struct dw_model_cfg *m,
                               struct dw_ref **used, char *errstr, size_t errstr_size)
 {
     int found;
-    struct dw_ref *ref = stored_reference(r, m, &found, errstr, errstr_size);
     char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_ref(m->name, name, sizeof(name));
+    struct dw_ref *ref = stored_reference(r, m, name, &found, errstr, errstr_size);
     *used = NULL;
     if (found < 0) {
         return NULL;
@@ -129,6 +129,45 @@ static json_t *reference_json(struct dw_redis *r, const struct dw_model_cfg *m,
     json_object_set_new(o, "windows", json_integer((json_int_t)json_array_size(wins)));
     json_object_set_new(o, "window_starts_ms", wins);
     return o;
+}
+
+/* reference.per_version: each version's own reference (vrefs:<model> lists them), as the
+ * versions' reports state it, or null when the model has none. */
+static json_t *versions_json(struct dw_redis *r, const struct dw_model_cfg *m, char *errstr,
+                             size_t errstr_size)
+{
+    if (!m->reference.per_version) {
+        return json_null();
+    }
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_vrefs(m->name, name, sizeof(name));
+    json_t *versions = stored_list(r, name), *out = json_object(), *v;
+    size_t i;
+    json_array_foreach(versions, i, v)
+    {
+        const char *version = json_string_value(v);
+        int found = 0;
+        if (!version) {
+            continue;
+        }
+        dw_redis_name_vref("vref", m->name, version, name, sizeof(name));
+        struct dw_ref *ref = stored_reference(r, m, name, &found, errstr, errstr_size);
+        json_t *o = dw_eval_reference_json(m, ref);
+        if (found < 0) {
+            json_object_set_new(o, "status", json_string("unreadable"));
+            json_object_set_new(o, "error", json_string(errstr));
+        } else if (!ref) {
+            dw_redis_name_vref("vrefwins", m->name, version, name, sizeof(name));
+            json_t *wins = stored_list(r, name);
+            json_object_set_new(o, "windows", json_integer((json_int_t)json_array_size(wins)));
+            json_object_set_new(o, "window_starts_ms", wins);
+        }
+        json_object_set_new(o, "per_version", json_true());
+        json_object_set_new(out, version, o);
+        dw_ref_free(ref);
+    }
+    json_decref(versions);
+    return out;
 }
 
 /* The "baseline" of show, as a report would state it. */
@@ -181,6 +220,7 @@ static int reference_show(struct dw_redis *r, const struct dw_config *cfg,
                   dw_ref_source_name(m->reference.source), "windows",
                   (json_int_t)m->reference.windows, "profile", m->reference.profile, "generation",
                   (json_int_t)gen, "reference", ref, "baseline", baseline_json(r, cfg, m, used));
+    json_object_set_new(out, "versions", versions_json(r, m, errstr, sizeof(errstr)));
     dw_ref_free(used);
     dw_cmd_print_json(out);
     return 0;

@@ -294,6 +294,13 @@ def scenario_shifted():
     return ok
 
 
+def reference_show(env):
+    r = subprocess.run([h.BIN, "reference", "show", "-c", env.config_path, "--model", "fraud"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
 def scenario_own_reference():
     """reference.per_version: 1.1.0's amount differs from 1.0.0's from its first prediction on.
     Each version collects its own first 2 windows (not judged meanwhile, saying how many it
@@ -334,6 +341,20 @@ def scenario_own_reference():
              for d in h.json_diff(versions_of(final[k]), versions_of(mine[k]), 1e-9, f"[{k}]")]
     ok &= h.report(final and not diffs, "replay -c: the same per-version references and verdicts",
                    f"({len(final)} windows) {diffs[:3]}")
+    shown = reference_show(env)["versions"]
+    ok &= h.report({v: (o["status"], o["windows"]) for v, o in shown.items()} ==
+                   {"1.0.0": ("ready", 2), "1.1.0": ("ready", 2)},
+                   "reference show lists each version's own reference", f"{shown}")
+    r = subprocess.run([h.BIN, "reference", "reset", "-c", env.config_path, "--model", "fraud"],
+                       capture_output=True, text=True, timeout=60)
+    # the last window may still close (idle timeout) and start a new collection: no reference
+    # can be complete again from it alone
+    left = env.redis("KEYS", "{dw:dwtest}:vref:*").split()
+    again = reference_show(env)["versions"]
+    ok &= h.report(r.returncode == 0 and not left and
+                   all(o["status"] == "collecting" for o in again.values()),
+                   "reference reset forgets the versions' references too",
+                   f"{left} {again} {r.stderr}")
     env.close()
     return ok
 
