@@ -107,6 +107,7 @@ struct series {
     char name[128];
     double *v;
     int dashed;
+    int mark_missing; /* a window without a value gets a hollow "missing" point */
 };
 
 /*
@@ -155,10 +156,18 @@ static void line_chart(struct dw_sbuf *sb, const char *chart, const char *title,
                        colour, ss[s].dashed ? " stroke-dasharray=\"4 3\"" : "", pts.s ? pts.s : "");
         dw_sbuf_free(&pts);
         for (size_t i = 0; i < n; i++) {
+            double x = SP_PAD + (n > 1 ? pw * (double)i / (double)(n - 1) : pw / 2);
             if (isnan(ss[s].v[i])) {
+                if (ss[s].mark_missing) {
+                    dw_sbuf_printf(sb,
+                                   "<circle class=\"point missing\" cx=\"%.1f\" cy=\"%.1f\" "
+                                   "r=\"2.5\" fill=\"none\" stroke=\"#999\" "
+                                   "data-window=\"%lld\" data-value=\"-\"><title>no value "
+                                   "(not judged: a reference window, or no data)</title></circle>",
+                                   x, SP_PAD + ph, (long long)start_of(reports[i]));
+                }
                 continue;
             }
-            double x = SP_PAD + (n > 1 ? pw * (double)i / (double)(n - 1) : pw / 2);
             double y = SP_PAD + ph * (1.0 - (clamp(ss[s].v[i], lo, hi) - lo) / span);
             char val[32];
             fmt_num(ss[s].v[i], val, sizeof(val));
@@ -234,6 +243,7 @@ static void accuracy_chart(struct dw_sbuf *sb, json_t *const *reports, size_t n)
                 ss = dw_realloc(ss, n_ss * sizeof(*ss));
                 snprintf(ss[s].name, sizeof(ss[s].name), "%s", name);
                 ss[s].dashed = found[f].dashed;
+                ss[s].mark_missing = 0;
                 ss[s].v = dw_malloc(n * sizeof(double));
                 for (size_t j = 0; j < n; j++) {
                     ss[s].v[j] = NAN;
@@ -256,7 +266,7 @@ static void accuracy_chart(struct dw_sbuf *sb, json_t *const *reports, size_t n)
 
 static void drift_share_chart(struct dw_sbuf *sb, json_t *const *reports, size_t n)
 {
-    struct series s = {.name = "dataset drift share", .dashed = 0};
+    struct series s = {.name = "dataset drift share", .dashed = 0, .mark_missing = 1};
     s.v = dw_malloc((n ? n : 1) * sizeof(double));
     for (size_t i = 0; i < n; i++) {
         s.v[i] = num(json_object_get(json_object_get(reports[i], "drift"), "share"));
