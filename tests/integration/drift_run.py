@@ -1,6 +1,6 @@
 """A run with injected drift whose reports the reports API and the status page serve (shared by
-test_api.py and test_status_page.py): one model, two versions, `amount` shifted from the fifth
-window on, labels within the horizon so that most windows reach their final report."""
+test_api.py and test_status_page.py): gen's model `fraud`, two versions, `amount` shifted from
+the fourth window on, labels within the horizon so that most windows reach their final report."""
 import json
 
 import harness as h
@@ -9,16 +9,6 @@ WINDOW_MS = 60000
 T0 = 1767225600000  # gen's default --start
 WINDOWS = 6
 DRIFT_AT_S = 180  # the fourth window on
-MODEL = """models:
-  fraud:
-    task: classification
-    features:
-      amount: numeric
-      age: numeric
-      balance: numeric
-      country: categorical
-      merchant: categorical
-"""
 
 
 def stored_reports(env):
@@ -33,7 +23,7 @@ def stored_reports(env):
 
 def start(env, extra=""):
     """Configures env and starts the first pod; returns its process."""
-    env.config(models=MODEL, horizon="60s", idle="5s", extra=extra)
+    env.config(models=h.run_gen_models(), horizon="60s", idle="5s", extra=extra)
     return env.start_run()
 
 
