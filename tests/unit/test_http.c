@@ -8,6 +8,7 @@
 #include "driftwatch/core/dw_metrics.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -489,6 +490,74 @@ static void test_app(void **state)
     dw_http_stop(http);
 }
 
+/* A handler that blocks until the test releases it (at most 10 s). */
+struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int entered, released;
+};
+
+static int blocking_app(void *ctx, const char *url, const struct dw_http_request *req,
+                        struct dw_http_reply *out)
+{
+    struct gate *g = ctx;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&g->lock);
+    g->entered = 1;
+    pthread_cond_broadcast(&g->cond);
+    while (!g->released && pthread_cond_timedwait(&g->cond, &g->lock, &until) == 0) {
+    }
+    pthread_mutex_unlock(&g->lock);
+    out->code = 200;
+    out->body = dw_strdup("released");
+    out->len = strlen(out->body);
+    return 1;
+}
+
+static void *slow_client(void *arg)
+{
+    int port = *(int *)arg;
+    struct reply r;
+    request(port, "GET", "/api/slow", &r);
+    free(r.body);
+    return NULL;
+}
+
+/* A page blocked on its I/O (Redis) does not hold up the probes and the scrape: each
+ * connection has its own thread. */
+static void test_app_does_not_block_probes(void **state)
+{
+    struct dw_http *http = start(LONG_WINDOW_MS);
+    int port = dw_http_port(http);
+    struct gate g = {.entered = 0, .released = 0};
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    dw_http_set_app(http, blocking_app, &g);
+    dw_http_tick(http);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_client, &port), 0);
+    pthread_mutex_lock(&g.lock);
+    while (!g.entered) {
+        pthread_cond_wait(&g.cond, &g.lock);
+    }
+    pthread_mutex_unlock(&g.lock);
+    /* the handler is blocked now: the probes and /metrics must still answer */
+    expect(port, "/livez", NULL, 200);
+    expect(port, "/metrics", NULL, 200);
+    pthread_mutex_lock(&g.lock);
+    int still_blocked = !g.released;
+    g.released = 1;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.lock);
+    assert_true(still_blocked);
+    pthread_join(t, NULL);
+    dw_http_stop(http);
+    pthread_cond_destroy(&g.cond);
+    pthread_mutex_destroy(&g.lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_port_zero_and_in_use),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_app),
+        cmocka_unit_test(test_app_does_not_block_probes),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
