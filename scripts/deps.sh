@@ -10,9 +10,11 @@ BUILD_PKGS=(
     librdkafka-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev libcmocka-dev
     libmicrohttpd-dev libyaml-dev libssl-dev zlib1g-dev libjsmn-dev libcsv-dev
 )
+# chromium: headless, renders the status page in tests/integration/test_status_page.py.
 TEST_PKGS=(
     clang-format clang libclang-rt-14-dev
     redis-server kcat prometheus prometheus-alertmanager python3 python3-yaml curl ca-certificates procps
+    chromium
 )
 
 case "${1:-}" in

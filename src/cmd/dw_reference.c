@@ -202,15 +202,14 @@ static json_t *baseline_json(struct dw_redis *r, const struct dw_config *cfg,
     return out;
 }
 
-static int reference_show(struct dw_redis *r, const struct dw_config *cfg,
-                          const struct dw_model_cfg *m)
+json_t *dw_reference_show_json(struct dw_redis *r, const struct dw_config *cfg,
+                               const struct dw_model_cfg *m, char *errstr, size_t errstr_size)
 {
-    char errstr[1024], name[DW_REDIS_NAME_MAX];
+    char name[DW_REDIS_NAME_MAX];
     struct dw_ref *used = NULL;
-    json_t *ref = reference_json(r, m, &used, errstr, sizeof(errstr));
+    json_t *ref = reference_json(r, m, &used, errstr, errstr_size);
     if (!ref) {
-        fprintf(stderr, "driftwatch reference show: %s\n", errstr);
-        return 1;
+        return NULL;
     }
     int64_t gen = 0;
     dw_redis_name_refgen(m->name, name, sizeof(name));
@@ -222,6 +221,18 @@ static int reference_show(struct dw_redis *r, const struct dw_config *cfg,
                   (json_int_t)gen, "reference", ref, "baseline", baseline_json(r, cfg, m, used));
     json_object_set_new(out, "versions", versions_json(r, m, errstr, sizeof(errstr)));
     dw_ref_free(used);
+    return out;
+}
+
+static int reference_show(struct dw_redis *r, const struct dw_config *cfg,
+                          const struct dw_model_cfg *m)
+{
+    char errstr[1024];
+    json_t *out = dw_reference_show_json(r, cfg, m, errstr, sizeof(errstr));
+    if (!out) {
+        fprintf(stderr, "driftwatch reference show: %s\n", errstr);
+        return 1;
+    }
     dw_cmd_print_json(out);
     return 0;
 }

@@ -39,6 +39,7 @@
 
 #include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/io/dw_actions.h"
+#include "driftwatch/cmd/dw_api.h"
 #include "driftwatch/cmd/dw_cmd.h"
 #include "driftwatch/core/dw_baseline.h"
 #include "driftwatch/core/dw_common.h"
@@ -149,6 +150,7 @@ struct runner {
     struct dw_decoder *dec;
     struct dw_prediction *pev;
     struct dw_http *http;
+    struct dw_api *api;         /* GET / and /api/v1/models... (reads Redis on the HTTP threads) */
     struct dw_actions *actions; /* alert rules, sinks, triggers (evaluator) */
     int eval_lease;             /* held the evaluator lease at the last tick */
     int n_parts;
@@ -2893,6 +2895,11 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
         !(rn->http = dw_http_start(rn->cfg.http_listen, RUN_LIVE_WINDOW_MS, errstr, errstr_size))) {
         return -1;
     }
+    if (rn->http) {
+        rn->api = dw_api_new(&rn->cfg);
+        dw_http_set_auth(rn->http, rn->cfg.http_auth_token);
+        dw_http_set_app(rn->http, dw_api_serve, rn->api);
+    }
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, rn->cfg.topic_predictions, RD_KAFKA_PARTITION_UA);
     rd_kafka_topic_partition_list_add(topics, rn->cfg.topic_labels, RD_KAFKA_PARTITION_UA);
@@ -3033,8 +3040,9 @@ static void runner_stop(struct runner *rn)
     dw_kafka_outbox_free(rn->dlq); /* after the producer: no delivery report can come now */
     dw_actions_free(rn->actions, RUN_SHUTDOWN_FLUSH_MS);
     if (rn->http) {
-        dw_http_stop(rn->http);
+        dw_http_stop(rn->http); /* before the handler's state and the config it borrows */
     }
+    dw_api_free(rn->api);
     for (int p = 0; p < rn->n_parts && rn->parts; p++) {
         dw_part_free(rn->parts[p]);
     }

@@ -364,8 +364,12 @@ static const struct cfg_key cfg_keys[] = {
              "degree of freedom (scipy's correction=True)."},
 
     {.name = "http.listen", .type = T_STRING, .def = "127.0.0.1:8080", CFG(http_listen),
-     .help = "host:port of the HTTP server (/metrics, /livez, /readyz, /status); \"\" disables "
-             "it."},
+     .help = "host:port of the HTTP server (/metrics, /livez, /readyz, /status, the status "
+             "page / and the API /api/v1/, docs/api.md); \"\" disables it."},
+    {.name = "http.auth_token", .type = T_SECRET, .def = "", CFG(http_auth_token),
+     .help = "Bearer token that GET /, /api/ and /status require (Authorization: Bearer "
+             "<token>); \"\" leaves them open. /livez, /readyz and /metrics never ask for it. "
+             "Write ${DW_HTTP_TOKEN} or file:///path rather than the token itself."},
 
     {.name = "metrics.max_series", .type = T_INT, .def = "10000", CFG(metrics_max_series),
      .flags = F_MIN, .min = 1,

@@ -1,11 +1,12 @@
 /*
- * dw_http.c - the operations endpoints (/metrics, /livez, /readyz, /status) and the canary
- * analyses (/api/v1/canary/<model>) on libmicrohttpd.
+ * dw_http.c - the operations endpoints (/metrics, /livez, /readyz, /status), the canary
+ * analyses (/api/v1/canary/<model>) and the transport of the status page and the reports API
+ * (/, /api/...) on libmicrohttpd.
  *
  * Why this shape:
  * - libmicrohttpd runs its own polling thread (MHD_USE_AUTO_INTERNAL_THREAD picks epoll on
  *   Linux), so scrapes and probes are answered even while the main loop is busy or stuck;
- *   that is exactly what makes /livez meaningful. The handler runs on that thread only.
+ *   that is exactly what makes /livez meaningful. The handlers run on MHD's threads only.
  * - The main loop must never wait on a scrape. dw_http_tick() is one atomic store of the
  *   monotonic clock; readiness and the /status document sit behind a mutex that is held only
  *   to swap or copy a pointer, never while formatting or doing I/O (the canary documents are
@@ -19,6 +20,17 @@
  *   read back with MHD_DAEMON_INFO_BIND_PORT. MHD's own error messages go through our
  *   logger and the last one is kept, so a failed bind reports why ("Address already in use").
  * - HEAD is answered like GET (MHD drops the body); other methods get 405 with `Allow`.
+ * - The status page and the reports API (GET / and /api/...) are an application handler the
+ *   owner installs (dw_http_set_app): this file stays the transport and knows nothing of
+ *   Redis. The handler may block on its own I/O (it opens its own Redis connection, up to
+ *   redis.timeout, dw_api.c), so MHD runs a thread per connection
+ *   (MHD_USE_THREAD_PER_CONNECTION, at most DW_HTTP_CONNECTION_LIMIT threads): a slow page
+ *   never delays a probe or a scrape on another connection.
+ * - The bearer token (http.auth_token) guards what shows model data: /, /api/ and /status.
+ *   The probes and /metrics stay open, since kubelet and Prometheus are configured without
+ *   it. The comparison takes the same time whatever prefix matches (no timing oracle); every
+ *   refusal counts in driftwatch_http_unauthorized_total so that a misconfigured client or a
+ *   probe of the endpoint shows on a dashboard.
  */
 #include "driftwatch/io/dw_http.h"
 
@@ -37,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
@@ -64,7 +77,20 @@ struct dw_http {
     char **canary;        /* pairs: model, its /api/v1/canary document (text) */
     size_t n_canary;      /* pairs */
     char last_error[256]; /* last message from MHD's logger */
+    dw_http_app_fn app;   /* GET / and /api/... (dw_http_set_app) */
+    void *app_ctx;
+    char *token; /* http.auth_token, NULL: open */
+    struct dw_metric *unauthorized;
 };
+
+struct dw_http_request {
+    struct MHD_Connection *conn;
+};
+
+const char *dw_http_arg(const struct dw_http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
 
 /* MHD_OPTION_EXTERNAL_LOGGER: keep the last message (for start-up errors) and log it. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -180,6 +206,10 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned int code,
     if (code == MHD_HTTP_METHOD_NOT_ALLOWED) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     }
+    if (code == MHD_HTTP_UNAUTHORIZED) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"driftwatch\"");
+    }
     enum MHD_Result ret = MHD_queue_response(conn, code, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -257,7 +287,69 @@ static enum MHD_Result serve_canary(struct dw_http *http, struct MHD_Connection 
     return respond(conn, MHD_HTTP_NOT_FOUND, DW_HTTP_JSON, text, strlen(text), 1);
 }
 
-/* MHD access handler. @locality MHD's polling thread */
+/* Whether a and b are equal, in a time that depends on their lengths only. */
+static int same_secret(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t n = la > lb ? la : lb;
+    unsigned int diff = (unsigned int)(la ^ lb);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ca = i < la ? (unsigned char)a[i] : 0;
+        unsigned char cb = i < lb ? (unsigned char)b[i] : 0;
+        diff |= (unsigned int)(ca ^ cb);
+    }
+    return diff == 0;
+}
+
+/* Whether url shows model data: /, /api/..., /status. */
+static int is_protected(const char *url)
+{
+    return strcmp(url, "/") == 0 || strncmp(url, "/api/", 5) == 0 || strcmp(url, "/status") == 0;
+}
+
+/* 1 when the request may see url (no token set, or the right bearer token). */
+static int authorized(struct dw_http *http, struct MHD_Connection *conn, const char *url)
+{
+    if (!is_protected(url)) {
+        return 1;
+    }
+    char *token = NULL;
+    pthread_mutex_lock(&http->lock);
+    if (http->token) {
+        token = dw_strdup(http->token);
+    }
+    pthread_mutex_unlock(&http->lock);
+    if (!token) {
+        return 1;
+    }
+    const char *h =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    int ok = h && strncasecmp(h, "Bearer ", 7) == 0 && same_secret(h + 7, token);
+    free(token);
+    return ok;
+}
+
+/* The application handler's answer, or 404 when it has none for url. */
+static enum MHD_Result serve_app(struct dw_http *http, struct MHD_Connection *conn, const char *url)
+{
+    pthread_mutex_lock(&http->lock);
+    dw_http_app_fn fn = http->app;
+    void *ctx = http->app_ctx;
+    pthread_mutex_unlock(&http->lock);
+    struct dw_http_request req = {.conn = conn};
+    struct dw_http_reply out = {0};
+    if (!fn || !fn(ctx, url, &req, &out)) {
+        return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+    }
+    if (!out.body) {
+        out.body = dw_strdup("");
+        out.len = 0;
+    }
+    return respond(conn, out.code, out.content_type ? out.content_type : DW_HTTP_TEXT, out.body,
+                   out.len, 1);
+}
+
+/* MHD access handler. @locality one of MHD's connection threads */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -266,6 +358,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
         return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    if (!authorized(http, conn, url)) {
+        dw_metric_inc(http->unauthorized);
+        dw_log_limited("http_unauthorized", 1, DW_LOG_WARN,
+                       "http request refused: missing or wrong bearer token (http.auth_token)",
+                       "{s:s}", "path", url);
+        return respond_text(conn, MHD_HTTP_UNAUTHORIZED,
+                            "unauthorized: send Authorization: Bearer <http.auth_token>\n");
     }
     if (strcmp(url, "/metrics") == 0) {
         char *text = dw_metrics_render();
@@ -282,6 +382,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (strncmp(url, CANARY_PREFIX, strlen(CANARY_PREFIX)) == 0) {
         return serve_canary(http, conn, url + strlen(CANARY_PREFIX));
+    }
+    if (strcmp(url, "/") == 0 || strncmp(url, "/api/", 5) == 0) {
+        return serve_app(http, conn, url);
     }
     return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
 }
@@ -308,8 +411,14 @@ struct dw_http *dw_http_start(const char *listen, int64_t live_window_ms, char *
     atomic_init(&http->last_tick_ms, dw_mono_ms());
     http->reason = dw_strdup("starting");
     http->status = dw_strdup("{}");
+    http->unauthorized = dw_metrics_series(
+        "driftwatch_http_unauthorized_total",
+        "Requests to /, /api/ or /status refused with 401: no or wrong bearer token "
+        "(http.auth_token).",
+        DW_METRIC_COUNTER, "");
 
-    unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    unsigned int flags =
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
@@ -419,6 +528,24 @@ void dw_http_set_canary(struct dw_http *http, const json_t *by_model)
     pairs_free(old, n_old);
 }
 
+void dw_http_set_app(struct dw_http *http, dw_http_app_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&http->lock);
+    http->app = fn;
+    http->app_ctx = ctx;
+    pthread_mutex_unlock(&http->lock);
+}
+
+void dw_http_set_auth(struct dw_http *http, const char *token)
+{
+    char *copy = token && token[0] ? dw_strdup(token) : NULL;
+    pthread_mutex_lock(&http->lock);
+    char *old = http->token;
+    http->token = copy;
+    pthread_mutex_unlock(&http->lock);
+    free(old);
+}
+
 void dw_http_stop(struct dw_http *http)
 {
     if (!http) {
@@ -426,6 +553,7 @@ void dw_http_stop(struct dw_http *http)
     }
     MHD_stop_daemon(http->daemon);
     pairs_free(http->canary, http->n_canary);
+    free(http->token);
     free(http->status);
     free(http->reason);
     pthread_mutex_destroy(&http->lock);

@@ -361,9 +361,16 @@ void dw_redis_name_rolling_first(const char *model, char *buf, size_t size)
     model_name("rolling_first", model, buf, size);
 }
 
+static void report_prefix(const char *model, char *buf, size_t size)
+{
+    snprintf(buf, size, "report:%s:", model);
+}
+
 void dw_redis_name_report(const char *model, int64_t start_ms, char *buf, size_t size)
 {
-    snprintf(buf, size, "report:%s:%" PRId64, model, start_ms);
+    char prefix[DW_REDIS_NAME_MAX];
+    report_prefix(model, prefix, sizeof(prefix));
+    snprintf(buf, size, "%s%" PRId64, prefix, start_ms);
 }
 
 /* "summary:<model>:", the names of a model's window summaries before their start */
@@ -2170,14 +2177,28 @@ int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model,
     return starts_out(&a, rc, starts, n);
 }
 
+/* The starts of the global keys "<name_prefix><start>" (a SCAN). */
+static int global_starts(struct dw_redis *r, const char *name_prefix, int64_t **starts, size_t *n)
+{
+    struct starts_acc a = {0};
+    char prefix[DW_REDIS_KEY_MAX];
+    global_key(r, name_prefix, prefix, sizeof(prefix));
+    return starts_out(&a, scan_starts(r, prefix, &a), starts, n);
+}
+
 int dw_redis_summary_starts(struct dw_redis *r, const struct dw_model_cfg *model, int64_t **starts,
                             size_t *n)
 {
-    struct starts_acc a = {0};
-    char name[DW_REDIS_NAME_MAX], prefix[DW_REDIS_KEY_MAX];
+    char name[DW_REDIS_NAME_MAX];
     summary_prefix(model->name, name, sizeof(name));
-    global_key(r, name, prefix, sizeof(prefix));
-    return starts_out(&a, scan_starts(r, prefix, &a), starts, n);
+    return global_starts(r, name, starts, n);
+}
+
+int dw_redis_report_starts(struct dw_redis *r, const char *model, int64_t **starts, size_t *n)
+{
+    char name[DW_REDIS_NAME_MAX];
+    report_prefix(model, name, sizeof(name));
+    return global_starts(r, name, starts, n);
 }
 
 int dw_redis_lease(struct dw_redis *r, const char *name, const char *owner, int64_t ttl_ms)

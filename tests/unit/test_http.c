@@ -8,6 +8,7 @@
 #include "driftwatch/core/dw_metrics.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -66,8 +67,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-/* Performs one request on 127.0.0.1:port; fills *r (caller frees r->body). */
-static void request(int port, const char *method, const char *path, struct reply *r)
+/* Performs one request on 127.0.0.1:port with an optional extra header ("Name: value");
+ * fills *r (caller frees r->body). */
+static void request_with(int port, const char *method, const char *path, const char *header,
+                         struct reply *r)
 {
     char url[256];
     memset(r, 0, sizeof(*r));
@@ -90,7 +93,12 @@ static void request(int port, const char *method, const char *path, struct reply
     } else if (strcmp(method, "GET") != 0) {
         curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     }
+    struct curl_slist *headers = header ? curl_slist_append(NULL, header) : NULL;
+    if (headers) {
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    }
     CURLcode rc = curl_easy_perform(curl);
+    curl_slist_free_all(headers);
     if (rc != CURLE_OK) {
         print_error("curl %s %s: %s\n", method, url, curl_easy_strerror(rc));
     }
@@ -100,6 +108,11 @@ static void request(int port, const char *method, const char *path, struct reply
     curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct);
     snprintf(r->content_type, sizeof(r->content_type), "%s", ct ? ct : "");
     curl_easy_cleanup(curl);
+}
+
+static void request(int port, const char *method, const char *path, struct reply *r)
+{
+    request_with(port, method, path, NULL, r);
 }
 
 static void sleep_ms(long ms)
@@ -374,6 +387,177 @@ static void test_port_zero_and_in_use(void **state)
     dw_http_stop(NULL);
 }
 
+/* GET path with the header; asserts the status code. */
+static void expect(int port, const char *path, const char *header, long code)
+{
+    struct reply r;
+    request_with(port, "GET", path, header, &r);
+    if (r.code != code) {
+        print_error("GET %s (%s): %ld, expected %ld\n", path, header ? header : "no header", r.code,
+                    code);
+    }
+    assert_int_equal(r.code, code);
+    free(r.body);
+}
+
+/* The token guards /, /api/ and /status; probes and /metrics stay open; refusals count. */
+static void test_auth(void **state)
+{
+    struct dw_http *http = start(LONG_WINDOW_MS);
+    int port = dw_http_port(http);
+    dw_http_tick(http);
+    dw_http_set_ready(http, 1, NULL);
+    struct dw_metric *refused = dw_metrics_find("driftwatch_http_unauthorized_total", "");
+    assert_non_null(refused);
+    double before = dw_metric_get(refused);
+
+    /* No token: open. */
+    expect(port, "/status", NULL, 200);
+    expect(port, "/", NULL, 404); /* no application handler */
+
+    dw_http_set_auth(http, "tok-123");
+    expect(port, "/status", NULL, 401);
+    expect(port, "/status", "Authorization: Bearer tok-12", 401);   /* a prefix */
+    expect(port, "/status", "Authorization: Bearer tok-1234", 401); /* longer */
+    expect(port, "/status", "Authorization: Basic dG9rLTEyMw==", 401);
+    expect(port, "/", NULL, 401);
+    expect(port, "/api/v1/canary/fraud", NULL, 401);
+    assert_true(dw_metric_get(refused) - before == 6);
+
+    expect(port, "/status", "Authorization: Bearer tok-123", 200);
+    expect(port, "/status", "Authorization: bearer tok-123", 200); /* the scheme is caseless */
+    expect(port, "/api/v1/canary/fraud", "Authorization: Bearer tok-123", 404);
+    expect(port, "/livez", NULL, 200);
+    expect(port, "/readyz", NULL, 200);
+    expect(port, "/metrics", NULL, 200);
+    expect(port, "/metrics", "Authorization: Bearer wrong", 200);
+    assert_true(dw_metric_get(refused) - before == 6);
+
+    struct reply r;
+    request(port, "GET", "/status", &r);
+    assert_int_equal(r.code, 401);
+    assert_contains(r.body, "Bearer");
+    free(r.body);
+
+    dw_http_set_auth(http, "");
+    expect(port, "/status", NULL, 200);
+    dw_http_stop(http);
+}
+
+/* A test application: echoes the query argument q, declines /api/nope. */
+static int echo_app(void *ctx, const char *url, const struct dw_http_request *req,
+                    struct dw_http_reply *out)
+{
+    int *calls = ctx;
+    (*calls)++;
+    if (strcmp(url, "/api/nope") == 0) {
+        return 0;
+    }
+    const char *q = dw_http_arg(req, "q");
+    char body[256];
+    snprintf(body, sizeof(body), "%s q=%s", url, q ? q : "(none)");
+    out->code = 202;
+    out->content_type = "text/html; charset=utf-8";
+    out->body = dw_strdup(body);
+    out->len = strlen(body);
+    return 1;
+}
+
+/* / and /api/... go to the application handler, with their decoded query arguments. */
+static void test_app(void **state)
+{
+    struct dw_http *http = start(LONG_WINDOW_MS);
+    int port = dw_http_port(http);
+    int calls = 0;
+    struct reply r;
+    dw_http_set_app(http, echo_app, &calls);
+
+    request(port, "GET", "/api/v1/models/m/reports?q=a%20b&x=1", &r);
+    assert_int_equal(r.code, 202);
+    assert_string_equal(r.content_type, "text/html; charset=utf-8");
+    assert_string_equal(r.body, "/api/v1/models/m/reports q=a b");
+    free(r.body);
+    request(port, "GET", "/", &r);
+    assert_string_equal(r.body, "/ q=(none)");
+    free(r.body);
+    expect(port, "/api/nope", NULL, 404);
+    assert_int_equal(calls, 3);
+    /* the canary documents and the operations endpoints are not the handler's */
+    expect(port, "/api/v1/canary/fraud", NULL, 404);
+    expect(port, "/status", NULL, 200);
+    expect(port, "/other", NULL, 404);
+    assert_int_equal(calls, 3);
+    dw_http_stop(http);
+}
+
+/* A handler that blocks until the test releases it (at most 10 s). */
+struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int entered, released;
+};
+
+static int blocking_app(void *ctx, const char *url, const struct dw_http_request *req,
+                        struct dw_http_reply *out)
+{
+    struct gate *g = ctx;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&g->lock);
+    g->entered = 1;
+    pthread_cond_broadcast(&g->cond);
+    while (!g->released && pthread_cond_timedwait(&g->cond, &g->lock, &until) == 0) {
+    }
+    pthread_mutex_unlock(&g->lock);
+    out->code = 200;
+    out->body = dw_strdup("released");
+    out->len = strlen(out->body);
+    return 1;
+}
+
+static void *slow_client(void *arg)
+{
+    int port = *(int *)arg;
+    struct reply r;
+    request(port, "GET", "/api/slow", &r);
+    free(r.body);
+    return NULL;
+}
+
+/* A page blocked on its I/O (Redis) does not hold up the probes and the scrape: each
+ * connection has its own thread. */
+static void test_app_does_not_block_probes(void **state)
+{
+    struct dw_http *http = start(LONG_WINDOW_MS);
+    int port = dw_http_port(http);
+    struct gate g = {.entered = 0, .released = 0};
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    dw_http_set_app(http, blocking_app, &g);
+    dw_http_tick(http);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_client, &port), 0);
+    pthread_mutex_lock(&g.lock);
+    while (!g.entered) {
+        pthread_cond_wait(&g.cond, &g.lock);
+    }
+    pthread_mutex_unlock(&g.lock);
+    /* the handler is blocked now: the probes and /metrics must still answer */
+    expect(port, "/livez", NULL, 200);
+    expect(port, "/metrics", NULL, 200);
+    pthread_mutex_lock(&g.lock);
+    int still_blocked = !g.released;
+    g.released = 1;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.lock);
+    assert_true(still_blocked);
+    pthread_join(t, NULL);
+    dw_http_stop(http);
+    pthread_cond_destroy(&g.cond);
+    pthread_mutex_destroy(&g.lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +568,9 @@ int main(void)
         cmocka_unit_test(test_not_found_and_method),
         cmocka_unit_test(test_bad_listen),
         cmocka_unit_test(test_port_zero_and_in_use),
+        cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_app),
+        cmocka_unit_test(test_app_does_not_block_probes),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

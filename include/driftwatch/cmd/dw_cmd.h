@@ -18,6 +18,17 @@ int dw_cmd_option(int c, void (*usage)(FILE *out));
 
 /** @brief Prints obj as one compact JSON line on stdout (keys in insertion order), and frees it. */
 void dw_cmd_print_json(json_t *obj);
+struct dw_redis;
+struct dw_config;
+struct dw_model_cfg;
+/**
+ * @brief What `driftwatch reference show` prints for model m (dw_reference.c), also served by
+ *        GET /api/v1/models/<m>/reference.
+ * @returns the document, or NULL with errstr (Redis or profile file error).
+ */
+json_t *dw_reference_show_json(struct dw_redis *r, const struct dw_config *cfg,
+                               const struct dw_model_cfg *m, char *errstr, size_t errstr_size);
+
 int dw_cmd_run(int argc, char **argv);        /* dw_run.c: the consumer */
 int dw_cmd_gen(int argc, char **argv);        /* dw_gen.c: synthetic traffic */
 int dw_cmd_dev_broker(int argc, char **argv); /* dw_devbroker.c: mock Kafka cluster */

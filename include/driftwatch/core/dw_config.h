@@ -253,6 +253,7 @@ struct dw_config {
     int chi2_correction;          /* detectors.chi2_correction: Yates' correction when dof 1 */
 
     char *http_listen;          /* http.listen: "host:port" ("" disables) */
+    char *http_auth_token;      /* http.auth_token: bearer token of /, /api/, /status ("": open) */
     int64_t metrics_max_series; /* metrics.max_series: model series created at most (count) */
 
     int64_t alert_queue_size; /* alerting.queue_size: messages waiting for delivery */

@@ -5,7 +5,12 @@
  *   GET /livez    200 when the main loop ticked within the liveness window, else 503
  *   GET /readyz   200 when the owner says ready (joined the group, Redis reachable), else 503
  *   GET /status   the JSON document last published with dw_http_set_status()
- * Anything else is 404; methods other than GET/HEAD are 405.
+ *   GET /api/v1/canary/<model>  the documents of dw_http_set_canary()
+ *   GET / and /api/... otherwise: the application handler of dw_http_set_app() (the status
+ *                 page and the reports API, dw_api.h)
+ * Anything else is 404; methods other than GET/HEAD are 405. With a token set
+ * (dw_http_set_auth), /, /api/ and /status answer 401 without "Authorization: Bearer <token>";
+ * the probes and /metrics stay open.
  */
 #ifndef DW_HTTP_H
 #define DW_HTTP_H
@@ -41,6 +46,38 @@ void dw_http_set_status(struct dw_http *http, const char *json);
  *        (dw_canary_latest); a model not in it gets 404 naming the ones that are.
  */
 void dw_http_set_canary(struct dw_http *http, const json_t *by_model);
+
+/** @brief A request as the application handler sees it (valid during the call only). */
+struct dw_http_request;
+
+/** @returns the value of query argument `name` (URL-decoded), or NULL when absent. */
+const char *dw_http_arg(const struct dw_http_request *req, const char *name);
+
+/** @brief What the application handler answers: code, content type, body (malloc'd, owned by
+ *         dw_http afterwards). */
+struct dw_http_reply {
+    unsigned int code;
+    const char *content_type; /* a static string */
+    char *body;
+    size_t len;
+};
+
+/**
+ * @brief Serves GET / and /api/... (but /api/v1/canary/) on the server's thread.
+ * @returns 1 when it answered (*out filled), 0 when the path is not its (404).
+ */
+typedef int (*dw_http_app_fn)(void *ctx, const char *url, const struct dw_http_request *req,
+                              struct dw_http_reply *out);
+
+/** @brief Installs the application handler (NULL: none). Call before traffic is expected. */
+void dw_http_set_app(struct dw_http *http, dw_http_app_fn fn, void *ctx);
+
+/**
+ * @brief Requires "Authorization: Bearer <token>" on /, /api/ and /status (NULL or "": open).
+ *        A request without it, or with another token, gets 401 and counts in
+ *        driftwatch_http_unauthorized_total.
+ */
+void dw_http_set_auth(struct dw_http *http, const char *token);
 
 void dw_http_stop(struct dw_http *http);
 

@@ -194,6 +194,10 @@ int dw_redis_read_part_window(struct dw_redis *r, int32_t partition, const struc
 int dw_redis_summary_starts(struct dw_redis *r, const struct dw_model_cfg *model, int64_t **starts,
                             size_t *n);
 
+/** @brief Lists the window starts of a model whose report is stored (dw_redis_name_report;
+ *         malloc'd array, unsorted: a SCAN). @returns 0, -1 on a Redis error. */
+int dw_redis_report_starts(struct dw_redis *r, const char *model, int64_t **starts, size_t *n);
+
 /** @brief Lists the window starts of a model present in any partition (malloc'd array). */
 int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model, int n_parts,
                            int64_t **starts, size_t *n);
