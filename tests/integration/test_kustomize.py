@@ -216,6 +216,11 @@ def check_rendered(name, docs, tmp):
                    f"{so['spec']['maxReplicaCount']}, partitions {parts})")
 
     pr = one(docs, "PrometheusRule")
+    shipped = yaml.safe_load(open(os.path.join(h.ROOT, "deploy", "prometheus",
+                                               "driftwatch-rules.yaml")))["groups"]
+    ok &= h.report(pr["spec"]["groups"] == shipped,
+                   f"{tag} the PrometheusRule is the shipped rules file "
+                   "(scripts/gen-prometheusrule.py)", f"({len(shipped)} groups)")
     rules_file = os.path.join(tmp, f"{name.replace('/', '_')}-rules.yaml")
     with open(rules_file, "w") as f:
         yaml.safe_dump(pr["spec"], f)
