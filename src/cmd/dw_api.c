@@ -108,16 +108,7 @@ static json_t *model_names(const struct dw_config *cfg)
 /* Global key `name` as JSON into *out (NULL: absent or not JSON, logged). @returns 0, -1. */
 static int read_json(struct dw_redis *r, const char *name, json_t **out)
 {
-    char *text = NULL;
-    size_t len = 0;
-    *out = NULL;
-    int got = dw_redis_read_str(r, name, &text, &len);
-    if (got == 1 && !(*out = json_loadb(text, len, 0, NULL))) {
-        dw_log_limited("api_corrupt", 1, DW_LOG_ERROR, "stored document not JSON; not shown",
-                       "{s:s}", "key", name);
-    }
-    free(text);
-    return got < 0 ? -1 : 0;
+    return dw_redis_read_json(r, name, "api_corrupt", "stored document not JSON; not shown", out);
 }
 
 /* The firing alerts of model m (the last notification's "firing" list; [] when none). */

@@ -2542,30 +2542,14 @@ static json_t *references_json(const struct runner *rn)
     return refs;
 }
 
-/* The global key `name` as JSON into *out (NULL: absent, or not JSON: logged at most once a
- * second under `limit_key` with `msg`). @returns 0, or -1 on a Redis error. */
-static int read_json_key(struct runner *rn, const char *name, const char *limit_key,
-                         const char *msg, json_t **out)
-{
-    char *text = NULL;
-    size_t len = 0;
-    *out = NULL;
-    int got = dw_redis_read_str(rn->redis, name, &text, &len);
-    if (got == 1 && !(*out = json_loadb(text, len, 0, NULL))) {
-        dw_log_limited(limit_key, 1, DW_LOG_ERROR, msg, "{s:s}", "key", name);
-    }
-    free(text);
-    return got < 0 ? -1 : 0;
-}
-
-/* canarylast:<model>:<stage> as JSON into *out (read_json_key). */
+/* canarylast:<model>:<stage> as JSON into *out (dw_redis_read_json). */
 static int canary_last(struct runner *rn, const struct dw_model_cfg *m, const char *stage,
                        json_t **out)
 {
     char name[DW_REDIS_NAME_MAX];
     dw_redis_name_canary_last(m->name, stage, name, sizeof(name));
-    return read_json_key(rn, name, "corrupt_canary", "latest canary analysis not JSON; not shown",
-                         out);
+    return dw_redis_read_json(rn->redis, name, "corrupt_canary",
+                              "latest canary analysis not JSON; not shown", out);
 }
 
 /* driftwatch_canary_*: the verdict of the endpoint's document (1 for it, 0 for the others and
@@ -2652,14 +2636,14 @@ static void publish_canary(struct runner *rn)
     json_decref(by_model);
 }
 
-/* modelmetrics:<model>:<stage> as JSON into *out (read_json_key). */
+/* modelmetrics:<model>:<stage> as JSON into *out (dw_redis_read_json). */
 static int digest_read(struct runner *rn, const struct dw_model_cfg *m, const char *stage,
                        json_t **out)
 {
     char name[DW_REDIS_NAME_MAX];
     dw_redis_name_model_metrics(m->name, stage, name, sizeof(name));
-    return read_json_key(rn, name, "corrupt_model_metrics",
-                         "model metrics digest not JSON; its series are NaN", out);
+    return dw_redis_read_json(rn->redis, name, "corrupt_model_metrics",
+                              "model metrics digest not JSON; its series are NaN", out);
 }
 
 /*

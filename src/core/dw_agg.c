@@ -189,12 +189,18 @@ void dw_feat_stats_free(struct dw_feat_stats *fs)
     stat_sketch_free(fs);
 }
 
-/* Frees n statistics made by feats_new (NULL: none). */
-static void feats_free(struct dw_feat_stats *feats, size_t n)
+/* Frees the sketches and tables of n statistics (NULL: none); counts and moments stay. */
+static void feats_sketches_free(struct dw_feat_stats *feats, size_t n)
 {
     for (size_t i = 0; feats && i < n; i++) {
         stat_sketch_free(&feats[i]);
     }
+}
+
+/* Frees n statistics made by feats_new (NULL: none). */
+static void feats_free(struct dw_feat_stats *feats, size_t n)
+{
+    feats_sketches_free(feats, n);
     free(feats);
 }
 
@@ -208,9 +214,7 @@ static int out_dropped(const struct dw_agg *agg, size_t k)
  * all: the label's too (the aggregate is freed). */
 static void sketches_free(struct dw_agg *agg, int all)
 {
-    for (size_t i = 0; i < agg->model->n_features; i++) {
-        stat_sketch_free(&agg->feats[i]);
-    }
+    feats_sketches_free(agg->feats, agg->model->n_features);
     for (size_t k = 0; k < DW_AGG_OUT__COUNT; k++) {
         if (all || k != DW_AGG_OUT_LABEL) {
             stat_sketch_free(&agg->out[k]);
@@ -227,9 +231,7 @@ void dw_agg_drop_sketches(struct dw_agg *agg)
         for (size_t i = 0; i < DW_ARRAY_SIZE(agg->versions); i++) { /* every slot: cheap, sure */
             dw_kll_destroy(agg->versions[i].latency);
             agg->versions[i].latency = NULL;
-            for (size_t j = 0; agg->versions[i].feats && j < agg->model->n_features; j++) {
-                stat_sketch_free(&agg->versions[i].feats[j]);
-            }
+            feats_sketches_free(agg->versions[i].feats, agg->model->n_features);
         }
         agg->sketches_dropped = 1;
         agg->dirty = 1;

@@ -2032,6 +2032,28 @@ int dw_decode_status_error(const struct dw_config *cfg, const char *text, size_t
     return 0;
 }
 
+/*
+ * A scalar as text, the way classes, categories and statuses compare: a string as it is, a
+ * number as its JSON text (into buf, NUM_TEXT_MAX bytes), a boolean as "true" / "false".
+ * @returns 0 with *text and *len, or -1 for any other kind (nothing set).
+ */
+static int scalar_text(struct dw_decoder *dec, jv_t v, char *buf, const char **text, size_t *len)
+{
+    enum jv_kind k = jv_kind(dec, v);
+    if (k == JV_STR) {
+        *text = jv_string(dec, v, len);
+    } else if (k == JV_INT || k == JV_REAL) {
+        *len = jv_number_text(dec, v, buf, NUM_TEXT_MAX);
+        *text = buf;
+    } else if (k == JV_TRUE || k == JV_FALSE) {
+        *text = k == JV_TRUE ? "true" : "false";
+        *len = strlen(*text);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
 /* The serving status: absent or null is none; a string, number or boolean is compared as its
  * text with input.error_values; an object, array or non-finite token is bad_status. */
 static enum dw_bad_reason get_status(struct dw_decoder *dec, jv_t v, struct dw_prediction *out,
@@ -2045,18 +2067,10 @@ static enum dw_bad_reason get_status(struct dw_decoder *dec, jv_t v, struct dw_p
     char num[NUM_TEXT_MAX];
     const char *text;
     size_t len;
-    enum jv_kind k = jv_kind(dec, v);
-    if (k == JV_STR) {
-        text = jv_string(dec, v, &len);
-    } else if (k == JV_INT || k == JV_REAL) {
-        len = jv_number_text(dec, v, num, sizeof(num));
-        text = num;
-    } else if (k == JV_TRUE || k == JV_FALSE) {
-        text = k == JV_TRUE ? "true" : "false";
-        len = strlen(text);
-    } else {
+    if (scalar_text(dec, v, num, &text, &len) != 0) {
         return bad(DW_BAD_STATUS, errstr, errstr_size,
-                   "status: expected a string, number or boolean, got %s", kind_name(k));
+                   "status: expected a string, number or boolean, got %s",
+                   kind_name(jv_kind(dec, v)));
     }
     out->has_status = 1;
     out->status_error = dw_decode_status_error(dec->cfg, text, len);
@@ -2114,22 +2128,16 @@ static enum dw_bad_reason get_features(struct dw_decoder *dec, jv_t obj, size_t 
             val->kind = DW_VAL_NUM;
             continue;
         }
-        if (k == JV_STR) {
-            val->str = jv_string(dec, v, &val->len);
-        } else if (k == JV_INT || k == JV_REAL) {
-            char *buf = dec->feat_text + i * NUM_TEXT_MAX;
-            val->len = jv_number_text(dec, v, buf, NUM_TEXT_MAX);
-            val->str = buf;
-        } else if (k == JV_TRUE || k == JV_FALSE) {
-            val->str = k == JV_TRUE ? "true" : "false";
-            val->len = strlen(val->str);
-        } else if (k == JV_NAN || k == JV_PINF || k == JV_NINF) {
-            val->str = kind_name(k); /* the token's own text: "NaN", "Infinity", "-Infinity" */
-            val->len = strlen(val->str);
-        } else {
+        int scalar =
+            scalar_text(dec, v, dec->feat_text + i * NUM_TEXT_MAX, &val->str, &val->len) == 0;
+        if (!scalar && k != JV_NAN && k != JV_PINF && k != JV_NINF) {
             return bad(DW_BAD_WRONG_TYPE, errstr, errstr_size,
                        "features.%s: expected a string, number or boolean, got %s", f->name,
                        kind_name(k));
+        }
+        if (!scalar) {
+            val->str = kind_name(k); /* the token's own text: "NaN", "Infinity", "-Infinity" */
+            val->len = strlen(val->str);
         }
         val->kind = DW_VAL_STR;
     }

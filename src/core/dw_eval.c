@@ -1968,7 +1968,7 @@ static void take_close_object(json_t *report, const json_t *close, const char *k
 /* Each version's latency_ms (null where it has none), and its features and drift where it
  * has them, from the close report: the version sketches are dropped with the model's at the
  * close. */
-static void take_close_version_latency(json_t *report, const json_t *close)
+static void take_close_versions(json_t *report, const json_t *close)
 {
     const json_t *close_versions = json_object_get(close, "versions");
     const char *name;
@@ -1998,7 +1998,7 @@ int dw_eval_take_close(json_t *report, const json_t *close)
     take_close_object(report, close, "estimated");
     json_t *est_drop = json_object_get(close, "estimated_drop");
     json_object_set_new(report, "estimated_drop", est_drop ? json_incref(est_drop) : json_null());
-    take_close_version_latency(report, close);
+    take_close_versions(report, close);
     if (json_is_object(features) && json_is_object(drift)) {
         if (reference) { /* what the features were judged against */
             json_object_set(report, "reference", reference);

@@ -1903,9 +1903,8 @@ int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
 /* The JSON value of global key `name` (NULL: absent, unreadable or not JSON). */
 static json_t *get_json_list(struct dw_redis *r, const char *name)
 {
-    char *text = dw_redis_get_str(r, name);
-    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
+    json_t *v = NULL;
+    dw_redis_read_json(r, name, "corrupt_list", "stored list not JSON; taken as empty", &v);
     return v;
 }
 
@@ -2307,6 +2306,20 @@ int dw_redis_read_str(struct dw_redis *r, const char *name, char **out, size_t *
     }
     freeReplyObject(rep);
     return rc;
+}
+
+int dw_redis_read_json(struct dw_redis *r, const char *name, const char *limit_key, const char *msg,
+                       json_t **out)
+{
+    char *text = NULL;
+    size_t len = 0;
+    *out = NULL;
+    int got = dw_redis_read_str(r, name, &text, &len);
+    if (got == 1 && !(*out = json_loadb(text, len, 0, NULL))) {
+        dw_log_limited(limit_key, 1, DW_LOG_ERROR, msg, "{s:s}", "key", name);
+    }
+    free(text);
+    return got < 0 ? -1 : 0;
 }
 
 int dw_redis_read_state(struct dw_redis *r, const char *name, const char *model, char **out,

@@ -225,6 +225,14 @@ char *dw_redis_get_bytes(struct dw_redis *r, const char *name, size_t *len);
  * @returns 1 found, 0 absent, -1 Redis error or not a string.
  */
 int dw_redis_read_str(struct dw_redis *r, const char *name, char **out, size_t *len);
+
+/**
+ * @brief Global key {dw:G}:<name> as JSON into *out (NULL when absent, or not JSON: that is
+ *        logged at most once a second under `limit_key` with `msg` and the key).
+ * @returns 0, or -1 on a Redis error.
+ */
+int dw_redis_read_json(struct dw_redis *r, const char *name, const char *limit_key, const char *msg,
+                       json_t **out);
 /**
  * @brief dw_redis_read_str() of a model's evaluation state (alerts, trigger, change detectors,
  *        reference, reference windows, baseline), which logs a failure with the key (at most
