@@ -33,6 +33,7 @@
 
 #define JOIN_BATCH 4096 /* field/value pairs per HSET / HDEL command */
 #define HSCAN_COUNT "2000"
+#define SET_CHUNK (1024 * 1024) /* bytes; a larger value is written in pieces (tx_append_set) */
 
 /* A growable argv for binary-safe commands. */
 struct argv {
@@ -1850,15 +1851,50 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
     return result;
 }
 
-/* Appends SET key data (or DEL key when data is NULL) of global key `name` to a transaction. */
+/* Writes what hiredis has buffered to the socket (its output buffer is freed once empty).
+ * 0, or -1 when the connection failed. */
+static int flush_out(struct dw_redis *r)
+{
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(r->c, &done) != REDIS_OK) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Appends SET key data (or DEL key when data is NULL) of global key `name` to a transaction. A
+ * value larger than SET_CHUNK (a reference of millions of values is tens of MB) goes as SET of
+ * its first chunk and APPENDs of the rest, each written out before the next is formatted:
+ * hiredis formats a command into a copy of its arguments and appends that to its output buffer,
+ * so one SET of the whole value held two more copies of it until the transaction's replies were
+ * read (bench/RESULTS.md, "The reference's write in chunks"). Inside MULTI the key is whole when
+ * EXEC applies it, as before.
+ */
 static int tx_append_set(struct dw_redis *r, int *n_cmds, const char *name, const void *data,
                          size_t len)
 {
     char key[DW_REDIS_KEY_MAX];
     global_key(r, name, key, sizeof(key));
-    const char *argv[] = {data ? "SET" : "DEL", key, data};
-    size_t lens[] = {3, strlen(key), len};
-    return tx_append(r, n_cmds, data ? 3 : 2, argv, lens);
+    if (!data) {
+        const char *argv[] = {"DEL", key};
+        size_t lens[] = {3, strlen(key)};
+        return tx_append(r, n_cmds, 2, argv, lens);
+    }
+    const char *bytes = data;
+    size_t off = 0;
+    do {
+        size_t n = DW_MIN(len - off, (size_t)SET_CHUNK);
+        const char *argv[] = {off == 0 ? "SET" : "APPEND", key, bytes + off};
+        size_t lens[] = {strlen(argv[0]), strlen(key), n};
+        if (tx_append(r, n_cmds, 3, argv, lens) != 0 || (len > SET_CHUNK && flush_out(r) != 0)) {
+            return -1;
+        }
+        off += n;
+    } while (off < len);
+    return 0;
 }
 
 int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,

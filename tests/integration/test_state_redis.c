@@ -430,6 +430,41 @@ static void test_reference_replace_forgets_everything(void **state)
     assert_int_equal(v, 7);
 }
 
+/* A fenced write of a value larger than the adapter's chunk (a reference of millions of
+ * values) stores it byte for byte: it is sent as SET of the first chunk and APPENDs of the rest
+ * in the same transaction, so that hiredis never holds a second and third copy of all of it. */
+static void test_fenced_write_of_a_large_value(void **state)
+{
+    (void)state;
+    size_t len = (size_t)7 * 1024 * 1024 / 2 + 12345; /* 3.5 MiB and a bit: four chunks */
+    unsigned char *big = dw_malloc(len);
+    for (size_t i = 0; i < len; i++) {
+        big[i] = (unsigned char)((i * 2654435761u) >> 13);
+    }
+    char errstr[256] = "";
+    assert_int_equal(dw_redis_set_i64(g_r, "bigfence", 4), 0);
+    struct dw_redis_bkv sets[] = {{"big", big, len}, {"small", "s", 1}};
+    if (dw_redis_write_fenced(g_r, "bigfence", 4, sets, 2, errstr, sizeof(errstr)) != 0) {
+        fail_msg("write: %s", errstr);
+    }
+    size_t got_len = 0;
+    char *got = dw_redis_get_bytes(g_r, "big", &got_len);
+    assert_non_null(got);
+    assert_int_equal(got_len, len);
+    assert_memory_equal(got, big, len);
+    free(got);
+    char *small = dw_redis_get_str(g_r, "small");
+    assert_string_equal(small, "s");
+    free(small);
+    /* a moved fence writes nothing, large or not */
+    assert_int_equal(dw_redis_write_fenced(g_r, "bigfence", 3, sets, 1, errstr, sizeof(errstr)), 1);
+    /* the connection is still in step */
+    int64_t v = 0;
+    assert_int_equal(dw_redis_get_i64(g_r, "bigfence", &v), 1);
+    assert_int_equal(v, 4);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_evaluator_reads_are_strict),
         cmocka_unit_test(test_check_and_drop),
         cmocka_unit_test(test_reference_replace_forgets_everything),
+        cmocka_unit_test(test_fenced_write_of_a_large_value),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }
