@@ -566,7 +566,7 @@ static size_t shrink_retired(struct runner *rn, int p, const struct dw_model_cfg
         int found =
             dw_redis_read_part_window(rn->redis, p, m, starts[i], &agg, errstr, sizeof(errstr));
         if (found == 1) {
-            dw_agg_drop_sketches(agg);
+            dw_agg_merged(agg); /* its sketches, or its sealed copy, are not needed any more */
             dw_part_rewrite_window(rn->parts[p], agg);
             done++;
         } else if (found < 0) {

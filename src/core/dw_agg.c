@@ -88,6 +88,7 @@
 #define AGG_CODEC_VERSION_V3 3 /* still read: no nan / inf counts */
 #define AGG_CODEC_VERSION_V2 2 /* still read: categories without heavy hitters */
 #define AGG_FLAG_DROPPED 0x1   /* flags: sketches and category tables dropped */
+#define AGG_FLAG_SEALED 0x2    /* flags: dropped at the seal, kept in the sealed copy */
 #define CAT_SLOTS_MIN 16       /* first category table (slots); doubles up to dw_agg_cat_slots() */
 
 uint32_t dw_agg_max_categories(const struct dw_model_cfg *model)
@@ -251,7 +252,90 @@ void dw_agg_free(struct dw_agg *agg)
     sketches_free(agg, 1);
     free(agg->feats);
     dw_perf_free(&agg->perf);
+    dw_buf_free(&agg->seal_blob);
     free(agg);
+}
+
+void dw_agg_seal(struct dw_agg *agg)
+{
+    dw_assert(!agg->sketches_dropped && !agg->sealed);
+    dw_buf_reset(&agg->seal_blob);
+    dw_agg_encode(agg, &agg->seal_blob);
+    dw_agg_drop_sketches(agg);
+    agg->sealed = 1;
+    agg->seal_gone = 0;
+}
+
+int dw_agg_merged(struct dw_agg *agg)
+{
+    int changed = !agg->sketches_dropped || agg->sealed;
+    dw_agg_drop_sketches(agg);
+    if (agg->sealed) {
+        agg->sealed = 0;
+        agg->seal_gone = 1;
+        dw_buf_free(&agg->seal_blob);
+        agg->dirty = 1;
+    }
+    return changed;
+}
+
+/* Whether two statistics have the same counts (what the seal froze). */
+static int stat_counts_equal(const struct dw_feat_stats *a, const struct dw_feat_stats *b)
+{
+    return a->type == b->type && a->count == b->count && a->missing == b->missing &&
+           a->nan == b->nan && a->inf == b->inf;
+}
+
+/* Moves the n statistics of src into dst (their counts checked first). 0, or -1. */
+static int stats_unseal(struct dw_feat_stats *dst, struct dw_feat_stats *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!stat_counts_equal(&dst[i], &src[i])) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct dw_feat_stats t = dst[i];
+        dst[i] = src[i];
+        src[i] = t;
+    }
+    return 0;
+}
+
+int dw_agg_unseal(struct dw_agg *dst, struct dw_agg *src, char *errstr, size_t errstr_size)
+{
+    if (!dst->sealed || src->sketches_dropped || src->sealed || dst->start_ms != src->start_ms ||
+        dst->model != src->model) {
+        return dw_err(errstr, errstr_size, "the sealed copy is not this window's (%s)",
+                      !dst->sealed ? "the record is not sealed" : "not a whole window");
+    }
+    size_t nf = dst->model->n_features;
+    if (stats_unseal(dst->feats, src->feats, nf) != 0 ||
+        stats_unseal(dst->out, src->out, DW_AGG_OUT_LABEL) != 0) {
+        return dw_err(errstr, errstr_size, "the sealed copy counts other feature values");
+    }
+    _Static_assert(DW_AGG_OUT_LABEL == DW_AGG_OUT__COUNT - 1, "the label is the last output");
+    struct dw_kll *lat = dst->perf.latency;
+    dst->perf.latency = src->perf.latency;
+    src->perf.latency = lat;
+    for (size_t i = 0; i < dst->n_versions; i++) {
+        struct dw_version_stats *dv = &dst->versions[i];
+        for (size_t j = 0; j < src->n_versions; j++) {
+            struct dw_version_stats *sv = &src->versions[j];
+            if (strcmp(dv->name, sv->name) != 0) {
+                continue;
+            }
+            lat = dv->latency;
+            dv->latency = sv->latency;
+            sv->latency = lat;
+            struct dw_feat_stats *f = dv->feats;
+            dv->feats = sv->feats;
+            sv->feats = f;
+        }
+    }
+    dst->sketches_dropped = 0;
+    dst->sealed = 0;
+    return 0;
 }
 
 size_t dw_agg_version_slot(struct dw_agg *agg, const char *name, size_t len)
@@ -1108,7 +1192,8 @@ void dw_agg_encode(const struct dw_agg *agg, struct dw_buf *out)
     }
     dw_buf_put_u8(out, version_feats ? AGG_CODEC_VERSION : AGG_CODEC_VERSION_V7);
     dw_buf_put_i64(out, agg->start_ms);
-    dw_buf_put_u8(out, dropped ? AGG_FLAG_DROPPED : 0);
+    dw_buf_put_u8(
+        out, (uint8_t)((dropped ? AGG_FLAG_DROPPED : 0) | (agg->sealed ? AGG_FLAG_SEALED : 0)));
     outputs_encode(agg, out);
     counts_encode(&agg->all, out);
     dw_buf_put_u64(out, agg->served);
@@ -1489,10 +1574,14 @@ struct dw_agg *dw_agg_decode(const struct dw_model_cfg *model, const void *data,
     struct dw_agg *agg = dw_agg_new(model, dw_rd_i64(&rd));
     char where[96] = "header"; /* the part being read, for the error message */
     uint8_t flags = version >= AGG_CODEC_VERSION_V5 ? dw_rd_u8(&rd) : 0;
-    if (!rd.err && (flags & ~AGG_FLAG_DROPPED)) {
+    if (!rd.err && (flags & ~(AGG_FLAG_DROPPED | AGG_FLAG_SEALED))) {
         dw_rd_fail(&rd, "unknown flags 0x%x", flags);
     }
+    if (!rd.err && (flags & AGG_FLAG_SEALED) && !(flags & AGG_FLAG_DROPPED)) {
+        dw_rd_fail(&rd, "sealed with its sketches (flags 0x%x)", flags);
+    }
     agg->sketches_dropped = (flags & AGG_FLAG_DROPPED) != 0;
+    agg->sealed = (flags & AGG_FLAG_SEALED) != 0;
     if (version >= AGG_CODEC_VERSION_V6 && !rd.err) {
         snprintf(where, sizeof(where), "outputs");
         outputs_decode(agg, &rd, version, where, sizeof(where));

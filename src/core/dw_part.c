@@ -153,8 +153,20 @@ size_t dw_part_drop_sketches(struct dw_part *p, const struct dw_model_cfg *model
     size_t n = 0;
     for (size_t i = 0; i < p->n_wins; i++) {
         struct dw_agg *agg = p->wins[i];
-        if (agg->model == model && agg->start_ms < before_ms && !agg->sketches_dropped) {
-            dw_agg_drop_sketches(agg);
+        if (agg->model == model && agg->start_ms < before_ms) {
+            n += (size_t)dw_agg_merged(agg);
+        }
+    }
+    return n;
+}
+
+size_t dw_part_seal(struct dw_part *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_wins + p->n_retired; i++) {
+        struct dw_agg *agg = i < p->n_wins ? p->wins[i] : p->retired[i - p->n_wins];
+        if (!agg->sketches_dropped && window_closed(p, agg->start_ms)) {
+            dw_agg_seal(agg);
             n++;
         }
     }
@@ -665,7 +677,7 @@ void dw_part_maintain(struct dw_part *p, int64_t max_records)
             p->labels_at_end || (p->max_label_ts != DW_NO_TS && retire_at <= p->max_label_ts);
         if (retire_at <= wm && labels_past) {
             push_agg(&p->retired, &p->n_retired, &p->cap_retired, agg);
-            if (!agg->sketches_dropped) {
+            if (!agg->sketches_dropped || agg->sealed) { /* its sketches or its sealed copy */
                 if (p->n_unmerged == p->cap_unmerged) {
                     p->cap_unmerged = p->cap_unmerged ? 2 * p->cap_unmerged : 8;
                     p->unmerged = dw_realloc(p->unmerged, p->cap_unmerged * sizeof(*p->unmerged));
@@ -723,6 +735,8 @@ void dw_part_checkpoint_done(struct dw_part *p)
 {
     for (size_t i = 0; i < p->n_wins; i++) {
         p->wins[i]->dirty = 0;
+        p->wins[i]->seal_gone = 0;
+        dw_buf_free(&p->wins[i]->seal_blob); /* written: the sealed copy is in Redis */
     }
     size_t keep = 0;
     for (size_t i = 0; i < p->n_kept; i++) {

@@ -281,6 +281,13 @@ static void key_window(const struct dw_redis *r, int32_t partition, const char *
     part_key(r, partition, buf, size, "w:%s:%" PRId64, model, start_ms);
 }
 
+/* The sealed copy of a window record: its whole encoding when the partition sealed it. */
+static void key_sealed(const struct dw_redis *r, int32_t partition, const char *model,
+                       int64_t start_ms, char *buf, size_t size)
+{
+    part_key(r, partition, buf, size, "ws:%s:%" PRId64, model, start_ms);
+}
+
 /* The prefix of the window keys of a model ("{dw:G:T:P}:w:<model>:"), or of every model's
  * ("{dw:G:T:P}:w:") when model is NULL, for SCAN. */
 static void key_windows_prefix(const struct dw_redis *r, int32_t partition, const char *model,
@@ -1230,6 +1237,7 @@ static const char *ck_member(struct ckpt *ck, const struct dw_model_cfg *m, int6
 static void ck_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
                        struct blob_ref **refs, size_t *n_refs)
 {
+    dw_part_seal(p); /* before encoding: a window sealed now is written small, its copy whole */
     size_t total = p->n_wins + p->n_retired;
     *refs = dw_calloc(total ? total : 1, sizeof(**refs));
     *n_refs = 0;
@@ -1251,15 +1259,17 @@ static void ck_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
 static int ck_send_kept(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
                         const char *kept_key)
 {
-    char wkey[DW_REDIS_KEY_MAX];
+    char wkey[DW_REDIS_KEY_MAX], skey[DW_REDIS_KEY_MAX];
     for (size_t i = 0; i < p->n_kept; i++) {
         const struct dw_part_kept *k = &p->kept[i];
         if (!k->going) {
             continue;
         }
         key_window(r, p->partition, k->model->name, k->start_ms, wkey, sizeof(wkey));
+        key_sealed(r, p->partition, k->model->name, k->start_ms, skey, sizeof(skey));
         argv_pushs(&ck->a, "DEL");
         argv_pushs(&ck->a, wkey);
+        argv_pushs(&ck->a, skey); /* merged long ago, normally gone: sure */
         if (ck_send(r, ck) != 0) {
             return -1;
         }
@@ -1271,6 +1281,27 @@ static int ck_send_kept(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
         }
     }
     return 0;
+}
+
+/* A window's sealed copy: written once when the window was sealed now (the same expiry as
+ * the record), deleted once merged or with the record. */
+static int ck_send_sealed(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
+                          const struct dw_agg *agg, int deleted, int64_t px)
+{
+    int write = agg->seal_blob.len > 0 && !deleted;
+    if (!write && !agg->seal_gone && !(deleted && agg->sealed)) {
+        return 0;
+    }
+    char skey[DW_REDIS_KEY_MAX];
+    key_sealed(r, p->partition, agg->model->name, agg->start_ms, skey, sizeof(skey));
+    argv_pushs(&ck->a, write ? "SET" : "DEL");
+    argv_pushs(&ck->a, skey);
+    if (write) {
+        argv_push(&ck->a, agg->seal_blob.data, agg->seal_blob.len);
+        argv_pushs(&ck->a, "PX");
+        argv_pushs(&ck->a, ck_fmt(ck, "%" PRId64, px));
+    }
+    return ck_send(r, ck);
 }
 
 static int ck_send_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *ck,
@@ -1287,6 +1318,9 @@ static int ck_send_windows(struct dw_redis *r, struct dw_part *p, struct ckpt *c
         int deleted = refs[i].del;
         if (!refs[i].len && !deleted) {
             continue;
+        }
+        if (ck_send_sealed(r, p, ck, agg, deleted, px) != 0) {
+            return -1;
         }
         key_window(r, p->partition, agg->model->name, agg->start_ms, wkey, sizeof(wkey));
         argv_pushs(&ck->a, deleted ? "DEL" : "SET");
@@ -2112,42 +2146,94 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
     return rc;
 }
 
+/* A decoded GET reply of a window record of `merged`'s window (NULL: absent); -1 on a fault. */
+static int decode_reply(const struct dw_agg *merged, const redisReply *rep, struct dw_agg **out,
+                        char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        return dw_err(errstr, errstr_size, "redis GET failed: %s", rep->str);
+    }
+    if (rep->type != REDIS_REPLY_STRING) {
+        return 0;
+    }
+    *out = dw_agg_decode(merged->model, rep->str, (size_t)rep->len, errstr, errstr_size);
+    return *out ? 0 : -1;
+}
+
+/*
+ * Merges partition p's record of the window (rep, absent when the partition had none) into
+ * merged; a sealed record takes its sketches back from its sealed copy (seal) first, so the
+ * merge sees what one record holding everything would hold. A sealed record without its copy
+ * cannot be merged exactly: a fault naming the key, never a silent merge of counts alone.
+ */
+static int merge_part_window(struct dw_redis *r, int p, struct dw_agg *merged,
+                             const redisReply *rep, const redisReply *seal, char *errstr,
+                             size_t errstr_size)
+{
+    struct dw_agg *agg = NULL, *whole = NULL;
+    int rc = decode_reply(merged, rep, &agg, errstr, errstr_size);
+    if (rc == 0 && agg && agg->sealed && merged->model->n_features > 0) {
+        char skey[DW_REDIS_KEY_MAX];
+        key_sealed(r, p, merged->model->name, merged->start_ms, skey, sizeof(skey));
+        rc = decode_reply(merged, seal, &whole, errstr, errstr_size);
+        if (rc == 0 && !whole) {
+            rc = dw_err(errstr, errstr_size, "%s: the sealed copy of a sealed record is missing",
+                        skey);
+        } else if (rc == 0) {
+            char why[256];
+            rc = dw_agg_unseal(agg, whole, why, sizeof(why));
+            if (rc != 0) {
+                dw_err(errstr, errstr_size, "%s: %s", skey, why);
+            }
+        }
+    }
+    if (rc == 0 && agg) {
+        dw_agg_merge(merged, agg);
+    }
+    dw_agg_free(agg);
+    dw_agg_free(whole);
+    return rc;
+}
+
 struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cfg *model,
                                     int64_t start_ms, int n_parts, char *errstr, size_t errstr_size)
 {
     if (ensure_conn(r, errstr, errstr_size) != 0) {
         return NULL;
     }
+    /* A feature-less view (counts, performance, the labels) needs no sealed copy: a sealed
+     * record has all of that, and merges as one whose sketches were dropped. */
+    int n_reps = model->n_features > 0 ? 2 : 1;
     for (int p = 0; p < n_parts; p++) {
-        char key[DW_REDIS_KEY_MAX];
+        char key[DW_REDIS_KEY_MAX], skey[DW_REDIS_KEY_MAX];
         key_window(r, p, model->name, start_ms, key, sizeof(key));
+        key_sealed(r, p, model->name, start_ms, skey, sizeof(skey));
         redisAppendCommand(r->c, "GET %s", key);
+        if (n_reps == 2) {
+            redisAppendCommand(r->c, "GET %s", skey);
+        }
     }
     struct dw_agg *merged = dw_agg_new_exact(model, start_ms, DW_AGG_MERGE_EXACT);
     int failed = 0;
     for (int p = 0; p < n_parts; p++) {
-        void *rep_v = NULL;
-        if (redisGetReply(r->c, &rep_v) != REDIS_OK) {
-            drop_conn(r);
-            dw_agg_free(merged);
-            dw_err(errstr, errstr_size, "redis: connection lost reading window");
-            return NULL;
-        }
-        redisReply *rep = rep_v;
-        if (rep->type == REDIS_REPLY_STRING && !failed) {
-            struct dw_agg *agg =
-                dw_agg_decode(model, rep->str, (size_t)rep->len, errstr, errstr_size);
-            if (agg) {
-                dw_agg_merge(merged, agg);
-                dw_agg_free(agg);
-            } else {
-                failed = 1;
+        redisReply *rep[2] = {NULL, NULL};
+        for (int k = 0; k < n_reps; k++) {
+            void *rep_v = NULL;
+            if (redisGetReply(r->c, &rep_v) != REDIS_OK) {
+                freeReplyObject(rep[0]);
+                drop_conn(r);
+                dw_agg_free(merged);
+                dw_err(errstr, errstr_size, "redis: connection lost reading window");
+                return NULL;
             }
-        } else if (rep->type == REDIS_REPLY_ERROR) {
-            failed = 1;
-            dw_err(errstr, errstr_size, "redis GET failed: %s", rep->str);
+            rep[k] = rep_v;
         }
-        freeReplyObject(rep);
+        if (!failed) {
+            failed = merge_part_window(r, p, merged, rep[0], rep[1], errstr, errstr_size) != 0;
+        }
+        freeReplyObject(rep[0]);
+        freeReplyObject(rep[1]);
     }
     if (failed) {
         dw_agg_free(merged);

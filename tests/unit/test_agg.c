@@ -1781,7 +1781,7 @@ static void test_drop_sketches(void **state)
     memcpy(dropped.data + x_min + 8, &bad, sizeof(bad)); /* 3000 values, no bounds */
     assert_null(decode_copy(&g_model, &dropped, err, sizeof(err)));
     assert_contains(err, "with 3000 values");
-    dropped.data[9] = 0x3;
+    dropped.data[9] = 0x5; /* 0x4: no such flag (0x2 is "sealed") */
     assert_null(decode_copy(&g_model, &dropped, err, sizeof(err)));
     assert_contains(err, "unknown flags");
 
@@ -2556,6 +2556,114 @@ static void test_version_features(void **state)
     dw_buf_free(&again);
 }
 
+/* A window of model m with everything a seal moves: two versions with their own features and
+ * latencies, scores and predicted classes, then labels for the first `labels` predictions. */
+static struct dw_agg *sealable_window(const struct dw_model_cfg *m, int n, int labels)
+{
+    struct dw_agg *agg = version_feature_window(m, 60000, n);
+    struct dw_prediction *ev = pred_new(3);
+    for (int i = 0; i < n; i++) {
+        ev->has_latency = 1;
+        ev->latency_ms = (double)(i % 37);
+        ev->has_status = 1;
+        ev->status_error = i % 9 == 0;
+        add_output(agg, ev, i % 2 ? "1" : "0", 0.0, (double)(i % 100) / 100.0);
+    }
+    free(ev);
+    for (int i = 0; i < labels; i++) {
+        struct dw_outcome o = {.pred = i % 2 ? "1" : "0",
+                               .label = i % 3 ? "1" : "0",
+                               .has_score = 1,
+                               .score = (double)(i % 100) / 100.0};
+        dw_agg_add_outcome(agg, (size_t)(i % 2), &o);
+    }
+    return agg;
+}
+
+/* What labels and late predictions bring after the seal (the same to both windows). */
+static void after_seal(struct dw_agg *agg, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        struct dw_outcome o = {.pred = "1",
+                               .label = i % 4 ? "0" : "1",
+                               .has_score = 1,
+                               .score = (double)i / (double)to};
+        dw_agg_add_outcome(agg, (size_t)(i % 2), &o);
+    }
+    agg->late_predictions += 3;
+    agg->duplicate_labels += 2;
+}
+
+/* A sealed window keeps only what labels change; its record and its sealed copy, decoded and
+ * unsealed, are byte for byte the window that was never sealed. */
+static void test_seal_and_unseal(void **state)
+{
+    (void)state;
+    struct dw_model_cfg m = g_model;
+    m.version_features = 1;
+    struct dw_agg *sealed = sealable_window(&m, 600, 300);
+    struct dw_agg *whole = sealable_window(&m, 600, 300);
+    dw_agg_seal(sealed);
+    assert_true(sealed->sealed);
+    assert_true(sealed->sketches_dropped);
+    assert_true(sealed->seal_blob.len > 0);
+    assert_null(sealed->feats[0].sk);
+    assert_null(sealed->perf.latency);
+    after_seal(sealed, 300, 500);
+    after_seal(whole, 300, 500);
+
+    struct dw_buf rec, want, got;
+    dw_buf_init(&rec);
+    dw_buf_init(&want);
+    dw_buf_init(&got);
+    dw_agg_encode(sealed, &rec);
+    char err[256] = "";
+    struct dw_agg *r = dw_agg_decode(&m, rec.data, rec.len, err, sizeof(err));
+    assert_non_null(r);
+    assert_true(r->sealed);
+    struct dw_agg *copy =
+        dw_agg_decode(&m, sealed->seal_blob.data, sealed->seal_blob.len, err, sizeof(err));
+    assert_non_null(copy);
+    assert_int_equal(dw_agg_unseal(r, copy, err, sizeof(err)), 0);
+    assert_false(r->sealed);
+    dw_agg_encode(r, &got);
+    dw_agg_encode(whole, &want);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.data, want.data, want.len);
+
+    /* a copy that is not the window's as sealed is refused */
+    struct dw_agg *r2 = dw_agg_decode(&m, rec.data, rec.len, err, sizeof(err));
+    struct dw_agg *other = sealable_window(&m, 601, 0);
+    assert_int_equal(dw_agg_unseal(r2, other, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "counts other"));
+    assert_int_equal(dw_agg_unseal(whole, other, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not sealed"));
+
+    /* merged by the close: the copy goes, once */
+    assert_int_equal(dw_agg_merged(sealed), 1);
+    assert_false(sealed->sealed);
+    assert_true(sealed->seal_gone);
+    assert_int_equal(sealed->seal_blob.len, 0);
+    assert_int_equal(dw_agg_merged(sealed), 0);
+
+    /* a record flagged sealed but holding sketches is corrupt */
+    dw_buf_reset(&got);
+    dw_agg_encode(whole, &got);
+    got.data[9] |= 0x2;
+    assert_null(dw_agg_decode(&m, got.data, got.len, err, sizeof(err)));
+    assert_non_null(strstr(err, "sealed with its sketches"));
+
+    dw_agg_free(other);
+    dw_agg_free(r2);
+    dw_agg_free(copy);
+    dw_agg_free(r);
+    dw_agg_free(whole);
+    dw_agg_free(sealed);
+    dw_buf_free(&rec);
+    dw_buf_free(&want);
+    dw_buf_free(&got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2588,6 +2696,7 @@ int main(void)
         cmocka_unit_test(test_serving_evidence),
         cmocka_unit_test(test_version_features),
         cmocka_unit_test(test_decode_serving_that_does_not_add_up),
+        cmocka_unit_test(test_seal_and_unseal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -146,6 +146,12 @@ struct dw_agg {
     uint32_t sketch_exact;                       /* values a new feature sketch keeps exactly */
     int sketches_dropped; /* dw_agg_drop_sketches(): feature counts and moments only */
     int dirty;            /* changed since the last checkpoint */
+    /* Sealed (dw_agg_seal): the partition's watermark passed the window, so no prediction
+     * changes its features here any more; its sketches were dropped from memory and live in
+     * the record's sealed copy until the close evaluation has merged them. */
+    int sealed;
+    struct dw_buf seal_blob; /* the whole encoding at the seal, until a checkpoint wrote it */
+    int seal_gone;           /* merged by the close: the sealed copy is to be deleted */
 };
 
 /** @brief What a joined (prediction, label) pair contributes. */
@@ -182,6 +188,31 @@ void dw_agg_free(struct dw_agg *agg);
  *        the close evaluation has merged. No prediction may be added afterwards.
  */
 void dw_agg_drop_sketches(struct dw_agg *agg);
+
+/**
+ * @brief Seals a window whose features no prediction changes any more on this partition: its
+ *        whole encoding goes to agg->seal_blob (for the checkpoint to store apart) and its
+ *        sketches are dropped (dw_agg_drop_sketches); agg->sealed is set, which its encoding
+ *        says. Labels keep changing what they change. Not for a window already dropped.
+ */
+void dw_agg_seal(struct dw_agg *agg);
+
+/**
+ * @brief The close evaluation has merged the window: its sketches are dropped if they are not
+ *        yet, and a sealed window's sealed copy is no longer needed (agg->seal_gone, its pending
+ *        blob freed). @returns 1 when agg changed (to be written again), 0 when not.
+ */
+int dw_agg_merged(struct dw_agg *agg);
+
+/**
+ * @brief Puts back into a sealed record (dst, decoded from the record) the sketches of its
+ *        sealed copy (src, decoded from the seal's encoding): features, outputs but the label,
+ *        latency sketches and each version's features, moved out of src. Their counts must
+ *        agree (nothing was added to them since the seal). Afterwards dst is what one record
+ *        holding everything would have decoded to.
+ * @returns 0, or -1 with errstr when the two do not belong together.
+ */
+int dw_agg_unseal(struct dw_agg *dst, struct dw_agg *src, char *errstr, size_t errstr_size);
 
 /** @returns the version slot for name (creating it; "__other__" beyond the bound). */
 size_t dw_agg_version_slot(struct dw_agg *agg, const char *name, size_t len);

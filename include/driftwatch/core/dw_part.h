@@ -7,9 +7,16 @@
  *   open      a prediction with timestamp t creates window [floor(t/L)*L, +L) of its model
  *   closed    for this partition once its watermark (max prediction time - allowed_lateness)
  *             reaches the window end; later predictions for it are counted as late
+ *   sealed    at the next checkpoint after it closed here: its whole record is written once
+ *             more, to a sealed copy, and the partition drops its sketches from memory, since
+ *             no prediction changes them here any more; labels keep changing the record
+ *             proper, which is small from then on (dw_part_seal). The close evaluation reads
+ *             both. Memory thus holds the sketches of the windows still open here, not of
+ *             every window waiting for the slowest partition to close it
  *   merged    once the close evaluation is past it (its cursor, read at each checkpoint): its
- *             feature sketches are dropped, counts and moments stay (dw_part_drop_sketches);
- *             a prediction for it is late even if this partition's watermark is behind
+ *             feature sketches are dropped, counts and moments stay, and its sealed copy is
+ *             deleted (dw_part_drop_sketches); a prediction for it is late even if this
+ *             partition's watermark is behind
  *   retired   once the watermark passes window end + label_horizon: its aggregate is written
  *             one last time and dropped from memory; later labels for it are counted as late
  *   kept      its record stays in Redis, listed in the partition's kept set, while a reader
@@ -190,10 +197,20 @@ struct dw_agg *dw_part_window(struct dw_part *p, const struct dw_model_cfg *mode
 void dw_part_adopt_window(struct dw_part *p, struct dw_agg *agg);
 
 /**
+ * @brief Seals every window (open or retired) that no prediction can change any more here (the
+ *        partition's watermark or the global close passed its end) and still holds its
+ *        sketches (dw_agg_seal): the checkpoint then writes its whole encoding apart once and
+ *        the partition keeps only what labels change. Called before each checkpoint; the
+ *        blobs are freed by dw_part_checkpoint_done(). @returns the windows sealed.
+ */
+size_t dw_part_seal(struct dw_part *p);
+
+/**
  * @brief Drops the sketches (dw_agg_drop_sketches) of model's windows starting before
  *        before_ms: the close evaluation has merged them (its cursor is past them). A later
  *        prediction for such a window is late. The checkpoint writes the smaller records.
- * @returns the windows whose sketches were dropped now.
+ *        A sealed window loses its sealed copy (dw_agg_merged).
+ * @returns the windows whose sketches or sealed copy were dropped now.
  */
 size_t dw_part_drop_sketches(struct dw_part *p, const struct dw_model_cfg *model,
                              int64_t before_ms);

@@ -14,6 +14,10 @@
  *                                   `quarantined` (why) while its state cannot be loaded
  *   {dw:G:T:P}:open                 set of "<model>\t<window start ms>" windows in memory
  *   {dw:G:T:P}:w:<model>:<start>    string: the partition's aggregate of that window
+ *   {dw:G:T:P}:ws:<model>:<start>   string: its sealed copy, the whole aggregate when the
+ *                                   partition sealed the window (its record then says
+ *                                   "sealed" and holds what labels change); deleted once the
+ *                                   close evaluation merged it (dw_part.h, "sealed")
  *   {dw:G:T:P}:join                 hash: prediction_id -> join record (waiting or parked)
  *   {dw:G:T:P}:done                 set of "<model>\t<start>\t<span>" buckets of joined records
  *   {dw:G:T:P}:done:<model>:<start>:<span>  list of pieces of joined records, 21 bytes each
