@@ -242,8 +242,8 @@ static void metrics_init(struct run_metrics *m)
     m->checkpoint_seconds = gauge("driftwatch_checkpoint_duration_seconds",
                                   "Duration of the last checkpoint of all owned partitions.");
     m->sketches_dropped = counter("driftwatch_window_sketches_dropped_total",
-                                  "Partition windows whose feature sketches were dropped once "
-                                  "the close evaluation had merged them.",
+                                  "Partition windows released once the close evaluation had "
+                                  "merged them: sketches dropped, or sealed copy deleted.",
                                   NULL);
     m->checkpoint_bytes = counter("driftwatch_checkpoint_bytes_total",
                                   "Bytes written to Redis by checkpoints.", NULL);
