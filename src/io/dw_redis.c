@@ -213,6 +213,22 @@ static int master_open(struct dw_redis *r, const char *host, int port, char *err
             drop_conn(r);
             return -1;
         }
+    } else if (!cfg->redis_password || !cfg->redis_password[0]) {
+        /* Nothing was asked yet: a port that is not Redis in clear (a TLS port waiting for
+         * its handshake) would only fail at the first command, as if Redis had no state. */
+        redisReply *rep = redisCommand(c, "PING");
+        int ok = rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
+        if (!ok) {
+            dw_err(errstr, errstr_size,
+                   "redis %s: no PONG to PING (%s): not Redis in clear? A TLS port needs a "
+                   "sidecar: docs/operations.md, 'Redis over TLS'",
+                   who, rep ? rep->str : c->errstr);
+        }
+        freeReplyObject(rep);
+        if (!ok) {
+            drop_conn(r);
+            return -1;
+        }
     }
     return 0;
 }
@@ -296,7 +312,7 @@ static int sentinel_resolve(struct dw_redis *r, char *errstr, size_t errstr_size
             if (master_open(r, host, port, err, sizeof(err)) == 0) {
                 if (role_is_master(r->c, who, err, sizeof(err)) == 1) {
                     if (strcmp(r->master, who) != 0) {
-                        dw_log(r->master[0] ? DW_LOG_WARN : DW_LOG_INFO, "redis master resolved",
+                        dw_log(r->master[0] ? DW_LOG_WARN : DW_LOG_DEBUG, "redis master resolved",
                                "{s:s,s:s,s:s,s:s}", "master_name", cfg->redis_master_name,
                                "sentinel", cfg->redis_sentinels[i], "master", who, "previous",
                                r->master);
