@@ -1,5 +1,5 @@
-"""Redis over TLS through a stunnel client sidecar, as deploy/kustomize/overlays/redis-tls
-ships it: a throwaway CA and server certificate (openssl, in a temp dir), Debian's
+"""Redis over TLS through a stunnel client sidecar, with the stunnel.conf that
+deploy/kustomize/overlays/redis-tls ships (its addresses and CA replaced): a throwaway CA and server certificate (openssl, in a temp dir), Debian's
 redis-server with only a TLS port, and stunnel4 in client mode (verifyChain, CAfile,
 checkHost) listening in clear on loopback. driftwatch, pointed at stunnel, counts exactly and
 its state is in the TLS Redis; pointed straight at the TLS port it fails with a clear error;
@@ -54,28 +54,47 @@ def main():
         return r.stdout.strip()
 
     h.wait_for(lambda: tls_cli("PING") == "PONG", 10, "redis-server on its TLS port")
+    # the overlay's sidecar config, its addresses and CA replaced by the test's
+    conf = open(os.path.join(h.ROOT, "deploy", "kustomize", "overlays", "redis-tls",
+                             "stunnel.conf")).read()
+    for key, value in (("accept", f"127.0.0.1:{tunnel_port}"),
+                       ("connect", f"127.0.0.1:{tls_port}"),
+                       ("CAfile", os.path.join(d, "ca.crt")), ("checkHost", SERVER_NAME)):
+        conf, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", conf, flags=re.M)
+        assert n == 1, f"stunnel.conf: {key} {n} times"
+    for line in ("client = yes", "verifyChain = yes", "foreground = yes"):
+        assert re.search(rf"^{line}$", conf, re.M), f"stunnel.conf: no '{line}'"
     with open(os.path.join(d, "stunnel.conf"), "w") as f:
-        f.write(f"""foreground = yes
-pid =
-[redis]
-client = yes
-accept = 127.0.0.1:{tunnel_port}
-connect = 127.0.0.1:{tls_port}
-verifyChain = yes
-CAfile = {os.path.join(d, "ca.crt")}
-checkHost = {SERVER_NAME}
-""")
+        f.write(conf)
     start(env, ["stunnel4", os.path.join(d, "stunnel.conf")], "stunnel")
     h.wait_for(lambda: subprocess.run(["redis-cli", "-p", str(tunnel_port), "PING"],
                                       capture_output=True, text=True).stdout.strip() == "PONG",
                10, "stunnel")
+
+    # the sidecar verifies: a certificate not issued to checkHost is refused
+    wrong_port = h.free_port()
+    with open(os.path.join(d, "stunnel-wrong.conf"), "w") as f:
+        f.write(conf.replace(f"accept = 127.0.0.1:{tunnel_port}", f"accept = 127.0.0.1:"
+                             f"{wrong_port}").replace(f"checkHost = {SERVER_NAME}",
+                                                      "checkHost = other.test"))
+    start(env, ["stunnel4", os.path.join(d, "stunnel-wrong.conf")], "stunnel-wrong")
+
+    def refused():  # a client in front of the wrong sidecar: no PONG, and stunnel says why
+        pong = subprocess.run(["redis-cli", "-p", str(wrong_port), "PING"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        log = open(os.path.join(d, "stunnel-wrong.log")).read()
+        return pong != "PONG" and "Rejected by CERT" in log
+
+    ok = h.report(h.eventually(refused, 15), "the sidecar refuses a certificate not issued to "
+                  "checkHost", next((l for l in open(os.path.join(d, "stunnel-wrong.log"))
+                                     if "Rejected" in l), "").strip())
 
     # refused: redis.tls
     env.redis_port = tls_port
     bad = env.config(extra="redis.tls: true\n")
     r = subprocess.run([h.BIN, "run", "-c", bad, "--check-config"], capture_output=True,
                        text=True, timeout=30)
-    ok = h.report(r.returncode != 0 and "redis.tls: hiredis 0.14 cannot speak TLS; run a TLS "
+    ok &= h.report(r.returncode != 0 and "redis.tls: hiredis 0.14 cannot speak TLS; run a TLS "
                   "sidecar (stunnel)" in r.stderr and "'Redis over TLS'" in r.stderr,
                   "redis.tls refused with the sidecar message", r.stderr.strip())
 
