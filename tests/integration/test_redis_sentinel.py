@@ -1,5 +1,6 @@
-"""Redis behind Sentinel: one master, one replica and three sentinels (Debian's redis-sentinel)
-on loopback; driftwatch finds the master through redis.sentinels/redis.master_name. Mid-run
+"""Redis behind Sentinel: one master, one replica and three sentinels (Debian's redis-sentinel,
+with their own requirepass) on loopback; driftwatch finds the master through
+redis.sentinels/redis.master_name/redis.sentinel_password. Mid-run
 the master is killed with kill -9: the sentinels promote the replica, driftwatch pauses,
 resolves the new master through the sentinels (log "redis master resolved" naming the previous
 one) and resumes, and the final state equals gen's truth exactly (writes the replica missed are
@@ -13,12 +14,18 @@ import time
 import harness as h
 
 MASTER_NAME = "m"
+SENTINEL_PW = "sentinel-pw"  # the sentinels' own requirepass: redis.sentinel_password
 
 
-def cli(port, *args):
-    r = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
-                       timeout=10)
+def cli(port, *args, password=None):
+    auth = ["--no-auth-warning", "-a", password] if password else []
+    r = subprocess.run(["redis-cli", "-p", str(port), *auth, *args], capture_output=True,
+                       text=True, timeout=10)
     return r.stdout.strip()
+
+
+def sentinel_cli(port, *args):
+    return cli(port, *args, password=SENTINEL_PW)
 
 
 def start(env, args, name):
@@ -29,7 +36,7 @@ def start(env, args, name):
 
 
 def master_addr(sentinel_port):
-    out = cli(sentinel_port, "SENTINEL", "get-master-addr-by-name", MASTER_NAME).split()
+    out = sentinel_cli(sentinel_port, "SENTINEL", "get-master-addr-by-name", MASTER_NAME).split()
     return f"{out[0]}:{out[1]}" if len(out) == 2 else None
 
 
@@ -47,7 +54,7 @@ def main():
         port = h.free_port()
         conf = os.path.join(env.dir, f"sentinel{i}.conf")  # sentinels rewrite their config
         with open(conf, "w") as f:
-            f.write(f"port {port}\nbind 127.0.0.1\ndir {env.dir}\n"
+            f.write(f"port {port}\nbind 127.0.0.1\ndir {env.dir}\nrequirepass {SENTINEL_PW}\n"
                     f"sentinel monitor {MASTER_NAME} 127.0.0.1 {env.redis_port} 2\n"
                     f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
                     f"sentinel failover-timeout {MASTER_NAME} 3000\n"
@@ -55,9 +62,10 @@ def main():
         start(env, ["redis-sentinel", conf], f"sentinel{i}")
         sentinels.append(port)
     for port in sentinels:  # every sentinel sees the replica and the two others
-        h.wait_for(lambda: "num-other-sentinels\n2" in cli(port, "SENTINEL", "master",
-                                                          MASTER_NAME)
-                   and "num-slaves\n1" in cli(port, "SENTINEL", "master", MASTER_NAME), 30,
+        h.wait_for(lambda: "num-other-sentinels\n2" in sentinel_cli(port, "SENTINEL", "master",
+                                                                   MASTER_NAME)
+                   and "num-slaves\n1" in sentinel_cli(port, "SENTINEL", "master", MASTER_NAME),
+                   30,
                    f"sentinel {port} ready")
 
     path = env.config()
@@ -67,7 +75,8 @@ def main():
     listed = ", ".join(f'"127.0.0.1:{p}"' for p in sentinels)
     with open(path, "w") as f:
         f.write(text.replace(direct, f"redis:\n  sentinels: [{listed}]\n"
-                                     f"  master_name: {MASTER_NAME}\n"))
+                                     f"  master_name: {MASTER_NAME}\n"
+                                     f"  sentinel_password: {SENTINEL_PW}\n"))
 
     gen = env.gen("--count", "24000", "--eps", "100", "--rate", "1500", "--label-delay", "20",
                   "--duplicate-labels", "0.05", "--early-labels", "0.05", background=True)
@@ -111,7 +120,24 @@ def main():
     ok &= h.report(h.eventually(lambda: (env.metric("driftwatch_redis_readonly_replies_total")
                                          or 0) >= 1, 20), "a READONLY reply counted")
     ok &= h.report("redis answered READONLY" in env.log(), "and logged")
+    # the sentinels still name it: its ROLE refuses it until it is a master again
+    ok &= h.report(h.eventually(lambda: f"redis 127.0.0.1:{replica_port}: named master but its "
+                                "ROLE is slave" in env.log(), 20),
+                   "a named master that is a replica is not used (ROLE)")
     cli(replica_port, "REPLICAOF", "NO", "ONE")
+    n = env.metric("driftwatch_checkpoints_total") or 0
+    ok &= h.report(h.eventually(lambda: (env.metric("driftwatch_checkpoints_total") or 0) > n,
+                                20), "checkpoints resume once it is a master again")
+    # the sentinels' own password is sent: a wrong one is refused, naming the sentinel
+    wrong = os.path.join(env.dir, "wrong.yaml")
+    with open(wrong, "w") as f:
+        f.write(open(env.config_path).read().replace(f"sentinel_password: {SENTINEL_PW}",
+                                                     "sentinel_password: wrong"))
+    r = subprocess.run([h.BIN, "inspect", "-c", wrong], capture_output=True, text=True,
+                       timeout=60)
+    ok &= h.report(r.returncode != 0 and f"redis AUTH to 127.0.0.1:{sentinels[0]} failed"
+                   in r.stderr, "a wrong redis.sentinel_password is refused clearly",
+                   r.stderr.strip()[:300])
     ok &= h.finish(env, run, ok) == 0
     return 0 if ok else 1
 
