@@ -71,6 +71,7 @@ struct dw_redis {
     void *(*create_string)(const redisReadTask *, char *, size_t);
     int readonly;     /* c answered READONLY: the next ensure_conn drops it and reconnects */
     char master[300]; /* "host:port" of the master the sentinels named last ("": none yet) */
+    char server[300]; /* "host:port" of c (logs) */
 };
 
 static void argv_push(struct argv *a, const void *s, size_t len)
@@ -130,8 +131,7 @@ static void *watch_string(const redisReadTask *task, char *str, size_t len)
         r->readonly = 1;
         dw_metric_inc(dw_metrics_series(READONLY_METRIC, READONLY_HELP, DW_METRIC_COUNTER, NULL));
         dw_log(DW_LOG_WARN, "redis answered READONLY: it is a replica, reconnecting to the master",
-               "{s:s,s:s#}", "server", r->master[0] ? r->master : r->cfg->redis_host, "reply", str,
-               (int)DW_MIN(len, (size_t)200));
+               "{s:s,s:s#}", "server", r->server, "reply", str, (int)DW_MIN(len, (size_t)200));
     }
     return r->create_string(task, str, len);
 }
@@ -195,8 +195,8 @@ static int master_open(struct dw_redis *r, const char *host, int port, char *err
     c->reader->privdata = r;
     r->readonly = 0;
     r->c = c;
-    char who[300];
-    snprintf(who, sizeof(who), "%s:%d", host, port);
+    snprintf(r->server, sizeof(r->server), "%s:%d", host, port);
+    const char *who = r->server;
     if (conn_auth(c, who, cfg->redis_username, cfg->redis_password, errstr, errstr_size) != 0) {
         drop_conn(r);
         return -1;
