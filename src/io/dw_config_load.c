@@ -2667,6 +2667,12 @@ static void ref_overrides_free(struct parse_ctx *ctx)
     ctx->ref_over = NULL;
 }
 
+/* redis.host and redis.port: the master's address when there are no sentinels. */
+static int redis_direct_key(const char *name)
+{
+    return strcmp(name, "redis.host") == 0 || strcmp(name, "redis.port") == 0;
+}
+
 /* The Redis keys that only make sense together (ctx->seen: the keys the file gave). */
 static int redis_check(struct parse_ctx *ctx)
 {
@@ -2688,13 +2694,12 @@ static int redis_check(struct parse_ctx *ctx)
                       "redis.master_name: required with redis.sentinels (the name of `sentinel "
                       "monitor <name> ...`)");
     }
-    static const char *const direct[] = {"redis.host", "redis.port"};
-    for (size_t i = 0; i < DW_ARRAY_SIZE(direct); i++) {
-        if (ctx->seen[find_key(direct[i]) - cfg_keys]) {
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
+        if (ctx->seen[i] && redis_direct_key(cfg_keys[i].name)) {
             return dw_err(ctx->errstr, ctx->errstr_size,
                           "%s: not with redis.sentinels (the sentinels name the master); give "
                           "one or the other",
-                          direct[i]);
+                          cfg_keys[i].name);
         }
     }
     return 0;
@@ -3037,6 +3042,9 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
     const char *prev = "";
     for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
         const struct cfg_key *k = &cfg_keys[i];
+        if (cfg->n_redis_sentinels && redis_direct_key(k->name)) {
+            continue; /* the sentinels name the master: the two together do not load */
+        }
         size_t common = common_sections(prev, k->name);
         /* open the sections this key adds */
         const char *p = k->name;

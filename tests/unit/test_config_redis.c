@@ -108,7 +108,7 @@ static void test_sentinels(void **state)
     assert_string_equal(cfg.redis_master_name, "mymaster");
     assert_string_equal(cfg.redis_sentinel_password, "spw");
 
-    /* the dump (--check-config) lists the sentinels and masks the sentinels' password */
+    /* the dump (--check-config) lists the sentinels and masks the sentinels' password... */
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
@@ -117,6 +117,13 @@ static void test_sentinels(void **state)
     assert_non_null(strstr(text, "redis.sentinels: [\"127.0.0.1:26379\", \"s2:26380\"]"));
     assert_null(strstr(text, "spw"));
     dw_config_free(&cfg);
+    /* and it loads again (no redis.host/port beside the sentinels) */
+    struct dw_config again;
+    load_ok(&again, text);
+    assert_int_equal(again.n_redis_sentinels, 2);
+    assert_string_equal(again.redis_sentinels[1], "s2:26380");
+    assert_string_equal(again.redis_master_name, "mymaster");
+    dw_config_free(&again);
     free(text);
 }
 
