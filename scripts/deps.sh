@@ -14,6 +14,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
     clang-format clang libclang-rt-14-dev
     redis-server kcat prometheus prometheus-alertmanager python3 python3-yaml curl ca-certificates procps
+    redis-sentinel redis-tools stunnel4 openssl
     chromium
 )
 

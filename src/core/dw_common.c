@@ -492,6 +492,27 @@ int dw_duration_unit(const char *suffix, double *ms_per_unit)
     return -1;
 }
 
+int dw_hostport_parse(const char *s, char *host, size_t host_size, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    int64_t p = 0;
+    if (!colon || dw_parse_i64(colon + 1, strlen(colon + 1), 1, 65535, &p) != 0) {
+        return -1;
+    }
+    size_t n = (size_t)(colon - s);
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+        s++;
+        n -= 2;
+    }
+    if (n == 0 || n >= host_size) {
+        return -1;
+    }
+    memcpy(host, s, n);
+    host[n] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
 int dw_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
 {
     if (!s || len == 0) {

@@ -83,6 +83,11 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
                                 .redis_host = cfg->redis_host,
                                 .redis_port = cfg->redis_port,
                                 .redis_password = cfg->redis_password,
+                                .redis_username = cfg->redis_username,
+                                .redis_sentinels = cfg->redis_sentinels,
+                                .n_redis_sentinels = cfg->n_redis_sentinels,
+                                .redis_master_name = cfg->redis_master_name,
+                                .redis_sentinel_password = cfg->redis_sentinel_password,
                                 .redis_db = cfg->redis_db,
                                 .key = key,
                                 .redis_timeout_ms = cfg->redis_timeout_ms};

@@ -138,6 +138,17 @@ static const struct cfg_key cfg_keys[] = {
     {.name = "redis.password", .type = T_SECRET, .def = "", CFG(redis_password),
      .help = "Redis AUTH password; \"\" sends no AUTH. Write ${REDIS_PASSWORD} rather than the "
              "password itself."},
+    {.name = "redis.username", .type = T_STRING, .def = "", CFG(redis_username),
+     .help = "Redis ACL user: AUTH <username> <password> (needs redis.password); \"\" sends "
+             "AUTH <password> alone (the default user). The commands and keys the user needs "
+             "are in docs/operations.md, \"ACL users: the minimal ACL\"."},
+    {.name = "redis.master_name", .type = T_STRING, .def = "", CFG(redis_master_name),
+     .help = "With redis.sentinels: the name the sentinels monitor the master under (`sentinel "
+             "monitor <name> ...`). Required with redis.sentinels, refused without them."},
+    {.name = "redis.sentinel_password", .type = T_SECRET, .def = "",
+     CFG(redis_sentinel_password),
+     .help = "AUTH password of the sentinels themselves (their requirepass); \"\" sends none. "
+             "redis.username and redis.password are for the master."},
     {.name = "redis.db", .type = T_INT, .def = "0", CFG(redis_db), .flags = F_MIN, .min = 0,
      .help = "Redis logical database number (SELECT)."},
     {.name = "redis.timeout", .type = T_DURATION, .def = "2s", CFG(redis_timeout_ms),
@@ -690,6 +701,15 @@ static const struct open_key input_open_keys[] = {
      "and every integer >= 500 (HTTP server errors); [] = no status is an error."},
 };
 
+/* The list-valued redis keys: documented in the reference only. */
+static const struct open_key redis_open_keys[] = {
+    {"redis.sentinels", "list", "[]",
+     "host:port of each Redis Sentinel: at connect, after a connection error and after a "
+     "READONLY reply, the sentinels are asked in turn for the master of redis.master_name, "
+     "which must then answer ROLE as a master. Not with redis.host/redis.port. [] = the one "
+     "server at redis.host:redis.port. See docs/operations.md, \"Redis behind Sentinel\"."},
+};
+
 /* librdkafka properties driftwatch sets itself, with the reason shown to the user. */
 static const struct {
     const char *key, *why;
@@ -1063,6 +1083,10 @@ void dw_config_free(struct dw_config *cfg)
         free(cfg->error_values[i]);
     }
     free(cfg->error_values);
+    for (size_t i = 0; i < cfg->n_redis_sentinels; i++) {
+        free(cfg->redis_sentinels[i]);
+    }
+    free(cfg->redis_sentinels);
     free(cfg->path);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -2181,11 +2205,40 @@ static int error_values_walk(struct parse_ctx *ctx, yaml_node_t *node)
     return 0;
 }
 
+/* redis.sentinels: a list of "host:port", each checked here (dw_hostport_parse). */
+static int sentinels_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    struct dw_config *cfg = ctx->cfg;
+    const char *name = "redis.sentinels";
+    if (node->type != YAML_SEQUENCE_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: expected a list of host:port, got %s",
+                      name, node_type_name(node));
+    }
+    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    cfg->redis_sentinels = dw_calloc(n ? n : 1, sizeof(*cfg->redis_sentinels));
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = yaml_document_get_node(ctx->doc, node->data.sequence.items.start[i]);
+        char item_name[64], host[256];
+        int port = 0;
+        snprintf(item_name, sizeof(item_name), "%s[%zu]", name, i);
+        char *text = scalar_text(ctx, item_name, item);
+        if (!text) {
+            return -1;
+        }
+        cfg->redis_sentinels[cfg->n_redis_sentinels++] = text;
+        if (dw_hostport_parse(text, host, sizeof(host), &port) != 0) {
+            return dw_err(ctx->errstr, ctx->errstr_size,
+                          "%s: '%s' is not host:port (a port in 1..65535)", item_name, text);
+        }
+    }
+    return 0;
+}
+
 /* The list- and map-valued keys of the top level. 1 handled, 0 not one of them, -1 error. */
 static int open_key_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *val)
 {
     static const char *const open[] = {"alerting.rules", "alerting.sinks", "triggers.rules",
-                                       "input.error_values"};
+                                       "input.error_values", "redis.sentinels"};
     size_t i = 0;
     while (i < DW_ARRAY_SIZE(open) && strcmp(open[i], name) != 0) {
         i++;
@@ -2220,6 +2273,27 @@ static int open_key_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *v
         }
         return error_values_walk(ctx, val) < 0 ? -1 : 1;
     }
+    if (strcmp(name, "redis.sentinels") == 0) {
+        if (ctx->cfg->redis_sentinels) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+        }
+        return sentinels_walk(ctx, val) < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
+/*
+ * Keys refused with their reason rather than "unknown key": hiredis 0.14, the client Debian 12
+ * ships, has no TLS, so TLS to Redis goes through a sidecar (docs/operations.md).
+ */
+static int refused_key(struct parse_ctx *ctx, const char *name)
+{
+    if (strncmp(name, "redis.tls", 9) == 0 || strncmp(name, "redis.ssl", 9) == 0) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s: hiredis 0.14 cannot speak TLS; run a TLS sidecar (stunnel) and point "
+                      "redis.host/port at it: see docs/operations.md, 'Redis over TLS'",
+                      name);
+    }
     return 0;
 }
 
@@ -2251,6 +2325,9 @@ static int map_walk(struct parse_ctx *ctx, const char *prefix, yaml_node_t *node
                 return -1;
             }
             continue;
+        }
+        if (refused_key(ctx, name) < 0) {
+            return -1;
         }
         int open = open_key_walk(ctx, name, val);
         if (open < 0) {
@@ -2590,6 +2667,44 @@ static void ref_overrides_free(struct parse_ctx *ctx)
     ctx->ref_over = NULL;
 }
 
+/* redis.host and redis.port: the master's address when there are no sentinels. */
+static int redis_direct_key(const char *name)
+{
+    return strcmp(name, "redis.host") == 0 || strcmp(name, "redis.port") == 0;
+}
+
+/* The Redis keys that only make sense together (ctx->seen: the keys the file gave). */
+static int redis_check(struct parse_ctx *ctx)
+{
+    const struct dw_config *cfg = ctx->cfg;
+    if (cfg->redis_username[0] && !cfg->redis_password[0]) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "redis.username: needs redis.password (AUTH <username> <password>)");
+    }
+    if (!cfg->n_redis_sentinels) {
+        if (cfg->redis_master_name[0] || cfg->redis_sentinel_password[0]) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: only with redis.sentinels",
+                          cfg->redis_master_name[0] ? "redis.master_name"
+                                                    : "redis.sentinel_password");
+        }
+        return 0;
+    }
+    if (!cfg->redis_master_name[0]) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "redis.master_name: required with redis.sentinels (the name of `sentinel "
+                      "monitor <name> ...`)");
+    }
+    for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
+        if (ctx->seen[i] && redis_direct_key(cfg_keys[i].name)) {
+            return dw_err(ctx->errstr, ctx->errstr_size,
+                          "%s: not with redis.sentinels (the sentinels name the master); give "
+                          "one or the other",
+                          cfg_keys[i].name);
+        }
+    }
+    return 0;
+}
+
 /* Loads from an initialised parser; `src` names the input in syntax errors. */
 static int load_parser(struct dw_config *cfg, yaml_parser_t *parser, const char *src, char *errstr,
                        size_t errstr_size)
@@ -2620,7 +2735,8 @@ static int load_parser(struct dw_config *cfg, yaml_parser_t *parser, const char 
             goto err;
         }
     }
-    if (reference_resolve(&ctx) < 0 || cross_check(cfg, errstr, errstr_size) < 0) {
+    if (redis_check(&ctx) < 0 || reference_resolve(&ctx) < 0 ||
+        cross_check(cfg, errstr, errstr_size) < 0) {
         goto err;
     }
     ref_overrides_free(&ctx);
@@ -2926,6 +3042,9 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
     const char *prev = "";
     for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
         const struct cfg_key *k = &cfg_keys[i];
+        if (cfg->n_redis_sentinels && redis_direct_key(k->name)) {
+            continue; /* the sentinels name the master: the two together do not load */
+        }
         size_t common = common_sections(prev, k->name);
         /* open the sections this key adds */
         const char *p = k->name;
@@ -2954,6 +3073,15 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
         fputs(": ", out);
         yaml_quote(out, kafka_secret(cfg->kafka[i].key) ? "***" : cfg->kafka[i].value, 1);
         fputc('\n', out);
+    }
+
+    if (cfg->n_redis_sentinels) {
+        fputs("redis.sentinels: [", out);
+        for (size_t i = 0; i < cfg->n_redis_sentinels; i++) {
+            fputs(i ? ", " : "", out);
+            yaml_quote(out, cfg->redis_sentinels[i], 1);
+        }
+        fputs("]\n", out);
     }
 
     if (cfg->error_values_set) { /* not given: the default rule, which no list can write */
@@ -3095,6 +3223,7 @@ void dw_config_reference(FILE *out)
     fputs("| key | type | default | description |\n", out);
     fputs("|-----|------|---------|-------------|\n", out);
     reference_keys(out, "", cfg_keys, DW_ARRAY_SIZE(cfg_keys));
+    reference_open(out, redis_open_keys, 0, DW_ARRAY_SIZE(redis_open_keys));
     reference_open(out, input_open_keys, 0, DW_ARRAY_SIZE(input_open_keys));
     reference_open(out, open_keys, 0, 2); /* kafka.* */
     reference_keys(out, "models.<name>.", model_keys, DW_ARRAY_SIZE(model_keys));

@@ -188,7 +188,7 @@ struct dw_deliver {
     size_t n_sinks;
     size_t queue_size;
     char *key;             /* NULL: no persistence */
-    struct dw_config rcfg; /* the Redis settings of `redis` (host and password owned) */
+    struct dw_config rcfg; /* the Redis settings of `redis` (its strings owned) */
 
     CURLM *multi;
     unsigned short rng[3];  /* erand48 state (delivery thread) */
@@ -909,6 +909,13 @@ static void deliver_free(struct dw_deliver *d)
     fields_free(&d->orphans);
     free(d->rcfg.redis_password);
     free(d->rcfg.redis_host);
+    free(d->rcfg.redis_username);
+    free(d->rcfg.redis_master_name);
+    free(d->rcfg.redis_sentinel_password);
+    for (size_t i = 0; i < d->rcfg.n_redis_sentinels; i++) {
+        free(d->rcfg.redis_sentinels[i]);
+    }
+    free(d->rcfg.redis_sentinels);
     free(d->key);
     free(d->done);
     free(d->starts);
@@ -964,7 +971,17 @@ struct dw_deliver *dw_deliver_new(const struct dw_deliver_cfg *cfg, char *errstr
         d->key = dw_strdup(cfg->key);
         d->rcfg.redis_host = dw_strdup(cfg->redis_host);
         d->rcfg.redis_port = cfg->redis_port;
-        d->rcfg.redis_password = cfg->redis_password ? dw_strdup(cfg->redis_password) : NULL;
+        d->rcfg.redis_password = dw_strdup(cfg->redis_password ? cfg->redis_password : "");
+        d->rcfg.redis_username = dw_strdup(cfg->redis_username ? cfg->redis_username : "");
+        d->rcfg.redis_master_name = dw_strdup(cfg->redis_master_name ? cfg->redis_master_name : "");
+        d->rcfg.redis_sentinel_password =
+            dw_strdup(cfg->redis_sentinel_password ? cfg->redis_sentinel_password : "");
+        d->rcfg.n_redis_sentinels = cfg->n_redis_sentinels;
+        d->rcfg.redis_sentinels =
+            dw_calloc(cfg->n_redis_sentinels ? cfg->n_redis_sentinels : 1, sizeof(char *));
+        for (size_t i = 0; i < cfg->n_redis_sentinels; i++) {
+            d->rcfg.redis_sentinels[i] = dw_strdup(cfg->redis_sentinels[i]);
+        }
         d->rcfg.redis_db = cfg->redis_db;
         d->rcfg.redis_timeout_ms =
             cfg->redis_timeout_ms > 0 ? cfg->redis_timeout_ms : DV_REDIS_TIMEOUT_MS;

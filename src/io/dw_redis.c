@@ -12,6 +12,14 @@
  * special handling by callers, who see -1 and retry (the partition state stays dirty in memory
  * meanwhile).
  *
+ * Connecting (ensure_conn) is the one place that knows where the master is: redis.host:port,
+ * or with redis.sentinels the address the sentinels name (sentinel_resolve), checked with ROLE
+ * because a sentinel may not have seen the last failover yet. Resolution happens at every
+ * connect, so after a connection error and after a READONLY reply (watch_string: the server
+ * became a replica; the connection is dropped and the failing call returns -1) the next call
+ * finds the new master. AUTH (conn_auth) sends the ACL user name when there is one. hiredis
+ * 0.14 has no TLS: TLS to Redis goes through a sidecar (docs/operations.md).
+ *
  * Key names: every key is named by one builder per kind (part_key and the key_* functions for
  * the partition's keys, which only this file reads and writes; dw_redis_name_* for the global
  * keys other modules read and write through dw_redis_get_str() and friends, and global_key()
@@ -27,6 +35,7 @@
 #include <string.h>
 
 #include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_metrics.h"
 #include "driftwatch/io/dw_log.h"
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
@@ -57,6 +66,13 @@ struct dw_redis {
     const struct dw_config *cfg;
     redisContext *c;
     struct ckpt ck; /* reused by every checkpoint: no large allocation per checkpoint */
+    /* hiredis's reply constructors with createString wrapped (watch_string), so that a
+     * READONLY error is seen wherever it is read; fns of every context of this struct. */
+    redisReplyObjectFunctions fns;
+    void *(*create_string)(const redisReadTask *, char *, size_t);
+    int readonly;     /* c answered READONLY: the next ensure_conn drops it and reconnects */
+    char master[300]; /* "host:port" of the master the sentinels named last ("": none yet) */
+    char server[300]; /* "host:port" of c (logs) */
 };
 
 static void argv_push(struct argv *a, const void *s, size_t len)
@@ -96,42 +112,95 @@ static int reply_ok(const redisReply *rep)
     return rep && rep->type != REDIS_REPLY_ERROR;
 }
 
-static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
+#define READONLY_METRIC "driftwatch_redis_readonly_replies_total"
+#define READONLY_HELP                                                                              \
+    "Connections to Redis dropped because the server answered READONLY (it is a replica now: "     \
+    "the master was demoted); the next call connects to the master again, through the "            \
+    "sentinels when redis.sentinels is set."
+
+/*
+ * A READONLY reply means this connection reaches a replica: a demoted master whose clients
+ * were not disconnected, or a stale sentinel's answer. The command fails (its caller sees -1 and
+ * retries: the state stays dirty), the reply is noted here where hiredis builds it, whatever
+ * function reads it, and the next ensure_conn drops the connection and resolves the master again.
+ */
+static void *watch_string(const redisReadTask *task, char *str, size_t len)
 {
-    if (r->c) {
+    struct dw_redis *r = task->privdata;
+    if (task->type == REDIS_REPLY_ERROR && len >= 8 && memcmp(str, "READONLY", 8) == 0 &&
+        !r->readonly) {
+        r->readonly = 1;
+        dw_metric_inc(dw_metrics_series(READONLY_METRIC, READONLY_HELP, DW_METRIC_COUNTER, NULL));
+        dw_log(DW_LOG_WARN, "redis answered READONLY: it is a replica, reconnecting to the master",
+               "{s:s,s:s#}", "server", r->server, "reply", str, (int)DW_MIN(len, (size_t)200));
+    }
+    return r->create_string(task, str, len);
+}
+
+/* AUTH on c when a password is set: AUTH <user> <password> with a user name (an ACL user).
+ * @returns 0, or -1 with errstr (the server's text, which never quotes the password). */
+static int conn_auth(redisContext *c, const char *who, const char *user, const char *password,
+                     char *errstr, size_t errstr_size)
+{
+    if (!password || !password[0]) {
         return 0;
     }
-    const struct dw_config *cfg = r->cfg;
+    redisReply *rep = user && user[0] ? redisCommand(c, "AUTH %s %s", user, password)
+                                      : redisCommand(c, "AUTH %s", password);
+    int ok = reply_ok(rep);
+    if (!ok) {
+        dw_err(errstr, errstr_size, "redis AUTH%s%s to %s failed: %s",
+               user && user[0] ? " as " : "", user && user[0] ? user : "", who,
+               rep ? rep->str : c->errstr);
+    }
+    freeReplyObject(rep);
+    return ok ? 0 : -1;
+}
+
+/* A connected context with redis.timeout on connect and commands. NULL with errstr. */
+static redisContext *conn_open(const struct dw_config *cfg, const char *host, int port,
+                               char *errstr, size_t errstr_size)
+{
     struct timeval tv = {.tv_sec = (time_t)(cfg->redis_timeout_ms / 1000),
                          .tv_usec = (suseconds_t)(cfg->redis_timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
     if (!c || c->err) {
-        dw_err(errstr, errstr_size, "redis %s:%d: %s", cfg->redis_host, cfg->redis_port,
+        dw_err(errstr, errstr_size, "redis %s:%d: %s", host, port,
                c ? c->errstr : "cannot allocate context");
         if (c) {
             redisFree(c);
         }
-        return -1;
+        return NULL;
     }
     if (redisSetTimeout(c, tv) != REDIS_OK) {
-        dw_err(errstr, errstr_size, "redis %s:%d: cannot set the timeout", cfg->redis_host,
-               cfg->redis_port);
+        dw_err(errstr, errstr_size, "redis %s:%d: cannot set the timeout", host, port);
         redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* r->c to host:port, authenticated and on redis.db. 0, or -1 with errstr (r->c NULL). */
+static int master_open(struct dw_redis *r, const char *host, int port, char *errstr,
+                       size_t errstr_size)
+{
+    const struct dw_config *cfg = r->cfg;
+    redisContext *c = conn_open(cfg, host, port, errstr, errstr_size);
+    if (!c) {
         return -1;
     }
+    r->fns = *c->reader->fn;
+    r->create_string = r->fns.createString;
+    r->fns.createString = watch_string;
+    c->reader->fn = &r->fns;
+    c->reader->privdata = r;
+    r->readonly = 0;
     r->c = c;
-    if (cfg->redis_password && cfg->redis_password[0]) {
-        redisReply *rep = redisCommand(c, "AUTH %s", cfg->redis_password);
-        int ok = reply_ok(rep);
-        if (!ok) {
-            /* The server's error text never quotes the password. */
-            dw_err(errstr, errstr_size, "redis AUTH failed: %s", rep ? rep->str : c->errstr);
-        }
-        freeReplyObject(rep);
-        if (!ok) {
-            drop_conn(r);
-            return -1;
-        }
+    snprintf(r->server, sizeof(r->server), "%s:%d", host, port);
+    const char *who = r->server;
+    if (conn_auth(c, who, cfg->redis_username, cfg->redis_password, errstr, errstr_size) != 0) {
+        drop_conn(r);
+        return -1;
     }
     if (cfg->redis_db) {
         redisReply *rep = redisCommand(c, "SELECT %d", cfg->redis_db);
@@ -145,8 +214,138 @@ static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
             drop_conn(r);
             return -1;
         }
+    } else if (!cfg->redis_password || !cfg->redis_password[0]) {
+        /* Nothing was asked yet: a port that is not Redis in clear (a TLS port waiting for
+         * its handshake) would only fail at the first command, as if Redis had no state. */
+        redisReply *rep = redisCommand(c, "PING");
+        int ok = rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
+        if (!ok) {
+            dw_err(errstr, errstr_size,
+                   "redis %s: no PONG to PING (%s): not Redis in clear? A TLS port needs a "
+                   "sidecar: docs/operations.md, 'Redis over TLS'",
+                   who, rep ? rep->str : c->errstr);
+        }
+        freeReplyObject(rep);
+        if (!ok) {
+            drop_conn(r);
+            return -1;
+        }
     }
     return 0;
+}
+
+/* Sentinel i's answer to SENTINEL get-master-addr-by-name: host and *port, or -1 with errstr. */
+static int sentinel_ask(const struct dw_config *cfg, size_t i, char *host, size_t host_size,
+                        int *port, char *errstr, size_t errstr_size)
+{
+    const char *addr = cfg->redis_sentinels[i];
+    char shost[256];
+    int sport = 0;
+    if (dw_hostport_parse(addr, shost, sizeof(shost), &sport) != 0) {
+        return dw_err(errstr, errstr_size, "sentinel '%s' is not host:port", addr);
+    }
+    redisContext *c = conn_open(cfg, shost, sport, errstr, errstr_size);
+    if (!c) {
+        return -1;
+    }
+    int rc = conn_auth(c, addr, NULL, cfg->redis_sentinel_password, errstr, errstr_size);
+    redisReply *rep = NULL;
+    if (rc == 0) {
+        rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", cfg->redis_master_name);
+        int64_t p = 0;
+        if (!rep || rep->type == REDIS_REPLY_ERROR) {
+            rc = dw_err(errstr, errstr_size, "sentinel %s: %s", addr, rep ? rep->str : c->errstr);
+        } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+                   rep->element[0]->type != REDIS_REPLY_STRING ||
+                   rep->element[1]->type != REDIS_REPLY_STRING) {
+            rc = dw_err(errstr, errstr_size, "sentinel %s knows no master named '%s'", addr,
+                        cfg->redis_master_name);
+        } else if (rep->element[0]->len >= host_size ||
+                   dw_parse_i64(rep->element[1]->str, rep->element[1]->len, 1, 65535, &p) != 0) {
+            rc = dw_err(errstr, errstr_size, "sentinel %s: an address that is not host and port",
+                        addr);
+        } else {
+            snprintf(host, host_size, "%s", rep->element[0]->str);
+            *port = (int)p;
+        }
+    }
+    freeReplyObject(rep);
+    redisFree(c);
+    return rc;
+}
+
+/* 1 when c's server answers ROLE as a master, 0 when it is not one, -1 (errstr) on an error. */
+static int role_is_master(redisContext *c, const char *who, char *errstr, size_t errstr_size)
+{
+    redisReply *rep = redisCommand(c, "ROLE");
+    int rc = -1;
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        dw_err(errstr, errstr_size, "redis %s: ROLE failed: %s", who, rep ? rep->str : c->errstr);
+    } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+               rep->element[0]->type != REDIS_REPLY_STRING) {
+        dw_err(errstr, errstr_size, "redis %s: ROLE: unexpected reply", who);
+    } else {
+        rc = strcmp(rep->element[0]->str, "master") == 0;
+        if (!rc) {
+            dw_err(errstr, errstr_size, "redis %s: named master but its ROLE is %s", who,
+                   rep->element[0]->str);
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/*
+ * Sentinel resolution: the sentinels are asked in turn for redis.master_name's address, and
+ * the first address that connects and answers ROLE as a master wins. A sentinel may be stale
+ * (it has not seen a failover yet): its answer fails the ROLE check and the next one is asked.
+ * @returns 0 with r->c, or -1 with every sentinel's error in errstr (the caller retries later).
+ */
+static int sentinel_resolve(struct dw_redis *r, char *errstr, size_t errstr_size)
+{
+    const struct dw_config *cfg = r->cfg;
+    struct dw_sbuf why = {0};
+    for (size_t i = 0; i < cfg->n_redis_sentinels; i++) {
+        char host[256], err[512] = "", who[300];
+        int port = 0;
+        if (sentinel_ask(cfg, i, host, sizeof(host), &port, err, sizeof(err)) == 0) {
+            snprintf(who, sizeof(who), "%s:%d", host, port);
+            if (master_open(r, host, port, err, sizeof(err)) == 0) {
+                if (role_is_master(r->c, who, err, sizeof(err)) == 1) {
+                    if (strcmp(r->master, who) != 0) {
+                        dw_log(r->master[0] ? DW_LOG_WARN : DW_LOG_DEBUG, "redis master resolved",
+                               "{s:s,s:s,s:s,s:s}", "master_name", cfg->redis_master_name,
+                               "sentinel", cfg->redis_sentinels[i], "master", who, "previous",
+                               r->master);
+                        snprintf(r->master, sizeof(r->master), "%s", who);
+                    }
+                    dw_sbuf_free(&why);
+                    return 0;
+                }
+                drop_conn(r);
+            }
+        }
+        dw_sbuf_printf(&why, "%s%s", why.len ? "; " : "", err);
+    }
+    dw_err(errstr, errstr_size, "redis: no master '%s' from the sentinels: %s",
+           cfg->redis_master_name, why.len ? why.s : "(none)");
+    dw_sbuf_free(&why);
+    return -1;
+}
+
+static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
+{
+    if (r->c && r->readonly) {
+        drop_conn(r); /* watch_string counted and logged it */
+    }
+    if (r->c) {
+        return 0;
+    }
+    const struct dw_config *cfg = r->cfg;
+    if (cfg->n_redis_sentinels) {
+        return sentinel_resolve(r, errstr, errstr_size);
+    }
+    return master_open(r, cfg->redis_host, cfg->redis_port, errstr, errstr_size);
 }
 
 /*
@@ -193,6 +392,7 @@ struct dw_redis *dw_redis_connect(const struct dw_config *cfg, char *errstr, siz
 {
     struct dw_redis *r = dw_calloc(1, sizeof(*r));
     r->cfg = cfg;
+    dw_metrics_series(READONLY_METRIC, READONLY_HELP, DW_METRIC_COUNTER, NULL); /* shown at 0 */
     if (ensure_conn(r, errstr, errstr_size) != 0) {
         free(r);
         return NULL;

@@ -534,6 +534,20 @@ def wait_exact(env, truth, timeout):
     return diffs
 
 
+def run_exact(env, what, count=12000, timeout=90):
+    """A small exact-count pass: gen `count` predictions (labels, duplicate labels), start
+    `driftwatch run`, and report whether the state equals gen's truth within timeout seconds.
+    @returns (ok, the run's process)."""
+    truth, _ = env.gen("--count", str(count), "--eps", "50", "--label-delay", "20",
+                       "--duplicate-labels", "0.05")
+    run = env.start_run()
+    t0 = time.time()
+    diffs = wait_exact(env, truth, timeout)
+    ok = report(not diffs, f"exact counts {what}",
+                f"({len(truth)} windows, {time.time() - t0:.1f}s) {diffs[:5]}")
+    return ok, run
+
+
 def finish_consumer(proc):
     """SIGTERM; True when the consumer exited 0 within 30 s (sanitizer builds exit non-zero on
     a leak)."""

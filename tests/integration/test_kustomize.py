@@ -1,4 +1,5 @@
-"""deploy/kustomize rendered by `kubectl kustomize` (base and overlays/example) and checked:
+"""deploy/kustomize rendered by `kubectl kustomize` (base, overlays/example and
+overlays/redis-tls) and checked:
 
 - every Service selects the pods of a Deployment, and its targetPort is a port of their
   container; every Deployment's selector matches its own pod labels; the PodDisruptionBudget
@@ -13,6 +14,9 @@
 - the KEDA ScaledObject scales that Deployment on the config's group and predictions topic,
   its maxReplicaCount is at most the partition count it declares, and its bootstrap variable is
   in the Secret; the PrometheusRule's rules pass `promtool check rules`;
+- the redis-tls overlay's stunnel sidecar accepts on the config's redis.host/port inside the
+  pod, in client mode, verifying the chain and host name against a CA from a mounted Secret
+  (test_redis_tls.py runs its stunnel.conf in front of a TLS redis-server);
 - the probe paths and the ServiceMonitor's path are served by driftwatch: the rendered config,
   pointed at a local redis-server and dev-broker, runs; every probe path answers 200 and
   /metrics has driftwatch's series; SIGTERM ends it within terminationGracePeriodSeconds.
@@ -34,7 +38,8 @@ import harness as h
 
 KUSTOMIZE = os.path.join(h.ROOT, "deploy", "kustomize")
 TARGETS = {"base": os.path.join(KUSTOMIZE, "base"),
-           "overlays/example": os.path.join(KUSTOMIZE, "overlays", "example")}
+           "overlays/example": os.path.join(KUSTOMIZE, "overlays", "example"),
+           "overlays/redis-tls": os.path.join(KUSTOMIZE, "overlays", "redis-tls")}
 DRIFTWATCH = "driftwatch"
 
 
@@ -237,6 +242,62 @@ def check_rendered(name, docs, tmp):
     return ok, facts
 
 
+def stunnel_options(text):
+    """The options of a stunnel.conf ("key = value" lines, ';' comments): {key: value}."""
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith((";", "[")) and "=" in line:
+            k, v = line.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def check_tls_sidecar(name, docs, facts):
+    """The redis-tls overlay: a stunnel container whose config (its ConfigMap, as mounted) accepts
+    on driftwatch's redis.host/port in the pod, in client mode with the chain and the host name
+    verified against a CA file inside a mounted Secret; driftwatch's config has no TLS key."""
+    dep = one(docs, "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    st = [c for c in pod["containers"] if c["name"] == "stunnel"]
+    ok = h.report(len(st) == 1, f"{name}: a stunnel sidecar container")
+    if not st:
+        return False
+    st = st[0]
+    conf_path = st.get("args", [""])[0]
+    mounts = {m["mountPath"]: vols.get(m["name"], {}) for m in st.get("volumeMounts", [])}
+    cm_name = mounts.get(os.path.dirname(conf_path), {}).get("configMap", {}).get("name")
+    cms = [c for c in by_kind(docs, "ConfigMap") if c["metadata"]["name"] == cm_name]
+    ok &= h.report(len(cms) == 1 and os.path.basename(conf_path) in cms[0]["data"],
+                   f"{name}: stunnel reads its config from a generated ConfigMap",
+                   f"({conf_path}, {cm_name})")
+    if len(cms) != 1 or os.path.basename(conf_path) not in cms[0]["data"]:
+        return False
+    opts = stunnel_options(cms[0]["data"][os.path.basename(conf_path)])
+    redis = facts["config"]["redis"]
+    ok &= h.report(opts.get("accept") == f"{redis['host']}:{redis['port']}" and
+                   redis["host"] == "127.0.0.1",
+                   f"{name}: stunnel accepts on driftwatch's redis.host:port, in the pod only",
+                   f"(accept {opts.get('accept')}, redis {redis['host']}:{redis['port']})")
+    ca_dir = os.path.dirname(opts.get("CAfile", ""))
+    ok &= h.report(opts.get("client") == "yes" and opts.get("verifyChain") == "yes" and
+                   bool(opts.get("checkHost")) and bool(opts.get("connect")) and
+                   "secret" in mounts.get(ca_dir, {}),
+                   f"{name}: client mode, chain and host name verified, CAfile in a mounted "
+                   "Secret", f"({opts}, mounts {sorted(mounts)})")
+    ok &= h.report(not any(k.startswith(("tls", "ssl")) for k in redis),
+                   f"{name}: no redis.tls key (refused: hiredis 0.14 has no TLS)")
+    csc = st.get("securityContext", {})
+    ok &= h.report(csc.get("runAsNonRoot") is True and csc.get("readOnlyRootFilesystem") is True
+                   and csc.get("allowPrivilegeEscalation") is False
+                   and "ALL" in csc.get("capabilities", {}).get("drop", [])
+                   and bool(st.get("resources", {}).get("limits", {}).get("memory")),
+                   f"{name}: the sidecar is non-root, read-only, unprivileged, with a memory "
+                   "limit", f"({csc})")
+    return ok
+
+
 def check_live(facts):
     """The rendered config, its addresses pointed at local servers, served by the real binary."""
     env = h.Env(partitions=4, name="kustomize")
@@ -298,6 +359,8 @@ def main():
         ok &= h.report(True, f"kubectl kustomize {name} renders", f"({len(docs)} objects: {kinds})")
         good, f = check_rendered(name, docs, tmp)
         ok &= good
+        if name == "overlays/redis-tls":
+            ok &= check_tls_sidecar(name, docs, f)
         if name == "overlays/example":
             redis_svc = [s for s in by_kind(docs, "Service") if s["metadata"]["name"] ==
                          f["config"]["redis"]["host"]]

@@ -223,6 +223,13 @@ int dw_duration_parse(const char *s, int64_t *ms_out);
  */
 int dw_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out);
 
+/**
+ * @brief "host:port" split at its last ':' (an IPv6 address in brackets: "[::1]:26379"): a
+ *        non-empty host that fits host_size and a decimal port in 1..65535.
+ * @returns 0 with host and *port, or -1.
+ */
+int dw_hostport_parse(const char *s, char *host, size_t host_size, int *port);
+
 /** @brief Milliseconds per unit of a duration suffix ("", "s", "ms", "m", "h", "d"); 0/-1. */
 int dw_duration_unit(const char *suffix, double *ms_per_unit);
 

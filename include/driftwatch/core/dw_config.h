@@ -190,11 +190,16 @@ struct dw_config {
     struct dw_kv *kafka; /* kafka.*: passed to librdkafka as-is (without "kafka.") */
     size_t n_kafka;
 
-    char *redis_host;         /* redis.host */
-    int redis_port;           /* redis.port */
-    char *redis_password;     /* redis.password ("" = none) */
-    int redis_db;             /* redis.db */
-    int64_t redis_timeout_ms; /* redis.timeout (duration) */
+    char *redis_host;       /* redis.host */
+    int redis_port;         /* redis.port */
+    char *redis_password;   /* redis.password ("" = none) */
+    char *redis_username;   /* redis.username ("" = none: AUTH <password> alone) */
+    char **redis_sentinels; /* redis.sentinels: "host:port" of each sentinel (none: host/port) */
+    size_t n_redis_sentinels;
+    char *redis_master_name;       /* redis.master_name (with sentinels) */
+    char *redis_sentinel_password; /* redis.sentinel_password ("" = the sentinels ask none) */
+    int redis_db;                  /* redis.db */
+    int64_t redis_timeout_ms;      /* redis.timeout (duration) */
 
     int64_t max_message_bytes;     /* input.max_message_bytes */
     enum dw_non_finite non_finite; /* input.non_finite */

@@ -47,7 +47,12 @@ struct dw_deliver_cfg {
     int64_t queue_size;     /* messages waiting or in flight, all sinks */
     const char *redis_host; /* loopback in tests */
     int redis_port;
-    const char *redis_password; /* "" or NULL = none */
+    const char *redis_password;   /* "" or NULL = none */
+    const char *redis_username;   /* "" or NULL = none (AUTH <password> alone) */
+    char *const *redis_sentinels; /* "host:port" of each sentinel; none: redis_host/port */
+    size_t n_redis_sentinels;
+    const char *redis_master_name;       /* with sentinels */
+    const char *redis_sentinel_password; /* "" or NULL = none */
     int redis_db;
     const char *key;          /* the Redis hash of pending messages, e.g. "{dw:G}:deliveries";
                                * NULL = no persistence (the `alerts test` command) */

@@ -58,8 +58,10 @@ struct dw_redis;
  * driftwatch/core/dw_evaluator.h (the evaluator decides from it; this file reads it). */
 
 /**
- * @brief Connects to the Redis of cfg (redis.host, port, password, db, timeout: AUTH and
- *        SELECT done here and after every reconnect). cfg is borrowed and must outlive r.
+ * @brief Connects to the Redis of cfg (redis.host and port, or the master the sentinels of
+ *        redis.sentinels name, checked with ROLE; username, password, db, timeout: AUTH and
+ *        SELECT, or a PING when neither is sent, done here and after every reconnect; a
+ *        READONLY reply makes the next call reconnect). cfg is borrowed and must outlive r.
  * @returns the connection, or NULL with errstr.
  */
 struct dw_redis *dw_redis_connect(const struct dw_config *cfg, char *errstr, size_t errstr_size);
