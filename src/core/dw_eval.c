@@ -381,8 +381,12 @@ static json_t *jarray_reals(const double *v, size_t n)
 }
 
 #define SAMPLE_PACKED "base64-f64le-u64le" /* "encoding" of a packed sample */
-#define SAMPLE_TAIL "f64le-uvarint-tail"   /* "encoding" of a sample in the binary tail */
-#define SAMPLE_TAIL_U64 "f64le-u64le-tail" /* the tail's encoding before (u64 weights) */
+#define SAMPLE_TAIL "f64key-delta-uvarint-tail" /* "encoding" of a sample in the binary tail */
+#define SAMPLE_TAIL_F64 "f64le-uvarint-tail"     /* the tail's encoding before (whole values) */
+#define SAMPLE_TAIL_U64 "f64le-u64le-tail"       /* and before that (u64 weights) */
+
+/* The forms of a sample in the tail, newest first. */
+enum tail_form { TAIL_DELTA, TAIL_F64, TAIL_U64 };
 #define OUTCOMES_ENCODING "base64-dw-agg"  /* "encoding" of a profile's outcomes */
 
 /* How ref_to_json() writes samples: decimal arrays, base64 in the JSON, or into a tail. */
@@ -427,14 +431,40 @@ static json_t *sample_arrays(const struct dw_ref_feature *rf)
     return json_pack("{s:o,s:o}", "values", jarray_reals(rf->sample, rf->n_sample), "weights", w);
 }
 
-/* The sample's (value, weight) pairs appended to tail, and where they are. A weight is a
- * varint: most are 1, and a reference in Redis holds up to 2^20 of them per feature. */
+/* An order-preserving key of a double: ascending finite doubles have ascending keys (-0.0 just
+ * below 0.0), and f64_of_key() gives the double back bit for bit. */
+static uint64_t key_of_f64(double v)
+{
+    uint64_t b;
+    memcpy(&b, &v, sizeof(b));
+    return (b >> 63) ? ~b : b | (UINT64_C(1) << 63);
+}
+
+static double f64_of_key(uint64_t k)
+{
+    uint64_t b = (k >> 63) ? k & ~(UINT64_C(1) << 63) : ~k;
+    double v;
+    memcpy(&v, &b, sizeof(v));
+    return v;
+}
+
+/*
+ * The sample's (value, weight) pairs appended to tail, and where they are. The values are
+ * ascending, so each is written as the difference of its key (key_of_f64) from the one before,
+ * an unsigned varint: neighbours in a sample of 10^5 values differ in their low bits only, and
+ * 4-6 bytes carry what 8 did (the reference is the largest key in Redis after the joined
+ * records). A weight is a varint too: most are 1. Up to 2^20 pairs per feature.
+ */
 static json_t *sample_in_tail(const struct dw_ref_feature *rf, struct dw_buf *tail)
 {
     size_t off = tail->len;
+    uint64_t prev = 0;
     for (size_t k = 0; k < rf->n_sample; k++) {
-        dw_buf_put_f64(tail, rf->sample[k]);
+        uint64_t key = key_of_f64(rf->sample[k]);
+        dw_assert(key >= prev);
+        dw_buf_put_uvarint(tail, key - prev);
         dw_buf_put_uvarint(tail, rf->sample_w[k]);
+        prev = key;
     }
     return json_pack("{s:s,s:I,s:I}", "encoding", SAMPLE_TAIL, "n", (json_int_t)rf->n_sample,
                      "offset", (json_int_t)off);
@@ -698,16 +728,33 @@ static int sample_unarray(const struct dw_ref_feature *rf, json_t *s, double **v
  * the data actually holds by division, not by multiplying n (a product that wraps around
  * would let a huge n through), before anything is allocated from it.
  */
-/* A sample in the tail: {"encoding": SAMPLE_TAIL or SAMPLE_TAIL_U64, "n": n, "offset": bytes
- * into the tail}. n is checked against the bytes after the offset (at least 9 or 16 per pair)
+/* One (value, weight) pair of a tail of form `form`; *prev is the key before (TAIL_DELTA). */
+static void tail_pair(struct dw_reader *rd, enum tail_form form, uint64_t *prev, double *v,
+                      uint64_t *w)
+{
+    if (form == TAIL_DELTA) {
+        uint64_t d = dw_rd_uvarint(rd);
+        if (!rd->err && d > UINT64_MAX - *prev) {
+            dw_rd_fail(rd, "a value's key beyond 64 bits");
+        }
+        *prev += d;
+        *v = f64_of_key(*prev);
+    } else {
+        *v = dw_rd_f64(rd);
+    }
+    *w = form == TAIL_U64 ? dw_rd_u64(rd) : dw_rd_uvarint(rd);
+}
+
+/* A sample in the tail: {"encoding": one of the SAMPLE_TAIL forms, "n": n, "offset": bytes into
+ * the tail}. n is checked against the bytes after the offset (at least 2, 9 or 16 per pair)
  * before anything is allocated from it. */
 static int sample_from_tail(const struct dw_ref_feature *rf, json_t *s, const struct ref_tail *tail,
-                            int varint, double **v, uint64_t **w, size_t *n, char *errstr,
+                            enum tail_form form, double **v, uint64_t **w, size_t *n, char *errstr,
                             size_t errstr_size)
 {
     json_t *jn = json_object_get(s, "n"), *jo = json_object_get(s, "offset");
     json_int_t cnt = json_integer_value(jn), off = json_integer_value(jo);
-    size_t min_pair = varint ? 9 : SAMPLE_PAIR_BYTES;
+    size_t min_pair = form == TAIL_DELTA ? 2 : form == TAIL_F64 ? 9 : SAMPLE_PAIR_BYTES;
     if (!tail->data || !json_is_integer(jn) || !json_is_integer(jo) || cnt <= 0 || off < 0 ||
         (uint64_t)off > tail->len || (uint64_t)cnt > (tail->len - (uint64_t)off) / min_pair) {
         return dw_err(errstr, errstr_size,
@@ -720,9 +767,9 @@ static int sample_from_tail(const struct dw_ref_feature *rf, json_t *s, const st
     dw_reader_init(&rd, tail->data + off, tail->len - (size_t)off);
     *v = dw_malloc(*n * sizeof(**v));
     *w = dw_malloc(*n * sizeof(**w));
-    for (size_t i = 0; i < *n; i++) {
-        (*v)[i] = dw_rd_f64(&rd);
-        (*w)[i] = varint ? dw_rd_uvarint(&rd) : dw_rd_u64(&rd);
+    uint64_t prev = 0;
+    for (size_t i = 0; i < *n && !rd.err; i++) {
+        tail_pair(&rd, form, &prev, &(*v)[i], &(*w)[i]);
     }
     if (rd.err) {
         free(*v);
@@ -739,9 +786,13 @@ static int sample_unpack(const struct dw_ref_feature *rf, json_t *s, const struc
                          double **v, uint64_t **w, size_t *n, char *errstr, size_t errstr_size)
 {
     const char *enc = json_string_value(json_object_get(s, "encoding"));
-    if (enc && (strcmp(enc, SAMPLE_TAIL) == 0 || strcmp(enc, SAMPLE_TAIL_U64) == 0)) {
-        return sample_from_tail(rf, s, tail, strcmp(enc, SAMPLE_TAIL) == 0, v, w, n, errstr,
-                                errstr_size);
+    static const char *const tails[] = {[TAIL_DELTA] = SAMPLE_TAIL,
+                                        [TAIL_F64] = SAMPLE_TAIL_F64,
+                                        [TAIL_U64] = SAMPLE_TAIL_U64};
+    for (size_t f = 0; enc && f < DW_ARRAY_SIZE(tails); f++) {
+        if (strcmp(enc, tails[f]) == 0) {
+            return sample_from_tail(rf, s, tail, (enum tail_form)f, v, w, n, errstr, errstr_size);
+        }
     }
     const char *data = json_string_value(json_object_get(s, "data"));
     json_t *jn = json_object_get(s, "n");

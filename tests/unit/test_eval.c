@@ -1945,6 +1945,95 @@ static void test_ref_origin_and_outcomes(void **state)
     dw_agg_free(r);
 }
 
+/* The reference `ref` (its Redis document doc) written with an earlier form of the tail:
+ * whole little-endian f64 values and varint (or u64) weights. Checks that it decodes to the
+ * same report of w as r1; @returns its size. */
+static size_t old_tail_form(const struct dw_ref *ref, json_t *doc, const char *encoding,
+                            int varint, const struct dw_config *cfg, struct dw_agg *w, json_t *r1)
+{
+    json_t *old_doc = json_deep_copy(doc);
+    struct dw_buf old_tail;
+    dw_buf_init(&old_tail);
+    for (size_t f = 0; f < ref->n_feats; f++) {
+        const struct dw_ref_feature *rf = &ref->feats[f];
+        json_t *os = json_object_get(jpath(old_doc, "features", rf->name), "sample");
+        if (!rf->sample) {
+            continue;
+        }
+        json_object_set_new(os, "encoding", json_string(encoding));
+        json_object_set_new(os, "offset", json_integer((json_int_t)old_tail.len));
+        for (size_t k = 0; k < rf->n_sample; k++) {
+            dw_buf_put_f64(&old_tail, rf->sample[k]);
+            if (varint) {
+                dw_buf_put_uvarint(&old_tail, rf->sample_w[k]);
+            } else {
+                dw_buf_put_u64(&old_tail, rf->sample_w[k]);
+            }
+        }
+    }
+    char *old_text = json_dumps(old_doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    struct dw_buf old_blob;
+    dw_buf_init(&old_blob);
+    dw_buf_put(&old_blob, old_text, strlen(old_text) + 1); /* with its NUL */
+    dw_buf_put(&old_blob, old_tail.data, old_tail.len);
+    assert_decodes_same(cfg, w, old_blob.data, old_blob.len, r1);
+    size_t len = old_blob.len;
+    free(old_text);
+    json_decref(old_doc);
+    dw_buf_free(&old_tail);
+    dw_buf_free(&old_blob);
+    return len;
+}
+
+/* Every double the sample can hold comes back bit for bit from the tail's key differences:
+ * negative and positive, -0.0, subnormal and huge values; a difference that carries the key
+ * beyond 64 bits is a malformed sample. */
+static void test_ref_tail_keys(void **state)
+{
+    (void)state;
+    static const double vals[] = {-1.7976931348623157e308, -1e300, -3.5, -1.0, -4.9e-324, -0.0,
+                                  4.9e-324, 2.2250738585072014e-308, 1e-300, 0.5, 1.0, 1.0 + 2.2e-16,
+                                  3.5, 1e300, 1.7976931348623157e308};
+    struct dw_agg *r = dw_agg_new(&g_model, START);
+    for (size_t i = 0; i < DW_ARRAY_SIZE(vals); i++) {
+        for (size_t k = 0; k <= i % 3; k++) { /* weights 1 to 3 */
+            add3(r, "v1", vals[i], "DE", 1.0);
+        }
+    }
+    struct dw_agg *aggs[] = {r};
+    struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
+    struct dw_buf blob;
+    struct dw_ref *back = encode_decode(ref, &blob);
+    const struct dw_ref_feature *a = &ref->feats[0], *b = &back->feats[0];
+    assert_int_equal(a->n_sample, DW_ARRAY_SIZE(vals));
+    assert_int_equal(b->n_sample, a->n_sample);
+    for (size_t i = 0; i < a->n_sample; i++) {
+        assert_memory_equal(&a->sample[i], &b->sample[i], sizeof(double));
+        assert_int_equal(a->sample_w[i], b->sample_w[i]);
+    }
+    /* the first pair's key difference (the whole key of the smallest value, a varint of 9
+     * bytes here) made 0xff...: the next difference then passes 2^64 */
+    const unsigned char *nul = memchr(blob.data, 0, blob.len);
+    size_t at = (size_t)(nul - blob.data) + 1; /* amount's sample is the tail's first */
+    struct dw_buf bad;
+    dw_buf_init(&bad);
+    dw_buf_put(&bad, blob.data, at);
+    dw_buf_put_uvarint(&bad, UINT64_MAX);
+    struct dw_reader rd;
+    dw_reader_init(&rd, blob.data + at, blob.len - at);
+    (void)dw_rd_uvarint(&rd); /* the original first difference */
+    dw_buf_put(&bad, blob.data + at + rd.pos, blob.len - at - rd.pos);
+    char err[256] = "";
+    assert_null(dw_ref_decode(&g_model, bad.data, bad.len, err, sizeof(err)));
+    assert_contains(err, "reference feature amount: malformed sample");
+    assert_contains(err, "beyond 64 bits");
+    dw_buf_free(&bad);
+    dw_buf_free(&blob);
+    dw_ref_free(back);
+    dw_ref_free(ref);
+    dw_agg_free(r);
+}
+
 static void test_ref_binary_form(void **state)
 {
     (void)state;
@@ -1990,36 +2079,14 @@ static void test_ref_binary_form(void **state)
     json_t *doc = json_loads(text, 0, NULL);
     assert_non_null(doc);
     json_t *sample = json_object_get(jpath(doc, "features", "amount"), "sample");
-    assert_string_equal(jstr(sample, "encoding"), "f64le-uvarint-tail");
-    /* The tail's earlier form (u64 weights, 16 bytes a pair) still decodes, to the same
-     * reports; the varint form is smaller (weights of 1 take a byte). */
-    json_t *old_doc = json_deep_copy(doc);
-    struct dw_buf old_tail;
-    dw_buf_init(&old_tail);
-    for (size_t f = 0; f < ref->n_feats; f++) {
-        const struct dw_ref_feature *rf = &ref->feats[f];
-        json_t *os = json_object_get(jpath(old_doc, "features", rf->name), "sample");
-        if (!rf->sample) {
-            continue;
-        }
-        json_object_set_new(os, "encoding", json_string("f64le-u64le-tail"));
-        json_object_set_new(os, "offset", json_integer((json_int_t)old_tail.len));
-        for (size_t k = 0; k < rf->n_sample; k++) {
-            dw_buf_put_f64(&old_tail, rf->sample[k]);
-            dw_buf_put_u64(&old_tail, rf->sample_w[k]);
-        }
-    }
-    char *old_text = json_dumps(old_doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    struct dw_buf old_blob;
-    dw_buf_init(&old_blob);
-    dw_buf_put(&old_blob, old_text, strlen(old_text) + 1); /* with its NUL */
-    dw_buf_put(&old_blob, old_tail.data, old_tail.len);
-    assert_true(blob.len < old_blob.len);
-    assert_decodes_same(&cfg, w, old_blob.data, old_blob.len, r1);
-    free(old_text);
-    json_decref(old_doc);
-    dw_buf_free(&old_tail);
-    dw_buf_free(&old_blob);
+    assert_string_equal(jstr(sample, "encoding"), "f64key-delta-uvarint-tail");
+    /* The tail's earlier forms (whole f64 values with varint weights, 9 bytes a pair at least;
+     * with u64 weights, 16) still decode, to the same reports; each form is smaller than the
+     * one before it (values as differences of ascending keys, weights of 1 in a byte). */
+    size_t f64_len = old_tail_form(ref, doc, "f64le-uvarint-tail", 1, &cfg, w, r1);
+    size_t u64_len = old_tail_form(ref, doc, "f64le-u64le-tail", 0, &cfg, w, r1);
+    assert_true(blob.len < f64_len);
+    assert_true(f64_len < u64_len);
     const json_int_t bad[][2] = {{(json_int_t)1 << 61, 0},
                                  {1, (json_int_t)blob.len},
                                  {1, -1},
@@ -2514,6 +2581,7 @@ int main(void)
         cmocka_unit_test(test_ref_json_round_trip),
         cmocka_unit_test(test_ref_origin_and_outcomes),
         cmocka_unit_test(test_ref_binary_form),
+        cmocka_unit_test(test_ref_tail_keys),
         cmocka_unit_test(test_ref_packed_sample_count_overflow),
         cmocka_unit_test(test_ref_counts_overflow),
         cmocka_unit_test(test_verdicts_and_default_rules),
