@@ -76,7 +76,7 @@ static void sort_desc(size_t *idx, size_t n, const uint64_t *key)
 
 size_t dw_evalshare_plan(const char *self, const char *const *models, size_t n_models,
                          const char *const *pods, size_t n_pods, const unsigned char *held,
-                         enum dw_share_act *act, size_t *order)
+                         enum dw_share_act *act, size_t *order, size_t *share_out)
 {
     /* the live set with self in it, once */
     const char **live = dw_calloc(n_pods + 1, sizeof(*live));
@@ -92,6 +92,7 @@ size_t dw_evalshare_plan(const char *self, const char *const *models, size_t n_m
         live[n_live++] = self;
     }
     size_t share = dw_evalshare_share(n_models, n_live);
+    *share_out = share;
     size_t *owner_of = dw_calloc(n_models ? n_models : 1, sizeof(*owner_of));
     dw_evalshare_assign(models, n_models, live, n_live, owner_of);
     /* rank: assigned to self above everything else, then self's score */

@@ -51,7 +51,7 @@ static void test_assign_balanced_and_stable(void **state)
     for (size_t p = 0; p < 3; p++) {
         assert_true(load[p] >= 1 && load[p] <= 2); /* 5 over 3: 2, 2, 1 */
     }
-    /* not every model to one pod even with the share lifted: the scores spread */
+    /* one pod alone: every model is its own */
     dw_evalshare_assign(models, N_MODELS, pods, 1, own);
     for (size_t i = 0; i < N_MODELS; i++) {
         assert_int_equal(own[i], 0);
@@ -66,10 +66,11 @@ static void test_plan_under_share_tries_assigned_first(void **state)
     dw_evalshare_assign(models, N_MODELS, pods, 3, own);
     unsigned char held[N_MODELS] = {0};
     enum dw_share_act act[N_MODELS];
-    size_t order[N_MODELS];
+    size_t order[N_MODELS], share = 0;
     for (size_t p = 0; p < 3; p++) {
-        size_t n = dw_evalshare_plan(pods[p], models, N_MODELS, pods, 3, held, act, order);
+        size_t n = dw_evalshare_plan(pods[p], models, N_MODELS, pods, 3, held, act, order, &share);
         assert_int_equal(n, N_MODELS); /* every model is a candidate while below the share */
+        assert_int_equal(share, 2);
         size_t mine = 0;
         for (size_t i = 0; i < N_MODELS; i++) {
             mine += own[i] == p;
@@ -90,8 +91,9 @@ static void test_plan_over_share_releases_others_first(void **state)
     /* pod-a held all five while alone; the two others joined: share 2 */
     unsigned char held[N_MODELS] = {1, 1, 1, 1, 1};
     enum dw_share_act act[N_MODELS];
-    size_t order[N_MODELS];
-    assert_int_equal(dw_evalshare_plan("pod-a:1", models, N_MODELS, pods, 3, held, act, order), 0);
+    size_t order[N_MODELS], share = 0;
+    assert_int_equal(
+        dw_evalshare_plan("pod-a:1", models, N_MODELS, pods, 3, held, act, order, &share), 0);
     size_t keep = 0;
     for (size_t i = 0; i < N_MODELS; i++) {
         assert_true(act[i] == DW_SHARE_KEEP || act[i] == DW_SHARE_RELEASE);
@@ -109,12 +111,19 @@ static void test_plan_over_share_releases_others_first(void **state)
             n++;
         }
     }
-    assert_int_equal(dw_evalshare_plan("pod-a:1", models, N_MODELS, pods, 3, two, act, order), 0);
+    assert_int_equal(
+        dw_evalshare_plan("pod-a:1", models, N_MODELS, pods, 3, two, act, order, &share), 0);
     for (size_t i = 0; i < N_MODELS; i++) {
         assert_int_equal(act[i], two[i] ? DW_SHARE_KEEP : DW_SHARE_SKIP);
     }
     /* self missing from the live list still counts once: alone, share 5 */
-    assert_int_equal(dw_evalshare_plan("pod-a:1", models, N_MODELS, NULL, 0, two, act, order), 3);
+    assert_int_equal(
+        dw_evalshare_plan("pod-a:1", models, N_MODELS, NULL, 0, two, act, order, &share), 3);
+    assert_int_equal(share, 5);
+    /* listed, not counted twice: share ceil(5 / 3) */
+    const char *with_self[3] = {"pod-b:2", "pod-a:1", "pod-c:3"};
+    dw_evalshare_plan("pod-a:1", models, N_MODELS, with_self, 3, two, act, order, &share);
+    assert_int_equal(share, 2);
 }
 
 /* ---- simulation: a lease table with SET NX semantics, pods ticking in turn ---- */
@@ -141,15 +150,15 @@ static void sim_tick(struct sim *s, int p)
         n_held += held[i];
     }
     enum dw_share_act act[N_MODELS];
-    size_t order[N_MODELS];
-    size_t n = dw_evalshare_plan(s->pods[p], models, N_MODELS, live, n_live, held, act, order);
+    size_t order[N_MODELS], share = 0;
+    size_t n =
+        dw_evalshare_plan(s->pods[p], models, N_MODELS, live, n_live, held, act, order, &share);
     for (size_t i = 0; i < N_MODELS; i++) {
         if (act[i] == DW_SHARE_RELEASE) {
             s->lease[i] = -1;
             n_held--;
         }
     }
-    size_t share = dw_evalshare_share(N_MODELS, n_live);
     for (size_t k = 0; k < n && n_held < share; k++) {
         if (s->lease[order[k]] < 0) { /* SET NX */
             s->lease[order[k]] = p;

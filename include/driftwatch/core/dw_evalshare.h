@@ -42,11 +42,11 @@ void dw_evalshare_assign(const char *const *models, size_t n_models, const char 
  *        to another pod are released first, then those self scores lowest. For the others TRY
  *        while self holds less than its share, else SKIP; order[0..n) := the TRY models in the
  *        order to try them: those assigned to self first, then by self's score, highest first.
- *        The caller stops trying once it holds its share.
+ *        *share := self's share; the caller stops trying once it holds that many.
  * @returns n, the number of TRY models.
  */
 size_t dw_evalshare_plan(const char *self, const char *const *models, size_t n_models,
                          const char *const *pods, size_t n_pods, const unsigned char *held,
-                         enum dw_share_act *act, size_t *order);
+                         enum dw_share_act *act, size_t *order, size_t *share);
 
 #endif

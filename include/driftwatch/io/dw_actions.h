@@ -52,11 +52,17 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
                       const char *report_name, const char *cursor_name, int64_t next_cursor,
                       const struct dw_redis_kv *extra, size_t n_extra);
 
-/** @brief Re-submits pending deliveries and reloads the firing sets (after taking the lease). */
-void dw_actions_resume(struct dw_actions *a);
+/** @brief Re-submits model mi's pending deliveries and reloads its firing set (after taking its
+ *         lease). The first model's resume also takes the records that name no model. */
+void dw_actions_resume(struct dw_actions *a, size_t mi);
 
-/** @brief Periodic work: Alertmanager re-sends of firing alerts. */
-void dw_actions_tick(struct dw_actions *a, int64_t now_ms);
+/** @brief Forgets model mi's firing set (its lease was released or lost: another pod re-sends
+ *         its alerts now); driftwatch_alerts_firing{model} := 0 here. */
+void dw_actions_drop(struct dw_actions *a, size_t mi);
+
+/** @brief Periodic work: Alertmanager re-sends of the firing alerts of the models evaluated
+ *         here (evaluating[mi] != 0). */
+void dw_actions_tick(struct dw_actions *a, int64_t now_ms, const unsigned char *evaluating);
 
 /**
  * @returns the alerts firing per model as this pod last committed or loaded them (a new
