@@ -15,10 +15,15 @@
  * offset found out of range is never reset silently: offset_out_of_range() resumes at the
  * partition's own next offset clamped into the log and counts what was deleted unread.
  *
- * Evaluation: one pod at a time holds the evaluator lease in Redis. It reads every partition's
- * watermark, derives the global watermark (min over partitions that are not idle), and walks
- * each model's cursor over the windows that closed: merge the partitions' aggregates, compare
- * with the reference, report, alert, trigger, then advance the cursor (at least once).
+ * Evaluation: each model has its own evaluator lease in Redis, and the live pods share the
+ * models, each taking at most ceil(models / live pods) (dw_evalshare decides; a heartbeat set
+ * in Redis says who is live), so N pods evaluate different models and a dead pod's models move
+ * within a lease period. A pod reads every partition's watermark, derives the global watermark
+ * (min over partitions that are not idle), and walks the cursors of the models it holds over
+ * the windows that closed: merge the partitions' aggregates, compare with the reference,
+ * report, alert, trigger, then advance the cursor (at least once). It does so in slices of
+ * RUN_EVAL_SLICE_MS of the loop, so a backlog of windows to evaluate never stalls consumption
+ * for longer than one window's evaluation (docs/design.md says why slices and not a thread).
  * Each report carries the rolling performance of the model's last evaluation.rolling_windows
  * windows: the earlier ones are read back from Redis (kept there for window.retention windows)
  * at both the close and the final evaluation, so late labels reach the rolling view too.
@@ -3177,7 +3182,7 @@ static void runner_stop(struct runner *rn)
         rd_kafka_destroy(rn->producer);
     }
     dw_kafka_outbox_free(rn->dlq); /* after the producer: no delivery report can come now */
-    if (rn->redis) {
+    if (rn->redis && !rn->paused) { /* Redis down: the leases expire instead */
         evaluator_leave(rn);
     }
     dw_actions_free(rn->actions, RUN_SHUTDOWN_FLUSH_MS);

@@ -8,16 +8,16 @@
  *   3. decides the retraining trigger (dw_trigger_decide) and, when it fires, produces it with
  *      the idempotent producer and waits for its delivery report (a failure leaves everything
  *      uncommitted: the window is evaluated again on the next tick);
- *   4. commits in one MULTI/EXEC fenced by the evaluator lease: the alert state, the trigger
- *      state, the messages as pending deliveries, the last firing set (for Alertmanager
+ *   4. commits in one MULTI/EXEC fenced by the model's evaluator lease: the alert state, the
+ * trigger state, the messages as pending deliveries, the last firing set (for Alertmanager
  *      re-sends), the report itself and the evaluation cursor (a report is stored if and only
  *      if its cursor moved past it: the label-horizon evaluation reads the close report's
  *      feature statistics, which the partitions no longer keep);
  *   5. hands the messages to the delivery thread, which removes each from Redis once it is
  *      delivered or finally failed.
- * A crash between 4 and 5 loses nothing: dw_actions_resume() (called when the lease is
- * acquired) re-submits what is still pending. A crash before 4 repeats the step from the same
- * state, so it decides the same and sends the same message ids.
+ * A crash between 4 and 5 loses nothing: dw_actions_resume() (called when a model's lease is
+ * acquired) re-submits what is still pending of that model. A crash before 4 repeats the step from
+ * the same state, so it decides the same and sends the same message ids.
  */
 #ifndef DW_ACTIONS_H
 #define DW_ACTIONS_H
