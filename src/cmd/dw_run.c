@@ -164,6 +164,7 @@ struct runner {
     unsigned char *evaluating;  /* per model: held its evaluator lease at the last tick */
     size_t eval_left;           /* cursors (model, stage) of the round still to walk, 0: none */
     size_t eval_pos;            /* the next one: 2 * model + final */
+    int eval_walked;            /* reports of that cursor in the round so far */
     int n_parts;
     struct dw_part **parts;    /* by partition number; NULL when not owned */
     int64_t *eof_ms;           /* wall clock since the predictions partition hit its end, 0 = not */
@@ -2422,10 +2423,11 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
  * the group's first window with data. An event outside input.max_future_skew /
  * max_past_skew is rejected by the decoder and never reaches min_ts, so one bad clock cannot
  * start the evaluation decades early; the empty windows before a model's own first data (a
- * model that starts later than the others) are one empty-run report.
+ * model that starts later than the others) are one empty-run report. *walked counts the
+ * reports of this cursor in the round, at most RUN_MAX_WINDOWS_PER_TICK over its slices.
  * @returns 1 when the deadline stopped the walk, else 0 (done for this tick, or failed).
  */
-static int evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t deadline)
+static int evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t deadline, int *walked)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
     char name[DW_REDIS_NAME_MAX];
@@ -2440,8 +2442,9 @@ static int evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t dead
         DW_NEXT_WINDOW) {
         return 0;
     }
-    while (!run_stop && dw_evaluator_next(&walk, reference_ready(rn, mi),
-                                          RUN_MAX_WINDOWS_PER_TICK) == DW_NEXT_WINDOW) {
+    int limit = RUN_MAX_WINDOWS_PER_TICK - *walked; /* walk.reports counts this call's */
+    while (!run_stop &&
+           dw_evaluator_next(&walk, reference_ready(rn, mi), limit) == DW_NEXT_WINDOW) {
         int64_t n = 0;
         if (evaluate_window(rn, mi, walk.cursor, walk.until, final, name, &n) != 0) {
             dw_metric_inc(rn->m.eval_failures);
@@ -2451,6 +2454,7 @@ static int evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t dead
             break;
         }
         dw_evaluator_advance(&walk, &rn->cfg, n);
+        (*walked)++;
         if (dw_mono_ms() >= deadline) {
             return 1;
         }
@@ -2597,16 +2601,19 @@ static void evaluate(struct runner *rn, int tick)
         if (rn->eval_left == 0) {
             rn->eval_left = 2 * rn->cfg.n_models;
             rn->eval_pos = 0;
+            rn->eval_walked = 0;
         }
     }
     int64_t deadline = dw_mono_ms() + RUN_EVAL_SLICE_MS;
     while (rn->eval_left > 0 && !run_stop) {
         size_t mi = rn->eval_pos / 2;
-        if (rn->evaluating[mi] && evaluate_cursor(rn, mi, (int)(rn->eval_pos % 2), deadline)) {
+        if (rn->evaluating[mi] &&
+            evaluate_cursor(rn, mi, (int)(rn->eval_pos % 2), deadline, &rn->eval_walked)) {
             return; /* this cursor again next slice */
         }
         rn->eval_pos++;
         rn->eval_left--;
+        rn->eval_walked = 0;
         if (dw_mono_ms() >= deadline) {
             return;
         }
@@ -3181,7 +3188,7 @@ static void runner_stop(struct runner *rn)
         rd_kafka_flush(rn->producer, RUN_FLUSH_MS);
         rd_kafka_destroy(rn->producer);
     }
-    dw_kafka_outbox_free(rn->dlq); /* after the producer: no delivery report can come now */
+    dw_kafka_outbox_free(rn->dlq);  /* after the producer: no delivery report can come now */
     if (rn->redis && !rn->paused) { /* Redis down: the leases expire instead */
         evaluator_leave(rn);
     }

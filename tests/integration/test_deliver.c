@@ -672,6 +672,16 @@ static void test_queue_full(void **state)
     sink_clear(&sink);
 }
 
+/* Waits until the delivery hash `key` is empty (every field HDEL'ed by the thread). */
+static void wait_hash_empty(const char *key)
+{
+    int64_t until = dw_mono_ms() + WAIT_MS;
+    while (redis_int("HLEN %s", key) != 0) {
+        assert_true(dw_mono_ms() < until);
+        usleep(2000);
+    }
+}
+
 static void test_resume(void **state)
 {
     const char *key = "{dw:t}:resume";
@@ -715,11 +725,7 @@ static void test_resume(void **state)
     assert_int_equal(seen2, 1);
     assert_metrics("resume", 2, 0, 0, 0);
     /* Delivered messages and the records that cannot be delivered are all gone. */
-    int64_t until = dw_mono_ms() + WAIT_MS;
-    while (redis_int("HLEN %s", key) != 0) {
-        assert_true(dw_mono_ms() < until);
-        usleep(2000);
-    }
+    wait_hash_empty(key);
     dw_deliver_destroy(d, 1000);
     sink_clear(&sink);
 }
@@ -749,11 +755,7 @@ static void test_resume_by_model(void **state)
     assert_int_equal(dw_deliver_resume(d, "churn", 1), 3);
     wait_drained(d);
     assert_int_equal(recs_of("/bymodel", recs, 8), 4);
-    int64_t until = dw_mono_ms() + WAIT_MS;
-    while (redis_int("HLEN %s", key) != 0) {
-        assert_true(dw_mono_ms() < until);
-        usleep(2000);
-    }
+    wait_hash_empty(key);
     dw_deliver_destroy(d, 1000);
     sink_clear(&sink);
 }

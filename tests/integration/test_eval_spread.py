@@ -22,14 +22,6 @@ WINDOW_MS = 60000
 T0 = 1767225600000  # gen's default --start
 EPS = 10
 LEASE_S = 5.0
-FEATURES = """    task: classification
-    features:
-      amount: numeric
-      age: numeric
-      balance: numeric
-      country: categorical
-      merchant: categorical
-"""
 
 
 def status(port):
@@ -149,7 +141,8 @@ def wait_or_dump(env, ports, pred, timeout, what):
 
 def main():
     env = h.Env(partitions=3, name="evalspread")
-    models = "models:\n" + "".join(f"  {m}:\n{FEATURES}" for m in MODELS)
+    features = h.run_gen_models().split("\n", 2)[2]  # the body of gen's model
+    models = "models:\n" + "".join(f"  {m}:\n{features}" for m in MODELS)
     env.config(models=models, horizon="60s", idle="5s", rolling=2)
     procs, names, ports = [env.start_run("run")], ["run"], [env.http_port]
     for name in ("pod2", "pod3"):
