@@ -9,7 +9,8 @@ labels at a fixed wall-clock rate (`--rate` messages per second). The script sam
 driftwatch_messages_consumed_total (both topics) and driftwatch_windows_evaluated_total every
 `--sample` seconds and prints the longest run of samples in which the consumed counter did not
 move while the evaluated counter did (a stall of the consuming loop by the evaluation), how
-many evaluations ran meanwhile, and the longest such run without evaluations (the live
+many evaluations ran meanwhile and how much of the loop's time went to the evaluate phase
+(driftwatch_loop_seconds_total) from the sample before that run to the one after it, and the longest such run without evaluations (the live
 stream's own gaps: the noise floor of the figure).
 
     python3 bench/eval_stall.py [--bin build/driftwatch] [--windows 120] [--rate 2000]
@@ -72,25 +73,29 @@ def main():
     end = time.monotonic() + args.seconds
     while time.monotonic() < end:
         samples.append((time.monotonic(), consumed(env),
-                        env.metric("driftwatch_windows_evaluated_total")))
+                        env.metric("driftwatch_windows_evaluated_total"),
+                        env.metric("driftwatch_loop_seconds_total", 'phase="evaluate"')))
         time.sleep(args.sample)
     live.wait(60)
     if os.environ.get("EVAL_STALL_TRACE"):
-        for t, c, e in samples:
-            print(f"{t - samples[0][0]:6.2f} consumed={c} evaluated={e}")
+        for t, c, e, ph in samples:
+            print(f"{t - samples[0][0]:6.2f} consumed={c} evaluated={e} evaluate_s={ph}")
     # maximal runs of samples with the same consumed count: the time from the first to the
     # last sample of a run is a lower bound of a pause of consumption; a run during which the
     # evaluated count moved is a pause while evaluating, the others are the live stream's own
     # gaps (its producer sends in batches): the noise floor
-    worst, worst_evals, floor, i = 0.0, 0, 0.0, 0
+    worst, worst_evals, worst_phase, floor, i = 0.0, 0, 0.0, 0.0, 0
     while i < len(samples):
         j = i
         while j + 1 < len(samples) and samples[j + 1][1] == samples[i][1]:
             j += 1
         gap = samples[j][0] - samples[i][0]
         evals = (samples[j][2] or 0) - (samples[i][2] or 0)
+        # the loop's time in the evaluate phase from the sample before the run to the one after
+        # it (a phase is counted when it ends)
+        phase = (samples[min(j + 1, len(samples) - 1)][3] or 0) - (samples[max(i - 1, 0)][3] or 0)
         if evals > 0 and gap > worst:
-            worst, worst_evals = gap, evals
+            worst, worst_evals, worst_phase = gap, evals, phase
         elif evals == 0:
             floor = max(floor, gap)
         i = j + 1
@@ -100,7 +105,8 @@ def main():
           f" evaluation.interval {args.interval}")
     print(f"evaluations during the sampling: {total_evals:.0f}")
     print(f"longest gap without consumption while evaluating: {worst:.2f} s "
-          f"({worst_evals:.0f} evaluations in it; sampled every {args.sample} s)")
+          f"({worst_evals:.0f} evaluations in it, {worst_phase:.2f} s of the loop in the "
+          f"evaluate phase; sampled every {args.sample} s)")
     print(f"longest gap without consumption nor evaluation (the stream's own): {floor:.2f} s")
     proc.terminate()
     proc.wait(30)
