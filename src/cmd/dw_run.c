@@ -2529,8 +2529,12 @@ static void evaluator_leases(struct runner *rn)
         size_t share = 0, held = 0;
         size_t n_try = dw_evalshare_plan(rn->owner, names, n, (const char *const *)pods, n_pods,
                                          rn->evaluating, act, order, &share);
+        /* Released only once this pod's alert deliveries are drained: the pod that takes the
+         * model resumes the model's pending messages, and one still queued here would then be
+         * sent by both. Until then it keeps the model (above its share for a while). */
+        int drained = dw_actions_pending(rn->actions) == 0;
         for (size_t mi = 0; mi < n; mi++) {
-            if (act[mi] == DW_SHARE_RELEASE) {
+            if (act[mi] == DW_SHARE_RELEASE && drained) {
                 dw_redis_name_eval_lease(names[mi], lease, sizeof(lease));
                 dw_redis_release(rn->redis, lease, rn->owner);
                 set_evaluating(rn, mi, 0, "above this pod's share: released for another pod");
@@ -3188,11 +3192,13 @@ static void runner_stop(struct runner *rn)
         rd_kafka_flush(rn->producer, RUN_FLUSH_MS);
         rd_kafka_destroy(rn->producer);
     }
-    dw_kafka_outbox_free(rn->dlq);  /* after the producer: no delivery report can come now */
-    if (rn->redis && !rn->paused) { /* Redis down: the leases expire instead */
+    dw_kafka_outbox_free(rn->dlq); /* after the producer: no delivery report can come now */
+    dw_actions_free(rn->actions, RUN_SHUTDOWN_FLUSH_MS);
+    /* after the deliveries stopped (what is left is in Redis): the next evaluator of a model
+     * resumes its messages without this pod still sending them. Redis down: they expire. */
+    if (rn->redis && !rn->paused) {
         evaluator_leave(rn);
     }
-    dw_actions_free(rn->actions, RUN_SHUTDOWN_FLUSH_MS);
     if (rn->http) {
         dw_http_stop(rn->http); /* before the handler's state and the config it borrows */
     }
