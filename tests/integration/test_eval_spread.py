@@ -6,7 +6,7 @@
   final" log line over all the pods' logs, driftwatch_windows_evaluated_total of the pods sums
   to exactly models x windows x stages, and one final report per window and model is stored;
 - kill -9 of a pod that evaluates two models: the two others take them over within one lease
-  period (5 s here: max(5 s, 10 x evaluation.interval)) plus a tick, each at most 3 models now;
+  period (5 s here: max(5 s, 10 x evaluation.interval)) plus a few ticks, each at most 3 models;
 - the windows produced after that are evaluated exactly once as well, by the survivors.
 """
 import json
@@ -187,8 +187,8 @@ def main():
     survivors = [p for p in ports if p != victim]
     h.wait_for(lambda: spread(survivors, 3), 3 * LEASE_S, "the survivors take every model")
     took = time.monotonic() - killed
-    ok &= h.report(took <= LEASE_S + 1.5,
-                   f"{moved} taken over within one lease period ({LEASE_S} s) and a tick",
+    ok &= h.report(took <= LEASE_S + 2.0,
+                   f"{moved} taken over within one lease period ({LEASE_S} s) and a few ticks",
                    f"({took:.1f} s: {evaluating(survivors)})")
 
     before = {p: counts[p] for p in survivors}
