@@ -16,6 +16,8 @@
 
 #include "driftwatch/core/dw_evalshare.h"
 
+#include "driftwatch/core/dw_banned.h" /* last: after every declaration */
+
 #define N_MODELS 5
 #define MAX_PODS 4
 
