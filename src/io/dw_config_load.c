@@ -41,6 +41,7 @@
 #include <yaml.h>
 
 #include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_slots.h"
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
@@ -144,6 +145,11 @@ static const struct cfg_key cfg_keys[] = {
      .flags = F_MIN_EXCL, .min = 0,
      .help = "Connect and command timeout for Redis; consumption pauses while Redis does not "
              "answer."},
+    {.name = "redis.cluster", .type = T_BOOL, .def = "false", CFG(redis_cluster),
+     .help = "Use a Redis Cluster: its slot map is read from redis.nodes and every command goes "
+             "to the master of its key's hash slot (MOVED and ASK are followed). Not with "
+             "redis.host, redis.port or a redis.db other than 0. See docs/operations.md, "
+             "\"Redis Cluster\"."},
 
     {.name = "input.max_message_bytes", .type = T_INT, .def = "262144", CFG(max_message_bytes),
      .flags = F_MIN | F_MAX, .min = 1024, .max = 104857600,
@@ -681,6 +687,13 @@ static const struct open_key alerting_open_keys[] = {
      "to have them trigger)."},
 };
 
+/* The list-valued redis keys: documented in the reference only. */
+static const struct open_key redis_open_keys[] = {
+    {"redis.nodes", "list", "[]",
+     "Seed nodes of the Redis Cluster (redis.cluster: true), \"host:port\" each; any reachable "
+     "one gives the slot map, the masters it names are then used directly."},
+};
+
 /* The list-valued input keys: documented in the reference only. */
 static const struct open_key input_open_keys[] = {
     {"input.error_values", "list", "(error, timeout, integers >= 500)",
@@ -1063,6 +1076,10 @@ void dw_config_free(struct dw_config *cfg)
         free(cfg->error_values[i]);
     }
     free(cfg->error_values);
+    for (size_t i = 0; i < cfg->n_redis_nodes; i++) {
+        free(cfg->redis_nodes[i]);
+    }
+    free(cfg->redis_nodes);
     free(cfg->path);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -2151,6 +2168,39 @@ static int trigger_rules_walk(struct parse_ctx *ctx, yaml_node_t *node)
     return 0;
 }
 
+/* redis.nodes: a list of "host:port" seed nodes. */
+static int redis_nodes_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    struct dw_config *cfg = ctx->cfg;
+    const char *name = "redis.nodes";
+    if (node->type != YAML_SEQUENCE_NODE) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s: expected a list of host:port seed nodes, got %s", name,
+                      node_type_name(node));
+    }
+    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    cfg->redis_nodes = dw_calloc(n ? n : 1, sizeof(*cfg->redis_nodes));
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = yaml_document_get_node(ctx->doc, node->data.sequence.items.start[i]);
+        char item_name[64], host[DW_SLOTS_HOST_MAX];
+        snprintf(item_name, sizeof(item_name), "%s[%zu]", name, i);
+        char *text = scalar_text(ctx, item_name, item);
+        if (!text) {
+            return -1;
+        }
+        int port;
+        if (dw_slots_hostport(text, strlen(text), host, sizeof(host), &port) != 0 || !host[0]) {
+            dw_err(ctx->errstr, ctx->errstr_size,
+                   "%s: '%s' is not host:port (a port 1..65535 after the last ':')", item_name,
+                   text);
+            free(text);
+            return -1;
+        }
+        cfg->redis_nodes[cfg->n_redis_nodes++] = text;
+    }
+    return 0;
+}
+
 /* input.error_values: a list of non-empty scalars, kept as their text (500 and "500" alike). */
 static int error_values_walk(struct parse_ctx *ctx, yaml_node_t *node)
 {
@@ -2185,7 +2235,7 @@ static int error_values_walk(struct parse_ctx *ctx, yaml_node_t *node)
 static int open_key_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *val)
 {
     static const char *const open[] = {"alerting.rules", "alerting.sinks", "triggers.rules",
-                                       "input.error_values"};
+                                       "input.error_values", "redis.nodes"};
     size_t i = 0;
     while (i < DW_ARRAY_SIZE(open) && strcmp(open[i], name) != 0) {
         i++;
@@ -2213,6 +2263,12 @@ static int open_key_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *v
             return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
         }
         return trigger_rules_walk(ctx, val) < 0 ? -1 : 1;
+    }
+    if (strcmp(name, "redis.nodes") == 0) {
+        if (ctx->cfg->redis_nodes) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+        }
+        return redis_nodes_walk(ctx, val) < 0 ? -1 : 1;
     }
     if (strcmp(name, "input.error_values") == 0) {
         if (ctx->cfg->error_values_set) {
@@ -2485,6 +2541,39 @@ static int alerting_check(struct dw_config *cfg, char *errstr, size_t errstr_siz
 }
 
 /* Rules between keys, checked once everything is read. */
+/* redis.cluster against the single-node keys (seen: which cfg_keys rows the file gave). */
+static int redis_check(const struct dw_config *cfg, const unsigned char *seen, char *errstr,
+                       size_t errstr_size)
+{
+    if (!cfg->redis_cluster) {
+        return cfg->n_redis_nodes ? dw_err(errstr, errstr_size,
+                                           "redis.nodes: only with redis.cluster: true (the "
+                                           "single server is redis.host and redis.port)")
+                                  : 0;
+    }
+    if (cfg->n_redis_nodes == 0) {
+        return dw_err(errstr, errstr_size,
+                      "redis.nodes: required with redis.cluster: true (host:port of at least "
+                      "one node of the cluster)");
+    }
+    const char *single[] = {"redis.host", "redis.port"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(single); i++) {
+        const struct cfg_key *k = find_key(single[i]);
+        if (k && seen[k - cfg_keys]) {
+            return dw_err(errstr, errstr_size,
+                          "%s: not with redis.cluster: true (name the cluster's nodes in "
+                          "redis.nodes)",
+                          single[i]);
+        }
+    }
+    if (cfg->redis_db != 0) {
+        return dw_err(errstr, errstr_size,
+                      "redis.db: must be 0 with redis.cluster: true (a Redis Cluster has only "
+                      "database 0; SELECT is refused)");
+    }
+    return 0;
+}
+
 static int cross_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
 {
     const char *bootstrap = NULL;
@@ -2620,7 +2709,8 @@ static int load_parser(struct dw_config *cfg, yaml_parser_t *parser, const char 
             goto err;
         }
     }
-    if (reference_resolve(&ctx) < 0 || cross_check(cfg, errstr, errstr_size) < 0) {
+    if (reference_resolve(&ctx) < 0 || cross_check(cfg, errstr, errstr_size) < 0 ||
+        redis_check(cfg, ctx.seen, errstr, errstr_size) < 0) {
         goto err;
     }
     ref_overrides_free(&ctx);
@@ -2926,6 +3016,10 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
     const char *prev = "";
     for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
         const struct cfg_key *k = &cfg_keys[i];
+        if (cfg->redis_cluster &&
+            (strcmp(k->name, "redis.host") == 0 || strcmp(k->name, "redis.port") == 0)) {
+            continue; /* refused beside redis.cluster: the dump must load again */
+        }
         size_t common = common_sections(prev, k->name);
         /* open the sections this key adds */
         const char *p = k->name;
@@ -2954,6 +3048,15 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
         fputs(": ", out);
         yaml_quote(out, kafka_secret(cfg->kafka[i].key) ? "***" : cfg->kafka[i].value, 1);
         fputc('\n', out);
+    }
+
+    if (cfg->n_redis_nodes) {
+        fputs("redis.nodes: [", out);
+        for (size_t i = 0; i < cfg->n_redis_nodes; i++) {
+            fputs(i ? ", " : "", out);
+            yaml_quote(out, cfg->redis_nodes[i], 1);
+        }
+        fputs("]\n", out);
     }
 
     if (cfg->error_values_set) { /* not given: the default rule, which no list can write */
@@ -3095,6 +3198,7 @@ void dw_config_reference(FILE *out)
     fputs("| key | type | default | description |\n", out);
     fputs("|-----|------|---------|-------------|\n", out);
     reference_keys(out, "", cfg_keys, DW_ARRAY_SIZE(cfg_keys));
+    reference_open(out, redis_open_keys, 0, DW_ARRAY_SIZE(redis_open_keys));
     reference_open(out, input_open_keys, 0, DW_ARRAY_SIZE(input_open_keys));
     reference_open(out, open_keys, 0, 2); /* kafka.* */
     reference_keys(out, "models.<name>.", model_keys, DW_ARRAY_SIZE(model_keys));
