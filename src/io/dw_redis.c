@@ -22,11 +22,13 @@
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_slots.h"
 #include "driftwatch/io/dw_log.h"
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
@@ -52,9 +54,23 @@ struct ckpt {
 
 static void ck_free(struct ckpt *ck);
 
+/* A node of the cluster (or the single server): its address and its connection, opened
+ * when a command first goes there. */
+struct node {
+    char host[DW_SLOTS_HOST_MAX];
+    int port;
+    redisContext *c;
+};
+
 struct dw_redis {
     const struct dw_config *cfg;
-    redisContext *c;
+    redisContext *c; /* the connection in use: nodes[cur].c, or NULL */
+    int cur;
+    struct node *nodes; /* single server: one; cluster: the masters of the slot map */
+    size_t n_nodes;
+    int16_t *slots; /* cluster only: [DW_SLOTS_N] index into nodes, -1 unknown; NULL single */
+    int stale;      /* cluster: read the slot map again before the next command */
+    int tx_slot;    /* hash slot of the transaction being queued (tx_push checks every key) */
     struct ckpt ck; /* reused by every checkpoint: no large allocation per checkpoint */
 };
 
@@ -82,43 +98,47 @@ static void argv_free(struct argv *a)
     memset(a, 0, sizeof(*a));
 }
 
-static void drop_conn(struct dw_redis *r)
-{
-    if (r->c) {
-        redisFree(r->c);
-        r->c = NULL;
-    }
-}
-
 static int reply_ok(const redisReply *rep)
 {
     return rep && rep->type != REDIS_REPLY_ERROR;
 }
 
-static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
+/* Forgets the connection in use (freed); in a cluster the slot map is read again before the
+ * next command, since a node that stops answering may have been failed over. */
+static void drop_conn(struct dw_redis *r)
 {
     if (r->c) {
-        return 0;
+        redisFree(r->c);
+        r->nodes[r->cur].c = NULL;
+        r->c = NULL;
     }
+    r->stale = r->slots != NULL;
+}
+
+/*
+ * Opens a connection to one node: connect and command timeout (redis.timeout), then AUTH.
+ * @returns the context, or NULL with errstr.
+ */
+static redisContext *node_connect(struct dw_redis *r, const char *host, int port, char *errstr,
+                                  size_t errstr_size)
+{
     const struct dw_config *cfg = r->cfg;
     struct timeval tv = {.tv_sec = (time_t)(cfg->redis_timeout_ms / 1000),
                          .tv_usec = (suseconds_t)(cfg->redis_timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
     if (!c || c->err) {
-        dw_err(errstr, errstr_size, "redis %s:%d: %s", cfg->redis_host, cfg->redis_port,
+        dw_err(errstr, errstr_size, "redis %s:%d: %s", host, port,
                c ? c->errstr : "cannot allocate context");
         if (c) {
             redisFree(c);
         }
-        return -1;
+        return NULL;
     }
     if (redisSetTimeout(c, tv) != REDIS_OK) {
-        dw_err(errstr, errstr_size, "redis %s:%d: cannot set the timeout", cfg->redis_host,
-               cfg->redis_port);
+        dw_err(errstr, errstr_size, "redis %s:%d: cannot set the timeout", host, port);
         redisFree(c);
-        return -1;
+        return NULL;
     }
-    r->c = c;
     if (cfg->redis_password && cfg->redis_password[0]) {
         redisReply *rep = redisCommand(c, "AUTH %s", cfg->redis_password);
         int ok = reply_ok(rep);
@@ -128,16 +148,183 @@ static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
         }
         freeReplyObject(rep);
         if (!ok) {
-            drop_conn(r);
+            redisFree(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* Makes node i's connection the one in use, connecting it first when needed. */
+static int use_node(struct dw_redis *r, int i, char *errstr, size_t errstr_size)
+{
+    struct node *n = &r->nodes[i];
+    if (!n->c) {
+        n->c = node_connect(r, n->host, n->port, errstr, errstr_size);
+        if (!n->c) {
+            r->stale = r->slots != NULL;
             return -1;
         }
     }
+    r->cur = i;
+    r->c = n->c;
+    return 0;
+}
+
+/* ---- Redis Cluster: the slot map (CLUSTER SLOTS) ---- */
+
+/* Index of node host:port, added when new. */
+static int node_index(struct dw_redis *r, const char *host, int port)
+{
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        if (r->nodes[i].port == port && strcmp(r->nodes[i].host, host) == 0) {
+            return (int)i;
+        }
+    }
+    r->nodes = dw_realloc(r->nodes, (r->n_nodes + 1) * sizeof(*r->nodes));
+    struct node *n = &r->nodes[r->n_nodes];
+    memset(n, 0, sizeof(*n));
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    n->port = port;
+    return (int)r->n_nodes++;
+}
+
+/*
+ * Reads a CLUSTER SLOTS reply (from a node at `asked`, the host of entries that name none) into
+ * a new node table and slot map; the connections of nodes that stay masters are kept, the
+ * others closed. @returns 0, or -1 with errstr when the reply is not a slot map.
+ */
+static int map_apply(struct dw_redis *r, const redisReply *rep, const char *asked, char *errstr,
+                     size_t errstr_size)
+{
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0) {
+        return dw_err(errstr, errstr_size, "redis CLUSTER SLOTS: %s",
+                      rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no slot map");
+    }
+    struct dw_redis old = *r;
+    r->nodes = NULL;
+    r->n_nodes = 0;
+    int16_t *slots = dw_malloc(DW_SLOTS_N * sizeof(*slots));
+    for (size_t i = 0; i < DW_SLOTS_N; i++) {
+        slots[i] = -1;
+    }
+    int bad = 0;
+    for (size_t i = 0; i < rep->elements && !bad; i++) {
+        const redisReply *e = rep->element[i];
+        bad = e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+              e->element[0]->type != REDIS_REPLY_INTEGER ||
+              e->element[1]->type != REDIS_REPLY_INTEGER ||
+              e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2 ||
+              e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
+              e->element[2]->element[1]->type != REDIS_REPLY_INTEGER;
+        long long lo = bad ? 0 : e->element[0]->integer, hi = bad ? 0 : e->element[1]->integer;
+        bad = bad || lo < 0 || hi >= DW_SLOTS_N || lo > hi;
+        if (!bad) {
+            const redisReply *m = e->element[2];
+            /* "" or "?": the node did not learn its address; the one we asked has it */
+            const char *host = m->element[0]->len > 0 && strcmp(m->element[0]->str, "?") != 0
+                                   ? m->element[0]->str
+                                   : asked;
+            int idx = node_index(r, host, (int)m->element[1]->integer);
+            for (long long s = lo; s <= hi; s++) {
+                slots[s] = (int16_t)idx;
+            }
+        }
+    }
+    if (bad) {
+        free(r->nodes);
+        free(slots);
+        r->nodes = old.nodes;
+        r->n_nodes = old.n_nodes;
+        return dw_err(errstr, errstr_size, "redis CLUSTER SLOTS: unexpected reply");
+    }
+    r->c = NULL;
+    for (size_t i = 0; i < old.n_nodes; i++) {
+        struct node *o = &old.nodes[i];
+        size_t j = 0;
+        while (j < r->n_nodes &&
+               (r->nodes[j].port != o->port || strcmp(r->nodes[j].host, o->host))) {
+            j++;
+        }
+        if (j < r->n_nodes) {
+            r->nodes[j].c = o->c;
+            if (old.c && o->c == old.c) {
+                r->cur = (int)j;
+                r->c = o->c;
+            }
+        } else if (o->c) {
+            redisFree(o->c);
+        }
+    }
+    free(old.nodes);
+    free(r->slots);
+    r->slots = slots;
+    r->stale = 0;
+    return 0;
+}
+
+/* Asks host:port for the slot map (a connection of its own, closed after). */
+static int map_ask(struct dw_redis *r, const char *host, int port, char *errstr, size_t errstr_size)
+{
+    redisContext *c = node_connect(r, host, port, errstr, errstr_size);
+    if (!c) {
+        return -1;
+    }
+    redisReply *rep = redisCommand(c, "CLUSTER SLOTS");
+    int rc = rep ? map_apply(r, rep, host, errstr, errstr_size)
+                 : dw_err(errstr, errstr_size, "redis %s:%d: %s", host, port, c->errstr);
+    freeReplyObject(rep);
+    redisFree(c);
+    return rc;
+}
+
+/* Reads the slot map from the first node that answers: the known masters, then the seeds. */
+static int map_refresh(struct dw_redis *r, char *errstr, size_t errstr_size)
+{
+    char err[256] = "no node to ask";
+    size_t n_known = r->n_nodes;
+    struct node *known = dw_malloc((n_known + 1) * sizeof(*known));
+    memcpy(known, r->nodes, n_known * sizeof(*known));
+    int rc = -1;
+    for (size_t i = 0; i < n_known && rc != 0; i++) {
+        rc = map_ask(r, known[i].host, known[i].port, err, sizeof(err));
+    }
+    free(known);
+    for (size_t i = 0; i < r->cfg->n_redis_nodes && rc != 0; i++) {
+        const char *seed = r->cfg->redis_nodes[i];
+        char host[DW_SLOTS_HOST_MAX];
+        int port;
+        if (dw_slots_hostport(seed, strlen(seed), host, sizeof(host), &port) == 0) {
+            rc = map_ask(r, host, port, err, sizeof(err));
+        }
+    }
+    if (rc != 0) {
+        return dw_err(errstr, errstr_size, "redis cluster: no node gave the slot map (last: %s)",
+                      err);
+    }
+    dw_log(DW_LOG_DEBUG, "redis cluster slot map read", "{s:i}", "masters", (int)r->n_nodes);
+    return 0;
+}
+
+/* Single server: connected (SELECT redis.db once). Cluster: a slot map that is not stale. */
+static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
+{
+    if (r->slots) {
+        return r->stale ? map_refresh(r, errstr, errstr_size) : 0;
+    }
+    if (r->c) {
+        return 0;
+    }
+    if (use_node(r, 0, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    const struct dw_config *cfg = r->cfg;
     if (cfg->redis_db) {
-        redisReply *rep = redisCommand(c, "SELECT %d", cfg->redis_db);
+        redisReply *rep = redisCommand(r->c, "SELECT %d", cfg->redis_db);
         int ok = reply_ok(rep);
         if (!ok) {
             dw_err(errstr, errstr_size, "redis SELECT %d failed: %s", cfg->redis_db,
-                   rep ? rep->str : c->errstr);
+                   rep ? rep->str : r->c->errstr);
         }
         freeReplyObject(rep);
         if (!ok) {
@@ -148,6 +335,123 @@ static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* Makes the connection in use the one of the node serving `key`'s hash slot. */
+static int route(struct dw_redis *r, const char *key, size_t len, char *errstr, size_t errstr_size)
+{
+    if (ensure_conn(r, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if (!r->slots) {
+        return 0;
+    }
+    int slot = dw_slots_key(key, len);
+    if (r->slots[slot] < 0) {
+        r->stale = 1;
+        return dw_err(errstr, errstr_size, "redis cluster: no master serves hash slot %d", slot);
+    }
+    return use_node(r, r->slots[slot], errstr, errstr_size);
+}
+
+/* For a command without a key: the connection in use, or a master's. */
+static int route_any(struct dw_redis *r, char *errstr, size_t errstr_size)
+{
+    if (ensure_conn(r, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if (r->c) {
+        return 0;
+    }
+    return use_node(r, r->slots && r->slots[0] >= 0 ? r->slots[0] : 0, errstr, errstr_size);
+}
+
+#define MAX_REDIRECTS 5 /* MOVED/ASK answers followed per command before it fails */
+
+/* A server error reply: in a cluster, one that says the map may have changed marks it stale. */
+static void note_error(struct dw_redis *r, const redisReply *rep)
+{
+    if (r->slots && rep && rep->type == REDIS_REPLY_ERROR &&
+        (strncmp(rep->str, "MOVED ", 6) == 0 || strncmp(rep->str, "ASK ", 4) == 0 ||
+         strncmp(rep->str, "CLUSTERDOWN", 11) == 0)) {
+        r->stale = 1;
+    }
+}
+
+/* Sends cmd (after ASKING when asking) and reads its reply into *v. 0, or -1 when c failed. */
+static int exchange(redisContext *c, int asking, const char *cmd, size_t len, void **v)
+{
+    if ((asking && redisAppendCommand(c, "ASKING") != REDIS_OK) ||
+        redisAppendFormattedCommand(c, cmd, len) != REDIS_OK) {
+        return -1;
+    }
+    if (asking) {
+        if (redisGetReply(c, v) != REDIS_OK) {
+            return -1;
+        }
+        freeReplyObject(*v);
+        *v = NULL;
+    }
+    return redisGetReply(c, v) == REDIS_OK ? 0 : -1;
+}
+
+/*
+ * Sends one formatted command to the node of its key (or the connection in use, for a command
+ * without one) and reads its reply, following MOVED (the slot map is read again) and ASK
+ * (ASKING, then the command, at that node; the map is unchanged) at most MAX_REDIRECTS times.
+ * @returns the reply, errors included (the caller frees it), or NULL with errstr when no node
+ * answered (the connection is dropped: the next command reconnects).
+ */
+static redisReply *send_cmd(struct dw_redis *r, const char *cmd, size_t len, char *errstr,
+                            size_t errstr_size)
+{
+    const char *key = NULL;
+    size_t klen = 0;
+    int has_key = r->slots && dw_slots_cmd_key(cmd, len, &key, &klen) == 1;
+    int ask = -1;
+    for (int tries = 0;; tries++) {
+        int rc = ask >= 0  ? use_node(r, ask, errstr, errstr_size)
+                 : has_key ? route(r, key, klen, errstr, errstr_size)
+                           : route_any(r, errstr, errstr_size);
+        if (rc != 0) {
+            return NULL;
+        }
+        void *v = NULL;
+        if (exchange(r->c, ask >= 0, cmd, len, &v) != 0) {
+            dw_err(errstr, errstr_size, "redis %s:%d: %s", r->nodes[r->cur].host,
+                   r->nodes[r->cur].port, r->c->errstr[0] ? r->c->errstr : "connection lost");
+            drop_conn(r);
+            return NULL;
+        }
+        redisReply *rep = v;
+        struct dw_slots_redirect to;
+        int kind = rep->type == REDIS_REPLY_ERROR
+                       ? dw_slots_redirect(rep->str, (size_t)rep->len, &to)
+                       : DW_SLOTS_NONE;
+        if (kind <= 0 || !r->slots || tries == MAX_REDIRECTS) {
+            note_error(r, rep);
+            if (kind > 0 && !r->slots) {
+                dw_log_limited("redis_is_cluster", 1, DW_LOG_ERROR,
+                               "redis answered a cluster redirection: the server is a Redis "
+                               "Cluster node; set redis.cluster: true and redis.nodes",
+                               "{s:s}", "reply", rep->str);
+            } else if (kind > 0) {
+                dw_log_limited("redis_redirects", 1, DW_LOG_ERROR,
+                               "redis cluster: still redirected after 5 tries; the command fails",
+                               "{s:s}", "reply", rep->str);
+            }
+            return rep;
+        }
+        const char *host = to.host[0] ? to.host : r->nodes[r->cur].host;
+        freeReplyObject(rep);
+        ask = -1;
+        if (kind == DW_SLOTS_MOVED) {
+            (void)map_refresh(r, NULL, 0);
+            r->slots[to.slot] = (int16_t)node_index(r, host, to.port);
+        } else {
+            ask = node_index(r, host, to.port);
+        }
+    }
+}
+
 /*
  * One binary-safe command with the error text kept: a transport error drops the connection
  * (the next call reconnects), a server error leaves it open. @returns the reply (the caller
@@ -156,16 +460,15 @@ static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
 static redisReply *cmd_argv(struct dw_redis *r, int argc, const char **argv, const size_t *lens,
                             char *errstr, size_t errstr_size)
 {
-    if (ensure_conn(r, errstr, errstr_size) != 0) {
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (len < 0) {
+        dw_err(errstr, errstr_size, "redis: cannot format the command");
         return NULL;
     }
-    redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
-    if (!rep) {
-        dw_err(errstr, errstr_size, "redis: %s", r->c->errstr);
-        drop_conn(r);
-        return NULL;
-    }
-    if (rep->type == REDIS_REPLY_ERROR) {
+    redisReply *rep = send_cmd(r, cmd, (size_t)len, errstr, errstr_size);
+    redisFreeCommand(cmd);
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
         dw_err(errstr, errstr_size, "redis: %s", rep->str);
         freeReplyObject(rep);
         return NULL;
@@ -175,7 +478,24 @@ static redisReply *cmd_argv(struct dw_redis *r, int argc, const char **argv, con
 
 static redisReply *cmdf(struct dw_redis *r, const char *fmt, ...)
 {
-    if (ensure_conn(r, NULL, 0) != 0) {
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0) {
+        return NULL;
+    }
+    redisReply *rep = send_cmd(r, cmd, (size_t)len, NULL, 0);
+    redisFreeCommand(cmd);
+    return rep;
+}
+
+/* A command on the connection in use, not routed: inside a checkpoint chain or a transaction,
+ * whose node is chosen once. NULL when there is no connection or no reply (dropped). */
+static redisReply *cmd_here(struct dw_redis *r, const char *fmt, ...)
+{
+    if (!r->c) {
         return NULL;
     }
     va_list ap;
@@ -185,15 +505,124 @@ static redisReply *cmdf(struct dw_redis *r, const char *fmt, ...)
     if (!rep) {
         drop_conn(r);
     }
+    note_error(r, rep);
     return rep;
+}
+
+/*
+ * Starts queuing a transaction on the connection in use, which must be the node serving key's
+ * slot and the node `node` that its WATCH went to (-1: none): every command tx_push() queues
+ * must then be of that slot. @returns 0, or -1 with errstr (the slot moved meanwhile: retry).
+ */
+static int tx_begin(struct dw_redis *r, const char *key, int node, char *errstr, size_t errstr_size)
+{
+    int slot = dw_slots_key(key, strlen(key));
+    if (!r->c || (node >= 0 && r->cur != node) || (r->slots && r->slots[slot] != r->cur)) {
+        return dw_err(errstr, errstr_size,
+                      "redis: the node serving %s changed before the transaction; retrying", key);
+    }
+    r->tx_slot = slot;
+    return 0;
+}
+
+/* Queues one command of the transaction begun with tx_begin(). A key of another hash slot is a
+ * programming error (Redis Cluster would refuse the transaction): logged, not sent. */
+static int tx_push(struct dw_redis *r, int argc, const char **argv, const size_t *lens)
+{
+    const char *key;
+    size_t klen;
+    if (dw_slots_argv_key(argc, argv, lens, &key, &klen) == 1 &&
+        dw_slots_same(&r->tx_slot, key, klen) != 0) {
+        char k[DW_REDIS_KEY_MAX];
+        snprintf(k, sizeof(k), "%.*s", (int)(klen < sizeof(k) ? klen : sizeof(k) - 1), key);
+        dw_log(DW_LOG_ERROR,
+               "bug: a transaction command outside the transaction's hash slot; "
+               "the transaction is not sent",
+               "{s:s,s:i}", "key", k, "slot", r->tx_slot);
+        return -1;
+    }
+    return r->c && redisAppendCommandArgv(r->c, argc, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+/*
+ * A pipeline over the nodes: each command goes to its key's node, the replies are read back
+ * in the order of the commands (each node answers its own in order). A pipeline left before
+ * its last reply (pipe_end) drops the connections still owing replies.
+ */
+struct pipe {
+    int *node;
+    size_t n, cap, next;
+};
+
+static int pipe_send(struct dw_redis *r, struct pipe *pp, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int pipe_send(struct dw_redis *r, struct pipe *pp, const char *key, const char *fmt, ...)
+{
+    if (route(r, key, strlen(key), NULL, 0) != 0) {
+        return -1;
+    }
+    if (pp->n == pp->cap) {
+        pp->cap = pp->cap ? 2 * pp->cap : 16;
+        pp->node = dw_realloc(pp->node, pp->cap * sizeof(*pp->node));
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = redisvAppendCommand(r->c, fmt, ap);
+    va_end(ap);
+    pp->node[pp->n++] = r->cur;
+    return rc == REDIS_OK ? 0 : -1;
+}
+
+/* The next reply, or NULL when its node's connection failed (the pipeline must end). */
+static redisReply *pipe_recv(struct dw_redis *r, struct pipe *pp)
+{
+    int i = pp->node[pp->next++];
+    void *rep = NULL;
+    if (!r->nodes[i].c) {
+        return NULL;
+    }
+    r->cur = i;
+    r->c = r->nodes[i].c;
+    if (redisGetReply(r->c, &rep) != REDIS_OK) {
+        drop_conn(r);
+        return NULL;
+    }
+    note_error(r, rep);
+    return rep;
+}
+
+static void pipe_end(struct dw_redis *r, struct pipe *pp)
+{
+    for (size_t k = pp->next; k < pp->n; k++) {
+        struct node *n = &r->nodes[pp->node[k]];
+        if (n->c) {
+            r->c = r->c == n->c ? NULL : r->c;
+            redisFree(n->c);
+            n->c = NULL;
+            r->stale = r->slots != NULL;
+        }
+    }
+    free(pp->node);
+    memset(pp, 0, sizeof(*pp));
 }
 
 struct dw_redis *dw_redis_connect(const struct dw_config *cfg, char *errstr, size_t errstr_size)
 {
     struct dw_redis *r = dw_calloc(1, sizeof(*r));
     r->cfg = cfg;
+    r->tx_slot = -1;
+    if (cfg->redis_cluster) {
+        r->slots = dw_malloc(DW_SLOTS_N * sizeof(*r->slots));
+        for (size_t i = 0; i < DW_SLOTS_N; i++) {
+            r->slots[i] = -1;
+        }
+        r->stale = 1;
+    } else {
+        node_index(r, cfg->redis_host, cfg->redis_port);
+    }
     if (ensure_conn(r, errstr, errstr_size) != 0) {
-        free(r);
+        dw_redis_free(r);
         return NULL;
     }
     return r;
@@ -204,7 +633,13 @@ void dw_redis_free(struct dw_redis *r)
     if (!r) {
         return;
     }
-    drop_conn(r);
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        if (r->nodes[i].c) {
+            redisFree(r->nodes[i].c);
+        }
+    }
+    free(r->nodes);
+    free(r->slots);
     ck_free(&r->ck);
     free(r);
 }
@@ -1014,10 +1449,22 @@ int dw_redis_quarantine(struct dw_redis *r, int32_t partition, const char *reaso
 /*
  * Calls fn for every key that starts with `prefix` (SCAN MATCH with the prefix's glob
  * characters escaped). @returns 0, -1 when Redis failed, or fn's non-zero return.
+ * Every prefix starts with a whole hash tag, so its keys share one slot: in a cluster the SCAN
+ * goes to that slot's master, found by a command on the prefix itself (EXISTS follows a MOVED,
+ * so a SCAN never walks a node that no longer serves the slot).
  */
 static int scan_prefix(struct dw_redis *r, const char *prefix,
                        int (*fn)(void *opaque, const char *key, size_t len), void *opaque)
 {
+    dw_assert(prefix[0] == '{' && strchr(prefix, '}') != NULL);
+    if (r->slots) {
+        redisReply *probe = cmdf(r, "EXISTS %s", prefix);
+        int ok = reply_ok(probe);
+        freeReplyObject(probe);
+        if (!ok) {
+            return -1;
+        }
+    }
     char pattern[1300];
     size_t o = 0;
     for (const char *s = prefix; *s && o + 3 < sizeof(pattern); s++) {
@@ -1030,7 +1477,9 @@ static int scan_prefix(struct dw_redis *r, const char *prefix,
     pattern[o] = '\0';
     char cursor[32] = "0";
     do {
-        redisReply *rep = cmdf(r, "SCAN %s MATCH %b COUNT 1000", cursor, pattern, o);
+        redisReply *rep = route(r, prefix, strlen(prefix), NULL, 0) == 0
+                              ? cmd_here(r, "SCAN %s MATCH %b COUNT 1000", cursor, pattern, o)
+                              : NULL;
         if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
             freeReplyObject(rep);
             return -1;
@@ -1208,10 +1657,10 @@ static int ck_send(struct dw_redis *r, struct ckpt *ck)
     for (size_t i = 0; i < ck->a.n; i++) {
         ck->bytes += ck->a.len[i];
     }
-    int rc = redisAppendCommandArgv(r->c, (int)ck->a.n, ck->a.v, ck->a.len);
+    int rc = tx_push(r, (int)ck->a.n, ck->a.v, ck->a.len);
     ck->a.n = 0;
     ck->n_cmds++;
-    return rc == REDIS_OK ? 0 : -1;
+    return rc;
 }
 
 /* Blob offsets are stable only once the buffer stops growing: encode first, send after. */
@@ -1542,7 +1991,7 @@ static int read_owner(struct dw_redis *r, const struct dw_part *p, const char *o
 {
     char key[DW_REDIS_KEY_MAX];
     key_meta(r, p->partition, key, sizeof(key));
-    redisReply *o = cmdf(r, "HMGET %s owner ckpt_seq", key);
+    redisReply *o = cmd_here(r, "HMGET %s owner ckpt_seq", key);
     int who = owner_of(o, p, owner);
     freeReplyObject(o);
     if (who == OWNER_NO_ANSWER) {
@@ -1554,7 +2003,7 @@ static int read_owner(struct dw_redis *r, const struct dw_part *p, const char *o
 /* Sends the owner check of p without waiting: WATCH its meta key, then read the owner. */
 static int owner_check_send(struct dw_redis *r, const struct dw_part *p)
 {
-    if (ensure_conn(r, NULL, 0) != 0) {
+    if (!r->c) {
         return -1;
     }
     char key[DW_REDIS_KEY_MAX];
@@ -1582,7 +2031,7 @@ static int owner_check_recv(struct dw_redis *r, const struct dw_part *p, const c
     if (who == OWNER_NO_ANSWER) {
         drop_conn(r);
     } else if (who != OWNER_US) {
-        freeReplyObject(cmdf(r, "UNWATCH"));
+        freeReplyObject(cmd_here(r, "UNWATCH"));
     }
     return who;
 }
@@ -1644,10 +2093,11 @@ static int tx_replies(struct dw_redis *r, int n_cmds, const char *what, char *er
     int result = 0;
     for (int i = 0; i < n_cmds; i++) {
         void *rep = NULL;
-        if (redisGetReply(r->c, &rep) != REDIS_OK) {
+        if (!r->c || redisGetReply(r->c, &rep) != REDIS_OK) {
             drop_conn(r);
             return dw_err(errstr, errstr_size, "redis: connection lost during the %s", what);
         }
+        note_error(r, rep);
         if (result == 0) {
             result = tx_reply(rep, i == n_cmds - 1, what, errstr, errstr_size);
         }
@@ -1671,13 +2121,17 @@ static int ck_append(struct dw_redis *r, struct dw_redis_ckpt *it, const char *o
     ck_windows(r, p, ck, &refs, &n_refs);
     /* Each command is copied into hiredis's buffer when appended (ck_send), so argv may point
      * into ck->blobs even though later encodings grow (and move) it. */
-    int rc = -1;
+    char meta[DW_REDIS_KEY_MAX];
+    key_meta(r, p->partition, meta, sizeof(meta));
+    int rc = tx_begin(r, meta, r->cur, NULL, 0);
     argv_pushs(&ck->a, "MULTI");
-    if (ck_send(r, ck) == 0 && ck_send_windows(r, p, ck, refs) == 0 &&
+    if (rc == 0 && ck_send(r, ck) == 0 && ck_send_windows(r, p, ck, refs) == 0 &&
         ck_send_join(r, p, ck) == 0 && ck_send_joined(r, p, ck) == 0 &&
         ck_send_meta(r, p, ck, owner, it->eof_ms, it->label_eof_ms) == 0) {
         argv_pushs(&ck->a, "EXEC");
         rc = ck_send(r, ck);
+    } else {
+        rc = -1;
     }
     free(refs);
     return rc;
@@ -1740,6 +2194,41 @@ static int ck_one(struct dw_redis *r, struct dw_redis_ckpt *it, const char *owne
     return ck_result(r, it->part, owner, tx, err, es);
 }
 
+/* The checkpoints of partitions served by one node, chained (see ck_one). */
+static void ck_chain(struct dw_redis *r, struct dw_redis_ckpt **its, size_t n, const char *owner)
+{
+    char key[DW_REDIS_KEY_MAX];
+    key_meta(r, its[0]->part->partition, key, sizeof(key));
+    if (route(r, key, strlen(key), its[0]->err, sizeof(its[0]->err)) != 0) {
+        return;
+    }
+    int who = owner_check_send(r, its[0]->part) == 0 ? owner_check_recv(r, its[0]->part, owner)
+                                                     : OWNER_NO_ANSWER;
+    for (size_t i = 0; i < n; i++) {
+        int who_next = OWNER_NO_ANSWER;
+        its[i]->result =
+            ck_one(r, its[i], owner, who, i + 1 < n ? its[i + 1]->part : NULL, &who_next);
+        if (its[i]->result == -1) {
+            if (who_next == OWNER_US) {
+                freeReplyObject(cmd_here(r, "UNWATCH"));
+            }
+            return;
+        }
+        who = who_next;
+    }
+}
+
+/* The node serving partition's keys (single server: 0; -1: no node known). */
+static int part_node(struct dw_redis *r, int32_t partition)
+{
+    if (!r->slots) {
+        return 0;
+    }
+    char key[DW_REDIS_KEY_MAX];
+    key_meta(r, partition, key, sizeof(key));
+    return r->slots[dw_slots_key(key, strlen(key))];
+}
+
 void dw_redis_checkpoint_many(struct dw_redis *r, struct dw_redis_ckpt *items, size_t n,
                               const char *owner)
 {
@@ -1753,20 +2242,28 @@ void dw_redis_checkpoint_many(struct dw_redis *r, struct dw_redis_ckpt *items, s
     if (n == 0 || ensure_conn(r, items[0].err, sizeof(items[0].err)) != 0) {
         return;
     }
-    int who = owner_check_send(r, items[0].part) == 0 ? owner_check_recv(r, items[0].part, owner)
-                                                      : OWNER_NO_ANSWER;
+    /* One chain per node, in the callers' order within it (a single server: one chain). */
+    struct dw_redis_ckpt **its = dw_malloc(n * sizeof(*its));
+    int *node = dw_malloc(n * sizeof(*node));
     for (size_t i = 0; i < n; i++) {
-        int who_next = OWNER_NO_ANSWER;
-        items[i].result =
-            ck_one(r, &items[i], owner, who, i + 1 < n ? items[i + 1].part : NULL, &who_next);
-        if (items[i].result == -1) {
-            if (who_next == OWNER_US) {
-                freeReplyObject(cmdf(r, "UNWATCH"));
-            }
-            return;
-        }
-        who = who_next;
+        node[i] = part_node(r, items[i].part->partition);
     }
+    for (size_t i = 0; i < n; i++) {
+        if (node[i] == INT_MIN) {
+            continue;
+        }
+        size_t k = 0;
+        int at = node[i];
+        for (size_t j = i; j < n; j++) {
+            if (node[j] == at) {
+                its[k++] = &items[j];
+                node[j] = INT_MIN;
+            }
+        }
+        ck_chain(r, its, k, owner);
+    }
+    free(node);
+    free(its);
 }
 
 int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
@@ -1790,7 +2287,7 @@ static int tx_append(struct dw_redis *r, int *n_cmds, int argc, const char **arg
                      const size_t *lens)
 {
     (*n_cmds)++;
-    return redisAppendCommandArgv(r->c, argc, argv, lens) == REDIS_OK ? 0 : -1;
+    return tx_push(r, argc, argv, lens);
 }
 
 int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_redis_kv *sets,
@@ -1804,6 +2301,7 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
     name_lock("eval", name, sizeof(name));
     global_key(r, name, lock, sizeof(lock));
     freeReplyObject(cmdf(r, "WATCH %s", lock));
+    int watched = r->cur;
     redisReply *o = cmdf(r, "GET %s", lock);
     if (!reply_ok(o)) {
         freeReplyObject(o);
@@ -1813,9 +2311,13 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
     int held = o->type == REDIS_REPLY_STRING && strcmp(o->str, owner) == 0;
     freeReplyObject(o);
     if (!held) {
-        freeReplyObject(cmdf(r, "UNWATCH"));
+        freeReplyObject(cmd_here(r, "UNWATCH"));
         dw_err(errstr, errstr_size, "the evaluator lease is held by another pod now");
         return 1;
+    }
+    if (tx_begin(r, lock, watched, errstr, errstr_size) != 0) {
+        drop_conn(r);
+        return -1;
     }
     int n_cmds = 0, rc = 0;
     const char *multi[] = {"MULTI"};
@@ -1871,6 +2373,7 @@ int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
     char key[DW_REDIS_KEY_MAX];
     global_key(r, fence, key, sizeof(key));
     freeReplyObject(cmdf(r, "WATCH %s", key));
+    int watched = r->cur;
     int64_t now = 0;
     int got = dw_redis_get_i64(r, fence, &now);
     if (got < 0) {
@@ -1878,9 +2381,13 @@ int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
         return dw_err(errstr, errstr_size, "redis: cannot read %s", fence);
     }
     if (now != value) {
-        freeReplyObject(cmdf(r, "UNWATCH"));
+        freeReplyObject(cmd_here(r, "UNWATCH"));
         dw_err(errstr, errstr_size, "%s moved (%" PRId64 ", not %" PRId64 ")", fence, now, value);
         return 1;
+    }
+    if (tx_begin(r, key, watched, errstr, errstr_size) != 0) {
+        drop_conn(r);
+        return -1;
     }
     int n_cmds = 0, rc = 0;
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
@@ -1966,6 +2473,13 @@ int dw_redis_reference_replace(struct dw_redis *r, const char *model, const void
     listed_versions(r, model, names);
     dw_redis_name_vrefs(model, name, sizeof(name));
     json_array_append_new(names, json_string(name));
+    dw_redis_name_ref(model, name, sizeof(name));
+    global_key(r, name, key, sizeof(key));
+    if (route(r, key, strlen(key), errstr, errstr_size) != 0 ||
+        tx_begin(r, key, -1, errstr, errstr_size) != 0) {
+        json_decref(names);
+        return -1;
+    }
     int n_cmds = 0, rc = 0;
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     rc |= tx_append(r, &n_cmds, 1, multi, NULL);
@@ -2023,22 +2537,25 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
     if (ensure_conn(r, NULL, 0) != 0) {
         return -1;
     }
+    struct pipe pp = {0};
     for (int p = 0; p < n; p++) {
         char key[DW_REDIS_KEY_MAX];
         key_meta(r, p, key, sizeof(key));
-        redisAppendCommand(r->c,
-                           "HMGET %s max_ts min_ts eof_ms off_pred max_label_ts label_eof_ms "
-                           "quarantined",
-                           key);
+        if (pipe_send(r, &pp, key,
+                      "HMGET %s max_ts min_ts eof_ms off_pred max_label_ts label_eof_ms "
+                      "quarantined",
+                      key) != 0) {
+            pipe_end(r, &pp);
+            return -1;
+        }
     }
     int rc = 0;
     for (int p = 0; p < n; p++) {
-        void *rep_v = NULL;
-        if (redisGetReply(r->c, &rep_v) != REDIS_OK) {
-            drop_conn(r);
+        redisReply *rep = pipe_recv(r, &pp);
+        if (!rep) {
+            pipe_end(r, &pp);
             return -1;
         }
-        redisReply *rep = rep_v;
         struct dw_part_meta *m = &metas[p];
         memset(m, 0, sizeof(*m));
         m->max_ts = m->min_ts = m->max_label_ts = DW_NO_TS;
@@ -2073,6 +2590,7 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
         }
         freeReplyObject(rep);
     }
+    pipe_end(r, &pp);
     return rc;
 }
 
@@ -2082,22 +2600,26 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
     if (ensure_conn(r, errstr, errstr_size) != 0) {
         return NULL;
     }
+    struct pipe pp = {0};
     for (int p = 0; p < n_parts; p++) {
         char key[DW_REDIS_KEY_MAX];
         key_window(r, p, model->name, start_ms, key, sizeof(key));
-        redisAppendCommand(r->c, "GET %s", key);
+        if (pipe_send(r, &pp, key, "GET %s", key) != 0) {
+            pipe_end(r, &pp);
+            dw_err(errstr, errstr_size, "redis: cannot send the window reads");
+            return NULL;
+        }
     }
     struct dw_agg *merged = dw_agg_new_exact(model, start_ms, DW_AGG_MERGE_EXACT);
     int failed = 0;
     for (int p = 0; p < n_parts; p++) {
-        void *rep_v = NULL;
-        if (redisGetReply(r->c, &rep_v) != REDIS_OK) {
-            drop_conn(r);
+        redisReply *rep = pipe_recv(r, &pp);
+        if (!rep) {
+            pipe_end(r, &pp);
             dw_agg_free(merged);
             dw_err(errstr, errstr_size, "redis: connection lost reading window");
             return NULL;
         }
-        redisReply *rep = rep_v;
         if (rep->type == REDIS_REPLY_STRING && !failed) {
             struct dw_agg *agg =
                 dw_agg_decode(model, rep->str, (size_t)rep->len, errstr, errstr_size);
@@ -2113,6 +2635,7 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
         }
         freeReplyObject(rep);
     }
+    pipe_end(r, &pp);
     if (failed) {
         dw_agg_free(merged);
         return NULL;
