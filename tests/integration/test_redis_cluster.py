@@ -1,0 +1,181 @@
+"""driftwatch against a Redis Cluster on loopback (6 redis-server processes, 3 masters and 3
+replicas, made by redis-cli --cluster create; redis.cluster: true): three consumers of one group
+share 6 partitions whose keys the cluster spreads over its masters.
+
+1. exact: the final per-window state (driftwatch inspect, read through the cluster too) equals
+   gen's ground truth exactly.
+2. crash: consumers killed with kill -9 while traffic flows and restarted: the final state is
+   still exact.
+3. failover: the master serving a partition's slot is killed with kill -9 mid-run; its replica
+   takes over (the cluster says ok again), driftwatch's checkpoints to that slot fail meanwhile
+   (driftwatch_checkpoint_failures_total, consumption paused) and then resume, and the final
+   state equals a clean pass. A partition's state and offsets live in one slot, so a checkpoint
+   the replica had not received (asynchronous replication) is lost whole: the owner check sees
+   the rolled-back checkpoint count and reloads both together (shown when it happens, and the
+   exact final state shows nothing was counted twice or lost either way).
+"""
+import random
+import sys
+import threading
+import time
+import urllib.request
+
+import harness as h
+import redis_cluster as rc
+
+PARTS = 6
+
+
+def metric_at(port, name):
+    """Sum of a metric's samples on the pod listening on `port` (None when it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    return sum(float(l.split()[-1]) for l in text.splitlines()
+               if l.startswith(name + " ") or l.startswith(name + "{"))
+
+
+def committed_offsets(env):
+    total = 0
+    for p in range(env.partitions):
+        for field in ("off_pred", "off_label"):
+            v = env.redis("HGET", f"{{dw:dwtest:predictions:{p}}}:meta", field)
+            total += max(int(v), 0) if v.lstrip("-").isdigit() else 0
+    return total
+
+
+def start_pods(env):
+    """Three consumers of the group: env.start_run() and two more; returns [(proc, port)]."""
+    pods = [(env.start_run(), env.http_port)]
+    for i in (2, 3):
+        port = env.start_pod(f"pod{i}")
+        pods.append((env.procs[-1], port))
+    return pods
+
+
+def stop_pods(env, pods):
+    ok = True
+    for proc, _ in pods:
+        ok &= h.finish_consumer(proc)
+    return h.report(ok, "consumers stopped cleanly")
+
+
+def logs(env):
+    return "".join(env.log(n) for n in ("run", "pod2", "pod3"))
+
+
+def exact():
+    env = rc.ClusterEnv(partitions=PARTS, name="clexact")
+    env.config()
+    truth, summary = env.gen("--count", "12000", "--eps", "50", "--early-labels", "0.1",
+                             "--duplicate-labels", "0.05", "--missing", "0.02",
+                             "--versions", "1.0.0,1.1.0", "--malformed", "0.01",
+                             "--label-delay", "20")
+    assert len(truth) >= 4, truth
+    pods = start_pods(env)
+    t0 = time.time()
+    diffs = h.wait_exact(env, truth, 120)
+    ok = h.report(not diffs, "cluster: exact per-window counts with 3 consumers",
+                  f"({len(truth)} windows, {time.time() - t0:.1f}s) {diffs[:5]}")
+    masters = {env.cluster.master_of(env.cluster.slot(f"{{dw:dwtest:predictions:{p}}}"))
+               for p in range(PARTS)}
+    ok &= h.report(len(masters) >= 2, "the partitions' keys live on several masters",
+                   f"{sorted(masters)}")
+    consumed = [metric_at(port, "driftwatch_messages_consumed_total") or 0 for _, port in pods]
+    ok &= h.report(all(c > 0 for c in consumed) and sum(consumed) >= summary["predictions"],
+                   "the three consumers shared the partitions", f"(messages consumed {consumed})")
+    ok &= stop_pods(env, pods)
+    if not ok:
+        print(logs(env)[-4000:])
+    env.close()
+    return ok
+
+
+def crash():
+    rnd = random.Random(int(time.time()))
+    env = rc.ClusterEnv(partitions=PARTS, name="clcrash")
+    env.config(checkpoint="300ms", session_timeout=3000)
+    done = {}
+    gen_args = ["--count", "24000", "--eps", "100", "--rate", "1500", "--early-labels", "0.1",
+                "--duplicate-labels", "0.05", "--missing", "0.02", "--label-delay", "20"]
+    producer = threading.Thread(target=lambda: done.update(truth=env.gen(*gen_args)))
+    producer.start()
+    pods = start_pods(env)
+    h.wait_for(lambda: committed_offsets(env) > 0, 60, "a first checkpoint")
+    kills, progress = 0, []
+    while producer.is_alive() and kills < 3:
+        time.sleep(rnd.uniform(1.0, 3.0))
+        i = rnd.randrange(len(pods))
+        proc, port = pods[i]
+        proc.kill()  # SIGKILL: no checkpoint, no goodbye
+        proc.wait()
+        kills += 1
+        progress.append(committed_offsets(env))
+        print(f"killed consumer {i} ({kills}) at checkpointed offsets {progress[-1]}", flush=True)
+        if i == 0:
+            pods[0] = (env.start_run(), port)
+        else:
+            port = env.start_pod(f"pod{i + 1}")
+            pods[i] = (env.procs[-1], port)
+    producer.join()
+    truth, _ = done["truth"]
+    diffs = h.wait_exact(env, truth, 120)
+    ok = h.report(not diffs, f"cluster: exact counts after {kills} kill -9 restarts",
+                  f"({len(truth)} windows) {diffs[:5]}")
+    ok &= h.report(kills >= 2 and progress[-1] < committed_offsets(env),
+                   "kills happened while the stream was consumed", f"{progress}")
+    ok &= stop_pods(env, pods)
+    if not ok:
+        print(logs(env)[-4000:])
+    env.close()
+    return ok
+
+
+def failover():
+    env = rc.ClusterEnv(partitions=PARTS, name="clfail")
+    env.config(checkpoint="200ms", session_timeout=6000)
+    done = {}
+    gen_args = ["--count", "24000", "--eps", "100", "--rate", "1500", "--early-labels", "0.1",
+                "--duplicate-labels", "0.05", "--label-delay", "20"]
+    producer = threading.Thread(target=lambda: done.update(truth=env.gen(*gen_args)))
+    producer.start()
+    pods = start_pods(env)
+    h.wait_for(lambda: committed_offsets(env) > 0, 60, "a first checkpoint")
+    time.sleep(2)  # traffic flows, checkpoints every 200 ms on every pod
+    slot = env.cluster.slot("{dw:dwtest:predictions:0}")
+    victim = env.cluster.master_of(slot)
+    before = sum(metric_at(port, "driftwatch_checkpoint_failures_total") or 0
+                 for _, port in pods)
+    t0 = time.time()
+    env.cluster.kill(victim)
+    print(f"killed master :{victim} (slot {slot} of partition 0)", flush=True)
+    h.wait_for(lambda: env.cluster.master_of(slot) not in (None, victim) and
+               env.cluster.all_ok(), 60, "the replica to take over")
+    took = time.time() - t0
+    failures = sum(metric_at(port, "driftwatch_checkpoint_failures_total") or 0
+                   for _, port in pods) - before
+    ok = h.report(failures > 0, "checkpoints failed while the master was down",
+                  f"({failures:.0f} failures, failover in {took:.1f}s, new master "
+                  f":{env.cluster.master_of(slot)})")
+    ok &= h.report("consumption paused: state cannot be checkpointed" in logs(env),
+                   "driftwatch paused")
+    producer.join()
+    truth, _ = done["truth"]
+    diffs = h.wait_exact(env, truth, 120)
+    ok &= h.report(not diffs, "cluster: exact counts after a master failover",
+                   f"({len(truth)} windows) {diffs[:5]}")
+    ok &= h.report("consumption resumed: checkpoint succeeded" in logs(env), "driftwatch resumed")
+    lost = logs(env).count("Redis lost acknowledged checkpoints")
+    print(f"checkpoints lost by the failover and reloaded with their offsets: {lost} "
+          "(0 when the replica had every acknowledged write)", flush=True)
+    ok &= stop_pods(env, pods)
+    if not ok:
+        print(logs(env)[-6000:])
+    env.close()
+    return ok
+
+
+if __name__ == "__main__":
+    sys.exit(h.run_scenarios({"exact": exact, "crash": crash, "failover": failover}))
