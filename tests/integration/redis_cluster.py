@@ -92,6 +92,19 @@ class Cluster:
     def masters(self):
         return sorted({p for p in (self.master_of(s) for s in (0, 5500, 11000, 16383)) if p})
 
+    def replica_of(self, port):
+        """Port of a replica of the master at `port`."""
+        lines = cli(self.live_ports()[0], "CLUSTER", "NODES").splitlines()
+        ids = {l.split()[0]: int(l.split()[1].split(":")[1].split("@")[0]) for l in lines}
+        for line in lines:
+            words = line.split()
+            if "slave" in words[2] and ids.get(words[3]) == port:
+                return int(words[1].split(":")[1].split("@")[0])
+        return None
+
+    def signal(self, port, sig):
+        self.proc[port].send_signal(sig)
+
     def kill(self, port):
         """kill -9 one node."""
         self.proc[port].send_signal(signal.SIGKILL)
