@@ -545,13 +545,16 @@ static int tx_push(struct dw_redis *r, int argc, const char **argv, const size_t
 }
 
 /*
- * A pipeline over the nodes: each command goes to its key's node, the replies are read back
- * in the order of the commands (each node answers its own in order). A pipeline left before
- * its last reply (pipe_end) drops the connections still owing replies.
+ * A pipeline over the nodes: each command goes to its key's node, and pipe_run() reads the
+ * replies back in the order of the commands (each node answers its own in order). A reply
+ * that is a MOVED or ASK (a failover or a slot migration since the map was read) is asked
+ * again on its own once every node has answered, through send_cmd(), which follows it.
  */
 struct pipe {
     int *node;
-    size_t n, cap, next;
+    char **cmd;
+    size_t *len;
+    size_t n, cap;
 };
 
 static int pipe_send(struct dw_redis *r, struct pipe *pp, const char *key, const char *fmt, ...)
@@ -559,52 +562,92 @@ static int pipe_send(struct dw_redis *r, struct pipe *pp, const char *key, const
 
 static int pipe_send(struct dw_redis *r, struct pipe *pp, const char *key, const char *fmt, ...)
 {
-    if (route(r, key, strlen(key), NULL, 0) != 0) {
-        return -1;
-    }
     if (pp->n == pp->cap) {
         pp->cap = pp->cap ? 2 * pp->cap : 16;
         pp->node = dw_realloc(pp->node, pp->cap * sizeof(*pp->node));
+        pp->cmd = dw_realloc(pp->cmd, pp->cap * sizeof(*pp->cmd));
+        pp->len = dw_realloc(pp->len, pp->cap * sizeof(*pp->len));
     }
     va_list ap;
     va_start(ap, fmt);
-    int rc = redisvAppendCommand(r->c, fmt, ap);
+    int len = redisvFormatCommand(&pp->cmd[pp->n], fmt, ap);
     va_end(ap);
-    pp->node[pp->n++] = r->cur;
-    return rc == REDIS_OK ? 0 : -1;
+    if (len < 0) {
+        return -1;
+    }
+    pp->len[pp->n] = (size_t)len;
+    pp->node[pp->n] = r->cur;
+    pp->n++;
+    if (route(r, key, strlen(key), NULL, 0) != 0) {
+        pp->node[pp->n - 1] = -1;
+        return -1;
+    }
+    pp->node[pp->n - 1] = r->cur;
+    return redisAppendFormattedCommand(r->c, pp->cmd[pp->n - 1], (size_t)len) == REDIS_OK ? 0 : -1;
 }
 
-/* The next reply, or NULL when its node's connection failed (the pipeline must end). */
-static redisReply *pipe_recv(struct dw_redis *r, struct pipe *pp)
+/* Drops the connections that still owe replies of commands from `from` on. */
+static void pipe_abandon(struct dw_redis *r, struct pipe *pp, size_t from)
 {
-    int i = pp->node[pp->next++];
-    void *rep = NULL;
-    if (!r->nodes[i].c) {
-        return NULL;
-    }
-    r->cur = i;
-    r->c = r->nodes[i].c;
-    if (redisGetReply(r->c, &rep) != REDIS_OK) {
-        drop_conn(r);
-        return NULL;
-    }
-    note_error(r, rep);
-    return rep;
-}
-
-static void pipe_end(struct dw_redis *r, struct pipe *pp)
-{
-    for (size_t k = pp->next; k < pp->n; k++) {
-        struct node *n = &r->nodes[pp->node[k]];
-        if (n->c) {
+    for (size_t k = from; k < pp->n; k++) {
+        struct node *n = pp->node[k] >= 0 ? &r->nodes[pp->node[k]] : NULL;
+        if (n && n->c) {
             r->c = r->c == n->c ? NULL : r->c;
             redisFree(n->c);
             n->c = NULL;
             r->stale = r->slots != NULL;
         }
     }
+}
+
+static void pipe_free(struct pipe *pp)
+{
+    for (size_t k = 0; k < pp->n; k++) {
+        redisFreeCommand(pp->cmd[k]);
+    }
+    free(pp->cmd);
+    free(pp->len);
     free(pp->node);
     memset(pp, 0, sizeof(*pp));
+}
+
+/*
+ * Ends the pipeline (ok: every command was sent): @returns its replies in the order of the
+ * commands (the caller frees each and the array), or NULL when a node did not answer (the
+ * connections owing replies are dropped). The pipeline is freed either way.
+ */
+static redisReply **pipe_run(struct dw_redis *r, struct pipe *pp, int ok)
+{
+    redisReply **out = ok ? dw_calloc(pp->n ? pp->n : 1, sizeof(*out)) : NULL;
+    size_t k = 0;
+    for (; ok && k < pp->n; k++) {
+        struct node *n = &r->nodes[pp->node[k]];
+        void *v = NULL;
+        if (!n->c || redisGetReply(n->c, &v) != REDIS_OK) {
+            ok = 0;
+            break;
+        }
+        out[k] = v;
+    }
+    pipe_abandon(r, pp, ok ? pp->n : 0);
+    for (size_t i = 0; ok && i < pp->n; i++) {
+        struct dw_slots_redirect to;
+        if (r->slots && out[i]->type == REDIS_REPLY_ERROR &&
+            dw_slots_redirect(out[i]->str, (size_t)out[i]->len, &to) > 0) {
+            freeReplyObject(out[i]);
+            out[i] = send_cmd(r, pp->cmd[i], pp->len[i], NULL, 0);
+            ok = out[i] != NULL;
+        }
+    }
+    for (size_t i = 0; !ok && out && i < pp->n; i++) {
+        freeReplyObject(out[i]);
+    }
+    if (!ok) {
+        free(out);
+        out = NULL;
+    }
+    pipe_free(pp);
+    return out;
 }
 
 struct dw_redis *dw_redis_connect(const struct dw_config *cfg, char *errstr, size_t errstr_size)
@@ -2538,24 +2581,22 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
         return -1;
     }
     struct pipe pp = {0};
-    for (int p = 0; p < n; p++) {
+    int sent = 1;
+    for (int p = 0; p < n && sent; p++) {
         char key[DW_REDIS_KEY_MAX];
         key_meta(r, p, key, sizeof(key));
-        if (pipe_send(r, &pp, key,
-                      "HMGET %s max_ts min_ts eof_ms off_pred max_label_ts label_eof_ms "
-                      "quarantined",
-                      key) != 0) {
-            pipe_end(r, &pp);
-            return -1;
-        }
+        sent = pipe_send(r, &pp, key,
+                         "HMGET %s max_ts min_ts eof_ms off_pred max_label_ts label_eof_ms "
+                         "quarantined",
+                         key) == 0;
+    }
+    redisReply **reps = pipe_run(r, &pp, sent);
+    if (!reps) {
+        return -1;
     }
     int rc = 0;
     for (int p = 0; p < n; p++) {
-        redisReply *rep = pipe_recv(r, &pp);
-        if (!rep) {
-            pipe_end(r, &pp);
-            return -1;
-        }
+        redisReply *rep = reps[p];
         struct dw_part_meta *m = &metas[p];
         memset(m, 0, sizeof(*m));
         m->max_ts = m->min_ts = m->max_label_ts = DW_NO_TS;
@@ -2590,7 +2631,7 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
         }
         freeReplyObject(rep);
     }
-    pipe_end(r, &pp);
+    free(reps);
     return rc;
 }
 
@@ -2601,25 +2642,21 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
         return NULL;
     }
     struct pipe pp = {0};
-    for (int p = 0; p < n_parts; p++) {
+    int sent = 1;
+    for (int p = 0; p < n_parts && sent; p++) {
         char key[DW_REDIS_KEY_MAX];
         key_window(r, p, model->name, start_ms, key, sizeof(key));
-        if (pipe_send(r, &pp, key, "GET %s", key) != 0) {
-            pipe_end(r, &pp);
-            dw_err(errstr, errstr_size, "redis: cannot send the window reads");
-            return NULL;
-        }
+        sent = pipe_send(r, &pp, key, "GET %s", key) == 0;
+    }
+    redisReply **reps = pipe_run(r, &pp, sent);
+    if (!reps) {
+        dw_err(errstr, errstr_size, "redis: connection lost reading window");
+        return NULL;
     }
     struct dw_agg *merged = dw_agg_new_exact(model, start_ms, DW_AGG_MERGE_EXACT);
     int failed = 0;
     for (int p = 0; p < n_parts; p++) {
-        redisReply *rep = pipe_recv(r, &pp);
-        if (!rep) {
-            pipe_end(r, &pp);
-            dw_agg_free(merged);
-            dw_err(errstr, errstr_size, "redis: connection lost reading window");
-            return NULL;
-        }
+        redisReply *rep = reps[p];
         if (rep->type == REDIS_REPLY_STRING && !failed) {
             struct dw_agg *agg =
                 dw_agg_decode(model, rep->str, (size_t)rep->len, errstr, errstr_size);
@@ -2635,7 +2672,7 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
         }
         freeReplyObject(rep);
     }
-    pipe_end(r, &pp);
+    free(reps);
     if (failed) {
         dw_agg_free(merged);
         return NULL;
