@@ -70,6 +70,7 @@ struct dw_redis {
     size_t n_nodes;
     int16_t *slots; /* cluster only: [DW_SLOTS_N] index into nodes, -1 unknown; NULL single */
     int stale;      /* cluster: read the slot map again before the next command */
+    int moved;      /* cluster: a MOVED or ASK was seen since the map was last read */
     int tx_slot;    /* hash slot of the transaction being queued (tx_push checks every key) */
     struct ckpt ck; /* reused by every checkpoint: no large allocation per checkpoint */
 };
@@ -260,6 +261,7 @@ static int map_apply(struct dw_redis *r, const redisReply *rep, const char *aske
     free(r->slots);
     r->slots = slots;
     r->stale = 0;
+    r->moved = 0;
     return 0;
 }
 
@@ -373,6 +375,7 @@ static void note_error(struct dw_redis *r, const redisReply *rep)
         (strncmp(rep->str, "MOVED ", 6) == 0 || strncmp(rep->str, "ASK ", 4) == 0 ||
          strncmp(rep->str, "CLUSTERDOWN", 11) == 0)) {
         r->stale = 1;
+        r->moved |= rep->str[0] != 'C';
     }
 }
 
@@ -2069,6 +2072,8 @@ static int owner_check_recv(struct dw_redis *r, const struct dw_part *p, const c
         reply_ok(w)) {
         who = owner_of(o, p, owner);
     }
+    note_error(r, w);
+    note_error(r, o);
     freeReplyObject(w);
     freeReplyObject(o);
     if (who == OWNER_NO_ANSWER) {
@@ -2213,7 +2218,10 @@ static int ck_one(struct dw_redis *r, struct dw_redis_ckpt *it, const char *owne
     char *err = it->err;
     size_t es = sizeof(it->err);
     if (who == OWNER_NO_ANSWER) {
-        return dw_err(err, es, "redis: checkpoint of partition %d: no answer to the owner check",
+        return dw_err(err, es,
+                      r->moved ? "redis: checkpoint of partition %d: its hash slot moved to "
+                                 "another node (MOVED/ASK); the slot map is read again"
+                               : "redis: checkpoint of partition %d: no answer to the owner check",
                       (int)it->part->partition);
     }
     if (who == OWNER_US && ck_append(r, it, owner) != 0) {

@@ -105,6 +105,27 @@ class Cluster:
     def signal(self, port, sig):
         self.proc[port].send_signal(sig)
 
+    def node_id(self, port):
+        return cli(port, "CLUSTER", "MYID")
+
+    def migrate(self, slot, src, dst, only=None):
+        """Moves the keys of `slot` from master src to master dst (those containing `only`,
+        when given, leaving the slot half migrated: clients then get ASK for the moved keys);
+        with only=None the slot is handed over to dst on every master (clients get MOVED)."""
+        if cli(dst, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", self.node_id(src)) != "OK":
+            pass  # already importing (the second call of a two-step migration)
+        cli(src, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", self.node_id(dst))
+        while True:
+            keys = [k for k in cli(src, "CLUSTER", "GETKEYSINSLOT", str(slot), "1000").split("\n")
+                    if k and (only is None or only in k)]
+            if not keys:
+                break
+            out = cli(src, "MIGRATE", "127.0.0.1", str(dst), "", "0", "5000", "KEYS", *keys)
+            assert out in ("OK", "NOKEY"), out
+        if only is None:
+            for port in self.masters() + [src, dst]:
+                cli(port, "CLUSTER", "SETSLOT", str(slot), "NODE", self.node_id(dst))
+
     def kill(self, port):
         """kill -9 one node."""
         self.proc[port].send_signal(signal.SIGKILL)
