@@ -12,6 +12,16 @@
  * special handling by callers, who see -1 and retry (the partition state stays dirty in memory
  * meanwhile).
  *
+ * Redis Cluster (redis.cluster): hiredis 0.14 has no cluster API and Debian 12 packages no
+ * cluster client, so this file routes itself, and only as far as driftwatch needs. The slot map
+ * comes from CLUSTER SLOTS; each master gets one lazily opened connection (node_connect, as for
+ * the single server); every command goes to the master of its first key's hash slot
+ * (send_cmd: MOVED reads the map again, ASK sends ASKING there, at most MAX_REDIRECTS);
+ * pipelines are split per node and read back in order (struct pipe); a batch of checkpoints
+ * is one chain per node; every transaction is checked to stay in one slot (tx_begin,
+ * tx_push). A connection error or CLUSTERDOWN fails the call as an outage does and marks the
+ * map stale. A single server is the same code with one node and no slot map.
+ *
  * Key names: every key is named by one builder per kind (part_key and the key_* functions for
  * the partition's keys, which only this file reads and writes; dw_redis_name_* for the global
  * keys other modules read and write through dw_redis_get_str() and friends, and global_key()
