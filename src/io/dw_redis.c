@@ -212,7 +212,9 @@ static int map_apply(struct dw_redis *r, const redisReply *rep, const char *aske
         return dw_err(errstr, errstr_size, "redis CLUSTER SLOTS: %s",
                       rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no slot map");
     }
-    struct dw_redis old = *r;
+    struct node *old_nodes = r->nodes;
+    size_t old_n = r->n_nodes;
+    redisContext *old_c = r->c;
     r->nodes = NULL;
     r->n_nodes = 0;
     int16_t *slots = dw_malloc(DW_SLOTS_N * sizeof(*slots));
@@ -245,21 +247,21 @@ static int map_apply(struct dw_redis *r, const redisReply *rep, const char *aske
     if (bad) {
         free(r->nodes);
         free(slots);
-        r->nodes = old.nodes;
-        r->n_nodes = old.n_nodes;
+        r->nodes = old_nodes;
+        r->n_nodes = old_n;
         return dw_err(errstr, errstr_size, "redis CLUSTER SLOTS: unexpected reply");
     }
     r->c = NULL;
-    for (size_t i = 0; i < old.n_nodes; i++) {
-        struct node *o = &old.nodes[i];
+    for (size_t i = 0; i < old_n; i++) {
+        struct node *o = &old_nodes[i];
         size_t j = 0;
         while (j < r->n_nodes &&
-               (r->nodes[j].port != o->port || strcmp(r->nodes[j].host, o->host))) {
+               (r->nodes[j].port != o->port || strcmp(r->nodes[j].host, o->host) != 0)) {
             j++;
         }
         if (j < r->n_nodes) {
             r->nodes[j].c = o->c;
-            if (old.c && o->c == old.c) {
+            if (old_c && o->c == old_c) {
                 r->cur = (int)j;
                 r->c = o->c;
             }
@@ -267,7 +269,7 @@ static int map_apply(struct dw_redis *r, const redisReply *rep, const char *aske
             redisFree(o->c);
         }
     }
-    free(old.nodes);
+    free(old_nodes);
     free(r->slots);
     r->slots = slots;
     r->stale = 0;
@@ -453,7 +455,8 @@ static redisReply *send_cmd(struct dw_redis *r, const char *cmd, size_t len, cha
             }
             return rep;
         }
-        const char *host = to.host[0] ? to.host : r->nodes[r->cur].host;
+        char host[DW_SLOTS_HOST_MAX]; /* a copy: reading the map replaces the node table */
+        snprintf(host, sizeof(host), "%s", to.host[0] ? to.host : r->nodes[r->cur].host);
         freeReplyObject(rep);
         ask = -1;
         if (kind == DW_SLOTS_MOVED) {
