@@ -298,7 +298,9 @@ static int map_refresh(struct dw_redis *r, char *errstr, size_t errstr_size)
     char err[256] = "no node to ask";
     size_t n_known = r->n_nodes;
     struct node *known = dw_malloc((n_known + 1) * sizeof(*known));
-    memcpy(known, r->nodes, n_known * sizeof(*known));
+    if (n_known) {
+        memcpy(known, r->nodes, n_known * sizeof(*known));
+    }
     int rc = -1;
     for (size_t i = 0; i < n_known && rc != 0; i++) {
         rc = map_ask(r, known[i].host, known[i].port, err, sizeof(err));
