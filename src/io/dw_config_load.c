@@ -2168,52 +2168,21 @@ static int trigger_rules_walk(struct parse_ctx *ctx, yaml_node_t *node)
     return 0;
 }
 
-/* redis.nodes: a list of "host:port" seed nodes. */
-static int redis_nodes_walk(struct parse_ctx *ctx, yaml_node_t *node)
+/*
+ * A list of scalars under `name` (`what`: the list's description in the error), each kept as
+ * its text once check() accepted it (check: 0, or -1 with errstr naming item_name).
+ */
+static int
+text_list_walk(struct parse_ctx *ctx, const char *name, const char *what, yaml_node_t *node,
+               int (*check)(struct parse_ctx *ctx, const char *item_name, const char *text),
+               char ***out, size_t *n_out)
 {
-    struct dw_config *cfg = ctx->cfg;
-    const char *name = "redis.nodes";
     if (node->type != YAML_SEQUENCE_NODE) {
-        return dw_err(ctx->errstr, ctx->errstr_size,
-                      "%s: expected a list of host:port seed nodes, got %s", name,
-                      node_type_name(node));
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: expected a list of %s, got %s", name,
+                      what, node_type_name(node));
     }
     size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
-    cfg->redis_nodes = dw_calloc(n ? n : 1, sizeof(*cfg->redis_nodes));
-    for (size_t i = 0; i < n; i++) {
-        yaml_node_t *item = yaml_document_get_node(ctx->doc, node->data.sequence.items.start[i]);
-        char item_name[64], host[DW_SLOTS_HOST_MAX];
-        snprintf(item_name, sizeof(item_name), "%s[%zu]", name, i);
-        char *text = scalar_text(ctx, item_name, item);
-        if (!text) {
-            return -1;
-        }
-        int port;
-        if (dw_slots_hostport(text, strlen(text), host, sizeof(host), &port) != 0 || !host[0]) {
-            dw_err(ctx->errstr, ctx->errstr_size,
-                   "%s: '%s' is not host:port (a port 1..65535 after the last ':')", item_name,
-                   text);
-            free(text);
-            return -1;
-        }
-        cfg->redis_nodes[cfg->n_redis_nodes++] = text;
-    }
-    return 0;
-}
-
-/* input.error_values: a list of non-empty scalars, kept as their text (500 and "500" alike). */
-static int error_values_walk(struct parse_ctx *ctx, yaml_node_t *node)
-{
-    struct dw_config *cfg = ctx->cfg;
-    const char *name = "input.error_values";
-    if (node->type != YAML_SEQUENCE_NODE) {
-        return dw_err(ctx->errstr, ctx->errstr_size,
-                      "%s: expected a list of status values (strings or integers), got %s", name,
-                      node_type_name(node));
-    }
-    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
-    cfg->error_values_set = 1;
-    cfg->error_values = dw_calloc(n ? n : 1, sizeof(*cfg->error_values));
+    *out = dw_calloc(n ? n : 1, sizeof(**out));
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *item = yaml_document_get_node(ctx->doc, node->data.sequence.items.start[i]);
         char item_name[64];
@@ -2222,13 +2191,46 @@ static int error_values_walk(struct parse_ctx *ctx, yaml_node_t *node)
         if (!text) {
             return -1;
         }
-        if (!*text) {
+        if (check(ctx, item_name, text) != 0) {
             free(text);
-            return dw_err(ctx->errstr, ctx->errstr_size, "%s: an empty status value", item_name);
+            return -1;
         }
-        cfg->error_values[cfg->n_error_values++] = text;
+        (*out)[(*n_out)++] = text;
     }
     return 0;
+}
+
+static int check_hostport(struct parse_ctx *ctx, const char *item_name, const char *text)
+{
+    char host[DW_SLOTS_HOST_MAX];
+    int port;
+    if (dw_slots_hostport(text, strlen(text), host, sizeof(host), &port) != 0 || !host[0]) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s: '%s' is not host:port (a port 1..65535 after the last ':')", item_name,
+                      text);
+    }
+    return 0;
+}
+
+/* redis.nodes: a list of "host:port" seed nodes. */
+static int redis_nodes_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    return text_list_walk(ctx, "redis.nodes", "host:port seed nodes", node, check_hostport,
+                          &ctx->cfg->redis_nodes, &ctx->cfg->n_redis_nodes);
+}
+
+static int check_nonempty(struct parse_ctx *ctx, const char *item_name, const char *text)
+{
+    return *text ? 0
+                 : dw_err(ctx->errstr, ctx->errstr_size, "%s: an empty status value", item_name);
+}
+
+/* input.error_values: a list of non-empty scalars, kept as their text (500 and "500" alike). */
+static int error_values_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    ctx->cfg->error_values_set = 1;
+    return text_list_walk(ctx, "input.error_values", "status values (strings or integers)", node,
+                          check_nonempty, &ctx->cfg->error_values, &ctx->cfg->n_error_values);
 }
 
 /* The list- and map-valued keys of the top level. 1 handled, 0 not one of them, -1 error. */

@@ -38,13 +38,15 @@ def metric_at(port, name):
                if l.startswith(name + " ") or l.startswith(name + "{"))
 
 
-def committed_offsets(env):
-    total = 0
-    for p in range(env.partitions):
-        for field in ("off_pred", "off_label"):
-            v = env.redis("HGET", f"{{dw:dwtest:predictions:{p}}}:meta", field)
-            total += max(int(v), 0) if v.lstrip("-").isdigit() else 0
-    return total
+def start_traffic(env):
+    """gen in the background while the consumers run (about 16 s of messages); returns the
+    thread and a dict that holds gen's truth once it ended."""
+    done = {}
+    gen_args = ["--count", "24000", "--eps", "100", "--rate", "1500", "--early-labels", "0.1",
+                "--duplicate-labels", "0.05", "--missing", "0.02", "--label-delay", "20"]
+    producer = threading.Thread(target=lambda: done.update(truth=env.gen(*gen_args)))
+    producer.start()
+    return producer, done
 
 
 def start_pods(env):
@@ -56,11 +58,17 @@ def start_pods(env):
     return pods
 
 
-def stop_pods(env, pods):
-    ok = True
+def finish_pods(env, pods, ok):
+    """Stops the consumers (each must exit cleanly), prints the logs' tail when something
+    failed, stops every service; returns ok."""
+    stopped = True
     for proc, _ in pods:
-        ok &= h.finish_consumer(proc)
-    return h.report(ok, "consumers stopped cleanly")
+        stopped &= h.finish_consumer(proc)
+    ok &= h.report(stopped, "consumers stopped cleanly")
+    if not ok:
+        print(logs(env)[-6000:])
+    env.close()
+    return ok
 
 
 def logs(env):
@@ -105,24 +113,16 @@ def exact():
     consumed = [metric_at(port, "driftwatch_messages_consumed_total") or 0 for _, port in pods]
     ok &= h.report(all(c > 0 for c in consumed) and sum(consumed) >= summary["predictions"],
                    "the three consumers shared the partitions", f"(messages consumed {consumed})")
-    ok &= stop_pods(env, pods)
-    if not ok:
-        print(logs(env)[-4000:])
-    env.close()
-    return ok
+    return finish_pods(env, pods, ok)
 
 
 def crash():
     rnd = random.Random(int(time.time()))
     env = rc.ClusterEnv(partitions=PARTS, name="clcrash")
     env.config(checkpoint="300ms", session_timeout=3000)
-    done = {}
-    gen_args = ["--count", "24000", "--eps", "100", "--rate", "1500", "--early-labels", "0.1",
-                "--duplicate-labels", "0.05", "--missing", "0.02", "--label-delay", "20"]
-    producer = threading.Thread(target=lambda: done.update(truth=env.gen(*gen_args)))
-    producer.start()
+    producer, done = start_traffic(env)
     pods = start_pods(env)
-    h.wait_for(lambda: committed_offsets(env) > 0, 60, "a first checkpoint")
+    h.wait_for(lambda: h.committed_offsets(env) > 0, 60, "a first checkpoint")
     kills, progress = 0, []
     while producer.is_alive() and kills < 3:
         time.sleep(rnd.uniform(1.0, 3.0))
@@ -131,7 +131,7 @@ def crash():
         proc.kill()  # SIGKILL: no checkpoint, no goodbye
         proc.wait()
         kills += 1
-        progress.append(committed_offsets(env))
+        progress.append(h.committed_offsets(env))
         print(f"killed consumer {i} ({kills}) at checkpointed offsets {progress[-1]}", flush=True)
         if i == 0:
             pods[0] = (env.start_run(), port)
@@ -143,25 +143,17 @@ def crash():
     diffs = h.wait_exact(env, truth, 120)
     ok = h.report(not diffs, f"cluster: exact counts after {kills} kill -9 restarts",
                   f"({len(truth)} windows) {diffs[:5]}")
-    ok &= h.report(kills >= 2 and progress[-1] < committed_offsets(env),
+    ok &= h.report(kills >= 2 and progress[-1] < h.committed_offsets(env),
                    "kills happened while the stream was consumed", f"{progress}")
-    ok &= stop_pods(env, pods)
-    if not ok:
-        print(logs(env)[-4000:])
-    env.close()
-    return ok
+    return finish_pods(env, pods, ok)
 
 
 def failover():
     env = rc.ClusterEnv(partitions=PARTS, name="clfail")
     env.config(checkpoint="200ms", session_timeout=6000)
-    done = {}
-    gen_args = ["--count", "24000", "--eps", "100", "--rate", "1500", "--early-labels", "0.1",
-                "--duplicate-labels", "0.05", "--label-delay", "20"]
-    producer = threading.Thread(target=lambda: done.update(truth=env.gen(*gen_args)))
-    producer.start()
+    producer, done = start_traffic(env)
     pods = start_pods(env)
-    h.wait_for(lambda: committed_offsets(env) > 0, 60, "a first checkpoint")
+    h.wait_for(lambda: h.committed_offsets(env) > 0, 60, "a first checkpoint")
     time.sleep(2)  # traffic flows, checkpoints every 200 ms on every pod
     slot = env.cluster.slot("{dw:dwtest:predictions:0}")
     victim = env.cluster.master_of(slot)
@@ -198,11 +190,7 @@ def failover():
     lost = logs(env).count("Redis lost acknowledged checkpoints")
     ok &= h.report(lost > 0, "the lost checkpoints were detected and reloaded with their offsets",
                    f"({lost} 'Redis lost acknowledged checkpoints' lines)")
-    ok &= stop_pods(env, pods)
-    if not ok:
-        print(logs(env)[-6000:])
-    env.close()
-    return ok
+    return finish_pods(env, pods, ok)
 
 
 if __name__ == "__main__":
