@@ -14,8 +14,10 @@ share 6 partitions whose keys the cluster spreads over its masters.
    the rolled-back checkpoint count and reloads both together (shown when it happens, and the
    exact final state shows nothing was counted twice or lost either way).
 """
+import json
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -88,6 +90,12 @@ def exact():
     diffs = h.wait_exact(env, truth, 120)
     ok = h.report(not diffs, "cluster: exact per-window counts with 3 consumers",
                   f"({len(truth)} windows, {time.time() - t0:.1f}s) {diffs[:5]}")
+    r = subprocess.run([h.BIN, "state", "check", "-c", env.config_path], capture_output=True,
+                       text=True, timeout=60)
+    status = {l["partition"]: l["status"] for l in map(json.loads, r.stdout.splitlines())
+              if "partition" in l}
+    ok &= h.report(r.returncode == 0 and status == {p: "ok" for p in range(PARTS)},
+                   "state check reads every partition through the cluster", f"{status}")
     masters = {env.cluster.master_of(env.cluster.slot(f"{{dw:dwtest:predictions:{p}}}"))
                for p in range(PARTS)}
     ok &= h.report(len(masters) >= 2, "the partitions' keys live on several masters",
