@@ -41,10 +41,10 @@ def metric_at(port, name):
 
 
 def start_traffic(env):
-    """gen in the background while the consumers run (about 16 s of messages); returns the
+    """gen in the background while the consumers run (about 12 s of messages); returns the
     thread and a dict that holds gen's truth once it ended."""
     done = {}
-    gen_args = ["--count", "24000", "--eps", "100", "--rate", "1500", "--early-labels", "0.1",
+    gen_args = ["--count", "18000", "--eps", "100", "--rate", "1500", "--early-labels", "0.1",
                 "--duplicate-labels", "0.05", "--missing", "0.02", "--label-delay", "20"]
     producer = threading.Thread(target=lambda: done.update(truth=env.gen(*gen_args)))
     producer.start()
