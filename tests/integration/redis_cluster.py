@@ -62,6 +62,9 @@ class Cluster:
                             "--cluster-yes"], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stdout + r.stderr
         h.wait_for(lambda: all(self.ok(p) for p in self.ports), 30, "cluster_state:ok")
+        # a replica that never synced would not be elected: wait for every replication link
+        h.wait_for(lambda: sum("master_link_status:up" in cli(p, "INFO", "replication")
+                               for p in self.ports) == n // 2, 30, "the replicas in sync")
 
     def ok(self, port):
         info = cli(port, "CLUSTER", "INFO")
@@ -101,6 +104,16 @@ class Cluster:
             if "slave" in words[2] and ids.get(words[3]) == port:
                 return int(words[1].split(":")[1].split("@")[0])
         return None
+
+    def replica_caught_up(self, master):
+        """Waits until the replica of `master` has received everything written to it so far."""
+        def offsets():
+            info = cli(master, "INFO", "replication")
+            now = int(re.search(r"master_repl_offset:(\d+)", info).group(1))
+            got = [int(m) for m in re.findall(r"slave\d+:.*?offset=(\d+)", info)]
+            return now, got
+        target, _ = offsets()
+        h.wait_for(lambda: any(o >= target for o in offsets()[1]), 30, "the replica in sync")
 
     def signal(self, port, sig):
         self.proc[port].send_signal(sig)
