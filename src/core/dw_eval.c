@@ -380,14 +380,14 @@ static json_t *jarray_reals(const double *v, size_t n)
     return a;
 }
 
-#define SAMPLE_PACKED "base64-f64le-u64le" /* "encoding" of a packed sample */
+#define SAMPLE_PACKED "base64-f64le-u64le"      /* "encoding" of a packed sample */
 #define SAMPLE_TAIL "f64key-delta-uvarint-tail" /* "encoding" of a sample in the binary tail */
-#define SAMPLE_TAIL_F64 "f64le-uvarint-tail"     /* the tail's encoding before (whole values) */
-#define SAMPLE_TAIL_U64 "f64le-u64le-tail"       /* and before that (u64 weights) */
+#define SAMPLE_TAIL_F64 "f64le-uvarint-tail"    /* the tail's encoding before (whole values) */
+#define SAMPLE_TAIL_U64 "f64le-u64le-tail"      /* and before that (u64 weights) */
 
 /* The forms of a sample in the tail, newest first. */
 enum tail_form { TAIL_DELTA, TAIL_F64, TAIL_U64 };
-#define OUTCOMES_ENCODING "base64-dw-agg"  /* "encoding" of a profile's outcomes */
+#define OUTCOMES_ENCODING "base64-dw-agg" /* "encoding" of a profile's outcomes */
 
 /* How ref_to_json() writes samples: decimal arrays, base64 in the JSON, or into a tail. */
 enum sample_form { SAMPLE_ARRAYS, SAMPLE_BASE64, SAMPLE_IN_TAIL };
@@ -786,9 +786,8 @@ static int sample_unpack(const struct dw_ref_feature *rf, json_t *s, const struc
                          double **v, uint64_t **w, size_t *n, char *errstr, size_t errstr_size)
 {
     const char *enc = json_string_value(json_object_get(s, "encoding"));
-    static const char *const tails[] = {[TAIL_DELTA] = SAMPLE_TAIL,
-                                        [TAIL_F64] = SAMPLE_TAIL_F64,
-                                        [TAIL_U64] = SAMPLE_TAIL_U64};
+    static const char *const tails[] = {
+        [TAIL_DELTA] = SAMPLE_TAIL, [TAIL_F64] = SAMPLE_TAIL_F64, [TAIL_U64] = SAMPLE_TAIL_U64};
     for (size_t f = 0; enc && f < DW_ARRAY_SIZE(tails); f++) {
         if (strcmp(enc, tails[f]) == 0) {
             return sample_from_tail(rf, s, tail, (enum tail_form)f, v, w, n, errstr, errstr_size);

@@ -89,6 +89,9 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
                                 .redis_master_name = cfg->redis_master_name,
                                 .redis_sentinel_password = cfg->redis_sentinel_password,
                                 .redis_db = cfg->redis_db,
+                                .redis_cluster = cfg->redis_cluster,
+                                .redis_nodes = cfg->redis_nodes,
+                                .n_redis_nodes = cfg->n_redis_nodes,
                                 .key = key,
                                 .redis_timeout_ms = cfg->redis_timeout_ms};
     a->deliver = dw_deliver_new(&dc, errstr, errstr_size);

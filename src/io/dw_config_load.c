@@ -41,6 +41,7 @@
 #include <yaml.h>
 
 #include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_slots.h"
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
@@ -155,6 +156,11 @@ static const struct cfg_key cfg_keys[] = {
      .flags = F_MIN_EXCL, .min = 0,
      .help = "Connect and command timeout for Redis; consumption pauses while Redis does not "
              "answer."},
+    {.name = "redis.cluster", .type = T_BOOL, .def = "false", CFG(redis_cluster),
+     .help = "Use a Redis Cluster: its slot map is read from redis.nodes and every command goes "
+             "to the master of its key's hash slot (MOVED and ASK are followed). Not with "
+             "redis.host, redis.port or a redis.db other than 0. See docs/operations.md, "
+             "\"Redis Cluster\"."},
 
     {.name = "input.max_message_bytes", .type = T_INT, .def = "262144", CFG(max_message_bytes),
      .flags = F_MIN | F_MAX, .min = 1024, .max = 104857600,
@@ -692,6 +698,18 @@ static const struct open_key alerting_open_keys[] = {
      "to have them trigger)."},
 };
 
+/* The list-valued redis keys: documented in the reference only. */
+static const struct open_key redis_open_keys[] = {
+    {"redis.nodes", "list", "[]",
+     "Seed nodes of the Redis Cluster (redis.cluster: true), \"host:port\" each; any reachable "
+     "one gives the slot map, the masters it names are then used directly."},
+    {"redis.sentinels", "list", "[]",
+     "host:port of each Redis Sentinel: at connect, after a connection error and after a "
+     "READONLY reply, the sentinels are asked in turn for the master of redis.master_name, "
+     "which must then answer ROLE as a master. Not with redis.host/redis.port. [] = the one "
+     "server at redis.host:redis.port. See docs/operations.md, \"Redis behind Sentinel\"."},
+};
+
 /* The list-valued input keys: documented in the reference only. */
 static const struct open_key input_open_keys[] = {
     {"input.error_values", "list", "(error, timeout, integers >= 500)",
@@ -699,15 +717,6 @@ static const struct open_key input_open_keys[] = {
      "compared as text (500 matches the status 500 and \"500\"); any other status means "
      "served ok, an absent or null status is not counted. Not given: \"error\", \"timeout\" "
      "and every integer >= 500 (HTTP server errors); [] = no status is an error."},
-};
-
-/* The list-valued redis keys: documented in the reference only. */
-static const struct open_key redis_open_keys[] = {
-    {"redis.sentinels", "list", "[]",
-     "host:port of each Redis Sentinel: at connect, after a connection error and after a "
-     "READONLY reply, the sentinels are asked in turn for the master of redis.master_name, "
-     "which must then answer ROLE as a master. Not with redis.host/redis.port. [] = the one "
-     "server at redis.host:redis.port. See docs/operations.md, \"Redis behind Sentinel\"."},
 };
 
 /* librdkafka properties driftwatch sets itself, with the reason shown to the user. */
@@ -1087,6 +1096,10 @@ void dw_config_free(struct dw_config *cfg)
         free(cfg->redis_sentinels[i]);
     }
     free(cfg->redis_sentinels);
+    for (size_t i = 0; i < cfg->n_redis_nodes; i++) {
+        free(cfg->redis_nodes[i]);
+    }
+    free(cfg->redis_nodes);
     free(cfg->path);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -2175,19 +2188,21 @@ static int trigger_rules_walk(struct parse_ctx *ctx, yaml_node_t *node)
     return 0;
 }
 
-/* input.error_values: a list of non-empty scalars, kept as their text (500 and "500" alike). */
-static int error_values_walk(struct parse_ctx *ctx, yaml_node_t *node)
+/*
+ * A list of scalars under `name` (`what`: the list's description in the error), each kept as
+ * its text once check() accepted it (check: 0, or -1 with errstr naming item_name).
+ */
+static int
+text_list_walk(struct parse_ctx *ctx, const char *name, const char *what, yaml_node_t *node,
+               int (*check)(struct parse_ctx *ctx, const char *item_name, const char *text),
+               char ***out, size_t *n_out)
 {
-    struct dw_config *cfg = ctx->cfg;
-    const char *name = "input.error_values";
     if (node->type != YAML_SEQUENCE_NODE) {
-        return dw_err(ctx->errstr, ctx->errstr_size,
-                      "%s: expected a list of status values (strings or integers), got %s", name,
-                      node_type_name(node));
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: expected a list of %s, got %s", name,
+                      what, node_type_name(node));
     }
     size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
-    cfg->error_values_set = 1;
-    cfg->error_values = dw_calloc(n ? n : 1, sizeof(*cfg->error_values));
+    *out = dw_calloc(n ? n : 1, sizeof(**out));
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *item = yaml_document_get_node(ctx->doc, node->data.sequence.items.start[i]);
         char item_name[64];
@@ -2196,49 +2211,60 @@ static int error_values_walk(struct parse_ctx *ctx, yaml_node_t *node)
         if (!text) {
             return -1;
         }
-        if (!*text) {
+        if (check(ctx, item_name, text) != 0) {
             free(text);
-            return dw_err(ctx->errstr, ctx->errstr_size, "%s: an empty status value", item_name);
+            return -1;
         }
-        cfg->error_values[cfg->n_error_values++] = text;
+        (*out)[(*n_out)++] = text;
     }
     return 0;
 }
 
-/* redis.sentinels: a list of "host:port", each checked here (dw_hostport_parse). */
-static int sentinels_walk(struct parse_ctx *ctx, yaml_node_t *node)
+static int check_hostport(struct parse_ctx *ctx, const char *item_name, const char *text)
 {
-    struct dw_config *cfg = ctx->cfg;
-    const char *name = "redis.sentinels";
-    if (node->type != YAML_SEQUENCE_NODE) {
-        return dw_err(ctx->errstr, ctx->errstr_size, "%s: expected a list of host:port, got %s",
-                      name, node_type_name(node));
-    }
-    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
-    cfg->redis_sentinels = dw_calloc(n ? n : 1, sizeof(*cfg->redis_sentinels));
-    for (size_t i = 0; i < n; i++) {
-        yaml_node_t *item = yaml_document_get_node(ctx->doc, node->data.sequence.items.start[i]);
-        char item_name[64], host[256];
-        int port = 0;
-        snprintf(item_name, sizeof(item_name), "%s[%zu]", name, i);
-        char *text = scalar_text(ctx, item_name, item);
-        if (!text) {
-            return -1;
-        }
-        cfg->redis_sentinels[cfg->n_redis_sentinels++] = text;
-        if (dw_hostport_parse(text, host, sizeof(host), &port) != 0) {
-            return dw_err(ctx->errstr, ctx->errstr_size,
-                          "%s: '%s' is not host:port (a port in 1..65535)", item_name, text);
-        }
+    char host[DW_SLOTS_HOST_MAX];
+    int port;
+    if (dw_slots_hostport(text, strlen(text), host, sizeof(host), &port) != 0 || !host[0]) {
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s: '%s' is not host:port (a port 1..65535 after the last ':')", item_name,
+                      text);
     }
     return 0;
+}
+
+/* redis.sentinels: a list of "host:port", one per sentinel. */
+static int sentinels_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    return text_list_walk(ctx, "redis.sentinels", "host:port", node, check_hostport,
+                          &ctx->cfg->redis_sentinels, &ctx->cfg->n_redis_sentinels);
+}
+
+/* redis.nodes: a list of "host:port" seed nodes. */
+static int redis_nodes_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    return text_list_walk(ctx, "redis.nodes", "host:port seed nodes", node, check_hostport,
+                          &ctx->cfg->redis_nodes, &ctx->cfg->n_redis_nodes);
+}
+
+static int check_nonempty(struct parse_ctx *ctx, const char *item_name, const char *text)
+{
+    return *text ? 0
+                 : dw_err(ctx->errstr, ctx->errstr_size, "%s: an empty status value", item_name);
+}
+
+/* input.error_values: a list of non-empty scalars, kept as their text (500 and "500" alike). */
+static int error_values_walk(struct parse_ctx *ctx, yaml_node_t *node)
+{
+    ctx->cfg->error_values_set = 1;
+    return text_list_walk(ctx, "input.error_values", "status values (strings or integers)", node,
+                          check_nonempty, &ctx->cfg->error_values, &ctx->cfg->n_error_values);
 }
 
 /* The list- and map-valued keys of the top level. 1 handled, 0 not one of them, -1 error. */
 static int open_key_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *val)
 {
-    static const char *const open[] = {"alerting.rules", "alerting.sinks", "triggers.rules",
-                                       "input.error_values", "redis.sentinels"};
+    static const char *const open[] = {"alerting.rules",     "alerting.sinks",  "triggers.rules",
+                                       "input.error_values", "redis.sentinels", "redis.nodes"};
     size_t i = 0;
     while (i < DW_ARRAY_SIZE(open) && strcmp(open[i], name) != 0) {
         i++;
@@ -2266,6 +2292,12 @@ static int open_key_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *v
             return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
         }
         return trigger_rules_walk(ctx, val) < 0 ? -1 : 1;
+    }
+    if (strcmp(name, "redis.nodes") == 0) {
+        if (ctx->cfg->redis_nodes) {
+            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+        }
+        return redis_nodes_walk(ctx, val) < 0 ? -1 : 1;
     }
     if (strcmp(name, "input.error_values") == 0) {
         if (ctx->cfg->error_values_set) {
@@ -2562,6 +2594,39 @@ static int alerting_check(struct dw_config *cfg, char *errstr, size_t errstr_siz
 }
 
 /* Rules between keys, checked once everything is read. */
+/* redis.cluster against the single-node keys (seen: which cfg_keys rows the file gave). */
+static int redis_cluster_check(const struct dw_config *cfg, const unsigned char *seen, char *errstr,
+                               size_t errstr_size)
+{
+    if (!cfg->redis_cluster) {
+        return cfg->n_redis_nodes ? dw_err(errstr, errstr_size,
+                                           "redis.nodes: only with redis.cluster: true (the "
+                                           "single server is redis.host and redis.port)")
+                                  : 0;
+    }
+    if (cfg->n_redis_nodes == 0) {
+        return dw_err(errstr, errstr_size,
+                      "redis.nodes: required with redis.cluster: true (host:port of at least "
+                      "one node of the cluster)");
+    }
+    const char *single[] = {"redis.host", "redis.port"};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(single); i++) {
+        const struct cfg_key *k = find_key(single[i]);
+        if (k && seen[k - cfg_keys]) {
+            return dw_err(errstr, errstr_size,
+                          "%s: not with redis.cluster: true (name the cluster's nodes in "
+                          "redis.nodes)",
+                          single[i]);
+        }
+    }
+    if (cfg->redis_db != 0) {
+        return dw_err(errstr, errstr_size,
+                      "redis.db: must be 0 with redis.cluster: true (a Redis Cluster has only "
+                      "database 0; SELECT is refused)");
+    }
+    return 0;
+}
+
 static int cross_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
 {
     const char *bootstrap = NULL;
@@ -2736,7 +2801,8 @@ static int load_parser(struct dw_config *cfg, yaml_parser_t *parser, const char 
         }
     }
     if (redis_check(&ctx) < 0 || reference_resolve(&ctx) < 0 ||
-        cross_check(cfg, errstr, errstr_size) < 0) {
+        cross_check(cfg, errstr, errstr_size) < 0 ||
+        redis_cluster_check(cfg, ctx.seen, errstr, errstr_size) < 0) {
         goto err;
     }
     ref_overrides_free(&ctx);
@@ -3035,6 +3101,17 @@ static void dump_baseline(const struct dw_model_cfg *m, FILE *out)
     fputs("}\n", out);
 }
 
+/* "name: [a, b]": a list of scalars given by their text, as one line of the dump. */
+static void dump_text_list(FILE *out, const char *name, char *const *items, size_t n)
+{
+    fprintf(out, "%s: [", name);
+    for (size_t i = 0; i < n; i++) {
+        fputs(i ? ", " : "", out);
+        yaml_quote(out, items[i], 1);
+    }
+    fputs("]\n", out);
+}
+
 void dw_config_dump(const struct dw_config *cfg, FILE *out)
 {
     fprintf(out, "# driftwatch effective configuration%s%s (secrets masked as \"***\")\n",
@@ -3042,8 +3119,8 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
     const char *prev = "";
     for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
         const struct cfg_key *k = &cfg_keys[i];
-        if (cfg->n_redis_sentinels && redis_direct_key(k->name)) {
-            continue; /* the sentinels name the master: the two together do not load */
+        if ((cfg->n_redis_sentinels || cfg->redis_cluster) && redis_direct_key(k->name)) {
+            continue; /* refused beside the sentinels or a cluster: the dump must load again */
         }
         size_t common = common_sections(prev, k->name);
         /* open the sections this key adds */
@@ -3076,21 +3153,13 @@ void dw_config_dump(const struct dw_config *cfg, FILE *out)
     }
 
     if (cfg->n_redis_sentinels) {
-        fputs("redis.sentinels: [", out);
-        for (size_t i = 0; i < cfg->n_redis_sentinels; i++) {
-            fputs(i ? ", " : "", out);
-            yaml_quote(out, cfg->redis_sentinels[i], 1);
-        }
-        fputs("]\n", out);
+        dump_text_list(out, "redis.sentinels", cfg->redis_sentinels, cfg->n_redis_sentinels);
     }
-
+    if (cfg->n_redis_nodes) {
+        dump_text_list(out, "redis.nodes", cfg->redis_nodes, cfg->n_redis_nodes);
+    }
     if (cfg->error_values_set) { /* not given: the default rule, which no list can write */
-        fputs("input.error_values: [", out);
-        for (size_t i = 0; i < cfg->n_error_values; i++) {
-            fputs(i ? ", " : "", out);
-            yaml_quote(out, cfg->error_values[i], 1);
-        }
-        fputs("]\n", out);
+        dump_text_list(out, "input.error_values", cfg->error_values, cfg->n_error_values);
     }
 
     fputs(cfg->n_models ? "models:\n" : "models: {}\n", out);

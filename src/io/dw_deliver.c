@@ -918,6 +918,10 @@ static void deliver_free(struct dw_deliver *d)
         free(d->rcfg.redis_sentinels[i]);
     }
     free(d->rcfg.redis_sentinels);
+    for (size_t i = 0; i < d->rcfg.n_redis_nodes; i++) {
+        free(d->rcfg.redis_nodes[i]);
+    }
+    free(d->rcfg.redis_nodes);
     free(d->key);
     free(d->done);
     free(d->starts);
@@ -985,6 +989,11 @@ struct dw_deliver *dw_deliver_new(const struct dw_deliver_cfg *cfg, char *errstr
             d->rcfg.redis_sentinels[i] = dw_strdup(cfg->redis_sentinels[i]);
         }
         d->rcfg.redis_db = cfg->redis_db;
+        d->rcfg.redis_cluster = cfg->redis_cluster;
+        d->rcfg.redis_nodes = dw_calloc(cfg->n_redis_nodes + 1, sizeof(char *));
+        for (size_t i = 0; i < cfg->n_redis_nodes; i++) {
+            d->rcfg.redis_nodes[d->rcfg.n_redis_nodes++] = dw_strdup(cfg->redis_nodes[i]);
+        }
         d->rcfg.redis_timeout_ms =
             cfg->redis_timeout_ms > 0 ? cfg->redis_timeout_ms : DV_REDIS_TIMEOUT_MS;
         d->redis = dw_redis_connect(&d->rcfg, errstr, errstr_size);

@@ -20,6 +20,16 @@
  * finds the new master. AUTH (conn_auth) sends the ACL user name when there is one. hiredis
  * 0.14 has no TLS: TLS to Redis goes through a sidecar (docs/operations.md).
  *
+ * Redis Cluster (redis.cluster): hiredis 0.14 has no cluster API and Debian 12 packages no
+ * cluster client, so this file routes itself, and only as far as driftwatch needs. The slot map
+ * comes from CLUSTER SLOTS; each master gets one lazily opened connection (node_connect, as for
+ * the single server); every command goes to the master of its first key's hash slot
+ * (send_cmd: MOVED reads the map again, ASK sends ASKING there, at most MAX_REDIRECTS);
+ * pipelines are split per node and read back in order (struct pipe); a batch of checkpoints
+ * is one chain per node; every transaction is checked to stay in one slot (tx_begin,
+ * tx_push). A connection error or CLUSTERDOWN fails the call as an outage does and marks the
+ * map stale. A single server is the same code with one node and no slot map.
+ *
  * Key names: every key is named by one builder per kind (part_key and the key_* functions for
  * the partition's keys, which only this file reads and writes; dw_redis_name_* for the global
  * keys other modules read and write through dw_redis_get_str() and friends, and global_key()
@@ -30,12 +40,14 @@
 
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_metrics.h"
+#include "driftwatch/core/dw_slots.h"
 #include "driftwatch/io/dw_log.h"
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
@@ -62,9 +74,24 @@ struct ckpt {
 
 static void ck_free(struct ckpt *ck);
 
+/* A node of the cluster (or the single server): its address and its connection, opened
+ * when a command first goes there. */
+struct node {
+    char host[DW_SLOTS_HOST_MAX];
+    int port;
+    redisContext *c;
+};
+
 struct dw_redis {
     const struct dw_config *cfg;
-    redisContext *c;
+    redisContext *c; /* the connection in use: nodes[cur].c, or NULL */
+    int cur;
+    struct node *nodes; /* single server: one; cluster: the masters of the slot map */
+    size_t n_nodes;
+    int16_t *slots; /* cluster only: [DW_SLOTS_N] index into nodes, -1 unknown; NULL single */
+    int stale;      /* cluster: read the slot map again before the next command */
+    int moved;      /* cluster: a MOVED or ASK was seen since the map was last read */
+    int tx_slot;    /* hash slot of the transaction being queued (tx_push checks every key) */
     struct ckpt ck; /* reused by every checkpoint: no large allocation per checkpoint */
     /* hiredis's reply constructors with createString wrapped (watch_string), so that a
      * READONLY error is seen wherever it is read; fns of every context of this struct. */
@@ -72,7 +99,6 @@ struct dw_redis {
     void *(*create_string)(const redisReadTask *, char *, size_t);
     int readonly;     /* c answered READONLY: the next ensure_conn drops it and reconnects */
     char master[300]; /* "host:port" of the master the sentinels named last ("": none yet) */
-    char server[300]; /* "host:port" of c (logs) */
 };
 
 static void argv_push(struct argv *a, const void *s, size_t len)
@@ -97,14 +123,6 @@ static void argv_free(struct argv *a)
     free(a->v);
     free(a->len);
     memset(a, 0, sizeof(*a));
-}
-
-static void drop_conn(struct dw_redis *r)
-{
-    if (r->c) {
-        redisFree(r->c);
-        r->c = NULL;
-    }
 }
 
 static int reply_ok(const redisReply *rep)
@@ -132,7 +150,8 @@ static void *watch_string(const redisReadTask *task, char *str, size_t len)
         r->readonly = 1;
         dw_metric_inc(dw_metrics_series(READONLY_METRIC, READONLY_HELP, DW_METRIC_COUNTER, NULL));
         dw_log(DW_LOG_WARN, "redis answered READONLY: it is a replica, reconnecting to the master",
-               "{s:s,s:s#}", "server", r->server, "reply", str, (int)DW_MIN(len, (size_t)200));
+               "{s:s,s:i,s:s#}", "host", r->nodes[r->cur].host, "port", r->nodes[r->cur].port,
+               "reply", str, (int)DW_MIN(len, (size_t)200));
     }
     return r->create_string(task, str, len);
 }
@@ -180,45 +199,52 @@ static redisContext *conn_open(const struct dw_config *cfg, const char *host, in
     return c;
 }
 
-/* r->c to host:port, authenticated and on redis.db. 0, or -1 with errstr (r->c NULL). */
-static int master_open(struct dw_redis *r, const char *host, int port, char *errstr,
-                       size_t errstr_size)
+/* Forgets the connection in use (freed); in a cluster the slot map is read again before the
+ * next command, since a node that stops answering may have been failed over. */
+static void drop_conn(struct dw_redis *r)
+{
+    if (r->c) {
+        redisFree(r->c);
+        r->nodes[r->cur].c = NULL;
+        r->c = NULL;
+    }
+    r->stale = r->slots != NULL;
+}
+
+/*
+ * Opens a connection to one node (the single server, the master the sentinels named, or a
+ * master of the cluster): conn_open, the READONLY watch on its replies, AUTH (with the ACL user
+ * when there is one), then SELECT redis.db, or a PING when nothing was asked yet: a port that is
+ * not Redis in clear (a TLS port waiting for its handshake) would otherwise only fail at the
+ * first command, as if Redis had no state. @returns the context, or NULL with errstr.
+ */
+static redisContext *node_connect(struct dw_redis *r, const char *host, int port, char *errstr,
+                                  size_t errstr_size)
 {
     const struct dw_config *cfg = r->cfg;
     redisContext *c = conn_open(cfg, host, port, errstr, errstr_size);
     if (!c) {
-        return -1;
+        return NULL;
     }
     r->fns = *c->reader->fn;
     r->create_string = r->fns.createString;
     r->fns.createString = watch_string;
     c->reader->fn = &r->fns;
     c->reader->privdata = r;
-    r->readonly = 0;
-    r->c = c;
-    snprintf(r->server, sizeof(r->server), "%s:%d", host, port);
-    const char *who = r->server;
-    if (conn_auth(c, who, cfg->redis_username, cfg->redis_password, errstr, errstr_size) != 0) {
-        drop_conn(r);
-        return -1;
-    }
-    if (cfg->redis_db) {
+    char who[DW_SLOTS_HOST_MAX + 16];
+    snprintf(who, sizeof(who), "%s:%d", host, port);
+    int ok = conn_auth(c, who, cfg->redis_username, cfg->redis_password, errstr, errstr_size) == 0;
+    if (ok && cfg->redis_db) {
         redisReply *rep = redisCommand(c, "SELECT %d", cfg->redis_db);
-        int ok = reply_ok(rep);
+        ok = reply_ok(rep);
         if (!ok) {
-            dw_err(errstr, errstr_size, "redis SELECT %d failed: %s", cfg->redis_db,
+            dw_err(errstr, errstr_size, "redis %s: SELECT %d failed: %s", who, cfg->redis_db,
                    rep ? rep->str : c->errstr);
         }
         freeReplyObject(rep);
-        if (!ok) {
-            drop_conn(r);
-            return -1;
-        }
-    } else if (!cfg->redis_password || !cfg->redis_password[0]) {
-        /* Nothing was asked yet: a port that is not Redis in clear (a TLS port waiting for
-         * its handshake) would only fail at the first command, as if Redis had no state. */
+    } else if (ok && (!cfg->redis_password || !cfg->redis_password[0])) {
         redisReply *rep = redisCommand(c, "PING");
-        int ok = rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
+        ok = rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
         if (!ok) {
             dw_err(errstr, errstr_size,
                    "redis %s: no PONG to PING (%s): not Redis in clear? A TLS port needs a "
@@ -226,11 +252,167 @@ static int master_open(struct dw_redis *r, const char *host, int port, char *err
                    who, rep ? rep->str : c->errstr);
         }
         freeReplyObject(rep);
-        if (!ok) {
-            drop_conn(r);
+    }
+    if (!ok) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Makes node i's connection the one in use, connecting it first when needed. */
+static int use_node(struct dw_redis *r, int i, char *errstr, size_t errstr_size)
+{
+    struct node *n = &r->nodes[i];
+    if (!n->c) {
+        n->c = node_connect(r, n->host, n->port, errstr, errstr_size);
+        if (!n->c) {
+            r->stale = r->slots != NULL;
             return -1;
         }
     }
+    r->cur = i;
+    r->c = n->c;
+    return 0;
+}
+
+/* ---- Redis Cluster: the slot map (CLUSTER SLOTS) ---- */
+
+/* Index of node host:port, added when new. */
+static int node_index(struct dw_redis *r, const char *host, int port)
+{
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        if (r->nodes[i].port == port && strcmp(r->nodes[i].host, host) == 0) {
+            return (int)i;
+        }
+    }
+    r->nodes = dw_realloc(r->nodes, (r->n_nodes + 1) * sizeof(*r->nodes));
+    struct node *n = &r->nodes[r->n_nodes];
+    memset(n, 0, sizeof(*n));
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    n->port = port;
+    return (int)r->n_nodes++;
+}
+
+/*
+ * Reads a CLUSTER SLOTS reply (from a node at `asked`, the host of entries that name none) into
+ * a new node table and slot map; the connections of nodes that stay masters are kept, the
+ * others closed. @returns 0, or -1 with errstr when the reply is not a slot map.
+ */
+static int map_apply(struct dw_redis *r, const redisReply *rep, const char *asked, char *errstr,
+                     size_t errstr_size)
+{
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0) {
+        return dw_err(errstr, errstr_size, "redis CLUSTER SLOTS: %s",
+                      rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no slot map");
+    }
+    struct node *old_nodes = r->nodes;
+    size_t old_n = r->n_nodes;
+    redisContext *old_c = r->c;
+    r->nodes = NULL;
+    r->n_nodes = 0;
+    int16_t *slots = dw_malloc(DW_SLOTS_N * sizeof(*slots));
+    for (size_t i = 0; i < DW_SLOTS_N; i++) {
+        slots[i] = -1;
+    }
+    int bad = 0;
+    for (size_t i = 0; i < rep->elements && !bad; i++) {
+        const redisReply *e = rep->element[i];
+        bad = e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+              e->element[0]->type != REDIS_REPLY_INTEGER ||
+              e->element[1]->type != REDIS_REPLY_INTEGER ||
+              e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2 ||
+              e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
+              e->element[2]->element[1]->type != REDIS_REPLY_INTEGER;
+        long long lo = bad ? 0 : e->element[0]->integer, hi = bad ? 0 : e->element[1]->integer;
+        bad = bad || lo < 0 || hi >= DW_SLOTS_N || lo > hi;
+        if (!bad) {
+            const redisReply *m = e->element[2];
+            /* "" or "?": the node did not learn its address; the one we asked has it */
+            const char *host = m->element[0]->len > 0 && strcmp(m->element[0]->str, "?") != 0
+                                   ? m->element[0]->str
+                                   : asked;
+            int idx = node_index(r, host, (int)m->element[1]->integer);
+            for (long long s = lo; s <= hi; s++) {
+                slots[s] = (int16_t)idx;
+            }
+        }
+    }
+    if (bad) {
+        free(r->nodes);
+        free(slots);
+        r->nodes = old_nodes;
+        r->n_nodes = old_n;
+        return dw_err(errstr, errstr_size, "redis CLUSTER SLOTS: unexpected reply");
+    }
+    r->c = NULL;
+    for (size_t i = 0; i < old_n; i++) {
+        struct node *o = &old_nodes[i];
+        size_t j = 0;
+        while (j < r->n_nodes &&
+               (r->nodes[j].port != o->port || strcmp(r->nodes[j].host, o->host) != 0)) {
+            j++;
+        }
+        if (j < r->n_nodes) {
+            r->nodes[j].c = o->c;
+            if (old_c && o->c == old_c) {
+                r->cur = (int)j;
+                r->c = o->c;
+            }
+        } else if (o->c) {
+            redisFree(o->c);
+        }
+    }
+    free(old_nodes);
+    free(r->slots);
+    r->slots = slots;
+    r->stale = 0;
+    r->moved = 0;
+    return 0;
+}
+
+/* Asks host:port for the slot map (a connection of its own, closed after). */
+static int map_ask(struct dw_redis *r, const char *host, int port, char *errstr, size_t errstr_size)
+{
+    redisContext *c = node_connect(r, host, port, errstr, errstr_size);
+    if (!c) {
+        return -1;
+    }
+    redisReply *rep = redisCommand(c, "CLUSTER SLOTS");
+    int rc = rep ? map_apply(r, rep, host, errstr, errstr_size)
+                 : dw_err(errstr, errstr_size, "redis %s:%d: %s", host, port, c->errstr);
+    freeReplyObject(rep);
+    redisFree(c);
+    return rc;
+}
+
+/* Reads the slot map from the first node that answers: the known masters, then the seeds. */
+static int map_refresh(struct dw_redis *r, char *errstr, size_t errstr_size)
+{
+    char err[256] = "no node to ask";
+    size_t n_known = r->n_nodes;
+    struct node *known = dw_malloc((n_known + 1) * sizeof(*known));
+    if (n_known) {
+        memcpy(known, r->nodes, n_known * sizeof(*known));
+    }
+    int rc = -1;
+    for (size_t i = 0; i < n_known && rc != 0; i++) {
+        rc = map_ask(r, known[i].host, known[i].port, err, sizeof(err));
+    }
+    free(known);
+    for (size_t i = 0; i < r->cfg->n_redis_nodes && rc != 0; i++) {
+        const char *seed = r->cfg->redis_nodes[i];
+        char host[DW_SLOTS_HOST_MAX];
+        int port;
+        if (dw_slots_hostport(seed, strlen(seed), host, sizeof(host), &port) == 0) {
+            rc = map_ask(r, host, port, err, sizeof(err));
+        }
+    }
+    if (rc != 0) {
+        return dw_err(errstr, errstr_size, "redis cluster: no node gave the slot map (last: %s)",
+                      err);
+    }
+    dw_log(DW_LOG_DEBUG, "redis cluster slot map read", "{s:i}", "masters", (int)r->n_nodes);
     return 0;
 }
 
@@ -274,6 +456,21 @@ static int sentinel_ask(const struct dw_config *cfg, size_t i, char *host, size_
     return rc;
 }
 
+/* The single node becomes host:port (what a sentinel named) and is connected. 0, or -1. */
+static int sentinel_master(struct dw_redis *r, const char *host, int port, char *errstr,
+                           size_t errstr_size)
+{
+    struct node *n = &r->nodes[0];
+    if (n->c) {
+        redisFree(n->c);
+        n->c = NULL;
+    }
+    r->c = NULL;
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    n->port = port;
+    return use_node(r, 0, errstr, errstr_size);
+}
+
 /* 1 when c's server answers ROLE as a master, 0 when it is not one, -1 (errstr) on an error. */
 static int role_is_master(redisContext *c, const char *who, char *errstr, size_t errstr_size)
 {
@@ -303,6 +500,7 @@ static int role_is_master(redisContext *c, const char *who, char *errstr, size_t
  */
 static int sentinel_resolve(struct dw_redis *r, char *errstr, size_t errstr_size)
 {
+    dw_assert(!r->slots && r->n_nodes == 1);
     const struct dw_config *cfg = r->cfg;
     struct dw_sbuf why = {0};
     for (size_t i = 0; i < cfg->n_redis_sentinels; i++) {
@@ -310,7 +508,7 @@ static int sentinel_resolve(struct dw_redis *r, char *errstr, size_t errstr_size
         int port = 0;
         if (sentinel_ask(cfg, i, host, sizeof(host), &port, err, sizeof(err)) == 0) {
             snprintf(who, sizeof(who), "%s:%d", host, port);
-            if (master_open(r, host, port, err, sizeof(err)) == 0) {
+            if (sentinel_master(r, host, port, err, sizeof(err)) == 0) {
                 if (role_is_master(r->c, who, err, sizeof(err)) == 1) {
                     if (strcmp(r->master, who) != 0) {
                         dw_log(r->master[0] ? DW_LOG_WARN : DW_LOG_DEBUG, "redis master resolved",
@@ -333,19 +531,146 @@ static int sentinel_resolve(struct dw_redis *r, char *errstr, size_t errstr_size
     return -1;
 }
 
+/*
+ * The connection to use next. A connection that answered READONLY is dropped first (the server
+ * is a replica now). Cluster: a slot map that is not stale (route() picks the node). Sentinel:
+ * the master the sentinels name, checked with ROLE. Single server: redis.host:port.
+ */
 static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
 {
     if (r->c && r->readonly) {
         drop_conn(r); /* watch_string counted and logged it */
     }
+    r->readonly = 0;
+    if (r->slots) {
+        return r->stale ? map_refresh(r, errstr, errstr_size) : 0;
+    }
     if (r->c) {
         return 0;
     }
-    const struct dw_config *cfg = r->cfg;
-    if (cfg->n_redis_sentinels) {
+    if (r->cfg->n_redis_sentinels) {
         return sentinel_resolve(r, errstr, errstr_size);
     }
-    return master_open(r, cfg->redis_host, cfg->redis_port, errstr, errstr_size);
+    return use_node(r, 0, errstr, errstr_size);
+}
+
+/* Makes the connection in use the one of the node serving `key`'s hash slot. */
+static int route(struct dw_redis *r, const char *key, size_t len, char *errstr, size_t errstr_size)
+{
+    if (ensure_conn(r, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if (!r->slots) {
+        return 0;
+    }
+    int slot = dw_slots_key(key, len);
+    if (r->slots[slot] < 0) {
+        r->stale = 1;
+        return dw_err(errstr, errstr_size, "redis cluster: no master serves hash slot %d", slot);
+    }
+    return use_node(r, r->slots[slot], errstr, errstr_size);
+}
+
+/* For a command without a key: the connection in use, or a master's. */
+static int route_any(struct dw_redis *r, char *errstr, size_t errstr_size)
+{
+    if (ensure_conn(r, errstr, errstr_size) != 0) {
+        return -1;
+    }
+    if (r->c) {
+        return 0;
+    }
+    return use_node(r, r->slots && r->slots[0] >= 0 ? r->slots[0] : 0, errstr, errstr_size);
+}
+
+#define MAX_REDIRECTS 5 /* MOVED/ASK answers followed per command before it fails */
+
+/* A server error reply: in a cluster, one that says the map may have changed marks it stale. */
+static void note_error(struct dw_redis *r, const redisReply *rep)
+{
+    if (r->slots && rep && rep->type == REDIS_REPLY_ERROR &&
+        (strncmp(rep->str, "MOVED ", 6) == 0 || strncmp(rep->str, "ASK ", 4) == 0 ||
+         strncmp(rep->str, "CLUSTERDOWN", 11) == 0)) {
+        r->stale = 1;
+        r->moved |= rep->str[0] != 'C';
+    }
+}
+
+/* Sends cmd (after ASKING when asking) and reads its reply into *v. 0, or -1 when c failed. */
+static int exchange(redisContext *c, int asking, const char *cmd, size_t len, void **v)
+{
+    if ((asking && redisAppendCommand(c, "ASKING") != REDIS_OK) ||
+        redisAppendFormattedCommand(c, cmd, len) != REDIS_OK) {
+        return -1;
+    }
+    if (asking) {
+        if (redisGetReply(c, v) != REDIS_OK) {
+            return -1;
+        }
+        freeReplyObject(*v);
+        *v = NULL;
+    }
+    return redisGetReply(c, v) == REDIS_OK ? 0 : -1;
+}
+
+/*
+ * Sends one formatted command to the node of its key (or the connection in use, for a command
+ * without one) and reads its reply, following MOVED (the slot map is read again) and ASK
+ * (ASKING, then the command, at that node; the map is unchanged) at most MAX_REDIRECTS times.
+ * @returns the reply, errors included (the caller frees it), or NULL with errstr when no node
+ * answered (the connection is dropped: the next command reconnects).
+ */
+static redisReply *send_cmd(struct dw_redis *r, const char *cmd, size_t len, char *errstr,
+                            size_t errstr_size)
+{
+    const char *key = NULL;
+    size_t klen = 0;
+    int has_key = r->slots && dw_slots_cmd_key(cmd, len, &key, &klen) == 1;
+    int ask = -1;
+    for (int tries = 0;; tries++) {
+        int rc = ask >= 0  ? use_node(r, ask, errstr, errstr_size)
+                 : has_key ? route(r, key, klen, errstr, errstr_size)
+                           : route_any(r, errstr, errstr_size);
+        if (rc != 0) {
+            return NULL;
+        }
+        void *v = NULL;
+        if (exchange(r->c, ask >= 0, cmd, len, &v) != 0) {
+            dw_err(errstr, errstr_size, "redis %s:%d: %s", r->nodes[r->cur].host,
+                   r->nodes[r->cur].port, r->c->errstr[0] ? r->c->errstr : "connection lost");
+            drop_conn(r);
+            return NULL;
+        }
+        redisReply *rep = v;
+        struct dw_slots_redirect to;
+        int kind = rep->type == REDIS_REPLY_ERROR
+                       ? dw_slots_redirect(rep->str, (size_t)rep->len, &to)
+                       : DW_SLOTS_NONE;
+        if (kind <= 0 || !r->slots || tries == MAX_REDIRECTS) {
+            note_error(r, rep);
+            if (kind > 0 && !r->slots) {
+                dw_log_limited("redis_is_cluster", 1, DW_LOG_ERROR,
+                               "redis answered a cluster redirection: the server is a Redis "
+                               "Cluster node; set redis.cluster: true and redis.nodes",
+                               "{s:s}", "reply", rep->str);
+            } else if (kind > 0) {
+                dw_log_limited("redis_redirects", 1, DW_LOG_ERROR,
+                               "redis cluster: still redirected after 5 tries; the command fails",
+                               "{s:s}", "reply", rep->str);
+            }
+            return rep;
+        }
+        char host[DW_SLOTS_HOST_MAX]; /* a copy: reading the map replaces the node table */
+        snprintf(host, sizeof(host), "%s", to.host[0] ? to.host : r->nodes[r->cur].host);
+        freeReplyObject(rep);
+        ask = -1;
+        if (kind == DW_SLOTS_MOVED) {
+            (void)map_refresh(r, NULL, 0);
+            r->slots[to.slot] = (int16_t)node_index(r, host, to.port);
+        } else {
+            ask = node_index(r, host, to.port);
+        }
+    }
 }
 
 /*
@@ -356,16 +681,15 @@ static int ensure_conn(struct dw_redis *r, char *errstr, size_t errstr_size)
 static redisReply *cmd_argv(struct dw_redis *r, int argc, const char **argv, const size_t *lens,
                             char *errstr, size_t errstr_size)
 {
-    if (ensure_conn(r, errstr, errstr_size) != 0) {
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (len < 0) {
+        dw_err(errstr, errstr_size, "redis: cannot format the command");
         return NULL;
     }
-    redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
-    if (!rep) {
-        dw_err(errstr, errstr_size, "redis: %s", r->c->errstr);
-        drop_conn(r);
-        return NULL;
-    }
-    if (rep->type == REDIS_REPLY_ERROR) {
+    redisReply *rep = send_cmd(r, cmd, (size_t)len, errstr, errstr_size);
+    redisFreeCommand(cmd);
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
         dw_err(errstr, errstr_size, "redis: %s", rep->str);
         freeReplyObject(rep);
         return NULL;
@@ -375,7 +699,24 @@ static redisReply *cmd_argv(struct dw_redis *r, int argc, const char **argv, con
 
 static redisReply *cmdf(struct dw_redis *r, const char *fmt, ...)
 {
-    if (ensure_conn(r, NULL, 0) != 0) {
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0) {
+        return NULL;
+    }
+    redisReply *rep = send_cmd(r, cmd, (size_t)len, NULL, 0);
+    redisFreeCommand(cmd);
+    return rep;
+}
+
+/* A command on the connection in use, not routed: inside a checkpoint chain or a transaction,
+ * whose node is chosen once. NULL when there is no connection or no reply (dropped). */
+static redisReply *cmd_here(struct dw_redis *r, const char *fmt, ...)
+{
+    if (!r->c) {
         return NULL;
     }
     va_list ap;
@@ -385,7 +726,149 @@ static redisReply *cmdf(struct dw_redis *r, const char *fmt, ...)
     if (!rep) {
         drop_conn(r);
     }
+    note_error(r, rep);
     return rep;
+}
+
+/*
+ * Starts queuing a transaction on the connection in use, which must be the node serving key's
+ * slot and the node `node` that its WATCH went to (-1: none): every command tx_push() queues
+ * must then be of that slot. @returns 0, or -1 with errstr (the slot moved meanwhile: retry).
+ */
+static int tx_begin(struct dw_redis *r, const char *key, int node, char *errstr, size_t errstr_size)
+{
+    int slot = dw_slots_key(key, strlen(key));
+    if (!r->c || (node >= 0 && r->cur != node) || (r->slots && r->slots[slot] != r->cur)) {
+        return dw_err(errstr, errstr_size,
+                      "redis: the node serving %s changed before the transaction; retrying", key);
+    }
+    r->tx_slot = slot;
+    return 0;
+}
+
+/* Queues one command of the transaction begun with tx_begin(). A key of another hash slot is a
+ * programming error (Redis Cluster would refuse the transaction): logged, not sent. */
+static int tx_push(struct dw_redis *r, int argc, const char **argv, const size_t *lens)
+{
+    const char *key;
+    size_t klen;
+    if (dw_slots_argv_key(argc, argv, lens, &key, &klen) == 1 &&
+        dw_slots_same(&r->tx_slot, key, klen) != 0) {
+        char k[DW_REDIS_KEY_MAX];
+        snprintf(k, sizeof(k), "%.*s", (int)(klen < sizeof(k) ? klen : sizeof(k) - 1), key);
+        dw_log(DW_LOG_ERROR,
+               "bug: a transaction command outside the transaction's hash slot; "
+               "the transaction is not sent",
+               "{s:s,s:i}", "key", k, "slot", r->tx_slot);
+        return -1;
+    }
+    return r->c && redisAppendCommandArgv(r->c, argc, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+/*
+ * A pipeline over the nodes: each command goes to its key's node, and pipe_run() reads the
+ * replies back in the order of the commands (each node answers its own in order). A reply
+ * that is a MOVED or ASK (a failover or a slot migration since the map was read) is asked
+ * again on its own once every node has answered, through send_cmd(), which follows it.
+ */
+struct pipe {
+    int *node;
+    char **cmd;
+    size_t *len;
+    size_t n, cap;
+};
+
+static int pipe_send(struct dw_redis *r, struct pipe *pp, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int pipe_send(struct dw_redis *r, struct pipe *pp, const char *key, const char *fmt, ...)
+{
+    if (pp->n == pp->cap) {
+        pp->cap = pp->cap ? 2 * pp->cap : 16;
+        pp->node = dw_realloc(pp->node, pp->cap * sizeof(*pp->node));
+        pp->cmd = dw_realloc(pp->cmd, pp->cap * sizeof(*pp->cmd));
+        pp->len = dw_realloc(pp->len, pp->cap * sizeof(*pp->len));
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&pp->cmd[pp->n], fmt, ap);
+    va_end(ap);
+    if (len < 0) {
+        return -1;
+    }
+    pp->len[pp->n] = (size_t)len;
+    pp->node[pp->n] = r->cur;
+    pp->n++;
+    if (route(r, key, strlen(key), NULL, 0) != 0) {
+        pp->node[pp->n - 1] = -1;
+        return -1;
+    }
+    pp->node[pp->n - 1] = r->cur;
+    return redisAppendFormattedCommand(r->c, pp->cmd[pp->n - 1], (size_t)len) == REDIS_OK ? 0 : -1;
+}
+
+/* Drops the connections that still owe replies of commands from `from` on. */
+static void pipe_abandon(struct dw_redis *r, struct pipe *pp, size_t from)
+{
+    for (size_t k = from; k < pp->n; k++) {
+        struct node *n = pp->node[k] >= 0 ? &r->nodes[pp->node[k]] : NULL;
+        if (n && n->c) {
+            r->c = r->c == n->c ? NULL : r->c;
+            redisFree(n->c);
+            n->c = NULL;
+            r->stale = r->slots != NULL;
+        }
+    }
+}
+
+static void pipe_free(struct pipe *pp)
+{
+    for (size_t k = 0; k < pp->n; k++) {
+        redisFreeCommand(pp->cmd[k]);
+    }
+    free(pp->cmd);
+    free(pp->len);
+    free(pp->node);
+    memset(pp, 0, sizeof(*pp));
+}
+
+/*
+ * Ends the pipeline (ok: every command was sent): @returns its replies in the order of the
+ * commands (the caller frees each and the array), or NULL when a node did not answer (the
+ * connections owing replies are dropped). The pipeline is freed either way.
+ */
+static redisReply **pipe_run(struct dw_redis *r, struct pipe *pp, int ok)
+{
+    redisReply **out = ok ? dw_calloc(pp->n ? pp->n : 1, sizeof(*out)) : NULL;
+    size_t k = 0;
+    for (; ok && k < pp->n; k++) {
+        struct node *n = &r->nodes[pp->node[k]];
+        void *v = NULL;
+        if (!n->c || redisGetReply(n->c, &v) != REDIS_OK) {
+            ok = 0;
+            break;
+        }
+        out[k] = v;
+    }
+    pipe_abandon(r, pp, ok ? pp->n : 0);
+    for (size_t i = 0; ok && i < pp->n; i++) {
+        struct dw_slots_redirect to;
+        if (r->slots && out[i]->type == REDIS_REPLY_ERROR &&
+            dw_slots_redirect(out[i]->str, (size_t)out[i]->len, &to) > 0) {
+            freeReplyObject(out[i]);
+            out[i] = send_cmd(r, pp->cmd[i], pp->len[i], NULL, 0);
+            ok = out[i] != NULL;
+        }
+    }
+    for (size_t i = 0; !ok && out && i < pp->n; i++) {
+        freeReplyObject(out[i]);
+    }
+    if (!ok) {
+        free(out);
+        out = NULL;
+    }
+    pipe_free(pp);
+    return out;
 }
 
 struct dw_redis *dw_redis_connect(const struct dw_config *cfg, char *errstr, size_t errstr_size)
@@ -393,8 +876,18 @@ struct dw_redis *dw_redis_connect(const struct dw_config *cfg, char *errstr, siz
     struct dw_redis *r = dw_calloc(1, sizeof(*r));
     r->cfg = cfg;
     dw_metrics_series(READONLY_METRIC, READONLY_HELP, DW_METRIC_COUNTER, NULL); /* shown at 0 */
+    r->tx_slot = -1;
+    if (cfg->redis_cluster) {
+        r->slots = dw_malloc(DW_SLOTS_N * sizeof(*r->slots));
+        for (size_t i = 0; i < DW_SLOTS_N; i++) {
+            r->slots[i] = -1;
+        }
+        r->stale = 1;
+    } else {
+        node_index(r, cfg->redis_host, cfg->redis_port);
+    }
     if (ensure_conn(r, errstr, errstr_size) != 0) {
-        free(r);
+        dw_redis_free(r);
         return NULL;
     }
     return r;
@@ -405,7 +898,13 @@ void dw_redis_free(struct dw_redis *r)
     if (!r) {
         return;
     }
-    drop_conn(r);
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        if (r->nodes[i].c) {
+            redisFree(r->nodes[i].c);
+        }
+    }
+    free(r->nodes);
+    free(r->slots);
     ck_free(&r->ck);
     free(r);
 }
@@ -1240,10 +1739,22 @@ int dw_redis_quarantine(struct dw_redis *r, int32_t partition, const char *reaso
 /*
  * Calls fn for every key that starts with `prefix` (SCAN MATCH with the prefix's glob
  * characters escaped). @returns 0, -1 when Redis failed, or fn's non-zero return.
+ * Every prefix starts with a whole hash tag, so its keys share one slot: in a cluster the SCAN
+ * goes to that slot's master, found by a command on the prefix itself (EXISTS follows a MOVED,
+ * so a SCAN never walks a node that no longer serves the slot).
  */
 static int scan_prefix(struct dw_redis *r, const char *prefix,
                        int (*fn)(void *opaque, const char *key, size_t len), void *opaque)
 {
+    dw_assert(prefix[0] == '{' && strchr(prefix, '}') != NULL);
+    if (r->slots) {
+        redisReply *probe = cmdf(r, "EXISTS %s", prefix);
+        int ok = reply_ok(probe);
+        freeReplyObject(probe);
+        if (!ok) {
+            return -1;
+        }
+    }
     char pattern[1300];
     size_t o = 0;
     for (const char *s = prefix; *s && o + 3 < sizeof(pattern); s++) {
@@ -1256,7 +1767,9 @@ static int scan_prefix(struct dw_redis *r, const char *prefix,
     pattern[o] = '\0';
     char cursor[32] = "0";
     do {
-        redisReply *rep = cmdf(r, "SCAN %s MATCH %b COUNT 1000", cursor, pattern, o);
+        redisReply *rep = route(r, prefix, strlen(prefix), NULL, 0) == 0
+                              ? cmd_here(r, "SCAN %s MATCH %b COUNT 1000", cursor, pattern, o)
+                              : NULL;
         if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
             freeReplyObject(rep);
             return -1;
@@ -1434,10 +1947,10 @@ static int ck_send(struct dw_redis *r, struct ckpt *ck)
     for (size_t i = 0; i < ck->a.n; i++) {
         ck->bytes += ck->a.len[i];
     }
-    int rc = redisAppendCommandArgv(r->c, (int)ck->a.n, ck->a.v, ck->a.len);
+    int rc = tx_push(r, (int)ck->a.n, ck->a.v, ck->a.len);
     ck->a.n = 0;
     ck->n_cmds++;
-    return rc == REDIS_OK ? 0 : -1;
+    return rc;
 }
 
 /* Blob offsets are stable only once the buffer stops growing: encode first, send after. */
@@ -1795,7 +2308,7 @@ static int read_owner(struct dw_redis *r, const struct dw_part *p, const char *o
 {
     char key[DW_REDIS_KEY_MAX];
     key_meta(r, p->partition, key, sizeof(key));
-    redisReply *o = cmdf(r, "HMGET %s owner ckpt_seq", key);
+    redisReply *o = cmd_here(r, "HMGET %s owner ckpt_seq", key);
     int who = owner_of(o, p, owner);
     freeReplyObject(o);
     if (who == OWNER_NO_ANSWER) {
@@ -1807,7 +2320,7 @@ static int read_owner(struct dw_redis *r, const struct dw_part *p, const char *o
 /* Sends the owner check of p without waiting: WATCH its meta key, then read the owner. */
 static int owner_check_send(struct dw_redis *r, const struct dw_part *p)
 {
-    if (ensure_conn(r, NULL, 0) != 0) {
+    if (!r->c) {
         return -1;
     }
     char key[DW_REDIS_KEY_MAX];
@@ -1830,12 +2343,14 @@ static int owner_check_recv(struct dw_redis *r, const struct dw_part *p, const c
         reply_ok(w)) {
         who = owner_of(o, p, owner);
     }
+    note_error(r, w);
+    note_error(r, o);
     freeReplyObject(w);
     freeReplyObject(o);
     if (who == OWNER_NO_ANSWER) {
         drop_conn(r);
     } else if (who != OWNER_US) {
-        freeReplyObject(cmdf(r, "UNWATCH"));
+        freeReplyObject(cmd_here(r, "UNWATCH"));
     }
     return who;
 }
@@ -1897,10 +2412,11 @@ static int tx_replies(struct dw_redis *r, int n_cmds, const char *what, char *er
     int result = 0;
     for (int i = 0; i < n_cmds; i++) {
         void *rep = NULL;
-        if (redisGetReply(r->c, &rep) != REDIS_OK) {
+        if (!r->c || redisGetReply(r->c, &rep) != REDIS_OK) {
             drop_conn(r);
             return dw_err(errstr, errstr_size, "redis: connection lost during the %s", what);
         }
+        note_error(r, rep);
         if (result == 0) {
             result = tx_reply(rep, i == n_cmds - 1, what, errstr, errstr_size);
         }
@@ -1924,13 +2440,17 @@ static int ck_append(struct dw_redis *r, struct dw_redis_ckpt *it, const char *o
     ck_windows(r, p, ck, &refs, &n_refs);
     /* Each command is copied into hiredis's buffer when appended (ck_send), so argv may point
      * into ck->blobs even though later encodings grow (and move) it. */
-    int rc = -1;
+    char meta[DW_REDIS_KEY_MAX];
+    key_meta(r, p->partition, meta, sizeof(meta));
+    int rc = tx_begin(r, meta, r->cur, NULL, 0);
     argv_pushs(&ck->a, "MULTI");
-    if (ck_send(r, ck) == 0 && ck_send_windows(r, p, ck, refs) == 0 &&
+    if (rc == 0 && ck_send(r, ck) == 0 && ck_send_windows(r, p, ck, refs) == 0 &&
         ck_send_join(r, p, ck) == 0 && ck_send_joined(r, p, ck) == 0 &&
         ck_send_meta(r, p, ck, owner, it->eof_ms, it->label_eof_ms) == 0) {
         argv_pushs(&ck->a, "EXEC");
         rc = ck_send(r, ck);
+    } else {
+        rc = -1;
     }
     free(refs);
     return rc;
@@ -1969,7 +2489,10 @@ static int ck_one(struct dw_redis *r, struct dw_redis_ckpt *it, const char *owne
     char *err = it->err;
     size_t es = sizeof(it->err);
     if (who == OWNER_NO_ANSWER) {
-        return dw_err(err, es, "redis: checkpoint of partition %d: no answer to the owner check",
+        return dw_err(err, es,
+                      r->moved ? "redis: checkpoint of partition %d: its hash slot moved to "
+                                 "another node (MOVED/ASK); the slot map is read again"
+                               : "redis: checkpoint of partition %d: no answer to the owner check",
                       (int)it->part->partition);
     }
     if (who == OWNER_US && ck_append(r, it, owner) != 0) {
@@ -1993,6 +2516,41 @@ static int ck_one(struct dw_redis *r, struct dw_redis_ckpt *it, const char *owne
     return ck_result(r, it->part, owner, tx, err, es);
 }
 
+/* The checkpoints of partitions served by one node, chained (see ck_one). */
+static void ck_chain(struct dw_redis *r, struct dw_redis_ckpt **its, size_t n, const char *owner)
+{
+    char key[DW_REDIS_KEY_MAX];
+    key_meta(r, its[0]->part->partition, key, sizeof(key));
+    if (route(r, key, strlen(key), its[0]->err, sizeof(its[0]->err)) != 0) {
+        return;
+    }
+    int who = owner_check_send(r, its[0]->part) == 0 ? owner_check_recv(r, its[0]->part, owner)
+                                                     : OWNER_NO_ANSWER;
+    for (size_t i = 0; i < n; i++) {
+        int who_next = OWNER_NO_ANSWER;
+        its[i]->result =
+            ck_one(r, its[i], owner, who, i + 1 < n ? its[i + 1]->part : NULL, &who_next);
+        if (its[i]->result == -1) {
+            if (who_next == OWNER_US) {
+                freeReplyObject(cmd_here(r, "UNWATCH"));
+            }
+            return;
+        }
+        who = who_next;
+    }
+}
+
+/* The node serving partition's keys (single server: 0; -1: no node known). */
+static int part_node(struct dw_redis *r, int32_t partition)
+{
+    if (!r->slots) {
+        return 0;
+    }
+    char key[DW_REDIS_KEY_MAX];
+    key_meta(r, partition, key, sizeof(key));
+    return r->slots[dw_slots_key(key, strlen(key))];
+}
+
 void dw_redis_checkpoint_many(struct dw_redis *r, struct dw_redis_ckpt *items, size_t n,
                               const char *owner)
 {
@@ -2006,20 +2564,28 @@ void dw_redis_checkpoint_many(struct dw_redis *r, struct dw_redis_ckpt *items, s
     if (n == 0 || ensure_conn(r, items[0].err, sizeof(items[0].err)) != 0) {
         return;
     }
-    int who = owner_check_send(r, items[0].part) == 0 ? owner_check_recv(r, items[0].part, owner)
-                                                      : OWNER_NO_ANSWER;
+    /* One chain per node, in the callers' order within it (a single server: one chain). */
+    struct dw_redis_ckpt **its = dw_malloc(n * sizeof(*its));
+    int *node = dw_malloc(n * sizeof(*node));
     for (size_t i = 0; i < n; i++) {
-        int who_next = OWNER_NO_ANSWER;
-        items[i].result =
-            ck_one(r, &items[i], owner, who, i + 1 < n ? items[i + 1].part : NULL, &who_next);
-        if (items[i].result == -1) {
-            if (who_next == OWNER_US) {
-                freeReplyObject(cmdf(r, "UNWATCH"));
-            }
-            return;
-        }
-        who = who_next;
+        node[i] = part_node(r, items[i].part->partition);
     }
+    for (size_t i = 0; i < n; i++) {
+        if (node[i] == INT_MIN) {
+            continue;
+        }
+        size_t k = 0;
+        int at = node[i];
+        for (size_t j = i; j < n; j++) {
+            if (node[j] == at) {
+                its[k++] = &items[j];
+                node[j] = INT_MIN;
+            }
+        }
+        ck_chain(r, its, k, owner);
+    }
+    free(node);
+    free(its);
 }
 
 int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner, int64_t eof_ms,
@@ -2043,7 +2609,7 @@ static int tx_append(struct dw_redis *r, int *n_cmds, int argc, const char **arg
                      const size_t *lens)
 {
     (*n_cmds)++;
-    return redisAppendCommandArgv(r->c, argc, argv, lens) == REDIS_OK ? 0 : -1;
+    return tx_push(r, argc, argv, lens);
 }
 
 int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const char *model,
@@ -2058,6 +2624,7 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const char *mode
     name_eval_lock(model, name, sizeof(name));
     global_key(r, name, lock, sizeof(lock));
     freeReplyObject(cmdf(r, "WATCH %s", lock));
+    int watched = r->cur;
     redisReply *o = cmdf(r, "GET %s", lock);
     if (!reply_ok(o)) {
         freeReplyObject(o);
@@ -2067,10 +2634,14 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const char *mode
     int held = o->type == REDIS_REPLY_STRING && strcmp(o->str, owner) == 0;
     freeReplyObject(o);
     if (!held) {
-        freeReplyObject(cmdf(r, "UNWATCH"));
+        freeReplyObject(cmd_here(r, "UNWATCH"));
         dw_err(errstr, errstr_size, "the evaluator lease of model %s is held by another pod now",
                model);
         return 1;
+    }
+    if (tx_begin(r, lock, watched, errstr, errstr_size) != 0) {
+        drop_conn(r);
+        return -1;
     }
     int n_cmds = 0, rc = 0;
     const char *multi[] = {"MULTI"};
@@ -2162,6 +2733,7 @@ int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
     char key[DW_REDIS_KEY_MAX];
     global_key(r, fence, key, sizeof(key));
     freeReplyObject(cmdf(r, "WATCH %s", key));
+    int watched = r->cur;
     int64_t now = 0;
     int got = dw_redis_get_i64(r, fence, &now);
     if (got < 0) {
@@ -2169,9 +2741,13 @@ int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
         return dw_err(errstr, errstr_size, "redis: cannot read %s", fence);
     }
     if (now != value) {
-        freeReplyObject(cmdf(r, "UNWATCH"));
+        freeReplyObject(cmd_here(r, "UNWATCH"));
         dw_err(errstr, errstr_size, "%s moved (%" PRId64 ", not %" PRId64 ")", fence, now, value);
         return 1;
+    }
+    if (tx_begin(r, key, watched, errstr, errstr_size) != 0) {
+        drop_conn(r);
+        return -1;
     }
     int n_cmds = 0, rc = 0;
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
@@ -2257,6 +2833,13 @@ int dw_redis_reference_replace(struct dw_redis *r, const char *model, const void
     listed_versions(r, model, names);
     dw_redis_name_vrefs(model, name, sizeof(name));
     json_array_append_new(names, json_string(name));
+    dw_redis_name_ref(model, name, sizeof(name));
+    global_key(r, name, key, sizeof(key));
+    if (route(r, key, strlen(key), errstr, errstr_size) != 0 ||
+        tx_begin(r, key, -1, errstr, errstr_size) != 0) {
+        json_decref(names);
+        return -1;
+    }
     int n_cmds = 0, rc = 0;
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     rc |= tx_append(r, &n_cmds, 1, multi, NULL);
@@ -2314,22 +2897,23 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
     if (ensure_conn(r, NULL, 0) != 0) {
         return -1;
     }
-    for (int p = 0; p < n; p++) {
+    struct pipe pp = {0};
+    int sent = 1;
+    for (int p = 0; p < n && sent; p++) {
         char key[DW_REDIS_KEY_MAX];
         key_meta(r, p, key, sizeof(key));
-        redisAppendCommand(r->c,
-                           "HMGET %s max_ts min_ts eof_ms off_pred max_label_ts label_eof_ms "
-                           "quarantined",
-                           key);
+        sent = pipe_send(r, &pp, key,
+                         "HMGET %s max_ts min_ts eof_ms off_pred max_label_ts label_eof_ms "
+                         "quarantined",
+                         key) == 0;
+    }
+    redisReply **reps = pipe_run(r, &pp, sent);
+    if (!reps) {
+        return -1;
     }
     int rc = 0;
     for (int p = 0; p < n; p++) {
-        void *rep_v = NULL;
-        if (redisGetReply(r->c, &rep_v) != REDIS_OK) {
-            drop_conn(r);
-            return -1;
-        }
-        redisReply *rep = rep_v;
+        redisReply *rep = reps[p];
         struct dw_part_meta *m = &metas[p];
         memset(m, 0, sizeof(*m));
         m->max_ts = m->min_ts = m->max_label_ts = DW_NO_TS;
@@ -2364,6 +2948,7 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
         }
         freeReplyObject(rep);
     }
+    free(reps);
     return rc;
 }
 
@@ -2426,36 +3011,32 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
     /* A feature-less view (counts, performance, the labels) needs no sealed copy: a sealed
      * record has all of that, and merges as one whose sketches were dropped. */
     int n_reps = model->n_features > 0 ? 2 : 1;
-    for (int p = 0; p < n_parts; p++) {
+    struct pipe pp = {0};
+    int sent = 1;
+    for (int p = 0; p < n_parts && sent; p++) {
         char key[DW_REDIS_KEY_MAX], skey[DW_REDIS_KEY_MAX];
         key_window(r, p, model->name, start_ms, key, sizeof(key));
         key_sealed(r, p, model->name, start_ms, skey, sizeof(skey));
-        redisAppendCommand(r->c, "GET %s", key);
-        if (n_reps == 2) {
-            redisAppendCommand(r->c, "GET %s", skey);
-        }
+        sent = pipe_send(r, &pp, key, "GET %s", key) == 0 &&
+               (n_reps == 1 || pipe_send(r, &pp, skey, "GET %s", skey) == 0);
+    }
+    redisReply **reps = pipe_run(r, &pp, sent);
+    if (!reps) {
+        dw_err(errstr, errstr_size, "redis: connection lost reading window");
+        return NULL;
     }
     struct dw_agg *merged = dw_agg_new_exact(model, start_ms, DW_AGG_MERGE_EXACT);
     int failed = 0;
     for (int p = 0; p < n_parts; p++) {
-        redisReply *rep[2] = {NULL, NULL};
-        for (int k = 0; k < n_reps; k++) {
-            void *rep_v = NULL;
-            if (redisGetReply(r->c, &rep_v) != REDIS_OK) {
-                freeReplyObject(rep[0]);
-                drop_conn(r);
-                dw_agg_free(merged);
-                dw_err(errstr, errstr_size, "redis: connection lost reading window");
-                return NULL;
-            }
-            rep[k] = rep_v;
-        }
+        redisReply *rep[2] = {reps[(size_t)p * (size_t)n_reps],
+                              n_reps == 2 ? reps[(size_t)p * 2 + 1] : NULL};
         if (!failed) {
             failed = merge_part_window(r, p, merged, rep[0], rep[1], errstr, errstr_size) != 0;
         }
         freeReplyObject(rep[0]);
         freeReplyObject(rep[1]);
     }
+    free(reps);
     if (failed) {
         dw_agg_free(merged);
         return NULL;

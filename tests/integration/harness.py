@@ -454,6 +454,16 @@ class ReportWatch:
         self.thread.join()
 
 
+def committed_offsets(env):
+    """Sum of the checkpointed prediction and label offsets over all partitions."""
+    total = 0
+    for p in range(env.partitions):
+        for field in ("off_pred", "off_label"):
+            v = env.redis("HGET", f"{{dw:dwtest:predictions:{p}}}:meta", field)
+            total += max(int(v), 0) if v.lstrip("-").isdigit() else 0
+    return total
+
+
 def run_gen_models(numeric=3, categorical=2):
     r = subprocess.run([BIN, "gen", "--print-models", "--numeric", str(numeric),
                         "--categorical", str(categorical)], capture_output=True, text=True,

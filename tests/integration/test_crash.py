@@ -12,16 +12,6 @@ import harness as h
 KILLS = 6
 
 
-def committed_offsets(env):
-    """Sum of the checkpointed prediction and label offsets over all partitions."""
-    total = 0
-    for p in range(env.partitions):
-        for field in ("off_pred", "off_label"):
-            v = env.redis("HGET", f"{{dw:dwtest:predictions:{p}}}:meta", field)
-            total += max(int(v), 0) if v.lstrip("-").isdigit() else 0
-    return total
-
-
 def main():
     rnd = random.Random(int(time.time()))
     env = h.Env(partitions=4, name="crash")
@@ -50,7 +40,7 @@ def main():
         proc.kill()  # SIGKILL: no checkpoint, no goodbye
         proc.wait()
         kills += 1
-        progress.append(committed_offsets(env))
+        progress.append(h.committed_offsets(env))
         print(f"killed the consumer ({kills}/{KILLS}) at checkpointed offsets {progress[-1]}",
               flush=True)
         proc = env.start_run()
@@ -59,7 +49,7 @@ def main():
     diffs = h.wait_exact(env, truth, 180)
     ok = h.report(not diffs, f"exact counts after {kills} kill -9 restarts",
                   f"({len(truth)} windows) {diffs[:5]}")
-    final = committed_offsets(env)
+    final = h.committed_offsets(env)
     moved = sum(1 for a, b in zip(progress, progress[1:]) if b > a)
     ok &= h.report(moved >= KILLS // 2, "consumer made progress between kills",
                    f"({moved} of {KILLS - 1} intervals)")

@@ -399,6 +399,45 @@ static void test_rolling_windows(void **state)
     dw_config_free(&cfg);
 }
 
+/* redis.cluster: the seed nodes, and the single-node keys refused beside it. */
+static void test_redis_cluster(void **state)
+{
+    (void)state;
+    struct dw_config cfg;
+    load_ok(&cfg, "redis: {cluster: true, nodes: ['127.0.0.1:7001', '[::1]:7002', h:7003]}\n"
+                  "redis.password: pw\n" MINIMAL);
+    assert_int_equal(cfg.redis_cluster, 1);
+    assert_int_equal(cfg.n_redis_nodes, 3);
+    assert_string_equal(cfg.redis_nodes[0], "127.0.0.1:7001");
+    assert_string_equal(cfg.redis_nodes[2], "h:7003");
+    /* the dump reloads to the same nodes */
+    char *dump = dump_to_string(&cfg);
+    assert_non_null(strstr(dump, "redis.nodes: [\"127.0.0.1:7001\", \"[::1]:7002\", \"h:7003\"]"));
+    dw_config_free(&cfg);
+    load_ok(&cfg, dump);
+    assert_int_equal(cfg.n_redis_nodes, 3);
+    assert_int_equal(cfg.redis_cluster, 1);
+    dw_config_free(&cfg);
+    free(dump);
+
+    expect_error("redis: {cluster: true}\n" MINIMAL, "redis.nodes: required with redis.cluster");
+    expect_error("redis: {cluster: true, nodes: []}\n" MINIMAL, "redis.nodes: required");
+    expect_error("redis: {nodes: ['h:1']}\n" MINIMAL, "redis.nodes: only with redis.cluster: true");
+    expect_error("redis: {cluster: true, nodes: ['h:1'], host: h}\n" MINIMAL,
+                 "redis.host: not with redis.cluster: true");
+    expect_error("redis: {cluster: true, nodes: ['h:1'], port: 6379}\n" MINIMAL,
+                 "redis.port: not with redis.cluster: true");
+    expect_error("redis: {cluster: true, nodes: ['h:1'], db: 2}\n" MINIMAL,
+                 "redis.db: must be 0 with redis.cluster: true");
+    expect_error("redis: {cluster: true, nodes: ['h']}\n" MINIMAL,
+                 "redis.nodes[0]: 'h' is not host:port");
+    expect_error("redis: {cluster: true, nodes: ['h:0']}\n" MINIMAL, "redis.nodes[0]:");
+    expect_error("redis: {cluster: true, nodes: 'h:1'}\n" MINIMAL,
+                 "redis.nodes: expected a list of host:port seed nodes");
+    expect_error("redis: {cluster: true, nodes: ['h:1']}\nredis.nodes: ['h:2']\n" MINIMAL,
+                 "redis.nodes: given twice");
+}
+
 static void test_syntax_error(void **state)
 {
     expect_error("window:\n  size: 60s\n bad: [\n", "YAML syntax error at line");
@@ -1424,6 +1463,7 @@ int main(void)
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_value_errors),
+        cmocka_unit_test(test_redis_cluster),
         cmocka_unit_test(test_baseline),
         cmocka_unit_test(test_serving_status_keys),
         cmocka_unit_test(test_reference_sources),

@@ -1948,8 +1948,8 @@ static void test_ref_origin_and_outcomes(void **state)
 /* The reference `ref` (its Redis document doc) written with an earlier form of the tail:
  * whole little-endian f64 values and varint (or u64) weights. Checks that it decodes to the
  * same report of w as r1; @returns its size. */
-static size_t old_tail_form(const struct dw_ref *ref, json_t *doc, const char *encoding,
-                            int varint, const struct dw_config *cfg, struct dw_agg *w, json_t *r1)
+static size_t old_tail_form(const struct dw_ref *ref, json_t *doc, const char *encoding, int varint,
+                            const struct dw_config *cfg, struct dw_agg *w, json_t *r1)
 {
     json_t *old_doc = json_deep_copy(doc);
     struct dw_buf old_tail;
@@ -1991,9 +1991,10 @@ static size_t old_tail_form(const struct dw_ref *ref, json_t *doc, const char *e
 static void test_ref_tail_keys(void **state)
 {
     (void)state;
-    static const double vals[] = {-1.7976931348623157e308, -1e300, -3.5, -1.0, -4.9e-324, -0.0,
-                                  4.9e-324, 2.2250738585072014e-308, 1e-300, 0.5, 1.0, 1.0 + 2.2e-16,
-                                  3.5, 1e300, 1.7976931348623157e308};
+    static const double vals[] = {
+        -1.7976931348623157e308, -1e300, -3.5, -1.0, -4.9e-324,     -0.0, 4.9e-324,
+        2.2250738585072014e-308, 1e-300, 0.5,  1.0,  1.0 + 2.2e-16, 3.5,  1e300,
+        1.7976931348623157e308};
     struct dw_agg *r = dw_agg_new(&g_model, START);
     for (size_t i = 0; i < DW_ARRAY_SIZE(vals); i++) {
         for (size_t k = 0; k <= i % 3; k++) { /* weights 1 to 3 */

@@ -200,6 +200,9 @@ struct dw_config {
     char *redis_sentinel_password; /* redis.sentinel_password ("" = the sentinels ask none) */
     int redis_db;                  /* redis.db */
     int64_t redis_timeout_ms;      /* redis.timeout (duration) */
+    int redis_cluster;             /* redis.cluster: Redis Cluster through the seed nodes below */
+    char **redis_nodes;            /* redis.nodes: "host:port" seed nodes of the cluster */
+    size_t n_redis_nodes;
 
     int64_t max_message_bytes;     /* input.max_message_bytes */
     enum dw_non_finite non_finite; /* input.non_finite */

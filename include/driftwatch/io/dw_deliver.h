@@ -54,6 +54,9 @@ struct dw_deliver_cfg {
     const char *redis_master_name;       /* with sentinels */
     const char *redis_sentinel_password; /* "" or NULL = none */
     int redis_db;
+    int redis_cluster;        /* redis.cluster: redis_nodes are the seeds */
+    char *const *redis_nodes; /* "host:port" each; borrowed, copied */
+    size_t n_redis_nodes;
     const char *key;          /* the Redis hash of pending messages, e.g. "{dw:G}:deliveries";
                                * NULL = no persistence (the `alerts test` command) */
     int64_t redis_timeout_ms; /* connect and command timeout (milliseconds); 0 = 2000 */
