@@ -1038,6 +1038,15 @@ void dw_config_defaults(struct dw_config *cfg)
     }
 }
 
+/* Frees a list of n texts (NULL: none) and the list. */
+static void free_texts(char **texts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(texts[i]);
+    }
+    free(texts);
+}
+
 void dw_config_free(struct dw_config *cfg)
 {
     for (size_t i = 0; i < DW_ARRAY_SIZE(cfg_keys); i++) {
@@ -1084,22 +1093,10 @@ void dw_config_free(struct dw_config *cfg)
         free(sk->match);
     }
     free(cfg->sinks);
-    for (size_t i = 0; i < cfg->n_trigger_rules; i++) {
-        free(cfg->trigger_rules[i]);
-    }
-    free(cfg->trigger_rules);
-    for (size_t i = 0; i < cfg->n_error_values; i++) {
-        free(cfg->error_values[i]);
-    }
-    free(cfg->error_values);
-    for (size_t i = 0; i < cfg->n_redis_sentinels; i++) {
-        free(cfg->redis_sentinels[i]);
-    }
-    free(cfg->redis_sentinels);
-    for (size_t i = 0; i < cfg->n_redis_nodes; i++) {
-        free(cfg->redis_nodes[i]);
-    }
-    free(cfg->redis_nodes);
+    free_texts(cfg->trigger_rules, cfg->n_trigger_rules);
+    free_texts(cfg->error_values, cfg->n_error_values);
+    free_texts(cfg->redis_sentinels, cfg->n_redis_sentinels);
+    free_texts(cfg->redis_nodes, cfg->n_redis_nodes);
     free(cfg->path);
     memset(cfg, 0, sizeof(*cfg));
 }
