@@ -104,7 +104,16 @@ def main():
         sa, sb = samples(a), samples(b)
         return (a, b) if sa and sa == sb and any(
             k.startswith("driftwatch_model_estimated_performance") for k in sa) else None
-    got = h.wait_for(same, 90, "both pods exporting the same model series")
+    try:
+        got = h.wait_for(same, 90, "both pods exporting the same model series")
+    except AssertionError:
+        sa, sb = samples(scrape(env.http_port)), samples(scrape(port2))
+        diff = sorted(k for k in set(sa) | set(sb) if sa.get(k) != sb.get(k))
+        print(f"pod1 {len(sa)} series, pod2 {len(sb)}; differing: "
+              f"{[(k, sa.get(k), sb.get(k)) for k in diff[:20]]}; estimated performance on "
+              f"pod1: {any(k.startswith('driftwatch_model_estimated_performance') for k in sa)}")
+        print(env.log()[-3000:])
+        raise
     a, b = got
     for name, text in (("pod1", a), ("pod2", b)):
         path = os.path.join(env.dir, f"metrics-{name}.txt")
