@@ -136,8 +136,8 @@ static int reply_ok(const redisReply *rep)
     "Redis Cluster: checkpoints no replica acknowledged within the WAIT timeout (a master with "   \
     "replicas whose replicas are down or behind); their clocks close no window until a later "     \
     "checkpoint is acknowledged."
-#define WAIT_MAX_MS                                                                                \
-    1000 /* ms: the WAIT timeout after a node's checkpoints (at most redis.timeout) */
+/* ms: the WAIT timeout after a node's checkpoints (and at most redis.timeout / 2) */
+#define WAIT_MAX_MS 1000
 #define READONLY_METRIC "driftwatch_redis_readonly_replies_total"
 #define READONLY_HELP                                                                              \
     "Connections to Redis dropped because the server answered READONLY (it is a replica now: "     \
