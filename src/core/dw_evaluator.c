@@ -17,6 +17,12 @@
  * past it until another consumer takes it over - the safe side. A quarantined partition is
  * never idle (its unread events may belong to any later window); a corrupt meta holds every
  * window. When every partition is idle, the largest clock closes everything read.
+ *
+ * With Redis Cluster a partition's meta lives on its slot's master and the cursors on another:
+ * replication is asynchronous, so a failover can lose a partition's last checkpoints after
+ * their clocks closed windows, and the replayed predictions would be late. There the clocks
+ * used are the meta's safe copies (those of the last checkpoint a replica acknowledged, WAIT in
+ * dw_redis.c); a partition without them holds every window like one without a clock.
  */
 #include <stdlib.h>
 
@@ -27,11 +33,29 @@
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
+/* The partition's clock and end-of-log mark (labels: of its label side). Redis Cluster: only
+ * those of a checkpoint a replica acknowledged count, and none yet reads as no clock (a
+ * failover may lose the others). */
+static void part_clocks(const struct dw_part_meta *m, const struct dw_config *cfg, int labels,
+                        int64_t *ts, int64_t *eof)
+{
+    if (!cfg->redis_cluster) {
+        *ts = labels ? m->max_label_ts : m->max_ts;
+        *eof = labels ? m->label_eof_ms : m->eof_ms;
+    } else if (!m->safe_present) {
+        *ts = DW_NO_TS;
+        *eof = 0;
+    } else {
+        *ts = labels ? m->safe_max_label_ts : m->safe_max_ts;
+        *eof = labels ? m->safe_label_eof_ms : m->safe_eof_ms;
+    }
+}
+
 enum dw_part_hold dw_evaluator_part_hold(const struct dw_part_meta *m, const struct dw_config *cfg,
                                          int labels, int64_t now, int64_t *pwm)
 {
-    int64_t ts = labels ? m->max_label_ts : m->max_ts;
-    int64_t eof = labels ? m->label_eof_ms : m->eof_ms;
+    int64_t ts, eof;
+    part_clocks(m, cfg, labels, &ts, &eof);
     *pwm = ts == DW_NO_TS ? DW_NO_TS : ts - (labels ? 0 : cfg->allowed_lateness_ms);
     if (m->corrupt) {
         return DW_HOLD_CORRUPT;

@@ -80,6 +80,7 @@ struct node {
     char host[DW_SLOTS_HOST_MAX];
     int port;
     redisContext *c;
+    int no_replica; /* cluster: the last CLUSTER NODES gave it no replica (logged once) */
 };
 
 struct dw_redis {
@@ -130,6 +131,13 @@ static int reply_ok(const redisReply *rep)
     return rep && rep->type != REDIS_REPLY_ERROR;
 }
 
+#define UNREPLICATED_METRIC "driftwatch_redis_unreplicated_checkpoints_total"
+#define UNREPLICATED_HELP                                                                          \
+    "Redis Cluster: checkpoints no replica acknowledged within the WAIT timeout (a master with "   \
+    "replicas whose replicas are down or behind); their clocks close no window until a later "     \
+    "checkpoint is acknowledged."
+/* ms: the WAIT timeout after a node's checkpoints (and at most redis.timeout / 2) */
+#define WAIT_MAX_MS 1000
 #define READONLY_METRIC "driftwatch_redis_readonly_replies_total"
 #define READONLY_HELP                                                                              \
     "Connections to Redis dropped because the server answered READONLY (it is a replica now: "     \
@@ -876,6 +884,9 @@ struct dw_redis *dw_redis_connect(const struct dw_config *cfg, char *errstr, siz
     struct dw_redis *r = dw_calloc(1, sizeof(*r));
     r->cfg = cfg;
     dw_metrics_series(READONLY_METRIC, READONLY_HELP, DW_METRIC_COUNTER, NULL); /* shown at 0 */
+    if (cfg->redis_cluster) {
+        dw_metrics_series(UNREPLICATED_METRIC, UNREPLICATED_HELP, DW_METRIC_COUNTER, NULL);
+    }
     r->tx_slot = -1;
     if (cfg->redis_cluster) {
         r->slots = dw_malloc(DW_SLOTS_N * sizeof(*r->slots));
@@ -2225,6 +2236,12 @@ static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck, 
 #define PUT_CTR(name) PUT_I64(#name, p->ctr.name);
     META_COUNTERS(PUT_CTR)
 #undef PUT_CTR
+    if (r->slots && p->safe.ok) {
+        PUT_I64("safe_max_ts", p->safe.max_ts);
+        PUT_I64("safe_max_label_ts", p->safe.max_label_ts);
+        PUT_I64("safe_eof_ms", p->safe.eof_ms);
+        PUT_I64("safe_label_eof_ms", p->safe.label_eof_ms);
+    }
 #undef PUT_I64
     argv_pushs(&ck->a, "owner");
     argv_pushs(&ck->a, owner);
@@ -2522,6 +2539,93 @@ static void ck_chain(struct dw_redis *r, struct dw_redis_ckpt **its, size_t n, c
     }
 }
 
+/* The number of replicas the cluster's configuration gives the node in use (CLUSTER NODES:
+ * the lines whose master is the "myself" line's id, connected or not); -1 on an error. */
+static int node_replicas(struct dw_redis *r)
+{
+    redisReply *rep = cmd_here(r, "CLUSTER NODES");
+    const char *text = rep && rep->type == REDIS_REPLY_STRING ? rep->str : "";
+    const char *me = strstr(text, "myself");
+    while (me && me > text && me[-1] != '\n') {
+        me--; /* back to the start of the "myself" line: its first field is the id */
+    }
+    size_t id_len = me ? strcspn(me, " ") : 0;
+    int n = id_len > 0 ? 0 : -1;
+    for (const char *l = text; id_len > 0 && *l;) {
+        /* fields: id addr flags master ...; the fourth is the master's id ("-" for a master) */
+        const char *f = l;
+        for (int i = 0; i < 3 && f; i++) {
+            f = strchr(f, ' ');
+            f = f ? f + 1 : NULL;
+        }
+        if (f && strncmp(f, me, id_len) == 0 && f[id_len] == ' ') {
+            n++;
+        }
+        l += strcspn(l, "\n");
+        l += *l == '\n';
+    }
+    freeReplyObject(rep);
+    return n;
+}
+
+/*
+ * Redis Cluster, after a node's checkpoint chain: WAIT 1 until a replica acknowledged them;
+ * then the clocks each written checkpoint carries are safe (p->safe, written by the next
+ * checkpoint). No acknowledgement: they stay where they were (the close waits), counted and
+ * logged. A master the cluster gives no replica at all has nothing to fail over to: its
+ * clocks are safe at once (today's rule), with a warning.
+ */
+static void ck_replicated(struct dw_redis *r, struct dw_redis_ckpt **its, size_t n)
+{
+    size_t written = 0;
+    for (size_t i = 0; i < n; i++) {
+        written += its[i]->result == 0;
+    }
+    int replicas = written && r->slots && r->c ? node_replicas(r) : -1;
+    if (replicas < 0) {
+        return; /* not a cluster, nothing written, or no answer: nothing becomes safe */
+    }
+    int acked = replicas == 0;
+    if (replicas > 0) {
+        /* half of redis.timeout at most: the reply must come before the socket gives up */
+        int64_t t = DW_MIN((int64_t)WAIT_MAX_MS, r->cfg->redis_timeout_ms / 2);
+        redisReply *rep = cmd_here(r, "WAIT 1 %lld", (long long)DW_MAX(t, 1));
+        acked = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer >= 1;
+        freeReplyObject(rep);
+    }
+    struct node *nd = &r->nodes[r->cur];
+    if ((replicas == 0) != nd->no_replica) {
+        nd->no_replica = replicas == 0;
+        dw_log(DW_LOG_WARN,
+               replicas == 0 ? "redis cluster: this master has no replica; the clocks of its "
+                               "checkpoints close windows unreplicated (nothing to fail over to)"
+                             : "redis cluster: this master has a replica again; windows close on "
+                               "the clocks a replica acknowledged (WAIT)",
+               "{s:s,s:i}", "host", nd->host, "port", nd->port);
+    }
+    if (!acked) {
+        dw_metric_add(
+            dw_metrics_series(UNREPLICATED_METRIC, UNREPLICATED_HELP, DW_METRIC_COUNTER, NULL),
+            (double)written);
+        dw_log_limited("redis_unreplicated", 1, DW_LOG_WARN,
+                       "redis cluster: no replica acknowledged the checkpoints; windows past "
+                       "their clocks stay open until one does",
+                       "{s:s,s:i,s:i}", "host", nd->host, "port", nd->port, "checkpoints",
+                       (int)written);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct dw_part *p = its[i]->part;
+        if (its[i]->result == 0) {
+            p->safe.ok = 1;
+            p->safe.max_ts = p->max_ts;
+            p->safe.max_label_ts = p->max_label_ts;
+            p->safe.eof_ms = its[i]->eof_ms;
+            p->safe.label_eof_ms = its[i]->label_eof_ms;
+        }
+    }
+}
+
 /* The node serving partition's keys (single server: 0; -1: no node known). */
 static int part_node(struct dw_redis *r, int32_t partition)
 {
@@ -2565,6 +2669,7 @@ void dw_redis_checkpoint_many(struct dw_redis *r, struct dw_redis_ckpt *items, s
             }
         }
         ck_chain(r, its, k, owner);
+        ck_replicated(r, its, k);
     }
     free(node);
     free(its);
@@ -2871,6 +2976,21 @@ int dw_redis_get_partitions(struct dw_redis *r, int *n)
     return rc;
 }
 
+/* The meta's safe_* fields (e: their four HMGET replies) into m; absent: m->safe_present 0.
+ * @returns 0, or -1 with why naming the bad field. */
+static int safe_fields(struct dw_part_meta *m, redisReply **e, char *why, size_t why_size)
+{
+    m->safe_present = e[0]->type == REDIS_REPLY_STRING;
+    return num_field(e[0], "safe_max_ts", NUM_TS, DW_NO_TS, &m->safe_max_ts, why, why_size) ||
+                   num_field(e[1], "safe_max_label_ts", NUM_TS, DW_NO_TS, &m->safe_max_label_ts,
+                             why, why_size) ||
+                   num_field(e[2], "safe_eof_ms", NUM_CLOCK, 0, &m->safe_eof_ms, why, why_size) ||
+                   num_field(e[3], "safe_label_eof_ms", NUM_CLOCK, 0, &m->safe_label_eof_ms, why,
+                             why_size)
+               ? -1
+               : 0;
+}
+
 int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
 {
     if (ensure_conn(r, NULL, 0) != 0) {
@@ -2883,7 +3003,8 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
         key_meta(r, p, key, sizeof(key));
         sent = pipe_send(r, &pp, key,
                          "HMGET %s max_ts min_ts eof_ms off_pred max_label_ts label_eof_ms "
-                         "quarantined",
+                         "quarantined safe_max_ts safe_max_label_ts safe_eof_ms "
+                         "safe_label_eof_ms",
                          key) == 0;
     }
     redisReply **reps = pipe_run(r, &pp, sent);
@@ -2896,7 +3017,7 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
         struct dw_part_meta *m = &metas[p];
         memset(m, 0, sizeof(*m));
         m->max_ts = m->min_ts = m->max_label_ts = DW_NO_TS;
-        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 7) {
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 11) {
             redisReply **e = rep->element;
             char why[200];
             int64_t off;
@@ -2907,7 +3028,8 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas)
                 num_field(e[3], "off_pred", NUM_OFFSET, -1, &off, why, sizeof(why)) ||
                 num_field(e[4], "max_label_ts", NUM_TS, DW_NO_TS, &m->max_label_ts, why,
                           sizeof(why)) ||
-                num_field(e[5], "label_eof_ms", NUM_CLOCK, 0, &m->label_eof_ms, why, sizeof(why))) {
+                num_field(e[5], "label_eof_ms", NUM_CLOCK, 0, &m->label_eof_ms, why, sizeof(why)) ||
+                safe_fields(m, e + 7, why, sizeof(why)) != 0) {
                 char key[DW_REDIS_KEY_MAX];
                 key_meta(r, p, key, sizeof(key));
                 m->corrupt = 1;

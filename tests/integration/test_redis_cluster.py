@@ -13,6 +13,10 @@ share 6 partitions whose keys the cluster spreads over its masters.
    the replica had not received (asynchronous replication) is lost whole: the owner check sees
    the rolled-back checkpoint count and reloads both together (shown when it happens, and the
    exact final state shows nothing was counted twice or lost either way).
+4. failover_closing: the same with windows closing during the run (lateness 5 s) and the
+   replica cut off for more than a window of event time: the checkpoints the failover loses
+   must not have closed a window (the evaluator uses the clocks a replica acknowledged, WAIT),
+   so no prediction is counted late and the final state is exact.
 """
 import json
 import random
@@ -63,10 +67,14 @@ def start_pods(env):
 def finish_pods(env, pods, ok):
     """Stops the consumers (each must exit cleanly), prints the logs' tail when something
     failed, stops every service; returns ok."""
-    stopped = True
+    codes = []
     for proc, _ in pods:
-        stopped &= h.finish_consumer(proc)
-    ok &= h.report(stopped, "consumers stopped cleanly")
+        proc.terminate()
+        try:
+            codes.append(proc.wait(30))
+        except subprocess.TimeoutExpired:
+            codes.append("still running after 30 s")
+    ok &= h.report(codes == [0] * len(pods), "consumers stopped cleanly", f"(exit codes {codes})")
     if not ok:
         print(logs(env)[-6000:])
     env.close()
@@ -157,12 +165,24 @@ def crash():
 
 
 def failover():
-    env = rc.ClusterEnv(partitions=PARTS, name="clfail")
-    # No window closes during the run (the traffic spans 300 s of event time): the evaluation
-    # cursor lives in another slot, on a master that loses nothing, and a window closed from
-    # checkpoints the failover then loses would count their replayed predictions as late
-    # (docs/operations.md, "Redis Cluster"). This scenario is about the partition's rollback.
-    env.config(checkpoint="200ms", session_timeout=6000, lateness="300s")
+    # No window closes during the run (the traffic spans 300 s of event time): the scenario is
+    # about the partition's rollback alone.
+    return failover_run("clfail", lateness="300s", cut_s=1.0, checkpoint="200ms")
+
+
+def failover_closing():
+    # Windows close while the master dies: the lost checkpoints span two windows of event time
+    # (15 s of event time per second, the replica cut off 8 s), so without the replicated
+    # clocks the evaluator closes a window from clocks the failover loses, and the partition's
+    # replayed predictions of it are late once the next checkpoint (100 ms) applied the cursor
+    # (without them: 711 late, a window short by as many).
+    return failover_run("clfailclose", lateness="5s", cut_s=8.0, checkpoint="100ms",
+                        closing=True)
+
+
+def failover_run(name, lateness, cut_s, checkpoint, closing=False):
+    env = rc.ClusterEnv(partitions=PARTS, name=name)
+    env.config(checkpoint=checkpoint, session_timeout=6000, lateness=lateness)
     producer, done = start_traffic(env, count=30000)
     pods = start_pods(env)
     # every pod owns its partitions and checkpoints them while traffic flows
@@ -185,7 +205,12 @@ def failover():
     # asynchronous), as in a real failover that loses the last writes.
     env.cluster.signal(replica, signal.SIGSTOP)
     rc.cli(victim, "CLIENT", "KILL", "TYPE", "replica")
-    time.sleep(1.0)
+    if closing:
+        # the cut-off replica acknowledges nothing: the clocks of the victim's partitions stop
+        # being safe (WAIT), and the pods say so
+        h.wait_for(lambda: sum(metric_at(port, "driftwatch_redis_unreplicated_checkpoints_total")
+                               or 0 for _, port in pods) > 0, 30, "unreplicated checkpoints")
+    time.sleep(cut_s)
     t0 = time.time()
     flowing = producer.is_alive()
     env.cluster.kill(victim)
@@ -209,6 +234,12 @@ def failover():
     ok &= h.report(not diffs, "cluster: exact counts after a master failover",
                    f"({len(truth)} windows) {diffs[:5]}")
     ok &= h.report("consumption resumed: checkpoint succeeded" in logs(env), "driftwatch resumed")
+    if closing:
+        late = sum(metric_at(port, "driftwatch_late_predictions_total") or 0 for _, port in pods)
+        closes = sum(metric_at(port, "driftwatch_windows_evaluated_total") or 0 for _, port in pods)
+        ok &= h.report(late == 0 and closes > 0, "windows closed and no prediction counted late "
+                       "(gen sends none)",
+                       f"({late:.0f} late, {closes:.0f} evaluations)")
     lost = logs(env).count("Redis lost acknowledged checkpoints")
     ok &= h.report(lost > 0, "the lost checkpoints were detected and reloaded with their offsets",
                    f"({lost} 'Redis lost acknowledged checkpoints' lines)")
@@ -216,4 +247,5 @@ def failover():
 
 
 if __name__ == "__main__":
-    sys.exit(h.run_scenarios({"exact": exact, "crash": crash, "failover": failover}))
+    sys.exit(h.run_scenarios({"exact": exact, "crash": crash, "failover": failover,
+                              "failover_closing": failover_closing}))

@@ -429,6 +429,43 @@ static void test_reference_across_restart(void **state)
     free(one);
 }
 
+/* Redis Cluster: the clocks that count are the replicated ones (the safe copies a checkpoint
+ * writes once WAIT saw a replica acknowledge the checkpoint before it). */
+static void test_cluster_uses_replicated_clocks(void **state)
+{
+    (void)state;
+    struct dw_config cfg = test_cfg();
+    cfg.redis_cluster = 1;
+    struct dw_part_meta metas[2] = {live(T0 + 5 * W, T0 + 5 * W), live(T0 + 5 * W, T0 + 5 * W)};
+    struct dw_watermarks w;
+    int64_t pwm;
+    /* partition 1 has no replicated checkpoint yet: it holds every window, as without state */
+    metas[0].safe_present = 1;
+    metas[0].safe_max_ts = T0 + 5 * W;
+    metas[0].safe_max_label_ts = T0 + 5 * W;
+    assert_int_equal(dw_evaluator_part_hold(&metas[1], &cfg, 0, NOW, &pwm), DW_HOLD_NO_DATA);
+    dw_evaluator_watermarks(metas, 2, &cfg, NOW, &w);
+    assert_true(w.wm == DW_NO_TS && w.label_wm == DW_NO_TS);
+    /* its replicated clocks lag its written ones by two windows: they are the ones used */
+    metas[1].safe_present = 1;
+    metas[1].safe_max_ts = T0 + 3 * W;
+    metas[1].safe_max_label_ts = T0 + 2 * W;
+    dw_evaluator_watermarks(metas, 2, &cfg, NOW, &w);
+    assert_true(w.wm == T0 + 3 * W - LATENESS);
+    assert_true(w.label_wm == T0 + 2 * W);
+    /* at its end since long ago, but that end is not replicated: still holding */
+    metas[1].eof_ms = NOW - 2 * IDLE;
+    metas[1].label_eof_ms = NOW - 2 * IDLE;
+    assert_int_equal(dw_evaluator_part_hold(&metas[1], &cfg, 0, NOW, &pwm), DW_HOLD_CLOCK);
+    metas[1].safe_eof_ms = NOW - 2 * IDLE;
+    assert_int_equal(dw_evaluator_part_hold(&metas[1], &cfg, 0, NOW, &pwm), DW_HOLD_IDLE);
+    /* a single server (or Sentinel) keeps the written clocks */
+    cfg.redis_cluster = 0;
+    metas[1].eof_ms = 0;
+    dw_evaluator_watermarks(metas, 2, &cfg, NOW, &w);
+    assert_true(w.wm == T0 + 5 * W - LATENESS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -442,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_rolling_first_window),
         cmocka_unit_test(test_records_before),
         cmocka_unit_test(test_reference_across_restart),
+        cmocka_unit_test(test_cluster_uses_replicated_clocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

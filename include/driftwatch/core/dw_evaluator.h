@@ -30,6 +30,10 @@ struct dw_part_meta {
     int64_t eof_ms;       /* wall clock since the partition is at the end of its log, 0 = not */
     int64_t max_label_ts; /* label watermark (DW_NO_TS when no label yet) */
     int64_t label_eof_ms; /* same as eof_ms for the labels partition */
+    /* Redis Cluster: the same four clocks as of the last checkpoint a replica acknowledged
+     * (WAIT); safe_present 0 while none is. Read only when cfg->redis_cluster. */
+    int safe_present;
+    int64_t safe_max_ts, safe_max_label_ts, safe_eof_ms, safe_label_eof_ms;
 };
 
 /** @brief How one partition's clock takes part in the group's watermark. */

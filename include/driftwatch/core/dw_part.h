@@ -144,6 +144,13 @@ struct dw_part {
     int64_t *gc_before;
     int meta_dirty;
     uint64_t ckpt_seq; /* checkpoints written (meta field ckpt_seq): detects a Redis rollback */
+    /* Redis Cluster: the clocks of the last checkpoint a replica acknowledged (WAIT), written
+     * as the meta's safe_* fields by the next checkpoint; ok 0 while none is (the evaluator
+     * holds the windows past them: dw_evaluator_part_hold). */
+    struct {
+        int ok;
+        int64_t max_ts, max_label_ts, eof_ms, label_eof_ms;
+    } safe;
     struct dw_part_reject reject; /* why the last call returned DW_PART_REJECTED */
     /* Label events a dw_part_on_prediction() call dropped: the label parked before the
      * prediction (and its remembered duplicates) was rejected at the join (why in join_reject).
