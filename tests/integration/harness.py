@@ -5,6 +5,7 @@ Every process started here is stopped by Env.close() (also at interpreter exit).
 import atexit
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,10 +21,56 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("DRIFTWATCH_BIN") or os.path.join(ROOT, "build", "driftwatch")
 
 
-def free_port():
+LIVE_ENVS = []
+
+
+def print_logs_on_crash(kind, value, tb):
+    """A test that dies on an exception (a wait_for timeout, say) prints the tail of every log
+    of its live Envs first: CI keeps only the output, and the temporary directory goes."""
+    for env in LIVE_ENVS:
+        for name in sorted(os.listdir(env.dir)) if os.path.isdir(env.dir) else []:
+            if name.endswith(".log"):
+                with open(os.path.join(env.dir, name), errors="replace") as f:
+                    print(f"---- {name} (tail) ----\n{f.read()[-3000:]}")
+    sys.__excepthook__(kind, value, tb)
+
+
+sys.excepthook = print_logs_on_crash
+
+
+def port_free(port):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_GIVEN_PORTS = set()
+
+
+def free_port(bus=False):
+    """A free loopback port below the kernel's ephemeral range: a port the kernel hands out
+    (bind to 0) is also what it gives the local end of outgoing connections, and one of those
+    took a server's port before the server bound it. bus: port + 10000 is free and below that
+    range too (a Redis Cluster node's bus port)."""
+    hi = _ephemeral_low() - (10000 if bus else 0)
+    rnd = random.Random()
+    while True:
+        p = rnd.randrange(10000, hi)
+        taken = {p, p + 10000} if bus else {p}
+        if not taken & _GIVEN_PORTS and all(port_free(q) for q in taken):
+            _GIVEN_PORTS.update(taken)
+            return p
 
 
 def wait_for(pred, timeout, what, interval=0.2):
@@ -173,6 +220,7 @@ class Env:
         self.broker_lock = threading.Lock()
         self.redis_port = free_port()
         self.http_port = free_port()
+        LIVE_ENVS.append(self)
         self._start_redis()
         self._start_broker()
         atexit.register(self.close)
@@ -414,6 +462,8 @@ http:
                     p.kill()
                     p.wait()
         self.procs = []
+        if self in LIVE_ENVS:
+            LIVE_ENVS.remove(self)
         if os.environ.get("DW_KEEP_TMP") is None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
