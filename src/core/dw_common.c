@@ -492,11 +492,14 @@ int dw_duration_unit(const char *suffix, double *ms_per_unit)
     return -1;
 }
 
-int dw_hostport_parse(const char *s, char *host, size_t host_size, int *port)
+int dw_hostport_split(const char *s, size_t len, char *host, size_t host_size, int *port)
 {
-    const char *colon = strrchr(s, ':');
+    const char *colon = NULL;
+    for (size_t i = len; i > 0 && !colon; i--) {
+        colon = s[i - 1] == ':' ? s + i - 1 : NULL;
+    }
     int64_t p = 0;
-    if (!colon || dw_parse_i64(colon + 1, strlen(colon + 1), 1, 65535, &p) != 0) {
+    if (!colon || dw_parse_i64(colon + 1, len - (size_t)(colon + 1 - s), 1, 65535, &p) != 0) {
         return -1;
     }
     size_t n = (size_t)(colon - s);
@@ -504,13 +507,18 @@ int dw_hostport_parse(const char *s, char *host, size_t host_size, int *port)
         s++;
         n -= 2;
     }
-    if (n == 0 || n >= host_size) {
+    if (n >= host_size) {
         return -1;
     }
     memcpy(host, s, n);
     host[n] = '\0';
     *port = (int)p;
     return 0;
+}
+
+int dw_hostport_parse(const char *s, char *host, size_t host_size, int *port)
+{
+    return dw_hostport_split(s, strlen(s), host, host_size, port) == 0 && host[0] ? 0 : -1;
 }
 
 int dw_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)

@@ -133,22 +133,6 @@ int dw_slots_cmd_key(const char *cmd, size_t len, const char **key, size_t *key_
     return dw_slots_argv_key(argc >= 2 ? 2 : 1, argv, lens, key, key_len);
 }
 
-int dw_slots_hostport(const char *s, size_t len, char *host, size_t host_size, int *port)
-{
-    char text[DW_SLOTS_HOST_MAX + 16];
-    if (len >= sizeof(text)) {
-        return -1;
-    }
-    /* ":port": a node that does not know its own address (the caller knows which it is) */
-    int bare = len > 0 && s[0] == ':' && !memchr(s + 1, ':', len - 1);
-    snprintf(text, sizeof(text), "%s%.*s", bare ? "-" : "", (int)len, s);
-    if (dw_hostport_parse(text, host, host_size, port) != 0) {
-        return -1;
-    }
-    host[0] = bare ? '\0' : host[0];
-    return 0;
-}
-
 int dw_slots_redirect(const char *err, size_t len, struct dw_slots_redirect *out)
 {
     int kind = DW_SLOTS_NONE;
@@ -166,7 +150,7 @@ int dw_slots_redirect(const char *err, size_t len, struct dw_slots_redirect *out
     const char *sp = memchr(s, ' ', (size_t)(end - s));
     int64_t slot;
     if (!sp || dw_parse_i64(s, (size_t)(sp - s), 0, DW_SLOTS_N - 1, &slot) != 0 ||
-        dw_slots_hostport(sp + 1, (size_t)(end - sp - 1), out->host, sizeof(out->host),
+        dw_hostport_split(sp + 1, (size_t)(end - sp - 1), out->host, sizeof(out->host),
                           &out->port) != 0) {
         return -1;
     }

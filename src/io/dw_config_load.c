@@ -2221,7 +2221,7 @@ static int check_hostport(struct parse_ctx *ctx, const char *item_name, const ch
 {
     char host[DW_SLOTS_HOST_MAX];
     int port;
-    if (dw_slots_hostport(text, strlen(text), host, sizeof(host), &port) != 0 || !host[0]) {
+    if (dw_hostport_parse(text, host, sizeof(host), &port) != 0) {
         return dw_err(ctx->errstr, ctx->errstr_size,
                       "%s: '%s' is not host:port (a port 1..65535 after the last ':')", item_name,
                       text);

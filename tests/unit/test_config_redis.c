@@ -84,6 +84,26 @@ static void test_hostport(void **state)
     assert_int_equal(dw_hostport_parse("abc:1", small, sizeof(small), &port), 0);
 }
 
+/* dw_hostport_split reads only s[0..len) and takes an empty host (a MOVED ":7003"). */
+static void test_hostport_split(void **state)
+{
+    (void)state;
+    char host[64];
+    int port = 0;
+    const char *s = ":7003 and more";
+    assert_int_equal(dw_hostport_split(s, 5, host, sizeof(host), &port), 0);
+    assert_string_equal(host, "");
+    assert_int_equal(port, 7003);
+    s = "10.0.0.1:6379:tail";
+    assert_int_equal(dw_hostport_split(s, 13, host, sizeof(host), &port), 0);
+    assert_string_equal(host, "10.0.0.1");
+    assert_int_equal(port, 6379);
+    assert_int_equal(dw_hostport_split(s, strlen(s), host, sizeof(host), &port), -1);
+    assert_int_equal(dw_hostport_split(":", 1, host, sizeof(host), &port), -1);
+    assert_int_equal(dw_hostport_split("", 0, host, sizeof(host), &port), -1);
+    assert_int_equal(dw_hostport_parse(":7003", host, sizeof(host), &port), -1);
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -177,9 +197,10 @@ static void test_tls_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hostport),  cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_sentinels), cmocka_unit_test(test_sentinel_errors),
-        cmocka_unit_test(test_username),  cmocka_unit_test(test_tls_refused),
+        cmocka_unit_test(test_hostport),        cmocka_unit_test(test_hostport_split),
+        cmocka_unit_test(test_defaults),        cmocka_unit_test(test_sentinels),
+        cmocka_unit_test(test_sentinel_errors), cmocka_unit_test(test_username),
+        cmocka_unit_test(test_tls_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

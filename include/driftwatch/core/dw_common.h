@@ -230,6 +230,13 @@ int dw_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *o
  */
 int dw_hostport_parse(const char *s, char *host, size_t host_size, int *port);
 
+/**
+ * @brief dw_hostport_parse of s[0..len) that also takes an empty host (":6379", as a Redis
+ *        Cluster node that does not know its own address writes itself): host is then "".
+ * @returns 0 with host and *port, or -1.
+ */
+int dw_hostport_split(const char *s, size_t len, char *host, size_t host_size, int *port);
+
 /** @brief Milliseconds per unit of a duration suffix ("", "s", "ms", "m", "h", "d"); 0/-1. */
 int dw_duration_unit(const char *suffix, double *ms_per_unit);
 

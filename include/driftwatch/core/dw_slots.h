@@ -52,8 +52,4 @@ struct dw_slots_redirect {
  *  -1 for a MOVED/ASK that does not parse */
 int dw_slots_redirect(const char *err, size_t len, struct dw_slots_redirect *out);
 
-/** @brief Splits "host:port" (the last ':' separates: IPv6 hosts keep theirs).
- *  @returns 0, or -1 when there is no valid port (1..65535) or the host does not fit */
-int dw_slots_hostport(const char *s, size_t len, char *host, size_t host_size, int *port);
-
 #endif
