@@ -81,6 +81,9 @@ struct node {
     int port;
     redisContext *c;
     int no_replica; /* cluster: the last CLUSTER NODES gave it no replica (logged once) */
+    int replicas;   /* cluster: its replica count (CLUSTER NODES), when replicas_known */
+    int replicas_known;
+    int64_t replicas_mono_ms; /* when it was read (read again after REPLICAS_TTL_MS) */
 };
 
 struct dw_redis {
@@ -138,6 +141,8 @@ static int reply_ok(const redisReply *rep)
     "checkpoint is acknowledged."
 /* ms: the WAIT timeout after a node's checkpoints (and at most redis.timeout / 2) */
 #define WAIT_MAX_MS 1000
+/* ms: how long a master's replica count (CLUSTER NODES) is used before it is read again */
+#define REPLICAS_TTL_MS 10000
 #define READONLY_METRIC "driftwatch_redis_readonly_replies_total"
 #define READONLY_HELP                                                                              \
     "Connections to Redis dropped because the server answered READONLY (it is a replica now: "     \
@@ -363,6 +368,7 @@ static int map_apply(struct dw_redis *r, const redisReply *rep, const char *aske
         }
         if (j < r->n_nodes) {
             r->nodes[j].c = o->c;
+            r->nodes[j].no_replica = o->no_replica; /* its replica count is read again */
             if (old_c && o->c == old_c) {
                 r->cur = (int)j;
                 r->c = o->c;
@@ -412,7 +418,7 @@ static int map_refresh(struct dw_redis *r, char *errstr, size_t errstr_size)
         const char *seed = r->cfg->redis_nodes[i];
         char host[DW_SLOTS_HOST_MAX];
         int port;
-        if (dw_slots_hostport(seed, strlen(seed), host, sizeof(host), &port) == 0) {
+        if (dw_hostport_parse(seed, host, sizeof(host), &port) == 0) {
             rc = map_ask(r, host, port, err, sizeof(err));
         }
     }
@@ -2541,7 +2547,7 @@ static void ck_chain(struct dw_redis *r, struct dw_redis_ckpt **its, size_t n, c
 
 /* The number of replicas the cluster's configuration gives the node in use (CLUSTER NODES:
  * the lines whose master is the "myself" line's id, connected or not); -1 on an error. */
-static int node_replicas(struct dw_redis *r)
+static int node_replicas_read(struct dw_redis *r)
 {
     redisReply *rep = cmd_here(r, "CLUSTER NODES");
     const char *text = rep && rep->type == REDIS_REPLY_STRING ? rep->str : "";
@@ -2566,6 +2572,21 @@ static int node_replicas(struct dw_redis *r)
     }
     freeReplyObject(rep);
     return n;
+}
+
+/* node_replicas_read, kept with the node: read when the slot map is (a new node table) and
+ * again every REPLICAS_TTL_MS, not at every checkpoint round. A replica added is seen within
+ * that time; one removed makes WAIT time out until then (windows wait: the safe side). */
+static int node_replicas(struct dw_redis *r)
+{
+    struct node *nd = &r->nodes[r->cur];
+    int64_t now = dw_mono_ms();
+    if (!nd->replicas_known || now - nd->replicas_mono_ms >= REPLICAS_TTL_MS) {
+        nd->replicas = node_replicas_read(r);
+        nd->replicas_known = nd->replicas >= 0;
+        nd->replicas_mono_ms = now;
+    }
+    return nd->replicas;
 }
 
 /*

@@ -3,10 +3,8 @@ mode (3 masters, 3 replicas) made with `redis-cli --cluster create`, and Cluster
 harness's Env with that cluster in place of the single redis-server (the config names its nodes
 under redis.nodes with redis.cluster: true)."""
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 
 import harness as h
@@ -14,24 +12,9 @@ import harness as h
 NODE_TIMEOUT_MS = 1500  # cluster-node-timeout: a dead master is failed over within ~2-3 s
 
 
-def _port_free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 def cluster_ports(n):
-    """n ports below 50000 whose cluster bus port (+10000) is free too."""
-    rnd = random.Random()
-    ports = []
-    while len(ports) < n:
-        p = rnd.randrange(20000, 39990)
-        if p not in ports and _port_free(p) and _port_free(p + 10000):
-            ports.append(p)
-    return ports
+    """n ports whose cluster bus port (+10000) is free too."""
+    return [h.free_port(bus=True) for _ in range(n)]
 
 
 def cli(port, *args):
@@ -118,6 +101,16 @@ class Cluster:
     def signal(self, port, sig):
         self.proc[port].send_signal(sig)
 
+    def command_calls(self, name):
+        """Calls of command `name` (as INFO commandstats spells it: "cluster|nodes") served by
+        the live nodes so far."""
+        total = 0
+        for port in self.live_ports():
+            m = re.search(rf"^cmdstat_{re.escape(name)}:calls=(\d+)",
+                          cli(port, "INFO", "commandstats"), re.M)
+            total += int(m.group(1)) if m else 0
+        return total
+
     def node_id(self, port):
         return cli(port, "CLUSTER", "MYID")
 
@@ -136,7 +129,9 @@ class Cluster:
             out = cli(src, "MIGRATE", "127.0.0.1", str(dst), "", "0", "5000", "KEYS", *keys)
             assert out in ("OK", "NOKEY"), out
         if only is None:
-            for port in self.masters() + [src, dst]:
+            # the order Redis's manual gives: the importing node first, then the migrating
+            # one, then the others (no MOVED back and forth between the two meanwhile)
+            for port in [dst, src] + [p for p in self.masters() if p not in (src, dst)]:
                 cli(port, "CLUSTER", "SETSLOT", str(slot), "NODE", self.node_id(dst))
 
     def kill(self, port):
