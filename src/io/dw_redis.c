@@ -1735,40 +1735,45 @@ int dw_redis_quarantine(struct dw_redis *r, int32_t partition, const char *reaso
     return ok ? 0 : -1;
 }
 
-/*
- * Calls fn for every key that starts with `prefix` (SCAN MATCH with the prefix's glob
- * characters escaped). @returns 0, -1 when Redis failed, or fn's non-zero return.
- * Every prefix starts with a whole hash tag, so its keys share one slot: in a cluster the SCAN
- * goes to that slot's master, found by a command on the prefix itself (EXISTS follows a MOVED,
- * so a SCAN never walks a node that no longer serves the slot).
- */
-static int scan_prefix(struct dw_redis *r, const char *prefix,
-                       int (*fn)(void *opaque, const char *key, size_t len), void *opaque)
+/* The nodes holding the keys of a slot: its master, and while the slot migrates (a key it does
+ * not have is asked elsewhere: ASK) the node it migrates to. */
+struct slot_holders {
+    char host[2][DW_SLOTS_HOST_MAX];
+    int port[2];
+    int n;
+};
+
+/* Finds the holders of prefix's slot (cluster only) by a command on the prefix itself, a key
+ * that does not exist: EXISTS follows a MOVED (a SCAN never walks a node that no longer serves
+ * the slot) and ends at the importing node after an ASK. 0, or -1 when Redis failed. */
+static int slot_holders(struct dw_redis *r, const char *prefix, struct slot_holders *h)
 {
-    dw_assert(prefix[0] == '{' && strchr(prefix, '}') != NULL);
-    if (r->slots) {
-        redisReply *probe = cmdf(r, "EXISTS %s", prefix);
-        int ok = reply_ok(probe);
-        freeReplyObject(probe);
-        if (!ok) {
-            return -1;
-        }
+    redisReply *probe = cmdf(r, "EXISTS %s", prefix);
+    int ok = reply_ok(probe) && r->c;
+    freeReplyObject(probe);
+    if (!ok) {
+        return -1;
     }
-    char pattern[1300];
-    size_t o = 0;
-    for (const char *s = prefix; *s && o + 3 < sizeof(pattern); s++) {
-        if (strchr("*?[]\\", *s)) {
-            pattern[o++] = '\\';
-        }
-        pattern[o++] = *s;
+    struct node asked = r->nodes[r->cur]; /* a copy: routing may read the map again */
+    if (route(r, prefix, strlen(prefix), NULL, 0) != 0) {
+        return -1;
     }
-    pattern[o++] = '*';
-    pattern[o] = '\0';
+    const struct node *master = &r->nodes[r->cur];
+    h->n = 1 + (asked.port != master->port || strcmp(asked.host, master->host) != 0);
+    snprintf(h->host[0], sizeof(h->host[0]), "%s", master->host);
+    h->port[0] = master->port;
+    snprintf(h->host[1], sizeof(h->host[1]), "%s", asked.host);
+    h->port[1] = asked.port;
+    return 0;
+}
+
+/* Calls fn for every key matching `pattern` on the connection in use (SCAN MATCH). */
+static int scan_here(struct dw_redis *r, const char *pattern, size_t len,
+                     int (*fn)(void *opaque, const char *key, size_t len), void *opaque)
+{
     char cursor[32] = "0";
     do {
-        redisReply *rep = route(r, prefix, strlen(prefix), NULL, 0) == 0
-                              ? cmd_here(r, "SCAN %s MATCH %b COUNT 1000", cursor, pattern, o)
-                              : NULL;
+        redisReply *rep = cmd_here(r, "SCAN %s MATCH %b COUNT 1000", cursor, pattern, len);
         if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
             freeReplyObject(rep);
             return -1;
@@ -1785,6 +1790,50 @@ static int scan_prefix(struct dw_redis *r, const char *prefix,
         }
     } while (strcmp(cursor, "0") != 0);
     return 0;
+}
+
+/*
+ * Calls fn for every key that starts with `prefix` (SCAN MATCH with the prefix's glob
+ * characters escaped). @returns 0, -1 when Redis failed, or fn's non-zero return.
+ * Every prefix starts with a whole hash tag, so its keys share one slot. In a cluster the SCAN
+ * walks that slot's holders (slot_holders): the master, then, while the slot migrates, the node
+ * it migrates to (in that order: a key moved in between is seen twice, never missed). When the
+ * holders changed during the walk (a migration began or ended), it fails rather than report a
+ * partial list; the caller's command is run again.
+ */
+static int scan_prefix(struct dw_redis *r, const char *prefix,
+                       int (*fn)(void *opaque, const char *key, size_t len), void *opaque)
+{
+    dw_assert(prefix[0] == '{' && strchr(prefix, '}') != NULL);
+    struct slot_holders h = {.n = 1}, after = {.n = 1};
+    if (r->slots && slot_holders(r, prefix, &h) != 0) {
+        return -1;
+    }
+    char pattern[1300];
+    size_t o = 0;
+    for (const char *s = prefix; *s && o + 3 < sizeof(pattern); s++) {
+        if (strchr("*?[]\\", *s)) {
+            pattern[o++] = '\\';
+        }
+        pattern[o++] = *s;
+    }
+    pattern[o++] = '*';
+    pattern[o] = '\0';
+    int rc = 0;
+    for (int i = 0; i < h.n && rc == 0; i++) {
+        rc = !r->slots ? route_any(r, NULL, 0)
+                       : use_node(r, node_index(r, h.host[i], h.port[i]), NULL, 0);
+        rc = rc == 0 ? scan_here(r, pattern, o, fn, opaque) : -1;
+    }
+    if (rc == 0 && r->slots &&
+        (slot_holders(r, prefix, &after) != 0 || memcmp(&h, &after, sizeof(h)) != 0)) {
+        dw_log(DW_LOG_WARN,
+               "redis cluster: the slot moved while its keys were listed; the "
+               "listing is not trusted",
+               "{s:s}", "prefix", prefix);
+        rc = -1;
+    }
+    return rc;
 }
 
 struct check_acc {

@@ -82,6 +82,14 @@ def finish_pods(env, pods, ok):
     return ok
 
 
+def state_check(env):
+    """`driftwatch state check`: its exit code and its line of each partition."""
+    r = subprocess.run([h.BIN, "state", "check", "-c", env.config_path], capture_output=True,
+                       text=True, timeout=60)
+    lines = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    return r.returncode, {l["partition"]: l for l in lines if "partition" in l}
+
+
 def settled_state(env):
     """`driftwatch inspect` once two reads a second apart agree: a window's close evaluation,
     due once the replicated clocks passed it, may still drop its sketches after the counts are
@@ -132,11 +140,9 @@ def exact():
     ok &= h.report(ckpts >= 20 and nodes_calls <= bound,
                    "the replica count is kept, not read at every checkpoint round",
                    f"({nodes_calls} CLUSTER NODES for {ckpts:.0f} checkpoints, at most {bound})")
-    r = subprocess.run([h.BIN, "state", "check", "-c", env.config_path], capture_output=True,
-                       text=True, timeout=60)
-    status = {l["partition"]: l["status"] for l in map(json.loads, r.stdout.splitlines())
-              if "partition" in l}
-    ok &= h.report(r.returncode == 0 and status == {p: "ok" for p in range(PARTS)},
+    code, checked = state_check(env)
+    status = {p: l["status"] for p, l in checked.items()}
+    ok &= h.report(code == 0 and status == {p: "ok" for p in range(PARTS)},
                    "state check reads every partition through the cluster", f"{status}")
     masters = {env.cluster.master_of(env.cluster.slot(f"{{dw:dwtest:predictions:{p}}}"))
                for p in range(PARTS)}
@@ -148,8 +154,13 @@ def exact():
     src = env.cluster.master_of(slot)
     dst = next(p for p in env.cluster.masters() if p != src)
     before = settled_state(env)
+    stored = {p: l.get("windows_stored") for p, l in state_check(env)[1].items()}
     env.cluster.migrate(slot, src, dst, only=":w:")
     ok &= same_state(env, before, "state read the same with the slot half migrated (ASK followed)")
+    # a SCAN of the slot's master alone would miss the window keys already moved
+    now = {p: l.get("windows_stored") for p, l in state_check(env)[1].items()}
+    ok &= h.report(now == stored and stored[0], "state check lists the keys of a half-migrated "
+                   "slot on both nodes", f"(windows stored before {stored}, now {now})")
     ckpts = [metric_at(port, "driftwatch_checkpoints_total") for _, port in pods]
     env.cluster.migrate(slot, src, dst)
     ok &= h.report(env.cluster.master_of(slot) == dst, "slot handed over",
