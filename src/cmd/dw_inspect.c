@@ -143,10 +143,18 @@ int dw_cmd_inspect(int argc, char **argv)
     }
     int rc = 1;
     struct dw_redis *r = dw_redis_connect(&cfg, errstr, sizeof(errstr));
-    int n_parts = 0;
+    int n_parts = 0, found = r ? dw_redis_get_partitions(r, &n_parts) : -1;
+    char key[DW_REDIS_KEY_MAX] = "";
+    if (r) {
+        dw_cmd_partitions_key(r, key, sizeof(key));
+    }
     if (!r) {
         fprintf(stderr, "inspect: %s\n", errstr);
-    } else if (dw_redis_get_partitions(r, &n_parts) != 1) {
+    } else if (found == -2) {
+        fprintf(stderr, "inspect: %s is corrupt: not a partition count\n", key);
+    } else if (found < 0) {
+        fprintf(stderr, "inspect: redis: cannot read the partition count %s\n", key);
+    } else if (found == 0) {
         fprintf(stderr, "inspect: no driftwatch state for group '%s' in Redis\n", cfg.group);
     } else {
         rc = 0;

@@ -268,9 +268,8 @@ int dw_cmd_state(int argc, char **argv)
     if (!r) {
         fprintf(stderr, "state: %s\n", errstr);
     } else if (found == -2) {
-        char name[DW_REDIS_NAME_MAX], key[DW_REDIS_KEY_MAX];
-        dw_redis_name_partitions(name, sizeof(name));
-        dw_redis_global_key(r, name, key, sizeof(key));
+        char key[DW_REDIS_KEY_MAX];
+        dw_cmd_partitions_key(r, key, sizeof(key));
         dw_cmd_print_json(json_pack("{s:s,s:s,s:s}", "key", key, "status", "corrupt", "error",
                                     "not a partition count"));
     } else if (found < 0) {

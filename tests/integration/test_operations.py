@@ -39,6 +39,23 @@ def check_config_cases(env, ok):
     return ok
 
 
+def inspect_cases(env, ok):
+    """inspect tells a corrupt or unreadable partition count from a group with no state."""
+    key = "{dw:dwtest}:partitions"
+    cases = [("SET", "many", "corrupt", "a corrupt partition count named"),
+             ("HSET", "f", "corrupt", "a partition count of the wrong type named"),
+             (None, None, "no driftwatch state", "a group without state said so")]
+    for cmd, value, words, what in cases:
+        env.redis("DEL", key)
+        if cmd:
+            env.redis(cmd, key, *([value] if cmd == "SET" else [value, "1"]))
+        r = subprocess.run([h.BIN, "inspect", "-c", env.config_path], capture_output=True,
+                           text=True, timeout=60)
+        named = words in r.stderr and (cmd is None or key in r.stderr)
+        ok &= h.report(r.returncode == 1 and named, f"inspect: {what}", r.stderr.strip())
+    return ok
+
+
 def main():
     # odd-labels has 3 partitions where predictions has 2: not co-partitioned
     env = h.Env(partitions=2, name="ops", extra_topics=["odd-labels:3"])
@@ -75,6 +92,7 @@ def main():
                    f"rc={rc} in {time.time() - t0:.1f}s")
     ok &= h.report(h.compare_with_truth(env.inspect(), truth) == [], "state intact after stop")
     ok = check_config_cases(env, ok)
+    ok = inspect_cases(env, ok)
     env.close()
     return 0 if ok else 1
 

@@ -26,6 +26,9 @@ struct dw_model_cfg;
  *        GET /api/v1/models/<m>/reference.
  * @returns the document, or NULL with errstr (Redis or profile file error).
  */
+/** @brief The Redis key of the group's partition count ({dw:G}:partitions), for messages. */
+void dw_cmd_partitions_key(struct dw_redis *r, char *key, size_t key_size);
+
 json_t *dw_reference_show_json(struct dw_redis *r, const struct dw_config *cfg,
                                const struct dw_model_cfg *m, char *errstr, size_t errstr_size);
 
