@@ -2442,6 +2442,16 @@ static int evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t dead
         DW_NEXT_WINDOW) {
         return 0;
     }
+    if (final) {
+        char close_name[DW_REDIS_NAME_MAX];
+        int64_t close_cursor = 0;
+        dw_redis_name_cursor(m->name, 0, close_name, sizeof(close_name));
+        int close_found = get_event_time(rn, close_name, &close_cursor);
+        if (close_found < 0) {
+            return 0;
+        }
+        dw_evaluator_after_close(&walk, close_found, close_cursor);
+    }
     int limit = RUN_MAX_WINDOWS_PER_TICK - *walked; /* walk.reports counts this call's */
     while (!run_stop &&
            dw_evaluator_next(&walk, reference_ready(rn, mi), limit) == DW_NEXT_WINDOW) {

@@ -18,6 +18,12 @@
  * never idle (its unread events may belong to any later window); a corrupt meta holds every
  * window. When every partition is idle, the largest clock closes everything read.
  *
+ * The final-after-close rule: a model's final cursor never passes its close cursor
+ * (dw_evaluator_after_close). A window's final evaluation takes the feature statistics of its
+ * committed close report, replaces that report under the same key, and lets the partitions
+ * delete the records before it (dw_evaluator_records_before); so it runs only after the close
+ * evaluation of the window was committed, whatever the watermarks read by the final walk say.
+ *
  * With Redis Cluster a partition's meta lives on its slot's master and the cursors on another:
  * replication is asynchronous, so a failover can lose a partition's last checkpoints after
  * their clocks closed windows, and the replayed predictions would be late. There the clocks
@@ -155,6 +161,18 @@ enum dw_next dw_evaluator_cursor_begin(struct dw_cursor_walk *walk, const struct
         walk->cursor = dw_floor_div(w->first_ts, L) * L;
     }
     return DW_NEXT_WINDOW;
+}
+
+void dw_evaluator_after_close(struct dw_cursor_walk *walk, int close_found, int64_t close_cursor)
+{
+    if (!walk->final) {
+        return;
+    }
+    if (!close_found) {
+        walk->until = DW_NO_TS; /* no close evaluation committed: nothing is final */
+    } else if (walk->until != DW_NO_TS) {
+        walk->until = DW_MIN(walk->until, close_cursor);
+    }
 }
 
 enum dw_next dw_evaluator_next(const struct dw_cursor_walk *walk, int has_ref, int max_per_tick)

@@ -118,6 +118,19 @@ enum dw_next dw_evaluator_cursor_begin(struct dw_cursor_walk *walk, const struct
                                        int64_t stored);
 
 /**
+ * @brief The final-after-close rule, for a final walk begun with dw_evaluator_cursor_begin():
+ *        a window's final evaluation comes only after its close evaluation was committed. The
+ *        walk is bounded by the model's committed close cursor (close_found 0: none yet, so no
+ *        window is final), whatever the watermarks say: the close and final walks of one round
+ *        may read different watermarks (slices), or the close walk may stop early (a failure,
+ *        the per-round bound). Past it, the final report would be overwritten by the later
+ *        close report of its window (same key), and the window records the final cursor lets
+ *        the partitions delete (dw_evaluator_records_before) could still be unread by the close
+ *        evaluation. A close walk is left as it is.
+ */
+void dw_evaluator_after_close(struct dw_cursor_walk *walk, int close_found, int64_t close_cursor);
+
+/**
  * @brief What the walk does next: DW_NEXT_WINDOW (evaluate walk->cursor), or why it stops.
  * has_ref: the model's reference exists.
  */
@@ -174,8 +187,9 @@ void dw_evaluator_rolling(const struct dw_config *cfg, int found, int64_t stored
  * next window to evaluate at the label horizon): records of windows starting before the
  * returned start are needed by no reader. The final evaluation of a window reads its records,
  * and the rolling view of every report reads the evaluation.rolling_windows - 1 windows before
- * the one reported; the close cursor is never behind the final one, so the last reader of
- * window w is the final evaluation of w + (rolling_windows - 1) * window.size.
+ * the one reported; the close cursor is never behind the final one (dw_evaluator_after_close),
+ * so the last reader of window w is the final evaluation of w + (rolling_windows - 1) *
+ * window.size.
  * @returns final_cursor - max(rolling_windows - 1, 0) * window.size.
  */
 int64_t dw_evaluator_records_before(const struct dw_config *cfg, int64_t final_cursor);
