@@ -162,9 +162,7 @@ struct runner {
     struct dw_api *api;         /* GET / and /api/v1/models... (reads Redis on the HTTP threads) */
     struct dw_actions *actions; /* alert rules, sinks, triggers (evaluator) */
     unsigned char *evaluating;  /* per model: held its evaluator lease at the last tick */
-    size_t eval_left;           /* cursors (model, stage) of the round still to walk, 0: none */
-    size_t eval_pos;            /* the next one: 2 * model + final */
-    int eval_walked;            /* reports of that cursor in the round so far */
+    struct dw_eval_round round; /* the evaluation round being walked (dw_evaluator) */
     int n_parts;
     struct dw_part **parts;    /* by partition number; NULL when not owned */
     int64_t *eof_ms;           /* wall clock since the predictions partition hit its end, 0 = not */
@@ -2416,7 +2414,8 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
 }
 
 /*
- * Walks one cursor of model mi over the windows closed since the last tick, until
+ * Walks one cursor of model mi over the windows closed when the round began (the round's
+ * watermarks; a final walk also stops at the committed close cursor), until
  * `deadline` (monotonic ms) passes after a window: the loop goes back to consuming and the
  * walk continues on the next iteration (the cursor lives in Redis). A new cursor
  * starts at the window of the smallest prediction time any partition has accepted (min_ts):
@@ -2438,7 +2437,7 @@ static int evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t dead
         return 0;
     }
     struct dw_cursor_walk walk;
-    if (dw_evaluator_cursor_begin(&walk, &rn->cfg, &rn->wms, final, found, cursor) !=
+    if (dw_evaluator_cursor_begin(&walk, &rn->cfg, &rn->round.wms, final, found, cursor) !=
         DW_NEXT_WINDOW) {
         return 0;
     }
@@ -2591,9 +2590,10 @@ static void evaluator_leave(struct runner *rn)
 /*
  * The evaluation, in slices: on an evaluation tick (`tick`) the leases are renewed, the group's
  * watermarks read and, unless the last round is still being walked, a round starts over every
- * cursor (model, stage) of the models evaluated here. Each call walks the round until
- * RUN_EVAL_SLICE_MS passed after a window, then returns to the consuming loop, which calls
- * again on its next iteration while the round is unfinished (rn->eval_left): one window's
+ * cursor (model, stage) of the models evaluated here, with those watermarks for all its slices
+ * (dw_evaluator_round_tick). Each call walks the round until RUN_EVAL_SLICE_MS passed after a
+ * window, then returns to the consuming loop, which calls again on its next iteration while
+ * the round is unfinished (rn->round.left): one window's
  * evaluation is the longest the loop waits (docs/design.md says why slices and not a thread).
  */
 static void evaluate(struct runner *rn, int tick)
@@ -2602,7 +2602,7 @@ static void evaluate(struct runner *rn, int tick)
         evaluator_leases(rn);
         dw_actions_tick(rn->actions, dw_now_ms(), rn->evaluating);
         if (global_watermarks(rn) != 0 || rn->wms.wm == DW_NO_TS) {
-            rn->eval_left = 0;
+            rn->round.left = 0;
             return;
         }
         int64_t wm = rn->wms.wm;
@@ -2612,22 +2612,17 @@ static void evaluate(struct runner *rn, int tick)
                 rn->parts[p]->closed_upto_ms = wm;
             }
         }
-        if (rn->eval_left == 0) {
-            rn->eval_left = 2 * rn->cfg.n_models;
-            rn->eval_pos = 0;
-            rn->eval_walked = 0;
-        }
+        dw_evaluator_round_tick(&rn->round, rn->cfg.n_models, &rn->wms);
     }
+    struct dw_eval_round *r = &rn->round;
     int64_t deadline = dw_mono_ms() + RUN_EVAL_SLICE_MS;
-    while (rn->eval_left > 0 && !run_stop) {
-        size_t mi = rn->eval_pos / 2;
+    while (r->left > 0 && !run_stop) {
+        size_t mi = r->pos / 2;
         if (rn->evaluating[mi] &&
-            evaluate_cursor(rn, mi, (int)(rn->eval_pos % 2), deadline, &rn->eval_walked)) {
+            evaluate_cursor(rn, mi, (int)(r->pos % 2), deadline, &r->walked)) {
             return; /* this cursor again next slice */
         }
-        rn->eval_pos++;
-        rn->eval_left--;
-        rn->eval_walked = 0;
+        dw_evaluator_round_next(r);
         if (dw_mono_ms() >= deadline) {
             return;
         }
@@ -3175,7 +3170,7 @@ static void runner_loop(struct runner *rn)
             publish_lag(rn);
             rn->next_eval = now + rn->cfg.eval_interval_ms;
             t = loop_phase(rn, PH_EVALUATE, t);
-        } else if (rn->eval_left > 0 && !rn->paused) {
+        } else if (rn->round.left > 0 && !rn->paused) {
             t = loop_phase(rn, PH_OTHER, t);
             evaluate(rn, 0); /* the next slice of the round */
             t = loop_phase(rn, PH_EVALUATE, t);

@@ -202,6 +202,26 @@ int64_t dw_evaluator_advance(struct dw_cursor_walk *walk, const struct dw_config
     return walk->cursor;
 }
 
+int dw_evaluator_round_tick(struct dw_eval_round *r, size_t n_models,
+                            const struct dw_watermarks *now)
+{
+    if (r->left > 0) {
+        return 0;
+    }
+    r->wms = *now;
+    r->left = 2 * n_models;
+    r->pos = 0;
+    r->walked = 0;
+    return 1;
+}
+
+void dw_evaluator_round_next(struct dw_eval_round *r)
+{
+    r->pos++;
+    r->left--;
+    r->walked = 0;
+}
+
 int64_t dw_evaluator_empty_run(struct dw_empty_run *run, const struct dw_config *cfg, int64_t start,
                                int64_t until, int max_probe, dw_evaluator_empty_fn is_empty,
                                void *ctx)

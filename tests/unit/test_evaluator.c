@@ -299,6 +299,37 @@ static void test_final_never_passes_close(void **state)
     assert_int_equal(dw_evaluator_next(&fin, 1, 64), DW_NEXT_NOT_CLOSED);
 }
 
+/* A round walked in slices keeps the watermarks of its first tick: a tick in between, with
+ * clocks 20 windows further, changes what the next round walks, not this one. */
+static void test_round_keeps_its_watermarks(void **state)
+{
+    (void)state;
+    struct dw_eval_round r;
+    memset(&r, 0, sizeof(r));
+    struct dw_watermarks w1 = {T0 + 3 * W, T0 + 3 * W, T0};
+    struct dw_watermarks w2 = {T0 + 23 * W, T0 + 23 * W, T0};
+    assert_int_equal(dw_evaluator_round_tick(&r, 2, &w1), 1);
+    assert_int_equal(r.left, 4); /* 2 models, close and final each */
+    assert_int_equal(r.pos, 0);
+    r.walked = 5;
+    dw_evaluator_round_next(&r);
+    assert_int_equal(r.pos, 1);
+    assert_int_equal(r.walked, 0);
+    /* a tick between two slices of the round */
+    assert_int_equal(dw_evaluator_round_tick(&r, 2, &w2), 0);
+    assert_int_equal(r.wms.wm, w1.wm);
+    assert_int_equal(r.wms.label_wm, w1.label_wm);
+    assert_int_equal(r.pos, 1);
+    for (int i = 0; i < 3; i++) {
+        dw_evaluator_round_next(&r);
+    }
+    assert_int_equal(r.left, 0);
+    /* the next tick begins a round with its own watermarks */
+    assert_int_equal(dw_evaluator_round_tick(&r, 2, &w2), 1);
+    assert_int_equal(r.wms.wm, w2.wm);
+    assert_int_equal(r.pos, 0);
+}
+
 /* Windows for the empty-run tests: empty unless listed in data[]; reads counted. */
 struct fake_windows {
     int64_t data[4];
@@ -522,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_label_horizon),
         cmocka_unit_test(test_cursor_walk),
         cmocka_unit_test(test_final_never_passes_close),
+        cmocka_unit_test(test_round_keeps_its_watermarks),
         cmocka_unit_test(test_empty_run),
         cmocka_unit_test(test_rolling_first_window),
         cmocka_unit_test(test_records_before),

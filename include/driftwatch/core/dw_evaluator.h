@@ -151,6 +151,32 @@ int64_t dw_evaluator_step_cursor(const struct dw_config *cfg, int64_t start, int
 int64_t dw_evaluator_advance(struct dw_cursor_walk *walk, const struct dw_config *cfg,
                              int64_t n_windows);
 
+/**
+ * @brief An evaluation round: each cursor (model, stage) of the models evaluated here walked
+ *        once, in slices over several loop iterations and evaluation ticks, over the windows
+ *        closed when the round began: its watermarks stay those of its first tick. Read again
+ *        at every tick, they let a close walk follow the clocks forward slice after slice while
+ *        the final walks waited for it (every close report of a catch-up before the first
+ *        final one), and the final walk see windows that closed after the close walk ended.
+ */
+struct dw_eval_round {
+    struct dw_watermarks wms; /* the group's watermarks when the round began */
+    size_t left;              /* cursors still to walk; 0: no round in progress */
+    size_t pos;               /* the cursor being walked: 2 * model + final */
+    int walked;               /* its reports in this round so far */
+};
+
+/**
+ * @brief On an evaluation tick, with the group's watermarks `now`: begins a round over the
+ *        cursors of n_models models, unless one is in progress (it keeps its watermarks).
+ * @returns 1 when a round began, 0 otherwise.
+ */
+int dw_evaluator_round_tick(struct dw_eval_round *r, size_t n_models,
+                            const struct dw_watermarks *now);
+
+/** @brief The cursor at r->pos is done for this round: on to the next one. */
+void dw_evaluator_round_next(struct dw_eval_round *r);
+
 /** @brief A run of empty windows measured over several ticks (in memory; lost, read again). */
 struct dw_empty_run {
     int64_t from; /* the run's first window (the cursor); DW_NO_TS: none being measured */
