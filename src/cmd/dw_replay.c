@@ -911,6 +911,7 @@ static int walk_cursor(struct replayer *rp, size_t mi, int final, const struct d
         return 0;
     }
     walk.until = until;
+    dw_evaluator_after_close(&walk, me->found[0], me->cursor[0]);
     int ready =
         rp->refs[mi] != NULL || rp->cfg.models[mi].reference.source == DW_REF_SOURCE_TRAILING;
     while (dw_evaluator_next(&walk, ready, INT_MAX) == DW_NEXT_WINDOW) {

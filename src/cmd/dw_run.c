@@ -15,10 +15,15 @@
  * offset found out of range is never reset silently: offset_out_of_range() resumes at the
  * partition's own next offset clamped into the log and counts what was deleted unread.
  *
- * Evaluation: one pod at a time holds the evaluator lease in Redis. It reads every partition's
- * watermark, derives the global watermark (min over partitions that are not idle), and walks
- * each model's cursor over the windows that closed: merge the partitions' aggregates, compare
- * with the reference, report, alert, trigger, then advance the cursor (at least once).
+ * Evaluation: each model has its own evaluator lease in Redis, and the live pods share the
+ * models, each taking at most ceil(models / live pods) (dw_evalshare decides; a heartbeat set
+ * in Redis says who is live), so N pods evaluate different models and a dead pod's models move
+ * within a lease period. A pod reads every partition's watermark, derives the global watermark
+ * (min over partitions that are not idle), and walks the cursors of the models it holds over
+ * the windows that closed: merge the partitions' aggregates, compare with the reference,
+ * report, alert, trigger, then advance the cursor (at least once). It does so in slices of
+ * RUN_EVAL_SLICE_MS of the loop, so a backlog of windows to evaluate never stalls consumption
+ * for longer than one window's evaluation (docs/design.md says why slices and not a thread).
  * Each report carries the rolling performance of the model's last evaluation.rolling_windows
  * windows: the earlier ones are read back from Redis (kept there for window.retention windows)
  * at both the close and the final evaluation, so late labels reach the rolling view too.
@@ -46,6 +51,7 @@
 #include "driftwatch/core/dw_config.h"
 #include "driftwatch/core/dw_decode.h"
 #include "driftwatch/core/dw_eval.h"
+#include "driftwatch/core/dw_evalshare.h"
 #include "driftwatch/core/dw_evaluator.h"
 #include "driftwatch/io/dw_files.h"
 #include "driftwatch/io/dw_http.h"
@@ -77,6 +83,9 @@
 #define RUN_COMMITTED_TIMEOUT_MS 10000 /* wait for the group's committed offsets, milliseconds */
 #define RUN_LOAD_LOST (-10)            /* load_part: state lost and state.on_loss is stop */
 #define RUN_SEEK_MS 5000               /* seek of a partition whose state was loaded late, ms */
+#define RUN_EVAL_SLICE_MS 25  /* evaluation per loop iteration before consuming again, ms */
+#define RUN_LEASE_MIN_MS 5000 /* shortest evaluator lease, milliseconds */
+#define RUN_LEASE_TICKS 10    /* a lease lasts this many evaluation intervals */
 
 /* Where the event loop's wall time goes (driftwatch_loop_seconds_total{phase}). */
 enum run_phase { PH_POLL, PH_MESSAGES, PH_CHECKPOINT, PH_EVALUATE, PH_OTHER, RUN_PHASES };
@@ -102,7 +111,7 @@ struct run_metrics {
     struct dw_metric *loop[RUN_PHASES]; /* the event loop's wall time by phase */
     struct dw_metric *sketches_dropped;
     struct dw_metric *partitions, *windows_open, *join_records, *join_evicted, *paused;
-    struct dw_metric *evaluated, *eval_failures, *global_wm;
+    struct dw_metric *evaluated, *eval_failures, *global_wm, *evaluating;
     struct dw_metric *quarantined, *quarantines, *loading;
     struct dw_metric *fenced, *state_lost, *fencings, *state_losses;
     struct dw_metric *series_refused, *close_delay;
@@ -152,7 +161,8 @@ struct runner {
     struct dw_http *http;
     struct dw_api *api;         /* GET / and /api/v1/models... (reads Redis on the HTTP threads) */
     struct dw_actions *actions; /* alert rules, sinks, triggers (evaluator) */
-    int eval_lease;             /* held the evaluator lease at the last tick */
+    unsigned char *evaluating;  /* per model: held its evaluator lease at the last tick */
+    struct dw_eval_round round; /* the evaluation round being walked (dw_evaluator) */
     int n_parts;
     struct dw_part **parts;    /* by partition number; NULL when not owned */
     int64_t *eof_ms;           /* wall clock since the predictions partition hit its end, 0 = not */
@@ -278,6 +288,9 @@ static void metrics_init(struct run_metrics *m)
                                NULL);
     m->global_wm = gauge("driftwatch_global_watermark_seconds",
                          "Event time up to which windows are closed (epoch seconds).");
+    m->evaluating = gauge("driftwatch_models_evaluating",
+                          "Models whose evaluator lease this pod holds (it evaluates their "
+                          "windows; the live pods share the models).");
     m->quarantined = gauge("driftwatch_partitions_quarantined",
                            "Assigned partitions not consumed because their stored state is "
                            "corrupt (see /status and `driftwatch state check`).");
@@ -2401,14 +2414,19 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
 }
 
 /*
- * Walks one cursor of model mi over the windows closed since the last tick. A new cursor
+ * Walks one cursor of model mi over the windows closed when the round began (the round's
+ * watermarks; a final walk also stops at the committed close cursor), until
+ * `deadline` (monotonic ms) passes after a window: the loop goes back to consuming and the
+ * walk continues on the next iteration (the cursor lives in Redis). A new cursor
  * starts at the window of the smallest prediction time any partition has accepted (min_ts):
  * the group's first window with data. An event outside input.max_future_skew /
  * max_past_skew is rejected by the decoder and never reaches min_ts, so one bad clock cannot
  * start the evaluation decades early; the empty windows before a model's own first data (a
- * model that starts later than the others) are one empty-run report.
+ * model that starts later than the others) are one empty-run report. *walked counts the
+ * reports of this cursor in the round, at most RUN_MAX_WINDOWS_PER_TICK over its slices.
+ * @returns 1 when the deadline stopped the walk, else 0 (done for this tick, or failed).
  */
-static void evaluate_cursor(struct runner *rn, size_t mi, int final)
+static int evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t deadline, int *walked)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
     char name[DW_REDIS_NAME_MAX];
@@ -2416,15 +2434,26 @@ static void evaluate_cursor(struct runner *rn, size_t mi, int final)
     int64_t cursor = 0;
     int found = get_event_time(rn, name, &cursor);
     if (found < 0 || reference_sync(rn, mi) != 0) {
-        return;
+        return 0;
     }
     struct dw_cursor_walk walk;
-    if (dw_evaluator_cursor_begin(&walk, &rn->cfg, &rn->wms, final, found, cursor) !=
+    if (dw_evaluator_cursor_begin(&walk, &rn->cfg, &rn->round.wms, final, found, cursor) !=
         DW_NEXT_WINDOW) {
-        return;
+        return 0;
     }
-    while (!run_stop && dw_evaluator_next(&walk, reference_ready(rn, mi),
-                                          RUN_MAX_WINDOWS_PER_TICK) == DW_NEXT_WINDOW) {
+    if (final) {
+        char close_name[DW_REDIS_NAME_MAX];
+        int64_t close_cursor = 0;
+        dw_redis_name_cursor(m->name, 0, close_name, sizeof(close_name));
+        int close_found = get_event_time(rn, close_name, &close_cursor);
+        if (close_found < 0) {
+            return 0;
+        }
+        dw_evaluator_after_close(&walk, close_found, close_cursor);
+    }
+    int limit = RUN_MAX_WINDOWS_PER_TICK - *walked; /* walk.reports counts this call's */
+    while (!run_stop &&
+           dw_evaluator_next(&walk, reference_ready(rn, mi), limit) == DW_NEXT_WINDOW) {
         int64_t n = 0;
         if (evaluate_window(rn, mi, walk.cursor, walk.until, final, name, &n) != 0) {
             dw_metric_inc(rn->m.eval_failures);
@@ -2434,35 +2463,169 @@ static void evaluate_cursor(struct runner *rn, size_t mi, int final)
             break;
         }
         dw_evaluator_advance(&walk, &rn->cfg, n);
+        (*walked)++;
+        if (dw_mono_ms() >= deadline) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The evaluator leases' period (milliseconds): a pod that stops renewing them (dead, stalled
+ * or cut off from Redis) loses its models to the others after it; its heartbeat in the pods
+ * set counts as live for as long. */
+static int64_t lease_period_ms(const struct runner *rn)
+{
+    return DW_MAX(RUN_LEASE_MIN_MS, RUN_LEASE_TICKS * rn->cfg.eval_interval_ms);
+}
+
+/* Forgets the reference of model mi read here: another pod may build or store one while this
+ * one does not evaluate the model. */
+static void reference_forget(struct runner *rn, size_t mi)
+{
+    struct model_rt *mr = &rn->models[mi];
+    dw_ref_free(mr->ref);
+    mr->ref = NULL;
+    mr->stored_checked = 0;
+    memset(mr->run, 0, sizeof(mr->run)); /* another pod moved the cursors meanwhile */
+}
+
+/* Model mi's lease was taken (held: 1) or given up or lost (0). */
+static void set_evaluating(struct runner *rn, size_t mi, int held, const char *why)
+{
+    if (rn->evaluating[mi] == held) {
+        return;
+    }
+    rn->evaluating[mi] = (unsigned char)held;
+    reference_forget(rn, mi);
+    dw_log(DW_LOG_INFO, held ? "evaluating model" : "no longer evaluating model", "{s:s,s:s}",
+           "model", rn->cfg.models[mi].name, "why", why);
+    if (held) {
+        /* deliver what the model's previous evaluator left pending, read what is stored */
+        dw_actions_resume(rn->actions, mi);
+        reference_stored(rn, mi);
+    } else {
+        dw_actions_drop(rn->actions, mi);
     }
 }
 
-static void evaluate(struct runner *rn)
+/*
+ * The evaluator leases, once per evaluation tick (dw_evalshare decides, docs/design.md
+ * "Evaluation spread over pods"): the pod's heartbeat in the pods set (the live pods), the
+ * leases it holds renewed, those beyond its share released, and free ones taken up to its
+ * share. When Redis fails the leases held are kept (their commits are fenced anyway).
+ */
+static void evaluator_leases(struct runner *rn)
 {
-    int64_t lease_ms = DW_MAX(5000, 10 * rn->cfg.eval_interval_ms);
-    if (dw_redis_lease(rn->redis, "eval", rn->owner, lease_ms) != 1) {
-        rn->eval_lease = 0;
-        return;
-    }
-    if (!rn->eval_lease) {
-        /* Just became the evaluator: deliver what the previous one left pending. */
-        rn->eval_lease = 1;
-        dw_actions_resume(rn->actions);
-    }
-    dw_actions_tick(rn->actions, dw_now_ms());
-    if (global_watermarks(rn) != 0 || rn->wms.wm == DW_NO_TS) {
-        return;
-    }
-    int64_t wm = rn->wms.wm;
-    dw_metric_set(rn->m.global_wm, (double)wm / 1000.0);
-    for (int p = 0; p < rn->n_parts; p++) {
-        if (rn->parts[p]) {
-            rn->parts[p]->closed_upto_ms = wm;
+    size_t n = rn->cfg.n_models;
+    int64_t ttl = lease_period_ms(rn);
+    char lease[DW_REDIS_NAME_MAX];
+    for (size_t mi = 0; mi < n; mi++) {
+        dw_redis_name_eval_lease(rn->cfg.models[mi].name, lease, sizeof(lease));
+        if (rn->evaluating[mi] && dw_redis_lease(rn->redis, lease, rn->owner, ttl) == 0) {
+            set_evaluating(rn, mi, 0, "lease taken by another pod");
         }
     }
-    for (size_t mi = 0; mi < rn->cfg.n_models; mi++) {
-        evaluate_cursor(rn, mi, 0);
-        evaluate_cursor(rn, mi, 1);
+    char **pods = NULL;
+    size_t n_pods = 0;
+    if (dw_redis_pods_beat(rn->redis, rn->owner, dw_now_ms(), ttl, &pods, &n_pods) == 0) {
+        const char **names = dw_calloc(n ? n : 1, sizeof(*names));
+        enum dw_share_act *act = dw_calloc(n ? n : 1, sizeof(*act));
+        size_t *order = dw_calloc(n ? n : 1, sizeof(*order));
+        for (size_t mi = 0; mi < n; mi++) {
+            names[mi] = rn->cfg.models[mi].name;
+        }
+        size_t share = 0, held = 0;
+        size_t n_try = dw_evalshare_plan(rn->owner, names, n, (const char *const *)pods, n_pods,
+                                         rn->evaluating, act, order, &share);
+        /* Released only once this pod's alert deliveries are drained: the pod that takes the
+         * model resumes the model's pending messages, and one still queued here would then be
+         * sent by both. Until then it keeps the model (above its share for a while). */
+        int drained = dw_actions_pending(rn->actions) == 0;
+        for (size_t mi = 0; mi < n; mi++) {
+            if (act[mi] == DW_SHARE_RELEASE && drained) {
+                dw_redis_name_eval_lease(names[mi], lease, sizeof(lease));
+                dw_redis_release(rn->redis, lease, rn->owner);
+                set_evaluating(rn, mi, 0, "above this pod's share: released for another pod");
+            }
+            held += rn->evaluating[mi];
+        }
+        for (size_t k = 0; k < n_try && held < share; k++) {
+            dw_redis_name_eval_lease(names[order[k]], lease, sizeof(lease));
+            if (dw_redis_lease(rn->redis, lease, rn->owner, ttl) == 1) {
+                set_evaluating(rn, order[k], 1, "lease taken");
+                held++;
+            }
+        }
+        free(order);
+        free(act);
+        free(names);
+    }
+    for (size_t i = 0; i < n_pods; i++) {
+        free(pods[i]);
+    }
+    free(pods);
+    size_t count = 0;
+    for (size_t mi = 0; mi < n; mi++) {
+        count += rn->evaluating[mi];
+    }
+    dw_metric_set(rn->m.evaluating, (double)count);
+}
+
+/* Gives up every lease and leaves the pods set (a clean shutdown: the others take the models
+ * on their next tick instead of a lease period later). */
+static void evaluator_leave(struct runner *rn)
+{
+    char lease[DW_REDIS_NAME_MAX];
+    for (size_t mi = 0; rn->evaluating && mi < rn->cfg.n_models; mi++) {
+        if (rn->evaluating[mi]) {
+            dw_redis_name_eval_lease(rn->cfg.models[mi].name, lease, sizeof(lease));
+            dw_redis_release(rn->redis, lease, rn->owner);
+            rn->evaluating[mi] = 0;
+        }
+    }
+    dw_redis_pods_leave(rn->redis, rn->owner);
+}
+
+/*
+ * The evaluation, in slices: on an evaluation tick (`tick`) the leases are renewed, the group's
+ * watermarks read and, unless the last round is still being walked, a round starts over every
+ * cursor (model, stage) of the models evaluated here, with those watermarks for all its slices
+ * (dw_evaluator_round_tick). Each call walks the round until RUN_EVAL_SLICE_MS passed after a
+ * window, then returns to the consuming loop, which calls again on its next iteration while
+ * the round is unfinished (rn->round.left): one window's
+ * evaluation is the longest the loop waits (docs/design.md says why slices and not a thread).
+ */
+static void evaluate(struct runner *rn, int tick)
+{
+    if (tick) {
+        evaluator_leases(rn);
+        dw_actions_tick(rn->actions, dw_now_ms(), rn->evaluating);
+        if (global_watermarks(rn) != 0 || rn->wms.wm == DW_NO_TS) {
+            rn->round.left = 0;
+            return;
+        }
+        int64_t wm = rn->wms.wm;
+        dw_metric_set(rn->m.global_wm, (double)wm / 1000.0);
+        for (int p = 0; p < rn->n_parts; p++) {
+            if (rn->parts[p]) {
+                rn->parts[p]->closed_upto_ms = wm;
+            }
+        }
+        dw_evaluator_round_tick(&rn->round, rn->cfg.n_models, &rn->wms);
+    }
+    struct dw_eval_round *r = &rn->round;
+    int64_t deadline = dw_mono_ms() + RUN_EVAL_SLICE_MS;
+    while (r->left > 0 && !run_stop) {
+        size_t mi = r->pos / 2;
+        if (rn->evaluating[mi] &&
+            evaluate_cursor(rn, mi, (int)(r->pos % 2), deadline, &r->walked)) {
+            return; /* this cursor again next slice */
+        }
+        dw_evaluator_round_next(r);
+        if (dw_mono_ms() >= deadline) {
+            return;
+        }
     }
 }
 
@@ -2516,19 +2679,20 @@ static void publish_join_strings(struct runner *rn)
     }
 }
 
-/* /status "references": model -> what its windows are judged against, as the evaluator knows
- * it (the pods that do not hold the evaluator lease read no reference: they say so). */
+/* /status "references": model -> what its windows are judged against, as its evaluator knows
+ * it (a pod reads no reference of the models it does not evaluate: it says so). */
 static json_t *references_json(const struct runner *rn)
 {
     json_t *refs = json_object();
     for (size_t i = 0; i < rn->cfg.n_models; i++) {
         const struct model_rt *mr = &rn->models[i];
         const struct dw_model_cfg *m = &rn->cfg.models[i];
-        if (!rn->eval_lease) {
+        if (!rn->evaluating[i]) {
             json_object_set_new(refs, m->name,
                                 json_pack("{s:s,s:s}", "status", "unknown_here", "reason",
-                                          "this pod is not the evaluator: see the evaluator's "
-                                          "/status or driftwatch reference show"));
+                                          "this pod does not evaluate this model: see the "
+                                          "/status of the pod that lists it in `evaluating`, "
+                                          "or driftwatch reference show"));
             continue;
         }
         json_t *o = dw_eval_reference_json(m, mr->ref ? mr->ref : rn->profiles[i]);
@@ -2752,11 +2916,18 @@ static void publish_status(struct runner *rn)
     dw_metric_set(rn->m.windows_open, (double)wins);
     dw_metric_set(rn->m.join_records, (double)records);
     publish_join_strings(rn);
-    json_t *st = json_pack(
-        "{s:s,s:s,s:o,s:b,s:o,s:O,s:b,s:o}", "group", rn->cfg.group, "owner", rn->owner,
-        "global_watermark_ms", rn->wms.wm == DW_NO_TS ? json_null() : json_integer(rn->wms.wm),
-        "paused", rn->paused, "partitions", parts, "reports", rn->reports, "evaluator",
-        rn->eval_lease, "alerts_firing", dw_actions_status(rn->actions));
+    json_t *evaluating = json_array();
+    for (size_t mi = 0; mi < rn->cfg.n_models; mi++) {
+        if (rn->evaluating[mi]) {
+            json_array_append_new(evaluating, json_string(rn->cfg.models[mi].name));
+        }
+    }
+    json_t *st = json_pack("{s:s,s:s,s:o,s:b,s:o,s:O,s:b,s:o,s:o}", "group", rn->cfg.group, "owner",
+                           rn->owner, "global_watermark_ms",
+                           rn->wms.wm == DW_NO_TS ? json_null() : json_integer(rn->wms.wm),
+                           "paused", rn->paused, "partitions", parts, "reports", rn->reports,
+                           "evaluator", json_array_size(evaluating) > 0, "evaluating", evaluating,
+                           "alerts_firing", dw_actions_status(rn->actions));
     struct dw_sbuf quarantined = {0}, loading = {0}, fenced = {0}, lost = {0};
     json_object_set_new(st, "quarantined", pending_json(rn, PEND_CORRUPT, &quarantined));
     json_object_set_new(st, "loading", pending_json(rn, PEND_UNAVAILABLE, &loading));
@@ -2832,6 +3003,7 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     rn->wms.label_wm = DW_NO_TS;
     rn->wms.first_ts = DW_NO_TS;
     rn->models = dw_calloc(rn->cfg.n_models, sizeof(*rn->models));
+    rn->evaluating = dw_calloc(rn->cfg.n_models ? rn->cfg.n_models : 1, sizeof(*rn->evaluating));
     rn->mm.max_series = (size_t)rn->cfg.metrics_max_series;
     rn->profiles = dw_calloc(rn->cfg.n_models ? rn->cfg.n_models : 1, sizeof(*rn->profiles));
     if (dw_files_load_profiles(&rn->cfg, rn->profiles, errstr, errstr_size) != 0) {
@@ -2990,13 +3162,17 @@ static void runner_loop(struct runner *rn)
         if (now >= rn->next_eval) {
             t = loop_phase(rn, PH_OTHER, t);
             if (!rn->paused) {
-                evaluate(rn);
+                evaluate(rn, 1);
             }
             publish_status(rn);
             publish_canary(rn);
             publish_models(rn);
             publish_lag(rn);
             rn->next_eval = now + rn->cfg.eval_interval_ms;
+            t = loop_phase(rn, PH_EVALUATE, t);
+        } else if (rn->round.left > 0 && !rn->paused) {
+            t = loop_phase(rn, PH_OTHER, t);
+            evaluate(rn, 0); /* the next slice of the round */
             t = loop_phase(rn, PH_EVALUATE, t);
         }
         if (rn->http) {
@@ -3023,6 +3199,11 @@ static void runner_stop(struct runner *rn)
     }
     dw_kafka_outbox_free(rn->dlq); /* after the producer: no delivery report can come now */
     dw_actions_free(rn->actions, RUN_SHUTDOWN_FLUSH_MS);
+    /* after the deliveries stopped (what is left is in Redis): the next evaluator of a model
+     * resumes its messages without this pod still sending them. Redis down: they expire. */
+    if (rn->redis && !rn->paused) {
+        evaluator_leave(rn);
+    }
     if (rn->http) {
         dw_http_stop(rn->http); /* before the handler's state and the config it borrows */
     }
@@ -3036,6 +3217,7 @@ static void runner_stop(struct runner *rn)
         dw_ref_free(rn->profiles ? rn->profiles[i] : NULL);
     }
     free(rn->models);
+    free(rn->evaluating);
     free(rn->profiles);
     free(rn->parts);
     free(rn->m.lag);

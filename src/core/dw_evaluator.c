@@ -18,6 +18,12 @@
  * never idle (its unread events may belong to any later window); a corrupt meta holds every
  * window. When every partition is idle, the largest clock closes everything read.
  *
+ * The final-after-close rule: a model's final cursor never passes its close cursor
+ * (dw_evaluator_after_close). A window's final evaluation takes the feature statistics of its
+ * committed close report, replaces that report under the same key, and lets the partitions
+ * delete the records before it (dw_evaluator_records_before); so it runs only after the close
+ * evaluation of the window was committed, whatever the watermarks read by the final walk say.
+ *
  * With Redis Cluster a partition's meta lives on its slot's master and the cursors on another:
  * replication is asynchronous, so a failover can lose a partition's last checkpoints after
  * their clocks closed windows, and the replayed predictions would be late. There the clocks
@@ -157,6 +163,18 @@ enum dw_next dw_evaluator_cursor_begin(struct dw_cursor_walk *walk, const struct
     return DW_NEXT_WINDOW;
 }
 
+void dw_evaluator_after_close(struct dw_cursor_walk *walk, int close_found, int64_t close_cursor)
+{
+    if (!walk->final) {
+        return;
+    }
+    if (!close_found) {
+        walk->until = DW_NO_TS; /* no close evaluation committed: nothing is final */
+    } else if (walk->until != DW_NO_TS) {
+        walk->until = DW_MIN(walk->until, close_cursor);
+    }
+}
+
 enum dw_next dw_evaluator_next(const struct dw_cursor_walk *walk, int has_ref, int max_per_tick)
 {
     if (walk->reports >= max_per_tick) {
@@ -182,6 +200,26 @@ int64_t dw_evaluator_advance(struct dw_cursor_walk *walk, const struct dw_config
     walk->cursor = dw_evaluator_step_cursor(cfg, walk->cursor, n_windows);
     walk->reports++;
     return walk->cursor;
+}
+
+int dw_evaluator_round_tick(struct dw_eval_round *r, size_t n_models,
+                            const struct dw_watermarks *now)
+{
+    if (r->left > 0) {
+        return 0;
+    }
+    r->wms = *now;
+    r->left = 2 * n_models;
+    r->pos = 0;
+    r->walked = 0;
+    return 1;
+}
+
+void dw_evaluator_round_next(struct dw_eval_round *r)
+{
+    r->pos++;
+    r->left--;
+    r->walked = 0;
 }
 
 int64_t dw_evaluator_empty_run(struct dw_empty_run *run, const struct dw_config *cfg, int64_t start,

@@ -397,12 +397,12 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
     int64_t now = dw_now_ms();
     for (size_t i = 0; i < n_msgs; i++) {
         c.fields[i].name = commit_keep(&c, dw_deliver_field(msgs[i].sink, msgs[i].msg.id));
-        c.fields[i].value =
-            commit_keep(&c, dw_deliver_record(msgs[i].sink, msgs[i].msg.id, msgs[i].msg.body, now));
+        c.fields[i].value = commit_keep(
+            &c, dw_deliver_record(msgs[i].sink, msgs[i].msg.id, msgs[i].msg.body, now, m->name));
     }
     char errstr[256];
-    int rc = dw_redis_eval_commit(a->redis, a->owner, c.sets, c.n_sets, deliveries, c.fields,
-                                  n_msgs, errstr, sizeof(errstr));
+    int rc = dw_redis_eval_commit(a->redis, a->owner, m->name, c.sets, c.n_sets, deliveries,
+                                  c.fields, n_msgs, errstr, sizeof(errstr));
     commit_free(&c);
     if (rc != 0) {
         dw_metric_inc(a->commit_failures);
@@ -429,21 +429,29 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
     return rc == 0 ? 0 : -1;
 }
 
-void dw_actions_resume(struct dw_actions *a)
+void dw_actions_resume(struct dw_actions *a, size_t mi)
 {
-    int n = dw_deliver_resume(a->deliver);
+    const char *model = a->cfg->models[mi].name;
+    /* records written before they named their model go with the first model */
+    int n = dw_deliver_resume(a->deliver, model, mi == 0);
     if (n > 0) {
-        dw_log(DW_LOG_INFO, "pending alert deliveries resumed", "{s:i}", "messages", n);
+        dw_log(DW_LOG_INFO, "pending alert deliveries resumed", "{s:s,s:i}", "model", model,
+               "messages", n);
     }
-    for (size_t mi = 0; mi < a->cfg->n_models; mi++) {
-        char key[DW_REDIS_NAME_MAX];
-        dw_redis_name_firing(a->cfg->models[mi].name, key, sizeof(key));
-        json_decref(a->firing[mi]);
-        a->firing[mi] = load_json(a, key);
-        a->resent_ms[mi] = 0;
-        dw_metric_set(a->firing_gauge[mi],
-                      (double)json_array_size(json_object_get(a->firing[mi], "firing")));
-    }
+    char key[DW_REDIS_NAME_MAX];
+    dw_redis_name_firing(model, key, sizeof(key));
+    json_decref(a->firing[mi]);
+    a->firing[mi] = load_json(a, key);
+    a->resent_ms[mi] = 0;
+    dw_metric_set(a->firing_gauge[mi],
+                  (double)json_array_size(json_object_get(a->firing[mi], "firing")));
+}
+
+void dw_actions_drop(struct dw_actions *a, size_t mi)
+{
+    json_decref(a->firing[mi]);
+    a->firing[mi] = NULL;
+    dw_metric_set(a->firing_gauge[mi], 0);
 }
 
 static int has_alertmanager(const struct dw_config *cfg, int64_t *interval_ms)
@@ -459,14 +467,14 @@ static int has_alertmanager(const struct dw_config *cfg, int64_t *interval_ms)
     return found;
 }
 
-void dw_actions_tick(struct dw_actions *a, int64_t now_ms)
+void dw_actions_tick(struct dw_actions *a, int64_t now_ms, const unsigned char *evaluating)
 {
     int64_t interval = 0;
     if (!has_alertmanager(a->cfg, &interval)) {
         return;
     }
     for (size_t mi = 0; mi < a->cfg->n_models; mi++) {
-        if (!a->firing[mi] || now_ms - a->resent_ms[mi] < interval) {
+        if (!evaluating[mi] || !a->firing[mi] || now_ms - a->resent_ms[mi] < interval) {
             continue;
         }
         a->resent_ms[mi] = now_ms;

@@ -244,11 +244,13 @@ char *dw_deliver_field(const char *sink, const char *msg_id)
     return f;
 }
 
-char *dw_deliver_record(const char *sink, const char *msg_id, const char *body, int64_t created_ms)
+char *dw_deliver_record(const char *sink, const char *msg_id, const char *body, int64_t created_ms,
+                        const char *model)
 {
     json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "sink", sink, "id", msg_id, "body", body,
                           "created_ms", (json_int_t)created_ms);
-    if (!o) {
+    if (!o || (model && json_object_set_new(o, "model", json_string(model)) != 0)) {
+        json_decref(o);
         return NULL;
     }
     char *text = json_dumps(o, JSON_COMPACT);
@@ -1148,7 +1150,14 @@ static void discard_record(struct dw_deliver *d, const char *field, size_t len, 
     pthread_mutex_unlock(&d->lock);
 }
 
-int dw_deliver_resume(struct dw_deliver *d)
+/* Whether resume(model, unowned) takes record rec: its model's, or one naming none. */
+static int resume_wants(const json_t *rec, const char *model, int unowned)
+{
+    const char *own = json_string_value(json_object_get(rec, "model"));
+    return !model || (own ? strcmp(own, model) == 0 : unowned);
+}
+
+int dw_deliver_resume(struct dw_deliver *d, const char *model, int unowned)
 {
     if (!d->key) {
         return -1;
@@ -1175,7 +1184,9 @@ int dw_deliver_resume(struct dw_deliver *d)
         const char *id = json_string_value(json_object_get(rec, "id"));
         const char *body = json_string_value(json_object_get(rec, "body"));
         size_t si = 0;
-        if (!sink || !id || !body) {
+        if (rec && !resume_wants(rec, model, unowned)) {
+            /* another model's: its evaluator resumes it */
+        } else if (!sink || !id || !body) {
             discard_record(d, f->name, f->name_len, "not a delivery record");
             discarded = 1;
         } else if (sink_find(d, sink, &si) < 0) {

@@ -1045,6 +1045,24 @@ static void name_lock(const char *lease, char *buf, size_t size)
     snprintf(buf, size, "lock:%s", lease);
 }
 
+void dw_redis_name_eval_lease(const char *model, char *buf, size_t size)
+{
+    model_name("eval", model, buf, size);
+}
+
+/* lock:eval:<model>: the lease that fences the model's evaluation commits */
+static void name_eval_lock(const char *model, char *buf, size_t size)
+{
+    char lease[DW_REDIS_NAME_MAX - sizeof("lock:") + 1]; /* lock:<lease> fits a name */
+    dw_redis_name_eval_lease(model, lease, sizeof(lease));
+    name_lock(lease, buf, size);
+}
+
+void dw_redis_name_pods(char *buf, size_t size)
+{
+    snprintf(buf, size, "pods");
+}
+
 void dw_redis_name_partitions(char *buf, size_t size)
 {
     snprintf(buf, size, "partitions");
@@ -2769,15 +2787,16 @@ static int tx_append(struct dw_redis *r, int *n_cmds, int argc, const char **arg
     return tx_push(r, argc, argv, lens);
 }
 
-int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_redis_kv *sets,
-                         size_t n_sets, const char *hash, const struct dw_redis_kv *fields,
-                         size_t n_fields, char *errstr, size_t errstr_size)
+int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const char *model,
+                         const struct dw_redis_kv *sets, size_t n_sets, const char *hash,
+                         const struct dw_redis_kv *fields, size_t n_fields, char *errstr,
+                         size_t errstr_size)
 {
     if (ensure_conn(r, errstr, errstr_size) != 0) {
         return -1;
     }
     char name[DW_REDIS_NAME_MAX], lock[DW_REDIS_KEY_MAX];
-    name_lock("eval", name, sizeof(name));
+    name_eval_lock(model, name, sizeof(name));
     global_key(r, name, lock, sizeof(lock));
     freeReplyObject(cmdf(r, "WATCH %s", lock));
     int watched = r->cur;
@@ -2791,7 +2810,8 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
     freeReplyObject(o);
     if (!held) {
         freeReplyObject(cmd_here(r, "UNWATCH"));
-        dw_err(errstr, errstr_size, "the evaluator lease is held by another pod now");
+        dw_err(errstr, errstr_size, "the evaluator lease of model %s is held by another pod now",
+               model);
         return 1;
     }
     if (tx_begin(r, lock, watched, errstr, errstr_size) != 0) {
@@ -2823,7 +2843,8 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_
     int result = rc == 0 ? tx_replies(r, n_cmds, "evaluation commit", errstr, errstr_size)
                          : dw_err(errstr, errstr_size, "redis: cannot send the commit");
     if (result == 1) {
-        dw_err(errstr, errstr_size, "the evaluator lease changed during the commit");
+        dw_err(errstr, errstr_size, "the evaluator lease of model %s changed during the commit",
+               model);
     }
     if (result < 0) {
         drop_conn(r);
@@ -3008,7 +3029,7 @@ int dw_redis_reference_replace(struct dw_redis *r, const char *model, const void
     rc |= tx_append_set(r, &n_cmds, name, NULL, 0);
     dw_redis_name_ref(model, name, sizeof(name));
     rc |= tx_append_set(r, &n_cmds, name, data, len);
-    name_lock("eval", name, sizeof(name));
+    name_eval_lock(model, name, sizeof(name));
     rc |= tx_append_set(r, &n_cmds, name, NULL, 0);
     dw_redis_name_refgen(model, name, sizeof(name));
     global_key(r, name, key, sizeof(key));
@@ -3324,12 +3345,78 @@ void dw_redis_release(struct dw_redis *r, const char *name, const char *owner)
     char key[DW_REDIS_KEY_MAX], lname[DW_REDIS_NAME_MAX];
     name_lock(name, lname, sizeof(lname));
     global_key(r, lname, key, sizeof(key));
-    redisReply *rep = cmdf(r, "GET %s", key);
+    /* WATCH: a lease that expired and went to another pod between GET and DEL stays theirs.
+     * Routed once to the key's node: WATCH, GET and the transaction go to that connection. */
+    if (route(r, key, strlen(key), NULL, 0) != 0) {
+        return;
+    }
+    freeReplyObject(cmd_here(r, "WATCH %s", key));
+    redisReply *rep = cmd_here(r, "GET %s", key);
     int held = reply_ok(rep) && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, owner) == 0;
     freeReplyObject(rep);
-    if (held) {
-        freeReplyObject(cmdf(r, "DEL %s", key));
+    if (!held) {
+        freeReplyObject(cmd_here(r, "UNWATCH"));
+        return;
     }
+    freeReplyObject(cmd_here(r, "MULTI"));
+    freeReplyObject(cmd_here(r, "DEL %s", key));
+    freeReplyObject(cmd_here(r, "EXEC"));
+}
+
+int dw_redis_pods_beat(struct dw_redis *r, const char *owner, int64_t now_ms, int64_t live_ms,
+                       char ***pods, size_t *n)
+{
+    *pods = NULL;
+    *n = 0;
+    char name[DW_REDIS_NAME_MAX], key[DW_REDIS_KEY_MAX];
+    dw_redis_name_pods(name, sizeof(name));
+    global_key(r, name, key, sizeof(key));
+    /* routed: in a cluster the connection in use may be another node's, or none */
+    if (route(r, key, strlen(key), NULL, 0) != 0) {
+        return -1;
+    }
+    long long now = (long long)now_ms, stale = (long long)(now_ms - live_ms);
+    redisAppendCommand(r->c, "ZADD %s %lld %s", key, now, owner);
+    redisAppendCommand(r->c, "ZREMRANGEBYSCORE %s -inf (%lld", key, stale);
+    redisAppendCommand(r->c, "ZRANGE %s 0 -1", key);
+    redisReply *rep[3] = {NULL, NULL, NULL};
+    int ok = 1;
+    for (int i = 0; i < 3; i++) {
+        void *v = NULL;
+        if (redisGetReply(r->c, &v) != REDIS_OK) {
+            ok = 0;
+            break;
+        }
+        rep[i] = v;
+        ok = ok && reply_ok(rep[i]);
+    }
+    if (ok && rep[2]->type == REDIS_REPLY_ARRAY) {
+        *pods = dw_calloc(rep[2]->elements ? rep[2]->elements : 1, sizeof(**pods));
+        for (size_t i = 0; i < rep[2]->elements; i++) {
+            const redisReply *e = rep[2]->element[i];
+            if (e->type == REDIS_REPLY_STRING) {
+                (*pods)[(*n)++] = dw_strndup(e->str, e->len);
+            }
+        }
+    } else {
+        ok = 0;
+    }
+    int lost = rep[2] == NULL;
+    for (int i = 0; i < 3; i++) {
+        freeReplyObject(rep[i]);
+    }
+    if (lost) {
+        drop_conn(r);
+    }
+    return ok ? 0 : -1;
+}
+
+void dw_redis_pods_leave(struct dw_redis *r, const char *owner)
+{
+    char name[DW_REDIS_NAME_MAX], key[DW_REDIS_KEY_MAX];
+    dw_redis_name_pods(name, sizeof(name));
+    global_key(r, name, key, sizeof(key));
+    freeReplyObject(cmdf(r, "ZREM %s %s", key, owner));
 }
 
 int dw_redis_get_i64(struct dw_redis *r, const char *name, int64_t *out)

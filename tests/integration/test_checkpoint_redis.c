@@ -473,17 +473,89 @@ static void test_error_inside_eval_commit_fails(void **state)
     struct conns k = conns_open();
     struct dw_redis *r = k.r;
     redisContext *c = k.c;
-    assert_int_equal(dw_redis_lease(r, "eval", "o", 60000), 1);
+    char lease[DW_REDIS_NAME_MAX];
+    dw_redis_name_eval_lease("m", lease, sizeof(lease));
+    assert_int_equal(dw_redis_lease(r, lease, "o", 60000), 1);
     freeReplyObject(redisCommand(c, "SET {dw:ckpt}:evalstate not-a-hash"));
     struct dw_redis_kv set = {.name = "evalnote", .value = "v"};
     struct dw_redis_kv field = {.name = "f", .value = "1"};
-    int rc = dw_redis_eval_commit(r, "o", &set, 1, "evalstate", &field, 1, errstr, sizeof(errstr));
+    int rc =
+        dw_redis_eval_commit(r, "o", "m", &set, 1, "evalstate", &field, 1, errstr, sizeof(errstr));
     assert_int_equal(rc, -1);
     assert_non_null(strstr(errstr, "WRONGTYPE"));
     /* the commands around it were applied: Redis has no rollback */
     redisReply *rep = redisCommand(c, "GET {dw:ckpt}:evalnote");
     assert_string_equal(rep->str, "v");
     freeReplyObject(rep);
+    conns_close(&k);
+}
+
+/* A lease per model: a pod's commit of model a is fenced by a's lease only (another pod holding
+ * b's lease does not stop it, another holding a's does), a release never deletes another's
+ * lease, and the key is lock:eval:<model>. */
+static void test_eval_lease_per_model(void **state)
+{
+    (void)state;
+    char errstr[256] = "";
+    struct conns k = conns_open();
+    struct dw_redis *r = k.r;
+    redisContext *c = k.c;
+    char la[DW_REDIS_NAME_MAX], lb[DW_REDIS_NAME_MAX];
+    dw_redis_name_eval_lease("a", la, sizeof(la));
+    dw_redis_name_eval_lease("b", lb, sizeof(lb));
+    assert_int_equal(dw_redis_lease(r, la, "pod1", 60000), 1);
+    assert_int_equal(dw_redis_lease(r, lb, "pod2", 60000), 1);
+    assert_int_equal(dw_redis_lease(r, la, "pod2", 60000), 0); /* held by pod1 */
+    assert_int_equal(dw_redis_lease(r, la, "pod1", 60000), 1); /* renewed */
+    redisReply *rep = redisCommand(c, "GET {dw:ckpt}:lock:eval:a");
+    assert_string_equal(rep->str, "pod1");
+    freeReplyObject(rep);
+    struct dw_redis_kv set = {.name = "cursor:a", .value = "7"};
+    assert_int_equal(dw_redis_eval_commit(r, "pod1", "a", &set, 1, "deliveries", NULL, 0, errstr,
+                                          sizeof(errstr)),
+                     0);
+    assert_int_equal(dw_redis_eval_commit(r, "pod2", "a", &set, 1, "deliveries", NULL, 0, errstr,
+                                          sizeof(errstr)),
+                     1);
+    assert_non_null(strstr(errstr, "model a"));
+    dw_redis_release(r, la, "pod2"); /* not pod2's: stays */
+    assert_int_equal(redis_int(c, "EXISTS {dw:ckpt}:lock:eval:a"), 1);
+    dw_redis_release(r, la, "pod1");
+    assert_int_equal(redis_int(c, "EXISTS {dw:ckpt}:lock:eval:a"), 0);
+    assert_int_equal(redis_int(c, "EXISTS {dw:ckpt}:lock:eval:b"), 1);
+    conns_close(&k);
+}
+
+/* The heartbeat set: each beat lists the live pods; a member older than the live period is
+ * removed; a pod that leaves is gone at once. */
+static void test_pods_heartbeat(void **state)
+{
+    (void)state;
+    struct conns k = conns_open();
+    struct dw_redis *r = k.r;
+    redisContext *c = k.c;
+    char **pods = NULL;
+    size_t n = 0;
+    const int64_t now = 1700000000000, live = 10000;
+    assert_int_equal(dw_redis_pods_beat(r, "old", now - live - 1, live, &pods, &n), 0);
+    assert_int_equal(n, 1);
+    free(pods[0]);
+    free(pods);
+    assert_int_equal(dw_redis_pods_beat(r, "p1", now - live, live, &pods, &n), 0);
+    free(pods[0]);
+    free(pods[1]);
+    free(pods);
+    assert_int_equal(dw_redis_pods_beat(r, "p2", now, live, &pods, &n), 0);
+    assert_int_equal(n, 2); /* "old" stale: removed; p1 exactly one period old: live */
+    assert_string_equal(pods[0], "p1");
+    assert_string_equal(pods[1], "p2");
+    for (size_t i = 0; i < n; i++) {
+        free(pods[i]);
+    }
+    free(pods);
+    assert_int_equal(redis_int(c, "ZCARD {dw:ckpt}:pods"), 2);
+    dw_redis_pods_leave(r, "p1");
+    assert_int_equal(redis_int(c, "ZCARD {dw:ckpt}:pods"), 1);
     conns_close(&k);
 }
 
@@ -553,6 +625,8 @@ int main(void)
         cmocka_unit_test(test_window_records_kept_then_deleted),
         cmocka_unit_test(test_error_inside_exec_fails),
         cmocka_unit_test(test_error_inside_eval_commit_fails),
+        cmocka_unit_test(test_eval_lease_per_model),
+        cmocka_unit_test(test_pods_heartbeat),
         cmocka_unit_test(test_checkpoint_many),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);

@@ -318,14 +318,22 @@ static long long redis_int(const char *fmt, ...)
 }
 
 /* Writes a message as the caller of dw_deliver does before submitting it. */
-static void persist(const char *key, const char *sink, const char *id, const char *body)
+/* A record as the evaluation commit of `model` writes it (model NULL: one written before
+ * records named their model). */
+static void persist_model(const char *key, const char *sink, const char *id, const char *body,
+                          const char *model)
 {
     char *field = dw_deliver_field(sink, id);
-    char *record = dw_deliver_record(sink, id, body, dw_now_ms());
+    char *record = dw_deliver_record(sink, id, body, dw_now_ms(), model);
     assert_non_null(record);
     redis_int("HSET %s %s %s", key, field, record);
     free(record);
     free(field);
+}
+
+static void persist(const char *key, const char *sink, const char *id, const char *body)
+{
+    persist_model(key, sink, id, body, NULL);
 }
 
 static int field_exists(const char *key, const char *sink, const char *id)
@@ -565,7 +573,7 @@ static void test_pagerduty_400_not_retried(void **state)
     sink_init(&sink, "pd", DW_SINK_PAGERDUTY, "/pd", g_http_port, 2000, 5);
     /* No persistence, as `driftwatch alerts test` runs it. */
     struct dw_deliver *d = deliver_new(&sink, 1, 10, NULL);
-    assert_int_equal(dw_deliver_resume(d), -1);
+    assert_int_equal(dw_deliver_resume(d, NULL, 1), -1);
 
     const char *body = "{\"event_action\":\"trigger\",\"dedup_key\":\"fp1\",\"payload\":{}}";
     assert_int_equal(dw_deliver_submit(d, "pd", "n-pd-fp1", body), 0);
@@ -664,6 +672,16 @@ static void test_queue_full(void **state)
     sink_clear(&sink);
 }
 
+/* Waits until the delivery hash `key` is empty (every field HDEL'ed by the thread). */
+static void wait_hash_empty(const char *key)
+{
+    int64_t until = dw_mono_ms() + WAIT_MS;
+    while (redis_int("HLEN %s", key) != 0) {
+        assert_true(dw_mono_ms() < until);
+        usleep(2000);
+    }
+}
+
 static void test_resume(void **state)
 {
     const char *key = "{dw:t}:resume";
@@ -680,9 +698,9 @@ static void test_resume(void **state)
     persist(key, "gone", "n-g", "{}");
 
     struct dw_deliver *d = deliver_new(&sink, 1, 10, key);
-    assert_int_equal(dw_deliver_resume(d), 2);
+    assert_int_equal(dw_deliver_resume(d, NULL, 1), 2);
     /* Again: both are queued already. */
-    assert_int_equal(dw_deliver_resume(d), 0);
+    assert_int_equal(dw_deliver_resume(d, NULL, 1), 0);
     assert_int_equal(dw_deliver_submit(d, "resume", "n-r1", "{\"n\":1}"), 0);
     assert_int_equal(dw_deliver_pending(d), 2);
     wait_requests("/resume", 2);
@@ -707,11 +725,37 @@ static void test_resume(void **state)
     assert_int_equal(seen2, 1);
     assert_metrics("resume", 2, 0, 0, 0);
     /* Delivered messages and the records that cannot be delivered are all gone. */
-    int64_t until = dw_mono_ms() + WAIT_MS;
-    while (redis_int("HLEN %s", key) != 0) {
-        assert_true(dw_mono_ms() < until);
-        usleep(2000);
-    }
+    wait_hash_empty(key);
+    dw_deliver_destroy(d, 1000);
+    sink_clear(&sink);
+}
+
+/* Pods that evaluate different models each resume only their models' pending messages: a
+ * message another live pod is delivering is not sent a second time by a pod taking over some
+ * other model; the records written before records named their model go with `unowned`. */
+static void test_resume_by_model(void **state)
+{
+    const char *key = "{dw:t}:resume-model";
+    struct dw_sink_cfg sink;
+    sink_init(&sink, "bymodel", DW_SINK_WEBHOOK, "/bymodel", g_http_port, 5000, 3);
+    persist_model(key, "bymodel", "n-a1", "{\"m\":\"a\"}", "fraud");
+    persist_model(key, "bymodel", "n-b1", "{\"m\":\"b\"}", "churn");
+    persist_model(key, "bymodel", "n-b2", "{\"m\":\"b\"}", "churn");
+    persist(key, "bymodel", "n-old", "{}");
+
+    struct dw_deliver *d = deliver_new(&sink, 1, 10, key);
+    assert_int_equal(dw_deliver_resume(d, "fraud", 0), 1);
+    wait_drained(d);
+    struct rec recs[8];
+    assert_int_equal(recs_of("/bymodel", recs, 8), 1);
+    assert_string_equal(recs[0].hook_id, "n-a1");
+    /* the other model's and the unowned records stay in Redis for their pod */
+    assert_int_equal(field_exists(key, "bymodel", "n-b1"), 1);
+    assert_int_equal(field_exists(key, "bymodel", "n-old"), 1);
+    assert_int_equal(dw_deliver_resume(d, "churn", 1), 3);
+    wait_drained(d);
+    assert_int_equal(recs_of("/bymodel", recs, 8), 4);
+    wait_hash_empty(key);
     dw_deliver_destroy(d, 1000);
     sink_clear(&sink);
 }
@@ -818,12 +862,17 @@ static void test_field_and_record(void **state)
     char *f = dw_deliver_field("hook", "n-1-abc");
     assert_string_equal(f, "hook/n-1-abc");
     free(f);
-    char *r = dw_deliver_record("hook", "n-1", "{\"a\":\"\\u00e9\"}", 1700000000123);
+    char *r = dw_deliver_record("hook", "n-1", "{\"a\":\"\\u00e9\"}", 1700000000123, NULL);
     assert_string_equal(
         r, "{\"sink\":\"hook\",\"id\":\"n-1\",\"body\":\"{\\\"a\\\":\\\"\\\\u00e9\\\"}\","
            "\"created_ms\":1700000000123}");
     free(r);
-    assert_null(dw_deliver_record("hook", "n-1", "\xff\xfe", 1));
+    r = dw_deliver_record("hook", "n-1", "{}", 1, "fraud");
+    assert_string_equal(
+        r,
+        "{\"sink\":\"hook\",\"id\":\"n-1\",\"body\":\"{}\",\"created_ms\":1,\"model\":\"fraud\"}");
+    free(r);
+    assert_null(dw_deliver_record("hook", "n-1", "\xff\xfe", 1, NULL));
 }
 
 int main(void)
@@ -838,6 +887,7 @@ int main(void)
         cmocka_unit_test(test_pagerduty_keeps_order_per_key),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_resume_by_model),
         cmocka_unit_test(test_slow_sink_does_not_delay_fast),
         cmocka_unit_test(test_redis_connection_lost),
         cmocka_unit_test(test_destroy_leaves_undelivered_in_redis),

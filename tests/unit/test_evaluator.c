@@ -3,9 +3,10 @@
  * are closed and final for the group given each partition's clocks (idle partitions, a
  * partition whose owner died, a quarantined or corrupt one, windows closing out of order
  * across partitions, the label horizon), the cursor walk (where a new cursor starts, the
- * per-tick bound, the final stage waiting for the reference), runs of empty windows measured
- * over several calls, the rolling view's first window, and reference collection across a
- * restart (the stored windows list read back continues where it stopped).
+ * per-tick bound, the final stage waiting for the reference and never passing the close
+ * cursor), runs of empty windows measured over several calls, the rolling view's first window,
+ * and reference collection across a restart (the stored windows list read back continues where
+ * it stopped).
  *
  * Times are in windows of W ms; the wall clock is NOW ms. Expected values are worked out by
  * hand next to each assertion.
@@ -253,6 +254,82 @@ static void test_cursor_walk(void **state)
     assert_int_equal(dw_evaluator_next(&walk, 1, 64), DW_NEXT_NOT_CLOSED);
 }
 
+/* Walks `walk` to its end, one window per report. @returns the reports made. */
+static int walk_all(struct dw_cursor_walk *walk, const struct dw_config *cfg)
+{
+    int n = 0;
+    while (dw_evaluator_next(walk, 1, 64) == DW_NEXT_WINDOW) {
+        dw_evaluator_advance(walk, cfg, 1);
+        n++;
+    }
+    return n;
+}
+
+/* The final-after-close rule: the watermarks jump forward by 20 windows between two slices of
+ * one round, after the close walk (which read the old ones) and before the final walk (which
+ * reads the new ones). The final walk stops at the committed close cursor. */
+static void test_final_never_passes_close(void **state)
+{
+    (void)state;
+    struct dw_config cfg = test_cfg();
+    /* closed: the windows before T0 + 3W; final: none yet (horizon 2W) */
+    struct dw_watermarks w = {T0 + 3 * W + W / 2, T0 + 3 * W + W / 2, T0};
+    struct dw_cursor_walk close, fin;
+    dw_evaluator_cursor_begin(&close, &cfg, &w, 0, 1, T0);
+    dw_evaluator_after_close(&close, 1, T0); /* a close walk is not bounded by itself */
+    assert_int_equal(walk_all(&close, &cfg), 3);
+    assert_int_equal(close.cursor, T0 + 3 * W);
+    /* next slice: both clocks at T0 + 23.5W: final by the watermarks up to T0 + 21W */
+    w.wm = w.label_wm = T0 + 23 * W + W / 2;
+    assert_int_equal(dw_evaluator_cursor_begin(&fin, &cfg, &w, 1, 1, T0), DW_NEXT_WINDOW);
+    dw_evaluator_after_close(&fin, 1, close.cursor);
+    assert_int_equal(fin.until, T0 + 3 * W);
+    assert_int_equal(walk_all(&fin, &cfg), 3); /* T0, T0 + W, T0 + 2W: closed and committed */
+    assert_int_equal(fin.cursor, T0 + 3 * W);
+    assert_int_equal(dw_evaluator_next(&fin, 1, 64), DW_NEXT_NOT_CLOSED);
+    /* the watermarks are behind the close cursor: they bound the walk as before */
+    w.wm = w.label_wm = T0 + 3 * W + W / 2;
+    dw_evaluator_cursor_begin(&fin, &cfg, &w, 1, 1, T0);
+    dw_evaluator_after_close(&fin, 1, T0 + 10 * W);
+    assert_int_equal(fin.until, T0 + W);
+    /* no close cursor committed yet: no window is final, even a new final cursor's first */
+    w.wm = w.label_wm = T0 + 23 * W + W / 2;
+    assert_int_equal(dw_evaluator_cursor_begin(&fin, &cfg, &w, 1, 0, 0), DW_NEXT_WINDOW);
+    dw_evaluator_after_close(&fin, 0, 0);
+    assert_int_equal(dw_evaluator_next(&fin, 1, 64), DW_NEXT_NOT_CLOSED);
+}
+
+/* A round walked in slices keeps the watermarks of its first tick: a tick in between, with
+ * clocks 20 windows further, changes what the next round walks, not this one. */
+static void test_round_keeps_its_watermarks(void **state)
+{
+    (void)state;
+    struct dw_eval_round r;
+    memset(&r, 0, sizeof(r));
+    struct dw_watermarks w1 = {T0 + 3 * W, T0 + 3 * W, T0};
+    struct dw_watermarks w2 = {T0 + 23 * W, T0 + 23 * W, T0};
+    assert_int_equal(dw_evaluator_round_tick(&r, 2, &w1), 1);
+    assert_int_equal(r.left, 4); /* 2 models, close and final each */
+    assert_int_equal(r.pos, 0);
+    r.walked = 5;
+    dw_evaluator_round_next(&r);
+    assert_int_equal(r.pos, 1);
+    assert_int_equal(r.walked, 0);
+    /* a tick between two slices of the round */
+    assert_int_equal(dw_evaluator_round_tick(&r, 2, &w2), 0);
+    assert_int_equal(r.wms.wm, w1.wm);
+    assert_int_equal(r.wms.label_wm, w1.label_wm);
+    assert_int_equal(r.pos, 1);
+    for (int i = 0; i < 3; i++) {
+        dw_evaluator_round_next(&r);
+    }
+    assert_int_equal(r.left, 0);
+    /* the next tick begins a round with its own watermarks */
+    assert_int_equal(dw_evaluator_round_tick(&r, 2, &w2), 1);
+    assert_int_equal(r.wms.wm, w2.wm);
+    assert_int_equal(r.pos, 0);
+}
+
 /* Windows for the empty-run tests: empty unless listed in data[]; reads counted. */
 struct fake_windows {
     int64_t data[4];
@@ -475,6 +552,8 @@ int main(void)
         cmocka_unit_test(test_windows_close_out_of_order),
         cmocka_unit_test(test_label_horizon),
         cmocka_unit_test(test_cursor_walk),
+        cmocka_unit_test(test_final_never_passes_close),
+        cmocka_unit_test(test_round_keeps_its_watermarks),
         cmocka_unit_test(test_empty_run),
         cmocka_unit_test(test_rolling_first_window),
         cmocka_unit_test(test_records_before),

@@ -118,6 +118,19 @@ enum dw_next dw_evaluator_cursor_begin(struct dw_cursor_walk *walk, const struct
                                        int64_t stored);
 
 /**
+ * @brief The final-after-close rule, for a final walk begun with dw_evaluator_cursor_begin():
+ *        a window's final evaluation comes only after its close evaluation was committed. The
+ *        walk is bounded by the model's committed close cursor (close_found 0: none yet, so no
+ *        window is final), whatever the watermarks say: the close and final walks of one round
+ *        may read different watermarks (slices), or the close walk may stop early (a failure,
+ *        the per-round bound). Past it, the final report would be overwritten by the later
+ *        close report of its window (same key), and the window records the final cursor lets
+ *        the partitions delete (dw_evaluator_records_before) could still be unread by the close
+ *        evaluation. A close walk is left as it is.
+ */
+void dw_evaluator_after_close(struct dw_cursor_walk *walk, int close_found, int64_t close_cursor);
+
+/**
  * @brief What the walk does next: DW_NEXT_WINDOW (evaluate walk->cursor), or why it stops.
  * has_ref: the model's reference exists.
  */
@@ -137,6 +150,32 @@ int64_t dw_evaluator_step_cursor(const struct dw_config *cfg, int64_t start, int
  */
 int64_t dw_evaluator_advance(struct dw_cursor_walk *walk, const struct dw_config *cfg,
                              int64_t n_windows);
+
+/**
+ * @brief An evaluation round: each cursor (model, stage) of the models evaluated here walked
+ *        once, in slices over several loop iterations and evaluation ticks, over the windows
+ *        closed when the round began: its watermarks stay those of its first tick. Read again
+ *        at every tick, they let a close walk follow the clocks forward slice after slice while
+ *        the final walks waited for it (every close report of a catch-up before the first
+ *        final one), and the final walk see windows that closed after the close walk ended.
+ */
+struct dw_eval_round {
+    struct dw_watermarks wms; /* the group's watermarks when the round began */
+    size_t left;              /* cursors still to walk; 0: no round in progress */
+    size_t pos;               /* the cursor being walked: 2 * model + final */
+    int walked;               /* its reports in this round so far */
+};
+
+/**
+ * @brief On an evaluation tick, with the group's watermarks `now`: begins a round over the
+ *        cursors of n_models models, unless one is in progress (it keeps its watermarks).
+ * @returns 1 when a round began, 0 otherwise.
+ */
+int dw_evaluator_round_tick(struct dw_eval_round *r, size_t n_models,
+                            const struct dw_watermarks *now);
+
+/** @brief The cursor at r->pos is done for this round: on to the next one. */
+void dw_evaluator_round_next(struct dw_eval_round *r);
 
 /** @brief A run of empty windows measured over several ticks (in memory; lost, read again). */
 struct dw_empty_run {
@@ -174,8 +213,9 @@ void dw_evaluator_rolling(const struct dw_config *cfg, int found, int64_t stored
  * next window to evaluate at the label horizon): records of windows starting before the
  * returned start are needed by no reader. The final evaluation of a window reads its records,
  * and the rolling view of every report reads the evaluation.rolling_windows - 1 windows before
- * the one reported; the close cursor is never behind the final one, so the last reader of
- * window w is the final evaluation of w + (rolling_windows - 1) * window.size.
+ * the one reported; the close cursor is never behind the final one (dw_evaluator_after_close),
+ * so the last reader of window w is the final evaluation of w + (rolling_windows - 1) *
+ * window.size.
  * @returns final_cursor - max(rolling_windows - 1, 0) * window.size.
  */
 int64_t dw_evaluator_records_before(const struct dw_config *cfg, int64_t final_cursor);

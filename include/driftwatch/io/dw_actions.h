@@ -8,16 +8,16 @@
  *   3. decides the retraining trigger (dw_trigger_decide) and, when it fires, produces it with
  *      the idempotent producer and waits for its delivery report (a failure leaves everything
  *      uncommitted: the window is evaluated again on the next tick);
- *   4. commits in one MULTI/EXEC fenced by the evaluator lease: the alert state, the trigger
- *      state, the messages as pending deliveries, the last firing set (for Alertmanager
+ *   4. commits in one MULTI/EXEC fenced by the model's evaluator lease: the alert state, the
+ * trigger state, the messages as pending deliveries, the last firing set (for Alertmanager
  *      re-sends), the report itself and the evaluation cursor (a report is stored if and only
  *      if its cursor moved past it: the label-horizon evaluation reads the close report's
  *      feature statistics, which the partitions no longer keep);
  *   5. hands the messages to the delivery thread, which removes each from Redis once it is
  *      delivered or finally failed.
- * A crash between 4 and 5 loses nothing: dw_actions_resume() (called when the lease is
- * acquired) re-submits what is still pending. A crash before 4 repeats the step from the same
- * state, so it decides the same and sends the same message ids.
+ * A crash between 4 and 5 loses nothing: dw_actions_resume() (called when a model's lease is
+ * acquired) re-submits what is still pending of that model. A crash before 4 repeats the step from
+ * the same state, so it decides the same and sends the same message ids.
  */
 #ifndef DW_ACTIONS_H
 #define DW_ACTIONS_H
@@ -52,11 +52,17 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
                       const char *report_name, const char *cursor_name, int64_t next_cursor,
                       const struct dw_redis_kv *extra, size_t n_extra);
 
-/** @brief Re-submits pending deliveries and reloads the firing sets (after taking the lease). */
-void dw_actions_resume(struct dw_actions *a);
+/** @brief Re-submits model mi's pending deliveries and reloads its firing set (after taking its
+ *         lease). The first model's resume also takes the records that name no model. */
+void dw_actions_resume(struct dw_actions *a, size_t mi);
 
-/** @brief Periodic work: Alertmanager re-sends of firing alerts. */
-void dw_actions_tick(struct dw_actions *a, int64_t now_ms);
+/** @brief Forgets model mi's firing set (its lease was released or lost: another pod re-sends
+ *         its alerts now); driftwatch_alerts_firing{model} := 0 here. */
+void dw_actions_drop(struct dw_actions *a, size_t mi);
+
+/** @brief Periodic work: Alertmanager re-sends of the firing alerts of the models evaluated
+ *         here (evaluating[mi] != 0). */
+void dw_actions_tick(struct dw_actions *a, int64_t now_ms, const unsigned char *evaluating);
 
 /**
  * @returns the alerts firing per model as this pod last committed or loaded them (a new

@@ -10,8 +10,8 @@
  * Persistence: the caller writes each message into the Redis hash `key` (field =
  * dw_deliver_field(), value = dw_deliver_record()) in the same transaction as the alert state
  * that produced it, then submits it here. When a message is delivered or finally failed the
- * thread HDELs its field. dw_deliver_resume() loads every field still in the hash (a crash
- * between firing and delivery) and submits those not already queued, so an alert is delivered
+ * thread HDELs its field. dw_deliver_resume() loads a model's fields still in the hash (a
+ * crash between firing and delivery) and submits those not already queued, so an alert is delivered
  * at least once, with the same message id (webhook-id, dedup_key) on every attempt and after a
  * restart.
  *
@@ -69,10 +69,12 @@ struct dw_metric;
 char *dw_deliver_field(const char *sink, const char *msg_id);
 
 /**
- * @returns the Redis hash value: {"sink","id","body","created_ms"} as compact JSON (malloc'ed),
- *          or NULL when a string is not valid UTF-8.
+ * @returns the Redis hash value: {"sink","id","body","created_ms"} and "model" (the model whose
+ *          evaluation produced it, unless NULL) as compact JSON (malloc'ed), or NULL when a
+ *          string is not valid UTF-8.
  */
-char *dw_deliver_record(const char *sink, const char *msg_id, const char *body, int64_t created_ms);
+char *dw_deliver_record(const char *sink, const char *msg_id, const char *body, int64_t created_ms,
+                        const char *model);
 
 /** @brief Connects to Redis (when key is set) and starts the thread. NULL with errstr. */
 struct dw_deliver *dw_deliver_new(const struct dw_deliver_cfg *cfg, char *errstr,
@@ -89,13 +91,17 @@ struct dw_deliver *dw_deliver_new(const struct dw_deliver_cfg *cfg, char *errstr
 int dw_deliver_submit(struct dw_deliver *d, const char *sink, const char *msg_id, const char *body);
 
 /**
- * @brief Submits every message still in the Redis hash (not already queued). Stops at a full
- *        queue (the rest stays in Redis, logged); records that cannot be parsed or name a sink
- *        no longer configured are logged and removed.
+ * @brief Submits the messages still in the Redis hash (not already queued) of `model` (NULL:
+ *        of every model), and with `unowned` those whose record names no model (written before
+ *        records named it). Stops at a full queue (the rest stays in Redis, logged); records
+ *        that cannot be parsed or name a sink no longer configured are logged and removed.
+ *        Pods evaluating different models each resume their own models' messages, so a
+ *        message another live pod is delivering is not sent again by a pod taking over
+ *        another model.
  * @returns the number submitted, or -1 when Redis cannot be read (or no key is set).
  * @locality any thread
  */
-int dw_deliver_resume(struct dw_deliver *d);
+int dw_deliver_resume(struct dw_deliver *d, const char *model, int unowned);
 
 /** @returns messages queued or in flight. */
 size_t dw_deliver_pending(struct dw_deliver *d);

@@ -24,7 +24,9 @@
  *                                   (dw_join.h)
  * Global keys share the hash tag {dw:G}, so that an evaluation commit is one MULTI/EXEC too:
  *   {dw:G}:partitions               partition count of the topics
- *   {dw:G}:lock:eval                the evaluator's lease (SET NX PX)
+ *   {dw:G}:lock:eval:<model>        the lease of the pod that evaluates the model (SET NX PX)
+ *   {dw:G}:pods                     sorted set: pod owner -> last heartbeat (wall clock ms) of
+ *                                   the pods that evaluate (the live ones share the models)
  *   {dw:G}:cursor:<model>           next window start to evaluate (cursor_final: label horizon)
  *   {dw:G}:refwins:<model>          windows merged into the reference so far (JSON list)
  *   {dw:G}:ref:<model>              reference profile (JSON)
@@ -208,9 +210,23 @@ int dw_redis_report_starts(struct dw_redis *r, const char *model, int64_t **star
 int dw_redis_window_starts(struct dw_redis *r, const struct dw_model_cfg *model, int n_parts,
                            int64_t **starts, size_t *n);
 
-/** @brief Lease {dw:G}:lock:<name>: SET NX PX, or extends it when we already hold it. 1 = held. */
+/** @brief Lease {dw:G}:lock:<name>: SET NX PX, or extends it when we already hold it.
+ *  @returns 1 held, 0 held by another owner, -1 Redis error. */
 int dw_redis_lease(struct dw_redis *r, const char *name, const char *owner, int64_t ttl_ms);
+/** @brief Deletes lease {dw:G}:lock:<name> if `owner` holds it (WATCHed: never another's). */
 void dw_redis_release(struct dw_redis *r, const char *name, const char *owner);
+
+/**
+ * @brief The evaluating pods' heartbeat ({dw:G}:pods, a sorted set): owner's score := now_ms,
+ *        members older than now_ms - live_ms removed, and the remaining (live) owners returned
+ *        in *pods (malloc'd array of malloc'd strings, *n of them; free each and the array).
+ * @returns 0, or -1 on a Redis error (*pods NULL).
+ */
+int dw_redis_pods_beat(struct dw_redis *r, const char *owner, int64_t now_ms, int64_t live_ms,
+                       char ***pods, size_t *n);
+/** @brief Removes owner from the heartbeat set (a clean shutdown: the others take its share at
+ *         once). Errors are ignored: its heartbeat then goes stale. */
+void dw_redis_pods_leave(struct dw_redis *r, const char *owner);
 
 /**
  * @brief Global integer key {dw:G}:<name> (name: from a dw_redis_name_* builder below). get
@@ -277,15 +293,16 @@ struct dw_redis_kv {
 };
 
 /**
- * @brief One MULTI/EXEC of evaluation state, fenced by the evaluator lease (WATCH on
- *        {dw:G}:lock:eval, which must hold `owner`): SET (or DEL) each global key of `sets`,
- *        then HSET each field of `fields` into the global hash `hash`.
+ * @brief One MULTI/EXEC of evaluation state of `model`, fenced by its evaluator lease (WATCH on
+ *        {dw:G}:lock:eval:<model>, which must hold `owner`): SET (or DEL) each global key of
+ *        `sets`, then HSET each field of `fields` into the global hash `hash`.
  * @returns 0 committed, 1 not committed because the lease is not ours (errstr says so),
  *          -1 Redis error.
  */
-int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const struct dw_redis_kv *sets,
-                         size_t n_sets, const char *hash, const struct dw_redis_kv *fields,
-                         size_t n_fields, char *errstr, size_t errstr_size);
+int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const char *model,
+                         const struct dw_redis_kv *sets, size_t n_sets, const char *hash,
+                         const struct dw_redis_kv *fields, size_t n_fields, char *errstr,
+                         size_t errstr_size);
 
 /** @brief A global key and its binary value (data NULL deletes the key). */
 struct dw_redis_bkv {
@@ -310,8 +327,8 @@ int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
  *        deletes it), and forgets how the old one was made: refwins:<model> and the refagg keys
  *        it lists, trailwins:<model> and its trailagg keys, baseline:<model>; INCR
  *        refgen:<model> (*gen: its new value), so that the pods drop their copy; DEL the
- *        evaluator lease, so that an evaluation in flight does not commit what it read before
- *        (its commit WATCHes the lease; the evaluator takes the lease again on its next tick).
+ *        model's evaluator lease, so that an evaluation in flight does not commit what it read
+ *        before (its commit WATCHes the lease; a pod takes the lease again on its next tick).
  * @returns 0, or -1 (errstr).
  */
 int dw_redis_reference_replace(struct dw_redis *r, const char *model, const void *data, size_t len,
@@ -330,6 +347,11 @@ void dw_redis_global_key(const struct dw_redis *r, const char *name, char *buf, 
 #define DW_REDIS_KEY_MAX 1024 /* bytes of a buffer for a full key name */
 
 void dw_redis_name_partitions(char *buf, size_t size);
+/** @brief eval:<model>: the name of the model's evaluator lease for dw_redis_lease / release
+ *         (its key is lock:eval:<model>). */
+void dw_redis_name_eval_lease(const char *model, char *buf, size_t size);
+/** @brief pods: the heartbeat set of the evaluating pods (dw_redis_pods_beat). */
+void dw_redis_name_pods(char *buf, size_t size);
 /** @brief cursor:<model>, or cursor_final:<model> when `final` (the label horizon's). */
 void dw_redis_name_cursor(const char *model, int final, char *buf, size_t size);
 void dw_redis_name_refwins(const char *model, char *buf, size_t size);
