@@ -3,7 +3,7 @@
 # status fields, Redis used_memory, messages consumed, the state check against gen's truth).
 # Sourced, not run. Sets DW, WORK, RP, HP, B, REDIS_PID, BROKER_PID; PIDS are killed on exit.
 
-bash scripts/deps.sh
+bash scripts/deps.sh --bench
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE="${BENCH_BUILD_TYPE:-Release}" >/dev/null
 cmake --build build-bench --target driftwatch -j"$(nproc)" >/dev/null
 DW=$PWD/build-bench/driftwatch

@@ -3,6 +3,8 @@
 # Idempotent: quiet and fast when everything is already present.
 #   scripts/deps.sh               everything: build, tests, quick start, manifests
 #   scripts/deps.sh --build-only  only what compiling driftwatch needs (the Dockerfile's build stage)
+#   scripts/deps.sh --bench       everything, and what bench/ needs besides (the Python peer's
+#                                 clients, redis-py for bench/redis_memory.py, bc)
 set -euo pipefail
 
 BUILD_PKGS=(
@@ -20,13 +22,14 @@ TEST_PKGS=(
 
 case "${1:-}" in
     --build-only) PKGS=("${BUILD_PKGS[@]}") ;;
-    "") PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
+    "" | --bench) PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
+        [ "${1:-}" = --bench ] && PKGS+=(python3-redis python3-confluent-kafka bc)
         # kubectl renders deploy/kustomize (`kubectl kustomize`, tests/integration/test_kustomize.py).
         # Debian's is in kubernetes-client; a kubectl already installed from another package
         # (the upstream `kubectl` package owns /usr/bin/kubectl too, and dpkg refuses two owners)
         # is used as it is.
         command -v kubectl >/dev/null 2>&1 || PKGS+=(kubernetes-client) ;;
-    *) echo "usage: scripts/deps.sh [--build-only]" >&2; exit 2 ;;
+    *) echo "usage: scripts/deps.sh [--build-only|--bench]" >&2; exit 2 ;;
 esac
 
 missing=()
