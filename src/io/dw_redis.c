@@ -80,9 +80,8 @@ struct node {
     char host[DW_SLOTS_HOST_MAX];
     int port;
     redisContext *c;
-    int no_replica; /* cluster: the last CLUSTER NODES gave it no replica (logged once) */
-    int replicas;   /* cluster: its replica count (CLUSTER NODES), when replicas_known */
-    int replicas_known;
+    int no_replica;           /* cluster: the last CLUSTER NODES gave it no replica (logged once) */
+    int replicas;             /* cluster: its replica count (CLUSTER NODES), -1 not read yet */
     int64_t replicas_mono_ms; /* when it was read (read again after REPLICAS_TTL_MS) */
 };
 
@@ -304,6 +303,7 @@ static int node_index(struct dw_redis *r, const char *host, int port)
     memset(n, 0, sizeof(*n));
     snprintf(n->host, sizeof(n->host), "%s", host);
     n->port = port;
+    n->replicas = -1;
     return (int)r->n_nodes++;
 }
 
@@ -2648,9 +2648,8 @@ static int node_replicas(struct dw_redis *r)
 {
     struct node *nd = &r->nodes[r->cur];
     int64_t now = dw_mono_ms();
-    if (!nd->replicas_known || now - nd->replicas_mono_ms >= REPLICAS_TTL_MS) {
-        nd->replicas = node_replicas_read(r);
-        nd->replicas_known = nd->replicas >= 0;
+    if (nd->replicas < 0 || now - nd->replicas_mono_ms >= REPLICAS_TTL_MS) {
+        nd->replicas = node_replicas_read(r); /* -1 on an error: read again next time */
         nd->replicas_mono_ms = now;
     }
     return nd->replicas;
@@ -3371,25 +3370,16 @@ int dw_redis_pods_beat(struct dw_redis *r, const char *owner, int64_t now_ms, in
     char name[DW_REDIS_NAME_MAX], key[DW_REDIS_KEY_MAX];
     dw_redis_name_pods(name, sizeof(name));
     global_key(r, name, key, sizeof(key));
-    /* routed: in a cluster the connection in use may be another node's, or none */
-    if (route(r, key, strlen(key), NULL, 0) != 0) {
+    long long now = (long long)now_ms, stale = (long long)(now_ms - live_ms);
+    struct pipe pp = {0};
+    int sent = pipe_send(r, &pp, key, "ZADD %s %lld %s", key, now, owner) == 0 &&
+               pipe_send(r, &pp, key, "ZREMRANGEBYSCORE %s -inf (%lld", key, stale) == 0 &&
+               pipe_send(r, &pp, key, "ZRANGE %s 0 -1", key) == 0;
+    redisReply **rep = pipe_run(r, &pp, sent); /* routed, redirections followed */
+    if (!rep) {
         return -1;
     }
-    long long now = (long long)now_ms, stale = (long long)(now_ms - live_ms);
-    redisAppendCommand(r->c, "ZADD %s %lld %s", key, now, owner);
-    redisAppendCommand(r->c, "ZREMRANGEBYSCORE %s -inf (%lld", key, stale);
-    redisAppendCommand(r->c, "ZRANGE %s 0 -1", key);
-    redisReply *rep[3] = {NULL, NULL, NULL};
-    int ok = 1;
-    for (int i = 0; i < 3; i++) {
-        void *v = NULL;
-        if (redisGetReply(r->c, &v) != REDIS_OK) {
-            ok = 0;
-            break;
-        }
-        rep[i] = v;
-        ok = ok && reply_ok(rep[i]);
-    }
+    int ok = reply_ok(rep[0]) && reply_ok(rep[1]) && reply_ok(rep[2]);
     if (ok && rep[2]->type == REDIS_REPLY_ARRAY) {
         *pods = dw_calloc(rep[2]->elements ? rep[2]->elements : 1, sizeof(**pods));
         for (size_t i = 0; i < rep[2]->elements; i++) {
@@ -3401,13 +3391,10 @@ int dw_redis_pods_beat(struct dw_redis *r, const char *owner, int64_t now_ms, in
     } else {
         ok = 0;
     }
-    int lost = rep[2] == NULL;
     for (int i = 0; i < 3; i++) {
         freeReplyObject(rep[i]);
     }
-    if (lost) {
-        drop_conn(r);
-    }
+    free(rep);
     return ok ? 0 : -1;
 }
 
