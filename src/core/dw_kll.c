@@ -24,8 +24,12 @@
  *
  * Determinism. The coin flips come from splitmix64 seeded by the sketch's seed, and the state
  * never depends on the order of items inside level 0 (compaction sorts it first and keeps the
- * smallest as the odd item out), so queries may sort level 0 in place and the serialized
- * bytes (level 0 written sorted) only depend on the seed and the input.
+ * smallest as the odd item out), so queries may sort level 0 in place. In KLL mode the
+ * serialized bytes (level 0 written sorted) only depend on the seed and the input. In exact
+ * mode level 0 is written in the order held, which a query may have changed: sorting every
+ * partition's values at every checkpoint cost 4-5 % of the service's CPU (bench/RESULTS.md),
+ * and the one reader that needs them sorted, the evaluation, merges the partitions' values
+ * and sorts them once anyway. The values and every answer are the same either way.
  *
  * Queries. Exact mode sorts level 0 and uses it directly. KLL mode builds a cached sorted view
  * (values with cumulative weights) by a multi-way merge of the levels; the next update or merge
@@ -725,7 +729,9 @@ size_t dw_kll_serialize(struct dw_kll *sk, uint8_t *buf, size_t cap)
     if (!buf || cap < need) {
         return need;
     }
-    sort_level0(sk); /* canonical bytes: level 0 written ascending like the others */
+    if (!sk->exact) {
+        sort_level0(sk); /* canonical bytes: a KLL level 0 is small, written ascending */
+    }
     buf[0] = DW_KLL_FORMAT;
     buf[1] = DW_KLL_VERSION;
     buf[2] = sk->exact ? 1 : 0;
@@ -779,7 +785,7 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, 
         dw_err(errstr, errstr_size, "kll: not a KLL sketch (format byte 0x%02x)", format);
         goto err;
     }
-    if (version != DW_KLL_VERSION) {
+    if (version != DW_KLL_VERSION && version != 1) {
         dw_err(errstr, errstr_size, "kll: unsupported version %u (expected %d)", version,
                DW_KLL_VERSION);
         goto err;
@@ -872,12 +878,14 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, 
     sk->alloc = alloc;
     uint32_t at = alloc - total;
     dw_reader_init(&rd, buf + KLL_HEADER_BYTES, len - KLL_HEADER_BYTES);
+    bool l0_any_order = exact && version >= 2;
     for (uint32_t h = 0; h < num_levels; h++) {
         sk->levels[h] = at;
         (void)dw_rd_u32(&rd); /* counts[h], read above */
         for (uint32_t i = 0; i < counts[h]; i++) {
             double x = dw_rd_f64(&rd);
-            if (!isfinite(x) || x < min || x > max || (i > 0 && x < sk->items[at - 1])) {
+            bool order = l0_any_order || i == 0 || x >= sk->items[at - 1];
+            if (!isfinite(x) || x < min || x > max || !order) {
                 dw_err(errstr, errstr_size,
                        "kll: level %u item %u is not finite, in [min, max] and ascending", h, i);
                 goto err;
@@ -887,8 +895,8 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, 
     }
     dw_assert(!rd.err && dw_rd_left(&rd) == 0); /* the first pass checked every length */
     sk->levels[num_levels] = at;
-    sk->level0_sorted = true;
-    sk->l0_sorted_tail = level_size(sk, 0);
+    sk->level0_sorted = !l0_any_order || level_size(sk, 0) <= 1;
+    sk->l0_sorted_tail = sk->level0_sorted ? level_size(sk, 0) : 0;
     return sk;
 
 err:

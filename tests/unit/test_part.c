@@ -969,6 +969,34 @@ static int cmp_agg(const void *a, const void *b)
     return (x->start_ms > y->start_ms) - (x->start_ms < y->start_ms);
 }
 
+/* Sorts a sketch's held values (a query does): an exact sketch is encoded in the order its
+ * values came, which differs between interleavings where the values do not (dw_kll.c). */
+static void sort_sketch(struct dw_kll *sk)
+{
+    if (sk) {
+        (void)dw_kll_quantile(sk, 0.5);
+    }
+}
+
+static void sort_feats(struct dw_feat_stats *fs, size_t n)
+{
+    for (size_t i = 0; fs && i < n; i++) {
+        sort_sketch(fs[i].sk);
+    }
+}
+
+static void sort_sketches(struct dw_agg *agg)
+{
+    size_t nf = agg->model->n_features;
+    sort_feats(agg->feats, nf);
+    sort_feats(agg->out, DW_AGG_OUT__COUNT);
+    sort_sketch(agg->perf.latency);
+    for (size_t v = 0; v < agg->n_versions; v++) {
+        sort_sketch(agg->versions[v].latency);
+        sort_feats(agg->versions[v].feats, nf);
+    }
+}
+
 /* What an interleaving leaves behind, in comparable form. */
 struct outcome_state {
     struct dw_buf wins;   /* windows sorted by (model, start), encoded, log loss zeroed */
@@ -1011,6 +1039,7 @@ static void capture(struct dw_part *p, struct outcome_state *st)
         st->conflicts += agg->conflicts;
         st->labeled += agg->all.labeled;
         dw_buf_put_str(&st->wins, agg->model->name, strlen(agg->model->name));
+        sort_sketches(agg);
         dw_agg_encode(agg, &st->wins);
     }
     free(sorted);

@@ -33,7 +33,7 @@
 
 /* Serialized format: first byte, then version byte. */
 #define DW_KLL_FORMAT 0x4B /* 'K' */
-#define DW_KLL_VERSION 1
+#define DW_KLL_VERSION 2   /* 2: an exact sketch's level 0 in the order held; 1 is still read */
 
 struct dw_kll;
 
