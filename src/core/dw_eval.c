@@ -1367,14 +1367,11 @@ static void numeric_stats(const struct dw_feat_stats *fs, const struct dw_ref_fe
     if (rf->sample) {
         char err[256];
         struct dw_stats_ks ks;
-        if (dw_stats_ks_2samp(v, w, n, rf->sample, rf->sample_w, rf->n_sample, &ks, err,
-                              sizeof(err)) == 0) {
+        double wd;
+        if (dw_stats_ks_wasserstein(v, w, n, rf->sample, rf->sample_w, rf->n_sample, &ks, &wd, err,
+                                    sizeof(err)) == 0) {
             st->ks_d = ks.statistic;
             st->ks_p = ks.p_value;
-        }
-        double wd;
-        if (dw_stats_wasserstein(v, w, n, rf->sample, rf->sample_w, rf->n_sample, &wd, err,
-                                 sizeof(err)) == 0) {
             st->wasserstein = wd;
             if (isfinite(rf->std) && rf->std > 0.0) {
                 st->wasserstein_norm = wd / rf->std;

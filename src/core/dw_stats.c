@@ -895,26 +895,49 @@ static bool merge_next(struct merge_walk *mw, double *value, double *next)
     return true;
 }
 
-int dw_stats_ks_2samp(const double *x1, const uint64_t *w1, size_t len1, const double *x2,
-                      const uint64_t *w2, size_t len2, struct dw_stats_ks *out, char *errstr,
-                      size_t errstr_size)
+/*
+ * One walk over both checked views: the extremes of F1 - F2 over every distinct value (KS) and
+ * the Kahan sum of |F1 - F2| times the gap to the next value (Wasserstein). The evaluation
+ * needs both per feature, and the walk over ~10^5 values was most of their cost.
+ */
+struct two_sample {
+    uint64_t n1, n2;
+    double max_s, min_s; /* max and min of F1 - F2 */
+    double wd;           /* ∫ |F1 - F2| */
+};
+
+static int two_sample_walk(const double *x1, const uint64_t *w1, size_t len1, const double *x2,
+                           const uint64_t *w2, size_t len2, struct two_sample *ts, char *errstr,
+                           size_t errstr_size)
 {
-    uint64_t n1;
-    uint64_t n2;
-    if (check_views(x1, w1, len1, &n1, x2, w2, len2, &n2, errstr, errstr_size) != 0) {
+    if (check_views(x1, w1, len1, &ts->n1, x2, w2, len2, &ts->n2, errstr, errstr_size) != 0) {
         return -1;
     }
     struct merge_walk mw = {x1, x2, w1, w2, len1, len2, 0, 0, 0, 0};
+    struct dw_ksum sum = {0.0, 0.0};
     double v;
     double next;
-    double max_s = -INFINITY;
-    double min_s = INFINITY;
+    ts->max_s = -INFINITY;
+    ts->min_s = INFINITY;
     while (merge_next(&mw, &v, &next)) {
-        double diff = (double)mw.c1 / (double)n1 - (double)mw.c2 / (double)n2;
-        max_s = DW_MAX(max_s, diff);
-        min_s = DW_MIN(min_s, diff);
+        double diff = (double)mw.c1 / (double)ts->n1 - (double)mw.c2 / (double)ts->n2;
+        ts->max_s = DW_MAX(ts->max_s, diff);
+        ts->min_s = DW_MIN(ts->min_s, diff);
+        if (!isnan(next)) {
+            dw_ksum_add(&sum, fabs(diff) * (next - v));
+        }
     }
-    double neg = DW_MIN(DW_MAX(-min_s, 0.0), 1.0);
+    ts->wd = dw_ksum_get(&sum);
+    return 0;
+}
+
+/* The KS statistic and p-value (scipy's ks_2samp, method auto) from the walk's extremes. */
+static void ks_result(const struct two_sample *ts, struct dw_stats_ks *out)
+{
+    uint64_t n1 = ts->n1;
+    uint64_t n2 = ts->n2;
+    double max_s = ts->max_s;
+    double neg = DW_MIN(DW_MAX(-ts->min_s, 0.0), 1.0);
     double d = neg > max_s ? neg : max_s;
 
     bool exact = DW_MAX(n1, n2) <= DW_STATS_KS_MAX_EXACT_N;
@@ -944,30 +967,38 @@ int dw_stats_ks_2samp(const double *x1, const uint64_t *w1, size_t len1, const d
     out->statistic = d;
     out->p_value = clip01(prob);
     out->exact = exact;
-    return 0;
+}
+
+int dw_stats_ks_2samp(const double *x1, const uint64_t *w1, size_t len1, const double *x2,
+                      const uint64_t *w2, size_t len2, struct dw_stats_ks *out, char *errstr,
+                      size_t errstr_size)
+{
+    double wd;
+    return dw_stats_ks_wasserstein(x1, w1, len1, x2, w2, len2, out, &wd, errstr, errstr_size);
 }
 
 int dw_stats_wasserstein(const double *x1, const uint64_t *w1, size_t len1, const double *x2,
                          const uint64_t *w2, size_t len2, double *out, char *errstr,
                          size_t errstr_size)
 {
-    uint64_t n1;
-    uint64_t n2;
-    if (check_views(x1, w1, len1, &n1, x2, w2, len2, &n2, errstr, errstr_size) != 0) {
+    struct two_sample ts;
+    if (two_sample_walk(x1, w1, len1, x2, w2, len2, &ts, errstr, errstr_size) != 0) {
         return -1;
     }
-    struct merge_walk mw = {x1, x2, w1, w2, len1, len2, 0, 0, 0, 0};
-    struct dw_ksum sum = {0.0, 0.0};
-    double v;
-    double next;
-    while (merge_next(&mw, &v, &next)) {
-        if (isnan(next)) {
-            break;
-        }
-        double diff = fabs((double)mw.c1 / (double)n1 - (double)mw.c2 / (double)n2);
-        dw_ksum_add(&sum, diff * (next - v));
+    *out = ts.wd;
+    return 0;
+}
+
+int dw_stats_ks_wasserstein(const double *x1, const uint64_t *w1, size_t len1, const double *x2,
+                            const uint64_t *w2, size_t len2, struct dw_stats_ks *ks, double *wd,
+                            char *errstr, size_t errstr_size)
+{
+    struct two_sample ts;
+    if (two_sample_walk(x1, w1, len1, x2, w2, len2, &ts, errstr, errstr_size) != 0) {
+        return -1;
     }
-    *out = dw_ksum_get(&sum);
+    ks_result(&ts, ks);
+    *wd = ts.wd;
     return 0;
 }
 

@@ -197,6 +197,19 @@ static void test_numeric_fixture(void **state)
             dw_stats_wasserstein(x.v, x.w, x.len, y.v, y.w, y.len, &wd, err, sizeof(err)), 0);
         snprintf(what, sizeof(what), "%s wasserstein", name);
         assert_close_what(what, wd, jnum(c, "wasserstein"), REL_STATS, ABS_ZERO);
+        /* Both in one walk (what the evaluation calls), against scipy as well. */
+        struct dw_stats_ks ks2;
+        double wd2;
+        assert_int_equal(
+            dw_stats_ks_wasserstein(x.v, x.w, x.len, y.v, y.w, y.len, &ks2, &wd2, err, sizeof(err)),
+            0);
+        snprintf(what, sizeof(what), "%s ks statistic (one walk)", name);
+        assert_close_what(what, ks2.statistic, jnum(c, "ks_statistic"), REL_STATS, ABS_ZERO);
+        snprintf(what, sizeof(what), "%s ks p-value (one walk)", name);
+        assert_close_what(what, ks2.p_value, jnum(c, "ks_pvalue"), REL_STATS, ABS_PROB);
+        assert_int_equal(ks2.exact, ks.exact);
+        snprintf(what, sizeof(what), "%s wasserstein (one walk)", name);
+        assert_close_what(what, wd2, jnum(c, "wasserstein"), REL_STATS, ABS_ZERO);
         sample_free(&y);
         sample_free(&x);
     }
@@ -290,6 +303,10 @@ static void test_ks_hand_cases(void **state)
     assert_int_equal(dw_stats_wasserstein(a, zeros, 2, b, NULL, 3, &ks.statistic, err, sizeof(err)),
                      -1);
     assert_contains(err, "weight 0");
+    double wd;
+    assert_int_equal(
+        dw_stats_ks_wasserstein(a, NULL, 3, unsorted, NULL, 2, &ks, &wd, err, sizeof(err)), -1);
+    assert_contains(err, "second sample");
 }
 
 static void test_wasserstein_hand_cases(void **state)

@@ -113,6 +113,15 @@ int dw_stats_wasserstein(const double *x1, const uint64_t *w1, size_t len1, cons
                          const uint64_t *w2, size_t len2, double *out, char *errstr,
                          size_t errstr_size);
 
+/**
+ * @brief dw_stats_ks_2samp() and dw_stats_wasserstein() of the same two views in one walk over
+ *        them (bit for bit the same results; what a window's evaluation needs per feature).
+ * @returns 0 and both results, or -1 and errstr as those two.
+ */
+int dw_stats_ks_wasserstein(const double *x1, const uint64_t *w1, size_t len1, const double *x2,
+                            const uint64_t *w2, size_t len2, struct dw_stats_ks *ks, double *wd,
+                            char *errstr, size_t errstr_size);
+
 /* ------------------------------------------------------------------ distributions over bins */
 
 /*
