@@ -112,6 +112,24 @@ void dw_buf_put_f64(struct dw_buf *b, double v)
     put_le(b, bits, 8);
 }
 
+void dw_le_put_f64s(uint8_t *dst, const double *v, size_t n)
+{
+    if (n == 0) {
+        return; /* v may be NULL then, which memcpy may not be given */
+    }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(dst, v, n * 8);
+#else
+    for (size_t i = 0; i < n; i++) {
+        uint64_t bits;
+        memcpy(&bits, &v[i], sizeof(bits));
+        for (int k = 0; k < 8; k++) {
+            dst[8 * i + (size_t)k] = (uint8_t)(bits >> (8 * k));
+        }
+    }
+#endif
+}
+
 void dw_buf_put_str(struct dw_buf *b, const char *s, size_t len)
 {
     dw_buf_put_u32(b, (uint32_t)len);
@@ -224,6 +242,33 @@ double dw_rd_f64(struct dw_reader *rd)
     double v;
     memcpy(&v, &bits, sizeof(v));
     return v;
+}
+
+int dw_rd_f64s(struct dw_reader *rd, double *out, size_t n)
+{
+    if (n > SIZE_MAX / 8) {
+        (void)need(rd, SIZE_MAX);
+        return -1;
+    }
+    const uint8_t *p = dw_rd_bytes(rd, n * 8);
+    if (!p) {
+        return -1;
+    }
+    if (n == 0) {
+        return 0;
+    }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(out, p, n * 8);
+#else
+    for (size_t i = 0; i < n; i++) {
+        uint64_t bits = 0;
+        for (int k = 0; k < 8; k++) {
+            bits |= (uint64_t)p[8 * i + (size_t)k] << (8 * k);
+        }
+        memcpy(&out[i], &bits, sizeof(bits));
+    }
+#endif
+    return 0;
 }
 
 const uint8_t *dw_rd_bytes(struct dw_reader *rd, size_t len)

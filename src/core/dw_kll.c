@@ -748,10 +748,8 @@ size_t dw_kll_serialize(struct dw_kll *sk, uint8_t *buf, size_t cap)
     for (uint32_t h = 0; h < sk->num_levels; h++) {
         put_u32(p, level_size(sk, h));
         p += 4;
-        for (uint32_t i = sk->levels[h]; i < sk->levels[h + 1]; i++) {
-            put_f64(p, sk->items[i]);
-            p += 8;
-        }
+        dw_le_put_f64s(p, sk->items + sk->levels[h], level_size(sk, h));
+        p += (size_t)level_size(sk, h) * 8;
     }
     dw_assert((size_t)(p - buf) == need);
     return need;
@@ -882,15 +880,16 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, 
     for (uint32_t h = 0; h < num_levels; h++) {
         sk->levels[h] = at;
         (void)dw_rd_u32(&rd); /* counts[h], read above */
+        (void)dw_rd_f64s(&rd, sk->items + at, counts[h]);
         for (uint32_t i = 0; i < counts[h]; i++) {
-            double x = dw_rd_f64(&rd);
-            bool order = l0_any_order || i == 0 || x >= sk->items[at - 1];
+            double x = sk->items[at];
+            bool order = (h == 0 && l0_any_order) || i == 0 || x >= sk->items[at - 1];
             if (!isfinite(x) || x < min || x > max || !order) {
                 dw_err(errstr, errstr_size,
                        "kll: level %u item %u is not finite, in [min, max] and ascending", h, i);
                 goto err;
             }
-            sk->items[at++] = x;
+            at++;
         }
     }
     dw_assert(!rd.err && dw_rd_left(&rd) == 0); /* the first pass checked every length */

@@ -273,9 +273,8 @@ void dw_perf_encode(const struct dw_perf *p, struct dw_buf *out)
         /* Logically const: reorders the stored multiset, which is not observable. */
         sort_exact((struct dw_perf *)p, cls);
         dw_buf_put_u32(out, p->n_exact[cls]);
-        for (uint32_t i = 0; i < p->n_exact[cls]; i++) {
-            dw_buf_put_f64(out, p->exact[cls][i]);
-        }
+        dw_le_put_f64s(dw_buf_extend(out, (size_t)p->n_exact[cls] * 8), p->exact[cls],
+                       p->n_exact[cls]);
     }
     dw_kll_put(out, p->latency);
 }

@@ -213,6 +213,45 @@ static void test_round_trip_doubles(void **state)
     dw_buf_free(&b);
 }
 
+/* Arrays of doubles (what sketches store) have the bytes of dw_buf_put_f64() one by one. */
+static void test_f64_arrays(void **state)
+{
+    (void)state;
+    const double v[] = {0.1, -0.0, INFINITY, -3.5e-300, 1e300, 42.0, -1.0};
+    size_t n = sizeof(v) / sizeof(v[0]);
+    struct dw_buf one;
+    dw_buf_init(&one);
+    for (size_t i = 0; i < n; i++) {
+        dw_buf_put_f64(&one, v[i]);
+    }
+    uint8_t arr[sizeof(v) + 1];
+    arr[sizeof(v)] = 0xEE;
+    dw_le_put_f64s(arr, v, n);
+    assert_memory_equal(arr, one.data, sizeof(v));
+    assert_int_equal(arr[sizeof(v)], 0xEE); /* nothing written past n values */
+    dw_le_put_f64s(arr, NULL, 0);           /* an empty array may have no storage */
+
+    double back[sizeof(v) / sizeof(v[0])];
+    struct dw_reader rd;
+    dw_reader_init(&rd, one.data, one.len);
+    assert_int_equal(dw_rd_f64s(&rd, back, n), 0);
+    assert_memory_equal(back, v, sizeof(v));
+    assert_int_equal(dw_rd_left(&rd), 0);
+    assert_int_equal(dw_rd_f64s(&rd, NULL, 0), 0);
+    /* One value more than there is: fails, names the shortage, reads nothing. */
+    dw_reader_init(&rd, one.data, one.len - 1);
+    memset(back, 0, sizeof(back));
+    assert_int_equal(dw_rd_f64s(&rd, back, n), -1);
+    assert_int_equal(rd.err, 1);
+    assert_non_null(strstr(rd.msg, "truncated"));
+    assert_int_equal(rd.pos, 0);
+    /* A count whose byte size overflows size_t fails the same way. */
+    dw_reader_init(&rd, one.data, one.len);
+    assert_int_equal(dw_rd_f64s(&rd, back, SIZE_MAX / 4), -1);
+    assert_int_equal(rd.err, 1);
+    dw_buf_free(&one);
+}
+
 static void test_round_trip_strings(void **state)
 {
     (void)state;
@@ -550,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_string_length_overrun),
         cmocka_unit_test(test_checked_counts_and_names),
         cmocka_unit_test(test_uvarint),
+        cmocka_unit_test(test_f64_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

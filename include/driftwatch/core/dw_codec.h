@@ -38,6 +38,9 @@ void dw_buf_put_i64(struct dw_buf *b, int64_t v);
 /** @brief Appends v as unsigned LEB128: 7 bits a byte, low first, 1 to 10 bytes. */
 void dw_buf_put_uvarint(struct dw_buf *b, uint64_t v);
 void dw_buf_put_f64(struct dw_buf *b, double v);
+/** @brief Stores n doubles at dst as dw_buf_put_f64() would, 8 bytes each (one copy on a
+ *         little-endian host: sketches store thousands of values at every checkpoint). */
+void dw_le_put_f64s(uint8_t *dst, const double *v, size_t n);
 void dw_buf_put_str(struct dw_buf *b, const char *s, size_t len);
 /** @brief Appends len bytes and returns where they start, for the caller to fill in place. */
 uint8_t *dw_buf_extend(struct dw_buf *b, size_t len);
@@ -57,6 +60,9 @@ uint32_t dw_rd_u32(struct dw_reader *rd);
 uint64_t dw_rd_u64(struct dw_reader *rd);
 int64_t dw_rd_i64(struct dw_reader *rd);
 double dw_rd_f64(struct dw_reader *rd);
+/** @brief Reads n doubles written as by dw_le_put_f64s(); 0, or -1 with rd failed and nothing
+ *         read. */
+int dw_rd_f64s(struct dw_reader *rd, double *out, size_t n);
 /** @brief Reads what dw_buf_put_uvarint() wrote; any other form (overlong, beyond 64 bits) fails.
  */
 uint64_t dw_rd_uvarint(struct dw_reader *rd);
