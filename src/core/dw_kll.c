@@ -746,10 +746,13 @@ size_t dw_kll_serialize(struct dw_kll *sk, uint8_t *buf, size_t cap)
     put_f64(buf + 44, sk->n ? sk->max : NAN);
     uint8_t *p = buf + KLL_HEADER_BYTES;
     for (uint32_t h = 0; h < sk->num_levels; h++) {
-        put_u32(p, level_size(sk, h));
+        uint32_t m = level_size(sk, h);
+        put_u32(p, m);
         p += 4;
-        dw_le_put_f64s(p, sk->items + sk->levels[h], level_size(sk, h));
-        p += (size_t)level_size(sk, h) * 8;
+        if (m > 0) { /* an empty sketch may have no items array (no offset from NULL) */
+            dw_le_put_f64s(p, sk->items + sk->levels[h], m);
+            p += (size_t)m * 8;
+        }
     }
     dw_assert((size_t)(p - buf) == need);
     return need;

@@ -272,9 +272,11 @@ void dw_perf_encode(const struct dw_perf *p, struct dw_buf *out)
         /* Ascending: the arrival order of labels differs between replays, the multiset not. */
         /* Logically const: reorders the stored multiset, which is not observable. */
         sort_exact((struct dw_perf *)p, cls);
-        dw_buf_put_u32(out, p->n_exact[cls]);
-        dw_le_put_f64s(dw_buf_extend(out, (size_t)p->n_exact[cls] * 8), p->exact[cls],
-                       p->n_exact[cls]);
+        uint32_t n = p->n_exact[cls];
+        dw_buf_put_u32(out, n);
+        if (n > 0) {
+            dw_le_put_f64s(dw_buf_extend(out, (size_t)n * 8), p->exact[cls], n);
+        }
     }
     dw_kll_put(out, p->latency);
 }
