@@ -591,8 +591,7 @@ static double sort_unkey(uint64_t k)
     return d;
 }
 
-#define SORT_SMALL 64  /* elements: insertion sort below this, radix sort above */
-#define SORT_WIDE 4096 /* elements: 11-bit digits from here, 8-bit below */
+#define SORT_SMALL 64 /* elements: insertion sort below this, radix sort above */
 
 void dw_sort_doubles(double *v, size_t n)
 {
@@ -607,38 +606,33 @@ void dw_sort_doubles(double *v, size_t n)
         }
         return;
     }
-    /* LSD radix sort of order-preserving keys. Digits of 8 bits (8 passes) for short arrays,
-     * of 11 bits (6 passes) from SORT_WIDE on: the 2048-entry histograms cost more than two
-     * passes save below that, and above it 6 passes took 25-40 % less time than 8 (measured on
-     * normal values, 8k to 180k of them: the close evaluation sorts a window's merged values).
-     * All histograms are counted in one pass over the keys, and a pass where every key shares
-     * the digit is skipped. */
-    unsigned bits = n < SORT_WIDE ? 8 : 11;
-    unsigned passes = (64 + bits - 1) / bits;
-    size_t radix = (size_t)1 << bits;
+    /* LSD radix sort, 8 passes of 8 bits. The 8 byte histograms are counted in one pass over
+     * the keys, and a pass where every key shares the byte is skipped: the sorted level 0 of a
+     * checkpointed sketch is a few dozen new values at a time, where 8 counting passes cost
+     * more than the sort. */
     uint64_t *a = dw_malloc(2 * n * sizeof(*a)), *b = a + n, *mem = a;
-    size_t *count = dw_calloc((size_t)passes * radix, sizeof(*count));
+    size_t count[8][256];
+    memset(count, 0, sizeof(count));
     for (size_t i = 0; i < n; i++) {
         uint64_t k = sort_key(v[i]);
         a[i] = k;
-        for (unsigned d = 0; d < passes; d++) {
-            count[d * radix + ((k >> (bits * d)) & (radix - 1))]++;
+        for (unsigned d = 0; d < 8; d++) {
+            count[d][(k >> (8 * d)) & 0xFF]++;
         }
     }
-    for (unsigned d = 0; d < passes; d++) {
-        unsigned shift = bits * d;
-        size_t *c = count + d * radix;
-        if (c[(a[0] >> shift) & (radix - 1)] == n) {
+    for (unsigned d = 0; d < 8; d++) {
+        unsigned shift = 8 * d;
+        if (count[d][(a[0] >> shift) & 0xFF] == n) {
             continue;
         }
         size_t pos = 0;
-        for (size_t x = 0; x < radix; x++) {
-            size_t here = c[x];
-            c[x] = pos;
-            pos += here;
+        for (size_t x = 0; x < 256; x++) {
+            size_t c = count[d][x];
+            count[d][x] = pos;
+            pos += c;
         }
         for (size_t i = 0; i < n; i++) {
-            b[c[(a[i] >> shift) & (radix - 1)]++] = a[i];
+            b[count[d][(a[i] >> shift) & 0xFF]++] = a[i];
         }
         uint64_t *t = a;
         a = b;
@@ -647,7 +641,6 @@ void dw_sort_doubles(double *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         v[i] = sort_unkey(a[i]);
     }
-    free(count);
     free(mem);
 }
 
