@@ -55,12 +55,28 @@ void dw_buf_put(struct dw_buf *b, const void *data, size_t len)
     b->len += len;
 }
 
+/* v's low `bytes` bytes at p, least significant first: the one home of the byte order. */
+static void store_le(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint64_t load_le(const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
 static void put_le(struct dw_buf *b, uint64_t v, int bytes)
 {
     buf_reserve(b, (size_t)bytes);
-    for (int i = 0; i < bytes; i++) {
-        b->data[b->len++] = (uint8_t)(v >> (8 * i));
-    }
+    store_le(b->data + b->len, v, bytes);
+    b->len += (size_t)bytes;
 }
 
 uint8_t *dw_buf_extend(struct dw_buf *b, size_t len)
@@ -123,9 +139,7 @@ void dw_le_put_f64s(uint8_t *dst, const double *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         uint64_t bits;
         memcpy(&bits, &v[i], sizeof(bits));
-        for (int k = 0; k < 8; k++) {
-            dst[8 * i + (size_t)k] = (uint8_t)(bits >> (8 * k));
-        }
+        store_le(dst + 8 * i, bits, 8);
     }
 #endif
 }
@@ -180,10 +194,7 @@ static uint64_t get_le(struct dw_reader *rd, int bytes)
     if (need(rd, (size_t)bytes) != 0) {
         return 0;
     }
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) {
-        v |= (uint64_t)rd->p[rd->pos + (size_t)i] << (8 * i);
-    }
+    uint64_t v = load_le(rd->p + rd->pos, bytes);
     rd->pos += (size_t)bytes;
     return v;
 }
@@ -261,10 +272,7 @@ int dw_rd_f64s(struct dw_reader *rd, double *out, size_t n)
     memcpy(out, p, n * 8);
 #else
     for (size_t i = 0; i < n; i++) {
-        uint64_t bits = 0;
-        for (int k = 0; k < 8; k++) {
-            bits |= (uint64_t)p[8 * i + (size_t)k] << (8 * k);
-        }
+        uint64_t bits = load_le(p + 8 * i, 8);
         memcpy(&out[i], &bits, sizeof(bits));
     }
 #endif

@@ -290,11 +290,17 @@ static int use_node(struct dw_redis *r, int i, char *errstr, size_t errstr_size)
 
 /* ---- Redis Cluster: the slot map (CLUSTER SLOTS) ---- */
 
+/* host_a:port_a and host_b:port_b are the same node. */
+static int same_addr(const char *host_a, int port_a, const char *host_b, int port_b)
+{
+    return port_a == port_b && strcmp(host_a, host_b) == 0;
+}
+
 /* Index of node host:port, added when new. */
 static int node_index(struct dw_redis *r, const char *host, int port)
 {
     for (size_t i = 0; i < r->n_nodes; i++) {
-        if (r->nodes[i].port == port && strcmp(r->nodes[i].host, host) == 0) {
+        if (same_addr(r->nodes[i].host, r->nodes[i].port, host, port)) {
             return (int)i;
         }
     }
@@ -362,8 +368,7 @@ static int map_apply(struct dw_redis *r, const redisReply *rep, const char *aske
     for (size_t i = 0; i < old_n; i++) {
         struct node *o = &old_nodes[i];
         size_t j = 0;
-        while (j < r->n_nodes &&
-               (r->nodes[j].port != o->port || strcmp(r->nodes[j].host, o->host) != 0)) {
+        while (j < r->n_nodes && !same_addr(r->nodes[j].host, r->nodes[j].port, o->host, o->port)) {
             j++;
         }
         if (j < r->n_nodes) {
@@ -1772,17 +1777,27 @@ static int slot_holders(struct dw_redis *r, const char *prefix, struct slot_hold
     if (!ok) {
         return -1;
     }
-    struct node asked = r->nodes[r->cur]; /* a copy: routing may read the map again */
+    /* the node that answered, kept before routing (which may read the map again) */
+    snprintf(h->host[1], sizeof(h->host[1]), "%s", r->nodes[r->cur].host);
+    h->port[1] = r->nodes[r->cur].port;
     if (route(r, prefix, strlen(prefix), NULL, 0) != 0) {
         return -1;
     }
     const struct node *master = &r->nodes[r->cur];
-    h->n = 1 + (asked.port != master->port || strcmp(asked.host, master->host) != 0);
     snprintf(h->host[0], sizeof(h->host[0]), "%s", master->host);
     h->port[0] = master->port;
-    snprintf(h->host[1], sizeof(h->host[1]), "%s", asked.host);
-    h->port[1] = asked.port;
+    h->n = 1 + !same_addr(h->host[0], h->port[0], h->host[1], h->port[1]);
     return 0;
+}
+
+/* The same holders in the same order (a listing walked them all). */
+static int same_holders(const struct slot_holders *a, const struct slot_holders *b)
+{
+    int same = a->n == b->n;
+    for (int i = 0; same && i < a->n; i++) {
+        same = same_addr(a->host[i], a->port[i], b->host[i], b->port[i]);
+    }
+    return same;
 }
 
 /* Calls fn for every key matching `pattern` on the connection in use (SCAN MATCH). */
@@ -1844,7 +1859,7 @@ static int scan_prefix(struct dw_redis *r, const char *prefix,
         rc = rc == 0 ? scan_here(r, pattern, o, fn, opaque) : -1;
     }
     if (rc == 0 && r->slots &&
-        (slot_holders(r, prefix, &after) != 0 || memcmp(&h, &after, sizeof(h)) != 0)) {
+        (slot_holders(r, prefix, &after) != 0 || !same_holders(&h, &after))) {
         dw_log(DW_LOG_WARN,
                "redis cluster: the slot moved while its keys were listed; the "
                "listing is not trusted",

@@ -21,14 +21,15 @@ void dw_cmd_print_json(json_t *obj);
 struct dw_redis;
 struct dw_config;
 struct dw_model_cfg;
+
+/** @brief The Redis key of the group's partition count ({dw:G}:partitions), for messages. */
+void dw_cmd_partitions_key(struct dw_redis *r, char *key, size_t key_size);
+
 /**
  * @brief What `driftwatch reference show` prints for model m (dw_reference.c), also served by
  *        GET /api/v1/models/<m>/reference.
  * @returns the document, or NULL with errstr (Redis or profile file error).
  */
-/** @brief The Redis key of the group's partition count ({dw:G}:partitions), for messages. */
-void dw_cmd_partitions_key(struct dw_redis *r, char *key, size_t key_size);
-
 json_t *dw_reference_show_json(struct dw_redis *r, const struct dw_config *cfg,
                                const struct dw_model_cfg *m, char *errstr, size_t errstr_size);
 
