@@ -12,44 +12,42 @@
  *   where a search of the members per field cost one pass per field. Once the buffers have
  *   grown to the largest message seen, decoding a message allocates nothing.
  *
- * - Parsing: jsmn tokenizes the message into a decoder-owned token array (grown and resumed on
- *   JSMN_ERROR_NOMEM). jsmn is fast because it only finds where tokens start and end; it does
- *   not check the grammar (it skips commas and colons, accepts "tru" or "01" as primitives and
- *   raw control characters in strings). So one walk over the tokens, doc_check(), enforces all
- *   of RFC 8259 exactly as jansson 2.14 does with flags 0 (proven by test_decode_diff.c, which
- *   compares both on hand-written cases and random mutations): the bytes between tokens must be
- *   whitespace plus exactly the expected ':' ',' '}' ']'; numbers, true/false/null and string
+ * - Parsing: one pass, parse_value(), checks the message against all of RFC 8259 exactly as
+ *   jansson 2.14 does with flags 0 (proven by test_decode_diff.c, which compares both on
+ *   hand-written cases, generated events and random mutations) and cuts it into tokens in a
+ *   decoder-owned array (doubled when full): separators, numbers, true/false/null and string
  *   escapes (\u with four hex digits, surrogate pairs, no \u0000, no raw byte < 0x20) are
  *   checked; integers must fit in 64 bits and reals must not overflow a double; values nest at
- *   most 2048 deep; exactly one top-level value. The walk also records, per token, its kind and
- *   the index of the token after its subtree, so that member lookup skips subtrees in O(1).
- *   Strings are most of a message's bytes, so their bodies are tested 8 bytes at a time (one
- *   64-bit word, for '"', '\\' and bytes below 0x20 at once), and once: depth_scan() below
- *   finds each string's end with that test, and when no string has a '\\' or a control byte
- *   (nearly every message) the walk has nothing left to check in them. jsmn's strings are the
- *   scan's strings whenever jsmn succeeds (same lexing, see depth_scan()), and the walk only
- *   runs then. Otherwise each string goes through check_string(), whose escape checks are out
- *   of line.
+ *   most 2048 deep; exactly one top-level value. Each token records its kind and the index of
+ *   the token after its subtree, so that member lookup skips subtrees in O(1). Strings are most
+ *   of a message's bytes, so their bodies are tested 8 bytes at a time (one 64-bit word, for
+ *   '"', '\\' and bytes below 0x20 at once); only a string with a '\\' or a control byte goes
+ *   through check_string_rest(), out of line.
+ *   Why not a library: jansson (used everywhere else) builds a tree and allocates per value, 3-5
+ *   times slower on events; jsmn (used here until 2026-12-04) only cut tokens, so its output
+ *   needed a second walk to check the grammar and a third pass before it to bound its
+ *   quadratic walk up the parent links (depth_scan(), still used for errors); Debian 12 has no
+ *   yyjson and simdjson is C++ with other rules. One pass doing all three is 36 % fewer
+ *   instructions per message (bench/RESULTS.md, "One pass to parse").
  *
- * - Nesting is counted before jsmn runs (depth_scan()): jsmn finds the opener of a closing
- *   bracket by walking parent links up from the last token, so N nested arrays cost O(N^2)
- *   steps (30 s for a 256 KiB message). One linear pass over the first top-level value counts
- *   its depth; deeper than input.max_depth is rejected (too_deep) before any token is made, and
- *   jsmn only ever sees that first value, which bounds its walk to O(bytes * depth).
+ * - Nesting: arrays and objects deeper than input.max_depth stop the parse (no recursion: an
+ *   explicit stack of open containers, JSON_MAX_DEPTH entries), so a deep message costs a
+ *   linear pass. An invalid message gets one more, depth_scan(), which decides whether it is
+ *   refused as too_deep (whatever else is wrong in it) and names its depth.
  *
  * - Nothing is converted that is not read: a string points into the message unless it has a
  *   backslash, in which case it is unescaped into the decoder's shadow buffer at the same offset
  *   as in the message (an unescaped string is never longer than its escaped form, so strings
  *   never overlap there and unescaping the same token twice is harmless). Numbers are converted
  *   when a field asks for them (integers by hand, reals with strtod), except that a real whose
- *   leading digit sits at 10^308 or above is converted during the walk to reject overflow.
+ *   leading digit sits at 10^308 or above is converted during the parse to reject overflow.
  *
  * - Duplicate keys: the last occurrence wins, as in jansson without JSON_REJECT_DUPLICATES.
  *
  * - Non-finite numbers (input.non_finite): Python's json module writes NaN, Infinity and
  *   -Infinity by default, so real services emit them. With "count" (the default) these three
- *   exact tokens are accepted anywhere a value may stand, as kinds of their own (tokenize()
- *   explains how jsmn is made to cut them); a numeric feature reads them as NAN / +-INFINITY
+ *   exact tokens are accepted anywhere a value may stand, as kinds of their own
+ *   (check_primitive()); a numeric feature reads them as NAN / +-INFINITY
  *   (counted apart by dw_agg.c), a categorical one as their text, and every other field refuses
  *   them as it refuses any value of the wrong type, naming the field. With "reject" nothing of
  *   this runs and the decoder is exactly jansson's RFC 8259 (the differential test pins it).
@@ -78,13 +76,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* jsmn 1.1.0 (header-only): static functions in this file, strict mode (primitives only as
- * values, no unquoted text), parent links (a closing bracket finds its opener in O(1)). */
-#define JSMN_STATIC
-#define JSMN_STRICT
-#define JSMN_PARENT_LINKS
-#include <jsmn.h>
-
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
 /* bytes; holds the JSON text of any number: an int64 (20 chars) or a real such as
@@ -109,7 +100,7 @@
  * errstr */
 #define ERR_QUOTE_MAX 64
 
-/* tokens; the initial token array (a 400-byte event with 15 features has about 50), doubled
+/* tokens; the initial token array (a 400-byte event with 15 features has about 40), doubled
  * whenever a message needs more */
 #define TOKENS_INITIAL 512
 
@@ -253,8 +244,10 @@ enum jv_kind {
     JV_NINF
 };
 
-/* per token, beside jsmn's token: filled by doc_check() */
-struct tok_aux {
+/* a value or an object key of the current message: filled by parse_value() */
+struct tok {
+    int start;    /* array, object, number, literal: its first byte; string: after its '"' */
+    int end;      /* array, object, number, literal: the byte after it; string: its last '"' */
     int next;     /* index of the first token after this value's subtree */
     uint8_t kind; /* enum jv_kind */
     uint8_t esc;  /* a string with a backslash: unescape before use */
@@ -296,10 +289,10 @@ struct dw_decoder {
     /* the current document (msg == NULL: none) */
     const char *msg;
     size_t msg_len;
-    jsmntok_t *toks;     /* tok_cap tokens, n_toks used */
-    struct tok_aux *aux; /* tok_cap entries */
+    struct tok *toks; /* tok_cap tokens, n_toks used */
     unsigned int tok_cap;
     int n_toks;
+    int *open;    /* JSON_MAX_DEPTH: parse_value()'s open arrays and objects */
     char *shadow; /* shadow_cap >= msg_len + 1 bytes: unescaped strings, number copies */
     size_t shadow_cap;
 
@@ -429,7 +422,7 @@ void dw_decoder_destroy(struct dw_decoder *dec)
         return;
     }
     free(dec->shadow);
-    free(dec->aux);
+    free(dec->open);
     free(dec->toks);
     free(dec->feat_text);
     free(dec->feat_tok);
@@ -531,7 +524,7 @@ struct dw_decoder *dw_decoder_new(const struct dw_config *cfg, char *errstr, siz
     dec->feat_text = dw_calloc(DW_MAX(dec->max_features, (size_t)1), NUM_TEXT_MAX);
     dec->tok_cap = TOKENS_INITIAL;
     dec->toks = dw_calloc(dec->tok_cap, sizeof(*dec->toks));
-    dec->aux = dw_calloc(dec->tok_cap, sizeof(*dec->aux));
+    dec->open = dw_calloc(JSON_MAX_DEPTH, sizeof(*dec->open));
     return dec;
 
 err:
@@ -634,7 +627,7 @@ int dw_utf8_valid(const void *buf, size_t len)
 }
 
 /* --------------------------------------------------------------------------------------------
- * JSON: jsmn's tokens, then the grammar checks jsmn leaves out
+ * JSON: one pass that checks the grammar and cuts tokens
  * ------------------------------------------------------------------------------------------ */
 
 /* the first error found by the checks: what and where */
@@ -738,8 +731,12 @@ static inline size_t string_next_special(const char *js, size_t i, size_t e, siz
 }
 
 /*
- * The escapes and the bytes that fail a string, from its first '"', '\\' or control byte at
- * js[i] on (see check_string()). Out of line: most strings never get here.
+ * A string's content js[s..e) (between the quotes), from its first '"', '\\' or control byte at
+ * js[i] on: no raw byte < 0x20, only the escapes \" \\ \/ \b \f \n \r \t and \u with four
+ * hex digits, a high surrogate only when a low one follows, no lone low surrogate and no \u0000
+ * (jansson refuses it unless JSON_ALLOW_NUL). UTF-8 is checked before. Plain runs are skipped a
+ * word at a time (string_next_special(); js has avail bytes). Out of line: most strings never
+ * get here (parse_string()).
  */
 static __attribute__((noinline)) int check_string_rest(const char *js, size_t i, size_t e,
                                                        size_t avail, uint8_t *esc,
@@ -791,21 +788,6 @@ static __attribute__((noinline)) int check_string_rest(const char *js, size_t i,
         }
         i += 5;
     }
-}
-
-/*
- * A string's content js[s..e) (between the quotes): no raw byte < 0x20, only the escapes
- * \" \\ \/ \b \f \n \r \t and \u with four hex digits, a high surrogate only when a low one
- * follows, no lone low surrogate and no \u0000 (jansson refuses it unless JSON_ALLOW_NUL). UTF-8
- * is checked before.
- * Plain runs are skipped a word at a time (string_next_special(); js has avail bytes).
- */
-static int check_string(const char *js, size_t s, size_t e, size_t avail, uint8_t *esc,
-                        struct json_err *err)
-{
-    *esc = 0;
-    size_t i = string_next_special(js, s, e, avail);
-    return i < e ? check_string_rest(js, i, e, avail, esc, err) : 0;
 }
 
 /*
@@ -936,164 +918,22 @@ static int check_primitive(const char *js, size_t s, size_t e, char *shadow, int
     return 0;
 }
 
-struct walk {
-    const char *js;
-    size_t len;
-    const jsmntok_t *toks;
-    struct tok_aux *aux;
-    int n_toks;
-    char *shadow;
-    int non_finite; /* accept NaN, Infinity, -Infinity (input.non_finite = count) */
-    int plain;      /* depth_info.plain: every string token passes check_string() unescaped */
-    struct json_err err;
-};
-
-/* a string token t whose opening quote should be at pos; *after is past its closing quote */
-static inline int walk_string(struct walk *w, int t, size_t pos, size_t *after)
-{
-    const jsmntok_t *tk = &w->toks[t];
-    if (tk->type != JSMN_STRING || w->js[pos] != '"' || (size_t)tk->start != pos + 1 ||
-        (size_t)tk->end >= w->len || w->js[tk->end] != '"') {
-        return json_fail(&w->err, pos, "string expected");
-    }
-    if (w->plain) {
-        w->aux[t].esc = 0;
-    } else if (check_string(w->js, (size_t)tk->start, (size_t)tk->end, w->len, &w->aux[t].esc,
-                            &w->err) != 0) {
-        return -1;
-    }
-    w->aux[t].kind = JV_STR;
-    w->aux[t].next = t + 1;
-    *after = (size_t)tk->end + 1;
-    return 0;
-}
-
-static int is_scalar(const jsmntok_t *tk)
-{
-    return tk->type == JSMN_STRING || tk->type == JSMN_PRIMITIVE;
-}
-
-/* a string or primitive token t (is_scalar()) whose first byte should be at pos; *after is the
- * byte after it */
-static inline int walk_scalar(struct walk *w, int t, size_t pos, size_t *after)
-{
-    const jsmntok_t *tk = &w->toks[t];
-    if (tk->type == JSMN_STRING) {
-        return walk_string(w, t, pos, after);
-    }
-    if ((size_t)tk->start != pos || tk->end <= tk->start || (size_t)tk->end > w->len) {
-        return json_fail(&w->err, pos, "value expected");
-    }
-    if (check_primitive(w->js, pos, (size_t)tk->end, w->shadow, w->non_finite, &w->aux[t].kind,
-                        &w->err) != 0) {
-        return -1;
-    }
-    w->aux[t].next = t + 1;
-    *after = (size_t)tk->end;
-    return 0;
-}
-
-/*
- * The value whose first byte is at pos (a non-blank byte before end) should be token t. Checks
- * it and its subtree; *next is the token after the subtree and *after the byte after the value.
- * Recursion is bounded by JSON_MAX_DEPTH.
- */
-static int walk_value(struct walk *w, int t, size_t pos, int depth, int *next, size_t *after)
-{
-    if (depth > JSON_MAX_DEPTH) {
-        return json_fail(&w->err, pos, "nested deeper than 2048 levels");
-    }
-    if (t >= w->n_toks) {
-        return json_fail(&w->err, pos, "value expected");
-    }
-    const jsmntok_t *tk = &w->toks[t];
-    if (is_scalar(tk)) {
-        *next = t + 1;
-        return walk_scalar(w, t, pos, after);
-    }
-    if ((size_t)tk->start != pos || tk->end <= tk->start || (size_t)tk->end > w->len ||
-        (tk->type != JSMN_OBJECT && tk->type != JSMN_ARRAY)) {
-        return json_fail(&w->err, pos, "value expected");
-    }
-    int is_obj = tk->type == JSMN_OBJECT;
-    char open = is_obj ? '{' : '[';
-    char close_ch = is_obj ? '}' : ']';
-    size_t close = (size_t)tk->end - 1;
-    if (w->js[pos] != open || w->js[close] != close_ch || close == pos) {
-        return json_fail(&w->err, pos, "value expected");
-    }
-    int c = t + 1;
-    size_t p = skip_ws(w->js, pos + 1, close);
-    while (p < close) {
-        size_t a;
-        if (is_obj) {
-            if (c >= w->n_toks || w->js[p] != '"') {
-                return json_fail(&w->err, p, "object key (a string) expected");
-            }
-            if (walk_string(w, c, p, &a) != 0) {
-                return -1;
-            }
-            c++;
-            p = skip_ws(w->js, a, close);
-            if (p >= close || w->js[p] != ':') {
-                return json_fail(&w->err, p, "':' expected after an object key");
-            }
-            p = skip_ws(w->js, p + 1, close);
-            if (p >= close) {
-                return json_fail(&w->err, p, "value expected after ':'");
-            }
-        }
-        /* a member that is a string or a primitive is checked here, without a recursion */
-        if (c < w->n_toks && depth < JSON_MAX_DEPTH && is_scalar(&w->toks[c])) {
-            if (walk_scalar(w, c, p, &a) != 0) {
-                return -1;
-            }
-            c++;
-        } else if (walk_value(w, c, p, depth + 1, &c, &a) != 0) {
-            return -1;
-        }
-        if (a > close) {
-            return json_fail(&w->err, close, "unbalanced brackets");
-        }
-        p = skip_ws(w->js, a, close);
-        if (p == close) {
-            break;
-        }
-        if (w->js[p] != ',') {
-            return json_fail(&w->err, p, is_obj ? "',' or '}' expected" : "',' or ']' expected");
-        }
-        p = skip_ws(w->js, p + 1, close);
-        if (p == close) {
-            return json_fail(&w->err, p, "trailing ',' before a closing bracket");
-        }
-    }
-    w->aux[t].kind = is_obj ? JV_OBJ : JV_ARR;
-    w->aux[t].esc = 0;
-    w->aux[t].next = c;
-    *next = c;
-    *after = close + 1;
-    return 0;
-}
-
 /* the first top-level value as depth_scan() sees it */
 struct depth_info {
     size_t end;     /* byte after the value (len when it does not end) */
     size_t depth;   /* deepest nesting of arrays and objects in it (the top level is 1) */
     size_t over_at; /* byte of the first bracket deeper than the limit, or SIZE_MAX */
-    int plain;      /* no string in it has a '\\' or a byte below 0x20 */
 };
 
-/* the index of the '"' that closes a string whose content starts at i (len: none); a quote
- * ends the string when an even run of backslashes precedes it, as jsmn reads escapes forward.
- * *plain is cleared when the string has a '\\' or a byte below 0x20 (a word at a time up to its
- * first such byte or its quote: check_string()'s own test, whose work this saves). */
-static size_t string_close(const char *js, size_t i, size_t len, int *plain)
+/* the index of the '"' that closes a string whose content starts at i, or len when it does not
+ * close; a quote ends the string when an even run of backslashes precedes it. Plain runs go a
+ * word at a time (string_next_special()). */
+static size_t string_close(const char *js, size_t i, size_t len)
 {
     i = string_next_special(js, i, len, len);
-    if (i < len && js[i] == '"') {
+    if (i >= len || js[i] == '"') {
         return i;
     }
-    *plain = 0;
     for (;;) {
         const char *q = memchr(js + i, '"', len - i);
         if (!q) {
@@ -1112,18 +952,14 @@ static size_t string_close(const char *js, size_t i, size_t len, int *plain)
 }
 
 /*
- * The nesting of the value that starts at js[pos], in one pass and without allocating, before
- * jsmn sees the message (jsmn's parent walk is quadratic in the depth). The scan lexes as
- * jsmn's strict mode does: a '"' opens a string that ends at the next unescaped '"'; any byte
- * that is not blank, ',', ':', a bracket or a quote starts a primitive that runs to a blank,
- * ',', ']' or '}' and swallows brackets and quotes. So as long as jsmn runs without an error,
- * its count of open arrays and objects is the scan's depth and its string tokens are the scan's
- * strings (where they differ, jsmn has already failed), which lets out->plain answer for
- * check_string() on every string token. The scan stops where the first value ends and jsmn is given
- * only that prefix: it then never meets a closing bracket with nothing open, the one case where its
- * walk climbs a chain of closed tokens without closing any (and a ':' after a bracket can grow that
- * chain by one token per four bytes). With the depth bounded by D, each token is walked over
- * at most D times. Counting goes on past the limit so that the error can name the depth.
+ * The nesting of the value that starts at js[pos], in one pass and without allocating. Only an
+ * invalid message gets here (doc_load()): it decides whether the message is refused for its
+ * depth, and names the depth. It lexes as the parser does: a '"' opens a string that ends at the
+ * next unescaped '"'; any byte that is not blank, ',', ':', a bracket or a quote starts a
+ * primitive that runs to a blank, ',', ']' or '}'. So on the valid prefix of a message (all the
+ * parser has read before it failed) both see the same brackets at the same depths. The scan
+ * stops where the first value ends; counting goes on past the limit so that the error can name
+ * the depth.
  */
 static void depth_scan(const char *js, size_t pos, size_t len, size_t limit, struct depth_info *out)
 {
@@ -1131,11 +967,10 @@ static void depth_scan(const char *js, size_t pos, size_t len, size_t limit, str
     out->end = len;
     out->depth = 0;
     out->over_at = SIZE_MAX;
-    out->plain = 1;
     for (size_t i = pos; i < len; i++) {
         char c = js[i];
         if (c == '"') {
-            i = string_close(js, i + 1, len, &out->plain);
+            i = string_close(js, i + 1, len);
             if (depth == 0) {
                 out->end = DW_MIN(i + 1, len);
                 return;
@@ -1167,51 +1002,169 @@ static void depth_scan(const char *js, size_t pos, size_t len, size_t limit, str
     }
 }
 
-/*
- * The grow-and-resume loop around jsmn_parse(); 0, or -1 with err.
- *
- * non_finite: jsmn's strict mode starts a primitive only on '-', a digit, 't', 'f' or 'n', so
- * it stops with JSMN_ERROR_INVAL on the 'N' of NaN and the 'I' of Infinity (-Infinity starts
- * with '-' and needs nothing). jsmn leaves its state as it was before that byte and only ever
- * reads forward, so the parse resumes over a copy of the rest of the message in the shadow
- * buffer (free until doc_check() is done) with that byte changed to 'n': jsmn then makes a
- * primitive token of the word, with the message's offsets, and check_primitive() judges the
- * original text. A byte that is still refused after the change (NaN as an object key) is a
- * real error. Messages without such a byte never take this path.
- */
-static int tokenize(struct dw_decoder *dec, const char *js, size_t len, int non_finite,
-                    struct json_err *err)
+/* the message being parsed, and the first error found in it */
+struct parse {
+    struct dw_decoder *dec;
+    const char *js;
+    size_t len;
+    int non_finite; /* accept NaN, Infinity, -Infinity (input.non_finite = count) */
+    struct json_err err;
+};
+
+/* a new token at the end of the decoder's array, which doubles when full (a pointer into the
+ * array is good until the next push) */
+static inline struct tok *tok_push(struct dw_decoder *dec)
 {
-    jsmn_parser parser;
-    jsmn_init(&parser);
-    const char *src = js;
+    if ((unsigned int)dec->n_toks == dec->tok_cap) {
+        dec->tok_cap *= 2;
+        dec->toks = dw_realloc(dec->toks, dec->tok_cap * sizeof(*dec->toks));
+    }
+    return &dec->toks[dec->n_toks++];
+}
+
+/* the string whose opening quote is at pos, as one token; *after is past its closing quote */
+static int parse_string(struct parse *ps, size_t pos, size_t *after)
+{
+    const char *js = ps->js;
+    size_t s = pos + 1;
+    size_t e = string_next_special(js, s, ps->len, ps->len);
+    uint8_t esc = 0;
+    if (e < ps->len && js[e] != '"') { /* a backslash or a control byte: rare */
+        size_t first = e;
+        e = string_close(js, e, ps->len);
+        if (e < ps->len && check_string_rest(js, first, e, ps->len, &esc, &ps->err) != 0) {
+            return -1;
+        }
+    }
+    if (e >= ps->len) {
+        return json_fail(&ps->err, pos, "unterminated string");
+    }
+    *tok_push(ps->dec) = (struct tok){(int)s, (int)e, ps->dec->n_toks, JV_STR, esc};
+    *after = e + 1;
+    return 0;
+}
+
+/* the bytes that end a number or literal: blanks, ',', ']' and '}' */
+static inline int ends_primitive(char c)
+{
+    return c == ',' || c == ']' || c == '}' || is_ws(c);
+}
+
+/* the number or literal that starts at pos, as one token; *after is the byte after it */
+static int parse_primitive(struct parse *ps, size_t pos, size_t *after)
+{
+    size_t e = pos + 1;
+    while (e < ps->len && !ends_primitive(ps->js[e])) {
+        e++;
+    }
+    uint8_t kind;
+    if (check_primitive(ps->js, pos, e, ps->dec->shadow, ps->non_finite, &kind, &ps->err) != 0) {
+        return -1;
+    }
+    *tok_push(ps->dec) = (struct tok){(int)pos, (int)e, ps->dec->n_toks, kind, 0};
+    *after = e;
+    return 0;
+}
+
+/* an object key at *p and the ':' after it, as one token; *p becomes the first byte of the
+ * member's value */
+static int parse_key(struct parse *ps, size_t *p)
+{
+    const char *js = ps->js;
+    if (*p >= ps->len || js[*p] != '"') {
+        return json_fail(&ps->err, *p, "object key (a string) expected");
+    }
+    size_t a;
+    if (parse_string(ps, *p, &a) != 0) {
+        return -1;
+    }
+    a = skip_ws(js, a, ps->len);
+    if (a >= ps->len || js[a] != ':') {
+        return json_fail(&ps->err, a, "':' expected after an object key");
+    }
+    a = skip_ws(js, a + 1, ps->len);
+    if (a >= ps->len || js[a] == ',' || js[a] == '}' || js[a] == ']') {
+        return json_fail(&ps->err, a, "value expected after ':'");
+    }
+    *p = a;
+    return 0;
+}
+
+/*
+ * The value whose first byte is at pos (not blank), checked and cut into tokens in one pass;
+ * *after is the byte after it. Arrays and objects nest at most limit deep (the top level is 1):
+ * opening a deeper one fails; so does a scalar deeper than JSON_MAX_DEPTH, as in jansson. No
+ * recursion: dec->open holds the token of each open array and object, and a container's end and
+ * next are set when its closing bracket is read.
+ */
+static int parse_value(struct parse *ps, size_t pos, size_t limit, size_t *after)
+{
+    struct dw_decoder *dec = ps->dec;
+    const char *js = ps->js;
+    size_t len = ps->len;
+    size_t depth = 0;
+    size_t p = pos;
+    int want_value = 1;
     for (;;) {
-        int r = jsmn_parse(&parser, src, len, dec->toks, dec->tok_cap);
-        if (r >= 0) {
-            dec->n_toks = (int)parser.toknext;
+        if (want_value) {
+            if (p >= len) {
+                return json_fail(&ps->err, p, "unexpected end (value expected)");
+            }
+            char c = js[p];
+            if (c == '{' || c == '[') {
+                if (depth == limit) {
+                    return json_fail(&ps->err, p, "nested deeper than the limit");
+                }
+                dec->open[depth++] = dec->n_toks;
+                *tok_push(dec) = (struct tok){(int)p, 0, 0, c == '{' ? JV_OBJ : JV_ARR, 0};
+                p = skip_ws(js, p + 1, len);
+                if (p < len && js[p] == c + 2) { /* '}' and ']' are 2 after their openers */
+                    want_value = 0;
+                } else if (c == '{' && parse_key(ps, &p) != 0) {
+                    return -1;
+                }
+                continue;
+            }
+            if (c == ',' || c == ':' || c == ']' || c == '}') {
+                return json_fail(&ps->err, p, "value expected");
+            }
+            if (depth == JSON_MAX_DEPTH) { /* jansson counts a scalar as a level of its own */
+                return json_fail(&ps->err, p, "nested deeper than 2048 levels");
+            }
+            if ((c == '"' ? parse_string(ps, p, &p) : parse_primitive(ps, p, &p)) != 0) {
+                return -1;
+            }
+            want_value = 0;
+        }
+        /* after a value, or at the closing bracket of an empty array or object */
+        if (depth == 0) {
+            *after = p;
             return 0;
         }
-        size_t at = parser.pos;
-        if (r == JSMN_ERROR_INVAL && non_finite && at < len && (src[at] == 'N' || src[at] == 'I')) {
-            if (src == js) {
-                memcpy(dec->shadow + at, js + at, len - at);
-                src = dec->shadow;
-            }
-            dec->shadow[at] = 'n';
+        p = skip_ws(js, p, len);
+        int open = dec->open[depth - 1];
+        int is_obj = dec->toks[open].kind == JV_OBJ;
+        if (p >= len) {
+            return json_fail(&ps->err, p, "unexpected end (unterminated object or array)");
+        }
+        if (js[p] == (is_obj ? '}' : ']')) {
+            dec->toks[open].end = (int)p + 1;
+            dec->toks[open].next = dec->n_toks;
+            depth--;
+            p++;
             continue;
         }
-        if (r == JSMN_ERROR_PART) {
-            return json_fail(err, DW_MIN((size_t)parser.pos, len),
-                             "unexpected end (unterminated string, object or array)");
+        if (js[p] != ',') {
+            return json_fail(&ps->err, p, is_obj ? "',' or '}' expected" : "',' or ']' expected");
         }
-        if (r != JSMN_ERROR_NOMEM) {
-            return json_fail(err, DW_MIN((size_t)parser.pos, len), "unexpected character");
+        p = skip_ws(js, p + 1, len);
+        if (p < len && (js[p] == '}' || js[p] == ']')) {
+            return json_fail(&ps->err, p, "trailing ',' before a closing bracket");
         }
-        /* the parser keeps its state: give it more room and resume where it stopped */
-        unsigned int cap = dec->tok_cap * 2;
-        dec->toks = dw_realloc(dec->toks, cap * sizeof(*dec->toks));
-        dec->aux = dw_realloc(dec->aux, cap * sizeof(*dec->aux));
-        dec->tok_cap = cap;
+        if (is_obj && parse_key(ps, &p) != 0) {
+            return -1;
+        }
+        want_value = 1;
     }
 }
 
@@ -1243,57 +1196,34 @@ static const char *kind_name(enum jv_kind k)
 }
 
 /*
- * Checks that js[0..len) is exactly one JSON value with only whitespace around it. On success
- * the document has n_toks > 0 tokens, token 0 is the top-level value and *top its kind. A
- * top-level number or literal is checked here without jsmn (jsmn's strict mode wants a
- * delimiter after a primitive); it leaves no tokens. jsmn tokenizes only js[0..value_end), the
- * first value as depth_scan() found it; anything after it is text after the top-level value.
+ * Checks that js[0..len) is exactly one JSON value, nested at most limit deep, with only
+ * whitespace around it. On success the document has n_toks > 0 tokens, token 0 is the
+ * top-level value and *top its kind.
  */
-static int doc_check(struct dw_decoder *dec, const char *js, size_t len,
-                     const struct depth_info *di, enum jv_kind *top, struct json_err *err)
+static int doc_check(struct dw_decoder *dec, const char *js, size_t len, size_t limit,
+                     enum jv_kind *top, struct json_err *err)
 {
     dec->n_toks = 0;
     const char *nul = memchr(js, '\0', len);
     if (nul) {
         return json_fail(err, (size_t)(nul - js), "NUL byte");
     }
-    int non_finite = dec->cfg->non_finite == DW_NON_FINITE_COUNT;
     size_t pos = skip_ws(js, 0, len);
     if (pos == len) {
         return json_fail(err, len, "no value (empty or only whitespace)");
     }
-    if (js[pos] != '{' && js[pos] != '[' && js[pos] != '"') {
-        size_t end = pos;
-        while (end < len && !is_ws(js[end])) {
-            end++;
-        }
-        uint8_t kind;
-        if (check_primitive(js, pos, end, dec->shadow, non_finite, &kind, err) != 0) {
-            return -1;
-        }
-        if (skip_ws(js, end, len) != len) {
-            return json_fail(err, skip_ws(js, end, len), "text after the top-level value");
-        }
-        *top = (enum jv_kind)kind;
-        return 0;
-    }
-    if (tokenize(dec, js, di->end, non_finite, err) != 0) {
-        return -1;
-    }
-    struct walk w = {js,          len,        dec->toks, dec->aux, dec->n_toks,
-                     dec->shadow, non_finite, di->plain, {0, NULL}};
-    int next;
+    struct parse ps = {dec, js, len, dec->cfg->non_finite == DW_NON_FINITE_COUNT, {0, NULL}};
     size_t after;
-    if (walk_value(&w, 0, pos, 1, &next, &after) != 0) {
+    if (parse_value(&ps, pos, limit, &after) != 0) {
         dec->n_toks = 0;
-        *err = w.err;
+        *err = ps.err;
         return -1;
     }
-    if (next != dec->n_toks || skip_ws(js, after, len) != len) {
+    if (skip_ws(js, after, len) != len) {
         dec->n_toks = 0;
         return json_fail(err, skip_ws(js, after, len), "text after the top-level value");
     }
-    *top = (enum jv_kind)dec->aux[0].kind;
+    *top = (enum jv_kind)dec->toks[0].kind;
     return 0;
 }
 
@@ -1318,7 +1248,7 @@ static enum dw_bad_reason doc_load(struct dw_decoder *dec, const void *buf, size
         return DW_BAD_UTF8;
     }
     if (len >= (size_t)INT_MAX / 2) {
-        /* jsmn keeps offsets in int: never reached with a sane input.max_message_bytes */
+        /* tokens keep offsets in int: never reached with a sane input.max_message_bytes */
         dw_err(errstr, errstr_size, "message: invalid JSON: %zu bytes, too large to parse", len);
         return DW_BAD_JSON;
     }
@@ -1334,22 +1264,24 @@ static enum dw_bad_reason doc_load(struct dw_decoder *dec, const void *buf, size
      * configuration) JSON's own limit applies and deeper is invalid JSON, as for jansson */
     int max_depth = dec->cfg->max_depth;
     int own_limit = max_depth > 0 && max_depth <= JSON_MAX_DEPTH;
-    struct depth_info di;
-    depth_scan(js, skip_ws(js, 0, len), len, own_limit ? (size_t)max_depth : JSON_MAX_DEPTH, &di);
-    if (di.over_at != SIZE_MAX && own_limit) {
-        dw_err(errstr, errstr_size,
-               "message: nested %zu levels deep, more than input.max_depth (%d); level %d opens "
-               "at byte %zu",
-               di.depth, max_depth, max_depth + 1, di.over_at);
-        return DW_BAD_TOO_DEEP;
-    }
+    size_t limit = own_limit ? (size_t)max_depth : JSON_MAX_DEPTH;
     enum jv_kind top = JV_NULL;
-    int bad_json = 0;
-    if (di.over_at != SIZE_MAX) {
-        json_fail(&jerr, di.over_at, "nested deeper than 2048 levels");
-        bad_json = 1;
-    } else {
-        bad_json = doc_check(dec, js, len, &di, &top, &jerr) != 0;
+    int bad_json = doc_check(dec, js, len, limit, &top, &jerr) != 0;
+    if (bad_json) {
+        /* a message deeper than the limit is refused for its depth whatever else is wrong in
+         * it: one more pass, on invalid messages only, says how deep it is */
+        struct depth_info di;
+        depth_scan(js, skip_ws(js, 0, len), len, limit, &di);
+        if (di.over_at != SIZE_MAX && own_limit) {
+            dw_err(errstr, errstr_size,
+                   "message: nested %zu levels deep, more than input.max_depth (%d); level %d "
+                   "opens at byte %zu",
+                   di.depth, max_depth, max_depth + 1, di.over_at);
+            return DW_BAD_TOO_DEEP;
+        }
+        if (di.over_at != SIZE_MAX) {
+            json_fail(&jerr, di.over_at, "nested deeper than 2048 levels");
+        }
     }
     if (bad_json) {
         size_t line = 1;
@@ -1384,7 +1316,7 @@ typedef int jv_t;
 
 static enum jv_kind jv_kind(const struct dw_decoder *dec, jv_t v)
 {
-    return (enum jv_kind)dec->aux[v].kind;
+    return (enum jv_kind)dec->toks[v].kind;
 }
 
 /* absent and null are the same thing for every field */
@@ -1433,7 +1365,7 @@ static size_t utf8_put(char *out, long cp)
 }
 
 /* jv_string() of a string with a backslash: unescaped into the shadow buffer at the token's own
- * offset (escapes were checked by check_string()) */
+ * offset (escapes were checked by check_string_rest()) */
 static __attribute__((noinline)) const char *jv_unescape(struct dw_decoder *dec, jv_t v,
                                                          size_t *len)
 {
@@ -1488,7 +1420,7 @@ static __attribute__((noinline)) const char *jv_unescape(struct dw_decoder *dec,
  * jv_unescape()'s */
 static inline const char *jv_string(struct dw_decoder *dec, jv_t v, size_t *len)
 {
-    if (dec->aux[v].esc) {
+    if (dec->toks[v].esc) {
         return jv_unescape(dec, v, len);
     }
     *len = (size_t)(dec->toks[v].end - dec->toks[v].start);
@@ -1500,7 +1432,7 @@ static inline const char *jv_string(struct dw_decoder *dec, jv_t v, size_t *len)
 static size_t jv_string_avail(const struct dw_decoder *dec, jv_t v)
 {
     size_t s = (size_t)dec->toks[v].start;
-    return (dec->aux[v].esc ? dec->shadow_cap : dec->msg_len) - s;
+    return (dec->toks[v].esc ? dec->shadow_cap : dec->msg_len) - s;
 }
 
 static long long jv_int(const struct dw_decoder *dec, jv_t v)
@@ -1624,8 +1556,8 @@ static size_t jv_number_text(struct dw_decoder *dec, jv_t v, char *buf, size_t s
 static jv_t jv_member(struct dw_decoder *dec, jv_t obj, const char *key, size_t len)
 {
     jv_t found = JV_NONE;
-    int end = dec->aux[obj].next;
-    for (int k = obj + 1; k < end; k = dec->aux[k + 1].next) {
+    int end = dec->toks[obj].next;
+    for (int k = obj + 1; k < end; k = dec->toks[k + 1].next) {
         size_t klen;
         const char *ks = jv_string(dec, k, &klen);
         if (klen == len && memcmp(ks, key, len) == 0) {
@@ -1637,9 +1569,9 @@ static jv_t jv_member(struct dw_decoder *dec, jv_t obj, const char *key, size_t 
 
 static jv_t jv_element(const struct dw_decoder *dec, jv_t arr, long long index)
 {
-    int end = dec->aux[arr].next;
+    int end = dec->toks[arr].next;
     long long i = 0;
-    for (int k = arr + 1; k < end; k = dec->aux[k].next, i++) {
+    for (int k = arr + 1; k < end; k = dec->toks[k].next, i++) {
         if (i == index) {
             return k;
         }
@@ -1651,8 +1583,8 @@ static jv_t jv_element(const struct dw_decoder *dec, jv_t arr, long long index)
  * duplicate keys wins, as in jv_member()); other entries of val are left as they are. */
 static void index_members(struct dw_decoder *dec, jv_t obj, const struct name_map *map, int *val)
 {
-    int end = dec->aux[obj].next;
-    for (int k = obj + 1; k < end; k = dec->aux[k + 1].next) {
+    int end = dec->toks[obj].next;
+    for (int k = obj + 1; k < end; k = dec->toks[k + 1].next) {
         size_t klen;
         const char *ks = jv_string(dec, k, &klen);
         int f = map_find(map, ks, klen, jv_string_avail(dec, k));

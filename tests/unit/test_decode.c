@@ -1248,7 +1248,8 @@ static enum dw_bad_reason label_n(struct fixture *fx, const char *buf, size_t le
 }
 
 /* a 256 KiB message nested as deep as it fits: too_deep, naming the depth and the limit, for
- * predictions and labels (jsmn alone spends ~30 s on it: the speed is bench_nesting's) */
+ * predictions and labels (jsmn, used until 2026-12-04, spent ~30 s on it; bench_nesting times it)
+ */
 static void assert_too_deep_256k(struct fixture *fx, const char *open, const char *mid, char close)
 {
     size_t levels = (MSG_256K - strlen(DEEP_HEAD) - strlen(mid) - 1) / (strlen(open) + 1);
@@ -1361,6 +1362,14 @@ static void test_depth_check_order(void **state)
     deep = nested_msg("[", "tru", ']', 100, 400); /* invalid JSON, and too deep first */
     assert_int_equal(pred_n(fx, deep, 400), DW_BAD_TOO_DEEP);
     free(deep);
+    /* the parse stops at the first error, before the brackets: still too_deep, and named */
+    char bad_first[400];
+    size_t n = (size_t)snprintf(bad_first, sizeof(bad_first), "{\"a\":tru,\"x\":");
+    memset(bad_first + n, '[', 100);
+    memset(bad_first + n + 100, ']', 100);
+    bad_first[n + 200] = '}';
+    assert_int_equal(pred_n(fx, bad_first, n + 201), DW_BAD_TOO_DEEP);
+    assert_err_has(fx, "nested 101 levels deep, more than input.max_depth (64)");
     close_decoder(fx);
     fx->cfg.max_message_bytes = 300;
     open_decoder(fx);
@@ -1370,10 +1379,10 @@ static void test_depth_check_order(void **state)
 }
 
 /*
- * Only the first top-level value is scanned and tokenized: text after it is invalid JSON,
- * however deep. Tokens that jsmn chains under closed ones (a ':' after a bracket, a bracket
- * after the top-level value) would make its parent walk quadratic at any depth: 256 KiB of
- * them is invalid JSON without that walk.
+ * Only the first top-level value is parsed: text after it is invalid JSON, however deep. (With
+ * jsmn, used until 2026-12-04, tokens chained under closed ones, a ':' after a bracket or a
+ * bracket after the top-level value, made its parent walk quadratic at any depth: 256 KiB of
+ * them stay invalid JSON in linear time.)
  */
 static void test_depth_after_top_level(void **state)
 {
