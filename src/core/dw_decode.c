@@ -791,44 +791,17 @@ static __attribute__((noinline)) int check_string_rest(const char *js, size_t i,
 }
 
 /*
- * A primitive token js[s..e): true, false, null or a number as RFC 8259 writes it
- * (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?). An integer (no '.', 'e', 'E') must fit in
- * int64 and a real must be finite: both are invalid JSON for jansson ("too big integer",
- * "real number overflow"). With non_finite set (input.non_finite = count), also the exact
- * tokens NaN, Infinity and -Infinity that Python's json module writes. shadow has room for
- * js[s..e) plus a NUL at the same offsets.
+ * The number that starts at js[s] and ends at the first byte that cannot continue it, before
+ * lim: *end is that byte. RFC 8259's grammar (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?);
+ * an integer (no '.', 'e', 'E') must fit in int64 and a real must be finite: both are invalid
+ * JSON for jansson ("too big integer", "real number overflow"). shadow has room for js[s..lim)
+ * plus a NUL at the same offsets.
  */
-static int check_primitive(const char *js, size_t s, size_t e, char *shadow, int non_finite,
-                           uint8_t *kind, struct json_err *err)
+static int check_number(const char *js, size_t s, size_t lim, char *shadow, size_t *end,
+                        uint8_t *kind, struct json_err *err)
 {
     const char *p = js + s;
-    size_t n = e - s;
-    if (non_finite) {
-        if (n == 3 && memcmp(p, "NaN", 3) == 0) {
-            *kind = JV_NAN;
-            return 0;
-        }
-        if (n == 8 && memcmp(p, "Infinity", 8) == 0) {
-            *kind = JV_PINF;
-            return 0;
-        }
-        if (n == 9 && memcmp(p, "-Infinity", 9) == 0) {
-            *kind = JV_NINF;
-            return 0;
-        }
-    }
-    if (n == 4 && memcmp(p, "true", 4) == 0) {
-        *kind = JV_TRUE;
-        return 0;
-    }
-    if (n == 5 && memcmp(p, "false", 5) == 0) {
-        *kind = JV_FALSE;
-        return 0;
-    }
-    if (n == 4 && memcmp(p, "null", 4) == 0) {
-        *kind = JV_NULL;
-        return 0;
-    }
+    size_t n = lim - s;
     size_t i = 0;
     int neg = 0;
     if (i < n && p[i] == '-') {
@@ -881,9 +854,7 @@ static int check_primitive(const char *js, size_t s, size_t e, char *shadow, int
         }
         exp10 = exp_neg ? -exp10 : exp10;
     }
-    if (i != n) {
-        return json_fail(err, s + i, "invalid number");
-    }
+    *end = s + i;
     if (!is_real) {
         if (int_digits > 19 ||
             (int_digits == 19 &&
@@ -909,13 +880,56 @@ static int check_primitive(const char *js, size_t s, size_t e, char *shadow, int
         lead = exp10 - (long)(k - frac_start + 1);
     }
     if (lead >= 308) {
-        memcpy(shadow + s, p, n);
-        shadow[e] = '\0';
+        memcpy(shadow + s, p, i);
+        shadow[s + i] = '\0';
         if (isinf(strtod(shadow + s, NULL))) {
             return json_fail(err, s, "real number out of the double range");
         }
     }
     return 0;
+}
+
+/*
+ * A primitive token js[s..e): true, false, null or a number (check_number()). With non_finite
+ * set (input.non_finite = count), also the exact tokens NaN, Infinity and -Infinity that
+ * Python's json module writes. shadow has room for js[s..e) plus a NUL at the same offsets.
+ */
+static int check_primitive(const char *js, size_t s, size_t e, char *shadow, int non_finite,
+                           uint8_t *kind, struct json_err *err)
+{
+    const char *p = js + s;
+    size_t n = e - s;
+    if (non_finite) {
+        if (n == 3 && memcmp(p, "NaN", 3) == 0) {
+            *kind = JV_NAN;
+            return 0;
+        }
+        if (n == 8 && memcmp(p, "Infinity", 8) == 0) {
+            *kind = JV_PINF;
+            return 0;
+        }
+        if (n == 9 && memcmp(p, "-Infinity", 9) == 0) {
+            *kind = JV_NINF;
+            return 0;
+        }
+    }
+    if (n == 4 && memcmp(p, "true", 4) == 0) {
+        *kind = JV_TRUE;
+        return 0;
+    }
+    if (n == 5 && memcmp(p, "false", 5) == 0) {
+        *kind = JV_FALSE;
+        return 0;
+    }
+    if (n == 4 && memcmp(p, "null", 4) == 0) {
+        *kind = JV_NULL;
+        return 0;
+    }
+    size_t end;
+    if (check_number(js, s, e, shadow, &end, kind, err) != 0) {
+        return -1;
+    }
+    return end == e ? 0 : json_fail(err, end, "invalid number");
 }
 
 /* the first top-level value as depth_scan() sees it */
@@ -1022,19 +1036,24 @@ static inline struct tok *tok_push(struct dw_decoder *dec)
     return &dec->toks[dec->n_toks++];
 }
 
+/* The end of a string whose first '\\' or control byte is at i (parse_string()): *e is its
+ * closing quote, or len when it does not close; its escapes are checked. Out of line: rare. */
+static __attribute__((noinline)) int string_escaped(struct parse *ps, size_t i, size_t *e,
+                                                    uint8_t *esc)
+{
+    *e = string_close(ps->js, i, ps->len);
+    return *e < ps->len ? check_string_rest(ps->js, i, *e, ps->len, esc, &ps->err) : 0;
+}
+
 /* the string whose opening quote is at pos, as one token; *after is past its closing quote */
-static int parse_string(struct parse *ps, size_t pos, size_t *after)
+static inline int parse_string(struct parse *ps, size_t pos, size_t *after)
 {
     const char *js = ps->js;
     size_t s = pos + 1;
     size_t e = string_next_special(js, s, ps->len, ps->len);
     uint8_t esc = 0;
-    if (e < ps->len && js[e] != '"') { /* a backslash or a control byte: rare */
-        size_t first = e;
-        e = string_close(js, e, ps->len);
-        if (e < ps->len && check_string_rest(js, first, e, ps->len, &esc, &ps->err) != 0) {
-            return -1;
-        }
+    if (e < ps->len && js[e] != '"' && string_escaped(ps, e, &e, &esc) != 0) {
+        return -1;
     }
     if (e >= ps->len) {
         return json_fail(&ps->err, pos, "unterminated string");
@@ -1051,15 +1070,27 @@ static inline int ends_primitive(char c)
 }
 
 /* the number or literal that starts at pos, as one token; *after is the byte after it */
-static int parse_primitive(struct parse *ps, size_t pos, size_t *after)
+static inline int parse_primitive(struct parse *ps, size_t pos, size_t *after)
 {
-    size_t e = pos + 1;
-    while (e < ps->len && !ends_primitive(ps->js[e])) {
-        e++;
-    }
+    const char *js = ps->js;
+    size_t len = ps->len;
+    size_t e;
     uint8_t kind;
-    if (check_primitive(ps->js, pos, e, ps->dec->shadow, ps->non_finite, &kind, &ps->err) != 0) {
-        return -1;
+    if ((js[pos] >= '0' && js[pos] <= '9') ||
+        (js[pos] == '-' && pos + 1 < len && js[pos + 1] >= '0' && js[pos + 1] <= '9')) {
+        /* a number (most primitives): its grammar finds where it ends */
+        if (check_number(js, pos, len, ps->dec->shadow, &e, &kind, &ps->err) != 0) {
+            return -1;
+        }
+        if (e < len && !ends_primitive(js[e])) {
+            return json_fail(&ps->err, e, "invalid number");
+        }
+    } else {
+        for (e = pos + 1; e < len && !ends_primitive(js[e]); e++) {
+        }
+        if (check_primitive(js, pos, e, ps->dec->shadow, ps->non_finite, &kind, &ps->err) != 0) {
+            return -1;
+        }
     }
     *tok_push(ps->dec) = (struct tok){(int)pos, (int)e, ps->dec->n_toks, kind, 0};
     *after = e;
@@ -1068,7 +1099,7 @@ static int parse_primitive(struct parse *ps, size_t pos, size_t *after)
 
 /* an object key at *p and the ':' after it, as one token; *p becomes the first byte of the
  * member's value */
-static int parse_key(struct parse *ps, size_t *p)
+static inline int parse_key(struct parse *ps, size_t *p)
 {
     const char *js = ps->js;
     if (*p >= ps->len || js[*p] != '"') {
