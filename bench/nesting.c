@@ -1,20 +1,23 @@
 /*
  * nesting.c - how long the event decoder takes on hostile nesting (bench_nesting).
  *
- * Why: jsmn finds the opener of a closing bracket by walking parent links up from the last
- * token, so N nested arrays cost O(N^2) steps; a message at the 256 KiB size limit once blocked
- * the consumer loop for half a minute. The decoder now counts the nesting in one linear pass
- * before it tokenizes (input.max_depth). This program times dw_decode_prediction() on messages
- * of exactly 256 KiB (the default input.max_message_bytes) and prints the median of RUNS runs,
- * so that bench/RESULTS.md can record the figures. Times are the thread's CPU time (the machine
- * is shared: waiting for a core is not the decoder's cost). It is not a test: nothing fails.
+ * Why: jsmn, the tokenizer the decoder used until 2026-12-04, found the opener of a closing
+ * bracket by walking parent links up from the last token, so N nested arrays cost O(N^2) steps;
+ * a message at the 256 KiB size limit once blocked the consumer loop for half a minute. The
+ * decoder has had a depth limit (input.max_depth) since, and its one-pass parser checks it as it
+ * goes, in time linear in the message's size at any depth. This program times
+ * dw_decode_prediction() on messages of exactly 256 KiB (the default input.max_message_bytes)
+ * and prints the median of RUNS runs, so that bench/RESULTS.md can record the figures. Times are
+ * the thread's CPU time (the machine is shared: waiting for a core is not the decoder's cost). It
+ * is not a test: nothing fails.
  *
  *   bench_nesting [RUNS [CASE...]]   RUNS defaults to 7; CASE is one of the names printed
  *
- * Cases: arrays and objects nested as deep as the size allows (too_deep), two shapes at the
- * depth limit that make jsmn's walk as long as it can be below it (a colon-chained token list,
- * invalid JSON; sibling arrays 64 deep, valid), the brackets inside a string (decodes), and a
- * typical 400-byte event (the per-message cost of the pre-check).
+ * Cases: arrays and objects nested as deep as the size allows (too_deep: the parse stops at the
+ * limit, then the depth pass of the error path names the depth); two shapes at the depth limit
+ * that were jsmn's worst below it, kept to show that the parser stays linear on them (a
+ * colon-chained token list, invalid JSON; sibling arrays 64 deep, valid); the brackets inside a
+ * string (decodes); and a typical 400-byte event (the cost of an ordinary decode).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,8 +85,9 @@ static size_t nested(char *buf, const char *open, char close, const char *mid)
     return MSG_BYTES;
 }
 
-/* [[[... (LIMIT_DEPTH - 1 levels inside the event) []:[]:[]:... ]]]: invalid JSON whose
- * tokens hang in one long parent chain that every closing bracket walks */
+/* [[[... (LIMIT_DEPTH - 1 levels inside the event) []:[]:[]:... ]]]: invalid JSON whose tokens
+ * jsmn hung in one long parent chain that every closing bracket walked (the parse stops at the
+ * first ':', and the depth pass then reads the whole message) */
 static size_t colon_chain(char *buf)
 {
     size_t levels = LIMIT_DEPTH - 2; /* the event is level 1, the chain's arrays one more */
@@ -105,8 +109,8 @@ static size_t colon_chain(char *buf)
 }
 
 /* [ [[[...62 levels...]]], [[[...]]], ... ]: valid JSON at exactly the depth limit, the worst
- * shape for jsmn's walk that is not rejected (each closing bracket walks up from the deepest
- * token of its sibling) */
+ * shape for jsmn's walk that was not rejected (each closing bracket walked up from the deepest
+ * token of its sibling); the parse reads it once */
 static size_t siblings(char *buf)
 {
     size_t levels = LIMIT_DEPTH - 2; /* the event is level 1, the outer array level 2 */

@@ -10,7 +10,7 @@ set -euo pipefail
 BUILD_PKGS=(
     build-essential cmake pkg-config
     librdkafka-dev libjansson-dev libhiredis-dev libcurl4-openssl-dev libcmocka-dev
-    libmicrohttpd-dev libyaml-dev libssl-dev zlib1g-dev libjsmn-dev libcsv-dev
+    libmicrohttpd-dev libyaml-dev libssl-dev zlib1g-dev libcsv-dev
 )
 # chromium: headless, renders the status page in tests/integration/test_status_page.py.
 TEST_PKGS=(

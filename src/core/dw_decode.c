@@ -23,11 +23,11 @@
  *   of a message's bytes, so their bodies are tested 8 bytes at a time (one 64-bit word, for
  *   '"', '\\' and bytes below 0x20 at once); only a string with a '\\' or a control byte goes
  *   through check_string_rest(), out of line.
- *   Why not a library: jansson (used everywhere else) builds a tree and allocates per value, 3-5
- *   times slower on events; jsmn (used here until 2026-12-04) only cut tokens, so its output
- *   needed a second walk to check the grammar and a third pass before it to bound its
- *   quadratic walk up the parent links (depth_scan(), still used for errors); Debian 12 has no
- *   yyjson and simdjson is C++ with other rules. One pass doing all three is 36 % fewer
+ *   Why not a library: jansson (kept for what driftwatch writes) builds a tree and allocates
+ *   per value, 3-5 times slower on events; jsmn (used here until 2026-12-04) only cut tokens, so
+ *   its output needed a second walk to check the grammar and a third pass before it to bound
+ *   its quadratic walk up the parent links (depth_scan(), still used for errors); Debian 12 has
+ *   no yyjson and simdjson is C++ with other rules. One pass doing all three costs 43 % fewer
  *   instructions per message (bench/RESULTS.md, "One pass to parse").
  *
  * - Nesting: arrays and objects deeper than input.max_depth stop the parse (no recursion: an

@@ -177,8 +177,8 @@ static const struct cfg_key cfg_keys[] = {
      .flags = F_MIN | F_MAX, .min = 1, .max = 2048,
      .help = "Deepest nesting of arrays and objects accepted in a message (the top-level object "
              "is 1; real events nest 2 to 4 deep); deeper messages go to the dead-letter topic "
-             "as too_deep. Checked in one pass before the message is parsed, so a hostile "
-             "message costs at most time proportional to its size times this depth."},
+             "as too_deep, even when they are also invalid JSON. The parse stops at the first "
+             "level too deep, so a hostile message costs time linear in its size."},
     {.name = "input.fields.prediction_id", .type = T_STRING, .def = "/prediction_id",
      CFG(field_prediction_id), .flags = F_JSON_POINTER,
      .help = "JSON pointer (RFC 6901) to the prediction id in a prediction event: the join "

@@ -1,5 +1,5 @@
 /*
- * test_decode_diff.c - differential test of the event decoder (jsmn + its own grammar checks)
+ * test_decode_diff.c - differential test of the event decoder (its one-pass JSON parser)
  * against jansson 2.14, the parser it replaced.
  *
  * For every message of a corpus:
@@ -1081,7 +1081,7 @@ static const char *const edge_cases[] = {
     "42 43",
     "42,",
     "1 }",
-    /* the grammar jsmn does not check */
+    /* separators and structure (jsmn, used until 2026-12-04, did not check them) */
     "{\"a\":1,}",
     "{,\"a\":1}",
     "{\"a\" 1}",
@@ -1260,7 +1260,7 @@ static void test_deep_nesting(void **state)
     free_config(&s);
 }
 
-/* many tokens: the token array grows and jsmn resumes where it stopped */
+/* many tokens: the token array doubles while the parse goes on */
 static void test_token_growth(void **state)
 {
     (void)state;
