@@ -8,6 +8,7 @@
 # (bench/peer/consumer.py) on the same topics, in its own group with its own redis-server, and
 # prints the ratio driftwatch/peer in msgs/s and in CPU per message. BENCH_PEER_ARGS: extra
 # arguments for the peer (e.g. "--per-message": one HINCRBY per increment, not per batch).
+# BENCH_FETCH=1: also the fetch path's ceiling on the same topics (bench/bench_fetch.c).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEER=${BENCH_PEER:-}; [ "$PEER" = 0 ] && PEER=
@@ -61,11 +62,23 @@ echo "bench: bytes sent to Redis while consuming: $(($(redis_net_in) - redis_in0
 echo "bench: driftwatch's main thread (the event loop) used $c_main CPU-s of the $secs s from start"
 echo "bench: the event loop's wall time by phase (s): $({ curl -s "http://127.0.0.1:$HP/metrics" || true; } |
     awk -F'[" ]' '/^driftwatch_loop_seconds_total/ {printf "%s %.2f, ", $2, $4}')"
+echo "bench: labels partitions paused by event-time alignment: $({ curl -s "http://127.0.0.1:$HP/metrics" || true; } |
+    awk '/^driftwatch_label_holds_total/ {s += $2} END {print s + 0}') times"
 sleep 2
 used=$(redis_used)
 echo "bench: redis used_memory after catch-up: $used bytes ($(redis-cli -p "$RP" dbsize | tr -d '\r') keys)"
 [ -n "${BENCH_REDIS_KINDS:-}" ] && /usr/bin/python3 bench/redis_memory.py "$RP"
 state_check
+# BENCH_FETCH=1: then the fetch path's ceiling on the same topics (bench/bench_fetch.c: a
+# librdkafka consumer in a group of its own that does nothing with its messages), driftwatch
+# stopped first so that the two do not share the cores.
+if [ -n "${BENCH_FETCH:-}" ]; then
+    kill $RUN; wait $RUN 2>/dev/null || true
+    cmake --build build-bench --target bench_fetch -j"$(nproc)" >/dev/null
+    broker0=$(cpu $BROKER_PID)
+    build-bench/bench_fetch "$B" "$TOTAL" predictions labels
+    echo "bench: dev-broker CPU-s while bench_fetch consumed: $(echo "$(cpu $BROKER_PID) - $broker0" | bc)"
+fi
 [ -z "$PEER" ] && exit 0
 
 # The peer: driftwatch stops first (it would keep polling and checkpointing beside it), a fresh

@@ -162,7 +162,8 @@ rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t
 {
     /* librdkafka's prefetch defaults are kept: a 16 MiB queue (queued.max.messages.kbytes)
      * and an 8 MiB fetch.max.bytes were measured, and both made a backlog slower with no lower
-     * peak (bench/RESULTS.md). kafka.* sets them. */
+     * peak; a larger queued.min.messages makes it faster at a higher peak (bench/RESULTS.md,
+     * "The fetch path's ceiling"). kafka.* sets them. */
     static const char *const defaults[] = {"auto.offset.reset", "earliest", "client.id",
                                            "driftwatch", NULL};
     rd_kafka_conf_t *conf = base_conf(cfg, defaults, errstr, errstr_size);
