@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_decode.h"
 #include "driftwatch/io/dw_config_load.h"
@@ -35,19 +36,6 @@ struct lines {
     size_t *len;
     size_t n;
 };
-
-static double thread_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static int read_lines(const char *path, struct lines *out)
 {
@@ -137,13 +125,13 @@ int main(int argc, char **argv)
     size_t n = preds.n + labels.n;
     double *per_msg = dw_malloc((size_t)runs * sizeof(*per_msg));
     for (int r = 0; r < runs; r++) {
-        double t0 = thread_seconds();
+        double t0 = bench_thread_seconds();
         if (decode_all(dec, &preds, &labels, p) != 0) {
             return 1;
         }
-        per_msg[r] = (thread_seconds() - t0) / (double)n * 1e9;
+        per_msg[r] = (bench_thread_seconds() - t0) / (double)n * 1e9;
     }
-    qsort(per_msg, (size_t)runs, sizeof(*per_msg), cmp_double);
+    qsort(per_msg, (size_t)runs, sizeof(*per_msg), bench_cmp_double);
     printf("bench_decode: %zu predictions + %zu labels, %d runs: median %.1f ns per message "
            "(min %.1f, max %.1f)\n",
            preds.n, labels.n, runs, per_msg[runs / 2], per_msg[0], per_msg[runs - 1]);

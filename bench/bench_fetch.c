@@ -21,15 +21,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "driftwatch/core/dw_common.h"
+
 #define BATCH 2048  /* messages per consume call, as RUN_BATCH in dw_run.c */
 #define POLL_MS 100 /* as RUN_POLL_MS */
-
-static double mono_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static double cpu_s(void)
 {
@@ -109,24 +104,24 @@ int main(int argc, char **argv)
     long long got = 0;
     double first = 0, cpu0 = 0;
     while (got < count) {
-        double t0 = mono_s();
+        double t0 = dw_mono_s();
         ssize_t n = rd_kafka_consume_batch_queue(q, POLL_MS, batch, BATCH);
         if (got > 0) {
-            loop_wait += mono_s() - t0;
+            loop_wait += dw_mono_s() - t0;
         }
         for (ssize_t i = 0; i < n; i++) {
             if (!batch[i]->err) {
                 if (got++ == 0) {
-                    first = mono_s();
+                    first = dw_mono_s();
                     cpu0 = cpu_s();
                 }
-                for (double until = mono_s() + spin_s; spin_s > 0 && mono_s() < until;) {
+                for (double until = dw_mono_s() + spin_s; spin_s > 0 && dw_mono_s() < until;) {
                 }
             }
             rd_kafka_message_destroy(batch[i]);
         }
     }
-    double secs = mono_s() - first;
+    double secs = dw_mono_s() - first;
     double cpu = cpu_s() - cpu0;
     printf(
         "bench: fetch ceiling (bench_fetch, nothing done per message): %lld messages in %.2f s "

@@ -15,22 +15,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "driftwatch/core/dw_common.h"
 
 #define RUNS_DEFAULT 15
-
-static double thread_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -51,9 +39,9 @@ int main(int argc, char **argv)
         double *t = dw_malloc((size_t)runs * sizeof(*t));
         for (int r = 0; r < runs; r++) {
             memcpy(w, v, n * sizeof(*w));
-            double t0 = thread_seconds();
+            double t0 = bench_thread_seconds();
             dw_sort_doubles(w, n);
-            t[r] = thread_seconds() - t0;
+            t[r] = bench_thread_seconds() - t0;
             for (size_t i = 1; i < n; i++) {
                 if (w[i - 1] > w[i]) {
                     fprintf(stderr, "bench_sort: not sorted at %zu of %zu\n", i, n);
@@ -61,7 +49,7 @@ int main(int argc, char **argv)
                 }
             }
         }
-        qsort(t, (size_t)runs, sizeof(*t), cmp_double);
+        qsort(t, (size_t)runs, sizeof(*t), bench_cmp_double);
         printf("n=%zu: %.1f ns per value (median of %d)\n", n, t[runs / 2] / (double)n * 1e9, runs);
         free(t);
         free(w);

@@ -28,6 +28,7 @@
 #include "driftwatch/core/dw_config.h"
 #include "driftwatch/core/dw_decode.h"
 #include "../tests/unit/dw_test_nested.h"
+#include "bench_common.h"
 
 #define MSG_BYTES 262144   /* bytes; the default input.max_message_bytes (256 KiB) */
 #define RUNS_DEFAULT 7     /* runs per case; the median is reported */
@@ -60,21 +61,6 @@ static const char *const CONFIG_YAML = "kafka: {bootstrap.servers: 127.0.0.1:909
                                        "      is_new: numeric\n";
 
 static const char *const HEAD = "{\"prediction_id\":\"p\",\"model\":\"m\",\"prediction\":1,\"x\":";
-
-/* CPU time of this thread: on a shared machine, time spent waiting for a core is not counted */
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a;
-    double y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* as deep as `open` + closer fit in MSG_BYTES around HEAD (dw_test_nested.h) */
 static size_t nested(char *buf, const char *open, char close, const char *mid)
@@ -218,13 +204,13 @@ int main(int argc, char **argv)
         int loops = c == 5 ? EVENT_LOOPS : 1;
         enum dw_bad_reason r = DW_BAD_NONE;
         for (int i = 0; i < runs; i++) {
-            double t0 = now_ms();
+            double t0 = bench_thread_seconds() * 1e3;
             for (int k = 0; k < loops; k++) {
                 r = dw_decode_prediction(dec, buf, len, KAFKA_TS_MS, p, err, sizeof(err));
             }
-            t[i] = (now_ms() - t0) / loops;
+            t[i] = (bench_thread_seconds() * 1e3 - t0) / loops;
         }
-        qsort(t, (size_t)runs, sizeof(*t), cmp_double);
+        qsort(t, (size_t)runs, sizeof(*t), bench_cmp_double);
         if (c == 5) {
             printf("%-12s %7zu bytes  %9.0f ns/msg (%.0f - %.0f)  %s\n", names[c], len,
                    t[runs / 2] * 1e6, t[0] * 1e6, t[runs - 1] * 1e6, dw_bad_reason_name(r));

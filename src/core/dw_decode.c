@@ -897,33 +897,20 @@ static int check_number(const char *js, size_t s, size_t lim, char *shadow, size
 static int check_primitive(const char *js, size_t s, size_t e, char *shadow, int non_finite,
                            uint8_t *kind, struct json_err *err)
 {
-    const char *p = js + s;
-    size_t n = e - s;
-    if (non_finite) {
-        if (n == 3 && memcmp(p, "NaN", 3) == 0) {
-            *kind = JV_NAN;
+    static const struct {
+        const char *text;
+        size_t len;
+        uint8_t kind;
+        uint8_t non_finite; /* only with input.non_finite = count */
+    } words[] = {{"true", 4, JV_TRUE, 0},     {"false", 5, JV_FALSE, 0},
+                 {"null", 4, JV_NULL, 0},     {"NaN", 3, JV_NAN, 1},
+                 {"Infinity", 8, JV_PINF, 1}, {"-Infinity", 9, JV_NINF, 1}};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(words); i++) {
+        if (e - s == words[i].len && (non_finite || !words[i].non_finite) &&
+            memcmp(js + s, words[i].text, words[i].len) == 0) {
+            *kind = words[i].kind;
             return 0;
         }
-        if (n == 8 && memcmp(p, "Infinity", 8) == 0) {
-            *kind = JV_PINF;
-            return 0;
-        }
-        if (n == 9 && memcmp(p, "-Infinity", 9) == 0) {
-            *kind = JV_NINF;
-            return 0;
-        }
-    }
-    if (n == 4 && memcmp(p, "true", 4) == 0) {
-        *kind = JV_TRUE;
-        return 0;
-    }
-    if (n == 5 && memcmp(p, "false", 5) == 0) {
-        *kind = JV_FALSE;
-        return 0;
-    }
-    if (n == 4 && memcmp(p, "null", 4) == 0) {
-        *kind = JV_NULL;
-        return 0;
     }
     size_t end;
     if (check_number(js, s, e, shadow, &end, kind, err) != 0) {
