@@ -124,7 +124,7 @@ int main(int argc, char **argv)
     double secs = dw_mono_s() - first;
     double cpu = cpu_s() - cpu0;
     printf(
-        "bench: fetch ceiling (bench_fetch, nothing done per message): %lld messages in %.2f s "
+        "bench: fetch ceiling (bench_fetch): %lld messages in %.2f s "
         "from the first message = %.0f msgs/s; %.2f CPU-s (%.2f us per message); spin %.0f ns per "
         "message; %.2f s waiting in the consume call\n",
         got, secs, (double)got / secs, cpu, cpu * 1e6 / (double)got, spin_s * 1e9, loop_wait);

@@ -921,7 +921,6 @@ static int check_primitive(const char *js, size_t s, size_t e, char *shadow, int
 
 /* the first top-level value as depth_scan() sees it */
 struct depth_info {
-    size_t end;     /* byte after the value (len when it does not end) */
     size_t depth;   /* deepest nesting of arrays and objects in it (the top level is 1) */
     size_t over_at; /* byte of the first bracket deeper than the limit, or SIZE_MAX */
 };
@@ -952,20 +951,25 @@ static size_t string_close(const char *js, size_t i, size_t len)
     }
 }
 
+/* the bytes that end a number or literal: blanks, ',', ']' and '}' */
+static inline int ends_primitive(char c)
+{
+    return c == ',' || c == ']' || c == '}' || is_ws(c);
+}
+
 /*
  * The nesting of the value that starts at js[pos], in one pass and without allocating. Only an
  * invalid message gets here (doc_load()): it decides whether the message is refused for its
  * depth, and names the depth. It lexes as the parser does: a '"' opens a string that ends at the
  * next unescaped '"'; any byte that is not blank, ',', ':', a bracket or a quote starts a
- * primitive that runs to a blank, ',', ']' or '}'. So on the valid prefix of a message (all the
- * parser has read before it failed) both see the same brackets at the same depths. The scan
- * stops where the first value ends; counting goes on past the limit so that the error can name
+ * primitive that runs to the next byte ends_primitive() takes. So on the valid prefix of a message
+ * (all the parser has read before it failed) both see the same brackets at the same depths. The
+ * scan stops where the first value ends; counting goes on past the limit so that the error can name
  * the depth.
  */
 static void depth_scan(const char *js, size_t pos, size_t len, size_t limit, struct depth_info *out)
 {
     size_t depth = 0;
-    out->end = len;
     out->depth = 0;
     out->over_at = SIZE_MAX;
     for (size_t i = pos; i < len; i++) {
@@ -973,7 +977,6 @@ static void depth_scan(const char *js, size_t pos, size_t len, size_t limit, str
         if (c == '"') {
             i = string_close(js, i + 1, len);
             if (depth == 0) {
-                out->end = DW_MIN(i + 1, len);
                 return;
             }
         } else if (c == '[' || c == '{') {
@@ -986,17 +989,14 @@ static void depth_scan(const char *js, size_t pos, size_t len, size_t limit, str
             }
         } else if (c == ']' || c == '}') {
             if (depth <= 1) {
-                out->end = depth == 1 ? i + 1 : i;
                 return;
             }
             depth--;
         } else if (!is_ws(c) && c != ',' && c != ':') {
-            while (i + 1 < len && !is_ws(js[i + 1]) && js[i + 1] != ',' && js[i + 1] != ']' &&
-                   js[i + 1] != '}') {
+            while (i + 1 < len && !ends_primitive(js[i + 1])) {
                 i++;
             }
             if (depth == 0) {
-                out->end = i + 1;
                 return;
             }
         }
@@ -1048,12 +1048,6 @@ static inline int parse_string(struct parse *ps, size_t pos, size_t *after)
     *tok_push(ps->dec) = (struct tok){(int)s, (int)e, ps->dec->n_toks, JV_STR, esc};
     *after = e + 1;
     return 0;
-}
-
-/* the bytes that end a number or literal: blanks, ',', ']' and '}' */
-static inline int ends_primitive(char c)
-{
-    return c == ',' || c == ']' || c == '}' || is_ws(c);
 }
 
 /* the number or literal that starts at pos, as one token; *after is the byte after it */
