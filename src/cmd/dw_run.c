@@ -908,6 +908,29 @@ static int64_t earliest_offset(struct runner *rn, const char *topic, int p)
 }
 
 /*
+ * A partition rebuilt from the earliest offset replays windows the group has closed: up to the
+ * furthest close cursor of the models (dw_part.h, replay_upto_ms; DW_NO_TS when none has
+ * moved). @returns 0, or -1 when Redis did not answer or holds a corrupt cursor.
+ */
+static int set_replay_bound(struct runner *rn, struct dw_part *part)
+{
+    part->replay_upto_ms = DW_NO_TS;
+    for (size_t mi = 0; mi < rn->cfg.n_models; mi++) {
+        char name[DW_REDIS_NAME_MAX];
+        dw_redis_name_cursor(rn->cfg.models[mi].name, 0, name, sizeof(name));
+        int64_t cursor = 0;
+        int found = get_event_time(rn, name, &cursor);
+        if (found < 0) {
+            return -1;
+        }
+        if (found == 1 && (part->replay_upto_ms == DW_NO_TS || cursor > part->replay_upto_ms)) {
+            part->replay_upto_ms = cursor;
+        }
+    }
+    return 0;
+}
+
+/*
  * Partition p's state was not in Redis. Kafka offsets are committed only after a checkpoint
  * of every partition they name, so an offset committed by the group proves that state existed
  * and is gone: state loss, handled by state.on_loss and never silently. Without a committed
@@ -921,11 +944,12 @@ static int start_without_state(struct runner *rn, struct dw_part *part, int p, c
                                size_t errstr_size)
 {
     int dropped = dw_redis_part_dropped(rn->redis, p);
+    if (dropped > 0 && set_replay_bound(rn, part) == 0) {
+        return DW_LOAD_NONE;
+    }
     if (dropped != 0) {
-        if (dropped < 0) {
-            dw_err(errstr, errstr_size, "redis: cannot read partition %d's meta", p);
-        }
-        return dropped < 0 ? DW_LOAD_UNAVAILABLE : DW_LOAD_NONE;
+        dw_err(errstr, errstr_size, "redis: cannot read partition %d's meta or the cursors", p);
+        return DW_LOAD_UNAVAILABLE;
     }
     int64_t c_pred = -1, c_label = -1;
     if (dw_kafka_committed(rn->consumer, rn->cfg.topic_predictions, rn->cfg.topic_labels, p,
@@ -965,6 +989,10 @@ static int start_without_state(struct runner *rn, struct dw_part *part, int p, c
         part->off_label = earliest_offset(rn, rn->cfg.topic_labels, p);
         if (part->off_pred < 0 || part->off_label < 0) {
             dw_err(errstr, errstr_size, "kafka: the earliest offsets did not arrive");
+            return DW_LOAD_UNAVAILABLE;
+        }
+        if (set_replay_bound(rn, part) != 0) {
+            dw_err(errstr, errstr_size, "redis: cannot read the evaluator's cursors");
             return DW_LOAD_UNAVAILABLE;
         }
         break;

@@ -620,9 +620,13 @@ static struct dw_kll *feat_sketch(struct dw_feat_stats *fs, uint32_t exact)
     return fs->sk;
 }
 
-static void num_add(struct dw_feat_stats *fs, double x, uint32_t exact)
+/* A finite value into the moments, and into the sketch unless only the counts are kept
+ * (sketch 0: the window was merged with its sketches, dw_agg_add_prediction). */
+static void num_add(struct dw_feat_stats *fs, double x, uint32_t exact, int sketch)
 {
-    dw_kll_update(feat_sketch(fs, exact), x);
+    if (sketch) {
+        dw_kll_update(feat_sketch(fs, exact), x);
+    }
     fs->count++;
     double delta = x - fs->mean;
     fs->mean += delta / (double)fs->count;
@@ -636,58 +640,62 @@ static void num_add(struct dw_feat_stats *fs, double x, uint32_t exact)
 }
 
 /* A numeric value: NaN and infinities are counted apart, finite ones in moments and sketch. */
-static void stat_add_num(struct dw_feat_stats *fs, double x, uint32_t exact)
+static void stat_add_num(struct dw_feat_stats *fs, double x, uint32_t exact, int sketch)
 {
     if (isnan(x)) {
         fs->nan++;
     } else if (isinf(x)) {
         fs->inf++;
     } else {
-        num_add(fs, x, exact);
+        num_add(fs, x, exact, sketch);
     }
 }
 
-static void stat_add_cat(struct dw_feat_stats *fs, const char *name, size_t len)
+/* A category: counted, and into the table unless only the counts are kept. */
+static void stat_add_cat(struct dw_feat_stats *fs, const char *name, size_t len, int sketch)
 {
     fs->count++;
-    cat_add(fs, name, len, 1);
+    if (sketch) {
+        cat_add(fs, name, len, 1);
+    }
 }
 
 /* A predicted class or label: its text, or its number for a regression model. */
-static void stat_add_class(struct dw_feat_stats *fs, const char *text, double num, uint32_t exact)
+static void stat_add_class(struct dw_feat_stats *fs, const char *text, double num, uint32_t exact,
+                           int sketch)
 {
     if (fs->type == DW_FEATURE_NUMERIC) {
-        stat_add_num(fs, num, exact);
+        stat_add_num(fs, num, exact, sketch);
     } else {
-        stat_add_cat(fs, text ? text : "", text ? strlen(text) : 0);
+        stat_add_cat(fs, text ? text : "", text ? strlen(text) : 0, sketch);
     }
 }
 
 /* The prediction's score, by predicted class, and its predicted class. */
-static void outputs_add(struct dw_agg *agg, const struct dw_prediction *ev)
+static void outputs_add(struct dw_agg *agg, const struct dw_prediction *ev, int sketch)
 {
     const struct dw_model_cfg *m = agg->model;
     int regression = m->task == DW_TASK_REGRESSION;
     if (ev->has_score) {
         int pos = !regression && strcmp(ev->pred.text, m->positive_class) == 0;
         stat_add_num(&agg->out[pos ? DW_AGG_OUT_SCORE_POS : DW_AGG_OUT_SCORE_NEG], ev->score,
-                     agg->sketch_exact);
+                     agg->sketch_exact, sketch);
     }
     if (!ev->no_pred) {
         stat_add_class(&agg->out[DW_AGG_OUT_PRED], regression ? NULL : ev->pred.text, ev->pred.num,
-                       agg->sketch_exact);
+                       agg->sketch_exact, sketch);
     }
 }
 
 void dw_agg_add_label(struct dw_agg *agg, const char *text, double num)
 {
-    stat_add_class(&agg->out[DW_AGG_OUT_LABEL], text, num, agg->sketch_exact);
+    stat_add_class(&agg->out[DW_AGG_OUT_LABEL], text, num, agg->sketch_exact, 1);
     agg->dirty = 1;
 }
 
 /* Counts a prediction's n feature values into feats. */
 static void feats_add(struct dw_feat_stats *feats, size_t n, const struct dw_prediction *ev,
-                      uint32_t exact)
+                      uint32_t exact, int sketch)
 {
     for (size_t i = 0; i < n; i++) {
         struct dw_feat_stats *fs = &feats[i];
@@ -695,18 +703,19 @@ static void feats_add(struct dw_feat_stats *feats, size_t n, const struct dw_pre
         if (v->kind == DW_VAL_MISSING) {
             fs->missing++;
         } else if (fs->type == DW_FEATURE_NUMERIC) {
-            stat_add_num(fs, v->num, exact);
+            stat_add_num(fs, v->num, exact, sketch);
         } else {
-            stat_add_cat(fs, v->str, v->len);
+            stat_add_cat(fs, v->str, v->len, sketch);
         }
     }
 }
 
 void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_prediction *ev)
 {
-    dw_assert(!agg->sketches_dropped);
+    dw_assert(!agg->sealed);
+    int sketch = !agg->sketches_dropped;
     struct dw_version_stats *ver = &agg->versions[vslot];
-    if (ev->has_latency) {
+    if (ev->has_latency && sketch) {
         dw_perf_add_latency(&agg->perf, ev->latency_ms);
         dw_perf_latency_update(&ver->latency, ev->latency_ms);
     }
@@ -718,11 +727,11 @@ void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_pre
     }
     agg->all.predictions++;
     ver->c.predictions++;
-    feats_add(agg->feats, agg->model->n_features, ev, agg->sketch_exact);
+    feats_add(agg->feats, agg->model->n_features, ev, agg->sketch_exact, sketch);
     if (ver->feats) {
-        feats_add(ver->feats, agg->model->n_features, ev, agg->sketch_exact);
+        feats_add(ver->feats, agg->model->n_features, ev, agg->sketch_exact, sketch);
     }
-    outputs_add(agg, ev);
+    outputs_add(agg, ev, sketch);
     agg->dirty = 1;
 }
 

@@ -58,6 +58,7 @@ struct dw_part *dw_part_new(const struct dw_config *cfg, int32_t partition)
     p->min_ts = DW_NO_TS;
     p->max_label_ts = DW_NO_TS;
     p->closed_upto_ms = DW_NO_TS;
+    p->replay_upto_ms = DW_NO_TS;
     p->gc_before = dw_malloc((cfg->n_models ? cfg->n_models : 1) * sizeof(*p->gc_before));
     for (size_t m = 0; m < cfg->n_models; m++) {
         p->gc_before[m] = DW_NO_TS;
@@ -120,12 +121,23 @@ static int64_t window_start(const struct dw_part *p, int64_t ts)
     return dw_floor_div(ts, p->cfg->window_size_ms) * p->cfg->window_size_ms;
 }
 
+/* Closed by this partition's own watermark. */
+static int window_closed_here(const struct dw_part *p, int64_t start)
+{
+    int64_t wm = dw_part_watermark(p);
+    return wm != DW_NO_TS && start + p->cfg->window_size_ms <= wm;
+}
+
 static int window_closed(const struct dw_part *p, int64_t start)
 {
-    int64_t end = start + p->cfg->window_size_ms;
-    int64_t wm = dw_part_watermark(p);
-    return (wm != DW_NO_TS && end <= wm) ||
-           (p->closed_upto_ms != DW_NO_TS && end <= p->closed_upto_ms);
+    return window_closed_here(p, start) ||
+           (p->closed_upto_ms != DW_NO_TS && start + p->cfg->window_size_ms <= p->closed_upto_ms);
+}
+
+/* Whether the window starting at start is one a rebuilt partition replays (replay_upto_ms). */
+static int replaying(const struct dw_part *p, int64_t start)
+{
+    return p->replay_upto_ms != DW_NO_TS && start + p->cfg->window_size_ms <= p->replay_upto_ms;
 }
 
 struct dw_agg *dw_part_window(struct dw_part *p, const struct dw_model_cfg *model, int64_t start_ms)
@@ -363,9 +375,13 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
     p->ctr.predictions++;
     p->meta_dirty = 1;
     int64_t start = window_start(p, ev->ts_ms);
-    int late = window_closed(p, start);
+    int replay = replaying(p, start);
+    int late = replay ? window_closed_here(p, start) : window_closed(p, start);
     if (p->max_ts == DW_NO_TS || ev->ts_ms > p->max_ts) {
         p->max_ts = ev->ts_ms;
+    }
+    if (p->replay_upto_ms != DW_NO_TS && dw_part_watermark(p) >= p->replay_upto_ms) {
+        p->replay_upto_ms = DW_NO_TS; /* caught up: windows before it are late by its own clock */
     }
     if (p->min_ts == DW_NO_TS || ev->ts_ms < p->min_ts) {
         p->min_ts = ev->ts_ms;
@@ -373,8 +389,10 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
     dw_assert(p->min_ts <= p->max_ts);
     struct dw_agg *agg = dw_part_window(p, ev->model, start);
     /* Dropped sketches: the close evaluation merged this window without this prediction (the
-     * partition was idle then), so it is late here as well. */
-    late = late || (agg && agg->sketches_dropped);
+     * partition was idle then), so it is late here as well; unless the partition replays it
+     * after a rebuild: the merged aggregate holds the prediction already, and its counts are
+     * added without sketches (dw_agg_add_prediction). */
+    late = late || (agg && agg->sketches_dropped && !replay);
     if (late) {
         if (agg) {
             agg->late_predictions++;

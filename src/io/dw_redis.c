@@ -1383,6 +1383,8 @@ static int load_meta(struct dw_part *p, const redisReply *meta, char *errstr, si
     p->min_ts = v;
     NUM(max_label_ts, "max_label_ts", NUM_TS, DW_NO_TS);
     p->max_label_ts = v;
+    NUM(replay_upto_ms, "replay_upto_ms", NUM_TS, DW_NO_TS);
+    p->replay_upto_ms = v;
     NUM(ckpt_seq, "ckpt_seq", NUM_COUNT, 0);
     p->ckpt_seq = (uint64_t)v;
 #define LOAD_CTR(name)                                                                             \
@@ -2317,6 +2319,7 @@ static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck, 
     PUT_I64("max_ts", p->max_ts);
     PUT_I64("min_ts", p->min_ts);
     PUT_I64("max_label_ts", p->max_label_ts);
+    PUT_I64("replay_upto_ms", p->replay_upto_ms);
     PUT_I64("eof_ms", eof_ms);
     PUT_I64("label_eof_ms", label_eof_ms);
     PUT_I64("updated_ms", dw_now_ms());

@@ -85,6 +85,7 @@ static void seed(int p)
     part->off_label = 3;
     part->max_ts = 119000;
     part->min_ts = 61000;
+    part->replay_upto_ms = 180000;
     part->ctr.predictions = 5;
     part->meta_dirty = 1;
     struct dw_agg *agg = dw_agg_new(&g_models[0], 60000);
@@ -137,6 +138,7 @@ static void test_meta_numbers_are_strict(void **state)
         {"predictions", "-5"},
         {"evicted", ""},
         {"min_ts", "200000"}, /* after max_ts (119000): clocks out of order */
+        {"replay_upto_ms", "x"},
     };
     char meta[512];
     key_of(20, "meta", meta, sizeof(meta));
@@ -152,6 +154,7 @@ static void test_meta_numbers_are_strict(void **state)
     struct dw_part *p = load(20, DW_LOAD_FOUND, NULL, NULL);
     assert_int_equal(p->max_ts, DW_NO_TS);
     assert_int_equal(p->off_pred, 5);
+    assert_int_equal(p->replay_upto_ms, 180000); /* a rebuild's replay survives a restart */
     assert_int_equal(p->n_wins, 1);
     dw_part_free(p);
 }

@@ -217,7 +217,13 @@ int dw_agg_unseal(struct dw_agg *dst, struct dw_agg *src, char *errstr, size_t e
 /** @returns the version slot for name (creating it; "__other__" beyond the bound). */
 size_t dw_agg_version_slot(struct dw_agg *agg, const char *name, size_t len);
 
-/** @brief Counts a prediction and its feature values into version slot vslot. */
+/**
+ * @brief Counts a prediction and its feature values into version slot vslot. In a window whose
+ *        sketches were dropped (merged, dw_agg_drop_sketches) only the counts and moments take
+ *        it, not the sketches, category tables and latency: a partition replaying after a
+ *        rebuild (dw_part.h, replay_upto_ms) adds what the merged aggregate holds already.
+ *        Never into a sealed window.
+ */
 void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_prediction *ev);
 
 /** @brief Counts a joined label for a prediction of version slot vslot. */

@@ -126,6 +126,12 @@ struct dw_part {
     int64_t max_label_ts;   /* label watermark: max label event time seen (DW_NO_TS: none) */
     int labels_at_end;      /* set by the consumer: the labels partition is at the end of its log */
     int64_t closed_upto_ms; /* windows ending at or before this are closed globally */
+    /* A partition rebuilt from the earliest offset (state drop, state.on_loss
+     * rebuild_from_earliest) replays windows the group had closed and merged: those ending at
+     * or before this are judged by its own watermark only, and a prediction of one whose
+     * sketches were dropped is counted without them (dw_part_on_prediction). DW_NO_TS once
+     * its own watermark passed it, and for every other partition. Stored in the meta. */
+    int64_t replay_upto_ms;
     struct dw_part_counters ctr;
     struct dw_join join;
     struct dw_agg **wins; /* windows in memory (open or closed, not retired) */
