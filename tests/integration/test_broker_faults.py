@@ -130,10 +130,40 @@ def consuming(env, at_least):
         at_least
 
 
+def log_shortfall(env, summary):
+    """{topic: messages} that gen's producer had delivered (every delivery report a success)
+    and the broker's logs do not hold: none, unless the broker lost acknowledged messages."""
+    want = {"predictions": summary["predictions"], "labels": summary["label_events"]}
+    held = {t: sum(env.log_offsets(t).values()) for t in want}
+    return {t: want[t] - held[t] for t in want if held[t] != want[t]}
+
+
+FETCH_ATTEMPTS = 3
+
+
 def scenario_fetch():
     """Fetch errors on the input topics while traffic flows (not leader, unknown partition,
     timeouts, disconnects, a slow broker) and partition leaders moved to other brokers: the
-    counts end exact."""
+    counts end exact.
+
+    librdkafka 2.0.2's mock cluster does not check an idempotent producer's sequence numbers:
+    when a leader moves under a Produce request, messages the old leader refused can be
+    reported delivered by gen's producer and be missing from the log (docs/testing.md; seen
+    with gen alone, no consumer). gen's truth is then not what the topics hold, and the run
+    says nothing about driftwatch: it is reported, and the scenario runs again, at most
+    FETCH_ATTEMPTS times. Every check of a run whose logs are whole applies unchanged."""
+    for attempt in range(1, FETCH_ATTEMPTS + 1):
+        ok = fetch_attempt()
+        if ok is not None:
+            return ok
+        print(f"attempt {attempt} of {FETCH_ATTEMPTS}: the broker lost delivered messages; "
+              "this run cannot judge driftwatch")
+    return h.report(False, f"the broker kept what gen delivered in one of {FETCH_ATTEMPTS} "
+                    "attempts")
+
+
+def fetch_attempt():
+    """One run of scenario_fetch: True or False, or None when the broker lost messages."""
     env = h.Env(partitions=4, name="faults-fetch", brokers=3)
     env.config()
     gen = env.gen("--count", "16000", "--eps", "50", "--rate", "1600", "--label-delay", "20",
@@ -155,6 +185,12 @@ def scenario_fetch():
     time.sleep(2)
     env.broker_errors("Fetch", 4, "NOT_LEADER_FOR_PARTITION")
     truth, summary = env.gen_wait(gen)
+    lost = log_shortfall(env, summary)
+    if lost:
+        print(f"the broker's logs lack messages gen delivered: {lost}; log ends "
+              f"{ {t: env.log_offsets(t) for t in lost} }")
+        env.close()
+        return None
     diffs = h.wait_exact(env, truth, 90)
     ok = h.report(not diffs, "exact per-window counts after fetch errors and leader moves",
                   f"({len(truth)} windows) {diffs[:5]}")
