@@ -121,23 +121,21 @@ static int64_t window_start(const struct dw_part *p, int64_t ts)
     return dw_floor_div(ts, p->cfg->window_size_ms) * p->cfg->window_size_ms;
 }
 
-/* Closed by this partition's own watermark. */
-static int window_closed_here(const struct dw_part *p, int64_t start)
-{
-    int64_t wm = dw_part_watermark(p);
-    return wm != DW_NO_TS && start + p->cfg->window_size_ms <= wm;
-}
-
-static int window_closed(const struct dw_part *p, int64_t start)
-{
-    return window_closed_here(p, start) ||
-           (p->closed_upto_ms != DW_NO_TS && start + p->cfg->window_size_ms <= p->closed_upto_ms);
-}
-
 /* Whether the window starting at start is one a rebuilt partition replays (replay_upto_ms). */
 static int replaying(const struct dw_part *p, int64_t start)
 {
     return p->replay_upto_ms != DW_NO_TS && start + p->cfg->window_size_ms <= p->replay_upto_ms;
+}
+
+/* Closed by this partition's own watermark, or globally (closed_upto_ms) unless it replays the
+ * window: then by its own clock only, for lateness and seals alike (a sealed window takes no
+ * prediction). */
+static int window_closed(const struct dw_part *p, int64_t start)
+{
+    int64_t end = start + p->cfg->window_size_ms;
+    int64_t wm = dw_part_watermark(p);
+    return (wm != DW_NO_TS && end <= wm) ||
+           (p->closed_upto_ms != DW_NO_TS && end <= p->closed_upto_ms && !replaying(p, start));
 }
 
 struct dw_agg *dw_part_window(struct dw_part *p, const struct dw_model_cfg *model, int64_t start_ms)
@@ -376,7 +374,7 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
     p->meta_dirty = 1;
     int64_t start = window_start(p, ev->ts_ms);
     int replay = replaying(p, start);
-    int late = replay ? window_closed_here(p, start) : window_closed(p, start);
+    int late = window_closed(p, start);
     if (p->max_ts == DW_NO_TS || ev->ts_ms > p->max_ts) {
         p->max_ts = ev->ts_ms;
     }

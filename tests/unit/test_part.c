@@ -373,9 +373,13 @@ static void test_replay_after_rebuild(void **state)
     assert_int_equal(w0->all.labeled, 1);
     assert_int_equal(w0->all.correct, 1);
     assert_int_equal(p->ctr.late_predictions + p->ctr.late_labels, 0);
-    /* a window the rebuild reaches after the drop: created without being late */
+    /* a window the rebuild reaches after the drop: created without being late, and neither
+     * late nor sealed for being closed globally; only its own clock counts */
+    p->closed_upto_ms = 120000;
     assert_int_equal(predict(p, "c", 61000, "1"), DW_PART_OK);
-    assert_int_equal(win(p, FRAUD, 60000)->all.predictions, 1);
+    assert_int_equal(dw_part_seal(p), 0);
+    assert_int_equal(predict(p, "c2", 62000, "1"), DW_PART_OK);
+    assert_int_equal(win(p, FRAUD, 60000)->all.predictions, 2);
     /* caught up: its watermark (150000 - LATENESS) is past the bound */
     assert_int_equal(predict(p, "d", 150000, "1"), DW_PART_OK);
     assert_int_equal(p->replay_upto_ms, DW_NO_TS);
