@@ -59,6 +59,8 @@ echo "bench: $TOTAL messages in $secs s from start = $(echo "$TOTAL / $secs" | b
 echo "bench: from the first message consumed: $busy s = $(echo "$TOTAL / $busy" | bc) msgs/s; RSS ${rss} KiB, peak RSS ${hwm} KiB"
 echo "bench: CPU seconds while consuming: driftwatch $c_run, dev-broker $c_broker, redis-server $c_redis (2 cores shared); $(echo "$TOTAL / $c_run" | bc) msgs per driftwatch CPU-second"
 echo "bench: bytes sent to Redis while consuming: $(($(redis_net_in) - redis_in0))"
+# minor page faults (pages touched for the first time since mapped): /proc/PID/stat field 10
+echo "bench: driftwatch's minor page faults: $(awk '{print $10}' "/proc/$RUN/stat") (whole run)"
 echo "bench: driftwatch's main thread (the event loop) used $c_main CPU-s of the $secs s from start"
 echo "bench: the event loop's wall time by phase (s): $({ curl -s "http://127.0.0.1:$HP/metrics" || true; } |
     awk -F'[" ]' '/^driftwatch_loop_seconds_total/ {printf "%s %.2f, ", $2, $4}')"
