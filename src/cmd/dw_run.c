@@ -561,6 +561,7 @@ static void drop_part(struct runner *rn, int p)
 
 static void hold_part(struct runner *rn, int p, int64_t retry_in_ms, const char *why);
 static int get_event_time(struct runner *rn, const char *name, int64_t *out);
+static int get_cursor(struct runner *rn, const struct dw_model_cfg *m, int final, int64_t *out);
 
 /*
  * Partition p's windows of model m that it retired with their sketches (the close evaluation
@@ -605,14 +606,11 @@ static void apply_cursors(struct runner *rn)
 {
     for (size_t mi = 0; mi < rn->cfg.n_models; mi++) {
         const struct dw_model_cfg *m = &rn->cfg.models[mi];
-        char name[DW_REDIS_NAME_MAX];
-        dw_redis_name_cursor(m->name, 0, name, sizeof(name));
         int64_t cursor = 0, final = 0;
-        if (get_event_time(rn, name, &cursor) != 1) {
+        if (get_cursor(rn, m, 0, &cursor) != 1) {
             continue;
         }
-        dw_redis_name_cursor(m->name, 1, name, sizeof(name));
-        int gc = get_event_time(rn, name, &final) == 1;
+        int gc = get_cursor(rn, m, 1, &final) == 1;
         int64_t before = gc ? dw_evaluator_records_before(&rn->cfg, final) : 0;
         for (int p = 0; p < rn->n_parts; p++) {
             if (rn->parts[p]) {
@@ -910,18 +908,18 @@ static int64_t earliest_offset(struct runner *rn, const char *topic, int p)
 /*
  * A partition rebuilt from the earliest offset replays windows the group has closed: up to the
  * furthest close cursor of the models (dw_part.h, replay_upto_ms; DW_NO_TS when none has
- * moved). @returns 0, or -1 when Redis did not answer or holds a corrupt cursor.
+ * moved). @returns 0, or -1 with errstr when Redis did not answer or holds a corrupt cursor.
  */
-static int set_replay_bound(struct runner *rn, struct dw_part *part)
+static int set_replay_bound(struct runner *rn, struct dw_part *part, char *errstr,
+                            size_t errstr_size)
 {
     part->replay_upto_ms = DW_NO_TS;
     for (size_t mi = 0; mi < rn->cfg.n_models; mi++) {
-        char name[DW_REDIS_NAME_MAX];
-        dw_redis_name_cursor(rn->cfg.models[mi].name, 0, name, sizeof(name));
         int64_t cursor = 0;
-        int found = get_event_time(rn, name, &cursor);
+        int found = get_cursor(rn, &rn->cfg.models[mi], 0, &cursor);
         if (found < 0) {
-            return -1;
+            return dw_err(errstr, errstr_size, "redis: cannot read model %s's close cursor",
+                          rn->cfg.models[mi].name);
         }
         if (found == 1 && (part->replay_upto_ms == DW_NO_TS || cursor > part->replay_upto_ms)) {
             part->replay_upto_ms = cursor;
@@ -944,12 +942,13 @@ static int start_without_state(struct runner *rn, struct dw_part *part, int p, c
                                size_t errstr_size)
 {
     int dropped = dw_redis_part_dropped(rn->redis, p);
-    if (dropped > 0 && set_replay_bound(rn, part) == 0) {
-        return DW_LOAD_NONE;
-    }
-    if (dropped != 0) {
-        dw_err(errstr, errstr_size, "redis: cannot read partition %d's meta or the cursors", p);
+    if (dropped < 0) {
+        dw_err(errstr, errstr_size, "redis: cannot read partition %d's meta", p);
         return DW_LOAD_UNAVAILABLE;
+    }
+    if (dropped > 0) { /* the operator chose: rebuilt from the earliest offset */
+        return set_replay_bound(rn, part, errstr, errstr_size) != 0 ? DW_LOAD_UNAVAILABLE
+                                                                    : DW_LOAD_NONE;
     }
     int64_t c_pred = -1, c_label = -1;
     if (dw_kafka_committed(rn->consumer, rn->cfg.topic_predictions, rn->cfg.topic_labels, p,
@@ -991,8 +990,7 @@ static int start_without_state(struct runner *rn, struct dw_part *part, int p, c
             dw_err(errstr, errstr_size, "kafka: the earliest offsets did not arrive");
             return DW_LOAD_UNAVAILABLE;
         }
-        if (set_replay_bound(rn, part) != 0) {
-            dw_err(errstr, errstr_size, "redis: cannot read the evaluator's cursors");
+        if (set_replay_bound(rn, part, errstr, errstr_size) != 0) {
             return DW_LOAD_UNAVAILABLE;
         }
         break;
@@ -1898,6 +1896,14 @@ static int get_event_time(struct runner *rn, const char *name, int64_t *out)
     return found;
 }
 
+/* Model m's close cursor (final 0) or final cursor (final 1), as get_event_time(). */
+static int get_cursor(struct runner *rn, const struct dw_model_cfg *m, int final, int64_t *out)
+{
+    char name[DW_REDIS_NAME_MAX];
+    dw_redis_name_cursor(m->name, final, name, sizeof(name));
+    return get_event_time(rn, name, out);
+}
+
 /*
  * The counts of the k windows before window `start`, oldest first, into aggs[0..k-1], read
  * through `counts_only`, a feature-less copy of model m: their feature statistics and sketches
@@ -2457,7 +2463,7 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
 static int evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t deadline, int *walked)
 {
     const struct dw_model_cfg *m = &rn->cfg.models[mi];
-    char name[DW_REDIS_NAME_MAX];
+    char name[DW_REDIS_NAME_MAX]; /* the cursor's, which evaluate_window() moves */
     dw_redis_name_cursor(m->name, final, name, sizeof(name));
     int64_t cursor = 0;
     int found = get_event_time(rn, name, &cursor);
@@ -2470,10 +2476,8 @@ static int evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t dead
         return 0;
     }
     if (final) {
-        char close_name[DW_REDIS_NAME_MAX];
         int64_t close_cursor = 0;
-        dw_redis_name_cursor(m->name, 0, close_name, sizeof(close_name));
-        int close_found = get_event_time(rn, close_name, &close_cursor);
+        int close_found = get_cursor(rn, m, 0, &close_cursor);
         if (close_found < 0) {
             return 0;
         }

@@ -301,10 +301,11 @@ class Env:
 
     # ---- config and commands ----
     def config(self, extra="", webhook_url="", models=None, sinks="", rules="", triggers="",
-               **over):
+               kafka=None, **over):
         """The test config. webhook_url adds a generic webhook sink named "webhook"; sinks,
         rules and triggers are YAML text placed under alerting.sinks, alerting.rules and
-        triggers (indented by the caller as under those keys, two spaces deeper)."""
+        triggers (indented by the caller as under those keys, two spaces deeper); kafka, a dict
+        of more librdkafka properties under kafka."""
         settings = {
             "window_size": "60s", "lateness": "5s", "idle": "30s", "horizon": "900s",
             "checkpoint": "200ms", "evaluation": "200ms", "ref_windows": 2,
@@ -330,7 +331,7 @@ kafka:
   session.timeout.ms: {settings['session_timeout']}
   heartbeat.interval.ms: 500
   topic.metadata.refresh.interval.ms: 1000
-redis:
+{"".join(f"  {k}: {v}" + chr(10) for k, v in (kafka or {}).items())}redis:
   host: 127.0.0.1
   port: {self.redis_port}
 window:
@@ -400,6 +401,16 @@ http:
         log = open(os.path.join(self.dir, f"{name}.log"), "a")
         self.procs.append(subprocess.Popen([BIN, "run", "-c", path], stdout=log, stderr=log))
         return port
+
+    def part_meta(self, p):
+        """Partition p's meta hash as a dict of strings."""
+        out = self.redis("HGETALL", f"{{dw:dwtest:predictions:{p}}}:meta").splitlines()
+        return dict(zip(out[0::2], out[1::2]))
+
+    def state_cmd(self, *args):
+        """`driftwatch state ARGS -c CONFIG`, its output captured."""
+        return subprocess.run([BIN, "state", *args, "-c", self.config_path],
+                              capture_output=True, text=True, timeout=120)
 
     def inspect(self):
         r = subprocess.run([BIN, "inspect", "-c", self.config_path], capture_output=True,

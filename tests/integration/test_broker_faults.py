@@ -28,12 +28,7 @@ def scenario_dead_letters():
     dead-letter topic at least once."""
     env = h.Env(partitions=2, name="faults-dlq")
     # message.timeout.ms: a dead letter whose retries outlast it fails (_MSG_TIMED_OUT)
-    env.config(extra="", **{"session_timeout": 6000})
-    with open(env.config_path) as f:
-        text = f.read()
-    text = text.replace("kafka:\n", "kafka:\n  message.timeout.ms: 1500\n  retry.backoff.ms: 50\n")
-    with open(env.config_path, "w") as f:
-        f.write(text)
+    env.config(kafka={"message.timeout.ms": 1500, "retry.backoff.ms": 50})
     truth, summary = env.gen("--count", "6000", "--eps", "50", "--malformed", "0.03",
                              "--label-share", "0.5", "--label-delay", "20")
     bad = sum(summary["malformed"].values())

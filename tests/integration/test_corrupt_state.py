@@ -26,11 +26,6 @@ def key(p, suffix):
     return f"{{dw:dwtest:predictions:{p}}}:{suffix}"
 
 
-def meta(env, p):
-    out = env.redis("HGETALL", key(p, "meta")).splitlines()
-    return dict(zip(out[0::2], out[1::2]))
-
-
 def topic_counts(env, topic):
     """Messages per partition of a topic, read back from the broker."""
     r = subprocess.run(["kcat", "-b", env.bootstrap, "-C", "-t", topic, "-e", "-q",
@@ -47,11 +42,6 @@ def open_window_key(env, p):
     return key(p, f"w:{model}:{start}")
 
 
-def state_cmd(env, *args):
-    return subprocess.run([h.BIN, "state", *args, "-c", env.config_path], capture_output=True,
-                          text=True, timeout=120)
-
-
 def check_lines(r):
     return [json.loads(l) for l in r.stdout.splitlines() if l.strip().startswith("{")]
 
@@ -59,7 +49,7 @@ def check_lines(r):
 def healthy_exact(env, preds, labels):
     """The healthy partitions consumed both topics to the end, each message counted once."""
     for p in HEALTHY:
-        m = meta(env, p)
+        m = env.part_meta(p)
         want = {"off_pred": preds[p], "off_label": labels[p], "predictions": preds[p],
                 "labels": labels[p], "late_predictions": 0}
         if any(m.get(k) != str(v) for k, v in want.items()):
@@ -94,7 +84,7 @@ def main():
     wrong_type = open_window_key(env, 4)
     env.redis("DEL", wrong_type)
     env.redis("HSET", wrong_type, "not", "a string")
-    before = {p: meta(env, p) for p in CORRUPT}
+    before = {p: env.part_meta(p) for p in CORRUPT}
 
     # ---- more traffic, restart ----
     truth_b, _ = env.gen("--count", "3000", "--eps", "25", "--label-share", "0.8",
@@ -129,7 +119,7 @@ def main():
     ok &= h.report("quarantined" in json.dumps(st.get("windows_held") or {}),
                    "/status says why windows are held", f"{st.get('windows_held')}")
     # Quarantined partitions are neither consumed nor checkpointed.
-    after = {p: meta(env, p) for p in CORRUPT}
+    after = {p: env.part_meta(p) for p in CORRUPT}
     ok &= h.report(all(after[p].get("off_pred") == before[p].get("off_pred") and
                        after[p].get("predictions") == before[p].get("predictions")
                        for p in CORRUPT), "quarantined partitions not checkpointed")
@@ -142,7 +132,7 @@ def main():
                    f"{len(reports_b)} closed")
 
     # ---- state check ----
-    r = state_cmd(env, "check")
+    r = env.state_cmd("check")
     lines = check_lines(r)
     by_part = {l["partition"]: l for l in lines if "partition" in l}
     bad = sorted(p for p, l in by_part.items() if l["status"] == "corrupt")
@@ -153,16 +143,16 @@ def main():
     ok &= h.report(by_part.get(1, {}).get("key") == bad_window and
                    by_part.get(3, {}).get("key") == key(3, "meta"),
                    "state check names the bad keys")
-    r = state_cmd(env, "check", "--partition", "5")
+    r = env.state_cmd("check", "--partition", "5")
     ok &= h.report(r.returncode == 0 and [l["partition"] for l in check_lines(r)] == [5],
                    "state check --partition 5: ok", r.stdout.strip()[:200])
 
     # ---- repair: state drop while running (the periodic re-check loads them) ----
-    r = state_cmd(env, "drop", "--partition", "1")
+    r = env.state_cmd("drop", "--partition", "1")
     ok &= h.report(r.returncode == 2 and env.redis("EXISTS", key(1, "meta")) == "1",
                    "state drop without --yes deletes nothing", f"rc={r.returncode}")
     for p in (1, 3):
-        r = state_cmd(env, "drop", "--partition", str(p), "--yes")
+        r = env.state_cmd("drop", "--partition", str(p), "--yes")
         ok &= h.report(r.returncode == 0, f"state drop --partition {p} --yes",
                        (r.stdout + r.stderr).strip()[:200])
     left = env.redis("KEYS", "{dw:dwtest:predictions:1}:*").split()
@@ -174,7 +164,7 @@ def main():
                    "re-check without restart: 2 partitions left")
     # ---- repair: stop, drop one more, repair one by hand, restart ----
     ok &= h.report(h.finish_consumer(proc), "consumer stopped cleanly with 2 quarantined")
-    r = state_cmd(env, "drop", "--partition", "4", "--yes")
+    r = env.state_cmd("drop", "--partition", "4", "--yes")
     ok &= h.report(r.returncode == 0, "state drop --partition 4 --yes", r.stderr.strip())
     env.redis("HDEL", key(2, "join"), bad_id)  # the record was done: dropping it loses nothing
     proc = env.start_run()
@@ -189,7 +179,7 @@ def main():
                                  json.loads(r[1]).get("windows_held") is None)(
         env.http_get("/status")), 30)
     ok &= h.report(held, "no window held: the quarantine marks are gone")
-    r = state_cmd(env, "check")
+    r = env.state_cmd("check")
     ok &= h.report(r.returncode == 0 and
                    all(l["status"] == "ok" for l in check_lines(r) if "partition" in l),
                    "state check: all ok", r.stdout.strip()[:300])

@@ -17,11 +17,6 @@ import harness as h
 PARTS = 2
 
 
-def meta(env, p):
-    out = env.redis("HGETALL", f"{{dw:dwtest:predictions:{p}}}:meta").splitlines()
-    return dict(zip(out[0::2], out[1::2]))
-
-
 def reported(env, truth):
     """Whether the close evaluation has reported (and so merged) every window of the truth."""
     return all(env.redis("EXISTS", f"{{dw:dwtest}}:report:{t['model']}:"
@@ -30,12 +25,7 @@ def reported(env, truth):
 
 def main():
     env = h.Env(partitions=PARTS, name="rebuild")
-    path = env.config(idle="2s")
-    with open(path) as f:
-        text = f.read()
-    assert text.count("kafka:\n") == 1
-    with open(path, "w") as f:
-        f.write(text.replace("kafka:\n", "kafka:\n  max.partition.fetch.bytes: 65536\n"))
+    env.config(idle="2s", kafka={"max.partition.fetch.bytes": 65536})
     # batches of 20 messages in the log: a fetch returns whole batches, however small its limit
     truth, _ = env.gen("--count", "18000", "--eps", "100", "--label-share", "0.8",
                        "--label-delay", "5", "-X", "batch.num.messages=20")
@@ -47,14 +37,13 @@ def main():
     ok &= h.report(h.finish_consumer(proc), "first pass stopped cleanly")
 
     # --force: the consumer that checkpointed it a moment ago has stopped (finish_consumer)
-    r = h.subprocess.run([h.BIN, "state", "drop", "--partition", "0", "--yes", "--force", "-c",
-                          env.config_path], capture_output=True, text=True, timeout=120)
+    r = env.state_cmd("drop", "--partition", "0", "--yes", "--force")
     ok &= h.report(r.returncode == 0, "state drop --partition 0 --yes", r.stderr.strip())
     env.broker_rtt(1, 100)
     proc = env.start_run()
     diffs = h.wait_exact(env, truth, 90)
     ok &= h.report(not diffs, "partition 0 rebuilt: exact totals", f"{diffs[:3]}")
-    m = meta(env, 0)
+    m = env.part_meta(0)
     late = sum(w.get("late_predictions", 0) for w in env.inspect() or []) + \
         int(m.get("late_predictions") or 0)
     ok &= h.report(late == 0, "no prediction counted late", f"({late})")

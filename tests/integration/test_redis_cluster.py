@@ -84,8 +84,7 @@ def finish_pods(env, pods, ok):
 
 def state_check(env):
     """`driftwatch state check`: its exit code and its line of each partition."""
-    r = subprocess.run([h.BIN, "state", "check", "-c", env.config_path], capture_output=True,
-                       text=True, timeout=60)
+    r = env.state_cmd("check")
     lines = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
     return r.returncode, {l["partition"]: l for l in lines if "partition" in l}
 
