@@ -116,6 +116,18 @@ int64_t dw_part_watermark(const struct dw_part *p)
     return p->max_ts == DW_NO_TS ? DW_NO_TS : p->max_ts - p->cfg->allowed_lateness_ms;
 }
 
+int dw_part_hold_labels(const struct dw_part *p, int preds_at_end, int held)
+{
+    if (p->max_label_ts == DW_NO_TS || preds_at_end) {
+        return 0;
+    }
+    if (p->max_ts == DW_NO_TS) {
+        return 1; /* every label would wait parked for a prediction still in the log */
+    }
+    int64_t slack = p->cfg->window_size_ms;
+    return held ? p->max_label_ts > p->max_ts + slack / 2 : p->max_label_ts > p->max_ts + slack;
+}
+
 static int64_t window_start(const struct dw_part *p, int64_t ts)
 {
     return dw_floor_div(ts, p->cfg->window_size_ms) * p->cfg->window_size_ms;

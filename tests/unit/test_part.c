@@ -1623,6 +1623,36 @@ static void test_fetch_guard(void **state)
     dw_part_free(p);
 }
 
+/* Event-time alignment: when a labels partition is held, and when it is let go. */
+static void test_label_alignment(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    int64_t w = g_cfg.window_size_ms, t = 1000 * w;
+    assert_int_equal(dw_part_hold_labels(p, 0, 0), 0); /* no label yet: nothing to hold */
+    assert_int_equal(dw_part_hold_labels(p, 0, 1), 0);
+    /* labels, but no prediction consumed yet while the predictions' log has more: held (they
+     * would all wait parked in the join cache), unless the predictions are at their end */
+    p->max_label_ts = t;
+    assert_int_equal(dw_part_hold_labels(p, 0, 0), 1);
+    assert_int_equal(dw_part_hold_labels(p, 0, 1), 1);
+    assert_int_equal(dw_part_hold_labels(p, 1, 1), 0);
+    assert_int_equal(dw_part_hold_labels(p, 1, 0), 0);
+    /* held while more than a window ahead, let go once within half a window */
+    p->max_ts = t - w;
+    assert_int_equal(dw_part_hold_labels(p, 0, 0), 0);
+    p->max_ts = t - w - 1;
+    assert_int_equal(dw_part_hold_labels(p, 0, 0), 1);
+    p->max_ts = t - w / 2 - 1;
+    assert_int_equal(dw_part_hold_labels(p, 0, 1), 1);
+    assert_int_equal(dw_part_hold_labels(p, 0, 0), 0);
+    p->max_ts = t - w / 2;
+    assert_int_equal(dw_part_hold_labels(p, 0, 1), 0);
+    p->max_ts = t - 10 * w;
+    assert_int_equal(dw_part_hold_labels(p, 1, 1), 0); /* predictions at their end */
+    dw_part_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1648,6 +1678,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_version_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_reinterns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_guard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_label_alignment, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

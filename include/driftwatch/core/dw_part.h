@@ -173,6 +173,16 @@ void dw_part_free(struct dw_part *p);
 int64_t dw_part_watermark(const struct dw_part *p);
 
 /**
+ * @brief Event-time alignment of the two topics (dw_run.c pauses the labels partition):
+ *        whether its labels partition should be held now, given whether it is held
+ *        (`held`) and whether its predictions are at the end of their log
+ *        (`preds_at_end`). Held while the labels' clock runs more than a window ahead of the
+ *        predictions', or while labels came and no prediction did yet; let go once within
+ *        half a window, or when the predictions are at their end, or without labels.
+ */
+int dw_part_hold_labels(const struct dw_part *p, int preds_at_end, int held);
+
+/**
  * @brief Judges a fetched message's offset against the topic's next offset (off_pred or
  *        off_label, which the caller advances after counting the message).
  * @param is_pred 1: the predictions topic, 0: the labels topic.
