@@ -53,6 +53,7 @@
 #include "driftwatch/core/dw_eval.h"
 #include "driftwatch/core/dw_evalshare.h"
 #include "driftwatch/core/dw_evaluator.h"
+#include "driftwatch/io/dw_fetchwake.h"
 #include "driftwatch/io/dw_files.h"
 #include "driftwatch/io/dw_http.h"
 #include "driftwatch/io/dw_kafka.h"
@@ -154,7 +155,8 @@ struct model_rt {
 struct runner {
     struct dw_config cfg;
     rd_kafka_t *consumer, *producer;
-    struct dw_kafka_outbox *dlq; /* dead letters until delivered (created on first use) */
+    struct dw_fetchwake *fetchwake; /* wakes librdkafka's fetchers when the queue runs low */
+    struct dw_kafka_outbox *dlq;    /* dead letters until delivered (created on first use) */
     struct dw_redis *redis;
     struct dw_decoder *dec;
     struct dw_prediction *pev;
@@ -3062,6 +3064,9 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     if (!rn->consumer) {
         return -1;
     }
+    if (!(rn->fetchwake = dw_fetchwake_start(rn->consumer, errstr, errstr_size))) {
+        return -1;
+    }
     if (dw_kafka_check_copartitioned(rn->consumer, &rn->cfg, &rn->n_parts, errstr, errstr_size) !=
         0) {
         return -1;
@@ -3158,6 +3163,7 @@ static void runner_loop(struct runner *rn)
     double t = dw_mono_s();
     while (!run_stop) {
         ssize_t n = rd_kafka_consume_batch_queue(q, RUN_POLL_MS, batch, RUN_BATCH);
+        dw_fetchwake_check(rn->fetchwake, rd_kafka_queue_length(q));
         memset(rn->refetching, 0, 2 * (size_t)rn->n_parts); /* a new batch: fetched again */
         t = loop_phase(rn, PH_POLL, t);
         for (ssize_t i = 0; i < n; i++) {
@@ -3213,6 +3219,7 @@ static void runner_loop(struct runner *rn)
 
 static void runner_stop(struct runner *rn)
 {
+    dw_fetchwake_stop(rn->fetchwake);
     if (rn->consumer) {
         if (rn->parts) {
             checkpoint_all(rn);
