@@ -160,12 +160,19 @@ static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t *rebalance_cb,
                                   void *opaque, char *errstr, size_t errstr_size)
 {
-    /* librdkafka's prefetch defaults are kept: a 16 MiB queue (queued.max.messages.kbytes)
-     * and an 8 MiB fetch.max.bytes were measured, and both made a backlog slower with no lower
-     * peak; a larger queued.min.messages makes it faster at a higher peak (bench/RESULTS.md,
-     * "The fetch path's ceiling"). kafka.* sets them. */
-    static const char *const defaults[] = {"auto.offset.reset", "earliest", "client.id",
-                                           "driftwatch", NULL};
+    /* A small prefetch: 20,000 messages (librdkafka: 100,000) in fetch responses of at most
+     * 8 MiB (librdkafka: 50 MiB). It was slow on its own (librdkafka 2.0.2 waited up to a
+     * second before fetching again); with dw_fetchwake waking the fetchers it is as fast as a
+     * large one and holds a fraction of its memory (bench/RESULTS.md, "Waking the fetcher").
+     * kafka.* sets them. */
+    /* clang-format off */
+    static const char *const defaults[] = {
+        "auto.offset.reset",   "earliest", /* where a partition without state starts */
+        "client.id",           "driftwatch",
+        "queued.min.messages", "20000",    /* the prefetch, all partitions together */
+        "fetch.max.bytes",     "8388608",  /* the largest fetch response */
+        NULL};
+    /* clang-format on */
     rd_kafka_conf_t *conf = base_conf(cfg, defaults, errstr, errstr_size);
     if (!conf) {
         return NULL;

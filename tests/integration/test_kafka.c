@@ -232,6 +232,31 @@ static void test_offset_in_log(void **state)
     assert_true(target > 4); /* the messages 4 .. target-1 are gone */
 }
 
+/* The consumer's value of a librdkafka property. */
+static void assert_consumer_conf(struct dw_config *cfg, const char *key, const char *want)
+{
+    char errstr[512], got[64];
+    size_t size = sizeof(got);
+    rd_kafka_t *rk = dw_kafka_consumer_new(cfg, NULL, NULL, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    assert_int_equal(rd_kafka_conf_get(rd_kafka_conf(rk), key, got, &size), RD_KAFKA_CONF_OK);
+    assert_string_equal(got, want);
+    rd_kafka_destroy(rk);
+}
+
+/* The consumer's small prefetch (woken by dw_fetchwake), and kafka.* above it. */
+static void test_consumer_prefetch(void **state)
+{
+    struct fixture *f = *state;
+    assert_consumer_conf(&f->cfg, "queued.min.messages", "20000");
+    assert_consumer_conf(&f->cfg, "fetch.max.bytes", "8388608");
+    f->cfg.kafka = realloc(f->cfg.kafka, 3 * sizeof(*f->cfg.kafka));
+    f->cfg.kafka[2].key = strdup("queued.min.messages");
+    f->cfg.kafka[2].value = strdup("500");
+    f->cfg.n_kafka = 3;
+    assert_consumer_conf(&f->cfg, "queued.min.messages", "500");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +267,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_freed_with_messages_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fatal_producer_renewed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offset_in_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consumer_prefetch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
