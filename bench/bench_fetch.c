@@ -10,9 +10,11 @@
  * its own, reads until COUNT messages have come (end-of-partition events do not count), and
  * prints messages per second from the first message and its CPU seconds. It is not a test.
  * With SPIN_NS it also spins that long per message, standing in for driftwatch's work: the rate
- * that a consumer of that cost gets from the same fetch path.
+ * that a consumer of that cost gets from the same fetch path. With FETCHWAKE=1 it wakes the
+ * fetchers as run does (dw_fetchwake: docs/design.md, "Waking the fetcher"). It also prints its
+ * peak RSS: librdkafka's prefetch is most of it.
  *
- *   bench_fetch BROKERS COUNT TOPIC... [-X key=value]...   (environment: SPIN_NS)
+ *   bench_fetch BROKERS COUNT TOPIC... [-X key=value]...   (environment: SPIN_NS, FETCHWAKE)
  */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #include <time.h>
 
 #include "driftwatch/core/dw_common.h"
+#include "driftwatch/io/dw_fetchwake.h"
 
 #define BATCH 2048  /* messages per consume call, as RUN_BATCH in dw_run.c */
 #define POLL_MS 100 /* as RUN_POLL_MS */
@@ -99,6 +102,13 @@ int main(int argc, char **argv)
     const char *spin_env = getenv("SPIN_NS");
     double spin_s = spin_env ? atof(spin_env) * 1e-9 : 0;
     double loop_wait = 0;
+    struct dw_fetchwake *fw = NULL;
+    char err[256];
+    if (getenv("FETCHWAKE") && strcmp(getenv("FETCHWAKE"), "1") == 0 &&
+        !(fw = dw_fetchwake_start(rk, err, sizeof(err)))) {
+        fprintf(stderr, "bench_fetch: %s\n", err);
+        return 2;
+    }
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
     rd_kafka_message_t *batch[BATCH];
     long long got = 0;
@@ -106,6 +116,9 @@ int main(int argc, char **argv)
     while (got < count) {
         double t0 = dw_mono_s();
         ssize_t n = rd_kafka_consume_batch_queue(q, POLL_MS, batch, BATCH);
+        if (fw) {
+            dw_fetchwake_check(fw, rd_kafka_queue_length(q));
+        }
         if (got > 0) {
             loop_wait += dw_mono_s() - t0;
         }
@@ -123,11 +136,15 @@ int main(int argc, char **argv)
     }
     double secs = dw_mono_s() - first;
     double cpu = cpu_s() - cpu0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
     printf(
         "bench: fetch ceiling (bench_fetch): %lld messages in %.2f s "
         "from the first message = %.0f msgs/s; %.2f CPU-s (%.2f us per message); spin %.0f ns per "
-        "message; %.2f s waiting in the consume call\n",
-        got, secs, (double)got / secs, cpu, cpu * 1e6 / (double)got, spin_s * 1e9, loop_wait);
+        "message; %.2f s waiting in the consume call; %lu fetch wakes; peak RSS %ld MiB\n",
+        got, secs, (double)got / secs, cpu, cpu * 1e6 / (double)got, spin_s * 1e9, loop_wait,
+        fw ? dw_fetchwake_sent(fw) : 0UL, ru.ru_maxrss / 1024);
+    dw_fetchwake_stop(fw);
     rd_kafka_queue_destroy(q);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);

@@ -68,6 +68,21 @@ echo "bench: labels partitions paused by event-time alignment: $({ curl -s "http
     awk '/^driftwatch_label_holds_total/ {s += $2} END {print s + 0}') times"
 sleep 2
 used=$(redis_used)
+echo "bench: redis used_memory 2 s after the last message: $used bytes ($(redis-cli -p "$RP" dbsize | tr -d '\r') keys)"
+# The windows closed by the catch-up are evaluated after their last message (the close
+# evaluation, the reference): their CPU and memory belong to the run too. Settled once
+# driftwatch used less than 0.05 CPU-s in each of four 0.5 s samples (at most 60 s).
+settle0=$(date +%s.%N); quiet=0; prev=$(cpu $RUN)
+for _ in $(seq 120); do
+    sleep 0.5
+    now=$(cpu $RUN)
+    if [ "$(echo "$now - $prev < 0.05" | bc)" = 1 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    prev=$now
+    [ $quiet -ge 4 ] && break
+done
+c_all=$(cpu $RUN)
+used=$(redis_used)
+echo "bench: settled $(echo "$(date +%s.%N) - $settle0" | bc | cut -c1-5) s after the last message: driftwatch CPU-s $c_all in all ($(echo "scale=2; $c_all * 1000000 / $TOTAL" | bc) us per message), peak RSS $(status_kib $RUN VmHWM) KiB, RSS $(status_kib $RUN VmRSS) KiB"
 echo "bench: redis used_memory after catch-up: $used bytes ($(redis-cli -p "$RP" dbsize | tr -d '\r') keys)"
 [ -n "${BENCH_REDIS_KINDS:-}" ] && /usr/bin/python3 bench/redis_memory.py "$RP"
 state_check
