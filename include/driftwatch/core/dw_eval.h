@@ -131,6 +131,8 @@ json_t *dw_ref_to_json_packed(const struct dw_ref *ref);
  *        fraction of the packed JSON's time and size (2^20 values per feature of weight 1 are
  *        9 MiB instead of 21 MiB of base64 in a document built, printed and copied several
  *        times). The tail's earlier form, "f64le-u64le-tail" (u64 weights), is still read.
+ *        `out` must be empty: the samples are written into it first, the JSON text is put
+ *        before them once their offsets are known (one buffer of the reference's size).
  */
 void dw_ref_encode(const struct dw_ref *ref, struct dw_buf *out);
 
