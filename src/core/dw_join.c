@@ -411,7 +411,7 @@ void dw_join_free(struct dw_join *j)
     arena_free(&j->arena);
     big_free(j->done, j->done_cap * sizeof(*j->done));
     big_free(j->done_slots, j->n_done_slots * sizeof(*j->done_slots));
-    free(j->done_new);
+    free(j->done_order);
     free(j->buckets);
     memset(j, 0, sizeof(*j));
 }
@@ -569,7 +569,8 @@ void dw_join_clear_dirty(struct dw_join *j)
     j->n_dirty = 0;
     dw_buf_reset(&j->deleted);
     j->n_deleted = 0;
-    j->n_done_new = 0;
+    j->done_saved = j->n_done;
+    j->n_done_order = 0;
     size_t keep = 0;
     for (size_t i = 0; i < j->n_buckets; i++) {
         if (!j->buckets[i].drop) {
@@ -791,13 +792,27 @@ static int done_put(struct dw_join *j, const struct dw_join_done *d)
     return 1;
 }
 
-static void done_remember_new(struct dw_join *j, const struct dw_join_done *d)
+/* Moves entry `from` into index `to` (a hole, or one about to be overwritten), its slot with
+ * it. */
+static void done_move(struct dw_join *j, uint32_t from, uint32_t to)
 {
-    if (j->n_done_new == j->cap_done_new) {
-        j->cap_done_new = j->cap_done_new ? 2 * j->cap_done_new : JOIN_FIRST_DIRTY;
-        j->done_new = dw_realloc(j->done_new, j->cap_done_new * sizeof(*j->done_new));
+    size_t at = slot_of(j->done_slots, j->n_done_slots, j->done[from].fp, from);
+    j->done_slots[at] = SLOT_MAKE(j->done[from].fp, to);
+    j->done[to] = j->done[from];
+}
+
+/* The last entry, just added, is one Redis holds already (loaded): it changes places with the
+ * first new entry, and the saved part grows by one. */
+static void done_settle_last(struct dw_join *j)
+{
+    uint32_t last = (uint32_t)j->n_done - 1, first = (uint32_t)j->done_saved++;
+    if (last != first) {
+        struct dw_join_done tmp = j->done[last];
+        size_t at = slot_of(j->done_slots, j->n_done_slots, tmp.fp, last);
+        done_move(j, first, last);
+        j->done_slots[at] = SLOT_MAKE(tmp.fp, first);
+        j->done[first] = tmp;
     }
-    j->done_new[j->n_done_new++] = *d;
 }
 
 /* The joined entry of a record: the label's number, or its class's fingerprint. */
@@ -818,9 +833,7 @@ static struct dw_join_done done_of(const struct dw_join_rec *rec, uint64_t fp)
 void dw_join_finish(struct dw_join *j, struct dw_join_rec *rec)
 {
     struct dw_join_done d = done_of(rec, dw_fp64(dw_join_id(rec), rec->id_len));
-    if (done_put(j, &d)) {
-        done_remember_new(j, &d);
-    }
+    done_put(j, &d); /* added at the end: among the new entries */
     dw_join_delete(j, rec);
 }
 
@@ -877,11 +890,17 @@ void dw_join_done_delete(struct dw_join *j, struct dw_join_done *d, int rewrite)
     uint32_t idx = (uint32_t)(d - j->done), last = (uint32_t)j->n_done - 1;
     size_t n = j->n_done_slots;
     slot_erase(j, j->done_slots, n, slot_of(j->done_slots, n, d->fp, idx), done_hash);
-    /* The array stays dense: its last entry moves into the hole, and its slot with it. */
+    /* The array stays dense and its two parts apart: a hole among the saved entries takes the
+     * last saved one, and the hole moves to where the new ones begin; the last entry fills it. */
+    if (idx < j->done_saved) {
+        uint32_t s = (uint32_t)--j->done_saved;
+        if (idx != s) {
+            done_move(j, s, idx);
+        }
+        idx = s;
+    }
     if (idx != last) {
-        size_t at = slot_of(j->done_slots, n, j->done[last].fp, last);
-        j->done_slots[at] = SLOT_MAKE(j->done[last].fp, idx);
-        j->done[idx] = j->done[last];
+        done_move(j, last, idx);
     }
     memset(&j->done[last], 0, sizeof(j->done[last]));
     j->n_done--;
@@ -908,9 +927,10 @@ size_t dw_join_done_sweep(struct dw_join *j, int64_t before_ms, int rewrite)
     return n;
 }
 
-static int cmp_done_new(const void *a, const void *b)
+static int cmp_done_new(const void *a, const void *b, void *arg)
 {
-    const struct dw_join_done *x = a, *y = b;
+    const struct dw_join_done *done = arg;
+    const struct dw_join_done *x = &done[*(const uint32_t *)a], *y = &done[*(const uint32_t *)b];
     if (x->model_idx != y->model_idx) {
         return x->model_idx < y->model_idx ? -1 : 1;
     }
@@ -926,11 +946,20 @@ static int in_bucket(const struct dw_join_done *d, const struct dw_join_bucket *
 
 void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms)
 {
-    if (j->n_done_new > 1) {
-        qsort(j->done_new, j->n_done_new, sizeof(*j->done_new), cmp_done_new);
+    size_t n_new = dw_join_n_new(j);
+    if (n_new > j->cap_done_order) {
+        j->cap_done_order = DW_MAX(n_new, 2 * j->cap_done_order);
+        j->done_order = dw_realloc(j->done_order, j->cap_done_order * sizeof(*j->done_order));
     }
-    for (size_t i = 0; i < j->n_done_new; i++) {
-        const struct dw_join_done *d = &j->done_new[i];
+    for (size_t i = 0; i < n_new; i++) {
+        j->done_order[i] = (uint32_t)(j->done_saved + i);
+    }
+    j->n_done_order = n_new;
+    if (n_new > 1) {
+        qsort_r(j->done_order, n_new, sizeof(*j->done_order), cmp_done_new, j->done);
+    }
+    for (size_t i = 0; i < n_new; i++) {
+        const struct dw_join_done *d = dw_join_new_entry(j, i);
         bucket_list(j, d->model_idx, span_start(d->ts_ms, j->bucket_ms), j->bucket_ms);
     }
     for (size_t i = 0; i < j->n_buckets; i++) {
@@ -946,6 +975,17 @@ void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms)
             b->drop = n == 0;
         }
     }
+}
+
+size_t dw_join_n_new(const struct dw_join *j)
+{
+    return j->n_done - j->done_saved;
+}
+
+const struct dw_join_done *dw_join_new_entry(const struct dw_join *j, size_t i)
+{
+    dw_assert(i < j->n_done_order);
+    return &j->done[j->done_order[i]];
 }
 
 void dw_join_done_encode(const struct dw_join_done *d, const struct dw_join_bucket *b,
@@ -997,8 +1037,8 @@ int dw_join_bucket_load(struct dw_join *j, uint16_t model_idx, int64_t start_ms,
         d.ts_ms = start_ms + dw_rd_u32(&rd);
         d.label = dw_rd_u64(&rd);
         d.flags = dw_rd_u8(&rd);
-        if (d.ts_ms >= before_ms && done_put(j, &d) && other_span) {
-            done_remember_new(j, &d);
+        if (d.ts_ms >= before_ms && done_put(j, &d) && !other_span) {
+            done_settle_last(j); /* of another span: new, appended to the current span's */
         }
     }
     return 0;

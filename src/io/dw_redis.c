@@ -2287,12 +2287,12 @@ static int ck_send_joined(struct dw_redis *r, struct dw_part *p, struct ckpt *ck
         }
     }
     /* The new entries are sorted by model and time: one piece per run of a bucket. */
-    for (size_t i = 0; i < j->n_done_new && rc == 0;) {
-        const struct dw_join_bucket *b = dw_join_bucket_of(j, &j->done_new[i]);
+    for (size_t i = 0; i < j->n_done_order && rc == 0;) {
+        const struct dw_join_bucket *b = dw_join_bucket_of(j, dw_join_new_entry(j, i));
         dw_assert(b != NULL); /* listed by dw_join_ckpt_plan() */
         dw_buf_reset(&blob);
-        for (; i < j->n_done_new && dw_join_bucket_of(j, &j->done_new[i]) == b; i++) {
-            dw_join_done_encode(&j->done_new[i], b, &blob);
+        for (; i < j->n_done_order && dw_join_bucket_of(j, dw_join_new_entry(j, i)) == b; i++) {
+            dw_join_done_encode(dw_join_new_entry(j, i), b, &blob);
         }
         if (!b->drop && !b->rewrite) {
             rc = ck_bucket(r, p, ck, b, BUCKET_APPEND, &blob);

@@ -60,8 +60,8 @@ static void decode_under(const char *id, const uint8_t *data, size_t size)
         /* A joined record of the older layout: moved to the joined set, to be appended there
          * and deleted from the hash by the next checkpoint. */
         const struct dw_join_done *d = dw_join_done_find(&j, id, id_len);
-        check(d != NULL && j.count == 0 && j.n_done == 1 && j.n_done_new == 1 && j.n_deleted == 1 &&
-                  j.n_dirty == 0,
+        check(d != NULL && j.count == 0 && j.n_done == 1 && dw_join_n_new(&j) == 1 &&
+                  j.n_deleted == 1 && j.n_dirty == 0,
               "a joined record did not move to the joined set");
         check(!(d->flags & ~(DW_JREC_LATE | DW_JREC_LABEL_NUM)) && d->model_idx < 2,
               "a joined entry with unknown flags or model");
@@ -103,7 +103,7 @@ static void load_bucket(const uint8_t *data, size_t size)
         dw_join_free(&j);
         return;
     }
-    check(j.n_buckets == 1 && j.n_done <= size / DW_JOIN_DONE_BYTES && j.n_done_new == 0,
+    check(j.n_buckets == 1 && j.n_done <= size / DW_JOIN_DONE_BYTES && dw_join_n_new(&j) == 0,
           "a bucket loaded more than it holds");
     struct dw_buf b;
     dw_buf_init(&b);

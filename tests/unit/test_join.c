@@ -504,7 +504,7 @@ static void round_trip_joined(struct dw_join *j, const struct dw_join_rec *src, 
     assert_null(dw_join_find(j, id, strlen(id)));
     assert_int_equal(j->count, 0);
     assert_int_equal(j->n_done, 1);
-    assert_int_equal(j->n_done_new, 1);
+    assert_int_equal(dw_join_n_new(j), 1);
     assert_int_equal(j->n_deleted, 1);
     assert_int_equal(j->n_dirty, 0);
     assert_int_equal(d->ts_ms, src->ts_ms);
@@ -1109,16 +1109,49 @@ static void join_one(struct dw_join *j, const char *id, int64_t ts, const char *
     dw_join_finish(j, rec);
 }
 
+/* At a checkpoint: the entries to append are exactly those joined since the last one (ref_new),
+ * each once, and the others are not; then the checkpoint is done. */
+static void check_new_entries(struct dw_join *j, const int64_t *ref_ts, unsigned char *ref_new,
+                              size_t n)
+{
+    dw_join_ckpt_plan(j, INT64_MIN);
+    size_t want = 0;
+    char id[32];
+    for (size_t k = 0; k < n; k++) {
+        if (!ref_ts[k]) {
+            continue;
+        }
+        size_t len = make_id(id, sizeof(id), "j", k);
+        const struct dw_join_done *d = dw_join_done_find(j, id, len);
+        assert_int_equal((size_t)(d - j->done) >= j->done_saved, ref_new[k]);
+        want += ref_new[k];
+    }
+    assert_int_equal(dw_join_n_new(j), want);
+    assert_int_equal(j->n_done_order, want);
+    unsigned char *seen = calloc(j->n_done + 1, 1);
+    for (size_t i = 0; i < j->n_done_order; i++) {
+        uint32_t idx = j->done_order[i];
+        assert_true(idx >= j->done_saved && idx < j->n_done && !seen[idx]);
+        seen[idx] = 1;
+    }
+    free(seen);
+    dw_join_clear_dirty(j);
+    memset(ref_new, 0, n);
+}
+
 /* Random joins, deletions and sweeps against a plain array: every id is found exactly when
- * the reference holds it, through table growth and backward-shift deletions. */
+ * the reference holds it, through table growth and backward-shift deletions; the entries a
+ * checkpoint appends are those joined since the last one, whatever was deleted in between. */
 static void test_joined_set_against_reference(void **state)
 {
     (void)state;
     enum { N = 20000 };
-    static int64_t ref_ts[N]; /* 0: absent */
+    static int64_t ref_ts[N];        /* 0: absent */
+    static unsigned char ref_new[N]; /* joined since the last checkpoint */
     struct dw_join j;
     dw_join_init(&j);
     dw_join_set_model(&j, 1, 0, 0, 0);
+    dw_join_set_ttl(&j, 3600000);
     uint64_t seed = 11;
     char id[32];
     for (int op = 0; op < 100000; op++) {
@@ -1129,11 +1162,16 @@ static void test_joined_set_against_reference(void **state)
         if (!d) {
             join_one(&j, id, 1 + (int64_t)(dw_splitmix64(&seed) % 100000), i % 2 ? "a" : "b");
             ref_ts[i] = dw_join_done_find(&j, id, len)->ts_ms;
+            ref_new[i] = 1;
         } else if (op % 3 == 0) {
             assert_int_equal(d->ts_ms, ref_ts[i]);
             assert_int_equal(d->label, dw_fp64(i % 2 ? "a" : "b", 1));
             dw_join_done_delete(&j, d, op % 2);
             ref_ts[i] = 0;
+            ref_new[i] = 0;
+        }
+        if (op % 3000 == 2999) {
+            check_new_entries(&j, ref_ts, ref_new, N);
         }
         if (op % 10000 == 9999) { /* a sweep of the oldest */
             int64_t before = 1 + (op / 10000) * 5000;
@@ -1141,6 +1179,7 @@ static void test_joined_set_against_reference(void **state)
             for (size_t k = 0; k < N; k++) {
                 if (ref_ts[k] && ref_ts[k] < before) {
                     ref_ts[k] = 0;
+                    ref_new[k] = 0;
                     want++;
                 }
             }
@@ -1205,18 +1244,19 @@ static void test_buckets(void **state)
         (void)len;
         join_one(&j, id, (int64_t)i * 1000, "cat"); /* 0 .. 299 s: buckets 0, 60, .., 240 s */
     }
-    assert_int_equal(j.n_done_new, 300);
+    assert_int_equal(dw_join_n_new(&j), 300);
     dw_join_ckpt_plan(&j, INT64_MIN);
+    assert_int_equal(j.n_done_order, 300);
     assert_int_equal(j.n_buckets, 5);
     for (size_t i = 0; i < 5; i++) {
         assert_false(j.buckets[i].drop);
         assert_int_equal(j.buckets[i].span_ms, 60000);
     }
     /* The new entries are sorted: each bucket's are one run. */
-    for (size_t i = 1; i < j.n_done_new; i++) {
-        assert_true(j.done_new[i - 1].ts_ms <= j.done_new[i].ts_ms);
+    for (size_t i = 1; i < j.n_done_order; i++) {
+        assert_true(dw_join_new_entry(&j, i - 1)->ts_ms <= dw_join_new_entry(&j, i)->ts_ms);
     }
-    struct dw_join_bucket *b1 = dw_join_bucket_of(&j, &j.done_new[70]);
+    struct dw_join_bucket *b1 = dw_join_bucket_of(&j, dw_join_new_entry(&j, 70));
     assert_non_null(b1);
     assert_int_equal(b1->start_ms, 60000);
 
@@ -1225,7 +1265,7 @@ static void test_buckets(void **state)
     copy_buckets(&j, &k, 100000);
     copy_buckets(&j, &k, 100000);
     assert_int_equal(k.n_done, 200);
-    assert_int_equal(k.n_done_new, 0); /* loaded: nothing to write */
+    assert_int_equal(dw_join_n_new(&k), 0); /* loaded: nothing to write */
     assert_int_equal(k.n_buckets, 5);
     make_id(id, sizeof(id), "b", 150);
     const struct dw_join_done *d = dw_join_done_find(&k, id, strlen(id));
@@ -1276,7 +1316,7 @@ static void test_buckets(void **state)
     dw_join_set_ttl(&m, 32 * 120000); /* span 120 s */
     copy_buckets(&j, &m, INT64_MIN);
     assert_int_equal(m.n_done, 300);
-    assert_int_equal(m.n_done_new, 300);
+    assert_int_equal(dw_join_n_new(&m), 300);
     dw_join_ckpt_plan(&m, INT64_MIN);
     size_t old = 0, fresh = 0;
     for (size_t i = 0; i < m.n_buckets; i++) {

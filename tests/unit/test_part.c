@@ -819,7 +819,7 @@ static void test_retirement(void **state)
     assert_true(win(p, FRAUD, 60000)->dirty);
     assert_non_null(joined(p, "b"));
     assert_int_equal(p->join.n_deleted, 1);
-    assert_int_equal(p->join.n_done_new, 1);
+    assert_int_equal(dw_join_n_new(&p->join), 1);
     assert_true(p->meta_dirty);
     dw_part_free(p);
 

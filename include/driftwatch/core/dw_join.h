@@ -211,8 +211,12 @@ struct dw_join {
     uint64_t *done_slots;
     size_t n_done_slots;
     int64_t done_min_ts; /* at most the least ts_ms in the set: a sweep before it is free */
-    struct dw_join_done *done_new; /* joined since the last checkpoint (its next pieces) */
-    size_t n_done_new, cap_done_new;
+    /* Entries before done_saved are in Redis; from it to n_done they joined since the last
+     * checkpoint (its next pieces). Kept apart in the array, not copied: a labels fetch can
+     * join most of a partition's records between two checkpoints. */
+    size_t done_saved;
+    uint32_t *done_order; /* the new entries' indices by model and time (dw_join_ckpt_plan) */
+    size_t n_done_order, cap_done_order;
     struct dw_join_bucket *buckets; /* every bucket in Redis or to be written there */
     size_t n_buckets, cap_buckets;
     int64_t bucket_ms; /* span of the buckets written now (dw_join_set_ttl) */
@@ -312,6 +316,15 @@ size_t dw_join_done_sweep(struct dw_join *j, int64_t before_ms, int rewrite);
  *        leaves it to be done again.
  */
 void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms);
+
+/** @returns how many entries joined since the last checkpoint (the next pieces to append). */
+size_t dw_join_n_new(const struct dw_join *j);
+
+/**
+ * @returns the i-th of them (i < j->n_done_order) in the order dw_join_ckpt_plan() sorted them
+ *          (by model and time: each bucket's are one run); valid until the set changes.
+ */
+const struct dw_join_done *dw_join_new_entry(const struct dw_join *j, size_t i);
 
 /** @returns the bucket of the current span that entry d goes to, or NULL when not listed. */
 struct dw_join_bucket *dw_join_bucket_of(struct dw_join *j, const struct dw_join_done *d);
