@@ -349,6 +349,9 @@ struct dw_ref *dw_ref_build(const struct dw_model_cfg *m, struct dw_agg *const *
     ref->feats = dw_calloc(m->n_features ? m->n_features : 1, sizeof(*ref->feats));
     for (size_t i = 0; i < m->n_features; i++) {
         ref_distribution(&ref->feats[i], m->features[i].name, &all->feats[i], bins);
+        /* its sample is taken: the merged sketch can go (the 1M bench's peak held all of them
+         * and every sample at once) */
+        dw_feat_stats_free(&all->feats[i]);
     }
     struct dw_feat_stats scores;
     dw_agg_scores(all, &scores);
