@@ -9,7 +9,8 @@ cmake --build build-bench --target driftwatch -j"$(nproc)" >/dev/null
 DW=$PWD/build-bench/driftwatch
 WORK=$(mktemp -d /tmp/driftwatch-bench.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+# (a BENCH_WRAP such as heaptrack runs driftwatch as its child: the children go too)
+cleanup() { for p in "${PIDS[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # A redis-server on port $1, its pid in REDIS_PID (killed on exit).
