@@ -102,9 +102,10 @@ int main(int argc, char **argv)
     const char *spin_env = getenv("SPIN_NS");
     double spin_s = spin_env ? atof(spin_env) * 1e-9 : 0;
     double loop_wait = 0;
+    const char *wake_env = getenv("FETCHWAKE");
     struct dw_fetchwake *fw = NULL;
     char err[256];
-    if (getenv("FETCHWAKE") && strcmp(getenv("FETCHWAKE"), "1") == 0 &&
+    if (wake_env && strcmp(wake_env, "1") == 0 &&
         !(fw = dw_fetchwake_start(rk, err, sizeof(err)))) {
         fprintf(stderr, "bench_fetch: %s\n", err);
         return 2;

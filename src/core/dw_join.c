@@ -927,7 +927,8 @@ size_t dw_join_done_sweep(struct dw_join *j, int64_t before_ms, int rewrite)
     return n;
 }
 
-static int cmp_done_new(const void *a, const void *b, void *arg)
+/* Orders indices into the joined set (arg) by their entries' model and time. */
+static int cmp_new_index(const void *a, const void *b, void *arg)
 {
     const struct dw_join_done *done = arg;
     const struct dw_join_done *x = &done[*(const uint32_t *)a], *y = &done[*(const uint32_t *)b];
@@ -956,7 +957,7 @@ void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms)
     }
     j->n_done_order = n_new;
     if (n_new > 1) {
-        qsort_r(j->done_order, n_new, sizeof(*j->done_order), cmp_done_new, j->done);
+        qsort_r(j->done_order, n_new, sizeof(*j->done_order), cmp_new_index, j->done);
     }
     for (size_t i = 0; i < n_new; i++) {
         const struct dw_join_done *d = dw_join_new_entry(j, i);

@@ -19,9 +19,10 @@
  * broker thread: it wakes, serves it, and runs its fetch decision again, now below the
  * threshold. The answer is not used. At most one request is in flight (the call blocks, so it
  * runs on this thread, not on the event loop), and one is sent per fall below the threshold,
- * about fifteen a second in a catch-up with the default prefetch; a caught-up consumer never
- * fills its queue and sends none. A failed or slow wake costs nothing but the wait librdkafka
- * would have had anyway (counted: driftwatch_kafka_fetch_wakes_total{result="failed"}).
+ * about ten a second in bench_fetch's catch-up with the default prefetch; a caught-up
+ * consumer never fills its queue and sends none. A failed or slow wake costs nothing but the
+ * wait librdkafka would have had anyway (counted:
+ * driftwatch_kafka_fetch_wakes_total{result="failed"}).
  *
  * With follower fetching (client.rack, KIP-392) the broker a partition is fetched from may not
  * be its leader; its fetcher then wakes on librdkafka's own clock as before.
