@@ -112,6 +112,18 @@ void dw_eval_bin_counts(struct dw_kll *sk, const double *edges, size_t n_edges, 
     free(lt);
 }
 
+/* Frees *w and sets it NULL when each of its n weights is 1 (struct dw_ref_feature). */
+static void drop_unit_weights(uint64_t **w, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((*w)[i] != 1) {
+            return;
+        }
+    }
+    free(*w);
+    *w = NULL;
+}
+
 /*
  * The weighted sorted sample of a sketch with equal values merged (values strictly increasing,
  * weights summing to the sketch's count). Merging ties changes nothing for KS (D is taken after
@@ -228,6 +240,7 @@ static void ref_numeric(struct dw_ref_feature *rf, struct dw_feat_stats *fs, int
     }
     free(counts);
     rf->n_sample = sorted_sample(fs->sk, &rf->sample, &rf->sample_w);
+    drop_unit_weights(&rf->sample_w, rf->n_sample);
 }
 
 /* Category names and counts of a window feature (table slots plus the overflow bucket). */
@@ -415,7 +428,7 @@ static json_t *sample_packed(const struct dw_ref_feature *rf)
     dw_buf_init(&b);
     for (size_t k = 0; k < rf->n_sample; k++) {
         dw_buf_put_f64(&b, rf->sample[k]);
-        dw_buf_put_u64(&b, rf->sample_w[k]);
+        dw_buf_put_u64(&b, dw_ref_sample_weight(rf, k));
     }
     char *b64 = dw_base64(b.data, b.len);
     json_t *out = json_pack("{s:s,s:I,s:s}", "encoding", SAMPLE_PACKED, "n",
@@ -429,7 +442,7 @@ static json_t *sample_arrays(const struct dw_ref_feature *rf)
 {
     json_t *w = json_array();
     for (size_t k = 0; k < rf->n_sample; k++) {
-        json_array_append_new(w, juint(rf->sample_w[k]));
+        json_array_append_new(w, juint(dw_ref_sample_weight(rf, k)));
     }
     return json_pack("{s:o,s:o}", "values", jarray_reals(rf->sample, rf->n_sample), "weights", w);
 }
@@ -466,7 +479,7 @@ static json_t *sample_in_tail(const struct dw_ref_feature *rf, struct dw_buf *ta
         uint64_t key = key_of_f64(rf->sample[k]);
         dw_assert(key >= prev);
         dw_buf_put_uvarint(tail, key - prev);
-        dw_buf_put_uvarint(tail, rf->sample_w[k]);
+        dw_buf_put_uvarint(tail, dw_ref_sample_weight(rf, k));
         prev = key;
     }
     return json_pack("{s:s,s:I,s:I}", "encoding", SAMPLE_TAIL, "n", (json_int_t)rf->n_sample,
@@ -873,6 +886,7 @@ static int ref_sample_from_json(struct dw_ref_feature *rf, json_t *s, const stru
                       "reference feature %s: sample weights sum to %llu, count is %llu", rf->name,
                       (unsigned long long)total, (unsigned long long)rf->count);
     }
+    drop_unit_weights(&w, n);
     rf->sample = v;
     rf->sample_w = w;
     rf->n_sample = n;

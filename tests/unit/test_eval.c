@@ -1066,7 +1066,7 @@ static void test_ref_json_round_trip(void **state)
     assert_int_equal(a->n_sample, b->n_sample);
     for (size_t i = 0; i < a->n_sample; i++) {
         assert_double_exact(a->sample[i], b->sample[i]);
-        assert_int_equal(a->sample_w[i], b->sample_w[i]);
+        assert_int_equal(dw_ref_sample_weight(a, i), dw_ref_sample_weight(b, i));
     }
     assert_non_null(ref2->feats[1].cat_counts);
     assert_int_equal(ref2->feats[1].cat_counts[0], 200); /* DE */
@@ -1965,9 +1965,9 @@ static size_t old_tail_form(const struct dw_ref *ref, json_t *doc, const char *e
         for (size_t k = 0; k < rf->n_sample; k++) {
             dw_buf_put_f64(&old_tail, rf->sample[k]);
             if (varint) {
-                dw_buf_put_uvarint(&old_tail, rf->sample_w[k]);
+                dw_buf_put_uvarint(&old_tail, dw_ref_sample_weight(rf, k));
             } else {
-                dw_buf_put_u64(&old_tail, rf->sample_w[k]);
+                dw_buf_put_u64(&old_tail, dw_ref_sample_weight(rf, k));
             }
         }
     }
@@ -2010,7 +2010,7 @@ static void test_ref_tail_keys(void **state)
     assert_int_equal(b->n_sample, a->n_sample);
     for (size_t i = 0; i < a->n_sample; i++) {
         assert_memory_equal(&a->sample[i], &b->sample[i], sizeof(double));
-        assert_int_equal(a->sample_w[i], b->sample_w[i]);
+        assert_int_equal(dw_ref_sample_weight(a, i), dw_ref_sample_weight(b, i));
     }
     /* the first pair's key difference (the whole key of the smallest value, a varint of 9
      * bytes here) made 0xff...: the next difference then passes 2^64 */
@@ -2035,6 +2035,51 @@ static void test_ref_tail_keys(void **state)
     dw_agg_free(r);
 }
 
+/*
+ * A sample of distinct values (a continuous feature's) keeps no weights: sample_w is NULL, every
+ * weight 1, in the reference built and in the one read back from its Redis form, and the two
+ * judge a window alike. One with repeated values keeps them.
+ */
+static void test_ref_unit_weights(void **state)
+{
+    (void)state;
+    struct dw_config cfg = make_cfg();
+    struct dw_agg *r = dw_agg_new_exact(&g_model, START, 4096); /* an exact sketch */
+    for (int i = 0; i < 2000; i++) {
+        add3(r, "v1", sqrt((double)i) * 3.14159, "DE", (double)(i % 7));
+    }
+    struct dw_agg *aggs[] = {r};
+    struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
+    const struct dw_ref_feature *distinct = &ref->feats[0];
+    const struct dw_ref_feature *repeated = &ref->feats[2];
+    assert_int_equal(distinct->n_sample, 2000);
+    assert_null(distinct->sample_w);
+    assert_int_equal(dw_ref_sample_weight(distinct, 1999), 1);
+    assert_int_equal(repeated->n_sample, 7);
+    assert_non_null(repeated->sample_w);
+    assert_int_equal(dw_ref_sample_weight(repeated, 6), 285); /* 2000 = 7 * 285 + 5 */
+    struct dw_buf blob;
+    struct dw_ref *back = encode_decode(ref, &blob);
+    assert_null(back->feats[0].sample_w);
+    assert_int_equal(back->feats[2].sample_w[0], 286);
+    struct dw_agg *w = dw_agg_new(&g_model, START + SIZE);
+    for (int i = 0; i < 300; i++) {
+        add3(w, "v1", sqrt((double)i * 5.0) * 2.0, "DE", (double)(i % 5));
+    }
+    json_t *r1 = dw_eval_window(&cfg, &g_model, w, ref, 0);
+    json_t *r2 = dw_eval_window(&cfg, &g_model, w, back, 0);
+    assert_true(json_equal(r1, r2));
+    assert_rel_near(jreal(json_object_get(jpath(r1, "features", "amount"), "ks"), "p_value"),
+                    jreal(json_object_get(jpath(r2, "features", "amount"), "ks"), "p_value"), 0.0);
+    json_decref(r1);
+    json_decref(r2);
+    dw_agg_free(w);
+    dw_buf_free(&blob);
+    dw_ref_free(back);
+    dw_ref_free(ref);
+    dw_agg_free(r);
+}
+
 static void test_ref_binary_form(void **state)
 {
     (void)state;
@@ -2052,7 +2097,8 @@ static void test_ref_binary_form(void **state)
         assert_int_equal(ref->feats[f].n_sample, back->feats[f].n_sample);
         for (size_t i = 0; i < ref->feats[f].n_sample; i++) {
             assert_double_exact(ref->feats[f].sample[i], back->feats[f].sample[i]);
-            assert_int_equal(ref->feats[f].sample_w[i], back->feats[f].sample_w[i]);
+            assert_int_equal(dw_ref_sample_weight(&ref->feats[f], i),
+                             dw_ref_sample_weight(&back->feats[f], i));
         }
     }
     struct dw_agg *w = dw_agg_new(&g_model, START + SIZE);
@@ -2581,6 +2627,7 @@ int main(void)
         cmocka_unit_test(test_rolling_pooled_metrics),
         cmocka_unit_test(test_ref_json_round_trip),
         cmocka_unit_test(test_ref_origin_and_outcomes),
+        cmocka_unit_test(test_ref_unit_weights),
         cmocka_unit_test(test_ref_binary_form),
         cmocka_unit_test(test_ref_tail_keys),
         cmocka_unit_test(test_ref_packed_sample_count_overflow),

@@ -39,7 +39,9 @@ struct dw_ref_feature {
     /* numeric: the reference's weighted sorted sample for KS and Wasserstein, from the merged
      * reference sketch's dw_kll_sorted_view() (exact up to DW_AGG_MERGE_EXACT values), equal
      * values merged: sample[] strictly increasing, sample_w[] > 0 summing to count. NULL (and
-     * n_sample 0) when unknown, as in a reference document written before it existed. */
+     * n_sample 0) when unknown, as in a reference document written before it existed.
+     * sample_w is NULL when every weight is 1 (a continuous feature's sample: half the
+     * reference's memory); read a weight with dw_ref_sample_weight(). */
     double *sample;
     uint64_t *sample_w;
     size_t n_sample;
@@ -105,6 +107,12 @@ void dw_ref_set_outcomes(struct dw_ref *ref, const struct dw_model_cfg *m,
  *        it is built), binned as the reference's numeric features are.
  */
 void dw_ref_set_labels(struct dw_ref *ref, struct dw_feat_stats *fs);
+
+/** @brief The weight of the k-th value of rf's sample (k < rf->n_sample). */
+static inline uint64_t dw_ref_sample_weight(const struct dw_ref_feature *rf, size_t k)
+{
+    return rf->sample_w ? rf->sample_w[k] : 1;
+}
 
 /** @brief Frees the reference (NULL is a no-op). */
 void dw_ref_free(struct dw_ref *ref);
