@@ -1486,6 +1486,15 @@ static int reference_aggs(struct runner *rn, const struct dw_model_cfg *m, json_
     return 0;
 }
 
+/* Frees the aggregates reference_aggs() read (the last one, the caller's, stays). */
+static void free_loaded_aggs(struct dw_agg **aggs, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        dw_agg_free(aggs[i]);
+        aggs[i] = NULL;
+    }
+}
+
 /*
  * Source windows, at the close of a window with predictions (start, merged aggregate agg): it
  * joins the reference windows (refwins:<model>; its aggregate kept as refagg:<model>:<start>),
@@ -1510,14 +1519,18 @@ static int reference_collect(struct runner *rn, size_t mi, int64_t start, struct
     size_t n = json_array_size(wins);
     struct dw_agg **aggs = dw_calloc(n, sizeof(*aggs));
     int built = complete && reference_aggs(rn, m, wins, agg, aggs) == 0;
+    /* the keys written: the list, then the reference and its windows' aggregates deleted, or
+     * this window's aggregate (and those of the windows listed before, when collected again) */
+    char(*names)[DW_REDIS_NAME_MAX] = dw_calloc(n + 1, sizeof(*names));
+    struct dw_redis_bkv *sets = dw_calloc(n + 1, sizeof(*sets));
+    for (size_t i = 0; i + 1 < n; i++) {
+        dw_redis_name_refagg(m->name, json_integer_value(json_array_get(wins, i)), names[i + 1],
+                             sizeof(names[0]));
+    }
     if (complete && !built) { /* a stored window is gone: collect again, from this one */
         json_array_clear(wins);
         dw_evaluator_reference_add(wins, m->reference.windows, start);
     }
-    /* the keys written: the list, then the reference and its windows' aggregates deleted, or
-     * this window's aggregate */
-    char(*names)[DW_REDIS_NAME_MAX] = dw_calloc(n + 1, sizeof(*names));
-    struct dw_redis_bkv *sets = dw_calloc(n + 1, sizeof(*sets));
     struct dw_buf buf;
     dw_buf_init(&buf);
     char *dump = json_dumps(wins, JSON_COMPACT);
@@ -1527,18 +1540,21 @@ static int reference_collect(struct runner *rn, size_t mi, int64_t start, struct
     if (built) {
         ref = dw_ref_build(m, aggs, n, rn->cfg.psi_bins);
         ref->created_ms = dw_now_ms();
+        free_loaded_aggs(aggs, n); /* before the encoding: the two were the run's peak */
         /* Kept in memory once stored: reading back what was just written would stall the
          * loop. Its Redis form holds the samples in binary (tests/unit/test_eval.c). */
         dw_ref_encode(ref, &buf);
         dw_redis_name_ref(m->name, names[0], sizeof(names[0]));
         sets[n_sets++] = (struct dw_redis_bkv){names[0], buf.data, buf.len};
         for (size_t i = 0; i + 1 < n; i++) {
-            dw_redis_name_refagg(m->name, aggs[i]->start_ms, names[i + 1], sizeof(names[0]));
             sets[n_sets++] = agg_kv(names[i + 1], NULL, NULL);
         }
     } else {
         dw_redis_name_refagg(m->name, start, names[0], sizeof(names[0]));
         sets[n_sets++] = agg_kv(names[0], agg, &buf);
+        for (size_t i = 0; complete && i + 1 < n; i++) {
+            sets[n_sets++] = agg_kv(names[i + 1], NULL, NULL);
+        }
     }
     if (reference_write(rn, mi, sets, n_sets, built ? "reference" : "reference window") == 0 &&
         ref) {
@@ -1551,9 +1567,7 @@ static int reference_collect(struct runner *rn, size_t mi, int64_t start, struct
     dw_buf_free(&buf);
     free(sets);
     free(names);
-    for (size_t i = 0; built && i + 1 < n; i++) {
-        dw_agg_free(aggs[i]);
-    }
+    free_loaded_aggs(aggs, n); /* also those read before one that was unreadable */
     free(aggs);
     json_decref(wins);
     return 0; /* reference windows themselves are not judged */
