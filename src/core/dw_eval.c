@@ -112,13 +112,33 @@ void dw_eval_bin_counts(struct dw_kll *sk, const double *edges, size_t n_edges, 
     free(lt);
 }
 
-/* Frees *w and sets it NULL when each of its n weights is 1 (struct dw_ref_feature). */
-static void drop_unit_weights(uint64_t **w, size_t n)
+/*
+ * A reference sample without weights (struct dw_ref_feature): when its values are nearly all
+ * distinct (the total weight at most twice their number), each value is repeated as many times
+ * as its weight, in place of the weights: 8 bytes a value instead of 16. KS and Wasserstein walk
+ * past equal values together, so the statistics are the same. A sample of few distinct values
+ * with large weights keeps them.
+ */
+static void repeat_weights(double **v, uint64_t **w, size_t *n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if ((*w)[i] != 1) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < *n; i++) {
+        total += (*w)[i];
+        if (total > 2 * (uint64_t)*n) {
             return;
         }
+    }
+    if (total > *n) {
+        double *out = dw_malloc((size_t)total * sizeof(*out));
+        size_t k = 0;
+        for (size_t i = 0; i < *n; i++) {
+            for (uint64_t c = 0; c < (*w)[i]; c++) {
+                out[k++] = (*v)[i];
+            }
+        }
+        free(*v);
+        *v = out;
+        *n = k;
     }
     free(*w);
     *w = NULL;
@@ -240,7 +260,9 @@ static void ref_numeric(struct dw_ref_feature *rf, struct dw_feat_stats *fs, int
     }
     free(counts);
     rf->n_sample = sorted_sample(fs->sk, &rf->sample, &rf->sample_w);
-    drop_unit_weights(&rf->sample_w, rf->n_sample);
+    if (rf->n_sample > 0) {
+        repeat_weights(&rf->sample, &rf->sample_w, &rf->n_sample);
+    }
 }
 
 /* Category names and counts of a window feature (table slots plus the overflow bucket). */
@@ -886,7 +908,7 @@ static int ref_sample_from_json(struct dw_ref_feature *rf, json_t *s, const stru
                       "reference feature %s: sample weights sum to %llu, count is %llu", rf->name,
                       (unsigned long long)total, (unsigned long long)rf->count);
     }
-    drop_unit_weights(&w, n);
+    repeat_weights(&v, &w, &n);
     rf->sample = v;
     rf->sample_w = w;
     rf->n_sample = n;

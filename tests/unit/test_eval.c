@@ -2006,7 +2006,7 @@ static void test_ref_tail_keys(void **state)
     struct dw_buf blob;
     struct dw_ref *back = encode_decode(ref, &blob);
     const struct dw_ref_feature *a = &ref->feats[0], *b = &back->feats[0];
-    assert_int_equal(a->n_sample, DW_ARRAY_SIZE(vals));
+    assert_int_equal(a->n_sample, 30); /* each value as often as its weight: 5 * (1 + 2 + 3) */
     assert_int_equal(b->n_sample, a->n_sample);
     for (size_t i = 0; i < a->n_sample; i++) {
         assert_memory_equal(&a->sample[i], &b->sample[i], sizeof(double));
@@ -2035,42 +2035,87 @@ static void test_ref_tail_keys(void **state)
     dw_agg_free(r);
 }
 
+/* The sample's equal values merged: distinct values and their weights; returns their number. */
+static size_t merge_equal(const double *x, size_t n, double *v, uint64_t *w)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (out > 0 && v[out - 1] == x[i]) {
+            w[out - 1]++;
+        } else {
+            v[out] = x[i];
+            w[out++] = 1;
+        }
+    }
+    return out;
+}
+
 /*
- * A sample of distinct values (a continuous feature's) keeps no weights: sample_w is NULL, every
- * weight 1, in the reference built and in the one read back from its Redis form, and the two
- * judge a window alike. One with repeated values keeps them.
+ * A sample whose values are nearly all distinct (a continuous feature's) keeps no weights:
+ * sample_w is NULL and a value seen k times is there k times, in the reference built and in
+ * the one read back from its Redis form; KS and Wasserstein are the same as over the weighted
+ * distinct values, and the two references judge a window alike. A sample of few distinct values
+ * keeps its weights.
  */
 static void test_ref_unit_weights(void **state)
 {
     (void)state;
     struct dw_config cfg = make_cfg();
     struct dw_agg *r = dw_agg_new_exact(&g_model, START, 4096); /* an exact sketch */
+    const double twice = sqrt(5.0) * 3.14159; /* the value of i = 5, and of the last 100 */
     for (int i = 0; i < 2000; i++) {
-        add3(r, "v1", sqrt((double)i) * 3.14159, "DE", (double)(i % 7));
+        add3(r, "v1", i < 1900 ? sqrt((double)i) * 3.14159 : twice, "DE", (double)(i % 7));
     }
     struct dw_agg *aggs[] = {r};
     struct dw_ref *ref = dw_ref_build(&g_model, aggs, 1, 10);
-    const struct dw_ref_feature *distinct = &ref->feats[0];
-    const struct dw_ref_feature *repeated = &ref->feats[2];
-    assert_int_equal(distinct->n_sample, 2000);
-    assert_null(distinct->sample_w);
-    assert_int_equal(dw_ref_sample_weight(distinct, 1999), 1);
-    assert_int_equal(repeated->n_sample, 7);
-    assert_non_null(repeated->sample_w);
-    assert_int_equal(dw_ref_sample_weight(repeated, 6), 285); /* 2000 = 7 * 285 + 5 */
+    const struct dw_ref_feature *amount = &ref->feats[0];
+    const struct dw_ref_feature *few = &ref->feats[2];
+    assert_int_equal(amount->n_sample, 2000);
+    assert_null(amount->sample_w);
+    assert_int_equal(dw_ref_sample_weight(amount, 1999), 1);
+    size_t seen = 0;
+    for (size_t i = 0; i < amount->n_sample; i++) {
+        seen += amount->sample[i] == twice;
+        assert_true(i == 0 || amount->sample[i] >= amount->sample[i - 1]);
+    }
+    assert_int_equal(seen, 101);
+    assert_int_equal(few->n_sample, 7);
+    assert_non_null(few->sample_w);
+    assert_int_equal(dw_ref_sample_weight(few, 6), 285); /* 2000 = 7 * 285 + 5 */
     struct dw_buf blob;
     struct dw_ref *back = encode_decode(ref, &blob);
     assert_null(back->feats[0].sample_w);
+    assert_int_equal(back->feats[0].n_sample, 2000);
     assert_int_equal(back->feats[2].sample_w[0], 286);
+
+    double v[2000], x[300];
+    uint64_t wt[2000];
+    size_t nv = merge_equal(amount->sample, amount->n_sample, v, wt);
+    assert_int_equal(nv, 1900);
+    for (int i = 0; i < 300; i++) {
+        x[i] = sqrt((double)i * 5.0) * 2.0;
+    }
+    struct dw_stats_ks ks1, ks2;
+    double wd1, wd2;
+    char err[128];
+    assert_int_equal(dw_stats_ks_wasserstein(x, NULL, 300, amount->sample, NULL, 2000, &ks1, &wd1,
+                                             err, sizeof(err)),
+                     0);
+    assert_int_equal(dw_stats_ks_wasserstein(x, NULL, 300, v, wt, nv, &ks2, &wd2, err, sizeof(err)),
+                     0);
+    assert_double_exact(ks1.statistic, ks2.statistic);
+    assert_double_exact(ks1.p_value, ks2.p_value);
+    assert_double_exact(wd1, wd2);
+
     struct dw_agg *w = dw_agg_new(&g_model, START + SIZE);
     for (int i = 0; i < 300; i++) {
-        add3(w, "v1", sqrt((double)i * 5.0) * 2.0, "DE", (double)(i % 5));
+        add3(w, "v1", x[i], "DE", (double)(i % 5));
     }
     json_t *r1 = dw_eval_window(&cfg, &g_model, w, ref, 0);
     json_t *r2 = dw_eval_window(&cfg, &g_model, w, back, 0);
     assert_true(json_equal(r1, r2));
-    assert_rel_near(jreal(json_object_get(jpath(r1, "features", "amount"), "ks"), "p_value"),
-                    jreal(json_object_get(jpath(r2, "features", "amount"), "ks"), "p_value"), 0.0);
+    assert_double_exact(jreal(json_object_get(jpath(r1, "features", "amount"), "ks"), "p_value"),
+                        ks1.p_value);
     json_decref(r1);
     json_decref(r2);
     dw_agg_free(w);

@@ -40,8 +40,9 @@ struct dw_ref_feature {
      * reference sketch's dw_kll_sorted_view() (exact up to DW_AGG_MERGE_EXACT values), equal
      * values merged: sample[] strictly increasing, sample_w[] > 0 summing to count. NULL (and
      * n_sample 0) when unknown, as in a reference document written before it existed.
-     * sample_w is NULL when every weight is 1 (a continuous feature's sample: half the
-     * reference's memory); read a weight with dw_ref_sample_weight(). */
+     * sample_w is NULL when the values are nearly all distinct (a continuous feature's): each
+     * value is then there as many times as its weight, sample[] non-decreasing, every weight 1
+     * (half the memory); read a weight with dw_ref_sample_weight(). */
     double *sample;
     uint64_t *sample_w;
     size_t n_sample;
