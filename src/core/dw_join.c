@@ -453,9 +453,9 @@ struct dw_join_rec *dw_join_find(struct dw_join *j, const char *id, size_t len)
     }
 }
 
-static void table_grow(struct dw_join *j)
+/* A table of n slots (a power of two) for the live records of the pool. */
+static void table_rebuild(struct dw_join *j, size_t n)
 {
-    size_t n = j->n_slots ? j->n_slots * 2 : JOIN_FIRST_SLOTS;
     big_free(j->slots, j->n_slots * sizeof(*j->slots));
     j->slots = big_alloc(n * sizeof(*j->slots));
     j->n_slots = n;
@@ -464,6 +464,47 @@ static void table_grow(struct dw_join *j)
             slot_place(j->slots, j->n_slots, rec_hash(&j->pool[i]), (uint32_t)i);
         }
     }
+}
+
+static void table_grow(struct dw_join *j)
+{
+    table_rebuild(j, j->n_slots ? j->n_slots * 2 : JOIN_FIRST_SLOTS);
+}
+
+/*
+ * Why compaction: the pool keeps its high-water mark (freed records go to the free list), and a
+ * catch-up that fetches a partition's predictions ahead of its labels leaves a pool of all of
+ * them once they have joined. At most a quarter live, the records move into a pool of about
+ * twice their number (a load of 1/4 on the table rebuilt for them), and the old pages go back.
+ */
+void dw_join_compact(struct dw_join *j)
+{
+    dw_assert(j->n_dirty == 0); /* the dirty list holds pool indices */
+    size_t cap = JOIN_FIRST_POOL;
+    while (cap < 2 * j->count) {
+        cap *= 2;
+    }
+    if (j->count * 4 > j->n_used || cap >= j->pool_cap) {
+        return;
+    }
+    struct dw_join_rec *pool = big_alloc(cap * sizeof(*pool));
+    size_t n = 0;
+    for (size_t i = 0; i < j->n_used; i++) {
+        if (j->pool[i].state != DW_JOIN_FREE) {
+            pool[n++] = j->pool[i];
+        }
+    }
+    big_free(j->pool, j->pool_cap * sizeof(*j->pool));
+    j->pool = pool;
+    j->pool_cap = cap;
+    j->n_used = n;
+    j->n_free = 0;
+    j->free_head = 0;
+    size_t slots = JOIN_FIRST_SLOTS;
+    while (slots < 4 * (n + 1)) {
+        slots *= 2;
+    }
+    table_rebuild(j, slots);
 }
 
 void dw_join_touch(struct dw_join *j, struct dw_join_rec *rec)

@@ -782,6 +782,7 @@ void dw_part_checkpoint_done(struct dw_part *p)
     }
     p->n_retired = 0;
     dw_join_clear_dirty(&p->join);
+    dw_join_compact(&p->join);
     p->meta_dirty = 0;
     dw_assert(p->join.n_dirty == 0 && p->join.n_deleted == 0);
 }

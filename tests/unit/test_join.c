@@ -267,6 +267,69 @@ static void test_growth(void **state)
     dw_join_free(&j);
 }
 
+/*
+ * A pool that held a burst of waiting records and is now mostly free gives its pages back:
+ * dw_join_compact() moves the live records into a pool of about twice their number and rebuilds
+ * the slots; every record is found with its contents, a long id included, and the join goes on.
+ * A pool more than a quarter live is left as it is.
+ */
+static void test_compact(void **state)
+{
+    (void)state;
+    struct dw_join j;
+    dw_join_init(&j);
+    char id[64], long_id[128];
+    for (size_t i = 0; i < 8000; i++) {
+        size_t len = make_id(id, sizeof(id), "c", i);
+        dw_join_insert(&j, id, len, DW_JOIN_PRED)->ts_ms = (int64_t)i;
+    }
+    memset(long_id, 'L', 100);
+    struct dw_join_rec *lr = dw_join_insert(&j, long_id, 100, DW_JOIN_PRED);
+    lr->ts_ms = -1;
+    dw_join_clear_dirty(&j);
+    size_t big_cap = j.pool_cap, big_slots = j.n_slots;
+    assert_true(big_cap >= 8001);
+    for (size_t i = 0; i < 8000; i++) {
+        if (i % 20 != 0) { /* 400 stay */
+            size_t len = make_id(id, sizeof(id), "c", i);
+            dw_join_delete(&j, dw_join_find(&j, id, len));
+        }
+    }
+    dw_join_clear_dirty(&j);
+    dw_join_compact(&j);
+    assert_int_equal(j.count, 401);
+    assert_int_equal(j.n_used, 401);
+    assert_int_equal(j.n_free, 0);
+    assert_int_equal(j.pool_cap, 1024);
+    assert_true(j.n_slots < big_slots);
+    check_table(&j);
+    for (size_t i = 0; i < 8000; i++) {
+        size_t len = make_id(id, sizeof(id), "c", i);
+        struct dw_join_rec *r = dw_join_find(&j, id, len);
+        if (i % 20 == 0) {
+            assert_non_null(r);
+            assert_int_equal(r->ts_ms, (int64_t)i);
+            assert_int_equal(r->state, DW_JOIN_PRED);
+        } else {
+            assert_null(r);
+        }
+    }
+    struct dw_join_rec *l2 = dw_join_find(&j, long_id, 100);
+    assert_non_null(l2);
+    assert_int_equal(l2->ts_ms, -1);
+    for (size_t i = 8000; i < 9000; i++) { /* and it grows again */
+        size_t len = make_id(id, sizeof(id), "c", i);
+        dw_join_insert(&j, id, len, DW_JOIN_PRED)->ts_ms = (int64_t)i;
+    }
+    check_table(&j);
+    dw_join_clear_dirty(&j);
+    size_t cap = j.pool_cap;
+    dw_join_compact(&j); /* 1401 live of 1401: nothing to do */
+    assert_int_equal(j.pool_cap, cap);
+    check_table(&j);
+    dw_join_free(&j);
+}
+
 /* Finds up to `want` ids "w-<n>" whose home slot (hash & (slots - 1)) is `home`. */
 static size_t ids_with_home(size_t home, size_t want, size_t *next, char ids[][32], size_t *lens)
 {
@@ -1378,6 +1441,7 @@ int main(void)
         cmocka_unit_test(test_random_against_reference),
         cmocka_unit_test(test_long_ids),
         cmocka_unit_test(test_growth),
+        cmocka_unit_test(test_compact),
         cmocka_unit_test(test_backward_shift_wraparound),
         cmocka_unit_test(test_dirty_and_deleted),
         cmocka_unit_test(test_record_round_trip),

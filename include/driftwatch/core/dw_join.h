@@ -278,6 +278,13 @@ int dw_join_rec_decode(struct dw_join *j, const char *id, size_t id_len, const v
 /** @brief Forgets the dirty list and deleted ids (after a successful checkpoint). */
 void dw_join_clear_dirty(struct dw_join *j);
 
+/**
+ * @brief Gives back the pages of a pool that is at most a quarter live: its records move to a
+ *        smaller pool and the table is rebuilt. Record pointers taken before are invalid after
+ *        it; call it with the dirty list empty (after dw_join_clear_dirty()).
+ */
+void dw_join_compact(struct dw_join *j);
+
 /* ---- the joined set ---- */
 
 /** @brief Sets the span of new buckets from join.ttl (DW_JOIN_BUCKET_*). */

@@ -274,7 +274,9 @@ void dw_part_keep_window(struct dw_part *p, const struct dw_model_cfg *model, in
 
 /**
  * @brief Clears dirty marks and frees retired windows after a successful checkpoint; the
- *        retired windows it wrote are kept, the kept ones it deleted are forgotten.
+ *        retired windows it wrote are kept, the kept ones it deleted are forgotten. A join
+ *        pool at most a quarter live gives its pages back (dw_join_compact(): record pointers
+ *        do not survive this call).
  */
 void dw_part_checkpoint_done(struct dw_part *p);
 
