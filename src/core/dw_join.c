@@ -570,8 +570,10 @@ void dw_join_delete(struct dw_join *j, struct dw_join_rec *rec)
     uint32_t idx = (uint32_t)(rec - j->pool);
     slot_erase(j, j->slots, j->n_slots, slot_of(j->slots, j->n_slots, rec_hash(rec), idx),
                pool_hash);
-    dw_buf_put_str(&j->deleted, dw_join_id(rec), rec->id_len);
-    j->n_deleted++;
+    if (rec->flags & DW_JREC_STORED) {
+        dw_buf_put_str(&j->deleted, dw_join_id(rec), rec->id_len);
+        j->n_deleted++;
+    }
     rec_unref_strings(j, rec);
     if (rec->state == DW_JOIN_LABEL) {
         free(rec->dups);
@@ -600,6 +602,16 @@ int dw_join_add_dup(struct dw_join_rec *rec, int64_t label_wm, uint8_t conflict)
     rec->dups[n].conflict = conflict & (DW_JOIN_DUP_TEXT_DIFFERS | DW_JOIN_DUP_SAME_NUMBER);
     rec->n_dups++;
     return 0;
+}
+
+void dw_join_mark_stored(struct dw_join *j)
+{
+    for (size_t i = 0; i < j->n_dirty; i++) {
+        struct dw_join_rec *rec = &j->pool[j->dirty[i]];
+        if (rec->state != DW_JOIN_FREE) {
+            rec->flags |= DW_JREC_STORED;
+        }
+    }
 }
 
 void dw_join_clear_dirty(struct dw_join *j)
@@ -637,7 +649,7 @@ void dw_join_rec_encode(const struct dw_join_rec *rec, const char *model_name, s
                                                             : NULL;
     dw_buf_put_u8(out, JOIN_CODEC_VERSION);
     dw_buf_put_u8(out, rec->state);
-    dw_buf_put_u8(out, rec->flags & (uint8_t)~DW_JREC_DIRTY);
+    dw_buf_put_u8(out, rec->flags & (uint8_t) ~(DW_JREC_DIRTY | DW_JREC_STORED));
     dw_buf_put_i64(out, rec->ts_ms);
     dw_buf_put_i64(out, parked ? 0 : rec->win_ms);
     dw_buf_put_i64(out, parked ? rec->label_wm : 0);
@@ -710,7 +722,7 @@ int dw_join_rec_decode(struct dw_join *j, const char *id, size_t id_len, const v
     struct dw_join_rec *rec = dw_join_insert(j, id, id_len, state);
     rec->ts_ms = ts_ms;
     rec->model_idx = (uint16_t)(midx < 0 ? 0 : midx);
-    flags &= (uint8_t)~DW_JREC_DIRTY;
+    flags = (uint8_t)((flags & ~DW_JREC_DIRTY) | DW_JREC_STORED); /* it came from Redis */
     if (state == DW_JOIN_LABEL) {
         rec->label_wm = label_wm;
         struct dw_reader drd;

@@ -444,7 +444,8 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
     rec->win_ms = start;
     rec->model_idx = (uint16_t)ev->model_idx;
     rec->version = dw_strtab_ref(&jm->versions, ev->version, ev->version_len, 0);
-    rec->flags = (uint8_t)((rec->flags & DW_JREC_DIRTY) | (late ? DW_JREC_LATE : 0));
+    rec->flags =
+        (uint8_t)((rec->flags & (DW_JREC_DIRTY | DW_JREC_STORED)) | (late ? DW_JREC_LATE : 0));
     rec->score = ev->has_score ? ev->score : 0.0;
     if (ev->has_score) {
         rec->flags |= DW_JREC_SCORE;

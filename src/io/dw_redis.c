@@ -2190,6 +2190,8 @@ static int ck_send_join(struct dw_redis *r, struct dw_part *p, struct ckpt *ck)
     if (ck->a.n && ck_send(r, ck) != 0) {
         return -1;
     }
+    /* From here on Redis may hold them, whatever becomes of this checkpoint. */
+    dw_join_mark_stored(j);
     /* Encode every dirty record first (the blob buffer must not move while argv points in). */
     size_t *offs = dw_malloc((j->n_dirty + 1) * sizeof(*offs));
     size_t n = 0;

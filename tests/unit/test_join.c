@@ -207,7 +207,8 @@ static void test_long_ids(void **state)
             assert_null(dw_join_find(&j, ids[k], len - 1));
         }
     }
-    /* Deleting a long id records its full bytes for the checkpoint. */
+    /* Deleting a long id a checkpoint wrote records its full bytes for the next one. */
+    dw_join_mark_stored(&j);
     dw_join_clear_dirty(&j);
     size_t k_long = 2 * (n - 1); /* the 1000-byte id */
     dw_join_delete(&j, dw_join_find(&j, ids[k_long], 1000));
@@ -478,6 +479,11 @@ static void test_dirty_and_deleted(void **state)
     dw_join_touch(&j, a);
     assert_int_equal(j.n_dirty, 3);
 
+    /* The checkpoint writes them: they may be in Redis from now on. */
+    dw_join_mark_stored(&j);
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(j.pool[j.dirty[i]].flags & DW_JREC_STORED);
+    }
     dw_join_clear_dirty(&j);
     assert_int_equal(j.n_dirty, 0);
     assert_int_equal(j.n_deleted, 0);
@@ -492,7 +498,7 @@ static void test_dirty_and_deleted(void **state)
     assert_int_equal(j.n_dirty, 1);
     assert_int_equal(j.dirty[0], ib);
     dw_join_clear_dirty(&j);
-    assert_int_equal(b->flags, DW_JREC_SCORE | DW_JREC_LATE);
+    assert_int_equal(b->flags, DW_JREC_SCORE | DW_JREC_LATE | DW_JREC_STORED);
 
     /* Deletions: each id once, in order, as u32 length + bytes. */
     dw_join_delete(&j, dw_join_find(&j, "ccc", 3));
@@ -517,6 +523,13 @@ static void test_dirty_and_deleted(void **state)
     assert_int_equal(j.n_deleted, 0);
     assert_int_equal(j.n_dirty, 0);
     assert_false(d->flags & DW_JREC_DIRTY);
+    /* No checkpoint wrote "dddd" (cleared without one), nor "eeeee": no id to delete, no HDEL
+     * of what Redis never had; a record loaded from Redis counts as written. */
+    assert_false(d->flags & DW_JREC_STORED);
+    dw_join_delete(&j, d);
+    dw_join_delete(&j, dw_join_insert(&j, "eeeee", 5, DW_JOIN_PRED));
+    assert_int_equal(j.n_deleted, 0);
+    assert_int_equal(j.deleted.len, 0);
     check_table(&j);
     dw_join_free(&j);
 }
@@ -591,7 +604,7 @@ static void round_trip(const struct dw_join_rec *src, const char *model, uint16_
     dw_join_rec_encode(src, model, &b);
     assert_int_equal(b.data[0], 1); /* codec version */
     assert_int_equal(b.data[1], src->state);
-    assert_int_equal(b.data[2], src->flags & (uint8_t)~DW_JREC_DIRTY);
+    assert_int_equal(b.data[2], src->flags & (uint8_t) ~(DW_JREC_DIRTY | DW_JREC_STORED));
     struct dw_join j;
     dw_join_init(&j);
     int calls = 0;
@@ -608,7 +621,9 @@ static void round_trip(const struct dw_join_rec *src, const char *model, uint16_
     assert_non_null(rec);
     assert_int_equal(j.count, 1);
     assert_int_equal(rec->state, src->state);
-    assert_int_equal(rec->flags, src->flags & (uint8_t)~DW_JREC_DIRTY);
+    /* loaded from Redis: stored (the in-memory bit is not encoded) */
+    assert_int_equal(rec->flags,
+                     (src->flags & (uint8_t) ~(DW_JREC_DIRTY | DW_JREC_STORED)) | DW_JREC_STORED);
     assert_int_equal(rec->ts_ms, src->ts_ms);
     assert_int_equal(rec->model_idx, want_model);
     if (src->flags & DW_JREC_LABEL_NUM) {
@@ -812,14 +827,15 @@ static void test_record_unknown_model_and_corrupt(void **state)
     assert_int_equal(dw_join_classes(&j, 1), 0);
     assert_int_equal(dw_join_versions(&j, 1), 0);
 
-    /* The DIRTY bit in a stored blob is not carried into memory. */
+    /* The DIRTY bit in a stored blob is not carried into memory; a record read from Redis is
+     * STORED. */
     memcpy(bad, b.data, b.len);
     bad[1] = DW_JOIN_PRED; /* a record that stays in the table (a joined one moves out) */
     bad[2] |= DW_JREC_DIRTY;
     assert_int_equal(dw_join_rec_decode(&j, "t", 1, bad, b.len, model_idx_of, &calls), 0);
     struct dw_join_rec *rec = dw_join_find(&j, "t", 1);
     assert_non_null(rec);
-    assert_int_equal(rec->flags, DW_JREC_SCORE);
+    assert_int_equal(rec->flags, DW_JREC_SCORE | DW_JREC_STORED);
     assert_int_equal(j.n_dirty, 0);
     assert_string_equal(rec->label_cls, "dog");
     assert_string_equal(rec->pred_cls, "cat");

@@ -96,6 +96,7 @@ enum dw_join_state { DW_JOIN_FREE = 0, DW_JOIN_PRED = 1, DW_JOIN_LABEL = 2, DW_J
 #define DW_JREC_PRED_NUM 0x02  /* the prediction is a number (regression): pred_num valid */
 #define DW_JREC_LABEL_NUM 0x04 /* the label is a number: label_num valid (parked: also text) */
 #define DW_JREC_LATE 0x08      /* the prediction was late: its labels are late too */
+#define DW_JREC_STORED 0x40    /* may be in Redis: loaded, or in a checkpoint sent (memory) */
 #define DW_JREC_DIRTY 0x80     /* changed since the last checkpoint */
 
 /* What a duplicate of a parked label is, compared with the parked (first) label. */
@@ -274,6 +275,14 @@ void dw_join_rec_encode(const struct dw_join_rec *rec, const char *model_name, s
 int dw_join_rec_decode(struct dw_join *j, const char *id, size_t id_len, const void *data,
                        size_t len, long (*model_idx_of)(const char *name, size_t len, void *opaque),
                        void *opaque);
+
+/**
+ * @brief Marks the live dirty records DW_JREC_STORED: the checkpoint writer calls it before it
+ *        sends them. Deleting a record never stored lists no id for the checkpoint's HDEL (Redis
+ *        never had it: most records of a catch-up join before the next checkpoint); one that was,
+ *        even by a checkpoint whose answer was lost, is deleted from Redis.
+ */
+void dw_join_mark_stored(struct dw_join *j);
 
 /** @brief Forgets the dirty list and deleted ids (after a successful checkpoint). */
 void dw_join_clear_dirty(struct dw_join *j);
