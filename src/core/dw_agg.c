@@ -987,6 +987,19 @@ static void version_merge(struct dw_agg *dst, const char *name, size_t len,
 
 void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src)
 {
+    dw_agg_merge_counts(dst, src);
+    for (size_t i = 0; i < dst->model->n_features; i++) {
+        dw_agg_merge_feature(dst, src, i);
+    }
+}
+
+void dw_agg_merge_feature(struct dw_agg *dst, const struct dw_agg *src, size_t f)
+{
+    feat_merge(&dst->feats[f], &src->feats[f], dst->sketch_exact, dst->sketches_dropped);
+}
+
+void dw_agg_merge_counts(struct dw_agg *dst, const struct dw_agg *src)
+{
     if (src->sketches_dropped && !dst->sketches_dropped) {
         dw_agg_drop_sketches(dst); /* before the versions: theirs merge as dropped */
     }
@@ -1002,9 +1015,6 @@ void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src)
     dst->late_predictions += src->late_predictions;
     dst->late_labels += src->late_labels;
     dw_perf_merge(&dst->perf, &src->perf);
-    for (size_t i = 0; i < dst->model->n_features; i++) {
-        feat_merge(&dst->feats[i], &src->feats[i], dst->sketch_exact, dst->sketches_dropped);
-    }
     for (size_t k = 0; k < DW_AGG_OUT__COUNT; k++) {
         feat_merge(&dst->out[k], &src->out[k], dst->sketch_exact, out_dropped(dst, k));
     }

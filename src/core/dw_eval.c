@@ -370,7 +370,7 @@ struct dw_ref *dw_ref_build(const struct dw_model_cfg *m, struct dw_agg *const *
     ref->first_start_ms = aggs[0]->start_ms;
     ref->last_start_ms = aggs[0]->start_ms;
     for (size_t i = 0; i < n; i++) {
-        dw_agg_merge(all, aggs[i]);
+        dw_agg_merge_counts(all, aggs[i]); /* the features one at a time, below */
         ref->first_start_ms = DW_MIN(ref->first_start_ms, aggs[i]->start_ms);
         ref->last_start_ms = DW_MAX(ref->last_start_ms, aggs[i]->start_ms);
     }
@@ -383,9 +383,12 @@ struct dw_ref *dw_ref_build(const struct dw_model_cfg *m, struct dw_agg *const *
     ref->n_feats = m->n_features;
     ref->feats = dw_calloc(m->n_features ? m->n_features : 1, sizeof(*ref->feats));
     for (size_t i = 0; i < m->n_features; i++) {
+        for (size_t k = 0; k < n; k++) {
+            dw_agg_merge_feature(all, aggs[k], i);
+        }
         ref_distribution(&ref->feats[i], m->features[i].name, &all->feats[i], bins);
-        /* its sample is taken: the merged sketch can go (the 1M bench's peak held all of them
-         * and every sample at once) */
+        /* its sample is taken: the merged sketch can go (one merged feature at a time: the 1M
+         * bench's peak held all of them, and later all of them and every sample) */
         dw_feat_stats_free(&all->feats[i]);
     }
     struct dw_feat_stats scores;

@@ -468,6 +468,46 @@ static void fill_rows(struct dw_agg *agg, size_t from, size_t to, const double *
     free(ev);
 }
 
+/*
+ * Merging the counts of every aggregate, then each feature in turn (what the reference build
+ * does, to hold one merged feature at a time), gives the aggregate dw_agg_merge() gives, byte
+ * for byte in its encoding.
+ */
+static void test_merge_feature_by_feature(void **state)
+{
+    (void)state;
+    double *x = make_values(9, N_VALUES, 250.0, 40.0);
+    struct dw_agg *a = dw_agg_new(&g_model, 0);
+    struct dw_agg *b = dw_agg_new(&g_model, 0);
+    fill_rows(a, 0, 5000, x);
+    fill_rows(b, 5000, N_VALUES, x);
+    struct dw_agg *whole = dw_agg_new_exact(&g_model, 0, DW_AGG_MERGE_EXACT);
+    struct dw_agg *split = dw_agg_new_exact(&g_model, 0, DW_AGG_MERGE_EXACT);
+    dw_agg_merge(whole, a);
+    dw_agg_merge(whole, b);
+    dw_agg_merge_counts(split, a);
+    dw_agg_merge_counts(split, b);
+    for (size_t f = 0; f < g_model.n_features; f++) {
+        assert_int_equal(split->feats[f].count, 0); /* not merged yet */
+        dw_agg_merge_feature(split, a, f);
+        dw_agg_merge_feature(split, b, f);
+    }
+    struct dw_buf e1, e2;
+    dw_buf_init(&e1);
+    dw_buf_init(&e2);
+    dw_agg_encode(whole, &e1);
+    dw_agg_encode(split, &e2);
+    assert_int_equal(e1.len, e2.len);
+    assert_memory_equal(e1.data, e2.data, e1.len);
+    dw_buf_free(&e1);
+    dw_buf_free(&e2);
+    dw_agg_free(whole);
+    dw_agg_free(split);
+    dw_agg_free(a);
+    dw_agg_free(b);
+    free(x);
+}
+
 static void test_merge_halves(void **state)
 {
     (void)state;
@@ -2673,6 +2713,7 @@ int main(void)
         cmocka_unit_test(test_outcomes_classification),
         cmocka_unit_test(test_outcomes_regression),
         cmocka_unit_test(test_merge_halves),
+        cmocka_unit_test(test_merge_feature_by_feature),
         cmocka_unit_test(test_encode_round_trip),
         cmocka_unit_test(test_drop_sketches),
         cmocka_unit_test(test_decode_changed_model),

@@ -244,6 +244,13 @@ void dw_agg_add_label(struct dw_agg *agg, const char *text, double num);
 void dw_agg_merge(struct dw_agg *dst, const struct dw_agg *src);
 
 /**
+ * @brief dw_agg_merge() in parts: everything but the features (counts, versions, outputs)...
+ */
+void dw_agg_merge_counts(struct dw_agg *dst, const struct dw_agg *src);
+/** @brief ...and feature f (merged after dw_agg_merge_counts() of the same src). */
+void dw_agg_merge_feature(struct dw_agg *dst, const struct dw_agg *src, size_t f);
+
+/**
  * @brief Version `slot` of agg as an aggregate of its own (exact up to DW_AGG_MERGE_EXACT, like
  *        merged views): the version's counts as the window's, its feature statistics as the
  *        window's features (none when it has none), no outputs. What a version's own reference
