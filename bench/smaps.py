@@ -1,0 +1,51 @@
+"""Where a process's resident memory is, from /proc/PID/smaps: the heap, the anonymous mappings
+(glibc's thread arenas are 64 MiB reservations; the join's pools and tables, and malloc's
+blocks above its mmap threshold, are mappings of their own), the thread stacks and the files.
+Prints the totals by kind and the largest anonymous mappings. Used by bench/run.sh
+(BENCH_SMAPS=1) once driftwatch is idle after the evaluation.
+
+    python3 bench/smaps.py PID
+"""
+import sys
+
+
+def mappings(pid):
+    cur = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and not head[0].endswith(":"):
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                cur = {"kib": (hi - lo) // 1024, "name": head[5] if len(head) > 5 else "",
+                       "rss": 0}
+                yield cur
+            elif head[0] == "Rss:":
+                cur["rss"] = int(head[1])
+
+
+def kind(m):
+    if m["name"] == "[heap]":
+        return "heap (main arena)"
+    if m["name"].startswith("[stack"):
+        return "main stack"
+    if m["name"].startswith("/"):
+        return "files (code, libraries)"
+    if m["name"]:
+        return m["name"]
+    return "anonymous"
+
+
+def main():
+    maps = list(mappings(int(sys.argv[1])))
+    totals = {}
+    for m in maps:
+        totals[kind(m)] = totals.get(kind(m), 0) + m["rss"]
+    print("smaps: resident KiB by kind: " +
+          ", ".join(f"{k} {v}" for k, v in sorted(totals.items(), key=lambda kv: -kv[1])))
+    anon = sorted((m for m in maps if kind(m) == "anonymous" and m["rss"] > 0),
+                  key=lambda m: -m["rss"])
+    print(f"smaps: {len(anon)} resident anonymous mappings; the largest (resident / size KiB): " +
+          ", ".join(f"{m['rss']}/{m['kib']}" for m in anon[:12]))
+
+
+main()
