@@ -77,7 +77,7 @@
 #define RUN_LIVE_WINDOW_MS 30000       /* /livez fails when the loop stalls this long */
 #define RUN_EVICT_LOG_MS 60000         /* at most one eviction warning this often */
 #define RUN_MMAP_THRESHOLD (4 << 20)   /* bytes: larger blocks come from mmap */
-#define RUN_TRIM_THRESHOLD (32 << 20)  /* bytes of free heap kept before returning it */
+#define RUN_TRIM_THRESHOLD (8 << 20)   /* bytes of free heap kept before returning it */
 #define RUN_ASSIGN_LOAD_MS 10000       /* loading retried in the rebalance callback, milliseconds */
 #define RUN_LOAD_RETRY_MS 1000         /* retry of a load that found Redis unavailable, ms */
 #define RUN_REACQUIRE_MS 30000         /* a fenced or lost partition is tried again after, ms */
@@ -3321,7 +3321,11 @@ int dw_cmd_run(int argc, char **argv)
     }
     dw_log_set_level(rn.cfg.log_level);
     /* Checkpoint and evaluation buffers of a few MB come and go every second: keep them on the
-     * heap instead of mapping and zeroing fresh pages each time (glibc's defaults). */
+     * heap instead of mapping and zeroing fresh pages each time (glibc's defaults). The trim
+     * threshold also holds for the arenas of librdkafka's threads, where the fetched messages
+     * live: at 32 MiB, each kept ~30 MiB of freed fetch buffers after a catch-up; at 8 MiB the
+     * 1M bench peaks 15-25 MiB lower for the same CPU within the machine's noise
+     * (bench/RESULTS.md, "Memory: the sixteenth session"). */
     mallopt(M_MMAP_THRESHOLD, RUN_MMAP_THRESHOLD);
     mallopt(M_TRIM_THRESHOLD, RUN_TRIM_THRESHOLD);
     struct sigaction sa = {0};
