@@ -29,6 +29,12 @@ start=$(date +%s.%N)
 ${BENCH_WRAP:-} "$DW" run -c "$WORK/dw.yaml" >"$WORK/run.log" 2>&1 &
 RUN=$!
 PIDS+=($RUN)
+# BENCH_SMAPS=1: where driftwatch's resident memory is at the highest RSS sampled (bench/smaps.py)
+if [ -n "${BENCH_SMAPS:-}" ]; then
+    /usr/bin/python3 bench/smaps.py --peak $RUN &
+    SMAPS=$!
+    PIDS+=($SMAPS)
+fi
 if [ -n "${BENCH_PERF:-}" ]; then
     perf record -g -o "$BENCH_PERF" -p $RUN >/dev/null 2>&1 &
     PIDS+=($!)
@@ -84,8 +90,10 @@ c_all=$(cpu $RUN)
 used=$(redis_used)
 echo "bench: settled $(echo "$(date +%s.%N) - $settle0" | bc | cut -c1-5) s after the last message: driftwatch CPU-s $c_all in all ($(echo "scale=2; $c_all * 1000000 / $TOTAL" | bc) us per message), peak RSS $(status_kib $RUN VmHWM) KiB, RSS $(status_kib $RUN VmRSS) KiB"
 echo "bench: redis used_memory after catch-up: $used bytes ($(redis-cli -p "$RP" dbsize | tr -d '\r') keys)"
-# BENCH_SMAPS=1: where driftwatch's resident memory is now (bench/smaps.py)
-[ -n "${BENCH_SMAPS:-}" ] && /usr/bin/python3 bench/smaps.py "$RUN"
+if [ -n "${BENCH_SMAPS:-}" ]; then
+    /usr/bin/python3 bench/smaps.py "$RUN"
+    kill $SMAPS; wait $SMAPS || true
+fi
 [ -n "${BENCH_REDIS_KINDS:-}" ] && /usr/bin/python3 bench/redis_memory.py "$RP"
 state_check
 # BENCH_FETCH=1: then the fetch path's ceiling on the same topics (bench/bench_fetch.c: a

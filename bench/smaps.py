@@ -2,11 +2,15 @@
 (glibc's thread arenas are 64 MiB reservations; the join's pools and tables, and malloc's
 blocks above its mmap threshold, are mappings of their own), the thread stacks and the files.
 Prints the totals by kind and the largest anonymous mappings. Used by bench/run.sh
-(BENCH_SMAPS=1) once driftwatch is idle after the evaluation.
+(BENCH_SMAPS=1).
 
-    python3 bench/smaps.py PID
+    python3 bench/smaps.py PID            now
+    python3 bench/smaps.py --peak PID     samples every 50 ms until SIGTERM (or the process
+                                          ends), then prints the sample of the highest RSS
 """
+import signal
 import sys
+import time
 
 
 def mappings(pid):
@@ -35,17 +39,35 @@ def kind(m):
     return "anonymous"
 
 
-def main():
-    maps = list(mappings(int(sys.argv[1])))
+def report(maps, what):
     totals = {}
     for m in maps:
         totals[kind(m)] = totals.get(kind(m), 0) + m["rss"]
-    print("smaps: resident KiB by kind: " +
-          ", ".join(f"{k} {v}" for k, v in sorted(totals.items(), key=lambda kv: -kv[1])))
+    print(f"smaps {what}: resident KiB {sum(totals.values())}, by kind: " +
+          ", ".join(f"{k} {v}" for k, v in sorted(totals.items(), key=lambda kv: -kv[1]) if v))
     anon = sorted((m for m in maps if kind(m) == "anonymous" and m["rss"] > 0),
                   key=lambda m: -m["rss"])
-    print(f"smaps: {len(anon)} resident anonymous mappings; the largest (resident / size KiB): " +
-          ", ".join(f"{m['rss']}/{m['kib']}" for m in anon[:12]))
+    print(f"smaps {what}: {len(anon)} resident anonymous mappings; the largest (resident / size "
+          "KiB): " + ", ".join(f"{m['rss']}/{m['kib']}" for m in anon[:12]))
+    sys.stdout.flush()
 
 
-main()
+def peak(pid):
+    best, stop = None, []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    while not stop:
+        try:
+            maps = list(mappings(pid))
+        except (OSError, AttributeError):
+            break
+        if best is None or sum(m["rss"] for m in maps) > sum(m["rss"] for m in best):
+            best = maps
+        time.sleep(0.05)
+    if best:
+        report(best, "at the highest RSS sampled")
+
+
+if sys.argv[1] == "--peak":
+    peak(int(sys.argv[2]))
+else:
+    report(list(mappings(int(sys.argv[1]))), "now")

@@ -78,6 +78,7 @@
 #define RUN_EVICT_LOG_MS 60000         /* at most one eviction warning this often */
 #define RUN_MMAP_THRESHOLD (4 << 20)   /* bytes: larger blocks come from mmap */
 #define RUN_TRIM_THRESHOLD (8 << 20)   /* bytes of free heap kept before returning it */
+#define RUN_TRIM_AFTER 100000          /* messages, then the first poll without one trims */
 #define RUN_ASSIGN_LOAD_MS 10000       /* loading retried in the rebalance callback, milliseconds */
 #define RUN_LOAD_RETRY_MS 1000         /* retry of a load that found Redis unavailable, ms */
 #define RUN_REACQUIRE_MS 30000         /* a fenced or lost partition is tried again after, ms */
@@ -175,8 +176,9 @@ struct runner {
     struct pending *pend;      /* assigned partitions whose state is not loaded (paused) */
     json_t *windows_held;      /* partitions whose state holds windows open, from the last read */
     char owner[128];
-    int assigned; /* an assignment was received */
-    int paused;   /* consumption paused because Redis is unavailable */
+    int assigned;        /* an assignment was received */
+    int paused;          /* consumption paused because Redis is unavailable */
+    uint64_t since_trim; /* messages consumed since the last malloc_trim() (RUN_TRIM_AFTER) */
     int64_t next_ckpt, next_eval;
     uint64_t evicted_unlogged; /* join records evicted since the last log line about it */
     int64_t evict_logged_ms;   /* monotonic time of that line */
@@ -3168,6 +3170,23 @@ static double loop_phase(struct runner *rn, enum run_phase phase, double since)
     return now;
 }
 
+/*
+ * The first poll without a message after a burst (RUN_TRIM_AFTER messages) hands back the free
+ * pages of every arena, holes included, which the trim threshold cannot: librdkafka's threads
+ * free the fetch buffers of a catch-up out of order, and their arena kept ~30 MiB of them
+ * through the close evaluations that follow (bench/RESULTS.md, "Memory: the sixteenth
+ * session"). A few milliseconds, at most once per burst.
+ */
+static void idle_trim(struct runner *rn, ssize_t n)
+{
+    if (n > 0) {
+        rn->since_trim += (uint64_t)n;
+    } else if (rn->since_trim >= RUN_TRIM_AFTER) {
+        malloc_trim(0);
+        rn->since_trim = 0;
+    }
+}
+
 static void runner_loop(struct runner *rn)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rn->consumer);
@@ -3185,6 +3204,7 @@ static void runner_loop(struct runner *rn)
             rd_kafka_message_destroy(batch[i]);
         }
         t = loop_phase(rn, PH_MESSAGES, t);
+        idle_trim(rn, n);
         if (n <= 0) {
             /* Serve rebalance and error events when no message came. A message or an error
              * event can come here too (it arrived since the batch returned): it is handled like
