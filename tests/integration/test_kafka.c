@@ -244,12 +244,14 @@ static void assert_consumer_conf(struct dw_config *cfg, const char *key, const c
     rd_kafka_destroy(rk);
 }
 
-/* The consumer's small prefetch (woken by dw_fetchwake), and kafka.* above it. */
+/* The consumer's small prefetch (woken by dw_fetchwake), in messages and in bytes, and kafka.*
+ * above it. */
 static void test_consumer_prefetch(void **state)
 {
     struct fixture *f = *state;
     assert_consumer_conf(&f->cfg, "queued.min.messages", "20000");
     assert_consumer_conf(&f->cfg, "fetch.max.bytes", "8388608");
+    assert_consumer_conf(&f->cfg, "queued.max.messages.kbytes", "16384");
     f->cfg.kafka = realloc(f->cfg.kafka, 3 * sizeof(*f->cfg.kafka));
     f->cfg.kafka[2].key = strdup("queued.min.messages");
     f->cfg.kafka[2].value = strdup("500");
