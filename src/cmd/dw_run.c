@@ -3171,17 +3171,16 @@ static double loop_phase(struct runner *rn, enum run_phase phase, double since)
 }
 
 /*
- * The first poll without a message after a burst (RUN_TRIM_AFTER messages) hands back the free
- * pages of every arena, holes included, which the trim threshold cannot: librdkafka's threads
- * free the fetch buffers of a catch-up out of order, and their arena kept ~30 MiB of them
- * through the close evaluations that follow (bench/RESULTS.md, "Memory: the sixteenth
- * session"). A few milliseconds, at most once per burst.
+ * After a burst (RUN_TRIM_AFTER messages), the first poll without a message or the next
+ * evaluation (whichever comes first) hands back the free pages of every arena, holes included,
+ * which the trim threshold cannot: librdkafka's threads free the fetch buffers of a catch-up out
+ * of order, and their arena kept up to ~30 MiB of them through the close evaluations that
+ * follow, the catch-up's peak (bench/RESULTS.md, "Memory: the sixteenth session"). A few
+ * milliseconds, at most once per RUN_TRIM_AFTER messages.
  */
-static void idle_trim(struct runner *rn, ssize_t n)
+static void trim_after_burst(struct runner *rn)
 {
-    if (n > 0) {
-        rn->since_trim += (uint64_t)n;
-    } else if (rn->since_trim >= RUN_TRIM_AFTER) {
+    if (rn->since_trim >= RUN_TRIM_AFTER) {
         malloc_trim(0);
         rn->since_trim = 0;
     }
@@ -3204,8 +3203,9 @@ static void runner_loop(struct runner *rn)
             rd_kafka_message_destroy(batch[i]);
         }
         t = loop_phase(rn, PH_MESSAGES, t);
-        idle_trim(rn, n);
+        rn->since_trim += n > 0 ? (uint64_t)n : 0;
         if (n <= 0) {
+            trim_after_burst(rn);
             /* Serve rebalance and error events when no message came. A message or an error
              * event can come here too (it arrived since the batch returned): it is handled like
              * the batch's. It used to be dropped: a message skipped without a trace, or an
@@ -3228,6 +3228,7 @@ static void runner_loop(struct runner *rn)
         }
         if (now >= rn->next_eval) {
             t = loop_phase(rn, PH_OTHER, t);
+            trim_after_burst(rn);
             if (!rn->paused) {
                 evaluate(rn, 1);
             }
