@@ -673,6 +673,18 @@ static void test_label_lateness(void **state)
     dw_part_free(p);
 }
 
+/* The ids listed for the checkpoint's HDEL are id alone. */
+static void assert_deleted_only(const struct dw_part *p, const char *id)
+{
+    assert_int_equal(p->join.n_deleted, 1);
+    struct dw_reader rd;
+    dw_reader_init(&rd, p->join.deleted.data, p->join.deleted.len);
+    const char *s;
+    assert_int_equal(dw_rd_str(&rd, &s), strlen(id));
+    assert_memory_equal(s, id, strlen(id));
+    assert_int_equal(rd.pos, rd.len);
+}
+
 static void test_expiry(void **state)
 {
     (void)state;
@@ -691,12 +703,7 @@ static void test_expiry(void **state)
     assert_int_equal(p->ctr.expired_predictions, 1);
     assert_int_equal(p->ctr.expired_labels, 0);
     /* The deleted id is kept for the checkpoint. */
-    assert_int_equal(p->join.n_deleted, 1);
-    struct dw_reader rd;
-    dw_reader_init(&rd, p->join.deleted.data, p->join.deleted.len);
-    const char *s;
-    assert_int_equal(dw_rd_str(&rd, &s), 2);
-    assert_memory_equal(s, "p1", 2);
+    assert_deleted_only(p, "p1");
     /* Its window keeps the prediction, unlabeled. */
     assert_int_equal(win(p, FRAUD, 0)->all.predictions, 1);
     assert_int_equal(win(p, FRAUD, 0)->all.labeled, 0);
@@ -1260,12 +1267,7 @@ static void test_stored_parked_label_joined(void **state)
     assert_int_equal(predict(p, "t", 900, "1"), DW_PART_OK);
     assert_non_null(joined(p, "s"));
     assert_non_null(joined(p, "t"));
-    assert_int_equal(p->join.n_deleted, 1);
-    struct dw_reader rd;
-    dw_reader_init(&rd, p->join.deleted.data, p->join.deleted.len);
-    const char *id;
-    assert_int_equal(dw_rd_str(&rd, &id), 1);
-    assert_memory_equal(id, "s", 1);
+    assert_deleted_only(p, "s");
     dw_part_free(p);
 }
 
