@@ -179,6 +179,7 @@ struct runner {
     int assigned;        /* an assignment was received */
     int paused;          /* consumption paused because Redis is unavailable */
     uint64_t since_trim; /* messages consumed since the last malloc_trim() (RUN_TRIM_AFTER) */
+    int stop_unsaved;    /* the last checkpoint tried while stopping failed */
     int64_t next_ckpt, next_eval;
     uint64_t evicted_unlogged; /* join records evicted since the last log line about it */
     int64_t evict_logged_ms;   /* monotonic time of that line */
@@ -1289,9 +1290,12 @@ static void on_revoke(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partitio
     /* At shutdown one attempt: what is not checkpointed is read again from Kafka by the
      * next owner (the Redis state and offsets stay consistent), and SIGTERM must not wait for
      * a broker that is gone. */
-    int attempts = run_stop ? 1 : RUN_REVOKE_ATTEMPTS;
-    for (int attempt = 0; attempt < attempts && checkpoint_all(rn) != 0; attempt++) {
+    int attempts = run_stop ? 1 : RUN_REVOKE_ATTEMPTS, attempt = 0;
+    for (; attempt < attempts && checkpoint_all(rn) != 0; attempt++) {
         sleep(1);
+    }
+    if (run_stop) {
+        rn->stop_unsaved = attempt == attempts;
     }
     for (int i = 0; i < parts->cnt; i++) {
         int p = parts->elems[i].partition;
@@ -3252,16 +3256,18 @@ static void runner_loop(struct runner *rn)
     rd_kafka_queue_destroy(q);
 }
 
-static void runner_stop(struct runner *rn)
+/* @returns 1 when the last checkpoint tried while stopping failed (logged), else 0. */
+static int runner_stop(struct runner *rn)
 {
     dw_fetchwake_stop(rn->fetchwake);
     if (rn->consumer) {
         if (rn->parts) {
-            checkpoint_all(rn);
+            rn->stop_unsaved = checkpoint_all(rn) != 0;
         }
         rd_kafka_consumer_close(rn->consumer); /* revokes: checkpoints again, frees state */
         rd_kafka_destroy(rn->consumer);
     }
+    int unsaved = rn->stop_unsaved;
     if (rn->producer) {
         rd_kafka_flush(rn->producer, RUN_FLUSH_MS);
         rd_kafka_destroy(rn->producer);
@@ -3301,6 +3307,11 @@ static void runner_stop(struct runner *rn)
     dw_redis_free(rn->redis);
     json_decref(rn->reports);
     dw_config_free(&rn->cfg);
+    if (unsaved) {
+        dw_log(DW_LOG_ERROR, "stopped without its final checkpoint", "{s:s}", "consequence",
+               "nothing is lost: the next owner consumes again from the last checkpoint");
+    }
+    return unsaved;
 }
 
 int dw_cmd_run(int argc, char **argv)
@@ -3367,6 +3378,8 @@ int dw_cmd_run(int argc, char **argv)
         runner_loop(&rn);
         dw_log(DW_LOG_INFO, "stopping", NULL);
     }
-    runner_stop(&rn);
+    if (runner_stop(&rn) != 0) {
+        rc = 1;
+    }
     return rc;
 }
