@@ -1529,7 +1529,7 @@ static int reference_collect(struct runner *rn, size_t mi, int64_t start, struct
      * this window's aggregate (and those of the windows listed before, when collected again) */
     char(*names)[DW_REDIS_NAME_MAX] = dw_calloc(n + 1, sizeof(*names));
     struct dw_redis_bkv *sets = dw_calloc(n + 1, sizeof(*sets));
-    for (size_t i = 0; i + 1 < n; i++) {
+    for (size_t i = 0; complete && i + 1 < n; i++) {
         dw_redis_name_refagg(m->name, json_integer_value(json_array_get(wins, i)), names[i + 1],
                              sizeof(names[0]));
     }
@@ -3267,7 +3267,10 @@ static int runner_stop(struct runner *rn)
         rd_kafka_consumer_close(rn->consumer); /* revokes: checkpoints again, frees state */
         rd_kafka_destroy(rn->consumer);
     }
-    int unsaved = rn->stop_unsaved;
+    if (rn->stop_unsaved) {
+        dw_log(DW_LOG_ERROR, "stopped without its final checkpoint", "{s:s}", "consequence",
+               "nothing is lost: the next owner consumes again from the last checkpoint");
+    }
     if (rn->producer) {
         rd_kafka_flush(rn->producer, RUN_FLUSH_MS);
         rd_kafka_destroy(rn->producer);
@@ -3307,11 +3310,7 @@ static int runner_stop(struct runner *rn)
     dw_redis_free(rn->redis);
     json_decref(rn->reports);
     dw_config_free(&rn->cfg);
-    if (unsaved) {
-        dw_log(DW_LOG_ERROR, "stopped without its final checkpoint", "{s:s}", "consequence",
-               "nothing is lost: the next owner consumes again from the last checkpoint");
-    }
-    return unsaved;
+    return rn->stop_unsaved;
 }
 
 int dw_cmd_run(int argc, char **argv)

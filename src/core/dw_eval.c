@@ -260,9 +260,7 @@ static void ref_numeric(struct dw_ref_feature *rf, struct dw_feat_stats *fs, int
     }
     free(counts);
     rf->n_sample = sorted_sample(fs->sk, &rf->sample, &rf->sample_w);
-    if (rf->n_sample > 0) {
-        repeat_weights(&rf->sample, &rf->sample_w, &rf->n_sample);
-    }
+    repeat_weights(&rf->sample, &rf->sample_w, &rf->n_sample);
 }
 
 /* Category names and counts of a window feature (table slots plus the overflow bucket). */

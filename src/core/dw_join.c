@@ -471,6 +471,15 @@ static void table_grow(struct dw_join *j)
     table_rebuild(j, j->n_slots ? j->n_slots * 2 : JOIN_FIRST_SLOTS);
 }
 
+/* The smallest power of two that is at least n, from `from` (a power of two) up. */
+static size_t pow2_at_least(size_t from, size_t n)
+{
+    while (from < n) {
+        from *= 2;
+    }
+    return from;
+}
+
 /*
  * Why compaction: the pool keeps its high-water mark (freed records go to the free list), and a
  * catch-up that fetches a partition's predictions ahead of its labels leaves a pool of all of
@@ -480,11 +489,11 @@ static void table_grow(struct dw_join *j)
 void dw_join_compact(struct dw_join *j)
 {
     dw_assert(j->n_dirty == 0); /* the dirty list holds pool indices */
-    size_t cap = JOIN_FIRST_POOL;
-    while (cap < 2 * j->count) {
-        cap *= 2;
+    if (j->count * 4 > j->n_used) {
+        return;
     }
-    if (j->count * 4 > j->n_used || cap >= j->pool_cap) {
+    size_t cap = pow2_at_least(JOIN_FIRST_POOL, 2 * j->count);
+    if (cap >= j->pool_cap) {
         return;
     }
     struct dw_join_rec *pool = big_alloc(cap * sizeof(*pool));
@@ -500,11 +509,7 @@ void dw_join_compact(struct dw_join *j)
     j->n_used = n;
     j->n_free = 0;
     j->free_head = 0;
-    size_t slots = JOIN_FIRST_SLOTS;
-    while (slots < 4 * (n + 1)) {
-        slots *= 2;
-    }
-    table_rebuild(j, slots);
+    table_rebuild(j, pow2_at_least(JOIN_FIRST_SLOTS, 4 * (n + 1)));
 }
 
 void dw_join_touch(struct dw_join *j, struct dw_join_rec *rec)

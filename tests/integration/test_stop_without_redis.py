@@ -16,10 +16,7 @@ import harness as h
 def main():
     env = h.Env(partitions=2, name="stopnoredis")
     env.config()
-    truth, _ = env.gen("--count", "3000", "--eps", "25", "--label-delay", "5")
-    proc = env.start_run()
-    diffs = h.wait_exact(env, truth, 90)
-    ok = h.report(not diffs, "exact before Redis goes", f"{diffs[:3]}")
+    ok, proc = h.run_exact(env, "before Redis goes", count=3000)
     redis_proc = env.procs[0]
     redis_proc.kill()
     redis_proc.wait(10)
