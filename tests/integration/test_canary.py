@@ -193,6 +193,22 @@ def rollback_alerts(receiver):
             if a["labels"].get("alertname") == "canary_rollback"]
 
 
+def check_close_rollback(close):
+    """At the windows' close already: rollback, or hold for want of labels. A close evaluation
+    sees the labels consumed by then, which on a loaded machine can be fewer than the plan's
+    (hold, saying how many more); it never promotes, and at least one close said rollback."""
+    def fair(c):
+        return c["verdict"] == "rollback" or (
+            c["verdict"] == "hold" and c["more_samples"] > 0 and
+            c["reasons"] and all(r["check"].endswith("_samples") for r in c["reasons"]))
+    seen = [(r["canary"]["verdict"], r["canary"]["accuracy"]["candidate_n"],
+             r["canary"]["samples_needed"]) for r in close.values()]
+    return h.report(close and all(fair(r["canary"]) for r in close.values()) and
+                    any(v == "rollback" for v, _, _ in seen),
+                    "already at the windows' close (or holding for labels not yet consumed)",
+                    f"(verdict, candidate labels, plan: {seen})")
+
+
 def scenario_worse():
     receiver = h.Receiver()
     receiver.up()
@@ -209,8 +225,7 @@ def scenario_worse():
     ok &= h.report(c["accuracy"]["ci_high"] < -0.1,
                    "the whole interval of the difference lies beyond the tolerated drop",
                    f"[{c['accuracy']['ci_low']:.3f}, {c['accuracy']['ci_high']:.3f}]")
-    ok &= h.report(close and all(r["canary"]["verdict"] == "rollback" for r in close.values()),
-                   "already at the windows' close", f"({len(close)} close reports seen)")
+    ok &= check_close_rollback(close)
     ok &= check_replay(env, final, 4, ("--traffic", "80,20",
                                         "--version-accuracy", "1.0.0=0.9,1.1.0=0.6"))
     ok &= check_endpoint(env, "rollback")
