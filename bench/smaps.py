@@ -40,9 +40,7 @@ def kind(m):
 
 
 def report(maps, what):
-    totals = {}
-    for m in maps:
-        totals[kind(m)] = totals.get(kind(m), 0) + m["rss"]
+    totals = by_kind(maps)
     print(f"smaps {what}: resident KiB {sum(totals.values())}, by kind: " +
           ", ".join(f"{k} {v}" for k, v in sorted(totals.items(), key=lambda kv: -kv[1]) if v))
     anon = sorted((m for m in maps if kind(m) == "anonymous" and m["rss"] > 0),
@@ -52,19 +50,36 @@ def report(maps, what):
     sys.stdout.flush()
 
 
+def by_kind(maps):
+    totals = {}
+    for m in maps:
+        totals[kind(m)] = totals.get(kind(m), 0) + m["rss"]
+    return totals
+
+
 def peak(pid):
-    best, stop = None, []
+    """Also prints, once a second, the resident MiB then (all, heap, anonymous): when the peak
+    came."""
+    best, best_t, stop, series, t0 = None, 0.0, [], [], time.time()
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     while not stop:
         try:
             maps = list(mappings(pid))
         except (OSError, AttributeError):
             break
+        t = time.time() - t0
         if best is None or sum(m["rss"] for m in maps) > sum(m["rss"] for m in best):
-            best = maps
+            best, best_t = maps, t
+        if not series or t - series[-1][0] >= 1.0:
+            k = by_kind(maps)
+            series.append((t, sum(k.values()), k.get("heap (main arena)", 0),
+                           k.get("anonymous", 0)))
         time.sleep(0.05)
     if best:
-        report(best, "at the highest RSS sampled")
+        print("smaps each second (s: all/heap/anonymous MiB): " +
+              ", ".join(f"{t:.0f}: {a / 1024:.0f}/{h / 1024:.0f}/{n / 1024:.0f}"
+                        for t, a, h, n in series))
+        report(best, f"at the highest RSS sampled ({best_t:.1f} s after the start)")
 
 
 if sys.argv[1] == "--peak":
