@@ -74,6 +74,7 @@
 #define RUN_FLUSH_MS 5000              /* producer flush before a checkpoint, milliseconds */
 #define RUN_DLQ_KEPT_MAX (64 << 20)    /* bytes of failed dead letters kept before waiting */
 #define RUN_SHUTDOWN_FLUSH_MS 3000     /* webhook flush at shutdown, milliseconds */
+#define RUN_CLOSE_MS 10000             /* the consumer's close (leaving the group), milliseconds */
 #define RUN_LIVE_WINDOW_MS 30000       /* /livez fails when the loop stalls this long */
 #define RUN_EVICT_LOG_MS 60000         /* at most one eviction warning this often */
 #define RUN_MMAP_THRESHOLD (4 << 20)   /* bytes: larger blocks come from mmap */
@@ -3264,8 +3265,13 @@ static int runner_stop(struct runner *rn)
         if (rn->parts) {
             rn->stop_unsaved = checkpoint_all(rn) != 0;
         }
-        rd_kafka_consumer_close(rn->consumer); /* revokes: checkpoints again, frees state */
-        rd_kafka_destroy(rn->consumer);
+        /* revokes: checkpoints again, frees state */
+        if (dw_kafka_consumer_close(rn->consumer, RUN_CLOSE_MS) != 0) {
+            dw_log(DW_LOG_WARN, "left the consumer group without its coordinator", "{s:i,s:s}",
+                   "waited_ms", RUN_CLOSE_MS, "consequence",
+                   "its partitions go to another pod once the group session times out "
+                   "(session.timeout.ms)");
+        }
     }
     if (rn->stop_unsaved) {
         dw_log(DW_LOG_ERROR, "stopped without its final checkpoint", "{s:s}", "consequence",

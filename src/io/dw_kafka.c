@@ -15,6 +15,14 @@
  * to be produced again. The caller decides what a failure blocks (dead letters: the checkpoint
  * that would move the offsets past them; triggers: the commit of the window's evaluation).
  * Delivery reports are served by whoever polls or flushes the producer (the main loop).
+ *
+ * Why a bounded close: rd_kafka_consumer_close() waits, without a bound, for what the group
+ * still has in flight (an offset commit to a coordinator that is gone or stalled): a consumer
+ * stopped after its broker waited until SIGKILL (tests/integration/test_stop_without_broker.py).
+ * dw_kafka_consumer_close() closes through a queue of its own, serving the rebalance callback
+ * there, and gives up at its bound; it then leaves the handle to the process's exit, since
+ * rd_kafka_destroy() waits for the same thing (with or without
+ * RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE).
  */
 #include "driftwatch/io/dw_kafka.h"
 
@@ -535,4 +543,27 @@ int dw_kafka_committed(rd_kafka_t *rk, const char *topic_a, const char *topic_b,
     *off_b = l->elems[1].err || l->elems[1].offset < 0 ? -1 : l->elems[1].offset;
     rd_kafka_topic_partition_list_destroy(l);
     return err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+int dw_kafka_consumer_close(rd_kafka_t *rk, int timeout_ms)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_error_t *error = rd_kafka_consumer_close_queue(rk, q);
+    int closed = 0;
+    if (error) {
+        dw_log(DW_LOG_WARN, "cannot close the consumer", "{s:s}", "error",
+               rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else {
+        int64_t deadline = dw_mono_ms() + timeout_ms;
+        while (!(closed = rd_kafka_consumer_closed(rk)) && dw_mono_ms() < deadline) {
+            rd_kafka_queue_poll_callback(q, 100); /* the revocation's callback runs here */
+        }
+    }
+    rd_kafka_queue_destroy(q);
+    if (!closed) {
+        return -1; /* rd_kafka_destroy() would wait for the same thing: left to the exit */
+    }
+    rd_kafka_destroy(rk);
+    return 0;
 }

@@ -605,6 +605,11 @@ def wait_exact(env, truth, timeout):
     return diffs
 
 
+def log_entries(text):
+    """The JSON entries of a driftwatch log (its other lines, e.g. a sanitizer's, left out)."""
+    return [json.loads(l) for l in text.splitlines() if l.startswith("{")]
+
+
 def run_exact(env, what, count=12000, timeout=90):
     """A small exact-count pass: gen `count` predictions (labels, duplicate labels), start
     `driftwatch run`, and report whether the state equals gen's truth within timeout seconds.

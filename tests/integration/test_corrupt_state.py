@@ -99,7 +99,7 @@ def main():
     quarantined = h.eventually(lambda: env.metric("driftwatch_partitions_quarantined") == 4, 30)
     ok &= h.report(quarantined, "driftwatch_partitions_quarantined = 4",
                    f"{env.metric('driftwatch_partitions_quarantined')}")
-    log_lines = [json.loads(l) for l in env.log().splitlines() if l.startswith("{")]
+    log_lines = h.log_entries(env.log())
     q_lines = [l for l in log_lines if l.get("msg") == "partition quarantined"]
     for p, k in ((1, bad_window), (2, key(2, "join")), (3, key(3, "meta")), (4, wrong_type)):
         named = any(l.get("partition") == p and k in l.get("error", "") for l in q_lines)

@@ -5,7 +5,6 @@ partitions cannot be loaded; after the bounded wait they stay assigned but pause
 loop keeps running (/livez 200), /readyz says why (503, "redis unavailable") and
 driftwatch_partitions_loading counts them; nothing is quarantined (unavailable is not
 corrupt). Once Redis answers again, every partition is loaded and consumed, exactly."""
-import json
 import signal
 import sys
 import time
@@ -37,7 +36,7 @@ def main():
                    f"{diffs[:3]}")
     ok &= h.report(h.eventually(lambda: env.metric("driftwatch_partitions_loading") == 0, 30),
                    "driftwatch_partitions_loading = 0")
-    lines = [json.loads(l) for l in env.log().splitlines() if l.startswith("{")]
+    lines = h.log_entries(env.log())
     ok &= h.report(any(l["msg"] == "partition state loaded: Redis answered" for l in lines),
                    "the late load is logged")
     return h.finish(env, proc, ok)

@@ -7,7 +7,6 @@ work since that checkpoint is done twice and an operator must be able to tell. T
 exits within the shutdown's bound with status 1 (it exited 0) and logs "stopped without its final
 checkpoint". A consumer stopped with Redis up exits 0 (every other test's finish_consumer).
 """
-import json
 import sys
 
 import harness as h
@@ -23,7 +22,7 @@ def main():
     proc.terminate()
     code = proc.wait(60)
     ok &= h.report(code == 1, "exit status 1 when the final checkpoint failed", f"status {code}")
-    lines = [json.loads(l) for l in env.log().splitlines() if l.startswith("{")]
+    lines = h.log_entries(env.log())
     said = [l for l in lines if l["msg"] == "stopped without its final checkpoint"]
     ok &= h.report(said and said[0]["level"] == "error", "logged as an error",
                    f"{said[:1]}")

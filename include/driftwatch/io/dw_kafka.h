@@ -21,6 +21,18 @@ typedef void(dw_rebalance_cb_t)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t *rebalance_cb,
                                   void *opaque, char *errstr, size_t errstr_size);
 
+/**
+ * @brief Closes the consumer (leaves the group; the rebalance callback revokes its partitions)
+ *        and destroys it, waiting at most timeout_ms: a coordinator that is gone or stalled
+ *        made rd_kafka_consumer_close() wait without end. Past the bound the handle is left
+ *        as it is, for the process to exit (rd_kafka_destroy() would wait too): only for a
+ *        process that is stopping. The group reassigns its partitions once its session times
+ *        out (session.timeout.ms).
+ * @returns 0 closed and destroyed, -1 left at the bound (or the close could not start:
+ *          logged).
+ */
+int dw_kafka_consumer_close(rd_kafka_t *rk, int timeout_ms);
+
 /** @brief The producer for dead letters and triggers (idempotent; delivery failures are logged,
  *         and settled by the outbox a message was produced through). */
 rd_kafka_t *dw_kafka_producer_new(const struct dw_config *cfg, char *errstr, size_t errstr_size);
