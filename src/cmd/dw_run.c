@@ -1446,13 +1446,20 @@ static int reference_write(struct runner *rn, size_t mi, const struct dw_redis_b
     return rc == 0 ? 0 : -1;
 }
 
+/* A reference's Redis form made as it is written (dw_redis_bkv's fill; arg: its writer). */
+static int ref_fill(void *arg, struct dw_buf *chunk, size_t max)
+{
+    return dw_ref_writer_fill(arg, chunk, max);
+}
+
 /* One key of a fenced write: name, and the encoding of agg (NULL: delete) into buf. */
 static struct dw_redis_bkv agg_kv(const char *name, const struct dw_agg *agg, struct dw_buf *buf)
 {
     if (agg) {
         dw_agg_encode(agg, buf);
     }
-    return (struct dw_redis_bkv){name, agg ? buf->data : NULL, agg ? buf->len : 0};
+    return (struct dw_redis_bkv){
+        .name = name, .data = agg ? buf->data : NULL, .len = agg ? buf->len : 0};
 }
 
 /* A model's list of window starts at global key `name` (refwins, trailwins; absent: empty).
@@ -1540,8 +1547,9 @@ static int reference_collect(struct runner *rn, size_t mi, int64_t start, struct
     }
     struct dw_buf buf;
     dw_buf_init(&buf);
+    struct dw_ref_writer writer = {0};
     char *dump = json_dumps(wins, JSON_COMPACT);
-    sets[0] = (struct dw_redis_bkv){list_name, dump, strlen(dump)};
+    sets[0] = (struct dw_redis_bkv){.name = list_name, .data = dump, .len = strlen(dump)};
     size_t n_sets = 1;
     struct dw_ref *ref = NULL;
     if (built) {
@@ -1549,10 +1557,11 @@ static int reference_collect(struct runner *rn, size_t mi, int64_t start, struct
         ref->created_ms = dw_now_ms();
         free_loaded_aggs(aggs, n); /* before the encoding: the two were the run's peak */
         /* Kept in memory once stored: reading back what was just written would stall the
-         * loop. Its Redis form holds the samples in binary (tests/unit/test_eval.c). */
-        dw_ref_encode(ref, &buf);
+         * loop. Its Redis form holds the samples in binary (tests/unit/test_eval.c), made as
+         * it is written. */
+        dw_ref_writer_init(&writer, ref);
         dw_redis_name_ref(m->name, names[0], sizeof(names[0]));
-        sets[n_sets++] = (struct dw_redis_bkv){names[0], buf.data, buf.len};
+        sets[n_sets++] = (struct dw_redis_bkv){.name = names[0], .fill = ref_fill, .arg = &writer};
         for (size_t i = 0; i + 1 < n; i++) {
             sets[n_sets++] = agg_kv(names[i + 1], NULL, NULL);
         }
@@ -1569,6 +1578,7 @@ static int reference_collect(struct runner *rn, size_t mi, int64_t start, struct
         ref = NULL;
         dw_log(DW_LOG_INFO, "reference built", "{s:s,s:i}", "model", m->name, "windows", (int)n);
     }
+    dw_ref_writer_free(&writer);
     dw_ref_free(ref);
     free(dump);
     dw_buf_free(&buf);
@@ -1636,7 +1646,7 @@ static int reference_trailing(struct runner *rn, size_t mi, int64_t start, struc
         sets[n_sets++] = agg_kv(names[n_wins], agg, &buf);
     }
     char *dump = json_dumps(keep, JSON_COMPACT);
-    sets[n_sets++] = (struct dw_redis_bkv){list_name, dump, strlen(dump)};
+    sets[n_sets++] = (struct dw_redis_bkv){.name = list_name, .data = dump, .len = strlen(dump)};
     reference_write(rn, mi, sets, n_sets, "trailing window");
     free(dump);
     dw_buf_free(&buf);
@@ -1748,21 +1758,23 @@ static int version_reference(struct runner *rn, size_t mi, const struct dw_agg *
     if (built || json_array_size(wins) != before) {
         struct dw_buf buf;
         dw_buf_init(&buf);
+        struct dw_ref_writer writer = {0};
         char *list = json_dumps(wins, JSON_COMPACT), *listed = NULL;
         struct dw_redis_bkv sets[4];
         size_t n = 0;
-        sets[n++] = (struct dw_redis_bkv){names[2], list, strlen(list)};
+        sets[n++] = (struct dw_redis_bkv){.name = names[2], .data = list, .len = strlen(list)};
         if (built) {
             ref->created_ms = dw_now_ms();
-            dw_ref_encode(ref, &buf);
-            sets[n++] = (struct dw_redis_bkv){names[0], buf.data, buf.len};
+            dw_ref_writer_init(&writer, ref);
+            sets[n++] = (struct dw_redis_bkv){.name = names[0], .fill = ref_fill, .arg = &writer};
             sets[n++] = agg_kv(names[1], NULL, NULL);
         } else {
             sets[n++] = agg_kv(names[1], merged, &buf);
         }
         if (vrefs_add(versions, version)) {
             listed = json_dumps(versions, JSON_COMPACT);
-            sets[n++] = (struct dw_redis_bkv){names[3], listed, strlen(listed)};
+            sets[n++] =
+                (struct dw_redis_bkv){.name = names[3], .data = listed, .len = strlen(listed)};
         }
         rc = reference_write(rn, mi, sets, n, built ? "version reference" : "version window");
         if (rc == 0 && built) {
@@ -1771,6 +1783,7 @@ static int version_reference(struct runner *rn, size_t mi, const struct dw_agg *
         }
         free(list);
         free(listed);
+        dw_ref_writer_free(&writer);
         dw_buf_free(&buf);
     }
     j->collected = json_array_size(wins);

@@ -121,6 +121,15 @@ void dw_buf_put_i64(struct dw_buf *b, int64_t v)
     put_le(b, (uint64_t)v, 8);
 }
 
+size_t dw_uvarint_size(uint64_t v)
+{
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7) {
+        n++;
+    }
+    return n;
+}
+
 void dw_buf_put_f64(struct dw_buf *b, double v)
 {
     uint64_t bits;

@@ -431,7 +431,7 @@ enum tail_form { TAIL_DELTA, TAIL_F64, TAIL_U64 };
 /* How ref_to_json() writes samples: decimal arrays, base64 in the JSON, or into a tail. */
 enum sample_form { SAMPLE_ARRAYS, SAMPLE_BASE64, SAMPLE_IN_TAIL };
 
-static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, struct dw_buf *tail);
+static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, size_t *tail_len);
 
 /* The binary tail of a reference in its Redis form (dw_ref_encode); NULL data: none. */
 struct ref_tail {
@@ -488,21 +488,20 @@ static double f64_of_key(uint64_t k)
 }
 
 /*
- * The sample's (value, weight) pairs appended to tail, and where they are. The values are
- * ascending, so each is written as the difference of its key (key_of_f64) from the one before,
- * an unsigned varint: neighbours in a sample of 10^5 values differ in their low bits only, and
- * 4-6 bytes carry what 8 did (the reference is the largest key in Redis after the joined
- * records). A weight is a varint too: most are 1. Up to 2^20 pairs per feature.
+ * The sample's (value, weight) pairs in the tail (dw_ref_writer_fill() writes them), and where
+ * they are: *tail_len is where they start and grows by their size. The values are ascending, so
+ * each is written as the difference of its key (key_of_f64) from the one before, an unsigned
+ * varint: neighbours in a sample of 10^5 values differ in their low bits only, and 4-6 bytes
+ * carry what 8 did (the reference is the largest key in Redis after the joined records). A
+ * weight is a varint too: most are 1. Up to 2^20 pairs per feature.
  */
-static json_t *sample_in_tail(const struct dw_ref_feature *rf, struct dw_buf *tail)
+static json_t *sample_in_tail(const struct dw_ref_feature *rf, size_t *tail_len)
 {
-    size_t off = tail->len;
+    size_t off = *tail_len;
     uint64_t prev = 0;
     for (size_t k = 0; k < rf->n_sample; k++) {
         uint64_t key = key_of_f64(rf->sample[k]);
-        dw_assert(key >= prev);
-        dw_buf_put_uvarint(tail, key - prev);
-        dw_buf_put_uvarint(tail, dw_ref_sample_weight(rf, k));
+        *tail_len += dw_uvarint_size(key - prev) + dw_uvarint_size(dw_ref_sample_weight(rf, k));
         prev = key;
     }
     return json_pack("{s:s,s:I,s:I}", "encoding", SAMPLE_TAIL, "n", (json_int_t)rf->n_sample,
@@ -519,21 +518,65 @@ json_t *dw_ref_to_json(const struct dw_ref *ref)
     return ref_to_json(ref, SAMPLE_ARRAYS, NULL);
 }
 
-/* The samples (most of a reference's bytes: up to 2^20 pairs per feature) are written straight
- * into out, and the JSON text is moved in before them: the 1M bench's peak once held two
- * 16 MiB buffers here, the tail's and the copy of it. */
+/* The distribution whose sample is the d-th in the tail (ref_to_json()'s order: the features,
+ * then the outputs), or NULL when the d-th has none. */
+static const struct dw_ref_feature *tail_dist(const struct dw_ref *ref, size_t d)
+{
+    const struct dw_ref_feature *rf = d < ref->n_feats ? &ref->feats[d] : NULL;
+    if (!rf && ref->has_outputs && d - ref->n_feats < DW_REF_OUT__COUNT) {
+        rf = &ref->out[d - ref->n_feats];
+        rf = rf->count > 0 ? rf : NULL;
+    }
+    return rf && rf->type == DW_FEATURE_NUMERIC && rf->sample ? rf : NULL;
+}
+
+void dw_ref_writer_init(struct dw_ref_writer *w, const struct dw_ref *ref)
+{
+    *w = (struct dw_ref_writer){.ref = ref};
+    size_t tail_len = 0;
+    json_t *doc = ref_to_json(ref, SAMPLE_IN_TAIL, &tail_len);
+    w->head = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    dw_assert(w->head);
+    json_decref(doc);
+}
+
+int dw_ref_writer_fill(struct dw_ref_writer *w, struct dw_buf *out, size_t max)
+{
+    size_t start = out->len;
+    if (w->head) { /* the JSON text and its NUL first */
+        dw_buf_put(out, w->head, strlen(w->head) + 1);
+        free(w->head);
+        w->head = NULL;
+    }
+    for (; w->dist < w->ref->n_feats + DW_REF_OUT__COUNT; w->dist++, w->k = 0, w->prev = 0) {
+        const struct dw_ref_feature *rf = tail_dist(w->ref, w->dist);
+        for (; rf && w->k < rf->n_sample; w->k++) {
+            if (out->len - start >= max) {
+                return 1;
+            }
+            uint64_t key = key_of_f64(rf->sample[w->k]);
+            dw_assert(key >= w->prev);
+            dw_buf_put_uvarint(out, key - w->prev);
+            dw_buf_put_uvarint(out, dw_ref_sample_weight(rf, w->k));
+            w->prev = key;
+        }
+    }
+    return 0;
+}
+
+void dw_ref_writer_free(struct dw_ref_writer *w)
+{
+    free(w->head);
+    w->head = NULL;
+}
+
 void dw_ref_encode(const struct dw_ref *ref, struct dw_buf *out)
 {
-    dw_assert(out->len == 0); /* the offsets in the JSON text count from the tail's start */
-    json_t *doc = ref_to_json(ref, SAMPLE_IN_TAIL, out);
-    size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(17);
-    size_t len = json_dumpb(doc, NULL, 0, flags), tail_len = out->len;
-    dw_buf_extend(out, len + 1);
-    memmove(out->data + len + 1, out->data, tail_len);
-    size_t wrote = json_dumpb(doc, (char *)out->data, len, flags);
-    dw_assert(wrote == len);
-    out->data[len] = 0;
-    json_decref(doc);
+    struct dw_ref_writer w;
+    dw_ref_writer_init(&w, ref);
+    while (dw_ref_writer_fill(&w, out, SIZE_MAX)) {
+    }
+    dw_ref_writer_free(&w);
 }
 
 struct dw_ref *dw_ref_decode(const struct dw_model_cfg *m, const void *data, size_t len,
@@ -609,9 +652,9 @@ static void origin_to_json(const struct dw_ref *ref, json_t *doc)
     }
 }
 static json_t *ref_feature_to_json(const struct dw_ref_feature *rf, enum sample_form form,
-                                   struct dw_buf *tail);
+                                   size_t *tail_len);
 
-static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, struct dw_buf *tail)
+static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, size_t *tail_len)
 {
     char first[40], last[40];
     dw_time_format_rfc3339(ref->first_start_ms, first, sizeof(first));
@@ -631,7 +674,7 @@ static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, stru
     json_t *feats = json_object();
     for (size_t i = 0; i < ref->n_feats; i++) {
         const struct dw_ref_feature *rf = &ref->feats[i];
-        json_object_set_new(feats, rf->name, ref_feature_to_json(rf, form, tail));
+        json_object_set_new(feats, rf->name, ref_feature_to_json(rf, form, tail_len));
     }
     json_object_set_new(doc, "features", feats);
     origin_to_json(ref, doc);
@@ -640,7 +683,7 @@ static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, stru
         for (size_t k = 0; k < DW_REF_OUT__COUNT; k++) {
             if (ref->out[k].count > 0) {
                 json_object_set_new(outs, out_names[k],
-                                    ref_feature_to_json(&ref->out[k], form, tail));
+                                    ref_feature_to_json(&ref->out[k], form, tail_len));
             }
         }
         json_object_set_new(doc, "outputs", outs);
@@ -650,7 +693,7 @@ static json_t *ref_to_json(const struct dw_ref *ref, enum sample_form form, stru
 
 /* One distribution of a reference document: a feature's or an output's. */
 static json_t *ref_feature_to_json(const struct dw_ref_feature *rf, enum sample_form form,
-                                   struct dw_buf *tail)
+                                   size_t *tail_len)
 {
     json_t *f = json_object();
     if (rf->type == DW_FEATURE_NUMERIC) {
@@ -665,7 +708,7 @@ static json_t *ref_feature_to_json(const struct dw_ref_feature *rf, enum sample_
                             jarray_reals(rf->props, rf->props ? rf->n_edges + 1 : 0));
         if (rf->sample) {
             json_object_set_new(f, "sample",
-                                form == SAMPLE_IN_TAIL  ? sample_in_tail(rf, tail)
+                                form == SAMPLE_IN_TAIL  ? sample_in_tail(rf, tail_len)
                                 : form == SAMPLE_BASE64 ? sample_packed(rf)
                                                         : sample_arrays(rf));
         }

@@ -2884,37 +2884,59 @@ static int flush_out(struct dw_redis *r)
     return 0;
 }
 
+/* The next piece of kv's value into *piece (at most about SET_CHUNK bytes, from its data or
+ * made by its fill into chunk), *off counting what was given. @returns 1 while more remain. */
+static int next_piece(const struct dw_redis_bkv *kv, struct dw_buf *chunk, size_t *off,
+                      const char **piece, size_t *n)
+{
+    if (kv->fill) {
+        dw_buf_reset(chunk);
+        int more = kv->fill(kv->arg, chunk, SET_CHUNK);
+        *piece = (const char *)chunk->data;
+        *n = chunk->len;
+        return more;
+    }
+    *piece = (const char *)kv->data + *off;
+    *n = DW_MIN(kv->len - *off, (size_t)SET_CHUNK);
+    *off += *n;
+    return *off < kv->len;
+}
+
 /*
- * Appends SET key data (or DEL key when data is NULL) of global key `name` to a transaction. A
- * value larger than SET_CHUNK (a reference of millions of values is tens of MB) goes as SET of
- * its first chunk and APPENDs of the rest, each written out before the next is formatted:
- * hiredis formats a command into a copy of its arguments and appends that to its output buffer,
- * so one SET of the whole value held two more copies of it until the transaction's replies were
- * read (bench/RESULTS.md, "The reference's write in chunks"). Inside MULTI the key is whole when
- * EXEC applies it, as before.
+ * Appends SET key value (or DEL key when it has neither data nor fill) of global key kv->name
+ * to a transaction. A value larger than SET_CHUNK (a reference of millions of values is tens
+ * of MB) goes as SET of its first chunk and APPENDs of the rest, each written out before the
+ * next is formatted: hiredis formats a command into a copy of its arguments and appends that
+ * to its output buffer, so one SET of the whole value held two more copies of it until the
+ * transaction's replies were read (bench/RESULTS.md, "The reference's write in chunks"). A
+ * value made by fill is made chunk by chunk as it goes. Inside MULTI the key is whole when EXEC
+ * applies it, as before.
  */
-static int tx_append_set(struct dw_redis *r, int *n_cmds, const char *name, const void *data,
-                         size_t len)
+static int tx_append_set(struct dw_redis *r, int *n_cmds, const struct dw_redis_bkv *kv)
 {
     char key[DW_REDIS_KEY_MAX];
-    global_key(r, name, key, sizeof(key));
-    if (!data) {
+    global_key(r, kv->name, key, sizeof(key));
+    if (!kv->data && !kv->fill) {
         const char *argv[] = {"DEL", key};
         size_t lens[] = {3, strlen(key)};
         return tx_append(r, n_cmds, 2, argv, lens);
     }
-    const char *bytes = data;
+    struct dw_buf chunk;
+    dw_buf_init(&chunk);
     size_t off = 0;
-    do {
-        size_t n = DW_MIN(len - off, (size_t)SET_CHUNK);
-        const char *argv[] = {off == 0 ? "SET" : "APPEND", key, bytes + off};
+    int more = 1, rc = 0;
+    for (int first = 1; rc == 0 && more; first = 0) {
+        const char *piece;
+        size_t n;
+        more = next_piece(kv, &chunk, &off, &piece, &n);
+        const char *argv[] = {first ? "SET" : "APPEND", key, piece};
         size_t lens[] = {strlen(argv[0]), strlen(key), n};
-        if (tx_append(r, n_cmds, 3, argv, lens) != 0 || (len > SET_CHUNK && flush_out(r) != 0)) {
-            return -1;
-        }
-        off += n;
-    } while (off < len);
-    return 0;
+        rc = tx_append(r, n_cmds, 3, argv, lens) != 0 || ((more || !first) && flush_out(r) != 0)
+                 ? -1
+                 : 0;
+    }
+    dw_buf_free(&chunk);
+    return rc;
 }
 
 int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
@@ -2947,7 +2969,7 @@ int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
     const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
     rc |= tx_append(r, &n_cmds, 1, multi, NULL);
     for (size_t i = 0; i < n_sets && rc == 0; i++) {
-        rc |= tx_append_set(r, &n_cmds, sets[i].name, sets[i].data, sets[i].len);
+        rc |= tx_append_set(r, &n_cmds, &sets[i]);
     }
     rc |= tx_append(r, &n_cmds, 1, exec, NULL);
     int result = rc == 0 ? tx_replies(r, n_cmds, "fenced write", errstr, errstr_size)
@@ -3041,15 +3063,17 @@ int dw_redis_reference_replace(struct dw_redis *r, const char *model, const void
     json_t *v;
     json_array_foreach(names, i, v)
     {
-        rc |= tx_append_set(r, &n_cmds, json_string_value(v), NULL, 0);
+        rc |= tx_append_set(
+            r, &n_cmds,
+            &(struct dw_redis_bkv){.name = json_string_value(v), .data = NULL, .len = 0});
     }
     json_decref(names);
     dw_redis_name_baseline(model, name, sizeof(name));
-    rc |= tx_append_set(r, &n_cmds, name, NULL, 0);
+    rc |= tx_append_set(r, &n_cmds, &(struct dw_redis_bkv){.name = name, .data = NULL, .len = 0});
     dw_redis_name_ref(model, name, sizeof(name));
-    rc |= tx_append_set(r, &n_cmds, name, data, len);
+    rc |= tx_append_set(r, &n_cmds, &(struct dw_redis_bkv){.name = name, .data = data, .len = len});
     name_eval_lock(model, name, sizeof(name));
-    rc |= tx_append_set(r, &n_cmds, name, NULL, 0);
+    rc |= tx_append_set(r, &n_cmds, &(struct dw_redis_bkv){.name = name, .data = NULL, .len = 0});
     dw_redis_name_refgen(model, name, sizeof(name));
     global_key(r, name, key, sizeof(key));
     const char *incr[] = {"INCR", key};

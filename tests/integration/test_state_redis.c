@@ -433,29 +433,72 @@ static void test_reference_replace_forgets_everything(void **state)
     assert_int_equal(v, 7);
 }
 
+static unsigned char pattern_byte(size_t i)
+{
+    return (unsigned char)((i * 2654435761u) >> 13);
+}
+
+/* A value made as it is written: `len` pattern bytes, in pieces of at most max (and at most
+ * 300,007: never the adapter's own chunk size). */
+struct made {
+    size_t len, off, calls;
+};
+
+static int make_pattern(void *arg, struct dw_buf *chunk, size_t max)
+{
+    struct made *m = arg;
+    assert_int_equal(chunk->len, 0);
+    m->calls++;
+    size_t n = DW_MIN(DW_MIN(max, (size_t)300007), m->len - m->off);
+    for (size_t i = 0; i < n; i++) {
+        dw_buf_put_u8(chunk, pattern_byte(m->off + i));
+    }
+    m->off += n;
+    return m->off < m->len;
+}
+
+/* Key `name` holds exactly the first len pattern bytes. */
+static void assert_pattern(const char *name, size_t len)
+{
+    size_t got_len = 0;
+    unsigned char *got = (unsigned char *)dw_redis_get_bytes(g_r, name, &got_len);
+    assert_non_null(got);
+    assert_int_equal(got_len, len);
+    for (size_t i = 0; i < len; i++) {
+        if (got[i] != pattern_byte(i)) {
+            fail_msg("%s: byte %zu of %zu differs", name, i, len);
+        }
+    }
+    free(got);
+}
+
 /* A fenced write of a value larger than the adapter's chunk (a reference of millions of
  * values) stores it byte for byte: it is sent as SET of the first chunk and APPENDs of the rest
- * in the same transaction, so that hiredis never holds a second and third copy of all of it. */
+ * in the same transaction, so that hiredis never holds a second and third copy of all of it.
+ * A value made by a fill (the reference's writer) is stored whole from its pieces. */
 static void test_fenced_write_of_a_large_value(void **state)
 {
     (void)state;
     size_t len = (size_t)7 * 1024 * 1024 / 2 + 12345; /* 3.5 MiB and a bit: four chunks */
     unsigned char *big = dw_malloc(len);
     for (size_t i = 0; i < len; i++) {
-        big[i] = (unsigned char)((i * 2654435761u) >> 13);
+        big[i] = pattern_byte(i);
     }
     char errstr[256] = "";
     assert_int_equal(dw_redis_set_i64(g_r, "bigfence", 4), 0);
-    struct dw_redis_bkv sets[] = {{"big", big, len}, {"small", "s", 1}};
-    if (dw_redis_write_fenced(g_r, "bigfence", 4, sets, 2, errstr, sizeof(errstr)) != 0) {
+    struct made made = {.len = (size_t)5 * 1024 * 1024 / 2 + 7}, one = {.len = 10};
+    struct dw_redis_bkv sets[] = {{.name = "big", .data = big, .len = len},
+                                  {.name = "small", .data = "s", .len = 1},
+                                  {.name = "made", .fill = make_pattern, .arg = &made},
+                                  {.name = "made1", .fill = make_pattern, .arg = &one}};
+    if (dw_redis_write_fenced(g_r, "bigfence", 4, sets, 4, errstr, sizeof(errstr)) != 0) {
         fail_msg("write: %s", errstr);
     }
-    size_t got_len = 0;
-    char *got = dw_redis_get_bytes(g_r, "big", &got_len);
-    assert_non_null(got);
-    assert_int_equal(got_len, len);
-    assert_memory_equal(got, big, len);
-    free(got);
+    assert_pattern("big", len);
+    assert_pattern("made", made.len);
+    assert_int_equal(made.calls, 9); /* 300,007 bytes a call */
+    assert_pattern("made1", one.len);
+    assert_int_equal(one.calls, 1);
     char *small = dw_redis_get_str(g_r, "small");
     assert_string_equal(small, "s");
     free(small);

@@ -1858,13 +1858,47 @@ static void assert_decodes_same(const struct dw_config *cfg, struct dw_agg *w, c
  * dw_ref_decode; a tail that does not hold what the document announces is refused, naming the
  * feature, whatever the offset and count (no read beyond the tail, no size overflow).
  */
+/* dw_ref_writer_fill() in pieces of at most max bytes (the JSON text whole, then a pair may
+ * pass max by its 20 bytes at most) gives dw_ref_encode()'s bytes, and says 1 until its last. */
+static void assert_writer_pieces(const struct dw_ref *ref, const struct dw_buf *whole, size_t max)
+{
+    struct dw_ref_writer w;
+    dw_ref_writer_init(&w, ref);
+    struct dw_buf got, piece;
+    dw_buf_init(&got);
+    dw_buf_init(&piece);
+    size_t head = strlen((const char *)whole->data) + 1, pieces = 0;
+    int more = 1;
+    while (more) {
+        dw_buf_reset(&piece);
+        more = dw_ref_writer_fill(&w, &piece, max);
+        size_t limit = (pieces++ == 0 ? head : 0) + max + 20;
+        if (piece.len > limit || (more && piece.len == 0)) {
+            fail_msg("piece %zu of at most %zu bytes: %zu (more: %d)", pieces, max, piece.len,
+                     more);
+        }
+        dw_buf_put(&got, piece.data, piece.len);
+    }
+    assert_int_equal(got.len, whole->len);
+    assert_memory_equal(got.data, whole->data, whole->len);
+    if (whole->len > head + 2 * max + 40) {
+        assert_true(pieces > 2);
+    }
+    dw_ref_writer_free(&w);
+    dw_buf_free(&piece);
+    dw_buf_free(&got);
+}
+
 /* ref's Redis form (dw_ref_encode, into blob: free it) read back for g_model; a reference that
- * does not decode fails the test. */
+ * does not decode fails the test. The writer's pieces make the same bytes. */
 static struct dw_ref *encode_decode(const struct dw_ref *ref, struct dw_buf *blob)
 {
     char err[256] = "";
     dw_buf_init(blob);
     dw_ref_encode(ref, blob);
+    for (size_t max = 1; max < 100000; max *= 17) {
+        assert_writer_pieces(ref, blob, max);
+    }
     struct dw_ref *back = dw_ref_decode(&g_model, blob->data, blob->len, err, sizeof(err));
     if (!back) {
         fail_msg("decode: %s", err);
@@ -2405,12 +2439,7 @@ static void test_prediction_drift(void **state)
 
     /* the Redis form keeps the outputs */
     struct dw_buf b;
-    dw_buf_init(&b);
-    dw_ref_encode(ref, &b);
-    struct dw_ref *back = dw_ref_decode(&g_model, b.data, b.len, err, sizeof(err));
-    if (!back) {
-        fail_msg("decode: %s", err);
-    }
+    struct dw_ref *back = encode_decode(ref, &b);
     assert_true(back->has_outputs);
     assert_int_equal(back->out[DW_REF_OUT_SCORE].n_sample, 100);
     assert_int_equal(back->out[DW_REF_OUT_PRED].n_cats, 2);

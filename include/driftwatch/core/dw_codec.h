@@ -37,6 +37,8 @@ void dw_buf_put_u64(struct dw_buf *b, uint64_t v);
 void dw_buf_put_i64(struct dw_buf *b, int64_t v);
 /** @brief Appends v as unsigned LEB128: 7 bits a byte, low first, 1 to 10 bytes. */
 void dw_buf_put_uvarint(struct dw_buf *b, uint64_t v);
+/** @brief The bytes dw_buf_put_uvarint() writes for v. */
+size_t dw_uvarint_size(uint64_t v);
 void dw_buf_put_f64(struct dw_buf *b, double v);
 /** @brief Stores n doubles at dst as dw_buf_put_f64() would, 8 bytes each (one copy on a
  *         little-endian host: sketches store thousands of values at every checkpoint). */

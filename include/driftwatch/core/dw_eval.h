@@ -140,10 +140,34 @@ json_t *dw_ref_to_json_packed(const struct dw_ref *ref);
  *        fraction of the packed JSON's time and size (2^20 values per feature of weight 1 are
  *        9 MiB instead of 21 MiB of base64 in a document built, printed and copied several
  *        times). The tail's earlier form, "f64le-u64le-tail" (u64 weights), is still read.
- *        `out` must be empty: the samples are written into it first, the JSON text is put
- *        before them once their offsets are known (one buffer of the reference's size).
+ *        Appended to out (dw_ref_writer_fill() with no limit).
  */
 void dw_ref_encode(const struct dw_ref *ref, struct dw_buf *out);
+
+/**
+ * @brief dw_ref_encode()'s bytes in pieces, made as they are written: a reference of 10^6
+ *        values is ~11 MB in its Redis form, and a buffer of all of it beside the reference
+ *        made the 1M bench's peak (bench/RESULTS.md, "The reference written as it is
+ *        encoded"). The JSON text is made first (the samples' offsets come from their sizes),
+ *        then each fill appends the samples' bytes.
+ */
+struct dw_ref_writer {
+    const struct dw_ref *ref; /* must outlive the writer, unchanged */
+    char *head;               /* the JSON text, until written */
+    size_t dist, k;           /* the next value: tail distribution, index in its sample */
+    uint64_t prev;            /* the key before it */
+};
+
+void dw_ref_writer_init(struct dw_ref_writer *w, const struct dw_ref *ref);
+
+/**
+ * @brief Appends the next bytes to out: at most about max of them (the JSON text goes whole, a
+ *        value's pair is not split).
+ * @returns 1 while bytes remain to be written, 0 once the last were appended.
+ */
+int dw_ref_writer_fill(struct dw_ref_writer *w, struct dw_buf *out, size_t max);
+
+void dw_ref_writer_free(struct dw_ref_writer *w);
 
 /**
  * @brief Reads what dw_ref_encode() wrote, or a JSON document alone (the packed form older

@@ -304,11 +304,20 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const char *mode
                          const struct dw_redis_kv *fields, size_t n_fields, char *errstr,
                          size_t errstr_size);
 
-/** @brief A global key and its binary value (data NULL deletes the key). */
+struct dw_buf;
+
+/**
+ * @brief A global key and its binary value: data (NULL deletes the key), or, when fill is set,
+ *        the bytes fill(arg, chunk, max) appends to chunk (emptied before each call; about max
+ *        of them), returning 1 while more remain and 0 with the last: a value of many MB made
+ *        as it is written (dw_ref_writer_fill()), never whole in memory.
+ */
 struct dw_redis_bkv {
     const char *name;
     const void *data;
     size_t len;
+    int (*fill)(void *arg, struct dw_buf *chunk, size_t max);
+    void *arg;
 };
 
 /**
