@@ -616,6 +616,25 @@ static void note_error(struct dw_redis *r, const redisReply *rep)
 }
 
 /* Sends cmd (after ASKING when asking) and reads its reply into *v. 0, or -1 when c failed. */
+/*
+ * hiredis keeps its reader's buffer, as large as the largest reply read, until the next reply
+ * arrives (redisReaderFeed() frees it then): after a window's aggregate or the reference (MBs)
+ * it stayed through all the evaluation did next, at the 1M bench's peak. Once nothing is left
+ * in it, a buffer above READER_KEEP goes now, as hiredis itself would let it go.
+ */
+#define READER_KEEP (64 * 1024)
+
+static void reader_release(redisContext *c)
+{
+    redisReader *rd = c->reader;
+    if (rd && rd->pos == rd->len && sdsalloc(rd->buf) > READER_KEEP) {
+        sdsfree(rd->buf);
+        rd->buf = sdsempty();
+        dw_assert(rd->buf); /* as hiredis: a smaller one was just freed */
+        rd->pos = rd->len = 0;
+    }
+}
+
 static int exchange(redisContext *c, int asking, const char *cmd, size_t len, void **v)
 {
     if ((asking && redisAppendCommand(c, "ASKING") != REDIS_OK) ||
@@ -629,7 +648,11 @@ static int exchange(redisContext *c, int asking, const char *cmd, size_t len, vo
         freeReplyObject(*v);
         *v = NULL;
     }
-    return redisGetReply(c, v) == REDIS_OK ? 0 : -1;
+    if (redisGetReply(c, v) != REDIS_OK) {
+        return -1;
+    }
+    reader_release(c);
+    return 0;
 }
 
 /*

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
+#include <malloc.h>
 
 #include "dw_test_redis.h"
 
@@ -511,6 +512,34 @@ static void test_fenced_write_of_a_large_value(void **state)
     free(big);
 }
 
+/* The heap's bytes in use (glibc: the arenas' and the mapped blocks'). */
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+/* Reading a value of MBs leaves no buffer of its size behind: hiredis kept its reader's until
+ * the next reply came, through all the evaluation did after reading an aggregate. */
+static void test_large_reply_buffer_released(void **state)
+{
+    (void)state;
+    size_t len = (size_t)3 * 1024 * 1024;
+    struct made made = {.len = len};
+    struct dw_redis_bkv set = {.name = "bigread", .fill = make_pattern, .arg = &made};
+    char errstr[256] = "";
+    assert_int_equal(dw_redis_write_fenced(g_r, "readfence", 0, &set, 1, errstr, sizeof(errstr)),
+                     0);
+    size_t before = heap_in_use();
+    assert_pattern("bigread", len);
+    size_t after = heap_in_use();
+    if (after > before + 256 * 1024) {
+        fail_msg("%zu bytes more in use after reading %zu", after - before, len);
+    }
+    /* and the connection reads on */
+    assert_pattern("bigread", len);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_check_and_drop),
         cmocka_unit_test(test_reference_replace_forgets_everything),
         cmocka_unit_test(test_fenced_write_of_a_large_value),
+        cmocka_unit_test(test_large_reply_buffer_released),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }
