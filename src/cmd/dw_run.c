@@ -180,7 +180,8 @@ struct runner {
     int assigned;        /* an assignment was received */
     int paused;          /* consumption paused because Redis is unavailable */
     uint64_t since_trim; /* messages consumed since the last malloc_trim() (RUN_TRIM_AFTER) */
-    int stop_unsaved;    /* the last checkpoint tried while stopping failed */
+    int64_t evaluated_since_trim; /* windows evaluated since then */
+    int stop_unsaved;             /* the last checkpoint tried while stopping failed */
     int64_t next_ckpt, next_eval;
     uint64_t evicted_unlogged; /* join records evicted since the last log line about it */
     int64_t evict_logged_ms;   /* monotonic time of that line */
@@ -2532,6 +2533,7 @@ static int evaluate_cursor(struct runner *rn, size_t mi, int final, int64_t dead
         }
         dw_evaluator_advance(&walk, &rn->cfg, n);
         (*walked)++;
+        rn->evaluated_since_trim++;
         if (dw_mono_ms() >= deadline) {
             return 1;
         }
@@ -3189,18 +3191,22 @@ static double loop_phase(struct runner *rn, enum run_phase phase, double since)
 }
 
 /*
- * After a burst (RUN_TRIM_AFTER messages), the first poll without a message or the next
- * evaluation (whichever comes first) hands back the free pages of every arena, holes included,
- * which the trim threshold cannot: librdkafka's threads free the fetch buffers of a catch-up out
- * of order, and their arena kept up to ~30 MiB of them through the close evaluations that
- * follow, the catch-up's peak (bench/RESULTS.md, "Memory: the sixteenth session"). A few
- * milliseconds, at most once per RUN_TRIM_AFTER messages.
+ * After a burst (RUN_TRIM_AFTER messages) or a window's evaluation, the first poll without a
+ * message or the next evaluation tick (whichever comes first) hands back the free pages of
+ * every arena, holes included, which the trim threshold cannot: librdkafka's threads free the
+ * fetch buffers of a catch-up out of order, and their arena kept up to ~30 MiB of them through
+ * the close evaluations that follow (bench/RESULTS.md, "Memory: the sixteenth session"); an
+ * evaluation frees the windows' merged aggregates and the partitions their closed windows'
+ * sketches, and the main heap kept ~58 MB of such holes resident once caught up ("Memory: the
+ * seventeenth session"). A few milliseconds, at most once per evaluation tick or per
+ * RUN_TRIM_AFTER messages.
  */
 static void trim_after_burst(struct runner *rn)
 {
-    if (rn->since_trim >= RUN_TRIM_AFTER) {
+    if (rn->since_trim >= RUN_TRIM_AFTER || rn->evaluated_since_trim > 0) {
         malloc_trim(0);
         rn->since_trim = 0;
+        rn->evaluated_since_trim = 0;
     }
 }
 
