@@ -147,9 +147,9 @@ void dw_ref_encode(const struct dw_ref *ref, struct dw_buf *out);
 /**
  * @brief dw_ref_encode()'s bytes in pieces, made as they are written: a reference of 10^6
  *        values is ~11 MB in its Redis form, and a buffer of all of it beside the reference
- *        made the 1M bench's peak (bench/RESULTS.md, "The reference written as it is
- *        encoded"). The JSON text is made first (the samples' offsets come from their sizes),
- *        then each fill appends the samples' bytes.
+ *        made the 1M bench's peak (bench/RESULTS.md, "Memory: the seventeenth session").
+ *        The JSON text is made first (the samples' offsets come from their sizes), then each
+ *        fill appends the samples' bytes.
  */
 struct dw_ref_writer {
     const struct dw_ref *ref; /* must outlive the writer, unchanged */
