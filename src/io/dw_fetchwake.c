@@ -49,6 +49,7 @@ struct dw_fetchwake {
     pthread_cond_t cond;
     int requested, stop; /* under lock */
     unsigned long sent;  /* under lock */
+    unsigned long taken; /* under lock: wakes taken up, sent or not */
     struct dw_metric *ok, *failed;
 };
 
@@ -63,12 +64,14 @@ static size_t conf_threshold(rd_kafka_t *rk)
     return (size_t)strtoull(buf, NULL, 10);
 }
 
-/* One wake: a ListOffsets request for the latest offsets of the assignment. */
-static void wake(struct dw_fetchwake *fw)
+/* One wake: a ListOffsets request for the latest offsets of the assignment. @returns 1 when it
+ * was sent (or failed), 0 when no partition is assigned: nothing to wake, nothing counted. */
+static int wake(struct dw_fetchwake *fw)
 {
     rd_kafka_topic_partition_list_t *parts = NULL;
     rd_kafka_resp_err_t err = rd_kafka_assignment(fw->rk, &parts);
-    if (!err && parts->cnt > 0) {
+    int none = !err && parts->cnt == 0;
+    if (!err && !none) {
         for (int i = 0; i < parts->cnt; i++) {
             parts->elems[i].offset = RD_KAFKA_OFFSET_END; /* "latest": no index lookup */
         }
@@ -77,12 +80,16 @@ static void wake(struct dw_fetchwake *fw)
     if (parts) {
         rd_kafka_topic_partition_list_destroy(parts);
     }
+    if (none) {
+        return 0;
+    }
     dw_metric_inc(err ? fw->failed : fw->ok);
     if (err) {
         dw_log_limited("kafka_fetch_wake", 1, DW_LOG_WARN,
                        "waking the fetchers failed; they fetch again within librdkafka's second",
                        "{s:s}", "error", rd_kafka_err2str(err));
     }
+    return 1;
 }
 
 static void *fetchwake_main(void *arg)
@@ -96,9 +103,10 @@ static void *fetchwake_main(void *arg)
         }
         fw->requested = 0;
         pthread_mutex_unlock(&fw->lock);
-        wake(fw);
+        int sent = wake(fw);
         pthread_mutex_lock(&fw->lock);
-        fw->sent++;
+        fw->sent += (unsigned long)sent;
+        fw->taken++;
     }
     pthread_mutex_unlock(&fw->lock);
     return NULL;
@@ -152,6 +160,14 @@ unsigned long dw_fetchwake_sent(struct dw_fetchwake *fw)
 {
     pthread_mutex_lock(&fw->lock);
     unsigned long n = fw->sent;
+    pthread_mutex_unlock(&fw->lock);
+    return n;
+}
+
+unsigned long dw_fetchwake_taken(struct dw_fetchwake *fw)
+{
+    pthread_mutex_lock(&fw->lock);
+    unsigned long n = fw->taken;
     pthread_mutex_unlock(&fw->lock);
     return n;
 }

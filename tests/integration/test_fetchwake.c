@@ -89,8 +89,9 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A consumer of the topic's partition 0 from its start, with a 1,000-message prefetch. */
-static rd_kafka_t *consumer_new(struct fixture *f)
+/* A consumer of the topic's partition 0 from its start (none assigned: assign 0), with a
+ * 1,000-message prefetch. */
+static rd_kafka_t *consumer_of(struct fixture *f, int assign)
 {
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -104,9 +105,14 @@ static rd_kafka_t *consumer_new(struct fixture *f)
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(parts, TOPIC, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    assert_int_equal(rd_kafka_assign(rk, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_assign(rk, assign ? parts : NULL), RD_KAFKA_RESP_ERR_NO_ERROR);
     rd_kafka_topic_partition_list_destroy(parts);
     return rk;
+}
+
+static rd_kafka_t *consumer_new(struct fixture *f)
+{
+    return consumer_of(f, 1);
 }
 
 static void work(void)
@@ -187,11 +193,32 @@ static void test_waker_keeps_the_fetch_going(void **state)
     rd_kafka_destroy(rk);
 }
 
+/* A wake asked for while no partition is assigned sends nothing, and is not counted as sent
+ * (driftwatch_kafka_fetch_wakes_total{result="ok"} counted it). */
+static void test_no_wake_without_partitions(void **state)
+{
+    rd_kafka_t *rk = consumer_of(*state, 0);
+    char errstr[256];
+    struct dw_fetchwake *fw = dw_fetchwake_start(rk, errstr, sizeof(errstr));
+    assert_non_null(fw);
+    dw_fetchwake_check(fw, dw_fetchwake_threshold(fw)); /* full, */
+    dw_fetchwake_check(fw, 0);                          /* then fallen: a wake is asked for */
+    for (int i = 0; i < 500 && dw_fetchwake_taken(fw) == 0; i++) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(dw_fetchwake_taken(fw), 1);
+    assert_int_equal(dw_fetchwake_sent(fw), 0);
+    dw_fetchwake_stop(fw);
+    rd_kafka_destroy(rk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_without_waker_the_fetch_stalls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waker_keeps_the_fetch_going, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_wake_without_partitions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,8 +29,12 @@ void dw_fetchwake_check(struct dw_fetchwake *fw, size_t queued);
 /** @returns the queue length below which the fetchers are woken (queued.min.messages). */
 size_t dw_fetchwake_threshold(const struct dw_fetchwake *fw);
 
-/** @returns how many wakes were sent so far (each one a request to every leader). */
+/** @returns how many wakes were sent so far (each one a request to every leader; a wake asked
+ *           for while no partition is assigned sends nothing and is not counted). */
 unsigned long dw_fetchwake_sent(struct dw_fetchwake *fw);
+
+/** @returns how many wakes the thread has taken up so far, sent or not. */
+unsigned long dw_fetchwake_taken(struct dw_fetchwake *fw);
 
 /**
  * @brief Stops the thread (waits for a wake in flight: at most its request timeout) and frees
