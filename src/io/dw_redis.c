@@ -615,7 +615,6 @@ static void note_error(struct dw_redis *r, const redisReply *rep)
     }
 }
 
-/* Sends cmd (after ASKING when asking) and reads its reply into *v. 0, or -1 when c failed. */
 /*
  * hiredis keeps its reader's buffer, as large as the largest reply read, until the next reply
  * arrives (redisReaderFeed() frees it then): after a window's aggregate or the reference (MBs)
@@ -635,6 +634,7 @@ static void reader_release(redisContext *c)
     }
 }
 
+/* Sends cmd (after ASKING when asking) and reads its reply into *v. 0, or -1 when c failed. */
 static int exchange(redisContext *c, int asking, const char *cmd, size_t len, void **v)
 {
     if ((asking && redisAppendCommand(c, "ASKING") != REDIS_OK) ||
@@ -2915,7 +2915,7 @@ static int next_piece(const struct dw_redis_bkv *kv, struct dw_buf *chunk, size_
     if (kv->fill) {
         dw_buf_reset(chunk);
         int more = kv->fill(kv->arg, chunk, SET_CHUNK);
-        *piece = (const char *)chunk->data;
+        *piece = chunk->data ? (const char *)chunk->data : ""; /* nothing appended yet */
         *n = chunk->len;
         return more;
     }
