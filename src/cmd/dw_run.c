@@ -681,7 +681,8 @@ static int checkpoint_result(struct runner *rn, const struct dw_redis_ckpt *it)
 }
 
 /* @returns 0 when every owned partition was written, -1 otherwise. */
-static int checkpoint_all(struct runner *rn)
+/* Checkpoints every owned partition; release: they are being let go (revoked, stopping). */
+static int checkpoint_all(struct runner *rn, int release)
 {
     int64_t t0 = dw_mono_ms();
     if (settle_dead_letters(rn) != 0) {
@@ -702,8 +703,10 @@ static int checkpoint_all(struct runner *rn)
         uint64_t evicted = part->ctr.evicted;
         dw_part_maintain(part, per_part);
         note_evictions(rn, part->ctr.evicted - evicted, per_part);
-        items[n++] = (struct dw_redis_ckpt){
-            .part = part, .eof_ms = rn->eof_ms[p], .label_eof_ms = rn->label_eof_ms[p]};
+        items[n++] = (struct dw_redis_ckpt){.part = part,
+                                            .eof_ms = rn->eof_ms[p],
+                                            .label_eof_ms = rn->label_eof_ms[p],
+                                            .release = release};
     }
     dw_redis_checkpoint_many(rn->redis, items, n, rn->owner);
     int rc = 0;
@@ -1293,7 +1296,7 @@ static void on_revoke(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partitio
      * next owner (the Redis state and offsets stay consistent), and SIGTERM must not wait for
      * a broker that is gone. */
     int attempts = run_stop ? 1 : RUN_REVOKE_ATTEMPTS, attempt = 0;
-    for (; attempt < attempts && checkpoint_all(rn) != 0; attempt++) {
+    for (; attempt < attempts && checkpoint_all(rn, 1) != 0; attempt++) {
         sleep(1);
     }
     if (run_stop) {
@@ -3245,7 +3248,7 @@ static void runner_loop(struct runner *rn)
         int64_t now = dw_mono_ms();
         if (now >= rn->next_ckpt) {
             t = loop_phase(rn, PH_OTHER, t);
-            int ok = checkpoint_all(rn) == 0;
+            int ok = checkpoint_all(rn, 0) == 0;
             set_paused(rn, !ok);
             rn->next_ckpt = now + rn->cfg.checkpoint_interval_ms;
             t = loop_phase(rn, PH_CHECKPOINT, t);
@@ -3282,7 +3285,7 @@ static int runner_stop(struct runner *rn)
     dw_fetchwake_stop(rn->fetchwake);
     if (rn->consumer) {
         if (rn->parts) {
-            rn->stop_unsaved = checkpoint_all(rn) != 0;
+            rn->stop_unsaved = checkpoint_all(rn, 1) != 0;
         }
         /* revokes: checkpoints again, frees state */
         if (dw_kafka_consumer_close(rn->consumer, RUN_CLOSE_MS) != 0) {

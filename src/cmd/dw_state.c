@@ -16,7 +16,9 @@
  * - drop deletes every key of one partition ({dw:G:T:P}:*), so that its next owner rebuilds it
  *   from Kafka. Deleting state is not undoable, so it lists what it would delete unless --yes
  *   is given, and refuses a partition that a consumer checkpointed within the last minute and
- *   did not quarantine (its owner would find its state gone) unless --force is given.
+ *   did not quarantine (its owner would find its state gone) unless --force is given; a
+ *   partition whose last checkpoint let it go (revoked, or its consumer stopping: released_ms)
+ *   has no owner to protect.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -180,8 +182,9 @@ static int state_drop(struct dw_redis *r, const struct dw_config *cfg, int p, in
         return 1;
     }
     int64_t age = dw_now_ms() - owner.updated_ms;
-    if (owner.owner[0] && !owner.quarantined[0] && owner.updated_ms > 0 && age < STATE_LIVE_MS &&
-        !force) {
+    int released = owner.released_ms > 0 && owner.released_ms == owner.updated_ms;
+    if (owner.owner[0] && !owner.quarantined[0] && !released && owner.updated_ms > 0 &&
+        age < STATE_LIVE_MS && !force) {
         fprintf(stderr,
                 "state drop: partition %d is live: %s checkpointed it %.1f s ago and did not "
                 "quarantine it; deleting its state under it loses what it counted. Stop the "

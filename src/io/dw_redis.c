@@ -1223,8 +1223,9 @@ int dw_redis_claim(struct dw_redis *r, int32_t partition, const char *owner, cha
 {
     char key[DW_REDIS_KEY_MAX];
     key_meta(r, partition, key, sizeof(key));
-    /* eof_ms 0: the new owner has not reached the end of the log yet (not idle). */
-    redisReply *rep = cmdf(r, "HSET %s owner %s eof_ms 0 label_eof_ms 0", key, owner);
+    /* eof_ms 0: the new owner has not reached the end of the log yet (not idle); released_ms
+     * 0: it holds the partition now (`state drop` refuses it until it lets it go). */
+    redisReply *rep = cmdf(r, "HSET %s owner %s eof_ms 0 label_eof_ms 0 released_ms 0", key, owner);
     int ok = reply_ok(rep);
     if (!ok) {
         dw_err(errstr, errstr_size, "redis HSET %s: %s", key, rep ? rep->str : "connection lost");
@@ -2007,8 +2008,8 @@ int dw_redis_part_owner(struct dw_redis *r, int32_t partition, struct dw_part_ow
     char key[DW_REDIS_KEY_MAX];
     key_meta(r, partition, key, sizeof(key));
     memset(out, 0, sizeof(*out));
-    redisReply *rep = cmdf(r, "HMGET %s owner updated_ms quarantined", key);
-    if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
+    redisReply *rep = cmdf(r, "HMGET %s owner updated_ms quarantined released_ms", key);
+    if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 4) {
         int wrongtype = rep && rep->type == REDIS_REPLY_ERROR;
         freeReplyObject(rep);
         return wrongtype ? 0 : -1; /* a meta of the wrong type has no owner to protect */
@@ -2023,6 +2024,10 @@ int dw_redis_part_owner(struct dw_redis *r, int32_t partition, struct dw_part_ow
     }
     if (e[2]->type == REDIS_REPLY_STRING) {
         snprintf(out->quarantined, sizeof(out->quarantined), "%s", e[2]->str);
+    }
+    if (e[3]->type != REDIS_REPLY_STRING ||
+        num_parse(e[3]->str, e[3]->len, NUM_CLOCK, &out->released_ms) != 0) {
+        out->released_ms = 0;
     }
     freeReplyObject(rep);
     return 0;
@@ -2328,8 +2333,9 @@ static int ck_send_joined(struct dw_redis *r, struct dw_part *p, struct ckpt *ck
 }
 
 static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck, const char *owner,
-                        int64_t eof_ms, int64_t label_eof_ms)
+                        const struct dw_redis_ckpt *it)
 {
+    int64_t eof_ms = it->eof_ms, label_eof_ms = it->label_eof_ms, now = dw_now_ms();
     char key[DW_REDIS_KEY_MAX];
     key_meta(r, p->partition, key, sizeof(key));
     argv_pushs(&ck->a, "HSET");
@@ -2347,7 +2353,10 @@ static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck, 
     PUT_I64("replay_upto_ms", p->replay_upto_ms);
     PUT_I64("eof_ms", eof_ms);
     PUT_I64("label_eof_ms", label_eof_ms);
-    PUT_I64("updated_ms", dw_now_ms());
+    PUT_I64("updated_ms", now);
+    if (it->release) {
+        PUT_I64("released_ms", now);
+    }
     PUT_I64("ckpt_seq", p->ckpt_seq + 1);
 #define PUT_CTR(name) PUT_I64(#name, p->ctr.name);
     META_COUNTERS(PUT_CTR)
@@ -2561,7 +2570,7 @@ static int ck_append(struct dw_redis *r, struct dw_redis_ckpt *it, const char *o
     argv_pushs(&ck->a, "MULTI");
     if (rc == 0 && ck_send(r, ck) == 0 && ck_send_windows(r, p, ck, refs) == 0 &&
         ck_send_join(r, p, ck) == 0 && ck_send_joined(r, p, ck) == 0 &&
-        ck_send_meta(r, p, ck, owner, it->eof_ms, it->label_eof_ms) == 0) {
+        ck_send_meta(r, p, ck, owner, it) == 0) {
         argv_pushs(&ck->a, "EXEC");
         rc = ck_send(r, ck);
     } else {

@@ -158,7 +158,7 @@ def main():
     left = env.redis("KEYS", "{dw:dwtest:predictions:1}:*").split()
     tomb = env.redis("HKEYS", "{dw:dwtest:predictions:1}:meta").split()
     ok &= h.report(left in ([], ["{dw:dwtest:predictions:1}:meta"]) and
-                   set(tomb) <= {"dropped_ms", "owner", "eof_ms", "label_eof_ms"},
+                   set(tomb) <= {"dropped_ms", "owner", "eof_ms", "label_eof_ms", "released_ms"},
                    "partition 1 has no state left, only the drop's tombstone", f"{left} {tomb}")
     ok &= h.report(h.eventually(lambda: env.metric("driftwatch_partitions_quarantined") == 2, 30),
                    "re-check without restart: 2 partitions left")

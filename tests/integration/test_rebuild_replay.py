@@ -34,11 +34,16 @@ def main():
     ok = h.report(not h.wait_exact(env, truth, 90), "first pass exact")
     ok &= h.report(h.eventually(lambda: reported(env, closed), 60),
                    f"the {len(closed)} windows before the last closed and merged before the drop")
+    r = env.state_cmd("drop", "--partition", "0", "--yes")
+    ok &= h.report(r.returncode == 1 and "is live" in r.stderr and
+                   env.redis("EXISTS", "{dw:dwtest:predictions:0}:meta") == "1",
+                   "state drop refuses a partition its consumer holds", r.stderr.strip()[:200])
     ok &= h.report(h.finish_consumer(proc), "first pass stopped cleanly")
 
-    # --force: the consumer that checkpointed it a moment ago has stopped (finish_consumer)
-    r = env.state_cmd("drop", "--partition", "0", "--yes", "--force")
-    ok &= h.report(r.returncode == 0, "state drop --partition 0 --yes", r.stderr.strip())
+    # no --force: the consumer that checkpointed it a moment ago let it go when it stopped
+    r = env.state_cmd("drop", "--partition", "0", "--yes")
+    ok &= h.report(r.returncode == 0, "state drop --partition 0 --yes after a clean stop",
+                   r.stderr.strip())
     env.broker_rtt(1, 100)
     proc = env.start_run()
     diffs = h.wait_exact(env, truth, 90)

@@ -121,6 +121,7 @@ long dw_redis_drop_part(struct dw_redis *r, int32_t partition, int dry_run, char
 struct dw_part_owner {
     char owner[128];       /* "" when none */
     int64_t updated_ms;    /* wall clock of its last checkpoint, 0 when unknown */
+    int64_t released_ms;   /* = updated_ms when that checkpoint let it go, else older or 0 */
     char quarantined[256]; /* the quarantine reason, "" when not quarantined */
 };
 
@@ -154,6 +155,9 @@ int dw_redis_checkpoint(struct dw_redis *r, struct dw_part *p, const char *owner
 struct dw_redis_ckpt {
     struct dw_part *part;         /* in */
     int64_t eof_ms, label_eof_ms; /* in: as dw_redis_checkpoint()'s */
+    int release;                  /* in: its owner lets it go (revoked, stopping): the meta's
+                                   * released_ms = updated_ms, and `state drop` takes it
+                                   * without --force */
     int result;                   /* out: dw_redis_checkpoint()'s result */
     size_t bytes;                 /* out: payload bytes written */
     char err[512];                /* out: why, when result is not 0 */
