@@ -680,8 +680,8 @@ static int checkpoint_result(struct runner *rn, const struct dw_redis_ckpt *it)
     return 0;
 }
 
-/* @returns 0 when every owned partition was written, -1 otherwise. */
-/* Checkpoints every owned partition; release: they are being let go (revoked, stopping). */
+/* Checkpoints every owned partition; release: they are being let go (revoked, stopping).
+ * @returns 0 when every one was written, -1 otherwise. */
 static int checkpoint_all(struct runner *rn, int release)
 {
     int64_t t0 = dw_mono_ms();

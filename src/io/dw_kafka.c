@@ -18,7 +18,8 @@
  *
  * Why a bounded close: rd_kafka_consumer_close() waits, without a bound, for what the group
  * still has in flight (an offset commit to a coordinator that is gone or stalled): a consumer
- * stopped after its broker waited until SIGKILL (tests/integration/test_stop_without_broker.py).
+ * stopped after its broker waited until SIGKILL (tests/integration/test_broker_faults.py,
+ * shutdown_coordinator_stalled).
  * dw_kafka_consumer_close() closes through a queue of its own, serving the rebalance callback
  * there, and gives up at its bound; it then leaves the handle to the process's exit, since
  * rd_kafka_destroy() waits for the same thing (with or without

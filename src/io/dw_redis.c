@@ -2335,7 +2335,7 @@ static int ck_send_joined(struct dw_redis *r, struct dw_part *p, struct ckpt *ck
 static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck, const char *owner,
                         const struct dw_redis_ckpt *it)
 {
-    int64_t eof_ms = it->eof_ms, label_eof_ms = it->label_eof_ms, now = dw_now_ms();
+    int64_t now = dw_now_ms();
     char key[DW_REDIS_KEY_MAX];
     key_meta(r, p->partition, key, sizeof(key));
     argv_pushs(&ck->a, "HSET");
@@ -2351,8 +2351,8 @@ static int ck_send_meta(struct dw_redis *r, struct dw_part *p, struct ckpt *ck, 
     PUT_I64("min_ts", p->min_ts);
     PUT_I64("max_label_ts", p->max_label_ts);
     PUT_I64("replay_upto_ms", p->replay_upto_ms);
-    PUT_I64("eof_ms", eof_ms);
-    PUT_I64("label_eof_ms", label_eof_ms);
+    PUT_I64("eof_ms", it->eof_ms);
+    PUT_I64("label_eof_ms", it->label_eof_ms);
     PUT_I64("updated_ms", now);
     if (it->release) {
         PUT_I64("released_ms", now);

@@ -631,14 +631,19 @@ def finish_consumer(proc):
     return proc.wait(30) == 0
 
 
-def finish(env, proc, ok):
-    """Stops the consumer (finish_consumer), prints its log's tail when something failed,
-    stops every service; returns the exit code."""
-    ok &= report(finish_consumer(proc), "consumer stopped cleanly")
+def close(env, ok):
+    """Prints the consumer's log's tail when something failed, stops every service; returns the
+    exit code."""
     if not ok:
         print(env.log()[-4000:])
     env.close()
     return 0 if ok else 1
+
+
+def finish(env, proc, ok):
+    """Stops the consumer (finish_consumer), then close()."""
+    ok &= report(finish_consumer(proc), "consumer stopped cleanly")
+    return close(env, ok)
 
 
 def report(ok, name, detail=""):

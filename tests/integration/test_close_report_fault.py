@@ -60,10 +60,7 @@ def main():
                        f"{final.get('drift')}")
     finally:
         ok &= h.report(h.finish_consumer(run), "consumer stopped cleanly")
-    if not ok:
-        print(env.log()[-3000:])
-    env.close()
-    return 0 if ok else 1
+    return h.close(env, ok)
 
 
 if __name__ == "__main__":

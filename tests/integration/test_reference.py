@@ -320,10 +320,7 @@ def main():
         ok &= check_replay(env)
     finally:
         ok &= h.finish_consumer(run)
-    if not ok:
-        print(env.log()[-3000:])
-    env.close()
-    return 0 if ok else 1
+    return h.close(env, ok)
 
 
 if __name__ == "__main__":

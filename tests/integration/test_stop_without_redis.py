@@ -26,10 +26,7 @@ def main():
     said = [l for l in lines if l["msg"] == "stopped without its final checkpoint"]
     ok &= h.report(said and said[0]["level"] == "error", "logged as an error",
                    f"{said[:1]}")
-    if not ok:
-        print(env.log()[-4000:])
-    env.close()
-    return 0 if ok else 1
+    return h.close(env, ok)
 
 
 if __name__ == "__main__":
