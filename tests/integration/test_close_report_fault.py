@@ -50,8 +50,8 @@ def main():
         failures = env.metric("driftwatch_window_evaluation_failures_total") or 0
         ok &= h.report(failures > 0, "counted in driftwatch_window_evaluation_failures_total",
                        f"{failures}")
-        env.redis("DEL", key)
-        env.redis("SET", key, close)
+        env.redis("SET", key, close)  # one command: SET replaces the hash (a DEL first left
+        # a moment where the final evaluation found the report gone, and gave up its drift)
         h.wait_for(lambda: cursor() > T0 + W, 60, "window 1's final evaluation")
         final = json.loads(env.redis("GET", key))
         ok &= h.report(final["final"] and final["features"] is not None and
