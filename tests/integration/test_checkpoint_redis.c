@@ -23,6 +23,7 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "../unit/dw_test_agg.h"
 #include "dw_test_redis.h"
 
 #include "driftwatch/core/dw_common.h"
@@ -102,15 +103,7 @@ static void assert_same_window(struct dw_part *a, struct dw_part *b, int64_t sta
     struct dw_agg *wb = dw_part_window(b, &g_models[0], start);
     assert_non_null(wa);
     assert_non_null(wb);
-    struct dw_buf ba, bb;
-    dw_buf_init(&ba);
-    dw_buf_init(&bb);
-    dw_agg_encode(wa, &ba);
-    dw_agg_encode(wb, &bb);
-    assert_int_equal(ba.len, bb.len);
-    assert_memory_equal(ba.data, bb.data, ba.len);
-    dw_buf_free(&ba);
-    dw_buf_free(&bb);
+    dw_test_assert_same_encoding(wa, wb);
 }
 
 static void test_round_trip_and_reinsert(void **state)

@@ -28,6 +28,7 @@
 #include "driftwatch/core/dw_kll.h"
 
 #include "dw_test.h"
+#include "dw_test_agg.h"
 #include "dw_test_agg_layouts.h"
 
 /* Values in the moment and merge tests (count): past DW_AGG_SKETCH_EXACT, so sketches compact. */
@@ -468,20 +469,6 @@ static void fill_rows(struct dw_agg *agg, size_t from, size_t to, const double *
     free(ev);
 }
 
-/* a and b encode to the same bytes. */
-static void assert_same_encoding(const struct dw_agg *a, const struct dw_agg *b)
-{
-    struct dw_buf e1, e2;
-    dw_buf_init(&e1);
-    dw_buf_init(&e2);
-    dw_agg_encode(a, &e1);
-    dw_agg_encode(b, &e2);
-    assert_int_equal(e1.len, e2.len);
-    assert_memory_equal(e1.data, e2.data, e1.len);
-    dw_buf_free(&e1);
-    dw_buf_free(&e2);
-}
-
 /*
  * Merging the counts of every aggregate, then each feature in turn (what the reference build
  * does, to hold one merged feature at a time), gives the aggregate dw_agg_merge() gives, byte
@@ -506,7 +493,7 @@ static void test_merge_feature_by_feature(void **state)
         dw_agg_merge_feature(split, a, f);
         dw_agg_merge_feature(split, b, f);
     }
-    assert_same_encoding(whole, split);
+    dw_test_assert_same_encoding(whole, split);
     dw_agg_free(whole);
     dw_agg_free(split);
     dw_agg_free(a);
@@ -1007,7 +994,7 @@ static void test_encode_canonical_categories(void **state)
     struct dw_agg *back = dw_agg_decode(&model, b1.data, b1.len, NULL, 0);
     assert_non_null(back);
     dw_buf_free(&b1);
-    assert_same_encoding(agg, back);
+    dw_test_assert_same_encoding(agg, back);
     dw_agg_free(back);
     dw_agg_free(agg);
     free(ev);

@@ -34,6 +34,7 @@
 #include "driftwatch/core/dw_part.h"
 
 #include "dw_test.h"
+#include "dw_test_agg.h"
 
 #define W 60000LL        /* window size, milliseconds */
 #define LATENESS 10000LL /* allowed lateness, milliseconds */
@@ -1603,17 +1604,9 @@ static void test_restart_reinterns(void **state)
         struct dw_agg *a = win(p, m, 0), *b = win(q, m, 0);
         assert_non_null(a);
         assert_non_null(b);
-        struct dw_buf ea, eb;
-        dw_buf_init(&ea);
-        dw_buf_init(&eb);
-        dw_agg_encode(a, &ea);
-        dw_agg_encode(b, &eb);
-        assert_int_equal(ea.len, eb.len);
-        assert_memory_equal(ea.data, eb.data, ea.len);
+        dw_test_assert_same_encoding(a, b);
         assert_true(a->all.labeled > 50);
         assert_true(a->conflicts > 10);
-        dw_buf_free(&ea);
-        dw_buf_free(&eb);
     }
     assert_int_equal(p->ctr.rejected_classes, q->ctr.rejected_classes);
     dw_part_free(q);
