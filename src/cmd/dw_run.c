@@ -3288,7 +3288,7 @@ static int runner_stop(struct runner *rn)
             rn->stop_unsaved = checkpoint_all(rn, 1) != 0;
         }
         /* revokes: checkpoints again, frees state */
-        if (dw_kafka_consumer_close(rn->consumer, RUN_CLOSE_MS) != 0) {
+        if (dw_kafka_consumer_close(rn->consumer, rebalance_cb, RUN_CLOSE_MS) != 0) {
             dw_log(DW_LOG_WARN, "left the consumer group without its coordinator", "{s:i,s:s}",
                    "waited_ms", RUN_CLOSE_MS, "consequence",
                    "its partitions go to another pod once the group session times out "

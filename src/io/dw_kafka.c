@@ -20,9 +20,9 @@
  * still has in flight (an offset commit to a coordinator that is gone or stalled): a consumer
  * stopped after its broker waited until SIGKILL (tests/integration/test_broker_faults.py,
  * shutdown_coordinator_stalled).
- * dw_kafka_consumer_close() closes through a queue of its own, serving the rebalance callback
- * there, and gives up at its bound; it then leaves the handle to the process's exit, since
- * rd_kafka_destroy() waits for the same thing (with or without
+ * dw_kafka_consumer_close() closes through a queue of its own, calling the rebalance callback
+ * for its events there, and gives up at its bound; it then leaves the handle to the process's exit,
+ * since rd_kafka_destroy() waits for the same thing (with or without
  * RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE).
  */
 #include "driftwatch/io/dw_kafka.h"
@@ -546,7 +546,7 @@ int dw_kafka_committed(rd_kafka_t *rk, const char *topic_a, const char *topic_b,
     return err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
 }
 
-int dw_kafka_consumer_close(rd_kafka_t *rk, int timeout_ms)
+int dw_kafka_consumer_close(rd_kafka_t *rk, dw_rebalance_cb_t *rebalance_cb, int timeout_ms)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_error_t *error = rd_kafka_consumer_close_queue(rk, q);
@@ -558,7 +558,15 @@ int dw_kafka_consumer_close(rd_kafka_t *rk, int timeout_ms)
     } else {
         int64_t deadline = dw_mono_ms() + timeout_ms;
         while (!(closed = rd_kafka_consumer_closed(rk)) && dw_mono_ms() < deadline) {
-            rd_kafka_queue_poll_callback(q, 100); /* the revocation's callback runs here */
+            /* Events, not callbacks: the queue also gets the prefetched messages, which
+             * rd_kafka_queue_poll_callback() cannot serve (librdkafka asserts). They are
+             * dropped: the next owner reads them again from the last checkpoint. */
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+            if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
+                rebalance_cb(rk, rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev),
+                             rd_kafka_opaque(rk));
+            }
+            rd_kafka_event_destroy(ev);
         }
     }
     rd_kafka_queue_destroy(q);

@@ -259,6 +259,57 @@ static void test_consumer_prefetch(void **state)
     assert_consumer_conf(&f->cfg, "queued.min.messages", "500");
 }
 
+static int g_revoked; /* revocations seen by close_rebalance() */
+
+/* As run's rebalance callback does, without state: take what is assigned (from the start),
+ * give up the rest. */
+static void close_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    (void)opaque;
+    int assigned = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    g_revoked += !assigned;
+    for (int i = 0; assigned && i < parts->cnt; i++) {
+        parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING; /* run's come from Redis */
+    }
+    rd_kafka_assign(rk, assigned ? parts : NULL);
+}
+
+/* A consumer closed with messages still prefetched: its close queue gets them with the
+ * revocation, and librdkafka aborted ("rd_kafka_q_serve: assert: res !=
+ * RD_KAFKA_OP_RES_PASS") when the queue was served by callbacks. It closes, within its bound,
+ * calling the rebalance callback once. */
+static void test_close_with_prefetched_messages(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < 2000; i++) {
+        produce(f, NULL, "a message the consumer fetches ahead");
+    }
+    assert_int_equal(rd_kafka_flush(f->producer, FLUSH_MS), 0);
+    free(f->cfg.group);
+    f->cfg.group = strdup("close-test");
+    char errstr[512];
+    rd_kafka_t *rk = dw_kafka_consumer_new(&f->cfg, close_rebalance, NULL, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, TOPIC, RD_KAFKA_PARTITION_UA);
+    assert_int_equal(rd_kafka_subscribe(rk, topics), 0);
+    rd_kafka_topic_partition_list_destroy(topics);
+    rd_kafka_message_t *m = NULL;
+    for (int i = 0; i < 200 && !(m && !m->err); i++) {
+        if (m) {
+            rd_kafka_message_destroy(m);
+        }
+        m = rd_kafka_consumer_poll(rk, 100);
+    }
+    assert_non_null(m);
+    assert_int_equal(m->err, 0);
+    rd_kafka_message_destroy(m);
+    g_revoked = 0;
+    assert_int_equal(dw_kafka_consumer_close(rk, close_rebalance, 10000), 0);
+    assert_int_equal(g_revoked, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +321,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fatal_producer_renewed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offset_in_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consumer_prefetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_with_prefetched_messages, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,7 +22,8 @@ rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t
                                   void *opaque, char *errstr, size_t errstr_size);
 
 /**
- * @brief Closes the consumer (leaves the group; the rebalance callback revokes its partitions)
+ * @brief Closes the consumer (leaves the group; rebalance_cb, the one it was made with, revokes
+ *        its partitions; prefetched messages are dropped)
  *        and destroys it, waiting at most timeout_ms: a coordinator that is gone or stalled
  *        made rd_kafka_consumer_close() wait without end. Past the bound the handle is left
  *        as it is, for the process to exit (rd_kafka_destroy() would wait too): only for a
@@ -31,7 +32,7 @@ rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t
  * @returns 0 closed and destroyed, -1 left at the bound (or the close could not start:
  *          logged).
  */
-int dw_kafka_consumer_close(rd_kafka_t *rk, int timeout_ms);
+int dw_kafka_consumer_close(rd_kafka_t *rk, dw_rebalance_cb_t *rebalance_cb, int timeout_ms);
 
 /** @brief The producer for dead letters and triggers (idempotent; delivery failures are logged,
  *         and settled by the outbox a message was produced through). */
