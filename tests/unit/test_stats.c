@@ -265,6 +265,89 @@ static void test_weighted_view_equals_expanded(void **state)
     assert_close(a.statistic, 8.0 / 9.0 - 0.6, 1e-12, 0);
 }
 
+/* A random sorted sample for test_walk_against_definition(): values from a given number of
+ * levels (ties within the sample and with the other one), weights 0..3 times scale, or NULL. */
+static size_t walk_sample(uint64_t *seed, double *v, uint64_t *w, size_t cap, int levels,
+                          uint64_t scale)
+{
+    size_t n = 1 + (size_t)(dw_rand_u01(seed) * (double)cap);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = floor(dw_rand_u01(seed) * levels) * 0.37 - 3.0;
+        if (w) {
+            w[i] = (uint64_t)(dw_rand_u01(seed) * 4.0) * scale;
+        }
+    }
+    dw_sort_doubles(v, n);
+    if (w) {
+        w[n - 1] += 1; /* a total above 0 */
+    }
+    return n;
+}
+
+/* weight of the items <= x */
+static uint64_t weight_le(const double *v, const uint64_t *w, size_t n, double x)
+{
+    uint64_t c = 0;
+    for (size_t i = 0; i < n && v[i] <= x; i++) {
+        c += w ? w[i] : 1;
+    }
+    return c;
+}
+
+/*
+ * The walk behind KS and Wasserstein against their definitions, point by point: at every
+ * distinct value of the union, F1 - F2 (items <= it), and the sum of |F1 - F2| times the gap to
+ * the next distinct value, in the same order and arithmetic, so equal to the bit. Ties within
+ * and across samples, weights of 0 and samples without weights.
+ */
+static void test_walk_against_definition(void **state)
+{
+    (void)state;
+    uint64_t seed = 20261205;
+    double v1[64], v2[64], u[128];
+    uint64_t w1[64], w2[64];
+    int n_asymptotic = 0;
+    for (int round = 0; round < 400; round++) {
+        int levels = round % 2 ? 12 : 1000;
+        uint64_t *pw1 = round % 3 ? w1 : NULL;
+        uint64_t *pw2 = round % 5 ? w2 : NULL;
+        uint64_t scale = round % 4 ? 1 : 5000; /* totals above 10000: the asymptotic p */
+        size_t n1 = walk_sample(&seed, v1, pw1, 64, levels, scale);
+        size_t n2 = walk_sample(&seed, v2, pw2, 64, levels, scale);
+        uint64_t t1 = weight_le(v1, pw1, n1, INFINITY);
+        uint64_t t2 = weight_le(v2, pw2, n2, INFINITY);
+        memcpy(u, v1, n1 * sizeof(*u));
+        memcpy(u + n1, v2, n2 * sizeof(*u));
+        dw_sort_doubles(u, n1 + n2);
+        double max_s = -INFINITY, min_s = INFINITY;
+        struct dw_ksum sum = {0.0, 0.0};
+        for (size_t i = 0; i < n1 + n2; i++) {
+            if (i + 1 < n1 + n2 && u[i + 1] == u[i]) {
+                continue;
+            }
+            double diff = (double)weight_le(v1, pw1, n1, u[i]) / (double)t1 -
+                          (double)weight_le(v2, pw2, n2, u[i]) / (double)t2;
+            max_s = DW_MAX(max_s, diff);
+            min_s = DW_MIN(min_s, diff);
+            if (i + 1 < n1 + n2) {
+                dw_ksum_add(&sum, fabs(diff) * (u[i + 1] - u[i]));
+            }
+        }
+        struct dw_stats_ks ks;
+        double wd;
+        assert_int_equal(dw_stats_ks_wasserstein(v1, pw1, n1, v2, pw2, n2, &ks, &wd, NULL, 0), 0);
+        double d = DW_MAX(max_s, DW_MIN(DW_MAX(-min_s, 0.0), 1.0));
+        if (ks.exact) { /* scipy rounds D to a multiple of 1 / lcm(n1, n2) there */
+            assert_close(ks.statistic, d, 1e-12, 1e-15);
+        } else {
+            assert_double_exact(ks.statistic, d);
+            n_asymptotic++;
+        }
+        assert_double_exact(wd, dw_ksum_get(&sum));
+    }
+    assert_true(n_asymptotic >= 50);
+}
+
 static void test_ks_hand_cases(void **state)
 {
     /* Disjoint 3 vs 3: D = 1, exact p = 2 / C(6,3) = 0.1 (scipy: 0.1). */
@@ -530,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_norm_hand_values),
         cmocka_unit_test(test_numeric_fixture),
         cmocka_unit_test(test_weighted_view_equals_expanded),
+        cmocka_unit_test(test_walk_against_definition),
         cmocka_unit_test(test_ks_hand_cases),
         cmocka_unit_test(test_wasserstein_hand_cases),
         cmocka_unit_test(test_categorical_fixture),
