@@ -866,18 +866,23 @@ static inline double head_at(const double *x, size_t i, size_t len)
     return i < len ? x[i] : INFINITY;
 }
 
-/* F1 - F2 at v (c1 and c2 the weights of the items <= v) into the extremes, and its part of the
+/* what the walk gathers: kept in registers, apart from the views it reads */
+struct walk_acc {
+    double max_s, min_s;
+    struct dw_ksum sum;
+};
+
+/* F1 - F2 at v (f1, f2: the shares of the items <= v) into the extremes, and its part of the
  * integral up to next, the next distinct value; false after the last value (next +inf) */
-static inline bool walk_report(struct two_sample *ts, struct dw_ksum *sum, uint64_t c1, uint64_t c2,
-                               double v, double next)
+static inline bool walk_report(struct walk_acc *acc, double f1, double f2, double v, double next)
 {
-    double diff = (double)c1 / (double)ts->n1 - (double)c2 / (double)ts->n2;
-    ts->max_s = DW_MAX(ts->max_s, diff);
-    ts->min_s = DW_MIN(ts->min_s, diff);
+    double diff = f1 - f2;
+    acc->max_s = DW_MAX(acc->max_s, diff);
+    acc->min_s = DW_MIN(acc->min_s, diff);
     if (next == INFINITY) {
         return false;
     }
-    dw_ksum_add(sum, fabs(diff) * (next - v));
+    dw_ksum_add(&acc->sum, fabs(diff) * (next - v));
     return true;
 }
 
@@ -885,9 +890,9 @@ static inline bool walk_report(struct two_sample *ts, struct dw_ksum *sum, uint6
  * The union of the views in ascending order, reporting at each distinct value once every item
  * equal to it is counted on both sides. It goes in runs: the items of one side below the other
  * side's next item one after the other, so that the side is chosen once a run and not once a
- * value (mispredicted, that choice was about a third of the walk's time: bench/bench_walk.c).
- * Always inlined, so that a view without weights (the evaluation's reference) is walked without
- * looking at its weights.
+ * value (mispredicted, that choice was about a third of the walk's time: bench/bench_walk.c),
+ * and the other side's share is divided once a run. Always inlined, so that a view without
+ * weights (the evaluation's reference) is walked without looking at its weights.
  */
 static inline __attribute__((always_inline)) void walk_views(const double *x1, const uint64_t *w1,
                                                              size_t len1, const double *x2,
@@ -896,28 +901,29 @@ static inline __attribute__((always_inline)) void walk_views(const double *x1, c
 {
     size_t i = 0, j = 0;
     uint64_t c1 = 0, c2 = 0;
-    struct dw_ksum sum = {0.0, 0.0};
+    double n1 = (double)ts->n1, n2 = (double)ts->n2;
+    struct walk_acc acc = {-INFINITY, INFINITY, {0.0, 0.0}};
     double a = x1[0], b = x2[0];
     bool more = true;
-    ts->max_s = -INFINITY;
-    ts->min_s = INFINITY;
     while (more) {
         if (a < b) {
+            double f2 = (double)c2 / n2;
             do {
                 double v = a;
                 c1 += w1 != NULL ? w1[i] : 1;
                 a = head_at(x1, ++i, len1);
                 if (a != v) {
-                    more = walk_report(ts, &sum, c1, c2, v, DW_MIN(a, b));
+                    more = walk_report(&acc, (double)c1 / n1, f2, v, DW_MIN(a, b));
                 }
             } while (a < b);
         } else if (b < a) {
+            double f1 = (double)c1 / n1;
             do {
                 double v = b;
                 c2 += w2 != NULL ? w2[j] : 1;
                 b = head_at(x2, ++j, len2);
                 if (b != v) {
-                    more = walk_report(ts, &sum, c1, c2, v, DW_MIN(a, b));
+                    more = walk_report(&acc, f1, (double)c2 / n2, v, DW_MIN(a, b));
                 }
             } while (b < a);
         } else {
@@ -930,10 +936,12 @@ static inline __attribute__((always_inline)) void walk_views(const double *x1, c
                 c2 += w2 != NULL ? w2[j] : 1;
                 b = head_at(x2, ++j, len2);
             } while (b == v);
-            more = walk_report(ts, &sum, c1, c2, v, DW_MIN(a, b));
+            more = walk_report(&acc, (double)c1 / n1, (double)c2 / n2, v, DW_MIN(a, b));
         }
     }
-    ts->wd = dw_ksum_get(&sum);
+    ts->max_s = acc.max_s;
+    ts->min_s = acc.min_s;
+    ts->wd = dw_ksum_get(&acc.sum);
 }
 
 static int two_sample_walk(const double *x1, const uint64_t *w1, size_t len1, const double *x2,
