@@ -886,6 +886,41 @@ static inline bool walk_report(struct walk_acc *acc, double f1, double f2, doubl
     return true;
 }
 
+/* one view as the walk goes through it */
+struct walk_side {
+    const double *x;
+    const uint64_t *w; /* NULL: every item weighs 1 */
+    size_t len, i;     /* i: the next item */
+    uint64_t c;        /* the weight of the items before it */
+    double n;          /* the view's total weight */
+    double head;       /* head_at(x, i, len) */
+};
+
+static inline void side_pass(struct walk_side *s)
+{
+    s->c += s->w != NULL ? s->w[s->i] : 1;
+    s->head = head_at(s->x, ++s->i, s->len);
+}
+
+/* The items of side s below `other` (the other side's next item), each reported once every
+ * item equal to it is passed; f_other is the other side's share, `first` says whether s is the
+ * first view (F1 - F2 keeps its order). @returns false after the last value. */
+static inline __attribute__((always_inline)) bool
+walk_run(struct walk_side *s, double other, double f_other, bool first, struct walk_acc *acc)
+{
+    bool more = true;
+    do {
+        double v = s->head;
+        side_pass(s);
+        if (s->head != v) {
+            double f = (double)s->c / s->n;
+            more = walk_report(acc, first ? f : f_other, first ? f_other : f, v,
+                               DW_MIN(s->head, other));
+        }
+    } while (s->head < other);
+    return more;
+}
+
 /*
  * The union of the views in ascending order, reporting at each distinct value once every item
  * equal to it is counted on both sides. It goes in runs: the items of one side below the other
@@ -899,44 +934,25 @@ static inline __attribute__((always_inline)) void walk_views(const double *x1, c
                                                              const uint64_t *w2, size_t len2,
                                                              struct two_sample *ts)
 {
-    size_t i = 0, j = 0;
-    uint64_t c1 = 0, c2 = 0;
-    double n1 = (double)ts->n1, n2 = (double)ts->n2;
+    struct walk_side s1 = {x1, w1, len1, 0, 0, (double)ts->n1, x1[0]};
+    struct walk_side s2 = {x2, w2, len2, 0, 0, (double)ts->n2, x2[0]};
     struct walk_acc acc = {-INFINITY, INFINITY, {0.0, 0.0}};
-    double a = x1[0], b = x2[0];
     bool more = true;
     while (more) {
-        if (a < b) {
-            double f2 = (double)c2 / n2;
+        if (s1.head < s2.head) {
+            more = walk_run(&s1, s2.head, (double)s2.c / s2.n, true, &acc);
+        } else if (s2.head < s1.head) {
+            more = walk_run(&s2, s1.head, (double)s1.c / s1.n, false, &acc);
+        } else { /* the same value on both sides */
+            double v = s1.head;
             do {
-                double v = a;
-                c1 += w1 != NULL ? w1[i] : 1;
-                a = head_at(x1, ++i, len1);
-                if (a != v) {
-                    more = walk_report(&acc, (double)c1 / n1, f2, v, DW_MIN(a, b));
-                }
-            } while (a < b);
-        } else if (b < a) {
-            double f1 = (double)c1 / n1;
+                side_pass(&s1);
+            } while (s1.head == v);
             do {
-                double v = b;
-                c2 += w2 != NULL ? w2[j] : 1;
-                b = head_at(x2, ++j, len2);
-                if (b != v) {
-                    more = walk_report(&acc, f1, (double)c2 / n2, v, DW_MIN(a, b));
-                }
-            } while (b < a);
-        } else {
-            double v = a;
-            do {
-                c1 += w1 != NULL ? w1[i] : 1;
-                a = head_at(x1, ++i, len1);
-            } while (a == v);
-            do {
-                c2 += w2 != NULL ? w2[j] : 1;
-                b = head_at(x2, ++j, len2);
-            } while (b == v);
-            more = walk_report(&acc, (double)c1 / n1, (double)c2 / n2, v, DW_MIN(a, b));
+                side_pass(&s2);
+            } while (s2.head == v);
+            more = walk_report(&acc, (double)s1.c / s1.n, (double)s2.c / s2.n, v,
+                               DW_MIN(s1.head, s2.head));
         }
     }
     ts->max_s = acc.max_s;
