@@ -42,6 +42,19 @@ static void test_rfc3339(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(dw_time_parse_rfc3339(bad[i], strlen(bad[i]), &ms), -1);
     }
+    /* the date and time separators: T, t or a space; nothing else, a NUL byte neither */
+    const char *seps[] = {"2026-11-22t10:15:03.12Z", "2026-11-22 10:15:03.12Z"};
+    for (size_t i = 0; i < sizeof(seps) / sizeof(seps[0]); i++) {
+        assert_int_equal(dw_time_parse_rfc3339(seps[i], strlen(seps[i]), &ms), 0);
+        assert_int_equal(ms, 1795342503120LL);
+    }
+    const char *bad_seps[] = {"2026-11-22X10:15:03Z", "2026/11-22T10:15:03Z",
+                              "2026-11-22T10-15:03Z", "2026-11-22T10:15:03+02-00"};
+    for (size_t i = 0; i < sizeof(bad_seps) / sizeof(bad_seps[0]); i++) {
+        assert_int_equal(dw_time_parse_rfc3339(bad_seps[i], strlen(bad_seps[i]), &ms), -1);
+    }
+    const char nul[] = "2026-11-22\00010:15:03Z";
+    assert_int_equal(dw_time_parse_rfc3339(nul, sizeof(nul) - 1, &ms), -1);
     char buf[40];
     dw_time_format_rfc3339(1795342503120LL, buf, sizeof(buf));
     assert_string_equal(buf, "2026-11-22T10:15:03.120Z");
