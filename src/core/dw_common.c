@@ -153,6 +153,13 @@ double dw_rand_u01(uint64_t *state)
     return (double)(dw_splitmix64(state) >> 11) * 0x1.0p-53;
 }
 
+double dw_rand_normal(uint64_t *state)
+{
+    double u1 = 1.0 - dw_rand_u01(state); /* (0, 1] so log() is finite */
+    double u2 = dw_rand_u01(state);
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
 void dw_hex(const void *bytes, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

@@ -896,27 +896,28 @@ struct walk_side {
     double head;       /* head_at(x, i, len) */
 };
 
-static inline void side_pass(struct walk_side *s)
+/* Passes the items of side s equal to v, its head. */
+static inline void side_pass(struct walk_side *s, double v)
 {
-    s->c += s->w != NULL ? s->w[s->i] : 1;
-    s->head = head_at(s->x, ++s->i, s->len);
+    do {
+        s->c += s->w != NULL ? s->w[s->i] : 1;
+        s->head = head_at(s->x, ++s->i, s->len);
+    } while (s->head == v);
 }
 
-/* The items of side s below `other` (the other side's next item), each reported once every
+/* The values of side s below `other` (the other side's next item), each reported once every
  * item equal to it is passed; f_other is the other side's share, `first` says whether s is the
  * first view (F1 - F2 keeps its order). @returns false after the last value. */
 static inline __attribute__((always_inline)) bool
 walk_run(struct walk_side *s, double other, double f_other, bool first, struct walk_acc *acc)
 {
-    bool more = true;
+    bool more;
     do {
         double v = s->head;
-        side_pass(s);
-        if (s->head != v) {
-            double f = (double)s->c / s->n;
-            more = walk_report(acc, first ? f : f_other, first ? f_other : f, v,
-                               DW_MIN(s->head, other));
-        }
+        side_pass(s, v);
+        double f = (double)s->c / s->n;
+        more =
+            walk_report(acc, first ? f : f_other, first ? f_other : f, v, DW_MIN(s->head, other));
     } while (s->head < other);
     return more;
 }
@@ -945,12 +946,8 @@ static inline __attribute__((always_inline)) void walk_views(const double *x1, c
             more = walk_run(&s2, s1.head, (double)s1.c / s1.n, false, &acc);
         } else { /* the same value on both sides */
             double v = s1.head;
-            do {
-                side_pass(&s1);
-            } while (s1.head == v);
-            do {
-                side_pass(&s2);
-            } while (s2.head == v);
+            side_pass(&s1, v);
+            side_pass(&s2, v);
             more = walk_report(&acc, (double)s1.c / s1.n, (double)s2.c / s2.n, v,
                                DW_MIN(s1.head, s2.head));
         }

@@ -35,13 +35,6 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Seeded data                                                                                */
 
-static double rng_normal(uint64_t *s)
-{
-    double u1 = 1.0 - dw_rand_u01(s); /* (0, 1] */
-    double u2 = dw_rand_u01(s);
-    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
-}
-
 enum dist { DIST_UNIFORM, DIST_NORMAL, DIST_LOGNORMAL, DIST_EXPONENTIAL, DIST_BIMODAL, DIST_N };
 
 static const char *dist_name[DIST_N] = {"uniform", "normal", "lognormal", "exponential", "bimodal"};
@@ -55,19 +48,19 @@ static void generate(enum dist d, uint64_t seed, double *out, size_t n)
             out[i] = -50.0 + 100.0 * dw_rand_u01(&s);
             break;
         case DIST_NORMAL:
-            out[i] = 10.0 + 3.0 * rng_normal(&s);
+            out[i] = 10.0 + 3.0 * dw_rand_normal(&s);
             break;
         case DIST_LOGNORMAL:
-            out[i] = exp(1.0 + 1.5 * rng_normal(&s));
+            out[i] = exp(1.0 + 1.5 * dw_rand_normal(&s));
             break;
         case DIST_EXPONENTIAL:
             out[i] = -log(1.0 - dw_rand_u01(&s)) / 0.25;
             break;
         default: /* bimodal: 70 % N(0, 1), 30 % N(8, 0.5) */
             if (dw_rand_u01(&s) < 0.7) {
-                out[i] = rng_normal(&s);
+                out[i] = dw_rand_normal(&s);
             } else {
-                out[i] = 8.0 + 0.5 * rng_normal(&s);
+                out[i] = 8.0 + 0.5 * dw_rand_normal(&s);
             }
             break;
         }
@@ -486,7 +479,7 @@ static void test_serialize_round_trip(void **state)
         struct dw_kll *sk = dw_kll_new(0, 0, 42);
         uint64_t s = 17;
         for (size_t i = 0; i < sizes[t]; i++) {
-            dw_kll_update(sk, rng_normal(&s));
+            dw_kll_update(sk, dw_rand_normal(&s));
         }
         size_t len;
         uint8_t *buf = serialize(sk, &len);
@@ -509,7 +502,7 @@ static void test_serialize_round_trip(void **state)
 
         /* Both continue identically (the coin-flip state travels with the bytes). */
         for (size_t i = 0; i < 50000; i++) {
-            double x = rng_normal(&s);
+            double x = dw_rand_normal(&s);
             dw_kll_update(sk, x);
             dw_kll_update(back, x);
         }
@@ -676,7 +669,7 @@ static void test_determinism(void **state)
     struct dw_kll *c = dw_kll_new(0, 0, 4321);
     uint64_t s = 11;
     for (int i = 0; i < 300000; i++) {
-        double x = rng_normal(&s);
+        double x = dw_rand_normal(&s);
         dw_kll_update(a, x);
         dw_kll_update(b, x);
         dw_kll_update(c, x);
@@ -700,7 +693,7 @@ static void test_determinism(void **state)
     assert_true(dw_kll_is_exact(b));
     s = 11;
     for (int i = 0; i < 300000; i++) {
-        dw_kll_update(b, rng_normal(&s));
+        dw_kll_update(b, dw_rand_normal(&s));
     }
     free(bb);
     bb = serialize(b, &lb);

@@ -137,6 +137,9 @@ static inline double dw_ksum_get(const struct dw_ksum *k)
 /** @returns a uniform double in [0, 1) from dw_splitmix64 (53 bits). */
 double dw_rand_u01(uint64_t *state);
 
+/** @returns a standard normal double by Box-Muller from two dw_rand_u01() draws. */
+double dw_rand_normal(uint64_t *state);
+
 /** @brief Lower-case hex of n bytes into out (2 n + 1 bytes, NUL-terminated). */
 void dw_hex(const void *bytes, size_t n, char *out);
 
