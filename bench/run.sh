@@ -35,8 +35,10 @@ if [ -n "${BENCH_SMAPS:-}" ]; then
     SMAPS=$!
     PIDS+=($SMAPS)
 fi
+# BENCH_PERF=FILE: perf record of driftwatch into FILE; BENCH_PERF_CALLS: its call-graph option
+# (default -g, frame pointers; "--call-graph dwarf" to see through libraries built without them)
 if [ -n "${BENCH_PERF:-}" ]; then
-    perf record -g -o "$BENCH_PERF" -p $RUN >/dev/null 2>&1 &
+    perf record ${BENCH_PERF_CALLS:--g} -o "$BENCH_PERF" -p $RUN >/dev/null 2>&1 &
     PIDS+=($!)
 fi
 first=""
