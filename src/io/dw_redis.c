@@ -2316,12 +2316,11 @@ static int ck_send_joined(struct dw_redis *r, struct dw_part *p, struct ckpt *ck
             rc = ck_bucket(r, p, ck, b, BUCKET_REWRITE, &blob);
         }
     }
-    /* The new entries are sorted by model and time: one piece per run of a bucket. */
+    /* The new entries are grouped by bucket: one piece per bucket. */
     for (size_t i = 0; i < j->n_done_order && rc == 0;) {
-        const struct dw_join_bucket *b = dw_join_bucket_of(j, dw_join_new_entry(j, i));
-        dw_assert(b != NULL); /* listed by dw_join_ckpt_plan() */
+        const struct dw_join_bucket *b = dw_join_new_bucket(j, i);
         dw_buf_reset(&blob);
-        for (; i < j->n_done_order && dw_join_bucket_of(j, dw_join_new_entry(j, i)) == b; i++) {
+        for (; i < j->n_done_order && dw_join_new_bucket(j, i) == b; i++) {
             dw_join_done_encode(dw_join_new_entry(j, i), b, &blob);
         }
         if (!b->drop && !b->rewrite) {

@@ -1175,17 +1175,23 @@ static void test_fingerprints_distinct(void **state)
 }
 
 /* A PRED record of model 1 at ts with class label cls, finished into the joined set. */
-static void join_one(struct dw_join *j, const char *id, int64_t ts, const char *cls)
+static void join_model(struct dw_join *j, uint16_t model, const char *id, int64_t ts,
+                       const char *cls)
 {
-    struct dw_join_model *m = dw_join_model(j, 1);
+    struct dw_join_model *m = dw_join_model(j, model);
     struct dw_join_rec *rec = dw_join_insert(j, id, strlen(id), DW_JOIN_PRED);
     rec->ts_ms = ts;
-    rec->model_idx = 1;
+    rec->model_idx = model;
     rec->version = dw_strtab_ref(&m->versions, "1.0", 3, 0);
     rec->pred_cls = dw_strtab_ref(&m->classes, "1", 1, 0);
     rec->label_cls = dw_strtab_ref(&m->classes, cls, strlen(cls), 0);
     rec->state = DW_JOIN_DONE;
     dw_join_finish(j, rec);
+}
+
+static void join_one(struct dw_join *j, const char *id, int64_t ts, const char *cls)
+{
+    join_model(j, 1, id, ts, cls);
 }
 
 /* At a checkpoint: the entries to append are exactly those joined since the last one (ref_new),
@@ -1307,6 +1313,53 @@ static void copy_buckets(struct dw_join *j, struct dw_join *k, int64_t before_ms
 /* Buckets: the new entries are planned into buckets of the span, written and read back (an
  * entry twice is kept once, expired ones are skipped); a bucket is dropped once its span is
  * expired, or when a rewrite finds it empty; one of another span is re-appended. */
+/* The checkpoint's plan groups the new entries by bucket, each bucket's in the order they
+ * joined, whatever order of model and time they joined in; every new entry is in it once, in
+ * the run of its own bucket. */
+static void test_new_entries_grouped_by_bucket(void **state)
+{
+    (void)state;
+    struct dw_join j;
+    dw_join_init(&j);
+    dw_join_set_model(&j, 1, 0, 0, 0);
+    dw_join_set_model(&j, 2, 0, 0, 0);
+    dw_join_set_ttl(&j, 1000); /* buckets of a minute */
+    char id[32];
+    uint64_t x = 12345;
+    enum { N = 400 };
+    for (size_t i = 0; i < N; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        make_id(id, sizeof(id), "g", i);
+        join_model(&j, (x >> 40) % 3 == 0 ? 2 : 1, id, (int64_t)((x >> 20) % 300000), "cat");
+    }
+    dw_join_ckpt_plan(&j, INT64_MIN);
+    assert_int_equal(j.n_done_order, N);
+    assert_true(j.n_buckets >= 8); /* five minutes of two models */
+    unsigned char *seen = calloc(j.n_done, 1);
+    unsigned char *run_over = calloc(j.n_buckets, 1);
+    for (size_t i = 0; i < N; i++) {
+        const struct dw_join_done *d = dw_join_new_entry(&j, i);
+        const struct dw_join_bucket *b = dw_join_new_bucket(&j, i);
+        assert_int_equal(b->model_idx, d->model_idx);
+        assert_int_equal(b->start_ms, d->ts_ms / 60000 * 60000);
+        assert_int_equal(b->span_ms, 60000);
+        size_t idx = (size_t)(d - j.done);
+        assert_false(seen[idx]);
+        seen[idx] = 1;
+        if (i > 0 && dw_join_new_bucket(&j, i - 1) == b) {
+            assert_true(dw_join_new_entry(&j, i - 1) < d); /* the order they joined */
+        } else {
+            assert_false(run_over[b - j.buckets]); /* one run per bucket */
+        }
+        if (i + 1 == N || dw_join_new_bucket(&j, i + 1) != b) {
+            run_over[b - j.buckets] = 1;
+        }
+    }
+    free(run_over);
+    free(seen);
+    dw_join_free(&j);
+}
+
 static void test_buckets(void **state)
 {
     (void)state;
@@ -1335,7 +1388,7 @@ static void test_buckets(void **state)
     for (size_t i = 1; i < j.n_done_order; i++) {
         assert_true(dw_join_new_entry(&j, i - 1)->ts_ms <= dw_join_new_entry(&j, i)->ts_ms);
     }
-    struct dw_join_bucket *b1 = dw_join_bucket_of(&j, dw_join_new_entry(&j, 70));
+    struct dw_join_bucket *b1 = dw_join_new_bucket(&j, 70);
     assert_non_null(b1);
     assert_int_equal(b1->start_ms, 60000);
 
@@ -1467,6 +1520,7 @@ int main(void)
         cmocka_unit_test(test_strtab),
         cmocka_unit_test(test_fingerprints_distinct),
         cmocka_unit_test(test_joined_set_against_reference),
+        cmocka_unit_test(test_new_entries_grouped_by_bucket),
         cmocka_unit_test(test_buckets),
         cmocka_unit_test(test_bucket_corrupt),
         cmocka_unit_test(test_strings_follow_records),

@@ -216,7 +216,8 @@ struct dw_join {
      * checkpoint (its next pieces). Kept apart in the array, not copied: a labels fetch can
      * join most of a partition's records between two checkpoints. */
     size_t done_saved;
-    uint32_t *done_order; /* the new entries' indices by model and time (dw_join_ckpt_plan) */
+    uint32_t *done_order; /* the new entries' indices grouped by bucket (dw_join_ckpt_plan) */
+    uint32_t *done_order_bucket; /* the bucket (index into buckets) of each of them */
     size_t n_done_order, cap_done_order;
     struct dw_join_bucket *buckets; /* every bucket in Redis or to be written there */
     size_t n_buckets, cap_buckets;
@@ -325,11 +326,11 @@ void dw_join_done_delete(struct dw_join *j, struct dw_join_done *d, int rewrite)
 size_t dw_join_done_sweep(struct dw_join *j, int64_t before_ms, int rewrite);
 
 /**
- * @brief Prepares the joined set's part of a checkpoint: sorts the new entries by model and
- *        time, lists the buckets they go to, marks for dropping the buckets whose whole span
- *        is before before_ms (expired on the label clock: ts + join.ttl < label watermark), and
- *        a bucket to rewrite that holds no entry any more. Idempotent: a failed checkpoint
- *        leaves it to be done again.
+ * @brief Prepares the joined set's part of a checkpoint: groups the new entries by the bucket
+ *        they go to (each bucket's in the order they joined), lists those buckets, marks for
+ * dropping the buckets whose whole span is before before_ms (expired on the label clock: ts +
+ * join.ttl < label watermark), and a bucket to rewrite that holds no entry any more. Idempotent: a
+ * failed checkpoint leaves it to be done again.
  */
 void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms);
 
@@ -337,13 +338,13 @@ void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms);
 size_t dw_join_n_new(const struct dw_join *j);
 
 /**
- * @returns the i-th of them (i < j->n_done_order) in the order dw_join_ckpt_plan() sorted them
- *          (by model and time: each bucket's are one run); valid until the set changes.
+ * @returns the i-th of them (i < j->n_done_order) in the order dw_join_ckpt_plan() grouped them
+ *          (each bucket's are one run, in the order they joined); valid until the set changes.
  */
 const struct dw_join_done *dw_join_new_entry(const struct dw_join *j, size_t i);
 
-/** @returns the bucket of the current span that entry d goes to, or NULL when not listed. */
-struct dw_join_bucket *dw_join_bucket_of(struct dw_join *j, const struct dw_join_done *d);
+/** @returns the bucket the i-th new entry goes to (listed by dw_join_ckpt_plan()). */
+struct dw_join_bucket *dw_join_new_bucket(struct dw_join *j, size_t i);
 
 /** @brief Appends the Redis form of every entry of bucket b in the joined set to out. */
 void dw_join_bucket_encode(const struct dw_join *j, const struct dw_join_bucket *b,
