@@ -55,6 +55,10 @@
 #define JOIN_BATCH 4096 /* field/value pairs per HSET / HDEL command */
 #define HSCAN_COUNT "2000"
 #define SET_CHUNK (1024 * 1024) /* bytes; a larger value is written in pieces (tx_append_set) */
+#define RESP_GATHER                                                                                \
+    1024 /* bytes: a command's headers and short arguments, gathered (append_argv) */
+#define RESP_SHORT_ARG 256 /* bytes: a longer argument is appended as it is */
+#define RESP_HEAD_MAX 23   /* bytes of "$<20 digits>\r\n" */
 
 /* A growable argv for binary-safe commands. */
 struct argv {
@@ -788,6 +792,64 @@ static int tx_begin(struct dw_redis *r, const char *key, int node, char *errstr,
     return 0;
 }
 
+/* "*n\r\n" or "$n\r\n" (kind '*' or '$') at p; @returns its bytes (at most RESP_HEAD_MAX) */
+static size_t resp_head(char *p, char kind, size_t n)
+{
+    char digits[20];
+    size_t k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    p[0] = kind;
+    for (size_t i = 0; i < k; i++) {
+        p[1 + i] = digits[k - 1 - i];
+    }
+    p[k + 1] = '\r';
+    p[k + 2] = '\n';
+    return k + 3;
+}
+
+/*
+ * Appends a command to c's output in RESP (an array of bulk strings) with each byte copied
+ * once. hiredis's redisAppendCommandArgv() formats the command into a string of its own and then
+ * copies that string to the output: every checkpoint's bytes twice, 2.3 % of the bench's CPU
+ * with the formatting (bench/RESULTS.md, "The checkpoint's bytes"). The headers and the short
+ * arguments are gathered in a buffer on the stack, a long argument goes to the output as it
+ * is; redisAppendFormattedCommand() is hiredis's call for bytes that are RESP already.
+ */
+static int append_argv(redisContext *c, int argc, const char **argv, const size_t *lens)
+{
+    char buf[RESP_GATHER];
+    size_t used = resp_head(buf, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t len = lens ? lens[i] : strlen(argv[i]); /* NULL lens: C strings, as for hiredis */
+        int inline_arg = len <= RESP_SHORT_ARG;
+        if (used + RESP_HEAD_MAX + (inline_arg ? len : 0) + 2 > sizeof(buf)) {
+            if (redisAppendFormattedCommand(c, buf, used) != REDIS_OK) {
+                return -1;
+            }
+            used = 0;
+        }
+        used += resp_head(buf + used, '$', len);
+        if (inline_arg) {
+            if (len > 0) {
+                memcpy(buf + used, argv[i], len);
+            }
+            used += len;
+        } else {
+            if (redisAppendFormattedCommand(c, buf, used) != REDIS_OK ||
+                redisAppendFormattedCommand(c, argv[i], len) != REDIS_OK) {
+                return -1;
+            }
+            used = 0;
+        }
+        buf[used++] = '\r';
+        buf[used++] = '\n';
+    }
+    return redisAppendFormattedCommand(c, buf, used) == REDIS_OK ? 0 : -1;
+}
+
 /* Queues one command of the transaction begun with tx_begin(). A key of another hash slot is a
  * programming error (Redis Cluster would refuse the transaction): logged, not sent. */
 static int tx_push(struct dw_redis *r, int argc, const char **argv, const size_t *lens)
@@ -804,7 +866,7 @@ static int tx_push(struct dw_redis *r, int argc, const char **argv, const size_t
                "{s:s,s:i}", "key", k, "slot", r->tx_slot);
         return -1;
     }
-    return r->c && redisAppendCommandArgv(r->c, argc, argv, lens) == REDIS_OK ? 0 : -1;
+    return r->c && append_argv(r->c, argc, argv, lens) == 0 ? 0 : -1;
 }
 
 /*
@@ -2937,9 +2999,10 @@ static int next_piece(const struct dw_redis_bkv *kv, struct dw_buf *chunk, size_
  * Appends SET key value (or DEL key when it has neither data nor fill) of global key kv->name
  * to a transaction. A value larger than SET_CHUNK (a reference of millions of values is tens
  * of MB) goes as SET of its first chunk and APPENDs of the rest, each written out before the
- * next is formatted: hiredis formats a command into a copy of its arguments and appends that
- * to its output buffer, so one SET of the whole value held two more copies of it until the
- * transaction's replies were read (bench/RESULTS.md, "The reference's write in chunks"). A
+ * next is queued: hiredis's output buffer holds a copy of each command until it is written (and
+ * its own formatting made another, before append_argv()), so one SET of the whole value held
+ * more copies of it until the transaction's replies were read (bench/RESULTS.md, "The
+ * reference's write in chunks"). A
  * value made by fill is made chunk by chunk as it goes. Inside MULTI the key is whole when EXEC
  * applies it, as before.
  */

@@ -512,6 +512,47 @@ static void test_fenced_write_of_a_large_value(void **state)
     free(big);
 }
 
+/* Values of every length around the adapter's own formatting (append_argv: arguments up to 256
+ * bytes gathered with the headers in a 1 KiB buffer, longer ones appended as they are), of
+ * every byte (CR, LF, '$', '*', NUL among them), many in one transaction, are stored byte for
+ * byte, and the connection stays in step after them. */
+static void test_values_of_every_length(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {0,   1,   2,   9,   10,   99,   100,  255,  256,  257,  300,
+                                  700, 997, 998, 999, 1000, 1001, 1023, 1024, 1025, 4096, 65537};
+    enum { N = sizeof(lens) / sizeof(lens[0]) };
+    unsigned char *data = dw_malloc(65537);
+    for (size_t i = 0; i < 65537; i++) {
+        data[i] = pattern_byte(i);
+    }
+    struct dw_redis_bkv sets[N];
+    char names[N][32];
+    for (size_t i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "len%zu", lens[i]);
+        sets[i] = (struct dw_redis_bkv){.name = names[i], .data = data, .len = lens[i]};
+    }
+    char errstr[256] = "";
+    assert_int_equal(dw_redis_set_i64(g_r, "lenfence", 1), 0);
+    if (dw_redis_write_fenced(g_r, "lenfence", 1, sets, N, errstr, sizeof(errstr)) != 0) {
+        fail_msg("write: %s", errstr);
+    }
+    for (size_t i = 0; i < N; i++) {
+        if (lens[i] == 0) {
+            assert_true(exists(names[i]));
+            size_t got_len = 1;
+            free(dw_redis_get_bytes(g_r, names[i], &got_len));
+            assert_int_equal(got_len, 0);
+        } else {
+            assert_pattern(names[i], lens[i]);
+        }
+    }
+    int64_t v = 0;
+    assert_int_equal(dw_redis_get_i64(g_r, "lenfence", &v), 1);
+    assert_int_equal(v, 1);
+    free(data);
+}
+
 /* The heap's bytes in use (glibc: the arenas' and the mapped blocks'). */
 static size_t heap_in_use(void)
 {
@@ -550,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_check_and_drop),
         cmocka_unit_test(test_reference_replace_forgets_everything),
         cmocka_unit_test(test_fenced_write_of_a_large_value),
+        cmocka_unit_test(test_values_of_every_length),
         cmocka_unit_test(test_large_reply_buffer_released),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
