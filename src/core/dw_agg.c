@@ -132,6 +132,26 @@ struct dw_agg *dw_agg_new(const struct dw_model_cfg *model, int64_t start_ms)
     return dw_agg_new_exact(model, start_ms, DW_AGG_SKETCH_EXACT);
 }
 
+/* reserve of a numeric statistic: the values prev counted, at most the sketch's exact size */
+static void stat_size_like(struct dw_feat_stats *fs, const struct dw_feat_stats *prev,
+                           uint32_t exact)
+{
+    if (fs->type == DW_FEATURE_NUMERIC && prev->type == DW_FEATURE_NUMERIC) {
+        fs->reserve = (uint32_t)DW_MIN(prev->count, (uint64_t)exact);
+    }
+}
+
+void dw_agg_size_like(struct dw_agg *agg, const struct dw_agg *prev)
+{
+    dw_assert(agg->model == prev->model);
+    for (size_t i = 0; i < agg->model->n_features; i++) {
+        stat_size_like(&agg->feats[i], &prev->feats[i], agg->sketch_exact);
+    }
+    for (size_t k = 0; k < DW_AGG_OUT__COUNT; k++) {
+        stat_size_like(&agg->out[k], &prev->out[k], agg->sketch_exact);
+    }
+}
+
 /* Empty statistics of the model's features (the window's, or a version's). */
 static struct dw_feat_stats *feats_new(const struct dw_model_cfg *model)
 {
@@ -616,6 +636,7 @@ static struct dw_kll *feat_sketch(struct dw_feat_stats *fs, uint32_t exact)
 {
     if (!fs->sk) {
         fs->sk = dw_kll_new(DW_AGG_SKETCH_K, exact, SKETCH_SEED);
+        dw_kll_reserve(fs->sk, fs->reserve);
     }
     return fs->sk;
 }

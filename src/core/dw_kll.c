@@ -406,6 +406,14 @@ size_t dw_kll_num_retained(const struct dw_kll *sk)
     return retained(sk);
 }
 
+void dw_kll_reserve(struct dw_kll *sk, uint32_t n)
+{
+    n = DW_MIN(n, sk->exact_capacity);
+    if (sk->exact && n > sk->alloc) {
+        resize_items(sk, n);
+    }
+}
+
 size_t dw_kll_memory_bytes(const struct dw_kll *sk)
 {
     size_t bytes = sizeof(*sk) + (size_t)sk->alloc * sizeof(double);

@@ -412,6 +412,10 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
         }
     } else if (!agg) {
         agg = dw_agg_new(ev->model, start);
+        const struct dw_agg *prev = dw_part_window(p, ev->model, start - p->cfg->window_size_ms);
+        if (prev) {
+            dw_agg_size_like(agg, prev);
+        }
         push_agg(&p->wins, &p->n_wins, &p->cap_wins, agg);
     }
     if (!late) {

@@ -271,6 +271,56 @@ static void test_exact_random(void **state)
     free(v);
 }
 
+/* The serialized bytes of sk (malloc'd, length in *len). */
+static uint8_t *bytes_of(struct dw_kll *sk, size_t *len)
+{
+    *len = dw_kll_serialize(sk, NULL, 0);
+    uint8_t *b = dw_malloc(*len);
+    assert_int_equal(dw_kll_serialize(sk, b, *len), *len);
+    return b;
+}
+
+/* A reserved sketch holds what it reserved without growing, is capped at its exact capacity,
+ * and gives the same bytes as one grown by doubling at every step, through the change to KLL
+ * and beyond (reserving once compacting changes nothing). */
+static void test_reserve(void **state)
+{
+    (void)state;
+    enum { EXACT = 256, N = 1000 };
+    double *v = dw_malloc(N * sizeof(double));
+    generate(DIST_LOGNORMAL, 7, v, N);
+    struct dw_kll *plain = dw_kll_new(0, EXACT, 11), *res = dw_kll_new(0, EXACT, 11);
+    dw_kll_reserve(res, 100);
+    size_t reserved = dw_kll_memory_bytes(res);
+    assert_true(reserved >= dw_kll_memory_bytes(plain) + 100 * sizeof(double));
+    for (size_t i = 0; i < N; i++) {
+        dw_kll_update(plain, v[i]);
+        dw_kll_update(res, v[i]);
+        if (i + 1 == 100) {
+            assert_int_equal(dw_kll_memory_bytes(res), reserved); /* no growth */
+        }
+        if (i % 37 == 0 || i + 1 == N) {
+            size_t la, lb;
+            uint8_t *a = bytes_of(plain, &la), *b = bytes_of(res, &lb);
+            assert_int_equal(la, lb);
+            assert_memory_equal(a, b, la);
+            free(a);
+            free(b);
+        }
+        if (i == 500) {
+            dw_kll_reserve(res, 10000); /* compacting: no effect */
+        }
+    }
+    assert_false(dw_kll_is_exact(res));
+    struct dw_kll *capped = dw_kll_new(0, EXACT, 11);
+    dw_kll_reserve(capped, 1000000);
+    assert_true(dw_kll_memory_bytes(capped) <= dw_kll_memory_bytes(plain) + EXACT * sizeof(double));
+    dw_kll_destroy(capped);
+    dw_kll_destroy(res);
+    dw_kll_destroy(plain);
+    free(v);
+}
+
 static void test_nan_asserts(void **state)
 {
     pid_t pid = fork();
@@ -734,6 +784,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_hand_checked),
         cmocka_unit_test(test_exact_random),
+        cmocka_unit_test(test_reserve),
         cmocka_unit_test(test_nan_asserts),
         cmocka_unit_test(test_rank_error_and_merge),
         cmocka_unit_test(test_merge_modes),

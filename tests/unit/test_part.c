@@ -249,6 +249,32 @@ static void test_windows_epoch_aligned(void **state)
     dw_part_free(p);
 }
 
+/* A window's sketches are created with room for what the model's window before it counted in
+ * the partition (dw_agg_size_like): here 100 values of the numeric feature, then the first of
+ * the next window; a window with no window before it grows from the start. */
+static void test_sketches_sized_like_the_window_before(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    char id[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof(id), "s%d", i);
+        assert_int_equal(predict_full(p, PRICE, id, 60000 + i, "2.5", "", NO_SCORE, i, NULL),
+                         DW_PART_OK);
+    }
+    assert_int_equal(predict_full(p, PRICE, "next", 120000, "2.5", "", NO_SCORE, 1.0, NULL),
+                     DW_PART_OK);
+    const struct dw_agg *first = win(p, PRICE, 60000), *next = win(p, PRICE, 120000);
+    assert_int_equal(first->feats[0].reserve, 0);
+    assert_int_equal(next->feats[0].reserve, 100);
+    assert_true(dw_kll_memory_bytes(next->feats[0].sk) >= 100 * sizeof(double));
+    assert_true(dw_kll_memory_bytes(next->feats[0].sk) < dw_kll_memory_bytes(first->feats[0].sk));
+    /* the same values as without the reserve */
+    assert_int_equal(dw_kll_count(next->feats[0].sk), 1);
+    assert_double_exact(dw_kll_quantile(next->feats[0].sk, 0.5), 1.0);
+    dw_part_free(p);
+}
+
 static void test_late_predictions(void **state)
 {
     (void)state;
@@ -1682,6 +1708,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_windows_epoch_aligned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sketches_sized_like_the_window_before, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_late_predictions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_sketches_after_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_after_rebuild, setup, teardown),

@@ -55,6 +55,12 @@ void dw_kll_destroy(struct dw_kll *sk);
 /** @brief Empties the sketch, keeping k, exact_capacity and seed (coin flips restart). */
 void dw_kll_reset(struct dw_kll *sk);
 
+/**
+ * @brief Room for n items (at most exact_capacity) while the sketch is exact, so that it does
+ *        not grow by doubling to hold them; the results are the same with or without it.
+ */
+void dw_kll_reserve(struct dw_kll *sk, uint32_t n);
+
 /** @brief Adds one finite value. Amortized O(1); allocates only when a level grows. */
 void dw_kll_update(struct dw_kll *sk, double x);
 
