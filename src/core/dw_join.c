@@ -412,7 +412,6 @@ void dw_join_free(struct dw_join *j)
     big_free(j->done, j->done_cap * sizeof(*j->done));
     big_free(j->done_slots, j->n_done_slots * sizeof(*j->done_slots));
     free(j->done_order);
-    free(j->done_order_bucket);
     free(j->buckets);
     memset(j, 0, sizeof(*j));
 }
@@ -634,6 +633,7 @@ void dw_join_clear_dirty(struct dw_join *j)
     for (size_t i = 0; i < j->n_buckets; i++) {
         if (!j->buckets[i].drop) {
             j->buckets[keep] = j->buckets[i];
+            j->buckets[keep].new_n = 0;
             j->buckets[keep++].rewrite = 0;
         }
     }
@@ -991,11 +991,12 @@ static int in_bucket(const struct dw_join_done *d, const struct dw_join_bucket *
 /*
  * Groups the new entries by bucket, each bucket's in the order they joined: a counting sort
  * over the buckets' indices, linear in the entries (a sort by model and time was 1.4 % of the
- * bench's CPU, and the checkpoint needs only each bucket's entries together).
+ * bench's CPU, and the checkpoint needs only each bucket's entries together). Each listed
+ * bucket gets the range of done_order that holds its new entries.
  */
 static void group_new_entries(struct dw_join *j, size_t n_new)
 {
-    uint32_t *bkt = j->done_order_bucket; /* by entry first, then by position */
+    uint32_t *bkt = dw_malloc(DW_MAX(n_new, (size_t)1) * sizeof(*bkt)); /* by entry */
     size_t prev = SIZE_MAX;
     for (size_t i = 0; i < n_new; i++) {
         const struct dw_join_done *d = &j->done[j->done_saved + i];
@@ -1007,23 +1008,23 @@ static void group_new_entries(struct dw_join *j, size_t n_new)
         }
         bkt[i] = (uint32_t)prev;
     }
-    size_t *end = dw_calloc(j->n_buckets + 1, sizeof(*end)); /* end[b + 1]: bucket b's count */
-    for (size_t i = 0; i < n_new; i++) {
-        end[bkt[i] + 1]++;
-    }
     for (size_t b = 0; b < j->n_buckets; b++) {
-        end[b + 1] += end[b];
+        j->buckets[b].new_n = 0;
     }
     for (size_t i = 0; i < n_new; i++) {
-        j->done_order[end[bkt[i]]++] = (uint32_t)(j->done_saved + i);
+        j->buckets[bkt[i]].new_n++;
     }
-    /* end[b] is now where bucket b's run ends */
-    for (size_t b = 0, pos = 0; b < j->n_buckets; b++) {
-        for (; pos < end[b]; pos++) {
-            bkt[pos] = (uint32_t)b;
-        }
+    uint32_t pos = 0;
+    for (size_t b = 0; b < j->n_buckets; b++) {
+        j->buckets[b].new_first = pos;
+        pos += j->buckets[b].new_n;
+        j->buckets[b].new_n = 0; /* counted again as they are placed */
     }
-    free(end);
+    for (size_t i = 0; i < n_new; i++) {
+        struct dw_join_bucket *b = &j->buckets[bkt[i]];
+        j->done_order[b->new_first + b->new_n++] = (uint32_t)(j->done_saved + i);
+    }
+    free(bkt);
 }
 
 void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms)
@@ -1032,8 +1033,6 @@ void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms)
     if (n_new > j->cap_done_order) {
         j->cap_done_order = DW_MAX(n_new, 2 * j->cap_done_order);
         j->done_order = dw_realloc(j->done_order, j->cap_done_order * sizeof(*j->done_order));
-        j->done_order_bucket =
-            dw_realloc(j->done_order_bucket, j->cap_done_order * sizeof(*j->done_order_bucket));
     }
     group_new_entries(j, n_new);
     j->n_done_order = n_new;
@@ -1061,12 +1060,6 @@ const struct dw_join_done *dw_join_new_entry(const struct dw_join *j, size_t i)
 {
     dw_assert(i < j->n_done_order);
     return &j->done[j->done_order[i]];
-}
-
-struct dw_join_bucket *dw_join_new_bucket(struct dw_join *j, size_t i)
-{
-    dw_assert(i < j->n_done_order);
-    return &j->buckets[j->done_order_bucket[i]];
 }
 
 void dw_join_done_encode(const struct dw_join_done *d, const struct dw_join_bucket *b,

@@ -2378,16 +2378,18 @@ static int ck_send_joined(struct dw_redis *r, struct dw_part *p, struct ckpt *ck
             rc = ck_bucket(r, p, ck, b, BUCKET_REWRITE, &blob);
         }
     }
-    /* The new entries are grouped by bucket: one piece per bucket. */
-    for (size_t i = 0; i < j->n_done_order && rc == 0;) {
-        const struct dw_join_bucket *b = dw_join_new_bucket(j, i);
+    /* The new entries are grouped by bucket: one piece per bucket (none for a bucket dropped
+     * or rewritten whole above). */
+    for (size_t bi = 0; bi < j->n_buckets && rc == 0; bi++) {
+        const struct dw_join_bucket *b = &j->buckets[bi];
+        if (b->new_n == 0 || b->drop || b->rewrite) {
+            continue;
+        }
         dw_buf_reset(&blob);
-        for (; i < j->n_done_order && dw_join_new_bucket(j, i) == b; i++) {
+        for (size_t i = b->new_first; i < b->new_first + b->new_n; i++) {
             dw_join_done_encode(dw_join_new_entry(j, i), b, &blob);
         }
-        if (!b->drop && !b->rewrite) {
-            rc = ck_bucket(r, p, ck, b, BUCKET_APPEND, &blob);
-        }
+        rc = ck_bucket(r, p, ck, b, BUCKET_APPEND, &blob);
     }
     dw_buf_free(&blob);
     return rc;

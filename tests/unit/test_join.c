@@ -1336,26 +1336,31 @@ static void test_new_entries_grouped_by_bucket(void **state)
     assert_int_equal(j.n_done_order, N);
     assert_true(j.n_buckets >= 8); /* five minutes of two models */
     unsigned char *seen = calloc(j.n_done, 1);
-    unsigned char *run_over = calloc(j.n_buckets, 1);
-    for (size_t i = 0; i < N; i++) {
-        const struct dw_join_done *d = dw_join_new_entry(&j, i);
-        const struct dw_join_bucket *b = dw_join_new_bucket(&j, i);
-        assert_int_equal(b->model_idx, d->model_idx);
-        assert_int_equal(b->start_ms, d->ts_ms / 60000 * 60000);
-        assert_int_equal(b->span_ms, 60000);
-        size_t idx = (size_t)(d - j.done);
-        assert_false(seen[idx]);
-        seen[idx] = 1;
-        if (i > 0 && dw_join_new_bucket(&j, i - 1) == b) {
-            assert_true(dw_join_new_entry(&j, i - 1) < d); /* the order they joined */
-        } else {
-            assert_false(run_over[b - j.buckets]); /* one run per bucket */
-        }
-        if (i + 1 == N || dw_join_new_bucket(&j, i + 1) != b) {
-            run_over[b - j.buckets] = 1;
+    size_t placed = 0, next_first = 0;
+    for (size_t bi = 0; bi < j.n_buckets; bi++) {
+        const struct dw_join_bucket *b = &j.buckets[bi];
+        assert_int_equal(b->new_first, next_first); /* the ranges tile done_order */
+        next_first += b->new_n;
+        for (size_t i = b->new_first; i < b->new_first + b->new_n; i++) {
+            const struct dw_join_done *d = dw_join_new_entry(&j, i);
+            assert_int_equal(b->model_idx, d->model_idx);
+            assert_int_equal(b->start_ms, d->ts_ms / 60000 * 60000);
+            assert_int_equal(b->span_ms, 60000);
+            size_t idx = (size_t)(d - j.done);
+            assert_false(seen[idx]);
+            seen[idx] = 1;
+            if (i > b->new_first) {
+                assert_true(dw_join_new_entry(&j, i - 1) < d); /* the order they joined */
+            }
+            placed++;
         }
     }
-    free(run_over);
+    assert_int_equal(placed, N);
+    /* a checkpoint done: no bucket has new entries until more join */
+    dw_join_clear_dirty(&j);
+    for (size_t bi = 0; bi < j.n_buckets; bi++) {
+        assert_int_equal(j.buckets[bi].new_n, 0);
+    }
     free(seen);
     dw_join_free(&j);
 }
@@ -1388,7 +1393,12 @@ static void test_buckets(void **state)
     for (size_t i = 1; i < j.n_done_order; i++) {
         assert_true(dw_join_new_entry(&j, i - 1)->ts_ms <= dw_join_new_entry(&j, i)->ts_ms);
     }
-    struct dw_join_bucket *b1 = dw_join_new_bucket(&j, 70);
+    struct dw_join_bucket *b1 = NULL;
+    for (size_t bi = 0; bi < j.n_buckets; bi++) {
+        if (j.buckets[bi].new_first <= 70 && 70 < j.buckets[bi].new_first + j.buckets[bi].new_n) {
+            b1 = &j.buckets[bi];
+        }
+    }
     assert_non_null(b1);
     assert_int_equal(b1->start_ms, 60000);
 

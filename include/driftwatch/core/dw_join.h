@@ -186,6 +186,7 @@ struct dw_join_bucket {
     uint8_t rewrite; /* an entry left it: the next checkpoint writes it whole (SET) */
     uint8_t drop;    /* of another span (join.ttl changed): its entries are appended anew to
                       * buckets of the current span, and it goes at the next checkpoint */
+    uint32_t new_first, new_n; /* its new entries in dw_join_new_entry()'s order (ckpt_plan) */
 };
 
 struct dw_join {
@@ -217,7 +218,6 @@ struct dw_join {
      * join most of a partition's records between two checkpoints. */
     size_t done_saved;
     uint32_t *done_order; /* the new entries' indices grouped by bucket (dw_join_ckpt_plan) */
-    uint32_t *done_order_bucket; /* the bucket (index into buckets) of each of them */
     size_t n_done_order, cap_done_order;
     struct dw_join_bucket *buckets; /* every bucket in Redis or to be written there */
     size_t n_buckets, cap_buckets;
@@ -339,12 +339,10 @@ size_t dw_join_n_new(const struct dw_join *j);
 
 /**
  * @returns the i-th of them (i < j->n_done_order) in the order dw_join_ckpt_plan() grouped them
- *          (each bucket's are one run, in the order they joined); valid until the set changes.
+ *          (bucket b's are i in [b->new_first, b->new_first + b->new_n), in the order they
+ *          joined); valid until the set changes.
  */
 const struct dw_join_done *dw_join_new_entry(const struct dw_join *j, size_t i);
-
-/** @returns the bucket the i-th new entry goes to (listed by dw_join_ckpt_plan()). */
-struct dw_join_bucket *dw_join_new_bucket(struct dw_join *j, size_t i);
 
 /** @brief Appends the Redis form of every entry of bucket b in the joined set to out. */
 void dw_join_bucket_encode(const struct dw_join *j, const struct dw_join_bucket *b,
