@@ -408,9 +408,14 @@ size_t dw_kll_num_retained(const struct dw_kll *sk)
 
 void dw_kll_reserve(struct dw_kll *sk, uint32_t n)
 {
-    n = DW_MIN(n, sk->exact_capacity);
-    if (sk->exact && n > sk->alloc) {
-        resize_items(sk, n);
+    /* the size doubling would reach to hold n: the same memory, without the copies */
+    uint32_t want = KLL_INITIAL_ALLOC;
+    while (want < n && want < sk->exact_capacity) {
+        want *= 2;
+    }
+    want = DW_MIN(want, sk->exact_capacity);
+    if (sk->exact && n > 0 && want > sk->alloc) {
+        resize_items(sk, want);
     }
 }
 

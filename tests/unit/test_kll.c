@@ -280,7 +280,8 @@ static uint8_t *bytes_of(struct dw_kll *sk, size_t *len)
     return b;
 }
 
-/* A reserved sketch holds what it reserved without growing, is capped at its exact capacity,
+/* A reserved sketch holds what it reserved without growing, in the memory that growing by
+ * doubling reaches for as many values, is capped at its exact capacity,
  * and gives the same bytes as one grown by doubling at every step, through the change to KLL
  * and beyond (reserving once compacting changes nothing). */
 static void test_reserve(void **state)
@@ -298,6 +299,8 @@ static void test_reserve(void **state)
         dw_kll_update(res, v[i]);
         if (i + 1 == 100) {
             assert_int_equal(dw_kll_memory_bytes(res), reserved); /* no growth */
+            /* the memory that doubling reached for the same values */
+            assert_int_equal(dw_kll_memory_bytes(plain), reserved);
         }
         if (i % 37 == 0 || i + 1 == N) {
             size_t la, lb;

@@ -56,8 +56,9 @@ void dw_kll_destroy(struct dw_kll *sk);
 void dw_kll_reset(struct dw_kll *sk);
 
 /**
- * @brief Room for n items (at most exact_capacity) while the sketch is exact, so that it does
- *        not grow by doubling to hold them; the results are the same with or without it.
+ * @brief Room for n items while the sketch is exact: the array that growing by doubling would
+ *        reach to hold them (at most exact_capacity), allocated at once, so that the same
+ *        memory comes without the copies on the way. The results are the same without it.
  */
 void dw_kll_reserve(struct dw_kll *sk, uint32_t n);
 
