@@ -124,6 +124,13 @@ static uint32_t retained(const struct dw_kll *sk)
     return sk->alloc - sk->levels[0];
 }
 
+/* The next size of an exact sketch's array: double, from KLL_INITIAL_ALLOC up to exact_capacity
+ * (update, merge and reserve grow the same way, so a reserve is the memory doubling reaches). */
+static uint32_t exact_grown(const struct dw_kll *sk, uint32_t alloc)
+{
+    return DW_MIN(DW_MAX(2 * alloc, KLL_INITIAL_ALLOC), sk->exact_capacity);
+}
+
 /* Moves the packed items into an array of new_alloc (>= retained) items. */
 static void resize_items(struct dw_kll *sk, uint32_t new_alloc)
 {
@@ -345,9 +352,7 @@ void dw_kll_update(struct dw_kll *sk, double x)
     if (sk->levels[0] == 0) {
         /* No free slot: exact mode doubles up to exact_capacity, KLL grows to its capacity
          * (which rises a little each time a level is added). */
-        uint32_t want = sk->exact
-                            ? DW_MIN(DW_MAX(2 * sk->alloc, KLL_INITIAL_ALLOC), sk->exact_capacity)
-                            : sk->total_cap;
+        uint32_t want = sk->exact ? exact_grown(sk, sk->alloc) : sk->total_cap;
         resize_items(sk, DW_MAX(want, retained(sk) + 1));
     }
     note_minmax(sk, x, x);
@@ -408,13 +413,15 @@ size_t dw_kll_num_retained(const struct dw_kll *sk)
 
 void dw_kll_reserve(struct dw_kll *sk, uint32_t n)
 {
-    /* the size doubling would reach to hold n: the same memory, without the copies */
-    uint32_t want = KLL_INITIAL_ALLOC;
-    while (want < n && want < sk->exact_capacity) {
-        want *= 2;
+    if (!sk->exact) {
+        return;
     }
-    want = DW_MIN(want, sk->exact_capacity);
-    if (sk->exact && n > 0 && want > sk->alloc) {
+    /* the size doubling would reach to hold n: the same memory, without the copies */
+    uint32_t want = sk->alloc;
+    while (want < DW_MIN(n, sk->exact_capacity)) {
+        want = exact_grown(sk, want);
+    }
+    if (want > sk->alloc) {
         resize_items(sk, want);
     }
 }
@@ -635,7 +642,7 @@ void dw_kll_merge(struct dw_kll *dst, const struct dw_kll *src)
     if (dst->exact && src->exact && dst->n + src->n <= dst->exact_capacity) {
         /* Both exact and the union fits: append src's values in front of dst's. */
         if (dst->levels[0] < sr) {
-            uint32_t want = DW_MIN(DW_MAX(2 * dst->alloc, KLL_INITIAL_ALLOC), dst->exact_capacity);
+            uint32_t want = exact_grown(dst, dst->alloc);
             resize_items(dst, DW_MAX(want, retained(dst) + sr));
         }
         dst->levels[0] -= sr;

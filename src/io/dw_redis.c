@@ -55,10 +55,9 @@
 #define JOIN_BATCH 4096 /* field/value pairs per HSET / HDEL command */
 #define HSCAN_COUNT "2000"
 #define SET_CHUNK (1024 * 1024) /* bytes; a larger value is written in pieces (tx_append_set) */
-#define RESP_GATHER                                                                                \
-    1024 /* bytes: a command's headers and short arguments, gathered (append_argv) */
-#define RESP_SHORT_ARG 256 /* bytes: a longer argument is appended as it is */
-#define RESP_HEAD_MAX 23   /* bytes of "$<20 digits>\r\n" */
+#define RESP_GATHER 1024        /* bytes: headers and short arguments gathered (append_argv) */
+#define RESP_SHORT_ARG 256      /* bytes: a longer argument is appended as it is */
+#define RESP_HEAD_MAX 23        /* bytes of "$<20 digits>\r\n" */
 
 /* A growable argv for binary-safe commands. */
 struct argv {
@@ -813,9 +812,9 @@ static size_t resp_head(char *p, char kind, size_t n)
 /*
  * Appends a command to c's output in RESP (an array of bulk strings) with each byte copied
  * once. hiredis's redisAppendCommandArgv() formats the command into a string of its own and then
- * copies that string to the output: every checkpoint's bytes twice, 2.3 % of the bench's CPU
- * with the formatting (bench/RESULTS.md, "The checkpoint's bytes"). The headers and the short
- * arguments are gathered in a buffer on the stack, a long argument goes to the output as it
+ * copies that string to the output: every checkpoint's bytes twice, 3.1 % of the event loop's
+ * samples with the formatting (bench/RESULTS.md, "The checkpoint's bytes"). The headers and the
+ * short arguments are gathered in a buffer on the stack, a long argument goes to the output as it
  * is; redisAppendFormattedCommand() is hiredis's call for bytes that are RESP already.
  */
 static int append_argv(redisContext *c, int argc, const char **argv, const size_t *lens)
@@ -3001,12 +3000,10 @@ static int next_piece(const struct dw_redis_bkv *kv, struct dw_buf *chunk, size_
  * Appends SET key value (or DEL key when it has neither data nor fill) of global key kv->name
  * to a transaction. A value larger than SET_CHUNK (a reference of millions of values is tens
  * of MB) goes as SET of its first chunk and APPENDs of the rest, each written out before the
- * next is queued: hiredis's output buffer holds a copy of each command until it is written (and
- * its own formatting made another, before append_argv()), so one SET of the whole value held
- * more copies of it until the transaction's replies were read (bench/RESULTS.md, "The
- * reference's write in chunks"). A
- * value made by fill is made chunk by chunk as it goes. Inside MULTI the key is whole when EXEC
- * applies it, as before.
+ * next is queued: hiredis's output buffer holds a copy of each command until it is written, so
+ * one SET of the whole value would hold another copy of it until the transaction's replies were
+ * read (bench/RESULTS.md, "The reference's write in chunks"). A value made by fill is made chunk by
+ * chunk as it goes. Inside MULTI the key is whole when EXEC applies it, as before.
  */
 static int tx_append_set(struct dw_redis *r, int *n_cmds, const struct dw_redis_bkv *kv)
 {

@@ -328,9 +328,9 @@ size_t dw_join_done_sweep(struct dw_join *j, int64_t before_ms, int rewrite);
 /**
  * @brief Prepares the joined set's part of a checkpoint: groups the new entries by the bucket
  *        they go to (each bucket's in the order they joined), lists those buckets, marks for
- * dropping the buckets whose whole span is before before_ms (expired on the label clock: ts +
- * join.ttl < label watermark), and a bucket to rewrite that holds no entry any more. Idempotent: a
- * failed checkpoint leaves it to be done again.
+ *        dropping the buckets whose whole span is before before_ms (expired on the label
+ *        clock: ts + join.ttl < label watermark), and a bucket to rewrite that holds no entry
+ *        any more. Idempotent: a failed checkpoint leaves it to be done again.
  */
 void dw_join_ckpt_plan(struct dw_join *j, int64_t before_ms);
 
