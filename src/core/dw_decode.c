@@ -38,9 +38,13 @@
  * - Nothing is converted that is not read: a string points into the message unless it has a
  *   backslash, in which case it is unescaped into the decoder's shadow buffer at the same offset
  *   as in the message (an unescaped string is never longer than its escaped form, so strings
- *   never overlap there and unescaping the same token twice is harmless). Numbers are converted
- *   when a field asks for them (integers by hand, reals with strtod), except that a real whose
- *   leading digit sits at 10^308 or above is converted during the parse to reject overflow.
+ *   never overlap there and unescaping the same token twice is harmless). Integers are
+ *   converted when a field asks for them (by hand). A real is converted during the parse when
+ *   Clinger's fast path applies (fast_real(): at most 15 significant digits, 10^+-22; most
+ *   feature values), because the grammar's walk over its digits reads the significand anyway
+ *   and a second walk cost a tenth of a prediction's decode; other reals are converted with
+ *   strtod when a field asks for them, except that a real whose leading digit sits at 10^308 or
+ *   above is converted during the parse to reject overflow.
  *
  * - Duplicate keys: the last occurrence wins, as in jansson without JSON_REJECT_DUPLICATES.
  *
@@ -251,6 +255,7 @@ struct tok {
     int next;     /* index of the first token after this value's subtree */
     uint8_t kind; /* enum jv_kind */
     uint8_t esc;  /* a string with a backslash: unescape before use */
+    double num;   /* a real's value when check_number() converted it (the fast path), else NAN */
 };
 
 /* name -> entry index (a model's features, the top-level keys of the field pointers), open
@@ -791,19 +796,53 @@ static __attribute__((noinline)) int check_string_rest(const char *js, size_t i,
 }
 
 /*
+ * Clinger's fast path: a real whose significand m has at most 15 significant digits and whose
+ * power of ten is within 10^+-22 is m * 10^exp10 with one correctly rounded operation, because
+ * both m and 10^|exp10| are exact doubles: strtod's result, bit for bit. Most feature values
+ * qualify. @returns the value, or NAN when the path does not apply (strtod then, jv_real()).
+ */
+static double fast_real(int neg, uint64_t m, unsigned sig, long exp10)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    if (sig > 15 || exp10 < -22 || exp10 > 22) {
+        return NAN;
+    }
+    double d = (double)m;
+    d = exp10 < 0 ? d / pow10[-exp10] : d * pow10[exp10];
+    return neg ? -d : d;
+}
+
+/* The digits at p[*i...] (before n) into *m; *sig counts them from the first nonzero one (*m
+ * wraps past 19 digits, when *sig > 15 says it is not used). */
+static inline void scan_digits(const char *p, size_t n, size_t *i, uint64_t *m, unsigned *sig)
+{
+    for (; *i < n && p[*i] >= '0' && p[*i] <= '9'; (*i)++) {
+        *m = *m * 10 + (uint64_t)(p[*i] - '0');
+        *sig += *m != 0;
+    }
+}
+
+/*
  * The number that starts at js[s] and ends at the first byte that cannot continue it, before
  * lim: *end is that byte. RFC 8259's grammar (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?);
  * an integer (no '.', 'e', 'E') must fit in int64 and a real must be finite: both are invalid
- * JSON for jansson ("too big integer", "real number overflow"). shadow has room for js[s..lim)
- * plus a NUL at the same offsets.
+ * JSON for jansson ("too big integer", "real number overflow"). A real's value is converted on
+ * the way when fast_real() can (*num, else NAN): the grammar's own walk over the digits reads
+ * the significand, so no second walk is needed. shadow has room for js[s..lim) plus a NUL at the
+ * same offsets.
  */
 static int check_number(const char *js, size_t s, size_t lim, char *shadow, size_t *end,
-                        uint8_t *kind, struct json_err *err)
+                        uint8_t *kind, double *num, struct json_err *err)
 {
     const char *p = js + s;
     size_t n = lim - s;
     size_t i = 0;
     int neg = 0;
+    uint64_t m = 0;   /* the significand's digits, integer part and fraction */
+    unsigned sig = 0; /* of them, from the first nonzero one */
+    *num = NAN;
     if (i < n && p[i] == '-') {
         neg = 1;
         i++;
@@ -812,9 +851,7 @@ static int check_number(const char *js, size_t s, size_t lim, char *shadow, size
     if (i < n && p[i] == '0') {
         i++;
     } else if (i < n && p[i] >= '1' && p[i] <= '9') {
-        while (i < n && p[i] >= '0' && p[i] <= '9') {
-            i++;
-        }
+        scan_digits(p, n, &i, &m, &sig);
     } else {
         return json_fail(err, s, "invalid literal (expected a number, true, false or null)");
     }
@@ -825,9 +862,7 @@ static int check_number(const char *js, size_t s, size_t lim, char *shadow, size
     if (i < n && p[i] == '.') {
         is_real = 1;
         frac_start = ++i;
-        while (i < n && p[i] >= '0' && p[i] <= '9') {
-            i++;
-        }
+        scan_digits(p, n, &i, &m, &sig);
         frac_end = i;
         if (frac_end == frac_start) {
             return json_fail(err, s + i, "invalid number: digits expected after '.'");
@@ -875,7 +910,8 @@ static int check_number(const char *js, size_t s, size_t lim, char *shadow, size
             k++;
         }
         if (k == frac_end) {
-            return 0; /* zero */
+            *num = neg ? -0.0 : 0.0;
+            return 0;
         }
         lead = exp10 - (long)(k - frac_start + 1);
     }
@@ -886,6 +922,7 @@ static int check_number(const char *js, size_t s, size_t lim, char *shadow, size
             return json_fail(err, s, "real number out of the double range");
         }
     }
+    *num = fast_real(neg, m, sig, exp10 - (long)(frac_end - frac_start));
     return 0;
 }
 
@@ -895,7 +932,7 @@ static int check_number(const char *js, size_t s, size_t lim, char *shadow, size
  * Python's json module writes. shadow has room for js[s..e) plus a NUL at the same offsets.
  */
 static int check_primitive(const char *js, size_t s, size_t e, char *shadow, int non_finite,
-                           uint8_t *kind, struct json_err *err)
+                           uint8_t *kind, double *num, struct json_err *err)
 {
     static const struct {
         const char *text;
@@ -913,7 +950,7 @@ static int check_primitive(const char *js, size_t s, size_t e, char *shadow, int
         }
     }
     size_t end;
-    if (check_number(js, s, e, shadow, &end, kind, err) != 0) {
+    if (check_number(js, s, e, shadow, &end, kind, num, err) != 0) {
         return -1;
     }
     return end == e ? 0 : json_fail(err, end, "invalid number");
@@ -1045,7 +1082,7 @@ static inline int parse_string(struct parse *ps, size_t pos, size_t *after)
     if (e >= ps->len) {
         return json_fail(&ps->err, pos, "unterminated string");
     }
-    *tok_push(ps->dec) = (struct tok){(int)s, (int)e, ps->dec->n_toks, JV_STR, esc};
+    *tok_push(ps->dec) = (struct tok){(int)s, (int)e, ps->dec->n_toks, JV_STR, esc, 0.0};
     *after = e + 1;
     return 0;
 }
@@ -1057,10 +1094,11 @@ static inline int parse_primitive(struct parse *ps, size_t pos, size_t *after)
     size_t len = ps->len;
     size_t e;
     uint8_t kind;
+    double num = NAN;
     if ((js[pos] >= '0' && js[pos] <= '9') ||
         (js[pos] == '-' && pos + 1 < len && js[pos + 1] >= '0' && js[pos + 1] <= '9')) {
         /* a number (most primitives): its grammar finds where it ends */
-        if (check_number(js, pos, len, ps->dec->shadow, &e, &kind, &ps->err) != 0) {
+        if (check_number(js, pos, len, ps->dec->shadow, &e, &kind, &num, &ps->err) != 0) {
             return -1;
         }
         if (e < len && !ends_primitive(js[e])) {
@@ -1069,11 +1107,12 @@ static inline int parse_primitive(struct parse *ps, size_t pos, size_t *after)
     } else {
         for (e = pos + 1; e < len && !ends_primitive(js[e]); e++) {
         }
-        if (check_primitive(js, pos, e, ps->dec->shadow, ps->non_finite, &kind, &ps->err) != 0) {
+        if (check_primitive(js, pos, e, ps->dec->shadow, ps->non_finite, &kind, &num, &ps->err) !=
+            0) {
             return -1;
         }
     }
-    *tok_push(ps->dec) = (struct tok){(int)pos, (int)e, ps->dec->n_toks, kind, 0};
+    *tok_push(ps->dec) = (struct tok){(int)pos, (int)e, ps->dec->n_toks, kind, 0, num};
     *after = e;
     return 0;
 }
@@ -1128,7 +1167,7 @@ static int parse_value(struct parse *ps, size_t pos, size_t limit, size_t *after
                     return json_fail(&ps->err, p, "nested deeper than the limit");
                 }
                 dec->open[depth++] = dec->n_toks;
-                *tok_push(dec) = (struct tok){(int)p, 0, 0, c == '{' ? JV_OBJ : JV_ARR, 0};
+                *tok_push(dec) = (struct tok){(int)p, 0, 0, c == '{' ? JV_OBJ : JV_ARR, 0, 0.0};
                 p = skip_ws(js, p + 1, len);
                 if (p < len && js[p] == c + 2) { /* '}' and ']' are 2 after their openers */
                     want_value = 0;
@@ -1462,76 +1501,13 @@ static long long jv_int(const struct dw_decoder *dec, jv_t v)
     return (long long)u;
 }
 
-/*
- * Clinger's fast path: a decimal whose significand has at most 15 digits and whose power of
- * ten is within 10^±22 converts with one correctly rounded operation, because both the
- * significand and 10^k are exact doubles. Most feature values qualify; others go to strtod.
- * @returns 1 with *out set, 0 when the fast path does not apply.
- */
-static int fast_real(const char *p, size_t n, double *out)
-{
-    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    size_t i = 0;
-    int neg = 0;
-    if (i < n && p[i] == '-') {
-        neg = 1;
-        i++;
-    }
-    uint64_t m = 0;
-    int digits = 0, exp10 = 0;
-    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
-        if (m || p[i] != '0') {
-            if (++digits > 15) {
-                return 0;
-            }
-        }
-        m = m * 10 + (uint64_t)(p[i] - '0');
-    }
-    if (i < n && p[i] == '.') {
-        for (i++; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
-            if (m || p[i] != '0') {
-                if (++digits > 15) {
-                    return 0;
-                }
-            }
-            m = m * 10 + (uint64_t)(p[i] - '0');
-            exp10--;
-        }
-    }
-    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
-        i++;
-        int eneg = 0, ev = 0;
-        if (i < n && (p[i] == '+' || p[i] == '-')) {
-            eneg = p[i] == '-';
-            i++;
-        }
-        for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
-            if (ev > 1000) {
-                return 0;
-            }
-            ev = ev * 10 + (p[i] - '0');
-        }
-        exp10 += eneg ? -ev : ev;
-    }
-    if (i != n || exp10 < -22 || exp10 > 22) {
-        return 0;
-    }
-    double d = (double)m;
-    d = exp10 < 0 ? d / pow10[-exp10] : d * pow10[exp10];
-    *out = neg ? -d : d;
-    return 1;
-}
-
 static double jv_real(struct dw_decoder *dec, jv_t v)
 {
+    if (!isnan(dec->toks[v].num)) {
+        return dec->toks[v].num; /* converted by the parse (check_number()) */
+    }
     size_t s = (size_t)dec->toks[v].start;
     size_t e = (size_t)dec->toks[v].end;
-    double fast;
-    if (fast_real(dec->msg + s, e - s, &fast)) {
-        return fast;
-    }
     /* strtod needs a terminator: copy to the shadow buffer, where no string lives here */
     memcpy(dec->shadow + s, dec->msg + s, e - s);
     dec->shadow[e] = '\0';

@@ -426,6 +426,72 @@ static void test_bool_numeric_feature(void **state)
     assert_int_equal(fx->p->features[3].kind, DW_VAL_MISSING);
 }
 
+/*
+ * Reals of every shape around the fast conversion's edges (15 and 16 significant digits, powers
+ * of ten to 10^+-22 and past them, leading and trailing zeros, signs, exponents written or not)
+ * read as numeric features: each must be strtod's double, bit for bit (-0.0 included).
+ */
+static void test_reals_as_strtod(void **state)
+{
+    struct fixture *fx = *state;
+    uint64_t rng = 20261206;
+    size_t fast_sized = 0;
+    for (int i = 0; i < 40000; i++) {
+        char text[96];
+        size_t n = 0;
+        if (dw_splitmix64(&rng) % 4 == 0) {
+            text[n++] = '-';
+        }
+        int int_digits = (int)(dw_splitmix64(&rng) % 9);   /* 0: "0." */
+        int frac_digits = (int)(dw_splitmix64(&rng) % 18); /* 0: no fraction */
+        int zeros = (int)(dw_splitmix64(&rng) % 8);        /* after "0.": leading zeros */
+        if (int_digits == 0) {
+            text[n++] = '0';
+        }
+        for (int k = 0; k < int_digits; k++) {
+            text[n++] =
+                (char)('0' + (k == 0 ? 1 + dw_splitmix64(&rng) % 9 : dw_splitmix64(&rng) % 10));
+        }
+        if (frac_digits > 0 || int_digits == 0) {
+            text[n++] = '.';
+            for (int k = 0; int_digits == 0 && k < zeros; k++) {
+                text[n++] = '0';
+            }
+            for (int k = 0; k < DW_MAX(frac_digits, 1); k++) {
+                text[n++] = (char)('0' + dw_splitmix64(&rng) % 10);
+            }
+        }
+        if (dw_splitmix64(&rng) % 3 == 0) {
+            n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%d",
+                                  dw_splitmix64(&rng) % 2 ? "e" : "E-",
+                                  (int)(dw_splitmix64(&rng) % 30));
+        }
+        text[n] = '\0';
+        fast_sized += int_digits + frac_digits <= 16;
+        assert_int_equal(pred_feature(fx, "amount", text), DW_BAD_NONE);
+        assert_int_equal(fx->p->features[0].kind, DW_VAL_NUM);
+        double want = strtod(text, NULL);
+        if (memcmp(&want, &fx->p->features[0].num, sizeof(want)) != 0) {
+            fail_msg("%s: decoded %.17g, strtod %.17g", text, fx->p->features[0].num, want);
+        }
+    }
+    assert_true(fast_sized > 10000); /* the fast path's sizes are well covered */
+    /* the powers of ten at the path's edge and past it (10^23 is the first inexact one) */
+    const char *sig[] = {
+        "1", "3", "7", "97", "4503599627370497", "123456789012345", "999999999999999"};
+    for (size_t k = 0; k < DW_ARRAY_SIZE(sig); k++) {
+        for (int e = -26; e <= 26; e++) {
+            char text[64];
+            snprintf(text, sizeof(text), "%se%d", sig[k], e);
+            assert_int_equal(pred_feature(fx, "amount", text), DW_BAD_NONE);
+            double want = strtod(text, NULL);
+            if (memcmp(&want, &fx->p->features[0].num, sizeof(want)) != 0) {
+                fail_msg("%s: decoded %.17g, strtod %.17g", text, fx->p->features[0].num, want);
+            }
+        }
+    }
+}
+
 static void test_categorical_number_text(void **state)
 {
     struct fixture *fx = *state;
@@ -1635,6 +1701,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_model_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_features_wrong_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bool_numeric_feature, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reals_as_strtod, setup, teardown),
         cmocka_unit_test_setup_teardown(test_categorical_number_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_class_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_regression, setup, teardown),
