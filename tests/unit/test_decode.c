@@ -150,6 +150,12 @@ static void assert_mem_str(const char *s, size_t len, const char *expected)
 }
 
 /* a prediction for "fraud" with one feature value (JSON text) for "zip" / "amount" etc. */
+static enum dw_bad_reason pred_n(struct fixture *fx, const char *buf, size_t len)
+{
+    fx->err[0] = '\0';
+    return dw_decode_prediction(fx->dec, buf, len, KAFKA_TS, fx->p, fx->err, sizeof(fx->err));
+}
+
 static enum dw_bad_reason pred_feature(struct fixture *fx, const char *name, const char *value)
 {
     char buf[512];
@@ -1134,6 +1140,45 @@ static void test_utf8(void **state)
     assert_mem_str(fx->p->id, fx->p->id_len, "\xf0\x9f\x98\x80-\xc3\xa9");
     assert_string_equal(fx->p->pred.text, "\xe2\x82\xac");
     assert_mem_str(fx->p->features[1].str, fx->p->features[1].len, "Z\xc3\xbcrich");
+
+    /* wherever the bad byte is: a key, a string with escapes, across a word of the scan */
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"\xff\":1,\"model\":\"fraud\"}"),
+                     DW_BAD_UTF8);
+    assert_err_has(fx, "invalid UTF-8 at byte 22 (0xff)");
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"a\\n\xc3\xa9\\u00e9\xc0\xaf\",\"model\":"
+                              "\"fraud\",\"prediction\":1}"),
+                     DW_BAD_UTF8);
+    assert_err_has(fx, "invalid UTF-8 at byte 29 (0xc0)");
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"abcdefg\xe2\x82\",\"model\":\"fraud\","
+                              "\"prediction\":1}"),
+                     DW_BAD_UTF8);
+    /* invalid UTF-8 is the reason whatever else is wrong, before or after it */
+    assert_int_equal(pred(fx, "{\"prediction_id\": }\xff"), DW_BAD_UTF8);
+    assert_int_equal(pred(fx, "{\"a\":1,,\"b\":\"\xe2\x82\"}"), DW_BAD_UTF8);
+    assert_int_equal(pred(fx, "{\"a\":\"x\xc3\xa9\"}\x80"), DW_BAD_UTF8);
+    assert_int_equal(
+        pred(fx, "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+                 "\"\xff\"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"),
+        DW_BAD_UTF8);
+    static const char nul_then_bad[] = "{\"prediction_id\":\"a\0b\",\"x\":\"\xff\"}";
+    assert_int_equal(pred_n(fx, nul_then_bad, sizeof(nul_then_bad) - 1), DW_BAD_UTF8);
+    static const char nul[] = "{\"prediction_id\":\"a\0b\",\"x\":\"\xc3\xa9\"}";
+    assert_int_equal(pred_n(fx, nul, sizeof(nul) - 1), DW_BAD_JSON);
+    assert_err_has(fx, "NUL byte");
+    /* valid sequences next to escapes, at every offset of the scan's words */
+    for (size_t pad = 0; pad < 9; pad++) {
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "{\"prediction_id\":\"%.*s\xf0\x9f\x98\x80\\t\xc3\xa9\",\"model\":\"fraud\","
+                 "\"prediction\":\"%.*s\xe2\x82\xac\"}",
+                 (int)pad, "abcdefghi", (int)pad, "abcdefghi");
+        assert_int_equal(pred(fx, msg), DW_BAD_NONE);
+        char want[64];
+        snprintf(want, sizeof(want), "%.*s\xf0\x9f\x98\x80\t\xc3\xa9", (int)pad, "abcdefghi");
+        assert_mem_str(fx->p->id, fx->p->id_len, want);
+        snprintf(want, sizeof(want), "%.*s\xe2\x82\xac", (int)pad, "abcdefghi");
+        assert_string_equal(fx->p->pred.text, want);
+    }
 }
 
 static void test_invalid_json(void **state)
@@ -1299,12 +1344,6 @@ static char *nested_msg(const char *open, const char *mid, char close, size_t le
     char *buf = dw_test_nested(DEEP_HEAD, open, mid, close, levels, len);
     assert_non_null(buf);
     return buf;
-}
-
-static enum dw_bad_reason pred_n(struct fixture *fx, const char *buf, size_t len)
-{
-    fx->err[0] = '\0';
-    return dw_decode_prediction(fx->dec, buf, len, KAFKA_TS, fx->p, fx->err, sizeof(fx->err));
 }
 
 static enum dw_bad_reason label_n(struct fixture *fx, const char *buf, size_t len)
