@@ -269,6 +269,7 @@ struct name_map {
     uint32_t mask;     /* number of slots - 1; slots is a power of two >= 2 * entries */
     int *slot;         /* entry index, or -1 for an empty slot */
     uint64_t *head;    /* per entry: name_head() of its name */
+    uint64_t *tail;    /* per entry: name_tail() of its name */
     size_t *name_len;  /* per entry: bytes of name */
     const char **name; /* per entry */
     size_t *alias;     /* per entry: the first entry with the same name (usually itself) */
@@ -321,15 +322,18 @@ static inline uint64_t name_head(const char *s, size_t len, size_t avail)
     return dw_load_le(s, len);
 }
 
-/* a word at a time: the head with the length (in its top byte, free below 8 bytes), then each
- * later 8 bytes, the last word overlapping the one before */
-static inline uint32_t name_hash(const char *s, size_t len, uint64_t head)
+/* a name's last 8 bytes as a word when it has more than 8 (overlapping the head below 16),
+ * else 0: with the head and the length, the whole of a name of up to 16 bytes */
+static inline uint64_t name_tail(const char *s, size_t len)
 {
-    uint64_t h = dw_fmix64(head ^ (uint64_t)len << 56);
-    for (size_t i = 8; i < len; i += 8) {
-        h = dw_fmix64(h ^ dw_load_le(s + DW_MIN(i, len - 8), 8));
-    }
-    return (uint32_t)h;
+    return len > 8 ? dw_load_le(s + len - 8, 8) : 0;
+}
+
+/* the head with the length (in its top byte, free below 8 bytes) and the tail, mixed once: the
+ * bytes between them (names over 16 bytes) are compared, not hashed */
+static inline uint32_t name_hash(size_t len, uint64_t head, uint64_t tail)
+{
+    return (uint32_t)dw_fmix64(head ^ (uint64_t)len << 56 ^ tail * 0x9E3779B97F4A7C15ULL);
 }
 
 static void map_free(struct name_map *m)
@@ -338,6 +342,7 @@ static void map_free(struct name_map *m)
     free(m->name);
     free(m->name_len);
     free(m->head);
+    free(m->tail);
     free(m->slot);
     memset(m, 0, sizeof(*m));
 }
@@ -356,6 +361,7 @@ static void map_init(struct name_map *m, size_t n)
         m->slot[i] = -1;
     }
     m->head = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->head));
+    m->tail = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->tail));
     m->name_len = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->name_len));
     m->name = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->name));
     m->alias = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->alias));
@@ -366,13 +372,14 @@ static void map_init(struct name_map *m, size_t n)
 static inline int map_find(const struct name_map *m, const char *s, size_t len, size_t avail)
 {
     uint64_t head = name_head(s, len, avail);
-    for (uint32_t i = name_hash(s, len, head) & m->mask;; i = (i + 1) & m->mask) {
+    uint64_t tail = name_tail(s, len);
+    for (uint32_t i = name_hash(len, head, tail) & m->mask;; i = (i + 1) & m->mask) {
         int f = m->slot[i];
         if (f < 0) {
             return -1;
         }
-        if (m->name_len[f] == len && m->head[f] == head &&
-            (len <= 8 || memcmp(m->name[f] + 8, s + 8, len - 8) == 0)) {
+        if (m->name_len[f] == len && m->head[f] == head && m->tail[f] == tail &&
+            (len <= 16 || memcmp(m->name[f] + 8, s + 8, len - 16) == 0)) {
             return f;
         }
     }
@@ -386,13 +393,14 @@ static size_t map_add(struct name_map *m, const char *name, size_t len)
     m->name[e] = name;
     m->name_len[e] = len;
     m->head[e] = name_head(name, len, len);
+    m->tail[e] = name_tail(name, len);
     int first = map_find(m, name, len, len);
     if (first >= 0) {
         m->alias[e] = (size_t)first; /* a repeated name reads the same key */
         return m->alias[e];
     }
     m->alias[e] = e;
-    uint32_t i = name_hash(name, len, m->head[e]) & m->mask;
+    uint32_t i = name_hash(len, m->head[e], m->tail[e]) & m->mask;
     while (m->slot[i] >= 0) {
         i = (i + 1) & m->mask;
     }
@@ -658,9 +666,11 @@ static int json_fail(struct json_err *e, size_t pos, const char *what)
     return -1;
 }
 
+/* one comparison for the bytes above ' ', nearly all: a compact message has no blanks */
 static int is_ws(char c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    const uint64_t blanks = 1ULL << ' ' | 1ULL << '\t' | 1ULL << '\n' | 1ULL << '\r';
+    return (unsigned char)c <= ' ' && (blanks >> (unsigned char)c & 1);
 }
 
 static size_t skip_ws(const char *js, size_t pos, size_t end)

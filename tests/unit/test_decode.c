@@ -498,6 +498,44 @@ static void test_reals_as_strtod(void **state)
     }
 }
 
+/*
+ * Feature names that share their first and last 8 bytes and their length, and differ only in
+ * the middle (or in one byte where head and tail overlap): each key reads its own feature, and
+ * a key that matches none in the middle is not taken for one.
+ */
+static void test_long_feature_names(void **state)
+{
+    struct fixture *fx = *state;
+    static struct dw_feature_cfg long_features[] = {
+        {"abcdefgh_USD_ijklmnop", DW_FEATURE_NUMERIC},
+        {"abcdefgh_EUR_ijklmnop", DW_FEATURE_NUMERIC},
+        {"abcdefghijklmnop", DW_FEATURE_NUMERIC},
+        {"abcdefghijklmnopq", DW_FEATURE_NUMERIC},
+        {"amount_total", DW_FEATURE_NUMERIC},
+        {"amount_tota1", DW_FEATURE_NUMERIC},
+    };
+    close_decoder(fx);
+    fx->models[2].features = long_features;
+    fx->models[2].n_features = DW_ARRAY_SIZE(long_features);
+    open_decoder(fx);
+    assert_int_equal(pred(fx,
+                          "{\"prediction_id\":\"p\",\"model\":\"animal\",\"prediction\":"
+                          "\"cat\",\"features\":{\"abcdefgh_GBP_ijklmnop\":9,\"amount_tota1\":6,"
+                          "\"abcdefghijklmnopq\":4,\"abcdefgh_EUR_ijklmnop\":2,\"amount_total\":5,"
+                          "\"abcdefghijklmnop\":3,\"abcdefgh_USD_ijklmnop\":1}}"),
+                     DW_BAD_NONE);
+    for (size_t i = 0; i < DW_ARRAY_SIZE(long_features); i++) {
+        assert_int_equal(fx->p->features[i].kind, DW_VAL_NUM);
+        assert_double_exact(fx->p->features[i].num, (double)(i + 1));
+    }
+    assert_int_equal(pred(fx, "{\"prediction_id\":\"p\",\"model\":\"animal\",\"prediction\":"
+                              "\"cat\",\"features\":{\"abcdefgh_GBP_ijklmnop\":9}}"),
+                     DW_BAD_NONE);
+    for (size_t i = 0; i < DW_ARRAY_SIZE(long_features); i++) {
+        assert_int_equal(fx->p->features[i].kind, DW_VAL_MISSING);
+    }
+}
+
 static void test_categorical_number_text(void **state)
 {
     struct fixture *fx = *state;
@@ -1741,6 +1779,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_features_wrong_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bool_numeric_feature, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reals_as_strtod, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_feature_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_categorical_number_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_class_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_regression, setup, teardown),
