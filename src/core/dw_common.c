@@ -387,47 +387,33 @@ static void civil_from_days(int64_t z, int *y, int *m, int *d)
     *d = (int)dd;
 }
 
-static int read_digits(const char *s, size_t len, size_t *pos, int n, int *out)
+/* the n <= 4 digits at s as a number, or -1 when one of them is not a digit */
+static inline int digits_at(const char *s, int n)
 {
     int v = 0;
     for (int i = 0; i < n; i++) {
-        if (*pos >= len || s[*pos] < '0' || s[*pos] > '9') {
+        unsigned dig = (unsigned char)s[i] - (unsigned)'0';
+        if (dig > 9) {
             return -1;
         }
-        v = v * 10 + (s[*pos] - '0');
-        (*pos)++;
+        v = v * 10 + (int)dig;
     }
-    *out = v;
-    return 0;
-}
-
-/* s[*pos] is one of the characters of set: passed. A loop, not strchr(): five calls per
- * timestamp of every message, where a library call cost more than the parse around it. */
-static int expect_char(const char *s, size_t len, size_t *pos, const char *set)
-{
-    if (*pos >= len) {
-        return -1;
-    }
-    for (; *set != '\0'; set++) {
-        if (s[*pos] == *set) {
-            (*pos)++;
-            return 0;
-        }
-    }
-    return -1;
+    return v;
 }
 
 int dw_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out)
 {
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    size_t pos = 0;
-    int y, mo, d, h, mi, sec, frac_ms = 0;
-    if (read_digits(s, len, &pos, 4, &y) || expect_char(s, len, &pos, "-") ||
-        read_digits(s, len, &pos, 2, &mo) || expect_char(s, len, &pos, "-") ||
-        read_digits(s, len, &pos, 2, &d) || expect_char(s, len, &pos, "Tt ") ||
-        read_digits(s, len, &pos, 2, &h) || expect_char(s, len, &pos, ":") ||
-        read_digits(s, len, &pos, 2, &mi) || expect_char(s, len, &pos, ":") ||
-        read_digits(s, len, &pos, 2, &sec)) {
+    /* "YYYY-MM-DDTHH:MM:SS": a fixed layout, read at fixed places (no position to carry) */
+    if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        s[13] != ':' || s[16] != ':') {
+        return -1;
+    }
+    int y = digits_at(s, 4), mo = digits_at(s + 5, 2), d = digits_at(s + 8, 2);
+    int h = digits_at(s + 11, 2), mi = digits_at(s + 14, 2), sec = digits_at(s + 17, 2);
+    int frac_ms = 0;
+    size_t pos = 19;
+    if ((y | mo | d | h | mi | sec) < 0) {
         return -1;
     }
     if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60) {
@@ -455,12 +441,15 @@ int dw_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out)
         pos++;
     } else if (pos < len && (s[pos] == '+' || s[pos] == '-')) {
         int sign = s[pos] == '-' ? -1 : 1;
-        int oh, om;
-        pos++;
-        if (read_digits(s, len, &pos, 2, &oh) || expect_char(s, len, &pos, ":") ||
-            read_digits(s, len, &pos, 2, &om) || oh > 23 || om > 59) {
+        /* "+HH:MM" */
+        if (len - pos < 6 || s[pos + 3] != ':') {
             return -1;
         }
+        int oh = digits_at(s + pos + 1, 2), om = digits_at(s + pos + 4, 2);
+        if (oh < 0 || om < 0 || oh > 23 || om > 59) {
+            return -1;
+        }
+        pos += 6;
         offset_min = sign * (oh * 60 + om);
     } else {
         return -1;

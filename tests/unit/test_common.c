@@ -55,6 +55,44 @@ static void test_rfc3339(void **state)
     }
     const char nul[] = "2026-11-22\00010:15:03Z";
     assert_int_equal(dw_time_parse_rfc3339(nul, sizeof(nul) - 1, &ms), -1);
+    /* every byte of the fixed part replaced by one that does not belong there, and every
+     * prefix: refused */
+    const char *good = "2026-11-22T10:15:03.120Z";
+    for (size_t i = 0; i < 19; i++) {
+        const char wrong[] = {'/', ':', 'a', '-', '0' - 1, '9' + 1, 'T', (char)0xb2};
+        for (size_t k = 0; k < sizeof(wrong); k++) {
+            char t2[32];
+            strcpy(t2, good);
+            int digit_place = i != 4 && i != 7 && i != 10 && i != 13 && i != 16;
+            if (wrong[k] == t2[i] || (!digit_place && wrong[k] == '3')) {
+                continue;
+            }
+            t2[i] = digit_place ? wrong[k] : '3';
+            if (dw_time_parse_rfc3339(t2, strlen(t2), &ms) != -1) {
+                fail_msg("accepted %s", t2);
+            }
+        }
+    }
+    const char *goods[] = {good, "2026-11-22T12:15:03.12+02:00", "2026-11-22T08:15:03-02:00"};
+    for (size_t g = 0; g < sizeof(goods) / sizeof(goods[0]); g++) {
+        assert_int_equal(dw_time_parse_rfc3339(goods[g], strlen(goods[g]), &ms), 0);
+        for (size_t n = 0; n < strlen(goods[g]); n++) {
+            char *prefix = malloc(n ? n : 1); /* exactly n bytes: ASan sees a read past them */
+            memcpy(prefix, goods[g], n);
+            if (dw_time_parse_rfc3339(prefix, n, &ms) != -1) {
+                fail_msg("accepted %zu bytes of %s", n, goods[g]);
+            }
+            free(prefix);
+        }
+    }
+    const char *bad_offsets[] = {"2026-11-22T10:15:03+0a:00",  "2026-11-22T10:15:03+02:0x",
+                                 "2026-11-22T10:15:03+24:00",  "2026-11-22T10:15:03+02:60",
+                                 "2026-11-22T10:15:03+02:000", "2026-11-22T10:15:03+2:00"};
+    for (size_t i = 0; i < sizeof(bad_offsets) / sizeof(bad_offsets[0]); i++) {
+        if (dw_time_parse_rfc3339(bad_offsets[i], strlen(bad_offsets[i]), &ms) != -1) {
+            fail_msg("accepted %s", bad_offsets[i]);
+        }
+    }
     char buf[40];
     dw_time_format_rfc3339(1795342503120LL, buf, sizeof(buf));
     assert_string_equal(buf, "2026-11-22T10:15:03.120Z");
