@@ -832,7 +832,7 @@ static __attribute__((noinline)) int check_string_rest(const char *js, size_t i,
  * both m and 10^|exp10| are exact doubles: strtod's result, bit for bit. Most feature values
  * qualify. @returns the value, or NAN when the path does not apply (strtod then, jv_real()).
  */
-static double fast_real(int neg, uint64_t m, unsigned sig, long exp10)
+static double fast_real(int neg, uint64_t m, size_t sig, long exp10)
 {
     static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -845,13 +845,12 @@ static double fast_real(int neg, uint64_t m, unsigned sig, long exp10)
     return neg ? -d : d;
 }
 
-/* The digits at p[*i...] (before n) into *m; *sig counts them from the first nonzero one (*m
- * wraps past 19 digits, when *sig > 15 says it is not used). */
-static inline void scan_digits(const char *p, size_t n, size_t *i, uint64_t *m, unsigned *sig)
+/* The digits at p[*i...] (before n) into *m (which wraps past 19 digits, when fast_real() does
+ * not use it). */
+static inline void scan_digits(const char *p, size_t n, size_t *i, uint64_t *m)
 {
-    for (; *i < n && p[*i] >= '0' && p[*i] <= '9'; (*i)++) {
+    for (; *i < n && (unsigned char)(p[*i] - '0') <= 9; (*i)++) {
         *m = *m * 10 + (uint64_t)(p[*i] - '0');
-        *sig += *m != 0;
     }
 }
 
@@ -871,8 +870,7 @@ static int check_number(const char *js, size_t s, size_t lim, char *shadow, size
     size_t n = lim - s;
     size_t i = 0;
     int neg = 0;
-    uint64_t m = 0;   /* the significand's digits, integer part and fraction */
-    unsigned sig = 0; /* of them, from the first nonzero one */
+    uint64_t m = 0; /* the significand's digits, integer part and fraction */
     *num = NAN;
     if (i < n && p[i] == '-') {
         neg = 1;
@@ -882,7 +880,7 @@ static int check_number(const char *js, size_t s, size_t lim, char *shadow, size
     if (i < n && p[i] == '0') {
         i++;
     } else if (i < n && p[i] >= '1' && p[i] <= '9') {
-        scan_digits(p, n, &i, &m, &sig);
+        scan_digits(p, n, &i, &m);
     } else {
         return json_fail(err, s, "invalid literal (expected a number, true, false or null)");
     }
@@ -893,7 +891,7 @@ static int check_number(const char *js, size_t s, size_t lim, char *shadow, size
     if (i < n && p[i] == '.') {
         is_real = 1;
         frac_start = ++i;
-        scan_digits(p, n, &i, &m, &sig);
+        scan_digits(p, n, &i, &m);
         frac_end = i;
         if (frac_end == frac_start) {
             return json_fail(err, s + i, "invalid number: digits expected after '.'");
@@ -931,10 +929,13 @@ static int check_number(const char *js, size_t s, size_t lim, char *shadow, size
         return 0;
     }
     *kind = JV_REAL;
-    /* decimal exponent of the leading significant digit: below 308, |v| < 1e308 < DBL_MAX */
+    /* decimal exponent of the leading significant digit: below 308, |v| < 1e308 < DBL_MAX; the
+     * significant digits from it on */
     long lead;
+    size_t sig;
     if (int_digits > 1 || p[int_start] != '0') {
         lead = (long)int_digits - 1 + exp10;
+        sig = int_digits + (frac_end - frac_start);
     } else {
         size_t k = frac_start;
         while (k < frac_end && p[k] == '0') {
@@ -945,6 +946,7 @@ static int check_number(const char *js, size_t s, size_t lim, char *shadow, size
             return 0;
         }
         lead = exp10 - (long)(k - frac_start + 1);
+        sig = frac_end - k;
     }
     if (lead >= 308) {
         memcpy(shadow + s, p, i);
