@@ -262,6 +262,9 @@ struct tok {
     double num;   /* a real's value when check_number() converted it (the fast path), else NAN */
 };
 
+/* places of an object's members whose last key is remembered (map_find_at()) */
+#define MAP_AT 32
+
 /* name -> entry index (a model's features, the top-level keys of the field pointers), open
  * addressing with linear probing; names are borrowed */
 struct name_map {
@@ -273,6 +276,7 @@ struct name_map {
     size_t *name_len;  /* per entry: bytes of name */
     const char **name; /* per entry */
     size_t *alias;     /* per entry: the first entry with the same name (usually itself) */
+    int at[MAP_AT];    /* the entry the key at each place of the last object held, or -1 */
 };
 
 struct dw_decoder {
@@ -365,24 +369,57 @@ static void map_init(struct name_map *m, size_t n)
     m->name_len = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->name_len));
     m->name = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->name));
     m->alias = dw_calloc(DW_MAX(n, (size_t)1), sizeof(*m->alias));
+    for (size_t i = 0; i < MAP_AT; i++) {
+        m->at[i] = -1;
+    }
+}
+
+/* entry f is called s (head and tail: its name_head() and name_tail()) */
+static inline int entry_is(const struct name_map *m, int f, const char *s, size_t len,
+                           uint64_t head, uint64_t tail)
+{
+    return m->name_len[f] == len && m->head[f] == head && m->tail[f] == tail &&
+           (len <= 16 || memcmp(m->name[f] + 8, s + 8, len - 16) == 0);
+}
+
+/* map_find() with the name's head and tail */
+static inline int map_lookup(const struct name_map *m, const char *s, size_t len, uint64_t head,
+                             uint64_t tail)
+{
+    for (uint32_t i = name_hash(len, head, tail) & m->mask;; i = (i + 1) & m->mask) {
+        int f = m->slot[i];
+        if (f < 0 || entry_is(m, f, s, len, head, tail)) {
+            return f;
+        }
+    }
 }
 
 /* @returns the entry called s (the first one added under that name), or -1; avail >= len bytes
  * may be read from s */
 static inline int map_find(const struct name_map *m, const char *s, size_t len, size_t avail)
 {
+    return map_lookup(m, s, len, name_head(s, len, avail), name_tail(s, len));
+}
+
+/*
+ * map_find() of the key at place `at` of an object, trying first the entry the key at that place
+ * of the last object had: a service writes its events' keys in the same order every time, so
+ * that nearly every key is found without its hash and probe.
+ */
+static inline int map_find_at(struct name_map *m, size_t at, const char *s, size_t len,
+                              size_t avail)
+{
     uint64_t head = name_head(s, len, avail);
     uint64_t tail = name_tail(s, len);
-    for (uint32_t i = name_hash(len, head, tail) & m->mask;; i = (i + 1) & m->mask) {
-        int f = m->slot[i];
-        if (f < 0) {
-            return -1;
-        }
-        if (m->name_len[f] == len && m->head[f] == head && m->tail[f] == tail &&
-            (len <= 16 || memcmp(m->name[f] + 8, s + 8, len - 16) == 0)) {
-            return f;
-        }
+    if (at >= MAP_AT) {
+        return map_lookup(m, s, len, head, tail);
     }
+    int f = m->at[at];
+    if (f < 0 || !entry_is(m, f, s, len, head, tail)) {
+        f = map_lookup(m, s, len, head, tail);
+        m->at[at] = f;
+    }
+    return f;
 }
 
 /* Adds the next entry (of the n given to map_init()); @returns its alias: the first entry with
@@ -1630,13 +1667,14 @@ static jv_t jv_element(const struct dw_decoder *dec, jv_t arr, long long index)
 
 /* The members of object obj whose keys map names: val[entry] := the member's value (the last of
  * duplicate keys wins, as in jv_member()); other entries of val are left as they are. */
-static void index_members(struct dw_decoder *dec, jv_t obj, const struct name_map *map, int *val)
+static void index_members(struct dw_decoder *dec, jv_t obj, struct name_map *map, int *val)
 {
     int end = dec->toks[obj].next;
-    for (int k = obj + 1; k < end; k = dec->toks[k + 1].next) {
+    size_t at = 0;
+    for (int k = obj + 1; k < end; k = dec->toks[k + 1].next, at++) {
         size_t klen;
         const char *ks = jv_string(dec, k, &klen);
-        int f = map_find(map, ks, klen, jv_string_avail(dec, k));
+        int f = map_find_at(map, at, ks, klen, jv_string_avail(dec, k));
         if (f >= 0) {
             val[f] = k + 1;
         }
@@ -2067,7 +2105,7 @@ static enum dw_bad_reason get_features(struct dw_decoder *dec, jv_t obj, size_t 
                                        struct dw_prediction *out, char *errstr, size_t errstr_size)
 {
     const struct dw_model_cfg *model = &dec->cfg->models[model_idx];
-    const struct name_map *map = &dec->maps[model_idx];
+    struct name_map *map = &dec->maps[model_idx];
     size_t n = model->n_features;
     for (size_t i = 0; i < n; i++) {
         struct dw_val *val = &out->features[i];

@@ -536,6 +536,67 @@ static void test_long_feature_names(void **state)
     }
 }
 
+/*
+ * The decoder remembers which feature each place of the last features object held: keys in
+ * another order, a lookalike at a remembered place (same length, first and last 8 bytes), an
+ * unknown key there, and known keys past the 32 remembered places still read their own
+ * features.
+ */
+static void test_key_order_changes(void **state)
+{
+    struct fixture *fx = *state;
+    static struct dw_feature_cfg features[] = {
+        {"abcdefgh_USD_ijklmnop", DW_FEATURE_NUMERIC},
+        {"abcdefgh_EUR_ijklmnop", DW_FEATURE_NUMERIC},
+        {"amount", DW_FEATURE_NUMERIC},
+    };
+    close_decoder(fx);
+    fx->models[2].features = features;
+    fx->models[2].n_features = DW_ARRAY_SIZE(features);
+    open_decoder(fx);
+    const char *orders[] = {
+        "\"abcdefgh_USD_ijklmnop\":1,\"abcdefgh_EUR_ijklmnop\":2,\"amount\":3",
+        "\"amount\":3,\"abcdefgh_EUR_ijklmnop\":2,\"abcdefgh_USD_ijklmnop\":1",
+        "\"abcdefgh_EUR_ijklmnop\":2,\"abcdefgh_USD_ijklmnop\":1,\"amount\":3",
+        "\"abcdefgh_GBP_ijklmnop\":9,\"abcdefgh_USD_ijklmnop\":1,\"amount\":3",
+        "\"x\":9,\"amount\":3,\"abcdefgh_GBP_ijklmnop\":9",
+        "\"abcdefgh_USD_ijklmnop\":1,\"abcdefgh_EUR_ijklmnop\":2,\"amount\":3",
+    };
+    const double want[][3] = {{1, 2, 3},   {1, 2, 3},     {1, 2, 3},
+                              {1, NAN, 3}, {NAN, NAN, 3}, {1, 2, 3}};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(orders); i++) {
+        char msg[512];
+        snprintf(msg, sizeof(msg),
+                 "{\"prediction_id\":\"p\",\"model\":\"animal\",\"prediction\":\"cat\","
+                 "\"features\":{%s}}",
+                 orders[i]);
+        assert_int_equal(pred(fx, msg), DW_BAD_NONE);
+        for (size_t f = 0; f < DW_ARRAY_SIZE(features); f++) {
+            if (isnan(want[i][f])) {
+                assert_int_equal(fx->p->features[f].kind, DW_VAL_MISSING);
+            } else {
+                assert_int_equal(fx->p->features[f].kind, DW_VAL_NUM);
+                assert_double_exact(fx->p->features[f].num, want[i][f]);
+            }
+        }
+    }
+    /* 40 unknown keys first: the features sit past the remembered places, twice */
+    char msg[2048];
+    size_t n = (size_t)snprintf(msg, sizeof(msg),
+                                "{\"prediction_id\":\"p\",\"model\":"
+                                "\"animal\",\"prediction\":\"cat\",\"features\":{");
+    for (int k = 0; k < 40; k++) {
+        n += (size_t)snprintf(msg + n, sizeof(msg) - n, "\"u%d\":0,", k);
+    }
+    snprintf(msg + n, sizeof(msg) - n, "%s}}", orders[1]);
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(pred(fx, msg), DW_BAD_NONE);
+        for (size_t f = 0; f < DW_ARRAY_SIZE(features); f++) {
+            assert_double_exact(fx->p->features[f].num, want[1][f]);
+        }
+    }
+}
+
 static void test_categorical_number_text(void **state)
 {
     struct fixture *fx = *state;
@@ -1780,6 +1841,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bool_numeric_feature, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reals_as_strtod, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_feature_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_order_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_categorical_number_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_class_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_regression, setup, teardown),
