@@ -902,8 +902,10 @@ static inline void scan_digits(const char *p, size_t n, size_t *i, uint64_t *m)
  * the significand, so no second walk is needed. shadow has room for js[s..lim) plus a NUL at the
  * same offsets.
  */
-static int check_number(const char *js, size_t s, size_t lim, char *shadow, size_t *end,
-                        uint8_t *kind, double *num, struct json_err *err)
+static inline __attribute__((always_inline)) int check_number(const char *js, size_t s, size_t lim,
+                                                              char *shadow, size_t *end,
+                                                              uint8_t *kind, double *num,
+                                                              struct json_err *err)
 {
     const char *p = js + s;
     size_t n = lim - s;
