@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bench_common.h"
 #include "driftwatch/core/dw_common.h"
@@ -29,55 +28,9 @@
  * gen's first event (2026-01-01T00:00:00Z), within the skew bounds of all of its traffic */
 #define KAFKA_TS_MS (1767225600000LL + 1800000LL)
 
-/* a file's lines, kept in one buffer */
-struct lines {
-    char *buf;
-    size_t *start;
-    size_t *len;
-    size_t n;
-};
-
-static int read_lines(const char *path, struct lines *out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return -1;
-    }
-    size_t cap = 1 << 20, size = 0;
-    out->buf = dw_malloc(cap);
-    size_t got;
-    while ((got = fread(out->buf + size, 1, cap - size, f)) > 0) {
-        size += got;
-        if (size == cap) {
-            cap *= 2;
-            out->buf = dw_realloc(out->buf, cap);
-        }
-    }
-    fclose(f);
-    size_t lines_cap = 1024;
-    out->start = dw_malloc(lines_cap * sizeof(*out->start));
-    out->len = dw_malloc(lines_cap * sizeof(*out->len));
-    out->n = 0;
-    for (size_t i = 0; i < size;) {
-        const char *nl = memchr(out->buf + i, '\n', size - i);
-        size_t e = nl ? (size_t)(nl - out->buf) : size;
-        if (out->n == lines_cap) {
-            lines_cap *= 2;
-            out->start = dw_realloc(out->start, lines_cap * sizeof(*out->start));
-            out->len = dw_realloc(out->len, lines_cap * sizeof(*out->len));
-        }
-        out->start[out->n] = i;
-        out->len[out->n] = e - i;
-        out->n++;
-        i = e + 1;
-    }
-    return 0;
-}
-
 /* one pass over both files; -1 when a message is refused */
-static int decode_all(struct dw_decoder *dec, const struct lines *preds, const struct lines *labels,
-                      struct dw_prediction *p)
+static int decode_all(struct dw_decoder *dec, const struct bench_lines *preds,
+                      const struct bench_lines *labels, struct dw_prediction *p)
 {
     char err[256];
     struct dw_label l;
@@ -112,8 +65,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_decode: %s\n", err);
         return 2;
     }
-    struct lines preds, labels;
-    if (read_lines(argv[2], &preds) != 0 || read_lines(argv[3], &labels) != 0) {
+    struct bench_lines preds, labels;
+    if (bench_read_lines(argv[2], &preds) != 0 || bench_read_lines(argv[3], &labels) != 0) {
         return 2;
     }
     struct dw_decoder *dec = dw_decoder_new(&cfg, err, sizeof(err));
@@ -139,11 +92,7 @@ int main(int argc, char **argv)
     free(p);
     dw_decoder_destroy(dec);
     dw_config_free(&cfg);
-    free(preds.buf);
-    free(preds.start);
-    free(preds.len);
-    free(labels.buf);
-    free(labels.start);
-    free(labels.len);
+    bench_free_lines(&preds);
+    bench_free_lines(&labels);
     return 0;
 }
