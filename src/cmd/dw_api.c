@@ -89,7 +89,7 @@ static const struct dw_model_cfg *find_model(const struct dw_config *cfg, const 
                                              size_t len)
 {
     for (size_t i = 0; i < cfg->n_models; i++) {
-        if (strlen(cfg->models[i].name) == len && strncmp(cfg->models[i].name, name, len) == 0) {
+        if (dw_str_is(cfg->models[i].name, name, len)) {
             return &cfg->models[i];
         }
     }

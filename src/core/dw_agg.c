@@ -362,7 +362,7 @@ size_t dw_agg_version_slot(struct dw_agg *agg, const char *name, size_t len)
 {
     for (size_t i = 0; i < agg->n_versions; i++) {
         const char *v = agg->versions[i].name;
-        if (strlen(v) == len && memcmp(v, name, len) == 0) {
+        if (dw_str_is(v, name, len)) {
             return i;
         }
     }
@@ -430,7 +430,7 @@ static size_t cat_find(const struct dw_feat_stats *fs, const char *name, size_t 
     size_t i = cat_home(fs, name, len);
     while (fs->cats[i].name) {
         const char *c = fs->cats[i].name;
-        if (strlen(c) == len && memcmp(c, name, len) == 0) {
+        if (dw_str_is(c, name, len)) {
             return i;
         }
         i = (i + 1) & (fs->cat_cap - 1);

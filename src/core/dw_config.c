@@ -20,7 +20,7 @@ const struct dw_model_cfg *dw_config_model(const struct dw_config *cfg, const ch
 {
     for (size_t i = 0; i < cfg->n_models; i++) {
         const struct dw_model_cfg *m = &cfg->models[i];
-        if (strlen(m->name) == len && memcmp(m->name, name, len) == 0) {
+        if (dw_str_is(m->name, name, len)) {
             return m;
         }
     }
@@ -30,8 +30,7 @@ const struct dw_model_cfg *dw_config_model(const struct dw_config *cfg, const ch
 long dw_model_feature_index(const struct dw_model_cfg *model, const char *name, size_t len)
 {
     for (size_t i = 0; i < model->n_features; i++) {
-        if (strlen(model->features[i].name) == len &&
-            memcmp(model->features[i].name, name, len) == 0) {
+        if (dw_str_is(model->features[i].name, name, len)) {
             return (long)i;
         }
     }

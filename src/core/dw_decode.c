@@ -2048,7 +2048,7 @@ int dw_decode_status_error(const struct dw_config *cfg, const char *text, size_t
     }
     for (size_t i = 0; i < cfg->n_error_values; i++) {
         const char *e = cfg->error_values[i];
-        if (strlen(e) == len && memcmp(e, text, len) == 0) {
+        if (dw_str_is(e, text, len)) {
             return 1;
         }
     }

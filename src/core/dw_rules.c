@@ -780,7 +780,7 @@ struct tpl_ctx {
 
 static int name_is(const char *name, size_t len, const char *s)
 {
-    return strlen(s) == len && memcmp(name, s, len) == 0;
+    return dw_str_is(s, name, len);
 }
 
 /* @returns the replacement of {{name}}, or NULL when the name is unknown. */

@@ -424,7 +424,7 @@ static size_t tally_probe(const struct dw_files_tally *t, const char *name, size
     size_t s = dw_hash64(name, len) & (t->n_slots - 1);
     while (t->slots[s]) {
         size_t i = t->slots[s] - 1;
-        if (strlen(t->names[i]) == len && memcmp(t->names[i], name, len) == 0) {
+        if (dw_str_is(t->names[i], name, len)) {
             break;
         }
         s = (s + 1) & (t->n_slots - 1);
@@ -514,7 +514,7 @@ static int list_check(const struct dw_files_tally *t, const char *list, const ch
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         int found = 0;
         for (size_t i = 0; i < t->n && !found; i++) {
-            found = strlen(t->names[i]) == len && strncmp(t->names[i], p, len) == 0;
+            found = dw_str_is(t->names[i], p, len);
         }
         if (!found) {
             return dw_err(errstr, errstr_size, "%s: no column or feature named '%.*s'", what,

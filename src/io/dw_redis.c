@@ -1434,7 +1434,7 @@ static long model_index(const char *name, size_t len, void *opaque)
 {
     const struct dw_config *cfg = opaque;
     for (size_t i = 0; i < cfg->n_models; i++) {
-        if (strlen(cfg->models[i].name) == len && memcmp(cfg->models[i].name, name, len) == 0) {
+        if (dw_str_is(cfg->models[i].name, name, len)) {
             return (long)i;
         }
     }

@@ -121,6 +121,21 @@ static void test_durations(void **state)
     assert_int_equal(dw_duration_parse("", &ms), -1);
 }
 
+static void test_str_is(void **state)
+{
+    (void)state;
+    assert_true(dw_str_is("GB", "GB", 2));
+    assert_true(dw_str_is("", "x", 0));
+    assert_true(dw_str_is("GB", "GBR", 2)); /* the len bytes, not what follows them */
+    assert_false(dw_str_is("GB", "GBR", 3));
+    assert_false(dw_str_is("GBR", "GB", 2));
+    assert_false(dw_str_is("G", "GB", 2));
+    assert_false(dw_str_is("GB", "Gb", 2));
+    assert_false(dw_str_is("", "x", 1));
+    assert_false(dw_str_is("a", "a\0b", 3)); /* a NUL in s: never equal to a C string */
+    assert_false(dw_str_is("a", "a\0", 2));
+}
+
 static void test_fnv1a(void **state)
 {
     (void)state;
@@ -134,6 +149,16 @@ static void test_fnv1a(void **state)
     assert_int_equal(dw_fp64("a", 1), 0x79b1cbb30c974044ULL);
     assert_int_equal(dw_fp64("a\0", 2), 0xd0a251c2ce76a3d7ULL);
     assert_int_equal(dw_fp64("p-42-1234567", 12), 0x18de957c718f371cULL);
+    /* and at every length to 40 (every way a tail can end a word), folded into one value */
+    unsigned char bytes[40];
+    for (size_t i = 0; i < sizeof(bytes); i++) {
+        bytes[i] = (unsigned char)(i * 37 + 11);
+    }
+    uint64_t fold = 0;
+    for (size_t n = 0; n <= sizeof(bytes); n++) {
+        fold = dw_fmix64(fold ^ dw_fp64(bytes, n));
+    }
+    assert_int_equal(fold, 0x3a68557f3af9ecffULL);
 }
 
 static int cmp(const void *a, const void *b)
@@ -458,11 +483,11 @@ static void test_name_index(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc3339),       cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_fnv1a),         cmocka_unit_test(test_sort_doubles),
-        cmocka_unit_test(test_parse_i64),     cmocka_unit_test(test_fmt_double),
-        cmocka_unit_test(test_outputs_agree), cmocka_unit_test(test_sbuf),
-        cmocka_unit_test(test_name_index),
+        cmocka_unit_test(test_rfc3339),      cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_str_is),       cmocka_unit_test(test_fnv1a),
+        cmocka_unit_test(test_sort_doubles), cmocka_unit_test(test_parse_i64),
+        cmocka_unit_test(test_fmt_double),   cmocka_unit_test(test_outputs_agree),
+        cmocka_unit_test(test_sbuf),         cmocka_unit_test(test_name_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,6 +77,19 @@ char *dw_strndup(const char *s, size_t n);
  */
 uint64_t dw_splitmix64(uint64_t *state);
 
+/** @returns 1 when the C string c is exactly the len bytes at s (which may hold a NUL: then
+ *           never), in one pass and without strlen(c): a table lookup compares a stored name
+ *           with a message's bytes for every event. */
+static inline int dw_str_is(const char *c, const char *s, size_t len)
+{
+    for (size_t k = 0; k < len; k++) {
+        if (c[k] != s[k] || c[k] == '\0') {
+            return 0;
+        }
+    }
+    return c[len] == '\0';
+}
+
 /** @returns the n <= 8 bytes at p as a little-endian word (a shorter run zero-padded), whatever
  *           the machine's byte order: one load when n is 8. */
 static inline uint64_t dw_load_le(const void *p, size_t n)
