@@ -58,32 +58,35 @@
 #define KLL_HEADER_BYTES 52
 
 struct dw_kll {
-    uint32_t k;
-    uint32_t min_k; /* smallest k merged in: governs the error bound */
-    uint32_t exact_capacity;
-    uint64_t seed;
-    uint64_t rng; /* splitmix64 state */
-    bool exact;
+    /* What every update reads or writes, first, so that an update touches one or two cache
+     * lines of the struct rather than four (a window's sketches are many and cold: each event
+     * updates a dozen of them). */
+    double *items;
     uint64_t n;
     double min;
     double max;
-
+    uint32_t exact_capacity;
+    uint32_t alloc;     /* items allocated; levels[num_levels] == alloc */
+    uint32_t total_cap; /* sum of the level capacities (items), cached per level count */
+    bool exact;
+    bool level0_sorted; /* level 0 currently ascending */
+    bool view_valid;
     /* All levels share one array, packed at its end: level h is items[levels[h], levels[h+1])
      * and items[0, levels[0]) is free space that updates fill downwards. */
-    double *items;
-    uint32_t alloc; /* items allocated; levels[num_levels] == alloc */
     uint32_t levels[KLL_MAX_LEVELS + 1];
     uint32_t num_levels;
-    uint32_t total_cap;      /* sum of the level capacities (items), cached per level count */
-    bool level0_sorted;      /* level 0 currently ascending */
     uint32_t l0_sorted_tail; /* the last l0_sorted_tail items of level 0 are ascending */
+
+    uint32_t k;
+    uint32_t min_k; /* smallest k merged in: governs the error bound */
+    uint64_t seed;
+    uint64_t rng; /* splitmix64 state */
 
     /* Cached sorted view (KLL mode only): values ascending with cumulative weights. */
     double *view_vals;
     uint64_t *view_cum;
     uint32_t view_n;
     uint32_t view_alloc;
-    bool view_valid;
 };
 
 /* ------------------------------------------------------------------------------------------ */
