@@ -93,22 +93,25 @@ struct dw_category {
 };
 
 struct dw_feat_stats {
+    /* What a value's update touches comes first (numeric: the first 56 bytes; categorical: the
+     * first 8 and the table's fields after the moments): a window's statistics are many and
+     * cold, and each event updates every one of its model's. */
     enum dw_feature_type type;
+    uint32_t reserve; /* values the sketch is created with room for (dw_agg_size_like) */
     uint64_t count;   /* non-missing values; numeric: the finite ones (in moments and sketch) */
-    uint64_t missing; /* null or absent */
-    uint64_t nan;     /* numeric: NaN values (input.non_finite = count), not in count */
-    uint64_t inf;     /* numeric: +inf and -inf values, not in count */
     /* numeric */
-    double min, max, mean, m2;
     struct dw_kll *sk; /* quantile sketch of the values (created on the first value) */
-    uint32_t reserve;  /* values the sketch is created with room for (dw_agg_size_like) */
+    double mean, m2, min, max;
     /* categorical: open-addressing table of cat_cap slots (a power of two, grown as categories
      * arrive, load factor at most 1/2, so at most dw_agg_cat_slots(bound) slots); iterate
      * slots 0..cat_cap-1 with a non-NULL name; entries with count 0 are unreported counters */
     struct dw_category *cats;
-    size_t n_cats;     /* entries: exact ones plus monitored ones */
     size_t cat_cap;    /* slots */
     size_t n_exact;    /* DW_CAT_EXACT entries, at most bound */
+    size_t n_cats;     /* entries: exact ones plus monitored ones */
+    uint64_t missing;  /* null or absent */
+    uint64_t nan;      /* numeric: NaN values (input.non_finite = count), not in count */
+    uint64_t inf;      /* numeric: +inf and -inf values, not in count */
     size_t n_hh;       /* DW_CAT_MONITORED entries, at most hh_cap */
     uint32_t bound;    /* exact categories (the model's max_categories when created) */
     uint32_t hh_cap;   /* SpaceSaving counters k (= bound; the smaller one after merges) */
