@@ -42,7 +42,7 @@ static int print_merged(struct dw_redis *r, const struct dw_model_cfg *m, int64_
                         int n_parts)
 {
     char errstr[512];
-    struct dw_agg *agg = dw_redis_load_window(r, m, start, n_parts, errstr, sizeof(errstr));
+    struct dw_agg *agg = dw_redis_load_window(r, m, start, n_parts, NULL, errstr, sizeof(errstr));
     if (!agg) {
         fprintf(stderr, "inspect: %s\n", errstr);
         return -1;

@@ -1957,8 +1957,8 @@ static int load_counts_before(struct runner *rn, const struct dw_model_cfg *m,
     for (int64_t i = 0; i < k; i++) {
         int64_t ws = start - (k - i) * rn->cfg.window_size_ms;
         char errstr[512];
-        aggs[i] =
-            dw_redis_load_window(rn->redis, counts_only, ws, rn->n_parts, errstr, sizeof(errstr));
+        aggs[i] = dw_redis_load_window(rn->redis, counts_only, ws, rn->n_parts, NULL, errstr,
+                                       sizeof(errstr));
         if (!aggs[i]) {
             dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:I,s:s}", "model", m->name,
                    "window_start_ms", (json_int_t)ws, "error", errstr);
@@ -2041,7 +2041,7 @@ static int probe_empty(void *ctx, int64_t start)
     struct empty_probe *pr = ctx;
     struct runner *rn = pr->rn;
     char errstr[512];
-    struct dw_agg *agg = dw_redis_load_window(rn->redis, pr->counts_only, start, rn->n_parts,
+    struct dw_agg *agg = dw_redis_load_window(rn->redis, pr->counts_only, start, rn->n_parts, NULL,
                                               errstr, sizeof(errstr));
     if (!agg) {
         dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model",
@@ -2114,7 +2114,7 @@ static void store_summary(struct runner *rn, const struct dw_model_cfg *m, int64
 {
     char errstr[512], name[DW_REDIS_NAME_MAX];
     struct dw_agg *agg =
-        dw_redis_load_window(rn->redis, m, start, rn->n_parts, errstr, sizeof(errstr));
+        dw_redis_load_window(rn->redis, m, start, rn->n_parts, NULL, errstr, sizeof(errstr));
     if (!agg) {
         dw_log(DW_LOG_ERROR, "cannot read window for its summary", "{s:s,s:I,s:s}", "model",
                m->name, "window_start_ms", (json_int_t)start, "error", errstr);
@@ -2367,7 +2367,7 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     /* The final evaluation reads counts only: the feature statistics are the close report's
      * (final_features), since the partitions dropped their sketches once it was committed. */
     struct dw_agg *agg = dw_redis_load_window(rn->redis, final ? &counts_only : m, start,
-                                              rn->n_parts, errstr, sizeof(errstr));
+                                              rn->n_parts, NULL, errstr, sizeof(errstr));
     if (!agg) {
         dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model", m->name, "error", errstr);
         return -1;

@@ -3331,7 +3331,8 @@ static int merge_part_window(struct dw_redis *r, int p, struct dw_agg *merged,
 }
 
 struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cfg *model,
-                                    int64_t start_ms, int n_parts, char *errstr, size_t errstr_size)
+                                    int64_t start_ms, int n_parts, const struct dw_agg *like,
+                                    char *errstr, size_t errstr_size)
 {
     if (ensure_conn(r, errstr, errstr_size) != 0) {
         return NULL;
@@ -3354,6 +3355,9 @@ struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cf
         return NULL;
     }
     struct dw_agg *merged = dw_agg_new_exact(model, start_ms, DW_AGG_MERGE_EXACT);
+    if (like) {
+        dw_agg_size_like(merged, like);
+    }
     int failed = 0;
     for (int p = 0; p < n_parts; p++) {
         redisReply *rep[2] = {reps[(size_t)p * (size_t)n_reps],

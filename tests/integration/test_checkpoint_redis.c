@@ -5,7 +5,9 @@
  * joined records go to buckets that are appended, rewritten after an eviction and dropped once
  * join.ttl has passed, and a joined record of the older layout moves there; a retired window's
  * record is kept (listed in the kept set, across a reload) until no reader needs it, then
- * deleted, and one retired past that point is deleted instead of written.
+ * deleted, and one retired past that point is deleted instead of written. A window merged from
+ * the partitions' records (one of them sealed) and sized like the window before is the same,
+ * its sketches made once.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -27,6 +29,7 @@
 #include "dw_test_redis.h"
 
 #include "driftwatch/core/dw_common.h"
+#include "driftwatch/core/dw_kll.h"
 #include "driftwatch/core/dw_part.h"
 #include "driftwatch/io/dw_redis.h"
 
@@ -173,13 +176,72 @@ static void test_merged_window(void **state)
         checkpoint(r, parts[i], "o", 0);
     }
     /* Partitions 0..11 exist; only 10 and 11 have data. */
-    struct dw_agg *m = dw_redis_load_window(r, &g_models[0], 600000, 12, errstr, sizeof(errstr));
+    struct dw_agg *m =
+        dw_redis_load_window(r, &g_models[0], 600000, 12, NULL, errstr, sizeof(errstr));
     assert_non_null(m);
     assert_int_equal(m->all.predictions, 3);
     assert_int_equal(m->all.labeled, 1);
     assert_int_equal(m->feats[1].count, 3);
     dw_agg_free(m);
     for (int i = 0; i < 2; i++) {
+        dw_part_free(parts[i]);
+    }
+    dw_redis_free(r);
+}
+
+/*
+ * A window merged from three partitions' records (300, 500 and 200 values of "amount"; the
+ * second record sealed, its sketches in its sealed copy) sized like a window of the same counts
+ * (its sketches dropped): the same aggregate, byte for byte, as one merged without, and its
+ * sketch made once with room for the 1,000 values (1,024 items, what doubling from 16 reaches),
+ * not grown by doubling from the first record's 300 to 1,600 items.
+ */
+static void test_merged_window_sized_like(void **state)
+{
+    (void)state;
+    enum { N = 3, FIRST = 30, START = 1200000 }; /* partitions and a window no other test uses */
+    static const int values[N] = {300, 500, 200};
+    char errstr[256], id[32];
+    struct dw_redis *r = dw_redis_connect(&g_cfg, errstr, sizeof(errstr));
+    assert_non_null(r);
+    struct dw_part *parts[N];
+    for (int i = 0; i < N; i++) {
+        parts[i] = dw_part_new(&g_cfg, FIRST + i);
+        assert_int_equal(dw_redis_claim(r, FIRST + i, "o", errstr, sizeof(errstr)), 0);
+        for (int k = 0; k < values[i]; k++) {
+            snprintf(id, sizeof(id), "s%d-%d", i, k);
+            predict(parts[i], id, START + 100 * k + 37 * i, k % 2 ? "DE" : "FR");
+        }
+    }
+    predict(parts[1], "later", START + 60000 + 20000, "DE"); /* past the window and lateness */
+    assert_int_equal(dw_part_seal(parts[1]), 1);
+    for (int i = 0; i < N; i++) {
+        checkpoint(r, parts[i], "o", 0);
+    }
+    const int n_parts = FIRST + N;
+    struct dw_agg *plain =
+        dw_redis_load_window(r, &g_models[0], START, n_parts, NULL, errstr, sizeof(errstr));
+    struct dw_agg *like =
+        dw_redis_load_window(r, &g_models[0], START, n_parts, NULL, errstr, sizeof(errstr));
+    assert_non_null(plain);
+    assert_non_null(like);
+    dw_agg_drop_sketches(like);
+    struct dw_agg *sized =
+        dw_redis_load_window(r, &g_models[0], START, n_parts, like, errstr, sizeof(errstr));
+    assert_non_null(sized);
+    assert_int_equal(sized->feats[0].count, 1000);
+    dw_test_assert_same_encoding(sized, plain);
+    struct dw_kll *room = dw_kll_new(0, DW_AGG_MERGE_EXACT, 1);
+    dw_kll_reserve(room, 1000);
+    assert_int_equal(dw_kll_memory_bytes(sized->feats[0].sk), dw_kll_memory_bytes(room));
+    /* without: 300 items, then 800 (300 + 500), then 1,600 (doubled) */
+    assert_int_equal(dw_kll_memory_bytes(plain->feats[0].sk) - dw_kll_memory_bytes(room),
+                     (1600 - 1024) * sizeof(double));
+    dw_kll_destroy(room);
+    dw_agg_free(sized);
+    dw_agg_free(like);
+    dw_agg_free(plain);
+    for (int i = 0; i < N; i++) {
         dw_part_free(parts[i]);
     }
     dw_redis_free(r);
@@ -614,6 +676,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_and_reinsert),
         cmocka_unit_test(test_merged_window),
+        cmocka_unit_test(test_merged_window_sized_like),
         cmocka_unit_test(test_joined_set_in_redis),
         cmocka_unit_test(test_window_records_kept_then_deleted),
         cmocka_unit_test(test_error_inside_exec_fails),

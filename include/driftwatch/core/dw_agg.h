@@ -186,10 +186,10 @@ struct dw_agg *dw_agg_new_exact(const struct dw_model_cfg *model, int64_t start_
 
 /**
  * @brief Sizes the sketches agg will create for as many values as prev's statistics counted
- *        (prev: the same model's window before agg in the same partition, whose traffic is
- *        the best guess of agg's). Sketches grown by doubling from 16 items were reallocated
- *        five times each in the 1M bench, 2.5 % of the event loop's samples, most of it in
- *        malloc. The results do not depend on it.
+ *        (prev: the same model's window before agg, in the same partition or merged like agg,
+ *        whose traffic is the best guess of agg's; its sketches may be dropped). Sketches grown
+ *        by doubling from 16 items were reallocated five times each in the 1M bench, 2.5 % of
+ *        the event loop's samples, most of it in malloc. The results do not depend on it.
  */
 void dw_agg_size_like(struct dw_agg *agg, const struct dw_agg *prev);
 void dw_agg_free(struct dw_agg *agg);

@@ -188,11 +188,15 @@ int dw_redis_read_metas(struct dw_redis *r, int n, struct dw_part_meta *metas);
 
 /**
  * @brief Reads the aggregate of (model, start) from every partition and merges them.
+ * @param like the same model's window merged before (its sketches may be dropped), or NULL:
+ *             the merged sketches are created with room for what it counted
+ *             (dw_agg_size_like), rather than grown by doubling through the partitions.
+ *             The results do not depend on it.
  * @returns a new aggregate (empty when no partition has data), NULL on error.
  */
 struct dw_agg *dw_redis_load_window(struct dw_redis *r, const struct dw_model_cfg *model,
-                                    int64_t start_ms, int n_parts, char *errstr,
-                                    size_t errstr_size);
+                                    int64_t start_ms, int n_parts, const struct dw_agg *like,
+                                    char *errstr, size_t errstr_size);
 
 /**
  * @brief Reads partition's stored aggregate of window (m, start).
