@@ -152,6 +152,9 @@ struct model_rt {
      * when another pair is published (publish_canary) */
     struct dw_metric *canary_verdict[DW_CANARY__COUNT];
     struct dw_modelmetrics_model series; /* the model's series set by publish_models */
+    /* The window closed last here, its sketches dropped (counts only): the next close's merged
+     * sketches are created with room for as many values (dw_redis_load_window's like). */
+    struct dw_agg *sized_like;
 };
 
 struct runner {
@@ -2349,6 +2352,17 @@ static int digest_for(struct runner *rn, const struct dw_model_cfg *m, const jso
     return 0;
 }
 
+/* Keeps agg, the window just closed, as what the model's next close is sized like: its counts,
+ * not its sketches (a window's traffic is the best guess of the next one's), not even the
+ * labels' that dw_agg_drop_sketches() keeps. */
+static void keep_sized_like(struct model_rt *mr, struct dw_agg *agg)
+{
+    dw_agg_drop_sketches(agg);
+    dw_feat_stats_free(&agg->out[DW_AGG_OUT_LABEL]);
+    dw_agg_free(mr->sized_like);
+    mr->sized_like = agg;
+}
+
 /*
  * Evaluates the window `start`, or the run of empty windows it starts (one report, "empty_windows"
  * windows, up to the next window with data or `until`); its alerts and trigger are committed
@@ -2366,8 +2380,9 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     counts_only.n_features = 0;
     /* The final evaluation reads counts only: the feature statistics are the close report's
      * (final_features), since the partitions dropped their sketches once it was committed. */
-    struct dw_agg *agg = dw_redis_load_window(rn->redis, final ? &counts_only : m, start,
-                                              rn->n_parts, NULL, errstr, sizeof(errstr));
+    struct dw_agg *agg =
+        dw_redis_load_window(rn->redis, final ? &counts_only : m, start, rn->n_parts,
+                             final ? NULL : rn->models[mi].sized_like, errstr, sizeof(errstr));
     if (!agg) {
         dw_log(DW_LOG_ERROR, "cannot read window", "{s:s,s:s}", "model", m->name, "error", errstr);
         return -1;
@@ -2450,7 +2465,11 @@ static int evaluate_window(struct runner *rn, size_t mi, int64_t start, int64_t 
     if (last != agg) {
         dw_agg_free(last);
     }
-    dw_agg_free(agg);
+    if (!final && !dw_eval_agg_empty(agg)) {
+        keep_sized_like(&rn->models[mi], agg);
+    } else {
+        dw_agg_free(agg);
+    }
     /* Actions first: they add the change detectors' verdicts to a final report, and commit it
      * with the cursor. */
     char name[DW_REDIS_NAME_MAX], bl_name[DW_REDIS_NAME_MAX], mm_name[DW_REDIS_NAME_MAX];
@@ -3320,6 +3339,7 @@ static int runner_stop(struct runner *rn)
     for (size_t i = 0; rn->models && i < rn->cfg.n_models; i++) {
         dw_modelmetrics_model_free(&rn->models[i].series);
         dw_ref_free(rn->models[i].ref);
+        dw_agg_free(rn->models[i].sized_like);
         dw_ref_free(rn->profiles ? rn->profiles[i] : NULL);
     }
     free(rn->models);

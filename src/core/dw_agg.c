@@ -27,6 +27,11 @@
  * missing, nan, inf) and the moments, so that `inspect` and the exactness checks still see
  * them. A merge with a dropped side is dropped.
  *
+ * Sizing: a numeric statistic's sketch is created with room for `reserve` values, so that an
+ * exact sketch is allocated once rather than grown by doubling (the results do not depend on
+ * it): dw_agg_size_like() reserves what the same model's window before counted, in the same
+ * partition (dw_part.c) or merged from every partition (the close evaluation, dw_run.c).
+ *
  * Outputs: agg->out[] counts the scores (by predicted class), the predicted classes and the
  * labels with the features' code (stat_add_num, cat_add, feat_merge, the same encoding). The
  * label's statistic is not dropped with the others: it changes until the label horizon.
