@@ -416,7 +416,9 @@ int dw_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out)
     if ((y | mo | d | h | mi | sec) < 0) {
         return -1;
     }
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60) {
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
+        h > 23 || mi > 59 || sec > 60) {
         return -1;
     }
     if (pos < len && s[pos] == '.') {

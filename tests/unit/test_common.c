@@ -37,7 +37,18 @@ static void test_rfc3339(void **state)
     t = "1969-12-31T23:59:59.5Z";
     assert_int_equal(dw_time_parse_rfc3339(t, strlen(t), &ms), 0);
     assert_int_equal(ms, -500);
-    const char *bad[] = {"2026-02-30T00:00:00Z", "2026-11-22T10:15:03", "2026-11-22 10:15Z",
+    /* 29 February only in a leap year (2024, 2000; not 2026, 1900, 2100): a day that does not
+     * exist is refused, not read as 1 March */
+    const char *leap[] = {"2024-02-29T00:00:00Z", "2000-02-29T12:00:00Z"};
+    for (size_t i = 0; i < sizeof(leap) / sizeof(leap[0]); i++) {
+        assert_int_equal(dw_time_parse_rfc3339(leap[i], strlen(leap[i]), &ms), 0);
+    }
+    t = "2024-02-29T00:00:00Z";
+    assert_int_equal(dw_time_parse_rfc3339(t, strlen(t), &ms), 0);
+    assert_int_equal(ms, 1709164800000LL); /* date -d 2024-02-29T00:00:00Z +%s */
+    const char *bad[] = {"2026-02-30T00:00:00Z",  "2026-02-29T00:00:00Z",
+                         "1900-02-29T00:00:00Z",  "2100-02-29T00:00:00Z",
+                         "2026-11-22T10:15:03",   "2026-11-22 10:15Z",
                          "2026-11-22T10:15:03.Z", "x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(dw_time_parse_rfc3339(bad[i], strlen(bad[i]), &ms), -1);
