@@ -3213,19 +3213,22 @@ static double loop_phase(struct runner *rn, enum run_phase phase, double since)
 }
 
 /*
- * After a burst (RUN_TRIM_AFTER messages) or a window's evaluation, the first poll without a
- * message or the next evaluation tick (whichever comes first) hands back the free pages of
+ * After a burst (RUN_TRIM_AFTER messages) or an evaluation round that evaluated a window, the
+ * first poll without a message or the next evaluation tick (whichever comes first) hands back
+ * the free pages of
  * every arena, holes included, which the trim threshold cannot: librdkafka's threads free the
  * fetch buffers of a catch-up out of order, and their arena kept up to ~30 MiB of them through
  * the close evaluations that follow (bench/RESULTS.md, "Memory: the sixteenth session"); an
  * evaluation frees the windows' merged aggregates and the partitions their closed windows'
  * sketches, and the main heap kept ~58 MB of such holes resident once caught up ("Memory: the
- * seventeenth session"). A few milliseconds, at most once per evaluation tick or per
- * RUN_TRIM_AFTER messages.
+ * seventeenth session"). A few milliseconds, at most once per evaluation round or per
+ * RUN_TRIM_AFTER messages; not between a round's slices, whose next slice would fault the same
+ * pages back in (dw_evaluator_trim_due; bench/RESULTS.md, "Trimming once per round").
  */
 static void trim_after_burst(struct runner *rn)
 {
-    if (rn->since_trim >= RUN_TRIM_AFTER || rn->evaluated_since_trim > 0) {
+    if (dw_evaluator_trim_due(&rn->round, rn->since_trim, RUN_TRIM_AFTER,
+                              rn->evaluated_since_trim)) {
         malloc_trim(0);
         rn->since_trim = 0;
         rn->evaluated_since_trim = 0;

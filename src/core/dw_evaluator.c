@@ -222,6 +222,12 @@ void dw_evaluator_round_next(struct dw_eval_round *r)
     r->walked = 0;
 }
 
+int dw_evaluator_trim_due(const struct dw_eval_round *r, uint64_t msgs, uint64_t burst,
+                          int64_t evaluated)
+{
+    return msgs >= burst || (evaluated > 0 && r->left == 0);
+}
+
 int64_t dw_evaluator_empty_run(struct dw_empty_run *run, const struct dw_config *cfg, int64_t start,
                                int64_t until, int max_probe, dw_evaluator_empty_fn is_empty,
                                void *ctx)

@@ -177,6 +177,16 @@ int dw_evaluator_round_tick(struct dw_eval_round *r, size_t n_models,
 /** @brief The cursor at r->pos is done for this round: on to the next one. */
 void dw_evaluator_round_next(struct dw_eval_round *r);
 
+/**
+ * @brief Whether the loop should hand its free heap memory back to the OS now (malloc_trim):
+ *        after `msgs` messages since the last trim, at least `burst`, or after `evaluated`
+ *        window evaluations once their round `r` is over. Not between a round's slices: the
+ *        next slice allocates the same buffers again and would fault the pages back in.
+ * @returns 1 when due, 0 otherwise.
+ */
+int dw_evaluator_trim_due(const struct dw_eval_round *r, uint64_t msgs, uint64_t burst,
+                          int64_t evaluated);
+
 /** @brief A run of empty windows measured over several ticks (in memory; lost, read again). */
 struct dw_empty_run {
     int64_t from; /* the run's first window (the cursor); DW_NO_TS: none being measured */
