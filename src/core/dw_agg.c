@@ -761,17 +761,37 @@ void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_pre
     agg->dirty = 1;
 }
 
-static void counts_add_outcome(struct dw_counts *c, const char *positive,
+/* What an outcome is, read once for the window's counts and its version's. */
+struct outcome_class {
+    int pred_pos, label_pos; /* of the positive class */
+    int same;                /* correct */
+    double brier, logloss;   /* its score's terms, when it has one */
+};
+
+static struct outcome_class outcome_class(const char *positive, const struct dw_outcome *o)
+{
+    /* Regression outcomes carry numbers, no class texts: correct when the numbers are equal,
+     * and never of the positive class. */
+    struct outcome_class k;
+    k.pred_pos = o->pred && strcmp(o->pred, positive) == 0;
+    k.label_pos = o->label && strcmp(o->label, positive) == 0;
+    k.same = o->pred && o->label ? strcmp(o->pred, o->label) == 0
+                                 : o->pred_is_num && o->label_is_num && o->pred_num == o->label_num;
+    k.brier = k.logloss = 0.0;
+    if (o->has_score) {
+        double y = k.label_pos ? 1.0 : 0.0;
+        double p = DW_MIN(DW_MAX(o->score, 1e-15), 1.0 - 1e-15);
+        k.brier = (o->score - y) * (o->score - y);
+        k.logloss = -(y * log(p) + (1.0 - y) * log(1.0 - p));
+    }
+    return k;
+}
+
+static void counts_add_outcome(struct dw_counts *c, struct outcome_class k,
                                const struct dw_outcome *o)
 {
     c->labeled++;
-    /* Regression outcomes carry numbers, no class texts: correct when the numbers are equal,
-     * and never of the positive class. */
-    int pred_pos = o->pred && strcmp(o->pred, positive) == 0;
-    int label_pos = o->label && strcmp(o->label, positive) == 0;
-    int same = o->pred && o->label
-                   ? strcmp(o->pred, o->label) == 0
-                   : o->pred_is_num && o->label_is_num && o->pred_num == o->label_num;
+    int pred_pos = k.pred_pos, label_pos = k.label_pos, same = k.same;
     if (same) {
         c->correct++;
     }
@@ -785,11 +805,9 @@ static void counts_add_outcome(struct dw_counts *c, const char *positive,
         c->tn++;
     }
     if (o->has_score) {
-        double y = label_pos ? 1.0 : 0.0;
-        double p = DW_MIN(DW_MAX(o->score, 1e-15), 1.0 - 1e-15);
         c->scored++;
-        c->sum_brier += (o->score - y) * (o->score - y);
-        c->sum_logloss += -(y * log(p) + (1.0 - y) * log(1.0 - p));
+        c->sum_brier += k.brier;
+        c->sum_logloss += k.logloss;
     }
     if (o->pred_is_num && o->label_is_num) {
         double e = o->pred_num - o->label_num;
@@ -806,13 +824,12 @@ static void counts_add_outcome(struct dw_counts *c, const char *positive,
 
 void dw_agg_add_outcome(struct dw_agg *agg, size_t vslot, const struct dw_outcome *o)
 {
-    counts_add_outcome(&agg->all, agg->model->positive_class, o);
-    counts_add_outcome(&agg->versions[vslot].c, agg->model->positive_class, o);
+    struct outcome_class k = outcome_class(agg->model->positive_class, o);
+    counts_add_outcome(&agg->all, k, o);
+    counts_add_outcome(&agg->versions[vslot].c, k, o);
     dw_agg_add_label(agg, o->label_is_num ? NULL : o->label, o->label_num);
     if (agg->model->task != DW_TASK_REGRESSION) {
-        dw_perf_add_outcome(&agg->perf, o->pred, o->label,
-                            strcmp(o->label, agg->model->positive_class) == 0, o->has_score,
-                            o->score);
+        dw_perf_add_outcome(&agg->perf, o->pred, o->label, k.label_pos, o->has_score, o->score);
     }
     agg->dirty = 1;
 }
