@@ -70,7 +70,8 @@ static void test_rfc3339(void **state)
      * prefix: refused */
     const char *good = "2026-11-22T10:15:03.120Z";
     for (size_t i = 0; i < 19; i++) {
-        const char wrong[] = {'/', ':', 'a', '-', '0' - 1, '9' + 1, 'T', (char)0xb2};
+        const char wrong[] = {'/',     ':', 'a',        '-',        '0' - 1,
+                              '9' + 1, 'T', (char)0xb2, (char)0xc5, (char)0xff};
         for (size_t k = 0; k < sizeof(wrong); k++) {
             char t2[32];
             strcpy(t2, good);
@@ -102,6 +103,19 @@ static void test_rfc3339(void **state)
     for (size_t i = 0; i < sizeof(bad_offsets) / sizeof(bad_offsets[0]); i++) {
         if (dw_time_parse_rfc3339(bad_offsets[i], strlen(bad_offsets[i]), &ms) != -1) {
             fail_msg("accepted %s", bad_offsets[i]);
+        }
+    }
+    /* every field's value at every digit: instants over the years 1..9999 formatted and read
+     * back, each digit of each field varied */
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < 200000; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        int64_t lo = -62135596800000LL, hi = 253402300799999LL; /* 0001-01-01 .. 9999-12-31 */
+        int64_t want = lo + (int64_t)((seed >> 11) % (uint64_t)(hi - lo + 1));
+        char text[40];
+        dw_time_format_rfc3339(want, text, sizeof(text));
+        if (dw_time_parse_rfc3339(text, strlen(text), &ms) != 0 || ms != want) {
+            fail_msg("%s read as %lld, not %lld", text, (long long)ms, (long long)want);
         }
     }
     char buf[40];
