@@ -3222,8 +3222,9 @@ static double loop_phase(struct runner *rn, enum run_phase phase, double since)
  * evaluation frees the windows' merged aggregates and the partitions their closed windows'
  * sketches, and the main heap kept ~58 MB of such holes resident once caught up ("Memory: the
  * seventeenth session"). A few milliseconds, at most once per evaluation round or per
- * RUN_TRIM_AFTER messages; not between a round's slices, whose next slice would fault the same
- * pages back in (dw_evaluator_trim_due; bench/RESULTS.md, "Trimming once per round").
+ * RUN_TRIM_AFTER messages; between a round's slices only while messages come, since the next
+ * slice would fault the same pages back in (dw_evaluator_trim_due; bench/RESULTS.md, "Trimming
+ * once per round").
  */
 static void trim_after_burst(struct runner *rn)
 {

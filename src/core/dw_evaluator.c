@@ -225,7 +225,7 @@ void dw_evaluator_round_next(struct dw_eval_round *r)
 int dw_evaluator_trim_due(const struct dw_eval_round *r, uint64_t msgs, uint64_t burst,
                           int64_t evaluated)
 {
-    return msgs >= burst || (evaluated > 0 && r->left == 0);
+    return msgs >= burst || (evaluated > 0 && (r->left == 0 || msgs > 0));
 }
 
 int64_t dw_evaluator_empty_run(struct dw_empty_run *run, const struct dw_config *cfg, int64_t start,

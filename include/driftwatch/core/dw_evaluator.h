@@ -180,8 +180,10 @@ void dw_evaluator_round_next(struct dw_eval_round *r);
 /**
  * @brief Whether the loop should hand its free heap memory back to the OS now (malloc_trim):
  *        after `msgs` messages since the last trim, at least `burst`, or after `evaluated`
- *        window evaluations once their round `r` is over. Not between a round's slices: the
- *        next slice allocates the same buffers again and would fault the pages back in.
+ *        window evaluations: after each slice of their round `r` while messages still come
+ *        (`msgs` > 0: the prefetch and the partitions' windows are at their peak then), once
+ *        the round is over when none come (a catch-up's last evaluations), since the next
+ *        slice allocates the same buffers again and would fault the pages back in.
  * @returns 1 when due, 0 otherwise.
  */
 int dw_evaluator_trim_due(const struct dw_eval_round *r, uint64_t msgs, uint64_t burst,
