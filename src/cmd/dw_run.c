@@ -166,7 +166,7 @@ struct runner {
     /* one decoder per topic: each remembers the places of its own messages' keys (a label
      * decoded between two predictions made the predictions' root keys miss: +0.65 % of the
      * per-message instructions in bench/part.sh) */
-    struct dw_decoder *dec, *dec_label;
+    struct dw_decoder *dec_pred, *dec_label;
     struct dw_prediction *pev;
     struct dw_http *http;
     struct dw_api *api;         /* GET / and /api/v1/models... (reads Redis on the HTTP threads) */
@@ -482,11 +482,12 @@ static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
     }
     char errstr[512];
     enum dw_bad_reason bad;
+    struct dw_decoder *dec = is_pred ? rn->dec_pred : rn->dec_label;
     if (is_pred) {
         rn->eof_ms[p] = 0;
         dw_metric_inc(rn->m.consumed_pred);
-        bad = dw_decode_prediction(rn->dec, rkm->payload, rkm->len, kts, rn->pev, errstr,
-                                   sizeof(errstr));
+        bad =
+            dw_decode_prediction(dec, rkm->payload, rkm->len, kts, rn->pev, errstr, sizeof(errstr));
         if (!bad) {
             enum dw_part_result res = dw_part_on_prediction(part, rn->pev);
             if (res == DW_PART_LATE) {
@@ -512,8 +513,7 @@ static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
         rn->label_eof_ms[p] = 0;
         part->labels_at_end = 0;
         dw_metric_inc(rn->m.consumed_label);
-        bad = dw_decode_label(rn->dec_label, rkm->payload, rkm->len, kts, &lab, errstr,
-                              sizeof(errstr));
+        bad = dw_decode_label(dec, rkm->payload, rkm->len, kts, &lab, errstr, sizeof(errstr));
         enum dw_part_result res = bad ? DW_PART_OK : dw_part_on_label(part, &lab);
         if (res == DW_PART_DUPLICATE) {
             dw_metric_inc(rn->m.duplicates);
@@ -527,8 +527,7 @@ static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
     if (bad) {
         dead_letter(rn, rkm, bad, errstr);
     }
-    dw_decoder_reset(rn->dec);
-    dw_decoder_reset(rn->dec_label);
+    dw_decoder_reset(dec);
 }
 
 /* ---- checkpoints ---- */
@@ -3113,11 +3112,11 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
                    rn->profiles[i]->outcomes != NULL);
         }
     }
-    if (!(rn->dec = dw_decoder_new(&rn->cfg, errstr, errstr_size)) ||
+    if (!(rn->dec_pred = dw_decoder_new(&rn->cfg, errstr, errstr_size)) ||
         !(rn->dec_label = dw_decoder_new(&rn->cfg, errstr, errstr_size))) {
         return -1;
     }
-    rn->pev = dw_prediction_new(rn->dec);
+    rn->pev = dw_prediction_new(rn->dec_pred);
     if (!(rn->redis = dw_redis_connect(&rn->cfg, errstr, errstr_size))) {
         return -1;
     }
@@ -3221,13 +3220,12 @@ static double loop_phase(struct runner *rn, enum run_phase phase, double since)
 /*
  * After a burst (RUN_TRIM_AFTER messages) or an evaluation round that evaluated a window, the
  * first poll without a message or the next evaluation tick (whichever comes first) hands back
- * the free pages of
- * every arena, holes included, which the trim threshold cannot: librdkafka's threads free the
- * fetch buffers of a catch-up out of order, and their arena kept up to ~30 MiB of them through
- * the close evaluations that follow (bench/RESULTS.md, "Memory: the sixteenth session"); an
- * evaluation frees the windows' merged aggregates and the partitions their closed windows'
- * sketches, and the main heap kept ~58 MB of such holes resident once caught up ("Memory: the
- * seventeenth session"). A few milliseconds, at most once per evaluation round or per
+ * the free pages of every arena, holes included, which the trim threshold cannot: librdkafka's
+ * threads free the fetch buffers of a catch-up out of order, and their arena kept up to ~30 MiB of
+ * them through the close evaluations that follow (bench/RESULTS.md, "Memory: the sixteenth
+ * session"); an evaluation frees the windows' merged aggregates and the partitions their closed
+ * windows' sketches, and the main heap kept ~58 MB of such holes resident once caught up ("Memory:
+ * the seventeenth session"). A few milliseconds, at most once per evaluation round or per
  * RUN_TRIM_AFTER messages; between a round's slices only while messages come, since the next
  * slice would fault the same pages back in (dw_evaluator_trim_due; bench/RESULTS.md, "Trimming
  * once per round").
@@ -3364,7 +3362,7 @@ static int runner_stop(struct runner *rn)
     free(rn->pend);
     json_decref(rn->windows_held);
     free(rn->pev);
-    dw_decoder_destroy(rn->dec);
+    dw_decoder_destroy(rn->dec_pred);
     dw_decoder_destroy(rn->dec_label);
     dw_redis_free(rn->redis);
     json_decref(rn->reports);

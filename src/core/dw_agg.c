@@ -791,15 +791,14 @@ static void counts_add_outcome(struct dw_counts *c, struct outcome_class k,
                                const struct dw_outcome *o)
 {
     c->labeled++;
-    int pred_pos = k.pred_pos, label_pos = k.label_pos, same = k.same;
-    if (same) {
+    if (k.same) {
         c->correct++;
     }
-    if (pred_pos && label_pos) {
+    if (k.pred_pos && k.label_pos) {
         c->tp++;
-    } else if (pred_pos) {
+    } else if (k.pred_pos) {
         c->fp++;
-    } else if (label_pos) {
+    } else if (k.label_pos) {
         c->fn++;
     } else {
         c->tn++;
