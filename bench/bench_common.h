@@ -1,8 +1,8 @@
 /*
  * bench_common.h - what the benchmark programs share: the thread's CPU clock (on a shared
  * machine, time spent waiting for a core is not the code's cost), the comparison that sorts
- * their runs for a median, and a file read as lines into memory. Header-only: each bench is
- * one program of its own.
+ * their runs for a median, a file read as lines into memory, and the config and traffic files
+ * the component benches take. Header-only: each bench is one program of its own.
  */
 #ifndef DW_BENCH_COMMON_H
 #define DW_BENCH_COMMON_H
@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "driftwatch/core/dw_common.h"
+#include "driftwatch/io/dw_config_load.h"
 
 /* seconds of CPU this thread has used */
 static inline double bench_thread_seconds(void)
@@ -80,6 +81,20 @@ static inline void bench_free_lines(struct bench_lines *l)
     free(l->buf);
     free(l->start);
     free(l->len);
+}
+
+/* A component bench's CONFIG PREDICTIONS LABELS (argv[1..3]): the config, and the two traffic
+ * files as lines; prog names the bench in errors. @returns 0, or -1 said on stderr. */
+static inline int bench_load(const char *prog, char **argv, struct dw_config *cfg,
+                             struct bench_lines *preds, struct bench_lines *labels)
+{
+    char err[512];
+    dw_config_defaults(cfg);
+    if (dw_config_load(cfg, argv[1], err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return -1;
+    }
+    return bench_read_lines(argv[2], preds) == 0 && bench_read_lines(argv[3], labels) == 0 ? 0 : -1;
 }
 
 #endif

@@ -59,16 +59,11 @@ int main(int argc, char **argv)
         return 2;
     }
     struct dw_config cfg;
-    char err[512];
-    dw_config_defaults(&cfg);
-    if (dw_config_load(&cfg, argv[1], err, sizeof(err)) != 0) {
-        fprintf(stderr, "bench_decode: %s\n", err);
-        return 2;
-    }
     struct bench_lines preds, labels;
-    if (bench_read_lines(argv[2], &preds) != 0 || bench_read_lines(argv[3], &labels) != 0) {
+    if (bench_load("bench_decode", argv, &cfg, &preds, &labels) != 0) {
         return 2;
     }
+    char err[512];
     struct dw_decoder *dec = dw_decoder_new(&cfg, err, sizeof(err));
     if (!dec) {
         fprintf(stderr, "bench_decode: %s\n", err);

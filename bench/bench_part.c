@@ -123,16 +123,11 @@ int main(int argc, char **argv)
         return 2;
     }
     struct dw_config cfg;
-    char err[512];
-    dw_config_defaults(&cfg);
-    if (dw_config_load(&cfg, argv[1], err, sizeof(err)) != 0) {
-        fprintf(stderr, "bench_part: %s\n", err);
-        return 2;
-    }
     struct feed f = {0};
-    if (bench_read_lines(argv[2], &f.preds) != 0 || bench_read_lines(argv[3], &f.labels) != 0) {
+    if (bench_load("bench_part", argv, &cfg, &f.preds, &f.labels) != 0) {
         return 2;
     }
+    char err[512];
     f.preds_dec = dw_decoder_new(&cfg, err, sizeof(err));
     f.labels_dec = f.preds_dec ? dw_decoder_new(&cfg, err, sizeof(err)) : NULL;
     if (!f.labels_dec) {

@@ -103,6 +103,15 @@ static void close_decoder(struct fixture *fx)
     fx->dec = NULL;
 }
 
+/* The decoder again, with the "animal" model (models[2]) reading these n features. */
+static void use_animal_features(struct fixture *fx, struct dw_feature_cfg *features, size_t n)
+{
+    close_decoder(fx);
+    fx->models[2].features = features;
+    fx->models[2].n_features = n;
+    open_decoder(fx);
+}
+
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
@@ -514,10 +523,7 @@ static void test_long_feature_names(void **state)
         {"amount_total", DW_FEATURE_NUMERIC},
         {"amount_tota1", DW_FEATURE_NUMERIC},
     };
-    close_decoder(fx);
-    fx->models[2].features = long_features;
-    fx->models[2].n_features = DW_ARRAY_SIZE(long_features);
-    open_decoder(fx);
+    use_animal_features(fx, long_features, DW_ARRAY_SIZE(long_features));
     assert_int_equal(pred(fx,
                           "{\"prediction_id\":\"p\",\"model\":\"animal\",\"prediction\":"
                           "\"cat\",\"features\":{\"abcdefgh_GBP_ijklmnop\":9,\"amount_tota1\":6,"
@@ -550,10 +556,7 @@ static void test_key_order_changes(void **state)
         {"abcdefgh_EUR_ijklmnop", DW_FEATURE_NUMERIC},
         {"amount", DW_FEATURE_NUMERIC},
     };
-    close_decoder(fx);
-    fx->models[2].features = features;
-    fx->models[2].n_features = DW_ARRAY_SIZE(features);
-    open_decoder(fx);
+    use_animal_features(fx, features, DW_ARRAY_SIZE(features));
     const char *orders[] = {
         "\"abcdefgh_USD_ijklmnop\":1,\"abcdefgh_EUR_ijklmnop\":2,\"amount\":3",
         "\"amount\":3,\"abcdefgh_EUR_ijklmnop\":2,\"abcdefgh_USD_ijklmnop\":1",
