@@ -33,11 +33,13 @@ B=$(sed -n 's/^BOOTSTRAP=//p' "$WORK/broker.out")
 # gen's traffic for the benches: ~400-byte predictions with 10 numeric and 5 categorical
 # features, two versions, labels 30 s of event time after their predictions. Large producer
 # batches: librdkafka's mock broker serves one message set per partition per fetch, so small
-# batches make the mock (not driftwatch) the bottleneck (bench/RESULTS.md).
+# batches make the mock (not driftwatch) the bottleneck (bench/RESULTS.md). The same rule makes
+# the batch size decide how many partitions a fetch reads (BENCH_BATCH_BYTES; bench/RESULTS.md,
+# "Which partitions a fetch reads").
 gen_traffic() {
     "$DW" gen --brokers "$B" -q --numeric 10 --categorical 5 --versions 1.0.0,1.1.0 \
         --label-delay 30 --truth "$WORK/truth.jsonl" -X linger.ms=${BENCH_LINGER_MS:-1000} \
-        -X batch.size=4000000 -X batch.num.messages=100000 "$@"
+        -X batch.size=${BENCH_BATCH_BYTES:-4000000} -X batch.num.messages=100000 "$@"
 }
 
 # The run's config (label horizon 1 h, join.ttl at its default of 1 h).
@@ -60,6 +62,11 @@ cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/pro
 consumed() {
     { curl -s "http://127.0.0.1:$HP/metrics" || true; } |
         awk '/^driftwatch_messages_consumed_total/ {s += $2} END {print s + 0}'
+}
+# The group's global watermark (seconds; 0 while some partition's clock is unknown).
+watermark() {
+    { curl -s "http://127.0.0.1:$HP/metrics" || true; } |
+        awk '/^driftwatch_global_watermark_seconds/ {print $2; exit}'
 }
 # A field of /proc/PID/status (KiB), and Redis's used_memory (bytes).
 status_kib() { awk -v f="^$2:" '$0 ~ f {print $2}' "/proc/$1/status"; }

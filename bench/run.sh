@@ -42,8 +42,9 @@ if [ -n "${BENCH_PERF:-}" ]; then
     PIDS+=($!)
 fi
 first=""
-# BENCH_SAMPLE=S: every S seconds a line "sample: seconds, consumed, RSS KiB, Redis bytes" (the
-# soak's memory over time).
+# BENCH_SAMPLE=S: every S seconds a line "sample: seconds, consumed, RSS KiB, Redis bytes,
+# watermark" (the soak's memory over time; the group's watermark in seconds, 0 while unknown).
+# BENCH_BATCH_BYTES: gen's producer batch size (bench/lib.sh).
 next_sample=0
 while :; do
     c=$(consumed)
@@ -51,7 +52,7 @@ while :; do
     if [ -n "${BENCH_SAMPLE:-}" ] && [ "$(date +%s)" -ge "$next_sample" ]; then
         next_sample=$(($(date +%s) + BENCH_SAMPLE))
         echo "sample: $(printf '%.0f' "$(echo "$(date +%s.%N) - $start" | bc)") s, ${c%.*} consumed," \
-            "RSS $(status_kib $RUN VmRSS) KiB, redis $(redis_used) B"
+            "RSS $(status_kib $RUN VmRSS) KiB, redis $(redis_used) B, watermark $(watermark)"
     fi
     [ "${c%.*}" -ge "$TOTAL" ] && break
     kill -0 $RUN || { echo "driftwatch exited"; tail "$WORK/run.log"; exit 1; }
