@@ -573,6 +573,77 @@ static void test_serialize_round_trip(void **state)
     }
 }
 
+/*
+ * An exact level 0 is written in the order held; the reader keeps what is ascending at its end
+ * as sorted (l0_sorted_tail) and sorts only the rest. Whatever the order written, the sketch
+ * read answers as one built from the values, before and after more updates.
+ */
+static void swap_values(double *v, int i, int j)
+{
+    double t = v[i];
+    v[i] = v[j];
+    v[j] = t;
+}
+
+static void test_deserialize_level0_order(void **state)
+{
+    enum { N = 200, HEAD = 10, MID = 120 };
+    double asc[N];
+    for (int i = 0; i < N; i++) {
+        asc[i] = 1.0 + i / 2; /* pairs of ties */
+    }
+    for (int order = 0; order < 5; order++) {
+        double v[N];
+        for (int i = 0; i < N; i++) {
+            v[i] = order == 3 ? asc[N - 1 - i] : asc[i]; /* 3: descending */
+        }
+        if (order == 1) { /* an unsorted head before an ascending tail */
+            for (int i = 0; i < HEAD / 2; i++) {
+                swap_values(v, i, HEAD - 1 - i);
+            }
+        } else if (order == 2) { /* one step down in the middle */
+            swap_values(v, MID - 1, MID + 40);
+        } else if (order == 4) { /* the last item below the one before */
+            swap_values(v, N - 1, 0);
+        }
+        struct dw_kll *want = dw_kll_new(0, 0, 7);
+        for (int i = 0; i < N; i++) {
+            dw_kll_update(want, v[i]);
+        }
+        size_t len;
+        uint8_t *buf = serialize(want, &len);
+        assert_int_equal(len, 56 + 8 * N);
+        for (int i = 0; i < N; i++) {
+            uint64_t bits;
+            memcpy(&bits, &v[i], 8);
+            for (int b = 0; b < 8; b++) {
+                buf[56 + 8 * i + b] = (uint8_t)(bits >> (8 * b)); /* the items, in v's order */
+            }
+        }
+        char err[256] = "";
+        struct dw_kll *back = dw_kll_deserialize(buf, len, err, sizeof(err));
+        assert_non_null(back);
+        double vals[N];
+        uint64_t w[N];
+        assert_int_equal(dw_kll_sorted_view(back, vals, w, N), N);
+        assert_memory_equal(vals, asc, sizeof(asc));
+        assert_same_answers(back, want);
+        dw_kll_destroy(back);
+
+        back = dw_kll_deserialize(buf, len, err, sizeof(err));
+        assert_non_null(back);
+        const double more[3] = {0.5, 57.25, 1000.0}; /* in front of what was read */
+        for (int i = 0; i < 3; i++) {
+            dw_kll_update(back, more[i]);
+            dw_kll_update(want, more[i]);
+        }
+        assert_same_answers(back, want);
+        free(buf);
+        dw_kll_destroy(back);
+        dw_kll_destroy(want);
+    }
+}
+
 /* Deserializing must survive anything: NULL with a reason, or a usable sketch. */
 static void check_rejected(const uint8_t *buf, size_t len)
 {
@@ -793,6 +864,7 @@ int main(void)
         cmocka_unit_test(test_merge_modes),
         cmocka_unit_test(test_serialize_round_trip),
         cmocka_unit_test(test_deserialize_corrupt),
+        cmocka_unit_test(test_deserialize_level0_order),
         cmocka_unit_test(test_serialize_layout),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_throughput),
