@@ -122,6 +122,23 @@ static void go_inexact(struct dw_perf *p)
     }
 }
 
+/* Room for n more exact scores of class cls (n_exact + n <= DW_PERF_EXACT_SCORES), grown by
+ * doubling as scores come one at a time (most windows hold few): where they go. */
+static double *exact_room(struct dw_perf *p, int cls, uint32_t n)
+{
+    uint32_t need = p->n_exact[cls] + n;
+    dw_assert(!p->inexact && need <= DW_PERF_EXACT_SCORES);
+    if (need > p->cap_exact[cls]) {
+        uint32_t cap = p->cap_exact[cls];
+        while (cap < need) {
+            cap = DW_MIN(DW_PERF_EXACT_SCORES, DW_MAX(16u, 2 * cap));
+        }
+        p->cap_exact[cls] = cap;
+        p->exact[cls] = dw_realloc(p->exact[cls], cap * sizeof(double));
+    }
+    return p->exact[cls] + p->n_exact[cls];
+}
+
 /* Counts a score of class cls: exactly up to DW_PERF_EXACT_SCORES per class, then in bins. */
 static void score_add(struct dw_perf *p, int cls, double score)
 {
@@ -132,11 +149,21 @@ static void score_add(struct dw_perf *p, int cls, double score)
         hist_add(p, cls, score, 1);
         return;
     }
-    if (p->n_exact[cls] == p->cap_exact[cls]) { /* grown as scores come: most windows hold few */
-        p->cap_exact[cls] = DW_MIN(DW_PERF_EXACT_SCORES, DW_MAX(16u, 2 * p->cap_exact[cls]));
-        p->exact[cls] = dw_realloc(p->exact[cls], p->cap_exact[cls] * sizeof(double));
+    *exact_room(p, cls, 1) = score;
+    p->n_exact[cls]++;
+}
+
+/* n score_add()s of class cls: those that stay exact copied at once. */
+static void scores_add(struct dw_perf *p, int cls, const double *v, uint32_t n)
+{
+    uint32_t fit = p->inexact ? 0 : DW_MIN(n, DW_PERF_EXACT_SCORES - p->n_exact[cls]);
+    if (fit > 0) {
+        memcpy(exact_room(p, cls, fit), v, fit * sizeof(double));
+        p->n_exact[cls] += fit;
     }
-    p->exact[cls][p->n_exact[cls]++] = score;
+    for (uint32_t i = fit; i < n; i++) {
+        score_add(p, cls, v[i]);
+    }
 }
 
 void dw_perf_add_outcome(struct dw_perf *p, const char *pred, const char *label, int positive,
@@ -187,9 +214,7 @@ void dw_perf_merge(struct dw_perf *dst, const struct dw_perf *src)
         }
     }
     for (int cls = 0; cls < 2; cls++) {
-        for (uint32_t i = 0; i < src->n_exact[cls]; i++) {
-            score_add(dst, cls, src->exact[cls][i]);
-        }
+        scores_add(dst, cls, src->exact[cls], src->n_exact[cls]);
     }
     dw_perf_latency_merge(&dst->latency, src->latency);
 }
@@ -345,14 +370,21 @@ int dw_perf_decode(struct dw_perf *p, struct dw_reader *rd)
                        DW_PERF_EXACT_SCORES);
             break;
         }
-        for (uint32_t i = 0; i < n && !rd->err; i++) {
-            double score = dw_rd_f64(rd);
-            if (!(score >= 0.0 && score <= 1.0)) {
-                dw_rd_fail(rd, "score %g outside [0, 1]", score);
-            } else {
-                score_add(p, cls, score);
+        if (rd->err || n == 0) {
+            continue;
+        }
+        /* read in place at once, then checked (p is thrown away on an error) */
+        double *v = exact_room(p, cls, n);
+        if (dw_rd_f64s(rd, v, n) != 0) {
+            break;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            if (!(v[i] >= 0.0 && v[i] <= 1.0)) {
+                dw_rd_fail(rd, "score %g outside [0, 1]", v[i]);
+                break;
             }
         }
+        p->n_exact[cls] += rd->err ? 0 : n;
     }
     if (!rd->err) {
         dw_kll_get(rd, &p->latency);

@@ -242,6 +242,82 @@ static void test_decode_hostile(void **state)
     dw_buf_free(&b);
 }
 
+/* Encodes p into b (reset first). */
+static void encode_to(const struct dw_perf *p, struct dw_buf *b)
+{
+    dw_buf_reset(b);
+    dw_perf_encode(p, b);
+}
+
+/* n negative scores from seed s, into p one at a time */
+static void add_negatives(struct dw_perf *p, uint32_t n, uint64_t *s)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        dw_perf_add_outcome(p, "0", "0", 0, 1, (double)(dw_splitmix64(s) >> 11) * 0x1p-53);
+    }
+}
+
+/*
+ * Merged and decoded scores are copied a class at a time, not added one by one: the same
+ * contents (exact, or binned from the score that passes DW_PERF_EXACT_SCORES on) and the same
+ * array sizes as adding each score; a bad score anywhere in a record is still refused.
+ */
+static void test_scores_at_once(void **state)
+{
+    (void)state;
+    const uint32_t sizes[][2] = {{10, 20}, {700, 324}, {700, 325}, {700, 700}, {1024, 1}};
+    struct dw_buf want, got;
+    dw_buf_init(&want);
+    dw_buf_init(&got);
+    for (size_t t = 0; t < DW_ARRAY_SIZE(sizes); t++) {
+        struct dw_perf one, a, b;
+        dw_perf_init(&one);
+        dw_perf_init(&a);
+        dw_perf_init(&b);
+        uint64_t s1 = t, s2 = t;
+        add_negatives(&one, sizes[t][0], &s1);
+        add_negatives(&one, sizes[t][1], &s1);
+        add_negatives(&a, sizes[t][0], &s2);
+        add_negatives(&b, sizes[t][1], &s2);
+        dw_perf_merge(&a, &b);
+        assert_int_equal(a.inexact, one.inexact);
+        if (!one.inexact) { /* doubled from 16 as scores came */
+            assert_true(one.cap_exact[0] >= 16 && one.cap_exact[0] >= one.n_exact[0]);
+            assert_int_equal(one.cap_exact[0] & (one.cap_exact[0] - 1), 0);
+        }
+        assert_int_equal(a.cap_exact[0], one.cap_exact[0]);
+        encode_to(&one, &want);
+        encode_to(&a, &got);
+        assert_int_equal(got.len, want.len);
+        assert_memory_equal(got.data, want.data, want.len);
+
+        struct dw_perf back;
+        dw_perf_init(&back);
+        struct dw_reader rd;
+        dw_reader_init(&rd, want.data, want.len);
+        assert_int_equal(dw_perf_decode(&back, &rd), 0);
+        assert_int_equal(back.cap_exact[0], one.inexact ? 0 : one.cap_exact[0]);
+        encode_to(&back, &got);
+        assert_memory_equal(got.data, want.data, want.len);
+        dw_perf_free(&back);
+        dw_perf_free(&one);
+        dw_perf_free(&a);
+        dw_perf_free(&b);
+    }
+    char msg[DW_READER_MSG];
+    double scores[40];
+    for (int i = 0; i < 40; i++) {
+        scores[i] = i / 40.0;
+    }
+    scores[23] = 1.5;
+    dw_buf_reset(&want);
+    perf_blob(&want, 0, NULL, 0, scores, 40);
+    assert_int_equal(perf_decode_blob(&want, msg, sizeof(msg)), -1);
+    assert_contains(msg, "score 1.5 outside [0, 1]");
+    dw_buf_free(&want);
+    dw_buf_free(&got);
+}
+
 /*
  * Scores stay exact, in arrays grown as they come, with no histogram (a window of a partition
  * holds a few hundred scores: the dense 16 KB histogram and two 8 KB arrays it used to
@@ -391,7 +467,8 @@ int main(void)
         cmocka_unit_test(test_auc_exact),      cmocka_unit_test(test_auc_histogram),
         cmocka_unit_test(test_f1_macro_micro), cmocka_unit_test(test_latency_and_codec),
         cmocka_unit_test(test_decode_hostile), cmocka_unit_test(test_scores_lazy_histogram),
-        cmocka_unit_test(test_pairs_bound),    cmocka_unit_test(test_score_view),
+        cmocka_unit_test(test_scores_at_once), cmocka_unit_test(test_pairs_bound),
+        cmocka_unit_test(test_score_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

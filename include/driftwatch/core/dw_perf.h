@@ -71,7 +71,8 @@ double dw_perf_sketch_quantile(struct dw_kll *sk, double q);
 void dw_perf_merge(struct dw_perf *dst, const struct dw_perf *src);
 
 void dw_perf_encode(const struct dw_perf *p, struct dw_buf *out);
-/** @returns 0, or -1 on a corrupt encoding (rd->err set). */
+/** Decodes into p, which dw_perf_init() left empty. @returns 0, or -1 on a corrupt encoding
+ *  (rd->err set). */
 int dw_perf_decode(struct dw_perf *p, struct dw_reader *rd);
 
 /**
