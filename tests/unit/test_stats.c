@@ -390,6 +390,28 @@ static void test_ks_hand_cases(void **state)
     assert_int_equal(
         dw_stats_ks_wasserstein(a, NULL, 3, unsorted, NULL, 2, &ks, &wd, err, sizeof(err)), -1);
     assert_contains(err, "second sample");
+    /* The first fault of a long view is named, wherever it is. */
+    double *longv = malloc(1000 * sizeof(double));
+    assert_non_null(longv);
+    const struct {
+        size_t at;
+        double v;
+        const char *msg;
+    } faults[] = {{700, INFINITY, "first sample: value 700 is not finite"},
+                  {0, NAN, "first sample: value 0 is not finite"},
+                  {999, INFINITY, "first sample: value 999 is not finite"},
+                  {300, NAN, "first sample: value 300 is not finite"},
+                  {500, 0.25, "first sample: values not ascending at 500"}};
+    for (size_t f = 0; f < DW_ARRAY_SIZE(faults); f++) {
+        for (size_t i = 0; i < 1000; i++) {
+            longv[i] = (double)i;
+        }
+        longv[faults[f].at] = faults[f].v;
+        assert_int_equal(
+            dw_stats_ks_wasserstein(longv, NULL, 1000, b, NULL, 3, &ks, &wd, err, sizeof(err)), -1);
+        assert_string_equal(err, faults[f].msg);
+    }
+    free(longv);
 }
 
 static void test_wasserstein_hand_cases(void **state)
