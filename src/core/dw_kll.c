@@ -903,29 +903,25 @@ struct dw_kll *dw_kll_deserialize(const uint8_t *buf, size_t len, char *errstr, 
     uint32_t at = alloc - total;
     dw_reader_init(&rd, buf + KLL_HEADER_BYTES, len - KLL_HEADER_BYTES);
     bool l0_any_order = exact && version >= 2;
-    uint32_t l0_break = 0; /* level 0's items from l0_break on are ascending */
     for (uint32_t h = 0; h < num_levels; h++) {
         sk->levels[h] = at;
         (void)dw_rd_u32(&rd); /* counts[h], read above */
         (void)dw_rd_f64s(&rd, sk->items + at, counts[h]);
         for (uint32_t i = 0; i < counts[h]; i++) {
             double x = sk->items[at];
-            bool ascending = i == 0 || x >= sk->items[at - 1];
-            if (!isfinite(x) || x < min || x > max || (!ascending && !(h == 0 && l0_any_order))) {
+            bool order = (h == 0 && l0_any_order) || i == 0 || x >= sk->items[at - 1];
+            if (!isfinite(x) || x < min || x > max || !order) {
                 dw_err(errstr, errstr_size,
                        "kll: level %u item %u is not finite, in [min, max] and ascending", h, i);
                 goto err;
             }
-            l0_break = ascending ? l0_break : i;
             at++;
         }
     }
     dw_assert(!rd.err && dw_rd_left(&rd) == 0); /* the first pass checked every length */
     sk->levels[num_levels] = at;
-    /* An exact level 0 is written in the order held, which is ascending once it was queried (a
-     * merged window written after its evaluation): what is ascending is not sorted again. */
-    sk->level0_sorted = l0_break == 0;
-    sk->l0_sorted_tail = level_size(sk, 0) - l0_break;
+    sk->level0_sorted = !l0_any_order || level_size(sk, 0) <= 1;
+    sk->l0_sorted_tail = sk->level0_sorted ? level_size(sk, 0) : 0;
     return sk;
 
 err:

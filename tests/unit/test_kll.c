@@ -574,9 +574,9 @@ static void test_serialize_round_trip(void **state)
 }
 
 /*
- * An exact level 0 is written in the order held; the reader keeps what is ascending at its end
- * as sorted (l0_sorted_tail) and sorts only the rest. Whatever the order written, the sketch
- * read answers as one built from the values, before and after more updates.
+ * An exact level 0 is written in the order held. Whatever that order (ascending, an unsorted
+ * head, one step down, descending, the last value out of place), the sketch read answers as one
+ * built from the values, before and after more updates.
  */
 static void swap_values(double *v, int i, int j)
 {
