@@ -149,8 +149,10 @@ static void score_add(struct dw_perf *p, int cls, double score)
         hist_add(p, cls, score, 1);
         return;
     }
-    *exact_room(p, cls, 1) = score;
-    p->n_exact[cls]++;
+    if (p->n_exact[cls] == p->cap_exact[cls]) {
+        (void)exact_room(p, cls, 1);
+    }
+    p->exact[cls][p->n_exact[cls]++] = score;
 }
 
 /* n score_add()s of class cls: those that stay exact copied at once. */
