@@ -813,10 +813,14 @@ static double ks_outer_prob_inside(int64_t m, int64_t n, int64_t g, int64_t h)
     return result;
 }
 
-/* Names the first value of x[0..len) that is not finite or below the one before. */
-static int view_fault(const char *what, const double *x, size_t len, char *errstr,
-                      size_t errstr_size)
+/* Sums weights (NULL = all 1) and checks the view: ascending, finite, total > 0. */
+static int check_view(const char *what, const double *x, const uint64_t *w, size_t len,
+                      uint64_t *total, char *errstr, size_t errstr_size)
 {
+    uint64_t sum = 0;
+    if (len == 0 || x == NULL) {
+        return dw_err(errstr, errstr_size, "%s sample is empty", what);
+    }
     for (size_t i = 0; i < len; i++) {
         if (!isfinite(x[i])) {
             return dw_err(errstr, errstr_size, "%s sample: value %zu is not finite", what, i);
@@ -824,33 +828,7 @@ static int view_fault(const char *what, const double *x, size_t len, char *errst
         if (i > 0 && x[i] < x[i - 1]) {
             return dw_err(errstr, errstr_size, "%s sample: values not ascending at %zu", what, i);
         }
-    }
-    dw_assert(0 && "view_fault() called on a good view");
-    return -1;
-}
-
-/* Sums weights (NULL = all 1) and checks the view: ascending, finite, total > 0. The check
- * has no branch per value (a view is up to ~10^5 of them); a fault is then located. */
-static int check_view(const char *what, const double *x, const uint64_t *w, size_t len,
-                      uint64_t *total, char *errstr, size_t errstr_size)
-{
-    if (len == 0 || x == NULL) {
-        return dw_err(errstr, errstr_size, "%s sample is empty", what);
-    }
-    int bad = !isfinite(x[0]);
-    for (size_t i = 1; i < len; i++) {
-        bad |= (x[i] < x[i - 1]) | !(fabs(x[i]) <= DBL_MAX);
-    }
-    if (bad) {
-        return view_fault(what, x, len, errstr, errstr_size);
-    }
-    uint64_t sum = 0;
-    if (w == NULL) {
-        sum = len;
-    } else {
-        for (size_t i = 0; i < len; i++) {
-            sum += w[i];
-        }
+        sum += w != NULL ? w[i] : 1;
     }
     if (sum == 0) {
         return dw_err(errstr, errstr_size, "%s sample has total weight 0", what);
