@@ -163,8 +163,11 @@ static void scores_add(struct dw_perf *p, int cls, const double *v, uint32_t n)
         memcpy(exact_room(p, cls, fit), v, fit * sizeof(double));
         p->n_exact[cls] += fit;
     }
-    for (uint32_t i = fit; i < n; i++) {
-        score_add(p, cls, v[i]);
+    if (fit < n) { /* the rest binned, as score_add() bins what comes past the exact ones */
+        go_inexact(p);
+        for (uint32_t i = fit; i < n; i++) {
+            hist_add(p, cls, v[i], 1);
+        }
     }
 }
 
