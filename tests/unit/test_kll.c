@@ -573,11 +573,6 @@ static void test_serialize_round_trip(void **state)
     }
 }
 
-/*
- * An exact level 0 is written in the order held. Whatever that order (ascending, an unsorted
- * head, one step down, descending, the last value out of place), the sketch read answers as one
- * built from the values, before and after more updates.
- */
 static void swap_values(double *v, int i, int j)
 {
     double t = v[i];
@@ -585,6 +580,11 @@ static void swap_values(double *v, int i, int j)
     v[j] = t;
 }
 
+/*
+ * An exact level 0 is written in the order held. Whatever that order (ascending, an unsorted
+ * head, one step down, descending, the last value out of place), the sketch read answers as one
+ * built from the values, before and after more updates.
+ */
 static void test_deserialize_level0_order(void **state)
 {
     enum { N = 200, HEAD = 10, MID = 120 };
@@ -612,7 +612,7 @@ static void test_deserialize_level0_order(void **state)
         }
         size_t len;
         uint8_t *buf = serialize(want, &len);
-        assert_int_equal(len, 56 + 8 * N);
+        assert_int_equal(len, 56 + 8 * N); /* the 52-byte header, level 0's count, its items */
         for (int i = 0; i < N; i++) {
             uint64_t bits;
             memcpy(&bits, &v[i], 8);
