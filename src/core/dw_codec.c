@@ -109,11 +109,13 @@ void dw_buf_put_u64(struct dw_buf *b, uint64_t v)
 
 void dw_buf_put_uvarint(struct dw_buf *b, uint64_t v)
 {
-    while (v >= 0x80) {
-        dw_buf_put_u8(b, (uint8_t)(v | 0x80));
-        v >>= 7;
+    uint8_t bytes[10]; /* made whole, then put once: a reference writes millions of them */
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7) {
+        bytes[n++] = (uint8_t)(v | 0x80);
     }
-    dw_buf_put_u8(b, (uint8_t)v);
+    bytes[n++] = (uint8_t)v;
+    dw_buf_put(b, bytes, n);
 }
 
 void dw_buf_put_i64(struct dw_buf *b, int64_t v)

@@ -550,6 +550,11 @@ static void test_uvarint(void **state)
         dw_buf_put_uvarint(&b, vals[i]);
         assert_int_equal(b.len - before, lens[i]);
     }
+    /* the bytes: seven bits at a time, the lowest first, the high bit set on all but the last */
+    const uint8_t v300[] = {0xAC, 0x02};
+    const uint8_t vmax[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    assert_memory_equal(b.data + 5, v300, sizeof(v300)); /* after 0, 1, 127 and 128 */
+    assert_memory_equal(b.data + b.len - sizeof(vmax), vmax, sizeof(vmax));
     struct dw_reader rd;
     dw_reader_init(&rd, b.data, b.len);
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
