@@ -109,13 +109,15 @@ void dw_buf_put_u64(struct dw_buf *b, uint64_t v)
 
 void dw_buf_put_uvarint(struct dw_buf *b, uint64_t v)
 {
-    uint8_t bytes[10]; /* made whole, then put once: a reference writes millions of them */
+    buf_reserve(b, 10); /* room for the longest, then written in place: a reference writes
+                         * millions of them */
+    uint8_t *p = b->data + b->len;
     size_t n = 0;
     for (; v >= 0x80; v >>= 7) {
-        bytes[n++] = (uint8_t)(v | 0x80);
+        p[n++] = (uint8_t)(v | 0x80);
     }
-    bytes[n++] = (uint8_t)v;
-    dw_buf_put(b, bytes, n);
+    p[n++] = (uint8_t)v;
+    b->len += n;
 }
 
 void dw_buf_put_i64(struct dw_buf *b, int64_t v)
