@@ -59,15 +59,11 @@ YAML
 
 # CPU seconds (user + system) a process has used so far.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
-consumed() {
-    { curl -s "http://127.0.0.1:$HP/metrics" || true; } |
-        awk '/^driftwatch_messages_consumed_total/ {s += $2} END {print s + 0}'
-}
+# driftwatch's metrics page (nothing while it is not up).
+metrics() { curl -s "http://127.0.0.1:$HP/metrics" || true; }
+consumed() { metrics | awk '/^driftwatch_messages_consumed_total/ {s += $2} END {print s + 0}'; }
 # The group's global watermark (seconds; 0 while some partition's clock is unknown).
-watermark() {
-    { curl -s "http://127.0.0.1:$HP/metrics" || true; } |
-        awk '/^driftwatch_global_watermark_seconds/ {print $2; exit}'
-}
+watermark() { metrics | awk '/^driftwatch_global_watermark_seconds/ {print $2; exit}'; }
 # A field of /proc/PID/status (KiB), and Redis's used_memory (bytes).
 status_kib() { awk -v f="^$2:" '$0 ~ f {print $2}' "/proc/$1/status"; }
 redis_net_in() { redis-cli -p "$RP" info stats | awk -F: '/^total_net_input_bytes:/ {print $2}' | tr -d '\r'; }

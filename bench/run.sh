@@ -71,9 +71,9 @@ echo "bench: bytes sent to Redis while consuming: $(($(redis_net_in) - redis_in0
 # minor page faults (pages touched for the first time since mapped): /proc/PID/stat field 10
 echo "bench: driftwatch's minor page faults: $(awk '{print $10}' "/proc/$RUN/stat") (whole run)"
 echo "bench: driftwatch's main thread (the event loop) used $c_main CPU-s of the $secs s from start"
-echo "bench: the event loop's wall time by phase (s): $({ curl -s "http://127.0.0.1:$HP/metrics" || true; } |
+echo "bench: the event loop's wall time by phase (s): $(metrics |
     awk -F'[" ]' '/^driftwatch_loop_seconds_total/ {printf "%s %.2f, ", $2, $4}')"
-echo "bench: labels partitions paused by event-time alignment: $({ curl -s "http://127.0.0.1:$HP/metrics" || true; } |
+echo "bench: labels partitions paused by event-time alignment: $(metrics |
     awk '/^driftwatch_label_holds_total/ {s += $2} END {print s + 0}') times"
 sleep 2
 used=$(redis_used)

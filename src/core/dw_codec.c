@@ -107,10 +107,12 @@ void dw_buf_put_u64(struct dw_buf *b, uint64_t v)
     put_le(b, v, 8);
 }
 
+#define UVARINT_MAX 10 /* bytes of the longest varint: 64 bits, 7 a byte */
+
 void dw_buf_put_uvarint(struct dw_buf *b, uint64_t v)
 {
-    buf_reserve(b, 10); /* room for the longest, then written in place: a reference writes
-                         * millions of them */
+    buf_reserve(b, UVARINT_MAX); /* room for the longest, then written in place: a reference
+                                  * writes millions of them */
     uint8_t *p = b->data + b->len;
     size_t n = 0;
     for (; v >= 0x80; v >>= 7) {

@@ -139,23 +139,8 @@ static double *exact_room(struct dw_perf *p, int cls, uint32_t n)
     return p->exact[cls] + p->n_exact[cls];
 }
 
-/* Counts a score of class cls: exactly up to DW_PERF_EXACT_SCORES per class, then in bins. */
-static void score_add(struct dw_perf *p, int cls, double score)
-{
-    if (!p->inexact && p->n_exact[cls] >= DW_PERF_EXACT_SCORES) {
-        go_inexact(p);
-    }
-    if (p->inexact) {
-        hist_add(p, cls, score, 1);
-        return;
-    }
-    if (p->n_exact[cls] == p->cap_exact[cls]) {
-        (void)exact_room(p, cls, 1);
-    }
-    p->exact[cls][p->n_exact[cls]++] = score;
-}
-
-/* n score_add()s of class cls: those that stay exact copied at once. */
+/* Counts n scores of class cls: exactly up to DW_PERF_EXACT_SCORES per class, then in bins
+ * (the exact ones, and every later one). */
 static void scores_add(struct dw_perf *p, int cls, const double *v, uint32_t n)
 {
     uint32_t fit = p->inexact ? 0 : DW_MIN(n, DW_PERF_EXACT_SCORES - p->n_exact[cls]);
@@ -163,12 +148,23 @@ static void scores_add(struct dw_perf *p, int cls, const double *v, uint32_t n)
         memcpy(exact_room(p, cls, fit), v, fit * sizeof(double));
         p->n_exact[cls] += fit;
     }
-    if (fit < n) { /* the rest binned, as score_add() bins what comes past the exact ones */
+    if (fit < n) {
         go_inexact(p);
         for (uint32_t i = fit; i < n; i++) {
             hist_add(p, cls, v[i], 1);
         }
     }
+}
+
+/* One score: stored at once while its array has room (never past DW_PERF_EXACT_SCORES), else
+ * as scores_add() rules. */
+static void score_add(struct dw_perf *p, int cls, double score)
+{
+    if (!p->inexact && p->n_exact[cls] < p->cap_exact[cls]) {
+        p->exact[cls][p->n_exact[cls]++] = score;
+        return;
+    }
+    scores_add(p, cls, &score, 1);
 }
 
 void dw_perf_add_outcome(struct dw_perf *p, const char *pred, const char *label, int positive,
