@@ -16,6 +16,7 @@
  *
  *   bench_part CONFIG PREDICTIONS LABELS [PARTITIONS]   PARTITIONS defaults to 128
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,13 @@ static int run(struct feed *f, struct dw_part **parts, int n, const struct dw_co
     return 0;
 }
 
+/* bytes malloc has handed out and not taken back (glibc) */
+static size_t heap_bytes(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
 int main(int argc, char **argv)
 {
     int n = argc > 4 ? atoi(argv[4]) : PARTITIONS_DEFAULT;
@@ -148,10 +156,20 @@ int main(int argc, char **argv)
                "(decode and count, one run)\n",
                f.preds.n, f.labels.n, n, secs / (double)msgs * 1e9);
     }
+    /* what the partitions hold once caught up (the last checkpoint sealed every window but the
+     * newest): the heap their freeing gives back, exact on every run of the same binary */
+    size_t wins = 0, heap = heap_bytes();
     for (int i = 0; i < n; i++) {
+        wins += parts[i]->n_wins;
         dw_part_free(parts[i]);
     }
     free(parts);
+    if (rc == 0) {
+        heap -= heap_bytes();
+        printf("bench_part: the partitions hold %zu windows and %zu bytes of heap at the end "
+               "(%.0f bytes a window with its share of the join)\n",
+               wins, heap, (double)heap / (double)(wins ? wins : 1));
+    }
     free(f.p);
     dw_decoder_destroy(f.preds_dec);
     dw_decoder_destroy(f.labels_dec);
