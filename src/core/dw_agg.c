@@ -254,7 +254,7 @@ void dw_agg_drop_sketches(struct dw_agg *agg)
         sketches_free(agg, 0);
         dw_kll_destroy(agg->perf.latency); /* predictions' latencies: final at the close too */
         agg->perf.latency = NULL;
-        for (size_t i = 0; i < DW_ARRAY_SIZE(agg->versions); i++) { /* every slot: cheap, sure */
+        for (size_t i = 0; i < agg->n_versions; i++) {
             dw_kll_destroy(agg->versions[i].latency);
             agg->versions[i].latency = NULL;
             feats_sketches_free(agg->versions[i].feats, agg->model->n_features);
@@ -269,11 +269,12 @@ void dw_agg_free(struct dw_agg *agg)
     if (!agg) {
         return;
     }
-    for (size_t i = 0; i < DW_ARRAY_SIZE(agg->versions); i++) {
+    for (size_t i = 0; i < agg->n_versions; i++) {
         free(agg->versions[i].name);
         dw_kll_destroy(agg->versions[i].latency);
         feats_free(agg->versions[i].feats, agg->model->n_features);
     }
+    free(agg->versions);
     sketches_free(agg, 1);
     free(agg->feats);
     dw_perf_free(&agg->perf);
@@ -371,16 +372,13 @@ size_t dw_agg_version_slot(struct dw_agg *agg, const char *name, size_t len)
             return i;
         }
     }
-    size_t slot = DW_AGG_MAX_VERSIONS; /* beyond the bound: the overflow bucket, named once */
-    if (agg->n_versions < DW_AGG_MAX_VERSIONS) {
-        slot = agg->n_versions++;
-        agg->versions[slot].name = dw_strndup(name, len);
-    } else if (agg->n_versions == DW_AGG_MAX_VERSIONS) {
-        agg->versions[slot].name = dw_strdup(DW_AGG_OTHER);
-        agg->n_versions++;
-    } else {
-        return slot;
+    if (agg->n_versions > DW_AGG_MAX_VERSIONS) {
+        return DW_AGG_MAX_VERSIONS; /* beyond the bound: the overflow bucket, named once */
     }
+    size_t slot = agg->n_versions++;
+    agg->versions = dw_realloc(agg->versions, agg->n_versions * sizeof(*agg->versions));
+    agg->versions[slot] = (struct dw_version_stats){
+        .name = slot < DW_AGG_MAX_VERSIONS ? dw_strndup(name, len) : dw_strdup(DW_AGG_OTHER)};
     if (agg->model->version_features) {
         agg->versions[slot].feats = feats_new(agg->model);
     }
@@ -738,7 +736,7 @@ static void feats_add(struct dw_feat_stats *feats, size_t n, const struct dw_pre
 
 void dw_agg_add_prediction(struct dw_agg *agg, size_t vslot, const struct dw_prediction *ev)
 {
-    dw_assert(!agg->sealed);
+    dw_assert(!agg->sealed && vslot < agg->n_versions); /* vslot: dw_agg_version_slot()'s */
     int sketch = !agg->sketches_dropped;
     struct dw_version_stats *ver = &agg->versions[vslot];
     if (ev->has_latency && sketch) {
@@ -823,6 +821,7 @@ static void counts_add_outcome(struct dw_counts *c, struct outcome_class k,
 
 void dw_agg_add_outcome(struct dw_agg *agg, size_t vslot, const struct dw_outcome *o)
 {
+    dw_assert(vslot < agg->n_versions); /* dw_agg_version_slot()'s */
     struct outcome_class k = outcome_class(agg->model->positive_class, o);
     counts_add_outcome(&agg->all, k, o);
     counts_add_outcome(&agg->versions[vslot].c, k, o);
@@ -1012,7 +1011,8 @@ static void feat_merge(struct dw_feat_stats *d, const struct dw_feat_stats *s, u
 static void version_merge(struct dw_agg *dst, const char *name, size_t len,
                           const struct dw_version_stats *src)
 {
-    struct dw_version_stats *v = &dst->versions[dw_agg_version_slot(dst, name, len)];
+    size_t slot = dw_agg_version_slot(dst, name, len); /* first: it may move the array */
+    struct dw_version_stats *v = &dst->versions[slot];
     counts_merge(&v->c, &src->c);
     v->served += src->served;
     v->errors += src->errors;

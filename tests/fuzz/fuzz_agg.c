@@ -164,7 +164,7 @@ static void add(struct dw_agg *agg, const struct dw_model_cfg *m, double x, cons
             v->num = num;
         }
     }
-    dw_agg_add_prediction(agg, 0, ev);
+    dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
     free(ev);
 }
 

@@ -80,7 +80,7 @@ static struct dw_agg *window(void)
         for (int i = 0; i < 60; i++) {
             add(w, (double)(i % 17) * 3.5, countries[i % 3], i % 5 ? (double)i : NAN);
             struct dw_outcome o = {.pred = "1", .label = i % 4 ? "1" : "0"};
-            dw_agg_add_outcome(w, 0, &o);
+            dw_agg_add_outcome(w, dw_agg_version_slot(w, "", 0), &o);
         }
     }
     return w;

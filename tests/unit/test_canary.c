@@ -533,15 +533,14 @@ static void test_window_record_round_trip(void **state)
     (void)state;
     struct dw_model_cfg m = {.name = "m"};
     struct dw_agg *agg = dw_agg_new(&m, 60000);
-    agg->n_versions = 2;
-    agg->versions[0].name = dw_strdup("1.0.0");
+    assert_int_equal(dw_agg_version_slot(agg, "1.0.0", 5), 0);
+    assert_int_equal(dw_agg_version_slot(agg, "1.1.0", 5), 1);
     agg->versions[0].c.predictions = 950;
     agg->versions[0].c.labeled = 900;
     agg->versions[0].c.correct = 810;
     agg->versions[0].served = 950;
     agg->versions[0].errors = 3;
     dw_perf_latency_update(&agg->versions[0].latency, 12.5);
-    agg->versions[1].name = dw_strdup("1.1.0");
     agg->versions[1].c.predictions = 50;
     struct dw_canary_window w, back;
     dw_canary_window_from_agg(&w, agg);

@@ -1419,7 +1419,8 @@ static void test_distinct_label_strings(void **state)
     assert_int_equal(predict_full(p, FRAUD, "new-version", 100, "1", "2.0", NO_SCORE, 1.0, "DE"),
                      DW_PART_OK);
     assert_int_equal(w0->all.predictions, N_DISTINCT + DW_JOIN_MAX_CLASSES);
-    assert_int_equal(w0->versions[dw_agg_version_slot(w0, "2.0", 3)].c.predictions, 1);
+    size_t slot = dw_agg_version_slot(w0, "2.0", 3);
+    assert_int_equal(w0->versions[slot].c.predictions, 1);
     assert_int_equal(predict_full(p, PRICE, "other-model", 100, "7.25", "", NO_SCORE, 0.0, NULL),
                      DW_PART_OK);
     assert_int_equal(win(p, PRICE, 0)->all.predictions, 1);

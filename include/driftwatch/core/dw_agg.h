@@ -138,7 +138,11 @@ struct dw_agg {
     struct dw_counts all;
     uint64_t served; /* predictions with a serving status, every version (the sum of theirs) */
     uint64_t errors; /* of them, errors */
-    struct dw_version_stats versions[DW_AGG_MAX_VERSIONS + 1]; /* last slot: "__other__" */
+    /* n_versions slots, allocated as versions appear (a window holds one or two, and a partition
+     * holds a window per L until the label horizon: a fixed array of DW_AGG_MAX_VERSIONS + 1
+     * was 2.8 KB of each); at most DW_AGG_MAX_VERSIONS + 1, the last then "__other__". A new
+     * version may move the array: take &versions[slot] after dw_agg_version_slot(). */
+    struct dw_version_stats *versions;
     size_t n_versions;
     uint64_t duplicate_labels;   /* label events beyond the first for this window's predictions */
     uint64_t conflicts;          /* duplicates whose label differs from the first */
