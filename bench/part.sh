@@ -2,7 +2,8 @@
 # The core's path of every message without Kafka and Redis (bench/bench_part.c): gen's bench
 # traffic (N predictions of ~400 bytes with 15 features, two versions, and their N labels, as
 # bench/run.sh makes it) decoded and counted into 128 partitions, with a checkpoint's work in
-# memory every 200,000 messages. Prints the CPU per message of three runs and, with
+# memory every 200,000 messages. Prints the CPU per message of three runs, the heap the
+# partitions hold at the end (exact: the same on every run of the same binary) and, with
 # BENCH_CACHEGRIND=1, the instructions per message under cachegrind: the difference between
 # a run over 2N + 2N messages and one over N + N, divided by 2N (deterministic: the same on
 # every run of the same binary). Run by hand.
