@@ -122,8 +122,11 @@ static void go_inexact(struct dw_perf *p)
     }
 }
 
-/* Room for n more exact scores of class cls (n_exact + n <= DW_PERF_EXACT_SCORES), grown by
- * doubling as scores come one at a time (most windows hold few): where they go. */
+/* Room for n more exact scores of class cls (n_exact + n <= DW_PERF_EXACT_SCORES), grown by half
+ * from 16 as scores come one at a time (most windows hold few): where they go. By half, not
+ * doubling: a partition keeps its windows' scores until the label horizon, and the room exceeds
+ * the scores by 23 % on average where doubling's exceeds them by 44 % ((g - 1) / ln g for
+ * counts spread evenly on a log scale); the copies stay a few per window. */
 static double *exact_room(struct dw_perf *p, int cls, uint32_t n)
 {
     uint32_t need = p->n_exact[cls] + n;
@@ -131,7 +134,7 @@ static double *exact_room(struct dw_perf *p, int cls, uint32_t n)
     if (need > p->cap_exact[cls]) {
         uint32_t cap = p->cap_exact[cls];
         while (cap < need) {
-            cap = DW_MIN(DW_PERF_EXACT_SCORES, DW_MAX(16u, 2 * cap));
+            cap = DW_MIN(DW_PERF_EXACT_SCORES, DW_MAX(16u, cap + cap / 2));
         }
         p->cap_exact[cls] = cap;
         p->exact[cls] = dw_realloc(p->exact[cls], cap * sizeof(double));
