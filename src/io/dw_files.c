@@ -252,8 +252,8 @@ int dw_files_csv_next(struct dw_files_csv *c, char ***fields, size_t *n, uint64_
         if (c->eof) {
             return 0;
         }
-        char *text;
-        size_t len;
+        char *text = NULL; /* set when rc > 0 (GCC cannot see it with a PGO profile) */
+        size_t len = 0;
         int rc = dw_files_read_line(c->lines, &text, &len, errstr, errstr_size);
         if (rc < 0) {
             return -1;
