@@ -3,7 +3,9 @@
 #   docker run --rm driftwatch:0.1.0 --version
 #
 # build:   the Debian build dependencies (scripts/deps.sh --build-only), the binary alone (no
-#          tests), installed with `cmake --install` into /opt/driftwatch, stripped.
+#          tests), the release build of scripts/pgo.sh (Release, optimized with a profile of its
+#          hot path: built, run over gen's traffic with `driftwatch replay`, built again; no
+#          service needed), installed with `cmake --install` into /opt/driftwatch, stripped.
 # runtime: the shared libraries the binary loads and nothing else (no compiler, no shell
 #          tools added), a non-root user, the installed tree under /usr/local.
 # The binary is PID 1 (exec-form ENTRYPOINT, no shell in between), so SIGTERM from Kubernetes
@@ -17,8 +19,7 @@ WORKDIR /src
 COPY scripts/deps.sh scripts/deps.sh
 RUN bash scripts/deps.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN cmake -S . -B /tmp/build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    && cmake --build /tmp/build -j"$(nproc)" --target driftwatch \
+RUN bash scripts/pgo.sh /tmp/build \
     && cmake --install /tmp/build --prefix /opt/driftwatch --strip \
     && /opt/driftwatch/bin/driftwatch --version
 

@@ -10,7 +10,8 @@ container engine can check them.
   same check (the check is not vacuous).
 - The runtime stage: exec-form ENTRYPOINT (the binary is PID 1 and receives SIGTERM) naming
   where the installed tree lands (COPY --from the build stage's install prefix), a non-root
-  USER; the build stage runs scripts/deps.sh and does not build with the sanitizers.
+  USER; the build stage runs scripts/deps.sh, does not build with the sanitizers and installs
+  the release build of scripts/pgo.sh (the one bench/run.sh measures).
 
 In a sanitizer build (DW_SANITIZE=ON) the binary also loads the ASan/UBSan runtimes, which the
 image never has (its build does not enable them): their packages and the ones those runtimes
@@ -173,6 +174,12 @@ def main():
     build_runs = " && ".join(a for i, a in build if i == "RUN")
     ok &= h.report("scripts/deps.sh" in build_runs, "the build stage installs with scripts/deps.sh")
     ok &= h.report("DW_SANITIZE=ON" not in build_runs, "the image is not a sanitizer build")
+    pgo_m = re.search(r"scripts/pgo\.sh (\S+)", build_runs)
+    install_m = re.search(r"cmake --install (\S+)", build_runs)
+    ok &= h.report(bool(pgo_m and install_m and pgo_m.group(1) == install_m.group(1)),
+                   "the image installs the release build of scripts/pgo.sh",
+                   f"(pgo.sh builds {pgo_m and pgo_m.group(1)}, installed from "
+                   f"{install_m and install_m.group(1)})")
     prefix_m = re.search(r"cmake --install \S+ --prefix (\S+)", build_runs)
     copies = [a.split() for i, a in runtime if i == "COPY" and a.startswith("--from=")]
     entry = [a for i, a in runtime if i == "ENTRYPOINT"]
