@@ -1,12 +1,21 @@
-# bench/lib.sh - what bench/run.sh and bench/soak.sh share: the Release build, a redis-server and
-# a dev-broker on free loopback ports, the run's config, and the probes (CPU seconds, /proc
-# status fields, Redis used_memory, messages consumed, the state check against gen's truth).
+# bench/lib.sh - what bench/run.sh and bench/soak.sh share: the release build (with PGO), a
+# redis-server and a dev-broker on free loopback ports, the run's config, and the probes (CPU
+# seconds, /proc status fields, Redis used_memory, messages consumed, the state check against
+# gen's truth).
 # Sourced, not run. Sets DW, WORK, RP, HP, B, REDIS_PID, BROKER_PID; PIDS are killed on exit.
 
 bash scripts/deps.sh --bench
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE="${BENCH_BUILD_TYPE:-Release}" >/dev/null
-cmake --build build-bench --target driftwatch -j"$(nproc)" >/dev/null
-DW=$PWD/build-bench/driftwatch
+# The binary the Dockerfile ships: Release with profile-guided optimization (scripts/pgo.sh, in
+# build-bench-pgo); BENCH_PGO=0 for the plain build (build-bench), e.g. to compare the two or to
+# count instructions against figures measured before it.
+if [ "${BENCH_PGO:-1}" = 1 ]; then
+    PGO_BUILD_TYPE="${BENCH_BUILD_TYPE:-Release}" bash scripts/pgo.sh build-bench-pgo
+    DW=$PWD/build-bench-pgo/driftwatch
+else
+    cmake -S . -B build-bench -DCMAKE_BUILD_TYPE="${BENCH_BUILD_TYPE:-Release}" >/dev/null
+    cmake --build build-bench --target driftwatch -j"$(nproc)" >/dev/null
+    DW=$PWD/build-bench/driftwatch
+fi
 WORK=$(mktemp -d /tmp/driftwatch-bench.XXXXXX)
 PIDS=()
 # (a BENCH_WRAP such as heaptrack runs driftwatch as its child: the children go too)
