@@ -12,7 +12,9 @@
  * With SPIN_NS it also spins that long per message, standing in for driftwatch's work: the rate
  * that a consumer of that cost gets from the same fetch path. With FETCHWAKE=1 it wakes the
  * fetchers as run does (dw_fetchwake: docs/design.md, "Waking the fetcher"). It also prints its
- * peak RSS: librdkafka's prefetch is most of it.
+ * peak RSS: librdkafka's prefetch is most of it. Its consumer is configured as run's
+ * (dw_kafka_consumer_new(): the prefetch of 20,000 messages and 16 MiB, 8 MiB responses, offsets
+ * not stored per message, end-of-partition events); -X overrides any of it.
  *
  *   bench_fetch BROKERS COUNT TOPIC... [-X key=value]...   (environment: SPIN_NS, FETCHWAKE)
  */
@@ -52,7 +54,11 @@ static rd_kafka_t *consumer_new(int argc, char **argv)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (set(conf, "bootstrap.servers", argv[1]) != 0 || set(conf, "group.id", "bench-fetch") ||
-        set(conf, "auto.offset.reset", "earliest") || set(conf, "enable.auto.commit", "false")) {
+        set(conf, "auto.offset.reset", "earliest") || set(conf, "enable.auto.commit", "false") ||
+        set(conf, "enable.auto.offset.store", "false") ||
+        set(conf, "enable.partition.eof", "true") || set(conf, "queued.min.messages", "20000") ||
+        set(conf, "fetch.max.bytes", "8388608") ||
+        set(conf, "queued.max.messages.kbytes", "16384")) {
         return NULL;
     }
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(argc);

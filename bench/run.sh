@@ -100,13 +100,15 @@ fi
 [ -n "${BENCH_REDIS_KINDS:-}" ] && /usr/bin/python3 bench/redis_memory.py "$RP"
 state_check
 # BENCH_FETCH=1: then the fetch path's ceiling on the same topics (bench/bench_fetch.c: a
-# librdkafka consumer in a group of its own that does nothing with its messages), driftwatch
-# stopped first so that the two do not share the cores.
+# librdkafka consumer in a group of its own, configured and waking its fetchers as run's, that
+# does nothing with its messages), driftwatch stopped first so that the two do not share the
+# cores.
 if [ -n "${BENCH_FETCH:-}" ]; then
     kill $RUN; wait $RUN 2>/dev/null || true
+    cmake -S . -B build-bench -DCMAKE_BUILD_TYPE="${BENCH_BUILD_TYPE:-Release}" >/dev/null
     cmake --build build-bench --target bench_fetch -j"$(nproc)" >/dev/null
     broker0=$(cpu $BROKER_PID)
-    build-bench/bench_fetch "$B" "$TOTAL" predictions labels
+    FETCHWAKE=1 build-bench/bench_fetch "$B" "$TOTAL" predictions labels
     echo "bench: dev-broker CPU-s while bench_fetch consumed: $(echo "$(cpu $BROKER_PID) - $broker0" | bc)"
 fi
 [ -z "$PEER" ] && exit 0
