@@ -17,7 +17,9 @@
 # checks that the two builds write the same reports byte for byte).
 #
 # PGO_BUILD_TYPE sets CMAKE_BUILD_TYPE (default Release). The sources' digest is kept in
-# BUILD_DIR/pgo.stamp: with the same sources a second call only builds what is missing.
+# BUILD_DIR/pgo.stamp: with the same sources a second call only builds what is missing. Give it
+# a directory of its own (build-release, build-bench-pgo): its CMake cache keeps DW_PGO=use, and
+# a later plain `cmake --build` there after a source change would build against a stale profile.
 # Measured: bench/RESULTS.md, "Profile-guided optimization".
 set -euo pipefail
 cd "$(dirname "$0")/.."
