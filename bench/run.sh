@@ -9,6 +9,8 @@
 # prints the ratio driftwatch/peer in msgs/s and in CPU per message. BENCH_PEER_ARGS: extra
 # arguments for the peer (e.g. "--per-message": one HINCRBY per increment, not per batch).
 # BENCH_FETCH=1: also the fetch path's ceiling on the same topics (bench/bench_fetch.c).
+# The binary measured is the release build of scripts/pgo.sh, the image's (bench/lib.sh);
+# BENCH_PGO=0: the plain build, BENCH_BUILD_TYPE: the build type (Release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEER=${BENCH_PEER:-}; [ "$PEER" = 0 ] && PEER=
