@@ -12,9 +12,9 @@
  * With SPIN_NS it also spins that long per message, standing in for driftwatch's work: the rate
  * that a consumer of that cost gets from the same fetch path. With FETCHWAKE=1 it wakes the
  * fetchers as run does (dw_fetchwake: docs/design.md, "Waking the fetcher"). It also prints its
- * peak RSS: librdkafka's prefetch is most of it. Its consumer is configured as run's
- * (dw_kafka_consumer_new(): the prefetch of 20,000 messages and 16 MiB, 8 MiB responses, offsets
- * not stored per message, end-of-partition events); -X overrides any of it.
+ * peak RSS: librdkafka's prefetch is most of it. Its consumer is configured as run's: run's
+ * defaults (dw_kafka_consumer_defaults: the prefetch), offsets not stored per message,
+ * end-of-partition events; -X overrides any of it.
  *
  *   bench_fetch BROKERS COUNT TOPIC... [-X key=value]...   (environment: SPIN_NS, FETCHWAKE)
  */
@@ -27,6 +27,7 @@
 
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/io/dw_fetchwake.h"
+#include "driftwatch/io/dw_kafka.h"
 
 #define BATCH 2048  /* messages per consume call, as RUN_BATCH in dw_run.c */
 #define POLL_MS 100 /* as RUN_POLL_MS */
@@ -53,12 +54,15 @@ static int set(rd_kafka_conf_t *conf, const char *key, const char *value)
 static rd_kafka_t *consumer_new(int argc, char **argv)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; dw_kafka_consumer_defaults[i]; i += 2) {
+        if (set(conf, dw_kafka_consumer_defaults[i], dw_kafka_consumer_defaults[i + 1]) != 0) {
+            return NULL;
+        }
+    }
     if (set(conf, "bootstrap.servers", argv[1]) != 0 || set(conf, "group.id", "bench-fetch") ||
-        set(conf, "auto.offset.reset", "earliest") || set(conf, "enable.auto.commit", "false") ||
+        set(conf, "enable.auto.commit", "false") ||
         set(conf, "enable.auto.offset.store", "false") ||
-        set(conf, "enable.partition.eof", "true") || set(conf, "queued.min.messages", "20000") ||
-        set(conf, "fetch.max.bytes", "8388608") ||
-        set(conf, "queued.max.messages.kbytes", "16384")) {
+        set(conf, "enable.partition.eof", "true")) {
         return NULL;
     }
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(argc);

@@ -8,12 +8,16 @@ bash scripts/deps.sh --bench
 # The binary the Dockerfile ships: Release with profile-guided optimization (scripts/pgo.sh, in
 # build-bench-pgo); BENCH_PGO=0 for the plain build (build-bench), e.g. to compare the two or to
 # count instructions against figures measured before it.
+# plain_build TARGET...: the targets in build-bench, the plain build (bench_fetch is built there).
+plain_build() {
+    cmake -S . -B build-bench -DCMAKE_BUILD_TYPE="${BENCH_BUILD_TYPE:-Release}" >/dev/null
+    cmake --build build-bench --target "$@" -j"$(nproc)" >/dev/null
+}
 if [ "${BENCH_PGO:-1}" = 1 ]; then
     PGO_BUILD_TYPE="${BENCH_BUILD_TYPE:-Release}" bash scripts/pgo.sh build-bench-pgo
     DW=$PWD/build-bench-pgo/driftwatch
 else
-    cmake -S . -B build-bench -DCMAKE_BUILD_TYPE="${BENCH_BUILD_TYPE:-Release}" >/dev/null
-    cmake --build build-bench --target driftwatch -j"$(nproc)" >/dev/null
+    plain_build driftwatch
     DW=$PWD/build-bench/driftwatch
 fi
 WORK=$(mktemp -d /tmp/driftwatch-bench.XXXXXX)

@@ -107,8 +107,7 @@ state_check
 # cores.
 if [ -n "${BENCH_FETCH:-}" ]; then
     kill $RUN; wait $RUN 2>/dev/null || true
-    cmake -S . -B build-bench -DCMAKE_BUILD_TYPE="${BENCH_BUILD_TYPE:-Release}" >/dev/null
-    cmake --build build-bench --target bench_fetch -j"$(nproc)" >/dev/null
+    plain_build bench_fetch
     broker0=$(cpu $BROKER_PID)
     FETCHWAKE=1 build-bench/bench_fetch "$B" "$TOTAL" predictions labels
     echo "bench: dev-broker CPU-s while bench_fetch consumed: $(echo "$(cpu $BROKER_PID) - $broker0" | bc)"

@@ -166,25 +166,25 @@ static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* A small prefetch: 20,000 messages (librdkafka: 100,000) and at most 16 MiB (librdkafka:
+ * 64 MiB) in fetch responses of at most 8 MiB (librdkafka: 50 MiB). It was slow on its own
+ * (librdkafka 2.0.2 waited up to a second before fetching again); with dw_fetchwake waking the
+ * fetchers it is as fast as a large one and holds a fraction of its memory (bench/RESULTS.md,
+ * "Waking the fetcher", "Memory: the sixteenth session"). kafka.* sets them. */
+/* clang-format off */
+const char *const dw_kafka_consumer_defaults[] = {
+    "auto.offset.reset",   "earliest", /* where a partition without state starts */
+    "client.id",           "driftwatch",
+    "queued.min.messages", "20000",    /* the prefetch, all partitions together */
+    "fetch.max.bytes",     "8388608",  /* the largest fetch response */
+    "queued.max.messages.kbytes", "16384", /* the prefetch's bytes */
+    NULL};
+/* clang-format on */
+
 rd_kafka_t *dw_kafka_consumer_new(const struct dw_config *cfg, dw_rebalance_cb_t *rebalance_cb,
                                   void *opaque, char *errstr, size_t errstr_size)
 {
-    /* A small prefetch: 20,000 messages (librdkafka: 100,000) and at most 16 MiB (librdkafka:
-     * 64 MiB) in fetch responses of at most 8 MiB (librdkafka: 50 MiB). It was slow on its own
-     * (librdkafka 2.0.2 waited up to a second before fetching again); with dw_fetchwake waking
-     * the fetchers it is as fast as a large one and holds a fraction of its memory
-     * (bench/RESULTS.md, "Waking the fetcher", "Memory: the sixteenth session"). kafka.* sets
-     * them. */
-    /* clang-format off */
-    static const char *const defaults[] = {
-        "auto.offset.reset",   "earliest", /* where a partition without state starts */
-        "client.id",           "driftwatch",
-        "queued.min.messages", "20000",    /* the prefetch, all partitions together */
-        "fetch.max.bytes",     "8388608",  /* the largest fetch response */
-        "queued.max.messages.kbytes", "16384", /* the prefetch's bytes */
-        NULL};
-    /* clang-format on */
-    rd_kafka_conf_t *conf = base_conf(cfg, defaults, errstr, errstr_size);
+    rd_kafka_conf_t *conf = base_conf(cfg, dw_kafka_consumer_defaults, errstr, errstr_size);
     if (!conf) {
         return NULL;
     }

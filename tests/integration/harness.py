@@ -6,6 +6,7 @@ import atexit
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -523,6 +524,17 @@ def committed_offsets(env):
             v = env.redis("HGET", f"{{dw:dwtest:predictions:{p}}}:meta", field)
             total += max(int(v), 0) if v.lstrip("-").isdigit() else 0
     return total
+
+
+def cmake_cache(build_dir):
+    """A CMake build directory's cache: {name: value}."""
+    cache = {}
+    with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
+        for line in f:
+            m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*):[A-Z]+=(.*)$", line.rstrip("\n"))
+            if m:
+                cache[m.group(1)] = m.group(2)
+    return cache
 
 
 def run_gen_models(numeric=3, categorical=2):

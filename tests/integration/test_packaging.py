@@ -33,16 +33,6 @@ DOCKERFILE = os.path.join(h.ROOT, "Dockerfile")
 SANITIZER_PKGS = re.compile(r"^lib(asan|ubsan)\d+$")
 
 
-def cmake_cache(build_dir):
-    cache = {}
-    with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
-        for line in f:
-            m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*):[A-Z]+=(.*)$", line.rstrip("\n"))
-            if m:
-                cache[m.group(1)] = m.group(2)
-    return cache
-
-
 def dockerfile_stages(text):
     """[(from_line, [(INSTRUCTION, args)])] with continuation lines joined, comments dropped."""
     logical, cur = [], ""
@@ -136,7 +126,7 @@ def check_ldd(binary, runtime_pkgs, sanitized):
 def main():
     ok = True
     build_dir = os.path.dirname(os.path.abspath(h.BIN))
-    cache = cmake_cache(build_dir)
+    cache = h.cmake_cache(build_dir)
     version = cache.get("CMAKE_PROJECT_VERSION", "")
     sanitized = cache.get("DW_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE", "YES")
 

@@ -28,14 +28,6 @@ def run(argv, **kw):
     return p
 
 
-def cache_value(build, key):
-    with open(os.path.join(build, "CMakeCache.txt")) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return line.rstrip("\n").split("=", 1)[1]
-    return None
-
-
 def check_build(build):
     ok = True
     run(["bash", os.path.join(h.ROOT, "scripts", "pgo.sh"), build], cwd=h.ROOT)
@@ -48,8 +40,8 @@ def check_build(build):
                    any("dw_part.c" in f for f in profiles),
                    "the training wrote profiles of the decoder, the windows and the evaluation",
                    f"({len(profiles)} profiles)")
-    ok &= h.report(cache_value(build, "DW_PGO") == "use", "the build used the profile",
-                   f"(DW_PGO={cache_value(build, 'DW_PGO')})")
+    pgo = h.cmake_cache(build).get("DW_PGO")
+    ok &= h.report(pgo == "use", "the build used the profile", f"(DW_PGO={pgo})")
     stamp = os.path.join(build, "pgo.stamp")
     ok &= h.report(os.path.exists(stamp), "the sources' digest is recorded")
     before = os.stat(binary).st_mtime_ns
@@ -70,7 +62,7 @@ def replay(binary, cfg, preds, labels, out):
 def check_same_reports(tmp, pgo_binary):
     ok = True
     path = lambda n: os.path.join(tmp, n)  # noqa: E731
-    models = run([h.BIN, "gen", "--print-models", "--numeric", "4", "--categorical", "3"]).stdout
+    models = h.run_gen_models(numeric=4, categorical=3)
     with open(path("dw.yaml"), "w") as f:
         f.write('group: t\nkafka: {bootstrap.servers: "127.0.0.1:9"}\n' + models)
     run([h.BIN, "gen", "-q", "--numeric", "4", "--categorical", "3", "--versions", "a,b,c",

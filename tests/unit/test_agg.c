@@ -47,6 +47,12 @@ static struct dw_model_cfg g_model = {.name = "fraud",
                                       .features = g_feats,
                                       .n_features = 3};
 
+/* The version slot of events without a model version (as run names them: ""). */
+static size_t unversioned(struct dw_agg *agg)
+{
+    return dw_agg_version_slot(agg, "", 0);
+}
+
 static struct dw_prediction *pred_new(size_t n_features)
 {
     struct dw_prediction *ev =
@@ -213,7 +219,7 @@ static void test_numeric_moments(void **state)
             xmax = x[i] > xmax ? x[i] : xmax;
         }
         set_num(ev, 2, y[i]);
-        dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+        dw_agg_add_prediction(agg, unversioned(agg), ev);
     }
     double mean, var;
     two_pass(present, n_present, &mean, &var);
@@ -242,7 +248,7 @@ static void test_numeric_moments(void **state)
     struct dw_agg *one = dw_agg_new(&g_model, 0);
     assert_double_exact(dw_feat_std(&one->feats[0]), 0.0);
     set_num(ev, 0, 42.0);
-    dw_agg_add_prediction(one, dw_agg_version_slot(one, "", 0), ev);
+    dw_agg_add_prediction(one, unversioned(one), ev);
     assert_double_exact(one->feats[0].mean, 42.0);
     assert_double_exact(one->feats[0].m2, 0.0);
     assert_double_exact(one->feats[0].min, 42.0);
@@ -270,7 +276,7 @@ static void test_categories(void **state)
         snprintf(name, sizeof(name), "cat-%zu", k);
         for (size_t r = 0; r <= k % 3; r++) {
             set_str(ev, 1, name);
-            dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+            dw_agg_add_prediction(agg, unversioned(agg), ev);
             total++;
         }
     }
@@ -281,21 +287,21 @@ static void test_categories(void **state)
     for (size_t k = 0; k < 25; k++) {
         snprintf(name, sizeof(name), "new-%zu", k % 10);
         set_str(ev, 1, name);
-        dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+        dw_agg_add_prediction(agg, unversioned(agg), ev);
         set_str(ev, 1, "cat-0");
-        dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+        dw_agg_add_prediction(agg, unversioned(agg), ev);
         total += 2;
     }
     /* Missing values are not a category. */
     for (size_t k = 0; k < 4; k++) {
         set_missing(ev, 1);
-        dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+        dw_agg_add_prediction(agg, unversioned(agg), ev);
     }
     /* A value given by length, not NUL: "cat-5" out of "cat-5xyz". */
     ev->features[1].kind = DW_VAL_STR;
     ev->features[1].str = "cat-5xyz";
     ev->features[1].len = 5;
-    dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+    dw_agg_add_prediction(agg, unversioned(agg), ev);
     total++;
 
     /* The 10 late values hold SpaceSaving counters (1000 of them: none evicted, so exact).
@@ -382,9 +388,9 @@ static void test_outcomes_classification(void **state)
     struct dw_outcome o1 = {.pred = "yes", .label = "yes", .has_score = 1, .score = 0.75};
     struct dw_outcome o2 = {.pred = "1", .label = "yes", .has_score = 1, .score = 0.25};
     struct dw_outcome o3 = {.pred = "yes", .label = "1"};
-    dw_agg_add_outcome(ay, dw_agg_version_slot(ay, "", 0), &o1);
-    dw_agg_add_outcome(ay, dw_agg_version_slot(ay, "", 0), &o2);
-    dw_agg_add_outcome(ay, dw_agg_version_slot(ay, "", 0), &o3);
+    dw_agg_add_outcome(ay, unversioned(ay), &o1);
+    dw_agg_add_outcome(ay, unversioned(ay), &o2);
+    dw_agg_add_outcome(ay, unversioned(ay), &o3);
     assert_int_equal(ay->all.tp, 1);
     assert_int_equal(ay->all.fn, 1);
     assert_int_equal(ay->all.fp, 1);
@@ -419,7 +425,7 @@ static void test_outcomes_regression(void **state)
                                .label_is_num = rows[i].label_is_num,
                                .pred_num = rows[i].pred,
                                .label_num = rows[i].label};
-        dw_agg_add_outcome(agg, dw_agg_version_slot(agg, "", 0), &o);
+        dw_agg_add_outcome(agg, unversioned(agg), &o);
     }
     const struct dw_counts *c = &agg->all;
     assert_int_equal(c->labeled, 6);
@@ -624,7 +630,7 @@ static struct dw_agg *rich_agg(const struct dw_model_cfg *model, size_t n_rows, 
     for (size_t k = 0; k < n_cats; k++) {
         snprintf(name, sizeof(name), "cat-%zu", k);
         set_str(ev, 1, name);
-        dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+        dw_agg_add_prediction(agg, unversioned(agg), ev);
     }
     free(ev);
     struct dw_outcome o = {.pred = "1.5",
@@ -986,7 +992,7 @@ static void test_encode_canonical_categories(void **state)
     struct dw_prediction *ev = pred_new(1);
     for (int i = 0; i < 2; i++) {
         set_str(ev, 0, names[i]);
-        dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+        dw_agg_add_prediction(agg, unversioned(agg), ev);
     }
     struct dw_buf b1;
     dw_buf_init(&b1);
@@ -1016,7 +1022,7 @@ static void add_cat(struct dw_agg *agg, const char *name)
 {
     struct dw_prediction *ev = pred_new(1);
     set_str(ev, 0, name);
-    dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+    dw_agg_add_prediction(agg, unversioned(agg), ev);
     free(ev);
 }
 
@@ -1492,14 +1498,14 @@ static void test_non_finite_values(void **state)
         set_num(ev, 0, xs[i]);
         set_str(ev, 1, i % 2 ? "NaN" : "Infinity");
         set_num(ev, 2, (double)i);
-        dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+        dw_agg_add_prediction(agg, unversioned(agg), ev);
         if (isfinite(xs[i])) {
-            dw_agg_add_prediction(finite, dw_agg_version_slot(finite, "", 0), ev);
+            dw_agg_add_prediction(finite, unversioned(finite), ev);
             n_finite++;
         }
     }
     set_missing(ev, 0);
-    dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+    dw_agg_add_prediction(agg, unversioned(agg), ev);
     const struct dw_feat_stats *fs = &agg->feats[0], *ff = &finite->feats[0];
     assert_int_equal(fs->count, n_finite);
     assert_int_equal(fs->count, 4);
@@ -1524,9 +1530,9 @@ static void test_non_finite_values(void **state)
     /* merge adds them; a side with only non-finite values leaves the moments alone */
     struct dw_agg *only = dw_agg_new(&g_model, 0);
     set_num(ev, 0, INFINITY);
-    dw_agg_add_prediction(only, dw_agg_version_slot(only, "", 0), ev);
+    dw_agg_add_prediction(only, unversioned(only), ev);
     set_num(ev, 0, NAN);
-    dw_agg_add_prediction(only, dw_agg_version_slot(only, "", 0), ev);
+    dw_agg_add_prediction(only, unversioned(only), ev);
     assert_int_equal(only->feats[0].count, 0);
     assert_null(only->feats[0].sk);
     dw_agg_merge(agg, only);
@@ -1569,7 +1575,7 @@ static void test_decode_v3(void **state)
     static const double xs[] = {1.5, NAN, 2.5, INFINITY, NAN};
     for (size_t i = 0; i < DW_ARRAY_SIZE(xs); i++) {
         set_num(ev, 0, xs[i]);
-        dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+        dw_agg_add_prediction(agg, unversioned(agg), ev);
     }
     struct dw_buf b;
     dw_buf_init(&b);
@@ -1702,10 +1708,10 @@ static struct dw_agg *window_of(int64_t start, int n)
         set_num(ev, 2, (double)i / 3.0);
         ev->has_latency = 1;
         ev->latency_ms = (double)(i % 50);
-        dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+        dw_agg_add_prediction(agg, unversioned(agg), ev);
         if (i % 2 == 0) {
             struct dw_outcome o = {.pred = "1", .label = i % 4 ? "1" : "0"};
-            dw_agg_add_outcome(agg, dw_agg_version_slot(agg, "", 0), &o);
+            dw_agg_add_outcome(agg, unversioned(agg), &o);
         }
     }
     free(ev);
@@ -1844,10 +1850,10 @@ static void test_decode_feature_twice(void **state)
         snprintf(name, sizeof(name), "a%d", i % 8);
         set_str(ev, 0, name);
         set_num(ev, 1, (double)i);
-        dw_agg_add_prediction(a2, dw_agg_version_slot(a2, "", 0), ev);
+        dw_agg_add_prediction(a2, unversioned(a2), ev);
         snprintf(name, sizeof(name), "b%d", i % 12);
         set_str(ev, 0, name);
-        dw_agg_add_prediction(a5, dw_agg_version_slot(a5, "", 0), ev);
+        dw_agg_add_prediction(a5, unversioned(a5), ev);
     }
     assert_int_equal(a2->feats[0].n_hh, 2);
     assert_int_equal(a5->feats[0].n_hh, 5);
@@ -1877,7 +1883,7 @@ static void test_decode_feature_twice(void **state)
     struct dw_agg *xn = dw_agg_new(&g_num, 0);
     for (int i = 0; i < 10; i++) {
         set_num(ev, 0, (double)i);
-        dw_agg_add_prediction(xn, dw_agg_version_slot(xn, "", 0), ev);
+        dw_agg_add_prediction(xn, unversioned(xn), ev);
     }
     struct dw_buf sx;
     dw_buf_init(&sx);
@@ -2095,7 +2101,7 @@ static void test_decode_numeric_against_sketch(void **state)
     struct dw_prediction *ev = pred_new(1);
     for (int i = 0; i < 10; i++) {
         set_num(ev, 0, (double)i);
-        dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+        dw_agg_add_prediction(agg, unversioned(agg), ev);
     }
     struct dw_buf sec, blob;
     dw_buf_init(&sec);
@@ -2153,7 +2159,7 @@ static void add_output(struct dw_agg *agg, struct dw_prediction *ev, const char 
     for (size_t i = 1; i < agg->model->n_features; i++) {
         set_missing(ev, i);
     }
-    dw_agg_add_prediction(agg, dw_agg_version_slot(agg, "", 0), ev);
+    dw_agg_add_prediction(agg, unversioned(agg), ev);
 }
 
 /* 12 predictions of g_model: classes 1, 0, 2 in turn, scores i / 12 on all but every fourth;
@@ -2168,7 +2174,7 @@ static struct dw_agg *outputs_window(void)
     }
     for (int i = 0; i < 10; i++) {
         struct dw_outcome o = {.pred = cls[i % 3], .label = i % 2 ? "0" : "1"};
-        dw_agg_add_outcome(agg, dw_agg_version_slot(agg, "", 0), &o);
+        dw_agg_add_outcome(agg, unversioned(agg), &o);
     }
     free(ev);
     return agg;
@@ -2213,7 +2219,7 @@ static void test_outputs_counted(void **state)
     add_output(reg, ev, "2.5", 2.5, NAN);
     add_output(reg, ev, "-1", -1.0, NAN);
     struct dw_outcome o = {.pred_is_num = 1, .label_is_num = 1, .pred_num = 2.5, .label_num = 4};
-    dw_agg_add_outcome(reg, dw_agg_version_slot(reg, "", 0), &o);
+    dw_agg_add_outcome(reg, unversioned(reg), &o);
     assert_int_equal(reg->out[DW_AGG_OUT_PRED].type, DW_FEATURE_NUMERIC);
     assert_int_equal(reg->out[DW_AGG_OUT_PRED].count, 2);
     assert_double_exact(reg->out[DW_AGG_OUT_PRED].min, -1.0);
@@ -2238,7 +2244,7 @@ static void test_outputs_label_survives_drop(void **state)
     assert_int_equal(cat_count(&agg->out[DW_AGG_OUT_LABEL], "1"), 5);
     /* labels keep arriving after the drop */
     struct dw_outcome o = {.pred = "0", .label = "2"};
-    dw_agg_add_outcome(agg, dw_agg_version_slot(agg, "", 0), &o);
+    dw_agg_add_outcome(agg, unversioned(agg), &o);
     struct dw_buf b, again;
     dw_buf_init(&b);
     dw_buf_init(&again);

@@ -13,6 +13,10 @@
 typedef void(dw_rebalance_cb_t)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 rd_kafka_topic_partition_list_t *parts, void *opaque);
 
+/** The consumer's librdkafka properties where the config's kafka.* sets none: key, value, ...,
+ *  NULL (auto.offset.reset, client.id and the prefetch; bench_fetch reads them too). */
+extern const char *const dw_kafka_consumer_defaults[];
+
 /**
  * @brief The group consumer: group.id = cfg->group, manual offsets (Redis holds the truth),
  *        partition EOF events on (idle detection), range assignment (co-location, see
