@@ -31,6 +31,7 @@
  * the rolling view's windows, reference collection) are dw_evaluator's, pure and unit-tested;
  * this file reads what they need from Redis and writes what they decide.
  */
+#include <dlfcn.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -117,7 +118,7 @@ struct run_metrics {
     struct dw_metric *evaluated, *eval_failures, *global_wm, *evaluating;
     struct dw_metric *quarantined, *quarantines, *loading;
     struct dw_metric *fenced, *state_lost, *fencings, *state_losses;
-    struct dw_metric *series_refused, *close_delay;
+    struct dw_metric *series_refused, *close_delay, *heap_releases;
     struct dw_metric **lag; /* [2 * p + is_labels]: driftwatch_consumer_lag_messages, once set */
 };
 
@@ -185,7 +186,10 @@ struct runner {
     char owner[128];
     int assigned;        /* an assignment was received */
     int paused;          /* consumption paused because Redis is unavailable */
-    uint64_t since_trim; /* messages consumed since the last malloc_trim() (RUN_TRIM_AFTER) */
+    uint64_t since_trim; /* messages consumed since the last heap release (RUN_TRIM_AFTER) */
+    /* tcmalloc's MallocExtension_ReleaseFreeMemory() when the process runs on it (heap_init) */
+    void (*tcmalloc_release)(void);
+    const char *allocator;        /* "glibc" or "tcmalloc" */
     int64_t evaluated_since_trim; /* windows evaluated since then */
     int stop_unsaved;             /* the last checkpoint tried while stopping failed */
     int64_t next_ckpt, next_eval;
@@ -211,7 +215,30 @@ static struct dw_metric *gauge(const char *name, const char *help)
     return dw_metrics_series(name, help, DW_METRIC_GAUGE, NULL);
 }
 
-static void metrics_init(struct run_metrics *m)
+/*
+ * The heap allocator: glibc's malloc, or tcmalloc when an operator preloads it to spend about a
+ * fifth less CPU a message for some 30 MB more peak RSS (docs/scaling.md, "Another allocator").
+ * Free memory goes back to the system through that allocator's own call: malloc_trim() does not
+ * see tcmalloc's pages, and tcmalloc alone kept ~60 MB more resident once caught up. Looked up
+ * once; the "started" line and driftwatch_heap_releases_total name it.
+ */
+static const char *heap_init(struct runner *rn)
+{
+    *(void **)&rn->tcmalloc_release = dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory");
+    return rn->tcmalloc_release ? "tcmalloc" : "glibc";
+}
+
+static void heap_release(struct runner *rn)
+{
+    if (rn->tcmalloc_release) {
+        rn->tcmalloc_release();
+    } else {
+        malloc_trim(0);
+    }
+    dw_metric_inc(rn->m.heap_releases);
+}
+
+static void metrics_init(struct run_metrics *m, const char *allocator)
 {
     const char *consumed = "Messages consumed from the input topics.";
     m->consumed_pred =
@@ -335,6 +362,13 @@ static void metrics_init(struct run_metrics *m)
     m->loading = gauge("driftwatch_partitions_loading",
                        "Assigned partitions not consumed yet because Redis did not answer while "
                        "their state was loaded.");
+    char label[64];
+    snprintf(label, sizeof(label), "allocator=\"%s\"", allocator);
+    m->heap_releases = counter("driftwatch_heap_releases_total",
+                               "Times free heap memory was handed back to the system, after a "
+                               "burst of messages or an evaluation round, through the allocator "
+                               "driftwatch runs on (glibc's malloc_trim, or tcmalloc's release).",
+                               label);
 }
 
 /* ---- dead letters ---- */
@@ -3093,7 +3127,8 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     }
     snprintf(rn->owner, sizeof(rn->owner), "%.63s-%ld-%lld", host, (long)getpid(),
              (long long)dw_now_ms());
-    metrics_init(&rn->m);
+    rn->allocator = heap_init(rn);
+    metrics_init(&rn->m, rn->allocator);
     rn->reports = json_array();
     rn->wms.wm = DW_NO_TS;
     rn->wms.label_wm = DW_NO_TS;
@@ -3220,12 +3255,12 @@ static double loop_phase(struct runner *rn, enum run_phase phase, double since)
 /*
  * After a burst (RUN_TRIM_AFTER messages) or an evaluation round that evaluated a window, the
  * first poll without a message or the next evaluation tick (whichever comes first) hands back
- * the free pages of every arena, holes included, which the trim threshold cannot: librdkafka's
- * threads free the fetch buffers of a catch-up out of order, and their arena kept up to ~30 MiB of
- * them through the close evaluations that follow (bench/RESULTS.md, "Memory: the sixteenth
- * session"); an evaluation frees the windows' merged aggregates and the partitions their closed
- * windows' sketches, and the main heap kept ~58 MB of such holes resident once caught up ("Memory:
- * the seventeenth session"). A few milliseconds, at most once per evaluation round or per
+ * the free pages of every arena, holes included (heap_release), which the trim threshold cannot:
+ * librdkafka's threads free the fetch buffers of a catch-up out of order, and their arena kept up
+ * to ~30 MiB of them through the close evaluations that follow (bench/RESULTS.md, "Memory: the
+ * sixteenth session"); an evaluation frees the windows' merged aggregates and the partitions their
+ * closed windows' sketches, and the main heap kept ~58 MB of such holes resident once caught up
+ * ("Memory: the seventeenth session"). A few milliseconds, at most once per evaluation round or per
  * RUN_TRIM_AFTER messages; between a round's slices only while messages come, since the next
  * slice would fault the same pages back in (dw_evaluator_trim_due; bench/RESULTS.md, "Trimming
  * once per round").
@@ -3234,7 +3269,7 @@ static void trim_after_burst(struct runner *rn)
 {
     if (dw_evaluator_trim_due(&rn->round, rn->since_trim, RUN_TRIM_AFTER,
                               rn->evaluated_since_trim)) {
-        malloc_trim(0);
+        heap_release(rn);
         rn->since_trim = 0;
         rn->evaluated_since_trim = 0;
     }
@@ -3429,8 +3464,9 @@ int dw_cmd_run(int argc, char **argv)
         fprintf(stderr, "driftwatch: %s\n", errstr);
         rc = 1;
     } else {
-        dw_log(DW_LOG_INFO, "started", "{s:s,s:s,s:i,s:s}", "version", DW_VERSION, "group",
-               rn.cfg.group, "partitions", rn.n_parts, "owner", rn.owner);
+        dw_log(DW_LOG_INFO, "started", "{s:s,s:s,s:i,s:s,s:s}", "version", DW_VERSION, "group",
+               rn.cfg.group, "partitions", rn.n_parts, "owner", rn.owner, "allocator",
+               rn.allocator);
         runner_loop(&rn);
         dw_log(DW_LOG_INFO, "stopping", NULL);
     }

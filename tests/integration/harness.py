@@ -384,9 +384,11 @@ http:
         return [r for r in rows if "summary" not in r], next(r["summary"] for r in rows
                                                              if "summary" in r)
 
-    def start_run(self, name="run"):
+    def start_run(self, name="run", environ=None):
+        """`driftwatch run` on the config; environ: variables added to its environment."""
         log = open(os.path.join(self.dir, f"{name}.log"), "a")
-        p = subprocess.Popen([BIN, "run", "-c", self.config_path], stdout=log, stderr=log)
+        p = subprocess.Popen([BIN, "run", "-c", self.config_path], stdout=log, stderr=log,
+                             env=dict(os.environ, **(environ or {})))
         self.procs.append(p)
         return p
 
@@ -622,13 +624,14 @@ def log_entries(text):
     return [json.loads(l) for l in text.splitlines() if l.startswith("{")]
 
 
-def run_exact(env, what, count=12000, timeout=90):
+def run_exact(env, what, count=12000, timeout=90, environ=None):
     """A small exact-count pass: gen `count` predictions (labels, duplicate labels), start
-    `driftwatch run`, and report whether the state equals gen's truth within timeout seconds.
+    `driftwatch run` (environ: variables added to its environment), and report whether the
+    state equals gen's truth within timeout seconds.
     @returns (ok, the run's process)."""
     truth, _ = env.gen("--count", str(count), "--eps", "50", "--label-delay", "20",
                        "--duplicate-labels", "0.05")
-    run = env.start_run()
+    run = env.start_run(environ=environ)
     t0 = time.time()
     diffs = wait_exact(env, truth, timeout)
     ok = report(not diffs, f"exact counts {what}",
