@@ -217,10 +217,10 @@ static struct dw_metric *gauge(const char *name, const char *help)
 
 /*
  * The heap allocator: glibc's malloc, or tcmalloc when an operator preloads it to spend about a
- * fifth less CPU a message for some 30 MB more peak RSS (docs/scaling.md, "Another allocator").
+ * fifth less CPU a message for some 35 MB more peak RSS (docs/scaling.md, "Another allocator").
  * Free memory goes back to the system through that allocator's own call: malloc_trim() does not
- * see tcmalloc's pages, and tcmalloc alone kept ~60 MB more resident once caught up. Looked up
- * once; the "started" line and driftwatch_heap_releases_total name it.
+ * see tcmalloc's pages, and without its release tcmalloc kept ~60 MB more resident once caught
+ * up. Looked up once; the "started" line and driftwatch_heap_releases_total name it.
  */
 static const char *heap_init(struct runner *rn)
 {
