@@ -12,6 +12,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 RULES = os.path.join(ROOT, "deploy", "prometheus", "driftwatch-rules.yaml")
 RULES_TEST = os.path.join(ROOT, "deploy", "prometheus", "driftwatch-rules.test.yaml")
 DASHBOARD = os.path.join(ROOT, "deploy", "grafana", "driftwatch.json")
+README = os.path.join(ROOT, "README.md")
 
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
             "unless", "offset", "bool", "inf", "nan"}
@@ -81,3 +82,17 @@ def scrape_names(text):
     """Metric names of a /metrics text (its samples)."""
     return {re.split(r"[{ ]", line, 1)[0] for line in text.splitlines()
             if line and not line.startswith("#")}
+
+
+def readme_metric_names():
+    """The metric names the README's metrics tables document (rows starting with a name)."""
+    return {m.group(1) for line in open(README)
+            for m in [re.match(r"\|\s*`(driftwatch_[a-z0-9_]+)", line)] if m}
+
+
+def undocumented(exported):
+    """The exported names whose metric is not in the README's tables (a histogram's _bucket,
+    _sum and _count are its own name's)."""
+    documented = readme_metric_names()
+    return sorted(n for n in exported if n.startswith("driftwatch_") and n not in documented
+                  and re.sub(r"_(bucket|sum|count)$", "", n) not in documented)

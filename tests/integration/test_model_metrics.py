@@ -8,7 +8,8 @@ and webhook deliveries (every kind of series the dashboard reads).
   predictions, per version and over all;
 - the drifted feature is 1 in driftwatch_feature_drifted, the evaluation times and the close
   delay agree with the stored digests, consumer lag reaches 0 once everything is consumed;
-- every metric name that the shipped rules (but `up`) and the dashboard query is exported.
+- every metric name that the shipped rules (but `up`) and the dashboard query is exported, and
+  every name exported is documented in the README's metrics tables.
 The scrapes are kept in the test's directory (DW_KEEP_TMP=1 keeps it)."""
 import json
 import os
@@ -191,6 +192,10 @@ def main():
     missing = sorted(used - exported)
     ok &= h.report(not missing, "every metric the rules query is exported",
                    f"({len(used)}) {missing}")
+    missing = q.undocumented(exported)
+    ok &= h.report(not missing and len(exported) > 40,
+                   "every metric exported is in the README's metrics tables",
+                   f"({len(exported)} exported) {missing}")
     receiver.down()
     return h.finish(env, proc, ok)
 
