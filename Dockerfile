@@ -26,13 +26,14 @@ RUN bash scripts/pgo.sh /tmp/build \
 FROM debian:12-slim
 # The libraries driftwatch links (librdkafka1 ... libcsv3), then the ones they load in turn,
 # each named so that the ldd check holds package by package; ca-certificates for TLS to Kafka,
-# webhooks, Slack and PagerDuty; libtcmalloc-minimal4 (and the libstdc++6 it loads) for an
-# operator who sets LD_PRELOAD=libtcmalloc_minimal.so.4 (docs/scaling.md, "Another allocator").
+# webhooks, Slack and PagerDuty; libmimalloc2.0 and libtcmalloc-minimal4 (and the libstdc++6
+# it loads) for an operator who sets LD_PRELOAD=libmimalloc.so.2 or libtcmalloc_minimal.so.4
+# (docs/scaling.md, "Another allocator").
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libc6 librdkafka1 libjansson4 libhiredis0.14 libcurl4 libmicrohttpd12 libyaml-0-2 libssl3 zlib1g libcsv3 \
         liblz4-1 libzstd1 libsasl2-2 libnghttp2-14 libidn2-0 librtmp1 libssh2-1 libpsl5 libgssapi-krb5-2 libldap-2.5-0 libbrotli1 libgnutls30 libunistring2 libhogweed6 libnettle8 libgmp10 libkrb5-3 libk5crypto3 libcom-err2 libkrb5support0 libp11-kit0 libtasn1-6 libkeyutils1 libffi8 \
-        ca-certificates libtcmalloc-minimal4 libstdc++6 libgcc-s1 \
+        ca-certificates libmimalloc2.0 libtcmalloc-minimal4 libstdc++6 libgcc-s1 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 driftwatch \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

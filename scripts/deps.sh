@@ -13,12 +13,12 @@ BUILD_PKGS=(
     libmicrohttpd-dev libyaml-dev libssl-dev zlib1g-dev libcsv-dev
 )
 # chromium: headless, renders the status page in tests/integration/test_status_page.py.
-# libtcmalloc-minimal4: preloaded by tests/integration/test_allocator.py.
+# libmimalloc2.0, libtcmalloc-minimal4: preloaded by tests/integration/test_allocator.py.
 TEST_PKGS=(
     clang-format clang libclang-rt-14-dev
     redis-server kcat prometheus prometheus-alertmanager python3 python3-yaml curl ca-certificates procps
     redis-sentinel redis-tools stunnel4 openssl
-    chromium libtcmalloc-minimal4
+    chromium libmimalloc2.0 libtcmalloc-minimal4
 )
 
 case "${1:-}" in

@@ -31,6 +31,7 @@
  * the rolling view's windows, reference collection) are dw_evaluator's, pure and unit-tested;
  * this file reads what they need from Redis and writes what they decide.
  */
+#define _GNU_SOURCE /* dladdr: which library malloc is (heap_init) */
 #include <dlfcn.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -187,9 +188,11 @@ struct runner {
     int assigned;        /* an assignment was received */
     int paused;          /* consumption paused because Redis is unavailable */
     uint64_t since_trim; /* messages consumed since the last heap release (RUN_TRIM_AFTER) */
-    /* tcmalloc's MallocExtension_ReleaseFreeMemory() when the process runs on it (heap_init) */
+    /* the preloaded allocator's call that hands free memory back, if any (heap_init): mimalloc's
+     * mi_collect(), tcmalloc's MallocExtension_ReleaseFreeMemory() */
+    void (*mi_collect)(bool force);
     void (*tcmalloc_release)(void);
-    const char *allocator;        /* "glibc" or "tcmalloc" */
+    const char *allocator;        /* "glibc", "mimalloc" or "tcmalloc" */
     int64_t evaluated_since_trim; /* windows evaluated since then */
     int stop_unsaved;             /* the last checkpoint tried while stopping failed */
     int64_t next_ckpt, next_eval;
@@ -216,21 +219,31 @@ static struct dw_metric *gauge(const char *name, const char *help)
 }
 
 /*
- * The heap allocator: glibc's malloc, or tcmalloc when an operator preloads it to spend about a
- * fifth less CPU a message for some 35 MB more peak RSS (docs/scaling.md, "Another allocator").
- * Free memory goes back to the system through that allocator's own call: malloc_trim() does not
- * see tcmalloc's pages, and without its release tcmalloc kept ~60 MB more resident once caught
- * up. Looked up once; the "started" line and driftwatch_heap_releases_total name it.
+ * The heap allocator: glibc's malloc, or mimalloc or tcmalloc when an operator preloads one to
+ * spend a fifth to a third less CPU a message for 10-35 MB more peak RSS (docs/scaling.md,
+ * "Another allocator"). Free memory goes back to the system through the allocator's own call:
+ * malloc_trim() does not see their pages (without its release, tcmalloc kept ~60 MB more
+ * resident once caught up). The allocator is the library that `malloc` resolves to. Looked up
+ * once; the "started" line and driftwatch_heap_releases_total name it.
  */
 static const char *heap_init(struct runner *rn)
 {
-    *(void **)&rn->tcmalloc_release = dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory");
-    return rn->tcmalloc_release ? "tcmalloc" : "glibc";
+    Dl_info info = {0};
+    void *m = dlsym(RTLD_DEFAULT, "malloc");
+    const char *lib = m && dladdr(m, &info) && info.dli_fname ? info.dli_fname : "";
+    if (strstr(lib, "libmimalloc")) {
+        *(void **)&rn->mi_collect = dlsym(RTLD_DEFAULT, "mi_collect");
+    } else if (strstr(lib, "libtcmalloc")) {
+        *(void **)&rn->tcmalloc_release = dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory");
+    }
+    return rn->mi_collect ? "mimalloc" : rn->tcmalloc_release ? "tcmalloc" : "glibc";
 }
 
 static void heap_release(struct runner *rn)
 {
-    if (rn->tcmalloc_release) {
+    if (rn->mi_collect) {
+        rn->mi_collect(true);
+    } else if (rn->tcmalloc_release) {
         rn->tcmalloc_release();
     } else {
         malloc_trim(0);
@@ -367,7 +380,8 @@ static void metrics_init(struct run_metrics *m, const char *allocator)
     m->heap_releases = counter("driftwatch_heap_releases_total",
                                "Times free heap memory was handed back to the system, after a "
                                "burst of messages or an evaluation round, through the allocator "
-                               "driftwatch runs on (glibc's malloc_trim, or tcmalloc's release).",
+                               "driftwatch runs on (glibc's malloc_trim, mimalloc's or tcmalloc's "
+                               "release).",
                                label);
 }
 

@@ -206,16 +206,16 @@ def main():
     if sanitizer:
         print(f"note: sanitizer build: {sorted(sanitizer)} accepted (the image is built "
               "without DW_SANITIZE)")
-    # An operator's LD_PRELOAD=libtcmalloc_minimal.so.4 (docs/scaling.md, "Another allocator")
-    # finds the library, and what it loads, in the image.
-    tc = [l for l in subprocess.run(["dpkg", "-L", "libtcmalloc-minimal4"], capture_output=True,
-                                    text=True).stdout.split()
-          if l.endswith("/libtcmalloc_minimal.so.4")]
-    tc_ok = bool(tc) and "libtcmalloc-minimal4" in runtime_pkgs
-    if tc:
-        tc_ok &= check_ldd(tc[0], runtime_pkgs, False)[0]
-    ok &= h.report(tc_ok, "the runtime stage installs tcmalloc and the libraries it loads",
-                   f"({tc}, {check_ldd(tc[0], runtime_pkgs, False)[1] if tc else ''})")
+    # An operator's LD_PRELOAD=libmimalloc.so.2 or libtcmalloc_minimal.so.4 (docs/scaling.md,
+    # "Another allocator") finds the library, and what it loads, in the image.
+    for pkg, soname in (("libmimalloc2.0", "libmimalloc.so.2"),
+                        ("libtcmalloc-minimal4", "libtcmalloc_minimal.so.4")):
+        lib = [l for l in subprocess.run(["dpkg", "-L", pkg], capture_output=True,
+                                         text=True).stdout.split() if l.endswith("/" + soname)]
+        missing = check_ldd(lib[0], runtime_pkgs, False)[1] if lib else None
+        ok &= h.report(bool(lib) and pkg in runtime_pkgs and missing == {},
+                       f"the runtime stage installs {pkg} and the libraries it loads",
+                       f"({lib}, missing: {missing})")
     # The check catches a package left out: drop each of two packages the binary needs.
     for drop in ("librdkafka1", "libgnutls30"):
         still, missing, _, _ = check_ldd(binary, runtime_pkgs - {drop}, sanitized)
