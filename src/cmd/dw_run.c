@@ -220,7 +220,7 @@ static struct dw_metric *gauge(const char *name, const char *help)
 
 /*
  * The heap allocator: glibc's malloc, or mimalloc or tcmalloc when an operator preloads one to
- * spend a fifth to a third less CPU a message for 10-35 MB more peak RSS (docs/scaling.md,
+ * spend an eighth to a quarter less CPU a message for 20-35 MB more peak RSS (docs/scaling.md,
  * "Another allocator"). Free memory goes back to the system through the allocator's own call:
  * malloc_trim() does not see their pages (without its release, tcmalloc kept ~60 MB more
  * resident once caught up). The allocator is the library that `malloc` resolves to. Looked up
