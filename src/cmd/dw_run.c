@@ -188,13 +188,12 @@ struct runner {
     int assigned;        /* an assignment was received */
     int paused;          /* consumption paused because Redis is unavailable */
     uint64_t since_trim; /* messages consumed since the last heap release (RUN_TRIM_AFTER) */
+    int64_t evaluated_since_trim; /* windows evaluated since then */
     /* the preloaded allocator's call that hands free memory back, if any (heap_init): mimalloc's
      * mi_collect(), tcmalloc's MallocExtension_ReleaseFreeMemory() */
     void (*mi_collect)(bool force);
     void (*tcmalloc_release)(void);
-    const char *allocator;        /* "glibc", "mimalloc" or "tcmalloc" */
-    int64_t evaluated_since_trim; /* windows evaluated since then */
-    int stop_unsaved;             /* the last checkpoint tried while stopping failed */
+    int stop_unsaved; /* the last checkpoint tried while stopping failed */
     int64_t next_ckpt, next_eval;
     uint64_t evicted_unlogged; /* join records evicted since the last log line about it */
     int64_t evict_logged_ms;   /* monotonic time of that line */
@@ -226,7 +225,7 @@ static struct dw_metric *gauge(const char *name, const char *help)
  * resident once caught up). The allocator is the library that `malloc` resolves to. Looked up
  * once; the "started" line and driftwatch_heap_releases_total name it.
  */
-static const char *heap_init(struct runner *rn)
+static void heap_init(struct runner *rn)
 {
     Dl_info info = {0};
     void *m = dlsym(RTLD_DEFAULT, "malloc");
@@ -236,6 +235,11 @@ static const char *heap_init(struct runner *rn)
     } else if (strstr(lib, "libtcmalloc")) {
         *(void **)&rn->tcmalloc_release = dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory");
     }
+}
+
+/* "glibc", "mimalloc" or "tcmalloc": the allocator heap_release() goes through */
+static const char *heap_name(const struct runner *rn)
+{
     return rn->mi_collect ? "mimalloc" : rn->tcmalloc_release ? "tcmalloc" : "glibc";
 }
 
@@ -3141,8 +3145,8 @@ static int runner_start(struct runner *rn, char *errstr, size_t errstr_size)
     }
     snprintf(rn->owner, sizeof(rn->owner), "%.63s-%ld-%lld", host, (long)getpid(),
              (long long)dw_now_ms());
-    rn->allocator = heap_init(rn);
-    metrics_init(&rn->m, rn->allocator);
+    heap_init(rn);
+    metrics_init(&rn->m, heap_name(rn));
     rn->reports = json_array();
     rn->wms.wm = DW_NO_TS;
     rn->wms.label_wm = DW_NO_TS;
@@ -3480,7 +3484,7 @@ int dw_cmd_run(int argc, char **argv)
     } else {
         dw_log(DW_LOG_INFO, "started", "{s:s,s:s,s:i,s:s,s:s}", "version", DW_VERSION, "group",
                rn.cfg.group, "partitions", rn.n_parts, "owner", rn.owner, "allocator",
-               rn.allocator);
+               heap_name(&rn));
         runner_loop(&rn);
         dw_log(DW_LOG_INFO, "stopping", NULL);
     }
