@@ -104,12 +104,12 @@ state_check
 # BENCH_FETCH=1: then the fetch path's ceiling on the same topics (bench/bench_fetch.c: a
 # librdkafka consumer in a group of its own, configured and waking its fetchers as run's, that
 # does nothing with its messages), driftwatch stopped first so that the two do not share the
-# cores.
+# cores. BENCH_WRAP applies to it as to driftwatch (the same allocator preloaded).
 if [ -n "${BENCH_FETCH:-}" ]; then
     kill $RUN; wait $RUN 2>/dev/null || true
     plain_build bench_fetch
     broker0=$(cpu $BROKER_PID)
-    FETCHWAKE=1 build-bench/bench_fetch "$B" "$TOTAL" predictions labels
+    FETCHWAKE=1 ${BENCH_WRAP:-} build-bench/bench_fetch "$B" "$TOTAL" predictions labels
     echo "bench: dev-broker CPU-s while bench_fetch consumed: $(echo "$(cpu $BROKER_PID) - $broker0" | bc)"
 fi
 [ -z "$PEER" ] && exit 0
