@@ -8,7 +8,8 @@
 # (bench/peer/consumer.py) on the same topics, in its own group with its own redis-server, and
 # prints the ratio driftwatch/peer in msgs/s and in CPU per message. BENCH_PEER_ARGS: extra
 # arguments for the peer (e.g. "--per-message": one HINCRBY per increment, not per batch).
-# BENCH_FETCH=1: also the fetch path's ceiling on the same topics (bench/bench_fetch.c).
+# BENCH_FETCH=1: also the fetch path's ceiling on the same topics (bench/bench_fetch.c); with --peer,
+# what that floor leaves of 15x the peer's CPU a message for driftwatch's own work.
 # The binary measured is the release build of scripts/pgo.sh, the image's (bench/lib.sh);
 # BENCH_PGO=0: the plain build, BENCH_BUILD_TYPE: the build type (Release).
 set -euo pipefail
@@ -109,14 +110,19 @@ if [ -n "${BENCH_FETCH:-}" ]; then
     kill $RUN; wait $RUN 2>/dev/null || true
     plain_build bench_fetch
     broker0=$(cpu $BROKER_PID)
-    FETCHWAKE=1 ${BENCH_WRAP:-} build-bench/bench_fetch "$B" "$TOTAL" predictions labels
+    FETCHWAKE=1 ${BENCH_WRAP:-} build-bench/bench_fetch "$B" "$TOTAL" predictions labels |
+        tee "$WORK/fetch.txt"
     echo "bench: dev-broker CPU-s while bench_fetch consumed: $(echo "$(cpu $BROKER_PID) - $broker0" | bc)"
 fi
 [ -z "$PEER" ] && exit 0
 
+# The fetch floor in µs a message (bench_fetch's line; empty without BENCH_FETCH), for the
+# ratio's budget below.
+FLOOR=$(sed -n 's/.*CPU-s (\([0-9.]*\) us per message).*/\1/p' "$WORK/fetch.txt" 2>/dev/null || true)
+
 # The peer: driftwatch stops first (it would keep polling and checkpointing beside it), a fresh
 # redis-server, the same topics from the beginning in the peer's own consumer group.
-kill $RUN; wait $RUN 2>/dev/null || true
+kill $RUN 2>/dev/null || true; wait $RUN 2>/dev/null || true  # stopped already by BENCH_FETCH
 RP2=$(port)
 start_redis "$RP2"
 REDIS2_PID=$REDIS_PID
@@ -125,11 +131,12 @@ broker0=$(cpu $BROKER_PID); redis0=$(cpu $REDIS2_PID)
 /usr/bin/python3 bench/peer/consumer.py --brokers "$B" --redis-port "$RP2" --group bench-peer \
     --count "$TOTAL" ${BENCH_PEER_ARGS:-} >"$WORK/peer.json"
 p_broker=$(echo "$(cpu $BROKER_PID) - $broker0" | bc); p_redis=$(echo "$(cpu $REDIS2_PID) - $redis0" | bc)
-/usr/bin/python3 - "$WORK/peer.json" "$WORK/truth.jsonl" "$RP2" "$TOTAL" "$busy" "$c_run" "$c_redis" "$p_broker" "$p_redis" <<'PY'
+/usr/bin/python3 - "$WORK/peer.json" "$WORK/truth.jsonl" "$RP2" "$TOTAL" "$busy" "$c_run" "$c_redis" "$p_broker" "$p_redis" "$FLOOR" <<'PY'
 import json, sys, redis
 peer = json.load(open(sys.argv[1]))
 total, dw_busy, dw_cpu, dw_redis = int(sys.argv[4]), *map(float, sys.argv[5:8])
 p_broker, p_redis = map(float, sys.argv[8:10])
+floor = float(sys.argv[10]) if sys.argv[10] else None
 print(f"bench: peer: {peer['messages']} messages in {peer['seconds']} s from the first message = "
       f"{peer['msgs_per_s']} msgs/s")
 print(f"bench: CPU seconds while the peer consumed: peer {peer['cpu_s']}, dev-broker {p_broker:.2f}, "
@@ -144,4 +151,10 @@ print(f"bench: ratio driftwatch/peer: {dw_rate / peer['msgs_per_s']:.1f}x msgs/s
       f"({dw_rate:.0f} vs {peer['msgs_per_s']}), {peer['cpu_s'] / dw_cpu:.1f}x CPU per message "
       f"({dw_cpu * 1e6 / total:.2f} vs {peer['cpu_s'] * 1e6 / total:.2f} us), "
       f"{(peer['cpu_s'] + p_redis) / (dw_cpu + dw_redis):.1f}x with each one's redis-server CPU")
+# 15x the peer: the budget a message, and what the fetch path's floor (BENCH_FETCH) leaves of it
+budget = peer['cpu_s'] * 1e6 / total / 15
+left = (f"; the fetch floor takes {floor:.2f}, leaving {budget - floor:.2f} us for driftwatch's own "
+        f"work, which took {dw_cpu * 1e6 / total - floor:.2f}" if floor is not None else "")
+print(f"bench: 15x the peer would be {budget:.2f} us of CPU a message and "
+      f"{15 * peer['msgs_per_s']:.0f} msgs/s{left}")
 PY
