@@ -31,6 +31,8 @@ start=$(date +%s.%N)
 # BENCH_WRAP: a command to run driftwatch under (e.g. "heaptrack -o /tmp/dw"; figures are off)
 ${BENCH_WRAP:-} "$DW" run -c "$WORK/dw.yaml" >"$WORK/run.log" 2>&1 &
 RUN=$!
+# Stops driftwatch before the fetch step or the peer (either or both run after it).
+stop_run() { kill $RUN 2>/dev/null || true; wait $RUN 2>/dev/null || true; }
 PIDS+=($RUN)
 # BENCH_SMAPS=1: where driftwatch's resident memory is at the highest RSS sampled (bench/smaps.py)
 if [ -n "${BENCH_SMAPS:-}" ]; then
@@ -107,7 +109,7 @@ state_check
 # does nothing with its messages), driftwatch stopped first so that the two do not share the
 # cores. BENCH_WRAP applies to it as to driftwatch (the same allocator preloaded).
 if [ -n "${BENCH_FETCH:-}" ]; then
-    kill $RUN; wait $RUN 2>/dev/null || true
+    stop_run
     plain_build bench_fetch
     broker0=$(cpu $BROKER_PID)
     FETCHWAKE=1 ${BENCH_WRAP:-} build-bench/bench_fetch "$B" "$TOTAL" predictions labels |
@@ -122,7 +124,7 @@ FLOOR=$(sed -n 's/.*CPU-s (\([0-9.]*\) us per message).*/\1/p' "$WORK/fetch.txt"
 
 # The peer: driftwatch stops first (it would keep polling and checkpointing beside it), a fresh
 # redis-server, the same topics from the beginning in the peer's own consumer group.
-kill $RUN 2>/dev/null || true; wait $RUN 2>/dev/null || true  # stopped already by BENCH_FETCH
+stop_run
 RP2=$(port)
 start_redis "$RP2"
 REDIS2_PID=$REDIS_PID
@@ -147,14 +149,15 @@ exact = sum(all(int(r.hget(f"w:{t['window_start_ms']}", f) or 0) == t[f]
                 for f in ("predictions", "labeled", "correct")) for t in truth)
 print(f"bench: peer state check: {exact}/{len(truth)} windows exact (predictions, labeled, correct)")
 dw_rate = total / dw_busy
+dw_us, peer_us = dw_cpu * 1e6 / total, peer['cpu_s'] * 1e6 / total  # CPU a message
 print(f"bench: ratio driftwatch/peer: {dw_rate / peer['msgs_per_s']:.1f}x msgs/s from the first message "
-      f"({dw_rate:.0f} vs {peer['msgs_per_s']}), {peer['cpu_s'] / dw_cpu:.1f}x CPU per message "
-      f"({dw_cpu * 1e6 / total:.2f} vs {peer['cpu_s'] * 1e6 / total:.2f} us), "
+      f"({dw_rate:.0f} vs {peer['msgs_per_s']}), {peer_us / dw_us:.1f}x CPU per message "
+      f"({dw_us:.2f} vs {peer_us:.2f} us), "
       f"{(peer['cpu_s'] + p_redis) / (dw_cpu + dw_redis):.1f}x with each one's redis-server CPU")
 # 15x the peer: the budget a message, and what the fetch path's floor (BENCH_FETCH) leaves of it
-budget = peer['cpu_s'] * 1e6 / total / 15
+budget = peer_us / 15
 left = (f"; the fetch floor takes {floor:.2f}, leaving {budget - floor:.2f} us for driftwatch's own "
-        f"work, which took {dw_cpu * 1e6 / total - floor:.2f}" if floor is not None else "")
+        f"work, which took {dw_us - floor:.2f}" if floor is not None else "")
 print(f"bench: 15x the peer would be {budget:.2f} us of CPU a message and "
       f"{15 * peer['msgs_per_s']:.0f} msgs/s{left}")
 PY

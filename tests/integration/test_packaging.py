@@ -212,10 +212,11 @@ def main():
                         ("libtcmalloc-minimal4", "libtcmalloc_minimal.so.4")):
         lib = [l for l in subprocess.run(["dpkg", "-L", pkg], capture_output=True,
                                          text=True).stdout.split() if l.endswith("/" + soname)]
-        missing = check_ldd(lib[0], runtime_pkgs, False)[1] if lib else None
-        ok &= h.report(bool(lib) and pkg in runtime_pkgs and missing == {},
+        loads_ok, missing, unowned, _ = (check_ldd(lib[0], runtime_pkgs, False) if lib
+                                         else (False, None, None, None))
+        ok &= h.report(bool(lib) and pkg in runtime_pkgs and loads_ok,
                        f"the runtime stage installs {pkg} and the libraries it loads",
-                       f"({lib}, missing: {missing})")
+                       f"({lib}, missing: {missing}, unowned: {unowned})")
     # The check catches a package left out: drop each of two packages the binary needs.
     for drop in ("librdkafka1", "libgnutls30"):
         still, missing, _, _ = check_ldd(binary, runtime_pkgs - {drop}, sanitized)
