@@ -1068,6 +1068,16 @@ static void test_alerting(void **state)
                  "alerting.rules[0].severity: 'page' is not one of");
     expect_error(KA "alerting: {rules: [{name: a, condition: x}]}\ntriggers: {rules: [b]}\n",
                  "triggers.rules: 'b' is not the name of a rule");
+    /* a list given in the block and again as a dotted key */
+    expect_error(KA "alerting: {rules: [{name: a, condition: x}]}\n"
+                    "alerting.rules: [{name: b, condition: y}]\n",
+                 "alerting.rules: given twice");
+    expect_error(KA "alerting: {rules: [{name: a, condition: x}]}\ntriggers: {rules: [a]}\n"
+                    "triggers.rules: [a]\n",
+                 "triggers.rules: given twice");
+    expect_error(KA "alerting: {sinks: {h: {url: 'http://x'}}}\n"
+                    "alerting.sinks: {i: {url: 'http://y'}}\n",
+                 "alerting.sinks: given twice");
     expect_error(KA "alerting: {sinks: {pd: {type: pagerduty, url: 'https://x'}}}\n",
                  "alerting.sinks.pd.routing_key: required by pagerduty");
     expect_error(KA "alerting: {sinks: {h: {type: webhook}}}\n", "alerting.sinks.h.url: required");
