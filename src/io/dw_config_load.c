@@ -2257,6 +2257,17 @@ static int error_values_walk(struct parse_ctx *ctx, yaml_node_t *node)
                           check_nonempty, &ctx->cfg->error_values, &ctx->cfg->n_error_values);
 }
 
+/* A list- or map-valued key walked once: given a second time (as a block's member and as a
+ * dotted key), it is an error. 1 handled, -1 error. */
+static int walk_once(struct parse_ctx *ctx, const char *name, bool given,
+                     int (*walk)(struct parse_ctx *, yaml_node_t *), yaml_node_t *val)
+{
+    if (given) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
+    }
+    return walk(ctx, val) < 0 ? -1 : 1;
+}
+
 /* The list- and map-valued keys of the top level. 1 handled, 0 not one of them, -1 error. */
 static int open_key_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *val)
 {
@@ -2272,41 +2283,24 @@ static int open_key_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *v
     if (node_is_null(val)) {
         return 1; /* `rules:` with nothing: the defaults */
     }
+    const struct dw_config *cfg = ctx->cfg;
     if (strcmp(name, "alerting.rules") == 0) {
-        if (ctx->cfg->rules) {
-            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
-        }
-        return rules_walk(ctx, val) < 0 ? -1 : 1;
+        return walk_once(ctx, name, cfg->rules != NULL, rules_walk, val);
     }
     if (strcmp(name, "alerting.sinks") == 0) {
-        if (ctx->cfg->sinks) {
-            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
-        }
-        return sinks_walk(ctx, val) < 0 ? -1 : 1;
+        return walk_once(ctx, name, cfg->sinks != NULL, sinks_walk, val);
     }
     if (strcmp(name, "triggers.rules") == 0) {
-        if (ctx->cfg->trigger_rules) {
-            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
-        }
-        return trigger_rules_walk(ctx, val) < 0 ? -1 : 1;
+        return walk_once(ctx, name, cfg->trigger_rules != NULL, trigger_rules_walk, val);
     }
     if (strcmp(name, "redis.nodes") == 0) {
-        if (ctx->cfg->redis_nodes) {
-            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
-        }
-        return redis_nodes_walk(ctx, val) < 0 ? -1 : 1;
+        return walk_once(ctx, name, cfg->redis_nodes != NULL, redis_nodes_walk, val);
     }
     if (strcmp(name, "input.error_values") == 0) {
-        if (ctx->cfg->error_values_set) {
-            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
-        }
-        return error_values_walk(ctx, val) < 0 ? -1 : 1;
+        return walk_once(ctx, name, cfg->error_values_set != 0, error_values_walk, val);
     }
     if (strcmp(name, "redis.sentinels") == 0) {
-        if (ctx->cfg->redis_sentinels) {
-            return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
-        }
-        return sentinels_walk(ctx, val) < 0 ? -1 : 1;
+        return walk_once(ctx, name, cfg->redis_sentinels != NULL, sentinels_walk, val);
     }
     return 0;
 }
