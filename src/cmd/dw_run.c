@@ -2080,9 +2080,7 @@ static int load_recent(struct runner *rn, size_t mi, int64_t from, int64_t start
 /* Frees what load_recent() returned, except the last entry (the caller's window). */
 static void free_recent(struct dw_agg **aggs, size_t n)
 {
-    for (size_t i = 0; i + 1 < n; i++) {
-        dw_agg_free(aggs[i]);
-    }
+    free_loaded_aggs(aggs, n);
     free(aggs);
 }
 
