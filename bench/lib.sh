@@ -25,6 +25,8 @@ PIDS=()
 # (a BENCH_WRAP such as heaptrack runs driftwatch as its child: the children go too)
 cleanup() { for p in "${PIDS[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
+# A command that fails stops the run (set -e): say which, since the cleanup leaves no other trace.
+trap 'echo "bench: stopped: line $LINENO of ${BASH_SOURCE[0]}: $BASH_COMMAND (exit $?)" >&2' ERR
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # A redis-server on port $1, its pid in REDIS_PID (killed on exit).
 start_redis() {
