@@ -29,6 +29,11 @@
  * their clocks closed windows, and the replayed predictions would be late. There the clocks
  * used are the meta's safe copies (those of the last checkpoint a replica acknowledged, WAIT in
  * dw_redis.c); a partition without them holds every window like one without a clock.
+ *
+ * The consuming loop's timing rules live here too: when it hands free memory back
+ * (dw_evaluator_trim_due) and when it checkpoints (dw_evaluator_checkpoint_due: every
+ * checkpoint.interval, or sooner once checkpoint.max_messages were consumed, so that what a
+ * catch-up holds between two checkpoints is bounded by messages, not by time).
  */
 #include <stdlib.h>
 
@@ -226,6 +231,15 @@ int dw_evaluator_trim_due(const struct dw_eval_round *r, uint64_t msgs, uint64_t
                           int64_t evaluated)
 {
     return msgs >= burst || (evaluated > 0 && (r->left == 0 || msgs > 0));
+}
+
+enum dw_ckpt_reason dw_evaluator_checkpoint_due(int64_t now, int64_t next, uint64_t msgs,
+                                                uint64_t max_msgs)
+{
+    if (now >= next) {
+        return DW_CKPT_INTERVAL;
+    }
+    return msgs >= max_msgs ? DW_CKPT_MESSAGES : DW_CKPT_NONE;
 }
 
 int64_t dw_evaluator_empty_run(struct dw_empty_run *run, const struct dw_config *cfg, int64_t start,

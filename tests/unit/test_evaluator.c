@@ -356,6 +356,24 @@ static void test_trim_due(void **state)
     assert_int_equal(dw_evaluator_trim_due(&r, 0, 100, 0), 0); /* it evaluated nothing */
 }
 
+/* A checkpoint is due when its interval has passed, or once max_messages were consumed since
+ * the last: the state a catch-up holds between two checkpoints (windows not sealed yet, their
+ * blobs, the transaction's buffers) grows with the messages, not with the time (a 1M + 1M
+ * bench run held ~30 MB more at its peak with a checkpoint a second than a checkpoint every
+ * 500 ms, on a machine consuming 500k messages a second). */
+static void test_checkpoint_due(void **state)
+{
+    (void)state;
+    int64_t next = 5000;
+    assert_int_equal(dw_evaluator_checkpoint_due(4999, next, 0, 1000), DW_CKPT_NONE);
+    assert_int_equal(dw_evaluator_checkpoint_due(4999, next, 999, 1000), DW_CKPT_NONE);
+    assert_int_equal(dw_evaluator_checkpoint_due(5000, next, 0, 1000), DW_CKPT_INTERVAL);
+    assert_int_equal(dw_evaluator_checkpoint_due(4999, next, 1000, 1000), DW_CKPT_MESSAGES);
+    assert_int_equal(dw_evaluator_checkpoint_due(100, next, 5000, 1000), DW_CKPT_MESSAGES);
+    /* both: the interval's, the one an operator expects without a catch-up */
+    assert_int_equal(dw_evaluator_checkpoint_due(6000, next, 5000, 1000), DW_CKPT_INTERVAL);
+}
+
 /* Windows for the empty-run tests: empty unless listed in data[]; reads counted. */
 struct fake_windows {
     int64_t data[4];
@@ -581,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_final_never_passes_close),
         cmocka_unit_test(test_round_keeps_its_watermarks),
         cmocka_unit_test(test_trim_due),
+        cmocka_unit_test(test_checkpoint_due),
         cmocka_unit_test(test_empty_run),
         cmocka_unit_test(test_rolling_first_window),
         cmocka_unit_test(test_records_before),

@@ -189,6 +189,24 @@ void dw_evaluator_round_next(struct dw_eval_round *r);
 int dw_evaluator_trim_due(const struct dw_eval_round *r, uint64_t msgs, uint64_t burst,
                           int64_t evaluated);
 
+/** @brief Why a checkpoint round is due (dw_evaluator_checkpoint_due). */
+enum dw_ckpt_reason {
+    DW_CKPT_NONE = 0,
+    DW_CKPT_INTERVAL, /* checkpoint.interval passed */
+    DW_CKPT_MESSAGES, /* checkpoint.max_messages consumed since the last round, before it */
+};
+
+/**
+ * @brief Whether the loop should checkpoint now: at `now` (ms) once `next` (the last round's
+ *        time plus checkpoint.interval) is reached, or once `msgs` messages were consumed
+ *        since the last round, at least `max_msgs` (checkpoint.max_messages): what a catch-up
+ *        holds between two rounds (the windows its partitions have not sealed yet, the sealed
+ *        blobs, the transactions' buffers) is then bounded by messages, whatever the speed.
+ * @returns DW_CKPT_INTERVAL, DW_CKPT_MESSAGES, or DW_CKPT_NONE when not due.
+ */
+enum dw_ckpt_reason dw_evaluator_checkpoint_due(int64_t now, int64_t next, uint64_t msgs,
+                                                uint64_t max_msgs);
+
 /** @brief A run of empty windows measured over several ticks (in memory; lost, read again). */
 struct dw_empty_run {
     int64_t from; /* the run's first window (the cursor); DW_NO_TS: none being measured */
