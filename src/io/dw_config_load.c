@@ -275,6 +275,12 @@ static const struct cfg_key cfg_keys[] = {
      .flags = F_MIN, .min = 10,
      .help = "Period of the Redis checkpoint (state and offsets in one MULTI/EXEC per "
              "partition); at least 10ms."},
+    {.name = "checkpoint.max_messages", .type = T_INT, .def = "200000",
+     CFG(checkpoint_max_messages), .flags = F_MIN, .min = 1000,
+     .help = "A checkpoint is also taken once this many messages were consumed since the last "
+             "one, before checkpoint.interval: what a catch-up holds until it checkpoints "
+             "(windows not sealed yet, their encodings, the transactions) then grows with the "
+             "messages, not with the speed. At least 1000."},
     {.name = "state.on_loss", .type = T_ENUM, .def = "stop", CFG(on_loss),
      .choices = "stop|resume_from_committed|rebuild_from_earliest",
      .help = "What a consumer does with a partition whose state is gone from Redis (Redis "

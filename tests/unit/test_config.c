@@ -109,6 +109,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.join_ttl_ms, 3600000);
     assert_int_equal(cfg.join_max_records, 2000000);
     assert_int_equal(cfg.checkpoint_interval_ms, 1000);
+    assert_int_equal(cfg.checkpoint_max_messages, 200000);
     assert_int_equal(cfg.eval_interval_ms, 1000);
     assert_int_equal(cfg.rolling_windows, 6);
     assert_int_equal(cfg.reference_windows, 3);
@@ -192,7 +193,7 @@ static const char *full_yaml =
     "  label_horizon: 2h\n"
     "  retention: 10\n"
     "join: {ttl: 30m, max_records: 5000}\n"
-    "checkpoint: {interval: 250ms}\n"
+    "checkpoint: {interval: 250ms, max_messages: 50000}\n"
     "evaluation: {interval: 2s, rolling_windows: 4}\n"
     "reference: {windows: 5, bins: 20}\n"
     "detectors: {psi_threshold: 0.25, accuracy_drop: 0.1, min_samples: 0, drift_share: 0.3,\n"
@@ -253,6 +254,7 @@ static void test_full_config(void **state)
     assert_int_equal(cfg.join_ttl_ms, 1800000);
     assert_int_equal(cfg.join_max_records, 5000);
     assert_int_equal(cfg.checkpoint_interval_ms, 250);
+    assert_int_equal(cfg.checkpoint_max_messages, 50000);
     assert_int_equal(cfg.eval_interval_ms, 2000);
     assert_int_equal(cfg.rolling_windows, 4);
     assert_int_equal(cfg.reference_windows, 5);
@@ -363,6 +365,7 @@ static void test_value_errors(void **state)
     expect_error("join: {max_records: 999}\n" MINIMAL, "join.max_records:");
     expect_error("join: {ttl: 0}\n" MINIMAL, "join.ttl:");
     expect_error("checkpoint: {interval: 5ms}\n" MINIMAL, "checkpoint.interval:");
+    expect_error("checkpoint: {max_messages: 999}\n" MINIMAL, "checkpoint.max_messages:");
     expect_error("input: {max_message_bytes: 100}\n" MINIMAL, "input.max_message_bytes:");
     expect_error("input: {fields: {score: score}}\n" MINIMAL,
                  "input.fields.score: 'score' is not a JSON pointer");

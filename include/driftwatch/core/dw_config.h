@@ -236,10 +236,11 @@ struct dw_config {
     int64_t join_ttl_ms;      /* join.ttl */
     int64_t join_max_records; /* join.max_records (per consumer) */
 
-    int64_t checkpoint_interval_ms; /* checkpoint.interval */
-    enum dw_on_loss on_loss;        /* state.on_loss */
-    int64_t quarantine_recheck_ms;  /* state.quarantine_recheck (0: only at assignment) */
-    int64_t eval_interval_ms;       /* evaluation.interval */
+    int64_t checkpoint_interval_ms;  /* checkpoint.interval */
+    int64_t checkpoint_max_messages; /* checkpoint.max_messages */
+    enum dw_on_loss on_loss;         /* state.on_loss */
+    int64_t quarantine_recheck_ms;   /* state.quarantine_recheck (0: only at assignment) */
+    int64_t eval_interval_ms;        /* evaluation.interval */
 
     enum dw_ref_source reference_source; /* reference.source (default of every model) */
     int64_t reference_windows; /* reference.windows: first N closed windows form the reference */
