@@ -113,7 +113,8 @@ struct run_metrics {
     struct dw_metric *gaps_pred, *gaps_label, *holes_pred, *holes_label;
     struct dw_metric *late, *duplicates, *labels_held, *label_holds;
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
-    struct dw_metric *loop[RUN_PHASES]; /* the event loop's wall time by phase */
+    struct dw_metric *ckpt_rounds[DW_CKPT_MESSAGES + 1]; /* by dw_ckpt_reason; [0] unused */
+    struct dw_metric *loop[RUN_PHASES];                  /* the event loop's wall time by phase */
     struct dw_metric *sketches_dropped;
     struct dw_metric *partitions, *windows_open, *join_records, *join_evicted, *paused;
     struct dw_metric *evaluated, *eval_failures, *global_wm, *evaluating;
@@ -188,6 +189,7 @@ struct runner {
     int assigned;        /* an assignment was received */
     int paused;          /* consumption paused because Redis is unavailable */
     uint64_t since_trim; /* messages consumed since the last heap release (RUN_TRIM_AFTER) */
+    uint64_t since_ckpt; /* messages consumed since the last checkpoint round */
     int64_t evaluated_since_trim; /* windows evaluated since then */
     /* the preloaded allocator's call that hands free memory back, if any (heap_init): mimalloc's
      * mi_collect(), tcmalloc's MallocExtension_ReleaseFreeMemory() */
@@ -314,6 +316,12 @@ static void metrics_init(struct run_metrics *m, const char *allocator)
                                   NULL);
     m->checkpoint_bytes = counter("driftwatch_checkpoint_bytes_total",
                                   "Bytes written to Redis by checkpoints.", NULL);
+    const char *rounds = "Checkpoint rounds (every owned partition), by what made them due: "
+                         "checkpoint.interval, or checkpoint.max_messages consumed before it.";
+    m->ckpt_rounds[DW_CKPT_INTERVAL] =
+        counter("driftwatch_checkpoint_rounds_total", rounds, "reason=\"interval\"");
+    m->ckpt_rounds[DW_CKPT_MESSAGES] =
+        counter("driftwatch_checkpoint_rounds_total", rounds, "reason=\"messages\"");
     for (int i = 0; i < RUN_PHASES; i++) {
         char label[32];
         snprintf(label, sizeof(label), "phase=\"%s\"", run_phase_names[i]);
@@ -3309,6 +3317,7 @@ static void runner_loop(struct runner *rn)
         }
         t = loop_phase(rn, PH_MESSAGES, t);
         rn->since_trim += n > 0 ? (uint64_t)n : 0;
+        rn->since_ckpt += n > 0 ? (uint64_t)n : 0;
         if (n <= 0) {
             trim_after_burst(rn);
             /* Serve rebalance and error events when no message came. A message or an error
@@ -3324,11 +3333,15 @@ static void runner_loop(struct runner *rn)
         align_labels(rn);
         retry_pending(rn);
         int64_t now = dw_mono_ms();
-        if (now >= rn->next_ckpt) {
+        enum dw_ckpt_reason due = dw_evaluator_checkpoint_due(
+            now, rn->next_ckpt, rn->since_ckpt, (uint64_t)rn->cfg.checkpoint_max_messages);
+        if (due != DW_CKPT_NONE) {
             t = loop_phase(rn, PH_OTHER, t);
+            dw_metric_inc(rn->m.ckpt_rounds[due]);
             int ok = checkpoint_all(rn, 0) == 0;
             set_paused(rn, !ok);
             rn->next_ckpt = now + rn->cfg.checkpoint_interval_ms;
+            rn->since_ckpt = 0;
             t = loop_phase(rn, PH_CHECKPOINT, t);
         }
         if (now >= rn->next_eval) {
