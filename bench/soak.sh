@@ -15,7 +15,8 @@ S=${3:-30}
 PARTS=${BENCH_PARTITIONS:-128}
 . bench/lib.sh
 write_config
-"$DW" run -c "$WORK/dw.yaml" >"$WORK/run.log" 2>&1 &
+# BENCH_WRAP: a command to run driftwatch under, as in bench/run.sh (e.g. "env LD_PRELOAD=...")
+${BENCH_WRAP:-} "$DW" run -c "$WORK/dw.yaml" >"$WORK/run.log" 2>&1 &
 RUN=$!
 PIDS+=($RUN)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HP/metrics" >/dev/null && break; sleep 0.1; done
