@@ -3,7 +3,8 @@
  *
  * One event loop on the main thread (Redis's serverCron style): poll a batch of messages,
  * decode, feed them to their partition's state, and on periods checkpoint to Redis (every
- * checkpoint.interval) and evaluate closed windows (every evaluation.interval). Other threads:
+ * checkpoint.interval, or every checkpoint.max_messages messages when those come first, as in a
+ * catch-up) and evaluate closed windows (every evaluation.interval). Other threads:
  * librdkafka's, the HTTP server's and the webhook delivery thread; a signal handler only sets
  * a flag.
  *
