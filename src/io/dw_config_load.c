@@ -1116,6 +1116,7 @@ struct parse_ctx {
     yaml_document_t *doc;
     rd_kafka_conf_t *kconf; /* scratch conf to validate kafka.* properties */
     unsigned char seen[DW_ARRAY_SIZE(cfg_keys)];
+    unsigned char seen_list[6]; /* list_keys walked (list_key_walk) */
     size_t kafka_cap, models_cap, detectors_cap;
     struct ref_override *ref_over; /* per model (models_cap of them) */
     size_t sla_model;              /* 1 + index of the last model whose sla was read, or 0 */
@@ -2166,7 +2167,6 @@ static int sink_one(struct parse_ctx *ctx, const char *sname, const char *full, 
 
 static int sinks_walk(struct parse_ctx *ctx, yaml_node_t *node)
 {
-    ctx->cfg->sinks = dw_calloc(1, sizeof(*ctx->cfg->sinks)); /* non-NULL: "given twice" */
     return named_walk(ctx, "alerting.sinks", "sink name -> settings", node, sink_one);
 }
 
@@ -2263,52 +2263,37 @@ static int error_values_walk(struct parse_ctx *ctx, yaml_node_t *node)
                           check_nonempty, &ctx->cfg->error_values, &ctx->cfg->n_error_values);
 }
 
-/* A list- or map-valued key walked once: given a second time (as a block's member and as a
- * dotted key), it is an error. 1 handled, -1 error. */
-static int walk_once(struct parse_ctx *ctx, const char *name, bool given,
-                     int (*walk)(struct parse_ctx *, yaml_node_t *), yaml_node_t *val)
-{
-    if (given) {
-        return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
-    }
-    return walk(ctx, val) < 0 ? -1 : 1;
-}
+/* The list- and map-valued keys of the top level, each walked by its own function. */
+static const struct {
+    const char *name;
+    int (*walk)(struct parse_ctx *ctx, yaml_node_t *node);
+} list_keys[] = {
+    {"alerting.rules", rules_walk},         {"alerting.sinks", sinks_walk},
+    {"triggers.rules", trigger_rules_walk}, {"input.error_values", error_values_walk},
+    {"redis.sentinels", sentinels_walk},    {"redis.nodes", redis_nodes_walk},
+};
+_Static_assert(sizeof(((struct parse_ctx *)0)->seen_list) == DW_ARRAY_SIZE(list_keys),
+               "one seen_list mark per list key");
 
-/* The list- and map-valued keys of the top level. 1 handled, 0 not one of them, -1 error. */
-static int open_key_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *val)
+/* One of list_keys. 1 handled, 0 not one of them, -1 error (given twice, as a block's member
+ * and as a dotted key, like a scalar key: ctx->seen_list). */
+static int list_key_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *val)
 {
-    static const char *const open[] = {"alerting.rules",     "alerting.sinks",  "triggers.rules",
-                                       "input.error_values", "redis.sentinels", "redis.nodes"};
     size_t i = 0;
-    while (i < DW_ARRAY_SIZE(open) && strcmp(open[i], name) != 0) {
+    while (i < DW_ARRAY_SIZE(list_keys) && strcmp(list_keys[i].name, name) != 0) {
         i++;
     }
-    if (i == DW_ARRAY_SIZE(open)) {
+    if (i == DW_ARRAY_SIZE(list_keys)) {
         return 0;
     }
     if (node_is_null(val)) {
         return 1; /* `rules:` with nothing: the defaults */
     }
-    const struct dw_config *cfg = ctx->cfg;
-    if (strcmp(name, "alerting.rules") == 0) {
-        return walk_once(ctx, name, cfg->rules != NULL, rules_walk, val);
+    if (ctx->seen_list[i]) {
+        return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", name);
     }
-    if (strcmp(name, "alerting.sinks") == 0) {
-        return walk_once(ctx, name, cfg->sinks != NULL, sinks_walk, val);
-    }
-    if (strcmp(name, "triggers.rules") == 0) {
-        return walk_once(ctx, name, cfg->trigger_rules != NULL, trigger_rules_walk, val);
-    }
-    if (strcmp(name, "redis.nodes") == 0) {
-        return walk_once(ctx, name, cfg->redis_nodes != NULL, redis_nodes_walk, val);
-    }
-    if (strcmp(name, "input.error_values") == 0) {
-        return walk_once(ctx, name, cfg->error_values_set != 0, error_values_walk, val);
-    }
-    if (strcmp(name, "redis.sentinels") == 0) {
-        return walk_once(ctx, name, cfg->redis_sentinels != NULL, sentinels_walk, val);
-    }
-    return 0;
+    ctx->seen_list[i] = 1;
+    return list_keys[i].walk(ctx, val) < 0 ? -1 : 1;
 }
 
 /*
@@ -2358,7 +2343,7 @@ static int map_walk(struct parse_ctx *ctx, const char *prefix, yaml_node_t *node
         if (refused_key(ctx, name) < 0) {
             return -1;
         }
-        int open = open_key_walk(ctx, name, val);
+        int open = list_key_walk(ctx, name, val);
         if (open < 0) {
             return -1;
         }
