@@ -51,10 +51,11 @@ B=$(sed -n 's/^BOOTSTRAP=//p' "$WORK/broker.out")
 # batches make the mock (not driftwatch) the bottleneck (bench/RESULTS.md). The same rule makes
 # the batch size decide how many partitions a fetch reads (BENCH_BATCH_BYTES; bench/RESULTS.md,
 # "Which partitions a fetch reads").
+GEN_TRAFFIC=(--numeric 10 --categorical 5 --versions 1.0.0,1.1.0 --label-delay 30)
 gen_traffic() {
-    "$DW" gen --brokers "$B" -q --numeric 10 --categorical 5 --versions 1.0.0,1.1.0 \
-        --label-delay 30 --truth "$WORK/truth.jsonl" -X linger.ms=${BENCH_LINGER_MS:-1000} \
-        -X batch.size=${BENCH_BATCH_BYTES:-4000000} -X batch.num.messages=100000 "$@"
+    "$DW" gen --brokers "$B" -q "${GEN_TRAFFIC[@]}" --truth "$WORK/truth.jsonl" \
+        -X linger.ms=${BENCH_LINGER_MS:-1000} -X batch.size=${BENCH_BATCH_BYTES:-4000000} \
+        -X batch.num.messages=100000 "$@"
 }
 
 # The run's config (label horizon 1 h, join.ttl at its default of 1 h).

@@ -8,8 +8,9 @@
 # (bench/peer/consumer.py) on the same topics, in its own group with its own redis-server, and
 # prints the ratio driftwatch/peer in msgs/s and in CPU per message. BENCH_PEER_ARGS: extra
 # arguments for the peer (e.g. "--per-message": one HINCRBY per increment, not per batch).
-# BENCH_FETCH=1: also the fetch path's ceiling on the same topics (bench/bench_fetch.c); with --peer,
-# what that floor leaves of 15x the peer's CPU a message for driftwatch's own work.
+# BENCH_FETCH=1: also the fetch path's ceiling on the same topics (bench/bench_fetch.c) and the
+# decoder's (bench/bench_decode.c, 100,000 + 100,000 of the same traffic); with --peer,
+# what those floors leave of 15x the peer's CPU a message for driftwatch's own work.
 # The binary measured is the release build of scripts/pgo.sh, the image's (bench/lib.sh);
 # BENCH_PGO=0: the plain build, BENCH_BUILD_TYPE: the build type (Release).
 set -euo pipefail
@@ -115,12 +116,20 @@ if [ -n "${BENCH_FETCH:-}" ]; then
     FETCHWAKE=1 ${BENCH_WRAP:-} build-bench/bench_fetch "$B" "$TOTAL" predictions labels |
         tee "$WORK/fetch.txt"
     echo "bench: dev-broker CPU-s while bench_fetch consumed: $(echo "$(cpu $BROKER_PID) - $broker0" | bc)"
+    # The decoder's floor: bench_decode (the decoder alone, bench/decode.sh) over 100,000
+    # predictions and their labels of the same traffic, in files; the median of 5 passes.
+    plain_build bench_decode
+    "$DW" gen -q "${GEN_TRAFFIC[@]}" --count 100000 --eps 1000 \
+        --predictions-out "$WORK/p.jsonl" --labels-out "$WORK/l.jsonl"
+    build-bench/bench_decode "$WORK/dw.yaml" "$WORK/p.jsonl" "$WORK/l.jsonl" 5 | tee "$WORK/decode.txt"
 fi
 [ -z "$PEER" ] && exit 0
 
 # The fetch floor in µs a message (bench_fetch's line; empty without BENCH_FETCH), for the
 # ratio's budget below.
 FLOOR=$(sed -n 's/.*CPU-s (\([0-9.]*\) us per message).*/\1/p' "$WORK/fetch.txt" 2>/dev/null || true)
+# The decoder's in µs a message (bench_decode's median in ns; empty without BENCH_FETCH).
+DECODE=$(sed -n 's/.*: median \([0-9.]*\) ns per message.*/\1/p' "$WORK/decode.txt" 2>/dev/null || true)
 
 # The peer: driftwatch stops first (it would keep polling and checkpointing beside it), a fresh
 # redis-server, the same topics from the beginning in the peer's own consumer group.
@@ -133,12 +142,13 @@ broker0=$(cpu $BROKER_PID); redis0=$(cpu $REDIS2_PID)
 /usr/bin/python3 bench/peer/consumer.py --brokers "$B" --redis-port "$RP2" --group bench-peer \
     --count "$TOTAL" ${BENCH_PEER_ARGS:-} >"$WORK/peer.json"
 p_broker=$(echo "$(cpu $BROKER_PID) - $broker0" | bc); p_redis=$(echo "$(cpu $REDIS2_PID) - $redis0" | bc)
-/usr/bin/python3 - "$WORK/peer.json" "$WORK/truth.jsonl" "$RP2" "$TOTAL" "$busy" "$c_run" "$c_redis" "$p_broker" "$p_redis" "$FLOOR" <<'PY'
+/usr/bin/python3 - "$WORK/peer.json" "$WORK/truth.jsonl" "$RP2" "$TOTAL" "$busy" "$c_run" "$c_redis" "$p_broker" "$p_redis" "$FLOOR" "$DECODE" <<'PY'
 import json, sys, redis
 peer = json.load(open(sys.argv[1]))
 total, dw_busy, dw_cpu, dw_redis = int(sys.argv[4]), *map(float, sys.argv[5:8])
 p_broker, p_redis = map(float, sys.argv[8:10])
 floor = float(sys.argv[10]) if sys.argv[10] else None
+decode = float(sys.argv[11]) / 1000 if sys.argv[11] else None
 print(f"bench: peer: {peer['messages']} messages in {peer['seconds']} s from the first message = "
       f"{peer['msgs_per_s']} msgs/s")
 print(f"bench: CPU seconds while the peer consumed: peer {peer['cpu_s']}, dev-broker {p_broker:.2f}, "
@@ -154,10 +164,17 @@ print(f"bench: ratio driftwatch/peer: {dw_rate / peer['msgs_per_s']:.1f}x msgs/s
       f"({dw_rate:.0f} vs {peer['msgs_per_s']}), {peer_us / dw_us:.1f}x CPU per message "
       f"({dw_us:.2f} vs {peer_us:.2f} us), "
       f"{(peer['cpu_s'] + p_redis) / (dw_cpu + dw_redis):.1f}x with each one's redis-server CPU")
-# 15x the peer: the budget a message, and what the fetch path's floor (BENCH_FETCH) leaves of it
+# 15x the peer: the budget a message, and what the fetch path's floor and the decoder's
+# (BENCH_FETCH) leave of it
 budget = peer_us / 15
 left = (f"; the fetch floor takes {floor:.2f}, leaving {budget - floor:.2f} us for driftwatch's own "
         f"work, which took {dw_us - floor:.2f}" if floor is not None else "")
 print(f"bench: 15x the peer would be {budget:.2f} us of CPU a message and "
       f"{15 * peer['msgs_per_s']:.0f} msgs/s{left}")
+if floor is not None and decode is not None:
+    rest = budget - floor - decode
+    print(f"bench: of that own work the decoder alone takes {decode:.2f} us a message (bench_decode), "
+          f"leaving {rest:.2f} us for the join, the windows and the checkpoints, which took "
+          f"{dw_us - floor - decode:.2f} (while consuming, as the ratio: the evaluations after the "
+          f"last message come on top)")
 PY
