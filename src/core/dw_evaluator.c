@@ -28,7 +28,9 @@
  * replication is asynchronous, so a failover can lose a partition's last checkpoints after
  * their clocks closed windows, and the replayed predictions would be late. There the clocks
  * used are the meta's safe copies (those of the last checkpoint a replica acknowledged, WAIT in
- * dw_redis.c); a partition without them holds every window like one without a clock.
+ * dw_redis.c); a partition without them holds every window like one without a clock. Its
+ * end-of-log mark is not replaced but doubled: it is idle only when both the replicated and
+ * the written mark say so (part_clocks).
  *
  * The consuming loop's timing rules live here too: when it hands free memory back
  * (dw_evaluator_trim_due) and when it checkpoints (dw_evaluator_checkpoint_due: every
@@ -44,21 +46,31 @@
 
 #include "driftwatch/core/dw_banned.h" /* last: after every declaration */
 
-/* The partition's clock and end-of-log mark (labels: of its label side). Redis Cluster: only
- * those of a checkpoint a replica acknowledged count, and none yet reads as no clock (a
- * failover may lose the others). */
+/*
+ * The partition's clock and end-of-log mark (labels: of its label side). Redis Cluster: the
+ * clock is that of a checkpoint a replica acknowledged, and none yet reads as no clock (a
+ * failover may lose the others). The end-of-log mark is the other way round: a stale clock
+ * errs toward holding windows, a stale mark toward not holding them. The replicated mark stays
+ * where it was while no replica acknowledges (and a new owner writes none until one does), so
+ * it can say "idle" for a partition being consumed again. There the partition is at its end
+ * only when both marks say so, since the later of the two: the written mark saying "not at the
+ * end" (0, or recent) wins even unreplicated, as asking it too can only hold more windows than
+ * the replicated mark alone would.
+ */
 static void part_clocks(const struct dw_part_meta *m, const struct dw_config *cfg, int labels,
                         int64_t *ts, int64_t *eof)
 {
+    int64_t written = labels ? m->label_eof_ms : m->eof_ms;
     if (!cfg->redis_cluster) {
         *ts = labels ? m->max_label_ts : m->max_ts;
-        *eof = labels ? m->label_eof_ms : m->eof_ms;
+        *eof = written;
     } else if (!m->safe_present) {
         *ts = DW_NO_TS;
         *eof = 0;
     } else {
+        int64_t safe = labels ? m->safe_label_eof_ms : m->safe_eof_ms;
         *ts = labels ? m->safe_max_label_ts : m->safe_max_ts;
-        *eof = labels ? m->safe_label_eof_ms : m->safe_eof_ms;
+        *eof = written > 0 && safe > 0 ? DW_MAX(written, safe) : 0;
     }
 }
 

@@ -1285,8 +1285,15 @@ int dw_redis_claim(struct dw_redis *r, int32_t partition, const char *owner, cha
     char key[DW_REDIS_KEY_MAX];
     key_meta(r, partition, key, sizeof(key));
     /* eof_ms 0: the new owner has not reached the end of the log yet (not idle); released_ms
-     * 0: it holds the partition now (`state drop` refuses it until it lets it go). */
-    redisReply *rep = cmdf(r, "HSET %s owner %s eof_ms 0 label_eof_ms 0 released_ms 0", key, owner);
+     * 0: it holds the partition now (`state drop` refuses it until it lets it go). The
+     * replicated marks (safe_eof_ms, Redis Cluster) are reset with them: the new owner writes
+     * none until a replica acknowledges one of its checkpoints, and the old owner's "idle
+     * since" would say idle meanwhile. The replicated clocks stay: a stale clock only holds
+     * windows. Written with one Redis too, where nothing reads them: one command either way. */
+    redisReply *rep = cmdf(r,
+                           "HSET %s owner %s eof_ms 0 label_eof_ms 0 safe_eof_ms 0 "
+                           "safe_label_eof_ms 0 released_ms 0",
+                           key, owner);
     int ok = reply_ok(rep);
     if (!ok) {
         dw_err(errstr, errstr_size, "redis HSET %s: %s", key, rep ? rep->str : "connection lost");

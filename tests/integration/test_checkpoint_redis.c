@@ -7,7 +7,8 @@
  * record is kept (listed in the kept set, across a reload) until no reader needs it, then
  * deleted, and one retired past that point is deleted instead of written. A window merged from
  * the partitions' records (one of them sealed) and sized like the window before is the same,
- * its sketches made once.
+ * its sketches made once. A claim resets the replicated end-of-log marks, not the replicated
+ * clocks.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -671,6 +672,38 @@ static void test_checkpoint_many(void **state)
     conns_close(&k);
 }
 
+/* A claim resets the replicated end-of-log marks with the written ones: the new owner writes
+ * no safe_* fields until a replica acknowledges one of its checkpoints, and an old owner's
+ * "idle since" kept until then would let a Redis Cluster close windows without the partition.
+ * The replicated clocks stay (a stale clock only holds windows). */
+static void test_claim_clears_replicated_eof(void **state)
+{
+    (void)state;
+    enum { P = 40 }; /* a partition no other test uses */
+    const long long ts = 1700000040000LL, since = 1700000000000LL;
+    char errstr[256] = "";
+    struct conns k = conns_open();
+    freeReplyObject(redisCommand(k.c,
+                                 "HSET {dw:ckpt:predictions:%d}:meta owner old off_pred 5 "
+                                 "max_ts %lld max_label_ts %lld eof_ms %lld label_eof_ms %lld "
+                                 "safe_max_ts %lld safe_max_label_ts %lld safe_eof_ms %lld "
+                                 "safe_label_eof_ms %lld",
+                                 P, ts, ts, since, since, ts, ts, since, since));
+    assert_int_equal(dw_redis_claim(k.r, P, "new", errstr, sizeof(errstr)), 0);
+    struct dw_part_meta metas[P + 1];
+    assert_int_equal(dw_redis_read_metas(k.r, P + 1, metas), 0);
+    const struct dw_part_meta *m = &metas[P];
+    assert_false(m->corrupt);
+    assert_int_equal(m->eof_ms, 0);
+    assert_int_equal(m->label_eof_ms, 0);
+    assert_int_equal(m->safe_eof_ms, 0);
+    assert_int_equal(m->safe_label_eof_ms, 0);
+    assert_true(m->safe_present);
+    assert_int_equal(m->safe_max_ts, ts);
+    assert_int_equal(m->safe_max_label_ts, ts);
+    conns_close(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -684,6 +717,7 @@ int main(void)
         cmocka_unit_test(test_eval_lease_per_model),
         cmocka_unit_test(test_pods_heartbeat),
         cmocka_unit_test(test_checkpoint_many),
+        cmocka_unit_test(test_claim_clears_replicated_eof),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }

@@ -2,11 +2,11 @@
  * test_evaluator.c - the evaluator's decisions over plain values (dw_evaluator): which windows
  * are closed and final for the group given each partition's clocks (idle partitions, a
  * partition whose owner died, a quarantined or corrupt one, windows closing out of order
- * across partitions, the label horizon), the cursor walk (where a new cursor starts, the
- * per-tick bound, the final stage waiting for the reference and never passing the close
- * cursor), runs of empty windows measured over several calls, the rolling view's first window,
- * and reference collection across a restart (the stored windows list read back continues where
- * it stopped).
+ * across partitions, the label horizon, Redis Cluster's replicated clocks and end-of-log
+ * marks), the cursor walk (where a new cursor starts, the per-tick bound, the final stage
+ * waiting for the reference and never passing the close cursor), runs of empty windows
+ * measured over several calls, the rolling view's first window, and reference collection
+ * across a restart (the stored windows list read back continues where it stopped).
  *
  * Times are in windows of W ms; the wall clock is NOW ms. Expected values are worked out by
  * hand next to each assertion.
@@ -587,6 +587,58 @@ static void test_cluster_uses_replicated_clocks(void **state)
     assert_true(w.wm == T0 + 5 * W - LATENESS);
 }
 
+/* Redis Cluster: the replicated end-of-log mark is idle only as long as the current one agrees.
+ * The safe copies stay where they were while no replica acknowledges (and a new owner writes
+ * none until one does), so a partition active again (eof_ms 0) can carry an old replicated
+ * mark: it holds by its clock, it is not idle. */
+static void test_cluster_stale_replicated_eof_holds(void **state)
+{
+    (void)state;
+    struct dw_config cfg = test_cfg();
+    cfg.redis_cluster = 1;
+    struct dw_part_meta m = live(T0 + 5 * W, T0 + 5 * W);
+    m.safe_present = 1;
+    m.safe_max_ts = T0 + 3 * W;
+    m.safe_max_label_ts = T0 + 2 * W;
+    m.safe_eof_ms = NOW - 120000; /* at its end two minutes ago, as a replica last saw it */
+    m.safe_label_eof_ms = NOW - 120000;
+    int64_t pwm;
+    /* active now (eof_ms 0): it holds by its replicated clocks, both sides */
+    assert_int_equal(dw_evaluator_part_hold(&m, &cfg, 0, NOW, &pwm), DW_HOLD_CLOCK);
+    assert_int_equal(pwm, T0 + 3 * W - LATENESS);
+    assert_int_equal(dw_evaluator_part_hold(&m, &cfg, 1, NOW, &pwm), DW_HOLD_CLOCK);
+    assert_int_equal(pwm, T0 + 2 * W);
+    /* the same on a single server, where the written clocks count */
+    cfg.redis_cluster = 0;
+    assert_int_equal(dw_evaluator_part_hold(&m, &cfg, 0, NOW, &pwm), DW_HOLD_CLOCK);
+    assert_int_equal(pwm, T0 + 5 * W - LATENESS);
+    cfg.redis_cluster = 1;
+    /* at its end again, but only since less than idle_timeout: still holding */
+    m.eof_ms = NOW - IDLE + 1;
+    m.label_eof_ms = NOW - IDLE + 1;
+    assert_int_equal(dw_evaluator_part_hold(&m, &cfg, 0, NOW, &pwm), DW_HOLD_CLOCK);
+    assert_int_equal(dw_evaluator_part_hold(&m, &cfg, 1, NOW, &pwm), DW_HOLD_CLOCK);
+    /* only the labels side is active: the predictions side is idle, the labels side holds */
+    m.eof_ms = NOW - 2 * IDLE;
+    m.label_eof_ms = 0;
+    assert_int_equal(dw_evaluator_part_hold(&m, &cfg, 0, NOW, &pwm), DW_HOLD_IDLE);
+    assert_int_equal(dw_evaluator_part_hold(&m, &cfg, 1, NOW, &pwm), DW_HOLD_CLOCK);
+    /* both marks past idle_timeout: idle */
+    m.label_eof_ms = NOW - 2 * IDLE;
+    assert_int_equal(dw_evaluator_part_hold(&m, &cfg, 1, NOW, &pwm), DW_HOLD_IDLE);
+    /* the group: an active partition with a stale replicated mark keeps its windows open */
+    struct dw_part_meta metas[2] = {live(T0 + 9 * W, T0 + 9 * W), m};
+    metas[0].safe_present = 1;
+    metas[0].safe_max_ts = T0 + 9 * W;
+    metas[0].safe_max_label_ts = T0 + 9 * W;
+    metas[1].eof_ms = 0;
+    metas[1].label_eof_ms = 0;
+    struct dw_watermarks w;
+    dw_evaluator_watermarks(metas, 2, &cfg, NOW, &w);
+    assert_int_equal(w.wm, T0 + 3 * W - LATENESS);
+    assert_int_equal(w.label_wm, T0 + 2 * W);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -605,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_records_before),
         cmocka_unit_test(test_reference_across_restart),
         cmocka_unit_test(test_cluster_uses_replicated_clocks),
+        cmocka_unit_test(test_cluster_stale_replicated_eof_holds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
