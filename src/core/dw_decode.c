@@ -2273,7 +2273,9 @@ char *dw_dead_letter_text(enum dw_bad_reason why, const char *err, const char *t
         keep = DW_DEAD_LETTER_PAYLOAD_MAX;
         json_object_set_new(dl, "payload_truncated", json_true());
     }
-    if (why != DW_BAD_UTF8 && why != DW_BAD_TOO_LARGE && dw_utf8_valid(payload, keep)) {
+    if (!payload) { /* a message without a value (a tombstone) */
+        json_object_set_new(dl, "payload", json_null());
+    } else if (why != DW_BAD_UTF8 && why != DW_BAD_TOO_LARGE && dw_utf8_valid(payload, keep)) {
         json_object_set_new(dl, "payload", json_stringn(payload, keep));
     } else {
         char *b64 = dw_base64(payload, keep);

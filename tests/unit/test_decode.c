@@ -1797,7 +1797,8 @@ static void test_non_finite_reject(void **state)
 }
 
 /* The dead-letter record: text payloads as text, invalid UTF-8 and oversize ones as base64, an
- * oversize one cut to DW_DEAD_LETTER_PAYLOAD_MAX bytes and marked. */
+ * oversize one cut to DW_DEAD_LETTER_PAYLOAD_MAX bytes and marked, a message without a value as
+ * null (the field was left out). */
 static void test_dead_letter_record(void **state)
 {
     (void)state;
@@ -1826,6 +1827,14 @@ static void test_dead_letter_record(void **state)
     json_decref(doc);
     free(t);
     free(payload);
+    /* a message without a value (a tombstone): "payload": null, not left out */
+    t = dw_dead_letter_text(DW_BAD_JSON, "empty message", "labels", 2, 5, NULL, 0);
+    assert_contains(t, "\"payload_size\":0,\"payload\":null}");
+    free(t);
+    /* an empty value: "payload": "" */
+    t = dw_dead_letter_text(DW_BAD_JSON, "empty message", "labels", 2, 6, "", 0);
+    assert_contains(t, "\"payload\":\"\"}");
+    free(t);
 }
 
 int main(void)
