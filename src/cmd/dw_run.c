@@ -110,7 +110,7 @@ struct run_metrics {
     struct dw_metric *consumed_pred, *consumed_label;
     struct dw_metric *invalid[DW_BAD__COUNT];
     struct dw_metric *dead_letters, *dead_letter_failures, *dead_letters_pending;
-    struct dw_metric *offset_resets, *lost_pred, *lost_label;
+    struct dw_metric *offset_resets, *consumer_errors, *lost_pred, *lost_label;
     struct dw_metric *gaps_pred, *gaps_label, *holes_pred, *holes_label;
     struct dw_metric *late, *duplicates, *labels_held, *label_holds;
     struct dw_metric *checkpoints, *checkpoint_failures, *checkpoint_seconds, *checkpoint_bytes;
@@ -197,6 +197,7 @@ struct runner {
     void (*mi_collect)(bool force);
     void (*tcmalloc_release)(void);
     int stop_unsaved; /* the last checkpoint tried while stopping failed */
+    int failed;       /* stopped by an error (consumer_error()): exit status 1 */
     int64_t next_ckpt, next_eval;
     uint64_t evicted_unlogged; /* join records evicted since the last log line about it */
     int64_t evict_logged_ms;   /* monotonic time of that line */
@@ -287,6 +288,12 @@ static void metrics_init(struct run_metrics *m, const char *allocator)
                                "Fetches answered 'offset out of range', resolved by driftwatch "
                                "(resumed at its own offset, or moved into the log's bounds).",
                                NULL);
+    m->consumer_errors =
+        counter("driftwatch_kafka_consumer_errors_total",
+                "Error events the Kafka consumer handed over and did not resolve itself (of the "
+                "group, such as a refused FindCoordinator or JoinGroup, or of a partition), each "
+                "logged as 'consume error'; a fatal one stops driftwatch.",
+                NULL);
     const char *lost = "Input messages deleted (retention) before they were consumed: the gap "
                        "between the consumer's offset and the log start.";
     m->lost_pred = counter("driftwatch_messages_lost_total", lost, "topic=\"predictions\"");
@@ -496,8 +503,36 @@ static void count_hole(struct runner *rn, const rd_kafka_message_t *rkm, const s
 
 /* ---- messages ---- */
 
+/*
+ * An error event of the consumer that librdkafka did not resolve itself: logged and counted.
+ * Errors of the group (a refused FindCoordinator or JoinGroup, max.poll.interval.ms exceeded)
+ * name no topic: rkm->rkt is NULL. A fatal error (e.g. a fenced group.instance.id) leaves the
+ * consumer unusable: driftwatch stops with exit status 1, and its next start resumes from the
+ * last checkpoint.
+ */
+static void consumer_error(struct runner *rn, const rd_kafka_message_t *rkm)
+{
+    dw_metric_inc(rn->m.consumer_errors);
+    dw_log_limited("consume_error", 5, DW_LOG_WARN, "consume error", "{s:s,s:s,s:s,s:i}", "error",
+                   rd_kafka_err2name(rkm->err), "detail", rd_kafka_message_errstr(rkm), "topic",
+                   rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "", "partition", (int)rkm->partition);
+    if (rkm->err == RD_KAFKA_RESP_ERR__FATAL) {
+        char reason[512];
+        rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rn->consumer, reason, sizeof(reason));
+        dw_log(DW_LOG_ERROR, "kafka consumer failed fatally: stopping", "{s:s,s:s,s:s}", "error",
+               rd_kafka_err2name(fatal), "reason", reason, "consequence",
+               "nothing is lost: the next start resumes from the last checkpoint");
+        rn->failed = 1;
+        run_stop = 1;
+    }
+}
+
 static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
 {
+    if (!rkm->rkt) { /* an error of the group: it names no topic */
+        consumer_error(rn, rkm);
+        return;
+    }
     int is_pred = strcmp(rd_kafka_topic_name(rkm->rkt), rn->cfg.topic_predictions) == 0;
     int32_t p = rkm->partition;
     if (p < 0 || p >= rn->n_parts || !rn->parts[p]) {
@@ -517,8 +552,7 @@ static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
             offset_out_of_range(rn, rkm, part, is_pred);
             return;
         }
-        dw_log_limited("consume_error", 5, DW_LOG_WARN, "consume error", "{s:s}", "error",
-                       rd_kafka_message_errstr(rkm));
+        consumer_error(rn, rkm);
         return;
     }
     if (rn->refetching[2 * p + is_pred]) {
@@ -3432,7 +3466,7 @@ static int runner_stop(struct runner *rn)
     dw_redis_free(rn->redis);
     json_decref(rn->reports);
     dw_config_free(&rn->cfg);
-    return rn->stop_unsaved;
+    return rn->stop_unsaved || rn->failed;
 }
 
 int dw_cmd_run(int argc, char **argv)

@@ -1,6 +1,7 @@
 """Broker faults injected through dev-broker's control channel (librdkafka's mock cluster):
 produce failures of dead letters and of retraining triggers, fetch errors and a leader move on
-the input topics, and the loss of the group coordinator. Every scenario ends with the exact
+the input topics, the loss of the group coordinator, and errors of the group that name no
+topic. Every scenario ends with the exact
 per-window counts of gen's truth, and: every malformed message has its dead letter, every
 trigger_id is published exactly once, and the Kafka offset commits resume.
 
@@ -265,6 +266,59 @@ def scenario_coordinator():
     return ok
 
 
+def scenario_group_errors():
+    """Errors of the consumer group that name no topic: an ACL refusal of FindCoordinator
+    (GROUP_AUTHORIZATION_FAILED) and a refused JoinGroup (INVALID_SESSION_TIMEOUT), each once.
+    librdkafka hands them to the consumer as error events without a topic; driftwatch crashed on
+    them (SIGSEGV reading the topic's name). Each must be logged and counted, the group joined
+    once the broker relents, and the counts exact."""
+    env = h.Env(partitions=2, name="faults-group")
+    env.config()
+    gen = env.gen("--count", "4000", "--eps", "50", "--rate", "1000", "--label-delay", "20",
+                  background=True)
+    env.broker_errors("FindCoordinator", 1, "GROUP_AUTHORIZATION_FAILED")
+    env.broker_errors("JoinGroup", 1, "INVALID_SESSION_TIMEOUT")
+    run = env.start_run()
+    truth, _summary = env.gen_wait(gen)
+    diffs = h.wait_exact(env, truth, 90)
+    ok = h.report(run.poll() is None, "still running after the group's errors",
+                  f"(exit status {run.poll()})")
+    ok &= h.report(not diffs, "exact per-window counts after the group's errors",
+                   f"({len(truth)} windows) {diffs[:5]}")
+    errors = env.metric("driftwatch_kafka_consumer_errors_total") or 0
+    logged = [l for l in env.log().splitlines() if '"consume error"' in l]
+    named = [l for l in logged if "GROUP_AUTHORIZATION_FAILED" in l or "INVALID_SESSION" in l]
+    ok &= h.report(errors >= 1 and named, "the errors counted and logged with their names",
+                   f"({errors:.0f} counted; {len(named)} of {len(logged)} lines name them)")
+    env.close()
+    return ok
+
+
+def scenario_fatal():
+    """A fatal error of the consumer: a static member (group.instance.id) fenced by the
+    coordinator (FENCED_INSTANCE_ID on its heartbeats). The consumer is unusable after it:
+    driftwatch says so and stops with exit status 1; nothing was lost, the counts made before
+    are in Redis."""
+    env = h.Env(partitions=2, name="faults-fatal")
+    env.config(kafka={"group.instance.id": "dwtest-pod-1"})
+    gen = env.gen("--count", "400", "--eps", "50", "--rate", "1000", background=True)
+    run = env.start_run()
+    h.wait_for(lambda: consuming(env, 100), 60, "consumption started")
+    env.broker_errors("Heartbeat", 5, "FENCED_INSTANCE_ID")
+    try:
+        status = run.wait(30)
+    except h.subprocess.TimeoutExpired:
+        status = None
+    env.gen_wait(gen)
+    ok = h.report(status == 1, "stopped with exit status 1 after the fatal error",
+                  f"(status {status})")
+    fatal = [l for l in env.log().splitlines() if "failed fatally" in l]
+    ok &= h.report(bool(fatal) and "FENCED_INSTANCE_ID" in fatal[0],
+                   "the fatal error logged with its name", f"({fatal[:1]})")
+    env.close()
+    return ok
+
+
 def scenario_retention():
     """Messages deleted before they were consumed (the mock keeps a few MiB a partition, so
     large messages push the oldest out, as retention does while driftwatch is down): on
@@ -346,6 +400,8 @@ SCENARIOS = {
     "triggers": scenario_triggers,
     "fetch": scenario_fetch,
     "coordinator": scenario_coordinator,
+    "group_errors": scenario_group_errors,
+    "fatal": scenario_fatal,
     "retention": scenario_retention,
     "shutdown_without_kafka": lambda: shutdown(False),
     "shutdown_coordinator_stalled": lambda: shutdown(True),
