@@ -536,7 +536,7 @@ static void handle_message(struct runner *rn, rd_kafka_message_t *rkm)
     int is_pred = strcmp(rd_kafka_topic_name(rkm->rkt), rn->cfg.topic_predictions) == 0;
     int32_t p = rkm->partition;
     if (p < 0 || p >= rn->n_parts || !rn->parts[p]) {
-        return;
+        return; /* not owned (revoked, or beyond the count: check_partition_count() stops) */
     }
     struct dw_part *part = rn->parts[p];
     if (rkm->err) {
@@ -1332,8 +1332,44 @@ static void retry_pending(struct runner *rn)
     }
 }
 
+/*
+ * Whether the input topics still have the partition count read at start-up (dw_part_count_now).
+ * librdkafka rejoins the group when a subscribed topic's count changes, so every pod comes here
+ * after partitions were added: one still on the old count stops (exit status 1) and its restart
+ * reads the new count. Nothing is lost meanwhile: the new partitions' messages are not counted
+ * and no offset of theirs is committed, so their next owner reads them from the start. The
+ * metadata is read only when the assignment alone does not show the change; when it cannot be
+ * read, the pod goes on (said in a warning) and the next rebalance checks again.
+ */
+static void check_partition_count(struct runner *rn, const rd_kafka_topic_partition_list_t *parts)
+{
+    int highest = -1;
+    for (int i = 0; i < parts->cnt; i++) {
+        highest = DW_MAX(highest, (int)parts->elems[i].partition);
+    }
+    int topics_now = 0;
+    char errstr[512];
+    if (highest < rn->n_parts && dw_kafka_check_copartitioned(rn->consumer, &rn->cfg, &topics_now,
+                                                              errstr, sizeof(errstr)) != 0) {
+        dw_log(DW_LOG_WARN, "cannot check the input topics' partition count", "{s:s}", "error",
+               errstr);
+        topics_now = 0;
+    }
+    int now = dw_part_count_now(rn->n_parts, topics_now, highest);
+    if (now == rn->n_parts) {
+        return;
+    }
+    dw_log(DW_LOG_ERROR, "the input topics' partition count changed: stopping", "{s:i,s:i,s:s}",
+           "partitions_at_start", rn->n_parts, "partitions_now", now, "consequence",
+           "the new partitions are not counted by this pod; its restart reads the new count. "
+           "Nothing is lost: their offsets are not committed");
+    rn->failed = 1;
+    run_stop = 1;
+}
+
 static void on_assign(struct runner *rn, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 {
+    check_partition_count(rn, parts);
     /* Bounded: a partition whose state is corrupt is quarantined at once, and Redis is waited
      * for RUN_ASSIGN_LOAD_MS at most over the whole assignment (each attempt is bounded by
      * redis.timeout); the partitions still without state are paused and retried from the main

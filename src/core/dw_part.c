@@ -93,6 +93,11 @@ void dw_part_free(struct dw_part *p)
     free(p);
 }
 
+int dw_part_count_now(int at_start, int topics_now, int highest_assigned)
+{
+    return DW_MAX(DW_MAX(at_start, topics_now), highest_assigned + 1);
+}
+
 enum dw_fetch_action dw_part_fetched(struct dw_part *p, int is_pred, int64_t offset)
 {
     int64_t next = is_pred ? p->off_pred : p->off_label;

@@ -1678,6 +1678,21 @@ static void test_fetch_guard(void **state)
 }
 
 /* Event-time alignment: when a labels partition is held, and when it is let go. */
+/* The topics' partition count as an assignment shows it: grown when the metadata says more or
+ * a partition at or beyond the count at start is assigned (a pod on the old count used to drop
+ * the new partitions' messages without a word). */
+static void test_partition_count(void **state)
+{
+    (void)state;
+    assert_int_equal(dw_part_count_now(4, 4, 3), 4);  /* unchanged */
+    assert_int_equal(dw_part_count_now(4, 0, 3), 4);  /* metadata unknown */
+    assert_int_equal(dw_part_count_now(4, 0, -1), 4); /* nothing assigned */
+    assert_int_equal(dw_part_count_now(4, 8, 1), 8);  /* grown, only old partitions assigned */
+    assert_int_equal(dw_part_count_now(4, 0, 4), 5);  /* a new partition assigned */
+    assert_int_equal(dw_part_count_now(4, 4, 6), 7);  /* assigned before the metadata shows it */
+    assert_int_equal(dw_part_count_now(4, 8, 7), 8);
+}
+
 static void test_label_alignment(void **state)
 {
     (void)state;
@@ -1736,6 +1751,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_reinterns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_guard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_label_alignment, setup, teardown),
+        cmocka_unit_test(test_partition_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -189,6 +189,16 @@ int dw_part_hold_labels(const struct dw_part *p, int preds_at_end, int held);
  */
 enum dw_fetch_action dw_part_fetched(struct dw_part *p, int is_pred, int64_t offset);
 
+/**
+ * @brief The input topics' partition count as an assignment shows it: `at_start`, the count
+ *        read at start-up (it sizes every per-partition array), unless the topics' metadata
+ *        says more (`topics_now`; 0 when unknown) or a partition at or beyond it is assigned
+ *        (`highest_assigned`; -1 for none). Kafka only adds partitions. A pod still on the old
+ *        count would drop the new partitions' messages and evaluate windows without them, so
+ *        the consumer stops when this differs from `at_start`; its restart reads the new count.
+ */
+int dw_part_count_now(int at_start, int topics_now, int highest_assigned);
+
 enum dw_part_result { DW_PART_OK = 0, DW_PART_LATE, DW_PART_DUPLICATE, DW_PART_REJECTED };
 
 /**
