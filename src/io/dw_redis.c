@@ -10,7 +10,9 @@
  * partitions cost n + 1 round trips (dw_redis_checkpoint_many).
  * A connection error frees the context; the next call reconnects, so a Redis restart needs no
  * special handling by callers, who see -1 and retry (the partition state stays dirty in memory
- * meanwhile).
+ * meanwhile). A WATCH lives on its connection, which that reconnect replaces: a transaction
+ * fenced by one (a lease, refgen) requires its OK and runs on the connection it went to, or
+ * fails (watch_key, tx_begin).
  *
  * Connecting (ensure_conn) is the one place that knows where the master is: redis.host:port,
  * or with redis.sentinels the address the sentinels name (sentinel_resolve), checked with ROLE
@@ -105,6 +107,9 @@ struct dw_redis {
     void *(*create_string)(const redisReadTask *, char *, size_t);
     int readonly;     /* c answered READONLY: the next ensure_conn drops it and reconnects */
     char master[300]; /* "host:port" of the master the sentinels named last ("": none yet) */
+    /* connections opened so far (use_node): with cur, names the connection a WATCH went to, as
+     * a pointer cannot (a new context may be allocated where the dropped one was) */
+    uint64_t n_opened;
 };
 
 static void argv_push(struct argv *a, const void *s, size_t len)
@@ -285,6 +290,7 @@ static int use_node(struct dw_redis *r, int i, char *errstr, size_t errstr_size)
             r->stale = r->slots != NULL;
             return -1;
         }
+        r->n_opened++;
     }
     r->cur = i;
     r->c = n->c;
@@ -775,17 +781,55 @@ static redisReply *cmd_here(struct dw_redis *r, const char *fmt, ...)
     return rep;
 }
 
+/* The connection a WATCH went to (watch_key): its node, and r->n_opened then. */
+struct watch {
+    int node;
+    uint64_t opened;
+};
+
+/*
+ * WATCH key on the node serving it, requiring its "OK". Without one nothing is watched: no
+ * reply means the connection was dropped, and the next command would open a new one without
+ * the WATCH; an error reply (LOADING, a redirection not followed) watched nothing either. A
+ * transaction fenced by this WATCH must then run on the same connection (tx_begin), not
+ * merely on the same node. @returns 0 with *w, or -1 with errstr and the connection dropped.
+ */
+static int watch_key(struct dw_redis *r, const char *key, struct watch *w, char *errstr,
+                     size_t errstr_size)
+{
+    char why[256] = "no reply";
+    const char *argv[] = {"WATCH", key};
+    size_t lens[] = {5, strlen(key)};
+    redisReply *rep = cmd_argv(r, 2, argv, lens, why, sizeof(why));
+    int ok = rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "OK") == 0;
+    if (rep && !ok) {
+        snprintf(why, sizeof(why), "unexpected reply");
+    }
+    freeReplyObject(rep);
+    if (!ok) {
+        drop_conn(r);
+        return dw_err(errstr, errstr_size, "redis: WATCH %s failed: %s", key, why);
+    }
+    w->node = r->cur;
+    w->opened = r->n_opened;
+    return 0;
+}
+
 /*
  * Starts queuing a transaction on the connection in use, which must be the node serving key's
- * slot and the node `node` that its WATCH went to (-1: none): every command tx_push() queues
- * must then be of that slot. @returns 0, or -1 with errstr (the slot moved meanwhile: retry).
+ * slot and the connection its WATCH went to (w; NULL: none): every command tx_push() queues
+ * must then be of that slot. @returns 0, or -1 with errstr (the slot moved or the connection
+ * was opened again meanwhile, without the WATCH: retry).
  */
-static int tx_begin(struct dw_redis *r, const char *key, int node, char *errstr, size_t errstr_size)
+static int tx_begin(struct dw_redis *r, const char *key, const struct watch *w, char *errstr,
+                    size_t errstr_size)
 {
     int slot = dw_slots_key(key, strlen(key));
-    if (!r->c || (node >= 0 && r->cur != node) || (r->slots && r->slots[slot] != r->cur)) {
+    if (!r->c || (w && (r->cur != w->node || r->n_opened != w->opened)) ||
+        (r->slots && r->slots[slot] != r->cur)) {
         return dw_err(errstr, errstr_size,
-                      "redis: the node serving %s changed before the transaction; retrying", key);
+                      "redis: the connection serving %s changed before the transaction; retrying",
+                      key);
     }
     r->tx_slot = slot;
     return 0;
@@ -2635,7 +2679,8 @@ static int ck_append(struct dw_redis *r, struct dw_redis_ckpt *it, const char *o
      * into ck->blobs even though later encodings grow (and move) it. */
     char meta[DW_REDIS_KEY_MAX];
     key_meta(r, p->partition, meta, sizeof(meta));
-    int rc = tx_begin(r, meta, r->cur, NULL, 0);
+    /* its WATCH (owner_check_send) went to r->c, and nothing since could open another */
+    int rc = tx_begin(r, meta, NULL, NULL, 0);
     argv_pushs(&ck->a, "MULTI");
     if (rc == 0 && ck_send(r, ck) == 0 && ck_send_windows(r, p, ck, refs) == 0 &&
         ck_send_join(r, p, ck) == 0 && ck_send_joined(r, p, ck) == 0 &&
@@ -2918,8 +2963,10 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const char *mode
     char name[DW_REDIS_NAME_MAX], lock[DW_REDIS_KEY_MAX];
     name_eval_lock(model, name, sizeof(name));
     global_key(r, name, lock, sizeof(lock));
-    freeReplyObject(cmdf(r, "WATCH %s", lock));
-    int watched = r->cur;
+    struct watch watched;
+    if (watch_key(r, lock, &watched, errstr, errstr_size) != 0) {
+        return -1;
+    }
     redisReply *o = cmdf(r, "GET %s", lock);
     if (!reply_ok(o)) {
         freeReplyObject(o);
@@ -2934,7 +2981,7 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const char *mode
                model);
         return 1;
     }
-    if (tx_begin(r, lock, watched, errstr, errstr_size) != 0) {
+    if (tx_begin(r, lock, &watched, errstr, errstr_size) != 0) {
         drop_conn(r);
         return -1;
     }
@@ -3048,8 +3095,10 @@ int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
     }
     char key[DW_REDIS_KEY_MAX];
     global_key(r, fence, key, sizeof(key));
-    freeReplyObject(cmdf(r, "WATCH %s", key));
-    int watched = r->cur;
+    struct watch watched;
+    if (watch_key(r, key, &watched, errstr, errstr_size) != 0) {
+        return -1;
+    }
     int64_t now = 0;
     int got = dw_redis_get_i64(r, fence, &now);
     if (got < 0) {
@@ -3061,7 +3110,7 @@ int dw_redis_write_fenced(struct dw_redis *r, const char *fence, int64_t value,
         dw_err(errstr, errstr_size, "%s moved (%" PRId64 ", not %" PRId64 ")", fence, now, value);
         return 1;
     }
-    if (tx_begin(r, key, watched, errstr, errstr_size) != 0) {
+    if (tx_begin(r, key, &watched, errstr, errstr_size) != 0) {
         drop_conn(r);
         return -1;
     }
@@ -3152,7 +3201,7 @@ int dw_redis_reference_replace(struct dw_redis *r, const char *model, const void
     dw_redis_name_ref(model, name, sizeof(name));
     global_key(r, name, key, sizeof(key));
     if (route(r, key, strlen(key), errstr, errstr_size) != 0 ||
-        tx_begin(r, key, -1, errstr, errstr_size) != 0) {
+        tx_begin(r, key, NULL, errstr, errstr_size) != 0) {
         json_decref(names);
         return -1;
     }

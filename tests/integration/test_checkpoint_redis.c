@@ -8,7 +8,8 @@
  * deleted, and one retired past that point is deleted instead of written. A window merged from
  * the partitions' records (one of them sealed) and sized like the window before is the same,
  * its sketches made once. A claim resets the replicated end-of-log marks, not the replicated
- * clocks.
+ * clocks. A fenced write whose WATCH is lost (a proxy closes the connection on it) fails
+ * instead of running unwatched on a new connection.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -27,6 +28,7 @@
 #include <hiredis/hiredis.h>
 
 #include "../unit/dw_test_agg.h"
+#include "dw_test_proxy.h"
 #include "dw_test_redis.h"
 
 #include "driftwatch/core/dw_common.h"
@@ -704,6 +706,124 @@ static void test_claim_clears_replicated_eof(void **state)
     conns_close(&k);
 }
 
+/* The string value of key (raw connection c), into buf ("" when absent). */
+static void redis_str(redisContext *c, const char *key, char *buf, size_t size)
+{
+    redisReply *rep = redisCommand(c, "GET %s", key);
+    assert_non_null(rep);
+    snprintf(buf, size, "%s", rep->type == REDIS_REPLY_STRING ? rep->str : "");
+    freeReplyObject(rep);
+}
+
+/* A driftwatch connection through a proxy in front of the test's server (dw_test_proxy.h). */
+static struct dw_redis *connect_proxied(const struct dw_test_proxy_rule *rules, size_t n_rules,
+                                        struct dw_config *cfg, pid_t *proxy)
+{
+    char errstr[256] = "";
+    int port = 0;
+    *proxy = dw_test_proxy_start(g_port, rules, n_rules, &port);
+    assert_true(*proxy > 0);
+    *cfg = g_cfg;
+    cfg->redis_port = port;
+    struct dw_redis *r = dw_redis_connect(cfg, errstr, sizeof(errstr));
+    if (!r) {
+        fail_msg("connect through the proxy: %s", errstr);
+    }
+    return r;
+}
+
+/*
+ * The evaluator's commit is fenced by its WATCH of the model's lease, so the WATCH must hold on
+ * the connection that runs MULTI/EXEC. A proxy closes the connection on WATCH (its reply is
+ * lost) and, just before MULTI, another pod takes the lease: the commit is not reported done
+ * and writes nothing. (It used to ignore the WATCH reply: the GET reconnected, saw the lease
+ * still ours, and MULTI/EXEC ran unwatched on the new connection, over the other pod's lease.)
+ * Then, with the WATCH kept, the lease taken at MULTI aborts the commit; once ours, it commits.
+ */
+static void test_eval_commit_watch_lost(void **state)
+{
+    (void)state;
+    char errstr[256] = "", v[64];
+    struct conns k = conns_open();
+    char lease[DW_REDIS_NAME_MAX];
+    dw_redis_name_eval_lease("wl", lease, sizeof(lease));
+    assert_int_equal(dw_redis_lease(k.r, lease, "o", 60000), 1);
+    const struct dw_test_proxy_rule rules[] = {
+        {.on = "WATCH", .close = 1},
+        {.on = "MULTI", .side = {"SET", "{dw:ckpt}:lock:eval:wl", "other", NULL}},
+    };
+    struct dw_config cfg;
+    pid_t proxy;
+    struct dw_redis *r = connect_proxied(rules, 2, &cfg, &proxy);
+    struct dw_redis_kv set = {.name = "cursor:wl", .value = "9"};
+    int rc =
+        dw_redis_eval_commit(r, "o", "wl", &set, 1, "deliveries", NULL, 0, errstr, sizeof(errstr));
+    if (rc == 0) {
+        redis_str(k.c, "{dw:ckpt}:lock:eval:wl", v, sizeof(v));
+        fail_msg("committed without its WATCH while the lease is \"%s\"", v);
+    }
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(errstr, "WATCH"));
+    assert_int_equal(redis_int(k.c, "EXISTS {dw:ckpt}:cursor:wl"), 0);
+    /* the WATCH goes through now (each rule fires once): the lease taken at MULTI aborts */
+    rc = dw_redis_eval_commit(r, "o", "wl", &set, 1, "deliveries", NULL, 0, errstr, sizeof(errstr));
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(errstr, "changed during the commit"));
+    assert_int_equal(redis_int(k.c, "EXISTS {dw:ckpt}:cursor:wl"), 0);
+    freeReplyObject(redisCommand(k.c, "SET {dw:ckpt}:lock:eval:wl o"));
+    assert_int_equal(
+        dw_redis_eval_commit(r, "o", "wl", &set, 1, "deliveries", NULL, 0, errstr, sizeof(errstr)),
+        0);
+    redis_str(k.c, "{dw:ckpt}:cursor:wl", v, sizeof(v));
+    assert_string_equal(v, "9");
+    dw_redis_free(r);
+    dw_test_proxy_stop(proxy);
+    conns_close(&k);
+}
+
+/*
+ * The same for the evaluator's fenced write of a model's reference (WATCH refgen): with the
+ * WATCH lost and an operator's `reference set` (refgen moved) just before MULTI, the write is
+ * not reported done and the reference is not written over.
+ */
+static void test_write_fenced_watch_lost(void **state)
+{
+    (void)state;
+    char errstr[256] = "", v[64];
+    struct conns k = conns_open();
+    freeReplyObject(redisCommand(k.c, "SET {dw:ckpt}:refgen:wl 3"));
+    freeReplyObject(redisCommand(k.c, "SET {dw:ckpt}:ref:wl operator"));
+    const struct dw_test_proxy_rule rules[] = {
+        {.on = "WATCH", .close = 1},
+        {.on = "MULTI", .side = {"SET", "{dw:ckpt}:refgen:wl", "4", NULL}},
+    };
+    struct dw_config cfg;
+    pid_t proxy;
+    struct dw_redis *r = connect_proxied(rules, 2, &cfg, &proxy);
+    struct dw_redis_bkv set = {.name = "ref:wl", .data = "evaluator", .len = 9};
+    int rc = dw_redis_write_fenced(r, "refgen:wl", 3, &set, 1, errstr, sizeof(errstr));
+    if (rc == 0) {
+        redis_str(k.c, "{dw:ckpt}:ref:wl", v, sizeof(v));
+        fail_msg("written without its WATCH: the reference is \"%s\"", v);
+    }
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(errstr, "WATCH"));
+    redis_str(k.c, "{dw:ckpt}:ref:wl", v, sizeof(v));
+    assert_string_equal(v, "operator");
+    /* the WATCH goes through now: refgen moved at MULTI aborts the write */
+    freeReplyObject(redisCommand(k.c, "SET {dw:ckpt}:refgen:wl 3"));
+    rc = dw_redis_write_fenced(r, "refgen:wl", 3, &set, 1, errstr, sizeof(errstr));
+    assert_int_equal(rc, 1);
+    redis_str(k.c, "{dw:ckpt}:ref:wl", v, sizeof(v));
+    assert_string_equal(v, "operator");
+    assert_int_equal(dw_redis_write_fenced(r, "refgen:wl", 4, &set, 1, errstr, sizeof(errstr)), 0);
+    redis_str(k.c, "{dw:ckpt}:ref:wl", v, sizeof(v));
+    assert_string_equal(v, "evaluator");
+    dw_redis_free(r);
+    dw_test_proxy_stop(proxy);
+    conns_close(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -718,6 +838,8 @@ int main(void)
         cmocka_unit_test(test_pods_heartbeat),
         cmocka_unit_test(test_checkpoint_many),
         cmocka_unit_test(test_claim_clears_replicated_eof),
+        cmocka_unit_test(test_eval_commit_watch_lost),
+        cmocka_unit_test(test_write_fenced_watch_lost),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }
