@@ -8,6 +8,15 @@
  * the cursor in one MULTI/EXEC makes the step atomic; delivery is then at least once with a
  * stable message id, which receivers can use to drop repeats.
  *
+ * A commit whose connection went after EXEC was sent (dw_redis_eval_commit() -2) may have been
+ * applied with its reply lost. Taken as not committed, its messages would sit in Redis while
+ * the cursor, moved, sends the evaluator on to the next window: nobody re-submits them before
+ * the lease moves. So the cursor is read back at once (commit_lookup): at next_cursor, the step
+ * was committed and goes on as one. When even that read is not answered, the model is marked
+ * (resume[]) and the next tick that reaches Redis re-submits what the deliveries hash holds of
+ * the model and reloads its firing set, as a new evaluator does (resume_model). Re-submitting is
+ * safe either way: same message ids, and the delivery queue drops an id it already holds.
+ *
  * The trigger goes out before the commit and is awaited (delivery report): a trigger that
  * could not be produced leaves the step uncommitted, so it is retried with the same
  * trigger_id; one produced just before a crash is produced again with the same id. Within a
@@ -61,6 +70,7 @@ struct dw_actions {
     json_t **firing;                 /* per model: last notification with firing alerts, or NULL */
     struct dw_metric **firing_gauge; /* per model: driftwatch_alerts_firing{model} */
     int64_t *resent_ms;              /* per model: wall clock of the last Alertmanager re-send */
+    unsigned char *resume;           /* per model: a commit's outcome is unknown (see above) */
     struct dw_metric *notes, *triggers, *trigger_failures, *commit_failures;
 };
 
@@ -102,6 +112,7 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
     }
     a->firing = dw_calloc(cfg->n_models ? cfg->n_models : 1, sizeof(*a->firing));
     a->resent_ms = dw_calloc(cfg->n_models ? cfg->n_models : 1, sizeof(*a->resent_ms));
+    a->resume = dw_calloc(cfg->n_models ? cfg->n_models : 1, sizeof(*a->resume));
     a->firing_gauge = dw_calloc(cfg->n_models ? cfg->n_models : 1, sizeof(*a->firing_gauge));
     for (size_t mi = 0; mi < cfg->n_models; mi++) {
         char esc[256], labels[300];
@@ -132,14 +143,6 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
 static size_t model_index(const struct dw_actions *a, const struct dw_model_cfg *m)
 {
     return (size_t)(m - a->cfg->models);
-}
-
-static json_t *load_json(struct dw_actions *a, const char *name)
-{
-    char *text = dw_redis_get_str(a->redis, name);
-    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
-    return doc;
 }
 
 /* Renders the notification for every sink into *msgs (appended). */
@@ -317,6 +320,35 @@ static int errstream_step(struct dw_actions *a, const struct dw_model_cfg *m, js
     return 0;
 }
 
+/*
+ * The commit of model m's step was sent and its reply lost (dw_redis_eval_commit() -2). The
+ * runner read the cursor below next_cursor, and a cursor moves only forward and only through
+ * these commits: found at next_cursor, the step is committed (by this one, or by another
+ * evaluator's commit of the same step, which wrote the same message ids). @returns 0 committed,
+ * -1 not, or not known (Redis did not answer; a->resume[mi] then).
+ */
+static int commit_lookup(struct dw_actions *a, const struct dw_model_cfg *m,
+                         const char *cursor_name, int64_t next_cursor, const char *why)
+{
+    size_t mi = model_index(a, m);
+    int64_t cursor = 0;
+    int found = dw_redis_get_i64(a->redis, cursor_name, &cursor);
+    if (found == 1 && cursor == next_cursor) {
+        dw_log(DW_LOG_WARN, "evaluation commit's reply lost; found committed", "{s:s,s:s}", "model",
+               m->name, "error", why);
+        return 0;
+    }
+    /* Not committed as read; but a commit that Redis was still to run (its connection timed
+     * out) would show only later: the next tick reads what is owed anyway. */
+    a->resume[mi] = 1;
+    dw_log(DW_LOG_WARN,
+           found < 0 ? "evaluation commit's outcome unknown; what it owes is read again from "
+                       "redis on the next tick"
+                     : "evaluation commit's reply lost; found not committed",
+           "{s:s,s:s}", "model", m->name, "error", why);
+    return -1;
+}
+
 int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t *report,
                       const char *report_name, const char *cursor_name, int64_t next_cursor,
                       const struct dw_redis_kv *extra, size_t n_extra)
@@ -404,10 +436,14 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
     int rc = dw_redis_eval_commit(a->redis, a->owner, m->name, c.sets, c.n_sets, deliveries,
                                   c.fields, n_msgs, errstr, sizeof(errstr));
     commit_free(&c);
-    if (rc != 0) {
-        dw_metric_inc(a->commit_failures);
+    if (rc == -2) {
+        rc = commit_lookup(a, m, cursor_name, next_cursor, errstr); /* logged */
+    } else if (rc != 0) {
         dw_log(DW_LOG_WARN, "evaluation not committed; retried", "{s:s,s:s}", "model", m->name,
                "error", errstr);
+    }
+    if (rc != 0) {
+        dw_metric_inc(a->commit_failures);
         json_decref(am);
     } else {
         if (note && json_array_size(json_object_get(note, "alerts")) > 0) {
@@ -429,7 +465,9 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
     return rc == 0 ? 0 : -1;
 }
 
-void dw_actions_resume(struct dw_actions *a, size_t mi)
+/* Re-submits model mi's pending deliveries and reloads its firing set from Redis (kept as it
+ * was when unreadable). @returns 0, or -1 when Redis did not answer one of the two. */
+static int resume_model(struct dw_actions *a, size_t mi)
 {
     const char *model = a->cfg->models[mi].name;
     /* records written before they named their model go with the first model */
@@ -438,19 +476,32 @@ void dw_actions_resume(struct dw_actions *a, size_t mi)
         dw_log(DW_LOG_INFO, "pending alert deliveries resumed", "{s:s,s:i}", "model", model,
                "messages", n);
     }
-    char key[DW_REDIS_NAME_MAX];
+    char key[DW_REDIS_NAME_MAX], *text = NULL;
+    size_t len = 0;
     dw_redis_name_firing(model, key, sizeof(key));
-    json_decref(a->firing[mi]);
-    a->firing[mi] = load_json(a, key);
-    a->resent_ms[mi] = 0;
-    dw_metric_set(a->firing_gauge[mi],
-                  (double)json_array_size(json_object_get(a->firing[mi], "firing")));
+    int got = dw_redis_read_str(a->redis, key, &text, &len);
+    if (got >= 0) {
+        json_decref(a->firing[mi]);
+        a->firing[mi] = text ? json_loadb(text, len, 0, NULL) : NULL;
+        a->resent_ms[mi] = 0;
+        dw_metric_set(a->firing_gauge[mi],
+                      (double)json_array_size(json_object_get(a->firing[mi], "firing")));
+    }
+    free(text);
+    return n < 0 || got < 0 ? -1 : 0;
+}
+
+void dw_actions_resume(struct dw_actions *a, size_t mi)
+{
+    a->resume[mi] = 0;
+    (void)resume_model(a, mi);
 }
 
 void dw_actions_drop(struct dw_actions *a, size_t mi)
 {
     json_decref(a->firing[mi]);
     a->firing[mi] = NULL;
+    a->resume[mi] = 0; /* the next evaluator resumes the model */
     dw_metric_set(a->firing_gauge[mi], 0);
 }
 
@@ -469,6 +520,13 @@ static int has_alertmanager(const struct dw_config *cfg, int64_t *interval_ms)
 
 void dw_actions_tick(struct dw_actions *a, int64_t now_ms, const unsigned char *evaluating)
 {
+    for (size_t mi = 0; mi < a->cfg->n_models; mi++) {
+        if (evaluating[mi] && a->resume[mi] && resume_model(a, mi) == 0) {
+            a->resume[mi] = 0;
+            dw_log(DW_LOG_INFO, "evaluation commit of unknown outcome: what it owes was read again",
+                   "{s:s}", "model", a->cfg->models[mi].name);
+        }
+    }
     int64_t interval = 0;
     if (!has_alertmanager(a->cfg, &interval)) {
         return;
@@ -527,6 +585,7 @@ void dw_actions_free(struct dw_actions *a, int64_t flush_ms)
     free(a->firing);
     free(a->firing_gauge);
     free(a->resent_ms);
+    free(a->resume);
     free(a);
 }
 

@@ -2642,7 +2642,7 @@ static int tx_reply(const redisReply *rep, int is_exec, const char *what, char *
 }
 
 /* Reads the n_cmds replies of a transaction; tx_reply()'s result for the first that is not 0,
- * or -1 when the connection was lost (dropped). */
+ * or -1 when the connection was lost (dropped: r->c is NULL after it then, and only then). */
 static int tx_replies(struct dw_redis *r, int n_cmds, const char *what, char *errstr,
                       size_t errstr_size)
 {
@@ -3012,6 +3012,13 @@ int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const char *mode
     if (result == 1) {
         dw_err(errstr, errstr_size, "the evaluator lease of model %s changed during the commit",
                model);
+    }
+    if (rc == 0 && result < 0 && !r->c) {
+        /* The transaction was handed to the socket and the connection went before EXEC's reply
+         * came: Redis may have run it (the reply was lost) or not. Which one, only what it wrote
+         * tells; the caller looks (dw_actions.c). Reporting it as not committed would leave the
+         * step's alerts undelivered while the cursor moved past the window. */
+        return -2;
     }
     if (result < 0) {
         drop_conn(r);

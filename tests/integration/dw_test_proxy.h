@@ -12,7 +12,12 @@
  *          its reply never comes: a connection dropped mid-sequence);
  *   side   another command (argv, NULL-terminated) is sent first on a connection of the
  *          proxy's own and its reply awaited, then the named command is forwarded: "someone
- *          else wrote between two commands of the client", at an exact point.
+ *          else wrote between two commands of the client", at an exact point;
+ *   lose_reply  the command is forwarded, and once Redis has run it the client's connection is
+ *          closed: its reply never comes (the write applied, the answer lost). "Once Redis has
+ *          run it": the proxy shuts its side of the connection to Redis and waits for Redis to
+ *          close it, which Redis does only after the commands before the end of the stream.
+ * A rule with `arg` matches only a command whose first argument is arg (a key).
  * The listening socket is bound before the fork, so the caller may connect at once. Include once
  * per test file; stop it with dw_test_proxy_stop() (it also ends with the test's process).
  * Linux only (PR_SET_PDEATHSIG), like the rest of the integration tests.
@@ -35,10 +40,14 @@
 
 #define DW_TEST_PROXY_CONNS 8     /* client connections held at once */
 #define DW_TEST_PROXY_SIDE_ARGS 6 /* arguments of a side command, NULL included */
+/* lose_reply: the longest wait for Redis to close its end (milliseconds) */
+#define DW_TEST_PROXY_DRAIN_MS 5000
 
 struct dw_test_proxy_rule {
-    const char *on; /* the command's name */
-    int close;      /* 1: close the client's connection instead of forwarding the command */
+    const char *on;  /* the command's name */
+    const char *arg; /* NULL, or the first argument the command must have */
+    int close;       /* 1: close the client's connection instead of forwarding the command */
+    int lose_reply;  /* 1: forward the command, close the client's connection once it ran */
     const char *side[DW_TEST_PROXY_SIDE_ARGS]; /* else: sent first on the proxy's own connection */
 };
 
@@ -106,10 +115,14 @@ static long long dw_test_proxy_num(const char *b, size_t n, size_t *pos, char ki
     return v;
 }
 
-/* The bytes of the whole command at the start of b, and its name (*name, *name_len); 0 while
- * incomplete, -1 when it is not a RESP array of bulk strings. */
-static long long dw_test_proxy_cmd(const char *b, size_t n, const char **name, size_t *name_len)
+/* The bytes of the whole command at the start of b, its name (*name, *name_len) and first
+ * argument (*arg, *arg_len; NULL when none); 0 while incomplete, -1 when it is not a RESP array
+ * of bulk strings. */
+static long long dw_test_proxy_cmd(const char *b, size_t n, const char **name, size_t *name_len,
+                                   const char **arg, size_t *arg_len)
 {
+    *arg = NULL;
+    *arg_len = 0;
     size_t pos = 0;
     long long argc = dw_test_proxy_num(b, n, &pos, '*');
     if (argc < 1) {
@@ -126,6 +139,9 @@ static long long dw_test_proxy_cmd(const char *b, size_t n, const char **name, s
         if (i == 0) {
             *name = b + pos;
             *name_len = (size_t)len;
+        } else if (i == 1) {
+            *arg = b + pos;
+            *arg_len = (size_t)len;
         }
         pos += (size_t)len + 2;
     }
@@ -164,6 +180,26 @@ static void dw_test_proxy_drop(struct dw_test_proxy_conn *k)
     k->cfd = k->ufd = -1;
 }
 
+/* lose_reply: the command was forwarded; waits until Redis closes the connection (it has run
+ * what came before the end of the stream), discarding its replies, then drops k. */
+static void dw_test_proxy_lose_reply(struct dw_test_proxy_conn *k)
+{
+    char buf[4096];
+    shutdown(k->ufd, SHUT_WR);
+    struct pollfd pf = {.fd = k->ufd, .events = POLLIN};
+    while (poll(&pf, 1, DW_TEST_PROXY_DRAIN_MS) > 0 && read(k->ufd, buf, sizeof(buf)) > 0) {
+    }
+    dw_test_proxy_drop(k);
+}
+
+/* Whether rule r names the command name (and its first argument arg). */
+static int dw_test_proxy_match(const struct dw_test_proxy_rule *r, const char *name,
+                               size_t name_len, const char *arg, size_t arg_len)
+{
+    return strlen(r->on) == name_len && strncasecmp(r->on, name, name_len) == 0 &&
+           (!r->arg || (arg && strlen(r->arg) == arg_len && memcmp(r->arg, arg, arg_len) == 0));
+}
+
 /* Forwards k's complete commands, applying the rules. @returns -1 when k was closed. */
 static int dw_test_proxy_commands(struct dw_test_proxy_conn *k, int redis_port,
                                   const struct dw_test_proxy_rule *rules, int *fired,
@@ -171,9 +207,10 @@ static int dw_test_proxy_commands(struct dw_test_proxy_conn *k, int redis_port,
 {
     size_t done = 0;
     for (;;) {
-        const char *name = NULL;
-        size_t name_len = 0;
-        long long len = dw_test_proxy_cmd(k->in + done, k->n - done, &name, &name_len);
+        const char *name = NULL, *arg = NULL;
+        size_t name_len = 0, arg_len = 0;
+        long long len =
+            dw_test_proxy_cmd(k->in + done, k->n - done, &name, &name_len, &arg, &arg_len);
         if (len < 0) {
             dw_test_proxy_drop(k);
             return -1;
@@ -181,9 +218,9 @@ static int dw_test_proxy_commands(struct dw_test_proxy_conn *k, int redis_port,
         if (len == 0) {
             break;
         }
+        int lose = 0;
         for (size_t i = 0; i < n_rules; i++) {
-            if (fired[i] || strlen(rules[i].on) != name_len ||
-                strncasecmp(rules[i].on, name, name_len) != 0) {
+            if (fired[i] || !dw_test_proxy_match(&rules[i], name, name_len, arg, arg_len)) {
                 continue;
             }
             fired[i] = 1;
@@ -191,10 +228,18 @@ static int dw_test_proxy_commands(struct dw_test_proxy_conn *k, int redis_port,
                 dw_test_proxy_drop(k);
                 return -1;
             }
-            dw_test_proxy_side(redis_port, rules[i].side);
+            if (rules[i].lose_reply) {
+                lose = 1;
+            } else {
+                dw_test_proxy_side(redis_port, rules[i].side);
+            }
         }
         if (dw_test_proxy_write(k->ufd, k->in + done, (size_t)len) != 0) {
             dw_test_proxy_drop(k);
+            return -1;
+        }
+        if (lose) {
+            dw_test_proxy_lose_reply(k);
             return -1;
         }
         done += (size_t)len;

@@ -9,7 +9,10 @@
  * the partitions' records (one of them sealed) and sized like the window before is the same,
  * its sketches made once. A claim resets the replicated end-of-log marks, not the replicated
  * clocks. A fenced write whose WATCH is lost (a proxy closes the connection on it) fails
- * instead of running unwatched on a new connection.
+ * instead of running unwatched on a new connection. An evaluation commit that Redis ran but
+ * whose reply was lost (a proxy forwards EXEC and closes the connection) is reported as unknown,
+ * and the evaluator (dw_actions) finds it committed: its alert goes to delivery at once, or, when
+ * even the look-up is not answered, on the next tick, without the lease moving.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -34,6 +37,8 @@
 #include "driftwatch/core/dw_common.h"
 #include "driftwatch/core/dw_kll.h"
 #include "driftwatch/core/dw_part.h"
+#include "driftwatch/io/dw_actions.h"
+#include "driftwatch/io/dw_config_load.h"
 #include "driftwatch/io/dw_redis.h"
 
 static struct dw_feature_cfg g_feats[] = {{"amount", DW_FEATURE_NUMERIC},
@@ -824,6 +829,154 @@ static void test_write_fenced_watch_lost(void **state)
     conns_close(&k);
 }
 
+/*
+ * EXEC of an evaluation commit runs, and its reply is lost (the proxy forwards EXEC and closes
+ * the connection once Redis ran it): the commit says "unknown" (-2), not "not committed", and
+ * what it wrote is there.
+ */
+static void test_eval_commit_reply_lost(void **state)
+{
+    (void)state;
+    char errstr[256] = "", v[64];
+    struct conns k = conns_open();
+    char lease[DW_REDIS_NAME_MAX];
+    dw_redis_name_eval_lease("rl", lease, sizeof(lease));
+    assert_int_equal(dw_redis_lease(k.r, lease, "o", 60000), 1);
+    const struct dw_test_proxy_rule rules[] = {{.on = "EXEC", .lose_reply = 1}};
+    struct dw_config cfg;
+    pid_t proxy;
+    struct dw_redis *r = connect_proxied(rules, 1, &cfg, &proxy);
+    struct dw_redis_kv set = {.name = "cursor:rl", .value = "9"};
+    struct dw_redis_kv field = {.name = "hook:rl-1", .value = "{}"};
+    int rc =
+        dw_redis_eval_commit(r, "o", "rl", &set, 1, "rlhash", &field, 1, errstr, sizeof(errstr));
+    redis_str(k.c, "{dw:ckpt}:cursor:rl", v, sizeof(v));
+    assert_string_equal(v, "9"); /* EXEC ran */
+    assert_int_equal(redis_int(k.c, "HEXISTS {dw:ckpt}:rlhash hook:rl-1"), 1);
+    if (rc != -2) {
+        fail_msg("a commit whose reply was lost: rc %d (%s), want -2 (unknown)", rc, errstr);
+    }
+    assert_non_null(strstr(errstr, "connection lost"));
+    dw_redis_free(r);
+    dw_test_proxy_stop(proxy);
+    conns_close(&k);
+}
+
+#define RL_T0 1772323200000LL /* 2026-03-01T00:00:00Z, milliseconds */
+#define RL_WINDOW_MS 60000LL  /* window.size of the config below, milliseconds */
+
+/* A close-stage report of model's window at RL_T0 with 5 predictions. */
+static json_t *rl_report(const char *model)
+{
+    return json_pack("{s:s,s:s,s:s,s:I,s:b,s:I}", "model", model, "window_start",
+                     "2026-03-01T00:00:00Z", "window_end", "2026-03-01T00:01:00Z",
+                     "window_start_ms", (json_int_t)RL_T0, "final", 0, "predictions",
+                     (json_int_t)5);
+}
+
+/* Alerts firing for model in dw_actions_status(). */
+static size_t rl_firing(const struct dw_actions *a, const char *model)
+{
+    json_t *st = dw_actions_status(a);
+    size_t n = json_array_size(json_object_get(st, model));
+    json_decref(st);
+    return n;
+}
+
+/*
+ * The same through the evaluator's actions: a rule fires on the window, the commit's EXEC runs
+ * and its reply is lost. Model rl: the commit is looked up at once (its cursor moved), so the
+ * window counts as committed, its alert message is handed to delivery and the alert is firing
+ * here. Model rl2: the look-up itself is not answered (the proxy closes the connection on the GET
+ * of the cursor): not committed for now, and the next tick, with Redis answering again, reads
+ * what the commit owes from Redis (the pending delivery, the firing set). Neither needs the
+ * lease to move (dw_actions_resume is never called). The sink is a closed port with a long
+ * backoff, so a message handed to delivery stays queued (dw_actions_pending).
+ */
+static void test_actions_commit_reply_lost(void **state)
+{
+    (void)state;
+    char errstr[256] = "", yaml[1024], v[64];
+    struct conns k = conns_open();
+    snprintf(yaml, sizeof(yaml),
+             "group: ckpt\n"
+             "kafka: {bootstrap.servers: 127.0.0.1:9092}\n"
+             "redis: {host: 127.0.0.1, port: %d}\n"
+             "window: {size: 1m}\n"
+             "alerting:\n"
+             "  sinks:\n"
+             "    hook: {type: webhook, url: 'http://127.0.0.1:%d/hook', max_attempts: 5,\n"
+             "           backoff_initial: 10m, backoff_max: 10m}\n"
+             "  rules:\n"
+             "    - {name: busy, condition: 'predictions > 0', severity: critical}\n"
+             "models: {rl: {}, rl2: {}}\n",
+             g_port, dw_test_free_port());
+    struct dw_config cfg;
+    if (dw_config_load_string(&cfg, yaml, errstr, sizeof(errstr)) != 0) {
+        fail_msg("config: %s", errstr);
+    }
+    for (size_t mi = 0; mi < 2; mi++) {
+        char lease[DW_REDIS_NAME_MAX];
+        dw_redis_name_eval_lease(cfg.models[mi].name, lease, sizeof(lease));
+        assert_int_equal(dw_redis_lease(k.r, lease, "o", 60000), 1);
+    }
+    const struct dw_test_proxy_rule rules[] = {
+        {.on = "EXEC", .lose_reply = 1},
+    };
+    struct dw_config pcfg;
+    pid_t proxy;
+    struct dw_redis *r = connect_proxied(rules, 1, &pcfg, &proxy);
+    struct dw_actions *a = dw_actions_new(&cfg, r, NULL, "o", errstr, sizeof(errstr));
+    if (!a) {
+        fail_msg("actions: %s", errstr);
+    }
+    char rname[DW_REDIS_NAME_MAX];
+    dw_redis_name_report("rl", RL_T0, rname, sizeof(rname));
+    json_t *report = rl_report("rl");
+    int rc = dw_actions_window(a, &cfg.models[0], report, rname, "cursor:rl", RL_T0 + RL_WINDOW_MS,
+                               NULL, 0);
+    json_decref(report);
+    redis_str(k.c, "{dw:ckpt}:cursor:rl", v, sizeof(v));
+    assert_int_equal(strtoll(v, NULL, 10), RL_T0 + RL_WINDOW_MS); /* EXEC ran */
+    if (rc != 0 || dw_actions_pending(a) != 1 || rl_firing(a, "rl") != 1) {
+        fail_msg("commit applied, reply lost: rc %d, %zu messages handed to delivery, %zu alerts "
+                 "firing; want 0, 1, 1",
+                 rc, dw_actions_pending(a), rl_firing(a, "rl"));
+    }
+    dw_redis_free(r);
+    dw_test_proxy_stop(proxy);
+
+    /* rl2: the look-up is lost too */
+    const struct dw_test_proxy_rule rules2[] = {
+        {.on = "EXEC", .lose_reply = 1},
+        {.on = "GET", .arg = "{dw:ckpt}:cursor:rl2", .close = 1},
+    };
+    r = connect_proxied(rules2, 2, &pcfg, &proxy);
+    dw_actions_free(a, 0);
+    a = dw_actions_new(&cfg, r, NULL, "o", errstr, sizeof(errstr));
+    assert_non_null(a);
+    dw_redis_name_report("rl2", RL_T0, rname, sizeof(rname));
+    report = rl_report("rl2");
+    rc = dw_actions_window(a, &cfg.models[1], report, rname, "cursor:rl2", RL_T0 + RL_WINDOW_MS,
+                           NULL, 0);
+    json_decref(report);
+    redis_str(k.c, "{dw:ckpt}:cursor:rl2", v, sizeof(v));
+    assert_int_equal(strtoll(v, NULL, 10), RL_T0 + RL_WINDOW_MS); /* EXEC ran */
+    assert_int_equal(rc, -1); /* unknown: not counted as committed */
+    const unsigned char evaluating[] = {1, 1};
+    dw_actions_tick(a, dw_now_ms(), evaluating);
+    if (dw_actions_pending(a) != 1 || rl_firing(a, "rl2") != 1) {
+        fail_msg("commit applied, reply and look-up lost, a tick later: %zu messages handed to "
+                 "delivery, %zu alerts firing; want 1, 1",
+                 dw_actions_pending(a), rl_firing(a, "rl2"));
+    }
+    dw_actions_free(a, 0);
+    dw_redis_free(r);
+    dw_test_proxy_stop(proxy);
+    dw_config_free(&cfg);
+    conns_close(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -840,6 +993,8 @@ int main(void)
         cmocka_unit_test(test_claim_clears_replicated_eof),
         cmocka_unit_test(test_eval_commit_watch_lost),
         cmocka_unit_test(test_write_fenced_watch_lost),
+        cmocka_unit_test(test_eval_commit_reply_lost),
+        cmocka_unit_test(test_actions_commit_reply_lost),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }

@@ -17,7 +17,10 @@
  *      delivered or finally failed.
  * A crash between 4 and 5 loses nothing: dw_actions_resume() (called when a model's lease is
  * acquired) re-submits what is still pending of that model. A crash before 4 repeats the step from
- * the same state, so it decides the same and sends the same message ids.
+ * the same state, so it decides the same and sends the same message ids. A commit whose reply
+ * was lost (the connection went after EXEC was sent) is looked up by its cursor: committed, it
+ * goes on to 5; when Redis does not answer that either, the next dw_actions_tick() that reaches
+ * Redis re-submits what is pending of the model, as a resume would, without the lease moving.
  */
 #ifndef DW_ACTIONS_H
 #define DW_ACTIONS_H
@@ -45,8 +48,9 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
  *        the report as JSON, expiring after window.retention), the cursor
  *        (cursor_name := next_cursor) and the caller's evaluation state that this step changed
  *        (extra: at most 2 keys, no expiry; n_extra 0 for none), such as the baseline.
- * @returns 0 committed, -1 not committed (Redis or Kafka failure, or the lease was lost):
- *          evaluate the window again later.
+ * @returns 0 committed (also a commit whose reply was lost, found committed), -1 not committed
+ *          (Redis or Kafka failure, or the lease was lost) or not known to be: evaluate the
+ *          window again later, from the cursor then in Redis.
  */
 int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t *report,
                       const char *report_name, const char *cursor_name, int64_t next_cursor,
@@ -60,8 +64,9 @@ void dw_actions_resume(struct dw_actions *a, size_t mi);
  *         its alerts now); driftwatch_alerts_firing{model} := 0 here. */
 void dw_actions_drop(struct dw_actions *a, size_t mi);
 
-/** @brief Periodic work: Alertmanager re-sends of the firing alerts of the models evaluated
- *         here (evaluating[mi] != 0). */
+/** @brief Periodic work for the models evaluated here (evaluating[mi] != 0): for one whose
+ *         last commit's outcome was not known, re-submitting its pending deliveries and reloading
+ *         its firing set (once Redis answers); Alertmanager re-sends of the firing alerts. */
 void dw_actions_tick(struct dw_actions *a, int64_t now_ms, const unsigned char *evaluating);
 
 /**

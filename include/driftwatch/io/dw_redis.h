@@ -305,7 +305,8 @@ struct dw_redis_kv {
  *        {dw:G}:lock:eval:<model>, which must hold `owner`): SET (or DEL) each global key of
  *        `sets`, then HSET each field of `fields` into the global hash `hash`.
  * @returns 0 committed, 1 not committed because the lease is not ours (errstr says so),
- *          -1 Redis error.
+ *          -1 Redis error (not committed), -2 the connection was lost after the transaction
+ *          was sent: committed or not, unknown (EXEC may have run with its reply lost; errstr).
  */
 int dw_redis_eval_commit(struct dw_redis *r, const char *owner, const char *model,
                          const struct dw_redis_kv *sets, size_t n_sets, const char *hash,
