@@ -71,6 +71,9 @@ struct dw_actions {
     struct dw_metric **firing_gauge; /* per model: driftwatch_alerts_firing{model} */
     int64_t *resent_ms;              /* per model: wall clock of the last Alertmanager re-send */
     unsigned char *resume;           /* per model: a commit's outcome is unknown (see above) */
+    unsigned char *left;             /* per model: a resume left messages in Redis (queue full) */
+    const char **model_names;        /* the models' names, for the delivery's resume */
+    int64_t last_created_ms;         /* the last commit's records' created_ms (see below) */
     struct dw_metric *notes, *triggers, *trigger_failures, *commit_failures;
 };
 
@@ -87,6 +90,10 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
     char name[DW_REDIS_NAME_MAX], key[DW_REDIS_KEY_MAX];
     dw_redis_name_deliveries(name, sizeof(name));
     dw_redis_global_key(redis, name, key, sizeof(key));
+    a->model_names = dw_calloc(cfg->n_models ? cfg->n_models : 1, sizeof(*a->model_names));
+    for (size_t mi = 0; mi < cfg->n_models; mi++) {
+        a->model_names[mi] = cfg->models[mi].name;
+    }
     struct dw_deliver_cfg dc = {.sinks = cfg->sinks,
                                 .n_sinks = cfg->n_sinks,
                                 .queue_size = cfg->alert_queue_size,
@@ -103,16 +110,20 @@ struct dw_actions *dw_actions_new(const struct dw_config *cfg, struct dw_redis *
                                 .redis_nodes = cfg->redis_nodes,
                                 .n_redis_nodes = cfg->n_redis_nodes,
                                 .key = key,
-                                .redis_timeout_ms = cfg->redis_timeout_ms};
+                                .redis_timeout_ms = cfg->redis_timeout_ms,
+                                .models = a->model_names,
+                                .n_models = cfg->n_models};
     a->deliver = dw_deliver_new(&dc, errstr, errstr_size);
     if (!a->deliver) {
         dw_kafka_outbox_free(a->outbox);
+        free(a->model_names);
         free(a);
         return NULL;
     }
     a->firing = dw_calloc(cfg->n_models ? cfg->n_models : 1, sizeof(*a->firing));
     a->resent_ms = dw_calloc(cfg->n_models ? cfg->n_models : 1, sizeof(*a->resent_ms));
     a->resume = dw_calloc(cfg->n_models ? cfg->n_models : 1, sizeof(*a->resume));
+    a->left = dw_calloc(cfg->n_models ? cfg->n_models : 1, sizeof(*a->left));
     a->firing_gauge = dw_calloc(cfg->n_models ? cfg->n_models : 1, sizeof(*a->firing_gauge));
     for (size_t mi = 0; mi < cfg->n_models; mi++) {
         char esc[256], labels[300];
@@ -426,7 +437,11 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
         c.sets[c.n_sets++] = extra[i];
     }
     c.fields = dw_calloc(n_msgs ? n_msgs : 1, sizeof(*c.fields));
-    int64_t now = dw_now_ms();
+    /* Strictly increasing from commit to commit: a resume submits the records in this order
+     * (dw_deliver_resume), and a PagerDuty resolve must not overtake its trigger, committed
+     * a step before, possibly within the same millisecond. */
+    int64_t now = DW_MAX(dw_now_ms(), a->last_created_ms + 1);
+    a->last_created_ms = now;
     for (size_t i = 0; i < n_msgs; i++) {
         c.fields[i].name = commit_keep(&c, dw_deliver_field(msgs[i].sink, msgs[i].msg.id));
         c.fields[i].value = commit_keep(
@@ -465,17 +480,30 @@ int dw_actions_window(struct dw_actions *a, const struct dw_model_cfg *m, json_t
     return rc == 0 ? 0 : -1;
 }
 
+/* Re-submits model mi's pending deliveries; those a full queue left in Redis are tried again
+ * on the next ticks (a->left), not only when the lease next moves. @returns 0, or -1 when Redis
+ * did not answer. */
+static int resubmit(struct dw_actions *a, size_t mi)
+{
+    const char *model = a->cfg->models[mi].name;
+    size_t left = 0;
+    /* the first model also takes the records naming no model (written before records named it)
+     * or a model no longer configured */
+    int n = dw_deliver_resume(a->deliver, model, mi == 0, &left);
+    if (n > 0) {
+        dw_log(DW_LOG_INFO, "pending alert deliveries resumed", "{s:s,s:i}", "model", model,
+               "messages", n);
+    }
+    a->left[mi] = n >= 0 && left > 0;
+    return n < 0 ? -1 : 0;
+}
+
 /* Re-submits model mi's pending deliveries and reloads its firing set from Redis (kept as it
  * was when unreadable). @returns 0, or -1 when Redis did not answer one of the two. */
 static int resume_model(struct dw_actions *a, size_t mi)
 {
     const char *model = a->cfg->models[mi].name;
-    /* records written before they named their model go with the first model */
-    int n = dw_deliver_resume(a->deliver, model, mi == 0);
-    if (n > 0) {
-        dw_log(DW_LOG_INFO, "pending alert deliveries resumed", "{s:s,s:i}", "model", model,
-               "messages", n);
-    }
+    int n = resubmit(a, mi);
     char key[DW_REDIS_NAME_MAX], *text = NULL;
     size_t len = 0;
     dw_redis_name_firing(model, key, sizeof(key));
@@ -502,6 +530,7 @@ void dw_actions_drop(struct dw_actions *a, size_t mi)
     json_decref(a->firing[mi]);
     a->firing[mi] = NULL;
     a->resume[mi] = 0; /* the next evaluator resumes the model */
+    a->left[mi] = 0;
     dw_metric_set(a->firing_gauge[mi], 0);
 }
 
@@ -525,6 +554,8 @@ void dw_actions_tick(struct dw_actions *a, int64_t now_ms, const unsigned char *
             a->resume[mi] = 0;
             dw_log(DW_LOG_INFO, "evaluation commit of unknown outcome: what it owes was read again",
                    "{s:s}", "model", a->cfg->models[mi].name);
+        } else if (evaluating[mi] && a->left[mi]) {
+            (void)resubmit(a, mi);
         }
     }
     int64_t interval = 0;
@@ -586,6 +617,8 @@ void dw_actions_free(struct dw_actions *a, int64_t flush_ms)
     free(a->firing_gauge);
     free(a->resent_ms);
     free(a->resume);
+    free(a->left);
+    free(a->model_names); /* after the delivery, which borrowed them */
     free(a);
 }
 

@@ -187,8 +187,10 @@ struct dw_deliver {
     struct dv_sink *sinks;
     size_t n_sinks;
     size_t queue_size;
-    char *key;             /* NULL: no persistence */
-    struct dw_config rcfg; /* the Redis settings of `redis` (its strings owned) */
+    char *key;                 /* NULL: no persistence */
+    struct dw_config rcfg;     /* the Redis settings of `redis` (its strings owned) */
+    const char *const *models; /* the configured models (borrowed; dw_deliver_resume) */
+    size_t n_models;
 
     CURLM *multi;
     unsigned short rng[3];  /* erand48 state (delivery thread) */
@@ -952,6 +954,8 @@ struct dw_deliver *dw_deliver_new(const struct dw_deliver_cfg *cfg, char *errstr
     d = dw_calloc(1, sizeof(*d));
     d->queue_size = (size_t)cfg->queue_size;
     d->n_sinks = cfg->n_sinks;
+    d->models = cfg->models;
+    d->n_models = cfg->n_models;
     d->sinks = dw_calloc(DW_MAX(cfg->n_sinks, (size_t)1), sizeof(*d->sinks));
     for (size_t i = 0; i < cfg->n_sinks; i++) {
         struct dv_sink *s = &d->sinks[i];
@@ -1150,15 +1154,51 @@ static void discard_record(struct dw_deliver *d, const char *field, size_t len, 
     pthread_mutex_unlock(&d->lock);
 }
 
-/* Whether resume(model, unowned) takes record rec: its model's, or one naming none. */
-static int resume_wants(const json_t *rec, const char *model, int unowned)
+/* Whether `name` is one of the configured models. */
+static int model_known(const struct dw_deliver *d, const char *name)
 {
-    const char *own = json_string_value(json_object_get(rec, "model"));
-    return !model || (own ? strcmp(own, model) == 0 : unowned);
+    for (size_t i = 0; i < d->n_models; i++) {
+        if (strcmp(d->models[i], name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
-int dw_deliver_resume(struct dw_deliver *d, const char *model, int unowned)
+/* Whether resume(model, unowned) takes record rec: its model's, or with `unowned` one naming
+ * none or a model no longer configured. */
+static int resume_wants(const struct dw_deliver *d, const json_t *rec, const char *model,
+                        int unowned)
 {
+    const char *own = json_string_value(json_object_get(rec, "model"));
+    if (!model || (own && strcmp(own, model) == 0)) {
+        return 1;
+    }
+    return unowned && (!own || !model_known(d, own));
+}
+
+/* A pending record read back for a resume, in commit order (created_ms, then the hash's). */
+struct resumed {
+    const struct dw_redis_field *f;
+    json_t *rec; /* NULL: not JSON */
+    int64_t created_ms;
+    size_t at; /* its place in the hash, to keep the sort stable */
+};
+
+static int resumed_cmp(const void *a, const void *b)
+{
+    const struct resumed *x = a, *y = b;
+    if (x->created_ms != y->created_ms) {
+        return x->created_ms < y->created_ms ? -1 : 1;
+    }
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+int dw_deliver_resume(struct dw_deliver *d, const char *model, int unowned, size_t *left_out)
+{
+    if (left_out) {
+        *left_out = 0;
+    }
     if (!d->key) {
         return -1;
     }
@@ -1173,18 +1213,26 @@ int dw_deliver_resume(struct dw_deliver *d, const char *model, int unowned)
                "error", err);
         return -1;
     }
+    struct resumed *rs = dw_calloc(h.n ? h.n : 1, sizeof(*rs));
+    for (size_t i = 0; i < h.n; i++) {
+        rs[i].f = &h.fields[i];
+        rs[i].rec = json_loadb(h.fields[i].value, h.fields[i].value_len, 0, NULL);
+        rs[i].created_ms = json_integer_value(json_object_get(rs[i].rec, "created_ms"));
+        rs[i].at = i;
+    }
+    qsort(rs, h.n, sizeof(*rs), resumed_cmp);
 
     int submitted = 0;
-    int64_t left = 0;
+    size_t left = 0;
     int discarded = 0;
     for (size_t i = 0; i < h.n; i++) {
-        const struct dw_redis_field *f = &h.fields[i];
-        json_t *rec = json_loadb(f->value, f->value_len, 0, NULL);
+        const struct dw_redis_field *f = rs[i].f;
+        json_t *rec = rs[i].rec;
         const char *sink = json_string_value(json_object_get(rec, "sink"));
         const char *id = json_string_value(json_object_get(rec, "id"));
         const char *body = json_string_value(json_object_get(rec, "body"));
         size_t si = 0;
-        if (rec && !resume_wants(rec, model, unowned)) {
+        if (rec && !resume_wants(d, rec, model, unowned)) {
             /* another model's: its evaluator resumes it */
         } else if (!sink || !id || !body) {
             discard_record(d, f->name, f->name_len, "not a delivery record");
@@ -1206,15 +1254,23 @@ int dw_deliver_resume(struct dw_deliver *d, const char *model, int unowned)
         }
         json_decref(rec);
     }
+    free(rs);
     dw_redis_hash_free(&h);
     if (discarded) {
         curl_multi_wakeup(d->multi);
     }
     if (left > 0) {
-        dw_log(DW_LOG_WARN, "alert delivery queue full on resume: messages left in redis", "{s:I}",
-               "messages", (json_int_t)left);
+        dw_log_limited("deliver-resume-left", 1, DW_LOG_WARN,
+                       "alert delivery queue full on resume: messages left in redis for the next "
+                       "resume",
+                       "{s:I}", "messages", (json_int_t)left);
     }
-    dw_log(DW_LOG_INFO, "alert messages resumed from redis", "{s:i}", "messages", submitted);
+    if (submitted > 0) {
+        dw_log(DW_LOG_INFO, "alert messages resumed from redis", "{s:i}", "messages", submitted);
+    }
+    if (left_out) {
+        *left_out = left;
+    }
     return submitted;
 }
 

@@ -331,6 +331,18 @@ static void persist_model(const char *key, const char *sink, const char *id, con
     free(field);
 }
 
+/* A record as of wall clock created_ms (the order a resume submits them in). */
+static void persist_at(const char *key, const char *sink, const char *id, const char *body,
+                       const char *model, int64_t created_ms)
+{
+    char *field = dw_deliver_field(sink, id);
+    char *record = dw_deliver_record(sink, id, body, created_ms, model);
+    assert_non_null(record);
+    redis_int("HSET %s %s %s", key, field, record);
+    free(record);
+    free(field);
+}
+
 static void persist(const char *key, const char *sink, const char *id, const char *body)
 {
     persist_model(key, sink, id, body, NULL);
@@ -370,10 +382,15 @@ static void sink_clear(struct dw_sink_cfg *s)
     free(s->routing_key);
 }
 
+/* the models a test's config names (resume takes the records of others with `unowned`) */
+static const char *const g_models[] = {"fraud", "churn"};
+
 static struct dw_deliver *deliver_new(struct dw_sink_cfg *sinks, size_t n, int64_t queue_size,
                                       const char *key)
 {
     struct dw_deliver_cfg cfg = {
+        .models = g_models,
+        .n_models = 2,
         .sinks = sinks,
         .n_sinks = n,
         .queue_size = queue_size,
@@ -573,7 +590,7 @@ static void test_pagerduty_400_not_retried(void **state)
     sink_init(&sink, "pd", DW_SINK_PAGERDUTY, "/pd", g_http_port, 2000, 5);
     /* No persistence, as `driftwatch alerts test` runs it. */
     struct dw_deliver *d = deliver_new(&sink, 1, 10, NULL);
-    assert_int_equal(dw_deliver_resume(d, NULL, 1), -1);
+    assert_int_equal(dw_deliver_resume(d, NULL, 1, NULL), -1);
 
     const char *body = "{\"event_action\":\"trigger\",\"dedup_key\":\"fp1\",\"payload\":{}}";
     assert_int_equal(dw_deliver_submit(d, "pd", "n-pd-fp1", body), 0);
@@ -698,9 +715,9 @@ static void test_resume(void **state)
     persist(key, "gone", "n-g", "{}");
 
     struct dw_deliver *d = deliver_new(&sink, 1, 10, key);
-    assert_int_equal(dw_deliver_resume(d, NULL, 1), 2);
+    assert_int_equal(dw_deliver_resume(d, NULL, 1, NULL), 2);
     /* Again: both are queued already. */
-    assert_int_equal(dw_deliver_resume(d, NULL, 1), 0);
+    assert_int_equal(dw_deliver_resume(d, NULL, 1, NULL), 0);
     assert_int_equal(dw_deliver_submit(d, "resume", "n-r1", "{\"n\":1}"), 0);
     assert_int_equal(dw_deliver_pending(d), 2);
     wait_requests("/resume", 2);
@@ -744,7 +761,7 @@ static void test_resume_by_model(void **state)
     persist(key, "bymodel", "n-old", "{}");
 
     struct dw_deliver *d = deliver_new(&sink, 1, 10, key);
-    assert_int_equal(dw_deliver_resume(d, "fraud", 0), 1);
+    assert_int_equal(dw_deliver_resume(d, "fraud", 0, NULL), 1);
     wait_drained(d);
     struct rec recs[8];
     assert_int_equal(recs_of("/bymodel", recs, 8), 1);
@@ -752,9 +769,90 @@ static void test_resume_by_model(void **state)
     /* the other model's and the unowned records stay in Redis for their pod */
     assert_int_equal(field_exists(key, "bymodel", "n-b1"), 1);
     assert_int_equal(field_exists(key, "bymodel", "n-old"), 1);
-    assert_int_equal(dw_deliver_resume(d, "churn", 1), 3);
+    assert_int_equal(dw_deliver_resume(d, "churn", 1, NULL), 3);
     wait_drained(d);
     assert_int_equal(recs_of("/bymodel", recs, 8), 4);
+    wait_hash_empty(key);
+    dw_deliver_destroy(d, 1000);
+    sink_clear(&sink);
+}
+
+/*
+ * A resume submits in the order the messages were committed (created_ms), not in the hash's:
+ * HGETALL's order is arbitrary, and a PagerDuty resolve submitted before its trigger left the
+ * incident open for good. Ids are picked so that the hash lists the resolve first.
+ */
+static void test_resume_in_commit_order(void **state)
+{
+    const char *key = "{dw:t}:resume-order";
+    struct dw_sink_cfg sink;
+    sink_init(&sink, "pdorder", DW_SINK_PAGERDUTY, "/pdorder", g_http_port, 5000, 3);
+    const char *trig = "{\"event_action\":\"trigger\",\"dedup_key\":\"fpA\",\"payload\":"
+                       "{\"summary\":\"fraud: dataset_drift in window 10:00\",\"source\":"
+                       "\"driftwatch\",\"severity\":\"critical\"}}";
+    const char *res = "{\"event_action\":\"resolve\",\"dedup_key\":\"fpA\"}";
+    int listed_first = 0;
+    for (int k = 0; k < 500 && !listed_first; k++) {
+        char tid[32], rid[32];
+        redis_int("DEL %s", key);
+        snprintf(tid, sizeof(tid), "t%d-fpA", k);
+        snprintf(rid, sizeof(rid), "r%d-fpA", k);
+        persist_at(key, "pdorder", tid, trig, "fraud", 1000);
+        persist_at(key, "pdorder", rid, res, "fraud", 2000);
+        redisReply *rep = redisCommand(g_rc, "HKEYS %s", key);
+        listed_first = rep && rep->elements == 2 && strstr(rep->element[0]->str, "/r") != NULL;
+        freeReplyObject(rep);
+    }
+    assert_true(listed_first);
+    struct dw_deliver *d = deliver_new(&sink, 1, 10, key);
+    assert_int_equal(dw_deliver_resume(d, "fraud", 0, NULL), 2);
+    wait_drained(d);
+    struct rec recs[4];
+    assert_int_equal(recs_of("/pdorder", recs, 4), 2);
+    assert_non_null(strstr(recs[0].body, "\"trigger\""));
+    assert_non_null(strstr(recs[1].body, "\"resolve\""));
+    dw_deliver_destroy(d, 1000);
+    sink_clear(&sink);
+}
+
+/* A resume that meets a full queue says how many it left in Redis, and the next resume submits
+ * them (the evaluator resumes again on its next tick: they were never sent before). */
+static void test_resume_left_at_full_queue(void **state)
+{
+    const char *key = "{dw:t}:resume-full";
+    struct dw_sink_cfg sink;
+    sink_init(&sink, "rfull", DW_SINK_WEBHOOK, "/rfull", g_http_port, 5000, 3);
+    persist_at(key, "rfull", "n-a", "{\"n\":1}", "fraud", 1000);
+    persist_at(key, "rfull", "n-b", "{\"n\":2}", "fraud", 2000);
+    persist_at(key, "rfull", "n-c", "{\"n\":3}", "fraud", 3000);
+    struct dw_deliver *d = deliver_new(&sink, 1, 2, key);
+    size_t left = 0;
+    assert_int_equal(dw_deliver_resume(d, "fraud", 0, &left), 2);
+    assert_int_equal(left, 1);
+    wait_drained(d);
+    assert_int_equal(dw_deliver_resume(d, "fraud", 0, &left), 1);
+    assert_int_equal(left, 0);
+    wait_drained(d);
+    assert_int_equal(count_of("/rfull"), 3);
+    wait_hash_empty(key);
+    dw_deliver_destroy(d, 1000);
+    sink_clear(&sink);
+}
+
+/* A message of a model no longer configured (removed or renamed while it was pending) is taken
+ * by the resume that takes the unowned ones: it stayed in Redis for good, never sent, counted
+ * or logged. */
+static void test_resume_removed_model(void **state)
+{
+    const char *key = "{dw:t}:resume-gone";
+    struct dw_sink_cfg sink;
+    sink_init(&sink, "rgone", DW_SINK_WEBHOOK, "/rgone", g_http_port, 5000, 3);
+    persist_at(key, "rgone", "n-x", "{\"n\":1}", "removed_model", 1000);
+    struct dw_deliver *d = deliver_new(&sink, 1, 10, key);
+    assert_int_equal(dw_deliver_resume(d, "churn", 0, NULL), 0);
+    assert_int_equal(dw_deliver_resume(d, "fraud", 1, NULL), 1);
+    wait_drained(d);
+    assert_int_equal(count_of("/rgone"), 1);
     wait_hash_empty(key);
     dw_deliver_destroy(d, 1000);
     sink_clear(&sink);
@@ -888,6 +986,9 @@ int main(void)
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_resume_by_model),
+        cmocka_unit_test(test_resume_in_commit_order),
+        cmocka_unit_test(test_resume_left_at_full_queue),
+        cmocka_unit_test(test_resume_removed_model),
         cmocka_unit_test(test_slow_sink_does_not_delay_fast),
         cmocka_unit_test(test_redis_connection_lost),
         cmocka_unit_test(test_destroy_leaves_undelivered_in_redis),

@@ -57,9 +57,12 @@ struct dw_deliver_cfg {
     int redis_cluster;        /* redis.cluster: redis_nodes are the seeds */
     char *const *redis_nodes; /* "host:port" each; borrowed, copied */
     size_t n_redis_nodes;
-    const char *key;          /* the Redis hash of pending messages, e.g. "{dw:G}:deliveries";
-                               * NULL = no persistence (the `alerts test` command) */
-    int64_t redis_timeout_ms; /* connect and command timeout (milliseconds); 0 = 2000 */
+    const char *key;           /* the Redis hash of pending messages, e.g. "{dw:G}:deliveries";
+                                * NULL = no persistence (the `alerts test` command) */
+    int64_t redis_timeout_ms;  /* connect and command timeout (milliseconds); 0 = 2000 */
+    const char *const *models; /* the configured models' names (borrowed: must outlive it); a
+                                * resume with `unowned` takes the records of any other model */
+    size_t n_models;
 };
 
 struct dw_deliver;
@@ -93,15 +96,19 @@ int dw_deliver_submit(struct dw_deliver *d, const char *sink, const char *msg_id
 /**
  * @brief Submits the messages still in the Redis hash (not already queued) of `model` (NULL:
  *        of every model), and with `unowned` those whose record names no model (written before
- *        records named it). Stops at a full queue (the rest stays in Redis, logged); records
- *        that cannot be parsed or name a sink no longer configured are logged and removed.
- *        Pods evaluating different models each resume their own models' messages, so a
- *        message another live pod is delivering is not sent again by a pod taking over
- *        another model.
+ *        records named it) or a model not among the configured ones (removed or renamed while
+ *        its messages were pending: taken, not left in Redis for an evaluator that will never
+ *        come). They are submitted in the order they were committed (the records' created_ms),
+ *        not the hash's, which is arbitrary: a PagerDuty resolve must not overtake its trigger.
+ *        Stops at a full queue: the rest stays in Redis, counted in *left (when not NULL) and
+ *        logged, for the next resume. Records that cannot be parsed or name a sink no longer
+ *        configured are logged and removed. Pods evaluating different models each resume
+ *        their own models' messages, so a message another live pod is delivering is not sent
+ *        again by a pod taking over another model.
  * @returns the number submitted, or -1 when Redis cannot be read (or no key is set).
  * @locality any thread
  */
-int dw_deliver_resume(struct dw_deliver *d, const char *model, int unowned);
+int dw_deliver_resume(struct dw_deliver *d, const char *model, int unowned, size_t *left);
 
 /** @returns messages queued or in flight. */
 size_t dw_deliver_pending(struct dw_deliver *d);
