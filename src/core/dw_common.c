@@ -573,7 +573,7 @@ int dw_duration_parse(const char *s, int64_t *ms_out)
         return -1;
     }
     double ms = v * mult;
-    if (ms > 9.0e15) {
+    if (ms > (double)DW_DURATION_MAX_MS) {
         return -1;
     }
     *ms_out = (int64_t)llround(ms);

@@ -1283,6 +1283,10 @@ static int scalar_set(struct parse_ctx *ctx, const struct cfg_key *k, void *base
     if (!text) {
         return -1;
     }
+    /* a secret that names a file or a variable and comes out empty is refused: an empty
+     * Kubernetes secret key or `DW_HTTP_TOKEN=` would turn the token (or the password) off
+     * without a word; "" written as such still means none */
+    int named = k->type == T_SECRET && strstr(raw, "${") != NULL;
     if (k->type == T_SECRET && strncmp(text, "file://", 7) == 0) {
         char *content = secret_file(ctx, name, text + 7);
         free(text);
@@ -1290,6 +1294,14 @@ static int scalar_set(struct parse_ctx *ctx, const struct cfg_key *k, void *base
             return -1;
         }
         text = content;
+        named = 1;
+    }
+    if (named && text[0] == '\0') {
+        free(text);
+        return dw_err(ctx->errstr, ctx->errstr_size,
+                      "%s: the secret it names is empty (an empty file or variable); write \"\" "
+                      "for none",
+                      name);
     }
     /* key_set() never quotes the value of a T_SECRET key in its messages */
     int rc = key_set(k, base, name, text, ctx->errstr, ctx->errstr_size);
@@ -2011,6 +2023,11 @@ static int labels_walk(struct parse_ctx *ctx, const char *name, yaml_node_t *nod
         if (join_name(ctx, name, key, lname, sizeof(lname)) < 0) {
             return -1;
         }
+        for (size_t i = 0; i < *n_out; i++) {
+            if (strcmp((*out)[i].key, (const char *)key->data.scalar.value) == 0) {
+                return dw_err(ctx->errstr, ctx->errstr_size, "%s: given twice", lname);
+            }
+        }
         char *text = scalar_text(ctx, lname, val);
         if (!text) {
             return -1;
@@ -2639,6 +2656,13 @@ static int cross_check(struct dw_config *cfg, char *errstr, size_t errstr_size)
     }
     if (alerting_check(cfg, errstr, errstr_size) < 0) {
         return -1;
+    }
+    /* the reports' Redis TTL is window.retention x window.size: bounded like any duration */
+    if (cfg->retention_windows > (int64_t)DW_DURATION_MAX_MS / cfg->window_size_ms) {
+        return dw_err(errstr, errstr_size,
+                      "window.retention: %" PRId64 " windows of %" PRId64
+                      " ms is more than 9e15 ms (about 285,000 years)",
+                      cfg->retention_windows, cfg->window_size_ms);
     }
     if (cfg->rolling_windows > cfg->retention_windows) {
         return dw_err(errstr, errstr_size,

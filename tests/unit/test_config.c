@@ -1394,6 +1394,65 @@ static void test_serving_status_keys(void **state)
 #undef SK
 }
 
+/* A secret that names a file or a variable must not come out empty: an empty Kubernetes secret
+ * key or `DW_HTTP_TOKEN=` silently turned the status page's and the API's token off. An
+ * explicit "" still means none. */
+static void test_empty_secret_refused(void **state)
+{
+    (void)state;
+    char empty[] = "/tmp/dw-test-empty-XXXXXX", nl[] = "/tmp/dw-test-nl-XXXXXX";
+    int fd = mkstemp(empty);
+    assert_true(fd >= 0);
+    close(fd);
+    fd = mkstemp(nl);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "\n", 1), 1);
+    close(fd);
+    char yaml[512];
+    const char *paths[] = {empty, nl};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(yaml, sizeof(yaml), MINIMAL "http: {auth_token: 'file://%s'}\n", paths[i]);
+        expect_error(yaml, "http.auth_token: the secret it names is empty");
+    }
+    setenv("DW_TEST_EMPTY_TOKEN", "", 1);
+    expect_error(MINIMAL "http: {auth_token: '${DW_TEST_EMPTY_TOKEN}'}\n",
+                 "http.auth_token: the secret it names is empty");
+    expect_error(MINIMAL "redis: {password: '${DW_TEST_EMPTY_TOKEN}'}\n",
+                 "redis.password: the secret it names is empty");
+    unsetenv("DW_TEST_EMPTY_TOKEN");
+    struct dw_config cfg;
+    load_ok(&cfg, MINIMAL "http: {auth_token: ''}\n");
+    assert_string_equal(cfg.http_auth_token, "");
+    dw_config_free(&cfg);
+    unlink(empty);
+    unlink(nl);
+}
+
+/* A label or matcher given twice in one map: the sink's matchers could never all hold and the
+ * rule kept the first value, both without a word. */
+static void test_label_given_twice(void **state)
+{
+    (void)state;
+    expect_error(MINIMAL "alerting: {sinks: {s1: {url: 'http://x', match: {team: a, team: b}}}}\n",
+                 "alerting.sinks.s1.match.team: given twice");
+    expect_error(MINIMAL
+                 "alerting: {rules: [{name: r, condition: 'predictions > 0', labels: {team: a, "
+                 "team: b}}]}\n",
+                 "labels.team: given twice");
+}
+
+/* window.retention times window.size overflowed int64 (the Redis TTL of reports wrapped to
+ * seconds, or to no expiry at all). */
+static void test_retention_bounded(void **state)
+{
+    (void)state;
+    expect_error(MINIMAL "window: {retention: 307445734561826}\n", "window.retention");
+    expect_error(MINIMAL "window: {size: 9000000000000000ms}\n", "window.retention");
+    struct dw_config cfg;
+    load_ok(&cfg, MINIMAL "window: {size: 60s, retention: 100000000}\n");
+    dw_config_free(&cfg);
+}
+
 static void test_example_has_every_key(void **state)
 {
     char *ref = reference_text();
@@ -1495,6 +1554,9 @@ int main(void)
         cmocka_unit_test(test_sla),
         cmocka_unit_test(test_sla_errors),
         cmocka_unit_test(test_example_file),
+        cmocka_unit_test(test_empty_secret_refused),
+        cmocka_unit_test(test_label_given_twice),
+        cmocka_unit_test(test_retention_bounded),
         cmocka_unit_test(test_example_has_every_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

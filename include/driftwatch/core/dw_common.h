@@ -224,6 +224,9 @@ int dw_time_parse_rfc3339(const char *s, size_t len, int64_t *ms_out);
  */
 void dw_time_format_rfc3339(int64_t ms, char *buf, size_t buf_size);
 
+/** milliseconds: the longest duration dw_duration_parse() accepts (about 285,000 years) */
+#define DW_DURATION_MAX_MS 9000000000000000LL
+
 /**
  * @brief Parses a duration: an integer or decimal with a unit suffix ms, s, m, h, d
  *        ("1500ms", "30s", "5m", "1h"); a bare number means seconds.
