@@ -66,6 +66,7 @@ enum cfg_type {
 #define F_JSON_POINTER 0x20 /* string is an RFC 6901 JSON pointer */
 #define F_HTTP_URL 0x40     /* string is "" or an http:// or https:// URL */
 #define F_WHOLE_MS 0x80     /* duration must be a whole number of milliseconds */
+#define F_NAMED_SET 0x100   /* secret: when it names a file or variable, not "" (it would open) */
 
 struct cfg_key {
     const char *name; /* dotted name, e.g. "window.size" */
@@ -390,6 +391,7 @@ static const struct cfg_key cfg_keys[] = {
      .help = "host:port of the HTTP server (/metrics, /livez, /readyz, /status, the status "
              "page / and the API /api/v1/, docs/api.md); \"\" disables it."},
     {.name = "http.auth_token", .type = T_SECRET, .def = "", CFG(http_auth_token),
+     .flags = F_NAMED_SET,
      .help = "Bearer token that GET /, /api/ and /status require (Authorization: Bearer "
              "<token>); \"\" leaves them open. /livez, /readyz and /metrics never ask for it. "
              "Write ${DW_HTTP_TOKEN} or file:///path rather than the token itself."},
@@ -622,7 +624,7 @@ static const struct cfg_key sink_keys[] = {
      .help = "Where to POST (alertmanager: its base URL, /api/v2/alerts is added; pagerduty: "
              "https://events.pagerduty.com/v2/enqueue). Secret: use ${VAR} or file://PATH; never "
              "logged."},
-    {.name = "secret", .type = T_SECRET, .def = "", SINK(secret),
+    {.name = "secret", .type = T_SECRET, .def = "", SINK(secret), .flags = F_NAMED_SET,
      .help = "webhook: signing secret whsec_<base64> (Standard Webhooks); \"\" = unsigned."},
     {.name = "routing_key", .type = T_SECRET, .def = "", SINK(routing_key),
      .help = "pagerduty: the integration's routing key (required)."},
@@ -1283,9 +1285,10 @@ static int scalar_set(struct parse_ctx *ctx, const struct cfg_key *k, void *base
     if (!text) {
         return -1;
     }
-    /* a secret that names a file or a variable and comes out empty is refused: an empty
-     * Kubernetes secret key or `DW_HTTP_TOKEN=` would turn the token (or the password) off
-     * without a word; "" written as such still means none */
+    /* a token or signing secret that names a file or a variable and comes out empty is
+     * refused (F_NAMED_SET): an empty Kubernetes secret key or `DW_HTTP_TOKEN=` would turn the
+     * protection off without a word; "" written as such still means none. A password may come
+     * out empty (no AUTH: a Redis that wants one refuses it at start). */
     int named = k->type == T_SECRET && strstr(raw, "${") != NULL;
     if (k->type == T_SECRET && strncmp(text, "file://", 7) == 0) {
         char *content = secret_file(ctx, name, text + 7);
@@ -1296,7 +1299,7 @@ static int scalar_set(struct parse_ctx *ctx, const struct cfg_key *k, void *base
         text = content;
         named = 1;
     }
-    if (named && text[0] == '\0') {
+    if (named && (k->flags & F_NAMED_SET) && text[0] == '\0') {
         free(text);
         return dw_err(ctx->errstr, ctx->errstr_size,
                       "%s: the secret it names is empty (an empty file or variable); write \"\" "
