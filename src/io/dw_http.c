@@ -57,6 +57,11 @@
 /* Concurrent connections MHD accepts (count); probes and scrapes need very few. */
 #define DW_HTTP_CONNECTION_LIMIT 64
 
+/* Concurrent connections from one address (count): slow clients from one place (no token is
+ * needed to open a connection) cannot hold all DW_HTTP_CONNECTION_LIMIT and lock the kubelet's
+ * probes out; the kubelet, Prometheus and a browser each come from their own address. */
+#define DW_HTTP_PER_IP_LIMIT 16
+
 /* Idle connection timeout (seconds). */
 #define DW_HTTP_CONNECTION_TIMEOUT_S 10
 
@@ -105,7 +110,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     pthread_mutex_lock(&http->lock);
     snprintf(http->last_error, sizeof(http->last_error), "%s", msg);
     pthread_mutex_unlock(&http->lock);
-    dw_log(DW_LOG_WARN, "http server", "{s:s}", "error", msg);
+    /* limited: refused connections of a flood are one line each */
+    dw_log_limited("http-server", 5, DW_LOG_WARN, "http server", "{s:s}", "error", msg);
 }
 
 /*
@@ -429,7 +435,8 @@ struct dw_http *dw_http_start(const char *listen, int64_t live_window_ms, char *
     http->daemon = MHD_start_daemon(
         flags, want_port, NULL, NULL, on_request, http, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
         http, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)DW_HTTP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)DW_HTTP_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)DW_HTTP_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)DW_HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
     if (!http->daemon) {
         dw_err(errstr, errstr_size, "cannot start http server on \"%s\": %s", listen,

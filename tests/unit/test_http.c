@@ -17,6 +17,10 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -69,6 +73,9 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
 
 /* Performs one request on 127.0.0.1:port with an optional extra header ("Name: value");
  * fills *r (caller frees r->body). */
+/* The local address requests are sent from (NULL: the system's choice, 127.0.0.1). */
+static const char *g_from;
+
 static void request_with(int port, const char *method, const char *path, const char *header,
                          struct reply *r)
 {
@@ -86,6 +93,9 @@ static void request_with(int port, const char *method, const char *path, const c
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+    if (g_from) {
+        curl_easy_setopt(curl, CURLOPT_INTERFACE, g_from);
+    }
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
     } else if (strcmp(method, "POST") == 0) {
@@ -558,6 +568,46 @@ static void test_app_does_not_block_probes(void **state)
     pthread_mutex_destroy(&g.lock);
 }
 
+#define SLOW_CLIENTS 70 /* more than the server's connection limit (64) */
+
+/* Connects to 127.0.0.1:port and sends a request's first line and one header, never its end.
+ * @returns the socket. */
+static int slow_connection(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        const char *part = "GET /livez HTTP/1.1\r\nHost: x\r\n";
+        (void)send(fd, part, strlen(part), MSG_NOSIGNAL);
+    }
+    return fd;
+}
+
+/* Slow clients from one address cannot take every connection: a probe from another address
+ * still gets in. 64 connections sending a header line every few seconds, no token needed, made
+ * /livez unreachable and the kubelet restart the pod; there is now a limit per address. */
+static void test_slow_clients_do_not_lock_out_probes(void **state)
+{
+    (void)state;
+    struct dw_http *http = start(LONG_WINDOW_MS);
+    int port = dw_http_port(http);
+    dw_http_tick(http);
+    int fds[SLOW_CLIENTS];
+    for (int i = 0; i < SLOW_CLIENTS; i++) {
+        fds[i] = slow_connection(port);
+    }
+    sleep_ms(300);
+    g_from = "127.0.0.2"; /* the kubelet: another address */
+    expect(port, "/livez", NULL, 200);
+    g_from = NULL;
+    for (int i = 0; i < SLOW_CLIENTS; i++) {
+        close(fds[i]);
+    }
+    dw_http_stop(http);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -571,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_app),
         cmocka_unit_test(test_app_does_not_block_probes),
+        cmocka_unit_test(test_slow_clients_do_not_lock_out_probes),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
