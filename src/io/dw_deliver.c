@@ -1144,9 +1144,23 @@ int dw_deliver_submit(struct dw_deliver *d, const char *sink, const char *msg_id
     return st == DV_QUEUED || st == DV_DUPLICATE ? 0 : -1;
 }
 
-/* Hands a field to the thread for HDEL (a record that can never be delivered). */
-static void discard_record(struct dw_deliver *d, const char *field, size_t len, const char *why)
+struct dw_metric *dw_deliver_discarded(const char *reason)
 {
+    char labels[64];
+    snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+    return dw_metrics_series("driftwatch_alert_records_discarded_total",
+                             "Alert messages read back from Redis that can never be delivered "
+                             "(not a delivery record, or a sink no longer configured): removed "
+                             "and logged.",
+                             DW_METRIC_COUNTER, labels);
+}
+
+/* Hands a field to the thread for HDEL (a record that can never be delivered): counted by
+ * `reason` (dw_deliver_discarded) and logged with `why`. */
+static void discard_record(struct dw_deliver *d, const char *field, size_t len, const char *reason,
+                           const char *why)
+{
+    dw_metric_inc(dw_deliver_discarded(reason));
     dw_log(DW_LOG_WARN, "alert message in redis discarded", "{s:s%,s:s}", "field", field, len,
            "reason", why);
     pthread_mutex_lock(&d->lock);
@@ -1235,10 +1249,10 @@ int dw_deliver_resume(struct dw_deliver *d, const char *model, int unowned, size
         if (rec && !resume_wants(d, rec, model, unowned)) {
             /* another model's: its evaluator resumes it */
         } else if (!sink || !id || !body) {
-            discard_record(d, f->name, f->name_len, "not a delivery record");
+            discard_record(d, f->name, f->name_len, "not_a_record", "not a delivery record");
             discarded = 1;
         } else if (sink_find(d, sink, &si) < 0) {
-            discard_record(d, f->name, f->name_len, "sink no longer configured");
+            discard_record(d, f->name, f->name_len, "sink_removed", "sink no longer configured");
             discarded = 1;
         } else if (left > 0) {
             left++;

@@ -714,8 +714,14 @@ static void test_resume(void **state)
     /* A message for a sink no longer configured. */
     persist(key, "gone", "n-g", "{}");
 
+    struct dw_metric *not_record = dw_deliver_discarded("not_a_record");
+    struct dw_metric *sink_gone = dw_deliver_discarded("sink_removed");
+    double not_record0 = dw_metric_get(not_record), sink_gone0 = dw_metric_get(sink_gone);
     struct dw_deliver *d = deliver_new(&sink, 1, 10, key);
     assert_int_equal(dw_deliver_resume(d, NULL, 1, NULL), 2);
+    /* the two that cannot be delivered are counted, not only logged */
+    assert_true(dw_metric_get(not_record) >= not_record0 + 1);
+    assert_true(dw_metric_get(sink_gone) >= sink_gone0 + 1);
     /* Again: both are queued already. */
     assert_int_equal(dw_deliver_resume(d, NULL, 1, NULL), 0);
     assert_int_equal(dw_deliver_submit(d, "resume", "n-r1", "{\"n\":1}"), 0);

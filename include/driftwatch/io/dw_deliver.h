@@ -132,6 +132,13 @@ int dw_deliver_result(struct dw_deliver *d, const char *sink, int64_t wait_ms, c
 struct dw_metric *dw_deliver_metric(const char *name, const char *sink);
 
 /**
+ * @brief The series of driftwatch_alert_records_discarded_total{reason}: records read back from
+ *        Redis that can never be delivered, removed and logged. `reason`: "not_a_record" or
+ *        "sink_removed".
+ */
+struct dw_metric *dw_deliver_discarded(const char *reason);
+
+/**
  * @brief Keeps delivering for up to flush_ms milliseconds, then stops the thread and frees
  *        everything. Messages not delivered stay in Redis for the next resume (without a key
  *        they are counted failed); attempts still in flight at the deadline are abandoned.
