@@ -373,7 +373,8 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
     struct dw_join_rec *rec = dw_join_find(j, ev->id, ev->id_len);
     if (rec && rec->state == DW_JOIN_LABEL && p->max_ts != DW_NO_TS &&
         rec->ts_ms + p->cfg->join_ttl_ms < p->max_ts) {
-        p->ctr.expired_labels++; /* parked too long: this prediction starts afresh */
+        /* parked too long, with its repeats: this prediction starts afresh */
+        p->ctr.expired_labels += 1u + rec->n_dups;
         dw_join_delete(j, rec);
         rec = NULL;
     }
@@ -621,7 +622,7 @@ static void count_expired(struct dw_part *p, const struct dw_join_rec *rec)
     if (rec->state == DW_JOIN_PRED) {
         p->ctr.expired_predictions++;
     } else if (rec->state == DW_JOIN_LABEL) {
-        p->ctr.expired_labels++;
+        p->ctr.expired_labels += 1u + rec->n_dups; /* its repeats were counted in labels too */
     }
 }
 

@@ -778,6 +778,32 @@ static void test_expiry(void **state)
 }
 
 /* The same expiry decided when the late event arrives (before any maintenance). */
+/* A parked label's repeats expire with it and are counted with it: each copy counted in the
+ * partition's labels used to vanish from its counters when the parked record expired (at a
+ * sweep, or when its prediction came too late), as a rejected one's copies did not. */
+static void test_parked_copies_expire_counted(void **state)
+{
+    (void)state;
+    struct dw_part *p = dw_part_new(&g_cfg, 0);
+    assert_int_equal(label(p, "x", 1000, "1"), DW_PART_OK);
+    assert_int_equal(label(p, "x", 1100, "0"), DW_PART_DUPLICATE);
+    assert_int_equal(label(p, "x", 1200, "1"), DW_PART_DUPLICATE);
+    assert_int_equal(predict(p, "other", 400000, "1"), DW_PART_OK); /* prediction clock */
+    dw_part_maintain(p, g_cfg.join_max_records);
+    assert_null(rec_of(p, "x"));
+    assert_int_equal(p->ctr.expired_labels, 3);
+    dw_part_free(p);
+
+    /* expired when its prediction comes, after the TTL */
+    p = dw_part_new(&g_cfg, 0);
+    assert_int_equal(label(p, "y", 1000, "1"), DW_PART_OK);
+    assert_int_equal(label(p, "y", 1100, "1"), DW_PART_DUPLICATE);
+    assert_int_equal(predict(p, "other", 400000, "1"), DW_PART_OK);
+    assert_int_equal(predict(p, "y", 400001, "1"), DW_PART_OK);
+    assert_int_equal(p->ctr.expired_labels, 2);
+    dw_part_free(p);
+}
+
 static void test_expiry_on_arrival(void **state)
 {
     (void)state;
@@ -1751,6 +1777,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_reinterns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_guard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_label_alignment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parked_copies_expire_counted, setup, teardown),
         cmocka_unit_test(test_partition_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
