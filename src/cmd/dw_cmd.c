@@ -28,6 +28,15 @@ int dw_cmd_option(int c, void (*usage)(FILE *out))
     return 2;
 }
 
+int dw_cmd_no_arguments(const char *cmd, int argc, char *const *argv, int first)
+{
+    if (first >= argc) {
+        return 0;
+    }
+    fprintf(stderr, "driftwatch %s: unexpected argument '%s'\n", cmd, argv[first]);
+    return 2;
+}
+
 void dw_cmd_print_json(json_t *obj)
 {
     char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);

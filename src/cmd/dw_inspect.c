@@ -136,9 +136,17 @@ int dw_cmd_inspect(int argc, char **argv)
             return dw_cmd_option(c, inspect_usage);
         }
     }
+    if (dw_cmd_no_arguments("inspect", argc, argv, optind) != 0) {
+        return 2;
+    }
     struct dw_config cfg;
     char errstr[1024];
     if (dw_config_load_cli(&cfg, "inspect", path) != 0) {
+        return 2;
+    }
+    if (model && !dw_config_model(&cfg, model, strlen(model))) {
+        fprintf(stderr, "driftwatch inspect: --model: no model '%s' in the config\n", model);
+        dw_config_free(&cfg);
         return 2;
     }
     int rc = 1;

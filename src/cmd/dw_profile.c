@@ -847,8 +847,7 @@ int dw_cmd_profile(int argc, char **argv)
             return dw_cmd_option(c, profile_usage);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "driftwatch profile: unexpected argument '%s'\n", argv[optind]);
+    if (dw_cmd_no_arguments("profile", argc, argv, optind) != 0) {
         return 2;
     }
     if (!o.input || !o.output) {

@@ -1364,8 +1364,7 @@ int dw_cmd_replay(int argc, char **argv)
             return dw_cmd_option(c, replay_usage);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "driftwatch replay: unexpected argument '%s'\n", argv[optind]);
+    if (dw_cmd_no_arguments("replay", argc, argv, optind) != 0) {
         return 2;
     }
     if (!o.predictions) {

@@ -255,6 +255,9 @@ int dw_cmd_state(int argc, char **argv)
             return dw_cmd_option(c, state_usage);
         }
     }
+    if (dw_cmd_no_arguments("state", argc - 1, argv + 1, optind) != 0) {
+        return 2;
+    }
     if (strcmp(verb, "drop") == 0 && part < 0) {
         fprintf(stderr, "driftwatch state drop: --partition is required\n");
         return 2;

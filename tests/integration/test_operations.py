@@ -56,6 +56,23 @@ def inspect_cases(env, ok):
     return ok
 
 
+def argument_cases(env, ok):
+    """Offline commands refuse what they cannot act on: extra arguments (`state drop --partition
+    1 2 3 --yes` dropped partition 1 alone and exited 0) and an unknown model (`inspect --model
+    nosuch` printed nothing and exited 0, as for a model without windows)."""
+    c = env.config_path
+    cases = [(["state", "check", "-c", c, "extra"], "unexpected argument 'extra'"),
+             (["state", "drop", "-c", c, "--partition", "1", "2", "3"],
+              "unexpected argument '2'"),
+             (["inspect", "-c", c, "extra"], "unexpected argument 'extra'"),
+             (["inspect", "-c", c, "--model", "nosuch"], "--model: no model 'nosuch'")]
+    for args, words in cases:
+        r = subprocess.run([h.BIN, *args], capture_output=True, text=True, timeout=60)
+        ok &= h.report(r.returncode == 2 and words in r.stderr,
+                       f"{' '.join(a for a in args if a != c)}: refused", r.stderr.strip()[:200])
+    return ok
+
+
 def main():
     # odd-labels has 3 partitions where predictions has 2: not co-partitioned
     env = h.Env(partitions=2, name="ops", extra_topics=["odd-labels:3"])
@@ -93,6 +110,7 @@ def main():
     ok &= h.report(h.compare_with_truth(env.inspect(), truth) == [], "state intact after stop")
     ok = check_config_cases(env, ok)
     ok = inspect_cases(env, ok)
+    ok = argument_cases(env, ok)
     env.close()
     return 0 if ok else 1
 

@@ -16,6 +16,13 @@
  */
 int dw_cmd_option(int c, void (*usage)(FILE *out));
 
+/**
+ * @brief Refuses arguments left after the options (argv[first] onwards, first = optind): a
+ *        command that takes none used to act on the first value and ignore the rest.
+ * @returns 0 when there are none, else 2 after naming the first on stderr as `cmd`'s.
+ */
+int dw_cmd_no_arguments(const char *cmd, int argc, char *const *argv, int first);
+
 /** @brief Prints obj as one compact JSON line on stdout (keys in insertion order), and frees it. */
 void dw_cmd_print_json(json_t *obj);
 struct dw_redis;
