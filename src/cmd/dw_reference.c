@@ -219,7 +219,7 @@ json_t *dw_reference_show_json(struct dw_redis *r, const struct dw_config *cfg,
                   dw_ref_source_name(m->reference.source), "windows",
                   (json_int_t)m->reference.windows, "profile", m->reference.profile, "generation",
                   (json_int_t)gen, "reference", ref, "baseline", baseline_json(r, cfg, m, used));
-    json_object_set_new(out, "versions", versions_json(r, m, errstr, sizeof(errstr)));
+    json_object_set_new(out, "versions", versions_json(r, m, errstr, errstr_size));
     dw_ref_free(used);
     return out;
 }
@@ -312,8 +312,7 @@ static int parse_args(int argc, char **argv, struct ref_opts *o)
             return dw_cmd_option(c, reference_usage);
         }
     }
-    if (optind + 1 < argc) {
-        fprintf(stderr, "driftwatch reference: unexpected argument '%s'\n", argv[optind + 1]);
+    if (dw_cmd_no_arguments("reference", argc, argv, optind + 1) != 0) {
         return 2;
     }
     int is_set = strcmp(o->verb, "set") == 0;

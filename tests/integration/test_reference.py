@@ -181,6 +181,22 @@ def check_trailing(env):
     return ok
 
 
+def check_version_unreadable():
+    """`reference show` of a version whose stored reference cannot be read gives the decoder's
+    reason whole (it was cut to 7 characters: the size of a pointer passed as the buffer's)."""
+    env = h.Env(partitions=1, name="reference-vref")
+    env.config(models="models:\n  fraud:\n    task: classification\n    features:\n"
+               "      amount: numeric\n    reference: {per_version: true}\n")
+    env.redis("SET", "{dw:dwtest}:vrefs:fraud", '["v2"]')
+    env.redis("SET", "{dw:dwtest}:vref:fraud:v2", "not a reference")
+    rc, show, err = reference_cmd(env, "show", "--model", "fraud")
+    v2 = ((show or {}).get("versions") or {}).get("v2", {})
+    ok = h.report(rc == 0 and v2.get("status") == "unreadable" and len(v2.get("error", "")) > 20,
+                  "reference show names why a version's reference is unreadable", f"({v2}, {err})")
+    env.close()
+    return ok
+
+
 def main():
     env = h.Env(partitions=2, name="reference")
     env.config(ref_windows=2, idle="300s", models=models_yaml())
@@ -324,4 +340,5 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    first = main()
+    sys.exit(0 if check_version_unreadable() and first == 0 else 1)
