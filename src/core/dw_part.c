@@ -373,8 +373,7 @@ enum dw_part_result dw_part_on_prediction(struct dw_part *p, const struct dw_pre
     struct dw_join_rec *rec = dw_join_find(j, ev->id, ev->id_len);
     if (rec && rec->state == DW_JOIN_LABEL && p->max_ts != DW_NO_TS &&
         rec->ts_ms + p->cfg->join_ttl_ms < p->max_ts) {
-        /* parked too long, with its repeats: this prediction starts afresh */
-        p->ctr.expired_labels += 1u + rec->n_dups;
+        count_expired(p, rec); /* parked too long: this prediction starts afresh */
         dw_join_delete(j, rec);
         rec = NULL;
     }

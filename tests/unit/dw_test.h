@@ -51,7 +51,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -194,6 +197,25 @@ static inline void dw_test_text(enum dw_test_text_kind kind, const char *text, c
         print_error("%s failed\n  %s = NULL\n", call, etext);
     }
     _fail(file, line);
+}
+
+/* Writes text to path (created or truncated), or fails the test. */
+static inline void dw_test_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+}
+
+/* A new file holding text, named by the mkstemp() template tmpl (its trailing XXXXXX replaced
+ * in place), or fails the test. The caller unlinks it. */
+static inline void dw_test_temp_file(char *tmpl, const char *text)
+{
+    int fd = mkstemp(tmpl);
+    assert_true(fd >= 0);
+    close(fd);
+    dw_test_write_file(tmpl, text);
 }
 
 #endif

@@ -2,7 +2,7 @@
  * dw_test_tmpdir.h - a scratch directory per test program, for tests of commands that read and
  * write files. Include once per test file; DW_TEST_NAME names the directory
  * (/tmp/dw_test_<name>_XXXXXX). Use dw_tmp_setup/dw_tmp_teardown as the group's setup and
- * teardown, and path_of("file") for paths inside it. dw_test_write_file() writes a file;
+ * teardown, and path_of("file") for paths inside it (dw_test.h's dw_test_write_file() writes one);
  * dw_test_vcmd() runs a subcommand's function with an argv built from NULL-terminated
  * arguments, as main() would.
  */
@@ -39,15 +39,6 @@ static const char *path_of(const char *name)
     char *b = bufs[next++ % 8];
     snprintf(b, sizeof(bufs[0]), "%s/%s", tmpdir, name);
     return b;
-}
-
-/* Writes text to path (created or truncated), or fails the test. */
-static inline void dw_test_write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-    assert_int_equal(fclose(f), 0);
 }
 
 #define DW_TEST_MAX_ARGS 64

@@ -985,10 +985,7 @@ static void test_alerting(void **state)
 {
     struct dw_config cfg;
     char path[] = "/tmp/dw_config_secretXXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "file-routing-key\n", 17), 17);
-    close(fd);
+    dw_test_temp_file(path, "file-routing-key\n");
     char yaml[2048];
     snprintf(yaml, sizeof(yaml),
              KA "alerting:\n"
@@ -1400,14 +1397,10 @@ static void test_serving_status_keys(void **state)
 static void test_empty_secret_refused(void **state)
 {
     (void)state;
-    char empty[] = "/tmp/dw-test-empty-XXXXXX", nl[] = "/tmp/dw-test-nl-XXXXXX";
-    int fd = mkstemp(empty);
-    assert_true(fd >= 0);
-    close(fd);
-    fd = mkstemp(nl);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "\n", 1), 1);
-    close(fd);
+    /* mkstemp templates: an empty file, and one holding a newline alone */
+    char empty[] = "/tmp/dw_config_emptyXXXXXX", nl[] = "/tmp/dw_config_newlineXXXXXX";
+    dw_test_temp_file(empty, "");
+    dw_test_temp_file(nl, "\n");
     char yaml[512];
     const char *paths[] = {empty, nl};
     for (size_t i = 0; i < 2; i++) {

@@ -273,11 +273,7 @@ static void test_concurrent_increments(void **state)
 static int promtool_check(const char *text, char *out, size_t out_size)
 {
     char path[] = "/tmp/dw_test_metrics_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    size_t len = strlen(text);
-    assert_int_equal(write(fd, text, len), (ssize_t)len);
-    close(fd);
+    dw_test_temp_file(path, text);
 
     char cmd[256];
     snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
